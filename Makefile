@@ -1,0 +1,60 @@
+# Makefile - builds the library, the command line tool, tests and examples.
+#   make demo    install missing packages, build, run the demo
+#   make test    install missing packages, build and run every test
+CC      ?= cc
+BUILD   := build
+WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes $(if $(CI),-Werror,)
+CFLAGS_COMMON := -std=c11 $(WARN) -fopenmp -Iinclude -D_GNU_SOURCE
+# Built on the machine that runs it: -march=native picks up AVX2/AVX-512 where present.
+CFLAGS_REL  := $(CFLAGS_COMMON) -O3 -march=native -g
+CFLAGS_TEST := $(CFLAGS_COMMON) -O1 -g -DDS_DEBUG -fsanitize=address,undefined -fno-omit-frame-pointer
+LIBS    := -lopenblas -lm
+
+LIB_SRC  := $(sort $(wildcard src/*.c src/ops/*.c src/layers/*.c src/optim/*.c src/io/*.c))
+TEST_SRC := $(sort $(wildcard tests/*.c))
+EX_SRC   := $(sort $(wildcard examples/*.c))
+HDRS     := include/deepsky.h src/internal.h $(wildcard src/*/*.h)
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/rel/%.o)
+TLIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/test/%.o)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/test/%.o)
+EX_BIN   := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
+
+.PHONY: all deps test demo examples clean
+all: $(BUILD)/libdeepsky.a examples
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/rel/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_REL) -c $< -o $@
+
+$(BUILD)/test/%.o: %.c $(HDRS) tests/test.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_TEST) -c $< -o $@
+
+$(BUILD)/libdeepsky.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/run_tests: $(TLIB_OBJ) $(TEST_OBJ)
+	$(CC) $(CFLAGS_TEST) $^ -o $@ $(LIBS)
+
+$(BUILD)/examples/%: examples/%.c $(BUILD)/libdeepsky.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_REL) $< -o $@ $(BUILD)/libdeepsky.a $(LIBS)
+
+examples: $(EX_BIN)
+
+# OpenBLAS's own threads would fight the OpenMP ones: it runs on the OpenMP pool.
+test: deps
+	@$(MAKE) --no-print-directory $(BUILD)/run_tests
+	ASAN_OPTIONS=detect_leaks=1 $(BUILD)/run_tests $(T)
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	$(BUILD)/examples/xor_and_regression
+
+clean:
+	rm -rf $(BUILD)

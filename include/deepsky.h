@@ -1,0 +1,480 @@
+/* deepsky.h - the one public header of deepsky, a deep-learning toolkit in C11.
+ *
+ * A network is a computational graph (ds_graph) of nodes (ds_node) built once and run many
+ * times. Trainable weights live in a parameter store (ds_model) that graphs borrow; two graphs
+ * built on the same model with the same layer names share their parameters (GANs,
+ * autoencoders). Tensors are float32, row-major, in PyTorch's layouts: N,C,L / N,C,H,W /
+ * N,C,D,H,W; dimension 0 of every graph input is the batch.
+ *
+ * Conventions
+ *  - Functions that can fail return ds_status (or NULL) and leave a message in
+ *    ds_last_error() naming the layer, op, file or shape involved. The library never aborts,
+ *    exits or prints.
+ *  - Graph builders (ds_dense, ds_relu, ...) return NULL on failure and accept NULL inputs,
+ *    returning NULL without touching the message, so a chain can be checked once at its end:
+ *    the first error wins and ds_graph_status() reports it.
+ *  - Objects made by _create are released by the matching _free; _free(NULL) is a no-op.
+ *    Pointers returned by accessors are borrowed.
+ */
+#ifndef DEEPSKY_H
+#define DEEPSKY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DS_API
+#define DS_MAX_DIMS 6
+#define DS_VERSION "0.1.0"
+
+/* ------------------------------------------------------------------------------------------
+ * Errors
+ * ---------------------------------------------------------------------------------------- */
+typedef enum {
+    DS_OK = 0,
+    DS_ERR_NOMEM,   /* allocation failed */
+    DS_ERR_ARG,     /* bad argument or option value */
+    DS_ERR_SHAPE,   /* shapes do not fit together */
+    DS_ERR_IO,      /* file cannot be opened, read or written */
+    DS_ERR_FORMAT,  /* corrupt, truncated or unknown-version file */
+    DS_ERR_STATE,   /* call out of order, e.g. backward before forward */
+    DS_ERR_VALUE,   /* bad data value: NaN, Inf, label out of range */
+} ds_status;
+
+DS_API const char *ds_status_name(ds_status s);
+/* Message of the last failure on the calling thread ("" if none). */
+DS_API const char *ds_last_error(void);
+
+/* ------------------------------------------------------------------------------------------
+ * Threads
+ * ---------------------------------------------------------------------------------------- */
+/* Threads used by kernels and by OpenBLAS (n <= 0: all cores). Results do not depend on
+ * the thread count beyond float rounding in sgemm. */
+DS_API void ds_set_num_threads(int n);
+DS_API int  ds_get_num_threads(void);
+
+/* ------------------------------------------------------------------------------------------
+ * Random numbers: xoshiro256**, seeded by splitmix64. A plain struct so it can live on the
+ * stack; the same seed gives the same stream on every machine.
+ * ---------------------------------------------------------------------------------------- */
+typedef struct { uint64_t s[4]; } ds_rng;
+DS_API void     ds_rng_seed(ds_rng *r, uint64_t seed);
+DS_API uint64_t ds_rng_next(ds_rng *r);
+DS_API double   ds_rng_uniform(ds_rng *r);              /* [0, 1) */
+DS_API double   ds_rng_normal(ds_rng *r);               /* N(0, 1) */
+DS_API uint64_t ds_rng_below(ds_rng *r, uint64_t n);    /* uniform integer in [0, n) */
+
+/* ------------------------------------------------------------------------------------------
+ * Tensors: standalone float32 arrays (data sets, fixtures, gradients copied out).
+ * ---------------------------------------------------------------------------------------- */
+typedef struct ds_tensor ds_tensor;
+/* Zero-filled tensor of 0..DS_MAX_DIMS dims (0 dims: a scalar). NULL on failure. */
+DS_API ds_tensor     *ds_tensor_create(int ndim, const int64_t *shape);
+/* A copy of n = numel floats from data. */
+DS_API ds_tensor     *ds_tensor_from(int ndim, const int64_t *shape, const float *data);
+DS_API void           ds_tensor_free(ds_tensor *t);
+DS_API int            ds_tensor_ndim(const ds_tensor *t);
+DS_API const int64_t *ds_tensor_shape(const ds_tensor *t);
+DS_API int64_t        ds_tensor_numel(const ds_tensor *t);
+DS_API float         *ds_tensor_data(ds_tensor *t);
+/* Formats a shape as "[2, 3, 4]" into buf; returns buf. */
+DS_API char *ds_shape_str(int ndim, const int64_t *shape, char *buf, size_t cap);
+
+/* Named tensors, in insertion order: the content of a safetensors file. */
+typedef struct ds_tensor_set ds_tensor_set;
+DS_API ds_tensor_set *ds_tensor_set_create(void);
+DS_API void           ds_tensor_set_free(ds_tensor_set *s);
+/* Adds a copy of data under name (replacing a tensor of the same name). */
+DS_API ds_status      ds_tensor_set_add(ds_tensor_set *s, const char *name, int ndim,
+                                        const int64_t *shape, const float *data);
+DS_API int            ds_tensor_set_count(const ds_tensor_set *s);
+DS_API const char    *ds_tensor_set_name(const ds_tensor_set *s, int i);
+DS_API ds_tensor     *ds_tensor_set_at(const ds_tensor_set *s, int i);
+DS_API ds_tensor     *ds_tensor_set_get(const ds_tensor_set *s, const char *name); /* NULL if absent */
+/* Optional string metadata (safetensors "__metadata__"). */
+DS_API ds_status      ds_tensor_set_meta_set(ds_tensor_set *s, const char *key, const char *value);
+DS_API const char    *ds_tensor_set_meta_get(const ds_tensor_set *s, const char *key);
+
+/* safetensors (https://huggingface.co/docs/safetensors): F32 tensors are written; F32, F64,
+ * F16, BF16 and integer tensors are read and converted to float32. Writes go to a temporary
+ * file renamed into place, so a crash never leaves a half-written file. */
+DS_API ds_status ds_safetensors_save(const ds_tensor_set *s, const char *path);
+DS_API ds_status ds_safetensors_load(const char *path, ds_tensor_set **out);
+
+/* ------------------------------------------------------------------------------------------
+ * Initializers. fan_in and fan_out follow PyTorch: for a weight of shape [out, in, k...],
+ * fan_in = in * prod(k), fan_out = out * prod(k) (for a transposed convolution, whose weight
+ * is [in, out, k...], the same formula is applied to its shape, as PyTorch does).
+ * ---------------------------------------------------------------------------------------- */
+typedef enum {
+    DS_INIT_DEFAULT = 0,     /* the layer's documented default */
+    DS_INIT_ZEROS,
+    DS_INIT_ONES,
+    DS_INIT_CONSTANT,        /* a */
+    DS_INIT_UNIFORM,         /* U(a, b) */
+    DS_INIT_NORMAL,          /* N(mean a, std b) */
+    DS_INIT_TRUNC_NORMAL,    /* N(mean a, std b) redrawn outside mean +- 2 std */
+    DS_INIT_GLOROT_UNIFORM,  /* U(-l, l), l = sqrt(6 / (fan_in + fan_out)) */
+    DS_INIT_GLOROT_NORMAL,   /* N(0, 2 / (fan_in + fan_out)) */
+    DS_INIT_HE_UNIFORM,      /* U(-l, l), l = sqrt(6 / fan_in) */
+    DS_INIT_HE_NORMAL,       /* N(0, 2 / fan_in) */
+    DS_INIT_LECUN_UNIFORM,   /* U(-l, l), l = sqrt(3 / fan_in) */
+    DS_INIT_LECUN_NORMAL,    /* N(0, 1 / fan_in) */
+    DS_INIT_TORCH_DEFAULT,   /* PyTorch's default for linear/conv: U(-1/sqrt(fan_in), +) */
+    DS_INIT_COUNT
+} ds_init_kind;
+
+typedef struct { ds_init_kind kind; float a, b; } ds_init;
+
+DS_API const char *ds_init_name(ds_init_kind k);
+/* Fills data (numel of shape) according to init; fan_in/fan_out from shape as above. */
+DS_API ds_status   ds_init_fill(float *data, int ndim, const int64_t *shape, ds_init init,
+                                ds_rng *rng);
+
+/* ------------------------------------------------------------------------------------------
+ * Parameter store (ds_model). Parameters are named "<layer>.weight", "<layer>.bias" and,
+ * for batch norm, "<layer>.running_mean" / "<layer>.running_var" (non-trainable), in
+ * PyTorch's layouts. Values and gradients each live in one contiguous block.
+ * ---------------------------------------------------------------------------------------- */
+typedef struct ds_model ds_model;
+typedef struct ds_param ds_param;
+
+/* seed drives the initializers, in the order the parameters are created. */
+DS_API ds_model   *ds_model_create(uint64_t seed);
+DS_API void        ds_model_free(ds_model *m);
+DS_API int         ds_model_param_count(const ds_model *m);          /* number of tensors */
+DS_API ds_param   *ds_model_param(const ds_model *m, int i);
+DS_API ds_param   *ds_model_find(const ds_model *m, const char *name);  /* NULL if absent */
+/* Scalars in all parameters (trainable_only: only those an optimizer updates). */
+DS_API int64_t     ds_model_numel(const ds_model *m, int trainable_only);
+/* The contiguous blocks (valid until the next parameter is created). Non-trainable
+ * parameters have no gradient slots: grad covers trainable parameters only. */
+DS_API float      *ds_model_data(ds_model *m);
+DS_API float      *ds_model_grad(ds_model *m);
+DS_API void        ds_model_zero_grad(ds_model *m);
+/* Creates a parameter explicitly (layers do this for you). Fails if the name exists. */
+DS_API ds_param   *ds_model_add_param(ds_model *m, const char *name, int ndim,
+                                      const int64_t *shape, int trainable, ds_init init);
+DS_API const char *ds_param_name(const ds_param *p);
+DS_API int         ds_param_ndim(const ds_param *p);
+DS_API const int64_t *ds_param_shape(const ds_param *p);
+DS_API int64_t     ds_param_numel(const ds_param *p);
+DS_API int         ds_param_trainable(const ds_param *p);
+DS_API float      *ds_param_data(ds_param *p);   /* borrowed */
+DS_API float      *ds_param_grad(ds_param *p);   /* NULL for non-trainable parameters */
+
+/* Weights as safetensors. Loading checks every name and shape against the model and fails,
+ * changing nothing, with a message naming each missing, unexpected or mis-shaped tensor. */
+DS_API ds_status ds_model_save(const ds_model *m, const char *path);
+DS_API ds_status ds_model_load(ds_model *m, const char *path);
+DS_API ds_status ds_model_to_set(const ds_model *m, ds_tensor_set *s);
+DS_API ds_status ds_model_from_set(ds_model *m, const ds_tensor_set *s, const char *what);
+
+/* ------------------------------------------------------------------------------------------
+ * Graphs
+ * ---------------------------------------------------------------------------------------- */
+typedef struct ds_graph ds_graph;
+typedef struct ds_node  ds_node;
+
+/* Mode flags; combine or use the named modes. */
+enum {
+    DS_DROPOUT_ON   = 1,  /* dropout drops (else identity) */
+    DS_BN_BATCH     = 2,  /* batch norm normalizes with batch statistics (else running) */
+    DS_BN_UPDATE    = 4,  /* batch norm updates its running statistics */
+    DS_MODE_EVAL    = 0,
+    DS_MODE_TRAIN   = DS_DROPOUT_ON | DS_BN_BATCH | DS_BN_UPDATE,
+    DS_MODE_MC_DROPOUT = DS_DROPOUT_ON,  /* inference with dropout on (MC dropout) */
+};
+
+/* A graph borrows m, which must outlive it. Its dropout stream starts from seed. */
+DS_API ds_graph *ds_graph_create(ds_model *m, uint64_t seed);
+DS_API void      ds_graph_free(ds_graph *g);
+DS_API ds_model *ds_graph_model(const ds_graph *g);
+/* First build error (DS_OK if the graph is sound). */
+DS_API ds_status ds_graph_status(const ds_graph *g);
+DS_API void      ds_graph_set_mode(ds_graph *g, int mode);
+DS_API int       ds_graph_mode(const ds_graph *g);
+/* Changes dimension 0 of every input and re-infers every shape. Memory is planned again
+ * on the next forward; nothing is allocated inside a step at a fixed batch size. */
+DS_API ds_status ds_graph_set_batch(ds_graph *g, int64_t batch);
+DS_API int64_t   ds_graph_batch(const ds_graph *g);
+/* Reserves all memory for the current shapes now (forward does it if needed). */
+DS_API ds_status ds_graph_plan(ds_graph *g);
+/* Bytes reserved for activations, gradients and workspaces. */
+DS_API size_t    ds_graph_bytes(const ds_graph *g);
+
+/* Runs every node. Fails (DS_ERR_VALUE) on bad data such as a class label out of range. */
+DS_API ds_status ds_graph_forward(ds_graph *g);
+/* Reverse pass from a scalar node (seed 1). Gradients of intermediate nodes are recomputed;
+ * gradients of parameters ACCUMULATE into the model's gradient block, as in PyTorch: call
+ * ds_model_zero_grad before each step. */
+DS_API ds_status ds_graph_backward(ds_graph *g, ds_node *loss);
+/* Reverse pass seeded with d(out) = seed (numel of out floats). */
+DS_API ds_status ds_graph_backward_seed(ds_graph *g, ds_node *out, const float *seed);
+
+DS_API int       ds_graph_node_count(const ds_graph *g);
+DS_API ds_node  *ds_graph_node(const ds_graph *g, int i);
+/* The input node, or the output node of the layer, with this name (NULL if absent). */
+DS_API ds_node  *ds_graph_find(const ds_graph *g, const char *name);
+DS_API int       ds_graph_input_count(const ds_graph *g);
+DS_API ds_node  *ds_graph_input(const ds_graph *g, int i);
+
+DS_API int            ds_node_ndim(const ds_node *n);
+DS_API const int64_t *ds_node_shape(const ds_node *n);
+DS_API int64_t        ds_node_numel(const ds_node *n);
+DS_API const char    *ds_node_op_name(const ds_node *n);
+/* Name of the layer the node belongs to (the input's name for inputs). */
+DS_API const char    *ds_node_layer_name(const ds_node *n);
+/* Values (borrowed; valid after planning until the graph is freed or re-planned). Writable
+ * for inputs, which is how data enters the graph. */
+DS_API float         *ds_node_data(ds_node *n);
+/* Gradient of the last backward's loss with respect to the node; NULL if not computed.
+ * Inputs get gradients only after ds_node_requires_grad. */
+DS_API float         *ds_node_grad(ds_node *n);
+DS_API ds_status      ds_node_requires_grad(ds_node *n, int on);
+/* Copies numel floats into an input node (plans memory first if needed). */
+DS_API ds_status      ds_graph_set_input(ds_graph *g, ds_node *in, const float *data, int64_t numel);
+
+/* Keras-like summary table (layer, type, output shape, parameters, inputs; totals).
+ * Returns a malloc'd string the caller frees, or NULL. */
+DS_API char *ds_graph_summary(const ds_graph *g);
+
+/* ------------------------------------------------------------------------------------------
+ * Layer and op builders. Each returns the output node, or NULL on error (with NULL inputs,
+ * NULL without a new message). Layers with parameters take an optional name (NULL: an
+ * automatic Keras-like name such as "dense_1"); a name already present in the model reuses
+ * its parameters (shapes must match), which is how graphs share weights.
+ * ---------------------------------------------------------------------------------------- */
+/* Graph input [batch, ...]. name must be unique in the graph. */
+DS_API ds_node *ds_input(ds_graph *g, const char *name, int ndim, const int64_t *shape);
+/* A node reading a parameter of the model. */
+DS_API ds_node *ds_param_node(ds_graph *g, ds_param *p);
+
+/* -- elementwise, with NumPy/PyTorch broadcasting for the binary ops -- */
+DS_API ds_node *ds_add(ds_graph *g, ds_node *a, ds_node *b);
+DS_API ds_node *ds_sub(ds_graph *g, ds_node *a, ds_node *b);
+DS_API ds_node *ds_mul(ds_graph *g, ds_node *a, ds_node *b);
+DS_API ds_node *ds_div(ds_graph *g, ds_node *a, ds_node *b);
+DS_API ds_node *ds_add_scalar(ds_graph *g, ds_node *x, float c);   /* x + c */
+DS_API ds_node *ds_mul_scalar(ds_graph *g, ds_node *x, float c);   /* x * c */
+DS_API ds_node *ds_pow_scalar(ds_graph *g, ds_node *x, float p);   /* x ^ p */
+DS_API ds_node *ds_neg(ds_graph *g, ds_node *x);
+DS_API ds_node *ds_exp(ds_graph *g, ds_node *x);
+DS_API ds_node *ds_log(ds_graph *g, ds_node *x);
+DS_API ds_node *ds_sqrt(ds_graph *g, ds_node *x);
+DS_API ds_node *ds_square(ds_graph *g, ds_node *x);
+DS_API ds_node *ds_abs(ds_graph *g, ds_node *x);
+
+/* -- activations -- */
+DS_API ds_node *ds_sigmoid(ds_graph *g, ds_node *x);
+DS_API ds_node *ds_tanh(ds_graph *g, ds_node *x);
+DS_API ds_node *ds_relu(ds_graph *g, ds_node *x);
+DS_API ds_node *ds_softplus(ds_graph *g, ds_node *x);    /* log(1+e^x), linear above x=20 */
+DS_API ds_node *ds_leaky_relu(ds_graph *g, ds_node *x, float slope);  /* PyTorch default 0.01 */
+DS_API ds_node *ds_elu(ds_graph *g, ds_node *x, float alpha);         /* default 1.0 */
+/* PReLU with a learnable slope "<name>.weight": one per channel (dimension 1) or, if
+ * shared, a single one. Initialized to 0.25 (PyTorch). */
+DS_API ds_node *ds_prelu(ds_graph *g, ds_node *x, const char *name, int shared);
+DS_API ds_node *ds_softmax(ds_graph *g, ds_node *x, int axis);       /* negative: from end */
+DS_API ds_node *ds_log_softmax(ds_graph *g, ds_node *x, int axis);
+
+typedef enum {
+    DS_ACT_NONE = 0, DS_ACT_RELU, DS_ACT_SIGMOID, DS_ACT_TANH, DS_ACT_SOFTPLUS,
+    DS_ACT_LEAKY_RELU, DS_ACT_ELU, DS_ACT_SOFTMAX, DS_ACT_LOG_SOFTMAX, DS_ACT_PRELU,
+    DS_ACT_COUNT
+} ds_activation;
+/* Applies an activation by kind (softmax over dimension 1; leaky slope 0.01, ELU alpha 1;
+ * PReLU per channel named "<layer>.prelu"). Used by the activation= option of layers. */
+DS_API ds_node *ds_activate(ds_graph *g, ds_node *x, ds_activation act, const char *layer);
+DS_API const char *ds_activation_name(ds_activation a);
+
+/* -- reductions: over the listed axes (negative from the end), all if naxes == 0 -- */
+DS_API ds_node *ds_sum(ds_graph *g, ds_node *x, int naxes, const int *axes, int keepdim);
+DS_API ds_node *ds_mean(ds_graph *g, ds_node *x, int naxes, const int *axes, int keepdim);
+
+/* -- matrix products and dense layers -- */
+/* a [M,K] x b [K,N] -> [M,N]; or batched [B,M,K] x [B,K,N] -> [B,M,N]. */
+DS_API ds_node *ds_matmul(ds_graph *g, ds_node *a, ds_node *b);
+/* y = x W^T + b with W [out, in]: PyTorch's linear. x [N, in] (or [N, ..., in]). */
+DS_API ds_node *ds_linear(ds_graph *g, ds_node *x, ds_node *w, ds_node *b);
+
+typedef struct {
+    const char *name;
+    int64_t units;
+    int no_bias;                 /* a bias unless set */
+    ds_activation activation;
+    ds_init weight_init;         /* default Glorot uniform (Keras) */
+    ds_init bias_init;           /* default zeros */
+} ds_dense_opts;
+/* Dense layer on [N, in]: "<name>.weight" [units, in], "<name>.bias" [units]. */
+DS_API ds_node *ds_dense(ds_graph *g, ds_node *x, const ds_dense_opts *o);
+
+/* -- shape ops -- */
+/* Concatenation along axis (negative from the end). */
+DS_API ds_node *ds_concat(ds_graph *g, int n, ds_node *const *xs, int axis);
+/* Full target shape; one entry may be -1 (inferred), as in PyTorch's reshape. The batch
+ * size may change later (ds_graph_set_batch), so give dimension 0 as -1 in batched graphs. */
+DS_API ds_node *ds_reshape(ds_graph *g, ds_node *x, int ndim, const int64_t *shape);
+/* [N, ...] -> [N, prod(...)]. */
+DS_API ds_node *ds_flatten(ds_graph *g, ds_node *x);
+/* x[..., start:end, ...] along axis (Python-style negative indices allowed). */
+DS_API ds_node *ds_slice(ds_graph *g, ds_node *x, int axis, int64_t start, int64_t end);
+
+/* -- convolution, transposed convolution, upsampling -- */
+typedef enum { DS_PAD_EXPLICIT = 0, DS_PAD_VALID, DS_PAD_SAME } ds_padding;
+typedef struct {
+    const char *name;
+    int64_t filters;
+    /* Per spatial axis (depth, height, width order, as in PyTorch). An entry of 0 after the
+     * first takes the first entry's value: kernel = {3} means 3x3 in 2D. stride and
+     * dilation default to 1. */
+    int kernel[3], stride[3], dilation[3];
+    /* DS_PAD_EXPLICIT: pad[] zeros on both sides of each axis, used as given (0 entries
+     * stay 0); DS_PAD_VALID: none; DS_PAD_SAME: output = ceil(input / stride), the odd
+     * extra pixel at the end (bottom/right), as Keras/TensorFlow do. */
+    ds_padding padding;
+    int pad[3];
+    int output_padding[3];       /* transposed convolution only */
+    int no_bias;
+    ds_activation activation;
+    ds_init weight_init;         /* default Glorot uniform (Keras) */
+    ds_init bias_init;           /* default zeros */
+} ds_conv_opts;
+/* nd = 1, 2 or 3 spatial dims. x [N, C, spatial...]; weight [filters, C, k...]. */
+DS_API ds_node *ds_conv(ds_graph *g, ds_node *x, int nd, const ds_conv_opts *o);
+/* The op alone, on weight/bias nodes: bias may be NULL. pad_lo/pad_hi per axis. */
+DS_API ds_node *ds_conv_op(ds_graph *g, ds_node *x, ds_node *w, ds_node *b, int nd,
+                           const int *stride, const int *pad_lo, const int *pad_hi,
+                           const int *dilation);
+/* 2D transposed convolution as PyTorch's ConvTranspose2d: weight [C, filters, kh, kw],
+ * out = (in - 1) * stride - 2 * pad + dilation * (k - 1) + output_padding + 1. */
+DS_API ds_node *ds_conv_transpose2d(ds_graph *g, ds_node *x, const ds_conv_opts *o);
+DS_API ds_node *ds_conv_transpose2d_op(ds_graph *g, ds_node *x, ds_node *w, ds_node *b,
+                                       const int *stride, const int *pad,
+                                       const int *output_padding, const int *dilation);
+typedef enum { DS_UPSAMPLE_NEAREST = 0, DS_UPSAMPLE_BILINEAR } ds_upsample_mode;
+/* 2x upsampling of [N, C, H, W]; bilinear uses half-pixel centres (align_corners=False). */
+DS_API ds_node *ds_upsample2d(ds_graph *g, ds_node *x, int scale, ds_upsample_mode mode);
+
+/* -- pooling -- */
+typedef enum { DS_POOL_MAX = 0, DS_POOL_AVG, DS_POOL_SUM, DS_POOL_L2 } ds_pool_kind;
+typedef struct {
+    int size[3];       /* entries of 0 after the first take the first's value */
+    int stride[3];     /* 0: equal to size */
+    ds_padding padding;
+    int pad[3];        /* explicit: both sides; max pads with -inf, others with 0 */
+    int exclude_pad;   /* average pooling: divide by the count of real pixels only
+                        * (default: count padding, as PyTorch's count_include_pad=True) */
+} ds_pool_opts;
+DS_API ds_node *ds_pool(ds_graph *g, ds_node *x, int nd, ds_pool_kind kind,
+                        const ds_pool_opts *o);
+/* [N, C, spatial...] -> [N, C] by average or max over all spatial positions. */
+DS_API ds_node *ds_global_pool(ds_graph *g, ds_node *x, ds_pool_kind kind);
+
+/* -- regularization and normalization -- */
+/* Inverted dropout: zeroes with probability rate and scales the rest by 1/(1-rate) when
+ * the mode has DS_DROPOUT_ON; identity otherwise. */
+DS_API ds_node *ds_dropout(ds_graph *g, ds_node *x, float rate);
+typedef struct {
+    const char *name;
+    float momentum;    /* running = (1-momentum) running + momentum batch; default 0.1 */
+    float eps;         /* default 1e-5 */
+    int no_affine;     /* no "<name>.weight" / "<name>.bias" */
+} ds_batchnorm_opts;
+/* Batch normalization over dimension 1 of [N, C] or [N, C, spatial...], as PyTorch's
+ * BatchNorm1d/2d/3d (running variance updated with the unbiased batch variance). */
+DS_API ds_node *ds_batchnorm(ds_graph *g, ds_node *x, const ds_batchnorm_opts *o);
+
+/* -- losses: scalar nodes -- */
+typedef enum { DS_REDUCE_MEAN = 0, DS_REDUCE_SUM } ds_reduction;
+/* mean or sum of (pred - target)^2 over all elements. */
+DS_API ds_node *ds_loss_mse(ds_graph *g, ds_node *pred, ds_node *target, ds_reduction r);
+DS_API ds_node *ds_loss_mae(ds_graph *g, ds_node *pred, ds_node *target, ds_reduction r);
+/* Binary cross-entropy on probabilities (log clamped at -100, as PyTorch) and on logits
+ * (computed stably: max(z,0) - z t + log(1 + e^-|z|)). */
+DS_API ds_node *ds_loss_bce(ds_graph *g, ds_node *prob, ds_node *target, ds_reduction r);
+DS_API ds_node *ds_loss_bce_logits(ds_graph *g, ds_node *logits, ds_node *target,
+                                   ds_reduction r);
+/* Categorical cross-entropy on logits [N, K] (or [N, K, ...]: classes on dimension 1) with
+ * one-hot (or soft) targets of the same shape; mean over samples. */
+DS_API ds_node *ds_loss_cce_logits(ds_graph *g, ds_node *logits, ds_node *target,
+                                   ds_reduction r);
+/* The same with integer class labels stored as floats, shape [N] (or [N, ...]). */
+DS_API ds_node *ds_loss_cce_logits_int(ds_graph *g, ds_node *logits, ds_node *labels,
+                                       ds_reduction r);
+/* Gaussian negative log-likelihood of target under N(mean, exp(logvar)), without the
+ * constant: 0.5 (logvar + (target - mean)^2 / exp(logvar)), mean or sum over elements. */
+DS_API ds_node *ds_loss_gaussian_nll(ds_graph *g, ds_node *mean, ds_node *logvar,
+                                     ds_node *target, ds_reduction r);
+/* KL(N(mu1, e^lv1) || N(mu2, e^lv2)) per element, mean or sum over elements; mu2 and lv2
+ * may be NULL for the standard normal (the VAE term). */
+DS_API ds_node *ds_loss_kl_gaussian(ds_graph *g, ds_node *mu1, ds_node *logvar1,
+                                    ds_node *mu2, ds_node *logvar2, ds_reduction r);
+
+/* ------------------------------------------------------------------------------------------
+ * Optimizers. Hyper-parameters of 0 take PyTorch's defaults.
+ * ---------------------------------------------------------------------------------------- */
+typedef enum {
+    DS_OPT_SGD = 0, DS_OPT_ADAGRAD, DS_OPT_RMSPROP, DS_OPT_ADAM, DS_OPT_ADAMW, DS_OPT_COUNT
+} ds_optim_kind;
+typedef enum {
+    DS_SCHED_CONSTANT = 0,
+    DS_SCHED_STEP,        /* lr * gamma ^ floor(t / step_size) */
+    DS_SCHED_EXP,         /* lr * gamma ^ t */
+    DS_SCHED_INV_TIME,    /* lr / (1 + decay * t) */
+    DS_SCHED_COSINE,      /* min_lr + (lr - min_lr) (1 + cos(pi t / t_max)) / 2 */
+} ds_schedule_kind;
+typedef struct {
+    ds_schedule_kind kind;
+    int64_t step_size;    /* STEP */
+    float gamma;          /* STEP, EXP */
+    float decay;          /* INV_TIME */
+    int64_t t_max;        /* COSINE */
+    float min_lr;         /* COSINE */
+    int per_epoch;        /* t counts epochs (ds_optim_epoch_end) instead of steps */
+} ds_schedule;
+typedef struct {
+    ds_optim_kind kind;
+    float lr;             /* default 1e-3 (SGD: 1e-2) */
+    float momentum;       /* SGD */
+    int nesterov;         /* SGD */
+    float weight_decay;   /* L2 added to the gradient (SGD, Adagrad, RMSprop, Adam);
+                           * decoupled in AdamW (default there 1e-2) */
+    float beta1, beta2;   /* Adam: 0.9, 0.999 */
+    float eps;            /* Adam 1e-8, RMSprop 1e-8, Adagrad 1e-10 */
+    float alpha;          /* RMSprop smoothing, default 0.99 */
+    int amsgrad;          /* Adam, AdamW */
+    float clip_norm;      /* > 0: scale gradients to this global L2 norm at most */
+    ds_schedule schedule;
+} ds_optim_opts;
+typedef struct ds_optim ds_optim;
+DS_API ds_optim  *ds_optim_create(ds_model *m, const ds_optim_opts *o);
+DS_API void       ds_optim_free(ds_optim *o);
+/* One update of every trainable parameter from the model's gradient block. */
+DS_API ds_status  ds_optim_step(ds_optim *o);
+DS_API void       ds_optim_epoch_end(ds_optim *o);
+DS_API float      ds_optim_lr(const ds_optim *o);   /* learning rate of the next step */
+DS_API int64_t    ds_optim_steps(const ds_optim *o);
+DS_API const char *ds_optim_name(ds_optim_kind k);
+/* Optimizer state (moments, step count) as named tensors, for checkpoints. */
+DS_API ds_status  ds_optim_state_save(const ds_optim *o, ds_tensor_set *s);
+DS_API ds_status  ds_optim_state_load(ds_optim *o, const ds_tensor_set *s);
+/* Global L2 norm of the model's gradient. */
+DS_API double     ds_model_grad_norm(const ds_model *m);
+
+/* Damped Newton's method with the exact Hessian, for small networks (up to about 2,000
+ * trainable parameters). One call: forward, gradient, Hessian (by forward-over-reverse
+ * products, one per parameter), solve (H + lambda I) d = -g, and a step accepted only if
+ * it lowers the loss (lambda grows until it does, and shrinks after success).
+ * loss must be a scalar node of g; *lambda carries the damping between calls (start e.g.
+ * at 1e-3). Returns the loss before the step in *loss_out. Fails with DS_ERR_ARG naming
+ * the op if the graph holds an op without second-order support. */
+DS_API ds_status ds_newton_step(ds_graph *g, ds_node *loss, double *lambda, double *loss_out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,33 @@
+/* error.c - status names and the thread-local message of the last failure. */
+#include "internal.h"
+
+static _Thread_local char last_msg[1024];
+
+ds_status dsi_fail(ds_status s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_msg, sizeof last_msg, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+const char *ds_last_error(void)
+{
+    return last_msg;
+}
+
+const char *ds_status_name(ds_status s)
+{
+    switch (s) {
+    case DS_OK: return "ok";
+    case DS_ERR_NOMEM: return "out of memory";
+    case DS_ERR_ARG: return "bad argument";
+    case DS_ERR_SHAPE: return "shape mismatch";
+    case DS_ERR_IO: return "I/O error";
+    case DS_ERR_FORMAT: return "bad file format";
+    case DS_ERR_STATE: return "wrong state";
+    case DS_ERR_VALUE: return "bad value";
+    }
+    return "unknown status";
+}

@@ -1,0 +1,242 @@
+/* internal.h - private structures and helpers shared by the library's files. */
+#ifndef DS_INTERNAL_H
+#define DS_INTERNAL_H
+
+#include "deepsky.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef DS_DEBUG
+#define DS_ASSERT(c) \
+    ((c) ? (void)0 : (fprintf(stderr, "%s:%d: internal error: %s\n", __FILE__, __LINE__, #c), \
+                      abort()))
+#else
+#define DS_ASSERT(c) ((void)0)
+#endif
+
+#define DS_NAME_MAX 64
+#define DS_IATTR 24
+#define DS_FATTR 8
+#define DS_ALIGN 64
+
+/* ---- errors (error.c) ---- */
+ds_status dsi_fail(ds_status s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* ---- tensors (tensor.c) ---- */
+struct ds_tensor {
+    int ndim;
+    int64_t shape[DS_MAX_DIMS];
+    int64_t numel;
+    float *data;
+};
+int64_t dsi_numel(int ndim, const int64_t *shape);
+/* Metadata of a tensor set, for writers. */
+int dsi_tensor_set_meta_count(const ds_tensor_set *s);
+const char *dsi_tensor_set_meta_key(const ds_tensor_set *s, int i);
+/* Formats into a small rotating static-per-thread buffer: for error messages. */
+const char *dsi_shape_str(int ndim, const int64_t *shape);
+
+/* ---- parameters (model.c) ---- */
+struct ds_param {
+    char name[DS_NAME_MAX];
+    int ndim;
+    int64_t shape[DS_MAX_DIMS];
+    int64_t numel;
+    size_t offset;        /* into m->data */
+    size_t goffset;       /* into m->grad (trainable only) */
+    int trainable;
+    ds_model *m;
+};
+
+struct ds_model {
+    ds_param **params;
+    int n, cap;
+    float *data, *grad;    /* contiguous blocks */
+    size_t data_n, grad_n; /* floats used */
+    size_t data_cap, grad_cap;
+    ds_rng rng;
+    /* counters for automatic layer names, per type */
+    struct { char type[24]; int count; } *names;
+    int n_names, cap_names;
+};
+/* Next automatic name "<type>_<k>" (k from 1) into buf. */
+void dsi_model_auto_name(ds_model *m, const char *type, char *buf, size_t cap);
+/* Finds "<layer>.<suffix>" or creates it with init. Checks the shape of an existing one. */
+ds_param *dsi_model_get_param(ds_model *m, const char *layer, const char *suffix, int ndim,
+                              const int64_t *shape, int trainable, ds_init init);
+
+/* ---- graph (graph.c) ---- */
+typedef enum {
+    DS_OP_INPUT = 0,
+    DS_OP_PARAM,
+    /* elementwise.c */
+    DS_OP_ADD, DS_OP_SUB, DS_OP_MUL, DS_OP_DIV,
+    DS_OP_ADD_SCALAR, DS_OP_MUL_SCALAR, DS_OP_POW_SCALAR,
+    DS_OP_NEG, DS_OP_EXP, DS_OP_LOG, DS_OP_SQRT, DS_OP_SQUARE, DS_OP_ABS,
+    /* activation.c */
+    DS_OP_SIGMOID, DS_OP_TANH, DS_OP_RELU, DS_OP_SOFTPLUS, DS_OP_LEAKY_RELU, DS_OP_ELU,
+    DS_OP_PRELU, DS_OP_SOFTMAX, DS_OP_LOG_SOFTMAX,
+    /* reduce.c */
+    DS_OP_SUM, DS_OP_MEAN,
+    /* matmul.c */
+    DS_OP_MATMUL, DS_OP_LINEAR,
+    /* shape.c */
+    DS_OP_CONCAT, DS_OP_RESHAPE, DS_OP_SLICE,
+    /* conv.c, conv_transpose.c, upsample.c */
+    DS_OP_CONV, DS_OP_CONV_TRANSPOSE2D, DS_OP_UPSAMPLE2D,
+    /* pool.c */
+    DS_OP_POOL, DS_OP_GLOBAL_POOL,
+    /* dropout.c, batchnorm.c */
+    DS_OP_DROPOUT, DS_OP_BATCHNORM,
+    /* loss.c */
+    DS_OP_LOSS_MSE, DS_OP_LOSS_MAE, DS_OP_LOSS_BCE, DS_OP_LOSS_BCE_LOGITS,
+    DS_OP_LOSS_CCE_LOGITS, DS_OP_LOSS_CCE_INT, DS_OP_LOSS_GAUSS_NLL, DS_OP_LOSS_KL_GAUSS,
+    DS_OP_COUNT
+} ds_op;
+
+struct ds_node {
+    ds_graph *g;
+    int id;                /* index in g->nodes; creation order is a topological order */
+    ds_op op;
+    int n_in;
+    ds_node **in;          /* n_in inputs (g-owned array) */
+    int ndim;
+    int64_t shape[DS_MAX_DIMS];
+    int64_t numel;
+    float *data;           /* planned memory (or the parameter's, or an alias of in[0]) */
+    float *grad;           /* NULL when no gradient flows here */
+    void *saved;           /* op workspace kept from forward to backward (saved_bytes) */
+    ds_param *param;       /* DS_OP_PARAM */
+    int layer;             /* index into g->layers, -1 for parameter nodes */
+    bool is_input;
+    bool wants_grad;       /* user asked for the gradient of this input */
+    bool needs_grad;       /* computed at planning: a gradient flows through this node */
+    bool on_path;          /* scratch for backward: upstream of the seeded node */
+    int64_t ia[DS_IATTR];  /* op attributes (ints) */
+    float fa[DS_FATTR];    /* op attributes (floats) */
+};
+
+typedef struct {
+    char name[DS_NAME_MAX];
+    char type[24];         /* "Dense", "Conv2D", "InputLayer", ... */
+    int out;               /* id of the output node (last node created in the layer) */
+    int first;             /* id of the first node */
+} dsi_layer;
+
+struct ds_graph {
+    ds_model *m;
+    ds_node **nodes;
+    int n_nodes, cap_nodes;
+    ds_node **inputs;
+    int n_inputs, cap_inputs;
+    dsi_layer *layers;
+    int n_layers, cap_layers;
+    int cur_layer;         /* open layer scope, or -1 */
+    int scope_depth;       /* nesting of dsi_layer_begin calls */
+    bool ran_forward;      /* a forward has run since the last planning */
+    ds_status status;      /* first build error */
+    int mode;
+    uint64_t seed;         /* dropout stream */
+    uint64_t step;         /* forward calls so far: dropout masks differ per step */
+    bool planned;
+    char *block;           /* planned memory */
+    size_t block_bytes, block_cap;
+    float *scratch;        /* transient workspace shared by all ops (scratch_bytes) */
+    size_t scratch_bytes;
+    ds_status run_status;  /* runtime failure raised by an op during forward */
+    /* small allocations owned by the graph (input arrays) */
+    void **allocs;
+    int n_allocs, cap_allocs;
+};
+
+/* Op definition. The shape rule runs when the node is built (and again when the batch size
+ * changes) and may fail with a message. Forward and backward cannot fail: their memory is
+ * reserved at planning. Backward ADDS into in[i]->grad (NULL when that input needs none). */
+typedef struct {
+    const char *name;
+    ds_status (*shape)(ds_node *y);
+    void (*forward)(ds_node *y);
+    void (*backward)(ds_node *y);
+    size_t (*saved_bytes)(const ds_node *y);    /* optional, kept forward -> backward */
+    size_t (*scratch_bytes)(const ds_node *y);  /* optional, transient, shared */
+    bool alias;            /* output shares data and grad with in[0] (reshape) */
+} ds_op_def;
+
+extern const ds_op_def *const dsi_ops[DS_OP_COUNT];
+
+/* Creates a node with the given inputs (any NULL input: returns NULL silently; a failed
+ * graph: NULL). Runs the shape rule; on failure records the graph status and returns NULL.
+ * ia/fa are copied into the node before the shape rule runs (may be NULL). */
+ds_node *dsi_node(ds_graph *g, ds_op op, int n_in, ds_node *const *in,
+                  const int64_t *ia, int n_ia, const float *fa, int n_fa);
+/* Records a build error on g (first wins) and returns NULL. */
+ds_node *dsi_build_fail(ds_graph *g, ds_status s);
+/* Opens a named layer scope: nodes created until dsi_layer_end belong to it. name NULL or
+ * "": automatic name from auto_type ("dense" -> "dense_1"). Writes the final name to
+ * out_name (DS_NAME_MAX). Inside an open scope (an activation inside a dense layer) no new
+ * layer is made: the nodes join the outer layer, but out_name still gets the given or
+ * automatic name (for parameter names). A name may repeat: applying a layer twice shares
+ * its parameters. Returns false (graph status set) if the name is too long or g failed. */
+bool dsi_layer_begin(ds_graph *g, const char *type, const char *auto_type, const char *name,
+                     char *out_name);
+/* Closes the scope; returns y (NULL passes through). */
+ds_node *dsi_layer_end(ds_graph *g, ds_node *y);
+/* Name of the layer a node belongs to (for messages). */
+const char *dsi_node_layer(const ds_node *n);
+/* Fails with "<op> '<layer>': <message>" and returns the status. */
+ds_status dsi_fail_node(const ds_node *y, ds_status s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* Runtime data error raised inside forward (first wins). */
+void dsi_run_fail(ds_graph *g, ds_status s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* Sets y's shape. */
+void dsi_set_shape(ds_node *y, int ndim, const int64_t *shape);
+/* Normalizes a possibly negative axis for ndim; -1 if out of range. */
+int dsi_axis(int axis, int ndim);
+
+/* A hash-based uniform in [0,1) for (seed, step, index): dropout masks are independent of
+ * the thread count and reproducible. */
+static inline uint64_t dsi_mix64(uint64_t z)
+{
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* ---- threads (threads.c) ---- */
+int dsi_threads(void);
+/* Pragmas used by kernels: parallel only when the work is large enough to pay. */
+#define DS_PAR_MIN 32768
+
+/* ---- BLAS (blas.c): row-major sgemm, C = alpha op(A) op(B) + beta C. We link the OpenMP
+ * build of OpenBLAS: called inside an OpenMP parallel region it runs on the calling thread
+ * only, so kernels may split work over the batch and call it per sample. ---- */
+void dsi_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+               const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+               float *c, int64_t ldc);
+
+/* ---- small utilities ---- */
+void *dsi_aligned_alloc(size_t bytes);   /* zeroed, DS_ALIGN aligned; free with free() */
+char *dsi_strdup(const char *s);
+int   dsi_snprintf_cat(char *buf, size_t cap, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+#endif

@@ -1,0 +1,133 @@
+/* matmul.c - matrix product and linear (x W^T + b) ops: shape rules, forward, backward. */
+#include "../internal.h"
+
+/* ---- matmul: a [M,K] b [K,N] -> [M,N], or batched [B,M,K] [B,K,N] -> [B,M,N] ---- */
+static ds_status matmul_shape(ds_node *y)
+{
+    const ds_node *a = y->in[0], *b = y->in[1];
+    bool batched = a->ndim == 3 && b->ndim == 3 && a->shape[0] == b->shape[0];
+    bool plain = a->ndim == 2 && b->ndim == 2;
+    if ((!plain && !batched) || a->shape[a->ndim - 1] != b->shape[b->ndim - 2])
+        return dsi_fail_node(y, DS_ERR_SHAPE, "cannot multiply %s by %s",
+                             dsi_shape_str(a->ndim, a->shape), dsi_shape_str(b->ndim, b->shape));
+    int64_t s[3];
+    int nd = a->ndim;
+    if (batched)
+        s[0] = a->shape[0];
+    s[nd - 2] = a->shape[nd - 2];
+    s[nd - 1] = b->shape[nd - 1];
+    dsi_set_shape(y, nd, s);
+    return DS_OK;
+}
+
+static void matmul_dims(const ds_node *y, int64_t *B, int64_t *M, int64_t *K, int64_t *N)
+{
+    const ds_node *a = y->in[0], *b = y->in[1];
+    int nd = a->ndim;
+    *B = nd == 3 ? a->shape[0] : 1;
+    *M = a->shape[nd - 2];
+    *K = a->shape[nd - 1];
+    *N = b->shape[nd - 1];
+}
+
+static void matmul_forward(ds_node *y)
+{
+    int64_t B, M, K, N;
+    matmul_dims(y, &B, &M, &K, &N);
+    for (int64_t i = 0; i < B; i++)
+        dsi_sgemm(false, false, M, N, K, 1.0f, y->in[0]->data + i * M * K, K,
+                  y->in[1]->data + i * K * N, N, 0.0f, y->data + i * M * N, N);
+}
+
+/* da += dy b^T, db += a^T dy */
+static void matmul_backward(ds_node *y)
+{
+    int64_t B, M, K, N;
+    matmul_dims(y, &B, &M, &K, &N);
+    ds_node *a = y->in[0], *b = y->in[1];
+    for (int64_t i = 0; i < B; i++) {
+        const float *dy = y->grad + i * M * N;
+        if (a->grad)
+            dsi_sgemm(false, true, M, K, N, 1.0f, dy, N, b->data + i * K * N, N, 1.0f,
+                      a->grad + i * M * K, K);
+        if (b->grad)
+            dsi_sgemm(true, false, K, N, M, 1.0f, a->data + i * M * K, K, dy, N, 1.0f,
+                      b->grad + i * K * N, N);
+    }
+}
+
+const ds_op_def dsi_op_matmul = {
+    .name = "matmul", .shape = matmul_shape, .forward = matmul_forward,
+    .backward = matmul_backward,
+};
+
+/* ---- linear: x [..., in], w [out, in], optional b [out] -> [..., out] ---- */
+static ds_status linear_shape(ds_node *y)
+{
+    const ds_node *x = y->in[0], *w = y->in[1];
+    if (x->ndim < 1 || w->ndim != 2 || x->shape[x->ndim - 1] != w->shape[1])
+        return dsi_fail_node(y, DS_ERR_SHAPE, "input %s does not fit weight %s (expects [..., %lld])",
+                             dsi_shape_str(x->ndim, x->shape), dsi_shape_str(w->ndim, w->shape),
+                             w->ndim == 2 ? (long long)w->shape[1] : -1LL);
+    if (y->n_in == 3 && (y->in[2]->ndim != 1 || y->in[2]->shape[0] != w->shape[0]))
+        return dsi_fail_node(y, DS_ERR_SHAPE, "bias %s does not fit weight %s",
+                             dsi_shape_str(y->in[2]->ndim, y->in[2]->shape),
+                             dsi_shape_str(w->ndim, w->shape));
+    int64_t s[DS_MAX_DIMS];
+    memcpy(s, x->shape, sizeof s);
+    s[x->ndim - 1] = w->shape[0];
+    dsi_set_shape(y, x->ndim, s);
+    return DS_OK;
+}
+
+static void linear_forward(ds_node *y)
+{
+    const ds_node *x = y->in[0], *w = y->in[1];
+    int64_t in = w->shape[1], out = w->shape[0], rows = x->numel / in;
+    dsi_sgemm(false, true, rows, out, in, 1.0f, x->data, in, w->data, in, 0.0f, y->data, out);
+    if (y->n_in == 3) {
+        const float *b = y->in[2]->data;
+        float *yd = y->data;
+#pragma omp parallel for schedule(static) if (rows * out > DS_PAR_MIN)
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t j = 0; j < out; j++)
+                yd[r * out + j] += b[j];
+    }
+}
+
+/* dx += dy W,  dW += dy^T x,  db += sum over rows of dy */
+static void linear_backward(ds_node *y)
+{
+    ds_node *x = y->in[0], *w = y->in[1];
+    int64_t in = w->shape[1], out = w->shape[0], rows = x->numel / in;
+    const float *dy = y->grad;
+    if (x->grad)
+        dsi_sgemm(false, false, rows, in, out, 1.0f, dy, out, w->data, in, 1.0f, x->grad, in);
+    if (w->grad)
+        dsi_sgemm(true, false, out, in, rows, 1.0f, dy, out, x->data, in, 1.0f, w->grad, in);
+    if (y->n_in == 3 && y->in[2]->grad) {
+        float *db = y->in[2]->grad;
+#pragma omp parallel for schedule(static) if (rows * out > DS_PAR_MIN)
+        for (int64_t j = 0; j < out; j++) {
+            float s = 0;
+            for (int64_t r = 0; r < rows; r++)
+                s += dy[r * out + j];
+            db[j] += s;
+        }
+    }
+}
+
+const ds_op_def dsi_op_linear = {
+    .name = "linear", .shape = linear_shape, .forward = linear_forward,
+    .backward = linear_backward,
+};
+
+ds_node *ds_matmul(ds_graph *g, ds_node *a, ds_node *b)
+{
+    return dsi_node(g, DS_OP_MATMUL, 2, (ds_node *[]){a, b}, NULL, 0, NULL, 0);
+}
+
+ds_node *ds_linear(ds_graph *g, ds_node *x, ds_node *w, ds_node *b)
+{
+    return dsi_node(g, DS_OP_LINEAR, b ? 3 : 2, (ds_node *[]){x, w, b}, NULL, 0, NULL, 0);
+}

@@ -1,0 +1,8 @@
+/* source.c - the leaf ops: graph inputs and parameter reads (no computation). */
+#include "../internal.h"
+
+static void leaf_forward(ds_node *y) { (void)y; }
+static void leaf_backward(ds_node *y) { (void)y; }
+
+const ds_op_def dsi_op_input = { .name = "input", .forward = leaf_forward, .backward = leaf_backward };
+const ds_op_def dsi_op_param = { .name = "param", .forward = leaf_forward, .backward = leaf_backward };

@@ -1,0 +1,75 @@
+/* test.h - the tiny test framework: TEST() registers a function, CHECK/FAIL report. */
+#ifndef DS_TEST_H
+#define DS_TEST_H
+
+#include "deepsky.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { TEST_PASS = 0, TEST_FAIL = 1, TEST_SKIP = 2 };
+typedef int (*test_fn)(char *msg, size_t cap);
+void test_register(const char *file, const char *name, test_fn fn);
+
+#define TEST(fn)                                                                      \
+    static int fn(char *msg_, size_t cap_);                                           \
+    __attribute__((constructor)) static void reg_##fn(void) { test_register(__FILE__, #fn, fn); } \
+    static int fn(char *msg_, size_t cap_)
+
+#define FAIL(...)                                         \
+    do {                                                  \
+        snprintf(msg_, cap_, __VA_ARGS__);                \
+        return TEST_FAIL;                                 \
+    } while (0)
+#define SKIP(...)                                         \
+    do {                                                  \
+        snprintf(msg_, cap_, __VA_ARGS__);                \
+        return TEST_SKIP;                                 \
+    } while (0)
+#define CHECK(c)                                                                       \
+    do {                                                                               \
+        if (!(c))                                                                      \
+            FAIL("%s:%d: check failed: %s (last error: %s)", __FILE__, __LINE__, #c,   \
+                 ds_last_error());                                                     \
+    } while (0)
+/* Runs a helper returning 0 on success that wrote its reason into msg_. */
+#define CHECK_OK(call)                      \
+    do {                                    \
+        if ((call) != 0)                    \
+            return TEST_FAIL;               \
+    } while (0)
+#define CHECK_NEAR(a, b, tol)                                                          \
+    do {                                                                               \
+        double a_ = (a), b_ = (b);                                                     \
+        if (!(fabs(a_ - b_) <= (tol)))                                                 \
+            FAIL("%s:%d: %s = %.9g, expected %.9g (tol %g)", __FILE__, __LINE__, #a, a_, b_, \
+                 (double)(tol));                                                       \
+    } while (0)
+
+/* ---- helpers (tests/util.c) ---- */
+/* Uniform values in [lo, hi). */
+void fill_uniform(float *x, int64_t n, float lo, float hi, ds_rng *r);
+/* Uniform values in [lo, hi) with |x| >= gap (away from kinks at 0). */
+void fill_away(float *x, int64_t n, float lo, float hi, float gap, ds_rng *r);
+
+/* Gradient check: loss = sum(out * r) for a fixed random r; for every node in wrt (graph
+ * inputs with ds_node_requires_grad set, or parameter nodes), compares the analytic
+ * gradient with central differences (step h) in double precision. err =
+ * |num - ana| / max(1, |num| + |ana|) must be <= tol. Returns 0, or 1 with msg set. The
+ * graph's dropout stream is held fixed during the check. */
+int gradcheck(ds_graph *g, ds_node *out, int n, ds_node *const *wrt, double h, double tol,
+              char *msg, size_t cap);
+
+/* Loads tests/fixtures/<name>.safetensors (NULL with msg set if absent). */
+ds_tensor_set *fixture_load(const char *name, char *msg, size_t cap);
+/* Compares got with the fixture tensor key: |got - want| <= atol + rtol |want| everywhere.
+ * Checks the element count too. Returns 0, or 1 with msg set. */
+int fixture_compare(const ds_tensor_set *fx, const char *key, const float *got, int64_t n,
+                    double rtol, double atol, char *msg, size_t cap);
+/* Data of a fixture tensor (NULL with msg if absent), optionally its element count. */
+const float *fixture_data(const ds_tensor_set *fx, const char *key, int64_t *n, char *msg,
+                          size_t cap);
+
+#endif
