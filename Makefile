@@ -4,24 +4,27 @@
 CC      ?= cc
 BUILD   := build
 WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes $(if $(CI),-Werror,)
-CFLAGS_COMMON := -std=c11 $(WARN) -fopenmp -Iinclude -D_GNU_SOURCE
+CFLAGS_COMMON := -std=c11 $(WARN) -fopenmp -Iinclude -D_GNU_SOURCE $(shell pkg-config --cflags cairo)
 # Built on the machine that runs it: -march=native picks up AVX2/AVX-512 where present.
 CFLAGS_REL  := $(CFLAGS_COMMON) -O3 -march=native -g
 CFLAGS_TEST := $(CFLAGS_COMMON) -O1 -g -DDS_DEBUG -fsanitize=address,undefined -fno-omit-frame-pointer
-LIBS    := -lopenblas -lm
+LIBS    := -lopenblas -lcairo -lcfitsio -lz -lm
 
-LIB_SRC  := $(sort $(wildcard src/*.c src/ops/*.c src/layers/*.c src/optim/*.c src/io/*.c))
+LIB_SRC  := $(sort $(wildcard src/*.c src/ops/*.c src/layers/*.c src/optim/*.c src/io/*.c src/plot/*.c src/net/*.c))
 TEST_SRC := $(sort $(wildcard tests/*.c))
 EX_SRC   := $(sort $(wildcard examples/*.c))
+CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 HDRS     := include/deepsky.h src/internal.h $(wildcard src/*/*.h)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/rel/%.o)
 TLIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/test/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/test/%.o)
 EX_BIN   := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/rel/%.o)
+TCLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/test/%.o)
 
 .PHONY: all deps test demo examples clean
-all: $(BUILD)/libdeepsky.a examples
+all: $(BUILD)/libdeepsky.a $(BUILD)/deepsky examples
 
 deps:
 	@scripts/deps.sh
@@ -38,19 +41,27 @@ $(BUILD)/libdeepsky.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+$(BUILD)/deepsky: $(CLI_OBJ) $(BUILD)/libdeepsky.a
+	$(CC) $(CFLAGS_REL) $(CLI_OBJ) -o $@ -Wl,--whole-archive $(BUILD)/libdeepsky.a -Wl,--no-whole-archive $(LIBS)
+
+# The command line tool as the tests run it: with the sanitizers, so a crash on bad input
+# fails a test instead of passing unseen.
+$(BUILD)/deepsky-test: $(TCLI_OBJ) $(TLIB_OBJ)
+	$(CC) $(CFLAGS_TEST) $^ -o $@ $(LIBS)
+
 $(BUILD)/run_tests: $(TLIB_OBJ) $(TEST_OBJ)
 	$(CC) $(CFLAGS_TEST) $^ -o $@ $(LIBS)
 
 $(BUILD)/examples/%: examples/%.c $(BUILD)/libdeepsky.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_REL) $< -o $@ $(BUILD)/libdeepsky.a $(LIBS)
+	$(CC) $(CFLAGS_REL) $< -o $@ -Wl,--whole-archive $(BUILD)/libdeepsky.a -Wl,--no-whole-archive $(LIBS)
 
 examples: $(EX_BIN)
 
 # OpenBLAS's own threads would fight the OpenMP ones: it runs on the OpenMP pool.
 test: deps
-	@$(MAKE) --no-print-directory $(BUILD)/run_tests
-	ASAN_OPTIONS=detect_leaks=1 $(BUILD)/run_tests $(T)
+	@$(MAKE) --no-print-directory $(BUILD)/run_tests $(BUILD)/deepsky-test
+	DEEPSKY=$(BUILD)/deepsky-test ASAN_OPTIONS=detect_leaks=1 $(BUILD)/run_tests $(T)
 
 demo: deps
 	@$(MAKE) --no-print-directory all

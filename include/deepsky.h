@@ -80,6 +80,8 @@ DS_API int            ds_tensor_ndim(const ds_tensor *t);
 DS_API const int64_t *ds_tensor_shape(const ds_tensor *t);
 DS_API int64_t        ds_tensor_numel(const ds_tensor *t);
 DS_API float         *ds_tensor_data(ds_tensor *t);
+/* Changes the shape in place; the element count must stay the same. */
+DS_API ds_status      ds_tensor_reshape(ds_tensor *t, int ndim, const int64_t *shape);
 /* Formats a shape as "[2, 3, 4]" into buf; returns buf. */
 DS_API char *ds_shape_str(int ndim, const int64_t *shape, char *buf, size_t cap);
 
@@ -103,6 +105,79 @@ DS_API const char    *ds_tensor_set_meta_get(const ds_tensor_set *s, const char 
  * file renamed into place, so a crash never leaves a half-written file. */
 DS_API ds_status ds_safetensors_save(const ds_tensor_set *s, const char *path);
 DS_API ds_status ds_safetensors_load(const char *path, ds_tensor_set **out);
+
+/* NumPy .npy (format versions 1.0-3.0): float32, float64, uint8, int8, int16, int32, int64
+ * and bool arrays, little- or big-endian, C or Fortran order, are read and converted to
+ * float32; integers beyond 2^24 lose precision and are refused. Saving writes float32
+ * (version 1.0) through a temporary file renamed into place. */
+DS_API ds_status ds_npy_load(const char *path, ds_tensor **out);
+DS_API ds_status ds_npy_save(const ds_tensor *t, const char *path);
+
+/* ------------------------------------------------------------------------------------------
+ * Data files: arrays in NumPy, FITS, CSV and IDX files, read into float32 tensors.
+ * ---------------------------------------------------------------------------------------- */
+typedef struct {
+    /* Tables (FITS binary/ASCII tables, CSV): comma-separated column names (case-insensitive)
+     * or 1-based column numbers, read in that order. NULL or "": every numeric column. */
+    const char *columns;
+    /* FITS: HDU number, 1 = primary. 0: the first HDU that holds data (image or table). */
+    int hdu;
+} ds_read_opts;
+
+/* Reads an array; the format comes from the file name: .npy; .fits .fit .fts (also .gz,
+ * through cfitsio); .csv; IDX (MNIST-style names such as train-images-idx3-ubyte, gzipped
+ * or not). FITS images come as [NAXISn, ..., NAXIS1], i.e. samples x [channels x] H x W
+ * with x = NAXIS1 the column index; tables and CSV as [rows, columns]; IDX as stored.
+ * o may be NULL. Errors name the file, and the line/column/HDU where it applies. */
+DS_API ds_status ds_array_load(const char *path, const ds_read_opts *o, ds_tensor **out);
+/* Writes by extension: .npy; .fits (one image HDU); .csv (a table of [rows, columns], or a
+ * 1-D array as one column, headed by colnames or col1, col2, ...). Atomic. colnames may be
+ * NULL. */
+DS_API ds_status ds_array_save(const ds_tensor *t, const char *path, const char *const *colnames);
+/* Writes a table with named float columns, each of nrows values: a FITS binary table
+ * (.fits; E columns, in HDU 2) or CSV. Atomic. */
+DS_API ds_status ds_table_save(const char *path, int ncols, const char *const *names,
+                               int64_t nrows, const float *const *cols);
+/* Column names of a table file (FITS table or CSV header): a malloc'd, comma-separated
+ * string the caller frees, or NULL with a message. */
+DS_API char     *ds_table_columns(const char *path, const ds_read_opts *o);
+/* DS_ERR_VALUE naming what, the index and the value if any element is NaN or infinite. */
+DS_API ds_status ds_tensor_check_finite(const ds_tensor *t, const char *what);
+
+/* ------------------------------------------------------------------------------------------
+ * Figures (PNG through cairo): panels with axes, ticks, labels and legends, and image
+ * mosaics. Colours of successive series follow a fixed palette.
+ * ---------------------------------------------------------------------------------------- */
+typedef struct ds_figure ds_figure;
+typedef struct ds_axes ds_axes;
+/* A figure of rows x cols panels, width x height pixels in all. */
+DS_API ds_figure *ds_figure_create(int rows, int cols, int width, int height);
+DS_API void       ds_figure_free(ds_figure *f);
+DS_API ds_status  ds_figure_title(ds_figure *f, const char *title);
+/* Panel i (row-major), borrowed. */
+DS_API ds_axes   *ds_figure_axes(ds_figure *f, int i);
+DS_API ds_status  ds_figure_save_png(ds_figure *f, const char *path);   /* atomic */
+
+DS_API void ds_axes_labels(ds_axes *a, const char *title, const char *xlabel, const char *ylabel);
+DS_API void ds_axes_xlim(ds_axes *a, double lo, double hi);   /* default: from the data */
+DS_API void ds_axes_ylim(ds_axes *a, double lo, double hi);
+DS_API void ds_axes_log_y(ds_axes *a, int on);
+/* A polyline through n points (NaN points break the line). label NULL: not in the legend. */
+DS_API ds_status ds_axes_line(ds_axes *a, int64_t n, const double *x, const double *y,
+                              const char *label);
+/* Markers of radius size pixels, opacity alpha in (0, 1]. */
+DS_API ds_status ds_axes_scatter(ds_axes *a, int64_t n, const double *x, const double *y,
+                                 const char *label, double size, double alpha);
+/* Points with vertical error bars. */
+DS_API ds_status ds_axes_errorbar(ds_axes *a, int64_t n, const double *x, const double *y,
+                                  const double *yerr, const char *label);
+/* A dashed reference line y = slope x + intercept across the panel (e.g. y = x). */
+DS_API ds_status ds_axes_refline(ds_axes *a, double slope, double intercept, const char *label);
+/* A grey-scale image filling the panel, rows x cols values (row 0 at the top), scaled
+ * linearly between lo and hi (lo == hi: min and max), or with asinh stretch if asinh > 0
+ * (the softening scale, in data units). */
+DS_API ds_status ds_axes_image(ds_axes *a, int64_t rows, int64_t cols, const float *img,
+                               double lo, double hi, double asinh);
 
 /* ------------------------------------------------------------------------------------------
  * Initializers. fan_in and fan_out follow PyTorch: for a weight of shape [out, in, k...],
@@ -473,6 +548,134 @@ DS_API double     ds_model_grad_norm(const ds_model *m);
  * at 1e-3). Returns the loss before the step in *loss_out. Fails with DS_ERR_ARG naming
  * the op if the graph holds an op without second-order support. */
 DS_API ds_status ds_newton_step(ds_graph *g, ds_node *loss, double *lambda, double *loss_out);
+
+/* ------------------------------------------------------------------------------------------
+ * Networks from model description files (the README's "Model files" section has the
+ * format): a model, a graph, its data input, output, loss and optimizer settings, and the
+ * preprocessing applied to data. This is what the command line tool drives.
+ * ---------------------------------------------------------------------------------------- */
+typedef struct ds_net ds_net;
+typedef enum {
+    DS_LABELS_AUTO = 0,   /* categorical losses: one-hot targets [N, K] */
+    DS_LABELS_DENSE,      /* targets with the output's shape (one-hot for categorical) */
+    DS_LABELS_INDEX,      /* categorical losses: class indices [N] */
+} ds_label_mode;
+typedef struct {
+    int64_t batch;        /* batch size the graph is built for (0: 32); changeable later */
+    uint64_t seed;        /* initializers and dropout */
+    ds_label_mode labels;
+} ds_net_opts;
+
+/* Parses and builds a network. Errors read "file:line: message", naming the layer and the
+ * option or shape at fault. o may be NULL. */
+DS_API ds_status ds_net_load(const char *path, const ds_net_opts *o, ds_net **out);
+DS_API ds_status ds_net_parse(const char *text, const char *filename, const ds_net_opts *o,
+                              ds_net **out);
+DS_API void      ds_net_free(ds_net *n);
+DS_API ds_graph *ds_net_graph(const ds_net *n);
+DS_API ds_model *ds_net_model(const ds_net *n);
+DS_API ds_node  *ds_net_input(const ds_net *n);   /* the data input (the first input line) */
+DS_API ds_node  *ds_net_output(const ds_net *n);  /* what predict returns */
+DS_API ds_node  *ds_net_target(const ds_net *n);  /* labels input, or NULL */
+DS_API ds_node  *ds_net_loss(const ds_net *n);    /* total loss, or NULL without a loss line */
+DS_API const ds_optim_opts *ds_net_optim_opts(const ds_net *n);
+/* 1 for classifiers (categorical or binary cross-entropy): accuracy-type metrics. */
+DS_API int       ds_net_is_classifier(const ds_net *n);
+/* Number of classes of a classifier (2 for binary), 0 otherwise. */
+DS_API int64_t   ds_net_classes(const ds_net *n);
+/* The model's optimizer settings from its file (kind, lr, ...), changeable before fit. */
+DS_API ds_optim_opts *ds_net_optim_opts_mut(ds_net *n);
+
+/* Data preprocessing, stored with the weights (ds_net_save) so predict applies the same. */
+typedef enum {
+    DS_SCALE_NONE = 0,
+    DS_SCALE_STANDARDIZE,  /* per feature: (x - mean) / std, statistics of the training set */
+    DS_SCALE_PER_IMAGE,    /* per sample: (x - mean) / std of that sample */
+    DS_SCALE_ASINH,        /* asinh(x / a), the astronomers' stretch (a: softening) */
+    DS_SCALE_DIVIDE,       /* x / a (e.g. 255 for 8-bit images) */
+} ds_scale_kind;
+/* Sets the scaling; DS_SCALE_STANDARDIZE computes its statistics from train_x. */
+DS_API ds_status ds_net_set_scaling(ds_net *n, ds_scale_kind kind, float a, const ds_tensor *train_x);
+DS_API ds_scale_kind ds_net_scaling(const ds_net *n);
+/* Applies the scaling to x in place. */
+DS_API ds_status ds_net_preprocess(const ds_net *n, ds_tensor *x);
+
+/* Weights plus preprocessing as one safetensors file (atomic). Loading checks every name
+ * and shape against the network. */
+DS_API ds_status ds_net_save(const ds_net *n, const char *path);
+DS_API ds_status ds_net_load_weights(ds_net *n, const char *path);
+
+/* Checks data for the network before use: x has the input's per-sample shape, y (may be
+ * NULL) as many samples and the labels' per-sample size, every value finite, class labels
+ * integers in [0, classes), binary labels in [0, 1]. Messages name xname/yname (e.g. the
+ * file), the sample and the shapes. */
+DS_API ds_status ds_net_check_data(const ds_net *n, const ds_tensor *x, const char *xname,
+                                   const ds_tensor *y, const char *yname);
+
+/* ---- training ---- */
+enum { DS_AUG_FLIPS = 1, DS_AUG_ROT90 = 2 };
+typedef struct {
+    int epoch, epochs;          /* 1-based */
+    int64_t batch, batches;     /* 1-based batch within the epoch */
+    int64_t seen;               /* samples seen this epoch */
+    double loss;                /* running mean of the training loss this epoch */
+    double metric;              /* running accuracy (classifiers) or RMSE, NAN if none */
+    const char *metric_name;    /* "acc" or "rmse" */
+    double samples_per_s, eta_s, elapsed_s;
+    int end_of_epoch;           /* 1 on the call that closes an epoch: val_* are set */
+    double val_loss, val_metric;/* NAN without validation */
+    int improved;               /* this epoch is the best so far */
+} ds_progress;
+typedef void (*ds_progress_fn)(void *ctx, const ds_progress *p);
+typedef struct {
+    int epochs;                 /* default 10 */
+    int64_t batch_size;         /* default 32 */
+    uint64_t seed;              /* shuffling, augmentation, dropout */
+    int no_shuffle;
+    int augment;                /* DS_AUG_* flags: random flips / 90-degree rotations */
+    int patience;               /* early stopping on validation loss; 0: off */
+    /* Output weights: written after every epoch (last), with "<stem>.best.safetensors" for
+     * the best epoch and "<stem>.ckpt.safetensors" holding the optimizer state for resume.
+     * NULL: nothing written. */
+    const char *out_path;
+    const char *log_csv;        /* per-epoch CSV log, or NULL */
+    const char *curve_png;      /* learning curve PNG, or NULL */
+    int resume;                 /* continue from out_path's checkpoint */
+    ds_progress_fn progress;    /* called after every batch, or NULL */
+    void *ctx;
+} ds_fit_opts;
+typedef struct {
+    int epochs_run, best_epoch, stopped_early, resumed_from;
+    double final_loss, best_val_loss, seconds;
+} ds_fit_result;
+/* Trains on x (samples first) with targets y; validation on xv/yv if given (may be NULL).
+ * x and xv must already be preprocessed (ds_net_preprocess). */
+DS_API ds_status ds_net_fit(ds_net *n, const ds_tensor *x, const ds_tensor *y,
+                            const ds_tensor *xv, const ds_tensor *yv, const ds_fit_opts *o,
+                            ds_fit_result *res);
+/* Outputs for every sample of x (preprocessed), in inference mode, batch by batch. */
+DS_API ds_status ds_net_predict(ds_net *n, const ds_tensor *x, int64_t batch, ds_tensor **out);
+/* Mean loss over x in inference mode. */
+DS_API ds_status ds_net_loss_value(ds_net *n, const ds_tensor *x, const ds_tensor *y,
+                                   int64_t batch, double *loss);
+
+/* ---- evaluation ---- */
+/* Loss and metrics as a printable report (classification: accuracy, per-class precision
+ * and recall, confusion matrix, AUROC for two classes; regression: RMSE, MAE and mean bias
+ * per output). *report is malloc'd; values also go to the optional tensor set (names
+ * "loss", "accuracy", "rmse", ...). */
+DS_API ds_status ds_net_evaluate(ds_net *n, const ds_tensor *x, const ds_tensor *y,
+                                 int64_t batch, char **report, ds_tensor_set *values);
+/* Area under the ROC curve of scores for binary labels (ties averaged). */
+DS_API double ds_auroc(int64_t n, const float *score, const float *label);
+/* True-positive rate at the threshold giving false-positive rate fpr (interpolated). */
+DS_API double ds_tpr_at_fpr(int64_t n, const float *score, const float *label, double fpr);
+
+/* One forward and backward pass over all of x as one batch (dropout off; batch norm with
+ * batch statistics unless eval_bn): fills s with "loss", "output", "input" (d loss / d
+ * input) and each trainable parameter's gradient under its own name. */
+DS_API ds_status ds_net_grad(ds_net *n, const ds_tensor *x, const ds_tensor *y, int eval_bn,
+                             ds_tensor_set *s);
 
 #ifdef __cplusplus
 }

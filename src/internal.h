@@ -64,7 +64,7 @@ struct ds_model {
     size_t data_cap, grad_cap;
     ds_rng rng;
     /* counters for automatic layer names, per type */
-    struct { char type[24]; int count; } *names;
+    struct { char type[32]; int count; } *names;
     int n_names, cap_names;
 };
 /* Next automatic name "<type>_<k>" (k from 1) into buf. */

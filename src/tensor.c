@@ -87,6 +87,18 @@ const int64_t *ds_tensor_shape(const ds_tensor *t) { return t->shape; }
 int64_t ds_tensor_numel(const ds_tensor *t) { return t->numel; }
 float *ds_tensor_data(ds_tensor *t) { return t->data; }
 
+ds_status ds_tensor_reshape(ds_tensor *t, int ndim, const int64_t *shape)
+{
+    if (!shape_ok(ndim, shape) || dsi_numel(ndim, shape) != t->numel)
+        return dsi_fail(DS_ERR_SHAPE, "cannot reshape %s (%lld values) to %s",
+                        dsi_shape_str(t->ndim, t->shape), (long long)t->numel,
+                        (ndim >= 0 && ndim <= DS_MAX_DIMS) ? dsi_shape_str(ndim, shape) : "?");
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++)
+        t->shape[i] = shape[i];
+    return DS_OK;
+}
+
 /* ---- named sets ---- */
 struct ds_tensor_set {
     char **names;

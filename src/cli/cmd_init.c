@@ -1,0 +1,30 @@
+/* cmd_init.c - deepsky init MODEL [--seed S] -o W: writes initial weights. */
+#include "cli.h"
+
+int cmd_init(int argc, char **argv)
+{
+    cli_opt opts[] = {
+        {"seed", 0, "S", "seed of the initializers (default 0)", NULL},
+        {"output", 'o', "W.safetensors", "where to write the weights (required)", NULL},
+    };
+    cli_cmd c = {"init", "MODEL [--seed S] -o W.safetensors",
+                 "Writes the initial weights of MODEL (each layer's initializer, seeded).",
+                 opts, 2, {0}, 0, 1, 1};
+    int rc = cli_parse(&c, argc, argv);
+    if (rc)
+        return rc;
+    long seed;
+    if (!cli_long(&c, "seed", 0, 0x7fffffffL, 0, &seed))
+        return 2;
+    if (!cli_has(&c, "output"))
+        return cli_usage_error(&c, "-o W.safetensors is required");
+    ds_net *n;
+    if ((rc = cli_load_net(c.positional[0], NULL, 1, (uint64_t)seed, DS_LABELS_AUTO, &n)))
+        return rc;
+    rc = ds_net_save(n, cli_get(&c, "output")) == DS_OK ? 0 : cli_fail();
+    if (!rc)
+        printf("wrote %lld parameters to %s\n", (long long)ds_model_numel(ds_net_model(n), 0),
+               cli_get(&c, "output"));
+    ds_net_free(n);
+    return rc;
+}

@@ -1,0 +1,256 @@
+/* common.c - option parsing, errors, and model/data loading shared by the commands. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cli_fail(void)
+{
+    fprintf(stderr, "deepsky: error: %s\n", ds_last_error());
+    return 1;
+}
+
+int cli_usage_error(const cli_cmd *c, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "deepsky %s: ", c->name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (see 'deepsky %s --help')\n", c->name);
+    return 2;
+}
+
+void cli_help(const cli_cmd *c, FILE *fp)
+{
+    fprintf(fp, "usage: deepsky %s %s\n\n%s\n\noptions:\n", c->name, c->usage, c->about);
+    for (int i = 0; i < c->n_opts; i++) {
+        const cli_opt *o = &c->opts[i];
+        char left[64];
+        if (o->short_name)
+            snprintf(left, sizeof left, "-%c, --%s%s%s", o->short_name, o->name, o->arg ? " " : "",
+                     o->arg ? o->arg : "");
+        else
+            snprintf(left, sizeof left, "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+        fprintf(fp, "  %-28s %s\n", left, o->help);
+    }
+    fprintf(fp, "  %-28s %s\n", "-h, --help", "show this help");
+}
+
+static cli_opt *find(cli_cmd *c, const char *name, char short_name)
+{
+    for (int i = 0; i < c->n_opts; i++)
+        if ((name && !strcmp(c->opts[i].name, name)) || (short_name && c->opts[i].short_name == short_name))
+            return &c->opts[i];
+    return NULL;
+}
+
+int cli_parse(cli_cmd *c, int argc, char **argv)
+{
+    c->n_positional = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            cli_help(c, stdout);
+            return -1;
+        }
+        cli_opt *o = NULL;
+        const char *val = NULL;
+        if (a[0] == '-' && a[1] == '-' && a[2]) {
+            char name[64];
+            const char *eq = strchr(a + 2, '=');
+            size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+            snprintf(name, sizeof name, "%.*s", (int)len, a + 2);
+            o = find(c, name, 0);
+            if (!o)
+                return cli_usage_error(c, "unknown option '--%s'", name);
+            if (eq)
+                val = eq + 1;
+        } else if (a[0] == '-' && a[1] && !a[2] && !(a[1] >= '0' && a[1] <= '9')) {
+            o = find(c, NULL, a[1]);
+            if (!o)
+                return cli_usage_error(c, "unknown option '%s'", a);
+        } else {
+            if (c->n_positional == c->max_positional)
+                return cli_usage_error(c, "unexpected argument '%s'", a);
+            c->positional[c->n_positional++] = a;
+            continue;
+        }
+        if (o->value)
+            return cli_usage_error(c, "option '--%s' given twice", o->name);
+        if (o->arg) {
+            if (!val) {
+                if (i + 1 >= argc)
+                    return cli_usage_error(c, "option '--%s' needs a value (%s)", o->name, o->arg);
+                val = argv[++i];
+            }
+            o->value = val;
+        } else {
+            if (val)
+                return cli_usage_error(c, "option '--%s' takes no value", o->name);
+            o->value = "1";
+        }
+    }
+    if (c->n_positional < c->min_positional)
+        return cli_usage_error(c, "missing argument: usage: deepsky %s %s", c->name, c->usage);
+    return 0;
+}
+
+const char *cli_get(const cli_cmd *c, const char *name)
+{
+    for (int i = 0; i < c->n_opts; i++)
+        if (!strcmp(c->opts[i].name, name))
+            return c->opts[i].value;
+    return NULL;
+}
+
+bool cli_has(const cli_cmd *c, const char *name) { return cli_get(c, name) != NULL; }
+
+bool cli_long(const cli_cmd *c, const char *name, long lo, long hi, long dflt, long *out)
+{
+    const char *v = cli_get(c, name);
+    *out = dflt;
+    if (!v)
+        return true;
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi) {
+        cli_usage_error(c, "option '--%s': '%s' is not an integer in [%ld, %ld]", name, v, lo, hi);
+        return false;
+    }
+    *out = x;
+    return true;
+}
+
+bool cli_double(const cli_cmd *c, const char *name, double lo, double hi, double dflt, double *out)
+{
+    const char *v = cli_get(c, name);
+    *out = dflt;
+    if (!v)
+        return true;
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || *end || !(x >= lo && x <= hi)) {
+        cli_usage_error(c, "option '--%s': '%s' is not a number in [%g, %g]", name, v, lo, hi);
+        return false;
+    }
+    *out = x;
+    return true;
+}
+
+bool cli_threads(const cli_cmd *c)
+{
+    long n;
+    if (!cli_long(c, "threads", 0, 1024, 0, &n))
+        return false;
+    if (n > 0)
+        ds_set_num_threads((int)n);
+    return true;
+}
+
+int cli_load_net(const char *model, const char *weights, int64_t batch, uint64_t seed,
+                 ds_label_mode labels, ds_net **out)
+{
+    ds_net_opts o = {.batch = batch, .seed = seed, .labels = labels};
+    if (ds_net_load(model, &o, out) != DS_OK)
+        return cli_fail();
+    if (weights && ds_net_load_weights(*out, weights) != DS_OK) {
+        ds_net_free(*out);
+        *out = NULL;
+        return cli_fail();
+    }
+    return 0;
+}
+
+ds_label_mode cli_label_mode(const ds_tensor *y)
+{
+    if (!y)
+        return DS_LABELS_AUTO;
+    int nd = ds_tensor_ndim(y);
+    const int64_t *s = ds_tensor_shape(y);
+    if (nd == 1 || (nd == 2 && s[1] == 1))
+        return DS_LABELS_INDEX;
+    return DS_LABELS_DENSE;
+}
+
+int cli_load_data(const cli_cmd *c, const char *xpath, const char *ypath, ds_tensor **x,
+                  ds_tensor **y)
+{
+    long hdu;
+    if (!cli_long(c, "hdu", 0, 100000, 0, &hdu))
+        return 2;
+    ds_read_opts xo = {.columns = cli_get(c, "columns"), .hdu = (int)hdu};
+    ds_read_opts yo = {.columns = cli_get(c, "label-columns"), .hdu = (int)hdu};
+    *x = NULL;
+    if (y)
+        *y = NULL;
+    if (ds_array_load(xpath, &xo, x) != DS_OK)
+        return cli_fail();
+    if (ds_tensor_check_finite(*x, xpath) != DS_OK)
+        return cli_fail();
+    if (!y)
+        return 0;
+    if (!ypath && cli_has(c, "label-columns"))
+        ypath = xpath;   /* labels from other columns of the same table */
+    if (!ypath)
+        return 0;
+    if (ds_array_load(ypath, &yo, y) != DS_OK || ds_tensor_check_finite(*y, ypath) != DS_OK)
+        return cli_fail();
+    if (ds_tensor_shape(*y)[0] != ds_tensor_shape(*x)[0]) {
+        fprintf(stderr, "deepsky: error: %s has %lld samples but %s has %lld labels\n", xpath,
+                (long long)ds_tensor_shape(*x)[0], ypath, (long long)ds_tensor_shape(*y)[0]);
+        return 1;
+    }
+    return 0;
+}
+
+int cli_fit_input(const ds_net *n, ds_tensor **x, const char *path)
+{
+    const ds_node *in = ds_net_input(n);
+    int nd = ds_node_ndim(in);
+    const int64_t *want = ds_node_shape(in);
+    ds_tensor *t = *x;
+    int64_t per = 1;
+    for (int i = 1; i < nd; i++)
+        per *= want[i];
+    int tnd = ds_tensor_ndim(t);
+    if (tnd == nd)
+        return 0;   /* checked in full by ds_net_check_data */
+    const int64_t *have = ds_tensor_shape(t);
+    int64_t tper = 1;
+    for (int i = 1; i < tnd; i++)
+        tper *= have[i];
+    /* Only add or drop axes of size one, or unflatten a table row [N, F]. */
+    bool same = tnd == 2;
+    if (!same) {
+        int64_t a1[DS_MAX_DIMS], b1[DS_MAX_DIMS];
+        int na = 0, nb = 0;
+        for (int i = 1; i < tnd; i++)
+            if (have[i] != 1)
+                a1[na++] = have[i];
+        for (int i = 1; i < nd; i++)
+            if (want[i] != 1)
+                b1[nb++] = want[i];
+        same = na == nb;
+        for (int i = 0; same && i < na; i++)
+            same = a1[i] == b1[i];
+    }
+    if (tnd >= 1 && tper == per && same) {
+        int64_t shape[DS_MAX_DIMS];
+        shape[0] = have[0];
+        for (int i = 1; i < nd; i++)
+            shape[i] = want[i];
+        if (ds_tensor_reshape(t, nd, shape) == DS_OK)
+            return 0;
+    }
+    char a[96], b[96];
+    ds_shape_str(tnd, have, a, sizeof a);
+    ds_shape_str(nd - 1, want + 1, b, sizeof b);
+    fprintf(stderr, "deepsky: error: %s: data of shape %s does not fit the model's input '%s', "
+            "which takes samples of shape %s\n", path, a, ds_node_layer_name(in), b);
+    return 1;
+}

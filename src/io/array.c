@@ -1,0 +1,259 @@
+/* array.c - data files: picks the reader or writer (.npy, FITS, CSV, IDX) from the file
+ * name, resolves table column lists, and checks tensors for NaN/Inf. */
+#include "data.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+typedef enum { FMT_NONE, FMT_NPY, FMT_FITS, FMT_CSV, FMT_IDX } fmt;
+
+#define SUPPORTED ".npy, .fits/.fit/.fts (optionally .gz), .csv, and IDX files (*.idx, " \
+                  "*-ubyte or names containing 'idx', optionally .gz)"
+
+static bool ends_with(const char *s, size_t n, const char *suffix)
+{
+    size_t k = strlen(suffix);
+    return n >= k && memcmp(s + n - k, suffix, k) == 0;
+}
+
+/* Case-insensitive, on the last path component only. */
+static fmt detect(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    size_t n = strlen(base);
+    if (n > 255) {          /* the extension is at the end: keep the tail */
+        base += n - 255;
+        n = 255;
+    }
+    char low[256];
+    for (size_t i = 0; i < n; i++)
+        low[i] = (char)tolower((unsigned char)base[i]);
+    low[n] = 0;
+    bool gz = ends_with(low, n, ".gz");
+    size_t m = gz ? n - 3 : n;
+    if (ends_with(low, m, ".fits") || ends_with(low, m, ".fit") || ends_with(low, m, ".fts"))
+        return FMT_FITS;
+    if (!gz && ends_with(low, m, ".npy"))
+        return FMT_NPY;
+    if (!gz && ends_with(low, m, ".csv"))
+        return FMT_CSV;
+    low[m] = 0;
+    if (ends_with(low, m, ".idx") || ends_with(low, m, "-ubyte") || strstr(low, "idx"))
+        return FMT_IDX;
+    return FMT_NONE;
+}
+
+/* An existing regular file (or DS_ERR_IO with strerror). */
+static ds_status check_readable(const char *path)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return dsi_fail(DS_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    if (S_ISDIR(sb.st_mode))
+        return dsi_fail(DS_ERR_IO, "cannot read '%s': it is a directory", path);
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return dsi_fail(DS_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    fclose(fp);
+    return DS_OK;
+}
+
+ds_status ds_array_load(const char *path, const ds_read_opts *o, ds_tensor **out)
+{
+    if (!out)
+        return dsi_fail(DS_ERR_ARG, "ds_array_load: out is NULL");
+    *out = NULL;
+    if (!path)
+        return dsi_fail(DS_ERR_ARG, "ds_array_load: path is NULL");
+    fmt f = detect(path);
+    if (f == FMT_NONE)
+        return dsi_fail(DS_ERR_ARG, "'%s': unknown data file type; supported: " SUPPORTED, path);
+    const char *cols = o && o->columns && *o->columns ? o->columns : NULL;
+    int hdu = o ? o->hdu : 0;
+    if (hdu < 0)
+        return dsi_fail(DS_ERR_ARG, "'%s': HDU number %d is negative (1 = primary, 0 = first "
+                        "with data)", path, hdu);
+    if (cols && (f == FMT_NPY || f == FMT_IDX))
+        return dsi_fail(DS_ERR_ARG, "'%s': columns '%s' given, but only tables (FITS, CSV) "
+                        "have columns", path, cols);
+    if (hdu && f != FMT_FITS)
+        return dsi_fail(DS_ERR_ARG, "'%s': HDU %d given, but only FITS files have HDUs", path,
+                        hdu);
+    ds_status st = check_readable(path);
+    if (st != DS_OK)
+        return st;
+    switch (f) {
+    case FMT_NPY: return ds_npy_load(path, out);
+    case FMT_FITS: return dsi_fits_load(path, o, out);
+    case FMT_CSV: return dsi_csv_load(path, cols, out);
+    case FMT_IDX: return dsi_idx_load(path, out);
+    default: break;
+    }
+    return dsi_fail(DS_ERR_ARG, "'%s': unknown data file type", path);
+}
+
+ds_status ds_array_save(const ds_tensor *t, const char *path, const char *const *colnames)
+{
+    if (!t || !path)
+        return dsi_fail(DS_ERR_ARG, "ds_array_save: %s is NULL", t ? "path" : "tensor");
+    switch (detect(path)) {
+    case FMT_NPY: return ds_npy_save(t, path);
+    case FMT_FITS: return dsi_fits_save_image(t, path);
+    case FMT_CSV: return dsi_csv_save(t, path, colnames);
+    case FMT_IDX:
+        return dsi_fail(DS_ERR_ARG, "'%s': writing IDX files is not supported (write .npy, "
+                        ".fits or .csv)", path);
+    default: break;
+    }
+    return dsi_fail(DS_ERR_ARG, "'%s': unknown data file type for writing; supported: .npy, "
+                    ".fits/.fit/.fts (optionally .gz), .csv", path);
+}
+
+ds_status ds_table_save(const char *path, int ncols, const char *const *names, int64_t nrows,
+                        const float *const *cols)
+{
+    if (!path || ncols < 1 || nrows < 0 || (nrows > 0 && !cols))
+        return dsi_fail(DS_ERR_ARG, "ds_table_save '%s': needs a path, ncols >= 1 (got %d), "
+                        "nrows >= 0 (got %lld) and the columns", path ? path : "(null)", ncols,
+                        (long long)nrows);
+    for (int i = 0; nrows > 0 && i < ncols; i++)
+        if (!cols[i])
+            return dsi_fail(DS_ERR_ARG, "ds_table_save '%s': column %d is NULL", path, i + 1);
+    switch (detect(path)) {
+    case FMT_FITS: return dsi_fits_save_table(path, ncols, names, nrows, cols);
+    case FMT_CSV: return dsi_csv_save_table(path, ncols, names, nrows, cols);
+    default: break;
+    }
+    return dsi_fail(DS_ERR_ARG, "'%s': tables are written as .fits (binary table) or .csv",
+                    path);
+}
+
+char *ds_table_columns(const char *path, const ds_read_opts *o)
+{
+    if (!path) {
+        dsi_fail(DS_ERR_ARG, "ds_table_columns: path is NULL");
+        return NULL;
+    }
+    fmt f = detect(path);
+    if (f != FMT_FITS && f != FMT_CSV) {
+        dsi_fail(DS_ERR_ARG, "'%s': only tables (FITS, CSV) have columns", path);
+        return NULL;
+    }
+    if (o && o->hdu < 0) {
+        dsi_fail(DS_ERR_ARG, "'%s': HDU number %d is negative", path, o->hdu);
+        return NULL;
+    }
+    if (check_readable(path) != DS_OK)
+        return NULL;
+    return f == FMT_FITS ? dsi_fits_columns(path, o) : dsi_csv_columns(path);
+}
+
+ds_status ds_tensor_check_finite(const ds_tensor *t, const char *what)
+{
+    if (!what)
+        what = "tensor";
+    if (!t)
+        return dsi_fail(DS_ERR_ARG, "%s: tensor is NULL", what);
+    const float *x = t->data;
+    for (int64_t i = 0; i < t->numel; i++) {
+        if (isfinite(x[i]))
+            continue;
+        const char *v = isnan(x[i]) ? "NaN" : x[i] > 0 ? "+Inf" : "-Inf";
+        if (t->ndim >= 1 && t->shape[0] > 0)
+            return dsi_fail(DS_ERR_VALUE, "%s: element %lld (sample %lld) is %s", what,
+                            (long long)i, (long long)(i / (t->numel / t->shape[0])), v);
+        return dsi_fail(DS_ERR_VALUE, "%s: element %lld is %s", what, (long long)i, v);
+    }
+    return DS_OK;
+}
+
+/* ---- column lists shared by the table readers ---- */
+
+void dsi_columns_list(int n, char *const *names, char *buf, size_t cap)
+{
+    buf[0] = 0;
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(buf);
+        if (len + strlen(names[i]) + 8 >= cap) {
+            dsi_snprintf_cat(buf, cap, "...");
+            return;
+        }
+        dsi_snprintf_cat(buf, cap, "%s%s", i ? ", " : "", names[i]);
+    }
+}
+
+char *dsi_columns_join(int n, char *const *names)
+{
+    size_t len = 1;
+    for (int i = 0; i < n; i++)
+        len += strlen(names[i]) + 1;
+    char *s = malloc(len), *p = s;
+    if (!s) {
+        dsi_fail(DS_ERR_NOMEM, "out of memory for column names");
+        return NULL;
+    }
+    *p = 0;
+    for (int i = 0; i < n; i++) {
+        size_t k = strlen(names[i]);
+        if (i)
+            *p++ = ',';
+        memcpy(p, names[i], k + 1);
+        p += k;
+    }
+    return s;
+}
+
+ds_status dsi_columns_select(const char *path, const char *spec, int n, char *const *names,
+                             int **idx, int *nsel)
+{
+    *idx = NULL;
+    *nsel = 0;
+    int cap = 1;
+    for (const char *p = spec; *p; p++)
+        cap += *p == ',';
+    int *sel = malloc((size_t)cap * sizeof *sel);
+    if (!sel)
+        return dsi_fail(DS_ERR_NOMEM, "out of memory for a column list");
+    int k = 0;
+    const char *p = spec;
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        const char *a = p, *b = p + len;
+        while (a < b && isspace((unsigned char)*a))
+            a++;
+        while (b > a && isspace((unsigned char)b[-1]))
+            b--;
+        size_t w = (size_t)(b - a);
+        int found = -1;
+        for (int i = 0; i < n && found < 0; i++)
+            if (strlen(names[i]) == w && strncasecmp(names[i], a, w) == 0)
+                found = i;
+        if (found < 0 && w > 0 && w < 10 && strspn(a, "0123456789") >= w) {
+            long num = strtol(a, NULL, 10);
+            if (num < 1 || num > n) {
+                free(sel);
+                return dsi_fail(DS_ERR_ARG, "%s: column number %ld is out of range: the table "
+                                "has %d columns", path, num, n);
+            }
+            found = (int)num - 1;
+        }
+        if (found < 0) {
+            char list[400];
+            dsi_columns_list(n, names, list, sizeof list);
+            free(sel);
+            return dsi_fail(DS_ERR_ARG, "%s: no column '%.*s' (columns: %s)", path, (int)w, a,
+                            list);
+        }
+        sel[k++] = found;
+        if (!p[len])
+            break;
+        p += len + 1;
+    }
+    *idx = sel;
+    *nsel = k;
+    return DS_OK;
+}

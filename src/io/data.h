@@ -1,0 +1,36 @@
+/* data.h - the data-file readers and writers behind ds_array_load/save (array.c dispatches
+ * by file name to fits.c, csv.c, idx.c and npy.c). */
+#ifndef DS_IO_DATA_H
+#define DS_IO_DATA_H
+
+#include "io.h"
+
+/* Resolves a column list spec ("b,a" or "2,1": names case-insensitive, or 1-based numbers;
+ * a name wins over a number) against the n column names of path. On success *idx is a
+ * malloc'd array of *nsel 0-based indices in the order given. Unknown names list the
+ * available columns in the message (DS_ERR_ARG). */
+ds_status dsi_columns_select(const char *path, const char *spec, int n, char *const *names,
+                             int **idx, int *nsel);
+/* "a, b, c" (shortened with "..." past cap) for error messages. */
+void      dsi_columns_list(int n, char *const *names, char *buf, size_t cap);
+/* names joined by commas, malloc'd (NULL and DS_ERR_NOMEM message on failure). */
+char     *dsi_columns_join(int n, char *const *names);
+
+/* fits.c */
+ds_status dsi_fits_load(const char *path, const ds_read_opts *o, ds_tensor **out);
+ds_status dsi_fits_save_image(const ds_tensor *t, const char *path);
+ds_status dsi_fits_save_table(const char *path, int ncols, const char *const *names,
+                              int64_t nrows, const float *const *cols);
+char     *dsi_fits_columns(const char *path, const ds_read_opts *o);
+
+/* csv.c; a 2-D t is [rows, columns], a 1-D t one column. */
+ds_status dsi_csv_load(const char *path, const char *columns, ds_tensor **out);
+ds_status dsi_csv_save(const ds_tensor *t, const char *path, const char *const *colnames);
+ds_status dsi_csv_save_table(const char *path, int ncols, const char *const *names,
+                             int64_t nrows, const float *const *cols);
+char     *dsi_csv_columns(const char *path);
+
+/* idx.c */
+ds_status dsi_idx_load(const char *path, ds_tensor **out);
+
+#endif

@@ -1,0 +1,602 @@
+/* fits.c - FITS files through cfitsio: images of any BITPIX and numeric table columns read
+ * as float32; float32 images and binary tables written through a temporary file. */
+#include "data.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fitsio.h>
+#include <math.h>
+#include <pthread.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+/* Debian's cfitsio is not built reentrant (fits_is_reentrant() == 0): its error stack and
+ * buffers are shared, so every use goes through this lock. */
+static pthread_mutex_t fits_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* A message with cfitsio's status text and the oldest entry of its error stack. cfitsio
+ * also says "could not allocate memory" for a corrupt gzipped file, so that status is not
+ * turned into DS_ERR_NOMEM. */
+static ds_status fits_fail(ds_status s, const char *path, int status, const char *what)
+{
+    char text[FLEN_STATUS] = "", detail[FLEN_ERRMSG] = "";
+    fits_get_errstatus(status, text);
+    fits_read_errmsg(detail);
+    fits_clear_errmsg();
+    size_t n = strlen(detail);
+    while (n && (detail[n - 1] == ' ' || detail[n - 1] == '\n'))
+        detail[--n] = 0;
+    return dsi_fail(s, "%s: %s: cfitsio error %d (%s)%s%s", path, what, status, text,
+                    n ? ": " : "", detail);
+}
+
+/* An open FITS file. A gzipped file is decompressed here with zlib and opened from memory:
+ * cfitsio's own gunzip sizes its buffer from the gzip trailer, which for a truncated file
+ * is garbage (up to 4 GB), and does not notice a stream cut short. */
+typedef struct {
+    fitsfile *f;
+    void *mem;        /* the decompressed file, or NULL */
+    size_t memsize;
+    int64_t size;     /* bytes of FITS data (decompressed size for a gzipped file) */
+} fits_in;
+
+static ds_status gunzip(const char *path, fits_in *in)
+{
+    gzFile gz = gzopen(path, "rb");
+    if (!gz)
+        return dsi_fail(DS_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    size_t cap = 1 << 20, n = 0;
+    unsigned char *buf = malloc(cap);
+    ds_status st = DS_OK;
+    for (;;) {
+        if (!buf) {
+            st = dsi_fail(DS_ERR_NOMEM, "%s: out of memory decompressing (%zu bytes)", path, n);
+            break;
+        }
+        if (n == cap) {
+            unsigned char *nb = cap < ((size_t)1 << 62) ? realloc(buf, 2 * cap) : NULL;
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                continue;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        size_t want = cap - n > (1u << 30) ? (1u << 30) : cap - n;
+        int r = gzread(gz, buf + n, (unsigned)want);
+        int err = Z_OK;
+        const char *m = gzerror(gz, &err);
+        if (r < 0 || err != Z_OK) {
+            st = dsi_fail(DS_ERR_FORMAT, "%s: truncated or corrupt gzip data: %s", path,
+                          err == Z_ERRNO ? strerror(errno) : m);
+            break;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    gzclose(gz);
+    if (st != DS_OK) {
+        free(buf);
+        return st;
+    }
+    in->mem = buf;
+    in->memsize = n;
+    in->size = (int64_t)n;
+    return DS_OK;
+}
+
+static ds_status open_in(const char *path, fits_in *in)
+{
+    memset(in, 0, sizeof *in);
+    unsigned char m[2] = {0, 0};
+    struct stat sb;
+    FILE *fp = fopen(path, "rb");
+    if (!fp || fstat(fileno(fp), &sb) != 0) {
+        ds_status st = dsi_fail(DS_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+        if (fp)
+            fclose(fp);
+        return st;
+    }
+    bool gz = fread(m, 1, 2, fp) == 2 && m[0] == 0x1f && m[1] == 0x8b;
+    fclose(fp);
+    in->size = (int64_t)sb.st_size;
+    int status = 0;
+    if (gz) {
+        ds_status st = gunzip(path, in);
+        if (st != DS_OK)
+            return st;
+        if (fits_open_memfile(&in->f, path, READONLY, &in->mem, &in->memsize, 0, NULL,
+                              &status)) {
+            free(in->mem);
+            in->mem = NULL;
+            in->f = NULL;
+            return fits_fail(DS_ERR_FORMAT, path, status, "cannot open as FITS");
+        }
+        return DS_OK;
+    }
+    if (fits_open_diskfile(&in->f, path, READONLY, &status)) {
+        in->f = NULL;
+        return fits_fail(DS_ERR_FORMAT, path, status, "cannot open as FITS");
+    }
+    return DS_OK;
+}
+
+static void close_in(fits_in *in)
+{
+    int status = 0;
+    if (in->f)
+        fits_close_file(in->f, &status);
+    fits_clear_errmsg();
+    free(in->mem);
+    memset(in, 0, sizeof *in);
+}
+
+/* Refuses an HDU that announces more bytes than the file holds, before allocating.
+ * Tile-compressed images (stored as tables) are left to cfitsio. */
+static ds_status check_size(fitsfile *f, const char *path, int64_t size, int hdu,
+                            uint64_t bytes)
+{
+    int status = 0;
+    LONGLONG hs, ds, de;
+    if (fits_get_hduaddrll(f, &hs, &ds, &de, &status))
+        return fits_fail(DS_ERR_FORMAT, path, status, "reading the HDU addresses");
+    if ((uint64_t)ds + bytes > (uint64_t)size)
+        return dsi_fail(DS_ERR_FORMAT, "%s: HDU %d is truncated: its data needs %llu bytes "
+                        "after offset %lld, the file has %lld bytes", path, hdu,
+                        (unsigned long long)bytes, (long long)ds, (long long)size);
+    return DS_OK;
+}
+
+/* Moves to HDU want (1-based), or with want == 0 to the first image with NAXIS > 0 or the
+ * first table. *type is IMAGE_HDU, ASCII_TBL or BINARY_TBL. */
+static ds_status find_hdu(fitsfile *f, const char *path, int64_t size, int want, int *hdu,
+                          int *type)
+{
+    int status = 0;
+    if (want > 0) {
+        if (fits_movabs_hdu(f, want, type, &status)) {
+            int n = 0, st2 = 0;
+            fits_get_num_hdus(f, &n, &st2);
+            if (status == END_OF_FILE || status == BAD_HDU_NUM) {
+                fits_clear_errmsg();
+                return dsi_fail(DS_ERR_ARG, "%s: no HDU %d (the file has %d)", path, want, n);
+            }
+            return fits_fail(DS_ERR_FORMAT, path, status, "moving to the HDU");
+        }
+        *hdu = want;
+        return DS_OK;
+    }
+    for (int i = 1;; i++) {
+        if (fits_movabs_hdu(f, i, type, &status)) {
+            if (status == END_OF_FILE && i > 1) {
+                fits_clear_errmsg();
+                return dsi_fail(DS_ERR_FORMAT, "%s: no HDU holds an image or a table (%d HDUs "
+                                "read)%s", path, i - 1,
+                                size % 2880 ? "; the file size is not a multiple of 2880 "
+                                "bytes: truncated?" : "");
+            }
+            return fits_fail(DS_ERR_FORMAT, path, status, "reading the HDUs");
+        }
+        int naxis = 0;
+        if (*type != IMAGE_HDU || (fits_get_img_dim(f, &naxis, &status) == 0 && naxis > 0)) {
+            *hdu = i;
+            return status ? fits_fail(DS_ERR_FORMAT, path, status, "reading NAXIS") : DS_OK;
+        }
+        if (status)
+            return fits_fail(DS_ERR_FORMAT, path, status, "reading NAXIS");
+    }
+}
+
+static ds_status read_image(fitsfile *f, const char *path, int64_t size, int hdu,
+                            ds_tensor **out)
+{
+    int status = 0, naxis = 0, bitpix = 0;
+    LONGLONG naxes[DS_MAX_DIMS];
+    if (fits_get_img_dim(f, &naxis, &status) || fits_get_img_type(f, &bitpix, &status))
+        return fits_fail(DS_ERR_FORMAT, path, status, "reading the image header");
+    if (naxis < 1)
+        return dsi_fail(DS_ERR_FORMAT, "%s: HDU %d holds no data (NAXIS = 0)", path, hdu);
+    if (naxis > DS_MAX_DIMS)
+        return dsi_fail(DS_ERR_FORMAT, "%s: HDU %d: image of %d axes (at most %d)", path, hdu,
+                        naxis, DS_MAX_DIMS);
+    if (fits_get_img_sizell(f, naxis, naxes, &status))
+        return fits_fail(DS_ERR_FORMAT, path, status, "reading the image size");
+    int64_t shape[DS_MAX_DIMS];
+    uint64_t numel = 1;
+    for (int i = 0; i < naxis; i++) {
+        shape[i] = naxes[naxis - 1 - i];
+        if (shape[i] < 0 || (numel = numel * (uint64_t)shape[i]) > (1ULL << 40))
+            return dsi_fail(DS_ERR_FORMAT, "%s: HDU %d: bad image size (NAXIS%d = %lld)", path,
+                            hdu, naxis - i, (long long)shape[i]);
+    }
+    int compressed = fits_is_compressed_image(f, &status);
+    ds_status st;
+    if (!compressed && (st = check_size(f, path, size, hdu, numel * (uint64_t)abs(bitpix) / 8)))
+        return st;
+    ds_tensor *t = ds_tensor_create(naxis, shape);
+    if (!t)
+        return DS_ERR_NOMEM;
+    LONGLONG first[DS_MAX_DIMS];
+    for (int i = 0; i < naxis; i++)
+        first[i] = 1;
+    float nan = NAN;
+    int anynul = 0;
+    if (numel && fits_read_pixll(f, TFLOAT, first, (LONGLONG)numel, &nan, t->data, &anynul,
+                                 &status)) {
+        ds_tensor_free(t);
+        return fits_fail(DS_ERR_FORMAT, path, status, "reading the image");
+    }
+    *out = t;
+    return DS_OK;
+}
+
+static bool numeric_type(int tc)
+{
+    switch (tc) {
+    case TBYTE: case TSBYTE: case TSHORT: case TUSHORT: case TINT: case TUINT: case TLONG:
+    case TULONG: case TLONGLONG: case TULONGLONG: case TFLOAT: case TDOUBLE:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Column names (TTYPEn, or "col<n>" when absent) of the current table HDU. */
+static ds_status table_names(fitsfile *f, const char *path, char ***names, int *ncols)
+{
+    int status = 0, n = 0;
+    *names = NULL;
+    if (fits_get_num_cols(f, &n, &status))
+        return fits_fail(DS_ERR_FORMAT, path, status, "reading TFIELDS");
+    char **nm = calloc((size_t)n + 1, sizeof *nm);
+    if (!nm)
+        return dsi_fail(DS_ERR_NOMEM, "%s: out of memory", path);
+    for (int i = 0; i < n; i++) {
+        char key[FLEN_KEYWORD], val[FLEN_VALUE] = "";
+        snprintf(key, sizeof key, "TTYPE%d", i + 1);
+        if (fits_read_key(f, TSTRING, key, val, NULL, &status)) {
+            if (status != KEY_NO_EXIST) {
+                ds_status st = fits_fail(DS_ERR_FORMAT, path, status, key);
+                *names = nm;
+                *ncols = i;
+                return st;
+            }
+            status = 0;
+            fits_clear_errmsg();
+            snprintf(val, sizeof val, "col%d", i + 1);
+        }
+        if (!(nm[i] = dsi_strdup(val))) {
+            *names = nm;
+            *ncols = i;
+            return dsi_fail(DS_ERR_NOMEM, "%s: out of memory", path);
+        }
+    }
+    *names = nm;
+    *ncols = n;
+    return DS_OK;
+}
+
+static void free_names(char **names, int n)
+{
+    for (int i = 0; names && i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+static ds_status read_table(fitsfile *f, const char *path, int64_t size, int hdu,
+                            const char *columns, ds_tensor **out)
+{
+    int status = 0, ncols = 0, nsel = 0, *sel = NULL;
+    char **names = NULL;
+    float *buf = NULL;
+    ds_tensor *t = NULL;
+    LONGLONG nrows = 0, rowlen = 0;
+    ds_status st = table_names(f, path, &names, &ncols);
+    if (st != DS_OK)
+        goto done;
+    if (fits_get_num_rowsll(f, &nrows, &status) ||
+        fits_read_key_lnglng(f, "NAXIS1", &rowlen, NULL, &status)) {
+        st = fits_fail(DS_ERR_FORMAT, path, status, "reading the table size");
+        goto done;
+    }
+    int *tc = calloc((size_t)ncols + 1, sizeof *tc);
+    LONGLONG *rep = calloc((size_t)ncols + 1, sizeof *rep);
+    if (!tc || !rep) {
+        free(tc);
+        free(rep);
+        st = dsi_fail(DS_ERR_NOMEM, "%s: out of memory", path);
+        goto done;
+    }
+    for (int i = 0; i < ncols && !status; i++) {
+        LONGLONG width;
+        fits_get_coltypell(f, i + 1, &tc[i], &rep[i], &width, &status);
+    }
+    if (status) {
+        free(tc);
+        free(rep);
+        st = fits_fail(DS_ERR_FORMAT, path, status, "reading the column types");
+        goto done;
+    }
+    if (columns) {
+        st = dsi_columns_select(path, columns, ncols, names, &sel, &nsel);
+        for (int j = 0; st == DS_OK && j < nsel; j++) {
+            int c = sel[j];
+            if (!numeric_type(tc[c]))
+                st = dsi_fail(DS_ERR_FORMAT, "%s: HDU %d: column '%s' is not numeric (type "
+                              "code %d)", path, hdu, names[c], tc[c]);
+            else if (rep[c] != 1)
+                st = dsi_fail(DS_ERR_FORMAT, "%s: HDU %d: column '%s' holds vectors of %lld "
+                              "values; only scalar columns can be read", path, hdu, names[c],
+                              (long long)rep[c]);
+        }
+    } else if (!(sel = malloc(((size_t)ncols + 1) * sizeof *sel))) {
+        st = dsi_fail(DS_ERR_NOMEM, "%s: out of memory", path);
+    } else {
+        for (int i = 0; i < ncols; i++)
+            if (numeric_type(tc[i]) && rep[i] == 1)
+                sel[nsel++] = i;
+        if (!nsel) {
+            char list[400];
+            dsi_columns_list(ncols, names, list, sizeof list);
+            st = dsi_fail(DS_ERR_FORMAT, "%s: HDU %d: no numeric scalar column (columns: %s)",
+                          path, hdu, list);
+        }
+    }
+    free(tc);
+    free(rep);
+    if (st != DS_OK)
+        goto done;
+    if (nrows < 0 || rowlen < 0 || (rowlen && (uint64_t)nrows > (1ULL << 50) / (uint64_t)rowlen)) {
+        st = dsi_fail(DS_ERR_FORMAT, "%s: HDU %d: bad table size (%lld rows of %lld bytes)",
+                      path, hdu, (long long)nrows, (long long)rowlen);
+        goto done;
+    }
+    if ((st = check_size(f, path, size, hdu, (uint64_t)nrows * (uint64_t)rowlen)) != DS_OK)
+        goto done;
+    if (!(t = ds_tensor_create(2, (int64_t[]){nrows, nsel}))) {
+        st = DS_ERR_NOMEM;
+        goto done;
+    }
+    if (!(buf = malloc(((size_t)nrows + 1) * sizeof *buf))) {
+        st = dsi_fail(DS_ERR_NOMEM, "%s: out of memory", path);
+        goto done;
+    }
+    float nan = NAN;
+    for (int j = 0; j < nsel && nrows > 0; j++) {
+        int anynul = 0;
+        if (fits_read_col(f, TFLOAT, sel[j] + 1, 1, 1, nrows, &nan, buf, &anynul, &status)) {
+            char what[120];
+            snprintf(what, sizeof what, "HDU %d: reading column '%s'", hdu, names[sel[j]]);
+            st = fits_fail(DS_ERR_FORMAT, path, status, what);
+            goto done;
+        }
+        for (LONGLONG i = 0; i < nrows; i++)
+            t->data[i * nsel + j] = buf[i];
+    }
+    *out = t;
+    t = NULL;
+    st = DS_OK;
+done:
+    ds_tensor_free(t);
+    free(buf);
+    free(sel);
+    free_names(names, ncols);
+    return st;
+}
+
+ds_status dsi_fits_load(const char *path, const ds_read_opts *o, ds_tensor **out)
+{
+    *out = NULL;
+    const char *cols = o && o->columns && *o->columns ? o->columns : NULL;
+    fits_in in;
+    int hdu = 0, type = 0;
+    pthread_mutex_lock(&fits_lock);
+    ds_status st = open_in(path, &in);
+    if (st == DS_OK)
+        st = find_hdu(in.f, path, in.size, o ? o->hdu : 0, &hdu, &type);
+    if (st == DS_OK && type == IMAGE_HDU)
+        st = cols ? dsi_fail(DS_ERR_ARG, "%s: columns '%s' given, but HDU %d is an image", path,
+                             cols, hdu)
+                  : read_image(in.f, path, in.size, hdu, out);
+    else if (st == DS_OK)
+        st = read_table(in.f, path, in.size, hdu, cols, out);
+    close_in(&in);
+    pthread_mutex_unlock(&fits_lock);
+    return st;
+}
+
+char *dsi_fits_columns(const char *path, const ds_read_opts *o)
+{
+    fits_in in;
+    int hdu = 0, type = 0, n = 0;
+    char **names = NULL, *s = NULL;
+    pthread_mutex_lock(&fits_lock);
+    if (open_in(path, &in) == DS_OK &&
+        find_hdu(in.f, path, in.size, o ? o->hdu : 0, &hdu, &type) == DS_OK) {
+        if (type == IMAGE_HDU)
+            dsi_fail(DS_ERR_ARG, "%s: HDU %d is an image, not a table", path, hdu);
+        else if (table_names(in.f, path, &names, &n) == DS_OK)
+            s = dsi_columns_join(n, names);
+    }
+    free_names(names, n);
+    close_in(&in);
+    pthread_mutex_unlock(&fits_lock);
+    return s;
+}
+
+/* ---- writing: a file created under a temporary name in the same directory, then renamed
+ * into place. For a name ending in .gz, cfitsio writes a plain temporary file that zlib
+ * then compresses into a second one. ---- */
+
+typedef struct {
+    char raw[4096];   /* what cfitsio writes */
+    char fin[4096];   /* what is renamed to the final name (== raw unless gzipped) */
+    bool gzip;
+} tmp_names;
+
+static ds_status create_tmp(const char *path, tmp_names *tn, fitsfile **f)
+{
+    const char *base = strrchr(path, '/');
+    int dirlen = base ? (int)(base - path + 1) : 0;
+    base = base ? base + 1 : path;
+    size_t n = strlen(base);
+    tn->gzip = n > 3 && strcasecmp(base + n - 3, ".gz") == 0;
+    int keep = (int)(tn->gzip ? n - 3 : n);
+    if (snprintf(tn->fin, sizeof tn->fin, "%.*s.tmp%ld-%s", dirlen, path, (long)getpid(),
+                 base) >= (int)sizeof tn->fin)
+        return dsi_fail(DS_ERR_IO, "%s: path too long", path);
+    snprintf(tn->raw, sizeof tn->raw, "%.*s.tmp%ld-%.*s", dirlen, path, (long)getpid(), keep,
+             base);
+    remove(tn->raw);
+    int status = 0;
+    if (fits_create_diskfile(f, tn->raw, &status)) {
+        *f = NULL;
+        if (status == FILE_NOT_CREATED) {
+            fits_clear_errmsg();
+            return dsi_fail(DS_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+        }
+        return fits_fail(DS_ERR_IO, path, status, "cannot create");
+    }
+    return DS_OK;
+}
+
+static bool gzip_file(const char *src, const char *dst)
+{
+    FILE *in = fopen(src, "rb");
+    gzFile out = in ? gzopen(dst, "wb6") : NULL;
+    bool ok = in && out;
+    unsigned char buf[1 << 15];
+    size_t n;
+    while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0)
+        ok = gzwrite(out, buf, (unsigned)n) == (int)n;
+    ok = ok && !ferror(in);
+    if (in)
+        fclose(in);
+    if (out && gzclose(out) != Z_OK)
+        ok = false;
+    return ok;
+}
+
+/* Closes f; on success (gzips,) syncs and renames into path; on failure removes the
+ * temporary files. */
+static ds_status finish(fitsfile *f, const char *path, const tmp_names *tn, int status)
+{
+    int cs = 0;
+    fits_close_file(f, &cs);
+    if (!status)
+        status = cs;
+    if (status) {
+        remove(tn->raw);
+        return fits_fail(DS_ERR_IO, path, status, "cannot write");
+    }
+    fits_clear_errmsg();
+    errno = 0;
+    if (tn->gzip) {
+        bool ok = gzip_file(tn->raw, tn->fin);
+        int err = errno;
+        remove(tn->raw);
+        if (!ok) {
+            remove(tn->fin);
+            return dsi_fail(DS_ERR_IO, "cannot write '%s': %s", path,
+                            err ? strerror(err) : "gzip failed");
+        }
+    }
+    int fd = open(tn->fin, O_RDONLY);
+    bool ok = fd >= 0 && fsync(fd) == 0;
+    int err = errno;
+    if (fd >= 0)
+        close(fd);
+    if (!ok || rename(tn->fin, path) != 0) {
+        err = ok ? errno : err;
+        remove(tn->fin);
+        return dsi_fail(DS_ERR_IO, "cannot write '%s': %s", path, strerror(err));
+    }
+    return DS_OK;
+}
+
+enum { CHUNK = 1 << 16 };   /* floats copied per cfitsio write: it may byte-swap in place */
+
+ds_status dsi_fits_save_image(const ds_tensor *t, const char *path)
+{
+    if (t->ndim < 1)
+        return dsi_fail(DS_ERR_SHAPE, "%s: a FITS image needs at least one axis (got a scalar)",
+                        path);
+    LONGLONG naxes[DS_MAX_DIMS];
+    for (int i = 0; i < t->ndim; i++)
+        naxes[i] = t->shape[t->ndim - 1 - i];
+    float *buf = malloc(CHUNK * sizeof *buf);
+    if (!buf)
+        return dsi_fail(DS_ERR_NOMEM, "%s: out of memory", path);
+    tmp_names tn;
+    fitsfile *f;
+    pthread_mutex_lock(&fits_lock);
+    ds_status st = create_tmp(path, &tn, &f);
+    if (st == DS_OK) {
+        int status = 0;
+        fits_create_imgll(f, FLOAT_IMG, t->ndim, naxes, &status);
+        for (int64_t i = 0; i < t->numel && !status; i += CHUNK) {
+            int64_t n = t->numel - i < CHUNK ? t->numel - i : CHUNK;
+            memcpy(buf, t->data + i, (size_t)n * sizeof *buf);
+            fits_write_img(f, TFLOAT, i + 1, n, buf, &status);
+        }
+        st = finish(f, path, &tn, status);
+    }
+    pthread_mutex_unlock(&fits_lock);
+    free(buf);
+    return st;
+}
+
+ds_status dsi_fits_save_table(const char *path, int ncols, const char *const *names,
+                              int64_t nrows, const float *const *cols)
+{
+    char **ttype = calloc((size_t)ncols, sizeof *ttype), **tform = calloc((size_t)ncols, sizeof *tform);
+    float *buf = malloc(CHUNK * sizeof *buf);
+    ds_status st = DS_OK;
+    if (!ttype || !tform || !buf) {
+        st = dsi_fail(DS_ERR_NOMEM, "%s: out of memory", path);
+        goto done;
+    }
+    for (int j = 0; j < ncols; j++) {
+        char gen[16];
+        snprintf(gen, sizeof gen, "col%d", j + 1);
+        const char *nm = names && names[j] ? names[j] : gen;
+        size_t len = strlen(nm);
+        for (size_t k = 0; k < len && st == DS_OK; k++)
+            if (nm[k] < 32 || nm[k] > 126 || nm[k] == '\'')
+                st = dsi_fail(DS_ERR_ARG, "%s: column name '%s': FITS names are printable "
+                              "ASCII without quotes", path, nm);
+        if (st == DS_OK && (len == 0 || len > 68))
+            st = dsi_fail(DS_ERR_ARG, "%s: column %d: a FITS column name has 1 to 68 "
+                          "characters", path, j + 1);
+        if (st != DS_OK)
+            goto done;
+        ttype[j] = (char *)nm;
+        tform[j] = "1E";
+    }
+    tmp_names tn;
+    fitsfile *f;
+    pthread_mutex_lock(&fits_lock);
+    st = create_tmp(path, &tn, &f);
+    if (st == DS_OK) {
+        int status = 0;
+        /* on an empty file cfitsio first writes an empty primary HDU */
+        fits_create_tbl(f, BINARY_TBL, nrows, ncols, ttype, tform, NULL, NULL, &status);
+        for (int j = 0; j < ncols && !status; j++)
+            for (int64_t i = 0; i < nrows && !status; i += CHUNK) {
+                int64_t n = nrows - i < CHUNK ? nrows - i : CHUNK;
+                memcpy(buf, cols[j] + i, (size_t)n * sizeof *buf);
+                fits_write_col(f, TFLOAT, j + 1, i + 1, 1, n, buf, &status);
+            }
+        st = finish(f, path, &tn, status);
+    }
+    pthread_mutex_unlock(&fits_lock);
+done:
+    free(ttype);
+    free(tform);
+    free(buf);
+    return st;
+}

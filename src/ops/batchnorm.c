@@ -1,0 +1,195 @@
+/* batchnorm.c - batch normalization op and its "BatchNormalization" layer (PyTorch's
+ * BatchNorm1d/2d/3d): shape rule, forward with batch or running statistics, backward. */
+#include "../internal.h"
+
+#include <math.h>
+
+/* in: x [N, C, ...], running_mean [C], running_var [C], and unless no_affine gamma [C],
+ * beta [C]. fa: 0 momentum, 1 eps. ia[0] is set by forward: 1 if it normalized with batch
+ * statistics, so backward differentiates the same function. saved: mean [C] and
+ * rstd [C] = 1 / sqrt(var + eps) as used by that forward.
+ *
+ * Batch statistics (M = N * spatial values per channel):
+ *   y = gamma xh + beta, xh = (x - mean) rstd, var biased;
+ *   dx = gamma rstd / M (M dy - sum dy - xh sum(dy xh)), dgamma = sum(dy xh), dbeta = sum dy.
+ * Running statistics: a per-channel affine map, dx = gamma rstd dy.
+ * With DS_BN_UPDATE the running statistics move by momentum towards the batch mean and the
+ * UNBIASED batch variance (var M / (M - 1)), as PyTorch does. */
+static ds_status bn_shape(ds_node *y)
+{
+    const ds_node *x = y->in[0];
+    if (x->ndim < 2)
+        return dsi_fail_node(y, DS_ERR_SHAPE, "input %s is not [N, C] or [N, C, spatial...]",
+                             dsi_shape_str(x->ndim, x->shape));
+    for (int i = 1; i < y->n_in; i++)
+        if (y->in[i]->ndim != 1 || y->in[i]->shape[0] != x->shape[1])
+            return dsi_fail_node(y, DS_ERR_SHAPE, "input %s has %lld channels, '%s' has shape %s",
+                                 dsi_shape_str(x->ndim, x->shape), (long long)x->shape[1],
+                                 dsi_node_layer(y->in[i]),
+                                 dsi_shape_str(y->in[i]->ndim, y->in[i]->shape));
+    dsi_set_shape(y, x->ndim, x->shape);
+    return DS_OK;
+}
+
+static size_t bn_saved(const ds_node *y) { return 2 * (size_t)y->in[0]->shape[1] * sizeof(float); }
+
+static void bn_forward(ds_node *y)
+{
+    const ds_node *x = y->in[0];
+    ds_graph *g = y->g;
+    int64_t N = x->shape[0], C = x->shape[1], S = x->numel / (N * C), M = N * S;
+    float *rm = y->in[1]->data, *rv = y->in[2]->data;
+    const float *gamma = y->n_in > 3 ? y->in[3]->data : NULL;
+    const float *beta = y->n_in > 3 ? y->in[4]->data : NULL;
+    float *mean = y->saved, *rstd = mean + C;
+    const float *xd = x->data;
+    float *yd = y->data;
+    bool batch = (g->mode & DS_BN_BATCH) != 0;
+    bool update = batch && (g->mode & DS_BN_UPDATE);
+    double mom = y->fa[0], eps = y->fa[1];
+    y->ia[0] = batch;
+    if (batch && M < 2) {
+        /* PyTorch: "Expected more than 1 value per channel when training" */
+        dsi_run_fail(g, DS_ERR_VALUE, "batchnorm '%s': expected more than 1 value per channel "
+                     "to normalize with batch statistics, got input %s (use eval mode or a "
+                     "larger batch)", dsi_node_layer(y), dsi_shape_str(x->ndim, x->shape));
+        memset(yd, 0, (size_t)y->numel * sizeof *yd);
+        for (int64_t c = 0; c < C; c++)
+            mean[c] = 0, rstd[c] = 0;
+        return;
+    }
+#pragma omp parallel for schedule(static) if (x->numel > DS_PAR_MIN)
+    for (int64_t c = 0; c < C; c++) {
+        double mu, var;
+        if (batch) {
+            double s = 0, ss = 0;
+            for (int64_t n = 0; n < N; n++) {
+                const float *xp = xd + (n * C + c) * S;
+                for (int64_t i = 0; i < S; i++)
+                    s += xp[i];
+            }
+            mu = s / (double)M;
+            for (int64_t n = 0; n < N; n++) {
+                const float *xp = xd + (n * C + c) * S;
+                for (int64_t i = 0; i < S; i++) {
+                    double d = xp[i] - mu;
+                    ss += d * d;
+                }
+            }
+            var = ss / (double)M;
+            if (update) {
+                rm[c] = (float)((1 - mom) * rm[c] + mom * mu);
+                rv[c] = (float)((1 - mom) * rv[c] + mom * var * (double)M / (double)(M - 1));
+            }
+        } else {
+            mu = rm[c];
+            var = rv[c];
+        }
+        double r = 1.0 / sqrt(var + eps);
+        mean[c] = (float)mu;
+        rstd[c] = (float)r;
+        float a = (float)(r * (gamma ? gamma[c] : 1.0f));
+        float b = (float)((beta ? beta[c] : 0.0f) - mu * r * (gamma ? gamma[c] : 1.0f));
+        for (int64_t n = 0; n < N; n++) {
+            const float *xp = xd + (n * C + c) * S;
+            float *yp = yd + (n * C + c) * S;
+            for (int64_t i = 0; i < S; i++)
+                yp[i] = a * xp[i] + b;
+        }
+    }
+}
+
+static void bn_backward(ds_node *y)
+{
+    const ds_node *x = y->in[0];
+    int64_t N = x->shape[0], C = x->shape[1], S = x->numel / (N * C), M = N * S;
+    const float *gamma = y->n_in > 3 ? y->in[3]->data : NULL;
+    float *dgamma = y->n_in > 3 ? y->in[3]->grad : NULL;
+    float *dbeta = y->n_in > 3 ? y->in[4]->grad : NULL;
+    const float *mean = y->saved, *rstd = mean + C;
+    const float *xd = x->data, *dy = y->grad;
+    float *dx = x->grad;
+    bool batch = y->ia[0] != 0;
+#pragma omp parallel for schedule(static) if (x->numel > DS_PAR_MIN)
+    for (int64_t c = 0; c < C; c++) {
+        double sdy = 0, sdyxh = 0;
+        float mu = mean[c], r = rstd[c], gm = gamma ? gamma[c] : 1.0f;
+        for (int64_t n = 0; n < N; n++) {
+            const float *xp = xd + (n * C + c) * S, *gp = dy + (n * C + c) * S;
+            for (int64_t i = 0; i < S; i++) {
+                sdy += gp[i];
+                sdyxh += (double)gp[i] * ((xp[i] - mu) * r);
+            }
+        }
+        if (dgamma)
+            dgamma[c] += (float)sdyxh;
+        if (dbeta)
+            dbeta[c] += (float)sdy;
+        if (!dx)
+            continue;
+        float k = gm * r;
+        if (batch) {
+            float mdy = (float)(sdy / (double)M), mdyxh = (float)(sdyxh / (double)M);
+            for (int64_t n = 0; n < N; n++) {
+                const float *xp = xd + (n * C + c) * S, *gp = dy + (n * C + c) * S;
+                float *dp = dx + (n * C + c) * S;
+                for (int64_t i = 0; i < S; i++)
+                    dp[i] += k * (gp[i] - mdy - (xp[i] - mu) * r * mdyxh);
+            }
+        } else {
+            for (int64_t n = 0; n < N; n++) {
+                const float *gp = dy + (n * C + c) * S;
+                float *dp = dx + (n * C + c) * S;
+                for (int64_t i = 0; i < S; i++)
+                    dp[i] += k * gp[i];
+            }
+        }
+    }
+}
+
+const ds_op_def dsi_op_batchnorm = {
+    .name = "batchnorm", .shape = bn_shape, .forward = bn_forward, .backward = bn_backward,
+    .saved_bytes = bn_saved,
+};
+
+ds_node *ds_batchnorm(ds_graph *g, ds_node *x, const ds_batchnorm_opts *o)
+{
+    if (!g || !x || g->status != DS_OK)
+        return NULL;
+    ds_batchnorm_opts d = { 0 };
+    if (o)
+        d = *o;
+    float mom = d.momentum == 0 ? 0.1f : d.momentum, eps = d.eps == 0 ? 1e-5f : d.eps;
+    char name[DS_NAME_MAX];
+    if (!dsi_layer_begin(g, "BatchNormalization", "batch_normalization", d.name, name))
+        return NULL;
+    ds_node *y = NULL;
+    if (!(mom > 0 && mom <= 1) || !(eps > 0)) {
+        dsi_fail(DS_ERR_ARG, "batchnorm '%s': momentum %g must be in (0, 1] and eps %g > 0",
+                 name, (double)mom, (double)eps);
+        dsi_build_fail(g, DS_ERR_ARG);
+    } else if (x->ndim < 2) {
+        dsi_fail(DS_ERR_SHAPE, "batchnorm '%s': input '%s' has shape %s, expected [N, C] or "
+                 "[N, C, spatial...]", name, dsi_node_layer(x), dsi_shape_str(x->ndim, x->shape));
+        dsi_build_fail(g, DS_ERR_SHAPE);
+    } else {
+        int64_t C = x->shape[1];
+        ds_init ones = { DS_INIT_ONES, 0, 0 }, zeros = { DS_INIT_ZEROS, 0, 0 };
+        ds_param *w = NULL, *b = NULL, *rm = NULL, *rv = NULL;
+        bool ok = true;
+        if (!d.no_affine) {
+            ok = (w = dsi_model_get_param(g->m, name, "weight", 1, &C, 1, ones)) &&
+                 (b = dsi_model_get_param(g->m, name, "bias", 1, &C, 1, zeros));
+        }
+        ok = ok && (rm = dsi_model_get_param(g->m, name, "running_mean", 1, &C, 0, zeros)) &&
+             (rv = dsi_model_get_param(g->m, name, "running_var", 1, &C, 0, ones));
+        if (!ok) {
+            dsi_build_fail(g, DS_ERR_SHAPE);
+        } else {
+            ds_node *in[5] = { x, ds_param_node(g, rm), ds_param_node(g, rv),
+                               w ? ds_param_node(g, w) : NULL, b ? ds_param_node(g, b) : NULL };
+            y = dsi_node(g, DS_OP_BATCHNORM, w ? 5 : 3, in, NULL, 0, (float[]){ mom, eps }, 2);
+        }
+    }
+    return dsi_layer_end(g, y);
+}

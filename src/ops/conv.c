@@ -1,0 +1,394 @@
+/* conv.c - N-d convolution op (1D, 2D, 3D; PyTorch's conv1d/2d/3d with explicit low/high
+ * padding per axis): shape rule, forward, backward; and the im2col helpers it shares with
+ * the transposed convolution.
+ *
+ * x [N, C, S...], w [F, C, K...], optional b [F] -> y [N, F, O...] with, per axis,
+ *   O = floor((S + lo + hi - d (K - 1) - 1) / s) + 1.
+ * Per group of G samples (G from the shapes only): col [C*prod(K), G*prod(O)] = im2col(x),
+ * Y [F, G*prod(O)] = W col, then y = Y (+ b) rearranged to [N, F, O...]. Backward:
+ * dW += dY col^T, dcol = W^T dY then col2im into dx, db += sum of dy over N and O.
+ * Every image plane and output row is written by one thread, and the sgemms run as fixed
+ * tiles (dsi_sgemm_tiled), so results do not depend on the thread count, bit for bit.
+ *
+ * Attributes: ia[0] = nd; for axis i < nd: ia[1+i] stride, ia[4+i] pad_lo, ia[7+i] pad_hi,
+ * ia[10+i] dilation. */
+#include "conv_impl.h"
+
+/* ---- im2col / col2im ---- */
+
+/* Columns o in [lo, hi) along one axis read image positions o * s + off inside [0, n_in). */
+static void valid_range(int64_t n_out, int64_t n_in, int64_t s, int64_t off, int64_t *lo,
+                        int64_t *hi)
+{
+    int64_t a = off >= 0 ? 0 : (-off + s - 1) / s;
+    int64_t r = n_in - 1 - off;
+    int64_t b = r < 0 ? 0 : r / s + 1;
+    if (a > n_out)
+        a = n_out;
+    if (b > n_out)
+        b = n_out;
+    if (b < a)
+        b = a;
+    *lo = a;
+    *hi = b;
+}
+
+void dsi_im2col(const dsi_conv_geom *q, const float *img, float *col, int64_t ld)
+{
+    const int64_t O0 = q->out[0], O1 = q->out[1], O2 = q->out[2];
+    const int64_t I0 = q->in[0], I1 = q->in[1], I2 = q->in[2], s2 = q->s[2];
+    float *row = col;
+    for (int64_t k0 = 0; k0 < q->k[0]; k0++)
+        for (int64_t k1 = 0; k1 < q->k[1]; k1++)
+            for (int64_t k2 = 0; k2 < q->k[2]; k2++, row += ld) {
+                int64_t off = k2 * q->d[2] - q->p[2], lo, hi;
+                valid_range(O2, I2, s2, off, &lo, &hi);
+                float *dst = row;
+                for (int64_t o0 = 0; o0 < O0; o0++) {
+                    int64_t i0 = o0 * q->s[0] - q->p[0] + k0 * q->d[0];
+                    for (int64_t o1 = 0; o1 < O1; o1++, dst += O2) {
+                        int64_t i1 = o1 * q->s[1] - q->p[1] + k1 * q->d[1];
+                        if (i0 < 0 || i0 >= I0 || i1 < 0 || i1 >= I1) {
+                            memset(dst, 0, (size_t)O2 * sizeof *dst);
+                            continue;
+                        }
+                        const float *src = img + (i0 * I1 + i1) * I2;
+                        for (int64_t o = 0; o < lo; o++)
+                            dst[o] = 0;
+                        if (s2 == 1)
+                            memcpy(dst + lo, src + lo + off, (size_t)(hi - lo) * sizeof *dst);
+                        else
+                            for (int64_t o = lo; o < hi; o++)
+                                dst[o] = src[o * s2 + off];
+                        for (int64_t o = hi; o < O2; o++)
+                            dst[o] = 0;
+                    }
+                }
+            }
+}
+
+void dsi_col2im(const dsi_conv_geom *q, const float *col, int64_t ld, float *img)
+{
+    const int64_t O0 = q->out[0], O1 = q->out[1], O2 = q->out[2];
+    const int64_t I0 = q->in[0], I1 = q->in[1], I2 = q->in[2], s2 = q->s[2];
+    const float *row = col;
+    for (int64_t k0 = 0; k0 < q->k[0]; k0++)
+        for (int64_t k1 = 0; k1 < q->k[1]; k1++)
+            for (int64_t k2 = 0; k2 < q->k[2]; k2++, row += ld) {
+                int64_t off = k2 * q->d[2] - q->p[2], lo, hi;
+                valid_range(O2, I2, s2, off, &lo, &hi);
+                const float *src = row;
+                for (int64_t o0 = 0; o0 < O0; o0++) {
+                    int64_t i0 = o0 * q->s[0] - q->p[0] + k0 * q->d[0];
+                    for (int64_t o1 = 0; o1 < O1; o1++, src += O2) {
+                        int64_t i1 = o1 * q->s[1] - q->p[1] + k1 * q->d[1];
+                        if (i0 < 0 || i0 >= I0 || i1 < 0 || i1 >= I1)
+                            continue;
+                        float *dst = img + (i0 * I1 + i1) * I2;
+                        if (s2 == 1) {
+                            float *d = dst + off;
+                            for (int64_t o = lo; o < hi; o++)
+                                d[o] += src[o];
+                        } else {
+                            for (int64_t o = lo; o < hi; o++)
+                                dst[o * s2 + off] += src[o];
+                        }
+                    }
+                }
+            }
+}
+
+bool dsi_conv_pointwise(const dsi_conv_geom *q)
+{
+    for (int i = 0; i < 3; i++)
+        if (q->k[i] != 1 || q->s[i] != 1 || q->p[i] != 0 || q->in[i] != q->out[i])
+            return false;
+    return true;
+}
+
+void dsi_sgemm_tiled(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+                     const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                     float *c, int64_t ldc)
+{
+    /* Small products run serially (OpenBLAS keeps those below 2^18 multiply-adds on one
+     * thread too, so they do not depend on the thread count either). */
+    if (m * n * k <= ((int64_t)1 << 18)) {
+        dsi_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    /* Tiles of at most 256 x 256, halved down to 64 until there are 8 of them: a function
+     * of the shape only. */
+    int64_t tm = m < 256 ? m : 256, tn = n < 256 ? n : 256;
+    while (((m + tm - 1) / tm) * ((n + tn - 1) / tn) < 8 && (tm > 64 || tn > 64)) {
+        if (tn >= tm)
+            tn = (tn + 1) / 2;
+        else
+            tm = (tm + 1) / 2;
+    }
+    int64_t mt = (m + tm - 1) / tm, nt = (n + tn - 1) / tn;
+    /* No if() clause: inside an inactive region OpenBLAS would thread each tile itself. */
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < mt * nt; t++) {
+        int64_t i = t / nt * tm, j = t % nt * tn;
+        int64_t mi = m - i < tm ? m - i : tm, nj = n - j < tn ? n - j : tn;
+        dsi_sgemm(ta, tb, mi, nj, k, alpha, ta ? a + i : a + i * lda, lda,
+                  tb ? b + j * ldb : b + j, ldb, beta, c + i * ldc + j, ldc);
+    }
+}
+
+/* Enough columns per sgemm to keep it efficient (about 8K), at most ~64 MB of scratch. */
+int64_t dsi_conv_group(int64_t batch, int64_t out_n, int64_t floats_per_col)
+{
+    const int64_t want_cols = 8192, max_floats = (int64_t)16 << 20;
+    int64_t g = (want_cols + out_n - 1) / out_n;
+    int64_t cap = max_floats / (floats_per_col * out_n);
+    if (g > cap)
+        g = cap;
+    if (g > batch)
+        g = batch;
+    return g < 1 ? 1 : g;
+}
+
+/* ---- the op ---- */
+
+static int conv_nd(const ds_node *y) { return (int)y->ia[0]; }
+
+/* Geometry from the input and weight shapes and the attributes (no checks). */
+static void conv_geom(const ds_node *y, dsi_conv_geom *q)
+{
+    const ds_node *x = y->in[0], *w = y->in[1];
+    int nd = conv_nd(y);
+    q->in_n = q->out_n = q->k_n = 1;
+    for (int a = 0; a < 3; a++) {
+        int i = a - (3 - nd);   /* axis among the nd spatial ones, < 0: a dummy axis */
+        if (i < 0) {
+            q->in[a] = q->out[a] = q->k[a] = q->s[a] = q->d[a] = 1;
+            q->p[a] = 0;
+        } else {
+            q->in[a] = x->shape[2 + i];
+            q->k[a] = w->shape[2 + i];
+            q->s[a] = y->ia[1 + i];
+            q->p[a] = y->ia[4 + i];
+            q->d[a] = y->ia[10 + i];
+            int64_t span = q->in[a] + q->p[a] + y->ia[7 + i] - q->d[a] * (q->k[a] - 1) - 1;
+            q->out[a] = span < 0 ? 0 : span / q->s[a] + 1;
+        }
+        q->in_n *= q->in[a];
+        q->out_n *= q->out[a];
+        q->k_n *= q->k[a];
+    }
+}
+
+/* "3x3" from nd values */
+static const char *dims_str(int nd, const int64_t *v, char *buf, size_t cap)
+{
+    buf[0] = 0;
+    for (int i = 0; i < nd; i++)
+        dsi_snprintf_cat(buf, cap, "%s%lld", i ? "x" : "", (long long)v[i]);
+    return buf;
+}
+
+static ds_status conv_shape(ds_node *y)
+{
+    const ds_node *x = y->in[0], *w = y->in[1];
+    int nd = conv_nd(y);
+    char b1[64], b2[64], b3[64];
+    if (x->ndim != nd + 2)
+        return dsi_fail_node(y, DS_ERR_SHAPE, "input %s is not [batch, channels, %s] for a %dD "
+                             "convolution", dsi_shape_str(x->ndim, x->shape),
+                             nd == 1 ? "length" : nd == 2 ? "height, width"
+                                                          : "depth, height, width", nd);
+    if (w->ndim != nd + 2)
+        return dsi_fail_node(y, DS_ERR_SHAPE, "weight %s is not [filters, channels, %s]",
+                             dsi_shape_str(w->ndim, w->shape), nd == 1 ? "k" : nd == 2 ? "kh, kw"
+                                                                                       : "kd, kh, kw");
+    if (w->shape[1] != x->shape[1])
+        return dsi_fail_node(y, DS_ERR_SHAPE, "input %s has %lld channels, weight %s expects %lld",
+                             dsi_shape_str(x->ndim, x->shape), (long long)x->shape[1],
+                             dsi_shape_str(w->ndim, w->shape), (long long)w->shape[1]);
+    if (y->n_in == 3 && (y->in[2]->ndim != 1 || y->in[2]->shape[0] != w->shape[0]))
+        return dsi_fail_node(y, DS_ERR_SHAPE, "bias %s does not fit weight %s",
+                             dsi_shape_str(y->in[2]->ndim, y->in[2]->shape),
+                             dsi_shape_str(w->ndim, w->shape));
+    for (int i = 0; i < nd; i++)
+        if (y->ia[1 + i] < 1 || y->ia[10 + i] < 1 || y->ia[4 + i] < 0 || y->ia[7 + i] < 0)
+            return dsi_fail_node(y, DS_ERR_ARG, "axis %d: stride %lld, dilation %lld and "
+                                 "padding %lld/%lld (stride and dilation >= 1, padding >= 0)",
+                                 i, (long long)y->ia[1 + i], (long long)y->ia[10 + i],
+                                 (long long)y->ia[4 + i], (long long)y->ia[7 + i]);
+    int64_t s[DS_MAX_DIMS] = {x->shape[0], w->shape[0]};
+    int64_t padded[3], span[3];
+    bool fits = true;
+    for (int i = 0; i < nd; i++) {
+        padded[i] = x->shape[2 + i] + y->ia[4 + i] + y->ia[7 + i];
+        span[i] = y->ia[10 + i] * (w->shape[2 + i] - 1) + 1;
+        fits &= padded[i] >= span[i];
+        if (fits)
+            s[2 + i] = (padded[i] - span[i]) / y->ia[1 + i] + 1;
+    }
+    if (!fits)
+        return dsi_fail_node(y, DS_ERR_SHAPE, "kernel %s (dilated: %s) is larger than the padded "
+                             "input %s (input %s, weight %s)", dims_str(nd, w->shape + 2, b1, sizeof b1),
+                             dims_str(nd, span, b2, sizeof b2), dims_str(nd, padded, b3, sizeof b3),
+                             dsi_shape_str(x->ndim, x->shape), dsi_shape_str(w->ndim, w->shape));
+    dsi_set_shape(y, nd + 2, s);
+    return DS_OK;
+}
+
+static int64_t conv_group(const ds_node *y, const dsi_conv_geom *q)
+{
+    int64_t ck = y->in[1]->shape[1] * q->k_n, f = y->in[1]->shape[0];
+    return dsi_conv_group(y->in[0]->shape[0], q->out_n, ck + f);
+}
+
+/* col [C*k_n, G*out_n] and Y or dY [F, G*out_n] */
+static size_t conv_scratch(const ds_node *y)
+{
+    dsi_conv_geom q;
+    conv_geom(y, &q);
+    int64_t ck = y->in[1]->shape[1] * q.k_n, f = y->in[1]->shape[0];
+    return (size_t)((ck + f) * conv_group(y, &q) * q.out_n) * sizeof(float);
+}
+
+/* Columns of samples n0 .. n0+gn-1 side by side: col [C*k_n, gn*out_n]. */
+static void group_im2col(const dsi_conv_geom *q, const float *x, int64_t C, int64_t n0,
+                         int64_t gn, float *col)
+{
+    int64_t ld = gn * q->out_n;
+#pragma omp parallel for schedule(static) if (gn * C * q->k_n * q->out_n > DS_PAR_MIN)
+    for (int64_t jc = 0; jc < gn * C; jc++) {
+        int64_t j = jc / C, c = jc % C;
+        dsi_im2col(q, x + ((n0 + j) * C + c) * q->in_n, col + c * q->k_n * ld + j * q->out_n, ld);
+    }
+}
+
+static void conv_forward(ds_node *y)
+{
+    dsi_conv_geom q;
+    conv_geom(y, &q);
+    const ds_node *x = y->in[0], *w = y->in[1];
+    const float *bias = y->n_in == 3 ? y->in[2]->data : NULL;
+    int64_t N = x->shape[0], C = x->shape[1], F = w->shape[0], ck = C * q.k_n, O = q.out_n;
+    int64_t G = conv_group(y, &q);
+    bool pw = dsi_conv_pointwise(&q);
+    for (int64_t n0 = 0; n0 < N; n0 += G) {
+        int64_t gn = N - n0 < G ? N - n0 : G, ld = gn * O;
+        float *col = y->g->scratch, *Y = col + ck * ld;
+        if (gn == 1) {
+            /* one sample: sgemm straight into y */
+            float *yn = y->data + n0 * F * O;
+            const float *cn = x->data + n0 * C * q.in_n;
+            if (!pw) {
+                group_im2col(&q, x->data, C, n0, 1, col);
+                cn = col;
+            }
+            dsi_sgemm_tiled(false, false, F, O, ck, 1.0f, w->data, ck, cn, O, 0.0f, yn, O);
+            if (bias) {
+#pragma omp parallel for schedule(static) if (F * O > DS_PAR_MIN)
+                for (int64_t f = 0; f < F; f++)
+                    for (int64_t o = 0; o < O; o++)
+                        yn[f * O + o] += bias[f];
+            }
+            continue;
+        }
+        group_im2col(&q, x->data, C, n0, gn, col);
+        dsi_sgemm_tiled(false, false, F, ld, ck, 1.0f, w->data, ck, col, ld, 0.0f, Y, ld);
+        float *yd = y->data;
+#pragma omp parallel for schedule(static) if (gn * F * O > DS_PAR_MIN)
+        for (int64_t jf = 0; jf < gn * F; jf++) {
+            int64_t j = jf / F, f = jf % F;
+            const float *src = Y + f * ld + j * O;
+            float *dst = yd + ((n0 + j) * F + f) * O, b = bias ? bias[f] : 0.0f;
+            for (int64_t o = 0; o < O; o++)
+                dst[o] = src[o] + b;
+        }
+    }
+}
+
+static void conv_backward(ds_node *y)
+{
+    dsi_conv_geom q;
+    conv_geom(y, &q);
+    ds_node *x = y->in[0], *w = y->in[1];
+    int64_t N = x->shape[0], C = x->shape[1], F = w->shape[0], ck = C * q.k_n, O = q.out_n;
+    int64_t G = conv_group(y, &q);
+    bool pw = dsi_conv_pointwise(&q);
+    const float *dy = y->grad;
+    if (x->grad || w->grad) {
+        for (int64_t n0 = 0; n0 < N; n0 += G) {
+            int64_t gn = N - n0 < G ? N - n0 : G, ld = gn * O;
+            float *col = y->g->scratch, *dY = col + ck * ld;
+            const float *dyg = dy + n0 * F * O;
+            if (gn > 1) {
+#pragma omp parallel for schedule(static) if (gn * F * O > DS_PAR_MIN)
+                for (int64_t jf = 0; jf < gn * F; jf++) {
+                    int64_t j = jf / F, f = jf % F;
+                    memcpy(dY + f * ld + j * O, dy + ((n0 + j) * F + f) * O,
+                           (size_t)O * sizeof *dY);
+                }
+                dyg = dY;
+            }
+            if (w->grad) {
+                const float *cg = col;
+                if (pw && gn == 1)
+                    cg = x->data + n0 * C * q.in_n;
+                else
+                    group_im2col(&q, x->data, C, n0, gn, col);
+                dsi_sgemm_tiled(false, true, F, ck, ld, 1.0f, dyg, ld, cg, ld, 1.0f, w->grad, ck);
+            }
+            if (!x->grad)
+                continue;
+            if (pw && gn == 1) {
+                dsi_sgemm_tiled(true, false, C, O, F, 1.0f, w->data, C, dyg, O, 1.0f,
+                          x->grad + n0 * C * O, O);
+                continue;
+            }
+            dsi_sgemm_tiled(true, false, ck, ld, F, 1.0f, w->data, ck, dyg, ld, 0.0f, col, ld);
+            float *dx = x->grad;
+#pragma omp parallel for schedule(static) if (gn * C * q.k_n * O > DS_PAR_MIN)
+            for (int64_t jc = 0; jc < gn * C; jc++) {
+                int64_t j = jc / C, c = jc % C;
+                dsi_col2im(&q, col + c * q.k_n * ld + j * O, ld, dx + ((n0 + j) * C + c) * q.in_n);
+            }
+        }
+    }
+    if (y->n_in == 3 && y->in[2]->grad) {
+        float *db = y->in[2]->grad;
+#pragma omp parallel for schedule(static) if (N * F * O > DS_PAR_MIN)
+        for (int64_t f = 0; f < F; f++) {
+            double s = 0;
+            for (int64_t n = 0; n < N; n++) {
+                const float *r = dy + (n * F + f) * O;
+                float t = 0;
+                for (int64_t o = 0; o < O; o++)
+                    t += r[o];
+                s += t;
+            }
+            db[f] += (float)s;
+        }
+    }
+}
+
+const ds_op_def dsi_op_conv = {
+    .name = "conv", .shape = conv_shape, .forward = conv_forward, .backward = conv_backward,
+    .scratch_bytes = conv_scratch,
+};
+
+ds_node *ds_conv_op(ds_graph *g, ds_node *x, ds_node *w, ds_node *b, int nd, const int *stride,
+                    const int *pad_lo, const int *pad_hi, const int *dilation)
+{
+    if (!g || !x || !w || g->status != DS_OK)
+        return NULL;
+    if (nd < 1 || nd > 3) {
+        dsi_fail(DS_ERR_ARG, "conv: %d spatial dimensions (1, 2 or 3)", nd);
+        return dsi_build_fail(g, DS_ERR_ARG);
+    }
+    int64_t ia[13] = {nd};
+    for (int i = 0; i < nd; i++) {
+        ia[1 + i] = stride ? stride[i] : 1;
+        ia[4 + i] = pad_lo ? pad_lo[i] : 0;
+        ia[7 + i] = pad_hi ? pad_hi[i] : 0;
+        ia[10 + i] = dilation ? dilation[i] : 1;
+    }
+    return dsi_node(g, DS_OP_CONV, b ? 3 : 2, (ds_node *[]){x, w, b}, ia, 13, NULL, 0);
+}

@@ -1,0 +1,38 @@
+/* conv_impl.h - im2col / col2im and batch grouping shared by conv.c and conv_transpose.c. */
+#ifndef DS_CONV_IMPL_H
+#define DS_CONV_IMPL_H
+
+#include "../internal.h"
+
+/* Geometry of a convolution seen from its "image" side: 1D and 2D are 3D with leading
+ * spatial dims of 1. Column position o (out[] grid) and kernel offset k read image position
+ * i = o * s - p + k * d per axis; positions outside [0, in) are zero padding. */
+typedef struct {
+    int64_t in[3];         /* image spatial size */
+    int64_t out[3];        /* column grid (convolution output) size */
+    int64_t k[3], s[3], p[3], d[3];   /* kernel, stride, low pad, dilation */
+    int64_t in_n, out_n, k_n;         /* products of in, out, k */
+} dsi_conv_geom;
+
+/* Fills the k_n rows (row stride ld) of one channel's columns from its image plane. */
+void dsi_im2col(const dsi_conv_geom *q, const float *img, float *col, int64_t ld);
+/* Adds one channel's k_n column rows back into its image plane (the adjoint of im2col). */
+void dsi_col2im(const dsi_conv_geom *q, const float *col, int64_t ld, float *img);
+/* True if the columns equal the image (1x1 kernel, stride 1, no padding). */
+bool dsi_conv_pointwise(const dsi_conv_geom *q);
+/* dsi_sgemm split into fixed tiles of C (at most 256 x 256), one single-threaded sgemm per
+ * tile in an OpenMP loop: every element is computed the same way for any thread count. */
+void dsi_sgemm_tiled(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+                     const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                     float *c, int64_t ldc);
+/* Samples processed per sgemm: a function of the shapes only (never of the thread count),
+ * so results do not depend on it. floats_per_col = scratch floats per column position. */
+int64_t dsi_conv_group(int64_t batch, int64_t out_n, int64_t floats_per_col);
+
+/* Transposed 2D convolution with separate low/high padding (pad_hi may be negative: rows
+ * added at the end, as Keras's 'same' when the kernel is smaller than the stride). */
+ds_node *dsi_conv_transpose2d_pads(ds_graph *g, ds_node *x, ds_node *w, ds_node *b,
+                                   const int *stride, const int *pad_lo, const int *pad_hi,
+                                   const int *output_padding, const int *dilation);
+
+#endif

@@ -1,0 +1,406 @@
+/* elementwise.c - add, sub, mul, div with NumPy/PyTorch broadcasting, and the unary maps
+ * (scalar add/mul/pow, neg, exp, log, sqrt, square, abs): shape rules, forward, backward. */
+#include "reduce.h"
+
+#include <math.h>
+
+/* ---- broadcasting ----
+ * Shapes are aligned at their last dimension; each pair of sizes must be equal or one of
+ * them 1. A binary node is run over "groups": y's dimensions with size-1 ones dropped and
+ * neighbours merged where both operands stay contiguous, so [N, C] + [C] becomes one row
+ * loop and [N, C, H, W] + [1, C, 1, 1] becomes [N, C, H*W] with b's strides (0, 1, 0). */
+typedef struct {
+    int nd;
+    int64_t n[DS_MAX_DIMS], sa[DS_MAX_DIMS], sb[DS_MAX_DIMS];
+} bplan;
+
+/* Size of x along y's dimension d (x aligned at the end; 1 where x has no dimension). */
+static int64_t dim_at(const ds_node *x, int d, int ynd)
+{
+    int k = d - (ynd - x->ndim);
+    return k < 0 ? 1 : x->shape[k];
+}
+
+static ds_status broadcast_shape(ds_node *y)
+{
+    const ds_node *a = y->in[0], *b = y->in[1];
+    int nd = a->ndim > b->ndim ? a->ndim : b->ndim;
+    int64_t s[DS_MAX_DIMS];
+    for (int d = 0; d < nd; d++) {
+        int64_t da = dim_at(a, d, nd), db = dim_at(b, d, nd);
+        if (da != db && da != 1 && db != 1)
+            return dsi_fail_node(y, DS_ERR_SHAPE,
+                                 "shapes %s and %s cannot be broadcast together (dimension %d: "
+                                 "%lld vs %lld)", dsi_shape_str(a->ndim, a->shape),
+                                 dsi_shape_str(b->ndim, b->shape), d, (long long)da,
+                                 (long long)db);
+        s[d] = da == 1 ? db : da;
+    }
+    dsi_set_shape(y, nd, s);
+    return DS_OK;
+}
+
+/* Row-major strides of x along y's dimensions, 0 where x is broadcast. */
+static void bcast_strides(const ds_node *x, int ynd, int64_t *st)
+{
+    int64_t s = 1;
+    for (int d = ynd - 1; d >= 0; d--) {
+        int64_t n = dim_at(x, d, ynd);
+        st[d] = n == 1 ? 0 : s;
+        s *= n;
+    }
+}
+
+static void make_plan(const ds_node *y, bplan *p)
+{
+    int64_t sa[DS_MAX_DIMS], sb[DS_MAX_DIMS];
+    bcast_strides(y->in[0], y->ndim, sa);
+    bcast_strides(y->in[1], y->ndim, sb);
+    p->nd = 0;
+    for (int d = 0; d < y->ndim; d++) {
+        int64_t n = y->shape[d];
+        if (n == 1)
+            continue;
+        int k = p->nd - 1;
+        if (k >= 0 && p->sa[k] == sa[d] * n && p->sb[k] == sb[d] * n) {
+            p->n[k] *= n;
+            p->sa[k] = sa[d];
+            p->sb[k] = sb[d];
+        } else {
+            p->n[++k] = n;
+            p->sa[k] = sa[d];
+            p->sb[k] = sb[d];
+            p->nd++;
+        }
+    }
+}
+
+/* Offsets of a and b at the start of row r (rows = all groups but the last). */
+static void row_offsets(const bplan *p, int64_t r, int64_t *ao, int64_t *bo)
+{
+    *ao = *bo = 0;
+    for (int d = p->nd - 2; d >= 0; d--) {
+        int64_t i = r % p->n[d];
+        r /= p->n[d];
+        *ao += i * p->sa[d];
+        *bo += i * p->sb[d];
+    }
+}
+
+static inline float bin(ds_op op, float a, float b)
+{
+    switch (op) {
+    case DS_OP_ADD: return a + b;
+    case DS_OP_SUB: return a - b;
+    case DS_OP_MUL: return a * b;
+    default:        return a / b;
+    }
+}
+
+/* y[0..n) = a op b with unit or zero strides: the loops the compiler can vectorize. */
+static void bin_run(ds_op op, float *y, const float *a, int64_t sa, const float *b, int64_t sb,
+                    int64_t n)
+{
+    if (sa && sb) {
+        for (int64_t i = 0; i < n; i++)
+            y[i] = bin(op, a[i], b[i]);
+    } else if (sa) {
+        float bv = b[0];
+        for (int64_t i = 0; i < n; i++)
+            y[i] = bin(op, a[i], bv);
+    } else if (sb) {
+        float av = a[0];
+        for (int64_t i = 0; i < n; i++)
+            y[i] = bin(op, av, b[i]);
+    } else {
+        float v = bin(op, a[0], b[0]);
+        for (int64_t i = 0; i < n; i++)
+            y[i] = v;
+    }
+}
+
+static void binary_forward(ds_node *y)
+{
+    const float *a = y->in[0]->data, *b = y->in[1]->data;
+    if (y->in[0]->numel == y->numel && y->in[1]->numel == y->numel) {   /* same shape */
+#pragma omp parallel for schedule(static) if (y->numel > DS_PAR_MIN)
+        for (int64_t i = 0; i < y->numel; i += 4096)
+            bin_run(y->op, y->data + i, a + i, 1, b + i, 1,
+                    y->numel - i < 4096 ? y->numel - i : 4096);
+        return;
+    }
+    bplan p;
+    make_plan(y, &p);
+    if (p.nd == 0) {
+        y->data[0] = bin(y->op, a[0], b[0]);
+        return;
+    }
+    int64_t W = p.n[p.nd - 1], rows = y->numel / W;
+#pragma omp parallel for schedule(static) if (y->numel > DS_PAR_MIN)
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t ao, bo;
+        row_offsets(&p, r, &ao, &bo);
+        bin_run(y->op, y->data + r * W, a + ao, p.sa[p.nd - 1], b + bo, p.sb[p.nd - 1], W);
+    }
+}
+
+/* Gradient of y = a op b with respect to input `which`, times dy (PyTorch's formulas:
+ * d/db of a / b is -dy * ((a / b) / b)). */
+static inline float bin_grad(ds_op op, int which, float dy, float a, float b)
+{
+    switch (op) {
+    case DS_OP_ADD: return dy;
+    case DS_OP_SUB: return which ? -dy : dy;
+    case DS_OP_MUL: return which ? dy * a : dy * b;
+    default:        return which ? -dy * ((a / b) / b) : dy / b;
+    }
+}
+
+/* t[i] (+)= gradient contribution of y's element i towards input `which`, over y's layout. */
+static void grad_terms(const ds_node *y, const bplan *p, int which, bool add, float *t)
+{
+    const float *a = y->in[0]->data, *b = y->in[1]->data, *dy = y->grad;
+    ds_op op = y->op;
+    int64_t W = p->nd ? p->n[p->nd - 1] : 1, rows = y->numel / W;
+    int64_t sa = p->nd ? p->sa[p->nd - 1] : 0, sb = p->nd ? p->sb[p->nd - 1] : 0;
+#pragma omp parallel for schedule(static) if (y->numel > DS_PAR_MIN)
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t ao, bo;
+        row_offsets(p, r, &ao, &bo);
+        const float *ar = a + ao, *br = b + bo, *dyr = dy + r * W;
+        float *tr = t + r * W;
+        for (int64_t i = 0; i < W; i++) {
+            float v = bin_grad(op, which, dyr[i], ar[i * sa], br[i * sb]);
+            tr[i] = add ? tr[i] + v : v;
+        }
+    }
+}
+
+static void binary_backward(ds_node *y)
+{
+    ds_node *in[2] = {y->in[0], y->in[1]};
+    const float *a = in[0]->data, *b = in[1]->data, *dy = y->grad;
+    if (in[0]->numel == y->numel && in[1]->numel == y->numel) {   /* same shape */
+        for (int w = 0; w < 2; w++) {
+            float *dx = in[w]->grad;
+            if (!dx)
+                continue;
+#pragma omp parallel for schedule(static) if (y->numel > DS_PAR_MIN)
+            for (int64_t i = 0; i < y->numel; i++)
+                dx[i] += bin_grad(y->op, w, dy[i], a[i], b[i]);
+        }
+        return;
+    }
+    bplan p;
+    make_plan(y, &p);
+    for (int w = 0; w < 2; w++) {
+        ds_node *x = in[w];
+        if (!x->grad)
+            continue;
+        if (x->numel == y->numel) {   /* not broadcast: same layout as y */
+            grad_terms(y, &p, w, true, x->grad);
+            continue;
+        }
+        /* broadcast: sum the terms over the axes where x has size 1 */
+        bool keep[DS_MAX_DIMS];
+        for (int d = 0; d < y->ndim; d++)
+            keep[d] = dim_at(x, d, y->ndim) != 1;
+        if (y->op == DS_OP_ADD || y->op == DS_OP_SUB) {
+            dsi_reduce_sum(dy, y->ndim, y->shape, keep, (y->op == DS_OP_SUB && w) ? -1.0 : 1.0,
+                           true, x->grad);
+        } else {
+            grad_terms(y, &p, w, false, y->g->scratch);
+            dsi_reduce_sum(y->g->scratch, y->ndim, y->shape, keep, 1.0, true, x->grad);
+        }
+    }
+}
+
+/* mul and div need a y-sized buffer for the terms of a broadcast input's gradient. */
+static size_t binary_scratch(const ds_node *y)
+{
+    bool bcast = y->in[0]->numel != y->numel || y->in[1]->numel != y->numel;
+    bool terms = y->op == DS_OP_MUL || y->op == DS_OP_DIV;
+    return bcast && terms ? (size_t)y->numel * sizeof(float) : 0;
+}
+
+const ds_op_def dsi_op_add = {
+    .name = "add", .shape = broadcast_shape, .forward = binary_forward,
+    .backward = binary_backward, .scratch_bytes = binary_scratch,
+};
+const ds_op_def dsi_op_sub = {
+    .name = "sub", .shape = broadcast_shape, .forward = binary_forward,
+    .backward = binary_backward, .scratch_bytes = binary_scratch,
+};
+const ds_op_def dsi_op_mul = {
+    .name = "mul", .shape = broadcast_shape, .forward = binary_forward,
+    .backward = binary_backward, .scratch_bytes = binary_scratch,
+};
+const ds_op_def dsi_op_div = {
+    .name = "div", .shape = broadcast_shape, .forward = binary_forward,
+    .backward = binary_backward, .scratch_bytes = binary_scratch,
+};
+
+ds_node *ds_add(ds_graph *g, ds_node *a, ds_node *b)
+{
+    return dsi_node(g, DS_OP_ADD, 2, (ds_node *[]){a, b}, NULL, 0, NULL, 0);
+}
+ds_node *ds_sub(ds_graph *g, ds_node *a, ds_node *b)
+{
+    return dsi_node(g, DS_OP_SUB, 2, (ds_node *[]){a, b}, NULL, 0, NULL, 0);
+}
+ds_node *ds_mul(ds_graph *g, ds_node *a, ds_node *b)
+{
+    return dsi_node(g, DS_OP_MUL, 2, (ds_node *[]){a, b}, NULL, 0, NULL, 0);
+}
+ds_node *ds_div(ds_graph *g, ds_node *a, ds_node *b)
+{
+    return dsi_node(g, DS_OP_DIV, 2, (ds_node *[]){a, b}, NULL, 0, NULL, 0);
+}
+
+/* ---- unary maps: y = f(x), same shape; fa[0] holds the constant of the scalar ops ---- */
+static ds_status same_shape(ds_node *y)
+{
+    dsi_set_shape(y, y->in[0]->ndim, y->in[0]->shape);
+    return DS_OK;
+}
+
+/* x^p with PyTorch's exact special cases (x*x for 2, sqrt for 0.5, ...). */
+static inline float pow_p(float x, float p)
+{
+    if (p == 2.0f)
+        return x * x;
+    if (p == 1.0f)
+        return x;
+    if (p == 0.0f)
+        return 1.0f;
+    if (p == 3.0f)
+        return x * x * x;
+    if (p == 0.5f)
+        return sqrtf(x);
+    if (p == -1.0f)
+        return 1.0f / x;
+    return powf(x, p);
+}
+
+static void unary_forward(ds_node *y)
+{
+    const float *x = y->in[0]->data;
+    float *o = y->data, c = y->fa[0];
+    int64_t n = y->numel;
+    switch (y->op) {
+    case DS_OP_ADD_SCALAR:
+#pragma omp parallel for schedule(static) if (n > DS_PAR_MIN)
+        for (int64_t i = 0; i < n; i++) o[i] = x[i] + c;
+        break;
+    case DS_OP_MUL_SCALAR:
+#pragma omp parallel for schedule(static) if (n > DS_PAR_MIN)
+        for (int64_t i = 0; i < n; i++) o[i] = x[i] * c;
+        break;
+    case DS_OP_POW_SCALAR:
+#pragma omp parallel for schedule(static) if (n > DS_PAR_MIN)
+        for (int64_t i = 0; i < n; i++) o[i] = pow_p(x[i], c);
+        break;
+    case DS_OP_NEG:
+#pragma omp parallel for schedule(static) if (n > DS_PAR_MIN)
+        for (int64_t i = 0; i < n; i++) o[i] = -x[i];
+        break;
+    case DS_OP_EXP:
+#pragma omp parallel for schedule(static) if (n > DS_PAR_MIN)
+        for (int64_t i = 0; i < n; i++) o[i] = expf(x[i]);
+        break;
+    case DS_OP_LOG:   /* log(0) = -inf, log(<0) = NaN, as PyTorch: no clamping */
+#pragma omp parallel for schedule(static) if (n > DS_PAR_MIN)
+        for (int64_t i = 0; i < n; i++) o[i] = logf(x[i]);
+        break;
+    case DS_OP_SQRT:
+#pragma omp parallel for schedule(static) if (n > DS_PAR_MIN)
+        for (int64_t i = 0; i < n; i++) o[i] = sqrtf(x[i]);
+        break;
+    case DS_OP_SQUARE:
+#pragma omp parallel for schedule(static) if (n > DS_PAR_MIN)
+        for (int64_t i = 0; i < n; i++) o[i] = x[i] * x[i];
+        break;
+    default:   /* DS_OP_ABS */
+#pragma omp parallel for schedule(static) if (n > DS_PAR_MIN)
+        for (int64_t i = 0; i < n; i++) o[i] = fabsf(x[i]);
+        break;
+    }
+}
+
+/* dx += dy f'(x), in PyTorch's forms: exp uses y, sqrt dy / (2 y), pow p x^(p-1) (0 for
+ * p = 0), abs sign(x) with sign(0) = 0. */
+static void unary_backward(ds_node *y)
+{
+    const float *x = y->in[0]->data, *o = y->data, *dy = y->grad;
+    float *dx = y->in[0]->grad, c = y->fa[0];
+    int64_t n = y->numel;
+    switch (y->op) {
+    case DS_OP_ADD_SCALAR:
+#pragma omp parallel for schedule(static) if (n > DS_PAR_MIN)
+        for (int64_t i = 0; i < n; i++) dx[i] += dy[i];
+        break;
+    case DS_OP_MUL_SCALAR:
+#pragma omp parallel for schedule(static) if (n > DS_PAR_MIN)
+        for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * c;
+        break;
+    case DS_OP_POW_SCALAR:
+        if (c == 0.0f)
+            break;
+#pragma omp parallel for schedule(static) if (n > DS_PAR_MIN)
+        for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * (c * pow_p(x[i], c - 1.0f));
+        break;
+    case DS_OP_NEG:
+#pragma omp parallel for schedule(static) if (n > DS_PAR_MIN)
+        for (int64_t i = 0; i < n; i++) dx[i] -= dy[i];
+        break;
+    case DS_OP_EXP:
+#pragma omp parallel for schedule(static) if (n > DS_PAR_MIN)
+        for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * o[i];
+        break;
+    case DS_OP_LOG:
+#pragma omp parallel for schedule(static) if (n > DS_PAR_MIN)
+        for (int64_t i = 0; i < n; i++) dx[i] += dy[i] / x[i];
+        break;
+    case DS_OP_SQRT:
+#pragma omp parallel for schedule(static) if (n > DS_PAR_MIN)
+        for (int64_t i = 0; i < n; i++) dx[i] += dy[i] / (2.0f * o[i]);
+        break;
+    case DS_OP_SQUARE:
+#pragma omp parallel for schedule(static) if (n > DS_PAR_MIN)
+        for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * (2.0f * x[i]);
+        break;
+    default: /* DS_OP_ABS */
+#pragma omp parallel for schedule(static) if (n > DS_PAR_MIN)
+        for (int64_t i = 0; i < n; i++)
+            dx[i] += x[i] > 0 ? dy[i] : x[i] < 0 ? -dy[i] : 0.0f;
+        break;
+    }
+}
+
+#define UNARY_DEF(id, nm)                                                                 \
+    const ds_op_def dsi_op_##id = { .name = nm, .shape = same_shape, .forward = unary_forward, \
+                                    .backward = unary_backward }
+UNARY_DEF(add_scalar, "add_scalar");
+UNARY_DEF(mul_scalar, "mul_scalar");
+UNARY_DEF(pow_scalar, "pow_scalar");
+UNARY_DEF(neg, "neg");
+UNARY_DEF(exp, "exp");
+UNARY_DEF(log, "log");
+UNARY_DEF(sqrt, "sqrt");
+UNARY_DEF(square, "square");
+UNARY_DEF(abs, "abs");
+
+static ds_node *unary(ds_graph *g, ds_op op, ds_node *x, float c)
+{
+    return dsi_node(g, op, 1, &x, NULL, 0, &c, 1);
+}
+
+ds_node *ds_add_scalar(ds_graph *g, ds_node *x, float c) { return unary(g, DS_OP_ADD_SCALAR, x, c); }
+ds_node *ds_mul_scalar(ds_graph *g, ds_node *x, float c) { return unary(g, DS_OP_MUL_SCALAR, x, c); }
+ds_node *ds_pow_scalar(ds_graph *g, ds_node *x, float p) { return unary(g, DS_OP_POW_SCALAR, x, p); }
+ds_node *ds_neg(ds_graph *g, ds_node *x) { return unary(g, DS_OP_NEG, x, 0); }
+ds_node *ds_exp(ds_graph *g, ds_node *x) { return unary(g, DS_OP_EXP, x, 0); }
+ds_node *ds_log(ds_graph *g, ds_node *x) { return unary(g, DS_OP_LOG, x, 0); }
+ds_node *ds_sqrt(ds_graph *g, ds_node *x) { return unary(g, DS_OP_SQRT, x, 0); }
+ds_node *ds_square(ds_graph *g, ds_node *x) { return unary(g, DS_OP_SQUARE, x, 0); }
+ds_node *ds_abs(ds_graph *g, ds_node *x) { return unary(g, DS_OP_ABS, x, 0); }

@@ -1,0 +1,402 @@
+/* pool.c - pooling ops (max, average, sum, L2 over 1-3 spatial axes) and global pooling:
+ * shape rules, forward, backward, and the Keras-named layer builders. */
+#include "../internal.h"
+
+#include <math.h>
+
+/* ---- pool: x [N, C, s1..snd] -> y [N, C, o1..ond] ----
+ * ia: 0 nd, 1 kind, 2 padding mode, 3 exclude_pad, 4-6 size, 7-9 stride, 10-12 explicit
+ * pad, 13-15 pad before, 16-18 pad after (13-18 computed by the shape rule). Axes are
+ * stored in order for the nd spatial axes.
+ * Every window holds at least one real pixel (explicit pad <= size/2, SAME pads less than
+ * a window), so max never returns -inf. */
+enum { PA_ND, PA_KIND, PA_MODE, PA_EXCL, PA_K = 4, PA_S = 7, PA_P = 10, PA_LO = 13, PA_HI = 16 };
+
+/* Geometry normalized to 3 spatial axes: missing leading axes have extent 1, window 1. */
+typedef struct {
+    int64_t planes;          /* N * C */
+    int64_t in[3], out[3], k[3], s[3], lo[3], hi[3];
+    int64_t in_n, out_n;     /* spatial sizes of one plane */
+} pool_geom;
+
+static void pool_geometry(const ds_node *y, pool_geom *p)
+{
+    const ds_node *x = y->in[0];
+    int nd = (int)y->ia[PA_ND];
+    p->planes = x->shape[0] * x->shape[1];
+    p->in_n = p->out_n = 1;
+    for (int a = 0; a < 3; a++) {
+        int j = a - (3 - nd);   /* index among the nd real axes, < 0 for padding axes */
+        if (j < 0) {
+            p->in[a] = p->out[a] = p->k[a] = p->s[a] = 1;
+            p->lo[a] = p->hi[a] = 0;
+        } else {
+            p->in[a] = x->shape[2 + j];
+            p->out[a] = y->shape[2 + j];
+            p->k[a] = y->ia[PA_K + j];
+            p->s[a] = y->ia[PA_S + j];
+            p->lo[a] = y->ia[PA_LO + j];
+            p->hi[a] = y->ia[PA_HI + j];
+        }
+        p->in_n *= p->in[a];
+        p->out_n *= p->out[a];
+    }
+}
+
+static const char *pool_kind_word(int kind)
+{
+    static const char *const w[] = { "max", "average", "sum", "l2" };
+    return kind >= 0 && kind < 4 ? w[kind] : "?";
+}
+
+static ds_status pool_shape(ds_node *y)
+{
+    const ds_node *x = y->in[0];
+    int nd = (int)y->ia[PA_ND];
+    if (x->ndim != nd + 2)
+        return dsi_fail_node(y, DS_ERR_SHAPE, "%dD pooling needs input [N, C, %s], got %s", nd,
+                             nd == 1 ? "L" : nd == 2 ? "H, W" : "D, H, W",
+                             dsi_shape_str(x->ndim, x->shape));
+    int64_t s[DS_MAX_DIMS] = { x->shape[0], x->shape[1] };
+    for (int j = 0; j < nd; j++) {
+        int64_t in = x->shape[2 + j], k = y->ia[PA_K + j], st = y->ia[PA_S + j], lo, hi, out;
+        switch ((ds_padding)y->ia[PA_MODE]) {
+        case DS_PAD_SAME: {
+            out = (in + st - 1) / st;
+            int64_t total = (out - 1) * st + k - in;
+            if (total < 0)
+                total = 0;
+            lo = total / 2;
+            hi = total - lo;
+            break;
+        }
+        case DS_PAD_VALID:
+            lo = hi = 0;
+            out = in >= k ? (in - k) / st + 1 : 0;
+            break;
+        default:
+            lo = hi = y->ia[PA_P + j];
+            out = in + 2 * lo >= k ? (in + 2 * lo - k) / st + 1 : 0;
+            break;
+        }
+        if (out < 1) {
+            char win[48] = "";
+            for (int i = 0; i < nd; i++)
+                dsi_snprintf_cat(win, sizeof win, "%s%lld", i ? "x" : "", (long long)y->ia[PA_K + i]);
+            return dsi_fail_node(y, DS_ERR_SHAPE,
+                                 "%s pooling window %s (padding %lld) is larger than the input %s",
+                                 pool_kind_word((int)y->ia[PA_KIND]), win, (long long)lo,
+                                 dsi_shape_str(x->ndim, x->shape));
+        }
+        y->ia[PA_LO + j] = lo;
+        y->ia[PA_HI + j] = hi;
+        s[2 + j] = out;
+    }
+    dsi_set_shape(y, nd + 2, s);
+    return DS_OK;
+}
+
+static size_t pool_saved(const ds_node *y)
+{
+    return y->ia[PA_KIND] == DS_POOL_MAX ? (size_t)y->numel * sizeof(int32_t) : 0;
+}
+
+/* Window of output position o along axis a: [b, e) clipped to the input; *span is the
+ * extent PyTorch's average counts with padding (clipped to the padded input). */
+static inline void window(const pool_geom *p, int a, int64_t o, int64_t *b, int64_t *e,
+                          int64_t *span)
+{
+    int64_t start = o * p->s[a] - p->lo[a], end = start + p->k[a];
+    int64_t padded_end = p->in[a] + p->hi[a];
+    *span = (end < padded_end ? end : padded_end) - start;
+    *b = start < 0 ? 0 : start;
+    *e = end > p->in[a] ? p->in[a] : end;
+}
+
+static void pool_forward(ds_node *y)
+{
+    pool_geom p;
+    pool_geometry(y, &p);
+    int kind = (int)y->ia[PA_KIND];
+    /* Keras divides SAME-padded averages by the real pixels only */
+    bool excl = y->ia[PA_EXCL] || y->ia[PA_MODE] == DS_PAD_SAME;
+    const float *xd = y->in[0]->data;
+    float *yd = y->data;
+    int32_t *arg = y->saved;
+    int64_t work = p.planes * p.out_n * p.k[0] * p.k[1] * p.k[2];
+#pragma omp parallel for schedule(static) if (work > DS_PAR_MIN)
+    for (int64_t pl = 0; pl < p.planes; pl++) {
+        const float *xp = xd + pl * p.in_n;
+        int64_t oi = pl * p.out_n;
+        for (int64_t od = 0; od < p.out[0]; od++) {
+            int64_t d0, d1, sd;
+            window(&p, 0, od, &d0, &d1, &sd);
+            for (int64_t oh = 0; oh < p.out[1]; oh++) {
+                int64_t h0, h1, sh;
+                window(&p, 1, oh, &h0, &h1, &sh);
+                for (int64_t ow = 0; ow < p.out[2]; ow++, oi++) {
+                    int64_t w0, w1, sw;
+                    window(&p, 2, ow, &w0, &w1, &sw);
+                    if (kind == DS_POOL_MAX) {
+                        float best = -INFINITY;
+                        int64_t bi = -1;
+                        for (int64_t d = d0; d < d1; d++)
+                            for (int64_t h = h0; h < h1; h++) {
+                                int64_t row = (d * p.in[1] + h) * p.in[2];
+                                for (int64_t w = w0; w < w1; w++) {
+                                    float v = xp[row + w];
+                                    /* first maximum wins; NaN propagates (as PyTorch) */
+                                    if (v > best || isnan(v) || bi < 0) {
+                                        best = v;
+                                        bi = row + w;
+                                        if (isnan(v))
+                                            goto found;
+                                    }
+                                }
+                            }
+                    found:
+                        yd[oi] = best;
+                        arg[oi] = (int32_t)bi;
+                    } else {
+                        double acc = 0;
+                        for (int64_t d = d0; d < d1; d++)
+                            for (int64_t h = h0; h < h1; h++) {
+                                const float *r = xp + (d * p.in[1] + h) * p.in[2];
+                                if (kind == DS_POOL_L2)
+                                    for (int64_t w = w0; w < w1; w++)
+                                        acc += (double)r[w] * r[w];
+                                else
+                                    for (int64_t w = w0; w < w1; w++)
+                                        acc += r[w];
+                            }
+                        if (kind == DS_POOL_AVG)
+                            acc /= excl ? (double)((d1 - d0) * (h1 - h0) * (w1 - w0))
+                                        : (double)(sd * sh * sw);
+                        else if (kind == DS_POOL_L2)
+                            acc = sqrt(acc);
+                        yd[oi] = (float)acc;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* max: dx[argmax] += dy. avg: dx += dy / count. sum: dx += dy. L2: dx += dy x / y (0 where
+ * y = 0: the window is all zeros and the subgradient 0 is taken). Each thread owns whole
+ * planes of dx, so the accumulation order is fixed. */
+static void pool_backward(ds_node *y)
+{
+    float *dx = y->in[0]->grad;
+    if (!dx)
+        return;
+    pool_geom p;
+    pool_geometry(y, &p);
+    int kind = (int)y->ia[PA_KIND];
+    bool excl = y->ia[PA_EXCL] || y->ia[PA_MODE] == DS_PAD_SAME;
+    const float *xd = y->in[0]->data, *yd = y->data, *dy = y->grad;
+    const int32_t *arg = y->saved;
+    int64_t work = p.planes * p.out_n * p.k[0] * p.k[1] * p.k[2];
+#pragma omp parallel for schedule(static) if (work > DS_PAR_MIN)
+    for (int64_t pl = 0; pl < p.planes; pl++) {
+        float *gp = dx + pl * p.in_n;
+        const float *xp = xd + pl * p.in_n;
+        int64_t oi = pl * p.out_n;
+        if (kind == DS_POOL_MAX) {
+            for (int64_t o = 0; o < p.out_n; o++)
+                gp[arg[oi + o]] += dy[oi + o];
+            continue;
+        }
+        for (int64_t od = 0; od < p.out[0]; od++) {
+            int64_t d0, d1, sd;
+            window(&p, 0, od, &d0, &d1, &sd);
+            for (int64_t oh = 0; oh < p.out[1]; oh++) {
+                int64_t h0, h1, sh;
+                window(&p, 1, oh, &h0, &h1, &sh);
+                for (int64_t ow = 0; ow < p.out[2]; ow++, oi++) {
+                    int64_t w0, w1, sw;
+                    window(&p, 2, ow, &w0, &w1, &sw);
+                    float g = dy[oi];
+                    if (kind == DS_POOL_AVG)
+                        g /= excl ? (float)((d1 - d0) * (h1 - h0) * (w1 - w0))
+                                  : (float)(sd * sh * sw);
+                    else if (kind == DS_POOL_L2)
+                        g = yd[oi] > 0 ? g / yd[oi] : 0.0f;
+                    for (int64_t d = d0; d < d1; d++)
+                        for (int64_t h = h0; h < h1; h++) {
+                            int64_t row = (d * p.in[1] + h) * p.in[2];
+                            if (kind == DS_POOL_L2)
+                                for (int64_t w = w0; w < w1; w++)
+                                    gp[row + w] += g * xp[row + w];
+                            else
+                                for (int64_t w = w0; w < w1; w++)
+                                    gp[row + w] += g;
+                        }
+                }
+            }
+        }
+    }
+}
+
+const ds_op_def dsi_op_pool = {
+    .name = "pool", .shape = pool_shape, .forward = pool_forward, .backward = pool_backward,
+    .saved_bytes = pool_saved,
+};
+
+/* ---- global pool: x [N, C, spatial...] -> [N, C] by average or max. ia: 0 kind ---- */
+static ds_status global_pool_shape(ds_node *y)
+{
+    const ds_node *x = y->in[0];
+    if (x->ndim < 3 || x->ndim > 5)
+        return dsi_fail_node(y, DS_ERR_SHAPE, "global pooling needs input [N, C, spatial...] "
+                             "with 1 to 3 spatial axes, got %s", dsi_shape_str(x->ndim, x->shape));
+    dsi_set_shape(y, 2, x->shape);
+    return DS_OK;
+}
+
+static size_t global_pool_saved(const ds_node *y)
+{
+    return y->ia[0] == DS_POOL_MAX ? (size_t)y->numel * sizeof(int32_t) : 0;
+}
+
+static void global_pool_forward(ds_node *y)
+{
+    const ds_node *x = y->in[0];
+    int64_t planes = y->numel, n = x->numel / planes;
+    const float *xd = x->data;
+    float *yd = y->data;
+    int32_t *arg = y->saved;
+    bool max = y->ia[0] == DS_POOL_MAX;
+#pragma omp parallel for schedule(static) if (x->numel > DS_PAR_MIN)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *xp = xd + pl * n;
+        if (max) {
+            int64_t bi = 0;
+            for (int64_t i = 1; i < n && !isnan(xp[bi]); i++)
+                if (xp[i] > xp[bi] || isnan(xp[i]))
+                    bi = i;
+            yd[pl] = xp[bi];
+            arg[pl] = (int32_t)bi;
+        } else {
+            double s = 0;
+            for (int64_t i = 0; i < n; i++)
+                s += xp[i];
+            yd[pl] = (float)(s / (double)n);
+        }
+    }
+}
+
+static void global_pool_backward(ds_node *y)
+{
+    ds_node *x = y->in[0];
+    if (!x->grad)
+        return;
+    int64_t planes = y->numel, n = x->numel / planes;
+    const float *dy = y->grad;
+    const int32_t *arg = y->saved;
+    bool max = y->ia[0] == DS_POOL_MAX;
+    float inv = 1.0f / (float)n;
+#pragma omp parallel for schedule(static) if (x->numel > DS_PAR_MIN)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        float *gp = x->grad + pl * n;
+        if (max) {
+            gp[arg[pl]] += dy[pl];
+        } else {
+            float g = dy[pl] * inv;
+            for (int64_t i = 0; i < n; i++)
+                gp[i] += g;
+        }
+    }
+}
+
+const ds_op_def dsi_op_global_pool = {
+    .name = "global_pool", .shape = global_pool_shape, .forward = global_pool_forward,
+    .backward = global_pool_backward, .saved_bytes = global_pool_saved,
+};
+
+/* ---- layer builders ---- */
+static const char *const keras_pool[] = { "MaxPooling", "AveragePooling", "SumPooling",
+                                          "L2Pooling" };
+static const char *const auto_pool[] = { "max_pooling", "average_pooling", "sum_pooling",
+                                         "l2_pooling" };
+
+ds_node *ds_pool(ds_graph *g, ds_node *x, int nd, ds_pool_kind kind, const ds_pool_opts *o)
+{
+    if (!g || !x || g->status != DS_OK)
+        return NULL;
+    if (nd < 1 || nd > 3 || (int)kind < 0 || kind > DS_POOL_L2) {
+        dsi_fail(DS_ERR_ARG, "pooling: %d spatial dimensions and kind %d (expected 1 to 3 and "
+                 "a ds_pool_kind)", nd, (int)kind);
+        return dsi_build_fail(g, DS_ERR_ARG);
+    }
+    char type[24], autot[24], name[DS_NAME_MAX];
+    snprintf(type, sizeof type, "%s%dD", keras_pool[kind], nd);
+    snprintf(autot, sizeof autot, "%s%dd", auto_pool[kind], nd);
+    if (!dsi_layer_begin(g, type, autot, NULL, name))
+        return NULL;
+    int64_t ia[DS_IATTR] = { nd, kind, 0, 0 };
+    const char *bad = NULL;
+    int bad_axis = 0, bad_val = 0, bad_k = 0;
+    if (!o || o->size[0] < 1) {
+        bad = "size must be at least 1";
+        bad_val = o ? o->size[0] : 0;
+    } else if (o->padding < DS_PAD_EXPLICIT || o->padding > DS_PAD_SAME) {
+        bad = "unknown padding mode";
+        bad_val = (int)o->padding;
+    } else {
+        ia[PA_MODE] = o->padding;
+        ia[PA_EXCL] = o->exclude_pad != 0;
+        for (int j = 0; j < nd && !bad; j++) {
+            int k = j && o->size[j] == 0 ? o->size[0] : o->size[j];
+            int s = o->stride[0] == 0 ? k : (j && o->stride[j] == 0 ? o->stride[0] : o->stride[j]);
+            int pd = o->padding == DS_PAD_EXPLICIT ? o->pad[j] : 0;
+            bad_axis = j;
+            if (k < 1)
+                bad = "size must be at least 1", bad_val = k;
+            else if (s < 1)
+                bad = "stride must be at least 1", bad_val = s;
+            else if (pd < 0)
+                bad = "padding must not be negative", bad_val = pd;
+            else if (pd > k / 2)   /* PyTorch: "pad should be at most half of kernel size" */
+                bad = "padding must be at most half the window size", bad_val = pd, bad_k = k;
+            ia[PA_K + j] = k;
+            ia[PA_S + j] = s;
+            ia[PA_P + j] = pd;
+        }
+    }
+    ds_node *y = NULL;
+    if (bad) {
+        if (bad_k)
+            dsi_fail(DS_ERR_ARG, "pool '%s': %s (axis %d: padding %d, window %d)", name, bad,
+                     bad_axis, bad_val, bad_k);
+        else
+            dsi_fail(DS_ERR_ARG, "pool '%s': %s (axis %d: %d)", name, bad, bad_axis, bad_val);
+        dsi_build_fail(g, DS_ERR_ARG);
+    } else {
+        y = dsi_node(g, DS_OP_POOL, 1, &x, ia, DS_IATTR, NULL, 0);
+    }
+    return dsi_layer_end(g, y);
+}
+
+ds_node *ds_global_pool(ds_graph *g, ds_node *x, ds_pool_kind kind)
+{
+    if (!g || !x || g->status != DS_OK)
+        return NULL;
+    if (kind != DS_POOL_AVG && kind != DS_POOL_MAX) {
+        dsi_fail(DS_ERR_ARG, "global pooling: kind %d is not supported (average or max)",
+                 (int)kind);
+        return dsi_build_fail(g, DS_ERR_ARG);
+    }
+    /* the dimension in the name comes from the input; a bad rank fails in the shape rule */
+    static const char *const dims[] = { "", "1", "2", "3" };
+    const char *nd = dims[x->ndim >= 3 && x->ndim <= 5 ? x->ndim - 2 : 0];
+    char type[32], autot[32], name[DS_NAME_MAX];
+    bool max = kind == DS_POOL_MAX;
+    snprintf(type, sizeof type, "Global%sPooling%s%s", max ? "Max" : "Average", nd, *nd ? "D" : "");
+    snprintf(autot, sizeof autot, "global_%s_pooling%s%s", max ? "max" : "average", nd,
+             *nd ? "d" : "");
+    if (!dsi_layer_begin(g, type, autot, NULL, name))
+        return NULL;
+    int64_t ia[1] = { kind };
+    return dsi_layer_end(g, dsi_node(g, DS_OP_GLOBAL_POOL, 1, &x, ia, 1, NULL, 0));
+}
