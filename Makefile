@@ -23,7 +23,7 @@ EX_BIN   := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/rel/%.o)
 TCLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/test/%.o)
 
-.PHONY: all deps test demo examples clean
+.PHONY: all deps test demo examples fashion clean
 all: $(BUILD)/libdeepsky.a $(BUILD)/deepsky examples
 
 deps:
@@ -31,30 +31,37 @@ deps:
 
 $(BUILD)/rel/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_REL) -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS_REL) -c $< -o $@
 
 $(BUILD)/test/%.o: %.c $(HDRS) tests/test.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_TEST) -c $< -o $@
+	@echo "  CC/san  $<"
+	@$(CC) $(CFLAGS_TEST) -c $< -o $@
 
 $(BUILD)/libdeepsky.a: $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	@echo "  AR      $@"
+	@ar rcs $@ $^
 
 $(BUILD)/deepsky: $(CLI_OBJ) $(BUILD)/libdeepsky.a
-	$(CC) $(CFLAGS_REL) $(CLI_OBJ) -o $@ -Wl,--whole-archive $(BUILD)/libdeepsky.a -Wl,--no-whole-archive $(LIBS)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS_REL) $(CLI_OBJ) -o $@ $(BUILD)/libdeepsky.a $(LIBS)
 
 # The command line tool as the tests run it: with the sanitizers, so a crash on bad input
 # fails a test instead of passing unseen.
 $(BUILD)/deepsky-test: $(TCLI_OBJ) $(TLIB_OBJ)
-	$(CC) $(CFLAGS_TEST) $^ -o $@ $(LIBS)
+	@echo "  LD/san  $@"
+	@$(CC) $(CFLAGS_TEST) $^ -o $@ $(LIBS)
 
 $(BUILD)/run_tests: $(TLIB_OBJ) $(TEST_OBJ)
-	$(CC) $(CFLAGS_TEST) $^ -o $@ $(LIBS)
+	@echo "  LD/san  $@"
+	@$(CC) $(CFLAGS_TEST) $^ -o $@ $(LIBS)
 
 $(BUILD)/examples/%: examples/%.c $(BUILD)/libdeepsky.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_REL) $< -o $@ -Wl,--whole-archive $(BUILD)/libdeepsky.a -Wl,--no-whole-archive $(LIBS)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS_REL) $< -o $@ $(BUILD)/libdeepsky.a $(LIBS)
 
 examples: $(EX_BIN)
 
@@ -66,6 +73,23 @@ test: deps
 demo: deps
 	@$(MAKE) --no-print-directory all
 	$(BUILD)/examples/xor_and_regression
+
+# Fashion-MNIST with the two example models (Debian's dataset-fashion-mnist); prints the
+# test-set accuracy of each. Outputs go to out/fashion/.
+FMNIST := /usr/share/datasets/fashion-mnist
+fashion:
+	@scripts/deps.sh dataset-fashion-mnist
+	@$(MAKE) --no-print-directory all
+	@mkdir -p out/fashion
+	@for m in mlp cnn; do \
+	  $(BUILD)/deepsky train examples/fashion_$$m.model --scale divide:255 \
+	    --data $(FMNIST)/train-images-idx3-ubyte.gz --labels $(FMNIST)/train-labels-idx1-ubyte.gz \
+	    --val $(FMNIST)/t10k-images-idx3-ubyte.gz --val-labels $(FMNIST)/t10k-labels-idx1-ubyte.gz \
+	    --epochs 10 --batch-size 64 --seed 1 -o out/fashion/$$m.safetensors || exit 1; \
+	  $(BUILD)/deepsky eval examples/fashion_$$m.model --weights out/fashion/$$m.safetensors \
+	    --data $(FMNIST)/t10k-images-idx3-ubyte.gz --labels $(FMNIST)/t10k-labels-idx1-ubyte.gz \
+	    | head -3 || exit 1; \
+	done
 
 clean:
 	rm -rf $(BUILD)

@@ -148,6 +148,30 @@ TEST(cli_issue_example_model_is_accepted)
     return TEST_PASS;
 }
 
+/* The DAG example of the README: a skip connection and a second input. */
+TEST(cli_readme_dag_example)
+{
+    const char *d = tmpdir();
+    char m[512];
+    snprintf(m, sizeof m, "%s/dag.model", d);
+    CHECK(!write_text(m, "input name=img shape=3x32x32\n"
+                         "conv2d name=c1 filters=16 kernel=3 padding=same activation=relu\n"
+                         "conv2d name=c2 filters=16 kernel=3 padding=same\n"
+                         "add inputs=c1,c2                       # skip connection\n"
+                         "relu\n"
+                         "globalavgpool\n"
+                         "input name=meta shape=4                # a second input\n"
+                         "concat inputs=global_average_pooling2d_1,meta axis=1\n"
+                         "dense units=1\n"
+                         "loss mse\n"));
+    CHECK_RUN(0, "summary %s", m);
+    CHECK_OUT("add_1 (Add)");
+    CHECK_OUT("c1, c2");
+    CHECK_OUT("(None, 20)");
+    rm_rf(d);
+    return TEST_PASS;
+}
+
 TEST(cli_help_documents_every_command)
 {
     CHECK_RUN(0, "help");

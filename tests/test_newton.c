@@ -475,18 +475,23 @@ U(add, probe(k, ds_square(g, ds_add(g, z, z2))))
 U(sub, probe(k, ds_tanh(g, ds_sub(g, z, z2))))
 U(mul, probe(k, ds_mul(g, z, z2)))
 U(div, probe(k, ds_div(g, z, ds_add_scalar(g, ds_square(g, z2), 1.0f))))
-U(mul_broadcast, probe(k, ds_mul(g, ds_tanh(g, z), ds_param_node(g, add_param(k->m, "s.weight", 2, (int64_t[]){1, 3}, 0.5f, 1.5f)))))
-U(add_broadcast, probe(k, ds_tanh(g, ds_add(g, z, ds_param_node(g, add_param(k->m, "c.bias", 1, (int64_t[]){3}, -1, 1))))))
+U(mul_broadcast, probe(k, ds_mul(g, ds_tanh(g, z), ds_param_node(g, add_param(k->m, "s.weight", 2,
+                                                        (int64_t[]){1, 3}, 0.5f, 1.5f)))))
+U(add_broadcast, probe(k, ds_tanh(g, ds_add(g, z, ds_param_node(g, add_param(k->m, "c.bias", 1,
+                                                       (int64_t[]){3}, -1, 1))))))
 U(sum_axis, probe(k, ds_square(g, ds_sum(g, ds_tanh(g, z), 1, (int[]){1}, 0))))
 U(mean_keepdim, probe(k, ds_square(g, ds_mean(g, ds_tanh(g, z), 1, (int[]){0}, 1))))
 U(mean_all, ds_square(g, ds_mean(g, ds_tanh(g, z), 0, NULL, 0)))
 U(reshape, probe(k, ds_tanh(g, ds_reshape(g, ds_mul(g, z, z2), 2, (int64_t[]){-1, 6}))))
-U(matmul, probe(k, ds_tanh(g, ds_matmul(g, ds_tanh(g, z), ds_param_node(g, add_param(k->m, "mm.weight", 2, (int64_t[]){3, 2}, -1, 1))))))
-U(matmul_batched, probe(k, ds_matmul(g, ds_reshape(g, ds_tanh(g, z), 3, (int64_t[]){2, 2, 3}), ds_reshape(g, ds_tanh(g, z2), 3, (int64_t[]){2, 3, 2}))))
+U(matmul, probe(k, ds_tanh(g, ds_matmul(g, ds_tanh(g, z), ds_param_node(g, add_param(k->m,
+                                        "mm.weight", 2, (int64_t[]){3, 2}, -1, 1))))))
+U(matmul_batched, probe(k, ds_matmul(g, ds_reshape(g, ds_tanh(g, z), 3, (int64_t[]){2, 2, 3}),
+                                      ds_reshape(g, ds_tanh(g, z2), 3, (int64_t[]){2, 3, 2}))))
 U(softmax, probe(k, ds_softmax(g, ds_mul_scalar(g, z, 2.0f), 1)))
 U(softmax_axis0, probe(k, ds_square(g, ds_softmax(g, ds_mul(g, z, z2), 0))))
 U(log_softmax, probe(k, ds_log_softmax(g, ds_mul(g, z, z2), -1)))
-U(concat, probe(k, ds_tanh(g, ds_concat(g, 2, (ds_node *[]){ds_mul(g, z, z2), ds_square(g, z)}, 1))))
+U(concat, probe(k, ds_tanh(g, ds_concat(g, 2, (ds_node *[]){ds_mul(g, z, z2), ds_square(g, z)},
+                                         1))))
 U(slice, probe(k, ds_square(g, ds_slice(g, ds_mul(g, z, z2), 1, 1, -1))))
 U(linear_deep, probe(k, ds_tanh(g, lin(k, "deep", ds_tanh(g, z), 2))))
 
@@ -543,7 +548,8 @@ static const hcase cases[] = {
     {"mean_keepdim", b_mean_keepdim}, {"mean_all", b_mean_all}, {"reshape", b_reshape},
     {"matmul", b_matmul}, {"matmul_batched", b_matmul_batched},
     {"softmax", b_softmax}, {"softmax_axis0", b_softmax_axis0}, {"log_softmax", b_log_softmax},
-    {"concat", b_concat}, {"slice", b_slice}, {"linear_deep", b_linear_deep}, {"loss_mse", b_loss_mse}, {"loss_mse_sum", b_loss_mse_sum},
+    {"concat", b_concat}, {"slice", b_slice}, {"linear_deep", b_linear_deep},
+    {"loss_mse", b_loss_mse}, {"loss_mse_sum", b_loss_mse_sum},
     {"loss_mae", b_loss_mae}, {"loss_bce_logits", b_loss_bce_logits},
     {"loss_cce_logits", b_loss_cce_logits}, {"loss_cce_int_spatial", b_loss_cce_spatial},
     {"loss_gaussian_nll", b_loss_gaussian_nll},

@@ -69,6 +69,9 @@ static ds_status gunzip(const char *path, fits_in *in)
         int r = gzread(gz, buf + n, (unsigned)want);
         int err = Z_OK;
         const char *m = gzerror(gz, &err);
+        size_t pl = strlen(path);   /* zlib's message starts with the path */
+        if (!strncmp(m, path, pl) && !strncmp(m + pl, ": ", 2))
+            m += pl + 2;
         if (r < 0 || err != Z_OK) {
             st = dsi_fail(DS_ERR_FORMAT, "%s: truncated or corrupt gzip data: %s", path,
                           err == Z_ERRNO ? strerror(errno) : m);
@@ -109,7 +112,8 @@ static ds_status open_in(const char *path, fits_in *in)
         ds_status st = gunzip(path, in);
         if (st != DS_OK)
             return st;
-        if (fits_open_memfile(&in->f, path, READONLY, &in->mem, &in->memsize, 0, NULL,
+        /* a plain name: cfitsio would parse [..] in path as an HDU or filter spec */
+        if (fits_open_memfile(&in->f, "gunzipped.fits", READONLY, &in->mem, &in->memsize, 0, NULL,
                               &status)) {
             free(in->mem);
             in->mem = NULL;
@@ -209,7 +213,8 @@ static ds_status read_image(fitsfile *f, const char *path, int64_t size, int hdu
     uint64_t numel = 1;
     for (int i = 0; i < naxis; i++) {
         shape[i] = naxes[naxis - 1 - i];
-        if (shape[i] < 0 || (numel = numel * (uint64_t)shape[i]) > (1ULL << 40))
+        if (shape[i] < 0 || (shape[i] > 0 && numel > (1ULL << 40) / (uint64_t)shape[i]) ||
+            (numel *= (uint64_t)shape[i]) > (1ULL << 40))
             return dsi_fail(DS_ERR_FORMAT, "%s: HDU %d: bad image size (NAXIS%d = %lld)", path,
                             hdu, naxis - i, (long long)shape[i]);
     }
@@ -554,16 +559,16 @@ ds_status dsi_fits_save_table(const char *path, int ncols, const char *const *na
                               int64_t nrows, const float *const *cols)
 {
     char **ttype = calloc((size_t)ncols, sizeof *ttype), **tform = calloc((size_t)ncols, sizeof *tform);
+    char (*gen)[16] = calloc((size_t)ncols, sizeof *gen);   /* "col<n>" for missing names */
     float *buf = malloc(CHUNK * sizeof *buf);
     ds_status st = DS_OK;
-    if (!ttype || !tform || !buf) {
+    if (!ttype || !tform || !gen || !buf) {
         st = dsi_fail(DS_ERR_NOMEM, "%s: out of memory", path);
         goto done;
     }
     for (int j = 0; j < ncols; j++) {
-        char gen[16];
-        snprintf(gen, sizeof gen, "col%d", j + 1);
-        const char *nm = names && names[j] ? names[j] : gen;
+        snprintf(gen[j], sizeof gen[j], "col%d", j + 1);
+        const char *nm = names && names[j] ? names[j] : gen[j];
         size_t len = strlen(nm);
         for (size_t k = 0; k < len && st == DS_OK; k++)
             if (nm[k] < 32 || nm[k] > 126 || nm[k] == '\'')
@@ -597,6 +602,7 @@ ds_status dsi_fits_save_table(const char *path, int ncols, const char *const *na
 done:
     free(ttype);
     free(tform);
+    free(gen);
     free(buf);
     return st;
 }

@@ -49,8 +49,19 @@ static bool convert(const unsigned char *p, int type, float *out)
     }
 }
 
-/* Reads up to n bytes; returns the count, or -1 with the message set. */
-static long long read_all(gzFile gz, const char *path, unsigned char *dst, size_t n)
+/* zlib's message without the path it starts with. */
+static const char *gz_message(gzFile gz, const char *path, int *err)
+{
+    const char *m = gzerror(gz, err);
+    size_t pl = strlen(path);
+    if (!strncmp(m, path, pl) && !strncmp(m + pl, ": ", 2))
+        m += pl + 2;
+    return m;
+}
+
+/* Reads up to n bytes; returns the count, or -1 with the message set. A gzip stream cut
+ * short (zlib's Z_BUF_ERROR, also when only its CRC trailer is missing) sets *cut. */
+static long long read_all(gzFile gz, const char *path, unsigned char *dst, size_t n, bool *cut)
 {
     size_t got = 0;
     while (got < n) {
@@ -58,7 +69,7 @@ static long long read_all(gzFile gz, const char *path, unsigned char *dst, size_
         int r = gzread(gz, dst + got, chunk);
         if (r < 0) {
             int err;
-            const char *m = gzerror(gz, &err);
+            const char *m = gz_message(gz, path, &err);
             dsi_fail(err == Z_ERRNO ? DS_ERR_IO : DS_ERR_FORMAT, "%s: %s", path,
                      err == Z_ERRNO ? strerror(errno) : m);
             return -1;
@@ -69,11 +80,12 @@ static long long read_all(gzFile gz, const char *path, unsigned char *dst, size_
     }
     /* zlib reports a truncated gzip stream as an error only after the short read */
     int err;
-    const char *m = gzerror(gz, &err);
+    const char *m = gz_message(gz, path, &err);
     if (err != Z_OK && err != Z_BUF_ERROR) {
         dsi_fail(DS_ERR_FORMAT, "%s: %s", path, m);
         return -1;
     }
+    *cut = err == Z_BUF_ERROR;
     return (long long)got;
 }
 
@@ -99,9 +111,14 @@ ds_status dsi_idx_load(const char *path, ds_tensor **out)
     ds_tensor *t = NULL;
     unsigned char *chunk = NULL;
     ds_status st = DS_ERR_FORMAT;
-    long long r = read_all(gz, path, head, 4);
+    bool cut = false;
+    long long r = read_all(gz, path, head, 4, &cut);
     if (r < 0)
         goto done;
+    if (r < 4 && cut) {
+        dsi_fail(DS_ERR_FORMAT, "%s: truncated gzip stream: %lld of 4 magic bytes", path, r);
+        goto done;
+    }
     if (r < 4 || head[0] || head[1] || !type_size(head[2]) || head[3] < 1) {
         dsi_fail(DS_ERR_FORMAT, "%s: not an IDX file (magic %02x %02x %02x %02x; expected 00 00 "
                  "<type 08/09/0B/0C/0D/0E> <ndim>)", path, r > 0 ? head[0] : 0,
@@ -114,7 +131,7 @@ ds_status dsi_idx_load(const char *path, ds_tensor **out)
                  DS_MAX_DIMS);
         goto done;
     }
-    if ((r = read_all(gz, path, head + 4, 4 * (size_t)nd)) < 0)
+    if ((r = read_all(gz, path, head + 4, 4 * (size_t)nd, &cut)) < 0)
         goto done;
     if (r < 4 * nd) {
         dsi_fail(DS_ERR_FORMAT, "%s: truncated IDX header: expected %d bytes, found %lld", path,
@@ -132,11 +149,11 @@ ds_status dsi_idx_load(const char *path, ds_tensor **out)
             goto done;
         }
         shape[i] = d;
-        numel = numel * (uint64_t)d;
-        if (numel > (1ULL << 40)) {
+        if (d > 0 && numel > (1ULL << 40) / (uint64_t)d) {
             dsi_fail(DS_ERR_FORMAT, "%s: IDX dims give more than 2^40 elements", path);
             goto done;
         }
+        numel *= (uint64_t)d;
     }
     /* Check the size before allocating: exact for plain files; gzip (deflate) cannot
      * expand more than about 1032:1. */
@@ -167,12 +184,13 @@ ds_status dsi_idx_load(const char *path, ds_tensor **out)
     int64_t k = 0;
     while (done_bytes < need) {
         size_t want = need - done_bytes > CHUNK ? CHUNK : (size_t)(need - done_bytes);
-        if ((r = read_all(gz, path, chunk, want)) < 0)
+        if ((r = read_all(gz, path, chunk, want, &cut)) < 0)
             goto done;
         if ((size_t)r < want) {
             dsi_fail(DS_ERR_FORMAT, "%s: truncated IDX data: shape %s needs %llu bytes, found "
-                     "%llu", path, dsi_shape_str(nd, shape), (unsigned long long)need,
-                     (unsigned long long)(done_bytes + (uint64_t)r));
+                     "%llu%s", path, dsi_shape_str(nd, shape), (unsigned long long)need,
+                     (unsigned long long)(done_bytes + (uint64_t)r),
+                     cut ? " (the gzip stream is cut short)" : "");
             goto done;
         }
         for (size_t i = 0; i < want; i += (size_t)es, k++)
@@ -184,8 +202,13 @@ ds_status dsi_idx_load(const char *path, ds_tensor **out)
         done_bytes += want;
     }
     /* Nothing may follow the data. */
-    if ((r = read_all(gz, path, chunk ? chunk : head, 1)) < 0)
+    if ((r = read_all(gz, path, chunk ? chunk : head, 1, &cut)) < 0)
         goto done;
+    if (cut) {
+        dsi_fail(DS_ERR_FORMAT, "%s: truncated gzip stream: the %llu data bytes are present, "
+                 "but its end (CRC and size) is missing", path, (unsigned long long)need);
+        goto done;
+    }
     if (r > 0) {
         dsi_fail(DS_ERR_FORMAT, "%s: IDX shape %s needs %llu data bytes, but the file holds "
                  "more", path, dsi_shape_str(nd, shape), (unsigned long long)need);
