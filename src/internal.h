@@ -230,7 +230,22 @@ void dsi_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
                const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
                float *c, int64_t ldc);
 
-/* ---- small utilities ---- */
+/* ---- small utilities (util.c) ---- */
+/* A growing string. Appends never fail: oom records an allocation failure, checked once at
+ * the end. p is NUL-terminated (or NULL before the first append); free(p) releases it. */
+typedef struct {
+    char *p;
+    size_t n, cap;
+    bool oom;
+} dsi_buf;
+void dsi_buf_put(dsi_buf *b, const char *s, size_t n);
+void dsi_buf_puts(dsi_buf *b, const char *s);
+void dsi_buf_printf(dsi_buf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
 void *dsi_aligned_alloc(size_t bytes);   /* zeroed, DS_ALIGN aligned; free with free() */
 char *dsi_strdup(const char *s);
 int   dsi_snprintf_cat(char *buf, size_t cap, const char *fmt, ...)

@@ -4,39 +4,13 @@
 
 #include <ctype.h>
 
-typedef struct {
-    char *p;
-    size_t n, cap;
-    bool oom;
-} sbuf;
 
-static void cat(sbuf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = true;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
 
-static void cats(sbuf *b, const char *s) { cat(b, s, strlen(s)); }
 
-static void pad(sbuf *b, char c, size_t n)
+static void pad(dsi_buf *b, char c, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        cat(b, &c, 1);
+        dsi_buf_put(b, &c, 1);
 }
 
 /* 1234567 -> "1,234,567". */
@@ -125,7 +99,7 @@ char *ds_graph_summary(const ds_graph *g)
     int *mark = calloc((size_t)(m->n ? m->n : 1), sizeof *mark);
     bool *batched = calloc((size_t)(g->n_nodes ? g->n_nodes : 1), sizeof *batched);
     int *seen = calloc((size_t)(nl ? nl : 1), sizeof *seen);   /* per row: layer listed */
-    sbuf out = { 0 };
+    dsi_buf out = { 0 };
     char *result = NULL;
     if (!rows || !mark || !batched || !seen)
         goto done;
@@ -165,8 +139,8 @@ char *ds_graph_summary(const ds_graph *g)
         }
         thousands(layer_params(g, li, mark, li + 1), r->params, sizeof r->params);
         /* layers feeding this one, in order of first use */
-        sbuf c = { 0 };
-        cats(&c, "");
+        dsi_buf c = { 0 };
+        dsi_buf_puts(&c, "");
         for (int i = L->first; i < g->n_nodes; i++) {
             const ds_node *y = g->nodes[i];
             if (y->layer != li || y->op == DS_OP_PARAM)
@@ -179,8 +153,8 @@ char *ds_graph_summary(const ds_graph *g)
                     continue;
                 seen[x->layer] = li + 1;
                 if (c.n)
-                    cats(&c, ", ");
-                cats(&c, g->layers[x->layer].name);
+                    dsi_buf_puts(&c, ", ");
+                dsi_buf_puts(&c, g->layers[x->layer].name);
             }
         }
         if (c.oom) {
@@ -220,41 +194,41 @@ char *ds_graph_summary(const ds_graph *g)
     const size_t gap = 3;
     size_t width = w[0] + w[1] + w[2] + w[3] + 3 * gap;
     pad(&out, '_', width);
-    cats(&out, "\n");
+    dsi_buf_puts(&out, "\n");
     for (int k = 0; k < 4; k++) {
-        cats(&out, head[k]);
+        dsi_buf_puts(&out, head[k]);
         if (k < 3)
             pad(&out, ' ', w[k] - strlen(head[k]) + gap);
     }
-    cats(&out, "\n");
+    dsi_buf_puts(&out, "\n");
     pad(&out, '=', width);
-    cats(&out, "\n");
+    dsi_buf_puts(&out, "\n");
     for (int li = 0; li < nl; li++) {
         const char *cells[4] = { rows[li].name, rows[li].shape, rows[li].params, rows[li].conn };
         for (int k = 0; k < 4; k++) {
-            cats(&out, cells[k]);
+            dsi_buf_puts(&out, cells[k]);
             if (k < 3)
                 pad(&out, ' ', w[k] - strlen(cells[k]) + gap);
         }
         /* no trailing blanks when the last column is empty */
         while (out.n && out.p[out.n - 1] == ' ')
             out.p[--out.n] = 0;
-        cats(&out, "\n");
+        dsi_buf_puts(&out, "\n");
     }
     pad(&out, '=', width);
-    cats(&out, "\n");
+    dsi_buf_puts(&out, "\n");
     char num[40], line[80];
     thousands(total, num, sizeof num);
     snprintf(line, sizeof line, "Total params: %s\n", num);
-    cats(&out, line);
+    dsi_buf_puts(&out, line);
     thousands(trainable, num, sizeof num);
     snprintf(line, sizeof line, "Trainable params: %s\n", num);
-    cats(&out, line);
+    dsi_buf_puts(&out, line);
     thousands(total - trainable, num, sizeof num);
     snprintf(line, sizeof line, "Non-trainable params: %s\n", num);
-    cats(&out, line);
+    dsi_buf_puts(&out, line);
     pad(&out, '_', width);
-    cats(&out, "\n");
+    dsi_buf_puts(&out, "\n");
     if (!out.oom) {
         result = out.p;
         out.p = NULL;

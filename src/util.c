@@ -34,6 +34,57 @@ int dsi_snprintf_cat(char *buf, size_t cap, const char *fmt, ...)
     return r;
 }
 
+void dsi_buf_put(dsi_buf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->n + n + 1)
+            cap *= 2;
+        char *np = realloc(b->p, cap);
+        if (!np) {
+            b->oom = true;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = 0;
+}
+
+void dsi_buf_puts(dsi_buf *b, const char *s)
+{
+    dsi_buf_put(b, s, strlen(s));
+}
+
+void dsi_buf_printf(dsi_buf *b, const char *fmt, ...)
+{
+    char small[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n < sizeof small) {
+        dsi_buf_put(b, small, (size_t)n);
+        return;
+    }
+    char *big = malloc((size_t)n + 1);
+    if (!big) {
+        b->oom = true;
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    dsi_buf_put(b, big, (size_t)n);
+    free(big);
+}
+
 /* ---- threads ---- */
 void ds_set_num_threads(int n)
 {

@@ -357,74 +357,48 @@ ds_status ds_safetensors_load(const char *path, ds_tensor_set **out)
 }
 
 /* ---- saving ---- */
-typedef struct {
-    char *p;
-    size_t n, cap;
-    bool oom;
-} sbuf;
 
-static void put(sbuf *b, const char *s, size_t n)
+
+
+static void put_str(dsi_buf *b, const char *s)
 {
-    if (b->oom)
-        return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = true;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-
-static void puts_(sbuf *b, const char *s) { put(b, s, strlen(s)); }
-
-static void put_str(sbuf *b, const char *s)
-{
-    put(b, "\"", 1);
+    dsi_buf_put(b, "\"", 1);
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         char esc[8];
         if (c == '"' || c == '\\') {
             esc[0] = '\\';
             esc[1] = (char)c;
-            put(b, esc, 2);
+            dsi_buf_put(b, esc, 2);
         } else if (c < 0x20) {
             snprintf(esc, sizeof esc, "\\u%04x", c);
-            put(b, esc, 6);
+            dsi_buf_put(b, esc, 6);
         } else {
-            put(b, (const char *)&c, 1);
+            dsi_buf_put(b, (const char *)&c, 1);
         }
     }
-    put(b, "\"", 1);
+    dsi_buf_put(b, "\"", 1);
 }
 
-static ds_status make_header(const ds_tensor_set *s, sbuf *h)
+static ds_status make_header(const ds_tensor_set *s, dsi_buf *h)
 {
     char num[64];
     uint64_t off = 0;
-    puts_(h, "{");
+    dsi_buf_puts(h, "{");
     int nm = dsi_tensor_set_meta_count(s);
     if (nm) {
-        puts_(h, "\"__metadata__\":{");
+        dsi_buf_puts(h, "\"__metadata__\":{");
         for (int i = 0; i < nm; i++) {
             const char *k = dsi_tensor_set_meta_key(s, i);
             if (!dsi_json_utf8_ok(k) || !dsi_json_utf8_ok(ds_tensor_set_meta_get(s, k)))
                 return dsi_fail(DS_ERR_ARG, "metadata '%s' is not valid UTF-8", k);
             if (i)
-                puts_(h, ",");
+                dsi_buf_puts(h, ",");
             put_str(h, k);
-            puts_(h, ":");
+            dsi_buf_puts(h, ":");
             put_str(h, ds_tensor_set_meta_get(s, k));
         }
-        puts_(h, "}");
+        dsi_buf_puts(h, "}");
     }
     for (int i = 0; i < ds_tensor_set_count(s); i++) {
         const char *name = ds_tensor_set_name(s, i);
@@ -434,22 +408,22 @@ static ds_status make_header(const ds_tensor_set *s, sbuf *h)
         if (!dsi_json_utf8_ok(name))
             return dsi_fail(DS_ERR_ARG, "tensor name '%s' is not valid UTF-8", name);
         if (nm || i)
-            puts_(h, ",");
+            dsi_buf_puts(h, ",");
         put_str(h, name);
-        puts_(h, ":{\"dtype\":\"F32\",\"shape\":[");
+        dsi_buf_puts(h, ":{\"dtype\":\"F32\",\"shape\":[");
         for (int d = 0; d < t->ndim; d++) {
             snprintf(num, sizeof num, "%s%lld", d ? "," : "", (long long)t->shape[d]);
-            puts_(h, num);
+            dsi_buf_puts(h, num);
         }
         uint64_t nb = (uint64_t)t->numel * 4;
         snprintf(num, sizeof num, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
                  (unsigned long long)(off + nb));
-        puts_(h, num);
+        dsi_buf_puts(h, num);
         off += nb;
     }
-    puts_(h, "}");
+    dsi_buf_puts(h, "}");
     while (h->n % 8)
-        puts_(h, " ");
+        dsi_buf_puts(h, " ");
     return h->oom ? dsi_fail(DS_ERR_NOMEM, "out of memory for a safetensors header") : DS_OK;
 }
 
@@ -491,7 +465,7 @@ static void sync_dir(const char *path)
 
 ds_status ds_safetensors_save(const ds_tensor_set *s, const char *path)
 {
-    sbuf h = { 0 };
+    dsi_buf h = { 0 };
     ds_status st = make_header(s, &h);
     if (st != DS_OK) {
         free(h.p);

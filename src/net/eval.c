@@ -13,24 +13,35 @@ static int by_score(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Mann-Whitney form: mean rank of positives, ties sharing their average rank. */
-double ds_auroc(int64_t n, const float *score, const float *label)
+/* Scores with their labels sorted by score ascending; NULL (and no message: the callers
+ * return NaN) when memory fails or one class is absent. */
+static scored *sorted(int64_t n, const float *score, const float *label, int64_t *pos)
 {
     scored *v = malloc((size_t)(n > 0 ? n : 1) * sizeof *v);
     if (!v)
-        return NAN;
-    int64_t pos = 0;
+        return NULL;
+    *pos = 0;
     for (int64_t i = 0; i < n; i++) {
         v[i].s = score[i];
         v[i].l = label[i];
-        pos += label[i] > 0.5f;
+        *pos += label[i] > 0.5f;
     }
-    int64_t neg = n - pos;
-    if (!pos || !neg) {
+    if (*pos == 0 || *pos == n) {
         free(v);
-        return NAN;
+        return NULL;
     }
     qsort(v, (size_t)n, sizeof *v, by_score);
+    return v;
+}
+
+/* Mann-Whitney form: mean rank of positives, ties sharing their average rank. */
+double ds_auroc(int64_t n, const float *score, const float *label)
+{
+    int64_t pos;
+    scored *v = sorted(n, score, label, &pos);
+    if (!v)
+        return NAN;
+    int64_t neg = n - pos;
     double rank_sum = 0;
     for (int64_t i = 0; i < n;) {
         int64_t j = i;
@@ -46,26 +57,16 @@ double ds_auroc(int64_t n, const float *score, const float *label)
     return (rank_sum - (double)pos * (double)(pos + 1) / 2) / ((double)pos * (double)neg);
 }
 
-/* Walks the ROC curve from the highest threshold down and interpolates linearly. */
+/* The highest true-positive rate at a false-positive rate <= fpr, on the ROC curve
+ * interpolated linearly between its points (thresholds from the highest score down). */
 double ds_tpr_at_fpr(int64_t n, const float *score, const float *label, double fpr)
 {
-    scored *v = malloc((size_t)(n > 0 ? n : 1) * sizeof *v);
+    int64_t pos;
+    scored *v = sorted(n, score, label, &pos);
     if (!v)
         return NAN;
-    int64_t pos = 0;
-    for (int64_t i = 0; i < n; i++) {
-        v[i].s = score[i];
-        v[i].l = label[i];
-        pos += label[i] > 0.5f;
-    }
-    int64_t neg = n - pos;
-    if (!pos || !neg) {
-        free(v);
-        return NAN;
-    }
-    qsort(v, (size_t)n, sizeof *v, by_score);
-    double px = 0, py = 0, res = 1;
-    int64_t tp = 0, fp = 0;
+    int64_t neg = n - pos, tp = 0, fp = 0;
+    double px = 0, py = 0, res = NAN;
     for (int64_t i = n - 1; i >= 0;) {
         int64_t j = i;
         while (j >= 0 && v[j].s == v[i].s) {
@@ -76,40 +77,17 @@ double ds_tpr_at_fpr(int64_t n, const float *score, const float *label, double f
             j--;
         }
         double x = (double)fp / neg, y = (double)tp / pos;
-        if (x >= fpr) {
-            res = x > px ? py + (y - py) * (fpr - px) / (x - px) : y;
-            break;
-        }
-        px = x;
-        py = y;
         i = j;
+        if (x <= fpr) {
+            px = x;
+            py = y;
+            continue;
+        }
+        res = py + (y - py) * (fpr - px) / (x - px);
+        break;
     }
     free(v);
-    return res;
-}
-
-static void cat(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void cat(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
-{
-    va_list ap;
-    for (;;) {
-        va_start(ap, fmt);
-        int n = vsnprintf(*buf ? *buf + *len : NULL, *buf ? *cap - *len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-            return;
-        if (*buf && *len + (size_t)n < *cap) {
-            *len += (size_t)n;
-            return;
-        }
-        size_t ncap = (*cap ? *cap * 2 : 4096) + (size_t)n;
-        char *nb = realloc(*buf, ncap);
-        if (!nb)
-            return;
-        *buf = nb;
-        *cap = ncap;
-    }
+    return isnan(res) ? py : res;
 }
 
 static ds_status put(ds_tensor_set *s, const char *name, double v)
@@ -131,10 +109,9 @@ ds_status ds_net_evaluate(ds_net *n, const ds_tensor *x, const ds_tensor *y, int
     ds_tensor *p = NULL;
     if ((st = ds_net_predict(n, x, batch, &p)))
         return st;
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
+    dsi_buf rep = {0};
     int64_t N = x->shape[0];
-    cat(&buf, &len, &cap, "samples: %lld\nloss:    %.6g\n", (long long)N, loss);
+    dsi_buf_printf(&rep, "samples: %lld\nloss:    %.6g\n", (long long)N, loss);
     st = put(values, "loss", loss);
     if (ds_net_is_classifier(n)) {
         int64_t K = n->target_loss == DSI_LOSS_BCE ? 2 : n->classes;
@@ -147,7 +124,7 @@ ds_status ds_net_evaluate(ds_net *n, const ds_tensor *x, const ds_tensor *y, int
             free(score);
             free(lab);
             ds_tensor_free(p);
-            free(buf);
+            free(rep.p);
             return dsi_fail(DS_ERR_NOMEM, "out of memory evaluating");
         }
         int64_t m = 0;
@@ -181,18 +158,18 @@ ds_status ds_net_evaluate(ds_net *n, const ds_tensor *x, const ds_tensor *y, int
         for (int64_t k = 0; k < K; k++)
             right += conf[k * K + k];
         double acc = (double)right / (double)m;
-        cat(&buf, &len, &cap, "accuracy: %.4f (%lld of %lld)\n", acc, (long long)right, (long long)m);
+        dsi_buf_printf(&rep, "accuracy: %.4f (%lld of %lld)\n", acc, (long long)right, (long long)m);
         if (!st)
             st = put(values, "accuracy", acc);
         if (K == 2) {
             double auc = ds_auroc(m, score, lab);
             double t1 = ds_tpr_at_fpr(m, score, lab, 0.01), t10 = ds_tpr_at_fpr(m, score, lab, 0.1);
-            cat(&buf, &len, &cap, "AUROC:    %.4f\nTPR at FPR 1%%: %.4f   at FPR 10%%: %.4f\n", auc,
+            dsi_buf_printf(&rep, "AUROC:    %.4f\nTPR at FPR 1%%: %.4f   at FPR 10%%: %.4f\n", auc,
                 t1, t10);
             if (!st)
                 st = put(values, "auroc", auc);
         }
-        cat(&buf, &len, &cap, "\nclass  precision  recall  support\n");
+        dsi_buf_printf(&rep, "\nclass  precision  recall  support\n");
         for (int64_t k = 0; k < K; k++) {
             int64_t tp = conf[k * K + k], col = 0, row = 0;
             for (int64_t j = 0; j < K; j++) {
@@ -200,7 +177,7 @@ ds_status ds_net_evaluate(ds_net *n, const ds_tensor *x, const ds_tensor *y, int
                 row += conf[k * K + j];
             }
             double prec = col ? (double)tp / col : NAN, rec = row ? (double)tp / row : NAN;
-            cat(&buf, &len, &cap, "%5lld  %9.4f  %6.4f  %7lld\n", (long long)k, prec, rec,
+            dsi_buf_printf(&rep, "%5lld  %9.4f  %6.4f  %7lld\n", (long long)k, prec, rec,
                 (long long)row);
             char nm[48];
             snprintf(nm, sizeof nm, "precision_%lld", (long long)k);
@@ -210,15 +187,15 @@ ds_status ds_net_evaluate(ds_net *n, const ds_tensor *x, const ds_tensor *y, int
             if (!st)
                 st = put(values, nm, rec);
         }
-        cat(&buf, &len, &cap, "\nconfusion matrix (rows: true class, columns: predicted)\n      ");
+        dsi_buf_printf(&rep, "\nconfusion matrix (rows: true class, columns: predicted)\n      ");
         for (int64_t k = 0; k < K; k++)
-            cat(&buf, &len, &cap, " %6lld", (long long)k);
-        cat(&buf, &len, &cap, "\n");
+            dsi_buf_printf(&rep, " %6lld", (long long)k);
+        dsi_buf_printf(&rep, "\n");
         for (int64_t t = 0; t < K; t++) {
-            cat(&buf, &len, &cap, "%5lld ", (long long)t);
+            dsi_buf_printf(&rep, "%5lld ", (long long)t);
             for (int64_t k = 0; k < K; k++)
-                cat(&buf, &len, &cap, " %6lld", (long long)conf[t * K + k]);
-            cat(&buf, &len, &cap, "\n");
+                dsi_buf_printf(&rep, " %6lld", (long long)conf[t * K + k]);
+            dsi_buf_printf(&rep, "\n");
         }
         free(conf);
         free(score);
@@ -226,7 +203,7 @@ ds_status ds_net_evaluate(ds_net *n, const ds_tensor *x, const ds_tensor *y, int
     } else if (p->numel == y->numel) {
         int64_t F = p->numel / N;
         double tse = 0;
-        cat(&buf, &len, &cap, "\noutput      RMSE       MAE      bias\n");
+        dsi_buf_printf(&rep, "\noutput      RMSE       MAE      bias\n");
         for (int64_t j = 0; j < F; j++) {
             double se = 0, ae = 0, b = 0;
             for (int64_t i = 0; i < N; i++) {
@@ -238,7 +215,7 @@ ds_status ds_net_evaluate(ds_net *n, const ds_tensor *x, const ds_tensor *y, int
             tse += se;
             double rmse = sqrt(se / N), mae = ae / N, bias = b / N;
             if (F <= 64)
-                cat(&buf, &len, &cap, "%6lld  %9.5g %9.5g %+9.4g\n", (long long)j, rmse, mae, bias);
+                dsi_buf_printf(&rep, "%6lld  %9.5g %9.5g %+9.4g\n", (long long)j, rmse, mae, bias);
             char nm[48];
             snprintf(nm, sizeof nm, "rmse_%lld", (long long)j);
             if (!st)
@@ -251,13 +228,15 @@ ds_status ds_net_evaluate(ds_net *n, const ds_tensor *x, const ds_tensor *y, int
                 st = put(values, nm, bias);
         }
         double rmse = sqrt(tse / (double)p->numel);
-        cat(&buf, &len, &cap, "   all  %9.5g\n", rmse);
+        dsi_buf_printf(&rep, "   all  %9.5g\n", rmse);
         if (!st)
             st = put(values, "rmse", rmse);
     }
     ds_tensor_free(p);
-    if (!buf)
+    if (rep.oom || !rep.p) {
+        free(rep.p);
         return dsi_fail(DS_ERR_NOMEM, "out of memory for the report");
-    *report = buf;
+    }
+    *report = rep.p;
     return st;
 }

@@ -56,87 +56,6 @@ static void augment(float *x, int64_t b, int64_t f, int64_t h, int64_t w, int fl
     }
 }
 
-/* Running metric of a batch: correct predictions (classifiers) or squared error sum. */
-static void batch_metric(const ds_net *n, int64_t b, double *num, double *den)
-{
-    const ds_node *o = n->output, *t = n->target;
-    if (!t)
-        return;
-    const float *p = o->data, *y = t->data;
-    if (n->target_loss == DSI_LOSS_CCE) {
-        int64_t K = o->shape[1], inner = o->numel / (o->shape[0] * K);
-        for (int64_t i = 0; i < b; i++)
-            for (int64_t s = 0; s < inner; s++) {
-                int64_t best = 0, lab = 0;
-                for (int64_t k = 1; k < K; k++)
-                    if (p[(i * K + k) * inner + s] > p[(i * K + best) * inner + s])
-                        best = k;
-                if (n->labels == DS_LABELS_INDEX) {
-                    lab = (int64_t)y[i * inner + s];
-                } else {
-                    for (int64_t k = 1; k < K; k++)
-                        if (y[(i * K + k) * inner + s] > y[(i * K + lab) * inner + s])
-                            lab = k;
-                }
-                *num += best == lab;
-                *den += 1;
-            }
-    } else if (n->target_loss == DSI_LOSS_BCE) {
-        for (int64_t i = 0; i < o->numel / o->shape[0] * b; i++) {
-            *num += (p[i] > (n->output_logits ? 0.0f : 0.5f)) == (y[i] > 0.5f);
-            *den += 1;
-        }
-    } else if (n->target_loss == DSI_LOSS_MSE || n->target_loss == DSI_LOSS_MAE) {
-        for (int64_t i = 0; i < o->numel / o->shape[0] * b; i++) {
-            double d = (double)p[i] - y[i];
-            *num += d * d;
-            *den += 1;
-        }
-    }
-}
-
-static double metric_value(const ds_net *n, double num, double den)
-{
-    if (den <= 0)
-        return NAN;
-    if (n->target_loss == DSI_LOSS_MSE || n->target_loss == DSI_LOSS_MAE)
-        return sqrt(num / den);
-    return num / den;
-}
-
-static const char *metric_name(const ds_net *n)
-{
-    if (n->target_loss == DSI_LOSS_CCE || n->target_loss == DSI_LOSS_BCE)
-        return "acc";
-    if (n->target_loss == DSI_LOSS_MSE || n->target_loss == DSI_LOSS_MAE)
-        return "rmse";
-    return NULL;
-}
-
-/* Loss and metric over a data set in inference mode. */
-static ds_status evaluate_set(ds_net *n, const ds_tensor *x, const ds_tensor *y, int64_t batch,
-                              double *loss, double *metric)
-{
-    int64_t N = x->shape[0];
-    ds_status st = DS_OK;
-    double sum = 0, num = 0, den = 0;
-    ds_graph_set_mode(n->g, DS_MODE_EVAL);
-    for (int64_t i = 0; i < N && !st; i += batch) {
-        int64_t b = N - i < batch ? N - i : batch;
-        if ((st = ds_graph_set_batch(n->g, b)) || (st = ds_graph_plan(n->g)))
-            break;
-        dsi_gather(x, NULL, i, b, n->input->data);
-        dsi_gather(y, NULL, i, b, n->target->data);
-        if ((st = ds_graph_forward(n->g)))
-            break;
-        sum += (double)n->loss->data[0] * (double)b;
-        batch_metric(n, b, &num, &den);
-    }
-    *loss = sum / (double)N;
-    *metric = metric_value(n, num, den);
-    return st;
-}
-
 /* history: per epoch train loss, train metric, val loss, val metric, lr, seconds */
 #define HCOLS 6
 
@@ -355,7 +274,7 @@ ds_status ds_net_fit(ds_net *n, const ds_tensor *x, const ds_tensor *y, const ds
             r.resumed_from = start;
         }
     }
-    const char *mname = metric_name(n);
+    const char *mname = dsi_net_metric_name(n);
     double t_start = now_s(), seen_total = 0;
     int e;
     for (e = start; e < epochs; e++) {
@@ -399,7 +318,7 @@ ds_status ds_net_fit(ds_net *n, const ds_tensor *x, const ds_tensor *y, const ds
             if ((st = ds_graph_backward(n->g, n->loss)) || (st = ds_optim_step(opt)))
                 goto done;
             lsum += (double)lv * (double)b;
-            batch_metric(n, b, &num, &den);
+            dsi_net_batch_metric(n, b, &num, &den);
             seen_total += (double)b;
             if (o->progress) {
                 double el = now_s() - t_start;
@@ -408,7 +327,7 @@ ds_status ds_net_fit(ds_net *n, const ds_tensor *x, const ds_tensor *y, const ds
                 ds_progress p = {
                     .epoch = e + 1, .epochs = epochs, .batch = bi + 1, .batches = batches,
                     .seen = i0 + b, .loss = lsum / (double)(i0 + b),
-                    .metric = metric_value(n, num, den), .metric_name = mname,
+                    .metric = dsi_net_metric_value(n, num, den), .metric_name = mname,
                     .samples_per_s = seen_total / fmax(el, 1e-9),
                     .eta_s = el / fmax(done_frac, 1e-9) - el, .elapsed_s = el,
                     .val_loss = NAN, .val_metric = NAN,
@@ -419,10 +338,10 @@ ds_status ds_net_fit(ds_net *n, const ds_tensor *x, const ds_tensor *y, const ds
         ds_optim_epoch_end(opt);
         double *hr = hist + e * HCOLS;
         hr[0] = lsum / (double)N;
-        hr[1] = metric_value(n, num, den);
+        hr[1] = dsi_net_metric_value(n, num, den);
         hr[2] = hr[3] = NAN;
         hr[4] = lr;
-        if (xv && (st = evaluate_set(n, xv, yv, B, &hr[2], &hr[3])))
+        if (xv && (st = dsi_net_evaluate_set(n, xv, yv, B, &hr[2], &hr[3])))
             goto done;
         hr[5] = now_s() - t_epoch;
         double score = xv ? hr[2] : hr[0];

@@ -309,22 +309,72 @@ ds_status ds_net_predict(ds_net *n, const ds_tensor *x, int64_t batch, ds_tensor
     return DS_OK;
 }
 
-ds_status ds_net_loss_value(ds_net *n, const ds_tensor *x, const ds_tensor *y, int64_t batch,
-                            double *loss)
+/* Running metric of a batch: correct predictions (classifiers) or squared error sum. */
+void dsi_net_batch_metric(const ds_net *n, int64_t b, double *num, double *den)
 {
-    if (!n->loss)
-        return dsi_fail(DS_ERR_STATE, "%s: the model has no loss line", n->path);
-    ds_status st = ds_net_check_data(n, x, "data", y, "labels");
-    if (st)
-        return st;
+    const ds_node *o = n->output, *t = n->target;
+    if (!t)
+        return;
+    const float *p = o->data, *y = t->data;
+    if (n->target_loss == DSI_LOSS_CCE) {
+        int64_t K = o->shape[1], inner = o->numel / (o->shape[0] * K);
+        for (int64_t i = 0; i < b; i++)
+            for (int64_t s = 0; s < inner; s++) {
+                int64_t best = 0, lab = 0;
+                for (int64_t k = 1; k < K; k++)
+                    if (p[(i * K + k) * inner + s] > p[(i * K + best) * inner + s])
+                        best = k;
+                if (n->labels == DS_LABELS_INDEX) {
+                    lab = (int64_t)y[i * inner + s];
+                } else {
+                    for (int64_t k = 1; k < K; k++)
+                        if (y[(i * K + k) * inner + s] > y[(i * K + lab) * inner + s])
+                            lab = k;
+                }
+                *num += best == lab;
+                *den += 1;
+            }
+    } else if (n->target_loss == DSI_LOSS_BCE) {
+        for (int64_t i = 0; i < o->numel / o->shape[0] * b; i++) {
+            *num += (p[i] > (n->output_logits ? 0.0f : 0.5f)) == (y[i] > 0.5f);
+            *den += 1;
+        }
+    } else if (n->target_loss == DSI_LOSS_MSE || n->target_loss == DSI_LOSS_MAE) {
+        for (int64_t i = 0; i < o->numel / o->shape[0] * b; i++) {
+            double d = (double)p[i] - y[i];
+            *num += d * d;
+            *den += 1;
+        }
+    }
+}
+
+double dsi_net_metric_value(const ds_net *n, double num, double den)
+{
+    if (den <= 0)
+        return NAN;
+    if (n->target_loss == DSI_LOSS_MSE || n->target_loss == DSI_LOSS_MAE)
+        return sqrt(num / den);
+    return num / den;
+}
+
+const char *dsi_net_metric_name(const ds_net *n)
+{
+    if (n->target_loss == DSI_LOSS_CCE || n->target_loss == DSI_LOSS_BCE)
+        return "acc";
+    if (n->target_loss == DSI_LOSS_MSE || n->target_loss == DSI_LOSS_MAE)
+        return "rmse";
+    return NULL;
+}
+
+/* Loss and metric over a data set in inference mode (the graph's mode is restored). */
+ds_status dsi_net_evaluate_set(ds_net *n, const ds_tensor *x, const ds_tensor *y, int64_t batch,
+                              double *loss, double *metric)
+{
     int64_t N = x->shape[0];
-    if (batch < 1)
-        batch = 256;
-    if (batch > N)
-        batch = N;
+    ds_status st = DS_OK;
+    double sum = 0, num = 0, den = 0;
     int mode = ds_graph_mode(n->g);
     ds_graph_set_mode(n->g, DS_MODE_EVAL);
-    double sum = 0;
     for (int64_t i = 0; i < N && !st; i += batch) {
         int64_t b = N - i < batch ? N - i : batch;
         if ((st = ds_graph_set_batch(n->g, b)) || (st = ds_graph_plan(n->g)))
@@ -334,10 +384,26 @@ ds_status ds_net_loss_value(ds_net *n, const ds_tensor *x, const ds_tensor *y, i
         if ((st = ds_graph_forward(n->g)))
             break;
         sum += (double)n->loss->data[0] * (double)b;
+        dsi_net_batch_metric(n, b, &num, &den);
     }
     ds_graph_set_mode(n->g, mode);
     *loss = sum / (double)N;
+    if (metric)
+        *metric = dsi_net_metric_value(n, num, den);
     return st;
+}
+
+ds_status ds_net_loss_value(ds_net *n, const ds_tensor *x, const ds_tensor *y, int64_t batch,
+                            double *loss)
+{
+    if (!n->loss)
+        return dsi_fail(DS_ERR_STATE, "%s: the model has no loss line", n->path);
+    ds_status st = ds_net_check_data(n, x, "data", y, "labels");
+    if (st)
+        return st;
+    if (batch < 1)
+        batch = 256;
+    return dsi_net_evaluate_set(n, x, y, batch, loss, NULL);
 }
 
 /* ---- gradients of one batch ---- */

@@ -30,5 +30,12 @@ struct ds_net {
 /* net.c */
 ds_status dsi_net_to_set(const ds_net *n, ds_tensor_set *s);
 ds_status dsi_net_from_set(ds_net *n, const ds_tensor_set *s, const char *what);
+/* Adds a batch's correct predictions (classifiers) or squared errors (regression) to
+ * num and the count to den; metric_value turns them into accuracy or RMSE (NAN if none). */
+void dsi_net_batch_metric(const ds_net *n, int64_t b, double *num, double *den);
+double dsi_net_metric_value(const ds_net *n, double num, double den);
+const char *dsi_net_metric_name(const ds_net *n);   /* "acc", "rmse" or NULL */
+ds_status dsi_net_evaluate_set(ds_net *n, const ds_tensor *x, const ds_tensor *y, int64_t batch,
+                               double *loss, double *metric);
 void dsi_gather(const ds_tensor *t, const int64_t *idx, int64_t i0, int64_t b, float *dst);
 #endif
