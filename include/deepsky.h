@@ -304,7 +304,9 @@ DS_API const char    *ds_node_op_name(const ds_node *n);
 /* Name of the layer the node belongs to (the input's name for inputs). */
 DS_API const char    *ds_node_layer_name(const ds_node *n);
 /* Values (borrowed; valid after planning until the graph is freed or re-planned). Writable
- * for inputs, which is how data enters the graph. */
+ * for inputs, which is how data enters the graph. Planning again (after adding a node,
+ * changing the batch size or ds_node_requires_grad) moves the memory: values written
+ * before are lost, so fill inputs after the graph is complete. */
 DS_API float         *ds_node_data(ds_node *n);
 /* Gradient of the last backward's loss with respect to the node; NULL if not computed.
  * Inputs get gradients only after ds_node_requires_grad. */
@@ -425,7 +427,9 @@ DS_API ds_node *ds_conv_op(ds_graph *g, ds_node *x, ds_node *w, ds_node *b, int 
                            const int *stride, const int *pad_lo, const int *pad_hi,
                            const int *dilation);
 /* 2D transposed convolution as PyTorch's ConvTranspose2d: weight [C, filters, kh, kw],
- * out = (in - 1) * stride - 2 * pad + dilation * (k - 1) + output_padding + 1. */
+ * out = (in - 1) * stride - 2 * pad + dilation * (k - 1) + output_padding + 1. The layer's
+ * DS_PAD_SAME gives out = in * stride as Keras (the extra pixel at the end; not with
+ * output_padding); DS_PAD_VALID means pad 0. */
 DS_API ds_node *ds_conv_transpose2d(ds_graph *g, ds_node *x, const ds_conv_opts *o);
 DS_API ds_node *ds_conv_transpose2d_op(ds_graph *g, ds_node *x, ds_node *w, ds_node *b,
                                        const int *stride, const int *pad,
@@ -676,6 +680,104 @@ DS_API double ds_tpr_at_fpr(int64_t n, const float *score, const float *label, d
  * input) and each trainable parameter's gradient under its own name. */
 DS_API ds_status ds_net_grad(ds_net *n, const ds_tensor *x, const ds_tensor *y, int eval_bn,
                              ds_tensor_set *s);
+
+/* ------------------------------------------------------------------------------------------
+ * Astronomy: simulated galaxy images and classical shape measurement.
+ *
+ * Pixel convention: a stamp of size x size pixels is stored row-major, row i (the y axis,
+ * FITS NAXIS2) then column j (the x axis, FITS NAXIS1). Pixel (i, j) covers
+ * [j - 1/2, j + 1/2] x [i - 1/2, i + 1/2]: its centre is at x = j, y = i. The stamp centre is
+ * at x = y = (size - 1) / 2, so flips and quarter turns map the stamp onto itself.
+ * Ellipticity: eps = (1 - q) / (1 + q) with axis ratio q = b/a, e1 = eps cos 2 phi,
+ * e2 = eps sin 2 phi, phi counter-clockwise from the +x axis (toward +y). An elliptical
+ * profile is the round one sheared with area preserved: the half-light radius is that of
+ * the round profile (semi-axes hlr / sqrt(q) and hlr sqrt(q)).
+ * ---------------------------------------------------------------------------------------- */
+typedef struct {
+    double n;            /* Sersic index (0.3 to 8) */
+    double hlr;          /* half-light radius in pixels, before shearing */
+    double flux;         /* total flux (sum over an infinite stamp) */
+    double e1, e2;       /* ellipticity components, |e| < 1 */
+    double dx, dy;       /* centroid offset from the stamp centre, pixels */
+} ds_galaxy;
+
+typedef enum { DS_PSF_NONE = 0, DS_PSF_GAUSSIAN, DS_PSF_MOFFAT } ds_psf_kind;
+typedef struct {
+    ds_psf_kind kind;
+    double fwhm;         /* pixels */
+    double beta;         /* Moffat only (> 1; e.g. 2.5 to 4.765) */
+} ds_psf;
+
+/* b_n of the Sersic profile I(r) = I_e exp(-b_n ((r/r_e)^(1/n) - 1)): the root of
+ * gamma(2n, b) = Gamma(2n) / 2, solved to machine precision for any n > 0. */
+DS_API double    ds_sersic_bn(double n);
+/* Renders the galaxy convolved with the PSF and integrated over each pixel (flux per
+ * pixel), noiseless, into img (size x size floats). Accurate to 1% in total flux for cuspy
+ * profiles down to n = 4 at hlr = 1 pixel. */
+DS_API ds_status ds_galaxy_render(const ds_galaxy *g, const ds_psf *psf, int size, float *img);
+/* The same profile (no PSF) averaged over an oversample x oversample grid of sub-pixel
+ * points per pixel (centred sub-pixels): the sampling astropy's Sersic2D is compared with. */
+DS_API ds_status ds_galaxy_render_sampled(const ds_galaxy *g, int size, int oversample,
+                                          float *img);
+/* The PSF alone, integrated over pixels and centred on the stamp centre, unit total flux. */
+DS_API ds_status ds_psf_render(const ds_psf *psf, int size, float *img);
+/* GalSim's signal-to-noise: sqrt(sum of noiseless pixel values squared) / sky_sigma. */
+DS_API double    ds_image_snr(const float *img, int64_t npix, double sky_sigma);
+/* Adds Gaussian sky noise of standard deviation sky_sigma and, if gain > 0, Poisson noise of
+ * the source (variance = value / gain per pixel, Gaussian approximation above 1e4 counts). */
+DS_API void      ds_add_noise(float *img, int64_t npix, double sky_sigma, double gain, ds_rng *r);
+
+/* Draws galaxies with parameters uniform in the given ranges (ellipticity uniform in the
+ * disc |e| <= e_max; flux set by the SNR drawn from [snr_min, snr_max]), renders them with
+ * noise, and returns the images [count, 1, size, size] and a truth table [count, 9] with
+ * the columns of ds_sim_columns(): e1, e2, n, hlr, flux, snr, psf_fwhm, dx, dy. */
+typedef struct {
+    int64_t count;
+    int size;                    /* stamp size (default 32) */
+    uint64_t seed;
+    double n_min, n_max;         /* Sersic index (0.5, 6) */
+    double hlr_min, hlr_max;     /* pixels (1.5, 5) */
+    double e_max;                /* (0.6) */
+    double snr_min, snr_max;     /* (10, 100); snr_max <= 0: noiseless */
+    double sky_sigma;            /* (1) */
+    double gain;                 /* Poisson noise of the source (0: none) */
+    double offset_max;           /* |dx|, |dy| uniform up to this (0.5) */
+    ds_psf psf;                  /* kind NONE: no PSF */
+    double psf_fwhm_min, psf_fwhm_max;   /* a range of PSF sizes (0: psf.fwhm) */
+    const ds_tensor *params;     /* optional [count, 9] table overriding the draws (NaN: draw) */
+} ds_sim_opts;
+DS_API const char *const *ds_sim_columns(void);   /* 9 names */
+DS_API ds_status ds_sim_galaxies(const ds_sim_opts *o, ds_tensor **images, ds_tensor **truth);
+
+/* Adaptive (elliptical Gaussian weighted) second moments, as GalSim's HSM FindAdaptiveMom:
+ * the weight's centroid and covariance are iterated to match the weighted moments. */
+typedef struct {
+    double x0, y0;               /* centroid, pixels (convention above) */
+    double sigma;                /* det(M)^(1/4) of the weight's covariance M, pixels */
+    double e1, e2;               /* distortion (Mxx - Myy, 2 Mxy) / (Mxx + Myy) */
+    double mxx, mxy, myy;        /* covariance of the matched weight */
+    double rho4;                 /* weighted fourth moment (2 for a Gaussian) */
+    double flux;                 /* amplitude of the best-fit elliptical Gaussian */
+    int iterations;
+    int flag;                    /* 0 converged; else it failed (see ds_moments_flag_name) */
+} ds_moments;
+DS_API ds_status ds_adaptive_moments(const float *img, int size, double guess_sigma,
+                                     ds_moments *out);
+DS_API const char *ds_moments_flag_name(int flag);
+
+typedef enum {
+    DS_SHEAR_REGAUSS = 0,        /* re-Gaussianization (Hirata & Seljak 2003), as GalSim */
+    DS_SHEAR_LINEAR,             /* adaptive moments minus the PSF's (exact for Gaussians) */
+} ds_shear_method;
+typedef struct {
+    double e1, e2;               /* PSF-corrected ellipticity in the eps convention above */
+    double resolution;           /* 1 - (PSF size / galaxy size)^2 */
+    int flag;                    /* 0 ok; else the measurement failed */
+} ds_shear;
+/* Measures a galaxy stamp's PSF-corrected ellipticity given an image of the PSF on the same
+ * pixel grid (ds_psf_render) and the sky noise variance. */
+DS_API ds_status ds_shear_estimate(const float *gal, const float *psf_img, int size,
+                                   double sky_var, ds_shear_method method, ds_shear *out);
 
 #ifdef __cplusplus
 }

@@ -637,14 +637,14 @@ TEST(conv_errors_name_layer_and_shapes)
 
 /* ---- batching and threads ---- */
 
-/* A batch large enough to be split into several sgemm groups (the last one partial) gives
- * the same results as running the samples one at a time. */
-TEST(conv_batch_groups_match_single_samples)
+/* Batches split into chunks and multi-sample sgemms (the last ones partial) give the same
+ * results as running the samples one at a time: a few large images (the transposed conv
+ * then groups them), many small ones (19 samples: 8 chunks of 2-3, sgemms over 2-3). */
+static int batch_vs_single(int64_t N, int64_t H, int64_t W, char *msg_, size_t cap_)
 {
-    const int64_t N = 7;
     ds_model *m = ds_model_create(9);
     ds_graph *g = ds_graph_create(m, 1);
-    ds_node *x = ds_input(g, "x", 4, (int64_t[]){N, 2, 40, 41});
+    ds_node *x = ds_input(g, "x", 4, (int64_t[]){N, 2, H, W});
     ds_node *y = ds_conv(g, x, 2, &(ds_conv_opts){.name = "c", .filters = 3, .kernel = {3},
                                                   .padding = DS_PAD_SAME,
                                                   .bias_init = {DS_INIT_UNIFORM, -1, 1}});
@@ -701,13 +701,21 @@ TEST(conv_batch_groups_match_single_samples)
     return TEST_PASS;
 }
 
+TEST(conv_batch_groups_match_single_samples)
+{
+    CHECK_OK(batch_vs_single(7, 40, 41, msg_, cap_));
+    CHECK_OK(batch_vs_single(19, 7, 6, msg_, cap_));
+    CHECK_OK(batch_vs_single(11, 3, 2, msg_, cap_));
+    return TEST_PASS;
+}
+
 /* Forward and all gradients with 1 and 2 threads agree to 1e-5 relative. */
 static int run_threads(int nth, float *out, int64_t *n_out)
 {
     ds_set_num_threads(nth);
     ds_model *m = ds_model_create(17);
     ds_graph *g = ds_graph_create(m, 1);
-    ds_node *x = ds_input(g, "x", 4, (int64_t[]){6, 8, 24, 20});
+    ds_node *x = ds_input(g, "x", 4, (int64_t[]){11, 8, 24, 20});
     ds_node *a = ds_conv(g, x, 2, &(ds_conv_opts){.filters = 16, .kernel = {3}, .stride = {1, 2},
                                                   .padding = DS_PAD_SAME,
                                                   .bias_init = {DS_INIT_UNIFORM, -1, 1}});
@@ -715,9 +723,9 @@ static int run_threads(int nth, float *out, int64_t *n_out)
     ds_node *t = ds_conv_transpose2d(g, u, &(ds_conv_opts){.filters = 4, .kernel = {4},
                                                            .stride = {2}, .pad = {1},
                                                            .bias_init = {DS_INIT_UNIFORM, -1, 1}});
-    ds_node *x1 = ds_input(g, "x1", 3, (int64_t[]){6, 5, 300});
+    ds_node *x1 = ds_input(g, "x1", 3, (int64_t[]){11, 5, 300});
     ds_node *c1 = ds_conv(g, x1, 1, &(ds_conv_opts){.filters = 7, .kernel = {5}, .dilation = {2}});
-    ds_node *x3 = ds_input(g, "x3", 5, (int64_t[]){6, 3, 10, 12, 11});
+    ds_node *x3 = ds_input(g, "x3", 5, (int64_t[]){11, 3, 10, 12, 11});
     ds_node *c3 = ds_conv(g, x3, 3, &(ds_conv_opts){.filters = 4, .kernel = {3}, .pad = {1}});
     int64_t n = 0;
     if (t && c1 && c3) {
@@ -753,7 +761,7 @@ static int run_threads(int nth, float *out, int64_t *n_out)
 TEST(conv_threads_agree)
 {
     int keep = ds_get_num_threads();
-    int64_t cap = 1 << 22, n1, n2;
+    int64_t cap = 1 << 23, n1, n2;
     float *a = malloc((size_t)cap * sizeof *a), *b = malloc((size_t)cap * sizeof *b);
     int ok = run_threads(1, a, &n1) && run_threads(2, b, &n2);
     ds_set_num_threads(keep);

@@ -4,15 +4,16 @@
  *
  * x [N, C, S...], w [F, C, K...], optional b [F] -> y [N, F, O...] with, per axis,
  *   O = floor((S + lo + hi - d (K - 1) - 1) / s) + 1.
- * Per group of G samples (G from the shapes only): col [C*prod(K), G*prod(O)] = im2col(x),
- * Y [F, G*prod(O)] = W col, then y = Y (+ b) rearranged to [N, F, O...]. Backward:
- * dW += dY col^T, dcol = W^T dY then col2im into dx, db += sum of dy over N and O.
- * Every image plane and output row is written by one thread, and the sgemms run as fixed
- * tiles (dsi_sgemm_tiled), so results do not depend on the thread count, bit for bit.
+ * Per sample (or sub-group of samples, columns side by side): col [C*prod(K), prod(O)] =
+ * im2col(x), y = W col (+ b). Backward: dW += dy col^T, dcol = W^T dy then col2im into dx,
+ * db += sum of dy over N and O. How the batch is split is described at conv_plan; every
+ * output element is computed the same way for any thread count, bit for bit.
  *
  * Attributes: ia[0] = nd; for axis i < nd: ia[1+i] stride, ia[4+i] pad_lo, ia[7+i] pad_hi,
  * ia[10+i] dilation. */
 #include "conv_impl.h"
+
+#include <omp.h>
 
 /* ---- im2col / col2im ---- */
 
@@ -235,19 +236,58 @@ static ds_status conv_shape(ds_node *y)
     return DS_OK;
 }
 
-static int64_t conv_group(const ds_node *y, const dsi_conv_geom *q)
+/* Work split. Batch 1: one sample, sgemms split into fixed tiles (dsi_sgemm_tiled).
+ * Batch >= 2: nch = min(N, 8) fixed chunks of whole samples, each run by one thread with
+ * single-threaded sgemms on sub-groups of gs samples (their columns side by side), in one
+ * parallel region; dW is summed per chunk, then over chunks in order. Chunks and sub-groups
+ * are functions of the shapes only: the thread count only decides who runs which chunk. */
+typedef struct {
+    int64_t N, C, F, ck, O;
+    int64_t nch, gs;        /* chunks, samples per sgemm */
+    int64_t per_thread;     /* floats: col [ck, gs*O] + Y [F, gs*O] */
+    int64_t partials;       /* floats: nch partial dW [F, ck] */
+} conv_plan;
+
+static void conv_plan_of(const ds_node *y, const dsi_conv_geom *q, conv_plan *p)
 {
-    int64_t ck = y->in[1]->shape[1] * q->k_n, f = y->in[1]->shape[0];
-    return dsi_conv_group(y->in[0]->shape[0], q->out_n, ck + f);
+    p->N = y->in[0]->shape[0];
+    p->C = y->in[0]->shape[1];
+    p->F = y->in[1]->shape[0];
+    p->ck = p->C * q->k_n;
+    p->O = q->out_n;
+    p->nch = p->N < 8 ? p->N : 8;
+    int64_t chunk = (p->N + p->nch - 1) / p->nch;
+    int64_t gs = (1024 + p->O - 1) / p->O, cap = ((int64_t)4 << 20) / ((p->ck + p->F) * p->O);
+    if (gs > cap)
+        gs = cap;
+    if (gs > chunk)
+        gs = chunk;
+    p->gs = gs < 1 ? 1 : gs;
+    p->per_thread = (p->ck + p->F) * p->gs * p->O;
+    p->partials = p->N > 1 ? p->nch * p->F * p->ck : 0;
 }
 
-/* col [C*k_n, G*out_n] and Y or dY [F, G*out_n] */
 static size_t conv_scratch(const ds_node *y)
 {
     dsi_conv_geom q;
+    conv_plan p;
     conv_geom(y, &q);
-    int64_t ck = y->in[1]->shape[1] * q.k_n, f = y->in[1]->shape[0];
-    return (size_t)((ck + f) * conv_group(y, &q) * q.out_n) * sizeof(float);
+    conv_plan_of(y, &q, &p);
+    int64_t nth = p.N > 1 ? dsi_threads() : 1;
+    return (size_t)(p.partials + nth * p.per_thread) * sizeof(float);
+}
+
+/* Threads for the chunk loop: no more than the scratch planned for (the count may have
+ * been raised since planning). */
+static int conv_threads(const ds_node *y, const conv_plan *p)
+{
+    int64_t avail = ((int64_t)(y->g->scratch_bytes / sizeof(float)) - p->partials) / p->per_thread;
+    int64_t nth = omp_get_max_threads();
+    if (nth > avail)
+        nth = avail;
+    if (nth > p->nch)
+        nth = p->nch;
+    return nth < 1 ? 1 : (int)nth;
 }
 
 /* Columns of samples n0 .. n0+gn-1 side by side: col [C*k_n, gn*out_n]. */
@@ -255,100 +295,172 @@ static void group_im2col(const dsi_conv_geom *q, const float *x, int64_t C, int6
                          int64_t gn, float *col)
 {
     int64_t ld = gn * q->out_n;
-#pragma omp parallel for schedule(static) if (gn * C * q->k_n * q->out_n > DS_PAR_MIN)
-    for (int64_t jc = 0; jc < gn * C; jc++) {
-        int64_t j = jc / C, c = jc % C;
-        dsi_im2col(q, x + ((n0 + j) * C + c) * q->in_n, col + c * q->k_n * ld + j * q->out_n, ld);
+    for (int64_t j = 0; j < gn; j++)
+        for (int64_t c = 0; c < C; c++)
+            dsi_im2col(q, x + ((n0 + j) * C + c) * q->in_n, col + c * q->k_n * ld + j * q->out_n,
+                       ld);
+}
+
+static void add_bias(float *yn, const float *bias, int64_t F, int64_t O)
+{
+    for (int64_t f = 0; f < F; f++)
+        for (int64_t o = 0; o < O; o++)
+            yn[f * O + o] += bias[f];
+}
+
+/* Batch 1: tiled sgemm straight into y. */
+static void conv_forward_one(ds_node *y, const dsi_conv_geom *q, const conv_plan *p)
+{
+    const ds_node *x = y->in[0], *w = y->in[1];
+    const float *cn = x->data;
+    if (!dsi_conv_pointwise(q)) {
+        float *col = y->g->scratch;
+#pragma omp parallel for schedule(static) if (p->ck * p->O > DS_PAR_MIN)
+        for (int64_t c = 0; c < p->C; c++)
+            dsi_im2col(q, x->data + c * q->in_n, col + c * q->k_n * p->O, p->O);
+        cn = col;
     }
+    dsi_sgemm_tiled(false, false, p->F, p->O, p->ck, 1.0f, w->data, p->ck, cn, p->O, 0.0f,
+                    y->data, p->O);
+    if (y->n_in == 3)
+        add_bias(y->data, y->in[2]->data, p->F, p->O);
 }
 
 static void conv_forward(ds_node *y)
 {
     dsi_conv_geom q;
+    conv_plan p;
     conv_geom(y, &q);
+    conv_plan_of(y, &q, &p);
+    if (p.N == 1) {
+        conv_forward_one(y, &q, &p);
+        return;
+    }
     const ds_node *x = y->in[0], *w = y->in[1];
     const float *bias = y->n_in == 3 ? y->in[2]->data : NULL;
-    int64_t N = x->shape[0], C = x->shape[1], F = w->shape[0], ck = C * q.k_n, O = q.out_n;
-    int64_t G = conv_group(y, &q);
-    bool pw = dsi_conv_pointwise(&q);
-    for (int64_t n0 = 0; n0 < N; n0 += G) {
-        int64_t gn = N - n0 < G ? N - n0 : G, ld = gn * O;
-        float *col = y->g->scratch, *Y = col + ck * ld;
-        if (gn == 1) {
-            /* one sample: sgemm straight into y */
-            float *yn = y->data + n0 * F * O;
-            const float *cn = x->data + n0 * C * q.in_n;
-            if (!pw) {
-                group_im2col(&q, x->data, C, n0, 1, col);
-                cn = col;
+    const int64_t C = p.C, F = p.F, ck = p.ck, O = p.O, N = p.N, nch = p.nch, gs = p.gs;
+    const bool pw = dsi_conv_pointwise(&q);
+    float *base = y->g->scratch + p.partials, *yd = y->data;
+#pragma omp parallel for schedule(static) num_threads(conv_threads(y, &p))
+    for (int64_t c = 0; c < nch; c++) {
+        float *col = base + omp_get_thread_num() * p.per_thread, *Y = col + ck * gs * O;
+        int64_t hi = (c + 1) * N / nch;
+        for (int64_t n0 = c * N / nch; n0 < hi; n0 += gs) {
+            int64_t gn = hi - n0 < gs ? hi - n0 : gs, ld = gn * O;
+            if (gn == 1) {
+                float *yn = yd + n0 * F * O;
+                const float *cn = x->data + n0 * C * q.in_n;
+                if (!pw) {
+                    group_im2col(&q, x->data, C, n0, 1, col);
+                    cn = col;
+                }
+                dsi_sgemm(false, false, F, O, ck, 1.0f, w->data, ck, cn, O, 0.0f, yn, O);
+                if (bias)
+                    add_bias(yn, bias, F, O);
+                continue;
             }
-            dsi_sgemm_tiled(false, false, F, O, ck, 1.0f, w->data, ck, cn, O, 0.0f, yn, O);
-            if (bias) {
-#pragma omp parallel for schedule(static) if (F * O > DS_PAR_MIN)
-                for (int64_t f = 0; f < F; f++)
+            group_im2col(&q, x->data, C, n0, gn, col);
+            dsi_sgemm(false, false, F, ld, ck, 1.0f, w->data, ck, col, ld, 0.0f, Y, ld);
+            for (int64_t j = 0; j < gn; j++)
+                for (int64_t f = 0; f < F; f++) {
+                    const float *src = Y + f * ld + j * O;
+                    float *dst = yd + ((n0 + j) * F + f) * O, b = bias ? bias[f] : 0.0f;
                     for (int64_t o = 0; o < O; o++)
-                        yn[f * O + o] += bias[f];
-            }
-            continue;
-        }
-        group_im2col(&q, x->data, C, n0, gn, col);
-        dsi_sgemm_tiled(false, false, F, ld, ck, 1.0f, w->data, ck, col, ld, 0.0f, Y, ld);
-        float *yd = y->data;
-#pragma omp parallel for schedule(static) if (gn * F * O > DS_PAR_MIN)
-        for (int64_t jf = 0; jf < gn * F; jf++) {
-            int64_t j = jf / F, f = jf % F;
-            const float *src = Y + f * ld + j * O;
-            float *dst = yd + ((n0 + j) * F + f) * O, b = bias ? bias[f] : 0.0f;
-            for (int64_t o = 0; o < O; o++)
-                dst[o] = src[o] + b;
+                        dst[o] = src[o] + b;
+                }
         }
     }
+}
+
+/* Batch 1: dW += dy col^T, dx = col2im(W^T dy) with tiled sgemms. */
+static void conv_backward_one(ds_node *y, const dsi_conv_geom *q, const conv_plan *p)
+{
+    ds_node *x = y->in[0], *w = y->in[1];
+    const int64_t C = p->C, F = p->F, ck = p->ck, O = p->O;
+    const bool pw = dsi_conv_pointwise(q);
+    float *col = y->g->scratch;
+    if (w->grad) {
+        const float *cg = x->data;
+        if (!pw) {
+#pragma omp parallel for schedule(static) if (ck * O > DS_PAR_MIN)
+            for (int64_t c = 0; c < C; c++)
+                dsi_im2col(q, x->data + c * q->in_n, col + c * q->k_n * O, O);
+            cg = col;
+        }
+        dsi_sgemm_tiled(false, true, F, ck, O, 1.0f, y->grad, O, cg, O, 1.0f, w->grad, ck);
+    }
+    if (!x->grad)
+        return;
+    if (pw) {
+        dsi_sgemm_tiled(true, false, C, O, F, 1.0f, w->data, C, y->grad, O, 1.0f, x->grad, O);
+        return;
+    }
+    dsi_sgemm_tiled(true, false, ck, O, F, 1.0f, w->data, ck, y->grad, O, 0.0f, col, O);
+#pragma omp parallel for schedule(static) if (ck * O > DS_PAR_MIN)
+    for (int64_t c = 0; c < C; c++)
+        dsi_col2im(q, col + c * q->k_n * O, O, x->grad + c * q->in_n);
 }
 
 static void conv_backward(ds_node *y)
 {
     dsi_conv_geom q;
+    conv_plan p;
     conv_geom(y, &q);
+    conv_plan_of(y, &q, &p);
     ds_node *x = y->in[0], *w = y->in[1];
-    int64_t N = x->shape[0], C = x->shape[1], F = w->shape[0], ck = C * q.k_n, O = q.out_n;
-    int64_t G = conv_group(y, &q);
-    bool pw = dsi_conv_pointwise(&q);
+    const int64_t C = p.C, F = p.F, ck = p.ck, O = p.O, N = p.N, nch = p.nch, gs = p.gs;
     const float *dy = y->grad;
-    if (x->grad || w->grad) {
-        for (int64_t n0 = 0; n0 < N; n0 += G) {
-            int64_t gn = N - n0 < G ? N - n0 : G, ld = gn * O;
-            float *col = y->g->scratch, *dY = col + ck * ld;
-            const float *dyg = dy + n0 * F * O;
-            if (gn > 1) {
-#pragma omp parallel for schedule(static) if (gn * F * O > DS_PAR_MIN)
-                for (int64_t jf = 0; jf < gn * F; jf++) {
-                    int64_t j = jf / F, f = jf % F;
-                    memcpy(dY + f * ld + j * O, dy + ((n0 + j) * F + f) * O,
-                           (size_t)O * sizeof *dY);
+    if (N == 1 && (x->grad || w->grad)) {
+        conv_backward_one(y, &q, &p);
+    } else if (x->grad || w->grad) {
+        const bool pw = dsi_conv_pointwise(&q);
+        float *part = y->g->scratch, *base = part + p.partials, *dx = x->grad, *dw = w->grad;
+#pragma omp parallel for schedule(static) num_threads(conv_threads(y, &p))
+        for (int64_t c = 0; c < nch; c++) {
+            float *col = base + omp_get_thread_num() * p.per_thread, *dY = col + ck * gs * O;
+            float *pc = part + c * F * ck;
+            if (dw)
+                memset(pc, 0, (size_t)(F * ck) * sizeof *pc);
+            int64_t hi = (c + 1) * N / nch;
+            for (int64_t n0 = c * N / nch; n0 < hi; n0 += gs) {
+                int64_t gn = hi - n0 < gs ? hi - n0 : gs, ld = gn * O;
+                const float *dyg = dy + n0 * F * O;
+                if (gn > 1) {
+                    for (int64_t j = 0; j < gn; j++)
+                        for (int64_t f = 0; f < F; f++)
+                            memcpy(dY + f * ld + j * O, dy + ((n0 + j) * F + f) * O,
+                                   (size_t)O * sizeof *dY);
+                    dyg = dY;
                 }
-                dyg = dY;
+                if (dw) {
+                    const float *cg = col;
+                    if (pw && gn == 1)
+                        cg = x->data + n0 * C * q.in_n;
+                    else
+                        group_im2col(&q, x->data, C, n0, gn, col);
+                    dsi_sgemm(false, true, F, ck, ld, 1.0f, dyg, ld, cg, ld, 1.0f, pc, ck);
+                }
+                if (!dx)
+                    continue;
+                if (pw && gn == 1) {
+                    dsi_sgemm(true, false, C, O, F, 1.0f, w->data, C, dyg, O, 1.0f,
+                              dx + n0 * C * O, O);
+                    continue;
+                }
+                dsi_sgemm(true, false, ck, ld, F, 1.0f, w->data, ck, dyg, ld, 0.0f, col, ld);
+                for (int64_t j = 0; j < gn; j++)
+                    for (int64_t ci = 0; ci < C; ci++)
+                        dsi_col2im(&q, col + ci * q.k_n * ld + j * O, ld,
+                                   dx + ((n0 + j) * C + ci) * q.in_n);
             }
-            if (w->grad) {
-                const float *cg = col;
-                if (pw && gn == 1)
-                    cg = x->data + n0 * C * q.in_n;
-                else
-                    group_im2col(&q, x->data, C, n0, gn, col);
-                dsi_sgemm_tiled(false, true, F, ck, ld, 1.0f, dyg, ld, cg, ld, 1.0f, w->grad, ck);
-            }
-            if (!x->grad)
-                continue;
-            if (pw && gn == 1) {
-                dsi_sgemm_tiled(true, false, C, O, F, 1.0f, w->data, C, dyg, O, 1.0f,
-                          x->grad + n0 * C * O, O);
-                continue;
-            }
-            dsi_sgemm_tiled(true, false, ck, ld, F, 1.0f, w->data, ck, dyg, ld, 0.0f, col, ld);
-            float *dx = x->grad;
-#pragma omp parallel for schedule(static) if (gn * C * q.k_n * O > DS_PAR_MIN)
-            for (int64_t jc = 0; jc < gn * C; jc++) {
-                int64_t j = jc / C, c = jc % C;
-                dsi_col2im(&q, col + c * q.k_n * ld + j * O, ld, dx + ((n0 + j) * C + c) * q.in_n);
+        }
+        if (dw) {
+#pragma omp parallel for schedule(static) if (nch * F * ck > DS_PAR_MIN)
+            for (int64_t e = 0; e < F * ck; e++) {
+                float s = part[e];
+                for (int64_t c = 1; c < nch; c++)
+                    s += part[c * F * ck + e];
+                dw[e] += s;
             }
         }
     }
