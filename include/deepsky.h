@@ -645,11 +645,13 @@ typedef struct {
     const char *log_csv;        /* per-epoch CSV log, or NULL */
     const char *curve_png;      /* learning curve PNG, or NULL */
     int resume;                 /* continue from out_path's checkpoint */
+    double max_seconds;         /* > 0: stop after the epoch in which this much time passed */
     ds_progress_fn progress;    /* called after every batch, or NULL */
     void *ctx;
 } ds_fit_opts;
 typedef struct {
     int epochs_run, best_epoch, stopped_early, resumed_from;
+    int out_of_time;            /* stopped by max_seconds */
     double final_loss, best_val_loss, seconds;
 } ds_fit_result;
 /* Trains on x (samples first) with targets y; validation on xv/yv if given (may be NULL).

@@ -383,6 +383,11 @@ ds_status ds_net_fit(ds_net *n, const ds_tensor *x, const ds_tensor *y, const ds
             e++;
             break;
         }
+        if (o->max_seconds > 0 && now_s() - t_start >= o->max_seconds && e + 1 < epochs) {
+            r.out_of_time = 1;
+            e++;
+            break;
+        }
     }
     r.epochs_run = e;
     r.best_epoch = best_epoch;
