@@ -307,9 +307,11 @@ int cmd_train(int argc, char **argv)
     };
     if (!cli_has(&c, "quiet")) {
         const ds_optim_opts *o = ds_net_optim_opts(n);
-        printf("training %s on %lld samples%s%lld%s, batch %ld, %s lr %g, %d threads\n",
-               c.positional[0], (long long)ds_tensor_shape(x)[0], xv ? " (validation " : "",
-               xv ? (long long)ds_tensor_shape(xv)[0] : 0LL, xv ? ")" : "", batch,
+        char val[64] = "";
+        if (xv)
+            snprintf(val, sizeof val, " (validation %lld)", (long long)ds_tensor_shape(xv)[0]);
+        printf("training %s on %lld samples%s, batch %ld, %s lr %g, %d threads\n",
+               c.positional[0], (long long)ds_tensor_shape(x)[0], val, batch,
                ds_optim_name(o->kind), o->lr > 0 ? o->lr : (o->kind == DS_OPT_SGD ? 1e-2 : 1e-3),
                ds_get_num_threads());
     }

@@ -113,11 +113,53 @@ static inline void window(const pool_geom *p, int a, int64_t o, int64_t *b, int6
     *e = end > p->in[a] ? p->in[a] : end;
 }
 
+/* Max pooling without padding over one or two axes (the common case in CNNs): windows lie
+ * inside the input, so no clipping; the same first-maximum and NaN rules as below. */
+static void max_pool_unpadded(const pool_geom *p, const float *xd, float *yd, int32_t *arg)
+{
+    const int64_t kh = p->k[1], kw = p->k[2], sh = p->s[1], sw = p->s[2], W = p->in[2];
+    const int64_t OH = p->out[1], OW = p->out[2];
+#pragma omp parallel for schedule(static) if (p->planes * p->out_n * kh * kw > DS_PAR_MIN)
+    for (int64_t pl = 0; pl < p->planes; pl++) {
+        const float *xp = xd + pl * p->in_n;
+        float *yp = yd + pl * p->out_n;
+        int32_t *ap = arg + pl * p->out_n;
+        for (int64_t oh = 0; oh < OH; oh++)
+            for (int64_t ow = 0; ow < OW; ow++) {
+                int64_t base = oh * sh * W + ow * sw, bi = base;
+                float best = xp[base];
+                if (best == best) {
+                    for (int64_t h = 0; h < kh; h++)
+                        for (int64_t w = 0; w < kw; w++) {
+                            int64_t i = base + h * W + w;
+                            float v = xp[i];
+                            if (v > best) {
+                                best = v;
+                                bi = i;
+                            } else if (v != v) {
+                                best = v;
+                                bi = i;
+                                goto done;
+                            }
+                        }
+                }
+            done:
+                yp[oh * OW + ow] = best;
+                ap[oh * OW + ow] = (int32_t)bi;
+            }
+    }
+}
+
 static void pool_forward(ds_node *y)
 {
     pool_geom p;
     pool_geometry(y, &p);
     int kind = (int)y->ia[PA_KIND];
+    if (kind == DS_POOL_MAX && p.k[0] == 1 && p.s[0] == 1 && !p.lo[0] && !p.hi[0] &&
+        !p.lo[1] && !p.hi[1] && !p.lo[2] && !p.hi[2]) {
+        max_pool_unpadded(&p, y->in[0]->data, y->data, y->saved);
+        return;
+    }
     /* Keras divides SAME-padded averages by the real pixels only */
     bool excl = y->ia[PA_EXCL] || y->ia[PA_MODE] == DS_PAD_SAME;
     const float *xd = y->in[0]->data;
