@@ -10,7 +10,7 @@ CFLAGS_REL  := $(CFLAGS_COMMON) -O3 -march=native -g
 CFLAGS_TEST := $(CFLAGS_COMMON) -O1 -g -DDS_DEBUG -fsanitize=address,undefined -fno-omit-frame-pointer
 LIBS    := -lopenblas -lcairo -lcfitsio -lz -lm
 
-LIB_SRC  := $(sort $(wildcard src/*.c src/ops/*.c src/layers/*.c src/optim/*.c src/io/*.c src/plot/*.c src/net/*.c))
+LIB_SRC  := $(sort $(wildcard src/*.c src/ops/*.c src/layers/*.c src/optim/*.c src/io/*.c src/plot/*.c src/net/*.c src/astro/*.c))
 TEST_SRC := $(sort $(wildcard tests/*.c))
 EX_SRC   := $(sort $(wildcard examples/*.c))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
@@ -23,7 +23,7 @@ EX_BIN   := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/rel/%.o)
 TCLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/test/%.o)
 
-.PHONY: all deps test demo examples fashion clean
+.PHONY: all deps test demo demo-quick example examples fashion bench bench-quick clean
 all: $(BUILD)/libdeepsky.a $(BUILD)/deepsky examples
 
 deps:
@@ -67,10 +67,21 @@ examples: $(EX_BIN)
 
 # OpenBLAS's own threads would fight the OpenMP ones: it runs on the OpenMP pool.
 test: deps
-	@$(MAKE) --no-print-directory $(BUILD)/run_tests $(BUILD)/deepsky-test
-	DEEPSKY=$(BUILD)/deepsky-test ASAN_OPTIONS=detect_leaks=1 $(BUILD)/run_tests $(T)
+	@$(MAKE) --no-print-directory $(BUILD)/run_tests $(BUILD)/deepsky-test $(BUILD)/examples/ellipticity_demo
+	DEEPSKY=$(BUILD)/deepsky-test DEEPSKY_DEMO=$(BUILD)/examples/ellipticity_demo \
+	    ASAN_OPTIONS=detect_leaks=1 $(BUILD)/run_tests $(T)
 
+# The flagship: simulated galaxies, a CNN against adaptive moments (out/ellipticity/).
 demo: deps
+	@$(MAKE) --no-print-directory all
+	$(BUILD)/examples/ellipticity_demo --out out/ellipticity
+
+demo-quick: deps
+	@$(MAKE) --no-print-directory all
+	$(BUILD)/examples/ellipticity_demo --quick --out out/ellipticity-quick
+
+# The C API in a few dozen lines: XOR, then a small regression.
+example: deps
 	@$(MAKE) --no-print-directory all
 	$(BUILD)/examples/xor_and_regression
 
@@ -90,6 +101,26 @@ fashion:
 	    --data $(FMNIST)/t10k-images-idx3-ubyte.gz --labels $(FMNIST)/t10k-labels-idx1-ubyte.gz \
 	    | head -3 || exit 1; \
 	done
+
+# Benchmarks against PyTorch (bench/run.py): `make bench` writes bench/RESULTS.md and
+# bench/results.csv (about 10 minutes); `make bench-quick` is a smoke test (about 15 s
+# per model) writing bench/RESULTS-quick.md. Both install Debian's python3-torch and
+# python3-numpy when missing.
+BENCH_BIN := $(BUILD)/bench/deepsky_bench
+$(BENCH_BIN): bench/deepsky_bench.c $(BUILD)/libdeepsky.a
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS_REL) $< -o $@ $(BUILD)/libdeepsky.a $(LIBS)
+
+bench:
+	@scripts/deps.sh python3-torch python3-numpy
+	@$(MAKE) --no-print-directory $(BENCH_BIN)
+	/usr/bin/python3 bench/run.py --bin $(BENCH_BIN)
+
+bench-quick:
+	@scripts/deps.sh python3-torch python3-numpy
+	@$(MAKE) --no-print-directory $(BENCH_BIN)
+	/usr/bin/python3 bench/run.py --bin $(BENCH_BIN) --quick
 
 clean:
 	rm -rf $(BUILD)

@@ -618,6 +618,12 @@ DS_API ds_status ds_net_check_data(const ds_net *n, const ds_tensor *x, const ch
 
 /* ---- training ---- */
 enum { DS_AUG_FLIPS = 1, DS_AUG_ROT90 = 2 };
+/* Applies an augmentation transform in place to planes images of h x w (row-major, x = the
+ * column): bit 0 mirrors the columns (x -> -x), bit 1 the rows (y -> -y), then
+ * (transform >> 2) quarter turns (x, y) -> (-y, x) about the centre (h == w when turning).
+ * tmp holds h * w floats. The transforms training applies with DS_AUG_*. */
+DS_API void ds_image_transform(float *img, int64_t planes, int64_t h, int64_t w, int transform,
+                               float *tmp);
 typedef struct {
     int epoch, epochs;          /* 1-based */
     int64_t batch, batches;     /* 1-based batch within the epoch */
@@ -637,6 +643,13 @@ typedef struct {
     uint64_t seed;              /* shuffling, augmentation, dropout */
     int no_shuffle;
     int augment;                /* DS_AUG_* flags: random flips / 90-degree rotations */
+    /* With augment: labels that are not invariant under the image's transform (an
+     * ellipticity, a position) are mapped by this, called per transformed sample with the
+     * transform (bit 0: columns mirrored (x -> -x), bit 1: rows mirrored (y -> -y), then
+     * (transform >> 2) quarter turns (x, y) -> (-y, x)) and the sample's n label values.
+     * NULL: labels are left as they are. */
+    void (*augment_labels)(void *ctx, int transform, float *label, int64_t n);
+    void *augment_ctx;
     int patience;               /* early stopping on validation loss; 0: off */
     /* Output weights: written after every epoch (last), with "<stem>.best.safetensors" for
      * the best epoch and "<stem>.ckpt.safetensors" holding the optimizer state for resume.
@@ -751,6 +764,11 @@ typedef struct {
 DS_API const char *const *ds_sim_columns(void);   /* 9 names */
 DS_API ds_status ds_sim_galaxies(const ds_sim_opts *o, ds_tensor **images, ds_tensor **truth);
 
+/* Maps an ellipticity (e[0], e[1]) = (e1, e2) the way ds_image_transform maps its image:
+ * one mirror negates e2, a quarter turn negates both. Usable as ds_fit_opts.augment_labels
+ * for labels that are (e1, e2) pairs (n even; ctx unused). */
+DS_API void ds_ellipticity_transform(void *ctx, int transform, float *e, int64_t n);
+
 /* Adaptive (elliptical Gaussian weighted) second moments, as GalSim's HSM FindAdaptiveMom:
  * the weight's centroid and covariance are iterated to match the weighted moments. */
 typedef struct {
@@ -763,8 +781,31 @@ typedef struct {
     int iterations;
     int flag;                    /* 0 converged; else it failed (see ds_moments_flag_name) */
 } ds_moments;
+/* Failure codes of ds_moments.flag. ds_shear.flag is a stage (DS_SHEAR_FAIL_*) plus, for
+ * the three moments stages, the moments code in its low 4 bits. */
+enum {
+    DS_MOM_OK = 0,
+    DS_MOM_NOT_CONVERGED,        /* more than 400 iterations */
+    DS_MOM_NOT_POSDEF,           /* weight covariance not positive definite */
+    DS_MOM_OFF_STAMP,            /* centroid left the stamp or moved more than 15 pixels */
+    DS_MOM_TOO_LARGE,            /* a second moment above 8000 pixels^2 */
+    DS_MOM_FEW_PIXELS,           /* fewer than 6 pixels under the weight */
+    DS_MOM_NONFINITE,            /* NaN or infinity in the image */
+    DS_MOM_NO_FLUX,              /* weighted flux <= 0 (e.g. an all-zero stamp) */
+    DS_SHEAR_FAIL_PSF = 0x10,        /* the PSF's moments failed */
+    DS_SHEAR_FAIL_GAL = 0x20,        /* the galaxy's moments failed */
+    DS_SHEAR_FAIL_REGAUSS = 0x30,    /* the re-Gaussianized image's moments failed */
+    DS_SHEAR_FAIL_UNRESOLVED = 0x40, /* resolution <= 0: galaxy not larger than the PSF */
+    DS_SHEAR_FAIL_RANGE = 0x50,      /* corrected distortion |e| >= 1 (no eps exists) */
+};
+/* Measures img (size x size, conventions above) starting from a round weight of sigma
+ * guess_sigma (<= 0: from the unweighted moments) at the stamp centre; tolerance 1e-6.
+ * A failed measurement is not an error: it returns DS_OK with out->flag set and NaN
+ * values. DS_ERR_ARG for NULL pointers, size < 1 or a non-finite guess. */
 DS_API ds_status ds_adaptive_moments(const float *img, int size, double guess_sigma,
                                      ds_moments *out);
+/* Static name of a flag of either struct ("ok", "not converged", "PSF moments failed", ...);
+ * for a shear flag it names the stage, and flag & 15 names the moments failure. */
 DS_API const char *ds_moments_flag_name(int flag);
 
 typedef enum {
@@ -777,7 +818,12 @@ typedef struct {
     int flag;                    /* 0 ok; else the measurement failed */
 } ds_shear;
 /* Measures a galaxy stamp's PSF-corrected ellipticity given an image of the PSF on the same
- * pixel grid (ds_psf_render) and the sky noise variance. */
+ * pixel grid (ds_psf_render) and the sky noise variance. Both images are pixel-integrated,
+ * so the PSF image's moments carry the pixel response too. Starts as GalSim's EstimateShear
+ * (weights of sigma 5 for the galaxy and 3 for the PSF at the stamp centres). A failed
+ * measurement returns DS_OK with out->flag set and NaN values; DS_ERR_ARG for NULL
+ * pointers, size < 1, a negative or non-finite sky_var or an unknown method. sky_var does
+ * not change e (it would only scale a shape-noise estimate, which is not returned). */
 DS_API ds_status ds_shear_estimate(const float *gal, const float *psf_img, int size,
                                    double sky_var, ds_shear_method method, ds_shear *out);
 

@@ -537,3 +537,42 @@ TEST(cli_weights_from_another_model)
     rm_rf(d);
     return TEST_PASS;
 }
+
+/* The flagship demo at small size (make demo-quick): it must run end to end, write its
+ * outputs, and the CNN must beat predicting zero ellipticity (the demo exits 3 if not). */
+TEST(demo_quick_cnn_beats_zero)
+{
+    const char *demo = getenv("DEEPSKY_DEMO");
+    if (!demo)
+        demo = "build/examples/ellipticity_demo";
+    if (access(demo, X_OK) != 0)
+        SKIP("%s not built (make test builds it)", demo);
+    const char *d = tmpdir();
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s --quick --out %s > %s/log.txt 2>&1", demo, d, d);
+    int st = system(cmd);
+    int rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+    char p[512];
+    snprintf(p, sizeof p, "%s/log.txt", d);
+    FILE *f = fopen(p, "r");
+    size_t n = f ? fread(out_buf, 1, sizeof out_buf - 1, f) : 0;
+    out_buf[n] = 0;
+    if (f)
+        fclose(f);
+    if (rc != 0)
+        FAIL("demo exit status %d (3: the CNN did not beat zero); log:\n%s", rc, out_buf);
+    const char *files[] = {"results.md", "results.csv", "cnn.safetensors", "galaxies.png",
+                           "true_vs_measured.png", "residuals_vs_snr.png", "learning_curve.png"};
+    for (int i = 0; i < 7; i++) {
+        snprintf(p, sizeof p, "%s/%s", d, files[i]);
+        if (access(p, R_OK) != 0)
+            FAIL("demo did not write %s", files[i]);
+    }
+    const char *v = strstr(out_buf, "CNN RMSE ");
+    snprintf(msg_, cap_, "%.120s", v ? v : "");
+    char *nl = strchr(msg_, '\n');
+    if (nl)
+        *nl = 0;
+    rm_rf(d);
+    return TEST_PASS;
+}

@@ -63,5 +63,6 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_grad(int argc, char **argv);
+int cmd_sim(int argc, char **argv);
 
 #endif

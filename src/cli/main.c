@@ -14,6 +14,7 @@ static const struct {
     {"eval", cmd_eval, "loss and metrics of trained weights on labelled data"},
     {"predict", cmd_predict, "outputs of trained weights for data"},
     {"grad", cmd_grad, "one forward and backward pass: loss, output and every gradient"},
+    {"sim", cmd_sim, "simulate galaxy images with a truth table (sim galaxies ...)"},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 

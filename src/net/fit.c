@@ -25,34 +25,48 @@ static void sibling(const char *path, const char *suffix, char *buf, size_t cap)
     snprintf(buf, cap, "%.*s%s", (int)n, path, suffix);
 }
 
-/* Random flips and 90-degree rotations of the last two axes, per sample, in place. The
- * choice is a hash of (seed, epoch, sample): the same whatever the batch order. */
-static void augment(float *x, int64_t b, int64_t f, int64_t h, int64_t w, int flags,
-                    uint64_t seed, int epoch, const int64_t *idx, float *tmp)
+void ds_image_transform(float *img, int64_t planes, int64_t h, int64_t w, int transform,
+                        float *tmp)
 {
-    int64_t planes = f / (h * w);
-    for (int64_t k = 0; k < b; k++) {
-        uint64_t r = dsi_mix64(seed ^ dsi_mix64((uint64_t)epoch * 0x9e37ULL + (uint64_t)idx[k]));
-        bool fx = (flags & DS_AUG_FLIPS) && (r & 1), fy = (flags & DS_AUG_FLIPS) && (r & 2);
-        int rot = (flags & DS_AUG_ROT90) ? (int)((r >> 2) & 3) : 0;
-        if (!fx && !fy && !rot)
-            continue;
-        for (int64_t p = 0; p < planes; p++) {
-            float *img = x + k * f + p * h * w;
-            memcpy(tmp, img, (size_t)(h * w) * sizeof(float));
-            for (int64_t i = 0; i < h; i++)
-                for (int64_t j = 0; j < w; j++) {
-                    int64_t si = fy ? h - 1 - i : i, sj = fx ? w - 1 - j : j;
-                    /* rotate (si, sj) by rot quarter turns; h == w when rot != 0 */
-                    int64_t ri = si, rj = sj;
-                    for (int q = 0; q < rot; q++) {
-                        int64_t t = ri;
-                        ri = rj;
-                        rj = w - 1 - t;
-                    }
-                    img[ri * w + rj] = tmp[i * w + j];
+    bool fx = transform & 1, fy = transform & 2;
+    int rot = (transform >> 2) & 3;
+    if (!fx && !fy && !rot)
+        return;
+    for (int64_t p = 0; p < planes; p++) {
+        float *im = img + p * h * w;
+        memcpy(tmp, im, (size_t)(h * w) * sizeof(float));
+        for (int64_t i = 0; i < h; i++)
+            for (int64_t j = 0; j < w; j++) {
+                /* pixel (i, j) goes to its mirror image, then turns rot times:
+                 * (row, column) -> (column, w - 1 - row) is (x, y) -> (-y, x) */
+                int64_t ri = fy ? h - 1 - i : i, rj = fx ? w - 1 - j : j;
+                for (int q = 0; q < rot; q++) {
+                    int64_t t = ri;
+                    ri = rj;
+                    rj = w - 1 - t;
                 }
-        }
+                im[ri * w + rj] = tmp[i * w + j];
+            }
+    }
+}
+
+/* Random flips and quarter turns of the last two axes, per sample, in place, with the
+ * labels mapped by the user's hook. The choice is a hash of (seed, epoch, sample): the same
+ * whatever the batch order. */
+static void augment(float *x, float *y, int64_t b, int64_t f, int64_t fy_n, int64_t h,
+                    int64_t w, const ds_fit_opts *o, int epoch, const int64_t *idx, float *tmp)
+{
+    int flags = o->augment;
+    for (int64_t k = 0; k < b; k++) {
+        uint64_t r = dsi_mix64(o->seed ^ dsi_mix64((uint64_t)epoch * 0x9e37ULL + (uint64_t)idx[k]));
+        int t = (flags & DS_AUG_FLIPS) ? (int)(r & 3) : 0;
+        if (flags & DS_AUG_ROT90)
+            t |= (int)((r >> 2) & 3) << 2;
+        if (!t)
+            continue;
+        ds_image_transform(x + k * f, f / (h * w), h, w, t, tmp);
+        if (o->augment_labels)
+            o->augment_labels(o->augment_ctx, t, y + k * fy_n, fy_n);
     }
 }
 
@@ -303,8 +317,8 @@ ds_status ds_net_fit(ds_net *n, const ds_tensor *x, const ds_tensor *y, const ds
             dsi_gather(x, perm, i0, b, n->input->data);
             dsi_gather(y, perm, i0, b, n->target->data);
             if (o->augment)
-                augment(n->input->data, b, in->numel / in->shape[0], h, w, o->augment, o->seed,
-                        e, perm + i0, tmp);
+                augment(n->input->data, n->target->data, b, in->numel / in->shape[0],
+                        n->target->numel / n->target->shape[0], h, w, o, e, perm + i0, tmp);
             ds_model_zero_grad(n->m);
             if ((st = ds_graph_forward(n->g)))
                 goto done;

@@ -126,24 +126,30 @@ static void max_pool_unpadded(const pool_geom *p, const float *xd, float *yd, in
         int32_t *ap = arg + pl * p->out_n;
         for (int64_t oh = 0; oh < OH; oh++)
             for (int64_t ow = 0; ow < OW; ow++) {
+                /* branch-free: on real data the comparison is a coin flip that a branch
+                 * predictor loses; a NaN is rare and rescanned for afterwards */
                 int64_t base = oh * sh * W + ow * sw, bi = base;
                 float best = xp[base];
-                if (best == best) {
-                    for (int64_t h = 0; h < kh; h++)
+                bool nan = false;
+                for (int64_t h = 0; h < kh; h++)
+                    for (int64_t w = 0; w < kw; w++) {
+                        int64_t i = base + h * W + w;
+                        float v = xp[i];
+                        bool gt = v > best;
+                        best = gt ? v : best;
+                        bi = gt ? i : bi;
+                        nan |= v != v;
+                    }
+                if (nan)
+                    for (int64_t h = 0; h < kh && best == best; h++)
                         for (int64_t w = 0; w < kw; w++) {
                             int64_t i = base + h * W + w;
-                            float v = xp[i];
-                            if (v > best) {
-                                best = v;
+                            if (xp[i] != xp[i]) {
+                                best = xp[i];
                                 bi = i;
-                            } else if (v != v) {
-                                best = v;
-                                bi = i;
-                                goto done;
+                                break;
                             }
                         }
-                }
-            done:
                 yp[oh * OW + ow] = best;
                 ap[oh * OW + ow] = (int32_t)bi;
             }

@@ -1,0 +1,25 @@
+/* sim.h - private pieces shared by the galaxy simulator (sersic.c, psf.c, sim.c). */
+#ifndef DS_ASTRO_SIM_H
+#define DS_ASTRO_SIM_H
+
+#include "deepsky.h"
+
+/* DS_ERR_ARG naming who unless psf is NULL, kind NONE, or a valid Gaussian/Moffat. */
+ds_status dsi_psf_check(const ds_psf *psf, const char *who);
+/* Sub-cells per pixel side (k) of the grid the galaxy is integrated on before the
+ * convolution: the sampled PSF must be smooth on that grid (h = 1/k <= FWHM / 4). */
+int dsi_psf_oversample(const ds_psf *psf);
+/* Radius (pixels) beyond which the PSF is cut: 5 sigma for a Gaussian, max(size / 2,
+ * 4 FWHM) for a Moffat. */
+double dsi_psf_trunc(const ds_psf *psf, int size);
+/* Pixels rendered around the stamp so that light scattered into it is kept. */
+int dsi_psf_margin(const ds_psf *psf, int size);
+/* g: nc x nc cells of side 1/k covering the stamp and a margin of m pixels on every side
+ * (nc = (size + 2 m) k), each holding the galaxy's flux in that cell. out: the (size k)^2
+ * cells of the stamp after convolution with the PSF sampled at cell offsets (unit sum).
+ * Summing the k x k cells of a pixel then gives the pixel-integrated convolved image
+ * exactly, up to the aliasing of the sampled PSF (negligible for h <= FWHM / 4). */
+ds_status dsi_psf_convolve(const ds_psf *psf, int size, int k, int m, const double *g,
+                           double *out);
+
+#endif

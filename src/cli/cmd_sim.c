@@ -1,0 +1,250 @@
+/* cmd_sim.c - deepsky sim galaxies ...: simulated galaxy stamps (FITS cube) and their truth
+ * table (FITS binary table), for the ellipticity demo. */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <omp.h>
+
+/* "a:b" or "a" (then b = a); each in [lo, hi] and a <= b. Prints a usage error on failure. */
+static bool parse_range(const cli_cmd *c, const char *name, double lo, double hi, double *a,
+                        double *b)
+{
+    const char *v = cli_get(c, name);
+    if (!v)
+        return true;
+    char *end;
+    errno = 0;
+    *a = strtod(v, &end);
+    if (end != v && *end == ':') {
+        const char *s = end + 1;
+        *b = strtod(s, &end);
+        if (end == s)
+            end = (char *)s - 1;   /* make the check below fail */
+    } else {
+        *b = *a;
+    }
+    if (errno || end == v || *end || !(*a >= lo && *b <= hi && *a <= *b)) {
+        cli_usage_error(c, "option '--%s': '%s' is not a number or range MIN:MAX within "
+                        "[%g, %g]", name, v, lo, hi);
+        return false;
+    }
+    return true;
+}
+
+/* path with its extension (.fits, .fits.gz, .fit, .fts, .csv, .npy) replaced by .npy */
+static void npy_name(const char *path, char *out, size_t cap)
+{
+    static const char *const ext[] = {".fits.gz", ".fits", ".fit", ".fts", ".csv", ".npy"};
+    size_t n = strlen(path);
+    for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++) {
+        size_t e = strlen(ext[i]);
+        if (n > e && !strcasecmp(path + n - e, ext[i])) {
+            n -= e;
+            break;
+        }
+    }
+    snprintf(out, cap, "%.*s.npy", (int)n, path);
+}
+
+/* The params table: every column of ds_sim_columns() the file has (case-insensitive), the
+ * others NaN (drawn). */
+static int load_params(const char *path, ds_tensor **out)
+{
+    const char *const *names = ds_sim_columns();
+    char *have = ds_table_columns(path, NULL);
+    if (!have)
+        return cli_fail();
+    ds_tensor *t = NULL;
+    int found = 0, rc = 0;
+    for (int j = 0; names[j] && !rc; j++) {
+        bool present = false;
+        char *list = strdup(have), *save = NULL;
+        for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            while (*tok == ' ')
+                tok++;
+            if (!strcasecmp(tok, names[j]))
+                present = true;
+        }
+        free(list);
+        if (!present)
+            continue;
+        ds_read_opts o = {.columns = names[j]};
+        ds_tensor *col;
+        if (ds_array_load(path, &o, &col) != DS_OK) {
+            rc = cli_fail();
+            break;
+        }
+        int64_t rows = ds_tensor_shape(col)[0];
+        if (!t) {
+            int64_t sh[2] = {rows, 9};
+            t = ds_tensor_create(2, sh);
+            if (!t) {
+                ds_tensor_free(col);
+                rc = cli_fail();
+                break;
+            }
+            for (int64_t i = 0; i < rows * 9; i++)
+                ds_tensor_data(t)[i] = NAN;
+        }
+        if (ds_tensor_numel(col) != ds_tensor_shape(t)[0]) {
+            fprintf(stderr, "deepsky: error: %s: column '%s' has %lld values, expected %lld\n",
+                    path, names[j], (long long)ds_tensor_numel(col),
+                    (long long)ds_tensor_shape(t)[0]);
+            rc = 1;
+        } else {
+            for (int64_t i = 0; i < ds_tensor_numel(col); i++)
+                ds_tensor_data(t)[i * 9 + j] = ds_tensor_data(col)[i];
+            found++;
+        }
+        ds_tensor_free(col);
+    }
+    if (!rc && !found) {
+        fprintf(stderr, "deepsky: error: %s: no column named e1, e2, n, hlr, flux, snr, psf_fwhm, "
+                "dx or dy (it has: %s)\n", path, have);
+        rc = 1;
+    }
+    free(have);
+    if (rc) {
+        ds_tensor_free(t);
+        return rc;
+    }
+    *out = t;
+    return 0;
+}
+
+static int save_truth(const ds_tensor *truth, const char *path)
+{
+    const int64_t n = ds_tensor_shape(truth)[0];
+    float *cols = malloc(sizeof *cols * (size_t)(9 * n));
+    const float *col_ptr[9];
+    if (!cols) {
+        fprintf(stderr, "deepsky: error: out of memory for the truth table\n");
+        return 1;
+    }
+    const float *t = ds_tensor_data((ds_tensor *)truth);
+    for (int j = 0; j < 9; j++) {
+        for (int64_t i = 0; i < n; i++)
+            cols[j * n + i] = t[i * 9 + j];
+        col_ptr[j] = cols + j * n;
+    }
+    int rc = ds_table_save(path, 9, ds_sim_columns(), n, col_ptr) == DS_OK ? 0 : cli_fail();
+    free(cols);
+    return rc;
+}
+
+int cmd_sim(int argc, char **argv)
+{
+    cli_opt opts[] = {
+        {"count", 0, "N", "number of galaxies (default: the rows of --params)", NULL},
+        {"size", 0, "S", "stamp size in pixels (default 32)", NULL},
+        {"seed", 0, "S", "seed of the draws and the noise (default 0)", NULL},
+        {"n", 0, "MIN:MAX", "Sersic index range, within [0.3, 8] (default 0.5:6)", NULL},
+        {"hlr", 0, "MIN:MAX", "half-light radius range, pixels (default 1.5:5)", NULL},
+        {"e-max", 0, "E", "ellipticity uniform in the disc |e| <= E < 1 (default 0.6)", NULL},
+        {"snr", 0, "MIN:MAX", "GalSim SNR range; 0: noiseless, flux 1 (default 10:100)", NULL},
+        {"psf", 0, "KIND", "gaussian, moffat or none (default gaussian)", NULL},
+        {"psf-fwhm", 0, "F[:G]", "PSF FWHM in pixels, or a range (default 2)", NULL},
+        {"beta", 0, "B", "Moffat beta > 1 (default 3)", NULL},
+        {"offset", 0, "D", "centroid offsets uniform in [-D, D] pixels (default 0.5)", NULL},
+        {"sky-sigma", 0, "S", "Gaussian sky noise sigma (default 1)", NULL},
+        {"gain", 0, "G", "source Poisson noise, counts per flux unit (default 0: none)", NULL},
+        {"params", 0, "TABLE", "FITS or CSV table whose columns (e1, e2, n, hlr, flux, snr, "
+                               "psf_fwhm, dx, dy) override the draws where not NaN", NULL},
+        {"output", 'o', "IMAGES", "image cube [N, S, S] (.fits or .npy; required)", NULL},
+        {"truth", 0, "TABLE", "truth table (.fits or .csv; required)", NULL},
+        {"npy", 0, NULL, "also write .npy copies of the images and the truth", NULL},
+        {"threads", 0, "N", "threads (default: all cores)", NULL},
+    };
+    cli_cmd c = {"sim", "galaxies --count N -o IMAGES.fits --truth TRUTH.fits [options]",
+                 "Simulates Sersic galaxies (pixel-integrated, convolved with the PSF, with sky\n"
+                 "noise) and writes the stamps and a truth table with the columns e1, e2, n, hlr,\n"
+                 "flux, snr, psf_fwhm, dx, dy. Flux outside a stamp is lost.",
+                 opts, (int)(sizeof opts / sizeof opts[0]), {0}, 0, 1, 1};
+    int rc = cli_parse(&c, argc, argv);
+    if (rc)
+        return rc;
+    if (strcmp(c.positional[0], "galaxies"))
+        return cli_usage_error(&c, "unknown kind '%s' (only 'galaxies')", c.positional[0]);
+    if (!cli_has(&c, "output") || !cli_has(&c, "truth"))
+        return cli_usage_error(&c, "-o IMAGES and --truth TABLE are required");
+    if (!cli_has(&c, "count") && !cli_has(&c, "params"))
+        return cli_usage_error(&c, "--count N (or --params TABLE) is required");
+    ds_sim_opts o = {0};
+    long count, size, seed;
+    double fwhm_lo = 2, fwhm_hi = 2;
+    o.n_min = 0.5, o.n_max = 6, o.hlr_min = 1.5, o.hlr_max = 5, o.snr_min = 10, o.snr_max = 100;
+    if (!cli_long(&c, "count", 1, 100000000L, 0, &count) ||
+        !cli_long(&c, "size", 4, 4096, 32, &size) ||
+        !cli_long(&c, "seed", 0, 0x7fffffffL, 0, &seed) ||
+        !parse_range(&c, "n", 0.3, 8, &o.n_min, &o.n_max) ||
+        !parse_range(&c, "hlr", 1e-3, 1e6, &o.hlr_min, &o.hlr_max) ||
+        !cli_double(&c, "e-max", 0, 0.999999, 0.6, &o.e_max) ||
+        !parse_range(&c, "snr", 0, 1e12, &o.snr_min, &o.snr_max) ||
+        !parse_range(&c, "psf-fwhm", 1e-3, 1000, &fwhm_lo, &fwhm_hi) ||
+        !cli_double(&c, "beta", 1.000001, 100, 3, &o.psf.beta) ||
+        !cli_double(&c, "offset", 0, 4096, 0.5, &o.offset_max) ||
+        !cli_double(&c, "sky-sigma", 1e-30, 1e30, 1, &o.sky_sigma) ||
+        !cli_double(&c, "gain", 0, 1e30, 0, &o.gain) || !cli_threads(&c))
+        return 2;
+    if (o.snr_max > 0 && !(o.snr_min > 0))
+        return cli_usage_error(&c, "option '--snr': the range must be positive (or 0: noiseless)");
+    const char *kind = cli_get(&c, "psf");
+    if (!kind || !strcmp(kind, "gaussian"))
+        o.psf.kind = DS_PSF_GAUSSIAN;
+    else if (!strcmp(kind, "moffat"))
+        o.psf.kind = DS_PSF_MOFFAT;
+    else if (!strcmp(kind, "none"))
+        o.psf.kind = DS_PSF_NONE;
+    else
+        return cli_usage_error(&c, "option '--psf': '%s' is not gaussian, moffat or none", kind);
+    o.psf.fwhm = fwhm_lo;
+    o.psf_fwhm_min = fwhm_lo;
+    o.psf_fwhm_max = fwhm_hi;
+    o.size = (int)size;
+    o.seed = (uint64_t)seed;
+    o.count = count;
+    ds_tensor *params = NULL, *images = NULL, *truth = NULL;
+    if (cli_has(&c, "params")) {
+        if ((rc = load_params(cli_get(&c, "params"), &params)))
+            return rc;
+        int64_t rows = ds_tensor_shape(params)[0];
+        if (cli_has(&c, "count") && rows != count) {
+            ds_tensor_free(params);
+            return cli_usage_error(&c, "--count %ld differs from the %lld rows of '%s'", count,
+                                   (long long)rows, cli_get(&c, "params"));
+        }
+        o.count = rows;
+        o.params = params;
+    }
+    double t0 = omp_get_wtime();
+    ds_status st = ds_sim_galaxies(&o, &images, &truth);
+    double dt = omp_get_wtime() - t0;
+    ds_tensor_free(params);
+    if (st != DS_OK)
+        return cli_fail();
+    int64_t shape[3] = {o.count, o.size, o.size};
+    const char *out = cli_get(&c, "output"), *tpath = cli_get(&c, "truth");
+    char npy[1024];
+    rc = ds_tensor_reshape(images, 3, shape) == DS_OK && ds_array_save(images, out, NULL) == DS_OK
+             ? 0 : cli_fail();
+    if (!rc)
+        rc = save_truth(truth, tpath);
+    if (!rc && cli_has(&c, "npy")) {
+        npy_name(out, npy, sizeof npy);
+        if (strcmp(npy, out) && ds_npy_save(images, npy) != DS_OK)
+            rc = cli_fail();
+        npy_name(tpath, npy, sizeof npy);
+        if (!rc && ds_npy_save(truth, npy) != DS_OK)
+            rc = cli_fail();
+    }
+    if (!rc)
+        printf("simulated %lld galaxies of %d x %d in %.2f s (%.0f galaxies/s): %s, %s\n",
+               (long long)o.count, o.size, o.size, dt, o.count / (dt > 0 ? dt : 1e-9), out, tpath);
+    ds_tensor_free(images);
+    ds_tensor_free(truth);
+    return rc;
+}
