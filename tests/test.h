@@ -68,6 +68,12 @@ ds_tensor_set *fixture_load(const char *name, char *msg, size_t cap);
  * Checks the element count too. Returns 0, or 1 with msg set. */
 int fixture_compare(const ds_tensor_set *fx, const char *key, const float *got, int64_t n,
                     double rtol, double atol, char *msg, size_t cap);
+/* fixture_compare (rtol 1e-4, atol 1e-6) on the key "<c>.<what>", and the largest
+ * |got - want| / |want| over |want| > 1e-3 kept in *max_rel for the test's report. */
+int fixture_compare_case(const ds_tensor_set *fx, const char *c, const char *what,
+                         const float *got, int64_t n, double *max_rel, char *msg, size_t cap);
+/* A graph input that asks for its gradient. */
+ds_node *grad_input(ds_graph *g, const char *name, int ndim, const int64_t *shape);
 /* Data of a fixture tensor (NULL with msg if absent), optionally its element count. */
 const float *fixture_data(const ds_tensor_set *fx, const char *key, int64_t *n, char *msg,
                           size_t cap);

@@ -5,34 +5,11 @@
 
 #include "../src/internal.h"
 
-static ds_node *grad_input(ds_graph *g, const char *name, int ndim, const int64_t *shape)
-{
-    ds_node *x = ds_input(g, name, ndim, shape);
-    if (x)
-        ds_node_requires_grad(x, 1);
-    return x;
-}
 
 /* ---- PyTorch fixtures ---- */
 
 static double max_rel;   /* largest |got - want| / |want| over |want| > 1e-3 */
 
-static int compare(const ds_tensor_set *fx, const char *c, const char *what, const float *got,
-                   int64_t n, char *msg, size_t cap)
-{
-    char key[128];
-    snprintf(key, sizeof key, "%s.%s", c, what);
-    if (fixture_compare(fx, key, got, n, 1e-4, 1e-6, msg, cap))
-        return 1;
-    const float *want = fixture_data(fx, key, NULL, msg, cap);
-    for (int64_t i = 0; i < n; i++)
-        if (fabsf(want[i]) > 1e-3f) {
-            double r = fabs((double)got[i] - want[i]) / fabs(want[i]);
-            if (r > max_rel)
-                max_rel = r;
-        }
-    return 0;
-}
 
 /* Case c: input c.x0, attributes c.attr, for PReLU the weight c.w; compares y, dx0 (and dw). */
 static int run_case(const ds_tensor_set *fx, const char *c, char *msg, size_t cap)
@@ -88,9 +65,9 @@ static int run_case(const ds_tensor_set *fx, const char *c, char *msg, size_t ca
     ds_model_zero_grad(m);
     if (!r || ds_graph_forward(g) != DS_OK || ds_graph_backward_seed(g, y, r) != DS_OK)
         goto fail_err;
-    if (compare(fx, c, "y", ds_node_data(y), ds_node_numel(y), msg, cap) ||
-        compare(fx, c, "dx0", ds_node_grad(x), ds_node_numel(x), msg, cap) ||
-        (prelu && compare(fx, c, "dw", ds_param_grad(w), ds_param_numel(w), msg, cap)))
+    if (fixture_compare_case(fx, c, "y", ds_node_data(y), ds_node_numel(y), &max_rel, msg, cap) ||
+        fixture_compare_case(fx, c, "dx0", ds_node_grad(x), ds_node_numel(x), &max_rel, msg, cap) ||
+        (prelu && fixture_compare_case(fx, c, "dw", ds_param_grad(w), ds_param_numel(w), &max_rel, msg, cap)))
         goto fail;
     ds_graph_free(g);
     ds_model_free(m);

@@ -33,22 +33,6 @@ static ds_node *operand(ds_graph *g, const char *name, int ndim, const int64_t *
 /* Largest |got - want| / |want| over elements with |want| > 1e-3, across all comparisons. */
 static double max_rel;
 
-static int compare(const ds_tensor_set *fx, const char *c, const char *what, const float *got,
-                   int64_t n, char *msg, size_t cap)
-{
-    char key[128];
-    snprintf(key, sizeof key, "%s.%s", c, what);
-    if (fixture_compare(fx, key, got, n, 1e-4, 1e-6, msg, cap))
-        return 1;
-    const float *want = fixture_data(fx, key, NULL, msg, cap);
-    for (int64_t i = 0; i < n; i++)
-        if (fabsf(want[i]) > 1e-3f) {
-            double r = fabs((double)got[i] - want[i]) / fabs(want[i]);
-            if (r > max_rel)
-                max_rel = r;
-        }
-    return 0;
-}
 
 /* Builds case c (inputs c.x0 .. c.x{nin-1}), runs forward and backward seeded with c.r, and
  * compares y and every input gradient with PyTorch. */
@@ -117,12 +101,12 @@ static int run_case(const ds_tensor_set *fx, const char *c, int nin, char *msg, 
         goto fail;
     if (ds_graph_forward(g) != DS_OK || ds_graph_backward_seed(g, y, r) != DS_OK)
         goto fail_err;
-    if (compare(fx, c, "y", ds_node_data(y), ds_node_numel(y), msg, cap))
+    if (fixture_compare_case(fx, c, "y", ds_node_data(y), ds_node_numel(y), &max_rel, msg, cap))
         goto fail;
     for (int i = 0; i < nin; i++) {
         char what[16];
         snprintf(what, sizeof what, "dx%d", i);
-        if (compare(fx, c, what, ds_node_grad(x[i]), ds_node_numel(x[i]), msg, cap))
+        if (fixture_compare_case(fx, c, what, ds_node_grad(x[i]), ds_node_numel(x[i]), &max_rel, msg, cap))
             goto fail;
     }
     ds_graph_free(g);

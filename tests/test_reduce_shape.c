@@ -5,34 +5,11 @@
 
 #include "../src/internal.h"
 
-static ds_node *grad_input(ds_graph *g, const char *name, int ndim, const int64_t *shape)
-{
-    ds_node *x = ds_input(g, name, ndim, shape);
-    if (x)
-        ds_node_requires_grad(x, 1);
-    return x;
-}
 
 /* ---- PyTorch fixtures ---- */
 
 static double max_rel;   /* largest |got - want| / |want| over |want| > 1e-3 */
 
-static int compare(const ds_tensor_set *fx, const char *c, const char *what, const float *got,
-                   int64_t n, char *msg, size_t cap)
-{
-    char key[128];
-    snprintf(key, sizeof key, "%s.%s", c, what);
-    if (fixture_compare(fx, key, got, n, 1e-4, 1e-6, msg, cap))
-        return 1;
-    const float *want = fixture_data(fx, key, NULL, msg, cap);
-    for (int64_t i = 0; i < n; i++)
-        if (fabsf(want[i]) > 1e-3f) {
-            double r = fabs((double)got[i] - want[i]) / fabs(want[i]);
-            if (r > max_rel)
-                max_rel = r;
-        }
-    return 0;
-}
 
 /* Case c with inputs c.x0 .. (as many as the fixture holds) and attributes c.attr:
  * sum/mean [keepdim, axes...], concat [axis], reshape [target...], slice [axis, start, end]. */
@@ -102,12 +79,12 @@ static int run_case(const ds_tensor_set *fx, const char *c, char *msg, size_t ca
                  dsi_shape_str(ds_node_ndim(y), ds_node_shape(y)));
         goto fail;
     }
-    if (compare(fx, c, "y", ds_node_data(y), ds_node_numel(y), msg, cap))
+    if (fixture_compare_case(fx, c, "y", ds_node_data(y), ds_node_numel(y), &max_rel, msg, cap))
         goto fail;
     for (int i = 0; i < nin; i++) {
         char what[16];
         snprintf(what, sizeof what, "dx%d", i);
-        if (compare(fx, c, what, ds_node_grad(x[i]), ds_node_numel(x[i]), msg, cap))
+        if (fixture_compare_case(fx, c, what, ds_node_grad(x[i]), ds_node_numel(x[i]), &max_rel, msg, cap))
             goto fail;
     }
     ds_graph_free(g);

@@ -135,3 +135,28 @@ int fixture_compare(const ds_tensor_set *fx, const char *key, const float *got, 
     }
     return 0;
 }
+
+int fixture_compare_case(const ds_tensor_set *fx, const char *c, const char *what,
+                         const float *got, int64_t n, double *max_rel, char *msg, size_t cap)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", c, what);
+    if (fixture_compare(fx, key, got, n, 1e-4, 1e-6, msg, cap))
+        return 1;
+    const float *want = fixture_data(fx, key, NULL, msg, cap);
+    for (int64_t i = 0; i < n; i++)
+        if (fabsf(want[i]) > 1e-3f) {
+            double r = fabs((double)got[i] - want[i]) / fabs(want[i]);
+            if (r > *max_rel)
+                *max_rel = r;
+        }
+    return 0;
+}
+
+ds_node *grad_input(ds_graph *g, const char *name, int ndim, const int64_t *shape)
+{
+    ds_node *x = ds_input(g, name, ndim, shape);
+    if (x)
+        ds_node_requires_grad(x, 1);
+    return x;
+}

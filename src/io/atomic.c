@@ -1,8 +1,10 @@
 /* atomic.c - writing a file through a temporary file that is renamed into place, so a
- * crash or a full disk never leaves a half-written file under the final name. */
+ * crash or a full disk never leaves a half-written file under the final name; and reading
+ * or probing whole files. */
 #include "io.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 ds_status dsi_wfile_open(dsi_wfile *w, const char *path)
@@ -82,5 +84,22 @@ ds_status dsi_read_file(const char *path, unsigned char **data, size_t *size)
     buf[n] = 0;
     *data = buf;
     *size = (size_t)n;
+    return DS_OK;
+}
+
+ds_status dsi_probe_file(const char *path, int64_t *size, bool *gzipped)
+{
+    struct stat sb;
+    unsigned char m[2] = {0, 0};
+    FILE *fp = fopen(path, "rb");
+    if (!fp || fstat(fileno(fp), &sb) != 0) {
+        ds_status st = dsi_fail(DS_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+        if (fp)
+            fclose(fp);
+        return st;
+    }
+    *gzipped = fread(m, 1, 2, fp) == 2 && m[0] == 0x1f && m[1] == 0x8b;
+    *size = (int64_t)sb.st_size;
+    fclose(fp);
     return DS_OK;
 }

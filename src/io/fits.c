@@ -95,18 +95,10 @@ static ds_status gunzip(const char *path, fits_in *in)
 static ds_status open_in(const char *path, fits_in *in)
 {
     memset(in, 0, sizeof *in);
-    unsigned char m[2] = {0, 0};
-    struct stat sb;
-    FILE *fp = fopen(path, "rb");
-    if (!fp || fstat(fileno(fp), &sb) != 0) {
-        ds_status st = dsi_fail(DS_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-        if (fp)
-            fclose(fp);
-        return st;
-    }
-    bool gz = fread(m, 1, 2, fp) == 2 && m[0] == 0x1f && m[1] == 0x8b;
-    fclose(fp);
-    in->size = (int64_t)sb.st_size;
+    bool gz;
+    ds_status pst = dsi_probe_file(path, &in->size, &gz);
+    if (pst != DS_OK)
+        return pst;
     int status = 0;
     if (gz) {
         ds_status st = gunzip(path, in);

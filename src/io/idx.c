@@ -92,17 +92,12 @@ static long long read_all(gzFile gz, const char *path, unsigned char *dst, size_
 ds_status dsi_idx_load(const char *path, ds_tensor **out)
 {
     *out = NULL;
-    struct stat sb;
-    unsigned char head[4 + 4 * DS_MAX_DIMS + 4], magic[2] = {0, 0};
-    FILE *fp = fopen(path, "rb");
-    if (!fp || fstat(fileno(fp), &sb) != 0) {
-        ds_status st = dsi_fail(DS_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-        if (fp)
-            fclose(fp);
-        return st;
-    }
-    bool gzipped = fread(magic, 1, 2, fp) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
-    fclose(fp);
+    unsigned char head[4 + 4 * DS_MAX_DIMS + 4];
+    int64_t file_size;
+    bool gzipped;
+    ds_status pst = dsi_probe_file(path, &file_size, &gzipped);
+    if (pst != DS_OK)
+        return pst;
     gzFile gz = gzopen(path, "rb");   /* reads plain files as they are */
     if (!gz)
         return dsi_fail(DS_ERR_IO, "cannot open '%s': %s", path,
@@ -158,7 +153,7 @@ ds_status dsi_idx_load(const char *path, ds_tensor **out)
     /* Check the size before allocating: exact for plain files; gzip (deflate) cannot
      * expand more than about 1032:1. */
     uint64_t need = numel * (uint64_t)es, hsize = 4 + 4 * (uint64_t)nd;
-    uint64_t fsize = (uint64_t)sb.st_size;
+    uint64_t fsize = (uint64_t)file_size;
     if (!gzipped && need != fsize - hsize) {
         dsi_fail(DS_ERR_FORMAT, "%s: IDX shape %s of %d-byte values needs %llu data bytes, the "
                  "file holds %llu", path, dsi_shape_str(nd, shape), es,
