@@ -464,20 +464,25 @@ static void conv_backward(ds_node *y)
             }
         }
     }
-    if (y->n_in == 3 && y->in[2]->grad) {
-        float *db = y->in[2]->grad;
+    if (y->n_in == 3 && y->in[2]->grad)
+        dsi_channel_sum_add(dy, N, F, O, y->in[2]->grad);
+}
+
+/* db[f] += sum over n and the O positions of dy[n, f, :]: the bias gradient. Per-sample sums
+ * in float, their total in double; each f by one thread. */
+void dsi_channel_sum_add(const float *dy, int64_t N, int64_t F, int64_t O, float *db)
+{
 #pragma omp parallel for schedule(static) if (N * F * O > DS_PAR_MIN)
-        for (int64_t f = 0; f < F; f++) {
-            double s = 0;
-            for (int64_t n = 0; n < N; n++) {
-                const float *r = dy + (n * F + f) * O;
-                float t = 0;
-                for (int64_t o = 0; o < O; o++)
-                    t += r[o];
-                s += t;
-            }
-            db[f] += (float)s;
+    for (int64_t f = 0; f < F; f++) {
+        double s = 0;
+        for (int64_t n = 0; n < N; n++) {
+            const float *r = dy + (n * F + f) * O;
+            float t = 0;
+            for (int64_t o = 0; o < O; o++)
+                t += r[o];
+            s += t;
         }
+        db[f] += (float)s;
     }
 }
 

@@ -18,6 +18,9 @@ typedef struct {
 void dsi_im2col(const dsi_conv_geom *q, const float *img, float *col, int64_t ld);
 /* Adds one channel's k_n column rows back into its image plane (the adjoint of im2col). */
 void dsi_col2im(const dsi_conv_geom *q, const float *col, int64_t ld, float *img);
+/* db[f] += the sum of dy[n, f, :] over the batch n and the O output positions (the bias
+ * gradient of a convolution with F filters). */
+void dsi_channel_sum_add(const float *dy, int64_t N, int64_t F, int64_t O, float *db);
 /* True if the columns equal the image (1x1 kernel, stride 1, no padding). */
 bool dsi_conv_pointwise(const dsi_conv_geom *q);
 /* dsi_sgemm split into fixed tiles of C (at most 256 x 256), one single-threaded sgemm per

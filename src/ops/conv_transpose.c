@@ -169,22 +169,8 @@ static void convt_backward(ds_node *y)
                 dst[i] += src[i];
         }
     }
-    if (y->n_in == 3 && y->in[2]->grad) {
-        float *db = y->in[2]->grad;
-        int64_t O = q.in_n;
-#pragma omp parallel for schedule(static) if (N * F * O > DS_PAR_MIN)
-        for (int64_t f = 0; f < F; f++) {
-            double s = 0;
-            for (int64_t n = 0; n < N; n++) {
-                const float *r = dy + (n * F + f) * O;
-                float t = 0;
-                for (int64_t o = 0; o < O; o++)
-                    t += r[o];
-                s += t;
-            }
-            db[f] += (float)s;
-        }
-    }
+    if (y->n_in == 3 && y->in[2]->grad)
+        dsi_channel_sum_add(dy, N, F, q.in_n, y->in[2]->grad);
 }
 
 const ds_op_def dsi_op_conv_transpose2d = {
