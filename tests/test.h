@@ -72,6 +72,13 @@ int fixture_compare(const ds_tensor_set *fx, const char *key, const float *got, 
  * |got - want| / |want| over |want| > 1e-3 kept in *max_rel for the test's report. */
 int fixture_compare_case(const ds_tensor_set *fx, const char *c, const char *what,
                          const float *got, int64_t n, double *max_rel, char *msg, size_t cap);
+/* Fixture case c: fills inputs x[i] from "<c>.x<i>", runs forward and backward seeded with
+ * "<c>.r" on y (plans the graph first). */
+int fixture_run_case(const ds_tensor_set *fx, const char *c, ds_graph *g, ds_node *y,
+                     ds_node *const *x, int nin, char *msg, size_t cap);
+/* Compares y with "<c>.y" and each x[i]'s gradient with "<c>.dx<i>". */
+int fixture_compare_grads(const ds_tensor_set *fx, const char *c, ds_node *y,
+                          ds_node *const *x, int nin, double *max_rel, char *msg, size_t cap);
 /* A graph input that asks for its gradient. */
 ds_node *grad_input(ds_graph *g, const char *name, int ndim, const int64_t *shape);
 /* Data of a fixture tensor (NULL with msg if absent), optionally its element count. */

@@ -87,33 +87,12 @@ static int run_case(const ds_tensor_set *fx, const char *c, int nin, char *msg, 
         snprintf(msg, cap, "%s: build failed: %s", c, ds_last_error());
         goto fail;
     }
-    if (ds_graph_plan(g) != DS_OK)
-        goto fail_err;
-    for (int i = 0; i < nin; i++) {
-        snprintf(key, sizeof key, "%s.x%d", c, i);
-        int64_t n;
-        const float *d = fixture_data(fx, key, &n, msg, cap);
-        memcpy(ds_node_data(x[i]), d, (size_t)n * sizeof *d);
-    }
-    snprintf(key, sizeof key, "%s.r", c);
-    const float *r = fixture_data(fx, key, NULL, msg, cap);
-    if (!r)
+    if (fixture_run_case(fx, c, g, y, x, nin, msg, cap) ||
+        fixture_compare_grads(fx, c, y, x, nin, &max_rel, msg, cap))
         goto fail;
-    if (ds_graph_forward(g) != DS_OK || ds_graph_backward_seed(g, y, r) != DS_OK)
-        goto fail_err;
-    if (fixture_compare_case(fx, c, "y", ds_node_data(y), ds_node_numel(y), &max_rel, msg, cap))
-        goto fail;
-    for (int i = 0; i < nin; i++) {
-        char what[16];
-        snprintf(what, sizeof what, "dx%d", i);
-        if (fixture_compare_case(fx, c, what, ds_node_grad(x[i]), ds_node_numel(x[i]), &max_rel, msg, cap))
-            goto fail;
-    }
     ds_graph_free(g);
     ds_model_free(m);
     return 0;
-fail_err:
-    snprintf(msg, cap, "%s: %s", c, ds_last_error());
 fail:
     ds_graph_free(g);
     ds_model_free(m);

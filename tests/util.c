@@ -160,3 +160,49 @@ ds_node *grad_input(ds_graph *g, const char *name, int ndim, const int64_t *shap
         ds_node_requires_grad(x, 1);
     return x;
 }
+
+int fixture_run_case(const ds_tensor_set *fx, const char *c, ds_graph *g, ds_node *y,
+                     ds_node *const *x, int nin, char *msg, size_t cap)
+{
+    char key[128];
+    if (ds_graph_plan(g) != DS_OK) {
+        snprintf(msg, cap, "%s: %s", c, ds_last_error());
+        return 1;
+    }
+    for (int i = 0; i < nin; i++) {
+        snprintf(key, sizeof key, "%s.x%d", c, i);
+        int64_t n;
+        const float *d = fixture_data(fx, key, &n, msg, cap);
+        if (!d || n != ds_node_numel(x[i])) {
+            if (d)
+                snprintf(msg, cap, "%s: %lld values for input %d of %lld", key, (long long)n, i,
+                         (long long)ds_node_numel(x[i]));
+            return 1;
+        }
+        memcpy(ds_node_data(x[i]), d, (size_t)n * sizeof *d);
+    }
+    snprintf(key, sizeof key, "%s.r", c);
+    const float *r = fixture_data(fx, key, NULL, msg, cap);
+    if (!r)
+        return 1;
+    if (ds_graph_forward(g) != DS_OK || ds_graph_backward_seed(g, y, r) != DS_OK) {
+        snprintf(msg, cap, "%s: %s", c, ds_last_error());
+        return 1;
+    }
+    return 0;
+}
+
+int fixture_compare_grads(const ds_tensor_set *fx, const char *c, ds_node *y,
+                          ds_node *const *x, int nin, double *max_rel, char *msg, size_t cap)
+{
+    if (fixture_compare_case(fx, c, "y", ds_node_data(y), ds_node_numel(y), max_rel, msg, cap))
+        return 1;
+    for (int i = 0; i < nin; i++) {
+        char what[16];
+        snprintf(what, sizeof what, "dx%d", i);
+        if (fixture_compare_case(fx, c, what, ds_node_grad(x[i]), ds_node_numel(x[i]), max_rel,
+                                 msg, cap))
+            return 1;
+    }
+    return 0;
+}
