@@ -340,26 +340,51 @@ static void fig_true_vs_measured(const config *c, measured *m, const ds_tensor *
     free(y);
 }
 
-static void fig_residuals(const config *c, stats st[NMETHODS][NBINS + 1])
+static void fig_residuals(const config *c, stats st[NMETHODS][NBINS + 1], measured *m,
+                          const ds_tensor *truth)
 {
-    ds_figure *f = ds_figure_create(1, 2, 1300, 520);
-    ds_figure_title(f, "Error and multiplicative bias against SNR (test set, before calibration)");
-    double x[NBINS], y[NBINS], yerr[NBINS];
-    ds_axes *a = ds_figure_axes(f, 0), *b = ds_figure_axes(f, 1);
+    ds_figure *f = ds_figure_create(2, 2, 1300, 1000);
+    ds_figure_title(f, "Residuals against SNR (test set, before calibration)");
+    /* top: every galaxy's residual e1 - e1_true, spread a little around its SNR bin */
+    const float *t = ds_tensor_data((ds_tensor *)truth);
+    int64_t n = m[0].n;
+    double *x = malloc((size_t)n * sizeof *x), *y = malloc((size_t)n * sizeof *y);
+    const int shown[2] = {CNN, REGAUSS};
+    for (int k = 0; k < 2; k++) {
+        const measured *me = &m[shown[k]];
+        int64_t cnt = 0;
+        for (int64_t i = 0; i < n; i++) {
+            if (me->fail[i])
+                continue;
+            double snr = snr_bins[i / c->per_bin];
+            x[cnt] = snr * (1 + 0.25 * ((double)(i % c->per_bin) / c->per_bin - 0.5));
+            y[cnt++] = me->e[2 * i] - t[9 * i];
+        }
+        ds_axes *a = ds_figure_axes(f, k);
+        ds_axes_labels(a, method_names[shown[k]], "SNR (spread within each bin)", "e1 - true e1");
+        ds_axes_ylim(a, -0.6, 0.6);
+        ds_axes_scatter(a, cnt, x, y, NULL, 1.0, 0.2);
+        ds_axes_refline(a, 0, 0, NULL);
+    }
+    free(x);
+    free(y);
+    /* bottom: the binned RMSE and multiplicative bias with its error */
+    double bx[NBINS], by[NBINS], berr[NBINS];
+    ds_axes *a = ds_figure_axes(f, 2), *b = ds_figure_axes(f, 3);
     ds_axes_labels(a, "RMSE of e1 and e2", "SNR", "RMSE");
     ds_axes_labels(b, "Multiplicative bias m1", "SNR", "m1");
     for (int me = 0; me < NMETHODS; me++) {
         for (int i = 0; i < NBINS; i++) {
-            x[i] = snr_bins[i];
-            y[i] = 0.5 * (st[me][i].rmse[0] + st[me][i].rmse[1]);
+            bx[i] = snr_bins[i];
+            by[i] = 0.5 * (st[me][i].rmse[0] + st[me][i].rmse[1]);
         }
-        ds_axes_line(a, NBINS, x, y, method_names[me]);
+        ds_axes_line(a, NBINS, bx, by, method_names[me]);
         for (int i = 0; i < NBINS; i++) {
-            x[i] = snr_bins[i] * (1 + 0.03 * (me - 1));
-            y[i] = st[me][i].m[0];
-            yerr[i] = st[me][i].dm[0];
+            bx[i] = snr_bins[i] * (1 + 0.03 * (me - 1));
+            by[i] = st[me][i].m[0];
+            berr[i] = st[me][i].dm[0];
         }
-        ds_axes_errorbar(b, NBINS, x, y, yerr, method_names[me]);
+        ds_axes_errorbar(b, NBINS, bx, by, berr, method_names[me]);
     }
     ds_axes_refline(b, 0, 0, NULL);
     char p[512];
@@ -529,7 +554,7 @@ int main(int argc, char **argv)
     write_csv(p, raw, cal);
     fig_mosaic(&c, xte, tte);
     fig_true_vs_measured(&c, mt, tte);
-    fig_residuals(&c, raw);
+    fig_residuals(&c, raw, mt, tte);
 
     /* the verdicts the issue asks for */
     int rmse_wins = 0;
