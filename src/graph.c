@@ -490,12 +490,20 @@ ds_status ds_graph_set_input(ds_graph *g, ds_node *in, const float *data, int64_
 /* ---- running ---- */
 ds_status ds_graph_forward(ds_graph *g)
 {
+    return ds_graph_forward_to(g, NULL);
+}
+
+ds_status ds_graph_forward_to(ds_graph *g, ds_node *last)
+{
+    if (last && last->g != g)
+        return dsi_fail(DS_ERR_ARG, "forward: the node is not part of this graph");
     ds_status st = ds_graph_plan(g);
     if (st != DS_OK)
         return st;
     bind_params(g);
     g->run_status = DS_OK;
-    for (int i = 0; i < g->n_nodes; i++) {
+    int end = last ? last->id + 1 : g->n_nodes;
+    for (int i = 0; i < end; i++) {
         ds_node *y = g->nodes[i];
         if (y->op == DS_OP_INPUT || y->op == DS_OP_PARAM || dsi_ops[y->op]->alias)
             continue;
@@ -504,7 +512,7 @@ ds_status ds_graph_forward(ds_graph *g)
     g->step++;
     if (g->run_status != DS_OK)
         return g->run_status;
-    g->ran_forward = true;
+    g->ran_forward = end == g->n_nodes;   /* backward needs every node computed */
     return DS_OK;
 }
 

@@ -155,3 +155,27 @@ TEST(backward_before_forward_is_a_state_error)
     ds_model_free(m);
     return TEST_PASS;
 }
+
+TEST(forward_to_stops_at_a_node)
+{
+    ds_model *m = ds_model_create(5);
+    ds_graph *g = ds_graph_create(m, 1);
+    ds_node *x = ds_input(g, "x", 2, (int64_t[]){2, 3});
+    ds_node *h = ds_dense(g, x, &(ds_dense_opts){.units = 2});
+    ds_node *l = ds_sum(g, h, 0, NULL, 0);
+    CHECK(l && ds_graph_plan(g) == DS_OK);
+    for (int i = 0; i < 6; i++)
+        ds_node_data(x)[i] = (float)i - 2;
+    CHECK(ds_graph_forward(g) == DS_OK);
+    float full[2] = {ds_node_data(h)[0], ds_node_data(h)[1]};
+    ds_node_data(l)[0] = 123;
+    ds_node_data(h)[0] = ds_node_data(h)[1] = 0;
+    CHECK(ds_graph_forward_to(g, h) == DS_OK);
+    CHECK_NEAR(ds_node_data(h)[0], full[0], 0);
+    CHECK_NEAR(ds_node_data(h)[1], full[1], 0);
+    CHECK_NEAR(ds_node_data(l)[0], 123, 0);           /* the loss was not computed */
+    CHECK(ds_graph_backward(g, l) == DS_ERR_STATE);   /* a partial pass cannot be reversed */
+    ds_graph_free(g);
+    ds_model_free(m);
+    return TEST_PASS;
+}

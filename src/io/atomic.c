@@ -4,6 +4,7 @@
 #include "io.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,6 +17,24 @@ ds_status dsi_wfile_open(dsi_wfile *w, const char *path)
     if (!w->fp)
         return dsi_fail(DS_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
     return DS_OK;
+}
+
+/* fsync of the directory holding path, so the rename itself is durable (best effort). */
+static void sync_dir(const char *path)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    int fd = open(dir, O_RDONLY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
 }
 
 ds_status dsi_wfile_commit(dsi_wfile *w)
@@ -40,6 +59,7 @@ ds_status dsi_wfile_commit(dsi_wfile *w)
         remove(w->tmp);
         return dsi_fail(DS_ERR_IO, "cannot rename into '%s': %s", w->path, strerror(err));
     }
+    sync_dir(w->path);
     return DS_OK;
 }
 

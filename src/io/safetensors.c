@@ -1,13 +1,11 @@
 /* safetensors.c - reads and writes the safetensors format: an 8-byte little-endian header
  * length N, N bytes of JSON describing each tensor, then the tensors' bytes. */
-#include "../internal.h"
+#include "io.h"
 #include "json.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 /* The Rust reference rejects headers above 100 MB; we do the same. */
 #define MAX_HEADER ((uint64_t)100000000)
@@ -445,24 +443,6 @@ static bool write_floats(FILE *fp, const float *x, int64_t n)
 #endif
 }
 
-/* fsync of the directory holding path, so the rename itself is durable (best effort). */
-static void sync_dir(const char *path)
-{
-    char dir[4096];
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == path)
-        snprintf(dir, sizeof dir, "/");
-    else
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    int fd = open(dir, O_RDONLY);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
-
 ds_status ds_safetensors_save(const ds_tensor_set *s, const char *path)
 {
     dsi_buf h = { 0 };
@@ -471,46 +451,25 @@ ds_status ds_safetensors_save(const ds_tensor_set *s, const char *path)
         free(h.p);
         return st;
     }
-    size_t plen = strlen(path) + 32;
-    char *tmp = malloc(plen);
-    if (!tmp) {
-        free(h.p);
-        return dsi_fail(DS_ERR_NOMEM, "out of memory saving '%s'", path);
-    }
-    snprintf(tmp, plen, "%s.tmp.%ld", path, (long)getpid());
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        st = dsi_fail(DS_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
-        free(tmp);
+    dsi_wfile w;
+    if ((st = dsi_wfile_open(&w, path)) != DS_OK) {
         free(h.p);
         return st;
     }
     unsigned char b8[8];
     for (int k = 0; k < 8; k++)
         b8[k] = (unsigned char)((uint64_t)h.n >> (8 * k));
-    bool ok = fwrite(b8, 1, 8, fp) == 8 && fwrite(h.p, 1, h.n, fp) == h.n;
+    bool ok = fwrite(b8, 1, 8, w.fp) == 8 && fwrite(h.p, 1, h.n, w.fp) == h.n;
     for (int i = 0; ok && i < ds_tensor_set_count(s); i++) {
         const ds_tensor *t = ds_tensor_set_at(s, i);
-        ok = write_floats(fp, t->data, t->numel);
+        ok = write_floats(w.fp, t->data, t->numel);
     }
-    int err = ok ? 0 : errno;
-    if (ok && fflush(fp) != 0)
-        ok = false, err = errno;
-    if (ok && fsync(fileno(fp)) != 0)
-        ok = false, err = errno;
-    if (fclose(fp) != 0 && ok)
-        ok = false, err = errno;
-    if (!ok) {
-        st = dsi_fail(DS_ERR_IO, "cannot write '%s': %s", tmp, strerror(err ? err : EIO));
-    } else if (rename(tmp, path) != 0) {
-        ok = false;
-        st = dsi_fail(DS_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+    if (ok) {
+        st = dsi_wfile_commit(&w);
+    } else {
+        st = dsi_fail(DS_ERR_IO, "cannot write '%s': %s", path, strerror(errno ? errno : EIO));
+        dsi_wfile_abort(&w);
     }
-    if (!ok)
-        remove(tmp);
-    else
-        sync_dir(path);
-    free(tmp);
     free(h.p);
     return st;
 }

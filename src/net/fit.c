@@ -2,6 +2,7 @@
  * early stopping, per-epoch weights and checkpoints (atomic), resume, CSV log and the
  * learning-curve figure. */
 #include "net.h"
+#include "../io/io.h"
 
 #include <math.h>
 #include <time.h>
@@ -75,22 +76,18 @@ static void augment(float *x, float *y, int64_t b, int64_t f, int64_t fy_n, int6
 
 static ds_status write_log(const char *path, const double *h, int epochs, const char *mname)
 {
-    FILE *fp;
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    if (!(fp = fopen(tmp, "w")))
-        return dsi_fail(DS_ERR_IO, "cannot write '%s'", path);
+    dsi_wfile w;
+    ds_status st = dsi_wfile_open(&w, path);
+    if (st)
+        return st;
     const char *m = mname ? mname : "metric";
-    fprintf(fp, "epoch,loss,%s,val_loss,val_%s,lr,seconds\n", m, m);
+    fprintf(w.fp, "epoch,loss,%s,val_loss,val_%s,lr,seconds\n", m, m);
     for (int e = 0; e < epochs; e++) {
         const double *r = h + e * HCOLS;
-        fprintf(fp, "%d,%.9g,%.9g,%.9g,%.9g,%.9g,%.3f\n", e + 1, r[0], r[1], r[2], r[3], r[4], r[5]);
+        fprintf(w.fp, "%d,%.9g,%.9g,%.9g,%.9g,%.9g,%.3f\n", e + 1, r[0], r[1], r[2], r[3], r[4],
+                r[5]);
     }
-    if (fclose(fp) != 0 || rename(tmp, path) != 0) {
-        remove(tmp);
-        return dsi_fail(DS_ERR_IO, "cannot write '%s'", path);
-    }
-    return DS_OK;
+    return dsi_wfile_commit(&w);
 }
 
 static ds_status write_curve(const char *path, const double *h, int epochs, const char *mname)

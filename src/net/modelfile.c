@@ -944,7 +944,7 @@ static ds_status build_loss(builder *b, spec *s)
     const int64_t *shape = ds_node_shape(y);
     if (!strcmp(k, "mse") || !strcmp(k, "mean_squared_error") || !strcmp(k, "mae") ||
         !strcmp(k, "mean_absolute_error")) {
-        bool mse = k[1] == 's' || k[5] == 's';
+        bool mse = !strcmp(k, "mse") || !strcmp(k, "mean_squared_error");
         kind = mse ? DSI_LOSS_MSE : DSI_LOSS_MAE;
         if (!(t = target_input(b, s, nd, shape)))
             return DS_ERR_ARG;

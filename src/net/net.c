@@ -294,9 +294,9 @@ ds_status ds_net_predict(ds_net *n, const ds_tensor *x, int64_t batch, ds_tensor
         if (b != ds_graph_batch(n->g) && ((st = ds_graph_set_batch(n->g, b)) || (st = ds_graph_plan(n->g))))
             break;
         dsi_gather(x, NULL, i, b, n->input->data);
-        if (n->target)
+        if (n->target)   /* the loss may come before the output (gaussian_nll's concat) */
             memset(n->target->data, 0, (size_t)n->target->numel * sizeof(float));
-        if ((st = ds_graph_forward(n->g)))
+        if ((st = ds_graph_forward_to(n->g, n->output)))
             break;
         memcpy(y->data + i * fo, o->data, (size_t)(b * fo) * sizeof(float));
     }
