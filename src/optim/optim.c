@@ -217,74 +217,96 @@ float ds_optim_lr(const ds_optim *o) { return (float)next_lr(o); }
 int64_t ds_optim_steps(const ds_optim *o) { return o->steps; }
 void ds_optim_epoch_end(ds_optim *o) { o->epochs++; }
 
-/* ---- the updates: g is the gradient, p the parameter, s0..s2 the state buffers.
- * Per element in double, stored as float. ---- */
+/* ---- the updates: g is the gradient, p the parameter, s0..s2 the state buffers. In float,
+ * in the order of PyTorch 1.13's single-tensor kernels; each element on its own, so the
+ * loops vectorize and split over threads without changing a bit. ---- */
 typedef struct {
-    double lr, mom, wd, b1, b2, eps, alpha, bc1, bc2_sqrt;
+    float lr, mom, wd, b1, b2, eps, alpha, step_size, bc2_sqrt;
     int nesterov, amsgrad;
 } coefs;
 
-static void update(ds_optim_kind kind, const coefs *c, int64_t n, float *p, const float *g,
-                   float *s0, float *s1, float *s2)
+#define PAR_FOR _Pragma("omp parallel for simd schedule(static) if (n > 4 * DS_PAR_MIN)")
+
+static void update(ds_optim_kind kind, const coefs *c, int64_t n, float *restrict p,
+                   const float *restrict g, float *restrict s0, float *restrict s1,
+                   float *restrict s2)
 {
+    const float lr = c->lr, mom = c->mom, wd = c->wd, b1 = c->b1, b2 = c->b2, eps = c->eps;
+    const float a = c->alpha, ss = c->step_size, bc2 = c->bc2_sqrt;
     switch (kind) {
     case DS_OPT_SGD:
         /* d = g + wd p;  buf = mom buf + d;  d = nesterov ? d + mom buf : buf;  p -= lr d */
-        for (int64_t i = 0; i < n; i++) {
-            double d = g[i] + c->wd * p[i];
-            if (c->mom != 0) {
-                double b = c->mom * s0[i] + d;
-                s0[i] = (float)b;
-                d = c->nesterov ? d + c->mom * b : b;
+        if (mom == 0) {
+            PAR_FOR
+            for (int64_t i = 0; i < n; i++)
+                p[i] = p[i] + -lr * (g[i] + wd * p[i]);
+        } else {
+            const int nest = c->nesterov;
+            PAR_FOR
+            for (int64_t i = 0; i < n; i++) {
+                float d = g[i] + wd * p[i];
+                float b = s0[i] * mom + d;
+                s0[i] = b;
+                d = nest ? d + mom * b : b;
+                p[i] = p[i] + -lr * d;
             }
-            p[i] = (float)(p[i] - c->lr * d);
         }
         break;
     case DS_OPT_ADAGRAD:
         /* d = g + wd p;  sum += d^2;  p -= lr d / (sqrt(sum) + eps) */
+        PAR_FOR
         for (int64_t i = 0; i < n; i++) {
-            double d = g[i] + c->wd * p[i];
-            double s = s0[i] + d * d;
-            s0[i] = (float)s;
-            p[i] = (float)(p[i] - c->lr * d / (sqrt(s) + c->eps));
+            float d = g[i] + wd * p[i];
+            float s = s0[i] + d * d;
+            s0[i] = s;
+            p[i] = p[i] + -lr * (d / (sqrtf(s) + eps));
         }
         break;
     case DS_OPT_RMSPROP:
         /* d = g + wd p;  v = alpha v + (1 - alpha) d^2;  p -= lr d / (sqrt(v) + eps) */
+        PAR_FOR
         for (int64_t i = 0; i < n; i++) {
-            double d = g[i] + c->wd * p[i];
-            double v = c->alpha * s0[i] + (1 - c->alpha) * d * d;
-            s0[i] = (float)v;
-            p[i] = (float)(p[i] - c->lr * d / (sqrt(v) + c->eps));
+            float d = g[i] + wd * p[i];
+            float v = s0[i] * a + (1 - a) * (d * d);
+            s0[i] = v;
+            p[i] = p[i] + -lr * (d / (sqrtf(v) + eps));
         }
         break;
     case DS_OPT_ADAM:
-    case DS_OPT_ADAMW:
+    case DS_OPT_ADAMW: {
         /* AdamW: p *= 1 - lr wd first; Adam: d = g + wd p.  m = b1 m + (1 - b1) d;
          * v = b2 v + (1 - b2) d^2;  vmax = max(vmax, v) (amsgrad);
          * p -= lr / bc1 * m / (sqrt(v or vmax) / sqrt(bc2) + eps) */
-        for (int64_t i = 0; i < n; i++) {
-            double pi = p[i], d = g[i];
-            if (kind == DS_OPT_ADAMW)
-                pi *= 1 - c->lr * c->wd;
-            else
-                d += c->wd * pi;
-            double mi = c->b1 * s0[i] + (1 - c->b1) * d;
-            double vi = c->b2 * s1[i] + (1 - c->b2) * d * d;
-            s0[i] = (float)mi;
-            s1[i] = (float)vi;
-            if (c->amsgrad) {
-                if (s2[i] < s1[i])
-                    s2[i] = s1[i];
-                vi = s2[i];
+        const float pd = kind == DS_OPT_ADAMW ? 1 - lr * wd : 1, gd = kind == DS_OPT_ADAMW ? 0 : wd;
+        const float c1 = 1 - b1, c2 = 1 - b2;
+        if (c->amsgrad) {
+            PAR_FOR
+            for (int64_t i = 0; i < n; i++) {
+                float pi = p[i] * pd, d = g[i] + gd * p[i];
+                float mi = s0[i] * b1 + c1 * d, vi = s1[i] * b2 + c2 * (d * d);
+                s0[i] = mi;
+                s1[i] = vi;
+                float vm = s2[i] < vi ? vi : s2[i];
+                s2[i] = vm;
+                p[i] = pi + -ss * (mi / (sqrtf(vm) / bc2 + eps));
             }
-            p[i] = (float)(pi - c->lr / c->bc1 * mi / (sqrt(vi) / c->bc2_sqrt + c->eps));
+        } else {
+            PAR_FOR
+            for (int64_t i = 0; i < n; i++) {
+                float pi = p[i] * pd, d = g[i] + gd * p[i];
+                float mi = s0[i] * b1 + c1 * d, vi = s1[i] * b2 + c2 * (d * d);
+                s0[i] = mi;
+                s1[i] = vi;
+                p[i] = pi + -ss * (mi / (sqrtf(vi) / bc2 + eps));
+            }
         }
         break;
+    }
     default:
         break;
     }
 }
+#undef PAR_FOR
 
 ds_status ds_optim_step(ds_optim *o)
 {
@@ -304,10 +326,11 @@ ds_status ds_optim_step(ds_optim *o)
     }
     const ds_optim_opts *p = &o->o;
     int64_t t = o->steps + 1;
+    double bc1 = 1 - pow(p->beta1, (double)t);
     coefs c = {
-        .lr = next_lr(o), .mom = p->momentum, .wd = p->weight_decay, .b1 = p->beta1,
+        .lr = (float)next_lr(o), .mom = p->momentum, .wd = p->weight_decay, .b1 = p->beta1,
         .b2 = p->beta2, .eps = p->eps, .alpha = p->alpha,
-        .bc1 = 1 - pow(p->beta1, (double)t), .bc2_sqrt = sqrt(1 - pow(p->beta2, (double)t)),
+        .step_size = (float)(next_lr(o) / bc1), .bc2_sqrt = (float)sqrt(1 - pow(p->beta2, (double)t)),
         .nesterov = p->nesterov, .amsgrad = p->amsgrad,
     };
     for (int i = 0; i < m->n; i++) {
