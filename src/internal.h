@@ -208,6 +208,12 @@ void dsi_set_shape(ds_node *y, int ndim, const int64_t *shape);
 /* Normalizes a possibly negative axis for ndim; -1 if out of range. */
 int dsi_axis(int axis, int ndim);
 
+/* Activations fused into the op that feeds them (conv's ia[13], linear's ia[0]): one pass
+ * over the output instead of an activation node with its own buffers. */
+enum { DSI_FUSE_NONE = 0, DSI_FUSE_RELU = 1 };
+/* ds_linear with a fused activation act (matmul.c). */
+ds_node *dsi_linear_fused(ds_graph *g, ds_node *x, ds_node *w, ds_node *b, int act);
+
 /* A hash-based uniform in [0,1) for (seed, step, index): dropout masks are independent of
  * the thread count and reproducible. */
 static inline uint64_t dsi_mix64(uint64_t z)

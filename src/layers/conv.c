@@ -143,8 +143,10 @@ static ds_node *conv_layer(ds_graph *g, ds_node *x, int nd, const ds_conv_opts *
     ds_node *wn, *bn;
     if (!conv_params(g, o, type, name, x, nd + 2, ws, 1, o->filters, &wn, &bn))
         return NULL;
-    ds_node *y = ds_conv_op(g, x, wn, bn, nd, s, lo, hi, d);
-    if (y && o->activation != DS_ACT_NONE)
+    /* ReLU, the common case, runs inside the convolution */
+    bool fuse = o->activation == DS_ACT_RELU;
+    ds_node *y = dsi_conv_fused(g, x, wn, bn, nd, s, lo, hi, d, fuse ? DSI_FUSE_RELU : DSI_FUSE_NONE);
+    if (y && !fuse && o->activation != DS_ACT_NONE)
         y = ds_activate(g, y, o->activation, name);
     return y;
 }

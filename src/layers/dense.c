@@ -30,8 +30,11 @@ ds_node *ds_dense(ds_graph *g, ds_node *x, const ds_dense_opts *o)
     if (!w || (!o->no_bias && !b)) {
         dsi_build_fail(g, DS_ERR_SHAPE);
     } else {
-        y = ds_linear(g, x, ds_param_node(g, w), b ? ds_param_node(g, b) : NULL);
-        if (o->activation != DS_ACT_NONE)
+        /* ReLU, the common case, runs inside the linear op */
+        bool fuse = o->activation == DS_ACT_RELU;
+        y = dsi_linear_fused(g, x, ds_param_node(g, w), b ? ds_param_node(g, b) : NULL,
+                             fuse ? DSI_FUSE_RELU : DSI_FUSE_NONE);
+        if (!fuse && o->activation != DS_ACT_NONE)
             y = ds_activate(g, y, o->activation, name);
     }
     return dsi_layer_end(g, y);

@@ -10,7 +10,9 @@
  * output element is computed the same way for any thread count, bit for bit.
  *
  * Attributes: ia[0] = nd; for axis i < nd: ia[1+i] stride, ia[4+i] pad_lo, ia[7+i] pad_hi,
- * ia[10+i] dilation. */
+ * ia[10+i] dilation; ia[13] a fused activation (DSI_FUSE_NONE or DSI_FUSE_RELU: y = relu(conv
+ * + b), its backward masks dy by y > 0 while it regroups dy, in the same pass as the bias
+ * gradient). */
 #include "conv_impl.h"
 
 #include <omp.h>
@@ -245,7 +247,8 @@ typedef struct {
     int64_t N, C, F, ck, O;
     int64_t nch, gs;        /* chunks, samples per sgemm */
     int64_t per_thread;     /* floats: col [ck, gs*O] + Y [F, gs*O] */
-    int64_t partials;       /* floats: nch partial dW [F, ck] */
+    int64_t bias;           /* floats: nch partial db [F] in double, at the start */
+    int64_t partials;       /* floats: the bias partials, then nch partial dW [F, ck] */
 } conv_plan;
 
 static void conv_plan_of(const ds_node *y, const dsi_conv_geom *q, conv_plan *p)
@@ -264,7 +267,8 @@ static void conv_plan_of(const ds_node *y, const dsi_conv_geom *q, conv_plan *p)
         gs = chunk;
     p->gs = gs < 1 ? 1 : gs;
     p->per_thread = (p->ck + p->F) * p->gs * p->O;
-    p->partials = p->N > 1 ? p->nch * p->F * p->ck : 0;
+    p->bias = y->n_in == 3 ? (2 * p->nch * p->F + 15) / 16 * 16 : 0;   /* keeps 64-byte alignment */
+    p->partials = p->bias + (p->N > 1 ? p->nch * p->F * p->ck : 0);
 }
 
 static size_t conv_scratch(const ds_node *y)
@@ -301,11 +305,62 @@ static void group_im2col(const dsi_conv_geom *q, const float *x, int64_t C, int6
                        ld);
 }
 
-static void add_bias(float *yn, const float *bias, int64_t F, int64_t O)
+/* dst[o] = act(src[o] + b) along one row of O outputs (dst may be src). */
+static void row_out(float *dst, const float *src, int64_t O, float b, int act)
 {
-    for (int64_t f = 0; f < F; f++)
+    if (act == DSI_FUSE_RELU) {
+        for (int64_t o = 0; o < O; o++) {
+            float v = src[o] + b;
+            dst[o] = v > 0 ? v : 0.0f;
+        }
+    } else {
         for (int64_t o = 0; o < O; o++)
-            yn[f * O + o] += bias[f];
+            dst[o] = src[o] + b;
+    }
+}
+
+/* The gradient at the convolution's output for samples n0 .. n0+gn-1 as an [F, gn*O] matrix:
+ * dy itself for one sample without an activation, else regrouped into buf (masked by y > 0
+ * for a fused ReLU). Adds each filter's sum over the group into db[f] when db is set. */
+static const float *group_dy(const float *dy, const float *y, int act, int64_t n0, int64_t gn,
+                             int64_t F, int64_t O, float *buf, double *db)
+{
+    int64_t ld = gn * O;
+    if (gn == 1 && act == DSI_FUSE_NONE) {
+        const float *g = dy + n0 * F * O;
+        if (db)
+            for (int64_t f = 0; f < F; f++) {
+                const float *r = g + f * O;
+                float t = 0;
+#pragma omp simd reduction(+ : t)
+                for (int64_t o = 0; o < O; o++)
+                    t += r[o];
+                db[f] += t;
+            }
+        return g;
+    }
+    for (int64_t j = 0; j < gn; j++)
+        for (int64_t f = 0; f < F; f++) {
+            const float *src = dy + ((n0 + j) * F + f) * O, *ys = y + ((n0 + j) * F + f) * O;
+            float *dst = buf + f * ld + j * O, t = 0;
+            if (act == DSI_FUSE_RELU) {
+#pragma omp simd reduction(+ : t)
+                for (int64_t o = 0; o < O; o++) {
+                    float v = ys[o] > 0 ? src[o] : 0.0f;
+                    dst[o] = v;
+                    t += v;
+                }
+            } else {
+#pragma omp simd reduction(+ : t)
+                for (int64_t o = 0; o < O; o++) {
+                    dst[o] = src[o];
+                    t += src[o];
+                }
+            }
+            if (db)
+                db[f] += t;
+        }
+    return buf;
 }
 
 /* Batch 1: tiled sgemm straight into y. */
@@ -322,8 +377,14 @@ static void conv_forward_one(ds_node *y, const dsi_conv_geom *q, const conv_plan
     }
     dsi_sgemm_tiled(false, false, p->F, p->O, p->ck, 1.0f, w->data, p->ck, cn, p->O, 0.0f,
                     y->data, p->O);
-    if (y->n_in == 3)
-        add_bias(y->data, y->in[2]->data, p->F, p->O);
+    const float *bias = y->n_in == 3 ? y->in[2]->data : NULL;
+    int act = (int)y->ia[13];
+    if (bias || act) {
+        float *yd = y->data;
+#pragma omp parallel for schedule(static) if (p->F * p->O > DS_PAR_MIN)
+        for (int64_t f = 0; f < p->F; f++)
+            row_out(yd + f * p->O, yd + f * p->O, p->O, bias ? bias[f] : 0.0f, act);
+    }
 }
 
 static void conv_forward(ds_node *y)
@@ -340,6 +401,7 @@ static void conv_forward(ds_node *y)
     const float *bias = y->n_in == 3 ? y->in[2]->data : NULL;
     const int64_t C = p.C, F = p.F, ck = p.ck, O = p.O, N = p.N, nch = p.nch, gs = p.gs;
     const bool pw = dsi_conv_pointwise(&q);
+    const int act = (int)y->ia[13];
     float *base = y->g->scratch + p.partials, *yd = y->data;
 #pragma omp parallel for schedule(static) num_threads(conv_threads(y, &p))
     for (int64_t c = 0; c < nch; c++) {
@@ -355,30 +417,29 @@ static void conv_forward(ds_node *y)
                     cn = col;
                 }
                 dsi_sgemm(false, false, F, O, ck, 1.0f, w->data, ck, cn, O, 0.0f, yn, O);
-                if (bias)
-                    add_bias(yn, bias, F, O);
+                if (bias || act)
+                    for (int64_t f = 0; f < F; f++)
+                        row_out(yn + f * O, yn + f * O, O, bias ? bias[f] : 0.0f, act);
                 continue;
             }
             group_im2col(&q, x->data, C, n0, gn, col);
             dsi_sgemm(false, false, F, ld, ck, 1.0f, w->data, ck, col, ld, 0.0f, Y, ld);
             for (int64_t j = 0; j < gn; j++)
-                for (int64_t f = 0; f < F; f++) {
-                    const float *src = Y + f * ld + j * O;
-                    float *dst = yd + ((n0 + j) * F + f) * O, b = bias ? bias[f] : 0.0f;
-                    for (int64_t o = 0; o < O; o++)
-                        dst[o] = src[o] + b;
-                }
+                for (int64_t f = 0; f < F; f++)
+                    row_out(yd + ((n0 + j) * F + f) * O, Y + f * ld + j * O, O,
+                            bias ? bias[f] : 0.0f, act);
         }
     }
 }
 
-/* Batch 1: dW += dy col^T, dx = col2im(W^T dy) with tiled sgemms. */
-static void conv_backward_one(ds_node *y, const dsi_conv_geom *q, const conv_plan *p)
+/* Batch 1: dW += dy col^T, dx = col2im(W^T dy) with tiled sgemms; db into *dbs. */
+static void conv_backward_one(ds_node *y, const dsi_conv_geom *q, const conv_plan *p, double *dbs)
 {
     ds_node *x = y->in[0], *w = y->in[1];
     const int64_t C = p->C, F = p->F, ck = p->ck, O = p->O;
     const bool pw = dsi_conv_pointwise(q);
-    float *col = y->g->scratch;
+    float *col = y->g->scratch + p->partials;
+    const float *dy = group_dy(y->grad, y->data, (int)y->ia[13], 0, 1, F, O, col + ck * O, dbs);
     if (w->grad) {
         const float *cg = x->data;
         if (!pw) {
@@ -387,15 +448,15 @@ static void conv_backward_one(ds_node *y, const dsi_conv_geom *q, const conv_pla
                 dsi_im2col(q, x->data + c * q->in_n, col + c * q->k_n * O, O);
             cg = col;
         }
-        dsi_sgemm_tiled(false, true, F, ck, O, 1.0f, y->grad, O, cg, O, 1.0f, w->grad, ck);
+        dsi_sgemm_tiled(false, true, F, ck, O, 1.0f, dy, O, cg, O, 1.0f, w->grad, ck);
     }
     if (!x->grad)
         return;
     if (pw) {
-        dsi_sgemm_tiled(true, false, C, O, F, 1.0f, w->data, C, y->grad, O, 1.0f, x->grad, O);
+        dsi_sgemm_tiled(true, false, C, O, F, 1.0f, w->data, C, dy, O, 1.0f, x->grad, O);
         return;
     }
-    dsi_sgemm_tiled(true, false, ck, O, F, 1.0f, w->data, ck, y->grad, O, 0.0f, col, O);
+    dsi_sgemm_tiled(true, false, ck, O, F, 1.0f, w->data, ck, dy, O, 0.0f, col, O);
 #pragma omp parallel for schedule(static) if (ck * O > DS_PAR_MIN)
     for (int64_t c = 0; c < C; c++)
         dsi_col2im(q, col + c * q->k_n * O, O, x->grad + c * q->in_n);
@@ -409,12 +470,19 @@ static void conv_backward(ds_node *y)
     conv_plan_of(y, &q, &p);
     ds_node *x = y->in[0], *w = y->in[1];
     const int64_t C = p.C, F = p.F, ck = p.ck, O = p.O, N = p.N, nch = p.nch, gs = p.gs;
-    const float *dy = y->grad;
-    if (N == 1 && (x->grad || w->grad)) {
-        conv_backward_one(y, &q, &p);
-    } else if (x->grad || w->grad) {
+    const int act = (int)y->ia[13];
+    float *db = y->n_in == 3 ? y->in[2]->grad : NULL;
+    double *dbs = (double *)y->g->scratch;   /* nch partial bias gradients */
+    if (!x->grad && !w->grad && !db)
+        return;
+    if (db)
+        memset(dbs, 0, (size_t)(nch * F) * sizeof *dbs);
+    if (N == 1) {
+        conv_backward_one(y, &q, &p, db ? dbs : NULL);
+    } else {
         const bool pw = dsi_conv_pointwise(&q);
-        float *part = y->g->scratch, *base = part + p.partials, *dx = x->grad, *dw = w->grad;
+        float *part = y->g->scratch + p.bias, *base = y->g->scratch + p.partials;
+        float *dx = x->grad, *dw = w->grad;
 #pragma omp parallel for schedule(static) num_threads(conv_threads(y, &p))
         for (int64_t c = 0; c < nch; c++) {
             float *col = base + omp_get_thread_num() * p.per_thread, *dY = col + ck * gs * O;
@@ -424,14 +492,8 @@ static void conv_backward(ds_node *y)
             int64_t hi = (c + 1) * N / nch;
             for (int64_t n0 = c * N / nch; n0 < hi; n0 += gs) {
                 int64_t gn = hi - n0 < gs ? hi - n0 : gs, ld = gn * O;
-                const float *dyg = dy + n0 * F * O;
-                if (gn > 1) {
-                    for (int64_t j = 0; j < gn; j++)
-                        for (int64_t f = 0; f < F; f++)
-                            memcpy(dY + f * ld + j * O, dy + ((n0 + j) * F + f) * O,
-                                   (size_t)O * sizeof *dY);
-                    dyg = dY;
-                }
+                const float *dyg = group_dy(y->grad, y->data, act, n0, gn, F, O, dY,
+                                            db ? dbs + c * F : NULL);
                 if (dw) {
                     const float *cg = col;
                     if (pw && gn == 1)
@@ -464,8 +526,13 @@ static void conv_backward(ds_node *y)
             }
         }
     }
-    if (y->n_in == 3 && y->in[2]->grad)
-        dsi_channel_sum_add(dy, N, F, O, y->in[2]->grad);
+    if (db)
+        for (int64_t f = 0; f < F; f++) {
+            double s = 0;
+            for (int64_t c = 0; c < nch; c++)
+                s += dbs[c * F + f];
+            db[f] += (float)s;
+        }
 }
 
 /* db[f] += sum over n and the O positions of dy[n, f, :]: the bias gradient. Per-sample sums
@@ -478,6 +545,7 @@ void dsi_channel_sum_add(const float *dy, int64_t N, int64_t F, int64_t O, float
         for (int64_t n = 0; n < N; n++) {
             const float *r = dy + (n * F + f) * O;
             float t = 0;
+#pragma omp simd reduction(+ : t)
             for (int64_t o = 0; o < O; o++)
                 t += r[o];
             s += t;
@@ -494,18 +562,26 @@ const ds_op_def dsi_op_conv = {
 ds_node *ds_conv_op(ds_graph *g, ds_node *x, ds_node *w, ds_node *b, int nd, const int *stride,
                     const int *pad_lo, const int *pad_hi, const int *dilation)
 {
+    return dsi_conv_fused(g, x, w, b, nd, stride, pad_lo, pad_hi, dilation, DSI_FUSE_NONE);
+}
+
+ds_node *dsi_conv_fused(ds_graph *g, ds_node *x, ds_node *w, ds_node *b, int nd,
+                        const int *stride, const int *pad_lo, const int *pad_hi,
+                        const int *dilation, int act)
+{
     if (!g || !x || !w || g->status != DS_OK)
         return NULL;
     if (nd < 1 || nd > 3) {
         dsi_fail(DS_ERR_ARG, "conv: %d spatial dimensions (1, 2 or 3)", nd);
         return dsi_build_fail(g, DS_ERR_ARG);
     }
-    int64_t ia[13] = {nd};
+    int64_t ia[14] = {nd};
+    ia[13] = act;
     for (int i = 0; i < nd; i++) {
         ia[1 + i] = stride ? stride[i] : 1;
         ia[4 + i] = pad_lo ? pad_lo[i] : 0;
         ia[7 + i] = pad_hi ? pad_hi[i] : 0;
         ia[10 + i] = dilation ? dilation[i] : 1;
     }
-    return dsi_node(g, DS_OP_CONV, b ? 3 : 2, (ds_node *[]){x, w, b}, ia, 13, NULL, 0);
+    return dsi_node(g, DS_OP_CONV, b ? 3 : 2, (ds_node *[]){x, w, b}, ia, 14, NULL, 0);
 }

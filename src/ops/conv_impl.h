@@ -32,6 +32,11 @@ void dsi_sgemm_tiled(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float al
  * so results do not depend on it. floats_per_col = scratch floats per column position. */
 int64_t dsi_conv_group(int64_t batch, int64_t out_n, int64_t floats_per_col);
 
+/* ds_conv_op with a fused activation act (DSI_FUSE_NONE or DSI_FUSE_RELU). */
+ds_node *dsi_conv_fused(ds_graph *g, ds_node *x, ds_node *w, ds_node *b, int nd,
+                        const int *stride, const int *pad_lo, const int *pad_hi,
+                        const int *dilation, int act);
+
 /* Transposed 2D convolution with separate low/high padding (pad_hi may be negative: rows
  * added at the end, as Keras's 'same' when the kernel is smaller than the stride). */
 ds_node *dsi_conv_transpose2d_pads(ds_graph *g, ds_node *x, ds_node *w, ds_node *b,

@@ -61,7 +61,8 @@ const ds_op_def dsi_op_matmul = {
     .backward = matmul_backward,
 };
 
-/* ---- linear: x [..., in], w [out, in], optional b [out] -> [..., out] ---- */
+/* ---- linear: x [..., in], w [out, in], optional b [out] -> [..., out]; ia[0] a fused
+ * activation (DSI_FUSE_RELU: y = relu(x W^T + b), backward masks dy by y > 0) ---- */
 static ds_status linear_shape(ds_node *y)
 {
     const ds_node *x = y->in[0], *w = y->in[1];
@@ -85,9 +86,16 @@ static void linear_forward(ds_node *y)
     const ds_node *x = y->in[0], *w = y->in[1];
     int64_t in = w->shape[1], out = w->shape[0], rows = x->numel / in;
     dsi_sgemm(false, true, rows, out, in, 1.0f, x->data, in, w->data, in, 0.0f, y->data, out);
-    if (y->n_in == 3) {
-        const float *b = y->in[2]->data;
-        float *yd = y->data;
+    const float *b = y->n_in == 3 ? y->in[2]->data : NULL;
+    float *yd = y->data;
+    if (y->ia[0] == DSI_FUSE_RELU) {
+#pragma omp parallel for schedule(static) if (rows * out > DS_PAR_MIN)
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t j = 0; j < out; j++) {
+                float v = yd[r * out + j] + (b ? b[j] : 0.0f);
+                yd[r * out + j] = v > 0 ? v : 0.0f;
+            }
+    } else if (b) {
 #pragma omp parallel for schedule(static) if (rows * out > DS_PAR_MIN)
         for (int64_t r = 0; r < rows; r++)
             for (int64_t j = 0; j < out; j++)
@@ -95,31 +103,51 @@ static void linear_forward(ds_node *y)
     }
 }
 
-/* dx += dy W,  dW += dy^T x,  db += sum over rows of dy */
+/* Scratch: the masked dy of a fused ReLU. */
+static size_t linear_scratch(const ds_node *y)
+{
+    return y->ia[0] == DSI_FUSE_RELU ? (size_t)y->numel * sizeof(float) : 0;
+}
+
+/* dx += dy W,  dW += dy^T x,  db += sum over rows of dy (dy masked by y > 0 first for a
+ * fused ReLU) */
 static void linear_backward(ds_node *y)
 {
     ds_node *x = y->in[0], *w = y->in[1];
     int64_t in = w->shape[1], out = w->shape[0], rows = x->numel / in;
     const float *dy = y->grad;
+    if (y->ia[0] == DSI_FUSE_RELU) {
+        const float *yd = y->data, *g = y->grad;
+        float *m = y->g->scratch;
+#pragma omp parallel for schedule(static) if (rows * out > DS_PAR_MIN)
+        for (int64_t i = 0; i < rows * out; i++)
+            m[i] = yd[i] > 0 ? g[i] : 0.0f;
+        dy = m;
+    }
     if (x->grad)
         dsi_sgemm(false, false, rows, in, out, 1.0f, dy, out, w->data, in, 1.0f, x->grad, in);
     if (w->grad)
         dsi_sgemm(true, false, out, in, rows, 1.0f, dy, out, x->data, in, 1.0f, w->grad, in);
     if (y->n_in == 3 && y->in[2]->grad) {
+        /* column sums, each in row order; blocks of 16 columns split over threads */
         float *db = y->in[2]->grad;
+        int64_t nb = (out + 15) / 16;
 #pragma omp parallel for schedule(static) if (rows * out > DS_PAR_MIN)
-        for (int64_t j = 0; j < out; j++) {
-            float s = 0;
+        for (int64_t k = 0; k < nb; k++) {
+            int64_t j0 = k * 16, j1 = j0 + 16 < out ? j0 + 16 : out;
+            float s[16] = {0};
             for (int64_t r = 0; r < rows; r++)
-                s += dy[r * out + j];
-            db[j] += s;
+                for (int64_t j = j0; j < j1; j++)
+                    s[j - j0] += dy[r * out + j];
+            for (int64_t j = j0; j < j1; j++)
+                db[j] += s[j - j0];
         }
     }
 }
 
 const ds_op_def dsi_op_linear = {
     .name = "linear", .shape = linear_shape, .forward = linear_forward,
-    .backward = linear_backward,
+    .backward = linear_backward, .scratch_bytes = linear_scratch,
 };
 
 ds_node *ds_matmul(ds_graph *g, ds_node *a, ds_node *b)
@@ -129,5 +157,11 @@ ds_node *ds_matmul(ds_graph *g, ds_node *a, ds_node *b)
 
 ds_node *ds_linear(ds_graph *g, ds_node *x, ds_node *w, ds_node *b)
 {
-    return dsi_node(g, DS_OP_LINEAR, b ? 3 : 2, (ds_node *[]){x, w, b}, NULL, 0, NULL, 0);
+    return dsi_linear_fused(g, x, w, b, DSI_FUSE_NONE);
+}
+
+ds_node *dsi_linear_fused(ds_graph *g, ds_node *x, ds_node *w, ds_node *b, int act)
+{
+    return dsi_node(g, DS_OP_LINEAR, b ? 3 : 2, (ds_node *[]){x, w, b}, (int64_t[]){act}, 1,
+                    NULL, 0);
 }

@@ -358,6 +358,12 @@ void dsi_rop_prepare(const ds_node *y, double *aux)
     }
 }
 
+/* 1, or 0 where a ReLU fused into a linear op cut its output off (y <= 0). */
+static inline double fused_gate(const ds_node *y, int64_t i)
+{
+    return y->ia[0] == DSI_FUSE_RELU && !(y->data[i] > 0) ? 0.0 : 1.0;
+}
+
 /* ---- forward tangents ---- */
 static void jvp_linear(const ds_node *y, double *const *R)
 {
@@ -375,7 +381,7 @@ static void jvp_linear(const ds_node *y, double *const *R)
             if (rw)
                 for (int64_t k = 0; k < in; k++)
                     s += xr[k] * rw[j * in + k];
-            ry[r * out + j] += s;
+            ry[r * out + j] += fused_gate(y, r * out + j) * s;
         }
 }
 
@@ -547,7 +553,7 @@ static void vjp_linear(const ds_node *y, const double *dy, double *const *dx)
     double *gx = dx[x->id], *gw = dx[w->id], *gb = y->n_in == 3 ? dx[y->in[2]->id] : NULL;
     for (int64_t r = 0; r < rows; r++)
         for (int64_t j = 0; j < out; j++) {
-            double d = dy[r * out + j];
+            double d = dy[r * out + j] * fused_gate(y, r * out + j);
             if (d == 0)
                 continue;
             const float *xr = x->data + r * in, *wj = w->data + j * in;
@@ -874,7 +880,8 @@ void dsi_rop_hvp(const ds_node *y, const double *aux, const double *dy, double *
         break;
     }
     case DS_OP_LINEAR: {
-        /* dx = dy W, dW = dy^T x: R{dx} += dy RW, R{dW} += dy^T Rx */
+        /* dx = dy W, dW = dy^T x: R{dx} += dy RW, R{dW} += dy^T Rx (dy gated by a fused
+         * ReLU, whose second derivative is 0) */
         const ds_node *x = y->in[0], *w = y->in[1];
         int64_t in = w->shape[1], out = w->shape[0], rows = x->numel / in;
         const double *rx = R[x->id], *rw = R[w->id];
@@ -883,7 +890,7 @@ void dsi_rop_hvp(const ds_node *y, const double *aux, const double *dy, double *
             break;
         for (int64_t r = 0; r < rows; r++)
             for (int64_t j = 0; j < out; j++) {
-                double d = dy[r * out + j];
+                double d = dy[r * out + j] * fused_gate(y, r * out + j);
                 if (d == 0)
                     continue;
                 if (rw && gx)

@@ -1,0 +1,130 @@
+/* test_fused.c - a ReLU fused into a convolution or a dense layer gives what the separate
+ * ops give: the same outputs and input and weight gradients bit for bit, the same bias
+ * gradient to rounding (it is summed in another order). */
+#include "test.h"
+
+#include <stdbool.h>
+
+typedef ds_node *(*layer_fn)(ds_graph *g, ds_node *x, bool fused);
+
+/* Runs forward and backward (seeded with fixed random values) of the layer built fused or
+ * as layer + separate ReLU on one model; returns output, input gradient, parameter
+ * gradients, one after the other, in out (n values). */
+static float *run(layer_fn build, ds_model *m, int ndim, const int64_t *xs, bool fused,
+                  int64_t *n)
+{
+    ds_graph *g = ds_graph_create(m, 1);
+    ds_node *x = ds_input(g, "x", ndim, xs);
+    ds_node *y = build(g, x, fused);
+    float *out = NULL;
+    *n = 0;
+    if (y && ds_node_requires_grad(x, 1) == DS_OK && ds_graph_plan(g) == DS_OK) {
+        ds_rng r;
+        ds_rng_seed(&r, 99);
+        fill_uniform(ds_node_data(x), ds_node_numel(x), -1, 1, &r);
+        float *seed = malloc((size_t)ds_node_numel(y) * sizeof *seed);
+        fill_uniform(seed, ds_node_numel(y), -1, 1, &r);
+        ds_model_zero_grad(m);
+        if (ds_graph_forward(g) == DS_OK && ds_graph_backward_seed(g, y, seed) == DS_OK) {
+            int64_t ny = ds_node_numel(y), nx = ds_node_numel(x), np = ds_model_numel(m, 1);
+            out = malloc((size_t)(ny + nx + np) * sizeof *out);
+            memcpy(out, ds_node_data(y), (size_t)ny * sizeof *out);
+            memcpy(out + ny, ds_node_grad(x), (size_t)nx * sizeof *out);
+            memcpy(out + ny + nx, ds_model_grad(m), (size_t)np * sizeof *out);
+            *n = ny + nx + np;
+        }
+        free(seed);
+    }
+    ds_graph_free(g);
+    return out;
+}
+
+/* Fused against separate: values before bias_from bit for bit; from there (the bias
+ * gradient is last in the model's gradient block) to 1e-6 relative. */
+static int compare(layer_fn build, int ndim, const int64_t *xs, int64_t n_bias, char *msg,
+                   size_t cap)
+{
+    ds_model *m = ds_model_create(5);
+    int64_t na, nb;
+    float *a = run(build, m, ndim, xs, true, &na), *b = run(build, m, ndim, xs, false, &nb);
+    int rc = 0;
+    if (!a || !b || na != nb) {
+        snprintf(msg, cap, "run failed: %s", ds_last_error());
+        rc = 1;
+    }
+    int64_t exact = 0;
+    for (int64_t i = 0; !rc && i < na; i++) {
+        bool same = a[i] == b[i];
+        if (i < na - n_bias && !same) {
+            snprintf(msg, cap, "value %lld of %lld differs: fused %.9g, separate %.9g",
+                     (long long)i, (long long)na, a[i], b[i]);
+            rc = 1;
+        } else if (!same && !(fabs((double)a[i] - b[i]) <= 1e-6 * fmax(1.0, fabs(b[i])))) {
+            snprintf(msg, cap, "bias gradient %lld: fused %.9g, separate %.9g",
+                     (long long)(i - (na - n_bias)), a[i], b[i]);
+            rc = 1;
+        }
+        exact += same;
+    }
+    if (!rc)
+        snprintf(msg, cap, "%lld of %lld values identical", (long long)exact, (long long)na);
+    free(a);
+    free(b);
+    ds_model_free(m);
+    return rc;
+}
+
+static ds_node *conv_3x3(ds_graph *g, ds_node *x, bool fused)
+{
+    ds_conv_opts o = {.name = "c", .filters = 5, .kernel = {3}, .padding = DS_PAD_SAME,
+                      .bias_init = {DS_INIT_UNIFORM, -0.5f, 0.5f},
+                      .activation = fused ? DS_ACT_RELU : DS_ACT_NONE};
+    ds_node *y = ds_conv(g, x, 2, &o);
+    return fused ? y : ds_relu(g, y);
+}
+
+static ds_node *conv_1x1(ds_graph *g, ds_node *x, bool fused)
+{
+    ds_conv_opts o = {.name = "p", .filters = 4, .kernel = {1},
+                      .bias_init = {DS_INIT_UNIFORM, -0.5f, 0.5f},
+                      .activation = fused ? DS_ACT_RELU : DS_ACT_NONE};
+    ds_node *y = ds_conv(g, x, 2, &o);
+    return fused ? y : ds_relu(g, y);
+}
+
+static ds_node *conv1d_strided(ds_graph *g, ds_node *x, bool fused)
+{
+    ds_conv_opts o = {.name = "s", .filters = 6, .kernel = {5}, .stride = {2},
+                      .bias_init = {DS_INIT_UNIFORM, -0.5f, 0.5f},
+                      .activation = fused ? DS_ACT_RELU : DS_ACT_NONE};
+    ds_node *y = ds_conv(g, x, 1, &o);
+    return fused ? y : ds_relu(g, y);
+}
+
+static ds_node *dense(ds_graph *g, ds_node *x, bool fused)
+{
+    ds_dense_opts o = {.name = "d", .units = 37, .bias_init = {DS_INIT_UNIFORM, -0.5f, 0.5f},
+                       .activation = fused ? DS_ACT_RELU : DS_ACT_NONE};
+    ds_node *y = ds_dense(g, x, &o);
+    return fused ? y : ds_relu(g, y);
+}
+
+TEST(fused_relu_conv_matches_separate_ops)
+{
+    /* batch 1 (tiled path), batch 6 with one sample per product, batch 9 with small
+     * outputs grouped several samples per product, the pointwise path, 1-D strided */
+    CHECK_OK(compare(conv_3x3, 4, (int64_t[]){1, 3, 9, 7}, 5, msg_, cap_));
+    CHECK_OK(compare(conv_3x3, 4, (int64_t[]){6, 3, 40, 33}, 5, msg_, cap_));
+    CHECK_OK(compare(conv_3x3, 4, (int64_t[]){9, 2, 5, 6}, 5, msg_, cap_));
+    CHECK_OK(compare(conv_1x1, 4, (int64_t[]){3, 3, 4, 5}, 4, msg_, cap_));
+    CHECK_OK(compare(conv_1x1, 4, (int64_t[]){1, 3, 4, 5}, 4, msg_, cap_));
+    CHECK_OK(compare(conv1d_strided, 3, (int64_t[]){10, 2, 31}, 6, msg_, cap_));
+    return TEST_PASS;
+}
+
+TEST(fused_relu_dense_matches_separate_ops)
+{
+    CHECK_OK(compare(dense, 2, (int64_t[]){1, 20}, 37, msg_, cap_));
+    CHECK_OK(compare(dense, 2, (int64_t[]){64, 50}, 37, msg_, cap_));
+    return TEST_PASS;
+}
