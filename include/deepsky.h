@@ -55,6 +55,13 @@ DS_API const char *ds_last_error(void);
  * the thread count beyond float rounding in sgemm. */
 DS_API void ds_set_num_threads(int n);
 DS_API int  ds_get_num_threads(void);
+/* Convolution algorithm, process-wide: on (the default), 2-D 3x3 convolutions of stride 1
+ * and dilation 1 with at least 8 channels and 8 filters use Winograd F(2x2, 3x3), 2.25x
+ * fewer multiplications than im2col + sgemm, equal to it up to float rounding (relative
+ * differences around 1e-6); off, every convolution uses im2col + sgemm. Takes effect at the
+ * next planning of a graph (ds_graph_plan) and the next pass. */
+DS_API void ds_set_winograd(int on);
+DS_API int  ds_get_winograd(void);
 
 /* ------------------------------------------------------------------------------------------
  * Random numbers: xoshiro256**, seeded by splitmix64. A plain struct so it can live on the
@@ -276,9 +283,12 @@ DS_API int       ds_graph_mode(const ds_graph *g);
  * on the next forward; nothing is allocated inside a step at a fixed batch size. */
 DS_API ds_status ds_graph_set_batch(ds_graph *g, int64_t batch);
 DS_API int64_t   ds_graph_batch(const ds_graph *g);
-/* Reserves all memory for the current shapes now (forward does it if needed). */
+/* Reserves all memory for the current shapes now (forward does it if needed). The plan
+ * follows a training step, forward then backward: buffers (values, gradients, what an op
+ * keeps for its backward) whose lifetimes do not overlap share memory, so most intermediate
+ * values do not outlive their use (see ds_node_data). */
 DS_API ds_status ds_graph_plan(ds_graph *g);
-/* Bytes reserved for activations, gradients and workspaces. */
+/* Bytes reserved for activations, gradients and workspaces (after sharing). */
 DS_API size_t    ds_graph_bytes(const ds_graph *g);
 
 /* Runs every node. Fails (DS_ERR_VALUE) on bad data such as a class label out of range. */
@@ -288,7 +298,9 @@ DS_API ds_status ds_graph_forward(ds_graph *g);
 DS_API ds_status ds_graph_forward_to(ds_graph *g, ds_node *last);
 /* Reverse pass from a scalar node (seed 1). Gradients of intermediate nodes are recomputed;
  * gradients of parameters ACCUMULATE into the model's gradient block, as in PyTorch: call
- * ds_model_zero_grad before each step. */
+ * ds_model_zero_grad before each step. The pass may reuse the memory of values it has read,
+ * so a second backward after one forward fails with DS_ERR_STATE (PyTorch's "backward
+ * through the graph a second time"): run forward again, or use ds_graph_keep_all. */
 DS_API ds_status ds_graph_backward(ds_graph *g, ds_node *loss);
 /* Reverse pass seeded with d(out) = seed (numel of out floats). */
 DS_API ds_status ds_graph_backward_seed(ds_graph *g, ds_node *out, const float *seed);
@@ -308,13 +320,30 @@ DS_API const char    *ds_node_op_name(const ds_node *n);
 DS_API const char    *ds_node_layer_name(const ds_node *n);
 /* Values (borrowed; valid after planning until the graph is freed or re-planned). Writable
  * for inputs, which is how data enters the graph. Planning again (after adding a node,
- * changing the batch size or ds_node_requires_grad) moves the memory: values written
- * before are lost, so fill inputs after the graph is complete. */
+ * changing the batch size, ds_node_requires_grad or ds_node_keep) moves the memory; the
+ * inputs keep their values unless the batch size changed, so fill inputs after
+ * ds_graph_set_batch.
+ * Nodes share memory when their values are not needed at the same time, so after
+ * ds_graph_forward and ds_graph_backward only these hold their values: graph inputs,
+ * parameters, nodes no other node reads (outputs, losses), and nodes marked with
+ * ds_node_keep (every node under ds_graph_keep_all). After ds_graph_forward_to(g, last),
+ * last holds its values too. Other nodes' values are unspecified once read. */
 DS_API float         *ds_node_data(ds_node *n);
-/* Gradient of the last backward's loss with respect to the node; NULL if not computed.
- * Inputs get gradients only after ds_node_requires_grad. */
+/* Gradient of the last backward's loss with respect to the node; NULL if none flows here.
+ * Inputs get gradients only after ds_node_requires_grad. Gradients share memory like
+ * values: after ds_graph_backward only those of parameters, of inputs with
+ * ds_node_requires_grad, of nodes no other node reads and of kept nodes hold theirs. */
 DS_API float         *ds_node_grad(ds_node *n);
 DS_API ds_status      ds_node_requires_grad(ds_node *n, int on);
+/* on = 1: the node's values and gradient get memory of their own for the whole run, so they
+ * can be read after forward and backward passes (for a reshape, its input is kept);
+ * on = 0: shared again. Marking a node the current plan does not keep plans the graph
+ * again, as ds_node_requires_grad does. NULL is a no-op. */
+DS_API void           ds_node_keep(ds_node *n, int on);
+/* on = 1: every node is kept (no memory is shared, so ds_graph_bytes is the sum of all
+ * buffers): for debugging, for code that reads intermediate nodes, and for several backward
+ * passes after one forward. Plans the graph again. */
+DS_API void           ds_graph_keep_all(ds_graph *g, int on);
 /* Copies numel floats into an input node (plans memory first if needed). */
 DS_API ds_status      ds_graph_set_input(ds_graph *g, ds_node *in, const float *data, int64_t numel);
 
@@ -550,7 +579,8 @@ DS_API double     ds_model_grad_norm(const ds_model *m);
 /* Damped Newton's method with the exact Hessian, for small networks (up to about 2,000
  * trainable parameters). One call: forward, gradient, Hessian (by forward-over-reverse
  * products, one per parameter), solve (H + lambda I) d = -g, and a step accepted only if
- * it lowers the loss (lambda grows until it does, and shrinks after success).
+ * it lowers the loss (lambda grows until it does, and shrinks after success). It reads
+ * every intermediate value, so it keeps every node of g (ds_graph_keep_all).
  * loss must be a scalar node of g; *lambda carries the damping between calls (start e.g.
  * at 1e-3). Returns the loss before the step in *loss_out. Fails with DS_ERR_ARG naming
  * the op if the graph holds an op without second-order support. */

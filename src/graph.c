@@ -62,8 +62,9 @@ int ds_node_ndim(const ds_node *n) { return n->ndim; }
 const int64_t *ds_node_shape(const ds_node *n) { return n->shape; }
 int64_t ds_node_numel(const ds_node *n) { return n->numel; }
 const char *ds_node_op_name(const ds_node *n) { return dsi_ops[n->op]->name; }
-float *ds_node_data(ds_node *n) { return n->data; }
-float *ds_node_grad(ds_node *n) { return n->grad; }
+float *ds_node_data(ds_node *n) { if (getenv("DS_READ_DEBUG") && n->g->planned && !owner(n)->persist && n->op != DS_OP_PARAM) fprintf(stderr, "READ-DATA %s %s\n", ds_node_op_name(n), dsi_node_layer(n)); return n->data; }
+float *ds_node_grad(ds_node *n) { if (getenv("DS_READ_DEBUG") && n->g->planned && !owner(n)->persist && n->op != DS_OP_PARAM && n->grad) fprintf(stderr, "READ-GRAD %s %s\n", ds_node_op_name(n), dsi_node_layer(n)); return n->grad; }
+static ds_node *owner(ds_node *n);
 
 const char *dsi_node_layer(const ds_node *n)
 {
@@ -345,6 +346,24 @@ ds_status ds_node_requires_grad(ds_node *n, int on)
     return DS_OK;
 }
 
+void ds_node_keep(ds_node *n, int on)
+{
+    if (!n || n->keep == (on != 0))
+        return;
+    n->keep = on != 0;
+    /* a node the current plan keeps anyway needs no new plan (the memory stays put) */
+    if (!(on && n->g->planned && (n->persist || n->op == DS_OP_PARAM)))
+        n->g->planned = false;
+}
+
+void ds_graph_keep_all(ds_graph *g, int on)
+{
+    if (g->keep_all == (on != 0))
+        return;
+    g->keep_all = on != 0;
+    g->planned = false;
+}
+
 ds_status ds_graph_set_batch(ds_graph *g, int64_t batch)
 {
     if (g->status != DS_OK)
@@ -370,8 +389,31 @@ ds_status ds_graph_set_batch(ds_graph *g, int64_t batch)
     return DS_OK;
 }
 
-/* ---- planning ---- */
+/* ---- planning ----
+ * Every non-parameter node owns up to three buffers in the graph's block: its data (an alias
+ * such as reshape shares its input's), its gradient when one flows, and its saved workspace.
+ * On the timeline of a step, forward 0..n-1 then backward n-1..0 (node i's backward at
+ * time 2n-1-i), a buffer lives
+ *   data:      from its node's forward to its last reader, a later forward or the latest
+ *              backward that reads it (ds_op_def.bwd_reads);
+ *   gradient:  from the backward of its latest consumer (the first to add into it) to its
+ *              own backward;
+ *   saved:     from its node's forward to its backward (its forward alone without one).
+ * Persistent nodes own their data and gradient for the whole run: graph inputs, nodes no
+ * other node reads (outputs, losses), inputs whose gradient is wanted, nodes marked with
+ * ds_node_keep, and every node under ds_graph_keep_all. Buffers whose lifetimes do not
+ * overlap share memory: largest first, each goes at the lowest offset clear of the placed
+ * buffers it overlaps in time. An inplace op writes its output over in[0] when its forward
+ * is the last use of in[0]'s data. Without any gradient the backward reads vanish and data
+ * is reused along the forward alone. */
 static size_t align_up(size_t n) { return (n + DS_ALIGN - 1) / DS_ALIGN * DS_ALIGN; }
+
+uint32_t dsi_reads_none(const ds_node *y) { (void)y; return 0; }
+uint32_t dsi_reads_out(const ds_node *y) { (void)y; return DSI_READS_OUT; }
+uint32_t dsi_reads_in0(const ds_node *y) { (void)y; return DSI_READS_IN(0); }
+uint32_t dsi_reads_in1(const ds_node *y) { (void)y; return DSI_READS_IN(1); }
+uint32_t dsi_reads_in01(const ds_node *y) { (void)y; return DSI_READS_IN(0) | DSI_READS_IN(1); }
+uint32_t dsi_reads_inputs(const ds_node *y) { (void)y; return ~DSI_READS_OUT; }
 
 /* Points parameter nodes at the model's blocks (which move when parameters are added), and
  * alias nodes (reshape) at their input, which may be a parameter. */
@@ -387,6 +429,213 @@ static void bind_params(ds_graph *g)
             y->grad = y->needs_grad ? y->in[0]->grad : NULL;
         }
     }
+}
+
+/* The node whose buffers n uses: n itself, or what an alias (reshape) chain starts from. */
+static ds_node *owner(ds_node *n)
+{
+    while (dsi_ops[n->op]->alias)
+        n = n->in[0];
+    return n;
+}
+
+/* Whether y's backward runs when a gradient reaches it. */
+static bool runs_backward(const ds_node *y)
+{
+    return y->needs_grad && y->n_in > 0 && !dsi_ops[y->op]->alias;
+}
+
+typedef struct {
+    size_t bytes, off;
+    int start, end;        /* first and last time step, inclusive */
+    bool value;            /* data or saved: what a second backward pass would read again */
+} plan_buf;
+
+typedef struct {
+    size_t bytes;
+    int start, idx;
+} plan_key;
+
+typedef struct {
+    size_t off, end;
+} plan_span;
+
+static int cmp_key(const void *pa, const void *pb)
+{
+    const plan_key *a = pa, *b = pb;
+    if (a->bytes != b->bytes)
+        return a->bytes > b->bytes ? -1 : 1;
+    if (a->start != b->start)
+        return a->start < b->start ? -1 : 1;
+    return (a->idx > b->idx) - (a->idx < b->idx);
+}
+
+static int cmp_span(const void *pa, const void *pb)
+{
+    const plan_span *a = pa, *b = pb;
+    return (a->off > b->off) - (a->off < b->off);
+}
+
+/* Marks the persistent nodes and computes every buffer's lifetime into b (at most three per
+ * node); ix[3 i + 0, 1, 2] get node i's data, gradient and saved buffer (-1: none). dend
+ * and gstart are n ints of workspace. Returns the number of buffers. */
+static int lifetimes(ds_graph *g, plan_buf *b, int *ix, int *dend, int *gstart)
+{
+    int n = g->n_nodes, last = 2 * n - 1, nb = 0;
+    for (int i = 0; i < n; i++)
+        dend[i] = -1;
+    for (int j = 0; j < n; j++)
+        for (int k = 0; k < g->nodes[j]->n_in; k++)
+            dend[g->nodes[j]->in[k]->id] = j;
+    for (int i = 0; i < n; i++) {
+        ds_node *y = g->nodes[i];
+        y->persist = g->keep_all || y->keep || y->is_input || y->wants_grad || dend[i] < 0;
+    }
+    for (int i = n - 1; i >= 0; i--)   /* a persistent alias keeps what it aliases */
+        if (dsi_ops[g->nodes[i]->op]->alias && g->nodes[i]->persist)
+            g->nodes[i]->in[0]->persist = true;
+
+    for (int i = 0; i < n; i++) {
+        dend[i] = i;
+        gstart[i] = last - i;
+    }
+    for (int j = 0; j < n; j++) {
+        ds_node *y = g->nodes[j];
+        const ds_op_def *d = dsi_ops[y->op];
+        if (d->alias)
+            continue;   /* computes nothing: its readers count as readers of its owner */
+        bool bw = runs_backward(y);
+        uint32_t m = d->bwd_reads ? d->bwd_reads(y) : UINT32_MAX;
+        int tb = last - j;
+        for (int k = 0; k < y->n_in; k++) {
+            ds_node *o = owner(y->in[k]);
+            if (dend[o->id] < j)
+                dend[o->id] = j;
+            if (!bw)
+                continue;
+            if ((!d->bwd_reads || (k < 31 && (m >> k & 1u))) && dend[o->id] < tb)
+                dend[o->id] = tb;
+            if (o->needs_grad && gstart[o->id] > tb)
+                gstart[o->id] = tb;
+        }
+        if (bw && (m & DSI_READS_OUT) && dend[j] < tb)
+            dend[j] = tb;
+    }
+
+    for (int i = 0; i < n; i++) {
+        ds_node *y = g->nodes[i];
+        const ds_op_def *d = dsi_ops[y->op];
+        int *yi = ix + 3 * i;
+        yi[0] = yi[1] = yi[2] = -1;
+        if (y->op == DS_OP_PARAM)
+            continue;
+        if (!d->alias) {
+            size_t bytes = align_up((size_t)y->numel * sizeof(float));
+            int s = y->persist ? 0 : i, e = y->persist ? last : dend[i];
+            ds_node *o = y->n_in ? owner(y->in[0]) : NULL;
+            if (d->inplace && o && o->op != DS_OP_PARAM && !o->persist && o->numel == y->numel &&
+                dend[o->id] == i) {
+                plan_buf *ob = &b[ix[3 * o->id]];   /* in[0]'s data dies here: take it over */
+                ob->start = s < ob->start ? s : ob->start;
+                ob->end = e > ob->end ? e : ob->end;
+                yi[0] = ix[3 * o->id];
+            } else {
+                b[nb] = (plan_buf){bytes, 0, s, e, true};
+                yi[0] = nb++;
+            }
+            if (y->needs_grad) {
+                DS_ASSERT(y->persist || gstart[i] < last - i);
+                b[nb] = (plan_buf){bytes, 0, y->persist ? 0 : gstart[i], y->persist ? last : last - i,
+                                   false};
+                yi[1] = nb++;
+            }
+        }
+        size_t sb = d->saved_bytes ? d->saved_bytes(y) : 0;
+        if (sb) {
+            bool whole = g->keep_all;
+            b[nb] = (plan_buf){align_up(sb), 0, whole ? 0 : i,
+                               whole ? last : runs_backward(y) ? last - i : i, true};
+            yi[2] = nb++;
+        }
+    }
+    return nb;
+}
+
+/* Offsets: largest buffer first, each at the lowest offset clear of every placed buffer
+ * that is live at the same time. Returns the block size. */
+static size_t assign(plan_buf *b, int nb, plan_key *key, plan_span *span)
+{
+    for (int i = 0; i < nb; i++)
+        key[i] = (plan_key){b[i].bytes, b[i].start, i};
+    qsort(key, (size_t)nb, sizeof *key, cmp_key);
+    size_t total = 0;
+    for (int q = 0; q < nb; q++) {
+        plan_buf *x = &b[key[q].idx];
+        int m = 0;
+        for (int p = 0; p < q; p++) {
+            const plan_buf *y = &b[key[p].idx];
+            if (y->start <= x->end && x->start <= y->end)
+                span[m++] = (plan_span){y->off, y->off + y->bytes};
+        }
+        qsort(span, (size_t)m, sizeof *span, cmp_span);
+        size_t off = 0;
+        for (int k = 0; k < m && off + x->bytes > span[k].off; k++)
+            if (span[k].end > off)
+                off = span[k].end;
+        x->off = off;
+        if (off + x->bytes > total)
+            total = off + x->bytes;
+    }
+    return total;
+}
+
+/* Whether a backward pass writes over memory that holds a value (data or saved) backward
+ * reads: then a second backward needs a new forward first. */
+static bool clobbers(const plan_buf *b, int nb, int n)
+{
+    for (int i = 0; i < nb; i++) {
+        const plan_buf *x = &b[i];
+        if (!x->value || x->end < n || x->end == 2 * n - 1)
+            continue;
+        for (int j = 0; j < nb; j++)
+            if (b[j].start > x->end && b[j].off < x->off + x->bytes && x->off < b[j].off + b[j].bytes)
+                return true;
+    }
+    return false;
+}
+
+/* Copies the graph inputs' values out of the old block into *keep (malloc'd; NULL when
+ * there is nothing to keep: no plan yet, another batch size, or an input added since) and
+ * then back into the new one, so that a new plan at the same batch size keeps them. */
+static ds_status stash_inputs(ds_graph *g, float **keep, bool back)
+{
+    if (!back) {
+        size_t total = 0;
+        *keep = NULL;
+        for (int i = 0; i < g->n_inputs; i++) {
+            if (!g->inputs[i]->data)
+                return DS_OK;
+            total += (size_t)g->inputs[i]->numel;
+        }
+        if (!total || !g->block || g->plan_batch != ds_graph_batch(g))
+            return DS_OK;
+        if (!(*keep = malloc(total * sizeof(float))))
+            return dsi_fail(DS_ERR_NOMEM, "out of memory planning the graph (%zu bytes)",
+                            total * sizeof(float));
+    }
+    if (!*keep)
+        return DS_OK;
+    float *p = *keep;
+    for (int i = 0; i < g->n_inputs; i++) {
+        ds_node *x = g->inputs[i];
+        size_t bytes = (size_t)x->numel * sizeof(float);
+        if (back)
+            memcpy(x->data, p, bytes);
+        else
+            memcpy(p, x->data, bytes);
+        p += x->numel;
+    }
+    return DS_OK;
 }
 
 ds_status ds_graph_plan(ds_graph *g)
@@ -408,68 +657,78 @@ ds_status ds_graph_plan(ds_graph *g)
                 y->needs_grad |= y->in[k]->needs_grad;
         }
     }
-    /* sizes */
-    size_t total = 0, scratch = 0;
+    size_t scratch = 0;
     for (int i = 0; i < g->n_nodes; i++) {
-        ds_node *y = g->nodes[i];
-        const ds_op_def *d = dsi_ops[y->op];
-        if (y->op == DS_OP_PARAM)
-            continue;
-        if (!d->alias) {
-            total += align_up((size_t)y->numel * sizeof(float));
-            if (y->needs_grad)
-                total += align_up((size_t)y->numel * sizeof(float));
-        }
-        if (d->saved_bytes)
-            total += align_up(d->saved_bytes(y));
-        if (d->scratch_bytes) {
-            size_t s = d->scratch_bytes(y);
-            if (s > scratch)
-                scratch = s;
-        }
+        const ds_op_def *d = dsi_ops[g->nodes[i]->op];
+        size_t s = d->scratch_bytes ? d->scratch_bytes(g->nodes[i]) : 0;
+        if (s > scratch)
+            scratch = s;
     }
-    if (total > g->block_cap) {
-        char *nb = dsi_aligned_alloc(total);
-        if (!nb)
-            return dsi_fail(DS_ERR_NOMEM, "out of memory planning the graph (%zu bytes)", total);
-        free(g->block);
-        g->block = nb;
-        g->block_cap = total;
+    /* lifetimes and offsets */
+    int n = g->n_nodes, cap = 3 * n + 1;
+    plan_buf *b = malloc((size_t)cap * sizeof *b);
+    plan_key *key = malloc((size_t)cap * sizeof *key);
+    plan_span *span = malloc((size_t)cap * sizeof *span);
+    int *ix = malloc((size_t)cap * sizeof *ix), *work = malloc((size_t)(2 * n + 1) * sizeof *work);
+    float *inputs = NULL;
+    ds_status st = DS_OK;
+    if (!b || !key || !span || !ix || !work) {
+        st = dsi_fail(DS_ERR_NOMEM, "out of memory planning the graph (%d nodes)", n);
+        goto done;
     }
+    int nb = lifetimes(g, b, ix, work, work + n);
+    size_t total = assign(b, nb, key, span);
+    bool clob = clobbers(b, nb, n);
+    if ((st = stash_inputs(g, &inputs, false)) != DS_OK)
+        goto done;
     if (scratch > g->scratch_bytes) {
         float *ns = dsi_aligned_alloc(scratch);
-        if (!ns)
-            return dsi_fail(DS_ERR_NOMEM, "out of memory for a workspace of %zu bytes", scratch);
+        if (!ns) {
+            st = dsi_fail(DS_ERR_NOMEM, "out of memory for a workspace of %zu bytes", scratch);
+            goto done;
+        }
         free(g->scratch);
         g->scratch = ns;
         g->scratch_bytes = scratch;
     }
+    /* last: on failure the old block and the nodes' pointers into it stay valid */
+    if (total > g->block_cap) {
+        char *nblock = dsi_aligned_alloc(total);
+        if (!nblock) {
+            st = dsi_fail(DS_ERR_NOMEM, "out of memory planning the graph (%zu bytes)", total);
+            goto done;
+        }
+        free(g->block);
+        g->block = nblock;
+        g->block_cap = total;
+    }
     g->block_bytes = total;
-    char *p = g->block;
-    for (int i = 0; i < g->n_nodes; i++) {
+    for (int i = 0; i < n; i++) {
         ds_node *y = g->nodes[i];
-        const ds_op_def *d = dsi_ops[y->op];
+        const int *yi = ix + 3 * i;
         if (y->op == DS_OP_PARAM)
             continue;
-        if (!d->alias) {
-            y->data = (float *)p;
-            p += align_up((size_t)y->numel * sizeof(float));
-            y->grad = NULL;
-            if (y->needs_grad) {
-                y->grad = (float *)p;
-                p += align_up((size_t)y->numel * sizeof(float));
-            }
+        if (!dsi_ops[y->op]->alias) {
+            y->data = (float *)(g->block + b[yi[0]].off);
+            y->grad = yi[1] >= 0 ? (float *)(g->block + b[yi[1]].off) : NULL;
         }
-        y->saved = NULL;
-        if (d->saved_bytes) {
-            y->saved = p;
-            p += align_up(d->saved_bytes(y));
-        }
+        y->saved = yi[2] >= 0 ? g->block + b[yi[2]].off : NULL;
     }
     bind_params(g);
+    stash_inputs(g, &inputs, true);
     g->planned = true;
     g->ran_forward = false;
-    return DS_OK;
+    g->bwd_clobbers = clob;
+    g->bwd_spent = false;
+    g->plan_batch = ds_graph_batch(g);
+done:
+    free(b);
+    free(key);
+    free(span);
+    free(ix);
+    free(work);
+    free(inputs);
+    return st;
 }
 
 ds_status ds_graph_set_input(ds_graph *g, ds_node *in, const float *data, int64_t numel)
@@ -502,6 +761,7 @@ ds_status ds_graph_forward_to(ds_graph *g, ds_node *last)
         return st;
     bind_params(g);
     g->run_status = DS_OK;
+    g->bwd_spent = false;
     int end = last ? last->id + 1 : g->n_nodes;
     for (int i = 0; i < end; i++) {
         ds_node *y = g->nodes[i];
@@ -516,20 +776,40 @@ ds_status ds_graph_forward_to(ds_graph *g, ds_node *last)
     return DS_OK;
 }
 
+/* Zeroes n's gradient buffer (its owner's, for an alias) unless this pass did already:
+ * right before the first backward that adds into it, since the memory held another buffer
+ * until then. Parameter gradients belong to the model and accumulate. */
+static void zero_grad_once(ds_node *n)
+{
+    n = owner(n);
+    if (n->op == DS_OP_PARAM || !n->grad || n->grad_ready)
+        return;
+    memset(n->grad, 0, (size_t)n->numel * sizeof(float));
+    n->grad_ready = true;
+}
+
 static ds_status backward(ds_graph *g, ds_node *out, const float *seed, float one)
 {
     if (!out || out->g != g)
         return dsi_fail(DS_ERR_ARG, "backward: the node is not part of this graph");
     if (!g->planned || !g->ran_forward)
         return dsi_fail(DS_ERR_STATE, "backward before forward (or after the graph changed)");
+    if (g->bwd_spent)
+        return dsi_fail(DS_ERR_STATE, "backward: the last backward pass reused the memory of "
+                        "values it read; run forward again first, or keep every node "
+                        "(ds_graph_keep_all) for several backward passes after one forward");
     bind_params(g);
     if (!out->needs_grad)
         return DS_OK;   /* nothing trainable upstream */
+    /* persistent gradients read zero where this pass brings nothing */
     for (int i = 0; i < g->n_nodes; i++) {
         ds_node *y = g->nodes[i];
         y->on_path = false;
-        if (y->op != DS_OP_PARAM && !dsi_ops[y->op]->alias && y->grad)
+        y->grad_ready = false;
+        if (y->persist && y->op != DS_OP_PARAM && !dsi_ops[y->op]->alias && y->grad) {
             memset(y->grad, 0, (size_t)y->numel * sizeof(float));
+            y->grad_ready = true;
+        }
     }
     out->on_path = true;
     for (int i = out->id; i >= 0; i--) {
@@ -539,6 +819,8 @@ static ds_status backward(ds_graph *g, ds_node *out, const float *seed, float on
         for (int k = 0; k < y->n_in; k++)
             y->in[k]->on_path |= y->in[k]->needs_grad;
     }
+    g->bwd_spent = g->bwd_clobbers;
+    zero_grad_once(out);
     if (seed)
         for (int64_t i = 0; i < out->numel; i++)
             out->grad[i] += seed[i];
@@ -548,6 +830,9 @@ static ds_status backward(ds_graph *g, ds_node *out, const float *seed, float on
         ds_node *y = g->nodes[i];
         if (!y->on_path || !y->needs_grad || y->n_in == 0 || dsi_ops[y->op]->alias)
             continue;
+        for (int k = 0; k < y->n_in; k++)
+            if (y->in[k]->grad)
+                zero_grad_once(y->in[k]);
         dsi_ops[y->op]->backward(y);
     }
     return DS_OK;

@@ -120,6 +120,9 @@ struct ds_node {
     bool wants_grad;       /* user asked for the gradient of this input */
     bool needs_grad;       /* computed at planning: a gradient flows through this node */
     bool on_path;          /* scratch for backward: upstream of the seeded node */
+    bool keep;             /* ds_node_keep: data and gradient kept for the whole run */
+    bool persist;          /* planned: data and gradient own their memory for the whole run */
+    bool grad_ready;       /* scratch for backward: the gradient was zeroed in this pass */
     int64_t ia[DS_IATTR];  /* op attributes (ints) */
     float fa[DS_FATTR];    /* op attributes (floats) */
 };
@@ -142,6 +145,10 @@ struct ds_graph {
     int cur_layer;         /* open layer scope, or -1 */
     int scope_depth;       /* nesting of dsi_layer_begin calls */
     bool ran_forward;      /* a forward has run since the last planning */
+    bool keep_all;         /* ds_graph_keep_all: no memory is shared between nodes */
+    bool bwd_clobbers;     /* planned: a backward pass overwrites values backward reads */
+    bool bwd_spent;        /* a backward pass has clobbered the last forward's values */
+    int64_t plan_batch;    /* batch size at the last planning (inputs keep their values) */
     ds_status status;      /* first build error */
     int mode;
     uint64_t seed;         /* dropout stream */
@@ -168,7 +175,25 @@ typedef struct {
     size_t (*saved_bytes)(const ds_node *y);    /* optional, kept forward -> backward */
     size_t (*scratch_bytes)(const ds_node *y);  /* optional, transient, shared */
     bool alias;            /* output shares data and grad with in[0] (reshape) */
+    /* For the memory plan: what backward reads besides y->grad and y->saved, as bits
+     * DSI_READS_IN(k) (in[k]->data) and DSI_READS_OUT (y->data). NULL means everything,
+     * the safe default. Bits of inputs past n_in are ignored; only in[0..30] can be named,
+     * so an op with more inputs whose backward reads their data must leave this NULL. */
+    uint32_t (*bwd_reads)(const ds_node *y);
+    /* Forward is correct with y->data == in[0]->data when both have y's numel: the plan
+     * then lets y overwrite in[0] when nothing reads in[0] after y's forward. */
+    bool inplace;
 } ds_op_def;
+
+#define DSI_READS_IN(k) (1u << (k))
+#define DSI_READS_OUT (1u << 31)
+/* bwd_reads hooks for the common cases (graph.c). */
+uint32_t dsi_reads_none(const ds_node *y);
+uint32_t dsi_reads_out(const ds_node *y);
+uint32_t dsi_reads_in0(const ds_node *y);
+uint32_t dsi_reads_in1(const ds_node *y);
+uint32_t dsi_reads_in01(const ds_node *y);
+uint32_t dsi_reads_inputs(const ds_node *y);   /* every input, not the output */
 
 extern const ds_op_def *const dsi_ops[DS_OP_COUNT];
 

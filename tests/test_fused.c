@@ -83,6 +83,15 @@ static ds_node *conv_3x3(ds_graph *g, ds_node *x, bool fused)
     return fused ? y : ds_relu(g, y);
 }
 
+static ds_node *conv_3x3_wide(ds_graph *g, ds_node *x, bool fused)
+{
+    ds_conv_opts o = {.name = "cw", .filters = 8, .kernel = {3}, .padding = DS_PAD_SAME,
+                      .bias_init = {DS_INIT_UNIFORM, -0.5f, 0.5f},
+                      .activation = fused ? DS_ACT_RELU : DS_ACT_NONE};
+    ds_node *y = ds_conv(g, x, 2, &o);
+    return fused ? y : ds_relu(g, y);
+}
+
 static ds_node *conv_1x1(ds_graph *g, ds_node *x, bool fused)
 {
     ds_conv_opts o = {.name = "p", .filters = 4, .kernel = {1},
@@ -119,6 +128,9 @@ TEST(fused_relu_conv_matches_separate_ops)
     CHECK_OK(compare(conv_1x1, 4, (int64_t[]){3, 3, 4, 5}, 4, msg_, cap_));
     CHECK_OK(compare(conv_1x1, 4, (int64_t[]){1, 3, 4, 5}, 4, msg_, cap_));
     CHECK_OK(compare(conv1d_strided, 3, (int64_t[]){10, 2, 31}, 6, msg_, cap_));
+    /* 8 channels and filters: Winograd */
+    CHECK_OK(compare(conv_3x3_wide, 4, (int64_t[]){3, 8, 11, 10}, 8, msg_, cap_));
+    CHECK_OK(compare(conv_3x3_wide, 4, (int64_t[]){1, 8, 6, 7}, 8, msg_, cap_));
     return TEST_PASS;
 }
 

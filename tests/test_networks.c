@@ -70,6 +70,8 @@ static int check_network(const char *name, build_fn build, char *msg_, size_t ca
     ds_node *yn = ds_input(g, "y", ds_tensor_ndim(y), ds_tensor_shape(y));
     ds_node *loss = build(g, xn, yn);
     CHECK(loss);
+    ds_node *out = loss_input(g, loss);
+    ds_node_keep(out, 1);   /* read after backward */
     snprintf(path, sizeof path, "tests/fixtures/net_%s.weights.safetensors", name);
     CHECK(ds_model_load(m, path) == DS_OK);
     CHECK(ds_node_requires_grad(xn, 1) == DS_OK);
@@ -80,7 +82,6 @@ static int check_network(const char *name, build_fn build, char *msg_, size_t ca
     CHECK(ds_graph_forward(g) == DS_OK);
     CHECK(ds_graph_backward(g, loss) == DS_OK);
 
-    ds_node *out = loss_input(g, loss);
     int rc = fixture_compare(ref, "loss", ds_node_data(loss), 1, 1e-4, 1e-6, msg_, cap_);
     if (!rc)
         rc = fixture_compare(ref, "output", ds_node_data(out), ds_node_numel(out), 1e-4, 1e-5, msg_, cap_);

@@ -1237,6 +1237,8 @@ ds_status ds_net_parse(const char *text, const char *filename, const ds_net_opts
     }
     if (!net->output)
         net->output = b.prev;
+    /* predict, evaluate and the training metrics read the output after the passes */
+    ds_node_keep(net->output, 1);
     if (b.n_losses) {
         ds_node *total = NULL;
         for (int i = 0; i < b.n_losses; i++) {

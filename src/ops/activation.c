@@ -95,15 +95,17 @@ static void act_backward(ds_node *y)
     }
 }
 
-#define ACT_DEF(id, nm)                                                                   \
+/* Element by element, so forward may run in place; reads: what each backward above uses. */
+#define ACT_DEF(id, nm, reads)                                                            \
     const ds_op_def dsi_op_##id = { .name = nm, .shape = same_shape, .forward = act_forward, \
-                                    .backward = act_backward }
-ACT_DEF(sigmoid, "sigmoid");
-ACT_DEF(tanh, "tanh");
-ACT_DEF(relu, "relu");
-ACT_DEF(softplus, "softplus");
-ACT_DEF(leaky_relu, "leaky_relu");
-ACT_DEF(elu, "elu");
+                                    .backward = act_backward, .bwd_reads = reads,            \
+                                    .inplace = true }
+ACT_DEF(sigmoid, "sigmoid", dsi_reads_out);
+ACT_DEF(tanh, "tanh", dsi_reads_out);
+ACT_DEF(relu, "relu", dsi_reads_out);
+ACT_DEF(softplus, "softplus", dsi_reads_in0);
+ACT_DEF(leaky_relu, "leaky_relu", dsi_reads_in0);
+ACT_DEF(elu, "elu", dsi_reads_in0);
 
 static ds_node *act(ds_graph *g, ds_op op, ds_node *x, float c)
 {
@@ -187,6 +189,7 @@ static void prelu_backward(ds_node *y)
 
 const ds_op_def dsi_op_prelu = {
     .name = "prelu", .shape = prelu_shape, .forward = prelu_forward, .backward = prelu_backward,
+    .bwd_reads = dsi_reads_in01,
 };
 
 ds_node *ds_prelu(ds_graph *g, ds_node *x, const char *name, int shared)
@@ -297,11 +300,11 @@ static void softmax_backward(ds_node *y)
 
 const ds_op_def dsi_op_softmax = {
     .name = "softmax", .shape = softmax_shape, .forward = softmax_forward,
-    .backward = softmax_backward,
+    .backward = softmax_backward, .bwd_reads = dsi_reads_out,
 };
 const ds_op_def dsi_op_log_softmax = {
     .name = "log_softmax", .shape = softmax_shape, .forward = softmax_forward,
-    .backward = softmax_backward,
+    .backward = softmax_backward, .bwd_reads = dsi_reads_out,
 };
 
 ds_node *ds_softmax(ds_graph *g, ds_node *x, int axis)

@@ -147,9 +147,15 @@ static void bn_backward(ds_node *y)
     }
 }
 
+/* x and gamma (in[3], when affine); mean and rstd are saved. */
+static uint32_t bn_reads(const ds_node *y)
+{
+    return DSI_READS_IN(0) | (y->n_in > 3 ? DSI_READS_IN(3) : 0);
+}
+
 const ds_op_def dsi_op_batchnorm = {
     .name = "batchnorm", .shape = bn_shape, .forward = bn_forward, .backward = bn_backward,
-    .saved_bytes = bn_saved,
+    .saved_bytes = bn_saved, .bwd_reads = bn_reads,
 };
 
 ds_node *ds_batchnorm(ds_graph *g, ds_node *x, const ds_batchnorm_opts *o)

@@ -271,6 +271,21 @@ static void conv_plan_of(const ds_node *y, const dsi_conv_geom *q, conv_plan *p)
     p->partials = p->bias + (p->N > 1 ? p->nch * p->F * p->ck : 0);
 }
 
+/* ---- algorithm ---- */
+static _Atomic int winograd_on = 1;
+void ds_set_winograd(int on) { winograd_on = on != 0; }
+int ds_get_winograd(void) { return winograd_on; }
+
+/* Winograd when it is on, applies to the geometry, and the planned scratch holds it for one
+ * thread at least (it always does unless the batch grew since planning): decided per pass. */
+static bool use_winograd(const ds_node *y, const dsi_conv_geom *q)
+{
+    int64_t N = y->in[0]->shape[0], C = y->in[0]->shape[1], F = y->in[1]->shape[0];
+    return winograd_on && dsi_wino_applies(q, C, F) &&
+           y->g->scratch_bytes >= dsi_wino_scratch(q, N, C, F, 1);
+}
+
+/* Scratch for either algorithm, so that ds_set_winograd may change between passes. */
 static size_t conv_scratch(const ds_node *y)
 {
     dsi_conv_geom q;
@@ -278,7 +293,11 @@ static size_t conv_scratch(const ds_node *y)
     conv_geom(y, &q);
     conv_plan_of(y, &q, &p);
     int64_t nth = p.N > 1 ? dsi_threads() : 1;
-    return (size_t)(p.partials + nth * p.per_thread) * sizeof(float);
+    size_t im2col = (size_t)(p.partials + nth * p.per_thread) * sizeof(float);
+    if (!dsi_wino_applies(&q, p.C, p.F))
+        return im2col;
+    size_t wino = dsi_wino_scratch(&q, p.N, p.C, p.F, dsi_threads());
+    return wino > im2col ? wino : im2col;
 }
 
 /* Threads for the chunk loop: no more than the scratch planned for (the count may have
@@ -392,6 +411,10 @@ static void conv_forward(ds_node *y)
     dsi_conv_geom q;
     conv_plan p;
     conv_geom(y, &q);
+    if (use_winograd(y, &q)) {
+        dsi_wino_forward(y, &q);
+        return;
+    }
     conv_plan_of(y, &q, &p);
     if (p.N == 1) {
         conv_forward_one(y, &q, &p);
@@ -467,6 +490,10 @@ static void conv_backward(ds_node *y)
     dsi_conv_geom q;
     conv_plan p;
     conv_geom(y, &q);
+    if (use_winograd(y, &q)) {
+        dsi_wino_backward(y, &q);
+        return;
+    }
     conv_plan_of(y, &q, &p);
     ds_node *x = y->in[0], *w = y->in[1];
     const int64_t C = p.C, F = p.F, ck = p.ck, O = p.O, N = p.N, nch = p.nch, gs = p.gs;
@@ -554,9 +581,15 @@ void dsi_channel_sum_add(const float *dy, int64_t N, int64_t F, int64_t O, float
     }
 }
 
+/* x and w, and y itself for the mask of a fused activation (ia[13]). */
+static uint32_t conv_reads(const ds_node *y)
+{
+    return DSI_READS_IN(0) | DSI_READS_IN(1) | (y->ia[13] != DSI_FUSE_NONE ? DSI_READS_OUT : 0);
+}
+
 const ds_op_def dsi_op_conv = {
     .name = "conv", .shape = conv_shape, .forward = conv_forward, .backward = conv_backward,
-    .scratch_bytes = conv_scratch,
+    .scratch_bytes = conv_scratch, .bwd_reads = conv_reads,
 };
 
 ds_node *ds_conv_op(ds_graph *g, ds_node *x, ds_node *w, ds_node *b, int nd, const int *stride,

@@ -99,6 +99,7 @@ static void mse_backward(ds_node *y)
 
 const ds_op_def dsi_op_loss_mse = {
     .name = "loss_mse", .shape = mse_shape, .forward = mse_forward, .backward = mse_backward,
+    .bwd_reads = dsi_reads_in01,
 };
 
 /* ---- MAE: sum |p - t|.  dp = sign(p - t) (0 at equality, as torch.sign),  dt = -dp ---- */
@@ -130,6 +131,7 @@ static void mae_backward(ds_node *y)
 
 const ds_op_def dsi_op_loss_mae = {
     .name = "loss_mae", .shape = mse_shape, .forward = mae_forward, .backward = mae_backward,
+    .bwd_reads = dsi_reads_in01,
 };
 
 /* ---- BCE on probabilities: -(t max(log p, -100) + (1 - t) max(log(1 - p), -100)).
@@ -165,6 +167,7 @@ static void bce_backward(ds_node *y)
 
 const ds_op_def dsi_op_loss_bce = {
     .name = "loss_bce", .shape = mse_shape, .forward = bce_forward, .backward = bce_backward,
+    .bwd_reads = dsi_reads_in01,
 };
 
 /* ---- BCE on logits: max(z, 0) - z t + log(1 + e^-|z|).  dz = sigmoid(z) - t,  dt = -z ---- */
@@ -197,7 +200,7 @@ static void bcel_backward(ds_node *y)
 
 const ds_op_def dsi_op_loss_bce_logits = {
     .name = "loss_bce_logits", .shape = mse_shape, .forward = bcel_forward,
-    .backward = bcel_backward,
+    .backward = bcel_backward, .bwd_reads = dsi_reads_in01,
 };
 
 /* ---- cross-entropy on logits, classes on dimension 1 ----
@@ -293,6 +296,7 @@ static void cce_backward(ds_node *y)
 const ds_op_def dsi_op_loss_cce_logits = {
     .name = "loss_cce_logits", .shape = cce_shape, .forward = cce_forward,
     .backward = cce_backward, .saved_bytes = ce_saved,
+    .bwd_reads = dsi_reads_in1,   /* the targets; the log-softmax is saved */
 };
 
 /* ---- cross-entropy with integer labels: logits [N, K, d...], labels [N, d...] ----
@@ -387,6 +391,7 @@ static void cce_int_backward(ds_node *y)
 const ds_op_def dsi_op_loss_cce_int = {
     .name = "loss_cce_int", .shape = cce_int_shape, .forward = cce_int_forward,
     .backward = cce_int_backward, .saved_bytes = ce_saved,
+    .bwd_reads = dsi_reads_in1,   /* the labels; the log-softmax is saved */
 };
 
 /* ---- Gaussian NLL: 0.5 (lv + (t - m)^2 e^-lv), inputs mean, logvar, target ----
@@ -429,7 +434,7 @@ static void gnll_backward(ds_node *y)
 
 const ds_op_def dsi_op_loss_gaussian_nll = {
     .name = "loss_gaussian_nll", .shape = gnll_shape, .forward = gnll_forward,
-    .backward = gnll_backward,
+    .backward = gnll_backward, .bwd_reads = dsi_reads_inputs,
 };
 
 /* ---- KL(N(m1, e^lv1) || N(m2, e^lv2)) = 0.5 (lv2 - lv1 + (e^lv1 + (m1 - m2)^2) e^-lv2 - 1)
@@ -482,7 +487,7 @@ static void kl_backward(ds_node *y)
 
 const ds_op_def dsi_op_loss_kl_gaussian = {
     .name = "loss_kl_gaussian", .shape = kl_shape, .forward = kl_forward,
-    .backward = kl_backward,
+    .backward = kl_backward, .bwd_reads = dsi_reads_inputs,
 };
 
 /* ---- builders ---- */

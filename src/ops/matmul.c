@@ -58,7 +58,7 @@ static void matmul_backward(ds_node *y)
 
 const ds_op_def dsi_op_matmul = {
     .name = "matmul", .shape = matmul_shape, .forward = matmul_forward,
-    .backward = matmul_backward,
+    .backward = matmul_backward, .bwd_reads = dsi_reads_in01,
 };
 
 /* ---- linear: x [..., in], w [out, in], optional b [out] -> [..., out]; ia[0] a fused
@@ -145,9 +145,15 @@ static void linear_backward(ds_node *y)
     }
 }
 
+/* x and w, and y itself for the mask of a fused activation. */
+static uint32_t linear_reads(const ds_node *y)
+{
+    return DSI_READS_IN(0) | DSI_READS_IN(1) | (y->ia[0] != DSI_FUSE_NONE ? DSI_READS_OUT : 0);
+}
+
 const ds_op_def dsi_op_linear = {
     .name = "linear", .shape = linear_shape, .forward = linear_forward,
-    .backward = linear_backward, .scratch_bytes = linear_scratch,
+    .backward = linear_backward, .scratch_bytes = linear_scratch, .bwd_reads = linear_reads,
 };
 
 ds_node *ds_matmul(ds_graph *g, ds_node *a, ds_node *b)

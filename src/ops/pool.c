@@ -1,6 +1,6 @@
 /* pool.c - pooling ops (max, average, sum, L2 over 1-3 spatial axes) and global pooling:
  * shape rules, forward, backward, and the Keras-named layer builders. */
-#include "../internal.h"
+#include "reduce.h"
 
 #include <math.h>
 
@@ -113,46 +113,272 @@ static inline void window(const pool_geom *p, int a, int64_t o, int64_t *b, int6
     *e = end > p->in[a] ? p->in[a] : end;
 }
 
-/* Max pooling without padding over one or two axes (the common case in CNNs): windows lie
- * inside the input, so no clipping; the same first-maximum and NaN rules as below. */
-static void max_pool_unpadded(const pool_geom *p, const float *xd, float *yd, int32_t *arg)
+#if defined(__GNUC__)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE inline
+#endif
+
+/* ---- pooling without padding: every window lies inside the input ----
+ * An output row (plane, od, oh) is computed window row by window row: each of the kd * kh
+ * input rows its windows cover is one pass over that row, vectorized over the outputs o
+ * (window o starts at r[o * sw]). The pass kernels are inlined with constant kw and sw for
+ * the common windows (2, 3, 4; stride equal, or 3 with stride 2), which lets the compiler
+ * unroll the window and vectorize; other windows run the same code with variables. Each
+ * output is computed by one thread in a fixed order, whatever the thread count. */
+
+#define ROW_CHUNK 512   /* outputs of a row whose double sums are held at once */
+
+/* Max over the first window row: y[o] and arg[o] (plane index; i0 is r[0]'s). In scan
+ * order the first maximum wins and the first NaN sticks: a value is taken when it is not
+ * <= the running best, unless the best is already NaN. This is the general path's rule. */
+static ALWAYS_INLINE void max_first(const float *restrict r, int kw, int sw, int n, int32_t i0,
+                                    float *restrict y, int32_t *restrict arg)
 {
-    const int64_t kh = p->k[1], kw = p->k[2], sh = p->s[1], sw = p->s[2], W = p->in[2];
-    const int64_t OH = p->out[1], OW = p->out[2];
-#pragma omp parallel for schedule(static) if (p->planes * p->out_n * kh * kw > DS_PAR_MIN)
-    for (int64_t pl = 0; pl < p->planes; pl++) {
-        const float *xp = xd + pl * p->in_n;
-        float *yp = yd + pl * p->out_n;
-        int32_t *ap = arg + pl * p->out_n;
-        for (int64_t oh = 0; oh < OH; oh++)
-            for (int64_t ow = 0; ow < OW; ow++) {
-                /* branch-free: on real data the comparison is a coin flip that a branch
-                 * predictor loses; a NaN is rare and rescanned for afterwards */
-                int64_t base = oh * sh * W + ow * sw, bi = base;
-                float best = xp[base];
-                bool nan = false;
-                for (int64_t h = 0; h < kh; h++)
-                    for (int64_t w = 0; w < kw; w++) {
-                        int64_t i = base + h * W + w;
-                        float v = xp[i];
-                        bool gt = v > best;
-                        best = gt ? v : best;
-                        bi = gt ? i : bi;
-                        nan |= v != v;
-                    }
-                if (nan)
-                    for (int64_t h = 0; h < kh && best == best; h++)
-                        for (int64_t w = 0; w < kw; w++) {
-                            int64_t i = base + h * W + w;
-                            if (xp[i] != xp[i]) {
-                                best = xp[i];
-                                bi = i;
-                                break;
-                            }
-                        }
-                yp[oh * OW + ow] = best;
-                ap[oh * OW + ow] = (int32_t)bi;
+    for (int o = 0; o < n; o++) {
+        float best = r[o * sw];
+        int32_t off = 0;
+        for (int w = 1; w < kw; w++) {
+            float v = r[o * sw + w];
+            if (!(v <= best) && best == best) {
+                best = v;
+                off = w;
             }
+        }
+        y[o] = best;
+        arg[o] = i0 + o * sw + off;
+    }
+}
+
+/* Folds a later window row into y and arg: the row's own first maximum (or first NaN)
+ * replaces the running one by the same rule, which row by row in scan order gives the same
+ * result as element by element. */
+static ALWAYS_INLINE void max_next(const float *restrict r, int kw, int sw, int n, int32_t i0,
+                                   float *restrict y, int32_t *restrict arg)
+{
+    for (int o = 0; o < n; o++) {
+        float rb = r[o * sw];
+        int32_t off = 0;
+        for (int w = 1; w < kw; w++) {
+            float v = r[o * sw + w];
+            if (!(v <= rb) && rb == rb) {
+                rb = v;
+                off = w;
+            }
+        }
+        float best = y[o];
+        if (!(rb <= best) && best == best) {
+            y[o] = rb;
+            arg[o] = i0 + o * sw + off;
+        }
+    }
+}
+
+/* One max pass, dispatched to a kernel with constant window width and stride. */
+static void max_kernel(const float *restrict r, bool first, int kw, int sw, int n, int32_t i0,
+                       float *restrict y, int32_t *restrict arg)
+{
+#define MAX_KERNEL(KW, SW)                                \
+    if (kw == KW && sw == SW) {                           \
+        if (first)                                        \
+            max_first(r, KW, SW, n, i0, y, arg);          \
+        else                                              \
+            max_next(r, KW, SW, n, i0, y, arg);           \
+        return;                                           \
+    }
+    MAX_KERNEL(2, 2)
+    MAX_KERNEL(4, 4)
+    MAX_KERNEL(3, 3)
+    MAX_KERNEL(3, 2)
+#undef MAX_KERNEL
+    if (first)
+        max_first(r, kw, sw, n, i0, y, arg);
+    else
+        max_next(r, kw, sw, n, i0, y, arg);
+}
+
+enum { VB = 16 };   /* outputs in one vector of the max kernels (64 bytes of floats) */
+
+/* One max pass over n outputs without a scalar remainder, whose branches would cost more
+ * than the vectors: whole vectors first, then the last VB outputs again (both kernels are
+ * idempotent: a second pass over the same row changes nothing); a row shorter than a vector
+ * runs on a zero-padded copy. */
+static void max_pass(const float *r, bool first, int kw, int sw, int n, int32_t i0, float *y,
+                     int32_t *arg)
+{
+    if (n >= VB) {
+        int full = n - n % VB;
+        max_kernel(r, first, kw, sw, full, i0, y, arg);
+        if (full < n) {
+            int o = n - VB;
+            max_kernel(r + o * sw, first, kw, sw, VB, i0 + o * sw, y + o, arg + o);
+        }
+        return;
+    }
+    if (kw > 4 || sw > 4) {   /* no constant kernel: scalar anyway */
+        max_kernel(r, first, kw, sw, n, i0, y, arg);
+        return;
+    }
+    float rb[VB * 4 + 4] = { 0 }, yb[VB] = { 0 };
+    int32_t ab[VB] = { 0 };
+    memcpy(rb, r, (size_t)((n - 1) * sw + kw) * sizeof *r);
+    if (!first) {
+        memcpy(yb, y, (size_t)n * sizeof *y);
+        memcpy(ab, arg, (size_t)n * sizeof *arg);
+    }
+    max_kernel(rb, first, kw, sw, VB, i0, yb, ab);
+    memcpy(y, yb, (size_t)n * sizeof *y);
+    memcpy(arg, ab, (size_t)n * sizeof *arg);
+}
+
+/* acc[o] += the window sums (of squares: sq) of one window row, in double and in scan
+ * order as the general path adds, so the results agree bit for bit. */
+static ALWAYS_INLINE void sum_next(const float *restrict r, bool sq, int kw, int sw, int n,
+                                   double *restrict acc)
+{
+    for (int o = 0; o < n; o++) {
+        double a = acc[o];
+        for (int w = 0; w < kw; w++) {
+            double v = r[o * sw + w];
+            a += sq ? v * v : v;
+        }
+        acc[o] = a;
+    }
+}
+
+/* One sum pass, dispatched like max_pass. */
+static void sum_pass(const float *restrict r, bool sq, int kw, int sw, int n,
+                     double *restrict acc)
+{
+#define SUM_PASS(KW, SW)                                                    \
+    if (kw == KW && sw == SW) {                                             \
+        if (sq)                                                             \
+            sum_next(r, true, KW, SW, n, acc);                              \
+        else                                                                \
+            sum_next(r, false, KW, SW, n, acc);                             \
+        return;                                                             \
+    }
+    SUM_PASS(2, 2)
+    SUM_PASS(4, 4)
+    SUM_PASS(3, 3)
+    SUM_PASS(3, 2)
+#undef SUM_PASS
+    sum_next(r, sq, kw, sw, n, acc);
+}
+
+/* Forward of any pooling kind without padding: every window is full, so the average divides
+ * by the window size whether or not padding is excluded. */
+static void pool_unpadded(const pool_geom *p, int kind, const float *xd, float *yd,
+                          int32_t *arg)
+{
+    const int64_t OD = p->out[0], OH = p->out[1], OW = p->out[2], H = p->in[1], W = p->in[2];
+    const int kd = (int)p->k[0], kh = (int)p->k[1], kw = (int)p->k[2], sw = (int)p->s[2];
+    const int64_t rows = p->planes * OD * OH, work = p->planes * p->out_n * kd * kh * kw;
+    const double cnt = (double)(kd * kh * kw);
+#pragma omp parallel for schedule(static) if (work > DS_PAR_MIN)
+    for (int64_t row = 0; row < rows; row++) {
+        int64_t pl = row / (OD * OH), od = row / OH % OD, oh = row % OH;
+        const float *xp = xd + pl * p->in_n;
+        float *yr = yd + row * OW;
+        /* plane index of the first input row of the windows, and the step between rows */
+        int64_t top = (od * p->s[0] * H + oh * p->s[1]) * W;
+        if (kind == DS_POOL_MAX) {
+            for (int d = 0; d < kd; d++)
+                for (int h = 0; h < kh; h++) {
+                    int64_t i0 = top + (d * H + h) * W;
+                    max_pass(xp + i0, d == 0 && h == 0, kw, sw, (int)OW, (int32_t)i0, yr,
+                             arg + row * OW);
+                }
+            continue;
+        }
+        double acc[ROW_CHUNK];
+        for (int64_t c0 = 0; c0 < OW; c0 += ROW_CHUNK) {
+            int n = (int)(OW - c0 < ROW_CHUNK ? OW - c0 : ROW_CHUNK);
+            for (int o = 0; o < n; o++)
+                acc[o] = 0;
+            for (int d = 0; d < kd; d++)
+                for (int h = 0; h < kh; h++)
+                    sum_pass(xp + top + (d * H + h) * W + c0 * sw, kind == DS_POOL_L2, kw, sw, n,
+                             acc);
+            float *yc = yr + c0;
+            if (kind == DS_POOL_AVG)
+                for (int o = 0; o < n; o++)
+                    yc[o] = (float)(acc[o] / cnt);
+            else if (kind == DS_POOL_L2)
+                for (int o = 0; o < n; o++)
+                    yc[o] = (float)sqrt(acc[o]);
+            else
+                for (int o = 0; o < n; o++)
+                    yc[o] = (float)acc[o];
+        }
+    }
+}
+
+/* gx[o * sw + w] += g[o] (times xr[...] for L2) over one window row of non-overlapping
+ * windows: each input element gets one term, as in the general path. */
+static ALWAYS_INLINE void spread_next(float *restrict gx, const float *restrict xr,
+                                      const float *restrict g, bool l2, int kw, int sw, int n)
+{
+    for (int o = 0; o < n; o++)
+        for (int w = 0; w < kw; w++)
+            gx[o * sw + w] += l2 ? g[o] * xr[o * sw + w] : g[o];
+}
+
+/* One spread pass, dispatched like max_pass. */
+static void spread_pass(float *restrict gx, const float *restrict xr, const float *restrict g,
+                        bool l2, int kw, int sw, int n)
+{
+#define SPREAD_PASS(KW, SW)                                  \
+    if (kw == KW && sw == SW) {                              \
+        if (l2)                                              \
+            spread_next(gx, xr, g, true, KW, SW, n);         \
+        else                                                 \
+            spread_next(gx, xr, g, false, KW, SW, n);        \
+        return;                                              \
+    }
+    SPREAD_PASS(2, 2)
+    SPREAD_PASS(4, 4)
+    SPREAD_PASS(3, 3)
+#undef SPREAD_PASS
+    spread_next(gx, xr, g, l2, kw, sw, n);
+}
+
+/* Backward of average, sum and L2 pooling without padding when windows do not overlap
+ * (window <= stride on every axis): output rows own disjoint input rows, so rows split
+ * over threads. The per-output factor is the general path's. */
+static void spread_unpadded(const pool_geom *p, int kind, const float *xd, const float *yd,
+                            const float *dy, float *dx)
+{
+    const int64_t OD = p->out[0], OH = p->out[1], OW = p->out[2], H = p->in[1], W = p->in[2];
+    const int kd = (int)p->k[0], kh = (int)p->k[1], kw = (int)p->k[2], sw = (int)p->s[2];
+    const int64_t rows = p->planes * OD * OH;
+    const float cnt = (float)(kd * kh * kw);
+    bool l2 = kind == DS_POOL_L2;
+#pragma omp parallel for schedule(static) if (p->planes * p->in_n > DS_PAR_MIN)
+    for (int64_t row = 0; row < rows; row++) {
+        int64_t pl = row / (OD * OH), od = row / OH % OD, oh = row % OH;
+        int64_t top = pl * p->in_n + (od * p->s[0] * H + oh * p->s[1]) * W;
+        float g[ROW_CHUNK];
+        for (int64_t c0 = 0; c0 < OW; c0 += ROW_CHUNK) {
+            int n = (int)(OW - c0 < ROW_CHUNK ? OW - c0 : ROW_CHUNK);
+            const float *dyc = dy + row * OW + c0;
+            if (kind == DS_POOL_AVG) {
+                for (int o = 0; o < n; o++)
+                    g[o] = dyc[o] / cnt;
+            } else if (l2) {
+                const float *yc = yd + row * OW + c0;
+                for (int o = 0; o < n; o++)
+                    g[o] = yc[o] > 0 ? dyc[o] / yc[o] : 0.0f;
+            } else {
+                for (int o = 0; o < n; o++)
+                    g[o] = dyc[o];
+            }
+            for (int d = 0; d < kd; d++)
+                for (int h = 0; h < kh; h++) {
+                    int64_t i = top + (d * H + h) * W + c0 * sw;
+                    spread_pass(dx + i, xd + i, g, l2, kw, sw, n);
+                }
+        }
     }
 }
 
@@ -161,9 +387,8 @@ static void pool_forward(ds_node *y)
     pool_geom p;
     pool_geometry(y, &p);
     int kind = (int)y->ia[PA_KIND];
-    if (kind == DS_POOL_MAX && p.k[0] == 1 && p.s[0] == 1 && !p.lo[0] && !p.hi[0] &&
-        !p.lo[1] && !p.hi[1] && !p.lo[2] && !p.hi[2]) {
-        max_pool_unpadded(&p, y->in[0]->data, y->data, y->saved);
+    if (!p.lo[0] && !p.hi[0] && !p.lo[1] && !p.hi[1] && !p.lo[2] && !p.hi[2]) {
+        pool_unpadded(&p, kind, y->in[0]->data, y->data, y->saved);
         return;
     }
     /* Keras divides SAME-padded averages by the real pixels only */
@@ -244,6 +469,12 @@ static void pool_backward(ds_node *y)
     bool excl = y->ia[PA_EXCL] || y->ia[PA_MODE] == DS_PAD_SAME;
     const float *xd = y->in[0]->data, *yd = y->data, *dy = y->grad;
     const int32_t *arg = y->saved;
+    bool unpadded = !p.lo[0] && !p.hi[0] && !p.lo[1] && !p.hi[1] && !p.lo[2] && !p.hi[2];
+    if (kind != DS_POOL_MAX && unpadded && p.k[0] <= p.s[0] && p.k[1] <= p.s[1] &&
+        p.k[2] <= p.s[2]) {
+        spread_unpadded(&p, kind, xd, yd, dy, dx);
+        return;
+    }
     int64_t work = p.planes * p.out_n * p.k[0] * p.k[1] * p.k[2];
 #pragma omp parallel for schedule(static) if (work > DS_PAR_MIN)
     for (int64_t pl = 0; pl < p.planes; pl++) {
@@ -286,9 +517,15 @@ static void pool_backward(ds_node *y)
     }
 }
 
+/* L2 reads x and y; max its saved argmax; average and sum nothing. */
+static uint32_t pool_reads(const ds_node *y)
+{
+    return y->ia[PA_KIND] == DS_POOL_L2 ? DSI_READS_IN(0) | DSI_READS_OUT : 0;
+}
+
 const ds_op_def dsi_op_pool = {
     .name = "pool", .shape = pool_shape, .forward = pool_forward, .backward = pool_backward,
-    .saved_bytes = pool_saved,
+    .saved_bytes = pool_saved, .bwd_reads = pool_reads,
 };
 
 /* ---- global pool: x [N, C, spatial...] -> [N, C] by average or max. ia: 0 kind ---- */
@@ -307,6 +544,50 @@ static size_t global_pool_saved(const ds_node *y)
     return y->ia[0] == DS_POOL_MAX ? (size_t)y->numel * sizeof(int32_t) : 0;
 }
 
+/* Index of the first NaN of x[0..n), else of its first maximum: sixteen lanes each keep
+ * their own by the pooling rule (vectorized, no branch per element), then the lanes are
+ * merged by value and, on ties, by the lower index. */
+static int64_t first_argmax(const float *x, int64_t n)
+{
+    enum { L = 16 };
+    int64_t bi = 0;
+    if (n < 2 * L) {
+        for (int64_t i = 1; i < n; i++)
+            if (!(x[i] <= x[bi]) && x[bi] == x[bi])
+                bi = i;
+        return bi;
+    }
+    float best[L];
+    int32_t at[L];
+    for (int l = 0; l < L; l++) {
+        best[l] = x[l];
+        at[l] = l;
+    }
+    int64_t i = L;
+    for (; i + L <= n; i += L)
+        for (int l = 0; l < L; l++) {
+            float v = x[i + l];
+            if (!(v <= best[l]) && best[l] == best[l]) {
+                best[l] = v;
+                at[l] = (int32_t)i + l;
+            }
+        }
+    for (int l = 0; i < n; i++, l++)
+        if (!(x[i] <= best[l]) && best[l] == best[l]) {
+            best[l] = x[i];
+            at[l] = (int32_t)i;
+        }
+    int b = 0;
+    for (int l = 1; l < L; l++) {
+        bool ln = best[l] != best[l], bn = best[b] != best[b];
+        bool better = ln ? !bn || at[l] < at[b]
+                         : !bn && (best[l] > best[b] || (best[l] == best[b] && at[l] < at[b]));
+        if (better)
+            b = l;
+    }
+    return at[b];
+}
+
 static void global_pool_forward(ds_node *y)
 {
     const ds_node *x = y->in[0];
@@ -319,17 +600,11 @@ static void global_pool_forward(ds_node *y)
     for (int64_t pl = 0; pl < planes; pl++) {
         const float *xp = xd + pl * n;
         if (max) {
-            int64_t bi = 0;
-            for (int64_t i = 1; i < n && !isnan(xp[bi]); i++)
-                if (xp[i] > xp[bi] || isnan(xp[i]))
-                    bi = i;
+            int64_t bi = first_argmax(xp, n);
             yd[pl] = xp[bi];
             arg[pl] = (int32_t)bi;
         } else {
-            double s = 0;
-            for (int64_t i = 0; i < n; i++)
-                s += xp[i];
-            yd[pl] = (float)(s / (double)n);
+            yd[pl] = (float)(dsi_sum_f64(xp, n) / (double)n);
         }
     }
 }
@@ -360,6 +635,7 @@ static void global_pool_backward(ds_node *y)
 const ds_op_def dsi_op_global_pool = {
     .name = "global_pool", .shape = global_pool_shape, .forward = global_pool_forward,
     .backward = global_pool_backward, .saved_bytes = global_pool_saved,
+    .bwd_reads = dsi_reads_none,   /* max: the saved argmax */
 };
 
 /* ---- layer builders ---- */

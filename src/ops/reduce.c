@@ -45,20 +45,23 @@ static int64_t sub_offset(int64_t lin, int k, const int *dims, const groups *p)
     return off;
 }
 
-/* Sum of a contiguous run in double, four lanes for instruction-level parallelism. */
-static double sum_run(const float *x, int64_t n)
+#define SUM_LANES 32
+
+/* Thirty-two double lanes: four vectors of independent sums hide the latency of the adds,
+ * and the lanes are folded in a fixed tree, so the result depends on n alone. */
+double dsi_sum_f64(const float *x, int64_t n)
 {
-    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    double acc[SUM_LANES] = {0};
     int64_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        s0 += x[i];
-        s1 += x[i + 1];
-        s2 += x[i + 2];
-        s3 += x[i + 3];
-    }
-    for (; i < n; i++)
-        s0 += x[i];
-    return (s0 + s1) + (s2 + s3);
+    for (; i + SUM_LANES <= n; i += SUM_LANES)
+        for (int l = 0; l < SUM_LANES; l++)
+            acc[l] += x[i + l];
+    for (int l = 0; i < n; i++, l++)
+        acc[l] += x[i];
+    for (int w = SUM_LANES / 2; w > 0; w /= 2)
+        for (int l = 0; l < w; l++)
+            acc[l] += acc[l + w];
+    return acc[0];
 }
 
 static inline void put(float *o, double v, bool accumulate)
@@ -95,7 +98,7 @@ void dsi_reduce_sum(const float *x, int nd, const int64_t *shape, const bool *ke
         return;
     }
     if (nk == 0) {              /* everything reduced */
-        put(&out[0], alpha * sum_run(x, total), accumulate);
+        put(&out[0], alpha * dsi_sum_f64(x, total), accumulate);
         return;
     }
     if (p.keep[p.nd - 1]) {
@@ -122,7 +125,7 @@ void dsi_reduce_sum(const float *x, int nd, const int64_t *shape, const bool *ke
             int64_t base = sub_offset(j, nk, kd, &p);
             double acc = 0;
             for (int64_t r = 0; r < nro; r++)
-                acc += sum_run(x + base + sub_offset(r, nr - 1, rd, &p), L);
+                acc += dsi_sum_f64(x + base + sub_offset(r, nr - 1, rd, &p), L);
             put(&out[j], alpha * acc, accumulate);
         }
     }
@@ -231,9 +234,11 @@ static void reduce_backward(ds_node *y)
 
 const ds_op_def dsi_op_sum = {
     .name = "sum", .shape = reduce_shape, .forward = reduce_forward, .backward = reduce_backward,
+    .bwd_reads = dsi_reads_none,
 };
 const ds_op_def dsi_op_mean = {
     .name = "mean", .shape = reduce_shape, .forward = reduce_forward, .backward = reduce_backward,
+    .bwd_reads = dsi_reads_none,
 };
 
 static ds_node *reduce(ds_graph *g, ds_op op, ds_node *x, int naxes, const int *axes,

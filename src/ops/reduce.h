@@ -11,5 +11,7 @@
  * fixed order, so results do not depend on the thread count. */
 void dsi_reduce_sum(const float *x, int nd, const int64_t *shape, const bool *keep,
                     double alpha, bool accumulate, float *out);
+/* Sum of x[0..n) in double, vectorized; the order of the additions depends on n only. */
+double dsi_sum_f64(const float *x, int64_t n);
 
 #endif

@@ -78,7 +78,7 @@ static void concat_backward(ds_node *y)
 
 const ds_op_def dsi_op_concat = {
     .name = "concat", .shape = concat_shape, .forward = concat_forward,
-    .backward = concat_backward,
+    .backward = concat_backward, .bwd_reads = dsi_reads_none,
 };
 
 ds_node *ds_concat(ds_graph *g, int n, ds_node *const *xs, int axis)
@@ -135,7 +135,7 @@ static void alias_noop(ds_node *y) { (void)y; }
 
 const ds_op_def dsi_op_reshape = {
     .name = "reshape", .shape = reshape_shape, .forward = alias_noop, .backward = alias_noop,
-    .alias = true,
+    .alias = true, .bwd_reads = dsi_reads_none,
 };
 
 ds_node *ds_reshape(ds_graph *g, ds_node *x, int ndim, const int64_t *shape)
@@ -232,6 +232,7 @@ static void slice_backward(ds_node *y)
 
 const ds_op_def dsi_op_slice = {
     .name = "slice", .shape = slice_shape, .forward = slice_forward, .backward = slice_backward,
+    .bwd_reads = dsi_reads_none,
 };
 
 ds_node *ds_slice(ds_graph *g, ds_node *x, int axis, int64_t start, int64_t end)

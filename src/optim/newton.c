@@ -291,6 +291,8 @@ static ds_status check_args(ds_graph *g, ds_node *loss)
     if (loss->numel != 1)
         return dsi_fail(DS_ERR_SHAPE, "newton: loss '%s' has shape %s, not a scalar",
                         dsi_node_layer(loss), dsi_shape_str(loss->ndim, loss->shape));
+    /* the tangent passes read every node's forward value: no memory may be shared */
+    ds_graph_keep_all(g, 1);
     return DS_OK;
 }
 
