@@ -21,6 +21,7 @@ static int xor_demo(void)
     ds_node *logit = ds_dense(g, h, &(ds_dense_opts){.name = "out", .units = 1});
     ds_node *loss = ds_loss_bce_logits(g, logit, y, DS_REDUCE_MEAN);
     TRY(loss);
+    ds_node_keep(logit, 1);   /* read below: intermediate nodes otherwise share memory */
     ds_optim *opt = ds_optim_create(m, &(ds_optim_opts){.kind = DS_OPT_ADAM, .lr = 0.05f});
     TRY(opt);
     TRY(ds_graph_set_input(g, x, X, 8) == DS_OK && ds_graph_set_input(g, y, Y, 4) == DS_OK);
@@ -68,6 +69,7 @@ static int regression_demo(void)
     ds_node *pred = ds_dense(g, h, &(ds_dense_opts){.units = 1});
     ds_node *loss = ds_loss_mse(g, pred, y, DS_REDUCE_MEAN);
     TRY(loss);
+    ds_node_keep(pred, 1);
     char *summary = ds_graph_summary(g);
     if (summary)
         printf("%s\n", summary);

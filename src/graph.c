@@ -62,9 +62,8 @@ int ds_node_ndim(const ds_node *n) { return n->ndim; }
 const int64_t *ds_node_shape(const ds_node *n) { return n->shape; }
 int64_t ds_node_numel(const ds_node *n) { return n->numel; }
 const char *ds_node_op_name(const ds_node *n) { return dsi_ops[n->op]->name; }
-float *ds_node_data(ds_node *n) { if (getenv("DS_READ_DEBUG") && n->g->planned && !owner(n)->persist && n->op != DS_OP_PARAM) fprintf(stderr, "READ-DATA %s %s\n", ds_node_op_name(n), dsi_node_layer(n)); return n->data; }
-float *ds_node_grad(ds_node *n) { if (getenv("DS_READ_DEBUG") && n->g->planned && !owner(n)->persist && n->op != DS_OP_PARAM && n->grad) fprintf(stderr, "READ-GRAD %s %s\n", ds_node_op_name(n), dsi_node_layer(n)); return n->grad; }
-static ds_node *owner(ds_node *n);
+float *ds_node_data(ds_node *n) { return n->data; }
+float *ds_node_grad(ds_node *n) { return n->grad; }
 
 const char *dsi_node_layer(const ds_node *n)
 {

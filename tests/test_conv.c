@@ -738,10 +738,10 @@ static int run_threads(int nth, float *out, int64_t *n_out)
         for (int i = 0; i < 3; i++)
             fill_uniform(ds_node_data(ins[i]), ds_node_numel(ins[i]), -1, 1, &r);
         ds_model_zero_grad(m);
-        ds_graph_forward(g);
         for (int i = 0; i < 3; i++) {
             float *seed = malloc((size_t)ds_node_numel(outs[i]) * sizeof *seed);
             fill_uniform(seed, ds_node_numel(outs[i]), -1, 1, &r);
+            ds_graph_forward(g);   /* a backward pass may reuse what the next one reads */
             ds_graph_backward_seed(g, outs[i], seed);
             free(seed);
             memcpy(out + n, ds_node_data(outs[i]), (size_t)ds_node_numel(outs[i]) * sizeof *out);

@@ -303,6 +303,7 @@ TEST(log_and_sqrt_of_nonpositive_follow_pytorch)
     ds_node *l = ds_log(g, x), *s = ds_sqrt(g, x), *d = ds_div(g, x, x);
     ds_node *loss = ds_sum(g, l, 0, NULL, 0);
     CHECK(loss && s && d);
+    ds_node_keep(l, 1);   /* read after forward */
     CHECK(ds_graph_plan(g) == DS_OK);
     float *xd = ds_node_data(x);
     xd[0] = 0;

@@ -163,6 +163,7 @@ TEST(forward_to_stops_at_a_node)
     ds_node *x = ds_input(g, "x", 2, (int64_t[]){2, 3});
     ds_node *h = ds_dense(g, x, &(ds_dense_opts){.units = 2});
     ds_node *l = ds_sum(g, h, 0, NULL, 0);
+    ds_node_keep(h, 1);   /* read after the full forward */
     CHECK(l && ds_graph_plan(g) == DS_OK);
     for (int i = 0; i < 6; i++)
         ds_node_data(x)[i] = (float)i - 2;

@@ -413,6 +413,7 @@ TEST(batchnorm_parameters_and_modes)
     ds_node *y = ds_batchnorm(g, x, NULL);
     ds_node *y2 = ds_batchnorm(g, y, &(ds_batchnorm_opts){ .no_affine = 1 });
     CHECK(y && y2);
+    ds_node_keep(y, 1);   /* read after forward */
     CHECK(!strcmp(ds_node_layer_name(y), "batch_normalization_1"));
     CHECK(!strcmp(ds_node_layer_name(y2), "batch_normalization_2"));
     CHECK(!strcmp(g->layers[y->layer].type, "BatchNormalization"));

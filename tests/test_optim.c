@@ -429,6 +429,7 @@ static int xor_run(const ds_optim_opts *oo, uint64_t seed, int steps, char *msg,
                                                   .activation = DS_ACT_SIGMOID});
     ds_node *z = ds_dense(g, h, &(ds_dense_opts){.name = "out", .units = 1});
     ds_node *loss = ds_loss_mse(g, z, t, DS_REDUCE_MEAN);
+    ds_node_keep(z, 1);   /* read after the last forward */
     ds_optim *o = loss ? ds_optim_create(m, oo) : NULL;
     int right = -1;
     if (!o || ds_graph_set_input(g, x, xor_x, 8) != DS_OK ||

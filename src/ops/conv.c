@@ -19,6 +19,22 @@
 
 /* ---- im2col / col2im ---- */
 
+/* dst[0..n) = src[0..n): rows of columns are often short (tens of floats), where a call to
+ * memcpy costs more than the copy; blocks of 8 compile to vector moves. */
+static inline void copy_row(float *restrict dst, const float *restrict src, int64_t n)
+{
+    if (n >= 256) {
+        memcpy(dst, src, (size_t)n * sizeof *dst);
+        return;
+    }
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++)
+            dst[i + j] = src[i + j];
+    for (; i < n; i++)
+        dst[i] = src[i];
+}
+
 /* Columns o in [lo, hi) along one axis read image positions o * s + off inside [0, n_in). */
 static void valid_range(int64_t n_out, int64_t n_in, int64_t s, int64_t off, int64_t *lo,
                         int64_t *hi)
@@ -59,7 +75,7 @@ void dsi_im2col(const dsi_conv_geom *q, const float *img, float *col, int64_t ld
                         for (int64_t o = 0; o < lo; o++)
                             dst[o] = 0;
                         if (s2 == 1)
-                            memcpy(dst + lo, src + lo + off, (size_t)(hi - lo) * sizeof *dst);
+                            copy_row(dst + lo, src + lo + off, hi - lo);
                         else
                             for (int64_t o = lo; o < hi; o++)
                                 dst[o] = src[o * s2 + off];

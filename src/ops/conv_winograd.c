@@ -19,7 +19,10 @@
 
 #include <omp.h>
 
-enum { XI = 16 };   /* points of a transformed 4x4 tile */
+enum {
+    XI = 16,   /* points of a transformed 4x4 tile */
+    TV = 16,   /* tiles per step of the transforms: loops of a fixed length vectorize */
+};
 
 typedef struct {
     int64_t N, C, F, H, W, OH, OW, ph, pw;
@@ -27,7 +30,7 @@ typedef struct {
     int64_t tb;              /* tiles per block */
     int64_t nch;             /* backward chunks */
     int64_t vs, ms;          /* floats from one point's slice of V [C, tb] (M [F, tb]) to the next */
-    int64_t per_thread;      /* floats: V [16][C, tb], M [16][F, tb], two rows, acc, tail */
+    int64_t per_thread;      /* floats: V [16][C, tb] and M [16][F, tb] */
     int64_t shared;          /* floats: U, bias partials (double), nch dU partials */
     int64_t bias_off, du_off;
 } wino_plan;
@@ -55,16 +58,15 @@ static void plan_of(const dsi_conv_geom *q, int64_t N, int64_t C, int64_t F, win
     p->TH = (p->OH + 1) / 2;
     p->TW = (p->OW + 1) / 2;
     p->tiles = p->TH * p->TW;
-    /* blocks of about 1.5 MB of transformed tiles per thread, 32 to 512 tiles */
-    int64_t tb = 24576 / (C + F) / 16 * 16;
+    /* blocks of about 0.75 MB of transformed tiles per thread, 32 to 512 tiles */
+    int64_t tb = 12288 / (C + F) / 16 * 16;
     p->tb = tb < 32 ? 32 : tb > 512 ? 512 : tb;
     p->nch = N < 8 ? N : 8;
-    int64_t rows = ((p->W > p->OW ? p->W : p->OW) + 15) / 16 * 16;
     /* 16 floats between the points' slices: strides of a power of two would put all 16
      * streams of a transform in the same cache sets */
     p->vs = C * p->tb + 16;
     p->ms = F * p->tb + 16;
-    p->per_thread = XI * (p->vs + p->ms) + 2 * rows + 4 * (2 * p->tb + 2) + 8 * p->tb;
+    p->per_thread = XI * (p->vs + p->ms);
     p->bias_off = XI * F * C;
     p->du_off = p->bias_off + (2 * p->nch * F + 15) / 16 * 16;
     p->shared = p->du_off + p->nch * XI * F * C;
@@ -143,11 +145,30 @@ static void weight_adjoint(const float *dU, int64_t F, int64_t C, float *dw)
     }
 }
 
+/* v = B^T d B, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
+#define BT_D_B(d, v)                                                                     \
+    do {                                                                                 \
+        float t_[4][4];                                                                  \
+        for (int j_ = 0; j_ < 4; j_++) {                                                 \
+            t_[0][j_] = d[0][j_] - d[2][j_];                                             \
+            t_[1][j_] = d[1][j_] + d[2][j_];                                             \
+            t_[2][j_] = d[2][j_] - d[1][j_];                                             \
+            t_[3][j_] = d[1][j_] - d[3][j_];                                             \
+        }                                                                                \
+        for (int i_ = 0; i_ < 4; i_++) {                                                 \
+            v[i_ * 4 + 0] = t_[i_][0] - t_[i_][2];                                       \
+            v[i_ * 4 + 1] = t_[i_][1] + t_[i_][2];                                       \
+            v[i_ * 4 + 2] = t_[i_][2] - t_[i_][1];                                       \
+            v[i_ * 4 + 3] = t_[i_][1] - t_[i_][3];                                       \
+        }                                                                                \
+    } while (0)
+
 /* ---- tiles along a row ----
  * A block of tiles is a run of segments, each a stretch [tw0, tw1) of one tile row th of one
  * sample n, at position k0 in the block. Along a segment, transformed values of consecutive
- * tiles are consecutive in V and M, so the loops over tiles vectorize; tiles that reach
- * past the plane's edge take the scalar path. */
+ * tiles are consecutive in V and M. The transforms take TV tiles at a time through small
+ * local arrays (zero-padded at the plane's edges and past a segment's end), so that their
+ * loops have a fixed length and vectorize on any SIMD width. */
 typedef struct {
     int64_t n, th, tw0, tw1, k0;
 } seg;
@@ -168,204 +189,201 @@ static int64_t seg_at(const wino_plan *p, int64_t g, int64_t g0, int64_t g_end, 
     return end;
 }
 
-/* Clips [*lo, *hi) to the tiles tw whose 4 columns 2 tw - pw .. 2 tw - pw + 3 lie inside
- * [0, W); an empty result has *lo == *hi. */
-static void inner_tiles(int64_t W, int64_t pw, int64_t *lo, int64_t *hi)
+/* buf[j] = row[c + j] for j < len; 0 outside [0, w), or everywhere when row is NULL (a row
+ * outside the plane). */
+static inline void load_row(const float *row, int64_t w, int64_t c, float *buf, int len)
 {
-    int64_t a = (pw + 1) / 2, b = W - 4 + pw >= 0 ? (W - 4 + pw) / 2 + 1 : 0;
-    a = a > *lo ? a : *lo;
-    b = b < *hi ? b : *hi;
-    if (a > *hi)
-        a = *hi;
-    *lo = a;
-    *hi = b > a ? b : a;
+    if (row && c >= 0 && c + len <= w) {
+        memcpy(buf, row + c, (size_t)len * sizeof *buf);
+        return;
+    }
+    for (int j = 0; j < len; j++) {
+        int64_t cc = c + j;
+        buf[j] = row && cc >= 0 && cc < w ? row[cc] : 0.0f;
+    }
 }
 
-/* v = B^T d B, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
-#define BT_D_B(d, v)                                                                     \
-    do {                                                                                 \
-        float t_[4][4];                                                                  \
-        for (int j_ = 0; j_ < 4; j_++) {                                                 \
-            t_[0][j_] = d[0][j_] - d[2][j_];                                             \
-            t_[1][j_] = d[1][j_] + d[2][j_];                                             \
-            t_[2][j_] = d[2][j_] - d[1][j_];                                             \
-            t_[3][j_] = d[1][j_] - d[3][j_];                                             \
-        }                                                                                \
-        for (int i_ = 0; i_ < 4; i_++) {                                                 \
-            v[i_ * 4 + 0] = t_[i_][0] - t_[i_][2];                                       \
-            v[i_ * 4 + 1] = t_[i_][1] + t_[i_][2];                                       \
-            v[i_ * 4 + 2] = t_[i_][2] - t_[i_][1];                                       \
-            v[i_ * 4 + 3] = t_[i_][1] - t_[i_][3];                                       \
-        }                                                                                \
-    } while (0)
-
-/* The transform of one tile at column c0 that reaches past the plane's edge. */
-static void edge_input(const float *const rows[4], int64_t W, int64_t c0, float *V, int64_t ld)
+/* dst[j] = src[j] for j < n; n == full (a constant where inlined) copies a fixed size. */
+static inline __attribute__((always_inline)) void copy_n(float *dst, const float *src, int n,
+                                                         int full)
 {
-    float d[4][4], v[16];
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 4; j++)
-            d[i][j] = c0 + j >= 0 && c0 + j < W ? rows[i][c0 + j] : 0.0f;
-    BT_D_B(d, v);
-    for (int x = 0; x < XI; x++)
-        V[x * ld] = v[x];
+    if (n == full)
+        memcpy(dst, src, (size_t)full * sizeof *dst);
+    else if (n > 0)
+        memcpy(dst, src, (size_t)n * sizeof *dst);
 }
 
 /* Input transforms of one channel plane along a segment: V[xi * ld + k] for the segment's
- * tiles k = 0, 1, ...; zero is a row of W zeros standing for rows outside the plane. */
-static void seg_inputs(const wino_plan *p, const float *plane, const seg *s, float *V,
-                       int64_t ld, const float *zero)
+ * tiles k = 0, 1, ... */
+/* tv tiles per step: 16 or 8, a constant once inlined */
+static inline __attribute__((always_inline)) void
+seg_inputs_tv(const wino_plan *p, const float *plane, const seg *s, float *V,
+                       int64_t ld, const int tv)
 {
-    const int64_t W = p->W, pw = p->pw, t0 = s->tw0;
     const float *rows[4];
     for (int i = 0; i < 4; i++) {
         int64_t r = 2 * s->th - p->ph + i;
-        rows[i] = r >= 0 && r < p->H ? plane + r * W : zero;
+        rows[i] = r >= 0 && r < p->H ? plane + r * p->W : NULL;
     }
-    const float *r0 = rows[0], *r1 = rows[1], *r2 = rows[2], *r3 = rows[3];
-    int64_t lo = t0, hi = s->tw1;
-    inner_tiles(W, pw, &lo, &hi);
-    for (int64_t tw = t0; tw < lo; tw++)
-        edge_input(rows, W, 2 * tw - pw, V + (tw - t0), ld);
-#pragma omp simd
-    for (int64_t tw = lo; tw < hi; tw++) {
-        const int64_t c0 = 2 * tw - pw, k = tw - t0;
-        float d[4][4], v[16];
-        for (int j = 0; j < 4; j++) {
-            d[0][j] = r0[c0 + j];
-            d[1][j] = r1[c0 + j];
-            d[2][j] = r2[c0 + j];
-            d[3][j] = r3[c0 + j];
+    const int64_t n = s->tw1 - s->tw0;
+    for (int64_t k0 = 0; k0 < n; k0 += tv) {
+        int cnt = n - k0 < tv ? (int)(n - k0) : tv;
+        float r[4][2 * TV + 2], v[XI][TV];
+        for (int i = 0; i < 4; i++)
+            load_row(rows[i], p->W, 2 * (s->tw0 + k0) - p->pw, r[i], 2 * tv + 2);
+        for (int j = 0; j < tv; j++) {
+            float d[4][4], t[16];
+            for (int i = 0; i < 4; i++)
+                for (int jj = 0; jj < 4; jj++)
+                    d[i][jj] = r[i][2 * j + jj];
+            BT_D_B(d, t);
+            for (int x = 0; x < XI; x++)
+                v[x][j] = t[x];
         }
-        BT_D_B(d, v);
         for (int x = 0; x < XI; x++)
-            V[x * ld + k] = v[x];
+            copy_n(V + x * ld + k0, v[x], cnt, tv);
     }
-    for (int64_t tw = hi; tw < s->tw1; tw++)
-        edge_input(rows, W, 2 * tw - pw, V + (tw - t0), ld);
+}
+
+/* Input transforms along a segment for the C planes from x's, into V[c * tb + k]. */
+static void seg_inputs(const wino_plan *p, const float *x, const seg *s, float *V, int64_t ld)
+{
+    const int64_t HW = p->H * p->W;
+    if (p->TW >= 16)
+        for (int64_t c = 0; c < p->C; c++)
+            seg_inputs_tv(p, x + c * HW, s, V + c * p->tb, ld, 16);
+    else
+        for (int64_t c = 0; c < p->C; c++)
+            seg_inputs_tv(p, x + c * HW, s, V + c * p->tb, ld, 8);
 }
 
 /* Input transforms of the tiles [g0, g0 + nt): V [16][C, tb]. */
-static void block_inputs(const wino_plan *p, const float *x, int64_t g0, int64_t nt, float *V,
-                         const float *zero)
+static void block_inputs(const wino_plan *p, const float *x, int64_t g0, int64_t nt, float *V)
 {
-    const int64_t ld = p->vs;
     seg s;
     for (int64_t g = g0; g < g0 + nt;) {
         int64_t next = seg_at(p, g, g0, g0 + nt, &s);
-        for (int64_t c = 0; c < p->C; c++)
-            seg_inputs(p, x + (s.n * p->C + c) * p->H * p->W, &s, V + c * p->tb + s.k0, ld,
-                       zero);
+        seg_inputs(p, x + s.n * p->C * p->H * p->W, &s, V + s.k0, p->vs);
         g = next;
     }
 }
 
 /* dx += B dV B^T along a segment of one channel plane, dV[xi * ld + k] for its tiles k.
- * Tiles overlap by two columns and two rows: the columns are summed in the row buffers
- * acc (4 rows of 2 * tb + 2) and tail (4 rows of 2 * tb), the rows added into the plane. */
-static void seg_input_adjoint(const wino_plan *p, const float *V, int64_t ld, const seg *s,
-                              float *plane, float *acc, float *tail)
+ * B = [1 0 0 0; 0 1 -1 1; -1 1 1 0; 0 0 0 -1]. Neighbouring tiles overlap by two columns
+ * (summed in a row buffer) and two rows (added into the plane in turn). */
+/* tv tiles per step: 16 or 8, a constant once inlined */
+static inline __attribute__((always_inline)) void
+seg_input_adjoint_tv(const wino_plan *p, const float *V, int64_t ld, const seg *s,
+                              float *plane, const int tv)
 {
-    const int64_t n = s->tw1 - s->tw0, la = 2 * p->tb + 2, W = p->W;
-    float *a0 = acc, *a1 = acc + la, *a2 = acc + 2 * la, *a3 = acc + 3 * la;
-    float *e0 = tail, *e1 = tail + 2 * p->tb, *e2 = tail + 4 * p->tb, *e3 = tail + 6 * p->tb;
-    /* B = [1 0 0 0; 0 1 -1 1; -1 1 1 0; 0 0 0 -1]: d = B v B^T; columns 0, 1 of tile k go
-     * to acc[2k], acc[2k + 1], columns 2, 3 to tail[2k], tail[2k + 1] */
-#pragma omp simd
-    for (int64_t k = 0; k < n; k++) {
-        float v[4][4], t[4][4], d[4][4];
+    const int64_t n = s->tw1 - s->tw0, W = p->W;
+    for (int64_t k0 = 0; k0 < n; k0 += tv) {
+        int cnt = n - k0 < tv ? (int)(n - k0) : tv;
+        float v[XI][TV], acc[4][2 * TV + 2], tail[4][2 * TV];
+        if (cnt < tv)
+            memset(v, 0, sizeof v);
         for (int x = 0; x < XI; x++)
-            v[x / 4][x % 4] = V[x * ld + k];
-        for (int j = 0; j < 4; j++) {
-            t[0][j] = v[0][j];
-            t[1][j] = v[1][j] - v[2][j] + v[3][j];
-            t[2][j] = v[1][j] + v[2][j] - v[0][j];
-            t[3][j] = -v[3][j];
+            copy_n(v[x], V + x * ld + k0, cnt, tv);
+        for (int j = 0; j < tv; j++) {
+            float t[4][4], d[4][4];
+            for (int jj = 0; jj < 4; jj++) {
+                t[0][jj] = v[jj][j];
+                t[1][jj] = v[4 + jj][j] - v[8 + jj][j] + v[12 + jj][j];
+                t[2][jj] = v[4 + jj][j] + v[8 + jj][j] - v[jj][j];
+                t[3][jj] = -v[12 + jj][j];
+            }
+            for (int i = 0; i < 4; i++) {
+                d[i][0] = t[i][0];
+                d[i][1] = t[i][1] - t[i][2] + t[i][3];
+                d[i][2] = t[i][1] + t[i][2] - t[i][0];
+                d[i][3] = -t[i][3];
+                acc[i][2 * j] = d[i][0];
+                acc[i][2 * j + 1] = d[i][1];
+                tail[i][2 * j] = d[i][2];
+                tail[i][2 * j + 1] = d[i][3];
+            }
         }
+        const int64_t c = 2 * (s->tw0 + k0) - p->pw, len = 2 * cnt + 2;
+        const int64_t m0 = c < 0 ? -c : 0, m1 = W - c < len ? W - c : len;
         for (int i = 0; i < 4; i++) {
-            d[i][0] = t[i][0];
-            d[i][1] = t[i][1] - t[i][2] + t[i][3];
-            d[i][2] = t[i][1] + t[i][2] - t[i][0];
-            d[i][3] = -t[i][3];
+            acc[i][2 * tv] = acc[i][2 * tv + 1] = 0.0f;
+            for (int m = 0; m < 2 * tv; m++)
+                acc[i][m + 2] += tail[i][m];
+            int64_t r = 2 * s->th - p->ph + i;
+            if (r < 0 || r >= p->H)
+                continue;
+            float *dst = plane + r * W;
+            for (int64_t m = m0; m < m1; m++)
+                dst[c + m] += acc[i][m];
         }
-        a0[2 * k] = d[0][0]; a0[2 * k + 1] = d[0][1]; e0[2 * k] = d[0][2]; e0[2 * k + 1] = d[0][3];
-        a1[2 * k] = d[1][0]; a1[2 * k + 1] = d[1][1]; e1[2 * k] = d[1][2]; e1[2 * k + 1] = d[1][3];
-        a2[2 * k] = d[2][0]; a2[2 * k + 1] = d[2][1]; e2[2 * k] = d[2][2]; e2[2 * k + 1] = d[2][3];
-        a3[2 * k] = d[3][0]; a3[2 * k + 1] = d[3][1]; e3[2 * k] = d[3][2]; e3[2 * k + 1] = d[3][3];
     }
-    float *rows[4] = {a0, a1, a2, a3}, *tails[4] = {e0, e1, e2, e3};
-    const int64_t c0 = 2 * s->tw0 - p->pw, len = 2 * n + 2;
-    int64_t m0 = c0 < 0 ? -c0 : 0, m1 = W - c0 < len ? W - c0 : len;
-    for (int i = 0; i < 4; i++) {
-        float *a = rows[i];
-        const float *e = tails[i];
-        a[2 * n] = 0.0f;
-        a[2 * n + 1] = 0.0f;
-#pragma omp simd
-        for (int64_t m = 0; m < 2 * n; m++)
-            a[m + 2] += e[m];
-        int64_t r = 2 * s->th - p->ph + i;
-        if (r < 0 || r >= p->H)
-            continue;
-        float *dst = plane + r * W;
-#pragma omp simd
-        for (int64_t m = m0; m < m1; m++)
-            dst[c0 + m] += a[m];
-    }
+}
+
+/* The adjoint along a segment for the C planes from dx's, from V[c * tb + k]. */
+static void seg_input_adjoint(const wino_plan *p, const float *V, int64_t ld, const seg *s,
+                              float *dx)
+{
+    const int64_t HW = p->H * p->W;
+    if (p->TW >= 16)
+        for (int64_t c = 0; c < p->C; c++)
+            seg_input_adjoint_tv(p, V + c * p->tb, ld, s, dx + c * HW, 16);
+    else
+        for (int64_t c = 0; c < p->C; c++)
+            seg_input_adjoint_tv(p, V + c * p->tb, ld, s, dx + c * HW, 8);
 }
 
 /* ---- forward ---- */
 
-/* Y = A^T M A, A^T = [1 1 1 0; 0 1 -1 -1], of the tile M[xi * ld + k]. */
-#define AT_M_A(M, ld, k, y)                                                               \
-    do {                                                                                  \
-        float r_[2][4];                                                                   \
-        for (int j_ = 0; j_ < 4; j_++) {                                                  \
-            float m0_ = M[j_ * ld + k], m1_ = M[(4 + j_) * ld + k];                       \
-            float m2_ = M[(8 + j_) * ld + k], m3_ = M[(12 + j_) * ld + k];                \
-            r_[0][j_] = m0_ + m1_ + m2_;                                                  \
-            r_[1][j_] = m1_ - m2_ - m3_;                                                  \
-        }                                                                                 \
-        for (int i_ = 0; i_ < 2; i_++) {                                                  \
-            y[i_][0] = r_[i_][0] + r_[i_][1] + r_[i_][2];                                 \
-            y[i_][1] = r_[i_][1] - r_[i_][2] - r_[i_][3];                                 \
-        }                                                                                 \
-    } while (0)
-
 static inline float out_act(float v, int act) { return act == DSI_FUSE_RELU && !(v > 0) ? 0.0f : v; }
 
-/* act(Y + b) along a segment for one filter, M[xi * ld + k] for its tiles k, into the
- * output plane; sink is a row of OW floats taking the second row of the last tile row when
- * OH is odd. */
-static void seg_outputs(const wino_plan *p, const float *M, int64_t ld, const seg *s,
-                        float *plane, float b, int act, float *sink)
+/* act(Y + b) along a segment for one filter into its output plane, Y = A^T M A with
+ * A^T = [1 1 1 0; 0 1 -1 -1] and M[xi * ld + k] for the segment's tiles k. */
+/* tv tiles per step: 16 or 8, a constant once inlined */
+static inline __attribute__((always_inline)) void
+seg_outputs_tv(const wino_plan *p, const float *M, int64_t ld, const seg *s,
+                        float *plane, float b, int act, const int tv)
 {
-    const int64_t OW = p->OW, r0 = 2 * s->th, n = s->tw1 - s->tw0;
-    float *y0 = plane + r0 * OW + 2 * s->tw0;
-    float *y1 = r0 + 1 < p->OH ? y0 + OW : sink;
-    const int64_t full = 2 * s->tw1 > OW ? n - 1 : n;   /* the last tile of an odd row is cut */
-#pragma omp simd
-    for (int64_t k = 0; k < full; k++) {
-        float t[2][2];
-        AT_M_A(M, ld, k, t);
-        y0[2 * k] = out_act(t[0][0] + b, act);
-        y0[2 * k + 1] = out_act(t[0][1] + b, act);
-        y1[2 * k] = out_act(t[1][0] + b, act);
-        y1[2 * k + 1] = out_act(t[1][1] + b, act);
-    }
-    if (full < n) {
-        float t[2][2];
-        AT_M_A(M, ld, full, t);
-        y0[2 * full] = out_act(t[0][0] + b, act);
-        y1[2 * full] = out_act(t[1][0] + b, act);
+    const int64_t n = s->tw1 - s->tw0, OW = p->OW, r0 = 2 * s->th;
+    float *y0 = plane + r0 * OW, *y1 = r0 + 1 < p->OH ? y0 + OW : NULL;
+    for (int64_t k0 = 0; k0 < n; k0 += tv) {
+        int cnt = n - k0 < tv ? (int)(n - k0) : tv;
+        float m[XI][TV], out[2][2 * TV];
+        if (cnt < tv)
+            memset(m, 0, sizeof m);
+        for (int x = 0; x < XI; x++)
+            copy_n(m[x], M + x * ld + k0, cnt, tv);
+        for (int j = 0; j < tv; j++) {
+            float r[2][4];
+            for (int jj = 0; jj < 4; jj++) {
+                r[0][jj] = m[jj][j] + m[4 + jj][j] + m[8 + jj][j];
+                r[1][jj] = m[4 + jj][j] - m[8 + jj][j] - m[12 + jj][j];
+            }
+            for (int i = 0; i < 2; i++) {
+                out[i][2 * j] = out_act(r[i][0] + r[i][1] + r[i][2] + b, act);
+                out[i][2 * j + 1] = out_act(r[i][1] - r[i][2] - r[i][3] + b, act);
+            }
+        }
+        int64_t c = 2 * (s->tw0 + k0);
+        int w = (int)(OW - c < 2 * cnt ? OW - c : 2 * cnt);   /* an odd width cuts the last tile */
+        copy_n(y0 + c, out[0], w, 2 * tv);
+        if (y1)
+            copy_n(y1 + c, out[1], w, 2 * tv);
     }
 }
 
-/* Per-thread scratch besides V and M: a row of zeros and a sink row, each of row_n floats. */
-static int64_t row_n(const wino_plan *p)
+/* The outputs along a segment for the F filters, from M[f * tb + k], into y's planes. */
+static void seg_outputs(const wino_plan *p, const float *M, int64_t ld, const seg *s,
+                        float *y, const float *bias, int act)
 {
-    int64_t w = p->W > p->OW ? p->W : p->OW;
-    return (w + 15) / 16 * 16;
+    const int64_t OHW = p->OH * p->OW;
+    if (p->TW >= 16)
+        for (int64_t f = 0; f < p->F; f++)
+            seg_outputs_tv(p, M + f * p->tb, ld, s, y + f * OHW, bias ? bias[f] : 0.0f, act,
+                           16);
+    else
+        for (int64_t f = 0; f < p->F; f++)
+            seg_outputs_tv(p, M + f * p->tb, ld, s, y + f * OHW, bias ? bias[f] : 0.0f, act,
+                           8);
 }
 
 void dsi_wino_forward(ds_node *y, const dsi_conv_geom *q)
@@ -379,84 +397,96 @@ void dsi_wino_forward(ds_node *y, const dsi_conv_geom *q)
     weight_transform(w->data, p.F, p.C, U);
     const int64_t total = p.N * p.tiles, units = (total + p.tb - 1) / p.tb;
     const int64_t F = p.F, C = p.C, tb = p.tb, OHW = p.OH * p.OW;
-#pragma omp parallel num_threads(wino_threads(y, &p, units))
-    {
+#pragma omp parallel for schedule(static) num_threads(wino_threads(y, &p, units))
+    for (int64_t u = 0; u < units; u++) {
         float *V = base + omp_get_thread_num() * p.per_thread, *M = V + XI * p.vs;
-        float *zero = M + XI * p.ms, *sink = zero + row_n(&p);
-        memset(zero, 0, (size_t)row_n(&p) * sizeof *zero);
-#pragma omp for schedule(static)
-        for (int64_t u = 0; u < units; u++) {
-            int64_t g0 = u * tb, nt = total - g0 < tb ? total - g0 : tb;
-            block_inputs(&p, x->data, g0, nt, V, zero);
-            for (int k = 0; k < XI; k++)
-                dsi_sgemm(false, false, F, nt, C, 1.0f, U + k * F * C, C, V + k * p.vs, tb,
-                          0.0f, M + k * p.ms, tb);
-            seg sg;
-            for (int64_t g = g0; g < g0 + nt;) {
-                int64_t next = seg_at(&p, g, g0, g0 + nt, &sg);
-                for (int64_t f = 0; f < F; f++)
-                    seg_outputs(&p, M + f * tb + sg.k0, p.ms, &sg, yd + (sg.n * F + f) * OHW,
-                                bias ? bias[f] : 0.0f, act, sink);
-                g = next;
-            }
+        int64_t g0 = u * tb, nt = total - g0 < tb ? total - g0 : tb;
+        block_inputs(&p, x->data, g0, nt, V);
+        for (int k = 0; k < XI; k++)
+            dsi_sgemm(false, false, F, nt, C, 1.0f, U + k * F * C, C, V + k * p.vs, tb, 0.0f,
+                      M + k * p.ms, tb);
+        seg sg;
+        for (int64_t g = g0; g < g0 + nt;) {
+            int64_t next = seg_at(&p, g, g0, g0 + nt, &sg);
+            seg_outputs(&p, M + sg.k0, p.ms, &sg, yd + sg.n * F * OHW, bias, act);
+            g = next;
         }
     }
 }
 
 /* ---- backward ---- */
 
-/* dM = A dY A^T, A = [1 0; 1 1; 1 -1; 0 -1], of the 2x2 tile e into M[xi * ld + k]. */
-#define A_E_AT(e, M, ld, k)                                                               \
-    do {                                                                                  \
-        float t_[4][2];                                                                   \
-        for (int j_ = 0; j_ < 2; j_++) {                                                  \
-            t_[0][j_] = e[0][j_];                                                         \
-            t_[1][j_] = e[0][j_] + e[1][j_];                                              \
-            t_[2][j_] = e[0][j_] - e[1][j_];                                              \
-            t_[3][j_] = -e[1][j_];                                                        \
-        }                                                                                 \
-        for (int i_ = 0; i_ < 4; i_++) {                                                  \
-            M[(i_ * 4 + 0) * ld + k] = t_[i_][0];                                         \
-            M[(i_ * 4 + 1) * ld + k] = t_[i_][0] + t_[i_][1];                             \
-            M[(i_ * 4 + 2) * ld + k] = t_[i_][0] - t_[i_][1];                             \
-            M[(i_ * 4 + 3) * ld + k] = -t_[i_][1];                                        \
-        }                                                                                 \
-    } while (0)
-
-/* The gradient at the output, masked by y > 0 under a fused ReLU. */
-static inline float in_grad(float g, float yv, int act)
+/* dM = A dY A^T, A = [1 0; 1 1; 1 -1; 0 -1], along a segment for one filter, from its planes
+ * of dy and y (dy masked by y > 0 under a fused ReLU), into M[xi * ld + k]; returns the sum
+ * of the (masked) dy. */
+/* tv tiles per step: 16 or 8, a constant once inlined */
+static inline __attribute__((always_inline)) float
+seg_grads_tv(const wino_plan *p, const float *dyp, const float *yp, int act,
+                       const seg *s, float *M, int64_t ld, const int tv)
 {
-    return act == DSI_FUSE_RELU && !(yv > 0) ? 0.0f : g;
-}
-
-/* dM along a segment for one filter from the planes of dy and y (zero: a row of zeros for
- * the second row of the last tile row when OH is odd); returns the sum of the (masked) dy. */
-static float seg_grads(const wino_plan *p, const float *dyp, const float *yp, int act,
-                       const seg *s, float *M, int64_t ld, const float *zero)
-{
-    const int64_t OW = p->OW, r0 = 2 * s->th, n = s->tw1 - s->tw0, c = 2 * s->tw0;
+    const int64_t n = s->tw1 - s->tw0, OW = p->OW, r0 = 2 * s->th;
     const bool two = r0 + 1 < p->OH;
-    const float *d0 = dyp + r0 * OW + c, *d1 = two ? d0 + OW : zero;
-    const float *y0 = yp + r0 * OW + c, *y1 = two ? y0 + OW : zero;
-    const int64_t full = 2 * s->tw1 > OW ? n - 1 : n;
     float sum = 0;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t k = 0; k < full; k++) {
-        float e[2][2];
-        e[0][0] = in_grad(d0[2 * k], y0[2 * k], act);
-        e[0][1] = in_grad(d0[2 * k + 1], y0[2 * k + 1], act);
-        e[1][0] = in_grad(d1[2 * k], y1[2 * k], act);
-        e[1][1] = in_grad(d1[2 * k + 1], y1[2 * k + 1], act);
-        sum += (e[0][0] + e[0][1]) + (e[1][0] + e[1][1]);
-        A_E_AT(e, M, ld, k);
-    }
-    if (full < n) {
-        float e[2][2] = {{in_grad(d0[2 * full], y0[2 * full], act), 0.0f},
-                         {in_grad(d1[2 * full], y1[2 * full], act), 0.0f}};
-        sum += e[0][0] + e[1][0];
-        A_E_AT(e, M, ld, full);
+    for (int64_t k0 = 0; k0 < n; k0 += tv) {
+        int cnt = n - k0 < tv ? (int)(n - k0) : tv;
+        int64_t c = 2 * (s->tw0 + k0);
+        int w = (int)(OW - c < 2 * cnt ? OW - c : 2 * cnt);
+        float e[2][2 * TV], yv[2][2 * TV], m[XI][TV];
+        for (int i = 0; i < 2; i++) {
+            if (i == 1 && !two) {
+                memset(e[1], 0, sizeof e[1]);
+                continue;
+            }
+            const int64_t off = (r0 + i) * OW + c;
+            if (w < 2 * tv) {
+                memset(e[i], 0, sizeof e[i]);
+                memset(yv[i], 0, sizeof yv[i]);
+            }
+            copy_n(e[i], dyp + off, w, 2 * tv);
+            if (act == DSI_FUSE_RELU) {
+                copy_n(yv[i], yp + off, w, 2 * tv);
+                for (int j = 0; j < 2 * tv; j++)
+                    e[i][j] = yv[i][j] > 0 ? e[i][j] : 0.0f;
+            }
+        }
+        for (int j = 0; j < 2 * tv; j++)
+            sum += e[0][j] + e[1][j];
+        for (int j = 0; j < tv; j++) {
+            float t[4][2];
+            for (int jj = 0; jj < 2; jj++) {
+                float a = e[0][2 * j + jj], b = e[1][2 * j + jj];
+                t[0][jj] = a;
+                t[1][jj] = a + b;
+                t[2][jj] = a - b;
+                t[3][jj] = -b;
+            }
+            for (int i = 0; i < 4; i++) {
+                m[i * 4 + 0][j] = t[i][0];
+                m[i * 4 + 1][j] = t[i][0] + t[i][1];
+                m[i * 4 + 2][j] = t[i][0] - t[i][1];
+                m[i * 4 + 3][j] = -t[i][1];
+            }
+        }
+        for (int x = 0; x < XI; x++)
+            copy_n(M + x * ld + k0, m[x], cnt, tv);
     }
     return sum;
+}
+
+/* dM along a segment for the F filters from dy's and y's planes, into M[f * tb + k];
+ * adds each filter's sum of the (masked) dy into db[f] when db is set. */
+static void seg_grads(const wino_plan *p, const float *dy, const float *yd, int act,
+                      const seg *s, float *M, int64_t ld, double *db)
+{
+    const int64_t OHW = p->OH * p->OW;
+    for (int64_t f = 0; f < p->F; f++) {
+        float t = p->TW >= 16 ? seg_grads_tv(p, dy + f * OHW, yd + f * OHW, act, s,
+                                             M + f * p->tb, ld, 16)
+                              : seg_grads_tv(p, dy + f * OHW, yd + f * OHW, act, s,
+                                             M + f * p->tb, ld, 8);
+        if (db)
+            db[f] += t;
+    }
 }
 
 void dsi_wino_backward(ds_node *y, const dsi_conv_geom *q)
@@ -478,8 +508,6 @@ void dsi_wino_backward(ds_node *y, const dsi_conv_geom *q)
 #pragma omp parallel for schedule(static) num_threads(wino_threads(y, &p, nch))
     for (int64_t ch = 0; ch < nch; ch++) {
         float *V = base + omp_get_thread_num() * p.per_thread, *M = V + XI * p.vs;
-        float *zero = M + XI * p.ms, *acc = zero + row_n(&p), *tail = acc + 4 * (2 * tb + 2);
-        memset(zero, 0, (size_t)row_n(&p) * sizeof *zero);
         float *du = dU + ch * XI * FC;
         double *dbc = db ? dbs + ch * F : NULL;
         if (dbc)
@@ -492,20 +520,15 @@ void dsi_wino_backward(ds_node *y, const dsi_conv_geom *q)
             seg sg;
             for (int64_t g = g0; g < g0 + nt;) {
                 int64_t next = seg_at(&p, g, g0, g0 + nt, &sg);
-                for (int64_t f = 0; f < F; f++) {
-                    int64_t off = (sg.n * F + f) * OHW;
-                    float s = seg_grads(&p, y->grad + off, y->data + off, act, &sg,
-                                        M + f * tb + sg.k0, p.ms, zero);
-                    if (dbc)
-                        dbc[f] += s;
-                }
+                seg_grads(&p, y->grad + sg.n * F * OHW, y->data + sg.n * F * OHW, act, &sg,
+                          M + sg.k0, p.ms, dbc);
                 g = next;
             }
             if (dw) {
-                block_inputs(&p, x->data, g0, nt, V, zero);
+                block_inputs(&p, x->data, g0, nt, V);
                 for (int k = 0; k < XI; k++)
-                    dsi_sgemm(false, true, F, C, nt, 1.0f, M + k * p.ms, tb, V + k * p.vs,
-                              tb, 1.0f, du + k * FC, C);
+                    dsi_sgemm(false, true, F, C, nt, 1.0f, M + k * p.ms, tb, V + k * p.vs, tb,
+                              1.0f, du + k * FC, C);
             }
             if (!dx)
                 continue;
@@ -514,9 +537,7 @@ void dsi_wino_backward(ds_node *y, const dsi_conv_geom *q)
                           V + k * p.vs, tb);
             for (int64_t g = g0; g < g0 + nt;) {
                 int64_t next = seg_at(&p, g, g0, g0 + nt, &sg);
-                for (int64_t c = 0; c < C; c++)
-                    seg_input_adjoint(&p, V + c * tb + sg.k0, p.vs, &sg,
-                                      dx + (sg.n * C + c) * HW, acc, tail);
+                seg_input_adjoint(&p, V + sg.k0, p.vs, &sg, dx + sg.n * C * HW);
                 g = next;
             }
         }

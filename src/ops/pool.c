@@ -115,8 +115,10 @@ static inline void window(const pool_geom *p, int a, int64_t o, int64_t *b, int6
 
 #if defined(__GNUC__)
 #define ALWAYS_INLINE inline __attribute__((always_inline))
+#define NOINLINE __attribute__((noinline))
 #else
 #define ALWAYS_INLINE inline
+#define NOINLINE
 #endif
 
 /* ---- pooling without padding: every window lies inside the input ----
@@ -174,8 +176,9 @@ static ALWAYS_INLINE void max_next(const float *restrict r, int kw, int sw, int 
     }
 }
 
-/* One max pass, dispatched to a kernel with constant window width and stride. */
-static void max_kernel(const float *restrict r, bool first, int kw, int sw, int n, int32_t i0,
+/* One max pass, dispatched to a kernel with constant window width and stride (not inlined:
+ * the caller's frame would crowd the kernels' registers). */
+static NOINLINE void max_kernel(const float *restrict r, bool first, int kw, int sw, int n, int32_t i0,
                        float *restrict y, int32_t *restrict arg)
 {
 #define MAX_KERNEL(KW, SW)                                \
@@ -199,36 +202,20 @@ static void max_kernel(const float *restrict r, bool first, int kw, int sw, int 
 
 enum { VB = 16 };   /* outputs in one vector of the max kernels (64 bytes of floats) */
 
-/* One max pass over n outputs without a scalar remainder, whose branches would cost more
- * than the vectors: whole vectors first, then the last VB outputs again (both kernels are
- * idempotent: a second pass over the same row changes nothing); a row shorter than a vector
- * runs on a zero-padded copy. */
+/* One max pass over n >= VB / 2 outputs without a scalar remainder, whose branches would
+ * cost more than the vectors: whole vectors first, then the last vector's worth again (both
+ * kernels are idempotent: a second pass over the same row changes nothing). Rows of 8 to 15
+ * outputs do the same with half vectors. */
 static void max_pass(const float *r, bool first, int kw, int sw, int n, int32_t i0, float *y,
                      int32_t *arg)
 {
-    if (n >= VB) {
-        int full = n - n % VB;
-        max_kernel(r, first, kw, sw, full, i0, y, arg);
-        if (full < n) {
-            int o = n - VB;
-            max_kernel(r + o * sw, first, kw, sw, VB, i0 + o * sw, y + o, arg + o);
-        }
-        return;
+    int v = n >= VB ? VB : VB / 2;
+    int full = n - n % v;
+    max_kernel(r, first, kw, sw, full, i0, y, arg);
+    if (full < n) {
+        int o = n - v;
+        max_kernel(r + o * sw, first, kw, sw, v, i0 + o * sw, y + o, arg + o);
     }
-    if (kw > 4 || sw > 4) {   /* no constant kernel: scalar anyway */
-        max_kernel(r, first, kw, sw, n, i0, y, arg);
-        return;
-    }
-    float rb[VB * 4 + 4] = { 0 }, yb[VB] = { 0 };
-    int32_t ab[VB] = { 0 };
-    memcpy(rb, r, (size_t)((n - 1) * sw + kw) * sizeof *r);
-    if (!first) {
-        memcpy(yb, y, (size_t)n * sizeof *y);
-        memcpy(ab, arg, (size_t)n * sizeof *arg);
-    }
-    max_kernel(rb, first, kw, sw, VB, i0, yb, ab);
-    memcpy(y, yb, (size_t)n * sizeof *y);
-    memcpy(arg, ab, (size_t)n * sizeof *arg);
 }
 
 /* acc[o] += the window sums (of squares: sq) of one window row, in double and in scan
@@ -266,52 +253,95 @@ static void sum_pass(const float *restrict r, bool sq, int kw, int sw, int n,
     sum_next(r, sq, kw, sw, n, acc);
 }
 
-/* Forward of any pooling kind without padding: every window is full, so the average divides
- * by the window size whether or not padding is excluded. */
+/* One output row of max pooling without padding: yr and ar from the windows whose first
+ * input row starts at plane index top of xp. Rows of fewer than 8 outputs are too short for
+ * vectors: each window at once, with no branch on the data (a coin flip on real data) but
+ * the rescan for a NaN, which gives the same result as the passes. */
+static void max_row(const pool_geom *p, const float *xp, int64_t top, float *yr, int32_t *ar)
+{
+    const int64_t OW = p->out[2], H = p->in[1], W = p->in[2];
+    const int kd = (int)p->k[0], kh = (int)p->k[1], kw = (int)p->k[2], sw = (int)p->s[2];
+    if (OW >= VB / 2) {
+        for (int d = 0; d < kd; d++)
+            for (int h = 0; h < kh; h++) {
+                int64_t i0 = top + (d * H + h) * W;
+                max_pass(xp + i0, d == 0 && h == 0, kw, sw, (int)OW, (int32_t)i0, yr, ar);
+            }
+        return;
+    }
+    for (int64_t o = 0; o < OW; o++) {
+        int64_t base = top + o * sw, bi = base;
+        float best = xp[base];
+        bool nan = false;
+        for (int d = 0; d < kd; d++)
+            for (int h = 0; h < kh; h++)
+                for (int w = 0; w < kw; w++) {
+                    int64_t i = base + (d * H + h) * W + w;
+                    bool gt = xp[i] > best;
+                    best = gt ? xp[i] : best;
+                    bi = gt ? i : bi;
+                    nan |= xp[i] != xp[i];
+                }
+        for (int d = 0; nan && d < kd; d++)
+            for (int h = 0; nan && h < kh; h++)
+                for (int w = 0; nan && w < kw; w++) {
+                    int64_t i = base + (d * H + h) * W + w;
+                    if (xp[i] != xp[i]) {
+                        best = xp[i];
+                        bi = i;
+                        nan = false;
+                    }
+                }
+        yr[o] = best;
+        ar[o] = (int32_t)bi;
+    }
+}
+
+/* One output row of average, sum or L2 pooling without padding, as max_row. Every window is
+ * full, so the average divides by the window size with or without excluded padding. */
+static void sum_row(const pool_geom *p, int kind, const float *xp, int64_t top, float *yr)
+{
+    const int64_t OW = p->out[2], H = p->in[1], W = p->in[2];
+    const int kd = (int)p->k[0], kh = (int)p->k[1], kw = (int)p->k[2], sw = (int)p->s[2];
+    const double cnt = (double)(kd * kh * kw);
+    double acc[ROW_CHUNK];
+    for (int64_t c0 = 0; c0 < OW; c0 += ROW_CHUNK) {
+        int n = (int)(OW - c0 < ROW_CHUNK ? OW - c0 : ROW_CHUNK);
+        for (int o = 0; o < n; o++)
+            acc[o] = 0;
+        for (int d = 0; d < kd; d++)
+            for (int h = 0; h < kh; h++)
+                sum_pass(xp + top + (d * H + h) * W + c0 * sw, kind == DS_POOL_L2, kw, sw, n, acc);
+        float *yc = yr + c0;
+        if (kind == DS_POOL_AVG)
+            for (int o = 0; o < n; o++)
+                yc[o] = (float)(acc[o] / cnt);
+        else if (kind == DS_POOL_L2)
+            for (int o = 0; o < n; o++)
+                yc[o] = (float)sqrt(acc[o]);
+        else
+            for (int o = 0; o < n; o++)
+                yc[o] = (float)acc[o];
+    }
+}
+
+/* Forward of any pooling kind without padding, split over output rows. */
 static void pool_unpadded(const pool_geom *p, int kind, const float *xd, float *yd,
                           int32_t *arg)
 {
     const int64_t OD = p->out[0], OH = p->out[1], OW = p->out[2], H = p->in[1], W = p->in[2];
-    const int kd = (int)p->k[0], kh = (int)p->k[1], kw = (int)p->k[2], sw = (int)p->s[2];
-    const int64_t rows = p->planes * OD * OH, work = p->planes * p->out_n * kd * kh * kw;
-    const double cnt = (double)(kd * kh * kw);
-#pragma omp parallel for schedule(static) if (work > DS_PAR_MIN)
-    for (int64_t row = 0; row < rows; row++) {
-        int64_t pl = row / (OD * OH), od = row / OH % OD, oh = row % OH;
-        const float *xp = xd + pl * p->in_n;
-        float *yr = yd + row * OW;
-        /* plane index of the first input row of the windows, and the step between rows */
-        int64_t top = (od * p->s[0] * H + oh * p->s[1]) * W;
-        if (kind == DS_POOL_MAX) {
-            for (int d = 0; d < kd; d++)
-                for (int h = 0; h < kh; h++) {
-                    int64_t i0 = top + (d * H + h) * W;
-                    max_pass(xp + i0, d == 0 && h == 0, kw, sw, (int)OW, (int32_t)i0, yr,
-                             arg + row * OW);
-                }
-            continue;
-        }
-        double acc[ROW_CHUNK];
-        for (int64_t c0 = 0; c0 < OW; c0 += ROW_CHUNK) {
-            int n = (int)(OW - c0 < ROW_CHUNK ? OW - c0 : ROW_CHUNK);
-            for (int o = 0; o < n; o++)
-                acc[o] = 0;
-            for (int d = 0; d < kd; d++)
-                for (int h = 0; h < kh; h++)
-                    sum_pass(xp + top + (d * H + h) * W + c0 * sw, kind == DS_POOL_L2, kw, sw, n,
-                             acc);
-            float *yc = yr + c0;
-            if (kind == DS_POOL_AVG)
-                for (int o = 0; o < n; o++)
-                    yc[o] = (float)(acc[o] / cnt);
-            else if (kind == DS_POOL_L2)
-                for (int o = 0; o < n; o++)
-                    yc[o] = (float)sqrt(acc[o]);
-            else
-                for (int o = 0; o < n; o++)
-                    yc[o] = (float)acc[o];
-        }
-    }
+    const int64_t work = p->planes * p->out_n * p->k[0] * p->k[1] * p->k[2];
+#pragma omp parallel for collapse(3) schedule(static) if (work > DS_PAR_MIN)
+    for (int64_t pl = 0; pl < p->planes; pl++)
+        for (int64_t od = 0; od < OD; od++)
+            for (int64_t oh = 0; oh < OH; oh++) {
+                int64_t row = (pl * OD + od) * OH + oh;
+                int64_t top = (od * p->s[0] * H + oh * p->s[1]) * W;
+                if (kind == DS_POOL_MAX)
+                    max_row(p, xd + pl * p->in_n, top, yd + row * OW, arg + row * OW);
+                else
+                    sum_row(p, kind, xd + pl * p->in_n, top, yd + row * OW);
+            }
 }
 
 /* gx[o * sw + w] += g[o] (times xr[...] for L2) over one window row of non-overlapping
@@ -343,43 +373,53 @@ static void spread_pass(float *restrict gx, const float *restrict xr, const floa
     spread_next(gx, xr, g, l2, kw, sw, n);
 }
 
+/* dx of one output row of average, sum or L2 pooling without padding and with windows that
+ * do not overlap; top: index in x of the windows' first input row. The per-output factor
+ * is the general path's. */
+static void spread_row(const pool_geom *p, int kind, const float *xd, const float *yr,
+                       const float *dyr, int64_t top, float *dx)
+{
+    const int64_t OW = p->out[2], H = p->in[1], W = p->in[2];
+    const int kd = (int)p->k[0], kh = (int)p->k[1], kw = (int)p->k[2], sw = (int)p->s[2];
+    const float cnt = (float)(kd * kh * kw);
+    bool l2 = kind == DS_POOL_L2;
+    float g[ROW_CHUNK];
+    for (int64_t c0 = 0; c0 < OW; c0 += ROW_CHUNK) {
+        int n = (int)(OW - c0 < ROW_CHUNK ? OW - c0 : ROW_CHUNK);
+        const float *dyc = dyr + c0;
+        if (kind == DS_POOL_AVG) {
+            for (int o = 0; o < n; o++)
+                g[o] = dyc[o] / cnt;
+        } else if (l2) {
+            for (int o = 0; o < n; o++)
+                g[o] = yr[c0 + o] > 0 ? dyc[o] / yr[c0 + o] : 0.0f;
+        } else {
+            for (int o = 0; o < n; o++)
+                g[o] = dyc[o];
+        }
+        for (int d = 0; d < kd; d++)
+            for (int h = 0; h < kh; h++) {
+                int64_t i = top + (d * H + h) * W + c0 * sw;
+                spread_pass(dx + i, xd + i, g, l2, kw, sw, n);
+            }
+    }
+}
+
 /* Backward of average, sum and L2 pooling without padding when windows do not overlap
  * (window <= stride on every axis): output rows own disjoint input rows, so rows split
- * over threads. The per-output factor is the general path's. */
+ * over threads. */
 static void spread_unpadded(const pool_geom *p, int kind, const float *xd, const float *yd,
                             const float *dy, float *dx)
 {
     const int64_t OD = p->out[0], OH = p->out[1], OW = p->out[2], H = p->in[1], W = p->in[2];
-    const int kd = (int)p->k[0], kh = (int)p->k[1], kw = (int)p->k[2], sw = (int)p->s[2];
-    const int64_t rows = p->planes * OD * OH;
-    const float cnt = (float)(kd * kh * kw);
-    bool l2 = kind == DS_POOL_L2;
-#pragma omp parallel for schedule(static) if (p->planes * p->in_n > DS_PAR_MIN)
-    for (int64_t row = 0; row < rows; row++) {
-        int64_t pl = row / (OD * OH), od = row / OH % OD, oh = row % OH;
-        int64_t top = pl * p->in_n + (od * p->s[0] * H + oh * p->s[1]) * W;
-        float g[ROW_CHUNK];
-        for (int64_t c0 = 0; c0 < OW; c0 += ROW_CHUNK) {
-            int n = (int)(OW - c0 < ROW_CHUNK ? OW - c0 : ROW_CHUNK);
-            const float *dyc = dy + row * OW + c0;
-            if (kind == DS_POOL_AVG) {
-                for (int o = 0; o < n; o++)
-                    g[o] = dyc[o] / cnt;
-            } else if (l2) {
-                const float *yc = yd + row * OW + c0;
-                for (int o = 0; o < n; o++)
-                    g[o] = yc[o] > 0 ? dyc[o] / yc[o] : 0.0f;
-            } else {
-                for (int o = 0; o < n; o++)
-                    g[o] = dyc[o];
+#pragma omp parallel for collapse(3) schedule(static) if (p->planes * p->in_n > DS_PAR_MIN)
+    for (int64_t pl = 0; pl < p->planes; pl++)
+        for (int64_t od = 0; od < OD; od++)
+            for (int64_t oh = 0; oh < OH; oh++) {
+                int64_t row = (pl * OD + od) * OH + oh;
+                spread_row(p, kind, xd, yd + row * OW, dy + row * OW,
+                           pl * p->in_n + (od * p->s[0] * H + oh * p->s[1]) * W, dx);
             }
-            for (int d = 0; d < kd; d++)
-                for (int h = 0; h < kh; h++) {
-                    int64_t i = top + (d * H + h) * W + c0 * sw;
-                    spread_pass(dx + i, xd + i, g, l2, kw, sw, n);
-                }
-        }
-    }
 }
 
 static void pool_forward(ds_node *y)
