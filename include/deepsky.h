@@ -320,14 +320,13 @@ DS_API const char    *ds_node_op_name(const ds_node *n);
 DS_API const char    *ds_node_layer_name(const ds_node *n);
 /* Values (borrowed; valid after planning until the graph is freed or re-planned). Writable
  * for inputs, which is how data enters the graph. Planning again (after adding a node,
- * changing the batch size, ds_node_requires_grad or ds_node_keep) moves the memory; the
- * inputs keep their values unless the batch size changed, so fill inputs after
- * ds_graph_set_batch.
- * Nodes share memory when their values are not needed at the same time, so after
+ * changing the batch size, ds_node_requires_grad or ds_node_keep) moves the memory, so
+ * take the pointer again; inputs keep their values unless the batch size changed.
+ * Nodes share memory when their values are not needed at the same time: after
  * ds_graph_forward and ds_graph_backward only these hold their values: graph inputs,
- * parameters, nodes no other node reads (outputs, losses), and nodes marked with
- * ds_node_keep (every node under ds_graph_keep_all). After ds_graph_forward_to(g, last),
- * last holds its values too. Other nodes' values are unspecified once read. */
+ * parameters, nodes no other node reads (outputs, losses) and nodes marked with
+ * ds_node_keep (every node under ds_graph_keep_all); after ds_graph_forward_to(g, last),
+ * last too. Other values are overwritten once the step no longer needs them. */
 DS_API float         *ds_node_data(ds_node *n);
 /* Gradient of the last backward's loss with respect to the node; NULL if none flows here.
  * Inputs get gradients only after ds_node_requires_grad. Gradients share memory like

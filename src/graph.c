@@ -544,16 +544,17 @@ static int lifetimes(ds_graph *g, plan_buf *b, int *ix, int *dend, int *gstart)
             }
             if (y->needs_grad) {
                 DS_ASSERT(y->persist || gstart[i] < last - i);
-                b[nb] = (plan_buf){bytes, 0, y->persist ? 0 : gstart[i], y->persist ? last : last - i,
-                                   false};
+                s = y->persist ? 0 : gstart[i];
+                e = y->persist ? last : last - i;
+                b[nb] = (plan_buf){bytes, 0, s, e, false};
                 yi[1] = nb++;
             }
         }
         size_t sb = d->saved_bytes ? d->saved_bytes(y) : 0;
         if (sb) {
-            bool whole = g->keep_all;
-            b[nb] = (plan_buf){align_up(sb), 0, whole ? 0 : i,
-                               whole ? last : runs_backward(y) ? last - i : i, true};
+            int e = runs_backward(y) ? last - i : i;
+            b[nb] = g->keep_all ? (plan_buf){align_up(sb), 0, 0, last, true}
+                                : (plan_buf){align_up(sb), 0, i, e, true};
             yi[2] = nb++;
         }
     }
@@ -596,9 +597,11 @@ static bool clobbers(const plan_buf *b, int nb, int n)
         const plan_buf *x = &b[i];
         if (!x->value || x->end < n || x->end == 2 * n - 1)
             continue;
-        for (int j = 0; j < nb; j++)
-            if (b[j].start > x->end && b[j].off < x->off + x->bytes && x->off < b[j].off + b[j].bytes)
+        for (int j = 0; j < nb; j++) {
+            const plan_buf *y = &b[j];
+            if (y->start > x->end && y->off < x->off + x->bytes && x->off < y->off + y->bytes)
                 return true;
+        }
     }
     return false;
 }
@@ -622,8 +625,13 @@ static ds_status stash_inputs(ds_graph *g, float **keep, bool back)
             return dsi_fail(DS_ERR_NOMEM, "out of memory planning the graph (%zu bytes)",
                             total * sizeof(float));
     }
-    if (!*keep)
+    if (!*keep) {
+        /* nothing to restore: inputs start at zero (the block is not zeroed) */
+        if (back)
+            for (int i = 0; i < g->n_inputs; i++)
+                memset(g->inputs[i]->data, 0, (size_t)g->inputs[i]->numel * sizeof(float));
         return DS_OK;
+    }
     float *p = *keep;
     for (int i = 0; i < g->n_inputs; i++) {
         ds_node *x = g->inputs[i];
@@ -681,7 +689,7 @@ ds_status ds_graph_plan(ds_graph *g)
     if ((st = stash_inputs(g, &inputs, false)) != DS_OK)
         goto done;
     if (scratch > g->scratch_bytes) {
-        float *ns = dsi_aligned_alloc(scratch);
+        float *ns = dsi_aligned_alloc_raw(scratch);
         if (!ns) {
             st = dsi_fail(DS_ERR_NOMEM, "out of memory for a workspace of %zu bytes", scratch);
             goto done;
@@ -692,7 +700,7 @@ ds_status ds_graph_plan(ds_graph *g)
     }
     /* last: on failure the old block and the nodes' pointers into it stay valid */
     if (total > g->block_cap) {
-        char *nblock = dsi_aligned_alloc(total);
+        char *nblock = dsi_aligned_alloc_raw(total);
         if (!nblock) {
             st = dsi_fail(DS_ERR_NOMEM, "out of memory planning the graph (%zu bytes)", total);
             goto done;

@@ -278,6 +278,9 @@ void dsi_buf_printf(dsi_buf *b, const char *fmt, ...)
     ;
 
 void *dsi_aligned_alloc(size_t bytes);   /* zeroed, DS_ALIGN aligned; free with free() */
+/* Not zeroed: for the graph's planned block and workspace, whose every value is written
+ * before it is read (pages a pass never touches are never faulted in). */
+void *dsi_aligned_alloc_raw(size_t bytes);
 char *dsi_strdup(const char *s);
 int   dsi_snprintf_cat(char *buf, size_t cap, const char *fmt, ...)
 #if defined(__GNUC__)

@@ -4,12 +4,17 @@
 #include <cblas.h>
 #include <omp.h>
 
-void *dsi_aligned_alloc(size_t bytes)
+void *dsi_aligned_alloc_raw(size_t bytes)
 {
     size_t n = (bytes + DS_ALIGN - 1) / DS_ALIGN * DS_ALIGN;
-    void *p = aligned_alloc(DS_ALIGN, n ? n : DS_ALIGN);
+    return aligned_alloc(DS_ALIGN, n ? n : DS_ALIGN);
+}
+
+void *dsi_aligned_alloc(size_t bytes)
+{
+    void *p = dsi_aligned_alloc_raw(bytes);
     if (p)
-        memset(p, 0, n ? n : DS_ALIGN);
+        memset(p, 0, bytes ? bytes : 1);
     return p;
 }
 

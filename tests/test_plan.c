@@ -213,7 +213,8 @@ TEST(plan_dag_of_most_ops_is_bit_identical_with_every_node_kept)
     for (int step = 0; step < 2 && !rc; step++) {
         for (int k = 0; k < 2; k++) {
             ds_model_zero_grad(z[k].m);
-            CHECK(ds_graph_forward(z[k].g) == DS_OK && ds_graph_backward(z[k].g, z[k].loss) == DS_OK);
+            CHECK(ds_graph_forward(z[k].g) == DS_OK);
+            CHECK(ds_graph_backward(z[k].g, z[k].loss) == DS_OK);
         }
         rc = same_floats("loss", ds_node_data(z[0].loss), ds_node_data(z[1].loss), 1, msg_, cap_) ||
              same_floats("side output", ds_node_data(z[0].side), ds_node_data(z[1].side),
@@ -252,9 +253,11 @@ TEST(plan_kept_nodes_and_outputs_keep_their_values)
         if (ds_graph_backward(z.g, z.loss) != DS_OK || ds_graph_backward(ref.g, ref.loss) != DS_OK)
             rc = 1, snprintf(msg_, cap_, "backward: %s", ds_last_error());
     }
-    rc = rc || same_floats("kept node after backward", ds_node_data(z.hid), before, nh, msg_, cap_) ||
+    rc = rc || same_floats("kept node after backward", ds_node_data(z.hid), before, nh, msg_,
+                           cap_) ||
          same_floats("output after backward", ds_node_data(z.side), before + nh, ns, msg_, cap_) ||
-         same_floats("loss after backward", ds_node_data(z.loss), before + nh + ns, 1, msg_, cap_) ||
+         same_floats("loss after backward", ds_node_data(z.loss), before + nh + ns, 1, msg_,
+                     cap_) ||
          same_floats("kept node", ds_node_data(z.hid), ds_node_data(ref.hid), nh, msg_, cap_) ||
          same_floats("kept node's gradient", ds_node_grad(z.hid), ds_node_grad(ref.hid), nh, msg_,
                      cap_) ||

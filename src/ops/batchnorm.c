@@ -1,6 +1,6 @@
 /* batchnorm.c - batch normalization op and its "BatchNormalization" layer (PyTorch's
  * BatchNorm1d/2d/3d): shape rule, forward with batch or running statistics, backward. */
-#include "../internal.h"
+#include "reduce.h"
 
 #include <math.h>
 
@@ -33,20 +33,161 @@ static ds_status bn_shape(ds_node *y)
 
 static size_t bn_saved(const ds_node *y) { return 2 * (size_t)y->in[0]->shape[1] * sizeof(float); }
 
+/* ---- kernels ----
+ * Statistics are sums in double, over lanes of independent sums (vectorized, no chain of
+ * dependent adds) folded in a fixed order, so they depend on the shape alone. A channel,
+ * or for short runs a block of whole channels, is one thread's work: the results do not
+ * depend on the thread count. */
+#define LANES 32
+#define SHORT_RUN 64   /* shorter runs (values per sample and channel) go by column blocks */
+#define COLS 256       /* columns (C * S layout) of a block in the short-run path */
+
+/* Sum of (x[i] - mu)^2 over x[0..n), in double. */
+static double sqdev_run(const float *x, int64_t n, double mu)
+{
+    double acc[LANES] = { 0 };
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES) {
+#pragma omp simd
+        for (int l = 0; l < LANES; l++) {
+            double d = x[i + l] - mu;
+            acc[l] += d * d;
+        }
+    }
+    for (int l = 0; i < n; i++, l++) {
+        double d = x[i] - mu;
+        acc[l] += d * d;
+    }
+    for (int w = LANES / 2; w > 0; w /= 2)
+        for (int l = 0; l < w; l++)
+            acc[l] += acc[l + w];
+    return acc[0];
+}
+
+/* Adds to *sdy the sum of dy[0..n) and to *sdyxh that of dy xh, xh = (x - mu) r, in double. */
+static void dy_sums_run(const float *dy, const float *x, int64_t n, float mu, float r,
+                        double *sdy, double *sdyxh)
+{
+    enum { L = LANES / 2 };
+    double a[L] = { 0 }, b[L] = { 0 };
+    int64_t i = 0;
+    for (; i + L <= n; i += L) {
+#pragma omp simd
+        for (int l = 0; l < L; l++) {
+            a[l] += dy[i + l];
+            b[l] += (double)dy[i + l] * ((x[i + l] - mu) * r);
+        }
+    }
+    for (int l = 0; i < n; i++, l++) {
+        a[l] += dy[i];
+        b[l] += (double)dy[i] * ((x[i] - mu) * r);
+    }
+    for (int w = L / 2; w > 0; w /= 2)
+        for (int l = 0; l < w; l++) {
+            a[l] += a[l + w];
+            b[l] += b[l + w];
+        }
+    *sdy += a[0];
+    *sdyxh += b[0];
+}
+
+/* Channel c is normalized with mean mu and biased variance var: saves mean and rstd, moves
+ * the running statistics if update (var made unbiased over the M values), and gives the
+ * affine map y = a x + b. */
+static void channel_affine(ds_node *y, int64_t c, double mu, double var, bool update,
+                           int64_t M, float *a, float *b)
+{
+    float *rm = y->in[1]->data, *rv = y->in[2]->data;
+    const float *gamma = y->n_in > 3 ? y->in[3]->data : NULL;
+    const float *beta = y->n_in > 3 ? y->in[4]->data : NULL;
+    float *mean = y->saved, *rstd = mean + y->in[0]->shape[1];
+    double mom = y->fa[0], eps = y->fa[1];
+    if (update) {
+        rm[c] = (float)((1 - mom) * rm[c] + mom * mu);
+        rv[c] = (float)((1 - mom) * rv[c] + mom * var * (double)M / (double)(M - 1));
+    }
+    double r = 1.0 / sqrt(var + eps);
+    mean[c] = (float)mu;
+    rstd[c] = (float)r;
+    *a = (float)(r * (gamma ? gamma[c] : 1.0f));
+    *b = (float)((beta ? beta[c] : 0.0f) - mu * r * (gamma ? gamma[c] : 1.0f));
+}
+
+/* Forward for runs shorter than SHORT_RUN ([N, C] and small spatial sizes): x seen as N rows
+ * of C * S columns, summed down the columns (vectorized along the row) for a block of whole
+ * channels at a time, then each channel's columns in order. */
+static void bn_forward_short(ds_node *y, bool batch, bool update)
+{
+    const ds_node *x = y->in[0];
+    int64_t N = x->shape[0], C = x->shape[1], S = x->numel / (N * C), M = N * S, CS = C * S;
+    const float *xd = x->data, *rm = y->in[1]->data, *rv = y->in[2]->data;
+    float *yd = y->data;
+    int64_t cb = COLS / S, nb = (C + cb - 1) / cb;
+#pragma omp parallel for schedule(static) if (x->numel > DS_PAR_MIN)
+    for (int64_t blk = 0; blk < nb; blk++) {
+        int64_t c0 = blk * cb, c1 = c0 + cb < C ? c0 + cb : C, j0 = c0 * S, nj = (c1 - c0) * S;
+        double acc[COLS], mu[COLS];
+        float a[COLS], b[COLS];
+        for (int64_t c = c0; c < c1 && !batch; c++) {
+            float ac, bc;
+            channel_affine(y, c, rm[c], rv[c], false, M, &ac, &bc);
+            for (int64_t i = (c - c0) * S; i < (c - c0 + 1) * S; i++)
+                a[i] = ac, b[i] = bc;
+        }
+        if (batch) {
+            for (int64_t j = 0; j < nj; j++)
+                acc[j] = 0;
+            for (int64_t n = 0; n < N; n++) {
+                const float *xr = xd + n * CS + j0;
+                for (int64_t j = 0; j < nj; j++)
+                    acc[j] += xr[j];
+            }
+            for (int64_t c = c0; c < c1; c++) {
+                double s = 0;
+                for (int64_t i = (c - c0) * S; i < (c - c0 + 1) * S; i++)
+                    s += acc[i];
+                for (int64_t i = (c - c0) * S; i < (c - c0 + 1) * S; i++)
+                    mu[i] = s / (double)M;
+            }
+            for (int64_t j = 0; j < nj; j++)
+                acc[j] = 0;
+            for (int64_t n = 0; n < N; n++) {
+                const float *xr = xd + n * CS + j0;
+                for (int64_t j = 0; j < nj; j++) {
+                    double d = xr[j] - mu[j];
+                    acc[j] += d * d;
+                }
+            }
+            for (int64_t c = c0; c < c1; c++) {
+                double ss = 0;
+                for (int64_t i = (c - c0) * S; i < (c - c0 + 1) * S; i++)
+                    ss += acc[i];
+                float ac, bc;
+                channel_affine(y, c, mu[(c - c0) * S], ss / (double)M, update, M, &ac, &bc);
+                for (int64_t i = (c - c0) * S; i < (c - c0 + 1) * S; i++)
+                    a[i] = ac, b[i] = bc;
+            }
+        }
+        for (int64_t n = 0; n < N; n++) {
+            const float *xr = xd + n * CS + j0;
+            float *yr = yd + n * CS + j0;
+            for (int64_t j = 0; j < nj; j++)
+                yr[j] = a[j] * xr[j] + b[j];
+        }
+    }
+}
+
 static void bn_forward(ds_node *y)
 {
     const ds_node *x = y->in[0];
     ds_graph *g = y->g;
     int64_t N = x->shape[0], C = x->shape[1], S = x->numel / (N * C), M = N * S;
-    float *rm = y->in[1]->data, *rv = y->in[2]->data;
-    const float *gamma = y->n_in > 3 ? y->in[3]->data : NULL;
-    const float *beta = y->n_in > 3 ? y->in[4]->data : NULL;
+    const float *rm = y->in[1]->data, *rv = y->in[2]->data;
     float *mean = y->saved, *rstd = mean + C;
     const float *xd = x->data;
     float *yd = y->data;
     bool batch = (g->mode & DS_BN_BATCH) != 0;
     bool update = batch && (g->mode & DS_BN_UPDATE);
-    double mom = y->fa[0], eps = y->fa[1];
     y->ia[0] = batch;
     if (batch && M < 2) {
         /* PyTorch: "Expected more than 1 value per channel when training" */
@@ -58,43 +199,92 @@ static void bn_forward(ds_node *y)
             mean[c] = 0, rstd[c] = 0;
         return;
     }
+    if (S < SHORT_RUN) {
+        bn_forward_short(y, batch, update);
+        return;
+    }
 #pragma omp parallel for schedule(static) if (x->numel > DS_PAR_MIN)
     for (int64_t c = 0; c < C; c++) {
-        double mu, var;
+        double mu = rm[c], var = rv[c];
         if (batch) {
             double s = 0, ss = 0;
-            for (int64_t n = 0; n < N; n++) {
-                const float *xp = xd + (n * C + c) * S;
-                for (int64_t i = 0; i < S; i++)
-                    s += xp[i];
-            }
+            for (int64_t n = 0; n < N; n++)
+                s += dsi_sum_f64(xd + (n * C + c) * S, S);
             mu = s / (double)M;
-            for (int64_t n = 0; n < N; n++) {
-                const float *xp = xd + (n * C + c) * S;
-                for (int64_t i = 0; i < S; i++) {
-                    double d = xp[i] - mu;
-                    ss += d * d;
-                }
-            }
+            for (int64_t n = 0; n < N; n++)
+                ss += sqdev_run(xd + (n * C + c) * S, S, mu);
             var = ss / (double)M;
-            if (update) {
-                rm[c] = (float)((1 - mom) * rm[c] + mom * mu);
-                rv[c] = (float)((1 - mom) * rv[c] + mom * var * (double)M / (double)(M - 1));
-            }
-        } else {
-            mu = rm[c];
-            var = rv[c];
         }
-        double r = 1.0 / sqrt(var + eps);
-        mean[c] = (float)mu;
-        rstd[c] = (float)r;
-        float a = (float)(r * (gamma ? gamma[c] : 1.0f));
-        float b = (float)((beta ? beta[c] : 0.0f) - mu * r * (gamma ? gamma[c] : 1.0f));
+        float a, b;
+        channel_affine(y, c, mu, var, update, M, &a, &b);
         for (int64_t n = 0; n < N; n++) {
             const float *xp = xd + (n * C + c) * S;
             float *yp = yd + (n * C + c) * S;
             for (int64_t i = 0; i < S; i++)
                 yp[i] = a * xp[i] + b;
+        }
+    }
+}
+
+/* Backward for runs shorter than SHORT_RUN, by column blocks as bn_forward_short. */
+static void bn_backward_short(ds_node *y, bool batch)
+{
+    const ds_node *x = y->in[0];
+    int64_t N = x->shape[0], C = x->shape[1], S = x->numel / (N * C), M = N * S, CS = C * S;
+    const float *gamma = y->n_in > 3 ? y->in[3]->data : NULL;
+    float *dgamma = y->n_in > 3 ? y->in[3]->grad : NULL;
+    float *dbeta = y->n_in > 3 ? y->in[4]->grad : NULL;
+    const float *mean = y->saved, *rstd = mean + C;
+    const float *xd = x->data, *dy = y->grad;
+    float *dx = x->grad;
+    bool sums = batch || dgamma || dbeta;
+    int64_t cb = COLS / S, nb = (C + cb - 1) / cb;
+#pragma omp parallel for schedule(static) if (x->numel > DS_PAR_MIN)
+    for (int64_t blk = 0; blk < nb; blk++) {
+        int64_t c0 = blk * cb, c1 = c0 + cb < C ? c0 + cb : C, j0 = c0 * S, nj = (c1 - c0) * S;
+        double s1[COLS], s2[COLS];
+        float mu[COLS], r[COLS], k[COLS], mdy[COLS], mdyxh[COLS];
+        for (int64_t c = c0; c < c1; c++)
+            for (int64_t i = (c - c0) * S; i < (c - c0 + 1) * S; i++) {
+                mu[i] = mean[c];
+                r[i] = rstd[c];
+                k[i] = (gamma ? gamma[c] : 1.0f) * rstd[c];
+            }
+        if (sums) {
+            for (int64_t j = 0; j < nj; j++)
+                s1[j] = s2[j] = 0;
+            for (int64_t n = 0; n < N; n++) {
+                const float *xr = xd + n * CS + j0, *gr = dy + n * CS + j0;
+                for (int64_t j = 0; j < nj; j++) {
+                    s1[j] += gr[j];
+                    s2[j] += (double)gr[j] * ((xr[j] - mu[j]) * r[j]);
+                }
+            }
+            for (int64_t c = c0; c < c1; c++) {
+                double sdy = 0, sdyxh = 0;
+                for (int64_t i = (c - c0) * S; i < (c - c0 + 1) * S; i++) {
+                    sdy += s1[i];
+                    sdyxh += s2[i];
+                }
+                if (dgamma)
+                    dgamma[c] += (float)sdyxh;
+                if (dbeta)
+                    dbeta[c] += (float)sdy;
+                for (int64_t i = (c - c0) * S; i < (c - c0 + 1) * S; i++) {
+                    mdy[i] = (float)(sdy / (double)M);
+                    mdyxh[i] = (float)(sdyxh / (double)M);
+                }
+            }
+        }
+        for (int64_t n = 0; dx && n < N; n++) {
+            const float *xr = xd + n * CS + j0, *gr = dy + n * CS + j0;
+            float *dr = dx + n * CS + j0;
+            if (batch)
+                for (int64_t j = 0; j < nj; j++)
+                    dr[j] += k[j] * (gr[j] - mdy[j] - (xr[j] - mu[j]) * r[j] * mdyxh[j]);
+            else
+                for (int64_t j = 0; j < nj; j++)
+                    dr[j] += k[j] * gr[j];
         }
     }
 }
@@ -110,17 +300,16 @@ static void bn_backward(ds_node *y)
     const float *xd = x->data, *dy = y->grad;
     float *dx = x->grad;
     bool batch = y->ia[0] != 0;
+    if (S < SHORT_RUN) {
+        bn_backward_short(y, batch);
+        return;
+    }
 #pragma omp parallel for schedule(static) if (x->numel > DS_PAR_MIN)
     for (int64_t c = 0; c < C; c++) {
         double sdy = 0, sdyxh = 0;
         float mu = mean[c], r = rstd[c], gm = gamma ? gamma[c] : 1.0f;
-        for (int64_t n = 0; n < N; n++) {
-            const float *xp = xd + (n * C + c) * S, *gp = dy + (n * C + c) * S;
-            for (int64_t i = 0; i < S; i++) {
-                sdy += gp[i];
-                sdyxh += (double)gp[i] * ((xp[i] - mu) * r);
-            }
-        }
+        for (int64_t n = 0; (batch || dgamma || dbeta) && n < N; n++)
+            dy_sums_run(dy + (n * C + c) * S, xd + (n * C + c) * S, S, mu, r, &sdy, &sdyxh);
         if (dgamma)
             dgamma[c] += (float)sdyxh;
         if (dbeta)

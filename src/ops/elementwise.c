@@ -97,9 +97,16 @@ static inline float bin(ds_op op, float a, float b)
     }
 }
 
-/* y[0..n) = a op b with unit or zero strides: the loops the compiler can vectorize. */
-static void bin_run(ds_op op, float *y, const float *a, int64_t sa, const float *b, int64_t sb,
-                    int64_t n)
+#if defined(__GNUC__)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE inline
+#endif
+
+/* y[0..n) = a op b with unit or zero strides, for a constant op (inlined by bin_run). y may
+ * be a (in place): each element is read before it is written. */
+static ALWAYS_INLINE void bin_run_op(ds_op op, float *y, const float *a, int64_t sa,
+                                     const float *b, int64_t sb, int64_t n)
 {
     if (sa && sb) {
         for (int64_t i = 0; i < n; i++)
@@ -116,6 +123,18 @@ static void bin_run(ds_op op, float *y, const float *a, int64_t sa, const float 
         float v = bin(op, a[0], b[0]);
         for (int64_t i = 0; i < n; i++)
             y[i] = v;
+    }
+}
+
+/* bin_run_op with the op switched outside the loops, which then vectorize. */
+static void bin_run(ds_op op, float *y, const float *a, int64_t sa, const float *b, int64_t sb,
+                    int64_t n)
+{
+    switch (op) {
+    case DS_OP_ADD: bin_run_op(DS_OP_ADD, y, a, sa, b, sb, n); break;
+    case DS_OP_SUB: bin_run_op(DS_OP_SUB, y, a, sa, b, sb, n); break;
+    case DS_OP_MUL: bin_run_op(DS_OP_MUL, y, a, sa, b, sb, n); break;
+    default:        bin_run_op(DS_OP_DIV, y, a, sa, b, sb, n); break;
     }
 }
 
@@ -156,6 +175,67 @@ static inline float bin_grad(ds_op op, int which, float dy, float a, float b)
     }
 }
 
+/* t[0..n) = (or += when add) the gradient terms towards input `which` along a row where a and
+ * b have unit or zero strides, for constant op, which and add (inlined by grad_row). Add and
+ * sub never read a or b. */
+static ALWAYS_INLINE void grad_row_op(ds_op op, int which, bool add, float *t, const float *dy,
+                                      const float *a, int64_t sa, const float *b, int64_t sb,
+                                      int64_t n)
+{
+    if (op == DS_OP_ADD || op == DS_OP_SUB) {
+        for (int64_t i = 0; i < n; i++) {
+            float v = bin_grad(op, which, dy[i], 0.0f, 0.0f);
+            t[i] = add ? t[i] + v : v;
+        }
+    } else if (sa && sb) {
+        for (int64_t i = 0; i < n; i++) {
+            float v = bin_grad(op, which, dy[i], a[i], b[i]);
+            t[i] = add ? t[i] + v : v;
+        }
+    } else if (sa) {
+        float bv = b[0];
+        for (int64_t i = 0; i < n; i++) {
+            float v = bin_grad(op, which, dy[i], a[i], bv);
+            t[i] = add ? t[i] + v : v;
+        }
+    } else if (sb) {
+        float av = a[0];
+        for (int64_t i = 0; i < n; i++) {
+            float v = bin_grad(op, which, dy[i], av, b[i]);
+            t[i] = add ? t[i] + v : v;
+        }
+    } else {
+        float av = a[0], bv = b[0];
+        for (int64_t i = 0; i < n; i++) {
+            float v = bin_grad(op, which, dy[i], av, bv);
+            t[i] = add ? t[i] + v : v;
+        }
+    }
+}
+
+/* grad_row_op with op, which and add switched outside the loops. */
+static void grad_row(ds_op op, int which, bool add, float *t, const float *dy, const float *a,
+                     int64_t sa, const float *b, int64_t sb, int64_t n)
+{
+#define GRAD_ROW(OP, W)                                                  \
+    if (op == OP && which == W) {                                        \
+        if (add)                                                         \
+            grad_row_op(OP, W, true, t, dy, a, sa, b, sb, n);            \
+        else                                                             \
+            grad_row_op(OP, W, false, t, dy, a, sa, b, sb, n);           \
+        return;                                                          \
+    }
+    GRAD_ROW(DS_OP_ADD, 0)
+    GRAD_ROW(DS_OP_ADD, 1)
+    GRAD_ROW(DS_OP_SUB, 0)
+    GRAD_ROW(DS_OP_SUB, 1)
+    GRAD_ROW(DS_OP_MUL, 0)
+    GRAD_ROW(DS_OP_MUL, 1)
+    GRAD_ROW(DS_OP_DIV, 0)
+    GRAD_ROW(DS_OP_DIV, 1)
+#undef GRAD_ROW
+}
+
 /* t[i] (+)= gradient contribution of y's element i towards input `which`, over y's layout. */
 static void grad_terms(const ds_node *y, const bplan *p, int which, bool add, float *t)
 {
@@ -167,12 +247,7 @@ static void grad_terms(const ds_node *y, const bplan *p, int which, bool add, fl
     for (int64_t r = 0; r < rows; r++) {
         int64_t ao, bo;
         row_offsets(p, r, &ao, &bo);
-        const float *ar = a + ao, *br = b + bo, *dyr = dy + r * W;
-        float *tr = t + r * W;
-        for (int64_t i = 0; i < W; i++) {
-            float v = bin_grad(op, which, dyr[i], ar[i * sa], br[i * sb]);
-            tr[i] = add ? tr[i] + v : v;
-        }
+        grad_row(op, which, add, t + r * W, dy + r * W, a + ao, sa, b + bo, sb, W);
     }
 }
 
@@ -186,8 +261,9 @@ static void binary_backward(ds_node *y)
             if (!dx)
                 continue;
 #pragma omp parallel for schedule(static) if (y->numel > DS_PAR_MIN)
-            for (int64_t i = 0; i < y->numel; i++)
-                dx[i] += bin_grad(y->op, w, dy[i], a[i], b[i]);
+            for (int64_t i = 0; i < y->numel; i += 4096)
+                grad_row(y->op, w, true, dx + i, dy + i, a + i, 1, b + i, 1,
+                         y->numel - i < 4096 ? y->numel - i : 4096);
         }
         return;
     }

@@ -253,15 +253,19 @@ static void sum_pass(const float *restrict r, bool sq, int kw, int sw, int n,
     sum_next(r, sq, kw, sw, n, acc);
 }
 
+enum { WIN_MAX = 64 };   /* window elements listed for the scalar rows */
+
 /* One output row of max pooling without padding: yr and ar from the windows whose first
  * input row starts at plane index top of xp. Rows of fewer than 8 outputs are too short for
- * vectors: each window at once, with no branch on the data (a coin flip on real data) but
- * the rescan for a NaN, which gives the same result as the passes. */
-static void max_row(const pool_geom *p, const float *xp, int64_t top, float *yr, int32_t *ar)
+ * vectors: each window at once (its elements at offsets off[0..nwin), in scan order), with
+ * no branch on the data (a coin flip on real data) but the rescan for a NaN, which gives the
+ * same result as the passes. */
+static void max_row(const pool_geom *p, const float *xp, int64_t top, const int32_t *off,
+                    int nwin, float *yr, int32_t *ar)
 {
     const int64_t OW = p->out[2], H = p->in[1], W = p->in[2];
     const int kd = (int)p->k[0], kh = (int)p->k[1], kw = (int)p->k[2], sw = (int)p->s[2];
-    if (OW >= VB / 2) {
+    if (OW >= VB / 2 || nwin > WIN_MAX) {
         for (int d = 0; d < kd; d++)
             for (int h = 0; h < kh; h++) {
                 int64_t i0 = top + (d * H + h) * W;
@@ -270,30 +274,25 @@ static void max_row(const pool_geom *p, const float *xp, int64_t top, float *yr,
         return;
     }
     for (int64_t o = 0; o < OW; o++) {
-        int64_t base = top + o * sw, bi = base;
-        float best = xp[base];
+        const float *xo = xp + top + o * sw;
+        float best = xo[0];
+        int32_t bo = 0;
         bool nan = false;
-        for (int d = 0; d < kd; d++)
-            for (int h = 0; h < kh; h++)
-                for (int w = 0; w < kw; w++) {
-                    int64_t i = base + (d * H + h) * W + w;
-                    bool gt = xp[i] > best;
-                    best = gt ? xp[i] : best;
-                    bi = gt ? i : bi;
-                    nan |= xp[i] != xp[i];
-                }
-        for (int d = 0; nan && d < kd; d++)
-            for (int h = 0; nan && h < kh; h++)
-                for (int w = 0; nan && w < kw; w++) {
-                    int64_t i = base + (d * H + h) * W + w;
-                    if (xp[i] != xp[i]) {
-                        best = xp[i];
-                        bi = i;
-                        nan = false;
-                    }
-                }
+        for (int k = 0; k < nwin; k++) {
+            float v = xo[off[k]];
+            bool gt = v > best;
+            best = gt ? v : best;
+            bo = gt ? off[k] : bo;
+            nan |= v != v;
+        }
+        for (int k = 0; nan && k < nwin; k++)
+            if (xo[off[k]] != xo[off[k]]) {
+                best = xo[off[k]];
+                bo = off[k];
+                nan = false;
+            }
         yr[o] = best;
-        ar[o] = (int32_t)bi;
+        ar[o] = (int32_t)(top + o * sw) + bo;
     }
 }
 
@@ -331,6 +330,12 @@ static void pool_unpadded(const pool_geom *p, int kind, const float *xd, float *
 {
     const int64_t OD = p->out[0], OH = p->out[1], OW = p->out[2], H = p->in[1], W = p->in[2];
     const int64_t work = p->planes * p->out_n * p->k[0] * p->k[1] * p->k[2];
+    int32_t off[WIN_MAX];
+    int nwin = (int)(p->k[0] * p->k[1] * p->k[2]);
+    for (int k = 0; nwin <= WIN_MAX && k < nwin; k++) {
+        int64_t w = k % p->k[2], h = k / p->k[2] % p->k[1], d = k / (p->k[2] * p->k[1]);
+        off[k] = (int32_t)((d * H + h) * W + w);
+    }
 #pragma omp parallel for collapse(3) schedule(static) if (work > DS_PAR_MIN)
     for (int64_t pl = 0; pl < p->planes; pl++)
         for (int64_t od = 0; od < OD; od++)
@@ -338,7 +343,8 @@ static void pool_unpadded(const pool_geom *p, int kind, const float *xd, float *
                 int64_t row = (pl * OD + od) * OH + oh;
                 int64_t top = (od * p->s[0] * H + oh * p->s[1]) * W;
                 if (kind == DS_POOL_MAX)
-                    max_row(p, xd + pl * p->in_n, top, yd + row * OW, arg + row * OW);
+                    max_row(p, xd + pl * p->in_n, top, off, nwin, yd + row * OW,
+                            arg + row * OW);
                 else
                     sum_row(p, kind, xd + pl * p->in_n, top, yd + row * OW);
             }
@@ -584,48 +590,26 @@ static size_t global_pool_saved(const ds_node *y)
     return y->ia[0] == DS_POOL_MAX ? (size_t)y->numel * sizeof(int32_t) : 0;
 }
 
-/* Index of the first NaN of x[0..n), else of its first maximum: sixteen lanes each keep
- * their own by the pooling rule (vectorized, no branch per element), then the lanes are
- * merged by value and, on ties, by the lower index. */
+/* Index of the first NaN of x[0..n), else of its first maximum (n >= 1): the maximum and
+ * whether there is a NaN by a vectorized reduction (max is exact in any order), then the
+ * first element equal to it (-0 and +0 compare equal, as in the scan) or the first NaN. */
 static int64_t first_argmax(const float *x, int64_t n)
 {
-    enum { L = 16 };
-    int64_t bi = 0;
-    if (n < 2 * L) {
-        for (int64_t i = 1; i < n; i++)
-            if (!(x[i] <= x[bi]) && x[bi] == x[bi])
-                bi = i;
-        return bi;
+    float m = x[0];
+    int nan = 0;
+#pragma omp simd reduction(max : m) reduction(| : nan)
+    for (int64_t i = 0; i < n; i++) {
+        m = x[i] > m ? x[i] : m;
+        nan |= x[i] != x[i];
     }
-    float best[L];
-    int32_t at[L];
-    for (int l = 0; l < L; l++) {
-        best[l] = x[l];
-        at[l] = l;
-    }
-    int64_t i = L;
-    for (; i + L <= n; i += L)
-        for (int l = 0; l < L; l++) {
-            float v = x[i + l];
-            if (!(v <= best[l]) && best[l] == best[l]) {
-                best[l] = v;
-                at[l] = (int32_t)i + l;
-            }
-        }
-    for (int l = 0; i < n; i++, l++)
-        if (!(x[i] <= best[l]) && best[l] == best[l]) {
-            best[l] = x[i];
-            at[l] = (int32_t)i;
-        }
-    int b = 0;
-    for (int l = 1; l < L; l++) {
-        bool ln = best[l] != best[l], bn = best[b] != best[b];
-        bool better = ln ? !bn || at[l] < at[b]
-                         : !bn && (best[l] > best[b] || (best[l] == best[b] && at[l] < at[b]));
-        if (better)
-            b = l;
-    }
-    return at[b];
+    int64_t i = 0;
+    if (nan)
+        while (i < n - 1 && x[i] == x[i])
+            i++;
+    else
+        while (i < n - 1 && x[i] != m)
+            i++;
+    return i;
 }
 
 static void global_pool_forward(ds_node *y)

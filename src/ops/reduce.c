@@ -47,15 +47,17 @@ static int64_t sub_offset(int64_t lin, int k, const int *dims, const groups *p)
 
 #define SUM_LANES 32
 
-/* Thirty-two double lanes: four vectors of independent sums hide the latency of the adds,
- * and the lanes are folded in a fixed tree, so the result depends on n alone. */
+/* Sum of x[0..n) in double: 32 lanes (four vectors of independent sums, which hide the
+ * latency of the adds) folded in a fixed tree, so the result depends on n alone. */
 double dsi_sum_f64(const float *x, int64_t n)
 {
     double acc[SUM_LANES] = {0};
     int64_t i = 0;
-    for (; i + SUM_LANES <= n; i += SUM_LANES)
+    for (; i + SUM_LANES <= n; i += SUM_LANES) {
+#pragma omp simd
         for (int l = 0; l < SUM_LANES; l++)
             acc[l] += x[i + l];
+    }
     for (int l = 0; i < n; i++, l++)
         acc[l] += x[i];
     for (int w = SUM_LANES / 2; w > 0; w /= 2)
@@ -97,8 +99,17 @@ void dsi_reduce_sum(const float *x, int nd, const int64_t *shape, const bool *ke
             put(&out[i], alpha * x[i], accumulate);
         return;
     }
-    if (nk == 0) {              /* everything reduced */
-        put(&out[0], alpha * dsi_sum_f64(x, total), accumulate);
+    if (nk == 0) {              /* everything reduced: in chunks of a size set by total */
+        enum { MAX_CHUNKS = 1024 };
+        int64_t len = total / MAX_CHUNKS + 1 > 65536 ? total / MAX_CHUNKS + 1 : 65536;
+        int64_t nc = (total + len - 1) / len;
+        double part[MAX_CHUNKS], s = 0;
+#pragma omp parallel for schedule(static) if (nc > 1)
+        for (int64_t c = 0; c < nc; c++)
+            part[c] = dsi_sum_f64(x + c * len, c == nc - 1 ? total - c * len : len);
+        for (int64_t c = 0; c < nc; c++)
+            s += part[c];
+        put(&out[0], alpha * s, accumulate);
         return;
     }
     if (p.keep[p.nd - 1]) {
@@ -107,7 +118,9 @@ void dsi_reduce_sum(const float *x, int nd, const int64_t *shape, const bool *ke
 #pragma omp parallel for schedule(static) if (total > DS_PAR_MIN)
         for (int64_t t = 0; t < nko * nb; t++) {
             int64_t ko = t / nb, c0 = (t % nb) * COLS, cw = W - c0 < COLS ? W - c0 : COLS;
-            double acc[COLS] = {0};
+            double acc[COLS];
+            for (int64_t c = 0; c < cw; c++)
+                acc[c] = 0;
             int64_t base = sub_offset(ko, nk - 1, kd, &p) + c0;
             for (int64_t r = 0; r < nred; r++) {
                 const float *row = x + base + sub_offset(r, nr, rd, &p);
