@@ -97,6 +97,10 @@ void ds_set_num_threads(int n)
         n = omp_get_num_procs();
     omp_set_num_threads(n);
     openblas_set_num_threads(n);
+    /* Never nested teams: OpenBLAS called inside one of our regions that runs on a single
+     * thread would open a team of its own beside our idle (spinning) threads, and the two
+     * teams then fight for the cores (measured: 2 threads 3x slower than 1). */
+    omp_set_max_active_levels(1);
 }
 
 int ds_get_num_threads(void)

@@ -530,3 +530,215 @@ TEST(batchnorm_errors)
     ds_model_free(m);
     return TEST_PASS;
 }
+
+/* ---- batch norm against a reference in double ----
+ * Runs of at least 64 values per sample and channel take the per-channel kernels, shorter
+ * ones the column blocks ([N, C] among them); both must match. */
+
+/* Train (batch statistics, running statistics updated once) or eval mode of affine batch
+ * norm on x [N, C, S], seed r: y, dx, dgamma, dbeta and the running statistics rm, rv.
+ * scale[c] = gamma rstd max |x|: float rounding of y = a x + b (and of x - mean in dx) is
+ * relative to it, large where a channel's variance is small. */
+static void ref_bn(bool train, int64_t N, int64_t C, int64_t S, const float *x,
+                   const float *gamma, const float *beta, const float *r, float *y, float *dx,
+                   float *dg, float *db, float *rm, float *rv, float *scale)
+{
+    const double eps = 1e-5, mom = 0.1;
+    int64_t M = N * S;
+    for (int64_t c = 0; c < C; c++) {
+        double mu = rm[c], var = rv[c];
+        if (train) {
+            double s = 0, ss = 0;
+            for (int64_t n = 0; n < N; n++)
+                for (int64_t i = 0; i < S; i++)
+                    s += x[(n * C + c) * S + i];
+            mu = s / (double)M;
+            for (int64_t n = 0; n < N; n++)
+                for (int64_t i = 0; i < S; i++) {
+                    double d = x[(n * C + c) * S + i] - mu;
+                    ss += d * d;
+                }
+            var = ss / (double)M;
+            rm[c] = (float)((1 - mom) * rm[c] + mom * mu);
+            rv[c] = (float)((1 - mom) * rv[c] + mom * var * (double)M / (double)(M - 1));
+        }
+        double rs = 1 / sqrt(var + eps), sdy = 0, sdyxh = 0;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t i = 0; i < S; i++) {
+                int64_t j = (n * C + c) * S + i;
+                double xh = (x[j] - mu) * rs;
+                y[j] = (float)(gamma[c] * xh + beta[c]);
+                sdy += r[j];
+                sdyxh += r[j] * xh;
+            }
+        double xmax = 0;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t i = 0; i < S; i++)
+                xmax = fmax(xmax, fabs(x[(n * C + c) * S + i]));
+        scale[c] = (float)(fabs(gamma[c]) * rs * xmax);
+        dg[c] = (float)sdyxh;
+        db[c] = (float)sdy;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t i = 0; i < S; i++) {
+                int64_t j = (n * C + c) * S + i;
+                double xh = (x[j] - mu) * rs;
+                dx[j] = (float)(train ? gamma[c] * rs / (double)M *
+                                            ((double)M * r[j] - sdy - xh * sdyxh)
+                                      : gamma[c] * rs * r[j]);
+            }
+    }
+}
+
+/* Largest |got - want| over (1e-5 + 1e-4 |want| + 1e-6 scale), above 1 on a failure; *at:
+ * where. Element i has scale[i / per] (NULL: 0). */
+static double worst(const float *got, const float *want, int64_t n, const float *scale,
+                    int64_t per, int64_t *at)
+{
+    double w = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double sc = scale ? scale[i / per] : 0;
+        double e = fabs((double)got[i] - want[i]) / (1e-5 + 1e-4 * fabs(want[i]) + 1e-6 * sc);
+        if (!(e <= w)) {
+            w = e;
+            *at = i;
+        }
+    }
+    return w;
+}
+
+static int bn_reference_case(int ndim, const int64_t *shape, bool train, char *msg, size_t cap)
+{
+    ds_model *m = ds_model_create(1);
+    ds_graph *g = ds_graph_create(m, 1);
+    ds_node *x = ds_input(g, "x", ndim, shape);
+    ds_node *y = ds_batchnorm(g, x, &(ds_batchnorm_opts){ .name = "bn" });
+    int64_t N = shape[0], C = shape[1], n = dsi_numel(ndim, shape), S = n / (N * C);
+    float *buf = malloc((size_t)(4 * n + 7 * C) * sizeof *buf);
+    float *r = buf, *ry = r + n, *rdx = ry + n, *gy = rdx + n, *gamma = gy + n, *beta = gamma + C;
+    float *rdg = beta + C, *rdb = rdg + C, *rrm = rdb + C, *rrv = rrm + C, *sc = rrv + C;
+    int rc = 1;
+    ds_param *w = ds_model_find(m, "bn.weight"), *b = ds_model_find(m, "bn.bias");
+    ds_param *rm = ds_model_find(m, "bn.running_mean"), *rv = ds_model_find(m, "bn.running_var");
+    if (!y || ds_node_requires_grad(x, 1) || (ds_graph_set_mode(g, train ? DS_MODE_TRAIN
+                                                                         : DS_MODE_EVAL),
+                                              ds_graph_plan(g))) {
+        snprintf(msg, cap, "build: %s", ds_last_error());
+        goto done;
+    }
+    ds_rng rng;
+    ds_rng_seed(&rng, (uint64_t)(n + train));
+    /* an offset mean, as after a convolution */
+    fill_uniform(ds_node_data(x), n, 2.0f, 4.0f, &rng);
+    fill_uniform(r, n, -1, 1, &rng);
+    fill_uniform(gamma, C, 0.5f, 1.5f, &rng);
+    fill_uniform(beta, C, -0.5f, 0.5f, &rng);
+    fill_uniform(rrm, C, 2.5f, 3.5f, &rng);
+    fill_uniform(rrv, C, 0.2f, 0.5f, &rng);
+    memcpy(ds_param_data(w), gamma, (size_t)C * sizeof *gamma);
+    memcpy(ds_param_data(b), beta, (size_t)C * sizeof *beta);
+    memcpy(ds_param_data(rm), rrm, (size_t)C * sizeof *rrm);
+    memcpy(ds_param_data(rv), rrv, (size_t)C * sizeof *rrv);
+    ref_bn(train, N, C, S, ds_node_data(x), gamma, beta, r, ry, rdx, rdg, rdb, rrm, rrv, sc);
+    ds_model_zero_grad(m);
+    if (ds_graph_forward(g)) {
+        snprintf(msg, cap, "forward: %s", ds_last_error());
+        goto done;
+    }
+    memcpy(gy, ds_node_data(y), (size_t)n * sizeof *gy);
+    if (ds_graph_backward_seed(g, y, r)) {
+        snprintf(msg, cap, "backward: %s", ds_last_error());
+        goto done;
+    }
+    struct { const char *what; const float *got, *want; int64_t n; } cmp[] = {
+        { "y", gy, ry, n }, { "dx", ds_node_grad(x), rdx, n },
+        { "dgamma", ds_param_grad(w), rdg, C }, { "dbeta", ds_param_grad(b), rdb, C },
+        { "running_mean", ds_param_data(rm), rrm, C }, { "running_var", ds_param_data(rv), rrv, C },
+    };
+    for (size_t k = 0; k < sizeof cmp / sizeof cmp[0]; k++) {
+        int64_t at = 0;
+        /* y and dx per sample and channel: scale of channel (i / S) % C */
+        bool per_value = k < 2;
+        float *scs = per_value ? malloc((size_t)(N * C) * sizeof *scs) : NULL;
+        for (int64_t j = 0; per_value && j < N * C; j++)
+            scs[j] = sc[j % C];
+        double e = worst(cmp[k].got, cmp[k].want, cmp[k].n, scs, S, &at);
+        free(scs);
+        if (e > 1) {
+            snprintf(msg, cap, "%s[%lld] = %.8g, reference %.8g", cmp[k].what, (long long)at,
+                     cmp[k].got[at], cmp[k].want[at]);
+            goto done;
+        }
+    }
+    rc = 0;
+done:
+    if (rc)
+        dsi_snprintf_cat(msg, cap, " [%s, %s]", dsi_shape_str(ndim, shape),
+                         train ? "train" : "eval");
+    free(buf);
+    ds_graph_free(g);
+    ds_model_free(m);
+    return rc;
+}
+
+TEST(batchnorm_long_and_short_runs_match_reference)
+{
+    static const struct { int ndim; int64_t shape[5]; } cases[] = {
+        { 4, { 3, 4, 9, 11 } },  { 3, { 1, 2, 130 } }, { 3, { 2, 3, 64 } },
+        { 5, { 2, 2, 2, 5, 7 } }, { 3, { 5, 3, 7 } },  { 2, { 4, 6 } },
+        { 2, { 6, 300 } },        { 3, { 3, 70, 3 } }, { 3, { 2, 5, 63 } },
+        { 2, { 64, 257 } },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int train = 0; train < 2; train++)
+            CHECK_OK(bn_reference_case(cases[i].ndim, cases[i].shape, train, msg_, cap_));
+    return TEST_PASS;
+}
+
+/* Channels (or blocks of channels) are split over threads; each is summed in a fixed order. */
+TEST(batchnorm_does_not_depend_on_thread_count)
+{
+    static const int64_t shapes[2][4] = { { 8, 16, 20, 20 }, { 512, 96 } };
+    int keep = ds_get_num_threads();
+    for (int s = 0; s < 2; s++) {
+        int ndim = s ? 2 : 4;
+        float *out[2] = { NULL, NULL };
+        int64_t n = dsi_numel(ndim, shapes[s]), C = shapes[s][1], total = 2 * n + 4 * C;
+        for (int t = 0; t < 2; t++) {
+            ds_set_num_threads(t ? 3 : 1);
+            ds_model *m = ds_model_create(1);
+            ds_graph *g = ds_graph_create(m, 1);
+            ds_node *x = ds_input(g, "x", ndim, shapes[s]);
+            ds_node *y = ds_batchnorm(g, x, &(ds_batchnorm_opts){ .name = "bn" });
+            CHECK(y && ds_node_requires_grad(x, 1) == DS_OK);
+            ds_graph_set_mode(g, DS_MODE_TRAIN);
+            CHECK(ds_graph_plan(g) == DS_OK);
+            ds_rng r;
+            ds_rng_seed(&r, 9);
+            fill_uniform(ds_node_data(x), n, -1, 3, &r);
+            float *seed = malloc((size_t)n * sizeof *seed);
+            fill_uniform(seed, n, -1, 1, &r);
+            ds_model_zero_grad(m);
+            CHECK(ds_graph_forward(g) == DS_OK);
+            out[t] = malloc((size_t)total * sizeof(float));
+            memcpy(out[t], ds_node_data(y), (size_t)n * sizeof(float));
+            CHECK(ds_graph_backward_seed(g, y, seed) == DS_OK);
+            memcpy(out[t] + n, ds_node_grad(x), (size_t)n * sizeof(float));
+            const char *names[4] = { "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var" };
+            for (int k = 0; k < 4; k++) {
+                ds_param *p = ds_model_find(m, names[k]);
+                memcpy(out[t] + 2 * n + k * C, k < 2 ? ds_param_grad(p) : ds_param_data(p),
+                       (size_t)C * sizeof(float));
+            }
+            free(seed);
+            ds_graph_free(g);
+            ds_model_free(m);
+        }
+        ds_set_num_threads(keep);
+        int same = !memcmp(out[0], out[1], (size_t)total * sizeof(float));
+        free(out[0]);
+        free(out[1]);
+        if (!same)
+            FAIL("%s: results differ between 1 and 3 threads", dsi_shape_str(ndim, shapes[s]));
+    }
+    return TEST_PASS;
+}

@@ -387,3 +387,297 @@ TEST(pool_results_do_not_depend_on_thread_count)
     }
     return TEST_PASS;
 }
+
+/* ---- fast paths against a reference ----
+ * Pooling without padding has its own kernels (window rows as vectorized passes, constant
+ * window widths, overlapped tails, scalar short rows); they must give the general rule's
+ * results bit for bit: windows scanned depth, row, column; max keeps the first maximum or
+ * else the first NaN; sums in double in that order. */
+
+/* Reference pooling of x [N, C, s...] without padding (nd axes as in pool.c: missing leading
+ * axes have extent 1). y and arg (max only) have the output's size; dx += the backward of
+ * seed r, in output order. */
+static void ref_pool(int nd, ds_pool_kind kind, const int64_t *shape, const int *k, const int *s,
+                     const float *x, const float *r, float *y, int32_t *arg, float *dx)
+{
+    int64_t in[3] = { 1, 1, 1 }, out[3] = { 1, 1, 1 }, kk[3] = { 1, 1, 1 }, ss[3] = { 1, 1, 1 };
+    for (int j = 0; j < nd; j++) {
+        int a = 3 - nd + j;
+        in[a] = shape[2 + j];
+        kk[a] = k[j];
+        ss[a] = s[j];
+        out[a] = (in[a] - kk[a]) / ss[a] + 1;
+    }
+    int64_t planes = shape[0] * shape[1], in_n = in[0] * in[1] * in[2];
+    int64_t out_n = out[0] * out[1] * out[2], oi = 0;
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *xp = x + pl * in_n;
+        float *gp = dx + pl * in_n;
+        for (int64_t od = 0; od < out[0]; od++)
+            for (int64_t oh = 0; oh < out[1]; oh++)
+                for (int64_t ow = 0; ow < out[2]; ow++, oi++) {
+                    float best = 0;
+                    int64_t bi = -1;
+                    double acc = 0;
+                    for (int64_t d = od * ss[0]; d < od * ss[0] + kk[0]; d++)
+                        for (int64_t h = oh * ss[1]; h < oh * ss[1] + kk[1]; h++)
+                            for (int64_t w = ow * ss[2]; w < ow * ss[2] + kk[2]; w++) {
+                                int64_t i = (d * in[1] + h) * in[2] + w;
+                                float v = xp[i];
+                                if (bi < 0 || v > best || (isnan(v) && !isnan(best))) {
+                                    best = v;
+                                    bi = i;
+                                }
+                                acc += kind == DS_POOL_L2 ? (double)v * v : v;
+                            }
+                    double cnt = (double)(kk[0] * kk[1] * kk[2]);
+                    y[oi] = kind == DS_POOL_MAX ? best
+                            : kind == DS_POOL_AVG ? (float)(acc / cnt)
+                            : kind == DS_POOL_L2  ? (float)sqrt(acc)
+                                                  : (float)acc;
+                    if (kind == DS_POOL_MAX) {
+                        arg[oi] = (int32_t)bi;
+                        gp[bi] += r[oi];
+                        continue;
+                    }
+                    float g = kind == DS_POOL_AVG ? r[oi] / (float)cnt
+                              : kind == DS_POOL_L2 ? (y[oi] > 0 ? r[oi] / y[oi] : 0.0f)
+                                                   : r[oi];
+                    for (int64_t d = od * ss[0]; d < od * ss[0] + kk[0]; d++)
+                        for (int64_t h = oh * ss[1]; h < oh * ss[1] + kk[1]; h++)
+                            for (int64_t w = ow * ss[2]; w < ow * ss[2] + kk[2]; w++) {
+                                int64_t i = (d * in[1] + h) * in[2] + w;
+                                gp[i] += kind == DS_POOL_L2 ? g * xp[i] : g;
+                            }
+                }
+        (void)out_n;
+    }
+}
+
+/* Equal bit for bit, or both NaN. */
+static int64_t first_difference(const float *a, const float *b, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (memcmp(&a[i], &b[i], sizeof a[i]) && !(isnan(a[i]) && isnan(b[i])))
+            return i;
+    return -1;
+}
+
+/* Values from {-2, -1, -0, +0, 1, 2} (ties everywhere, zeros of both signs) and NaN with
+ * probability nan_pct percent. */
+static void fill_ties(float *x, int64_t n, int nan_pct, ds_rng *r)
+{
+    static const float v[] = { -2, -1, -0.0f, 0, 1, 2 };
+    for (int64_t i = 0; i < n; i++)
+        x[i] = (int)ds_rng_below(r, 100) < nan_pct ? NAN : v[ds_rng_below(r, 6)];
+}
+
+typedef struct {
+    int nd, size[3], stride[3];
+    int64_t shape[5];
+} fast_case;
+
+static int fast_pool_case(const fast_case *c, ds_pool_kind kind, int nan_pct, char *msg,
+                          size_t cap)
+{
+    ds_model *m = ds_model_create(1);
+    ds_graph *g = ds_graph_create(m, 1);
+    ds_node *x = ds_input(g, "x", c->nd + 2, c->shape);
+    ds_pool_opts o = { .padding = DS_PAD_VALID };
+    memcpy(o.size, c->size, sizeof o.size);
+    memcpy(o.stride, c->stride, sizeof o.stride);
+    ds_node *y = ds_pool(g, x, c->nd, kind, &o);
+    int rc = 1;
+    float *ry = NULL, *rdx = NULL, *seed = NULL;
+    int32_t *rarg = NULL;
+    if (!y || ds_node_requires_grad(x, 1) || ds_graph_plan(g)) {
+        snprintf(msg, cap, "build: %s", ds_last_error());
+        goto done;
+    }
+    int64_t nx = ds_node_numel(x), ny = ds_node_numel(y);
+    ds_rng r;
+    ds_rng_seed(&r, 7 + (uint64_t)kind);
+    if (kind == DS_POOL_MAX)
+        fill_ties(ds_node_data(x), nx, nan_pct, &r);
+    else
+        fill_uniform(ds_node_data(x), nx, -1, 1, &r);
+    seed = malloc((size_t)ny * sizeof *seed);
+    ry = malloc((size_t)ny * sizeof *ry);
+    rarg = malloc((size_t)ny * sizeof *rarg);
+    rdx = calloc((size_t)nx, sizeof *rdx);
+    fill_uniform(seed, ny, -1, 1, &r);
+    int s[3];
+    for (int j = 0; j < c->nd; j++)
+        s[j] = c->stride[0] ? (c->stride[j] ? c->stride[j] : c->stride[0])
+                            : (c->size[j] ? c->size[j] : c->size[0]);
+    int k[3];
+    for (int j = 0; j < c->nd; j++)
+        k[j] = c->size[j] ? c->size[j] : c->size[0];
+    ref_pool(c->nd, kind, c->shape, k, s, ds_node_data(x), seed, ry, rarg, rdx);
+    if (ds_graph_forward(g)) {
+        snprintf(msg, cap, "forward: %s", ds_last_error());
+        goto done;
+    }
+    int64_t i = first_difference(ds_node_data(y), ry, ny);
+    if (i < 0 && kind == DS_POOL_MAX)
+        for (int64_t j = 0; j < ny && i < 0; j++)
+            if (((int32_t *)y->saved)[j] != rarg[j])
+                i = j;
+    if (i >= 0) {
+        snprintf(msg, cap, "output %lld: %g (argmax %d), reference %g (argmax %d)", (long long)i,
+                 ds_node_data(y)[i], kind == DS_POOL_MAX ? ((int32_t *)y->saved)[i] : -1, ry[i],
+                 kind == DS_POOL_MAX ? rarg[i] : -1);
+        goto done;
+    }
+    if (ds_graph_backward_seed(g, y, seed)) {
+        snprintf(msg, cap, "backward: %s", ds_last_error());
+        goto done;
+    }
+    i = first_difference(ds_node_grad(x), rdx, nx);
+    if (i >= 0) {
+        snprintf(msg, cap, "dx[%lld]: %g, reference %g", (long long)i, ds_node_grad(x)[i], rdx[i]);
+        goto done;
+    }
+    rc = 0;
+done:
+    if (rc)
+        dsi_snprintf_cat(msg, cap, " [%dD kind %d, window %dx%dx%d, stride %dx%dx%d, input %s]",
+                         c->nd, kind, c->size[0], c->size[1], c->size[2], c->stride[0],
+                         c->stride[1], c->stride[2], dsi_shape_str(c->nd + 2, c->shape));
+    free(seed);
+    free(ry);
+    free(rarg);
+    free(rdx);
+    ds_graph_free(g);
+    ds_model_free(m);
+    return rc;
+}
+
+TEST(pool_fast_paths_match_reference)
+{
+    /* output widths below 8 (scalar rows), 8 to 15 (half vectors), 16 and above with and
+     * without a remainder; constant and other window widths; overlapping windows; odd sizes
+     * (unused last rows and columns); batch 1 */
+    static const fast_case cases[] = {
+        { 1, { 2 }, { 0 }, { 1, 3, 7 } },
+        { 1, { 2 }, { 0 }, { 2, 2, 41 } },
+        { 1, { 4 }, { 0 }, { 2, 3, 70 } },
+        { 1, { 4 }, { 0 }, { 1, 2, 37 } },
+        { 1, { 3 }, { 0 }, { 2, 1, 50 } },
+        { 1, { 3 }, { 2 }, { 1, 2, 33 } },
+        { 1, { 5 }, { 0 }, { 1, 2, 96 } },
+        { 1, { 2 }, { 1 }, { 1, 2, 20 } },
+        { 2, { 2 }, { 0 }, { 2, 3, 7, 7 } },
+        { 2, { 2 }, { 0 }, { 1, 2, 16, 16 } },
+        { 2, { 2 }, { 0 }, { 2, 2, 15, 31 } },
+        { 2, { 2 }, { 0 }, { 1, 2, 9, 67 } },
+        { 2, { 2 }, { 0 }, { 1, 1, 64, 64 } },
+        { 2, { 3 }, { 0 }, { 1, 2, 10, 50 } },
+        { 2, { 3 }, { 2 }, { 2, 1, 9, 40 } },
+        { 2, { 4 }, { 0 }, { 1, 2, 8, 70 } },
+        { 2, { 2, 3 }, { 2, 3 }, { 1, 2, 6, 20 } },
+        { 2, { 3, 1 }, { 1, 1 }, { 1, 1, 5, 19 } },
+        { 2, { 5 }, { 0 }, { 1, 2, 10, 45 } },
+        /* windows that tile short rows exactly (one pass over blocks of rows) */
+        { 1, { 2 }, { 0 }, { 3, 2, 12 } },
+        { 1, { 4 }, { 0 }, { 2, 2, 36 } },
+        { 2, { 2 }, { 0 }, { 2, 3, 14, 14 } },
+        { 2, { 2 }, { 0 }, { 1, 2, 9, 30 } },
+        { 2, { 2 }, { 0 }, { 1, 1, 81, 16 } },
+        { 2, { 3 }, { 0 }, { 1, 2, 9, 27 } },
+        { 2, { 4 }, { 0 }, { 1, 1, 8, 60 } },
+        { 2, { 2 }, { 0 }, { 1, 1, 2, 4 } },
+        /* windows of more than 64 elements: the passes even for short rows */
+        { 2, { 9 }, { 0 }, { 1, 1, 9, 40 } },
+        { 3, { 5 }, { 0 }, { 1, 1, 5, 5, 12 } },
+        { 3, { 4 }, { 0 }, { 1, 1, 4, 8, 12 } },
+        { 3, { 2 }, { 0 }, { 1, 2, 4, 6, 36 } },
+        { 3, { 1, 2, 2 }, { 1, 2, 2 }, { 2, 1, 3, 4, 16 } },
+        { 3, { 2, 3, 2 }, { 2, 1, 2 }, { 1, 1, 4, 5, 21 } },
+    };
+    int count = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int kind = DS_POOL_MAX; kind <= DS_POOL_L2; kind++)
+            for (int nan_pct = 0; nan_pct <= (kind == DS_POOL_MAX ? 10 : 0); nan_pct += 5) {
+                CHECK_OK(fast_pool_case(&cases[i], (ds_pool_kind)kind, nan_pct, msg_, cap_));
+                count++;
+            }
+    snprintf(msg_, cap_, "%d cases", count);
+    return TEST_PASS;
+}
+
+/* Global max: the first maximum (ties, signed zeros) or the first NaN, at any length. */
+TEST(global_max_pool_first_maximum_and_nan)
+{
+    const int64_t lens[] = { 1, 2, 5, 31, 32, 33, 100, 257 };
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++)
+        for (int nan_pct = 0; nan_pct <= 4; nan_pct += 2) {
+            int64_t L = lens[li], shape[3] = { 2, 3, L };
+            ds_model *m = ds_model_create(1);
+            ds_graph *g = ds_graph_create(m, 1);
+            ds_node *x = ds_input(g, "x", 3, shape);
+            ds_node *y = ds_global_pool(g, x, DS_POOL_MAX);
+            CHECK(y && ds_graph_plan(g) == DS_OK);
+            ds_rng r;
+            ds_rng_seed(&r, (uint64_t)(L * 10 + nan_pct));
+            float *xd = ds_node_data(x);
+            fill_ties(xd, 6 * L, nan_pct, &r);
+            CHECK(ds_graph_forward(g) == DS_OK);
+            for (int pl = 0; pl < 6; pl++) {
+                const float *xp = xd + pl * L;
+                int64_t bi = 0;
+                for (int64_t i = 1; i < L; i++)
+                    if (xp[i] > xp[bi] || (isnan(xp[i]) && !isnan(xp[bi])))
+                        bi = i;
+                int32_t got = ((int32_t *)y->saved)[pl];
+                if (got != bi || first_difference(&ds_node_data(y)[pl], &xp[bi], 1) >= 0)
+                    FAIL("length %lld, NaN %d%%, plane %d: index %d value %g, expected %lld %g",
+                         (long long)L, nan_pct, pl, got, ds_node_data(y)[pl], (long long)bi,
+                         xp[bi]);
+            }
+            ds_graph_free(g);
+            ds_model_free(m);
+        }
+    return TEST_PASS;
+}
+
+/* Max pooling's fast path and global pooling split planes or rows over threads. */
+TEST(max_and_global_pool_do_not_depend_on_thread_count)
+{
+    int keep = ds_get_num_threads();
+    float *out[2] = { NULL, NULL };
+    int64_t n = 0;
+    for (int t = 0; t < 2; t++) {
+        ds_set_num_threads(t ? 3 : 1);
+        ds_model *m = ds_model_create(1);
+        ds_graph *g = ds_graph_create(m, 1);
+        ds_node *x = ds_input(g, "x", 4, (int64_t[]){ 4, 8, 30, 46 });
+        ds_node *p = ds_pool(g, x, 2, DS_POOL_MAX, &(ds_pool_opts){ .size = { 2 } });
+        ds_node *a = ds_pool(g, x, 2, DS_POOL_AVG, &(ds_pool_opts){ .size = { 3 } });
+        ds_node *gm = ds_global_pool(g, x, DS_POOL_MAX), *ga = ds_global_pool(g, x, DS_POOL_AVG);
+        ds_node *loss = ds_add(g, ds_add(g, ds_sum(g, ds_square(g, p), 0, NULL, 0),
+                                         ds_sum(g, ds_square(g, a), 0, NULL, 0)),
+                               ds_add(g, ds_sum(g, ds_square(g, gm), 0, NULL, 0),
+                                      ds_sum(g, ds_square(g, ga), 0, NULL, 0)));
+        CHECK(loss && ds_node_requires_grad(x, 1) == DS_OK && ds_graph_plan(g) == DS_OK);
+        ds_rng r;
+        ds_rng_seed(&r, 5);
+        fill_ties(ds_node_data(x), ds_node_numel(x), 1, &r);
+        for (int64_t i = 0; i < ds_node_numel(x); i++)   /* finite values for the sums */
+            if (isnan(ds_node_data(x)[i]))
+                ds_node_data(x)[i] = (float)ds_rng_uniform(&r);
+        CHECK(ds_graph_forward(g) == DS_OK && ds_graph_backward(g, loss) == DS_OK);
+        n = ds_node_numel(x) + 1;
+        out[t] = malloc((size_t)n * sizeof(float));
+        memcpy(out[t], ds_node_grad(x), (size_t)(n - 1) * sizeof(float));
+        out[t][n - 1] = ds_node_data(loss)[0];
+        ds_graph_free(g);
+        ds_model_free(m);
+    }
+    ds_set_num_threads(keep);
+    int same = !memcmp(out[0], out[1], (size_t)n * sizeof(float));
+    free(out[0]);
+    free(out[1]);
+    CHECK(same);
+    return TEST_PASS;
+}

@@ -375,3 +375,37 @@ TEST(slice_gradcheck_and_errors)
     ds_model_free(m);
     return TEST_PASS;
 }
+
+/* A sum over everything goes in chunks over threads: exact to double rounding, and the same
+ * for any thread count. */
+TEST(sum_all_of_a_large_tensor_is_exact_and_thread_independent)
+{
+    int keep = ds_get_num_threads();
+    const int64_t n = 3 * 65536 + 123;
+    float res[2];
+    double want = 0;
+    for (int t = 0; t < 2; t++) {
+        ds_set_num_threads(t ? 3 : 1);
+        ds_model *m = ds_model_create(1);
+        ds_graph *g = ds_graph_create(m, 1);
+        ds_node *x = ds_input(g, "x", 1, &n);
+        ds_node *s = ds_sum(g, x, 0, NULL, 0);
+        CHECK(s && ds_graph_plan(g) == DS_OK);
+        ds_rng r;
+        ds_rng_seed(&r, 21);
+        float *xd = ds_node_data(x);
+        fill_uniform(xd, n, -1, 1, &r);
+        xd[0] = 3e4f;   /* a large term: a float sum would lose the small ones */
+        if (!t)
+            for (int64_t i = 0; i < n; i++)
+                want += xd[i];
+        CHECK(ds_graph_forward(g) == DS_OK);
+        res[t] = ds_node_data(s)[0];
+        ds_graph_free(g);
+        ds_model_free(m);
+    }
+    ds_set_num_threads(keep);
+    CHECK(!memcmp(&res[0], &res[1], sizeof res[0]));
+    CHECK_NEAR(res[0], (float)want, 0);
+    return TEST_PASS;
+}

@@ -128,13 +128,14 @@ static void bn_forward_short(ds_node *y, bool batch, bool update)
         int64_t c0 = blk * cb, c1 = c0 + cb < C ? c0 + cb : C, j0 = c0 * S, nj = (c1 - c0) * S;
         double acc[COLS], mu[COLS];
         float a[COLS], b[COLS];
-        for (int64_t c = c0; c < c1 && !batch; c++) {
-            float ac, bc;
-            channel_affine(y, c, rm[c], rv[c], false, M, &ac, &bc);
-            for (int64_t i = (c - c0) * S; i < (c - c0 + 1) * S; i++)
-                a[i] = ac, b[i] = bc;
-        }
-        if (batch) {
+        if (!batch) {
+            for (int64_t c = c0; c < c1; c++) {
+                float ac, bc;
+                channel_affine(y, c, rm[c], rv[c], false, M, &ac, &bc);
+                for (int64_t i = (c - c0) * S; i < (c - c0 + 1) * S; i++)
+                    a[i] = ac, b[i] = bc;
+            }
+        } else {
             for (int64_t j = 0; j < nj; j++)
                 acc[j] = 0;
             for (int64_t n = 0; n < N; n++) {
@@ -177,6 +178,8 @@ static void bn_forward_short(ds_node *y, bool batch, bool update)
     }
 }
 
+/* Normalizes with the batch's statistics (two passes over each channel: the mean, then the
+ * squared deviations from it) or the running ones, then y = a x + b per channel. */
 static void bn_forward(ds_node *y)
 {
     const ds_node *x = y->in[0];
@@ -289,6 +292,7 @@ static void bn_backward_short(ds_node *y, bool batch)
     }
 }
 
+/* dgamma, dbeta and dx as in the formulas above: the two sums per channel, then dx. */
 static void bn_backward(ds_node *y)
 {
     const ds_node *x = y->in[0];

@@ -386,32 +386,46 @@ static void seg_outputs(const wino_plan *p, const float *M, int64_t ld, const se
                            8);
 }
 
+/* One block of the forward pass: tiles [u tb, (u + 1) tb) into y, with the V and M of
+ * thread slot tid. */
+static void forward_block(const ds_node *y, const wino_plan *p, const float *U, int64_t u,
+                          int tid)
+{
+    const float *bias = y->n_in == 3 ? y->in[2]->data : NULL;
+    const int64_t F = p->F, C = p->C, tb = p->tb, total = p->N * p->tiles;
+    float *V = y->g->scratch + p->shared + tid * p->per_thread, *M = V + XI * p->vs;
+    int64_t g0 = u * tb, nt = total - g0 < tb ? total - g0 : tb;
+    block_inputs(p, y->in[0]->data, g0, nt, V);
+    for (int k = 0; k < XI; k++)
+        dsi_sgemm(false, false, F, nt, C, 1.0f, U + k * F * C, C, V + k * p->vs, tb, 0.0f,
+                  M + k * p->ms, tb);
+    seg sg;
+    for (int64_t g = g0; g < g0 + nt;) {
+        int64_t next = seg_at(p, g, g0, g0 + nt, &sg);
+        seg_outputs(p, M + sg.k0, p->ms, &sg, y->data + sg.n * F * p->OH * p->OW, bias,
+                    (int)y->ia[13]);
+        g = next;
+    }
+}
+
 void dsi_wino_forward(ds_node *y, const dsi_conv_geom *q)
 {
-    const ds_node *x = y->in[0], *w = y->in[1];
-    const float *bias = y->n_in == 3 ? y->in[2]->data : NULL;
-    const int act = (int)y->ia[13];
     wino_plan p;
-    plan_of(q, x->shape[0], x->shape[1], w->shape[0], &p);
-    float *U = y->g->scratch, *base = y->g->scratch + p.shared, *yd = y->data;
-    weight_transform(w->data, p.F, p.C, U);
-    const int64_t total = p.N * p.tiles, units = (total + p.tb - 1) / p.tb;
-    const int64_t F = p.F, C = p.C, tb = p.tb, OHW = p.OH * p.OW;
-#pragma omp parallel for schedule(static) num_threads(wino_threads(y, &p, units))
-    for (int64_t u = 0; u < units; u++) {
-        float *V = base + omp_get_thread_num() * p.per_thread, *M = V + XI * p.vs;
-        int64_t g0 = u * tb, nt = total - g0 < tb ? total - g0 : tb;
-        block_inputs(&p, x->data, g0, nt, V);
-        for (int k = 0; k < XI; k++)
-            dsi_sgemm(false, false, F, nt, C, 1.0f, U + k * F * C, C, V + k * p.vs, tb, 0.0f,
-                      M + k * p.ms, tb);
-        seg sg;
-        for (int64_t g = g0; g < g0 + nt;) {
-            int64_t next = seg_at(&p, g, g0, g0 + nt, &sg);
-            seg_outputs(&p, M + sg.k0, p.ms, &sg, yd + sg.n * F * OHW, bias, act);
-            g = next;
-        }
+    plan_of(q, y->in[0]->shape[0], y->in[0]->shape[1], y->in[1]->shape[0], &p);
+    float *U = y->g->scratch;
+    weight_transform(y->in[1]->data, p.F, p.C, U);
+    const int64_t units = (p.N * p.tiles + p.tb - 1) / p.tb;
+    int nth = wino_threads(y, &p, units);
+    if (nth == 1) {
+        /* no parallel region: OpenBLAS may thread the products itself (inside a region of
+         * one thread it would open a nested team beside our idle threads) */
+        for (int64_t u = 0; u < units; u++)
+            forward_block(y, &p, U, u, 0);
+        return;
     }
+#pragma omp parallel for schedule(static) num_threads(nth)
+    for (int64_t u = 0; u < units; u++)
+        forward_block(y, &p, U, u, omp_get_thread_num());
 }
 
 /* ---- backward ---- */
@@ -489,58 +503,74 @@ static void seg_grads(const wino_plan *p, const float *dy, const float *yd, int 
     }
 }
 
+/* One chunk of the backward pass: samples [ch N / nch, (ch + 1) N / nch), its partial dU
+ * and bias gradient, with the V and M of thread slot tid. */
+static void backward_chunk(ds_node *y, const wino_plan *p, const float *U, int64_t ch, int tid)
+{
+    const ds_node *x = y->in[0];
+    float *dx = x->grad;
+    const bool dw = y->in[1]->grad != NULL, db = y->n_in == 3 && y->in[2]->grad;
+    const int act = (int)y->ia[13];
+    const int64_t F = p->F, C = p->C, tb = p->tb, FC = F * C, nch = p->nch, N = p->N;
+    const int64_t OHW = p->OH * p->OW, HW = p->H * p->W;
+    float *V = y->g->scratch + p->shared + tid * p->per_thread, *M = V + XI * p->vs;
+    float *du = y->g->scratch + p->du_off + ch * XI * FC;
+    double *dbc = db ? (double *)(y->g->scratch + p->bias_off) + ch * F : NULL;
+    if (dbc)
+        memset(dbc, 0, (size_t)F * sizeof *dbc);
+    if (dw)
+        memset(du, 0, (size_t)(XI * FC) * sizeof *du);
+    int64_t g_end = (ch + 1) * N / nch * p->tiles;
+    for (int64_t g0 = ch * N / nch * p->tiles; g0 < g_end; g0 += tb) {
+        int64_t nt = g_end - g0 < tb ? g_end - g0 : tb;
+        seg sg;
+        for (int64_t g = g0; g < g0 + nt;) {
+            int64_t next = seg_at(p, g, g0, g0 + nt, &sg);
+            seg_grads(p, y->grad + sg.n * F * OHW, y->data + sg.n * F * OHW, act, &sg,
+                      M + sg.k0, p->ms, dbc);
+            g = next;
+        }
+        if (dw) {
+            block_inputs(p, x->data, g0, nt, V);
+            for (int k = 0; k < XI; k++)
+                dsi_sgemm(false, true, F, C, nt, 1.0f, M + k * p->ms, tb, V + k * p->vs, tb,
+                          1.0f, du + k * FC, C);
+        }
+        if (!dx)
+            continue;
+        for (int k = 0; k < XI; k++)
+            dsi_sgemm(true, false, C, nt, F, 1.0f, U + k * FC, C, M + k * p->ms, tb, 0.0f,
+                      V + k * p->vs, tb);
+        for (int64_t g = g0; g < g0 + nt;) {
+            int64_t next = seg_at(p, g, g0, g0 + nt, &sg);
+            seg_input_adjoint(p, V + sg.k0, p->vs, &sg, dx + sg.n * C * HW);
+            g = next;
+        }
+    }
+}
+
 void dsi_wino_backward(ds_node *y, const dsi_conv_geom *q)
 {
     ds_node *x = y->in[0], *w = y->in[1];
     float *dx = x->grad, *dw = w->grad, *db = y->n_in == 3 ? y->in[2]->grad : NULL;
     if (!dx && !dw && !db)
         return;
-    const int act = (int)y->ia[13];
     wino_plan p;
     plan_of(q, x->shape[0], x->shape[1], w->shape[0], &p);
-    const int64_t F = p.F, C = p.C, tb = p.tb, FC = F * C, nch = p.nch, N = p.N;
-    const int64_t OHW = p.OH * p.OW, HW = p.H * p.W;
-    float *U = y->g->scratch, *base = y->g->scratch + p.shared;
+    const int64_t F = p.F, C = p.C, FC = F * C, nch = p.nch;
+    float *U = y->g->scratch;
     double *dbs = (double *)(y->g->scratch + p.bias_off);
     float *dU = y->g->scratch + p.du_off;
     if (dx)
         weight_transform(w->data, F, C, U);
-#pragma omp parallel for schedule(static) num_threads(wino_threads(y, &p, nch))
-    for (int64_t ch = 0; ch < nch; ch++) {
-        float *V = base + omp_get_thread_num() * p.per_thread, *M = V + XI * p.vs;
-        float *du = dU + ch * XI * FC;
-        double *dbc = db ? dbs + ch * F : NULL;
-        if (dbc)
-            memset(dbc, 0, (size_t)F * sizeof *dbc);
-        if (dw)
-            memset(du, 0, (size_t)(XI * FC) * sizeof *du);
-        int64_t g_end = (ch + 1) * N / nch * p.tiles;
-        for (int64_t g0 = ch * N / nch * p.tiles; g0 < g_end; g0 += tb) {
-            int64_t nt = g_end - g0 < tb ? g_end - g0 : tb;
-            seg sg;
-            for (int64_t g = g0; g < g0 + nt;) {
-                int64_t next = seg_at(&p, g, g0, g0 + nt, &sg);
-                seg_grads(&p, y->grad + sg.n * F * OHW, y->data + sg.n * F * OHW, act, &sg,
-                          M + sg.k0, p.ms, dbc);
-                g = next;
-            }
-            if (dw) {
-                block_inputs(&p, x->data, g0, nt, V);
-                for (int k = 0; k < XI; k++)
-                    dsi_sgemm(false, true, F, C, nt, 1.0f, M + k * p.ms, tb, V + k * p.vs, tb,
-                              1.0f, du + k * FC, C);
-            }
-            if (!dx)
-                continue;
-            for (int k = 0; k < XI; k++)
-                dsi_sgemm(true, false, C, nt, F, 1.0f, U + k * FC, C, M + k * p.ms, tb, 0.0f,
-                          V + k * p.vs, tb);
-            for (int64_t g = g0; g < g0 + nt;) {
-                int64_t next = seg_at(&p, g, g0, g0 + nt, &sg);
-                seg_input_adjoint(&p, V + sg.k0, p.vs, &sg, dx + sg.n * C * HW);
-                g = next;
-            }
-        }
+    int nth = wino_threads(y, &p, nch);
+    if (nth == 1) {
+        for (int64_t ch = 0; ch < nch; ch++)   /* no region: see dsi_wino_forward */
+            backward_chunk(y, &p, U, ch, 0);
+    } else {
+#pragma omp parallel for schedule(static) num_threads(nth)
+        for (int64_t ch = 0; ch < nch; ch++)
+            backward_chunk(y, &p, U, ch, omp_get_thread_num());
     }
     if (dw) {
         /* partials summed over chunks in order, into chunk 0's */

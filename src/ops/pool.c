@@ -178,8 +178,8 @@ static ALWAYS_INLINE void max_next(const float *restrict r, int kw, int sw, int 
 
 /* One max pass, dispatched to a kernel with constant window width and stride (not inlined:
  * the caller's frame would crowd the kernels' registers). */
-static NOINLINE void max_kernel(const float *restrict r, bool first, int kw, int sw, int n, int32_t i0,
-                       float *restrict y, int32_t *restrict arg)
+static NOINLINE void max_kernel(const float *restrict r, bool first, int kw, int sw, int n,
+                                int32_t i0, float *restrict y, int32_t *restrict arg)
 {
 #define MAX_KERNEL(KW, SW)                                \
     if (kw == KW && sw == SW) {                           \
@@ -202,13 +202,17 @@ static NOINLINE void max_kernel(const float *restrict r, bool first, int kw, int
 
 enum { VB = 16 };   /* outputs in one vector of the max kernels (64 bytes of floats) */
 
-/* One max pass over n >= VB / 2 outputs without a scalar remainder, whose branches would
- * cost more than the vectors: whole vectors first, then the last vector's worth again (both
- * kernels are idempotent: a second pass over the same row changes nothing). Rows of 8 to 15
- * outputs do the same with half vectors. */
+/* One max pass over n outputs without a scalar remainder, whose branches would cost more
+ * than the vectors: whole vectors first, then the last vector's worth again (both kernels
+ * are idempotent: a second pass over the same row changes nothing). Rows of 8 to 15 outputs
+ * do the same with half vectors; shorter ones go straight to the kernel. */
 static void max_pass(const float *r, bool first, int kw, int sw, int n, int32_t i0, float *y,
                      int32_t *arg)
 {
+    if (n < VB / 2) {
+        max_kernel(r, first, kw, sw, n, i0, y, arg);
+        return;
+    }
     int v = n >= VB ? VB : VB / 2;
     int full = n - n % v;
     max_kernel(r, first, kw, sw, full, i0, y, arg);
@@ -324,12 +328,66 @@ static void sum_row(const pool_geom *p, int kind, const float *xp, int64_t top, 
     }
 }
 
+enum { SPAN = 512 };   /* windows of one block of max_tiled */
+
+/* Whether max_tiled applies: windows of 2 to 4 that tile the rows exactly (width = stride,
+ * row width = outputs x width), windows rows that follow each other (height = stride), no
+ * depth window, and output rows too short for the passes to fill vectors. */
+static bool max_tiled_ok(const pool_geom *p)
+{
+    int64_t kh = p->k[1], kw = p->k[2];
+    return p->k[0] == 1 && kw == p->s[2] && kw >= 2 && kw <= 4 && kh == p->s[1] &&
+           p->in[2] == p->out[2] * kw && p->out[2] < VB && kh * p->out[2] <= SPAN;
+}
+
+/* Max pooling of short rows whose windows tile the input (max_tiled_ok): the kh input rows
+ * of consecutive output rows are contiguous, so one vectorized pass over a block of them
+ * gives every input row's window maxima (first maximum or first NaN, as max_first), and
+ * each output then folds its kh rows in order by the same rule, without branches. */
+static void max_tiled(const pool_geom *p, const float *xd, float *yd, int32_t *arg)
+{
+    const int64_t OD = p->out[0], OH = p->out[1], OW = p->out[2], H = p->in[1], W = p->in[2];
+    const int kh = (int)p->k[1], kw = (int)p->k[2];
+    const int64_t R = SPAN / (kh * OW), nb = (OH + R - 1) / R;
+    const int64_t work = p->planes * p->out_n * kh * kw;
+#pragma omp parallel for collapse(3) schedule(static) if (work > DS_PAR_MIN)
+    for (int64_t pl = 0; pl < p->planes; pl++)
+        for (int64_t od = 0; od < OD; od++)
+            for (int64_t b = 0; b < nb; b++) {
+                int64_t oh0 = b * R, rows = OH - oh0 < R ? OH - oh0 : R;
+                int64_t top = (od * p->s[0] * H + oh0 * kh) * W;
+                int64_t o0 = ((pl * OD + od) * OH + oh0) * OW;
+                int n = (int)(rows * kh * OW);
+                float hv[SPAN];
+                int32_t ha[SPAN];
+                max_pass(xd + pl * p->in_n + top, true, kw, kw, n, (int32_t)top, hv, ha);
+                for (int64_t rr = 0; rr < rows; rr++)
+                    for (int64_t o = 0; o < OW; o++) {
+                        int64_t j = rr * kh * OW + o;
+                        float best = hv[j];
+                        int32_t bi = ha[j];
+                        for (int h = 1; h < kh; h++) {
+                            float v = hv[j + h * OW];
+                            bool t = !(v <= best) & (best == best);
+                            best = t ? v : best;
+                            bi = t ? ha[j + h * OW] : bi;
+                        }
+                        yd[o0 + rr * OW + o] = best;
+                        arg[o0 + rr * OW + o] = bi;
+                    }
+            }
+}
+
 /* Forward of any pooling kind without padding, split over output rows. */
 static void pool_unpadded(const pool_geom *p, int kind, const float *xd, float *yd,
                           int32_t *arg)
 {
     const int64_t OD = p->out[0], OH = p->out[1], OW = p->out[2], H = p->in[1], W = p->in[2];
     const int64_t work = p->planes * p->out_n * p->k[0] * p->k[1] * p->k[2];
+    if (kind == DS_POOL_MAX && max_tiled_ok(p)) {
+        max_tiled(p, xd, yd, arg);
+        return;
+    }
     int32_t off[WIN_MAX];
     int nwin = (int)(p->k[0] * p->k[1] * p->k[2]);
     for (int k = 0; nwin <= WIN_MAX && k < nwin; k++) {
