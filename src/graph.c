@@ -414,6 +414,53 @@ uint32_t dsi_reads_in1(const ds_node *y) { (void)y; return DSI_READS_IN(1); }
 uint32_t dsi_reads_in01(const ds_node *y) { (void)y; return DSI_READS_IN(0) | DSI_READS_IN(1); }
 uint32_t dsi_reads_inputs(const ds_node *y) { (void)y; return ~DSI_READS_OUT; }
 
+/* Shares data and gradient with in[0]: a reshape, or a ReLU fused into the op before it. */
+static inline bool is_alias(const ds_node *y) { return dsi_ops[y->op]->alias || y->fused; }
+
+int64_t *dsi_fuse_attr(ds_node *y)
+{
+    switch (y->op) {
+    case DS_OP_CONV: return &y->ia[13];
+    case DS_OP_LINEAR: return &y->ia[0];
+    case DS_OP_BATCHNORM: return &y->ia[1];
+    default: return NULL;
+    }
+}
+
+/* A ReLU whose input p is a convolution, linear or batchnorm op read by nothing else (and
+ * not kept) runs inside p: p applies it in the same pass (its backward masks dy), and the
+ * ReLU node shares p's memory. For batchnorm this also frees p's value after its last
+ * forward reader, since its backward needs only its input. Redone at every planning, as
+ * readers may have been added since; never under keep_all, whose users read every node.
+ * count is n ints of workspace. */
+static void fuse_relus(ds_graph *g, int *count)
+{
+    int n = g->n_nodes;
+    for (int i = 0; i < n; i++) {
+        ds_node *y = g->nodes[i];
+        if (y->fused) {
+            *dsi_fuse_attr(y->in[0]) = DSI_FUSE_NONE;
+            y->fused = false;
+        }
+        count[i] = 0;
+    }
+    if (g->keep_all)
+        return;
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < g->nodes[i]->n_in; k++)
+            count[g->nodes[i]->in[k]->id]++;
+    for (int i = 0; i < n; i++) {
+        ds_node *r = g->nodes[i], *p = r->n_in ? r->in[0] : NULL;
+        if (r->op != DS_OP_RELU || count[p->id] != 1 || p->keep || p->is_input)
+            continue;
+        int64_t *act = dsi_fuse_attr(p);
+        if (!act || *act != DSI_FUSE_NONE)
+            continue;
+        *act = DSI_FUSE_RELU;
+        r->fused = true;
+    }
+}
+
 /* Points parameter nodes at the model's blocks (which move when parameters are added), and
  * alias nodes (reshape) at their input, which may be a parameter. */
 static void bind_params(ds_graph *g)
@@ -423,7 +470,7 @@ static void bind_params(ds_graph *g)
         if (y->op == DS_OP_PARAM) {
             y->data = ds_param_data(y->param);
             y->grad = y->needs_grad ? ds_param_grad(y->param) : NULL;
-        } else if (dsi_ops[y->op]->alias) {
+        } else if (is_alias(y)) {
             y->data = y->in[0]->data;
             y->grad = y->needs_grad ? y->in[0]->grad : NULL;
         }
@@ -433,7 +480,7 @@ static void bind_params(ds_graph *g)
 /* The node whose buffers n uses: n itself, or what an alias (reshape) chain starts from. */
 static ds_node *owner(ds_node *n)
 {
-    while (dsi_ops[n->op]->alias)
+    while (is_alias(n))
         n = n->in[0];
     return n;
 }
@@ -441,7 +488,7 @@ static ds_node *owner(ds_node *n)
 /* Whether y's backward runs when a gradient reaches it. */
 static bool runs_backward(const ds_node *y)
 {
-    return y->needs_grad && y->n_in > 0 && !dsi_ops[y->op]->alias;
+    return y->needs_grad && y->n_in > 0 && !is_alias(y);
 }
 
 typedef struct {
@@ -491,7 +538,7 @@ static int lifetimes(ds_graph *g, plan_buf *b, int *ix, int *dend, int *gstart)
         y->persist = g->keep_all || y->keep || y->is_input || y->wants_grad || dend[i] < 0;
     }
     for (int i = n - 1; i >= 0; i--)   /* a persistent alias keeps what it aliases */
-        if (dsi_ops[g->nodes[i]->op]->alias && g->nodes[i]->persist)
+        if (is_alias(g->nodes[i]) && g->nodes[i]->persist)
             g->nodes[i]->in[0]->persist = true;
 
     for (int i = 0; i < n; i++) {
@@ -501,7 +548,7 @@ static int lifetimes(ds_graph *g, plan_buf *b, int *ix, int *dend, int *gstart)
     for (int j = 0; j < n; j++) {
         ds_node *y = g->nodes[j];
         const ds_op_def *d = dsi_ops[y->op];
-        if (d->alias)
+        if (is_alias(y))
             continue;   /* computes nothing: its readers count as readers of its owner */
         bool bw = runs_backward(y);
         uint32_t m = d->bwd_reads ? d->bwd_reads(y) : UINT32_MAX;
@@ -528,7 +575,7 @@ static int lifetimes(ds_graph *g, plan_buf *b, int *ix, int *dend, int *gstart)
         yi[0] = yi[1] = yi[2] = -1;
         if (y->op == DS_OP_PARAM)
             continue;
-        if (!d->alias) {
+        if (!is_alias(y)) {
             size_t bytes = align_up((size_t)y->numel * sizeof(float));
             int s = y->persist ? 0 : i, e = y->persist ? last : dend[i];
             ds_node *o = y->n_in ? owner(y->in[0]) : NULL;
@@ -651,6 +698,18 @@ ds_status ds_graph_plan(ds_graph *g)
         return dsi_fail(g->status, "the graph failed to build earlier");
     if (g->planned)
         return DS_OK;
+    int n = g->n_nodes, cap = 3 * n + 1;
+    plan_buf *b = malloc((size_t)cap * sizeof *b);
+    plan_key *key = malloc((size_t)cap * sizeof *key);
+    plan_span *span = malloc((size_t)cap * sizeof *span);
+    int *ix = malloc((size_t)cap * sizeof *ix), *work = malloc((size_t)(2 * n + 1) * sizeof *work);
+    float *inputs = NULL;
+    ds_status st = DS_OK;
+    if (!b || !key || !span || !ix || !work) {
+        st = dsi_fail(DS_ERR_NOMEM, "out of memory planning the graph (%d nodes)", n);
+        goto done;
+    }
+    fuse_relus(g, work);   /* first: it changes workspaces and saved sizes */
     /* which nodes carry a gradient */
     for (int i = 0; i < g->n_nodes; i++) {
         ds_node *y = g->nodes[i];
@@ -667,22 +726,11 @@ ds_status ds_graph_plan(ds_graph *g)
     size_t scratch = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         const ds_op_def *d = dsi_ops[g->nodes[i]->op];
-        size_t s = d->scratch_bytes ? d->scratch_bytes(g->nodes[i]) : 0;
-        if (s > scratch)
-            scratch = s;
+        size_t sz = d->scratch_bytes ? d->scratch_bytes(g->nodes[i]) : 0;
+        if (sz > scratch)
+            scratch = sz;
     }
     /* lifetimes and offsets */
-    int n = g->n_nodes, cap = 3 * n + 1;
-    plan_buf *b = malloc((size_t)cap * sizeof *b);
-    plan_key *key = malloc((size_t)cap * sizeof *key);
-    plan_span *span = malloc((size_t)cap * sizeof *span);
-    int *ix = malloc((size_t)cap * sizeof *ix), *work = malloc((size_t)(2 * n + 1) * sizeof *work);
-    float *inputs = NULL;
-    ds_status st = DS_OK;
-    if (!b || !key || !span || !ix || !work) {
-        st = dsi_fail(DS_ERR_NOMEM, "out of memory planning the graph (%d nodes)", n);
-        goto done;
-    }
     int nb = lifetimes(g, b, ix, work, work + n);
     size_t total = assign(b, nb, key, span);
     bool clob = clobbers(b, nb, n);
@@ -715,7 +763,7 @@ ds_status ds_graph_plan(ds_graph *g)
         const int *yi = ix + 3 * i;
         if (y->op == DS_OP_PARAM)
             continue;
-        if (!dsi_ops[y->op]->alias) {
+        if (!is_alias(y)) {
             y->data = (float *)(g->block + b[yi[0]].off);
             y->grad = yi[1] >= 0 ? (float *)(g->block + b[yi[1]].off) : NULL;
         }
@@ -772,7 +820,7 @@ ds_status ds_graph_forward_to(ds_graph *g, ds_node *last)
     int end = last ? last->id + 1 : g->n_nodes;
     for (int i = 0; i < end; i++) {
         ds_node *y = g->nodes[i];
-        if (y->op == DS_OP_INPUT || y->op == DS_OP_PARAM || dsi_ops[y->op]->alias)
+        if (y->op == DS_OP_INPUT || y->op == DS_OP_PARAM || is_alias(y))
             continue;
         dsi_ops[y->op]->forward(y);
     }
@@ -813,7 +861,7 @@ static ds_status backward(ds_graph *g, ds_node *out, const float *seed, float on
         ds_node *y = g->nodes[i];
         y->on_path = false;
         y->grad_ready = false;
-        if (y->persist && y->op != DS_OP_PARAM && !dsi_ops[y->op]->alias && y->grad) {
+        if (y->persist && y->op != DS_OP_PARAM && !is_alias(y) && y->grad) {
             memset(y->grad, 0, (size_t)y->numel * sizeof(float));
             y->grad_ready = true;
         }
@@ -835,7 +883,7 @@ static ds_status backward(ds_graph *g, ds_node *out, const float *seed, float on
         out->grad[0] += one;
     for (int i = out->id; i >= 0; i--) {
         ds_node *y = g->nodes[i];
-        if (!y->on_path || !y->needs_grad || y->n_in == 0 || dsi_ops[y->op]->alias)
+        if (!y->on_path || !y->needs_grad || y->n_in == 0 || is_alias(y))
             continue;
         for (int k = 0; k < y->n_in; k++)
             if (y->in[k]->grad)

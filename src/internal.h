@@ -123,6 +123,8 @@ struct ds_node {
     bool keep;             /* ds_node_keep: data and gradient kept for the whole run */
     bool persist;          /* planned: data and gradient own their memory for the whole run */
     bool grad_ready;       /* scratch for backward: the gradient was zeroed in this pass */
+    bool fused;            /* planned: a ReLU computed by in[0]'s op (see dsi_fuse_attr),
+                            * sharing in[0]'s data and gradient as an alias does */
     int64_t ia[DS_IATTR];  /* op attributes (ints) */
     float fa[DS_FATTR];    /* op attributes (floats) */
 };
@@ -236,6 +238,10 @@ int dsi_axis(int axis, int ndim);
 /* Activations fused into the op that feeds them (conv's ia[13], linear's ia[0]): one pass
  * over the output instead of an activation node with its own buffers. */
 enum { DSI_FUSE_NONE = 0, DSI_FUSE_RELU = 1 };
+/* The attribute that holds the fused activation of y's op (conv ia[13], linear ia[0],
+ * batchnorm ia[1]), or NULL if the op has none. The planner fuses a following ReLU into
+ * these ops when nothing else reads their value (graph.c). */
+int64_t *dsi_fuse_attr(ds_node *y);
 /* ds_linear with a fused activation act (matmul.c). */
 ds_node *dsi_linear_fused(ds_graph *g, ds_node *x, ds_node *w, ds_node *b, int act);
 

@@ -140,3 +140,138 @@ TEST(fused_relu_dense_matches_separate_ops)
     CHECK_OK(compare(dense, 2, (int64_t[]){64, 50}, 37, msg_, cap_));
     return TEST_PASS;
 }
+
+/* ---- ReLUs fused at planning ----
+ * A ReLU layer after a convolution, a dense layer or a batch norm whose value nothing else
+ * reads runs inside that op; keep_all (which never fuses) gives the reference. */
+static ds_node *cnn_bn(ds_graph *g, ds_node *x)
+{
+    ds_node *h = ds_conv(g, x, 2, &(ds_conv_opts){.filters = 8, .kernel = {3},
+                                                  .padding = DS_PAD_SAME});
+    h = ds_relu(g, ds_batchnorm(g, h, NULL));
+    h = ds_pool(g, h, 2, DS_POOL_MAX, &(ds_pool_opts){.size = {2}});
+    h = ds_relu(g, ds_conv(g, h, 2, &(ds_conv_opts){.filters = 8, .kernel = {3},
+                                                    .padding = DS_PAD_SAME}));
+    h = ds_relu(g, ds_batchnorm(g, h, NULL));   /* conv -> relu -> bn -> relu */
+    h = ds_flatten(g, h);
+    h = ds_relu(g, ds_dense(g, h, &(ds_dense_opts){.units = 16}));
+    return ds_dense(g, h, &(ds_dense_opts){.units = 3});
+}
+
+/* Runs 2 training steps (forward, backward, SGD at lr; 0 keeps the parameters) and returns
+ * the final output, input gradient and parameters; *bytes gets the planned memory. */
+static float *train_cnn(bool keep_all, float lr, int64_t *n, size_t *bytes)
+{
+    ds_model *m = ds_model_create(21);
+    ds_graph *g = ds_graph_create(m, 1);
+    ds_node *x = ds_input(g, "x", 4, (int64_t[]){6, 3, 12, 10});
+    ds_node *y = cnn_bn(g, x);
+    float *out = NULL;
+    *n = 0;
+    ds_optim *o = ds_optim_create(m, &(ds_optim_opts){.kind = DS_OPT_SGD, .lr = lr});
+    if (y && o) {
+        ds_graph_keep_all(g, keep_all);
+        ds_node_requires_grad(x, 1);
+        ds_graph_set_mode(g, DS_MODE_TRAIN);
+        if (ds_graph_plan(g) == DS_OK) {
+            *bytes = ds_graph_bytes(g);
+            ds_rng r;
+            ds_rng_seed(&r, 4);
+            fill_uniform(ds_node_data(x), ds_node_numel(x), -1, 1, &r);
+            float seed[18];
+            fill_uniform(seed, 18, -1, 1, &r);
+            bool ok = true;
+            for (int step = 0; ok && step < 2; step++) {
+                ds_model_zero_grad(m);
+                ok = ds_graph_forward(g) == DS_OK && ds_graph_backward_seed(g, y, seed) == DS_OK &&
+                     ds_optim_step(o) == DS_OK;
+            }
+            int64_t ny = ds_node_numel(y), nx = ds_node_numel(x), np = ds_model_numel(m, 0);
+            if (ok && (out = malloc((size_t)(ny + nx + np) * sizeof *out))) {
+                ds_graph_forward(g);
+                memcpy(out, ds_node_data(y), (size_t)ny * sizeof *out);
+                memcpy(out + ny, ds_node_grad(x), (size_t)nx * sizeof *out);
+                memcpy(out + ny + nx, ds_model_data(m), (size_t)np * sizeof *out);
+                *n = ny + nx + np;
+            }
+        }
+    }
+    ds_optim_free(o);
+    ds_graph_free(g);
+    ds_model_free(m);
+    return out;
+}
+
+TEST(fused_relu_at_planning_matches_separate_ops)
+{
+    int64_t na, nb;
+    size_t bytes_fused = 0, bytes_all = 0;
+    /* parameters held: output and input gradient bit for bit */
+    float *a = train_cnn(false, 0.0f, &na, &bytes_fused), *b = train_cnn(true, 0.0f, &nb, &bytes_all);
+    int ok = a && b && na == nb;
+    int64_t first = -1;
+    for (int64_t i = 0; ok && i < na && first < 0; i++)
+        if (a[i] != b[i])
+            first = i;
+    float fa = first >= 0 ? a[first] : 0, fb = first >= 0 ? b[first] : 0;
+    free(a);
+    free(b);
+    CHECK(ok);
+    if (first >= 0)
+        FAIL("parameters held: value %lld of %lld differs: fused %.9g, separate %.9g",
+             (long long)first, (long long)na, fa, fb);
+    a = train_cnn(false, 0.1f, &na, &bytes_fused);
+    b = train_cnn(true, 0.1f, &nb, &bytes_all);
+    ok = a && b && na == nb;
+    /* the bias gradients sum in another order, so two steps drift apart by rounding */
+    int64_t same = 0, bad = -1;
+    double worst = 0;
+    for (int64_t i = 0; ok && i < na; i++) {
+        double d = fabs((double)a[i] - b[i]) / fmax(1.0, fabs(b[i]));
+        same += a[i] == b[i];
+        worst = fmax(worst, d);
+        if (!(d <= 2e-5) && bad < 0)
+            bad = i;
+    }
+    float av = bad >= 0 ? a[bad] : 0, bv = bad >= 0 ? b[bad] : 0;
+    free(a);
+    free(b);
+    CHECK(ok);
+    if (bad >= 0)
+        FAIL("value %lld of %lld: fused %.9g, separate %.9g", (long long)bad, (long long)na,
+             av, bv);
+    CHECK(bytes_fused < bytes_all);
+    snprintf(msg_, cap_, "%lld of %lld values identical, max rel diff %.1g; %zu bytes planned, "
+             "%zu kept all", (long long)same, (long long)na, worst, bytes_fused, bytes_all);
+    return TEST_PASS;
+}
+
+/* A ReLU whose input has another reader, or is kept, is not fused: that reader sees the
+ * values before the ReLU. */
+TEST(fused_relu_not_when_the_input_is_read_elsewhere)
+{
+    ds_model *m = ds_model_create(2);
+    ds_graph *g = ds_graph_create(m, 1);
+    ds_node *x = ds_input(g, "x", 2, (int64_t[]){4, 5});
+    ds_node *h = ds_dense(g, x, &(ds_dense_opts){.units = 6});
+    ds_node *r = ds_relu(g, h);
+    ds_node *s = ds_add(g, r, h);   /* h read twice */
+    CHECK(s);
+    ds_rng rg;
+    ds_rng_seed(&rg, 1);
+    CHECK(ds_graph_plan(g) == DS_OK);
+    fill_uniform(ds_node_data(x), 20, -1, 1, &rg);
+    ds_node_keep(h, 1);
+    CHECK(ds_graph_forward(g) == DS_OK);
+    const float *hv = ds_node_data(h), *rv = ds_node_data(r), *sv = ds_node_data(s);
+    int neg = 0;
+    for (int i = 0; i < 24; i++) {
+        CHECK(rv[i] == (hv[i] > 0 ? hv[i] : 0.0f));
+        CHECK(sv[i] == rv[i] + hv[i]);
+        neg += hv[i] < 0;
+    }
+    CHECK(neg > 0);
+    ds_graph_free(g);
+    ds_model_free(m);
+    return TEST_PASS;
+}

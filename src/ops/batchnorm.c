@@ -6,8 +6,12 @@
 
 /* in: x [N, C, ...], running_mean [C], running_var [C], and unless no_affine gamma [C],
  * beta [C]. fa: 0 momentum, 1 eps. ia[0] is set by forward: 1 if it normalized with batch
- * statistics, so backward differentiates the same function. saved: mean [C] and
- * rstd [C] = 1 / sqrt(var + eps) as used by that forward.
+ * statistics, so backward differentiates the same function. ia[1]: a fused ReLU
+ * (DSI_FUSE_RELU, set by the planner when a ReLU alone reads the output): y = relu(a x + b)
+ * per channel, and backward recomputes the mask a x + b > 0 from x (with fmaf both times, so
+ * bit for bit the forward's), which frees y after its last forward reader. saved: mean [C]
+ * and rstd [C] = 1 / sqrt(var + eps) as used by that forward; with the ReLU also a [C] and
+ * b [C] of the affine map.
  *
  * Batch statistics (M = N * spatial values per channel):
  *   y = gamma xh + beta, xh = (x - mean) rstd, var biased;
@@ -31,7 +35,24 @@ static ds_status bn_shape(ds_node *y)
     return DS_OK;
 }
 
-static size_t bn_saved(const ds_node *y) { return 2 * (size_t)y->in[0]->shape[1] * sizeof(float); }
+static size_t bn_saved(const ds_node *y)
+{
+    return (y->ia[1] ? 4 : 2) * (size_t)y->in[0]->shape[1] * sizeof(float);
+}
+
+/* The output of the affine map a x + b (one rounding, fmaf, in every build), through the
+ * fused ReLU when act is set. */
+static inline float bn_out(float a, float x, float b, int act)
+{
+    float v = fmaf(a, x, b);
+    return !act || v > 0 ? v : 0.0f;
+}
+
+/* dy where the fused ReLU let a x + b through (all of dy without one). */
+static inline float bn_gate(float dy, float a, float x, float b, int act)
+{
+    return act && !(fmaf(a, x, b) > 0) ? 0.0f : dy;
+}
 
 /* ---- kernels ----
  * Statistics are sums in double, over lanes of independent sums (vectorized, no chain of
@@ -64,9 +85,10 @@ static double sqdev_run(const float *x, int64_t n, double mu)
     return acc[0];
 }
 
-/* Adds to *sdy the sum of dy[0..n) and to *sdyxh that of dy xh, xh = (x - mu) r, in double. */
+/* Adds to *sdy the sum of dy[0..n) and to *sdyxh that of dy xh, xh = (x - mu) r, in double;
+ * dy gated by the fused ReLU of the affine map fa x + fb when act is set. */
 static void dy_sums_run(const float *dy, const float *x, int64_t n, float mu, float r,
-                        double *sdy, double *sdyxh)
+                        float fa, float fb, int act, double *sdy, double *sdyxh)
 {
     enum { L = LANES / 2 };
     double a[L] = { 0 }, b[L] = { 0 };
@@ -74,13 +96,15 @@ static void dy_sums_run(const float *dy, const float *x, int64_t n, float mu, fl
     for (; i + L <= n; i += L) {
 #pragma omp simd
         for (int l = 0; l < L; l++) {
-            a[l] += dy[i + l];
-            b[l] += (double)dy[i + l] * ((x[i + l] - mu) * r);
+            float g = bn_gate(dy[i + l], fa, x[i + l], fb, act);
+            a[l] += g;
+            b[l] += (double)g * ((x[i + l] - mu) * r);
         }
     }
     for (int l = 0; i < n; i++, l++) {
-        a[l] += dy[i];
-        b[l] += (double)dy[i] * ((x[i] - mu) * r);
+        float g = bn_gate(dy[i], fa, x[i], fb, act);
+        a[l] += g;
+        b[l] += (double)g * ((x[i] - mu) * r);
     }
     for (int w = L / 2; w > 0; w /= 2)
         for (int l = 0; l < w; l++) {
@@ -111,6 +135,11 @@ static void channel_affine(ds_node *y, int64_t c, double mu, double var, bool up
     rstd[c] = (float)r;
     *a = (float)(r * (gamma ? gamma[c] : 1.0f));
     *b = (float)((beta ? beta[c] : 0.0f) - mu * r * (gamma ? gamma[c] : 1.0f));
+    if (y->ia[1]) {
+        int64_t C = y->in[0]->shape[1];
+        mean[2 * C + c] = *a;
+        mean[3 * C + c] = *b;
+    }
 }
 
 /* Forward for runs shorter than SHORT_RUN ([N, C] and small spatial sizes): x seen as N rows
@@ -169,11 +198,12 @@ static void bn_forward_short(ds_node *y, bool batch, bool update)
                     a[i] = ac, b[i] = bc;
             }
         }
+        const int act = (int)y->ia[1];
         for (int64_t n = 0; n < N; n++) {
             const float *xr = xd + n * CS + j0;
             float *yr = yd + n * CS + j0;
             for (int64_t j = 0; j < nj; j++)
-                yr[j] = a[j] * xr[j] + b[j];
+                yr[j] = bn_out(a[j], xr[j], b[j], act);
         }
     }
 }
@@ -219,12 +249,13 @@ static void bn_forward(ds_node *y)
             var = ss / (double)M;
         }
         float a, b;
+        const int act = (int)y->ia[1];
         channel_affine(y, c, mu, var, update, M, &a, &b);
         for (int64_t n = 0; n < N; n++) {
             const float *xp = xd + (n * C + c) * S;
             float *yp = yd + (n * C + c) * S;
             for (int64_t i = 0; i < S; i++)
-                yp[i] = a * xp[i] + b;
+                yp[i] = bn_out(a, xp[i], b, act);
         }
     }
 }
@@ -241,17 +272,20 @@ static void bn_backward_short(ds_node *y, bool batch)
     const float *xd = x->data, *dy = y->grad;
     float *dx = x->grad;
     bool sums = batch || dgamma || dbeta;
+    const int act = (int)y->ia[1];
     int64_t cb = COLS / S, nb = (C + cb - 1) / cb;
 #pragma omp parallel for schedule(static) if (x->numel > DS_PAR_MIN)
     for (int64_t blk = 0; blk < nb; blk++) {
         int64_t c0 = blk * cb, c1 = c0 + cb < C ? c0 + cb : C, j0 = c0 * S, nj = (c1 - c0) * S;
         double s1[COLS], s2[COLS];
-        float mu[COLS], r[COLS], k[COLS], mdy[COLS], mdyxh[COLS];
+        float mu[COLS], r[COLS], k[COLS], mdy[COLS], mdyxh[COLS], fa[COLS], fb[COLS];
         for (int64_t c = c0; c < c1; c++)
             for (int64_t i = (c - c0) * S; i < (c - c0 + 1) * S; i++) {
                 mu[i] = mean[c];
                 r[i] = rstd[c];
                 k[i] = (gamma ? gamma[c] : 1.0f) * rstd[c];
+                fa[i] = act ? mean[2 * C + c] : 0.0f;
+                fb[i] = act ? mean[3 * C + c] : 0.0f;
             }
         if (sums) {
             for (int64_t j = 0; j < nj; j++)
@@ -259,8 +293,9 @@ static void bn_backward_short(ds_node *y, bool batch)
             for (int64_t n = 0; n < N; n++) {
                 const float *xr = xd + n * CS + j0, *gr = dy + n * CS + j0;
                 for (int64_t j = 0; j < nj; j++) {
-                    s1[j] += gr[j];
-                    s2[j] += (double)gr[j] * ((xr[j] - mu[j]) * r[j]);
+                    float gj = bn_gate(gr[j], fa[j], xr[j], fb[j], act);
+                    s1[j] += gj;
+                    s2[j] += (double)gj * ((xr[j] - mu[j]) * r[j]);
                 }
             }
             for (int64_t c = c0; c < c1; c++) {
@@ -284,10 +319,11 @@ static void bn_backward_short(ds_node *y, bool batch)
             float *dr = dx + n * CS + j0;
             if (batch)
                 for (int64_t j = 0; j < nj; j++)
-                    dr[j] += k[j] * (gr[j] - mdy[j] - (xr[j] - mu[j]) * r[j] * mdyxh[j]);
+                    dr[j] += k[j] * (bn_gate(gr[j], fa[j], xr[j], fb[j], act) - mdy[j] -
+                                     (xr[j] - mu[j]) * r[j] * mdyxh[j]);
             else
                 for (int64_t j = 0; j < nj; j++)
-                    dr[j] += k[j] * gr[j];
+                    dr[j] += k[j] * bn_gate(gr[j], fa[j], xr[j], fb[j], act);
         }
     }
 }
@@ -304,6 +340,7 @@ static void bn_backward(ds_node *y)
     const float *xd = x->data, *dy = y->grad;
     float *dx = x->grad;
     bool batch = y->ia[0] != 0;
+    const int act = (int)y->ia[1];
     if (S < SHORT_RUN) {
         bn_backward_short(y, batch);
         return;
@@ -312,8 +349,10 @@ static void bn_backward(ds_node *y)
     for (int64_t c = 0; c < C; c++) {
         double sdy = 0, sdyxh = 0;
         float mu = mean[c], r = rstd[c], gm = gamma ? gamma[c] : 1.0f;
+        float fa = act ? mean[2 * C + c] : 0.0f, fb = act ? mean[3 * C + c] : 0.0f;
         for (int64_t n = 0; (batch || dgamma || dbeta) && n < N; n++)
-            dy_sums_run(dy + (n * C + c) * S, xd + (n * C + c) * S, S, mu, r, &sdy, &sdyxh);
+            dy_sums_run(dy + (n * C + c) * S, xd + (n * C + c) * S, S, mu, r, fa, fb, act, &sdy,
+                        &sdyxh);
         if (dgamma)
             dgamma[c] += (float)sdyxh;
         if (dbeta)
@@ -327,14 +366,15 @@ static void bn_backward(ds_node *y)
                 const float *xp = xd + (n * C + c) * S, *gp = dy + (n * C + c) * S;
                 float *dp = dx + (n * C + c) * S;
                 for (int64_t i = 0; i < S; i++)
-                    dp[i] += k * (gp[i] - mdy - (xp[i] - mu) * r * mdyxh);
+                    dp[i] += k * (bn_gate(gp[i], fa, xp[i], fb, act) - mdy -
+                                  (xp[i] - mu) * r * mdyxh);
             }
         } else {
             for (int64_t n = 0; n < N; n++) {
-                const float *gp = dy + (n * C + c) * S;
+                const float *xp = xd + (n * C + c) * S, *gp = dy + (n * C + c) * S;
                 float *dp = dx + (n * C + c) * S;
                 for (int64_t i = 0; i < S; i++)
-                    dp[i] += k * gp[i];
+                    dp[i] += k * bn_gate(gp[i], fa, xp[i], fb, act);
             }
         }
     }

@@ -126,8 +126,10 @@ static inline void window(const pool_geom *p, int a, int64_t o, int64_t *b, int6
  * input rows its windows cover is one pass over that row, vectorized over the outputs o
  * (window o starts at r[o * sw]). The pass kernels are inlined with constant kw and sw for
  * the common windows (2, 3, 4; stride equal, or 3 with stride 2), which lets the compiler
- * unroll the window and vectorize; other windows run the same code with variables. Each
- * output is computed by one thread in a fixed order, whatever the thread count. */
+ * unroll the window and vectorize; other windows run the same code with variables. Short
+ * rows of max pooling go by blocks of rows where the windows tile the input (max_tiled),
+ * else one window at a time (max_row). Each output is computed by one thread in a fixed
+ * order, whatever the thread count, and every path gives the general path's results. */
 
 #define ROW_CHUNK 512   /* outputs of a row whose double sums are held at once */
 
@@ -331,19 +333,46 @@ static void sum_row(const pool_geom *p, int kind, const float *xp, int64_t top, 
 enum { SPAN = 512 };   /* windows of one block of max_tiled */
 
 /* Whether max_tiled applies: windows of 2 to 4 that tile the rows exactly (width = stride,
- * row width = outputs x width), windows rows that follow each other (height = stride), no
- * depth window, and output rows too short for the passes to fill vectors. */
+ * row width = outputs x width), window rows that follow each other (height = stride), no
+ * depth window, and output rows shorter than 4 vectors, where the per-row cost of the
+ * passes shows (measured: longer rows are faster by passes). */
 static bool max_tiled_ok(const pool_geom *p)
 {
     int64_t kh = p->k[1], kw = p->k[2];
     return p->k[0] == 1 && kw == p->s[2] && kw >= 2 && kw <= 4 && kh == p->s[1] &&
-           p->in[2] == p->out[2] * kw && p->out[2] < VB && kh * p->out[2] <= SPAN;
+           p->in[2] == p->out[2] * kw && p->out[2] < 4 * VB && kh * p->out[2] <= SPAN;
+}
+
+/* Folds r, ra into y, arg element by element by the running rule of max_next: r[j] is
+ * taken when it is not <= y[j], unless y[j] is NaN. Idempotent. */
+static NOINLINE void fold_kernel(const float *restrict r, const int32_t *restrict ra, int n,
+                                 float *restrict y, int32_t *restrict arg)
+{
+    for (int j = 0; j < n; j++) {
+        float best = y[j];
+        if (!(r[j] <= best) && best == best) {
+            y[j] = r[j];
+            arg[j] = ra[j];
+        }
+    }
+}
+
+/* fold_kernel without a scalar remainder, as max_pass. */
+static void fold_pass(const float *r, const int32_t *ra, int n, float *y, int32_t *arg)
+{
+    int v = n >= VB ? VB : n >= VB / 2 ? VB / 2 : 0;
+    int full = v ? n - n % v : n;
+    fold_kernel(r, ra, full, y, arg);
+    if (full < n)
+        fold_kernel(r + n - v, ra + n - v, v, y + n - v, arg + n - v);
 }
 
 /* Max pooling of short rows whose windows tile the input (max_tiled_ok): the kh input rows
  * of consecutive output rows are contiguous, so one vectorized pass over a block of them
- * gives every input row's window maxima (first maximum or first NaN, as max_first), and
- * each output then folds its kh rows in order by the same rule, without branches. */
+ * gives every input row's window maxima hv (first maximum or first NaN, as max_first).
+ * Position j of hv then folds in the rows below it, j + h * OW, by the same rule: over the
+ * whole block at once, so in vectors too, though only the positions of each output row's
+ * first input row are kept. */
 static void max_tiled(const pool_geom *p, const float *xd, float *yd, int32_t *arg)
 {
     const int64_t OD = p->out[0], OH = p->out[1], OW = p->out[2], H = p->in[1], W = p->in[2];
@@ -357,24 +386,18 @@ static void max_tiled(const pool_geom *p, const float *xd, float *yd, int32_t *a
                 int64_t oh0 = b * R, rows = OH - oh0 < R ? OH - oh0 : R;
                 int64_t top = (od * p->s[0] * H + oh0 * kh) * W;
                 int64_t o0 = ((pl * OD + od) * OH + oh0) * OW;
-                int n = (int)(rows * kh * OW);
-                float hv[SPAN];
-                int32_t ha[SPAN];
+                int n = (int)(rows * kh * OW), m = n - (kh - 1) * (int)OW;
+                float hv[SPAN], fv[SPAN];
+                int32_t ha[SPAN], fa[SPAN];
                 max_pass(xd + pl * p->in_n + top, true, kw, kw, n, (int32_t)top, hv, ha);
-                for (int64_t rr = 0; rr < rows; rr++)
-                    for (int64_t o = 0; o < OW; o++) {
-                        int64_t j = rr * kh * OW + o;
-                        float best = hv[j];
-                        int32_t bi = ha[j];
-                        for (int h = 1; h < kh; h++) {
-                            float v = hv[j + h * OW];
-                            bool t = !(v <= best) & (best == best);
-                            best = t ? v : best;
-                            bi = t ? ha[j + h * OW] : bi;
-                        }
-                        yd[o0 + rr * OW + o] = best;
-                        arg[o0 + rr * OW + o] = bi;
-                    }
+                memcpy(fv, hv, (size_t)m * sizeof *fv);
+                memcpy(fa, ha, (size_t)m * sizeof *fa);
+                for (int h = 1; h < kh; h++)
+                    fold_pass(hv + h * OW, ha + h * OW, m, fv, fa);
+                for (int64_t rr = 0; rr < rows; rr++) {
+                    memcpy(yd + o0 + rr * OW, fv + rr * kh * OW, (size_t)OW * sizeof *fv);
+                    memcpy(arg + o0 + rr * OW, fa + rr * kh * OW, (size_t)OW * sizeof *fa);
+                }
             }
 }
 

@@ -118,9 +118,7 @@ void dsi_reduce_sum(const float *x, int nd, const int64_t *shape, const bool *ke
 #pragma omp parallel for schedule(static) if (total > DS_PAR_MIN)
         for (int64_t t = 0; t < nko * nb; t++) {
             int64_t ko = t / nb, c0 = (t % nb) * COLS, cw = W - c0 < COLS ? W - c0 : COLS;
-            double acc[COLS];
-            for (int64_t c = 0; c < cw; c++)
-                acc[c] = 0;
+            double acc[COLS] = {0};
             int64_t base = sub_offset(ko, nk - 1, kd, &p) + c0;
             for (int64_t r = 0; r < nred; r++) {
                 const float *row = x + base + sub_offset(r, nr, rd, &p);
