@@ -606,6 +606,7 @@ static double worst(const float *got, const float *want, int64_t n, const float 
     return w;
 }
 
+/* One train or eval pass of affine batch norm on shape against ref_bn. */
 static int bn_reference_case(int ndim, const int64_t *shape, bool train, char *msg, size_t cap)
 {
     ds_model *m = ds_model_create(1);

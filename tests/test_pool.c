@@ -408,8 +408,7 @@ static void ref_pool(int nd, ds_pool_kind kind, const int64_t *shape, const int 
         ss[a] = s[j];
         out[a] = (in[a] - kk[a]) / ss[a] + 1;
     }
-    int64_t planes = shape[0] * shape[1], in_n = in[0] * in[1] * in[2];
-    int64_t out_n = out[0] * out[1] * out[2], oi = 0;
+    int64_t planes = shape[0] * shape[1], in_n = in[0] * in[1] * in[2], oi = 0;
     for (int64_t pl = 0; pl < planes; pl++) {
         const float *xp = x + pl * in_n;
         float *gp = dx + pl * in_n;
@@ -450,7 +449,6 @@ static void ref_pool(int nd, ds_pool_kind kind, const int64_t *shape, const int 
                                 gp[i] += kind == DS_POOL_L2 ? g * xp[i] : g;
                             }
                 }
-        (void)out_n;
     }
 }
 
@@ -477,6 +475,8 @@ typedef struct {
     int64_t shape[5];
 } fast_case;
 
+/* Pools c (NaN in nan_pct percent of a max pooling's inputs) and compares the output, the
+ * argmax and the input gradient with ref_pool, bit for bit. */
 static int fast_pool_case(const fast_case *c, ds_pool_kind kind, int nan_pct, char *msg,
                           size_t cap)
 {
