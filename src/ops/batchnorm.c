@@ -51,7 +51,8 @@ static inline float bn_out(float a, float x, float b, int act)
 /* dy where the fused ReLU let a x + b through (all of dy without one). */
 static inline float bn_gate(float dy, float a, float x, float b, int act)
 {
-    return act && !(fmaf(a, x, b) > 0) ? 0.0f : dy;
+    float v = fmaf(a, x, b);   /* computed either way: a select, not a branch, per value */
+    return act && !(v > 0) ? 0.0f : dy;
 }
 
 /* ---- kernels ----
@@ -85,10 +86,9 @@ static double sqdev_run(const float *x, int64_t n, double mu)
     return acc[0];
 }
 
-/* Adds to *sdy the sum of dy[0..n) and to *sdyxh that of dy xh, xh = (x - mu) r, in double;
- * dy gated by the fused ReLU of the affine map fa x + fb when act is set. */
-static void dy_sums_run(const float *dy, const float *x, int64_t n, float mu, float r,
-                        float fa, float fb, int act, double *sdy, double *sdyxh)
+/* Adds to *sdy the sum of dy[0..n) and to *sdyxh that of dy xh, xh = (x - mu) r, in double. */
+static void dy_sums_plain(const float *dy, const float *x, int64_t n, float mu, float r,
+                          double *sdy, double *sdyxh)
 {
     enum { L = LANES / 2 };
     double a[L] = { 0 }, b[L] = { 0 };
@@ -96,15 +96,13 @@ static void dy_sums_run(const float *dy, const float *x, int64_t n, float mu, fl
     for (; i + L <= n; i += L) {
 #pragma omp simd
         for (int l = 0; l < L; l++) {
-            float g = bn_gate(dy[i + l], fa, x[i + l], fb, act);
-            a[l] += g;
-            b[l] += (double)g * ((x[i + l] - mu) * r);
+            a[l] += dy[i + l];
+            b[l] += (double)dy[i + l] * ((x[i + l] - mu) * r);
         }
     }
     for (int l = 0; i < n; i++, l++) {
-        float g = bn_gate(dy[i], fa, x[i], fb, act);
-        a[l] += g;
-        b[l] += (double)g * ((x[i] - mu) * r);
+        a[l] += dy[i];
+        b[l] += (double)dy[i] * ((x[i] - mu) * r);
     }
     for (int w = L / 2; w > 0; w /= 2)
         for (int l = 0; l < w; l++) {
@@ -113,6 +111,25 @@ static void dy_sums_run(const float *dy, const float *x, int64_t n, float mu, fl
         }
     *sdy += a[0];
     *sdyxh += b[0];
+}
+
+/* dy_sums_plain with dy gated by the fused ReLU of the affine map fa x + fb when act is set:
+ * the gated values go through a small buffer, so both loops stay plain vector loops. */
+static void dy_sums_run(const float *dy, const float *x, int64_t n, float mu, float r,
+                        float fa, float fb, int act, double *sdy, double *sdyxh)
+{
+    enum { B = 256 };
+    if (!act) {
+        dy_sums_plain(dy, x, n, mu, r, sdy, sdyxh);
+        return;
+    }
+    float g[B];
+    for (int64_t i0 = 0; i0 < n; i0 += B) {
+        int64_t m = n - i0 < B ? n - i0 : B;
+        for (int64_t j = 0; j < m; j++)
+            g[j] = fmaf(fa, x[i0 + j], fb) > 0 ? dy[i0 + j] : 0.0f;
+        dy_sums_plain(g, x + i0, m, mu, r, sdy, sdyxh);
+    }
 }
 
 /* Channel c is normalized with mean mu and biased variance var: saves mean and rstd, moves
