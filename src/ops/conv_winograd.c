@@ -463,8 +463,13 @@ seg_grads_tv(const wino_plan *p, const float *dyp, const float *yp, int act,
                     e[i][j] = yv[i][j] > 0 ? e[i][j] : 0.0f;
             }
         }
+        float rs[2 * TV];   /* the step's sum as a tree: no chain of dependent adds */
         for (int j = 0; j < 2 * tv; j++)
-            sum += e[0][j] + e[1][j];
+            rs[j] = e[0][j] + e[1][j];
+        for (int wd = tv; wd > 0; wd /= 2)
+            for (int j = 0; j < wd; j++)
+                rs[j] += rs[j + wd];
+        sum += rs[0];
         for (int j = 0; j < tv; j++) {
             float t[4][2];
             for (int jj = 0; jj < 2; jj++) {
