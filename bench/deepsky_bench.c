@@ -229,8 +229,7 @@ int main(int argc, char **argv)
     }
     ds_rng r;
     ds_rng_seed(&r, 1234);
-    for (int64_t i = 0; i < POOL_BATCHES * batch * b.fx; i++)
-        b.x[i] = (float)ds_rng_normal(&r);
+    ds_rng_fill_normal(&r, b.x, POOL_BATCHES * batch * b.fx);
     for (int64_t i = 0; i < POOL_BATCHES * batch * b.fy; i++)
         b.y[i] = classes ? (float)ds_rng_below(&r, (uint64_t)classes) : (float)ds_rng_normal(&r);
     if (!(b.opt = ds_optim_create(ds_net_model(b.net), ds_net_optim_opts(b.net))))

@@ -51,6 +51,20 @@ double ds_rng_normal(ds_rng *r)
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
+void ds_rng_fill_normal(ds_rng *r, float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i += 2) {
+        double u1 = ds_rng_uniform(r), u2 = ds_rng_uniform(r), s, c;
+        if (u1 < 1e-300)
+            u1 = 1e-300;
+        double rad = sqrt(-2.0 * log(u1));
+        sincos(6.283185307179586 * u2, &s, &c);
+        x[i] = (float)(rad * c);
+        if (i + 1 < n)
+            x[i + 1] = (float)(rad * s);
+    }
+}
+
 /* Lemire's nearly divisionless method, with rejection for exact uniformity. */
 uint64_t ds_rng_below(ds_rng *r, uint64_t n)
 {
