@@ -55,13 +55,14 @@ DS_API const char *ds_last_error(void);
  * the thread count beyond float rounding in sgemm. */
 DS_API void ds_set_num_threads(int n);
 DS_API int  ds_get_num_threads(void);
-/* Convolution algorithm, process-wide: on (the default), 2-D 3x3 convolutions of stride 1
- * and dilation 1 with at least 8 channels and 8 filters use Winograd F(2x2, 3x3), 2.25x
- * fewer multiplications than im2col + sgemm, equal to it up to float rounding (relative
- * differences around 1e-6); off, every convolution uses im2col + sgemm. Takes effect at the
- * next planning of a graph (ds_graph_plan) and the next pass. */
-DS_API void ds_set_winograd(int on);
-DS_API int  ds_get_winograd(void);
+/* Convolution algorithms, process-wide. DS_CONV_AUTO (the default): 2-D 3x3 convolutions of
+ * stride 1 and dilation 1 with at least 8 channels and 8 filters use Winograd F(2x2, 3x3)
+ * (2.25x fewer multiplications), the others im2col + sgemm. DS_CONV_IM2COL: im2col + sgemm
+ * everywhere. They agree up to float rounding (relative differences around 1e-6). Applies
+ * from the next pass. */
+typedef enum { DS_CONV_AUTO = 0, DS_CONV_IM2COL } ds_conv_algo;
+DS_API void         ds_set_conv_algo(ds_conv_algo a);
+DS_API ds_conv_algo ds_get_conv_algo(void);
 
 /* ------------------------------------------------------------------------------------------
  * Random numbers: xoshiro256**, seeded by splitmix64. A plain struct so it can live on the

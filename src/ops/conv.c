@@ -288,20 +288,20 @@ static void conv_plan_of(const ds_node *y, const dsi_conv_geom *q, conv_plan *p)
 }
 
 /* ---- algorithm ---- */
-static _Atomic int winograd_on = 1;
-void ds_set_winograd(int on) { winograd_on = on != 0; }
-int ds_get_winograd(void) { return winograd_on; }
+static _Atomic int conv_algo = DS_CONV_AUTO;
+void ds_set_conv_algo(ds_conv_algo a) { conv_algo = a == DS_CONV_IM2COL ? DS_CONV_IM2COL : DS_CONV_AUTO; }
+ds_conv_algo ds_get_conv_algo(void) { return (ds_conv_algo)conv_algo; }
 
 /* Winograd when it is on, applies to the geometry, and the planned scratch holds it for one
  * thread at least (it always does unless the batch grew since planning): decided per pass. */
 static bool use_winograd(const ds_node *y, const dsi_conv_geom *q)
 {
     int64_t N = y->in[0]->shape[0], C = y->in[0]->shape[1], F = y->in[1]->shape[0];
-    return winograd_on && dsi_wino_applies(q, C, F) &&
+    return conv_algo == DS_CONV_AUTO && dsi_wino_applies(q, C, F) &&
            y->g->scratch_bytes >= dsi_wino_scratch(q, N, C, F, 1);
 }
 
-/* Scratch for either algorithm, so that ds_set_winograd may change between passes. */
+/* Scratch for any algorithm, so that ds_set_conv_algo may change between passes. */
 static size_t conv_scratch(const ds_node *y)
 {
     dsi_conv_geom q;

@@ -33,7 +33,7 @@ void dsi_sgemm_tiled(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float al
 int64_t dsi_conv_group(int64_t batch, int64_t out_n, int64_t floats_per_col);
 
 /* Winograd F(2x2, 3x3) (conv_winograd.c): whether it computes a convolution of this
- * geometry with C channels and F filters (ds_get_winograd is checked by the caller); its
+ * geometry with C channels and F filters (ds_get_conv_algo is checked by the caller); its
  * scratch for batch N and nth threads; forward and backward of a conv node. */
 bool dsi_wino_applies(const dsi_conv_geom *q, int64_t C, int64_t F);
 size_t dsi_wino_scratch(const dsi_conv_geom *q, int64_t N, int64_t C, int64_t F, int nth);

@@ -1,6 +1,7 @@
-/* test_winograd.c - Winograd F(2x2, 3x3) convolutions: the same outputs and gradients as
- * im2col + sgemm to float rounding, on odd sizes, every padding, batch 1 and more samples
- * than chunks; central differences; bit-identical results for 1 and 2 threads. */
+/* test_conv_algo.c - the fast convolution algorithm against im2col + sgemm: Winograd
+ * F(2x2, 3x3) gives the same outputs and gradients to float rounding, on odd sizes, every
+ * padding, batch 1 and more samples than chunks; central differences; bit-identical results
+ * for 1 and 2 threads. */
 #include "test.h"
 
 #include <stdbool.h>
@@ -15,7 +16,7 @@ typedef struct {
  * other (n values). */
 static float *run(const wcase *k, bool winograd, int64_t *n)
 {
-    ds_set_winograd(winograd);
+    ds_set_conv_algo(winograd ? DS_CONV_AUTO : DS_CONV_IM2COL);
     ds_model *m = ds_model_create(7);
     ds_graph *g = ds_graph_create(m, 1);
     ds_node *x = ds_input(g, "x", 4, (int64_t[]){k->n, k->c, k->h, k->w});
@@ -47,7 +48,7 @@ static float *run(const wcase *k, bool winograd, int64_t *n)
     }
     ds_graph_free(g);
     ds_model_free(m);
-    ds_set_winograd(1);
+    ds_set_conv_algo(DS_CONV_AUTO);
     return out;
 }
 
@@ -131,3 +132,4 @@ TEST(winograd_threads_bit_identical)
     CHECK(ok);
     return TEST_PASS;
 }
+
