@@ -62,6 +62,11 @@ void fill_away(float *x, int64_t n, float lo, float hi, float gap, ds_rng *r);
 int gradcheck(ds_graph *g, ds_node *out, int n, ds_node *const *wrt, double h, double tol,
               char *msg, size_t cap);
 
+/* Forward and backward of y (x an input of g, y any node), with x and the seed of dy drawn
+ * uniform in [-1, 1) from seed; returns y's values, x's gradient and the model's parameter
+ * gradients one after the other (*n values, malloc'd), or NULL if a step failed. */
+float *forward_backward(ds_graph *g, ds_node *x, ds_node *y, uint64_t seed, int64_t *n);
+
 /* Loads tests/fixtures/<name>.safetensors (NULL with msg set if absent). */
 ds_tensor_set *fixture_load(const char *name, char *msg, size_t cap);
 /* Compares got with the fixture tensor key: |got - want| <= atol + rtol |want| everywhere.

@@ -27,25 +27,7 @@ static float *run(const wcase *k, bool winograd, int64_t *n)
                           : NULL;
     ds_node *y = ds_conv_op(g, x, ds_param_node(g, w), b ? ds_param_node(g, b) : NULL, 2, NULL,
                             k->lo, k->hi, NULL);
-    float *out = NULL;
-    *n = 0;
-    if (y && ds_node_requires_grad(x, 1) == DS_OK && ds_graph_plan(g) == DS_OK) {
-        ds_rng r;
-        ds_rng_seed(&r, 3);
-        fill_uniform(ds_node_data(x), ds_node_numel(x), -1, 1, &r);
-        float *seed = malloc((size_t)ds_node_numel(y) * sizeof *seed);
-        fill_uniform(seed, ds_node_numel(y), -1, 1, &r);
-        ds_model_zero_grad(m);
-        if (ds_graph_forward(g) == DS_OK && ds_graph_backward_seed(g, y, seed) == DS_OK) {
-            int64_t ny = ds_node_numel(y), nx = ds_node_numel(x), np = ds_model_numel(m, 1);
-            out = malloc((size_t)(ny + nx + np) * sizeof *out);
-            memcpy(out, ds_node_data(y), (size_t)ny * sizeof *out);
-            memcpy(out + ny, ds_node_grad(x), (size_t)nx * sizeof *out);
-            memcpy(out + ny + nx, ds_model_grad(m), (size_t)np * sizeof *out);
-            *n = ny + nx + np;
-        }
-        free(seed);
-    }
+    float *out = forward_backward(g, x, y, 3, n);
     ds_graph_free(g);
     ds_model_free(m);
     ds_set_conv_algo(DS_CONV_AUTO);

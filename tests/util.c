@@ -206,3 +206,31 @@ int fixture_compare_grads(const ds_tensor_set *fx, const char *c, ds_node *y,
     }
     return 0;
 }
+
+float *forward_backward(ds_graph *g, ds_node *x, ds_node *y, uint64_t seed, int64_t *n)
+{
+    ds_model *m = ds_graph_model(g);
+    float *out = NULL;
+    *n = 0;
+    if (!y || ds_node_requires_grad(x, 1) != DS_OK || ds_graph_plan(g) != DS_OK)
+        return NULL;
+    ds_rng r;
+    ds_rng_seed(&r, seed);
+    fill_uniform(ds_node_data(x), ds_node_numel(x), -1, 1, &r);
+    float *dy = malloc((size_t)ds_node_numel(y) * sizeof *dy);
+    if (!dy)
+        return NULL;
+    fill_uniform(dy, ds_node_numel(y), -1, 1, &r);
+    ds_model_zero_grad(m);
+    if (ds_graph_forward(g) == DS_OK && ds_graph_backward_seed(g, y, dy) == DS_OK) {
+        int64_t ny = ds_node_numel(y), nx = ds_node_numel(x), np = ds_model_numel(m, 1);
+        if ((out = malloc((size_t)(ny + nx + np) * sizeof *out))) {
+            memcpy(out, ds_node_data(y), (size_t)ny * sizeof *out);
+            memcpy(out + ny, ds_node_grad(x), (size_t)nx * sizeof *out);
+            memcpy(out + ny + nx, ds_model_grad(m), (size_t)np * sizeof *out);
+            *n = ny + nx + np;
+        }
+    }
+    free(dy);
+    return out;
+}

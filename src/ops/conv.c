@@ -559,23 +559,32 @@ static void conv_backward(ds_node *y)
                                    dx + ((n0 + j) * C + ci) * q.in_n);
             }
         }
-        if (dw) {
-#pragma omp parallel for schedule(static) if (nch * F * ck > DS_PAR_MIN)
-            for (int64_t e = 0; e < F * ck; e++) {
-                float s = part[e];
-                for (int64_t c = 1; c < nch; c++)
-                    s += part[c * F * ck + e];
-                dw[e] += s;
-            }
-        }
+        if (dw)
+            dsi_fold_partials(part, nch, F * ck, dw, true);
     }
     if (db)
-        for (int64_t f = 0; f < F; f++) {
-            double s = 0;
-            for (int64_t c = 0; c < nch; c++)
-                s += dbs[c * F + f];
-            db[f] += (float)s;
-        }
+        dsi_fold_bias(dbs, nch, F, db);
+}
+
+void dsi_fold_partials(float *part, int64_t nch, int64_t n, float *out, bool add)
+{
+#pragma omp parallel for schedule(static) if (nch * n > DS_PAR_MIN)
+    for (int64_t e = 0; e < n; e++) {
+        float s = part[e];
+        for (int64_t c = 1; c < nch; c++)
+            s += part[c * n + e];
+        out[e] = add ? out[e] + s : s;
+    }
+}
+
+void dsi_fold_bias(const double *dbs, int64_t nch, int64_t F, float *db)
+{
+    for (int64_t f = 0; f < F; f++) {
+        double s = 0;
+        for (int64_t c = 0; c < nch; c++)
+            s += dbs[c * F + f];
+        db[f] += (float)s;
+    }
 }
 
 /* db[f] += sum over n and the O positions of dy[n, f, :]: the bias gradient. Per-sample sums

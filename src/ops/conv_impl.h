@@ -21,6 +21,11 @@ void dsi_col2im(const dsi_conv_geom *q, const float *col, int64_t ld, float *img
 /* db[f] += the sum of dy[n, f, :] over the batch n and the O output positions (the bias
  * gradient of a convolution with F filters). */
 void dsi_channel_sum_add(const float *dy, int64_t N, int64_t F, int64_t O, float *db);
+/* out[e] = (or += with add) the sum over the nch partials part[c * n + e], c in order; out
+ * may be part itself (chunk 0's). */
+void dsi_fold_partials(float *part, int64_t nch, int64_t n, float *out, bool add);
+/* db[f] += the sum over c of dbs[c * F + f], in order. */
+void dsi_fold_bias(const double *dbs, int64_t nch, int64_t F, float *db);
 /* True if the columns equal the image (1x1 kernel, stride 1, no padding). */
 bool dsi_conv_pointwise(const dsi_conv_geom *q);
 /* dsi_sgemm split into fixed tiles of C (at most 256 x 256), one single-threaded sgemm per

@@ -578,21 +578,9 @@ void dsi_wino_backward(ds_node *y, const dsi_conv_geom *q)
             backward_chunk(y, &p, U, ch, omp_get_thread_num());
     }
     if (dw) {
-        /* partials summed over chunks in order, into chunk 0's */
-#pragma omp parallel for schedule(static) if (nch * XI * FC > DS_PAR_MIN)
-        for (int64_t e = 0; e < XI * FC; e++) {
-            float s = dU[e];
-            for (int64_t ch = 1; ch < nch; ch++)
-                s += dU[ch * XI * FC + e];
-            dU[e] = s;
-        }
+        dsi_fold_partials(dU, nch, XI * FC, dU, false);   /* into chunk 0's */
         weight_adjoint(dU, F, C, dw);
     }
     if (db)
-        for (int64_t f = 0; f < F; f++) {
-            double s = 0;
-            for (int64_t ch = 0; ch < nch; ch++)
-                s += dbs[ch * F + f];
-            db[f] += (float)s;
-        }
+        dsi_fold_bias(dbs, nch, F, db);
 }
