@@ -694,6 +694,11 @@ typedef struct {
     const char *log_csv;        /* per-epoch CSV log, or NULL */
     const char *curve_png;      /* learning curve PNG, or NULL */
     int resume;                 /* continue from out_path's checkpoint */
+    /* A step whose loss or some parameter's gradient is NaN or Inf stops training with an
+     * error naming the epoch, the batch and the first such parameter (the weights stay
+     * those of the step before; nothing non-finite is written). skip_nonfinite: skip that
+     * step's update instead and go on (counted in ds_fit_result.skipped_steps). */
+    int skip_nonfinite;
     double max_seconds;         /* > 0: stop after the epoch in which this much time passed */
     ds_progress_fn progress;    /* called after every batch, or NULL */
     void *ctx;
@@ -701,6 +706,7 @@ typedef struct {
 typedef struct {
     int epochs_run, best_epoch, stopped_early, resumed_from;
     int out_of_time;            /* stopped by max_seconds */
+    int64_t skipped_steps;      /* steps skipped for a non-finite loss or gradient */
     double final_loss, best_val_loss, seconds;
 } ds_fit_result;
 /* Trains on x (samples first) with targets y; validation on xv/yv if given (may be NULL).

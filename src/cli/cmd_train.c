@@ -215,6 +215,8 @@ int cmd_train(int argc, char **argv)
         {"lr", 0, "LR", "learning rate (default: the model file's, else 1e-3; sgd 1e-2)", NULL},
         {"seed", 0, "S", "seed for initialization, shuffling, dropout, augmentation (default 0)", NULL},
         {"no-shuffle", 0, NULL, "keep the sample order", NULL},
+        {"skip-nonfinite", 0, NULL, "skip a step whose loss or gradient is NaN or Inf instead "
+         "of stopping", NULL},
         {"augment", 0, "LIST", "random flips,rot90 of square images each epoch", NULL},
         {"early-stopping", 0, "P", "stop after P epochs without a better validation loss", NULL},
         {"scale", 0, "HOW", "none, standardize, per_image, asinh[:A], divide:A (default none)", NULL},
@@ -301,6 +303,7 @@ int cmd_train(int argc, char **argv)
     ds_fit_opts fo = {
         .epochs = (int)epochs, .batch_size = batch, .seed = (uint64_t)seed,
         .no_shuffle = cli_has(&c, "no-shuffle"), .augment = aug, .patience = (int)patience,
+        .skip_nonfinite = cli_has(&c, "skip-nonfinite"),
         .out_path = out, .log_csv = cli_has(&c, "log") ? cli_get(&c, "log") : logp,
         .curve_png = cli_has(&c, "curve") ? cli_get(&c, "curve") : curvep,
         .resume = cli_has(&c, "resume"), .progress = cli_has(&c, "quiet") ? NULL : show, .ctx = &ps,
@@ -323,6 +326,9 @@ int cmd_train(int argc, char **argv)
             printf("resumed after epoch %d\n", r.resumed_from);
         if (r.stopped_early)
             printf("early stopping: no better validation loss for %ld epochs\n", patience);
+        if (r.skipped_steps)
+            printf("skipped %lld steps with a NaN or Inf loss or gradient\n",
+                   (long long)r.skipped_steps);
         printf("done: %d epochs in %.1f s; best epoch %d%s", r.epochs_run, r.seconds, r.best_epoch,
                xv ? "" : " (by training loss)");
         if (xv)

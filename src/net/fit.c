@@ -4,6 +4,7 @@
 #include "net.h"
 #include "../io/io.h"
 
+#include <float.h>
 #include <math.h>
 #include <time.h>
 #include <unistd.h>
@@ -13,6 +14,25 @@ static double now_s(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* The first trainable parameter, in the model's (layer) order, with a NaN or Inf in its
+ * gradient, or NULL. */
+static const ds_param *nonfinite_grad(const ds_model *m)
+{
+    for (int i = 0; i < m->n; i++) {
+        const ds_param *p = m->params[i];
+        if (!p->trainable)
+            continue;
+        const float *g = m->grad + p->goffset;
+        int bad = 0;
+#pragma omp simd reduction(| : bad)
+        for (int64_t k = 0; k < p->numel; k++)
+            bad |= !(fabsf(g[k]) <= FLT_MAX);
+        if (bad)
+            return p;
+    }
+    return NULL;
 }
 
 /* "<stem><suffix>" where stem is path without a trailing ".safetensors". */
@@ -303,7 +323,7 @@ ds_status ds_net_fit(ds_net *n, const ds_tensor *x, const ds_tensor *y, const ds
             }
         }
         ds_graph_set_mode(n->g, DS_MODE_TRAIN);
-        double lsum = 0, num = 0, den = 0;
+        double lsum = 0, lseen = 0, num = 0, den = 0;   /* lseen: samples of steps taken */
         int64_t batches = (N + B - 1) / B;
         float lr = ds_optim_lr(opt);
         for (int64_t bi = 0; bi < batches; bi++) {
@@ -320,15 +340,36 @@ ds_status ds_net_fit(ds_net *n, const ds_tensor *x, const ds_tensor *y, const ds
             if ((st = ds_graph_forward(n->g)))
                 goto done;
             float lv = n->loss->data[0];
+            if (!isfinite(lv) && o->skip_nonfinite) {
+                r.skipped_steps++;
+                continue;
+            }
             if (!isfinite(lv)) {
                 st = dsi_fail(DS_ERR_VALUE, "the training loss became %g at epoch %d, batch %lld: "
-                              "lower the learning rate (now %g) or check the data", lv, e + 1,
-                              (long long)bi + 1, ds_optim_lr(opt));
+                              "lower the learning rate (now %g), check the data, or skip such "
+                              "steps (--skip-nonfinite)", lv, e + 1, (long long)bi + 1,
+                              ds_optim_lr(opt));
                 goto done;
             }
-            if ((st = ds_graph_backward(n->g, n->loss)) || (st = ds_optim_step(opt)))
+            if ((st = ds_graph_backward(n->g, n->loss)))
+                goto done;
+            const ds_param *bad = nonfinite_grad(n->m);
+            if (bad && o->skip_nonfinite) {
+                r.skipped_steps++;
+                continue;
+            }
+            if (bad) {
+                st = dsi_fail(DS_ERR_VALUE, "the gradient of '%s' became NaN or Inf at epoch %d, "
+                              "batch %lld (loss %g), the first parameter in layer order to do "
+                              "so: lower the learning rate (now %g), check the data, or skip "
+                              "such steps (--skip-nonfinite)", bad->name, e + 1,
+                              (long long)bi + 1, lv, ds_optim_lr(opt));
+                goto done;
+            }
+            if ((st = ds_optim_step(opt)))
                 goto done;
             lsum += (double)lv * (double)b;
+            lseen += (double)b;
             dsi_net_batch_metric(n, b, &num, &den);
             seen_total += (double)b;
             if (o->progress) {
@@ -337,7 +378,7 @@ ds_status ds_net_fit(ds_net *n, const ds_tensor *x, const ds_tensor *y, const ds
                                    ((double)(epochs - start) * N);
                 ds_progress p = {
                     .epoch = e + 1, .epochs = epochs, .batch = bi + 1, .batches = batches,
-                    .seen = i0 + b, .loss = lsum / (double)(i0 + b),
+                    .seen = i0 + b, .loss = lsum / lseen,
                     .metric = dsi_net_metric_value(n, num, den), .metric_name = mname,
                     .samples_per_s = seen_total / fmax(el, 1e-9),
                     .eta_s = el / fmax(done_frac, 1e-9) - el, .elapsed_s = el,
@@ -348,7 +389,7 @@ ds_status ds_net_fit(ds_net *n, const ds_tensor *x, const ds_tensor *y, const ds
         }
         ds_optim_epoch_end(opt);
         double *hr = hist + e * HCOLS;
-        hr[0] = lsum / (double)N;
+        hr[0] = lseen > 0 ? lsum / lseen : NAN;
         hr[1] = dsi_net_metric_value(n, num, den);
         hr[2] = hr[3] = NAN;
         hr[4] = lr;
