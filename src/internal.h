@@ -38,6 +38,10 @@ struct ds_tensor {
     float *data;
 };
 int64_t dsi_numel(int ndim, const int64_t *shape);
+/* For shapes read from outside files: the element count if every dimension is >= 0 and the
+ * product stays <= limit (computed without overflow), else -1. */
+int64_t dsi_numel_limited(int ndim, const int64_t *shape, int64_t limit);
+#define DSI_MAX_FILE_ELEMENTS ((int64_t)1 << 40)   /* what a reader accepts from a header */
 /* Metadata of a tensor set, for writers. */
 int dsi_tensor_set_meta_count(const ds_tensor_set *s);
 const char *dsi_tensor_set_meta_key(const ds_tensor_set *s, int i);

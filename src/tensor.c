@@ -9,6 +9,17 @@ int64_t dsi_numel(int ndim, const int64_t *shape)
     return n;
 }
 
+int64_t dsi_numel_limited(int ndim, const int64_t *shape, int64_t limit)
+{
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0 || (shape[i] > 0 && n > limit / shape[i]))
+            return -1;
+        n *= shape[i];
+    }
+    return n;
+}
+
 char *ds_shape_str(int ndim, const int64_t *shape, char *buf, size_t cap)
 {
     if (!cap)

@@ -513,3 +513,68 @@ TEST(io_model_roundtrip_and_mismatch)
     rm_tmpdir(dir);
     return TEST_PASS;
 }
+
+/* Headers that claim more data than any file could hold, or whose shape product overflows,
+ * are refused with a message before anything is allocated: .npy and IDX (safetensors in
+ * io_corrupt_headers, FITS by cfitsio's own header checks and check_size). */
+TEST(io_hostile_shapes_refused)
+{
+    static const struct { const char *shape; const char *says; } npy[] = {
+        { "(100000, 100000, 1000)", "more than 2^40" },
+        { "(2147483648, 2147483648, 2147483648)", "more than 2^40" },   /* wraps to 0 in 64 bits */
+        { "(4611686018427387904, 4)", "bad shape" },
+        { "(1099511627776, 16)", "more than 2^40" },
+        { "(1024, 1024, 64)", "truncated data" },
+    };
+    char dir[64], path[160];
+    CHECK(make_tmpdir(dir, sizeof dir));
+    int rc = 0;
+    for (size_t i = 0; !rc && i < sizeof npy / sizeof npy[0]; i++) {
+        snprintf(path, sizeof path, "%s/h%zu.npy", dir, i);
+        char hdr[128];
+        int n = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': %s, }",
+                         npy[i].shape);
+        int pad = (64 - (10 + n + 1) % 64) % 64;
+        FILE *f = fopen(path, "wb");
+        unsigned short hl = (unsigned short)(n + pad + 1);
+        fwrite("\x93NUMPY\x01\x00", 1, 8, f);
+        fputc(hl & 0xff, f);
+        fputc(hl >> 8, f);
+        fprintf(f, "%s%*s\n", hdr, pad, "");
+        fwrite("\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 1, 16, f);
+        fclose(f);
+        ds_tensor *t = NULL;
+        ds_status st = ds_npy_load(path, &t);
+        if (st != DS_ERR_FORMAT || t || !strstr(ds_last_error(), npy[i].says)) {
+            snprintf(msg_, cap_, "npy %s: %s, '%s' should say '%s'", npy[i].shape,
+                     ds_status_name(st), ds_last_error(), npy[i].says);
+            rc = 1;
+        }
+        ds_tensor_free(t);
+    }
+    /* IDX: four dimensions of 65535 floats (2^64 elements), and a plausible shape with too
+     * few bytes */
+    static const unsigned char idx_big[] = {0, 0, 0x0d, 4, 0, 0, 0xff, 0xff, 0, 0, 0xff, 0xff,
+                                            0, 0, 0xff, 0xff, 0, 0, 0xff, 0xff, 1, 2, 3, 4};
+    static const unsigned char idx_short[] = {0, 0, 0x0d, 2, 0, 0, 0x10, 0, 0, 0, 0x10, 0,
+                                              1, 2, 3, 4};
+    const struct { const unsigned char *b; size_t n; const char *says; } idx[] = {
+        { idx_big, sizeof idx_big, "2^40" }, { idx_short, sizeof idx_short, "needs" },
+    };
+    for (size_t i = 0; !rc && i < 2; i++) {
+        snprintf(path, sizeof path, "%s/h%zu-idx3-ubyte", dir, i);
+        FILE *f = fopen(path, "wb");
+        fwrite(idx[i].b, 1, idx[i].n, f);
+        fclose(f);
+        ds_tensor *t = NULL;
+        ds_status st = ds_array_load(path, NULL, &t);
+        if (st != DS_ERR_FORMAT || t || !strstr(ds_last_error(), idx[i].says)) {
+            snprintf(msg_, cap_, "IDX case %zu: %s, '%s' should say '%s'", i, ds_status_name(st),
+                     ds_last_error(), idx[i].says);
+            rc = 1;
+        }
+        ds_tensor_free(t);
+    }
+    rm_tmpdir(dir);
+    return rc ? TEST_FAIL : TEST_PASS;
+}

@@ -202,14 +202,14 @@ static ds_status read_image(fitsfile *f, const char *path, int64_t size, int hdu
     if (fits_get_img_sizell(f, naxis, naxes, &status))
         return fits_fail(DS_ERR_FORMAT, path, status, "reading the image size");
     int64_t shape[DS_MAX_DIMS];
-    uint64_t numel = 1;
-    for (int i = 0; i < naxis; i++) {
+    uint64_t numel;
+    for (int i = 0; i < naxis; i++)
         shape[i] = naxes[naxis - 1 - i];
-        if (shape[i] < 0 || (shape[i] > 0 && numel > (1ULL << 40) / (uint64_t)shape[i]) ||
-            (numel *= (uint64_t)shape[i]) > (1ULL << 40))
-            return dsi_fail(DS_ERR_FORMAT, "%s: HDU %d: bad image size (NAXIS%d = %lld)", path,
-                            hdu, naxis - i, (long long)shape[i]);
-    }
+    int64_t count = dsi_numel_limited(naxis, shape, DSI_MAX_FILE_ELEMENTS);
+    if (count < 0)
+        return dsi_fail(DS_ERR_FORMAT, "%s: HDU %d: bad image size %s (negative, or more than "
+                        "2^40 pixels)", path, hdu, dsi_shape_str(naxis, shape));
+    numel = (uint64_t)count;
     int compressed = fits_is_compressed_image(f, &status);
     ds_status st;
     if (!compressed && (st = check_size(f, path, size, hdu, numel * (uint64_t)abs(bitpix) / 8)))

@@ -134,7 +134,7 @@ ds_status dsi_idx_load(const char *path, ds_tensor **out)
         goto done;
     }
     int64_t shape[DS_MAX_DIMS];
-    uint64_t numel = 1;
+    uint64_t numel;
     for (int i = 0; i < nd; i++) {
         const unsigned char *p = head + 4 + 4 * i;
         int32_t d = (int32_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
@@ -144,12 +144,13 @@ ds_status dsi_idx_load(const char *path, ds_tensor **out)
             goto done;
         }
         shape[i] = d;
-        if (d > 0 && numel > (1ULL << 40) / (uint64_t)d) {
-            dsi_fail(DS_ERR_FORMAT, "%s: IDX dims give more than 2^40 elements", path);
-            goto done;
-        }
-        numel *= (uint64_t)d;
     }
+    int64_t count = dsi_numel_limited(nd, shape, DSI_MAX_FILE_ELEMENTS);
+    if (count < 0) {
+        dsi_fail(DS_ERR_FORMAT, "%s: IDX dims give more than 2^40 elements", path);
+        goto done;
+    }
+    numel = (uint64_t)count;
     /* Check the size before allocating: exact for plain files; gzip (deflate) cannot
      * expand more than about 1032:1. */
     uint64_t need = numel * (uint64_t)es, hsize = 4 + 4 * (uint64_t)nd;

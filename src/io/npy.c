@@ -199,11 +199,16 @@ ds_status ds_npy_load(const char *path, ds_tensor **out)
     }
     free(h);
     if (!ok) {
-        dsi_fail(DS_ERR_FORMAT, "%s: bad shape in the header (at most %d dimensions)", path,
-                 DS_MAX_DIMS);
+        dsi_fail(DS_ERR_FORMAT, "%s: bad shape in the header (at most %d dimensions, each an "
+                 "integer from 0 to 2^40)", path, DS_MAX_DIMS);
         goto done;
     }
-    int64_t numel = dsi_numel(nd, shape);
+    int64_t numel = dsi_numel_limited(nd, shape, DSI_MAX_FILE_ELEMENTS);
+    if (numel < 0) {
+        dsi_fail(DS_ERR_FORMAT, "%s: shape %s in the header has more than 2^40 elements", path,
+                 dsi_shape_str(nd, shape));
+        goto done;
+    }
     size_t need = (size_t)numel * (size_t)d.size, have = size - hstart - hlen;
     if (numel > (int64_t)(size / (size_t)d.size) + 1 || need > have) {
         dsi_fail(DS_ERR_FORMAT, "%s: truncated data: shape %s needs %zu bytes, the file holds %zu",
