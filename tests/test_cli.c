@@ -654,3 +654,65 @@ TEST(cli_train_survives_sigkill)
     rm_rf(d);
     return TEST_PASS;
 }
+
+/* A disk that fills up while the weights are written (a file size limit: ulimit -f, with
+ * SIGXFSZ ignored so that the write fails with EFBIG as on a full disk): a clear error naming
+ * the file, exit status 1, and the previous weights and checkpoint still load, unchanged. */
+TEST(cli_train_full_disk_keeps_the_checkpoint)
+{
+    const char *d = tmpdir();
+    char m[512], p[640];
+    snprintf(m, sizeof m, "%s/c.model", d);
+    CHECK(!write_text(m, cls_model));
+    CHECK(!make_images(d, 64));
+    CHECK_RUN(0, "train %s --data %s/x.npy --labels %s/y.npy --epochs 2 --batch-size 16 "
+              "--seed 4 -q -o %s/w.safetensors", m, d, d, d);
+    const char *files[] = {"w.safetensors", "w.ckpt.safetensors"};
+    ds_tensor_set *before[2] = {NULL, NULL};
+    for (int i = 0; i < 2; i++) {
+        snprintf(p, sizeof p, "%s/%s", d, files[i]);
+        CHECK(ds_safetensors_load(p, &before[i]) == DS_OK);
+    }
+    /* 4 blocks of 512 bytes: less than the weights file (626 parameters), the first written */
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "trap '' XFSZ; ulimit -f 4; exec %s train %s --data %s/x.npy "
+             "--labels %s/y.npy --epochs 4 --batch-size 16 --seed 4 -q --resume "
+             "-o %s/w.safetensors 2>&1", bin(), m, d, d, d);
+    FILE *pp = popen(cmd, "r");
+    CHECK(pp);
+    size_t n = fread(out_buf, 1, sizeof out_buf - 1, pp);
+    out_buf[n] = 0;
+    int st = pclose(pp);
+    int ok = WIFEXITED(st) && WEXITSTATUS(st) == 1 && strstr(out_buf, "cannot write") &&
+             strstr(out_buf, "w.safetensors") && strstr(out_buf, "large");
+    for (int i = 0; i < 2; i++) {
+        ds_tensor_set *after = NULL;
+        snprintf(p, sizeof p, "%s/%s", d, files[i]);
+        ok &= ds_safetensors_load(p, &after) == DS_OK &&
+              ds_tensor_set_count(after) == ds_tensor_set_count(before[i]);
+        for (int k = 0; ok && k < ds_tensor_set_count(after); k++) {
+            ds_tensor *ta = ds_tensor_set_at(before[i], k);
+            ds_tensor *tb = ds_tensor_set_get(after, ds_tensor_set_name(before[i], k));
+            ok &= tb && ds_tensor_numel(ta) == ds_tensor_numel(tb) &&
+                  !memcmp(ds_tensor_data(ta), ds_tensor_data(tb), (size_t)ds_tensor_numel(ta) * 4);
+        }
+        ds_tensor_set_free(after);
+        ds_tensor_set_free(before[i]);
+    }
+    if (!ok)
+        FAIL("status %d, output '%s'", st, out_buf);
+    /* and no half-written temporary file is left behind */
+    snprintf(cmd, sizeof cmd, "ls %s | grep -c '\\.tmp\\.'", d);
+    pp = popen(cmd, "r");
+    CHECK(pp);
+    n = fread(out_buf + 1024, 1, 16, pp);
+    out_buf[1024 + n] = 0;
+    pclose(pp);
+    CHECK(atoi(out_buf + 1024) == 0);
+    snprintf(msg_, cap_, "%.200s", out_buf);
+    for (char *c = msg_; *c; c++)
+        if (*c == '\n')
+            *c = ' ';
+    rm_rf(d);
+    return TEST_PASS;
+}
