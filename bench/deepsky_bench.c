@@ -2,7 +2,7 @@
  * training then inference timed on synthetic data, one JSON line of results on stdout.
  *
  *   deepsky_bench MODEL --threads N --batch B [--warmup S] [--time S] [--infer-time S]
- *                 [--infer-batches B1,B2,...] [--min-iters K]
+ *                 [--infer-batches B1,B2,...] [--min-iters K] [--conv-algo auto|im2col]
  *   deepsky_bench --sgemm SIZE --threads N [--time S]
  *
  * bench/run.py runs it alternately with bench/torch_bench.py, which does the same in PyTorch.
@@ -63,6 +63,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: deepsky_bench MODEL --threads N --batch B [--warmup S] [--time S]\n"
             "                     [--infer-time S] [--infer-batches B1,B2,...] [--min-iters K]\n"
+            "                     [--conv-algo auto|im2col]\n"
             "       deepsky_bench --sgemm SIZE --threads N [--time S]\n");
     exit(2);
 }
@@ -184,6 +185,8 @@ int main(int argc, char **argv)
             sgemm = (int)parse_num(a, v, 16, 16384);
         else if (!strcmp(a, "--infer-batches"))
             snprintf(infer_list, sizeof infer_list, "%s", v);
+        else if (!strcmp(a, "--conv-algo") && (!strcmp(v, "auto") || !strcmp(v, "im2col")))
+            ds_set_conv_algo(!strcmp(v, "auto") ? DS_CONV_AUTO : DS_CONV_IM2COL);
         else
             usage();
     }
