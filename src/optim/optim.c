@@ -326,11 +326,11 @@ ds_status ds_optim_step(ds_optim *o)
     }
     const ds_optim_opts *p = &o->o;
     int64_t t = o->steps + 1;
-    double bc1 = 1 - pow(p->beta1, (double)t);
+    double lr = next_lr(o), bc1 = 1 - pow(p->beta1, (double)t);
     coefs c = {
-        .lr = (float)next_lr(o), .mom = p->momentum, .wd = p->weight_decay, .b1 = p->beta1,
-        .b2 = p->beta2, .eps = p->eps, .alpha = p->alpha,
-        .step_size = (float)(next_lr(o) / bc1), .bc2_sqrt = (float)sqrt(1 - pow(p->beta2, (double)t)),
+        .lr = (float)lr, .mom = p->momentum, .wd = p->weight_decay, .b1 = p->beta1,
+        .b2 = p->beta2, .eps = p->eps, .alpha = p->alpha, .step_size = (float)(lr / bc1),
+        .bc2_sqrt = (float)sqrt(1 - pow(p->beta2, (double)t)),
         .nesterov = p->nesterov, .amsgrad = p->amsgrad,
     };
     for (int i = 0; i < m->n; i++) {
