@@ -19,7 +19,7 @@ LIB_SRC  := $(sort $(wildcard src/*.c src/ops/*.c src/layers/*.c src/optim/*.c s
 TEST_SRC := $(sort $(wildcard tests/*.c))
 EX_SRC   := $(sort $(wildcard examples/*.c))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
-HDRS     := include/deepsky.h src/internal.h $(wildcard src/*/*.h) Makefile
+HDRS     := include/deepsky.h src/internal.h $(wildcard src/*/*.h) fuzz/fuzz.h Makefile
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/rel/%.o)
 TLIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/test/%.o)
@@ -28,7 +28,7 @@ EX_BIN   := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/rel/%.o)
 TCLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/test/%.o)
 
-.PHONY: all deps test check-asan check-valgrind demo demo-quick example examples fashion bench bench-quick clean
+.PHONY: all deps test check-asan check-valgrind fuzz fuzz-build demo demo-quick example examples fashion bench bench-quick clean
 all: $(BUILD)/libdeepsky.a $(BUILD)/deepsky examples
 
 deps:
@@ -59,7 +59,18 @@ $(BUILD)/deepsky-test: $(TCLI_OBJ) $(TLIB_OBJ)
 	@echo "  LD/san  $@"
 	@$(CC) $(CFLAGS_TEST) $^ -o $@ $(LIBS)
 
-$(BUILD)/run_tests: $(TLIB_OBJ) $(TEST_OBJ)
+# The test runner also replays the fuzz corpora (tests/test_fuzz_corpus.c) through the fuzz
+# targets, which call the command line's dispatcher: its objects come in without main().
+FUZZ_SRC  := fuzz/common.c fuzz/readers.c fuzz/model.c fuzz/cli.c
+TFUZZ_OBJ := $(FUZZ_SRC:%.c=$(BUILD)/test/%.o) $(BUILD)/test/src/cli/main-nomain.o \
+             $(filter-out $(BUILD)/test/src/cli/main.o,$(TCLI_OBJ))
+
+$(BUILD)/test/src/cli/main-nomain.o: src/cli/main.c $(HDRS)
+	@mkdir -p $(dir $@)
+	@echo "  CC/san  $< (no main)"
+	@$(CC) $(CFLAGS_TEST) -DDS_CLI_NO_MAIN -c $< -o $@
+
+$(BUILD)/run_tests: $(TLIB_OBJ) $(TEST_OBJ) $(TFUZZ_OBJ)
 	@echo "  LD/san  $@"
 	@$(CC) $(CFLAGS_TEST) $^ -o $@ $(LIBS)
 
@@ -74,7 +85,7 @@ examples: $(EX_BIN)
 test: deps
 	@$(MAKE) --no-print-directory $(BUILD)/run_tests $(BUILD)/deepsky-test $(BUILD)/examples/ellipticity_demo
 	DEEPSKY=$(BUILD)/deepsky-test DEEPSKY_DEMO=$(BUILD)/examples/ellipticity_demo \
-	    ASAN_OPTIONS=detect_leaks=1 $(BUILD)/run_tests $(T)
+	    ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 $(BUILD)/run_tests $(T)
 
 # The whole suite under ASan and UBSan (the test build always has both; this target says so
 # by name, as issue 6 asks, and fails on the first report).
@@ -135,6 +146,43 @@ bench-quick:
 	@scripts/deps.sh python3-torch python3-numpy
 	@$(MAKE) --no-print-directory $(BENCH_BIN)
 	/usr/bin/python3 bench/run.py --bin $(BENCH_BIN) --quick
+
+# Fuzzing with libFuzzer (Debian's clang-14; docs/fuzzing.md). `make fuzz` runs every target
+# for FUZZ_TIME seconds (default 600) on its corpus fuzz/corpus/<target>/, then merges what it
+# found back into that corpus (minimized); FUZZ=npy runs one target. make test replays the
+# committed corpora with gcc's sanitizers, so CI needs no clang.
+FUZZ_CC      := clang-14
+FUZZ_BUILD   := $(BUILD)/fuzz
+FUZZ_TARGETS := npy safetensors idx csv fits model cli
+FUZZ         ?= $(FUZZ_TARGETS)
+FUZZ_TIME    ?= 600
+FUZZ_CFLAGS  := -std=c11 -fopenmp -fno-math-errno -Iinclude -D_GNU_SOURCE \
+                $(shell pkg-config --cflags cairo) -O1 -g -fno-omit-frame-pointer \
+                -fsanitize=address,undefined -fno-sanitize-recover=undefined -Wno-pass-failed
+FUZZ_OBJ     := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o) $(FUZZ_SRC:%.c=$(FUZZ_BUILD)/%.o) \
+                $(filter-out $(FUZZ_BUILD)/src/cli/main.o,$(CLI_SRC:%.c=$(FUZZ_BUILD)/%.o)) \
+                $(FUZZ_BUILD)/src/cli/main-nomain.o
+
+$(FUZZ_BUILD)/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	@echo "  CC/fuzz $<"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_BUILD)/src/cli/main-nomain.o: src/cli/main.c $(HDRS)
+	@mkdir -p $(dir $@)
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -DDS_CLI_NO_MAIN -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz_%: fuzz/libfuzzer.c $(FUZZ_OBJ)
+	@echo "  LD/fuzz $@"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -DFUZZ_TARGET=$* $^ -o $@ $(LIBS)
+
+.SECONDARY: $(FUZZ_OBJ)
+fuzz-build:
+	@scripts/deps.sh clang-14 libclang-rt-14-dev libomp-14-dev
+	@$(MAKE) --no-print-directory $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+
+fuzz: fuzz-build
+	@for t in $(FUZZ); do scripts/fuzz.sh $(FUZZ_BUILD)/fuzz_$$t fuzz/corpus/$$t $(FUZZ_TIME) || exit 1; done
 
 clean:
 	rm -rf $(BUILD)

@@ -2,9 +2,13 @@
 #include "internal.h"
 
 static _Thread_local char last_msg[1024];
+static _Thread_local ds_status last_status;
+
+ds_status dsi_last_status(void) { return last_status; }
 
 ds_status dsi_fail(ds_status s, const char *fmt, ...)
 {
+    last_status = s;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(last_msg, sizeof last_msg, fmt, ap);

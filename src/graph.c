@@ -739,7 +739,8 @@ ds_status ds_graph_plan(ds_graph *g)
     if (scratch > g->scratch_bytes) {
         float *ns = dsi_aligned_alloc_raw(scratch);
         if (!ns) {
-            st = dsi_fail(DS_ERR_NOMEM, "out of memory for a workspace of %zu bytes", scratch);
+            st = dsi_fail(DS_ERR_NOMEM, "out of memory for a workspace of %zu bytes%s", scratch,
+                              dsi_mem_note(scratch));
             goto done;
         }
         free(g->scratch);
@@ -750,7 +751,8 @@ ds_status ds_graph_plan(ds_graph *g)
     if (total > g->block_cap) {
         char *nblock = dsi_aligned_alloc_raw(total);
         if (!nblock) {
-            st = dsi_fail(DS_ERR_NOMEM, "out of memory planning the graph (%zu bytes)", total);
+            st = dsi_fail(DS_ERR_NOMEM, "out of memory planning the graph (%zu bytes for its "
+                          "values and gradients%s)", total, dsi_mem_note(total));
             goto done;
         }
         free(g->block);

@@ -109,7 +109,14 @@ ds_param *ds_model_add_param(ds_model *m, const char *name, int ndim, const int6
     strcpy(p->name, name);
     p->ndim = ndim;
     memcpy(p->shape, shape, (size_t)ndim * sizeof *shape);
-    p->numel = dsi_numel(ndim, shape);
+    p->numel = dsi_numel_limited(ndim, shape, (int64_t)1 << 40);
+    if (p->numel < 0 || (size_t)p->numel > ds_memory_limit() / sizeof(float)) {
+        dsi_fail(DS_ERR_NOMEM, "parameter '%s' of shape %s needs %.4g bytes%s", name,
+                 dsi_shape_str(ndim, shape), p->numel < 0 ? 1e300 : 4.0 * (double)p->numel,
+                 dsi_mem_note(p->numel < 0 ? SIZE_MAX : (size_t)p->numel * sizeof(float)));
+        free(p);
+        return NULL;
+    }
     p->trainable = trainable;
     p->m = m;
     size_t len = round16((size_t)p->numel);
@@ -140,7 +147,9 @@ ds_param *ds_model_add_param(ds_model *m, const char *name, int ndim, const int6
     return p;
 nomem:
     free(p);
-    dsi_fail(DS_ERR_NOMEM, "out of memory for parameter '%s'", name);
+    dsi_fail(DS_ERR_NOMEM, "out of memory for parameter '%s' (the model's parameters take "
+             "%.4g bytes with it%s)", name, 4.0 * (double)(m->data_n + len),
+             dsi_mem_note((m->data_n + len) * sizeof(float)));
     return NULL;
 }
 

@@ -66,12 +66,15 @@ ds_tensor *ds_tensor_create(int ndim, const int64_t *shape)
     t->ndim = ndim;
     for (int i = 0; i < ndim; i++)
         t->shape[i] = shape[i];
-    t->numel = dsi_numel(ndim, shape);
-    t->data = dsi_aligned_alloc((size_t)t->numel * sizeof(float));
+    int64_t numel = dsi_numel_limited(ndim, shape, (int64_t)(SIZE_MAX / 2 / sizeof(float)));
+    size_t bytes = numel < 0 ? SIZE_MAX : (size_t)numel * sizeof(float);
+    t->numel = numel;
+    t->data = numel < 0 ? NULL : dsi_aligned_alloc(bytes);
     if (!t->data) {
         free(t);
-        dsi_fail(DS_ERR_NOMEM, "out of memory for a tensor of shape %s",
-                 dsi_shape_str(ndim, shape));
+        dsi_fail(DS_ERR_NOMEM, "out of memory for a tensor of shape %s (%.4g bytes%s)",
+                 dsi_shape_str(ndim, shape), numel < 0 ? 1e300 : (double)bytes,
+                 dsi_mem_note(bytes));
         return NULL;
     }
     return t;

@@ -3,9 +3,37 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <unistd.h>
+
+static size_t mem_limit;   /* 0: not yet set, physical memory */
+
+void ds_set_memory_limit(size_t bytes) { mem_limit = bytes; }
+
+size_t ds_memory_limit(void)
+{
+    if (mem_limit)
+        return mem_limit;
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0)
+        return SIZE_MAX;
+    return (size_t)pages * (size_t)page;
+}
+
+const char *dsi_mem_note(size_t bytes)
+{
+    static _Thread_local char note[96];
+    size_t lim = ds_memory_limit();
+    if (bytes <= lim)
+        return "";
+    snprintf(note, sizeof note, "; more than the memory limit of %.3g GB (ds_set_memory_limit)",
+             (double)lim / 1e9);
+    return note;
+}
 
 void *dsi_aligned_alloc_raw(size_t bytes)
 {
+    if (bytes > ds_memory_limit() || bytes > SIZE_MAX - DS_ALIGN)
+        return NULL;
     size_t n = (bytes + DS_ALIGN - 1) / DS_ALIGN * DS_ALIGN;
     return aligned_alloc(DS_ALIGN, n ? n : DS_ALIGN);
 }

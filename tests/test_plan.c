@@ -427,3 +427,48 @@ TEST(plan_bench_models_share_most_memory)
     snprintf(msg_, cap_, "MB planned/all buffers: %s", note);
     return TEST_PASS;
 }
+
+/* A model or tensor asking for more than ds_memory_limit() is refused with a message giving
+ * the size and the limit, before anything is allocated; a smaller one under the same limit
+ * builds. The limit is restored afterwards. */
+TEST(plan_memory_limit_refuses_oversized_models_and_tensors)
+{
+    size_t old = ds_memory_limit();
+    CHECK(old > 0);
+    ds_set_memory_limit((size_t)64 << 20);
+    ds_net *n = NULL;
+    /* 100000 x 100000 weights: 40 GB */
+    ds_status st = ds_net_parse("input shape=100000\ndense units=100000\n", "big.model", NULL, &n);
+    char e[512];
+    snprintf(e, sizeof e, "%s", ds_last_error());
+    bool named = strstr(e, "big.model:2") && strstr(e, "memory limit") && strstr(e, "0.0671 GB");
+    /* activations over the limit: 16 x 1 x 2048 x 2048 floats (268 MB) in one buffer */
+    ds_net *m = NULL;
+    ds_net_opts o = {.batch = 16};
+    ds_status st2 = ds_net_parse("input shape=1x2048x2048\nconv2d filters=4 kernel=3\n", "wide.model",
+                                 &o, &m);
+    if (st2 == DS_OK)   /* built; its memory is planned before the first pass */
+        st2 = ds_graph_plan(ds_net_graph(m));
+    char e2[512];
+    snprintf(e2, sizeof e2, "%s", ds_last_error());
+    int64_t shape[2] = {1 << 20, 1 << 20};
+    ds_tensor *t = ds_tensor_create(2, shape);
+    bool tnamed = strstr(ds_last_error(), "[1048576, 1048576]") && strstr(ds_last_error(), "memory limit");
+    ds_net *ok = NULL;
+    ds_status st3 = ds_net_parse("input shape=100\ndense units=100\n", "small.model", NULL, &ok);
+    ds_set_memory_limit(old);
+    ds_net_free(n);
+    ds_net_free(m);
+    ds_net_free(ok);
+    ds_tensor_free(t);
+    if (st != DS_ERR_NOMEM || !named)
+        FAIL("40 GB of weights: status %d, message '%s'", st, e);
+    if (st2 != DS_ERR_NOMEM || !strstr(e2, "memory limit"))
+        FAIL("a 1 GB activation: status %d, message '%s'", st2, e2);
+    if (t || !tnamed)
+        FAIL("a 4 TB tensor was %s: '%s'", t ? "allocated" : "refused without the sizes",
+             ds_last_error());
+    CHECK(st3 == DS_OK);
+    CHECK(ds_memory_limit() == old);
+    return TEST_PASS;
+}

@@ -57,6 +57,15 @@ bool cli_threads(const cli_cmd *c);
  * image input, or [N, H, W] cubes (FITS, IDX) feeding [N, 1, H, W] inputs. */
 int cli_fit_input(const ds_net *n, ds_tensor **x, const char *path);
 
+/* The tool's entry point (main calls it): dispatches argv[1] to a command. */
+int cli_main(int argc, char **argv);
+/* Check-only mode (for the fuzz target fuzz/cli.c): each command parses and validates its
+ * options, then returns 0 before it opens any file. */
+extern bool cli_check_only;
+/* In check-only mode, validates the options the data loaders read later (--hdu) and returns
+ * true: the command then returns 0. Otherwise false. */
+bool cli_stop_here(const cli_cmd *c);
+
 int cmd_summary(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_train(int argc, char **argv);

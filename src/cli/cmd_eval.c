@@ -31,6 +31,8 @@ int cmd_eval(int argc, char **argv)
         return cli_usage_error(&c, "--weights W and --data X are required");
     if (!cli_has(&c, "labels") && !cli_has(&c, "label-columns"))
         return cli_usage_error(&c, "--labels Y (or --label-columns) is required");
+    if (cli_stop_here(&c))
+        return 0;
     ds_tensor *x = NULL, *y = NULL;
     ds_net *n = NULL;
     char *report = NULL;

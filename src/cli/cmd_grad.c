@@ -28,6 +28,8 @@ int cmd_grad(int argc, char **argv)
         return 2;
     if (!cli_has(&c, "weights") || !cli_has(&c, "data") || !cli_has(&c, "output"))
         return cli_usage_error(&c, "--weights W, --data X and -o G are required");
+    if (cli_stop_here(&c))
+        return 0;
     ds_tensor *x = NULL, *y = NULL;
     ds_net *n = NULL;
     ds_tensor_set *s = NULL;

@@ -19,6 +19,8 @@ int cmd_init(int argc, char **argv)
     if (!cli_has(&c, "output"))
         return cli_usage_error(&c, "-o W.safetensors is required");
     ds_net *n;
+    if (cli_stop_here(&c))
+        return 0;
     if ((rc = cli_load_net(c.positional[0], NULL, 1, (uint64_t)seed, DS_LABELS_AUTO, &n)))
         return rc;
     rc = ds_net_save(n, cli_get(&c, "output")) == DS_OK ? 0 : cli_fail();

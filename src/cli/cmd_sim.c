@@ -207,6 +207,8 @@ int cmd_sim(int argc, char **argv)
     o.size = (int)size;
     o.seed = (uint64_t)seed;
     o.count = count;
+    if (cli_stop_here(&c))
+        return 0;
     ds_tensor *params = NULL, *images = NULL, *truth = NULL;
     if (cli_has(&c, "params")) {
         if ((rc = load_params(cli_get(&c, "params"), &params)))

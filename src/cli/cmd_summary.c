@@ -14,6 +14,8 @@ int cmd_summary(int argc, char **argv)
     if (rc)
         return rc;
     ds_net *n;
+    if (cli_stop_here(&c))
+        return 0;
     if ((rc = cli_load_net(c.positional[0], NULL, 1, 0, DS_LABELS_AUTO, &n)))
         return rc;
     char *s = ds_graph_summary(ds_net_graph(n));

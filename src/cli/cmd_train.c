@@ -263,6 +263,11 @@ int cmd_train(int argc, char **argv)
         return cli_usage_error(&c, "give either --val or --val-split, not both");
     if (patience && !cli_has(&c, "val") && !cli_has(&c, "val-split"))
         return cli_usage_error(&c, "--early-stopping needs validation data (--val or --val-split)");
+    ds_optim_opts optim_check = {0};   /* a bad --optimizer or --lr fails before any loading */
+    if (!parse_optimizer(&c, &optim_check))
+        return 2;
+    if (cli_stop_here(&c))
+        return 0;
 
     ds_tensor *x = NULL, *y = NULL, *xv = NULL, *yv = NULL;
     ds_net *n = NULL;

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+bool cli_check_only;
+
 int cli_fail(void)
 {
     fprintf(stderr, "deepsky: error: %s\n", ds_last_error());
@@ -139,6 +141,15 @@ bool cli_double(const cli_cmd *c, const char *name, double lo, double hi, double
         return false;
     }
     *out = x;
+    return true;
+}
+
+bool cli_stop_here(const cli_cmd *c)
+{
+    if (!cli_check_only)
+        return false;
+    long hdu;
+    cli_long(c, "hdu", 0, 100000, 0, &hdu);
     return true;
 }
 

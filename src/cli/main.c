@@ -28,7 +28,7 @@ static void help(FILE *fp)
             "and examples: see README.md.\n");
 }
 
-int main(int argc, char **argv)
+int cli_main(int argc, char **argv)
 {
     if (argc < 2) {
         help(stderr);
@@ -57,3 +57,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "deepsky: unknown command '%s' (see 'deepsky help')\n", cmd);
     return 2;
 }
+
+#ifndef DS_CLI_NO_MAIN   /* the fuzz target and the tests call cli_main themselves */
+int main(int argc, char **argv) { return cli_main(argc, argv); }
+#endif

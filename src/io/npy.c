@@ -46,7 +46,10 @@ static bool parse_descr(const char *v, dtype *d)
     else
         order = '|';
     d->big = order == '>';
-    d->kind = *v++;
+    d->kind = *v;
+    if (!d->kind)
+        return false;
+    v++;
     if (!isdigit((unsigned char)*v))
         return false;
     d->size = (int)strtol(v, (char **)&v, 10);

@@ -92,7 +92,7 @@ static bool conv_params(ds_graph *g, const ds_conv_opts *o, const char *type, co
                                      : dsi_model_get_param(g->m, name, "bias", 1,
                                                            (int64_t[]){nbias}, 1, o->bias_init);
     if (!w || (!o->no_bias && !b)) {
-        dsi_build_fail(g, DS_ERR_SHAPE);
+        dsi_build_fail(g, dsi_last_status());
         return false;
     }
     *wn = ds_param_node(g, w);

@@ -28,7 +28,7 @@ ds_node *ds_dense(ds_graph *g, ds_node *x, const ds_dense_opts *o)
                       : dsi_model_get_param(g->m, name, "bias", 1, (int64_t[]){o->units}, 1, bi);
     ds_node *y = NULL;
     if (!w || (!o->no_bias && !b)) {
-        dsi_build_fail(g, DS_ERR_SHAPE);
+        dsi_build_fail(g, dsi_last_status());
     } else {
         /* ReLU, the common case, runs inside the linear op */
         bool fuse = o->activation == DS_ACT_RELU;

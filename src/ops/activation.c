@@ -214,7 +214,7 @@ ds_node *ds_prelu(ds_graph *g, ds_node *x, const char *name, int shared)
                                       (ds_init){DS_INIT_CONSTANT, 0.25f, 0});
     ds_node *y = NULL;
     if (!w)
-        dsi_build_fail(g, DS_ERR_SHAPE);
+        dsi_build_fail(g, dsi_last_status());
     else
         y = dsi_node(g, DS_OP_PRELU, 2, (ds_node *[]){x, ds_param_node(g, w)}, NULL, 0, NULL, 0);
     return dsi_layer_end(g, y);

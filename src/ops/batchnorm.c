@@ -440,7 +440,7 @@ ds_node *ds_batchnorm(ds_graph *g, ds_node *x, const ds_batchnorm_opts *o)
         ok = ok && (rm = dsi_model_get_param(g->m, name, "running_mean", 1, &C, 0, zeros)) &&
              (rv = dsi_model_get_param(g->m, name, "running_var", 1, &C, 0, ones));
         if (!ok) {
-            dsi_build_fail(g, DS_ERR_SHAPE);
+            dsi_build_fail(g, dsi_last_status());
         } else {
             ds_node *in[5] = { x, ds_param_node(g, rm), ds_param_node(g, rv),
                                w ? ds_param_node(g, w) : NULL, b ? ds_param_node(g, b) : NULL };
