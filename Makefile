@@ -28,7 +28,7 @@ EX_BIN   := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/rel/%.o)
 TCLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/test/%.o)
 
-.PHONY: all deps test check-asan check-valgrind fuzz fuzz-build demo demo-quick example examples fashion bench bench-quick clean
+.PHONY: all deps test check-asan check-valgrind fuzz fuzz-build fuzz-coverage demo demo-quick example examples fashion bench bench-quick clean
 all: $(BUILD)/libdeepsky.a $(BUILD)/deepsky examples
 
 deps:
@@ -183,6 +183,17 @@ fuzz-build:
 
 fuzz: fuzz-build
 	@for t in $(FUZZ); do scripts/fuzz.sh $(FUZZ_BUILD)/fuzz_$$t fuzz/corpus/$$t $(FUZZ_TIME) || exit 1; done
+
+# Line coverage of the readers by the committed corpora (gcc --coverage, gcov): what the
+# replay in make test exercises.
+FUZZ_FILES := src/io/npy.c src/io/safetensors.c src/io/json.c src/io/idx.c src/io/csv.c \
+              src/io/fits.c src/io/array.c src/net/modelfile.c src/cli/common.c src/cli/main.c
+fuzz-coverage:
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/gcov \
+	    CFLAGS_TEST="$(CFLAGS_COMMON) -O0 -g --coverage" $(BUILD)/gcov/run_tests
+	@find $(BUILD)/gcov -name '*.gcda' -delete
+	@DEEPSKY=none $(BUILD)/gcov/run_tests fuzz_corpus | tail -1
+	@scripts/fuzz_gcov.sh $(BUILD)/gcov/test $(FUZZ_FILES)
 
 clean:
 	rm -rf $(BUILD)
