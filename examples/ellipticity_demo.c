@@ -363,6 +363,7 @@ static void fig_residuals(const config *c, stats st[NMETHODS][NBINS + 1], measur
         ds_axes *a = ds_figure_axes(f, k);
         ds_axes_labels(a, method_names[shown[k]], "SNR (spread within each bin)", "e1 - true e1");
         ds_axes_ylim(a, -0.6, 0.6);
+        ds_axes_log_x(a, 1);   /* the bins are a factor 2 apart */
         ds_axes_scatter(a, cnt, x, y, NULL, 1.0, 0.2);
         ds_axes_refline(a, 0, 0, NULL);
     }
@@ -373,6 +374,10 @@ static void fig_residuals(const config *c, stats st[NMETHODS][NBINS + 1], measur
     ds_axes *a = ds_figure_axes(f, 2), *b = ds_figure_axes(f, 3);
     ds_axes_labels(a, "RMSE of e1 and e2", "SNR", "RMSE");
     ds_axes_labels(b, "Multiplicative bias m1", "SNR", "m1");
+    /* log-log: noise-limited RMSE falls as 1/SNR, a straight line of slope -1 */
+    ds_axes_log_x(a, 1);
+    ds_axes_log_y(a, 1);
+    ds_axes_log_x(b, 1);
     for (int me = 0; me < NMETHODS; me++) {
         for (int i = 0; i < NBINS; i++) {
             bx[i] = snr_bins[i];

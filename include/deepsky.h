@@ -179,6 +179,10 @@ DS_API ds_status  ds_figure_save_png(ds_figure *f, const char *path);   /* atomi
 DS_API void ds_axes_labels(ds_axes *a, const char *title, const char *xlabel, const char *ylabel);
 DS_API void ds_axes_xlim(ds_axes *a, double lo, double hi);   /* default: from the data */
 DS_API void ds_axes_ylim(ds_axes *a, double lo, double hi);
+/* Logarithmic axes: decades labelled 10^k with minor ticks at 2..9 x 10^k (1, 2, 5 x 10^k
+ * when the range spans less than two decades). Values <= 0 are not drawn; limits set with
+ * xlim/ylim must then be positive. */
+DS_API void ds_axes_log_x(ds_axes *a, int on);
 DS_API void ds_axes_log_y(ds_axes *a, int on);
 /* A polyline through n points (NaN points break the line). label NULL: not in the legend. */
 DS_API ds_status ds_axes_line(ds_axes *a, int64_t n, const double *x, const double *y,

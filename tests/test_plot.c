@@ -106,6 +106,29 @@ static int png_pixels(const char *path, int x0, int y0, int x1, int y1, const in
     return 0;
 }
 
+/* Per column c < w of rows [y0, y1): how many pixels are close to rgb (as png_pixels). */
+static int png_columns(const char *path, int y0, int y1, const int *rgb, long *count, int w)
+{
+    cairo_surface_t *s = cairo_image_surface_create_from_png(path);
+    if (cairo_surface_status(s) != CAIRO_STATUS_SUCCESS) {
+        cairo_surface_destroy(s);
+        return -1;
+    }
+    int gw = cairo_image_surface_get_width(s), h = cairo_image_surface_get_height(s);
+    int stride = cairo_image_surface_get_stride(s);
+    const unsigned char *d = cairo_image_surface_get_data(s);
+    for (int x = 0; x < w; x++) {
+        count[x] = 0;
+        for (int y = y0 < 0 ? 0 : y0; x < gw && y < y1 && y < h; y++) {
+            uint32_t p = *(const uint32_t *)(const void *)(d + (size_t)y * stride + 4 * (size_t)x);
+            int r = p >> 16 & 255, g = p >> 8 & 255, b = p & 255;
+            count[x] += abs(r - rgb[0]) < 40 && abs(g - rgb[1]) < 40 && abs(b - rgb[2]) < 40;
+        }
+    }
+    cairo_surface_destroy(s);
+    return 0;
+}
+
 static int check_png(const char *path, int w, int h, char *msg, size_t cap)
 {
     int gw, gh;
@@ -163,6 +186,65 @@ TEST(plot_learning_curve_log_y)
     CHECK(ps.match > 300);
     CHECK(count_files(o.dir, ".tmp.") == 0);
     outdir_close(&o);
+    return TEST_PASS;
+}
+
+/* On a log x axis, points at 1, 10, 100 and 1000 sit equally far apart; points at 0 and -1
+ * are not drawn; a reference line y = x becomes a curve without breaking the figure. */
+TEST(plot_log_x_spaces_decades_equally)
+{
+    outdir o;
+    CHECK(outdir_open(&o) == 0);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/log_x.png", o.dir);
+    double x[6] = {1, 10, 100, 1000, 0, -1}, y[6] = {5, 5, 5, 5, 5, 5};
+    double lx[2] = {1, 1000}, ly[2] = {1, 1};
+    ds_figure *f = ds_figure_create(1, 1, 800, 400);
+    CHECK(f);
+    ds_axes *a = ds_figure_axes(f, 0);
+    ds_axes_labels(a, "log x", "SNR", "y");
+    ds_axes_log_x(a, 1);
+    ds_axes_xlim(a, 0.5, 2000);
+    ds_axes_ylim(a, 0, 10);
+    CHECK(ds_axes_scatter(a, 6, x, y, NULL, 5, 1) == DS_OK);
+    CHECK(ds_axes_line(a, 2, lx, ly, NULL) == DS_OK);
+    CHECK(ds_axes_refline(a, 0.01, 0, NULL) == DS_OK);
+    CHECK(ds_figure_save_png(f, path) == DS_OK);
+    ds_figure_free(f);
+    CHECK_OK(check_png(path, 800, 400, msg_, cap_));
+    /* the markers' columns: blue runs in the band around y = 5 (the line at y = 1 and the
+     * grey refline are elsewhere) */
+    static long cols[800];
+    CHECK(png_columns(path, 150, 220, blue, cols, 800) == 0);
+    double centre[8];
+    int n = 0, run = -1;
+    for (int c = 0; c <= 800; c++) {
+        long m = c < 800 ? cols[c] : 0;
+        if (m > 2 && run < 0)
+            run = c;
+        if (!(m > 2) && run >= 0) {
+            if (n < 8)
+                centre[n] = (run + c - 1) / 2.0;
+            n++;
+            run = -1;
+        }
+    }
+    if (n != 4)
+        FAIL("%d marker columns found, expected 4 (1, 10, 100, 1000)", n);
+    double d1 = centre[1] - centre[0], d2 = centre[2] - centre[1], d3 = centre[3] - centre[2];
+    if (!(d1 > 100) || fabs(d2 - d1) > 2 || fabs(d3 - d1) > 2)
+        FAIL("decades %.1f, %.1f, %.1f pixels apart", d1, d2, d3);
+    /* y = 0.01 x crosses y = 5 at x = 500 and leaves the top at 1000: a dashed grey curve
+     * above the markers, right of 100 only */
+    static const int grey[3] = {64, 64, 64};
+    pixstat right, left;
+    CHECK(png_pixels(path, (int)centre[2] + 8, 42, 780, 150, grey, &right) == 0);
+    CHECK(png_pixels(path, 60, 42, (int)centre[2] - 8, 150, grey, &left) == 0);
+    if (right.match < 40 || left.match > 0)
+        FAIL("reference line: %ld grey pixels right of x = 100 above the markers, %ld left",
+             right.match, left.match);
+    outdir_close(&o);
+    snprintf(msg_, cap_, "decades %.1f, %.1f, %.1f px apart", d1, d2, d3);
     return TEST_PASS;
 }
 
@@ -411,6 +493,7 @@ TEST(plot_argument_errors)
     ds_axes_xlim(NULL, 0, 1);
     ds_axes_ylim(NULL, 0, 1);
     ds_axes_log_y(NULL, 1);
+    ds_axes_log_x(NULL, 1);
     ds_figure_free(f);
     ds_figure_free(NULL);
     return TEST_PASS;

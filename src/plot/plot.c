@@ -29,7 +29,7 @@ typedef struct {
 struct ds_axes {
     ds_figure *fig;
     char *title, *xlabel, *ylabel;
-    int has_xlim, has_ylim, log_y;
+    int has_xlim, has_ylim, log_x, log_y;
     double xlim[2], ylim[2];
     series *ser;
     int nser, cap, ncolor, nref;
@@ -182,6 +182,12 @@ void ds_axes_log_y(ds_axes *a, int on)
 {
     if (a)
         a->log_y = on != 0;
+}
+
+void ds_axes_log_x(ds_axes *a, int on)
+{
+    if (a)
+        a->log_x = on != 0;
 }
 
 static ds_status check_axes(const ds_axes *a, const char *fn)
@@ -545,14 +551,14 @@ static double nice_step(double raw)
 }
 
 /* Log axis in log10 units [lo, hi]: decades (labelled every `every`), 2..9 x 10^k as minor
- * ticks. When fewer than two decades fall inside, 1, 2, 5 (then 1..9) x 10^k are labelled;
- * failing that, linear ticks on the values. */
+ * ticks. When the range is under two decades wide (1.8 with two decades inside), 1, 2, 5
+ * (then 1..9) x 10^k are labelled; failing that, linear ticks on the values. */
 static void log_ticks(ticks *t, double lo, double hi, int max_labels)
 {
     t->n = t->nminor = 0;
     int d0 = (int)ceil(lo - 1e-9), d1 = (int)floor(hi + 1e-9);
     int ndec = d1 - d0 + 1;
-    if (ndec >= 2) {
+    if (ndec >= 3 || (ndec == 2 && hi - lo >= 1.8)) {
         int every = (ndec + max_labels - 1) / (max_labels > 0 ? max_labels : 1);
         if (every < 1)
             every = 1;
@@ -630,13 +636,24 @@ static void log_ticks(ticks *t, double lo, double hi, int max_labels)
 typedef struct {
     double x0, y0, x1, y1;        /* plot area in pixels, y0 at the top */
     double xl, xr, yb, yt;        /* axis units at the left, right, bottom, top edges */
-    int logy;
+    int logx, logy;
 } frame;
 
+static double map_xu(const frame *p, double u)
+{
+    return p->x0 + (u - p->xl) / (p->xr - p->xl) * (p->x1 - p->x0);
+}
+
+/* NaN when x cannot be shown (not finite, or <= 0 on a log axis). */
 static double map_x(const frame *p, double x)
 {
-    return p->x0 + (x - p->xl) / (p->xr - p->xl) * (p->x1 - p->x0);
+    if (p->logx)
+        x = x > 0 ? log10(x) : NAN;
+    return isfinite(x) ? map_xu(p, x) : NAN;
 }
+
+/* The data value at axis unit u (10^u on a log axis). */
+static double x_value(const frame *p, double u) { return p->logx ? pow(10, u) : u; }
 
 static double map_yu(const frame *p, double u)
 {
@@ -682,19 +699,38 @@ static void pad_range(double *lo, double *hi, double unit_if_zero)
     *hi += 0.05 * span;
 }
 
+/* A log axis' range in log10 units with 5% margins; a single value gets half a decade on
+ * each side, no data [0, 1]. */
+static void pad_log_range(double *lo, double *hi)
+{
+    if (!(*lo <= *hi)) {
+        *lo = 0;
+        *hi = 1;
+    } else if (*hi - *lo < 1e-9) {
+        *lo -= 0.5;
+        *hi += 0.5;
+    } else {
+        double span = *hi - *lo;
+        *lo -= 0.05 * span;
+        *hi += 0.05 * span;
+    }
+}
+
 /* Axis limits: user limits, else the finite data (with y +- yerr) plus margins. */
 static void axis_limits(const ds_axes *a, frame *p)
 {
     double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
-    int logy = a->log_y;
+    int logx = a->log_x, logy = a->log_y;
     for (int k = 0; k < a->nser; k++) {
         const series *s = &a->ser[k];
         if (s->kind == SER_REFLINE)
             continue;
         for (int64_t i = 0; i < s->n; i++) {
             double x = s->x[i], y = s->y[i];
-            if (!isfinite(x) || !isfinite(y) || (logy && y <= 0))
+            if (!isfinite(x) || !isfinite(y) || (logy && y <= 0) || (logx && x <= 0))
                 continue;
+            if (logx)
+                x = log10(x);
             xlo = fmin(xlo, x);
             xhi = fmax(xhi, x);
             double e = s->e && isfinite(s->e[i]) ? s->e[i] : 0;
@@ -709,25 +745,17 @@ static void axis_limits(const ds_axes *a, frame *p)
             yhi = fmax(yhi, hi);
         }
     }
-    pad_range(&xlo, &xhi, 1);
-    if (logy) {
-        if (!(ylo <= yhi)) {
-            ylo = 0;
-            yhi = 1;
-        } else if (yhi - ylo < 1e-9) {
-            ylo -= 0.5;
-            yhi += 0.5;
-        } else {
-            double span = yhi - ylo;
-            ylo -= 0.05 * span;
-            yhi += 0.05 * span;
-        }
-    } else {
+    if (logx)
+        pad_log_range(&xlo, &xhi);
+    else
+        pad_range(&xlo, &xhi, 1);
+    if (logy)
+        pad_log_range(&ylo, &yhi);
+    else
         pad_range(&ylo, &yhi, 1);
-    }
-    if (a->has_xlim) {
-        xlo = a->xlim[0];
-        xhi = a->xlim[1];
+    if (a->has_xlim && (!logx || (a->xlim[0] > 0 && a->xlim[1] > 0))) {
+        xlo = logx ? log10(a->xlim[0]) : a->xlim[0];
+        xhi = logx ? log10(a->xlim[1]) : a->xlim[1];
     }
     if (a->has_ylim && (!logy || (a->ylim[0] > 0 && a->ylim[1] > 0))) {
         ylo = logy ? log10(a->ylim[0]) : a->ylim[0];
@@ -737,6 +765,7 @@ static void axis_limits(const ds_axes *a, frame *p)
     p->xr = xhi;
     p->yb = ylo;
     p->yt = yhi;
+    p->logx = logx;
     p->logy = logy;
 }
 
@@ -757,14 +786,21 @@ static void x_ticks(cairo_t *cr, const style *st, const frame *p, ticks *t)
     if (!isfinite(hi - lo) || !(hi > lo))
         return;
     double step = nice_step((hi - lo) * fmax(st->fs * 5, len / 9) / len);
+    int max_labels = (int)fmax(2, len / (st->fs * 5));
     for (int tries = 0; tries < 12; tries++, step = nice_step(step * 1.01)) {
-        linear_ticks(t, lo, hi, step);
+        if (p->logx)
+            log_ticks(t, lo, hi, max_labels > 2 ? max_labels-- : 2);
+        else
+            linear_ticks(t, lo, hi, step);
         int ok = 1;
-        for (int i = 1; i < t->n && ok; i++) {
-            double d = fabs(map_x(p, t->v[i]) - map_x(p, t->v[i - 1]));
+        for (int i = 1, prev = 0; i < t->n && ok; i++) {
+            if (!t->lab[i].txt[0])   /* an unlabelled decade */
+                continue;
+            double d = fabs(map_xu(p, t->v[i]) - map_xu(p, t->v[prev]));
             double need = (label_width(cr, &t->lab[i], st->tfs) +
-                           label_width(cr, &t->lab[i - 1], st->tfs)) / 2 + st->fs;
+                           label_width(cr, &t->lab[prev], st->tfs)) / 2 + st->fs;
             ok = d >= need;
+            prev = i;
         }
         if (ok)
             return;
@@ -911,16 +947,17 @@ static double *series_px(const frame *p, const series *s)
 /* Sample points of a reference line across the panel (straight in linear axes, a curve on a
  * log axis). */
 #define REF_SAMPLES 256
-static void refline_px(const frame *p, const series *s, double *px, double *py)
+static int refline_px(const frame *p, const series *s, double *px, double *py)
 {
-    int n = p->logy ? REF_SAMPLES : 2;
+    int n = p->logx || p->logy ? REF_SAMPLES : 2;
     for (int i = 0; i < n; i++) {
-        double x = p->xl + (p->xr - p->xl) * i / (n - 1);
+        double x = x_value(p, p->xl + (p->xr - p->xl) * i / (n - 1));
         px[i] = map_x(p, x);
         py[i] = map_y(p, s->slope * x + s->icept);
         if (fabs(py[i]) > 1e7)
             py[i] = py[i] > 0 ? 1e7 : -1e7;
     }
+    return n;
 }
 
 static double marker_radius(const style *st)
@@ -935,10 +972,10 @@ static int draw_series(cairo_t *cr, const style *st, const frame *p, const serie
     cairo_set_dash(cr, NULL, 0, 0);
     if (s->kind == SER_REFLINE) {
         double px[REF_SAMPLES], py[REF_SAMPLES];
-        refline_px(p, s, px, py);
+        int n = refline_px(p, s, px, py);
         set_rgb(cr, c, 1);
         set_dash(cr, s->dash, st->lw);
-        stroke_polyline(cr, p, p->logy ? REF_SAMPLES : 2, px, py);
+        stroke_polyline(cr, p, n, px, py);
         cairo_set_dash(cr, NULL, 0, 0);
         return 0;
     }
@@ -1057,7 +1094,7 @@ static int64_t crowding(const frame *p, const ds_axes *a, const double b[4])
         const series *s = &a->ser[k];
         if (s->kind == SER_REFLINE) {
             for (int i = 0; i <= 32; i++) {
-                double x = p->xl + (p->xr - p->xl) * i / 32;
+                double x = x_value(p, p->xl + (p->xr - p->xl) * i / 32);
                 double X = map_x(p, x), Y = map_y(p, s->slope * x + s->icept);
                 hits += X >= b[0] && X <= b[2] && Y >= b[1] && Y <= b[3];
             }
@@ -1176,7 +1213,7 @@ static int draw_panel(cairo_t *cr, const style *st, const ds_axes *a, double cx,
         p.xr = (double)a->img_cols - 0.5;
         p.yb = (double)a->img_rows - 0.5;   /* row 0 at the top */
         p.yt = -0.5;
-        p.logy = 0;
+        p.logx = p.logy = 0;
     } else {
         axis_limits(a, &p);
         top += tick_h * 0.5;   /* room for the top y tick label's upper half */
@@ -1199,7 +1236,7 @@ static int draw_panel(cairo_t *cr, const style *st, const ds_axes *a, double cx,
             x_ticks(cr, st, &p, &xt);
             double over = 0;
             for (int i = 0; i < xt.n; i++) {
-                double e = map_x(&p, xt.v[i]) + label_width(cr, &xt.lab[i], st->tfs) / 2;
+                double e = map_xu(&p, xt.v[i]) + label_width(cr, &xt.lab[i], st->tfs) / 2;
                 over = fmax(over, e - (cx + cw - st->pad * 0.5));
             }
             if (over <= 0.5)
@@ -1215,7 +1252,7 @@ static int draw_panel(cairo_t *cr, const style *st, const ds_axes *a, double cx,
         cairo_set_source_rgb(cr, 0.91, 0.91, 0.91);
         cairo_set_line_width(cr, 1);
         for (int i = 0; i < xt.n; i++) {
-            double X = round(map_x(&p, xt.v[i])) + 0.5;
+            double X = round(map_xu(&p, xt.v[i])) + 0.5;
             cairo_move_to(cr, X, p.y0);
             cairo_line_to(cr, X, p.y1);
         }
@@ -1279,7 +1316,7 @@ static int draw_panel(cairo_t *cr, const style *st, const ds_axes *a, double cx,
     cairo_stroke(cr);
     if (!image) {
         for (int i = 0; i < xt.n; i++) {
-            double X = round(map_x(&p, xt.v[i])) + 0.5;
+            double X = round(map_xu(&p, xt.v[i])) + 0.5;
             cairo_move_to(cr, X, p.y1);
             cairo_line_to(cr, X, p.y1 + st->tick_len);
         }
@@ -1293,10 +1330,16 @@ static int draw_panel(cairo_t *cr, const style *st, const ds_axes *a, double cx,
             cairo_move_to(cr, p.x0, Y);
             cairo_line_to(cr, p.x0 - st->tick_len * 0.55, Y);
         }
+        for (int i = 0; i < xt.nminor; i++) {
+            double X = round(map_xu(&p, xt.minor[i])) + 0.5;
+            cairo_move_to(cr, X, p.y1);
+            cairo_line_to(cr, X, p.y1 + st->tick_len * 0.55);
+        }
         cairo_stroke(cr);
         for (int i = 0; i < xt.n; i++)
-            draw_label(cr, &xt.lab[i], st->tfs, map_x(&p, xt.v[i]),
-                       p.y1 + st->tick_len + st->gap, 0.5, VA_TOP);
+            if (xt.lab[i].txt[0])
+                draw_label(cr, &xt.lab[i], st->tfs, map_xu(&p, xt.v[i]),
+                           p.y1 + st->tick_len + st->gap, 0.5, VA_TOP);
         for (int i = 0; i < yt.n; i++)
             if (yt.lab[i].txt[0])
                 draw_label(cr, &yt.lab[i], st->tfs, p.x0 - st->tick_len - st->gap,
