@@ -170,6 +170,36 @@ TEST(cli_issue_example_model_is_accepted)
     return TEST_PASS;
 }
 
+/* summary ends with the memory of a training step: parameters and their gradients, Adam's
+ * two moments, and the planned values, which grow with --batch-size. */
+TEST(cli_summary_memory_at_batch_size)
+{
+    const char *d = tmpdir();
+    char m[512];
+    snprintf(m, sizeof m, "%s/w.model", d);
+    /* 1000 x 1000 + 1000 + 1000 + 1 = 1,002,001 parameters: 8.0 MB with their gradients */
+    CHECK(!write_text(m, "input shape=1000\ndense units=1000\ndense units=1\nloss mse\n"
+                         "optimizer adam\n"));
+    CHECK_RUN(0, "summary %s", m);
+    CHECK_OUT("Memory for a training step at batch 32:");
+    CHECK_OUT("parameters and their gradients 8.0 MB, optimizer state 8.0 MB");
+    double v32 = -1, v1024 = -1;
+    const char *p = strstr(out_buf, "values and gradients ");
+    CHECK(p && sscanf(p, "values and gradients %lf", &v32) == 1);
+    CHECK_RUN(0, "summary %s --batch-size 1024", m);
+    CHECK_OUT("at batch 1024:");
+    p = strstr(out_buf, "values and gradients ");
+    CHECK(p && sscanf(p, "values and gradients %lf", &v1024) == 1);
+    /* at least the input, the hidden layer and its gradient: 3 x 1024 x 1000 floats */
+    if (!(v1024 >= 12.2 && v1024 > 20 * v32))
+        FAIL("values and gradients: %.1f MB at batch 32, %.1f MB at 1024", v32, v1024);
+    CHECK_RUN(2, "summary %s --batch-size many", m);
+    CHECK_OUT("'--batch-size'");
+    rm_rf(d);
+    snprintf(msg_, cap_, "values and gradients %.1f MB at batch 32, %.1f MB at 1024", v32, v1024);
+    return TEST_PASS;
+}
+
 /* The DAG example of the README: a skip connection and a second input. */
 TEST(cli_readme_dag_example)
 {

@@ -3,20 +3,55 @@
 
 #include <stdlib.h>
 
+static double mb(double floats) { return floats * 4 / 1e6; }
+
+/* What one training step holds: the planned values and gradients of the graph, the
+ * parameters with their gradients, and the optimizer's state (counted from what it saves). */
+static int print_memory(ds_net *n, long batch)
+{
+    ds_graph *g = ds_net_graph(n);
+    ds_model *m = ds_net_model(n);
+    if (ds_graph_plan(g) != DS_OK)
+        return cli_fail();
+    double planned = (double)ds_graph_bytes(g) / 1e6;
+    double params = mb((double)(ds_model_numel(m, 0) + ds_model_numel(m, 1)));
+    ds_optim *opt = ds_optim_create(m, ds_net_optim_opts(n));
+    ds_tensor_set *st = ds_tensor_set_create();
+    if (!opt || !st || ds_optim_state_save(opt, st) != DS_OK) {
+        ds_optim_free(opt);
+        ds_tensor_set_free(st);
+        return cli_fail();
+    }
+    double state = 0;
+    for (int i = 0; i < ds_tensor_set_count(st); i++)
+        state += (double)ds_tensor_numel(ds_tensor_set_at(st, i));
+    ds_optim_free(opt);
+    ds_tensor_set_free(st);
+    printf("Memory for a training step at batch %ld: %.1f MB (values and gradients %.1f MB, "
+           "parameters and their gradients %.1f MB, optimizer state %.1f MB)\n", batch,
+           planned + params + mb(state), planned, params, mb(state));
+    return 0;
+}
+
 int cmd_summary(int argc, char **argv)
 {
     cli_opt opts[] = {
-        {"batch-size", 0, "B", "batch size to build the graph for (shapes show None)", NULL},
+        {"batch-size", 0, "B", "batch size for the memory estimate (default 32; shapes show "
+         "None for the batch)", NULL},
     };
     cli_cmd c = {"summary", "MODEL", "Prints the layers of MODEL with their output shapes, "
-                 "parameter counts and inputs, then the totals.", opts, 1, {0}, 0, 1, 1};
+                 "parameter counts and inputs, then the totals and the memory one training "
+                 "step needs at batch size B.", opts, 1, {0}, 0, 1, 1};
     int rc = cli_parse(&c, argc, argv);
     if (rc)
         return rc;
+    long batch;
+    if (!cli_long(&c, "batch-size", 1, 1L << 24, 32, &batch))
+        return 2;
     ds_net *n;
     if (cli_stop_here(&c))
         return 0;
-    if ((rc = cli_load_net(c.positional[0], NULL, 1, 0, DS_LABELS_AUTO, &n)))
+    if ((rc = cli_load_net(c.positional[0], NULL, batch, 0, DS_LABELS_AUTO, &n)))
         return rc;
     char *s = ds_graph_summary(ds_net_graph(n));
     if (!s) {
@@ -30,6 +65,7 @@ int cmd_summary(int argc, char **argv)
         printf("Loss: %s\n", ds_node_layer_name(ds_net_loss(n)));
     printf("Optimizer: %s, lr %g\n", ds_optim_name(o->kind),
            o->lr > 0 ? o->lr : (o->kind == DS_OPT_SGD ? 1e-2 : 1e-3));
+    rc = print_memory(n, batch);
     ds_net_free(n);
-    return 0;
+    return rc;
 }
