@@ -5,18 +5,23 @@
 #include <omp.h>
 #include <unistd.h>
 
-static size_t mem_limit;   /* 0: not yet set, physical memory */
+static _Atomic size_t mem_limit;   /* 0: not set, the physical memory */
+static _Atomic size_t phys_mem;    /* 0: not yet asked */
 
 void ds_set_memory_limit(size_t bytes) { mem_limit = bytes; }
 
 size_t ds_memory_limit(void)
 {
-    if (mem_limit)
-        return mem_limit;
-    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    if (pages <= 0 || page <= 0)
-        return SIZE_MAX;
-    return (size_t)pages * (size_t)page;
+    size_t lim = mem_limit;
+    if (lim)
+        return lim;
+    size_t phys = phys_mem;
+    if (!phys) {
+        long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+        phys = pages > 0 && page > 0 ? (size_t)pages * (size_t)page : SIZE_MAX;
+        phys_mem = phys;
+    }
+    return phys;
 }
 
 const char *dsi_mem_note(size_t bytes)

@@ -28,9 +28,14 @@ static int replay_dir(const char *dir, int (*fn)(const uint8_t *, size_t), long 
             continue;
         if (n == cap) {
             cap = cap ? 2 * cap : 256;
-            names = realloc(names, (size_t)cap * sizeof *names);
+            char **nn = realloc(names, (size_t)cap * sizeof *names);
+            if (!nn)
+                break;
+            names = nn;
         }
-        names[n++] = strdup(e->d_name);
+        if (!(names[n] = strdup(e->d_name)))
+            break;
+        n++;
     }
     closedir(d);
     qsort(names, (size_t)n, sizeof *names, by_name);
