@@ -6,6 +6,7 @@
 #include "../src/io/json.h"
 
 #include <dirent.h>
+#include <zlib.h>
 #include <errno.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -577,4 +578,33 @@ TEST(io_hostile_shapes_refused)
     }
     rm_tmpdir(dir);
     return rc ? TEST_FAIL : TEST_PASS;
+}
+
+/* A gzip bomb: 48 MB of zeros in a 48 KB .fits.gz. Under a 16 MB memory limit the reader
+ * stops decompressing at the limit with a message; nothing takes all memory. */
+TEST(io_gzip_bomb_stops_at_the_memory_limit)
+{
+    char dir[64], path[160];
+    CHECK(make_tmpdir(dir, sizeof dir));
+    snprintf(path, sizeof path, "%s/bomb.fits.gz", dir);
+    gzFile gz = gzopen(path, "wb9");
+    CHECK(gz);
+    static unsigned char zeros[1 << 16];
+    for (int i = 0; i < 768; i++)
+        CHECK(gzwrite(gz, zeros, sizeof zeros) == (int)sizeof zeros);
+    CHECK(gzclose(gz) == Z_OK);
+    size_t old = ds_memory_limit();
+    ds_set_memory_limit((size_t)16 << 20);
+    ds_tensor *t = NULL;
+    ds_status st = ds_array_load(path, NULL, &t);
+    char err[512];
+    snprintf(err, sizeof err, "%s", ds_last_error());
+    ds_set_memory_limit(old);
+    ds_tensor_free(t);
+    rm_tmpdir(dir);
+    if (st != DS_ERR_NOMEM || !strstr(err, "bomb.fits.gz: decompresses to more than") ||
+        !strstr(err, "memory limit"))
+        FAIL("got %s: '%s'", ds_status_name(st), err);
+    snprintf(msg_, cap_, "%s", err);
+    return TEST_PASS;
 }

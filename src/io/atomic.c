@@ -89,10 +89,11 @@ ds_status dsi_read_file(const char *path, unsigned char **data, size_t *size)
         return dsi_fail(DS_ERR_IO, "cannot read '%s': %s", path, strerror(errno));
     }
     rewind(fp);
-    unsigned char *buf = malloc((size_t)n + 1);
+    unsigned char *buf = (size_t)n < ds_memory_limit() ? malloc((size_t)n + 1) : NULL;
     if (!buf) {
         fclose(fp);
-        return dsi_fail(DS_ERR_NOMEM, "out of memory reading '%s' (%ld bytes)", path, n);
+        return dsi_fail(DS_ERR_NOMEM, "out of memory reading '%s' (%ld bytes%s)", path, n,
+                        dsi_mem_note((size_t)n + 1));
     }
     size_t got = fread(buf, 1, (size_t)n, fp);
     int err = ferror(fp) ? errno : 0;

@@ -56,6 +56,14 @@ static ds_status gunzip(const char *path, fits_in *in)
             break;
         }
         if (n == cap) {
+            /* a gzip bomb stops at the memory limit instead of taking all memory */
+            if (2 * cap > ds_memory_limit()) {
+                free(buf);
+                buf = NULL;
+                st = dsi_fail(DS_ERR_NOMEM, "%s: decompresses to more than %zu bytes%s", path,
+                              n, dsi_mem_note(2 * cap));
+                break;
+            }
             unsigned char *nb = cap < ((size_t)1 << 62) ? realloc(buf, 2 * cap) : NULL;
             if (!nb) {
                 free(buf);
