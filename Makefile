@@ -187,7 +187,8 @@ fuzz: fuzz-build
 # Line coverage of the readers by the committed corpora (gcc --coverage, gcov): what the
 # replay in make test exercises.
 FUZZ_FILES := src/io/npy.c src/io/safetensors.c src/io/json.c src/io/idx.c src/io/csv.c \
-              src/io/fits.c src/io/array.c src/net/modelfile.c src/cli/common.c src/cli/main.c
+              src/io/fits.c src/io/fits_check.c src/io/array.c src/net/modelfile.c \
+              src/cli/common.c src/cli/main.c
 fuzz-coverage:
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/gcov \
 	    CFLAGS_TEST="$(CFLAGS_COMMON) -O0 -g --coverage" $(BUILD)/gcov/run_tests

@@ -510,6 +510,85 @@ TEST(data_fits_errors)
     return rc;
 }
 
+/* A primary HDU without data, then a binary table of one E column "a" with two rows (1.5,
+ * -2), with extra cards inserted after TFIELDS; written to path. */
+static void write_table_fits(const char *path, const char *const *extra, int nextra)
+{
+    static char buf[3 * 2880];
+    memset(buf, ' ', sizeof buf);
+    const char *prim[] = {"SIMPLE  =                    T", "BITPIX  =                    8",
+                          "NAXIS   =                    0", "EXTEND  =                    T", "END"};
+    for (int k = 0; k < 5; k++)
+        memcpy(buf + 80 * k, prim[k], strlen(prim[k]));
+    const char *ext[] = {"XTENSION= 'BINTABLE'", "BITPIX  =                    8",
+                         "NAXIS   =                    2", "NAXIS1  =                    4",
+                         "NAXIS2  =                    2", "PCOUNT  =                    0",
+                         "GCOUNT  =                    1", "TFIELDS =                    1",
+                         "TTYPE1  = 'a       '", "TFORM1  = 'E       '"};
+    int k = 0;
+    char *h = buf + 2880;
+    for (int i = 0; i < 10; i++, k++)
+        memcpy(h + 80 * k, ext[i], strlen(ext[i]));
+    for (int i = 0; i < nextra; i++, k++)
+        memcpy(h + 80 * k, extra[i], strlen(extra[i]) > 80 ? 80 : strlen(extra[i]));
+    memcpy(h + 80 * k, "END", 3);
+    unsigned char *d = (unsigned char *)buf + 2 * 2880;
+    memset(d, 0, 2880);
+    const unsigned char rows[8] = {0x3f, 0xc0, 0, 0, 0xc0, 0, 0, 0};   /* 1.5, -2 big-endian */
+    memcpy(d, rows, 8);
+    write_bytes(path, buf, sizeof buf);
+}
+
+/* Every header card is checked before cfitsio reads it: a card cfitsio 4.2 would copy past
+ * a buffer (a 70-character unquoted TTYPEn, text or digits, found by fuzzing) or a
+ * non-ASCII byte is refused naming the HDU and the card; the standard's other value forms
+ * load. */
+TEST(data_fits_header_syntax)
+{
+    char dir[64];
+    CHECK(make_dir(dir, sizeof dir) == 0);
+    const char *p = in_dir(dir, "h.fits");
+    int rc = 0;
+    const char *good[] = {
+        "HIERARCH ESO DET CHIP NAME = 'CCD-44' / a HIERARCH card",
+        "COMMENT   anything at all, even = signs and 'quotes",
+        "HISTORY   written by hand",
+        "LONGSTR = 'a long string &'",
+        "CONTINUE  'continued'",
+        "DEXP    =              1.5D-03 / a D exponent",
+        "CPLX    =           (1.5, -2.0)",
+        "FLAG    =                    F",
+        "QUOTE   = 'it''s'",
+        "UNDEF   =",
+        "        blank keyword: commentary",
+    };
+    write_table_fits(p, good, (int)(sizeof good / sizeof good[0]));
+    ds_tensor *t = NULL;
+    if (ds_array_load(p, NULL, &t) != DS_OK)
+        rc = snprintf(msg_, cap_, "a valid header was refused: %s", ds_last_error()) * 0 + 1;
+    else if (ds_tensor_numel(t) != 2 || ds_tensor_data(t)[0] != 1.5f || ds_tensor_data(t)[1] != -2)
+        rc = snprintf(msg_, cap_, "wrong table values") * 0 + 1;
+    ds_tensor_free(t);
+    char longval[81], longnum[81];
+    snprintf(longval, sizeof longval, "TTYPE2  = %070d", 7);
+    memset(longval + 10, 'A', 70);
+    snprintf(longnum, sizeof longnum, "TTYPE2  = %070d", 1);   /* a valid number, 70 digits */
+    const char *bad[][2] = {
+        {longval, "HDU 2, header card 11 ('TTYPE2  '): the value 'AAAA"},
+        {longnum, "HDU 2, header card 11 ('TTYPE2  '): the value '0000"},
+        {"OBJECT  = M31 galaxy", "HDU 2, header card 11 ('OBJECT  '): the value 'M31 galaxy"},
+        {"NAME    = 'unterminated", "is not a FITS value"},
+        {"NUMBER  =                 12.5 trailing", "is not a FITS value"},
+        {"TEXT    = 'caf\xc3\xa9'", "HDU 2, header card 11: byte 0xc3 at column 15 is not printable ASCII"},
+    };
+    for (size_t i = 0; !rc && i < sizeof bad / sizeof bad[0]; i++) {
+        write_table_fits(p, &bad[i][0], 1);
+        rc = expect_error(p, NULL, DS_ERR_FORMAT, msg_, cap_, "h.fits", bad[i][1], NULL);
+    }
+    rm_dir(dir);
+    return rc;
+}
+
 /* ---- CSV ---- */
 
 TEST(data_csv_round_trip)

@@ -112,6 +112,15 @@ static ds_status open_in(const char *path, fits_in *in)
         ds_status st = gunzip(path, in);
         if (st != DS_OK)
             return st;
+        FILE *mf = fmemopen(in->mem, in->memsize ? in->memsize : 1, "rb");
+        st = mf ? dsi_fits_check(mf, path) : dsi_fail(DS_ERR_NOMEM, "%s: out of memory", path);
+        if (mf)
+            fclose(mf);
+        if (st != DS_OK) {
+            free(in->mem);
+            in->mem = NULL;
+            return st;
+        }
         /* a plain name: cfitsio would parse [..] in path as an HDU or filter spec */
         if (fits_open_memfile(&in->f, "gunzipped.fits", READONLY, &in->mem, &in->memsize, 0, NULL,
                               &status)) {
@@ -122,6 +131,13 @@ static ds_status open_in(const char *path, fits_in *in)
         }
         return DS_OK;
     }
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return dsi_fail(DS_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    ds_status st = dsi_fits_check(fp, path);
+    fclose(fp);
+    if (st != DS_OK)
+        return st;
     if (fits_open_diskfile(&in->f, path, READONLY, &status)) {
         in->f = NULL;
         return fits_fail(DS_ERR_FORMAT, path, status, "cannot open as FITS");

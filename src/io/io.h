@@ -23,4 +23,8 @@ ds_status dsi_probe_file(const char *path, int64_t *size, bool *gzipped);
 /* Reads a whole file (NUL-terminated for convenience); the caller frees *data. */
 ds_status dsi_read_file(const char *path, unsigned char **data, size_t *size);
 
+/* Checks the card syntax of every FITS header in fp (fits_check.c) before cfitsio reads it;
+ * DS_ERR_FORMAT naming the HDU and the card. */
+ds_status dsi_fits_check(FILE *fp, const char *path);
+
 #endif
