@@ -75,6 +75,39 @@ static int png_size(const char *path, int *w, int *h)
     return 0;
 }
 
+/* A decoded PNG: pixel (x, y) as r, g, b. */
+typedef struct {
+    cairo_surface_t *s;
+    int w, h, stride;
+    const unsigned char *d;
+} png_img;
+
+static int png_open(const char *path, png_img *im)
+{
+    im->s = cairo_image_surface_create_from_png(path);
+    if (cairo_surface_status(im->s) != CAIRO_STATUS_SUCCESS) {
+        cairo_surface_destroy(im->s);
+        return -1;
+    }
+    im->w = cairo_image_surface_get_width(im->s);
+    im->h = cairo_image_surface_get_height(im->s);
+    im->stride = cairo_image_surface_get_stride(im->s);
+    im->d = cairo_image_surface_get_data(im->s);
+    return 0;
+}
+
+static void png_rgb(const png_img *im, int x, int y, int *r, int *g, int *b)
+{
+    uint32_t p = *(const uint32_t *)(const void *)(im->d + (size_t)y * im->stride + 4 * (size_t)x);
+    *r = p >> 16 & 255, *g = p >> 8 & 255, *b = p & 255;
+}
+
+/* Each channel within 40 of rgb. */
+static int near_rgb(int r, int g, int b, const int *rgb)
+{
+    return abs(r - rgb[0]) < 40 && abs(g - rgb[1]) < 40 && abs(b - rgb[2]) < 40;
+}
+
 /* Counts pixels in [x0, x1) x [y0, y1) that are not white, that are near-black (all channels
  * < 40) and that are close to rgb (each channel within 40). -1 if the file cannot be read. */
 typedef struct {
@@ -84,48 +117,38 @@ typedef struct {
 static int png_pixels(const char *path, int x0, int y0, int x1, int y1, const int *rgb,
                       pixstat *ps)
 {
-    cairo_surface_t *s = cairo_image_surface_create_from_png(path);
-    if (cairo_surface_status(s) != CAIRO_STATUS_SUCCESS) {
-        cairo_surface_destroy(s);
+    png_img im;
+    if (png_open(path, &im))
         return -1;
-    }
-    int w = cairo_image_surface_get_width(s), h = cairo_image_surface_get_height(s);
-    int stride = cairo_image_surface_get_stride(s);
-    const unsigned char *d = cairo_image_surface_get_data(s);
     memset(ps, 0, sizeof *ps);
-    for (int y = y0 < 0 ? 0 : y0; y < y1 && y < h; y++)
-        for (int x = x0 < 0 ? 0 : x0; x < x1 && x < w; x++) {
-            uint32_t p = *(const uint32_t *)(const void *)(d + (size_t)y * stride + 4 * (size_t)x);
-            int r = p >> 16 & 255, g = p >> 8 & 255, b = p & 255;
+    for (int y = y0 < 0 ? 0 : y0; y < y1 && y < im.h; y++)
+        for (int x = x0 < 0 ? 0 : x0; x < x1 && x < im.w; x++) {
+            int r, g, b;
+            png_rgb(&im, x, y, &r, &g, &b);
             ps->nonwhite += r < 250 || g < 250 || b < 250;
             ps->dark += r < 40 && g < 40 && b < 40;
             if (rgb)
-                ps->match += abs(r - rgb[0]) < 40 && abs(g - rgb[1]) < 40 && abs(b - rgb[2]) < 40;
+                ps->match += near_rgb(r, g, b, rgb);
         }
-    cairo_surface_destroy(s);
+    cairo_surface_destroy(im.s);
     return 0;
 }
 
 /* Per column c < w of rows [y0, y1): how many pixels are close to rgb (as png_pixels). */
 static int png_columns(const char *path, int y0, int y1, const int *rgb, long *count, int w)
 {
-    cairo_surface_t *s = cairo_image_surface_create_from_png(path);
-    if (cairo_surface_status(s) != CAIRO_STATUS_SUCCESS) {
-        cairo_surface_destroy(s);
+    png_img im;
+    if (png_open(path, &im))
         return -1;
-    }
-    int gw = cairo_image_surface_get_width(s), h = cairo_image_surface_get_height(s);
-    int stride = cairo_image_surface_get_stride(s);
-    const unsigned char *d = cairo_image_surface_get_data(s);
     for (int x = 0; x < w; x++) {
         count[x] = 0;
-        for (int y = y0 < 0 ? 0 : y0; x < gw && y < y1 && y < h; y++) {
-            uint32_t p = *(const uint32_t *)(const void *)(d + (size_t)y * stride + 4 * (size_t)x);
-            int r = p >> 16 & 255, g = p >> 8 & 255, b = p & 255;
-            count[x] += abs(r - rgb[0]) < 40 && abs(g - rgb[1]) < 40 && abs(b - rgb[2]) < 40;
+        for (int y = y0 < 0 ? 0 : y0; x < im.w && y < y1 && y < im.h; y++) {
+            int r, g, b;
+            png_rgb(&im, x, y, &r, &g, &b);
+            count[x] += near_rgb(r, g, b, rgb);
         }
     }
-    cairo_surface_destroy(s);
+    cairo_surface_destroy(im.s);
     return 0;
 }
 
