@@ -55,8 +55,9 @@ DS_API const char *ds_last_error(void);
  * the thread count beyond float rounding in sgemm. */
 DS_API void ds_set_num_threads(int n);
 DS_API int  ds_get_num_threads(void);
-/* Largest single allocation the library makes for tensors, parameters and the graph's
- * planned memory, process-wide (0: the machine's physical memory, the default). A request
+/* Largest single allocation the library makes for tensors, parameters, the graph's planned
+ * memory, a file read whole and a gzipped FITS file decompressed, process-wide (0: the
+ * machine's physical memory, the default). A request
  * above it fails with DS_ERR_NOMEM and a message giving both sizes, instead of being
  * granted and then swapping or being killed; a model file or data header asking for too
  * much therefore gets an error. */
