@@ -57,10 +57,9 @@ DS_API void ds_set_num_threads(int n);
 DS_API int  ds_get_num_threads(void);
 /* Largest single allocation the library makes for tensors, parameters, the graph's planned
  * memory, a file read whole and a gzipped FITS file decompressed, process-wide (0: the
- * machine's physical memory, the default). A request
- * above it fails with DS_ERR_NOMEM and a message giving both sizes, instead of being
- * granted and then swapping or being killed; a model file or data header asking for too
- * much therefore gets an error. */
+ * machine's physical memory, the default). A request above it fails with DS_ERR_NOMEM and a
+ * message giving both sizes, instead of being granted and then swapping or being killed; a
+ * model file or data header asking for too much therefore gets an error. */
 DS_API void   ds_set_memory_limit(size_t bytes);
 DS_API size_t ds_memory_limit(void);
 /* Convolution algorithms, process-wide. DS_CONV_AUTO (the default): 2-D 3x3 convolutions of
