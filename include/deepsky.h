@@ -578,6 +578,9 @@ typedef struct {
 typedef struct ds_optim ds_optim;
 DS_API ds_optim  *ds_optim_create(ds_model *m, const ds_optim_opts *o);
 DS_API void       ds_optim_free(ds_optim *o);
+/* Floats of state an optimizer with these options keeps for m (moments, sums; -1 with a
+ * message for bad options), without creating it. */
+DS_API int64_t    ds_optim_state_numel(const ds_optim_opts *o, const ds_model *m);
 /* One update of every trainable parameter from the model's gradient block. */
 DS_API ds_status  ds_optim_step(ds_optim *o);
 DS_API void       ds_optim_epoch_end(ds_optim *o);

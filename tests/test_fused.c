@@ -184,44 +184,57 @@ static float *train_cnn(bool keep_all, float lr, int64_t *n, size_t *bytes)
     return out;
 }
 
+/* The first of n values whose difference, relative to max(1, |b|), exceeds tol (bad = -1
+ * if none; tol 0: any difference), with the values there, the largest difference and how
+ * many values are identical. */
+typedef struct {
+    int64_t bad, same;
+    float av, bv;
+    double worst;
+} diff;
+
+static void compare_values(const float *a, const float *b, int64_t n, double tol, diff *r)
+{
+    *r = (diff){.bad = -1};
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]) / fmax(1.0, fabs(b[i]));
+        r->same += a[i] == b[i];
+        r->worst = fmax(r->worst, d);
+        if (!(d <= tol) && r->bad < 0) {
+            r->bad = i;
+            r->av = a[i];
+            r->bv = b[i];
+        }
+    }
+}
+
 TEST(fused_relu_at_planning_matches_separate_ops)
 {
     int64_t na, nb;
     size_t bytes_fused = 0, bytes_all = 0;
     /* parameters held: output and input gradient bit for bit */
     float *a = train_cnn(false, 0.0f, &na, &bytes_fused), *b = train_cnn(true, 0.0f, &nb, &bytes_all);
-    int ok = a && b && na == nb;
-    int64_t first = -1;
-    for (int64_t i = 0; ok && i < na && first < 0; i++)
-        if (a[i] != b[i])
-            first = i;
-    float fa = first >= 0 ? a[first] : 0, fb = first >= 0 ? b[first] : 0;
+    diff d0;
+    int ok = a && b && na == nb && (compare_values(a, b, na, 0, &d0), 1);
     free(a);
     free(b);
     CHECK(ok);
-    if (first >= 0)
+    if (d0.bad >= 0)
         FAIL("parameters held: value %lld of %lld differs: fused %.9g, separate %.9g",
-             (long long)first, (long long)na, fa, fb);
+             (long long)d0.bad, (long long)na, d0.av, d0.bv);
     a = train_cnn(false, 0.1f, &na, &bytes_fused);
     b = train_cnn(true, 0.1f, &nb, &bytes_all);
-    ok = a && b && na == nb;
     /* the bias gradients sum in another order, so two steps drift apart by rounding */
-    int64_t same = 0, bad = -1;
-    double worst = 0;
-    for (int64_t i = 0; ok && i < na; i++) {
-        double d = fabs((double)a[i] - b[i]) / fmax(1.0, fabs(b[i]));
-        same += a[i] == b[i];
-        worst = fmax(worst, d);
-        if (!(d <= 2e-5) && bad < 0)
-            bad = i;
-    }
-    float av = bad >= 0 ? a[bad] : 0, bv = bad >= 0 ? b[bad] : 0;
+    diff d1;
+    ok = a && b && na == nb && (compare_values(a, b, na, 2e-5, &d1), 1);
     free(a);
     free(b);
     CHECK(ok);
-    if (bad >= 0)
-        FAIL("value %lld of %lld: fused %.9g, separate %.9g", (long long)bad, (long long)na,
-             av, bv);
+    if (d1.bad >= 0)
+        FAIL("value %lld of %lld: fused %.9g, separate %.9g", (long long)d1.bad, (long long)na,
+             d1.av, d1.bv);
+    int64_t same = d1.same;
+    double worst = d1.worst;
     CHECK(bytes_fused < bytes_all);
     snprintf(msg_, cap_, "%lld of %lld values identical, max rel diff %.1g; %zu bytes planned, "
              "%zu kept all", (long long)same, (long long)na, worst, bytes_fused, bytes_all);

@@ -180,6 +180,19 @@ ds_optim *ds_optim_create(ds_model *m, const ds_optim_opts *opts)
     return opt;
 }
 
+int64_t ds_optim_state_numel(const ds_optim_opts *opts, const ds_model *m)
+{
+    if (!m || !opts) {
+        dsi_fail(DS_ERR_ARG, "ds_optim_state_numel: %s is NULL", m ? "options" : "model");
+        return -1;
+    }
+    ds_optim_opts o = *opts;
+    if (resolve(&o) != DS_OK)
+        return -1;
+    const char *names[MAX_BUFS];
+    return (int64_t)buf_names(&o, names) * (int64_t)m->grad_n;
+}
+
 void ds_optim_free(ds_optim *o)
 {
     if (!o)
