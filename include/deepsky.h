@@ -50,6 +50,20 @@ DS_API const char *ds_last_error(void);
 
 /* ------------------------------------------------------------------------------------------
  * Threads
+ *
+ * The library keeps no hidden mutable state: the last error is per thread, and the few
+ * process-wide settings below are atomic. What may run concurrently, from POSIX threads:
+ *  - objects that share nothing: any calls on different models, graphs, nets, optimizers;
+ *  - several graphs on one model used read-only: inference (ds_graph_forward in a mode
+ *    without DS_BN_UPDATE) from one thread per graph, the graphs built beforehand (building
+ *    a graph may add parameters and layer names to the model: build them one at a time);
+ *  - file reading and writing (cfitsio is serialized inside the library).
+ * What may not: two threads on one graph, net, optimizer or trainer; a training graph (or
+ * ds_optim_step, or a DS_BN_UPDATE forward) on a model another graph is reading; two
+ * training graphs writing one model's gradients. tests/test_threads.c checks the read-only
+ * case bit for bit.
+ * ds_set_num_threads sets the kernels' threads of the calling thread (OpenMP's per-thread
+ * setting); each POSIX thread that runs kernels may set its own.
  * ---------------------------------------------------------------------------------------- */
 /* Threads used by kernels and by OpenBLAS (n <= 0: all cores). Results do not depend on
  * the thread count beyond float rounding in sgemm. */
