@@ -62,8 +62,9 @@ DS_API const char *ds_last_error(void);
  * ds_optim_step, or a DS_BN_UPDATE forward) on a model another graph is reading; two
  * training graphs writing one model's gradients. tests/test_threads.c checks the read-only
  * case bit for bit.
- * ds_set_num_threads sets the kernels' threads of the calling thread (OpenMP's per-thread
- * setting); each POSIX thread that runs kernels may set its own.
+ * ds_set_num_threads sets the threads of the library's kernels for the calling thread
+ * (OpenMP's per-thread setting: each POSIX thread may set its own) and OpenBLAS's count,
+ * which is process-wide.
  * ---------------------------------------------------------------------------------------- */
 /* Threads used by kernels and by OpenBLAS (n <= 0: all cores). Results do not depend on
  * the thread count beyond float rounding in sgemm. */
