@@ -115,6 +115,7 @@ static void drain(cli_proc *p)
                 return;
             p->out = o;
             p->cap = cap;
+            p->out[p->len] = 0;
         }
         ssize_t n = read(p->fd, p->out + p->len, p->cap - p->len - 1);
         if (n > 0) {
@@ -183,7 +184,7 @@ int cli_finish(cli_proc *p, char *out, size_t cap)
     if (memmem(o, p->len, "Sanitizer", 9) || memmem(o, p->len, "runtime error:", 14))
         rc = CLI_SANITIZER_EXIT;
     if (cap)
-        snprintf(out, cap, "%s", o);
+        snprintf(out, cap, "%.*s", (int)p->len, o);
     free(p->out);
     p->out = NULL;
     p->len = p->cap = 0;

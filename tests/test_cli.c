@@ -690,7 +690,8 @@ static int run_and_kill(int ms, const char *args)
 }
 
 /* A training run killed with SIGKILL at 10 random moments (the weights and checkpoint are
- * rewritten every epoch, so some kills land inside a write): every file left loads, and
+ * rewritten every epoch; cli_kill_lands_inside_a_write places kills inside writes): every
+ * file left loads, the only other files are temporary ones, "<output>.tmp.<pid>", and
  * --resume then reaches weights bit-identical to an uninterrupted run with the same seed. */
 TEST(cli_train_survives_sigkill)
 {
@@ -724,10 +725,208 @@ TEST(cli_train_survives_sigkill)
         }
     }
     CHECK(killed >= 3);   /* kills landed before the end (all 10 on this machine) */
+    DIR *dp = opendir(d);
+    CHECK(dp);
+    int ntmp = 0;
+    for (struct dirent *e; (e = readdir(dp));) {
+        const char *ok[] = {".", "..", "c.model", "x.npy", "y.npy", "full.safetensors",
+                            "full.best.safetensors", "full.ckpt.safetensors", "full.log.csv",
+                            "full.curve.png", "part.safetensors", "part.best.safetensors",
+                            "part.ckpt.safetensors", "part.log.csv", "part.curve.png"};
+        int known = 0;
+        for (size_t i = 0; i < sizeof ok / sizeof ok[0] && !known; i++) {
+            size_t n = strlen(ok[i]);
+            known = !strcmp(e->d_name, ok[i]) ||
+                    (!strncmp(e->d_name, ok[i], n) && !strncmp(e->d_name + n, ".tmp.", 5) &&
+                     strspn(e->d_name + n + 5, "0123456789") == strlen(e->d_name + n + 5));
+            ntmp += known && strstr(e->d_name, ".tmp.") != NULL;
+        }
+        if (!known) {
+            closedir(dp);
+            FAIL("after the kills: an unexpected file '%s'", e->d_name);
+        }
+    }
+    closedir(dp);
     CHECK_RUN(0, "%s", args);
     CHECK(same_tensors(d, "full.safetensors", "part.safetensors"));
-    snprintf(msg_, cap_, "%d of 10 runs killed, every file left loaded, resumed run identical",
-             killed);
+    snprintf(msg_, cap_, "%d of 10 runs killed, every file left loaded, %d temporary files "
+             "left, resumed run identical", killed, ntmp);
+    rm_rf(d);
+    return TEST_PASS;
+}
+
+/* The whole file at path (malloc'd, *n bytes), or NULL if it cannot be read. */
+static unsigned char *read_all(const char *path, long *n)
+{
+    FILE *f = fopen(path, "rb");
+    unsigned char *b = NULL;
+    *n = -1;
+    if (f && fseek(f, 0, SEEK_END) == 0 && (*n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (b = malloc((size_t)*n + 1)) && fread(b, 1, (size_t)*n, f) != (size_t)*n) {
+        free(b);
+        b = NULL;
+    }
+    if (f)
+        fclose(f);
+    return b;
+}
+
+/* Whether a and b hold the same bytes (both NULL: both absent). */
+static int same_bytes(const unsigned char *a, long na, const unsigned char *b, long nb)
+{
+    return (!a && !b) || (a && b && na == nb && !memcmp(a, b, (size_t)na));
+}
+
+/* The epoch a checkpoint file says it holds (its fit.state), or -1 if it does not load. */
+static int ckpt_epoch(const char *path)
+{
+    ds_tensor_set *s = NULL;
+    if (ds_safetensors_load(path, &s) != DS_OK)
+        return -1;
+    ds_tensor *t = ds_tensor_set_get(s, "fit.state");
+    int e = t ? (int)ds_tensor_data(t)[0] : -1;
+    ds_tensor_set_free(s);
+    return e;
+}
+
+static int loads(const char *path)
+{
+    ds_tensor_set *s = NULL;
+    int ok = ds_safetensors_load(path, &s) == DS_OK;
+    ds_tensor_set_free(s);
+    return ok;
+}
+
+/* One run of "exec deepsky train ..." (cmd) stopped by the writer's test hook inside the
+ * write of file, before or after its rename, looked at, then SIGKILLed. Before the rename:
+ * file is still what it was (prev) and the complete new file is in "<file>.tmp.<pid>", whose
+ * name goes to left; after: file is new, complete, and no temporary file is left. Either
+ * way the kill changes nothing. Returns 0, or 1 with msg set. */
+static int kill_in_write(const char *cmd, const char *file, int before, char *left,
+                         size_t left_cap, char *msg, size_t cap)
+{
+    char hook[700], env[800], tmp[700];
+    long nprev, nstop, nafter, ntmp, nleft;
+    snprintf(hook, sizeof hook, "stop-%s-rename:%s", before ? "before" : "after", file);
+    snprintf(env, sizeof env, "DEEPSKY_TEST_ATOMIC=%s", hook);
+    const char *e[] = {env, NULL};
+    unsigned char *prev = read_all(file, &nprev), *at_stop = NULL, *t = NULL, *after = NULL;
+    unsigned char *t_after = NULL;
+    const char *why = NULL;
+    cli_proc p;
+    if (cli_start(&p, cmd, e) != 0) {
+        free(prev);
+        snprintf(msg, cap, "%s: cannot start %s", hook, cmd);
+        return 1;
+    }
+    int stopped = cli_poll(&p, 300000) == CLI_STOPPED;
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", file, (long)p.pid);
+    if (stopped) {
+        at_stop = read_all(file, &nstop);
+        t = read_all(tmp, &ntmp);
+    }
+    int rc = cli_kill(&p, out_buf, sizeof out_buf);
+    after = read_all(file, &nafter);
+    t_after = read_all(tmp, &nleft);
+    if (!stopped)
+        why = "the run did not stop there";
+    else if (rc != 128 + SIGKILL)
+        why = "the run did not die by the kill";
+    else if (before && !same_bytes(at_stop, nstop, prev, nprev))
+        why = "the file changed before the rename";
+    else if (before && (!t || !loads(tmp) || same_bytes(t, ntmp, prev, nprev)))
+        why = "the temporary file is not the complete new file";
+    else if (before && !same_bytes(t_after, nleft, t, ntmp))
+        why = "the temporary file was not left behind as it was";
+    else if (!before && (t || t_after))
+        why = "a temporary file is left after the rename";
+    else if (!before && (!at_stop || same_bytes(at_stop, nstop, prev, nprev) || !loads(file)))
+        why = "the file in place after the rename is not the complete new file";
+    else if (!same_bytes(after, nafter, at_stop, nstop) || (after && !loads(file)))
+        why = "the kill changed the file";
+    if (before && left)
+        snprintf(left, left_cap, "%s", strrchr(tmp, '/') + 1);
+    free(prev);
+    free(at_stop);
+    free(t);
+    free(after);
+    free(t_after);
+    if (why)
+        snprintf(msg, cap, "%s: %s (status %d); output:\n%.2000s", hook, why, rc, out_buf);
+    return why != NULL;
+}
+
+/* Kills that land inside writes, at both sides of the rename, through the test-only hook of
+ * the atomic writer (DEEPSKY_TEST_ATOMIC, src/io/atomic.c): the run stops itself (SIGSTOP)
+ * with the temporary file of a chosen output written and closed, or just after its rename;
+ * the test looks at the files there, then SIGKILLs it. Before the rename the previous file is
+ * intact and the complete new one waits under "<file>.tmp.<pid>"; the kill leaves that
+ * temporary file behind (nothing reads, renames or removes it later, and its name does not
+ * end in .safetensors, so no command takes it for an output). After the rename the new file
+ * is in place and complete. --resume then starts from the last checkpoint renamed into place
+ * and reaches weights bit-identical to an uninterrupted run. */
+TEST(cli_kill_lands_inside_a_write)
+{
+    const char *d = tmpdir();
+    char m[512], cmd[2048], w[600], ck[600];
+    snprintf(m, sizeof m, "%s/c.model", d);
+    CHECK(!write_text(m, cls_model));
+    CHECK(!make_images(d, 96));
+    const char *common = "--epochs 4 --batch-size 16 --seed 4";
+    CHECK_RUN(0, "train %s --data %s/x.npy --labels %s/y.npy %s -q -o %s/full.safetensors", m, d,
+              d, common, d);
+    snprintf(cmd, sizeof cmd, "exec %s train %s --data %s/x.npy --labels %s/y.npy %s -q "
+             "--resume -o %s/part.safetensors", cli_bin(), m, d, d, common, d);
+    snprintf(w, sizeof w, "%s/part.safetensors", d);
+    snprintf(ck, sizeof ck, "%s/part.ckpt.safetensors", d);
+    /* Epoch 1 runs to its checkpoint, then epoch 2 is cut at each point. Each epoch writes
+     * the weights, then the checkpoint; a run starts after the checkpoint's epoch. */
+    struct { const char *file; int before, ckpt_epoch; } rounds[] = {
+        {ck, 0, 1},   /* after the rename of the first checkpoint */
+        {w, 1, 1},    /* epoch 2's weights written, not renamed */
+        {w, 0, 1},    /* epoch 2's weights in place, its checkpoint not yet written */
+        {ck, 1, 1},   /* epoch 2 again: its checkpoint written, not renamed */
+        {ck, 0, 2},   /* epoch 2 again: its checkpoint in place */
+    };
+    char left[2][256], err[8192];
+    int nleft = 0;
+    for (int k = 0; k < 5; k++) {
+        char *l = rounds[k].before ? left[nleft++] : NULL;
+        if (kill_in_write(cmd, rounds[k].file, rounds[k].before, l, sizeof left[0], err,
+                          sizeof err))
+            FAIL("round %d: %s", k + 1, err);
+        int ep = ckpt_epoch(ck);
+        if (ep != rounds[k].ckpt_epoch)
+            FAIL("round %d: the checkpoint holds epoch %d, expected %d", k + 1, ep,
+                 rounds[k].ckpt_epoch);
+        if (k == 3) {   /* the temporary checkpoint is epoch 2's */
+            char tmp[600];
+            snprintf(tmp, sizeof tmp, "%s/%s", d, left[1]);
+            CHECK(ckpt_epoch(tmp) == 2);
+        }
+        /* epoch 2 redone from the same checkpoint rewrites the same weights */
+        if (k == 2) {
+            char cp[1400];
+            snprintf(cp, sizeof cp, "cp '%s' '%s/epoch2.safetensors'", w, d);
+            CHECK(system(cp) == 0);
+        }
+        if (k == 3)
+            CHECK(same_tensors(d, "part.safetensors", "epoch2.safetensors"));
+    }
+    /* the resumed run starts after epoch 2, ignores the temporary files, and ends where the
+     * uninterrupted run ended */
+    CHECK_RUN(0, "train %s --data %s/x.npy --labels %s/y.npy %s --resume -o %s/part.safetensors",
+              m, d, d, common, d);
+    CHECK_OUT("resumed after epoch 2");
+    CHECK(same_tensors(d, "full.safetensors", "part.safetensors"));
+    char names[1024];
+    int n = tmp_files(d, names, sizeof names);
+    if (n != 2 || !strstr(names, left[0]) || !strstr(names, left[1]))
+        FAIL("temporary files:%s; expected %s and %s", names, left[0], left[1]);
+    for (int i = 0; i < 2; i++)
+        if (!strstr(left[i], ".safetensors.tmp.") || strstr(strstr(left[i], ".tmp."), ".safetensors"))
+            FAIL("temporary file %s: not named <file>.tmp.<pid>", left[i]);
+    snprintf(msg_, cap_, "5 kills at both sides of the rename; left behind:%s", names);
     rm_rf(d);
     return TEST_PASS;
 }
