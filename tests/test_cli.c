@@ -886,7 +886,8 @@ TEST(cli_kill_lands_inside_a_write)
         {w, 1, 1},    /* epoch 2's weights written, not renamed */
         {w, 0, 1},    /* epoch 2's weights in place, its checkpoint not yet written */
         {ck, 1, 1},   /* epoch 2 again: its checkpoint written, not renamed */
-        {ck, 0, 2},   /* epoch 2 again: its checkpoint in place */
+        {ck, 0, 2},   /* epoch 2 again, so from the epoch-1 checkpoint and not from the
+                       * epoch-2 one left in a temporary file: its checkpoint in place */
     };
     char left[2][256], err[8192];
     int nleft = 0;
