@@ -39,7 +39,7 @@ $(BUILD)/rel/%.o: %.c $(HDRS)
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS_REL) -c $< -o $@
 
-$(BUILD)/test/%.o: %.c $(HDRS) tests/test.h
+$(BUILD)/test/%.o: %.c $(HDRS) tests/test.h tests/spawn.h
 	@mkdir -p $(dir $@)
 	@echo "  CC/san  $<"
 	@$(CC) $(CFLAGS_TEST) -c $< -o $@

@@ -2,7 +2,9 @@
  * resume, agreement with PyTorch through `deepsky grad`, and bad inputs (clear message,
  * exit status 1 or 2, never a crash: the tool under test is built with the sanitizers). */
 #include "test.h"
+#include "spawn.h"
 
+#include <dirent.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/stat.h>
@@ -11,14 +13,9 @@
 
 static char out_buf[1 << 16];
 
-static const char *bin(void)
-{
-    const char *b = getenv("DEEPSKY");
-    return b ? b : "build/deepsky-test";
-}
-
-/* Runs "deepsky <args>" with stdout and stderr captured in out_buf; returns the exit
- * status, or 128 + signal if it died. */
+/* Runs "deepsky <args>" with stdout and stderr captured in out_buf (tests/spawn.c: the
+ * sanitizer settings, and CLI_SANITIZER_EXIT for any report); returns the exit status, or
+ * 128 + signal if it died. */
 static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int run(const char *fmt, ...)
 {
@@ -27,17 +24,8 @@ static int run(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
-    snprintf(cmd, sizeof cmd, "ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=tests/lsan.supp "
-             "%s %s 2>&1", bin(), args);
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    size_t n = fread(out_buf, 1, sizeof out_buf - 1, p);
-    out_buf[n] = 0;
-    int st = pclose(p);
-    if (WIFSIGNALED(st))
-        return 128 + WTERMSIG(st);
-    return WEXITSTATUS(st);
+    snprintf(cmd, sizeof cmd, "exec %s %s", cli_bin(), args);
+    return cli_run_sh(cmd, NULL, out_buf, sizeof out_buf);
 }
 
 static char dir[256];
@@ -94,6 +82,26 @@ static int same_tensors(const char *d, const char *fa, const char *fb)
     return ok;
 }
 
+/* The temporary files of the atomic writer in d ("<file>.tmp.<pid>"), as " name name..."
+ * in buf; returns how many. */
+static int tmp_files(const char *d, char *buf, size_t cap)
+{
+    int n = 0;
+    size_t len = 0;
+    buf[0] = 0;
+    DIR *dp = opendir(d);
+    for (struct dirent *e; dp && (e = readdir(dp));) {
+        if (!strstr(e->d_name, ".tmp."))
+            continue;
+        n++;
+        if (len < cap)
+            len += (size_t)snprintf(buf + len, cap - len, " %s", e->d_name);
+    }
+    if (dp)
+        closedir(dp);
+    return n;
+}
+
 /* A small classification set: 64 images 1x6x6; class 1 when the top half is brighter. */
 static int make_images(const char *d, int64_t n)
 {
@@ -137,8 +145,15 @@ static const char *cls_model =
     do {                                                                                     \
         int rc_ = run(__VA_ARGS__);                                                          \
         if (rc_ != (want))                                                                   \
-            FAIL("%s:%d: exit status %d, expected %d; output:\n%s", __FILE__, __LINE__, rc_, \
-                 (want), out_buf);                                                           \
+            FAIL("%s:%d: exit status %d%s, expected %d; output:\n%s", __FILE__, __LINE__,     \
+                 rc_, rc_ == CLI_SANITIZER_EXIT ? " (a sanitizer report)" : "", (want),       \
+                 out_buf);                                                                   \
+    } while (0)
+#define CHECK_OUTF(...)                                                                      \
+    do {                                                                                     \
+        char want_[1024];                                                                    \
+        snprintf(want_, sizeof want_, __VA_ARGS__);                                          \
+        CHECK_OUT(want_);                                                                    \
     } while (0)
 #define CHECK_OUT(text)                                                                      \
     do {                                                                                     \
@@ -194,7 +209,7 @@ TEST(cli_summary_memory_at_batch_size)
     if (!(v1024 >= 12.2 && v1024 > 20 * v32))
         FAIL("values and gradients: %.1f MB at batch 32, %.1f MB at 1024", v32, v1024);
     CHECK_RUN(2, "summary %s --batch-size many", m);
-    CHECK_OUT("'--batch-size'");
+    CHECK_OUT("option '--batch-size': 'many' is not an integer in [1, ");
     rm_rf(d);
     snprintf(msg_, cap_, "values and gradients %.1f MB at batch 32, %.1f MB at 1024", v32, v1024);
     return TEST_PASS;
@@ -240,6 +255,7 @@ TEST(cli_help_documents_every_command)
     CHECK_OUT("--early-stopping");
     CHECK_OUT("--resume");
     CHECK_RUN(2, "frobnicate");
+    CHECK_OUT("unknown command 'frobnicate'");
     CHECK_RUN(2, "train --bogus 3");
     CHECK_OUT("unknown option '--bogus'");
     return TEST_PASS;
@@ -289,7 +305,7 @@ TEST(cli_train_eval_predict_resume)
     /* a checkpoint of another run is refused */
     CHECK_RUN(1, "train %s --data %s/x.npy --labels %s/y.npy --epochs 6 --batch-size 8 "
               "--seed 9 --resume -o %s/part.safetensors", m, d, d, d);
-    CHECK_OUT("other settings");
+    CHECK_OUTF("%s/part.ckpt.safetensors: the checkpoint was made with other settings", d);
     rm_rf(d);
     return TEST_PASS;
 }
@@ -388,7 +404,7 @@ TEST(cli_fits_catalogue_regression)
     /* unknown column: the message lists the available ones */
     CHECK_RUN(1, "train %s --data %s --columns mag_q,mag_r --label-columns z -o %s/w2.safetensors",
               m, p, d);
-    CHECK_OUT("mag_q");
+    CHECK_OUTF("%s: no column 'mag_q' (columns: MAG_G, MAG_R, NOISE, Z)", p);
     /* a cube [N, 8, 8] feeding an image input [1, 8, 8] */
     static float cube[N * 64];
     for (int i = 0; i < N * 64; i++)
@@ -421,18 +437,20 @@ TEST(cli_bad_model_files)
     struct { const char *text, *want; } cases[] = {
         {"input shape=4\nconvolve filters=3\n", "bad.model:2: unknown layer 'convolve'"},
         {"input shape=4\ndense unit=3\n", "bad.model:2: dense: unknown option 'unit'"},
-        {"input shape=4\ndense units=three\n", "bad.model:2: dense: option 'units': 'three' is not an integer"},
-        {"input shape=4\ndense units=3 activation=relux\n", "unknown activation 'relux'"},
-        {"input shape=1x8x8\nconv2d filters=3 kernel=3 padding=sometimes\n", "bad.model:2: conv2d: option 'padding'"},
+        {"input shape=4\ndense units=three\n", "bad.model:2: dense: option 'units': 'three' is not an integer in [1, "},
+        {"input shape=4\ndense units=3 activation=relux\n",
+         "bad.model:2: dense: option 'activation': unknown activation 'relux'"},
+        {"input shape=1x8x8\nconv2d filters=3 kernel=3 padding=sometimes\n", "bad.model:2: conv2d: option 'padding': 'sometimes' is not valid"},
         {"input shape=4\ndense units=3\nloss msq\n", "bad.model:3: unknown loss 'msq'"},
         {"input shape=4\ndense units=3\noptimizer adamax\n", "bad.model:3: unknown optimizer 'adamax'"},
         {"dense units=3\n", "bad.model:1: dense: no input"},
-        {"input shape=1x4x4\nconv2d filters=2 kernel=7\n", "bad.model:2:"},
-        {"input shape=4\ndense units=3 inputs=nowhere\n", "no layer named 'nowhere'"},
-        {"input shape=4\ndense name=a units=3\ndense name=a units=2\n", "layer name 'a' is already used at line 2"},
+        {"input shape=1x4x4\nconv2d filters=2 kernel=7\n",
+         "bad.model:2: conv 'conv2d_1': kernel 7x7 (dilated: 7x7) is larger than the padded input 4x4"},
+        {"input shape=4\ndense units=3 inputs=nowhere\n", "bad.model:2: dense: option 'inputs': no layer named 'nowhere'"},
+        {"input shape=4\ndense name=a units=3\ndense name=a units=2\n", "bad.model:3: layer name 'a' is already used at line 2"},
         {"input shape=4\ndense units=2 activation=softmax\nloss categorical_crossentropy\n", NULL},
-        {"input shape=4\ndense units=2\nloss categorical_crossentropy\n", "expects class probabilities"},
-        {"input shape=4\ndropout rate=1.5\n", "bad.model:2: dropout: option 'rate'"},
+        {"input shape=4\ndense units=2\nloss categorical_crossentropy\n", "bad.model:3: loss categorical_crossentropy expects class probabilities"},
+        {"input shape=4\ndropout rate=1.5\n", "bad.model:2: dropout: option 'rate': '1.5' is not a number in [0, "},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         CHECK(!write_text(m, cases[i].text));
@@ -456,9 +474,12 @@ TEST(cli_bad_data)
     snprintf(m, sizeof m, "%s/c.model", d);
     CHECK(!write_text(m, cls_model));
     CHECK(!make_images(d, 32));
-    /* missing file */
+    CHECK_RUN(0, "init %s -o %s/w0.safetensors", m, d);
+    /* missing files: data, labels */
     CHECK_RUN(1, "train %s --data %s/nope.npy --labels %s/y.npy -o %s/w.safetensors", m, d, d, d);
-    CHECK_OUT("nope.npy");
+    CHECK_OUTF("cannot open '%s/nope.npy': No such file or directory", d);
+    CHECK_RUN(1, "train %s --data %s/x.npy --labels %s/nolabels.npy -o %s/w.safetensors", m, d, d, d);
+    CHECK_OUTF("cannot open '%s/nolabels.npy': No such file or directory", d);
     /* wrong dtype: a unicode-string .npy */
     snprintf(p, sizeof p, "%s/s.npy", d);
     FILE *f = fopen(p, "wb");
@@ -472,37 +493,72 @@ TEST(cli_bad_data)
     fwrite("abcdefghijklmnopqrstuvwx", 1, 24, f);
     fclose(f);
     CHECK_RUN(1, "train %s --data %s --labels %s/y.npy -o %s/w.safetensors", m, p, d, d);
-    CHECK_OUT("dtype");
+    CHECK_OUTF("%s: dtype '<U3' is not supported", p);
     /* data shape not matching the model's input */
     snprintf(p, sizeof p, "%s/x5.npy", d);
     static float z[32 * 25];
     CHECK(!save_npy(p, 4, (int64_t[]){32, 1, 5, 5}, z));
     CHECK_RUN(1, "train %s --data %s --labels %s/y.npy -o %s/w.safetensors", m, p, d, d);
-    CHECK_OUT("does not fit the model's input");
-    /* labels out of range */
+    CHECK_OUTF("%s: data of shape [32, 1, 5, 5] does not fit the model's input 'img'", p);
+    /* fewer labels than samples */
     static float lab[32];
+    snprintf(p, sizeof p, "%s/y31.npy", d);
+    CHECK(!save_npy(p, 1, (int64_t[]){31}, lab));
+    CHECK_RUN(1, "train %s --data %s/x.npy --labels %s -o %s/w.safetensors", m, d, p, d);
+    CHECK_OUTF("%s/x.npy has 32 samples but %s has 31 labels", d, p);
+    /* labels out of range */
     for (int i = 0; i < 32; i++)
         lab[i] = (float)(i % 3);
     snprintf(p, sizeof p, "%s/y3.npy", d);
     CHECK(!save_npy(p, 1, (int64_t[]){32}, lab));
     CHECK_RUN(1, "train %s --data %s/x.npy --labels %s -o %s/w.safetensors", m, d, p, d);
     CHECK_OUT("label 2 of sample 2 is not a class index in [0, 2)");
-    /* NaN in data */
+    /* NaN and Inf in data (element 40 is in sample 1) and labels, for every command that
+     * reads them; the weights exist, so that only the data can be at fault */
     static float xn[32 * 36];
-    xn[40] = NAN;
     snprintf(p, sizeof p, "%s/xn.npy", d);
-    CHECK(!save_npy(p, 4, (int64_t[]){32, 1, 6, 6}, xn));
-    CHECK_RUN(1, "train %s --data %s --labels %s/y.npy -o %s/w.safetensors", m, p, d, d);
-    CHECK_OUT("NaN");
-    xn[40] = INFINITY;
-    CHECK(!save_npy(p, 4, (int64_t[]){32, 1, 6, 6}, xn));
-    CHECK_RUN(1, "predict %s --weights %s/w.safetensors --data %s -o %s/p.npy", m, d, p, d);
+    const float bad[] = {NAN, INFINITY, -INFINITY};
+    const char *bad_name[] = {"NaN", "+Inf", "-Inf"};
+    for (int k = 0; k < 3; k++) {
+        xn[40] = bad[k];
+        CHECK(!save_npy(p, 4, (int64_t[]){32, 1, 6, 6}, xn));
+        CHECK_RUN(1, "train %s --data %s --labels %s/y.npy -o %s/w.safetensors", m, p, d, d);
+        CHECK_OUTF("%s: element 40 (sample 1) is %s", p, bad_name[k]);
+        CHECK_RUN(1, "predict %s --weights %s/w0.safetensors --data %s -o %s/p.npy", m, d, p, d);
+        CHECK_OUTF("%s: element 40 (sample 1) is %s", p, bad_name[k]);
+        CHECK_RUN(1, "eval %s --weights %s/w0.safetensors --data %s --labels %s/y.npy", m, d, p, d);
+        CHECK_OUTF("%s: element 40 (sample 1) is %s", p, bad_name[k]);
+    }
+    for (int i = 0; i < 32; i++)
+        lab[i] = (float)(i % 2);
+    lab[7] = NAN;
+    snprintf(p, sizeof p, "%s/yn.npy", d);
+    CHECK(!save_npy(p, 1, (int64_t[]){32}, lab));
+    CHECK_RUN(1, "train %s --data %s/x.npy --labels %s -o %s/w.safetensors", m, d, p, d);
+    CHECK_OUTF("%s: element 7 (sample 7) is NaN", p);
+    /* none of these runs wrote weights or left a temporary file */
+    snprintf(p, sizeof p, "%s/w.safetensors", d);
+    CHECK(access(p, F_OK) != 0);
+    char left[1024];
+    if (tmp_files(d, left, sizeof left) != 0)
+        FAIL("temporary files left behind:%s", left);
     /* flags */
     CHECK_RUN(2, "train %s --data %s/x.npy --labels %s/y.npy --epochs -3 -o %s/w.safetensors", m, d, d, d);
-    CHECK_OUT("--epochs");
+    CHECK_OUT("option '--epochs': '-3' is not an integer in [1, ");
     CHECK_RUN(2, "train %s --data %s/x.npy --labels %s/y.npy --lr abc -o %s/w.safetensors", m, d, d, d);
+    CHECK_OUT("option '--lr': 'abc' is not a number in [");
+    CHECK_RUN(2, "train %s --data %s/x.npy --labels %s/y.npy --batch-size 0 -o %s/w.safetensors", m, d, d, d);
+    CHECK_OUT("option '--batch-size': '0' is not an integer in [1, ");
+    CHECK_RUN(2, "train %s --data %s/x.npy --labels %s/y.npy --val-split 1.5 -o %s/w.safetensors", m, d, d, d);
+    CHECK_OUT("option '--val-split': '1.5' is not a number in [0, 1]");
+    CHECK_RUN(2, "train %s --data %s/x.npy --labels %s/y.npy --scale sideways -o %s/w.safetensors", m, d, d, d);
+    CHECK_OUT("option '--scale': 'sideways' is not none, standardize");
+    CHECK_RUN(2, "train %s --data %s/x.npy --labels %s/y.npy --epochs", m, d, d);
+    CHECK_OUT("option '--epochs' needs a value");
     CHECK_RUN(2, "train %s --data %s/x.npy --labels %s/y.npy", m, d, d);
     CHECK_OUT("-o W.safetensors is required");
+    CHECK_RUN(2, "predict %s --data %s/x.npy -o %s/p.npy", m, d, d);
+    CHECK_OUT("--weights W, --data X and -o P are required");
     rm_rf(d);
     return TEST_PASS;
 }
@@ -549,9 +605,11 @@ TEST(cli_truncated_files)
                             : run("predict %s --weights %s/w.safetensors --data %s -o %s/p.npy", m, d, q, d);
             if (rc != 1)
                 FAIL("%s cut at %ld bytes: exit %d, expected 1:\n%s", files[k], cuts[c], rc, out_buf);
-            if (!strstr(out_buf, "cut_"))
-                FAIL("%s cut at %ld bytes: the message does not name the file:\n%s", files[k],
-                     cuts[c], out_buf);
+            char want[700];
+            snprintf(want, sizeof want, "deepsky: error: %s: ", q);
+            if (!strstr(out_buf, want))
+                FAIL("%s cut at %ld bytes: the message does not start with the file's name:\n%s",
+                     files[k], cuts[c], out_buf);
         }
     }
     rm_rf(d);
@@ -570,9 +628,9 @@ TEST(cli_weights_from_another_model)
     CHECK(!make_images(d, 16));
     CHECK_RUN(0, "init %s -o %s/w.safetensors", m2, d);
     CHECK_RUN(1, "eval %s --weights %s/w.safetensors --data %s/x.npy --labels %s/y.npy", m, d, d, d);
-    CHECK_OUT("w.safetensors");
-    CHECK_OUT("conv2d_1.weight");
-    CHECK_OUT("missing");
+    CHECK_OUTF("%s/w.safetensors: 5 mismatches with the model: 'conv2d_1.weight' [4, 1, 3, 3] "
+               "is missing", d);
+    CHECK_OUT("'dense_1.weight' has shape [8, 36], the model expects [16, 36]");
     rm_rf(d);
     return TEST_PASS;
 }
@@ -616,32 +674,24 @@ TEST(demo_quick_cnn_beats_zero)
     return TEST_PASS;
 }
 
-/* Starts "deepsky <args>" (output discarded) and SIGKILLs it after ms milliseconds, unless
- * it ended first; returns 1 if it was killed. */
+/* Starts "deepsky <args>" and SIGKILLs it after ms milliseconds, unless it ended first.
+ * Returns 1 if it was killed, 0 if it ended cleanly, -1 otherwise (a failure, a sanitizer
+ * report, or no start), with its output in out_buf. */
 static int run_and_kill(int ms, const char *args)
 {
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "exec %s %s >/dev/null 2>&1", bin(), args);
-    pid_t pid = fork();
-    if (pid == 0) {
-        setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
-    if (pid < 0)
+    snprintf(cmd, sizeof cmd, "exec %s %s", cli_bin(), args);
+    cli_proc p;
+    if (cli_start(&p, cmd, NULL) != 0)
         return -1;
-    for (int t = 0; t < ms; t++) {
-        if (waitpid(pid, NULL, WNOHANG) == pid)
-            return 0;
-        usleep(1000);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    return 1;
+    if (cli_poll(&p, ms) == CLI_ENDED)
+        return cli_finish(&p, out_buf, sizeof out_buf) == 0 ? 0 : -1;
+    return cli_kill(&p, out_buf, sizeof out_buf) == 128 + SIGKILL ? 1 : -1;
 }
 
 /* A training run killed with SIGKILL at 10 random moments (the weights and checkpoint are
- * rewritten every epoch, so some kills land inside a write): every file left loads, and
+ * rewritten every epoch; cli_kill_lands_inside_a_write places kills inside writes): every
+ * file left loads, the only other files are temporary ones, "<output>.tmp.<pid>", and
  * --resume then reaches weights bit-identical to an uninterrupted run with the same seed. */
 TEST(cli_train_survives_sigkill)
 {
@@ -659,7 +709,10 @@ TEST(cli_train_survives_sigkill)
     snprintf(args, sizeof args, "train %s --data %s/x.npy --labels %s/y.npy %s --resume "
              "-o %s/part.safetensors", m, d, d, common, d);
     for (int k = 0; k < 10; k++) {
-        killed += run_and_kill(30 + (int)ds_rng_below(&r, 120), args) == 1;
+        int rc = run_and_kill(30 + (int)ds_rng_below(&r, 120), args);
+        if (rc < 0)
+            FAIL("run %d neither ended cleanly nor was killed:\n%s", k + 1, out_buf);
+        killed += rc;
         const char *files[] = {"part.safetensors", "part.best.safetensors", "part.ckpt.safetensors"};
         for (int i = 0; i < 3; i++) {
             snprintf(p, sizeof p, "%s/%s", d, files[i]);
@@ -672,10 +725,209 @@ TEST(cli_train_survives_sigkill)
         }
     }
     CHECK(killed >= 3);   /* kills landed before the end (all 10 on this machine) */
+    DIR *dp = opendir(d);
+    CHECK(dp);
+    int ntmp = 0;
+    for (struct dirent *e; (e = readdir(dp));) {
+        const char *ok[] = {".", "..", "c.model", "x.npy", "y.npy", "full.safetensors",
+                            "full.best.safetensors", "full.ckpt.safetensors", "full.log.csv",
+                            "full.curve.png", "part.safetensors", "part.best.safetensors",
+                            "part.ckpt.safetensors", "part.log.csv", "part.curve.png"};
+        int known = 0;
+        for (size_t i = 0; i < sizeof ok / sizeof ok[0] && !known; i++) {
+            size_t n = strlen(ok[i]);
+            known = !strcmp(e->d_name, ok[i]) ||
+                    (!strncmp(e->d_name, ok[i], n) && !strncmp(e->d_name + n, ".tmp.", 5) &&
+                     strspn(e->d_name + n + 5, "0123456789") == strlen(e->d_name + n + 5));
+            ntmp += known && strstr(e->d_name, ".tmp.") != NULL;
+        }
+        if (!known) {
+            closedir(dp);
+            FAIL("after the kills: an unexpected file '%s'", e->d_name);
+        }
+    }
+    closedir(dp);
     CHECK_RUN(0, "%s", args);
     CHECK(same_tensors(d, "full.safetensors", "part.safetensors"));
-    snprintf(msg_, cap_, "%d of 10 runs killed, every file left loaded, resumed run identical",
-             killed);
+    snprintf(msg_, cap_, "%d of 10 runs killed, every file left loaded, %d temporary files "
+             "left, resumed run identical", killed, ntmp);
+    rm_rf(d);
+    return TEST_PASS;
+}
+
+/* The whole file at path (malloc'd, *n bytes), or NULL if it cannot be read. */
+static unsigned char *read_all(const char *path, long *n)
+{
+    FILE *f = fopen(path, "rb");
+    unsigned char *b = NULL;
+    *n = -1;
+    if (f && fseek(f, 0, SEEK_END) == 0 && (*n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (b = malloc((size_t)*n + 1)) && fread(b, 1, (size_t)*n, f) != (size_t)*n) {
+        free(b);
+        b = NULL;
+    }
+    if (f)
+        fclose(f);
+    return b;
+}
+
+/* Whether a and b hold the same bytes (both NULL: both absent). */
+static int same_bytes(const unsigned char *a, long na, const unsigned char *b, long nb)
+{
+    return (!a && !b) || (a && b && na == nb && !memcmp(a, b, (size_t)na));
+}
+
+/* The epoch a checkpoint file says it holds (its fit.state), or -1 if it does not load. */
+static int ckpt_epoch(const char *path)
+{
+    ds_tensor_set *s = NULL;
+    if (ds_safetensors_load(path, &s) != DS_OK)
+        return -1;
+    ds_tensor *t = ds_tensor_set_get(s, "fit.state");
+    int e = t ? (int)ds_tensor_data(t)[0] : -1;
+    ds_tensor_set_free(s);
+    return e;
+}
+
+static int loads(const char *path)
+{
+    ds_tensor_set *s = NULL;
+    int ok = ds_safetensors_load(path, &s) == DS_OK;
+    ds_tensor_set_free(s);
+    return ok;
+}
+
+/* One run of "exec deepsky train ..." (cmd) stopped by the writer's test hook inside the
+ * write of file, before or after its rename, looked at, then SIGKILLed. Before the rename:
+ * file is still what it was (prev) and the complete new file is in "<file>.tmp.<pid>", whose
+ * name goes to left; after: file is new, complete, and no temporary file is left. Either
+ * way the kill changes nothing. Returns 0, or 1 with msg set. */
+static int kill_in_write(const char *cmd, const char *file, int before, char *left,
+                         size_t left_cap, char *msg, size_t cap)
+{
+    char hook[700], env[800], tmp[700];
+    long nprev, nstop, nafter, ntmp, nleft;
+    snprintf(hook, sizeof hook, "stop-%s-rename:%s", before ? "before" : "after", file);
+    snprintf(env, sizeof env, "DEEPSKY_TEST_ATOMIC=%s", hook);
+    const char *e[] = {env, NULL};
+    unsigned char *prev = read_all(file, &nprev), *at_stop = NULL, *t = NULL, *after = NULL;
+    unsigned char *t_after = NULL;
+    const char *why = NULL;
+    cli_proc p;
+    if (cli_start(&p, cmd, e) != 0) {
+        free(prev);
+        snprintf(msg, cap, "%s: cannot start %s", hook, cmd);
+        return 1;
+    }
+    int stopped = cli_poll(&p, 300000) == CLI_STOPPED;
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", file, (long)p.pid);
+    if (stopped) {
+        at_stop = read_all(file, &nstop);
+        t = read_all(tmp, &ntmp);
+    }
+    int rc = cli_kill(&p, out_buf, sizeof out_buf);
+    after = read_all(file, &nafter);
+    t_after = read_all(tmp, &nleft);
+    if (!stopped)
+        why = "the run did not stop there";
+    else if (rc != 128 + SIGKILL)
+        why = "the run did not die by the kill";
+    else if (before && !same_bytes(at_stop, nstop, prev, nprev))
+        why = "the file changed before the rename";
+    else if (before && (!t || !loads(tmp) || same_bytes(t, ntmp, prev, nprev)))
+        why = "the temporary file is not the complete new file";
+    else if (before && !same_bytes(t_after, nleft, t, ntmp))
+        why = "the temporary file was not left behind as it was";
+    else if (!before && (t || t_after))
+        why = "a temporary file is left after the rename";
+    else if (!before && (!at_stop || same_bytes(at_stop, nstop, prev, nprev) || !loads(file)))
+        why = "the file in place after the rename is not the complete new file";
+    else if (!same_bytes(after, nafter, at_stop, nstop) || (after && !loads(file)))
+        why = "the kill changed the file";
+    if (before && left)
+        snprintf(left, left_cap, "%s", strrchr(tmp, '/') + 1);
+    free(prev);
+    free(at_stop);
+    free(t);
+    free(after);
+    free(t_after);
+    if (why)
+        snprintf(msg, cap, "%s: %s (status %d); output:\n%.2000s", hook, why, rc, out_buf);
+    return why != NULL;
+}
+
+/* Kills that land inside writes, at both sides of the rename, through the test-only hook of
+ * the atomic writer (DEEPSKY_TEST_ATOMIC, src/io/atomic.c): the run stops itself (SIGSTOP)
+ * with the temporary file of a chosen output written and closed, or just after its rename;
+ * the test looks at the files there, then SIGKILLs it. Before the rename the previous file is
+ * intact and the complete new one waits under "<file>.tmp.<pid>"; the kill leaves that
+ * temporary file behind (nothing reads, renames or removes it later, and its name does not
+ * end in .safetensors, so no command takes it for an output). After the rename the new file
+ * is in place and complete. --resume then starts from the last checkpoint renamed into place
+ * and reaches weights bit-identical to an uninterrupted run. */
+TEST(cli_kill_lands_inside_a_write)
+{
+    const char *d = tmpdir();
+    char m[512], cmd[2048], w[600], ck[600];
+    snprintf(m, sizeof m, "%s/c.model", d);
+    CHECK(!write_text(m, cls_model));
+    CHECK(!make_images(d, 96));
+    const char *common = "--epochs 4 --batch-size 16 --seed 4";
+    CHECK_RUN(0, "train %s --data %s/x.npy --labels %s/y.npy %s -q -o %s/full.safetensors", m, d,
+              d, common, d);
+    snprintf(cmd, sizeof cmd, "exec %s train %s --data %s/x.npy --labels %s/y.npy %s -q "
+             "--resume -o %s/part.safetensors", cli_bin(), m, d, d, common, d);
+    snprintf(w, sizeof w, "%s/part.safetensors", d);
+    snprintf(ck, sizeof ck, "%s/part.ckpt.safetensors", d);
+    /* Epoch 1 runs to its checkpoint, then epoch 2 is cut at each point. Each epoch writes
+     * the weights, then the checkpoint; a run starts after the checkpoint's epoch. */
+    struct { const char *file; int before, ckpt_epoch; } rounds[] = {
+        {ck, 0, 1},   /* after the rename of the first checkpoint */
+        {w, 1, 1},    /* epoch 2's weights written, not renamed */
+        {w, 0, 1},    /* epoch 2's weights in place, its checkpoint not yet written */
+        {ck, 1, 1},   /* epoch 2 again: its checkpoint written, not renamed */
+        {ck, 0, 2},   /* epoch 2 again, so from the epoch-1 checkpoint and not from the
+                       * epoch-2 one left in a temporary file: its checkpoint in place */
+    };
+    char left[2][256], err[8192];
+    int nleft = 0;
+    for (int k = 0; k < 5; k++) {
+        char *l = rounds[k].before ? left[nleft++] : NULL;
+        if (kill_in_write(cmd, rounds[k].file, rounds[k].before, l, sizeof left[0], err,
+                          sizeof err))
+            FAIL("round %d: %s", k + 1, err);
+        int ep = ckpt_epoch(ck);
+        if (ep != rounds[k].ckpt_epoch)
+            FAIL("round %d: the checkpoint holds epoch %d, expected %d", k + 1, ep,
+                 rounds[k].ckpt_epoch);
+        if (k == 3) {   /* the temporary checkpoint is epoch 2's */
+            char tmp[600];
+            snprintf(tmp, sizeof tmp, "%s/%s", d, left[1]);
+            CHECK(ckpt_epoch(tmp) == 2);
+        }
+        /* epoch 2 redone from the same checkpoint rewrites the same weights */
+        if (k == 2) {
+            char cp[1400];
+            snprintf(cp, sizeof cp, "cp '%s' '%s/epoch2.safetensors'", w, d);
+            CHECK(system(cp) == 0);
+        }
+        if (k == 3)
+            CHECK(same_tensors(d, "part.safetensors", "epoch2.safetensors"));
+    }
+    /* the resumed run starts after epoch 2, ignores the temporary files, and ends where the
+     * uninterrupted run ended */
+    CHECK_RUN(0, "train %s --data %s/x.npy --labels %s/y.npy %s --resume -o %s/part.safetensors",
+              m, d, d, common, d);
+    CHECK_OUT("resumed after epoch 2");
+    CHECK(same_tensors(d, "full.safetensors", "part.safetensors"));
+    char names[1024];
+    int n = tmp_files(d, names, sizeof names);
+    if (n != 2 || !strstr(names, left[0]) || !strstr(names, left[1]))
+        FAIL("temporary files:%s; expected %s and %s", names, left[0], left[1]);
+    for (int i = 0; i < 2; i++)
+        if (!strstr(left[i], ".safetensors.tmp.") || strstr(strstr(left[i], ".tmp."), ".safetensors"))
+            FAIL("temporary file %s: not named <file>.tmp.<pid>", left[i]);
+    snprintf(msg_, cap_, "5 kills at both sides of the rename; left behind:%s", names);
     rm_rf(d);
     return TEST_PASS;
 }
@@ -699,26 +951,18 @@ TEST(cli_train_full_disk_keeps_the_checkpoint)
     /* 4 blocks of 512 bytes: less than the weights file (626 parameters), the first written */
     snprintf(cmd, sizeof cmd, "trap '' XFSZ; ulimit -f 4; exec %s train %s --data %s/x.npy "
              "--labels %s/y.npy --epochs 4 --batch-size 16 --seed 4 -q --resume "
-             "-o %s/w.safetensors 2>&1", bin(), m, d, d, d);
-    FILE *pp = popen(cmd, "r");
-    CHECK(pp);
-    size_t n = fread(out_buf, 1, sizeof out_buf - 1, pp);
-    out_buf[n] = 0;
-    int st = pclose(pp);
-    int ok = WIFEXITED(st) && WEXITSTATUS(st) == 1 && strstr(out_buf, "cannot write") &&
-             strstr(out_buf, "w.safetensors") && strstr(out_buf, "large");
+             "-o %s/w.safetensors", cli_bin(), m, d, d, d);
+    int rc = cli_run_sh(cmd, NULL, out_buf, sizeof out_buf);
+    int ok = rc == 1 && strstr(out_buf, "cannot write") && strstr(out_buf, "w.safetensors") &&
+             strstr(out_buf, "large");
     ok = ok && same_tensors(d, "w.safetensors", "w0.safetensors") &&
          same_tensors(d, "w.ckpt.safetensors", "w0.ckpt.safetensors");
     if (!ok)
-        FAIL("status %d, output '%s'", st, out_buf);
+        FAIL("status %d, output '%s'", rc, out_buf);
     /* and no half-written temporary file is left behind */
-    snprintf(cmd, sizeof cmd, "ls %s | grep -c '\\.tmp\\.'", d);
-    pp = popen(cmd, "r");
-    CHECK(pp);
-    n = fread(out_buf + 1024, 1, 16, pp);
-    out_buf[1024 + n] = 0;
-    pclose(pp);
-    CHECK(atoi(out_buf + 1024) == 0);
+    char left[1024];
+    if (tmp_files(d, left, sizeof left) != 0)
+        FAIL("temporary files left behind:%s", left);
     snprintf(msg_, cap_, "%.200s", out_buf);
     for (char *c = msg_; *c; c++)
         if (*c == '\n')

@@ -2,8 +2,8 @@
  * Sersic2D, flux of cuspy profiles, PSF convolution against the analytic Gaussian, SNR and
  * noise, catalogues (reproducible, thread-count independent), the CLI, bad inputs. */
 #include "test.h"
+#include "spawn.h"
 
-#include <sys/wait.h>
 #include <unistd.h>
 
 /* Unweighted moments of an image: flux, centroid, second central moments. */
@@ -461,25 +461,28 @@ TEST(sim_errors)
 
 static char out_buf[1 << 14];
 
+/* "deepsky <args>" with its output in out_buf (tests/spawn.c: the sanitizer settings, and
+ * CLI_SANITIZER_EXIT for any report): the exit status, or 128 + signal. */
 static int run(const char *args)
 {
-    const char *b = getenv("DEEPSKY");
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=tests/lsan.supp "
-             "%s %s 2>&1", b ? b : "build/deepsky-test", args);
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    size_t n = fread(out_buf, 1, sizeof out_buf - 1, p);
-    out_buf[n] = 0;
-    int st = pclose(p);
-    return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+    snprintf(cmd, sizeof cmd, "exec %s %s", cli_bin(), args);
+    return cli_run_sh(cmd, NULL, out_buf, sizeof out_buf);
+}
+
+/* Whether the last run exited with want and printed text; 0, or 1 with msg set. */
+static int expect(int rc, int want, const char *text, char *msg, size_t cap)
+{
+    if (rc == want && strstr(out_buf, text))
+        return 0;
+    snprintf(msg, cap, "exit status %d%s (expected %d), output lacks \"%s\":\n%s", rc,
+             rc == CLI_SANITIZER_EXIT ? ", a sanitizer report" : "", want, text, out_buf);
+    return 1;
 }
 
 TEST(sim_cli)
 {
-    const char *b = getenv("DEEPSKY");
-    if (access(b ? b : "build/deepsky-test", X_OK))
+    if (access(cli_bin(), X_OK))
         SKIP("no tool to run (set DEEPSKY)");
     char dir[] = "/tmp/deepsky_sim_XXXXXX", args[2048], p1[256], p2[256], p3[256];
     CHECK(mkdtemp(dir));
@@ -540,21 +543,23 @@ TEST(sim_cli)
     ds_tensor_free(x);
     ds_tensor_free(t);
     /* usage errors exit 2, bad values 2, failures 1 */
-    CHECK(run("sim galaxies --help") == 0 && strstr(out_buf, "--psf-fwhm"));
-    CHECK(run("sim galaxies --count 3") == 2 && strstr(out_buf, "required"));
+    CHECK_OK(expect(run("sim galaxies --help"), 0, "--psf-fwhm", msg_, cap_));
+    CHECK_OK(expect(run("sim galaxies --count 3"), 2, "-o IMAGES and --truth TABLE are required",
+                    msg_, cap_));
     snprintf(args, sizeof args, "sim galaxies --count 3 --n 6:1 -o %s/b.fits --truth %s/b.fits",
              dir, dir);
-    CHECK(run(args) == 2 && strstr(out_buf, "--n"));
+    CHECK_OK(expect(run(args), 2, "option '--n': '6:1' is not a number or range", msg_, cap_));
     snprintf(args, sizeof args, "sim galaxies --count 3 --psf airy -o %s/b.fits --truth %s/b.fits",
              dir, dir);
-    CHECK(run(args) == 2 && strstr(out_buf, "airy"));
+    CHECK_OK(expect(run(args), 2, "option '--psf': 'airy' is not gaussian, moffat", msg_, cap_));
     snprintf(args, sizeof args, "sim stars --count 3 -o %s/b.fits --truth %s/b.fits", dir, dir);
-    CHECK(run(args) == 2 && strstr(out_buf, "stars"));
+    CHECK_OK(expect(run(args), 2, "unknown kind 'stars' (only 'galaxies')", msg_, cap_));
     snprintf(args, sizeof args, "sim galaxies --count 3 -o %s/b.fits --truth %s/b.txt", dir, dir);
-    CHECK(run(args) == 1 && strstr(out_buf, "error"));
+    CHECK_OK(expect(run(args), 1, "b.txt': tables are written as .fits", msg_, cap_));
     snprintf(args, sizeof args, "sim galaxies --params %s/none.csv -o %s/b.fits --truth %s/b.fits",
              dir, dir, dir);
-    CHECK(run(args) == 1 && strstr(out_buf, "none.csv"));
+    snprintf(p3, sizeof p3, "cannot open '%s/none.csv'", dir);
+    CHECK_OK(expect(run(args), 1, p3, msg_, cap_));
     snprintf(args, sizeof args, "rm -rf '%s'", dir);
     CHECK(system(args) == 0);
     return TEST_PASS;

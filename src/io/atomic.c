@@ -5,8 +5,43 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* Test-only hook (tests/test_cli.c, cli_kill_lands_inside_a_write): with the environment
+ * variable DEEPSKY_TEST_ATOMIC set to exactly "stop-before-rename:<path>" or
+ * "stop-after-rename:<path>", the writer of <path> (the path as given to dsi_wfile_open)
+ * stops its own process with SIGSTOP once the temporary file is written, synced and closed
+ * but not yet renamed, or just after the rename; a test then SIGKILLs it there, at a known
+ * point of a write. The variable is read once, at the first commit; unset, or set to any
+ * other value, it leaves the writer as it is. Not for users: a stopped process waits. */
+enum { HOOK_OFF, HOOK_BEFORE, HOOK_AFTER };
+static int hook_side;                  /* written once, under hook_once */
+static char hook_path[4096];
+static pthread_once_t hook_once = PTHREAD_ONCE_INIT;
+
+static void hook_read(void)
+{
+    static const char *const prefix[] = {[HOOK_BEFORE] = "stop-before-rename:",
+                                         [HOOK_AFTER] = "stop-after-rename:"};
+    const char *v = getenv("DEEPSKY_TEST_ATOMIC");
+    for (int s = HOOK_BEFORE; v && s <= HOOK_AFTER; s++) {
+        size_t n = strlen(prefix[s]);
+        if (!strncmp(v, prefix[s], n) && v[n] && strlen(v + n) < sizeof hook_path) {
+            memcpy(hook_path, v + n, strlen(v + n) + 1);
+            hook_side = s;
+        }
+    }
+}
+
+static void test_hook(const dsi_wfile *w, int side)
+{
+    pthread_once(&hook_once, hook_read);
+    if (hook_side == side && !strcmp(w->path, hook_path))
+        raise(SIGSTOP);
+}
 
 ds_status dsi_wfile_open(dsi_wfile *w, const char *path)
 {
@@ -54,11 +89,13 @@ ds_status dsi_wfile_commit(dsi_wfile *w)
         remove(w->tmp);
         return dsi_fail(DS_ERR_IO, "cannot write '%s': %s", w->path, strerror(err));
     }
+    test_hook(w, HOOK_BEFORE);
     if (rename(w->tmp, w->path) != 0) {
         err = errno;
         remove(w->tmp);
         return dsi_fail(DS_ERR_IO, "cannot rename into '%s': %s", w->path, strerror(err));
     }
+    test_hook(w, HOOK_AFTER);
     sync_dir(w->path);
     return DS_OK;
 }
