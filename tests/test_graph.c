@@ -27,7 +27,7 @@ TEST(matmul_gradcheck)
     ds_rng_seed(&r, 7);
     fill_uniform(ds_node_data(a), 15, -1, 1, &r);
     fill_uniform(ds_node_data(b), 20, -1, 1, &r);
-    int rc = gradcheck(g, y, 2, (ds_node *[]){a, b}, 1e-2, 1e-3, msg_, cap_);
+    int rc = gradcheck(g, y, 2, (ds_node *[]){a, b}, 1e-2, 1e-5, 1e-3, msg_, cap_);
     /* batched */
     ds_graph *g2 = ds_graph_create(m, 1);
     ds_node *a3 = ds_input(g2, "a", 3, (int64_t[]){2, 3, 5});
@@ -39,7 +39,7 @@ TEST(matmul_gradcheck)
     fill_uniform(ds_node_data(a3), 30, -1, 1, &r);
     fill_uniform(ds_node_data(b3), 10, -1, 1, &r);
     if (!rc)
-        rc = gradcheck(g2, y3, 2, (ds_node *[]){a3, b3}, 1e-2, 1e-3, msg_, cap_);
+        rc = gradcheck(g2, y3, 2, (ds_node *[]){a3, b3}, 1e-2, 1e-5, 1e-3, msg_, cap_);
     ds_graph_free(g);
     ds_graph_free(g2);
     ds_model_free(m);
@@ -63,13 +63,23 @@ TEST(linear_gradcheck_and_batch_change)
     ds_rng r;
     ds_rng_seed(&r, 9);
     fill_uniform(ds_node_data(x), 24, -1, 1, &r);
-    CHECK_OK(gradcheck(g, y, 3, (ds_node *[]){x, wn, bn}, 1e-2, 1e-3, msg_, cap_));
+    CHECK_OK(gradcheck(g, y, 3, (ds_node *[]){x, wn, bn}, 1e-2, 1e-5, 1e-3, msg_, cap_));
     /* batch 1 */
     CHECK(ds_graph_set_batch(g, 1) == DS_OK);
     CHECK(ds_node_shape(y)[0] == 1 && ds_node_shape(y)[1] == 3);
     CHECK(ds_graph_plan(g) == DS_OK);
     fill_uniform(ds_node_data(x), 6, -1, 1, &r);
-    CHECK_OK(gradcheck(g, y, 3, (ds_node *[]){x, wn, bn}, 1e-2, 1e-3, msg_, cap_));
+    CHECK_OK(gradcheck(g, y, 3, (ds_node *[]){x, wn, bn}, 1e-2, 1e-5, 1e-3, msg_, cap_));
+    ds_graph_free(g);
+    /* x [N, ..., in] without a bias */
+    g = ds_graph_create(m, 1);
+    x = grad_input(g, "x", 3, (int64_t[]){2, 3, 6});
+    wn = ds_param_node(g, w);
+    y = ds_linear(g, x, wn, NULL);
+    CHECK(y && ds_node_ndim(y) == 3 && ds_node_shape(y)[2] == 3);
+    CHECK(ds_graph_plan(g) == DS_OK);
+    fill_uniform(ds_node_data(x), 36, -1, 1, &r);
+    CHECK_OK(gradcheck(g, y, 2, (ds_node *[]){x, wn}, 1e-2, 1e-5, 1e-3, msg_, cap_));
     ds_graph_free(g);
     ds_model_free(m);
     return TEST_PASS;
