@@ -87,7 +87,7 @@ static const struct {
 
 static const char *kind_name(unsigned kind)
 {
-    return kind == COVER_FD ? "finite differences" : "PyTorch";
+    return kind == COVER_FD ? "finite-difference" : "PyTorch";
 }
 
 /* The exception for op and kind, or -1. */
@@ -106,14 +106,14 @@ static int check_exceptions(char *msg, size_t cap)
         const char *op = dsi_ops[exceptions[e].op]->name, *t = exceptions[e].test;
         int r = test_result(t);
         if (r == TEST_UNKNOWN)
-            snprintf(msg, cap, "the exception of op '%s' from %s names test '%s', which does "
-                     "not exist", op, kind_name(exceptions[e].kind), t);
+            snprintf(msg, cap, "the exception of op '%s' from the %s check names test '%s', "
+                     "which does not exist", op, kind_name(exceptions[e].kind), t);
         else if (r != TEST_PASS)
-            snprintf(msg, cap, "op '%s' is excepted from %s in favour of test '%s', which %s",
-                     op, kind_name(exceptions[e].kind), t,
+            snprintf(msg, cap, "op '%s' is excepted from the %s check in favour of test '%s', "
+                     "which %s", op, kind_name(exceptions[e].kind), t,
                      r == TEST_NOT_RUN ? "did not run" : r == TEST_SKIP ? "skipped" : "failed");
         else if (coverage_of(exceptions[e].op) & exceptions[e].kind)
-            snprintf(msg, cap, "op '%s' now passes a check by %s: remove its exception", op,
+            snprintf(msg, cap, "op '%s' now passes a %s check: remove its exception", op,
                      kind_name(exceptions[e].kind));
         else
             continue;
@@ -150,7 +150,11 @@ TEST_LAST(every_op_has_a_gradient_check_and_a_pytorch_comparison)
         FAIL("%d of %d ops lack checks: %s%s", missing, ops, list,
              test_failures() ? " (tests failed earlier in this run: a failed check records "
                                "nothing)" : "");
-    snprintf(msg_, cap_, "%d ops, each checked against finite differences and PyTorch (%d "
-             "excepted check%s)", ops, N_EXCEPTIONS, N_EXCEPTIONS == 1 ? "" : "s");
+    snprintf(msg_, cap_, "%d ops, each checked against finite differences and PyTorch; excepted:",
+             ops);
+    for (int e = 0; e < N_EXCEPTIONS; e++)
+        dsi_snprintf_cat(msg_, cap_, "%s %s's %s check (%s instead)", e ? "," : "",
+                         dsi_ops[exceptions[e].op]->name, kind_name(exceptions[e].kind),
+                         exceptions[e].test);
     return TEST_PASS;
 }

@@ -100,8 +100,9 @@ int gradcheck_stats(char *buf, size_t cap)
 {
     if (!fd_stats.checks)
         return 0;
-    snprintf(buf, cap, "[gradcheck: %d checks, %lld values, worst rel err %.1e, %.0f%% of tol]",
-             fd_stats.checks, (long long)fd_stats.values, fd_stats.rel, 100 * fd_stats.used);
+    snprintf(buf, cap, "[gradcheck: %d check%s, %lld values, worst rel err %.1e, %.0f%% of tol]",
+             fd_stats.checks, fd_stats.checks == 1 ? "" : "s", (long long)fd_stats.values,
+             fd_stats.rel, 100 * fd_stats.used);
     return 1;
 }
 
