@@ -11,12 +11,29 @@
 
 enum { TEST_PASS = 0, TEST_FAIL = 1, TEST_SKIP = 2 };
 typedef int (*test_fn)(char *msg, size_t cap);
-void test_register(const char *file, const char *name, test_fn fn);
+/* order 0: a test of its own; 1: runs after every order-0 test (it judges what they did). */
+void test_register(const char *file, const char *name, test_fn fn, int order);
 
-#define TEST(fn)                                                                      \
+#define TEST_AT(fn, order)                                                            \
     static int fn(char *msg_, size_t cap_);                                           \
-    __attribute__((constructor)) static void reg_##fn(void) { test_register(__FILE__, #fn, fn); } \
+    __attribute__((constructor)) static void reg_##fn(void)                           \
+    {                                                                                 \
+        test_register(__FILE__, #fn, fn, order);                                      \
+    }                                                                                 \
     static int fn(char *msg_, size_t cap_)
+#define TEST(fn) TEST_AT(fn, 0)
+#define TEST_LAST(fn) TEST_AT(fn, 1)
+
+/* ---- the runner's state, for tests that run last (tests/main.c) ---- */
+/* The name filter of this run (argv[1]), or NULL when every test runs. */
+const char *test_filter(void);
+/* TEST_PASS, TEST_FAIL or TEST_SKIP of the test called name in this run (the worst of them
+ * if several share it), TEST_NOT_RUN if it was registered but has not run, or
+ * TEST_UNKNOWN if no test has that name. */
+enum { TEST_NOT_RUN = -1, TEST_UNKNOWN = -2 };
+int test_result(const char *name);
+/* Failed tests so far in this run. */
+int test_failures(void);
 
 #define FAIL(...)                                         \
     do {                                                  \
@@ -56,11 +73,39 @@ void fill_away(float *x, int64_t n, float lo, float hi, float gap, ds_rng *r);
 
 /* Gradient check: loss = sum(out * r) for a fixed random r; for every node in wrt (graph
  * inputs with ds_node_requires_grad set, or parameter nodes), compares the analytic
- * gradient with central differences (step h) in double precision. err =
- * |num - ana| / max(1, |num| + |ana|) must be <= tol. Returns 0, or 1 with msg set. The
- * graph's dropout stream is held fixed during the check. */
-int gradcheck(ds_graph *g, ds_node *out, int n, ds_node *const *wrt, double h, double tol,
-              char *msg, size_t cap);
+ * gradient ana with central differences num (step h, the difference taken in double around
+ * float32 forward passes). Each element must satisfy
+ *     |num - ana| <= atol + rtol * max(|num|, |ana|),
+ * and atol must be at most GRADCHECK_ATOL_SHARE of the mean max(|num|, |ana|) of each node
+ * (unless that is exactly 0), so that no gradient is small enough to pass on atol alone.
+ * Returns 0, or 1 with msg set (the index, both values and the tolerance). The graph's dropout stream is held fixed during
+ * the check. On success, records COVER_FD for the ops between wrt and out. */
+#define GRADCHECK_ATOL_SHARE 1e-2
+int gradcheck(ds_graph *g, ds_node *out, int n, ds_node *const *wrt, double h, double atol,
+              double rtol, char *msg, size_t cap);
+/* gradcheck's verdict on n analytic values ana against numeric ones num (what names them in
+ * the message). */
+int gradcheck_compare(const char *what, int64_t n, const float *ana, const double *num,
+                      double atol, double rtol, char *msg, size_t cap);
+/* For the runner: clears, and formats (returns 0 if no check ran), what the gradient checks
+ * of the current test saw: the values checked, the largest relative error where rtol
+ * dominates and the largest share of the tolerance used. */
+void gradcheck_stats_reset(void);
+int gradcheck_stats(char *buf, size_t cap);
+
+/* ---- op coverage (tests/test_coverage.c checks it after every other test) ---- */
+enum { COVER_FD = 1, COVER_TORCH = 2 };
+/* Records that a check of the given kind passed through the ops of the nodes on a path
+ * from one of from[0..n-1] to y (a ReLU fused into the op before it is not counted). */
+void coverage_mark(const ds_node *y, int n, ds_node *const *from, unsigned kind);
+/* The nodes on such a path: on[i] (y's id + 1 entries) is 1 for node id i. 0, or 1 if out of
+ * memory. */
+int coverage_path(const ds_node *y, int n, ds_node *const *from, char *on);
+/* coverage_mark from every input of y's graph that asked for its gradient and every
+ * trainable parameter: for callers that compared all of those gradients. */
+void coverage_mark_all(const ds_node *y, unsigned kind);
+/* The kinds recorded so far for op (a ds_op of src/internal.h). */
+unsigned coverage_of(int op);
 
 /* Forward and backward of y (x an input of g, y any node), with x and the seed of dy drawn
  * uniform in [-1, 1) from seed; returns y's values, x's gradient and the model's parameter
@@ -81,7 +126,8 @@ int fixture_compare_case(const ds_tensor_set *fx, const char *c, const char *wha
  * "<c>.r" on y (plans the graph first). */
 int fixture_run_case(const ds_tensor_set *fx, const char *c, ds_graph *g, ds_node *y,
                      ds_node *const *x, int nin, char *msg, size_t cap);
-/* Compares y with "<c>.y" and each x[i]'s gradient with "<c>.dx<i>". */
+/* Compares y with "<c>.y" and each x[i]'s gradient with "<c>.dx<i>"; on success records
+ * COVER_TORCH for the ops between x and y. */
 int fixture_compare_grads(const ds_tensor_set *fx, const char *c, ds_node *y,
                           ds_node *const *x, int nin, double *max_rel, char *msg, size_t cap);
 /* A graph input that asks for its gradient. */

@@ -69,6 +69,7 @@ static int run_case(const ds_tensor_set *fx, const char *c, char *msg, size_t ca
         fixture_compare_case(fx, c, "dx0", ds_node_grad(x), ds_node_numel(x), &max_rel, msg, cap) ||
         (prelu && fixture_compare_case(fx, c, "dw", ds_param_grad(w), ds_param_numel(w), &max_rel, msg, cap)))
         goto fail;
+    coverage_mark_all(y, COVER_TORCH);
     ds_graph_free(g);
     ds_model_free(m);
     return 0;
@@ -121,7 +122,9 @@ static int check_one(ds_node *(*build)(ds_graph *, ds_node *, int), int arg, int
         ds_rng r;
         ds_rng_seed(&r, seed);
         fill_away(ds_node_data(x), ds_node_numel(x), lo, hi, 0.05f, &r);
-        rc = gradcheck(g, y, 1, &x, 1e-3, 2e-3, msg, cap);
+        /* step 1e-2 (inputs are 0.05 away from kinks): rounding of the outputs over
+         * 2h stays below 2e-6 against gradients of mean |value| 5e-2 or more */
+        rc = gradcheck(g, y, 1, &x, 1e-2, 1e-5, 1e-3, msg, cap);
     }
     ds_graph_free(g);
     ds_model_free(m);
@@ -193,7 +196,7 @@ TEST(prelu_gradcheck_input_and_weight)
         ds_rng_seed(&r, 60 + k);
         fill_away(ds_node_data(x), ds_node_numel(x), -2, 2, 0.05f, &r);
         fill_uniform(ds_node_data(w), ds_node_numel(w), 0, 0.5f, &r);
-        int rc = gradcheck(g, y, 2, (ds_node *[]){x, w}, 1e-3, 2e-3, msg_, cap_);
+        int rc = gradcheck(g, y, 2, (ds_node *[]){x, w}, 1e-2, 1e-5, 1e-3, msg_, cap_);
         ds_graph_free(g);
         ds_model_free(m);
         if (rc)

@@ -92,7 +92,9 @@ TEST(winograd_gradcheck)
     ds_rng_seed(&r, 5);
     fill_uniform(ds_node_data(x), ds_node_numel(x), -1, 1, &r);
     ds_node *wrt[3] = {x, wn, bn};
-    int rc = gradcheck(g, y, 3, wrt, 1e-2, 1e-3, msg_, cap_);
+    /* The output is linear in each value, so a long step has no truncation error and
+     * divides the rounding of Winograd's transforms (1e-4 of error at a step of 1e-2) */
+    int rc = gradcheck(g, y, 3, wrt, 5e-2, 5e-5, 1e-3, msg_, cap_);
     ds_graph_free(g);
     ds_model_free(m);
     return rc ? TEST_FAIL : TEST_PASS;

@@ -166,7 +166,7 @@ TEST(binary_ops_gradcheck_with_broadcasting)
             CHECK(ds_graph_plan(g) == DS_OK);
             fill_uniform(ds_node_data(a), ds_node_numel(a), -1, 1, &r);
             fill_away(ds_node_data(b), ds_node_numel(b), -2, 2, 0.5f, &r);
-            int rc = gradcheck(g, y, 2, (ds_node *[]){a, b}, 1e-2, 2e-3, msg_, cap_);
+            int rc = gradcheck(g, y, 2, (ds_node *[]){a, b}, 1e-2, 1e-5, 1e-3, msg_, cap_);
             ds_graph_free(g);
             ds_model_free(m);
             if (rc) {
@@ -213,7 +213,7 @@ TEST(unary_ops_gradcheck)
                 fill_away(ds_node_data(x), ds_node_numel(x), ops[k].lo, ops[k].hi, 0.1f, &r);
             else
                 fill_uniform(ds_node_data(x), ds_node_numel(x), ops[k].lo, ops[k].hi, &r);
-            int rc = gradcheck(g, y, 1, &x, 1e-3, 2e-3, msg_, cap_);
+            int rc = gradcheck(g, y, 1, &x, 1e-3, 1e-5, 1e-3, msg_, cap_);
             ds_graph_free(g);
             ds_model_free(m);
             if (rc) {

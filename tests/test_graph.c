@@ -1,5 +1,5 @@
 /* test_graph.c - graph building, planning, batch changes, errors, sharing, and the matmul
- * and linear ops' gradients. */
+ * and linear ops: gradients and PyTorch references (fixtures/matmul.safetensors). */
 #include "test.h"
 
 #include "../src/internal.h"
@@ -27,7 +27,7 @@ TEST(matmul_gradcheck)
     ds_rng_seed(&r, 7);
     fill_uniform(ds_node_data(a), 15, -1, 1, &r);
     fill_uniform(ds_node_data(b), 20, -1, 1, &r);
-    int rc = gradcheck(g, y, 2, (ds_node *[]){a, b}, 1e-2, 1e-3, msg_, cap_);
+    int rc = gradcheck(g, y, 2, (ds_node *[]){a, b}, 1e-2, 1e-5, 1e-3, msg_, cap_);
     /* batched */
     ds_graph *g2 = ds_graph_create(m, 1);
     ds_node *a3 = ds_input(g2, "a", 3, (int64_t[]){2, 3, 5});
@@ -39,7 +39,7 @@ TEST(matmul_gradcheck)
     fill_uniform(ds_node_data(a3), 30, -1, 1, &r);
     fill_uniform(ds_node_data(b3), 10, -1, 1, &r);
     if (!rc)
-        rc = gradcheck(g2, y3, 2, (ds_node *[]){a3, b3}, 1e-2, 1e-3, msg_, cap_);
+        rc = gradcheck(g2, y3, 2, (ds_node *[]){a3, b3}, 1e-2, 1e-5, 1e-3, msg_, cap_);
     ds_graph_free(g);
     ds_graph_free(g2);
     ds_model_free(m);
@@ -63,13 +63,117 @@ TEST(linear_gradcheck_and_batch_change)
     ds_rng r;
     ds_rng_seed(&r, 9);
     fill_uniform(ds_node_data(x), 24, -1, 1, &r);
-    CHECK_OK(gradcheck(g, y, 3, (ds_node *[]){x, wn, bn}, 1e-2, 1e-3, msg_, cap_));
+    CHECK_OK(gradcheck(g, y, 3, (ds_node *[]){x, wn, bn}, 1e-2, 1e-5, 1e-3, msg_, cap_));
     /* batch 1 */
     CHECK(ds_graph_set_batch(g, 1) == DS_OK);
     CHECK(ds_node_shape(y)[0] == 1 && ds_node_shape(y)[1] == 3);
     CHECK(ds_graph_plan(g) == DS_OK);
     fill_uniform(ds_node_data(x), 6, -1, 1, &r);
-    CHECK_OK(gradcheck(g, y, 3, (ds_node *[]){x, wn, bn}, 1e-2, 1e-3, msg_, cap_));
+    CHECK_OK(gradcheck(g, y, 3, (ds_node *[]){x, wn, bn}, 1e-2, 1e-5, 1e-3, msg_, cap_));
+    ds_graph_free(g);
+    /* x [N, ..., in] without a bias */
+    g = ds_graph_create(m, 1);
+    x = grad_input(g, "x", 3, (int64_t[]){2, 3, 6});
+    wn = ds_param_node(g, w);
+    y = ds_linear(g, x, wn, NULL);
+    CHECK(y && ds_node_ndim(y) == 3 && ds_node_shape(y)[2] == 3);
+    CHECK(ds_graph_plan(g) == DS_OK);
+    fill_uniform(ds_node_data(x), 36, -1, 1, &r);
+    CHECK_OK(gradcheck(g, y, 2, (ds_node *[]){x, wn}, 1e-2, 1e-5, 1e-3, msg_, cap_));
+    ds_graph_free(g);
+    ds_model_free(m);
+    return TEST_PASS;
+}
+
+/* Fixture case c of matmul.safetensors: matmul of inputs x0, x1, or linear of input x0 with
+ * the weight x1 and bias x2 as parameters, as a dense layer holds them. Compares the output
+ * (shape included) and every gradient with PyTorch's. */
+static int matmul_case(const ds_tensor_set *fx, const char *c, double *max_rel, char *msg,
+                       size_t cap)
+{
+    ds_model *m = ds_model_create(1);
+    ds_graph *g = ds_graph_create(m, 1);
+    ds_node *in[3] = {NULL, NULL, NULL}, *y = NULL;
+    ds_tensor *t[3] = {NULL, NULL, NULL};
+    bool linear = !strncmp(c, "lin", 3);
+    int n = 0, rc = 1;
+    char key[128];
+    for (; n < 3; n++) {
+        snprintf(key, sizeof key, "%s.x%d", c, n);
+        if (!(t[n] = ds_tensor_set_get(fx, key)))
+            break;
+        if (linear && n > 0) {
+            ds_param *p = ds_model_add_param(m, n == 1 ? "fc.weight" : "fc.bias",
+                                             ds_tensor_ndim(t[n]), ds_tensor_shape(t[n]), 1,
+                                             (ds_init){DS_INIT_ZEROS, 0, 0});
+            in[n] = p ? ds_param_node(g, p) : NULL;
+        } else {
+            in[n] = grad_input(g, n ? "b" : "x", ds_tensor_ndim(t[n]), ds_tensor_shape(t[n]));
+        }
+    }
+    if (linear && (n == 2 || n == 3))
+        y = ds_linear(g, in[0], in[1], in[2]);
+    else if (!linear && n == 2)
+        y = ds_matmul(g, in[0], in[1]);
+    snprintf(key, sizeof key, "%s.y", c);
+    ds_tensor *ty = ds_tensor_set_get(fx, key);
+    if (!y || !ty) {
+        snprintf(msg, cap, "%s: %d inputs in the fixture, build: %s", c, n, ds_last_error());
+        goto done;
+    }
+    bool same = ds_tensor_ndim(ty) == ds_node_ndim(y);
+    for (int d = 0; same && d < ds_node_ndim(y); d++)
+        same = ds_tensor_shape(ty)[d] == ds_node_shape(y)[d];
+    if (!same) {
+        snprintf(msg, cap, "%s: output shape %s, PyTorch's %s", c,
+                 dsi_shape_str(ds_node_ndim(y), ds_node_shape(y)),
+                 dsi_shape_str(ds_tensor_ndim(ty), ds_tensor_shape(ty)));
+        goto done;
+    }
+    rc = fixture_run_case(fx, c, g, y, in, n, msg, cap) ||
+         fixture_compare_grads(fx, c, y, in, n, max_rel, msg, cap);
+done:
+    ds_graph_free(g);
+    ds_model_free(m);
+    return rc;
+}
+
+TEST(matmul_and_linear_match_pytorch)
+{
+    static const char *const cases[] = {
+        "mm", "mm_col", "mm_row", "mm_k1", "mm_big", "bmm", "bmm_b1", "bmm_k1", "bmm_col",
+        "lin", "lin_nobias", "lin_b1", "lin_b1_nobias", "lin_3d", "lin_3d_nobias", "lin_4d",
+        "lin_4d_nobias", "lin_1d", "lin_1d_nobias", "lin_wide", "lin_wide_nobias",
+    };
+    ds_tensor_set *fx = fixture_load("matmul", msg_, cap_);
+    if (!fx)
+        return TEST_FAIL;
+    double max_rel = 0;
+    int rc = 0;
+    for (size_t k = 0; !rc && k < sizeof cases / sizeof cases[0]; k++)
+        rc = matmul_case(fx, cases[k], &max_rel, msg_, cap_);
+    ds_tensor_set_free(fx);
+    if (rc)
+        return TEST_FAIL;
+    snprintf(msg_, cap_, "%zu cases, max rel err %.2g", sizeof cases / sizeof cases[0], max_rel);
+    return TEST_PASS;
+}
+
+/* ds_matmul does not broadcast a batch dimension: both operands 2-D, or both 3-D with one
+ * batch size. */
+TEST(matmul_refuses_broadcasting)
+{
+    ds_model *m = ds_model_create(1);
+    ds_graph *g = ds_graph_create(m, 1);
+    ds_node *a3 = ds_input(g, "a", 3, (int64_t[]){2, 3, 5});
+    ds_node *b1 = ds_input(g, "b1", 3, (int64_t[]){1, 5, 4});
+    CHECK(!ds_matmul(g, a3, b1) && ds_graph_status(g) == DS_ERR_SHAPE);
+    CHECK(strstr(ds_last_error(), "[2, 3, 5]") && strstr(ds_last_error(), "[1, 5, 4]"));
+    ds_graph_free(g);
+    g = ds_graph_create(m, 1);
+    a3 = ds_input(g, "a", 3, (int64_t[]){2, 3, 5});
+    ds_node *b2 = ds_input(g, "b2", 2, (int64_t[]){5, 4});
+    CHECK(!ds_matmul(g, a3, b2) && ds_graph_status(g) == DS_ERR_SHAPE);
     ds_graph_free(g);
     ds_model_free(m);
     return TEST_PASS;

@@ -94,6 +94,8 @@ static int check_network(const char *name, build_fn build, char *msg_, size_t ca
         rc = fixture_compare(ref, ds_param_name(p), ds_param_grad(p), ds_param_numel(p), 1e-4,
                              1e-6, msg_, cap_);
     }
+    if (!rc)
+        coverage_mark_all(loss, COVER_TORCH);   /* the input and every trainable parameter */
     ds_graph_free(g);
     ds_model_free(m);
     ds_tensor_set_free(ref);

@@ -29,19 +29,19 @@ TEST(dropout_gradcheck_with_fixed_mask)
     ds_rng r;
     ds_rng_seed(&r, 2);
     fill_uniform(ds_node_data(x), ds_node_numel(x), -1, 1, &r);
-    CHECK_OK(gradcheck(g, y, 1, &x, 1e-2, 1e-3, msg_, cap_));
+    CHECK_OK(gradcheck(g, y, 1, &x, 1e-2, 1e-5, 1e-3, msg_, cap_));
     /* some were dropped and some kept in that pass */
     int zeros = 0;
     for (int64_t i = 0; i < ds_node_numel(y); i++)
         zeros += ds_node_data(y)[i] == 0;
     CHECK(zeros > 10 && zeros < 95);
     ds_graph_set_mode(g, DS_MODE_EVAL);
-    CHECK_OK(gradcheck(g, y, 1, &x, 1e-2, 1e-3, msg_, cap_));
+    CHECK_OK(gradcheck(g, y, 1, &x, 1e-2, 1e-5, 1e-3, msg_, cap_));
     ds_graph_set_batch(g, 1);
     ds_graph_set_mode(g, DS_MODE_TRAIN);
     ds_graph_plan(g);
     fill_uniform(ds_node_data(x), ds_node_numel(x), -1, 1, &r);
-    CHECK_OK(gradcheck(g, y, 1, &x, 1e-2, 1e-3, msg_, cap_));
+    CHECK_OK(gradcheck(g, y, 1, &x, 1e-2, 1e-5, 1e-3, msg_, cap_));
     ds_graph_free(g);
     ds_model_free(m);
     return TEST_PASS;
@@ -238,12 +238,14 @@ static ds_node *bn_param(ds_node *y, const char *suffix)
     return NULL;
 }
 
-static int bn_gradcheck_case(int ndim, const int64_t *shape, int mode, char *msg, size_t cap)
+/* eps 0: the default. */
+static int bn_gradcheck_case(int ndim, const int64_t *shape, int mode, float eps, char *msg,
+                             size_t cap)
 {
     ds_model *m = ds_model_create(1);
     ds_graph *g = ds_graph_create(m, 1);
     ds_node *x = ds_input(g, "x", ndim, shape);
-    ds_node *y = ds_batchnorm(g, x, &(ds_batchnorm_opts){ .name = "bn" });
+    ds_node *y = ds_batchnorm(g, x, &(ds_batchnorm_opts){ .name = "bn", .eps = eps });
     int rc = 1;
     if (!y) {
         snprintf(msg, cap, "batchnorm: %s", ds_last_error());
@@ -261,7 +263,7 @@ static int bn_gradcheck_case(int ndim, const int64_t *shape, int mode, char *msg
     fill_uniform(ds_param_data(ds_model_find(m, "bn.running_mean")), C, -0.5f, 0.5f, &r);
     fill_uniform(ds_param_data(ds_model_find(m, "bn.running_var")), C, 0.5f, 2.0f, &r);
     ds_node *wrt[3] = { x, bn_param(y, "weight"), bn_param(y, "bias") };
-    rc = gradcheck(g, y, 3, wrt, 2e-3, 3e-3, msg, cap);
+    rc = gradcheck(g, y, 3, wrt, 1e-2, 2e-5, 1e-3, msg, cap);
     if (rc) {
         size_t l = strlen(msg);
         snprintf(msg + l, cap - l, " [%s, mode %d]", dsi_shape_str(ndim, shape), mode);
@@ -278,12 +280,15 @@ TEST(batchnorm_gradcheck_train_and_eval)
                   s3[] = { 3, 2, 5 }, s4b1[] = { 1, 2, 3, 3 }, s2b2[] = { 2, 4 };
     const int modes[] = { DS_MODE_TRAIN, DS_BN_BATCH, DS_MODE_EVAL };
     for (int k = 0; k < 3; k++) {
-        CHECK_OK(bn_gradcheck_case(2, s2, modes[k], msg_, cap_));
-        CHECK_OK(bn_gradcheck_case(3, s3, modes[k], msg_, cap_));
-        CHECK_OK(bn_gradcheck_case(4, s4, modes[k], msg_, cap_));
-        CHECK_OK(bn_gradcheck_case(5, s5, modes[k], msg_, cap_));
-        CHECK_OK(bn_gradcheck_case(4, s4b1, modes[k], msg_, cap_));
-        CHECK_OK(bn_gradcheck_case(2, s2b2, modes[k], msg_, cap_));
+        CHECK_OK(bn_gradcheck_case(2, s2, modes[k], 0, msg_, cap_));
+        CHECK_OK(bn_gradcheck_case(3, s3, modes[k], 0, msg_, cap_));
+        CHECK_OK(bn_gradcheck_case(4, s4, modes[k], 0, msg_, cap_));
+        CHECK_OK(bn_gradcheck_case(5, s5, modes[k], 0, msg_, cap_));
+        CHECK_OK(bn_gradcheck_case(4, s4b1, modes[k], 0, msg_, cap_));
+        /* Two values per channel normalize to +-1 up to eps, so with the default eps their
+         * gradient is a rounding-sized remainder that differences cannot measure (errors
+         * of 100% on it); a large eps makes the batch-of-two path measurable. */
+        CHECK_OK(bn_gradcheck_case(2, s2b2, modes[k], 0.5f, msg_, cap_));
     }
     return TEST_PASS;
 }
@@ -351,6 +356,7 @@ static int bn_fixture_case(const ds_tensor_set *fx, int i, double *max_rel, char
     if (!no_affine && (compare_rel(fx, KEY("dgamma"), ds_param_grad(w), C, max_rel, msg, cap) ||
                        compare_rel(fx, KEY("dbeta"), ds_param_grad(b), C, max_rel, msg, cap)))
         goto done;
+    coverage_mark_all(y, COVER_TORCH);
     for (int k = 1; k < 3; k++) {
         const float *xk = fixture_data(fx, KEY(k == 1 ? "x1" : "x2"), NULL, msg, cap);
         if (!xk || ds_graph_set_input(g, x, xk, n) || ds_graph_forward(g))

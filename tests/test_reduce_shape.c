@@ -138,7 +138,7 @@ TEST(sum_and_mean_gradcheck)
             int64_t cnt = ds_node_numel(x) / ds_node_numel(y);
             fill_uniform(ds_node_data(x), ds_node_numel(x), -1, 1, &r);
             /* value check in double against a direct sum of everything when all reduce */
-            int rc = gradcheck(g, y, 1, &x, 1e-2, 1e-3, msg_, cap_);
+            int rc = gradcheck(g, y, 1, &x, 1e-2, 1e-5, 1e-3, msg_, cap_);
             if (!rc && cases[k].naxes == 0) {
                 double s = 0;
                 for (int64_t i = 0; i < ds_node_numel(x); i++)
@@ -228,7 +228,7 @@ TEST(concat_gradcheck_and_errors)
     fill_uniform(ds_node_data(c), 16, -1, 1, &r);
     ds_node *ys[] = {y1, y0, y2, y3};
     for (int k = 0; k < 4; k++)
-        CHECK_OK(gradcheck(g, ys[k], 3, (ds_node *[]){a, b, c}, 1e-2, 1e-3, msg_, cap_));
+        CHECK_OK(gradcheck(g, ys[k], 3, (ds_node *[]){a, b, c}, 1e-2, 1e-5, 1e-3, msg_, cap_));
     /* shapes disagreeing off the axis */
     CHECK(!ds_concat(g, 2, (ds_node *[]){a, b}, 2));
     CHECK(ds_graph_status(g) == DS_ERR_SHAPE);
@@ -269,8 +269,8 @@ TEST(reshape_aliases_infers_and_checks)
     ds_rng r;
     ds_rng_seed(&r, 41);
     fill_uniform(ds_node_data(x), 24, -1, 1, &r);
-    CHECK_OK(gradcheck(g, y, 1, &x, 1e-2, 1e-3, msg_, cap_));
-    CHECK_OK(gradcheck(g, w, 1, &x, 1e-2, 1e-3, msg_, cap_));   /* x * x through two aliases */
+    CHECK_OK(gradcheck(g, y, 1, &x, 1e-2, 1e-5, 1e-3, msg_, cap_));
+    CHECK_OK(gradcheck(g, w, 1, &x, 1e-2, 1e-5, 1e-3, msg_, cap_));   /* x * x through two aliases */
     ds_graph_free(g);
 
     /* count mismatch, two -1, zero sizes */
@@ -354,7 +354,7 @@ TEST(slice_gradcheck_and_errors)
         CHECK(ds_node_shape(y)[a] == cases[k].len);
         CHECK(ds_graph_plan(g) == DS_OK);
         fill_uniform(ds_node_data(x), ds_node_numel(x), -1, 1, &r);
-        int rc = gradcheck(g, y, 1, &x, 1e-2, 1e-3, msg_, cap_);
+        int rc = gradcheck(g, y, 1, &x, 1e-2, 1e-5, 1e-3, msg_, cap_);
         ds_graph_free(g);
         ds_model_free(m);
         if (rc)

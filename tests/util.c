@@ -20,6 +20,92 @@ void fill_away(float *x, int64_t n, float lo, float hi, float gap, ds_rng *r)
     }
 }
 
+/* ---- op coverage: which ops passed which kind of check in this run ---- */
+static unsigned coverage[DS_OP_COUNT];
+
+unsigned coverage_of(int op)
+{
+    return op >= 0 && op < DS_OP_COUNT ? coverage[op] : 0;
+}
+
+/* A node is on a path from one of from[] to y if it descends from one of them and y
+ * descends from it. Creation order is a topological order, so one pass each way finds both. */
+int coverage_path(const ds_node *y, int n, ds_node *const *from, char *on)
+{
+    const ds_graph *g = y->g;
+    char *up = calloc((size_t)y->id + 1, 1);
+    if (!up)
+        return 1;
+    memset(on, 0, (size_t)y->id + 1);
+    for (int k = 0; k < n; k++)
+        if (from[k] && from[k]->g == g && from[k]->id <= y->id)
+            on[from[k]->id] = 1;
+    for (int i = 0; i <= y->id; i++)
+        for (int k = 0; k < g->nodes[i]->n_in && !on[i]; k++)
+            on[i] = on[g->nodes[i]->in[k]->id];
+    up[y->id] = 1;
+    for (int i = y->id; i >= 0; i--) {
+        for (int k = 0; up[i] && k < g->nodes[i]->n_in; k++)
+            up[g->nodes[i]->in[k]->id] = 1;
+        on[i] = on[i] && up[i];
+    }
+    free(up);
+    return 0;
+}
+
+/* A ReLU fused into the op before it is skipped: its own kernel did not run. */
+void coverage_mark(const ds_node *y, int n, ds_node *const *from, unsigned kind)
+{
+    char *on = y ? malloc((size_t)y->id + 1) : NULL;
+    if (on && !coverage_path(y, n, from, on))
+        for (int i = 0; i <= y->id; i++)
+            if (on[i] && !y->g->nodes[i]->fused)
+                coverage[y->g->nodes[i]->op] |= kind;
+    free(on);
+}
+
+void coverage_mark_all(const ds_node *y, unsigned kind)
+{
+    if (!y)
+        return;
+    const ds_graph *g = y->g;
+    ds_node **from = malloc((size_t)g->n_nodes * sizeof *from);
+    int n = 0;
+    for (int i = 0; from && i < g->n_nodes; i++) {
+        ds_node *v = g->nodes[i];
+        if ((v->is_input && v->wants_grad) || (v->op == DS_OP_PARAM && v->param->trainable))
+            from[n++] = v;
+    }
+    if (from)
+        coverage_mark(y, n, from, kind);
+    free(from);
+}
+
+/* ---- gradient checks ---- */
+
+/* What the checks of the running test saw (reset by the runner before each test). */
+static struct {
+    int checks;
+    int64_t values;
+    double used;   /* largest |num - ana| / tolerance */
+    double rel;    /* largest |num - ana| / max(|num|, |ana|) where rtol dominates atol */
+} fd_stats;
+
+void gradcheck_stats_reset(void)
+{
+    memset(&fd_stats, 0, sizeof fd_stats);
+}
+
+int gradcheck_stats(char *buf, size_t cap)
+{
+    if (!fd_stats.checks)
+        return 0;
+    snprintf(buf, cap, "[gradcheck: %d check%s, %lld values, worst rel err %.1e, %.0f%% of tol]",
+             fd_stats.checks, fd_stats.checks == 1 ? "" : "s", (long long)fd_stats.values,
+             fd_stats.rel, 100 * fd_stats.used);
+    return 1;
+}
+
 static double weighted_sum(ds_graph *g, ds_node *out, const float *r, uint64_t step)
 {
     g->step = step;
@@ -31,8 +117,102 @@ static double weighted_sum(ds_graph *g, ds_node *out, const float *r, uint64_t s
     return s;
 }
 
-int gradcheck(ds_graph *g, ds_node *out, int n, ds_node *const *wrt, double h, double tol,
-              char *msg, size_t cap)
+/* Central differences of loss = sum(out * r) for every element of x, into num. The step
+ * is the one float32 really takes, (x + h) - (x - h) after rounding, not 2h. */
+static void differences(ds_graph *g, ds_node *out, ds_node *x, const float *r, uint64_t step,
+                        double h, double *num)
+{
+    for (int64_t i = 0; i < x->numel; i++) {
+        float keep = x->data[i], xp = keep + (float)h, xm = keep - (float)h;
+        x->data[i] = xp;
+        double up = weighted_sum(g, out, r, step);
+        x->data[i] = xm;
+        double dn = weighted_sum(g, out, r, step);
+        x->data[i] = keep;
+        num[i] = (up - dn) / ((double)xp - xm);
+    }
+}
+
+int gradcheck_compare(const char *what, int64_t n, const float *ana, const double *num,
+                      double atol, double rtol, char *msg, size_t cap)
+{
+    double scale = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double big = fmax(fabs(num[i]), fabs(ana[i])), diff = fabs(num[i] - ana[i]);
+        double tol = atol + rtol * big;
+        if (!(diff <= tol)) {
+            snprintf(msg, cap, "%s[%lld]: analytic %.7g, numeric %.7g: |diff| %.2g > atol %.2g "
+                     "+ rtol %.2g x %.3g = %.2g", what, (long long)i, ana[i], num[i], diff, atol,
+                     rtol, big, tol);
+            return 1;
+        }
+        scale += big;
+        fd_stats.values++;
+        fd_stats.used = fmax(fd_stats.used, diff / tol);
+        if (rtol * big >= atol)
+            fd_stats.rel = fmax(fd_stats.rel, diff / big);
+    }
+    /* atol must be small against the gradient's mean |value|, or it alone would pass errors
+     * of 100%; a gradient that is exactly zero everywhere (a constant output) has no scale */
+    scale /= (double)(n > 0 ? n : 1);
+    if (scale > 0 && !(atol <= GRADCHECK_ATOL_SHARE * scale)) {
+        snprintf(msg, cap, "%s: atol %.2g is not small against the gradient, whose mean |value| "
+                 "is %.3g: at most %g of it", what, atol, scale, GRADCHECK_ATOL_SHARE);
+        return 1;
+    }
+    return 0;
+}
+
+/* Checks the analytic gradient ana of x. */
+static int check_node(ds_graph *g, ds_node *out, ds_node *x, const float *ana, const float *r,
+                      uint64_t step, double h, double atol, double rtol, char *msg, size_t cap)
+{
+    double *num = malloc((size_t)x->numel * sizeof *num);
+    if (!num) {
+        snprintf(msg, cap, "gradcheck: out of memory");
+        return 1;
+    }
+    differences(g, out, x, r, step, h, num);
+    char what[160];
+    snprintf(what, sizeof what, "%s: d/d%s '%s'", ds_node_op_name(out), ds_node_op_name(x),
+             dsi_node_layer(x));
+    int rc = gradcheck_compare(what, x->numel, ana, num, atol, rtol, msg, cap);
+    free(num);
+    return rc;
+}
+
+/* The analytic gradients of wrt[0..n-1] after one forward and backward pass seeded with r,
+ * copied out before any difference runs the graph again (malloc'd, NULL on failure). */
+static float **analytic(ds_graph *g, ds_node *out, int n, ds_node *const *wrt, const float *r,
+                        uint64_t step, char *msg, size_t cap)
+{
+    ds_model_zero_grad(g->m);
+    g->step = step;
+    if (ds_graph_forward(g) != DS_OK || ds_graph_backward_seed(g, out, r) != DS_OK) {
+        snprintf(msg, cap, "forward/backward: %s", ds_last_error());
+        return NULL;
+    }
+    float **ana = calloc((size_t)n, sizeof *ana);
+    for (int k = 0; ana && k < n; k++) {
+        if (!wrt[k]->grad) {
+            snprintf(msg, cap, "no gradient for %s '%s'", ds_node_op_name(wrt[k]),
+                     dsi_node_layer(wrt[k]));
+        } else if ((ana[k] = malloc((size_t)wrt[k]->numel * sizeof **ana))) {
+            memcpy(ana[k], wrt[k]->grad, (size_t)wrt[k]->numel * sizeof **ana);
+            continue;
+        } else {
+            snprintf(msg, cap, "gradcheck: out of memory");
+        }
+        for (int j = 0; j <= k; j++)
+            free(ana[j]);
+        free(ana);
+        return NULL;
+    }
+    return ana;
+}
+
+int gradcheck(ds_graph *g, ds_node *out, int n, ds_node *const *wrt, double h, double atol,
+              double rtol, char *msg, size_t cap)
 {
     if (ds_graph_plan(g) != DS_OK) {
         snprintf(msg, cap, "plan: %s", ds_last_error());
@@ -40,48 +220,27 @@ int gradcheck(ds_graph *g, ds_node *out, int n, ds_node *const *wrt, double h, d
     }
     uint64_t step = g->step;
     float *r = malloc((size_t)out->numel * sizeof *r);
+    if (!r) {
+        snprintf(msg, cap, "gradcheck: out of memory");
+        return 1;
+    }
     ds_rng rng;
     ds_rng_seed(&rng, 1234);
     fill_uniform(r, out->numel, -1.0f, 1.0f, &rng);
-    ds_model_zero_grad(g->m);
-    g->step = step;
-    if (ds_graph_forward(g) != DS_OK || ds_graph_backward_seed(g, out, r) != DS_OK) {
-        snprintf(msg, cap, "forward/backward: %s", ds_last_error());
-        free(r);
-        return 1;
-    }
-    int rc = 0;
-    for (int k = 0; k < n && !rc; k++) {
-        ds_node *x = wrt[k];
-        if (!x->grad) {
-            snprintf(msg, cap, "no gradient for %s '%s'", ds_node_op_name(x), dsi_node_layer(x));
-            rc = 1;
-            break;
-        }
-        float *ana = malloc((size_t)x->numel * sizeof *ana);
-        memcpy(ana, x->grad, (size_t)x->numel * sizeof *ana);
-        for (int64_t i = 0; i < x->numel; i++) {
-            float keep = x->data[i];
-            x->data[i] = keep + (float)h;
-            double up = weighted_sum(g, out, r, step);
-            x->data[i] = keep - (float)h;
-            double dn = weighted_sum(g, out, r, step);
-            x->data[i] = keep;
-            double num = (up - dn) / (2.0 * h);
-            double err = fabs(num - ana[i]) / fmax(1.0, fabs(num) + fabs(ana[i]));
-            if (!(err <= tol)) {
-                snprintf(msg, cap, "%s: d/d%s '%s'[%lld]: analytic %.7g, numeric %.7g (err %.2g > %.2g)",
-                         ds_node_op_name(out), ds_node_op_name(x), dsi_node_layer(x),
-                         (long long)i, ana[i], num, err, tol);
-                rc = 1;
-                break;
-            }
-        }
-        free(ana);
-    }
+    float **ana = analytic(g, out, n, wrt, r, step, msg, cap);
+    int rc = !ana;
+    for (int k = 0; k < n && !rc; k++)
+        rc = check_node(g, out, wrt[k], ana[k], r, step, h, atol, rtol, msg, cap);
+    for (int k = 0; ana && k < n; k++)
+        free(ana[k]);
+    free(ana);
     /* leave the graph as the analytic pass left it */
     g->step = step;
     free(r);
+    if (!rc) {
+        fd_stats.checks++;
+        coverage_mark(out, n, wrt, COVER_FD);
+    }
     return rc;
 }
 
@@ -204,6 +363,7 @@ int fixture_compare_grads(const ds_tensor_set *fx, const char *c, ds_node *y,
                                  msg, cap))
             return 1;
     }
+    coverage_mark(y, nin, x, COVER_TORCH);
     return 0;
 }
 
