@@ -263,9 +263,15 @@ DS_API ds_param   *ds_model_find(const ds_model *m, const char *name);  /* NULL 
 /* Scalars in all parameters (trainable_only: only those an optimizer updates). */
 DS_API int64_t     ds_model_numel(const ds_model *m, int trainable_only);
 /* The contiguous blocks (valid until the next parameter is created). Non-trainable
- * parameters have no gradient slots: grad covers trainable parameters only. */
+ * parameters have no gradient slots: grad covers trainable parameters only. Each parameter
+ * starts on a 64-byte boundary, so the blocks hold zero padding between parameters: read
+ * one parameter through ds_param_data / ds_param_grad, and the whole block as
+ * ds_model_block_len floats (not ds_model_numel). */
 DS_API float      *ds_model_data(ds_model *m);
 DS_API float      *ds_model_grad(ds_model *m);
+/* Floats in the value block (grad = 0) or in the gradient block (grad = 1), padding
+ * included. */
+DS_API int64_t     ds_model_block_len(const ds_model *m, int grad);
 DS_API void        ds_model_zero_grad(ds_model *m);
 /* Creates a parameter explicitly (layers do this for you). Fails if the name exists. */
 DS_API ds_param   *ds_model_add_param(ds_model *m, const char *name, int ndim,

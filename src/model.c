@@ -49,6 +49,10 @@ int64_t ds_model_numel(const ds_model *m, int trainable_only)
 
 float *ds_model_data(ds_model *m) { return m->data; }
 float *ds_model_grad(ds_model *m) { return m->grad; }
+int64_t ds_model_block_len(const ds_model *m, int grad)
+{
+    return (int64_t)(grad ? m->grad_n : m->data_n);
+}
 
 void ds_model_zero_grad(ds_model *m)
 {

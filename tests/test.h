@@ -109,7 +109,8 @@ unsigned coverage_of(int op);
 
 /* Forward and backward of y (x an input of g, y any node), with x and the seed of dy drawn
  * uniform in [-1, 1) from seed; returns y's values, x's gradient and the model's parameter
- * gradients one after the other (*n values, malloc'd), or NULL if a step failed. */
+ * gradients (trainable, in creation order, without the block's padding) one after the
+ * other (*n values, malloc'd), or NULL if a step failed. */
 float *forward_backward(ds_graph *g, ds_node *x, ds_node *y, uint64_t seed, int64_t *n);
 
 /* Loads tests/fixtures/<name>.safetensors (NULL with msg set if absent). */

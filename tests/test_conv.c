@@ -663,7 +663,7 @@ static int batch_vs_single(int64_t N, int64_t H, int64_t W, char *msg_, size_t c
     ds_rng_seed(&r, 5);
     fill_uniform(xin, ds_node_numel(x), -1, 1, &r);
     fill_uniform(seed, ds_node_numel(t), -1, 1, &r);
-    int64_t pn = ds_model_numel(m, 1);
+    int64_t pn = ds_model_block_len(m, 1);
     float *gall = malloc((size_t)pn * sizeof *gall), *gsum = calloc((size_t)pn, sizeof *gsum);
     float *tall = malloc((size_t)ds_node_numel(t) * sizeof *tall);
     float *dxall = malloc((size_t)ds_node_numel(x) * sizeof *dxall);
@@ -750,8 +750,8 @@ static int run_threads(int nth, float *out, int64_t *n_out)
             memcpy(out + n, ds_node_grad(ins[i]), (size_t)ds_node_numel(ins[i]) * sizeof *out);
             n += ds_node_numel(ins[i]);
         }
-        memcpy(out + n, ds_model_grad(m), (size_t)ds_model_numel(m, 1) * sizeof *out);
-        n += ds_model_numel(m, 1);
+        memcpy(out + n, ds_model_grad(m), (size_t)ds_model_block_len(m, 1) * sizeof *out);
+        n += ds_model_block_len(m, 1);
     }
     ds_graph_free(g);
     ds_model_free(m);

@@ -39,7 +39,7 @@ static float *train(int threads, int64_t *n)
         ds_fit_result res;
         if (ds_net_fit(net, x, y, NULL, NULL, &fo, &res) == DS_OK) {
             ds_model *m = ds_net_model(net);
-            *n = ds_model_numel(m, 0);
+            *n = ds_model_block_len(m, 0);
             if ((w = malloc((size_t)*n * sizeof *w)))
                 memcpy(w, ds_model_data(m), (size_t)*n * sizeof *w);
         }

@@ -69,7 +69,7 @@ static int fit_l2net(bool skip, ds_status *st, ds_fit_result *res, int *finite, 
     free(w1);
     const float *w = ds_model_data(m);
     *finite = 1;
-    for (int64_t i = 0; i < ds_model_numel(m, 0); i++)
+    for (int64_t i = 0; i < ds_model_block_len(m, 0); i++)
         *finite &= isfinite(w[i]) != 0;
     ds_net_free(net);
     ds_tensor_free(x);

@@ -84,12 +84,12 @@ static int step_both(plan_net *p, const float *x, const float *y, int step, char
                          ds_node_numel(ds_net_input(a)), msg_, cap_));
     ds_model *ma = ds_net_model(a), *mb = ds_net_model(b);
     snprintf(what, sizeof what, "step %d: parameter gradient", step);
-    CHECK_OK(same_floats(what, ds_model_grad(ma), ds_model_grad(mb), ds_model_numel(ma, 1),
+    CHECK_OK(same_floats(what, ds_model_grad(ma), ds_model_grad(mb), ds_model_block_len(ma, 1),
                          msg_, cap_));
     for (int k = 0; k < 2; k++)
         CHECK(ds_optim_step(p[k].opt) == DS_OK);
     snprintf(what, sizeof what, "step %d: parameters (and running statistics)", step);
-    CHECK_OK(same_floats(what, ds_model_data(ma), ds_model_data(mb), ds_model_numel(ma, 0),
+    CHECK_OK(same_floats(what, ds_model_data(ma), ds_model_data(mb), ds_model_block_len(ma, 0),
                          msg_, cap_));
     return 0;
 }
@@ -222,7 +222,7 @@ TEST(plan_dag_of_most_ops_is_bit_identical_with_every_node_kept)
              same_floats("input gradient", ds_node_grad(z[0].x), ds_node_grad(z[1].x),
                          ds_node_numel(z[0].x), msg_, cap_) ||
              same_floats("parameter gradient", ds_model_grad(z[0].m), ds_model_grad(z[1].m),
-                         ds_model_numel(z[0].m, 1), msg_, cap_);
+                         ds_model_block_len(z[0].m, 1), msg_, cap_);
     }
     size_t shared = ds_graph_bytes(z[0].g), kept = ds_graph_bytes(z[1].g);
     zoo_free(&z[0]);
@@ -296,7 +296,7 @@ TEST(plan_seeded_backward_from_an_inner_node)
     rc = rc || same_floats("input gradient", ds_node_grad(z[0].x), ds_node_grad(z[1].x),
                            ds_node_numel(z[0].x), msg_, cap_) ||
          same_floats("parameter gradient", ds_model_grad(z[0].m), ds_model_grad(z[1].m),
-                     ds_model_numel(z[0].m, 1), msg_, cap_);
+                     ds_model_block_len(z[0].m, 1), msg_, cap_);
     zoo_free(&z[0]);
     zoo_free(&z[1]);
     return rc ? TEST_FAIL : TEST_PASS;
@@ -316,7 +316,7 @@ TEST(plan_second_backward_needs_a_forward_unless_every_node_is_kept)
     ds_graph_keep_all(z.g, 1);
     ds_model_zero_grad(z.m);
     CHECK(ds_graph_forward(z.g) == DS_OK && ds_graph_backward(z.g, z.loss) == DS_OK);
-    int64_t n = ds_model_numel(z.m, 1);
+    int64_t n = ds_model_block_len(z.m, 1);
     float *once = malloc((size_t)n * sizeof *once);
     CHECK(once);
     memcpy(once, ds_model_grad(z.m), (size_t)n * sizeof *once);

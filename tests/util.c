@@ -387,7 +387,14 @@ float *forward_backward(ds_graph *g, ds_node *x, ds_node *y, uint64_t seed, int6
         if ((out = malloc((size_t)(ny + nx + np) * sizeof *out))) {
             memcpy(out, ds_node_data(y), (size_t)ny * sizeof *out);
             memcpy(out + ny, ds_node_grad(x), (size_t)nx * sizeof *out);
-            memcpy(out + ny + nx, ds_model_grad(m), (size_t)np * sizeof *out);
+            float *dst = out + ny + nx;   /* parameter by parameter: the block has padding */
+            for (int i = 0; i < ds_model_param_count(m); i++) {
+                ds_param *p = ds_model_param(m, i);
+                if (ds_param_grad(p)) {
+                    memcpy(dst, ds_param_grad(p), (size_t)ds_param_numel(p) * sizeof *dst);
+                    dst += ds_param_numel(p);
+                }
+            }
             *n = ny + nx + np;
         }
     }
