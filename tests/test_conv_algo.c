@@ -59,7 +59,7 @@ TEST(winograd_matches_im2col)
             double d = fabs((double)a[j] - b[j]) / fmax(scale, 1e-6);
             if (d > worst)
                 worst = d;
-            if (d > 1e-5) {
+            if (d > 1e-6) {   /* measured: 3.2e-7 */
                 float av = a[j], bv = b[j];
                 free(a);
                 free(b);

@@ -2,6 +2,7 @@
  * regauss.c) on analytic images rendered here, and against GalSim's HSM (fixture hsm). */
 #include "test.h"
 
+#include <stdbool.h>
 #include <time.h>
 
 /* ---- analytic images ---- */
@@ -440,12 +441,16 @@ TEST(moments_match_galsim)
                 break;
             }
             double got[7] = {mo.x0, mo.y0, mo.sigma, mo.e1, mo.e2, mo.rho4, mo.flux};
+            /* limits: e1, e2 to 1e-7 (absolute); the centroid to 2e-6 px; sigma, rho4 and
+             * the flux to 2e-6 relative. The fixtures are float32 (about 3e-8 on e). */
             for (int t = 0; t < 7; t++) {
-                double err = fabs(got[t] - ref[t]) / (t == 0 || t == 1 ? 1 : fmax(1, fabs(ref[t])));
-                worst_mom = fmax(worst_mom, err);
-                if (t == 3 || t == 4)
+                bool is_e = t == 3 || t == 4;
+                double err = fabs(got[t] - ref[t]) / (t <= 1 || is_e ? 1 : fabs(ref[t]));
+                if (is_e)
                     worst_e = fmax(worst_e, err);
-                if (err > 1e-5) {
+                else
+                    worst_mom = fmax(worst_mom, err);
+                if (err > (is_e ? 1e-7 : 2e-6)) {
                     snprintf(msg_, cap_, "%s %s: value %d = %.8g, GalSim %.8g", c,
                              w ? "psf" : "gal", t, got[t], ref[t]);
                     rc = TEST_FAIL;
@@ -466,7 +471,7 @@ TEST(moments_match_galsim)
         double err = fmax(fabs(e1 - rg[0]), fabs(e2 - rg[1]));
         worst_rg = fmax(worst_rg, err);
         worst_r = fmax(worst_r, fabs(s.resolution - rg[2]));
-        if (err > 1e-4 || fabs(s.resolution - rg[2]) > 1e-4) {
+        if (err > 1e-7 || fabs(s.resolution - rg[2]) > 1e-7) {
             snprintf(msg_, cap_, "%s REGAUSS: e (%.7f, %.7f) R2 %.7f, GalSim (%.7f, %.7f) %.7f",
                      c, e1, e2, s.resolution, rg[0], rg[1], rg[2]);
             rc = TEST_FAIL;
@@ -474,8 +479,8 @@ TEST(moments_match_galsim)
     }
     ds_tensor_set_free(fx);
     if (rc == TEST_PASS)
-        snprintf(msg_, cap_, "8 stamps: moments max err %.1e (e %.1e); REGAUSS e %.1e, R2 %.1e",
-                 worst_mom, worst_e, worst_rg, worst_r);
+        snprintf(msg_, cap_, "8 stamps: moments e max err %.1e (limit 1e-7), the others %.1e "
+                 "(2e-6); REGAUSS e %.1e, R2 %.1e (1e-7)", worst_e, worst_mom, worst_rg, worst_r);
     return rc;
 }
 
