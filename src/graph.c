@@ -61,7 +61,10 @@ ds_node *dsi_build_fail(ds_graph *g, ds_status s)
 int ds_node_ndim(const ds_node *n) { return n->ndim; }
 const int64_t *ds_node_shape(const ds_node *n) { return n->shape; }
 int64_t ds_node_numel(const ds_node *n) { return n->numel; }
-const char *ds_node_op_name(const ds_node *n) { return dsi_ops[n->op]->name; }
+const char *ds_node_op_name(const ds_node *n) { return dsi_op_names[n->op]; }
+/* Host pointers into the planned block. The host-copy seam of a GPU backend (none is built):
+ * with the block on a device, these two and ds_graph_set_input would copy between the
+ * device block and a host buffer instead of handing out the node's pointer. */
 float *ds_node_data(ds_node *n) { return n->data; }
 float *ds_node_grad(ds_node *n) { return n->grad; }
 
@@ -80,7 +83,7 @@ ds_status dsi_fail_node(const ds_node *y, ds_status s, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return dsi_fail(s, "%s '%s': %s", dsi_ops[y->op]->name, dsi_node_layer(y), msg);
+    return dsi_fail(s, "%s '%s': %s", dsi_op_names[y->op], dsi_node_layer(y), msg);
 }
 
 void dsi_run_fail(ds_graph *g, ds_status s, const char *fmt, ...)
@@ -196,7 +199,7 @@ ds_node *dsi_node(ds_graph *g, ds_op op, int n_in, ds_node *const *in, const int
         if (!in[i])
             return NULL;
         if (in[i]->g != g) {
-            dsi_fail(DS_ERR_ARG, "%s: input %d belongs to another graph", dsi_ops[op]->name, i);
+            dsi_fail(DS_ERR_ARG, "%s: input %d belongs to another graph", dsi_op_names[op], i);
             return dsi_build_fail(g, DS_ERR_ARG);
         }
     }
@@ -207,7 +210,7 @@ ds_node *dsi_node(ds_graph *g, ds_op op, int n_in, ds_node *const *in, const int
     if (!y || (n_in && !ins)) {
         free(y);
         free(ins);
-        dsi_fail(DS_ERR_NOMEM, "out of memory building %s", dsi_ops[op]->name);
+        dsi_fail(DS_ERR_NOMEM, "out of memory building %s", dsi_op_names[op]);
         return dsi_build_fail(g, DS_ERR_NOMEM);
     }
     y->g = g;
@@ -226,11 +229,11 @@ ds_node *dsi_node(ds_graph *g, ds_op op, int n_in, ds_node *const *in, const int
     bool implicit = g->cur_layer < 0 && op != DS_OP_PARAM && op != DS_OP_INPUT;
     char name[DS_NAME_MAX];
     if (implicit) {
-        dsi_model_auto_name(g->m, dsi_ops[op]->name, name, sizeof name);
-        if (!push_layer(g, name, dsi_ops[op]->name)) {
+        dsi_model_auto_name(g->m, dsi_op_names[op], name, sizeof name);
+        if (!push_layer(g, name, dsi_op_names[op])) {
             free(ins);
             free(y);
-            dsi_fail(DS_ERR_NOMEM, "out of memory building %s", dsi_ops[op]->name);
+            dsi_fail(DS_ERR_NOMEM, "out of memory building %s", dsi_op_names[op]);
             return dsi_build_fail(g, DS_ERR_NOMEM);
         }
         y->layer = g->n_layers - 1;
@@ -240,7 +243,7 @@ ds_node *dsi_node(ds_graph *g, ds_op op, int n_in, ds_node *const *in, const int
 
     ds_status st = dsi_ops[op]->shape ? dsi_ops[op]->shape(y) : DS_OK;
     if (st == DS_OK && !push_node(g, y))
-        st = dsi_fail(DS_ERR_NOMEM, "out of memory building %s", dsi_ops[op]->name);
+        st = dsi_fail(DS_ERR_NOMEM, "out of memory building %s", dsi_op_names[op]);
     if (st != DS_OK) {
         if (implicit)
             g->n_layers--;
@@ -747,7 +750,10 @@ ds_status ds_graph_plan(ds_graph *g)
         g->scratch = ns;
         g->scratch_bytes = scratch;
     }
-    /* last: on failure the old block and the nodes' pointers into it stay valid */
+    /* last: on failure the old block and the nodes' pointers into it stay valid. The
+     * planned-block seam of a GPU backend (none is built): it would allocate this block and
+     * the scratch on its device, the pointers set below then being device addresses; the
+     * plan (fusion, lifetimes, offsets, inplace and alias sharing) stays as it is. */
     if (total > g->block_cap) {
         char *nblock = dsi_aligned_alloc_raw(total);
         if (!nblock) {
@@ -824,7 +830,7 @@ ds_status ds_graph_forward_to(ds_graph *g, ds_node *last)
         ds_node *y = g->nodes[i];
         if (y->op == DS_OP_INPUT || y->op == DS_OP_PARAM || is_alias(y))
             continue;
-        dsi_ops[y->op]->forward(y);
+        dsi_ops[y->op]->cpu.forward(y);
     }
     g->step++;
     if (g->run_status != DS_OK)
@@ -890,7 +896,7 @@ static ds_status backward(ds_graph *g, ds_node *out, const float *seed, float on
         for (int k = 0; k < y->n_in; k++)
             if (y->in[k]->grad)
                 zero_grad_once(y->in[k]);
-        dsi_ops[y->op]->backward(y);
+        dsi_ops[y->op]->cpu.backward(y);
     }
     return DS_OK;
 }

@@ -78,33 +78,11 @@ ds_param *dsi_model_get_param(ds_model *m, const char *layer, const char *suffix
                               const int64_t *shape, int trainable, ds_init init);
 
 /* ---- graph (graph.c) ---- */
-typedef enum {
-    DS_OP_INPUT = 0,
-    DS_OP_PARAM,
-    /* elementwise.c */
-    DS_OP_ADD, DS_OP_SUB, DS_OP_MUL, DS_OP_DIV,
-    DS_OP_ADD_SCALAR, DS_OP_MUL_SCALAR, DS_OP_POW_SCALAR,
-    DS_OP_NEG, DS_OP_EXP, DS_OP_LOG, DS_OP_SQRT, DS_OP_SQUARE, DS_OP_ABS,
-    /* activation.c */
-    DS_OP_SIGMOID, DS_OP_TANH, DS_OP_RELU, DS_OP_SOFTPLUS, DS_OP_LEAKY_RELU, DS_OP_ELU,
-    DS_OP_PRELU, DS_OP_SOFTMAX, DS_OP_LOG_SOFTMAX,
-    /* reduce.c */
-    DS_OP_SUM, DS_OP_MEAN,
-    /* matmul.c */
-    DS_OP_MATMUL, DS_OP_LINEAR,
-    /* shape.c */
-    DS_OP_CONCAT, DS_OP_RESHAPE, DS_OP_SLICE,
-    /* conv.c, conv_transpose.c, upsample.c */
-    DS_OP_CONV, DS_OP_CONV_TRANSPOSE2D, DS_OP_UPSAMPLE2D,
-    /* pool.c */
-    DS_OP_POOL, DS_OP_GLOBAL_POOL,
-    /* dropout.c, batchnorm.c */
-    DS_OP_DROPOUT, DS_OP_BATCHNORM,
-    /* loss.c */
-    DS_OP_LOSS_MSE, DS_OP_LOSS_MAE, DS_OP_LOSS_BCE, DS_OP_LOSS_BCE_LOGITS,
-    DS_OP_LOSS_CCE_LOGITS, DS_OP_LOSS_CCE_INT, DS_OP_LOSS_GAUSS_NLL, DS_OP_LOSS_KL_GAUSS,
-    DS_OP_COUNT
-} ds_op;
+/* The ops, in the order of the list in ops/op_list.h. */
+#include "ops/op_list.h"
+#define DSI_OP_ENUM(E, name, attr) DS_OP_##E,
+typedef enum { DSI_OP_LIST(DSI_OP_ENUM) DS_OP_COUNT } ds_op;
+#undef DSI_OP_ENUM
 
 struct ds_node {
     ds_graph *g;
@@ -170,14 +148,24 @@ struct ds_graph {
     int n_allocs, cap_allocs;
 };
 
-/* Op definition. The shape rule runs when the node is built (and again when the batch size
- * changes) and may fail with a message. Forward and backward cannot fail: their memory is
- * reserved at planning. Backward ADDS into in[i]->grad (NULL when that input needs none). */
+/* An op's kernels for one kind of memory. Forward and backward cannot fail: their memory
+ * is reserved at planning. Backward ADDS into in[i]->grad (NULL when that input needs none). */
 typedef struct {
-    const char *name;
-    ds_status (*shape)(ds_node *y);
     void (*forward)(ds_node *y);
     void (*backward)(ds_node *y);
+} dsi_kernels;
+
+/* Op definition (its name comes from ops/op_list.h). The shape rule runs when the node is
+ * built (and again when the batch size changes) and may fail with a message. */
+typedef struct {
+    ds_status (*shape)(ds_node *y);
+    /* The kernels on host memory: y->data, y->grad, y->saved and g->scratch point into the
+     * graph's malloc'd blocks. The seam of a GPU backend (none is built): a `dsi_kernels
+     * gpu;` slot would sit beside this one, its kernels taking the same node pointers as
+     * offsets into a device copy of the planned block (see ds_graph_plan), and the drivers
+     * (ds_graph_forward_to, backward in graph.c) would call the slot of the graph's device.
+     * Everything else here (shape, sizes, reads) is the planner's and stays shared. */
+    dsi_kernels cpu;
     size_t (*saved_bytes)(const ds_node *y);    /* optional, kept forward -> backward */
     size_t (*scratch_bytes)(const ds_node *y);  /* optional, transient, shared */
     bool alias;            /* output shares data and grad with in[0] (reshape) */
@@ -201,7 +189,8 @@ uint32_t dsi_reads_in1(const ds_node *y);
 uint32_t dsi_reads_in01(const ds_node *y);
 uint32_t dsi_reads_inputs(const ds_node *y);   /* every input, not the output */
 
-extern const ds_op_def *const dsi_ops[DS_OP_COUNT];
+extern const ds_op_def *const dsi_ops[DS_OP_COUNT];   /* indexed by ds_op (ops_table.c) */
+extern const char *const dsi_op_names[DS_OP_COUNT];   /* "conv", "loss_mse", ... */
 
 /* Creates a node with the given inputs (any NULL input: returns NULL silently; a failed
  * graph: NULL). Runs the shape rule; on failure records the graph status and returns NULL.

@@ -96,16 +96,16 @@ static void act_backward(ds_node *y)
 }
 
 /* Element by element, so forward may run in place; reads: what each backward above uses. */
-#define ACT_DEF(id, nm, reads)                                                            \
-    const ds_op_def dsi_op_##id = { .name = nm, .shape = same_shape, .forward = act_forward, \
-                                    .backward = act_backward, .bwd_reads = reads,            \
-                                    .inplace = true }
-ACT_DEF(sigmoid, "sigmoid", dsi_reads_out);
-ACT_DEF(tanh, "tanh", dsi_reads_out);
-ACT_DEF(relu, "relu", dsi_reads_out);
-ACT_DEF(softplus, "softplus", dsi_reads_in0);
-ACT_DEF(leaky_relu, "leaky_relu", dsi_reads_in0);
-ACT_DEF(elu, "elu", dsi_reads_in0);
+#define ACT_DEF(id, reads)                                                               \
+    const ds_op_def dsi_op_##id = { .shape = same_shape,                                 \
+                                    .cpu = {act_forward, act_backward},                  \
+                                    .bwd_reads = reads, .inplace = true }
+ACT_DEF(sigmoid, dsi_reads_out);
+ACT_DEF(tanh, dsi_reads_out);
+ACT_DEF(relu, dsi_reads_out);
+ACT_DEF(softplus, dsi_reads_in0);
+ACT_DEF(leaky_relu, dsi_reads_in0);
+ACT_DEF(elu, dsi_reads_in0);
 
 static ds_node *act(ds_graph *g, ds_op op, ds_node *x, float c)
 {
@@ -188,7 +188,7 @@ static void prelu_backward(ds_node *y)
 }
 
 const ds_op_def dsi_op_prelu = {
-    .name = "prelu", .shape = prelu_shape, .forward = prelu_forward, .backward = prelu_backward,
+    .shape = prelu_shape, .cpu = {prelu_forward, prelu_backward},
     .bwd_reads = dsi_reads_in01,
 };
 
@@ -299,12 +299,10 @@ static void softmax_backward(ds_node *y)
 }
 
 const ds_op_def dsi_op_softmax = {
-    .name = "softmax", .shape = softmax_shape, .forward = softmax_forward,
-    .backward = softmax_backward, .bwd_reads = dsi_reads_out,
+    .shape = softmax_shape, .cpu = {softmax_forward, softmax_backward}, .bwd_reads = dsi_reads_out,
 };
 const ds_op_def dsi_op_log_softmax = {
-    .name = "log_softmax", .shape = softmax_shape, .forward = softmax_forward,
-    .backward = softmax_backward, .bwd_reads = dsi_reads_out,
+    .shape = softmax_shape, .cpu = {softmax_forward, softmax_backward}, .bwd_reads = dsi_reads_out,
 };
 
 ds_node *ds_softmax(ds_graph *g, ds_node *x, int axis)

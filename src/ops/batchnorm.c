@@ -404,7 +404,7 @@ static uint32_t bn_reads(const ds_node *y)
 }
 
 const ds_op_def dsi_op_batchnorm = {
-    .name = "batchnorm", .shape = bn_shape, .forward = bn_forward, .backward = bn_backward,
+    .shape = bn_shape, .cpu = {bn_forward, bn_backward},
     .saved_bytes = bn_saved, .bwd_reads = bn_reads,
 };
 

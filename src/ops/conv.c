@@ -613,7 +613,7 @@ static uint32_t conv_reads(const ds_node *y)
 }
 
 const ds_op_def dsi_op_conv = {
-    .name = "conv", .shape = conv_shape, .forward = conv_forward, .backward = conv_backward,
+    .shape = conv_shape, .cpu = {conv_forward, conv_backward},
     .scratch_bytes = conv_scratch, .bwd_reads = conv_reads,
 };
 

@@ -174,8 +174,8 @@ static void convt_backward(ds_node *y)
 }
 
 const ds_op_def dsi_op_conv_transpose2d = {
-    .name = "conv_transpose2d", .shape = convt_shape, .forward = convt_forward,
-    .backward = convt_backward, .scratch_bytes = convt_scratch, .bwd_reads = dsi_reads_in01,
+    .shape = convt_shape, .cpu = {convt_forward, convt_backward},
+    .scratch_bytes = convt_scratch, .bwd_reads = dsi_reads_in01,
 };
 
 ds_node *dsi_conv_transpose2d_pads(ds_graph *g, ds_node *x, ds_node *w, ds_node *b,

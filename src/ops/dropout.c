@@ -63,8 +63,8 @@ static void dropout_backward(ds_node *y)
 }
 
 const ds_op_def dsi_op_dropout = {
-    .name = "dropout", .shape = dropout_shape, .forward = dropout_forward,
-    .backward = dropout_backward, .saved_bytes = dropout_saved, .bwd_reads = dsi_reads_none,
+    .shape = dropout_shape, .cpu = {dropout_forward, dropout_backward},
+    .saved_bytes = dropout_saved, .bwd_reads = dsi_reads_none,
 };
 
 ds_node *ds_dropout(ds_graph *g, ds_node *x, float rate)

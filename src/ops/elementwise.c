@@ -302,24 +302,20 @@ static size_t binary_scratch(const ds_node *y)
 /* Forward runs element by element over a when a has y's shape, so y may overwrite a. The
  * backward of add and sub reads no value (bin_grad ignores a and b). */
 const ds_op_def dsi_op_add = {
-    .name = "add", .shape = broadcast_shape, .forward = binary_forward,
-    .backward = binary_backward, .scratch_bytes = binary_scratch,
-    .bwd_reads = dsi_reads_none, .inplace = true,
+    .shape = broadcast_shape, .cpu = {binary_forward, binary_backward},
+    .scratch_bytes = binary_scratch, .bwd_reads = dsi_reads_none, .inplace = true,
 };
 const ds_op_def dsi_op_sub = {
-    .name = "sub", .shape = broadcast_shape, .forward = binary_forward,
-    .backward = binary_backward, .scratch_bytes = binary_scratch,
-    .bwd_reads = dsi_reads_none, .inplace = true,
+    .shape = broadcast_shape, .cpu = {binary_forward, binary_backward},
+    .scratch_bytes = binary_scratch, .bwd_reads = dsi_reads_none, .inplace = true,
 };
 const ds_op_def dsi_op_mul = {
-    .name = "mul", .shape = broadcast_shape, .forward = binary_forward,
-    .backward = binary_backward, .scratch_bytes = binary_scratch,
-    .bwd_reads = dsi_reads_in01, .inplace = true,
+    .shape = broadcast_shape, .cpu = {binary_forward, binary_backward},
+    .scratch_bytes = binary_scratch, .bwd_reads = dsi_reads_in01, .inplace = true,
 };
 const ds_op_def dsi_op_div = {
-    .name = "div", .shape = broadcast_shape, .forward = binary_forward,
-    .backward = binary_backward, .scratch_bytes = binary_scratch,
-    .bwd_reads = dsi_reads_in01, .inplace = true,
+    .shape = broadcast_shape, .cpu = {binary_forward, binary_backward},
+    .scratch_bytes = binary_scratch, .bwd_reads = dsi_reads_in01, .inplace = true,
 };
 
 ds_node *ds_add(ds_graph *g, ds_node *a, ds_node *b)
@@ -460,19 +456,19 @@ static void unary_backward(ds_node *y)
 }
 
 /* Element by element, so forward may run in place; reads: what each backward above uses. */
-#define UNARY_DEF(id, nm, reads)                                                          \
-    const ds_op_def dsi_op_##id = { .name = nm, .shape = same_shape, .forward = unary_forward, \
-                                    .backward = unary_backward, .bwd_reads = reads,          \
-                                    .inplace = true }
-UNARY_DEF(add_scalar, "add_scalar", dsi_reads_none);
-UNARY_DEF(mul_scalar, "mul_scalar", dsi_reads_none);
-UNARY_DEF(pow_scalar, "pow_scalar", dsi_reads_in0);
-UNARY_DEF(neg, "neg", dsi_reads_none);
-UNARY_DEF(exp, "exp", dsi_reads_out);
-UNARY_DEF(log, "log", dsi_reads_in0);
-UNARY_DEF(sqrt, "sqrt", dsi_reads_out);
-UNARY_DEF(square, "square", dsi_reads_in0);
-UNARY_DEF(abs, "abs", dsi_reads_in0);
+#define UNARY_DEF(id, reads)                                                             \
+    const ds_op_def dsi_op_##id = { .shape = same_shape,                                 \
+                                    .cpu = {unary_forward, unary_backward},              \
+                                    .bwd_reads = reads, .inplace = true }
+UNARY_DEF(add_scalar, dsi_reads_none);
+UNARY_DEF(mul_scalar, dsi_reads_none);
+UNARY_DEF(pow_scalar, dsi_reads_in0);
+UNARY_DEF(neg, dsi_reads_none);
+UNARY_DEF(exp, dsi_reads_out);
+UNARY_DEF(log, dsi_reads_in0);
+UNARY_DEF(sqrt, dsi_reads_out);
+UNARY_DEF(square, dsi_reads_in0);
+UNARY_DEF(abs, dsi_reads_in0);
 
 static ds_node *unary(ds_graph *g, ds_op op, ds_node *x, float c)
 {

@@ -57,8 +57,7 @@ static void matmul_backward(ds_node *y)
 }
 
 const ds_op_def dsi_op_matmul = {
-    .name = "matmul", .shape = matmul_shape, .forward = matmul_forward,
-    .backward = matmul_backward, .bwd_reads = dsi_reads_in01,
+    .shape = matmul_shape, .cpu = {matmul_forward, matmul_backward}, .bwd_reads = dsi_reads_in01,
 };
 
 /* ---- linear: x [..., in], w [out, in], optional b [out] -> [..., out]; ia[0] a fused
@@ -152,8 +151,8 @@ static uint32_t linear_reads(const ds_node *y)
 }
 
 const ds_op_def dsi_op_linear = {
-    .name = "linear", .shape = linear_shape, .forward = linear_forward,
-    .backward = linear_backward, .scratch_bytes = linear_scratch, .bwd_reads = linear_reads,
+    .shape = linear_shape, .cpu = {linear_forward, linear_backward},
+    .scratch_bytes = linear_scratch, .bwd_reads = linear_reads,
 };
 
 ds_node *ds_matmul(ds_graph *g, ds_node *a, ds_node *b)

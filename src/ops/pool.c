@@ -651,7 +651,7 @@ static uint32_t pool_reads(const ds_node *y)
 }
 
 const ds_op_def dsi_op_pool = {
-    .name = "pool", .shape = pool_shape, .forward = pool_forward, .backward = pool_backward,
+    .shape = pool_shape, .cpu = {pool_forward, pool_backward},
     .saved_bytes = pool_saved, .bwd_reads = pool_reads,
 };
 
@@ -738,8 +738,8 @@ static void global_pool_backward(ds_node *y)
 }
 
 const ds_op_def dsi_op_global_pool = {
-    .name = "global_pool", .shape = global_pool_shape, .forward = global_pool_forward,
-    .backward = global_pool_backward, .saved_bytes = global_pool_saved,
+    .shape = global_pool_shape, .cpu = {global_pool_forward, global_pool_backward},
+    .saved_bytes = global_pool_saved,
     .bwd_reads = dsi_reads_none,   /* max: the saved argmax */
 };
 

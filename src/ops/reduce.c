@@ -244,11 +244,11 @@ static void reduce_backward(ds_node *y)
 }
 
 const ds_op_def dsi_op_sum = {
-    .name = "sum", .shape = reduce_shape, .forward = reduce_forward, .backward = reduce_backward,
+    .shape = reduce_shape, .cpu = {reduce_forward, reduce_backward},
     .bwd_reads = dsi_reads_none,
 };
 const ds_op_def dsi_op_mean = {
-    .name = "mean", .shape = reduce_shape, .forward = reduce_forward, .backward = reduce_backward,
+    .shape = reduce_shape, .cpu = {reduce_forward, reduce_backward},
     .bwd_reads = dsi_reads_none,
 };
 
@@ -258,7 +258,7 @@ static ds_node *reduce(ds_graph *g, ds_op op, ds_node *x, int naxes, const int *
     if (!g || !x || g->status != DS_OK)
         return NULL;
     if (naxes < 0 || naxes > DS_MAX_DIMS || (naxes > 0 && !axes)) {
-        dsi_fail(DS_ERR_ARG, "%s: %d axes (0 to %d, 0 meaning all)", dsi_ops[op]->name, naxes,
+        dsi_fail(DS_ERR_ARG, "%s: %d axes (0 to %d, 0 meaning all)", dsi_op_names[op], naxes,
                  DS_MAX_DIMS);
         return dsi_build_fail(g, DS_ERR_ARG);
     }

@@ -77,8 +77,7 @@ static void concat_backward(ds_node *y)
 }
 
 const ds_op_def dsi_op_concat = {
-    .name = "concat", .shape = concat_shape, .forward = concat_forward,
-    .backward = concat_backward, .bwd_reads = dsi_reads_none,
+    .shape = concat_shape, .cpu = {concat_forward, concat_backward}, .bwd_reads = dsi_reads_none,
 };
 
 ds_node *ds_concat(ds_graph *g, int n, ds_node *const *xs, int axis)
@@ -134,7 +133,7 @@ static ds_status reshape_shape(ds_node *y)
 static void alias_noop(ds_node *y) { (void)y; }
 
 const ds_op_def dsi_op_reshape = {
-    .name = "reshape", .shape = reshape_shape, .forward = alias_noop, .backward = alias_noop,
+    .shape = reshape_shape, .cpu = {alias_noop, alias_noop},
     .alias = true, .bwd_reads = dsi_reads_none,
 };
 
@@ -231,7 +230,7 @@ static void slice_backward(ds_node *y)
 }
 
 const ds_op_def dsi_op_slice = {
-    .name = "slice", .shape = slice_shape, .forward = slice_forward, .backward = slice_backward,
+    .shape = slice_shape, .cpu = {slice_forward, slice_backward},
     .bwd_reads = dsi_reads_none,
 };
 

@@ -104,8 +104,8 @@ static void upsample_backward(ds_node *y)
 }
 
 const ds_op_def dsi_op_upsample2d = {
-    .name = "upsample2d", .shape = upsample_shape, .forward = upsample_forward,
-    .backward = upsample_backward, .bwd_reads = dsi_reads_none,
+    .shape = upsample_shape, .cpu = {upsample_forward, upsample_backward},
+    .bwd_reads = dsi_reads_none,
 };
 
 /* A parameterless layer of its own, as Keras's UpSampling2D. */
