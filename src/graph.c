@@ -190,8 +190,7 @@ static bool push_node(ds_graph *g, ds_node *n)
     return true;
 }
 
-ds_node *dsi_node(ds_graph *g, ds_op op, int n_in, ds_node *const *in, const int64_t *ia,
-                  int n_ia, const float *fa, int n_fa)
+ds_node *dsi_node(ds_graph *g, ds_op op, int n_in, ds_node *const *in, const void *attr)
 {
     if (!g || g->status != DS_OK)
         return NULL;
@@ -204,7 +203,7 @@ ds_node *dsi_node(ds_graph *g, ds_op op, int n_in, ds_node *const *in, const int
         }
     }
     DS_ASSERT(op < DS_OP_COUNT && dsi_ops[op]);
-    DS_ASSERT(n_ia <= DS_IATTR && n_fa <= DS_FATTR);
+    DS_ASSERT((attr != NULL) == (dsi_attr_bytes[op] > 0));
     ds_node *y = calloc(1, sizeof *y);
     ds_node **ins = n_in ? malloc((size_t)n_in * sizeof *ins) : NULL;
     if (!y || (n_in && !ins)) {
@@ -219,10 +218,8 @@ ds_node *dsi_node(ds_graph *g, ds_op op, int n_in, ds_node *const *in, const int
     y->in = ins;
     for (int i = 0; i < n_in; i++)
         ins[i] = in[i];
-    if (n_ia)
-        memcpy(y->ia, ia, (size_t)n_ia * sizeof *ia);
-    if (n_fa)
-        memcpy(y->fa, fa, (size_t)n_fa * sizeof *fa);
+    if (attr)
+        memcpy(&y->attr, attr, dsi_attr_bytes[op]);
     y->id = g->n_nodes;
 
     /* A bare op outside any layer becomes a layer of its own ("add_1"). */
@@ -299,7 +296,7 @@ ds_node *ds_input(ds_graph *g, const char *name, int ndim, const int64_t *shape)
         return dsi_build_fail(g, DS_ERR_NOMEM);
     }
     g->cur_layer = g->n_layers - 1;
-    ds_node *y = dsi_node(g, DS_OP_INPUT, 0, NULL, NULL, 0, NULL, 0);
+    ds_node *y = dsi_node(g, DS_OP_INPUT, 0, NULL, NULL);
     g->cur_layer = -1;
     if (!y) {
         g->n_layers--;
@@ -319,7 +316,7 @@ ds_node *ds_param_node(ds_graph *g, ds_param *p)
         dsi_fail(DS_ERR_ARG, "parameter '%s' belongs to another model", p->name);
         return dsi_build_fail(g, DS_ERR_ARG);
     }
-    ds_node *y = dsi_node(g, DS_OP_PARAM, 0, NULL, NULL, 0, NULL, 0);
+    ds_node *y = dsi_node(g, DS_OP_PARAM, 0, NULL, NULL);
     if (!y)
         return NULL;
     y->param = p;
@@ -420,12 +417,12 @@ uint32_t dsi_reads_inputs(const ds_node *y) { (void)y; return ~DSI_READS_OUT; }
 /* Shares data and gradient with in[0]: a reshape, or a ReLU fused into the op before it. */
 static inline bool is_alias(const ds_node *y) { return dsi_ops[y->op]->alias || y->fused; }
 
-int64_t *dsi_fuse_attr(ds_node *y)
+int *dsi_fused_act(ds_node *y)
 {
     switch (y->op) {
-    case DS_OP_CONV: return &y->ia[13];
-    case DS_OP_LINEAR: return &y->ia[0];
-    case DS_OP_BATCHNORM: return &y->ia[1];
+    case DS_OP_CONV: return &y->attr.conv.act;
+    case DS_OP_LINEAR: return &y->attr.linear.act;
+    case DS_OP_BATCHNORM: return &y->attr.batchnorm.act;
     default: return NULL;
     }
 }
@@ -442,7 +439,7 @@ static void fuse_relus(ds_graph *g, int *count)
     for (int i = 0; i < n; i++) {
         ds_node *y = g->nodes[i];
         if (y->fused) {
-            *dsi_fuse_attr(y->in[0]) = DSI_FUSE_NONE;
+            *dsi_fused_act(y->in[0]) = DSI_FUSE_NONE;
             y->fused = false;
         }
         count[i] = 0;
@@ -456,7 +453,7 @@ static void fuse_relus(ds_graph *g, int *count)
         ds_node *r = g->nodes[i], *p = r->n_in ? r->in[0] : NULL;
         if (r->op != DS_OP_RELU || count[p->id] != 1 || p->keep || p->is_input)
             continue;
-        int64_t *act = dsi_fuse_attr(p);
+        int *act = dsi_fused_act(p);
         if (!act || *act != DSI_FUSE_NONE)
             continue;
         *act = DSI_FUSE_RELU;

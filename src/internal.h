@@ -19,8 +19,6 @@
 #endif
 
 #define DS_NAME_MAX 64
-#define DS_IATTR 24
-#define DS_FATTR 8
 #define DS_ALIGN 64
 
 /* ---- errors (error.c) ---- */
@@ -84,6 +82,102 @@ ds_param *dsi_model_get_param(ds_model *m, const char *layer, const char *suffix
 typedef enum { DSI_OP_LIST(DSI_OP_ENUM) DS_OP_COUNT } ds_op;
 #undef DSI_OP_ENUM
 
+/* ---- op attributes (union dsi_attr) and run-time state (union dsi_state) ----
+ * Attributes are what the builder gives an op: one struct per kind, read by name, as in
+ * y->attr.conv.stride[0]; ops/op_list.h names each op's member. Nothing writes them after
+ * the build except the planner's fusion pass, which sets the `act` of conv, linear and
+ * batchnorm (dsi_fused_act). What an op derives or records while planning or running
+ * lives apart, in y->state, so the attributes always say what was built. */
+enum { DSI_FUSE_NONE = 0, DSI_FUSE_RELU = 1 };   /* values of an `act` attribute */
+
+typedef struct { char unused; } dsi_none_attr;   /* ops without attributes */
+typedef struct { float c; } dsi_scalar_attr;     /* add_scalar, mul_scalar: c; pow_scalar: p */
+typedef struct { float slope; } dsi_leaky_relu_attr;
+typedef struct { float alpha; } dsi_elu_attr;
+typedef struct { int axis; } dsi_softmax_attr;   /* negative: from the end */
+typedef struct {
+    int naxes;                 /* 0: every axis */
+    bool keepdim;
+    int axes[DS_MAX_DIMS];     /* as given: negative from the end */
+} dsi_reduce_attr;
+typedef struct { int act; } dsi_linear_attr;     /* a fused activation (DSI_FUSE_*) */
+typedef struct { int axis; } dsi_concat_attr;    /* negative: from the end */
+typedef struct {
+    bool flatten;              /* [N, ...] -> [N, prod(...)]; ndim and shape unused */
+    int ndim;
+    int64_t shape[DS_MAX_DIMS];   /* target; one entry may be -1 */
+} dsi_reshape_attr;
+typedef struct {
+    int axis;
+    int64_t start, end;        /* as given: negative from the end */
+} dsi_slice_attr;
+typedef struct {
+    int nd;                    /* spatial axes: 1, 2 or 3; the arrays hold nd entries */
+    int64_t stride[3], pad_lo[3], pad_hi[3], dilation[3];
+    int act;                   /* a fused activation (DSI_FUSE_*) */
+} dsi_conv_attr;
+typedef struct {
+    int64_t stride[2], pad_lo[2];
+    int64_t pad_hi[2];         /* padding - output_padding: negative adds rows at the end */
+    int64_t dilation[2];
+    int64_t output_padding[2]; /* for the checks */
+} dsi_conv_transpose_attr;
+typedef struct {
+    int64_t scale;
+    ds_upsample_mode mode;
+} dsi_upsample_attr;
+typedef struct {
+    int nd;                    /* spatial axes: 1, 2 or 3; the arrays hold nd entries */
+    ds_pool_kind kind;
+    ds_padding padding;
+    bool exclude_pad;
+    int64_t size[3], stride[3];
+    int64_t pad[3];            /* DS_PAD_EXPLICIT: on both sides */
+} dsi_pool_attr;
+typedef struct { ds_pool_kind kind; } dsi_global_pool_attr;
+typedef struct { float rate; } dsi_dropout_attr;
+typedef struct {
+    float momentum, eps;
+    int act;                   /* a fused activation (DSI_FUSE_*), only ever set by the planner */
+} dsi_batchnorm_attr;
+typedef struct { ds_reduction reduction; } dsi_loss_attr;
+
+union dsi_attr {
+    dsi_none_attr none;
+    dsi_scalar_attr scalar;
+    dsi_leaky_relu_attr leaky_relu;
+    dsi_elu_attr elu;
+    dsi_softmax_attr softmax;
+    dsi_reduce_attr reduce;
+    dsi_linear_attr linear;
+    dsi_concat_attr concat;
+    dsi_reshape_attr reshape;
+    dsi_slice_attr slice;
+    dsi_conv_attr conv;
+    dsi_conv_transpose_attr conv_transpose;
+    dsi_upsample_attr upsample;
+    dsi_pool_attr pool;
+    dsi_global_pool_attr global_pool;
+    dsi_dropout_attr dropout;
+    dsi_batchnorm_attr batchnorm;
+    dsi_loss_attr loss;
+};
+/* Bytes of each op's attribute struct (0 for none): what dsi_node copies (ops_table.c). */
+extern const size_t dsi_attr_bytes[DS_OP_COUNT];
+
+/* Written by the op's shape rule or forward, read by its later passes. */
+union dsi_state {
+    struct {
+        int64_t lo[3], hi[3];  /* padding before and after, per axis (shape rule) */
+    } pool;
+    struct {
+        bool batch_stats;      /* the last forward normalized with batch statistics */
+    } batchnorm;
+    struct {
+        bool dropped;          /* the last forward dropped (DS_DROPOUT_ON and rate > 0) */
+    } dropout;
+};
+
 struct ds_node {
     ds_graph *g;
     int id;                /* index in g->nodes; creation order is a topological order */
@@ -105,10 +199,10 @@ struct ds_node {
     bool keep;             /* ds_node_keep: data and gradient kept for the whole run */
     bool persist;          /* planned: data and gradient own their memory for the whole run */
     bool grad_ready;       /* scratch for backward: the gradient was zeroed in this pass */
-    bool fused;            /* planned: a ReLU computed by in[0]'s op (see dsi_fuse_attr),
+    bool fused;            /* planned: a ReLU computed by in[0]'s op (see dsi_fused_act),
                             * sharing in[0]'s data and gradient as an alias does */
-    int64_t ia[DS_IATTR];  /* op attributes (ints) */
-    float fa[DS_FATTR];    /* op attributes (floats) */
+    union dsi_attr attr;   /* the op's attributes: the member op_list.h names */
+    union dsi_state state; /* the op's run-time state */
 };
 
 typedef struct {
@@ -193,10 +287,11 @@ extern const ds_op_def *const dsi_ops[DS_OP_COUNT];   /* indexed by ds_op (ops_t
 extern const char *const dsi_op_names[DS_OP_COUNT];   /* "conv", "loss_mse", ... */
 
 /* Creates a node with the given inputs (any NULL input: returns NULL silently; a failed
- * graph: NULL). Runs the shape rule; on failure records the graph status and returns NULL.
- * ia/fa are copied into the node before the shape rule runs (may be NULL). */
-ds_node *dsi_node(ds_graph *g, ds_op op, int n_in, ds_node *const *in,
-                  const int64_t *ia, int n_ia, const float *fa, int n_fa);
+ * graph: NULL). attr points at the op's attribute struct (the member of union dsi_attr that
+ * ops/op_list.h names for op), NULL for an op without attributes; it is copied into the
+ * node before the shape rule runs. Runs the shape rule; on failure records the graph status
+ * and returns NULL. */
+ds_node *dsi_node(ds_graph *g, ds_op op, int n_in, ds_node *const *in, const void *attr);
 /* Records a build error on g (first wins) and returns NULL. */
 ds_node *dsi_build_fail(ds_graph *g, ds_status s);
 /* Opens a named layer scope: nodes created until dsi_layer_end belong to it. name NULL or
@@ -228,13 +323,11 @@ void dsi_set_shape(ds_node *y, int ndim, const int64_t *shape);
 /* Normalizes a possibly negative axis for ndim; -1 if out of range. */
 int dsi_axis(int axis, int ndim);
 
-/* Activations fused into the op that feeds them (conv's ia[13], linear's ia[0]): one pass
- * over the output instead of an activation node with its own buffers. */
-enum { DSI_FUSE_NONE = 0, DSI_FUSE_RELU = 1 };
-/* The attribute that holds the fused activation of y's op (conv ia[13], linear ia[0],
- * batchnorm ia[1]), or NULL if the op has none. The planner fuses a following ReLU into
- * these ops when nothing else reads their value (graph.c). */
-int64_t *dsi_fuse_attr(ds_node *y);
+/* Activations fused into the op that feeds them (conv, linear, batchnorm): one pass over the
+ * output instead of an activation node with its own buffers. The `act` attribute of y's op,
+ * or NULL if the op has none. The planner fuses a following ReLU into these ops when
+ * nothing else reads their value (graph.c). */
+int *dsi_fused_act(ds_node *y);
 /* ds_linear with a fused activation act (matmul.c). */
 ds_node *dsi_linear_fused(ds_graph *g, ds_node *x, ds_node *w, ds_node *b, int act);
 

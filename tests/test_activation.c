@@ -263,11 +263,11 @@ TEST(activate_maps_kinds_and_names)
         else
             CHECK(!strcmp(ds_node_op_name(y), names[a]));
         if (a == DS_ACT_SOFTMAX || a == DS_ACT_LOG_SOFTMAX)
-            CHECK(y->ia[0] == 1);
+            CHECK(y->attr.softmax.axis == 1);
         if (a == DS_ACT_LEAKY_RELU)
-            CHECK(y->fa[0] == 0.01f);
+            CHECK(y->attr.leaky_relu.slope == 0.01f);
         if (a == DS_ACT_ELU)
-            CHECK(y->fa[0] == 1.0f);
+            CHECK(y->attr.elu.alpha == 1.0f);
     }
     ds_param *p = ds_model_find(m, "blk.prelu.weight");
     CHECK(p && ds_param_ndim(p) == 1 && ds_param_shape(p)[0] == 4 && ds_param_data(p)[0] == 0.25f);

@@ -5,7 +5,7 @@
 
 #include <math.h>
 
-/* ---- pointwise activations: y = f(x); fa[0] is the slope (leaky ReLU) or alpha (ELU) ---- */
+/* ---- pointwise activations: y = f(x); leaky ReLU has a slope, ELU an alpha ---- */
 static ds_status same_shape(ds_node *y)
 {
     dsi_set_shape(y, y->in[0]->ndim, y->in[0]->shape);
@@ -26,7 +26,7 @@ static inline float sigmoidf(float x)
 static void act_forward(ds_node *y)
 {
     const float *x = y->in[0]->data;
-    float *o = y->data, c = y->fa[0];
+    float *o = y->data, c;
     int64_t n = y->numel;
     switch (y->op) {
     case DS_OP_SIGMOID:
@@ -47,10 +47,12 @@ static void act_forward(ds_node *y)
             o[i] = x[i] > SOFTPLUS_THRESHOLD ? x[i] : log1pf(expf(x[i]));
         break;
     case DS_OP_LEAKY_RELU:
+        c = y->attr.leaky_relu.slope;
 #pragma omp parallel for schedule(static) if (n > DS_PAR_MIN)
         for (int64_t i = 0; i < n; i++) o[i] = x[i] > 0 ? x[i] : x[i] * c;
         break;
     default:   /* DS_OP_ELU */
+        c = y->attr.elu.alpha;
 #pragma omp parallel for schedule(static) if (n > DS_PAR_MIN)
         for (int64_t i = 0; i < n; i++) o[i] = x[i] > 0 ? x[i] : c * expm1f(x[i]);
         break;
@@ -62,7 +64,7 @@ static void act_forward(ds_node *y)
 static void act_backward(ds_node *y)
 {
     const float *x = y->in[0]->data, *o = y->data, *dy = y->grad;
-    float *dx = y->in[0]->grad, c = y->fa[0];
+    float *dx = y->in[0]->grad, c;
     int64_t n = y->numel;
     switch (y->op) {
     case DS_OP_SIGMOID:
@@ -85,10 +87,12 @@ static void act_backward(ds_node *y)
         }
         break;
     case DS_OP_LEAKY_RELU:
+        c = y->attr.leaky_relu.slope;
 #pragma omp parallel for schedule(static) if (n > DS_PAR_MIN)
         for (int64_t i = 0; i < n; i++) dx[i] += x[i] > 0 ? dy[i] : dy[i] * c;
         break;
     default:   /* DS_OP_ELU */
+        c = y->attr.elu.alpha;
 #pragma omp parallel for schedule(static) if (n > DS_PAR_MIN)
         for (int64_t i = 0; i < n; i++) dx[i] += x[i] > 0 ? dy[i] : dy[i] * c * expf(x[i]);
         break;
@@ -107,20 +111,18 @@ ACT_DEF(softplus, dsi_reads_in0);
 ACT_DEF(leaky_relu, dsi_reads_in0);
 ACT_DEF(elu, dsi_reads_in0);
 
-static ds_node *act(ds_graph *g, ds_op op, ds_node *x, float c)
-{
-    return dsi_node(g, op, 1, &x, NULL, 0, &c, 1);
-}
-
-ds_node *ds_sigmoid(ds_graph *g, ds_node *x) { return act(g, DS_OP_SIGMOID, x, 0); }
-ds_node *ds_tanh(ds_graph *g, ds_node *x) { return act(g, DS_OP_TANH, x, 0); }
-ds_node *ds_relu(ds_graph *g, ds_node *x) { return act(g, DS_OP_RELU, x, 0); }
-ds_node *ds_softplus(ds_graph *g, ds_node *x) { return act(g, DS_OP_SOFTPLUS, x, 0); }
+ds_node *ds_sigmoid(ds_graph *g, ds_node *x) { return dsi_node(g, DS_OP_SIGMOID, 1, &x, NULL); }
+ds_node *ds_tanh(ds_graph *g, ds_node *x) { return dsi_node(g, DS_OP_TANH, 1, &x, NULL); }
+ds_node *ds_relu(ds_graph *g, ds_node *x) { return dsi_node(g, DS_OP_RELU, 1, &x, NULL); }
+ds_node *ds_softplus(ds_graph *g, ds_node *x) { return dsi_node(g, DS_OP_SOFTPLUS, 1, &x, NULL); }
 ds_node *ds_leaky_relu(ds_graph *g, ds_node *x, float slope)
 {
-    return act(g, DS_OP_LEAKY_RELU, x, slope);
+    return dsi_node(g, DS_OP_LEAKY_RELU, 1, &x, &(dsi_leaky_relu_attr){ .slope = slope });
 }
-ds_node *ds_elu(ds_graph *g, ds_node *x, float alpha) { return act(g, DS_OP_ELU, x, alpha); }
+ds_node *ds_elu(ds_graph *g, ds_node *x, float alpha)
+{
+    return dsi_node(g, DS_OP_ELU, 1, &x, &(dsi_elu_attr){ .alpha = alpha });
+}
 
 /* ---- PReLU: x [N, C, ...], w [C] (or [1], shared) -> y = x > 0 ? x : w[c] x ---- */
 static ds_status prelu_shape(ds_node *y)
@@ -216,19 +218,19 @@ ds_node *ds_prelu(ds_graph *g, ds_node *x, const char *name, int shared)
     if (!w)
         dsi_build_fail(g, dsi_last_status());
     else
-        y = dsi_node(g, DS_OP_PRELU, 2, (ds_node *[]){x, ds_param_node(g, w)}, NULL, 0, NULL, 0);
+        y = dsi_node(g, DS_OP_PRELU, 2, (ds_node *[]){x, ds_param_node(g, w)}, NULL);
     return dsi_layer_end(g, y);
 }
 
-/* ---- softmax and log-softmax along ia[0] (negative from the end) ----
+/* ---- softmax and log-softmax along attr.softmax.axis (negative from the end) ----
  * Each line along the axis is shifted by its maximum first, so exp never overflows:
  * softmax = e^(x - m) / sum, log_softmax = x - m - log(sum e^(x - m)). */
 static ds_status softmax_shape(ds_node *y)
 {
     const ds_node *x = y->in[0];
-    if (dsi_axis((int)y->ia[0], x->ndim) < 0)
-        return dsi_fail_node(y, DS_ERR_SHAPE, "axis %lld is out of range for input of shape %s",
-                             (long long)y->ia[0], dsi_shape_str(x->ndim, x->shape));
+    if (dsi_axis(y->attr.softmax.axis, x->ndim) < 0)
+        return dsi_fail_node(y, DS_ERR_SHAPE, "axis %d is out of range for input of shape %s",
+                             y->attr.softmax.axis, dsi_shape_str(x->ndim, x->shape));
     dsi_set_shape(y, x->ndim, x->shape);
     return DS_OK;
 }
@@ -237,7 +239,7 @@ static ds_status softmax_shape(ds_node *y)
 static void softmax_dims(const ds_node *y, int64_t *K, int64_t *inner)
 {
     const ds_node *x = y->in[0];
-    int a = dsi_axis((int)y->ia[0], x->ndim);
+    int a = dsi_axis(y->attr.softmax.axis, x->ndim);
     *K = x->shape[a];
     *inner = 1;
     for (int d = a + 1; d < x->ndim; d++)
@@ -307,12 +309,12 @@ const ds_op_def dsi_op_log_softmax = {
 
 ds_node *ds_softmax(ds_graph *g, ds_node *x, int axis)
 {
-    return dsi_node(g, DS_OP_SOFTMAX, 1, &x, (int64_t[]){axis}, 1, NULL, 0);
+    return dsi_node(g, DS_OP_SOFTMAX, 1, &x, &(dsi_softmax_attr){ .axis = axis });
 }
 
 ds_node *ds_log_softmax(ds_graph *g, ds_node *x, int axis)
 {
-    return dsi_node(g, DS_OP_LOG_SOFTMAX, 1, &x, (int64_t[]){axis}, 1, NULL, 0);
+    return dsi_node(g, DS_OP_LOG_SOFTMAX, 1, &x, &(dsi_softmax_attr){ .axis = axis });
 }
 
 /* ---- by kind ---- */

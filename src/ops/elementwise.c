@@ -320,22 +320,22 @@ const ds_op_def dsi_op_div = {
 
 ds_node *ds_add(ds_graph *g, ds_node *a, ds_node *b)
 {
-    return dsi_node(g, DS_OP_ADD, 2, (ds_node *[]){a, b}, NULL, 0, NULL, 0);
+    return dsi_node(g, DS_OP_ADD, 2, (ds_node *[]){a, b}, NULL);
 }
 ds_node *ds_sub(ds_graph *g, ds_node *a, ds_node *b)
 {
-    return dsi_node(g, DS_OP_SUB, 2, (ds_node *[]){a, b}, NULL, 0, NULL, 0);
+    return dsi_node(g, DS_OP_SUB, 2, (ds_node *[]){a, b}, NULL);
 }
 ds_node *ds_mul(ds_graph *g, ds_node *a, ds_node *b)
 {
-    return dsi_node(g, DS_OP_MUL, 2, (ds_node *[]){a, b}, NULL, 0, NULL, 0);
+    return dsi_node(g, DS_OP_MUL, 2, (ds_node *[]){a, b}, NULL);
 }
 ds_node *ds_div(ds_graph *g, ds_node *a, ds_node *b)
 {
-    return dsi_node(g, DS_OP_DIV, 2, (ds_node *[]){a, b}, NULL, 0, NULL, 0);
+    return dsi_node(g, DS_OP_DIV, 2, (ds_node *[]){a, b}, NULL);
 }
 
-/* ---- unary maps: y = f(x), same shape; fa[0] holds the constant of the scalar ops ---- */
+/* ---- unary maps: y = f(x), same shape; attr.scalar.c is the constant of the scalar ops ---- */
 static ds_status same_shape(ds_node *y)
 {
     dsi_set_shape(y, y->in[0]->ndim, y->in[0]->shape);
@@ -363,7 +363,7 @@ static inline float pow_p(float x, float p)
 static void unary_forward(ds_node *y)
 {
     const float *x = y->in[0]->data;
-    float *o = y->data, c = y->fa[0];
+    float *o = y->data, c = y->attr.scalar.c;
     int64_t n = y->numel;
     switch (y->op) {
     case DS_OP_ADD_SCALAR:
@@ -410,7 +410,7 @@ static void unary_forward(ds_node *y)
 static void unary_backward(ds_node *y)
 {
     const float *x = y->in[0]->data, *o = y->data, *dy = y->grad;
-    float *dx = y->in[0]->grad, c = y->fa[0];
+    float *dx = y->in[0]->grad, c = y->attr.scalar.c;
     int64_t n = y->numel;
     switch (y->op) {
     case DS_OP_ADD_SCALAR:
@@ -470,17 +470,26 @@ UNARY_DEF(sqrt, dsi_reads_out);
 UNARY_DEF(square, dsi_reads_in0);
 UNARY_DEF(abs, dsi_reads_in0);
 
-static ds_node *unary(ds_graph *g, ds_op op, ds_node *x, float c)
+static ds_node *scalar_op(ds_graph *g, ds_op op, ds_node *x, float c)
 {
-    return dsi_node(g, op, 1, &x, NULL, 0, &c, 1);
+    return dsi_node(g, op, 1, &x, &(dsi_scalar_attr){ .c = c });
 }
 
-ds_node *ds_add_scalar(ds_graph *g, ds_node *x, float c) { return unary(g, DS_OP_ADD_SCALAR, x, c); }
-ds_node *ds_mul_scalar(ds_graph *g, ds_node *x, float c) { return unary(g, DS_OP_MUL_SCALAR, x, c); }
-ds_node *ds_pow_scalar(ds_graph *g, ds_node *x, float p) { return unary(g, DS_OP_POW_SCALAR, x, p); }
-ds_node *ds_neg(ds_graph *g, ds_node *x) { return unary(g, DS_OP_NEG, x, 0); }
-ds_node *ds_exp(ds_graph *g, ds_node *x) { return unary(g, DS_OP_EXP, x, 0); }
-ds_node *ds_log(ds_graph *g, ds_node *x) { return unary(g, DS_OP_LOG, x, 0); }
-ds_node *ds_sqrt(ds_graph *g, ds_node *x) { return unary(g, DS_OP_SQRT, x, 0); }
-ds_node *ds_square(ds_graph *g, ds_node *x) { return unary(g, DS_OP_SQUARE, x, 0); }
-ds_node *ds_abs(ds_graph *g, ds_node *x) { return unary(g, DS_OP_ABS, x, 0); }
+ds_node *ds_add_scalar(ds_graph *g, ds_node *x, float c)
+{
+    return scalar_op(g, DS_OP_ADD_SCALAR, x, c);
+}
+ds_node *ds_mul_scalar(ds_graph *g, ds_node *x, float c)
+{
+    return scalar_op(g, DS_OP_MUL_SCALAR, x, c);
+}
+ds_node *ds_pow_scalar(ds_graph *g, ds_node *x, float p)
+{
+    return scalar_op(g, DS_OP_POW_SCALAR, x, p);
+}
+ds_node *ds_neg(ds_graph *g, ds_node *x) { return dsi_node(g, DS_OP_NEG, 1, &x, NULL); }
+ds_node *ds_exp(ds_graph *g, ds_node *x) { return dsi_node(g, DS_OP_EXP, 1, &x, NULL); }
+ds_node *ds_log(ds_graph *g, ds_node *x) { return dsi_node(g, DS_OP_LOG, 1, &x, NULL); }
+ds_node *ds_sqrt(ds_graph *g, ds_node *x) { return dsi_node(g, DS_OP_SQRT, 1, &x, NULL); }
+ds_node *ds_square(ds_graph *g, ds_node *x) { return dsi_node(g, DS_OP_SQUARE, 1, &x, NULL); }
+ds_node *ds_abs(ds_graph *g, ds_node *x) { return dsi_node(g, DS_OP_ABS, 1, &x, NULL); }

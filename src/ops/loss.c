@@ -1,7 +1,7 @@
 /* loss.c - loss ops (MSE, MAE, BCE, BCE on logits, cross-entropy on logits with soft or
  * integer targets, Gaussian NLL, Gaussian KL): scalar nodes; shape rules, forward, backward.
  *
- * Every loss is a 0-dim node. ia[0] holds the reduction (DS_REDUCE_MEAN / DS_REDUCE_SUM).
+ * Every loss is a 0-dim node; attr.loss.reduction is DS_REDUCE_MEAN or DS_REDUCE_SUM.
  * Sums are accumulated in double in a fixed order, so the value does not depend on the
  * thread count. Backward scales by dy (and 1/count for the mean) and ADDS into the inputs'
  * gradients; gradients of targets are computed only when a target needs one. */
@@ -35,7 +35,7 @@ static ds_status same_shapes_rule(ds_node *y, const char *const *what)
 /* Mean or sum: the factor that turns a sum over `count` terms into the loss. */
 static double reduce_scale(const ds_node *y, int64_t count)
 {
-    return (y->ia[0] == DS_REDUCE_MEAN && count > 0) ? 1.0 / (double)count : 1.0;
+    return (y->attr.loss.reduction == DS_REDUCE_MEAN && count > 0) ? 1.0 / (double)count : 1.0;
 }
 
 static ds_node *loss_node(ds_graph *g, ds_op op, int n, ds_node *const *in, ds_reduction r)
@@ -50,8 +50,7 @@ static ds_node *loss_node(ds_graph *g, ds_op op, int n, ds_node *const *in, ds_r
                  dsi_op_names[op], (int)r);
         return dsi_build_fail(g, DS_ERR_ARG);
     }
-    int64_t ia = r;
-    return dsi_node(g, op, n, in, &ia, 1, NULL, 0);
+    return dsi_node(g, op, n, in, &(dsi_loss_attr){ .reduction = r });
 }
 
 /* Numerically stable log(1 + e^-|z|) and sigmoid. */
