@@ -271,6 +271,9 @@ typedef struct {
     /* Forward is correct with y->data == in[0]->data when both have y's numel: the plan
      * then lets y overwrite in[0] when nothing reads in[0] after y's forward. */
     bool inplace;
+    /* Pointwise ops (y = f(x), element by element) only, NULL for the others: f'(x) and
+     * f''(x) in double, which are all the Newton rules (optim/rop.c) need of them. */
+    void (*derivs)(const ds_node *y, double x, double *d1, double *d2);
 } ds_op_def;
 
 #define DSI_READS_IN(k) (1u << (k))

@@ -99,11 +99,54 @@ static void act_backward(ds_node *y)
     }
 }
 
+static double sigmoid_d(double x)
+{
+    if (x >= 0)
+        return 1.0 / (1.0 + exp(-x));
+    double e = exp(x);
+    return e / (1.0 + e);
+}
+
+/* f'(x) and f''(x) in double, for the Newton rules. */
+static void act_derivs(const ds_node *y, double x, double *d1, double *d2)
+{
+    double s, t;
+    switch (y->op) {
+    case DS_OP_SIGMOID:
+        s = sigmoid_d(x);
+        *d1 = s * (1 - s);
+        *d2 = s * (1 - s) * (1 - 2 * s);
+        break;
+    case DS_OP_TANH: t = tanh(x); *d1 = 1 - t * t; *d2 = -2 * t * (1 - t * t); break;
+    case DS_OP_RELU: *d1 = x > 0; *d2 = 0; break;
+    case DS_OP_LEAKY_RELU: *d1 = x > 0 ? 1 : y->attr.leaky_relu.slope; *d2 = 0; break;
+    case DS_OP_SOFTPLUS:   /* linear above the threshold */
+        if (x > SOFTPLUS_THRESHOLD) {
+            *d1 = 1;
+            *d2 = 0;
+        } else {
+            s = sigmoid_d(x);
+            *d1 = s;
+            *d2 = s * (1 - s);
+        }
+        break;
+    default:   /* DS_OP_ELU */
+        if (x > 0) {
+            *d1 = 1;
+            *d2 = 0;
+        } else {
+            *d1 = *d2 = y->attr.elu.alpha * exp(x);
+        }
+        break;
+    }
+}
+
 /* Element by element, so forward may run in place; reads: what each backward above uses. */
 #define ACT_DEF(id, reads)                                                               \
     const ds_op_def dsi_op_##id = { .shape = same_shape,                                 \
                                     .cpu = {act_forward, act_backward},                  \
-                                    .bwd_reads = reads, .inplace = true }
+                                    .bwd_reads = reads, .inplace = true,                 \
+                                    .derivs = act_derivs }
 ACT_DEF(sigmoid, dsi_reads_out);
 ACT_DEF(tanh, dsi_reads_out);
 ACT_DEF(relu, dsi_reads_out);

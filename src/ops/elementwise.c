@@ -455,11 +455,33 @@ static void unary_backward(ds_node *y)
     }
 }
 
+/* f'(x) and f''(x) in double, for the Newton rules. */
+static void unary_derivs(const ds_node *y, double x, double *d1, double *d2)
+{
+    double c, e, s;
+    switch (y->op) {
+    case DS_OP_ADD_SCALAR: *d1 = 1; *d2 = 0; break;
+    case DS_OP_MUL_SCALAR: *d1 = y->attr.scalar.c; *d2 = 0; break;
+    case DS_OP_NEG: *d1 = -1; *d2 = 0; break;
+    case DS_OP_POW_SCALAR:   /* exact zeros for p = 0 and 1, even at x = 0 */
+        c = y->attr.scalar.c;
+        *d1 = c == 0 ? 0 : c == 1 ? 1 : c * pow(x, c - 1);
+        *d2 = (c == 0 || c == 1) ? 0 : c == 2 ? 2 : c * (c - 1) * pow(x, c - 2);
+        break;
+    case DS_OP_EXP: e = exp(x); *d1 = e; *d2 = e; break;
+    case DS_OP_LOG: *d1 = 1 / x; *d2 = -1 / (x * x); break;
+    case DS_OP_SQRT: s = sqrt(x); *d1 = 0.5 / s; *d2 = -0.25 / (s * x); break;
+    case DS_OP_SQUARE: *d1 = 2 * x; *d2 = 2; break;
+    default: *d1 = x > 0 ? 1 : x < 0 ? -1 : 0; *d2 = 0; break;   /* DS_OP_ABS */
+    }
+}
+
 /* Element by element, so forward may run in place; reads: what each backward above uses. */
 #define UNARY_DEF(id, reads)                                                             \
     const ds_op_def dsi_op_##id = { .shape = same_shape,                                 \
                                     .cpu = {unary_forward, unary_backward},              \
-                                    .bwd_reads = reads, .inplace = true }
+                                    .bwd_reads = reads, .inplace = true,                 \
+                                    .derivs = unary_derivs }
 UNARY_DEF(add_scalar, dsi_reads_none);
 UNARY_DEF(mul_scalar, dsi_reads_none);
 UNARY_DEF(pow_scalar, dsi_reads_in0);

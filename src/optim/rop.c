@@ -1,39 +1,28 @@
 /* rop.c - second-order rules for damped Newton: per op, the forward tangent R{y}
  * (Pearlmutter's R-operator), the vector-Jacobian product and the second-order term of the
- * reverse tangent pass, all in double precision. newton.c drives them. */
+ * reverse tangent pass, all in double precision; pointwise ops only bring f' and f'' (their
+ * ds_op_def.derivs). newton.c drives them. */
 #include "rop.h"
 
 #include <math.h>
 
+/* Pointwise ops bring their derivatives (ds_op_def.derivs); the rules of the others are
+ * here. */
+static bool is_unary(ds_op op) { return dsi_ops[op]->derivs != NULL; }
+
 bool dsi_rop_supported(ds_op op)
 {
+    if (is_unary(op))
+        return true;
     switch (op) {
     case DS_OP_INPUT: case DS_OP_PARAM:
     case DS_OP_ADD: case DS_OP_SUB: case DS_OP_MUL: case DS_OP_DIV:
-    case DS_OP_ADD_SCALAR: case DS_OP_MUL_SCALAR: case DS_OP_POW_SCALAR:
-    case DS_OP_NEG: case DS_OP_EXP: case DS_OP_LOG: case DS_OP_SQRT: case DS_OP_SQUARE:
-    case DS_OP_ABS:
-    case DS_OP_SIGMOID: case DS_OP_TANH: case DS_OP_RELU: case DS_OP_SOFTPLUS:
-    case DS_OP_LEAKY_RELU: case DS_OP_ELU:
     case DS_OP_SUM: case DS_OP_MEAN:
     case DS_OP_MATMUL: case DS_OP_LINEAR:
     case DS_OP_SOFTMAX: case DS_OP_LOG_SOFTMAX:
     case DS_OP_RESHAPE: case DS_OP_CONCAT: case DS_OP_SLICE:
     case DS_OP_LOSS_MSE: case DS_OP_LOSS_MAE: case DS_OP_LOSS_BCE_LOGITS:
     case DS_OP_LOSS_CCE_LOGITS: case DS_OP_LOSS_CCE_INT: case DS_OP_LOSS_GAUSS_NLL:
-        return true;
-    default:
-        return false;
-    }
-}
-
-static bool is_unary(ds_op op)
-{
-    switch (op) {
-    case DS_OP_ADD_SCALAR: case DS_OP_MUL_SCALAR: case DS_OP_POW_SCALAR: case DS_OP_NEG:
-    case DS_OP_EXP: case DS_OP_LOG: case DS_OP_SQRT: case DS_OP_SQUARE: case DS_OP_ABS:
-    case DS_OP_SIGMOID: case DS_OP_TANH: case DS_OP_RELU: case DS_OP_SOFTPLUS:
-    case DS_OP_LEAKY_RELU: case DS_OP_ELU:
         return true;
     default:
         return false;
@@ -267,56 +256,12 @@ int64_t dsi_rop_aux_size(const ds_node *y)
     }
 }
 
-/* First and second derivative of a unary op at x. */
-static void unary_d(const ds_node *y, double x, double *d1, double *d2)
-{
-    double c, e, s, t;
-    switch (y->op) {
-    case DS_OP_ADD_SCALAR: *d1 = 1; *d2 = 0; break;
-    case DS_OP_MUL_SCALAR: *d1 = y->attr.scalar.c; *d2 = 0; break;
-    case DS_OP_NEG: *d1 = -1; *d2 = 0; break;
-    case DS_OP_POW_SCALAR:   /* exact zeros for p = 0 and 1, even at x = 0 */
-        c = y->attr.scalar.c;
-        *d1 = c == 0 ? 0 : c == 1 ? 1 : c * pow(x, c - 1);
-        *d2 = (c == 0 || c == 1) ? 0 : c == 2 ? 2 : c * (c - 1) * pow(x, c - 2);
-        break;
-    case DS_OP_EXP: e = exp(x); *d1 = e; *d2 = e; break;
-    case DS_OP_LOG: *d1 = 1 / x; *d2 = -1 / (x * x); break;
-    case DS_OP_SQRT: s = sqrt(x); *d1 = 0.5 / s; *d2 = -0.25 / (s * x); break;
-    case DS_OP_SQUARE: *d1 = 2 * x; *d2 = 2; break;
-    case DS_OP_ABS: *d1 = x > 0 ? 1 : x < 0 ? -1 : 0; *d2 = 0; break;
-    case DS_OP_SIGMOID: s = sigm(x); *d1 = s * (1 - s); *d2 = s * (1 - s) * (1 - 2 * s); break;
-    case DS_OP_TANH: t = tanh(x); *d1 = 1 - t * t; *d2 = -2 * t * (1 - t * t); break;
-    case DS_OP_RELU: *d1 = x > 0; *d2 = 0; break;
-    case DS_OP_LEAKY_RELU: *d1 = x > 0 ? 1 : y->attr.leaky_relu.slope; *d2 = 0; break;
-    case DS_OP_SOFTPLUS:   /* beta 1, threshold 20 as PyTorch: linear above */
-        if (x > 20) {
-            *d1 = 1;
-            *d2 = 0;
-        } else {
-            s = sigm(x);
-            *d1 = s;
-            *d2 = s * (1 - s);
-        }
-        break;
-    case DS_OP_ELU:
-        if (x > 0) {
-            *d1 = 1;
-            *d2 = 0;
-        } else {
-            *d1 = *d2 = y->attr.elu.alpha * exp(x);
-        }
-        break;
-    default: *d1 = *d2 = 0; break;
-    }
-}
-
 void dsi_rop_prepare(const ds_node *y, double *aux)
 {
     if (is_unary(y->op)) {
         const float *x = y->in[0]->data;
         for (int64_t i = 0; i < y->numel; i++)
-            unary_d(y, x[i], &aux[i], &aux[y->numel + i]);
+            dsi_ops[y->op]->derivs(y, x[i], &aux[i], &aux[y->numel + i]);
         return;
     }
     const ds_node *z = y->n_in ? y->in[0] : NULL;
