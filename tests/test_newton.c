@@ -471,6 +471,9 @@ U(relu, probe(k, ds_square(g, ds_relu(g, z))))
 U(leaky_relu, probe(k, ds_square(g, ds_leaky_relu(g, z, 0.1f))))
 U(softplus, probe(k, ds_softplus(g, ds_mul_scalar(g, z, 3.0f))))
 U(elu, probe(k, ds_elu(g, ds_mul_scalar(g, z, 2.0f), 0.7f)))
+U(gelu, probe(k, ds_gelu(g, ds_mul_scalar(g, z, 2.0f), 0)))
+U(gelu_tanh, probe(k, ds_gelu(g, ds_mul_scalar(g, z, 2.0f), 1)))
+U(silu, probe(k, ds_silu(g, ds_mul_scalar(g, z, 2.0f))))
 U(add, probe(k, ds_square(g, ds_add(g, z, z2))))
 U(sub, probe(k, ds_tanh(g, ds_sub(g, z, z2))))
 U(mul, probe(k, ds_mul(g, z, z2)))
@@ -542,7 +545,8 @@ static const hcase cases[] = {
     {"add_scalar", b_add_scalar}, {"mul_scalar", b_mul_scalar}, {"pow_scalar", b_pow_scalar},
     {"neg", b_neg}, {"exp", b_exp}, {"log", b_log}, {"sqrt", b_sqrt}, {"square", b_square},
     {"abs", b_abs}, {"sigmoid", b_sigmoid}, {"tanh", b_tanh}, {"relu", b_relu},
-    {"leaky_relu", b_leaky_relu}, {"softplus", b_softplus}, {"elu", b_elu}, {"add", b_add},
+    {"leaky_relu", b_leaky_relu}, {"softplus", b_softplus}, {"elu", b_elu}, {"gelu", b_gelu},
+    {"gelu_tanh", b_gelu_tanh}, {"silu", b_silu}, {"add", b_add},
     {"sub", b_sub}, {"mul", b_mul}, {"div", b_div}, {"mul_broadcast", b_mul_broadcast},
     {"add_broadcast", b_add_broadcast}, {"sum_axis", b_sum_axis},
     {"mean_keepdim", b_mean_keepdim}, {"mean_all", b_mean_all}, {"reshape", b_reshape},

@@ -31,6 +31,9 @@
     X(SOFTPLUS, softplus, none)                                                         \
     X(LEAKY_RELU, leaky_relu, leaky_relu)                                               \
     X(ELU, elu, elu)                                                                    \
+    X(GELU, gelu, none)                                                                 \
+    X(GELU_TANH, gelu_tanh, none)                                                       \
+    X(SILU, silu, none)                                                                 \
     X(PRELU, prelu, none)                                                               \
     X(SOFTMAX, softmax, softmax)                                                        \
     X(LOG_SOFTMAX, log_softmax, softmax)                                                \
