@@ -419,6 +419,10 @@ DS_API ds_node *ds_relu(ds_graph *g, ds_node *x);
 DS_API ds_node *ds_softplus(ds_graph *g, ds_node *x);    /* log(1+e^x), linear above x=20 */
 DS_API ds_node *ds_leaky_relu(ds_graph *g, ds_node *x, float slope);  /* PyTorch default 0.01 */
 DS_API ds_node *ds_elu(ds_graph *g, ds_node *x, float alpha);         /* default 1.0 */
+/* GELU, x Phi(x) with Phi the normal CDF (erf), as PyTorch's default; tanh_approx set:
+ * PyTorch's approximate='tanh', x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2. */
+DS_API ds_node *ds_gelu(ds_graph *g, ds_node *x, int tanh_approx);
+DS_API ds_node *ds_silu(ds_graph *g, ds_node *x);        /* x sigmoid(x) (swish) */
 /* PReLU with a learnable slope "<name>.weight": one per channel (dimension 1) or, if
  * shared, a single one. Initialized to 0.25 (PyTorch). */
 DS_API ds_node *ds_prelu(ds_graph *g, ds_node *x, const char *name, int shared);
@@ -428,6 +432,7 @@ DS_API ds_node *ds_log_softmax(ds_graph *g, ds_node *x, int axis);
 typedef enum {
     DS_ACT_NONE = 0, DS_ACT_RELU, DS_ACT_SIGMOID, DS_ACT_TANH, DS_ACT_SOFTPLUS,
     DS_ACT_LEAKY_RELU, DS_ACT_ELU, DS_ACT_SOFTMAX, DS_ACT_LOG_SOFTMAX, DS_ACT_PRELU,
+    DS_ACT_GELU, DS_ACT_SILU,   /* GELU exact (erf) */
     DS_ACT_COUNT
 } ds_activation;
 /* Applies an activation by kind (softmax over dimension 1; leaky slope 0.01, ELU alpha 1;

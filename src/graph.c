@@ -61,7 +61,10 @@ ds_node *dsi_build_fail(ds_graph *g, ds_status s)
 int ds_node_ndim(const ds_node *n) { return n->ndim; }
 const int64_t *ds_node_shape(const ds_node *n) { return n->shape; }
 int64_t ds_node_numel(const ds_node *n) { return n->numel; }
-const char *ds_node_op_name(const ds_node *n) { return dsi_ops[n->op]->name; }
+const char *ds_node_op_name(const ds_node *n) { return dsi_op_names[n->op]; }
+/* Host pointers into the planned block. The host-copy seam of a GPU backend (none is built):
+ * with the block on a device, these two and ds_graph_set_input would copy between the
+ * device block and a host buffer instead of handing out the node's pointer. */
 float *ds_node_data(ds_node *n) { return n->data; }
 float *ds_node_grad(ds_node *n) { return n->grad; }
 
@@ -80,7 +83,7 @@ ds_status dsi_fail_node(const ds_node *y, ds_status s, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return dsi_fail(s, "%s '%s': %s", dsi_ops[y->op]->name, dsi_node_layer(y), msg);
+    return dsi_fail(s, "%s '%s': %s", dsi_op_names[y->op], dsi_node_layer(y), msg);
 }
 
 void dsi_run_fail(ds_graph *g, ds_status s, const char *fmt, ...)
@@ -187,8 +190,7 @@ static bool push_node(ds_graph *g, ds_node *n)
     return true;
 }
 
-ds_node *dsi_node(ds_graph *g, ds_op op, int n_in, ds_node *const *in, const int64_t *ia,
-                  int n_ia, const float *fa, int n_fa)
+ds_node *dsi_node(ds_graph *g, ds_op op, int n_in, ds_node *const *in, const void *attr)
 {
     if (!g || g->status != DS_OK)
         return NULL;
@@ -196,18 +198,18 @@ ds_node *dsi_node(ds_graph *g, ds_op op, int n_in, ds_node *const *in, const int
         if (!in[i])
             return NULL;
         if (in[i]->g != g) {
-            dsi_fail(DS_ERR_ARG, "%s: input %d belongs to another graph", dsi_ops[op]->name, i);
+            dsi_fail(DS_ERR_ARG, "%s: input %d belongs to another graph", dsi_op_names[op], i);
             return dsi_build_fail(g, DS_ERR_ARG);
         }
     }
     DS_ASSERT(op < DS_OP_COUNT && dsi_ops[op]);
-    DS_ASSERT(n_ia <= DS_IATTR && n_fa <= DS_FATTR);
+    DS_ASSERT((attr != NULL) == (dsi_attr_bytes[op] > 0));
     ds_node *y = calloc(1, sizeof *y);
     ds_node **ins = n_in ? malloc((size_t)n_in * sizeof *ins) : NULL;
     if (!y || (n_in && !ins)) {
         free(y);
         free(ins);
-        dsi_fail(DS_ERR_NOMEM, "out of memory building %s", dsi_ops[op]->name);
+        dsi_fail(DS_ERR_NOMEM, "out of memory building %s", dsi_op_names[op]);
         return dsi_build_fail(g, DS_ERR_NOMEM);
     }
     y->g = g;
@@ -216,21 +218,19 @@ ds_node *dsi_node(ds_graph *g, ds_op op, int n_in, ds_node *const *in, const int
     y->in = ins;
     for (int i = 0; i < n_in; i++)
         ins[i] = in[i];
-    if (n_ia)
-        memcpy(y->ia, ia, (size_t)n_ia * sizeof *ia);
-    if (n_fa)
-        memcpy(y->fa, fa, (size_t)n_fa * sizeof *fa);
+    if (attr)
+        memcpy(&y->attr, attr, dsi_attr_bytes[op]);
     y->id = g->n_nodes;
 
     /* A bare op outside any layer becomes a layer of its own ("add_1"). */
     bool implicit = g->cur_layer < 0 && op != DS_OP_PARAM && op != DS_OP_INPUT;
     char name[DS_NAME_MAX];
     if (implicit) {
-        dsi_model_auto_name(g->m, dsi_ops[op]->name, name, sizeof name);
-        if (!push_layer(g, name, dsi_ops[op]->name)) {
+        dsi_model_auto_name(g->m, dsi_op_names[op], name, sizeof name);
+        if (!push_layer(g, name, dsi_op_names[op])) {
             free(ins);
             free(y);
-            dsi_fail(DS_ERR_NOMEM, "out of memory building %s", dsi_ops[op]->name);
+            dsi_fail(DS_ERR_NOMEM, "out of memory building %s", dsi_op_names[op]);
             return dsi_build_fail(g, DS_ERR_NOMEM);
         }
         y->layer = g->n_layers - 1;
@@ -240,7 +240,7 @@ ds_node *dsi_node(ds_graph *g, ds_op op, int n_in, ds_node *const *in, const int
 
     ds_status st = dsi_ops[op]->shape ? dsi_ops[op]->shape(y) : DS_OK;
     if (st == DS_OK && !push_node(g, y))
-        st = dsi_fail(DS_ERR_NOMEM, "out of memory building %s", dsi_ops[op]->name);
+        st = dsi_fail(DS_ERR_NOMEM, "out of memory building %s", dsi_op_names[op]);
     if (st != DS_OK) {
         if (implicit)
             g->n_layers--;
@@ -296,7 +296,7 @@ ds_node *ds_input(ds_graph *g, const char *name, int ndim, const int64_t *shape)
         return dsi_build_fail(g, DS_ERR_NOMEM);
     }
     g->cur_layer = g->n_layers - 1;
-    ds_node *y = dsi_node(g, DS_OP_INPUT, 0, NULL, NULL, 0, NULL, 0);
+    ds_node *y = dsi_node(g, DS_OP_INPUT, 0, NULL, NULL);
     g->cur_layer = -1;
     if (!y) {
         g->n_layers--;
@@ -316,7 +316,7 @@ ds_node *ds_param_node(ds_graph *g, ds_param *p)
         dsi_fail(DS_ERR_ARG, "parameter '%s' belongs to another model", p->name);
         return dsi_build_fail(g, DS_ERR_ARG);
     }
-    ds_node *y = dsi_node(g, DS_OP_PARAM, 0, NULL, NULL, 0, NULL, 0);
+    ds_node *y = dsi_node(g, DS_OP_PARAM, 0, NULL, NULL);
     if (!y)
         return NULL;
     y->param = p;
@@ -417,12 +417,12 @@ uint32_t dsi_reads_inputs(const ds_node *y) { (void)y; return ~DSI_READS_OUT; }
 /* Shares data and gradient with in[0]: a reshape, or a ReLU fused into the op before it. */
 static inline bool is_alias(const ds_node *y) { return dsi_ops[y->op]->alias || y->fused; }
 
-int64_t *dsi_fuse_attr(ds_node *y)
+int *dsi_fused_act(ds_node *y)
 {
     switch (y->op) {
-    case DS_OP_CONV: return &y->ia[13];
-    case DS_OP_LINEAR: return &y->ia[0];
-    case DS_OP_BATCHNORM: return &y->ia[1];
+    case DS_OP_CONV: return &y->attr.conv.act;
+    case DS_OP_LINEAR: return &y->attr.linear.act;
+    case DS_OP_BATCHNORM: return &y->attr.batchnorm.act;
     default: return NULL;
     }
 }
@@ -439,7 +439,7 @@ static void fuse_relus(ds_graph *g, int *count)
     for (int i = 0; i < n; i++) {
         ds_node *y = g->nodes[i];
         if (y->fused) {
-            *dsi_fuse_attr(y->in[0]) = DSI_FUSE_NONE;
+            *dsi_fused_act(y->in[0]) = DSI_FUSE_NONE;
             y->fused = false;
         }
         count[i] = 0;
@@ -453,7 +453,7 @@ static void fuse_relus(ds_graph *g, int *count)
         ds_node *r = g->nodes[i], *p = r->n_in ? r->in[0] : NULL;
         if (r->op != DS_OP_RELU || count[p->id] != 1 || p->keep || p->is_input)
             continue;
-        int64_t *act = dsi_fuse_attr(p);
+        int *act = dsi_fused_act(p);
         if (!act || *act != DSI_FUSE_NONE)
             continue;
         *act = DSI_FUSE_RELU;
@@ -747,7 +747,10 @@ ds_status ds_graph_plan(ds_graph *g)
         g->scratch = ns;
         g->scratch_bytes = scratch;
     }
-    /* last: on failure the old block and the nodes' pointers into it stay valid */
+    /* last: on failure the old block and the nodes' pointers into it stay valid. The
+     * planned-block seam of a GPU backend (none is built): it would allocate this block and
+     * the scratch on its device, the pointers set below then being device addresses; the
+     * plan (fusion, lifetimes, offsets, inplace and alias sharing) stays as it is. */
     if (total > g->block_cap) {
         char *nblock = dsi_aligned_alloc_raw(total);
         if (!nblock) {
@@ -824,7 +827,7 @@ ds_status ds_graph_forward_to(ds_graph *g, ds_node *last)
         ds_node *y = g->nodes[i];
         if (y->op == DS_OP_INPUT || y->op == DS_OP_PARAM || is_alias(y))
             continue;
-        dsi_ops[y->op]->forward(y);
+        dsi_ops[y->op]->cpu.forward(y);
     }
     g->step++;
     if (g->run_status != DS_OK)
@@ -890,7 +893,7 @@ static ds_status backward(ds_graph *g, ds_node *out, const float *seed, float on
         for (int k = 0; k < y->n_in; k++)
             if (y->in[k]->grad)
                 zero_grad_once(y->in[k]);
-        dsi_ops[y->op]->backward(y);
+        dsi_ops[y->op]->cpu.backward(y);
     }
     return DS_OK;
 }

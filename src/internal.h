@@ -19,8 +19,6 @@
 #endif
 
 #define DS_NAME_MAX 64
-#define DS_IATTR 24
-#define DS_FATTR 8
 #define DS_ALIGN 64
 
 /* ---- errors (error.c) ---- */
@@ -78,33 +76,107 @@ ds_param *dsi_model_get_param(ds_model *m, const char *layer, const char *suffix
                               const int64_t *shape, int trainable, ds_init init);
 
 /* ---- graph (graph.c) ---- */
-typedef enum {
-    DS_OP_INPUT = 0,
-    DS_OP_PARAM,
-    /* elementwise.c */
-    DS_OP_ADD, DS_OP_SUB, DS_OP_MUL, DS_OP_DIV,
-    DS_OP_ADD_SCALAR, DS_OP_MUL_SCALAR, DS_OP_POW_SCALAR,
-    DS_OP_NEG, DS_OP_EXP, DS_OP_LOG, DS_OP_SQRT, DS_OP_SQUARE, DS_OP_ABS,
-    /* activation.c */
-    DS_OP_SIGMOID, DS_OP_TANH, DS_OP_RELU, DS_OP_SOFTPLUS, DS_OP_LEAKY_RELU, DS_OP_ELU,
-    DS_OP_PRELU, DS_OP_SOFTMAX, DS_OP_LOG_SOFTMAX,
-    /* reduce.c */
-    DS_OP_SUM, DS_OP_MEAN,
-    /* matmul.c */
-    DS_OP_MATMUL, DS_OP_LINEAR,
-    /* shape.c */
-    DS_OP_CONCAT, DS_OP_RESHAPE, DS_OP_SLICE,
-    /* conv.c, conv_transpose.c, upsample.c */
-    DS_OP_CONV, DS_OP_CONV_TRANSPOSE2D, DS_OP_UPSAMPLE2D,
-    /* pool.c */
-    DS_OP_POOL, DS_OP_GLOBAL_POOL,
-    /* dropout.c, batchnorm.c */
-    DS_OP_DROPOUT, DS_OP_BATCHNORM,
-    /* loss.c */
-    DS_OP_LOSS_MSE, DS_OP_LOSS_MAE, DS_OP_LOSS_BCE, DS_OP_LOSS_BCE_LOGITS,
-    DS_OP_LOSS_CCE_LOGITS, DS_OP_LOSS_CCE_INT, DS_OP_LOSS_GAUSS_NLL, DS_OP_LOSS_KL_GAUSS,
-    DS_OP_COUNT
-} ds_op;
+/* The ops, in the order of the list in ops/op_list.h. */
+#include "ops/op_list.h"
+#define DSI_OP_ENUM(E, name, attr) DS_OP_##E,
+typedef enum { DSI_OP_LIST(DSI_OP_ENUM) DS_OP_COUNT } ds_op;
+#undef DSI_OP_ENUM
+
+/* ---- op attributes (union dsi_attr) and run-time state (union dsi_state) ----
+ * Attributes are what the builder gives an op: one struct per kind, read by name, as in
+ * y->attr.conv.stride[0]; ops/op_list.h names each op's member. Nothing writes them after
+ * the build except the planner's fusion pass, which sets the `act` of conv, linear and
+ * batchnorm (dsi_fused_act). What an op derives or records while planning or running
+ * lives apart, in y->state, so the attributes always say what was built. */
+enum { DSI_FUSE_NONE = 0, DSI_FUSE_RELU = 1 };   /* values of an `act` attribute */
+
+typedef struct { char unused; } dsi_none_attr;   /* ops without attributes */
+typedef struct { float c; } dsi_scalar_attr;     /* add_scalar, mul_scalar: c; pow_scalar: p */
+typedef struct { float slope; } dsi_leaky_relu_attr;
+typedef struct { float alpha; } dsi_elu_attr;
+typedef struct { int axis; } dsi_softmax_attr;   /* negative: from the end */
+typedef struct {
+    int naxes;                 /* 0: every axis */
+    bool keepdim;
+    int axes[DS_MAX_DIMS];     /* as given: negative from the end */
+} dsi_reduce_attr;
+typedef struct { int act; } dsi_linear_attr;     /* a fused activation (DSI_FUSE_*) */
+typedef struct { int axis; } dsi_concat_attr;    /* negative: from the end */
+typedef struct {
+    bool flatten;              /* [N, ...] -> [N, prod(...)]; ndim and shape unused */
+    int ndim;
+    int64_t shape[DS_MAX_DIMS];   /* target; one entry may be -1 */
+} dsi_reshape_attr;
+typedef struct {
+    int axis;
+    int64_t start, end;        /* as given: negative from the end */
+} dsi_slice_attr;
+typedef struct {
+    int nd;                    /* spatial axes: 1, 2 or 3; the arrays hold nd entries */
+    int64_t stride[3], pad_lo[3], pad_hi[3], dilation[3];
+    int act;                   /* a fused activation (DSI_FUSE_*) */
+} dsi_conv_attr;
+typedef struct {
+    int64_t stride[2], pad_lo[2];
+    int64_t pad_hi[2];         /* padding - output_padding: negative adds rows at the end */
+    int64_t dilation[2];
+    int64_t output_padding[2]; /* for the checks */
+} dsi_conv_transpose_attr;
+typedef struct {
+    int64_t scale;
+    ds_upsample_mode mode;
+} dsi_upsample_attr;
+typedef struct {
+    int nd;                    /* spatial axes: 1, 2 or 3; the arrays hold nd entries */
+    ds_pool_kind kind;
+    ds_padding padding;
+    bool exclude_pad;
+    int64_t size[3], stride[3];
+    int64_t pad[3];            /* DS_PAD_EXPLICIT: on both sides */
+} dsi_pool_attr;
+typedef struct { ds_pool_kind kind; } dsi_global_pool_attr;
+typedef struct { float rate; } dsi_dropout_attr;
+typedef struct {
+    float momentum, eps;
+    int act;                   /* a fused activation (DSI_FUSE_*), only ever set by the planner */
+} dsi_batchnorm_attr;
+typedef struct { ds_reduction reduction; } dsi_loss_attr;
+
+union dsi_attr {
+    dsi_none_attr none;
+    dsi_scalar_attr scalar;
+    dsi_leaky_relu_attr leaky_relu;
+    dsi_elu_attr elu;
+    dsi_softmax_attr softmax;
+    dsi_reduce_attr reduce;
+    dsi_linear_attr linear;
+    dsi_concat_attr concat;
+    dsi_reshape_attr reshape;
+    dsi_slice_attr slice;
+    dsi_conv_attr conv;
+    dsi_conv_transpose_attr conv_transpose;
+    dsi_upsample_attr upsample;
+    dsi_pool_attr pool;
+    dsi_global_pool_attr global_pool;
+    dsi_dropout_attr dropout;
+    dsi_batchnorm_attr batchnorm;
+    dsi_loss_attr loss;
+};
+/* Bytes of each op's attribute struct (0 for none): what dsi_node copies (ops_table.c). */
+extern const size_t dsi_attr_bytes[DS_OP_COUNT];
+
+/* Written by the op's shape rule or forward, read by its later passes. */
+union dsi_state {
+    struct {
+        int64_t lo[3], hi[3];  /* padding before and after, per axis (shape rule) */
+    } pool;
+    struct {
+        bool batch_stats;      /* the last forward normalized with batch statistics */
+    } batchnorm;
+    struct {
+        bool dropped;          /* the last forward dropped (DS_DROPOUT_ON and rate > 0) */
+    } dropout;
+};
 
 struct ds_node {
     ds_graph *g;
@@ -127,10 +199,10 @@ struct ds_node {
     bool keep;             /* ds_node_keep: data and gradient kept for the whole run */
     bool persist;          /* planned: data and gradient own their memory for the whole run */
     bool grad_ready;       /* scratch for backward: the gradient was zeroed in this pass */
-    bool fused;            /* planned: a ReLU computed by in[0]'s op (see dsi_fuse_attr),
+    bool fused;            /* planned: a ReLU computed by in[0]'s op (see dsi_fused_act),
                             * sharing in[0]'s data and gradient as an alias does */
-    int64_t ia[DS_IATTR];  /* op attributes (ints) */
-    float fa[DS_FATTR];    /* op attributes (floats) */
+    union dsi_attr attr;   /* the op's attributes: the member op_list.h names */
+    union dsi_state state; /* the op's run-time state */
 };
 
 typedef struct {
@@ -170,14 +242,24 @@ struct ds_graph {
     int n_allocs, cap_allocs;
 };
 
-/* Op definition. The shape rule runs when the node is built (and again when the batch size
- * changes) and may fail with a message. Forward and backward cannot fail: their memory is
- * reserved at planning. Backward ADDS into in[i]->grad (NULL when that input needs none). */
+/* An op's kernels for one kind of memory. Forward and backward cannot fail: their memory
+ * is reserved at planning. Backward ADDS into in[i]->grad (NULL when that input needs none). */
 typedef struct {
-    const char *name;
-    ds_status (*shape)(ds_node *y);
     void (*forward)(ds_node *y);
     void (*backward)(ds_node *y);
+} dsi_kernels;
+
+/* Op definition (its name comes from ops/op_list.h). The shape rule runs when the node is
+ * built (and again when the batch size changes) and may fail with a message. */
+typedef struct {
+    ds_status (*shape)(ds_node *y);
+    /* The kernels on host memory: y->data, y->grad, y->saved and g->scratch point into the
+     * graph's malloc'd blocks. The seam of a GPU backend (none is built): a `dsi_kernels
+     * gpu;` slot would sit beside this one, its kernels taking the same node pointers as
+     * offsets into a device copy of the planned block (see ds_graph_plan), and the drivers
+     * (ds_graph_forward_to, backward in graph.c) would call the slot of the graph's device.
+     * Everything else here (shape, sizes, reads) is the planner's and stays shared. */
+    dsi_kernels cpu;
     size_t (*saved_bytes)(const ds_node *y);    /* optional, kept forward -> backward */
     size_t (*scratch_bytes)(const ds_node *y);  /* optional, transient, shared */
     bool alias;            /* output shares data and grad with in[0] (reshape) */
@@ -189,6 +271,9 @@ typedef struct {
     /* Forward is correct with y->data == in[0]->data when both have y's numel: the plan
      * then lets y overwrite in[0] when nothing reads in[0] after y's forward. */
     bool inplace;
+    /* Pointwise ops (y = f(x), element by element) only, NULL for the others: f'(x) and
+     * f''(x) in double, which are all the Newton rules (optim/rop.c) need of them. */
+    void (*derivs)(const ds_node *y, double x, double *d1, double *d2);
 } ds_op_def;
 
 #define DSI_READS_IN(k) (1u << (k))
@@ -201,13 +286,15 @@ uint32_t dsi_reads_in1(const ds_node *y);
 uint32_t dsi_reads_in01(const ds_node *y);
 uint32_t dsi_reads_inputs(const ds_node *y);   /* every input, not the output */
 
-extern const ds_op_def *const dsi_ops[DS_OP_COUNT];
+extern const ds_op_def *const dsi_ops[DS_OP_COUNT];   /* indexed by ds_op (ops_table.c) */
+extern const char *const dsi_op_names[DS_OP_COUNT];   /* "conv", "loss_mse", ... */
 
 /* Creates a node with the given inputs (any NULL input: returns NULL silently; a failed
- * graph: NULL). Runs the shape rule; on failure records the graph status and returns NULL.
- * ia/fa are copied into the node before the shape rule runs (may be NULL). */
-ds_node *dsi_node(ds_graph *g, ds_op op, int n_in, ds_node *const *in,
-                  const int64_t *ia, int n_ia, const float *fa, int n_fa);
+ * graph: NULL). attr points at the op's attribute struct (the member of union dsi_attr that
+ * ops/op_list.h names for op), NULL for an op without attributes; it is copied into the
+ * node before the shape rule runs. Runs the shape rule; on failure records the graph status
+ * and returns NULL. */
+ds_node *dsi_node(ds_graph *g, ds_op op, int n_in, ds_node *const *in, const void *attr);
 /* Records a build error on g (first wins) and returns NULL. */
 ds_node *dsi_build_fail(ds_graph *g, ds_status s);
 /* Opens a named layer scope: nodes created until dsi_layer_end belong to it. name NULL or
@@ -239,13 +326,11 @@ void dsi_set_shape(ds_node *y, int ndim, const int64_t *shape);
 /* Normalizes a possibly negative axis for ndim; -1 if out of range. */
 int dsi_axis(int axis, int ndim);
 
-/* Activations fused into the op that feeds them (conv's ia[13], linear's ia[0]): one pass
- * over the output instead of an activation node with its own buffers. */
-enum { DSI_FUSE_NONE = 0, DSI_FUSE_RELU = 1 };
-/* The attribute that holds the fused activation of y's op (conv ia[13], linear ia[0],
- * batchnorm ia[1]), or NULL if the op has none. The planner fuses a following ReLU into
- * these ops when nothing else reads their value (graph.c). */
-int64_t *dsi_fuse_attr(ds_node *y);
+/* Activations fused into the op that feeds them (conv, linear, batchnorm): one pass over the
+ * output instead of an activation node with its own buffers. The `act` attribute of y's op,
+ * or NULL if the op has none. The planner fuses a following ReLU into these ops when
+ * nothing else reads their value (graph.c). */
+int *dsi_fused_act(ds_node *y);
 /* ds_linear with a fused activation act (matmul.c). */
 ds_node *dsi_linear_fused(ds_graph *g, ds_node *x, ds_node *w, ds_node *b, int act);
 

@@ -1,9 +1,12 @@
-/* test_activation.c - activations, PReLU and softmax/log-softmax: gradient checks, PyTorch
- * fixtures (tests/fixtures/activation.safetensors), stability at +-100, ds_activate and the
- * PReLU layer's naming, and errors. */
+/* test_activation.c - activations, GELU/SiLU, PReLU and softmax/log-softmax: gradient
+ * checks, PyTorch fixtures (tests/fixtures/activation.safetensors), stability at +-100,
+ * GELU/SiLU accuracy over their whole range, ds_activate and the PReLU layer's naming, and
+ * errors. */
 #include "test.h"
 
 #include "../src/internal.h"
+
+#include <unistd.h>
 
 
 /* ---- PyTorch fixtures ---- */
@@ -42,6 +45,10 @@ static int run_case(const ds_tensor_set *fx, const char *c, char *msg, size_t ca
         y = ds_leaky_relu(g, x, a[0]);
     else if (!strncmp(c, "elu", 3))
         y = ds_elu(g, x, a[0]);
+    else if (!strncmp(c, "gelu", 4))
+        y = ds_gelu(g, x, a[0] != 0);   /* attr 1: approximate='tanh' */
+    else if (!strncmp(c, "silu", 4))
+        y = ds_silu(g, x);
     else if (!strncmp(c, "softmax", 7))
         y = ds_softmax(g, x, (int)a[0]);
     else if (!strncmp(c, "log_softmax", 11))
@@ -88,7 +95,8 @@ TEST(activations_match_pytorch)
         "prelu_nchw", "prelu_nc", "prelu_shared",
         "softmax_x1", "softmax_x0", "softmax_3d_m1", "softmax_4d_1", "softmax_4d_2",
         "log_softmax_x1", "log_softmax_x0", "log_softmax_3d_m1", "log_softmax_4d_1",
-        "log_softmax_4d_2",
+        "log_softmax_4d_2", "gelu", "gelu_wide", "gelu_tanh", "gelu_tanh_wide", "silu",
+        "silu_wide",
     };
     char err[512] = "";
     ds_tensor_set *fx = fixture_load("activation", msg_, cap_);
@@ -137,6 +145,9 @@ static ds_node *b_relu(ds_graph *g, ds_node *x, int a) { (void)a; return ds_relu
 static ds_node *b_softplus(ds_graph *g, ds_node *x, int a) { (void)a; return ds_softplus(g, x); }
 static ds_node *b_leaky(ds_graph *g, ds_node *x, int a) { (void)a; return ds_leaky_relu(g, x, 0.1f); }
 static ds_node *b_elu(ds_graph *g, ds_node *x, int a) { (void)a; return ds_elu(g, x, 0.7f); }
+static ds_node *b_gelu(ds_graph *g, ds_node *x, int a) { (void)a; return ds_gelu(g, x, 0); }
+static ds_node *b_gelu_tanh(ds_graph *g, ds_node *x, int a) { (void)a; return ds_gelu(g, x, 1); }
+static ds_node *b_silu(ds_graph *g, ds_node *x, int a) { (void)a; return ds_silu(g, x); }
 static ds_node *b_softmax(ds_graph *g, ds_node *x, int a) { return ds_softmax(g, x, a); }
 static ds_node *b_log_softmax(ds_graph *g, ds_node *x, int a) { return ds_log_softmax(g, x, a); }
 
@@ -144,7 +155,8 @@ TEST(pointwise_activations_gradcheck)
 {
     static const struct { const char *name; ds_node *(*fn)(ds_graph *, ds_node *, int); } ops[] = {
         {"sigmoid", b_sigmoid}, {"tanh", b_tanh}, {"relu", b_relu}, {"softplus", b_softplus},
-        {"leaky_relu", b_leaky}, {"elu", b_elu},
+        {"leaky_relu", b_leaky}, {"elu", b_elu}, {"gelu", b_gelu}, {"gelu_tanh", b_gelu_tanh},
+        {"silu", b_silu},
     };
     static const struct { int nd; int64_t s[4]; } shapes[] = {
         {2, {3, 7}}, {1, {5}}, {4, {1, 2, 3, 2}}, {2, {1, 1}},
@@ -215,10 +227,10 @@ TEST(activations_are_finite_at_plus_minus_100)
     ds_node *ys[] = {
         ds_sigmoid(g, x), ds_softplus(g, x), ds_tanh(g, x), ds_elu(g, x, 1.0f),
         ds_softmax(g, x, 1), ds_log_softmax(g, x, 1), ds_softmax(g, x, 0),
-        ds_log_softmax(g, x, 0),
+        ds_log_softmax(g, x, 0), ds_gelu(g, x, 0), ds_gelu(g, x, 1), ds_silu(g, x),
     };
     int ny = (int)(sizeof ys / sizeof ys[0]);
-    ds_node *parts[8];
+    ds_node *parts[sizeof ys / sizeof ys[0]];
     for (int k = 0; k < ny; k++)
         parts[k] = ds_sum(g, ys[k], 0, NULL, 1);
     ds_node *l = ds_sum(g, ds_concat(g, ny, parts, 0), 0, NULL, 0);
@@ -237,6 +249,8 @@ TEST(activations_are_finite_at_plus_minus_100)
     const float *sg = ds_node_data(ys[0]), *sp = ds_node_data(ys[1]);
     CHECK(sg[0] == 1.0f && sg[1] >= 0 && sg[1] < 1e-40f);
     CHECK(sp[0] == 100.0f && sp[1] >= 0 && sp[1] < 1e-40f);
+    for (int k = 8; k < 11; k++)   /* gelu, gelu (tanh), silu: x at +100, -0 at -100 */
+        CHECK(ds_node_data(ys[k])[0] == 100.0f && fabsf(ds_node_data(ys[k])[1]) < 1e-30f);
     const float *ls = ds_node_data(ys[5]);   /* log_softmax over [100, -100, 0.5, -90] */
     CHECK_NEAR(ls[0], 0, 1e-6);
     CHECK_NEAR(ls[1], -200, 1e-4);
@@ -246,13 +260,126 @@ TEST(activations_are_finite_at_plus_minus_100)
     return TEST_PASS;
 }
 
+/* ---- GELU and SiLU against double references over their whole range ---- */
+
+/* y and dy/dx in double: gelu (kind 0), gelu with approximate='tanh' (1), silu (2). The
+ * tanh form as x sigmoid(2u): 1 + tanh(u) cancels in double too, in the left tail. */
+static void gate_ref(int kind, double x, double *y, double *d)
+{
+    if (kind == 0) {
+        double cdf = 0.5 * erfc(-x / sqrt(2.0)), pdf = exp(-0.5 * x * x) / sqrt(2 * M_PI);
+        *y = x * cdf;
+        *d = cdf + x * pdf;
+        return;
+    }
+    double k = kind == 1 ? 2 * sqrt(2 / M_PI) : 1, c = kind == 1 ? 0.044715 : 0;
+    double s = 1 / (1 + exp(-k * (x + c * x * x * x)));
+    *y = x * s;
+    *d = s + x * s * (1 - s) * k * (1 + 3 * c * x * x);
+}
+
+/* The kernels use their own vectorizable e^x and erfc: relative error of y within 5e-6 of
+ * max(|y|, 1e-6 |x|) (relative where the gate is above 1e-6, absolute in the far left tail),
+ * of dy/dx within 5e-6 of max(|dy/dx|, 1), on x in [-20, 20] and at +-100; and the same
+ * bits for any thread count. */
+TEST(gelu_and_silu_are_accurate_over_their_range)
+{
+    enum { N = 40003 };
+    float *xs = malloc(N * sizeof *xs), *one = malloc(N * sizeof *one);
+    CHECK(xs && one);
+    for (int i = 0; i < N - 2; i++)
+        xs[i] = (float)(-20.0 + 40.0 * i / (N - 3));
+    xs[N - 2] = 100.0f;
+    xs[N - 1] = -100.0f;
+    for (int i = 0; i < N; i++)
+        one[i] = 1.0f;
+    double worst_y = 0, worst_d = 0;
+    for (int kind = 0; kind < 3; kind++) {
+        ds_model *m = ds_model_create(1);
+        ds_graph *g = ds_graph_create(m, 1);
+        ds_node *x = grad_input(g, "x", 1, (int64_t[]){N});
+        ds_node *y = kind == 2 ? ds_silu(g, x) : ds_gelu(g, x, kind);
+        CHECK(y && ds_graph_set_input(g, x, xs, N) == DS_OK);
+        CHECK(ds_graph_forward(g) == DS_OK && ds_graph_backward_seed(g, y, one) == DS_OK);
+        const float *yd = ds_node_data(y), *dx = ds_node_grad(x);
+        /* the same bits with 3 threads, whose chunks start at odd places */
+        float *keep = malloc(2 * N * sizeof *keep);
+        CHECK(keep);
+        memcpy(keep, yd, N * sizeof *keep);
+        memcpy(keep + N, dx, N * sizeof *keep);
+        int nth = ds_get_num_threads();
+        ds_set_num_threads(3);
+        ds_status st = ds_graph_forward(g);
+        st = st ? st : ds_graph_backward_seed(g, y, one);
+        ds_set_num_threads(nth);
+        bool same = !memcmp(keep, yd, N * sizeof *keep) && !memcmp(keep + N, dx, N * sizeof *dx);
+        free(keep);
+        CHECK(st == DS_OK && same);
+        for (int i = 0; i < N; i++) {
+            double ry, rd;
+            gate_ref(kind, xs[i], &ry, &rd);
+            double ey = fabs(yd[i] - ry) / fmax(fabs(ry), 1e-6 * fabs(xs[i]) + 1e-300);
+            double ed = fabs(dx[i] - rd) / fmax(fabs(rd), 1.0);
+            if (!(ey <= 5e-6) || !(ed <= 5e-6))
+                FAIL("%s(%.9g): y %.9g (want %.9g), dy/dx %.9g (want %.9g)",
+                     ds_node_op_name(y), (double)xs[i], (double)yd[i], ry, (double)dx[i], rd);
+            worst_y = fmax(worst_y, ey);
+            worst_d = fmax(worst_d, ed);
+        }
+        ds_graph_free(g);
+        ds_model_free(m);
+    }
+    free(xs);
+    free(one);
+    snprintf(msg_, cap_, "max rel err: y %.2g, dy/dx %.2g", worst_y, worst_d);
+    return TEST_PASS;
+}
+
+/* The model-file keywords: gelu and silu layers, activation= and "activation silu". */
+TEST(gelu_and_silu_model_file_keywords)
+{
+    char dir[] = "/tmp/deepsky_act_XXXXXX", path[64];
+    CHECK(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/g.model", dir);
+    FILE *f = fopen(path, "w");
+    CHECK(f);
+    fputs("input shape=6\n"
+          "dense name=d1 units=5 activation=gelu\n"
+          "gelu name=g\n"
+          "silu\n"
+          "activation silu\n"
+          "dense name=d2 units=3 activation=silu\n"
+          "loss mse\n", f);
+    CHECK(fclose(f) == 0);
+    ds_net *net = NULL;
+    ds_net_opts o = {.batch = 2, .seed = 1};
+    ds_status st = ds_net_load(path, &o, &net);
+    remove(path);
+    rmdir(dir);
+    if (st != DS_OK)
+        FAIL("%s", ds_last_error());
+    ds_graph *g = ds_net_graph(net);
+    int gelu = 0, silu = 0;
+    for (int i = 0; i < ds_graph_node_count(g); i++) {
+        const char *op = ds_node_op_name(ds_graph_node(g, i));
+        gelu += !strcmp(op, "gelu");
+        silu += !strcmp(op, "silu");
+    }
+    ds_node *gn = ds_graph_find(g, "g");
+    CHECK(gelu == 2 && silu == 3);
+    CHECK(gn && !strcmp(ds_node_op_name(gn), "gelu"));
+    CHECK(!strcmp(ds_node_op_name(ds_net_output(net)), "silu"));
+    ds_net_free(net);
+    return TEST_PASS;
+}
+
 /* ---- ds_activate, names, the PReLU layer ---- */
 
 TEST(activate_maps_kinds_and_names)
 {
     static const char *const names[DS_ACT_COUNT] = {
         "linear", "relu", "sigmoid", "tanh", "softplus", "leaky_relu", "elu", "softmax",
-        "log_softmax", "prelu",
+        "log_softmax", "prelu", "gelu", "silu",
     };
     ds_model *m = ds_model_create(1);
     ds_graph *g = ds_graph_create(m, 1);
@@ -266,11 +393,11 @@ TEST(activate_maps_kinds_and_names)
         else
             CHECK(!strcmp(ds_node_op_name(y), names[a]));
         if (a == DS_ACT_SOFTMAX || a == DS_ACT_LOG_SOFTMAX)
-            CHECK(y->ia[0] == 1);
+            CHECK(y->attr.softmax.axis == 1);
         if (a == DS_ACT_LEAKY_RELU)
-            CHECK(y->fa[0] == 0.01f);
+            CHECK(y->attr.leaky_relu.slope == 0.01f);
         if (a == DS_ACT_ELU)
-            CHECK(y->fa[0] == 1.0f);
+            CHECK(y->attr.elu.alpha == 1.0f);
     }
     ds_param *p = ds_model_find(m, "blk.prelu.weight");
     CHECK(p && ds_param_ndim(p) == 1 && ds_param_shape(p)[0] == 4 && ds_param_data(p)[0] == 0.25f);

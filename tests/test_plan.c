@@ -11,7 +11,7 @@ TEST(plan_every_op_names_what_its_backward_reads)
     for (int i = 0; i < DS_OP_COUNT; i++)
         if (!dsi_ops[i]->bwd_reads)
             FAIL("op %s has no bwd_reads: the plan keeps all its inputs and its output alive "
-                 "until its backward", dsi_ops[i]->name);
+                 "until its backward", dsi_op_names[i]);
     return TEST_PASS;
 }
 

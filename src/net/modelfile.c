@@ -231,6 +231,7 @@ static const struct { const char *name; ds_activation act; } act_names[] = {
     {"sigmoid", DS_ACT_SIGMOID}, {"tanh", DS_ACT_TANH}, {"softplus", DS_ACT_SOFTPLUS},
     {"leaky_relu", DS_ACT_LEAKY_RELU}, {"leakyrelu", DS_ACT_LEAKY_RELU}, {"elu", DS_ACT_ELU},
     {"softmax", DS_ACT_SOFTMAX}, {"log_softmax", DS_ACT_LOG_SOFTMAX}, {"prelu", DS_ACT_PRELU},
+    {"gelu", DS_ACT_GELU}, {"silu", DS_ACT_SILU},
 };
 
 static ds_status get_activation(spec *s, ds_activation *out)
@@ -245,7 +246,7 @@ static ds_status get_activation(spec *s, ds_activation *out)
             return DS_OK;
         }
     return fail_at(s, DS_ERR_ARG, "%s: option 'activation': unknown activation '%s' (expected "
-                   "relu, sigmoid, tanh, softplus, leaky_relu, elu, prelu, softmax, "
+                   "relu, sigmoid, tanh, softplus, leaky_relu, elu, gelu, silu, prelu, softmax, "
                    "log_softmax or linear)", s->kind, o->val);
 }
 
@@ -664,6 +665,8 @@ static const layer_def layer_defs[] = {
     {"softplus", "Activation", "softplus", b_activation, 1, 1, "", 0, DS_ACT_SOFTPLUS, false},
     {"leaky_relu", "LeakyReLU", "leaky_re_lu", b_activation, 1, 1, "alpha slope negative_slope", 0, DS_ACT_LEAKY_RELU, false},
     {"elu", "ELU", "elu", b_activation, 1, 1, "alpha", 0, DS_ACT_ELU, false},
+    {"gelu", "Activation", "gelu", b_activation, 1, 1, "", 0, DS_ACT_GELU, false},
+    {"silu", "Activation", "silu", b_activation, 1, 1, "", 0, DS_ACT_SILU, false},
     {"prelu", "PReLU", "p_re_lu", b_activation, 1, 1, "shared", 0, DS_ACT_PRELU, true},
     {"softmax", "Softmax", "softmax", b_activation, 1, 1, "axis", 0, DS_ACT_SOFTMAX, false},
     {"log_softmax", "LogSoftmax", "log_softmax", b_activation, 1, 1, "axis", 0, DS_ACT_LOG_SOFTMAX, false},
@@ -773,7 +776,7 @@ static ds_status build_layer(builder *b, spec *s)
                        "upsample2d, maxpool, avgpool, sumpool, l2pool, globalavgpool, "
                        "globalmaxpool, flatten, reshape, concat, add, subtract, multiply, "
                        "dropout, batchnorm, activation, relu, sigmoid, tanh, softplus, "
-                       "leaky_relu, elu, prelu, softmax, log_softmax)", s->kind);
+                       "leaky_relu, elu, gelu, silu, prelu, softmax, log_softmax)", s->kind);
     ds_graph *g = b->net->g;
     char allowed[768];
     list_allowed(d->keys, allowed, sizeof allowed);

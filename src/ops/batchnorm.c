@@ -5,11 +5,12 @@
 #include <math.h>
 
 /* in: x [N, C, ...], running_mean [C], running_var [C], and unless no_affine gamma [C],
- * beta [C]. fa: 0 momentum, 1 eps. ia[0] is set by forward: 1 if it normalized with batch
- * statistics, so backward differentiates the same function. ia[1]: a fused ReLU
- * (DSI_FUSE_RELU, set by the planner when a ReLU alone reads the output): y = relu(a x + b)
- * per channel, and backward recomputes the mask a x + b > 0 from x (with fmaf both times, so
- * bit for bit the forward's), which frees y after its last forward reader. saved: mean [C]
+ * beta [C]. Attributes: momentum, eps, and act: a fused ReLU (DSI_FUSE_RELU, set by the
+ * planner when a ReLU alone reads the output): y = relu(a x + b) per channel, and backward
+ * recomputes the mask a x + b > 0 from x (with fmaf both times, so bit for bit the
+ * forward's), which frees y after its last forward reader. state.batchnorm.batch_stats is
+ * set by forward: whether it normalized with batch statistics, so backward differentiates
+ * the same function. saved: mean [C]
  * and rstd [C] = 1 / sqrt(var + eps) as used by that forward; with the ReLU also a [C] and
  * b [C] of the affine map.
  *
@@ -37,7 +38,7 @@ static ds_status bn_shape(ds_node *y)
 
 static size_t bn_saved(const ds_node *y)
 {
-    return (y->ia[1] ? 4 : 2) * (size_t)y->in[0]->shape[1] * sizeof(float);
+    return (y->attr.batchnorm.act ? 4 : 2) * (size_t)y->in[0]->shape[1] * sizeof(float);
 }
 
 /* The output of the affine map a x + b (one rounding, fmaf, in every build), through the
@@ -113,10 +114,10 @@ static void dy_sums_plain(const float *dy, const float *x, int64_t n, float mu, 
     *sdyxh += b[0];
 }
 
-/* dy_sums_plain with dy gated by the fused ReLU of the affine map fa x + fb when act is set:
+/* dy_sums_plain with dy gated by the fused ReLU of the affine map sc x + sh when act is set:
  * the gated values go through a small buffer, so both loops stay plain vector loops. */
 static void dy_sums_run(const float *dy, const float *x, int64_t n, float mu, float r,
-                        float fa, float fb, int act, double *sdy, double *sdyxh)
+                        float sc, float sh, int act, double *sdy, double *sdyxh)
 {
     enum { B = 256 };
     if (!act) {
@@ -127,7 +128,7 @@ static void dy_sums_run(const float *dy, const float *x, int64_t n, float mu, fl
     for (int64_t i0 = 0; i0 < n; i0 += B) {
         int64_t m = n - i0 < B ? n - i0 : B;
         for (int64_t j = 0; j < m; j++)
-            g[j] = fmaf(fa, x[i0 + j], fb) > 0 ? dy[i0 + j] : 0.0f;
+            g[j] = fmaf(sc, x[i0 + j], sh) > 0 ? dy[i0 + j] : 0.0f;
         dy_sums_plain(g, x + i0, m, mu, r, sdy, sdyxh);
     }
 }
@@ -142,7 +143,7 @@ static void channel_affine(ds_node *y, int64_t c, double mu, double var, bool up
     const float *gamma = y->n_in > 3 ? y->in[3]->data : NULL;
     const float *beta = y->n_in > 3 ? y->in[4]->data : NULL;
     float *mean = y->saved, *rstd = mean + y->in[0]->shape[1];
-    double mom = y->fa[0], eps = y->fa[1];
+    double mom = y->attr.batchnorm.momentum, eps = y->attr.batchnorm.eps;
     if (update) {
         rm[c] = (float)((1 - mom) * rm[c] + mom * mu);
         rv[c] = (float)((1 - mom) * rv[c] + mom * var * (double)M / (double)(M - 1));
@@ -152,7 +153,7 @@ static void channel_affine(ds_node *y, int64_t c, double mu, double var, bool up
     rstd[c] = (float)r;
     *a = (float)(r * (gamma ? gamma[c] : 1.0f));
     *b = (float)((beta ? beta[c] : 0.0f) - mu * r * (gamma ? gamma[c] : 1.0f));
-    if (y->ia[1]) {
+    if (y->attr.batchnorm.act) {
         int64_t C = y->in[0]->shape[1];
         mean[2 * C + c] = *a;
         mean[3 * C + c] = *b;
@@ -215,7 +216,7 @@ static void bn_forward_short(ds_node *y, bool batch, bool update)
                     a[i] = ac, b[i] = bc;
             }
         }
-        const int act = (int)y->ia[1];
+        const int act = y->attr.batchnorm.act;
         for (int64_t n = 0; n < N; n++) {
             const float *xr = xd + n * CS + j0;
             float *yr = yd + n * CS + j0;
@@ -238,7 +239,7 @@ static void bn_forward(ds_node *y)
     float *yd = y->data;
     bool batch = (g->mode & DS_BN_BATCH) != 0;
     bool update = batch && (g->mode & DS_BN_UPDATE);
-    y->ia[0] = batch;
+    y->state.batchnorm.batch_stats = batch;
     if (batch && M < 2) {
         /* PyTorch: "Expected more than 1 value per channel when training" */
         dsi_run_fail(g, DS_ERR_VALUE, "batchnorm '%s': expected more than 1 value per channel "
@@ -266,7 +267,7 @@ static void bn_forward(ds_node *y)
             var = ss / (double)M;
         }
         float a, b;
-        const int act = (int)y->ia[1];
+        const int act = y->attr.batchnorm.act;
         channel_affine(y, c, mu, var, update, M, &a, &b);
         for (int64_t n = 0; n < N; n++) {
             const float *xp = xd + (n * C + c) * S;
@@ -289,20 +290,20 @@ static void bn_backward_short(ds_node *y, bool batch)
     const float *xd = x->data, *dy = y->grad;
     float *dx = x->grad;
     bool sums = batch || dgamma || dbeta;
-    const int act = (int)y->ia[1];
+    const int act = y->attr.batchnorm.act;
     int64_t cb = COLS / S, nb = (C + cb - 1) / cb;
 #pragma omp parallel for schedule(static) if (x->numel > DS_PAR_MIN)
     for (int64_t blk = 0; blk < nb; blk++) {
         int64_t c0 = blk * cb, c1 = c0 + cb < C ? c0 + cb : C, j0 = c0 * S, nj = (c1 - c0) * S;
         double s1[COLS], s2[COLS];
-        float mu[COLS], r[COLS], k[COLS], mdy[COLS], mdyxh[COLS], fa[COLS], fb[COLS];
+        float mu[COLS], r[COLS], k[COLS], mdy[COLS], mdyxh[COLS], sc[COLS], sh[COLS];
         for (int64_t c = c0; c < c1; c++)
             for (int64_t i = (c - c0) * S; i < (c - c0 + 1) * S; i++) {
                 mu[i] = mean[c];
                 r[i] = rstd[c];
                 k[i] = (gamma ? gamma[c] : 1.0f) * rstd[c];
-                fa[i] = act ? mean[2 * C + c] : 0.0f;
-                fb[i] = act ? mean[3 * C + c] : 0.0f;
+                sc[i] = act ? mean[2 * C + c] : 0.0f;
+                sh[i] = act ? mean[3 * C + c] : 0.0f;
             }
         if (sums) {
             for (int64_t j = 0; j < nj; j++)
@@ -310,7 +311,7 @@ static void bn_backward_short(ds_node *y, bool batch)
             for (int64_t n = 0; n < N; n++) {
                 const float *xr = xd + n * CS + j0, *gr = dy + n * CS + j0;
                 for (int64_t j = 0; j < nj; j++) {
-                    float gj = bn_gate(gr[j], fa[j], xr[j], fb[j], act);
+                    float gj = bn_gate(gr[j], sc[j], xr[j], sh[j], act);
                     s1[j] += gj;
                     s2[j] += (double)gj * ((xr[j] - mu[j]) * r[j]);
                 }
@@ -336,11 +337,11 @@ static void bn_backward_short(ds_node *y, bool batch)
             float *dr = dx + n * CS + j0;
             if (batch)
                 for (int64_t j = 0; j < nj; j++)
-                    dr[j] += k[j] * (bn_gate(gr[j], fa[j], xr[j], fb[j], act) - mdy[j] -
+                    dr[j] += k[j] * (bn_gate(gr[j], sc[j], xr[j], sh[j], act) - mdy[j] -
                                      (xr[j] - mu[j]) * r[j] * mdyxh[j]);
             else
                 for (int64_t j = 0; j < nj; j++)
-                    dr[j] += k[j] * bn_gate(gr[j], fa[j], xr[j], fb[j], act);
+                    dr[j] += k[j] * bn_gate(gr[j], sc[j], xr[j], sh[j], act);
         }
     }
 }
@@ -356,8 +357,8 @@ static void bn_backward(ds_node *y)
     const float *mean = y->saved, *rstd = mean + C;
     const float *xd = x->data, *dy = y->grad;
     float *dx = x->grad;
-    bool batch = y->ia[0] != 0;
-    const int act = (int)y->ia[1];
+    bool batch = y->state.batchnorm.batch_stats;
+    const int act = y->attr.batchnorm.act;
     if (S < SHORT_RUN) {
         bn_backward_short(y, batch);
         return;
@@ -366,9 +367,9 @@ static void bn_backward(ds_node *y)
     for (int64_t c = 0; c < C; c++) {
         double sdy = 0, sdyxh = 0;
         float mu = mean[c], r = rstd[c], gm = gamma ? gamma[c] : 1.0f;
-        float fa = act ? mean[2 * C + c] : 0.0f, fb = act ? mean[3 * C + c] : 0.0f;
+        float sc = act ? mean[2 * C + c] : 0.0f, sh = act ? mean[3 * C + c] : 0.0f;
         for (int64_t n = 0; (batch || dgamma || dbeta) && n < N; n++)
-            dy_sums_run(dy + (n * C + c) * S, xd + (n * C + c) * S, S, mu, r, fa, fb, act, &sdy,
+            dy_sums_run(dy + (n * C + c) * S, xd + (n * C + c) * S, S, mu, r, sc, sh, act, &sdy,
                         &sdyxh);
         if (dgamma)
             dgamma[c] += (float)sdyxh;
@@ -383,7 +384,7 @@ static void bn_backward(ds_node *y)
                 const float *xp = xd + (n * C + c) * S, *gp = dy + (n * C + c) * S;
                 float *dp = dx + (n * C + c) * S;
                 for (int64_t i = 0; i < S; i++)
-                    dp[i] += k * (bn_gate(gp[i], fa, xp[i], fb, act) - mdy -
+                    dp[i] += k * (bn_gate(gp[i], sc, xp[i], sh, act) - mdy -
                                   (xp[i] - mu) * r * mdyxh);
             }
         } else {
@@ -391,7 +392,7 @@ static void bn_backward(ds_node *y)
                 const float *xp = xd + (n * C + c) * S, *gp = dy + (n * C + c) * S;
                 float *dp = dx + (n * C + c) * S;
                 for (int64_t i = 0; i < S; i++)
-                    dp[i] += k * bn_gate(gp[i], fa, xp[i], fb, act);
+                    dp[i] += k * bn_gate(gp[i], sc, xp[i], sh, act);
             }
         }
     }
@@ -404,7 +405,7 @@ static uint32_t bn_reads(const ds_node *y)
 }
 
 const ds_op_def dsi_op_batchnorm = {
-    .name = "batchnorm", .shape = bn_shape, .forward = bn_forward, .backward = bn_backward,
+    .shape = bn_shape, .cpu = {bn_forward, bn_backward},
     .saved_bytes = bn_saved, .bwd_reads = bn_reads,
 };
 
@@ -444,7 +445,8 @@ ds_node *ds_batchnorm(ds_graph *g, ds_node *x, const ds_batchnorm_opts *o)
         } else {
             ds_node *in[5] = { x, ds_param_node(g, rm), ds_param_node(g, rv),
                                w ? ds_param_node(g, w) : NULL, b ? ds_param_node(g, b) : NULL };
-            y = dsi_node(g, DS_OP_BATCHNORM, w ? 5 : 3, in, NULL, 0, (float[]){ mom, eps }, 2);
+            dsi_batchnorm_attr at = { .momentum = mom, .eps = eps };
+            y = dsi_node(g, DS_OP_BATCHNORM, w ? 5 : 3, in, &at);
         }
     }
     return dsi_layer_end(g, y);

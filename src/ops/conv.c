@@ -9,10 +9,9 @@
  * db += sum of dy over N and O. How the batch is split is described at conv_plan; every
  * output element is computed the same way for any thread count, bit for bit.
  *
- * Attributes: ia[0] = nd; for axis i < nd: ia[1+i] stride, ia[4+i] pad_lo, ia[7+i] pad_hi,
- * ia[10+i] dilation; ia[13] a fused activation (DSI_FUSE_NONE or DSI_FUSE_RELU: y = relu(conv
- * + b), its backward masks dy by y > 0 while it regroups dy, in the same pass as the bias
- * gradient). */
+ * Attributes (dsi_conv_attr): nd; per spatial axis i < nd stride, pad_lo, pad_hi, dilation;
+ * act, a fused activation (DSI_FUSE_NONE or DSI_FUSE_RELU: y = relu(conv + b), its backward
+ * masks dy by y > 0 while it regroups dy, in the same pass as the bias gradient). */
 #include "conv_impl.h"
 
 #include <omp.h>
@@ -170,13 +169,12 @@ int64_t dsi_conv_group(int64_t batch, int64_t out_n, int64_t floats_per_col)
 
 /* ---- the op ---- */
 
-static int conv_nd(const ds_node *y) { return (int)y->ia[0]; }
-
 /* Geometry from the input and weight shapes and the attributes (no checks). */
 static void conv_geom(const ds_node *y, dsi_conv_geom *q)
 {
     const ds_node *x = y->in[0], *w = y->in[1];
-    int nd = conv_nd(y);
+    const dsi_conv_attr *at = &y->attr.conv;
+    int nd = at->nd;
     q->in_n = q->out_n = q->k_n = 1;
     for (int a = 0; a < 3; a++) {
         int i = a - (3 - nd);   /* axis among the nd spatial ones, < 0: a dummy axis */
@@ -186,10 +184,10 @@ static void conv_geom(const ds_node *y, dsi_conv_geom *q)
         } else {
             q->in[a] = x->shape[2 + i];
             q->k[a] = w->shape[2 + i];
-            q->s[a] = y->ia[1 + i];
-            q->p[a] = y->ia[4 + i];
-            q->d[a] = y->ia[10 + i];
-            int64_t span = q->in[a] + q->p[a] + y->ia[7 + i] - q->d[a] * (q->k[a] - 1) - 1;
+            q->s[a] = at->stride[i];
+            q->p[a] = at->pad_lo[i];
+            q->d[a] = at->dilation[i];
+            int64_t span = q->in[a] + q->p[a] + at->pad_hi[i] - q->d[a] * (q->k[a] - 1) - 1;
             q->out[a] = span < 0 ? 0 : span / q->s[a] + 1;
         }
         q->in_n *= q->in[a];
@@ -210,7 +208,8 @@ static const char *dims_str(int nd, const int64_t *v, char *buf, size_t cap)
 static ds_status conv_shape(ds_node *y)
 {
     const ds_node *x = y->in[0], *w = y->in[1];
-    int nd = conv_nd(y);
+    const dsi_conv_attr *at = &y->attr.conv;
+    int nd = at->nd;
     char b1[64], b2[64], b3[64];
     if (x->ndim != nd + 2)
         return dsi_fail_node(y, DS_ERR_SHAPE, "input %s is not [batch, channels, %s] for a %dD "
@@ -230,20 +229,20 @@ static ds_status conv_shape(ds_node *y)
                              dsi_shape_str(y->in[2]->ndim, y->in[2]->shape),
                              dsi_shape_str(w->ndim, w->shape));
     for (int i = 0; i < nd; i++)
-        if (y->ia[1 + i] < 1 || y->ia[10 + i] < 1 || y->ia[4 + i] < 0 || y->ia[7 + i] < 0)
+        if (at->stride[i] < 1 || at->dilation[i] < 1 || at->pad_lo[i] < 0 || at->pad_hi[i] < 0)
             return dsi_fail_node(y, DS_ERR_ARG, "axis %d: stride %lld, dilation %lld and "
                                  "padding %lld/%lld (stride and dilation >= 1, padding >= 0)",
-                                 i, (long long)y->ia[1 + i], (long long)y->ia[10 + i],
-                                 (long long)y->ia[4 + i], (long long)y->ia[7 + i]);
+                                 i, (long long)at->stride[i], (long long)at->dilation[i],
+                                 (long long)at->pad_lo[i], (long long)at->pad_hi[i]);
     int64_t s[DS_MAX_DIMS] = {x->shape[0], w->shape[0]};
     int64_t padded[3], span[3];
     bool fits = true;
     for (int i = 0; i < nd; i++) {
-        padded[i] = x->shape[2 + i] + y->ia[4 + i] + y->ia[7 + i];
-        span[i] = y->ia[10 + i] * (w->shape[2 + i] - 1) + 1;
+        padded[i] = x->shape[2 + i] + at->pad_lo[i] + at->pad_hi[i];
+        span[i] = at->dilation[i] * (w->shape[2 + i] - 1) + 1;
         fits &= padded[i] >= span[i];
         if (fits)
-            s[2 + i] = (padded[i] - span[i]) / y->ia[1 + i] + 1;
+            s[2 + i] = (padded[i] - span[i]) / at->stride[i] + 1;
     }
     if (!fits)
         return dsi_fail_node(y, DS_ERR_SHAPE, "kernel %s (dilated: %s) is larger than the padded "
@@ -413,7 +412,7 @@ static void conv_forward_one(ds_node *y, const dsi_conv_geom *q, const conv_plan
     dsi_sgemm_tiled(false, false, p->F, p->O, p->ck, 1.0f, w->data, p->ck, cn, p->O, 0.0f,
                     y->data, p->O);
     const float *bias = y->n_in == 3 ? y->in[2]->data : NULL;
-    int act = (int)y->ia[13];
+    int act = y->attr.conv.act;
     if (bias || act) {
         float *yd = y->data;
 #pragma omp parallel for schedule(static) if (p->F * p->O > DS_PAR_MIN)
@@ -440,7 +439,7 @@ static void conv_forward(ds_node *y)
     const float *bias = y->n_in == 3 ? y->in[2]->data : NULL;
     const int64_t C = p.C, F = p.F, ck = p.ck, O = p.O, N = p.N, nch = p.nch, gs = p.gs;
     const bool pw = dsi_conv_pointwise(&q);
-    const int act = (int)y->ia[13];
+    const int act = y->attr.conv.act;
     float *base = y->g->scratch + p.partials, *yd = y->data;
 #pragma omp parallel for schedule(static) num_threads(conv_threads(y, &p))
     for (int64_t c = 0; c < nch; c++) {
@@ -478,7 +477,7 @@ static void conv_backward_one(ds_node *y, const dsi_conv_geom *q, const conv_pla
     const int64_t C = p->C, F = p->F, ck = p->ck, O = p->O;
     const bool pw = dsi_conv_pointwise(q);
     float *col = y->g->scratch + p->partials;
-    const float *dy = group_dy(y->grad, y->data, (int)y->ia[13], 0, 1, F, O, col + ck * O, dbs);
+    const float *dy = group_dy(y->grad, y->data, y->attr.conv.act, 0, 1, F, O, col + ck * O, dbs);
     if (w->grad) {
         const float *cg = x->data;
         if (!pw) {
@@ -513,7 +512,7 @@ static void conv_backward(ds_node *y)
     conv_plan_of(y, &q, &p);
     ds_node *x = y->in[0], *w = y->in[1];
     const int64_t C = p.C, F = p.F, ck = p.ck, O = p.O, N = p.N, nch = p.nch, gs = p.gs;
-    const int act = (int)y->ia[13];
+    const int act = y->attr.conv.act;
     float *db = y->n_in == 3 ? y->in[2]->grad : NULL;
     double *dbs = (double *)y->g->scratch;   /* nch partial bias gradients */
     if (!x->grad && !w->grad && !db)
@@ -606,14 +605,15 @@ void dsi_channel_sum_add(const float *dy, int64_t N, int64_t F, int64_t O, float
     }
 }
 
-/* x and w, and y itself for the mask of a fused activation (ia[13]). */
+/* x and w, and y itself for the mask of a fused activation. */
 static uint32_t conv_reads(const ds_node *y)
 {
-    return DSI_READS_IN(0) | DSI_READS_IN(1) | (y->ia[13] != DSI_FUSE_NONE ? DSI_READS_OUT : 0);
+    bool act = y->attr.conv.act != DSI_FUSE_NONE;
+    return DSI_READS_IN(0) | DSI_READS_IN(1) | (act ? DSI_READS_OUT : 0);
 }
 
 const ds_op_def dsi_op_conv = {
-    .name = "conv", .shape = conv_shape, .forward = conv_forward, .backward = conv_backward,
+    .shape = conv_shape, .cpu = {conv_forward, conv_backward},
     .scratch_bytes = conv_scratch, .bwd_reads = conv_reads,
 };
 
@@ -633,13 +633,12 @@ ds_node *dsi_conv_fused(ds_graph *g, ds_node *x, ds_node *w, ds_node *b, int nd,
         dsi_fail(DS_ERR_ARG, "conv: %d spatial dimensions (1, 2 or 3)", nd);
         return dsi_build_fail(g, DS_ERR_ARG);
     }
-    int64_t ia[14] = {nd};
-    ia[13] = act;
+    dsi_conv_attr at = { .nd = nd, .act = act };
     for (int i = 0; i < nd; i++) {
-        ia[1 + i] = stride ? stride[i] : 1;
-        ia[4 + i] = pad_lo ? pad_lo[i] : 0;
-        ia[7 + i] = pad_hi ? pad_hi[i] : 0;
-        ia[10 + i] = dilation ? dilation[i] : 1;
+        at.stride[i] = stride ? stride[i] : 1;
+        at.pad_lo[i] = pad_lo ? pad_lo[i] : 0;
+        at.pad_hi[i] = pad_hi ? pad_hi[i] : 0;
+        at.dilation[i] = dilation ? dilation[i] : 1;
     }
-    return dsi_node(g, DS_OP_CONV, b ? 3 : 2, (ds_node *[]){x, w, b}, ia, 14, NULL, 0);
+    return dsi_node(g, DS_OP_CONV, b ? 3 : 2, (ds_node *[]){x, w, b}, &at);
 }

@@ -8,8 +8,8 @@
  * samples col [F*kh*kw, G*H*W] = W^T x, then col2im into y (+ b). Backward: dx = W
  * im2col(dy), dW += x im2col(dy)^T, db = sum of dy over N, OH, OW.
  *
- * Attributes: ia[0..1] stride, ia[2..3] pad_lo, ia[4..5] pad_hi (negative: extra rows at
- * the end, as output_padding), ia[6..7] dilation, ia[8..9] output_padding (for checks). */
+ * Attributes (dsi_conv_transpose_attr), per axis: stride, pad_lo, pad_hi (negative: extra
+ * rows at the end, as output_padding), dilation, output_padding (for checks). */
 #include "conv_impl.h"
 
 /* The convolution seen from y's side: image = y, column grid = x's spatial grid. */
@@ -22,9 +22,9 @@ static void convt_geom(const ds_node *y, dsi_conv_geom *q)
         q->in[1 + i] = y->shape[2 + i];
         q->out[1 + i] = x->shape[2 + i];
         q->k[1 + i] = w->shape[2 + i];
-        q->s[1 + i] = y->ia[i];
-        q->p[1 + i] = y->ia[2 + i];
-        q->d[1 + i] = y->ia[6 + i];
+        q->s[1 + i] = y->attr.conv_transpose.stride[i];
+        q->p[1 + i] = y->attr.conv_transpose.pad_lo[i];
+        q->d[1 + i] = y->attr.conv_transpose.dilation[i];
     }
     q->in_n = q->in[1] * q->in[2];
     q->out_n = q->out[1] * q->out[2];
@@ -48,10 +48,11 @@ static ds_status convt_shape(ds_node *y)
         return dsi_fail_node(y, DS_ERR_SHAPE, "bias %s does not fit weight %s",
                              dsi_shape_str(y->in[2]->ndim, y->in[2]->shape),
                              dsi_shape_str(w->ndim, w->shape));
+    const dsi_conv_transpose_attr *at = &y->attr.conv_transpose;
     int64_t s[4] = {x->shape[0], w->shape[1]};
     for (int i = 0; i < 2; i++) {
-        int64_t st = y->ia[i], lo = y->ia[2 + i], hi = y->ia[4 + i], d = y->ia[6 + i];
-        int64_t op = y->ia[8 + i];
+        int64_t st = at->stride[i], lo = at->pad_lo[i], hi = at->pad_hi[i], d = at->dilation[i];
+        int64_t op = at->output_padding[i];
         if (st < 1 || d < 1 || lo < 0)
             return dsi_fail_node(y, DS_ERR_ARG, "axis %d: stride %lld, dilation %lld, padding "
                                  "%lld (stride and dilation >= 1, padding >= 0)", i,
@@ -174,24 +175,23 @@ static void convt_backward(ds_node *y)
 }
 
 const ds_op_def dsi_op_conv_transpose2d = {
-    .name = "conv_transpose2d", .shape = convt_shape, .forward = convt_forward,
-    .backward = convt_backward, .scratch_bytes = convt_scratch, .bwd_reads = dsi_reads_in01,
+    .shape = convt_shape, .cpu = {convt_forward, convt_backward},
+    .scratch_bytes = convt_scratch, .bwd_reads = dsi_reads_in01,
 };
 
 ds_node *dsi_conv_transpose2d_pads(ds_graph *g, ds_node *x, ds_node *w, ds_node *b,
                                    const int *stride, const int *pad_lo, const int *pad_hi,
                                    const int *output_padding, const int *dilation)
 {
-    int64_t ia[10];
+    dsi_conv_transpose_attr at;
     for (int i = 0; i < 2; i++) {
-        ia[i] = stride ? stride[i] : 1;
-        ia[2 + i] = pad_lo ? pad_lo[i] : 0;
-        ia[4 + i] = pad_hi ? pad_hi[i] : 0;
-        ia[6 + i] = dilation ? dilation[i] : 1;
-        ia[8 + i] = output_padding ? output_padding[i] : 0;
-        ia[4 + i] -= ia[8 + i];
+        at.stride[i] = stride ? stride[i] : 1;
+        at.pad_lo[i] = pad_lo ? pad_lo[i] : 0;
+        at.output_padding[i] = output_padding ? output_padding[i] : 0;
+        at.pad_hi[i] = (pad_hi ? pad_hi[i] : 0) - at.output_padding[i];
+        at.dilation[i] = dilation ? dilation[i] : 1;
     }
-    return dsi_node(g, DS_OP_CONV_TRANSPOSE2D, b ? 3 : 2, (ds_node *[]){x, w, b}, ia, 10, NULL, 0);
+    return dsi_node(g, DS_OP_CONV_TRANSPOSE2D, b ? 3 : 2, (ds_node *[]){x, w, b}, &at);
 }
 
 ds_node *ds_conv_transpose2d_op(ds_graph *g, ds_node *x, ds_node *w, ds_node *b,

@@ -403,7 +403,7 @@ static void forward_block(const ds_node *y, const wino_plan *p, const float *U, 
     for (int64_t g = g0; g < g0 + nt;) {
         int64_t next = seg_at(p, g, g0, g0 + nt, &sg);
         seg_outputs(p, M + sg.k0, p->ms, &sg, y->data + sg.n * F * p->OH * p->OW, bias,
-                    (int)y->ia[13]);
+                    y->attr.conv.act);
         g = next;
     }
 }
@@ -515,7 +515,7 @@ static void backward_chunk(ds_node *y, const wino_plan *p, const float *U, int64
     const ds_node *x = y->in[0];
     float *dx = x->grad;
     const bool dw = y->in[1]->grad != NULL, db = y->n_in == 3 && y->in[2]->grad;
-    const int act = (int)y->ia[13];
+    const int act = y->attr.conv.act;
     const int64_t F = p->F, C = p->C, tb = p->tb, FC = F * C, nch = p->nch, N = p->N;
     const int64_t OHW = p->OH * p->OW, HW = p->H * p->W;
     float *V = y->g->scratch + p->shared + tid * p->per_thread, *M = V + XI * p->vs;

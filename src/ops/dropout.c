@@ -1,8 +1,9 @@
 /* dropout.c - inverted dropout op and its "Dropout" layer: shape rule, forward, backward. */
 #include "../internal.h"
 
-/* fa[0] = rate. ia[0] is set by forward: 1 if that forward dropped (the mode had
- * DS_DROPOUT_ON), so backward applies the same map. saved: one keep byte per element.
+/* attr.dropout.rate. state.dropout.dropped is set by forward: whether that forward dropped
+ * (the mode had DS_DROPOUT_ON), so backward applies the same map. saved: one keep byte per
+ * element.
  *
  * The mask is a counter-based hash of (graph seed, forward step, node id, element index):
  * reproducible for a seed, independent of the thread count, different at every forward
@@ -20,10 +21,10 @@ static void dropout_forward(ds_node *y)
     const float *x = y->in[0]->data;
     float *yd = y->data;
     uint8_t *keep = y->saved;
-    double rate = y->fa[0];
+    double rate = y->attr.dropout.rate;
     int64_t n = y->numel;
-    y->ia[0] = (y->g->mode & DS_DROPOUT_ON) && rate > 0;
-    if (!y->ia[0]) {
+    y->state.dropout.dropped = (y->g->mode & DS_DROPOUT_ON) && rate > 0;
+    if (!y->state.dropout.dropped) {
         memcpy(yd, x, (size_t)n * sizeof *yd);
         return;
     }
@@ -49,13 +50,13 @@ static void dropout_backward(ds_node *y)
     const float *dy = y->grad;
     const uint8_t *keep = y->saved;
     int64_t n = y->numel;
-    if (!y->ia[0]) {
+    if (!y->state.dropout.dropped) {
 #pragma omp parallel for schedule(static) if (n > DS_PAR_MIN)
         for (int64_t i = 0; i < n; i++)
             dx[i] += dy[i];
         return;
     }
-    float scale = (float)(1.0 / (1.0 - (double)y->fa[0]));
+    float scale = (float)(1.0 / (1.0 - (double)y->attr.dropout.rate));
 #pragma omp parallel for schedule(static) if (n > DS_PAR_MIN)
     for (int64_t i = 0; i < n; i++)
         if (keep[i])
@@ -63,8 +64,8 @@ static void dropout_backward(ds_node *y)
 }
 
 const ds_op_def dsi_op_dropout = {
-    .name = "dropout", .shape = dropout_shape, .forward = dropout_forward,
-    .backward = dropout_backward, .saved_bytes = dropout_saved, .bwd_reads = dsi_reads_none,
+    .shape = dropout_shape, .cpu = {dropout_forward, dropout_backward},
+    .saved_bytes = dropout_saved, .bwd_reads = dsi_reads_none,
 };
 
 ds_node *ds_dropout(ds_graph *g, ds_node *x, float rate)
@@ -79,7 +80,7 @@ ds_node *ds_dropout(ds_graph *g, ds_node *x, float rate)
         dsi_fail(DS_ERR_ARG, "dropout '%s': rate %g must be in [0, 1)", name, (double)rate);
         dsi_build_fail(g, DS_ERR_ARG);
     } else {
-        y = dsi_node(g, DS_OP_DROPOUT, 1, &x, NULL, 0, (float[]){ rate }, 1);
+        y = dsi_node(g, DS_OP_DROPOUT, 1, &x, &(dsi_dropout_attr){ .rate = rate });
     }
     return dsi_layer_end(g, y);
 }

@@ -302,44 +302,40 @@ static size_t binary_scratch(const ds_node *y)
 /* Forward runs element by element over a when a has y's shape, so y may overwrite a. The
  * backward of add and sub reads no value (bin_grad ignores a and b). */
 const ds_op_def dsi_op_add = {
-    .name = "add", .shape = broadcast_shape, .forward = binary_forward,
-    .backward = binary_backward, .scratch_bytes = binary_scratch,
-    .bwd_reads = dsi_reads_none, .inplace = true,
+    .shape = broadcast_shape, .cpu = {binary_forward, binary_backward},
+    .scratch_bytes = binary_scratch, .bwd_reads = dsi_reads_none, .inplace = true,
 };
 const ds_op_def dsi_op_sub = {
-    .name = "sub", .shape = broadcast_shape, .forward = binary_forward,
-    .backward = binary_backward, .scratch_bytes = binary_scratch,
-    .bwd_reads = dsi_reads_none, .inplace = true,
+    .shape = broadcast_shape, .cpu = {binary_forward, binary_backward},
+    .scratch_bytes = binary_scratch, .bwd_reads = dsi_reads_none, .inplace = true,
 };
 const ds_op_def dsi_op_mul = {
-    .name = "mul", .shape = broadcast_shape, .forward = binary_forward,
-    .backward = binary_backward, .scratch_bytes = binary_scratch,
-    .bwd_reads = dsi_reads_in01, .inplace = true,
+    .shape = broadcast_shape, .cpu = {binary_forward, binary_backward},
+    .scratch_bytes = binary_scratch, .bwd_reads = dsi_reads_in01, .inplace = true,
 };
 const ds_op_def dsi_op_div = {
-    .name = "div", .shape = broadcast_shape, .forward = binary_forward,
-    .backward = binary_backward, .scratch_bytes = binary_scratch,
-    .bwd_reads = dsi_reads_in01, .inplace = true,
+    .shape = broadcast_shape, .cpu = {binary_forward, binary_backward},
+    .scratch_bytes = binary_scratch, .bwd_reads = dsi_reads_in01, .inplace = true,
 };
 
 ds_node *ds_add(ds_graph *g, ds_node *a, ds_node *b)
 {
-    return dsi_node(g, DS_OP_ADD, 2, (ds_node *[]){a, b}, NULL, 0, NULL, 0);
+    return dsi_node(g, DS_OP_ADD, 2, (ds_node *[]){a, b}, NULL);
 }
 ds_node *ds_sub(ds_graph *g, ds_node *a, ds_node *b)
 {
-    return dsi_node(g, DS_OP_SUB, 2, (ds_node *[]){a, b}, NULL, 0, NULL, 0);
+    return dsi_node(g, DS_OP_SUB, 2, (ds_node *[]){a, b}, NULL);
 }
 ds_node *ds_mul(ds_graph *g, ds_node *a, ds_node *b)
 {
-    return dsi_node(g, DS_OP_MUL, 2, (ds_node *[]){a, b}, NULL, 0, NULL, 0);
+    return dsi_node(g, DS_OP_MUL, 2, (ds_node *[]){a, b}, NULL);
 }
 ds_node *ds_div(ds_graph *g, ds_node *a, ds_node *b)
 {
-    return dsi_node(g, DS_OP_DIV, 2, (ds_node *[]){a, b}, NULL, 0, NULL, 0);
+    return dsi_node(g, DS_OP_DIV, 2, (ds_node *[]){a, b}, NULL);
 }
 
-/* ---- unary maps: y = f(x), same shape; fa[0] holds the constant of the scalar ops ---- */
+/* ---- unary maps: y = f(x), same shape; attr.scalar.c is the constant of the scalar ops ---- */
 static ds_status same_shape(ds_node *y)
 {
     dsi_set_shape(y, y->in[0]->ndim, y->in[0]->shape);
@@ -367,7 +363,7 @@ static inline float pow_p(float x, float p)
 static void unary_forward(ds_node *y)
 {
     const float *x = y->in[0]->data;
-    float *o = y->data, c = y->fa[0];
+    float *o = y->data, c = y->attr.scalar.c;
     int64_t n = y->numel;
     switch (y->op) {
     case DS_OP_ADD_SCALAR:
@@ -414,7 +410,7 @@ static void unary_forward(ds_node *y)
 static void unary_backward(ds_node *y)
 {
     const float *x = y->in[0]->data, *o = y->data, *dy = y->grad;
-    float *dx = y->in[0]->grad, c = y->fa[0];
+    float *dx = y->in[0]->grad, c = y->attr.scalar.c;
     int64_t n = y->numel;
     switch (y->op) {
     case DS_OP_ADD_SCALAR:
@@ -459,32 +455,63 @@ static void unary_backward(ds_node *y)
     }
 }
 
-/* Element by element, so forward may run in place; reads: what each backward above uses. */
-#define UNARY_DEF(id, nm, reads)                                                          \
-    const ds_op_def dsi_op_##id = { .name = nm, .shape = same_shape, .forward = unary_forward, \
-                                    .backward = unary_backward, .bwd_reads = reads,          \
-                                    .inplace = true }
-UNARY_DEF(add_scalar, "add_scalar", dsi_reads_none);
-UNARY_DEF(mul_scalar, "mul_scalar", dsi_reads_none);
-UNARY_DEF(pow_scalar, "pow_scalar", dsi_reads_in0);
-UNARY_DEF(neg, "neg", dsi_reads_none);
-UNARY_DEF(exp, "exp", dsi_reads_out);
-UNARY_DEF(log, "log", dsi_reads_in0);
-UNARY_DEF(sqrt, "sqrt", dsi_reads_out);
-UNARY_DEF(square, "square", dsi_reads_in0);
-UNARY_DEF(abs, "abs", dsi_reads_in0);
-
-static ds_node *unary(ds_graph *g, ds_op op, ds_node *x, float c)
+/* f'(x) and f''(x) in double, for the Newton rules. */
+static void unary_derivs(const ds_node *y, double x, double *d1, double *d2)
 {
-    return dsi_node(g, op, 1, &x, NULL, 0, &c, 1);
+    double c, e, s;
+    switch (y->op) {
+    case DS_OP_ADD_SCALAR: *d1 = 1; *d2 = 0; break;
+    case DS_OP_MUL_SCALAR: *d1 = y->attr.scalar.c; *d2 = 0; break;
+    case DS_OP_NEG: *d1 = -1; *d2 = 0; break;
+    case DS_OP_POW_SCALAR:   /* exact zeros for p = 0 and 1, even at x = 0 */
+        c = y->attr.scalar.c;
+        *d1 = c == 0 ? 0 : c == 1 ? 1 : c * pow(x, c - 1);
+        *d2 = (c == 0 || c == 1) ? 0 : c == 2 ? 2 : c * (c - 1) * pow(x, c - 2);
+        break;
+    case DS_OP_EXP: e = exp(x); *d1 = e; *d2 = e; break;
+    case DS_OP_LOG: *d1 = 1 / x; *d2 = -1 / (x * x); break;
+    case DS_OP_SQRT: s = sqrt(x); *d1 = 0.5 / s; *d2 = -0.25 / (s * x); break;
+    case DS_OP_SQUARE: *d1 = 2 * x; *d2 = 2; break;
+    default: *d1 = x > 0 ? 1 : x < 0 ? -1 : 0; *d2 = 0; break;   /* DS_OP_ABS */
+    }
 }
 
-ds_node *ds_add_scalar(ds_graph *g, ds_node *x, float c) { return unary(g, DS_OP_ADD_SCALAR, x, c); }
-ds_node *ds_mul_scalar(ds_graph *g, ds_node *x, float c) { return unary(g, DS_OP_MUL_SCALAR, x, c); }
-ds_node *ds_pow_scalar(ds_graph *g, ds_node *x, float p) { return unary(g, DS_OP_POW_SCALAR, x, p); }
-ds_node *ds_neg(ds_graph *g, ds_node *x) { return unary(g, DS_OP_NEG, x, 0); }
-ds_node *ds_exp(ds_graph *g, ds_node *x) { return unary(g, DS_OP_EXP, x, 0); }
-ds_node *ds_log(ds_graph *g, ds_node *x) { return unary(g, DS_OP_LOG, x, 0); }
-ds_node *ds_sqrt(ds_graph *g, ds_node *x) { return unary(g, DS_OP_SQRT, x, 0); }
-ds_node *ds_square(ds_graph *g, ds_node *x) { return unary(g, DS_OP_SQUARE, x, 0); }
-ds_node *ds_abs(ds_graph *g, ds_node *x) { return unary(g, DS_OP_ABS, x, 0); }
+/* Element by element, so forward may run in place; reads: what each backward above uses. */
+#define UNARY_DEF(id, reads)                                                             \
+    const ds_op_def dsi_op_##id = { .shape = same_shape,                                 \
+                                    .cpu = {unary_forward, unary_backward},              \
+                                    .bwd_reads = reads, .inplace = true,                 \
+                                    .derivs = unary_derivs }
+UNARY_DEF(add_scalar, dsi_reads_none);
+UNARY_DEF(mul_scalar, dsi_reads_none);
+UNARY_DEF(pow_scalar, dsi_reads_in0);
+UNARY_DEF(neg, dsi_reads_none);
+UNARY_DEF(exp, dsi_reads_out);
+UNARY_DEF(log, dsi_reads_in0);
+UNARY_DEF(sqrt, dsi_reads_out);
+UNARY_DEF(square, dsi_reads_in0);
+UNARY_DEF(abs, dsi_reads_in0);
+
+static ds_node *scalar_op(ds_graph *g, ds_op op, ds_node *x, float c)
+{
+    return dsi_node(g, op, 1, &x, &(dsi_scalar_attr){ .c = c });
+}
+
+ds_node *ds_add_scalar(ds_graph *g, ds_node *x, float c)
+{
+    return scalar_op(g, DS_OP_ADD_SCALAR, x, c);
+}
+ds_node *ds_mul_scalar(ds_graph *g, ds_node *x, float c)
+{
+    return scalar_op(g, DS_OP_MUL_SCALAR, x, c);
+}
+ds_node *ds_pow_scalar(ds_graph *g, ds_node *x, float p)
+{
+    return scalar_op(g, DS_OP_POW_SCALAR, x, p);
+}
+ds_node *ds_neg(ds_graph *g, ds_node *x) { return dsi_node(g, DS_OP_NEG, 1, &x, NULL); }
+ds_node *ds_exp(ds_graph *g, ds_node *x) { return dsi_node(g, DS_OP_EXP, 1, &x, NULL); }
+ds_node *ds_log(ds_graph *g, ds_node *x) { return dsi_node(g, DS_OP_LOG, 1, &x, NULL); }
+ds_node *ds_sqrt(ds_graph *g, ds_node *x) { return dsi_node(g, DS_OP_SQRT, 1, &x, NULL); }
+ds_node *ds_square(ds_graph *g, ds_node *x) { return dsi_node(g, DS_OP_SQUARE, 1, &x, NULL); }
+ds_node *ds_abs(ds_graph *g, ds_node *x) { return dsi_node(g, DS_OP_ABS, 1, &x, NULL); }

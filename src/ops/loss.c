@@ -1,7 +1,7 @@
 /* loss.c - loss ops (MSE, MAE, BCE, BCE on logits, cross-entropy on logits with soft or
  * integer targets, Gaussian NLL, Gaussian KL): scalar nodes; shape rules, forward, backward.
  *
- * Every loss is a 0-dim node. ia[0] holds the reduction (DS_REDUCE_MEAN / DS_REDUCE_SUM).
+ * Every loss is a 0-dim node; attr.loss.reduction is DS_REDUCE_MEAN or DS_REDUCE_SUM.
  * Sums are accumulated in double in a fixed order, so the value does not depend on the
  * thread count. Backward scales by dy (and 1/count for the mean) and ADDS into the inputs'
  * gradients; gradients of targets are computed only when a target needs one. */
@@ -35,7 +35,7 @@ static ds_status same_shapes_rule(ds_node *y, const char *const *what)
 /* Mean or sum: the factor that turns a sum over `count` terms into the loss. */
 static double reduce_scale(const ds_node *y, int64_t count)
 {
-    return (y->ia[0] == DS_REDUCE_MEAN && count > 0) ? 1.0 / (double)count : 1.0;
+    return (y->attr.loss.reduction == DS_REDUCE_MEAN && count > 0) ? 1.0 / (double)count : 1.0;
 }
 
 static ds_node *loss_node(ds_graph *g, ds_op op, int n, ds_node *const *in, ds_reduction r)
@@ -47,11 +47,10 @@ static ds_node *loss_node(ds_graph *g, ds_op op, int n, ds_node *const *in, ds_r
             return NULL;
     if (r != DS_REDUCE_MEAN && r != DS_REDUCE_SUM) {
         dsi_fail(DS_ERR_ARG, "%s: reduction %d is neither DS_REDUCE_MEAN nor DS_REDUCE_SUM",
-                 dsi_ops[op]->name, (int)r);
+                 dsi_op_names[op], (int)r);
         return dsi_build_fail(g, DS_ERR_ARG);
     }
-    int64_t ia = r;
-    return dsi_node(g, op, n, in, &ia, 1, NULL, 0);
+    return dsi_node(g, op, n, in, &(dsi_loss_attr){ .reduction = r });
 }
 
 /* Numerically stable log(1 + e^-|z|) and sigmoid. */
@@ -98,7 +97,7 @@ static void mse_backward(ds_node *y)
 }
 
 const ds_op_def dsi_op_loss_mse = {
-    .name = "loss_mse", .shape = mse_shape, .forward = mse_forward, .backward = mse_backward,
+    .shape = mse_shape, .cpu = {mse_forward, mse_backward},
     .bwd_reads = dsi_reads_in01,
 };
 
@@ -130,7 +129,7 @@ static void mae_backward(ds_node *y)
 }
 
 const ds_op_def dsi_op_loss_mae = {
-    .name = "loss_mae", .shape = mse_shape, .forward = mae_forward, .backward = mae_backward,
+    .shape = mse_shape, .cpu = {mae_forward, mae_backward},
     .bwd_reads = dsi_reads_in01,
 };
 
@@ -166,7 +165,7 @@ static void bce_backward(ds_node *y)
 }
 
 const ds_op_def dsi_op_loss_bce = {
-    .name = "loss_bce", .shape = mse_shape, .forward = bce_forward, .backward = bce_backward,
+    .shape = mse_shape, .cpu = {bce_forward, bce_backward},
     .bwd_reads = dsi_reads_in01,
 };
 
@@ -199,8 +198,7 @@ static void bcel_backward(ds_node *y)
 }
 
 const ds_op_def dsi_op_loss_bce_logits = {
-    .name = "loss_bce_logits", .shape = mse_shape, .forward = bcel_forward,
-    .backward = bcel_backward, .bwd_reads = dsi_reads_in01,
+    .shape = mse_shape, .cpu = {bcel_forward, bcel_backward}, .bwd_reads = dsi_reads_in01,
 };
 
 /* ---- cross-entropy on logits, classes on dimension 1 ----
@@ -294,8 +292,7 @@ static void cce_backward(ds_node *y)
 }
 
 const ds_op_def dsi_op_loss_cce_logits = {
-    .name = "loss_cce_logits", .shape = cce_shape, .forward = cce_forward,
-    .backward = cce_backward, .saved_bytes = ce_saved,
+    .shape = cce_shape, .cpu = {cce_forward, cce_backward}, .saved_bytes = ce_saved,
     .bwd_reads = dsi_reads_in1,   /* the targets; the log-softmax is saved */
 };
 
@@ -352,7 +349,7 @@ static void cce_int_forward(ds_node *y)
         if (inner > 1)
             snprintf(where, sizeof where, " (position %lld)", (long long)(r % inner));
         dsi_run_fail(y->g, DS_ERR_VALUE, "%s '%s': label %g at sample %lld%s is %s [0, %lld)",
-                     dsi_ops[y->op]->name, dsi_node_layer(y), (double)lab[r],
+                     dsi_op_names[y->op], dsi_node_layer(y), (double)lab[r],
                      (long long)(r / inner), where,
                      (lab[r] >= 0.0f && lab[r] < (float)K) ? "not an integer in" : "outside",
                      (long long)K);
@@ -389,8 +386,7 @@ static void cce_int_backward(ds_node *y)
 }
 
 const ds_op_def dsi_op_loss_cce_int = {
-    .name = "loss_cce_int", .shape = cce_int_shape, .forward = cce_int_forward,
-    .backward = cce_int_backward, .saved_bytes = ce_saved,
+    .shape = cce_int_shape, .cpu = {cce_int_forward, cce_int_backward}, .saved_bytes = ce_saved,
     .bwd_reads = dsi_reads_in1,   /* the labels; the log-softmax is saved */
 };
 
@@ -433,8 +429,7 @@ static void gnll_backward(ds_node *y)
 }
 
 const ds_op_def dsi_op_loss_gaussian_nll = {
-    .name = "loss_gaussian_nll", .shape = gnll_shape, .forward = gnll_forward,
-    .backward = gnll_backward, .bwd_reads = dsi_reads_inputs,
+    .shape = gnll_shape, .cpu = {gnll_forward, gnll_backward}, .bwd_reads = dsi_reads_inputs,
 };
 
 /* ---- KL(N(m1, e^lv1) || N(m2, e^lv2)) = 0.5 (lv2 - lv1 + (e^lv1 + (m1 - m2)^2) e^-lv2 - 1)
@@ -486,8 +481,7 @@ static void kl_backward(ds_node *y)
 }
 
 const ds_op_def dsi_op_loss_kl_gaussian = {
-    .name = "loss_kl_gaussian", .shape = kl_shape, .forward = kl_forward,
-    .backward = kl_backward, .bwd_reads = dsi_reads_inputs,
+    .shape = kl_shape, .cpu = {kl_forward, kl_backward}, .bwd_reads = dsi_reads_inputs,
 };
 
 /* ---- builders ---- */

@@ -57,12 +57,11 @@ static void matmul_backward(ds_node *y)
 }
 
 const ds_op_def dsi_op_matmul = {
-    .name = "matmul", .shape = matmul_shape, .forward = matmul_forward,
-    .backward = matmul_backward, .bwd_reads = dsi_reads_in01,
+    .shape = matmul_shape, .cpu = {matmul_forward, matmul_backward}, .bwd_reads = dsi_reads_in01,
 };
 
-/* ---- linear: x [..., in], w [out, in], optional b [out] -> [..., out]; ia[0] a fused
- * activation (DSI_FUSE_RELU: y = relu(x W^T + b), backward masks dy by y > 0) ---- */
+/* ---- linear: x [..., in], w [out, in], optional b [out] -> [..., out]; attr.linear.act a
+ * fused activation (DSI_FUSE_RELU: y = relu(x W^T + b), backward masks dy by y > 0) ---- */
 static ds_status linear_shape(ds_node *y)
 {
     const ds_node *x = y->in[0], *w = y->in[1];
@@ -88,7 +87,7 @@ static void linear_forward(ds_node *y)
     dsi_sgemm(false, true, rows, out, in, 1.0f, x->data, in, w->data, in, 0.0f, y->data, out);
     const float *b = y->n_in == 3 ? y->in[2]->data : NULL;
     float *yd = y->data;
-    if (y->ia[0] == DSI_FUSE_RELU) {
+    if (y->attr.linear.act == DSI_FUSE_RELU) {
 #pragma omp parallel for schedule(static) if (rows * out > DS_PAR_MIN)
         for (int64_t r = 0; r < rows; r++)
             for (int64_t j = 0; j < out; j++) {
@@ -106,7 +105,7 @@ static void linear_forward(ds_node *y)
 /* Scratch: the masked dy of a fused ReLU. */
 static size_t linear_scratch(const ds_node *y)
 {
-    return y->ia[0] == DSI_FUSE_RELU ? (size_t)y->numel * sizeof(float) : 0;
+    return y->attr.linear.act == DSI_FUSE_RELU ? (size_t)y->numel * sizeof(float) : 0;
 }
 
 /* dx += dy W,  dW += dy^T x,  db += sum over rows of dy (dy masked by y > 0 first for a
@@ -116,7 +115,7 @@ static void linear_backward(ds_node *y)
     ds_node *x = y->in[0], *w = y->in[1];
     int64_t in = w->shape[1], out = w->shape[0], rows = x->numel / in;
     const float *dy = y->grad;
-    if (y->ia[0] == DSI_FUSE_RELU) {
+    if (y->attr.linear.act == DSI_FUSE_RELU) {
         const float *yd = y->data, *g = y->grad;
         float *m = y->g->scratch;
 #pragma omp parallel for schedule(static) if (rows * out > DS_PAR_MIN)
@@ -148,17 +147,18 @@ static void linear_backward(ds_node *y)
 /* x and w, and y itself for the mask of a fused activation. */
 static uint32_t linear_reads(const ds_node *y)
 {
-    return DSI_READS_IN(0) | DSI_READS_IN(1) | (y->ia[0] != DSI_FUSE_NONE ? DSI_READS_OUT : 0);
+    bool act = y->attr.linear.act != DSI_FUSE_NONE;
+    return DSI_READS_IN(0) | DSI_READS_IN(1) | (act ? DSI_READS_OUT : 0);
 }
 
 const ds_op_def dsi_op_linear = {
-    .name = "linear", .shape = linear_shape, .forward = linear_forward,
-    .backward = linear_backward, .scratch_bytes = linear_scratch, .bwd_reads = linear_reads,
+    .shape = linear_shape, .cpu = {linear_forward, linear_backward},
+    .scratch_bytes = linear_scratch, .bwd_reads = linear_reads,
 };
 
 ds_node *ds_matmul(ds_graph *g, ds_node *a, ds_node *b)
 {
-    return dsi_node(g, DS_OP_MATMUL, 2, (ds_node *[]){a, b}, NULL, 0, NULL, 0);
+    return dsi_node(g, DS_OP_MATMUL, 2, (ds_node *[]){a, b}, NULL);
 }
 
 ds_node *ds_linear(ds_graph *g, ds_node *x, ds_node *w, ds_node *b)
@@ -168,6 +168,6 @@ ds_node *ds_linear(ds_graph *g, ds_node *x, ds_node *w, ds_node *b)
 
 ds_node *dsi_linear_fused(ds_graph *g, ds_node *x, ds_node *w, ds_node *b, int act)
 {
-    return dsi_node(g, DS_OP_LINEAR, b ? 3 : 2, (ds_node *[]){x, w, b}, (int64_t[]){act}, 1,
-                    NULL, 0);
+    return dsi_node(g, DS_OP_LINEAR, b ? 3 : 2, (ds_node *[]){x, w, b},
+                    &(dsi_linear_attr){ .act = act });
 }

@@ -5,12 +5,11 @@
 #include <math.h>
 
 /* ---- pool: x [N, C, s1..snd] -> y [N, C, o1..ond] ----
- * ia: 0 nd, 1 kind, 2 padding mode, 3 exclude_pad, 4-6 size, 7-9 stride, 10-12 explicit
- * pad, 13-15 pad before, 16-18 pad after (13-18 computed by the shape rule). Axes are
- * stored in order for the nd spatial axes.
+ * Attributes (dsi_pool_attr): nd, kind, padding mode, exclude_pad, and per spatial axis (in
+ * order, nd of them) size, stride and explicit pad. The shape rule works out the padding
+ * before and after each axis from the mode into state.pool.lo and hi.
  * Every window holds at least one real pixel (explicit pad <= size/2, SAME pads less than
  * a window), so max never returns -inf. */
-enum { PA_ND, PA_KIND, PA_MODE, PA_EXCL, PA_K = 4, PA_S = 7, PA_P = 10, PA_LO = 13, PA_HI = 16 };
 
 /* Geometry normalized to 3 spatial axes: missing leading axes have extent 1, window 1. */
 typedef struct {
@@ -22,7 +21,8 @@ typedef struct {
 static void pool_geometry(const ds_node *y, pool_geom *p)
 {
     const ds_node *x = y->in[0];
-    int nd = (int)y->ia[PA_ND];
+    const dsi_pool_attr *at = &y->attr.pool;
+    int nd = at->nd;
     p->planes = x->shape[0] * x->shape[1];
     p->in_n = p->out_n = 1;
     for (int a = 0; a < 3; a++) {
@@ -33,10 +33,10 @@ static void pool_geometry(const ds_node *y, pool_geom *p)
         } else {
             p->in[a] = x->shape[2 + j];
             p->out[a] = y->shape[2 + j];
-            p->k[a] = y->ia[PA_K + j];
-            p->s[a] = y->ia[PA_S + j];
-            p->lo[a] = y->ia[PA_LO + j];
-            p->hi[a] = y->ia[PA_HI + j];
+            p->k[a] = at->size[j];
+            p->s[a] = at->stride[j];
+            p->lo[a] = y->state.pool.lo[j];
+            p->hi[a] = y->state.pool.hi[j];
         }
         p->in_n *= p->in[a];
         p->out_n *= p->out[a];
@@ -52,15 +52,16 @@ static const char *pool_kind_word(int kind)
 static ds_status pool_shape(ds_node *y)
 {
     const ds_node *x = y->in[0];
-    int nd = (int)y->ia[PA_ND];
+    const dsi_pool_attr *at = &y->attr.pool;
+    int nd = at->nd;
     if (x->ndim != nd + 2)
         return dsi_fail_node(y, DS_ERR_SHAPE, "%dD pooling needs input [N, C, %s], got %s", nd,
                              nd == 1 ? "L" : nd == 2 ? "H, W" : "D, H, W",
                              dsi_shape_str(x->ndim, x->shape));
     int64_t s[DS_MAX_DIMS] = { x->shape[0], x->shape[1] };
     for (int j = 0; j < nd; j++) {
-        int64_t in = x->shape[2 + j], k = y->ia[PA_K + j], st = y->ia[PA_S + j], lo, hi, out;
-        switch ((ds_padding)y->ia[PA_MODE]) {
+        int64_t in = x->shape[2 + j], k = at->size[j], st = at->stride[j], lo, hi, out;
+        switch (at->padding) {
         case DS_PAD_SAME: {
             out = (in + st - 1) / st;
             int64_t total = (out - 1) * st + k - in;
@@ -75,21 +76,21 @@ static ds_status pool_shape(ds_node *y)
             out = in >= k ? (in - k) / st + 1 : 0;
             break;
         default:
-            lo = hi = y->ia[PA_P + j];
+            lo = hi = at->pad[j];
             out = in + 2 * lo >= k ? (in + 2 * lo - k) / st + 1 : 0;
             break;
         }
         if (out < 1) {
             char win[48] = "";
             for (int i = 0; i < nd; i++)
-                dsi_snprintf_cat(win, sizeof win, "%s%lld", i ? "x" : "", (long long)y->ia[PA_K + i]);
+                dsi_snprintf_cat(win, sizeof win, "%s%lld", i ? "x" : "", (long long)at->size[i]);
             return dsi_fail_node(y, DS_ERR_SHAPE,
                                  "%s pooling window %s (padding %lld) is larger than the input %s",
-                                 pool_kind_word((int)y->ia[PA_KIND]), win, (long long)lo,
+                                 pool_kind_word((int)at->kind), win, (long long)lo,
                                  dsi_shape_str(x->ndim, x->shape));
         }
-        y->ia[PA_LO + j] = lo;
-        y->ia[PA_HI + j] = hi;
+        y->state.pool.lo[j] = lo;
+        y->state.pool.hi[j] = hi;
         s[2 + j] = out;
     }
     dsi_set_shape(y, nd + 2, s);
@@ -98,7 +99,7 @@ static ds_status pool_shape(ds_node *y)
 
 static size_t pool_saved(const ds_node *y)
 {
-    return y->ia[PA_KIND] == DS_POOL_MAX ? (size_t)y->numel * sizeof(int32_t) : 0;
+    return y->attr.pool.kind == DS_POOL_MAX ? (size_t)y->numel * sizeof(int32_t) : 0;
 }
 
 /* Window of output position o along axis a: [b, e) clipped to the input; *span is the
@@ -388,15 +389,15 @@ static void max_tiled(const pool_geom *p, const float *xd, float *yd, int32_t *a
                 int64_t o0 = ((pl * OD + od) * OH + oh0) * OW;
                 int n = (int)(rows * kh * OW), m = n - (kh - 1) * (int)OW;
                 float hv[SPAN], fv[SPAN];
-                int32_t ha[SPAN], fa[SPAN];
-                max_pass(xd + pl * p->in_n + top, true, kw, kw, n, (int32_t)top, hv, ha);
+                int32_t harg[SPAN], farg[SPAN];
+                max_pass(xd + pl * p->in_n + top, true, kw, kw, n, (int32_t)top, hv, harg);
                 memcpy(fv, hv, (size_t)m * sizeof *fv);
-                memcpy(fa, ha, (size_t)m * sizeof *fa);
+                memcpy(farg, harg, (size_t)m * sizeof *farg);
                 for (int h = 1; h < kh; h++)
-                    fold_pass(hv + h * OW, ha + h * OW, m, fv, fa);
+                    fold_pass(hv + h * OW, harg + h * OW, m, fv, farg);
                 for (int64_t rr = 0; rr < rows; rr++) {
                     memcpy(yd + o0 + rr * OW, fv + rr * kh * OW, (size_t)OW * sizeof *fv);
-                    memcpy(arg + o0 + rr * OW, fa + rr * kh * OW, (size_t)OW * sizeof *fa);
+                    memcpy(arg + o0 + rr * OW, farg + rr * kh * OW, (size_t)OW * sizeof *farg);
                 }
             }
 }
@@ -513,13 +514,13 @@ static void pool_forward(ds_node *y)
 {
     pool_geom p;
     pool_geometry(y, &p);
-    int kind = (int)y->ia[PA_KIND];
+    int kind = (int)y->attr.pool.kind;
     if (!p.lo[0] && !p.hi[0] && !p.lo[1] && !p.hi[1] && !p.lo[2] && !p.hi[2]) {
         pool_unpadded(&p, kind, y->in[0]->data, y->data, y->saved);
         return;
     }
     /* Keras divides SAME-padded averages by the real pixels only */
-    bool excl = y->ia[PA_EXCL] || y->ia[PA_MODE] == DS_PAD_SAME;
+    bool excl = y->attr.pool.exclude_pad || y->attr.pool.padding == DS_PAD_SAME;
     const float *xd = y->in[0]->data;
     float *yd = y->data;
     int32_t *arg = y->saved;
@@ -592,8 +593,8 @@ static void pool_backward(ds_node *y)
         return;
     pool_geom p;
     pool_geometry(y, &p);
-    int kind = (int)y->ia[PA_KIND];
-    bool excl = y->ia[PA_EXCL] || y->ia[PA_MODE] == DS_PAD_SAME;
+    int kind = (int)y->attr.pool.kind;
+    bool excl = y->attr.pool.exclude_pad || y->attr.pool.padding == DS_PAD_SAME;
     const float *xd = y->in[0]->data, *yd = y->data, *dy = y->grad;
     const int32_t *arg = y->saved;
     bool unpadded = !p.lo[0] && !p.hi[0] && !p.lo[1] && !p.hi[1] && !p.lo[2] && !p.hi[2];
@@ -647,15 +648,15 @@ static void pool_backward(ds_node *y)
 /* L2 reads x and y; max its saved argmax; average and sum nothing. */
 static uint32_t pool_reads(const ds_node *y)
 {
-    return y->ia[PA_KIND] == DS_POOL_L2 ? DSI_READS_IN(0) | DSI_READS_OUT : 0;
+    return y->attr.pool.kind == DS_POOL_L2 ? DSI_READS_IN(0) | DSI_READS_OUT : 0;
 }
 
 const ds_op_def dsi_op_pool = {
-    .name = "pool", .shape = pool_shape, .forward = pool_forward, .backward = pool_backward,
+    .shape = pool_shape, .cpu = {pool_forward, pool_backward},
     .saved_bytes = pool_saved, .bwd_reads = pool_reads,
 };
 
-/* ---- global pool: x [N, C, spatial...] -> [N, C] by average or max. ia: 0 kind ---- */
+/* ---- global pool: x [N, C, spatial...] -> [N, C] by attr.global_pool.kind: average or max ---- */
 static ds_status global_pool_shape(ds_node *y)
 {
     const ds_node *x = y->in[0];
@@ -668,7 +669,7 @@ static ds_status global_pool_shape(ds_node *y)
 
 static size_t global_pool_saved(const ds_node *y)
 {
-    return y->ia[0] == DS_POOL_MAX ? (size_t)y->numel * sizeof(int32_t) : 0;
+    return y->attr.global_pool.kind == DS_POOL_MAX ? (size_t)y->numel * sizeof(int32_t) : 0;
 }
 
 /* Index of the first NaN of x[0..n), else of its first maximum (n >= 1): the maximum and
@@ -700,7 +701,7 @@ static void global_pool_forward(ds_node *y)
     const float *xd = x->data;
     float *yd = y->data;
     int32_t *arg = y->saved;
-    bool max = y->ia[0] == DS_POOL_MAX;
+    bool max = y->attr.global_pool.kind == DS_POOL_MAX;
 #pragma omp parallel for schedule(static) if (x->numel > DS_PAR_MIN)
     for (int64_t pl = 0; pl < planes; pl++) {
         const float *xp = xd + pl * n;
@@ -722,7 +723,7 @@ static void global_pool_backward(ds_node *y)
     int64_t planes = y->numel, n = x->numel / planes;
     const float *dy = y->grad;
     const int32_t *arg = y->saved;
-    bool max = y->ia[0] == DS_POOL_MAX;
+    bool max = y->attr.global_pool.kind == DS_POOL_MAX;
     float inv = 1.0f / (float)n;
 #pragma omp parallel for schedule(static) if (x->numel > DS_PAR_MIN)
     for (int64_t pl = 0; pl < planes; pl++) {
@@ -738,8 +739,8 @@ static void global_pool_backward(ds_node *y)
 }
 
 const ds_op_def dsi_op_global_pool = {
-    .name = "global_pool", .shape = global_pool_shape, .forward = global_pool_forward,
-    .backward = global_pool_backward, .saved_bytes = global_pool_saved,
+    .shape = global_pool_shape, .cpu = {global_pool_forward, global_pool_backward},
+    .saved_bytes = global_pool_saved,
     .bwd_reads = dsi_reads_none,   /* max: the saved argmax */
 };
 
@@ -763,7 +764,7 @@ ds_node *ds_pool(ds_graph *g, ds_node *x, int nd, ds_pool_kind kind, const ds_po
     snprintf(autot, sizeof autot, "%s%dd", auto_pool[kind], nd);
     if (!dsi_layer_begin(g, type, autot, NULL, name))
         return NULL;
-    int64_t ia[DS_IATTR] = { nd, kind, 0, 0 };
+    dsi_pool_attr at = { .nd = nd, .kind = kind };
     const char *bad = NULL;
     int bad_axis = 0, bad_val = 0, bad_k = 0;
     if (!o || o->size[0] < 1) {
@@ -773,8 +774,8 @@ ds_node *ds_pool(ds_graph *g, ds_node *x, int nd, ds_pool_kind kind, const ds_po
         bad = "unknown padding mode";
         bad_val = (int)o->padding;
     } else {
-        ia[PA_MODE] = o->padding;
-        ia[PA_EXCL] = o->exclude_pad != 0;
+        at.padding = o->padding;
+        at.exclude_pad = o->exclude_pad != 0;
         for (int j = 0; j < nd && !bad; j++) {
             int k = j && o->size[j] == 0 ? o->size[0] : o->size[j];
             int s = o->stride[0] == 0 ? k : (j && o->stride[j] == 0 ? o->stride[0] : o->stride[j]);
@@ -788,9 +789,9 @@ ds_node *ds_pool(ds_graph *g, ds_node *x, int nd, ds_pool_kind kind, const ds_po
                 bad = "padding must not be negative", bad_val = pd;
             else if (pd > k / 2)   /* PyTorch: "pad should be at most half of kernel size" */
                 bad = "padding must be at most half the window size", bad_val = pd, bad_k = k;
-            ia[PA_K + j] = k;
-            ia[PA_S + j] = s;
-            ia[PA_P + j] = pd;
+            at.size[j] = k;
+            at.stride[j] = s;
+            at.pad[j] = pd;
         }
     }
     ds_node *y = NULL;
@@ -802,7 +803,7 @@ ds_node *ds_pool(ds_graph *g, ds_node *x, int nd, ds_pool_kind kind, const ds_po
             dsi_fail(DS_ERR_ARG, "pool '%s': %s (axis %d: %d)", name, bad, bad_axis, bad_val);
         dsi_build_fail(g, DS_ERR_ARG);
     } else {
-        y = dsi_node(g, DS_OP_POOL, 1, &x, ia, DS_IATTR, NULL, 0);
+        y = dsi_node(g, DS_OP_POOL, 1, &x, &at);
     }
     return dsi_layer_end(g, y);
 }
@@ -826,6 +827,6 @@ ds_node *ds_global_pool(ds_graph *g, ds_node *x, ds_pool_kind kind)
              *nd ? "d" : "");
     if (!dsi_layer_begin(g, type, autot, NULL, name))
         return NULL;
-    int64_t ia[1] = { kind };
-    return dsi_layer_end(g, dsi_node(g, DS_OP_GLOBAL_POOL, 1, &x, ia, 1, NULL, 0));
+    dsi_global_pool_attr at = { .kind = kind };
+    return dsi_layer_end(g, dsi_node(g, DS_OP_GLOBAL_POOL, 1, &x, &at));
 }

@@ -142,23 +142,22 @@ void dsi_reduce_sum(const float *x, int nd, const int64_t *shape, const bool *ke
     }
 }
 
-/* ---- sum and mean: ia[0] = naxes (0: all), ia[1] = keepdim, ia[2..] = axes ---- */
+/* ---- sum and mean over attr.reduce.axes (naxes 0: all), keepdim ---- */
 
 /* Which of x's axes are reduced; fails (with a message) on a bad or repeated axis. */
 static ds_status reduced_axes(const ds_node *y, bool *red)
 {
     const ds_node *x = y->in[0];
-    int naxes = (int)y->ia[0];
+    const dsi_reduce_attr *at = &y->attr.reduce;
     for (int d = 0; d < x->ndim; d++)
-        red[d] = naxes == 0;
-    for (int k = 0; k < naxes; k++) {
-        int a = dsi_axis((int)y->ia[2 + k], x->ndim);
+        red[d] = at->naxes == 0;
+    for (int k = 0; k < at->naxes; k++) {
+        int a = dsi_axis(at->axes[k], x->ndim);
         if (a < 0)
-            return dsi_fail_node(y, DS_ERR_SHAPE, "axis %lld is out of range for input of shape %s",
-                                 (long long)y->ia[2 + k], dsi_shape_str(x->ndim, x->shape));
+            return dsi_fail_node(y, DS_ERR_SHAPE, "axis %d is out of range for input of shape %s",
+                                 at->axes[k], dsi_shape_str(x->ndim, x->shape));
         if (red[a])
-            return dsi_fail_node(y, DS_ERR_ARG, "axis %lld appears more than once",
-                                 (long long)y->ia[2 + k]);
+            return dsi_fail_node(y, DS_ERR_ARG, "axis %d appears more than once", at->axes[k]);
         red[a] = true;
     }
     return DS_OK;
@@ -176,7 +175,7 @@ static ds_status reduce_shape(ds_node *y)
     for (int d = 0; d < x->ndim; d++) {
         if (!red[d])
             s[nd++] = x->shape[d];
-        else if (y->ia[1])
+        else if (y->attr.reduce.keepdim)
             s[nd++] = 1;
     }
     dsi_set_shape(y, nd, s);
@@ -244,11 +243,11 @@ static void reduce_backward(ds_node *y)
 }
 
 const ds_op_def dsi_op_sum = {
-    .name = "sum", .shape = reduce_shape, .forward = reduce_forward, .backward = reduce_backward,
+    .shape = reduce_shape, .cpu = {reduce_forward, reduce_backward},
     .bwd_reads = dsi_reads_none,
 };
 const ds_op_def dsi_op_mean = {
-    .name = "mean", .shape = reduce_shape, .forward = reduce_forward, .backward = reduce_backward,
+    .shape = reduce_shape, .cpu = {reduce_forward, reduce_backward},
     .bwd_reads = dsi_reads_none,
 };
 
@@ -258,14 +257,14 @@ static ds_node *reduce(ds_graph *g, ds_op op, ds_node *x, int naxes, const int *
     if (!g || !x || g->status != DS_OK)
         return NULL;
     if (naxes < 0 || naxes > DS_MAX_DIMS || (naxes > 0 && !axes)) {
-        dsi_fail(DS_ERR_ARG, "%s: %d axes (0 to %d, 0 meaning all)", dsi_ops[op]->name, naxes,
+        dsi_fail(DS_ERR_ARG, "%s: %d axes (0 to %d, 0 meaning all)", dsi_op_names[op], naxes,
                  DS_MAX_DIMS);
         return dsi_build_fail(g, DS_ERR_ARG);
     }
-    int64_t ia[2 + DS_MAX_DIMS] = {naxes, keepdim != 0};
+    dsi_reduce_attr at = { .naxes = naxes, .keepdim = keepdim != 0 };
     for (int k = 0; k < naxes; k++)
-        ia[2 + k] = axes[k];
-    return dsi_node(g, op, 1, &x, ia, 2 + naxes, NULL, 0);
+        at.axes[k] = axes[k];
+    return dsi_node(g, op, 1, &x, &at);
 }
 
 ds_node *ds_sum(ds_graph *g, ds_node *x, int naxes, const int *axes, int keepdim)

@@ -12,14 +12,14 @@ static void around(const ds_node *x, int axis, int64_t *outer, int64_t *inner)
         *inner *= x->shape[d];
 }
 
-/* ---- concat: n inputs along ia[0]; all other dimensions must agree ---- */
+/* ---- concat: n inputs along attr.concat.axis; all other dimensions must agree ---- */
 static ds_status concat_shape(ds_node *y)
 {
     const ds_node *x0 = y->in[0];
-    int a = dsi_axis((int)y->ia[0], x0->ndim);
+    int a = dsi_axis(y->attr.concat.axis, x0->ndim);
     if (a < 0)
-        return dsi_fail_node(y, DS_ERR_SHAPE, "axis %lld is out of range for input of shape %s",
-                             (long long)y->ia[0], dsi_shape_str(x0->ndim, x0->shape));
+        return dsi_fail_node(y, DS_ERR_SHAPE, "axis %d is out of range for input of shape %s",
+                             y->attr.concat.axis, dsi_shape_str(x0->ndim, x0->shape));
     int64_t s[DS_MAX_DIMS];
     memcpy(s, x0->shape, sizeof s);
     for (int k = 1; k < y->n_in; k++) {
@@ -39,7 +39,7 @@ static ds_status concat_shape(ds_node *y)
 
 static void concat_forward(ds_node *y)
 {
-    int a = dsi_axis((int)y->ia[0], y->ndim);
+    int a = dsi_axis(y->attr.concat.axis, y->ndim);
     int64_t outer, inner;
     around(y, a, &outer, &inner);
     int64_t row = y->shape[a] * inner;
@@ -56,7 +56,7 @@ static void concat_forward(ds_node *y)
 
 static void concat_backward(ds_node *y)
 {
-    int a = dsi_axis((int)y->ia[0], y->ndim);
+    int a = dsi_axis(y->attr.concat.axis, y->ndim);
     int64_t outer, inner;
     around(y, a, &outer, &inner);
     int64_t row = y->shape[a] * inner;
@@ -77,8 +77,7 @@ static void concat_backward(ds_node *y)
 }
 
 const ds_op_def dsi_op_concat = {
-    .name = "concat", .shape = concat_shape, .forward = concat_forward,
-    .backward = concat_backward, .bwd_reads = dsi_reads_none,
+    .shape = concat_shape, .cpu = {concat_forward, concat_backward}, .bwd_reads = dsi_reads_none,
 };
 
 ds_node *ds_concat(ds_graph *g, int n, ds_node *const *xs, int axis)
@@ -89,29 +88,28 @@ ds_node *ds_concat(ds_graph *g, int n, ds_node *const *xs, int axis)
         dsi_fail(DS_ERR_ARG, "concat: %d inputs (at least 1)", n);
         return dsi_build_fail(g, DS_ERR_ARG);
     }
-    return dsi_node(g, DS_OP_CONCAT, n, xs, (int64_t[]){axis}, 1, NULL, 0);
+    return dsi_node(g, DS_OP_CONCAT, n, xs, &(dsi_concat_attr){ .axis = axis });
 }
 
-/* ---- reshape: ia[0] = ndim, ia[1..] = target (one entry may be -1); ia[RESHAPE_FLATTEN]
- * set: flatten, [N, ...] -> [N, prod(...)]. An alias: y shares x's data and gradient, so
+/* ---- reshape: attr.reshape.shape, ndim entries (one may be -1); with flatten set,
+ * [N, ...] -> [N, prod(...)] instead. An alias: y shares x's data and gradient, so
  * forward and backward have nothing to do. ---- */
-#define RESHAPE_FLATTEN (1 + DS_MAX_DIMS)
-
 static ds_status reshape_shape(ds_node *y)
 {
     const ds_node *x = y->in[0];
-    if (y->ia[RESHAPE_FLATTEN]) {
+    const dsi_reshape_attr *at = &y->attr.reshape;
+    if (at->flatten) {
         if (x->ndim < 1)
             return dsi_fail_node(y, DS_ERR_SHAPE, "cannot flatten a scalar: input has shape []");
         int64_t s[2] = {x->shape[0], x->numel / x->shape[0]};
         dsi_set_shape(y, 2, s);
         return DS_OK;
     }
-    int nd = (int)y->ia[0];
+    int nd = at->ndim;
     int64_t s[DS_MAX_DIMS], known = 1;
     int infer = -1;
     for (int d = 0; d < nd; d++) {
-        s[d] = y->ia[1 + d];
+        s[d] = at->shape[d];
         if (s[d] == -1 && infer < 0) {
             infer = d;
         } else if (s[d] < 1) {
@@ -134,7 +132,7 @@ static ds_status reshape_shape(ds_node *y)
 static void alias_noop(ds_node *y) { (void)y; }
 
 const ds_op_def dsi_op_reshape = {
-    .name = "reshape", .shape = reshape_shape, .forward = alias_noop, .backward = alias_noop,
+    .shape = reshape_shape, .cpu = {alias_noop, alias_noop},
     .alias = true, .bwd_reads = dsi_reads_none,
 };
 
@@ -147,10 +145,10 @@ ds_node *ds_reshape(ds_graph *g, ds_node *x, int ndim, const int64_t *shape)
                  dsi_node_layer(x), ndim, DS_MAX_DIMS);
         return dsi_build_fail(g, DS_ERR_ARG);
     }
-    int64_t ia[RESHAPE_FLATTEN + 1] = {ndim};
+    dsi_reshape_attr at = { .ndim = ndim };
     for (int d = 0; d < ndim; d++)
-        ia[1 + d] = shape[d];
-    return dsi_node(g, DS_OP_RESHAPE, 1, &x, ia, RESHAPE_FLATTEN + 1, NULL, 0);
+        at.shape[d] = shape[d];
+    return dsi_node(g, DS_OP_RESHAPE, 1, &x, &at);
 }
 
 ds_node *ds_flatten(ds_graph *g, ds_node *x)
@@ -160,37 +158,38 @@ ds_node *ds_flatten(ds_graph *g, ds_node *x)
     char name[DS_NAME_MAX];
     if (!dsi_layer_begin(g, "Flatten", "flatten", NULL, name))
         return NULL;
-    int64_t ia[RESHAPE_FLATTEN + 1] = {0};
-    ia[RESHAPE_FLATTEN] = 1;
-    return dsi_layer_end(g, dsi_node(g, DS_OP_RESHAPE, 1, &x, ia, RESHAPE_FLATTEN + 1, NULL, 0));
+    dsi_reshape_attr at = { .flatten = true };
+    return dsi_layer_end(g, dsi_node(g, DS_OP_RESHAPE, 1, &x, &at));
 }
 
-/* ---- slice: x[..., start:end, ...] along ia[0]; ia[1] = start, ia[2] = end as given ---- */
+/* ---- slice: x[..., start:end, ...] along attr.slice.axis (start, end as given) ---- */
 static bool slice_range(const ds_node *y, int *axis, int64_t *start, int64_t *end)
 {
     const ds_node *x = y->in[0];
     *start = *end = 0;
-    *axis = dsi_axis((int)y->ia[0], x->ndim);
+    const dsi_slice_attr *at = &y->attr.slice;
+    *axis = dsi_axis(at->axis, x->ndim);
     if (*axis < 0)
         return false;
     int64_t n = x->shape[*axis];
-    *start = y->ia[1] < 0 ? y->ia[1] + n : y->ia[1];
-    *end = y->ia[2] < 0 ? y->ia[2] + n : y->ia[2];
+    *start = at->start < 0 ? at->start + n : at->start;
+    *end = at->end < 0 ? at->end + n : at->end;
     return *start >= 0 && *start < *end && *end <= n;
 }
 
 static ds_status slice_shape(ds_node *y)
 {
     const ds_node *x = y->in[0];
+    const dsi_slice_attr *at = &y->attr.slice;
     int a;
     int64_t s0, e0;
     if (!slice_range(y, &a, &s0, &e0)) {
         if (a < 0)
-            return dsi_fail_node(y, DS_ERR_SHAPE, "axis %lld is out of range for input of "
-                                 "shape %s", (long long)y->ia[0], dsi_shape_str(x->ndim, x->shape));
+            return dsi_fail_node(y, DS_ERR_SHAPE, "axis %d is out of range for input of "
+                                 "shape %s", at->axis, dsi_shape_str(x->ndim, x->shape));
         return dsi_fail_node(y, DS_ERR_SHAPE, "range %lld:%lld of axis %d (size %lld) of input "
-                             "%s is empty or out of range", (long long)y->ia[1],
-                             (long long)y->ia[2], a, (long long)x->shape[a],
+                             "%s is empty or out of range", (long long)at->start,
+                             (long long)at->end, a, (long long)x->shape[a],
                              dsi_shape_str(x->ndim, x->shape));
     }
     int64_t s[DS_MAX_DIMS];
@@ -231,11 +230,12 @@ static void slice_backward(ds_node *y)
 }
 
 const ds_op_def dsi_op_slice = {
-    .name = "slice", .shape = slice_shape, .forward = slice_forward, .backward = slice_backward,
+    .shape = slice_shape, .cpu = {slice_forward, slice_backward},
     .bwd_reads = dsi_reads_none,
 };
 
 ds_node *ds_slice(ds_graph *g, ds_node *x, int axis, int64_t start, int64_t end)
 {
-    return dsi_node(g, DS_OP_SLICE, 1, &x, (int64_t[]){axis, start, end}, 3, NULL, 0);
+    dsi_slice_attr at = { .axis = axis, .start = start, .end = end };
+    return dsi_node(g, DS_OP_SLICE, 1, &x, &at);
 }

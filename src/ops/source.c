@@ -5,10 +5,10 @@ static void leaf_forward(ds_node *y) { (void)y; }
 static void leaf_backward(ds_node *y) { (void)y; }
 
 const ds_op_def dsi_op_input = {
-    .name = "input", .forward = leaf_forward, .backward = leaf_backward,
+    .cpu = {leaf_forward, leaf_backward},
     .bwd_reads = dsi_reads_none,
 };
 const ds_op_def dsi_op_param = {
-    .name = "param", .forward = leaf_forward, .backward = leaf_backward,
+    .cpu = {leaf_forward, leaf_backward},
     .bwd_reads = dsi_reads_none,
 };

@@ -1,6 +1,6 @@
 /* upsample.c - 2D upsampling op by an integer factor (PyTorch's nn.Upsample(scale_factor=s)
  * with mode 'nearest' or 'bilinear', align_corners=False): shape rule, forward, backward.
- * ia[0] = scale, ia[1] = ds_upsample_mode. Each (sample, channel) plane is handled by one
+ * Attributes: scale, mode (ds_upsample_mode). Each (sample, channel) plane is handled by one
  * thread in forward and backward, so results do not depend on the thread count. */
 #include "../internal.h"
 
@@ -10,7 +10,7 @@ static ds_status upsample_shape(ds_node *y)
     if (x->ndim != 4)
         return dsi_fail_node(y, DS_ERR_SHAPE, "input %s is not [batch, channels, height, width]",
                              dsi_shape_str(x->ndim, x->shape));
-    int64_t s = y->ia[0];
+    int64_t s = y->attr.upsample.scale;
     dsi_set_shape(y, 4, (int64_t[]){x->shape[0], x->shape[1], x->shape[2] * s, x->shape[3] * s});
     return DS_OK;
 }
@@ -32,11 +32,11 @@ static inline void tap(int64_t o, int64_t s, int64_t in, int64_t *i0, int64_t *i
 static void upsample_forward(ds_node *y)
 {
     const ds_node *x = y->in[0];
-    int64_t s = y->ia[0], planes = x->shape[0] * x->shape[1];
+    int64_t s = y->attr.upsample.scale, planes = x->shape[0] * x->shape[1];
     int64_t H = x->shape[2], W = x->shape[3], OH = H * s, OW = W * s;
     const float *xd = x->data;
     float *yd = y->data;
-    bool bilinear = y->ia[1] == DS_UPSAMPLE_BILINEAR;
+    bool bilinear = y->attr.upsample.mode == DS_UPSAMPLE_BILINEAR;
 #pragma omp parallel for schedule(static) if (y->numel > DS_PAR_MIN)
     for (int64_t p = 0; p < planes; p++) {
         const float *xp = xd + p * H * W;
@@ -68,11 +68,11 @@ static void upsample_backward(ds_node *y)
     ds_node *x = y->in[0];
     if (!x->grad)
         return;
-    int64_t s = y->ia[0], planes = x->shape[0] * x->shape[1];
+    int64_t s = y->attr.upsample.scale, planes = x->shape[0] * x->shape[1];
     int64_t H = x->shape[2], W = x->shape[3], OH = H * s, OW = W * s;
     const float *dy = y->grad;
     float *dx = x->grad;
-    bool bilinear = y->ia[1] == DS_UPSAMPLE_BILINEAR;
+    bool bilinear = y->attr.upsample.mode == DS_UPSAMPLE_BILINEAR;
 #pragma omp parallel for schedule(static) if (y->numel > DS_PAR_MIN)
     for (int64_t p = 0; p < planes; p++) {
         float *xp = dx + p * H * W;
@@ -104,8 +104,8 @@ static void upsample_backward(ds_node *y)
 }
 
 const ds_op_def dsi_op_upsample2d = {
-    .name = "upsample2d", .shape = upsample_shape, .forward = upsample_forward,
-    .backward = upsample_backward, .bwd_reads = dsi_reads_none,
+    .shape = upsample_shape, .cpu = {upsample_forward, upsample_backward},
+    .bwd_reads = dsi_reads_none,
 };
 
 /* A parameterless layer of its own, as Keras's UpSampling2D. */
@@ -122,6 +122,7 @@ ds_node *ds_upsample2d(ds_graph *g, ds_node *x, int scale, ds_upsample_mode mode
     char name[DS_NAME_MAX];
     if (!dsi_layer_begin(g, "UpSampling2D", "up_sampling2d", NULL, name))
         return NULL;
-    ds_node *y = dsi_node(g, DS_OP_UPSAMPLE2D, 1, &x, (int64_t[]){scale, mode}, 2, NULL, 0);
+    dsi_upsample_attr at = { .scale = scale, .mode = mode };
+    ds_node *y = dsi_node(g, DS_OP_UPSAMPLE2D, 1, &x, &at);
     return dsi_layer_end(g, y);
 }

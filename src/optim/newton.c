@@ -84,7 +84,7 @@ static ds_status ctx_build(hctx *c, ds_graph *g, ds_node *loss)
             continue;
         if (!dsi_rop_supported(y->op)) {
             st = dsi_fail(DS_ERR_ARG, "newton: op '%s' in layer '%s' has no second-order rule",
-                          dsi_ops[y->op]->name, dsi_node_layer(y));
+                          dsi_op_names[y->op], dsi_node_layer(y));
             goto done;
         }
         if (y->op == DS_OP_PARAM)

@@ -1,39 +1,28 @@
 /* rop.c - second-order rules for damped Newton: per op, the forward tangent R{y}
  * (Pearlmutter's R-operator), the vector-Jacobian product and the second-order term of the
- * reverse tangent pass, all in double precision. newton.c drives them. */
+ * reverse tangent pass, all in double precision; pointwise ops only bring f' and f'' (their
+ * ds_op_def.derivs). newton.c drives them. */
 #include "rop.h"
 
 #include <math.h>
 
+/* Pointwise ops bring their derivatives (ds_op_def.derivs); the rules of the others are
+ * here. */
+static bool is_unary(ds_op op) { return dsi_ops[op]->derivs != NULL; }
+
 bool dsi_rop_supported(ds_op op)
 {
+    if (is_unary(op))
+        return true;
     switch (op) {
     case DS_OP_INPUT: case DS_OP_PARAM:
     case DS_OP_ADD: case DS_OP_SUB: case DS_OP_MUL: case DS_OP_DIV:
-    case DS_OP_ADD_SCALAR: case DS_OP_MUL_SCALAR: case DS_OP_POW_SCALAR:
-    case DS_OP_NEG: case DS_OP_EXP: case DS_OP_LOG: case DS_OP_SQRT: case DS_OP_SQUARE:
-    case DS_OP_ABS:
-    case DS_OP_SIGMOID: case DS_OP_TANH: case DS_OP_RELU: case DS_OP_SOFTPLUS:
-    case DS_OP_LEAKY_RELU: case DS_OP_ELU:
     case DS_OP_SUM: case DS_OP_MEAN:
     case DS_OP_MATMUL: case DS_OP_LINEAR:
     case DS_OP_SOFTMAX: case DS_OP_LOG_SOFTMAX:
     case DS_OP_RESHAPE: case DS_OP_CONCAT: case DS_OP_SLICE:
     case DS_OP_LOSS_MSE: case DS_OP_LOSS_MAE: case DS_OP_LOSS_BCE_LOGITS:
     case DS_OP_LOSS_CCE_LOGITS: case DS_OP_LOSS_CCE_INT: case DS_OP_LOSS_GAUSS_NLL:
-        return true;
-    default:
-        return false;
-    }
-}
-
-static bool is_unary(ds_op op)
-{
-    switch (op) {
-    case DS_OP_ADD_SCALAR: case DS_OP_MUL_SCALAR: case DS_OP_POW_SCALAR: case DS_OP_NEG:
-    case DS_OP_EXP: case DS_OP_LOG: case DS_OP_SQRT: case DS_OP_SQUARE: case DS_OP_ABS:
-    case DS_OP_SIGMOID: case DS_OP_TANH: case DS_OP_RELU: case DS_OP_SOFTPLUS:
-    case DS_OP_LEAKY_RELU: case DS_OP_ELU:
         return true;
     default:
         return false;
@@ -48,12 +37,10 @@ static double sigm(double x)
     return e / (1.0 + e);
 }
 
-/* ---- attributes (layouts of the op files) ---- */
-static double scalar_attr(const ds_node *y) { return y->fa[0]; }   /* c, p, slope, alpha */
 /* Loss scale: 1 for sum, 1/count for mean. */
 static double loss_scale(const ds_node *y, int64_t count)
 {
-    return y->ia[0] == DS_REDUCE_SUM ? 1.0 : 1.0 / (double)count;
+    return y->attr.loss.reduction == DS_REDUCE_SUM ? 1.0 : 1.0 / (double)count;
 }
 
 /* ---- broadcasting: flat index into x of y's element k (NumPy rules) ---- */
@@ -99,12 +86,12 @@ static void rmap_init(rmap *r, const ds_node *y)
 {
     const ds_node *x = y->in[0];
     bool red[DS_MAX_DIMS] = {false};
-    int64_t naxes = y->ia[0];
-    if (naxes == 0)
+    const dsi_reduce_attr *at = &y->attr.reduce;
+    if (at->naxes == 0)
         for (int d = 0; d < x->ndim; d++)
             red[d] = true;
-    for (int64_t i = 0; i < naxes; i++) {
-        int a = dsi_axis((int)y->ia[2 + i], x->ndim);
+    for (int i = 0; i < at->naxes; i++) {
+        int a = dsi_axis(at->axes[i], x->ndim);
         if (a >= 0)
             red[a] = true;
     }
@@ -136,7 +123,7 @@ static void class_dims(const ds_node *z, int64_t *N, int64_t *K, int64_t *S)
     *S = z->numel / (*N * *K);
 }
 
-/* ---- softmax and log-softmax along ia[0]: lines of K values at stride `inner` ---- */
+/* ---- softmax and log-softmax along their axis: lines of K values at stride `inner` ---- */
 static void around(const ds_node *x, int a, int64_t *outer, int64_t *inner)
 {
     *outer = *inner = 1;
@@ -148,7 +135,7 @@ static void around(const ds_node *x, int a, int64_t *outer, int64_t *inner)
 
 static void softmax_dims(const ds_node *y, int64_t *K, int64_t *inner)
 {
-    int a = dsi_axis((int)y->ia[0], y->ndim);
+    int a = dsi_axis(y->attr.softmax.axis, y->ndim);
     int64_t outer;
     *K = y->shape[a];
     around(y, a, &outer, inner);
@@ -214,7 +201,7 @@ static void copy_rule(const ds_node *y, double *const *tab, const double *yv, do
                       bool to_y)
 {
     if (y->op == DS_OP_CONCAT) {
-        int a = dsi_axis((int)y->ia[0], y->ndim);
+        int a = dsi_axis(y->attr.concat.axis, y->ndim);
         int64_t outer, inner, off = 0;
         around(y, a, &outer, &inner);
         int64_t row = y->shape[a] * inner;
@@ -238,8 +225,9 @@ static void copy_rule(const ds_node *y, double *const *tab, const double *yv, do
     double *xv = tab[x->id];
     if (!xv)
         return;
-    int a = dsi_axis((int)y->ia[0], x->ndim);
-    int64_t outer, inner, s0 = y->ia[1] < 0 ? y->ia[1] + x->shape[a] : y->ia[1];
+    const dsi_slice_attr *at = &y->attr.slice;
+    int a = dsi_axis(at->axis, x->ndim);
+    int64_t outer, inner, s0 = at->start < 0 ? at->start + x->shape[a] : at->start;
     around(x, a, &outer, &inner);
     int64_t xrow = x->shape[a] * inner, yrow = y->shape[a] * inner;
     for (int64_t o = 0; o < outer; o++)
@@ -268,55 +256,12 @@ int64_t dsi_rop_aux_size(const ds_node *y)
     }
 }
 
-/* First and second derivative of a unary op at x. */
-static void unary_d(const ds_node *y, double x, double *d1, double *d2)
-{
-    double c = scalar_attr(y), e, s, t;
-    switch (y->op) {
-    case DS_OP_ADD_SCALAR: *d1 = 1; *d2 = 0; break;
-    case DS_OP_MUL_SCALAR: *d1 = c; *d2 = 0; break;
-    case DS_OP_NEG: *d1 = -1; *d2 = 0; break;
-    case DS_OP_POW_SCALAR:   /* exact zeros for p = 0 and 1, even at x = 0 */
-        *d1 = c == 0 ? 0 : c == 1 ? 1 : c * pow(x, c - 1);
-        *d2 = (c == 0 || c == 1) ? 0 : c == 2 ? 2 : c * (c - 1) * pow(x, c - 2);
-        break;
-    case DS_OP_EXP: e = exp(x); *d1 = e; *d2 = e; break;
-    case DS_OP_LOG: *d1 = 1 / x; *d2 = -1 / (x * x); break;
-    case DS_OP_SQRT: s = sqrt(x); *d1 = 0.5 / s; *d2 = -0.25 / (s * x); break;
-    case DS_OP_SQUARE: *d1 = 2 * x; *d2 = 2; break;
-    case DS_OP_ABS: *d1 = x > 0 ? 1 : x < 0 ? -1 : 0; *d2 = 0; break;
-    case DS_OP_SIGMOID: s = sigm(x); *d1 = s * (1 - s); *d2 = s * (1 - s) * (1 - 2 * s); break;
-    case DS_OP_TANH: t = tanh(x); *d1 = 1 - t * t; *d2 = -2 * t * (1 - t * t); break;
-    case DS_OP_RELU: *d1 = x > 0; *d2 = 0; break;
-    case DS_OP_LEAKY_RELU: *d1 = x > 0 ? 1 : c; *d2 = 0; break;
-    case DS_OP_SOFTPLUS:   /* beta 1, threshold 20 as PyTorch: linear above */
-        if (x > 20) {
-            *d1 = 1;
-            *d2 = 0;
-        } else {
-            s = sigm(x);
-            *d1 = s;
-            *d2 = s * (1 - s);
-        }
-        break;
-    case DS_OP_ELU:
-        if (x > 0) {
-            *d1 = 1;
-            *d2 = 0;
-        } else {
-            *d1 = *d2 = c * exp(x);
-        }
-        break;
-    default: *d1 = *d2 = 0; break;
-    }
-}
-
 void dsi_rop_prepare(const ds_node *y, double *aux)
 {
     if (is_unary(y->op)) {
         const float *x = y->in[0]->data;
         for (int64_t i = 0; i < y->numel; i++)
-            unary_d(y, x[i], &aux[i], &aux[y->numel + i]);
+            dsi_ops[y->op]->derivs(y, x[i], &aux[i], &aux[y->numel + i]);
         return;
     }
     const ds_node *z = y->n_in ? y->in[0] : NULL;
@@ -361,7 +306,7 @@ void dsi_rop_prepare(const ds_node *y, double *aux)
 /* 1, or 0 where a ReLU fused into a linear op cut its output off (y <= 0). */
 static inline double fused_gate(const ds_node *y, int64_t i)
 {
-    return y->ia[0] == DSI_FUSE_RELU && !(y->data[i] > 0) ? 0.0 : 1.0;
+    return y->attr.linear.act == DSI_FUSE_RELU && !(y->data[i] > 0) ? 0.0 : 1.0;
 }
 
 /* ---- forward tangents ---- */
