@@ -103,7 +103,7 @@ static int exception_of(int op, unsigned kind)
 static int check_exceptions(char *msg, size_t cap)
 {
     for (int e = 0; e < N_EXCEPTIONS; e++) {
-        const char *op = dsi_ops[exceptions[e].op]->name, *t = exceptions[e].test;
+        const char *op = dsi_op_names[exceptions[e].op], *t = exceptions[e].test;
         int r = test_result(t);
         if (r == TEST_UNKNOWN)
             snprintf(msg, cap, "the exception of op '%s' from the %s check names test '%s', "
@@ -142,7 +142,7 @@ TEST_LAST(every_op_has_a_gradient_check_and_a_pytorch_comparison)
             continue;
         missing++;
         dsi_snprintf_cat(list, sizeof list, "%s%s (no %s%s%s)", *list ? ", " : "",
-                         dsi_ops[o]->name, lack & COVER_FD ? "finite-difference check" : "",
+                         dsi_op_names[o], lack & COVER_FD ? "finite-difference check" : "",
                          lack == (COVER_FD | COVER_TORCH) ? ", no " : "",
                          lack & COVER_TORCH ? "PyTorch comparison" : "");
     }
@@ -154,7 +154,7 @@ TEST_LAST(every_op_has_a_gradient_check_and_a_pytorch_comparison)
              ops);
     for (int e = 0; e < N_EXCEPTIONS; e++)
         dsi_snprintf_cat(msg_, cap_, "%s %s's %s check (%s instead)", e ? "," : "",
-                         dsi_ops[exceptions[e].op]->name, kind_name(exceptions[e].kind),
+                         dsi_op_names[exceptions[e].op], kind_name(exceptions[e].kind),
                          exceptions[e].test);
     return TEST_PASS;
 }
