@@ -117,8 +117,8 @@ static int run(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
-    snprintf(cmd, sizeof cmd, "ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=tests/lsan.supp "
-             "%s %s 2>&1", bin(), args);
+    snprintf(cmd, sizeof cmd, "ASAN_OPTIONS=detect_leaks=1 "
+             "LSAN_OPTIONS=suppressions=tests/lsan.supp %s %s 2>&1", bin(), args);
     FILE *p = popen(cmd, "r");
     if (!p)
         return -1;
@@ -228,7 +228,8 @@ static int two_heads_data(const char *d, int64_t n)
         fill_uniform(xi, 6, -1, 1, &r);
         ds_tensor_data(reg)[i] = xi[0] - 2 * xi[1] + 0.5f * xi[5];
         float s[3] = {xi[2] + xi[3], xi[3] - xi[4], xi[4] - xi[2]};
-        ds_tensor_data(cls)[i] = (float)(s[1] > s[0] ? (s[2] > s[1] ? 2 : 1) : (s[2] > s[0] ? 2 : 0));
+        int best = s[1] > s[0] ? 1 : 0;
+        ds_tensor_data(cls)[i] = (float)(s[2] > s[best] ? 2 : best);
     }
     ok = ok && save(d, "x.npy", x) && save(d, "reg.npy", reg) && save(d, "cls.npy", cls) &&
          write_text(d, "heads.model", two_heads);

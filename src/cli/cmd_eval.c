@@ -7,12 +7,14 @@ int cmd_eval(int argc, char **argv)
 {
     cli_opt opts[] = {
         CLI_OPT("weights", 0, "W", "trained weights (required)"),
-        CLI_OPTS("data", 0, "X", "data (.npy, .fits, .csv or IDX) (required); NAME=X for each input "
-         "of a model with several (repeat the option)"),
-        CLI_OPTS("labels", 0, "Y", "labels (required, or --label-columns); NAME=Y for each loss that "
-         "reads labels, when several do"),
-        CLI_OPTS("columns", 0, "COLS", "table data: feature columns; NAME=COLS for one input's file"),
-        CLI_OPTS("label-columns", 0, "COLS", "table data: label columns; NAME=COLS for one loss's labels"),
+        CLI_OPTS("data", 0, "X", "data (.npy, .fits, .csv or IDX) (required); NAME=X for each "
+                 "input of a model with several (repeat the option)"),
+        CLI_OPTS("labels", 0, "Y", "labels (required, or --label-columns); NAME=Y for each loss "
+                 "that reads labels, when several do"),
+        CLI_OPTS("columns", 0, "COLS", "table data: feature columns; NAME=COLS for one input's "
+                 "file"),
+        CLI_OPTS("label-columns", 0, "COLS", "table data: label columns; NAME=COLS for one loss's "
+                 "labels"),
         CLI_OPT("hdu", 0, "N", "FITS: HDU number, 1 = primary"),
         CLI_OPT("batch-size", 0, "B", "batch size (default 256)"),
         CLI_OPT("threads", 0, "N", "threads (default: all cores)"),

@@ -63,16 +63,17 @@ int cmd_predict(int argc, char **argv)
 {
     cli_opt opts[] = {
         CLI_OPT("weights", 0, "W", "trained weights (required)"),
-        CLI_OPTS("data", 0, "X", "data (.npy, .fits, .csv or IDX) (required); NAME=X for each input "
-         "of a model with several (repeat the option)"),
-        CLI_OPTS("columns", 0, "COLS", "table data: feature columns; NAME=COLS for one input's file"),
+        CLI_OPTS("data", 0, "X", "data (.npy, .fits, .csv or IDX) (required); NAME=X for each "
+                 "input of a model with several (repeat the option)"),
+        CLI_OPTS("columns", 0, "COLS", "table data: feature columns; NAME=COLS for one input's "
+                 "file"),
         CLI_OPT("hdu", 0, "N", "FITS: HDU number, 1 = primary"),
         CLI_OPT("batch-size", 0, "B", "batch size (default 256)"),
         CLI_OPT("mc-dropout", 0, NULL, "keep dropout on (one Monte Carlo sample per call)"),
         CLI_OPT("seed", 0, "S", "seed of the dropout stream with --mc-dropout (default 0)"),
         CLI_OPT("threads", 0, "N", "threads (default: all cores)"),
-        CLI_OPTS("output", 'o', "P", "output file: .npy, .fits or .csv (required); NAME=P for each "
-         "output of a model with several"),
+        CLI_OPTS("output", 'o', "P", "output file: .npy, .fits or .csv (required); NAME=P for "
+                 "each output of a model with several"),
     };
     cli_cmd c = {"predict", "MODEL --weights W --data X -o P.npy",
                  "Writes the model's outputs for every sample of X: the layers its output "

@@ -39,8 +39,8 @@ static void print_names(const char *what, int count, const ds_net *n,
 int cmd_summary(int argc, char **argv)
 {
     cli_opt opts[] = {
-        CLI_OPT("batch-size", 0, "B", "batch size for the memory estimate (default 32; shapes show "
-         "None for the batch)"),
+        CLI_OPT("batch-size", 0, "B", "batch size for the memory estimate (default 32; shapes "
+                "show None for the batch)"),
     };
     cli_cmd c = {"summary", "MODEL", "Prints the layers of MODEL with their output shapes, "
                  "parameter counts and inputs, then the totals and the memory one training "

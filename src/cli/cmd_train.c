@@ -332,39 +332,44 @@ static void print_done(const ds_fit_result *r, const ds_fit_opts *fo, bool val, 
 int cmd_train(int argc, char **argv)
 {
     cli_opt opts[] = {
-        CLI_OPTS("data", 0, "X", "training data (.npy, .fits, .csv or IDX); NAME=X for each input of a "
-         "model with several (repeat the option)"),
-        CLI_OPTS("labels", 0, "Y", "training labels (class indices, one-hot rows or targets); NAME=Y for "
-         "each loss that reads labels, when several do"),
+        CLI_OPTS("data", 0, "X", "training data (.npy, .fits, .csv or IDX); NAME=X for each input "
+                 "of a model with several (repeat the option)"),
+        CLI_OPTS("labels", 0, "Y", "training labels (class indices, one-hot rows or targets); "
+                 "NAME=Y for each loss that reads labels, when several do"),
         CLI_OPTS("columns", 0, "COLS", "table data: feature columns, e.g. mag_u,mag_g or 1,2; "
-         "NAME=COLS for one input's file"),
-        CLI_OPTS("label-columns", 0, "COLS", "table data: label columns (from --labels, or --data); "
-         "NAME=COLS for one loss's labels"),
+                 "NAME=COLS for one input's file"),
+        CLI_OPTS("label-columns", 0, "COLS", "table data: label columns (from --labels, or "
+                 "--data); NAME=COLS for one loss's labels"),
         CLI_OPT("hdu", 0, "N", "FITS: HDU number, 1 = primary (default: first with data)"),
         CLI_OPTS("val", 0, "X2", "validation data; NAME=X2 for each input"),
         CLI_OPTS("val-labels", 0, "Y2", "validation labels; NAME=Y2 for each loss"),
         CLI_OPT("val-split", 0, "F", "hold out the last fraction F of the data for validation"),
         CLI_OPT("weights", 0, "W0", "start from these weights (default: fresh initialization)"),
         CLI_OPT("epochs", 0, "N", "epochs (default 10)"),
-        CLI_OPT("batch-size", 0, "B", "mini-batch size, samples per forward/backward pass (default 32)"),
-        CLI_OPT("accumulate", 0, "K", "sum the gradients of K batches per optimizer step: as batch "
-         "K*B with the memory of B (default 1)"),
-        CLI_OPT("optimizer", 0, "NAME", "sgd, adagrad, rmsprop, adam or adamw (default: the model file's)"),
+        CLI_OPT("batch-size", 0, "B", "mini-batch size, samples per forward/backward pass "
+                "(default 32)"),
+        CLI_OPT("accumulate", 0, "K", "sum the gradients of K batches per optimizer step: as "
+                "batch K*B with the memory of B (default 1)"),
+        CLI_OPT("optimizer", 0, "NAME", "sgd, adagrad, rmsprop, adam or adamw (default: the model "
+                "file's)"),
         CLI_OPT("lr", 0, "LR", "learning rate (default: the model file's, else 1e-3; sgd 1e-2)"),
-        CLI_OPT("seed", 0, "S", "seed for initialization, shuffling, dropout, augmentation (default 0)"),
+        CLI_OPT("seed", 0, "S", "seed for initialization, shuffling, dropout, augmentation "
+                "(default 0)"),
         CLI_OPT("no-shuffle", 0, NULL, "keep the sample order"),
-        CLI_OPT("skip-nonfinite", 0, NULL, "skip a step whose loss or gradient is NaN or Inf instead "
-         "of stopping"),
+        CLI_OPT("skip-nonfinite", 0, NULL, "skip a step whose loss or gradient is NaN or Inf "
+                "instead of stopping"),
         CLI_OPT("augment", 0, "LIST", "random flips,rot90 of square images each epoch"),
         CLI_OPT("early-stopping", 0, "P", "stop after P epochs without a better validation loss"),
-        CLI_OPTS("scale", 0, "HOW", "none, standardize, per_image, asinh[:A], divide:A for every input "
-         "(default none); NAME=HOW for each input"),
-        CLI_OPT("resume", 0, NULL, "continue an interrupted run of the same command from its checkpoint"),
+        CLI_OPTS("scale", 0, "HOW", "none, standardize, per_image, asinh[:A], divide:A for every "
+                 "input (default none); NAME=HOW for each input"),
+        CLI_OPT("resume", 0, NULL, "continue an interrupted run of the same command from its "
+                "checkpoint"),
         CLI_OPT("log", 0, "CSV", "per-epoch log (default: <W>.log.csv)"),
         CLI_OPT("curve", 0, "PNG", "learning curve figure (default: <W>.curve.png)"),
         CLI_OPT("threads", 0, "N", "threads (default: all cores)"),
         CLI_OPT("quiet", 'q', NULL, "no progress output"),
-        CLI_OPT("output", 'o', "W.safetensors", "final weights (required); also writes <W>.best and <W>.ckpt"),
+        CLI_OPT("output", 'o', "W.safetensors", "final weights (required); also writes <W>.best "
+                "and <W>.ckpt"),
     };
     cli_cmd c = {"train", "MODEL --data X --labels Y [options] -o W.safetensors",
                  "Trains MODEL with mini-batches. After every epoch it writes the last weights "

@@ -110,7 +110,8 @@ int cli_load_set(const cli_cmd *c, const char *xopt, const char *yopt, cli_data 
     for (int i = 0; i < d->ny; i++)
         if ((rc = load_item(c, "label-columns", (int)hdu, &d->y[i])))
             return rc;
-    if (d->nx == 1 && d->ny == 1 && ds_tensor_shape(d->y[0].t)[0] != ds_tensor_shape(d->x[0].t)[0]) {
+    if (d->nx == 1 && d->ny == 1 &&
+        ds_tensor_shape(d->y[0].t)[0] != ds_tensor_shape(d->x[0].t)[0]) {
         fprintf(stderr, "deepsky: error: %s has %lld samples but %s has %lld labels\n",
                 d->x[0].path, (long long)ds_tensor_shape(d->x[0].t)[0], d->y[0].path,
                 (long long)ds_tensor_shape(d->y[0].t)[0]);

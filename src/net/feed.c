@@ -46,19 +46,22 @@ static ds_status entry_index(const ds_net *n, const ds_feed_item *e, const char 
     const char *what = labels ? "loss that reads labels" : "input";
     if (labels && !count)
         return dsi_fail(DS_ERR_ARG, "%s: the model has no loss that reads labels", src);
+    if (labels)
+        target_list(n, list, sizeof list);
+    else
+        input_list(n, list, sizeof list);
     if (!e->name) {
         if (count > 1)
             return dsi_fail(DS_ERR_ARG, "%s: the model has %d %s (%s): name the one this "
-                            "data is for", src, count, labels ? "losses that read labels" : "inputs",
-                            labels ? target_list(n, list, sizeof list) : input_list(n, list, sizeof list));
+                            "data is for", src, count,
+                            labels ? "losses that read labels" : "inputs", list);
         *out = 0;
         return DS_OK;
     }
     *out = labels ? dsi_net_find_target(n, e->name) : dsi_net_find_input(n, e->name);
     if (*out < 0)
         return dsi_fail(DS_ERR_ARG, "%s: the model has no %s named '%s' (%s: %s)", src, what,
-                        e->name, labels ? "its losses that read labels" : "its inputs",
-                        labels ? target_list(n, list, sizeof list) : input_list(n, list, sizeof list));
+                        e->name, labels ? "its losses that read labels" : "its inputs", list);
     return DS_OK;
 }
 

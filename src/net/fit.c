@@ -283,7 +283,8 @@ static ds_status augment_check(const ds_net *n, const ds_fit_opts *o, int64_t *p
             *plane = h * w;
         if (o->augment && in->ndim >= 4 && (o->augment & DS_AUG_ROT90) && h != w)
             return dsi_fail(DS_ERR_ARG, "augmentation needs square images [N, C, H, W]; the "
-                            "input '%s' is %s", n->inputs[i].name, dsi_shape_str(in->ndim, in->shape));
+                            "input '%s' is %s", n->inputs[i].name,
+                            dsi_shape_str(in->ndim, in->shape));
     }
     if (!o->augment)
         return DS_OK;
@@ -501,7 +502,8 @@ static ds_status end_epoch(fit_run *fr, int e, double *hr, double t_epoch, bool 
     if (o->patience > 0 && fr->wait >= o->patience) {
         fr->r.stopped_early = 1;
         *stop = true;
-    } else if (o->max_seconds > 0 && now_s() - fr->t_start >= o->max_seconds && e + 1 < fr->epochs) {
+    } else if (o->max_seconds > 0 && now_s() - fr->t_start >= o->max_seconds &&
+               e + 1 < fr->epochs) {
         fr->r.out_of_time = 1;
         *stop = true;
     }

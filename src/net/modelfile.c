@@ -1033,9 +1033,11 @@ static ds_status l_cce(builder *b, spec *s, const loss_def *d, loss_line *l, ds_
     if (!t)
         return DS_ERR_ARG;
     ds_graph *g = b->net->g;
-    *out = sparse ? ds_loss_cce_logits_int(g, logit, t, l->red) : ds_loss_cce_logits(g, logit, t, l->red);
+    *out = sparse ? ds_loss_cce_logits_int(g, logit, t, l->red)
+                  : ds_loss_cce_logits(g, logit, t, l->red);
     l->t->labels = sparse ? DS_LABELS_INDEX : DS_LABELS_DENSE;
-    l->t->output_logits = logit == y;   /* as Keras: the last layer's values (logits if from_logits) */
+    l->t->output_logits = logit == y;   /* as Keras: the last layer's values (logits if
+                                         * from_logits) */
     l->t->classes = shape[1];
     l->pred = y;
     return DS_OK;
@@ -1103,8 +1105,8 @@ static ds_status unknown_loss(const spec *s)
 {
     char list[512] = "";
     for (int i = 0; i < N_LOSS_DEFS; i++)
-        dsi_snprintf_cat(list, sizeof list, "%s%s", i == 0 ? "" : i + 1 < N_LOSS_DEFS ? ", " : " or ",
-                         loss_defs[i].kind);
+        dsi_snprintf_cat(list, sizeof list, "%s%s",
+                         i == 0 ? "" : i + 1 < N_LOSS_DEFS ? ", " : " or ", loss_defs[i].kind);
     return fail_at(s, DS_ERR_ARG, "unknown loss '%s' (expected %s)", s->pos, list);
 }
 
@@ -1469,7 +1471,8 @@ ds_status ds_net_parse(const char *text, const char *filename, const ds_net_opts
     ds_status st = net->g ? build_lines(&b, text, &lines) : DS_ERR_NOMEM;
     if (!st && !net->n_inputs) {
         spec s = {.file = file, .line = lines};
-        st = fail_at(&s, DS_ERR_ARG, "no 'input' line: the model needs one, e.g. 'input shape=1x28x28'");
+        st = fail_at(&s, DS_ERR_ARG, "no 'input' line: the model needs one, e.g. 'input "
+                     "shape=1x28x28'");
     }
     if (!st && !(st = resolve_outputs(&b)))
         st = total_loss(&b);
@@ -1540,4 +1543,7 @@ int ds_net_is_classifier(const ds_net *n)
     return n->n_targets &&
            (n->targets[0].kind == DSI_LOSS_BCE || n->targets[0].kind == DSI_LOSS_CCE);
 }
-int64_t ds_net_classes(const ds_net *n) { return ds_net_is_classifier(n) ? n->targets[0].classes : 0; }
+int64_t ds_net_classes(const ds_net *n)
+{
+    return ds_net_is_classifier(n) ? n->targets[0].classes : 0;
+}
