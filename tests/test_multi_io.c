@@ -356,6 +356,11 @@ TEST(multi_cli_mistakes_name_inputs_files_and_counts)
     CHECK_RUN(1, "predict %s/heads.model --weights %s/w0.safetensors --data %s/x.npy -o "
               "reg=%s/p.npy -o klass=%s/q.npy", d, d, d, d, d);
     CHECK_OUT("no output named 'klass' (its outputs: reg, cls)");
+    /* --columns for a file no --data names */
+    snprintf(fmt, sizeof fmt, "%s--data img=%s/img.npy --data meta=%s/meta.npy --columns "
+             "photo=1,2", two, d, d);
+    CHECK_RUN(2, fmt, d, d, d);
+    CHECK_OUT("option '--columns': no --data NAME=FILE is named 'photo'");
     /* --scale for an input the model lacks */
     snprintf(fmt, sizeof fmt, "%s--data img=%s/img.npy --data meta=%s/meta.npy --scale "
              "photometry=standardize", two, d, d);

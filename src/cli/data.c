@@ -89,6 +89,26 @@ static int labels_from_data(const cli_cmd *c, cli_data *d)
     return 0;
 }
 
+/* Every NAME=VALUE of a per-name option (--columns) names one of the items. */
+static int check_names(const cli_cmd *c, const char *opt, const cli_item *items, int count,
+                       const char *list_opt)
+{
+    const char *const *v;
+    int n = cli_values(c, opt, &v);
+    for (int i = 0; i < n; i++) {
+        char name[CLI_NAME_MAX];
+        const char *rest;
+        cli_split_named(v[i], name, sizeof name, &rest);
+        int k = 0;
+        while (name[0] && k < count && strcmp(items[k].name, name))
+            k++;
+        if (name[0] && k == count)
+            return cli_usage_error(c, "option '--%s': no --%s NAME=FILE is named '%s'", opt,
+                                   list_opt, name);
+    }
+    return 0;
+}
+
 int cli_load_set(const cli_cmd *c, const char *xopt, const char *yopt, cli_data *d)
 {
     long hdu;
@@ -98,6 +118,10 @@ int cli_load_set(const cli_cmd *c, const char *xopt, const char *yopt, cli_data 
     int rc = cli_named_list(c, xopt, d->x, &d->nx);
     if (!rc && yopt)
         rc = cli_named_list(c, yopt, d->y, &d->ny);
+    if (!rc)
+        rc = check_names(c, "columns", d->x, d->nx, xopt);
+    if (!rc && yopt && d->ny)
+        rc = check_names(c, "label-columns", d->y, d->ny, yopt);
     if (rc)
         return rc;
     if (!cli_long(c, "hdu", 0, 100000, 0, &hdu))
