@@ -518,3 +518,44 @@ TEST(multi_per_input_scaling_round_trips)
     CHECK(fabsf(first) <= 0.25f);
     return TEST_PASS;
 }
+
+/* --accumulate 2 with --batch-size 8 trains as --batch-size 16; a checkpoint made with
+ * other accumulation does not resume. */
+TEST(multi_cli_accumulate_matches_the_larger_batch)
+{
+    char d[] = "/tmp/deepsky_multi_XXXXXX", p[600];
+    CHECK(mkdtemp(d));
+    CHECK(two_heads_data(d, 64));
+    const char *common = "train %s/heads.model --data %s/x.npy --labels reg=%s/reg.npy "
+                         "--labels cls=%s/cls.npy --epochs 2 --seed 3 --optimizer sgd --lr 0.1 -q";
+    char fmt[512];
+    snprintf(fmt, sizeof fmt, "%s --batch-size 16 -o %%s/a.safetensors", common);
+    CHECK_RUN(0, fmt, d, d, d, d, d);
+    snprintf(fmt, sizeof fmt, "%s --batch-size 8 --accumulate 2 -o %%s/b.safetensors", common);
+    CHECK_RUN(0, fmt, d, d, d, d, d);
+    ds_tensor_set *a = NULL, *b = NULL;
+    snprintf(p, sizeof p, "%s/a.safetensors", d);
+    CHECK(ds_safetensors_load(p, &a) == DS_OK);
+    snprintf(p, sizeof p, "%s/b.safetensors", d);
+    CHECK(ds_safetensors_load(p, &b) == DS_OK);
+    double diff = 0, big = 0;
+    for (int i = 0; i < ds_tensor_set_count(a); i++) {
+        ds_tensor *ta = ds_tensor_set_at(a, i);
+        ds_tensor *tb = ds_tensor_set_get(b, ds_tensor_set_name(a, i));
+        for (int64_t k = 0; tb && k < ds_tensor_numel(ta); k++) {
+            diff = fmax(diff, fabs(ds_tensor_data(ta)[k] - ds_tensor_data(tb)[k]));
+            big = fmax(big, fabs(ds_tensor_data(ta)[k]));
+        }
+    }
+    ds_tensor_set_free(a);
+    ds_tensor_set_free(b);
+    if (!(diff <= 1e-5 * big))
+        FAIL("weights differ by %.3g (largest weight %.3g)", diff, big);
+    snprintf(fmt, sizeof fmt, "%s --batch-size 8 --accumulate 4 --resume -o %%s/b.safetensors",
+             common);
+    CHECK_RUN(1, fmt, d, d, d, d, d);
+    CHECK_OUT("other settings");
+    rm_rf(d);
+    snprintf(msg_, cap_, "largest difference %.2g of %.3g", diff, big);
+    return TEST_PASS;
+}

@@ -109,6 +109,13 @@ TEST(trainer_micro_batches_equal_one_big_batch)
     return TEST_PASS;
 }
 
+static ds_status count_calls(void *ctx, const ds_step_info *s)
+{
+    int *calls = ctx;
+    *calls += s->micro_batches;
+    return DS_OK;
+}
+
 /* ds_net_fit with accumulate K and batch B against batch K*B: the same shuffled order (it
  * depends on the seed and the epoch only), the same weights. 60 samples: the last step of
  * each epoch has micro-batches 8, 8, 8, 4. */
@@ -121,9 +128,13 @@ TEST(fit_accumulate_equals_the_larger_batch)
     ds_fit_opts fo = {.epochs = 3, .batch_size = 32, .seed = 4};
     ds_fit_result ra, rb;
     CHECK(ds_net_fit(big, d.x, d.y, NULL, NULL, &fo, &ra) == DS_OK);
+    int passes = 0;
     fo.batch_size = 8;
     fo.accumulate = 4;
+    fo.grad_hook = count_calls;
+    fo.grad_ctx = &passes;
     CHECK(ds_net_fit(small, d.x, d.y, NULL, NULL, &fo, &rb) == DS_OK);
+    CHECK(passes == 3 * 8);   /* per epoch: steps of 4 and 4 passes (8, 8, 8, 4) */
     double r = rel_diff(big, small);
     ds_net_free(big);
     ds_net_free(small);
