@@ -4,7 +4,6 @@
 #include "net.h"
 #include "../io/io.h"
 
-#include <float.h>
 #include <math.h>
 #include <time.h>
 #include <unistd.h>

@@ -188,11 +188,13 @@ ds_status ds_trainer_step(ds_trainer *t, const ds_feed *data, const int64_t *row
     res.micro_batches = (int)((b + mb - 1) / mb);
     /* each pass's share of a mean loss over the step; a sum adds up as it is */
     bool mean = !(n->reductions & 1 << DS_REDUCE_SUM);
-    if (!st)
+    if (!st) {
         ds_graph_set_mode(n->g, DS_MODE_TRAIN);
-    ds_model_zero_grad(n->m);
+        ds_model_zero_grad(n->m);   /* parameter gradients accumulate over the passes */
+    }
     for (int64_t i = 0; i < b && !st && !res.nonfinite; i += mb) {
         int64_t bk = b - i < mb ? b - i : mb;
+        /* 0: a single pass, seeded with 1 as ds_graph_backward does */
         float scale = res.micro_batches == 1 ? 0.0f : mean ? (float)((double)bk / (double)b) : 1.0f;
         st = run_pass(t, &d, rows, i, bk, scale, &res);
     }
