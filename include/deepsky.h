@@ -598,7 +598,9 @@ typedef struct {
     float eps;            /* Adam 1e-8, RMSprop 1e-8, Adagrad 1e-10 */
     float alpha;          /* RMSprop smoothing, default 0.99 */
     int amsgrad;          /* Adam, AdamW */
-    float clip_norm;      /* > 0: scale gradients to this global L2 norm at most */
+    float clip_norm;      /* > 0: scale gradients to this global L2 norm at most (in
+                           * ds_optim_step; a ds_trainer clips after its gradient hook and
+                           * gives its optimizer 0 instead) */
     ds_schedule schedule;
 } ds_optim_opts;
 typedef struct ds_optim ds_optim;
@@ -631,8 +633,17 @@ DS_API ds_status ds_newton_step(ds_graph *g, ds_node *loss, double *lambda, doub
 
 /* ------------------------------------------------------------------------------------------
  * Networks from model description files (the README's "Model files" section has the
- * format): a model, a graph, its data input, output, loss and optimizer settings, and the
- * preprocessing applied to data. This is what the command line tool drives.
+ * format): a model, a graph, its data inputs, outputs, losses and optimizer settings, and
+ * the preprocessing applied to each input. This is what the command line tool drives.
+ *
+ * A net has one or more inputs (its input lines, in file order), one or more outputs (the
+ * layers its output lines name; without output lines, the prediction of every loss that
+ * has one, in loss-line order; without such losses, the last layer) and zero or more
+ * losses that read labels ("targets"). A target is known by its loss's name: name= on the
+ * loss line, else the name of the layer it predicts (output=, else the layer before the
+ * loss line; gaussian_nll: its mean= layer). Data goes in through a ds_feed, which names
+ * the input or the loss of each tensor; the functions taking one tensor x (and labels y)
+ * are thin wrappers for nets with one input (and one labelled loss).
  * ---------------------------------------------------------------------------------------- */
 typedef struct ds_net ds_net;
 typedef enum {
@@ -640,10 +651,18 @@ typedef enum {
     DS_LABELS_DENSE,      /* targets with the output's shape (one-hot for categorical) */
     DS_LABELS_INDEX,      /* categorical losses: class indices [N] */
 } ds_label_mode;
+#define DS_FEED_MAX 16    /* inputs, outputs, labelled losses and feed entries at most */
+typedef struct {
+    const char *loss;     /* a loss's name; NULL ends the list */
+    ds_label_mode mode;
+} ds_label_choice;
 typedef struct {
     int64_t batch;        /* batch size the graph is built for (0: 32); changeable later */
     uint64_t seed;        /* initializers and dropout */
-    ds_label_mode labels;
+    ds_label_mode labels; /* categorical losses: the kind of labels */
+    /* per loss, by name: overrides labels for that loss (e.g. one categorical loss reading
+     * class indices and another one-hot rows) */
+    ds_label_choice label_choices[DS_FEED_MAX];
 } ds_net_opts;
 
 /* Parses and builds a network. Errors read "file:line: message", naming the layer and the
@@ -654,19 +673,48 @@ DS_API ds_status ds_net_parse(const char *text, const char *filename, const ds_n
 DS_API void      ds_net_free(ds_net *n);
 DS_API ds_graph *ds_net_graph(const ds_net *n);
 DS_API ds_model *ds_net_model(const ds_net *n);
-DS_API ds_node  *ds_net_input(const ds_net *n);   /* the data input (the first input line) */
-DS_API ds_node  *ds_net_output(const ds_net *n);  /* what predict returns */
-DS_API ds_node  *ds_net_target(const ds_net *n);  /* labels input, or NULL */
+DS_API ds_node  *ds_net_input(const ds_net *n);   /* the first data input */
+DS_API ds_node  *ds_net_output(const ds_net *n);  /* the first output */
+DS_API ds_node  *ds_net_target(const ds_net *n);  /* labels input of the first target, or NULL */
 DS_API ds_node  *ds_net_loss(const ds_net *n);    /* total loss, or NULL without a loss line */
+/* Inputs, outputs and targets (labelled losses) by index, 0 <= i < count; the names are
+ * those a ds_feed and the command line's NAME=FILE use. A target's node is its labels
+ * input. Out of range: NULL. */
+DS_API int         ds_net_input_count(const ds_net *n);
+DS_API ds_node    *ds_net_input_at(const ds_net *n, int i);
+DS_API const char *ds_net_input_name(const ds_net *n, int i);
+DS_API int         ds_net_output_count(const ds_net *n);
+DS_API ds_node    *ds_net_output_at(const ds_net *n, int i);
+DS_API const char *ds_net_output_name(const ds_net *n, int i);
+DS_API int         ds_net_target_count(const ds_net *n);
+DS_API ds_node    *ds_net_target_at(const ds_net *n, int i);
+DS_API const char *ds_net_target_name(const ds_net *n, int i);
 DS_API const ds_optim_opts *ds_net_optim_opts(const ds_net *n);
-/* 1 for classifiers (categorical or binary cross-entropy): accuracy-type metrics. */
+/* 1 when the first target is a classifier's (categorical or binary cross-entropy):
+ * accuracy-type metrics. */
 DS_API int       ds_net_is_classifier(const ds_net *n);
-/* Number of classes of a classifier (2 for binary), 0 otherwise. */
+/* Number of classes of that classifier (2 for binary), 0 otherwise. */
 DS_API int64_t   ds_net_classes(const ds_net *n);
 /* The model's optimizer settings from its file (kind, lr, ...), changeable before fit. */
 DS_API ds_optim_opts *ds_net_optim_opts_mut(ds_net *n);
 
-/* Data preprocessing, stored with the weights (ds_net_save) so predict applies the same. */
+/* Named data for a net: each input's samples, and the labels of some or all targets. Both
+ * lists end at the first entry whose data is NULL, e.g.
+ *   ds_feed f = {.inputs = {{"img", x}, {"meta", m}}, .labels = {{"e", y}}};
+ * A NULL name stands for the net's only input (only target). The tensors are borrowed,
+ * samples first, and must all hold the same number of samples. */
+typedef struct {
+    const char *name;     /* an input's name, or a target's (loss's) name; NULL: the only one */
+    ds_tensor *data;      /* borrowed; NULL ends the list */
+    const char *source;   /* names the data in messages (e.g. its file); NULL: the name */
+} ds_feed_item;
+typedef struct {
+    ds_feed_item inputs[DS_FEED_MAX];
+    ds_feed_item labels[DS_FEED_MAX];
+} ds_feed;
+
+/* Data preprocessing per input, stored with the weights (ds_net_save) so predict applies
+ * the same. */
 typedef enum {
     DS_SCALE_NONE = 0,
     DS_SCALE_STANDARDIZE,  /* per feature: (x - mean) / std, statistics of the training set */
@@ -674,10 +722,16 @@ typedef enum {
     DS_SCALE_ASINH,        /* asinh(x / a), the astronomers' stretch (a: softening) */
     DS_SCALE_DIVIDE,       /* x / a (e.g. 255 for 8-bit images) */
 } ds_scale_kind;
-/* Sets the scaling; DS_SCALE_STANDARDIZE computes its statistics from train_x. */
+/* Sets the scaling of the input named input (NULL: the only input);
+ * DS_SCALE_STANDARDIZE computes its statistics from train_x, that input's training data. */
+DS_API ds_status ds_net_set_input_scaling(ds_net *n, const char *input, ds_scale_kind kind,
+                                          float a, const ds_tensor *train_x);
+DS_API ds_scale_kind ds_net_input_scaling(const ds_net *n, int i);
+/* Applies each input's scaling in place to the feed's inputs. */
+DS_API ds_status ds_net_preprocess_feed(const ds_net *n, ds_feed *f);
+/* The same for a net with one input. */
 DS_API ds_status ds_net_set_scaling(ds_net *n, ds_scale_kind kind, float a, const ds_tensor *train_x);
-DS_API ds_scale_kind ds_net_scaling(const ds_net *n);
-/* Applies the scaling to x in place. */
+DS_API ds_scale_kind ds_net_scaling(const ds_net *n);   /* the first input's */
 DS_API ds_status ds_net_preprocess(const ds_net *n, ds_tensor *x);
 
 /* Weights plus preprocessing as one safetensors file (atomic). Loading checks every name
@@ -685,10 +739,14 @@ DS_API ds_status ds_net_preprocess(const ds_net *n, ds_tensor *x);
 DS_API ds_status ds_net_save(const ds_net *n, const char *path);
 DS_API ds_status ds_net_load_weights(ds_net *n, const char *path);
 
-/* Checks data for the network before use: x has the input's per-sample shape, y (may be
- * NULL) as many samples and the labels' per-sample size, every value finite, class labels
- * integers in [0, classes), binary labels in [0, 1]. Messages name xname/yname (e.g. the
- * file), the sample and the shapes. */
+/* Checks a feed before use: its names are the net's, every input is fed, all tensors hold
+ * the same number of samples (else the message names both sources and counts); each
+ * input has that input's per-sample shape, each label tensor its target's per-sample
+ * size; every value is finite, class labels are integers in [0, classes), binary labels
+ * in [0, 1]. Labels may be left out (training checks that every target has them).
+ * Messages name the sources (e.g. the files), the sample and the shapes. */
+DS_API ds_status ds_net_check_feed(const ds_net *n, const ds_feed *f);
+/* The same for one input x and the labels y (may be NULL) of the only target. */
 DS_API ds_status ds_net_check_data(const ds_net *n, const ds_tensor *x, const char *xname,
                                    const ds_tensor *y, const char *yname);
 
@@ -700,9 +758,72 @@ enum { DS_AUG_FLIPS = 1, DS_AUG_ROT90 = 2 };
  * tmp holds h * w floats. The transforms training applies with DS_AUG_*. */
 DS_API void ds_image_transform(float *img, int64_t planes, int64_t h, int64_t w, int transform,
                                float *tmp);
+
+/* A trainer runs optimizer steps on a net: it owns the optimizer (made from the net's
+ * optimizer settings) and the step count, and uses the net's graph in training mode. One
+ * step: the samples of the step go through forward and backward passes of at most
+ * micro_batch samples each, their gradients summed into the model's gradient (gradient
+ * accumulation: the result equals one pass over all of them, to float rounding, batch
+ * norm aside); then the gradient hook runs, the gradient is checked for NaN and Inf, it is
+ * clipped to the global norm clip_norm of the net's optimizer settings, and the optimizer
+ * updates the weights. */
+typedef struct ds_trainer ds_trainer;
+typedef struct {
+    ds_net *net;
+    ds_model *model;
+    int64_t step;             /* optimizer steps taken before this one */
+    int micro_batches;        /* forward/backward passes summed into the gradient */
+    int64_t samples;          /* samples in this step */
+    double loss;              /* the step's loss, as of one pass over all its samples */
+} ds_step_info;
+/* Runs between the backward passes and the optimizer step; may read and change every
+ * trainable parameter's gradient (ds_model_grad, ds_param_grad: e.g. an allreduce across
+ * processes). A status other than DS_OK stops the step before the update, and
+ * ds_trainer_step returns it. */
+typedef ds_status (*ds_grad_hook)(void *ctx, const ds_step_info *s);
+/* Runs after a micro-batch's inputs and labels are in the graph's input nodes
+ * (ds_net_input_at, ds_net_target_at), before its forward pass; may change them in place
+ * (augmentation). The micro-batch is the b samples rows[first..first+b) of the data (rows
+ * NULL: first..first+b-1). */
+typedef void (*ds_batch_hook)(void *ctx, ds_net *n, const int64_t *rows, int64_t first,
+                              int64_t b);
+typedef struct {
+    int64_t micro_batch;      /* samples per forward/backward pass; 0: a step is one pass */
+    int skip_nonfinite;       /* a non-finite loss or gradient skips the update, no error */
+    ds_grad_hook grad_hook;   /* or NULL */
+    void *grad_ctx;
+    ds_batch_hook batch_hook; /* or NULL */
+    void *batch_ctx;
+} ds_trainer_opts;
+typedef struct {
+    double loss;              /* the step's loss, as of one pass over all its samples */
+    int64_t samples;
+    int micro_batches;
+    int skipped;              /* 1: a non-finite loss or gradient skipped the update */
+    int nonfinite;            /* 0, or 1 (the loss) or 2 (a gradient) was NaN or Inf */
+    const char *nonfinite_param;   /* the first parameter in layer order with a non-finite
+                                    * gradient, or NULL */
+    /* the first target's metric over the step: correct predictions (classifiers) or
+     * squared errors (regression), and their count */
+    double metric_sum, metric_count;
+} ds_step_result;
+/* Makes a trainer for n (which must have a loss; n must outlive it). Gradient
+ * accumulation needs every loss line with the same reduction (mean or sum); each pass
+ * then weighs its gradient by its share of the step's samples (mean) or by 1 (sum). */
+DS_API ds_status ds_trainer_create(ds_net *n, const ds_trainer_opts *o, ds_trainer **out);
+DS_API void      ds_trainer_free(ds_trainer *t);   /* NULL is a no-op */
+/* One optimizer step on the b samples rows[0..b) of data (rows NULL: 0..b-1), which holds
+ * every input and every target's labels, checked beforehand (ds_net_check_feed): a step
+ * allocates nothing. A non-finite loss or gradient fails with DS_ERR_VALUE naming the step
+ * (and the parameter), the weights unchanged, unless skip_nonfinite. r may be NULL. */
+DS_API ds_status ds_trainer_step(ds_trainer *t, const ds_feed *data, const int64_t *rows,
+                                 int64_t b, ds_step_result *r);
+DS_API ds_optim *ds_trainer_optim(ds_trainer *t);   /* borrowed: state, lr, epoch_end */
+DS_API int64_t   ds_trainer_steps(const ds_trainer *t);
+
 typedef struct {
     int epoch, epochs;          /* 1-based */
-    int64_t batch, batches;     /* 1-based batch within the epoch */
+    int64_t batch, batches;     /* 1-based optimizer step within the epoch */
     int64_t seen;               /* samples seen this epoch */
     double loss;                /* running mean of the training loss this epoch */
     double metric;              /* running accuracy (classifiers) or RMSE, NAN if none */
@@ -715,15 +836,21 @@ typedef struct {
 typedef void (*ds_progress_fn)(void *ctx, const ds_progress *p);
 typedef struct {
     int epochs;                 /* default 10 */
-    int64_t batch_size;         /* default 32 */
+    int64_t batch_size;         /* samples per forward/backward pass; default 32 */
+    /* passes per optimizer step: each step sums the gradients of accumulate batches of
+     * batch_size (gradient accumulation, as one batch of accumulate * batch_size with the
+     * memory of one of batch_size); default 1 */
+    int accumulate;
     uint64_t seed;              /* shuffling, augmentation, dropout */
     int no_shuffle;
-    int augment;                /* DS_AUG_* flags: random flips / 90-degree rotations */
+    /* DS_AUG_* flags: random flips / 90-degree rotations of every input of shape
+     * [N, C, H, W] (the same transform for all of a sample's images) */
+    int augment;
     /* With augment: labels that are not invariant under the image's transform (an
      * ellipticity, a position) are mapped by this, called per transformed sample with the
      * transform (bit 0: columns mirrored (x -> -x), bit 1: rows mirrored (y -> -y), then
      * (transform >> 2) quarter turns (x, y) -> (-y, x)) and the sample's n label values.
-     * NULL: labels are left as they are. */
+     * Nets with one labelled loss only. NULL: labels are left as they are. */
     void (*augment_labels)(void *ctx, int transform, float *label, int64_t n);
     void *augment_ctx;
     int patience;               /* early stopping on validation loss; 0: off */
@@ -740,8 +867,10 @@ typedef struct {
      * step's update instead and go on (counted in ds_fit_result.skipped_steps). */
     int skip_nonfinite;
     double max_seconds;         /* > 0: stop after the epoch in which this much time passed */
-    ds_progress_fn progress;    /* called after every batch, or NULL */
+    ds_progress_fn progress;    /* called after every optimizer step, or NULL */
     void *ctx;
+    ds_grad_hook grad_hook;     /* the trainer's gradient hook (see ds_trainer_opts), or NULL */
+    void *grad_ctx;
 } ds_fit_opts;
 typedef struct {
     int epochs_run, best_epoch, stopped_early, resumed_from;
@@ -749,22 +878,36 @@ typedef struct {
     int64_t skipped_steps;      /* steps skipped for a non-finite loss or gradient */
     double final_loss, best_val_loss, seconds;
 } ds_fit_result;
-/* Trains on x (samples first) with targets y; validation on xv/yv if given (may be NULL).
- * x and xv must already be preprocessed (ds_net_preprocess). */
+/* Trains on the feed train (every input, and labels for every target); validation on val
+ * if given (may be NULL). The data must already be preprocessed (ds_net_preprocess_feed).
+ * The loss and metric shown, logged and used for early stopping are the total loss and
+ * the first target's metric. */
+DS_API ds_status ds_net_fit_feed(ds_net *n, const ds_feed *train, const ds_feed *val,
+                                 const ds_fit_opts *o, ds_fit_result *res);
+/* The same for one input x with the labels y of the only target; xv/yv may be NULL. */
 DS_API ds_status ds_net_fit(ds_net *n, const ds_tensor *x, const ds_tensor *y,
                             const ds_tensor *xv, const ds_tensor *yv, const ds_fit_opts *o,
                             ds_fit_result *res);
-/* Outputs for every sample of x (preprocessed), in inference mode, batch by batch. */
+/* Every output for every sample of the feed's inputs (preprocessed), in inference mode,
+ * batch by batch: out[i] (i < ds_net_output_count) is output i, samples first; the caller
+ * frees each. */
+DS_API ds_status ds_net_predict_feed(ds_net *n, const ds_feed *f, int64_t batch, ds_tensor **out);
+/* The first output for x, for a net with one input. */
 DS_API ds_status ds_net_predict(ds_net *n, const ds_tensor *x, int64_t batch, ds_tensor **out);
-/* Mean loss over x in inference mode. */
+/* Mean total loss over the feed (labels for every target) in inference mode. */
+DS_API ds_status ds_net_loss_value_feed(ds_net *n, const ds_feed *f, int64_t batch,
+                                        double *loss);
 DS_API ds_status ds_net_loss_value(ds_net *n, const ds_tensor *x, const ds_tensor *y,
                                    int64_t batch, double *loss);
 
 /* ---- evaluation ---- */
 /* Loss and metrics as a printable report (classification: accuracy, per-class precision
  * and recall, confusion matrix, AUROC for two classes; regression: RMSE, MAE and mean bias
- * per output). *report is malloc'd; values also go to the optional tensor set (names
- * "loss", "accuracy", "rmse", ...). */
+ * per output), one section per target. *report is malloc'd; values also go to the
+ * optional tensor set (names "loss", "accuracy", "rmse", ...; with several targets the
+ * metrics are "<target>.accuracy", ...). */
+DS_API ds_status ds_net_evaluate_feed(ds_net *n, const ds_feed *f, int64_t batch,
+                                      char **report, ds_tensor_set *values);
 DS_API ds_status ds_net_evaluate(ds_net *n, const ds_tensor *x, const ds_tensor *y,
                                  int64_t batch, char **report, ds_tensor_set *values);
 /* Area under the ROC curve of scores for binary labels (ties averaged). */
@@ -772,9 +915,12 @@ DS_API double ds_auroc(int64_t n, const float *score, const float *label);
 /* True-positive rate at the threshold giving false-positive rate fpr (interpolated). */
 DS_API double ds_tpr_at_fpr(int64_t n, const float *score, const float *label, double fpr);
 
-/* One forward and backward pass over all of x as one batch (dropout off; batch norm with
- * batch statistics unless eval_bn): fills s with "loss", "output", "input" (d loss / d
- * input) and each trainable parameter's gradient under its own name. */
+/* One forward and backward pass over all of the feed as one batch (dropout off; batch norm
+ * with batch statistics unless eval_bn): fills s with "loss", the outputs and the
+ * gradients d loss / d input ("output" and "input" for a net with one output and one
+ * input, else "output.<name>" and "input.<name>"), and each trainable parameter's gradient
+ * under its own name. Labels are needed for every target. */
+DS_API ds_status ds_net_grad_feed(ds_net *n, const ds_feed *f, int eval_bn, ds_tensor_set *s);
 DS_API ds_status ds_net_grad(ds_net *n, const ds_tensor *x, const ds_tensor *y, int eval_bn,
                              ds_tensor_set *s);
 

@@ -13,8 +13,18 @@ typedef struct {
     char short_name;      /* 'o' for -o, or 0 */
     const char *arg;      /* value placeholder ("FILE"), NULL for a flag */
     const char *help;
-    const char *value;    /* parsed value ("1" for flags), NULL if absent */
+    const char *value;    /* parsed value ("1" for flags), NULL if absent; the first if repeated */
+    bool repeat;          /* may be given several times (up to DS_FEED_MAX) */
+    const char *values[DS_FEED_MAX];   /* every value of a repeated option */
+    int n_values;
 } cli_opt;
+
+/* An option ("--name", short -s or 0, value placeholder or NULL for a flag, help), and one
+ * that may be repeated. */
+#define CLI_OPT(name_, short_, arg_, help_) \
+    {.name = (name_), .short_name = (short_), .arg = (arg_), .help = (help_)}
+#define CLI_OPTS(name_, short_, arg_, help_) \
+    {.name = (name_), .short_name = (short_), .arg = (arg_), .help = (help_), .repeat = true}
 
 typedef struct {
     const char *name;
@@ -30,6 +40,8 @@ typedef struct {
  * returns -1 after printing --help (exit 0). */
 int cli_parse(cli_cmd *c, int argc, char **argv);
 const char *cli_get(const cli_cmd *c, const char *name);
+/* Every value of an option (repeated ones may have several); returns their count. */
+int cli_values(const cli_cmd *c, const char *name, const char *const **out);
 bool cli_has(const cli_cmd *c, const char *name);
 void cli_help(const cli_cmd *c, FILE *fp);
 /* Numbers with range checks; print a usage error and return false on bad input. */
@@ -40,22 +52,56 @@ bool cli_double(const cli_cmd *c, const char *name, double lo, double hi, double
 int cli_fail(void);
 int cli_usage_error(const cli_cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Loads the model file (with the batch size and label mode) and, if weights is non-NULL,
- * its weights. */
+/* ---- named data (data.c) ---- */
+#define CLI_NAME_MAX 64
+/* One value of a NAME=FILE option: the name (empty for a plain FILE), the file, and what
+ * was loaded from it. */
+typedef struct {
+    char name[CLI_NAME_MAX];
+    const char *path;
+    ds_tensor *t;
+} cli_item;
+/* The data of one set (training, validation, ...): inputs x and labels y. */
+typedef struct {
+    cli_item x[DS_FEED_MAX], y[DS_FEED_MAX];
+    int nx, ny;
+    const char *xopt, *yopt;   /* the options they came from: "data", "labels", ... */
+} cli_data;
+/* "NAME=FILE" when the text before the first '=' is non-empty and has no '/'; else the
+ * whole value is the file (name ""). */
+void cli_split_named(const char *v, char *name, size_t cap, const char **path);
+/* The value of a per-name option (--columns, --label-columns, --scale) for name:
+ * "NAME=VALUE" if given, else a plain VALUE, else NULL. */
+const char *cli_named_value(const cli_cmd *c, const char *opt, const char *name);
+/* The values of a NAME=FILE option into items (a plain FILE only alone, no name twice);
+ * 0, or 2 after a usage error. */
+int cli_named_list(const cli_cmd *c, const char *opt, cli_item *items, int *count);
+/* Loads the files of --<xopt> and --<yopt> (yopt NULL: no labels) with their --columns,
+ * --label-columns (labels from the data file without --<yopt>) and --hdu; values are
+ * checked finite. 0, 1 or 2 (printed). cli_data_free releases the tensors. */
+int cli_load_set(const cli_cmd *c, const char *xopt, const char *yopt, cli_data *d);
+void cli_data_free(cli_data *d);
+void cli_data_free_labels(cli_data *d);   /* the labels only */
+/* Moves the last fraction f of every tensor's samples into val (--val-split). */
+int cli_split_set(cli_data *d, double f, cli_data *val);
+/* The label mode of each labels file, from its shape, into the net options. */
+void cli_label_choices(const cli_data *d, ds_net_opts *o);
+/* The feed of d for n, each input reshaped to its node's rank (cli_fit_input); a plain
+ * FILE for a model with several inputs (losses) is an error. 0 or 1 (printed). */
+int cli_feed(const ds_net *n, cli_data *d, ds_feed *f);
+
+/* Loads the model file (with the batch size, seed and the label modes of the labels in
+ * labels, which may be NULL) and, if weights is non-NULL, its weights. */
 int cli_load_net(const char *model, const char *weights, int64_t batch, uint64_t seed,
-                 ds_label_mode labels, ds_net **out);
-/* Loads data (and labels) according to the common options --columns, --label-columns,
- * --hdu; x must not be NULL; y may be NULL (then labels are not read). */
-int cli_load_data(const cli_cmd *c, const char *xpath, const char *ypath, ds_tensor **x,
-                  ds_tensor **y);
+                 const cli_data *labels, ds_net **out);
 /* Label mode for the model's loss from the labels' shape (class indices vs one-hot). */
 ds_label_mode cli_label_mode(const ds_tensor *y);
 /* Applies --threads. */
 bool cli_threads(const cli_cmd *c);
 
-/* Reshapes a loaded data array to the model input's rank: [N, F] tables feeding an
- * image input, or [N, H, W] cubes (FITS, IDX) feeding [N, 1, H, W] inputs. */
-int cli_fit_input(const ds_net *n, ds_tensor **x, const char *path);
+/* Reshapes a loaded data array to the rank of the model's input node in: [N, F] tables
+ * feeding an image input, or [N, H, W] cubes (FITS, IDX) feeding [N, 1, H, W] inputs. */
+int cli_fit_input(const ds_node *in, ds_tensor **x, const char *path);
 
 /* The tool's entry point (main calls it): dispatches argv[1] to a command. */
 int cli_main(int argc, char **argv);

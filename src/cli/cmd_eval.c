@@ -6,20 +6,25 @@
 int cmd_eval(int argc, char **argv)
 {
     cli_opt opts[] = {
-        {"weights", 0, "W", "trained weights (required)", NULL},
-        {"data", 0, "X", "data (.npy, .fits, .csv or IDX) (required)", NULL},
-        {"labels", 0, "Y", "labels (required, or --label-columns)", NULL},
-        {"columns", 0, "COLS", "table data: feature columns", NULL},
-        {"label-columns", 0, "COLS", "table data: label columns", NULL},
-        {"hdu", 0, "N", "FITS: HDU number, 1 = primary", NULL},
-        {"batch-size", 0, "B", "batch size (default 256)", NULL},
-        {"threads", 0, "N", "threads (default: all cores)", NULL},
+        CLI_OPT("weights", 0, "W", "trained weights (required)"),
+        CLI_OPTS("data", 0, "X", "data (.npy, .fits, .csv or IDX) (required); NAME=X for each "
+                 "input of a model with several (repeat the option)"),
+        CLI_OPTS("labels", 0, "Y", "labels (required, or --label-columns); NAME=Y for each loss "
+                 "that reads labels, when several do"),
+        CLI_OPTS("columns", 0, "COLS", "table data: feature columns; NAME=COLS for one input's "
+                 "file"),
+        CLI_OPTS("label-columns", 0, "COLS", "table data: label columns; NAME=COLS for one loss's "
+                 "labels"),
+        CLI_OPT("hdu", 0, "N", "FITS: HDU number, 1 = primary"),
+        CLI_OPT("batch-size", 0, "B", "batch size (default 256)"),
+        CLI_OPT("threads", 0, "N", "threads (default: all cores)"),
     };
     cli_cmd c = {"eval", "MODEL --weights W --data X --labels Y",
                  "Prints the loss and metrics of the weights on labelled data: for "
                  "classifiers accuracy, per-class precision and recall, the confusion matrix "
-                 "and (two classes) AUROC; for regression RMSE, MAE and mean bias per output. "
-                 "The preprocessing stored with the weights is applied.",
+                 "and (two classes) AUROC; for regression RMSE, MAE and mean bias per output; "
+                 "one section per loss that reads labels. The preprocessing stored with the "
+                 "weights is applied.",
                  opts, (int)(sizeof opts / sizeof opts[0]), {0}, 0, 1, 1};
     int rc = cli_parse(&c, argc, argv);
     if (rc)
@@ -31,29 +36,30 @@ int cmd_eval(int argc, char **argv)
         return cli_usage_error(&c, "--weights W and --data X are required");
     if (!cli_has(&c, "labels") && !cli_has(&c, "label-columns"))
         return cli_usage_error(&c, "--labels Y (or --label-columns) is required");
+    cli_item items[DS_FEED_MAX];
+    int count;
+    if ((rc = cli_named_list(&c, "data", items, &count)) ||
+        (rc = cli_named_list(&c, "labels", items, &count)))
+        return rc;
     if (cli_stop_here(&c))
         return 0;
-    ds_tensor *x = NULL, *y = NULL;
+    cli_data d = {0};
+    ds_feed f;
     ds_net *n = NULL;
     char *report = NULL;
-    rc = 1;
-    const char *xname = cli_get(&c, "data");
-    const char *yname = cli_has(&c, "labels") ? cli_get(&c, "labels") : xname;
-    if (cli_load_data(&c, xname, cli_get(&c, "labels"), &x, &y) ||
-        cli_load_net(c.positional[0], cli_get(&c, "weights"), batch, 0, cli_label_mode(y), &n) ||
-        cli_fit_input(n, &x, xname))
+    if ((rc = cli_load_set(&c, "data", "labels", &d)) ||
+        (rc = cli_load_net(c.positional[0], cli_get(&c, "weights"), batch, 0, &d, &n)) ||
+        (rc = cli_feed(n, &d, &f)))
         goto done;
-    if (ds_net_check_data(n, x, xname, y, yname) || ds_net_preprocess(n, x) ||
-        ds_net_evaluate(n, x, y, batch, &report, NULL)) {
+    if (ds_net_check_feed(n, &f) || ds_net_preprocess_feed(n, &f) ||
+        ds_net_evaluate_feed(n, &f, batch, &report, NULL)) {
         rc = cli_fail();
         goto done;
     }
     fputs(report, stdout);
-    rc = 0;
 done:
     free(report);
-    ds_tensor_free(x);
-    ds_tensor_free(y);
+    cli_data_free(&d);
     ds_net_free(n);
     return rc;
 }

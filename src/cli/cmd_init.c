@@ -4,8 +4,8 @@
 int cmd_init(int argc, char **argv)
 {
     cli_opt opts[] = {
-        {"seed", 0, "S", "seed of the initializers (default 0)", NULL},
-        {"output", 'o', "W.safetensors", "where to write the weights (required)", NULL},
+        CLI_OPT("seed", 0, "S", "seed of the initializers (default 0)"),
+        CLI_OPT("output", 'o', "W.safetensors", "where to write the weights (required)"),
     };
     cli_cmd c = {"init", "MODEL [--seed S] -o W.safetensors",
                  "Writes the initial weights of MODEL (each layer's initializer, seeded).",
@@ -21,7 +21,7 @@ int cmd_init(int argc, char **argv)
     ds_net *n;
     if (cli_stop_here(&c))
         return 0;
-    if ((rc = cli_load_net(c.positional[0], NULL, 1, (uint64_t)seed, DS_LABELS_AUTO, &n)))
+    if ((rc = cli_load_net(c.positional[0], NULL, 1, (uint64_t)seed, NULL, &n)))
         return rc;
     rc = ds_net_save(n, cli_get(&c, "output")) == DS_OK ? 0 : cli_fail();
     if (!rc)

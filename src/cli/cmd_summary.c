@@ -24,11 +24,23 @@ static int print_memory(ds_net *n, long batch)
     return 0;
 }
 
+/* "Inputs (...): img, meta": the names data, outputs and labels go by. */
+static void print_names(const char *what, int count, const ds_net *n,
+                        const char *(*name)(const ds_net *, int))
+{
+    if (!count)
+        return;
+    printf("%s:", what);
+    for (int i = 0; i < count; i++)
+        printf("%s %s", i ? "," : "", name(n, i));
+    printf("\n");
+}
+
 int cmd_summary(int argc, char **argv)
 {
     cli_opt opts[] = {
-        {"batch-size", 0, "B", "batch size for the memory estimate (default 32; shapes show "
-         "None for the batch)", NULL},
+        CLI_OPT("batch-size", 0, "B", "batch size for the memory estimate (default 32; shapes "
+                "show None for the batch)"),
     };
     cli_cmd c = {"summary", "MODEL", "Prints the layers of MODEL with their output shapes, "
                  "parameter counts and inputs, then the totals and the memory one training "
@@ -42,7 +54,7 @@ int cmd_summary(int argc, char **argv)
     ds_net *n;
     if (cli_stop_here(&c))
         return 0;
-    if ((rc = cli_load_net(c.positional[0], NULL, batch, 0, DS_LABELS_AUTO, &n)))
+    if ((rc = cli_load_net(c.positional[0], NULL, batch, 0, NULL, &n)))
         return rc;
     char *s = ds_graph_summary(ds_net_graph(n));
     if (!s) {
@@ -54,6 +66,9 @@ int cmd_summary(int argc, char **argv)
     const ds_optim_opts *o = ds_net_optim_opts(n);
     if (ds_net_loss(n))
         printf("Loss: %s\n", ds_node_layer_name(ds_net_loss(n)));
+    print_names("Inputs (--data NAME=FILE)", ds_net_input_count(n), n, ds_net_input_name);
+    print_names("Outputs (predict -o NAME=FILE)", ds_net_output_count(n), n, ds_net_output_name);
+    print_names("Labels (--labels NAME=FILE)", ds_net_target_count(n), n, ds_net_target_name);
     printf("Optimizer: %s, lr %g\n", ds_optim_name(o->kind),
            o->lr > 0 ? o->lr : (o->kind == DS_OPT_SGD ? 1e-2 : 1e-3));
     rc = print_memory(n, batch);

@@ -74,10 +74,9 @@ static void show(void *ctx, const ds_progress *p)
     }
 }
 
-/* --scale none|standardize|per_image|asinh[:A]|divide:A */
-static bool parse_scale(const cli_cmd *c, ds_scale_kind *kind, float *a)
+/* One --scale value's HOW: none|standardize|per_image|asinh[:A]|divide:A */
+static bool parse_scale(const cli_cmd *c, const char *v, ds_scale_kind *kind, float *a)
 {
-    const char *v = cli_get(c, "scale");
     *a = 1;
     if (!strcmp(v, "none"))
         *kind = DS_SCALE_NONE;
@@ -109,15 +108,72 @@ static bool parse_scale(const cli_cmd *c, ds_scale_kind *kind, float *a)
     return true;
 }
 
+/* Every --scale value: plain HOW (every input) or NAME=HOW (one input each), not both. */
+static bool check_scales(const cli_cmd *c)
+{
+    const char *const *v;
+    int n = cli_values(c, "scale", &v), plain = 0;
+    for (int i = 0; i < n; i++) {
+        char name[CLI_NAME_MAX];
+        const char *how;
+        ds_scale_kind kind;
+        float a;
+        cli_split_named(v[i], name, sizeof name, &how);
+        plain += !name[0];
+        if (!parse_scale(c, how, &kind, &a))
+            return false;
+    }
+    if (plain && n > 1) {
+        cli_usage_error(c, "option '--scale': give either one HOW for every input or NAME=HOW "
+                        "for each input");
+        return false;
+    }
+    return true;
+}
+
+/* Sets each input's scaling from --scale, with statistics from its training data. */
+static int apply_scales(const cli_cmd *c, ds_net *n, const ds_feed *f)
+{
+    const char *const *v;
+    int count = cli_values(c, "scale", &v);
+    for (int i = 0; i < count; i++) {
+        char name[CLI_NAME_MAX];
+        const char *how;
+        ds_scale_kind kind;
+        float a;
+        cli_split_named(v[i], name, sizeof name, &how);
+        parse_scale(c, how, &kind, &a);   /* checked before loading */
+        bool found = false;
+        for (int k = 0; k < ds_net_input_count(n); k++) {
+            const char *in = ds_net_input_name(n, k);
+            if (name[0] && strcmp(name, in))
+                continue;
+            found = true;
+            const ds_tensor *x = NULL;
+            for (int j = 0; j < DS_FEED_MAX && f->inputs[j].data && !x; j++)
+                if (!f->inputs[j].name || !strcmp(f->inputs[j].name, in))
+                    x = f->inputs[j].data;
+            if (ds_net_set_input_scaling(n, in, kind, a, x))
+                return cli_fail();
+        }
+        if (!found) {
+            fprintf(stderr, "deepsky: error: --scale %s: the model has no input named '%s'\n",
+                    v[i], name);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static bool parse_augment(const cli_cmd *c, int *flags)
 {
     const char *v = cli_get(c, "augment");
     *flags = 0;
     if (!v)
         return true;
-    char buf[128];
+    char buf[128], *save = NULL;
     snprintf(buf, sizeof buf, "%s", v);
-    for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         if (!strcmp(t, "flips"))
             *flags |= DS_AUG_FLIPS;
         else if (!strcmp(t, "rot90"))
@@ -155,40 +211,6 @@ static bool parse_optimizer(const cli_cmd *c, ds_optim_opts *o)
     return true;
 }
 
-/* Moves the last fraction f of the samples into a validation set (as Keras' validation_split). */
-static int split(ds_tensor **x, ds_tensor **y, double f, ds_tensor **xv, ds_tensor **yv)
-{
-    int64_t N = ds_tensor_shape(*x)[0];
-    int64_t nv = (int64_t)floor(f * (double)N + 0.5);
-    if (nv < 1 || nv >= N) {
-        fprintf(stderr, "deepsky: error: --val-split %g of %lld samples leaves %lld for "
-                "validation and %lld for training; both need at least one\n", f, (long long)N,
-                (long long)nv, (long long)(N - nv));
-        return 1;
-    }
-    ds_tensor **src[2] = {x, y}, **dst[2] = {xv, yv};
-    for (int k = 0; k < 2; k++) {
-        ds_tensor *t = *src[k];
-        int nd = ds_tensor_ndim(t);
-        int64_t shape[DS_MAX_DIMS];
-        memcpy(shape, ds_tensor_shape(t), (size_t)nd * sizeof *shape);
-        int64_t per = ds_tensor_numel(t) / N;
-        shape[0] = N - nv;
-        ds_tensor *a = ds_tensor_from(nd, shape, ds_tensor_data(t));
-        shape[0] = nv;
-        ds_tensor *b = ds_tensor_from(nd, shape, ds_tensor_data(t) + (N - nv) * per);
-        if (!a || !b) {
-            ds_tensor_free(a);
-            ds_tensor_free(b);
-            return cli_fail();
-        }
-        ds_tensor_free(t);
-        *src[k] = a;
-        *dst[k] = b;
-    }
-    return 0;
-}
-
 static void stem_name(const char *out, const char *suffix, char *buf, size_t cap)
 {
     size_t n = strlen(out), e = strlen(".safetensors");
@@ -197,160 +219,206 @@ static void stem_name(const char *out, const char *suffix, char *buf, size_t cap
     snprintf(buf, cap, "%.*s%s", (int)n, out, suffix);
 }
 
+
+/* The options of a run, checked before any file is read. */
+typedef struct {
+    long epochs, batch, seed, patience, accumulate;
+    double vsplit;
+    int aug;
+} train_settings;
+
+static int check_options(const cli_cmd *c, train_settings *t)
+{
+    if (!cli_long(c, "epochs", 1, 1000000, 10, &t->epochs) ||
+        !cli_long(c, "batch-size", 1, 1L << 24, 32, &t->batch) ||
+        !cli_long(c, "accumulate", 1, 1000000, 1, &t->accumulate) ||
+        !cli_long(c, "seed", 0, 0x7fffffffL, 0, &t->seed) ||
+        !cli_long(c, "early-stopping", 1, 1000000, 0, &t->patience) ||
+        !cli_double(c, "val-split", 0, 1, 0, &t->vsplit) || !parse_augment(c, &t->aug) ||
+        !cli_threads(c) || !check_scales(c))
+        return 2;
+    if (!cli_has(c, "data"))
+        return cli_usage_error(c, "--data X is required");
+    if (!cli_has(c, "labels") && !cli_has(c, "label-columns"))
+        return cli_usage_error(c, "--labels Y (or --label-columns for a table) is required");
+    if (!cli_has(c, "output"))
+        return cli_usage_error(c, "-o W.safetensors is required");
+    if (cli_has(c, "val") != cli_has(c, "val-labels") && !cli_has(c, "label-columns"))
+        return cli_usage_error(c, "--val and --val-labels go together");
+    if (cli_has(c, "val") && cli_has(c, "val-split"))
+        return cli_usage_error(c, "give either --val or --val-split, not both");
+    if (t->patience && !cli_has(c, "val") && !cli_has(c, "val-split"))
+        return cli_usage_error(c, "--early-stopping needs validation data (--val or --val-split)");
+    cli_item items[DS_FEED_MAX];
+    int n, rc = 0;
+    const char *lists[] = {"data", "labels", "val", "val-labels"};
+    for (int i = 0; i < 4 && !rc; i++)
+        rc = cli_named_list(c, lists[i], items, &n);
+    if (rc)
+        return rc;
+    ds_optim_opts optim_check = {0};   /* a bad --optimizer or --lr fails before any loading */
+    return parse_optimizer(c, &optim_check) ? 0 : 2;
+}
+
+/* Training and validation data, then the model (label modes from the labels' shapes). */
+static int load_all(const cli_cmd *c, const train_settings *t, cli_data *tr, cli_data *va,
+                    ds_net **n)
+{
+    int rc = cli_load_set(c, "data", "labels", tr);
+    if (!rc && cli_has(c, "val"))
+        rc = cli_load_set(c, "val", "val-labels", va);
+    if (!rc && t->vsplit > 0)
+        rc = cli_split_set(tr, t->vsplit, va);
+    if (!rc)
+        rc = cli_load_net(c->positional[0], cli_get(c, "weights"), t->batch, (uint64_t)t->seed,
+                          tr, n);
+    return rc;
+}
+
+/* Feeds checked against the model, the optimizer flags, scaling and preprocessing. */
+static int prepare(const cli_cmd *c, ds_net *n, cli_data *tr, cli_data *va, ds_feed *f,
+                   ds_feed *fv)
+{
+    int rc = cli_feed(n, tr, f);
+    if (!rc && va->nx)
+        rc = cli_feed(n, va, fv);
+    if (rc)
+        return rc;
+    if (!parse_optimizer(c, ds_net_optim_opts_mut(n)))
+        return 2;
+    if (ds_net_check_feed(n, f) || (va->nx && ds_net_check_feed(n, fv)))
+        return cli_fail();
+    if ((rc = apply_scales(c, n, f)))
+        return rc;
+    if (ds_net_preprocess_feed(n, f) || (va->nx && ds_net_preprocess_feed(n, fv)))
+        return cli_fail();
+    return 0;
+}
+
+static void print_start(const cli_cmd *c, const ds_net *n, const cli_data *tr,
+                        const cli_data *va, const train_settings *t)
+{
+    const ds_optim_opts *o = ds_net_optim_opts(n);
+    char val[64] = "", acc[64] = "";
+    if (va->nx)
+        snprintf(val, sizeof val, " (validation %lld)", (long long)ds_tensor_shape(va->x[0].t)[0]);
+    if (t->accumulate > 1)
+        snprintf(acc, sizeof acc, " x %ld accumulated", t->accumulate);
+    printf("training %s on %lld samples%s, batch %ld%s, %s lr %g, %d threads\n",
+           c->positional[0], (long long)ds_tensor_shape(tr->x[0].t)[0], val, t->batch, acc,
+           ds_optim_name(o->kind), o->lr > 0 ? o->lr : (o->kind == DS_OPT_SGD ? 1e-2 : 1e-3),
+           ds_get_num_threads());
+}
+
+static void print_done(const ds_fit_result *r, const ds_fit_opts *fo, bool val, long patience)
+{
+    if (r->resumed_from)
+        printf("resumed after epoch %d\n", r->resumed_from);
+    if (r->stopped_early)
+        printf("early stopping: no better validation loss for %ld epochs\n", patience);
+    if (r->skipped_steps)
+        printf("skipped %lld steps with a NaN or Inf loss or gradient\n",
+               (long long)r->skipped_steps);
+    printf("done: %d epochs in %.1f s; best epoch %d%s", r->epochs_run, r->seconds, r->best_epoch,
+           val ? "" : " (by training loss)");
+    if (val)
+        printf(" (val_loss %.4g)", r->best_val_loss);
+    char best[4096];
+    stem_name(fo->out_path, ".best.safetensors", best, sizeof best);
+    printf("\nwrote %s (last), %s (best), %s, %s\n", fo->out_path, best, fo->log_csv,
+           fo->curve_png);
+}
+
 int cmd_train(int argc, char **argv)
 {
     cli_opt opts[] = {
-        {"data", 0, "X", "training data (.npy, .fits, .csv or IDX)", NULL},
-        {"labels", 0, "Y", "training labels (class indices, one-hot rows or targets)", NULL},
-        {"columns", 0, "COLS", "table data: feature columns, e.g. mag_u,mag_g or 1,2", NULL},
-        {"label-columns", 0, "COLS", "table data: label columns (from --labels, or --data)", NULL},
-        {"hdu", 0, "N", "FITS: HDU number, 1 = primary (default: first with data)", NULL},
-        {"val", 0, "X2", "validation data", NULL},
-        {"val-labels", 0, "Y2", "validation labels", NULL},
-        {"val-split", 0, "F", "hold out the last fraction F of the data for validation", NULL},
-        {"weights", 0, "W0", "start from these weights (default: fresh initialization)", NULL},
-        {"epochs", 0, "N", "epochs (default 10)", NULL},
-        {"batch-size", 0, "B", "mini-batch size (default 32)", NULL},
-        {"optimizer", 0, "NAME", "sgd, adagrad, rmsprop, adam or adamw (default: the model file's)", NULL},
-        {"lr", 0, "LR", "learning rate (default: the model file's, else 1e-3; sgd 1e-2)", NULL},
-        {"seed", 0, "S", "seed for initialization, shuffling, dropout, augmentation (default 0)", NULL},
-        {"no-shuffle", 0, NULL, "keep the sample order", NULL},
-        {"skip-nonfinite", 0, NULL, "skip a step whose loss or gradient is NaN or Inf instead "
-         "of stopping", NULL},
-        {"augment", 0, "LIST", "random flips,rot90 of square images each epoch", NULL},
-        {"early-stopping", 0, "P", "stop after P epochs without a better validation loss", NULL},
-        {"scale", 0, "HOW", "none, standardize, per_image, asinh[:A], divide:A (default none)", NULL},
-        {"resume", 0, NULL, "continue an interrupted run of the same command from its checkpoint", NULL},
-        {"log", 0, "CSV", "per-epoch log (default: <W>.log.csv)", NULL},
-        {"curve", 0, "PNG", "learning curve figure (default: <W>.curve.png)", NULL},
-        {"threads", 0, "N", "threads (default: all cores)", NULL},
-        {"quiet", 'q', NULL, "no progress output", NULL},
-        {"output", 'o', "W.safetensors", "final weights (required); also writes <W>.best and <W>.ckpt", NULL},
+        CLI_OPTS("data", 0, "X", "training data (.npy, .fits, .csv or IDX); NAME=X for each input "
+                 "of a model with several (repeat the option)"),
+        CLI_OPTS("labels", 0, "Y", "training labels (class indices, one-hot rows or targets); "
+                 "NAME=Y for each loss that reads labels, when several do"),
+        CLI_OPTS("columns", 0, "COLS", "table data: feature columns, e.g. mag_u,mag_g or 1,2; "
+                 "NAME=COLS for one input's file"),
+        CLI_OPTS("label-columns", 0, "COLS", "table data: label columns (from --labels, or "
+                 "--data); NAME=COLS for one loss's labels"),
+        CLI_OPT("hdu", 0, "N", "FITS: HDU number, 1 = primary (default: first with data)"),
+        CLI_OPTS("val", 0, "X2", "validation data; NAME=X2 for each input"),
+        CLI_OPTS("val-labels", 0, "Y2", "validation labels; NAME=Y2 for each loss"),
+        CLI_OPT("val-split", 0, "F", "hold out the last fraction F of the data for validation"),
+        CLI_OPT("weights", 0, "W0", "start from these weights (default: fresh initialization)"),
+        CLI_OPT("epochs", 0, "N", "epochs (default 10)"),
+        CLI_OPT("batch-size", 0, "B", "mini-batch size, samples per forward/backward pass "
+                "(default 32)"),
+        CLI_OPT("accumulate", 0, "K", "sum the gradients of K batches per optimizer step: as "
+                "batch K*B with the memory of B (default 1)"),
+        CLI_OPT("optimizer", 0, "NAME", "sgd, adagrad, rmsprop, adam or adamw (default: the model "
+                "file's)"),
+        CLI_OPT("lr", 0, "LR", "learning rate (default: the model file's, else 1e-3; sgd 1e-2)"),
+        CLI_OPT("seed", 0, "S", "seed for initialization, shuffling, dropout, augmentation "
+                "(default 0)"),
+        CLI_OPT("no-shuffle", 0, NULL, "keep the sample order"),
+        CLI_OPT("skip-nonfinite", 0, NULL, "skip a step whose loss or gradient is NaN or Inf "
+                "instead of stopping"),
+        CLI_OPT("augment", 0, "LIST", "random flips,rot90 of square images each epoch"),
+        CLI_OPT("early-stopping", 0, "P", "stop after P epochs without a better validation loss"),
+        CLI_OPTS("scale", 0, "HOW", "none, standardize, per_image, asinh[:A], divide:A for every "
+                 "input (default none); NAME=HOW for each input"),
+        CLI_OPT("resume", 0, NULL, "continue an interrupted run of the same command from its "
+                "checkpoint"),
+        CLI_OPT("log", 0, "CSV", "per-epoch log (default: <W>.log.csv)"),
+        CLI_OPT("curve", 0, "PNG", "learning curve figure (default: <W>.curve.png)"),
+        CLI_OPT("threads", 0, "N", "threads (default: all cores)"),
+        CLI_OPT("quiet", 'q', NULL, "no progress output"),
+        CLI_OPT("output", 'o', "W.safetensors", "final weights (required); also writes <W>.best "
+                "and <W>.ckpt"),
     };
     cli_cmd c = {"train", "MODEL --data X --labels Y [options] -o W.safetensors",
                  "Trains MODEL with mini-batches. After every epoch it writes the last weights "
                  "to W, the best so far (lowest validation loss, or training loss without "
                  "validation) to <W>.best.safetensors, and a checkpoint with the optimizer's "
                  "state to <W>.ckpt.safetensors, each atomically. Flags override the model "
-                 "file's optimizer line.",
+                 "file's optimizer line. A model with several inputs takes --data NAME=FILE "
+                 "for each (NAME: the input line's name); with several losses that read "
+                 "labels, --labels NAME=FILE for each (NAME: the loss's name, by default the "
+                 "layer it reads); 'deepsky summary MODEL' lists the names.",
                  opts, (int)(sizeof opts / sizeof opts[0]), {0}, 0, 1, 1};
     int rc = cli_parse(&c, argc, argv);
     if (rc)
         return rc;
-    long epochs, batch, seed, patience;
-    double vsplit;
-    int aug;
-    ds_scale_kind scale = DS_SCALE_NONE;
-    float scale_a = 1;
-    if (!cli_long(&c, "epochs", 1, 1000000, 10, &epochs) ||
-        !cli_long(&c, "batch-size", 1, 1L << 24, 32, &batch) ||
-        !cli_long(&c, "seed", 0, 0x7fffffffL, 0, &seed) ||
-        !cli_long(&c, "early-stopping", 1, 1000000, 0, &patience) ||
-        !cli_double(&c, "val-split", 0, 1, 0, &vsplit) || !parse_augment(&c, &aug) ||
-        !cli_threads(&c))
-        return 2;
-    if (cli_has(&c, "scale") && !parse_scale(&c, &scale, &scale_a))
-        return 2;
-    if (!cli_has(&c, "data"))
-        return cli_usage_error(&c, "--data X is required");
-    if (!cli_has(&c, "labels") && !cli_has(&c, "label-columns"))
-        return cli_usage_error(&c, "--labels Y (or --label-columns for a table) is required");
-    if (!cli_has(&c, "output"))
-        return cli_usage_error(&c, "-o W.safetensors is required");
-    if (cli_has(&c, "val") != cli_has(&c, "val-labels") && !cli_has(&c, "label-columns"))
-        return cli_usage_error(&c, "--val and --val-labels go together");
-    if (cli_has(&c, "val") && cli_has(&c, "val-split"))
-        return cli_usage_error(&c, "give either --val or --val-split, not both");
-    if (patience && !cli_has(&c, "val") && !cli_has(&c, "val-split"))
-        return cli_usage_error(&c, "--early-stopping needs validation data (--val or --val-split)");
-    ds_optim_opts optim_check = {0};   /* a bad --optimizer or --lr fails before any loading */
-    if (!parse_optimizer(&c, &optim_check))
-        return 2;
+    train_settings t;
+    if ((rc = check_options(&c, &t)))
+        return rc;
     if (cli_stop_here(&c))
         return 0;
-
-    ds_tensor *x = NULL, *y = NULL, *xv = NULL, *yv = NULL;
+    cli_data tr = {0}, va = {0};
+    ds_feed f, fv;
     ds_net *n = NULL;
-    rc = 1;
-    if (cli_load_data(&c, cli_get(&c, "data"), cli_get(&c, "labels"), &x, &y))
+    if ((rc = load_all(&c, &t, &tr, &va, &n)) || (rc = prepare(&c, n, &tr, &va, &f, &fv)))
         goto done;
-    if (cli_has(&c, "val") &&
-        cli_load_data(&c, cli_get(&c, "val"), cli_get(&c, "val-labels"), &xv, &yv))
-        goto done;
-    if (vsplit > 0 && split(&x, &y, vsplit, &xv, &yv))
-        goto done;
-    if (cli_load_net(c.positional[0], cli_get(&c, "weights"), batch, (uint64_t)seed,
-                     cli_label_mode(y), &n))
-        goto done;
-    if (cli_fit_input(n, &x, cli_get(&c, "data")) ||
-        (xv && cli_fit_input(n, &xv, cli_has(&c, "val") ? cli_get(&c, "val") : "validation split")))
-        goto done;
-    if (!parse_optimizer(&c, ds_net_optim_opts_mut(n))) {
-        rc = 2;
-        goto done;
-    }
-    const char *xname = cli_get(&c, "data");
-    const char *yname = cli_get(&c, "labels") ? cli_get(&c, "labels") : xname;
-    if (ds_net_check_data(n, x, xname, y, yname) ||
-        (xv && ds_net_check_data(n, xv, cli_has(&c, "val") ? cli_get(&c, "val") : "validation split",
-                                 yv, cli_has(&c, "val-labels") ? cli_get(&c, "val-labels") : "validation split")))
-        goto fail;
-    if (cli_has(&c, "scale") && ds_net_set_scaling(n, scale, scale_a, x))
-        goto fail;
-    if (ds_net_preprocess(n, x) || (xv && ds_net_preprocess(n, xv)))
-        goto fail;
-
     char logp[4096], curvep[4096];
     const char *out = cli_get(&c, "output");
     stem_name(out, ".log.csv", logp, sizeof logp);
     stem_name(out, ".curve.png", curvep, sizeof curvep);
     progress_state ps = {.tty = isatty(fileno(stdout)) != 0};
     ds_fit_opts fo = {
-        .epochs = (int)epochs, .batch_size = batch, .seed = (uint64_t)seed,
-        .no_shuffle = cli_has(&c, "no-shuffle"), .augment = aug, .patience = (int)patience,
-        .skip_nonfinite = cli_has(&c, "skip-nonfinite"),
+        .epochs = (int)t.epochs, .batch_size = t.batch, .accumulate = (int)t.accumulate,
+        .seed = (uint64_t)t.seed, .no_shuffle = cli_has(&c, "no-shuffle"), .augment = t.aug,
+        .patience = (int)t.patience, .skip_nonfinite = cli_has(&c, "skip-nonfinite"),
         .out_path = out, .log_csv = cli_has(&c, "log") ? cli_get(&c, "log") : logp,
         .curve_png = cli_has(&c, "curve") ? cli_get(&c, "curve") : curvep,
         .resume = cli_has(&c, "resume"), .progress = cli_has(&c, "quiet") ? NULL : show, .ctx = &ps,
     };
-    if (!cli_has(&c, "quiet")) {
-        const ds_optim_opts *o = ds_net_optim_opts(n);
-        char val[64] = "";
-        if (xv)
-            snprintf(val, sizeof val, " (validation %lld)", (long long)ds_tensor_shape(xv)[0]);
-        printf("training %s on %lld samples%s, batch %ld, %s lr %g, %d threads\n",
-               c.positional[0], (long long)ds_tensor_shape(x)[0], val, batch,
-               ds_optim_name(o->kind), o->lr > 0 ? o->lr : (o->kind == DS_OPT_SGD ? 1e-2 : 1e-3),
-               ds_get_num_threads());
-    }
+    if (!cli_has(&c, "quiet"))
+        print_start(&c, n, &tr, &va, &t);
     ds_fit_result r;
-    if (ds_net_fit(n, x, y, xv, yv, &fo, &r))
-        goto fail;
-    if (!cli_has(&c, "quiet")) {
-        if (r.resumed_from)
-            printf("resumed after epoch %d\n", r.resumed_from);
-        if (r.stopped_early)
-            printf("early stopping: no better validation loss for %ld epochs\n", patience);
-        if (r.skipped_steps)
-            printf("skipped %lld steps with a NaN or Inf loss or gradient\n",
-                   (long long)r.skipped_steps);
-        printf("done: %d epochs in %.1f s; best epoch %d%s", r.epochs_run, r.seconds, r.best_epoch,
-               xv ? "" : " (by training loss)");
-        if (xv)
-            printf(" (val_loss %.4g)", r.best_val_loss);
-        char best[4096];
-        stem_name(out, ".best.safetensors", best, sizeof best);
-        printf("\nwrote %s (last), %s (best), %s, %s\n", out, best, fo.log_csv, fo.curve_png);
+    if (ds_net_fit_feed(n, &f, va.nx ? &fv : NULL, &fo, &r)) {
+        rc = cli_fail();
+        goto done;
     }
-    rc = 0;
-    goto done;
-fail:
-    rc = cli_fail();
+    if (!cli_has(&c, "quiet"))
+        print_done(&r, &fo, va.nx > 0, t.patience);
 done:
-    ds_tensor_free(x);
-    ds_tensor_free(y);
-    ds_tensor_free(xv);
-    ds_tensor_free(yv);
+    cli_data_free(&tr);
+    cli_data_free(&va);
     ds_net_free(n);
     return rc;
 }

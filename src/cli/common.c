@@ -80,15 +80,20 @@ int cli_parse(cli_cmd *c, int argc, char **argv)
             c->positional[c->n_positional++] = a;
             continue;
         }
-        if (o->value)
+        if (o->value && !o->repeat)
             return cli_usage_error(c, "option '--%s' given twice", o->name);
+        if (o->n_values == DS_FEED_MAX)
+            return cli_usage_error(c, "option '--%s' given more than %d times", o->name,
+                                   DS_FEED_MAX);
         if (o->arg) {
             if (!val) {
                 if (i + 1 >= argc)
                     return cli_usage_error(c, "option '--%s' needs a value (%s)", o->name, o->arg);
                 val = argv[++i];
             }
-            o->value = val;
+            if (!o->value)
+                o->value = val;
+            o->values[o->n_values++] = val;
         } else {
             if (val)
                 return cli_usage_error(c, "option '--%s' takes no value", o->name);
@@ -109,6 +114,17 @@ const char *cli_get(const cli_cmd *c, const char *name)
 }
 
 bool cli_has(const cli_cmd *c, const char *name) { return cli_get(c, name) != NULL; }
+
+int cli_values(const cli_cmd *c, const char *name, const char *const **out)
+{
+    for (int i = 0; i < c->n_opts; i++)
+        if (!strcmp(c->opts[i].name, name)) {
+            *out = c->opts[i].values;
+            return c->opts[i].n_values;
+        }
+    *out = NULL;
+    return 0;
+}
 
 bool cli_long(const cli_cmd *c, const char *name, long lo, long hi, long dflt, long *out)
 {
@@ -164,9 +180,10 @@ bool cli_threads(const cli_cmd *c)
 }
 
 int cli_load_net(const char *model, const char *weights, int64_t batch, uint64_t seed,
-                 ds_label_mode labels, ds_net **out)
+                 const cli_data *labels, ds_net **out)
 {
-    ds_net_opts o = {.batch = batch, .seed = seed, .labels = labels};
+    ds_net_opts o = {.batch = batch, .seed = seed};
+    cli_label_choices(labels, &o);
     if (ds_net_load(model, &o, out) != DS_OK)
         return cli_fail();
     if (weights && ds_net_load_weights(*out, weights) != DS_OK) {
@@ -188,40 +205,8 @@ ds_label_mode cli_label_mode(const ds_tensor *y)
     return DS_LABELS_DENSE;
 }
 
-int cli_load_data(const cli_cmd *c, const char *xpath, const char *ypath, ds_tensor **x,
-                  ds_tensor **y)
+int cli_fit_input(const ds_node *in, ds_tensor **x, const char *path)
 {
-    long hdu;
-    if (!cli_long(c, "hdu", 0, 100000, 0, &hdu))
-        return 2;
-    ds_read_opts xo = {.columns = cli_get(c, "columns"), .hdu = (int)hdu};
-    ds_read_opts yo = {.columns = cli_get(c, "label-columns"), .hdu = (int)hdu};
-    *x = NULL;
-    if (y)
-        *y = NULL;
-    if (ds_array_load(xpath, &xo, x) != DS_OK)
-        return cli_fail();
-    if (ds_tensor_check_finite(*x, xpath) != DS_OK)
-        return cli_fail();
-    if (!y)
-        return 0;
-    if (!ypath && cli_has(c, "label-columns"))
-        ypath = xpath;   /* labels from other columns of the same table */
-    if (!ypath)
-        return 0;
-    if (ds_array_load(ypath, &yo, y) != DS_OK || ds_tensor_check_finite(*y, ypath) != DS_OK)
-        return cli_fail();
-    if (ds_tensor_shape(*y)[0] != ds_tensor_shape(*x)[0]) {
-        fprintf(stderr, "deepsky: error: %s has %lld samples but %s has %lld labels\n", xpath,
-                (long long)ds_tensor_shape(*x)[0], ypath, (long long)ds_tensor_shape(*y)[0]);
-        return 1;
-    }
-    return 0;
-}
-
-int cli_fit_input(const ds_net *n, ds_tensor **x, const char *path)
-{
-    const ds_node *in = ds_net_input(n);
     int nd = ds_node_ndim(in);
     const int64_t *want = ds_node_shape(in);
     ds_tensor *t = *x;

@@ -90,153 +90,217 @@ double ds_tpr_at_fpr(int64_t n, const float *score, const float *label, double f
     return isnan(res) ? py : res;
 }
 
-static ds_status put(ds_tensor_set *s, const char *name, double v)
+/* A metric value into the set (if any) under "<prefix><name>". */
+static ds_status put(ds_tensor_set *s, const char *prefix, const char *name, double v)
 {
     if (!s)
         return DS_OK;
+    char key[DS_NAME_MAX + 48];
+    snprintf(key, sizeof key, "%s%s", prefix, name);
     float f = (float)v;
-    return ds_tensor_set_add(s, name, 0, NULL, &f);
+    return ds_tensor_set_add(s, key, 0, NULL, &f);
+}
+
+/* The predicted and the true class of sample i at position s, for a classifier's target. */
+static void classes_of(const dsi_net_target *t, const float *p, const float *y, int64_t i,
+                       int64_t s, int64_t K, int64_t inner, int64_t *pred, int64_t *truth,
+                       float *score)
+{
+    if (t->kind == DSI_LOSS_BCE) {
+        float pv = p[i * inner + s];
+        *pred = pv > (t->output_logits ? 0.0f : 0.5f);
+        *truth = y[i * inner + s] > 0.5f;
+        *score = pv;
+        return;
+    }
+    *pred = 0;
+    for (int64_t k = 1; k < K; k++)
+        if (p[(i * K + k) * inner + s] > p[(i * K + *pred) * inner + s])
+            *pred = k;
+    if (t->labels == DS_LABELS_INDEX) {
+        *truth = (int64_t)y[i * inner + s];
+    } else {
+        *truth = 0;
+        for (int64_t k = 1; k < K; k++)
+            if (y[(i * K + k) * inner + s] > y[(i * K + *truth) * inner + s])
+                *truth = k;
+    }
+    *score = K == 2 ? p[(i * K + 1) * inner + s] : 0;
+}
+
+/* Per-class precision and recall, and the confusion matrix. */
+static ds_status class_table(dsi_buf *rep, const int64_t *conf, int64_t K, const char *prefix,
+                             ds_tensor_set *values)
+{
+    ds_status st = DS_OK;
+    dsi_buf_printf(rep, "\nclass  precision  recall  support\n");
+    for (int64_t k = 0; k < K; k++) {
+        int64_t tp = conf[k * K + k], col = 0, row = 0;
+        for (int64_t j = 0; j < K; j++) {
+            col += conf[j * K + k];
+            row += conf[k * K + j];
+        }
+        double prec = col ? (double)tp / col : NAN, rec = row ? (double)tp / row : NAN;
+        dsi_buf_printf(rep, "%5lld  %9.4f  %6.4f  %7lld\n", (long long)k, prec, rec,
+            (long long)row);
+        char nm[48];
+        snprintf(nm, sizeof nm, "precision_%lld", (long long)k);
+        if (!st)
+            st = put(values, prefix, nm, prec);
+        snprintf(nm, sizeof nm, "recall_%lld", (long long)k);
+        if (!st)
+            st = put(values, prefix, nm, rec);
+    }
+    dsi_buf_printf(rep, "\nconfusion matrix (rows: true class, columns: predicted)\n      ");
+    for (int64_t k = 0; k < K; k++)
+        dsi_buf_printf(rep, " %6lld", (long long)k);
+    dsi_buf_printf(rep, "\n");
+    for (int64_t t = 0; t < K; t++) {
+        dsi_buf_printf(rep, "%5lld ", (long long)t);
+        for (int64_t k = 0; k < K; k++)
+            dsi_buf_printf(rep, " %6lld", (long long)conf[t * K + k]);
+        dsi_buf_printf(rep, "\n");
+    }
+    return st;
+}
+
+/* Accuracy, AUROC and TPR (two classes), precision, recall, confusion matrix. */
+static ds_status classification(const dsi_net_target *t, const ds_tensor *p, const ds_tensor *y,
+                                const char *prefix, dsi_buf *rep, ds_tensor_set *values)
+{
+    int64_t N = p->shape[0];
+    int64_t K = t->kind == DSI_LOSS_BCE ? 2 : t->classes;
+    int64_t inner = t->kind == DSI_LOSS_BCE ? p->numel / N : p->numel / (N * K);
+    int64_t *conf = calloc((size_t)(K * K), sizeof *conf);
+    float *score = malloc((size_t)(N * inner) * sizeof *score);
+    float *lab = malloc((size_t)(N * inner) * sizeof *lab);
+    ds_status st = DS_OK;
+    if (!conf || !score || !lab) {
+        st = dsi_fail(DS_ERR_NOMEM, "out of memory evaluating");
+        goto done;
+    }
+    int64_t m = 0, right = 0;
+    for (int64_t i = 0; i < N; i++)
+        for (int64_t s = 0; s < inner; s++, m++) {
+            int64_t pred, truth;
+            classes_of(t, p->data, y->data, i, s, K, inner, &pred, &truth, &score[m]);
+            lab[m] = (float)truth;
+            conf[truth * K + pred]++;
+        }
+    for (int64_t k = 0; k < K; k++)
+        right += conf[k * K + k];
+    double acc = (double)right / (double)m;
+    dsi_buf_printf(rep, "accuracy: %.4f (%lld of %lld)\n", acc, (long long)right, (long long)m);
+    st = put(values, prefix, "accuracy", acc);
+    if (K == 2) {
+        double auc = ds_auroc(m, score, lab);
+        double t1 = ds_tpr_at_fpr(m, score, lab, 0.01), t10 = ds_tpr_at_fpr(m, score, lab, 0.1);
+        dsi_buf_printf(rep, "AUROC:    %.4f\nTPR at FPR 1%%: %.4f   at FPR 10%%: %.4f\n", auc,
+            t1, t10);
+        if (!st)
+            st = put(values, prefix, "auroc", auc);
+    }
+    ds_status st2 = class_table(rep, conf, K, prefix, values);
+    st = st ? st : st2;
+done:
+    free(conf);
+    free(score);
+    free(lab);
+    return st;
+}
+
+/* RMSE, MAE and mean bias per output value, and the RMSE over all. */
+static ds_status regression(const ds_tensor *p, const ds_tensor *y, const char *prefix,
+                            dsi_buf *rep, ds_tensor_set *values)
+{
+    int64_t N = p->shape[0], F = p->numel / N;
+    double tse = 0;
+    ds_status st = DS_OK;
+    dsi_buf_printf(rep, "\noutput      RMSE       MAE      bias\n");
+    for (int64_t j = 0; j < F; j++) {
+        double se = 0, ae = 0, b = 0;
+        for (int64_t i = 0; i < N; i++) {
+            double d = (double)p->data[i * F + j] - y->data[i * F + j];
+            se += d * d;
+            ae += fabs(d);
+            b += d;
+        }
+        tse += se;
+        double rmse = sqrt(se / N), mae = ae / N, bias = b / N;
+        if (F <= 64)
+            dsi_buf_printf(rep, "%6lld  %9.5g %9.5g %+9.4g\n", (long long)j, rmse, mae, bias);
+        char nm[48];
+        snprintf(nm, sizeof nm, "rmse_%lld", (long long)j);
+        if (!st)
+            st = put(values, prefix, nm, rmse);
+        snprintf(nm, sizeof nm, "mae_%lld", (long long)j);
+        if (!st)
+            st = put(values, prefix, nm, mae);
+        snprintf(nm, sizeof nm, "bias_%lld", (long long)j);
+        if (!st)
+            st = put(values, prefix, nm, bias);
+    }
+    double rmse = sqrt(tse / (double)p->numel);
+    dsi_buf_printf(rep, "   all  %9.5g\n", rmse);
+    return st ? st : put(values, prefix, "rmse", rmse);
+}
+
+/* The metrics of each target, under a heading (and value prefix) when there are several. */
+static ds_status target_reports(const ds_net *n, const dsi_bound *d, ds_tensor **preds,
+                                dsi_buf *rep, ds_tensor_set *values)
+{
+    ds_status st = DS_OK;
+    for (int i = 0; i < n->n_targets && !st; i++) {
+        const dsi_net_target *t = &n->targets[i];
+        char prefix[DS_NAME_MAX + 1] = "";
+        if (n->n_targets > 1) {
+            snprintf(prefix, sizeof prefix, "%s.", t->name);
+            dsi_buf_printf(rep, "\n[%s]\n", t->name);
+        }
+        if (t->kind == DSI_LOSS_BCE || t->kind == DSI_LOSS_CCE)
+            st = classification(t, preds[i], d->y[i], prefix, rep, values);
+        else if (preds[i]->numel == d->y[i]->numel)
+            st = regression(preds[i], d->y[i], prefix, rep, values);
+    }
+    return st;
+}
+
+ds_status ds_net_evaluate_feed(ds_net *n, const ds_feed *f, int64_t batch, char **report,
+                               ds_tensor_set *values)
+{
+    *report = NULL;
+    double loss = NAN;
+    dsi_bound d;
+    ds_tensor *preds[DS_FEED_MAX] = {0};
+    ds_node *nodes[DS_FEED_MAX];
+    ds_status st = ds_net_loss_value_feed(n, f, batch, &loss);
+    if (st || (st = dsi_feed_bind(n, f, &d)))
+        return st;
+    for (int i = 0; i < n->n_targets; i++)
+        nodes[i] = n->targets[i].pred;
+    if (n->n_targets && (st = dsi_net_collect(n, &d, batch, n->n_targets, nodes, preds)))
+        return st;
+    dsi_buf rep = {0};
+    dsi_buf_printf(&rep, "samples: %lld\nloss:    %.6g\n", (long long)d.n, loss);
+    st = put(values, "", "loss", loss);
+    if (!st)
+        st = target_reports(n, &d, preds, &rep, values);
+    for (int i = 0; i < n->n_targets; i++)
+        ds_tensor_free(preds[i]);
+    if (!st && (rep.oom || !rep.p))
+        st = dsi_fail(DS_ERR_NOMEM, "out of memory for the report");
+    if (st) {
+        free(rep.p);
+        return st;
+    }
+    *report = rep.p;
+    return DS_OK;
 }
 
 ds_status ds_net_evaluate(ds_net *n, const ds_tensor *x, const ds_tensor *y, int64_t batch,
                           char **report, ds_tensor_set *values)
 {
-    *report = NULL;
-    double loss = NAN;
-    ds_status st = ds_net_loss_value(n, x, y, batch, &loss);
-    if (st)
-        return st;
-    ds_tensor *p = NULL;
-    if ((st = ds_net_predict(n, x, batch, &p)))
-        return st;
-    dsi_buf rep = {0};
-    int64_t N = x->shape[0];
-    dsi_buf_printf(&rep, "samples: %lld\nloss:    %.6g\n", (long long)N, loss);
-    st = put(values, "loss", loss);
-    if (ds_net_is_classifier(n)) {
-        int64_t K = n->target_loss == DSI_LOSS_BCE ? 2 : n->classes;
-        int64_t inner = n->target_loss == DSI_LOSS_BCE ? p->numel / N : p->numel / (N * K);
-        int64_t *conf = calloc((size_t)(K * K), sizeof *conf);
-        float *score = malloc((size_t)(N * inner) * sizeof *score);
-        float *lab = malloc((size_t)(N * inner) * sizeof *lab);
-        if (!conf || !score || !lab) {
-            free(conf);
-            free(score);
-            free(lab);
-            ds_tensor_free(p);
-            free(rep.p);
-            return dsi_fail(DS_ERR_NOMEM, "out of memory evaluating");
-        }
-        int64_t m = 0;
-        for (int64_t i = 0; i < N; i++)
-            for (int64_t s = 0; s < inner; s++, m++) {
-                int64_t pred, truth;
-                if (n->target_loss == DSI_LOSS_BCE) {
-                    float pv = p->data[i * inner + s];
-                    pred = pv > (n->output_logits ? 0.0f : 0.5f);
-                    truth = y->data[i * inner + s] > 0.5f;
-                    score[m] = pv;
-                } else {
-                    pred = 0;
-                    for (int64_t k = 1; k < K; k++)
-                        if (p->data[(i * K + k) * inner + s] > p->data[(i * K + pred) * inner + s])
-                            pred = k;
-                    if (n->labels == DS_LABELS_INDEX) {
-                        truth = (int64_t)y->data[i * inner + s];
-                    } else {
-                        truth = 0;
-                        for (int64_t k = 1; k < K; k++)
-                            if (y->data[(i * K + k) * inner + s] > y->data[(i * K + truth) * inner + s])
-                                truth = k;
-                    }
-                    score[m] = K == 2 ? p->data[(i * K + 1) * inner + s] : 0;
-                }
-                lab[m] = (float)truth;
-                conf[truth * K + pred]++;
-            }
-        int64_t right = 0;
-        for (int64_t k = 0; k < K; k++)
-            right += conf[k * K + k];
-        double acc = (double)right / (double)m;
-        dsi_buf_printf(&rep, "accuracy: %.4f (%lld of %lld)\n", acc, (long long)right, (long long)m);
-        if (!st)
-            st = put(values, "accuracy", acc);
-        if (K == 2) {
-            double auc = ds_auroc(m, score, lab);
-            double t1 = ds_tpr_at_fpr(m, score, lab, 0.01), t10 = ds_tpr_at_fpr(m, score, lab, 0.1);
-            dsi_buf_printf(&rep, "AUROC:    %.4f\nTPR at FPR 1%%: %.4f   at FPR 10%%: %.4f\n", auc,
-                t1, t10);
-            if (!st)
-                st = put(values, "auroc", auc);
-        }
-        dsi_buf_printf(&rep, "\nclass  precision  recall  support\n");
-        for (int64_t k = 0; k < K; k++) {
-            int64_t tp = conf[k * K + k], col = 0, row = 0;
-            for (int64_t j = 0; j < K; j++) {
-                col += conf[j * K + k];
-                row += conf[k * K + j];
-            }
-            double prec = col ? (double)tp / col : NAN, rec = row ? (double)tp / row : NAN;
-            dsi_buf_printf(&rep, "%5lld  %9.4f  %6.4f  %7lld\n", (long long)k, prec, rec,
-                (long long)row);
-            char nm[48];
-            snprintf(nm, sizeof nm, "precision_%lld", (long long)k);
-            if (!st)
-                st = put(values, nm, prec);
-            snprintf(nm, sizeof nm, "recall_%lld", (long long)k);
-            if (!st)
-                st = put(values, nm, rec);
-        }
-        dsi_buf_printf(&rep, "\nconfusion matrix (rows: true class, columns: predicted)\n      ");
-        for (int64_t k = 0; k < K; k++)
-            dsi_buf_printf(&rep, " %6lld", (long long)k);
-        dsi_buf_printf(&rep, "\n");
-        for (int64_t t = 0; t < K; t++) {
-            dsi_buf_printf(&rep, "%5lld ", (long long)t);
-            for (int64_t k = 0; k < K; k++)
-                dsi_buf_printf(&rep, " %6lld", (long long)conf[t * K + k]);
-            dsi_buf_printf(&rep, "\n");
-        }
-        free(conf);
-        free(score);
-        free(lab);
-    } else if (p->numel == y->numel) {
-        int64_t F = p->numel / N;
-        double tse = 0;
-        dsi_buf_printf(&rep, "\noutput      RMSE       MAE      bias\n");
-        for (int64_t j = 0; j < F; j++) {
-            double se = 0, ae = 0, b = 0;
-            for (int64_t i = 0; i < N; i++) {
-                double d = (double)p->data[i * F + j] - y->data[i * F + j];
-                se += d * d;
-                ae += fabs(d);
-                b += d;
-            }
-            tse += se;
-            double rmse = sqrt(se / N), mae = ae / N, bias = b / N;
-            if (F <= 64)
-                dsi_buf_printf(&rep, "%6lld  %9.5g %9.5g %+9.4g\n", (long long)j, rmse, mae, bias);
-            char nm[48];
-            snprintf(nm, sizeof nm, "rmse_%lld", (long long)j);
-            if (!st)
-                st = put(values, nm, rmse);
-            snprintf(nm, sizeof nm, "mae_%lld", (long long)j);
-            if (!st)
-                st = put(values, nm, mae);
-            snprintf(nm, sizeof nm, "bias_%lld", (long long)j);
-            if (!st)
-                st = put(values, nm, bias);
-        }
-        double rmse = sqrt(tse / (double)p->numel);
-        dsi_buf_printf(&rep, "   all  %9.5g\n", rmse);
-        if (!st)
-            st = put(values, "rmse", rmse);
-    }
-    ds_tensor_free(p);
-    if (rep.oom || !rep.p) {
-        free(rep.p);
-        return dsi_fail(DS_ERR_NOMEM, "out of memory for the report");
-    }
-    *report = rep.p;
-    return st;
+    ds_feed f;
+    dsi_feed_single(&f, x, "data", y, "labels");
+    return ds_net_evaluate_feed(n, &f, batch, report, values);
 }

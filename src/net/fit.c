@@ -1,10 +1,9 @@
-/* fit.c - the training loop: shuffled mini-batches, augmentation, validation, metrics,
- * early stopping, per-epoch weights and checkpoints (atomic), resume, CSV log and the
- * learning-curve figure. */
+/* fit.c - the training loop on a trainer: shuffled mini-batches, augmentation, validation,
+ * metrics, early stopping, per-epoch weights and checkpoints (atomic), resume, CSV log and
+ * the learning-curve figure. */
 #include "net.h"
 #include "../io/io.h"
 
-#include <float.h>
 #include <math.h>
 #include <time.h>
 #include <unistd.h>
@@ -14,25 +13,6 @@ static double now_s(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-/* The first trainable parameter, in the model's (layer) order, with a NaN or Inf in its
- * gradient, or NULL. */
-static const ds_param *nonfinite_grad(const ds_model *m)
-{
-    for (int i = 0; i < m->n; i++) {
-        const ds_param *p = m->params[i];
-        if (!p->trainable)
-            continue;
-        const float *g = m->grad + p->goffset;
-        int bad = 0;
-#pragma omp simd reduction(| : bad)
-        for (int64_t k = 0; k < p->numel; k++)
-            bad |= !(fabsf(g[k]) <= FLT_MAX);
-        if (bad)
-            return p;
-    }
-    return NULL;
 }
 
 /* "<stem><suffix>" where stem is path without a trailing ".safetensors". */
@@ -68,26 +48,6 @@ void ds_image_transform(float *img, int64_t planes, int64_t h, int64_t w, int tr
                 }
                 im[ri * w + rj] = tmp[i * w + j];
             }
-    }
-}
-
-/* Random flips and quarter turns of the last two axes, per sample, in place, with the
- * labels mapped by the user's hook. The choice is a hash of (seed, epoch, sample): the same
- * whatever the batch order. */
-static void augment(float *x, float *y, int64_t b, int64_t f, int64_t fy_n, int64_t h,
-                    int64_t w, const ds_fit_opts *o, int epoch, const int64_t *idx, float *tmp)
-{
-    int flags = o->augment;
-    for (int64_t k = 0; k < b; k++) {
-        uint64_t r = dsi_mix64(o->seed ^ dsi_mix64((uint64_t)epoch * 0x9e37ULL + (uint64_t)idx[k]));
-        int t = (flags & DS_AUG_FLIPS) ? (int)(r & 3) : 0;
-        if (flags & DS_AUG_ROT90)
-            t |= (int)((r >> 2) & 3) << 2;
-        if (!t)
-            continue;
-        ds_image_transform(x + k * f, f / (h * w), h, w, t, tmp);
-        if (o->augment_labels)
-            o->augment_labels(o->augment_ctx, t, y + k * fy_n, fy_n);
     }
 }
 
@@ -153,33 +113,60 @@ done:
     return st;
 }
 
+/* One training run: its settings, data, trainer and loop state. */
+typedef struct {
+    ds_net *n;
+    const ds_fit_opts *o;
+    const ds_feed *train;
+    dsi_bound data, val;       /* val.n == 0: no validation */
+    ds_trainer *tr;
+    int epochs;
+    int64_t N, B, S;           /* samples; per pass; per optimizer step */
+    int64_t *perm;
+    double *hist;              /* HCOLS values per epoch */
+    float *tmp;                /* an image plane, for augmentation */
+    int epoch;                 /* 0-based, for augmentation */
+    int start, best_epoch, wait;
+    double best, t_start, seen_total;
+    const char *mname;
+    char last[4096], best_path[4096], ckpt[4096];
+    ds_fit_result r;
+} fit_run;
+
+/* The settings a checkpoint must share with the run that resumes it. */
+static void run_settings(const fit_run *fr, char *buf, size_t cap)
+{
+    const ds_fit_opts *o = fr->o;
+    snprintf(buf, cap, "%llu %lld %d %d", (unsigned long long)o->seed, (long long)fr->B,
+             o->augment, o->no_shuffle);
+    if (fr->S / fr->B > 1 && o->accumulate > 1)
+        dsi_snprintf_cat(buf, cap, " %d", o->accumulate);
+}
+
 /* The checkpoint: weights, optimizer state, the loop's state and its history. */
-static ds_status save_checkpoint(const ds_net *n, const ds_optim *opt, const char *path,
-                                 int epoch, double best, int best_epoch, int wait,
-                                 const double *hist, const ds_fit_opts *o)
+static ds_status save_checkpoint(const fit_run *fr, int epoch)
 {
     ds_tensor_set *s = ds_tensor_set_create();
     if (!s)
         return DS_ERR_NOMEM;
-    ds_status st = dsi_net_to_set(n, s);
-    float state[6] = {(float)epoch, (float)best_epoch, (float)wait, 0, 0, 0};
-    char buf[64];
+    ds_status st = dsi_net_to_set(fr->n, s);
+    float state[6] = {(float)epoch, (float)fr->best_epoch, (float)fr->wait, 0, 0, 0};
+    char buf[96];
     if (!st)
-        st = ds_optim_state_save(opt, s);
+        st = ds_optim_state_save(ds_trainer_optim(fr->tr), s);
     if (!st)
         st = ds_tensor_set_add(s, "fit.state", 1, (int64_t[]){6}, state);
     if (!st) {
         /* keep the exact double values of the loop state in metadata */
-        snprintf(buf, sizeof buf, "%.17g", best);
+        snprintf(buf, sizeof buf, "%.17g", fr->best);
         st = ds_tensor_set_meta_set(s, "fit.best", buf);
     }
     if (!st) {
-        snprintf(buf, sizeof buf, "%llu", (unsigned long long)n->g->step);
+        snprintf(buf, sizeof buf, "%llu", (unsigned long long)fr->n->g->step);
         st = ds_tensor_set_meta_set(s, "fit.graph_step", buf);
     }
     if (!st) {
-        snprintf(buf, sizeof buf, "%llu %lld %d %d", (unsigned long long)o->seed,
-                 (long long)o->batch_size, o->augment, o->no_shuffle);
+        run_settings(fr, buf, sizeof buf);
         st = ds_tensor_set_meta_set(s, "fit.run", buf);
     }
     if (!st && epoch > 0) {
@@ -187,271 +174,379 @@ static ds_status save_checkpoint(const ds_net *n, const ds_optim *opt, const cha
         if (!hf)
             st = DS_ERR_NOMEM;
         for (int i = 0; !st && i < epoch * HCOLS; i++)
-            hf[i] = (float)hist[i];
+            hf[i] = (float)fr->hist[i];
         if (!st)
             st = ds_tensor_set_add(s, "fit.history", 2, (int64_t[]){epoch, HCOLS}, hf);
         free(hf);
     }
     if (!st)
-        st = ds_safetensors_save(s, path);
+        st = ds_safetensors_save(s, fr->ckpt);
     ds_tensor_set_free(s);
     return st;
 }
 
-static ds_status load_checkpoint(ds_net *n, ds_optim *opt, const char *path, int *epoch,
-                                 double *best, int *best_epoch, int *wait, double *hist,
-                                 int max_epochs, const ds_fit_opts *o)
+/* The loop state of a checkpoint made with the same settings. */
+static ds_status read_checkpoint(fit_run *fr, const ds_tensor_set *s)
 {
-    ds_tensor_set *s = NULL;
-    ds_status st = ds_safetensors_load(path, &s);
-    if (st)
-        return st;
+    const char *path = fr->ckpt;
     ds_tensor *state = ds_tensor_set_get(s, "fit.state");
     const char *run = ds_tensor_set_meta_get(s, "fit.run");
     const char *bs = ds_tensor_set_meta_get(s, "fit.best");
     const char *gs = ds_tensor_set_meta_get(s, "fit.graph_step");
-    char want[64];
-    snprintf(want, sizeof want, "%llu %lld %d %d", (unsigned long long)o->seed,
-             (long long)o->batch_size, o->augment, o->no_shuffle);
-    if (!state || state->numel != 6 || !run || !bs || !gs) {
-        st = dsi_fail(DS_ERR_FORMAT, "%s: not a deepsky training checkpoint", path);
-        goto done;
-    }
-    if (strcmp(run, want)) {
-        st = dsi_fail(DS_ERR_ARG, "%s: the checkpoint was made with other settings (seed, "
-                      "batch size, augmentation, shuffling: %s; now %s): resume with the same "
-                      "command", path, run, want);
-        goto done;
-    }
-    if ((st = dsi_net_from_set(n, s, path)) || (st = ds_optim_state_load(opt, s)))
-        goto done;
-    *epoch = (int)state->data[0];
-    *best_epoch = (int)state->data[1];
-    *wait = (int)state->data[2];
-    *best = strtod(bs, NULL);
-    n->g->step = strtoull(gs, NULL, 10);
+    char want[96];
+    run_settings(fr, want, sizeof want);
+    if (!state || state->numel != 6 || !run || !bs || !gs)
+        return dsi_fail(DS_ERR_FORMAT, "%s: not a deepsky training checkpoint", path);
+    if (strcmp(run, want))
+        return dsi_fail(DS_ERR_ARG, "%s: the checkpoint was made with other settings (seed, "
+                        "batch size, augmentation, shuffling, accumulation: %s; now %s): resume "
+                        "with the same command", path, run, want);
+    ds_status st;
+    if ((st = dsi_net_from_set(fr->n, s, path)) ||
+        (st = ds_optim_state_load(ds_trainer_optim(fr->tr), s)))
+        return st;
+    int epoch = (int)state->data[0];
     ds_tensor *h = ds_tensor_set_get(s, "fit.history");
-    if (*epoch > max_epochs) {
-        st = dsi_fail(DS_ERR_ARG, "%s: the checkpoint is at epoch %d, beyond --epochs %d", path,
-                      *epoch, max_epochs);
-        goto done;
-    }
-    if (*epoch > 0 && (!h || h->numel != (int64_t)*epoch * HCOLS)) {
-        st = dsi_fail(DS_ERR_FORMAT, "%s: checkpoint history is missing", path);
-        goto done;
-    }
-    for (int i = 0; i < *epoch * HCOLS; i++)
-        hist[i] = h->data[i];
-done:
+    if (epoch > fr->epochs)
+        return dsi_fail(DS_ERR_ARG, "%s: the checkpoint is at epoch %d, beyond --epochs %d", path,
+                        epoch, fr->epochs);
+    if (epoch > 0 && (!h || h->numel != (int64_t)epoch * HCOLS))
+        return dsi_fail(DS_ERR_FORMAT, "%s: checkpoint history is missing", path);
+    fr->start = epoch;
+    fr->best_epoch = (int)state->data[1];
+    fr->wait = (int)state->data[2];
+    fr->best = strtod(bs, NULL);
+    fr->n->g->step = strtoull(gs, NULL, 10);
+    for (int i = 0; i < epoch * HCOLS; i++)
+        fr->hist[i] = h->data[i];
+    return DS_OK;
+}
+
+static ds_status resume(fit_run *fr)
+{
+    if (!fr->o->out_path)
+        return dsi_fail(DS_ERR_ARG, "resume needs the output path of the interrupted run");
+    if (access(fr->ckpt, R_OK) != 0)
+        return DS_OK;   /* nothing to resume: start afresh */
+    ds_tensor_set *s = NULL;
+    ds_status st = ds_safetensors_load(fr->ckpt, &s);
+    if (!st)
+        st = read_checkpoint(fr, s);
     ds_tensor_set_free(s);
+    fr->r.resumed_from = fr->start;
+    return st;
+}
+
+/* ---- augmentation, through the trainer's batch hook ---- */
+/* Random flips and quarter turns of the last two axes of every input of rank 4 or more,
+ * per sample (the same for all of a sample's images), in place, with the labels mapped by
+ * the user's hook. The choice is a hash of (seed, epoch, sample): the same whatever the
+ * batch order. */
+static void augment_batch(void *ctx, ds_net *n, const int64_t *rows, int64_t first, int64_t b)
+{
+    fit_run *fr = ctx;
+    const ds_fit_opts *o = fr->o;
+    for (int64_t k = 0; k < b; k++) {
+        uint64_t idx = (uint64_t)(rows ? rows[first + k] : first + k);
+        uint64_t r = dsi_mix64(o->seed ^ dsi_mix64((uint64_t)fr->epoch * 0x9e37ULL + idx));
+        int t = (o->augment & DS_AUG_FLIPS) ? (int)(r & 3) : 0;
+        if (o->augment & DS_AUG_ROT90)
+            t |= (int)((r >> 2) & 3) << 2;
+        if (!t)
+            continue;
+        for (int i = 0; i < n->n_inputs; i++) {
+            ds_node *in = n->inputs[i].node;
+            if (in->ndim < 4)
+                continue;
+            int64_t f = in->numel / in->shape[0], h = in->shape[in->ndim - 2];
+            int64_t w = in->shape[in->ndim - 1];
+            ds_image_transform(in->data + k * f, f / (h * w), h, w, t, fr->tmp);
+        }
+        if (o->augment_labels) {
+            ds_node *y = n->targets[0].target;
+            int64_t fy = y->numel / y->shape[0];
+            o->augment_labels(o->augment_ctx, t, y->data + k * fy, fy);
+        }
+    }
+}
+
+/* Augmentation needs images: inputs [N, C, H, W] (square for quarter turns); the largest
+ * plane sizes the scratch buffer. */
+static ds_status augment_check(const ds_net *n, const ds_fit_opts *o, int64_t *plane)
+{
+    *plane = 1;
+    for (int i = 0; i < n->n_inputs; i++) {
+        const ds_node *in = n->inputs[i].node;
+        int64_t h = in->ndim >= 3 ? in->shape[in->ndim - 2] : 0, w = in->shape[in->ndim - 1];
+        if (in->ndim >= 4 && h * w > *plane)
+            *plane = h * w;
+        if (o->augment && in->ndim >= 4 && (o->augment & DS_AUG_ROT90) && h != w)
+            return dsi_fail(DS_ERR_ARG, "augmentation needs square images [N, C, H, W]; the "
+                            "input '%s' is %s", n->inputs[i].name,
+                            dsi_shape_str(in->ndim, in->shape));
+    }
+    if (!o->augment)
+        return DS_OK;
+    if (n->n_inputs == 1 && n->inputs[0].node->ndim < 4)
+        return dsi_fail(DS_ERR_ARG, "augmentation needs square images [N, C, H, W]; the input "
+                        "is %s", dsi_shape_str(n->inputs[0].node->ndim, n->inputs[0].node->shape));
+    if (*plane == 1)
+        return dsi_fail(DS_ERR_ARG, "augmentation needs an input of images [N, C, H, W]");
+    if (o->augment_labels && n->n_targets > 1)
+        return dsi_fail(DS_ERR_ARG, "augment_labels: the model has %d losses that read labels; "
+                        "it maps the labels of one", n->n_targets);
+    return DS_OK;
+}
+
+/* ---- the run ---- */
+/* The data, the labels and the settings, before anything is allocated. */
+static ds_status fit_check(fit_run *fr, const ds_feed *train, const ds_feed *val)
+{
+    ds_net *n = fr->n;
+    if (!n->loss || !n->n_targets)
+        return dsi_fail(DS_ERR_STATE, "%s: training needs a loss line that reads labels", n->path);
+    ds_status st = ds_net_check_feed(n, train);
+    if (st || (st = dsi_feed_bind(n, train, &fr->data)) ||
+        (st = dsi_require_labels(n, &fr->data, fr->data.first)))
+        return st;
+    if (val && ((st = ds_net_check_feed(n, val)) || (st = dsi_feed_bind(n, val, &fr->val)) ||
+                (st = dsi_require_labels(n, &fr->val, fr->val.first))))
+        return st;
+    if (!val)
+        fr->val.n = 0;
+    if (fr->o->accumulate < 0)
+        return dsi_fail(DS_ERR_ARG, "accumulate: %d passes per step", fr->o->accumulate);
+    fr->N = fr->data.n;
+    fr->B = fr->o->batch_size > 0 ? fr->o->batch_size : 32;
+    if (fr->B > fr->N)
+        fr->B = fr->N;
+    int k = fr->o->accumulate > 1 ? fr->o->accumulate : 1;
+    fr->S = fr->B * k < fr->N ? fr->B * k : fr->N;
+    fr->epochs = fr->o->epochs > 0 ? fr->o->epochs : 10;
+    return DS_OK;
+}
+
+/* The trainer, the buffers and the output paths. */
+static ds_status fit_setup(fit_run *fr)
+{
+    const ds_fit_opts *o = fr->o;
+    int64_t plane;
+    ds_status st = augment_check(fr->n, o, &plane);
+    if (st)
+        return st;
+    ds_trainer_opts to = {
+        .micro_batch = fr->S > fr->B ? fr->B : 0, .skip_nonfinite = o->skip_nonfinite,
+        .grad_hook = o->grad_hook, .grad_ctx = o->grad_ctx,
+        .batch_hook = o->augment ? augment_batch : NULL, .batch_ctx = fr,
+    };
+    if ((st = ds_trainer_create(fr->n, &to, &fr->tr)))
+        return st;
+    fr->perm = malloc((size_t)fr->N * sizeof *fr->perm);
+    fr->hist = calloc((size_t)fr->epochs * HCOLS, sizeof *fr->hist);
+    fr->tmp = malloc((size_t)plane * sizeof *fr->tmp);
+    if (!fr->perm || !fr->hist || !fr->tmp)
+        return dsi_fail(DS_ERR_NOMEM, "out of memory for training");
+    if (o->out_path) {
+        snprintf(fr->last, sizeof fr->last, "%s", o->out_path);
+        sibling(o->out_path, ".best.safetensors", fr->best_path, sizeof fr->best_path);
+        sibling(o->out_path, ".ckpt.safetensors", fr->ckpt, sizeof fr->ckpt);
+    }
+    fr->best = INFINITY;
+    fr->mname = dsi_net_metric_name(fr->n);
+    return o->resume ? resume(fr) : DS_OK;
+}
+
+static void shuffle(int64_t *perm, int64_t N, uint64_t seed, int epoch, bool keep_order)
+{
+    for (int64_t i = 0; i < N; i++)
+        perm[i] = i;
+    if (keep_order)
+        return;
+    ds_rng rng;
+    ds_rng_seed(&rng, seed ^ dsi_mix64((uint64_t)epoch + 1));
+    for (int64_t i = N - 1; i > 0; i--) {
+        int64_t j = (int64_t)ds_rng_below(&rng, (uint64_t)i + 1);
+        int64_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+}
+
+/* A failed step's NaN or Inf, named by epoch and batch (the trainer counts steps). */
+static ds_status nonfinite_stop(const fit_run *fr, int e, int64_t bi, const ds_step_result *sr)
+{
+    float lr = ds_optim_lr(ds_trainer_optim(fr->tr));
+    if (sr->nonfinite == 1)
+        return dsi_fail(DS_ERR_VALUE, "the training loss became %g at epoch %d, batch %lld: "
+                        "lower the learning rate (now %g), check the data, or skip such "
+                        "steps (--skip-nonfinite)", sr->loss, e + 1, (long long)bi + 1, lr);
+    return dsi_fail(DS_ERR_VALUE, "the gradient of '%s' became NaN or Inf at epoch %d, batch "
+                    "%lld (loss %g), the first parameter in layer order to do so: lower the "
+                    "learning rate (now %g), check the data, or skip such steps "
+                    "(--skip-nonfinite)", sr->nonfinite_param, e + 1, (long long)bi + 1,
+                    sr->loss, lr);
+}
+
+/* Running sums of an epoch: loss over the samples of steps taken, and the metric. */
+typedef struct {
+    double lsum, lseen, num, den;
+} epoch_sums;
+
+static void progress_step(fit_run *fr, int e, int64_t bi, int64_t batches, int64_t seen,
+                          const epoch_sums *es)
+{
+    double el = now_s() - fr->t_start;
+    double done_frac = ((double)(e - fr->start) * fr->N + (double)seen) /
+                       ((double)(fr->epochs - fr->start) * fr->N);
+    ds_progress p = {
+        .epoch = e + 1, .epochs = fr->epochs, .batch = bi + 1, .batches = batches,
+        .seen = seen, .loss = es->lsum / es->lseen,
+        .metric = dsi_net_metric_value(fr->n, es->num, es->den), .metric_name = fr->mname,
+        .samples_per_s = fr->seen_total / fmax(el, 1e-9),
+        .eta_s = el / fmax(done_frac, 1e-9) - el, .elapsed_s = el,
+        .val_loss = NAN, .val_metric = NAN,
+    };
+    fr->o->progress(fr->o->ctx, &p);
+}
+
+/* The optimizer steps of epoch e; the epoch's training loss and metric into hr. */
+static ds_status run_epoch(fit_run *fr, int e, double *hr)
+{
+    shuffle(fr->perm, fr->N, fr->o->seed, e, fr->o->no_shuffle);
+    fr->epoch = e;
+    epoch_sums es = {0};
+    int64_t batches = (fr->N + fr->S - 1) / fr->S;
+    ds_optim *opt = ds_trainer_optim(fr->tr);
+    float lr = ds_optim_lr(opt);
+    for (int64_t bi = 0; bi < batches; bi++) {
+        int64_t i0 = bi * fr->S, b = fr->N - i0 < fr->S ? fr->N - i0 : fr->S;
+        ds_step_result sr;
+        ds_status st = ds_trainer_step(fr->tr, fr->train, fr->perm + i0, b, &sr);
+        if (st)
+            return sr.nonfinite ? nonfinite_stop(fr, e, bi, &sr) : st;
+        if (sr.skipped) {
+            fr->r.skipped_steps++;
+            continue;
+        }
+        es.lsum += sr.loss * (double)b;
+        es.lseen += (double)b;
+        es.num += sr.metric_sum;
+        es.den += sr.metric_count;
+        fr->seen_total += (double)b;
+        if (fr->o->progress)
+            progress_step(fr, e, bi, batches, i0 + b, &es);
+    }
+    ds_optim_epoch_end(opt);
+    hr[0] = es.lseen > 0 ? es.lsum / es.lseen : NAN;
+    hr[1] = dsi_net_metric_value(fr->n, es.num, es.den);
+    hr[2] = hr[3] = NAN;
+    hr[4] = lr;
+    return DS_OK;
+}
+
+/* The epoch's files: last and best weights, checkpoint, log, curve. */
+static ds_status save_epoch(fit_run *fr, int e, bool improved)
+{
+    const ds_fit_opts *o = fr->o;
+    ds_status st = DS_OK;
+    if (o->out_path && ((st = ds_net_save(fr->n, fr->last)) ||
+                        (improved && (st = ds_net_save(fr->n, fr->best_path))) ||
+                        (st = save_checkpoint(fr, e + 1))))
+        return st;
+    if (o->log_csv && (st = write_log(o->log_csv, fr->hist, e + 1, fr->mname)))
+        return st;
+    if (o->curve_png)
+        st = write_curve(o->curve_png, fr->hist, e + 1, fr->mname);
+    return st;
+}
+
+static void progress_epoch(const fit_run *fr, int e, const double *hr, bool improved)
+{
+    double el = now_s() - fr->t_start;
+    int64_t batches = (fr->N + fr->S - 1) / fr->S;
+    ds_progress p = {
+        .epoch = e + 1, .epochs = fr->epochs, .batch = batches, .batches = batches,
+        .seen = fr->N, .loss = hr[0], .metric = hr[1], .metric_name = fr->mname,
+        .samples_per_s = fr->seen_total / fmax(el, 1e-9),
+        .eta_s = el / (double)(e + 1 - fr->start) * (double)(fr->epochs - e - 1),
+        .elapsed_s = el, .end_of_epoch = 1, .val_loss = hr[2], .val_metric = hr[3],
+        .improved = improved,
+    };
+    fr->o->progress(fr->o->ctx, &p);
+}
+
+/* After epoch e's steps: validation, the best epoch, files, progress; *stop when early
+ * stopping or the time limit ends the run. */
+static ds_status end_epoch(fit_run *fr, int e, double *hr, double t_epoch, bool *stop)
+{
+    const ds_fit_opts *o = fr->o;
+    ds_status st;
+    if (fr->val.n && (st = dsi_net_evaluate_set(fr->n, &fr->val, fr->B, &hr[2], &hr[3])))
+        return st;
+    hr[5] = now_s() - t_epoch;
+    double score = fr->val.n ? hr[2] : hr[0];
+    bool improved = score < fr->best;
+    if (improved) {
+        fr->best = score;
+        fr->best_epoch = e + 1;
+        fr->wait = 0;
+    } else {
+        fr->wait++;
+    }
+    fr->r.final_loss = hr[0];
+    if ((st = save_epoch(fr, e, improved)))
+        return st;
+    if (o->progress)
+        progress_epoch(fr, e, hr, improved);
+    if (o->patience > 0 && fr->wait >= o->patience) {
+        fr->r.stopped_early = 1;
+        *stop = true;
+    } else if (o->max_seconds > 0 && now_s() - fr->t_start >= o->max_seconds &&
+               e + 1 < fr->epochs) {
+        fr->r.out_of_time = 1;
+        *stop = true;
+    }
+    return DS_OK;
+}
+
+ds_status ds_net_fit_feed(ds_net *n, const ds_feed *train, const ds_feed *val,
+                          const ds_fit_opts *o, ds_fit_result *res)
+{
+    ds_fit_opts def = {0};
+    fit_run fr = {.n = n, .o = o ? o : &def, .train = train};
+    fr.r.best_val_loss = NAN;
+    ds_status st = fit_check(&fr, train, val);
+    if (!st)
+        st = fit_setup(&fr);
+    fr.t_start = now_s();
+    int e = fr.start;
+    bool stop = false;
+    for (; !st && e < fr.epochs && !stop; e++) {
+        double t_epoch = now_s();
+        if (!(st = run_epoch(&fr, e, fr.hist + e * HCOLS)))
+            st = end_epoch(&fr, e, fr.hist + e * HCOLS, t_epoch, &stop);
+    }
+    if (!st) {
+        fr.r.epochs_run = e;
+        fr.r.best_epoch = fr.best_epoch;
+        fr.r.best_val_loss = fr.val.n ? fr.best : NAN;
+        fr.r.seconds = now_s() - fr.t_start;
+    }
+    ds_trainer_free(fr.tr);
+    ds_graph_set_mode(n->g, DS_MODE_EVAL);
+    free(fr.perm);
+    free(fr.hist);
+    free(fr.tmp);
+    if (res)
+        *res = fr.r;
     return st;
 }
 
 ds_status ds_net_fit(ds_net *n, const ds_tensor *x, const ds_tensor *y, const ds_tensor *xv,
                      const ds_tensor *yv, const ds_fit_opts *o, ds_fit_result *res)
 {
-    ds_fit_opts def = {0};
-    if (!o)
-        o = &def;
-    ds_fit_result r = {0};
-    r.best_val_loss = NAN;
-    if (res)
-        *res = r;
-    if (!n->loss || !n->target)
-        return dsi_fail(DS_ERR_STATE, "%s: training needs a loss line that reads labels", n->path);
-    ds_status st = ds_net_check_data(n, x, "training data", y, "training labels");
-    if (!st && xv)
-        st = ds_net_check_data(n, xv, "validation data", yv, "validation labels");
-    if (st)
-        return st;
-    int epochs = o->epochs > 0 ? o->epochs : 10;
-    int64_t B = o->batch_size > 0 ? o->batch_size : 32;
-    int64_t N = x->shape[0];
-    if (B > N)
-        B = N;
-    const ds_node *in = n->input;
-    int64_t h = in->ndim >= 3 ? in->shape[in->ndim - 2] : 0, w = in->shape[in->ndim - 1];
-    if (o->augment && (in->ndim < 4 || ((o->augment & DS_AUG_ROT90) && h != w)))
-        return dsi_fail(DS_ERR_ARG, "augmentation needs square images [N, C, H, W]; the input is %s",
-                        dsi_shape_str(in->ndim, in->shape));
-
-    ds_fit_opts oo = *o;
-    oo.batch_size = B;
-    ds_optim *opt = ds_optim_create(n->m, &n->optim);
-    int64_t *perm = malloc((size_t)N * sizeof *perm);
-    double *hist = calloc((size_t)epochs * HCOLS, sizeof *hist);
-    float *tmp = malloc((size_t)(h * w > 0 ? h * w : 1) * sizeof *tmp);
-    char last[4096] = "", best_path[4096] = "", ckpt[4096] = "";
-    if (!opt || !perm || !hist || !tmp) {
-        st = opt ? dsi_fail(DS_ERR_NOMEM, "out of memory for training") : DS_ERR_ARG;
-        goto done;
-    }
-    if (o->out_path) {
-        snprintf(last, sizeof last, "%s", o->out_path);
-        sibling(o->out_path, ".best.safetensors", best_path, sizeof best_path);
-        sibling(o->out_path, ".ckpt.safetensors", ckpt, sizeof ckpt);
-    }
-    int start = 0, best_epoch = 0, wait = 0;
-    double best = INFINITY;
-    if (o->resume) {
-        if (!o->out_path) {
-            st = dsi_fail(DS_ERR_ARG, "resume needs the output path of the interrupted run");
-            goto done;
-        }
-        if (access(ckpt, R_OK) == 0) {
-            if ((st = load_checkpoint(n, opt, ckpt, &start, &best, &best_epoch, &wait, hist,
-                                      epochs, &oo)))
-                goto done;
-            r.resumed_from = start;
-        }
-    }
-    const char *mname = dsi_net_metric_name(n);
-    double t_start = now_s(), seen_total = 0;
-    int e;
-    for (e = start; e < epochs; e++) {
-        double t_epoch = now_s();
-        for (int64_t i = 0; i < N; i++)
-            perm[i] = i;
-        if (!o->no_shuffle) {
-            ds_rng rng;
-            ds_rng_seed(&rng, o->seed ^ dsi_mix64((uint64_t)e + 1));
-            for (int64_t i = N - 1; i > 0; i--) {
-                int64_t j = (int64_t)ds_rng_below(&rng, (uint64_t)i + 1);
-                int64_t t = perm[i];
-                perm[i] = perm[j];
-                perm[j] = t;
-            }
-        }
-        ds_graph_set_mode(n->g, DS_MODE_TRAIN);
-        double lsum = 0, lseen = 0, num = 0, den = 0;   /* lseen: samples of steps taken */
-        int64_t batches = (N + B - 1) / B;
-        float lr = ds_optim_lr(opt);
-        for (int64_t bi = 0; bi < batches; bi++) {
-            int64_t i0 = bi * B, b = N - i0 < B ? N - i0 : B;
-            if ((b != ds_graph_batch(n->g) && (st = ds_graph_set_batch(n->g, b))) ||
-                (st = ds_graph_plan(n->g)))
-                goto done;
-            dsi_gather(x, perm, i0, b, n->input->data);
-            dsi_gather(y, perm, i0, b, n->target->data);
-            if (o->augment)
-                augment(n->input->data, n->target->data, b, in->numel / in->shape[0],
-                        n->target->numel / n->target->shape[0], h, w, o, e, perm + i0, tmp);
-            ds_model_zero_grad(n->m);
-            if ((st = ds_graph_forward(n->g)))
-                goto done;
-            float lv = n->loss->data[0];
-            if (!isfinite(lv) && o->skip_nonfinite) {
-                r.skipped_steps++;
-                continue;
-            }
-            if (!isfinite(lv)) {
-                st = dsi_fail(DS_ERR_VALUE, "the training loss became %g at epoch %d, batch %lld: "
-                              "lower the learning rate (now %g), check the data, or skip such "
-                              "steps (--skip-nonfinite)", lv, e + 1, (long long)bi + 1,
-                              ds_optim_lr(opt));
-                goto done;
-            }
-            if ((st = ds_graph_backward(n->g, n->loss)))
-                goto done;
-            const ds_param *bad = nonfinite_grad(n->m);
-            if (bad && o->skip_nonfinite) {
-                r.skipped_steps++;
-                continue;
-            }
-            if (bad) {
-                st = dsi_fail(DS_ERR_VALUE, "the gradient of '%s' became NaN or Inf at epoch %d, "
-                              "batch %lld (loss %g), the first parameter in layer order to do "
-                              "so: lower the learning rate (now %g), check the data, or skip "
-                              "such steps (--skip-nonfinite)", bad->name, e + 1,
-                              (long long)bi + 1, lv, ds_optim_lr(opt));
-                goto done;
-            }
-            if ((st = ds_optim_step(opt)))
-                goto done;
-            lsum += (double)lv * (double)b;
-            lseen += (double)b;
-            dsi_net_batch_metric(n, b, &num, &den);
-            seen_total += (double)b;
-            if (o->progress) {
-                double el = now_s() - t_start;
-                double done_frac = ((double)(e - start) * N + (double)(i0 + b)) /
-                                   ((double)(epochs - start) * N);
-                ds_progress p = {
-                    .epoch = e + 1, .epochs = epochs, .batch = bi + 1, .batches = batches,
-                    .seen = i0 + b, .loss = lsum / lseen,
-                    .metric = dsi_net_metric_value(n, num, den), .metric_name = mname,
-                    .samples_per_s = seen_total / fmax(el, 1e-9),
-                    .eta_s = el / fmax(done_frac, 1e-9) - el, .elapsed_s = el,
-                    .val_loss = NAN, .val_metric = NAN,
-                };
-                o->progress(o->ctx, &p);
-            }
-        }
-        ds_optim_epoch_end(opt);
-        double *hr = hist + e * HCOLS;
-        hr[0] = lseen > 0 ? lsum / lseen : NAN;
-        hr[1] = dsi_net_metric_value(n, num, den);
-        hr[2] = hr[3] = NAN;
-        hr[4] = lr;
-        if (xv && (st = dsi_net_evaluate_set(n, xv, yv, B, &hr[2], &hr[3])))
-            goto done;
-        hr[5] = now_s() - t_epoch;
-        double score = xv ? hr[2] : hr[0];
-        bool improved = score < best;
-        if (improved) {
-            best = score;
-            best_epoch = e + 1;
-            wait = 0;
-        } else {
-            wait++;
-        }
-        r.final_loss = hr[0];
-        if (o->out_path) {
-            if ((st = ds_net_save(n, last)))
-                goto done;
-            if (improved && (st = ds_net_save(n, best_path)))
-                goto done;
-            if ((st = save_checkpoint(n, opt, ckpt, e + 1, best, best_epoch, wait, hist, &oo)))
-                goto done;
-        }
-        if (o->log_csv && (st = write_log(o->log_csv, hist, e + 1, mname)))
-            goto done;
-        if (o->curve_png && (st = write_curve(o->curve_png, hist, e + 1, mname)))
-            goto done;
-        if (o->progress) {
-            double el = now_s() - t_start;
-            ds_progress p = {
-                .epoch = e + 1, .epochs = epochs, .batch = batches, .batches = batches,
-                .seen = N, .loss = hr[0], .metric = hr[1], .metric_name = mname,
-                .samples_per_s = seen_total / fmax(el, 1e-9),
-                .eta_s = el / (double)(e + 1 - start) * (double)(epochs - e - 1),
-                .elapsed_s = el, .end_of_epoch = 1, .val_loss = hr[2], .val_metric = hr[3],
-                .improved = improved,
-            };
-            o->progress(o->ctx, &p);
-        }
-        if (o->patience > 0 && wait >= o->patience) {
-            r.stopped_early = 1;
-            e++;
-            break;
-        }
-        if (o->max_seconds > 0 && now_s() - t_start >= o->max_seconds && e + 1 < epochs) {
-            r.out_of_time = 1;
-            e++;
-            break;
-        }
-    }
-    r.epochs_run = e;
-    r.best_epoch = best_epoch;
-    r.best_val_loss = xv ? best : NAN;
-    r.seconds = now_s() - t_start;
-done:
-    ds_graph_set_mode(n->g, DS_MODE_EVAL);
-    ds_optim_free(opt);
-    free(perm);
-    free(hist);
-    free(tmp);
-    if (res)
-        *res = r;
-    return st;
+    ds_feed f, fv;
+    dsi_feed_single(&f, x, "training data", y, "training labels");
+    dsi_feed_single(&fv, xv, "validation data", yv, "validation labels");
+    return ds_net_fit_feed(n, &f, xv ? &fv : NULL, o, res);
 }

@@ -34,16 +34,30 @@ typedef struct {
     ds_node *pre_act;    /* the node before that activation */
 } named;
 
+#define MAX_LOSSES 8
+
+/* An output line's layer name, resolved once the whole file is read. */
+typedef struct {
+    char name[DS_NAME_MAX];
+    int line;
+} output_ref;
+
 typedef struct {
     ds_net *net;
     const char *file;
+    const ds_net_opts *opts;
     named *names;
     int n_names, cap_names;
     ds_node *prev;
     int64_t batch;
-    ds_node *losses[8];
-    float weights[8];
+    ds_node *losses[MAX_LOSSES];
+    float weights[MAX_LOSSES];
+    int loss_line[MAX_LOSSES];
     int n_losses;
+    output_ref outputs[DS_FEED_MAX];   /* from output lines */
+    int n_outputs;
+    dsi_net_output preds[MAX_LOSSES];  /* each loss's prediction, named like the loss */
+    int n_preds;
 } builder;
 
 /* ---- error helpers ---- */
@@ -326,9 +340,9 @@ static ds_status get_inputs(builder *b, spec *s, int min, int max, ds_node **in,
                            "line", s->kind);
         in[(*n)++] = b->prev;
     } else {
-        char buf[256];
+        char buf[256], *save = NULL;
         snprintf(buf, sizeof buf, "%s", o->val);
-        for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
             named *e = lookup(b, tok);
             if (!e)
                 return fail_at(s, DS_ERR_ARG, "%s: option '%s': no layer named '%s' before this "
@@ -746,9 +760,9 @@ static ds_status check_unused(const spec *s, const char *allowed)
 static void list_allowed(const char *keys, char *buf, size_t cap)
 {
     buf[0] = 0;
-    char tmp[512];
+    char tmp[512], *save = NULL;
     snprintf(tmp, sizeof tmp, "%s", keys);
-    for (char *t = strtok(tmp, " "); t; t = strtok(NULL, " "))
+    for (char *t = strtok_r(tmp, " ", &save); t; t = strtok_r(NULL, " ", &save))
         dsi_snprintf_cat(buf, cap, "%s%s", buf[0] ? ", " : "", t);
 }
 
@@ -851,10 +865,13 @@ static ds_status build_input(builder *b, spec *s)
         return st;
     if ((st = check_unused(s, "shape")))
         return st;
+    if (b->net->n_inputs == DS_FEED_MAX)
+        return fail_at(s, DS_ERR_ARG, "input: at most %d input lines", DS_FEED_MAX);
     char name[DS_NAME_MAX];
-    if (nm && (!*nm->val || strlen(nm->val) >= DS_NAME_MAX - 24 || strchr(nm->val, '.')))
+    if (nm && (!*nm->val || strlen(nm->val) >= DS_NAME_MAX - 24 || strchr(nm->val, '.') ||
+               strchr(nm->val, '=') || strchr(nm->val, ',')))
         return fail_at(s, DS_ERR_ARG, "input: option 'name': '%s' must be 1 to %d characters "
-                       "without '.'", nm->val, DS_NAME_MAX - 25);
+                       "without '.', ',' or '='", nm->val, DS_NAME_MAX - 25);
     if (nm)
         snprintf(name, sizeof name, "%.*s", DS_NAME_MAX - 1, nm->val);
     else
@@ -869,25 +886,63 @@ static ds_status build_input(builder *b, spec *s)
     ds_node *x = ds_input(b->net->g, name, n + 1, shape);
     if (!x)
         return fail_at(s, DS_ERR_ARG, "%s", ds_last_error());
-    if (!b->net->input)
-        b->net->input = x;
+    dsi_net_input *in = &b->net->inputs[b->net->n_inputs++];
+    *in = (dsi_net_input){.node = x};
+    snprintf(in->name, sizeof in->name, "%s", name);
     b->prev = x;
     return add_name(b, s, name, x, DS_ACT_NONE, NULL);
 }
 
-/* ---- losses ---- */
-static ds_node *target_input(builder *b, spec *s, int ndim, const int64_t *shape)
+/* ---- losses: one row per keyword in loss_defs ---- */
+typedef enum {
+    LAB_NONE,      /* reads no labels */
+    LAB_PRED,      /* targets of the prediction's shape */
+    LAB_CLASSES,   /* class indices, or one-hot rows of the prediction's shape */
+    LAB_MEAN,      /* targets of the mean= layer's shape */
+} label_kind;
+
+/* A loss line as its builder sees it. */
+typedef struct {
+    named *self;          /* the predicted layer (output=, else the layer before), or NULL */
+    ds_node *y;           /* its node */
+    ds_reduction red;
+    char name[DS_NAME_MAX];   /* the loss's name: the key of its labels */
+    dsi_net_target *t;    /* the target, for losses that read labels */
+    ds_node *pred;        /* the prediction predict returns for this loss, or NULL */
+} loss_line;
+
+typedef struct loss_def loss_def;
+typedef ds_status (*loss_fn)(builder *b, spec *s, const loss_def *d, loss_line *l, ds_node **out);
+
+struct loss_def {
+    const char *kind;       /* keyword */
+    const char *synonyms;   /* other keywords, space-separated */
+    loss_fn fn;
+    dsi_loss_kind loss;
+    label_kind labels;
+    const char *keys;       /* options besides output, name, weight and reduction */
+    int arg;                /* builder-specific: mae, sparse */
+};
+
+/* The labels input of the loss line l, as the next target. The first is named "labels"
+ * (as with one labelled loss), the others "labels_<loss>". */
+static ds_node *target_input(builder *b, spec *s, loss_line *l, int ndim, const int64_t *shape)
 {
     ds_net *net = b->net;
-    if (net->target) {
-        fail_at(s, DS_ERR_ARG, "loss: only one loss may read the labels (another does at an "
-                "earlier line)");
+    char name[DS_NAME_MAX + 8];
+    if (net->n_targets)
+        snprintf(name, sizeof name, "labels_%s", l->name);
+    else
+        snprintf(name, sizeof name, "labels");
+    ds_node *t = ds_input(net->g, name, ndim, shape);
+    if (!t) {
+        fail_at(s, DS_ERR_ARG, "%s", ds_last_error());
         return NULL;
     }
-    net->target = ds_input(net->g, "labels", ndim, shape);
-    if (!net->target)
-        fail_at(s, DS_ERR_ARG, "%s", ds_last_error());
-    return net->target;
+    l->t = &net->targets[net->n_targets++];
+    *l->t = (dsi_net_target){.target = t, .pred = l->y};
+    snprintf(l->t->name, sizeof l->t->name, "%s", l->name);
+    return t;
 }
 
 static ds_status get_named(builder *b, spec *s, const char *const *keys, bool required,
@@ -908,129 +963,259 @@ static ds_status get_named(builder *b, spec *s, const char *const *keys, bool re
     return DS_OK;
 }
 
+static ds_label_mode label_mode(const builder *b, const char *loss)
+{
+    for (int i = 0; i < DS_FEED_MAX && b->opts->label_choices[i].loss; i++)
+        if (!strcmp(b->opts->label_choices[i].loss, loss))
+            return b->opts->label_choices[i].mode;
+    return b->opts->labels;
+}
+
+/* mse, mae: targets of the prediction's shape. */
+static ds_status l_pointwise(builder *b, spec *s, const loss_def *d, loss_line *l, ds_node **out)
+{
+    ds_node *t = target_input(b, s, l, ds_node_ndim(l->y), ds_node_shape(l->y));
+    if (!t)
+        return DS_ERR_ARG;
+    ds_graph *g = b->net->g;
+    *out = d->arg ? ds_loss_mae(g, l->y, t, l->red) : ds_loss_mse(g, l->y, t, l->red);
+    l->pred = l->y;
+    return DS_OK;
+}
+
+/* binary cross-entropy: after a sigmoid layer the logits before it are used (stable). */
+static ds_status l_bce(builder *b, spec *s, const loss_def *d, loss_line *l, ds_node **out)
+{
+    (void)d;
+    bool logits;
+    ds_status st = get_bool(s, KEYS("from_logits"), false, &logits);
+    if (st)
+        return st;
+    ds_node *t = target_input(b, s, l, ds_node_ndim(l->y), ds_node_shape(l->y));
+    if (!t)
+        return DS_ERR_ARG;
+    ds_graph *g = b->net->g;
+    bool after_sigmoid = l->self && l->self->act == DS_ACT_SIGMOID && l->self->pre_act;
+    if (after_sigmoid)
+        *out = ds_loss_bce_logits(g, l->self->pre_act, t, l->red);
+    else
+        *out = logits ? ds_loss_bce_logits(g, l->y, t, l->red) : ds_loss_bce(g, l->y, t, l->red);
+    l->t->output_logits = logits && !(l->self && l->self->act == DS_ACT_SIGMOID);
+    l->t->classes = 2;
+    l->pred = l->y;
+    return DS_OK;
+}
+
+/* categorical cross-entropy on logits: class indices (sparse) or one-hot rows. */
+static ds_status l_cce(builder *b, spec *s, const loss_def *d, loss_line *l, ds_node **out)
+{
+    bool logits;
+    ds_status st = get_bool(s, KEYS("from_logits"), false, &logits);
+    if (st)
+        return st;
+    ds_node *y = l->y, *logit;
+    if (l->self && l->self->act == DS_ACT_SOFTMAX && l->self->pre_act)
+        logit = l->self->pre_act;
+    else if (logits)
+        logit = y;
+    else
+        return fail_at(s, DS_ERR_ARG, "loss %s expects class probabilities: end the network "
+                       "with activation=softmax (the loss then uses the logits before it, "
+                       "stably) or set from_logits=true", s->pos);
+    int nd = ds_node_ndim(y);
+    const int64_t *shape = ds_node_shape(y);
+    if (nd < 2)
+        return fail_at(s, DS_ERR_SHAPE, "loss %s: output '%s' has shape %s, expected [batch, "
+                       "classes, ...]", s->pos, ds_node_layer_name(y), dsi_shape_str(nd, shape));
+    bool sparse = d->arg || label_mode(b, l->name) == DS_LABELS_INDEX;
+    int64_t ts[DS_MAX_DIMS];
+    ts[0] = shape[0];
+    for (int i = 2; i < nd; i++)
+        ts[i - 1] = shape[i];
+    ds_node *t = sparse ? target_input(b, s, l, nd - 1, ts) : target_input(b, s, l, nd, shape);
+    if (!t)
+        return DS_ERR_ARG;
+    ds_graph *g = b->net->g;
+    *out = sparse ? ds_loss_cce_logits_int(g, logit, t, l->red)
+                  : ds_loss_cce_logits(g, logit, t, l->red);
+    l->t->labels = sparse ? DS_LABELS_INDEX : DS_LABELS_DENSE;
+    l->t->output_logits = logit == y;   /* as Keras: the last layer's values (logits if
+                                         * from_logits) */
+    l->t->classes = shape[1];
+    l->pred = y;
+    return DS_OK;
+}
+
+/* gaussian_nll, kl_gaussian: a mean and a log-variance layer. */
+static ds_status l_gaussian(builder *b, spec *s, const loss_def *d, loss_line *l, ds_node **out)
+{
+    named *mu, *lv;
+    ds_status st;
+    if ((st = get_named(b, s, KEYS("mean"), true, &mu)) ||
+        (st = get_named(b, s, KEYS("logvar"), true, &lv)))
+        return st;
+    ds_graph *g = b->net->g;
+    if (d->labels == LAB_NONE) {
+        *out = ds_loss_kl_gaussian(g, mu->node, lv->node, NULL, NULL, l->red);
+        return DS_OK;
+    }
+    ds_node *t = target_input(b, s, l, ds_node_ndim(mu->node), ds_node_shape(mu->node));
+    if (!t)
+        return DS_ERR_ARG;
+    *out = ds_loss_gaussian_nll(g, mu->node, lv->node, t, l->red);
+    /* predict writes mean and log-variance side by side */
+    l->pred = l->t->pred = ds_concat(g, 2, (ds_node *[]){mu->node, lv->node}, 1);
+    return DS_OK;
+}
+
+static const loss_def loss_defs[] = {
+    {.kind = "mse", .synonyms = "mean_squared_error", .fn = l_pointwise, .loss = DSI_LOSS_MSE,
+     .labels = LAB_PRED, .keys = ""},
+    {.kind = "mae", .synonyms = "mean_absolute_error", .fn = l_pointwise, .loss = DSI_LOSS_MAE,
+     .labels = LAB_PRED, .keys = "", .arg = 1},
+    {.kind = "binary_crossentropy", .synonyms = "bce", .fn = l_bce, .loss = DSI_LOSS_BCE,
+     .labels = LAB_PRED, .keys = "from_logits"},
+    {.kind = "categorical_crossentropy", .synonyms = "cce", .fn = l_cce, .loss = DSI_LOSS_CCE,
+     .labels = LAB_CLASSES, .keys = "from_logits"},
+    {.kind = "sparse_categorical_crossentropy", .synonyms = "", .fn = l_cce,
+     .loss = DSI_LOSS_CCE, .labels = LAB_CLASSES, .keys = "from_logits", .arg = 1},
+    {.kind = "gaussian_nll", .synonyms = "", .fn = l_gaussian, .loss = DSI_LOSS_GAUSS_NLL,
+     .labels = LAB_MEAN, .keys = "mean logvar"},
+    {.kind = "kl_gaussian", .synonyms = "kl", .fn = l_gaussian, .loss = DSI_LOSS_KL,
+     .labels = LAB_NONE, .keys = "mean logvar"},
+};
+#define N_LOSS_DEFS (int)(sizeof loss_defs / sizeof loss_defs[0])
+
+/* Whether word is one of the space-separated words of list. */
+static bool in_list(const char *list, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *p = list; (p = strstr(p, word)); p += n)
+        if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == 0))
+            return true;
+    return false;
+}
+
+static const loss_def *find_loss(const char *kind)
+{
+    for (int i = 0; i < N_LOSS_DEFS; i++)
+        if (!strcmp(kind, loss_defs[i].kind) || (*kind && in_list(loss_defs[i].synonyms, kind)))
+            return &loss_defs[i];
+    return NULL;
+}
+
+static ds_status unknown_loss(const spec *s)
+{
+    char list[512] = "";
+    for (int i = 0; i < N_LOSS_DEFS; i++)
+        dsi_snprintf_cat(list, sizeof list, "%s%s",
+                         i == 0 ? "" : i + 1 < N_LOSS_DEFS ? ", " : " or ", loss_defs[i].kind);
+    return fail_at(s, DS_ERR_ARG, "unknown loss '%s' (expected %s)", s->pos, list);
+}
+
+/* Options the loss line does not know are errors that list the ones it does. */
+static ds_status check_loss_options(const spec *s, const loss_def *d)
+{
+    for (int i = 0; i < s->n; i++)
+        if (!s->opts[i].used)
+            return fail_at(s, DS_ERR_ARG, "loss %s: unknown option '%s' (options: output, name, "
+                           "weight, reduction%s%s)", s->pos, s->opts[i].key, *d->keys ? ", " : "",
+                           *d->keys ? d->keys : "");
+    return DS_OK;
+}
+
+/* The loss line's prediction, reduction and name (name=, else the mean= layer's name for
+ * losses with labels of the mean's shape, else the predicted layer's). */
+static ds_status loss_line_init(builder *b, spec *s, const loss_def *d, loss_line *l)
+{
+    ds_status st = get_named(b, s, KEYS("output", "on"), false, &l->self);
+    if (st)
+        return st;
+    l->y = l->self ? l->self->node : b->prev;
+    if (!l->y)
+        return fail_at(s, DS_ERR_ARG, "loss: no layer before this line");
+    for (int i = b->n_names - 1; i >= 0 && !l->self; i--)
+        if (b->names[i].node == l->y)
+            l->self = &b->names[i];
+    opt *ro = find_opt(s, "reduction");
+    l->red = DS_REDUCE_MEAN;
+    if (ro && !strcmp(ro->val, "sum"))
+        l->red = DS_REDUCE_SUM;
+    else if (ro && strcmp(ro->val, "mean"))
+        return fail_at(s, DS_ERR_ARG, "loss: option 'reduction': '%s' is not mean or sum", ro->val);
+    opt *nm = find_opt(s, "name");
+    named *mean = NULL;
+    if (!nm && d->labels == LAB_MEAN && (st = get_named(b, s, KEYS("mean"), true, &mean)))
+        return st;
+    const char *name = nm ? nm->val : mean ? mean->name : l->self ? l->self->name : "loss";
+    if (!*name || strlen(name) >= DS_NAME_MAX - 24 || strchr(name, '.') || strchr(name, '=') ||
+        strchr(name, ','))
+        return fail_at(s, DS_ERR_ARG, "loss %s: option 'name': '%s' must be 1 to %d characters "
+                       "without '.', ',' or '='", s->pos, name, DS_NAME_MAX - 25);
+    snprintf(l->name, sizeof l->name, "%.*s", DS_NAME_MAX - 1, name);
+    for (int i = 0; d->labels != LAB_NONE && i < b->net->n_targets; i++)
+        if (!strcmp(b->net->targets[i].name, l->name))
+            return fail_at(s, DS_ERR_ARG, "loss %s: another loss that reads labels is named '%s' "
+                           "(each needs its own name: name=...)", s->pos, l->name);
+    return DS_OK;
+}
+
 static ds_status build_loss(builder *b, spec *s)
 {
     ds_net *net = b->net;
-    ds_graph *g = net->g;
     if (!s->pos[0])
         return fail_at(s, DS_ERR_ARG, "loss: which loss? e.g. 'loss mse'");
-    if (b->n_losses == 8)
-        return fail_at(s, DS_ERR_ARG, "loss: at most 8 loss lines");
-    named *out;
-    ds_status st = get_named(b, s, KEYS("output", "on"), false, &out);
-    if (st)
-        return st;
-    ds_node *y = out ? out->node : b->prev;
-    named *self = out;
-    if (!self)
-        for (int i = b->n_names - 1; i >= 0 && !self; i--)
-            if (b->names[i].node == y)
-                self = &b->names[i];
-    if (!y)
-        return fail_at(s, DS_ERR_ARG, "loss: no layer before this line");
+    const loss_def *d = find_loss(s->pos);
+    if (!d)
+        return unknown_loss(s);
+    if (b->n_losses == MAX_LOSSES)
+        return fail_at(s, DS_ERR_ARG, "loss: at most %d loss lines", MAX_LOSSES);
+    loss_line l = {0};
     double weight;
-    bool logits;
-    if ((st = get_float(s, KEYS("weight"), 0, 1e12, 1.0, &weight)) ||
-        (st = get_bool(s, KEYS("from_logits"), false, &logits)))
+    ds_status st;
+    if ((st = loss_line_init(b, s, d, &l)) ||
+        (st = get_float(s, KEYS("weight"), 0, 1e12, 1.0, &weight)))
         return st;
-    ds_reduction red = DS_REDUCE_MEAN;
-    opt *ro = find_opt(s, "reduction");
-    if (ro && !strcmp(ro->val, "sum"))
-        red = DS_REDUCE_SUM;
-    else if (ro && strcmp(ro->val, "mean"))
-        return fail_at(s, DS_ERR_ARG, "loss: option 'reduction': '%s' is not mean or sum", ro->val);
-
-    const char *k = s->pos;
-    ds_node *l = NULL, *t;
-    dsi_loss_kind kind = DSI_LOSS_NONE;
-    int nd = ds_node_ndim(y);
-    const int64_t *shape = ds_node_shape(y);
-    if (!strcmp(k, "mse") || !strcmp(k, "mean_squared_error") || !strcmp(k, "mae") ||
-        !strcmp(k, "mean_absolute_error")) {
-        bool mse = !strcmp(k, "mse") || !strcmp(k, "mean_squared_error");
-        kind = mse ? DSI_LOSS_MSE : DSI_LOSS_MAE;
-        if (!(t = target_input(b, s, nd, shape)))
-            return DS_ERR_ARG;
-        l = mse ? ds_loss_mse(g, y, t, red) : ds_loss_mae(g, y, t, red);
-        net->output = y;
-    } else if (!strcmp(k, "binary_crossentropy") || !strcmp(k, "bce")) {
-        kind = DSI_LOSS_BCE;
-        if (!(t = target_input(b, s, nd, shape)))
-            return DS_ERR_ARG;
-        if (self && self->act == DS_ACT_SIGMOID && self->pre_act)
-            l = ds_loss_bce_logits(g, self->pre_act, t, red);   /* stable: fused */
-        else if (logits)
-            l = ds_loss_bce_logits(g, y, t, red);
-        else
-            l = ds_loss_bce(g, y, t, red);
-        net->output = y;
-        net->output_logits = logits && !(self && self->act == DS_ACT_SIGMOID);
-        net->classes = 2;
-    } else if (!strcmp(k, "categorical_crossentropy") || !strcmp(k, "cce") ||
-               !strcmp(k, "sparse_categorical_crossentropy")) {
-        kind = DSI_LOSS_CCE;
-        ds_node *logit;
-        if (self && self->act == DS_ACT_SOFTMAX && self->pre_act)
-            logit = self->pre_act;
-        else if (logits)
-            logit = y;
-        else
-            return fail_at(s, DS_ERR_ARG, "loss %s expects class probabilities: end the network "
-                           "with activation=softmax (the loss then uses the logits before it, "
-                           "stably) or set from_logits=true", k);
-        if (nd < 2)
-            return fail_at(s, DS_ERR_SHAPE, "loss %s: output '%s' has shape %s, expected [batch, "
-                           "classes, ...]", k, ds_node_layer_name(y), dsi_shape_str(nd, shape));
-        bool sparse = k[0] == 's' || net->labels == DS_LABELS_INDEX;
-        if (sparse) {
-            int64_t ts[DS_MAX_DIMS];
-            ts[0] = shape[0];
-            for (int i = 2; i < nd; i++)
-                ts[i - 1] = shape[i];
-            if (!(t = target_input(b, s, nd - 1, ts)))
-                return DS_ERR_ARG;
-            l = ds_loss_cce_logits_int(g, logit, t, red);
-            net->labels = DS_LABELS_INDEX;
-        } else {
-            if (!(t = target_input(b, s, nd, shape)))
-                return DS_ERR_ARG;
-            l = ds_loss_cce_logits(g, logit, t, red);
-            net->labels = DS_LABELS_DENSE;
-        }
-        net->output = y;   /* as Keras: what the last layer gives (logits if from_logits) */
-        net->output_logits = logit == y;
-        net->classes = shape[1];
-    } else if (!strcmp(k, "gaussian_nll")) {
-        named *mu, *lv;
-        kind = DSI_LOSS_GAUSS_NLL;
-        if ((st = get_named(b, s, KEYS("mean"), true, &mu)) ||
-            (st = get_named(b, s, KEYS("logvar"), true, &lv)))
-            return st;
-        if (!(t = target_input(b, s, ds_node_ndim(mu->node), ds_node_shape(mu->node))))
-            return DS_ERR_ARG;
-        l = ds_loss_gaussian_nll(g, mu->node, lv->node, t, red);
-        net->output = ds_concat(g, 2, (ds_node *[]){mu->node, lv->node}, 1);
-    } else if (!strcmp(k, "kl_gaussian") || !strcmp(k, "kl")) {
-        named *mu, *lv;
-        kind = DSI_LOSS_KL;
-        if ((st = get_named(b, s, KEYS("mean"), true, &mu)) ||
-            (st = get_named(b, s, KEYS("logvar"), true, &lv)))
-            return st;
-        l = ds_loss_kl_gaussian(g, mu->node, lv->node, NULL, NULL, red);
-    } else {
-        return fail_at(s, DS_ERR_ARG, "unknown loss '%s' (expected mse, mae, binary_crossentropy, "
-                       "categorical_crossentropy, sparse_categorical_crossentropy, gaussian_nll "
-                       "or kl_gaussian)", k);
+    ds_node *out = NULL;
+    if ((st = d->fn(b, s, d, &l, &out)) || (st = check_loss_options(s, d)))
+        return st;
+    if (!out || (d->labels != LAB_NONE && !l.pred))
+        return fail_at(s, net->g->status ? net->g->status : DS_ERR_SHAPE, "loss %s: %s", s->pos,
+                       ds_last_error());
+    if (l.t)
+        l.t->kind = d->loss;
+    if (l.pred) {
+        dsi_net_output *p = &b->preds[b->n_preds++];
+        p->node = l.pred;
+        snprintf(p->name, sizeof p->name, "%s", l.name);
     }
-    if ((st = check_unused(s, "output, weight, from_logits, reduction, mean, logvar")))
-        return st;
-    if (!l)
-        return fail_at(s, g->status ? g->status : DS_ERR_SHAPE, "loss %s: %s", k, ds_last_error());
-    if (kind != DSI_LOSS_KL)
-        net->target_loss = kind;
-    b->losses[b->n_losses] = l;
+    net->reductions |= 1 << l.red;
+    b->losses[b->n_losses] = out;
     b->weights[b->n_losses] = (float)weight;
+    b->loss_line[b->n_losses] = s->line;
     b->n_losses++;
+    return DS_OK;
+}
+
+/* "output LAYER[,LAYER...]": the net's outputs, resolved when the file has been read. */
+static ds_status build_output(builder *b, spec *s)
+{
+    if (!s->pos[0] || s->n)
+        return fail_at(s, DS_ERR_ARG, "output: name the layers, e.g. 'output e' or "
+                       "'output e,logvar'");
+    char buf[sizeof s->pos], *save = NULL;
+    snprintf(buf, sizeof buf, "%s", s->pos);
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (b->n_outputs == DS_FEED_MAX)
+            return fail_at(s, DS_ERR_ARG, "output: at most %d outputs", DS_FEED_MAX);
+        for (int i = 0; i < b->n_outputs; i++)
+            if (!strcmp(b->outputs[i].name, t))
+                return fail_at(s, DS_ERR_ARG, "output: '%s' is already an output (line %d)", t,
+                               b->outputs[i].line);
+        output_ref *r = &b->outputs[b->n_outputs++];
+        snprintf(r->name, sizeof r->name, "%s", t);
+        r->line = s->line;
+    }
     return DS_OK;
 }
 
@@ -1156,45 +1341,49 @@ void ds_net_free(ds_net *n)
         return;
     ds_graph_free(n->g);
     ds_model_free(n->m);
-    ds_tensor_free(n->mean);
-    ds_tensor_free(n->std);
+    for (int i = 0; i < n->n_inputs; i++) {
+        ds_tensor_free(n->inputs[i].mean);
+        ds_tensor_free(n->inputs[i].std);
+    }
     free(n);
 }
 
-ds_status ds_net_parse(const char *text, const char *filename, const ds_net_opts *o, ds_net **out)
+/* One non-empty line, by its keyword. */
+static ds_status build_line(builder *b, spec *s, bool *have_optim, bool *have_loss)
 {
-    *out = NULL;
-    ds_net_opts def = {0};
-    if (!o)
-        o = &def;
-    const char *file = filename ? filename : "(model)";
-    ds_net *net = calloc(1, sizeof *net);
-    if (!net)
-        return dsi_fail(DS_ERR_NOMEM, "out of memory");
-    snprintf(net->path, sizeof net->path, "%s", file);
-    net->labels = o->labels;
-    net->m = ds_model_create(o->seed);
-    net->g = net->m ? ds_graph_create(net->m, o->seed) : NULL;
-    builder b = {.net = net, .file = file};
-    ds_status st = DS_OK;
-    if (!net->g) {
-        st = DS_ERR_NOMEM;
-        goto done;
+    if (!strcmp(s->kind, "loss")) {
+        *have_loss = true;
+        return build_loss(b, s);
     }
-    b.batch = o->batch > 0 ? o->batch : 32;
-    net->optim.kind = DS_OPT_ADAM;
+    if (!strcmp(s->kind, "output"))
+        return build_output(b, s);
+    if (!strcmp(s->kind, "optimizer")) {
+        if (*have_optim)
+            return fail_at(s, DS_ERR_ARG, "optimizer: given twice");
+        *have_optim = true;
+        return build_optimizer(b, s);
+    }
+    if (*have_loss)
+        return fail_at(s, DS_ERR_ARG, "%s: layers must come before the loss lines", s->kind);
+    return !strcmp(s->kind, "input") ? build_input(b, s) : build_layer(b, s);
+}
+
+/* Reads the text line by line; *lines is the number of the last line. */
+static ds_status build_lines(builder *b, const char *text, int *lines)
+{
     bool have_optim = false, have_loss = false;
     const char *p = text;
     int line = 0;
-    while (*p) {
+    ds_status st = DS_OK;
+    while (*p && !st) {
         line++;
         size_t len = strcspn(p, "\n");
         spec s;
         if (len >= MAX_LINE) {
-            s.file = file;
+            s.file = b->file;
             s.line = line;
             st = fail_at(&s, DS_ERR_ARG, "line longer than %d characters", MAX_LINE - 1);
-            goto done;
+            break;
         }
         char buf[MAX_LINE];
         memcpy(buf, p, len);
@@ -1203,60 +1392,93 @@ ds_status ds_net_parse(const char *text, const char *filename, const ds_net_opts
         char *hash = strchr(buf, '#');
         if (hash)
             *hash = 0;
-        if ((st = tokenize(file, line, buf, &s)))
-            goto done;
-        if (!s.kind[0])
-            continue;
-        if (!strcmp(s.kind, "input")) {
-            if (have_loss) {
-                st = fail_at(&s, DS_ERR_ARG, "input: layers must come before the loss lines");
-                goto done;
-            }
-            st = build_input(&b, &s);
-        } else if (!strcmp(s.kind, "loss")) {
-            have_loss = true;
-            st = build_loss(&b, &s);
-        } else if (!strcmp(s.kind, "optimizer")) {
-            if (have_optim) {
-                st = fail_at(&s, DS_ERR_ARG, "optimizer: given twice");
-                goto done;
-            }
-            have_optim = true;
-            st = build_optimizer(&b, &s);
-        } else {
-            if (have_loss) {
-                st = fail_at(&s, DS_ERR_ARG, "%s: layers must come before the loss lines", s.kind);
-                goto done;
-            }
-            st = build_layer(&b, &s);
-        }
-        if (st)
-            goto done;
+        if (!(st = tokenize(b->file, line, buf, &s)) && s.kind[0])
+            st = build_line(b, &s, &have_optim, &have_loss);
     }
-    if (!net->input) {
-        spec s = {.file = file, .line = line};
-        st = fail_at(&s, DS_ERR_ARG, "no 'input' line: the model needs one, e.g. 'input shape=1x28x28'");
-        goto done;
-    }
-    if (!net->output)
-        net->output = b.prev;
-    /* predict, evaluate and the training metrics read the output after the passes */
-    ds_node_keep(net->output, 1);
-    if (b.n_losses) {
-        ds_node *total = NULL;
-        for (int i = 0; i < b.n_losses; i++) {
-            ds_node *l = b.losses[i];
-            if (b.weights[i] != 1.0f)
-                l = ds_mul_scalar(net->g, l, b.weights[i]);
-            total = total ? ds_add(net->g, total, l) : l;
+    *lines = line;
+    return st;
+}
+
+/* The outputs: the layers (or losses) output lines name; else each loss's prediction
+ * (once per node); else the last layer. predict and the metrics read them after the
+ * passes, so their values are kept. */
+static ds_status resolve_outputs(builder *b)
+{
+    ds_net *net = b->net;
+    for (int i = 0; i < b->n_outputs; i++) {
+        const output_ref *r = &b->outputs[i];
+        named *e = lookup(b, r->name);
+        ds_node *node = e ? e->node : NULL;
+        for (int k = 0; k < b->n_preds && !node; k++)
+            if (!strcmp(b->preds[k].name, r->name))
+                node = b->preds[k].node;
+        if (!node) {
+            spec s = {.file = b->file, .line = r->line};
+            return fail_at(&s, DS_ERR_ARG, "output: no layer or loss named '%s'", r->name);
         }
-        net->loss = total;
-        if (!total) {
-            st = dsi_fail(DS_ERR_SHAPE, "%s: combining the losses: %s", file, ds_last_error());
-            goto done;
-        }
+        dsi_net_output *o = &net->outputs[net->n_outputs++];
+        o->node = node;
+        snprintf(o->name, sizeof o->name, "%s", r->name);
     }
-done:
+    for (int k = 0; k < b->n_preds && !b->n_outputs; k++) {
+        bool dup = false;
+        for (int i = 0; i < net->n_outputs; i++)
+            dup |= net->outputs[i].node == b->preds[k].node;
+        if (!dup)
+            net->outputs[net->n_outputs++] = b->preds[k];
+    }
+    if (!net->n_outputs) {   /* the last line added the last name */
+        net->outputs[0].node = b->prev;
+        snprintf(net->outputs[0].name, DS_NAME_MAX, "%s", b->names[b->n_names - 1].name);
+        net->n_outputs = 1;
+    }
+    for (int i = 0; i < net->n_outputs; i++)
+        ds_node_keep(net->outputs[i].node, 1);
+    for (int i = 0; i < net->n_targets; i++)
+        ds_node_keep(net->targets[i].pred, 1);
+    return DS_OK;
+}
+
+/* The total loss: the loss lines' sum with their weights. */
+static ds_status total_loss(builder *b)
+{
+    ds_net *net = b->net;
+    ds_node *total = NULL;
+    for (int i = 0; i < b->n_losses; i++) {
+        ds_node *l = b->losses[i];
+        if (b->weights[i] != 1.0f)
+            l = ds_mul_scalar(net->g, l, b->weights[i]);
+        total = total ? ds_add(net->g, total, l) : l;
+    }
+    net->loss = total;
+    if (b->n_losses && !total)
+        return dsi_fail(DS_ERR_SHAPE, "%s: combining the losses: %s", b->file, ds_last_error());
+    return DS_OK;
+}
+
+ds_status ds_net_parse(const char *text, const char *filename, const ds_net_opts *o, ds_net **out)
+{
+    *out = NULL;
+    ds_net_opts def = {0};
+    const char *file = filename ? filename : "(model)";
+    ds_net *net = calloc(1, sizeof *net);
+    if (!net)
+        return dsi_fail(DS_ERR_NOMEM, "out of memory");
+    snprintf(net->path, sizeof net->path, "%s", file);
+    net->m = ds_model_create(o ? o->seed : 0);
+    net->g = net->m ? ds_graph_create(net->m, o ? o->seed : 0) : NULL;
+    builder b = {.net = net, .file = file, .opts = o ? o : &def};
+    b.batch = b.opts->batch > 0 ? b.opts->batch : 32;
+    net->optim.kind = DS_OPT_ADAM;
+    int lines = 0;
+    ds_status st = net->g ? build_lines(&b, text, &lines) : DS_ERR_NOMEM;
+    if (!st && !net->n_inputs) {
+        spec s = {.file = file, .line = lines};
+        st = fail_at(&s, DS_ERR_ARG, "no 'input' line: the model needs one, e.g. 'input "
+                     "shape=1x28x28'");
+    }
+    if (!st && !(st = resolve_outputs(&b)))
+        st = total_loss(&b);
     free(b.names);
     if (st != DS_OK) {
         ds_net_free(net);
@@ -1285,14 +1507,46 @@ ds_status ds_net_load(const char *path, const ds_net_opts *o, ds_net **out)
 
 ds_graph *ds_net_graph(const ds_net *n) { return n->g; }
 ds_model *ds_net_model(const ds_net *n) { return n->m; }
-ds_node *ds_net_input(const ds_net *n) { return n->input; }
-ds_node *ds_net_output(const ds_net *n) { return n->output; }
-ds_node *ds_net_target(const ds_net *n) { return n->target; }
+ds_node *ds_net_input(const ds_net *n) { return n->inputs[0].node; }
+ds_node *ds_net_output(const ds_net *n) { return n->outputs[0].node; }
+ds_node *ds_net_target(const ds_net *n) { return n->n_targets ? n->targets[0].target : NULL; }
 ds_node *ds_net_loss(const ds_net *n) { return n->loss; }
+int ds_net_input_count(const ds_net *n) { return n->n_inputs; }
+int ds_net_output_count(const ds_net *n) { return n->n_outputs; }
+int ds_net_target_count(const ds_net *n) { return n->n_targets; }
+#define IN_RANGE(i, count) ((i) >= 0 && (i) < (count))
+ds_node *ds_net_input_at(const ds_net *n, int i)
+{
+    return IN_RANGE(i, n->n_inputs) ? n->inputs[i].node : NULL;
+}
+const char *ds_net_input_name(const ds_net *n, int i)
+{
+    return IN_RANGE(i, n->n_inputs) ? n->inputs[i].name : NULL;
+}
+ds_node *ds_net_output_at(const ds_net *n, int i)
+{
+    return IN_RANGE(i, n->n_outputs) ? n->outputs[i].node : NULL;
+}
+const char *ds_net_output_name(const ds_net *n, int i)
+{
+    return IN_RANGE(i, n->n_outputs) ? n->outputs[i].name : NULL;
+}
+ds_node *ds_net_target_at(const ds_net *n, int i)
+{
+    return IN_RANGE(i, n->n_targets) ? n->targets[i].target : NULL;
+}
+const char *ds_net_target_name(const ds_net *n, int i)
+{
+    return IN_RANGE(i, n->n_targets) ? n->targets[i].name : NULL;
+}
 const ds_optim_opts *ds_net_optim_opts(const ds_net *n) { return &n->optim; }
 ds_optim_opts *ds_net_optim_opts_mut(ds_net *n) { return &n->optim; }
 int ds_net_is_classifier(const ds_net *n)
 {
-    return n->target_loss == DSI_LOSS_BCE || n->target_loss == DSI_LOSS_CCE;
+    return n->n_targets &&
+           (n->targets[0].kind == DSI_LOSS_BCE || n->targets[0].kind == DSI_LOSS_CCE);
 }
-int64_t ds_net_classes(const ds_net *n) { return ds_net_is_classifier(n) ? n->classes : 0; }
+int64_t ds_net_classes(const ds_net *n)
+{
+    return ds_net_is_classifier(n) ? n->targets[0].classes : 0;
+}

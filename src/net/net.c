@@ -1,185 +1,208 @@
-/* net.c - a network's data side: checks, preprocessing, weights with preprocessing,
- * batched prediction, loss over a data set, and the one-batch gradient dump. */
+/* net.c - a network's data side: preprocessing per input, weights with preprocessing,
+ * batched prediction of every output, loss over a data set, and the one-batch gradient
+ * dump. */
 #include "net.h"
 
 #include <math.h>
 
-/* ---- data checks ---- */
 static int64_t per_sample(const ds_tensor *t)
 {
     return t->ndim && t->shape[0] ? t->numel / t->shape[0] : 0;
 }
 
-ds_status ds_net_check_data(const ds_net *n, const ds_tensor *x, const char *xname,
-                            const ds_tensor *y, const char *yname)
-{
-    const ds_node *in = n->input;
-    bool ok = x->ndim == in->ndim && x->ndim >= 1;
-    for (int i = 1; ok && i < in->ndim; i++)
-        ok = x->shape[i] == in->shape[i];
-    if (!ok) {
-        int64_t want[DS_MAX_DIMS];
-        memcpy(want, in->shape, sizeof want);
-        return dsi_fail(DS_ERR_SHAPE, "%s: data of shape %s does not fit the model's input '%s', "
-                        "which takes samples of shape %s, i.e. [N, %s]",
-                        xname, dsi_shape_str(x->ndim, x->shape), ds_node_layer_name(in),
-                        dsi_shape_str(in->ndim - 1, want + 1),
-                        dsi_shape_str(in->ndim - 1, want + 1) + 1);
-    }
-    if (x->shape[0] < 1)
-        return dsi_fail(DS_ERR_SHAPE, "%s: no samples", xname);
-    ds_status st = ds_tensor_check_finite(x, xname);
-    if (st)
-        return st;
-    if (!y)
-        return DS_OK;
-    if (!n->target)
-        return dsi_fail(DS_ERR_ARG, "%s: the model has no loss that reads labels", yname);
-    if (y->ndim < 1 || y->shape[0] != x->shape[0])
-        return dsi_fail(DS_ERR_SHAPE, "%s: %lld labels for %lld samples in %s", yname,
-                        y->ndim ? (long long)y->shape[0] : 0LL, (long long)x->shape[0], xname);
-    const ds_node *t = n->target;
-    int64_t want = t->numel / t->shape[0];
-    if (per_sample(y) != want) {
-        const char *hint = "";
-        if (n->target_loss == DSI_LOSS_CCE && n->labels == DS_LABELS_INDEX && per_sample(y) == n->classes)
-            hint = " (these look one-hot: the model expects class indices)";
-        else if (n->target_loss == DSI_LOSS_CCE && n->labels == DS_LABELS_DENSE && per_sample(y) == 1)
-            hint = " (these look like class indices: the model expects one-hot rows)";
-        return dsi_fail(DS_ERR_SHAPE, "%s: labels of shape %s do not fit the model's output, "
-                        "which needs %lld value%s per sample (target shape %s)%s", yname,
-                        dsi_shape_str(y->ndim, y->shape), (long long)want, want == 1 ? "" : "s",
-                        dsi_shape_str(t->ndim, t->shape), hint);
-    }
-    if ((st = ds_tensor_check_finite(y, yname)))
-        return st;
-    if (n->target_loss == DSI_LOSS_CCE && n->labels == DS_LABELS_INDEX) {
-        for (int64_t i = 0; i < y->numel; i++) {
-            float v = y->data[i];
-            if (v < 0 || v >= (float)n->classes || v != floorf(v))
-                return dsi_fail(DS_ERR_VALUE, "%s: label %g of sample %lld is not a class index "
-                                "in [0, %lld)", yname, v, (long long)(i / want),
-                                (long long)n->classes);
-        }
-    }
-    if (n->target_loss == DSI_LOSS_BCE || n->target_loss == DSI_LOSS_CCE)
-        for (int64_t i = 0; i < y->numel; i++)
-            if (y->data[i] < 0 || y->data[i] > 1) {
-                if (n->target_loss == DSI_LOSS_CCE && n->labels == DS_LABELS_INDEX)
-                    break;
-                return dsi_fail(DS_ERR_VALUE, "%s: label %g of sample %lld is outside [0, 1]",
-                                yname, y->data[i], (long long)(i / want));
-            }
-    return DS_OK;
-}
-
 /* ---- preprocessing ---- */
 static const char *const scale_names[] = {"none", "standardize", "per_image", "asinh", "divide"};
 
-ds_scale_kind ds_net_scaling(const ds_net *n) { return n->scale; }
+ds_scale_kind ds_net_scaling(const ds_net *n) { return n->inputs[0].scale; }
 
-ds_status ds_net_set_scaling(ds_net *n, ds_scale_kind kind, float a, const ds_tensor *x)
+ds_scale_kind ds_net_input_scaling(const ds_net *n, int i)
 {
-    ds_tensor_free(n->mean);
-    ds_tensor_free(n->std);
-    n->mean = n->std = NULL;
-    n->scale = DS_SCALE_NONE;
-    if ((kind == DS_SCALE_ASINH || kind == DS_SCALE_DIVIDE) && !(a > 0 && isfinite(a)))
-        return dsi_fail(DS_ERR_ARG, "scaling %s needs a positive scale, got %g", scale_names[kind], a);
-    if (kind == DS_SCALE_STANDARDIZE) {
-        if (!x || x->ndim < 1 || x->shape[0] < 1)
-            return dsi_fail(DS_ERR_ARG, "standardize: no training data to take statistics from");
-        int64_t f = per_sample(x), N = x->shape[0];
-        n->mean = ds_tensor_create(1, &f);
-        n->std = ds_tensor_create(1, &f);
-        if (!n->mean || !n->std)
-            return DS_ERR_NOMEM;
-        for (int64_t j = 0; j < f; j++) {
-            double s = 0, s2 = 0;
-            for (int64_t i = 0; i < N; i++)
-                s += x->data[i * f + j];
-            double mu = s / N;
-            for (int64_t i = 0; i < N; i++) {
-                double d = x->data[i * f + j] - mu;
-                s2 += d * d;
-            }
-            double sd = sqrt(s2 / N);
-            n->mean->data[j] = (float)mu;
-            n->std->data[j] = (float)(sd > 1e-12 ? sd : 1.0);   /* constant features stay 0 */
+    return i >= 0 && i < n->n_inputs ? n->inputs[i].scale : DS_SCALE_NONE;
+}
+
+/* Per-feature mean and standard deviation of x into in->mean, in->std. */
+static ds_status standardize_stats(dsi_net_input *in, const ds_tensor *x)
+{
+    int64_t f = per_sample(x), N = x->shape[0];
+    in->mean = ds_tensor_create(1, &f);
+    in->std = ds_tensor_create(1, &f);
+    if (!in->mean || !in->std)
+        return DS_ERR_NOMEM;
+    for (int64_t j = 0; j < f; j++) {
+        double s = 0, s2 = 0;
+        for (int64_t i = 0; i < N; i++)
+            s += x->data[i * f + j];
+        double mu = s / N;
+        for (int64_t i = 0; i < N; i++) {
+            double d = x->data[i * f + j] - mu;
+            s2 += d * d;
         }
+        double sd = sqrt(s2 / N);
+        in->mean->data[j] = (float)mu;
+        in->std->data[j] = (float)(sd > 1e-12 ? sd : 1.0);   /* constant features stay 0 */
     }
-    n->scale = kind;
-    n->scale_a = a;
     return DS_OK;
 }
 
-ds_status ds_net_preprocess(const ds_net *n, ds_tensor *x)
+/* The index of the input named name (NULL: the only input), or a failure. */
+static ds_status input_index(const ds_net *n, const char *name, const char *what, int *i)
+{
+    *i = name ? dsi_net_find_input(n, name) : n->n_inputs == 1 ? 0 : -1;
+    if (*i >= 0)
+        return DS_OK;
+    if (!name)
+        return dsi_fail(DS_ERR_ARG, "%s: the model has %d inputs: name one", what, n->n_inputs);
+    return dsi_fail(DS_ERR_ARG, "%s: the model has no input named '%s'", what, name);
+}
+
+ds_status ds_net_set_input_scaling(ds_net *n, const char *input, ds_scale_kind kind, float a,
+                                   const ds_tensor *x)
+{
+    int i;
+    ds_status st = input_index(n, input, "scaling", &i);
+    if (st)
+        return st;
+    dsi_net_input *in = &n->inputs[i];
+    ds_tensor_free(in->mean);
+    ds_tensor_free(in->std);
+    in->mean = in->std = NULL;
+    in->scale = DS_SCALE_NONE;
+    char where[DS_NAME_MAX + 16] = "";
+    if (n->n_inputs > 1)
+        snprintf(where, sizeof where, "input '%s': ", in->name);
+    if ((kind == DS_SCALE_ASINH || kind == DS_SCALE_DIVIDE) && !(a > 0 && isfinite(a)))
+        return dsi_fail(DS_ERR_ARG, "%sscaling %s needs a positive scale, got %g", where,
+                        scale_names[kind], a);
+    if (kind == DS_SCALE_STANDARDIZE) {
+        if (!x || x->ndim < 1 || x->shape[0] < 1)
+            return dsi_fail(DS_ERR_ARG, "%sstandardize: no training data to take statistics "
+                            "from", where);
+        if ((st = standardize_stats(in, x)))
+            return st;
+    }
+    in->scale = kind;
+    in->scale_a = a;
+    return DS_OK;
+}
+
+ds_status ds_net_set_scaling(ds_net *n, ds_scale_kind kind, float a, const ds_tensor *x)
+{
+    return ds_net_set_input_scaling(n, NULL, kind, a, x);
+}
+
+static void per_image(float *d, int64_t N, int64_t f, int64_t numel)
+{
+#pragma omp parallel for schedule(static) if (numel > DS_PAR_MIN)
+    for (int64_t i = 0; i < N; i++) {
+        double s = 0, s2 = 0;
+        float *r = d + i * f;
+        for (int64_t j = 0; j < f; j++)
+            s += r[j];
+        double mu = s / f;
+        for (int64_t j = 0; j < f; j++)
+            s2 += (r[j] - mu) * (r[j] - mu);
+        double sd = sqrt(s2 / f);
+        if (!(sd > 1e-12))
+            sd = 1;
+        for (int64_t j = 0; j < f; j++)
+            r[j] = (float)((r[j] - mu) / sd);
+    }
+}
+
+static ds_status preprocess_one(const dsi_net_input *in, ds_tensor *x)
 {
     if (x->ndim < 1 || x->shape[0] < 1)
         return DS_OK;
     int64_t f = per_sample(x), N = x->shape[0];
     float *d = x->data;
-    switch (n->scale) {
+    switch (in->scale) {
     case DS_SCALE_NONE:
         return DS_OK;
     case DS_SCALE_STANDARDIZE:
-        if (n->mean->numel != f)
+        if (in->mean->numel != f)
             return dsi_fail(DS_ERR_SHAPE, "standardize: statistics of %lld features, data has %lld",
-                            (long long)n->mean->numel, (long long)f);
+                            (long long)in->mean->numel, (long long)f);
 #pragma omp parallel for schedule(static) if (x->numel > DS_PAR_MIN)
         for (int64_t i = 0; i < N; i++)
             for (int64_t j = 0; j < f; j++)
-                d[i * f + j] = (d[i * f + j] - n->mean->data[j]) / n->std->data[j];
+                d[i * f + j] = (d[i * f + j] - in->mean->data[j]) / in->std->data[j];
         return DS_OK;
     case DS_SCALE_PER_IMAGE:
-#pragma omp parallel for schedule(static) if (x->numel > DS_PAR_MIN)
-        for (int64_t i = 0; i < N; i++) {
-            double s = 0, s2 = 0;
-            float *r = d + i * f;
-            for (int64_t j = 0; j < f; j++)
-                s += r[j];
-            double mu = s / f;
-            for (int64_t j = 0; j < f; j++)
-                s2 += (r[j] - mu) * (r[j] - mu);
-            double sd = sqrt(s2 / f);
-            if (!(sd > 1e-12))
-                sd = 1;
-            for (int64_t j = 0; j < f; j++)
-                r[j] = (float)((r[j] - mu) / sd);
-        }
+        per_image(d, N, f, x->numel);
         return DS_OK;
     case DS_SCALE_ASINH:
 #pragma omp parallel for schedule(static) if (x->numel > DS_PAR_MIN)
         for (int64_t i = 0; i < x->numel; i++)
-            d[i] = asinhf(d[i] / n->scale_a);
+            d[i] = asinhf(d[i] / in->scale_a);
         return DS_OK;
     case DS_SCALE_DIVIDE:
 #pragma omp parallel for schedule(static) if (x->numel > DS_PAR_MIN)
         for (int64_t i = 0; i < x->numel; i++)
-            d[i] /= n->scale_a;
+            d[i] /= in->scale_a;
         return DS_OK;
     }
     return DS_OK;
 }
 
+ds_status ds_net_preprocess_feed(const ds_net *n, ds_feed *f)
+{
+    dsi_bound d;
+    ds_status st = dsi_feed_bind(n, f, &d);
+    /* the bound tensors are the feed's own, which the caller lets us change */
+    for (int i = 0; !st && i < n->n_inputs; i++)
+        st = preprocess_one(&n->inputs[i], (ds_tensor *)d.x[i]);
+    return st;
+}
+
+ds_status ds_net_preprocess(const ds_net *n, ds_tensor *x)
+{
+    if (n->n_inputs != 1)
+        return dsi_fail(DS_ERR_ARG, "preprocess: the model has %d inputs: use "
+                        "ds_net_preprocess_feed", n->n_inputs);
+    return preprocess_one(&n->inputs[0], x);
+}
+
 /* ---- weights with preprocessing ---- */
+/* With one input the keys are "deepsky.scale", "deepsky.scale_a", "preprocess.mean" and
+ * "preprocess.std"; with several, each input's carry ".<name>" ("preprocess.<name>.mean"). */
+static void scale_key(const ds_net *n, const dsi_net_input *in, const char *key, char *buf,
+                      size_t cap)
+{
+    if (n->n_inputs == 1)
+        snprintf(buf, cap, "%s", key);
+    else if (!strncmp(key, "preprocess.", 11))
+        snprintf(buf, cap, "preprocess.%s.%s", in->name, key + 11);
+    else
+        snprintf(buf, cap, "%s.%s", key, in->name);
+}
+
+static ds_status scale_to_set(const ds_net *n, const dsi_net_input *in, ds_tensor_set *s)
+{
+    char a[32], k1[DS_NAME_MAX + 32], k2[DS_NAME_MAX + 32];
+    snprintf(a, sizeof a, "%.9g", in->scale_a);
+    scale_key(n, in, "deepsky.scale", k1, sizeof k1);
+    scale_key(n, in, "deepsky.scale_a", k2, sizeof k2);
+    ds_status st;
+    if ((st = ds_tensor_set_meta_set(s, k1, scale_names[in->scale])) ||
+        (st = ds_tensor_set_meta_set(s, k2, a)))
+        return st;
+    if (in->scale != DS_SCALE_STANDARDIZE)
+        return DS_OK;
+    scale_key(n, in, "preprocess.mean", k1, sizeof k1);
+    scale_key(n, in, "preprocess.std", k2, sizeof k2);
+    if ((st = ds_tensor_set_add(s, k1, 1, in->mean->shape, in->mean->data)))
+        return st;
+    return ds_tensor_set_add(s, k2, 1, in->std->shape, in->std->data);
+}
+
 ds_status dsi_net_to_set(const ds_net *n, ds_tensor_set *s)
 {
     ds_status st = ds_model_to_set(n->m, s);
-    if (st)
-        return st;
-    char a[32];
-    snprintf(a, sizeof a, "%.9g", n->scale_a);
-    if ((st = ds_tensor_set_meta_set(s, "deepsky.format", "weights 1")) ||
-        (st = ds_tensor_set_meta_set(s, "deepsky.scale", scale_names[n->scale])) ||
-        (st = ds_tensor_set_meta_set(s, "deepsky.scale_a", a)))
-        return st;
-    if (n->scale == DS_SCALE_STANDARDIZE) {
-        if ((st = ds_tensor_set_add(s, "preprocess.mean", 1, n->mean->shape, n->mean->data)) ||
-            (st = ds_tensor_set_add(s, "preprocess.std", 1, n->std->shape, n->std->data)))
-            return st;
-    }
-    return DS_OK;
+    if (!st)
+        st = ds_tensor_set_meta_set(s, "deepsky.format", "weights 1");
+    for (int i = 0; !st && i < n->n_inputs; i++)
+        st = scale_to_set(n, &n->inputs[i], s);
+    return st;
 }
 
 ds_status ds_net_save(const ds_net *n, const char *path)
@@ -192,6 +215,42 @@ ds_status ds_net_save(const ds_net *n, const char *path)
         st = ds_safetensors_save(s, path);
     ds_tensor_set_free(s);
     return st;
+}
+
+/* One input's preprocessing from a weights set; none recorded: left as it is (a plain
+ * weights file, e.g. from PyTorch). */
+static ds_status scale_from_set(const ds_net *n, dsi_net_input *in, const ds_tensor_set *s,
+                                const char *what)
+{
+    char k1[DS_NAME_MAX + 32], k2[DS_NAME_MAX + 32];
+    scale_key(n, in, "deepsky.scale", k1, sizeof k1);
+    scale_key(n, in, "deepsky.scale_a", k2, sizeof k2);
+    const char *sc = ds_tensor_set_meta_get(s, k1), *sa = ds_tensor_set_meta_get(s, k2);
+    if (!sc)
+        return DS_OK;
+    int kind = -1;
+    for (int k = 0; k < 5; k++)
+        if (!strcmp(sc, scale_names[k]))
+            kind = k;
+    if (kind < 0)
+        return dsi_fail(DS_ERR_FORMAT, "%s: unknown preprocessing '%s'", what, sc);
+    ds_tensor_free(in->mean);
+    ds_tensor_free(in->std);
+    in->mean = in->std = NULL;
+    in->scale = (ds_scale_kind)kind;
+    in->scale_a = sa ? strtof(sa, NULL) : 0;
+    if (kind != DS_SCALE_STANDARDIZE)
+        return DS_OK;
+    scale_key(n, in, "preprocess.mean", k1, sizeof k1);
+    scale_key(n, in, "preprocess.std", k2, sizeof k2);
+    ds_tensor *mu = ds_tensor_set_get(s, k1), *sd = ds_tensor_set_get(s, k2);
+    int64_t f = in->node->numel / in->node->shape[0];
+    if (!mu || !sd || mu->numel != sd->numel || mu->numel != f)
+        return dsi_fail(DS_ERR_FORMAT, "%s: standardization statistics of input '%s' missing or "
+                        "not of the input's size (%lld features)", what, in->name, (long long)f);
+    in->mean = ds_tensor_from(1, mu->shape, mu->data);
+    in->std = ds_tensor_from(1, sd->shape, sd->data);
+    return in->mean && in->std ? DS_OK : DS_ERR_NOMEM;
 }
 
 /* Loads parameters (and preprocessing, if present) from a set holding other entries too:
@@ -213,36 +272,9 @@ ds_status dsi_net_from_set(ds_net *n, const ds_tensor_set *s, const char *what)
     if (!st)
         st = ds_model_from_set(n->m, params, what);
     ds_tensor_set_free(params);
-    if (st)
-        return st;
-    const char *sc = ds_tensor_set_meta_get(s, "deepsky.scale");
-    const char *sa = ds_tensor_set_meta_get(s, "deepsky.scale_a");
-    if (!sc)
-        return DS_OK;   /* a plain weights file (e.g. from PyTorch): no preprocessing */
-    int kind = -1;
-    for (int k = 0; k < 5; k++)
-        if (!strcmp(sc, scale_names[k]))
-            kind = k;
-    if (kind < 0)
-        return dsi_fail(DS_ERR_FORMAT, "%s: unknown preprocessing '%s'", what, sc);
-    ds_tensor_free(n->mean);
-    ds_tensor_free(n->std);
-    n->mean = n->std = NULL;
-    n->scale = (ds_scale_kind)kind;
-    n->scale_a = sa ? strtof(sa, NULL) : 0;
-    if (kind == DS_SCALE_STANDARDIZE) {
-        ds_tensor *mu = ds_tensor_set_get(s, "preprocess.mean");
-        ds_tensor *sd = ds_tensor_set_get(s, "preprocess.std");
-        if (!mu || !sd || mu->numel != sd->numel || mu->numel != n->input->numel / n->input->shape[0])
-            return dsi_fail(DS_ERR_FORMAT, "%s: standardization statistics missing or not of the "
-                            "input's size (%lld features)", what,
-                            (long long)(n->input->numel / n->input->shape[0]));
-        n->mean = ds_tensor_from(1, mu->shape, mu->data);
-        n->std = ds_tensor_from(1, sd->shape, sd->data);
-        if (!n->mean || !n->std)
-            return DS_ERR_NOMEM;
-    }
-    return DS_OK;
+    for (int i = 0; !st && i < n->n_inputs; i++)
+        st = scale_from_set(n, &n->inputs[i], s, what);
+    return st;
 }
 
 ds_status ds_net_load_weights(ds_net *n, const char *path)
@@ -256,67 +288,107 @@ ds_status ds_net_load_weights(ds_net *n, const char *path)
 }
 
 /* ---- running over a data set ---- */
-/* Copies rows [i0, i0+b) of t (or rows idx[i0..]) into dst. */
-void dsi_gather(const ds_tensor *t, const int64_t *idx, int64_t i0, int64_t b, float *dst)
+ds_status dsi_net_use_batch(ds_graph *g, int64_t b)
 {
-    int64_t f = per_sample(t);
-    for (int64_t k = 0; k < b; k++) {
-        int64_t r = idx ? idx[i0 + k] : i0 + k;
-        memcpy(dst + k * f, t->data + r * f, (size_t)f * sizeof(float));
-    }
+    ds_status st = DS_OK;
+    if (b != ds_graph_batch(g))
+        st = ds_graph_set_batch(g, b);
+    return st ? st : ds_graph_plan(g);
 }
 
-ds_status ds_net_predict(ds_net *n, const ds_tensor *x, int64_t batch, ds_tensor **out)
+/* One batch of the collection: forward up to the last of the nodes, then their values
+ * into rows [i, i+b) of out. */
+static ds_status collect_batch(ds_net *n, const dsi_bound *d, int64_t i, int64_t b, int count,
+                               ds_node *const *nodes, ds_tensor **out)
 {
-    *out = NULL;
-    ds_status st = ds_net_check_data(n, x, "data", NULL, NULL);
+    ds_status st = dsi_net_use_batch(n->g, b);
     if (st)
         return st;
-    int64_t N = x->shape[0];
+    dsi_bound_gather(n, d, NULL, i, b, false);
+    /* a loss may come before an output (gaussian_nll's concat): its labels read zeros */
+    for (int t = 0; t < n->n_targets; t++)
+        memset(n->targets[t].target->data, 0, (size_t)n->targets[t].target->numel * sizeof(float));
+    ds_node *last = nodes[0];
+    for (int k = 1; k < count; k++)
+        if (nodes[k]->id > last->id)
+            last = nodes[k];
+    if ((st = ds_graph_forward_to(n->g, last)))
+        return st;
+    for (int k = 0; k < count; k++) {
+        int64_t f = nodes[k]->numel / nodes[k]->shape[0];
+        memcpy(out[k]->data + i * f, nodes[k]->data, (size_t)(b * f) * sizeof(float));
+    }
+    return DS_OK;
+}
+
+ds_status dsi_net_collect(ds_net *n, const dsi_bound *d, int64_t batch, int count,
+                          ds_node *const *nodes, ds_tensor **out)
+{
+    int64_t N = d->n;
+    for (int k = 0; k < count; k++)
+        out[k] = NULL;
     if (batch < 1)
         batch = 256;
     if (batch > N)
         batch = N;
-    if ((st = ds_graph_set_batch(n->g, batch)) || (st = ds_graph_plan(n->g)))
-        return st;
-    ds_node *o = n->output;
-    int64_t shape[DS_MAX_DIMS];
-    memcpy(shape, o->shape, sizeof shape);
-    shape[0] = N;
-    ds_tensor *y = ds_tensor_create(o->ndim, shape);
-    if (!y)
-        return DS_ERR_NOMEM;
+    ds_status st = DS_OK;
+    for (int k = 0; k < count && !st; k++) {
+        int64_t shape[DS_MAX_DIMS];
+        memcpy(shape, nodes[k]->shape, sizeof shape);
+        shape[0] = N;
+        if (!(out[k] = ds_tensor_create(nodes[k]->ndim, shape)))
+            st = DS_ERR_NOMEM;
+    }
     int mode = ds_graph_mode(n->g);
     ds_graph_set_mode(n->g, mode & DS_DROPOUT_ON ? DS_MODE_MC_DROPOUT : DS_MODE_EVAL);
-    int64_t fo = o->numel / o->shape[0];
-    for (int64_t i = 0; i < N && !st; i += batch) {
-        int64_t b = N - i < batch ? N - i : batch;
-        if (b != ds_graph_batch(n->g) && ((st = ds_graph_set_batch(n->g, b)) || (st = ds_graph_plan(n->g))))
-            break;
-        dsi_gather(x, NULL, i, b, n->input->data);
-        if (n->target)   /* the loss may come before the output (gaussian_nll's concat) */
-            memset(n->target->data, 0, (size_t)n->target->numel * sizeof(float));
-        if ((st = ds_graph_forward_to(n->g, n->output)))
-            break;
-        memcpy(y->data + i * fo, o->data, (size_t)(b * fo) * sizeof(float));
-    }
+    for (int64_t i = 0; i < N && !st; i += batch)
+        st = collect_batch(n, d, i, N - i < batch ? N - i : batch, count, nodes, out);
     ds_graph_set_mode(n->g, mode);
-    if (st) {
-        ds_tensor_free(y);
-        return st;
+    for (int k = 0; k < count && st; k++) {
+        ds_tensor_free(out[k]);
+        out[k] = NULL;
     }
-    *out = y;
+    return st;
+}
+
+ds_status ds_net_predict_feed(ds_net *n, const ds_feed *f, int64_t batch, ds_tensor **out)
+{
+    for (int k = 0; k < n->n_outputs; k++)
+        out[k] = NULL;
+    dsi_bound d;
+    ds_status st = ds_net_check_feed(n, f);
+    if (st || (st = dsi_feed_bind(n, f, &d)))
+        return st;
+    ds_node *nodes[DS_FEED_MAX];
+    for (int k = 0; k < n->n_outputs; k++)
+        nodes[k] = n->outputs[k].node;
+    return dsi_net_collect(n, &d, batch, n->n_outputs, nodes, out);
+}
+
+ds_status ds_net_predict(ds_net *n, const ds_tensor *x, int64_t batch, ds_tensor **out)
+{
+    ds_tensor *all[DS_FEED_MAX];
+    ds_feed f;
+    *out = NULL;
+    dsi_feed_single(&f, x, "data", NULL, NULL);
+    ds_status st = ds_net_predict_feed(n, &f, batch, all);
+    if (st)
+        return st;
+    for (int k = 1; k < n->n_outputs; k++)
+        ds_tensor_free(all[k]);
+    *out = all[0];
     return DS_OK;
 }
 
 /* Running metric of a batch: correct predictions (classifiers) or squared error sum. */
 void dsi_net_batch_metric(const ds_net *n, int64_t b, double *num, double *den)
 {
-    const ds_node *o = n->output, *t = n->target;
-    if (!t)
+    if (!n->n_targets)
         return;
-    const float *p = o->data, *y = t->data;
-    if (n->target_loss == DSI_LOSS_CCE) {
+    const dsi_net_target *t = &n->targets[0];
+    const ds_node *o = t->pred;
+    const float *p = o->data, *y = t->target->data;
+    if (t->kind == DSI_LOSS_CCE) {
         int64_t K = o->shape[1], inner = o->numel / (o->shape[0] * K);
         for (int64_t i = 0; i < b; i++)
             for (int64_t s = 0; s < inner; s++) {
@@ -324,7 +396,7 @@ void dsi_net_batch_metric(const ds_net *n, int64_t b, double *num, double *den)
                 for (int64_t k = 1; k < K; k++)
                     if (p[(i * K + k) * inner + s] > p[(i * K + best) * inner + s])
                         best = k;
-                if (n->labels == DS_LABELS_INDEX) {
+                if (t->labels == DS_LABELS_INDEX) {
                     lab = (int64_t)y[i * inner + s];
                 } else {
                     for (int64_t k = 1; k < K; k++)
@@ -334,15 +406,15 @@ void dsi_net_batch_metric(const ds_net *n, int64_t b, double *num, double *den)
                 *num += best == lab;
                 *den += 1;
             }
-    } else if (n->target_loss == DSI_LOSS_BCE) {
+    } else if (t->kind == DSI_LOSS_BCE) {
         for (int64_t i = 0; i < o->numel / o->shape[0] * b; i++) {
-            *num += (p[i] > (n->output_logits ? 0.0f : 0.5f)) == (y[i] > 0.5f);
+            *num += (p[i] > (t->output_logits ? 0.0f : 0.5f)) == (y[i] > 0.5f);
             *den += 1;
         }
-    } else if (n->target_loss == DSI_LOSS_MSE || n->target_loss == DSI_LOSS_MAE) {
+    } else if (t->kind == DSI_LOSS_MSE || t->kind == DSI_LOSS_MAE) {
         for (int64_t i = 0; i < o->numel / o->shape[0] * b; i++) {
-            double d = (double)p[i] - y[i];
-            *num += d * d;
+            double e = (double)p[i] - y[i];
+            *num += e * e;
             *den += 1;
         }
     }
@@ -350,27 +422,30 @@ void dsi_net_batch_metric(const ds_net *n, int64_t b, double *num, double *den)
 
 double dsi_net_metric_value(const ds_net *n, double num, double den)
 {
-    if (den <= 0)
+    if (den <= 0 || !n->n_targets)
         return NAN;
-    if (n->target_loss == DSI_LOSS_MSE || n->target_loss == DSI_LOSS_MAE)
+    dsi_loss_kind k = n->targets[0].kind;
+    if (k == DSI_LOSS_MSE || k == DSI_LOSS_MAE)
         return sqrt(num / den);
     return num / den;
 }
 
 const char *dsi_net_metric_name(const ds_net *n)
 {
-    if (n->target_loss == DSI_LOSS_CCE || n->target_loss == DSI_LOSS_BCE)
+    dsi_loss_kind k = n->n_targets ? n->targets[0].kind : DSI_LOSS_NONE;
+    if (k == DSI_LOSS_CCE || k == DSI_LOSS_BCE)
         return "acc";
-    if (n->target_loss == DSI_LOSS_MSE || n->target_loss == DSI_LOSS_MAE)
+    if (k == DSI_LOSS_MSE || k == DSI_LOSS_MAE)
         return "rmse";
     return NULL;
 }
 
-/* Loss and metric over a data set in inference mode (the graph's mode is restored). */
-ds_status dsi_net_evaluate_set(ds_net *n, const ds_tensor *x, const ds_tensor *y, int64_t batch,
-                              double *loss, double *metric)
+/* Loss and metric over a bound data set with labels for every target, in inference mode
+ * (the graph's mode is restored). */
+ds_status dsi_net_evaluate_set(ds_net *n, const dsi_bound *d, int64_t batch, double *loss,
+                               double *metric)
 {
-    int64_t N = x->shape[0];
+    int64_t N = d->n;
     ds_status st = DS_OK;
     double sum = 0, num = 0, den = 0;
     int mode = ds_graph_mode(n->g);
@@ -379,8 +454,7 @@ ds_status dsi_net_evaluate_set(ds_net *n, const ds_tensor *x, const ds_tensor *y
         int64_t b = N - i < batch ? N - i : batch;
         if ((st = ds_graph_set_batch(n->g, b)) || (st = ds_graph_plan(n->g)))
             break;
-        dsi_gather(x, NULL, i, b, n->input->data);
-        dsi_gather(y, NULL, i, b, n->target->data);
+        dsi_bound_gather(n, d, NULL, i, b, true);
         if ((st = ds_graph_forward(n->g)))
             break;
         sum += (double)n->loss->data[0] * (double)b;
@@ -393,54 +467,85 @@ ds_status dsi_net_evaluate_set(ds_net *n, const ds_tensor *x, const ds_tensor *y
     return st;
 }
 
+ds_status ds_net_loss_value_feed(ds_net *n, const ds_feed *f, int64_t batch, double *loss)
+{
+    if (!n->loss)
+        return dsi_fail(DS_ERR_STATE, "%s: the model has no loss line", n->path);
+    dsi_bound d;
+    ds_status st = ds_net_check_feed(n, f);
+    if (st || (st = dsi_feed_bind(n, f, &d)) || (st = dsi_require_labels(n, &d, d.first)))
+        return st;
+    return dsi_net_evaluate_set(n, &d, batch < 1 ? 256 : batch, loss, NULL);
+}
+
 ds_status ds_net_loss_value(ds_net *n, const ds_tensor *x, const ds_tensor *y, int64_t batch,
                             double *loss)
 {
-    if (!n->loss)
-        return dsi_fail(DS_ERR_STATE, "%s: the model has no loss line", n->path);
-    ds_status st = ds_net_check_data(n, x, "data", y, "labels");
-    if (st)
-        return st;
-    if (batch < 1)
-        batch = 256;
-    return dsi_net_evaluate_set(n, x, y, batch, loss, NULL);
+    ds_feed f;
+    dsi_feed_single(&f, x, "data", y, "labels");
+    return ds_net_loss_value_feed(n, &f, batch, loss);
 }
 
 /* ---- gradients of one batch ---- */
-ds_status ds_net_grad(ds_net *n, const ds_tensor *x, const ds_tensor *y, int eval_bn,
-                      ds_tensor_set *s)
+/* "what" for one node of its kind, else "what.<name>". */
+static ds_status add_named(ds_tensor_set *s, const char *what, int count, const char *name,
+                           const ds_node *node, const float *v)
 {
-    if (!n->loss)
-        return dsi_fail(DS_ERR_STATE, "%s: the model has no loss line", n->path);
-    if (n->target && !y)
-        return dsi_fail(DS_ERR_ARG, "%s: the loss needs labels", n->path);
-    ds_status st = ds_net_check_data(n, x, "data", n->target ? y : NULL, "labels");
-    if (st)
-        return st;
-    ds_graph *g = n->g;
-    if ((st = ds_node_requires_grad(n->input, 1)) || (st = ds_graph_set_batch(g, x->shape[0])) ||
-        (st = ds_graph_plan(g)))
-        return st;
-    ds_graph_set_mode(g, eval_bn ? DS_MODE_EVAL : DS_BN_BATCH);
-    memcpy(n->input->data, x->data, (size_t)x->numel * sizeof(float));
-    if (n->target)
-        memcpy(n->target->data, y->data, (size_t)y->numel * sizeof(float));
-    ds_model_zero_grad(n->m);
-    if ((st = ds_graph_forward(g)) || (st = ds_graph_backward(g, n->loss)))
-        goto done;
-    ds_node *o = n->output, *in = n->input;
-    if ((st = ds_tensor_set_add(s, "loss", 0, NULL, n->loss->data)) ||
-        (st = ds_tensor_set_add(s, "output", o->ndim, o->shape, o->data)) ||
-        (st = ds_tensor_set_add(s, "input", in->ndim, in->shape, in->grad)))
-        goto done;
+    char key[DS_NAME_MAX + 16];
+    snprintf(key, sizeof key, count == 1 ? "%s" : "%s.%s", what, name);
+    return ds_tensor_set_add(s, key, node->ndim, node->shape, v);
+}
+
+static ds_status grad_to_set(const ds_net *n, ds_tensor_set *s)
+{
+    ds_status st = ds_tensor_set_add(s, "loss", 0, NULL, n->loss->data);
+    for (int i = 0; !st && i < n->n_outputs; i++)
+        st = add_named(s, "output", n->n_outputs, n->outputs[i].name, n->outputs[i].node,
+                       n->outputs[i].node->data);
+    for (int i = 0; !st && i < n->n_inputs; i++)
+        st = add_named(s, "input", n->n_inputs, n->inputs[i].name, n->inputs[i].node,
+                       n->inputs[i].node->grad);
     for (int i = 0; i < ds_model_param_count(n->m) && !st; i++) {
         ds_param *p = ds_model_param(n->m, i);
         if (ds_param_trainable(p))
             st = ds_tensor_set_add(s, ds_param_name(p), ds_param_ndim(p), ds_param_shape(p),
                                    ds_param_grad(p));
     }
+    return st;
+}
+
+ds_status ds_net_grad_feed(ds_net *n, const ds_feed *f, int eval_bn, ds_tensor_set *s)
+{
+    if (!n->loss)
+        return dsi_fail(DS_ERR_STATE, "%s: the model has no loss line", n->path);
+    dsi_bound d;
+    ds_status st = ds_net_check_feed(n, f);
+    if (st || (st = dsi_feed_bind(n, f, &d)))
+        return st;
+    if (d.n_labels < n->n_targets)
+        return dsi_require_labels(n, &d, n->path);
+    ds_graph *g = n->g;
+    for (int i = 0; i < n->n_inputs && !st; i++)
+        st = ds_node_requires_grad(n->inputs[i].node, 1);
+    if (st || (st = ds_graph_set_batch(g, d.n)) || (st = ds_graph_plan(g)))
+        goto done;
+    ds_graph_set_mode(g, eval_bn ? DS_MODE_EVAL : DS_BN_BATCH);
+    dsi_bound_gather(n, &d, NULL, 0, d.n, true);
+    ds_model_zero_grad(n->m);
+    if (!(st = ds_graph_forward(g)) && !(st = ds_graph_backward(g, n->loss)))
+        st = grad_to_set(n, s);
 done:
-    ds_node_requires_grad(n->input, 0);
+    for (int i = 0; i < n->n_inputs; i++)
+        ds_node_requires_grad(n->inputs[i].node, 0);
     ds_graph_set_mode(g, DS_MODE_EVAL);
     return st;
+}
+
+ds_status ds_net_grad(ds_net *n, const ds_tensor *x, const ds_tensor *y, int eval_bn,
+                      ds_tensor_set *s)
+{
+    ds_feed f;
+    /* labels for a model whose losses read none are ignored */
+    dsi_feed_single(&f, x, "data", n->n_targets ? y : NULL, "labels");
+    return ds_net_grad_feed(n, &f, eval_bn, s);
 }

@@ -1,4 +1,5 @@
-/* net.h - the ds_net structure shared by the model-file builder, training and evaluation. */
+/* net.h - the ds_net structure shared by the model-file builder, feeds, the trainer,
+ * training and evaluation. */
 #ifndef DS_NET_H
 #define DS_NET_H
 
@@ -9,33 +10,87 @@ typedef enum {
     DSI_LOSS_GAUSS_NLL, DSI_LOSS_KL,
 } dsi_loss_kind;
 
-struct ds_net {
-    ds_model *m;
-    ds_graph *g;
-    ds_node *input, *output, *target, *loss;
-    dsi_loss_kind target_loss;   /* the loss that reads the labels */
-    ds_label_mode labels;
-    int64_t classes;             /* classifiers: number of classes (2 for binary) */
-    bool output_logits;          /* the output is logits (from_logits=true), not probabilities */
-    ds_optim_opts optim;
-    char path[512];
-    /* preprocessing */
+/* A data input with its preprocessing (stored with the weights). */
+typedef struct {
+    char name[DS_NAME_MAX];
+    ds_node *node;
     ds_scale_kind scale;
     float scale_a;
     ds_tensor *mean, *std;       /* DS_SCALE_STANDARDIZE: per-feature statistics */
+} dsi_net_input;
+
+/* A loss that reads labels: its labels input and the prediction they are compared with. */
+typedef struct {
+    char name[DS_NAME_MAX];      /* the loss's name: the key of its labels in a feed */
+    ds_node *target;             /* the labels input */
+    ds_node *pred;               /* the prediction (logits if from_logits) */
+    dsi_loss_kind kind;
+    ds_label_mode labels;
+    int64_t classes;             /* classifiers: number of classes (2 for binary) */
+    bool output_logits;          /* pred is logits (from_logits=true), not probabilities */
+} dsi_net_target;
+
+typedef struct {
+    char name[DS_NAME_MAX];
+    ds_node *node;
+} dsi_net_output;
+
+struct ds_net {
+    ds_model *m;
+    ds_graph *g;
+    dsi_net_input inputs[DS_FEED_MAX];
+    dsi_net_output outputs[DS_FEED_MAX];
+    dsi_net_target targets[DS_FEED_MAX];
+    int n_inputs, n_outputs, n_targets;
+    ds_node *loss;               /* the weighted sum of the loss lines, or NULL */
+    int reductions;              /* bit DS_REDUCE_MEAN / DS_REDUCE_SUM set per loss line */
+    ds_optim_opts optim;
+    char path[512];
 };
 
+/* A feed bound to a net: each input's and each target's tensor (NULL if not fed), the
+ * names of their sources for messages, and the common sample count. */
+typedef struct {
+    const ds_tensor *x[DS_FEED_MAX], *y[DS_FEED_MAX];
+    const char *xname[DS_FEED_MAX], *yname[DS_FEED_MAX];
+    int64_t n;
+    const char *first;           /* the source that set n */
+    int n_labels;                /* targets with labels */
+} dsi_bound;
 
+/* feed.c */
+/* Matches the feed's entries to the net's inputs and targets by name (NULL: the only one),
+ * checking the names, that every input is fed and that sample counts agree. Labels are
+ * optional here; the data themselves are not checked (ds_net_check_feed does). */
+ds_status dsi_feed_bind(const ds_net *n, const ds_feed *f, dsi_bound *b);
+/* Copies the rows [i0, i0+b) (or rows idx[i0..]) of every bound input, and of every bound
+ * target if labels, into the graph's input nodes. */
+void dsi_bound_gather(const ds_net *n, const dsi_bound *d, const int64_t *idx, int64_t i0,
+                      int64_t b, bool labels);
+/* A one-tensor feed: x for the only input, y (may be NULL) for the only labelled loss. */
+void dsi_feed_single(ds_feed *f, const ds_tensor *x, const char *xname, const ds_tensor *y,
+                     const char *yname);
+/* Fails naming the targets without labels in d (what: "training", "validation", ...). */
+ds_status dsi_require_labels(const ds_net *n, const dsi_bound *d, const char *what);
+int dsi_net_find_input(const ds_net *n, const char *name);     /* index or -1 */
+int dsi_net_find_target(const ds_net *n, const char *name);    /* index or -1 */
 
 /* net.c */
+/* Sets the graph's batch size when it changes, and plans. */
+ds_status dsi_net_use_batch(ds_graph *g, int64_t b);
 ds_status dsi_net_to_set(const ds_net *n, ds_tensor_set *s);
 ds_status dsi_net_from_set(ds_net *n, const ds_tensor_set *s, const char *what);
-/* Adds a batch's correct predictions (classifiers) or squared errors (regression) to
- * num and the count to den; metric_value turns them into accuracy or RMSE (NAN if none). */
+/* Adds a batch's correct predictions (classifiers) or squared errors (regression) of the
+ * first labelled loss to num and the count to den; metric_value turns them into accuracy
+ * or RMSE (NAN if none). */
 void dsi_net_batch_metric(const ds_net *n, int64_t b, double *num, double *den);
 double dsi_net_metric_value(const ds_net *n, double num, double den);
 const char *dsi_net_metric_name(const ds_net *n);   /* "acc", "rmse" or NULL */
-ds_status dsi_net_evaluate_set(ds_net *n, const ds_tensor *x, const ds_tensor *y, int64_t batch,
-                               double *loss, double *metric);
+/* Values of the kept nodes for every sample of d (inputs only), in inference mode (MC
+ * dropout if the graph's mode has dropout on), batch by batch: out[k] for nodes[k]. */
+ds_status dsi_net_collect(ds_net *n, const dsi_bound *d, int64_t batch, int count,
+                          ds_node *const *nodes, ds_tensor **out);
+ds_status dsi_net_evaluate_set(ds_net *n, const dsi_bound *d, int64_t batch, double *loss,
+                               double *metric);
 void dsi_gather(const ds_tensor *t, const int64_t *idx, int64_t i0, int64_t b, float *dst);
 #endif
