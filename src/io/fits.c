@@ -169,25 +169,67 @@ static void close_in(fits_in *in)
     memset(in, 0, sizeof *in);
 }
 
-/* Refuses an HDU that announces more bytes than the file holds, before allocating: the
- * bytes read after its data start (0 for a tile-compressed image, stored as a table), and
- * its whole data region. cfitsio takes a memory file's last HDU to be as long as its header
- * says and reads whole records up to that end; the bytes in memory are zero-padded to a
- * whole record (open_in) and must reach it. */
-static ds_status check_size(fitsfile *f, const char *path, int64_t size, int hdu,
-                            uint64_t bytes)
+/* The bytes of data the current HDU's header announces, by the standard's formula:
+ * |BITPIX|/8 x GCOUNT x (PCOUNT + NAXIS1 x ... x NAXISn), NAXIS1 left out when it is 0
+ * with GROUPS = T (random groups). Read from the raw header, so a tile-compressed image (a
+ * table) counts its rows and its heap. */
+static ds_status data_bytes(fitsfile *f, const char *path, int hdu, uint64_t *bytes)
+{
+    int status = 0;
+    LONGLONG bitpix = 0, naxis = 0, pcount = 0, gcount = 1, n = 1;
+    fits_read_key_lnglng(f, "BITPIX", &bitpix, NULL, &status);
+    fits_read_key_lnglng(f, "NAXIS", &naxis, NULL, &status);
+    if (status)
+        return fits_fail(DS_ERR_FORMAT, path, status, "reading BITPIX and NAXIS");
+    if (fits_read_key_lnglng(f, "PCOUNT", &pcount, NULL, &status) == KEY_NO_EXIST)
+        status = 0;
+    if (fits_read_key_lnglng(f, "GCOUNT", &gcount, NULL, &status) == KEY_NO_EXIST)
+        status = 0;
+    int groups = 0, gst = 0;
+    if (fits_read_key(f, TLOGICAL, "GROUPS", &groups, NULL, &gst))
+        groups = 0;   /* absent or not a logical: no random groups */
+    fits_clear_errmsg();
+    const LONGLONG lim = 1LL << 50;
+    bool bad = status || naxis < 0 || naxis > 999 || pcount < 0 || pcount > lim || gcount < 0 ||
+               gcount > lim || (bitpix != 8 && bitpix != 16 && bitpix != 32 && bitpix != 64 &&
+                                bitpix != -32 && bitpix != -64);
+    for (int i = 1; !bad && naxis && i <= naxis; i++) {
+        char key[16];
+        LONGLONG a = 0;
+        snprintf(key, sizeof key, "NAXIS%d", i);
+        bad = fits_read_key_lnglng(f, key, &a, NULL, &status) || a < 0 ||
+              (a && n > lim / a);
+        if (!bad && !(i == 1 && a == 0 && groups))
+            n *= a;
+    }
+    fits_clear_errmsg();
+    if (!bad && naxis == 0)
+        n = 0, pcount = 0;
+    if (bad || n + pcount > lim || (gcount && n + pcount > lim / gcount))
+        return dsi_fail(DS_ERR_FORMAT, "%s: HDU %d: BITPIX, NAXIS, NAXISn, PCOUNT or GCOUNT is "
+                        "missing or invalid", path, hdu);
+    *bytes = (uint64_t)((n + pcount) * gcount) * (uint64_t)(bitpix < 0 ? -bitpix : bitpix) / 8;
+    return DS_OK;
+}
+
+/* Refuses an HDU whose data the file does not hold in full, before allocating. cfitsio reads
+ * whole records: in memory the data is zero-padded to a whole record (open_in), and cfitsio
+ * takes a memory file's last HDU to be as long as its header says, so this check is also
+ * what keeps every read within the bytes. */
+static ds_status check_size(fitsfile *f, const char *path, int64_t size, int hdu)
 {
     int status = 0;
     LONGLONG hs, ds, de;
+    uint64_t bytes;
     if (fits_get_hduaddrll(f, &hs, &ds, &de, &status))
         return fits_fail(DS_ERR_FORMAT, path, status, "reading the HDU addresses");
+    ds_status st = data_bytes(f, path, hdu, &bytes);
+    if (st != DS_OK)
+        return st;
     if ((uint64_t)ds + bytes > (uint64_t)size)
         return dsi_fail(DS_ERR_FORMAT, "%s: HDU %d is truncated: its data needs %llu bytes "
                         "after offset %lld, the file has %lld bytes", path, hdu,
                         (unsigned long long)bytes, (long long)ds, (long long)size);
-    if ((uint64_t)de > (uint64_t)whole_records((size_t)size))
-        return dsi_fail(DS_ERR_FORMAT, "%s: HDU %d is truncated: its data runs to byte %lld, "
-                        "the file has %lld bytes", path, hdu, (long long)de, (long long)size);
     return DS_OK;
 }
 
@@ -254,9 +296,7 @@ static ds_status read_image(fitsfile *f, const char *path, int64_t size, int hdu
         return dsi_fail(DS_ERR_FORMAT, "%s: HDU %d: bad image size %s (negative, or more than "
                         "2^40 pixels)", path, hdu, dsi_shape_str(naxis, shape));
     numel = (uint64_t)count;
-    int compressed = fits_is_compressed_image(f, &status);
-    ds_status st = check_size(f, path, size, hdu,
-                              compressed ? 0 : numel * (uint64_t)abs(bitpix) / 8);
+    ds_status st = check_size(f, path, size, hdu);
     if (st != DS_OK)
         return st;
     ds_tensor *t = ds_tensor_create(naxis, shape);
@@ -397,7 +437,7 @@ static ds_status read_table(fitsfile *f, const char *path, int64_t size, int hdu
                       path, hdu, (long long)nrows, (long long)rowlen);
         goto done;
     }
-    if ((st = check_size(f, path, size, hdu, (uint64_t)nrows * (uint64_t)rowlen)) != DS_OK)
+    if ((st = check_size(f, path, size, hdu)) != DS_OK)
         goto done;
     if (!(t = ds_tensor_create(2, (int64_t[]){nrows, nsel}))) {
         st = DS_ERR_NOMEM;
