@@ -136,7 +136,8 @@ static int same_set(const ds_tensor_set *a, const ds_tensor_set *b)
     if (ds_tensor_set_count(a) != ds_tensor_set_count(b))
         return 0;
     for (int i = 0; i < ds_tensor_set_count(a); i++)
-        if (!ds_tensor_set_name(a, i) || strcmp(ds_tensor_set_name(a, i), ds_tensor_set_name(b, i)) ||
+        if (!ds_tensor_set_name(a, i) ||
+            strcmp(ds_tensor_set_name(a, i), ds_tensor_set_name(b, i)) ||
             !same_tensor(ds_tensor_set_at(a, i), ds_tensor_set_at(b, i)))
             return 0;
     const char *fa = ds_tensor_set_meta_get(a, "format"), *fb = ds_tensor_set_meta_get(b, "format");
@@ -161,7 +162,8 @@ int fuzz_safetensors(const uint8_t *data, size_t size)
         void *buf = NULL;
         size_t len = 0;
         ds_status st = ds_safetensors_save_mem(s, &buf, &len);
-        if (st == DS_OK && (ds_safetensors_load_mem(buf, len, path, &r) != DS_OK || !same_set(s, r)))
+        if (st == DS_OK &&
+            (ds_safetensors_load_mem(buf, len, path, &r) != DS_OK || !same_set(s, r)))
             mismatch("ds_safetensors_save_mem then ds_safetensors_load_mem changed the set", path);
         if (st != DS_OK && st != DS_ERR_NOMEM)
             mismatch("ds_safetensors_save_mem failed", path);
@@ -180,8 +182,8 @@ int fuzz_idx(const uint8_t *data, size_t size)
         return 0;
     /* bit 0: a gzip name (zlib reads plain bytes through it too) */
     bool gz = data[0] & 1;
-    load_array(data + 1, size - 1, fuzz_file(data + 1, size - 1, gz ? "-idx3-ubyte.gz" : "-idx3-ubyte"),
-               gz ? "idx.gz" : "idx", NULL, 0);
+    const char *path = fuzz_file(data + 1, size - 1, gz ? "-idx3-ubyte.gz" : "-idx3-ubyte");
+    load_array(data + 1, size - 1, path, gz ? "idx.gz" : "idx", NULL, 0);
     return 0;
 }
 

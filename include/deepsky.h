@@ -157,7 +157,8 @@ typedef struct {
  * through cfitsio); .csv; IDX (MNIST-style names such as train-images-idx3-ubyte, gzipped
  * or not). FITS images come as [NAXISn, ..., NAXIS1], i.e. samples x [channels x] H x W
  * with x = NAXIS1 the column index; tables and CSV as [rows, columns]; IDX as stored.
- * o may be NULL. Errors name the file, and the line/column/HDU where it applies. */
+ * o may be NULL. Errors name the file, and the line/column/HDU where it applies. The file
+ * is read whole (under ds_memory_limit()) and parsed as ds_array_load_mem parses bytes. */
 DS_API ds_status ds_array_load(const char *path, const ds_read_opts *o, ds_tensor **out);
 /* ds_array_load from a file's bytes in memory (buf, len, name: see "Loading from memory"
  * above). The format is format when given: a format name ("npy", "fits", "csv" or "idx"),

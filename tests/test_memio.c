@@ -224,7 +224,8 @@ TEST(memio_fixtures_match_files)
         ds_tensor_set *a = NULL, *b = NULL;
         if (ds_safetensors_load(path, &a) != DS_OK ||
             ds_safetensors_load_mem(bytes, n, path, &b) != DS_OK || !same_sets(a, b))
-            rc = snprintf(msg_, cap_, "%s: from memory differs (%s)", path, ds_last_error()) * 0 + 1;
+            rc = snprintf(msg_, cap_, "%s: from memory differs (%s)", path,
+                          ds_last_error()) * 0 + 1;
         ds_tensor_set_free(a);
         ds_tensor_set_free(b);
         free(bytes);
@@ -259,11 +260,13 @@ TEST(memio_npy_and_csv_match_files)
 {
     char dir[64];
     CHECK(make_dir(dir, sizeof dir) == 0);
-    ds_tensor *a = random_tensor(3, (int64_t[]){3, 4, 5}, 1), *t = random_tensor(2, (int64_t[]){6, 3}, 2);
+    ds_tensor *a = random_tensor(3, (int64_t[]){3, 4, 5}, 1);
+    ds_tensor *t = random_tensor(2, (int64_t[]){6, 3}, 2);
     ds_tensor_data(a)[7] = NAN;
     ds_tensor_data(t)[4] = -INFINITY;
     int rc = ds_array_save(a, in_dir(dir, "a.npy"), NULL) != DS_OK ||
-             ds_array_save(t, in_dir(dir, "t.csv"), (const char *[]){"x", "y, \"z\"", "w"}) != DS_OK ||
+             ds_array_save(t, in_dir(dir, "t.csv"),
+                           (const char *[]){"x", "y, \"z\"", "w"}) != DS_OK ||
              write_npy_be_fortran(in_dir(dir, "be.NPY")) ||
              write_text(in_dir(dir, "hand.csv"), "# notes\r\nid;\"na;me\";v\r\n1;\"a\nb\";2,5\r\n"
                         "\r\n2;c;-1e3\n3;;nan\n");
@@ -277,8 +280,10 @@ TEST(memio_npy_and_csv_match_files)
         rc = array_matches(in_dir(dir, "a.npy"), "npy", NULL, msg_, cap_) ||
              array_matches(in_dir(dir, "be.NPY"), "NPY", NULL, msg_, cap_) ||
              array_matches(in_dir(dir, "hand.csv"), "csv", NULL, msg_, cap_) ||
-             array_matches(in_dir(dir, "hand.csv"), "csv", &(ds_read_opts){.columns = "v"}, msg_, cap_) ||
-             array_matches(in_dir(dir, "a.npy"), "npy", &(ds_read_opts){.columns = "x"}, msg_, cap_) ||
+             array_matches(in_dir(dir, "hand.csv"), "csv", &(ds_read_opts){.columns = "v"}, msg_,
+                           cap_) ||
+             array_matches(in_dir(dir, "a.npy"), "npy", &(ds_read_opts){.columns = "x"}, msg_,
+                           cap_) ||
              array_matches(in_dir(dir, "t.csv"), "csv", &(ds_read_opts){.hdu = 2}, msg_, cap_) ||
              columns_match(in_dir(dir, "t.csv"), "csv", NULL, msg_, cap_) ||
              columns_match(in_dir(dir, "hand.csv"), ".CSV", NULL, msg_, cap_) ||
@@ -353,8 +358,8 @@ TEST(memio_idx_matches_files)
                 data[4 * i] = 0;
         for (int g = 0; g < 2 && !rc; g++) {
             const char *p = in_dir(dir, g ? "x-idx3-ubyte.gz" : "x-idx3-ubyte");
-            if (write_idx(p, types[c].type, 3, (int32_t[]){4, 3, 2}, data, 24 * (size_t)types[c].size,
-                          g, 1, NULL))
+            if (write_idx(p, types[c].type, 3, (int32_t[]){4, 3, 2}, data,
+                          24 * (size_t)types[c].size, g, 1, NULL))
                 rc = snprintf(msg_, cap_, "cannot write %s", p) * 0 + 1;
             else
                 rc = array_matches(p, g ? "idx.gz" : "idx", NULL, msg_, cap_);
@@ -504,7 +509,8 @@ static int cut_everywhere(const unsigned char *bytes, size_t n, size_t stop, con
             rc = snprintf(msg, cap, "%s cut at %zu: %s '%s'", name, len, ds_status_name(om.st),
                           om.msg) * 0 + 1;
         if (!rc && len % step == 0) {
-            outcome of = result(write_bytes(path, b, len) ? DS_ERR_IO : ds_array_load(path, NULL, &f));
+            outcome of = result(write_bytes(path, b, len) ? DS_ERR_IO
+                                                          : ds_array_load(path, NULL, &f));
             if (of.st != om.st || (of.st == DS_OK && !same_bits(f, t)))
                 rc = snprintf(msg, cap, "%s cut at %zu: file %s '%s', memory %s '%s'", name, len,
                               ds_status_name(of.st), of.msg, ds_status_name(om.st), om.msg) * 0 + 1;
@@ -757,7 +763,8 @@ TEST(memio_writers_match_files)
     if (!rc)
         rc = says(ds_safetensors_save_mem(s, NULL, &len), DS_ERR_ARG, msg_, cap_, "buf is NULL",
                   NULL) ||
-             says(ds_npy_save_mem(NULL, &buf, &len), DS_ERR_ARG, msg_, cap_, "tensor is NULL", NULL);
+             says(ds_npy_save_mem(NULL, &buf, &len), DS_ERR_ARG, msg_, cap_, "tensor is NULL",
+                  NULL);
     ds_tensor_set_add(s, "__metadata__", 1, (int64_t[]){1}, (float[]){1});
     if (!rc)
         rc = says(ds_safetensors_save_mem(s, &buf, &len), DS_ERR_ARG, msg_, cap_, "__metadata__",
