@@ -220,7 +220,7 @@ static ds_status check_size(fitsfile *f, const char *path, int64_t size, int hdu
 {
     int status = 0;
     LONGLONG hs, ds, de;
-    uint64_t bytes;
+    uint64_t bytes = 0;
     if (fits_get_hduaddrll(f, &hs, &ds, &de, &status))
         return fits_fail(DS_ERR_FORMAT, path, status, "reading the HDU addresses");
     ds_status st = data_bytes(f, path, hdu, &bytes);
