@@ -45,7 +45,7 @@ typedef struct {
 } fits_in;
 
 /* Whole 2880-byte records: what cfitsio reads at a time. */
-static size_t whole_records(size_t bytes)
+static uint64_t whole_records(uint64_t bytes)
 {
     return (bytes + 2879) / 2880 * 2880;
 }
@@ -93,15 +93,15 @@ static ds_status gunzip(const unsigned char *gzbuf, size_t gzlen, const char *pa
             break;   /* the end of the data */
     }
     dsi_gz_close(&gz);
-    unsigned char *nb = st == DS_OK && whole_records(n) > cap ? realloc(buf, whole_records(n))
-                                                              : buf;
+    size_t padded = (size_t)whole_records(n);
+    unsigned char *nb = st == DS_OK && padded > cap ? realloc(buf, padded) : buf;
     if (!nb)
         st = dsi_fail(DS_ERR_NOMEM, "%s: out of memory decompressing (%zu bytes)", path, n);
     if (st != DS_OK) {
         free(nb ? nb : buf);
         return st;
     }
-    memset(nb + n, 0, whole_records(n) - n);
+    memset(nb + n, 0, padded - n);
     in->own = nb;
     *len = n;
     return DS_OK;
@@ -110,7 +110,7 @@ static ds_status gunzip(const unsigned char *gzbuf, size_t gzlen, const char *pa
 /* A copy of buf zero-padded to whole records, in in->own. */
 static ds_status pad(const unsigned char *buf, size_t len, const char *path, fits_in *in)
 {
-    if (!(in->own = calloc(1, whole_records(len))))
+    if (!(in->own = calloc(1, (size_t)whole_records(len))))
         return dsi_fail(DS_ERR_NOMEM, "%s: out of memory (%zu bytes)", path, len);
     memcpy(in->own, buf, len);
     return DS_OK;
@@ -212,24 +212,22 @@ static ds_status data_bytes(fitsfile *f, const char *path, int hdu, uint64_t *by
     return DS_OK;
 }
 
-/* Refuses an HDU whose data the file does not hold in full, before allocating. cfitsio reads
- * whole records: in memory the data is zero-padded to a whole record (open_in), and cfitsio
- * takes a memory file's last HDU to be as long as its header says, so this check is also
- * what keeps every read within the bytes. */
-static ds_status check_size(fitsfile *f, const char *path, int64_t size, int hdu)
+/* Refuses an HDU that announces more data than the file holds, before allocating: the whole
+ * 2880-byte records holding the need bytes read after the data start must be present, as
+ * cfitsio's disk driver required. In memory this is also what keeps cfitsio's reads within
+ * the bytes: it takes a memory file's last HDU to be as long as its header says. */
+static ds_status check_size(fitsfile *f, const char *path, int64_t size, int hdu,
+                            uint64_t need)
 {
     int status = 0;
     LONGLONG hs, ds, de;
-    uint64_t bytes = 0;
     if (fits_get_hduaddrll(f, &hs, &ds, &de, &status))
         return fits_fail(DS_ERR_FORMAT, path, status, "reading the HDU addresses");
-    ds_status st = data_bytes(f, path, hdu, &bytes);
-    if (st != DS_OK)
-        return st;
-    if ((uint64_t)ds + bytes > (uint64_t)size)
+    if (whole_records((uint64_t)ds + need) > (uint64_t)size)
         return dsi_fail(DS_ERR_FORMAT, "%s: HDU %d is truncated: its data needs %llu bytes "
-                        "after offset %lld, the file has %lld bytes", path, hdu,
-                        (unsigned long long)bytes, (long long)ds, (long long)size);
+                        "after offset %lld (in whole 2880-byte records), the file has %lld "
+                        "bytes", path, hdu, (unsigned long long)need, (long long)ds,
+                        (long long)size);
     return DS_OK;
 }
 
@@ -296,7 +294,10 @@ static ds_status read_image(fitsfile *f, const char *path, int64_t size, int hdu
         return dsi_fail(DS_ERR_FORMAT, "%s: HDU %d: bad image size %s (negative, or more than "
                         "2^40 pixels)", path, hdu, dsi_shape_str(naxis, shape));
     numel = (uint64_t)count;
-    ds_status st = check_size(f, path, size, hdu);
+    uint64_t need = 0;   /* all the data announced: a compressed image's heap is read too */
+    ds_status st = data_bytes(f, path, hdu, &need);
+    if (st == DS_OK)
+        st = check_size(f, path, size, hdu, need);
     if (st != DS_OK)
         return st;
     ds_tensor *t = ds_tensor_create(naxis, shape);
@@ -437,7 +438,7 @@ static ds_status read_table(fitsfile *f, const char *path, int64_t size, int hdu
                       path, hdu, (long long)nrows, (long long)rowlen);
         goto done;
     }
-    if ((st = check_size(f, path, size, hdu)) != DS_OK)
+    if ((st = check_size(f, path, size, hdu, (uint64_t)nrows * (uint64_t)rowlen)) != DS_OK)
         goto done;
     if (!(t = ds_tensor_create(2, (int64_t[]){nrows, nsel}))) {
         st = DS_ERR_NOMEM;
