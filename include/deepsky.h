@@ -122,7 +122,8 @@ DS_API const char    *ds_tensor_set_meta_get(const ds_tensor_set *s, const char 
  * buf[0..len) instead, through the same parser, with the same checks and the same results.
  * buf holds a whole file, is only read, and may be freed once the call returns. name stands
  * for the file name in error messages ("<memory>" if NULL). The _save_mem writers return a
- * file's bytes in *buf (*len bytes), malloc'd: the caller releases them with free(). */
+ * file's bytes in *buf (*len bytes), malloc'd: the caller releases them with free(); on
+ * failure *buf is NULL. */
 
 /* safetensors (https://huggingface.co/docs/safetensors): F32 tensors are written; F32, F64,
  * F16, BF16 and integer tensors are read and converted to float32. Writes go to a temporary
