@@ -7,7 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Each returns 0 (libFuzzer's convention); a crash, leak or sanitizer report is the failure. */
+/* Each returns 0 (libFuzzer's convention); a crash, leak or sanitizer report is the failure.
+ * The readers' targets load each input from a file and from memory, and abort if the two
+ * disagree in status, message or tensor bits. */
 int fuzz_npy(const uint8_t *data, size_t size);
 int fuzz_safetensors(const uint8_t *data, size_t size);
 int fuzz_idx(const uint8_t *data, size_t size);

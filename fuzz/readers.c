@@ -1,14 +1,26 @@
 /* readers.c - fuzz targets for the data and weight readers: .npy, safetensors, IDX, CSV and
- * FITS, each through the public loader a user calls (ds_array_load, ds_safetensors_load).
- * Inputs are file bytes; for IDX, CSV and FITS the first byte picks reader options
- * (gzip or not, a column list, an HDU) so those paths are fuzzed too. Whatever loads is
- * checked for consistency: the tensor's shape matches its element count. */
+ * FITS, each through the public loaders a user calls, from a file (ds_array_load,
+ * ds_safetensors_load, ds_table_columns) and from the same bytes in memory (their _mem
+ * twins). Inputs are file bytes; for IDX, CSV and FITS the first byte picks reader options
+ * (gzip or not, a column list, an HDU) so those paths are fuzzed too. The file and the
+ * memory loader must agree exactly: status, message and every tensor bit. Whatever loads is
+ * checked for consistency (the shape matches the element count) and goes once through the
+ * memory writer and back, which must give the same bits. */
 #include "fuzz.h"
 
 #include "deepsky.h"
 
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Stops the run on a disagreement, saying what disagreed (libFuzzer keeps the input). */
+static void mismatch(const char *what, const char *path)
+{
+    fprintf(stderr, "fuzz: %s: %s\n", path, what);
+    abort();
+}
 
 static void check_tensor(ds_tensor *t)
 {
@@ -27,40 +39,139 @@ static void check_tensor(ds_tensor *t)
     (void)s;
 }
 
-static void load_array(const char *path, const char *columns, int hdu)
+/* Same shape and the same bits (NaN payloads included), or both NULL. */
+static int same_tensor(ds_tensor *a, ds_tensor *b)
+{
+    if (!a || !b)
+        return !a && !b;
+    int nd = ds_tensor_ndim(a);
+    return nd == ds_tensor_ndim(b) &&
+           !memcmp(ds_tensor_shape(a), ds_tensor_shape(b), (size_t)nd * sizeof(int64_t)) &&
+           !memcmp(ds_tensor_data(a), ds_tensor_data(b),
+                   (size_t)ds_tensor_numel(a) * sizeof(float));
+}
+
+/* The failure of the first loader, kept while the second runs. */
+typedef struct {
+    ds_status st;
+    char msg[600];
+} outcome;
+
+static void keep(outcome *o, ds_status st)
+{
+    o->st = st;
+    snprintf(o->msg, sizeof o->msg, "%s", st == DS_OK ? "" : ds_last_error());
+}
+
+/* Whether a second loader's status (and message, on failure) equals the kept one. */
+static int same_outcome(const outcome *o, ds_status st)
+{
+    return st == o->st && (st == DS_OK || !strcmp(o->msg, ds_last_error()));
+}
+
+/* A loaded array through ds_npy_save_mem and ds_npy_load_mem: the same bits. */
+static void npy_round_trip(ds_tensor *t, const char *path)
+{
+    void *buf = NULL;
+    size_t len = 0;
+    ds_tensor *r = NULL;
+    ds_status st = ds_npy_save_mem(t, &buf, &len);
+    if (st == DS_OK && (ds_npy_load_mem(buf, len, path, &r) != DS_OK || !same_tensor(t, r)))
+        mismatch("ds_npy_save_mem then ds_npy_load_mem changed the array", path);
+    if (st != DS_OK && st != DS_ERR_NOMEM)
+        mismatch("ds_npy_save_mem failed", path);
+    ds_tensor_free(r);
+    free(buf);
+}
+
+/* path holds data[0..size); format is what ds_array_load_mem is told. */
+static void load_array(const uint8_t *data, size_t size, const char *path, const char *format,
+                       const char *columns, int hdu)
 {
     if (!path)
         return;
     ds_read_opts o = {.columns = columns, .hdu = hdu};
-    ds_tensor *t = NULL;
-    if (ds_array_load(path, &o, &t) == DS_OK) {
+    ds_tensor *t = NULL, *m = NULL;
+    outcome file;
+    keep(&file, ds_array_load(path, &o, &t));
+    if (!same_outcome(&file, ds_array_load_mem(data, size, path, format, &o, &m)) ||
+        !same_tensor(t, m))
+        mismatch("ds_array_load and ds_array_load_mem disagree", path);
+    if (file.st == DS_OK) {
         check_tensor(t);
         ds_tensor_check_finite(t, path);
+        npy_round_trip(t, path);
     }
     ds_tensor_free(t);
+    ds_tensor_free(m);
+}
+
+/* ds_table_columns on the file and on its bytes in memory. */
+static void table_columns(const uint8_t *data, size_t size, const char *path, const char *format,
+                          int hdu)
+{
+    ds_read_opts o = {.hdu = hdu};
+    char *a = ds_table_columns(path, &o);
+    outcome file;
+    keep(&file, a ? DS_OK : DS_ERR_FORMAT);
+    char *b = ds_table_columns_mem(data, size, path, format, &o);
+    if (!same_outcome(&file, b ? DS_OK : DS_ERR_FORMAT) || (a && strcmp(a, b)))
+        mismatch("ds_table_columns and ds_table_columns_mem disagree", path);
+    free(a);
+    free(b);
 }
 
 int fuzz_npy(const uint8_t *data, size_t size)
 {
     fuzz_setup();
-    load_array(fuzz_file(data, size, ".npy"), NULL, 0);
+    load_array(data, size, fuzz_file(data, size, ".npy"), "npy", NULL, 0);
     return 0;
+}
+
+/* Same names, shapes, bits and "format" metadata, in the same order. */
+static int same_set(const ds_tensor_set *a, const ds_tensor_set *b)
+{
+    if (!a || !b)
+        return !a && !b;
+    if (ds_tensor_set_count(a) != ds_tensor_set_count(b))
+        return 0;
+    for (int i = 0; i < ds_tensor_set_count(a); i++)
+        if (!ds_tensor_set_name(a, i) ||
+            strcmp(ds_tensor_set_name(a, i), ds_tensor_set_name(b, i)) ||
+            !same_tensor(ds_tensor_set_at(a, i), ds_tensor_set_at(b, i)))
+            return 0;
+    const char *fa = ds_tensor_set_meta_get(a, "format"), *fb = ds_tensor_set_meta_get(b, "format");
+    return fa ? fb && !strcmp(fa, fb) : !fb;
 }
 
 int fuzz_safetensors(const uint8_t *data, size_t size)
 {
     fuzz_setup();
     const char *path = fuzz_file(data, size, ".safetensors");
-    ds_tensor_set *s = NULL;
-    if (path && ds_safetensors_load(path, &s) == DS_OK) {
-        for (int i = 0; i < ds_tensor_set_count(s); i++) {
-            if (!ds_tensor_set_name(s, i))
-                abort();
+    if (!path)
+        return 0;
+    ds_tensor_set *s = NULL, *m = NULL, *r = NULL;
+    outcome file;
+    keep(&file, ds_safetensors_load(path, &s));
+    if (!same_outcome(&file, ds_safetensors_load_mem(data, size, path, &m)) || !same_set(s, m))
+        mismatch("ds_safetensors_load and ds_safetensors_load_mem disagree", path);
+    if (file.st == DS_OK) {
+        for (int i = 0; i < ds_tensor_set_count(s); i++)
             check_tensor(ds_tensor_set_at(s, i));
-        }
-        ds_tensor_set_meta_get(s, "format");
+        /* what loads can be written (names and metadata are valid UTF-8) and read back */
+        void *buf = NULL;
+        size_t len = 0;
+        ds_status st = ds_safetensors_save_mem(s, &buf, &len);
+        if (st == DS_OK &&
+            (ds_safetensors_load_mem(buf, len, path, &r) != DS_OK || !same_set(s, r)))
+            mismatch("ds_safetensors_save_mem then ds_safetensors_load_mem changed the set", path);
+        if (st != DS_OK && st != DS_ERR_NOMEM)
+            mismatch("ds_safetensors_save_mem failed", path);
+        free(buf);
     }
     ds_tensor_set_free(s);
+    ds_tensor_set_free(m);
+    ds_tensor_set_free(r);
     return 0;
 }
 
@@ -70,8 +181,9 @@ int fuzz_idx(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     /* bit 0: a gzip name (zlib reads plain bytes through it too) */
-    load_array(fuzz_file(data + 1, size - 1, data[0] & 1 ? "-idx3-ubyte.gz" : "-idx3-ubyte"),
-               NULL, 0);
+    bool gz = data[0] & 1;
+    const char *path = fuzz_file(data + 1, size - 1, gz ? "-idx3-ubyte.gz" : "-idx3-ubyte");
+    load_array(data + 1, size - 1, path, gz ? "idx.gz" : "idx", NULL, 0);
     return 0;
 }
 
@@ -83,11 +195,9 @@ int fuzz_csv(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     const char *path = fuzz_file(data + 1, size - 1, ".csv");
-    load_array(path, column_lists[data[0] & 7], 0);
-    if (path && data[0] & 8) {
-        ds_read_opts o = {0};
-        free(ds_table_columns(path, &o));
-    }
+    load_array(data + 1, size - 1, path, "csv", column_lists[data[0] & 7], 0);
+    if (path && data[0] & 8)
+        table_columns(data + 1, size - 1, path, "CSV", 0);
     return 0;
 }
 
@@ -98,11 +208,10 @@ int fuzz_fits(const uint8_t *data, size_t size)
         return 0;
     /* bits 0-2: a column list; bits 3-4: HDU 0 (first with data) to 3; bit 5: gzip name */
     int hdu = (data[0] >> 3) & 3;
-    const char *path = fuzz_file(data + 1, size - 1, data[0] & 32 ? ".fits.gz" : ".fits");
-    load_array(path, column_lists[data[0] & 7], hdu);
-    if (path && data[0] & 64) {
-        ds_read_opts o = {.hdu = hdu};
-        free(ds_table_columns(path, &o));
-    }
+    bool gz = data[0] & 32;
+    const char *path = fuzz_file(data + 1, size - 1, gz ? ".fits.gz" : ".fits");
+    load_array(data + 1, size - 1, path, gz ? ".fits.gz" : "fits", column_lists[data[0] & 7], hdu);
+    if (path && data[0] & 64)
+        table_columns(data + 1, size - 1, path, gz ? "x.FIT.gz" : "fts", hdu);
     return 0;
 }

@@ -133,11 +133,21 @@ DS_API ds_tensor     *ds_tensor_set_get(const ds_tensor_set *s, const char *name
 DS_API ds_status      ds_tensor_set_meta_set(ds_tensor_set *s, const char *key, const char *value);
 DS_API const char    *ds_tensor_set_meta_get(const ds_tensor_set *s, const char *key);
 
+/* Loading from memory: every loader of a file has a _mem twin that reads the same bytes from
+ * buf[0..len) instead, through the same parser, with the same checks and the same results.
+ * buf holds a whole file, is only read, and may be freed once the call returns. name stands
+ * for the file name in error messages ("<memory>" if NULL). The _save_mem writers return a
+ * file's bytes in *buf (*len bytes), malloc'd: the caller releases them with free(); on
+ * failure *buf is NULL. */
+
 /* safetensors (https://huggingface.co/docs/safetensors): F32 tensors are written; F32, F64,
  * F16, BF16 and integer tensors are read and converted to float32. Writes go to a temporary
  * file renamed into place, so a crash never leaves a half-written file. */
 DS_API ds_status ds_safetensors_save(const ds_tensor_set *s, const char *path);
 DS_API ds_status ds_safetensors_load(const char *path, ds_tensor_set **out);
+DS_API ds_status ds_safetensors_load_mem(const void *buf, size_t len, const char *name,
+                                         ds_tensor_set **out);
+DS_API ds_status ds_safetensors_save_mem(const ds_tensor_set *s, void **buf, size_t *len);
 
 /* NumPy .npy (format versions 1.0-3.0): float32, float64, uint8, int8, int16, int32, int64
  * and bool arrays, little- or big-endian, C or Fortran order, are read and converted to
@@ -145,6 +155,8 @@ DS_API ds_status ds_safetensors_load(const char *path, ds_tensor_set **out);
  * (version 1.0) through a temporary file renamed into place. */
 DS_API ds_status ds_npy_load(const char *path, ds_tensor **out);
 DS_API ds_status ds_npy_save(const ds_tensor *t, const char *path);
+DS_API ds_status ds_npy_load_mem(const void *buf, size_t len, const char *name, ds_tensor **out);
+DS_API ds_status ds_npy_save_mem(const ds_tensor *t, void **buf, size_t *len);
 
 /* ------------------------------------------------------------------------------------------
  * Data files: arrays in NumPy, FITS, CSV and IDX files, read into float32 tensors.
@@ -161,8 +173,17 @@ typedef struct {
  * through cfitsio); .csv; IDX (MNIST-style names such as train-images-idx3-ubyte, gzipped
  * or not). FITS images come as [NAXISn, ..., NAXIS1], i.e. samples x [channels x] H x W
  * with x = NAXIS1 the column index; tables and CSV as [rows, columns]; IDX as stored.
- * o may be NULL. Errors name the file, and the line/column/HDU where it applies. */
+ * o may be NULL. Errors name the file, and the line/column/HDU where it applies. The file
+ * is read whole (under ds_memory_limit()) and parsed as ds_array_load_mem parses bytes. */
 DS_API ds_status ds_array_load(const char *path, const ds_read_opts *o, ds_tensor **out);
+/* ds_array_load from a file's bytes in memory (buf, len, name: see "Loading from memory"
+ * above). The format is format when given: a format name ("npy", "fits", "csv" or "idx"),
+ * an extension (".fits.gz") or a file name, matched as file names are (any case); with
+ * format NULL it comes from name's extension, and with neither the call fails (DS_ERR_ARG).
+ * FITS and IDX bytes may be gzipped whatever the name says: gzip is recognized by its magic
+ * bytes, as for files, and FITS data decompresses only up to ds_memory_limit(). */
+DS_API ds_status ds_array_load_mem(const void *buf, size_t len, const char *name,
+                                   const char *format, const ds_read_opts *o, ds_tensor **out);
 /* Writes by extension: .npy; .fits (one image HDU); .csv (a table of [rows, columns], or a
  * 1-D array as one column, headed by colnames or col1, col2, ...). Atomic. colnames may be
  * NULL. */
@@ -174,6 +195,9 @@ DS_API ds_status ds_table_save(const char *path, int ncols, const char *const *n
 /* Column names of a table file (FITS table or CSV header): a malloc'd, comma-separated
  * string the caller frees, or NULL with a message. */
 DS_API char     *ds_table_columns(const char *path, const ds_read_opts *o);
+/* The same for a table file's bytes in memory; format as for ds_array_load_mem. */
+DS_API char     *ds_table_columns_mem(const void *buf, size_t len, const char *name,
+                                      const char *format, const ds_read_opts *o);
 /* DS_ERR_VALUE naming what, the index and the value if any element is NaN or infinite. */
 DS_API ds_status ds_tensor_check_finite(const ds_tensor *t, const char *what);
 
@@ -288,6 +312,8 @@ DS_API float      *ds_param_grad(ds_param *p);   /* NULL for non-trainable param
  * changing nothing, with a message naming each missing, unexpected or mis-shaped tensor. */
 DS_API ds_status ds_model_save(const ds_model *m, const char *path);
 DS_API ds_status ds_model_load(ds_model *m, const char *path);
+/* ds_model_load from a safetensors file's bytes (see "Loading from memory"). */
+DS_API ds_status ds_model_load_mem(ds_model *m, const void *buf, size_t len, const char *name);
 DS_API ds_status ds_model_to_set(const ds_model *m, ds_tensor_set *s);
 DS_API ds_status ds_model_from_set(ds_model *m, const ds_tensor_set *s, const char *what);
 
@@ -666,7 +692,8 @@ typedef struct {
 } ds_net_opts;
 
 /* Parses and builds a network. Errors read "file:line: message", naming the layer and the
- * option or shape at fault. o may be NULL. */
+ * option or shape at fault. o may be NULL. ds_net_parse takes the text from memory
+ * (NUL-terminated); filename stands for the file in messages ("(model)" if NULL). */
 DS_API ds_status ds_net_load(const char *path, const ds_net_opts *o, ds_net **out);
 DS_API ds_status ds_net_parse(const char *text, const char *filename, const ds_net_opts *o,
                               ds_net **out);
@@ -738,6 +765,9 @@ DS_API ds_status ds_net_preprocess(const ds_net *n, ds_tensor *x);
  * and shape against the network. */
 DS_API ds_status ds_net_save(const ds_net *n, const char *path);
 DS_API ds_status ds_net_load_weights(ds_net *n, const char *path);
+/* ds_net_load_weights from a safetensors file's bytes (see "Loading from memory"). */
+DS_API ds_status ds_net_load_weights_mem(ds_net *n, const void *buf, size_t len,
+                                         const char *name);
 
 /* Checks a feed before use: its names are the net's, every input is fed, all tensors hold
  * the same number of samples (else the message names both sources and counts); each

@@ -286,3 +286,13 @@ ds_status ds_model_load(ds_model *m, const char *path)
     ds_tensor_set_free(s);
     return st;
 }
+
+ds_status ds_model_load_mem(ds_model *m, const void *buf, size_t len, const char *name)
+{
+    ds_tensor_set *s = NULL;
+    ds_status st = ds_safetensors_load_mem(buf, len, name, &s);
+    if (st == DS_OK)
+        st = ds_model_from_set(m, s, name ? name : "<memory>");
+    ds_tensor_set_free(s);
+    return st;
+}

@@ -1,5 +1,6 @@
-/* array.c - data files: picks the reader or writer (.npy, FITS, CSV, IDX) from the file
- * name, resolves table column lists, and checks tensors for NaN/Inf. */
+/* array.c - data files and buffers: picks the reader or writer (.npy, FITS, CSV, IDX) from
+ * the file name (or a given format), reads a file whole and hands its bytes to the one reader
+ * of its format, resolves table column lists, and checks tensors for NaN/Inf. */
 #include "data.h"
 
 #include <ctype.h>
@@ -62,16 +63,23 @@ static ds_status check_readable(const char *path)
     return DS_OK;
 }
 
-ds_status ds_array_load(const char *path, const ds_read_opts *o, ds_tensor **out)
+/* The format of a buffer: from format (a format name such as "fits", an extension such as
+ * ".fits.gz", or a file name) if given, else from name. */
+static fmt mem_format(const char *name, const char *format)
 {
-    if (!out)
-        return dsi_fail(DS_ERR_ARG, "ds_array_load: out is NULL");
-    *out = NULL;
-    if (!path)
-        return dsi_fail(DS_ERR_ARG, "ds_array_load: path is NULL");
-    fmt f = detect(path);
-    if (f == FMT_NONE)
-        return dsi_fail(DS_ERR_ARG, "'%s': unknown data file type; supported: " SUPPORTED, path);
+    if (!format || !*format)
+        return detect(name);
+    size_t n = strlen(format);
+    if (n > 250)            /* the extension is at the end: keep the tail */
+        format += n - 250;
+    char as_name[256];
+    snprintf(as_name, sizeof as_name, "%s%s", format[0] == '.' ? "" : ".", format);
+    return detect(as_name);
+}
+
+/* The options' checks that need no data, for a file (or buffer) of format f named path. */
+static ds_status check_opts(const char *path, fmt f, const ds_read_opts *o)
+{
     const char *cols = o && o->columns && *o->columns ? o->columns : NULL;
     int hdu = o ? o->hdu : 0;
     if (hdu < 0)
@@ -83,17 +91,66 @@ ds_status ds_array_load(const char *path, const ds_read_opts *o, ds_tensor **out
     if (hdu && f != FMT_FITS)
         return dsi_fail(DS_ERR_ARG, "'%s': HDU %d given, but only FITS files have HDUs", path,
                         hdu);
-    ds_status st = check_readable(path);
-    if (st != DS_OK)
-        return st;
+    return DS_OK;
+}
+
+/* The one reader of each format, on a whole file's bytes. */
+static ds_status load_bytes(fmt f, const unsigned char *buf, size_t len, const char *path,
+                            const ds_read_opts *o, ds_tensor **out)
+{
+    const char *cols = o && o->columns && *o->columns ? o->columns : NULL;
     switch (f) {
-    case FMT_NPY: return ds_npy_load(path, out);
-    case FMT_FITS: return dsi_fits_load(path, o, out);
-    case FMT_CSV: return dsi_csv_load(path, cols, out);
-    case FMT_IDX: return dsi_idx_load(path, out);
+    case FMT_NPY: return ds_npy_load_mem(buf, len, path, out);
+    case FMT_FITS: return dsi_fits_load_mem(buf, len, path, o, out);
+    case FMT_CSV: return dsi_csv_load_mem(buf, len, path, cols, out);
+    case FMT_IDX: return dsi_idx_load_mem(buf, len, path, out);
     default: break;
     }
     return dsi_fail(DS_ERR_ARG, "'%s': unknown data file type", path);
+}
+
+ds_status ds_array_load(const char *path, const ds_read_opts *o, ds_tensor **out)
+{
+    if (!out)
+        return dsi_fail(DS_ERR_ARG, "ds_array_load: out is NULL");
+    *out = NULL;
+    if (!path)
+        return dsi_fail(DS_ERR_ARG, "ds_array_load: path is NULL");
+    fmt f = detect(path);
+    if (f == FMT_NONE)
+        return dsi_fail(DS_ERR_ARG, "'%s': unknown data file type; supported: " SUPPORTED, path);
+    ds_status st = check_opts(path, f, o);
+    if (st == DS_OK)
+        st = check_readable(path);
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    if (st == DS_OK)
+        st = dsi_read_file(path, &buf, &len);
+    if (st == DS_OK)
+        st = load_bytes(f, buf, len, path, o, out);
+    free(buf);
+    return st;
+}
+
+static const unsigned char no_bytes[1];
+
+ds_status ds_array_load_mem(const void *buf, size_t len, const char *name, const char *format,
+                            const ds_read_opts *o, ds_tensor **out)
+{
+    if (!out)
+        return dsi_fail(DS_ERR_ARG, "ds_array_load_mem: out is NULL");
+    *out = NULL;
+    if (!buf && len)
+        return dsi_fail(DS_ERR_ARG, "ds_array_load_mem: buf is NULL");
+    if (!name)
+        name = DSI_MEM_NAME;
+    fmt f = mem_format(name, format);
+    if (f == FMT_NONE)
+        return dsi_fail(DS_ERR_ARG, "'%s': unknown data format '%s'; give the format (npy, "
+                        "fits, csv, idx) or a name ending as a file's: " SUPPORTED, name,
+                        format && *format ? format : name);
+    ds_status st = check_opts(name, f, o);
+    return st != DS_OK ? st : load_bytes(f, buf ? buf : no_bytes, len, name, o, out);
 }
 
 ds_status ds_array_save(const ds_tensor *t, const char *path, const char *const *colnames)
@@ -132,6 +189,29 @@ ds_status ds_table_save(const char *path, int ncols, const char *const *names, i
                     path);
 }
 
+/* Whether a file (or buffer) of format f named path has columns and o is valid for it;
+ * false with the message. */
+static bool columns_ok(fmt f, const char *path, const ds_read_opts *o)
+{
+    if (f != FMT_FITS && f != FMT_CSV) {
+        dsi_fail(DS_ERR_ARG, "'%s': only tables (FITS, CSV) have columns", path);
+        return false;
+    }
+    if (o && o->hdu < 0) {
+        dsi_fail(DS_ERR_ARG, "'%s': HDU number %d is negative", path, o->hdu);
+        return false;
+    }
+    return true;
+}
+
+/* Column names of a table file's bytes, or NULL with a message. */
+static char *columns_bytes(fmt f, const unsigned char *buf, size_t len, const char *path,
+                           const ds_read_opts *o)
+{
+    return f == FMT_FITS ? dsi_fits_columns_mem(buf, len, path, o)
+                         : dsi_csv_columns_mem(buf, len, path);
+}
+
 char *ds_table_columns(const char *path, const ds_read_opts *o)
 {
     if (!path) {
@@ -139,17 +219,27 @@ char *ds_table_columns(const char *path, const ds_read_opts *o)
         return NULL;
     }
     fmt f = detect(path);
-    if (f != FMT_FITS && f != FMT_CSV) {
-        dsi_fail(DS_ERR_ARG, "'%s': only tables (FITS, CSV) have columns", path);
+    unsigned char *buf;
+    size_t len;
+    if (!columns_ok(f, path, o) || check_readable(path) != DS_OK ||
+        dsi_read_file(path, &buf, &len) != DS_OK)
+        return NULL;
+    char *s = columns_bytes(f, buf, len, path, o);
+    free(buf);
+    return s;
+}
+
+char *ds_table_columns_mem(const void *buf, size_t len, const char *name, const char *format,
+                           const ds_read_opts *o)
+{
+    if (!buf && len) {
+        dsi_fail(DS_ERR_ARG, "ds_table_columns_mem: buf is NULL");
         return NULL;
     }
-    if (o && o->hdu < 0) {
-        dsi_fail(DS_ERR_ARG, "'%s': HDU number %d is negative", path, o->hdu);
-        return NULL;
-    }
-    if (check_readable(path) != DS_OK)
-        return NULL;
-    return f == FMT_FITS ? dsi_fits_columns(path, o) : dsi_csv_columns(path);
+    if (!name)
+        name = DSI_MEM_NAME;
+    fmt f = mem_format(name, format);
+    return columns_ok(f, name, o) ? columns_bytes(f, buf ? buf : no_bytes, len, name, o) : NULL;
 }
 
 ds_status ds_tensor_check_finite(const ds_tensor *t, const char *what)

@@ -5,7 +5,7 @@
 #include <errno.h>
 #include <math.h>
 
-/* Record reader over a NUL-terminated buffer. Separator ',' (or ';' or tab, chosen from
+/* Record reader over a buffer (p to end). Separator ',' (or ';' or tab, chosen from
  * the header line); "quoted" fields with "" escapes may hold separators and newlines;
  * blank lines and lines starting with '#' are skipped. */
 typedef struct {
@@ -180,19 +180,17 @@ static void csv_free(csv *c)
     free(c->off);
 }
 
-/* Opens path and reads the header: names[nhead] (malloc'd copies) and the separator. */
-static ds_status read_header(csv *c, unsigned char **data, char ***names, int *nhead)
+/* Starts on the file's bytes data[0..size) and reads the header: names[nhead] (malloc'd
+ * copies) and the separator. */
+static ds_status read_header(csv *c, const unsigned char *data, size_t size, char ***names,
+                             int *nhead)
 {
-    size_t size;
     *names = NULL;
     *nhead = 0;
-    ds_status st = dsi_read_file(c->path, data, &size);
-    if (st != DS_OK)
-        return st;
-    if (memchr(*data, 0, size))
+    if (memchr(data, 0, size))
         return dsi_fail(DS_ERR_FORMAT, "%s: holds binary data (a NUL byte), not CSV text",
                         c->path);
-    c->p = (const char *)*data;
+    c->p = (const char *)data;
     c->end = c->p + size;
     c->line = 1;
     if (size >= 3 && !memcmp(c->p, "\xEF\xBB\xBF", 3))   /* UTF-8 byte order mark */
@@ -233,17 +231,17 @@ static void free_names(char **names, int n)
     free(names);
 }
 
-ds_status dsi_csv_load(const char *path, const char *columns, ds_tensor **out)
+ds_status dsi_csv_load_mem(const unsigned char *data, size_t size, const char *path,
+                           const char *columns, ds_tensor **out)
 {
     *out = NULL;
     csv c = {.path = path};
-    unsigned char *data = NULL;
     char **names = NULL;
     int nhead = 0, nsel = 0, *sel = NULL;
     float *vals = NULL;
     size_t nvals = 0, cap = 0;
     int64_t rows = 0;
-    ds_status st = read_header(&c, &data, &names, &nhead);
+    ds_status st = read_header(&c, data, size, &names, &nhead);
     if (st != DS_OK)
         goto done;
     if (columns && (st = dsi_columns_select(path, columns, nhead, names, &sel, &nsel)) != DS_OK)
@@ -315,21 +313,18 @@ done:
     free(vals);
     free(sel);
     free_names(names, nhead);
-    free(data);
     csv_free(&c);
     return st;
 }
 
-char *dsi_csv_columns(const char *path)
+char *dsi_csv_columns_mem(const unsigned char *data, size_t size, const char *path)
 {
     csv c = {.path = path};
-    unsigned char *data = NULL;
     char **names = NULL, *s = NULL;
     int n = 0;
-    if (read_header(&c, &data, &names, &n) == DS_OK)
+    if (read_header(&c, data, size, &names, &n) == DS_OK)
         s = dsi_columns_join(n, names);
     free_names(names, n);
-    free(data);
     csv_free(&c);
     return s;
 }

@@ -1,5 +1,7 @@
 /* data.h - the data-file readers and writers behind ds_array_load/save (array.c dispatches
- * by file name to fits.c, csv.c, idx.c and npy.c). */
+ * by file name or format to fits.c, csv.c, idx.c and npy.c). Each reader parses a whole
+ * file's bytes, buf[0..len), and names it path in messages: array.c reads a file into
+ * memory first, so files and buffers go through the same code. */
 #ifndef DS_IO_DATA_H
 #define DS_IO_DATA_H
 
@@ -17,20 +19,24 @@ void      dsi_columns_list(int n, char *const *names, char *buf, size_t cap);
 char     *dsi_columns_join(int n, char *const *names);
 
 /* fits.c */
-ds_status dsi_fits_load(const char *path, const ds_read_opts *o, ds_tensor **out);
+ds_status dsi_fits_load_mem(const unsigned char *buf, size_t len, const char *path,
+                            const ds_read_opts *o, ds_tensor **out);
 ds_status dsi_fits_save_image(const ds_tensor *t, const char *path);
 ds_status dsi_fits_save_table(const char *path, int ncols, const char *const *names,
                               int64_t nrows, const float *const *cols);
-char     *dsi_fits_columns(const char *path, const ds_read_opts *o);
+char     *dsi_fits_columns_mem(const unsigned char *buf, size_t len, const char *path,
+                               const ds_read_opts *o);
 
 /* csv.c; a 2-D t is [rows, columns], a 1-D t one column. */
-ds_status dsi_csv_load(const char *path, const char *columns, ds_tensor **out);
+ds_status dsi_csv_load_mem(const unsigned char *buf, size_t len, const char *path,
+                           const char *columns, ds_tensor **out);
 ds_status dsi_csv_save(const ds_tensor *t, const char *path, const char *const *colnames);
 ds_status dsi_csv_save_table(const char *path, int ncols, const char *const *names,
                              int64_t nrows, const float *const *cols);
-char     *dsi_csv_columns(const char *path);
+char     *dsi_csv_columns_mem(const unsigned char *buf, size_t len, const char *path);
 
 /* idx.c */
-ds_status dsi_idx_load(const char *path, ds_tensor **out);
+ds_status dsi_idx_load_mem(const unsigned char *buf, size_t len, const char *path,
+                           ds_tensor **out);
 
 #endif

@@ -1,5 +1,6 @@
 /* fits.c - FITS files through cfitsio: images of any BITPIX and numeric table columns read
- * as float32; float32 images and binary tables written through a temporary file. */
+ * as float32 from a file's bytes (gzipped or not); float32 images and binary tables written
+ * through a temporary file. */
 #include "data.h"
 
 #include <errno.h>
@@ -32,24 +33,34 @@ static ds_status fits_fail(ds_status s, const char *path, int status, const char
                     n ? ": " : "", detail);
 }
 
-/* An open FITS file. A gzipped file is decompressed here with zlib and opened from memory:
- * cfitsio's own gunzip sizes its buffer from the gzip trailer, which for a truncated file
- * is garbage (up to 4 GB), and does not notice a stream cut short. */
+/* An open FITS file, read by cfitsio from memory. Gzipped data is decompressed here with
+ * zlib: cfitsio's own gunzip sizes its buffer from the gzip trailer, which for a truncated
+ * file is garbage (up to 4 GB), and does not notice a stream cut short. */
 typedef struct {
     fitsfile *f;
-    void *mem;        /* the decompressed file, or NULL */
+    void *mem;        /* what cfitsio reads (it only reads: the file is READONLY) */
     size_t memsize;
-    int64_t size;     /* bytes of FITS data (decompressed size for a gzipped file) */
+    void *own;        /* the decompressed or zero-padded bytes, or NULL */
+    int64_t size;     /* bytes of FITS data (decompressed size for gzipped data) */
 } fits_in;
 
-static ds_status gunzip(const char *path, fits_in *in)
+/* Whole 2880-byte records: what cfitsio reads at a time. */
+static uint64_t whole_records(uint64_t bytes)
 {
-    gzFile gz = gzopen(path, "rb");
-    if (!gz)
-        return dsi_fail(DS_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    return (bytes + 2879) / 2880 * 2880;
+}
+
+/* Inflates gzbuf into in->own (*len bytes, zero-padded to whole records), under the memory
+ * limit. */
+static ds_status gunzip(const unsigned char *gzbuf, size_t gzlen, const char *path,
+                        size_t *len, fits_in *in)
+{
+    dsi_gz gz;
+    ds_status st = dsi_gz_open(&gz, gzbuf, gzlen, path);
+    if (st != DS_OK)
+        return st;
     size_t cap = 1 << 20, n = 0;
     unsigned char *buf = malloc(cap);
-    ds_status st = DS_OK;
     for (;;) {
         if (!buf) {
             st = dsi_fail(DS_ERR_NOMEM, "%s: out of memory decompressing (%zu bytes)", path, n);
@@ -58,8 +69,6 @@ static ds_status gunzip(const char *path, fits_in *in)
         if (n == cap) {
             /* a gzip bomb stops at the memory limit instead of taking all memory */
             if (2 * cap > ds_memory_limit()) {
-                free(buf);
-                buf = NULL;
                 st = dsi_fail(DS_ERR_NOMEM, "%s: decompresses to more than %zu bytes%s", path,
                               n, dsi_mem_note(2 * cap));
                 break;
@@ -73,76 +82,81 @@ static ds_status gunzip(const char *path, fits_in *in)
             buf = nb;
             cap *= 2;
         }
-        size_t want = cap - n > (1u << 30) ? (1u << 30) : cap - n;
-        int r = gzread(gz, buf + n, (unsigned)want);
-        int err = Z_OK;
-        const char *m = gzerror(gz, &err);
-        size_t pl = strlen(path);   /* zlib's message starts with the path */
-        if (!strncmp(m, path, pl) && !strncmp(m + pl, ": ", 2))
-            m += pl + 2;
-        if (r < 0 || err != Z_OK) {
-            st = dsi_fail(DS_ERR_FORMAT, "%s: truncated or corrupt gzip data: %s", path,
-                          err == Z_ERRNO ? strerror(errno) : m);
+        long long r = dsi_gz_read(&gz, buf + n, cap - n);
+        if (r < 0 || gz.cut) {
+            st = dsi_fail(r < 0 ? gz.status : DS_ERR_FORMAT, "%s: truncated or corrupt gzip "
+                          "data: %s", path, r < 0 ? gz.msg : "unexpected end of file");
             break;
         }
-        if (r == 0)
-            break;
         n += (size_t)r;
+        if (n < cap)
+            break;   /* the end of the data */
     }
-    gzclose(gz);
+    dsi_gz_close(&gz);
+    size_t padded = (size_t)whole_records(n);
+    unsigned char *nb = st == DS_OK && padded > cap ? realloc(buf, padded) : buf;
+    if (!nb)
+        st = dsi_fail(DS_ERR_NOMEM, "%s: out of memory decompressing (%zu bytes)", path, n);
     if (st != DS_OK) {
-        free(buf);
+        free(nb ? nb : buf);
         return st;
     }
-    in->mem = buf;
-    in->memsize = n;
-    in->size = (int64_t)n;
+    memset(nb + n, 0, padded - n);
+    in->own = nb;
+    *len = n;
     return DS_OK;
 }
 
-static ds_status open_in(const char *path, fits_in *in)
+/* A copy of buf zero-padded to whole records, in in->own. */
+static ds_status pad(const unsigned char *buf, size_t len, const char *path, fits_in *in)
+{
+    if (!(in->own = calloc(1, (size_t)whole_records(len))))
+        return dsi_fail(DS_ERR_NOMEM, "%s: out of memory (%zu bytes)", path, len);
+    memcpy(in->own, buf, len);
+    return DS_OK;
+}
+
+/* dsi_fits_check on bytes in memory. Data shorter than one header block holds no card for
+ * cfitsio to copy; it reports the truncation itself. */
+static ds_status check_mem(const void *buf, size_t len, const char *path)
+{
+    if (len < 2880)
+        return DS_OK;
+    FILE *mf = fmemopen((void *)buf, len, "rb");   /* read mode: never written */
+    if (!mf)
+        return dsi_fail(DS_ERR_NOMEM, "%s: out of memory", path);
+    ds_status st = dsi_fits_check(mf, path);
+    fclose(mf);
+    return st;
+}
+
+/* Opens a FITS file's bytes buf[0..len), gzipped or not (by the magic); path names it. */
+static ds_status open_in(const unsigned char *buf, size_t len, const char *path, fits_in *in)
 {
     memset(in, 0, sizeof *in);
-    bool gz;
-    ds_status pst = dsi_probe_file(path, &in->size, &gz);
-    if (pst != DS_OK)
-        return pst;
+    ds_status st = DS_OK;
+    /* cfitsio reads whole records: the bytes it sees are padded to one (check_size) */
+    if (dsi_is_gzip(buf, len))
+        st = gunzip(buf, len, path, &len, in);
+    else if (len % 2880)
+        st = pad(buf, len, path, in);
+    in->mem = in->own ? in->own : (void *)buf;
+    in->memsize = len;
+    in->size = (int64_t)len;
+    if (st == DS_OK)
+        st = check_mem(in->mem, len, path);
     int status = 0;
-    if (gz) {
-        ds_status st = gunzip(path, in);
-        if (st != DS_OK)
-            return st;
-        FILE *mf = fmemopen(in->mem, in->memsize ? in->memsize : 1, "rb");
-        st = mf ? dsi_fits_check(mf, path) : dsi_fail(DS_ERR_NOMEM, "%s: out of memory", path);
-        if (mf)
-            fclose(mf);
-        if (st != DS_OK) {
-            free(in->mem);
-            in->mem = NULL;
-            return st;
-        }
-        /* a plain name: cfitsio would parse [..] in path as an HDU or filter spec */
-        if (fits_open_memfile(&in->f, "gunzipped.fits", READONLY, &in->mem, &in->memsize, 0, NULL,
-                              &status)) {
-            free(in->mem);
-            in->mem = NULL;
-            in->f = NULL;
-            return fits_fail(DS_ERR_FORMAT, path, status, "cannot open as FITS");
-        }
-        return DS_OK;
-    }
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return dsi_fail(DS_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-    ds_status st = dsi_fits_check(fp, path);
-    fclose(fp);
-    if (st != DS_OK)
-        return st;
-    if (fits_open_diskfile(&in->f, path, READONLY, &status)) {
+    /* a plain name: cfitsio would parse [..] in path as an HDU or filter spec */
+    if (st == DS_OK && fits_open_memfile(&in->f, "memory.fits", READONLY, &in->mem,
+                                         &in->memsize, 0, NULL, &status)) {
         in->f = NULL;
-        return fits_fail(DS_ERR_FORMAT, path, status, "cannot open as FITS");
+        st = fits_fail(DS_ERR_FORMAT, path, status, "cannot open as FITS");
     }
-    return DS_OK;
+    if (st != DS_OK) {
+        free(in->own);
+        memset(in, 0, sizeof *in);
+    }
+    return st;
 }
 
 static void close_in(fits_in *in)
@@ -151,23 +165,69 @@ static void close_in(fits_in *in)
     if (in->f)
         fits_close_file(in->f, &status);
     fits_clear_errmsg();
-    free(in->mem);
+    free(in->own);
     memset(in, 0, sizeof *in);
 }
 
-/* Refuses an HDU that announces more bytes than the file holds, before allocating.
- * Tile-compressed images (stored as tables) are left to cfitsio. */
+/* The bytes of data the current HDU's header announces, by the standard's formula:
+ * |BITPIX|/8 x GCOUNT x (PCOUNT + NAXIS1 x ... x NAXISn), NAXIS1 left out when it is 0
+ * with GROUPS = T (random groups). Read from the raw header, so a tile-compressed image (a
+ * table) counts its rows and its heap. */
+static ds_status data_bytes(fitsfile *f, const char *path, int hdu, uint64_t *bytes)
+{
+    int status = 0;
+    LONGLONG bitpix = 0, naxis = 0, pcount = 0, gcount = 1, n = 1;
+    fits_read_key_lnglng(f, "BITPIX", &bitpix, NULL, &status);
+    fits_read_key_lnglng(f, "NAXIS", &naxis, NULL, &status);
+    if (status)
+        return fits_fail(DS_ERR_FORMAT, path, status, "reading BITPIX and NAXIS");
+    if (fits_read_key_lnglng(f, "PCOUNT", &pcount, NULL, &status) == KEY_NO_EXIST)
+        status = 0;
+    if (fits_read_key_lnglng(f, "GCOUNT", &gcount, NULL, &status) == KEY_NO_EXIST)
+        status = 0;
+    int groups = 0, gst = 0;
+    if (fits_read_key(f, TLOGICAL, "GROUPS", &groups, NULL, &gst))
+        groups = 0;   /* absent or not a logical: no random groups */
+    fits_clear_errmsg();
+    const LONGLONG lim = 1LL << 50;
+    bool bad = status || naxis < 0 || naxis > 999 || pcount < 0 || pcount > lim || gcount < 0 ||
+               gcount > lim || (bitpix != 8 && bitpix != 16 && bitpix != 32 && bitpix != 64 &&
+                                bitpix != -32 && bitpix != -64);
+    for (int i = 1; !bad && naxis && i <= naxis; i++) {
+        char key[16];
+        LONGLONG a = 0;
+        snprintf(key, sizeof key, "NAXIS%d", i);
+        bad = fits_read_key_lnglng(f, key, &a, NULL, &status) || a < 0 ||
+              (a && n > lim / a);
+        if (!bad && !(i == 1 && a == 0 && groups))
+            n *= a;
+    }
+    fits_clear_errmsg();
+    if (!bad && naxis == 0)
+        n = 0, pcount = 0;
+    if (bad || n + pcount > lim || (gcount && n + pcount > lim / gcount))
+        return dsi_fail(DS_ERR_FORMAT, "%s: HDU %d: BITPIX, NAXIS, NAXISn, PCOUNT or GCOUNT is "
+                        "missing or invalid", path, hdu);
+    *bytes = (uint64_t)((n + pcount) * gcount) * (uint64_t)(bitpix < 0 ? -bitpix : bitpix) / 8;
+    return DS_OK;
+}
+
+/* Refuses an HDU that announces more data than the file holds, before allocating: the whole
+ * 2880-byte records holding the need bytes read after the data start must be present, as
+ * cfitsio's disk driver required. In memory this is also what keeps cfitsio's reads within
+ * the bytes: it takes a memory file's last HDU to be as long as its header says. */
 static ds_status check_size(fitsfile *f, const char *path, int64_t size, int hdu,
-                            uint64_t bytes)
+                            uint64_t need)
 {
     int status = 0;
     LONGLONG hs, ds, de;
     if (fits_get_hduaddrll(f, &hs, &ds, &de, &status))
         return fits_fail(DS_ERR_FORMAT, path, status, "reading the HDU addresses");
-    if ((uint64_t)ds + bytes > (uint64_t)size)
+    if (whole_records((uint64_t)ds + need) > (uint64_t)size)
         return dsi_fail(DS_ERR_FORMAT, "%s: HDU %d is truncated: its data needs %llu bytes "
-                        "after offset %lld, the file has %lld bytes", path, hdu,
-                        (unsigned long long)bytes, (long long)ds, (long long)size);
+                        "after offset %lld (in whole 2880-byte records), the file has %lld "
+                        "bytes", path, hdu, (unsigned long long)need, (long long)ds,
+                        (long long)size);
     return DS_OK;
 }
 
@@ -234,9 +294,11 @@ static ds_status read_image(fitsfile *f, const char *path, int64_t size, int hdu
         return dsi_fail(DS_ERR_FORMAT, "%s: HDU %d: bad image size %s (negative, or more than "
                         "2^40 pixels)", path, hdu, dsi_shape_str(naxis, shape));
     numel = (uint64_t)count;
-    int compressed = fits_is_compressed_image(f, &status);
-    ds_status st;
-    if (!compressed && (st = check_size(f, path, size, hdu, numel * (uint64_t)abs(bitpix) / 8)))
+    uint64_t need = 0;   /* all the data announced: a compressed image's heap is read too */
+    ds_status st = data_bytes(f, path, hdu, &need);
+    if (st == DS_OK)
+        st = check_size(f, path, size, hdu, need);
+    if (st != DS_OK)
         return st;
     ds_tensor *t = ds_tensor_create(naxis, shape);
     if (!t)
@@ -409,14 +471,15 @@ done:
     return st;
 }
 
-ds_status dsi_fits_load(const char *path, const ds_read_opts *o, ds_tensor **out)
+ds_status dsi_fits_load_mem(const unsigned char *buf, size_t len, const char *path,
+                            const ds_read_opts *o, ds_tensor **out)
 {
     *out = NULL;
     const char *cols = o && o->columns && *o->columns ? o->columns : NULL;
     fits_in in;
     int hdu = 0, type = 0;
     pthread_mutex_lock(&fits_lock);
-    ds_status st = open_in(path, &in);
+    ds_status st = open_in(buf, len, path, &in);
     if (st == DS_OK)
         st = find_hdu(in.f, path, in.size, o ? o->hdu : 0, &hdu, &type);
     if (st == DS_OK && type == IMAGE_HDU)
@@ -430,13 +493,14 @@ ds_status dsi_fits_load(const char *path, const ds_read_opts *o, ds_tensor **out
     return st;
 }
 
-char *dsi_fits_columns(const char *path, const ds_read_opts *o)
+char *dsi_fits_columns_mem(const unsigned char *buf, size_t len, const char *path,
+                           const ds_read_opts *o)
 {
     fits_in in;
     int hdu = 0, type = 0, n = 0;
     char **names = NULL, *s = NULL;
     pthread_mutex_lock(&fits_lock);
-    if (open_in(path, &in) == DS_OK &&
+    if (open_in(buf, len, path, &in) == DS_OK &&
         find_hdu(in.f, path, in.size, o ? o->hdu : 0, &hdu, &type) == DS_OK) {
         if (type == IMAGE_HDU)
             dsi_fail(DS_ERR_ARG, "%s: HDU %d is an image, not a table", path, hdu);

@@ -1,11 +1,8 @@
 /* idx.c - IDX arrays (the MNIST format, http://yann.lecun.com/exdb/mnist/), plain or
- * gzipped, read into float32 tensors of the stored shape. */
+ * gzipped, read from a file's bytes into float32 tensors of the stored shape. */
 #include "data.h"
 
-#include <errno.h>
 #include <math.h>
-#include <sys/stat.h>
-#include <zlib.h>
 
 /* Magic: 0x00 0x00 <type> <ndim>, then ndim big-endian int32 dims, then the values in
  * big-endian row-major order. */
@@ -49,67 +46,55 @@ static bool convert(const unsigned char *p, int type, float *out)
     }
 }
 
-/* zlib's message without the path it starts with. */
-static const char *gz_message(gzFile gz, const char *path, int *err)
-{
-    const char *m = gzerror(gz, err);
-    size_t pl = strlen(path);
-    if (!strncmp(m, path, pl) && !strncmp(m + pl, ": ", 2))
-        m += pl + 2;
-    return m;
-}
+/* The file's bytes, read in order: as they are, or inflated when they are gzipped. */
+typedef struct {
+    const char *path;
+    const unsigned char *p;   /* plain: the next byte */
+    size_t left;              /* plain: bytes from p on */
+    bool gzipped;
+    dsi_gz gz;
+} reader;
 
 /* Reads up to n bytes; returns the count, or -1 with the message set. A gzip stream cut
- * short (zlib's Z_BUF_ERROR, also when only its CRC trailer is missing) sets *cut. */
-static long long read_all(gzFile gz, const char *path, unsigned char *dst, size_t n, bool *cut)
+ * short (also when only its CRC trailer is missing) sets *cut. */
+static long long read_all(reader *r, unsigned char *dst, size_t n, bool *cut)
 {
-    size_t got = 0;
-    while (got < n) {
-        unsigned chunk = n - got > (1u << 30) ? (1u << 30) : (unsigned)(n - got);
-        int r = gzread(gz, dst + got, chunk);
-        if (r < 0) {
-            int err;
-            const char *m = gz_message(gz, path, &err);
-            dsi_fail(err == Z_ERRNO ? DS_ERR_IO : DS_ERR_FORMAT, "%s: %s", path,
-                     err == Z_ERRNO ? strerror(errno) : m);
-            return -1;
-        }
-        if (r == 0)
-            break;
-        got += (size_t)r;
+    if (!r->gzipped) {
+        size_t k = n < r->left ? n : r->left;
+        if (k)
+            memcpy(dst, r->p, k);
+        r->p += k;
+        r->left -= k;
+        *cut = false;
+        return (long long)k;
     }
-    /* zlib reports a truncated gzip stream as an error only after the short read */
-    int err;
-    const char *m = gz_message(gz, path, &err);
-    if (err != Z_OK && err != Z_BUF_ERROR) {
-        dsi_fail(DS_ERR_FORMAT, "%s: %s", path, m);
-        return -1;
-    }
-    *cut = err == Z_BUF_ERROR;
-    return (long long)got;
+    long long got = dsi_gz_read(&r->gz, dst, n);
+    if (got < 0)
+        dsi_fail(r->gz.status, "%s: %s", r->path, r->gz.msg);
+    *cut = r->gz.cut;
+    return got;
 }
 
-ds_status dsi_idx_load(const char *path, ds_tensor **out)
+ds_status dsi_idx_load_mem(const unsigned char *buf, size_t size, const char *path,
+                           ds_tensor **out)
 {
     *out = NULL;
     unsigned char head[4 + 4 * DS_MAX_DIMS + 4];
-    int64_t file_size;
-    bool gzipped;
-    ds_status pst = dsi_probe_file(path, &file_size, &gzipped);
-    if (pst != DS_OK)
-        return pst;
-    gzFile gz = gzopen(path, "rb");   /* reads plain files as they are */
-    if (!gz)
-        return dsi_fail(DS_ERR_IO, "cannot open '%s': %s", path,
-                        errno ? strerror(errno) : "out of memory");
-    gzbuffer(gz, 1 << 17);
+    reader rd = {.path = path, .p = buf, .left = size, .gzipped = dsi_is_gzip(buf, size)};
+    if (rd.gzipped) {
+        ds_status gst = dsi_gz_open(&rd.gz, buf, size, path);
+        if (gst != DS_OK)
+            return gst;
+    }
     ds_tensor *t = NULL;
     unsigned char *chunk = NULL;
     ds_status st = DS_ERR_FORMAT;
     bool cut = false;
-    long long r = read_all(gz, path, head, 4, &cut);
-    if (r < 0)
+    long long r = read_all(&rd, head, 4, &cut);
+    if (r < 0) {
+        st = rd.gz.status;
         goto done;
+    }
     if (r < 4 && cut) {
         dsi_fail(DS_ERR_FORMAT, "%s: truncated gzip stream: %lld of 4 magic bytes", path, r);
         goto done;
@@ -126,8 +111,10 @@ ds_status dsi_idx_load(const char *path, ds_tensor **out)
                  DS_MAX_DIMS);
         goto done;
     }
-    if ((r = read_all(gz, path, head + 4, 4 * (size_t)nd, &cut)) < 0)
+    if ((r = read_all(&rd, head + 4, 4 * (size_t)nd, &cut)) < 0) {
+        st = rd.gz.status;
         goto done;
+    }
     if (r < 4 * nd) {
         dsi_fail(DS_ERR_FORMAT, "%s: truncated IDX header: expected %d bytes, found %lld", path,
                  4 + 4 * nd, 4 + r);
@@ -154,14 +141,14 @@ ds_status dsi_idx_load(const char *path, ds_tensor **out)
     /* Check the size before allocating: exact for plain files; gzip (deflate) cannot
      * expand more than about 1032:1. */
     uint64_t need = numel * (uint64_t)es, hsize = 4 + 4 * (uint64_t)nd;
-    uint64_t fsize = (uint64_t)file_size;
-    if (!gzipped && need != fsize - hsize) {
+    uint64_t fsize = (uint64_t)size;
+    if (!rd.gzipped && need != fsize - hsize) {
         dsi_fail(DS_ERR_FORMAT, "%s: IDX shape %s of %d-byte values needs %llu data bytes, the "
                  "file holds %llu", path, dsi_shape_str(nd, shape), es,
                  (unsigned long long)need, (unsigned long long)(fsize - hsize));
         goto done;
     }
-    if (gzipped && need / 1100 > fsize) {
+    if (rd.gzipped && need / 1100 > fsize) {
         dsi_fail(DS_ERR_FORMAT, "%s: IDX shape %s needs %llu data bytes, more than a gzip file "
                  "of %llu bytes can hold", path, dsi_shape_str(nd, shape),
                  (unsigned long long)need, (unsigned long long)fsize);
@@ -180,8 +167,10 @@ ds_status dsi_idx_load(const char *path, ds_tensor **out)
     int64_t k = 0;
     while (done_bytes < need) {
         size_t want = need - done_bytes > CHUNK ? CHUNK : (size_t)(need - done_bytes);
-        if ((r = read_all(gz, path, chunk, want, &cut)) < 0)
+        if ((r = read_all(&rd, chunk, want, &cut)) < 0) {
+            st = rd.gz.status;
             goto done;
+        }
         if ((size_t)r < want) {
             dsi_fail(DS_ERR_FORMAT, "%s: truncated IDX data: shape %s needs %llu bytes, found "
                      "%llu%s", path, dsi_shape_str(nd, shape), (unsigned long long)need,
@@ -198,8 +187,10 @@ ds_status dsi_idx_load(const char *path, ds_tensor **out)
         done_bytes += want;
     }
     /* Nothing may follow the data. */
-    if ((r = read_all(gz, path, chunk ? chunk : head, 1, &cut)) < 0)
+    if ((r = read_all(&rd, chunk ? chunk : head, 1, &cut)) < 0) {
+        st = rd.gz.status;
         goto done;
+    }
     if (cut) {
         dsi_fail(DS_ERR_FORMAT, "%s: truncated gzip stream: the %llu data bytes are present, "
                  "but its end (CRC and size) is missing", path, (unsigned long long)need);
@@ -216,6 +207,7 @@ ds_status dsi_idx_load(const char *path, ds_tensor **out)
 done:
     free(chunk);
     ds_tensor_free(t);
-    gzclose(gz);
+    if (rd.gzipped)
+        dsi_gz_close(&rd.gz);
     return st;
 }

@@ -4,6 +4,11 @@
 
 #include "../internal.h"
 
+#include <zlib.h>
+
+/* The name a buffer goes by in messages when the caller gives none. */
+#define DSI_MEM_NAME "<memory>"
+
 /* A file written under a temporary name and renamed into place by dsi_wfile_commit. */
 typedef struct {
     FILE *fp;
@@ -22,6 +27,28 @@ ds_status dsi_probe_file(const char *path, int64_t *size, bool *gzipped);
 
 /* Reads a whole file (NUL-terminated for convenience); the caller frees *data. */
 ds_status dsi_read_file(const char *path, unsigned char **data, size_t *size);
+
+/* A gzip stream held in memory, inflated piece by piece as zlib's gzread inflates a file
+ * (gzmem.c): members one after another; bytes after a member that do not start another
+ * (gzip magic) are ignored. */
+typedef struct {
+    z_stream z;
+    size_t rest;       /* input bytes after those handed to zlib (it counts in 32 bits) */
+    bool member;       /* inside a member */
+    bool done;         /* no more data */
+    bool cut;          /* the data ended inside a member (zlib's "unexpected end of file") */
+    ds_status status;  /* of a failure */
+    const char *msg;   /* zlib's text for it */
+} dsi_gz;
+/* Starts on buf[0..len), which starts with the gzip magic 1f 8b; DS_ERR_NOMEM naming name. */
+ds_status dsi_gz_open(dsi_gz *g, const unsigned char *buf, size_t len, const char *name);
+/* Inflates up to n bytes into dst and returns the count; fewer than n at the end of the
+ * data (g->cut says whether it was cut short). -1 on corrupt data (DS_ERR_FORMAT) or no
+ * memory (DS_ERR_NOMEM): g->status and g->msg say which; no message is set. */
+long long dsi_gz_read(dsi_gz *g, unsigned char *dst, size_t n);
+void      dsi_gz_close(dsi_gz *g);
+/* Whether buf[0..len) starts with the gzip magic. */
+bool      dsi_is_gzip(const unsigned char *buf, size_t len);
 
 /* Checks the card syntax of every FITS header in fp (fits_check.c) before cfitsio reads it;
  * DS_ERR_FORMAT naming the HDU and the card. */

@@ -1,4 +1,5 @@
-/* npy.c - NumPy .npy arrays: read (many dtypes, C or Fortran order) and write float32. */
+/* npy.c - NumPy .npy arrays from a file or a buffer: read (many dtypes, C or Fortran order)
+ * and write float32. */
 #include "io.h"
 
 #include <ctype.h>
@@ -115,16 +116,11 @@ static bool convert(const unsigned char *p, dtype d, float *out)
     return true;
 }
 
-ds_status ds_npy_load(const char *path, ds_tensor **out)
+/* Reads a whole .npy file's bytes, buf[0..size); path names it in messages. */
+static ds_status parse(const unsigned char *buf, size_t size, const char *path, ds_tensor **out)
 {
-    *out = NULL;
-    unsigned char *buf;
-    size_t size;
-    ds_status st = dsi_read_file(path, &buf, &size);
-    if (st != DS_OK)
-        return st;
     ds_tensor *t = NULL;
-    st = DS_ERR_FORMAT;
+    ds_status st = DS_ERR_FORMAT;
     if (size < 10 || memcmp(buf, "\x93NUMPY", 6) != 0) {
         dsi_fail(DS_ERR_FORMAT, "%s: not a NumPy .npy file (bad magic)", path);
         goto done;
@@ -248,34 +244,86 @@ ds_status ds_npy_load(const char *path, ds_tensor **out)
     st = DS_OK;
 done:
     ds_tensor_free(t);
+    return st;
+}
+
+ds_status ds_npy_load(const char *path, ds_tensor **out)
+{
+    *out = NULL;
+    unsigned char *buf;
+    size_t size;
+    ds_status st = dsi_read_file(path, &buf, &size);
+    if (st != DS_OK)
+        return st;
+    st = parse(buf, size, path, out);
     free(buf);
     return st;
 }
 
-ds_status ds_npy_save(const ds_tensor *t, const char *path)
+ds_status ds_npy_load_mem(const void *buf, size_t len, const char *name, ds_tensor **out)
+{
+    if (!out)
+        return dsi_fail(DS_ERR_ARG, "ds_npy_load_mem: out is NULL");
+    *out = NULL;
+    if (!buf && len)
+        return dsi_fail(DS_ERR_ARG, "ds_npy_load_mem: buf is NULL");
+    return parse(buf ? buf : "", len, name ? name : DSI_MEM_NAME, out);
+}
+
+/* Magic, version 1.0, header length and the header dict padded with spaces to a multiple of
+ * 64 bytes ending in '\n', as NumPy writes it; returns its length. */
+static size_t make_header(const ds_tensor *t, char h[600])
 {
     char shape[256] = "(";
     for (int i = 0; i < t->ndim; i++)
         dsi_snprintf_cat(shape, sizeof shape, "%lld%s", (long long)t->shape[i],
                          (t->ndim == 1 || i < t->ndim - 1) ? ", " : "");
     dsi_snprintf_cat(shape, sizeof shape, ")");
-    char h[512];
-    int n = snprintf(h, sizeof h, "{'descr': '<f4', 'fortran_order': False, 'shape': %s, }", shape);
-    /* pad with spaces so that magic + len + header is a multiple of 64, ending in \n */
+    char *d = h + 10;
+    int n = snprintf(d, 512, "{'descr': '<f4', 'fortran_order': False, 'shape': %s, }", shape);
     int total = 10 + n + 1;
     int pad = (64 - total % 64) % 64;
-    memset(h + n, ' ', (size_t)pad);
-    h[n + pad] = '\n';
+    memset(d + n, ' ', (size_t)pad);
+    d[n + pad] = '\n';
     int hlen = n + pad + 1;
+    const unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0,
+                                   (unsigned char)(hlen & 255), (unsigned char)(hlen >> 8)};
+    memcpy(h, pre, 10);
+    return 10 + (size_t)hlen;
+}
+
+ds_status ds_npy_save(const ds_tensor *t, const char *path)
+{
+    char h[600];
+    size_t hn = make_header(t, h);
     dsi_wfile w;
     ds_status st = dsi_wfile_open(&w, path);
     if (st != DS_OK)
         return st;
-    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hlen & 255),
-                             (unsigned char)(hlen >> 8)};
-    fwrite(pre, 1, 10, w.fp);
-    fwrite(h, 1, (size_t)hlen, w.fp);
+    fwrite(h, 1, hn, w.fp);
     if (t->numel)
         fwrite(t->data, sizeof(float), (size_t)t->numel, w.fp);
     return dsi_wfile_commit(&w);
+}
+
+ds_status ds_npy_save_mem(const ds_tensor *t, void **buf, size_t *len)
+{
+    if (!buf || !len)
+        return dsi_fail(DS_ERR_ARG, "ds_npy_save_mem: %s is NULL", buf ? "len" : "buf");
+    *buf = NULL;
+    *len = 0;
+    if (!t)
+        return dsi_fail(DS_ERR_ARG, "ds_npy_save_mem: tensor is NULL");
+    char h[600];
+    size_t hn = make_header(t, h), nb = (size_t)t->numel * sizeof(float);
+    unsigned char *b = hn + nb <= ds_memory_limit() ? malloc(hn + nb) : NULL;
+    if (!b)
+        return dsi_fail(DS_ERR_NOMEM, "out of memory for a %zu-byte .npy file%s", hn + nb,
+                        dsi_mem_note(hn + nb));
+    memcpy(b, h, hn);
+    if (nb)
+        memcpy(b + hn, t->data, nb);
+    *buf = b;
+    *len = hn + nb;
+    return DS_OK;
 }

@@ -1,5 +1,6 @@
-/* safetensors.c - reads and writes the safetensors format: an 8-byte little-endian header
- * length N, N bytes of JSON describing each tensor, then the tensors' bytes. */
+/* safetensors.c - reads and writes the safetensors format, from and to files or memory: an
+ * 8-byte little-endian header length N, N bytes of JSON describing each tensor, then the
+ * tensors' bytes. */
 #include "io.h"
 #include "json.h"
 
@@ -189,25 +190,50 @@ static ds_status read_meta(const char *path, const dsi_json *v, ds_tensor_set *s
     return DS_OK;
 }
 
-/* Reads exactly n bytes; on failure names the file and what went wrong. */
-static ds_status read_exact(FILE *fp, const char *path, void *buf, size_t n, const char *what)
+/* Where the bytes come from: a caller's buffer, or a file read piece by piece where needed
+ * (so a file's tensors are never held twice). */
+typedef struct {
+    const unsigned char *mem;   /* the whole file, or NULL to read fp */
+    FILE *fp;
+    uint64_t size;
+    const char *path;           /* the name in messages */
+} source;
+
+/* The n bytes at off (within size): a pointer into the buffer, or into tmp after reading
+ * them from the file. what names them in messages. */
+static ds_status src_get(const source *src, uint64_t off, size_t n, unsigned char *tmp,
+                         const unsigned char **out, const char *what)
 {
-    if (n && fread(buf, 1, n, fp) != n) {
-        if (ferror(fp))
-            return dsi_fail(DS_ERR_IO, "%s: cannot read %s: %s", path, what, strerror(errno));
-        return dsi_fail(DS_ERR_FORMAT, "%s: file ends inside the %s", path, what);
+    if (src->mem) {
+        *out = src->mem + off;
+        return DS_OK;
+    }
+    *out = tmp;
+    if (!n)
+        return DS_OK;
+    if (fseeko(src->fp, (off_t)off, SEEK_SET) != 0)
+        return dsi_fail(DS_ERR_IO, "%s: cannot seek to %s: %s", src->path, what,
+                        strerror(errno));
+    if (fread(tmp, 1, n, src->fp) != n) {
+        if (ferror(src->fp))
+            return dsi_fail(DS_ERR_IO, "%s: cannot read %s: %s", src->path, what,
+                            strerror(errno));
+        return dsi_fail(DS_ERR_FORMAT, "%s: file ends inside the %s", src->path, what);
     }
     return DS_OK;
 }
 
-static ds_status load(FILE *fp, const char *path, uint64_t fsize, ds_tensor_set *s)
+static ds_status load(const source *src, ds_tensor_set *s)
 {
-    unsigned char b8[8];
+    const char *path = src->path;
+    uint64_t fsize = src->size;
+    unsigned char b8buf[8];
+    const unsigned char *b8;
     ds_status st;
     if (fsize < 8)
         return dsi_fail(DS_ERR_FORMAT, "%s: %llu bytes, too short for a safetensors file", path,
                         (unsigned long long)fsize);
-    if ((st = read_exact(fp, path, b8, 8, "header length")) != DS_OK)
+    if ((st = src_get(src, 0, 8, b8buf, &b8, "header length")) != DS_OK)
         return st;
     uint64_t hlen = rd_le(b8, 8);
     if (hlen > fsize - 8)
@@ -221,14 +247,15 @@ static ds_status load(FILE *fp, const char *path, uint64_t fsize, ds_tensor_set 
         return dsi_fail(DS_ERR_FORMAT, "%s: header of %llu bytes is too short", path,
                         (unsigned long long)hlen);
     uint64_t buf_size = fsize - 8 - hlen;
-    char *text = malloc((size_t)hlen);
-    if (!text)
+    unsigned char *textbuf = src->mem ? NULL : malloc((size_t)hlen);
+    if (!src->mem && !textbuf)
         return dsi_fail(DS_ERR_NOMEM, "%s: out of memory for a %llu-byte header", path,
                         (unsigned long long)hlen);
+    const unsigned char *text;
     dsi_json *root = NULL;
     entry *es = NULL, **order = NULL;
     unsigned char *tmp = NULL;
-    if ((st = read_exact(fp, path, text, (size_t)hlen, "header")) != DS_OK)
+    if ((st = src_get(src, 8, (size_t)hlen, textbuf, &text, "header")) != DS_OK)
         goto done;
     if (text[0] != '{') {
         st = dsi_fail(DS_ERR_FORMAT, "%s: header does not start with '{' (not a safetensors file)",
@@ -236,7 +263,7 @@ static ds_status load(FILE *fp, const char *path, uint64_t fsize, ds_tensor_set 
         goto done;
     }
     char err[128];
-    if (!(root = dsi_json_parse(text, (size_t)hlen, err, sizeof err))) {
+    if (!(root = dsi_json_parse((const char *)text, (size_t)hlen, err, sizeof err))) {
         st = dsi_fail(DS_ERR_FORMAT, "%s: bad JSON header: %s", path, err);
         goto done;
     }
@@ -293,7 +320,7 @@ static ds_status load(FILE *fp, const char *path, uint64_t fsize, ds_tensor_set 
         if (!strcmp(root->keys[i], "__metadata__") &&
             (st = read_meta(path, &root->items[i], s)) != DS_OK)
             goto done;
-    if (maxb && !(tmp = malloc(maxb)))
+    if (!src->mem && maxb && !(tmp = malloc(maxb)))
         goto nomem;
     /* Header order (for our files, insertion order); the data is read where it lies. */
     for (int i = 0; i < n; i++) {
@@ -303,16 +330,12 @@ static ds_status load(FILE *fp, const char *path, uint64_t fsize, ds_tensor_set 
         size_t nb = (size_t)(e->end - e->begin);
         if (!nb)
             continue;
-        if (fseeko(fp, (off_t)(8 + hlen + e->begin), SEEK_SET) != 0) {
-            st = dsi_fail(DS_ERR_IO, "%s: cannot seek to tensor '%s': %s", path, e->name,
-                          strerror(errno));
-            goto done;
-        }
         char what[DS_NAME_MAX + 32];
         snprintf(what, sizeof what, "data of tensor '%s'", e->name);
-        if ((st = read_exact(fp, path, tmp, nb, what)) != DS_OK)
+        const unsigned char *data;
+        if ((st = src_get(src, 8 + hlen + e->begin, nb, tmp, &data, what)) != DS_OK)
             goto done;
-        convert(e->t, tmp, ds_tensor_set_get(s, e->name)->data, e->numel);
+        convert(e->t, data, ds_tensor_set_get(s, e->name)->data, e->numel);
     }
     st = DS_OK;
     goto done;
@@ -323,8 +346,21 @@ done:
     free(order);
     free(es);
     dsi_json_free(root);
-    free(text);
+    free(textbuf);
     return st;
+}
+
+/* A new set with src's tensors, or NULL and the failure. */
+static ds_status load_set(const source *src, ds_tensor_set **out)
+{
+    ds_tensor_set *s = ds_tensor_set_create();
+    ds_status st = s ? load(src, s) : dsi_fail(DS_ERR_NOMEM, "%s: out of memory", src->path);
+    if (st != DS_OK) {
+        ds_tensor_set_free(s);
+        return st;
+    }
+    *out = s;
+    return DS_OK;
 }
 
 ds_status ds_safetensors_load(const char *path, ds_tensor_set **out)
@@ -343,15 +379,23 @@ ds_status ds_safetensors_load(const char *path, ds_tensor_set **out)
         fclose(fp);
         return dsi_fail(DS_ERR_IO, "cannot read '%s': not a regular file", path);
     }
-    ds_tensor_set *s = ds_tensor_set_create();
-    ds_status st = s ? load(fp, path, (uint64_t)sb.st_size, s) : DS_ERR_NOMEM;
+    source src = {.fp = fp, .size = (uint64_t)sb.st_size, .path = path};
+    ds_status st = load_set(&src, out);
     fclose(fp);
-    if (st != DS_OK) {
-        ds_tensor_set_free(s);
-        return st;
-    }
-    *out = s;
-    return DS_OK;
+    return st;
+}
+
+ds_status ds_safetensors_load_mem(const void *buf, size_t len, const char *name,
+                                  ds_tensor_set **out)
+{
+    if (!out)
+        return dsi_fail(DS_ERR_ARG, "ds_safetensors_load_mem: out is NULL");
+    *out = NULL;
+    if (!buf && len)
+        return dsi_fail(DS_ERR_ARG, "ds_safetensors_load_mem: buf is NULL");
+    source src = {.mem = buf ? buf : (const void *)"", .size = len,
+                  .path = name ? name : DSI_MEM_NAME};
+    return load_set(&src, out);
 }
 
 /* ---- saving ---- */
@@ -469,6 +513,56 @@ ds_status ds_safetensors_save(const ds_tensor_set *s, const char *path)
     } else {
         st = dsi_fail(DS_ERR_IO, "cannot write '%s': %s", path, strerror(errno ? errno : EIO));
         dsi_wfile_abort(&w);
+    }
+    free(h.p);
+    return st;
+}
+
+/* n floats as little-endian bytes at p. */
+static void put_floats(unsigned char *p, const float *x, int64_t n)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (n)
+        memcpy(p, x, (size_t)n * 4);
+#else
+    for (int64_t i = 0; i < n; i++, p += 4) {
+        uint32_t u;
+        memcpy(&u, &x[i], 4);
+        for (int k = 0; k < 4; k++)
+            p[k] = (unsigned char)(u >> (8 * k));
+    }
+#endif
+}
+
+ds_status ds_safetensors_save_mem(const ds_tensor_set *s, void **buf, size_t *len)
+{
+    if (!buf || !len)
+        return dsi_fail(DS_ERR_ARG, "ds_safetensors_save_mem: %s is NULL", buf ? "len" : "buf");
+    *buf = NULL;
+    *len = 0;
+    if (!s)
+        return dsi_fail(DS_ERR_ARG, "ds_safetensors_save_mem: the tensor set is NULL");
+    dsi_buf h = { 0 };
+    ds_status st = make_header(s, &h);
+    size_t total = 8 + h.n;
+    for (int i = 0; i < ds_tensor_set_count(s); i++)
+        total += (size_t)ds_tensor_set_at(s, i)->numel * 4;
+    unsigned char *b = NULL;
+    if (st == DS_OK && !(b = total <= ds_memory_limit() ? malloc(total) : NULL))
+        st = dsi_fail(DS_ERR_NOMEM, "out of memory for a %zu-byte safetensors file%s", total,
+                      dsi_mem_note(total));
+    if (st == DS_OK) {
+        for (int k = 0; k < 8; k++)
+            b[k] = (unsigned char)((uint64_t)h.n >> (8 * k));
+        memcpy(b + 8, h.p, h.n);
+        unsigned char *p = b + 8 + h.n;
+        for (int i = 0; i < ds_tensor_set_count(s); i++) {
+            const ds_tensor *t = ds_tensor_set_at(s, i);
+            put_floats(p, t->data, t->numel);
+            p += (size_t)t->numel * 4;
+        }
+        *buf = b;
+        *len = total;
     }
     free(h.p);
     return st;

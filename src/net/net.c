@@ -287,6 +287,16 @@ ds_status ds_net_load_weights(ds_net *n, const char *path)
     return st;
 }
 
+ds_status ds_net_load_weights_mem(ds_net *n, const void *buf, size_t len, const char *name)
+{
+    ds_tensor_set *s = NULL;
+    ds_status st = ds_safetensors_load_mem(buf, len, name, &s);
+    if (!st)
+        st = dsi_net_from_set(n, s, name ? name : "<memory>");
+    ds_tensor_set_free(s);
+    return st;
+}
+
 /* ---- running over a data set ---- */
 ds_status dsi_net_use_batch(ds_graph *g, int64_t b)
 {
