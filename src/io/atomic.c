@@ -144,20 +144,3 @@ ds_status dsi_read_file(const char *path, unsigned char **data, size_t *size)
     *size = (size_t)n;
     return DS_OK;
 }
-
-ds_status dsi_probe_file(const char *path, int64_t *size, bool *gzipped)
-{
-    struct stat sb;
-    unsigned char m[2] = {0, 0};
-    FILE *fp = fopen(path, "rb");
-    if (!fp || fstat(fileno(fp), &sb) != 0) {
-        ds_status st = dsi_fail(DS_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-        if (fp)
-            fclose(fp);
-        return st;
-    }
-    *gzipped = fread(m, 1, 2, fp) == 2 && m[0] == 0x1f && m[1] == 0x8b;
-    *size = (int64_t)sb.st_size;
-    fclose(fp);
-    return DS_OK;
-}

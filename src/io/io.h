@@ -21,10 +21,6 @@ ds_status dsi_wfile_commit(dsi_wfile *w);
 /* Closes and removes the temporary file (the final path is untouched). */
 void      dsi_wfile_abort(dsi_wfile *w);
 
-/* Opens path to look: its size in bytes and whether it starts with the gzip magic
- * (DS_ERR_IO naming the file if it cannot be opened). */
-ds_status dsi_probe_file(const char *path, int64_t *size, bool *gzipped);
-
 /* Reads a whole file (NUL-terminated for convenience); the caller frees *data. */
 ds_status dsi_read_file(const char *path, unsigned char **data, size_t *size);
 
