@@ -810,7 +810,8 @@ typedef struct {
     char keys[160];      /* def.keys of activation layers: their own options added */
 } layer_kind;
 
-/* The layer of activation act; kind is "activation" for the generic row, else NULL. */
+/* The layer of activation act: the "activation" row (row) with the activation's options
+ * added, or, for the activation's own keyword (row NULL), one made from act_layers. */
 static void activation_layer(ds_activation act, const layer_def *row, layer_kind *k)
 {
     const char *name = ds_activation_name(act);
