@@ -198,3 +198,20 @@ fuzz-coverage:
 
 clean:
 	rm -rf $(BUILD)
+
+# ---- fuzz dictionaries ----
+# fuzz/dict/*.dict are generated from the tables of the model-file parser and of the command
+# line (fuzz/dict.c): `make fuzz-dict` rewrites them, and make test fails when the committed
+# ones differ (tests/test_fuzz_dict.c runs the same generator inside the test runner).
+DICT_GEN := $(BUILD)/dict/gen_dict
+$(BUILD)/run_tests: $(BUILD)/test/fuzz/dict.o
+$(BUILD)/test/fuzz/dict.o $(BUILD)/test/fuzz/gen_dict.o $(BUILD)/test/tests/test_fuzz_dict.o: fuzz/dict.h
+$(DICT_GEN): $(BUILD)/test/fuzz/gen_dict.o $(BUILD)/test/fuzz/dict.o $(TLIB_OBJ) \
+             $(filter-out $(BUILD)/test/src/cli/main.o,$(TCLI_OBJ)) $(BUILD)/test/src/cli/main-nomain.o
+	@mkdir -p $(dir $@)
+	@echo "  LD/san  $@"
+	@$(CC) $(CFLAGS_TEST) $^ -o $@ $(LIBS)
+
+.PHONY: fuzz-dict
+fuzz-dict: $(DICT_GEN)
+	$(DICT_GEN) fuzz/dict

@@ -112,6 +112,14 @@ extern bool cli_check_only;
  * true: the command then returns 0. Otherwise false. */
 bool cli_stop_here(const cli_cmd *c);
 
+/* Every word the dispatcher and the commands' option tables know, for the fuzz dictionary
+ * (fuzz/dict.c): command names, main's own words, and each command's "--name" and "-x".
+ * Each command runs once with cli_visitor set, which makes its cli_parse hand the table to
+ * the visitor and return -1 (as --help does) before anything else happens. */
+void cli_words(void (*fn)(const char *word, void *ctx), void *ctx);
+extern void (*cli_visitor)(const cli_cmd *c, void *ctx);
+extern void *cli_visitor_ctx;
+
 int cmd_summary(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_train(int argc, char **argv);

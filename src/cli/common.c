@@ -49,9 +49,24 @@ static cli_opt *find(cli_cmd *c, const char *name, char short_name)
     return NULL;
 }
 
+/* "--name[=value]", or "-x" with x not a digit ("-3" is a value). */
+static bool is_long_option(const char *a) { return a[0] == '-' && a[1] == '-' && a[2]; }
+static bool is_short_option(const char *a)
+{
+    return a[0] == '-' && a[1] && !a[2] && !(a[1] >= '0' && a[1] <= '9');
+}
+static bool is_option(const char *a) { return is_long_option(a) || is_short_option(a); }
+
+void (*cli_visitor)(const cli_cmd *c, void *ctx);
+void *cli_visitor_ctx;
+
 int cli_parse(cli_cmd *c, int argc, char **argv)
 {
     c->n_positional = 0;
+    if (cli_visitor) {   /* cli_each_command: hand over the table, run nothing */
+        cli_visitor(c, cli_visitor_ctx);
+        return -1;
+    }
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -60,7 +75,7 @@ int cli_parse(cli_cmd *c, int argc, char **argv)
         }
         cli_opt *o = NULL;
         const char *val = NULL;
-        if (a[0] == '-' && a[1] == '-' && a[2]) {
+        if (is_long_option(a)) {
             char name[64];
             const char *eq = strchr(a + 2, '=');
             size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
@@ -70,7 +85,7 @@ int cli_parse(cli_cmd *c, int argc, char **argv)
                 return cli_usage_error(c, "unknown option '--%s'", name);
             if (eq)
                 val = eq + 1;
-        } else if (a[0] == '-' && a[1] && !a[2] && !(a[1] >= '0' && a[1] <= '9')) {
+        } else if (is_short_option(a)) {
             o = find(c, NULL, a[1]);
             if (!o)
                 return cli_usage_error(c, "unknown option '%s'", a);
@@ -89,6 +104,10 @@ int cli_parse(cli_cmd *c, int argc, char **argv)
             if (!val) {
                 if (i + 1 >= argc)
                     return cli_usage_error(c, "option '--%s' needs a value (%s)", o->name, o->arg);
+                if (is_option(argv[i + 1]))
+                    return cli_usage_error(c, "option '--%s' needs a value (%s) but is followed "
+                                           "by the option '%s' (a value that starts with '-': "
+                                           "--%s=VALUE)", o->name, o->arg, argv[i + 1], o->name);
                 val = argv[++i];
             }
             if (!o->value)

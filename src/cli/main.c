@@ -17,6 +17,16 @@ static const struct {
     {"sim", cmd_sim, "simulate galaxy images with a truth table (sim galaxies ...)"},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
+static const char *const help_words[] = {"help", "--help", "-h"};
+static const char *const version_word = "--version";
+
+static bool is_help(const char *a)
+{
+    for (size_t i = 0; i < sizeof help_words / sizeof help_words[0]; i++)
+        if (!strcmp(a, help_words[i]))
+            return true;
+    return false;
+}
 
 static void help(FILE *fp)
 {
@@ -35,7 +45,7 @@ int cli_main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
-    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+    if (is_help(cmd)) {
         if (argc > 2)
             for (int i = 0; i < N_COMMANDS; i++)
                 if (!strcmp(argv[2], commands[i].name)) {
@@ -45,7 +55,7 @@ int cli_main(int argc, char **argv)
         help(stdout);
         return 0;
     }
-    if (!strcmp(cmd, "--version")) {
+    if (!strcmp(cmd, version_word)) {
         printf("deepsky %s\n", DS_VERSION);
         return 0;
     }
@@ -56,6 +66,42 @@ int cli_main(int argc, char **argv)
         }
     fprintf(stderr, "deepsky: unknown command '%s' (see 'deepsky help')\n", cmd);
     return 2;
+}
+
+typedef struct {
+    void (*fn)(const char *word, void *ctx);
+    void *ctx;
+} word_sink;
+
+static void option_words(const cli_cmd *c, void *ctx)
+{
+    const word_sink *w = ctx;
+    char word[72];
+    for (int i = 0; i < c->n_opts; i++) {
+        snprintf(word, sizeof word, "--%s", c->opts[i].name);
+        w->fn(word, w->ctx);
+        if (c->opts[i].short_name) {
+            snprintf(word, sizeof word, "-%c", c->opts[i].short_name);
+            w->fn(word, w->ctx);
+        }
+    }
+}
+
+void cli_words(void (*fn)(const char *word, void *ctx), void *ctx)
+{
+    word_sink w = {fn, ctx};
+    for (size_t i = 0; i < sizeof help_words / sizeof help_words[0]; i++)
+        fn(help_words[i], ctx);
+    fn(version_word, ctx);
+    cli_visitor = option_words;
+    cli_visitor_ctx = &w;
+    for (int i = 0; i < N_COMMANDS; i++) {
+        fn(commands[i].name, ctx);
+        char *argv[] = {NULL};
+        commands[i].fn(0, argv);
+    }
+    cli_visitor = NULL;
+    cli_visitor_ctx = NULL;
 }
 
 #ifndef DS_CLI_NO_MAIN   /* the fuzz target and the tests call cli_main themselves */

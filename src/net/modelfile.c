@@ -35,6 +35,7 @@ typedef struct {
 } named;
 
 #define MAX_LOSSES 8
+#define MAX_KW_ROWS 64   /* rows of a keyword table (checked where each table is defined) */
 
 /* An output line's layer name, resolved once the whole file is read. */
 typedef struct {
@@ -58,6 +59,7 @@ typedef struct {
     int n_outputs;
     dsi_net_output preds[MAX_LOSSES];  /* each loss's prediction, named like the loss */
     int n_preds;
+    bool used[DSI_KW_TABLES][MAX_KW_ROWS];   /* the keyword rows the file used (for the hook) */
 } builder;
 
 /* ---- error helpers ---- */
@@ -71,6 +73,60 @@ static ds_status fail_at(const spec *s, ds_status st, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     return dsi_fail(st, "%s:%d: %s", s->file, s->line, msg);
+}
+
+/* ---- option values: the words each option accepts, indexed by the value they stand for ---- */
+#define N_WORDS(words) ((int)(sizeof(words) / sizeof(words)[0]))
+static const char *const true_words[] = {"true", "yes", "1", "on"};
+static const char *const false_words[] = {"false", "no", "0", "off"};
+static const char *const pad_words[] = {[DS_PAD_VALID] = "valid", [DS_PAD_SAME] = "same"};
+static const char *const upsample_words[] = {
+    [DS_UPSAMPLE_NEAREST] = "nearest", [DS_UPSAMPLE_BILINEAR] = "bilinear",
+};
+static const char *const reduction_words[] = {[DS_REDUCE_MEAN] = "mean", [DS_REDUCE_SUM] = "sum"};
+static const char *const schedule_words[] = {
+    [DS_SCHED_CONSTANT] = "constant", [DS_SCHED_STEP] = "step", [DS_SCHED_EXP] = "exponential",
+    [DS_SCHED_INV_TIME] = "inverse_time", [DS_SCHED_COSINE] = "cosine",
+};
+static const char *const schedule_exp_alias = "exp";   /* Keras' name of DS_SCHED_EXP */
+
+/* The index of word in words[0..n-1] (NULL entries are holes), or -1. */
+static int word_index(const char *const *words, int n, const char *word)
+{
+    for (int i = 0; i < n; i++)
+        if (words[i] && !strcmp(words[i], word))
+            return i;
+    return -1;
+}
+
+/* Appends word to the comma-separated list in buf: "a, b, c". */
+static void list_add(char *buf, size_t cap, const char *word)
+{
+    dsi_snprintf_cat(buf, cap, "%s%s", *buf ? ", " : "", word);
+}
+
+/* The list's last ", " becomes " or ": "a, b or c". Returns buf. */
+static const char *list_or(char *buf, size_t cap)
+{
+    char *last = NULL;
+    for (char *p = strstr(buf, ", "); p; p = strstr(p + 1, ", "))
+        last = p;
+    size_t len = strlen(buf);
+    if (last && len + 2 < cap) {
+        memmove(last + 4, last + 2, len - (size_t)(last + 2 - buf) + 1);
+        memcpy(last, " or ", 4);
+    }
+    return buf;
+}
+
+/* "a, b or c" from words[0..n-1]. */
+static const char *words_list(const char *const *words, int n, char *buf, size_t cap)
+{
+    buf[0] = 0;
+    for (int i = 0; i < n; i++)
+        if (words[i])
+            list_add(buf, cap, words[i]);
+    return list_or(buf, cap);
 }
 
 /* ---- options ---- */
@@ -142,14 +198,12 @@ static ds_status get_bool(spec *s, const char *const *keys, bool dflt, bool *out
         *out = dflt;
         return DS_OK;
     }
-    const char *v = o->val;
-    if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1") || !strcmp(v, "on"))
-        *out = true;
-    else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "0") || !strcmp(v, "off"))
-        *out = false;
-    else
+    int t = word_index(true_words, N_WORDS(true_words), o->val);
+    int f = word_index(false_words, N_WORDS(false_words), o->val);
+    if (t < 0 && f < 0)
         return fail_at(s, DS_ERR_ARG, "%s: option '%s': '%s' is not true or false", s->kind,
-                       o->key, v);
+                       o->key, o->val);
+    *out = t >= 0;
     return DS_OK;
 }
 
@@ -217,17 +271,18 @@ static ds_status get_padding(spec *s, int nd, ds_padding *mode, int *pad)
     *mode = DS_PAD_VALID;
     if (!o)
         return DS_OK;
-    if (!strcmp(o->val, "valid"))
-        return DS_OK;
-    if (!strcmp(o->val, "same")) {
-        *mode = DS_PAD_SAME;
+    int w = word_index(pad_words, N_WORDS(pad_words), o->val);
+    if (w >= 0) {
+        *mode = (ds_padding)w;
         return DS_OK;
     }
     int64_t v[3];
     int n;
+    char list[64];
     if (!isdigit((unsigned char)o->val[0]) && o->val[0] != '(')
-        return fail_at(s, DS_ERR_ARG, "%s: option 'padding': '%s' is not valid, same or a "
-                       "number of pixels", s->kind, o->val);
+        return fail_at(s, DS_ERR_ARG, "%s: option 'padding': '%s' is not %s, or a number of "
+                       "pixels", s->kind, o->val,
+                       words_list(pad_words, N_WORDS(pad_words), list, sizeof list));
     ds_status st = parse_tuple(s, o, 3, 0, v, &n);
     if (st != DS_OK)
         return st;
@@ -240,28 +295,51 @@ static ds_status get_padding(spec *s, int nd, ds_padding *mode, int *pad)
     return DS_OK;
 }
 
-static const struct { const char *name; ds_activation act; } act_names[] = {
-    {"linear", DS_ACT_NONE}, {"none", DS_ACT_NONE}, {"relu", DS_ACT_RELU},
-    {"sigmoid", DS_ACT_SIGMOID}, {"tanh", DS_ACT_TANH}, {"softplus", DS_ACT_SOFTPLUS},
-    {"leaky_relu", DS_ACT_LEAKY_RELU}, {"leakyrelu", DS_ACT_LEAKY_RELU}, {"elu", DS_ACT_ELU},
-    {"softmax", DS_ACT_SOFTMAX}, {"log_softmax", DS_ACT_LOG_SOFTMAX}, {"prelu", DS_ACT_PRELU},
-    {"gelu", DS_ACT_GELU}, {"silu", DS_ACT_SILU},
+/* ---- activations: the library's list (ds_activation_name over DS_ACT_*) and these other
+ * spellings, for activation= and the activation layers alike. A new activation needs no
+ * change here. ---- */
+static const struct {
+    const char *spelling;
+    ds_activation act;
+} act_aliases[] = {
+    {.spelling = "none", .act = DS_ACT_NONE},
+    {.spelling = "leakyrelu", .act = DS_ACT_LEAKY_RELU},
+    {.spelling = "logsoftmax", .act = DS_ACT_LOG_SOFTMAX},
 };
+
+static bool find_activation(const char *word, ds_activation *out)
+{
+    for (int a = 0; a < DS_ACT_COUNT; a++)
+        if (!strcmp(word, ds_activation_name((ds_activation)a))) {
+            *out = (ds_activation)a;
+            return true;
+        }
+    for (int i = 0; i < N_WORDS(act_aliases); i++)
+        if (!strcmp(word, act_aliases[i].spelling)) {
+            *out = act_aliases[i].act;
+            return true;
+        }
+    return false;
+}
+
+/* "linear, relu, ... or silu" (first: the name of DS_ACT_NONE). */
+static const char *activation_list(char *buf, size_t cap)
+{
+    buf[0] = 0;
+    for (int a = 0; a < DS_ACT_COUNT; a++)
+        list_add(buf, cap, ds_activation_name((ds_activation)a));
+    return list_or(buf, cap);
+}
 
 static ds_status get_activation(spec *s, ds_activation *out)
 {
     opt *o = find_opt(s, "activation");
     *out = DS_ACT_NONE;
-    if (!o)
+    if (!o || find_activation(o->val, out))
         return DS_OK;
-    for (size_t i = 0; i < sizeof act_names / sizeof act_names[0]; i++)
-        if (!strcmp(o->val, act_names[i].name)) {
-            *out = act_names[i].act;
-            return DS_OK;
-        }
+    char list[256];
     return fail_at(s, DS_ERR_ARG, "%s: option 'activation': unknown activation '%s' (expected "
-                   "relu, sigmoid, tanh, softplus, leaky_relu, elu, gelu, silu, prelu, softmax, "
-                   "log_softmax or linear)", s->kind, o->val);
+                   "%s)", s->kind, o->val, activation_list(list, sizeof list));
 }
 
 static ds_status get_init(spec *s, const char *const *keys, ds_init *out)
@@ -290,10 +368,11 @@ static ds_status get_init(spec *s, const char *const *keys, ds_init *out)
         out->a = (float)v;
         return DS_OK;
     }
-    return fail_at(s, DS_ERR_ARG, "%s: option '%s': unknown initializer '%s' (expected zeros, "
-                   "ones, a number, uniform, normal, truncated_normal, glorot_uniform, "
-                   "glorot_normal, he_uniform, he_normal, lecun_uniform, lecun_normal or "
-                   "torch_default)", s->kind, o->key, o->val);
+    char list[320] = "";
+    for (int k = 0; k < DS_INIT_COUNT; k++)
+        list_add(list, sizeof list, ds_init_name((ds_init_kind)k));
+    return fail_at(s, DS_ERR_ARG, "%s: option '%s': unknown initializer '%s' (expected a number "
+                   "or %s)", s->kind, o->key, o->val, list_or(list, sizeof list));
 }
 
 /* ---- names and inputs ---- */
@@ -359,22 +438,38 @@ static ds_status get_inputs(builder *b, spec *s, int min, int max, ds_node **in,
 }
 
 /* ---- layer builders ---- */
-typedef ds_status (*build_fn)(builder *b, spec *s, const char *name, ds_node **in, int n_in,
-                              ds_node **out);
+typedef struct layer_def layer_def;
 
+/* What a builder gets: its table row, the layer's name and its inputs. */
 typedef struct {
-    const char *kind;       /* keyword in the file */
-    const char *type;       /* Keras class name for the summary */
-    const char *auto_name;  /* prefix of automatic names */
-    build_fn fn;
-    int min_in, max_in;
-    const char *keys;       /* allowed options besides name and inputs */
-    int nd;                 /* spatial dims fixed by the keyword (0: from the input) */
-    int arg;                /* builder-specific (pool kind, activation, ...) */
-    bool has_params;        /* the builder names its own parameters */
-} layer_def;
+    const layer_def *def;
+    const char *name;
+    ds_node **in;
+    int n_in;
+} layer_args;
 
-static const layer_def *find_layer(const char *kind);
+typedef ds_status (*build_fn)(builder *b, spec *s, const layer_args *a, ds_node **out);
+
+typedef enum { MERGE_CONCAT, MERGE_ADD, MERGE_SUB, MERGE_MUL } merge_op;
+
+/* One layer keyword of the model file. Several keywords share a builder, which reads the
+ * fields after .keys to know which layer it makes. */
+struct layer_def {
+    const char *kind;        /* the keyword: "conv2d" */
+    const char *keras;       /* Keras class shown by deepsky summary: "Conv2D" (pools of any
+                              * rank get "1D", "2D", "3D" appended) */
+    const char *auto_name;   /* prefix of automatic names: "conv2d" -> conv2d_1, conv2d_2 */
+    build_fn build;          /* reads the options and adds the layer's nodes */
+    int min_in, max_in;      /* inputs it takes (inputs=a,b,...; default: the layer above) */
+    const char *keys;        /* its options besides name and inputs, space-separated */
+    int nd;                  /* spatial axes the keyword fixes (conv2d: 2); 0: the input's */
+    bool has_params;         /* the builder names its own parameters (no layer scope) */
+    /* builder-specific */
+    bool transposed;         /* b_conv: transposed convolution */
+    ds_pool_kind pool;       /* b_pool, b_global_pool */
+    merge_op merge;          /* b_merge */
+    ds_activation act;       /* b_activation */
+};
 
 static int spatial_nd(const layer_def *d, const ds_node *x)
 {
@@ -392,13 +487,11 @@ static ds_status check_nd(const spec *s, const ds_node *x, int nd)
     return DS_OK;
 }
 
-static ds_status b_dense(builder *b, spec *s, const char *name, ds_node **in, int n_in, ds_node **out)
+static ds_status b_dense(builder *b, spec *s, const layer_args *a, ds_node **out)
 {
-    (void)b;
-    (void)n_in;
     long units;
     bool bias;
-    ds_dense_opts o = {.name = name};
+    ds_dense_opts o = {.name = a->name};
     ds_status st;
     if ((st = get_int(s, KEYS("units"), 1, 1L << 24, 0, true, &units)) ||
         (st = get_bool(s, KEYS("bias", "use_bias"), true, &bias)) ||
@@ -408,21 +501,19 @@ static ds_status b_dense(builder *b, spec *s, const char *name, ds_node **in, in
         return st;
     o.units = units;
     o.no_bias = !bias;
-    *out = ds_dense(b->net->g, in[0], &o);
+    *out = ds_dense(b->net->g, a->in[0], &o);
     return DS_OK;
 }
 
-static ds_status b_conv(builder *b, spec *s, const char *name, ds_node **in, int n_in, ds_node **out)
+static ds_status b_conv(builder *b, spec *s, const layer_args *a, ds_node **out)
 {
-    (void)n_in;
-    const layer_def *d = find_layer(s->kind);
-    int nd = d->nd;
-    ds_status st = check_nd(s, in[0], nd);
+    int nd = a->def->nd;
+    ds_status st = check_nd(s, a->in[0], nd);
     if (st)
         return st;
     long filters;
     bool bias;
-    ds_conv_opts o = {.name = name};
+    ds_conv_opts o = {.name = a->name};
     if ((st = get_int(s, KEYS("filters"), 1, 1L << 20, 0, true, &filters)) ||
         (st = get_axes(s, KEYS("kernel", "kernel_size"), nd, 1, 0, true, o.kernel)) ||
         (st = get_axes(s, KEYS("stride", "strides"), nd, 1, 1, false, o.stride)) ||
@@ -435,42 +526,37 @@ static ds_status b_conv(builder *b, spec *s, const char *name, ds_node **in, int
         return st;
     o.filters = filters;
     o.no_bias = !bias;
-    if (d->arg) {   /* transposed */
+    if (a->def->transposed) {
         if ((st = get_axes(s, KEYS("output_padding"), nd, 0, 0, false, o.output_padding)))
             return st;
-        *out = ds_conv_transpose2d(b->net->g, in[0], &o);
+        *out = ds_conv_transpose2d(b->net->g, a->in[0], &o);
     } else {
-        *out = ds_conv(b->net->g, in[0], nd, &o);
+        *out = ds_conv(b->net->g, a->in[0], nd, &o);
     }
     return DS_OK;
 }
 
-static ds_status b_upsample(builder *b, spec *s, const char *name, ds_node **in, int n_in, ds_node **out)
+static ds_status b_upsample(builder *b, spec *s, const layer_args *a, ds_node **out)
 {
-    (void)name;
-    (void)n_in;
     long size;
-    ds_status st = check_nd(s, in[0], 2);
+    ds_status st = check_nd(s, a->in[0], 2);
     if (st || (st = get_int(s, KEYS("size", "scale"), 1, 64, 2, false, &size)))
         return st;
-    ds_upsample_mode mode = DS_UPSAMPLE_NEAREST;
     opt *o = find_any(s, KEYS("mode", "interpolation"));
-    if (o && !strcmp(o->val, "bilinear"))
-        mode = DS_UPSAMPLE_BILINEAR;
-    else if (o && strcmp(o->val, "nearest"))
-        return fail_at(s, DS_ERR_ARG, "%s: option '%s': '%s' is not nearest or bilinear",
-                       s->kind, o->key, o->val);
-    *out = ds_upsample2d(b->net->g, in[0], (int)size, mode);
+    int mode = o ? word_index(upsample_words, N_WORDS(upsample_words), o->val)
+                 : DS_UPSAMPLE_NEAREST;
+    char list[64];
+    if (mode < 0)
+        return fail_at(s, DS_ERR_ARG, "%s: option '%s': '%s' is not %s", s->kind, o->key, o->val,
+                       words_list(upsample_words, N_WORDS(upsample_words), list, sizeof list));
+    *out = ds_upsample2d(b->net->g, a->in[0], (int)size, (ds_upsample_mode)mode);
     return DS_OK;
 }
 
-static ds_status b_pool(builder *b, spec *s, const char *name, ds_node **in, int n_in, ds_node **out)
+static ds_status b_pool(builder *b, spec *s, const layer_args *a, ds_node **out)
 {
-    (void)name;
-    (void)n_in;
-    const layer_def *d = find_layer(s->kind);
-    int nd = spatial_nd(d, in[0]);
-    ds_status st = check_nd(s, in[0], nd);
+    int nd = spatial_nd(a->def, a->in[0]);
+    ds_status st = check_nd(s, a->in[0], nd);
     if (st)
         return st;
     ds_pool_opts o = {0};
@@ -484,35 +570,27 @@ static ds_status b_pool(builder *b, spec *s, const char *name, ds_node **in, int
     if (!find_any(s, KEYS("stride", "strides")))
         for (int i = 0; i < nd; i++)
             o.stride[i] = o.size[i];
-    *out = ds_pool(b->net->g, in[0], nd, (ds_pool_kind)d->arg, &o);
+    *out = ds_pool(b->net->g, a->in[0], nd, a->def->pool, &o);
     return DS_OK;
 }
 
-static ds_status b_global_pool(builder *b, spec *s, const char *name, ds_node **in, int n_in,
-                               ds_node **out)
+static ds_status b_global_pool(builder *b, spec *s, const layer_args *a, ds_node **out)
 {
-    (void)name;
-    (void)n_in;
-    const layer_def *d = find_layer(s->kind);
-    if (ds_node_ndim(in[0]) < 3)
-        return check_nd(s, in[0], 0);
-    *out = ds_global_pool(b->net->g, in[0], (ds_pool_kind)d->arg);
+    if (ds_node_ndim(a->in[0]) < 3)
+        return check_nd(s, a->in[0], 0);
+    *out = ds_global_pool(b->net->g, a->in[0], a->def->pool);
     return DS_OK;
 }
 
-static ds_status b_flatten(builder *b, spec *s, const char *name, ds_node **in, int n_in, ds_node **out)
+static ds_status b_flatten(builder *b, spec *s, const layer_args *a, ds_node **out)
 {
     (void)s;
-    (void)name;
-    (void)n_in;
-    *out = ds_flatten(b->net->g, in[0]);
+    *out = ds_flatten(b->net->g, a->in[0]);
     return DS_OK;
 }
 
-static ds_status b_reshape(builder *b, spec *s, const char *name, ds_node **in, int n_in, ds_node **out)
+static ds_status b_reshape(builder *b, spec *s, const layer_args *a, ds_node **out)
 {
-    (void)name;
-    (void)n_in;
     opt *o = find_opt(s, "shape");
     if (!o)
         return fail_at(s, DS_ERR_ARG, "%s: option 'shape' is required (per sample, e.g. 1x28x28)",
@@ -526,47 +604,42 @@ static ds_status b_reshape(builder *b, spec *s, const char *name, ds_node **in, 
     shape[0] = -1;
     for (int i = 0; i < n; i++)
         shape[i + 1] = v[i];
-    *out = ds_reshape(b->net->g, in[0], n + 1, shape);
+    *out = ds_reshape(b->net->g, a->in[0], n + 1, shape);
     return DS_OK;
 }
 
-static ds_status b_merge(builder *b, spec *s, const char *name, ds_node **in, int n_in, ds_node **out)
+static ds_status b_merge(builder *b, spec *s, const layer_args *a, ds_node **out)
 {
-    (void)name;
-    const layer_def *d = find_layer(s->kind);
     ds_graph *g = b->net->g;
-    if (d->arg == 0) {   /* concat */
+    merge_op op = a->def->merge;
+    if (op == MERGE_CONCAT) {
         long axis;
         ds_status st = get_int(s, KEYS("axis"), -6, 5, 1, false, &axis);
         if (st)
             return st;
-        *out = ds_concat(g, n_in, in, (int)axis);
+        *out = ds_concat(g, a->n_in, a->in, (int)axis);
         return DS_OK;
     }
-    ds_node *y = in[0];
-    for (int i = 1; i < n_in; i++)
-        y = d->arg == 1 ? ds_add(g, y, in[i]) : d->arg == 2 ? ds_sub(g, y, in[i])
-                                                             : ds_mul(g, y, in[i]);
+    ds_node *y = a->in[0];
+    for (int i = 1; i < a->n_in; i++)
+        y = op == MERGE_ADD ? ds_add(g, y, a->in[i]) : op == MERGE_SUB ? ds_sub(g, y, a->in[i])
+                                                                       : ds_mul(g, y, a->in[i]);
     *out = y;
     return DS_OK;
 }
 
-static ds_status b_dropout(builder *b, spec *s, const char *name, ds_node **in, int n_in, ds_node **out)
+static ds_status b_dropout(builder *b, spec *s, const layer_args *a, ds_node **out)
 {
-    (void)name;
-    (void)n_in;
     double rate;
     ds_status st = get_float(s, KEYS("rate", "p"), 0, 0.999999, 0.5, &rate);
     if (st)
         return st;
-    *out = ds_dropout(b->net->g, in[0], (float)rate);
+    *out = ds_dropout(b->net->g, a->in[0], (float)rate);
     return DS_OK;
 }
 
-static ds_status b_batchnorm(builder *b, spec *s, const char *name, ds_node **in, int n_in,
-                             ds_node **out)
+static ds_status b_batchnorm(builder *b, spec *s, const layer_args *a, ds_node **out)
 {
-    (void)n_in;
     double mom, eps;
     bool affine;
     ds_status st;
@@ -574,35 +647,19 @@ static ds_status b_batchnorm(builder *b, spec *s, const char *name, ds_node **in
         (st = get_float(s, KEYS("eps", "epsilon"), 1e-12, 1, 1e-5, &eps)) ||
         (st = get_bool(s, KEYS("affine"), true, &affine)))
         return st;
-    ds_batchnorm_opts o = {.name = name, .momentum = (float)mom, .eps = (float)eps,
+    ds_batchnorm_opts o = {.name = a->name, .momentum = (float)mom, .eps = (float)eps,
                            .no_affine = !affine};
-    *out = ds_batchnorm(b->net->g, in[0], &o);
+    *out = ds_batchnorm(b->net->g, a->in[0], &o);
     return DS_OK;
 }
 
-/* Activation layers: "relu", "softmax axis=1", "activation relu" / "activation fn=relu". */
-static ds_status b_activation(builder *b, spec *s, const char *name, ds_node **in, int n_in,
-                              ds_node **out)
+/* Activation layers ("relu", "softmax axis=1", "activation relu"), with the options of the
+ * activations that have some. */
+static ds_status b_activation(builder *b, spec *s, const layer_args *a, ds_node **out)
 {
-    (void)n_in;
-    const layer_def *d = find_layer(s->kind);
-    ds_activation act = (ds_activation)d->arg;
+    ds_activation act = a->def->act;
     ds_graph *g = b->net->g;
-    if (!strcmp(s->kind, "activation")) {
-        opt *o = find_any(s, KEYS("fn", "activation"));
-        const char *v = o ? o->val : s->pos;
-        if (!*v)
-            return fail_at(s, DS_ERR_ARG, "activation: which one? e.g. 'activation relu'");
-        bool found = false;
-        for (size_t i = 0; i < sizeof act_names / sizeof act_names[0]; i++)
-            if (!strcmp(v, act_names[i].name)) {
-                act = act_names[i].act;
-                found = true;
-            }
-        if (!found)
-            return fail_at(s, DS_ERR_ARG, "activation: unknown activation '%s'", v);
-        s->pos[0] = 0;
-    }
+    ds_node *x = a->in[0];
     double alpha;
     long axis;
     bool shared;
@@ -611,83 +668,120 @@ static ds_status b_activation(builder *b, spec *s, const char *name, ds_node **i
     case DS_ACT_LEAKY_RELU:
         if ((st = get_float(s, KEYS("alpha", "slope", "negative_slope"), -1e6, 1e6, 0.01, &alpha)))
             return st;
-        *out = ds_leaky_relu(g, in[0], (float)alpha);
+        *out = ds_leaky_relu(g, x, (float)alpha);
         return DS_OK;
     case DS_ACT_ELU:
         if ((st = get_float(s, KEYS("alpha"), 0, 1e6, 1.0, &alpha)))
             return st;
-        *out = ds_elu(g, in[0], (float)alpha);
+        *out = ds_elu(g, x, (float)alpha);
         return DS_OK;
     case DS_ACT_SOFTMAX:
     case DS_ACT_LOG_SOFTMAX:
         if ((st = get_int(s, KEYS("axis"), -6, 5, 1, false, &axis)))
             return st;
-        *out = act == DS_ACT_SOFTMAX ? ds_softmax(g, in[0], (int)axis)
-                                     : ds_log_softmax(g, in[0], (int)axis);
+        *out = act == DS_ACT_SOFTMAX ? ds_softmax(g, x, (int)axis) : ds_log_softmax(g, x, (int)axis);
         return DS_OK;
     case DS_ACT_PRELU:
         if ((st = get_bool(s, KEYS("shared"), false, &shared)))
             return st;
-        *out = ds_prelu(g, in[0], name, shared);
+        *out = ds_prelu(g, x, a->name, shared);
         return DS_OK;
     default:
-        *out = ds_activate(g, in[0], act, name);
+        *out = ds_activate(g, x, act, a->name);
         return DS_OK;
     }
 }
 
+#define LAYER_KEYS "name inputs input from"   /* every layer line's options */
+#define INPUT_KEYS "name shape"                /* the input line's */
 #define K_DENSE "units activation bias use_bias init kernel_initializer bias_init bias_initializer"
 #define K_CONV  "filters kernel kernel_size stride strides dilation dilation_rate padding pad " \
                 "activation bias use_bias init kernel_initializer bias_init bias_initializer"
 #define K_POOL  "size pool_size kernel stride strides padding pad exclude_pad"
+#define K_UPSAMPLE "size scale mode interpolation"
+#define POOL(kind_, keras_, auto_, nd_, pool_)                                              \
+    {.kind = kind_, .keras = keras_, .auto_name = auto_, .build = b_pool, .min_in = 1,       \
+     .max_in = 1, .keys = K_POOL, .nd = nd_, .pool = pool_}
+#define MERGE(kind_, keras_, auto_, max_, keys_, op_)                                       \
+    {.kind = kind_, .keras = keras_, .auto_name = auto_, .build = b_merge, .min_in = 2,      \
+     .max_in = max_, .keys = keys_, .merge = op_}
 
+/* Every layer keyword but those of the activations (act_layers below). */
 static const layer_def layer_defs[] = {
-    {"dense", "Dense", "dense", b_dense, 1, 1, K_DENSE, 0, 0, true},
-    {"conv1d", "Conv1D", "conv1d", b_conv, 1, 1, K_CONV, 1, 0, true},
-    {"conv2d", "Conv2D", "conv2d", b_conv, 1, 1, K_CONV, 2, 0, true},
-    {"conv3d", "Conv3D", "conv3d", b_conv, 1, 1, K_CONV, 3, 0, true},
-    {"conv2d_transpose", "Conv2DTranspose", "conv2d_transpose", b_conv, 1, 1,
-     K_CONV " output_padding", 2, 1, true},
-    {"upsample2d", "UpSampling2D", "up_sampling2d", b_upsample, 1, 1, "size scale mode interpolation", 2, 0, false},
-    {"upsampling2d", "UpSampling2D", "up_sampling2d", b_upsample, 1, 1, "size scale mode interpolation", 2, 0, false},
-    {"maxpool", "MaxPooling", "max_pooling", b_pool, 1, 1, K_POOL, 0, DS_POOL_MAX, false},
-    {"maxpool1d", "MaxPooling1D", "max_pooling1d", b_pool, 1, 1, K_POOL, 1, DS_POOL_MAX, false},
-    {"maxpool2d", "MaxPooling2D", "max_pooling2d", b_pool, 1, 1, K_POOL, 2, DS_POOL_MAX, false},
-    {"maxpool3d", "MaxPooling3D", "max_pooling3d", b_pool, 1, 1, K_POOL, 3, DS_POOL_MAX, false},
-    {"avgpool", "AveragePooling", "average_pooling", b_pool, 1, 1, K_POOL, 0, DS_POOL_AVG, false},
-    {"avgpool1d", "AveragePooling1D", "average_pooling1d", b_pool, 1, 1, K_POOL, 1, DS_POOL_AVG, false},
-    {"avgpool2d", "AveragePooling2D", "average_pooling2d", b_pool, 1, 1, K_POOL, 2, DS_POOL_AVG, false},
-    {"avgpool3d", "AveragePooling3D", "average_pooling3d", b_pool, 1, 1, K_POOL, 3, DS_POOL_AVG, false},
-    {"sumpool", "SumPooling", "sum_pooling", b_pool, 1, 1, K_POOL, 0, DS_POOL_SUM, false},
-    {"l2pool", "L2Pooling", "l2_pooling", b_pool, 1, 1, K_POOL, 0, DS_POOL_L2, false},
-    {"globalavgpool", "GlobalAveragePooling", "global_average_pooling", b_global_pool, 1, 1, "", 0, DS_POOL_AVG, false},
-    {"globalmaxpool", "GlobalMaxPooling", "global_max_pooling", b_global_pool, 1, 1, "", 0, DS_POOL_MAX, false},
-    {"flatten", "Flatten", "flatten", b_flatten, 1, 1, "", 0, 0, false},
-    {"reshape", "Reshape", "reshape", b_reshape, 1, 1, "shape", 0, 0, false},
-    {"concat", "Concatenate", "concatenate", b_merge, 2, 16, "axis", 0, 0, false},
-    {"add", "Add", "add", b_merge, 2, 16, "", 0, 1, false},
-    {"subtract", "Subtract", "subtract", b_merge, 2, 2, "", 0, 2, false},
-    {"multiply", "Multiply", "multiply", b_merge, 2, 16, "", 0, 3, false},
-    {"dropout", "Dropout", "dropout", b_dropout, 1, 1, "rate p", 0, 0, false},
-    {"batchnorm", "BatchNormalization", "batch_normalization", b_batchnorm, 1, 1,
-     "momentum eps epsilon affine", 0, 0, true},
-    {"activation", "Activation", "activation", b_activation, 1, 1,
-     "fn activation alpha slope negative_slope axis shared", 0, DS_ACT_NONE, false},
-    {"relu", "ReLU", "re_lu", b_activation, 1, 1, "", 0, DS_ACT_RELU, false},
-    {"sigmoid", "Activation", "sigmoid", b_activation, 1, 1, "", 0, DS_ACT_SIGMOID, false},
-    {"tanh", "Activation", "tanh", b_activation, 1, 1, "", 0, DS_ACT_TANH, false},
-    {"softplus", "Activation", "softplus", b_activation, 1, 1, "", 0, DS_ACT_SOFTPLUS, false},
-    {"leaky_relu", "LeakyReLU", "leaky_re_lu", b_activation, 1, 1, "alpha slope negative_slope", 0, DS_ACT_LEAKY_RELU, false},
-    {"elu", "ELU", "elu", b_activation, 1, 1, "alpha", 0, DS_ACT_ELU, false},
-    {"gelu", "Activation", "gelu", b_activation, 1, 1, "", 0, DS_ACT_GELU, false},
-    {"silu", "Activation", "silu", b_activation, 1, 1, "", 0, DS_ACT_SILU, false},
-    {"prelu", "PReLU", "p_re_lu", b_activation, 1, 1, "shared", 0, DS_ACT_PRELU, true},
-    {"softmax", "Softmax", "softmax", b_activation, 1, 1, "axis", 0, DS_ACT_SOFTMAX, false},
-    {"log_softmax", "LogSoftmax", "log_softmax", b_activation, 1, 1, "axis", 0, DS_ACT_LOG_SOFTMAX, false},
+    {.kind = "dense", .keras = "Dense", .auto_name = "dense", .build = b_dense, .min_in = 1,
+     .max_in = 1, .keys = K_DENSE, .has_params = true},
+    {.kind = "conv1d", .keras = "Conv1D", .auto_name = "conv1d", .build = b_conv, .min_in = 1,
+     .max_in = 1, .keys = K_CONV, .nd = 1, .has_params = true},
+    {.kind = "conv2d", .keras = "Conv2D", .auto_name = "conv2d", .build = b_conv, .min_in = 1,
+     .max_in = 1, .keys = K_CONV, .nd = 2, .has_params = true},
+    {.kind = "conv3d", .keras = "Conv3D", .auto_name = "conv3d", .build = b_conv, .min_in = 1,
+     .max_in = 1, .keys = K_CONV, .nd = 3, .has_params = true},
+    {.kind = "conv2d_transpose", .keras = "Conv2DTranspose", .auto_name = "conv2d_transpose",
+     .build = b_conv, .min_in = 1, .max_in = 1, .keys = K_CONV " output_padding", .nd = 2,
+     .has_params = true, .transposed = true},
+    {.kind = "upsample2d", .keras = "UpSampling2D", .auto_name = "up_sampling2d",
+     .build = b_upsample, .min_in = 1, .max_in = 1, .keys = K_UPSAMPLE, .nd = 2},
+    {.kind = "upsampling2d", .keras = "UpSampling2D", .auto_name = "up_sampling2d",
+     .build = b_upsample, .min_in = 1, .max_in = 1, .keys = K_UPSAMPLE, .nd = 2},
+    POOL("maxpool", "MaxPooling", "max_pooling", 0, DS_POOL_MAX),
+    POOL("maxpool1d", "MaxPooling1D", "max_pooling1d", 1, DS_POOL_MAX),
+    POOL("maxpool2d", "MaxPooling2D", "max_pooling2d", 2, DS_POOL_MAX),
+    POOL("maxpool3d", "MaxPooling3D", "max_pooling3d", 3, DS_POOL_MAX),
+    POOL("avgpool", "AveragePooling", "average_pooling", 0, DS_POOL_AVG),
+    POOL("avgpool1d", "AveragePooling1D", "average_pooling1d", 1, DS_POOL_AVG),
+    POOL("avgpool2d", "AveragePooling2D", "average_pooling2d", 2, DS_POOL_AVG),
+    POOL("avgpool3d", "AveragePooling3D", "average_pooling3d", 3, DS_POOL_AVG),
+    POOL("sumpool", "SumPooling", "sum_pooling", 0, DS_POOL_SUM),
+    POOL("l2pool", "L2Pooling", "l2_pooling", 0, DS_POOL_L2),
+    {.kind = "globalavgpool", .keras = "GlobalAveragePooling",
+     .auto_name = "global_average_pooling", .build = b_global_pool, .min_in = 1, .max_in = 1,
+     .keys = "", .pool = DS_POOL_AVG},
+    {.kind = "globalmaxpool", .keras = "GlobalMaxPooling", .auto_name = "global_max_pooling",
+     .build = b_global_pool, .min_in = 1, .max_in = 1, .keys = "", .pool = DS_POOL_MAX},
+    {.kind = "flatten", .keras = "Flatten", .auto_name = "flatten", .build = b_flatten,
+     .min_in = 1, .max_in = 1, .keys = ""},
+    {.kind = "reshape", .keras = "Reshape", .auto_name = "reshape", .build = b_reshape,
+     .min_in = 1, .max_in = 1, .keys = "shape"},
+    MERGE("concat", "Concatenate", "concatenate", 16, "axis", MERGE_CONCAT),
+    MERGE("add", "Add", "add", 16, "", MERGE_ADD),
+    MERGE("subtract", "Subtract", "subtract", 2, "", MERGE_SUB),
+    MERGE("multiply", "Multiply", "multiply", 16, "", MERGE_MUL),
+    {.kind = "dropout", .keras = "Dropout", .auto_name = "dropout", .build = b_dropout,
+     .min_in = 1, .max_in = 1, .keys = "rate p"},
+    {.kind = "batchnorm", .keras = "BatchNormalization", .auto_name = "batch_normalization",
+     .build = b_batchnorm, .min_in = 1, .max_in = 1, .keys = "momentum eps epsilon affine",
+     .has_params = true},
+    /* "activation relu" or "activation fn=relu": the activation's options join these */
+    {.kind = "activation", .keras = "Activation", .auto_name = "activation",
+     .build = b_activation, .min_in = 1, .max_in = 1, .keys = "fn activation"},
+};
+#define N_LAYER_DEFS N_WORDS(layer_defs)
+_Static_assert(N_LAYER_DEFS <= MAX_KW_ROWS, "layer_defs: raise MAX_KW_ROWS");
+_Static_assert(DS_ACT_COUNT <= MAX_KW_ROWS, "activations: raise MAX_KW_ROWS");
+
+/* Each activation is a layer keyword too: its name (ds_activation_name) or one of
+ * act_aliases; "linear" is dense's, so DS_ACT_NONE has none. The layer is a Keras
+ * "Activation" named after the activation unless given here. */
+static const struct {
+    const char *keras;       /* Keras class of its own */
+    const char *auto_name;   /* Keras' automatic name, when not the activation's name */
+    const char *keys;        /* its options */
+    bool has_params;
+} act_layers[DS_ACT_COUNT] = {
+    [DS_ACT_RELU] = {.keras = "ReLU", .auto_name = "re_lu"},
+    [DS_ACT_LEAKY_RELU] = {.keras = "LeakyReLU", .auto_name = "leaky_re_lu",
+                           .keys = "alpha slope negative_slope"},
+    [DS_ACT_ELU] = {.keras = "ELU", .keys = "alpha"},
+    [DS_ACT_PRELU] = {.keras = "PReLU", .auto_name = "p_re_lu", .keys = "shared",
+                      .has_params = true},
+    [DS_ACT_SOFTMAX] = {.keras = "Softmax", .keys = "axis"},
+    [DS_ACT_LOG_SOFTMAX] = {.keras = "LogSoftmax", .keys = "axis"},
 };
 
-/* Keras spellings accepted as synonyms. */
-static const struct { const char *alias, *kind; } aliases[] = {
+/* Keras' and PyTorch's spellings of layer keywords (the activations' are in act_aliases). */
+static const struct {
+    const char *alias, *kind;
+} layer_aliases[] = {
     {"linear", "dense"}, {"convolution1d", "conv1d"}, {"convolution2d", "conv2d"},
     {"convolution3d", "conv3d"}, {"conv2dtranspose", "conv2d_transpose"},
     {"conv_transpose2d", "conv2d_transpose"}, {"deconv2d", "conv2d_transpose"},
@@ -707,18 +801,96 @@ static const struct { const char *alias, *kind; } aliases[] = {
     {"concatenate", "concat"}, {"sub", "subtract"}, {"mul", "multiply"},
     {"batch_normalization", "batchnorm"}, {"batchnormalization", "batchnorm"},
     {"batchnorm1d", "batchnorm"}, {"batchnorm2d", "batchnorm"}, {"batchnorm3d", "batchnorm"},
-    {"leakyrelu", "leaky_relu"}, {"logsoftmax", "log_softmax"},
 };
 
-static const layer_def *find_layer(const char *kind)
+/* A line's layer: a row of layer_defs, or one made for an activation. */
+typedef struct {
+    layer_def def;
+    int row;             /* in layer_defs, or -1 for an activation keyword */
+    char keys[160];      /* def.keys of activation layers: their own options added */
+} layer_kind;
+
+/* The layer of activation act: the "activation" row (row) with the activation's options
+ * added, or, for the activation's own keyword (row NULL), one made from act_layers. */
+static void activation_layer(ds_activation act, const layer_def *row, layer_kind *k)
 {
-    for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
-        if (!strcmp(kind, aliases[i].alias))
-            kind = aliases[i].kind;
-    for (size_t i = 0; i < sizeof layer_defs / sizeof layer_defs[0]; i++)
+    const char *name = ds_activation_name(act);
+    if (row)
+        k->def = *row;
+    else
+        k->def = (layer_def){.kind = name, .build = b_activation, .min_in = 1, .max_in = 1,
+                             .keras = act_layers[act].keras ? act_layers[act].keras : "Activation",
+                             .auto_name = act_layers[act].auto_name ? act_layers[act].auto_name
+                                                                    : name};
+    snprintf(k->keys, sizeof k->keys, "%s%s%s", row ? row->keys : "",
+             row && act_layers[act].keys ? " " : "",
+             act_layers[act].keys ? act_layers[act].keys : "");
+    k->def.keys = k->keys;
+    k->def.act = act;
+    if (!row)   /* "activation prelu" keeps the row's layer scope, as it always had */
+        k->def.has_params = act_layers[act].has_params;
+}
+
+/* "dense, conv1d, ..., relu, ..." for the unknown-layer message. */
+static const char *layer_list(char *buf, size_t cap)
+{
+    buf[0] = 0;
+    for (int i = 0; i < N_LAYER_DEFS; i++)
+        list_add(buf, cap, layer_defs[i].kind);
+    for (int a = 0; a < DS_ACT_COUNT; a++)
+        if (a != DS_ACT_NONE)
+            list_add(buf, cap, ds_activation_name((ds_activation)a));
+    return list_or(buf, cap);
+}
+
+/* The layer of the line's keyword; "activation" reads which one from fn= or the word after
+ * it. Fails naming the keyword. */
+static ds_status find_layer(spec *s, layer_kind *k)
+{
+    const char *kind = s->kind;
+    k->row = -1;
+    for (int i = 0; i < N_WORDS(layer_aliases); i++)
+        if (!strcmp(kind, layer_aliases[i].alias))
+            kind = layer_aliases[i].kind;
+    for (int i = 0; i < N_LAYER_DEFS && k->row < 0; i++)
         if (!strcmp(kind, layer_defs[i].kind))
-            return &layer_defs[i];
-    return NULL;
+            k->row = i;
+    ds_activation act;
+    char list[1024];
+    if (k->row >= 0 && layer_defs[k->row].build != b_activation) {
+        k->def = layer_defs[k->row];
+        return DS_OK;
+    }
+    if (k->row >= 0) {
+        opt *o = find_any(s, KEYS("fn", "activation"));
+        const char *v = o ? o->val : s->pos;
+        if (!*v)
+            return fail_at(s, DS_ERR_ARG, "activation: which one? e.g. 'activation relu'");
+        if (!find_activation(v, &act))
+            return fail_at(s, DS_ERR_ARG, "activation: unknown activation '%s' (expected %s)", v,
+                           activation_list(list, sizeof list));
+        s->pos[0] = 0;
+        activation_layer(act, &layer_defs[k->row], k);
+        return DS_OK;
+    }
+    if (find_activation(kind, &act) && act != DS_ACT_NONE) {
+        activation_layer(act, NULL, k);
+        return DS_OK;
+    }
+    return fail_at(s, DS_ERR_ARG, "unknown layer '%s' (expected %s; the README's model file "
+                   "reference lists their options)", s->kind, layer_list(list, sizeof list));
+}
+
+/* Whether word is one of the space-separated words of list. */
+static bool in_list(const char *list, const char *word)
+{
+    size_t n = strlen(word);
+    if (!n)
+        return false;
+    for (const char *p = list; (p = strstr(p, word)); p += n)
+        if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == 0))
+            return true;
+    return false;
 }
 
 /* Options not in the space-separated list keys (besides name and inputs) are errors that
@@ -728,42 +900,30 @@ static ds_status check_known(const spec *s, const char *keys, const char *allowe
 {
     for (int i = 0; i < s->n; i++) {
         const char *k = s->opts[i].key;
-        if (!strcmp(k, "name") || !strcmp(k, "inputs") || !strcmp(k, "input") || !strcmp(k, "from"))
-            continue;
-        size_t n = strlen(k);
-        const char *p = keys;
-        bool found = false;
-        while ((p = strstr(p, k))) {
-            if ((p == keys || p[-1] == ' ') && (p[n] == ' ' || p[n] == 0)) {
-                found = true;
-                break;
-            }
-            p += n;
-        }
-        if (!found)
-            return fail_at(s, DS_ERR_ARG, "%s: unknown option '%s' (options: name, inputs%s%s)",
-                           s->kind, k, *allowed ? ", " : "", allowed);
+        if (!in_list(LAYER_KEYS, k) && !in_list(keys, k))
+            return fail_at(s, DS_ERR_ARG, "%s: unknown option '%s' (options: %s)", s->kind, k,
+                           allowed);
     }
     return DS_OK;
 }
 
-/* Unknown options are errors that list the allowed ones. */
+/* Options the line's builder did not read are errors that list the allowed ones. */
 static ds_status check_unused(const spec *s, const char *allowed)
 {
     for (int i = 0; i < s->n; i++)
         if (!s->opts[i].used)
-            return fail_at(s, DS_ERR_ARG, "%s: unknown option '%s' (options: name, inputs%s%s)",
-                           s->kind, s->opts[i].key, *allowed ? ", " : "", allowed);
+            return fail_at(s, DS_ERR_ARG, "%s: unknown option '%s' (options: %s)", s->kind,
+                           s->opts[i].key, allowed);
     return DS_OK;
 }
 
+/* "a, b, c" from the space-separated words of keys, after those already in buf. */
 static void list_allowed(const char *keys, char *buf, size_t cap)
 {
-    buf[0] = 0;
     char tmp[512], *save = NULL;
     snprintf(tmp, sizeof tmp, "%s", keys);
     for (char *t = strtok_r(tmp, " ", &save); t; t = strtok_r(NULL, " ", &save))
-        dsi_snprintf_cat(buf, cap, "%s%s", buf[0] ? ", " : "", t);
+        list_add(buf, cap, t);
 }
 
 /* The node before a final activation of the layer: losses take logits from it. */
@@ -783,19 +943,15 @@ static ds_node *pre_activation(ds_node *y, ds_activation *act)
 
 static ds_status build_layer(builder *b, spec *s)
 {
-    const layer_def *d = find_layer(s->kind);
-    if (!d)
-        return fail_at(s, DS_ERR_ARG, "unknown layer '%s' (see the README's model file reference "
-                       "for the layers: dense, conv1d, conv2d, conv3d, conv2d_transpose, "
-                       "upsample2d, maxpool, avgpool, sumpool, l2pool, globalavgpool, "
-                       "globalmaxpool, flatten, reshape, concat, add, subtract, multiply, "
-                       "dropout, batchnorm, activation, relu, sigmoid, tanh, softplus, "
-                       "leaky_relu, elu, gelu, silu, prelu, softmax, log_softmax)", s->kind);
-    ds_graph *g = b->net->g;
-    char allowed[768];
-    list_allowed(d->keys, allowed, sizeof allowed);
-    ds_status st = check_known(s, d->keys, allowed);
+    layer_kind k;
+    ds_status st = find_layer(s, &k);
     if (st)
+        return st;
+    const layer_def *d = &k.def;
+    ds_graph *g = b->net->g;
+    char allowed[768] = "name, inputs";
+    list_allowed(d->keys, allowed, sizeof allowed);
+    if ((st = check_known(s, d->keys, allowed)))
         return st;
     opt *nm = find_opt(s, "name");
     ds_node *in[16];
@@ -815,7 +971,7 @@ static ds_status build_layer(builder *b, spec *s)
     } else {
         char auto_type[48];
         snprintf(auto_type, sizeof auto_type, "%s", d->auto_name);
-        if (!d->nd && (d->fn == b_pool || d->fn == b_global_pool))
+        if (!d->nd && (d->build == b_pool || d->build == b_global_pool))
             snprintf(auto_type, sizeof auto_type, "%s%dd", d->auto_name,
                      ds_node_ndim(in[0]) - 2 > 0 ? ds_node_ndim(in[0]) - 2 : 1);
         do
@@ -825,15 +981,16 @@ static ds_status build_layer(builder *b, spec *s)
     /* Layers that name their own parameters get the name; the others are wrapped in a
      * scope of that name, which their own scopes join. */
     char type[40];
-    snprintf(type, sizeof type, "%s", d->type);
-    if (!d->nd && (d->fn == b_pool || d->fn == b_global_pool))
-        snprintf(type, sizeof type, "%s%dD", d->type, ds_node_ndim(in[0]) - 2);
+    snprintf(type, sizeof type, "%s", d->keras);
+    if (!d->nd && (d->build == b_pool || d->build == b_global_pool))
+        snprintf(type, sizeof type, "%s%dD", d->keras, ds_node_ndim(in[0]) - 2);
     char scoped[DS_NAME_MAX];
     bool wrap = !d->has_params;
     if (wrap && !dsi_layer_begin(g, type, type, name, scoped))
         return fail_at(s, g->status ? g->status : DS_ERR_ARG, "%s", ds_last_error());
     ds_node *y = NULL;
-    st = d->fn(b, s, name, in, n_in, &y);
+    layer_args args = {.def = d, .name = name, .in = in, .n_in = n_in};
+    st = d->build(b, s, &args, &y);
     if (wrap)
         dsi_layer_end(g, y);
     if (st)
@@ -848,6 +1005,10 @@ static ds_status build_layer(builder *b, spec *s)
     ds_activation act;
     ds_node *pre = pre_activation(y, &act);
     b->prev = y;
+    if (k.row >= 0)
+        b->used[DSI_KW_LAYER][k.row] = true;
+    else
+        b->used[DSI_KW_ACTIVATION][d->act - 1] = true;   /* DS_ACT_NONE is no keyword */
     return add_name(b, s, name, y, act, pre);
 }
 
@@ -863,7 +1024,9 @@ static ds_status build_input(builder *b, spec *s)
     ds_status st = parse_tuple(s, sh, DS_MAX_DIMS - 1, 1, v, &n);
     if (st)
         return st;
-    if ((st = check_unused(s, "shape")))
+    char allowed[64] = "";
+    list_allowed(INPUT_KEYS, allowed, sizeof allowed);
+    if ((st = check_unused(s, allowed)))
         return st;
     if (b->net->n_inputs == DS_FEED_MAX)
         return fail_at(s, DS_ERR_ARG, "input: at most %d input lines", DS_FEED_MAX);
@@ -914,15 +1077,17 @@ typedef struct {
 typedef struct loss_def loss_def;
 typedef ds_status (*loss_fn)(builder *b, spec *s, const loss_def *d, loss_line *l, ds_node **out);
 
+/* One loss keyword: "loss mse". */
 struct loss_def {
     const char *kind;       /* keyword */
     const char *synonyms;   /* other keywords, space-separated */
-    loss_fn fn;
+    loss_fn build;          /* reads the options and adds the loss's nodes */
     dsi_loss_kind loss;
     label_kind labels;
-    const char *keys;       /* options besides output, name, weight and reduction */
-    int arg;                /* builder-specific: mae, sparse */
+    const char *keys;       /* options besides output, on, name, weight and reduction */
+    bool sparse;            /* l_cce: class indices whatever the labels' shape */
 };
+#define LOSS_KEYS "output name weight reduction"   /* every loss line's options (output: or on) */
 
 /* The labels input of the loss line l, as the next target. The first is named "labels"
  * (as with one labelled loss), the others "labels_<loss>". */
@@ -978,7 +1143,8 @@ static ds_status l_pointwise(builder *b, spec *s, const loss_def *d, loss_line *
     if (!t)
         return DS_ERR_ARG;
     ds_graph *g = b->net->g;
-    *out = d->arg ? ds_loss_mae(g, l->y, t, l->red) : ds_loss_mse(g, l->y, t, l->red);
+    *out = d->loss == DSI_LOSS_MAE ? ds_loss_mae(g, l->y, t, l->red)
+                                   : ds_loss_mse(g, l->y, t, l->red);
     l->pred = l->y;
     return DS_OK;
 }
@@ -1027,7 +1193,7 @@ static ds_status l_cce(builder *b, spec *s, const loss_def *d, loss_line *l, ds_
     if (nd < 2)
         return fail_at(s, DS_ERR_SHAPE, "loss %s: output '%s' has shape %s, expected [batch, "
                        "classes, ...]", s->pos, ds_node_layer_name(y), dsi_shape_str(nd, shape));
-    bool sparse = d->arg || label_mode(b, l->name) == DS_LABELS_INDEX;
+    bool sparse = d->sparse || label_mode(b, l->name) == DS_LABELS_INDEX;
     int64_t ts[DS_MAX_DIMS];
     ts[0] = shape[0];
     for (int i = 2; i < nd; i++)
@@ -1069,37 +1235,28 @@ static ds_status l_gaussian(builder *b, spec *s, const loss_def *d, loss_line *l
 }
 
 static const loss_def loss_defs[] = {
-    {.kind = "mse", .synonyms = "mean_squared_error", .fn = l_pointwise, .loss = DSI_LOSS_MSE,
-     .labels = LAB_PRED, .keys = ""},
-    {.kind = "mae", .synonyms = "mean_absolute_error", .fn = l_pointwise, .loss = DSI_LOSS_MAE,
-     .labels = LAB_PRED, .keys = "", .arg = 1},
-    {.kind = "binary_crossentropy", .synonyms = "bce", .fn = l_bce, .loss = DSI_LOSS_BCE,
+    {.kind = "mse", .synonyms = "mean_squared_error", .build = l_pointwise,
+     .loss = DSI_LOSS_MSE, .labels = LAB_PRED, .keys = ""},
+    {.kind = "mae", .synonyms = "mean_absolute_error", .build = l_pointwise,
+     .loss = DSI_LOSS_MAE, .labels = LAB_PRED, .keys = ""},
+    {.kind = "binary_crossentropy", .synonyms = "bce", .build = l_bce, .loss = DSI_LOSS_BCE,
      .labels = LAB_PRED, .keys = "from_logits"},
-    {.kind = "categorical_crossentropy", .synonyms = "cce", .fn = l_cce, .loss = DSI_LOSS_CCE,
-     .labels = LAB_CLASSES, .keys = "from_logits"},
-    {.kind = "sparse_categorical_crossentropy", .synonyms = "", .fn = l_cce,
-     .loss = DSI_LOSS_CCE, .labels = LAB_CLASSES, .keys = "from_logits", .arg = 1},
-    {.kind = "gaussian_nll", .synonyms = "", .fn = l_gaussian, .loss = DSI_LOSS_GAUSS_NLL,
+    {.kind = "categorical_crossentropy", .synonyms = "cce", .build = l_cce,
+     .loss = DSI_LOSS_CCE, .labels = LAB_CLASSES, .keys = "from_logits"},
+    {.kind = "sparse_categorical_crossentropy", .synonyms = "", .build = l_cce,
+     .loss = DSI_LOSS_CCE, .labels = LAB_CLASSES, .keys = "from_logits", .sparse = true},
+    {.kind = "gaussian_nll", .synonyms = "", .build = l_gaussian, .loss = DSI_LOSS_GAUSS_NLL,
      .labels = LAB_MEAN, .keys = "mean logvar"},
-    {.kind = "kl_gaussian", .synonyms = "kl", .fn = l_gaussian, .loss = DSI_LOSS_KL,
+    {.kind = "kl_gaussian", .synonyms = "kl", .build = l_gaussian, .loss = DSI_LOSS_KL,
      .labels = LAB_NONE, .keys = "mean logvar"},
 };
-#define N_LOSS_DEFS (int)(sizeof loss_defs / sizeof loss_defs[0])
-
-/* Whether word is one of the space-separated words of list. */
-static bool in_list(const char *list, const char *word)
-{
-    size_t n = strlen(word);
-    for (const char *p = list; (p = strstr(p, word)); p += n)
-        if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == 0))
-            return true;
-    return false;
-}
+#define N_LOSS_DEFS N_WORDS(loss_defs)
+_Static_assert(N_LOSS_DEFS <= MAX_KW_ROWS, "loss_defs: raise MAX_KW_ROWS");
 
 static const loss_def *find_loss(const char *kind)
 {
     for (int i = 0; i < N_LOSS_DEFS; i++)
-        if (!strcmp(kind, loss_defs[i].kind) || (*kind && in_list(loss_defs[i].synonyms, kind)))
+        if (!strcmp(kind, loss_defs[i].kind) || in_list(loss_defs[i].synonyms, kind))
             return &loss_defs[i];
     return NULL;
 }
@@ -1116,11 +1273,13 @@ static ds_status unknown_loss(const spec *s)
 /* Options the loss line does not know are errors that list the ones it does. */
 static ds_status check_loss_options(const spec *s, const loss_def *d)
 {
+    char keys[256], allowed[320] = "";
+    snprintf(keys, sizeof keys, "%s %s", LOSS_KEYS, d->keys);
+    list_allowed(keys, allowed, sizeof allowed);
     for (int i = 0; i < s->n; i++)
         if (!s->opts[i].used)
-            return fail_at(s, DS_ERR_ARG, "loss %s: unknown option '%s' (options: output, name, "
-                           "weight, reduction%s%s)", s->pos, s->opts[i].key, *d->keys ? ", " : "",
-                           *d->keys ? d->keys : "");
+            return fail_at(s, DS_ERR_ARG, "loss %s: unknown option '%s' (options: %s)", s->pos,
+                           s->opts[i].key, allowed);
     return DS_OK;
 }
 
@@ -1138,11 +1297,12 @@ static ds_status loss_line_init(builder *b, spec *s, const loss_def *d, loss_lin
         if (b->names[i].node == l->y)
             l->self = &b->names[i];
     opt *ro = find_opt(s, "reduction");
-    l->red = DS_REDUCE_MEAN;
-    if (ro && !strcmp(ro->val, "sum"))
-        l->red = DS_REDUCE_SUM;
-    else if (ro && strcmp(ro->val, "mean"))
-        return fail_at(s, DS_ERR_ARG, "loss: option 'reduction': '%s' is not mean or sum", ro->val);
+    int red = ro ? word_index(reduction_words, N_WORDS(reduction_words), ro->val) : DS_REDUCE_MEAN;
+    char list[64];
+    if (red < 0)
+        return fail_at(s, DS_ERR_ARG, "loss: option 'reduction': '%s' is not %s", ro->val,
+                       words_list(reduction_words, N_WORDS(reduction_words), list, sizeof list));
+    l->red = (ds_reduction)red;
     opt *nm = find_opt(s, "name");
     named *mean = NULL;
     if (!nm && d->labels == LAB_MEAN && (st = get_named(b, s, KEYS("mean"), true, &mean)))
@@ -1177,7 +1337,7 @@ static ds_status build_loss(builder *b, spec *s)
         (st = get_float(s, KEYS("weight"), 0, 1e12, 1.0, &weight)))
         return st;
     ds_node *out = NULL;
-    if ((st = d->fn(b, s, d, &l, &out)) || (st = check_loss_options(s, d)))
+    if ((st = d->build(b, s, d, &l, &out)) || (st = check_loss_options(s, d)))
         return st;
     if (!out || (d->labels != LAB_NONE && !l.pred))
         return fail_at(s, net->g->status ? net->g->status : DS_ERR_SHAPE, "loss %s: %s", s->pos,
@@ -1194,6 +1354,7 @@ static ds_status build_loss(builder *b, spec *s)
     b->weights[b->n_losses] = (float)weight;
     b->loss_line[b->n_losses] = s->line;
     b->n_losses++;
+    b->used[DSI_KW_LOSS][d - loss_defs] = true;
     return DS_OK;
 }
 
@@ -1220,72 +1381,113 @@ static ds_status build_output(builder *b, spec *s)
 }
 
 /* ---- optimizer ---- */
+typedef enum { OPT_FLOAT, OPT_BOOL, OPT_INT64, OPT_SCHEDULE } optim_value;
+
+/* The options of the optimizer line, each with the ds_optim_opts field it sets. */
+static const struct {
+    const char *key, *synonym;
+    optim_value type;
+    double lo, hi;          /* OPT_FLOAT, OPT_INT64 */
+    size_t offset;          /* of the field in ds_optim_opts: float, int or int64_t */
+} optim_keys[] = {
+#define FIELD(f) .offset = offsetof(ds_optim_opts, f)
+    {.key = "lr", .synonym = "learning_rate", .type = OPT_FLOAT, .lo = 1e-12, .hi = 1e3, FIELD(lr)},
+    {.key = "momentum", .type = OPT_FLOAT, .lo = 0, .hi = 0.999999, FIELD(momentum)},
+    {.key = "nesterov", .type = OPT_BOOL, FIELD(nesterov)},
+    {.key = "weight_decay", .synonym = "decay_l2", .type = OPT_FLOAT, .lo = 0, .hi = 10,
+     FIELD(weight_decay)},
+    {.key = "beta1", .synonym = "beta_1", .type = OPT_FLOAT, .lo = 0, .hi = 0.999999, FIELD(beta1)},
+    {.key = "beta2", .synonym = "beta_2", .type = OPT_FLOAT, .lo = 0, .hi = 0.999999999,
+     FIELD(beta2)},
+    {.key = "eps", .synonym = "epsilon", .type = OPT_FLOAT, .lo = 1e-20, .hi = 1, FIELD(eps)},
+    {.key = "alpha", .synonym = "rho", .type = OPT_FLOAT, .lo = 0, .hi = 0.999999, FIELD(alpha)},
+    {.key = "amsgrad", .type = OPT_BOOL, FIELD(amsgrad)},
+    {.key = "clipnorm", .synonym = "clip_norm", .type = OPT_FLOAT, .lo = 0, .hi = 1e12,
+     FIELD(clip_norm)},
+    {.key = "schedule", .type = OPT_SCHEDULE, FIELD(schedule.kind)},
+    {.key = "step_size", .type = OPT_INT64, .lo = 1, .hi = (double)(1L << 40),
+     FIELD(schedule.step_size)},
+    {.key = "gamma", .type = OPT_FLOAT, .lo = 0, .hi = 1, FIELD(schedule.gamma)},
+    {.key = "decay", .type = OPT_FLOAT, .lo = 0, .hi = 1e6, FIELD(schedule.decay)},
+    {.key = "t_max", .type = OPT_INT64, .lo = 1, .hi = (double)(1L << 40), FIELD(schedule.t_max)},
+    {.key = "min_lr", .type = OPT_FLOAT, .lo = 0, .hi = 1e3, FIELD(schedule.min_lr)},
+    {.key = "per_epoch", .type = OPT_BOOL, FIELD(schedule.per_epoch)},
+#undef FIELD
+};
+
+/* schedule=constant|step|exponential (exp)|inverse_time|cosine */
+static ds_status optim_schedule(spec *s, ds_schedule_kind *out)
+{
+    opt *so = find_opt(s, "schedule");
+    if (!so)
+        return DS_OK;
+    int k = word_index(schedule_words, N_WORDS(schedule_words), so->val);
+    if (!strcmp(so->val, schedule_exp_alias))
+        k = DS_SCHED_EXP;
+    char list[128];
+    if (k < 0)
+        return fail_at(s, DS_ERR_ARG, "optimizer: option 'schedule': '%s' is not %s", so->val,
+                       words_list(schedule_words, N_WORDS(schedule_words), list, sizeof list));
+    *out = (ds_schedule_kind)k;
+    return DS_OK;
+}
+
+/* Sets the field of optim_keys[i] if the line gives it. */
+static ds_status optim_key(spec *s, int i, ds_optim_opts *o)
+{
+    const char *const keys[] = {optim_keys[i].key, optim_keys[i].synonym, NULL};
+    char *field = (char *)o + optim_keys[i].offset;
+    double v;
+    long n;
+    bool flag;
+    ds_status st;
+    switch (optim_keys[i].type) {
+    case OPT_FLOAT:
+        if ((st = get_float(s, keys, optim_keys[i].lo, optim_keys[i].hi, NAN, &v)))
+            return st;
+        if (!isnan(v))
+            *(float *)field = (float)v;
+        return DS_OK;
+    case OPT_BOOL:
+        if ((st = get_bool(s, keys, false, &flag)))
+            return st;
+        *(int *)field = flag;
+        return DS_OK;
+    case OPT_INT64:
+        if ((st = get_int(s, keys, (long)optim_keys[i].lo, (long)optim_keys[i].hi, 0, false, &n)))
+            return st;
+        *(int64_t *)field = n;
+        return DS_OK;
+    case OPT_SCHEDULE:
+        return optim_schedule(s, (ds_schedule_kind *)field);
+    }
+    return DS_OK;
+}
+
 static ds_status build_optimizer(builder *b, spec *s)
 {
     ds_optim_opts *o = &b->net->optim;
     memset(o, 0, sizeof *o);
-    static const char *const kinds[] = {"sgd", "adagrad", "rmsprop", "adam", "adamw"};
     int k = -1;
-    for (int i = 0; i < 5; i++)
-        if (!strcmp(s->pos, kinds[i]))
+    for (int i = 0; i < DS_OPT_COUNT; i++)
+        if (!strcmp(s->pos, ds_optim_name((ds_optim_kind)i)))
             k = i;
-    if (k < 0)
-        return fail_at(s, DS_ERR_ARG, "unknown optimizer '%s' (expected sgd, adagrad, rmsprop, "
-                       "adam or adamw)", s->pos[0] ? s->pos : "(none)");
-    o->kind = (ds_optim_kind)k;
-    double v;
-    bool flag;
-    long n;
-    ds_status st;
-#define F(keys, lo, hi, field)                                   \
-    if ((st = get_float(s, keys, lo, hi, NAN, &v)))              \
-        return st;                                               \
-    if (!isnan(v))                                               \
-        o->field = (float)v;
-    F(KEYS("lr", "learning_rate"), 1e-12, 1e3, lr)
-    F(KEYS("momentum"), 0, 0.999999, momentum)
-    F(KEYS("weight_decay", "decay_l2"), 0, 10, weight_decay)
-    F(KEYS("beta1", "beta_1"), 0, 0.999999, beta1)
-    F(KEYS("beta2", "beta_2"), 0, 0.999999999, beta2)
-    F(KEYS("eps", "epsilon"), 1e-20, 1, eps)
-    F(KEYS("alpha", "rho"), 0, 0.999999, alpha)
-    F(KEYS("clipnorm", "clip_norm"), 0, 1e12, clip_norm)
-    F(KEYS("gamma"), 0, 1, schedule.gamma)
-    F(KEYS("decay"), 0, 1e6, schedule.decay)
-    F(KEYS("min_lr"), 0, 1e3, schedule.min_lr)
-#undef F
-    if ((st = get_bool(s, KEYS("nesterov"), false, &flag)))
-        return st;
-    o->nesterov = flag;
-    if ((st = get_bool(s, KEYS("amsgrad"), false, &flag)))
-        return st;
-    o->amsgrad = flag;
-    if ((st = get_bool(s, KEYS("per_epoch"), false, &flag)))
-        return st;
-    o->schedule.per_epoch = flag;
-    if ((st = get_int(s, KEYS("step_size"), 1, 1L << 40, 0, false, &n)))
-        return st;
-    o->schedule.step_size = n;
-    if ((st = get_int(s, KEYS("t_max"), 1, 1L << 40, 0, false, &n)))
-        return st;
-    o->schedule.t_max = n;
-    opt *so = find_opt(s, "schedule");
-    if (so) {
-        static const char *const sn[] = {"constant", "step", "exponential", "inverse_time", "cosine"};
-        int found = -1;
-        for (int i = 0; i < 5; i++)
-            if (!strcmp(so->val, sn[i]))
-                found = i;
-        if (!strcmp(so->val, "exp"))
-            found = 2;
-        if (found < 0)
-            return fail_at(s, DS_ERR_ARG, "optimizer: option 'schedule': '%s' is not constant, "
-                           "step, exponential, inverse_time or cosine", so->val);
-        o->schedule.kind = (ds_schedule_kind)found;
+    char list[256] = "";
+    if (k < 0) {
+        for (int i = 0; i < DS_OPT_COUNT; i++)
+            list_add(list, sizeof list, ds_optim_name((ds_optim_kind)i));
+        return fail_at(s, DS_ERR_ARG, "unknown optimizer '%s' (expected %s)",
+                       s->pos[0] ? s->pos : "(none)", list_or(list, sizeof list));
     }
-    return check_unused(s, "lr, momentum, nesterov, weight_decay, beta1, beta2, eps, alpha, "
-                        "amsgrad, clipnorm, schedule, step_size, gamma, decay, t_max, min_lr, "
-                        "per_epoch");
+    o->kind = (ds_optim_kind)k;
+    ds_status st;
+    for (int i = 0; i < N_WORDS(optim_keys); i++)
+        if ((st = optim_key(s, i, o)))
+            return st;
+    for (int i = 0; i < N_WORDS(optim_keys); i++)
+        list_add(list, sizeof list, optim_keys[i].key);
+    b->used[DSI_KW_OPTIMIZER][k] = true;
+    return check_unused(s, list);
 }
 
 /* ---- tokenizer ---- */
@@ -1349,23 +1551,32 @@ void ds_net_free(ds_net *n)
 }
 
 /* One non-empty line, by its keyword. */
+/* The keywords of the lines that are not layers. */
+typedef enum { LINE_INPUT, LINE_OUTPUT, LINE_LOSS, LINE_OPTIMIZER } line_kind;
+static const char *const line_words[] = {
+    [LINE_INPUT] = "input", [LINE_OUTPUT] = "output", [LINE_LOSS] = "loss",
+    [LINE_OPTIMIZER] = "optimizer",
+};
+
 static ds_status build_line(builder *b, spec *s, bool *have_optim, bool *have_loss)
 {
-    if (!strcmp(s->kind, "loss")) {
+    int kind = word_index(line_words, N_WORDS(line_words), s->kind);
+    switch (kind) {
+    case LINE_LOSS:
         *have_loss = true;
         return build_loss(b, s);
-    }
-    if (!strcmp(s->kind, "output"))
+    case LINE_OUTPUT:
         return build_output(b, s);
-    if (!strcmp(s->kind, "optimizer")) {
+    case LINE_OPTIMIZER:
         if (*have_optim)
             return fail_at(s, DS_ERR_ARG, "optimizer: given twice");
         *have_optim = true;
         return build_optimizer(b, s);
+    default:
+        if (*have_loss)
+            return fail_at(s, DS_ERR_ARG, "%s: layers must come before the loss lines", s->kind);
+        return kind == LINE_INPUT ? build_input(b, s) : build_layer(b, s);
     }
-    if (*have_loss)
-        return fail_at(s, DS_ERR_ARG, "%s: layers must come before the loss lines", s->kind);
-    return !strcmp(s->kind, "input") ? build_input(b, s) : build_layer(b, s);
 }
 
 /* Reads the text line by line; *lines is the number of the last line. */
@@ -1456,6 +1667,97 @@ static ds_status total_loss(builder *b)
     return DS_OK;
 }
 
+/* ---- the keyword tables, for tests and the fuzz dictionary ---- */
+static dsi_modelfile_hook_fn keyword_hook;
+
+void dsi_modelfile_set_hook(dsi_modelfile_hook_fn fn) { keyword_hook = fn; }
+
+const char *dsi_modelfile_keyword(dsi_kw_table t, int row)
+{
+    if (row < 0)
+        return NULL;
+    switch (t) {
+    case DSI_KW_LAYER:
+        return row < N_LAYER_DEFS ? layer_defs[row].kind : NULL;
+    case DSI_KW_ACTIVATION:   /* row a - 1 for DS_ACT a: DS_ACT_NONE is no keyword */
+        return row + 1 < DS_ACT_COUNT ? ds_activation_name((ds_activation)(row + 1)) : NULL;
+    case DSI_KW_LOSS:
+        return row < N_LOSS_DEFS ? loss_defs[row].kind : NULL;
+    case DSI_KW_OPTIMIZER:
+        return row < DS_OPT_COUNT ? ds_optim_name((ds_optim_kind)row) : NULL;
+    case DSI_KW_TABLES:
+        break;
+    }
+    return NULL;
+}
+
+static void report_keywords(const builder *b)
+{
+    for (int t = 0; t < DSI_KW_TABLES && keyword_hook; t++)
+        for (int row = 0; dsi_modelfile_keyword((dsi_kw_table)t, row); row++)
+            if (b->used[t][row])
+                keyword_hook(b->file, (dsi_kw_table)t, row);
+}
+
+/* fn on each space-separated word of list. */
+static void each_word(const char *list, void (*fn)(const char *word, void *ctx), void *ctx)
+{
+    char tmp[512], *save = NULL;
+    snprintf(tmp, sizeof tmp, "%s", list ? list : "");
+    for (char *t = strtok_r(tmp, " ", &save); t; t = strtok_r(NULL, " ", &save))
+        fn(t, ctx);
+}
+
+static void each_of(const char *const *words, int n, void (*fn)(const char *, void *), void *ctx)
+{
+    for (int i = 0; i < n; i++)
+        if (words[i])
+            fn(words[i], ctx);
+}
+
+void dsi_modelfile_words(void (*fn)(const char *word, void *ctx), void *ctx)
+{
+    each_of(line_words, N_WORDS(line_words), fn, ctx);
+    each_word(LAYER_KEYS " " INPUT_KEYS " " LOSS_KEYS, fn, ctx);
+    for (int i = 0; i < N_LAYER_DEFS; i++) {
+        const layer_def *d = &layer_defs[i];
+        fn(d->kind, ctx);
+        fn(d->auto_name, ctx);
+        each_word(d->keys, fn, ctx);
+    }
+    for (int i = 0; i < N_WORDS(layer_aliases); i++)
+        fn(layer_aliases[i].alias, ctx);
+    for (int a = 0; a < DS_ACT_COUNT; a++) {
+        fn(ds_activation_name((ds_activation)a), ctx);
+        if (act_layers[a].auto_name)
+            fn(act_layers[a].auto_name, ctx);
+        each_word(act_layers[a].keys, fn, ctx);
+    }
+    for (int i = 0; i < N_WORDS(act_aliases); i++)
+        fn(act_aliases[i].spelling, ctx);
+    for (int i = 0; i < N_LOSS_DEFS; i++) {
+        fn(loss_defs[i].kind, ctx);
+        each_word(loss_defs[i].synonyms, fn, ctx);
+        each_word(loss_defs[i].keys, fn, ctx);
+    }
+    for (int k = 0; k < DS_OPT_COUNT; k++)
+        fn(ds_optim_name((ds_optim_kind)k), ctx);
+    for (int i = 0; i < N_WORDS(optim_keys); i++) {
+        fn(optim_keys[i].key, ctx);
+        if (optim_keys[i].synonym)
+            fn(optim_keys[i].synonym, ctx);
+    }
+    for (int k = 0; k < DS_INIT_COUNT; k++)
+        fn(ds_init_name((ds_init_kind)k), ctx);
+    each_of(schedule_words, N_WORDS(schedule_words), fn, ctx);
+    fn(schedule_exp_alias, ctx);
+    each_of(true_words, N_WORDS(true_words), fn, ctx);
+    each_of(false_words, N_WORDS(false_words), fn, ctx);
+    each_of(pad_words, N_WORDS(pad_words), fn, ctx);
+    each_of(upsample_words, N_WORDS(upsample_words), fn, ctx);
+    each_of(reduction_words, N_WORDS(reduction_words), fn, ctx);
+}
+
 ds_status ds_net_parse(const char *text, const char *filename, const ds_net_opts *o, ds_net **out)
 {
     *out = NULL;
@@ -1480,6 +1782,8 @@ ds_status ds_net_parse(const char *text, const char *filename, const ds_net_opts
     if (!st && !(st = resolve_outputs(&b)))
         st = total_loss(&b);
     free(b.names);
+    if (!st)
+        report_keywords(&b);
     if (st != DS_OK) {
         ds_net_free(net);
         return st;

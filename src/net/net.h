@@ -58,6 +58,28 @@ typedef struct {
     int n_labels;                /* targets with labels */
 } dsi_bound;
 
+/* modelfile.c: the keyword tables of the model-file language, for the keyword-coverage
+ * test (tests/test_keywords.c) and the fuzz dictionary (fuzz/dict.c). */
+typedef enum {
+    DSI_KW_LAYER,        /* layer keywords but the activations' ("dense", "conv2d", ...) */
+    DSI_KW_ACTIVATION,   /* activation layer keywords: every DS_ACT_* but DS_ACT_NONE */
+    DSI_KW_LOSS,         /* "loss mse", ... */
+    DSI_KW_OPTIMIZER,    /* "optimizer adam", ... */
+    DSI_KW_TABLES
+} dsi_kw_table;
+/* The keyword of row `row` of table t (aliases aside), or NULL past the last row. */
+const char *dsi_modelfile_keyword(dsi_kw_table t, int row);
+/* Called after each successful ds_net_parse, once per keyword row the text used (through
+ * any spelling); file is the parse's file name. */
+typedef void (*dsi_modelfile_hook_fn)(const char *file, dsi_kw_table t, int row);
+/* Sets the hook (NULL: none, the default). For tests: set it before parsing starts, from
+ * one thread; the library itself never sets it. */
+void dsi_modelfile_set_hook(dsi_modelfile_hook_fn fn);
+/* fn on every word of the language: line and layer keywords with their aliases and
+ * automatic names, option keys, and option values (activations, initializers, optimizers,
+ * schedules, booleans, padding, ...). Some words come more than once. */
+void dsi_modelfile_words(void (*fn)(const char *word, void *ctx), void *ctx);
+
 /* feed.c */
 /* Matches the feed's entries to the net's inputs and targets by name (NULL: the only one),
  * checking the names, that every input is fed and that sample counts agree. Labels are
