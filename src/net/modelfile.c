@@ -1668,7 +1668,8 @@ static ds_status total_loss(builder *b)
 }
 
 /* ---- the keyword tables, for tests and the fuzz dictionary ---- */
-static dsi_modelfile_hook_fn keyword_hook;
+/* The tests' hook: atomic, so a parse on another thread reads either value, never a torn one. */
+static dsi_modelfile_hook_fn _Atomic keyword_hook;
 
 void dsi_modelfile_set_hook(dsi_modelfile_hook_fn fn) { keyword_hook = fn; }
 
@@ -1693,10 +1694,11 @@ const char *dsi_modelfile_keyword(dsi_kw_table t, int row)
 
 static void report_keywords(const builder *b)
 {
-    for (int t = 0; t < DSI_KW_TABLES && keyword_hook; t++)
+    dsi_modelfile_hook_fn hook = keyword_hook;
+    for (int t = 0; t < DSI_KW_TABLES && hook; t++)
         for (int row = 0; dsi_modelfile_keyword((dsi_kw_table)t, row); row++)
             if (b->used[t][row])
-                keyword_hook(b->file, (dsi_kw_table)t, row);
+                hook(b->file, (dsi_kw_table)t, row);
 }
 
 /* fn on each space-separated word of list. */
