@@ -46,7 +46,7 @@ int cli_main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(cmd, "--version")) {
-        printf("deepsky %s\n", DS_VERSION);
+        printf("deepsky %s\n", ds_build_info());
         return 0;
     }
     for (int i = 0; i < N_COMMANDS; i++)

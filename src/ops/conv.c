@@ -15,8 +15,6 @@
  * gradient). */
 #include "conv_impl.h"
 
-#include <omp.h>
-
 /* ---- im2col / col2im ---- */
 
 /* dst[0..n) = src[0..n): rows of columns are often short (tens of floats), where a call to
@@ -318,7 +316,7 @@ static size_t conv_scratch(const ds_node *y)
 
 /* Threads for the chunk loop: no more than the scratch planned for (the count may have
  * been raised since planning). */
-static int conv_threads(const ds_node *y, const conv_plan *p)
+DS_OMP_ONLY static int conv_threads(const ds_node *y, const conv_plan *p)
 {
     int64_t avail = ((int64_t)(y->g->scratch_bytes / sizeof(float)) - p->partials) / p->per_thread;
     int64_t nth = omp_get_max_threads();

@@ -17,8 +17,6 @@
  * results do not depend on the thread count. */
 #include "conv_impl.h"
 
-#include <omp.h>
-
 enum {
     XI = 16,   /* points of a transformed 4x4 tile */
     TV = 16,   /* tiles per step of the transforms: loops of a fixed length vectorize */

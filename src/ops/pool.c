@@ -378,7 +378,7 @@ static void max_tiled(const pool_geom *p, const float *xd, float *yd, int32_t *a
     const int64_t OD = p->out[0], OH = p->out[1], OW = p->out[2], H = p->in[1], W = p->in[2];
     const int kh = (int)p->k[1], kw = (int)p->k[2];
     const int64_t R = SPAN / (kh * OW), nb = (OH + R - 1) / R;
-    const int64_t work = p->planes * p->out_n * kh * kw;
+    const int64_t work DS_OMP_ONLY = p->planes * p->out_n * kh * kw;
 #pragma omp parallel for collapse(3) schedule(static) if (work > DS_PAR_MIN)
     for (int64_t pl = 0; pl < p->planes; pl++)
         for (int64_t od = 0; od < OD; od++)
@@ -406,7 +406,7 @@ static void pool_unpadded(const pool_geom *p, int kind, const float *xd, float *
                           int32_t *arg)
 {
     const int64_t OD = p->out[0], OH = p->out[1], OW = p->out[2], H = p->in[1], W = p->in[2];
-    const int64_t work = p->planes * p->out_n * p->k[0] * p->k[1] * p->k[2];
+    const int64_t work DS_OMP_ONLY = p->planes * p->out_n * p->k[0] * p->k[1] * p->k[2];
     if (kind == DS_POOL_MAX && max_tiled_ok(p)) {
         max_tiled(p, xd, yd, arg);
         return;
@@ -523,7 +523,7 @@ static void pool_forward(ds_node *y)
     const float *xd = y->in[0]->data;
     float *yd = y->data;
     int32_t *arg = y->saved;
-    int64_t work = p.planes * p.out_n * p.k[0] * p.k[1] * p.k[2];
+    int64_t work DS_OMP_ONLY = p.planes * p.out_n * p.k[0] * p.k[1] * p.k[2];
 #pragma omp parallel for schedule(static) if (work > DS_PAR_MIN)
     for (int64_t pl = 0; pl < p.planes; pl++) {
         const float *xp = xd + pl * p.in_n;
@@ -602,7 +602,7 @@ static void pool_backward(ds_node *y)
         spread_unpadded(&p, kind, xd, yd, dy, dx);
         return;
     }
-    int64_t work = p.planes * p.out_n * p.k[0] * p.k[1] * p.k[2];
+    int64_t work DS_OMP_ONLY = p.planes * p.out_n * p.k[0] * p.k[1] * p.k[2];
 #pragma omp parallel for schedule(static) if (work > DS_PAR_MIN)
     for (int64_t pl = 0; pl < p.planes; pl++) {
         float *gp = dx + pl * p.in_n;
