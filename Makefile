@@ -272,7 +272,7 @@ SGEMM_BENCH := $(BUILD)/bench/sgemm_bench
 $(SGEMM_BENCH): bench/sgemm_bench.c $(BUILD)/libdeepsky.a
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS_REL) -Isrc $< -o $@ $(BUILD)/libdeepsky.a $(filter-out -lopenblas,$(LIBS)) -lopenblas
+	@$(CC) $(CFLAGS_REL) $< -o $@ $(BUILD)/libdeepsky.a $(filter-out -lopenblas,$(LIBS)) -lopenblas
 
 bench-sgemm:
 	@$(MAKE) --no-print-directory $(SGEMM_BENCH)

@@ -17,12 +17,23 @@
  * becomes an FMA where the target has one. */
 #include "../internal.h"
 
+/* The tile: 6 rows of 2 vectors. With AVX-512 (32 registers of 16 floats) that is 6 x 32,
+ * 12 accumulators; else 6 x 16 in vectors of 8 (12 of AVX2's 16 registers). The portable
+ * build compiles for the baseline, so its AVX-512 clone runs the 6 x 16 tile. */
+#if defined(__AVX512F__)
+#define VW 16
+#else
+#define VW 8
+#endif
+#define NV 2
 #define MR 6
-#define NR 16
+#define NR (NV * VW)
 #define KC 256
-#define MC 144          /* 24 panels of MR: an A block of 144 KB */
-#define NC 3072         /* 192 panels of NR: a B block of 3 MB */
+#define MC 144          /* 24 panels of MR: an A block of 144 KB, in L2 */
+#define NC 3072         /* a B block of at most 3 MB */
 #define NCHUNK 256      /* columns per task when splitting a block over threads */
+typedef float vf __attribute__((vector_size(VW * sizeof(float))));
+typedef float vf_u __attribute__((vector_size(VW * sizeof(float)), aligned(4), may_alias));
 #define PAR_MIN_FLOPS ((int64_t)1 << 21)   /* multiply-adds below which one thread runs */
 
 typedef struct {
@@ -30,8 +41,9 @@ typedef struct {
     int64_t m, n, k;
     float alpha, beta;
     const float *a, *b;
-    int64_t lda, ldb, ldc;
+    int64_t lda, ldb;
     float *c;
+    int64_t rs, cs;       /* C[i][j] is c[i*rs + j*cs]: (ldc, 1), or (1, ldc) when swapped */
 } gemm_args;
 
 /* op(A)[i][p] and op(B)[p][j]. */
@@ -47,21 +59,21 @@ static void pack_a(const gemm_args *g, int64_t i0, int64_t mc, int64_t p0, int64
 {
     for (int64_t r = 0; r < mc; r += MR, dst += kc * MR) {
         int64_t rows = mc - r < MR ? mc - r : MR;
-        if (rows == MR && !g->ta) {
-            const float *src = g->a + (i0 + r) * g->lda + p0;
-            for (int64_t p = 0; p < kc; p++)
-                for (int i = 0; i < MR; i++)
-                    dst[p * MR + i] = src[i * g->lda + p];
-        } else if (rows == MR) {
+        if (!g->ta) {   /* row i of the panel is a row of a: read in order, write stride MR */
+            for (int64_t i = 0; i < rows; i++) {
+                const float *src = g->a + (i0 + r + i) * g->lda + p0;
+                for (int64_t p = 0; p < kc; p++)
+                    dst[p * MR + i] = src[p];
+            }
+        } else {
             const float *src = g->a + p0 * g->lda + i0 + r;
             for (int64_t p = 0; p < kc; p++)
-                for (int i = 0; i < MR; i++)
+                for (int64_t i = 0; i < rows; i++)
                     dst[p * MR + i] = src[p * g->lda + i];
-        } else {
-            for (int64_t p = 0; p < kc; p++)
-                for (int i = 0; i < MR; i++)
-                    dst[p * MR + i] = i < rows ? at_a(g, i0 + r + i, p0 + p) : 0.0f;
         }
+        for (int64_t p = 0; rows < MR && p < kc; p++)
+            for (int64_t i = rows; i < MR; i++)
+                dst[p * MR + i] = 0.0f;
     }
 }
 
@@ -83,31 +95,59 @@ static void pack_b(const gemm_args *g, int64_t j0, int64_t nc, int64_t p0, int64
                     d[p * NR + q] = 0.0f;
             }
         } else {
-            for (int64_t p = 0; p < kc; p++)
-                for (int64_t q = 0; q < NR; q++)
-                    d[p * NR + q] = q < cols ? g->b[(j + q) * g->ldb + p0 + p] : 0.0f;
+            /* column q of the panel is a row of b: read it in order, write with stride NR
+             * (the panel, kc x NR floats, stays in L1) */
+            for (int64_t q = 0; q < cols; q++) {
+                const float *src = g->b + (j + q) * g->ldb + p0;
+                for (int64_t p = 0; p < kc; p++)
+                    d[p * NR + q] = src[p];
+            }
+            for (int64_t p = 0; cols < NR && p < kc; p++)
+                for (int64_t q = cols; q < NR; q++)
+                    d[p * NR + q] = 0.0f;
         }
     }
 }
 
-/* The MR x NR tile acc = A panel (kc x MR) times B panel (kc x NR). Fixed bounds and a
- * local accumulator: gcc unrolls i, vectorizes j and keeps acc in vector registers. */
+/* The MR x NR tile acc = A panel (kc x MR) times B panel (kc x NR). The tile lives in
+ * MR x NV vectors of VW floats (GCC's vector extension: AVX-512 or AVX registers where the
+ * target has them, pairs of SSE or WebAssembly SIMD registers elsewhere); each step adds a
+ * broadcast value of A times a row of B. Plain loops vectorize too, but gcc then keeps the
+ * tile in memory; so does a memcpy into the vectors. */
 static inline void kernel(int64_t kc, const float *restrict a, const float *restrict b,
                           float acc[MR][NR])
 {
-    float t[MR][NR] = {{0}};
-    for (int64_t p = 0; p < kc; p++, a += MR, b += NR)
+    vf t[MR][NV];
+    for (int i = 0; i < MR; i++)
+        for (int v = 0; v < NV; v++)
+            t[i][v] = (vf){0};
+    for (int64_t p = 0; p < kc; p++, a += MR, b += NR) {
+        vf bv[NV];
+        for (int v = 0; v < NV; v++)
+            bv[v] = *(const vf_u *)(b + v * VW);
         for (int i = 0; i < MR; i++)
-            for (int j = 0; j < NR; j++)
-                t[i][j] += a[i] * b[j];
-    memcpy(acc, t, sizeof t);
+            for (int v = 0; v < NV; v++)
+                t[i][v] += a[i] * bv[v];
+    }
+    for (int i = 0; i < MR; i++)
+        for (int v = 0; v < NV; v++)
+            *(vf_u *)&acc[i][v * VW] = t[i][v];
 }
 
-/* C tile (rows x cols at c) = alpha acc + beta C; beta 0 never reads C (it may hold NaN). */
-static inline void store(float *restrict c, int64_t ldc, float acc[MR][NR], int64_t rows,
-                         int64_t cols, float alpha, float beta)
+/* C tile (rows x cols at c, strides rs and cs) = alpha acc + beta C; beta 0 never reads C
+ * (it may hold NaN). */
+static inline void store(float *restrict c, int64_t rs, int64_t cs, float acc[MR][NR],
+                         int64_t rows, int64_t cols, float alpha, float beta)
 {
-    for (int64_t i = 0; i < rows; i++, c += ldc) {
+    if (cs != 1) {
+        for (int64_t i = 0; i < rows; i++)
+            for (int64_t j = 0; j < cols; j++) {
+                float *e = c + i * rs + j * cs;
+                *e = beta == 0.0f ? alpha * acc[i][j] : alpha * acc[i][j] + beta * *e;
+            }
+        return;
+    }
+    for (int64_t i = 0; i < rows; i++, c += rs) {
         if (beta == 0.0f)
             for (int64_t j = 0; j < cols; j++)
                 c[j] = alpha * acc[i][j];
@@ -133,7 +173,8 @@ DS_HOT static void macro_kernel(const gemm_args *g, const float *pa, const float
         for (int64_t r = 0; r < mc; r += MR) {
             kernel(kc, pa + r / MR * kc * MR, bp, acc);
             int64_t rows = mc - r < MR ? mc - r : MR;
-            store(g->c + (i0 + r) * g->ldc + j0 + q, g->ldc, acc, rows, cols, g->alpha, beta);
+            store(g->c + (i0 + r) * g->rs + (j0 + q) * g->cs, g->rs, g->cs, acc, rows, cols,
+                  g->alpha, beta);
         }
     }
 }
@@ -205,11 +246,11 @@ static void gemm_blocks(const gemm_args *g, float *pb, float *pa, int ith, int n
 /* C = beta C (k = 0 or alpha = 0); beta 0 writes zeros without reading C. */
 static void scale_c(const gemm_args *g)
 {
-    for (int64_t i = 0; i < g->m; i++) {
-        float *c = g->c + i * g->ldc;
-        for (int64_t j = 0; j < g->n; j++)
-            c[j] = g->beta == 0.0f ? 0.0f : g->beta * c[j];
-    }
+    for (int64_t i = 0; i < g->m; i++)
+        for (int64_t j = 0; j < g->n; j++) {
+            float *c = g->c + i * g->rs + j * g->cs;
+            *c = g->beta == 0.0f ? 0.0f : g->beta * *c;
+        }
 }
 
 /* Without memory for the packed panels: unblocked, slow but correct (k in order, in float). */
@@ -220,7 +261,7 @@ static void gemm_unpacked(const gemm_args *g)
             float s = 0.0f;
             for (int64_t p = 0; p < g->k; p++)
                 s += at_a(g, i, p) * (g->tb ? g->b[j * g->ldb + p] : g->b[p * g->ldb + j]);
-            float *c = g->c + i * g->ldc + j;
+            float *c = g->c + i * g->rs + j * g->cs;
             *c = g->beta == 0.0f ? g->alpha * s : g->alpha * s + g->beta * *c;
         }
 }
@@ -239,9 +280,13 @@ void dsi_sgemm_own(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alph
                    const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
                    float *c, int64_t ldc)
 {
-    gemm_args g = {ta, tb, m, n, k, alpha, beta, a, b, lda, ldb, ldc, c};
+    gemm_args g = {ta, tb, m, n, k, alpha, beta, a, b, lda, ldb, c, ldc, 1};
     if (m <= 0 || n <= 0)
         return;
+    /* Fewer columns than a panel holds (a dense layer with 2 outputs, a weight gradient of
+     * 9 columns): compute C^T = op(B)^T op(A)^T instead, which fills the panels. */
+    if (n < NR && m > n)
+        g = (gemm_args){!tb, !ta, n, m, k, alpha, beta, b, a, ldb, lda, c, 1, ldc};
     if (k <= 0 || alpha == 0.0f) {
         scale_c(&g);
         return;
