@@ -37,6 +37,11 @@ FEAT_CFLAGS += -DDS_NO_FITS
 else
 LIBS        += -lcfitsio
 endif
+# The tests use cairo and cfitsio themselves (to decode the PNGs written, to write FITS
+# files the library then reads) in every build: in a NO_PLOT or NO_FITS build those tests
+# are skipped, but they are still compiled and linked.
+TEST_FLAGS := $(if $(filter 1,$(NO_PLOT)),$(shell pkg-config --cflags cairo),)
+TEST_LIBS  := $(if $(filter 1,$(NO_PLOT)),-lcairo,) $(if $(filter 1,$(NO_FITS)),-lcfitsio,)
 # Without OpenMP, -fopenmp-simd keeps the "omp simd" loops vectorized and makes the compiler
 # ignore the other omp pragmas silently (src/internal.h stands in for omp_get_thread_num & co).
 ifeq ($(NO_OPENMP),1)
@@ -150,9 +155,10 @@ $(BUILD)/test/src/cli/main-nomain.o: src/cli/main.c $(HDRS)
 	@echo "  CC/san  $< (no main)"
 	@$(CC) $(CFLAGS_TEST) -DDS_CLI_NO_MAIN -c $< -o $@
 
+$(TEST_OBJ): XFLAGS := $(TEST_FLAGS)
 $(BUILD)/run_tests: $(TLIB_OBJ) $(TEST_OBJ) $(TFUZZ_OBJ)
 	@echo "  LD/san  $@"
-	@$(CC) $(CFLAGS_TEST) $^ -o $@ $(LIBS)
+	@$(CC) $(CFLAGS_TEST) $^ -o $@ $(LIBS) $(TEST_LIBS)
 
 $(BUILD)/examples/%: examples/%.c $(BUILD)/libdeepsky.a
 	@mkdir -p $(dir $@)

@@ -95,11 +95,13 @@ done:
     return rc;
 }
 
-/* Shapes around the kernel's tile (6 x 16), the blocks (k 256, rows 144, columns 3072) and
- * degenerate ones; each with all four transpose combinations. */
+/* Shapes around the kernel's tile (6 x 16 or 6 x 32), the blocks (k 256, rows 144, columns
+ * 3072), C^T computed for C with few columns, and degenerate ones; each with all four
+ * transpose combinations. */
 static const int64_t shapes[][3] = {
     {1, 1, 1}, {1, 17, 3}, {7, 1, 5}, {6, 16, 1}, {5, 15, 7}, {13, 33, 29}, {37, 50, 257},
-    {145, 19, 40}, {150, 70, 300}, {3, 5, 0}, {64, 100, 9}, {7, 3100, 20},
+    {145, 19, 40}, {150, 70, 300}, {3, 5, 0}, {64, 100, 9}, {7, 3100, 20}, {100, 5, 30},
+    {300, 9, 270},
 };
 
 TEST(sgemm_own_matches_double_reference)

@@ -292,7 +292,7 @@ void dsi_sgemm_own(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alph
         return;
     }
     int nth = gemm_threads(&g);
-    int64_t kc = k < KC ? k : KC, nc = n < NC ? n : NC, mc = m < MC ? m : MC;
+    int64_t kc = g.k < KC ? g.k : KC, nc = g.n < NC ? g.n : NC, mc = g.m < MC ? g.m : MC;
     size_t b_floats = (size_t)((nc + NR - 1) / NR * NR * kc);
     size_t a_floats = (size_t)((mc + MR - 1) / MR * MR * kc);
     float *pb = dsi_aligned_alloc_raw((b_floats + (size_t)nth * a_floats) * sizeof(float));

@@ -310,7 +310,9 @@ int cmd_train(int argc, char **argv)
         .no_shuffle = cli_has(&c, "no-shuffle"), .augment = aug, .patience = (int)patience,
         .skip_nonfinite = cli_has(&c, "skip-nonfinite"),
         .out_path = out, .log_csv = cli_has(&c, "log") ? cli_get(&c, "log") : logp,
-        .curve_png = cli_has(&c, "curve") ? cli_get(&c, "curve") : curvep,
+        /* no default figure in a build without plotting (NO_PLOT); --curve is then an error */
+        .curve_png = cli_has(&c, "curve") ? cli_get(&c, "curve")
+                                          : ds_has_feature("plot") ? curvep : NULL,
         .resume = cli_has(&c, "resume"), .progress = cli_has(&c, "quiet") ? NULL : show, .ctx = &ps,
     };
     if (!cli_has(&c, "quiet")) {
@@ -340,7 +342,8 @@ int cmd_train(int argc, char **argv)
             printf(" (val_loss %.4g)", r.best_val_loss);
         char best[4096];
         stem_name(out, ".best.safetensors", best, sizeof best);
-        printf("\nwrote %s (last), %s (best), %s, %s\n", out, best, fo.log_csv, fo.curve_png);
+        printf("\nwrote %s (last), %s (best), %s%s%s\n", out, best, fo.log_csv,
+               fo.curve_png ? ", " : "", fo.curve_png ? fo.curve_png : "");
     }
     rc = 0;
     goto done;
