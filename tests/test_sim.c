@@ -478,6 +478,7 @@ static int run(const char *args)
 
 TEST(sim_cli)
 {
+    if (!ds_has_feature("fits")) SKIP("needs FITS support (built with NO_FITS=1)");
     const char *b = getenv("DEEPSKY");
     if (access(b ? b : "build/deepsky-test", X_OK))
         SKIP("no tool to run (set DEEPSKY)");

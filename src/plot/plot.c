@@ -1469,7 +1469,9 @@ ds_status ds_figure_save_png(ds_figure *f, const char *path)
 {
     if (!f)
         return dsi_fail(DS_ERR_ARG, "ds_figure_save_png: figure is NULL");
+    if (!path || !*path)
+        return dsi_fail(DS_ERR_ARG, "ds_figure_save_png: no path");
     return dsi_fail(DS_ERR_ARG, "'%s': deepsky was built without plotting support (NO_PLOT=1); "
-                    "rebuild with cairo to draw figures", path ? path : "");
+                    "rebuild with cairo to draw figures", path);
 }
 #endif
