@@ -52,8 +52,11 @@ OMP_FLAG := -fopenmp
 OMP_LIBS := -lgomp
 endif
 LIBS    += -lz -lm -pthread
+# PORTABLE: the x86-64 baseline, with the DS_HOT functions cloned for x86-64-v3 and v4. Their
+# AVX-512 clones use 256-bit vectors, as -march=native does on the AVX-512 cores GCC knows
+# (512-bit ones lower the clock of many).
 ifeq ($(PORTABLE),1)
-ARCH    := -DDS_PORTABLE
+ARCH    := -DDS_PORTABLE -mprefer-vector-width=256
 else
 ARCH    := -march=native
 endif

@@ -7,7 +7,8 @@
  * per MC block, op(A) into panels of MR rows ([KC][MR], the block stays in L2). The kernel
  * keeps an MR x NR tile of C in registers: for each p it multiplies MR broadcast values of A
  * by NR values of B. Packing pads with zeros, so the kernel never sees an edge; edge tiles
- * are written through a bounds-checked copy.
+ * are written through a bounds-checked copy. A C with fewer columns than a panel (a dense
+ * layer with two outputs) is computed as C^T = op(B)^T op(A)^T, which fills the panels.
  *
  * Threads: outside any OpenMP parallel region and when the product is large enough, the
  * (MC block, column chunk) tasks of each (NC, KC) block are split over the threads; inside
@@ -34,7 +35,7 @@
 #define NCHUNK 256      /* columns per task when splitting a block over threads */
 typedef float vf __attribute__((vector_size(VW * sizeof(float))));
 typedef float vf_u __attribute__((vector_size(VW * sizeof(float)), aligned(4), may_alias));
-#define PAR_MIN_FLOPS ((int64_t)1 << 21)   /* multiply-adds below which one thread runs */
+#define PAR_MIN_MACS ((int64_t)1 << 21)   /* multiply-adds below which one thread runs */
 
 typedef struct {
     bool ta, tb;
@@ -46,7 +47,7 @@ typedef struct {
     int64_t rs, cs;       /* C[i][j] is c[i*rs + j*cs]: (ldc, 1), or (1, ldc) when swapped */
 } gemm_args;
 
-/* op(A)[i][p] and op(B)[p][j]. */
+/* op(A)[i][p]. */
 static inline float at_a(const gemm_args *g, int64_t i, int64_t p)
 {
     return g->ta ? g->a[p * g->lda + i] : g->a[i * g->lda + p];
@@ -269,7 +270,7 @@ static void gemm_unpacked(const gemm_args *g)
 /* Threads for a product: one inside a parallel region (active or not) or when small. */
 static int gemm_threads(const gemm_args *g)
 {
-    if (omp_get_level() > 0 || g->m * g->n * g->k < PAR_MIN_FLOPS)
+    if (omp_get_level() > 0 || g->m * g->n * g->k < PAR_MIN_MACS)
         return 1;
     int nth = dsi_threads();
     int64_t blocks = (g->m + MC - 1) / MC * ((g->n < NC ? g->n : NC) + NCHUNK - 1) / NCHUNK;

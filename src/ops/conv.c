@@ -50,6 +50,7 @@ static void valid_range(int64_t n_out, int64_t n_in, int64_t s, int64_t off, int
     *hi = b;
 }
 
+DS_HOT
 void dsi_im2col(const dsi_conv_geom *q, const float *img, float *col, int64_t ld)
 {
     const int64_t O0 = q->out[0], O1 = q->out[1], O2 = q->out[2];
@@ -84,6 +85,7 @@ void dsi_im2col(const dsi_conv_geom *q, const float *img, float *col, int64_t ld
             }
 }
 
+DS_HOT
 void dsi_col2im(const dsi_conv_geom *q, const float *col, int64_t ld, float *img)
 {
     const int64_t O0 = q->out[0], O1 = q->out[1], O2 = q->out[2];
@@ -355,6 +357,7 @@ static void row_out(float *dst, const float *src, int64_t O, float b, int act)
 /* The gradient at the convolution's output for samples n0 .. n0+gn-1 as an [F, gn*O] matrix:
  * dy itself for one sample without an activation, else regrouped into buf (masked by y > 0
  * for a fused ReLU). Adds each filter's sum over the group into db[f] when db is set. */
+DS_HOT
 static const float *group_dy(const float *dy, const float *y, int act, int64_t n0, int64_t gn,
                              int64_t F, int64_t O, float *buf, double *db)
 {
@@ -397,6 +400,7 @@ static const float *group_dy(const float *dy, const float *y, int act, int64_t n
 }
 
 /* Batch 1: tiled sgemm straight into y. */
+DS_HOT
 static void conv_forward_one(ds_node *y, const dsi_conv_geom *q, const conv_plan *p)
 {
     const ds_node *x = y->in[0], *w = y->in[1];
@@ -420,6 +424,7 @@ static void conv_forward_one(ds_node *y, const dsi_conv_geom *q, const conv_plan
     }
 }
 
+DS_HOT
 static void conv_forward(ds_node *y)
 {
     dsi_conv_geom q;
@@ -470,6 +475,7 @@ static void conv_forward(ds_node *y)
 }
 
 /* Batch 1: dW += dy col^T, dx = col2im(W^T dy) with tiled sgemms; db into *dbs. */
+DS_HOT
 static void conv_backward_one(ds_node *y, const dsi_conv_geom *q, const conv_plan *p, double *dbs)
 {
     ds_node *x = y->in[0], *w = y->in[1];
@@ -499,6 +505,7 @@ static void conv_backward_one(ds_node *y, const dsi_conv_geom *q, const conv_pla
         dsi_col2im(q, col + c * q->k_n * O, O, x->grad + c * q->in_n);
 }
 
+DS_HOT
 static void conv_backward(ds_node *y)
 {
     dsi_conv_geom q;
@@ -564,6 +571,7 @@ static void conv_backward(ds_node *y)
         dsi_fold_bias(dbs, nch, F, db);
 }
 
+DS_HOT
 void dsi_fold_partials(float *part, int64_t nch, int64_t n, float *out, bool add)
 {
 #pragma omp parallel for schedule(static) if (nch * n > DS_PAR_MIN)
@@ -575,6 +583,7 @@ void dsi_fold_partials(float *part, int64_t nch, int64_t n, float *out, bool add
     }
 }
 
+DS_HOT
 void dsi_fold_bias(const double *dbs, int64_t nch, int64_t F, float *db)
 {
     for (int64_t f = 0; f < F; f++) {
@@ -587,6 +596,7 @@ void dsi_fold_bias(const double *dbs, int64_t nch, int64_t F, float *db)
 
 /* db[f] += sum over n and the O positions of dy[n, f, :]: the bias gradient. Per-sample sums
  * in float, their total in double; each f by one thread. */
+DS_HOT
 void dsi_channel_sum_add(const float *dy, int64_t N, int64_t F, int64_t O, float *db)
 {
 #pragma omp parallel for schedule(static) if (N * F * O > DS_PAR_MIN)

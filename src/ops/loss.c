@@ -69,6 +69,7 @@ static const char *const pred_target[] = { "prediction", "target" };
 /* ---- MSE: sum (p - t)^2.  dp = 2 (p - t),  dt = -dp ---- */
 static ds_status mse_shape(ds_node *y) { return same_shapes_rule(y, pred_target); }
 
+DS_HOT
 static void mse_forward(ds_node *y)
 {
     const float *p = y->in[0]->data, *t = y->in[1]->data;
@@ -81,6 +82,7 @@ static void mse_forward(ds_node *y)
     y->data[0] = (float)(s * reduce_scale(y, n));
 }
 
+DS_HOT
 static void mse_backward(ds_node *y)
 {
     const float *p = y->in[0]->data, *t = y->in[1]->data;
@@ -103,6 +105,7 @@ const ds_op_def dsi_op_loss_mse = {
 };
 
 /* ---- MAE: sum |p - t|.  dp = sign(p - t) (0 at equality, as torch.sign),  dt = -dp ---- */
+DS_HOT
 static void mae_forward(ds_node *y)
 {
     const float *p = y->in[0]->data, *t = y->in[1]->data;
@@ -113,6 +116,7 @@ static void mae_forward(ds_node *y)
     y->data[0] = (float)(s * reduce_scale(y, n));
 }
 
+DS_HOT
 static void mae_backward(ds_node *y)
 {
     const float *p = y->in[0]->data, *t = y->in[1]->data;
@@ -139,6 +143,7 @@ const ds_op_def dsi_op_loss_mae = {
  * max(log p, -100), the exact derivative of the clamped forward (finite at p = 0 or 1). */
 static double clamped_log(double x) { return fmax(log(x), -100.0); }
 
+DS_HOT
 static void bce_forward(ds_node *y)
 {
     const float *p = y->in[0]->data, *t = y->in[1]->data;
@@ -149,6 +154,7 @@ static void bce_forward(ds_node *y)
     y->data[0] = (float)(s * reduce_scale(y, n));
 }
 
+DS_HOT
 static void bce_backward(ds_node *y)
 {
     const float *p = y->in[0]->data, *t = y->in[1]->data;
@@ -171,6 +177,7 @@ const ds_op_def dsi_op_loss_bce = {
 };
 
 /* ---- BCE on logits: max(z, 0) - z t + log(1 + e^-|z|).  dz = sigmoid(z) - t,  dt = -z ---- */
+DS_HOT
 static void bcel_forward(ds_node *y)
 {
     const float *z = y->in[0]->data, *t = y->in[1]->data;
@@ -183,6 +190,7 @@ static void bcel_forward(ds_node *y)
     y->data[0] = (float)(s * reduce_scale(y, n));
 }
 
+DS_HOT
 static void bcel_backward(ds_node *y)
 {
     const float *z = y->in[0]->data, *t = y->in[1]->data;
@@ -217,6 +225,7 @@ static void ce_dims(const ds_node *z, int64_t *N, int64_t *K, int64_t *inner)
 static size_t ce_saved(const ds_node *y) { return (size_t)y->in[0]->numel * sizeof(float); }
 
 /* log-softmax of every position into ls. */
+DS_HOT
 static void log_softmax_dim1(const float *z, float *ls, int64_t N, int64_t K, int64_t inner)
 {
     int64_t rows = N * inner;
@@ -249,6 +258,7 @@ static ds_status cce_shape(ds_node *y)
 
 /* loss = -sum t log_softmax(z).  dz = p sum_k t_k - t (p - t for one-hot or soft targets
  * that sum to 1: the fused gradient, finite when p underflows), dt = -log_softmax(z). */
+DS_HOT
 static void cce_forward(ds_node *y)
 {
     const ds_node *z = y->in[0];
@@ -264,6 +274,7 @@ static void cce_forward(ds_node *y)
     y->data[0] = (float)(s * reduce_scale(y, N * inner));
 }
 
+DS_HOT
 static void cce_backward(ds_node *y)
 {
     const ds_node *z = y->in[0];
@@ -334,6 +345,7 @@ static int64_t label_class(float v, int64_t K)
     return (int64_t)v;
 }
 
+DS_HOT
 static void cce_int_forward(ds_node *y)
 {
     const ds_node *z = y->in[0];
@@ -366,6 +378,7 @@ static void cce_int_forward(ds_node *y)
     y->data[0] = bad ? 0.0f : (float)(s * reduce_scale(y, N * inner));
 }
 
+DS_HOT
 static void cce_int_backward(ds_node *y)
 {
     const ds_node *z = y->in[0];
@@ -402,6 +415,7 @@ static ds_status gnll_shape(ds_node *y)
     return same_shapes_rule(y, what);
 }
 
+DS_HOT
 static void gnll_forward(ds_node *y)
 {
     const float *m = y->in[0]->data, *lv = y->in[1]->data, *t = y->in[2]->data;
@@ -414,6 +428,7 @@ static void gnll_forward(ds_node *y)
     y->data[0] = (float)(s * reduce_scale(y, n));
 }
 
+DS_HOT
 static void gnll_backward(ds_node *y)
 {
     const float *m = y->in[0]->data, *lv = y->in[1]->data, *t = y->in[2]->data;
@@ -447,6 +462,7 @@ static ds_status kl_shape(ds_node *y)
     return same_shapes_rule(y, what);
 }
 
+DS_HOT
 static void kl_forward(ds_node *y)
 {
     const float *m1 = y->in[0]->data, *lv1 = y->in[1]->data;
@@ -461,6 +477,7 @@ static void kl_forward(ds_node *y)
     y->data[0] = (float)(s * reduce_scale(y, n));
 }
 
+DS_HOT
 static void kl_backward(ds_node *y)
 {
     bool four = y->n_in == 4;

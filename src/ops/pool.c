@@ -180,6 +180,7 @@ static ALWAYS_INLINE void max_next(const float *restrict r, int kw, int sw, int 
 
 /* One max pass, dispatched to a kernel with constant window width and stride (not inlined:
  * the caller's frame would crowd the kernels' registers). */
+DS_HOT
 static NOINLINE void max_kernel(const float *restrict r, bool first, int kw, int sw, int n,
                                 int32_t i0, float *restrict y, int32_t *restrict arg)
 {
@@ -208,6 +209,7 @@ enum { VB = 16 };   /* outputs in one vector of the max kernels (64 bytes of flo
  * than the vectors: whole vectors first, then the last vector's worth again (both kernels
  * are idempotent: a second pass over the same row changes nothing). Rows of 8 to 15 outputs
  * do the same with half vectors; shorter ones go straight to the kernel. */
+DS_HOT
 static void max_pass(const float *r, bool first, int kw, int sw, int n, int32_t i0, float *y,
                      int32_t *arg)
 {
@@ -240,6 +242,7 @@ static ALWAYS_INLINE void sum_next(const float *restrict r, bool sq, int kw, int
 }
 
 /* One sum pass, dispatched like max_pass. */
+DS_HOT
 static void sum_pass(const float *restrict r, bool sq, int kw, int sw, int n,
                      double *restrict acc)
 {
@@ -266,6 +269,7 @@ enum { WIN_MAX = 64 };   /* window elements listed for the scalar rows */
  * vectors: each window at once (its elements at offsets off[0..nwin), in scan order), with
  * no branch on the data (a coin flip on real data) but the rescan for a NaN, which gives the
  * same result as the passes. */
+DS_HOT
 static void max_row(const pool_geom *p, const float *xp, int64_t top, const int32_t *off,
                     int nwin, float *yr, int32_t *ar)
 {
@@ -304,6 +308,7 @@ static void max_row(const pool_geom *p, const float *xp, int64_t top, const int3
 
 /* One output row of average, sum or L2 pooling without padding, as max_row. Every window is
  * full, so the average divides by the window size with or without excluded padding. */
+DS_HOT
 static void sum_row(const pool_geom *p, int kind, const float *xp, int64_t top, float *yr)
 {
     const int64_t OW = p->out[2], H = p->in[1], W = p->in[2];
@@ -345,6 +350,7 @@ static bool max_tiled_ok(const pool_geom *p)
 
 /* Folds r, ra into y, arg element by element by the running rule of max_next: r[j] is
  * taken when it is not <= y[j], unless y[j] is NaN. Idempotent. */
+DS_HOT
 static NOINLINE void fold_kernel(const float *restrict r, const int32_t *restrict ra, int n,
                                  float *restrict y, int32_t *restrict arg)
 {
@@ -373,6 +379,7 @@ static void fold_pass(const float *r, const int32_t *ra, int n, float *y, int32_
  * Position j of hv then folds in the rows below it, j + h * OW, by the same rule: over the
  * whole block at once, so in vectors too, though only the positions of each output row's
  * first input row are kept. */
+DS_HOT
 static void max_tiled(const pool_geom *p, const float *xd, float *yd, int32_t *arg)
 {
     const int64_t OD = p->out[0], OH = p->out[1], OW = p->out[2], H = p->in[1], W = p->in[2];
@@ -402,6 +409,7 @@ static void max_tiled(const pool_geom *p, const float *xd, float *yd, int32_t *a
 }
 
 /* Forward of any pooling kind without padding, split over output rows. */
+DS_HOT
 static void pool_unpadded(const pool_geom *p, int kind, const float *xd, float *yd,
                           int32_t *arg)
 {
@@ -442,6 +450,7 @@ static ALWAYS_INLINE void spread_next(float *restrict gx, const float *restrict 
 }
 
 /* One spread pass, dispatched like max_pass. */
+DS_HOT
 static void spread_pass(float *restrict gx, const float *restrict xr, const float *restrict g,
                         bool l2, int kw, int sw, int n)
 {
@@ -463,6 +472,7 @@ static void spread_pass(float *restrict gx, const float *restrict xr, const floa
 /* dx of one output row of average, sum or L2 pooling without padding and with windows that
  * do not overlap; top: index in x of the windows' first input row. The per-output factor
  * is the general path's. */
+DS_HOT
 static void spread_row(const pool_geom *p, int kind, const float *xd, const float *yr,
                        const float *dyr, int64_t top, float *dx)
 {
@@ -495,6 +505,7 @@ static void spread_row(const pool_geom *p, int kind, const float *xd, const floa
 /* Backward of average, sum and L2 pooling without padding when windows do not overlap
  * (window <= stride on every axis): output rows own disjoint input rows, so rows split
  * over threads. */
+DS_HOT
 static void spread_unpadded(const pool_geom *p, int kind, const float *xd, const float *yd,
                             const float *dy, float *dx)
 {
@@ -509,6 +520,7 @@ static void spread_unpadded(const pool_geom *p, int kind, const float *xd, const
             }
 }
 
+DS_HOT
 static void pool_forward(ds_node *y)
 {
     pool_geom p;
@@ -585,6 +597,7 @@ static void pool_forward(ds_node *y)
 /* max: dx[argmax] += dy. avg: dx += dy / count. sum: dx += dy. L2: dx += dy x / y (0 where
  * y = 0: the window is all zeros and the subgradient 0 is taken). Each thread owns whole
  * planes of dx, so the accumulation order is fixed. */
+DS_HOT
 static void pool_backward(ds_node *y)
 {
     float *dx = y->in[0]->grad;
@@ -674,6 +687,7 @@ static size_t global_pool_saved(const ds_node *y)
 /* Index of the first NaN of x[0..n), else of its first maximum (n >= 1): the maximum and
  * whether there is a NaN by a vectorized reduction (max is exact in any order), then the
  * first element equal to it (-0 and +0 compare equal, as in the scan) or the first NaN. */
+DS_HOT
 static int64_t first_argmax(const float *x, int64_t n)
 {
     float m = x[0];
@@ -693,6 +707,7 @@ static int64_t first_argmax(const float *x, int64_t n)
     return i;
 }
 
+DS_HOT
 static void global_pool_forward(ds_node *y)
 {
     const ds_node *x = y->in[0];
@@ -714,6 +729,7 @@ static void global_pool_forward(ds_node *y)
     }
 }
 
+DS_HOT
 static void global_pool_backward(ds_node *y)
 {
     ds_node *x = y->in[0];
