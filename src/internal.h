@@ -287,10 +287,12 @@ static inline int omp_in_parallel(void) { return 0; }
 /* Hot loops of the portable build (make PORTABLE=1, which targets the x86-64 baseline):
  * compiled three times, for the baseline, x86-64-v3 (AVX2, FMA) and x86-64-v4 (AVX-512),
  * and the dynamic loader picks one per function from the CPU (GCC's target_clones, an
- * ifunc). Empty in the default build, which uses -march=native everywhere. Put it on the
- * function that holds the loop (a forward or backward, a kernel driver), not on small
- * helpers it calls: a clone cannot be inlined into its caller, but the helpers it calls are
- * inlined into each clone and compiled for that clone's instruction set. */
+ * ifunc). Empty in the default build, which uses -march=native everywhere. It goes on an
+ * op's forward and backward, and on each helper of theirs that stays a function of its own:
+ * one called from another file, a NOINLINE kernel, one gcc chose not to inline, and any
+ * that holds an OpenMP region (the region's body is outlined before cloning, so it would
+ * stay at the baseline). Small static helpers need nothing: they are inlined into each
+ * clone. `nm` on a portable build's object lists the functions left without clones. */
 #if defined(DS_PORTABLE) && defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define DS_HOT __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
 #else
@@ -312,7 +314,7 @@ void dsi_sgemm_own(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alph
                    float *c, int64_t ldc);
 /* The double-precision pieces of the Newton optimizer's Cholesky (newton.c), row-major,
  * n x n matrices with leading dimension ld:
- * dsi_dtrsm_rlt:  B = B L^-T, L lower triangular (m x n), B m x n;
+ * dsi_dtrsm_rlt:  B = B L^-T, L n x n lower triangular, B m x n;
  * dsi_dsyrk_ln:   C = C - A A^T on C's lower triangle, A n x k;
  * dsi_dtrsv_l:    x = L^-1 x (trans false) or L^-T x (trans true). */
 void dsi_dtrsm_rlt(int64_t m, int64_t n, const double *L, int64_t ldl, double *B, int64_t ldb);

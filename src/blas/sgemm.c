@@ -18,13 +18,16 @@
  * becomes an FMA where the target has one. */
 #include "../internal.h"
 
-/* The tile: 6 rows of 2 vectors. With AVX-512 (32 registers of 16 floats) that is 6 x 32,
- * 12 accumulators; else 6 x 16 in vectors of 8 (12 of AVX2's 16 registers). The portable
- * build compiles for the baseline, so its AVX-512 clone runs the 6 x 16 tile. */
+/* The tile: 6 rows of 2 vectors, 12 accumulators. With AVX-512 (32 registers of 16 floats)
+ * that is 6 x 32; with AVX (16 registers of 8) 6 x 16; else (SSE, WebAssembly SIMD: 16 of 4)
+ * 6 x 8. The portable build compiles for the baseline but runs the clones of macro_kernel
+ * for AVX2 or AVX-512 on nearly every x86-64 CPU: it takes the 6 x 16 tile. */
 #if defined(__AVX512F__)
 #define VW 16
-#else
+#elif defined(__AVX__) || defined(DS_PORTABLE)
 #define VW 8
+#else
+#define VW 4
 #endif
 #define NV 2
 #define MR 6
