@@ -232,6 +232,18 @@ static void run_block(const gemm_args *g, const block_job *b, float *pb, float *
 #endif
 }
 
+/* Columns per task: the whole block on one thread; on nth, chunks of at most NCHUNK and
+ * enough of them for 2 tasks per thread when the rows give few blocks, of equal widths
+ * (multiples of NR). */
+static int64_t chunk_width(int64_t nc, int64_t n_ib, int nth)
+{
+    int64_t chunks = nth == 1 ? 1 : (nc + NCHUNK - 1) / NCHUNK;
+    if (nth > 1 && chunks * n_ib < 2 * nth)
+        chunks = (2 * nth + n_ib - 1) / n_ib;
+    int64_t cw = (nc + chunks - 1) / chunks;
+    return (cw + NR - 1) / NR * NR;
+}
+
 /* The whole product, as thread ith of nth. */
 static void gemm_blocks(const gemm_args *g, float *pb, float *pa, int ith, int nth)
 {
@@ -240,8 +252,8 @@ static void gemm_blocks(const gemm_args *g, float *pb, float *pa, int ith, int n
             block_job b = {.j0 = j0, .p0 = p0, .beta = p0 == 0 ? g->beta : 1.0f};
             b.nc = g->n - j0 < NC ? g->n - j0 : NC;
             b.kc = g->k - p0 < KC ? g->k - p0 : KC;
-            b.cw = nth > 1 && b.nc > NCHUNK ? NCHUNK : (b.nc + NR - 1) / NR * NR;
             b.n_ib = (g->m + MC - 1) / MC;
+            b.cw = chunk_width(b.nc, b.n_ib, nth);
             b.n_jc = (b.nc + b.cw - 1) / b.cw;
             run_block(g, &b, pb, pa, ith, nth);
         }
@@ -276,8 +288,8 @@ static int gemm_threads(const gemm_args *g)
     if (omp_get_level() > 0 || g->m * g->n * g->k < PAR_MIN_MACS)
         return 1;
     int nth = dsi_threads();
-    int64_t blocks = (g->m + MC - 1) / MC * ((g->n < NC ? g->n : NC) + NCHUNK - 1) / NCHUNK;
-    return blocks < nth ? (int)blocks : nth;
+    int64_t tasks = (g->m + MC - 1) / MC * (((g->n < NC ? g->n : NC) + NR - 1) / NR);
+    return tasks < nth ? (int)tasks : nth;
 }
 
 void dsi_sgemm_own(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
