@@ -1,25 +1,91 @@
-# Makefile - builds the library, the command line tool, tests and examples.
+# Makefile - builds the library (static and shared), the command line tool, tests and examples.
 #   make demo    install missing packages, build, run the demo
 #   make test    install missing packages, build and run every test
+#   make install PREFIX=/usr/local [DESTDIR=...]
+# Build options (each =1; docs in README's "Build, dependencies and layout"):
+#   PORTABLE   x86-64 baseline plus AVX2/AVX-512 clones of the hot loops, picked at run time
+#              (default: -march=native, for the machine that builds)
+#   NO_FITS    without cfitsio: FITS files give "deepsky was built without FITS support"
+#   NO_PLOT    without cairo: saving a figure fails the same way
+#   NO_BLAS    without OpenBLAS: our own sgemm (src/blas/sgemm.c)
+#   NO_OPENMP  without OpenMP: kernels on the calling thread (same results as 1 thread)
+# Options are recorded in $(BUILD)/config: changing them rebuilds everything. A separate
+# BUILD folder keeps several configurations side by side (make test-minimal uses build/minimal).
 CC      ?= cc
 BUILD   := build
+PREFIX  ?= /usr/local
+VERSION := $(shell sed -n 's/^\#define DS_VERSION "\(.*\)"/\1/p' include/deepsky.h)
+SOMAJOR := $(firstword $(subst ., ,$(VERSION)))
 WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes $(if $(CI),-Werror,)
+
+# ---- optional parts ----
+FEAT_CFLAGS :=
+LIBS        :=
+ifeq ($(NO_BLAS),1)
+FEAT_CFLAGS += -DDS_NO_BLAS
+else
+LIBS        += -lopenblas
+endif
+ifeq ($(NO_PLOT),1)
+FEAT_CFLAGS += -DDS_NO_PLOT
+else
+FEAT_CFLAGS += $(shell pkg-config --cflags cairo)
+LIBS        += -lcairo
+endif
+ifeq ($(NO_FITS),1)
+FEAT_CFLAGS += -DDS_NO_FITS
+else
+LIBS        += -lcfitsio
+endif
+# The tests use cairo and cfitsio themselves (to decode the PNGs written, to write FITS
+# files the library then reads) in every build: in a NO_PLOT or NO_FITS build those tests
+# are skipped, but they are still compiled and linked.
+TEST_FLAGS := $(if $(filter 1,$(NO_PLOT)),$(shell pkg-config --cflags cairo),)
+TEST_LIBS  := $(if $(filter 1,$(NO_PLOT)),-lcairo,) $(if $(filter 1,$(NO_FITS)),-lcfitsio,)
+# Without OpenMP, -fopenmp-simd keeps the "omp simd" loops vectorized and makes the compiler
+# ignore the other omp pragmas silently (src/internal.h stands in for omp_get_thread_num & co).
+ifeq ($(NO_OPENMP),1)
+OMP_FLAG := -fopenmp-simd
+OMP_LIBS :=
+else
+OMP_FLAG := -fopenmp
+OMP_LIBS := -lgomp
+endif
+LIBS    += -lz -lm -pthread
+# PORTABLE: the x86-64 baseline, with the DS_HOT functions cloned for x86-64-v3 and v4. Their
+# AVX-512 clones use 256-bit vectors, as -march=native does on the AVX-512 cores GCC knows
+# (512-bit ones lower the clock of many).
+ifeq ($(PORTABLE),1)
+ARCH    := -DDS_PORTABLE -mprefer-vector-width=256
+else
+ARCH    := -march=native
+endif
+
 # -fno-math-errno: no library code reads errno after a math call, and setting it keeps
 # sqrtf, expf and friends out of vector loops (the optimizers ran scalar because of it).
-CFLAGS_COMMON := -std=c11 $(WARN) -fopenmp -fno-math-errno -Iinclude -D_GNU_SOURCE $(shell pkg-config --cflags cairo)
+CFLAGS_COMMON := -std=c11 $(WARN) $(OMP_FLAG) -fno-math-errno -Iinclude -D_GNU_SOURCE $(FEAT_CFLAGS)
 # Built on the machine that runs it: -march=native picks up AVX2/AVX-512 where present.
-CFLAGS_REL  := $(CFLAGS_COMMON) -O3 -march=native -g
+CFLAGS_REL  := $(CFLAGS_COMMON) -O3 $(ARCH) -g
+# The library's own objects serve both libdeepsky.a and libdeepsky.so: position-independent,
+# every symbol hidden but the DS_API functions. -fno-semantic-interposition lets the library
+# call its public functions directly (and inline them) instead of through the PLT.
+CFLAGS_LIB  := -fPIC -fvisibility=hidden -fno-semantic-interposition -DDS_BUILDING_LIBRARY
 # Tests: AddressSanitizer and UndefinedBehaviorSanitizer, and any undefined behaviour aborts
 # (fails its test) instead of printing and going on.
 CFLAGS_TEST := $(CFLAGS_COMMON) -O1 -g -DDS_DEBUG -fsanitize=address,undefined \
                -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-LIBS    := -lopenblas -lcairo -lcfitsio -lz -lm
 
-LIB_SRC  := $(sort $(wildcard src/*.c src/ops/*.c src/layers/*.c src/optim/*.c src/io/*.c src/plot/*.c src/net/*.c src/astro/*.c))
+LIB_SRC  := $(sort $(wildcard src/*.c src/ops/*.c src/layers/*.c src/optim/*.c src/io/*.c src/plot/*.c src/net/*.c src/astro/*.c src/blas/*.c))
+ifeq ($(NO_FITS),1)
+LIB_SRC  := $(filter-out src/io/fits.c src/io/fits_check.c,$(LIB_SRC))
+else
+LIB_SRC  := $(filter-out src/io/fits_none.c,$(LIB_SRC))
+endif
 TEST_SRC := $(sort $(wildcard tests/*.c))
 EX_SRC   := $(sort $(wildcard examples/*.c))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
-HDRS     := include/deepsky.h src/internal.h $(wildcard src/*/*.h) fuzz/fuzz.h Makefile
+HDRS     := include/deepsky.h src/internal.h $(wildcard src/*/*.h) fuzz/fuzz.h Makefile \
+            $(BUILD)/config
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/rel/%.o)
 TLIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/test/%.o)
@@ -27,27 +93,51 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/test/%.o)
 EX_BIN   := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/rel/%.o)
 TCLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/test/%.o)
+SO_NAME  := libdeepsky.so.$(SOMAJOR)
+SO_FILE  := libdeepsky.so.$(VERSION)
 
-.PHONY: all deps test check-asan check-valgrind fuzz fuzz-build fuzz-coverage demo demo-quick example examples fashion bench bench-quick clean
-all: $(BUILD)/libdeepsky.a $(BUILD)/deepsky examples
+# The multiply-add of our sgemm kernel may become one FMA (ISO C mode keeps them apart). The
+# test build optimizes it fully too: the NO_BLAS tests spend most of their time in it.
+$(BUILD)/rel/src/blas/sgemm.o: XFLAGS := -ffp-contract=fast
+$(BUILD)/test/src/blas/sgemm.o: XFLAGS := -ffp-contract=fast -O3
+$(LIB_OBJ): XFLAGS += $(CFLAGS_LIB)
+
+.PHONY: all deps test test-minimal check-lib install uninstall bench-sgemm check-asan check-valgrind fuzz fuzz-build fuzz-coverage demo demo-quick example examples fashion bench bench-quick clean FORCE
+all: $(BUILD)/libdeepsky.a $(BUILD)/libdeepsky.so $(BUILD)/deepsky examples
 
 deps:
 	@scripts/deps.sh
 
+# The options this folder was built with; rewritten (and everything rebuilt) when they change.
+CONFIG := CC=$(CC) PORTABLE=$(PORTABLE) NO_FITS=$(NO_FITS) NO_PLOT=$(NO_PLOT) NO_BLAS=$(NO_BLAS) NO_OPENMP=$(NO_OPENMP)
+$(BUILD)/config: FORCE
+	@mkdir -p $(BUILD)
+	@if [ "$$(cat $@ 2>/dev/null)" != "$(CONFIG)" ]; then echo "$(CONFIG)" > $@; fi
+
 $(BUILD)/rel/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
-	@$(CC) $(CFLAGS_REL) -c $< -o $@
+	@$(CC) $(CFLAGS_REL) $(XFLAGS) -c $< -o $@
 
 $(BUILD)/test/%.o: %.c $(HDRS) tests/test.h tests/spawn.h
 	@mkdir -p $(dir $@)
 	@echo "  CC/san  $<"
-	@$(CC) $(CFLAGS_TEST) -c $< -o $@
+	@$(CC) $(CFLAGS_TEST) $(XFLAGS) -c $< -o $@
 
 $(BUILD)/libdeepsky.a: $(LIB_OBJ)
 	@rm -f $@
 	@echo "  AR      $@"
 	@ar rcs $@ $^
+
+# The shared library, its soname link (what programs load) and its development link (what
+# -ldeepsky finds). -z defs: an unresolved symbol fails the link instead of the program.
+$(BUILD)/$(SO_FILE): $(LIB_OBJ)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS_REL) -shared -Wl,-soname,$(SO_NAME) -Wl,-z,defs $^ -o $@ $(LIBS)
+
+$(BUILD)/libdeepsky.so: $(BUILD)/$(SO_FILE)
+	@ln -sf $(SO_FILE) $(BUILD)/$(SO_NAME)
+	@ln -sf $(SO_NAME) $@
 
 $(BUILD)/deepsky: $(CLI_OBJ) $(BUILD)/libdeepsky.a
 	@echo "  LD      $@"
@@ -70,9 +160,10 @@ $(BUILD)/test/src/cli/main-nomain.o: src/cli/main.c $(HDRS)
 	@echo "  CC/san  $< (no main)"
 	@$(CC) $(CFLAGS_TEST) -DDS_CLI_NO_MAIN -c $< -o $@
 
+$(TEST_OBJ): XFLAGS := $(TEST_FLAGS)
 $(BUILD)/run_tests: $(TLIB_OBJ) $(TEST_OBJ) $(TFUZZ_OBJ)
 	@echo "  LD/san  $@"
-	@$(CC) $(CFLAGS_TEST) $^ -o $@ $(LIBS)
+	@$(CC) $(CFLAGS_TEST) $^ -o $@ $(LIBS) $(TEST_LIBS)
 
 $(BUILD)/examples/%: examples/%.c $(BUILD)/libdeepsky.a
 	@mkdir -p $(dir $@)
@@ -82,10 +173,49 @@ $(BUILD)/examples/%: examples/%.c $(BUILD)/libdeepsky.a
 examples: $(EX_BIN)
 
 # OpenBLAS's own threads would fight the OpenMP ones: it runs on the OpenMP pool.
+# The test runner, then (unless T picks some tests) the checks of the built libraries.
 test: deps
 	@$(MAKE) --no-print-directory $(BUILD)/run_tests $(BUILD)/deepsky-test $(BUILD)/examples/ellipticity_demo
 	DEEPSKY=$(BUILD)/deepsky-test DEEPSKY_DEMO=$(BUILD)/examples/ellipticity_demo \
 	    ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 $(BUILD)/run_tests $(T)
+	@if [ -z "$(T)" ]; then $(MAKE) --no-print-directory check-lib; fi
+
+# The minimal build (no cfitsio, cairo, OpenBLAS or OpenMP) in its own folder, tested.
+MINIMAL := NO_FITS=1 NO_PLOT=1 NO_BLAS=1 NO_OPENMP=1
+test-minimal:
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/minimal $(MINIMAL) test
+
+# The shared and static libraries as a user gets them (tests/check_lib.sh): only ds_
+# symbols exported, every DS_API function defined, a program linked against the .so runs,
+# and make install (PREFIX, DESTDIR) gives a deepsky.pc that builds and links a program.
+check-lib: $(BUILD)/libdeepsky.a $(BUILD)/libdeepsky.so $(BUILD)/deepsky
+	@tests/check_lib.sh $(BUILD)
+
+# ---- install ----
+LIBDIR  ?= $(PREFIX)/lib
+INCDIR  ?= $(PREFIX)/include
+BINDIR  ?= $(PREFIX)/bin
+PCDIR   ?= $(LIBDIR)/pkgconfig
+# What a static link needs besides libdeepsky.a (pkg-config --static).
+LIBS_PRIVATE := $(LIBS) $(OMP_LIBS)
+
+# The tool links the static library: it runs without LD_LIBRARY_PATH wherever installed.
+install: $(BUILD)/libdeepsky.a $(BUILD)/libdeepsky.so $(BUILD)/deepsky
+	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(PCDIR)
+	install -m 644 include/deepsky.h $(DESTDIR)$(INCDIR)/deepsky.h
+	install -m 644 $(BUILD)/libdeepsky.a $(DESTDIR)$(LIBDIR)/libdeepsky.a
+	install -m 755 $(BUILD)/$(SO_FILE) $(DESTDIR)$(LIBDIR)/$(SO_FILE)
+	ln -sf $(SO_FILE) $(DESTDIR)$(LIBDIR)/$(SO_NAME)
+	ln -sf $(SO_NAME) $(DESTDIR)$(LIBDIR)/libdeepsky.so
+	install -m 755 $(BUILD)/deepsky $(DESTDIR)$(BINDIR)/deepsky
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS_PRIVATE@|$(LIBS_PRIVATE)|' \
+	    scripts/deepsky.pc.in > $(DESTDIR)$(PCDIR)/deepsky.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(INCDIR)/deepsky.h $(DESTDIR)$(LIBDIR)/libdeepsky.a \
+	    $(DESTDIR)$(LIBDIR)/$(SO_FILE) $(DESTDIR)$(LIBDIR)/$(SO_NAME) \
+	    $(DESTDIR)$(LIBDIR)/libdeepsky.so $(DESTDIR)$(BINDIR)/deepsky $(DESTDIR)$(PCDIR)/deepsky.pc
 
 # The whole suite under ASan and UBSan (the test build always has both; this target says so
 # by name, as issue 6 asks, and fails on the first report).
@@ -135,7 +265,7 @@ BENCH_BIN := $(BUILD)/bench/deepsky_bench
 $(BENCH_BIN): bench/deepsky_bench.c $(BUILD)/libdeepsky.a
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS_REL) $< -o $@ $(BUILD)/libdeepsky.a $(LIBS)
+	@$(CC) $(CFLAGS_REL) $< -o $@ $(BUILD)/libdeepsky.a $(filter-out -lopenblas,$(LIBS)) -lopenblas
 
 bench:
 	@scripts/deps.sh python3-torch python3-numpy
@@ -147,6 +277,18 @@ bench-quick:
 	@$(MAKE) --no-print-directory $(BENCH_BIN)
 	/usr/bin/python3 bench/run.py --bin $(BENCH_BIN) --quick
 
+# Our own sgemm (src/blas/sgemm.c) against OpenBLAS: 2048^3 and the galaxy CNN's products,
+# at 1 and 2 threads (bench/sgemm_bench.c; about a minute). Links OpenBLAS in any build.
+SGEMM_BENCH := $(BUILD)/bench/sgemm_bench
+$(SGEMM_BENCH): bench/sgemm_bench.c $(BUILD)/libdeepsky.a
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS_REL) $< -o $@ $(BUILD)/libdeepsky.a $(filter-out -lopenblas,$(LIBS)) -lopenblas
+
+bench-sgemm:
+	@$(MAKE) --no-print-directory $(SGEMM_BENCH)
+	$(SGEMM_BENCH)
+
 # Fuzzing with libFuzzer (Debian's clang-14; docs/fuzzing.md). `make fuzz` runs every target
 # for FUZZ_TIME seconds (default 600) on its corpus fuzz/corpus/<target>/, then merges what it
 # found back into that corpus (minimized); FUZZ=npy runs one target. make test replays the
@@ -156,8 +298,8 @@ FUZZ_BUILD   := $(BUILD)/fuzz
 FUZZ_TARGETS := npy safetensors idx csv fits model cli
 FUZZ         ?= $(FUZZ_TARGETS)
 FUZZ_TIME    ?= 600
-FUZZ_CFLAGS  := -std=c11 -fopenmp -fno-math-errno -Iinclude -D_GNU_SOURCE \
-                $(shell pkg-config --cflags cairo) -O1 -g -fno-omit-frame-pointer \
+FUZZ_CFLAGS  := -std=c11 $(OMP_FLAG) -fno-math-errno -Iinclude -D_GNU_SOURCE \
+                $(FEAT_CFLAGS) -O1 -g -fno-omit-frame-pointer \
                 -fsanitize=address,undefined -fno-sanitize-recover=undefined -Wno-pass-failed
 FUZZ_OBJ     := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o) $(FUZZ_SRC:%.c=$(FUZZ_BUILD)/%.o) \
                 $(filter-out $(FUZZ_BUILD)/src/cli/main.o,$(CLI_SRC:%.c=$(FUZZ_BUILD)/%.o)) \

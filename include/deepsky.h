@@ -26,7 +26,13 @@
 extern "C" {
 #endif
 
+/* The library's public functions. Built with -fvisibility=hidden, libdeepsky.so exports
+ * exactly these: DS_BUILDING_LIBRARY is defined while the library itself is compiled. */
+#if defined(DS_BUILDING_LIBRARY) && (defined(__GNUC__) || defined(__clang__))
+#define DS_API __attribute__((visibility("default")))
+#else
 #define DS_API
+#endif
 #define DS_MAX_DIMS 6
 #define DS_VERSION "0.1.0"
 
@@ -49,6 +55,19 @@ DS_API const char *ds_status_name(ds_status s);
 DS_API const char *ds_last_error(void);
 
 /* ------------------------------------------------------------------------------------------
+ * Build
+ * ---------------------------------------------------------------------------------------- */
+/* Whether this build of the library has an optional part: "fits" (FITS files, cfitsio),
+ * "plot" (PNG figures, cairo), "blas" (OpenBLAS; else our own sgemm), "openmp" (kernels on
+ * several threads), "portable" (x86-64 baseline with AVX2/AVX-512 kernels picked at run
+ * time; else built for the compiling machine). 1 or 0; 0 for any other name. Using a part
+ * that is missing fails with a message such as "deepsky was built without FITS support". */
+DS_API int ds_has_feature(const char *name);
+/* The version and the parts, e.g. "0.1.0 (+fits +plot +blas +openmp, native)"; a part
+ * left out shows as -fits. Static storage: do not free. */
+DS_API const char *ds_build_info(void);
+
+/* ------------------------------------------------------------------------------------------
  * Threads
  *
  * The library keeps no hidden mutable state: the last error is per thread, and the few
@@ -66,8 +85,9 @@ DS_API const char *ds_last_error(void);
  * (OpenMP's per-thread setting: each POSIX thread may set its own) and OpenBLAS's count,
  * which is process-wide.
  * ---------------------------------------------------------------------------------------- */
-/* Threads used by kernels and by OpenBLAS (n <= 0: all cores). Results do not depend on
- * the thread count beyond float rounding in sgemm. */
+/* Threads used by kernels and by OpenBLAS (n <= 0: all cores; a build without OpenMP runs
+ * its kernels on the calling thread, and ds_get_num_threads() is then 1). Results do not
+ * depend on the thread count beyond float rounding in sgemm. */
 DS_API void ds_set_num_threads(int n);
 DS_API int  ds_get_num_threads(void);
 /* Largest single allocation the library makes for tensors, parameters, the graph's planned

@@ -348,13 +348,63 @@ static inline uint64_t dsi_mix64(uint64_t z)
 int dsi_threads(void);
 /* Pragmas used by kernels: parallel only when the work is large enough to pay. */
 #define DS_PAR_MIN 32768
+/* OpenMP's run-time calls. The NO_OPENMP build compiles with -fopenmp-simd instead of
+ * -fopenmp: the compiler ignores every pragma but "omp simd", and these stand-ins describe
+ * the single thread that then runs each region. Files use them through this header and
+ * never include <omp.h> themselves. */
+#ifdef _OPENMP
+#include <omp.h>
+#else
+static inline int omp_get_thread_num(void) { return 0; }
+static inline int omp_get_num_threads(void) { return 1; }
+static inline int omp_get_max_threads(void) { return 1; }
+static inline int omp_get_level(void) { return 0; }
+static inline int omp_in_parallel(void) { return 0; }
+#endif
+/* On a variable or function only an OpenMP clause reads (if, num_threads): without OpenMP
+ * the clause is gone and it would be reported unused. */
+#ifdef _OPENMP
+#define DS_OMP_ONLY
+#else
+#define DS_OMP_ONLY __attribute__((unused))
+#endif
 
-/* ---- BLAS (blas.c): row-major sgemm, C = alpha op(A) op(B) + beta C. We link the OpenMP
- * build of OpenBLAS: called inside an OpenMP parallel region it runs on the calling thread
- * only, so kernels may split work over the batch and call it per sample. ---- */
+/* Hot loops of the portable build (make PORTABLE=1, which targets the x86-64 baseline):
+ * compiled three times, for the baseline, x86-64-v3 (AVX2, FMA) and x86-64-v4 (AVX-512),
+ * and the dynamic loader picks one per function from the CPU (GCC's target_clones, an
+ * ifunc). Empty in the default build, which uses -march=native everywhere. It goes on an
+ * op's forward and backward, and on each helper of theirs that stays a function of its own:
+ * one called from another file, a NOINLINE kernel, one gcc chose not to inline, and any
+ * that holds an OpenMP region (the region's body is outlined before cloning, so it would
+ * stay at the baseline). Small static helpers need nothing: they are inlined into each
+ * clone. `nm` on a portable build's object lists the functions left without clones. */
+#if defined(DS_PORTABLE) && defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define DS_HOT __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
+#else
+#define DS_HOT
+#endif
+
+/* ---- BLAS (src/blas/): row-major sgemm, C = alpha op(A) op(B) + beta C. With OpenBLAS
+ * (the default) this is cblas_sgemm; we link its OpenMP build: called inside an OpenMP
+ * parallel region it runs on the calling thread only, so kernels may split work over the
+ * batch and call it per sample. The NO_BLAS build runs dsi_sgemm_own (sgemm.c), which does
+ * the same: threads only when called outside any parallel region. ---- */
 void dsi_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
                const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
                float *c, int64_t ldc);
+/* Threads of the BLAS library (ds_set_num_threads; nothing for our own). */
+void dsi_blas_set_threads(int n);
+void dsi_sgemm_own(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+                   const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                   float *c, int64_t ldc);
+/* The double-precision pieces of the Newton optimizer's Cholesky (newton.c), row-major,
+ * n x n matrices with leading dimension ld:
+ * dsi_dtrsm_rlt:  B = B L^-T, L n x n lower triangular, B m x n;
+ * dsi_dsyrk_ln:   C = C - A A^T on C's lower triangle, A n x k;
+ * dsi_dtrsv_l:    x = L^-1 x (trans false) or L^-T x (trans true). */
+void dsi_dtrsm_rlt(int64_t m, int64_t n, const double *L, int64_t ldl, double *B, int64_t ldb);
+void dsi_dsyrk_ln(int64_t n, int64_t k, const double *A, int64_t lda, double *C, int64_t ldc);
+void dsi_dtrsv_l(bool trans, int64_t n, const double *L, int64_t ldl, double *x);
 
 /* ---- small utilities (util.c) ---- */
 /* A growing string. Appends never fail: oom records an allocation failure, checked once at

@@ -1,8 +1,6 @@
-/* util.c - aligned allocation, strings, threads and the sgemm wrapper. */
+/* util.c - aligned allocation, the memory limit and growing strings. */
 #include "internal.h"
 
-#include <cblas.h>
-#include <omp.h>
 #include <unistd.h>
 
 static _Atomic size_t mem_limit;   /* 0: not set, the physical memory */
@@ -121,39 +119,4 @@ void dsi_buf_printf(dsi_buf *b, const char *fmt, ...)
     va_end(ap);
     dsi_buf_put(b, big, (size_t)n);
     free(big);
-}
-
-/* ---- threads ---- */
-void ds_set_num_threads(int n)
-{
-    if (n <= 0)
-        n = omp_get_num_procs();
-    omp_set_num_threads(n);
-    openblas_set_num_threads(n);
-    /* Never nested teams: OpenBLAS called inside one of our regions that runs on a single
-     * thread would open a team of its own beside our idle (spinning) threads, and the two
-     * teams then fight for the cores (measured: 2 threads 3x slower than 1). */
-    omp_set_max_active_levels(1);
-}
-
-int ds_get_num_threads(void)
-{
-    return omp_get_max_threads();
-}
-
-int dsi_threads(void)
-{
-    return omp_get_max_threads();
-}
-
-/* ---- BLAS ---- */
-void dsi_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
-               const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
-               float *c, int64_t ldc)
-{
-    if (m == 0 || n == 0)
-        return;
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                (blasint)m, (blasint)n, (blasint)k, alpha, a, (blasint)lda, b, (blasint)ldb,
-                beta, c, (blasint)ldc);
 }

@@ -208,6 +208,7 @@ static int fits_axes(const char *path, int *naxis, long *naxes)
 
 TEST(data_fits_image_round_trip)
 {
+    if (!ds_has_feature("fits")) SKIP("needs FITS support (built with NO_FITS=1)");
     char dir[64];
     CHECK(make_dir(dir, sizeof dir) == 0);
     static const struct { int nd; int64_t shape[4]; const char *name; } cases[] = {
@@ -257,6 +258,7 @@ TEST(data_fits_image_round_trip)
  * BZERO and BLANK: read back scaled, blanks as NaN, from HDU 2 (found by hdu 0). */
 TEST(data_fits_scaled_int16_cube)
 {
+    if (!ds_has_feature("fits")) SKIP("needs FITS support (built with NO_FITS=1)");
     char dir[64];
     CHECK(make_dir(dir, sizeof dir) == 0);
     const char *p = in_dir(dir, "scaled.fits");
@@ -317,6 +319,7 @@ TEST(data_fits_scaled_int16_cube)
 
 TEST(data_fits_table)
 {
+    if (!ds_has_feature("fits")) SKIP("needs FITS support (built with NO_FITS=1)");
     char dir[64];
     CHECK(make_dir(dir, sizeof dir) == 0);
     const char *p = in_dir(dir, "cat.fits");
@@ -391,6 +394,7 @@ done:
 /* ASCII table and binary table with text, vector and null values, written by cfitsio. */
 TEST(data_fits_ascii_and_vector_columns)
 {
+    if (!ds_has_feature("fits")) SKIP("needs FITS support (built with NO_FITS=1)");
     char dir[64];
     CHECK(make_dir(dir, sizeof dir) == 0);
     const char *pa = in_dir(dir, "ascii.fits"), *pb = in_dir(dir, "vec.fits");
@@ -457,6 +461,7 @@ TEST(data_fits_ascii_and_vector_columns)
 
 TEST(data_fits_errors)
 {
+    if (!ds_has_feature("fits")) SKIP("needs FITS support (built with NO_FITS=1)");
     char dir[64];
     CHECK(make_dir(dir, sizeof dir) == 0);
     int rc = 0;
@@ -545,6 +550,7 @@ static void write_table_fits(const char *path, const char *const *extra, int nex
  * load. */
 TEST(data_fits_header_syntax)
 {
+    if (!ds_has_feature("fits")) SKIP("needs FITS support (built with NO_FITS=1)");
     char dir[64];
     CHECK(make_dir(dir, sizeof dir) == 0);
     const char *p = in_dir(dir, "h.fits");
@@ -915,6 +921,7 @@ TEST(data_idx_errors)
 
 TEST(data_truncated_files)
 {
+    if (!ds_has_feature("fits")) SKIP("needs FITS support (built with NO_FITS=1)");
     char dir[64];
     CHECK(make_dir(dir, sizeof dir) == 0);
     int rc = 0;

@@ -584,6 +584,7 @@ TEST(io_hostile_shapes_refused)
  * stops decompressing at the limit with a message; nothing takes all memory. */
 TEST(io_gzip_bomb_stops_at_the_memory_limit)
 {
+    if (!ds_has_feature("fits")) SKIP("needs FITS support (built with NO_FITS=1)");
     char dir[64], path[160];
     CHECK(make_tmpdir(dir, sizeof dir));
     snprintf(path, sizeof path, "%s/bomb.fits.gz", dir);

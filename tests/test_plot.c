@@ -178,6 +178,7 @@ static const int blue[3] = {0x00, 0x72, 0xB2}, orange[3] = {0xE6, 0x9F, 0x00};
 
 TEST(plot_learning_curve_log_y)
 {
+    if (!ds_has_feature("plot")) SKIP("needs plotting support (built with NO_PLOT=1)");
     outdir o;
     CHECK(outdir_open(&o) == 0);
     char path[1024];
@@ -216,6 +217,7 @@ TEST(plot_learning_curve_log_y)
  * are not drawn; a reference line y = x becomes a curve without breaking the figure. */
 TEST(plot_log_x_spaces_decades_equally)
 {
+    if (!ds_has_feature("plot")) SKIP("needs plotting support (built with NO_PLOT=1)");
     outdir o;
     CHECK(outdir_open(&o) == 0);
     char path[1024];
@@ -273,6 +275,7 @@ TEST(plot_log_x_spaces_decades_equally)
 
 TEST(plot_grid_scatter_refline_errorbar)
 {
+    if (!ds_has_feature("plot")) SKIP("needs plotting support (built with NO_PLOT=1)");
     outdir o;
     CHECK(outdir_open(&o) == 0);
     char path[1024];
@@ -335,6 +338,7 @@ TEST(plot_grid_scatter_refline_errorbar)
 
 TEST(plot_image_mosaic)
 {
+    if (!ds_has_feature("plot")) SKIP("needs plotting support (built with NO_PLOT=1)");
     outdir o;
     CHECK(outdir_open(&o) == 0);
     char path[1024];
@@ -389,6 +393,7 @@ static int png_grey(const char *path, int x, int y)
 
 TEST(plot_image_scaling)
 {
+    if (!ds_has_feature("plot")) SKIP("needs plotting support (built with NO_PLOT=1)");
     outdir o;
     CHECK(outdir_open(&o) == 0);
     char path[1024];
@@ -421,6 +426,7 @@ TEST(plot_image_scaling)
 
 TEST(plot_edge_cases_do_not_crash)
 {
+    if (!ds_has_feature("plot")) SKIP("needs plotting support (built with NO_PLOT=1)");
     outdir o;
     CHECK(outdir_open(&o) == 0);
     char path[1024];
@@ -524,6 +530,7 @@ TEST(plot_argument_errors)
 
 TEST(plot_save_is_atomic_and_reports_io_errors)
 {
+    if (!ds_has_feature("plot")) SKIP("needs plotting support (built with NO_PLOT=1)");
     outdir o;
     CHECK(outdir_open(&o) == 0);
     char path[1024], bad[1100];

@@ -482,6 +482,7 @@ static int expect(int rc, int want, const char *text, char *msg, size_t cap)
 
 TEST(sim_cli)
 {
+    if (!ds_has_feature("fits")) SKIP("needs FITS support (built with NO_FITS=1)");
     if (access(cli_bin(), X_OK))
         SKIP("no tool to run (set DEEPSKY)");
     char dir[] = "/tmp/deepsky_sim_XXXXXX", args[2048], p1[256], p2[256], p3[256];

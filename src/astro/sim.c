@@ -228,7 +228,9 @@ ds_status ds_sim_galaxies(const ds_sim_opts *opts, ds_tensor **images, ds_tensor
         ds_galaxy g = {p[C_N], p[C_HLR], 1.0, p[C_E1], p[C_E2], p[C_DX], p[C_DY]};
         ds_psf psf = {o.psf.kind, p[C_FWHM], o.psf.beta};
         if (ds_galaxy_render(&g, &psf, o.size, im) != DS_OK) {
-#pragma omp critical(ds_sim_fail)
+#ifdef _OPENMP   /* (-fopenmp-simd warns) unnamed: a named one is an exported symbol */
+#pragma omp critical
+#endif
             if (failed < 0 || i < failed)
                 failed = i;
             continue;

@@ -325,8 +325,8 @@ static void print_done(const ds_fit_result *r, const ds_fit_opts *fo, bool val, 
         printf(" (val_loss %.4g)", r->best_val_loss);
     char best[4096];
     stem_name(fo->out_path, ".best.safetensors", best, sizeof best);
-    printf("\nwrote %s (last), %s (best), %s, %s\n", fo->out_path, best, fo->log_csv,
-           fo->curve_png);
+    printf("\nwrote %s (last), %s (best), %s%s%s\n", fo->out_path, best, fo->log_csv,
+           fo->curve_png ? ", " : "", fo->curve_png ? fo->curve_png : "");
 }
 
 int cmd_train(int argc, char **argv)
@@ -404,7 +404,9 @@ int cmd_train(int argc, char **argv)
         .seed = (uint64_t)t.seed, .no_shuffle = cli_has(&c, "no-shuffle"), .augment = t.aug,
         .patience = (int)t.patience, .skip_nonfinite = cli_has(&c, "skip-nonfinite"),
         .out_path = out, .log_csv = cli_has(&c, "log") ? cli_get(&c, "log") : logp,
-        .curve_png = cli_has(&c, "curve") ? cli_get(&c, "curve") : curvep,
+        /* no default figure in a build without plotting (NO_PLOT); --curve is then an error */
+        .curve_png = cli_has(&c, "curve") ? cli_get(&c, "curve")
+                                          : ds_has_feature("plot") ? curvep : NULL,
         .resume = cli_has(&c, "resume"), .progress = cli_has(&c, "quiet") ? NULL : show, .ctx = &ps,
     };
     if (!cli_has(&c, "quiet"))

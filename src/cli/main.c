@@ -56,7 +56,7 @@ int cli_main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(cmd, version_word)) {
-        printf("deepsky %s\n", DS_VERSION);
+        printf("deepsky %s\n", ds_build_info());
         return 0;
     }
     for (int i = 0; i < N_COMMANDS; i++)

@@ -23,6 +23,7 @@ static inline float sigmoidf(float x)
 
 #define SOFTPLUS_THRESHOLD 20.0f   /* PyTorch's default (beta 1): linear above it */
 
+DS_HOT
 static void act_forward(ds_node *y)
 {
     const float *x = y->in[0]->data;
@@ -61,6 +62,7 @@ static void act_forward(ds_node *y)
 
 /* PyTorch's backward formulas: sigmoid dy (1 - y) y, tanh dy (1 - y^2), relu dy [y > 0],
  * softplus dy z / (z + 1) with z = e^x (dy above the threshold), ELU dy alpha e^x for x <= 0. */
+DS_HOT
 static void act_backward(ds_node *y)
 {
     const float *x = y->in[0]->data, *o = y->data, *dy = y->grad;
@@ -221,6 +223,7 @@ static inline float normal_cdf(float x)
 
 static inline float gelu_tanh_2u(float x) { return 2.0f * GELU_Kf * (x + GELU_Cf * x * x * x); }
 
+DS_HOT
 static void gate_forward(ds_node *y)
 {
     const float *x = y->in[0]->data;
@@ -241,6 +244,7 @@ static void gate_forward(ds_node *y)
     }
 }
 
+DS_HOT
 static void gate_backward(ds_node *y)
 {
     const float *x = y->in[0]->data, *dy = y->grad;
@@ -336,6 +340,7 @@ static void prelu_dims(const ds_node *y, int64_t *C, int64_t *inner)
     *inner = *C == 1 ? x->numel : x->numel / (x->shape[0] * *C);
 }
 
+DS_HOT
 static void prelu_forward(ds_node *y)
 {
     const float *x = y->in[0]->data, *w = y->in[1]->data;
@@ -353,6 +358,7 @@ static void prelu_forward(ds_node *y)
 }
 
 /* dx = x > 0 ? dy : w dy;  dw[c] += sum over channel c of (x > 0 ? 0 : x dy). */
+DS_HOT
 static void prelu_backward(ds_node *y)
 {
     const float *x = y->in[0]->data, *w = y->in[1]->data, *dy = y->grad;
@@ -437,6 +443,7 @@ static void softmax_dims(const ds_node *y, int64_t *K, int64_t *inner)
         *inner *= x->shape[d];
 }
 
+DS_HOT
 static void softmax_forward(ds_node *y)
 {
     int64_t K, s;
@@ -471,6 +478,7 @@ static void softmax_forward(ds_node *y)
 }
 
 /* softmax: dx = y (dy - sum(dy y));  log_softmax: dx = dy - e^y sum(dy). */
+DS_HOT
 static void softmax_backward(ds_node *y)
 {
     int64_t K, s;

@@ -66,6 +66,7 @@ static inline float bn_gate(float dy, float a, float x, float b, int act)
 #define COLS 256       /* columns (C * S layout) of a block in the short-run path */
 
 /* Sum of (x[i] - mu)^2 over x[0..n), in double. */
+DS_HOT
 static double sqdev_run(const float *x, int64_t n, double mu)
 {
     double acc[LANES] = { 0 };
@@ -88,6 +89,7 @@ static double sqdev_run(const float *x, int64_t n, double mu)
 }
 
 /* Adds to *sdy the sum of dy[0..n) and to *sdyxh that of dy xh, xh = (x - mu) r, in double. */
+DS_HOT
 static void dy_sums_plain(const float *dy, const float *x, int64_t n, float mu, float r,
                           double *sdy, double *sdyxh)
 {
@@ -116,6 +118,7 @@ static void dy_sums_plain(const float *dy, const float *x, int64_t n, float mu, 
 
 /* dy_sums_plain with dy gated by the fused ReLU of the affine map sc x + sh when act is set:
  * the gated values go through a small buffer, so both loops stay plain vector loops. */
+DS_HOT
 static void dy_sums_run(const float *dy, const float *x, int64_t n, float mu, float r,
                         float sc, float sh, int act, double *sdy, double *sdyxh)
 {
@@ -136,6 +139,7 @@ static void dy_sums_run(const float *dy, const float *x, int64_t n, float mu, fl
 /* Channel c is normalized with mean mu and biased variance var: saves mean and rstd, moves
  * the running statistics if update (var made unbiased over the M values), and gives the
  * affine map y = a x + b. */
+DS_HOT
 static void channel_affine(ds_node *y, int64_t c, double mu, double var, bool update,
                            int64_t M, float *a, float *b)
 {
@@ -163,6 +167,7 @@ static void channel_affine(ds_node *y, int64_t c, double mu, double var, bool up
 /* Forward for runs shorter than SHORT_RUN ([N, C] and small spatial sizes): x seen as N rows
  * of C * S columns, summed down the columns (vectorized along the row) for a block of whole
  * channels at a time, then each channel's columns in order. */
+DS_HOT
 static void bn_forward_short(ds_node *y, bool batch, bool update)
 {
     const ds_node *x = y->in[0];
@@ -228,6 +233,7 @@ static void bn_forward_short(ds_node *y, bool batch, bool update)
 
 /* Normalizes with the batch's statistics (two passes over each channel: the mean, then the
  * squared deviations from it) or the running ones, then y = a x + b per channel. */
+DS_HOT
 static void bn_forward(ds_node *y)
 {
     const ds_node *x = y->in[0];
@@ -279,6 +285,7 @@ static void bn_forward(ds_node *y)
 }
 
 /* Backward for runs shorter than SHORT_RUN, by column blocks as bn_forward_short. */
+DS_HOT
 static void bn_backward_short(ds_node *y, bool batch)
 {
     const ds_node *x = y->in[0];
@@ -347,6 +354,7 @@ static void bn_backward_short(ds_node *y, bool batch)
 }
 
 /* dgamma, dbeta and dx as in the formulas above: the two sums per channel, then dx. */
+DS_HOT
 static void bn_backward(ds_node *y)
 {
     const ds_node *x = y->in[0];

@@ -14,8 +14,6 @@
  * masks dy by y > 0 while it regroups dy, in the same pass as the bias gradient). */
 #include "conv_impl.h"
 
-#include <omp.h>
-
 /* ---- im2col / col2im ---- */
 
 /* dst[0..n) = src[0..n): rows of columns are often short (tens of floats), where a call to
@@ -51,6 +49,7 @@ static void valid_range(int64_t n_out, int64_t n_in, int64_t s, int64_t off, int
     *hi = b;
 }
 
+DS_HOT
 void dsi_im2col(const dsi_conv_geom *q, const float *img, float *col, int64_t ld)
 {
     const int64_t O0 = q->out[0], O1 = q->out[1], O2 = q->out[2];
@@ -85,6 +84,7 @@ void dsi_im2col(const dsi_conv_geom *q, const float *img, float *col, int64_t ld
             }
 }
 
+DS_HOT
 void dsi_col2im(const dsi_conv_geom *q, const float *col, int64_t ld, float *img)
 {
     const int64_t O0 = q->out[0], O1 = q->out[1], O2 = q->out[2];
@@ -317,7 +317,7 @@ static size_t conv_scratch(const ds_node *y)
 
 /* Threads for the chunk loop: no more than the scratch planned for (the count may have
  * been raised since planning). */
-static int conv_threads(const ds_node *y, const conv_plan *p)
+DS_OMP_ONLY static int conv_threads(const ds_node *y, const conv_plan *p)
 {
     int64_t avail = ((int64_t)(y->g->scratch_bytes / sizeof(float)) - p->partials) / p->per_thread;
     int64_t nth = omp_get_max_threads();
@@ -356,6 +356,7 @@ static void row_out(float *dst, const float *src, int64_t O, float b, int act)
 /* The gradient at the convolution's output for samples n0 .. n0+gn-1 as an [F, gn*O] matrix:
  * dy itself for one sample without an activation, else regrouped into buf (masked by y > 0
  * for a fused ReLU). Adds each filter's sum over the group into db[f] when db is set. */
+DS_HOT
 static const float *group_dy(const float *dy, const float *y, int act, int64_t n0, int64_t gn,
                              int64_t F, int64_t O, float *buf, double *db)
 {
@@ -398,6 +399,7 @@ static const float *group_dy(const float *dy, const float *y, int act, int64_t n
 }
 
 /* Batch 1: tiled sgemm straight into y. */
+DS_HOT
 static void conv_forward_one(ds_node *y, const dsi_conv_geom *q, const conv_plan *p)
 {
     const ds_node *x = y->in[0], *w = y->in[1];
@@ -421,6 +423,7 @@ static void conv_forward_one(ds_node *y, const dsi_conv_geom *q, const conv_plan
     }
 }
 
+DS_HOT
 static void conv_forward(ds_node *y)
 {
     dsi_conv_geom q;
@@ -471,6 +474,7 @@ static void conv_forward(ds_node *y)
 }
 
 /* Batch 1: dW += dy col^T, dx = col2im(W^T dy) with tiled sgemms; db into *dbs. */
+DS_HOT
 static void conv_backward_one(ds_node *y, const dsi_conv_geom *q, const conv_plan *p, double *dbs)
 {
     ds_node *x = y->in[0], *w = y->in[1];
@@ -500,6 +504,7 @@ static void conv_backward_one(ds_node *y, const dsi_conv_geom *q, const conv_pla
         dsi_col2im(q, col + c * q->k_n * O, O, x->grad + c * q->in_n);
 }
 
+DS_HOT
 static void conv_backward(ds_node *y)
 {
     dsi_conv_geom q;
@@ -565,6 +570,7 @@ static void conv_backward(ds_node *y)
         dsi_fold_bias(dbs, nch, F, db);
 }
 
+DS_HOT
 void dsi_fold_partials(float *part, int64_t nch, int64_t n, float *out, bool add)
 {
 #pragma omp parallel for schedule(static) if (nch * n > DS_PAR_MIN)
@@ -576,6 +582,7 @@ void dsi_fold_partials(float *part, int64_t nch, int64_t n, float *out, bool add
     }
 }
 
+DS_HOT
 void dsi_fold_bias(const double *dbs, int64_t nch, int64_t F, float *db)
 {
     for (int64_t f = 0; f < F; f++) {
@@ -588,6 +595,7 @@ void dsi_fold_bias(const double *dbs, int64_t nch, int64_t F, float *db)
 
 /* db[f] += sum over n and the O positions of dy[n, f, :]: the bias gradient. Per-sample sums
  * in float, their total in double; each f by one thread. */
+DS_HOT
 void dsi_channel_sum_add(const float *dy, int64_t N, int64_t F, int64_t O, float *db)
 {
 #pragma omp parallel for schedule(static) if (N * F * O > DS_PAR_MIN)

@@ -89,6 +89,7 @@ static size_t convt_scratch(const ds_node *y)
 }
 
 /* xT [C, gn*HW] from samples n0.. of x [N, C, HW] */
+DS_HOT
 static void gather(const float *x, int64_t C, int64_t HW, int64_t n0, int64_t gn, float *xT)
 {
     int64_t ld = gn * HW;
@@ -99,6 +100,7 @@ static void gather(const float *x, int64_t C, int64_t HW, int64_t n0, int64_t gn
     }
 }
 
+DS_HOT
 static void convt_forward(ds_node *y)
 {
     dsi_conv_geom q;
@@ -128,6 +130,7 @@ static void convt_forward(ds_node *y)
     }
 }
 
+DS_HOT
 static void convt_backward(ds_node *y)
 {
     dsi_conv_geom q;

@@ -17,8 +17,6 @@
  * results do not depend on the thread count. */
 #include "conv_impl.h"
 
-#include <omp.h>
-
 enum {
     XI = 16,   /* points of a transformed 4x4 tile */
     TV = 16,   /* tiles per step of the transforms: loops of a fixed length vectorize */
@@ -94,6 +92,7 @@ static int wino_threads(const ds_node *y, const wino_plan *p, int64_t units)
 /* ---- the transforms ---- */
 
 /* U = G g G^T for every (f, c): U [16, F, C]. */
+DS_HOT
 static void weight_transform(const float *w, int64_t F, int64_t C, float *U)
 {
     const int64_t FC = F * C;
@@ -121,6 +120,7 @@ static void weight_transform(const float *w, int64_t F, int64_t C, float *U)
 }
 
 /* dW[f, c] += G^T dU G, dU [16, F, C]. */
+DS_HOT
 static void weight_adjoint(const float *dU, int64_t F, int64_t C, float *dw)
 {
     const int64_t FC = F * C;
@@ -246,6 +246,7 @@ seg_inputs_tv(const wino_plan *p, const float *plane, const seg *s, float *V,
 }
 
 /* Input transforms along a segment for the C planes from x's, into V[c * tb + k]. */
+DS_HOT
 static void seg_inputs(const wino_plan *p, const float *x, const seg *s, float *V, int64_t ld)
 {
     const int64_t HW = p->H * p->W;
@@ -320,6 +321,7 @@ seg_input_adjoint_tv(const wino_plan *p, const float *V, int64_t ld, const seg *
 }
 
 /* The adjoint along a segment for the C planes from dx's, from V[c * tb + k]. */
+DS_HOT
 static void seg_input_adjoint(const wino_plan *p, const float *V, int64_t ld, const seg *s,
                               float *dx)
 {
@@ -372,6 +374,7 @@ seg_outputs_tv(const wino_plan *p, const float *M, int64_t ld, const seg *s,
 }
 
 /* The outputs along a segment for the F filters, from M[f * tb + k], into y's planes. */
+DS_HOT
 static void seg_outputs(const wino_plan *p, const float *M, int64_t ld, const seg *s,
                         float *y, const float *bias, int act)
 {
@@ -388,6 +391,7 @@ static void seg_outputs(const wino_plan *p, const float *M, int64_t ld, const se
 
 /* One block of the forward pass: tiles [u tb, (u + 1) tb) into y, with the V and M of
  * thread slot tid. */
+DS_HOT
 static void forward_block(const ds_node *y, const wino_plan *p, const float *U, int64_t u,
                           int tid)
 {
@@ -408,6 +412,7 @@ static void forward_block(const ds_node *y, const wino_plan *p, const float *U, 
     }
 }
 
+DS_HOT
 void dsi_wino_forward(ds_node *y, const dsi_conv_geom *q)
 {
     wino_plan p;
@@ -494,6 +499,7 @@ seg_grads_tv(const wino_plan *p, const float *dyp, const float *yp, int act,
 
 /* dM along a segment for the F filters from dy's and y's planes, into M[f * tb + k];
  * adds each filter's sum of the (masked) dy into db[f] when db is set. */
+DS_HOT
 static void seg_grads(const wino_plan *p, const float *dy, const float *yd, int act,
                       const seg *s, float *M, int64_t ld, double *db)
 {
@@ -510,6 +516,7 @@ static void seg_grads(const wino_plan *p, const float *dy, const float *yd, int 
 
 /* One chunk of the backward pass: samples [ch N / nch, (ch + 1) N / nch), its partial dU
  * and bias gradient, with the V and M of thread slot tid. */
+DS_HOT
 static void backward_chunk(ds_node *y, const wino_plan *p, const float *U, int64_t ch, int tid)
 {
     const ds_node *x = y->in[0];
@@ -554,6 +561,7 @@ static void backward_chunk(ds_node *y, const wino_plan *p, const float *U, int64
     }
 }
 
+DS_HOT
 void dsi_wino_backward(ds_node *y, const dsi_conv_geom *q)
 {
     ds_node *x = y->in[0], *w = y->in[1];

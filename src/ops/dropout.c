@@ -16,6 +16,7 @@ static ds_status dropout_shape(ds_node *y)
 
 static size_t dropout_saved(const ds_node *y) { return (size_t)y->numel; }
 
+DS_HOT
 static void dropout_forward(ds_node *y)
 {
     const float *x = y->in[0]->data;
@@ -42,6 +43,7 @@ static void dropout_forward(ds_node *y)
 }
 
 /* dx += dy * keep / (1 - rate), or dx += dy when the forward did not drop. */
+DS_HOT
 static void dropout_backward(ds_node *y)
 {
     float *dx = y->in[0]->grad;

@@ -127,6 +127,7 @@ static ALWAYS_INLINE void bin_run_op(ds_op op, float *y, const float *a, int64_t
 }
 
 /* bin_run_op with the op switched outside the loops, which then vectorize. */
+DS_HOT
 static void bin_run(ds_op op, float *y, const float *a, int64_t sa, const float *b, int64_t sb,
                     int64_t n)
 {
@@ -138,6 +139,7 @@ static void bin_run(ds_op op, float *y, const float *a, int64_t sa, const float 
     }
 }
 
+DS_HOT
 static void binary_forward(ds_node *y)
 {
     const float *a = y->in[0]->data, *b = y->in[1]->data;
@@ -214,6 +216,7 @@ static ALWAYS_INLINE void grad_row_op(ds_op op, int which, bool add, float *t, c
 }
 
 /* grad_row_op with op, which and add switched outside the loops. */
+DS_HOT
 static void grad_row(ds_op op, int which, bool add, float *t, const float *dy, const float *a,
                      int64_t sa, const float *b, int64_t sb, int64_t n)
 {
@@ -237,6 +240,7 @@ static void grad_row(ds_op op, int which, bool add, float *t, const float *dy, c
 }
 
 /* t[i] (+)= gradient contribution of y's element i towards input `which`, over y's layout. */
+DS_HOT
 static void grad_terms(const ds_node *y, const bplan *p, int which, bool add, float *t)
 {
     const float *a = y->in[0]->data, *b = y->in[1]->data, *dy = y->grad;
@@ -251,6 +255,7 @@ static void grad_terms(const ds_node *y, const bplan *p, int which, bool add, fl
     }
 }
 
+DS_HOT
 static void binary_backward(ds_node *y)
 {
     ds_node *in[2] = {y->in[0], y->in[1]};
@@ -360,6 +365,7 @@ static inline float pow_p(float x, float p)
     return powf(x, p);
 }
 
+DS_HOT
 static void unary_forward(ds_node *y)
 {
     const float *x = y->in[0]->data;
@@ -407,6 +413,7 @@ static void unary_forward(ds_node *y)
 
 /* dx += dy f'(x), in PyTorch's forms: exp uses y, sqrt dy / (2 y), pow p x^(p-1) (0 for
  * p = 0), abs sign(x) with sign(0) = 0. */
+DS_HOT
 static void unary_backward(ds_node *y)
 {
     const float *x = y->in[0]->data, *o = y->data, *dy = y->grad;

@@ -68,6 +68,7 @@ static const char *const pred_target[] = { "prediction", "target" };
 /* ---- MSE: sum (p - t)^2.  dp = 2 (p - t),  dt = -dp ---- */
 static ds_status mse_shape(ds_node *y) { return same_shapes_rule(y, pred_target); }
 
+DS_HOT
 static void mse_forward(ds_node *y)
 {
     const float *p = y->in[0]->data, *t = y->in[1]->data;
@@ -80,6 +81,7 @@ static void mse_forward(ds_node *y)
     y->data[0] = (float)(s * reduce_scale(y, n));
 }
 
+DS_HOT
 static void mse_backward(ds_node *y)
 {
     const float *p = y->in[0]->data, *t = y->in[1]->data;
@@ -102,6 +104,7 @@ const ds_op_def dsi_op_loss_mse = {
 };
 
 /* ---- MAE: sum |p - t|.  dp = sign(p - t) (0 at equality, as torch.sign),  dt = -dp ---- */
+DS_HOT
 static void mae_forward(ds_node *y)
 {
     const float *p = y->in[0]->data, *t = y->in[1]->data;
@@ -112,6 +115,7 @@ static void mae_forward(ds_node *y)
     y->data[0] = (float)(s * reduce_scale(y, n));
 }
 
+DS_HOT
 static void mae_backward(ds_node *y)
 {
     const float *p = y->in[0]->data, *t = y->in[1]->data;
@@ -138,6 +142,7 @@ const ds_op_def dsi_op_loss_mae = {
  * max(log p, -100), the exact derivative of the clamped forward (finite at p = 0 or 1). */
 static double clamped_log(double x) { return fmax(log(x), -100.0); }
 
+DS_HOT
 static void bce_forward(ds_node *y)
 {
     const float *p = y->in[0]->data, *t = y->in[1]->data;
@@ -148,6 +153,7 @@ static void bce_forward(ds_node *y)
     y->data[0] = (float)(s * reduce_scale(y, n));
 }
 
+DS_HOT
 static void bce_backward(ds_node *y)
 {
     const float *p = y->in[0]->data, *t = y->in[1]->data;
@@ -170,6 +176,7 @@ const ds_op_def dsi_op_loss_bce = {
 };
 
 /* ---- BCE on logits: max(z, 0) - z t + log(1 + e^-|z|).  dz = sigmoid(z) - t,  dt = -z ---- */
+DS_HOT
 static void bcel_forward(ds_node *y)
 {
     const float *z = y->in[0]->data, *t = y->in[1]->data;
@@ -182,6 +189,7 @@ static void bcel_forward(ds_node *y)
     y->data[0] = (float)(s * reduce_scale(y, n));
 }
 
+DS_HOT
 static void bcel_backward(ds_node *y)
 {
     const float *z = y->in[0]->data, *t = y->in[1]->data;
@@ -215,6 +223,7 @@ static void ce_dims(const ds_node *z, int64_t *N, int64_t *K, int64_t *inner)
 static size_t ce_saved(const ds_node *y) { return (size_t)y->in[0]->numel * sizeof(float); }
 
 /* log-softmax of every position into ls. */
+DS_HOT
 static void log_softmax_dim1(const float *z, float *ls, int64_t N, int64_t K, int64_t inner)
 {
     int64_t rows = N * inner;
@@ -247,6 +256,7 @@ static ds_status cce_shape(ds_node *y)
 
 /* loss = -sum t log_softmax(z).  dz = p sum_k t_k - t (p - t for one-hot or soft targets
  * that sum to 1: the fused gradient, finite when p underflows), dt = -log_softmax(z). */
+DS_HOT
 static void cce_forward(ds_node *y)
 {
     const ds_node *z = y->in[0];
@@ -262,6 +272,7 @@ static void cce_forward(ds_node *y)
     y->data[0] = (float)(s * reduce_scale(y, N * inner));
 }
 
+DS_HOT
 static void cce_backward(ds_node *y)
 {
     const ds_node *z = y->in[0];
@@ -331,6 +342,7 @@ static int64_t label_class(float v, int64_t K)
     return (int64_t)v;
 }
 
+DS_HOT
 static void cce_int_forward(ds_node *y)
 {
     const ds_node *z = y->in[0];
@@ -363,6 +375,7 @@ static void cce_int_forward(ds_node *y)
     y->data[0] = bad ? 0.0f : (float)(s * reduce_scale(y, N * inner));
 }
 
+DS_HOT
 static void cce_int_backward(ds_node *y)
 {
     const ds_node *z = y->in[0];
@@ -398,6 +411,7 @@ static ds_status gnll_shape(ds_node *y)
     return same_shapes_rule(y, what);
 }
 
+DS_HOT
 static void gnll_forward(ds_node *y)
 {
     const float *m = y->in[0]->data, *lv = y->in[1]->data, *t = y->in[2]->data;
@@ -410,6 +424,7 @@ static void gnll_forward(ds_node *y)
     y->data[0] = (float)(s * reduce_scale(y, n));
 }
 
+DS_HOT
 static void gnll_backward(ds_node *y)
 {
     const float *m = y->in[0]->data, *lv = y->in[1]->data, *t = y->in[2]->data;
@@ -442,6 +457,7 @@ static ds_status kl_shape(ds_node *y)
     return same_shapes_rule(y, what);
 }
 
+DS_HOT
 static void kl_forward(ds_node *y)
 {
     const float *m1 = y->in[0]->data, *lv1 = y->in[1]->data;
@@ -456,6 +472,7 @@ static void kl_forward(ds_node *y)
     y->data[0] = (float)(s * reduce_scale(y, n));
 }
 
+DS_HOT
 static void kl_backward(ds_node *y)
 {
     bool four = y->n_in == 4;

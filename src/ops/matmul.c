@@ -30,6 +30,7 @@ static void matmul_dims(const ds_node *y, int64_t *B, int64_t *M, int64_t *K, in
     *N = b->shape[nd - 1];
 }
 
+DS_HOT
 static void matmul_forward(ds_node *y)
 {
     int64_t B, M, K, N;
@@ -40,6 +41,7 @@ static void matmul_forward(ds_node *y)
 }
 
 /* da += dy b^T, db += a^T dy */
+DS_HOT
 static void matmul_backward(ds_node *y)
 {
     int64_t B, M, K, N;
@@ -80,6 +82,7 @@ static ds_status linear_shape(ds_node *y)
     return DS_OK;
 }
 
+DS_HOT
 static void linear_forward(ds_node *y)
 {
     const ds_node *x = y->in[0], *w = y->in[1];
@@ -110,6 +113,7 @@ static size_t linear_scratch(const ds_node *y)
 
 /* dx += dy W,  dW += dy^T x,  db += sum over rows of dy (dy masked by y > 0 first for a
  * fused ReLU) */
+DS_HOT
 static void linear_backward(ds_node *y)
 {
     ds_node *x = y->in[0], *w = y->in[1];

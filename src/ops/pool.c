@@ -181,6 +181,7 @@ static ALWAYS_INLINE void max_next(const float *restrict r, int kw, int sw, int 
 
 /* One max pass, dispatched to a kernel with constant window width and stride (not inlined:
  * the caller's frame would crowd the kernels' registers). */
+DS_HOT
 static NOINLINE void max_kernel(const float *restrict r, bool first, int kw, int sw, int n,
                                 int32_t i0, float *restrict y, int32_t *restrict arg)
 {
@@ -209,6 +210,7 @@ enum { VB = 16 };   /* outputs in one vector of the max kernels (64 bytes of flo
  * than the vectors: whole vectors first, then the last vector's worth again (both kernels
  * are idempotent: a second pass over the same row changes nothing). Rows of 8 to 15 outputs
  * do the same with half vectors; shorter ones go straight to the kernel. */
+DS_HOT
 static void max_pass(const float *r, bool first, int kw, int sw, int n, int32_t i0, float *y,
                      int32_t *arg)
 {
@@ -241,6 +243,7 @@ static ALWAYS_INLINE void sum_next(const float *restrict r, bool sq, int kw, int
 }
 
 /* One sum pass, dispatched like max_pass. */
+DS_HOT
 static void sum_pass(const float *restrict r, bool sq, int kw, int sw, int n,
                      double *restrict acc)
 {
@@ -267,6 +270,7 @@ enum { WIN_MAX = 64 };   /* window elements listed for the scalar rows */
  * vectors: each window at once (its elements at offsets off[0..nwin), in scan order), with
  * no branch on the data (a coin flip on real data) but the rescan for a NaN, which gives the
  * same result as the passes. */
+DS_HOT
 static void max_row(const pool_geom *p, const float *xp, int64_t top, const int32_t *off,
                     int nwin, float *yr, int32_t *ar)
 {
@@ -305,6 +309,7 @@ static void max_row(const pool_geom *p, const float *xp, int64_t top, const int3
 
 /* One output row of average, sum or L2 pooling without padding, as max_row. Every window is
  * full, so the average divides by the window size with or without excluded padding. */
+DS_HOT
 static void sum_row(const pool_geom *p, int kind, const float *xp, int64_t top, float *yr)
 {
     const int64_t OW = p->out[2], H = p->in[1], W = p->in[2];
@@ -346,6 +351,7 @@ static bool max_tiled_ok(const pool_geom *p)
 
 /* Folds r, ra into y, arg element by element by the running rule of max_next: r[j] is
  * taken when it is not <= y[j], unless y[j] is NaN. Idempotent. */
+DS_HOT
 static NOINLINE void fold_kernel(const float *restrict r, const int32_t *restrict ra, int n,
                                  float *restrict y, int32_t *restrict arg)
 {
@@ -374,12 +380,13 @@ static void fold_pass(const float *r, const int32_t *ra, int n, float *y, int32_
  * Position j of hv then folds in the rows below it, j + h * OW, by the same rule: over the
  * whole block at once, so in vectors too, though only the positions of each output row's
  * first input row are kept. */
+DS_HOT
 static void max_tiled(const pool_geom *p, const float *xd, float *yd, int32_t *arg)
 {
     const int64_t OD = p->out[0], OH = p->out[1], OW = p->out[2], H = p->in[1], W = p->in[2];
     const int kh = (int)p->k[1], kw = (int)p->k[2];
     const int64_t R = SPAN / (kh * OW), nb = (OH + R - 1) / R;
-    const int64_t work = p->planes * p->out_n * kh * kw;
+    const int64_t work DS_OMP_ONLY = p->planes * p->out_n * kh * kw;
 #pragma omp parallel for collapse(3) schedule(static) if (work > DS_PAR_MIN)
     for (int64_t pl = 0; pl < p->planes; pl++)
         for (int64_t od = 0; od < OD; od++)
@@ -403,11 +410,12 @@ static void max_tiled(const pool_geom *p, const float *xd, float *yd, int32_t *a
 }
 
 /* Forward of any pooling kind without padding, split over output rows. */
+DS_HOT
 static void pool_unpadded(const pool_geom *p, int kind, const float *xd, float *yd,
                           int32_t *arg)
 {
     const int64_t OD = p->out[0], OH = p->out[1], OW = p->out[2], H = p->in[1], W = p->in[2];
-    const int64_t work = p->planes * p->out_n * p->k[0] * p->k[1] * p->k[2];
+    const int64_t work DS_OMP_ONLY = p->planes * p->out_n * p->k[0] * p->k[1] * p->k[2];
     if (kind == DS_POOL_MAX && max_tiled_ok(p)) {
         max_tiled(p, xd, yd, arg);
         return;
@@ -443,6 +451,7 @@ static ALWAYS_INLINE void spread_next(float *restrict gx, const float *restrict 
 }
 
 /* One spread pass, dispatched like max_pass. */
+DS_HOT
 static void spread_pass(float *restrict gx, const float *restrict xr, const float *restrict g,
                         bool l2, int kw, int sw, int n)
 {
@@ -464,6 +473,7 @@ static void spread_pass(float *restrict gx, const float *restrict xr, const floa
 /* dx of one output row of average, sum or L2 pooling without padding and with windows that
  * do not overlap; top: index in x of the windows' first input row. The per-output factor
  * is the general path's. */
+DS_HOT
 static void spread_row(const pool_geom *p, int kind, const float *xd, const float *yr,
                        const float *dyr, int64_t top, float *dx)
 {
@@ -496,6 +506,7 @@ static void spread_row(const pool_geom *p, int kind, const float *xd, const floa
 /* Backward of average, sum and L2 pooling without padding when windows do not overlap
  * (window <= stride on every axis): output rows own disjoint input rows, so rows split
  * over threads. */
+DS_HOT
 static void spread_unpadded(const pool_geom *p, int kind, const float *xd, const float *yd,
                             const float *dy, float *dx)
 {
@@ -510,6 +521,7 @@ static void spread_unpadded(const pool_geom *p, int kind, const float *xd, const
             }
 }
 
+DS_HOT
 static void pool_forward(ds_node *y)
 {
     pool_geom p;
@@ -524,7 +536,7 @@ static void pool_forward(ds_node *y)
     const float *xd = y->in[0]->data;
     float *yd = y->data;
     int32_t *arg = y->saved;
-    int64_t work = p.planes * p.out_n * p.k[0] * p.k[1] * p.k[2];
+    int64_t work DS_OMP_ONLY = p.planes * p.out_n * p.k[0] * p.k[1] * p.k[2];
 #pragma omp parallel for schedule(static) if (work > DS_PAR_MIN)
     for (int64_t pl = 0; pl < p.planes; pl++) {
         const float *xp = xd + pl * p.in_n;
@@ -586,6 +598,7 @@ static void pool_forward(ds_node *y)
 /* max: dx[argmax] += dy. avg: dx += dy / count. sum: dx += dy. L2: dx += dy x / y (0 where
  * y = 0: the window is all zeros and the subgradient 0 is taken). Each thread owns whole
  * planes of dx, so the accumulation order is fixed. */
+DS_HOT
 static void pool_backward(ds_node *y)
 {
     float *dx = y->in[0]->grad;
@@ -603,7 +616,7 @@ static void pool_backward(ds_node *y)
         spread_unpadded(&p, kind, xd, yd, dy, dx);
         return;
     }
-    int64_t work = p.planes * p.out_n * p.k[0] * p.k[1] * p.k[2];
+    int64_t work DS_OMP_ONLY = p.planes * p.out_n * p.k[0] * p.k[1] * p.k[2];
 #pragma omp parallel for schedule(static) if (work > DS_PAR_MIN)
     for (int64_t pl = 0; pl < p.planes; pl++) {
         float *gp = dx + pl * p.in_n;
@@ -675,6 +688,7 @@ static size_t global_pool_saved(const ds_node *y)
 /* Index of the first NaN of x[0..n), else of its first maximum (n >= 1): the maximum and
  * whether there is a NaN by a vectorized reduction (max is exact in any order), then the
  * first element equal to it (-0 and +0 compare equal, as in the scan) or the first NaN. */
+DS_HOT
 static int64_t first_argmax(const float *x, int64_t n)
 {
     float m = x[0];
@@ -694,6 +708,7 @@ static int64_t first_argmax(const float *x, int64_t n)
     return i;
 }
 
+DS_HOT
 static void global_pool_forward(ds_node *y)
 {
     const ds_node *x = y->in[0];
@@ -715,6 +730,7 @@ static void global_pool_forward(ds_node *y)
     }
 }
 
+DS_HOT
 static void global_pool_backward(ds_node *y)
 {
     ds_node *x = y->in[0];

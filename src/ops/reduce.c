@@ -49,6 +49,7 @@ static int64_t sub_offset(int64_t lin, int k, const int *dims, const groups *p)
 
 /* Sum of x[0..n) in double: 32 lanes (four vectors of independent sums, which hide the
  * latency of the adds) folded in a fixed tree, so the result depends on n alone. */
+DS_HOT
 double dsi_sum_f64(const float *x, int64_t n)
 {
     double acc[SUM_LANES] = {0};
@@ -76,6 +77,7 @@ static inline void put(float *o, double v, bool accumulate)
 
 #define COLS 64   /* columns summed together when the innermost group is kept */
 
+DS_HOT
 void dsi_reduce_sum(const float *x, int nd, const int64_t *shape, const bool *keep,
                     double alpha, bool accumulate, float *out)
 {
@@ -188,6 +190,7 @@ static double reduce_count(const ds_node *y)
     return y->op == DS_OP_MEAN ? (double)(y->in[0]->numel / y->numel) : 1.0;
 }
 
+DS_HOT
 static void reduce_forward(ds_node *y)
 {
     const ds_node *x = y->in[0];
@@ -199,6 +202,7 @@ static void reduce_forward(ds_node *y)
 }
 
 /* dx[i] += dy[j(i)] / count, j(i) the output element x[i] was summed into. */
+DS_HOT
 static void reduce_backward(ds_node *y)
 {
     ds_node *x = y->in[0];

@@ -29,6 +29,7 @@ static inline void tap(int64_t o, int64_t s, int64_t in, int64_t *i0, int64_t *i
     *l0 = 1.0f - *l1;
 }
 
+DS_HOT
 static void upsample_forward(ds_node *y)
 {
     const ds_node *x = y->in[0];
@@ -63,6 +64,7 @@ static void upsample_forward(ds_node *y)
     }
 }
 
+DS_HOT
 static void upsample_backward(ds_node *y)
 {
     ds_node *x = y->in[0];

@@ -4,9 +4,7 @@
  * give H v exactly (up to rounding), in double precision. The per-op rules are in rop.c. */
 #include "rop.h"
 
-#include <cblas.h>
 #include <math.h>
-#include <omp.h>
 
 #define NEWTON_MAX_PARAMS 5000
 #define NEWTON_MAX_TRIES 30
@@ -373,10 +371,8 @@ static bool cholesky(double *H, const double *hd, double lam, int64_t n, double 
         if (rest == 0)
             break;
         double *a21 = H + (k0 + kb) * n + k0, *a22 = H + (k0 + kb) * n + k0 + kb;
-        cblas_dtrsm(CblasRowMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit,
-                    (blasint)rest, (blasint)kb, 1.0, a11, (blasint)n, a21, (blasint)n);
-        cblas_dsyrk(CblasRowMajor, CblasLower, CblasNoTrans, (blasint)rest, (blasint)kb, -1.0,
-                    a21, (blasint)n, 1.0, a22, (blasint)n);
+        dsi_dtrsm_rlt(rest, kb, a11, n, a21, n);
+        dsi_dsyrk_ln(rest, kb, a21, n, a22, n);
     }
     return true;
 }
@@ -384,10 +380,8 @@ static bool cholesky(double *H, const double *hd, double lam, int64_t n, double 
 /* Solves L L^T d = b (L from cholesky) in place in d (holding b on entry). */
 static void chol_solve(const double *L, int64_t n, double *d)
 {
-    cblas_dtrsv(CblasRowMajor, CblasLower, CblasNoTrans, CblasNonUnit, (blasint)n, L,
-                (blasint)n, d, 1);
-    cblas_dtrsv(CblasRowMajor, CblasLower, CblasTrans, CblasNonUnit, (blasint)n, L,
-                (blasint)n, d, 1);
+    dsi_dtrsv_l(false, n, L, n, d);
+    dsi_dtrsv_l(true, n, L, n, d);
 }
 
 static void set_theta(hctx *c, const float *theta0, const double *d)

@@ -240,6 +240,7 @@ typedef struct {
 
 #define PAR_FOR _Pragma("omp parallel for simd schedule(static) if (n > 4 * DS_PAR_MIN)")
 
+DS_HOT
 static void update(ds_optim_kind kind, const coefs *c, int64_t n, float *restrict p,
                    const float *restrict g, float *restrict s0, float *restrict s1,
                    float *restrict s2)

@@ -3,7 +3,9 @@
 #include "../internal.h"
 #include "../io/io.h"
 
+#ifndef DS_NO_PLOT
 #include <cairo.h>
+#endif
 #include <math.h>
 #include <stdint.h>
 
@@ -368,6 +370,7 @@ ds_status ds_axes_image(ds_axes *a, int64_t rows, int64_t cols, const float *img
     return DS_OK;
 }
 
+#ifndef DS_NO_PLOT   /* everything below draws through cairo */
 /* ---------------------------------------------------------------------------------------- *
  * Text
  * ---------------------------------------------------------------------------------------- */
@@ -1460,3 +1463,15 @@ ds_status ds_figure_save_png(ds_figure *f, const char *path)
     }
     return dsi_wfile_commit(&w);
 }
+#else
+/* Built without cairo (make NO_PLOT=1): a figure can be built, not drawn. */
+ds_status ds_figure_save_png(ds_figure *f, const char *path)
+{
+    if (!f)
+        return dsi_fail(DS_ERR_ARG, "ds_figure_save_png: figure is NULL");
+    if (!path || !*path)
+        return dsi_fail(DS_ERR_ARG, "ds_figure_save_png: no path");
+    return dsi_fail(DS_ERR_ARG, "'%s': deepsky was built without plotting support (NO_PLOT=1); "
+                    "rebuild with cairo to draw figures", path);
+}
+#endif
