@@ -4,7 +4,7 @@
 
 static ds_status no_fits(const char *path)
 {
-    return dsi_fail(DS_ERR_ARG, "'%s': deepsky was built without FITS support (NO_FITS=1); "
+    return dsi_fail(DS_ERR_ARG, "%s: deepsky was built without FITS support (NO_FITS=1); "
                     "use .npy or .csv files, or rebuild with cfitsio", path ? path : "");
 }
 
