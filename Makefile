@@ -70,9 +70,11 @@ $(BUILD)/test/src/cli/main-nomain.o: src/cli/main.c $(HDRS)
 	@echo "  CC/san  $< (no main)"
 	@$(CC) $(CFLAGS_TEST) -DDS_CLI_NO_MAIN -c $< -o $@
 
+# tests/test_oom.c fails the library's allocations one by one through these wrappers.
+WRAP_ALLOC := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=aligned_alloc,--wrap=strdup,--wrap=free
 $(BUILD)/run_tests: $(TLIB_OBJ) $(TEST_OBJ) $(TFUZZ_OBJ)
 	@echo "  LD/san  $@"
-	@$(CC) $(CFLAGS_TEST) $^ -o $@ $(LIBS)
+	@$(CC) $(CFLAGS_TEST) $(WRAP_ALLOC) $^ -o $@ $(LIBS)
 
 $(BUILD)/examples/%: examples/%.c $(BUILD)/libdeepsky.a
 	@mkdir -p $(dir $@)

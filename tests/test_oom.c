@@ -1,0 +1,673 @@
+/* test_oom.c - out of memory is an error, in the manner of SQLite's malloc tests: for every
+ * k, the k-th allocation the library makes fails (then, in a second pass, every one from
+ * the k-th on) while a small CNN is parsed, planned, trained (a trainer step, then
+ * ds_net_fit writing its files) and saved, and while a model file, its weights and a .npy
+ * file are loaded. Each time, the failing call returns DS_ERR_NOMEM with a new message that
+ * speaks of memory, nothing leaks, no half-written file is left, and a call that recovers
+ * from the failure gives the files and weights of the run without failures, bit for bit.
+ *
+ * The binary links with -Wl,--wrap=malloc,... (the Makefile's WRAP_ALLOC): every call to
+ * these functions from the library's objects (and the tests') reaches the __wrap_ functions
+ * below, which count, fail and track the calls of this thread while a scenario runs, and
+ * pass everything else through to the real allocator. Leaks are found by the tracking (each
+ * allocation made during a scenario must be freed by its end), which names the allocation
+ * and the function that made it. Kernels run on one thread during the test, so that the
+ * k-th allocation is the same one on every run. */
+#include "test.h"
+
+#include "../src/internal.h"
+
+#include <dirent.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#include <sanitizer/lsan_interface.h>
+#endif
+
+/* ---- the wrapped allocator ---- */
+/* Resolved to the C library's functions by --wrap. */
+extern void *__real_malloc(size_t n);
+extern void *__real_calloc(size_t n, size_t size);
+extern void *__real_realloc(void *p, size_t n);
+extern void *__real_aligned_alloc(size_t align, size_t n);
+extern char *__real_strdup(const char *s);
+extern void __real_free(void *p);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t size);
+void *__wrap_realloc(void *p, size_t n);
+void *__wrap_aligned_alloc(size_t align, size_t n);
+char *__wrap_strdup(const char *s);
+void __wrap_free(void *p);
+
+static struct {
+    atomic_int on;          /* a scenario runs on thread owner: count, fail and track */
+    pthread_t owner;
+    bool armed;             /* inside a library call: allocations count and may fail */
+    bool persist;           /* fail every allocation from the fail_at-th on */
+    long count;             /* allocations counted so far in this scenario */
+    long fail_at;           /* 0: none fails */
+    long injected;          /* failures injected so far */
+    long trace_at;          /* DEEPSKY_OOM_TRACE=k: print the stack where the k-th fails */
+    long seq;               /* allocations tracked so far */
+    bool overflow;          /* too many live allocations to track */
+} ws;
+
+/* Live allocations of the scenario: open addressing on the pointer, deletion by backward
+ * shift. */
+#define TRACK_BITS 16
+#define TRACK_MASK ((1u << TRACK_BITS) - 1)
+typedef struct {
+    void *p;
+    size_t size;
+    long seq;               /* 1-based order of the allocation in the scenario */
+    long k;                 /* its number among counted allocations (0: made unarmed) */
+    const void *pc;         /* where it was made */
+} live_alloc;
+static live_alloc live[TRACK_MASK + 1];
+static long n_live;
+
+static bool mine(void)
+{
+    return atomic_load_explicit(&ws.on, memory_order_relaxed) &&
+           pthread_equal(pthread_self(), ws.owner);
+}
+
+static size_t home(const void *p)
+{
+    return (size_t)(((uint64_t)(uintptr_t)p * 0x9e3779b97f4a7c15ULL) >> (64 - TRACK_BITS));
+}
+
+static void track(void *p, size_t size, const void *pc)
+{
+    if (!p)
+        return;
+    if (n_live >= (long)(TRACK_MASK / 2)) {
+        ws.overflow = true;
+        return;
+    }
+    size_t i = home(p);
+    while (live[i].p)
+        i = (i + 1) & TRACK_MASK;
+    live[i] = (live_alloc){p, size, ++ws.seq, ws.armed ? ws.count : 0, pc};
+    n_live++;
+}
+
+static void untrack(void *p)
+{
+    size_t i = home(p);
+    while (live[i].p && live[i].p != p)
+        i = (i + 1) & TRACK_MASK;
+    if (!live[i].p)
+        return;   /* made before the scenario, or by another thread */
+    live[i].p = NULL;
+    n_live--;
+    /* an entry further on whose probe path crosses the hole moves into it */
+    for (size_t j = (i + 1) & TRACK_MASK; live[j].p; j = (j + 1) & TRACK_MASK) {
+        size_t h = home(live[j].p);
+        if (((i - h) & TRACK_MASK) < ((j - h) & TRACK_MASK)) {
+            live[i] = live[j];
+            live[j].p = NULL;
+            i = j;
+        }
+    }
+}
+
+/* Counts an allocation made inside a library call; true if it is to fail. */
+static bool inject(void)
+{
+    if (!ws.armed)
+        return false;
+    long k = ++ws.count;
+    if (!ws.fail_at || k < ws.fail_at || (k > ws.fail_at && !ws.persist))
+        return false;
+    ws.injected++;
+#if defined(__SANITIZE_ADDRESS__)
+    if (k == ws.trace_at) {
+        fprintf(stderr, "test_oom: allocation %ld fails here:\n", k);
+        __sanitizer_print_stack_trace();
+    }
+#endif
+    return true;
+}
+
+#define WRAPPED(call, size)                                          \
+    do {                                                             \
+        if (!mine())                                                 \
+            return __real_##call;                                    \
+        if (inject())                                                \
+            return NULL;                                             \
+        void *p_ = __real_##call;                                    \
+        track(p_, size, __builtin_return_address(0));                \
+        return p_;                                                   \
+    } while (0)
+
+void *__wrap_malloc(size_t n) { WRAPPED(malloc(n), n); }
+void *__wrap_calloc(size_t n, size_t size) { WRAPPED(calloc(n, size), n * size); }
+void *__wrap_aligned_alloc(size_t align, size_t n) { WRAPPED(aligned_alloc(align, n), n); }
+char *__wrap_strdup(const char *s) { WRAPPED(strdup(s), strlen(s) + 1); }
+
+void *__wrap_realloc(void *p, size_t n)
+{
+    if (!mine())
+        return __real_realloc(p, n);
+    if (inject())
+        return NULL;   /* p stays valid, as a failed realloc leaves it */
+    void *q = __real_realloc(p, n);
+    if (p && (q || !n))
+        untrack(p);
+    track(q, n, __builtin_return_address(0));
+    return q;
+}
+
+void __wrap_free(void *p)
+{
+    if (p && mine())
+        untrack(p);
+    __real_free(p);
+}
+
+static void scenario_begin(long fail_at, bool persist)
+{
+    memset(live, 0, sizeof live);
+    n_live = 0;
+    ws.owner = pthread_self();
+    ws.armed = false;
+    ws.persist = persist;
+    ws.count = ws.injected = ws.seq = 0;
+    ws.fail_at = fail_at;
+    ws.overflow = false;
+    atomic_store(&ws.on, 1);
+}
+
+static void scenario_end(void)
+{
+    atomic_store(&ws.on, 0);
+    ws.armed = false;
+}
+
+/* ---- a scenario's run ---- */
+#define SENTINEL "test_oom: sentinel message, set before the call"
+
+typedef struct {
+    char why[2048];         /* the defect found, or "" */
+    const char *stopped;    /* the call that failed cleanly, or NULL */
+    char stop_msg[256];     /* and its message */
+    int recovered;          /* calls that succeeded although an allocation failed */
+    const char *recovered_call;   /* the first of them */
+    long injected_before;   /* ws.injected when the current call began */
+} run;
+
+static void arm(run *r)
+{
+    dsi_fail(DS_OK, SENTINEL);
+    r->injected_before = ws.injected;
+    ws.armed = true;
+}
+
+/* The verdict on a library call that returned st: 0 to go on, 1 to stop (a clean failure,
+ * or a defect described in r->why). */
+static int disarm(run *r, const char *what, ds_status st)
+{
+    ws.armed = false;
+    long inj = ws.injected - r->injected_before;
+    const char *msg = ds_last_error();
+    if (st == DS_OK) {
+        if (inj > 0 && !r->recovered++)
+            r->recovered_call = what;
+        return 0;
+    }
+    if (!inj)
+        snprintf(r->why, sizeof r->why, "%s failed (%s) with no allocation failing: %s", what,
+                 ds_status_name(st), msg);
+    else if (st != DS_ERR_NOMEM)
+        snprintf(r->why, sizeof r->why, "%s returned %s, not DS_ERR_NOMEM: %s", what,
+                 ds_status_name(st), msg);
+    else if (!strcmp(msg, SENTINEL))
+        snprintf(r->why, sizeof r->why, "%s returned DS_ERR_NOMEM without setting a message",
+                 what);
+    else if (!strstr(msg, "memory"))
+        snprintf(r->why, sizeof r->why, "%s: the message does not say memory ran out: %s", what,
+                 msg);
+    r->stopped = what;
+    snprintf(r->stop_msg, sizeof r->stop_msg, "%s", msg);
+    return 1;
+}
+
+#define STEP(r, what, call)                                    \
+    do {                                                       \
+        arm(r);                                                \
+        ds_status st_ = (call);                                \
+        if (disarm(r, what, st_))                              \
+            goto done;                                         \
+    } while (0)
+
+/* Leaks of the scenario just ended: 0, or 1 with r->why naming the first few. */
+static int check_leaks(run *r)
+{
+    if (ws.overflow) {
+        snprintf(r->why, sizeof r->why, "more than %u live allocations: not tracked",
+                 TRACK_MASK / 2);
+        return 1;
+    }
+    if (!n_live)
+        return 0;
+    live_alloc first[3];
+    int nf = 0;
+    for (size_t i = 0; i <= TRACK_MASK; i++) {
+        if (!live[i].p)
+            continue;
+        int at = nf < 3 ? nf++ : 3;
+        while (at > 0 && first[at - 1].seq > live[i].seq) {
+            if (at < 3)
+                first[at] = first[at - 1];
+            at--;
+        }
+        if (at < 3)
+            first[at] = live[i];
+    }
+    snprintf(r->why, sizeof r->why, "%ld allocations leaked, the first:", n_live);
+    for (int i = 0; i < nf; i++) {
+        char where[256] = "?";
+#if defined(__SANITIZE_ADDRESS__)
+        __sanitizer_symbolize_pc((void *)((const char *)first[i].pc - 1), "%f %L", where,
+                                 sizeof where);
+#endif
+        dsi_snprintf_cat(r->why, sizeof r->why, " %zu bytes (allocation %ld of the calls) in %s;",
+                         first[i].size, first[i].k, where);
+    }
+#if defined(__SANITIZE_ADDRESS__)
+    __lsan_do_recoverable_leak_check();   /* the full stacks, on stderr */
+#endif
+    return 1;
+}
+
+/* ---- files ---- */
+static char *path_in(const char *dir, const char *name, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/%s", dir, name);
+    return buf;
+}
+
+static unsigned char *read_all(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    unsigned char *b = NULL;
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long len = ftell(f);
+        rewind(f);
+        b = len >= 0 ? malloc((size_t)len + 1) : NULL;
+        if (b && fread(b, 1, (size_t)len, f) != (size_t)len) {
+            free(b);
+            b = NULL;
+        }
+        if (b) {
+            b[len] = 0;
+            *n = (size_t)len;
+        }
+    }
+    fclose(f);
+    return b;
+}
+
+static void clear_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char p[512];
+    while (d && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            remove(path_in(dir, e->d_name, p, sizeof p));
+    if (d)
+        closedir(d);
+}
+
+/* ---- the network and its data ---- */
+/* Every kind of layer of a small CNN, a loss and an optimizer. */
+static const char model_text[] =
+    "# test_oom: a small CNN\n"
+    "input name=img shape=1x8x8\n"
+    "conv2d name=c1 filters=4 kernel=3 padding=same activation=relu\n"
+    "batchnorm\n"
+    "maxpool size=2\n"
+    "conv2d filters=4 kernel=3 padding=same\n"
+    "dropout rate=0.25\n"
+    "flatten\n"
+    "dense units=8 activation=relu\n"
+    "dense name=cls units=3 activation=softmax\n"
+    "loss categorical_crossentropy\n"
+    "optimizer adam lr=0.01\n";
+#define NSAMP 4
+
+/* The outputs a scenario may leave in its folder. */
+static const char *const out_names[] = {"fit.safetensors", "fit.best.safetensors",
+                                        "fit.ckpt.safetensors", "log.csv", "w.safetensors"};
+#define NOUT 5
+
+typedef struct {
+    char in_dir[64], out_dir[64];
+    ds_tensor *x, *y;
+    ds_net_opts no;
+    ds_fit_opts fo;
+    char fit_path[128], log_path[128], w_path[128];
+    char model_path[128], npy_path[128], weights_path[128];
+    /* the run without failures */
+    unsigned char *ref[NOUT];
+    size_t ref_n[NOUT];
+    float *ref_weights;
+    int64_t ref_weights_n;
+    ds_tensor_set *ref_ckpt;
+} oom_env;
+
+/* Scenario 1: parse, plan, one trainer step, one epoch of ds_net_fit, save. */
+static void scenario_train(oom_env *E, run *r, bool keep)
+{
+    ds_net *n = NULL;
+    ds_trainer *t = NULL;
+    ds_feed f = {.inputs = {{NULL, E->x, NULL}}, .labels = {{NULL, E->y, NULL}}};
+    arm(r);
+    ds_status st = ds_net_parse(model_text, "oom.model", &E->no, &n);
+    if (st && n) {
+        snprintf(r->why, sizeof r->why, "ds_net_parse failed but returned a net");
+        goto done;
+    }
+    if (disarm(r, "ds_net_parse", st))
+        goto done;
+    STEP(r, "ds_graph_plan", ds_graph_plan(ds_net_graph(n)));
+    STEP(r, "ds_trainer_create", ds_trainer_create(n, NULL, &t));
+    STEP(r, "ds_trainer_step", ds_trainer_step(t, &f, NULL, NSAMP, NULL));
+    ds_trainer_free(t);
+    t = NULL;
+    STEP(r, "ds_net_fit", ds_net_fit(n, E->x, E->y, NULL, NULL, &E->fo, NULL));
+    STEP(r, "ds_net_save", ds_net_save(n, E->w_path));
+    if (keep) {
+        ds_model *m = ds_net_model(n);
+        E->ref_weights_n = ds_model_block_len(m, 0);
+        size_t bytes = (size_t)E->ref_weights_n * sizeof(float);
+        if ((E->ref_weights = malloc(bytes)))
+            memcpy(E->ref_weights, ds_model_data(m), bytes);
+    }
+done:
+    ws.armed = false;
+    ds_trainer_free(t);
+    ds_net_free(n);
+}
+
+/* Scenario 2: a model file, its trained weights and a .npy file loaded. */
+static void scenario_load(oom_env *E, run *r)
+{
+    ds_net *n = NULL;
+    ds_tensor *a = NULL;
+    arm(r);
+    ds_status st = ds_net_load(E->model_path, &E->no, &n);
+    if (st && n) {
+        snprintf(r->why, sizeof r->why, "ds_net_load failed but returned a net");
+        goto done;
+    }
+    if (disarm(r, "ds_net_load", st))
+        goto done;
+    STEP(r, "ds_net_load_weights", ds_net_load_weights(n, E->weights_path));
+    ds_model *m = ds_net_model(n);
+    if (ds_model_block_len(m, 0) != E->ref_weights_n ||
+        memcmp(ds_model_data(m), E->ref_weights, (size_t)E->ref_weights_n * sizeof(float))) {
+        snprintf(r->why, sizeof r->why, "the weights loaded differ from those saved");
+        goto done;
+    }
+    arm(r);
+    st = ds_array_load(E->npy_path, NULL, &a);
+    if (st && a) {
+        snprintf(r->why, sizeof r->why, "ds_array_load failed but returned a tensor");
+        goto done;
+    }
+    if (disarm(r, "ds_array_load", st))
+        goto done;
+    if (ds_tensor_numel(a) != ds_tensor_numel(E->x) ||
+        memcmp(ds_tensor_data(a), ds_tensor_data(E->x),
+               (size_t)ds_tensor_numel(a) * sizeof(float)))
+        snprintf(r->why, sizeof r->why, "the .npy file loaded differs from the array saved");
+done:
+    ws.armed = false;
+    ds_tensor_free(a);
+    ds_net_free(n);
+}
+
+/* A checkpoint left by ds_net_fit: loads, and holds the reference's tensors with the same
+ * values (the history has the epoch's seconds, which differ). */
+static int check_ckpt(const oom_env *E, const char *path, run *r)
+{
+    ds_tensor_set *s = NULL;
+    if (ds_safetensors_load(path, &s)) {
+        snprintf(r->why, sizeof r->why, "%s does not load: %s", path, ds_last_error());
+        return 1;
+    }
+    int bad = ds_tensor_set_count(s) != ds_tensor_set_count(E->ref_ckpt);
+    for (int i = 0; !bad && i < ds_tensor_set_count(E->ref_ckpt); i++) {
+        const char *nm = ds_tensor_set_name(E->ref_ckpt, i);
+        ds_tensor *a = ds_tensor_set_at(E->ref_ckpt, i), *b = ds_tensor_set_get(s, nm);
+        bad = !b || ds_tensor_numel(a) != ds_tensor_numel(b) ||
+              (strcmp(nm, "fit.history") &&
+               memcmp(ds_tensor_data(a), ds_tensor_data(b),
+                      (size_t)ds_tensor_numel(a) * sizeof(float)));
+    }
+    ds_tensor_set_free(s);
+    if (bad)
+        snprintf(r->why, sizeof r->why, "%s differs from the run without failures", path);
+    return bad;
+}
+
+/* What a scenario left in the output folder: no temporary file, and every output complete
+ * and equal to the run without failures (the log: its header and one line per epoch). */
+static int check_outputs(const oom_env *E, run *r)
+{
+    DIR *d = opendir(E->out_dir);
+    struct dirent *e;
+    char p[512];
+    int bad = !d;
+    while (!bad && (e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        int k = 0;
+        while (k < NOUT && strcmp(e->d_name, out_names[k]))
+            k++;
+        path_in(E->out_dir, e->d_name, p, sizeof p);
+        if (k == NOUT) {
+            snprintf(r->why, sizeof r->why, "a file left behind: %s", p);
+            bad = 1;
+        } else if (!strcmp(out_names[k], "fit.ckpt.safetensors")) {
+            bad = check_ckpt(E, p, r);
+        } else {
+            size_t n = 0;
+            unsigned char *b = read_all(p, &n);
+            bool same = b && (!strcmp(out_names[k], "log.csv")
+                                  ? n > 0 && b[n - 1] == '\n' &&
+                                        !strncmp((char *)b, (char *)E->ref[k],
+                                                 strcspn((char *)E->ref[k], "\n") + 1) &&
+                                        strchr((char *)b, '\n') + 1 < (char *)b + n
+                                  : n == E->ref_n[k] && !memcmp(b, E->ref[k], n));
+            free(b);
+            if (!same) {
+                snprintf(r->why, sizeof r->why, "%s differs from the run without failures", p);
+                bad = 1;
+            }
+        }
+    }
+    if (d)
+        closedir(d);
+    return bad;
+}
+
+typedef void (*scenario_fn)(oom_env *E, run *r);
+static void scenario_train1(oom_env *E, run *r) { scenario_train(E, r, false); }
+
+/* One run of a scenario with the k-th allocation failing (k = 0: none); 0 or 1 with msg. */
+static int run_once(oom_env *E, scenario_fn fn, long k, bool persist, run *r, long *count,
+                    char *msg, size_t cap)
+{
+    memset(r, 0, sizeof *r);
+    clear_dir(E->out_dir);
+    scenario_begin(k, persist);
+    fn(E, r);
+    scenario_end();
+    *count = ws.count;
+    if (!r->why[0])
+        check_leaks(r);
+    if (!r->why[0])
+        check_outputs(E, r);
+    if (r->why[0]) {
+        snprintf(msg, cap, "allocation %ld failing%s: %s", k, persist ? " (and all after)" : "",
+                 r->why);
+        return 1;
+    }
+    return 0;
+}
+
+/* Every k from 1 until the scenario makes fewer than k allocations, transient and
+ * persistent; counts what happened into the report. */
+static int sweep(oom_env *E, scenario_fn fn, const char *name, char *msg, size_t cap)
+{
+    run r;
+    long total = 0, clean = 0, recovered = 0, defects = 0;
+    char where[256] = "";   /* the first calls that recovered, and their k */
+    /* DEEPSKY_OOM_ALL=1: every defect on stderr, not only the first */
+    bool keep_going = getenv("DEEPSKY_OOM_ALL") != NULL;
+    if (run_once(E, fn, 0, false, &r, &total, msg, cap))
+        return 1;
+    if (r.stopped) {
+        snprintf(msg, cap, "%s: the run without failures stopped at %s: %s", name, r.stopped,
+                 r.stop_msg);
+        return 1;
+    }
+    for (int persist = 0; persist < 2; persist++)
+        for (long k = 1;; k++) {
+            long count;
+            if (run_once(E, fn, k, persist, &r, &count, msg, cap)) {
+                char tmp[2048];
+                snprintf(tmp, sizeof tmp, "%s", msg);
+                snprintf(msg, cap, "%s: %s", name, tmp);
+                if (!keep_going)
+                    return 1;
+                fprintf(stderr, "test_oom: %s\n", msg);
+                msg[0] = 0;
+                defects++;
+            }
+            if (count < k)
+                break;
+            clean += r.stopped != NULL;
+            if (r.recovered && recovered++ < 4)
+                dsi_snprintf_cat(where, sizeof where, "%s%s at %ld%s", recovered > 1 ? ", " : "",
+                                 r.recovered_call, k, persist ? " (persistent)" : "");
+        }
+    if (defects) {
+        snprintf(msg, cap, "%s: %ld defects (on stderr)", name, defects);
+        return 1;
+    }
+    size_t len = strlen(msg);
+    snprintf(msg + len, cap - len, "%s%s: %ld allocations, %ld clean failures, %ld recovered%s%s%s",
+             len ? "; " : "", name, total, clean, recovered, recovered ? " (" : "", where,
+             recovered ? ")" : "");
+    return 0;
+}
+
+/* Inputs, and the outputs of the run without failures. */
+static int env_setup(oom_env *E, char *msg, size_t cap)
+{
+    snprintf(E->in_dir, sizeof E->in_dir, "/tmp/deepsky_oom_in_XXXXXX");
+    snprintf(E->out_dir, sizeof E->out_dir, "/tmp/deepsky_oom_out_XXXXXX");
+    if (!mkdtemp(E->in_dir) || !mkdtemp(E->out_dir))
+        return snprintf(msg, cap, "mkdtemp failed"), 1;
+    path_in(E->out_dir, "fit.safetensors", E->fit_path, sizeof E->fit_path);
+    path_in(E->out_dir, "log.csv", E->log_path, sizeof E->log_path);
+    path_in(E->out_dir, "w.safetensors", E->w_path, sizeof E->w_path);
+    path_in(E->in_dir, "oom.model", E->model_path, sizeof E->model_path);
+    path_in(E->in_dir, "x.npy", E->npy_path, sizeof E->npy_path);
+    path_in(E->in_dir, "w.safetensors", E->weights_path, sizeof E->weights_path);
+    E->no = (ds_net_opts){.batch = NSAMP, .seed = 7, .labels = DS_LABELS_INDEX};
+    E->fo = (ds_fit_opts){.epochs = 1, .batch_size = NSAMP, .seed = 5, .out_path = E->fit_path,
+                          .log_csv = E->log_path};
+    E->x = ds_tensor_create(4, (int64_t[]){NSAMP, 1, 8, 8});
+    E->y = ds_tensor_create(1, (int64_t[]){NSAMP});
+    if (!E->x || !E->y)
+        return snprintf(msg, cap, "%s", ds_last_error()), 1;
+    ds_rng rng;
+    ds_rng_seed(&rng, 11);
+    fill_uniform(ds_tensor_data(E->x), ds_tensor_numel(E->x), -1, 1, &rng);
+    for (int i = 0; i < NSAMP; i++)
+        ds_tensor_data(E->y)[i] = (float)(i % 3);
+    FILE *f = fopen(E->model_path, "w");
+    if (!f || fputs(model_text, f) < 0 || fclose(f) != 0)
+        return snprintf(msg, cap, "cannot write %s", E->model_path), 1;
+    if (ds_npy_save(E->x, E->npy_path))
+        return snprintf(msg, cap, "%s", ds_last_error()), 1;
+    run r = {0};
+    clear_dir(E->out_dir);
+    scenario_train(E, &r, true);
+    if (r.stopped || r.why[0] || !E->ref_weights)
+        return snprintf(msg, cap, "the run without failures: %s %s %s",
+                        r.stopped ? r.stopped : "", r.why, r.stop_msg), 1;
+    char p[512];
+    for (int k = 0; k < NOUT; k++)
+        if (!(E->ref[k] = read_all(path_in(E->out_dir, out_names[k], p, sizeof p), &E->ref_n[k])))
+            return snprintf(msg, cap, "the run without failures wrote no %s", p), 1;
+    if (ds_safetensors_load(path_in(E->out_dir, "fit.ckpt.safetensors", p, sizeof p),
+                            &E->ref_ckpt))
+        return snprintf(msg, cap, "%s", ds_last_error()), 1;
+    f = fopen(E->weights_path, "wb");
+    int k = 4;   /* w.safetensors */
+    if (!f || fwrite(E->ref[k], 1, E->ref_n[k], f) != E->ref_n[k] || fclose(f) != 0)
+        return snprintf(msg, cap, "cannot write %s", E->weights_path), 1;
+    return 0;
+}
+
+static void env_free(oom_env *E)
+{
+    ds_tensor_free(E->x);
+    ds_tensor_free(E->y);
+    for (int k = 0; k < NOUT; k++)
+        free(E->ref[k]);
+    free(E->ref_weights);
+    ds_tensor_set_free(E->ref_ckpt);
+    if (E->in_dir[0]) {
+        clear_dir(E->in_dir);
+        rmdir(E->in_dir);
+    }
+    if (E->out_dir[0]) {
+        clear_dir(E->out_dir);
+        rmdir(E->out_dir);
+    }
+}
+
+/* Whether the allocator is wrapped: a malloc by this thread during a scenario is tracked. */
+static bool wrapped(void)
+{
+    void *(*volatile alloc)(size_t) = malloc;   /* a call the compiler cannot elide */
+    void (*volatile release)(void *) = free;
+    scenario_begin(0, false);
+    void *p = alloc(16);
+    bool seen = n_live == 1;
+    release(p);
+    scenario_end();
+    return seen;
+}
+
+TEST(oom_every_allocation_of_a_cnn_fails_cleanly)
+{
+    if (!wrapped())
+        SKIP("the test binary is not linked with -Wl,--wrap=malloc,... (WRAP_ALLOC)");
+    const char *tr = getenv("DEEPSKY_OOM_TRACE");
+    ws.trace_at = tr ? atol(tr) : 0;
+    int threads = ds_get_num_threads();
+    ds_set_num_threads(1);
+    oom_env E = {0};
+    msg_[0] = 0;
+    int bad = env_setup(&E, msg_, cap_) ||
+              sweep(&E, scenario_train1, "parse, plan, step, fit, save", msg_, cap_) ||
+              sweep(&E, scenario_load, "load model, weights, npy", msg_, cap_);
+    env_free(&E);
+    ds_set_num_threads(threads);
+    return bad ? TEST_FAIL : TEST_PASS;
+}
