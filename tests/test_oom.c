@@ -269,7 +269,7 @@ static int check_leaks(run *r)
         if (at < 3)
             first[at] = live[i];
     }
-    snprintf(r->why, sizeof r->why, "%ld allocations leaked, the first:", n_live);
+    snprintf(r->why, sizeof r->why, "%ld allocation(s) leaked, the first:", n_live);
     for (int i = 0; i < nf; i++) {
         char where[256] = "?";
 #if defined(__SANITIZE_ADDRESS__)
@@ -344,6 +344,17 @@ static const char model_text[] =
     "optimizer adam lr=0.01\n";
 #define NSAMP 4
 
+/* Two heads on one trunk, a regression and a binary classifier (AUROC in the report). */
+static const char heads_text[] =
+    "input name=img shape=1x8x8\n"
+    "conv2d filters=2 kernel=3 activation=relu\n"
+    "flatten\n"
+    "dense name=h units=4 activation=tanh\n"
+    "dense name=reg units=1 inputs=h\n"
+    "dense name=bin units=1 inputs=h activation=sigmoid\n"
+    "loss mse output=reg\n"
+    "loss binary_crossentropy output=bin\n";
+
 /* The outputs a scenario may leave in its folder. */
 static const char *const out_names[] = {"fit.safetensors", "fit.best.safetensors",
                                         "fit.ckpt.safetensors", "log.csv", "w.safetensors"};
@@ -351,7 +362,7 @@ static const char *const out_names[] = {"fit.safetensors", "fit.best.safetensors
 
 typedef struct {
     char in_dir[64], out_dir[64];
-    ds_tensor *x, *y;
+    ds_tensor *x, *y, *reg, *bin;
     ds_net_opts no;
     ds_fit_opts fo;
     char fit_path[128], log_path[128], w_path[128];
@@ -362,7 +373,28 @@ typedef struct {
     float *ref_weights;
     int64_t ref_weights_n;
     ds_tensor_set *ref_ckpt;
+    uint64_t ref_use;       /* hash of what scenario_use returns */
 } oom_env;
+
+/* FNV-1a, to compare results without keeping them. */
+static uint64_t hash(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+static uint64_t hash_set(uint64_t h, const ds_tensor_set *s)
+{
+    for (int i = 0; i < ds_tensor_set_count(s); i++) {
+        const char *nm = ds_tensor_set_name(s, i);
+        ds_tensor *t = ds_tensor_set_at(s, i);
+        h = hash(h, nm, strlen(nm) + 1);
+        h = hash(h, ds_tensor_data(t), (size_t)ds_tensor_numel(t) * sizeof(float));
+    }
+    return h;
+}
 
 /* Scenario 1: parse, plan, one trainer step, one epoch of ds_net_fit, save. */
 static void scenario_train(oom_env *E, run *r, bool keep)
@@ -434,6 +466,60 @@ done:
     ws.armed = false;
     ds_tensor_free(a);
     ds_net_free(n);
+}
+
+/* Scenario 3: a net with two heads parsed, then used: predictions in batches of 3,
+ * evaluation (report and values), gradients, summary. *h: a hash of all they return. */
+static void scenario_use(oom_env *E, run *r, uint64_t *h)
+{
+    ds_net *n = NULL;
+    ds_tensor *out[2] = {NULL, NULL};
+    ds_tensor_set *vals = ds_tensor_set_create(), *grads = ds_tensor_set_create();
+    char *report = NULL, *summary = NULL;
+    ds_feed f = {.inputs = {{"img", E->x, NULL}},
+                 .labels = {{"reg", E->reg, NULL}, {"bin", E->bin, NULL}}};
+    *h = 0xcbf29ce484222325ULL;
+    if (!vals || !grads) {
+        snprintf(r->why, sizeof r->why, "%s", ds_last_error());
+        goto done;
+    }
+    arm(r);
+    ds_status st = ds_net_parse(heads_text, "heads.model", &E->no, &n);
+    if (st && n) {
+        snprintf(r->why, sizeof r->why, "ds_net_parse failed but returned a net");
+        goto done;
+    }
+    if (disarm(r, "ds_net_parse", st))
+        goto done;
+    STEP(r, "ds_net_predict_feed", ds_net_predict_feed(n, &f, 3, out));
+    for (int i = 0; i < 2; i++)
+        *h = hash(*h, ds_tensor_data(out[i]), (size_t)ds_tensor_numel(out[i]) * sizeof(float));
+    STEP(r, "ds_net_evaluate_feed", ds_net_evaluate_feed(n, &f, NSAMP, &report, vals));
+    *h = hash_set(hash(*h, report, strlen(report)), vals);
+    STEP(r, "ds_net_grad_feed", ds_net_grad_feed(n, &f, 0, grads));
+    *h = hash_set(*h, grads);
+    arm(r);
+    summary = ds_graph_summary(ds_net_graph(n));
+    if (disarm(r, "ds_graph_summary", summary ? DS_OK : dsi_last_status()))
+        goto done;
+    *h = hash(*h, summary, strlen(summary));
+done:
+    ws.armed = false;
+    free(summary);
+    free(report);
+    ds_tensor_free(out[0]);
+    ds_tensor_free(out[1]);
+    ds_tensor_set_free(vals);
+    ds_tensor_set_free(grads);
+    ds_net_free(n);
+}
+
+static void scenario_use1(oom_env *E, run *r)
+{
+    uint64_t h;
+    scenario_use(E, r, &h);
+    if (!r->why[0] && !r->stopped && h != E->ref_use)
+        snprintf(r->why, sizeof r->why, "the results differ from the run without failures");
 }
 
 /* A checkpoint left by ds_net_fit: loads, and holds the reference's tensors with the same
@@ -591,13 +677,18 @@ static int env_setup(oom_env *E, char *msg, size_t cap)
                           .log_csv = E->log_path};
     E->x = ds_tensor_create(4, (int64_t[]){NSAMP, 1, 8, 8});
     E->y = ds_tensor_create(1, (int64_t[]){NSAMP});
-    if (!E->x || !E->y)
+    E->reg = ds_tensor_create(2, (int64_t[]){NSAMP, 1});
+    E->bin = ds_tensor_create(2, (int64_t[]){NSAMP, 1});
+    if (!E->x || !E->y || !E->reg || !E->bin)
         return snprintf(msg, cap, "%s", ds_last_error()), 1;
     ds_rng rng;
     ds_rng_seed(&rng, 11);
     fill_uniform(ds_tensor_data(E->x), ds_tensor_numel(E->x), -1, 1, &rng);
-    for (int i = 0; i < NSAMP; i++)
+    for (int i = 0; i < NSAMP; i++) {
         ds_tensor_data(E->y)[i] = (float)(i % 3);
+        ds_tensor_data(E->reg)[i] = 0.5f * (float)i - 1;
+        ds_tensor_data(E->bin)[i] = (float)(i & 1);
+    }
     FILE *f = fopen(E->model_path, "w");
     if (!f || fputs(model_text, f) < 0 || fclose(f) != 0)
         return snprintf(msg, cap, "cannot write %s", E->model_path), 1;
@@ -616,6 +707,10 @@ static int env_setup(oom_env *E, char *msg, size_t cap)
     if (ds_safetensors_load(path_in(E->out_dir, "fit.ckpt.safetensors", p, sizeof p),
                             &E->ref_ckpt))
         return snprintf(msg, cap, "%s", ds_last_error()), 1;
+    scenario_use(E, &r, &E->ref_use);
+    if (r.stopped || r.why[0])
+        return snprintf(msg, cap, "the run without failures: %s %s %s",
+                        r.stopped ? r.stopped : "", r.why, r.stop_msg), 1;
     f = fopen(E->weights_path, "wb");
     int k = 4;   /* w.safetensors */
     if (!f || fwrite(E->ref[k], 1, E->ref_n[k], f) != E->ref_n[k] || fclose(f) != 0)
@@ -627,6 +722,8 @@ static void env_free(oom_env *E)
 {
     ds_tensor_free(E->x);
     ds_tensor_free(E->y);
+    ds_tensor_free(E->reg);
+    ds_tensor_free(E->bin);
     for (int k = 0; k < NOUT; k++)
         free(E->ref[k]);
     free(E->ref_weights);
@@ -666,7 +763,8 @@ TEST(oom_every_allocation_of_a_cnn_fails_cleanly)
     msg_[0] = 0;
     int bad = env_setup(&E, msg_, cap_) ||
               sweep(&E, scenario_train1, "parse, plan, step, fit, save", msg_, cap_) ||
-              sweep(&E, scenario_load, "load model, weights, npy", msg_, cap_);
+              sweep(&E, scenario_load, "load model, weights, npy", msg_, cap_) ||
+              sweep(&E, scenario_use1, "predict, evaluate, grad, summary", msg_, cap_);
     env_free(&E);
     ds_set_num_threads(threads);
     return bad ? TEST_FAIL : TEST_PASS;
