@@ -199,12 +199,15 @@ typedef struct {
     int recovered;          /* calls that succeeded although an allocation failed */
     const char *recovered_call;   /* the first of them */
     long injected_before;   /* ws.injected when the current call began */
+    long count_before;      /* ws.count then */
+    char tally[512];        /* "call allocations, ..." */
 } run;
 
 static void arm(run *r)
 {
     dsi_fail(DS_OK, SENTINEL);
     r->injected_before = ws.injected;
+    r->count_before = ws.count;
     ws.armed = true;
 }
 
@@ -214,6 +217,8 @@ static int disarm(run *r, const char *what, ds_status st)
 {
     ws.armed = false;
     long inj = ws.injected - r->injected_before;
+    dsi_snprintf_cat(r->tally, sizeof r->tally, "%s%s %ld", r->tally[0] ? ", " : "",
+                     strncmp(what, "ds_", 3) ? what : what + 3, ws.count - r->count_before);
     const char *msg = ds_last_error();
     if (st == DS_OK) {
         if (inj > 0 && !r->recovered++)
@@ -357,15 +362,16 @@ static const char heads_text[] =
 
 /* The outputs a scenario may leave in its folder. */
 static const char *const out_names[] = {"fit.safetensors", "fit.best.safetensors",
-                                        "fit.ckpt.safetensors", "log.csv", "w.safetensors"};
-#define NOUT 5
+                                        "fit.ckpt.safetensors", "log.csv", "w.safetensors",
+                                        "curve.png"};
+#define NOUT 6
 
 typedef struct {
     char in_dir[64], out_dir[64];
     ds_tensor *x, *y, *reg, *bin;
     ds_net_opts no;
     ds_fit_opts fo;
-    char fit_path[128], log_path[128], w_path[128];
+    char fit_path[128], log_path[128], w_path[128], curve_path[128];
     char model_path[128], npy_path[128], weights_path[128];
     /* the run without failures */
     unsigned char *ref[NOUT];
@@ -410,12 +416,13 @@ static void scenario_train(oom_env *E, run *r, bool keep)
     }
     if (disarm(r, "ds_net_parse", st))
         goto done;
+    STEP(r, "ds_net_set_scaling", ds_net_set_scaling(n, DS_SCALE_STANDARDIZE, 0, E->x));
     STEP(r, "ds_graph_plan", ds_graph_plan(ds_net_graph(n)));
     STEP(r, "ds_trainer_create", ds_trainer_create(n, NULL, &t));
     STEP(r, "ds_trainer_step", ds_trainer_step(t, &f, NULL, NSAMP, NULL));
     ds_trainer_free(t);
     t = NULL;
-    STEP(r, "ds_net_fit", ds_net_fit(n, E->x, E->y, NULL, NULL, &E->fo, NULL));
+    STEP(r, "ds_net_fit", ds_net_fit(n, E->x, E->y, E->x, E->y, &E->fo, NULL));
     STEP(r, "ds_net_save", ds_net_save(n, E->w_path));
     if (keep) {
         ds_model *m = ds_net_model(n);
@@ -628,6 +635,8 @@ static int sweep(oom_env *E, scenario_fn fn, const char *name, char *msg, size_t
                  r.stop_msg);
         return 1;
     }
+    char tally[512];
+    snprintf(tally, sizeof tally, "%s", r.tally);
     for (int persist = 0; persist < 2; persist++)
         for (long k = 1;; k++) {
             long count;
@@ -653,10 +662,20 @@ static int sweep(oom_env *E, scenario_fn fn, const char *name, char *msg, size_t
         return 1;
     }
     size_t len = strlen(msg);
-    snprintf(msg + len, cap - len, "%s%s: %ld allocations, %ld clean failures, %ld recovered%s%s%s",
-             len ? "; " : "", name, total, clean, recovered, recovered ? " (" : "", where,
-             recovered ? ")" : "");
+    snprintf(msg + len, cap - len, "%s%s: %ld allocations (%s), %ld clean failures, "
+             "%ld recovered%s%s%s", len ? "; " : "", name, total, tally, clean, recovered,
+             recovered ? " (" : "", where, recovered ? ")" : "");
     return 0;
+}
+
+/* Whether this build draws figures (a build without cairo does not). */
+static bool can_plot(const char *path)
+{
+    ds_figure *f = ds_figure_create(1, 1, 200, 200);
+    bool ok = f && ds_figure_save_png(f, path) == DS_OK;
+    ds_figure_free(f);
+    remove(path);
+    return ok;
 }
 
 /* Inputs, and the outputs of the run without failures. */
@@ -669,12 +688,15 @@ static int env_setup(oom_env *E, char *msg, size_t cap)
     path_in(E->out_dir, "fit.safetensors", E->fit_path, sizeof E->fit_path);
     path_in(E->out_dir, "log.csv", E->log_path, sizeof E->log_path);
     path_in(E->out_dir, "w.safetensors", E->w_path, sizeof E->w_path);
+    path_in(E->out_dir, "curve.png", E->curve_path, sizeof E->curve_path);
     path_in(E->in_dir, "oom.model", E->model_path, sizeof E->model_path);
     path_in(E->in_dir, "x.npy", E->npy_path, sizeof E->npy_path);
     path_in(E->in_dir, "w.safetensors", E->weights_path, sizeof E->weights_path);
     E->no = (ds_net_opts){.batch = NSAMP, .seed = 7, .labels = DS_LABELS_INDEX};
     E->fo = (ds_fit_opts){.epochs = 1, .batch_size = NSAMP, .seed = 5, .out_path = E->fit_path,
-                          .log_csv = E->log_path};
+                          .log_csv = E->log_path, .curve_png = E->curve_path};
+    if (!can_plot(E->curve_path))
+        E->fo.curve_png = NULL;   /* a build without plotting */
     E->x = ds_tensor_create(4, (int64_t[]){NSAMP, 1, 8, 8});
     E->y = ds_tensor_create(1, (int64_t[]){NSAMP});
     E->reg = ds_tensor_create(2, (int64_t[]){NSAMP, 1});
@@ -701,7 +723,7 @@ static int env_setup(oom_env *E, char *msg, size_t cap)
         return snprintf(msg, cap, "the run without failures: %s %s %s",
                         r.stopped ? r.stopped : "", r.why, r.stop_msg), 1;
     char p[512];
-    for (int k = 0; k < NOUT; k++)
+    for (int k = 0; k < NOUT - !E->fo.curve_png; k++)
         if (!(E->ref[k] = read_all(path_in(E->out_dir, out_names[k], p, sizeof p), &E->ref_n[k])))
             return snprintf(msg, cap, "the run without failures wrote no %s", p), 1;
     if (ds_safetensors_load(path_in(E->out_dir, "fit.ckpt.safetensors", p, sizeof p),
