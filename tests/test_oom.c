@@ -1,10 +1,11 @@
 /* test_oom.c - out of memory is an error, in the manner of SQLite's malloc tests: for every
  * k, the k-th allocation the library makes fails (then, in a second pass, every one from
  * the k-th on) while a small CNN is parsed, planned, trained (a trainer step, then
- * ds_net_fit writing its files) and saved, and while a model file, its weights and a .npy
- * file are loaded. Each time, the failing call returns DS_ERR_NOMEM with a new message that
+ * ds_net_fit writing its files) and saved; while a model file, its weights and a .npy file
+ * are loaded; and while a net with two heads predicts, evaluates, differentiates and
+ * summarizes. Each time, the failing call returns DS_ERR_NOMEM with a new message that
  * speaks of memory, nothing leaks, no half-written file is left, and a call that recovers
- * from the failure gives the files and weights of the run without failures, bit for bit.
+ * from the failure gives the files and results of the run without failures, bit for bit.
  *
  * The binary links with -Wl,--wrap=malloc,... (the Makefile's WRAP_ALLOC): every call to
  * these functions from the library's objects (and the tests') reaches the __wrap_ functions
@@ -12,7 +13,9 @@
  * pass everything else through to the real allocator. Leaks are found by the tracking (each
  * allocation made during a scenario must be freed by its end), which names the allocation
  * and the function that made it. Kernels run on one thread during the test, so that the
- * k-th allocation is the same one on every run. */
+ * k-th allocation is the same one on every run.
+ * Debugging: DEEPSKY_OOM_TRACE=k prints the stack of the k-th allocation of each scenario
+ * where it fails; DEEPSKY_OOM_ALL=1 lists every defect on stderr, not only the first. */
 #include "test.h"
 
 #include "../src/internal.h"
@@ -633,6 +636,11 @@ static int sweep(oom_env *E, scenario_fn fn, const char *name, char *msg, size_t
     if (r.stopped) {
         snprintf(msg, cap, "%s: the run without failures stopped at %s: %s", name, r.stopped,
                  r.stop_msg);
+        return 1;
+    }
+    if (total == 0) {
+        snprintf(msg, cap, "%s: no allocation of the library was seen: is it linked into the "
+                 "test binary (not a shared library) with WRAP_ALLOC?", name);
         return 1;
     }
     char tally[512];
