@@ -375,7 +375,8 @@ typedef struct {
     ds_net_opts no;
     ds_fit_opts fo;
     char fit_path[128], log_path[128], w_path[128], curve_path[128];
-    char model_path[128], npy_path[128], weights_path[128];
+    char model_path[128], npy_path[128], csv_path[128], weights_path[128];
+    ds_tensor *tab, *tab_ca;   /* the CSV table: columns a, b, c; and c, a */
     /* the run without failures */
     unsigned char *ref[NOUT];
     size_t ref_n[NOUT];
@@ -440,11 +441,33 @@ done:
     ds_net_free(n);
 }
 
-/* Scenario 2: a model file, its trained weights and a .npy file loaded. */
+/* One array file loaded under injection: 0 to go on, 1 to stop. */
+static int load_array(run *r, const char *path, const ds_read_opts *o, const ds_tensor *want)
+{
+    ds_tensor *a = NULL;
+    arm(r);
+    ds_status st = ds_array_load(path, o, &a);
+    int stop = 1;
+    if (st && a)
+        snprintf(r->why, sizeof r->why, "ds_array_load failed but returned a tensor");
+    else if (!disarm(r, "ds_array_load", st))
+        stop = 0;
+    if (!stop && (ds_tensor_numel(a) != ds_tensor_numel(want) ||
+                  memcmp(ds_tensor_data(a), ds_tensor_data((ds_tensor *)want),
+                         (size_t)ds_tensor_numel(a) * sizeof(float)))) {
+        snprintf(r->why, sizeof r->why, "%s: what was loaded differs from the array saved", path);
+        stop = 1;
+    }
+    ws.armed = false;
+    ds_tensor_free(a);
+    return stop;
+}
+
+/* Scenario 2: a model file, its trained weights, a .npy file and a CSV table (all its
+ * columns, then two by name) loaded. */
 static void scenario_load(oom_env *E, run *r)
 {
     ds_net *n = NULL;
-    ds_tensor *a = NULL;
     arm(r);
     ds_status st = ds_net_load(E->model_path, &E->no, &n);
     if (st && n) {
@@ -460,21 +483,11 @@ static void scenario_load(oom_env *E, run *r)
         snprintf(r->why, sizeof r->why, "the weights loaded differ from those saved");
         goto done;
     }
-    arm(r);
-    st = ds_array_load(E->npy_path, NULL, &a);
-    if (st && a) {
-        snprintf(r->why, sizeof r->why, "ds_array_load failed but returned a tensor");
+    if (load_array(r, E->npy_path, NULL, E->x) || load_array(r, E->csv_path, NULL, E->tab))
         goto done;
-    }
-    if (disarm(r, "ds_array_load", st))
-        goto done;
-    if (ds_tensor_numel(a) != ds_tensor_numel(E->x) ||
-        memcmp(ds_tensor_data(a), ds_tensor_data(E->x),
-               (size_t)ds_tensor_numel(a) * sizeof(float)))
-        snprintf(r->why, sizeof r->why, "the .npy file loaded differs from the array saved");
+    load_array(r, E->csv_path, &(ds_read_opts){.columns = "c,a"}, E->tab_ca);
 done:
     ws.armed = false;
-    ds_tensor_free(a);
     ds_net_free(n);
 }
 
@@ -699,6 +712,7 @@ static int env_setup(oom_env *E, char *msg, size_t cap)
     path_in(E->out_dir, "curve.png", E->curve_path, sizeof E->curve_path);
     path_in(E->in_dir, "oom.model", E->model_path, sizeof E->model_path);
     path_in(E->in_dir, "x.npy", E->npy_path, sizeof E->npy_path);
+    path_in(E->in_dir, "t.csv", E->csv_path, sizeof E->csv_path);
     path_in(E->in_dir, "w.safetensors", E->weights_path, sizeof E->weights_path);
     E->no = (ds_net_opts){.batch = NSAMP, .seed = 7, .labels = DS_LABELS_INDEX};
     E->fo = (ds_fit_opts){.epochs = 1, .batch_size = NSAMP, .seed = 5, .out_path = E->fit_path,
@@ -723,6 +737,19 @@ static int env_setup(oom_env *E, char *msg, size_t cap)
     if (!f || fputs(model_text, f) < 0 || fclose(f) != 0)
         return snprintf(msg, cap, "cannot write %s", E->model_path), 1;
     if (ds_npy_save(E->x, E->npy_path))
+        return snprintf(msg, cap, "%s", ds_last_error()), 1;
+    E->tab = ds_tensor_create(2, (int64_t[]){5, 3});
+    E->tab_ca = ds_tensor_create(2, (int64_t[]){5, 2});
+    if (!E->tab || !E->tab_ca)
+        return snprintf(msg, cap, "%s", ds_last_error()), 1;
+    float *t = ds_tensor_data(E->tab), *tca = ds_tensor_data(E->tab_ca);
+    for (int i = 0; i < 15; i++)
+        t[i] = (float)(i * i) / 8 - 3;
+    for (int i = 0; i < 5; i++) {
+        tca[2 * i] = t[3 * i + 2];
+        tca[2 * i + 1] = t[3 * i];
+    }
+    if (ds_array_save(E->tab, E->csv_path, (const char *const[]){"a", "b", "c"}))
         return snprintf(msg, cap, "%s", ds_last_error()), 1;
     run r = {0};
     clear_dir(E->out_dir);
@@ -754,6 +781,8 @@ static void env_free(oom_env *E)
     ds_tensor_free(E->y);
     ds_tensor_free(E->reg);
     ds_tensor_free(E->bin);
+    ds_tensor_free(E->tab);
+    ds_tensor_free(E->tab_ca);
     for (int k = 0; k < NOUT; k++)
         free(E->ref[k]);
     free(E->ref_weights);
@@ -793,7 +822,7 @@ TEST(oom_every_allocation_of_a_cnn_fails_cleanly)
     msg_[0] = 0;
     int bad = env_setup(&E, msg_, cap_) ||
               sweep(&E, scenario_train1, "parse, plan, step, fit, save", msg_, cap_) ||
-              sweep(&E, scenario_load, "load model, weights, npy", msg_, cap_) ||
+              sweep(&E, scenario_load, "load model, weights, npy, csv", msg_, cap_) ||
               sweep(&E, scenario_use1, "predict, evaluate, grad, summary", msg_, cap_);
     env_free(&E);
     ds_set_num_threads(threads);
