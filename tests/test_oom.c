@@ -199,6 +199,8 @@ typedef struct {
     char why[2048];         /* the defect found, or "" */
     const char *stopped;    /* the call that failed cleanly, or NULL */
     char stop_msg[256];     /* and its message */
+    int failed;             /* calls that failed cleanly */
+    int retried;            /* of which ran again, successfully, with memory available */
     int recovered;          /* calls that succeeded although an allocation failed */
     const char *recovered_call;   /* the first of them */
     long injected_before;   /* ws.injected when the current call began */
@@ -240,6 +242,8 @@ static int disarm(run *r, const char *what, ds_status st)
     else if (!strstr(msg, "memory"))
         snprintf(r->why, sizeof r->why, "%s: the message does not say memory ran out: %s", what,
                  msg);
+    else
+        r->failed++;
     r->stopped = what;
     snprintf(r->stop_msg, sizeof r->stop_msg, "%s", msg);
     return 1;
@@ -251,6 +255,31 @@ static int disarm(run *r, const char *what, ds_status st)
         ds_status st_ = (call);                                \
         if (disarm(r, what, st_))                              \
             goto done;                                         \
+    } while (0)
+
+/* After a clean failure, the same call made again with memory available (st its status):
+ * 0 to go on, 1 to stop (it failed again: r->why says so). */
+static int retried(run *r, const char *what, ds_status st)
+{
+    if (st) {
+        snprintf(r->why, sizeof r->why, "%s failed again (%s) once memory was available: %s",
+                 what, ds_status_name(st), ds_last_error());
+        return 1;
+    }
+    r->stopped = NULL;
+    r->retried++;
+    return 0;
+}
+
+/* STEP for a call that leaves its objects as they were when it runs out of memory: after a
+ * clean failure it runs again, without failures, and the scenario goes on (its results must
+ * still be those of the run without failures). */
+#define RETRY(r, what, call)                                                     \
+    do {                                                                         \
+        arm(r);                                                                  \
+        ds_status st_ = (call);                                                  \
+        if (disarm(r, what, st_) && (r->why[0] || retried(r, what, (call))))    \
+            goto done;                                                           \
     } while (0)
 
 /* Leaks of the scenario just ended: 0, or 1 with r->why naming the first few. */
@@ -420,14 +449,14 @@ static void scenario_train(oom_env *E, run *r, bool keep)
     }
     if (disarm(r, "ds_net_parse", st))
         goto done;
-    STEP(r, "ds_net_set_scaling", ds_net_set_scaling(n, DS_SCALE_STANDARDIZE, 0, E->x));
-    STEP(r, "ds_graph_plan", ds_graph_plan(ds_net_graph(n)));
-    STEP(r, "ds_trainer_create", ds_trainer_create(n, NULL, &t));
+    RETRY(r, "ds_net_set_scaling", ds_net_set_scaling(n, DS_SCALE_STANDARDIZE, 0, E->x));
+    RETRY(r, "ds_graph_plan", ds_graph_plan(ds_net_graph(n)));
+    RETRY(r, "ds_trainer_create", ds_trainer_create(n, NULL, &t));
     STEP(r, "ds_trainer_step", ds_trainer_step(t, &f, NULL, NSAMP, NULL));
     ds_trainer_free(t);
     t = NULL;
     STEP(r, "ds_net_fit", ds_net_fit(n, E->x, E->y, E->x, E->y, &E->fo, NULL));
-    STEP(r, "ds_net_save", ds_net_save(n, E->w_path));
+    RETRY(r, "ds_net_save", ds_net_save(n, E->w_path));
     if (keep) {
         ds_model *m = ds_net_model(n);
         E->ref_weights_n = ds_model_block_len(m, 0);
@@ -476,7 +505,7 @@ static void scenario_load(oom_env *E, run *r)
     }
     if (disarm(r, "ds_net_load", st))
         goto done;
-    STEP(r, "ds_net_load_weights", ds_net_load_weights(n, E->weights_path));
+    RETRY(r, "ds_net_load_weights", ds_net_load_weights(n, E->weights_path));
     ds_model *m = ds_net_model(n);
     if (ds_model_block_len(m, 0) != E->ref_weights_n ||
         memcmp(ds_model_data(m), E->ref_weights, (size_t)E->ref_weights_n * sizeof(float))) {
@@ -514,16 +543,19 @@ static void scenario_use(oom_env *E, run *r, uint64_t *h)
     }
     if (disarm(r, "ds_net_parse", st))
         goto done;
-    STEP(r, "ds_net_predict_feed", ds_net_predict_feed(n, &f, 3, out));
+    RETRY(r, "ds_net_predict_feed", ds_net_predict_feed(n, &f, 3, out));
     for (int i = 0; i < 2; i++)
         *h = hash(*h, ds_tensor_data(out[i]), (size_t)ds_tensor_numel(out[i]) * sizeof(float));
-    STEP(r, "ds_net_evaluate_feed", ds_net_evaluate_feed(n, &f, NSAMP, &report, vals));
+    RETRY(r, "ds_net_evaluate_feed", ds_net_evaluate_feed(n, &f, NSAMP, &report, vals));
     *h = hash_set(hash(*h, report, strlen(report)), vals);
-    STEP(r, "ds_net_grad_feed", ds_net_grad_feed(n, &f, 0, grads));
+    RETRY(r, "ds_net_grad_feed", ds_net_grad_feed(n, &f, 0, grads));
     *h = hash_set(*h, grads);
     arm(r);
     summary = ds_graph_summary(ds_net_graph(n));
-    if (disarm(r, "ds_graph_summary", summary ? DS_OK : dsi_last_status()))
+    if (disarm(r, "ds_graph_summary", summary ? DS_OK : dsi_last_status()) &&
+        (r->why[0] || retried(r, "ds_graph_summary",
+                              (summary = ds_graph_summary(ds_net_graph(n))) ? DS_OK
+                                                                            : dsi_last_status())))
         goto done;
     *h = hash(*h, summary, strlen(summary));
 done:
@@ -640,7 +672,7 @@ static int run_once(oom_env *E, scenario_fn fn, long k, bool persist, run *r, lo
 static int sweep(oom_env *E, scenario_fn fn, const char *name, char *msg, size_t cap)
 {
     run r;
-    long total = 0, clean = 0, recovered = 0, defects = 0;
+    long total = 0, clean = 0, retries = 0, recovered = 0, defects = 0;
     char where[256] = "";   /* the first calls that recovered, and their k */
     /* DEEPSKY_OOM_ALL=1: every defect on stderr, not only the first */
     bool keep_going = getenv("DEEPSKY_OOM_ALL") != NULL;
@@ -673,7 +705,8 @@ static int sweep(oom_env *E, scenario_fn fn, const char *name, char *msg, size_t
             }
             if (count < k)
                 break;
-            clean += r.stopped != NULL;
+            clean += r.failed;
+            retries += r.retried;
             if (r.recovered && recovered++ < 4)
                 dsi_snprintf_cat(where, sizeof where, "%s%s at %ld%s", recovered > 1 ? ", " : "",
                                  r.recovered_call, k, persist ? " (persistent)" : "");
@@ -683,9 +716,9 @@ static int sweep(oom_env *E, scenario_fn fn, const char *name, char *msg, size_t
         return 1;
     }
     size_t len = strlen(msg);
-    snprintf(msg + len, cap - len, "%s%s: %ld allocations (%s), %ld clean failures, "
-             "%ld recovered%s%s%s", len ? "; " : "", name, total, tally, clean, recovered,
-             recovered ? " (" : "", where, recovered ? ")" : "");
+    snprintf(msg + len, cap - len, "%s%s: %ld allocations (%s), %ld clean failures (%ld "
+             "calls then made again), %ld recovered%s%s%s", len ? "; " : "", name, total, tally,
+             clean, retries, recovered, recovered ? " (" : "", where, recovered ? ")" : "");
     return 0;
 }
 

@@ -226,8 +226,8 @@ static ds_status classification(const dsi_net_target *t, const ds_tensor *p, con
         if (!st)
             st = put(values, prefix, "auroc", auc);
     }
-    ds_status st2 = class_table(rep, conf, K, prefix, values);
-    st = st ? st : st2;
+    if (!st)   /* after a failure nothing more goes into values */
+        st = class_table(rep, conf, K, prefix, values);
 done:
     free(conf);
     free(score);
