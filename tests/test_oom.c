@@ -409,7 +409,7 @@ typedef struct {
     /* the run without failures */
     unsigned char *ref[NOUT];
     size_t ref_n[NOUT];
-    float *ref_weights;
+    float *ref_weights, *init_weights;   /* after training; as parsed */
     int64_t ref_weights_n;
     ds_tensor_set *ref_ckpt;
     uint64_t ref_use;       /* hash of what scenario_use returns */
@@ -505,10 +505,25 @@ static void scenario_load(oom_env *E, run *r)
     }
     if (disarm(r, "ds_net_load", st))
         goto done;
-    RETRY(r, "ds_net_load_weights", ds_net_load_weights(n, E->weights_path));
     ds_model *m = ds_net_model(n);
+    size_t bytes = (size_t)E->ref_weights_n * sizeof(float);
+    arm(r);
+    st = ds_net_load_weights(n, E->weights_path);
+    if (disarm(r, "ds_net_load_weights", st)) {
+        if (r->why[0])
+            goto done;
+        /* a failed load leaves the net as it was */
+        if (memcmp(ds_model_data(m), E->init_weights, bytes) ||
+            ds_net_scaling(n) != DS_SCALE_NONE) {
+            snprintf(r->why, sizeof r->why, "ds_net_load_weights failed (%s) but changed the "
+                     "net's weights or preprocessing", ds_last_error());
+            goto done;
+        }
+        if (retried(r, "ds_net_load_weights", ds_net_load_weights(n, E->weights_path)))
+            goto done;
+    }
     if (ds_model_block_len(m, 0) != E->ref_weights_n ||
-        memcmp(ds_model_data(m), E->ref_weights, (size_t)E->ref_weights_n * sizeof(float))) {
+        memcmp(ds_model_data(m), E->ref_weights, bytes)) {
         snprintf(r->why, sizeof r->why, "the weights loaded differ from those saved");
         goto done;
     }
@@ -784,6 +799,15 @@ static int env_setup(oom_env *E, char *msg, size_t cap)
     }
     if (ds_array_save(E->tab, E->csv_path, (const char *const[]){"a", "b", "c"}))
         return snprintf(msg, cap, "%s", ds_last_error()), 1;
+    ds_net *n = NULL;
+    if (ds_net_load(E->model_path, &E->no, &n))
+        return snprintf(msg, cap, "%s", ds_last_error()), 1;
+    size_t bytes = (size_t)ds_model_block_len(ds_net_model(n), 0) * sizeof(float);
+    if ((E->init_weights = malloc(bytes)))
+        memcpy(E->init_weights, ds_model_data(ds_net_model(n)), bytes);
+    ds_net_free(n);
+    if (!E->init_weights)
+        return snprintf(msg, cap, "out of memory"), 1;
     run r = {0};
     clear_dir(E->out_dir);
     scenario_train(E, &r, true);
@@ -819,6 +843,7 @@ static void env_free(oom_env *E)
     for (int k = 0; k < NOUT; k++)
         free(E->ref[k]);
     free(E->ref_weights);
+    free(E->init_weights);
     ds_tensor_set_free(E->ref_ckpt);
     if (E->in_dir[0]) {
         clear_dir(E->in_dir);
@@ -860,4 +885,51 @@ TEST(oom_every_allocation_of_a_cnn_fails_cleanly)
     env_free(&E);
     ds_set_num_threads(threads);
     return bad ? TEST_FAIL : TEST_PASS;
+}
+
+/* Without any allocation failing: weights whose preprocessing record is broken (standardize
+ * without its statistics) are refused, and the net keeps its weights and its preprocessing
+ * (it used to take the weights and a standardization without statistics, which preprocess
+ * then read through a NULL pointer). */
+TEST(failed_weights_load_leaves_the_net_as_it_was)
+{
+    char dir[] = "/tmp/deepsky_oom_w_XXXXXX", path[64], why[256];
+    CHECK(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/w.safetensors", dir);
+    ds_net *a = NULL, *b = NULL;
+    ds_net_opts oa = {.batch = 2, .seed = 1}, ob = {.batch = 2, .seed = 2};
+    ds_tensor_set *s = ds_tensor_set_create();
+    ds_tensor *x = ds_tensor_create(4, (int64_t[]){2, 1, 8, 8});
+    ds_status st = !s || !x ? DS_ERR_NOMEM : DS_OK;
+    if (!st && !(st = ds_net_parse(model_text, "a.model", &oa, &a)) &&
+        !(st = ds_net_parse(model_text, "b.model", &ob, &b)) &&
+        !(st = ds_model_to_set(ds_net_model(b), s)) &&
+        !(st = ds_tensor_set_meta_set(s, "deepsky.scale", "standardize")))
+        st = ds_safetensors_save(s, path);
+    snprintf(why, sizeof why, "%s", ds_last_error());
+    ds_tensor_set_free(s);
+    ds_model *m = a ? ds_net_model(a) : NULL;
+    size_t bytes = m ? (size_t)ds_model_block_len(m, 0) * sizeof(float) : 0;
+    float *before = malloc(bytes ? bytes : 1);
+    if (!st && before) {
+        memcpy(before, ds_model_data(m), bytes);
+        st = ds_net_load_weights(a, path);
+        snprintf(why, sizeof why, "%s", ds_last_error());
+    }
+    int same = before && m && !memcmp(before, ds_model_data(m), bytes);
+    ds_scale_kind kind = a ? ds_net_scaling(a) : DS_SCALE_NONE;
+    /* preprocess reads the standardization's statistics: only safe when none was taken */
+    ds_status pst = kind == DS_SCALE_NONE && a ? ds_net_preprocess(a, x) : DS_ERR_STATE;
+    free(before);
+    ds_tensor_free(x);
+    ds_net_free(a);
+    ds_net_free(b);
+    remove(path);
+    rmdir(dir);
+    if (st != DS_ERR_FORMAT || !strstr(why, "standardization statistics"))
+        FAIL("loading gave %s: %s", ds_status_name(st), why);
+    if (!same || kind != DS_SCALE_NONE || pst != DS_OK)
+        FAIL("the failed load changed the net: weights %s, preprocessing %d",
+             same ? "kept" : "changed", (int)kind);
+    return TEST_PASS;
 }
