@@ -1,11 +1,14 @@
 /* test_oom.c - out of memory is an error, in the manner of SQLite's malloc tests: for every
  * k, the k-th allocation the library makes fails (then, in a second pass, every one from
  * the k-th on) while a small CNN is parsed, planned, trained (a trainer step, then
- * ds_net_fit writing its files) and saved; while a model file, its weights and a .npy file
- * are loaded; and while a net with two heads predicts, evaluates, differentiates and
- * summarizes. Each time, the failing call returns DS_ERR_NOMEM with a new message that
- * speaks of memory, nothing leaks, no half-written file is left, and a call that recovers
- * from the failure gives the files and results of the run without failures, bit for bit.
+ * ds_net_fit writing its files) and saved; while a model file, its weights, a .npy file and
+ * a CSV table are loaded; and while a net with two heads predicts, evaluates,
+ * differentiates and summarizes. Each time, the failing call returns DS_ERR_NOMEM with a
+ * new message that speaks of memory, nothing leaks, no half-written or differing file is
+ * left, a failed weights load leaves the net as it was, a call that can be repeated is made
+ * again with memory available and the run then ends as the run without failures does, and
+ * a call that recovers from the failure by itself must give that run's results, bit for
+ * bit (files compared byte for byte, results by hash).
  *
  * The binary links with -Wl,--wrap=malloc,... (the Makefile's WRAP_ALLOC): every call to
  * these functions from the library's objects (and the tests') reaches the __wrap_ functions
@@ -365,7 +368,9 @@ static void clear_dir(const char *dir)
 }
 
 /* ---- the network and its data ---- */
-/* Every kind of layer of a small CNN, a loss and an optimizer. */
+/* A small CNN: convolution, batch norm, pooling, dropout, dense layers, a loss and an
+ * optimizer; c1 is named, so that the next layer's automatic name is made after
+ * parameters exist. */
 static const char model_text[] =
     "# test_oom: a small CNN\n"
     "input name=img shape=1x8x8\n"
@@ -413,6 +418,7 @@ typedef struct {
     int64_t ref_weights_n;
     ds_tensor_set *ref_ckpt;
     uint64_t ref_use;       /* hash of what scenario_use returns */
+    uint64_t ref_sim;       /* and scenario_sim */
 } oom_env;
 
 /* FNV-1a, to compare results without keeping them. */
@@ -435,7 +441,9 @@ static uint64_t hash_set(uint64_t h, const ds_tensor_set *s)
     return h;
 }
 
-/* Scenario 1: parse, plan, one trainer step, one epoch of ds_net_fit, save. */
+/* Scenario 1: parse, standardization of the input, plan, one trainer step, one epoch of
+ * ds_net_fit (validation, weights, checkpoint, log, learning curve), save. keep: the
+ * reference run, which keeps the trained weights in E. */
 static void scenario_train(oom_env *E, run *r, bool keep)
 {
     ds_net *n = NULL;
@@ -589,6 +597,47 @@ static void scenario_use1(oom_env *E, run *r)
     uint64_t h;
     scenario_use(E, r, &h);
     if (!r->why[0] && !r->stopped && h != E->ref_use)
+        snprintf(r->why, sizeof r->why, "the results differ from the run without failures");
+}
+
+/* Scenario 4: simulated galaxies with a Moffat PSF, the PSF's image, and each galaxy's
+ * shear by re-Gaussianization and by linear PSF subtraction. *h: a hash of the results. */
+#define SIM_N 3
+#define SIM_SIZE 16
+static void scenario_sim(oom_env *E, run *r, uint64_t *h)
+{
+    (void)E;
+    ds_tensor *img = NULL, *truth = NULL;
+    float psf_img[SIM_SIZE * SIM_SIZE];
+    ds_psf psf = {DS_PSF_MOFFAT, 2.5, 3};
+    ds_sim_opts o = {.count = SIM_N, .size = SIM_SIZE, .seed = 4, .n_min = 0.5, .n_max = 4,
+                     .hlr_min = 1.5, .hlr_max = 3, .e_max = 0.5, .snr_min = 30, .snr_max = 60,
+                     .sky_sigma = 1, .offset_max = 0.5, .psf = psf};
+    *h = 0xcbf29ce484222325ULL;
+    RETRY(r, "ds_sim_galaxies", ds_sim_galaxies(&o, &img, &truth));
+    *h = hash(*h, ds_tensor_data(img), (size_t)ds_tensor_numel(img) * sizeof(float));
+    *h = hash(*h, ds_tensor_data(truth), (size_t)ds_tensor_numel(truth) * sizeof(float));
+    RETRY(r, "ds_psf_render", ds_psf_render(&psf, SIM_SIZE, psf_img));
+    *h = hash(*h, psf_img, sizeof psf_img);
+    for (int i = 0; i < SIM_N; i++)
+        for (int m = 0; m < 2; m++) {
+            ds_shear s;
+            RETRY(r, "ds_shear_estimate",
+                  ds_shear_estimate(ds_tensor_data(img) + i * SIM_SIZE * SIM_SIZE, psf_img,
+                                    SIM_SIZE, 1.0, m ? DS_SHEAR_LINEAR : DS_SHEAR_REGAUSS, &s));
+            *h = hash(*h, &s, sizeof s);
+        }
+done:
+    ws.armed = false;
+    ds_tensor_free(img);
+    ds_tensor_free(truth);
+}
+
+static void scenario_sim1(oom_env *E, run *r)
+{
+    uint64_t h;
+    scenario_sim(E, r, &h);
+    if (!r->why[0] && !r->stopped && h != E->ref_sim)
         snprintf(r->why, sizeof r->why, "the results differ from the run without failures");
 }
 
@@ -822,6 +871,8 @@ static int env_setup(oom_env *E, char *msg, size_t cap)
                             &E->ref_ckpt))
         return snprintf(msg, cap, "%s", ds_last_error()), 1;
     scenario_use(E, &r, &E->ref_use);
+    if (!r.stopped && !r.why[0])
+        scenario_sim(E, &r, &E->ref_sim);
     if (r.stopped || r.why[0])
         return snprintf(msg, cap, "the run without failures: %s %s %s",
                         r.stopped ? r.stopped : "", r.why, r.stop_msg), 1;
@@ -881,7 +932,8 @@ TEST(oom_every_allocation_of_a_cnn_fails_cleanly)
     int bad = env_setup(&E, msg_, cap_) ||
               sweep(&E, scenario_train1, "parse, plan, step, fit, save", msg_, cap_) ||
               sweep(&E, scenario_load, "load model, weights, npy, csv", msg_, cap_) ||
-              sweep(&E, scenario_use1, "predict, evaluate, grad, summary", msg_, cap_);
+              sweep(&E, scenario_use1, "predict, evaluate, grad, summary", msg_, cap_) ||
+              sweep(&E, scenario_sim1, "simulate, measure shears", msg_, cap_);
     env_free(&E);
     ds_set_num_threads(threads);
     return bad ? TEST_FAIL : TEST_PASS;
