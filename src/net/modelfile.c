@@ -316,7 +316,7 @@ static ds_status add_name(builder *b, const spec *s, const char *name, ds_node *
         int cap = b->cap_names ? 2 * b->cap_names : 32;
         named *nn = realloc(b->names, (size_t)cap * sizeof *nn);
         if (!nn)
-            return dsi_fail(DS_ERR_NOMEM, "out of memory");
+            return fail_at(s, DS_ERR_NOMEM, "out of memory for the name of layer '%s'", name);
         b->names = nn;
         b->cap_names = cap;
     }
