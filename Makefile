@@ -161,9 +161,11 @@ $(BUILD)/test/src/cli/main-nomain.o: src/cli/main.c $(HDRS)
 	@$(CC) $(CFLAGS_TEST) -DDS_CLI_NO_MAIN -c $< -o $@
 
 $(TEST_OBJ): XFLAGS := $(TEST_FLAGS)
+# tests/test_oom.c fails the library's allocations one by one through these wrappers.
+WRAP_ALLOC := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=aligned_alloc,--wrap=strdup,--wrap=free
 $(BUILD)/run_tests: $(TLIB_OBJ) $(TEST_OBJ) $(TFUZZ_OBJ)
 	@echo "  LD/san  $@"
-	@$(CC) $(CFLAGS_TEST) $^ -o $@ $(LIBS) $(TEST_LIBS)
+	@$(CC) $(CFLAGS_TEST) $(WRAP_ALLOC) $^ -o $@ $(LIBS) $(TEST_LIBS)
 
 $(BUILD)/examples/%: examples/%.c $(BUILD)/libdeepsky.a
 	@mkdir -p $(dir $@)

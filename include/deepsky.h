@@ -962,7 +962,8 @@ DS_API ds_status ds_net_evaluate(ds_net *n, const ds_tensor *x, const ds_tensor 
                                  int64_t batch, char **report, ds_tensor_set *values);
 /* Area under the ROC curve of scores for binary labels (ties averaged). */
 DS_API double ds_auroc(int64_t n, const float *score, const float *label);
-/* True-positive rate at the threshold giving false-positive rate fpr (interpolated). */
+/* True-positive rate at the threshold giving false-positive rate fpr (interpolated).
+ * Both are NaN when one class is absent, and when memory runs out (ds_last_error says so). */
 DS_API double ds_tpr_at_fpr(int64_t n, const float *score, const float *label, double fpr);
 
 /* One forward and backward pass over all of the feed as one batch (dropout off; batch norm

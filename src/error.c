@@ -6,13 +6,17 @@ static _Thread_local ds_status last_status;
 
 ds_status dsi_last_status(void) { return last_status; }
 
+/* Formats apart first: an argument may be ds_last_error() itself (a message that adds
+ * context to the one before). */
 ds_status dsi_fail(ds_status s, const char *fmt, ...)
 {
+    char msg[sizeof last_msg];
     last_status = s;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_msg, sizeof last_msg, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    memcpy(last_msg, msg, sizeof msg);
     return s;
 }
 

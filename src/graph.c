@@ -146,8 +146,9 @@ bool dsi_layer_begin(ds_graph *g, const char *type, const char *auto_type, const
             return false;
         }
         strcpy(out_name, name);
-    } else {
-        dsi_model_auto_name(g->m, auto_type, out_name, DS_NAME_MAX);
+    } else if (dsi_model_auto_name(g->m, auto_type, out_name, DS_NAME_MAX)) {
+        dsi_build_fail(g, DS_ERR_NOMEM);
+        return false;
     }
     if (g->scope_depth++ > 0)
         return true;
@@ -226,11 +227,12 @@ ds_node *dsi_node(ds_graph *g, ds_op op, int n_in, ds_node *const *in, const voi
     bool implicit = g->cur_layer < 0 && op != DS_OP_PARAM && op != DS_OP_INPUT;
     char name[DS_NAME_MAX];
     if (implicit) {
-        dsi_model_auto_name(g->m, dsi_op_names[op], name, sizeof name);
-        if (!push_layer(g, name, dsi_op_names[op])) {
+        bool named = !dsi_model_auto_name(g->m, dsi_op_names[op], name, sizeof name);
+        if (!named || !push_layer(g, name, dsi_op_names[op])) {
             free(ins);
             free(y);
-            dsi_fail(DS_ERR_NOMEM, "out of memory building %s", dsi_op_names[op]);
+            if (named)
+                dsi_fail(DS_ERR_NOMEM, "out of memory building %s", dsi_op_names[op]);
             return dsi_build_fail(g, DS_ERR_NOMEM);
         }
         y->layer = g->n_layers - 1;

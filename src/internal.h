@@ -69,8 +69,9 @@ struct ds_model {
     struct { char type[32]; int count; } *names;
     int n_names, cap_names;
 };
-/* Next automatic name "<type>_<k>" (k from 1) into buf. */
-void dsi_model_auto_name(ds_model *m, const char *type, char *buf, size_t cap);
+/* Next automatic name "<type>_<k>" (k from 1) into buf. Fails only for want of memory for
+ * the counters (no other name would do: names identify parameters in weights files). */
+ds_status dsi_model_auto_name(ds_model *m, const char *type, char *buf, size_t cap);
 /* Finds "<layer>.<suffix>" or creates it with init. Checks the shape of an existing one. */
 ds_param *dsi_model_get_param(ds_model *m, const char *layer, const char *suffix, int ndim,
                               const int64_t *shape, int trainable, ds_init init);

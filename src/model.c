@@ -176,7 +176,7 @@ ds_param *dsi_model_get_param(ds_model *m, const char *layer, const char *suffix
     return p;
 }
 
-void dsi_model_auto_name(ds_model *m, const char *type, char *buf, size_t cap)
+ds_status dsi_model_auto_name(ds_model *m, const char *type, char *buf, size_t cap)
 {
     int i;
     for (i = 0; i < m->n_names; i++)
@@ -186,10 +186,8 @@ void dsi_model_auto_name(ds_model *m, const char *type, char *buf, size_t cap)
         if (m->n_names == m->cap_names) {
             int ncap = m->cap_names ? 2 * m->cap_names : 16;
             void *nn = realloc(m->names, (size_t)ncap * sizeof *m->names);
-            if (!nn) {
-                snprintf(buf, cap, "%s_%d", type, m->n + 1);
-                return;
-            }
+            if (!nn)
+                return dsi_fail(DS_ERR_NOMEM, "out of memory naming a %s layer", type);
             m->names = nn;
             m->cap_names = ncap;
         }
@@ -198,6 +196,7 @@ void dsi_model_auto_name(ds_model *m, const char *type, char *buf, size_t cap)
         m->n_names++;
     }
     snprintf(buf, cap, "%s_%d", type, ++m->names[i].count);
+    return DS_OK;
 }
 
 const char *ds_param_name(const ds_param *p) { return p->name; }

@@ -60,7 +60,8 @@ ds_tensor *ds_tensor_create(int ndim, const int64_t *shape)
     }
     ds_tensor *t = calloc(1, sizeof *t);
     if (!t) {
-        dsi_fail(DS_ERR_NOMEM, "out of memory for a tensor");
+        dsi_fail(DS_ERR_NOMEM, "out of memory for a tensor of shape %s",
+                 dsi_shape_str(ndim, shape));
         return NULL;
     }
     t->ndim = ndim;
@@ -209,7 +210,7 @@ ds_status ds_tensor_set_meta_set(ds_tensor_set *s, const char *key, const char *
         if (!strcmp(s->mkeys[i], key)) {
             char *v = dsi_strdup(value);
             if (!v)
-                return dsi_fail(DS_ERR_NOMEM, "out of memory for metadata");
+                return dsi_fail(DS_ERR_NOMEM, "out of memory for metadata '%s'", key);
             free(s->mvals[i]);
             s->mvals[i] = v;
             return DS_OK;
@@ -221,7 +222,7 @@ ds_status ds_tensor_set_meta_set(ds_tensor_set *s, const char *key, const char *
             s->mkeys = k;
         char **v = k ? realloc(s->mvals, (size_t)cap * sizeof *v) : NULL;
         if (!k || !v)
-            return dsi_fail(DS_ERR_NOMEM, "out of memory for metadata");
+            return dsi_fail(DS_ERR_NOMEM, "out of memory for metadata '%s'", key);
         s->mvals = v;
         s->capm = cap;
     }
@@ -229,7 +230,7 @@ ds_status ds_tensor_set_meta_set(ds_tensor_set *s, const char *key, const char *
     if (!k || !v) {
         free(k);
         free(v);
-        return dsi_fail(DS_ERR_NOMEM, "out of memory for metadata");
+        return dsi_fail(DS_ERR_NOMEM, "out of memory for metadata '%s'", key);
     }
     s->mkeys[s->nm] = k;
     s->mvals[s->nm] = v;

@@ -261,8 +261,8 @@ ds_status ds_sim_galaxies(const ds_sim_opts *opts, ds_tensor **images, ds_tensor
         ds_psf psf = {o.psf.kind, p[C_FWHM], o.psf.beta};
         st = ds_galaxy_render(&g, &psf, o.size, x + failed * npix);
         if (st == DS_OK)
-            st = dsi_fail(DS_ERR_NOMEM, "ds_sim_galaxies: rendering galaxy %lld failed",
-                          (long long)failed);
+            st = dsi_fail(DS_ERR_NOMEM, "ds_sim_galaxies: rendering galaxy %lld ran out of "
+                          "memory", (long long)failed);
         goto done;
     }
     *images = img;

@@ -201,7 +201,7 @@ static ds_status read_header(csv *c, const unsigned char *data, size_t size, cha
     c->sep = detect_sep(c->p, c->end);
     int line, r = next_record(c, &line);
     if (r < 0)
-        return DS_ERR_FORMAT;
+        return dsi_last_status();   /* a bad field, or out of memory */
     char **nm = calloc((size_t)c->nf, sizeof *nm);
     if (!nm)
         return dsi_fail(DS_ERR_NOMEM, "%s: out of memory", c->path);
@@ -249,7 +249,7 @@ ds_status dsi_csv_load_mem(const unsigned char *data, size_t size, const char *p
     for (;;) {
         int line, r = next_record(&c, &line);
         if (r < 0) {
-            st = DS_ERR_FORMAT;
+            st = dsi_last_status();
             goto done;
         }
         if (r == 0)

@@ -141,7 +141,7 @@ static int parse_string(parser *ps, char **out)
         return fail(ps, "unterminated string");
     char *buf = malloc((size_t)(q - ps->p) + 1);
     if (!buf)
-        return fail(ps, "out of memory");
+        return fail(ps, DSI_JSON_OOM);
     size_t n = 0;
     while (ps->p < q) {
         unsigned char c = (unsigned char)*ps->p;
@@ -246,12 +246,12 @@ static int append(parser *ps, dsi_json *c, int *cap, dsi_json *item, char *key)
         int ncap = *cap ? 2 * *cap : 4;
         dsi_json *ni = realloc(c->items, (size_t)ncap * sizeof *ni);
         if (!ni)
-            return fail(ps, "out of memory");
+            return fail(ps, DSI_JSON_OOM);
         c->items = ni;
         if (c->type == DSI_JSON_OBJ) {
             char **nk = realloc(c->keys, (size_t)ncap * sizeof *nk);
             if (!nk)
-                return fail(ps, "out of memory");
+                return fail(ps, DSI_JSON_OOM);
             c->keys = nk;
         }
         *cap = ncap;
@@ -336,7 +336,7 @@ dsi_json *dsi_json_parse(const char *text, size_t len, char *err, size_t errcap)
     parser ps = { text, text + len, text, err, errcap, 0 };
     dsi_json *v = calloc(1, sizeof *v);
     if (!v) {
-        snprintf(err, errcap, "out of memory");
+        snprintf(err, errcap, DSI_JSON_OOM);
         return NULL;
     }
     if (parse_value(&ps, v, 0)) {

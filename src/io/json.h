@@ -8,6 +8,7 @@
 typedef enum { DSI_JSON_INT, DSI_JSON_STR, DSI_JSON_ARR, DSI_JSON_OBJ } dsi_json_type;
 
 typedef struct dsi_json dsi_json;
+#define DSI_JSON_OOM "out of memory"
 struct dsi_json {
     dsi_json_type type;
     int64_t i;           /* INT */
@@ -18,7 +19,8 @@ struct dsi_json {
 };
 
 /* Parses text[0, len): one value, surrounded by optional whitespace. Returns a malloc'd tree
- * (free with dsi_json_free), or NULL with a reason and a byte offset written into err.
+ * (free with dsi_json_free), or NULL with a reason and a byte offset written into err (a
+ * reason starting with DSI_JSON_OOM when memory ran out, else the text is at fault).
  * Nesting deeper than 64 levels, floats, true/false/null, bad escapes, invalid UTF-16
  * surrogates, raw control characters and integers outside int64 are rejected. */
 dsi_json *dsi_json_parse(const char *text, size_t len, char *err, size_t errcap);

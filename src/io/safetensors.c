@@ -264,7 +264,10 @@ static ds_status load(const source *src, ds_tensor_set *s)
     }
     char err[128];
     if (!(root = dsi_json_parse((const char *)text, (size_t)hlen, err, sizeof err))) {
-        st = dsi_fail(DS_ERR_FORMAT, "%s: bad JSON header: %s", path, err);
+        if (!strncmp(err, DSI_JSON_OOM, strlen(DSI_JSON_OOM)))
+            st = dsi_fail(DS_ERR_NOMEM, "%s: %s reading the JSON header", path, err);
+        else
+            st = dsi_fail(DS_ERR_FORMAT, "%s: bad JSON header: %s", path, err);
         goto done;
     }
     int n = 0;
@@ -464,7 +467,7 @@ static ds_status make_header(const ds_tensor_set *s, dsi_buf *h)
         off += nb;
     }
     dsi_buf_puts(h, "}");
-    while (h->n % 8)
+    while (!h->oom && h->n % 8)
         dsi_buf_puts(h, " ");
     return h->oom ? dsi_fail(DS_ERR_NOMEM, "out of memory for a safetensors header") : DS_OK;
 }

@@ -13,13 +13,16 @@ static int by_score(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Scores with their labels sorted by score ascending; NULL (and no message: the callers
- * return NaN) when memory fails or one class is absent. */
-static scored *sorted(int64_t n, const float *score, const float *label, int64_t *pos)
+/* Scores with their labels sorted by score ascending into *out, and the positives in *pos;
+ * *out is NULL when one class is absent (the metrics are then NaN). */
+static ds_status sorted(int64_t n, const float *score, const float *label, int64_t *pos,
+                        scored **out)
 {
+    *out = NULL;
     scored *v = malloc((size_t)(n > 0 ? n : 1) * sizeof *v);
     if (!v)
-        return NULL;
+        return dsi_fail(DS_ERR_NOMEM, "out of memory sorting %lld scores for the ROC curve",
+                        (long long)n);
     *pos = 0;
     for (int64_t i = 0; i < n; i++) {
         v[i].s = score[i];
@@ -28,19 +31,16 @@ static scored *sorted(int64_t n, const float *score, const float *label, int64_t
     }
     if (*pos == 0 || *pos == n) {
         free(v);
-        return NULL;
+        return DS_OK;
     }
     qsort(v, (size_t)n, sizeof *v, by_score);
-    return v;
+    *out = v;
+    return DS_OK;
 }
 
 /* Mann-Whitney form: mean rank of positives, ties sharing their average rank. */
-double ds_auroc(int64_t n, const float *score, const float *label)
+static double auroc_sorted(const scored *v, int64_t n, int64_t pos)
 {
-    int64_t pos;
-    scored *v = sorted(n, score, label, &pos);
-    if (!v)
-        return NAN;
     int64_t neg = n - pos;
     double rank_sum = 0;
     for (int64_t i = 0; i < n;) {
@@ -53,18 +53,13 @@ double ds_auroc(int64_t n, const float *score, const float *label)
                 rank_sum += avg;
         i = j;
     }
-    free(v);
     return (rank_sum - (double)pos * (double)(pos + 1) / 2) / ((double)pos * (double)neg);
 }
 
 /* The highest true-positive rate at a false-positive rate <= fpr, on the ROC curve
  * interpolated linearly between its points (thresholds from the highest score down). */
-double ds_tpr_at_fpr(int64_t n, const float *score, const float *label, double fpr)
+static double tpr_sorted(const scored *v, int64_t n, int64_t pos, double fpr)
 {
-    int64_t pos;
-    scored *v = sorted(n, score, label, &pos);
-    if (!v)
-        return NAN;
     int64_t neg = n - pos, tp = 0, fp = 0;
     double px = 0, py = 0, res = NAN;
     for (int64_t i = n - 1; i >= 0;) {
@@ -86,8 +81,30 @@ double ds_tpr_at_fpr(int64_t n, const float *score, const float *label, double f
         res = py + (y - py) * (fpr - px) / (x - px);
         break;
     }
-    free(v);
     return isnan(res) ? py : res;
+}
+
+/* NaN when one class is absent, or (with a message) when memory runs out. */
+double ds_auroc(int64_t n, const float *score, const float *label)
+{
+    int64_t pos;
+    scored *v;
+    if (sorted(n, score, label, &pos, &v) || !v)
+        return NAN;
+    double r = auroc_sorted(v, n, pos);
+    free(v);
+    return r;
+}
+
+double ds_tpr_at_fpr(int64_t n, const float *score, const float *label, double fpr)
+{
+    int64_t pos;
+    scored *v;
+    if (sorted(n, score, label, &pos, &v) || !v)
+        return NAN;
+    double r = tpr_sorted(v, n, pos, fpr);
+    free(v);
+    return r;
 }
 
 /* A metric value into the set (if any) under "<prefix><name>". */
@@ -193,15 +210,24 @@ static ds_status classification(const dsi_net_target *t, const ds_tensor *p, con
     dsi_buf_printf(rep, "accuracy: %.4f (%lld of %lld)\n", acc, (long long)right, (long long)m);
     st = put(values, prefix, "accuracy", acc);
     if (K == 2) {
-        double auc = ds_auroc(m, score, lab);
-        double t1 = ds_tpr_at_fpr(m, score, lab, 0.01), t10 = ds_tpr_at_fpr(m, score, lab, 0.1);
+        int64_t pos;
+        scored *v;
+        ds_status sst = sorted(m, score, lab, &pos, &v);
+        if (sst) {
+            st = sst;
+            goto done;
+        }
+        double auc = v ? auroc_sorted(v, m, pos) : NAN;
+        double t1 = v ? tpr_sorted(v, m, pos, 0.01) : NAN;
+        double t10 = v ? tpr_sorted(v, m, pos, 0.1) : NAN;
+        free(v);
         dsi_buf_printf(rep, "AUROC:    %.4f\nTPR at FPR 1%%: %.4f   at FPR 10%%: %.4f\n", auc,
             t1, t10);
         if (!st)
             st = put(values, prefix, "auroc", auc);
     }
-    ds_status st2 = class_table(rep, conf, K, prefix, values);
-    st = st ? st : st2;
+    if (!st)   /* after a failure nothing more goes into values */
+        st = class_table(rep, conf, K, prefix, values);
 done:
     free(conf);
     free(score);

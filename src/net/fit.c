@@ -74,11 +74,12 @@ static ds_status write_curve(const char *path, const double *h, int epochs, cons
 {
     ds_figure *f = ds_figure_create(1, mname ? 2 : 1, mname ? 1200 : 700, 480);
     if (!f)
-        return DS_ERR_NOMEM;
+        return dsi_last_status();   /* the figure said why */
     double *ep = malloc((size_t)epochs * sizeof *ep), *col = malloc((size_t)epochs * sizeof *col);
     ds_status st = DS_OK;
     if (!ep || !col) {
-        st = DS_ERR_NOMEM;
+        st = dsi_fail(DS_ERR_NOMEM, "%s: out of memory for the learning curve of %d epochs",
+                      path, epochs);
         goto done;
     }
     for (int e = 0; e < epochs; e++)
@@ -148,7 +149,7 @@ static ds_status save_checkpoint(const fit_run *fr, int epoch)
 {
     ds_tensor_set *s = ds_tensor_set_create();
     if (!s)
-        return DS_ERR_NOMEM;
+        return DS_ERR_NOMEM;   /* with its message */
     ds_status st = dsi_net_to_set(fr->n, s);
     float state[6] = {(float)epoch, (float)fr->best_epoch, (float)fr->wait, 0, 0, 0};
     char buf[96];
@@ -172,7 +173,8 @@ static ds_status save_checkpoint(const fit_run *fr, int epoch)
     if (!st && epoch > 0) {
         float *hf = malloc((size_t)epoch * HCOLS * sizeof *hf);
         if (!hf)
-            st = DS_ERR_NOMEM;
+            st = dsi_fail(DS_ERR_NOMEM, "%s: out of memory for the training history",
+                          fr->ckpt);
         for (int i = 0; !st && i < epoch * HCOLS; i++)
             hf[i] = (float)fr->hist[i];
         if (!st)

@@ -395,7 +395,7 @@ static ds_status add_name(builder *b, const spec *s, const char *name, ds_node *
         int cap = b->cap_names ? 2 * b->cap_names : 32;
         named *nn = realloc(b->names, (size_t)cap * sizeof *nn);
         if (!nn)
-            return dsi_fail(DS_ERR_NOMEM, "out of memory");
+            return fail_at(s, DS_ERR_NOMEM, "out of memory for the name of layer '%s'", name);
         b->names = nn;
         b->cap_names = cap;
     }
@@ -975,7 +975,8 @@ static ds_status build_layer(builder *b, spec *s)
             snprintf(auto_type, sizeof auto_type, "%s%dd", d->auto_name,
                      ds_node_ndim(in[0]) - 2 > 0 ? ds_node_ndim(in[0]) - 2 : 1);
         do
-            dsi_model_auto_name(b->net->m, auto_type, name, sizeof name);
+            if ((st = dsi_model_auto_name(b->net->m, auto_type, name, sizeof name)))
+                return fail_at(s, st, "%s", ds_last_error());
         while (lookup(b, name));
     }
     /* Layers that name their own parameters get the name; the others are wrapped in a
@@ -1037,8 +1038,8 @@ static ds_status build_input(builder *b, spec *s)
                        "without '.', ',' or '='", nm->val, DS_NAME_MAX - 25);
     if (nm)
         snprintf(name, sizeof name, "%.*s", DS_NAME_MAX - 1, nm->val);
-    else
-        dsi_model_auto_name(b->net->m, "input", name, sizeof name);
+    else if ((st = dsi_model_auto_name(b->net->m, "input", name, sizeof name)))
+        return fail_at(s, st, "%s", ds_last_error());
     if (lookup(b, name))
         return fail_at(s, DS_ERR_ARG, "layer name '%s' is already used at line %d", name,
                        lookup(b, name)->line);
@@ -1048,7 +1049,7 @@ static ds_status build_input(builder *b, spec *s)
         shape[i + 1] = v[i];
     ds_node *x = ds_input(b->net->g, name, n + 1, shape);
     if (!x)
-        return fail_at(s, DS_ERR_ARG, "%s", ds_last_error());
+        return fail_at(s, ds_graph_status(b->net->g), "%s", ds_last_error());
     dsi_net_input *in = &b->net->inputs[b->net->n_inputs++];
     *in = (dsi_net_input){.node = x};
     snprintf(in->name, sizeof in->name, "%s", name);
@@ -1101,7 +1102,7 @@ static ds_node *target_input(builder *b, spec *s, loss_line *l, int ndim, const 
         snprintf(name, sizeof name, "labels");
     ds_node *t = ds_input(net->g, name, ndim, shape);
     if (!t) {
-        fail_at(s, DS_ERR_ARG, "%s", ds_last_error());
+        fail_at(s, ds_graph_status(net->g), "%s", ds_last_error());
         return NULL;
     }
     l->t = &net->targets[net->n_targets++];
@@ -1141,7 +1142,7 @@ static ds_status l_pointwise(builder *b, spec *s, const loss_def *d, loss_line *
 {
     ds_node *t = target_input(b, s, l, ds_node_ndim(l->y), ds_node_shape(l->y));
     if (!t)
-        return DS_ERR_ARG;
+        return dsi_last_status();
     ds_graph *g = b->net->g;
     *out = d->loss == DSI_LOSS_MAE ? ds_loss_mae(g, l->y, t, l->red)
                                    : ds_loss_mse(g, l->y, t, l->red);
@@ -1159,7 +1160,7 @@ static ds_status l_bce(builder *b, spec *s, const loss_def *d, loss_line *l, ds_
         return st;
     ds_node *t = target_input(b, s, l, ds_node_ndim(l->y), ds_node_shape(l->y));
     if (!t)
-        return DS_ERR_ARG;
+        return dsi_last_status();
     ds_graph *g = b->net->g;
     bool after_sigmoid = l->self && l->self->act == DS_ACT_SIGMOID && l->self->pre_act;
     if (after_sigmoid)
@@ -1200,7 +1201,7 @@ static ds_status l_cce(builder *b, spec *s, const loss_def *d, loss_line *l, ds_
         ts[i - 1] = shape[i];
     ds_node *t = sparse ? target_input(b, s, l, nd - 1, ts) : target_input(b, s, l, nd, shape);
     if (!t)
-        return DS_ERR_ARG;
+        return dsi_last_status();
     ds_graph *g = b->net->g;
     *out = sparse ? ds_loss_cce_logits_int(g, logit, t, l->red)
                   : ds_loss_cce_logits(g, logit, t, l->red);
@@ -1227,7 +1228,7 @@ static ds_status l_gaussian(builder *b, spec *s, const loss_def *d, loss_line *l
     }
     ds_node *t = target_input(b, s, l, ds_node_ndim(mu->node), ds_node_shape(mu->node));
     if (!t)
-        return DS_ERR_ARG;
+        return dsi_last_status();
     *out = ds_loss_gaussian_nll(g, mu->node, lv->node, t, l->red);
     /* predict writes mean and log-variance side by side */
     l->pred = l->t->pred = ds_concat(g, 2, (ds_node *[]){mu->node, lv->node}, 1);
@@ -1663,7 +1664,7 @@ static ds_status total_loss(builder *b)
     }
     net->loss = total;
     if (b->n_losses && !total)
-        return dsi_fail(DS_ERR_SHAPE, "%s: combining the losses: %s", b->file, ds_last_error());
+        return dsi_fail(ds_graph_status(net->g) ? ds_graph_status(net->g) : DS_ERR_SHAPE, "%s: combining the losses: %s", b->file, ds_last_error());
     return DS_OK;
 }
 
@@ -1767,7 +1768,7 @@ ds_status ds_net_parse(const char *text, const char *filename, const ds_net_opts
     const char *file = filename ? filename : "(model)";
     ds_net *net = calloc(1, sizeof *net);
     if (!net)
-        return dsi_fail(DS_ERR_NOMEM, "out of memory");
+        return dsi_fail(DS_ERR_NOMEM, "%s: out of memory for a network", file);
     snprintf(net->path, sizeof net->path, "%s", file);
     net->m = ds_model_create(o ? o->seed : 0);
     net->g = net->m ? ds_graph_create(net->m, o ? o->seed : 0) : NULL;

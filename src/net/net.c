@@ -217,12 +217,14 @@ ds_status ds_net_save(const ds_net *n, const char *path)
     return st;
 }
 
-/* One input's preprocessing from a weights set; none recorded: left as it is (a plain
- * weights file, e.g. from PyTorch). */
-static ds_status scale_from_set(const ds_net *n, dsi_net_input *in, const ds_tensor_set *s,
-                                const char *what)
+/* One input's preprocessing as a weights set records it, into *to with tensors of its own
+ * (to->node NULL: none recorded, as in a plain weights file from PyTorch, and the input's
+ * stays). The input itself is left as it is. */
+static ds_status scale_from_set(const ds_net *n, const dsi_net_input *in,
+                                const ds_tensor_set *s, const char *what, dsi_net_input *to)
 {
     char k1[DS_NAME_MAX + 32], k2[DS_NAME_MAX + 32];
+    *to = (dsi_net_input){0};
     scale_key(n, in, "deepsky.scale", k1, sizeof k1);
     scale_key(n, in, "deepsky.scale_a", k2, sizeof k2);
     const char *sc = ds_tensor_set_meta_get(s, k1), *sa = ds_tensor_set_meta_get(s, k2);
@@ -234,11 +236,10 @@ static ds_status scale_from_set(const ds_net *n, dsi_net_input *in, const ds_ten
             kind = k;
     if (kind < 0)
         return dsi_fail(DS_ERR_FORMAT, "%s: unknown preprocessing '%s'", what, sc);
-    ds_tensor_free(in->mean);
-    ds_tensor_free(in->std);
-    in->mean = in->std = NULL;
-    in->scale = (ds_scale_kind)kind;
-    in->scale_a = sa ? strtof(sa, NULL) : 0;
+    *to = *in;
+    to->mean = to->std = NULL;
+    to->scale = (ds_scale_kind)kind;
+    to->scale_a = sa ? strtof(sa, NULL) : 0;
     if (kind != DS_SCALE_STANDARDIZE)
         return DS_OK;
     scale_key(n, in, "preprocess.mean", k1, sizeof k1);
@@ -248,20 +249,25 @@ static ds_status scale_from_set(const ds_net *n, dsi_net_input *in, const ds_ten
     if (!mu || !sd || mu->numel != sd->numel || mu->numel != f)
         return dsi_fail(DS_ERR_FORMAT, "%s: standardization statistics of input '%s' missing or "
                         "not of the input's size (%lld features)", what, in->name, (long long)f);
-    in->mean = ds_tensor_from(1, mu->shape, mu->data);
-    in->std = ds_tensor_from(1, sd->shape, sd->data);
-    return in->mean && in->std ? DS_OK : DS_ERR_NOMEM;
+    to->mean = ds_tensor_from(1, mu->shape, mu->data);
+    to->std = to->mean ? ds_tensor_from(1, sd->shape, sd->data) : NULL;
+    return to->std ? DS_OK : DS_ERR_NOMEM;   /* with ds_tensor_create's message */
 }
 
 /* Loads parameters (and preprocessing, if present) from a set holding other entries too:
- * names starting with one of the skipped prefixes are ignored. */
+ * names starting with one of the skipped prefixes are ignored. On failure the net is left
+ * as it was: the preprocessing is read first and set once the parameters are in. */
 ds_status dsi_net_from_set(ds_net *n, const ds_tensor_set *s, const char *what)
 {
-    ds_tensor_set *params = ds_tensor_set_create();
-    if (!params)
-        return DS_ERR_NOMEM;
+    dsi_net_input next[DS_FEED_MAX];
     ds_status st = DS_OK;
-    for (int i = 0; i < ds_tensor_set_count(s) && !st; i++) {
+    int read = 0;
+    for (; read < n->n_inputs && !st; read++)
+        st = scale_from_set(n, &n->inputs[read], s, what, &next[read]);
+    ds_tensor_set *params = st ? NULL : ds_tensor_set_create();
+    if (!st && !params)
+        st = DS_ERR_NOMEM;   /* with its message */
+    for (int i = 0; !st && i < ds_tensor_set_count(s); i++) {
         const char *name = ds_tensor_set_name(s, i);
         if (!strncmp(name, "preprocess.", 11) || !strncmp(name, "optim.", 6) ||
             !strncmp(name, "fit.", 4))
@@ -272,8 +278,17 @@ ds_status dsi_net_from_set(ds_net *n, const ds_tensor_set *s, const char *what)
     if (!st)
         st = ds_model_from_set(n->m, params, what);
     ds_tensor_set_free(params);
-    for (int i = 0; !st && i < n->n_inputs; i++)
-        st = scale_from_set(n, &n->inputs[i], s, what);
+    for (int i = 0; i < read; i++) {
+        dsi_net_input *in = &n->inputs[i];
+        if (st || !next[i].node) {
+            ds_tensor_free(next[i].mean);
+            ds_tensor_free(next[i].std);
+            continue;
+        }
+        ds_tensor_free(in->mean);
+        ds_tensor_free(in->std);
+        *in = next[i];
+    }
     return st;
 }
 

@@ -36,7 +36,7 @@ ds_status ds_trainer_create(ds_net *n, const ds_trainer_opts *o, ds_trainer **ou
         oo.clip_norm = 0;   /* the trainer clips, after its gradient hook */
     if (!(t->opt = ds_optim_create(n->m, &oo))) {
         free(t);
-        return DS_ERR_ARG;   /* the optimizer said why */
+        return dsi_last_status();   /* the optimizer said why */
     }
     t->net = n;
     t->o = *o;
