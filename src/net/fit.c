@@ -406,6 +406,10 @@ static ds_status read_checkpoint(fit_run *fr, const ds_tensor_set *s)
     const char *gs = ds_tensor_set_meta_get(s, "fit.graph_step");
     if (!state || state->numel != 6 || !bs || !gs)
         return dsi_fail(DS_ERR_FORMAT, "%s: not a deepsky training checkpoint", path);
+    for (int i = 0; i < 3; i++)   /* epoch, best epoch, epochs waited: counts */
+        if (!(state->data[i] >= 0 && state->data[i] <= 1e9f))
+            return dsi_fail(DS_ERR_FORMAT, "%s: damaged loop state (value %d: %g)", path, i,
+                            (double)state->data[i]);
     ds_status st = check_settings(fr, ds_tensor_set_meta_get(s, "fit.settings"));
     if (st || (st = dsi_net_from_set(fr->n, s, path)) ||
         (st = ds_optim_state_load(ds_trainer_optim(fr->tr), s)))
@@ -414,7 +418,7 @@ static ds_status read_checkpoint(fit_run *fr, const ds_tensor_set *s)
     if (epoch > fr->epochs)
         return dsi_fail(DS_ERR_ARG, "%s: the checkpoint is at epoch %d, beyond --epochs %d", path,
                         epoch, fr->epochs);
-    if (epoch < 0 || (epoch > 0 && !get_history(fr, ds_tensor_set_get(s, "fit.history"), epoch)))
+    if (epoch > 0 && !get_history(fr, ds_tensor_set_get(s, "fit.history"), epoch))
         return dsi_fail(DS_ERR_FORMAT, "%s: checkpoint history is missing or damaged", path);
     fr->start = epoch;
     fr->best_epoch = (int)state->data[1];
