@@ -884,6 +884,7 @@ typedef struct {
     int improved;               /* this epoch is the best so far */
 } ds_progress;
 typedef void (*ds_progress_fn)(void *ctx, const ds_progress *p);
+#define DS_CURVE_SECONDS 5.0   /* the learning curve is redrawn at most this often */
 typedef struct {
     int epochs;                 /* default 10 */
     int64_t batch_size;         /* samples per forward/backward pass; default 32 */
@@ -904,13 +905,31 @@ typedef struct {
     void (*augment_labels)(void *ctx, int transform, float *label, int64_t n);
     void *augment_ctx;
     int patience;               /* early stopping on validation loss; 0: off */
-    /* Output weights: written after every epoch (last), with "<stem>.best.safetensors" for
-     * the best epoch and "<stem>.ckpt.safetensors" holding the optimizer state for resume.
-     * NULL: nothing written. */
+    /* Output weights: the last epoch's, with "<stem>.best.safetensors" for the best epoch
+     * and "<stem>.ckpt.safetensors" holding the optimizer state, the loop state, the history
+     * and the run's settings for resume. NULL: nothing written. They and the log are
+     * written together, atomically, after the last epoch and after any epoch that ends
+     * checkpoint_every seconds or more after the previous write (0: after every epoch), so
+     * the files on disk always belong to one epoch; after a failure or a kill they are
+     * those of the last write. */
     const char *out_path;
     const char *log_csv;        /* per-epoch CSV log, or NULL */
-    const char *curve_png;      /* learning curve PNG, or NULL */
-    int resume;                 /* continue from out_path's checkpoint */
+    /* learning curve PNG, redrawn at most every DS_CURVE_SECONDS and after the last
+     * epoch; NULL: none */
+    const char *curve_png;
+    double checkpoint_every;    /* seconds; see out_path */
+    /* Continue from out_path's checkpoint, which must exist (resume_if_exists: start
+     * afresh when there is none) and must hold the same settings: the seed, batch size,
+     * accumulation, shuffling, augmentation, skip_nonfinite, the optimizer (kind, learning
+     * rate and every option), each input's scaling, a hash of the training and validation
+     * data and labels as given here (preprocessed), and the caller's settings; the error
+     * names each difference. */
+    int resume;
+    int resume_if_exists;
+    /* The caller's own settings that change the result, as lines "name: value" (the
+     * command line gives its model file's hash, its data options, ...); compared on
+     * resume like the others. NULL: none. */
+    const char *settings;
     /* A step whose loss or some parameter's gradient is NaN or Inf stops training with an
      * error naming the epoch, the batch and the first such parameter (the weights stay
      * those of the step before; nothing non-finite is written). skip_nonfinite: skip that

@@ -693,7 +693,8 @@ static int run_and_kill(int ms, const char *args)
 }
 
 /* A training run killed with SIGKILL at 10 random moments (the weights and checkpoint are
- * rewritten every epoch; cli_kill_lands_inside_a_write places kills inside writes): every
+ * rewritten every epoch, --checkpoint-every 0; cli_kill_lands_inside_a_write places kills
+ * inside writes; tests/test_cli_resume.c kills between coalesced writes): every
  * file left loads, the only other files are temporary ones, "<output>.tmp.<pid>", and
  * --resume then reaches weights bit-identical to an uninterrupted run with the same seed. */
 TEST(cli_train_survives_sigkill)
@@ -703,14 +704,14 @@ TEST(cli_train_survives_sigkill)
     snprintf(m, sizeof m, "%s/c.model", d);
     CHECK(!write_text(m, cls_model));
     CHECK(!make_images(d, 480));
-    const char *common = "--epochs 60 --batch-size 16 --seed 4 -q";
+    const char *common = "--epochs 60 --batch-size 16 --seed 4 --checkpoint-every 0 -q";
     CHECK_RUN(0, "train %s --data %s/x.npy --labels %s/y.npy %s -o %s/full.safetensors", m, d, d,
               common, d);
     ds_rng r;
     ds_rng_seed(&r, 77);
     int killed = 0;
-    snprintf(args, sizeof args, "train %s --data %s/x.npy --labels %s/y.npy %s --resume "
-             "-o %s/part.safetensors", m, d, d, common, d);
+    snprintf(args, sizeof args, "train %s --data %s/x.npy --labels %s/y.npy %s "
+             "--resume-if-exists -o %s/part.safetensors", m, d, d, common, d);
     for (int k = 0; k < 10; k++) {
         int rc = run_and_kill(30 + (int)ds_rng_below(&r, 120), args);
         if (rc < 0)
@@ -875,11 +876,11 @@ TEST(cli_kill_lands_inside_a_write)
     snprintf(m, sizeof m, "%s/c.model", d);
     CHECK(!write_text(m, cls_model));
     CHECK(!make_images(d, 96));
-    const char *common = "--epochs 4 --batch-size 16 --seed 4";
+    const char *common = "--epochs 4 --batch-size 16 --seed 4 --checkpoint-every 0";
     CHECK_RUN(0, "train %s --data %s/x.npy --labels %s/y.npy %s -q -o %s/full.safetensors", m, d,
               d, common, d);
     snprintf(cmd, sizeof cmd, "exec %s train %s --data %s/x.npy --labels %s/y.npy %s -q "
-             "--resume -o %s/part.safetensors", cli_bin(), m, d, d, common, d);
+             "--resume-if-exists -o %s/part.safetensors", cli_bin(), m, d, d, common, d);
     snprintf(w, sizeof w, "%s/part.safetensors", d);
     snprintf(ck, sizeof ck, "%s/part.ckpt.safetensors", d);
     /* Epoch 1 runs to its checkpoint, then epoch 2 is cut at each point. Each epoch writes

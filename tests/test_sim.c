@@ -557,7 +557,7 @@ TEST(sim_cli)
     CHECK_OK(expect(run(args), 2, "unknown kind 'stars' (only 'galaxies')", msg_, cap_));
     snprintf(args, sizeof args, "sim galaxies --count 3 -o %s/b.fits --truth %s/b.txt", dir, dir);
     CHECK_OK(expect(run(args), 1, "b.txt': tables are written as .fits", msg_, cap_));
-    snprintf(args, sizeof args, "sim galaxies --params %s/none.csv -o %s/b.fits --truth %s/b.fits",
+    snprintf(args, sizeof args, "sim galaxies --params %s/none.csv -o %s/b.fits --truth %s/t.fits",
              dir, dir, dir);
     snprintf(p3, sizeof p3, "cannot open '%s/none.csv'", dir);
     CHECK_OK(expect(run(args), 1, p3, msg_, cap_));

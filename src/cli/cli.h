@@ -90,6 +90,39 @@ void cli_label_choices(const cli_data *d, ds_net_opts *o);
  * FILE for a model with several inputs (losses) is an error. 0 or 1 (printed). */
 int cli_feed(const ds_net *n, cli_data *d, ds_feed *f);
 
+/* ---- the files a command reads and writes (outputs.c) ---- */
+#define CLI_FILES_MAX 64
+typedef struct {
+    const char *path;
+    char what[96];        /* how the command line names it: "-o", "--log", "MODEL", ... */
+} cli_file;
+typedef struct {
+    cli_file in[CLI_FILES_MAX], out[CLI_FILES_MAX];
+    int n_in, n_out;
+} cli_files;
+/* Adds an input (read by the command) or an output (written); NULL paths are skipped. */
+void cli_files_input(cli_files *f, const char *what, const char *path);
+void cli_files_output(cli_files *f, const char *what, const char *path);
+/* Every file of the NAME=FILE option opt ("data", ...) as an input named "--opt". */
+void cli_files_inputs(cli_files *f, const cli_cmd *c, const char *opt);
+/* Checks every output before anything is read or written: an existing output must be a
+ * regular file (a symbolic link counts as its target), since the atomic writer would
+ * replace a device, FIFO or socket by a file; its folder must exist, be writable and not
+ * be the device folder /dev (a file system mounted below it, as /dev/shm, is fine); no
+ * output may be an input (same device and inode) or another output (same file, or the
+ * same new name in the same folder). Returns 0, 1 (the folder) or 2 (usage), printed.
+ * cli_files_check_in takes the device folder (tests use a private one). */
+int cli_files_check(const cli_cmd *c, const cli_files *f);
+int cli_files_check_in(const cli_cmd *c, const cli_files *f, const char *devroot);
+/* Whether the resolved folder dir is devroot or below it on the same file system. */
+bool cli_in_device_folder(const char *dir, const char *devroot);
+/* 0 if path ends in ext (".safetensors"), else a usage error naming what ("-o") and the
+ * format ("weights"): 2. */
+int cli_output_ext(const cli_cmd *c, const char *what, const char *path, const char *ext,
+                   const char *format);
+/* A write past `ulimit -f` then fails with a message (EFBIG) instead of killing the tool. */
+void cli_ignore_file_size_limit(void);
+
 /* Loads the model file (with the batch size, seed and the label modes of the labels in
  * labels, which may be NULL) and, if weights is non-NULL, its weights. */
 int cli_load_net(const char *model, const char *weights, int64_t batch, uint64_t seed,

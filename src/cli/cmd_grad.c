@@ -34,6 +34,9 @@ int cmd_grad(int argc, char **argv)
         return 2;
     if (!cli_has(&c, "weights") || !cli_has(&c, "data") || !cli_has(&c, "output"))
         return cli_usage_error(&c, "--weights W, --data X and -o G are required");
+    const char *out = cli_get(&c, "output");
+    if ((rc = cli_output_ext(&c, "-o", out, ".safetensors", "gradients")))
+        return rc;
     cli_item items[DS_FEED_MAX];
     int count;
     if ((rc = cli_named_list(&c, "data", items, &count)) ||
@@ -41,6 +44,14 @@ int cmd_grad(int argc, char **argv)
         return rc;
     if (cli_stop_here(&c))
         return 0;
+    cli_files files = {0};
+    cli_files_input(&files, "the model file", c.positional[0]);
+    cli_files_input(&files, "--weights", cli_get(&c, "weights"));
+    cli_files_inputs(&files, &c, "data");
+    cli_files_inputs(&files, &c, "labels");
+    cli_files_output(&files, "-o", out);
+    if ((rc = cli_files_check(&c, &files)))
+        return rc;
     cli_data d = {0};
     ds_feed f;
     ds_net *n = NULL;
@@ -61,11 +72,11 @@ int cmd_grad(int argc, char **argv)
         goto done;
     if (!(s = ds_tensor_set_create()) || ds_net_preprocess_feed(n, &f) ||
         ds_net_grad_feed(n, &f, cli_has(&c, "eval"), s) ||
-        ds_safetensors_save(s, cli_get(&c, "output"))) {
+        ds_safetensors_save(s, out)) {
         rc = cli_fail();
         goto done;
     }
-    printf("wrote %s: loss %.9g and %d tensors\n", cli_get(&c, "output"),
+    printf("wrote %s: loss %.9g and %d tensors\n", out,
            ds_tensor_data(ds_tensor_set_get(s, "loss"))[0], ds_tensor_set_count(s));
 done:
     ds_tensor_set_free(s);

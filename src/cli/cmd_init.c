@@ -16,17 +16,25 @@ int cmd_init(int argc, char **argv)
     long seed;
     if (!cli_long(&c, "seed", 0, 0x7fffffffL, 0, &seed))
         return 2;
-    if (!cli_has(&c, "output"))
+    const char *out = cli_get(&c, "output");
+    if (!out)
         return cli_usage_error(&c, "-o W.safetensors is required");
+    if ((rc = cli_output_ext(&c, "-o", out, ".safetensors", "weights")))
+        return rc;
     ds_net *n;
     if (cli_stop_here(&c))
         return 0;
+    cli_files files = {0};
+    cli_files_input(&files, "the model file", c.positional[0]);
+    cli_files_output(&files, "-o", out);
+    if ((rc = cli_files_check(&c, &files)))
+        return rc;
     if ((rc = cli_load_net(c.positional[0], NULL, 1, (uint64_t)seed, NULL, &n)))
         return rc;
-    rc = ds_net_save(n, cli_get(&c, "output")) == DS_OK ? 0 : cli_fail();
+    rc = ds_net_save(n, out) == DS_OK ? 0 : cli_fail();
     if (!rc)
         printf("wrote %lld parameters to %s\n", (long long)ds_model_numel(ds_net_model(n), 0),
-               cli_get(&c, "output"));
+               out);
     ds_net_free(n);
     return rc;
 }

@@ -97,6 +97,14 @@ int cmd_predict(int argc, char **argv)
         return rc;
     if (cli_stop_here(&c))
         return 0;
+    cli_files files = {0};
+    cli_files_input(&files, "the model file", c.positional[0]);
+    cli_files_input(&files, "--weights", cli_get(&c, "weights"));
+    cli_files_inputs(&files, &c, "data");
+    for (int i = 0; i < n_outs; i++)
+        cli_files_output(&files, "-o", outs[i].path);
+    if ((rc = cli_files_check(&c, &files)))
+        return rc;
     cli_data d = {0};
     ds_feed f;
     ds_tensor *p[DS_FEED_MAX] = {0};

@@ -209,6 +209,20 @@ int cmd_sim(int argc, char **argv)
     o.count = count;
     if (cli_stop_here(&c))
         return 0;
+    const char *out = cli_get(&c, "output"), *tpath = cli_get(&c, "truth");
+    char npy_out[1024], npy_truth[1024];
+    npy_name(out, npy_out, sizeof npy_out);
+    npy_name(tpath, npy_truth, sizeof npy_truth);
+    cli_files files = {0};
+    cli_files_input(&files, "--params", cli_get(&c, "params"));
+    cli_files_output(&files, "-o", out);
+    cli_files_output(&files, "--truth", tpath);
+    if (cli_has(&c, "npy") && strcmp(npy_out, out))
+        cli_files_output(&files, "the .npy copy of -o,", npy_out);
+    if (cli_has(&c, "npy") && strcmp(npy_truth, tpath))
+        cli_files_output(&files, "the .npy copy of --truth,", npy_truth);
+    if ((rc = cli_files_check(&c, &files)))
+        return rc;
     ds_tensor *params = NULL, *images = NULL, *truth = NULL;
     if (cli_has(&c, "params")) {
         if ((rc = load_params(cli_get(&c, "params"), &params)))
@@ -231,18 +245,14 @@ int cmd_sim(int argc, char **argv)
     if (st != DS_OK)
         return cli_fail();
     int64_t shape[3] = {o.count, o.size, o.size};
-    const char *out = cli_get(&c, "output"), *tpath = cli_get(&c, "truth");
-    char npy[1024];
     rc = ds_tensor_reshape(images, 3, shape) == DS_OK && ds_array_save(images, out, NULL) == DS_OK
              ? 0 : cli_fail();
     if (!rc)
         rc = save_truth(truth, tpath);
     if (!rc && cli_has(&c, "npy")) {
-        npy_name(out, npy, sizeof npy);
-        if (strcmp(npy, out) && ds_npy_save(images, npy) != DS_OK)
+        if (strcmp(npy_out, out) && ds_npy_save(images, npy_out) != DS_OK)
             rc = cli_fail();
-        npy_name(tpath, npy, sizeof npy);
-        if (!rc && ds_npy_save(truth, npy) != DS_OK)
+        if (!rc && strcmp(npy_truth, tpath) && ds_npy_save(truth, npy_truth) != DS_OK)
             rc = cli_fail();
     }
     if (!rc)

@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -220,10 +221,113 @@ static void stem_name(const char *out, const char *suffix, char *buf, size_t cap
 }
 
 
+/* printf at the end of the text in buf (truncated to cap). */
+static void append(char *buf, size_t cap, const char *fmt, ...)
+{
+    size_t len = strlen(buf);
+    va_list ap;
+    va_start(ap, fmt);
+    if (len + 1 < cap)
+        vsnprintf(buf + len, cap - len, fmt, ap);
+    va_end(ap);
+}
+
+/* FNV-1a hash of a file's bytes into buf ("fnv1a64 <hex>"); false if it cannot be read. */
+static bool file_hash(const char *path, char *buf, size_t cap)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return false;
+    uint64_t h = 0xcbf29ce484222325ULL;
+    unsigned char chunk[1 << 16];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, fp)) > 0)
+        for (size_t i = 0; i < n; i++)
+            h = (h ^ chunk[i]) * 0x100000001b3ULL;
+    bool ok = !ferror(fp);
+    fclose(fp);
+    snprintf(buf, cap, "fnv1a64 %016llx", (unsigned long long)h);
+    return ok;
+}
+
+/* The command line's settings that change the result and that the library does not see
+ * (it records the seed, batch, optimizer, scaling and a hash of the data as loaded): the
+ * model file's and the starting weights' bytes, and the options that pick what is loaded
+ * and how it is split. A resume must match them (ds_fit_opts.settings). Options a later
+ * change adds to train that select or split data belong in the list. */
+static void run_settings(const cli_cmd *c, char *buf, size_t cap)
+{
+    static const char *const opts[] = {"columns", "label-columns", "hdu", "val-split",
+                                       "val-split-last", "no-header", "nan"};
+    char h[64];
+    const char *w = cli_get(c, "weights");
+    snprintf(buf, cap, "model file: %s\n", file_hash(c->positional[0], h, sizeof h) ? h :
+             "unreadable");
+    append(buf, cap, "--weights: %s\n", !w ? "(not given)" : file_hash(w, h, sizeof h) ? h :
+           "unreadable");
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+        const char *const *v;
+        int n = cli_values(c, opts[i], &v);
+        if (!v)
+            continue;   /* not an option of this command */
+        append(buf, cap, "--%s:", opts[i]);
+        if (!n)
+            append(buf, cap, " %s", cli_has(c, opts[i]) ? "given" : "(not given)");
+        for (int k = 0; k < n; k++)
+            append(buf, cap, " %s", v[k]);
+        append(buf, cap, "\n");
+    }
+}
+
+/* The files a run writes: W, its best weights and checkpoint, the log and the curve
+ * (NULL when turned off with "none"). */
+typedef struct {
+    const char *out, *log, *curve;
+    char best[4096], ckpt[4096], logp[4096], curvep[4096];
+} run_files;
+
+static int output_names(const cli_cmd *c, run_files *rf)
+{
+    const char *log = cli_get(c, "log"), *curve = cli_get(c, "curve");
+    int rc;
+    rf->out = cli_get(c, "output");
+    if ((rc = cli_output_ext(c, "-o", rf->out, ".safetensors", "weights")) ||
+        (log && strcmp(log, "none") && (rc = cli_output_ext(c, "--log", log, ".csv", "logs"))) ||
+        (curve && strcmp(curve, "none") &&
+         (rc = cli_output_ext(c, "--curve", curve, ".png", "learning curves"))))
+        return rc;
+    stem_name(rf->out, ".best.safetensors", rf->best, sizeof rf->best);
+    stem_name(rf->out, ".ckpt.safetensors", rf->ckpt, sizeof rf->ckpt);
+    stem_name(rf->out, ".log.csv", rf->logp, sizeof rf->logp);
+    stem_name(rf->out, ".curve.png", rf->curvep, sizeof rf->curvep);
+    rf->log = !log ? rf->logp : strcmp(log, "none") ? log : NULL;
+    /* no default figure in a build without plotting (NO_PLOT); --curve is then an error */
+    rf->curve = !curve ? (ds_has_feature("plot") ? rf->curvep : NULL)
+                       : strcmp(curve, "none") ? curve : NULL;
+    return 0;
+}
+
+/* No output of the run may be an input, another output, a device or go into /dev. */
+static int check_files(const cli_cmd *c, const run_files *rf)
+{
+    cli_files f = {0};
+    cli_files_input(&f, "the model file", c->positional[0]);
+    cli_files_input(&f, "--weights", cli_get(c, "weights"));
+    const char *lists[] = {"data", "labels", "val", "val-labels"};
+    for (int i = 0; i < 4; i++)
+        cli_files_inputs(&f, c, lists[i]);
+    cli_files_output(&f, "-o", rf->out);
+    cli_files_output(&f, "the best weights of -o,", rf->best);
+    cli_files_output(&f, "the checkpoint of -o,", rf->ckpt);
+    cli_files_output(&f, cli_has(c, "log") ? "--log" : "the log of -o,", rf->log);
+    cli_files_output(&f, cli_has(c, "curve") ? "--curve" : "the curve of -o,", rf->curve);
+    return cli_files_check(c, &f);
+}
+
 /* The options of a run, checked before any file is read. */
 typedef struct {
     long epochs, batch, seed, patience, accumulate;
-    double vsplit;
+    double vsplit, every;
     int aug;
 } train_settings;
 
@@ -235,6 +339,7 @@ static int check_options(const cli_cmd *c, train_settings *t)
         !cli_long(c, "seed", 0, 0x7fffffffL, 0, &t->seed) ||
         !cli_long(c, "early-stopping", 1, 1000000, 0, &t->patience) ||
         !cli_double(c, "val-split", 0, 1, 0, &t->vsplit) || !parse_augment(c, &t->aug) ||
+        !cli_double(c, "checkpoint-every", 0, 1e9, 10, &t->every) ||
         !cli_threads(c) || !check_scales(c))
         return 2;
     if (!cli_has(c, "data"))
@@ -315,18 +420,21 @@ static void print_done(const ds_fit_result *r, const ds_fit_opts *fo, bool val, 
     if (r->resumed_from)
         printf("resumed after epoch %d\n", r->resumed_from);
     if (r->stopped_early)
-        printf("early stopping: no better validation loss for %ld epochs\n", patience);
+        printf("early stopping: no better validation loss for %ld epoch%s\n", patience,
+               patience == 1 ? "" : "s");
     if (r->skipped_steps)
-        printf("skipped %lld steps with a NaN or Inf loss or gradient\n",
-               (long long)r->skipped_steps);
-    printf("done: %d epochs in %.1f s; best epoch %d%s", r->epochs_run, r->seconds, r->best_epoch,
+        printf("skipped %lld step%s with a NaN or Inf loss or gradient\n",
+               (long long)r->skipped_steps, r->skipped_steps == 1 ? "" : "s");
+    printf("done: %d epoch%s in %.1f s; best epoch %d%s", r->epochs_run,
+           r->epochs_run == 1 ? "" : "s", r->seconds, r->best_epoch,
            val ? "" : " (by training loss)");
     if (val)
         printf(" (val_loss %.4g)", r->best_val_loss);
     char best[4096];
     stem_name(fo->out_path, ".best.safetensors", best, sizeof best);
-    printf("\nwrote %s (last), %s (best), %s%s%s\n", fo->out_path, best, fo->log_csv,
-           fo->curve_png ? ", " : "", fo->curve_png ? fo->curve_png : "");
+    printf("\nwrote %s (last), %s (best)%s%s%s%s\n", fo->out_path, best,
+           fo->log_csv ? ", " : "", fo->log_csv ? fo->log_csv : "", fo->curve_png ? ", " : "",
+           fo->curve_png ? fo->curve_png : "");
 }
 
 int cmd_train(int argc, char **argv)
@@ -363,19 +471,27 @@ int cmd_train(int argc, char **argv)
         CLI_OPTS("scale", 0, "HOW", "none, standardize, per_image, asinh[:A], divide:A for every "
                  "input (default none); NAME=HOW for each input"),
         CLI_OPT("resume", 0, NULL, "continue an interrupted run of the same command from its "
+                "checkpoint, which must exist and match every setting"),
+        CLI_OPT("resume-if-exists", 0, NULL, "as --resume, but start afresh when there is no "
                 "checkpoint"),
-        CLI_OPT("log", 0, "CSV", "per-epoch log (default: <W>.log.csv)"),
-        CLI_OPT("curve", 0, "PNG", "learning curve figure (default: <W>.curve.png)"),
+        CLI_OPT("checkpoint-every", 0, "SECONDS", "write W, <W>.best, <W>.ckpt and the log at "
+                "most this often, and after the last epoch (default 10; 0: every epoch)"),
+        CLI_OPT("log", 0, "CSV", "per-epoch log (default: <W>.log.csv; none: no log)"),
+        CLI_OPT("curve", 0, "PNG", "learning curve figure, redrawn at most every 5 s and at the "
+                "end (default: <W>.curve.png; none: no figure)"),
         CLI_OPT("threads", 0, "N", "threads (default: all cores)"),
         CLI_OPT("quiet", 'q', NULL, "no progress output"),
         CLI_OPT("output", 'o', "W.safetensors", "final weights (required); also writes <W>.best "
                 "and <W>.ckpt"),
     };
     cli_cmd c = {"train", "MODEL --data X --labels Y [options] -o W.safetensors",
-                 "Trains MODEL with mini-batches. After every epoch it writes the last weights "
-                 "to W, the best so far (lowest validation loss, or training loss without "
-                 "validation) to <W>.best.safetensors, and a checkpoint with the optimizer's "
-                 "state to <W>.ckpt.safetensors, each atomically. Flags override the model "
+                 "Trains MODEL with mini-batches. It writes the last weights to W, the best so "
+                 "far (lowest validation loss, or training loss without validation) to "
+                 "<W>.best.safetensors, a checkpoint with the optimizer's state to "
+                 "<W>.ckpt.safetensors and the log, each atomically, together, after the last "
+                 "epoch and after any epoch ending --checkpoint-every seconds after the "
+                 "previous write. Outputs must be regular files (or new names), none of them "
+                 "an input or in /dev. Flags override the model "
                  "file's optimizer line. A model with several inputs takes --data NAME=FILE "
                  "for each (NAME: the input line's name); with several losses that read "
                  "labels, --labels NAME=FILE for each (NAME: the loss's name, by default the "
@@ -387,27 +503,30 @@ int cmd_train(int argc, char **argv)
     train_settings t;
     if ((rc = check_options(&c, &t)))
         return rc;
+    run_files rf;
+    if ((rc = output_names(&c, &rf)))
+        return rc;
     if (cli_stop_here(&c))
         return 0;
+    if ((rc = check_files(&c, &rf)))
+        return rc;
     cli_data tr = {0}, va = {0};
     ds_feed f, fv;
     ds_net *n = NULL;
     if ((rc = load_all(&c, &t, &tr, &va, &n)) || (rc = prepare(&c, n, &tr, &va, &f, &fv)))
         goto done;
-    char logp[4096], curvep[4096];
-    const char *out = cli_get(&c, "output");
-    stem_name(out, ".log.csv", logp, sizeof logp);
-    stem_name(out, ".curve.png", curvep, sizeof curvep);
+    char settings[8192];
+    run_settings(&c, settings, sizeof settings);
     progress_state ps = {.tty = isatty(fileno(stdout)) != 0};
     ds_fit_opts fo = {
         .epochs = (int)t.epochs, .batch_size = t.batch, .accumulate = (int)t.accumulate,
         .seed = (uint64_t)t.seed, .no_shuffle = cli_has(&c, "no-shuffle"), .augment = t.aug,
         .patience = (int)t.patience, .skip_nonfinite = cli_has(&c, "skip-nonfinite"),
-        .out_path = out, .log_csv = cli_has(&c, "log") ? cli_get(&c, "log") : logp,
-        /* no default figure in a build without plotting (NO_PLOT); --curve is then an error */
-        .curve_png = cli_has(&c, "curve") ? cli_get(&c, "curve")
-                                          : ds_has_feature("plot") ? curvep : NULL,
-        .resume = cli_has(&c, "resume"), .progress = cli_has(&c, "quiet") ? NULL : show, .ctx = &ps,
+        .out_path = rf.out, .log_csv = rf.log, .curve_png = rf.curve,
+        .checkpoint_every = t.every, .settings = settings,
+        .resume = cli_has(&c, "resume") || cli_has(&c, "resume-if-exists"),
+        .resume_if_exists = cli_has(&c, "resume-if-exists"),
+        .progress = cli_has(&c, "quiet") ? NULL : show, .ctx = &ps,
     };
     if (!cli_has(&c, "quiet"))
         print_start(&c, n, &tr, &va, &t);

@@ -40,6 +40,7 @@ static void help(FILE *fp)
 
 int cli_main(int argc, char **argv)
 {
+    cli_ignore_file_size_limit();
     if (argc < 2) {
         help(stderr);
         return 2;

@@ -1,6 +1,7 @@
 /* atomic.c - writing a file through a temporary file that is renamed into place, so a
- * crash or a full disk never leaves a half-written file under the final name; and reading
- * or probing whole files. */
+ * crash or a full disk never leaves a half-written file under the final name (a symbolic
+ * link is followed and its target replaced; a device, FIFO or other special file is never
+ * replaced); and reading whole files. */
 #include "io.h"
 
 #include <errno.h>
@@ -43,14 +44,92 @@ static void test_hook(const dsi_wfile *w, int side)
         raise(SIGSTOP);
 }
 
+/* "a character device", ... for an existing file that is not a regular one, else NULL. */
+static const char *special_kind(mode_t m)
+{
+    if (S_ISREG(m))
+        return NULL;
+    if (S_ISCHR(m))
+        return "a character device";
+    if (S_ISBLK(m))
+        return "a block device";
+    if (S_ISFIFO(m))
+        return "a FIFO (named pipe)";
+    if (S_ISSOCK(m))
+        return "a socket";
+    if (S_ISDIR(m))
+        return "a directory";
+    return "not a regular file";
+}
+
+/* The next name in a chain of symbolic links: link's text, relative to the link's folder. */
+static ds_status follow(char *cur, size_t cap, const char *path)
+{
+    char text[4096];
+    ssize_t n = readlink(cur, text, sizeof text - 1);
+    if (n < 0)
+        return dsi_fail(DS_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+    text[n] = 0;
+    const char *slash = strrchr(cur, '/');
+    int dir = text[0] == '/' || !slash ? 0 : (int)(slash - cur + 1);
+    char next[4096];
+    if (snprintf(next, sizeof next, "%.*s%s", dir, cur, text) >= (int)sizeof next ||
+        strlen(next) >= cap)
+        return dsi_fail(DS_ERR_IO, "%s: path too long", path);
+    memcpy(cur, next, strlen(next) + 1);
+    return DS_OK;
+}
+
+ds_status dsi_wfile_target(const char *path, char *target, size_t cap, mode_t *mode)
+{
+    if (snprintf(target, cap, "%s", path) >= (int)cap)
+        return dsi_fail(DS_ERR_IO, "%s: path too long", path);
+    *mode = 0;
+    for (int hops = 0;; hops++) {
+        struct stat st;
+        if (lstat(target, &st) != 0)
+            return DS_OK;   /* a new file (fopen of the temporary file reports bad folders) */
+        if (!S_ISLNK(st.st_mode)) {
+            const char *kind = special_kind(st.st_mode);
+            if (kind && strcmp(target, path))
+                return dsi_fail(DS_ERR_IO, "cannot write '%s': it links to '%s', which is %s, "
+                                "not a regular file; outputs are written to a new file renamed "
+                                "into place, which would replace it: give a file name", path,
+                                target, kind);
+            if (kind)
+                return dsi_fail(DS_ERR_IO, "cannot write '%s': it is %s, not a regular file; "
+                                "outputs are written to a new file renamed into place, which "
+                                "would replace it: give a file name", path, kind);
+            *mode = st.st_mode & 07777;
+            return DS_OK;
+        }
+        if (hops == 40)
+            return dsi_fail(DS_ERR_IO, "cannot write '%s': %s", path, strerror(ELOOP));
+        ds_status s = follow(target, cap, path);
+        if (s)
+            return s;
+    }
+}
+
 ds_status dsi_wfile_open(dsi_wfile *w, const char *path)
 {
+    mode_t mode;
     w->path = path;
-    if (snprintf(w->tmp, sizeof w->tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof w->tmp)
+    w->fp = NULL;
+    ds_status st = dsi_wfile_target(path, w->target, sizeof w->target, &mode);
+    if (st)
+        return st;
+    if (snprintf(w->tmp, sizeof w->tmp, "%s.tmp.%ld", w->target, (long)getpid()) >=
+        (int)sizeof w->tmp)
         return dsi_fail(DS_ERR_IO, "%s: path too long", path);
     w->fp = fopen(w->tmp, "wb");
+    if (!w->fp && strcmp(path, w->target))
+        return dsi_fail(DS_ERR_IO, "cannot write '%s' (a link to '%s'): %s", path, w->target,
+                        strerror(errno));
     if (!w->fp)
         return dsi_fail(DS_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+    if (mode)   /* the replaced file's permissions stay */
+        fchmod(fileno(w->fp), mode);
     return DS_OK;
 }
 
@@ -90,13 +169,13 @@ ds_status dsi_wfile_commit(dsi_wfile *w)
         return dsi_fail(DS_ERR_IO, "cannot write '%s': %s", w->path, strerror(err));
     }
     test_hook(w, HOOK_BEFORE);
-    if (rename(w->tmp, w->path) != 0) {
+    if (rename(w->tmp, w->target) != 0) {
         err = errno;
         remove(w->tmp);
         return dsi_fail(DS_ERR_IO, "cannot rename into '%s': %s", w->path, strerror(err));
     }
     test_hook(w, HOOK_AFTER);
-    sync_dir(w->path);
+    sync_dir(w->target);
     return DS_OK;
 }
 

@@ -518,13 +518,19 @@ char *dsi_fits_columns_mem(const unsigned char *buf, size_t len, const char *pat
  * then compresses into a second one. ---- */
 
 typedef struct {
+    char target[4096];   /* the file replaced (dsi_wfile_target: symbolic links followed) */
     char raw[4096];   /* what cfitsio writes */
     char fin[4096];   /* what is renamed to the final name (== raw unless gzipped) */
     bool gzip;
 } tmp_names;
 
-static ds_status create_tmp(const char *path, tmp_names *tn, fitsfile **f)
+static ds_status create_tmp(const char *out, tmp_names *tn, fitsfile **f)
 {
+    mode_t mode;
+    ds_status st = dsi_wfile_target(out, tn->target, sizeof tn->target, &mode);
+    if (st)
+        return st;
+    const char *path = tn->target;
     const char *base = strrchr(path, '/');
     int dirlen = base ? (int)(base - path + 1) : 0;
     base = base ? base + 1 : path;
@@ -533,7 +539,7 @@ static ds_status create_tmp(const char *path, tmp_names *tn, fitsfile **f)
     int keep = (int)(tn->gzip ? n - 3 : n);
     if (snprintf(tn->fin, sizeof tn->fin, "%.*s.tmp%ld-%s", dirlen, path, (long)getpid(),
                  base) >= (int)sizeof tn->fin)
-        return dsi_fail(DS_ERR_IO, "%s: path too long", path);
+        return dsi_fail(DS_ERR_IO, "%s: path too long", out);
     snprintf(tn->raw, sizeof tn->raw, "%.*s.tmp%ld-%.*s", dirlen, path, (long)getpid(), keep,
              base);
     remove(tn->raw);
@@ -542,9 +548,9 @@ static ds_status create_tmp(const char *path, tmp_names *tn, fitsfile **f)
         *f = NULL;
         if (status == FILE_NOT_CREATED) {
             fits_clear_errmsg();
-            return dsi_fail(DS_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+            return dsi_fail(DS_ERR_IO, "cannot write '%s': %s", out, strerror(errno));
         }
-        return fits_fail(DS_ERR_IO, path, status, "cannot create");
+        return fits_fail(DS_ERR_IO, out, status, "cannot create");
     }
     return DS_OK;
 }
@@ -595,7 +601,7 @@ static ds_status finish(fitsfile *f, const char *path, const tmp_names *tn, int 
     int err = errno;
     if (fd >= 0)
         close(fd);
-    if (!ok || rename(tn->fin, path) != 0) {
+    if (!ok || rename(tn->fin, tn->target) != 0) {
         err = ok ? errno : err;
         remove(tn->fin);
         return dsi_fail(DS_ERR_IO, "cannot write '%s': %s", path, strerror(err));

@@ -4,6 +4,7 @@
 
 #include "../internal.h"
 
+#include <sys/types.h>
 #include <zlib.h>
 
 /* The name a buffer goes by in messages when the caller gives none. */
@@ -12,9 +13,16 @@
 /* A file written under a temporary name and renamed into place by dsi_wfile_commit. */
 typedef struct {
     FILE *fp;
-    const char *path;
-    char tmp[4096];
+    const char *path;     /* as given, for messages */
+    char target[4096];    /* the file replaced: path, or the end of its symbolic links */
+    char tmp[4096];       /* "<target>.tmp.<pid>" */
 } dsi_wfile;
+/* The file a write to path replaces: path itself, or the end of its chain of symbolic
+ * links (each resolved relative to its link's folder; the links stay). Fails with
+ * DS_ERR_IO naming the kind when that file exists and is not a regular file (a device, a
+ * FIFO, a socket, a folder): renaming over it would replace it. *mode: the existing file's
+ * permission bits, 0 for a new file. Every writer calls it (dsi_wfile_open, FITS). */
+ds_status dsi_wfile_target(const char *path, char *target, size_t cap, mode_t *mode);
 ds_status dsi_wfile_open(dsi_wfile *w, const char *path);
 /* Flushes, syncs and renames; on any failure removes the temporary file. */
 ds_status dsi_wfile_commit(dsi_wfile *w);

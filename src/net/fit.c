@@ -1,6 +1,6 @@
 /* fit.c - the training loop on a trainer: shuffled mini-batches, augmentation, validation,
- * metrics, early stopping, per-epoch weights and checkpoints (atomic), resume, CSV log and
- * the learning-curve figure. */
+ * metrics, early stopping, weights and checkpoints (atomic, coalesced for short epochs),
+ * strict resume, CSV log and the learning-curve figure. */
 #include "net.h"
 #include "../io/io.h"
 
@@ -129,22 +129,227 @@ typedef struct {
     int epoch;                 /* 0-based, for augmentation */
     int start, best_epoch, wait;
     double best, t_start, seen_total;
+    double t_write, t_curve;   /* when the files and the curve were last written */
+    ds_tensor_set *best_set;   /* the best epoch's weights while not yet written */
+    char *settings;            /* "name: value" lines: what a resume must match */
     const char *mname;
     char last[4096], best_path[4096], ckpt[4096];
     ds_fit_result r;
 } fit_run;
 
-/* The settings a checkpoint must share with the run that resumes it. */
-static void run_settings(const fit_run *fr, char *buf, size_t cap)
+/* ---- the run's settings, recorded in its checkpoint ---- */
+/* A hash of a tensor's shape and bits: four interleaved lanes of 8-byte words, so the
+ * data of a large set cost about what reading it once costs. */
+static uint64_t tensor_hash(const ds_tensor *t)
 {
-    const ds_fit_opts *o = fr->o;
-    snprintf(buf, cap, "%llu %lld %d %d", (unsigned long long)o->seed, (long long)fr->B,
-             o->augment, o->no_shuffle);
-    if (fr->S / fr->B > 1 && o->accumulate > 1)
-        dsi_snprintf_cat(buf, cap, " %d", o->accumulate);
+    uint64_t h[4] = {0x6473, 0x6b79, 0x6669, 0x7474}, w[4];
+    for (int d = 0; d < t->ndim; d++)
+        h[0] = dsi_mix64(h[0] ^ (uint64_t)t->shape[d]);
+    const unsigned char *p = (const unsigned char *)t->data;
+    size_t n = (size_t)t->numel * sizeof(float), i = 0;
+    for (; i + 32 <= n; i += 32) {
+        memcpy(w, p + i, 32);
+        for (int k = 0; k < 4; k++)
+            h[k] = dsi_mix64(h[k] ^ w[k]);
+    }
+    uint64_t tail = 0;
+    memcpy(&tail, p + i, n - i > 8 ? 8 : n - i);
+    for (size_t j = i + 8; j < n; j += 8) {   /* at most 3 more words */
+        uint64_t x = 0;
+        memcpy(&x, p + j, n - j > 8 ? 8 : n - j);
+        tail = dsi_mix64(tail ^ x);
+    }
+    return dsi_mix64(h[0] ^ dsi_mix64(h[1] ^ dsi_mix64(h[2] ^ dsi_mix64(h[3] ^ tail ^ n))));
 }
 
-/* The checkpoint: weights, optimizer state, the loop's state and its history. */
+/* "<what> '<name>': [shape] hash" for each input and each labels tensor of a bound set. */
+static void data_settings(dsi_buf *b, const ds_net *n, const dsi_bound *d, const char *what)
+{
+    for (int i = 0; i < n->n_inputs; i++) {
+        const ds_tensor *x = d->n ? d->x[i] : NULL;
+        dsi_buf_printf(b, "%s data '%s': ", what, n->inputs[i].name);
+        if (x)
+            dsi_buf_printf(b, "%s hash %016llx\n", dsi_shape_str(x->ndim, x->shape),
+                           (unsigned long long)tensor_hash(x));
+        else
+            dsi_buf_puts(b, "none\n");
+    }
+    for (int j = 0; j < n->n_targets; j++) {
+        const ds_tensor *y = d->n ? d->y[j] : NULL;
+        dsi_buf_printf(b, "%s labels '%s': ", what, n->targets[j].name);
+        if (y)
+            dsi_buf_printf(b, "%s hash %016llx\n", dsi_shape_str(y->ndim, y->shape),
+                           (unsigned long long)tensor_hash(y));
+        else
+            dsi_buf_puts(b, "none\n");
+    }
+}
+
+/* A float as the shortest text that reads back as the same float. */
+static const char *float_str(float x, char *buf, size_t cap)
+{
+    for (int digits = 6; digits < 9; digits++) {
+        snprintf(buf, cap, "%.*g", digits, (double)x);
+        if (strtof(buf, NULL) == x)
+            return buf;
+    }
+    snprintf(buf, cap, "%.9g", (double)x);
+    return buf;
+}
+
+static void optim_settings(dsi_buf *b, const fit_run *fr)
+{
+    const ds_optim_opts *p = &fr->n->optim;
+    const ds_schedule *sc = &p->schedule;
+    const char *names[] = {"lr", "momentum", "weight decay", "beta1", "beta2", "eps", "alpha",
+                           "clip norm", "schedule gamma", "schedule decay", "schedule min lr"};
+    float v[] = {ds_optim_lr(ds_trainer_optim(fr->tr)), p->momentum, p->weight_decay, p->beta1,
+                 p->beta2, p->eps, p->alpha, p->clip_norm, sc->gamma, sc->decay, sc->min_lr};
+    char buf[32];
+    dsi_buf_printf(b, "optimizer: %s\n", ds_optim_name(p->kind));
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        dsi_buf_printf(b, "%s: %s\n", names[i], float_str(v[i], buf, sizeof buf));
+    dsi_buf_printf(b, "nesterov: %d\namsgrad: %d\nschedule: %d\nschedule step size: %lld\n"
+                   "schedule t_max: %lld\nschedule per epoch: %d\n", p->nesterov, p->amsgrad,
+                   (int)sc->kind, (long long)sc->step_size, (long long)sc->t_max, sc->per_epoch);
+}
+
+/* Everything that changes the result of the run (epochs and early stopping aside, which
+ * only say where it ends), one "name: value" line each; the caller's first. */
+static ds_status make_settings(fit_run *fr)
+{
+    const ds_fit_opts *o = fr->o;
+    static const char *const aug[] = {"none", "flips", "rot90", "flips,rot90"};
+    static const char *const scale[] = {"none", "standardize", "per_image", "asinh", "divide"};
+    dsi_buf b = {0};
+    if (o->settings)
+        dsi_buf_printf(&b, "%s%s", o->settings,
+                       *o->settings && o->settings[strlen(o->settings) - 1] != '\n' ? "\n" : "");
+    dsi_buf_printf(&b, "seed: %llu\nbatch size: %lld\naccumulate: %lld\nshuffle: %s\n"
+                   "augment: %s\nnon-finite steps: %s\n", (unsigned long long)o->seed,
+                   (long long)fr->B, (long long)(fr->S / fr->B), o->no_shuffle ? "no" : "yes",
+                   aug[o->augment & 3], o->skip_nonfinite ? "skip" : "stop");
+    optim_settings(&b, fr);
+    for (int i = 0; i < fr->n->n_inputs; i++) {
+        const dsi_net_input *in = &fr->n->inputs[i];
+        char buf[32];
+        dsi_buf_printf(&b, "scaling '%s': %s", in->name, scale[in->scale]);
+        if (in->scale == DS_SCALE_ASINH || in->scale == DS_SCALE_DIVIDE)
+            dsi_buf_printf(&b, ":%s", float_str(in->scale_a, buf, sizeof buf));
+        dsi_buf_puts(&b, "\n");
+    }
+    data_settings(&b, fr->n, &fr->data, "training");
+    data_settings(&b, fr->n, &fr->val, "validation");
+    if (b.oom) {
+        free(b.p);
+        return dsi_fail(DS_ERR_NOMEM, "out of memory for the run's settings");
+    }
+    fr->settings = b.p;
+    return DS_OK;
+}
+
+/* The value of the line "name: value" in lines, as a pointer and length, or NULL. */
+static const char *setting_value(const char *lines, const char *name, size_t nlen, int *len)
+{
+    for (const char *l = lines; l && *l;) {
+        const char *end = strchr(l, '\n');
+        size_t ll = end ? (size_t)(end - l) : strlen(l);
+        if (ll > nlen + 1 && !strncmp(l, name, nlen) && l[nlen] == ':' && l[nlen + 1] == ' ') {
+            *len = (int)(ll - nlen - 2);
+            return l + nlen + 2;
+        }
+        l = end ? end + 1 : l + ll;
+    }
+    return NULL;
+}
+
+/* "name: A then, B now"; for data, "name: other values (same shape [..])" or
+ * "name: [..] then, [..] now", without the hashes. */
+static void describe(char *msg, size_t cap, const char *name, int nlen, const char *then,
+                     int lt, const char *now, int ln)
+{
+    const char *ht = strstr(then, " hash "), *hn = strstr(now, " hash ");
+    if (ht && hn && ht < then + lt && hn < now + ln) {
+        int st = (int)(ht - then), sn = (int)(hn - now);
+        if (st == sn && !strncmp(then, now, (size_t)st))
+            dsi_snprintf_cat(msg, cap, "%.*s: other values (same shape %.*s)", nlen, name, st,
+                             then);
+        else
+            dsi_snprintf_cat(msg, cap, "%.*s: %.*s then, %.*s now", nlen, name, st, then, sn,
+                             now);
+        return;
+    }
+    if (ht && ht < then + lt)
+        lt = (int)(ht - then);
+    if (hn && hn < now + ln)
+        ln = (int)(hn - now);
+    dsi_snprintf_cat(msg, cap, "%.*s: %.*s then, %.*s now", nlen, name, lt, then, ln, now);
+}
+
+/* Adds to msg each line of a whose value differs in b (or that b lacks). */
+static int diff_settings(const char *a, const char *b, bool a_is_then, char *msg, size_t cap)
+{
+    int count = 0;
+    for (const char *l = a; *l;) {
+        const char *end = strchr(l, '\n'), *colon = strstr(l, ": ");
+        size_t ll = end ? (size_t)(end - l) : strlen(l);
+        if (colon && colon < l + ll) {
+            size_t nlen = (size_t)(colon - l);
+            int la = (int)(ll - nlen - 2), lb = 0;
+            const char *vb = setting_value(b, l, nlen, &lb);
+            bool differ = !vb || la != lb || strncmp(colon + 2, vb, (size_t)la);
+            if (differ && (a_is_then || !vb)) {
+                const char *then = a_is_then ? colon + 2 : "(none)";
+                const char *now = a_is_then ? (vb ? vb : "(none)") : colon + 2;
+                int lt = a_is_then ? la : 6, ln = a_is_then ? (vb ? lb : 6) : la;
+                dsi_snprintf_cat(msg, cap, "%s", count ? "; " : "");
+                describe(msg, cap, l, (int)nlen, then, lt, now, ln);
+                count++;
+            }
+        }
+        l = end ? end + 1 : l + ll;
+    }
+    return count;
+}
+
+/* ---- the checkpoint ---- */
+/* The history keeps its exact doubles (the log's lines come back as they were): each
+ * value's 64 bits as four 16-bit words, integers a float holds exactly. */
+static ds_status add_history(const fit_run *fr, ds_tensor_set *s, int epoch)
+{
+    int64_t n = (int64_t)epoch * HCOLS;
+    float *hf = malloc((size_t)(n * 4) * sizeof *hf);
+    if (!hf)
+        return dsi_fail(DS_ERR_NOMEM, "%s: out of memory for the training history", fr->ckpt);
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t bits;
+        memcpy(&bits, &fr->hist[i], 8);
+        for (int k = 0; k < 4; k++)
+            hf[i * 4 + k] = (float)((bits >> (16 * k)) & 0xffff);
+    }
+    ds_status st = ds_tensor_set_add(s, "fit.history", 3, (int64_t[]){epoch, HCOLS, 4}, hf);
+    free(hf);
+    return st;
+}
+
+static bool get_history(fit_run *fr, const ds_tensor *h, int epoch)
+{
+    if (!h || h->ndim != 3 || h->shape[0] != epoch || h->shape[1] != HCOLS || h->shape[2] != 4)
+        return false;
+    for (int64_t i = 0; i < (int64_t)epoch * HCOLS; i++) {
+        uint64_t bits = 0;
+        for (int k = 0; k < 4; k++) {
+            float w = h->data[i * 4 + k];
+            if (!(w >= 0 && w <= 65535 && w == (float)(int)w))
+                return false;
+            bits |= (uint64_t)w << (16 * k);
+        }
+        memcpy(&fr->hist[i], &bits, 8);
+    }
+    return true;
+}
+
+/* The checkpoint: weights, optimizer state, the loop's state, its history and settings. */
 static ds_status save_checkpoint(const fit_run *fr, int epoch)
 {
     ds_tensor_set *s = ds_tensor_set_create();
@@ -166,25 +371,31 @@ static ds_status save_checkpoint(const fit_run *fr, int epoch)
         snprintf(buf, sizeof buf, "%llu", (unsigned long long)fr->n->g->step);
         st = ds_tensor_set_meta_set(s, "fit.graph_step", buf);
     }
-    if (!st) {
-        run_settings(fr, buf, sizeof buf);
-        st = ds_tensor_set_meta_set(s, "fit.run", buf);
-    }
-    if (!st && epoch > 0) {
-        float *hf = malloc((size_t)epoch * HCOLS * sizeof *hf);
-        if (!hf)
-            st = dsi_fail(DS_ERR_NOMEM, "%s: out of memory for the training history",
-                          fr->ckpt);
-        for (int i = 0; !st && i < epoch * HCOLS; i++)
-            hf[i] = (float)fr->hist[i];
-        if (!st)
-            st = ds_tensor_set_add(s, "fit.history", 2, (int64_t[]){epoch, HCOLS}, hf);
-        free(hf);
-    }
+    if (!st)
+        st = ds_tensor_set_meta_set(s, "fit.settings", fr->settings);
+    if (!st && epoch > 0)
+        st = add_history(fr, s, epoch);
     if (!st)
         st = ds_safetensors_save(s, fr->ckpt);
     ds_tensor_set_free(s);
     return st;
+}
+
+/* Refuses a checkpoint whose settings differ from this run's, naming each difference. */
+static ds_status check_settings(const fit_run *fr, const char *then)
+{
+    const char *path = fr->ckpt;
+    if (!then)
+        return dsi_fail(DS_ERR_ARG, "%s: the checkpoint does not record its run's settings (an "
+                        "older deepsky wrote it): it cannot be checked; start afresh without "
+                        "resuming", path);
+    char msg[900] = "";
+    int n = diff_settings(then, fr->settings, true, msg, sizeof msg);
+    n += diff_settings(fr->settings, then, false, msg, sizeof msg);
+    if (!n)
+        return DS_OK;
+    return dsi_fail(DS_ERR_ARG, "%s: the checkpoint was made with other settings (%d): %s; resume "
+                    "with the same command and data, or start afresh", path, n, msg);
 }
 
 /* The loop state of a checkpoint made with the same settings. */
@@ -192,35 +403,29 @@ static ds_status read_checkpoint(fit_run *fr, const ds_tensor_set *s)
 {
     const char *path = fr->ckpt;
     ds_tensor *state = ds_tensor_set_get(s, "fit.state");
-    const char *run = ds_tensor_set_meta_get(s, "fit.run");
     const char *bs = ds_tensor_set_meta_get(s, "fit.best");
     const char *gs = ds_tensor_set_meta_get(s, "fit.graph_step");
-    char want[96];
-    run_settings(fr, want, sizeof want);
-    if (!state || state->numel != 6 || !run || !bs || !gs)
+    if (!state || state->numel != 6 || !bs || !gs)
         return dsi_fail(DS_ERR_FORMAT, "%s: not a deepsky training checkpoint", path);
-    if (strcmp(run, want))
-        return dsi_fail(DS_ERR_ARG, "%s: the checkpoint was made with other settings (seed, "
-                        "batch size, augmentation, shuffling, accumulation: %s; now %s): resume "
-                        "with the same command", path, run, want);
-    ds_status st;
-    if ((st = dsi_net_from_set(fr->n, s, path)) ||
+    for (int i = 0; i < 3; i++)   /* epoch, best epoch, epochs waited: counts */
+        if (!(state->data[i] >= 0 && state->data[i] <= 1e9f))
+            return dsi_fail(DS_ERR_FORMAT, "%s: damaged loop state (value %d: %g)", path, i,
+                            (double)state->data[i]);
+    ds_status st = check_settings(fr, ds_tensor_set_meta_get(s, "fit.settings"));
+    if (st || (st = dsi_net_from_set(fr->n, s, path)) ||
         (st = ds_optim_state_load(ds_trainer_optim(fr->tr), s)))
         return st;
     int epoch = (int)state->data[0];
-    ds_tensor *h = ds_tensor_set_get(s, "fit.history");
     if (epoch > fr->epochs)
         return dsi_fail(DS_ERR_ARG, "%s: the checkpoint is at epoch %d, beyond --epochs %d", path,
                         epoch, fr->epochs);
-    if (epoch > 0 && (!h || h->numel != (int64_t)epoch * HCOLS))
-        return dsi_fail(DS_ERR_FORMAT, "%s: checkpoint history is missing", path);
+    if (epoch > 0 && !get_history(fr, ds_tensor_set_get(s, "fit.history"), epoch))
+        return dsi_fail(DS_ERR_FORMAT, "%s: checkpoint history is missing or damaged", path);
     fr->start = epoch;
     fr->best_epoch = (int)state->data[1];
     fr->wait = (int)state->data[2];
     fr->best = strtod(bs, NULL);
     fr->n->g->step = strtoull(gs, NULL, 10);
-    for (int i = 0; i < epoch * HCOLS; i++)
-        fr->hist[i] = h->data[i];
     return DS_OK;
 }
 
@@ -228,8 +433,13 @@ static ds_status resume(fit_run *fr)
 {
     if (!fr->o->out_path)
         return dsi_fail(DS_ERR_ARG, "resume needs the output path of the interrupted run");
-    if (access(fr->ckpt, R_OK) != 0)
-        return DS_OK;   /* nothing to resume: start afresh */
+    if (access(fr->ckpt, F_OK) != 0) {
+        if (fr->o->resume_if_exists)
+            return DS_OK;   /* nothing to resume: start afresh */
+        return dsi_fail(DS_ERR_ARG, "%s: no checkpoint to resume from: give the output name "
+                        "of the interrupted run, or start afresh when there is none "
+                        "(--resume-if-exists)", fr->ckpt);
+    }
     ds_tensor_set *s = NULL;
     ds_status st = ds_safetensors_load(fr->ckpt, &s);
     if (!st)
@@ -355,6 +565,8 @@ static ds_status fit_setup(fit_run *fr)
     }
     fr->best = INFINITY;
     fr->mname = dsi_net_metric_name(fr->n);
+    if (o->out_path && (st = make_settings(fr)))
+        return st;
     return o->resume ? resume(fr) : DS_OK;
 }
 
@@ -446,19 +658,51 @@ static ds_status run_epoch(fit_run *fr, int e, double *hr)
     return DS_OK;
 }
 
-/* The epoch's files: last and best weights, checkpoint, log, curve. */
-static ds_status save_epoch(fit_run *fr, int e, bool improved)
+/* The best epoch's weights, kept until the next write of the files. */
+static ds_status keep_best(fit_run *fr)
+{
+    if (!fr->best_set && !(fr->best_set = ds_tensor_set_create()))
+        return dsi_fail(DS_ERR_NOMEM, "out of memory for the best weights");
+    return dsi_net_to_set(fr->n, fr->best_set);   /* replaces the tensors of the same names */
+}
+
+/* Last and best weights, checkpoint and log, all of epoch e (each atomic; the checkpoint
+ * after the weights, so a kill between them resumes from the epoch before and redoes the
+ * same epochs to the same bits). */
+static ds_status write_files(fit_run *fr, int e, bool improved)
 {
     const ds_fit_opts *o = fr->o;
     ds_status st = DS_OK;
     if (o->out_path && ((st = ds_net_save(fr->n, fr->last)) ||
                         (improved && (st = ds_net_save(fr->n, fr->best_path))) ||
+                        (!improved && fr->best_set &&
+                         (st = ds_safetensors_save(fr->best_set, fr->best_path))) ||
                         (st = save_checkpoint(fr, e + 1))))
         return st;
-    if (o->log_csv && (st = write_log(o->log_csv, fr->hist, e + 1, fr->mname)))
-        return st;
-    if (o->curve_png)
+    ds_tensor_set_free(fr->best_set);
+    fr->best_set = NULL;
+    if (o->log_csv)
+        st = write_log(o->log_csv, fr->hist, e + 1, fr->mname);
+    fr->t_write = now_s();
+    return st;
+}
+
+/* The epoch's files when due (the last epoch, or checkpoint_every seconds since the last
+ * write; else the best weights wait in memory), and the curve at most every
+ * DS_CURVE_SECONDS and after the last epoch. */
+static ds_status save_epoch(fit_run *fr, int e, bool improved, bool last)
+{
+    const ds_fit_opts *o = fr->o;
+    ds_status st = DS_OK;
+    double t = now_s();
+    if (last || t - fr->t_write >= o->checkpoint_every)
+        st = write_files(fr, e, improved);
+    else if (improved && o->out_path)
+        st = keep_best(fr);
+    if (!st && o->curve_png && (last || t - fr->t_curve >= DS_CURVE_SECONDS)) {
         st = write_curve(o->curve_png, fr->hist, e + 1, fr->mname);
+        fr->t_curve = now_s();
+    }
     return st;
 }
 
@@ -496,10 +740,6 @@ static ds_status end_epoch(fit_run *fr, int e, double *hr, double t_epoch, bool 
         fr->wait++;
     }
     fr->r.final_loss = hr[0];
-    if ((st = save_epoch(fr, e, improved)))
-        return st;
-    if (o->progress)
-        progress_epoch(fr, e, hr, improved);
     if (o->patience > 0 && fr->wait >= o->patience) {
         fr->r.stopped_early = 1;
         *stop = true;
@@ -508,6 +748,10 @@ static ds_status end_epoch(fit_run *fr, int e, double *hr, double t_epoch, bool 
         fr->r.out_of_time = 1;
         *stop = true;
     }
+    if ((st = save_epoch(fr, e, improved, *stop || e + 1 == fr->epochs)))
+        return st;
+    if (o->progress)
+        progress_epoch(fr, e, hr, improved);
     return DS_OK;
 }
 
@@ -520,7 +764,7 @@ ds_status ds_net_fit_feed(ds_net *n, const ds_feed *train, const ds_feed *val,
     ds_status st = fit_check(&fr, train, val);
     if (!st)
         st = fit_setup(&fr);
-    fr.t_start = now_s();
+    fr.t_start = fr.t_write = fr.t_curve = now_s();
     int e = fr.start;
     bool stop = false;
     for (; !st && e < fr.epochs && !stop; e++) {
@@ -539,6 +783,8 @@ ds_status ds_net_fit_feed(ds_net *n, const ds_feed *train, const ds_feed *val,
     free(fr.perm);
     free(fr.hist);
     free(fr.tmp);
+    free(fr.settings);
+    ds_tensor_set_free(fr.best_set);
     if (res)
         *res = fr.r;
     return st;
