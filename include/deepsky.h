@@ -722,6 +722,11 @@ DS_API const ds_optim_opts *ds_net_optim_opts(const ds_net *n);
 DS_API int       ds_net_is_classifier(const ds_net *n);
 /* Number of classes of that classifier (2 for binary), 0 otherwise. */
 DS_API int64_t   ds_net_classes(const ds_net *n);
+/* ds_graph_summary of the net's graph, where the labels of a categorical loss built with
+ * DS_LABELS_AUTO show both shapes they may take: one-hot rows "(None, 3)" or, for a net
+ * built with DS_LABELS_INDEX, class indices "(None,)". malloc'd (the caller frees), or
+ * NULL. */
+DS_API char     *ds_net_summary(const ds_net *n);
 /* The model's optimizer settings from its file (kind, lr, ...), changeable before fit. */
 DS_API ds_optim_opts *ds_net_optim_opts_mut(ds_net *n);
 
