@@ -785,6 +785,28 @@ DS_API ds_status ds_net_check_feed(const ds_net *n, const ds_feed *f);
 DS_API ds_status ds_net_check_data(const ds_net *n, const ds_tensor *x, const char *xname,
                                    const ds_tensor *y, const char *yname);
 
+/* Validation splits. The class of each sample of a feed, for a net whose first labelled
+ * loss is a classifier (ds_net_is_classifier) and whose labels for it give one class per
+ * sample (a class index or a binary 0/1 label, or a one-hot row): cls (one per sample)
+ * gets the classes and *n_classes the number of classes of the loss. Otherwise
+ * *n_classes is 0 (cls is then unspecified). */
+DS_API ds_status ds_net_sample_classes(const ds_net *n, const ds_feed *f, int64_t *cls,
+                                       int64_t *n_classes);
+typedef struct {
+    int64_t train, val;   /* samples on each side */
+    int64_t classes;      /* classes the split was stratified by (0: not by class) */
+    int64_t single;       /* of them, classes of one sample, which stay in training */
+} ds_split_info;
+/* Chooses the validation samples of a feed: is_val (one byte per sample) gets 1 for each.
+ * last = 0: a shuffled split seeded by seed; stratified by class when the samples have
+ * classes (ds_net_sample_classes): each class gives round(fraction x its count) samples,
+ * at least one and at most all but one when it has two or more, none when it has one.
+ * Without classes, round(fraction x N) samples at random. last = 1: the last
+ * round(fraction x N) samples, in order (as Keras' validation_split). Both sides need at
+ * least one sample, else DS_ERR_ARG. The same feed and seed give the same split. */
+DS_API ds_status ds_net_split(const ds_net *n, const ds_feed *f, double fraction, int last,
+                              uint64_t seed, unsigned char *is_val, ds_split_info *info);
+
 /* ---- training ---- */
 enum { DS_AUG_FLIPS = 1, DS_AUG_ROT90 = 2 };
 /* Applies an augmentation transform in place to planes images of h x w (row-major, x = the

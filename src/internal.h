@@ -414,6 +414,11 @@ const char *dsi_mem_note(size_t bytes);
 /* The status of the last dsi_fail on this thread (to pass a callee's failure on). */
 ds_status dsi_last_status(void);
 char *dsi_strdup(const char *s);
+/* "1 sample", "2 samples": the word for a count in messages. */
+static inline const char *dsi_plural(int64_t count, const char *one, const char *many)
+{
+    return count == 1 ? one : many;
+}
 /* The name index (dsi_name_index, declared above). */
 /* Adds position pos (its name must be in place already). false when out of memory. */
 bool dsi_index_add(dsi_name_index *ix, int pos, dsi_name_of name_of, const void *ctx);
