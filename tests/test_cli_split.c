@@ -305,6 +305,9 @@ TEST(cli_val_split_on_a_table_sorted_by_class)
     CHECK_RUN(2, "train %s --data %s " IRIS_COLS " --early-stopping 3 -o %s/w.safetensors", m, p,
               d);
     CHECK_OUT("--early-stopping needs validation data (--val, --val-split or --val-split-last)");
+    CHECK_RUN(0, "train --help");
+    CHECK_OUT("--val-split-last F");
+    CHECK_OUT("chosen at random with --seed, in proportion from each class");
     rm_rf(d);
     return TEST_PASS;
 }
