@@ -367,7 +367,8 @@ int dsi_plan_clobbers(const dsi_plan_buf *b, int nb, int n)
         const dsi_plan_buf *x = &b[i];
         if (!x->value || x->end < n || x->end == 2 * n - 1 || !x->bytes)
             continue;
-        int lo = seg_of(edge, ne, x->off) + leaves, hi = seg_of(edge, ne, x->off + x->bytes) + leaves;
+        int lo = seg_of(edge, ne, x->off) + leaves;
+        int hi = seg_of(edge, ne, x->off + x->bytes) + leaves;
         int latest = -1;
         for (; lo < hi; lo /= 2, hi /= 2) {   /* max over leaves [lo, hi) */
             if (lo & 1)

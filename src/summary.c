@@ -155,7 +155,8 @@ static char *feeders(walk *w, int li)
             continue;
         for (int k = 0; k < y->n_in; k++) {
             const ds_node *x = y->in[k];
-            if (x->op == DS_OP_PARAM || x->layer == li || x->layer < 0 || w->seen[x->layer] == li + 1)
+            if (x->op == DS_OP_PARAM || x->layer == li || x->layer < 0 ||
+                w->seen[x->layer] == li + 1)
                 continue;
             w->seen[x->layer] = li + 1;
             if (c.n)

@@ -80,7 +80,8 @@ static int write_iris(const char *path)
     for (int c = 0; c < 3; c++)
         for (int i = 0; i < 50; i++)
             fprintf(f, "%.2f,%.2f,%.2f,%.2f,%d\n", 5 + 0.8 * c + 0.3 * ds_rng_normal(&r),
-                    3.4 - 0.3 * c + 0.3 * ds_rng_normal(&r), 1.5 + 2.2 * c + 0.3 * ds_rng_normal(&r),
+                    3.4 - 0.3 * c + 0.3 * ds_rng_normal(&r),
+                    1.5 + 2.2 * c + 0.3 * ds_rng_normal(&r),
                     0.2 + 0.9 * c + 0.2 * ds_rng_normal(&r), c);
     return fclose(f);
 }
