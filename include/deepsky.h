@@ -742,6 +742,11 @@ DS_API const ds_optim_opts *ds_net_optim_opts(const ds_net *n);
 DS_API int       ds_net_is_classifier(const ds_net *n);
 /* Number of classes of that classifier (2 for binary), 0 otherwise. */
 DS_API int64_t   ds_net_classes(const ds_net *n);
+/* ds_graph_summary of the net's graph, where the labels of a categorical loss built with
+ * DS_LABELS_AUTO show both shapes they may take: one-hot rows "(None, 3)" or, for a net
+ * built with DS_LABELS_INDEX, class indices "(None,)". malloc'd (the caller frees), or
+ * NULL. */
+DS_API char     *ds_net_summary(const ds_net *n);
 /* The model's optimizer settings from its file (kind, lr, ...), changeable before fit. */
 DS_API ds_optim_opts *ds_net_optim_opts_mut(ds_net *n);
 
@@ -799,6 +804,28 @@ DS_API ds_status ds_net_check_feed(const ds_net *n, const ds_feed *f);
 /* The same for one input x and the labels y (may be NULL) of the only target. */
 DS_API ds_status ds_net_check_data(const ds_net *n, const ds_tensor *x, const char *xname,
                                    const ds_tensor *y, const char *yname);
+
+/* Validation splits. The class of each sample of a feed, for a net whose first labelled
+ * loss is a classifier (ds_net_is_classifier) and whose labels for it give one class per
+ * sample (a class index or a binary 0/1 label, or a one-hot row): cls (one per sample)
+ * gets the classes and *n_classes the number of classes of the loss. Otherwise
+ * *n_classes is 0 (cls is then unspecified). */
+DS_API ds_status ds_net_sample_classes(const ds_net *n, const ds_feed *f, int64_t *cls,
+                                       int64_t *n_classes);
+typedef struct {
+    int64_t train, val;   /* samples on each side */
+    int64_t classes;      /* classes the split was stratified by (0: not by class) */
+    int64_t single;       /* of them, classes of one sample, which stay in training */
+} ds_split_info;
+/* Chooses the validation samples of a feed: is_val (one byte per sample) gets 1 for each.
+ * last = 0: a shuffled split seeded by seed; stratified by class when the samples have
+ * classes (ds_net_sample_classes): each class gives round(fraction x its count) samples,
+ * at least one and at most all but one when it has two or more, none when it has one.
+ * Without classes, round(fraction x N) samples at random. last = 1: the last
+ * round(fraction x N) samples, in order (as Keras' validation_split). Both sides need at
+ * least one sample, else DS_ERR_ARG. The same feed and seed give the same split. */
+DS_API ds_status ds_net_split(const ds_net *n, const ds_feed *f, double fraction, int last,
+                              uint64_t seed, unsigned char *is_val, ds_split_info *info);
 
 /* ---- training ---- */
 enum { DS_AUG_FLIPS = 1, DS_AUG_ROT90 = 2 };

@@ -403,8 +403,9 @@ ds_status ds_graph_set_batch(ds_graph *g, int64_t batch)
  * Persistent nodes own their data and gradient for the whole run: graph inputs, nodes no
  * other node reads (outputs, losses), inputs whose gradient is wanted, nodes marked with
  * ds_node_keep, and every node under ds_graph_keep_all. Buffers whose lifetimes do not
- * overlap share memory: largest first, each goes at the lowest offset clear of the placed
- * buffers it overlaps in time. An inplace op writes its output over in[0] when its forward
+ * overlap share memory (plan.c): largest first, each goes at the lowest offset clear of the
+ * placed buffers it overlaps in time; in graphs of thousands of layers a sweep along time
+ * does it in a time linear in the buffers instead. An inplace op writes its output over in[0] when its forward
  * is the last use of in[0]'s data. Without any gradient the backward reads vanish and data
  * is reused along the forward alone. */
 static size_t align_up(size_t n) { return (n + DS_ALIGN - 1) / DS_ALIGN * DS_ALIGN; }
@@ -493,41 +494,10 @@ static bool runs_backward(const ds_node *y)
     return y->needs_grad && y->n_in > 0 && !is_alias(y);
 }
 
-typedef struct {
-    size_t bytes, off;
-    int start, end;        /* first and last time step, inclusive */
-    bool value;            /* data or saved: what a second backward pass would read again */
-} plan_buf;
-
-typedef struct {
-    size_t bytes;
-    int start, idx;
-} plan_key;
-
-typedef struct {
-    size_t off, end;
-} plan_span;
-
-static int cmp_key(const void *pa, const void *pb)
-{
-    const plan_key *a = pa, *b = pb;
-    if (a->bytes != b->bytes)
-        return a->bytes > b->bytes ? -1 : 1;
-    if (a->start != b->start)
-        return a->start < b->start ? -1 : 1;
-    return (a->idx > b->idx) - (a->idx < b->idx);
-}
-
-static int cmp_span(const void *pa, const void *pb)
-{
-    const plan_span *a = pa, *b = pb;
-    return (a->off > b->off) - (a->off < b->off);
-}
-
 /* Marks the persistent nodes and computes every buffer's lifetime into b (at most three per
  * node); ix[3 i + 0, 1, 2] get node i's data, gradient and saved buffer (-1: none). dend
  * and gstart are n ints of workspace. Returns the number of buffers. */
-static int lifetimes(ds_graph *g, plan_buf *b, int *ix, int *dend, int *gstart)
+static int lifetimes(ds_graph *g, dsi_plan_buf *b, int *ix, int *dend, int *gstart)
 {
     int n = g->n_nodes, last = 2 * n - 1, nb = 0;
     for (int i = 0; i < n; i++)
@@ -583,76 +553,31 @@ static int lifetimes(ds_graph *g, plan_buf *b, int *ix, int *dend, int *gstart)
             ds_node *o = y->n_in ? owner(y->in[0]) : NULL;
             if (d->inplace && o && o->op != DS_OP_PARAM && !o->persist && o->numel == y->numel &&
                 dend[o->id] == i) {
-                plan_buf *ob = &b[ix[3 * o->id]];   /* in[0]'s data dies here: take it over */
+                dsi_plan_buf *ob = &b[ix[3 * o->id]];   /* in[0]'s data dies here: take it over */
                 ob->start = s < ob->start ? s : ob->start;
                 ob->end = e > ob->end ? e : ob->end;
                 yi[0] = ix[3 * o->id];
             } else {
-                b[nb] = (plan_buf){bytes, 0, s, e, true};
+                b[nb] = (dsi_plan_buf){bytes, 0, s, e, true};
                 yi[0] = nb++;
             }
             if (y->needs_grad) {
                 DS_ASSERT(y->persist || gstart[i] < last - i);
                 s = y->persist ? 0 : gstart[i];
                 e = y->persist ? last : last - i;
-                b[nb] = (plan_buf){bytes, 0, s, e, false};
+                b[nb] = (dsi_plan_buf){bytes, 0, s, e, false};
                 yi[1] = nb++;
             }
         }
         size_t sb = d->saved_bytes ? d->saved_bytes(y) : 0;
         if (sb) {
             int e = runs_backward(y) ? last - i : i;
-            b[nb] = g->keep_all ? (plan_buf){align_up(sb), 0, 0, last, true}
-                                : (plan_buf){align_up(sb), 0, i, e, true};
+            b[nb] = g->keep_all ? (dsi_plan_buf){align_up(sb), 0, 0, last, true}
+                                : (dsi_plan_buf){align_up(sb), 0, i, e, true};
             yi[2] = nb++;
         }
     }
     return nb;
-}
-
-/* Offsets: largest buffer first, each at the lowest offset clear of every placed buffer
- * that is live at the same time. Returns the block size. */
-static size_t assign(plan_buf *b, int nb, plan_key *key, plan_span *span)
-{
-    for (int i = 0; i < nb; i++)
-        key[i] = (plan_key){b[i].bytes, b[i].start, i};
-    qsort(key, (size_t)nb, sizeof *key, cmp_key);
-    size_t total = 0;
-    for (int q = 0; q < nb; q++) {
-        plan_buf *x = &b[key[q].idx];
-        int m = 0;
-        for (int p = 0; p < q; p++) {
-            const plan_buf *y = &b[key[p].idx];
-            if (y->start <= x->end && x->start <= y->end)
-                span[m++] = (plan_span){y->off, y->off + y->bytes};
-        }
-        qsort(span, (size_t)m, sizeof *span, cmp_span);
-        size_t off = 0;
-        for (int k = 0; k < m && off + x->bytes > span[k].off; k++)
-            if (span[k].end > off)
-                off = span[k].end;
-        x->off = off;
-        if (off + x->bytes > total)
-            total = off + x->bytes;
-    }
-    return total;
-}
-
-/* Whether a backward pass writes over memory that holds a value (data or saved) backward
- * reads: then a second backward needs a new forward first. */
-static bool clobbers(const plan_buf *b, int nb, int n)
-{
-    for (int i = 0; i < nb; i++) {
-        const plan_buf *x = &b[i];
-        if (!x->value || x->end < n || x->end == 2 * n - 1)
-            continue;
-        for (int j = 0; j < nb; j++) {
-            const plan_buf *y = &b[j];
-            if (y->start > x->end && y->off < x->off + x->bytes && x->off < y->off + y->bytes)
-                return true;
-        }
-    }
-    return false;
 }
 
 /* Copies the graph inputs' values out of the old block into *keep (malloc'd; NULL when
@@ -701,13 +626,11 @@ ds_status ds_graph_plan(ds_graph *g)
     if (g->planned)
         return DS_OK;
     int n = g->n_nodes, cap = 3 * n + 1;
-    plan_buf *b = malloc((size_t)cap * sizeof *b);
-    plan_key *key = malloc((size_t)cap * sizeof *key);
-    plan_span *span = malloc((size_t)cap * sizeof *span);
+    dsi_plan_buf *b = malloc((size_t)cap * sizeof *b);
     int *ix = malloc((size_t)cap * sizeof *ix), *work = malloc((size_t)(2 * n + 1) * sizeof *work);
     float *inputs = NULL;
     ds_status st = DS_OK;
-    if (!b || !key || !span || !ix || !work) {
+    if (!b || !ix || !work) {
         st = dsi_fail(DS_ERR_NOMEM, "out of memory planning the graph (%d nodes)", n);
         goto done;
     }
@@ -734,8 +657,12 @@ ds_status ds_graph_plan(ds_graph *g)
     }
     /* lifetimes and offsets */
     int nb = lifetimes(g, b, ix, work, work + n);
-    size_t total = assign(b, nb, key, span);
-    bool clob = clobbers(b, nb, n);
+    size_t total = dsi_plan_offsets(b, nb, 2 * n);
+    int clob = total == SIZE_MAX ? -1 : dsi_plan_clobbers(b, nb, n);
+    if (clob < 0) {
+        st = dsi_fail(DS_ERR_NOMEM, "out of memory planning the graph (%d nodes)", n);
+        goto done;
+    }
     if ((st = stash_inputs(g, &inputs, false)) != DS_OK)
         goto done;
     if (scratch > g->scratch_bytes) {
@@ -780,13 +707,11 @@ ds_status ds_graph_plan(ds_graph *g)
     stash_inputs(g, &inputs, true);
     g->planned = true;
     g->ran_forward = false;
-    g->bwd_clobbers = clob;
+    g->bwd_clobbers = clob > 0;
     g->bwd_spent = false;
     g->plan_batch = ds_graph_batch(g);
 done:
     free(b);
-    free(key);
-    free(span);
     free(ix);
     free(work);
     free(inputs);

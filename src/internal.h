@@ -46,6 +46,17 @@ const char *dsi_tensor_set_meta_key(const ds_tensor_set *s, int i);
 /* Formats into a small rotating static-per-thread buffer: for error messages. */
 const char *dsi_shape_str(int ndim, const int64_t *shape);
 
+/* ---- name index (util.c) ---- */
+/* A name index: finds an entry of an array of named things by name in constant time (the
+ * model's parameters, a model file's layer names). The owner keeps the names; the index
+ * keeps positions and asks name_of(ctx, pos) for the name at a position. Names are
+ * unique. Zero-initialize; dsi_index_free releases it. */
+typedef const char *(*dsi_name_of)(const void *ctx, int pos);
+typedef struct {
+    int *slot;            /* position + 1, 0: empty; open addressing, power-of-two size */
+    int cap, n;
+} dsi_name_index;
+
 /* ---- parameters (model.c) ---- */
 struct ds_param {
     char name[DS_NAME_MAX];
@@ -56,11 +67,13 @@ struct ds_param {
     size_t goffset;       /* into m->grad (trainable only) */
     int trainable;
     ds_model *m;
+    int index;            /* position in m->params */
 };
 
 struct ds_model {
     ds_param **params;
     int n, cap;
+    dsi_name_index by_name; /* params by name */
     float *data, *grad;    /* contiguous blocks */
     size_t data_n, grad_n; /* floats used */
     size_t data_cap, grad_cap;
@@ -407,6 +420,25 @@ void dsi_dtrsm_rlt(int64_t m, int64_t n, const double *L, int64_t ldl, double *B
 void dsi_dsyrk_ln(int64_t n, int64_t k, const double *A, int64_t lda, double *C, int64_t ldc);
 void dsi_dtrsv_l(bool trans, int64_t n, const double *L, int64_t ldl, double *x);
 
+/* ---- memory plan (plan.c) ---- */
+/* One buffer of a graph's plan: its size, its lifetime on the timeline of a step (forward
+ * 0..n-1, then backward n..2n-1), and the offset the plan gives it. */
+typedef struct {
+    size_t bytes, off;
+    int start, end;        /* first and last time step, inclusive */
+    bool value;            /* data or saved: what a second backward pass would read again */
+} dsi_plan_buf;
+/* Plans with more pairs of buffers overlapping in time than this use the sweep (plan.c). */
+#define DSI_PLAN_GREEDY_PAIRS ((int64_t)1 << 20)
+/* Sets each buffer's offset (steps: time steps, 2n) so that buffers overlapping in time
+ * never share a byte, and returns the block size; SIZE_MAX when out of memory. */
+size_t dsi_plan_offsets(dsi_plan_buf *b, int nb, int steps);
+/* Pairs of buffers whose lifetimes overlap, or -1 when out of memory. */
+int64_t dsi_plan_pairs(const dsi_plan_buf *b, int nb, int steps);
+/* 1 when a backward pass (times n..2n-1) writes over a value it reads later, 0 if not, -1
+ * when out of memory. */
+int dsi_plan_clobbers(const dsi_plan_buf *b, int nb, int n);
+
 /* ---- small utilities (util.c) ---- */
 /* A growing string. Appends never fail: oom records an allocation failure, checked once at
  * the end. p is NUL-terminated (or NULL before the first append); free(p) releases it. */
@@ -433,6 +465,18 @@ const char *dsi_mem_note(size_t bytes);
 /* The status of the last dsi_fail on this thread (to pass a callee's failure on). */
 ds_status dsi_last_status(void);
 char *dsi_strdup(const char *s);
+/* "1 sample", "2 samples": the word for a count in messages. */
+static inline const char *dsi_plural(int64_t count, const char *one, const char *many)
+{
+    return count == 1 ? one : many;
+}
+/* The name index (dsi_name_index, declared above). */
+/* Adds position pos (its name must be in place already). false when out of memory. */
+bool dsi_index_add(dsi_name_index *ix, int pos, dsi_name_of name_of, const void *ctx);
+/* The position of name, or -1. */
+int  dsi_index_find(const dsi_name_index *ix, const char *name, dsi_name_of name_of,
+                    const void *ctx);
+void dsi_index_free(dsi_name_index *ix);
 int   dsi_snprintf_cat(char *buf, size_t cap, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))

@@ -21,6 +21,7 @@ void ds_model_free(ds_model *m)
     for (int i = 0; i < m->n; i++)
         free(m->params[i]);
     free(m->params);
+    dsi_index_free(&m->by_name);
     free(m->data);
     free(m->grad);
     free(m->names);
@@ -30,12 +31,15 @@ void ds_model_free(ds_model *m)
 int ds_model_param_count(const ds_model *m) { return m->n; }
 ds_param *ds_model_param(const ds_model *m, int i) { return (i >= 0 && i < m->n) ? m->params[i] : NULL; }
 
+static const char *param_name(const void *m, int i)
+{
+    return ((const ds_model *)m)->params[i]->name;
+}
+
 ds_param *ds_model_find(const ds_model *m, const char *name)
 {
-    for (int i = 0; i < m->n; i++)
-        if (!strcmp(m->params[i]->name, name))
-            return m->params[i];
-    return NULL;
+    int i = dsi_index_find(&m->by_name, name, param_name, m);
+    return i < 0 ? NULL : m->params[i];
 }
 
 int64_t ds_model_numel(const ds_model *m, int trainable_only)
@@ -144,10 +148,13 @@ ds_param *ds_model_add_param(ds_model *m, const char *name, int ndim, const int6
         free(p);
         return NULL;
     }
+    m->params[m->n] = p;   /* in place for the index; counted once it is in */
+    if (!dsi_index_add(&m->by_name, m->n, param_name, m))
+        goto nomem;
     m->data_n += len;
     if (trainable)
         m->grad_n += len;
-    m->params[m->n++] = p;
+    p->index = m->n++;
     return p;
 nomem:
     free(p);

@@ -119,6 +119,7 @@ struct ds_tensor_set {
     char **names;
     ds_tensor **ts;
     int n, cap;
+    dsi_name_index by_name;
     char **mkeys, **mvals;
     int nm, capm;
 };
@@ -145,17 +146,20 @@ void ds_tensor_set_free(ds_tensor_set *s)
     }
     free(s->names);
     free(s->ts);
+    dsi_index_free(&s->by_name);
     free(s->mkeys);
     free(s->mvals);
     free(s);
 }
 
+static const char *set_name(const void *s, int i)
+{
+    return ((const ds_tensor_set *)s)->names[i];
+}
+
 static int find_name(const ds_tensor_set *s, const char *name)
 {
-    for (int i = 0; i < s->n; i++)
-        if (!strcmp(s->names[i], name))
-            return i;
-    return -1;
+    return dsi_index_find(&s->by_name, name, set_name, s);
 }
 
 ds_status ds_tensor_set_add(ds_tensor_set *s, const char *name, int ndim, const int64_t *shape,
@@ -184,11 +188,12 @@ ds_status ds_tensor_set_add(ds_tensor_set *s, const char *name, int ndim, const 
         s->cap = cap;
     }
     char *nm = dsi_strdup(name);
-    if (!nm) {
+    s->names[s->n] = nm;
+    if (!nm || !dsi_index_add(&s->by_name, s->n, set_name, s)) {
+        free(nm);
         ds_tensor_free(t);
         return dsi_fail(DS_ERR_NOMEM, "out of memory adding tensor '%s'", name);
     }
-    s->names[s->n] = nm;
     s->ts[s->n] = t;
     s->n++;
     return DS_OK;

@@ -58,6 +58,61 @@ char *dsi_strdup(const char *s)
     return d;
 }
 
+/* FNV-1a, then mixed: the slot of a name. */
+static size_t name_hash(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+    return (size_t)dsi_mix64(h);
+}
+
+static void index_put(int *slot, int cap, int pos, const char *name)
+{
+    size_t i = name_hash(name) & (size_t)(cap - 1);
+    while (slot[i])
+        i = (i + 1) & (size_t)(cap - 1);
+    slot[i] = pos + 1;
+}
+
+/* Kept at most half full, so a probe sequence stays short. */
+bool dsi_index_add(dsi_name_index *ix, int pos, dsi_name_of name_of, const void *ctx)
+{
+    if (2 * (ix->n + 1) > ix->cap) {
+        int cap = ix->cap ? 2 * ix->cap : 64;
+        int *slot = calloc((size_t)cap, sizeof *slot);
+        if (!slot)
+            return false;
+        for (int i = 0; i < ix->cap; i++)
+            if (ix->slot[i])
+                index_put(slot, cap, ix->slot[i] - 1, name_of(ctx, ix->slot[i] - 1));
+        free(ix->slot);
+        ix->slot = slot;
+        ix->cap = cap;
+    }
+    index_put(ix->slot, ix->cap, pos, name_of(ctx, pos));
+    ix->n++;
+    return true;
+}
+
+int dsi_index_find(const dsi_name_index *ix, const char *name, dsi_name_of name_of,
+                   const void *ctx)
+{
+    if (!ix->cap)
+        return -1;
+    for (size_t i = name_hash(name) & (size_t)(ix->cap - 1); ix->slot[i];
+         i = (i + 1) & (size_t)(ix->cap - 1))
+        if (!strcmp(name_of(ctx, ix->slot[i] - 1), name))
+            return ix->slot[i] - 1;
+    return -1;
+}
+
+void dsi_index_free(dsi_name_index *ix)
+{
+    free(ix->slot);
+    *ix = (dsi_name_index){0};
+}
+
 int dsi_snprintf_cat(char *buf, size_t cap, const char *fmt, ...)
 {
     size_t len = strnlen(buf, cap);

@@ -82,8 +82,28 @@ int cli_named_list(const cli_cmd *c, const char *opt, cli_item *items, int *coun
 int cli_load_set(const cli_cmd *c, const char *xopt, const char *yopt, cli_data *d);
 void cli_data_free(cli_data *d);
 void cli_data_free_labels(cli_data *d);   /* the labels only */
-/* Moves the last fraction f of every tensor's samples into val (--val-split). */
-int cli_split_set(cli_data *d, double f, cli_data *val);
+/* A validation split: --val-split F (shuffled with the training seed, by class for
+ * classifiers) or --val-split-last F (the last fraction, in file order). */
+typedef struct {
+    double fraction;
+    bool last;
+    uint64_t seed;
+    bool quiet;           /* no line saying what was split */
+} cli_split;
+/* Moves the validation samples of the split (ds_net_split of f, the feed of d for n) of
+ * every tensor of d, inputs and labels alike, into val; each side keeps the file order.
+ * Prints the split unless quiet. 0, or 1 (printed). */
+int cli_split_set(const ds_net *n, cli_data *d, const ds_feed *f, const cli_split *how,
+                  cli_data *val);
+/* Warns (stderr) when the validation labels of a classifier miss a class the training
+ * labels have, or have one the training labels lack. ft, fv: the feeds of tr and va. */
+void cli_warn_classes(const ds_net *n, const cli_data *tr, const ds_feed *ft, const cli_data *va,
+                      const ds_feed *fv);
+/* "1 epoch", "2 epochs": the word for a count. */
+static inline const char *cli_plural(long long count, const char *one, const char *many)
+{
+    return count == 1 ? one : many;
+}
 /* The label mode of each labels file, from its shape, into the net options. */
 void cli_label_choices(const cli_data *d, ds_net_opts *o);
 /* The feed of d for n, each input reshaped to its node's rank (cli_fit_input); a plain

@@ -56,7 +56,7 @@ int cmd_summary(int argc, char **argv)
         return 0;
     if ((rc = cli_load_net(c.positional[0], NULL, batch, 0, NULL, &n)))
         return rc;
-    char *s = ds_graph_summary(ds_net_graph(n));
+    char *s = ds_net_summary(n);
     if (!s) {
         ds_net_free(n);
         return cli_fail();

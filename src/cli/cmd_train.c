@@ -51,19 +51,17 @@ static void show(void *ctx, const ds_progress *p)
             return;
         ps->last = t;
         int width = 24, done = (int)(width * p->batch / p->batches);
-        char bar[32];
+        char bar[32], el[32];
         for (int i = 0; i < width; i++)
             bar[i] = i < done ? '=' : (i == done ? '>' : ' ');
         bar[width] = 0;
-        printf("\r\033[Kepoch %d/%d [%s] %lld/%lld  loss %.4g%s%s  %.0f samples/s  %s %s%s",
+        fmt_time(p->elapsed_s, el, sizeof el);
+        /* the best-epoch marker goes after the time, which ends the line's fields */
+        printf("\r\033[Kepoch %d/%d [%s] %lld/%lld  loss %.4g%s%s  %.0f samples/s  %s %s%s%s",
                p->epoch, p->epochs, bar, (long long)p->batch, (long long)p->batches, p->loss,
                metric, val, p->samples_per_s, p->end_of_epoch ? "elapsed" : "ETA",
-               p->end_of_epoch ? "" : eta, p->improved ? "  *" : "");
-        if (p->end_of_epoch) {
-            char el[32];
-            fmt_time(p->elapsed_s, el, sizeof el);
-            printf("%s\n", el);
-        }
+               p->end_of_epoch ? el : eta, p->end_of_epoch && p->improved ? "  *" : "",
+               p->end_of_epoch ? "\n" : "");
         fflush(stdout);
     } else if (p->end_of_epoch) {
         char el[32];
@@ -328,8 +326,31 @@ static int check_files(const cli_cmd *c, const run_files *rf)
 typedef struct {
     long epochs, batch, seed, patience, accumulate;
     double vsplit, every;
+    bool vsplit_last;      /* --val-split-last: the last fraction, unshuffled */
     int aug;
 } train_settings;
+
+/* --val-split F or --val-split-last F (not both) into t. */
+static bool parse_split(const cli_cmd *c, train_settings *t)
+{
+    double last;
+    if (!cli_double(c, "val-split", 0, 1, 0, &t->vsplit) ||
+        !cli_double(c, "val-split-last", 0, 1, 0, &last))
+        return false;
+    if (cli_has(c, "val-split") && cli_has(c, "val-split-last")) {
+        cli_usage_error(c, "give either --val-split or --val-split-last, not both");
+        return false;
+    }
+    const char *opt = cli_has(c, "val-split") ? "val-split" : "val-split-last";
+    if (cli_has(c, opt) && !(t->vsplit + last > 0 && t->vsplit + last < 1)) {
+        cli_usage_error(c, "option '--%s': %s is not a fraction between 0 and 1 (exclusive)",
+                        opt, cli_get(c, opt));
+        return false;
+    }
+    t->vsplit_last = last > 0;
+    t->vsplit += last;
+    return true;
+}
 
 static int check_options(const cli_cmd *c, train_settings *t)
 {
@@ -338,7 +359,7 @@ static int check_options(const cli_cmd *c, train_settings *t)
         !cli_long(c, "accumulate", 1, 1000000, 1, &t->accumulate) ||
         !cli_long(c, "seed", 0, 0x7fffffffL, 0, &t->seed) ||
         !cli_long(c, "early-stopping", 1, 1000000, 0, &t->patience) ||
-        !cli_double(c, "val-split", 0, 1, 0, &t->vsplit) || !parse_augment(c, &t->aug) ||
+        !parse_split(c, t) || !parse_augment(c, &t->aug) ||
         !cli_double(c, "checkpoint-every", 0, 1e9, 10, &t->every) ||
         !cli_threads(c) || !check_scales(c))
         return 2;
@@ -350,10 +371,12 @@ static int check_options(const cli_cmd *c, train_settings *t)
         return cli_usage_error(c, "-o W.safetensors is required");
     if (cli_has(c, "val") != cli_has(c, "val-labels") && !cli_has(c, "label-columns"))
         return cli_usage_error(c, "--val and --val-labels go together");
-    if (cli_has(c, "val") && cli_has(c, "val-split"))
-        return cli_usage_error(c, "give either --val or --val-split, not both");
-    if (t->patience && !cli_has(c, "val") && !cli_has(c, "val-split"))
-        return cli_usage_error(c, "--early-stopping needs validation data (--val or --val-split)");
+    if (cli_has(c, "val") && t->vsplit > 0)
+        return cli_usage_error(c, "give either --val or --%s, not both",
+                               t->vsplit_last ? "val-split-last" : "val-split");
+    if (t->patience && !cli_has(c, "val") && !(t->vsplit > 0))
+        return cli_usage_error(c, "--early-stopping needs validation data (--val, --val-split "
+                               "or --val-split-last)");
     cli_item items[DS_FEED_MAX];
     int n, rc = 0;
     const char *lists[] = {"data", "labels", "val", "val-labels"};
@@ -372,23 +395,26 @@ static int load_all(const cli_cmd *c, const train_settings *t, cli_data *tr, cli
     int rc = cli_load_set(c, "data", "labels", tr);
     if (!rc && cli_has(c, "val"))
         rc = cli_load_set(c, "val", "val-labels", va);
-    if (!rc && t->vsplit > 0)
-        rc = cli_split_set(tr, t->vsplit, va);
     if (!rc)
         rc = cli_load_net(c->positional[0], cli_get(c, "weights"), t->batch, (uint64_t)t->seed,
                           tr, n);
     return rc;
 }
 
-/* Feeds checked against the model, the optimizer flags, scaling and preprocessing. */
-static int prepare(const cli_cmd *c, ds_net *n, cli_data *tr, cli_data *va, ds_feed *f,
-                   ds_feed *fv)
+/* Feeds checked against the model (the validation split taken from the training data
+ * first), the optimizer flags, scaling and preprocessing. */
+static int prepare(const cli_cmd *c, const train_settings *t, ds_net *n, cli_data *tr,
+                   cli_data *va, ds_feed *f, ds_feed *fv)
 {
+    cli_split how = {t->vsplit, t->vsplit_last, (uint64_t)t->seed, cli_has(c, "quiet")};
     int rc = cli_feed(n, tr, f);
+    if (!rc && t->vsplit > 0 && !(rc = cli_split_set(n, tr, f, &how, va)))
+        rc = cli_feed(n, tr, f);
     if (!rc && va->nx)
         rc = cli_feed(n, va, fv);
     if (rc)
         return rc;
+    cli_warn_classes(n, tr, f, va, fv);
     if (!parse_optimizer(c, ds_net_optim_opts_mut(n)))
         return 2;
     if (ds_net_check_feed(n, f) || (va->nx && ds_net_check_feed(n, fv)))
@@ -409,10 +435,11 @@ static void print_start(const cli_cmd *c, const ds_net *n, const cli_data *tr,
         snprintf(val, sizeof val, " (validation %lld)", (long long)ds_tensor_shape(va->x[0].t)[0]);
     if (t->accumulate > 1)
         snprintf(acc, sizeof acc, " x %ld accumulated", t->accumulate);
-    printf("training %s on %lld samples%s, batch %ld%s, %s lr %g, %d threads\n",
-           c->positional[0], (long long)ds_tensor_shape(tr->x[0].t)[0], val, t->batch, acc,
+    int64_t ns = ds_tensor_shape(tr->x[0].t)[0];
+    printf("training %s on %lld %s%s, batch %ld%s, %s lr %g, %d %s\n", c->positional[0],
+           (long long)ns, cli_plural(ns, "sample", "samples"), val, t->batch, acc,
            ds_optim_name(o->kind), o->lr > 0 ? o->lr : (o->kind == DS_OPT_SGD ? 1e-2 : 1e-3),
-           ds_get_num_threads());
+           ds_get_num_threads(), cli_plural(ds_get_num_threads(), "thread", "threads"));
 }
 
 static void print_done(const ds_fit_result *r, const ds_fit_opts *fo, bool val, long patience)
@@ -420,13 +447,13 @@ static void print_done(const ds_fit_result *r, const ds_fit_opts *fo, bool val, 
     if (r->resumed_from)
         printf("resumed after epoch %d\n", r->resumed_from);
     if (r->stopped_early)
-        printf("early stopping: no better validation loss for %ld epoch%s\n", patience,
-               patience == 1 ? "" : "s");
+        printf("early stopping: no better validation loss for %ld %s\n", patience,
+               cli_plural(patience, "epoch", "epochs"));
     if (r->skipped_steps)
-        printf("skipped %lld step%s with a NaN or Inf loss or gradient\n",
-               (long long)r->skipped_steps, r->skipped_steps == 1 ? "" : "s");
-    printf("done: %d epoch%s in %.1f s; best epoch %d%s", r->epochs_run,
-           r->epochs_run == 1 ? "" : "s", r->seconds, r->best_epoch,
+        printf("skipped %lld %s with a NaN or Inf loss or gradient\n",
+               (long long)r->skipped_steps, cli_plural(r->skipped_steps, "step", "steps"));
+    printf("done: %d %s in %.1f s; best epoch %d%s", r->epochs_run,
+           cli_plural(r->epochs_run, "epoch", "epochs"), r->seconds, r->best_epoch,
            val ? "" : " (by training loss)");
     if (val)
         printf(" (val_loss %.4g)", r->best_val_loss);
@@ -451,7 +478,10 @@ int cmd_train(int argc, char **argv)
         CLI_OPT("hdu", 0, "N", "FITS: HDU number, 1 = primary (default: first with data)"),
         CLI_OPTS("val", 0, "X2", "validation data; NAME=X2 for each input"),
         CLI_OPTS("val-labels", 0, "Y2", "validation labels; NAME=Y2 for each loss"),
-        CLI_OPT("val-split", 0, "F", "hold out the last fraction F of the data for validation"),
+        CLI_OPT("val-split", 0, "F", "hold out a fraction F of the data for validation, chosen "
+                "at random with --seed, in proportion from each class for a classifier"),
+        CLI_OPT("val-split-last", 0, "F", "hold out the last fraction F of the data, in file "
+                "order (as Keras' validation_split)"),
         CLI_OPT("weights", 0, "W0", "start from these weights (default: fresh initialization)"),
         CLI_OPT("epochs", 0, "N", "epochs (default 10)"),
         CLI_OPT("batch-size", 0, "B", "mini-batch size, samples per forward/backward pass "
@@ -513,7 +543,7 @@ int cmd_train(int argc, char **argv)
     cli_data tr = {0}, va = {0};
     ds_feed f, fv;
     ds_net *n = NULL;
-    if ((rc = load_all(&c, &t, &tr, &va, &n)) || (rc = prepare(&c, n, &tr, &va, &f, &fv)))
+    if ((rc = load_all(&c, &t, &tr, &va, &n)) || (rc = prepare(&c, &t, n, &tr, &va, &f, &fv)))
         goto done;
     char settings[8192];
     run_settings(&c, settings, sizeof settings);

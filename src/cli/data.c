@@ -136,9 +136,10 @@ int cli_load_set(const cli_cmd *c, const char *xopt, const char *yopt, cli_data 
             return rc;
     if (d->nx == 1 && d->ny == 1 &&
         ds_tensor_shape(d->y[0].t)[0] != ds_tensor_shape(d->x[0].t)[0]) {
-        fprintf(stderr, "deepsky: error: %s has %lld samples but %s has %lld labels\n",
-                d->x[0].path, (long long)ds_tensor_shape(d->x[0].t)[0], d->y[0].path,
-                (long long)ds_tensor_shape(d->y[0].t)[0]);
+        int64_t nx = ds_tensor_shape(d->x[0].t)[0], ny = ds_tensor_shape(d->y[0].t)[0];
+        fprintf(stderr, "deepsky: error: %s has %lld %s but %s has %lld %s\n", d->x[0].path,
+                (long long)nx, cli_plural(nx, "sample", "samples"), d->y[0].path,
+                (long long)ny, cli_plural(ny, "label", "labels"));
         return 1;
     }
     return 0;
@@ -171,55 +172,135 @@ void cli_label_choices(const cli_data *d, ds_net_opts *o)
     }
 }
 
-/* Rows [from, from+count) of t as a new tensor, or NULL. */
-static ds_tensor *rows_of(ds_tensor *t, int64_t from, int64_t count)
+/* The rows of t whose is_val byte is want, in order, as a new tensor; NULL: no memory. */
+static ds_tensor *rows_where(const ds_tensor *t, const unsigned char *is_val, int want,
+                             int64_t count)
 {
     int nd = ds_tensor_ndim(t);
     int64_t shape[DS_MAX_DIMS];
     memcpy(shape, ds_tensor_shape(t), (size_t)nd * sizeof *shape);
-    int64_t per = ds_tensor_numel(t) / shape[0];
+    int64_t n = shape[0], per = ds_tensor_numel(t) / n;
     shape[0] = count;
-    return ds_tensor_from(nd, shape, ds_tensor_data(t) + from * per);
+    ds_tensor *r = ds_tensor_create(nd, shape);
+    float *dst = r ? ds_tensor_data(r) : NULL;
+    const float *src = ds_tensor_data((ds_tensor *)t);
+    for (int64_t i = 0, k = 0; r && i < n; i++)
+        if (is_val[i] == want)
+            memcpy(dst + per * k++, src + per * i, (size_t)per * sizeof *dst);
+    return r;
 }
 
-/* Moves the last fraction f of every tensor's samples into val (as Keras'
- * validation_split). */
-int cli_split_set(cli_data *d, double f, cli_data *val)
+/* Splits every item of one list (inputs or labels) alike. */
+static int split_items(cli_item *src, int count, const unsigned char *is_val,
+                       const ds_split_info *info, cli_item *dst)
+{
+    for (int i = 0; i < count; i++) {
+        ds_tensor *a = rows_where(src[i].t, is_val, 0, info->train);
+        ds_tensor *b = rows_where(src[i].t, is_val, 1, info->val);
+        if (!a || !b) {
+            ds_tensor_free(a);
+            ds_tensor_free(b);
+            return cli_fail();
+        }
+        ds_tensor_free(src[i].t);
+        src[i].t = a;
+        dst[i] = src[i];
+        dst[i].path = "validation split";
+        dst[i].t = b;
+    }
+    return 0;
+}
+
+static void print_split(const ds_split_info *info, double fraction, bool last, uint64_t seed)
+{
+    int64_t n = info->train + info->val;
+    printf("validation split: %lld of %lld %s (fraction %g), ", (long long)info->val,
+           (long long)n, cli_plural(n, "sample", "samples"), fraction);
+    if (last)
+        printf("the last ones, in file order\n");
+    else if (info->classes)
+        printf("shuffled with seed %llu, by class (%lld %s)\n", (unsigned long long)seed,
+               (long long)info->classes, cli_plural(info->classes, "class", "classes"));
+    else
+        printf("shuffled with seed %llu\n", (unsigned long long)seed);
+}
+
+int cli_split_set(const ds_net *n, cli_data *d, const ds_feed *f, const cli_split *how,
+                  cli_data *val)
 {
     int64_t N = ds_tensor_shape(d->x[0].t)[0];
-    int64_t nv = (int64_t)floor(f * (double)N + 0.5);
-    if (nv < 1 || nv >= N) {
-        fprintf(stderr, "deepsky: error: --val-split %g of %lld samples leaves %lld for "
-                "validation and %lld for training; both need at least one\n", f, (long long)N,
-                (long long)nv, (long long)(N - nv));
+    unsigned char *is_val = malloc((size_t)N + 1);
+    ds_split_info info;
+    if (!is_val || ds_net_split(n, f, how->fraction, how->last, how->seed, is_val, &info)) {
+        free(is_val);
+        if (!is_val)
+            return cli_fail();
+        fprintf(stderr, "deepsky: error: --%s %g: %s\n", how->last ? "val-split-last" : "val-split",
+                how->fraction, ds_last_error());
         return 1;
     }
     *val = *d;
     val->nx = val->ny = 0;
-    cli_item *src[2] = {d->x, d->y}, *dst[2] = {val->x, val->y};
-    int counts[2] = {d->nx, d->ny};
-    for (int k = 0; k < 2; k++)
-        for (int i = 0; i < counts[k]; i++) {
-            ds_tensor *t = src[k][i].t;
-            int64_t n = ds_tensor_shape(t)[0];
-            if (n != N) {
-                fprintf(stderr, "deepsky: error: %s has %lld samples but %s has %lld\n",
-                        d->x[0].path, (long long)N, src[k][i].path, (long long)n);
-                return 1;
-            }
-            ds_tensor *a = rows_of(t, 0, N - nv), *b = rows_of(t, N - nv, nv);
-            dst[k][i].path = "validation split";
-            if (!a || !b) {
-                ds_tensor_free(a);
-                ds_tensor_free(b);
-                return cli_fail();
-            }
-            ds_tensor_free(t);
-            src[k][i].t = a;
-            dst[k][i].t = b;
-            *(k ? &val->ny : &val->nx) = i + 1;
-        }
-    return 0;
+    int rc = split_items(d->x, d->nx, is_val, &info, val->x);
+    if (!rc)
+        val->nx = d->nx;
+    if (!rc && !(rc = split_items(d->y, d->ny, is_val, &info, val->y)))
+        val->ny = d->ny;
+    free(is_val);
+    if (!rc && !how->quiet)
+        print_split(&info, how->fraction, how->last, how->seed);
+    return rc;
+}
+
+/* "1, 2, 5" (at most 8, then "..."): the classes with a count on one side only. */
+static void class_list(const int64_t *mine, const int64_t *other, int64_t K, char *buf,
+                       size_t cap, int *count)
+{
+    buf[0] = 0;
+    *count = 0;
+    for (int64_t c = 0; c < K; c++)
+        if (mine[c] && !other[c] && (*count)++ < 8)
+            snprintf(buf + strlen(buf), cap - strlen(buf), "%s%lld", *count > 1 ? ", " : "",
+                     (long long)c);
+    if (*count > 8)
+        snprintf(buf + strlen(buf), cap - strlen(buf), ", ...");
+}
+
+/* Samples per class of a feed into counts (K of them); false without classes. */
+static bool class_counts(const ds_net *n, const ds_feed *f, int64_t N, int64_t *counts,
+                         int64_t K)
+{
+    int64_t *cls = malloc((size_t)N * sizeof *cls), k = 0;
+    bool ok = cls && !ds_net_sample_classes(n, f, cls, &k) && k == K;
+    for (int64_t i = 0; ok && i < N; i++)
+        counts[cls[i]]++;
+    free(cls);
+    return ok;
+}
+
+void cli_warn_classes(const ds_net *n, const cli_data *tr, const ds_feed *ft, const cli_data *va,
+                      const ds_feed *fv)
+{
+    int64_t K = ds_net_classes(n);
+    if (!K || !va->nx || !tr->ny || !va->ny)
+        return;
+    int64_t *ct = calloc((size_t)K, sizeof *ct), *cv = calloc((size_t)K, sizeof *cv);
+    if (ct && cv && class_counts(n, ft, ds_tensor_shape(tr->x[0].t)[0], ct, K) &&
+        class_counts(n, fv, ds_tensor_shape(va->x[0].t)[0], cv, K)) {
+        char list[160];
+        int count;
+        class_list(ct, cv, K, list, sizeof list, &count);
+        if (count)
+            fprintf(stderr, "deepsky: warning: the validation labels have no sample of %s %s, "
+                    "which the training labels have: validation does not measure %s\n",
+                    cli_plural(count, "class", "classes"), list, count > 1 ? "them" : "it");
+        class_list(cv, ct, K, list, sizeof list, &count);
+        if (count)
+            fprintf(stderr, "deepsky: warning: the validation labels have %s %s, which the "
+                    "training labels never show\n", cli_plural(count, "class", "classes"), list);
+    }
+    free(ct);
+    free(cv);
 }
 
 /* "img, meta" */

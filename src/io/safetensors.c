@@ -223,6 +223,11 @@ static ds_status src_get(const source *src, uint64_t off, size_t n, unsigned cha
     return DS_OK;
 }
 
+static const char *json_key(const void *obj, int i)
+{
+    return ((const dsi_json *)obj)->keys[i];
+}
+
 static ds_status load(const source *src, ds_tensor_set *s)
 {
     const char *path = src->path;
@@ -255,6 +260,7 @@ static ds_status load(const source *src, ds_tensor_set *s)
     dsi_json *root = NULL;
     entry *es = NULL, **order = NULL;
     unsigned char *tmp = NULL;
+    dsi_name_index seen = {0};   /* the header's keys so far */
     if ((st = src_get(src, 8, (size_t)hlen, textbuf, &text, "header")) != DS_OK)
         goto done;
     if (text[0] != '{') {
@@ -277,12 +283,12 @@ static ds_status load(const source *src, ds_tensor_set *s)
         goto nomem;
     for (int i = 0; i < root->n; i++) {
         const char *key = root->keys[i];
-        for (int j = 0; j < i; j++)
-            if (!strcmp(root->keys[j], key)) {
-                st = dsi_fail(DS_ERR_FORMAT, "%s: tensor '%s' appears twice in the header", path,
-                              key);
-                goto done;
-            }
+        if (dsi_index_find(&seen, key, json_key, root) >= 0) {
+            st = dsi_fail(DS_ERR_FORMAT, "%s: tensor '%s' appears twice in the header", path, key);
+            goto done;
+        }
+        if (!dsi_index_add(&seen, i, json_key, root))
+            goto nomem;
         if (!strcmp(key, "__metadata__"))
             continue;
         if ((st = read_entry(path, key, &root->items[i], buf_size, &es[n])) != DS_OK)
@@ -345,6 +351,7 @@ static ds_status load(const source *src, ds_tensor_set *s)
 nomem:
     st = dsi_fail(DS_ERR_NOMEM, "%s: out of memory reading the header", path);
 done:
+    dsi_index_free(&seen);
     free(tmp);
     free(order);
     free(es);

@@ -79,10 +79,11 @@ static ds_status check_count(dsi_bound *b, const ds_tensor *t, const char *src, 
     if (have == b->n)
         return DS_OK;
     if (labels)
-        return dsi_fail(DS_ERR_SHAPE, "%s: %lld labels for %lld samples in %s", src,
-                        (long long)have, (long long)b->n, b->first);
-    return dsi_fail(DS_ERR_SHAPE, "%s has %lld samples but %s has %lld", b->first,
-                    (long long)b->n, src, (long long)have);
+        return dsi_fail(DS_ERR_SHAPE, "%s: %lld %s for %lld %s in %s", src, (long long)have,
+                        dsi_plural(have, "label", "labels"), (long long)b->n,
+                        dsi_plural(b->n, "sample", "samples"), b->first);
+    return dsi_fail(DS_ERR_SHAPE, "%s has %lld %s but %s has %lld", b->first, (long long)b->n,
+                    dsi_plural(b->n, "sample", "samples"), src, (long long)have);
 }
 
 static ds_status bind_list(const ds_net *n, const ds_feed_item *list, bool labels, dsi_bound *b)

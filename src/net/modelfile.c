@@ -49,6 +49,7 @@ typedef struct {
     const ds_net_opts *opts;
     named *names;
     int n_names, cap_names;
+    dsi_name_index by_name;   /* names by name */
     ds_node *prev;
     int64_t batch;
     ds_node *losses[MAX_LOSSES];
@@ -376,12 +377,15 @@ static ds_status get_init(spec *s, const char *const *keys, ds_init *out)
 }
 
 /* ---- names and inputs ---- */
+static const char *name_at(const void *b, int i)
+{
+    return ((const builder *)b)->names[i].name;
+}
+
 static named *lookup(builder *b, const char *name)
 {
-    for (int i = b->n_names - 1; i >= 0; i--)
-        if (!strcmp(b->names[i].name, name))
-            return &b->names[i];
-    return NULL;
+    int i = dsi_index_find(&b->by_name, name, name_at, b);
+    return i < 0 ? NULL : &b->names[i];
 }
 
 static ds_status add_name(builder *b, const spec *s, const char *name, ds_node *node,
@@ -399,8 +403,11 @@ static ds_status add_name(builder *b, const spec *s, const char *name, ds_node *
         b->names = nn;
         b->cap_names = cap;
     }
-    named *e = &b->names[b->n_names++];
+    named *e = &b->names[b->n_names];
     snprintf(e->name, sizeof e->name, "%s", name);
+    if (!dsi_index_add(&b->by_name, b->n_names, name_at, b))
+        return dsi_fail(DS_ERR_NOMEM, "out of memory");
+    b->n_names++;
     e->node = node;
     e->line = s->line;
     e->act = act;
@@ -1206,6 +1213,7 @@ static ds_status l_cce(builder *b, spec *s, const loss_def *d, loss_line *l, ds_
     *out = sparse ? ds_loss_cce_logits_int(g, logit, t, l->red)
                   : ds_loss_cce_logits(g, logit, t, l->red);
     l->t->labels = sparse ? DS_LABELS_INDEX : DS_LABELS_DENSE;
+    l->t->index_too = !sparse && label_mode(b, l->name) == DS_LABELS_AUTO;
     l->t->output_logits = logit == y;   /* as Keras: the last layer's values (logits if
                                          * from_logits) */
     l->t->classes = shape[1];
@@ -1785,6 +1793,7 @@ ds_status ds_net_parse(const char *text, const char *filename, const ds_net_opts
     if (!st && !(st = resolve_outputs(&b)))
         st = total_loss(&b);
     free(b.names);
+    dsi_index_free(&b.by_name);
     if (!st)
         report_keywords(&b);
     if (st != DS_OK) {

@@ -26,6 +26,8 @@ typedef struct {
     ds_node *pred;               /* the prediction (logits if from_logits) */
     dsi_loss_kind kind;
     ds_label_mode labels;
+    bool index_too;              /* categorical, one-hot rows by default (DS_LABELS_AUTO):
+                                  * built with DS_LABELS_INDEX it reads class indices */
     int64_t classes;             /* classifiers: number of classes (2 for binary) */
     bool output_logits;          /* pred is logits (from_logits=true), not probabilities */
 } dsi_net_target;

@@ -123,12 +123,13 @@ static ds_status check_step(const ds_trainer *t, const ds_feed *data, const int6
     if (st || (st = dsi_require_labels(n, d, d->first)))
         return st;
     if (b < 1 || (!rows && b > d->n))
-        return dsi_fail(DS_ERR_ARG, "trainer step: %lld samples of %lld", (long long)b,
-                        (long long)d->n);
+        return dsi_fail(DS_ERR_ARG, "trainer step: %lld %s of %lld", (long long)b,
+                        dsi_plural(b, "sample", "samples"), (long long)d->n);
     for (int64_t k = 0; rows && k < b; k++)
         if (rows[k] < 0 || rows[k] >= d->n)
             return dsi_fail(DS_ERR_ARG, "trainer step: row %lld is not a sample of the data "
-                            "(%lld samples)", (long long)rows[k], (long long)d->n);
+                            "(%lld %s)", (long long)rows[k], (long long)d->n,
+                            dsi_plural(d->n, "sample", "samples"));
     return DS_OK;
 }
 
