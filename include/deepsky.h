@@ -819,8 +819,10 @@ typedef struct {
 } ds_split_info;
 /* Chooses the validation samples of a feed: is_val (one byte per sample) gets 1 for each.
  * last = 0: a shuffled split seeded by seed; stratified by class when the samples have
- * classes (ds_net_sample_classes): each class gives round(fraction x its count) samples,
- * at least one and at most all but one when it has two or more, none when it has one.
+ * classes (ds_net_sample_classes): each class gives floor(fraction x its count) samples,
+ * at least one and at most all but one when it has two or more, none when it has one,
+ * then one more from the classes of largest remainder (the first on ties) until the total
+ * is round(fraction x N).
  * Without classes, round(fraction x N) samples at random. last = 1: the last
  * round(fraction x N) samples, in order (as Keras' validation_split). Both sides need at
  * least one sample, else DS_ERR_ARG. The same feed and seed give the same split. */

@@ -62,37 +62,61 @@ static int64_t round_share(double fraction, int64_t count)
     return (int64_t)floor(fraction * (double)count + 0.5);
 }
 
-/* Stratified: each class's samples shuffled, round(fraction x its count) of them to
- * validation, but at least one and at most all but one for a class of two or more; a
- * class of one sample stays in training. order: n ints of workspace. */
+/* How many of each class's count[c] samples go to validation: floor(fraction x count),
+ * at least one and at most all but one for a class of two or more (a class of one sample
+ * stays in training), then one more to the classes with the largest remainders until the
+ * total is round(fraction x n), as scikit-learn's stratified split has it. */
+static void class_shares(const int64_t *count, int64_t K, int64_t n, double fraction,
+                         int64_t *take)
+{
+    int64_t total = 0;
+    for (int64_t c = 0; c < K; c++) {
+        int64_t t = (int64_t)floor(fraction * (double)count[c]);
+        take[c] = count[c] < 2 ? 0 : t < 1 ? 1 : t > count[c] - 1 ? count[c] - 1 : t;
+        total += take[c];
+    }
+    for (int64_t want = round_share(fraction, n); total < want; total++) {
+        int64_t best = -1;
+        double best_rem = -1;
+        for (int64_t c = 0; c < K; c++) {
+            double rem = fraction * (double)count[c] - (double)take[c];
+            if (count[c] >= 2 && take[c] < count[c] - 1 && rem > best_rem)
+                best = c, best_rem = rem;
+        }
+        if (best < 0)
+            break;
+        take[best]++;
+    }
+}
+
+/* Stratified: each class's samples shuffled, class_shares of them to validation.
+ * order: n ints of workspace. */
 static bool split_classes(ds_rng *r, const int64_t *cls, int64_t n, int64_t K, double fraction,
                           int64_t *order, unsigned char *is_val, ds_split_info *info)
 {
     int64_t *start = calloc((size_t)K + 1, sizeof *start);   /* counting sort by class */
-    if (!start)
+    int64_t *count = calloc((size_t)K + 1, sizeof *count), *take = calloc((size_t)K + 1, 8);
+    if (!start || !count || !take) {
+        free(start), free(count), free(take);
         return false;
+    }
     for (int64_t i = 0; i < n; i++)
-        start[cls[i] + 1]++;
+        count[cls[i]]++;
+    class_shares(count, K, n, fraction, take);
     for (int64_t c = 0; c < K; c++)
-        start[c + 1] += start[c];
+        start[c + 1] = start[c] + count[c];
     for (int64_t i = 0; i < n; i++)
         order[start[cls[i]]++] = i;   /* start[c] moves to the end of class c */
     for (int64_t c = 0, first = 0; c < K; first = start[c++]) {
-        int64_t count = start[c] - first, take = round_share(fraction, count);
-        if (!count)
+        if (!count[c])
             continue;
         info->classes++;
-        if (count == 1) {
-            info->single++;
-            take = 0;
-        } else {
-            take = take < 1 ? 1 : take > count - 1 ? count - 1 : take;
-        }
-        shuffle(r, order + first, count);
-        for (int64_t j = 0; j < take; j++)
+        info->single += count[c] == 1;
+        shuffle(r, order + first, count[c]);
+        for (int64_t j = 0; j < take[c]; j++)
             is_val[order[first + j]] = 1;
     }
-    free(start);
+    free(start), free(count), free(take);
     return true;
 }
 
