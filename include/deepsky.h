@@ -172,7 +172,8 @@ typedef enum {
     DS_FIRST_LINE_NAMES = 0,   /* as the column names */
     DS_FIRST_LINE_DATA,        /* as the first row of data; columns named "1".."N" */
     DS_FIRST_LINE_SKIPPED,     /* as neither (e.g. "150,4,setosa,versicolor,virginica" above
-                                * rows of 5 numbers): left out; columns named "1".."N" */
+                                * rows of 5 numbers): left out; the columns are named by the
+                                * next line if it holds only text, else "1".."N" */
 } ds_first_line;
 /* What a reader found or assumed, for the caller to show (the library never prints). */
 typedef struct {
@@ -200,10 +201,12 @@ typedef struct {
     /* Tables, when columns is NULL or "": columns left out of every numeric column, in the
      * syntax of columns (e.g. the label columns of a file that holds data and labels). */
     const char *exclude;
-    /* CSV: the first line. DS_HEADER_AUTO takes it as the column names unless it holds only
-     * numbers (then it is data), or mixes numbers and text in a way the next line does not
-     * (then, like a first line with another number of fields than the next, it is skipped);
-     * info then says what was assumed. Other formats ignore it. */
+    /* CSV: the first line. DS_HEADER_AUTO takes it as the column names unless it holds
+     * numbers: then it is skipped if the next line holds only text (which then names the
+     * columns), else it is data if it holds only numbers, or numbers and text in the same
+     * columns as the next line; else (it mixes them otherwise, or its number of fields is
+     * not the next line's) it is skipped. A quoted field counts as text. info says what was
+     * assumed. Other formats ignore it. */
     ds_header_mode header;
     /* If non-NULL, filled on success with what was found or assumed. */
     ds_read_info *info;

@@ -6,8 +6,8 @@
 #include <errno.h>
 #include <math.h>
 
-/* Record reader over a buffer (p to end). Separator ',' (or ';' or tab, chosen from
- * the header line); "quoted" fields with "" escapes may hold separators and newlines;
+/* Record reader over a buffer (p to end). Separator ',' (or ';', tab or runs of blanks,
+ * chosen from the first line); "quoted" fields with "" escapes may hold separators and newlines;
  * blank lines and lines starting with '#' are skipped. */
 typedef struct {
     const char *path;
@@ -55,9 +55,23 @@ static bool new_field(csv *c)
 
 static const char *field(const csv *c, int i) { return c->buf + c->off[i]; }
 
+/* Blanks trimmed around a field: not those that separate fields. */
 static bool is_space(const csv *c, char ch)
 {
-    return ch == ' ' || ch == '\r' || (ch == '\t' && c->sep != '\t');
+    return ch == '\r' || (ch == ' ' && c->sep != ' ') ||
+           (ch == '\t' && c->sep != '\t' && c->sep != ' ');
+}
+
+/* With sep ' ' (whitespace-separated columns), any run of spaces and tabs separates. */
+static bool is_sep(const csv *c, char ch)
+{
+    return ch == c->sep || (c->sep == ' ' && ch == '\t');
+}
+
+static void skip_blanks(csv *c)
+{
+    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\r'))
+        c->p++;
 }
 
 /* Skips blank and comment lines; false at the end of the file. */
@@ -80,17 +94,24 @@ static bool skip_to_record(csv *c)
     }
 }
 
-/* The separator that occurs most often outside quotes on the header line (',' on ties). */
+/* The separator that occurs most often outside quotes on the first line (',' on ties);
+ * ' ' (runs of blanks) if there is none of ',', ';' and tab but blanks between words. */
 static char detect_sep(const char *p, const char *end)
 {
-    int n[3] = {0, 0, 0};
-    bool quoted = false;
+    int n[3] = {0, 0, 0}, gaps = 0;
+    bool quoted = false, word = false;
     for (; p < end && (quoted || *p != '\n'); p++) {
         if (*p == '"')
             quoted = !quoted;
         else if (!quoted)
             n[0] += *p == ',', n[1] += *p == ';', n[2] += *p == '\t';
+        if (!quoted && *p == ' ' && word && p + 1 < end && p[1] != ' ' && p[1] != '\r' &&
+            p[1] != '\n')
+            gaps++;
+        word = word || (*p != ' ' && *p != '\r');
     }
+    if (!n[0] && !n[1] && !n[2] && gaps)
+        return ' ';
     if (n[1] > n[0] && n[1] >= n[2])
         return ';';
     if (n[2] > n[0] && n[2] > n[1])
@@ -107,6 +128,8 @@ static int next_record(csv *c, int *line)
     *line = c->line;
     c->nf = 0;
     c->blen = 0;
+    if (c->sep == ' ')
+        skip_blanks(c);
     for (;;) {
         if (!new_field(c))
             goto nomem;
@@ -135,14 +158,14 @@ static int next_record(csv *c, int *line)
             }
             while (c->p < c->end && is_space(c, *c->p))
                 c->p++;
-            if (c->p < c->end && *c->p != c->sep && *c->p != '\n') {
+            if (c->p < c->end && !is_sep(c, *c->p) && *c->p != '\n') {
                 dsi_fail(DS_ERR_FORMAT, "%s:%d: unexpected '%c' after a closing quote", c->path,
                          c->line, *c->p);
                 return -1;
             }
         } else {
             size_t first = c->blen;
-            while (c->p < c->end && *c->p != c->sep && *c->p != '\n')
+            while (c->p < c->end && !is_sep(c, *c->p) && *c->p != '\n')
                 if (!put(c, *c->p++))
                     goto nomem;
             while (c->blen > first && is_space(c, c->buf[c->blen - 1]))
@@ -150,9 +173,12 @@ static int next_record(csv *c, int *line)
         }
         if (!put(c, 0))
             goto nomem;
-        if (c->p < c->end && *c->p == c->sep) {
+        if (c->p < c->end && is_sep(c, *c->p)) {
             c->p++;
-            continue;
+            if (c->sep == ' ')
+                skip_blanks(c);
+            if (c->sep != ' ' || (c->p < c->end && *c->p != '\n'))
+                continue;   /* blanks at the end of a line separate nothing */
         }
         if (c->p < c->end) {    /* '\n' */
             c->p++;
@@ -212,6 +238,7 @@ typedef struct {
     int n;
     ds_first_line first;
     int first_line;      /* its line number */
+    int names_line;      /* the line that names the columns when it is not the first, or 0 */
     int row_line;        /* the line of the first row of data (0: none yet) */
 } header;
 
@@ -256,27 +283,43 @@ static bool number_names(header *h, int n)
 }
 
 /* DS_HEADER_AUTO's verdict on the first line, whose fields are h->names (a quoted field
- * counts as text): data if it holds only numbers; else skipped if the next record has another number of fields; else names
- * if it holds no number (or nothing follows); else (numbers and text) data if the next
- * record has numbers and text in the same columns, skipped if not. *why says which
- * rule; *nrow is the next record's field count. Reads ahead and comes back. */
-static int guess_first(csv *c, const header *h, ds_first_line *first, const char **why,
-                       int *nrow)
+ * counts as text), from its content and the next record's:
+ * - numbers (some) above a record of text only: skipped, and that record names the
+ *   columns (h then holds its names, and the reader stands after it);
+ * - only numbers: data;
+ * - another number of fields than the next record: skipped;
+ * - no number, or nothing follows: names;
+ * - numbers and text: data if the next record has numbers and text in the same columns,
+ *   else skipped.
+ * *why says which rule; *nrow is the number of columns. Reads ahead and comes back. */
+static int guess_first(csv *c, header *h, ds_first_line *first, const char **why, int *nrow)
 {
-    int num = 0, text = 0;
+    int num = 0, text = 0, rnum = 0, rtext = 0;
     for (int i = 0; i < h->n; i++)
         num += h->kinds[i] == NUMBER, text += h->kinds[i] == TEXT;
-    *nrow = h->n;
-    *first = DS_FIRST_LINE_DATA;
-    *why = "holds only numbers";
-    if (num && !text)
-        return 0;
     const char *p = c->p;
     int line = c->line, at, r = next_record(c, &at);
     if (r < 0)
         return -1;
+    for (int i = 0; r > 0 && i < c->nf; i++)
+        rnum += kind_of(c, i) == NUMBER, rtext += kind_of(c, i) == TEXT;
+    *nrow = h->n;
     *first = DS_FIRST_LINE_NAMES;
-    if (r > 0 && c->nf != h->n) {
+    if (num && rtext && !rnum) {
+        *first = DS_FIRST_LINE_SKIPPED;
+        *why = "holds numbers above a line of text";
+        free_names(h->names, h->n);
+        free(h->kinds);
+        h->names = NULL;
+        h->kinds = NULL;
+        h->names_line = at;
+        *nrow = c->nf;
+        return copy_fields(c, h) ? 0 : -2;
+    }
+    if (num && !text) {
+        *first = DS_FIRST_LINE_DATA;
+        *why = "holds only numbers";
+    } else if (r > 0 && c->nf != h->n) {
         *first = DS_FIRST_LINE_SKIPPED;
         *why = "has another number of fields than the rows below";
         *nrow = c->nf;
@@ -334,26 +377,30 @@ static ds_status read_header(csv *c, const unsigned char *data, size_t size, cha
         return dsi_fail(DS_ERR_NOMEM, "%s: out of memory", c->path);
     h->first = mode == DS_HEADER_NONE ? DS_FIRST_LINE_DATA : DS_FIRST_LINE_NAMES;
     const char *why = NULL;
-    int nrow = h->n;
-    if (mode == DS_HEADER_AUTO && guess_first(c, h, &h->first, &why, &nrow) < 0)
+    int nrow = h->n, g = mode == DS_HEADER_AUTO ? guess_first(c, h, &h->first, &why, &nrow) : 0;
+    if (g == -1)
         return DS_ERR_FORMAT;
     if (h->first == DS_FIRST_LINE_DATA) {   /* read it again, as a row */
         c->p = p0;
         c->line = line0;
     }
-    if (h->first != DS_FIRST_LINE_NAMES && !number_names(h, nrow))
+    if (g == -2 || (h->first != DS_FIRST_LINE_NAMES && !h->names_line && !number_names(h, nrow)))
         return dsi_fail(DS_ERR_NOMEM, "%s: out of memory", c->path);
     if (info) {
         info->table = 1;
         info->first_line = h->first;
         info->guessed = mode == DS_HEADER_AUTO && h->first != DS_FIRST_LINE_NAMES;
-        char text[48];
+        char text[48], then[96];
         line_excerpt(p0, c->end, text, sizeof text);
+        if (h->names_line)
+            snprintf(then, sizeof then, "skipped, and line %d names the columns", h->names_line);
+        else
+            snprintf(then, sizeof then, "%s, and the columns are named 1 to %d", h->first ==
+                     DS_FIRST_LINE_DATA ? "read as data, not as column names" : "skipped: it is "
+                     "neither column names nor data", h->n);
         if (info->guessed)
             snprintf(info->note, sizeof info->note, "%s:%d: the first line ('%s') %s, so it "
-                     "is %s, and the columns are named 1 to %d", c->path, h->first_line, text,
-                     why, h->first == DS_FIRST_LINE_DATA ? "read as data, not as column names"
-                     : "skipped: it is neither column names nor data", h->n);
+                     "is %s", c->path, h->first_line, text, why, then);
     }
     return DS_OK;
 }
