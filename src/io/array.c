@@ -449,13 +449,20 @@ static ds_status column_item(const char *path, const char *a, size_t w, int n,
         if (a[k] != '-')
             continue;
         long na = 0, nb = 0;
-        int ra = column_ref(a, k, n, names, lo, &na);
-        int rb = column_ref(a + k + 1, w - k - 1, n, names, hi, &nb);
+        size_t la = k, sb = k + 1;   /* the two sides, trimmed */
+        while (la > 0 && isspace((unsigned char)a[la - 1]))
+            la--;
+        while (sb < w && isspace((unsigned char)a[sb]))
+            sb++;
+        int ra = column_ref(a, la, n, names, lo, &na);
+        int rb = column_ref(a + sb, w - sb, n, names, hi, &nb);
         if (ra == REF_NONE || rb == REF_NONE)
             continue;
         if (ra == REF_RANGE_ERR || rb == REF_RANGE_ERR) {
+            char why[300];
             range_fail(path, ra == REF_RANGE_ERR ? na : nb, n);
-            return dsi_fail(DS_ERR_ARG, "%s (in the range '%.*s')", ds_last_error(), (int)w, a);
+            snprintf(why, sizeof why, "%s", ds_last_error());   /* not formatted into itself */
+            return dsi_fail(DS_ERR_ARG, "%s (in the range '%.*s')", why, (int)w, a);
         }
         if (*lo > *hi)
             return dsi_fail(DS_ERR_ARG, "%s: column range '%.*s' runs backwards (from column "
