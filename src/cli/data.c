@@ -372,14 +372,21 @@ int cli_fit_input(const ds_node *in, ds_tensor **x, const char *path)
         shape[0] = -1;
     if (shape[0] >= 0 && ds_tensor_reshape(*x, nd, shape) == DS_OK)
         return 0;
-    char a[96], b[96], c[96];
+    char a[96], b[96], c[120], s[96];
+    int64_t per = 1;
+    for (int i = 1; i < nd; i++)
+        per *= want[i];
     ds_shape_str(tnd, have, a, sizeof a);
     ds_shape_str(nd - 1, want + 1, b, sizeof b);
-    ds_shape_str(tnd > 1 ? tnd - 1 : 0, have + 1, c, sizeof c);
+    if (tnd == 2)   /* a table's rows fill any shape of as many values */
+        snprintf(c, sizeof c, "%lld values", (long long)have[1]);
+    else
+        snprintf(c, sizeof c, "shape %s", ds_shape_str(tnd > 1 ? tnd - 1 : 0, have + 1, s,
+                                                        sizeof s));
     fprintf(stderr, "deepsky: error: %s: data of shape %s does not fit the model's input '%s', "
-            "which takes samples of shape %s: read as %lld samples of shape %s%s, or as one "
-            "sample of shape %s\n", path, a, ds_node_layer_name(in), b,
-            (long long)(tnd ? have[0] : 1), c, tnd == 2 ? " (table rows)" : "", a);
+            "which takes samples of shape %s (%lld values): read as %lld samples of %s, or as "
+            "one sample of shape %s\n", path, a, ds_node_layer_name(in), b, (long long)per,
+            (long long)(tnd ? have[0] : 1), c, a);
     return 1;
 }
 

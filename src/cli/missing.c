@@ -35,14 +35,14 @@ int cli_nan_option(const cli_cmd *c, cli_nan *n)
     return 0;
 }
 
-/* The first NaN or Inf of t as an error naming path, with the --nan hint for a NaN. */
-static int check_finite(const ds_tensor *t, const char *path, bool hint)
+/* The first NaN or Inf of t as an error naming path, with hint for a NaN (or NULL). */
+static int check_finite(const ds_tensor *t, const char *path, const char *hint)
 {
     if (ds_tensor_check_finite(t, path) == DS_OK)
         return 0;
     bool is_nan = strstr(ds_last_error(), " NaN") != NULL;
-    fprintf(stderr, "deepsky: error: %s%s\n", ds_last_error(), is_nan && hint ? "; " NAN_HINT
-            : "");
+    fprintf(stderr, "deepsky: error: %s%s%s\n", ds_last_error(), is_nan && hint ? "; " : "",
+            is_nan && hint ? hint : "");
     return 1;
 }
 
@@ -125,7 +125,8 @@ int cli_nan_drop(cli_data *d)
 {
     int rc = d->ro.nan.kind == CLI_NAN_DROP && d->nx ? drop_samples(d) : 0;
     for (int i = 0; !rc && i < d->ny; i++)
-        rc = check_finite(d->y[i].t, d->y[i].path, d->ro.nan.kind != CLI_NAN_DROP);
+        rc = check_finite(d->y[i].t, d->y[i].path, "missing labels are not filled: --nan "
+                          "drop-samples leaves out their samples");
     return rc;
 }
 
@@ -200,5 +201,5 @@ int cli_nan_fill(const cli_data *d, cli_item *it)
     } else if (d->ro.nan.kind == CLI_NAN_MEAN && fill_mean(it)) {
         return 1;
     }
-    return check_finite(it->t, it->path, d->ro.nan.kind == CLI_NAN_ERROR);
+    return check_finite(it->t, it->path, d->ro.nan.kind == CLI_NAN_ERROR ? NAN_HINT : NULL);
 }
