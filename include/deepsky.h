@@ -213,8 +213,8 @@ typedef struct {
 } ds_read_opts;
 
 /* Reads an array; the format comes from the file name: .npy; .fits .fit .fts (also .gz,
- * through cfitsio); .csv and .tsv (also .gz; tab-separated for .tsv); IDX (MNIST-style names such as train-images-idx3-ubyte, gzipped
- * or not). FITS images come as [NAXISn, ..., NAXIS1], i.e. samples x [channels x] H x W
+ * through cfitsio); .csv and .tsv (also .gz; tab-separated for .tsv); IDX (MNIST-style
+ * names such as train-images-idx3-ubyte, gzipped or not). FITS images come as [NAXISn, ..., NAXIS1], i.e. samples x [channels x] H x W
  * with x = NAXIS1 the column index; tables and CSV as [rows, columns]; IDX as stored.
  * o may be NULL. Errors name the file, and the line/column/HDU where it applies. The file
  * is read whole (under ds_memory_limit()) and parsed as ds_array_load_mem parses bytes. */

@@ -230,7 +230,8 @@ TEST(cli_data_fits_tables_and_hdu_names)
     EXPECT(0, run(TRAIN "--data t.fits --hdu 2 --columns x1-x4 --label-columns class"));
     EXPECT(2, run(TRAIN "--data t.fits --hdu 0 --label-columns class"));
     HAS("deepsky train: option '--hdu': '0' is not an HDU: they are numbered from 1, the "
-        "primary HDU (leave --hdu out to read the first HDU that holds data)");
+        "primary HDU, to 100000 (leave --hdu out to read the first HDU that holds data; or give "
+        "an EXTNAME)");
     EXPECT(1, run(TRAIN "--data t.fits --hdu valid --label-columns class"));
     HAS("deepsky: error: t.fits: no HDU named 'valid' (EXTNAME or HDUNAME); its 3 HDUs: 1 "
         "(primary), 2 'TRAIN', 3 'TEST'");
@@ -429,8 +430,17 @@ TEST(cli_data_predict_classes)
     EXPECT(0, run("init r.model -o r.safetensors"));
     EXPECT(1, run("predict r.model --weights r.safetensors --data t.csv --no-header "
                   "--columns 1-4 --classes -o p.csv"));
-    HAS("deepsky: error: output 'dense_1' is not a classifier's prediction: no categorical or "
-        "binary cross-entropy loss reads it");
+    HAS("deepsky: error: --classes: output 'dense_1' is not a classifier's prediction: no "
+        "categorical or binary cross-entropy loss reads it");
+    /* a model with a regression head and a classifier: the classes for the classifier only */
+    write_text("h.model", "input name=x shape=4\ndense name=h units=8 activation=tanh\n"
+                          "dense name=reg units=1 inputs=h\n"
+                          "dense name=cls units=3 inputs=h activation=softmax\n"
+                          "loss mse output=reg\nloss categorical_crossentropy output=cls\n");
+    EXPECT(0, run("init h.model -o h.safetensors"));
+    EXPECT(0, run("predict h.model --weights h.safetensors --data t.csv --no-header "
+                  "--columns 1-4 --classes -o reg=r.npy -o cls=c.csv"));
+    HAS("wrote r.npy [30, 1]", "wrote c.csv [30, 4]: 3 probabilities and 1 class column");
     rm_dir();
     return TEST_PASS;
 }

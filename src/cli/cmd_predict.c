@@ -109,13 +109,10 @@ static int write_with_header(const cli_data *d, const cli_item *in, const ds_ten
     return rc;
 }
 
-/* --classes: the probabilities p [N, K] of a classifier's output k with its classes beside
+/* --classes: the probabilities p [N, K] of a classifier's output k with its classes c beside
  * them, as a table: prob_0..prob_K-1 then class (binary outputs: prob_j, class_j each). */
-static int write_classes(const ds_net *n, int k, ds_tensor *p, const char *path)
+static int write_classes(const ds_net *n, int k, ds_tensor *p, ds_tensor *c, const char *path)
 {
-    ds_tensor *c = NULL;
-    if (ds_net_output_classes(n, k, p, &c) != DS_OK)
-        return cli_fail();
     int rc = 0;
     const int64_t *ps = ds_tensor_shape(p);
     if (ds_tensor_ndim(p) != 2) {
@@ -124,7 +121,6 @@ static int write_classes(const ds_net *n, int k, ds_tensor *p, const char *path)
         fprintf(stderr, "deepsky: error: --classes: output '%s' has shape %s: the class column "
                 "goes beside one row of probabilities per sample [N, K]\n",
                 ds_net_output_name(n, k), shape);
-        ds_tensor_free(c);
         return 1;
     }
     int64_t N = ps[0], K = ps[1], M = ds_tensor_numel(c) / (N ? N : 1), W = K + M;
@@ -169,20 +165,39 @@ static int write_classes(const ds_net *n, int k, ds_tensor *p, const char *path)
     free(cols);
     free(np);
     free(names);
-    ds_tensor_free(c);
     return rc;
 }
 
 /* Writes each output to its file. */
+/* --classes: the classes of each output that is a classifier's (NULL for the others); at
+ * least one must be. 0, or 1 after printing. */
+static int classes_of(const ds_net *n, ds_tensor **p, ds_tensor **c)
+{
+    char first[512] = "";
+    int found = 0;
+    for (int k = 0; k < ds_net_output_count(n); k++) {
+        c[k] = NULL;
+        if (ds_net_output_classes(n, k, p[k], &c[k]) == DS_OK)
+            found++;
+        else if (!first[0])
+            snprintf(first, sizeof first, "%s", ds_last_error());
+    }
+    if (found)
+        return 0;
+    fprintf(stderr, "deepsky: error: --classes: %s\n", first);
+    return 1;
+}
+
 static int write_outputs(const ds_net *n, const cli_data *d, ds_tensor **p,
                          const cli_item *items, const int *which, bool classes)
 {
-    for (int k = 0; k < ds_net_output_count(n); k++) {
+    ds_tensor *c[DS_FEED_MAX] = {0};
+    int rc = classes ? classes_of(n, p, c) : 0;
+    for (int k = 0; k < ds_net_output_count(n) && !rc; k++) {
         const char *path = items[which[k]].path;
         const cli_item *img = image_like(d, p[k]);
-        int rc;
-        if (classes)
-            rc = write_classes(n, k, p[k], path);
+        if (c[k])
+            rc = write_classes(n, k, p[k], c[k], path);
         else if (img && is_fits_name(path))
             rc = write_with_header(d, img, p[k], path);
         else if ((rc = ds_array_save(p[k], path, NULL) ? cli_fail() : 0) == 0) {
@@ -190,10 +205,10 @@ static int write_outputs(const ds_net *n, const cli_data *d, ds_tensor **p,
             ds_shape_str(ds_tensor_ndim(p[k]), ds_tensor_shape(p[k]), shape, sizeof shape);
             printf("wrote %s %s\n", path, shape);
         }
-        if (rc)
-            return rc;
     }
-    return 0;
+    for (int k = 0; k < DS_FEED_MAX; k++)
+        ds_tensor_free(c[k]);
+    return rc;
 }
 
 int cmd_predict(int argc, char **argv)

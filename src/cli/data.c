@@ -3,6 +3,7 @@
  * model's inputs and losses, and handed to the library as feeds. */
 #include "cli.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,13 +69,13 @@ int cli_hdu(const cli_cmd *c, int *num, const char **name)
     if (!v)
         return 0;
     if (!*v || strspn(v, "0123456789+-") == strlen(v)) {   /* a number */
-        long n;
-        if (!cli_long(c, "hdu", -100000, 100000, 0, &n))
-            return 2;
-        if (n < 1)
+        char *end;
+        errno = 0;
+        long n = strtol(v, &end, 10);
+        if (!*v || *end || errno || n < 1 || n > 100000)
             return cli_usage_error(c, "option '--hdu': '%s' is not an HDU: they are numbered "
-                                   "from 1, the primary HDU (leave --hdu out to read the first "
-                                   "HDU that holds data)", v);
+                                   "from 1, the primary HDU, to 100000 (leave --hdu out to read "
+                                   "the first HDU that holds data; or give an EXTNAME)", v);
         *num = (int)n;
         return 0;
     }
