@@ -54,7 +54,7 @@ static int same_tensor(ds_tensor *a, ds_tensor *b)
 /* The failure of the first loader, kept while the second runs. */
 typedef struct {
     ds_status st;
-    char msg[600];
+    char msg[1100];   /* more than the library's longest message (1023 characters) */
 } outcome;
 
 static void keep(outcome *o, ds_status st)

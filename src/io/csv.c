@@ -440,7 +440,7 @@ static ds_status add_row(csv *c, const header *h, const int *sel, int nsel, int 
     for (int j = 0; j < nsel; j++) {
         const char *s = field(c, sel[j]);
         if (!parse_num(s, &(*vals)[(*nvals)++]))
-            return dsi_fail(DS_ERR_FORMAT, "%s:%d: column '%s': '%.40s' is not a number",
+            return dsi_fail(DS_ERR_FORMAT, "%s:%d: column '%.60s': '%.40s' is not a number",
                             c->path, line, h->names[sel[j]], s);
     }
     return DS_OK;
