@@ -54,7 +54,7 @@ static int same_tensor(ds_tensor *a, ds_tensor *b)
 /* The failure of the first loader, kept while the second runs. */
 typedef struct {
     ds_status st;
-    char msg[600];
+    char msg[1100];   /* more than the library's longest message (1023 characters) */
 } outcome;
 
 static void keep(outcome *o, ds_status st)
@@ -84,18 +84,21 @@ static void npy_round_trip(ds_tensor *t, const char *path)
     free(buf);
 }
 
-/* path holds data[0..size); format is what ds_array_load_mem is told. */
-static void load_array(const uint8_t *data, size_t size, const char *path, const char *format,
-                       const char *columns, int hdu)
+/* path holds data[0..size); format is what ds_array_load_mem is told; o the reader options
+ * (info is filled here, and must agree too). */
+static void load_opts(const uint8_t *data, size_t size, const char *path, const char *format,
+                      ds_read_opts o)
 {
     if (!path)
         return;
-    ds_read_opts o = {.columns = columns, .hdu = hdu};
+    ds_read_info fi, mi;
     ds_tensor *t = NULL, *m = NULL;
     outcome file;
+    o.info = &fi;
     keep(&file, ds_array_load(path, &o, &t));
+    o.info = &mi;
     if (!same_outcome(&file, ds_array_load_mem(data, size, path, format, &o, &m)) ||
-        !same_tensor(t, m))
+        !same_tensor(t, m) || (file.st == DS_OK && memcmp(&fi, &mi, sizeof fi)))
         mismatch("ds_array_load and ds_array_load_mem disagree", path);
     if (file.st == DS_OK) {
         check_tensor(t);
@@ -106,11 +109,16 @@ static void load_array(const uint8_t *data, size_t size, const char *path, const
     ds_tensor_free(m);
 }
 
+static void load_array(const uint8_t *data, size_t size, const char *path, const char *format,
+                       const char *columns, int hdu)
+{
+    load_opts(data, size, path, format, (ds_read_opts){.columns = columns, .hdu = hdu});
+}
+
 /* ds_table_columns on the file and on its bytes in memory. */
 static void table_columns(const uint8_t *data, size_t size, const char *path, const char *format,
-                          int hdu)
+                          ds_read_opts o)
 {
-    ds_read_opts o = {.hdu = hdu};
     char *a = ds_table_columns(path, &o);
     outcome file;
     keep(&file, a ? DS_OK : DS_ERR_FORMAT);
@@ -188,16 +196,38 @@ int fuzz_idx(const uint8_t *data, size_t size)
 }
 
 static const char *const column_lists[] = {NULL, "1", "2,1", "a,b", "x", "3,3", "0", "b,A,1"};
+/* ranges and numbers from the end; with bit 6 of the option byte, an even index is the
+ * column list, an odd one the columns left out */
+static const char *const range_lists[] = {"-1", "1-2", "-2--1", "a-b", "2-1", "1--1", "x-y-z",
+                                          " 1 - 2 ,-1"};
+
+/* The options of a table reader from the option byte b: bits 0-2 a list, bit 6 a range list
+ * instead (as columns or as exclude). */
+static ds_read_opts table_opts(uint8_t b)
+{
+    ds_read_opts o = {.columns = column_lists[b & 7]};
+    if (b & 64) {
+        o.columns = b & 1 ? NULL : range_lists[b & 7];
+        o.exclude = b & 1 ? range_lists[b & 7] : NULL;
+    }
+    return o;
+}
 
 int fuzz_csv(const uint8_t *data, size_t size)
 {
     fuzz_setup();
     if (size < 1)
         return 0;
-    const char *path = fuzz_file(data + 1, size - 1, ".csv");
-    load_array(data + 1, size - 1, path, "csv", column_lists[data[0] & 7], 0);
+    /* bits 0-2 and 6: columns (table_opts); bit 3: list the columns; bits 4-5: the header
+     * mode (3: automatic); bit 7: a .tsv name (tabs separate) */
+    bool tsv = data[0] & 128;
+    const char *path = fuzz_file(data + 1, size - 1, tsv ? ".tsv" : ".csv");
+    ds_read_opts o = table_opts(data[0]);
+    o.header = (ds_header_mode)(((data[0] >> 4) & 3) % 3);
+    load_opts(data + 1, size - 1, path, tsv ? "tsv" : "csv", o);
     if (path && data[0] & 8)
-        table_columns(data + 1, size - 1, path, "CSV", 0);
+        table_columns(data + 1, size - 1, path, tsv ? "x.TSV" : "CSV",
+                      (ds_read_opts){.header = o.header});
     return 0;
 }
 
@@ -206,12 +236,28 @@ int fuzz_fits(const uint8_t *data, size_t size)
     fuzz_setup();
     if (size < 1)
         return 0;
-    /* bits 0-2: a column list; bits 3-4: HDU 0 (first with data) to 3; bit 5: gzip name */
+    /* bits 0-2: a column list; bits 3-4: HDU 0 (first with data) to 3; bit 5: gzip name;
+     * bit 6: list the columns; bit 7: the HDU named TEST instead, and the last column left
+     * out when no list is given */
     int hdu = (data[0] >> 3) & 3;
-    bool gz = data[0] & 32;
+    bool gz = data[0] & 32, named = data[0] & 128;
     const char *path = fuzz_file(data + 1, size - 1, gz ? ".fits.gz" : ".fits");
-    load_array(data + 1, size - 1, path, gz ? ".fits.gz" : "fits", column_lists[data[0] & 7], hdu);
+    ds_read_opts o = {.columns = column_lists[data[0] & 7], .hdu = hdu,
+                      .hdu_name = named ? "TEST" : NULL};
+    o.exclude = named && !o.columns ? "-1" : NULL;
+    load_opts(data + 1, size - 1, path, gz ? ".fits.gz" : "fits", o);
     if (path && data[0] & 64)
-        table_columns(data + 1, size - 1, path, gz ? "x.FIT.gz" : "fts", hdu);
+        table_columns(data + 1, size - 1, path, gz ? "x.FIT.gz" : "fts",
+                      (ds_read_opts){.hdu = hdu, .hdu_name = o.hdu_name});
+    if (path && named) {   /* the header of the same HDU, from the file and from memory */
+        char *a = ds_fits_header(path, &o), *b;
+        outcome file;
+        keep(&file, a ? DS_OK : DS_ERR_FORMAT);
+        b = ds_fits_header_mem(data + 1, size - 1, path, &o);
+        if (!same_outcome(&file, b ? DS_OK : DS_ERR_FORMAT) || (a && strcmp(a, b)))
+            mismatch("ds_fits_header and ds_fits_header_mem disagree", path);
+        free(a);
+        free(b);
+    }
     return 0;
 }

@@ -74,7 +74,9 @@ for name, data in [("u8-3d", idx(u8, 0x08)), ("i8", idx(np.array([-1, 2], ">i1")
     put("idx", name, b"\x00" + data)
     put("idx", name + ".gz", b"\x01" + gzip.compress(data, mtime=0))
 
-# ---- CSV (first byte: bits 0-2 a column list, bit 3 also list the columns)
+# ---- CSV (first byte: bits 0-2 a column list, bit 3 also list the columns, bits 4-5 the
+# header mode: 0 or 3 guessed, 1 names, 2 none; bit 6 a range list instead, as columns (even
+# lists) or left out (odd); bit 7 a .tsv name)
 csvs = {
     "plain": b"a,b,c\n1,2,3\n4.5,-6e2,7\n",
     "quoted": b'"a","b,x",c\n"1",2,"3"\n',
@@ -89,8 +91,25 @@ for name, data in csvs.items():
     put("csv", name, b"\x00" + data)             # every numeric column
 put("csv", "plain-named", b"\x0b" + csvs["plain"])  # columns a,b, and list the columns
 put("csv", "plain-numbered", b"\x02" + csvs["plain"])
+firsts = {   # first lines that are not column names (issue 12), and other separators
+    "sk-iris": b"150,4,setosa,versicolor,virginica\n5.1,3.5,1.4,0.2,0\n7.0,3.2,4.7,1.4,1\n",
+    "sk-wine": b"178,13,class_0,class_1\n14.2,1.7,0\n13.2,1.8,1\n",
+    "sk-boston": b'2,3,,\n"CRIM","ZN","AGE","MEDV"\n0.006,18,65.2,24\n0.03,0,78.9,21.6\n',
+    "uci-iris": b"5.1,3.5,Iris-setosa\n7.0,3.2,Iris-versicolor\n",
+    "blanks": b"  1  2.5 -3 \n4\t5   6e3\n",
+    "bom": b"\xef\xbb\xbf5.1,3.5,0\n4.9,3.0,1\n",
+    "quoted-numbers": b'"1","2"\n3,4\n',
+}
+for name, data in firsts.items():
+    put("csv", name, b"\x08" + data)             # guessed, and list the columns
+put("csv", "noheader-none-last", b"\x60" + csvs["noheader"])   # no header, columns -1
+put("csv", "plain-exclude-range", b"\x43" + csvs["plain"])     # left out: a-b
+put("csv", "sk-iris-names", b"\x18" + firsts["sk-iris"])       # the first line as names
+put("csv", "tsv", b"\x80" + b"a b\tc\n1\t2\n")
+put("csv", "gz", b"\x44" + gzip.compress(csvs["plain"], mtime=0))   # columns 1--1
 
-# ---- FITS (first byte: bits 0-2 a column list, 3-4 the HDU, 5 a .gz name, 6 list columns)
+# ---- FITS (first byte: bits 0-2 a column list, 3-4 the HDU, 5 a .gz name, 6 list columns,
+# 7 the HDU named TEST with the last column left out, and its header read)
 def card(k, v=None, c=""):
     if v is None:
         s = k.ljust(80)
@@ -146,6 +165,9 @@ for name, data in fits.items():
 put("fits", "bintable-hdu2-cols", b"\x12" + fits["bintable"])   # HDU 2, columns 2,1
 put("fits", "asciitable-named", b"\x53" + fits["asciitable"])  # HDU 2, columns a,b, list
 put("fits", "image-ext-hdu2", b"\x10" + fits["image-ext"])
+iris = open(os.path.join(os.path.dirname(root), "..", "examples", "data", "iris.fits"), "rb").read()
+put("fits", "iris-test-named", b"\xc0" + iris)   # EXTNAME TEST, list its columns
+put("fits", "iris-text-column", b"\x04" + iris)  # column 'x': an error that lists them
 
 # ---- model descriptions: the examples and test networks, and the README's snippets
 for p in sorted(glob.glob("examples/*.model") + glob.glob("tests/fixtures/*.model")):
@@ -247,6 +269,9 @@ clis = [
     "sim\ngalaxies\n--count\n10\n--size\n32\n--n\n0.5:6\n--hlr\n1.5:5\n--e-max\n0.6\n--snr\n10:100\n--psf\nmoffat\n"
     "--psf-fwhm\n2:3\n--beta\n3\n--offset\n0.5\n--sky-sigma\n1\n--gain\n0\n--seed\n2\n-o\ni.fits\n--truth\nt.csv",
     "sim\ngalaxies\n--params\np.csv\n-o\ni.npy\n--truth\nt.fits",
+    "train\nm.model\n--data\nt.csv\n--no-header\n--label-columns\n-1\n--columns\n1-4\n--nan\nmean\n-o\nw",
+    "predict\nm.model\n--weights\nw\n--data\ni.fits\n--hdu\nSCI\n--nan\nfill:0\n--classes\n-o\np.fits",
+    "eval\nm.model\n--weights\nw\n--data\nt.tsv\n--header\n--label-columns\n-2--1\n--hdu\n0\n--nan\ndrop-samples",
     "help\ntrain", "--version", "train\n--help", "bogus",
 ]
 for i, text in enumerate(clis):

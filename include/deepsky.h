@@ -181,27 +181,71 @@ DS_API ds_status ds_npy_save_mem(const ds_tensor *t, void **buf, size_t *len);
 /* ------------------------------------------------------------------------------------------
  * Data files: arrays in NumPy, FITS, CSV and IDX files, read into float32 tensors.
  * ---------------------------------------------------------------------------------------- */
+/* CSV: what the first line is. */
+typedef enum {
+    DS_HEADER_AUTO = 0,   /* column names, unless its content says otherwise (see below) */
+    DS_HEADER_NAMES,      /* the column names, whatever it holds */
+    DS_HEADER_NONE,       /* a row of data: no line names the columns, which are "1".."N" */
+} ds_header_mode;
+/* How a CSV file's first line was read. */
+typedef enum {
+    DS_FIRST_LINE_NAMES = 0,   /* as the column names */
+    DS_FIRST_LINE_DATA,        /* as the first row of data; columns named "1".."N" */
+    DS_FIRST_LINE_SKIPPED,     /* as neither (e.g. "150,4,setosa,versicolor,virginica" above
+                                * rows of 5 numbers): left out; the columns are named by the
+                                * next line if it holds only text, else "1".."N" */
+} ds_first_line;
+/* What a reader found or assumed, for the caller to show (the library never prints). */
 typedef struct {
-    /* Tables (FITS binary/ASCII tables, CSV): comma-separated column names (case-insensitive)
-     * or 1-based column numbers, read in that order. NULL or "": every numeric column. */
+    ds_first_line first_line;  /* CSV */
+    int guessed;               /* 1 when DS_HEADER_AUTO decided first_line from the content
+                                * and it is not DS_FIRST_LINE_NAMES */
+    int hdu;                   /* FITS: the HDU read (1 = primary); 0 for other formats */
+    int table;                 /* 1 when read from a table (CSV, TSV, FITS table) */
+    char note[400];            /* the assumption in words, naming the file and line ("" when
+                                * nothing was assumed) */
+} ds_read_info;
+
+typedef struct {
+    /* Tables (FITS binary/ASCII tables, CSV): the columns to read, in that order, separated
+     * by commas: names (case-insensitive), 1-based numbers, negative numbers counting from
+     * the end (-1 is the last column), and ranges of any two of these, "2-5", "1--2",
+     * "mag_u-mag_z" (a name that holds '-' is taken whole first). NULL or "": every numeric
+     * column (CSV: every column whose first value is a number or empty). */
     const char *columns;
     /* FITS: HDU number, 1 = primary. 0: the first HDU that holds data (image or table). */
     int hdu;
+    /* FITS: the HDU whose EXTNAME (or HDUNAME) is this, case-insensitive; overrides hdu.
+     * NULL or "": by number. */
+    const char *hdu_name;
+    /* Tables, when columns is NULL or "": columns left out of every numeric column, in the
+     * syntax of columns (e.g. the label columns of a file that holds data and labels). */
+    const char *exclude;
+    /* CSV: the first line. DS_HEADER_AUTO takes it as the column names unless it holds
+     * numbers: then it is skipped if the next line holds only text (which then names the
+     * columns), else it is data if it holds only numbers, or numbers and text in the same
+     * columns as the next line; else (it mixes them otherwise, or its number of fields is
+     * not the next line's) it is skipped. A quoted field counts as text. info says what was
+     * assumed. Other formats ignore it. */
+    ds_header_mode header;
+    /* If non-NULL, filled on success with what was found or assumed. */
+    ds_read_info *info;
 } ds_read_opts;
 
 /* Reads an array; the format comes from the file name: .npy; .fits .fit .fts (also .gz,
- * through cfitsio); .csv; IDX (MNIST-style names such as train-images-idx3-ubyte, gzipped
- * or not). FITS images come as [NAXISn, ..., NAXIS1], i.e. samples x [channels x] H x W
+ * through cfitsio); .csv and .tsv (also .gz; tab-separated for .tsv); IDX (MNIST-style
+ * names such as train-images-idx3-ubyte, gzipped or not). FITS images come as [NAXISn, ..., NAXIS1], i.e. samples x [channels x] H x W
  * with x = NAXIS1 the column index; tables and CSV as [rows, columns]; IDX as stored.
  * o may be NULL. Errors name the file, and the line/column/HDU where it applies. The file
  * is read whole (under ds_memory_limit()) and parsed as ds_array_load_mem parses bytes. */
 DS_API ds_status ds_array_load(const char *path, const ds_read_opts *o, ds_tensor **out);
 /* ds_array_load from a file's bytes in memory (buf, len, name: see "Loading from memory"
- * above). The format is format when given: a format name ("npy", "fits", "csv" or "idx"),
- * an extension (".fits.gz") or a file name, matched as file names are (any case); with
- * format NULL it comes from name's extension, and with neither the call fails (DS_ERR_ARG).
- * FITS and IDX bytes may be gzipped whatever the name says: gzip is recognized by its magic
- * bytes, as for files, and FITS data decompresses only up to ds_memory_limit(). */
+ * above). The format is format when given: a format name ("npy", "fits", "csv", "tsv" or
+ * "idx"), an extension (".fits.gz") or a file name, matched as file names are (any case);
+ * with format NULL it comes from name's extension, and with neither the call fails
+ * (DS_ERR_ARG). FITS, CSV and IDX bytes may be gzipped whatever the name says: gzip is
+ * recognized by its magic bytes, as for files, and FITS and CSV data decompress only up to
+ * ds_memory_limit(). */
 DS_API ds_status ds_array_load_mem(const void *buf, size_t len, const char *name,
                                    const char *format, const ds_read_opts *o, ds_tensor **out);
 /* Writes by extension: .npy; .fits (one image HDU); .csv (a table of [rows, columns], or a
@@ -218,6 +262,21 @@ DS_API char     *ds_table_columns(const char *path, const ds_read_opts *o);
 /* The same for a table file's bytes in memory; format as for ds_array_load_mem. */
 DS_API char     *ds_table_columns_mem(const void *buf, size_t len, const char *name,
                                       const char *format, const ds_read_opts *o);
+/* FITS: the header of the HDU ds_array_load reads with o (o->hdu, o->hdu_name, or the
+ * first with data), as a malloc'd string of 80-character cards without END, which the
+ * caller frees; a tile-compressed image's header reads as the image's. NULL with a
+ * message on failure. */
+DS_API char     *ds_fits_header(const char *path, const ds_read_opts *o);
+DS_API char     *ds_fits_header_mem(const void *buf, size_t len, const char *name,
+                                    const ds_read_opts *o);
+/* Writes t as a float32 image in the primary HDU of a FITS file (.fits, .fit, .fts, also
+ * .gz), atomically, with the cards of header (a string such as ds_fits_header's; NULL for
+ * none) copied, WCS included, except those that describe the data's layout and scaling or
+ * the old values: SIMPLE, XTENSION, BITPIX, NAXIS*, EXTEND, PCOUNT, GCOUNT, GROUPS, BSCALE,
+ * BZERO, BLANK, BUNIT, DATAMIN, DATAMAX, CHECKSUM, DATASUM, the HDU's name and version,
+ * table and tile-compression keywords. A header that is not whole cards of printable ASCII
+ * is refused (DS_ERR_ARG). ds_array_save(t, path, NULL) is this with no header. */
+DS_API ds_status ds_fits_save_image(const ds_tensor *t, const char *path, const char *header);
 /* DS_ERR_VALUE naming what, the index and the value if any element is NaN or infinite. */
 DS_API ds_status ds_tensor_check_finite(const ds_tensor *t, const char *what);
 
@@ -1008,6 +1067,14 @@ DS_API ds_status ds_net_evaluate_feed(ds_net *n, const ds_feed *f, int64_t batch
                                       char **report, ds_tensor_set *values);
 DS_API ds_status ds_net_evaluate(ds_net *n, const ds_tensor *x, const ds_tensor *y,
                                  int64_t batch, char **report, ds_tensor_set *values);
+/* The classes predicted in p, the values of output i as ds_net_predict_feed gives them,
+ * when that output is what a categorical or binary cross-entropy loss reads: categorical,
+ * the index of the largest value along axis 1 ([N, K, ...] -> [N, ...]); binary, 1 where
+ * a value is above 0.5 (above 0 for logits, from_logits=true) and 0 elsewhere (the same
+ * shape). *out is new; the caller frees it. DS_ERR_ARG naming the output when no such loss
+ * reads it. */
+DS_API ds_status ds_net_output_classes(const ds_net *n, int i, const ds_tensor *p,
+                                       ds_tensor **out);
 /* Area under the ROC curve of scores for binary labels (ties averaged). */
 DS_API double ds_auroc(int64_t n, const float *score, const float *label);
 /* True-positive rate at the threshold giving false-positive rate fpr (interpolated).

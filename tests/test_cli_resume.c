@@ -446,9 +446,19 @@ TEST(cli_resume_after_kills_between_coalesced_writes)
     drop_seconds(a);
     drop_seconds(b);
     int same = !strcmp(a, b);
+    char first[400] = "";
+    size_t at = 0, line = 1;
+    while (a[at] && a[at] == b[at])   /* the first line that differs, from both logs */
+        line += a[at++] == '\n';
+    while (at && a[at - 1] != '\n')
+        at--;
+    if (!same)
+        snprintf(first, sizeof first, "line %zu: resumed '%.120s' vs uninterrupted '%.120s'",
+                 line, a + at, b + at);
     free(a);
     free(b);
-    CHECK(same);
+    if (!same)
+        FAIL("the resumed run's log differs from the uninterrupted run's: %s", first);
     CHECK(killed >= 3);
     char list[200] = "";
     for (int i = 0; i < nk; i++)

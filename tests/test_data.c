@@ -442,7 +442,7 @@ TEST(data_fits_ascii_and_vector_columns)
     t = NULL;
     if (!rc)
         rc = expect_error(pa, &(ds_read_opts){.columns = "name"}, DS_ERR_FORMAT, msg_, cap_,
-                          "'name'", "not numeric", NULL);
+                          "'name'", "holds text (TFORM1 = 'A8'), not numbers", NULL);
     /* binary: the vector column is skipped by default and refused when asked for */
     if (!rc && (ds_array_load(pb, NULL, &t) != DS_OK || ds_tensor_shape(t)[1] != 2 ||
                 ds_tensor_data(t)[0] != 7 || ds_tensor_data(t)[1] != 1.25f))
@@ -748,9 +748,12 @@ TEST(data_csv_errors)
     snprintf(want, sizeof want, "%s:3: 2 fields, but the header names 3 columns", p);
     if (!rc)
         rc = expect_error(p, NULL, DS_ERR_FORMAT, msg_, cap_, want, NULL);
-    write_text(p, "1,2,3\n4,5,6\n");
+    /* a first line of numbers is data (tests/test_tables.c has the rules); another row
+     * length is then measured against it */
+    write_text(p, "1,2,3\n4,5\n");
+    snprintf(want, sizeof want, "%s:2: 2 fields, but the first row (line 1) has 3", p);
     if (!rc)
-        rc = expect_error(p, NULL, DS_ERR_FORMAT, msg_, cap_, "must name the columns", NULL);
+        rc = expect_error(p, NULL, DS_ERR_FORMAT, msg_, cap_, want, NULL);
     write_text(p, "# only a comment\n\n");
     if (!rc)
         rc = expect_error(p, NULL, DS_ERR_FORMAT, msg_, cap_, "no header", NULL);

@@ -54,19 +54,52 @@ int cli_usage_error(const cli_cmd *c, const char *fmt, ...) __attribute__((forma
 
 /* ---- named data (data.c) ---- */
 #define CLI_NAME_MAX 64
+/* The options of the data commands that say how to read tables and missing values, in the
+ * option table of each (train, eval, predict, grad). */
+#define CLI_READ_OPTS                                                                         \
+    CLI_OPT("no-header", 0, NULL, "CSV: no line names the columns: the first is data, and "  \
+            "the columns are 1..N (default: guessed, with a note)"),                          \
+    CLI_OPT("header", 0, NULL, "CSV: the first line names the columns, even if it looks "     \
+            "like data"),                                                                     \
+    CLI_OPT("nan", 0, "HOW", "missing values (NaN, FITS BLANK) in the data: fill:VALUE, mean " \
+            "(of the feature, or of the image) or drop-samples (default: an error)")
+/* --nan: what becomes of missing values (NaN, FITS BLANK) in the data. */
+typedef enum { CLI_NAN_ERROR = 0, CLI_NAN_FILL, CLI_NAN_MEAN, CLI_NAN_DROP } cli_nan_kind;
+typedef struct {
+    cli_nan_kind kind;
+    float value;          /* CLI_NAN_FILL */
+} cli_nan;
+/* How the files of a set are read: --header/--no-header, --hdu, --nan. */
+typedef struct {
+    ds_header_mode header;
+    int hdu;              /* 0: the first HDU with data */
+    const char *hdu_name; /* an EXTNAME, or NULL */
+    cli_nan nan;
+} cli_read_opts;
 /* One value of a NAME=FILE option: the name (empty for a plain FILE), the file, and what
  * was loaded from it. */
 typedef struct {
     char name[CLI_NAME_MAX];
     const char *path;
     ds_tensor *t;
+    int ndim0;                    /* t's shape as read, before it was fitted to the model */
+    int64_t shape0[DS_MAX_DIMS];
+    bool fits_image;              /* read from a FITS image HDU */
 } cli_item;
 /* The data of one set (training, validation, ...): inputs x and labels y. */
 typedef struct {
     cli_item x[DS_FEED_MAX], y[DS_FEED_MAX];
     int nx, ny;
     const char *xopt, *yopt;   /* the options they came from: "data", "labels", ... */
+    cli_read_opts ro;
+    const char *noted[2 * DS_FEED_MAX];   /* files whose reading note was printed */
+    int n_noted;
 } cli_data;
+/* --hdu: a number from 1 (*num) or an EXTNAME (*name); 0 and NULL without it. 0, or 2
+ * after a usage error (--hdu 0 among them: HDUs are numbered from 1). */
+int cli_hdu(const cli_cmd *c, int *num, const char **name);
+/* --header/--no-header, --hdu and --nan into r; 0, or 2 after a usage error. */
+int cli_read_options(const cli_cmd *c, cli_read_opts *r);
 /* "NAME=FILE" when the text before the first '=' is non-empty and has no '/'; else the
  * whole value is the file (name ""). */
 void cli_split_named(const char *v, char *name, size_t cap, const char **path);
@@ -77,8 +110,11 @@ const char *cli_named_value(const cli_cmd *c, const char *opt, const char *name)
  * 0, or 2 after a usage error. */
 int cli_named_list(const cli_cmd *c, const char *opt, cli_item *items, int *count);
 /* Loads the files of --<xopt> and --<yopt> (yopt NULL: no labels) with their --columns,
- * --label-columns (labels from the data file without --<yopt>) and --hdu; values are
- * checked finite. 0, 1 or 2 (printed). cli_data_free releases the tensors. */
+ * --label-columns (labels from the data file without --<yopt>; label columns of a data
+ * file are left out of its features unless --columns names them), --hdu, --header and
+ * --no-header (printing what a reader assumed as a note); drops the samples with NaN
+ * (--nan drop-samples) and checks the labels finite. 0, 1 or 2 (printed). cli_data_free
+ * releases the tensors. */
 int cli_load_set(const cli_cmd *c, const char *xopt, const char *yopt, cli_data *d);
 void cli_data_free(cli_data *d);
 void cli_data_free_labels(cli_data *d);   /* the labels only */
@@ -106,8 +142,9 @@ static inline const char *cli_plural(long long count, const char *one, const cha
 }
 /* The label mode of each labels file, from its shape, into the net options. */
 void cli_label_choices(const cli_data *d, ds_net_opts *o);
-/* The feed of d for n, each input reshaped to its node's rank (cli_fit_input); a plain
- * FILE for a model with several inputs (losses) is an error. 0 or 1 (printed). */
+/* The feed of d for n, each input reshaped to its node's rank (cli_fit_input), its missing
+ * values filled (--nan) and checked finite; a plain FILE for a model with several inputs
+ * (losses) is an error. 0 or 1 (printed). */
 int cli_feed(const ds_net *n, cli_data *d, ds_feed *f);
 
 /* ---- the files a command reads and writes (outputs.c) ---- */
@@ -152,9 +189,21 @@ ds_label_mode cli_label_mode(const ds_tensor *y);
 /* Applies --threads. */
 bool cli_threads(const cli_cmd *c);
 
-/* Reshapes a loaded data array to the rank of the model's input node in: [N, F] tables
- * feeding an image input, or [N, H, W] cubes (FITS, IDX) feeding [N, 1, H, W] inputs. */
+/* Reshapes a loaded data array to the rank of the model's input node in (data.c), reading
+ * it as samples along its first axis ([N, F] tables feeding an image input, [N, H, W]
+ * cubes feeding [N, 1, H, W] inputs) or, when that does not fit, as one sample (a 2-D
+ * image for an HxW or 1xHxW input). 0, or 1 after printing the readings tried. */
 int cli_fit_input(const ds_node *in, ds_tensor **x, const char *path);
+
+/* ---- missing values (missing.c) ---- */
+/* --nan into n; 0, or 2 after a usage error. */
+int cli_nan_option(const cli_cmd *c, cli_nan *n);
+/* --nan drop-samples: drops every sample with a NaN in any file of d (a note says which);
+ * then the labels must be finite. 0 or 1 (printed). */
+int cli_nan_drop(cli_data *d);
+/* --nan fill:VALUE or mean on one input (already fitted to the model's input), then checks
+ * it finite. 0 or 1 (printed). */
+int cli_nan_fill(const cli_data *d, cli_item *it);
 
 /* The tool's entry point (main calls it): dispatches argv[1] to a command. */
 int cli_main(int argc, char **argv);

@@ -15,7 +15,9 @@ int cmd_eval(int argc, char **argv)
                  "file"),
         CLI_OPTS("label-columns", 0, "COLS", "table data: label columns; NAME=COLS for one loss's "
                  "labels"),
-        CLI_OPT("hdu", 0, "N", "FITS: HDU number, 1 = primary"),
+        CLI_OPT("hdu", 0, "N", "FITS: HDU number, 1 = primary, or EXTNAME (default: first with "
+                "data)"),
+        CLI_READ_OPTS,
         CLI_OPT("batch-size", 0, "B", "batch size (default 256)"),
         CLI_OPT("threads", 0, "N", "threads (default: all cores)"),
     };

@@ -14,7 +14,9 @@ int cmd_grad(int argc, char **argv)
                  "file"),
         CLI_OPTS("label-columns", 0, "COLS", "table data: label columns; NAME=COLS for one loss's "
                  "labels"),
-        CLI_OPT("hdu", 0, "N", "FITS: HDU number, 1 = primary"),
+        CLI_OPT("hdu", 0, "N", "FITS: HDU number, 1 = primary, or EXTNAME (default: first with "
+                "data)"),
+        CLI_READ_OPTS,
         CLI_OPT("eval", 0, NULL, "batch norm with running statistics (default: batch statistics)"),
         CLI_OPT("threads", 0, "N", "threads (default: all cores)"),
         CLI_OPT("output", 'o', "G.safetensors", "output (required)"),

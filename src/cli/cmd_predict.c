@@ -1,7 +1,9 @@
 /* cmd_predict.c - deepsky predict MODEL --weights W --data X -o P: every output for data. */
 #include "cli.h"
 
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Which -o item takes each output of the model: a plain file for a model with one output,
  * else NAME=FILE for every output. 0, or 1 after printing. */
@@ -45,18 +47,168 @@ static int match_outputs(const ds_net *n, const cli_item *items, int count, int 
     return 0;
 }
 
-/* Writes each output to its file. */
-static int write_outputs(const ds_net *n, ds_tensor **p, const cli_item *items, const int *which)
+/* Whether path ends with ext, or with ext".gz" when gz (any case). */
+static bool has_ext_gz(const char *path, const char *ext, bool gz)
 {
-    for (int k = 0; k < ds_net_output_count(n); k++) {
-        const char *path = items[which[k]].path;
-        if (ds_array_save(p[k], path, NULL))
-            return cli_fail();
-        char shape[96];
-        ds_shape_str(ds_tensor_ndim(p[k]), ds_tensor_shape(p[k]), shape, sizeof shape);
-        printf("wrote %s %s\n", path, shape);
+    size_t n = strlen(path), k = strlen(ext);
+    if (gz && n > 3 && !strcasecmp(path + n - 3, ".gz"))
+        n -= 3;
+    return n > k && !strncasecmp(path + n - k, ext, k);
+}
+
+static bool has_ext(const char *path, const char *ext) { return has_ext_gz(path, ext, false); }
+
+static bool is_fits_name(const char *path)
+{
+    return has_ext_gz(path, ".fits", true) || has_ext_gz(path, ".fit", true) ||
+           has_ext_gz(path, ".fts", true);
+}
+
+/* Whether two shapes are the same once axes of size one are dropped. */
+static bool same_squeezed(int na, const int64_t *a, int nb, const int64_t *b)
+{
+    int i = 0, k = 0;
+    for (;;) {
+        while (i < na && a[i] == 1)
+            i++;
+        while (k < nb && b[k] == 1)
+            k++;
+        if (i == na || k == nb)
+            return i == na && k == nb;
+        if (a[i++] != b[k++])
+            return false;
     }
-    return 0;
+}
+
+/* The FITS image input whose shape (as read) the prediction p has, or NULL. */
+static const cli_item *image_like(const cli_data *d, const ds_tensor *p)
+{
+    for (int i = 0; i < d->nx; i++)
+        if (d->x[i].fits_image && same_squeezed(d->x[i].ndim0, d->x[i].shape0,
+                                                ds_tensor_ndim(p), ds_tensor_shape(p)))
+            return &d->x[i];
+    return NULL;
+}
+
+/* A FITS image in the shape of the input image it maps, with that input's header (WCS
+ * included). */
+static int write_with_header(const cli_data *d, const cli_item *in, const ds_tensor *p,
+                             const char *path)
+{
+    ds_read_opts ro = {.hdu = d->ro.hdu, .hdu_name = d->ro.hdu_name};
+    char *hdr = ds_fits_header(in->path, &ro);
+    ds_tensor *t = hdr ? ds_tensor_from(in->ndim0, in->shape0,
+                                        ds_tensor_data((ds_tensor *)p)) : NULL;
+    int rc = !t || ds_fits_save_image(t, path, hdr) != DS_OK ? cli_fail() : 0;
+    char shape[96];
+    ds_shape_str(in->ndim0, in->shape0, shape, sizeof shape);
+    if (!rc)
+        printf("wrote %s %s with the header of %s (WCS included)\n", path, shape, in->path);
+    ds_tensor_free(t);
+    free(hdr);
+    return rc;
+}
+
+/* --classes: the probabilities p [N, K] of a classifier's output k with its classes c beside
+ * them, as a table: prob_0..prob_K-1 then class (binary outputs: prob_j, class_j each). */
+static int write_classes(const ds_net *n, int k, ds_tensor *p, ds_tensor *c, const char *path)
+{
+    int rc = 0;
+    const int64_t *ps = ds_tensor_shape(p);
+    if (ds_tensor_ndim(p) != 2) {
+        char shape[96];
+        ds_shape_str(ds_tensor_ndim(p), ps, shape, sizeof shape);
+        fprintf(stderr, "deepsky: error: --classes: output '%s' has shape %s: the class column "
+                "goes beside one row of probabilities per sample [N, K]\n",
+                ds_net_output_name(n, k), shape);
+        return 1;
+    }
+    int64_t N = ps[0], K = ps[1], M = ds_tensor_numel(c) / (N ? N : 1), W = K + M;
+    char (*names)[32] = calloc((size_t)W, sizeof *names);
+    const char **np = calloc((size_t)W, sizeof *np);
+    float **cols = calloc((size_t)W, sizeof *cols);
+    const float *pv = ds_tensor_data(p), *cv = ds_tensor_data(c);
+    for (int64_t j = 0; names && np && cols && j < W; j++) {
+        bool prob = j < K;
+        int64_t q = prob ? j : j - K, w = prob ? K : M;
+        if (prob && K == 1)
+            snprintf(names[j], sizeof names[j], "prob");
+        else if (!prob && M == 1)
+            snprintf(names[j], sizeof names[j], "class");
+        else
+            snprintf(names[j], sizeof names[j], "%s_%lld", prob ? "prob" : "class",
+                     (long long)q);
+        np[j] = names[j];
+        if (!(cols[j] = malloc(((size_t)N + 1) * sizeof **cols)))
+            break;
+        for (int64_t i = 0; i < N; i++)
+            cols[j][i] = (prob ? pv : cv)[i * w + q];
+    }
+    bool ok = names && np && cols && (W == 0 || cols[W - 1]);
+    if (!ok) {
+        fprintf(stderr, "deepsky: error: out of memory for the class table\n");
+        rc = 1;
+    } else if (has_ext(path, ".npy")) {   /* the columns side by side: [N, K + M] */
+        ds_tensor *t = ds_tensor_create(2, (int64_t[]){N, W});
+        for (int64_t i = 0; t && i < N * W; i++)
+            ds_tensor_data(t)[i] = cols[i % W][i / W];
+        rc = !t || ds_array_save(t, path, np) != DS_OK ? cli_fail() : 0;
+        ds_tensor_free(t);
+    } else if (ds_table_save(path, (int)W, np, N, (const float *const *)cols) != DS_OK) {
+        rc = cli_fail();   /* a FITS binary table, CSV or TSV */
+    }
+    if (!rc)
+        printf("wrote %s [%lld, %lld]: %lld probabilities and %lld class column%s\n", path,
+               (long long)N, (long long)W, (long long)K, (long long)M, M > 1 ? "s" : "");
+    for (int64_t j = 0; cols && j < W; j++)
+        free(cols[j]);
+    free(cols);
+    free(np);
+    free(names);
+    return rc;
+}
+
+/* Writes each output to its file. */
+/* --classes: the classes of each output that is a classifier's (NULL for the others); at
+ * least one must be. 0, or 1 after printing. */
+static int classes_of(const ds_net *n, ds_tensor **p, ds_tensor **c)
+{
+    char first[512] = "";
+    int found = 0;
+    for (int k = 0; k < ds_net_output_count(n); k++) {
+        c[k] = NULL;
+        if (ds_net_output_classes(n, k, p[k], &c[k]) == DS_OK)
+            found++;
+        else if (!first[0])
+            snprintf(first, sizeof first, "%s", ds_last_error());
+    }
+    if (found)
+        return 0;
+    fprintf(stderr, "deepsky: error: --classes: %s\n", first);
+    return 1;
+}
+
+static int write_outputs(const ds_net *n, const cli_data *d, ds_tensor **p,
+                         const cli_item *items, const int *which, bool classes)
+{
+    ds_tensor *c[DS_FEED_MAX] = {0};
+    int rc = classes ? classes_of(n, p, c) : 0;
+    for (int k = 0; k < ds_net_output_count(n) && !rc; k++) {
+        const char *path = items[which[k]].path;
+        const cli_item *img = image_like(d, p[k]);
+        if (c[k])
+            rc = write_classes(n, k, p[k], c[k], path);
+        else if (img && is_fits_name(path))
+            rc = write_with_header(d, img, p[k], path);
+        else if ((rc = ds_array_save(p[k], path, NULL) ? cli_fail() : 0) == 0) {
+            char shape[96];
+            ds_shape_str(ds_tensor_ndim(p[k]), ds_tensor_shape(p[k]), shape, sizeof shape);
+            printf("wrote %s %s\n", path, shape);
+        }
+    }
+    for (int k = 0; k < DS_FEED_MAX; k++)
+        ds_tensor_free(c[k]);
+    return rc;
 }
 
 int cmd_predict(int argc, char **argv)
@@ -67,13 +219,20 @@ int cmd_predict(int argc, char **argv)
                  "input of a model with several (repeat the option)"),
         CLI_OPTS("columns", 0, "COLS", "table data: feature columns; NAME=COLS for one input's "
                  "file"),
-        CLI_OPT("hdu", 0, "N", "FITS: HDU number, 1 = primary"),
+        CLI_OPTS("label-columns", 0, "COLS", "table data: label columns, left out of the "
+                 "features (as in train and eval)"),
+        CLI_OPT("hdu", 0, "N", "FITS: HDU number, 1 = primary, or EXTNAME (default: first with "
+                "data)"),
+        CLI_READ_OPTS,
+        CLI_OPT("classes", 0, NULL, "classifiers: write the predicted class (argmax) beside "
+                "the probabilities"),
         CLI_OPT("batch-size", 0, "B", "batch size (default 256)"),
         CLI_OPT("mc-dropout", 0, NULL, "keep dropout on (one Monte Carlo sample per call)"),
         CLI_OPT("seed", 0, "S", "seed of the dropout stream with --mc-dropout (default 0)"),
         CLI_OPT("threads", 0, "N", "threads (default: all cores)"),
-        CLI_OPTS("output", 'o', "P", "output file: .npy, .fits or .csv (required); NAME=P for "
-                 "each output of a model with several"),
+        CLI_OPTS("output", 'o', "P", "output file: .npy, .fits, .csv or .tsv (required); NAME=P "
+                 "for each output of a model with several; a FITS output in the shape of a "
+                 "FITS image input gets that input's header"),
     };
     cli_cmd c = {"predict", "MODEL --weights W --data X -o P.npy",
                  "Writes the model's outputs for every sample of X: the layers its output "
@@ -121,7 +280,7 @@ int cmd_predict(int argc, char **argv)
         rc = cli_fail();
         goto done;
     }
-    rc = write_outputs(n, p, outs, which);
+    rc = write_outputs(n, &d, p, outs, which, cli_has(&c, "classes"));
 done:
     for (int k = 0; k < DS_FEED_MAX; k++)
         ds_tensor_free(p[k]);

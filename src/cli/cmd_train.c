@@ -475,7 +475,9 @@ int cmd_train(int argc, char **argv)
                  "NAME=COLS for one input's file"),
         CLI_OPTS("label-columns", 0, "COLS", "table data: label columns (from --labels, or "
                  "--data); NAME=COLS for one loss's labels"),
-        CLI_OPT("hdu", 0, "N", "FITS: HDU number, 1 = primary (default: first with data)"),
+        CLI_OPT("hdu", 0, "N", "FITS: HDU number, 1 = primary, or EXTNAME (default: first with "
+                "data)"),
+        CLI_READ_OPTS,
         CLI_OPTS("val", 0, "X2", "validation data; NAME=X2 for each input"),
         CLI_OPTS("val-labels", 0, "Y2", "validation labels; NAME=Y2 for each loss"),
         CLI_OPT("val-split", 0, "F", "hold out a fraction F of the data for validation, chosen "

@@ -183,8 +183,8 @@ bool cli_stop_here(const cli_cmd *c)
 {
     if (!cli_check_only)
         return false;
-    long hdu;
-    cli_long(c, "hdu", 0, 100000, 0, &hdu);
+    cli_read_opts ro;
+    cli_read_options(c, &ro);
     return true;
 }
 
@@ -222,50 +222,4 @@ ds_label_mode cli_label_mode(const ds_tensor *y)
     if (nd == 1 || (nd == 2 && s[1] == 1))
         return DS_LABELS_INDEX;
     return DS_LABELS_DENSE;
-}
-
-int cli_fit_input(const ds_node *in, ds_tensor **x, const char *path)
-{
-    int nd = ds_node_ndim(in);
-    const int64_t *want = ds_node_shape(in);
-    ds_tensor *t = *x;
-    int64_t per = 1;
-    for (int i = 1; i < nd; i++)
-        per *= want[i];
-    int tnd = ds_tensor_ndim(t);
-    if (tnd == nd)
-        return 0;   /* checked in full by ds_net_check_data */
-    const int64_t *have = ds_tensor_shape(t);
-    int64_t tper = 1;
-    for (int i = 1; i < tnd; i++)
-        tper *= have[i];
-    /* Only add or drop axes of size one, or unflatten a table row [N, F]. */
-    bool same = tnd == 2;
-    if (!same) {
-        int64_t a1[DS_MAX_DIMS], b1[DS_MAX_DIMS];
-        int na = 0, nb = 0;
-        for (int i = 1; i < tnd; i++)
-            if (have[i] != 1)
-                a1[na++] = have[i];
-        for (int i = 1; i < nd; i++)
-            if (want[i] != 1)
-                b1[nb++] = want[i];
-        same = na == nb;
-        for (int i = 0; same && i < na; i++)
-            same = a1[i] == b1[i];
-    }
-    if (tnd >= 1 && tper == per && same) {
-        int64_t shape[DS_MAX_DIMS];
-        shape[0] = have[0];
-        for (int i = 1; i < nd; i++)
-            shape[i] = want[i];
-        if (ds_tensor_reshape(t, nd, shape) == DS_OK)
-            return 0;
-    }
-    char a[96], b[96];
-    ds_shape_str(tnd, have, a, sizeof a);
-    ds_shape_str(nd - 1, want + 1, b, sizeof b);
-    fprintf(stderr, "deepsky: error: %s: data of shape %s does not fit the model's input '%s', "
-            "which takes samples of shape %s\n", path, a, ds_node_layer_name(in), b);
-    return 1;
 }

@@ -3,9 +3,11 @@
  * model's inputs and losses, and handed to the library as feeds. */
 #include "cli.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 void cli_split_named(const char *v, char *name, size_t cap, const char **path)
 {
@@ -59,14 +61,101 @@ int cli_named_list(const cli_cmd *c, const char *opt, cli_item *items, int *coun
     return 0;
 }
 
-/* Loads one file with the columns its name selects, and checks its values. */
-static int load_item(const cli_cmd *c, const char *colopt, int hdu, cli_item *it)
+int cli_hdu(const cli_cmd *c, int *num, const char **name)
 {
+    const char *v = cli_get(c, "hdu");
+    *num = 0;
+    *name = NULL;
+    if (!v)
+        return 0;
+    if (!*v || strspn(v, "0123456789+-") == strlen(v)) {   /* a number */
+        char *end;
+        errno = 0;
+        long n = strtol(v, &end, 10);
+        if (!*v || *end || errno || n < 1 || n > 100000)
+            return cli_usage_error(c, "option '--hdu': '%s' is not an HDU: they are numbered "
+                                   "from 1, the primary HDU, to 100000 (leave --hdu out to read "
+                                   "the first HDU that holds data; or give an EXTNAME)", v);
+        *num = (int)n;
+        return 0;
+    }
+    *name = v;   /* an EXTNAME (or HDUNAME) */
+    return 0;
+}
+
+int cli_read_options(const cli_cmd *c, cli_read_opts *r)
+{
+    memset(r, 0, sizeof *r);
+    if (cli_has(c, "header") && cli_has(c, "no-header"))
+        return cli_usage_error(c, "give --header or --no-header, not both");
+    r->header = cli_has(c, "no-header") ? DS_HEADER_NONE
+              : cli_has(c, "header") ? DS_HEADER_NAMES : DS_HEADER_AUTO;
+    int rc = cli_hdu(c, &r->hdu, &r->hdu_name);
+    return rc ? rc : cli_nan_option(c, &r->nan);
+}
+
+/* Whether files a and b are the same file (the same name, or the same inode). */
+static bool same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return !strcmp(a, b) || (!stat(a, &sa) && !stat(b, &sb) && sa.st_dev == sb.st_dev &&
+                             sa.st_ino == sb.st_ino);
+}
+
+/* The --label-columns lists of the labels read from file path (itself a data file), joined
+ * by commas into buf: the columns to leave out of its features. */
+static void label_columns_of(const cli_cmd *c, const cli_data *d, const char *path, char *buf,
+                             size_t cap)
+{
+    buf[0] = 0;
+    if (!d->yopt) {   /* predict: every --label-columns names columns of the data file */
+        const char *const *v;
+        int n = cli_values(c, "label-columns", &v);
+        for (int i = 0; i < n; i++) {
+            char name[CLI_NAME_MAX];
+            const char *cols;
+            cli_split_named(v[i], name, sizeof name, &cols);
+            snprintf(buf + strlen(buf), cap - strlen(buf), "%s%s", *buf ? "," : "", cols);
+        }
+        return;
+    }
+    for (int i = 0; i < d->ny; i++) {
+        const char *cols = cli_named_value(c, "label-columns", d->y[i].name[0] ? d->y[i].name
+                                                                                : NULL);
+        if (cols && *cols && same_file(d->y[i].path, path))
+            snprintf(buf + strlen(buf), cap - strlen(buf), "%s%s", *buf ? "," : "", cols);
+    }
+}
+
+/* Prints what the reader assumed about path, once per file of the set. */
+static void note_once(cli_data *d, const char *path, const ds_read_info *info)
+{
+    if (!info->note[0])
+        return;
+    for (int i = 0; i < d->n_noted; i++)
+        if (!strcmp(d->noted[i], path))
+            return;
+    if (d->n_noted < 2 * DS_FEED_MAX)
+        d->noted[d->n_noted++] = path;
+    fprintf(stderr, "deepsky: note: %s (%s)\n", info->note, info->first_line ==
+            DS_FIRST_LINE_DATA ? "--no-header says so; --header reads the line as column names"
+            : "--header reads it as column names; --no-header as data");
+}
+
+/* Loads one file with the columns its name selects (colopt), leaving out exclude. */
+static int load_item(const cli_cmd *c, cli_data *d, const char *colopt, const char *exclude,
+                     cli_item *it)
+{
+    ds_read_info info;
     ds_read_opts ro = {.columns = cli_named_value(c, colopt, it->name[0] ? it->name : NULL),
-                       .hdu = hdu};
-    if (ds_array_load(it->path, &ro, &it->t) != DS_OK ||
-        ds_tensor_check_finite(it->t, it->path) != DS_OK)
+                       .hdu = d->ro.hdu, .hdu_name = d->ro.hdu_name, .header = d->ro.header,
+                       .exclude = exclude, .info = &info};
+    if (ds_array_load(it->path, &ro, &it->t) != DS_OK)
         return cli_fail();
+    note_once(d, it->path, &info);
+    it->ndim0 = ds_tensor_ndim(it->t);
+    memcpy(it->shape0, ds_tensor_shape(it->t), (size_t)it->ndim0 * sizeof *it->shape0);
+    it->fits_image = info.hdu > 0 && !info.table;
     return 0;
 }
 
@@ -109,9 +198,28 @@ static int check_names(const cli_cmd *c, const char *opt, const cli_item *items,
     return 0;
 }
 
+/* The data files of d with their columns, those of --label-columns left out of the
+ * features when no --columns names them. */
+static int load_inputs(const cli_cmd *c, cli_data *d)
+{
+    if (!d->yopt && cli_has(c, "label-columns") && d->nx != 1)
+        return cli_usage_error(c, "--label-columns names the label columns of the data file, "
+                               "left out of the features, but there are %d data files: give "
+                               "--columns NAME=COLS instead", d->nx);
+    for (int i = 0; i < d->nx; i++) {
+        char excl[1024];
+        label_columns_of(c, d, d->x[i].path, excl, sizeof excl);
+        if (cli_named_value(c, "columns", d->x[i].name[0] ? d->x[i].name : NULL))
+            excl[0] = 0;   /* the features are the columns named */
+        int rc = load_item(c, d, "columns", excl[0] ? excl : NULL, &d->x[i]);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 int cli_load_set(const cli_cmd *c, const char *xopt, const char *yopt, cli_data *d)
 {
-    long hdu;
     memset(d, 0, sizeof *d);
     d->xopt = xopt;
     d->yopt = yopt;
@@ -122,18 +230,16 @@ int cli_load_set(const cli_cmd *c, const char *xopt, const char *yopt, cli_data 
         rc = check_names(c, "columns", d->x, d->nx, xopt);
     if (!rc && yopt && d->ny)
         rc = check_names(c, "label-columns", d->y, d->ny, yopt);
+    if (!rc)
+        rc = cli_read_options(c, &d->ro);
+    if (!rc && yopt && !d->ny)
+        rc = labels_from_data(c, d);
+    if (!rc)
+        rc = load_inputs(c, d);
+    for (int i = 0; !rc && i < d->ny; i++)
+        rc = load_item(c, d, "label-columns", NULL, &d->y[i]);
     if (rc)
         return rc;
-    if (!cli_long(c, "hdu", 0, 100000, 0, &hdu))
-        return 2;
-    for (int i = 0; i < d->nx; i++)
-        if ((rc = load_item(c, "columns", (int)hdu, &d->x[i])))
-            return rc;
-    if (yopt && !d->ny && (rc = labels_from_data(c, d)))
-        return rc;
-    for (int i = 0; i < d->ny; i++)
-        if ((rc = load_item(c, "label-columns", (int)hdu, &d->y[i])))
-            return rc;
     if (d->nx == 1 && d->ny == 1 &&
         ds_tensor_shape(d->y[0].t)[0] != ds_tensor_shape(d->x[0].t)[0]) {
         int64_t nx = ds_tensor_shape(d->x[0].t)[0], ny = ds_tensor_shape(d->y[0].t)[0];
@@ -142,7 +248,7 @@ int cli_load_set(const cli_cmd *c, const char *xopt, const char *yopt, cli_data 
                 (long long)ny, cli_plural(ny, "label", "labels"));
         return 1;
     }
-    return 0;
+    return cli_nan_drop(d);
 }
 
 void cli_data_free(cli_data *d)
@@ -303,6 +409,69 @@ void cli_warn_classes(const ds_net *n, const cli_data *tr, const ds_feed *ft, co
     free(cv);
 }
 
+/* Whether samples of shape have[0..hn) fit samples of shape want[0..wn): the same sizes
+ * once axes of size one are dropped, or (row) a table's row of as many values. */
+static bool sample_fits(const int64_t *have, int hn, const int64_t *want, int wn, bool row)
+{
+    int64_t a[DS_MAX_DIMS], b[DS_MAX_DIMS], pa = 1, pb = 1;
+    int na = 0, nb = 0;
+    for (int i = 0; i < hn; i++) {
+        pa *= have[i];
+        if (have[i] != 1)
+            a[na++] = have[i];
+    }
+    for (int i = 0; i < wn; i++) {
+        pb *= want[i];
+        if (want[i] != 1)
+            b[nb++] = want[i];
+    }
+    if (row)
+        return pa == pb;
+    if (na != nb)
+        return false;
+    for (int i = 0; i < na; i++)
+        if (a[i] != b[i])
+            return false;
+    return true;
+}
+
+int cli_fit_input(const ds_node *in, ds_tensor **x, const char *path)
+{
+    int nd = ds_node_ndim(in), tnd = ds_tensor_ndim(*x);
+    const int64_t *want = ds_node_shape(in), *have = ds_tensor_shape(*x);
+    if (tnd == nd)
+        return 0;   /* checked in full by ds_net_check_data */
+    int64_t shape[DS_MAX_DIMS];
+    for (int i = 1; i < nd; i++)
+        shape[i] = want[i];
+    /* first reading: samples along the first axis (a table's rows may fill any shape);
+     * second: the whole array as one sample (a single image for an HxW or 1xHxW input) */
+    if (tnd >= 1 && sample_fits(have + 1, tnd - 1, want + 1, nd - 1, tnd == 2))
+        shape[0] = have[0];
+    else if (sample_fits(have, tnd, want + 1, nd - 1, false))
+        shape[0] = 1;
+    else
+        shape[0] = -1;
+    if (shape[0] >= 0 && ds_tensor_reshape(*x, nd, shape) == DS_OK)
+        return 0;
+    char a[96], b[96], c[120], s[96];
+    int64_t per = 1;
+    for (int i = 1; i < nd; i++)
+        per *= want[i];
+    ds_shape_str(tnd, have, a, sizeof a);
+    ds_shape_str(nd - 1, want + 1, b, sizeof b);
+    if (tnd == 2)   /* a table's rows fill any shape of as many values */
+        snprintf(c, sizeof c, "%lld values", (long long)have[1]);
+    else
+        snprintf(c, sizeof c, "shape %s", ds_shape_str(tnd > 1 ? tnd - 1 : 0, have + 1, s,
+                                                        sizeof s));
+    fprintf(stderr, "deepsky: error: %s: data of shape %s does not fit the model's input '%s', "
+            "which takes samples of shape %s (%lld values): read as %lld samples of %s, or as "
+            "one sample of shape %s\n", path, a, ds_node_layer_name(in), b, (long long)per,
+            (long long)(tnd ? have[0] : 1), c, a);
+    return 1;
+}
+
 /* "img, meta" */
 static void input_names(const ds_net *n, char *buf, size_t cap)
 {
@@ -337,6 +506,8 @@ int cli_feed(const ds_net *n, cli_data *d, ds_feed *f)
             if (!it->name[0] || !strcmp(it->name, ds_net_input_name(n, k)))
                 in = in ? in : ds_net_input_at(n, k);
         if (in && cli_fit_input(in, &it->t, it->path))
+            return 1;
+        if (cli_nan_fill(d, it))
             return 1;
         f->inputs[i] = (ds_feed_item){it->name[0] ? it->name : NULL, it->t, it->path};
     }

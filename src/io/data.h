@@ -7,12 +7,16 @@
 
 #include "io.h"
 
-/* Resolves a column list spec ("b,a" or "2,1": names case-insensitive, or 1-based numbers;
- * a name wins over a number) against the n column names of path. On success *idx is a
- * malloc'd array of *nsel 0-based indices in the order given. Unknown names list the
- * available columns in the message (DS_ERR_ARG). */
+/* Resolves a column list spec ("b,a", "2,1", "-1", "2-5", "a-c": names case-insensitive,
+ * 1-based numbers, negative numbers from the end, ranges of two of these; a name wins over a
+ * number or a range) against the n column names of path. On success *idx is a malloc'd
+ * array of *nsel 0-based indices in the order given. Unknown names list the available
+ * columns in the message (DS_ERR_ARG). */
 ds_status dsi_columns_select(const char *path, const char *spec, int n, char *const *names,
                              int **idx, int *nsel);
+/* The columns spec names, as a malloc'd array of n flags. */
+ds_status dsi_columns_mask(const char *path, const char *spec, int n, char *const *names,
+                           bool **mask);
 /* "a, b, c" (shortened with "..." past cap) for error messages. */
 void      dsi_columns_list(int n, char *const *names, char *buf, size_t cap);
 /* names joined by commas, malloc'd (NULL and DS_ERR_NOMEM message on failure). */
@@ -21,19 +25,25 @@ char     *dsi_columns_join(int n, char *const *names);
 /* fits.c */
 ds_status dsi_fits_load_mem(const unsigned char *buf, size_t len, const char *path,
                             const ds_read_opts *o, ds_tensor **out);
-ds_status dsi_fits_save_image(const ds_tensor *t, const char *path);
+/* header: cards to copy (ds_fits_header's string), or NULL. */
+ds_status dsi_fits_save_image(const ds_tensor *t, const char *path, const char *header);
 ds_status dsi_fits_save_table(const char *path, int ncols, const char *const *names,
                               int64_t nrows, const float *const *cols);
+char     *dsi_fits_header_mem(const unsigned char *buf, size_t len, const char *path,
+                               const ds_read_opts *o);
 char     *dsi_fits_columns_mem(const unsigned char *buf, size_t len, const char *path,
                                const ds_read_opts *o);
 
-/* csv.c; a 2-D t is [rows, columns], a 1-D t one column. */
-ds_status dsi_csv_load_mem(const unsigned char *buf, size_t len, const char *path,
-                           const char *columns, ds_tensor **out);
-ds_status dsi_csv_save(const ds_tensor *t, const char *path, const char *const *colnames);
-ds_status dsi_csv_save_table(const char *path, int ncols, const char *const *names,
+/* csv.c; sep: the separator, or 0 to take it from the first line; a 2-D t is [rows,
+ * columns], a 1-D t one column. */
+ds_status dsi_csv_load_mem(const unsigned char *buf, size_t len, const char *path, char sep,
+                           const ds_read_opts *o, ds_tensor **out);
+ds_status dsi_csv_save(const ds_tensor *t, const char *path, char sep,
+                       const char *const *colnames);
+ds_status dsi_csv_save_table(const char *path, char sep, int ncols, const char *const *names,
                              int64_t nrows, const float *const *cols);
-char     *dsi_csv_columns_mem(const unsigned char *buf, size_t len, const char *path);
+char     *dsi_csv_columns_mem(const unsigned char *buf, size_t len, const char *path, char sep,
+                              const ds_read_opts *o);
 
 /* idx.c */
 ds_status dsi_idx_load_mem(const unsigned char *buf, size_t len, const char *path,

@@ -55,56 +55,11 @@ static uint64_t whole_records(uint64_t bytes)
 static ds_status gunzip(const unsigned char *gzbuf, size_t gzlen, const char *path,
                         size_t *len, fits_in *in)
 {
-    dsi_gz gz;
-    ds_status st = dsi_gz_open(&gz, gzbuf, gzlen, path);
-    if (st != DS_OK)
-        return st;
-    size_t cap = 1 << 20, n = 0;
-    unsigned char *buf = malloc(cap);
-    for (;;) {
-        if (!buf) {
-            st = dsi_fail(DS_ERR_NOMEM, "%s: out of memory decompressing (%zu bytes)", path, n);
-            break;
-        }
-        if (n == cap) {
-            /* a gzip bomb stops at the memory limit instead of taking all memory */
-            if (2 * cap > ds_memory_limit()) {
-                st = dsi_fail(DS_ERR_NOMEM, "%s: decompresses to more than %zu bytes%s", path,
-                              n, dsi_mem_note(2 * cap));
-                break;
-            }
-            unsigned char *nb = cap < ((size_t)1 << 62) ? realloc(buf, 2 * cap) : NULL;
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                continue;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        long long r = dsi_gz_read(&gz, buf + n, cap - n);
-        if (r < 0 || gz.cut) {
-            st = dsi_fail(r < 0 ? gz.status : DS_ERR_FORMAT, "%s: truncated or corrupt gzip "
-                          "data: %s", path, r < 0 ? gz.msg : "unexpected end of file");
-            break;
-        }
-        n += (size_t)r;
-        if (n < cap)
-            break;   /* the end of the data */
-    }
-    dsi_gz_close(&gz);
-    size_t padded = (size_t)whole_records(n);
-    unsigned char *nb = st == DS_OK && padded > cap ? realloc(buf, padded) : buf;
-    if (!nb)
-        st = dsi_fail(DS_ERR_NOMEM, "%s: out of memory decompressing (%zu bytes)", path, n);
-    if (st != DS_OK) {
-        free(nb ? nb : buf);
-        return st;
-    }
-    memset(nb + n, 0, padded - n);
-    in->own = nb;
-    *len = n;
-    return DS_OK;
+    unsigned char *b;
+    ds_status st = dsi_gunzip(gzbuf, gzlen, path, 2880, &b, len);
+    if (st == DS_OK)
+        in->own = b;
+    return st;
 }
 
 /* A copy of buf zero-padded to whole records, in in->own. */
@@ -271,6 +226,54 @@ static ds_status find_hdu(fitsfile *f, const char *path, int64_t size, int want,
     }
 }
 
+/* The current HDU's EXTNAME, else HDUNAME, into name ("" if neither). */
+static void hdu_name(fitsfile *f, char *name)
+{
+    int status = 0;
+    name[0] = 0;
+    if (fits_read_key(f, TSTRING, "EXTNAME", name, NULL, &status)) {
+        status = 0;
+        name[0] = 0;
+        if (fits_read_key(f, TSTRING, "HDUNAME", name, NULL, &status))
+            name[0] = 0;
+    }
+    fits_clear_errmsg();
+}
+
+/* Moves to the HDU whose EXTNAME or HDUNAME is want (any case; "primary": HDU 1 unless an
+ * HDU has that name). The message lists every HDU's name. */
+static ds_status find_named(fitsfile *f, const char *path, const char *want, int *hdu,
+                            int *type)
+{
+    char list[400] = "", name[FLEN_VALUE];
+    int status = 0, n = 0;
+    for (int i = 1; !fits_movabs_hdu(f, i, type, &status); i++) {
+        hdu_name(f, name);
+        if (!strcasecmp(name, want)) {
+            *hdu = i;
+            return DS_OK;
+        }
+        n = i;
+        if (strlen(list) < sizeof list - 80)
+            dsi_snprintf_cat(list, sizeof list, "%s%d%s%s%s", i > 1 ? ", " : "", i,
+                             *name ? " '" : i == 1 ? " (primary)" : " (no name)", name,
+                             *name ? "'" : "");
+        else if (!strstr(list, "..."))
+            dsi_snprintf_cat(list, sizeof list, ", ...");
+    }
+    fits_clear_errmsg();
+    if (status != END_OF_FILE)
+        return fits_fail(DS_ERR_FORMAT, path, status, "reading the HDUs");
+    status = 0;
+    if (!strcasecmp(want, "primary") && !fits_movabs_hdu(f, 1, type, &status)) {
+        *hdu = 1;
+        return DS_OK;
+    }
+    fits_clear_errmsg();
+    return dsi_fail(DS_ERR_ARG, "%s: no HDU named '%s' (EXTNAME or HDUNAME); its %d HDUs: %s",
+                    path, want, n, list);
+}
+
 static ds_status read_image(fitsfile *f, const char *path, int64_t size, int hdu,
                             ds_tensor **out)
 {
@@ -315,6 +318,41 @@ static ds_status read_image(fitsfile *f, const char *path, int64_t size, int hdu
     }
     *out = t;
     return DS_OK;
+}
+
+/* What a table column of cfitsio type code tc holds, in words. */
+static const char *type_words(int tc)
+{
+    switch (tc < 0 ? -1 : tc) {
+    case -1: return "variable-length arrays";
+    case TBIT: return "bits";
+    case TBYTE: return "unsigned bytes";
+    case TSBYTE: return "signed bytes";
+    case TLOGICAL: return "logicals (T/F)";
+    case TSTRING: return "text";
+    case TUSHORT: case TSHORT: return "16-bit integers";
+    case TUINT: case TINT: case TULONG: case TLONG: return "32-bit integers";
+    case TULONGLONG: case TLONGLONG: return "64-bit integers";
+    case TFLOAT: return "32-bit floats";
+    case TDOUBLE: return "64-bit floats";
+    case TCOMPLEX: return "complex numbers";
+    case TDBLCOMPLEX: return "double-precision complex numbers";
+    default: return "values of an unknown type";
+    }
+}
+
+/* "column 'NAME' holds text (TFORM3 = '10A'), not numbers" into a message. */
+static ds_status not_numeric(fitsfile *f, const char *path, int hdu, const char *name, int col,
+                             int tc)
+{
+    char key[FLEN_KEYWORD], form[FLEN_VALUE] = "?";
+    int status = 0;
+    snprintf(key, sizeof key, "TFORM%d", col + 1);
+    if (fits_read_key(f, TSTRING, key, form, NULL, &status))
+        snprintf(form, sizeof form, "?");
+    fits_clear_errmsg();
+    return dsi_fail(DS_ERR_FORMAT, "%s: HDU %d: column '%s' holds %s (%s = '%s'), not numbers",
+                    path, hdu, name, type_words(tc), key, form);
 }
 
 static bool numeric_type(int tc)
@@ -371,9 +409,10 @@ static void free_names(char **names, int n)
 }
 
 static ds_status read_table(fitsfile *f, const char *path, int64_t size, int hdu,
-                            const char *columns, ds_tensor **out)
+                            const char *columns, const char *exclude, ds_tensor **out)
 {
     int status = 0, ncols = 0, nsel = 0, *sel = NULL;
+    bool *excl = NULL;
     char **names = NULL;
     float *buf = NULL;
     ds_tensor *t = NULL;
@@ -409,24 +448,25 @@ static ds_status read_table(fitsfile *f, const char *path, int64_t size, int hdu
         for (int j = 0; st == DS_OK && j < nsel; j++) {
             int c = sel[j];
             if (!numeric_type(tc[c]))
-                st = dsi_fail(DS_ERR_FORMAT, "%s: HDU %d: column '%s' is not numeric (type "
-                              "code %d)", path, hdu, names[c], tc[c]);
+                st = not_numeric(f, path, hdu, names[c], c, tc[c]);
             else if (rep[c] != 1)
                 st = dsi_fail(DS_ERR_FORMAT, "%s: HDU %d: column '%s' holds vectors of %lld "
                               "values; only scalar columns can be read", path, hdu, names[c],
                               (long long)rep[c]);
         }
+    } else if (exclude && (st = dsi_columns_mask(path, exclude, ncols, names, &excl))) {
+        /* the message is set */
     } else if (!(sel = malloc(((size_t)ncols + 1) * sizeof *sel))) {
         st = dsi_fail(DS_ERR_NOMEM, "%s: out of memory", path);
     } else {
         for (int i = 0; i < ncols; i++)
-            if (numeric_type(tc[i]) && rep[i] == 1)
+            if (numeric_type(tc[i]) && rep[i] == 1 && !(excl && excl[i]))
                 sel[nsel++] = i;
         if (!nsel) {
             char list[400];
             dsi_columns_list(ncols, names, list, sizeof list);
-            st = dsi_fail(DS_ERR_FORMAT, "%s: HDU %d: no numeric scalar column (columns: %s)",
-                          path, hdu, list);
+            st = dsi_fail(DS_ERR_FORMAT, "%s: HDU %d: no numeric scalar column%s (columns: %s)",
+                          path, hdu, excl ? " besides those left out" : "", list);
         }
     }
     free(tc);
@@ -467,29 +507,46 @@ done:
     ds_tensor_free(t);
     free(buf);
     free(sel);
+    free(excl);
     free_names(names, ncols);
     return st;
+}
+
+static const char *given(const char *s) { return s && *s ? s : NULL; }
+
+/* Moves to the HDU that o names (by name, number, or the first with data). */
+static ds_status goto_hdu(const fits_in *in, const char *path, const ds_read_opts *o,
+                          int *hdu, int *type)
+{
+    const char *name = o ? given(o->hdu_name) : NULL;
+    if (name)
+        return find_named(in->f, path, name, hdu, type);
+    return find_hdu(in->f, path, in->size, o ? o->hdu : 0, hdu, type);
 }
 
 ds_status dsi_fits_load_mem(const unsigned char *buf, size_t len, const char *path,
                             const ds_read_opts *o, ds_tensor **out)
 {
     *out = NULL;
-    const char *cols = o && o->columns && *o->columns ? o->columns : NULL;
+    const char *cols = o ? given(o->columns) : NULL, *excl = o ? given(o->exclude) : NULL;
     fits_in in;
     int hdu = 0, type = 0;
     pthread_mutex_lock(&fits_lock);
     ds_status st = open_in(buf, len, path, &in);
     if (st == DS_OK)
-        st = find_hdu(in.f, path, in.size, o ? o->hdu : 0, &hdu, &type);
+        st = goto_hdu(&in, path, o, &hdu, &type);
     if (st == DS_OK && type == IMAGE_HDU)
-        st = cols ? dsi_fail(DS_ERR_ARG, "%s: columns '%s' given, but HDU %d is an image", path,
-                             cols, hdu)
-                  : read_image(in.f, path, in.size, hdu, out);
+        st = cols || excl ? dsi_fail(DS_ERR_ARG, "%s: columns '%s' given, but HDU %d is an "
+                                     "image", path, cols ? cols : excl, hdu)
+                          : read_image(in.f, path, in.size, hdu, out);
     else if (st == DS_OK)
-        st = read_table(in.f, path, in.size, hdu, cols, out);
+        st = read_table(in.f, path, in.size, hdu, cols, excl, out);
     close_in(&in);
     pthread_mutex_unlock(&fits_lock);
+    if (st == DS_OK && o && o->info) {
+        o->info->hdu = hdu;
+        o->info->table = type != IMAGE_HDU;
+    }
     return st;
 }
 
@@ -500,8 +557,7 @@ char *dsi_fits_columns_mem(const unsigned char *buf, size_t len, const char *pat
     int hdu = 0, type = 0, n = 0;
     char **names = NULL, *s = NULL;
     pthread_mutex_lock(&fits_lock);
-    if (open_in(buf, len, path, &in) == DS_OK &&
-        find_hdu(in.f, path, in.size, o ? o->hdu : 0, &hdu, &type) == DS_OK) {
+    if (open_in(buf, len, path, &in) == DS_OK && goto_hdu(&in, path, o, &hdu, &type) == DS_OK) {
         if (type == IMAGE_HDU)
             dsi_fail(DS_ERR_ARG, "%s: HDU %d is an image, not a table", path, hdu);
         else if (table_names(in.f, path, &names, &n) == DS_OK)
@@ -510,6 +566,32 @@ char *dsi_fits_columns_mem(const unsigned char *buf, size_t len, const char *pat
     free_names(names, n);
     close_in(&in);
     pthread_mutex_unlock(&fits_lock);
+    return s;
+}
+
+char *dsi_fits_header_mem(const unsigned char *buf, size_t len, const char *path,
+                          const ds_read_opts *o)
+{
+    fits_in in;
+    int hdu = 0, type = 0, status = 0, nkeys = 0;
+    char *cards = NULL, *s = NULL;
+    pthread_mutex_lock(&fits_lock);
+    if (open_in(buf, len, path, &in) == DS_OK && goto_hdu(&in, path, o, &hdu, &type) == DS_OK) {
+        /* a tile-compressed image's header as that of the image it holds */
+        if (fits_convert_hdr2str(in.f, 0, NULL, 0, &cards, &nkeys, &status))
+            fits_fail(DS_ERR_FORMAT, path, status, "reading the header");
+        else if (!(s = dsi_strdup(cards)))
+            dsi_fail(DS_ERR_NOMEM, "%s: out of memory", path);
+        size_t n = s ? strlen(s) : 0;
+        if (n >= 80 && !strncmp(s + n - 80, "END     ", 8))
+            s[n - 80] = 0;   /* cards only */
+        if (cards)
+            fits_free_memory(cards, &status);
+    }
+    close_in(&in);
+    pthread_mutex_unlock(&fits_lock);
+    if (s && o && o->info)
+        o->info->hdu = hdu;
     return s;
 }
 
@@ -611,11 +693,76 @@ static ds_status finish(fitsfile *f, const char *path, const tmp_names *tn, int 
 
 enum { CHUNK = 1 << 16 };   /* floats copied per cfitsio write: it may byte-swap in place */
 
-ds_status dsi_fits_save_image(const ds_tensor *t, const char *path)
+/* Cards a copied header leaves out: the data's layout and scaling (the copy is float32 in
+ * a primary HDU), what described the old values (unit, range, checksums), the HDU's name
+ * and tile compression. */
+static bool structural(const char *card)
+{
+    static const char *const keys[] = {
+        "SIMPLE", "XTENSION", "BITPIX", "NAXIS", "EXTEND", "PCOUNT", "GCOUNT", "GROUPS",
+        "BSCALE", "BZERO", "BLANK", "BUNIT", "DATAMIN", "DATAMAX", "CHECKSUM", "DATASUM",
+        "EXTNAME", "EXTVER", "EXTLEVEL", "HDUNAME", "HDUVER", "HDULEVEL", "INHERIT", "END",
+        "TFIELDS", "THEAP", "ZIMAGE", "ZSIMPLE", "ZTENSION", "ZBITPIX", "ZNAXIS", "ZEXTEND",
+        "ZBLOCKED", "ZPCOUNT", "ZGCOUNT", "ZHECKSUM", "ZDATASUM", "ZCMPTYPE", "ZQUANTIZ",
+        "ZDITHER0", "ZBLANK", "ZSCALE", "ZZERO",
+    };
+    /* indexed keywords: NAXISn, ZNAXISn, ZTILEn, ZNAMEn, ZVALn and table columns */
+    static const char *const indexed[] = {"NAXIS", "ZNAXIS", "ZTILE", "ZNAME", "ZVAL", "TTYPE",
+                                          "TFORM", "TUNIT", "TSCAL", "TZERO", "TNULL", "TDISP",
+                                          "TDIM", "TBCOL"};
+    char key[9];
+    int n = 0;
+    while (n < 8 && card[n] != ' ')
+        key[n] = card[n], n++;
+    key[n] = 0;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (!strcmp(key, keys[i]))
+            return true;
+    for (size_t i = 0; i < sizeof indexed / sizeof indexed[0]; i++) {
+        size_t k = strlen(indexed[i]);
+        if (!strncmp(key, indexed[i], k) && key[k] && strspn(key + k, "0123456789") == n - k)
+            return true;
+    }
+    /* the two lines cfitsio itself writes atop every primary header */
+    return !strncmp(card, "COMMENT   FITS (Flexible Image Transport System) format is", 58) ||
+           !strncmp(card, "COMMENT   and Astrophysics', volume 376, page 359;", 50);
+}
+
+/* Whether header is whole 80-character cards of printable ASCII. */
+static ds_status check_cards(const char *header, const char *path)
+{
+    size_t len = strlen(header);
+    if (len % 80)
+        return dsi_fail(DS_ERR_ARG, "%s: the header to copy is %zu characters, not whole "
+                        "80-character cards", path, len);
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)header[i] < 0x20 || (unsigned char)header[i] > 0x7e)
+            return dsi_fail(DS_ERR_ARG, "%s: the header to copy has a byte 0x%02x (card %zu) "
+                            "that is not printable ASCII", path, (unsigned char)header[i],
+                            i / 80 + 1);
+    return DS_OK;
+}
+
+/* Writes header's cards but the structural ones into the current HDU. */
+static void copy_cards(fitsfile *f, const char *header, int *status)
+{
+    for (const char *c = header; *c && !*status; c += 80) {
+        if (structural(c))
+            continue;
+        char card[81];
+        memcpy(card, c, 80);
+        card[80] = 0;
+        fits_write_record(f, card, status);
+    }
+}
+
+ds_status dsi_fits_save_image(const ds_tensor *t, const char *path, const char *header)
 {
     if (t->ndim < 1)
         return dsi_fail(DS_ERR_SHAPE, "%s: a FITS image needs at least one axis (got a scalar)",
                         path);
+    if (header && check_cards(header, path) != DS_OK)
+        return DS_ERR_ARG;
     LONGLONG naxes[DS_MAX_DIMS];
     for (int i = 0; i < t->ndim; i++)
         naxes[i] = t->shape[t->ndim - 1 - i];
@@ -629,6 +776,8 @@ ds_status dsi_fits_save_image(const ds_tensor *t, const char *path)
     if (st == DS_OK) {
         int status = 0;
         fits_create_imgll(f, FLOAT_IMG, t->ndim, naxes, &status);
+        if (header)
+            copy_cards(f, header, &status);
         for (int64_t i = 0; i < t->numel && !status; i += CHUNK) {
             int64_t n = t->numel - i < CHUNK ? t->numel - i : CHUNK;
             memcpy(buf, t->data + i, (size_t)n * sizeof *buf);

@@ -1,6 +1,8 @@
 /* fits_check.c - checks every header of a FITS file against the standard's card syntax
- * before cfitsio interprets it: header bytes are printable ASCII, and every value is a
- * quoted string, a logical, a number or a complex number of at most 68 characters. Found by
+ * before cfitsio interprets it: header bytes are printable ASCII, every value is a
+ * quoted string, a logical, a number or a complex number of at most 68 characters, and the
+ * keywords that say how to read the data (BITPIX, NAXISn, BSCALE, BZERO, BLANK, ...) hold
+ * numbers. Found by
  * fuzzing: cfitsio 4.2 copies an unquoted 70-character TTYPEn value (text, or a valid
  * 70-digit number) into a 70-byte column-name buffer, which aborts (or overflows) on a
  * hostile file; such a card is refused here, naming the HDU and the card. Walks HDU by HDU
@@ -17,6 +19,7 @@ typedef struct {
     long long bitpix, naxis, pcount, gcount;
     long long axes[999];
     bool has_bitpix, has_naxis;
+    bool ascii;          /* an ASCII table (XTENSION = 'TABLE') */
 } hdu_sizes;
 
 /* Whether v[0..len) (a card's value field) holds one FITS value, optionally followed by a
@@ -96,6 +99,94 @@ static bool int_value(const char *v, int len, long long *out)
     return true;
 }
 
+enum { V_NONE, V_STRING, V_LOGICAL, V_INT, V_REAL, V_COMPLEX };
+
+/* The kind of a value field that value_ok accepted. */
+static int value_kind(const char *v, int len)
+{
+    int i = 0;
+    while (i < len && v[i] == ' ')
+        i++;
+    if (i == len || v[i] == '/')
+        return V_NONE;
+    if (v[i] == '\'')
+        return V_STRING;
+    if (v[i] == '(')
+        return V_COMPLEX;
+    if ((v[i] == 'T' || v[i] == 'F') && (i + 1 == len || v[i + 1] == ' ' || v[i + 1] == '/'))
+        return V_LOGICAL;
+    for (; i < len && v[i] != ' ' && v[i] != '/'; i++)
+        if (!isdigit((unsigned char)v[i]) && v[i] != '+' && v[i] != '-')
+            return V_REAL;
+    return V_INT;
+}
+
+/* 'I' if keyword key (8 characters, blank-padded) needs an integer, 'R' a number, 0 neither:
+ * the keywords that say how to read the data (astropy refuses a file where they are not
+ * numbers; cfitsio ignored a BSCALE of text). TNULLn is text in an ASCII table. */
+static char numeric_key(const char *key, bool ascii)
+{
+    static const char *const ints[] = {"BITPIX", "NAXIS", "PCOUNT", "GCOUNT", "TFIELDS",
+                                       "BLANK", "THEAP", "ZBITPIX", "ZNAXIS"};
+    static const char *const reals[] = {"BSCALE", "BZERO"};
+    static const struct { const char *stem; char kind; } indexed[] = {
+        {"NAXIS", 'I'}, {"ZNAXIS", 'I'}, {"ZTILE", 'I'}, {"TBCOL", 'I'}, {"TNULL", 'I'},
+        {"TSCAL", 'R'}, {"TZERO", 'R'},
+    };
+    char k[9];
+    int n = 0;
+    while (n < 8 && key[n] != ' ')
+        k[n] = key[n], n++;
+    k[n] = 0;
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        if (!strcmp(k, ints[i]))
+            return 'I';
+    for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++)
+        if (!strcmp(k, reals[i]))
+            return 'R';
+    for (size_t i = 0; i < sizeof indexed / sizeof indexed[0]; i++) {
+        size_t m = strlen(indexed[i].stem);
+        if (!strncmp(k, indexed[i].stem, m) && k[m] && strspn(k + m, "0123456789") == n - m)
+            return ascii && !strcmp(indexed[i].stem, "TNULL") ? 0 : indexed[i].kind;
+    }
+    return 0;
+}
+
+/* A keyword that needs a number (numeric_key) and holds none: DS_ERR_FORMAT naming it. */
+static ds_status check_number(const char *c, const char *v, int vlen, const char *path,
+                              int hdu, long k, bool ascii)
+{
+    char need = numeric_key(c, ascii);
+    int kind = value_kind(v, vlen);
+    if (!need || kind == V_INT || (need == 'R' && kind == V_REAL))
+        return DS_OK;
+    int i = 0, n = 0;
+    while (i < vlen && v[i] == ' ')
+        i++;
+    if (kind == V_STRING) {   /* the quoted string, '' inside for a quote */
+        for (n = 1; i + n < vlen; n++)
+            if (v[i + n] == '\'' && !(i + n + 1 < vlen && v[i + n + 1] == '\'' && ++n)) {
+                n++;
+                break;
+            }
+    } else {
+        while (i + n < vlen && v[i + n] != ' ' && v[i + n] != '/')
+            n++;
+    }
+    char key[9];
+    int kl = 0;
+    while (kl < 8 && c[kl] != ' ')
+        key[kl] = c[kl], kl++;
+    key[kl] = 0;
+    if (kind == V_NONE)
+        return dsi_fail(DS_ERR_FORMAT, "%s: HDU %d, header card %ld ('%s'): no value, but %s "
+                        "must be %s", path, hdu, k, key, key, need == 'I' ? "an integer" :
+                        "a number");
+    return dsi_fail(DS_ERR_FORMAT, "%s: HDU %d, header card %ld ('%s'): the value %.*s%s is "
+                    "not %s, which %s must be", path, hdu, k, key, n > 30 ? 30 : n, v + i,
+                    n > 30 ? "..." : "", need == 'I' ? "an integer" : "a number", key);
+}
+
 /* Checks one card (card number k of HDU hdu, both from 1) and notes the size keywords. */
 static ds_status check_card(const char *c, const char *path, int hdu, long k, hdu_sizes *s)
 {
@@ -122,6 +213,11 @@ static ds_status check_card(const char *c, const char *path, int hdu, long k, hd
         return dsi_fail(DS_ERR_FORMAT, "%s: HDU %d, header card %ld ('%.8s'): the value '%.*s' "
                         "is not a FITS value (a quoted string, T or F, a number or a complex "
                         "number)", path, hdu, k, c, vlen > 30 ? 30 : vlen, v);
+    if (!strncmp(c, "XTENSION", 8))
+        s->ascii = value_kind(v, vlen) == V_STRING && !strncmp(v + strspn(v, " "), "'TABLE", 6);
+    ds_status st = check_number(c, v, vlen, path, hdu, k, s->ascii);
+    if (st != DS_OK)
+        return st;
     long long x = 0;
     bool isint = int_value(v, vlen, &x);
     if (!strncmp(c, "BITPIX  ", 8))

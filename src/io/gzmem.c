@@ -78,3 +78,60 @@ void dsi_gz_close(dsi_gz *g)
 {
     inflateEnd(&g->z);
 }
+
+ds_status dsi_gunzip(const unsigned char *gzbuf, size_t gzlen, const char *path, size_t pad,
+                     unsigned char **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    dsi_gz gz;
+    ds_status st = dsi_gz_open(&gz, gzbuf, gzlen, path);
+    if (st != DS_OK)
+        return st;
+    size_t cap = 1 << 20, n = 0;
+    unsigned char *buf = malloc(cap);
+    for (;;) {
+        if (!buf) {
+            st = dsi_fail(DS_ERR_NOMEM, "%s: out of memory decompressing (%zu bytes)", path, n);
+            break;
+        }
+        if (n == cap) {
+            /* a gzip bomb stops at the memory limit instead of taking all memory */
+            if (2 * cap > ds_memory_limit()) {
+                st = dsi_fail(DS_ERR_NOMEM, "%s: decompresses to more than %zu bytes%s", path,
+                              n, dsi_mem_note(2 * cap));
+                break;
+            }
+            unsigned char *nb = cap < ((size_t)1 << 62) ? realloc(buf, 2 * cap) : NULL;
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                continue;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        long long r = dsi_gz_read(&gz, buf + n, cap - n);
+        if (r < 0 || gz.cut) {
+            st = dsi_fail(r < 0 ? gz.status : DS_ERR_FORMAT, "%s: truncated or corrupt gzip "
+                          "data: %s", path, r < 0 ? gz.msg : "unexpected end of file");
+            break;
+        }
+        n += (size_t)r;
+        if (n < cap)
+            break;   /* the end of the data */
+    }
+    dsi_gz_close(&gz);
+    size_t padded = pad > 1 ? (n + pad - 1) / pad * pad : n;
+    unsigned char *nb = st == DS_OK && padded > cap ? realloc(buf, padded) : buf;
+    if (!nb)
+        st = dsi_fail(DS_ERR_NOMEM, "%s: out of memory decompressing (%zu bytes)", path, n);
+    if (st != DS_OK) {
+        free(nb ? nb : buf);
+        return st;
+    }
+    memset(nb + n, 0, padded - n);
+    *out = nb;
+    *len = n;
+    return DS_OK;
+}

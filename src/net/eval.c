@@ -330,3 +330,55 @@ ds_status ds_net_evaluate(ds_net *n, const ds_tensor *x, const ds_tensor *y, int
     dsi_feed_single(&f, x, "data", y, "labels");
     return ds_net_evaluate_feed(n, &f, batch, report, values);
 }
+
+/* The classifier target whose prediction is output i's node, or NULL. */
+static const dsi_net_target *classifier_of(const ds_net *n, int i)
+{
+    for (int k = 0; k < n->n_targets; k++) {
+        const dsi_net_target *t = &n->targets[k];
+        if ((t->kind == DSI_LOSS_BCE || t->kind == DSI_LOSS_CCE) &&
+            t->pred == n->outputs[i].node)
+            return t;
+    }
+    return NULL;
+}
+
+ds_status ds_net_output_classes(const ds_net *n, int i, const ds_tensor *p, ds_tensor **out)
+{
+    if (!out)
+        return dsi_fail(DS_ERR_ARG, "ds_net_output_classes: out is NULL");
+    *out = NULL;
+    if (!n || !p || i < 0 || i >= n->n_outputs)
+        return dsi_fail(DS_ERR_ARG, "ds_net_output_classes: no net, no predictions, or no "
+                        "output %d", i);
+    const dsi_net_target *t = classifier_of(n, i);
+    if (!t)
+        return dsi_fail(DS_ERR_ARG, "output '%s' is not a classifier's prediction: no "
+                        "categorical or binary cross-entropy loss reads it", n->outputs[i].name);
+    bool cce = t->kind == DSI_LOSS_CCE;
+    if (p->ndim < (cce ? 2 : 1) || (cce && p->shape[1] != t->classes))
+        return dsi_fail(DS_ERR_SHAPE, "output '%s': predictions of shape %s are not %s",
+                        n->outputs[i].name, dsi_shape_str(p->ndim, p->shape), cce ?
+                        "[samples, classes, ...] for its classes" : "per sample");
+    int64_t shape[DS_MAX_DIMS], K = cce ? p->shape[1] : 1, inner = 1;
+    int nd = 0;
+    for (int a = 0; a < p->ndim; a++)
+        if (!cce || a != 1)
+            shape[nd++] = p->shape[a];
+    for (int a = 2; cce && a < p->ndim; a++)
+        inner *= p->shape[a];
+    ds_tensor *c = ds_tensor_create(nd, shape);
+    if (!c)
+        return dsi_fail(DS_ERR_NOMEM, "out of memory for the classes of output '%s'",
+                        n->outputs[i].name);
+    float cut = t->output_logits ? 0.0f : 0.5f;
+    for (int64_t j = 0; j < c->numel; j++) {
+        int64_t s = j / inner * K * inner + j % inner, best = 0;
+        for (int64_t k = 1; cce && k < K; k++)
+            if (p->data[s + k * inner] > p->data[s + best * inner])
+                best = k;
+        c->data[j] = cce ? (float)best : (float)(p->data[j] > cut);
+    }
+    *out = c;
+    return DS_OK;
+}

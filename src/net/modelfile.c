@@ -1098,15 +1098,20 @@ struct loss_def {
 #define LOSS_KEYS "output name weight reduction"   /* every loss line's options (output: or on) */
 
 /* The labels input of the loss line l, as the next target. The first is named "labels"
- * (as with one labelled loss), the others "labels_<loss>". */
+ * (as with one labelled loss), the others "labels_<loss>"; a layer or input already named
+ * so (an input line may say name=labels) keeps its name, and the labels take the first of
+ * "<name>_2", "<name>_3", ... that is free. Data is fed by the loss's name, never this one. */
 static ds_node *target_input(builder *b, spec *s, loss_line *l, int ndim, const int64_t *shape)
 {
     ds_net *net = b->net;
-    char name[DS_NAME_MAX + 8];
+    char base[DS_NAME_MAX + 8], name[DS_NAME_MAX + 24];
     if (net->n_targets)
-        snprintf(name, sizeof name, "labels_%s", l->name);
+        snprintf(base, sizeof base, "labels_%s", l->name);
     else
-        snprintf(name, sizeof name, "labels");
+        snprintf(base, sizeof base, "labels");
+    snprintf(name, sizeof name, "%s", base);
+    for (int k = 2; ds_graph_find(net->g, name) && k < 1000000; k++)
+        snprintf(name, sizeof name, "%s_%d", base, k);
     ds_node *t = ds_input(net->g, name, ndim, shape);
     if (!t) {
         fail_at(s, ds_graph_status(net->g), "%s", ds_last_error());
@@ -1784,6 +1789,8 @@ ds_status ds_net_parse(const char *text, const char *filename, const ds_net_opts
     b.batch = b.opts->batch > 0 ? b.opts->batch : 32;
     net->optim.kind = DS_OPT_ADAM;
     int lines = 0;
+    if (text && !strncmp(text, "\xEF\xBB\xBF", 3))   /* a UTF-8 byte order mark, as editors write */
+        text += 3;
     ds_status st = net->g ? build_lines(&b, text, &lines) : DS_ERR_NOMEM;
     if (!st && !net->n_inputs) {
         spec s = {.file = file, .line = lines};
