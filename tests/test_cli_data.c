@@ -220,6 +220,7 @@ static int write_fits_tables(const char *path)
 
 TEST(cli_data_fits_tables_and_hdu_names)
 {
+    if (!ds_has_feature("fits")) SKIP("needs FITS support (built with NO_FITS=1)");
     CHECK(make_dir() == 0);
     write_text("m.model", cls_model);
     CHECK(write_fits_tables(at("t.fits")) == 0);
@@ -262,6 +263,7 @@ static int write_image(const char *path, int naxis, long *naxes, const float *pi
 
 TEST(cli_data_fits_image_as_one_sample)
 {
+    if (!ds_has_feature("fits")) SKIP("needs FITS support (built with NO_FITS=1)");
     CHECK(make_dir() == 0);
     float pix[3 * 4 * 6];
     for (int i = 0; i < 72; i++)
@@ -330,6 +332,7 @@ static float value_at(const char *name, int64_t i, int64_t *n)
 
 TEST(cli_data_missing_values)
 {
+    if (!ds_has_feature("fits")) SKIP("needs FITS support (built with NO_FITS=1)");
     CHECK(make_dir() == 0);
     CHECK(write_blank_cube(at("b.fits")) == 0);
     write_text("id.model", "input shape=1x2x2\n");   /* predicts its input */
@@ -374,6 +377,7 @@ TEST(cli_data_missing_values)
 
 TEST(cli_data_fits_keyword_not_a_number)
 {
+    if (!ds_has_feature("fits")) SKIP("needs FITS support (built with NO_FITS=1)");
     CHECK(make_dir() == 0);
     float pix[4] = {1, 2, 3, 4};
     CHECK(write_image(at("s.fits"), 2, (long[]){2, 2}, pix) == 0);
@@ -396,6 +400,7 @@ TEST(cli_data_fits_keyword_not_a_number)
 
 TEST(cli_data_predict_classes)
 {
+    if (!ds_has_feature("fits")) SKIP("needs FITS support (built with NO_FITS=1)");
     CHECK(make_dir() == 0);
     char rows[4096];
     table_text(rows, sizeof rows);
@@ -503,6 +508,7 @@ static int walkthrough(char cmds[][1024], int max)
 
 TEST(cli_data_readme_walkthrough)
 {
+    if (!ds_has_feature("fits")) SKIP("needs FITS support (built with NO_FITS=1)");
     static char cmds[8][1024];
     int n = walkthrough(cmds, 8);
     if (n != 6)

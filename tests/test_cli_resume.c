@@ -350,6 +350,7 @@ static int first_write(const char *cmd, const char *file, const char *ckpt, cons
  * --checkpoint-every 0 every epoch writes them (the curve still only at the end). */
 TEST(cli_checkpoint_writes_coalesce)
 {
+    if (!ds_has_feature("plot")) SKIP("needs plotting support (built with NO_PLOT=1)");
     const char *d = tmpdir();
     char cmd[2048], w[600], ck[600], lg[600], cv[600];
     CHECK(d && !make_set(d, "t.csv", 40, 1));
@@ -483,6 +484,7 @@ static double now_s(void)
  * machine. */
 TEST(fit_file_overhead_per_epoch)
 {
+    if (!ds_has_feature("plot")) SKIP("needs plotting support (built with NO_PLOT=1)");
     const char *d = tmpdir();
     char w[600], lg[600], cv[600], ck[600];
     CHECK(d);

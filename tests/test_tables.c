@@ -475,6 +475,7 @@ static int write_two_tables(const char *path)
 
 TEST(tables_fits_by_extname_and_label_columns)
 {
+    if (!ds_has_feature("fits")) SKIP("needs FITS support (built with NO_FITS=1)");
     CHECK(make_dir() == 0);
     const char *p = at("two.fits");
     CHECK(write_two_tables(p) == 0);
@@ -515,6 +516,7 @@ TEST(tables_fits_by_extname_and_label_columns)
 
 TEST(tables_fits_type_names)
 {
+    if (!ds_has_feature("fits")) SKIP("needs FITS support (built with NO_FITS=1)");
     CHECK(make_dir() == 0);
     const char *p = at("types.fits");
     fitsfile *f;
@@ -569,6 +571,7 @@ static int write_fits_cards(const char *path, const char *const *extra, int n)
 
 TEST(tables_fits_keywords_must_be_numbers)
 {
+    if (!ds_has_feature("fits")) SKIP("needs FITS support (built with NO_FITS=1)");
     CHECK(make_dir() == 0);
     const char *p = at("k.fits");
     struct {
@@ -641,6 +644,7 @@ static int write_wcs_image(const char *path)
 
 TEST(tables_fits_header_read_and_copied)
 {
+    if (!ds_has_feature("fits")) SKIP("needs FITS support (built with NO_FITS=1)");
     CHECK(make_dir() == 0);
     const char *p = at("wcs.fits"), *q = at("out.fits");
     CHECK(write_wcs_image(p) == 0);

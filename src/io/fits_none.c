@@ -16,9 +16,9 @@ ds_status dsi_fits_load_mem(const unsigned char *buf, size_t len, const char *pa
     return no_fits(path);
 }
 
-ds_status dsi_fits_save_image(const ds_tensor *t, const char *path)
+ds_status dsi_fits_save_image(const ds_tensor *t, const char *path, const char *header)
 {
-    (void)t;
+    (void)t, (void)header;
     return no_fits(path);
 }
 
@@ -31,6 +31,14 @@ ds_status dsi_fits_save_table(const char *path, int ncols, const char *const *na
 
 char *dsi_fits_columns_mem(const unsigned char *buf, size_t len, const char *path,
                            const ds_read_opts *o)
+{
+    (void)buf, (void)len, (void)o;
+    no_fits(path);
+    return NULL;
+}
+
+char *dsi_fits_header_mem(const unsigned char *buf, size_t len, const char *path,
+                          const ds_read_opts *o)
 {
     (void)buf, (void)len, (void)o;
     no_fits(path);

@@ -92,6 +92,7 @@ ds_status ds_net_set_scaling(ds_net *n, ds_scale_kind kind, float a, const ds_te
 
 static void per_image(float *d, int64_t N, int64_t f, int64_t numel)
 {
+    (void)numel;   /* read only by OpenMP's if clause */
 #pragma omp parallel for schedule(static) if (numel > DS_PAR_MIN)
     for (int64_t i = 0; i < N; i++) {
         double s = 0, s2 = 0;
