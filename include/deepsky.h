@@ -96,7 +96,7 @@ DS_API int  ds_get_num_threads(void);
  * message giving both sizes, instead of being granted and then swapping or being killed; a
  * model file or data header asking for too much therefore gets an error. */
 DS_API void   ds_set_memory_limit(size_t bytes);
-DS_API size_t ds_memory_limit(void);
+DS_API size_t ds_get_memory_limit(void);
 /* Convolution algorithms, process-wide. DS_CONV_AUTO (the default): 2-D 3x3 convolutions of
  * stride 1 and dilation 1 with at least 8 channels and 8 filters use Winograd F(2x2, 3x3)
  * (2.25x fewer multiplications), the others im2col + sgemm. DS_CONV_IM2COL: im2col + sgemm
@@ -237,7 +237,7 @@ typedef struct {
  * names such as train-images-idx3-ubyte, gzipped or not). FITS images come as [NAXISn, ..., NAXIS1], i.e. samples x [channels x] H x W
  * with x = NAXIS1 the column index; tables and CSV as [rows, columns]; IDX as stored.
  * o may be NULL. Errors name the file, and the line/column/HDU where it applies. The file
- * is read whole (under ds_memory_limit()) and parsed as ds_array_load_mem parses bytes. */
+ * is read whole (under ds_get_memory_limit()) and parsed as ds_array_load_mem parses bytes. */
 DS_API ds_status ds_array_load(const char *path, const ds_read_opts *o, ds_tensor **out);
 /* ds_array_load from a file's bytes in memory (buf, len, name: see "Loading from memory"
  * above). The format is format when given: a format name ("npy", "fits", "csv", "tsv" or
@@ -245,7 +245,7 @@ DS_API ds_status ds_array_load(const char *path, const ds_read_opts *o, ds_tenso
  * with format NULL it comes from name's extension, and with neither the call fails
  * (DS_ERR_ARG). FITS, CSV and IDX bytes may be gzipped whatever the name says: gzip is
  * recognized by its magic bytes, as for files, and FITS and CSV data decompress only up to
- * ds_memory_limit(). */
+ * ds_get_memory_limit(). */
 DS_API ds_status ds_array_load_mem(const void *buf, size_t len, const char *name,
                                    const char *format, const ds_read_opts *o, ds_tensor **out);
 /* Writes by extension: .npy; .fits (one image HDU); .csv (a table of [rows, columns], or a
@@ -389,10 +389,11 @@ DS_API float      *ds_param_grad(ds_param *p);   /* NULL for non-trainable param
 
 /* Weights as safetensors. Loading checks every name and shape against the model and fails,
  * changing nothing, with a message naming each missing, unexpected or mis-shaped tensor. */
-DS_API ds_status ds_model_save(const ds_model *m, const char *path);
-DS_API ds_status ds_model_load(ds_model *m, const char *path);
-/* ds_model_load from a safetensors file's bytes (see "Loading from memory"). */
-DS_API ds_status ds_model_load_mem(ds_model *m, const void *buf, size_t len, const char *name);
+DS_API ds_status ds_model_save_weights(const ds_model *m, const char *path);
+DS_API ds_status ds_model_load_weights(ds_model *m, const char *path);
+/* ds_model_load_weights from a safetensors file's bytes (see "Loading from memory"). */
+DS_API ds_status ds_model_load_weights_mem(ds_model *m, const void *buf, size_t len,
+                                           const char *name);
 DS_API ds_status ds_model_to_set(const ds_model *m, ds_tensor_set *s);
 DS_API ds_status ds_model_from_set(ds_model *m, const ds_tensor_set *s, const char *what);
 
@@ -824,7 +825,7 @@ typedef struct {
     ds_feed_item labels[DS_FEED_MAX];
 } ds_feed;
 
-/* Data preprocessing per input, stored with the weights (ds_net_save) so predict applies
+/* Data preprocessing per input, stored with the weights (ds_net_save_weights) so predict applies
  * the same. */
 typedef enum {
     DS_SCALE_NONE = 0,
@@ -847,7 +848,7 @@ DS_API ds_status ds_net_preprocess(const ds_net *n, ds_tensor *x);
 
 /* Weights plus preprocessing as one safetensors file (atomic). Loading checks every name
  * and shape against the network. */
-DS_API ds_status ds_net_save(const ds_net *n, const char *path);
+DS_API ds_status ds_net_save_weights(const ds_net *n, const char *path);
 DS_API ds_status ds_net_load_weights(ds_net *n, const char *path);
 /* ds_net_load_weights from a safetensors file's bytes (see "Loading from memory"). */
 DS_API ds_status ds_net_load_weights_mem(ds_net *n, const void *buf, size_t len,

@@ -459,7 +459,7 @@ void *dsi_aligned_alloc(size_t bytes);   /* zeroed, DS_ALIGN aligned; free with 
 /* Not zeroed: for the graph's planned block and workspace, whose every value is written
  * before it is read (pages a pass never touches are never faulted in). */
 void *dsi_aligned_alloc_raw(size_t bytes);
-/* Both refuse (NULL) a request above ds_memory_limit(). dsi_mem_note(bytes) is "" or, for
+/* Both refuse (NULL) a request above ds_get_memory_limit(). dsi_mem_note(bytes) is "" or, for
  * such a request, "; more than the memory limit of ..." to append to the message. */
 const char *dsi_mem_note(size_t bytes);
 /* The status of the last dsi_fail on this thread (to pass a callee's failure on). */

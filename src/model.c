@@ -118,7 +118,7 @@ ds_param *ds_model_add_param(ds_model *m, const char *name, int ndim, const int6
     p->ndim = ndim;
     memcpy(p->shape, shape, (size_t)ndim * sizeof *shape);
     p->numel = dsi_numel_limited(ndim, shape, (int64_t)1 << 40);
-    if (p->numel < 0 || (size_t)p->numel > ds_memory_limit() / sizeof(float)) {
+    if (p->numel < 0 || (size_t)p->numel > ds_get_memory_limit() / sizeof(float)) {
         dsi_fail(DS_ERR_NOMEM, "parameter '%s' of shape %s needs %.4g bytes%s", name,
                  dsi_shape_str(ndim, shape), p->numel < 0 ? 1e300 : 4.0 * (double)p->numel,
                  dsi_mem_note(p->numel < 0 ? SIZE_MAX : (size_t)p->numel * sizeof(float)));
@@ -271,7 +271,7 @@ ds_status ds_model_from_set(ds_model *m, const ds_tensor_set *s, const char *wha
     return DS_OK;
 }
 
-ds_status ds_model_save(const ds_model *m, const char *path)
+ds_status ds_model_save_weights(const ds_model *m, const char *path)
 {
     ds_tensor_set *s = ds_tensor_set_create();
     if (!s)
@@ -283,7 +283,7 @@ ds_status ds_model_save(const ds_model *m, const char *path)
     return st;
 }
 
-ds_status ds_model_load(ds_model *m, const char *path)
+ds_status ds_model_load_weights(ds_model *m, const char *path)
 {
     ds_tensor_set *s = NULL;
     ds_status st = ds_safetensors_load(path, &s);
@@ -293,7 +293,7 @@ ds_status ds_model_load(ds_model *m, const char *path)
     return st;
 }
 
-ds_status ds_model_load_mem(ds_model *m, const void *buf, size_t len, const char *name)
+ds_status ds_model_load_weights_mem(ds_model *m, const void *buf, size_t len, const char *name)
 {
     ds_tensor_set *s = NULL;
     ds_status st = ds_safetensors_load_mem(buf, len, name, &s);

@@ -8,7 +8,7 @@ static _Atomic size_t phys_mem;    /* 0: not yet asked */
 
 void ds_set_memory_limit(size_t bytes) { mem_limit = bytes; }
 
-size_t ds_memory_limit(void)
+size_t ds_get_memory_limit(void)
 {
     size_t lim = mem_limit;
     if (lim)
@@ -25,7 +25,7 @@ size_t ds_memory_limit(void)
 const char *dsi_mem_note(size_t bytes)
 {
     static _Thread_local char note[96];
-    size_t lim = ds_memory_limit();
+    size_t lim = ds_get_memory_limit();
     if (bytes <= lim)
         return "";
     snprintf(note, sizeof note, "; more than the memory limit of %.3g GB (ds_set_memory_limit)",
@@ -35,7 +35,7 @@ const char *dsi_mem_note(size_t bytes)
 
 void *dsi_aligned_alloc_raw(size_t bytes)
 {
-    if (bytes > ds_memory_limit() || bytes > SIZE_MAX - DS_ALIGN)
+    if (bytes > ds_get_memory_limit() || bytes > SIZE_MAX - DS_ALIGN)
         return NULL;
     size_t n = (bytes + DS_ALIGN - 1) / DS_ALIGN * DS_ALIGN;
     return aligned_alloc(DS_ALIGN, n ? n : DS_ALIGN);

@@ -390,6 +390,34 @@ TEST(cli_checkpoint_writes_coalesce)
     return TEST_PASS;
 }
 
+/* A kill after the last checkpoint but before the log (and curve) of the last epoch: the
+ * resumed run has no epoch left, and writes both again from the checkpoint's history. */
+TEST(cli_resume_with_nothing_left_restores_the_log)
+{
+    const char *d = tmpdir();
+    char p[600], q[600];
+    CHECK(d && !make_set(d, "t.csv", 60, 3));
+    CHECK_RUN(0, BASE " --epochs 3 -o %s/w.safetensors", d, d, d);
+    snprintf(p, sizeof p, "%s/w.log.csv", d);
+    char *full = read_text(p);
+    CHECK(full);
+    char *cut = strchr(full, '\n');   /* the header line only: the log as left by the kill */
+    snprintf(q, sizeof q, "%s/w.curve.png", d);
+    int ok = cut && !write_text(p, "epoch\n") && unlink(q) == 0;
+    if (ok)
+        CHECK_RUN(0, BASE " --epochs 3 --resume -o %s/w.safetensors", d, d, d);
+    char *again = ok ? read_text(p) : NULL;
+    drop_seconds(full);
+    if (again)
+        drop_seconds(again);
+    ok = ok && again && !strcmp(full, again) && access(q, F_OK) == 0;
+    free(full);
+    free(again);
+    rm_rf(d);
+    CHECK(ok);
+    return TEST_PASS;
+}
+
 /* Kills at random moments of a run whose writes are coalesced (--checkpoint-every 0.05,
  * epochs of a few milliseconds): after each, the weights, the checkpoint and the log on
  * disk belong to one epoch; --resume-if-exists then redoes the epochs after it and ends

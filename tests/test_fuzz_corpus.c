@@ -103,7 +103,7 @@ static int replay(const char *target, int (*fn)(const uint8_t *, size_t), char *
 {
     char dir[256], rdir[256], err[1024] = "";
     int threads = ds_get_num_threads();
-    size_t limit = ds_memory_limit();
+    size_t limit = ds_get_memory_limit();
     fflush(stdout);
     fflush(stderr);
     int out = dup(1), errfd = dup(2), null = open("/dev/null", O_WRONLY);

@@ -487,8 +487,8 @@ TEST(io_model_roundtrip_and_mismatch)
     CHECK(ds_model_add_param(m2, "fc1.weight", 2, (int64_t[]){4, 3}, 1, he));
     CHECK(ds_model_add_param(m2, "fc1.bias", 1, (int64_t[]){4}, 1, he));
     CHECK(ds_model_add_param(m2, "bn.running_mean", 1, (int64_t[]){4}, 0, he));
-    CHECK(ds_model_save(m, path) == DS_OK);
-    CHECK(ds_model_load(m2, path) == DS_OK);
+    CHECK(ds_model_save_weights(m, path) == DS_OK);
+    CHECK(ds_model_load_weights(m2, path) == DS_OK);
     for (int i = 0; i < 3; i++) {
         ds_param *p = ds_model_param(m, i), *q = ds_model_find(m2, ds_param_name(p));
         CHECK(q && !memcmp(ds_param_data(p), ds_param_data(q), (size_t)ds_param_numel(p) * 4));
@@ -499,7 +499,7 @@ TEST(io_model_roundtrip_and_mismatch)
     CHECK(ds_model_add_param(m3, "bn.running_mean", 1, (int64_t[]){4}, 0, he));
     float keep[20];
     memcpy(keep, ds_param_data(ds_model_param(m3, 0)), sizeof keep);
-    CHECK(ds_model_load(m3, path) == DS_ERR_FORMAT);
+    CHECK(ds_model_load_weights(m3, path) == DS_ERR_FORMAT);
     const char *e = ds_last_error();
     CHECK(strstr(e, path) && strstr(e, "3 mismatches"));
     CHECK(strstr(e, "'fc1.weight' has shape [4, 3], the model expects [4, 5]"));
@@ -507,7 +507,7 @@ TEST(io_model_roundtrip_and_mismatch)
     CHECK(strstr(e, "'fc1.bias' is not a parameter of the model"));
     CHECK(!memcmp(keep, ds_param_data(ds_model_param(m3, 0)), sizeof keep));
     /* a missing file */
-    CHECK(ds_model_load(m2, "/nonexistent/m.safetensors") == DS_ERR_IO);
+    CHECK(ds_model_load_weights(m2, "/nonexistent/m.safetensors") == DS_ERR_IO);
     ds_model_free(m);
     ds_model_free(m2);
     ds_model_free(m3);
@@ -594,7 +594,7 @@ TEST(io_gzip_bomb_stops_at_the_memory_limit)
     for (int i = 0; i < 768; i++)
         CHECK(gzwrite(gz, zeros, sizeof zeros) == (int)sizeof zeros);
     CHECK(gzclose(gz) == Z_OK);
-    size_t old = ds_memory_limit();
+    size_t old = ds_get_memory_limit();
     ds_set_memory_limit((size_t)16 << 20);
     ds_tensor *t = NULL;
     ds_status st = ds_array_load(path, NULL, &t);

@@ -679,7 +679,7 @@ TEST(memio_errors_name_the_buffer)
     return TEST_PASS;
 }
 
-/* ds_model_load_mem and ds_net_load_weights_mem: what the path versions give, and mismatch
+/* ds_model_load_weights_mem and ds_net_load_weights_mem: what the path versions give, and mismatch
  * messages naming the buffer. */
 TEST(memio_model_and_net_weights)
 {
@@ -703,13 +703,13 @@ TEST(memio_model_and_net_weights)
     ds_model_add_param(m, "other.weight", 1, (int64_t[]){3}, 1,
                        (ds_init){DS_INIT_ZEROS, 0, 0});
     if (!rc)
-        rc = says(ds_model_load_mem(m, w, n, "upload.safetensors"), DS_ERR_FORMAT, msg_, cap_,
-                  "upload.safetensors: ", "'other.weight' [3] is missing", NULL);
+        rc = says(ds_model_load_weights_mem(m, w, n, "upload.safetensors"), DS_ERR_FORMAT, msg_,
+                  cap_, "upload.safetensors: ", "'other.weight' [3] is missing", NULL);
     if (!rc)
         rc = says(ds_net_load_weights_mem(b, w, n / 2, "half"), DS_ERR_FORMAT, msg_, cap_,
                   "half: ", NULL);
     if (!rc)
-        rc = says(ds_model_load_mem(m, w, 3, NULL), DS_ERR_FORMAT, msg_, cap_,
+        rc = says(ds_model_load_weights_mem(m, w, 3, NULL), DS_ERR_FORMAT, msg_, cap_,
                   "<memory>: 3 bytes, too short", NULL);
     ds_model_free(m);
     ds_net_free(a);
@@ -761,7 +761,7 @@ TEST(memio_writers_match_files)
     free(buf);
     ds_tensor_set_free(r);
     /* refusals: no buffer above the memory limit, and bad arguments */
-    size_t old = ds_memory_limit();
+    size_t old = ds_get_memory_limit();
     ds_tensor *big = ds_tensor_create(1, (int64_t[]){1 << 16});
     ds_set_memory_limit(100000);
     buf = (void *)1;
@@ -803,7 +803,7 @@ TEST(memio_gzip_bombs)
     unsigned char *bomb = read_bytes(p, &n);
     rm_dir(dir);
     CHECK(bomb && n < 100000);
-    size_t old = ds_memory_limit();
+    size_t old = ds_get_memory_limit();
     ds_set_memory_limit((size_t)16 << 20);
     ds_tensor *t = NULL;
     ds_status st = ds_array_load_mem(bomb, n, "bomb.fits.gz", NULL, NULL, &t);

@@ -494,7 +494,7 @@ TEST(multi_per_input_scaling_round_trips)
     CHECK(ds_net_set_input_scaling(a, "img", DS_SCALE_DIVIDE, 4.0f, NULL) == DS_OK);
     CHECK(ds_net_set_input_scaling(a, "meta", DS_SCALE_STANDARDIZE, 0, meta) == DS_OK);
     CHECK(ds_net_set_scaling(a, DS_SCALE_ASINH, 1, NULL) == DS_ERR_ARG);   /* which input? */
-    CHECK(ds_net_save(a, p) == DS_OK);
+    CHECK(ds_net_save_weights(a, p) == DS_OK);
     CHECK(ds_net_load_weights(b, p) == DS_OK);
     CHECK(ds_net_input_scaling(b, 0) == DS_SCALE_DIVIDE);
     CHECK(ds_net_input_scaling(b, 1) == DS_SCALE_STANDARDIZE);

@@ -73,7 +73,7 @@ static int check_network(const char *name, build_fn build, char *msg_, size_t ca
     ds_node *out = loss_input(g, loss);
     ds_node_keep(out, 1);   /* read after backward */
     snprintf(path, sizeof path, "tests/fixtures/net_%s.weights.safetensors", name);
-    CHECK(ds_model_load(m, path) == DS_OK);
+    CHECK(ds_model_load_weights(m, path) == DS_OK);
     CHECK(ds_node_requires_grad(xn, 1) == DS_OK);
     ds_graph_set_mode(g, DS_BN_BATCH);   /* dropout off, batch statistics, no update */
     CHECK(ds_graph_set_input(g, xn, ds_tensor_data(x), ds_tensor_numel(x)) == DS_OK);

@@ -464,7 +464,7 @@ static void scenario_train(oom_env *E, run *r, bool keep)
     ds_trainer_free(t);
     t = NULL;
     STEP(r, "ds_net_fit", ds_net_fit(n, E->x, E->y, E->x, E->y, &E->fo, NULL));
-    RETRY(r, "ds_net_save", ds_net_save(n, E->w_path));
+    RETRY(r, "ds_net_save_weights", ds_net_save_weights(n, E->w_path));
     if (keep) {
         ds_model *m = ds_net_model(n);
         E->ref_weights_n = ds_model_block_len(m, 0);

@@ -28,7 +28,7 @@ static int load_net(const char *path, const char *weights, int64_t batch, bool k
     ds_net_opts o = {.batch = batch, .seed = 3};
     CHECK(ds_net_load(path, &o, &p->net) == DS_OK);
     if (weights)
-        CHECK(ds_model_load(ds_net_model(p->net), weights) == DS_OK);
+        CHECK(ds_model_load_weights(ds_net_model(p->net), weights) == DS_OK);
     ds_graph *g = ds_net_graph(p->net);
     ds_graph_keep_all(g, keep_all);
     CHECK(ds_node_requires_grad(ds_net_input(p->net), 1) == DS_OK);   /* saliency too */
@@ -428,12 +428,12 @@ TEST(plan_bench_models_share_most_memory)
     return TEST_PASS;
 }
 
-/* A model or tensor asking for more than ds_memory_limit() is refused with a message giving
+/* A model or tensor asking for more than ds_get_memory_limit() is refused with a message giving
  * the size and the limit, before anything is allocated; a smaller one under the same limit
  * builds. The limit is restored afterwards. */
 TEST(plan_memory_limit_refuses_oversized_models_and_tensors)
 {
-    size_t old = ds_memory_limit();
+    size_t old = ds_get_memory_limit();
     CHECK(old > 0);
     ds_set_memory_limit((size_t)64 << 20);
     ds_net *n = NULL;
@@ -469,6 +469,6 @@ TEST(plan_memory_limit_refuses_oversized_models_and_tensors)
         FAIL("a 4 TB tensor was %s: '%s'", t ? "allocated" : "refused without the sizes",
              ds_last_error());
     CHECK(st3 == DS_OK);
-    CHECK(ds_memory_limit() == old);
+    CHECK(ds_get_memory_limit() == old);
     return TEST_PASS;
 }

@@ -31,7 +31,7 @@ int cmd_init(int argc, char **argv)
         return rc;
     if ((rc = cli_load_net(c.positional[0], NULL, 1, (uint64_t)seed, NULL, &n)))
         return rc;
-    rc = ds_net_save(n, out) == DS_OK ? 0 : cli_fail();
+    rc = ds_net_save_weights(n, out) == DS_OK ? 0 : cli_fail();
     if (!rc)
         printf("wrote %lld parameters to %s\n", (long long)ds_model_numel(ds_net_model(n), 0),
                out);

@@ -205,7 +205,7 @@ ds_status dsi_read_file(const char *path, unsigned char **data, size_t *size)
         return dsi_fail(DS_ERR_IO, "cannot read '%s': %s", path, strerror(errno));
     }
     rewind(fp);
-    unsigned char *buf = (size_t)n < ds_memory_limit() ? malloc((size_t)n + 1) : NULL;
+    unsigned char *buf = (size_t)n < ds_get_memory_limit() ? malloc((size_t)n + 1) : NULL;
     if (!buf) {
         fclose(fp);
         return dsi_fail(DS_ERR_NOMEM, "out of memory reading '%s' (%ld bytes%s)", path, n,

@@ -97,7 +97,7 @@ ds_status dsi_gunzip(const unsigned char *gzbuf, size_t gzlen, const char *path,
         }
         if (n == cap) {
             /* a gzip bomb stops at the memory limit instead of taking all memory */
-            if (2 * cap > ds_memory_limit()) {
+            if (2 * cap > ds_get_memory_limit()) {
                 st = dsi_fail(DS_ERR_NOMEM, "%s: decompresses to more than %zu bytes%s", path,
                               n, dsi_mem_note(2 * cap));
                 break;

@@ -54,7 +54,7 @@ void      dsi_gz_close(dsi_gz *g);
 /* Whether buf[0..len) starts with the gzip magic. */
 bool      dsi_is_gzip(const unsigned char *buf, size_t len);
 /* Inflates the gzip data gzbuf[0..gzlen) whole into *out (malloc'd; *len bytes, then zero
- * bytes up to a multiple of pad when pad > 1), refusing more than ds_memory_limit() (a gzip
+ * bytes up to a multiple of pad when pad > 1), refusing more than ds_get_memory_limit() (a gzip
  * bomb) and data cut short; messages name path. */
 ds_status dsi_gunzip(const unsigned char *gzbuf, size_t gzlen, const char *path, size_t pad,
                      unsigned char **out, size_t *len);

@@ -316,7 +316,7 @@ ds_status ds_npy_save_mem(const ds_tensor *t, void **buf, size_t *len)
         return dsi_fail(DS_ERR_ARG, "ds_npy_save_mem: tensor is NULL");
     char h[600];
     size_t hn = make_header(t, h), nb = (size_t)t->numel * sizeof(float);
-    unsigned char *b = hn + nb <= ds_memory_limit() ? malloc(hn + nb) : NULL;
+    unsigned char *b = hn + nb <= ds_get_memory_limit() ? malloc(hn + nb) : NULL;
     if (!b)
         return dsi_fail(DS_ERR_NOMEM, "out of memory for a %zu-byte .npy file%s", hn + nb,
                         dsi_mem_note(hn + nb));

@@ -558,7 +558,7 @@ ds_status ds_safetensors_save_mem(const ds_tensor_set *s, void **buf, size_t *le
     for (int i = 0; i < ds_tensor_set_count(s); i++)
         total += (size_t)ds_tensor_set_at(s, i)->numel * 4;
     unsigned char *b = NULL;
-    if (st == DS_OK && !(b = total <= ds_memory_limit() ? malloc(total) : NULL))
+    if (st == DS_OK && !(b = total <= ds_get_memory_limit() ? malloc(total) : NULL))
         st = dsi_fail(DS_ERR_NOMEM, "out of memory for a %zu-byte safetensors file%s", total,
                       dsi_mem_note(total));
     if (st == DS_OK) {

@@ -449,6 +449,20 @@ static ds_status resume(fit_run *fr)
     return st;
 }
 
+/* A resumed run with no epoch left to run: its log and curve are written after the
+ * checkpoint, so a kill between them left them behind the checkpoint; both are written
+ * again from its history (a run with epochs left writes them after its epochs). */
+static ds_status resumed_side_files(const fit_run *fr)
+{
+    const ds_fit_opts *o = fr->o;
+    ds_status st = DS_OK;
+    if (o->log_csv)
+        st = write_log(o->log_csv, fr->hist, fr->start, fr->mname);
+    if (!st && o->curve_png)
+        st = write_curve(o->curve_png, fr->hist, fr->start, fr->mname);
+    return st;
+}
+
 /* ---- augmentation, through the trainer's batch hook ---- */
 /* Random flips and quarter turns of the last two axes of every input of rank 4 or more,
  * per sample (the same for all of a sample's images), in place, with the labels mapped by
@@ -673,8 +687,8 @@ static ds_status write_files(fit_run *fr, int e, bool improved)
 {
     const ds_fit_opts *o = fr->o;
     ds_status st = DS_OK;
-    if (o->out_path && ((st = ds_net_save(fr->n, fr->last)) ||
-                        (improved && (st = ds_net_save(fr->n, fr->best_path))) ||
+    if (o->out_path && ((st = ds_net_save_weights(fr->n, fr->last)) ||
+                        (improved && (st = ds_net_save_weights(fr->n, fr->best_path))) ||
                         (!improved && fr->best_set &&
                          (st = ds_safetensors_save(fr->best_set, fr->best_path))) ||
                         (st = save_checkpoint(fr, e + 1))))
@@ -772,6 +786,8 @@ ds_status ds_net_fit_feed(ds_net *n, const ds_feed *train, const ds_feed *val,
         if (!(st = run_epoch(&fr, e, fr.hist + e * HCOLS)))
             st = end_epoch(&fr, e, fr.hist + e * HCOLS, t_epoch, &stop);
     }
+    if (!st && e == fr.start && fr.start > 0)
+        st = resumed_side_files(&fr);
     if (!st) {
         fr.r.epochs_run = e;
         fr.r.best_epoch = fr.best_epoch;

@@ -206,7 +206,7 @@ ds_status dsi_net_to_set(const ds_net *n, ds_tensor_set *s)
     return st;
 }
 
-ds_status ds_net_save(const ds_net *n, const char *path)
+ds_status ds_net_save_weights(const ds_net *n, const char *path)
 {
     ds_tensor_set *s = ds_tensor_set_create();
     if (!s)

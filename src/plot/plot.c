@@ -4,6 +4,7 @@
 #include "../io/io.h"
 
 #ifndef DS_NO_PLOT
+#include <errno.h>
 #include <cairo.h>
 #endif
 #include <math.h>
@@ -1375,10 +1376,21 @@ static int draw_panel(cairo_t *cr, const style *st, const ds_axes *a, double cx,
     return 0;
 }
 
+/* The PNG stream's sink: the file, and the errno of a failed write (cairo keeps only
+ * "write error"). */
+typedef struct {
+    FILE *fp;
+    int err;
+} png_sink;
+
 static cairo_status_t write_fp(void *closure, const unsigned char *data, unsigned int len)
 {
-    return fwrite(data, 1, len, (FILE *)closure) == len ? CAIRO_STATUS_SUCCESS
-                                                       : CAIRO_STATUS_WRITE_ERROR;
+    png_sink *k = closure;
+    errno = 0;
+    if (fwrite(data, 1, len, k->fp) == len)
+        return CAIRO_STATUS_SUCCESS;
+    k->err = errno ? errno : EIO;
+    return CAIRO_STATUS_WRITE_ERROR;
 }
 
 /* Renders the whole figure onto surface s (width x height). Returns 0 or -1 (out of memory). */
@@ -1455,11 +1467,13 @@ ds_status ds_figure_save_png(ds_figure *f, const char *path)
         cairo_surface_destroy(s);
         return st;
     }
-    cs = cairo_surface_write_to_png_stream(s, write_fp, w.fp);
+    png_sink k = {.fp = w.fp};
+    cs = cairo_surface_write_to_png_stream(s, write_fp, &k);
     cairo_surface_destroy(s);
     if (cs != CAIRO_STATUS_SUCCESS) {
         dsi_wfile_abort(&w);
-        return dsi_fail(DS_ERR_IO, "cannot write '%s': %s", path, cairo_status_to_string(cs));
+        return dsi_fail(DS_ERR_IO, "cannot write '%s': %s", path,
+                        k.err ? strerror(k.err) : cairo_status_to_string(cs));
     }
     return dsi_wfile_commit(&w);
 }
