@@ -434,6 +434,9 @@ TEST(cli_counts_of_one_are_singular)
               "-o %s/w.safetensors", m, b, a, d);
     CHECK_OUT("has 2 samples but");
     CHECK_OUT("has 1 label\n");
+    CHECK(write_text(m, "input shape=1\ndense units=1 use_bias=false\nloss mse\n") == 0);
+    CHECK_RUN(0, "init %s -o %s/w1.safetensors", m, d);
+    CHECK_OUT("wrote 1 parameter to");
     rm_rf(d);
     return TEST_PASS;
 }

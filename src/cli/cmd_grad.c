@@ -78,8 +78,9 @@ int cmd_grad(int argc, char **argv)
         rc = cli_fail();
         goto done;
     }
-    printf("wrote %s: loss %.9g and %d tensors\n", out,
-           ds_tensor_data(ds_tensor_set_get(s, "loss"))[0], ds_tensor_set_count(s));
+    printf("wrote %s: loss %.9g and %d %s\n", out,
+           ds_tensor_data(ds_tensor_set_get(s, "loss"))[0], ds_tensor_set_count(s),
+           cli_plural(ds_tensor_set_count(s), "tensor", "tensors"));
 done:
     ds_tensor_set_free(s);
     cli_data_free(&d);

@@ -32,9 +32,9 @@ int cmd_init(int argc, char **argv)
     if ((rc = cli_load_net(c.positional[0], NULL, 1, (uint64_t)seed, NULL, &n)))
         return rc;
     rc = ds_net_save_weights(n, out) == DS_OK ? 0 : cli_fail();
+    long long np = (long long)ds_model_numel(ds_net_model(n), 0);
     if (!rc)
-        printf("wrote %lld parameters to %s\n", (long long)ds_model_numel(ds_net_model(n), 0),
-               out);
+        printf("wrote %lld %s to %s\n", np, cli_plural(np, "parameter", "parameters"), out);
     ds_net_free(n);
     return rc;
 }

@@ -158,8 +158,9 @@ static int write_classes(const ds_net *n, int k, ds_tensor *p, ds_tensor *c, con
         rc = cli_fail();   /* a FITS binary table, CSV or TSV */
     }
     if (!rc)
-        printf("wrote %s [%lld, %lld]: %lld probabilities and %lld class column%s\n", path,
-               (long long)N, (long long)W, (long long)K, (long long)M, M > 1 ? "s" : "");
+        printf("wrote %s [%lld, %lld]: %lld %s and %lld %s\n", path, (long long)N,
+               (long long)W, (long long)K, cli_plural(K, "probability", "probabilities"),
+               (long long)M, cli_plural(M, "class column", "class columns"));
     for (int64_t j = 0; cols && j < W; j++)
         free(cols[j]);
     free(cols);

@@ -256,8 +256,9 @@ int cmd_sim(int argc, char **argv)
             rc = cli_fail();
     }
     if (!rc)
-        printf("simulated %lld galaxies of %d x %d in %.2f s (%.0f galaxies/s): %s, %s\n",
-               (long long)o.count, o.size, o.size, dt, o.count / (dt > 0 ? dt : 1e-9), out, tpath);
+        printf("simulated %lld %s of %d x %d in %.2f s (%.0f galaxies/s): %s, %s\n",
+               (long long)o.count, cli_plural(o.count, "galaxy", "galaxies"), o.size, o.size,
+               dt, o.count / (dt > 0 ? dt : 1e-9), out, tpath);
     ds_tensor_free(images);
     ds_tensor_free(truth);
     return rc;
