@@ -44,9 +44,11 @@ from jax import lax  # noqa: E402
 import peer_common  # noqa: E402
 
 
-def init(spec, key):
+def init(spec, seed):
     """Trainable parameters and batch-norm state, one dict per layer. Weights and biases are
-    uniform in +-1/sqrt(fan_in) (PyTorch's default); convolution kernels are HWIO."""
+    uniform in +-1/sqrt(fan_in) (PyTorch's default); convolution kernels are HWIO. Drawn with
+    numpy: JAX would compile a program for each draw, which would only slow its start-up."""
+    rng = np.random.default_rng(seed)
     params, state = [], []
     for L in spec["layers"]:
         p, s = {}, {}
@@ -56,18 +58,17 @@ def init(spec, key):
                 wshape = tuple(L["kernel"]) + (L["cin"], L["filters"])
             else:
                 fan_in, wshape = L["fin"], (L["fin"], L["units"])
-            key, kw, kb = jax.random.split(key, 3)
             bound = 1 / np.sqrt(fan_in)
-            p["w"] = jax.random.uniform(kw, wshape, jnp.float32, -bound, bound)
-            p["b"] = jax.random.uniform(kb, wshape[-1:], jnp.float32, -bound, bound)
+            p["w"] = rng.uniform(-bound, bound, wshape).astype(np.float32)
+            p["b"] = rng.uniform(-bound, bound, wshape[-1:]).astype(np.float32)
         elif L["kind"] == "batchnorm":
-            p["g"] = jnp.ones(L["channels"], jnp.float32)
-            p["b"] = jnp.zeros(L["channels"], jnp.float32)
-            s["mean"] = jnp.zeros(L["channels"], jnp.float32)
-            s["var"] = jnp.ones(L["channels"], jnp.float32)
+            p["g"] = np.ones(L["channels"], np.float32)
+            p["b"] = np.zeros(L["channels"], np.float32)
+            s["mean"] = np.zeros(L["channels"], np.float32)
+            s["var"] = np.ones(L["channels"], np.float32)
         params.append(p)
         state.append(s)
-    return params, state
+    return jax.device_put(params), jax.device_put(state)
 
 
 def forward(spec, params, state, x, train, key):
@@ -111,7 +112,7 @@ def forward(spec, params, state, x, train, key):
 
 class Peer:
     def __init__(self, spec, a, xs, ys):
-        params, state = init(spec, jax.random.PRNGKey(1234))
+        params, state = init(spec, 1234)
         self.params = sum(int(v.size) for v in jax.tree_util.tree_leaves(params))
         self.xs = [jnp.asarray(np.moveaxis(x, 1, -1)) for x in xs]
         self.ys = [jnp.asarray(y) for y in ys]

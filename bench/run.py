@@ -263,7 +263,10 @@ def run_child(cmd, threads, extra_env=None):
     if shutil.which("taskset"):
         cmd = ["taskset", "-c", cores(threads)] + cmd
     env["BENCH_T0"] = repr(time.time())
-    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=ROOT)
+    try:
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        sys.exit(f"bench: command still running after 900 s: {' '.join(cmd)}")
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
     if p.returncode != 0 or not lines:
         sys.stderr.write(f"bench: command failed (exit {p.returncode}): {' '.join(cmd)}\n"
