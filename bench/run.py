@@ -26,7 +26,8 @@ included, is pinned with taskset to cores 0..N-1 and given OMP_NUM_THREADS=N and
 thread knob N. Each process trains (warm-up, then a timed window), then times inference at the
 training batch size, at 256 and at 1, and prints one JSON line; each peer checks that its loss
 fell (bench/peer_common.py), and this script that every framework has as many trainable
-parameters as deepsky.
+parameters as deepsky. The report also says how many cores other processes kept busy while
+each process ran (from /proc/stat) and names the measurements that ran beside other work.
 
 Ratios are deepsky / the fastest peer: for each model, metric and thread count, the peer with
 the best median over the blocks, then the ratio within each block (the two ran seconds
@@ -47,6 +48,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -256,23 +258,49 @@ def cores(n):
     return ",".join(str(i) for i in range(n))
 
 
+def cpu_busy():
+    """(busy, stolen) seconds of all CPUs since boot, from /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    hz = os.sysconf("SC_CLK_TCK")
+    # user nice system idle iowait irq softirq steal ...
+    return (sum(v[:3]) + sum(v[5:7])) / hz, (v[7] if len(v) > 7 else 0) / hz
+
+
+def children_cpu():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def run_child(cmd, threads, extra_env=None):
+    """Runs one measuring process; its JSON gains "foreign_cpu", the cores that other processes
+    kept busy on average meanwhile (all of the machine's CPU time but this process's), and
+    "steal_cpu", the cores the hypervisor took: a shared machine shows there."""
     env = dict(os.environ)
     env["OMP_NUM_THREADS"] = str(threads)
     env.update(extra_env or {})
     if shutil.which("taskset"):
         cmd = ["taskset", "-c", cores(threads)] + cmd
-    env["BENCH_T0"] = repr(time.time())
+    busy0, steal0, own0, t0 = *cpu_busy(), children_cpu(), time.time()
+    env["BENCH_T0"] = repr(t0)
     try:
         p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=ROOT)
     except subprocess.TimeoutExpired:
         sys.exit(f"bench: command still running after 900 s: {' '.join(cmd)}")
+    busy1, steal1 = cpu_busy()
+    wall = max(time.time() - t0, 1e-3)
+    foreign = max(0.0, busy1 - busy0 - (children_cpu() - own0)) / wall
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
     if p.returncode != 0 or not lines:
         sys.stderr.write(f"bench: command failed (exit {p.returncode}): {' '.join(cmd)}\n"
                          f"{p.stderr[-3000:]}{p.stdout[-2000:]}\n")
         sys.exit(1)
-    return json.loads(lines[-1])
+    r = json.loads(lines[-1])
+    r["foreign_cpu"], r["steal_cpu"] = foreign, (steal1 - steal0) / wall
+    return r
 
 
 def command(fw, bin_path, model_file, common):
@@ -373,7 +401,8 @@ def main():
                     versions[fw] = r.get("version", "")
                     for key in ("train_samples_per_s", "startup_s", "first_step_s",
                                 "peak_rss_kb", "rss_start_kb", "params", "loss", "train_steps",
-                                "loss_first_mean", "loss_last_mean"):
+                                "loss_first_mean", "loss_last_mean", "foreign_cpu",
+                                "steal_cpu"):
                         if key in r:
                             record(block, name, fw, nthr, key, r[key])
                     for ib, v in r["infer"].items():
@@ -493,6 +522,27 @@ def versions_lines(ctx):
     return [f"- {desc[p]}" for p in ctx["peers"]]
 
 
+def interference_lines(ctx):
+    """What else ran: other processes' CPU use and the hypervisor's steal while each measuring
+    process ran, and the measurements it may have spoiled (other processes above 0.1 core)."""
+    runs = [(r["foreign_cpu"], r["steal_cpu"], key, b) for key, rs in ctx["res"].items()
+            for b, r in enumerate(rs)]
+    if not runs:
+        return []
+    fo = sorted(x[0] for x in runs)
+    st = sorted(x[1] for x in runs)
+    bad = sorted((x for x in runs if x[0] > 0.1), key=lambda x: -x[0])
+    L = [f"- Other processes kept {statistics.median(fo):.2f} cores busy (median over the "
+         f"measuring processes; at most {fo[-1]:.2f}); the hypervisor stole "
+         f"{statistics.median(st):.2f} (at most {st[-1]:.2f})."]
+    if bad:
+        L.append(f"  **{len(bad)} of {len(runs)} measurements ran beside more than 0.1 core of "
+                 f"other work** and may be low: " + ", ".join(
+                     f"{m} {label(fw)} {n}T block {b + 1} ({f:.2f})"
+                     for f, _, (m, fw, n), b in bad[:12]) + (", ..." if len(bad) > 12 else ""))
+    return L
+
+
 def report(ctx):
     info, cfg, res, threads, peers = ctx["info"], ctx["cfg"], ctx["res"], ctx["threads"], \
         ctx["peers"]
@@ -522,6 +572,7 @@ def report(ctx):
                    f"(max {max(v):.1f})" for n, v in sorted(ctx["sgemm"].items()))
     L.append(f"- OpenBLAS sgemm {SGEMM_SIZE}x{SGEMM_SIZE} (median over blocks of the best "
              f"product), the practical peak: {sg}")
+    L += interference_lines(ctx)
     L.append(f"- {cfg['blocks']} blocks, the order of the frameworks rotating from block to "
              f"block; per process: training warm-up {cfg['warmup']} s (and at least "
              f"{peer_common.MIN_STEPS} steps in all for the peers) then a {cfg['time']} s timed "
@@ -602,6 +653,15 @@ def model_section(ctx, name, batch, desc):
     return L
 
 
+def peer_name(p, version):
+    """A peer and the version its script printed, e.g. 'JAX 0.10.2 (jaxlib 0.10.2, ...)'."""
+    if p.startswith("torch"):
+        return f"PyTorch {version}"
+    if p.startswith("tf"):
+        return f"TensorFlow {version}" + (" with XLA" if p == "tf-xla" else "")
+    return f"{label(p)} {version}"
+
+
 def update_readme(md, ctx):
     path = os.path.join(ROOT, "README.md")
     try:
@@ -615,7 +675,7 @@ def update_readme(md, ctx):
     info = ctx["info"]
     summary = md.split("## Summary (median ratios deepsky / fastest peer)\n\n", 1)[1]
     summary = summary.split("\n\n")[0]
-    names = ", ".join(f"{label(p)} {ctx['versions'].get(p, '')}".strip() for p in ctx["peers"])
+    names = ", ".join(peer_name(p, ctx["versions"].get(p, "")) for p in ctx["peers"])
     block = (f"Median ratios deepsky / fastest peer measured by `make bench` on {ctx['date']} "
              f"({info['cpu']}, {info['cores']} cores, {info['simd']}; peers: {names}). Each "
              f"cell names the peer compared. Above 1 deepsky is faster; for latency, peak RSS "
