@@ -260,11 +260,11 @@ fashion:
 	done
 
 # Benchmarks against the peers (bench/run.py): `make bench` writes bench/RESULTS.md and
-# bench/results.csv (about 45 minutes); `make bench-quick` is a smoke test (one short round,
+# bench/results.csv (about 50 minutes); `make bench-quick` is a smoke test (one short round,
 # every peer once) writing bench/RESULTS-quick.md. Both install Debian's python3-torch,
 # python3-numpy and python3-venv when missing, and the first run makes bench/.venv and installs
 # TensorFlow and JAX into it with pip (bench/requirements-peers.txt). PEERS=all adds PyTorch 2.x
-# (about 3 GB of wheels); PEERS=none|NAME,... (torch1.13, tf, tf-xla, jax, torch2) picks others.
+# (about 3 GB of wheels); PEERS=NAME,... (of torch1.13, tf, tf-xla, jax, torch2) picks others.
 PEERS ?= default
 BENCH_BIN := $(BUILD)/bench/deepsky_bench
 $(BENCH_BIN): bench/deepsky_bench.c $(BUILD)/libdeepsky.a

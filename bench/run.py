@@ -2,7 +2,7 @@
 """run.py - the benchmark runner: deepsky against its peers on the networks of bench/models/.
 
     /usr/bin/python3 bench/run.py --bin build/bench/deepsky_bench [--quick] [--blocks N]
-                                  [--peers default|all|none|NAME,...] [--models mlp,lenet,...]
+                                  [--peers default|all|NAME,...] [--models mlp,lenet,...]
                                   [--threads 1,2]
 
 `make bench` and `make bench-quick` run it (PEERS=all adds PyTorch 2.x). The peers:
@@ -222,14 +222,12 @@ def choose_peers(spec, quiet=False):
     """The peers asked for by --peers whose Python has what they import."""
     if spec in ("default", "all"):
         asked = DEFAULT_PEERS if spec == "default" else ALL_PEERS
-    elif spec == "none":
-        asked = []
     else:
         asked = [p for p in spec.split(",") if p]
         bad = [p for p in asked if p not in PEERS]
         if bad:
             sys.exit(f"bench: unknown peer(s) {', '.join(bad)} (peers: {', '.join(PEERS)}, or "
-                     f"default, all, none)")
+                     f"default, all)")
     venv_ok = True
     if any(PEERS[p][1] == "venv" for p in asked):
         venv_ok = setup_venv("torch2" in asked)
@@ -335,7 +333,7 @@ def main():
                     help="one block of short windows (smoke test: every peer runs once)")
     ap.add_argument("--blocks", type=int, help="blocks per model (default 5; quick 1)")
     ap.add_argument("--peers", default="default",
-                    help="default (" + ",".join(DEFAULT_PEERS) + "), all (adds torch2), none, "
+                    help="default (" + ",".join(DEFAULT_PEERS) + "), all (adds torch2), "
                     "or a comma-separated list of " + ",".join(PEERS))
     ap.add_argument("--models", help="comma-separated subset of " + ",".join(m[0] for m in MODELS))
     ap.add_argument("--threads", default="1,2", help="thread counts (default 1,2)")
