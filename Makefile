@@ -259,10 +259,13 @@ fashion:
 	    | head -3 || exit 1; \
 	done
 
-# Benchmarks against PyTorch (bench/run.py): `make bench` writes bench/RESULTS.md and
-# bench/results.csv (about 10 minutes); `make bench-quick` is a smoke test (about 15 s
-# per model) writing bench/RESULTS-quick.md. Both install Debian's python3-torch and
-# python3-numpy when missing.
+# Benchmarks against the peers (bench/run.py): `make bench` writes bench/RESULTS.md and
+# bench/results.csv (about 50 minutes); `make bench-quick` is a smoke test (one short round,
+# every peer once) writing bench/RESULTS-quick.md. Both install Debian's python3-torch,
+# python3-numpy and python3-venv when missing, and the first run makes bench/.venv and installs
+# TensorFlow and JAX into it with pip (bench/requirements-peers.txt). PEERS=all adds PyTorch 2.x
+# (about 3 GB of wheels); PEERS=NAME,... (of torch1.13, tf, tf-xla, jax, torch2) picks others.
+PEERS ?= default
 BENCH_BIN := $(BUILD)/bench/deepsky_bench
 $(BENCH_BIN): bench/deepsky_bench.c $(BUILD)/libdeepsky.a
 	@mkdir -p $(dir $@)
@@ -270,14 +273,14 @@ $(BENCH_BIN): bench/deepsky_bench.c $(BUILD)/libdeepsky.a
 	@$(CC) $(CFLAGS_REL) $< -o $@ $(BUILD)/libdeepsky.a $(filter-out -lopenblas,$(LIBS)) -lopenblas
 
 bench:
-	@scripts/deps.sh python3-torch python3-numpy
+	@scripts/deps.sh python3-torch python3-numpy python3-venv
 	@$(MAKE) --no-print-directory $(BENCH_BIN)
-	/usr/bin/python3 bench/run.py --bin $(BENCH_BIN)
+	/usr/bin/python3 bench/run.py --bin $(BENCH_BIN) --peers $(PEERS)
 
 bench-quick:
-	@scripts/deps.sh python3-torch python3-numpy
+	@scripts/deps.sh python3-torch python3-numpy python3-venv
 	@$(MAKE) --no-print-directory $(BENCH_BIN)
-	/usr/bin/python3 bench/run.py --bin $(BENCH_BIN) --quick
+	/usr/bin/python3 bench/run.py --bin $(BENCH_BIN) --peers $(PEERS) --quick
 
 # Our own sgemm (src/blas/sgemm.c) against OpenBLAS: 2048^3 and the galaxy CNN's products,
 # at 1 and 2 threads (bench/sgemm_bench.c; about a minute). Links OpenBLAS in any build.

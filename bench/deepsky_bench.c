@@ -5,7 +5,8 @@
  *                 [--infer-batches B1,B2,...] [--min-iters K] [--conv-algo auto|im2col]
  *   deepsky_bench --sgemm SIZE --threads N [--time S]
  *
- * bench/run.py runs it alternately with bench/torch_bench.py, which does the same in PyTorch.
+ * bench/run.py runs it alternately with the peer scripts (bench/torch_bench.py, tf_bench.py,
+ * jax_bench.py), which do the same in PyTorch, TensorFlow and JAX.
  * Training is the loop ds_net_fit runs (zero_grad, forward, backward, Adam step) without its
  * shuffling and bookkeeping; inference is a forward pass in eval mode. Each timed window
  * runs for the given seconds and at least K iterations (default 3), after a warm-up. The
