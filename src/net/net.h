@@ -94,6 +94,13 @@ void dsi_bound_gather(const ds_net *n, const dsi_bound *d, const int64_t *idx, i
 /* A one-tensor feed: x for the only input, y (may be NULL) for the only labelled loss. */
 void dsi_feed_single(ds_feed *f, const ds_tensor *x, const char *xname, const ds_tensor *y,
                      const char *yname);
+/* ds_net_check_feed's checks of names, sample counts and shapes, which read no values
+ * (the tensors' data may be NULL); d gets the binding. */
+ds_status dsi_net_check_shapes(const ds_net *n, const ds_feed *f, dsi_bound *d);
+/* Its checks of the labels' values (class indices, [0, 1] for cross-entropies) on a feed
+ * whose tensors hold samples first.. of their sources (a block of a stream's files);
+ * reads nothing of the net that training changes, so a stream's reader thread may run it. */
+ds_status dsi_net_check_labels(const ds_net *n, const ds_feed *f, int64_t first);
 /* Fails naming the targets without labels in d (what: "training", "validation", ...). */
 ds_status dsi_require_labels(const ds_net *n, const dsi_bound *d, const char *what);
 int dsi_net_find_input(const ds_net *n, const char *name);     /* index or -1 */
