@@ -2,7 +2,8 @@
  * against the same data loaded whole into memory: samples per second of each.
  *
  *   stream_bench [--model bench/models/mlp.model] [--limit-mb 256] [--threads 2]
- *                [--batch 64] [--epochs 3] [--shards 16] [--rounds 2] [--dir DIR] [--keep]
+ *                [--batch 64] [--epochs 3] [--shards 16] [--rounds 3] [--dir DIR] [--keep]
+ *                [--only stream|memory]
  *
  * It writes synthetic data for the model's first input (float32 .npy shards x_<k>.npy and
  * class labels y_<k>.npy, 2 x the limit in all) to a fresh folder under DIR (default
@@ -13,7 +14,7 @@
  * counted is the epochs after the first (the steady state: the first includes filling the
  * shuffle buffer, and loading is outside fit) from the progress callback's clock; the whole
  * call is reported too. Prints one line per run, the medians and their ratio, and a JSON
- * line. The files are in the page cache (just written): this measures the reader's work,
+ * line. --only runs one side (for a profile). The files are in the page cache (just written): this measures the reader's work,
  * not the disk. */
 #include <deepsky.h>
 #include <errno.h>
@@ -29,6 +30,7 @@ typedef struct {
     const char *model, *dir;
     long limit_mb, threads, batch, epochs, shards, rounds;
     int keep;
+    int only;            /* 0: both; 1: streamed only; 2: in memory only (for profiles) */
 } opts;
 
 static double now_s(void)
@@ -58,7 +60,7 @@ static long num(const char *flag, const char *v, long lo, long hi)
 
 static void parse(int argc, char **argv, opts *o)
 {
-    *o = (opts){"bench/models/mlp.model", "/tmp", 256, 2, 64, 3, 16, 2, 0};
+    *o = (opts){"bench/models/mlp.model", "/tmp", 256, 2, 64, 3, 16, 3, 0, 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--keep")) {
@@ -82,10 +84,12 @@ static void parse(int argc, char **argv, opts *o)
             o->shards = num(a, v, 1, 100000);
         else if (!strcmp(a, "--rounds"))
             o->rounds = num(a, v, 1, 100);
+        else if (!strcmp(a, "--only") && v && (!strcmp(v, "stream") || !strcmp(v, "memory")))
+            o->only = v[0] == 's' ? 1 : 2;
         else {
             fprintf(stderr, "usage: stream_bench [--model M] [--limit-mb MB] [--threads N] "
                     "[--batch B] [--epochs E>=2] [--shards K] [--rounds R] [--dir DIR] "
-                    "[--keep]\n");
+                    "[--keep] [--only stream|memory]\n");
             exit(2);
         }
     }
@@ -165,7 +169,8 @@ static result fit_once(const opts *o, ds_stream *s, ds_tensor *x, ds_tensor *y, 
     ds_feed f = {.inputs = {{NULL, x, NULL}}, .labels = {{NULL, y, NULL}}};
     ds_fit_result res;
     double t0 = now_s();
-    ds_status st = s ? ds_net_fit_stream(n, s, NULL, &fo, &res) : ds_net_fit_feed(n, &f, NULL, &fo, &res);
+    ds_status st = s ? ds_net_fit_stream(n, s, NULL, &fo, &res)
+                     : ds_net_fit_feed(n, &f, NULL, &fo, &res);
     double t1 = now_s();
     if (st)
         die(s ? "training on the stream" : "training in memory");
@@ -211,6 +216,7 @@ int main(int argc, char **argv)
         die(o.model);
     int64_t per, N = write_shards(&o, n, dir, &per);
     ds_net_free(n);
+    sync();   /* no writeback of the new files during the timed runs */
     snprintf(xs, sizeof xs, "%s/x_*.npy", dir);
     snprintf(ys, sizeof ys, "%s/y_*.npy", dir);
     double data_mb = (double)N * (double)(per + 1) * 4 / (1 << 20);
@@ -231,15 +237,18 @@ int main(int argc, char **argv)
             die("loading whole under the limit should fail");
         if (!k)
             printf("loaded whole under the limit: %s\n", ds_last_error());
-        result a = fit_once(&o, s, NULL, NULL, N);
+        result a = {0}, b = {0};
+        if (o.only != 2)
+            a = fit_once(&o, s, NULL, NULL, N);
         if (!k)
             rss_stream = peak_rss_mb();
         ds_set_memory_limit(0);
-        ds_tensor *x, *y;
-        if (ds_stream_load(s, 0, 0, &x) || ds_stream_load(s, 1, 0, &y))
+        ds_tensor *x = NULL, *y = NULL;
+        if (o.only != 1 && (ds_stream_load(s, 0, 0, &x) || ds_stream_load(s, 1, 0, &y)))
             die("loading whole");
         ds_stream_free(s);
-        result b = fit_once(&o, NULL, x, y, N);
+        if (o.only != 1)
+            b = fit_once(&o, NULL, x, y, N);
         ds_tensor_free(x);
         ds_tensor_free(y);
         printf("round %ld: streamed %.0f samples/s (whole call %.0f, loss %.3f); in memory %.0f "

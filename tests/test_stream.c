@@ -103,7 +103,8 @@ static int read_epochs(ds_stream *s, int64_t b, uint64_t seed, int epochs, int n
                          (long long)info.count, info.last);
                 return 1;
             }
-            const float *x = ds_tensor_data(f.inputs[0].data), *y = ds_tensor_data(f.labels[0].data);
+            const float *x = ds_tensor_data(f.inputs[0].data);
+            const float *y = ds_tensor_data(f.labels[0].data);
             for (int64_t k = 0; k < info.count; k++, seen++) {
                 int64_t id = info.ids[k];
                 if (x[3 * k] != (float)id || x[3 * k + 1] != (float)id + 0.25f ||
@@ -469,7 +470,8 @@ static int write_images(const char *dir, ds_tensor **x, ds_tensor **y)
     }
     for (int k = 0, first = 0; k < 3; first += (int)counts[k++]) {
         char name[32];
-        ds_tensor *a = ds_tensor_from(2, (int64_t[]){counts[k], 16}, ds_tensor_data(*x) + 16 * first);
+        ds_tensor *a = ds_tensor_from(2, (int64_t[]){counts[k], 16},
+                                      ds_tensor_data(*x) + 16 * first);
         ds_tensor *b = ds_tensor_from(1, &counts[k], ds_tensor_data(*y) + first);
         snprintf(name, sizeof name, "i_%d.npy", k);
         int rc = !a || !b || ds_npy_save(a, at(dir, name)) != DS_OK;
@@ -576,7 +578,8 @@ TEST(stream_fit_resumes_to_the_same_weights)
     ds_net *n;
     ds_net_opts no = {.batch = 4, .seed = 2, .labels = DS_LABELS_INDEX};
     CHECK(ds_net_parse(img_model, "img.model", &no, &n) == DS_OK);
-    ds_fit_opts fo = {.epochs = 3, .batch_size = 5, .seed = 11, .out_path = at(dir, "a.safetensors")};
+    ds_fit_opts fo = {.epochs = 3, .batch_size = 5, .seed = 11,
+                      .out_path = at(dir, "a.safetensors")};
     ds_status st = ds_net_fit_stream(n, s, NULL, &fo, NULL);
     a = st ? NULL : params_of(n, &na);
     ds_net_free(n);
@@ -676,7 +679,8 @@ TEST(stream_trains_above_the_memory_limit)
     /* 8 MiB of data in 8 files of 1024 samples of 256 values (float32, mapped), under a
      * memory limit of 4 MiB */
     enum { FILES = 8, PER = 1024, F = 256 };
-    ds_tensor *x = ds_tensor_create(2, (int64_t[]){PER, F}), *y = ds_tensor_create(1, (int64_t[]){PER});
+    ds_tensor *x = ds_tensor_create(2, (int64_t[]){PER, F});
+    ds_tensor *y = ds_tensor_create(1, (int64_t[]){PER});
     CHECK(x && y);
     ds_rng r;
     ds_rng_seed(&r, 1);
@@ -729,5 +733,74 @@ TEST(stream_trains_above_the_memory_limit)
     if (fit != DS_OK)
         FAIL("streaming: %s", fit_msg);
     CHECK(res.epochs_run == 2 && res.final_loss < 0.6);
+    return TEST_PASS;
+}
+
+TEST(stream_fits_and_csv_shards)
+{
+    if (!ds_has_feature("fits"))
+        SKIP("deepsky was built without FITS support");
+    char dir[64], xs[100], list[100];
+    CHECK(make_tmpdir(dir, sizeof dir));
+    /* images as FITS cubes [n, 4, 4], their labels in CSV files of one column */
+    const int64_t counts[] = {5, 9, 3};
+    int64_t id = 0;
+    for (int k = 0; k < 3; k++) {
+        char name[32];
+        ds_tensor *x = ds_tensor_create(3, (int64_t[]){counts[k], 4, 4});
+        ds_tensor *y = ds_tensor_create(2, (int64_t[]){counts[k], 1});
+        CHECK(x && y);
+        for (int64_t i = 0; i < counts[k]; i++, id++) {
+            for (int j = 0; j < 16; j++)
+                ds_tensor_data(x)[16 * i + j] = (float)(100 * id + j);
+            ds_tensor_data(y)[i] = (float)id;
+        }
+        snprintf(name, sizeof name, "img_%d.fits", k);
+        CHECK(ds_array_save(x, at(dir, name), NULL) == DS_OK);
+        snprintf(name, sizeof name, "lab_%d.csv", k);
+        CHECK(ds_array_save(y, at(dir, name), (const char *const[]){"id"}) == DS_OK);
+        ds_tensor_free(x);
+        ds_tensor_free(y);
+    }
+    FILE *fp = fopen(at(dir, "labels.txt"), "w");
+    CHECK(fp && fputs("lab_0.csv\nlab_1.csv\nlab_2.csv\n", fp) >= 0 && fclose(fp) == 0);
+    snprintf(xs, sizeof xs, "%s/img_*.fits", dir);
+    snprintf(list, sizeof list, "@%s", at(dir, "labels.txt"));
+    ds_read_opts ro = {.columns = "id"};
+    ds_stream_opts o = {.inputs = {{NULL, xs, NULL}}, .labels = {{NULL, list, &ro}},
+                        .shuffle_buffer = 4};
+    ds_stream *s;
+    CHECK(ds_stream_open(&o, &s) == DS_OK);
+    CHECK(ds_stream_samples(s) == 17);
+    ds_tensor *x;
+    CHECK(ds_stream_load(s, 0, 0, &x) == DS_OK && ds_tensor_ndim(x) == 3);
+    for (int i = 0; i < 17 * 16; i++)
+        CHECK(ds_tensor_data(x)[i] == (float)(100 * (i / 16) + i % 16));
+    ds_tensor_free(x);
+    ds_stream_run r = {.batch = 4, .seed = 1, .epochs = 1};
+    CHECK(ds_stream_start(s, &r) == DS_OK);
+    int seen[17] = {0};
+    for (;;) {
+        ds_feed f;
+        ds_stream_batch info;
+        CHECK(ds_stream_next(s, &f, &info) == DS_OK);
+        if (!info.count)
+            break;
+        for (int64_t k = 0; k < info.count; k++) {
+            int64_t i = info.ids[k];
+            CHECK(i >= 0 && i < 17);
+            seen[i]++;
+            CHECK(ds_tensor_data(f.labels[0].data)[k] == (float)i);
+            CHECK(ds_tensor_data(f.inputs[0].data)[16 * k + 5] == (float)(100 * i + 5));
+        }
+    }
+    for (int i = 0; i < 17; i++)
+        CHECK(seen[i] == 1);
+    ds_stream_stop(s);
+    ds_feed f;
+    ds_stream_batch info;
+    CHECK(ds_stream_next(s, &f, &info) == DS_ERR_STATE);
+    ds_stream_free(s);
+    rm_tmpdir(dir);
     return TEST_PASS;
 }

@@ -68,8 +68,10 @@ struct ds_stream {
     pthread_t thread;
     bool running;
     pthread_mutex_t mu;
-    pthread_cond_t cv;            /* produced, consumed, done or stop changed */
+    pthread_cond_t can_put;       /* the reader waits: half the ring free, or stop */
+    pthread_cond_t can_take;      /* the consumer waits: a batch, or the reader's end */
     int64_t produced, consumed;   /* batches */
+    bool reader_asleep;           /* on can_put */
     bool holding;                 /* the consumer holds slot consumed % n_slots */
     bool done;                    /* the reader ended: its last epoch, a failure or a stop */
     atomic_bool stop;
@@ -438,7 +440,8 @@ ds_status ds_stream_open(const ds_stream_opts *o, ds_stream **out)
     if (!s)
         return dsi_fail(DS_ERR_NOMEM, "out of memory for a stream");
     pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->cv, NULL);
+    pthread_cond_init(&s->can_put, NULL);
+    pthread_cond_init(&s->can_take, NULL);
     s->opt_buffer = o->shuffle_buffer;
     s->prefetch = o->prefetch ? o->prefetch : DEFAULT_PREFETCH;
     for (int k = 0; k < DS_FEED_MAX && o->inputs[k].files && !st; k++)
@@ -496,7 +499,8 @@ void ds_stream_free(ds_stream *s)
     }
     free(s->first);
     pthread_mutex_destroy(&s->mu);
-    pthread_cond_destroy(&s->cv);
+    pthread_cond_destroy(&s->can_put);
+    pthread_cond_destroy(&s->can_take);
     free(s);
 }
 
@@ -665,12 +669,21 @@ typedef struct {
 
 static bool stopped(ds_stream *s) { return atomic_load_explicit(&s->stop, memory_order_relaxed); }
 
+/* Batches the ring must have free before a reader that found it full goes on: half of it.
+ * Waking for every batch the trainer takes would preempt one of the trainer's threads each
+ * time (and stall the others at their next barrier); the reader prepares many at once. */
+static int64_t refill(const ds_stream *s) { return s->n_slots > 1 ? s->n_slots / 2 : 1; }
+
 /* The next free slot, waiting for the consumer; NULL when stopped. */
 static slot *acquire(ds_stream *s)
 {
     pthread_mutex_lock(&s->mu);
-    while (s->produced - s->consumed >= s->n_slots && !stopped(s))
-        pthread_cond_wait(&s->cv, &s->mu);
+    if (s->produced - s->consumed >= s->n_slots) {
+        s->reader_asleep = true;
+        while (s->produced - s->consumed > s->n_slots - refill(s) && !stopped(s))
+            pthread_cond_wait(&s->can_put, &s->mu);
+        s->reader_asleep = false;
+    }
     slot *sl = stopped(s) ? NULL : &s->slots[s->produced % s->n_slots];
     pthread_mutex_unlock(&s->mu);
     return sl;
@@ -693,7 +706,7 @@ static ds_status publish(epoch_state *es)
     }
     pthread_mutex_lock(&s->mu);
     s->produced++;
-    pthread_cond_broadcast(&s->cv);
+    pthread_cond_signal(&s->can_take);
     pthread_mutex_unlock(&s->mu);
     es->cur = NULL;
     es->pos = 0;
@@ -872,7 +885,7 @@ static void *reader_main(void *arg)
         snprintf(s->err_msg, sizeof s->err_msg, "%s", ds_last_error());
     }
     s->done = true;
-    pthread_cond_broadcast(&s->cv);
+    pthread_cond_signal(&s->can_take);
     pthread_mutex_unlock(&s->mu);
     return NULL;
 }
@@ -954,7 +967,7 @@ ds_status ds_stream_start(ds_stream *s, const ds_stream_run *r)
         return st;
     }
     s->produced = s->consumed = 0;
-    s->holding = s->done = false;
+    s->holding = s->done = s->reader_asleep = false;
     s->err = DS_OK;
     atomic_store(&s->stop, false);
     int rc = pthread_create(&s->thread, NULL, reader_main, s);
@@ -971,7 +984,7 @@ void ds_stream_stop(ds_stream *s)
         return;
     pthread_mutex_lock(&s->mu);
     atomic_store(&s->stop, true);
-    pthread_cond_broadcast(&s->cv);
+    pthread_cond_signal(&s->can_put);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->thread, NULL);
     s->running = false;
@@ -992,10 +1005,11 @@ ds_status ds_stream_next(ds_stream *s, ds_feed *batch, ds_stream_batch *info)
     if (s->holding) {
         s->consumed++;
         s->holding = false;
-        pthread_cond_broadcast(&s->cv);
+        if (s->reader_asleep && s->produced - s->consumed <= s->n_slots - refill(s))
+            pthread_cond_signal(&s->can_put);
     }
     while (s->produced == s->consumed && !s->done)
-        pthread_cond_wait(&s->cv, &s->mu);
+        pthread_cond_wait(&s->can_take, &s->mu);
     slot *sl = NULL;
     if (s->produced > s->consumed) {
         sl = &s->slots[s->consumed % s->n_slots];
