@@ -6,10 +6,12 @@
  * for bit, to training on the same data in memory in file order; resume; and a data set
  * above the memory limit trained by streaming where loading it whole fails. */
 #include "test.h"
+#include "../src/io/stream.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static char *make_tmpdir(char *buf, size_t cap)
@@ -802,5 +804,64 @@ TEST(stream_fits_and_csv_shards)
     CHECK(ds_stream_next(s, &f, &info) == DS_ERR_STATE);
     ds_stream_free(s);
     rm_tmpdir(dir);
+    return TEST_PASS;
+}
+
+/* Counts the blocks checked per shard (by the first sample's value: shards of 7 samples);
+ * while checking the third shard for the first time, writes a NaN into the second's file in
+ * place (the same size, a later time). */
+typedef struct {
+    const char *dir;
+    int calls[3];
+} check_count;
+
+static ds_status count_checks(void *ctx, const ds_feed *block, int64_t first)
+{
+    check_count *c = ctx;
+    int k = (int)(ds_tensor_data(block->inputs[0].data)[0] / 7);
+    (void)first;
+    if (k >= 0 && k < 3 && c->calls[k]++ == 0 && k == 2) {
+        struct timespec pause = {0, 30 * 1000 * 1000};   /* past the clock's granularity */
+        nanosleep(&pause, NULL);
+        FILE *fp = fopen(at(c->dir, "x_1.npy"), "r+b");
+        float nan = NAN;
+        if (fp) {
+            fseek(fp, -4, SEEK_END);
+            fwrite(&nan, 4, 1, fp);
+            fclose(fp);
+        }
+    }
+    return DS_OK;
+}
+
+TEST(stream_checks_each_file_once_unless_it_changes)
+{
+    char dir[64], want[300];
+    CHECK(make_tmpdir(dir, sizeof dir));
+    const int64_t counts[] = {7, 7, 7};
+    CHECK(write_shards(dir, 3, counts, 2) == 0);
+    ds_stream *s;
+    CHECK(open_xy(dir, 0, 1, &s) == DS_OK);
+    check_count c = {dir, {0}};
+    dsi_stream_hooks h = {count_checks, NULL, &c};
+    dsi_stream_set_hooks(s, &h);
+    /* epoch 1 checks every file; epoch 2 only the one that changed, and finds its NaN */
+    ds_stream_run r = {.batch = 21, .epochs = 3, .no_shuffle = 1};
+    CHECK(ds_stream_start(s, &r) == DS_OK);
+    ds_feed f;
+    ds_stream_batch info;
+    ds_status st = ds_stream_next(s, &f, &info);
+    CHECK(st == DS_OK && info.count == 21 && info.epoch == 0);
+    st = ds_stream_next(s, &f, &info);
+    snprintf(want, sizeof want, "%s: element 20 (sample 6) is NaN", at(dir, "x_1.npy"));
+    bool nan_found = st == DS_ERR_VALUE && !strcmp(ds_last_error(), want);
+    char got[300];
+    snprintf(got, sizeof got, "%s", ds_last_error());
+    dsi_stream_set_hooks(s, NULL);
+    ds_stream_free(s);
+    rm_tmpdir(dir);
+    if (!nan_found)
+        FAIL("epoch 2: %s: '%s', expected '%s'", ds_status_name(st), got, want);
+    CHECK(c.calls[0] == 1 && c.calls[1] == 1 && c.calls[2] == 1);
     return TEST_PASS;
 }

@@ -22,6 +22,10 @@ typedef struct {
     char *path;
     int64_t count;                /* samples */
     int64_t bytes;                /* the file's size, for a checkpoint's description */
+    /* the reader's: the file as it was when its values were checked in this run (a file
+     * that has not changed since is not checked again) */
+    bool checked;
+    struct stat seen;
 } shard_file;
 
 /* One input's or one target's labels: its files and the shape of its samples. */
@@ -787,8 +791,10 @@ static ds_status drain(epoch_state *es)
     return st;
 }
 
-/* Rows [r0, r0 + w) of shard k, whose files are t: checked, then taken one by one. */
-static ds_status take_window(epoch_state *es, int k, ds_tensor *const *t, int64_t r0, int64_t w)
+/* Rows [r0, r0 + w) of shard k, whose files are t: checked (if check), then taken one by
+ * one. */
+static ds_status take_window(epoch_state *es, int k, ds_tensor *const *t, int64_t r0, int64_t w,
+                             bool check)
 {
     ds_stream *s = es->s;
     ds_status st = DS_OK;
@@ -797,10 +803,11 @@ static ds_status take_window(epoch_state *es, int k, ds_tensor *const *t, int64_
     for (int i = 0; i < s->n_items && !st; i++) {
         const item *it = &s->it[i];
         src_names[i] = it->files[k].path;
-        st = check_finite(t[i], it->files[k].path, r0, w, it->per);
+        if (check)
+            st = check_finite(t[i], it->files[k].path, r0, w, it->per);
         view(it, &win[i], w, t[i]->data + r0 * it->per);
     }
-    if (!st && s->hooks.check) {
+    if (!st && check && s->hooks.check) {
         ds_feed f;
         make_feed(s, win, &f, src_names);
         st = s->hooks.check(s->hooks.ctx, &f, r0);
@@ -814,11 +821,32 @@ static ds_status take_window(epoch_state *es, int k, ds_tensor *const *t, int64_
     return st;
 }
 
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* Whether the values of shard k need checking: a file not checked in this run, or changed
+ * since (its identity, size or time of change); now[i] gets each file's. */
+static bool needs_check(const ds_stream *s, int k, struct stat *now)
+{
+    bool check = false;
+    for (int i = 0; i < s->n_items; i++) {
+        const shard_file *f = &s->it[i].files[k];
+        if (stat(f->path, &now[i]) != 0 || !f->checked || !same_file(&f->seen, &now[i]))
+            check = true;
+    }
+    return check;
+}
+
 /* Every sample of shard k. */
 static ds_status take_shard(epoch_state *es, int k)
 {
     ds_stream *s = es->s;
     ds_tensor *t[MAX_ITEMS] = {0};
+    struct stat now[MAX_ITEMS];
+    bool check = needs_check(s, k, now);
     ds_status st = DS_OK;
     int64_t bytes = 0;
     for (int i = 0; i < s->n_items && !st; i++) {
@@ -829,9 +857,15 @@ static ds_status take_shard(epoch_state *es, int k)
     if (bytes)
         w = (int64_t)WINDOW_BYTES / bytes > 1 ? (int64_t)WINDOW_BYTES / bytes : 1;
     for (int64_t r0 = 0; r0 < count && !st && !stopped(s); r0 += w)
-        st = take_window(es, k, t, r0, count - r0 < w ? count - r0 : w);
-    for (int i = 0; i < s->n_items; i++)
+        st = take_window(es, k, t, r0, count - r0 < w ? count - r0 : w, check);
+    for (int i = 0; i < s->n_items; i++) {
         ds_tensor_free(t[i]);
+        shard_file *f = &s->it[i].files[k];
+        if (check && !st && !stopped(s)) {
+            f->checked = true;
+            f->seen = now[i];
+        }
+    }
     return st;
 }
 
@@ -958,6 +992,9 @@ ds_status ds_stream_start(ds_stream *s, const ds_stream_run *r)
                         "and epochs %d (not negative)", (long long)r->batch, r->first_epoch,
                         r->epochs);
     ds_stream_stop(s);
+    for (int i = 0; i < s->n_items; i++)   /* checked again, with this run's hooks */
+        for (int k = 0; k < s->n_shards; k++)
+            s->it[i].files[k].checked = false;
     s->run = *r;
     s->run.batch = r->batch < s->N ? r->batch : s->N;
     s->K = buffer_samples(s, r->no_shuffle);
