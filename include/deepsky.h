@@ -913,9 +913,10 @@ DS_API ds_status ds_net_split(const ds_net *n, const ds_feed *f, double fraction
  * goes out, and at the end of the epoch the buffer empties in random order. So every
  * sample goes out exactly once per epoch, in an order that depends on the seed, the epoch
  * and the buffer size only: not on timing, the thread count or prefetch. A buffer as large
- * as the data set gives a uniform shuffle. The values are checked as they are read: a NaN
- * or an infinity fails, naming the file and the sample (with ds_net_fit_stream, labels
- * out of range too). */
+ * as the data set gives a uniform shuffle. The values are checked as they are read, the
+ * first time a run (ds_stream_start) reads a file and again if it changed (its identity,
+ * size or time of change): a NaN or an infinity fails, naming the file and the sample
+ * (with ds_net_fit_stream, labels out of range too). */
 typedef struct ds_stream ds_stream;
 typedef struct {
     const char *name;          /* an input's name, or a target's (loss's); NULL: the only one */
