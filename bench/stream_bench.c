@@ -2,22 +2,24 @@
  * against the same data loaded whole into memory: samples per second of each.
  *
  *   stream_bench [--model bench/models/mlp.model] [--limit-mb 256] [--threads 2]
- *                [--batch 64] [--epochs 3] [--shards 16] [--rounds 3] [--dir DIR] [--keep]
+ *                [--batch 64] [--epochs 3] [--shards 16] [--rounds 5] [--dir DIR] [--keep]
  *                [--only stream|memory]
  *
  * It writes synthetic data for the model's first input (float32 .npy shards x_<k>.npy and
  * class labels y_<k>.npy, 2 x the limit in all) to a fresh folder under DIR (default
- * /tmp), then alternates, `rounds` times: ds_set_memory_limit(limit) and ds_net_fit_stream
- * on the shards (a reader thread, a 64 MiB shuffle buffer); then no limit, the shards
- * loaded whole (ds_stream_load) and ds_net_fit_feed (a full shuffle each epoch). Both train
- * the same model with the same options, without validation or files. The throughput
- * counted is the epochs after the first (the steady state: the first includes filling the
- * shuffle buffer, and loading is outside fit) from the progress callback's clock; the whole
- * call is reported too. Prints one line per run, the medians and their ratio, and a JSON
- * line. --only runs one side (for a profile). The files are in the page cache (just written): this measures the reader's work,
- * not the disk. */
+ * /tmp), then, `rounds` times, trains twice, in turn streamed first or in memory first:
+ * under ds_set_memory_limit(limit), ds_net_fit_stream on the shards (a reader thread, a
+ * 64 MiB shuffle buffer); without a limit, the shards loaded whole (ds_stream_load) and
+ * ds_net_fit_feed (a full shuffle each epoch). Both train the same model with the same
+ * options, without validation or files. The throughput counted is the epochs after the
+ * first (the steady state: the first includes filling the shuffle buffer, and loading is
+ * outside fit) from the progress callback's clock; the whole call, and the CPU time of
+ * every thread per sample, are reported too. Prints one line per round, the medians and
+ * their ratio, and a JSON line. --only runs one side (for a profile). The files are in the
+ * page cache (just written): this measures the reader's work, not the disk. */
 #include <deepsky.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,7 +62,7 @@ static long num(const char *flag, const char *v, long lo, long hi)
 
 static void parse(int argc, char **argv, opts *o)
 {
-    *o = (opts){"bench/models/mlp.model", "/tmp", 256, 2, 64, 3, 16, 3, 0, 0};
+    *o = (opts){"bench/models/mlp.model", "/tmp", 256, 2, 64, 3, 16, 5, 0, 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--keep")) {
@@ -155,7 +157,16 @@ static void on_progress(void *ctx, const ds_progress *p)
 
 typedef struct {
     double steady, whole, loss;   /* samples/s after the first epoch, of the whole call */
+    double cpu_us;                /* CPU time (every thread) per sample of the whole call */
 } result;
+
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
+           (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
+}
 
 static result fit_once(const opts *o, ds_stream *s, ds_tensor *x, ds_tensor *y, int64_t N)
 {
@@ -168,15 +179,16 @@ static result fit_once(const opts *o, ds_stream *s, ds_tensor *x, ds_tensor *y, 
                       .progress = on_progress, .ctx = &c};
     ds_feed f = {.inputs = {{NULL, x, NULL}}, .labels = {{NULL, y, NULL}}};
     ds_fit_result res;
-    double t0 = now_s();
+    double t0 = now_s(), c0 = cpu_s();
     ds_status st = s ? ds_net_fit_stream(n, s, NULL, &fo, &res)
                      : ds_net_fit_feed(n, &f, NULL, &fo, &res);
-    double t1 = now_s();
+    double t1 = now_s(), c1 = cpu_s();
     if (st)
         die(s ? "training on the stream" : "training in memory");
     ds_net_free(n);
     result r = {(double)(o->epochs - 1) * (double)N / (c.t[o->epochs] - c.t[1]),
-                (double)o->epochs * (double)N / (t1 - t0), res.final_loss};
+                (double)o->epochs * (double)N / (t1 - t0), res.final_loss,
+                1e6 * (c1 - c0) / ((double)o->epochs * (double)N)};
     return r;
 }
 
@@ -224,7 +236,7 @@ int main(int argc, char **argv)
            "%ld threads, batch %ld, %ld epochs (throughput of epochs 2-%ld)\n", o.model,
            (long long)N, (long long)per, data_mb, o.shards, o.limit_mb, o.threads, o.batch,
            o.epochs, o.epochs);
-    double ss[100], ms[100], sw[100], mw[100];
+    double ss[100], ms[100], sw[100], mw[100], sc[100], mc[100];
     long rss_stream = 0;
     for (long k = 0; k < o.rounds; k++) {
         ds_set_memory_limit(limit);
@@ -238,7 +250,8 @@ int main(int argc, char **argv)
         if (!k)
             printf("loaded whole under the limit: %s\n", ds_last_error());
         result a = {0}, b = {0};
-        if (o.only != 2)
+        bool stream_first = k % 2 == 0;   /* alternately, against drifts of the machine */
+        if (stream_first && o.only != 2)
             a = fit_once(&o, s, NULL, NULL, N);
         if (!k)
             rss_stream = peak_rss_mb();
@@ -246,30 +259,40 @@ int main(int argc, char **argv)
         ds_tensor *x = NULL, *y = NULL;
         if (o.only != 1 && (ds_stream_load(s, 0, 0, &x) || ds_stream_load(s, 1, 0, &y)))
             die("loading whole");
-        ds_stream_free(s);
         if (o.only != 1)
             b = fit_once(&o, NULL, x, y, N);
         ds_tensor_free(x);
         ds_tensor_free(y);
-        printf("round %ld: streamed %.0f samples/s (whole call %.0f, loss %.3f); in memory %.0f "
-               "samples/s (whole call %.0f, loss %.3f)\n", k + 1, a.steady, a.whole, a.loss,
-               b.steady, b.whole, b.loss);
+        ds_set_memory_limit(limit);
+        if (!stream_first && o.only != 2)
+            a = fit_once(&o, s, NULL, NULL, N);
+        ds_set_memory_limit(0);
+        ds_stream_free(s);
+        printf("round %ld: streamed %.0f samples/s (whole call %.0f, %.1f us CPU a sample, "
+               "loss %.3f); in memory %.0f samples/s (whole call %.0f, %.1f us CPU, loss %.3f)"
+               "\n", k + 1, a.steady, a.whole, a.cpu_us, a.loss, b.steady, b.whole, b.cpu_us,
+               b.loss);
         fflush(stdout);
         ss[k] = a.steady;
         ms[k] = b.steady;
         sw[k] = a.whole;
         mw[k] = b.whole;
+        sc[k] = a.cpu_us;
+        mc[k] = b.cpu_us;
     }
     double s_med = median(ss, (int)o.rounds), m_med = median(ms, (int)o.rounds);
     double sw_med = median(sw, (int)o.rounds), mw_med = median(mw, (int)o.rounds);
+    double sc_med = median(sc, (int)o.rounds), mc_med = median(mc, (int)o.rounds);
     printf("median: streamed %.0f samples/s, in memory %.0f samples/s: ratio %.3f (whole calls "
-           "%.3f); peak RSS while streaming %ld MiB\n", s_med, m_med, s_med / m_med,
-           sw_med / mw_med, rss_stream);
+           "%.3f); CPU a sample %.1f us streamed, %.1f us in memory; peak RSS while streaming "
+           "%ld MiB\n", s_med, m_med, s_med / m_med, sw_med / mw_med, sc_med, mc_med,
+           rss_stream);
     printf("{\"model\": \"%s\", \"threads\": %ld, \"batch\": %ld, \"samples\": %lld, "
            "\"data_mib\": %.0f, \"limit_mib\": %ld, \"stream_sps\": %.0f, \"memory_sps\": %.0f, "
-           "\"ratio\": %.4f, \"ratio_whole\": %.4f, \"stream_peak_rss_mib\": %ld}\n", o.model,
+           "\"ratio\": %.4f, \"ratio_whole\": %.4f, \"stream_cpu_us\": %.2f, "
+           "\"memory_cpu_us\": %.2f, \"stream_peak_rss_mib\": %ld}\n", o.model,
            o.threads, o.batch, (long long)N, data_mb, o.limit_mb, s_med, m_med, s_med / m_med,
-           sw_med / mw_med, rss_stream);
+           sw_med / mw_med, sc_med, mc_med, rss_stream);
     if (!o.keep) {
         char cmd[4300];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

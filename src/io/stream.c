@@ -43,10 +43,10 @@ typedef struct {
     shard_file *files;            /* one per shard */
 } item;
 
-/* A batch: filled by the reader, handed out by ds_stream_next. */
+/* A batch: the reader fills its rows, ds_stream_next hands it out. Each row is a cell of
+ * the stream's pool (below), which the row and the shuffle buffer swap. */
 typedef struct {
-    float *data[MAX_ITEMS];       /* batch x per floats each */
-    ds_tensor t[MAX_ITEMS];       /* the tensors handed out, over data */
+    int64_t *cell;                /* batch cells: row r's values are those of cell[r] */
     int64_t *ids;
     ds_stream_batch info;
 } slot;
@@ -59,15 +59,21 @@ struct ds_stream {
     int64_t opt_buffer;
     int prefetch;
     dsi_stream_hooks hooks;
-    /* the run and its memory */
+    /* The run and its memory: a pool of cells, each holding one sample of every item, which
+     * the shuffle buffer (K cells) and the batches' rows (batch cells each) hold. A sample
+     * is copied once, from its file into a cell; after that, going out of the buffer into
+     * a batch swaps the cell with the row's spare one (a cell the consumer is done with).
+     * The trainer reads the rows where they lie. */
     ds_stream_run run;
     int64_t K;                    /* the buffer's capacity in samples; 0: no shuffling */
-    float *buf[MAX_ITEMS];        /* K x per floats each */
-    int64_t *buf_ids;
-    int64_t buf_cap;              /* samples allocated */
+    float *pool[MAX_ITEMS];       /* n_cells x per floats each */
+    int64_t n_cells;
+    int64_t *buf_cell, *buf_ids;  /* K each: the buffer's cells and their samples' ids */
     slot *slots;
     int n_slots;
     int64_t slot_batch;           /* samples each slot holds */
+    float *out[MAX_ITEMS];        /* the batch ds_stream_next hands out: slot_batch x per */
+    ds_tensor t[MAX_ITEMS];       /* over out */
     /* the reader thread, and what it shares with the consumer under mu */
     pthread_t thread;
     bool running;
@@ -468,15 +474,16 @@ ds_status ds_stream_open(const ds_stream_opts *o, ds_stream **out)
 static void free_run_memory(ds_stream *s)
 {
     for (int i = 0; i < MAX_ITEMS; i++) {
-        free(s->buf[i]);
-        s->buf[i] = NULL;
+        free(s->pool[i]);
+        free(s->out[i]);
+        s->pool[i] = s->out[i] = NULL;
     }
+    free(s->buf_cell);
     free(s->buf_ids);
-    s->buf_ids = NULL;
-    s->buf_cap = 0;
+    s->buf_cell = s->buf_ids = NULL;
+    s->n_cells = 0;
     for (int k = 0; k < s->n_slots; k++) {
-        for (int i = 0; i < s->n_items; i++)
-            free(s->slots[k].data[i]);
+        free(s->slots[k].cell);
         free(s->slots[k].ids);
     }
     free(s->slots);
@@ -699,15 +706,6 @@ static ds_status publish(epoch_state *es)
     slot *sl = es->cur;
     sl->info = (ds_stream_batch){.epoch = es->epoch, .index = es->index, .count = es->pos,
                                  .ids = sl->ids, .last = es->emitted == s->N};
-    for (int i = 0; i < s->n_items; i++)
-        view(&s->it[i], &sl->t[i], es->pos, sl->data[i]);
-    if (s->hooks.prepare) {
-        ds_feed f;
-        make_feed(s, sl->t, &f, NULL);
-        ds_status st = s->hooks.prepare(s->hooks.ctx, &f);
-        if (st)
-            return st;
-    }
     pthread_mutex_lock(&s->mu);
     s->produced++;
     pthread_cond_signal(&s->can_take);
@@ -718,17 +716,39 @@ static ds_status publish(epoch_state *es)
     return DS_OK;
 }
 
-/* One sample out into the current batch: src[i] holds item i's values. DS_ERR_STATE when
- * stopped. */
-static ds_status emit(epoch_state *es, const float *const *src, int64_t id)
+static float *cell_of(const ds_stream *s, int i, int64_t c)
+{
+    return s->pool[i] + c * s->it[i].per;
+}
+
+/* A sample read into cell c (src[i]: item i's values), then the prepare hook on it. */
+static ds_status fill_cell(ds_stream *s, int64_t c, const float *const *src)
+{
+    ds_tensor one[MAX_ITEMS];
+    for (int i = 0; i < s->n_items; i++) {
+        float *dst = cell_of(s, i, c);
+        memcpy(dst, src[i], (size_t)s->it[i].per * sizeof(float));
+        view(&s->it[i], &one[i], 1, dst);
+    }
+    if (!s->hooks.prepare)
+        return DS_OK;
+    ds_feed f;
+    make_feed(s, one, &f, NULL);
+    return s->hooks.prepare(s->hooks.ctx, &f);
+}
+
+/* The current batch's next row, in es->pos; DS_ERR_STATE when stopped. */
+static ds_status next_row(epoch_state *es)
+{
+    if (!es->cur && !(es->cur = acquire(es->s)))
+        return DS_ERR_STATE;
+    return DS_OK;
+}
+
+/* The current row now holds sample id: the batch goes out when full or the epoch's last. */
+static ds_status row_done(epoch_state *es, int64_t id)
 {
     ds_stream *s = es->s;
-    if (!es->cur && !(es->cur = acquire(s)))
-        return DS_ERR_STATE;
-    for (int i = 0; i < s->n_items; i++) {
-        int64_t per = s->it[i].per;
-        memcpy(es->cur->data[i] + es->pos * per, src[i], (size_t)per * sizeof(float));
-    }
     es->cur->ids[es->pos++] = id;
     es->emitted++;
     if (es->pos == s->run.batch || es->emitted == s->N)
@@ -736,20 +756,32 @@ static ds_status emit(epoch_state *es, const float *const *src, int64_t id)
     return DS_OK;
 }
 
-/* Buffer slot j of every item, as sources. */
-static void buffered(const ds_stream *s, int64_t j, const float **src)
+/* Buffer entry j goes out: its cell becomes the row's, the row's spare cell the entry's. */
+static ds_status emit_buffered(epoch_state *es, int64_t j)
 {
-    for (int i = 0; i < s->n_items; i++)
-        src[i] = s->buf[i] + j * s->it[i].per;
+    ds_stream *s = es->s;
+    ds_status st = next_row(es);
+    if (st)
+        return st;
+    int64_t spare = es->cur->cell[es->pos];
+    es->cur->cell[es->pos] = s->buf_cell[j];
+    s->buf_cell[j] = spare;
+    return row_done(es, s->buf_ids[j]);
 }
 
-static void put_in_buffer(ds_stream *s, int64_t j, const float *const *src, int64_t id)
+/* A sample read goes straight out (no shuffling), into the row's cell. */
+static ds_status emit_read(epoch_state *es, const float *const *src, int64_t id)
 {
-    for (int i = 0; i < s->n_items; i++) {
-        int64_t per = s->it[i].per;
-        memcpy(s->buf[i] + j * per, src[i], (size_t)per * sizeof(float));
-    }
+    ds_status st = next_row(es);
+    if (!st)
+        st = fill_cell(es->s, es->cur->cell[es->pos], src);
+    return st ? st : row_done(es, id);
+}
+
+static ds_status put_in_buffer(ds_stream *s, int64_t j, const float *const *src, int64_t id)
+{
     s->buf_ids[j] = id;
+    return fill_cell(s, s->buf_cell[j], src);
 }
 
 /* A sample read: into the buffer while it fills, else in place of one drawn at random,
@@ -758,35 +790,27 @@ static ds_status take(epoch_state *es, const float *const *src, int64_t id)
 {
     ds_stream *s = es->s;
     if (!s->K)
-        return emit(es, src, id);
-    if (es->fill < s->K) {
-        put_in_buffer(s, es->fill++, src, id);
-        return DS_OK;
-    }
+        return emit_read(es, src, id);
+    if (es->fill < s->K)
+        return put_in_buffer(s, es->fill++, src, id);
     int64_t j = (int64_t)ds_rng_below(&es->rng, (uint64_t)s->K);
-    const float *out[MAX_ITEMS];
-    buffered(s, j, out);
-    ds_status st = emit(es, out, s->buf_ids[j]);
-    if (!st)
-        put_in_buffer(s, j, src, id);
-    return st;
+    ds_status st = emit_buffered(es, j);
+    return st ? st : put_in_buffer(s, j, src, id);
 }
 
-/* The end of the epoch: the buffer goes out in random order. */
+/* The end of the epoch: the buffer goes out in random order (moving cells, not values). */
 static ds_status drain(epoch_state *es)
 {
     ds_stream *s = es->s;
     ds_status st = DS_OK;
     while (es->fill > 0 && !st) {
         int64_t j = (int64_t)ds_rng_below(&es->rng, (uint64_t)es->fill);
-        const float *out[MAX_ITEMS];
-        buffered(s, j, out);
-        if ((st = emit(es, out, s->buf_ids[j])))
+        if ((st = emit_buffered(es, j)))
             break;
-        if (j != --es->fill) {
-            buffered(s, es->fill, out);
-            put_in_buffer(s, j, out, s->buf_ids[es->fill]);
-        }
+        int64_t last = --es->fill, c = s->buf_cell[j];
+        s->buf_cell[j] = s->buf_cell[last];
+        s->buf_cell[last] = c;
+        s->buf_ids[j] = s->buf_ids[last];
     }
     return st;
 }
@@ -954,32 +978,38 @@ static int64_t buffer_samples(const ds_stream *s, bool no_shuffle)
     return k < s->N ? k : s->N;
 }
 
-/* The buffer and the batches of this run (kept from the last run when they fit). */
+/* The pool, the buffer and the batches of this run (kept from the last run when they fit),
+ * every cell given to the buffer or to a batch's row. */
 static ds_status run_memory(ds_stream *s)
 {
     int64_t B = s->run.batch;
     int n_slots = (int)((s->K + B - 1) / B) + s->prefetch + 1;
-    if (s->buf_cap < s->K || s->slot_batch != B || s->n_slots != n_slots)
+    int64_t cells = s->K + (int64_t)n_slots * B;
+    if (s->n_cells != cells || s->slot_batch != B || s->n_slots != n_slots)
         free_run_memory(s);
-    for (int i = 0; i < s->n_items && s->K > s->buf_cap; i++)
-        if (!(s->buf[i] = alloc_floats(s->K * s->it[i].per, "shuffle buffer")))
-            return DS_ERR_NOMEM;
-    if (s->K > s->buf_cap && !(s->buf_ids = malloc((size_t)s->K * sizeof *s->buf_ids)))
-        return dsi_fail(DS_ERR_NOMEM, "out of memory for the stream's shuffle buffer");
-    s->buf_cap = s->K > s->buf_cap ? s->K : s->buf_cap;
-    if (s->slots)
-        return DS_OK;
-    if (!(s->slots = calloc((size_t)n_slots, sizeof *s->slots)))
-        return dsi_fail(DS_ERR_NOMEM, "out of memory for the stream's batches");
-    s->n_slots = n_slots;
-    s->slot_batch = B;
-    for (int k = 0; k < n_slots; k++) {
+    if (!s->slots) {
         for (int i = 0; i < s->n_items; i++)
-            if (!(s->slots[k].data[i] = alloc_floats(B * s->it[i].per, "batches")))
+            if (!(s->pool[i] = alloc_floats(cells * s->it[i].per, "samples")) ||
+                !(s->out[i] = alloc_floats(B * s->it[i].per, "batch")))
                 return DS_ERR_NOMEM;
-        if (!(s->slots[k].ids = malloc((size_t)B * sizeof *s->slots[k].ids)))
+        s->buf_cell = malloc(((size_t)s->K + 1) * sizeof *s->buf_cell);
+        s->buf_ids = malloc(((size_t)s->K + 1) * sizeof *s->buf_ids);
+        s->slots = calloc((size_t)n_slots, sizeof *s->slots);
+        if (!s->buf_cell || !s->buf_ids || !s->slots)
             return dsi_fail(DS_ERR_NOMEM, "out of memory for the stream's batches");
+        s->n_slots = n_slots;
+        s->n_cells = cells;
+        s->slot_batch = B;
+        for (int k = 0; k < n_slots; k++)
+            if (!(s->slots[k].cell = malloc((size_t)B * sizeof *s->slots[k].cell)) ||
+                !(s->slots[k].ids = malloc((size_t)B * sizeof *s->slots[k].ids)))
+                return dsi_fail(DS_ERR_NOMEM, "out of memory for the stream's batches");
     }
+    for (int64_t j = 0; j < s->K; j++)
+        s->buf_cell[j] = j;
+    for (int k = 0; k < n_slots; k++)
+        for (int64_t r = 0; r < B; r++)
+            s->slots[k].cell[r] = s->K + k * B + r;
     return DS_OK;
 }
 
@@ -1028,13 +1058,10 @@ void ds_stream_stop(ds_stream *s)
     s->holding = false;
 }
 
-ds_status ds_stream_next(ds_stream *s, ds_feed *batch, ds_stream_batch *info)
+/* The next batch into *out (NULL after the last), held until the next call. */
+static ds_status take_batch(ds_stream *s, slot **out)
 {
-    if (!s || !batch || !info)
-        return dsi_fail(DS_ERR_ARG, "ds_stream_next: %s is NULL", !s ? "the stream" :
-                        !batch ? "batch" : "info");
-    memset(batch, 0, sizeof *batch);
-    memset(info, 0, sizeof *info);
+    *out = NULL;
     if (!s->running)
         return dsi_fail(DS_ERR_STATE, "ds_stream_next: the reader is not running "
                         "(ds_stream_start)");
@@ -1047,19 +1074,48 @@ ds_status ds_stream_next(ds_stream *s, ds_feed *batch, ds_stream_batch *info)
     }
     while (s->produced == s->consumed && !s->done)
         pthread_cond_wait(&s->can_take, &s->mu);
-    slot *sl = NULL;
     if (s->produced > s->consumed) {
-        sl = &s->slots[s->consumed % s->n_slots];
+        *out = &s->slots[s->consumed % s->n_slots];
         s->holding = true;
     }
     ds_status st = s->err;
     pthread_mutex_unlock(&s->mu);
-    if (sl) {
-        make_feed(s, sl->t, batch, NULL);
+    return !*out && st ? dsi_fail(st, "%s", s->err_msg) : DS_OK;
+}
+
+ds_status dsi_stream_next_rows(ds_stream *s, ds_stream_batch *info)
+{
+    slot *sl;
+    memset(info, 0, sizeof *info);
+    ds_status st = take_batch(s, &sl);
+    if (sl)
         *info = sl->info;
-        return DS_OK;
+    return st;
+}
+
+const float *dsi_stream_row(const ds_stream *s, int i, int64_t r)
+{
+    return cell_of(s, i, s->slots[s->consumed % s->n_slots].cell[r]);
+}
+
+ds_status ds_stream_next(ds_stream *s, ds_feed *batch, ds_stream_batch *info)
+{
+    if (!s || !batch || !info)
+        return dsi_fail(DS_ERR_ARG, "ds_stream_next: %s is NULL", !s ? "the stream" :
+                        !batch ? "batch" : "info");
+    memset(batch, 0, sizeof *batch);
+    ds_status st = dsi_stream_next_rows(s, info);
+    if (st || !info->count)
+        return st;
+    const slot *sl = &s->slots[s->consumed % s->n_slots];
+    for (int i = 0; i < s->n_items; i++) {   /* the rows one after the other */
+        int64_t per = s->it[i].per;
+        for (int64_t r = 0; r < info->count; r++)
+            memcpy(s->out[i] + r * per, cell_of(s, i, sl->cell[r]), (size_t)per * sizeof(float));
+        view(&s->it[i], &s->t[i], info->count, s->out[i]);
     }
-    return st ? dsi_fail(st, "%s", s->err_msg) : DS_OK;
+    make_feed(s, s->t, batch, NULL);
+    return DS_OK;
 }
 
 /* ---- reading on the calling thread ---- */

@@ -8,9 +8,10 @@
 
 /* Run by the reader thread, so they may only read what the consumer leaves alone while it
  * trains: check on each block of samples as read (the block's tensors hold rows
- * [first, first + count) of their files, each item's file as source), before they enter
- * the shuffle buffer; prepare on each batch before it is handed out (it may change the
- * values). A status other than DS_OK stops the reader; ds_stream_next then returns it. */
+ * [first, first + count) of their files, each item's file as source), the first time a
+ * run reads the file, before they enter the shuffle buffer; prepare on each sample (a
+ * feed of one sample) once it is in the stream's memory (it may change the values). A
+ * status other than DS_OK stops the reader; ds_stream_next then returns it. */
 typedef struct {
     ds_status (*check)(void *ctx, const ds_feed *block, int64_t first);
     ds_status (*prepare)(void *ctx, ds_feed *batch);
@@ -18,6 +19,11 @@ typedef struct {
 } dsi_stream_hooks;
 /* Sets the hooks of the next ds_stream_start (NULL: none). */
 void dsi_stream_set_hooks(ds_stream *s, const dsi_stream_hooks *h);
+
+/* ds_stream_next without the copy: the batch stays in the stream's memory, row r of item i
+ * (inputs first, in options order) at dsi_stream_row(s, i, r), until the next call. */
+ds_status dsi_stream_next_rows(ds_stream *s, ds_stream_batch *info);
+const float *dsi_stream_row(const ds_stream *s, int i, int64_t r);
 
 /* The stream's items in options order, inputs first: their count, and the feed of one
  * tensor per item whose shape is [N, sample shape] and whose data is NULL (for binding

@@ -123,8 +123,8 @@ typedef struct {
     const ds_feed *train;
     ds_stream *stream;         /* or the training data from a stream (train NULL) */
     ds_tensor shapes[2 * DS_FEED_MAX];   /* the stream's items, shapes only */
-    ds_feed shape_feed, batch; /* those, and the stream's batch in hand */
-    const int64_t *ids;        /* the batch's samples' indices in the stream */
+    ds_feed shape_feed;        /* of those: what the trainer binds and checks */
+    const int64_t *ids;        /* the stream's batch in hand: its samples' indices */
     dsi_bound data, val;       /* val.n == 0: no validation */
     ds_trainer *tr;
     int epochs;
@@ -605,9 +605,28 @@ static ds_status check_block(void *ctx, const ds_feed *block, int64_t first)
     return dsi_net_check_labels(ctx, block, first);
 }
 
-static ds_status prepare_batch(void *ctx, ds_feed *batch)
+static ds_status prepare_sample(void *ctx, ds_feed *sample)
 {
-    return ds_net_preprocess_feed(ctx, batch);
+    return ds_net_preprocess_feed(ctx, sample);
+}
+
+/* Rows [first, first + b) of the stream's batch in hand into the graph's inputs and
+ * targets (the trainer's gather): item k of the stream is fr->shapes[k]. */
+static void gather_rows(void *ctx, ds_net *n, int64_t first, int64_t b)
+{
+    fit_run *fr = ctx;
+    for (int j = 0; j < n->n_inputs + n->n_targets; j++) {
+        bool in = j < n->n_inputs;
+        const ds_tensor *t = in ? fr->data.x[j] : fr->data.y[j - n->n_inputs];
+        if (!t)
+            continue;
+        float *dst = in ? n->inputs[j].node->data : n->targets[j - n->n_inputs].target->data;
+        int item = (int)(t - fr->shapes);
+        size_t per = (size_t)(t->numel / t->shape[0]);
+        for (int64_t k = 0; k < b; k++)
+            memcpy(dst + k * per, dsi_stream_row(fr->stream, item, first + k),
+                   per * sizeof(float));
+    }
 }
 
 /* The reader, from the run's first epoch to its last, in batches of an optimizer step. */
@@ -615,8 +634,12 @@ static ds_status stream_start(fit_run *fr)
 {
     if (!fr->stream || fr->start >= fr->epochs)
         return DS_OK;
-    dsi_stream_hooks h = {check_block, prepare_batch, fr->n};
+    bool scaled = false;
+    for (int i = 0; i < fr->n->n_inputs; i++)
+        scaled |= fr->n->inputs[i].scale != DS_SCALE_NONE;
+    dsi_stream_hooks h = {check_block, scaled ? prepare_sample : NULL, fr->n};
     dsi_stream_set_hooks(fr->stream, &h);
+    dsi_trainer_set_gather(fr->tr, gather_rows, fr);
     ds_stream_run r = {.batch = fr->S, .seed = fr->o->seed, .first_epoch = fr->start,
                        .epochs = fr->epochs - fr->start, .no_shuffle = fr->o->no_shuffle};
     return ds_stream_start(fr->stream, &r);
@@ -626,7 +649,7 @@ static ds_status stream_start(fit_run *fr)
 static ds_status stream_batch(fit_run *fr, int e, int64_t bi, int64_t *b)
 {
     ds_stream_batch info;
-    ds_status st = ds_stream_next(fr->stream, &fr->batch, &info);
+    ds_status st = dsi_stream_next_rows(fr->stream, &info);
     if (st)
         return st;
     if (info.count < 1 || info.epoch != e || info.index != bi)
@@ -707,7 +730,7 @@ static ds_status run_epoch(fit_run *fr, int e, double *hr)
         ds_status st = fr->stream ? stream_batch(fr, e, bi, &b) : DS_OK;
         if (st)
             return st;   /* the reader's failure */
-        st = fr->stream ? ds_trainer_step(fr->tr, &fr->batch, NULL, b, &sr)
+        st = fr->stream ? ds_trainer_step(fr->tr, &fr->shape_feed, NULL, b, &sr)
                         : ds_trainer_step(fr->tr, fr->train, fr->perm + i0, b, &sr);
         if (st)
             return sr.nonfinite ? nonfinite_stop(fr, e, bi, &sr) : st;

@@ -106,6 +106,12 @@ ds_status dsi_require_labels(const ds_net *n, const dsi_bound *d, const char *wh
 int dsi_net_find_input(const ds_net *n, const char *name);     /* index or -1 */
 int dsi_net_find_target(const ds_net *n, const char *name);    /* index or -1 */
 
+/* trainer.c: fills the graph's inputs and targets with rows [first, first + b) of the
+ * step (rows NULL) from memory of the caller's instead of the step's feed, which is then
+ * only bound and checked (a stream's batch, read where the stream holds it). */
+typedef void (*dsi_gather_fn)(void *ctx, ds_net *n, int64_t first, int64_t b);
+void dsi_trainer_set_gather(ds_trainer *t, dsi_gather_fn fn, void *ctx);
+
 /* net.c */
 /* Sets the graph's batch size when it changes, and plans. */
 ds_status dsi_net_use_batch(ds_graph *g, int64_t b);
