@@ -102,7 +102,7 @@ $(BUILD)/rel/src/blas/sgemm.o: XFLAGS := -ffp-contract=fast
 $(BUILD)/test/src/blas/sgemm.o: XFLAGS := -ffp-contract=fast -O3
 $(LIB_OBJ): XFLAGS += $(CFLAGS_LIB)
 
-.PHONY: all deps test test-minimal check-lib install uninstall bench-sgemm check-asan check-valgrind fuzz fuzz-build fuzz-coverage demo demo-quick example examples fashion bench bench-quick clean FORCE
+.PHONY: all deps test test-minimal check-lib install uninstall bench-sgemm bench-stream check-asan check-valgrind fuzz fuzz-build fuzz-coverage demo demo-quick example examples fashion bench bench-quick clean FORCE
 all: $(BUILD)/libdeepsky.a $(BUILD)/libdeepsky.so $(BUILD)/deepsky examples
 
 deps:
@@ -281,6 +281,21 @@ bench-quick:
 	@scripts/deps.sh python3-torch python3-numpy python3-venv
 	@$(MAKE) --no-print-directory $(BENCH_BIN)
 	/usr/bin/python3 bench/run.py --bin $(BENCH_BIN) --peers $(PEERS) --quick
+
+# Training on a data set twice the memory limit, streamed from .npy shards, against the same
+# data in memory (bench/stream_bench.c): samples/s of each and their ratio. STREAM_ARGS
+# passes options (--model, --limit-mb, --threads, --batch, --epochs, --rounds). Writes
+# 2 x the limit (512 MiB by default) under /tmp and removes it; about a minute.
+STREAM_BENCH := $(BUILD)/bench/stream_bench
+STREAM_ARGS  ?=
+$(STREAM_BENCH): bench/stream_bench.c $(BUILD)/libdeepsky.a
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS_REL) $< -o $@ $(BUILD)/libdeepsky.a $(LIBS)
+
+bench-stream:
+	@$(MAKE) --no-print-directory $(STREAM_BENCH)
+	$(STREAM_BENCH) $(STREAM_ARGS)
 
 # Our own sgemm (src/blas/sgemm.c) against OpenBLAS: 2048^3 and the galaxy CNN's products,
 # at 1 and 2 threads (bench/sgemm_bench.c; about a minute). Links OpenBLAS in any build.

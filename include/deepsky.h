@@ -889,6 +889,106 @@ typedef struct {
 DS_API ds_status ds_net_split(const ds_net *n, const ds_feed *f, double fraction, int last,
                               uint64_t seed, unsigned char *is_val, ds_split_info *info);
 
+/* ---- streams: data sets larger than memory ----
+ * A stream is a data set in several files (shards), read while training runs. For each
+ * input, and for the labels of each target, its files are given as a glob
+ * ("shards/x_*.npy"; folders it matches are left out), a folder (every data file in it,
+ * by its name's extension, hidden files aside), a list ("@LIST": a text file naming one
+ * file or glob per line, relative to the list's folder; empty lines and lines starting
+ * with '#' are skipped) or one file. Files are taken in sorted order of their names (a
+ * list keeps its own order); shard k is the k-th file of every item, and its files must
+ * hold the same number of samples. All the files of an item hold samples of one shape.
+ * Any data file is read (as ds_array_load reads it, with the item's ds_read_opts): a
+ * float32 little-endian C-order .npy file is mapped (ds_npy_load), so nothing is copied
+ * and nothing counts against ds_get_memory_limit(); the others (FITS, CSV, IDX, .npy of
+ * other types) are read whole, one shard at a time, each under the memory limit. Opening
+ * the stream reads each .npy header, and each other file whole once, to count and check
+ * the samples: a missing or truncated file, a glob that matches nothing, differing sample
+ * counts or shapes fail there, naming the files.
+ *
+ * A reader thread (one POSIX thread per stream) prepares batches ahead of training. Each
+ * epoch it takes the shards in an order drawn from the seed and the epoch, and passes
+ * their samples through a shuffle buffer, as tf.data's shuffle does: the buffer holds
+ * shuffle_buffer samples; each sample read takes the place of one drawn at random, which
+ * goes out, and at the end of the epoch the buffer empties in random order. So every
+ * sample goes out exactly once per epoch, in an order that depends on the seed, the epoch
+ * and the buffer size only: not on timing, the thread count or prefetch. A buffer as large
+ * as the data set gives a uniform shuffle. The values are checked as they are read, the
+ * first time a run (ds_stream_start) reads a file and again if it changed (its identity,
+ * size or time of change): a NaN or an infinity fails, naming the file and the sample
+ * (with ds_net_fit_stream, labels out of range too). */
+typedef struct ds_stream ds_stream;
+typedef struct {
+    const char *name;          /* an input's name, or a target's (loss's); NULL: the only one */
+    const char *files;         /* a glob, a folder, "@LIST" or a file; NULL ends the list */
+    /* How to read each file (table columns, HDU, header), or NULL. Its info, if any, gets
+     * what was found or assumed of the first file. */
+    const ds_read_opts *read;
+} ds_stream_item;
+typedef struct {
+    ds_stream_item inputs[DS_FEED_MAX];
+    ds_stream_item labels[DS_FEED_MAX];
+    /* Samples the shuffle buffer holds; 0: as many as fit in 64 MiB (or a quarter of the
+     * memory limit if that is less), at least one; never more than the data set holds. */
+    int64_t shuffle_buffer;
+    /* Batches the reader may prepare beyond those the buffer empties into at the end of an
+     * epoch (so that the next epoch's buffer fills while training goes on); 0: 4. */
+    int prefetch;
+} ds_stream_opts;
+/* The files that `files` (as a ds_stream_item's) names, in the stream's order: *paths
+ * gets *count malloc'd paths in a malloc'd array (the caller frees each, then the array).
+ * A glob that matches nothing, a folder without data files or an empty list fail with
+ * DS_ERR_IO; a single file is named, not opened. */
+DS_API ds_status  ds_stream_files(const char *files, char ***paths, int *count);
+/* Finds, counts and checks the files (see above); nothing is read ahead before
+ * ds_stream_start. The options' strings are copied. */
+DS_API ds_status  ds_stream_open(const ds_stream_opts *o, ds_stream **out);
+DS_API void       ds_stream_free(ds_stream *s);   /* stops the reader; NULL is a no-op */
+DS_API int64_t    ds_stream_samples(const ds_stream *s);
+DS_API int        ds_stream_shard_count(const ds_stream *s);
+/* The file of shard k of an item: labels[i] of the options if labels, else inputs[i]
+ * (borrowed), or NULL out of range. */
+DS_API const char *ds_stream_shard_path(const ds_stream *s, int labels, int i, int k);
+/* The shape of one sample of that item, as it is handed out: *ndim dims into shape (room
+ * for DS_MAX_DIMS; 0 dims: a scalar per sample, as class indices [N]). */
+DS_API ds_status  ds_stream_sample_shape(const ds_stream *s, int labels, int i, int *ndim,
+                                         int64_t *shape);
+/* Hands out that item's samples in another shape of as many values, e.g. [28, 28] as
+ * [1, 28, 28] for an input of images with one channel. Not while the reader runs. */
+DS_API ds_status  ds_stream_reshape(ds_stream *s, int labels, int i, int ndim,
+                                    const int64_t *shape);
+/* The whole of that item as one new tensor [N, sample shape], its shards one after the
+ * other in the stream's file order: the data loaded whole, which fails with DS_ERR_NOMEM
+ * (naming the memory limit) when it does not fit. The caller frees it. */
+DS_API ds_status  ds_stream_load(ds_stream *s, int labels, int i, ds_tensor **out);
+/* What the reader reads from ds_stream_start on. */
+typedef struct {
+    int64_t batch;             /* samples per batch; an epoch's last batch may hold fewer */
+    uint64_t seed;             /* the shard order and the shuffle buffer's draws */
+    int first_epoch;           /* 0-based: a resumed run starts at its next epoch */
+    int epochs;                /* epochs to read; 0: until stopped */
+    int no_shuffle;            /* the shards and their samples in file order, no buffer */
+} ds_stream_run;
+typedef struct {
+    int epoch;                 /* 0-based */
+    int64_t index;             /* the batch within its epoch, 0-based */
+    int64_t count;             /* samples in the batch; 0: the reader read its last epoch */
+    /* each sample's index in the data set (the shards in file order, one after the other);
+     * borrowed, as the batch */
+    const int64_t *ids;
+    int last;                  /* 1: the epoch's last batch */
+} ds_stream_batch;
+/* Starts the reader thread (stopping a running one first). The stream allocates its
+ * buffer and batches here (under the memory limit). */
+DS_API ds_status  ds_stream_start(ds_stream *s, const ds_stream_run *r);
+/* The next batch, in order: batch gets one tensor [count, sample shape] per item, named as
+ * in the options, with the item's files as source; they are the stream's, writable (e.g.
+ * ds_net_preprocess_feed) and valid until the next call, ds_stream_stop or ds_stream_free.
+ * A failure of the reader (a bad value, a file changed since the stream opened) is
+ * returned by the call that reaches it, after the batches before it. */
+DS_API ds_status  ds_stream_next(ds_stream *s, ds_feed *batch, ds_stream_batch *info);
+DS_API void       ds_stream_stop(ds_stream *s);
+
 /* ---- training ---- */
 enum { DS_AUG_FLIPS = 1, DS_AUG_ROT90 = 2 };
 /* Applies an augmentation transform in place to planes images of h x w (row-major, x = the
@@ -1046,6 +1146,24 @@ DS_API ds_status ds_net_fit_feed(ds_net *n, const ds_feed *train, const ds_feed 
 DS_API ds_status ds_net_fit(ds_net *n, const ds_tensor *x, const ds_tensor *y,
                             const ds_tensor *xv, const ds_tensor *yv, const ds_fit_opts *o,
                             ds_fit_result *res);
+/* Trains on a stream (see "streams" above), the validation feed val (in memory, may be
+ * NULL) as ds_net_fit_feed does: the same options, files, checkpoints and resume. The
+ * stream's batches are the optimizer steps (batch_size x accumulate samples), prepared by
+ * its reader thread: its shuffle buffer shuffles (no_shuffle: file order, which trains to
+ * the same weights as ds_net_fit_feed on the same data in one feed without shuffling),
+ * the net's preprocessing (ds_net_set_input_scaling_stream) is applied to each batch as it
+ * is prepared, and augmentation draws per sample by its index in the stream. The stream's
+ * items bind to the net's inputs and targets by name, as a feed's; their sample shapes
+ * must be the inputs' (ds_stream_reshape). A checkpoint records, for the stream, its
+ * files' names (without folders), shapes and sizes, not a hash of their values. The
+ * reader is stopped when the call returns. */
+DS_API ds_status ds_net_fit_stream(ds_net *n, ds_stream *train, const ds_feed *val,
+                                   const ds_fit_opts *o, ds_fit_result *res);
+/* ds_net_set_input_scaling for a net trained on a stream: standardization takes its
+ * statistics from the stream's item for that input (named so, or the only one), read in
+ * two passes over its files: the same values as from the data in one tensor. */
+DS_API ds_status ds_net_set_input_scaling_stream(ds_net *n, const char *input,
+                                                 ds_scale_kind kind, float a, ds_stream *s);
 /* Every output for every sample of the feed's inputs (preprocessed), in inference mode,
  * batch by batch: out[i] (i < ds_net_output_count) is output i, samples first; the caller
  * frees each. */

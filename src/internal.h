@@ -34,8 +34,17 @@ struct ds_tensor {
     int64_t shape[DS_MAX_DIMS];
     int64_t numel;
     float *data;
+    void *map;            /* a mapped file whose bytes data points into (ds_tensor_free
+                           * unmaps it), or NULL: data was allocated */
+    size_t map_len;
 };
 int64_t dsi_numel(int ndim, const int64_t *shape);
+/* A tensor over a file mapped with mmap: data = map + offset (4-byte aligned), which the
+ * tensor now owns (freeing it unmaps). The mapping is no allocation of the library's: it
+ * is not counted against ds_get_memory_limit(). NULL (with a message) and the mapping
+ * left to the caller when the tensor's own small struct cannot be allocated. */
+ds_tensor *dsi_tensor_mapped(int ndim, const int64_t *shape, void *map, size_t map_len,
+                             size_t offset);
 /* For shapes read from outside files: the element count if every dimension is >= 0 and the
  * product stays <= limit (computed without overflow), else -1. */
 int64_t dsi_numel_limited(int ndim, const int64_t *shape, int64_t limit);

@@ -1,6 +1,8 @@
 /* tensor.c - standalone tensors, shape formatting, and named tensor sets. */
 #include "internal.h"
 
+#include <sys/mman.h>
+
 int64_t dsi_numel(int ndim, const int64_t *shape)
 {
     int64_t n = 1;
@@ -89,11 +91,32 @@ ds_tensor *ds_tensor_from(int ndim, const int64_t *shape, const float *data)
     return t;
 }
 
+ds_tensor *dsi_tensor_mapped(int ndim, const int64_t *shape, void *map, size_t map_len,
+                             size_t offset)
+{
+    ds_tensor *t = calloc(1, sizeof *t);
+    if (!t) {
+        dsi_fail(DS_ERR_NOMEM, "out of memory for a tensor of shape %s",
+                 dsi_shape_str(ndim, shape));
+        return NULL;
+    }
+    t->ndim = ndim;
+    memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
+    t->numel = dsi_numel(ndim, shape);
+    t->data = (float *)(void *)((char *)map + offset);
+    t->map = map;
+    t->map_len = map_len;
+    return t;
+}
+
 void ds_tensor_free(ds_tensor *t)
 {
     if (!t)
         return;
-    free(t->data);
+    if (t->map)
+        munmap(t->map, t->map_len);
+    else
+        free(t->data);
     free(t);
 }
 

@@ -86,7 +86,8 @@ typedef struct {
     int64_t shape0[DS_MAX_DIMS];
     bool fits_image;              /* read from a FITS image HDU */
 } cli_item;
-/* The data of one set (training, validation, ...): inputs x and labels y. */
+/* The data of one set (training, validation, ...): inputs x and labels y (the tensors
+ * NULL for a stream's). */
 typedef struct {
     cli_item x[DS_FEED_MAX], y[DS_FEED_MAX];
     int nx, ny;
@@ -140,8 +141,26 @@ static inline const char *cli_plural(long long count, const char *one, const cha
 {
     return count == 1 ? one : many;
 }
-/* The label mode of each labels file, from its shape, into the net options. */
+/* The label mode of each labels file, from its shape as read (shape0), into the net
+ * options. */
 void cli_label_choices(const cli_data *d, ds_net_opts *o);
+/* ---- streams (data.c) ---- */
+/* Whether a --data value names several files: a glob (* ? [), a folder, or @LIST. Such a
+ * value is loaded whole (the files one after the other), except by train's --data and
+ * --labels, which stream it. */
+bool cli_is_pattern(const char *path);
+/* Whether any --data or --labels value is one. */
+bool cli_streams(const cli_cmd *c);
+/* Opens the training stream of --data and --labels (with --columns, --label-columns,
+ * --hdu, --header; --nan refused), the shuffle buffer of `buffer` samples (0: the
+ * default); d gets the items' names, files and shapes as read ([N, sample shape]), no
+ * tensors. 0, 1 or 2 (printed). */
+int cli_open_stream(const cli_cmd *c, int64_t buffer, cli_data *d, ds_stream **out);
+/* Gives each input's samples the model's input shape (ds_stream_reshape) as cli_fit_input
+ * does for an array; a plain FILES for a model with several inputs (losses) is an error.
+ * 0 or 1 (printed). */
+int cli_fit_stream(const ds_net *n, const cli_data *d, ds_stream *s);
+
 /* The feed of d for n, each input reshaped to its node's rank (cli_fit_input), its missing
  * values filled (--nan) and checked finite; a plain FILE for a model with several inputs
  * (losses) is an error. 0 or 1 (printed). */
@@ -184,8 +203,10 @@ void cli_ignore_file_size_limit(void);
  * labels, which may be NULL) and, if weights is non-NULL, its weights. */
 int cli_load_net(const char *model, const char *weights, int64_t batch, uint64_t seed,
                  const cli_data *labels, ds_net **out);
-/* Label mode for the model's loss from the labels' shape (class indices vs one-hot). */
+/* Label mode for the model's loss from the labels' shape (class indices vs one-hot); NULL
+ * or no dims: DS_LABELS_AUTO. */
 ds_label_mode cli_label_mode(const ds_tensor *y);
+ds_label_mode cli_label_mode_shape(int ndim, const int64_t *shape);
 /* Applies --threads. */
 bool cli_threads(const cli_cmd *c);
 

@@ -1,7 +1,9 @@
-/* cmd_train.c - deepsky train: loads data, applies preprocessing, trains with validation,
- * early stopping and checkpoints, and shows progress (a bar on a terminal, lines otherwise). */
+/* cmd_train.c - deepsky train: loads data (or streams it from many files), applies
+ * preprocessing, trains with validation, early stopping and checkpoints, and shows progress
+ * (a bar on a terminal, lines otherwise). */
 #include "cli.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -130,8 +132,9 @@ static bool check_scales(const cli_cmd *c)
     return true;
 }
 
-/* Sets each input's scaling from --scale, with statistics from its training data. */
-static int apply_scales(const cli_cmd *c, ds_net *n, const ds_feed *f)
+/* Sets each input's scaling from --scale, with statistics from its training data (the
+ * feed f, or the stream s). */
+static int apply_scales(const cli_cmd *c, ds_net *n, const ds_feed *f, ds_stream *s)
 {
     const char *const *v;
     int count = cli_values(c, "scale", &v);
@@ -149,10 +152,11 @@ static int apply_scales(const cli_cmd *c, ds_net *n, const ds_feed *f)
                 continue;
             found = true;
             const ds_tensor *x = NULL;
-            for (int j = 0; j < DS_FEED_MAX && f->inputs[j].data && !x; j++)
+            for (int j = 0; f && j < DS_FEED_MAX && f->inputs[j].data && !x; j++)
                 if (!f->inputs[j].name || !strcmp(f->inputs[j].name, in))
                     x = f->inputs[j].data;
-            if (ds_net_set_input_scaling(n, in, kind, a, x))
+            if (s ? ds_net_set_input_scaling_stream(n, in, kind, a, s)
+                  : ds_net_set_input_scaling(n, in, kind, a, x))
                 return cli_fail();
         }
         if (!found) {
@@ -324,11 +328,52 @@ static int check_files(const cli_cmd *c, const run_files *rf)
 
 /* The options of a run, checked before any file is read. */
 typedef struct {
-    long epochs, batch, seed, patience, accumulate;
+    long epochs, batch, seed, patience, accumulate, buffer;
+    size_t memory_limit;   /* --memory-limit, 0 if not given */
     double vsplit, every;
     bool vsplit_last;      /* --val-split-last: the last fraction, unshuffled */
+    bool stream;           /* --data or --labels names several files: streamed */
     int aug;
 } train_settings;
+
+/* --memory-limit SIZE: bytes, or a number with K, M, G or T (powers of 1024); set once the
+ * options are checked (the check-only mode changes nothing). */
+static bool parse_memory_limit(const cli_cmd *c, size_t *limit)
+{
+    const char *v = cli_get(c, "memory-limit");
+    *limit = 0;
+    if (!v)
+        return true;
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    const char *units = "KMGT", *u = *end ? strchr(units, *end) : NULL;
+    if (u && end[1] == 0)
+        x = ldexp(x, 10 * (int)(u - units + 1));
+    if (end == v || (*end && (!u || end[1])) || errno || !(x >= 1 << 20) || x > 0x1p60) {
+        cli_usage_error(c, "option '--memory-limit': '%s' is not a size from 1M to 1024P "
+                        "(bytes, or a number with K, M, G or T)", v);
+        return false;
+    }
+    *limit = (size_t)x;
+    return true;
+}
+
+/* Streamed training data: validation from --val, --shuffle-buffer only then. */
+static int check_stream_options(const cli_cmd *c, train_settings *t)
+{
+    t->stream = cli_streams(c);
+    if (cli_has(c, "shuffle-buffer") && !t->stream)
+        return cli_usage_error(c, "--shuffle-buffer applies to data streamed from several "
+                               "files (--data 'x_*.npy', a folder or @LIST); the samples of "
+                               "one file are shuffled all together");
+    if (t->stream && t->vsplit > 0)
+        return cli_usage_error(c, "--%s takes validation samples out of data in memory; "
+                               "streamed data (--data naming several files) take it from --val "
+                               "X2 --val-labels Y2", t->vsplit_last ? "val-split-last"
+                               : "val-split");
+    return 0;
+}
 
 /* --val-split F or --val-split-last F (not both) into t. */
 static bool parse_split(const cli_cmd *c, train_settings *t)
@@ -361,7 +406,9 @@ static int check_options(const cli_cmd *c, train_settings *t)
         !cli_long(c, "early-stopping", 1, 1000000, 0, &t->patience) ||
         !parse_split(c, t) || !parse_augment(c, &t->aug) ||
         !cli_double(c, "checkpoint-every", 0, 1e9, 10, &t->every) ||
-        !cli_threads(c) || !check_scales(c))
+        !cli_long(c, "shuffle-buffer", 1, 1L << 40, 0, &t->buffer) ||
+        !cli_threads(c) || !check_scales(c) ||
+        !parse_memory_limit(c, &t->memory_limit))
         return 2;
     if (!cli_has(c, "data"))
         return cli_usage_error(c, "--data X is required");
@@ -385,7 +432,7 @@ static int check_options(const cli_cmd *c, train_settings *t)
     if (rc)
         return rc;
     ds_optim_opts optim_check = {0};   /* a bad --optimizer or --lr fails before any loading */
-    return parse_optimizer(c, &optim_check) ? 0 : 2;
+    return parse_optimizer(c, &optim_check) ? check_stream_options(c, t) : 2;
 }
 
 /* Training and validation data, then the model (label modes from the labels' shapes). */
@@ -419,25 +466,63 @@ static int prepare(const cli_cmd *c, const train_settings *t, ds_net *n, cli_dat
         return 2;
     if (ds_net_check_feed(n, f) || (va->nx && ds_net_check_feed(n, fv)))
         return cli_fail();
-    if ((rc = apply_scales(c, n, f)))
+    if ((rc = apply_scales(c, n, f, NULL)))
         return rc;
     if (ds_net_preprocess_feed(n, f) || (va->nx && ds_net_preprocess_feed(n, fv)))
         return cli_fail();
     return 0;
 }
 
+/* The stream of --data and --labels, the validation data in memory, then the model. */
+static int load_stream(const cli_cmd *c, const train_settings *t, cli_data *tr, cli_data *va,
+                       ds_stream **s, ds_net **n)
+{
+    int rc = cli_open_stream(c, t->buffer, tr, s);
+    if (!rc && cli_has(c, "val"))
+        rc = cli_load_set(c, "val", "val-labels", va);
+    if (!rc)
+        rc = cli_load_net(c->positional[0], cli_get(c, "weights"), t->batch, (uint64_t)t->seed,
+                          tr, n);
+    return rc;
+}
+
+/* The stream fitted to the model, the validation feed checked, scaling (statistics from
+ * the stream) and the validation data preprocessed; the stream preprocesses its batches. */
+static int prepare_stream(const cli_cmd *c, ds_net *n, cli_data *tr, ds_stream *s,
+                          cli_data *va, ds_feed *fv)
+{
+    int rc = cli_fit_stream(n, tr, s);
+    if (!rc && va->nx)
+        rc = cli_feed(n, va, fv);
+    if (rc)
+        return rc;
+    if (!parse_optimizer(c, ds_net_optim_opts_mut(n)))
+        return 2;
+    if (va->nx && ds_net_check_feed(n, fv))
+        return cli_fail();
+    if ((rc = apply_scales(c, n, NULL, s)))
+        return rc;
+    if (va->nx && ds_net_preprocess_feed(n, fv))
+        return cli_fail();
+    return 0;
+}
+
 static void print_start(const cli_cmd *c, const ds_net *n, const cli_data *tr,
-                        const cli_data *va, const train_settings *t)
+                        const cli_data *va, const train_settings *t, const ds_stream *s)
 {
     const ds_optim_opts *o = ds_net_optim_opts(n);
     char val[64] = "", acc[64] = "";
+    char from[96] = "";
     if (va->nx)
         snprintf(val, sizeof val, " (validation %lld)", (long long)ds_tensor_shape(va->x[0].t)[0]);
     if (t->accumulate > 1)
         snprintf(acc, sizeof acc, " x %ld accumulated", t->accumulate);
-    int64_t ns = ds_tensor_shape(tr->x[0].t)[0];
-    printf("training %s on %lld %s%s, batch %ld%s, %s lr %g, %d %s\n", c->positional[0],
-           (long long)ns, cli_plural(ns, "sample", "samples"), val, t->batch, acc,
+    int64_t ns = s ? ds_stream_samples(s) : ds_tensor_shape(tr->x[0].t)[0];
+    if (s)
+        snprintf(from, sizeof from, " streamed from %d %s", ds_stream_shard_count(s),
+                 cli_plural(ds_stream_shard_count(s), "shard", "shards"));
+    printf("training %s on %lld %s%s%s, batch %ld%s, %s lr %g, %d %s\n", c->positional[0],
+           (long long)ns, cli_plural(ns, "sample", "samples"), from, val, t->batch, acc,
            ds_optim_name(o->kind), o->lr > 0 ? o->lr : (o->kind == DS_OPT_SGD ? 1e-2 : 1e-3),
            ds_get_num_threads(), cli_plural(ds_get_num_threads(), "thread", "threads"));
 }
@@ -467,10 +552,12 @@ static void print_done(const ds_fit_result *r, const ds_fit_opts *fo, bool val, 
 int cmd_train(int argc, char **argv)
 {
     cli_opt opts[] = {
-        CLI_OPTS("data", 0, "X", "training data (.npy, .fits, .csv or IDX); NAME=X for each input "
-                 "of a model with several (repeat the option)"),
-        CLI_OPTS("labels", 0, "Y", "training labels (class indices, one-hot rows or targets); "
-                 "NAME=Y for each loss that reads labels, when several do"),
+        CLI_OPTS("data", 0, "X", "training data (.npy, .fits, .csv or IDX; a glob 'x_*.npy', a "
+                 "folder or @LIST of files is streamed); NAME=X for each input of a model with "
+                 "several (repeat the option)"),
+        CLI_OPTS("labels", 0, "Y", "training labels (class indices, one-hot rows or targets; "
+                 "files matched to --data's shard by shard); NAME=Y for each loss that reads "
+                 "labels, when several do"),
         CLI_OPTS("columns", 0, "COLS", "table data: feature columns, e.g. mag_u,mag_g or 1,2; "
                  "NAME=COLS for one input's file"),
         CLI_OPTS("label-columns", 0, "COLS", "table data: label columns (from --labels, or "
@@ -506,6 +593,10 @@ int cmd_train(int argc, char **argv)
                 "checkpoint, which must exist and match every setting"),
         CLI_OPT("resume-if-exists", 0, NULL, "as --resume, but start afresh when there is no "
                 "checkpoint"),
+        CLI_OPT("shuffle-buffer", 0, "N", "streamed data: samples in the shuffle buffer (default: "
+                "as many as fit in 64 MiB)"),
+        CLI_OPT("memory-limit", 0, "SIZE", "refuse any single allocation above SIZE (bytes, or "
+                "with K, M, G or T), e.g. data loaded whole (default: the physical memory)"),
         CLI_OPT("checkpoint-every", 0, "SECONDS", "write W, <W>.best, <W>.ckpt and the log at "
                 "most this often, and after the last epoch (default 10; 0: every epoch)"),
         CLI_OPT("log", 0, "CSV", "per-epoch log (default: <W>.log.csv; none: no log)"),
@@ -527,7 +618,10 @@ int cmd_train(int argc, char **argv)
                  "file's optimizer line. A model with several inputs takes --data NAME=FILE "
                  "for each (NAME: the input line's name); with several losses that read "
                  "labels, --labels NAME=FILE for each (NAME: the loss's name, by default the "
-                 "layer it reads); 'deepsky summary MODEL' lists the names.",
+                 "layer it reads); 'deepsky summary MODEL' lists the names. Data in several "
+                 "files (--data 'shards/x_*.npy', a folder, or @LIST naming one file per "
+                 "line) stream through a reader thread and a shuffle buffer, so they need not "
+                 "fit in memory; --labels then names as many files, matched in sorted order.",
                  opts, (int)(sizeof opts / sizeof opts[0]), {0}, 0, 1, 1};
     int rc = cli_parse(&c, argc, argv);
     if (rc)
@@ -542,10 +636,18 @@ int cmd_train(int argc, char **argv)
         return 0;
     if ((rc = check_files(&c, &rf)))
         return rc;
+    if (t.memory_limit)
+        ds_set_memory_limit(t.memory_limit);
     cli_data tr = {0}, va = {0};
     ds_feed f, fv;
     ds_net *n = NULL;
-    if ((rc = load_all(&c, &t, &tr, &va, &n)) || (rc = prepare(&c, &t, n, &tr, &va, &f, &fv)))
+    ds_stream *s = NULL;
+    if (t.stream)
+        rc = load_stream(&c, &t, &tr, &va, &s, &n);
+    else
+        rc = load_all(&c, &t, &tr, &va, &n);
+    if (rc || (rc = t.stream ? prepare_stream(&c, n, &tr, s, &va, &fv)
+                             : prepare(&c, &t, n, &tr, &va, &f, &fv)))
         goto done;
     char settings[8192];
     run_settings(&c, settings, sizeof settings);
@@ -561,15 +663,17 @@ int cmd_train(int argc, char **argv)
         .progress = cli_has(&c, "quiet") ? NULL : show, .ctx = &ps,
     };
     if (!cli_has(&c, "quiet"))
-        print_start(&c, n, &tr, &va, &t);
+        print_start(&c, n, &tr, &va, &t, s);
     ds_fit_result r;
-    if (ds_net_fit_feed(n, &f, va.nx ? &fv : NULL, &fo, &r)) {
+    if (s ? ds_net_fit_stream(n, s, va.nx ? &fv : NULL, &fo, &r)
+          : ds_net_fit_feed(n, &f, va.nx ? &fv : NULL, &fo, &r)) {
         rc = cli_fail();
         goto done;
     }
     if (!cli_has(&c, "quiet"))
         print_done(&r, &fo, va.nx > 0, t.patience);
 done:
+    ds_stream_free(s);
     cli_data_free(&tr);
     cli_data_free(&va);
     ds_net_free(n);

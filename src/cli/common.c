@@ -215,10 +215,13 @@ int cli_load_net(const char *model, const char *weights, int64_t batch, uint64_t
 
 ds_label_mode cli_label_mode(const ds_tensor *y)
 {
-    if (!y)
+    return y ? cli_label_mode_shape(ds_tensor_ndim(y), ds_tensor_shape(y)) : DS_LABELS_AUTO;
+}
+
+ds_label_mode cli_label_mode_shape(int nd, const int64_t *s)
+{
+    if (nd < 1)
         return DS_LABELS_AUTO;
-    int nd = ds_tensor_ndim(y);
-    const int64_t *s = ds_tensor_shape(y);
     if (nd == 1 || (nd == 2 && s[1] == 1))
         return DS_LABELS_INDEX;
     return DS_LABELS_DENSE;

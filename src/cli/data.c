@@ -1,6 +1,7 @@
 /* data.c - the commands' named data: the NAME=FILE values of --data, --labels, --val,
- * --val-labels (and -o), loaded with their --columns, split for validation, matched to the
- * model's inputs and losses, and handed to the library as feeds. */
+ * --val-labels (and -o), loaded with their --columns (a glob, folder or @LIST loaded whole,
+ * or opened as a stream for training), split for validation, matched to the model's inputs
+ * and losses, and handed to the library as feeds. */
 #include "cli.h"
 
 #include <errno.h>
@@ -142,20 +143,49 @@ static void note_once(cli_data *d, const char *path, const ds_read_info *info)
             : "--header reads it as column names; --no-header as data");
 }
 
-/* Loads one file with the columns its name selects (colopt), leaving out exclude. */
+bool cli_is_pattern(const char *path)
+{
+    struct stat sb;
+    return path[0] == '@' || strpbrk(path, "*?[") ||
+           (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode));
+}
+
+/* The read options of one item: the columns its name selects (colopt), exclude left out. */
+static ds_read_opts item_opts(const cli_cmd *c, const cli_data *d, const char *colopt,
+                              const char *exclude, const cli_item *it, ds_read_info *info)
+{
+    return (ds_read_opts){.columns = cli_named_value(c, colopt, it->name[0] ? it->name : NULL),
+                          .hdu = d->ro.hdu, .hdu_name = d->ro.hdu_name, .header = d->ro.header,
+                          .exclude = exclude, .info = info};
+}
+
+/* The files of a glob, folder or @LIST one after the other in one tensor. */
+static ds_status load_whole(const char *files, const ds_read_opts *ro, ds_tensor **t)
+{
+    ds_stream_opts so = {.inputs = {{NULL, files, ro}}};
+    ds_stream *s;
+    ds_status st = ds_stream_open(&so, &s);
+    if (!st)
+        st = ds_stream_load(s, 0, 0, t);
+    ds_stream_free(s);
+    return st;
+}
+
+/* Loads one file (or the files of a pattern, whole) with the columns its name selects
+ * (colopt), leaving out exclude. */
 static int load_item(const cli_cmd *c, cli_data *d, const char *colopt, const char *exclude,
                      cli_item *it)
 {
     ds_read_info info;
-    ds_read_opts ro = {.columns = cli_named_value(c, colopt, it->name[0] ? it->name : NULL),
-                       .hdu = d->ro.hdu, .hdu_name = d->ro.hdu_name, .header = d->ro.header,
-                       .exclude = exclude, .info = &info};
-    if (ds_array_load(it->path, &ro, &it->t) != DS_OK)
+    ds_read_opts ro = item_opts(c, d, colopt, exclude, it, &info);
+    if ((cli_is_pattern(it->path) ? load_whole(it->path, &ro, &it->t)
+                                   : ds_array_load(it->path, &ro, &it->t)) != DS_OK)
         return cli_fail();
     note_once(d, it->path, &info);
     it->ndim0 = ds_tensor_ndim(it->t);
     memcpy(it->shape0, ds_tensor_shape(it->t), (size_t)it->ndim0 * sizeof *it->shape0);
-    it->fits_image = info.hdu > 0 && !info.table;
+    /* one image with one header: several files loaded whole have several */
+    it->fits_image = info.hdu > 0 && !info.table && !cli_is_pattern(it->path);
     return 0;
 }
 
@@ -198,6 +228,15 @@ static int check_names(const cli_cmd *c, const char *opt, const cli_item *items,
     return 0;
 }
 
+/* The columns of --label-columns to leave out of data file i's features (none when
+ * --columns names them) into excl. */
+static void excluded(const cli_cmd *c, const cli_data *d, int i, char *excl, size_t cap)
+{
+    label_columns_of(c, d, d->x[i].path, excl, cap);
+    if (cli_named_value(c, "columns", d->x[i].name[0] ? d->x[i].name : NULL))
+        excl[0] = 0;   /* the features are the columns named */
+}
+
 /* The data files of d with their columns, those of --label-columns left out of the
  * features when no --columns names them. */
 static int load_inputs(const cli_cmd *c, cli_data *d)
@@ -208,9 +247,7 @@ static int load_inputs(const cli_cmd *c, cli_data *d)
                                "--columns NAME=COLS instead", d->nx);
     for (int i = 0; i < d->nx; i++) {
         char excl[1024];
-        label_columns_of(c, d, d->x[i].path, excl, sizeof excl);
-        if (cli_named_value(c, "columns", d->x[i].name[0] ? d->x[i].name : NULL))
-            excl[0] = 0;   /* the features are the columns named */
+        excluded(c, d, i, excl, sizeof excl);
         int rc = load_item(c, d, "columns", excl[0] ? excl : NULL, &d->x[i]);
         if (rc)
             return rc;
@@ -218,7 +255,9 @@ static int load_inputs(const cli_cmd *c, cli_data *d)
     return 0;
 }
 
-int cli_load_set(const cli_cmd *c, const char *xopt, const char *yopt, cli_data *d)
+/* The NAME=FILE values of a set and the options that say how to read them, before any
+ * file is read. */
+static int list_set(const cli_cmd *c, const char *xopt, const char *yopt, cli_data *d)
 {
     memset(d, 0, sizeof *d);
     d->xopt = xopt;
@@ -234,6 +273,12 @@ int cli_load_set(const cli_cmd *c, const char *xopt, const char *yopt, cli_data 
         rc = cli_read_options(c, &d->ro);
     if (!rc && yopt && !d->ny)
         rc = labels_from_data(c, d);
+    return rc;
+}
+
+int cli_load_set(const cli_cmd *c, const char *xopt, const char *yopt, cli_data *d)
+{
+    int rc = list_set(c, xopt, yopt, d);
     if (!rc)
         rc = load_inputs(c, d);
     for (int i = 0; !rc && i < d->ny; i++)
@@ -270,7 +315,7 @@ void cli_label_choices(const cli_data *d, ds_net_opts *o)
 {
     int k = 0;
     for (int i = 0; d && i < d->ny; i++) {
-        ds_label_mode mode = cli_label_mode(d->y[i].t);
+        ds_label_mode mode = cli_label_mode_shape(d->y[i].ndim0, d->y[i].shape0);
         if (!d->y[i].name[0])
             o->labels = mode;
         else
@@ -522,5 +567,125 @@ int cli_feed(const ds_net *n, cli_data *d, ds_feed *f)
         }
         f->labels[i] = (ds_feed_item){it->name[0] ? it->name : NULL, it->t, it->path};
     }
+    return 0;
+}
+
+/* ---- streams ---- */
+bool cli_streams(const cli_cmd *c)
+{
+    const char *opts[] = {"data", "labels"};
+    for (int k = 0; k < 2; k++) {
+        const char *const *v;
+        int n = cli_values(c, opts[k], &v);
+        for (int i = 0; i < n; i++) {
+            char name[CLI_NAME_MAX];
+            const char *path;
+            cli_split_named(v[i], name, sizeof name, &path);
+            if (cli_is_pattern(path))
+                return true;
+        }
+    }
+    return false;
+}
+
+/* An item's shape as the stream reads it: [N, sample shape]. */
+static void stream_shape(const ds_stream *s, int labels, int i, cli_item *it)
+{
+    int nd;
+    int64_t shape[DS_MAX_DIMS];
+    ds_stream_sample_shape(s, labels, i, &nd, shape);
+    it->ndim0 = nd + 1;
+    it->shape0[0] = ds_stream_samples(s);
+    memcpy(it->shape0 + 1, shape, (size_t)nd * sizeof *shape);
+}
+
+int cli_open_stream(const cli_cmd *c, int64_t buffer, cli_data *d, ds_stream **out)
+{
+    *out = NULL;
+    int rc = list_set(c, "data", "labels", d);
+    if (rc)
+        return rc;
+    if (d->ro.nan.kind != CLI_NAN_ERROR)
+        return cli_usage_error(c, "--nan: streamed data are neither filled nor dropped (the "
+                               "values are checked as they are read); give files without "
+                               "missing values");
+    ds_stream_opts so = {.shuffle_buffer = buffer};
+    ds_read_opts ro[2 * DS_FEED_MAX];
+    ds_read_info info[2 * DS_FEED_MAX];
+    char excl[DS_FEED_MAX][1024];
+    for (int i = 0; i < d->nx; i++) {
+        excluded(c, d, i, excl[i], sizeof excl[i]);
+        ro[i] = item_opts(c, d, "columns", excl[i][0] ? excl[i] : NULL, &d->x[i], &info[i]);
+        so.inputs[i] = (ds_stream_item){d->x[i].name[0] ? d->x[i].name : NULL, d->x[i].path,
+                                        &ro[i]};
+    }
+    for (int i = 0; i < d->ny; i++) {
+        ds_read_opts *r = &ro[DS_FEED_MAX + i];
+        *r = item_opts(c, d, "label-columns", NULL, &d->y[i], &info[DS_FEED_MAX + i]);
+        so.labels[i] = (ds_stream_item){d->y[i].name[0] ? d->y[i].name : NULL, d->y[i].path, r};
+    }
+    if (ds_stream_open(&so, out))
+        return cli_fail();
+    for (int i = 0; i < d->nx; i++) {
+        note_once(d, d->x[i].path, &info[i]);
+        stream_shape(*out, 0, i, &d->x[i]);
+    }
+    for (int i = 0; i < d->ny; i++) {
+        note_once(d, d->y[i].path, &info[DS_FEED_MAX + i]);
+        stream_shape(*out, 1, i, &d->y[i]);
+    }
+    return 0;
+}
+
+/* Item i's samples in the shape of the model's input in, as cli_fit_input reads an array
+ * (samples along the first axis; a table's row fills any shape of as many values). */
+static int fit_stream_input(const ds_node *in, ds_stream *s, int i, const char *path)
+{
+    int nd = ds_node_ndim(in), hn;
+    const int64_t *want = ds_node_shape(in);
+    int64_t have[DS_MAX_DIMS];
+    ds_stream_sample_shape(s, 0, i, &hn, have);
+    if (hn == nd - 1)
+        return 0;   /* checked in full when training starts */
+    if (sample_fits(have, hn, want + 1, nd - 1, hn == 1) &&
+        ds_stream_reshape(s, 0, i, nd - 1, want + 1) == DS_OK)
+        return 0;
+    int64_t per = 1;
+    for (int k = 1; k < nd; k++)
+        per *= want[k];
+    char a[96], b[96];
+    fprintf(stderr, "deepsky: error: %s: samples of shape %s do not fit the model's input '%s', "
+            "which takes samples of shape %s (%lld values)\n", path,
+            ds_shape_str(hn, have, a, sizeof a), ds_node_layer_name(in),
+            ds_shape_str(nd - 1, want + 1, b, sizeof b), (long long)per);
+    return 1;
+}
+
+int cli_fit_stream(const ds_net *n, const cli_data *d, ds_stream *s)
+{
+    char list[512];
+    for (int i = 0; i < d->nx; i++) {
+        const cli_item *it = &d->x[i];
+        if (!it->name[0] && ds_net_input_count(n) > 1) {
+            input_names(n, list, sizeof list);
+            fprintf(stderr, "deepsky: error: %s: the model has %d inputs (%s): give --%s "
+                    "NAME=FILES for each\n", it->path, ds_net_input_count(n), list, d->xopt);
+            return 1;
+        }
+        const ds_node *in = NULL;
+        for (int k = 0; k < ds_net_input_count(n) && !in; k++)
+            if (!it->name[0] || !strcmp(it->name, ds_net_input_name(n, k)))
+                in = ds_net_input_at(n, k);
+        if (in && fit_stream_input(in, s, i, it->path))
+            return 1;   /* a name the model lacks: the library's message when training */
+    }
+    for (int i = 0; i < d->ny; i++)
+        if (!d->y[i].name[0] && ds_net_target_count(n) > 1) {
+            target_names(n, list, sizeof list);
+            fprintf(stderr, "deepsky: error: %s: the model has %d losses that read labels (%s): "
+                    "give --%s NAME=FILES for each\n", d->y[i].path, ds_net_target_count(n),
+                    list, d->yopt);
+            return 1;
+        }
     return 0;
 }

@@ -121,6 +121,36 @@ static bool same_place(const out_place *a, const out_place *b)
     return a->exists == b->exists && !strcmp(a->dir, b->dir) && !strcmp(a->base, b->base);
 }
 
+static bool is_file(const char *path, const struct stat *want)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && st.st_dev == want->st_dev && st.st_ino == want->st_ino;
+}
+
+/* Whether the file want is the input path or, for a glob, folder or @LIST, one of the files
+ * it names (those are read when the data load, which reports a pattern that names none):
+ * hit gets path, or that file's name. */
+static bool input_hit(const char *path, const struct stat *want, char *hit, size_t cap)
+{
+    snprintf(hit, cap, "%s", path);
+    if (!cli_is_pattern(path))
+        return is_file(path, want);
+    char **v;
+    int n;
+    bool found = false;
+    if (ds_stream_files(path, &v, &n) != DS_OK)
+        return false;
+    for (int i = 0; i < n; i++) {
+        if (!found && is_file(v[i], want)) {
+            snprintf(hit, cap, "%s", v[i]);
+            found = true;
+        }
+        free(v[i]);
+    }
+    free(v);
+    return found;
+}
+
 /* One output against the file-type and device-folder rules and the inputs. */
 static int check_one(const cli_cmd *c, const cli_files *f, const cli_file *o, const out_place *p,
                      const char *devroot)
@@ -134,10 +164,18 @@ static int check_one(const cli_cmd *c, const cli_files *f, const cli_file *o, co
         return cli_usage_error(c, "%s %s is in the device folder %s: outputs never go there; "
                                "give a file name elsewhere", o->what, o->path, p->dir);
     for (int i = 0; p->exists && i < f->n_in; i++) {
-        struct stat st;
         const cli_file *in = &f->in[i];
-        if (stat(in->path, &st) != 0 || st.st_dev != p->st.st_dev || st.st_ino != p->st.st_ino)
+        char hit[PATH_MAX];
+        if (!input_hit(in->path, &p->st, hit, sizeof hit))
             continue;
+        if (strcmp(hit, in->path) && !strcmp(hit, o->path))
+            return cli_usage_error(c, "%s %s is one of the files of %s '%s': writing it would "
+                                   "destroy an input; give another name", o->what, o->path,
+                                   in->what, in->path);
+        if (strcmp(hit, in->path))
+            return cli_usage_error(c, "%s %s is %s, one of the files of %s '%s': writing it "
+                                   "would destroy an input; give another name", o->what,
+                                   o->path, hit, in->what, in->path);
         if (!strcmp(in->path, o->path))
             return cli_usage_error(c, "%s %s is also %s: writing it would destroy an input; "
                                    "give another name", o->what, o->path, in->what);

@@ -1,6 +1,7 @@
 /* array.c - data files and buffers: picks the reader or writer (.npy, FITS, CSV, IDX) from
- * the file name (or a given format), reads a file whole and hands its bytes to the one reader
- * of its format, resolves table column lists, and checks tensors for NaN/Inf. */
+ * the file name (or a given format), reads a file whole (a .npy file is mapped) and hands
+ * its bytes to the one reader of its format, resolves table column lists, and checks
+ * tensors for NaN/Inf. */
 #include "data.h"
 
 #include <ctype.h>
@@ -51,6 +52,8 @@ static fmt detect(const char *path)
         return FMT_IDX;
     return FMT_NONE;
 }
+
+bool dsi_is_data_file(const char *path) { return detect(path) != FMT_NONE; }
 
 /* An existing regular file (or DS_ERR_IO with strerror). */
 static ds_status check_readable(const char *path)
@@ -108,6 +111,11 @@ static ds_status check_opts(const char *path, fmt f, const ds_read_opts *o)
     return DS_OK;
 }
 
+ds_status dsi_read_opts_check(const char *path, const ds_read_opts *o)
+{
+    return check_opts(path, detect(path), o);
+}
+
 /* The one reader of each format, on a whole file's bytes. */
 static ds_status load_bytes(fmt f, const unsigned char *buf, size_t len, const char *path,
                             const ds_read_opts *o, ds_tensor **out)
@@ -138,6 +146,11 @@ ds_status ds_array_load(const char *path, const ds_read_opts *o, ds_tensor **out
     ds_status st = check_opts(path, f, o);
     if (st == DS_OK)
         st = check_readable(path);
+    if (st == DS_OK && f == FMT_NPY) {   /* mapped where it can be: no copy */
+        if (o && o->info)
+            memset(o->info, 0, sizeof *o->info);
+        return ds_npy_load(path, out);
+    }
     unsigned char *buf = NULL;
     size_t len = 0;
     if (st == DS_OK)

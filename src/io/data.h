@@ -45,6 +45,23 @@ ds_status dsi_csv_save_table(const char *path, char sep, int ncols, const char *
 char     *dsi_csv_columns_mem(const unsigned char *buf, size_t len, const char *path, char sep,
                               const ds_read_opts *o);
 
+/* npy.c: what the header of a .npy file says, read without its data. */
+typedef struct {
+    int ndim;
+    int64_t shape[DS_MAX_DIMS];
+    bool plain;           /* float32, little-endian, C order, aligned: ds_npy_load maps it */
+    size_t offset;        /* of the data */
+    size_t file_size;
+} dsi_npy_info;
+/* Reads and checks the header of the .npy file path (the data must fit in the file, else
+ * the "truncated data" failure of the loader). */
+ds_status dsi_npy_probe(const char *path, dsi_npy_info *info);
+
+/* array.c: whether path names a data file by its name (.npy, FITS, CSV, TSV, IDX); the
+ * checks of the read options that need no data, for a file of that name. */
+bool dsi_is_data_file(const char *path);
+ds_status dsi_read_opts_check(const char *path, const ds_read_opts *o);
+
 /* idx.c */
 ds_status dsi_idx_load_mem(const unsigned char *buf, size_t len, const char *path,
                            ds_tensor **out);

@@ -177,60 +177,89 @@ static int64_t per_sample(const ds_tensor *t)
     return t->ndim && t->shape[0] ? t->numel / t->shape[0] : 0;
 }
 
-static ds_status check_input(const ds_node *in, const ds_tensor *x, const char *xname)
+static ds_status check_input_shape(const ds_node *in, const ds_tensor *x, const char *xname)
 {
     bool ok = x->ndim == in->ndim && x->ndim >= 1;
     for (int i = 1; ok && i < in->ndim; i++)
         ok = x->shape[i] == in->shape[i];
-    if (!ok) {
-        int64_t want[DS_MAX_DIMS];
-        memcpy(want, in->shape, sizeof want);
-        return dsi_fail(DS_ERR_SHAPE, "%s: data of shape %s does not fit the model's input '%s', "
-                        "which takes samples of shape %s, i.e. [N, %s]",
-                        xname, dsi_shape_str(x->ndim, x->shape), ds_node_layer_name(in),
-                        dsi_shape_str(in->ndim - 1, want + 1),
-                        dsi_shape_str(in->ndim - 1, want + 1) + 1);
-    }
-    return ds_tensor_check_finite(x, xname);
+    if (ok)
+        return DS_OK;
+    int64_t want[DS_MAX_DIMS];
+    memcpy(want, in->shape, sizeof want);
+    return dsi_fail(DS_ERR_SHAPE, "%s: data of shape %s does not fit the model's input '%s', "
+                    "which takes samples of shape %s, i.e. [N, %s]",
+                    xname, dsi_shape_str(x->ndim, x->shape), ds_node_layer_name(in),
+                    dsi_shape_str(in->ndim - 1, want + 1),
+                    dsi_shape_str(in->ndim - 1, want + 1) + 1);
 }
 
-/* Class indices in [0, classes), or values in [0, 1] for cross-entropies. */
+/* Class indices in [0, classes), or values in [0, 1] for cross-entropies; y holds samples
+ * first.. of its source, of want values each. */
 static ds_status check_label_values(const dsi_net_target *t, const ds_tensor *y,
-                                    const char *yname, int64_t want)
+                                    const char *yname, int64_t want, int64_t first)
 {
     bool index = t->kind == DSI_LOSS_CCE && t->labels == DS_LABELS_INDEX;
     for (int64_t i = 0; index && i < y->numel; i++) {
         float v = y->data[i];
         if (v < 0 || v >= (float)t->classes || v != floorf(v))
             return dsi_fail(DS_ERR_VALUE, "%s: label %g of sample %lld is not a class index "
-                            "in [0, %lld)", yname, v, (long long)(i / want), (long long)t->classes);
+                            "in [0, %lld)", yname, v, (long long)(first + i / want),
+                            (long long)t->classes);
     }
     if (index || (t->kind != DSI_LOSS_BCE && t->kind != DSI_LOSS_CCE))
         return DS_OK;
     for (int64_t i = 0; i < y->numel; i++)
         if (y->data[i] < 0 || y->data[i] > 1)
             return dsi_fail(DS_ERR_VALUE, "%s: label %g of sample %lld is outside [0, 1]",
-                            yname, y->data[i], (long long)(i / want));
+                            yname, y->data[i], (long long)(first + i / want));
     return DS_OK;
 }
 
-static ds_status check_labels(const dsi_net_target *t, const ds_tensor *y, const char *yname)
+/* Values per sample of the target's labels. */
+static int64_t target_values(const dsi_net_target *t)
 {
     const ds_node *tn = t->target;
-    int64_t want = tn->numel / tn->shape[0];
-    if (per_sample(y) != want) {
-        const char *hint = "";
-        if (t->kind == DSI_LOSS_CCE && t->labels == DS_LABELS_INDEX && per_sample(y) == t->classes)
-            hint = " (these look one-hot: the model expects class indices)";
-        else if (t->kind == DSI_LOSS_CCE && t->labels == DS_LABELS_DENSE && per_sample(y) == 1)
-            hint = " (these look like class indices: the model expects one-hot rows)";
-        return dsi_fail(DS_ERR_SHAPE, "%s: labels of shape %s do not fit the model's output, "
-                        "which needs %lld value%s per sample (target shape %s)%s", yname,
-                        dsi_shape_str(y->ndim, y->shape), (long long)want, want == 1 ? "" : "s",
-                        dsi_shape_str(tn->ndim, tn->shape), hint);
-    }
-    ds_status st = ds_tensor_check_finite(y, yname);
-    return st ? st : check_label_values(t, y, yname, want);
+    return tn->numel / tn->shape[0];
+}
+
+static ds_status check_labels_shape(const dsi_net_target *t, const ds_tensor *y,
+                                    const char *yname)
+{
+    const ds_node *tn = t->target;
+    int64_t want = target_values(t);
+    if (per_sample(y) == want)
+        return DS_OK;
+    const char *hint = "";
+    if (t->kind == DSI_LOSS_CCE && t->labels == DS_LABELS_INDEX && per_sample(y) == t->classes)
+        hint = " (these look one-hot: the model expects class indices)";
+    else if (t->kind == DSI_LOSS_CCE && t->labels == DS_LABELS_DENSE && per_sample(y) == 1)
+        hint = " (these look like class indices: the model expects one-hot rows)";
+    return dsi_fail(DS_ERR_SHAPE, "%s: labels of shape %s do not fit the model's output, "
+                    "which needs %lld value%s per sample (target shape %s)%s", yname,
+                    dsi_shape_str(y->ndim, y->shape), (long long)want, want == 1 ? "" : "s",
+                    dsi_shape_str(tn->ndim, tn->shape), hint);
+}
+
+ds_status dsi_net_check_shapes(const ds_net *n, const ds_feed *f, dsi_bound *d)
+{
+    ds_status st = dsi_feed_bind(n, f, d);
+    for (int i = 0; !st && i < n->n_inputs; i++)
+        st = check_input_shape(n->inputs[i].node, d->x[i], d->xname[i]);
+    for (int i = 0; !st && i < n->n_targets; i++)
+        if (d->y[i])
+            st = check_labels_shape(&n->targets[i], d->y[i], d->yname[i]);
+    return st;
+}
+
+ds_status dsi_net_check_labels(const ds_net *n, const ds_feed *f, int64_t first)
+{
+    dsi_bound d;
+    ds_status st = dsi_feed_bind(n, f, &d);
+    for (int i = 0; !st && i < n->n_targets; i++)
+        if (d.y[i] && per_sample(d.y[i]))
+            st = check_label_values(&n->targets[i], d.y[i], d.yname[i], per_sample(d.y[i]),
+                                    first);
+    return st;
 }
 
 ds_status ds_net_check_feed(const ds_net *n, const ds_feed *f)
@@ -238,10 +267,13 @@ ds_status ds_net_check_feed(const ds_net *n, const ds_feed *f)
     dsi_bound d;
     ds_status st = dsi_feed_bind(n, f, &d);
     for (int i = 0; !st && i < n->n_inputs; i++)
-        st = check_input(n->inputs[i].node, d.x[i], d.xname[i]);
+        if (!(st = check_input_shape(n->inputs[i].node, d.x[i], d.xname[i])))
+            st = ds_tensor_check_finite(d.x[i], d.xname[i]);
     for (int i = 0; !st && i < n->n_targets; i++)
-        if (d.y[i])
-            st = check_labels(&n->targets[i], d.y[i], d.yname[i]);
+        if (d.y[i] && !(st = check_labels_shape(&n->targets[i], d.y[i], d.yname[i])) &&
+            !(st = ds_tensor_check_finite(d.y[i], d.yname[i])))
+            st = check_label_values(&n->targets[i], d.y[i], d.yname[i],
+                                    target_values(&n->targets[i]), 0);
     return st;
 }
 

@@ -1,8 +1,10 @@
-/* fit.c - the training loop on a trainer: shuffled mini-batches, augmentation, validation,
- * metrics, early stopping, weights and checkpoints (atomic, coalesced for short epochs),
- * strict resume, CSV log and the learning-curve figure. */
+/* fit.c - the training loop on a trainer: shuffled mini-batches (from a feed in memory or
+ * a stream's reader), augmentation, validation, metrics, early stopping, weights and
+ * checkpoints (atomic, coalesced for short epochs), strict resume, CSV log and the
+ * learning-curve figure. */
 #include "net.h"
 #include "../io/io.h"
+#include "../io/stream.h"
 
 #include <math.h>
 #include <time.h>
@@ -119,6 +121,10 @@ typedef struct {
     ds_net *n;
     const ds_fit_opts *o;
     const ds_feed *train;
+    ds_stream *stream;         /* or the training data from a stream (train NULL) */
+    ds_tensor shapes[2 * DS_FEED_MAX];   /* the stream's items, shapes only */
+    ds_feed shape_feed;        /* of those: what the trainer binds and checks */
+    const int64_t *ids;        /* the stream's batch in hand: its samples' indices */
     dsi_bound data, val;       /* val.n == 0: no validation */
     ds_trainer *tr;
     int epochs;
@@ -238,7 +244,10 @@ static ds_status make_settings(fit_run *fr)
             dsi_buf_printf(&b, ":%s", float_str(in->scale_a, buf, sizeof buf));
         dsi_buf_puts(&b, "\n");
     }
-    data_settings(&b, fr->n, &fr->data, "training");
+    if (fr->stream)
+        dsi_stream_describe(fr->stream, &b, "training", o->no_shuffle);
+    else
+        data_settings(&b, fr->n, &fr->data, "training");
     data_settings(&b, fr->n, &fr->val, "validation");
     if (b.oom) {
         free(b.p);
@@ -473,7 +482,8 @@ static void augment_batch(void *ctx, ds_net *n, const int64_t *rows, int64_t fir
     fit_run *fr = ctx;
     const ds_fit_opts *o = fr->o;
     for (int64_t k = 0; k < b; k++) {
-        uint64_t idx = (uint64_t)(rows ? rows[first + k] : first + k);
+        uint64_t idx = (uint64_t)(fr->ids ? fr->ids[first + k] : rows ? rows[first + k]
+                                                                      : first + k);
         uint64_t r = dsi_mix64(o->seed ^ dsi_mix64((uint64_t)fr->epoch * 0x9e37ULL + idx));
         int t = (o->augment & DS_AUG_FLIPS) ? (int)(r & 3) : 0;
         if (o->augment & DS_AUG_ROT90)
@@ -531,9 +541,14 @@ static ds_status fit_check(fit_run *fr, const ds_feed *train, const ds_feed *val
     ds_net *n = fr->n;
     if (!n->loss || !n->n_targets)
         return dsi_fail(DS_ERR_STATE, "%s: training needs a loss line that reads labels", n->path);
-    ds_status st = ds_net_check_feed(n, train);
-    if (st || (st = dsi_feed_bind(n, train, &fr->data)) ||
-        (st = dsi_require_labels(n, &fr->data, fr->data.first)))
+    ds_status st;
+    if (fr->stream) {   /* shapes now, values as the reader reads them */
+        dsi_stream_shape_feed(fr->stream, fr->shapes, &fr->shape_feed);
+        st = dsi_net_check_shapes(n, &fr->shape_feed, &fr->data);
+    } else if (!(st = ds_net_check_feed(n, train))) {
+        st = dsi_feed_bind(n, train, &fr->data);
+    }
+    if (st || (st = dsi_require_labels(n, &fr->data, fr->data.first)))
         return st;
     if (val && ((st = ds_net_check_feed(n, val)) || (st = dsi_feed_bind(n, val, &fr->val)) ||
                 (st = dsi_require_labels(n, &fr->val, fr->val.first))))
@@ -567,10 +582,10 @@ static ds_status fit_setup(fit_run *fr)
     };
     if ((st = ds_trainer_create(fr->n, &to, &fr->tr)))
         return st;
-    fr->perm = malloc((size_t)fr->N * sizeof *fr->perm);
+    fr->perm = fr->stream ? NULL : malloc((size_t)fr->N * sizeof *fr->perm);
     fr->hist = calloc((size_t)fr->epochs * HCOLS, sizeof *fr->hist);
     fr->tmp = malloc((size_t)plane * sizeof *fr->tmp);
-    if (!fr->perm || !fr->hist || !fr->tmp)
+    if ((!fr->perm && !fr->stream) || !fr->hist || !fr->tmp)
         return dsi_fail(DS_ERR_NOMEM, "out of memory for training");
     if (o->out_path) {
         snprintf(fr->last, sizeof fr->last, "%s", o->out_path);
@@ -582,6 +597,68 @@ static ds_status fit_setup(fit_run *fr)
     if (o->out_path && (st = make_settings(fr)))
         return st;
     return o->resume ? resume(fr) : DS_OK;
+}
+
+/* ---- a stream's reader: checks and preprocessing on its thread ---- */
+static ds_status check_block(void *ctx, const ds_feed *block, int64_t first)
+{
+    return dsi_net_check_labels(ctx, block, first);
+}
+
+static ds_status prepare_sample(void *ctx, ds_feed *sample)
+{
+    return ds_net_preprocess_feed(ctx, sample);
+}
+
+/* Rows [first, first + b) of the stream's batch in hand into the graph's inputs and
+ * targets (the trainer's gather): item k of the stream is fr->shapes[k]. */
+static void gather_rows(void *ctx, ds_net *n, int64_t first, int64_t b)
+{
+    fit_run *fr = ctx;
+    for (int j = 0; j < n->n_inputs + n->n_targets; j++) {
+        bool in = j < n->n_inputs;
+        const ds_tensor *t = in ? fr->data.x[j] : fr->data.y[j - n->n_inputs];
+        if (!t)
+            continue;
+        float *dst = in ? n->inputs[j].node->data : n->targets[j - n->n_inputs].target->data;
+        int item = (int)(t - fr->shapes);
+        size_t per = (size_t)(t->numel / t->shape[0]);
+        for (int64_t k = 0; k < b; k++)
+            memcpy(dst + k * per, dsi_stream_row(fr->stream, item, first + k),
+                   per * sizeof(float));
+    }
+}
+
+/* The reader, from the run's first epoch to its last, in batches of an optimizer step. */
+static ds_status stream_start(fit_run *fr)
+{
+    if (!fr->stream || fr->start >= fr->epochs)
+        return DS_OK;
+    bool scaled = false;
+    for (int i = 0; i < fr->n->n_inputs; i++)
+        scaled |= fr->n->inputs[i].scale != DS_SCALE_NONE;
+    dsi_stream_hooks h = {check_block, scaled ? prepare_sample : NULL, fr->n};
+    dsi_stream_set_hooks(fr->stream, &h);
+    dsi_trainer_set_gather(fr->tr, gather_rows, fr);
+    ds_stream_run r = {.batch = fr->S, .seed = fr->o->seed, .first_epoch = fr->start,
+                       .epochs = fr->epochs - fr->start, .no_shuffle = fr->o->no_shuffle};
+    return ds_stream_start(fr->stream, &r);
+}
+
+/* The stream's next batch, which must be batch bi of epoch e. */
+static ds_status stream_batch(fit_run *fr, int e, int64_t bi, int64_t *b)
+{
+    ds_stream_batch info;
+    ds_status st = dsi_stream_next_rows(fr->stream, &info);
+    if (st)
+        return st;
+    if (info.count < 1 || info.epoch != e || info.index != bi)
+        return dsi_fail(DS_ERR_STATE, "stream: batch %lld of epoch %d expected, got %lld of "
+                        "epoch %d (%lld samples)", (long long)bi + 1, e + 1,
+                        (long long)info.index + 1, info.epoch + 1, (long long)info.count);
+    fr->ids = info.ids;
+    *b = info.count;
+    return DS_OK;
 }
 
 static void shuffle(int64_t *perm, int64_t N, uint64_t seed, int epoch, bool keep_order)
@@ -640,7 +717,8 @@ static void progress_step(fit_run *fr, int e, int64_t bi, int64_t batches, int64
 /* The optimizer steps of epoch e; the epoch's training loss and metric into hr. */
 static ds_status run_epoch(fit_run *fr, int e, double *hr)
 {
-    shuffle(fr->perm, fr->N, fr->o->seed, e, fr->o->no_shuffle);
+    if (!fr->stream)
+        shuffle(fr->perm, fr->N, fr->o->seed, e, fr->o->no_shuffle);
     fr->epoch = e;
     epoch_sums es = {0};
     int64_t batches = (fr->N + fr->S - 1) / fr->S;
@@ -649,7 +727,11 @@ static ds_status run_epoch(fit_run *fr, int e, double *hr)
     for (int64_t bi = 0; bi < batches; bi++) {
         int64_t i0 = bi * fr->S, b = fr->N - i0 < fr->S ? fr->N - i0 : fr->S;
         ds_step_result sr;
-        ds_status st = ds_trainer_step(fr->tr, fr->train, fr->perm + i0, b, &sr);
+        ds_status st = fr->stream ? stream_batch(fr, e, bi, &b) : DS_OK;
+        if (st)
+            return st;   /* the reader's failure */
+        st = fr->stream ? ds_trainer_step(fr->tr, &fr->shape_feed, NULL, b, &sr)
+                        : ds_trainer_step(fr->tr, fr->train, fr->perm + i0, b, &sr);
         if (st)
             return sr.nonfinite ? nonfinite_stop(fr, e, bi, &sr) : st;
         if (sr.skipped) {
@@ -769,15 +851,18 @@ static ds_status end_epoch(fit_run *fr, int e, double *hr, double t_epoch, bool 
     return DS_OK;
 }
 
-ds_status ds_net_fit_feed(ds_net *n, const ds_feed *train, const ds_feed *val,
-                          const ds_fit_opts *o, ds_fit_result *res)
+/* A run on the feed train or, train NULL, on the stream. */
+static ds_status fit(ds_net *n, const ds_feed *train, ds_stream *stream, const ds_feed *val,
+                     const ds_fit_opts *o, ds_fit_result *res)
 {
     ds_fit_opts def = {0};
-    fit_run fr = {.n = n, .o = o ? o : &def, .train = train};
+    fit_run fr = {.n = n, .o = o ? o : &def, .train = train, .stream = stream};
     fr.r.best_val_loss = NAN;
     ds_status st = fit_check(&fr, train, val);
     if (!st)
         st = fit_setup(&fr);
+    if (!st)
+        st = stream_start(&fr);
     fr.t_start = fr.t_write = fr.t_curve = now_s();
     int e = fr.start;
     bool stop = false;
@@ -794,6 +879,10 @@ ds_status ds_net_fit_feed(ds_net *n, const ds_feed *train, const ds_feed *val,
         fr.r.best_val_loss = fr.val.n ? fr.best : NAN;
         fr.r.seconds = now_s() - fr.t_start;
     }
+    if (stream) {
+        ds_stream_stop(stream);
+        dsi_stream_set_hooks(stream, NULL);
+    }
     ds_trainer_free(fr.tr);
     ds_graph_set_mode(n->g, DS_MODE_EVAL);
     free(fr.perm);
@@ -804,6 +893,23 @@ ds_status ds_net_fit_feed(ds_net *n, const ds_feed *train, const ds_feed *val,
     if (res)
         *res = fr.r;
     return st;
+}
+
+ds_status ds_net_fit_feed(ds_net *n, const ds_feed *train, const ds_feed *val,
+                          const ds_fit_opts *o, ds_fit_result *res)
+{
+    return fit(n, train, NULL, val, o, res);
+}
+
+ds_status ds_net_fit_stream(ds_net *n, ds_stream *train, const ds_feed *val,
+                            const ds_fit_opts *o, ds_fit_result *res)
+{
+    if (!train) {
+        if (res)
+            *res = (ds_fit_result){.best_val_loss = NAN};
+        return dsi_fail(DS_ERR_ARG, "ds_net_fit_stream: the stream is NULL");
+    }
+    return fit(n, NULL, train, val, o, res);
 }
 
 ds_status ds_net_fit(ds_net *n, const ds_tensor *x, const ds_tensor *y, const ds_tensor *xv,

@@ -2,6 +2,7 @@
  * batched prediction of every output, loss over a data set, and the one-batch gradient
  * dump. */
 #include "net.h"
+#include "../io/stream.h"
 
 #include <math.h>
 
@@ -79,6 +80,80 @@ ds_status ds_net_set_input_scaling(ds_net *n, const char *input, ds_scale_kind k
                             "from", where);
         if ((st = standardize_stats(in, x)))
             return st;
+    }
+    in->scale = kind;
+    in->scale_a = a;
+    return DS_OK;
+}
+
+/* Two passes over a stream's input, as standardize_stats makes them over one tensor: each
+ * feature's sum runs over the samples in the same order, so the values are the same. */
+typedef struct {
+    double *acc, *mu;
+    int64_t n;
+} stream_stats;
+
+static ds_status sum_pass(void *ctx, const float *x, int64_t count, int64_t per)
+{
+    stream_stats *c = ctx;
+    for (int64_t i = 0; i < count; i++)
+        for (int64_t j = 0; j < per; j++)
+            c->acc[j] += c->mu ? (x[i * per + j] - c->mu[j]) * (x[i * per + j] - c->mu[j])
+                               : x[i * per + j];
+    c->n += count;
+    return DS_OK;
+}
+
+static ds_status stream_standardize(dsi_net_input *in, ds_stream *s, int k)
+{
+    int nd;
+    int64_t shape[DS_MAX_DIMS];
+    ds_status st = ds_stream_sample_shape(s, 0, k, &nd, shape);
+    int64_t f = dsi_numel(nd, shape), N = ds_stream_samples(s);
+    double *acc = calloc((size_t)f + 1, sizeof *acc), *mu = malloc(((size_t)f + 1) * sizeof *mu);
+    stream_stats c = {acc, NULL, 0};
+    in->mean = ds_tensor_create(1, &f);
+    in->std = ds_tensor_create(1, &f);
+    if (!st && (!acc || !mu || !in->mean || !in->std))
+        st = dsi_fail(DS_ERR_NOMEM, "out of memory for the statistics of %lld features",
+                      (long long)f);
+    if (!st && !(st = dsi_stream_scan(s, 0, k, sum_pass, &c))) {
+        for (int64_t j = 0; j < f; j++) {
+            mu[j] = acc[j] / N;
+            acc[j] = 0;
+        }
+        c.mu = mu;
+        st = dsi_stream_scan(s, 0, k, sum_pass, &c);
+    }
+    for (int64_t j = 0; !st && j < f; j++) {
+        double sd = sqrt(acc[j] / N);
+        in->mean->data[j] = (float)mu[j];
+        in->std->data[j] = (float)(sd > 1e-12 ? sd : 1.0);   /* constant features stay 0 */
+    }
+    free(acc);
+    free(mu);
+    return st;
+}
+
+ds_status ds_net_set_input_scaling_stream(ds_net *n, const char *input, ds_scale_kind kind,
+                                          float a, ds_stream *s)
+{
+    if (kind != DS_SCALE_STANDARDIZE || !s)
+        return ds_net_set_input_scaling(n, input, kind, a, NULL);
+    int i;
+    ds_status st = input_index(n, input, "scaling", &i);
+    if (st || (st = ds_net_set_input_scaling(n, input, DS_SCALE_NONE, 1, NULL)))
+        return st;
+    dsi_net_input *in = &n->inputs[i];
+    int k = dsi_stream_find_input(s, in->name);
+    if (k < 0)
+        return dsi_fail(DS_ERR_ARG, "standardize '%s': the stream has no data for this input "
+                        "to take statistics from", in->name);
+    if ((st = stream_standardize(in, s, k))) {
+        ds_tensor_free(in->mean);
+        ds_tensor_free(in->std);
+        in->mean = in->std = NULL;
+        return st;
     }
     in->scale = kind;
     in->scale_a = a;

@@ -94,10 +94,23 @@ void dsi_bound_gather(const ds_net *n, const dsi_bound *d, const int64_t *idx, i
 /* A one-tensor feed: x for the only input, y (may be NULL) for the only labelled loss. */
 void dsi_feed_single(ds_feed *f, const ds_tensor *x, const char *xname, const ds_tensor *y,
                      const char *yname);
+/* ds_net_check_feed's checks of names, sample counts and shapes, which read no values
+ * (the tensors' data may be NULL); d gets the binding. */
+ds_status dsi_net_check_shapes(const ds_net *n, const ds_feed *f, dsi_bound *d);
+/* Its checks of the labels' values (class indices, [0, 1] for cross-entropies) on a feed
+ * whose tensors hold samples first.. of their sources (a block of a stream's files);
+ * reads nothing of the net that training changes, so a stream's reader thread may run it. */
+ds_status dsi_net_check_labels(const ds_net *n, const ds_feed *f, int64_t first);
 /* Fails naming the targets without labels in d (what: "training", "validation", ...). */
 ds_status dsi_require_labels(const ds_net *n, const dsi_bound *d, const char *what);
 int dsi_net_find_input(const ds_net *n, const char *name);     /* index or -1 */
 int dsi_net_find_target(const ds_net *n, const char *name);    /* index or -1 */
+
+/* trainer.c: fills the graph's inputs and targets with rows [first, first + b) of the
+ * step (rows NULL) from memory of the caller's instead of the step's feed, which is then
+ * only bound and checked (a stream's batch, read where the stream holds it). */
+typedef void (*dsi_gather_fn)(void *ctx, ds_net *n, int64_t first, int64_t b);
+void dsi_trainer_set_gather(ds_trainer *t, dsi_gather_fn fn, void *ctx);
 
 /* net.c */
 /* Sets the graph's batch size when it changes, and plans. */

@@ -11,7 +11,15 @@ struct ds_trainer {
     ds_optim *opt;
     ds_trainer_opts o;
     float clip_norm;         /* from the net's optimizer settings; the optimizer gets 0 */
+    dsi_gather_fn gather;    /* or NULL: rows gathered from the step's feed */
+    void *gather_ctx;
 };
+
+void dsi_trainer_set_gather(ds_trainer *t, dsi_gather_fn fn, void *ctx)
+{
+    t->gather = fn;
+    t->gather_ctx = ctx;
+}
 
 ds_status ds_trainer_create(ds_net *n, const ds_trainer_opts *o, ds_trainer **out)
 {
@@ -96,7 +104,10 @@ static ds_status run_pass(ds_trainer *t, const dsi_bound *d, const int64_t *rows
     ds_status st = dsi_net_use_batch(n->g, b);
     if (st)
         return st;
-    dsi_bound_gather(n, d, rows, first, b, true);
+    if (t->gather)
+        t->gather(t->gather_ctx, n, first, b);
+    else
+        dsi_bound_gather(n, d, rows, first, b, true);
     if (t->o.batch_hook)
         t->o.batch_hook(t->o.batch_ctx, n, rows, first, b);
     if ((st = ds_graph_forward(n->g)))
