@@ -63,7 +63,7 @@ static const dcase cases[] = {
     {2, 2, 3, 5, 1, 20, 1, 3, {0, 1}, {0, 1}, {1, 1}, true, true},       /* one row in 2-D */
     {2, 2, 2, 4, 1, 15, 3, 3, {1, 1}, {1, 1}, {1, 1}, true, false},      /* one row, padded */
     {1, 3, 1, 16, 0, 300, 0, 7, {0, 0}, {0, 0}, {1, 1}, true, true},     /* spectra conv1 */
-    {1, 10, 16, 32, 0, 101, 0, 7, {0, 0}, {0, 0}, {1, 1}, true, true},   /* spectra conv2 */
+    {1, 20, 16, 32, 0, 101, 0, 7, {0, 0}, {0, 0}, {1, 1}, true, true},   /* spectra conv2, groups */
     {1, 2, 32, 64, 0, 70, 0, 7, {0, 0}, {0, 0}, {1, 1}, true, false},    /* spectra conv3 */
     {1, 1, 3, 11, 0, 37, 0, 4, {0, 3}, {0, 2}, {1, 2}, false, true},     /* pads, dilation */
     {1, 5, 2, 9, 0, 8, 0, 2, {0, 0}, {0, 1}, {1, 1}, true, true},        /* short rows */

@@ -21,22 +21,29 @@
  * order afterwards, as the im2col path does: results do not depend on the thread count. */
 #include "conv_impl.h"
 
-/* 8 floats: GCC/Clang vector extension (SSE pairs on the x86-64 baseline, one AVX register
- * with AVX2). Built with -ffp-contract=fast (Makefile) so that a += b * c is one FMA. */
-typedef float v8 __attribute__((vector_size(32)));
-typedef int32_t v8i __attribute__((vector_size(32)));
+/* VL floats, a GCC/Clang vector extension: one AVX-512 register where the build targets it
+ * (the kernels are bound by multiply-adds: twice the lanes, twice the speed), else 8 (one AVX
+ * register, SSE pairs on the x86-64 baseline). Built with -ffp-contract=fast (Makefile) so
+ * that a += b * c is one FMA. */
+#ifdef __AVX512F__
+#define VL 16
+#else
+#define VL 8
+#endif
+typedef float vf __attribute__((vector_size(VL * 4)));
+typedef int32_t vfi __attribute__((vector_size(VL * 4)));
 
 enum {
-    NV = 4,          /* vectors of outputs per corr() step */
-    TW = 8 * NV,     /* outputs per corr() step: the grid is rounded up to it */
+    NV = 32 / VL,    /* vectors of outputs per corr() step */
+    TW = VL * NV,    /* outputs per corr() step, then VL for the rest */
     FB = 6,          /* filters per corr() block: FB x NV = 24 accumulators */
     GF = 4, GT = 6,  /* filters x taps per grad() block: 24 accumulators */
     MAX_CHUNKS = 8,
 };
 
-/* v = 8 floats at p, unaligned (a macro: a function returning a vector would change the ABI
+/* v = VL floats at p, unaligned (a macro: a function returning a vector would change the ABI
  * of the x86-64 baseline build, and GCC warns). */
-#define LOAD8(v, p) memcpy(&(v), (p), sizeof(v))
+#define LOADV(v, p) memcpy(&(v), (p), sizeof(v))
 
 static inline int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 
@@ -46,9 +53,10 @@ typedef struct {
     int64_t N, C, F, H, W, OH, OW, KH, KW, dh, dw, ph, pw;
     int64_t Hp, Wp, KK, U;   /* padded grid, taps per channel, taps per filter */
     bool row;                /* one row in and out (1-D): the grid row is y's and dx's row */
-    int64_t L, Lr;           /* flat outputs, rounded up to 8 */
+    int64_t L, Lr;           /* flat outputs, rounded up to VL */
     int64_t xb, Lx, Lxr;     /* dx: grid position of its first value, length, rounded */
     int64_t maxoff;          /* largest tap offset inside a plane */
+    int64_t S, gs;           /* grid stride between the samples of a group; samples per group */
     int64_t ldx, P, ldd;     /* plane stride of xp; front zeros and row stride of dyp */
     int64_t ld;              /* row stride of obuf */
     int64_t nch;             /* backward chunks */
@@ -69,19 +77,26 @@ static void dgeom_of(const dsi_conv_geom *q, int64_t N, int64_t C, int64_t F, dg
     g->U = C * g->KK;
     g->row = g->H == 1 && g->OH == 1;
     g->L = (g->OH - 1) * g->Wp + g->OW;
-    g->Lr = round_up(g->L, 8);
+    g->Lr = round_up(g->L, VL);
     /* dx: the H input rows of the grid, or straight into dx's row */
     g->xb = g->ph * g->Wp + (g->row ? g->pw : 0);
     g->Lx = g->row ? g->W : g->H * g->Wp;
-    g->Lxr = round_up(g->Lx, 8);
+    g->Lxr = round_up(g->Lx, VL);
     g->maxoff = (g->KH - 1) * g->dh * g->Wp + (g->KW - 1) * g->dw;
-    int64_t need = g->Lr + g->maxoff;
-    g->ldx = round_up(need > g->Hp * g->Wp ? need : g->Hp * g->Wp, 16);
-    g->P = round_up(g->maxoff, 16);
-    int64_t tail = g->xb + g->Lxr;
-    g->ldd = g->P + round_up(tail > g->Lr ? tail : g->Lr, 16);
-    g->ld = round_up(g->Lr > g->Lxr ? g->Lr : g->Lxr, 16);
     g->nch = N < MAX_CHUNKS ? N : MAX_CHUNKS;
+    /* Groups of samples one after the other on the grid (S >= Hp Wp = L + maxoff: a tap never
+     * reaches the next sample from a kept output), so that dW sums across lanes once per
+     * group of about 2048 positions rather than once per sample. */
+    g->S = round_up(g->Hp * g->Wp, 16);
+    int64_t chunk = (N + g->nch - 1) / g->nch;
+    g->gs = (2048 + g->S - 1) / g->S;
+    g->gs = g->gs < chunk ? g->gs : chunk;
+    int64_t Ls = (g->gs - 1) * g->S + g->Lr;   /* a group's outputs */
+    g->ldx = round_up(Ls + g->maxoff, 16);
+    g->P = round_up(g->maxoff, 16);
+    int64_t tail = (g->gs - 1) * g->S + g->xb + g->Lxr;
+    g->ldd = g->P + round_up(tail > Ls ? tail : Ls, 16);
+    g->ld = round_up(g->Lr > g->Lxr ? g->Lr : g->Lxr, 16);
     int64_t nu = g->U > F * g->KK ? g->U : F * g->KK;
     g->o_part = round_up(2 * g->nch * F, 16);               /* after the bias partials */
     g->o_wk = g->o_part + round_up(g->nch * F * g->U, 16);  /* packed weights */
@@ -121,66 +136,66 @@ typedef struct {
     bool add;
 } corr_dst;
 
-/* Outputs j .. j + 8 nv of fb rows from the accumulators: whole vectors inside the row,
+/* Outputs j .. j + VL nv of fb rows from the accumulators: whole vectors inside the row,
  * through a buffer at its end. */
 static inline __attribute__((always_inline)) void
-corr_store(int fb, int nv, v8 acc[][NV], int64_t j, const corr_dst *d)
+corr_store(int fb, int nv, vf acc[][NV], int64_t j, const corr_dst *d)
 {
-    int64_t m = d->n - j < 8 * nv ? d->n - j : 8 * nv;
-#pragma GCC unroll 8
+    int64_t m = d->n - j < VL * nv ? d->n - j : VL * nv;
+#pragma GCC unroll 16
     for (int f = 0; f < fb; f++) {
         float *o = d->out + f * d->ldo + j, b = d->bias ? d->bias[f] : 0.0f;
         float buf[TW];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
         for (int v = 0; v < nv; v++) {
-            v8 r = acc[f][v];
+            vf r = acc[f][v];
             if (d->add) {
-                v8 old = {0};
-                if (m == 8 * nv)
-                    LOAD8(old, o + 8 * v);
+                vf old = {0};
+                if (m == VL * nv)
+                    LOADV(old, o + VL * v);
                 else
-                    for (int64_t i = 8 * v; i < m && i < 8 * v + 8; i++)
-                        old[i - 8 * v] = o[i];
+                    for (int64_t i = VL * v; i < m && i < VL * v + VL; i++)
+                        old[i - VL * v] = o[i];
                 r += old;
             } else {
                 r += b;
                 if (d->act == DSI_FUSE_RELU)
-                    r = (v8)((v8i)r & (r > 0));   /* r > 0: all ones */
+                    r = (vf)((vfi)r & (r > 0));   /* r > 0: all ones */
             }
-            if (m == 8 * nv)
-                memcpy(o + 8 * v, &r, sizeof r);
+            if (m == VL * nv)
+                memcpy(o + VL * v, &r, sizeof r);
             else
-                memcpy(buf + 8 * v, &r, sizeof r);
+                memcpy(buf + VL * v, &r, sizeof r);
         }
-        if (m < 8 * nv)
+        if (m < VL * nv)
             memcpy(o, buf, (size_t)m * sizeof *o);
     }
 }
 
-/* out row f, j < n: sum_u wp[u * fb + f] in[j + off[u]] for f < fb, in steps of 8 nv
+/* out row f, j < n: sum_u wp[u * fb + f] in[j + off[u]] for f < fb, in steps of VL nv
  * outputs held in fb x nv vector accumulators, one broadcast weight per filter and tap.
- * Reads in up to round_up(n, 8 nv) - 1 + off[u]. */
+ * Reads in up to round_up(n, VL nv) - 1 + off[u]. */
 static inline __attribute__((always_inline)) void
 corr_block(int fb, int nv, const float *restrict wp, const float *in, const int64_t *off,
            int64_t U, int64_t j0, int64_t j1, const corr_dst *d)
 {
-    for (int64_t j = j0; j < j1; j += 8 * nv) {
-        v8 acc[FB][NV];
-#pragma GCC unroll 8
+    for (int64_t j = j0; j < j1; j += VL * nv) {
+        vf acc[FB][NV];
+#pragma GCC unroll 16
         for (int f = 0; f < fb; f++)
-#pragma GCC unroll 8
+#pragma GCC unroll 16
             for (int v = 0; v < nv; v++)
-                acc[f][v] = (v8){0};
+                acc[f][v] = (vf){0};
         const float *p = in + j, *wu = wp;
         for (int64_t u = 0; u < U; u++, wu += fb) {
             const float *pu = p + off[u];
-            v8 x[NV];
-#pragma GCC unroll 8
+            vf x[NV];
+#pragma GCC unroll 16
             for (int v = 0; v < nv; v++)
-                LOAD8(x[v], pu + 8 * v);
-#pragma GCC unroll 8
+                LOADV(x[v], pu + VL * v);
+#pragma GCC unroll 16
             for (int f = 0; f < fb; f++)
-#pragma GCC unroll 8
+#pragma GCC unroll 16
                 for (int v = 0; v < nv; v++)
                     acc[f][v] += wu[f] * x[v];
         }
@@ -194,7 +209,7 @@ corr_block(int fb, int nv, const float *restrict wp, const float *in, const int6
         corr_block(f, 1, wp, in, off, U, whole, d->n, d);                               \
         break;
 /* corr_block for a block of fb <= FB filters whose packed weights start at wp: steps of TW
- * outputs, then of 8 for the rest of the row. */
+ * outputs, then of VL for the rest of the row. */
 DS_HOT
 static void corr(int fb, const float *wp, const float *in, const int64_t *off, int64_t U,
                  const corr_dst *d)
@@ -207,38 +222,41 @@ static void corr(int fb, const float *wp, const float *in, const int64_t *off, i
 #undef CORR_CASE
 
 /* dw[f * U + t] += sum_j dy[f * ldd + j] in[j + off[t]] for f < gf, t < gt, j < L8 (a
- * multiple of 8): gf x gt vector accumulators, summed across lanes at the end. */
+ * multiple of VL): gf x gt vector accumulators, summed across lanes at the end. */
 static inline __attribute__((always_inline)) void
 grad_block(int gf, int gt, const float *dy, int64_t ldd, const float *in, const int64_t *off,
            int64_t L8, float *restrict dw, int64_t U)
 {
-    v8 acc[GF][GT];
-#pragma GCC unroll 8
+    vf acc[GF][GT];
+#pragma GCC unroll 16
     for (int f = 0; f < gf; f++)
-#pragma GCC unroll 8
+#pragma GCC unroll 16
         for (int t = 0; t < gt; t++)
-            acc[f][t] = (v8){0};
-    for (int64_t j = 0; j < L8; j += 8) {
-        v8 d[GF];
-#pragma GCC unroll 8
+            acc[f][t] = (vf){0};
+    for (int64_t j = 0; j < L8; j += VL) {
+        vf d[GF];
+#pragma GCC unroll 16
         for (int f = 0; f < gf; f++)
-            LOAD8(d[f], dy + f * ldd + j);
-#pragma GCC unroll 8
+            LOADV(d[f], dy + f * ldd + j);
+#pragma GCC unroll 16
         for (int t = 0; t < gt; t++) {
-            v8 x;
-            LOAD8(x, in + j + off[t]);
-#pragma GCC unroll 8
+            vf x;
+            LOADV(x, in + j + off[t]);
+#pragma GCC unroll 16
             for (int f = 0; f < gf; f++)
                 acc[f][t] += d[f] * x;
         }
     }
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int f = 0; f < gf; f++)
-#pragma GCC unroll 8
+#pragma GCC unroll 16
         for (int t = 0; t < gt; t++) {
-            float l[8];
+            float l[VL];
             memcpy(l, &acc[f][t], sizeof l);
-            dw[f * U + t] += ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]));
+            for (int h = VL / 2; h >= 1; h /= 2)   /* pairwise, in a fixed order */
+                for (int i = 0; i < h; i++)
+                    l[i] += l[i + h];
+            dw[f * U + t] += l[0];
         }
 }
 
@@ -267,12 +285,14 @@ static void grad(int64_t F, int64_t U, const float *dy0, int64_t ldd, const floa
 
 /* ---- grids ---- */
 
-/* Sample x [C, H, W] into xp: C zero-padded planes of row stride Wp, plane stride ldx. */
-static void fill_xp(const dgeom *g, const float *x, float *xp)
+/* Sample x [C, H, W] as sample s of a group of gn in xp: C planes (stride ldx) holding
+ * zero-padded grids (row stride Wp) S apart; the last one zeroes the planes' ends. */
+static void fill_xp(const dgeom *g, const float *x, int64_t s, int64_t gn, float *xp)
 {
-    const int64_t W = g->W, Wp = g->Wp, rest = Wp - g->pw - W;
+    const int64_t W = g->W, Wp = g->Wp;
+    const int64_t rest = (s + 1 == gn ? g->ldx - s * g->S : g->S) - g->Hp * Wp;
     for (int64_t c = 0; c < g->C; c++) {
-        float *pl = xp + c * g->ldx;
+        float *pl = xp + c * g->ldx + s * g->S;
         for (int64_t r = 0; r < g->Hp; r++) {
             float *row = pl + r * Wp;
             int64_t i = r - g->ph;
@@ -282,24 +302,26 @@ static void fill_xp(const dgeom *g, const float *x, float *xp)
             }
             memset(row, 0, (size_t)g->pw * sizeof *row);
             memcpy(row + g->pw, x + (c * g->H + i) * W, (size_t)W * sizeof *row);
-            memset(row + g->pw + W, 0, (size_t)rest * sizeof *row);
+            memset(row + g->pw + W, 0, (size_t)(Wp - g->pw - W) * sizeof *row);
         }
-        memset(pl + g->Hp * Wp, 0, (size_t)(g->ldx - g->Hp * Wp) * sizeof *pl);
+        memset(pl + g->Hp * Wp, 0, (size_t)rest * sizeof *pl);
     }
 }
 
-/* Sample dy [F, OH, OW] onto the flat grid of dyp (P zeros in front of each row of ldd),
- * masked by y > 0 under a fused ReLU; each filter's sum into db[f]. */
-static void fill_dyp(const dgeom *g, const float *dy, const float *y, int act, float *dyp,
-                     double *db)
+/* Sample dy [F, OH, OW] as sample s of a group of gn on the grid of dyp (rows of ldd: P
+ * zeros, then the samples S apart), masked by y > 0 under a fused ReLU; each filter's sum
+ * into db[f]. */
+static void fill_dyp(const dgeom *g, const float *dy, const float *y, int act, int64_t s,
+                     int64_t gn, float *dyp, double *db)
 {
     const int64_t OW = g->OW, gap = g->Wp - OW;
     for (int64_t f = 0; f < g->F; f++) {
-        float *row = dyp + f * g->ldd, t = 0;
-        memset(row, 0, (size_t)g->P * sizeof *row);
+        float *row = dyp + f * g->ldd + g->P + s * g->S, t = 0;
+        if (s == 0)
+            memset(row - g->P, 0, (size_t)g->P * sizeof *row);
         for (int64_t oh = 0; oh < g->OH; oh++) {
             const float *src = dy + (f * g->OH + oh) * OW, *ys = y + (f * g->OH + oh) * OW;
-            float *dst = row + g->P + oh * g->Wp;
+            float *dst = row + oh * g->Wp;
             if (act == DSI_FUSE_RELU) {
 #pragma omp simd reduction(+ : t)
                 for (int64_t o = 0; o < OW; o++) {
@@ -317,7 +339,8 @@ static void fill_dyp(const dgeom *g, const float *dy, const float *y, int act, f
             if (oh + 1 < g->OH)
                 memset(dst + OW, 0, (size_t)gap * sizeof *dst);
         }
-        memset(row + g->P + g->L, 0, (size_t)(g->ldd - g->P - g->L) * sizeof *row);
+        int64_t end = s + 1 == gn ? g->ldd - g->P - s * g->S : g->S;
+        memset(row + g->L, 0, (size_t)(end - g->L) * sizeof *row);
         db[f] += t;
     }
 }
@@ -387,7 +410,7 @@ void dsi_direct_forward(ds_node *y, const dsi_conv_geom *q)
             int64_t n = k / nfb, f0 = k % nfb * FB, fb = g.F - f0 < FB ? g.F - f0 : FB;
             float *yn = yd + (n * g.F + f0) * O;
             if (n != last)
-                fill_xp(&g, x->data + n * g.C * g.H * g.W, xp);
+                fill_xp(&g, x->data + n * g.C * g.H * g.W, 0, 1, xp);
             last = n;
             corr_dst d = {g.row ? yn : obuf, g.row ? O : g.ld, g.L, bias ? bias + f0 : NULL, act,
                           false};
@@ -403,37 +426,42 @@ void dsi_direct_forward(ds_node *y, const dsi_conv_geom *q)
 
 /* ---- backward ---- */
 
-/* One sample n: its dy on the grid (and db), then dW into the chunk's partial pdw and dx
- * (added into x->grad: straight into it for one row, else through obuf). */
-static void backward_sample(ds_node *y, const dgeom *g, int64_t n, float *ts, float *pdw,
-                            double *db, const float *wk, const int64_t *off, const int64_t *offx)
+/* Samples n0 .. n0+gn-1 (a group): their dy on the grid (and db), then dW over the whole
+ * group into the chunk's partial pdw, and dx sample by sample (added into x->grad: straight
+ * into it for one row, else through obuf). */
+static void backward_group(ds_node *y, const dgeom *g, int64_t n0, int64_t gn, float *ts,
+                           float *pdw, double *db, const float *wk, const int64_t *off,
+                           const int64_t *offx)
 {
     ds_node *x = y->in[0], *w = y->in[1];
     float *xp = ts, *dyp = xp + g->C * g->ldx, *obuf = dyp + g->F * g->ldd;
     const int64_t O = g->OH * g->OW, I = g->H * g->W;
-    fill_dyp(g, y->grad + n * g->F * O, y->data + n * g->F * O, y->attr.conv.act, dyp, db);
+    for (int64_t s = 0; s < gn; s++)
+        fill_dyp(g, y->grad + (n0 + s) * g->F * O, y->data + (n0 + s) * g->F * O,
+                 y->attr.conv.act, s, gn, dyp, db);
     if (w->grad) {
-        fill_xp(g, x->data + n * g->C * I, xp);
-        grad(g->F, g->U, dyp + g->P, g->ldd, xp, off, g->Lr, pdw);
+        for (int64_t s = 0; s < gn; s++)
+            fill_xp(g, x->data + (n0 + s) * g->C * I, s, gn, xp);
+        grad(g->F, g->U, dyp + g->P, g->ldd, xp, off, (gn - 1) * g->S + g->Lr, pdw);
     }
-    if (!x->grad)
-        return;
-    const float *in = dyp + g->P + g->xb;
-    float *dx = x->grad + n * g->C * I;
-    for (int64_t c0 = 0; c0 < g->C; c0 += FB) {
-        int64_t cb = g->C - c0 < FB ? g->C - c0 : FB;
-        corr_dst d = {g->row ? dx + c0 * I : obuf, g->row ? I : g->ld, g->Lx, NULL,
-                      DSI_FUSE_NONE, g->row};
-        corr((int)cb, wk + c0 * g->F * g->KK, in, offx, g->F * g->KK, &d);
-        if (g->row)
-            continue;
-        for (int64_t c = 0; c < cb; c++)
-            for (int64_t i = 0; i < g->H; i++) {
-                float *dr = dx + ((c0 + c) * g->H + i) * g->W;
-                const float *s = obuf + c * g->ld + i * g->Wp + g->pw;
-                for (int64_t o = 0; o < g->W; o++)
-                    dr[o] += s[o];
-            }
+    for (int64_t s = 0; x->grad && s < gn; s++) {
+        const float *in = dyp + g->P + s * g->S + g->xb;
+        float *dx = x->grad + (n0 + s) * g->C * I;
+        for (int64_t c0 = 0; c0 < g->C; c0 += FB) {
+            int64_t cb = g->C - c0 < FB ? g->C - c0 : FB;
+            corr_dst d = {g->row ? dx + c0 * I : obuf, g->row ? I : g->ld, g->Lx, NULL,
+                          DSI_FUSE_NONE, g->row};
+            corr((int)cb, wk + c0 * g->F * g->KK, in, offx, g->F * g->KK, &d);
+            if (g->row)
+                continue;
+            for (int64_t c = 0; c < cb; c++)
+                for (int64_t i = 0; i < g->H; i++) {
+                    float *dr = dx + ((c0 + c) * g->H + i) * g->W;
+                    const float *sr = obuf + c * g->ld + i * g->Wp + g->pw;
+                    for (int64_t o = 0; o < g->W; o++)
+                        dr[o] += sr[o];
+                }
+        }
     }
 }
 
@@ -459,8 +487,10 @@ void dsi_direct_backward(ds_node *y, const dsi_conv_geom *q)
         float *ts = sc + g.shared + omp_get_thread_num() * g.per_thread, *pdw = part + ch * FU;
         if (w->grad)
             memset(pdw, 0, (size_t)FU * sizeof *pdw);
-        for (int64_t n = ch * N / nch; n < (ch + 1) * N / nch; n++)
-            backward_sample(y, &g, n, ts, pdw, dbs + ch * g.F, wk, off, offx);
+        int64_t hi = (ch + 1) * N / nch;
+        for (int64_t n0 = ch * N / nch; n0 < hi; n0 += g.gs)
+            backward_group(y, &g, n0, hi - n0 < g.gs ? hi - n0 : g.gs, ts, pdw, dbs + ch * g.F,
+                           wk, off, offx);
     }
     if (w->grad)
         dsi_fold_partials(part, nch, FU, w->grad, true);
