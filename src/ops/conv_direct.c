@@ -27,16 +27,18 @@
  * that a += b * c is one FMA. */
 #ifdef __AVX512F__
 #define VL 16
+#define NV 3   /* vectors of outputs per corr() step */
+#define FB 8   /* filters per corr() block: FB x NV = 24 accumulators of the 32 registers */
 #else
 #define VL 8
+#define NV 4
+#define FB 6
 #endif
 typedef float vf __attribute__((vector_size(VL * 4)));
 typedef int32_t vfi __attribute__((vector_size(VL * 4)));
 
 enum {
-    NV = 32 / VL,    /* vectors of outputs per corr() step */
     TW = VL * NV,    /* outputs per corr() step, then VL for the rest */
-    FB = 6,          /* filters per corr() block: FB x NV = 24 accumulators */
     GF = 4, GT = 6,  /* filters x taps per grad() block: 24 accumulators */
     MAX_CHUNKS = 8,
 };
@@ -216,7 +218,7 @@ static void corr(int fb, const float *wp, const float *in, const int64_t *off, i
 {
     int64_t whole = d->n / TW * TW;
     switch (fb) {
-    CORR_CASE(6) CORR_CASE(5) CORR_CASE(4) CORR_CASE(3) CORR_CASE(2) default: CORR_CASE(1)
+    CORR_CASE(8) CORR_CASE(7) CORR_CASE(6) CORR_CASE(5) CORR_CASE(4) CORR_CASE(3) CORR_CASE(2) default: CORR_CASE(1)
     }
 }
 #undef CORR_CASE
