@@ -10,11 +10,13 @@
  * at fixed offsets. Columns ow >= OW of the grid are computed and dropped ((KW-1) dw / Wp of
  * the work in 2-D, none in 1-D). With dyg = dy on the same grid (masked by y > 0 under a
  * fused ReLU, zero at ow >= OW):
- *   forward  y[f][j]   = sum_u w[f][u] xp[j + off[u]]            corr(): filters x 32 outputs
- *   dW       dw[f][u] += sum_j dyg[f][j] xp[j + off[u]]          grad(): 4 filters x 6 taps
+ *   forward  y[f][j]   = sum_u w[f][u] xp[j + off[u]]            corr(): FB filters x TW outputs
+ *   dW       dw[f][u] += sum_j dyg[f][j] xp[j + off[u]]          grad(): GF filters x GT taps
  *   dx       dx[c][i]  = sum_(f,t) w[f][c][t] dyg[f][i - off[t]]  corr() again: taps flipped,
  *                                                                  dyg padded in front
  *   db       db[f]    += sum_j dyg[f][j]
+ * For dW, groups of gs samples lie one after the other on the grid (S apart), so that the
+ * lanes of grad()'s accumulators are summed once per group.
  * Threads: the forward splits (sample, filter block) jobs statically, each output element
  * computed the same way for any thread count. The backward splits the batch into
  * nch = min(N, 8) fixed chunks with their own partial dW (and db, in double), folded in chunk
