@@ -100,6 +100,9 @@ SO_FILE  := libdeepsky.so.$(VERSION)
 # test build optimizes it fully too: the NO_BLAS tests spend most of their time in it.
 $(BUILD)/rel/src/blas/sgemm.o: XFLAGS := -ffp-contract=fast
 $(BUILD)/test/src/blas/sgemm.o: XFLAGS := -ffp-contract=fast -O3
+# The same for the direct convolution's vector multiply-adds.
+$(BUILD)/rel/src/ops/conv_direct.o: XFLAGS := -ffp-contract=fast
+$(BUILD)/test/src/ops/conv_direct.o: XFLAGS := -ffp-contract=fast
 $(LIB_OBJ): XFLAGS += $(CFLAGS_LIB)
 
 .PHONY: all deps test test-minimal check-lib install uninstall bench-sgemm bench-stream check-asan check-valgrind fuzz fuzz-build fuzz-coverage demo demo-quick example examples fashion bench bench-quick clean FORCE

@@ -99,8 +99,9 @@ DS_API void   ds_set_memory_limit(size_t bytes);
 DS_API size_t ds_get_memory_limit(void);
 /* Convolution algorithms, process-wide. DS_CONV_AUTO (the default): 2-D 3x3 convolutions of
  * stride 1 and dilation 1 with at least 8 channels and 8 filters use Winograd F(2x2, 3x3)
- * (2.25x fewer multiplications), the others im2col + sgemm. DS_CONV_IM2COL: im2col + sgemm
- * everywhere. They agree up to float rounding (relative differences around 1e-6). Applies
+ * (2.25x fewer multiplications); other 1-D and 2-D stride-1 convolutions with few taps per
+ * filter (channels x kernel size <= 256, at most 64 filters) a direct kernel; the others
+ * im2col + sgemm. DS_CONV_IM2COL: im2col + sgemm everywhere. They agree up to float rounding (relative differences around 1e-6). Applies
  * from the next pass. */
 typedef enum { DS_CONV_AUTO = 0, DS_CONV_IM2COL } ds_conv_algo;
 DS_API void         ds_set_conv_algo(ds_conv_algo a);

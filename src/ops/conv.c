@@ -300,6 +300,36 @@ static bool use_winograd(const ds_node *y, const dsi_conv_geom *q)
            y->g->scratch_bytes >= dsi_wino_scratch(q, N, C, F, 1);
 }
 
+/* The direct kernels (conv_direct.c) where im2col + sgemm loses: 1-D and 2-D, stride 1, a
+ * kernel larger than 1x1 with few taps per filter (C x K <= 256: im2col would copy each input
+ * value once per tap for little arithmetic per copy), at most 64 filters, and an output
+ * row long enough that the flat grid's dropped columns ((KW-1) dw of each Wp) stay below
+ * half. Winograd, where it applies, is tried first. */
+static bool direct_rule(const dsi_conv_geom *q, int64_t C, int64_t F)
+{
+    for (int a = 0; a < 3; a++)
+        if (q->s[a] != 1)
+            return false;
+    int64_t drop = (q->k[2] - 1) * q->d[2];
+    return q->in[0] == 1 && q->k[0] == 1 && q->k_n > 1 && C * q->k_n <= 256 && F <= 64 &&
+           q->out[2] >= drop;
+}
+
+static bool use_direct(const ds_node *y, const dsi_conv_geom *q)
+{
+    int64_t N = y->in[0]->shape[0], C = y->in[0]->shape[1], F = y->in[1]->shape[0];
+    return conv_algo == DS_CONV_AUTO && direct_rule(q, C, F) &&
+           y->g->scratch_bytes >= dsi_direct_scratch(q, N, C, F, 1);
+}
+
+int dsi_conv_algo_used(const ds_node *y)
+{
+    dsi_conv_geom q;
+    conv_geom(y, &q);
+    return use_winograd(y, &q) ? DSI_CONV_WINOGRAD : use_direct(y, &q) ? DSI_CONV_DIRECT
+                                                                        : DSI_CONV_IM2COL;
+}
+
 /* Scratch for any algorithm, so that ds_set_conv_algo may change between passes. */
 static size_t conv_scratch(const ds_node *y)
 {
@@ -309,6 +339,10 @@ static size_t conv_scratch(const ds_node *y)
     conv_plan_of(y, &q, &p);
     int64_t nth = p.N > 1 ? dsi_threads() : 1;
     size_t im2col = (size_t)(p.partials + nth * p.per_thread) * sizeof(float);
+    if (direct_rule(&q, p.C, p.F)) {
+        size_t direct = dsi_direct_scratch(&q, p.N, p.C, p.F, dsi_threads());
+        im2col = direct > im2col ? direct : im2col;
+    }
     if (!dsi_wino_applies(&q, p.C, p.F))
         return im2col;
     size_t wino = dsi_wino_scratch(&q, p.N, p.C, p.F, dsi_threads());
@@ -433,6 +467,10 @@ static void conv_forward(ds_node *y)
         dsi_wino_forward(y, &q);
         return;
     }
+    if (use_direct(y, &q)) {
+        dsi_direct_forward(y, &q);
+        return;
+    }
     conv_plan_of(y, &q, &p);
     if (p.N == 1) {
         conv_forward_one(y, &q, &p);
@@ -512,6 +550,10 @@ static void conv_backward(ds_node *y)
     conv_geom(y, &q);
     if (use_winograd(y, &q)) {
         dsi_wino_backward(y, &q);
+        return;
+    }
+    if (use_direct(y, &q)) {
+        dsi_direct_backward(y, &q);
         return;
     }
     conv_plan_of(y, &q, &p);

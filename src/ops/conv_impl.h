@@ -45,6 +45,16 @@ size_t dsi_wino_scratch(const dsi_conv_geom *q, int64_t N, int64_t C, int64_t F,
 void dsi_wino_forward(ds_node *y, const dsi_conv_geom *q);
 void dsi_wino_backward(ds_node *y, const dsi_conv_geom *q);
 
+/* Direct convolution (conv_direct.c) for the geometries conv.c's rule gives it (stride 1,
+ * 1-D or 2-D): its scratch for batch N and nth threads; forward and backward of a conv node. */
+size_t dsi_direct_scratch(const dsi_conv_geom *q, int64_t N, int64_t C, int64_t F, int nth);
+void dsi_direct_forward(ds_node *y, const dsi_conv_geom *q);
+void dsi_direct_backward(ds_node *y, const dsi_conv_geom *q);
+
+/* Which algorithm the next pass of conv node y runs (for tests). */
+enum { DSI_CONV_IM2COL, DSI_CONV_WINOGRAD, DSI_CONV_DIRECT };
+int dsi_conv_algo_used(const ds_node *y);
+
 /* ds_conv_op with a fused activation act (DSI_FUSE_NONE or DSI_FUSE_RELU). */
 ds_node *dsi_conv_fused(ds_graph *g, ds_node *x, ds_node *w, ds_node *b, int nd,
                         const int *stride, const int *pad_lo, const int *pad_hi,
