@@ -71,8 +71,9 @@ CFLAGS_REL  := $(CFLAGS_COMMON) -O3 $(ARCH) -g
 # call its public functions directly (and inline them) instead of through the PLT.
 CFLAGS_LIB  := -fPIC -fvisibility=hidden -fno-semantic-interposition -DDS_BUILDING_LIBRARY
 # Tests: AddressSanitizer and UndefinedBehaviorSanitizer, and any undefined behaviour aborts
-# (fails its test) instead of printing and going on.
-CFLAGS_TEST := $(CFLAGS_COMMON) -O1 -g -DDS_DEBUG -fsanitize=address,undefined \
+# (fails its test) instead of printing and going on. $(ARCH) as in the release build, so the
+# tests run the vector paths (AVX2, AVX-512) that the machine's users run.
+CFLAGS_TEST := $(CFLAGS_COMMON) $(ARCH) -O1 -g -DDS_DEBUG -fsanitize=address,undefined \
                -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
 LIB_SRC  := $(sort $(wildcard src/*.c src/ops/*.c src/layers/*.c src/optim/*.c src/io/*.c src/plot/*.c src/net/*.c src/astro/*.c src/blas/*.c))
