@@ -238,7 +238,7 @@ typedef struct {
     int nesterov, amsgrad;
 } coefs;
 
-#define PAR_FOR _Pragma("omp parallel for simd schedule(static) if (n > 4 * DS_PAR_MIN)")
+#define PAR_FOR _Pragma("omp parallel for simd schedule(static) if (parallel: n > 4 * DS_PAR_MIN)")
 
 DS_HOT
 static void update(ds_optim_kind kind, const coefs *c, int64_t n, float *restrict p,
