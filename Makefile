@@ -106,7 +106,7 @@ $(BUILD)/rel/src/ops/conv_direct.o: XFLAGS := -ffp-contract=fast
 $(BUILD)/test/src/ops/conv_direct.o: XFLAGS := -ffp-contract=fast
 $(LIB_OBJ): XFLAGS += $(CFLAGS_LIB)
 
-.PHONY: all deps test test-minimal check-lib install uninstall bench-sgemm bench-stream check-asan check-valgrind fuzz fuzz-build fuzz-coverage demo demo-quick example examples fashion bench bench-quick clean FORCE
+.PHONY: all deps test test-minimal check-lib install uninstall bench-sgemm bench-stream bench-cli check-asan check-valgrind fuzz fuzz-build fuzz-coverage demo demo-quick example examples fashion bench bench-quick clean FORCE
 all: $(BUILD)/libdeepsky.a $(BUILD)/libdeepsky.so $(BUILD)/deepsky examples
 
 deps:
@@ -300,6 +300,15 @@ $(STREAM_BENCH): bench/stream_bench.c $(BUILD)/libdeepsky.a
 bench-stream:
 	@$(MAKE) --no-print-directory $(STREAM_BENCH)
 	$(STREAM_BENCH) $(STREAM_ARGS)
+
+# The command line against PyTorch 2.x and Keras as whole processes: one Fashion-MNIST MLP
+# epoch through `deepsky train` and bench/cli_fashion_{torch,keras}.py (bench/.venv), pinned
+# to the same cores at 1 and 2 threads, data cold and warm, alternating rounds; then the
+# gzipped IDX loading alone (bench/cli_bench.py; CLI_ARGS passes options; a few minutes).
+CLI_ARGS ?=
+bench-cli:
+	@$(MAKE) --no-print-directory $(BUILD)/deepsky $(BUILD)/libdeepsky.so
+	/usr/bin/python3 bench/cli_bench.py --deepsky $(BUILD)/deepsky --lib $(BUILD)/libdeepsky.so $(CLI_ARGS)
 
 # Our own sgemm (src/blas/sgemm.c) against OpenBLAS: 2048^3 and the galaxy CNN's products,
 # at 1 and 2 threads (bench/sgemm_bench.c; about a minute). Links OpenBLAS in any build.

@@ -236,7 +236,9 @@ typedef struct {
 /* Reads an array; the format comes from the file name: .npy; .fits .fit .fts (also .gz,
  * through cfitsio); .csv and .tsv (also .gz; tab-separated for .tsv); IDX (MNIST-style
  * names such as train-images-idx3-ubyte, gzipped or not). FITS images come as [NAXISn, ..., NAXIS1], i.e. samples x [channels x] H x W
- * with x = NAXIS1 the column index; tables and CSV as [rows, columns]; IDX as stored.
+ * with x = NAXIS1 the column index; tables and CSV as [rows, columns]; IDX as stored (a
+ * large gzipped IDX file inflates on the calling thread while a thread of its own converts
+ * the values, when ds_get_num_threads() > 1).
  * o may be NULL. Errors name the file, and the line/column/HDU where it applies. The file
  * is read whole (under ds_get_memory_limit()) and parsed as ds_array_load_mem parses bytes. */
 DS_API ds_status ds_array_load(const char *path, const ds_read_opts *o, ds_tensor **out);

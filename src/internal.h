@@ -5,6 +5,7 @@
 #include "deepsky.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,8 +38,22 @@ struct ds_tensor {
     void *map;            /* a mapped file whose bytes data points into (ds_tensor_free
                            * unmaps it), or NULL: data was allocated */
     size_t map_len;
+    /* Every value is known finite, and no write access was ever handed out: set by a
+     * loader of integers as it makes the tensor, kept by internal writers that check what
+     * they write (scaling), cleared for good by ds_tensor_data (a caller may keep its
+     * pointer and write later). Checks read it and skip the pass; they never set it.
+     * Atomic: separate runs may read one tensor at once. */
+    atomic_bool finite;
 };
 int64_t dsi_numel(int ndim, const int64_t *shape);
+/* A tensor of shape whose values the caller writes at once (not zeroed), or NULL with
+ * the message set. */
+ds_tensor *dsi_tensor_uninit(int ndim, const int64_t *shape);
+/* Whether every value of t is known finite, and saying so (see ds_tensor.finite). */
+bool dsi_tensor_known_finite(const ds_tensor *t);
+void dsi_tensor_set_finite(const ds_tensor *t, bool finite);
+/* Whether x[0..n) are all finite: one vectorized pass, over threads when n is large. */
+bool dsi_values_finite(const float *x, int64_t n);
 /* A tensor over a file mapped with mmap: data = map + offset (4-byte aligned), which the
  * tensor now owns (freeing it unmaps). The mapping is no allocation of the library's: it
  * is not counted against ds_get_memory_limit(). NULL (with a message) and the mapping

@@ -52,7 +52,7 @@ static bool shape_ok(int ndim, const int64_t *shape)
     return true;
 }
 
-ds_tensor *ds_tensor_create(int ndim, const int64_t *shape)
+static ds_tensor *tensor_new(int ndim, const int64_t *shape, bool zero)
 {
     if (!shape_ok(ndim, shape)) {
         dsi_fail(DS_ERR_SHAPE, "tensor shape %s is not valid (at most %d dims, none negative)",
@@ -72,7 +72,7 @@ ds_tensor *ds_tensor_create(int ndim, const int64_t *shape)
     int64_t numel = dsi_numel_limited(ndim, shape, (int64_t)(SIZE_MAX / 2 / sizeof(float)));
     size_t bytes = numel < 0 ? SIZE_MAX : (size_t)numel * sizeof(float);
     t->numel = numel;
-    t->data = numel < 0 ? NULL : dsi_aligned_alloc(bytes);
+    t->data = numel < 0 ? NULL : zero ? dsi_aligned_alloc(bytes) : dsi_aligned_alloc_raw(bytes);
     if (!t->data) {
         free(t);
         dsi_fail(DS_ERR_NOMEM, "out of memory for a tensor of shape %s (%.4g bytes%s)",
@@ -81,6 +81,29 @@ ds_tensor *ds_tensor_create(int ndim, const int64_t *shape)
         return NULL;
     }
     return t;
+}
+
+ds_tensor *ds_tensor_create(int ndim, const int64_t *shape)
+{
+    return tensor_new(ndim, shape, true);
+}
+
+ds_tensor *dsi_tensor_uninit(int ndim, const int64_t *shape)
+{
+    return tensor_new(ndim, shape, false);
+}
+
+bool dsi_tensor_known_finite(const ds_tensor *t)
+{
+    return atomic_load_explicit(&t->finite, memory_order_relaxed);
+}
+
+/* The flag is a cache beside the values, not part of them: a const tensor's may change. */
+void dsi_tensor_set_finite(const ds_tensor *t, bool finite)
+{
+    ds_tensor *w = (ds_tensor *)t;
+    if (dsi_tensor_known_finite(t) != finite)
+        atomic_store_explicit(&w->finite, finite, memory_order_relaxed);
 }
 
 ds_tensor *ds_tensor_from(int ndim, const int64_t *shape, const float *data)
@@ -123,7 +146,13 @@ void ds_tensor_free(ds_tensor *t)
 int ds_tensor_ndim(const ds_tensor *t) { return t->ndim; }
 const int64_t *ds_tensor_shape(const ds_tensor *t) { return t->shape; }
 int64_t ds_tensor_numel(const ds_tensor *t) { return t->numel; }
-float *ds_tensor_data(ds_tensor *t) { return t->data; }
+/* Write access, which the caller may use at any time: the values are no longer known
+ * finite. */
+float *ds_tensor_data(ds_tensor *t)
+{
+    dsi_tensor_set_finite(t, false);
+    return t->data;
+}
 
 ds_status ds_tensor_reshape(ds_tensor *t, int ndim, const int64_t *shape)
 {

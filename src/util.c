@@ -1,6 +1,7 @@
 /* util.c - aligned allocation, the memory limit and growing strings. */
 #include "internal.h"
 
+#include <sys/mman.h>
 #include <unistd.h>
 
 static _Atomic size_t mem_limit;   /* 0: not set, the physical memory */
@@ -38,7 +39,18 @@ void *dsi_aligned_alloc_raw(size_t bytes)
     if (bytes > ds_get_memory_limit() || bytes > SIZE_MAX - DS_ALIGN)
         return NULL;
     size_t n = (bytes + DS_ALIGN - 1) / DS_ALIGN * DS_ALIGN;
-    return aligned_alloc(DS_ALIGN, n ? n : DS_ALIGN);
+    void *p = aligned_alloc(DS_ALIGN, n ? n : DS_ALIGN);
+#ifdef MADV_HUGEPAGE
+    /* A large block (a data set, a graph's plan) in 2 MiB pages where the system allows
+     * it: a 188 MB data set then takes 94 page faults instead of 46,000. */
+    enum { HUGE = 2 << 20 };
+    if (p && n >= 8 * (size_t)HUGE) {
+        uintptr_t a = ((uintptr_t)p + HUGE - 1) / HUGE * HUGE, e = ((uintptr_t)p + n) / HUGE * HUGE;
+        if (e > a)
+            madvise((void *)a, e - a, MADV_HUGEPAGE);   /* advice only: failure is fine */
+    }
+#endif
+    return p;
 }
 
 void *dsi_aligned_alloc(size_t bytes)

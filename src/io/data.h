@@ -65,5 +65,10 @@ ds_status dsi_read_opts_check(const char *path, const ds_read_opts *o);
 /* idx.c */
 ds_status dsi_idx_load_mem(const unsigned char *buf, size_t len, const char *path,
                            ds_tensor **out);
+/* As dsi_idx_load_mem, pipelined 1: a gzipped file inflated while another thread converts,
+ * 0: one thread, -1: pipelined when large and ds_get_num_threads() > 1 (the same tensor
+ * and errors either way). */
+ds_status dsi_idx_load_mem_mode(const unsigned char *buf, size_t size, const char *path,
+                                int pipelined, ds_tensor **out);
 
 #endif

@@ -1,8 +1,10 @@
 /* idx.c - IDX arrays (the MNIST format, http://yann.lecun.com/exdb/mnist/), plain or
- * gzipped, read from a file's bytes into float32 tensors of the stored shape. */
+ * gzipped, read from a file's bytes into float32 tensors of the stored shape; a large
+ * gzipped file is inflated on the calling thread while another converts its values. */
 #include "data.h"
 
 #include <math.h>
+#include <pthread.h>
 
 /* Magic: 0x00 0x00 <type> <ndim>, then ndim big-endian int32 dims, then the values in
  * big-endian row-major order. */
@@ -46,6 +48,27 @@ static bool convert(const unsigned char *p, int type, float *out)
     }
 }
 
+/* n elements of src into dst; the index of the first int32 beyond 2^24, or -1. Bytes,
+ * the usual case, take a loop of their own that vectorizes. */
+static int64_t convert_block(const unsigned char *src, int type, int64_t n, float *dst)
+{
+    if (type == 0x08) {
+        for (int64_t i = 0; i < n; i++)
+            dst[i] = (float)src[i];
+        return -1;
+    }
+    if (type == 0x09) {
+        for (int64_t i = 0; i < n; i++)
+            dst[i] = (float)(int8_t)src[i];
+        return -1;
+    }
+    int es = type_size(type);
+    for (int64_t i = 0; i < n; i++)
+        if (!convert(src + i * es, type, &dst[i]))
+            return i;
+    return -1;
+}
+
 /* The file's bytes, read in order: as they are, or inflated when they are gzipped. */
 typedef struct {
     const char *path;
@@ -75,8 +98,156 @@ static long long read_all(reader *r, unsigned char *dst, size_t n, bool *cut)
     return got;
 }
 
-ds_status dsi_idx_load_mem(const unsigned char *buf, size_t size, const char *path,
-                           ds_tensor **out)
+enum { CHUNK = 1 << 18, SLOTS = 4 };   /* CHUNK: a multiple of every element size */
+
+/* The values of an IDX file: where they go, and the first that does not fit. */
+typedef struct {
+    reader *rd;
+    int type, es, nd;
+    const int64_t *shape;
+    float *dst;
+    uint64_t need;   /* data bytes */
+    int64_t bad;     /* the first int32 beyond 2^24, or -1 */
+} values;
+
+static ds_status truncated(const values *v, uint64_t have, bool cut)
+{
+    return dsi_fail(DS_ERR_FORMAT, "%s: truncated IDX data: shape %s needs %llu bytes, found "
+                    "%llu%s", v->rd->path, dsi_shape_str(v->nd, v->shape),
+                    (unsigned long long)v->need, (unsigned long long)have,
+                    cut ? " (the gzip stream is cut short)" : "");
+}
+
+/* Reads want bytes at offset done of the values into buf; a short read fails. */
+static ds_status read_chunk(const values *v, uint64_t done, unsigned char *buf, size_t want)
+{
+    bool cut = false;
+    long long r = read_all(v->rd, buf, want, &cut);
+    if (r < 0)
+        return v->rd->gz.status;
+    return (size_t)r < want ? truncated(v, done + (uint64_t)r, cut) : DS_OK;
+}
+
+static size_t chunk_at(const values *v, uint64_t done)
+{
+    return v->need - done > CHUNK ? CHUNK : (size_t)(v->need - done);
+}
+
+/* Read and convert in turn, chunk by chunk, on the calling thread. */
+static ds_status read_serial(values *v)
+{
+    unsigned char *chunk = malloc(CHUNK);
+    ds_status st = chunk ? DS_OK : dsi_fail(DS_ERR_NOMEM, "%s: out of memory", v->rd->path);
+    for (uint64_t done = 0; !st && done < v->need; done += CHUNK) {
+        size_t want = chunk_at(v, done);
+        if ((st = read_chunk(v, done, chunk, want)))
+            break;
+        int64_t b = convert_block(chunk, v->type, (int64_t)want / v->es,
+                                  v->dst + done / (uint64_t)v->es);
+        if (b >= 0) {
+            v->bad = (int64_t)(done / (uint64_t)v->es) + b;
+            st = DS_ERR_FORMAT;   /* the caller says which value */
+        }
+    }
+    free(chunk);
+    return st;
+}
+
+/* The calling thread inflates chunks into a ring of SLOTS while a converter thread turns
+ * them into floats in order; each value is still written once, straight into the tensor. */
+typedef struct {
+    values *v;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned char *ring;      /* SLOTS chunks */
+    uint64_t at[SLOTS];       /* offset of each slot's bytes in the values */
+    size_t len[SLOTS];
+    int64_t made, used;       /* chunks inflated, chunks converted */
+    bool end, stop;           /* no more chunks; a bad value: stop reading */
+} pipeline;
+
+static void *converter(void *arg)
+{
+    pipeline *p = arg;
+    values *v = p->v;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (p->used == p->made && !p->end)
+            pthread_cond_wait(&p->cv, &p->mu);
+        if (p->used == p->made)
+            break;
+        int k = (int)(p->used % SLOTS);
+        pthread_mutex_unlock(&p->mu);
+        int64_t b = convert_block(p->ring + (size_t)k * CHUNK, v->type,
+                                  (int64_t)p->len[k] / v->es, v->dst + p->at[k] / (uint64_t)v->es);
+        pthread_mutex_lock(&p->mu);
+        p->used++;
+        if (b >= 0) {
+            v->bad = (int64_t)(p->at[k] / (uint64_t)v->es) + b;
+            p->stop = true;
+        }
+        pthread_cond_broadcast(&p->cv);
+        if (p->stop)
+            break;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* The inflating side. A bad value precedes any later read error, as when serial. */
+static ds_status produce(pipeline *p)
+{
+    values *v = p->v;
+    ds_status st = DS_OK;
+    for (uint64_t done = 0; !st && done < v->need; done += CHUNK) {
+        pthread_mutex_lock(&p->mu);
+        while (p->made - p->used == SLOTS && !p->stop)
+            pthread_cond_wait(&p->cv, &p->mu);
+        bool stop = p->stop;
+        pthread_mutex_unlock(&p->mu);
+        if (stop)
+            break;
+        int k = (int)(p->made % SLOTS);
+        size_t want = chunk_at(v, done);
+        if ((st = read_chunk(v, done, p->ring + (size_t)k * CHUNK, want)))
+            break;
+        pthread_mutex_lock(&p->mu);
+        p->at[k] = done;
+        p->len[k] = want;
+        p->made++;
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+    }
+    pthread_mutex_lock(&p->mu);
+    p->end = true;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    return st;
+}
+
+static ds_status read_pipelined(values *v)
+{
+    pipeline p = {.v = v, .ring = malloc((size_t)SLOTS * CHUNK)};
+    pthread_t th;
+    if (!p.ring)
+        return read_serial(v);   /* less memory, one thread */
+    pthread_mutex_init(&p.mu, NULL);
+    pthread_cond_init(&p.cv, NULL);
+    ds_status st;
+    if (pthread_create(&th, NULL, converter, &p) != 0) {
+        st = read_serial(v);
+    } else {
+        st = produce(&p);
+        pthread_join(th, NULL);
+    }
+    pthread_cond_destroy(&p.cv);
+    pthread_mutex_destroy(&p.mu);
+    free(p.ring);
+    return v->bad >= 0 ? DS_ERR_FORMAT : st;
+}
+
+ds_status dsi_idx_load_mem_mode(const unsigned char *buf, size_t size, const char *path,
+                                int pipelined, ds_tensor **out)
 {
     *out = NULL;
     unsigned char head[4 + 4 * DS_MAX_DIMS + 4];
@@ -87,7 +258,6 @@ ds_status dsi_idx_load_mem(const unsigned char *buf, size_t size, const char *pa
             return gst;
     }
     ds_tensor *t = NULL;
-    unsigned char *chunk = NULL;
     ds_status st = DS_ERR_FORMAT;
     bool cut = false;
     long long r = read_all(&rd, head, 4, &cut);
@@ -154,40 +324,24 @@ ds_status dsi_idx_load_mem(const unsigned char *buf, size_t size, const char *pa
                  (unsigned long long)need, (unsigned long long)fsize);
         goto done;
     }
-    if (!(t = ds_tensor_create(nd, shape))) {
+    if (!(t = dsi_tensor_uninit(nd, shape))) {
         st = DS_ERR_NOMEM;
         goto done;
     }
-    enum { CHUNK = 1 << 16 };   /* a multiple of every element size */
-    if (!(chunk = malloc(CHUNK))) {
-        st = dsi_fail(DS_ERR_NOMEM, "%s: out of memory", path);
+    values v = {&rd, type, es, nd, shape, t->data, need, -1};
+    if (pipelined < 0)   /* worth a thread: a large gzipped file, and threads allowed */
+        pipelined = rd.gzipped && need >= 8 * CHUNK && ds_get_num_threads() > 1;
+    st = pipelined && rd.gzipped ? read_pipelined(&v) : read_serial(&v);
+    if (v.bad >= 0)
+        st = dsi_fail(DS_ERR_FORMAT, "%s: int32 value at element %lld does not fit float32 "
+                      "exactly (|x| > 2^24)", path, (long long)v.bad);
+    if (st)
         goto done;
-    }
-    uint64_t done_bytes = 0;
-    int64_t k = 0;
-    while (done_bytes < need) {
-        size_t want = need - done_bytes > CHUNK ? CHUNK : (size_t)(need - done_bytes);
-        if ((r = read_all(&rd, chunk, want, &cut)) < 0) {
-            st = rd.gz.status;
-            goto done;
-        }
-        if ((size_t)r < want) {
-            dsi_fail(DS_ERR_FORMAT, "%s: truncated IDX data: shape %s needs %llu bytes, found "
-                     "%llu%s", path, dsi_shape_str(nd, shape), (unsigned long long)need,
-                     (unsigned long long)(done_bytes + (uint64_t)r),
-                     cut ? " (the gzip stream is cut short)" : "");
-            goto done;
-        }
-        for (size_t i = 0; i < want; i += (size_t)es, k++)
-            if (!convert(chunk + i, type, &t->data[k])) {
-                dsi_fail(DS_ERR_FORMAT, "%s: int32 value at element %lld does not fit float32 "
-                         "exactly (|x| > 2^24)", path, (long long)k);
-                goto done;
-            }
-        done_bytes += want;
-    }
+    st = DS_ERR_FORMAT;
+    if (type < 0x0D)
+        dsi_tensor_set_finite(t, true);   /* integers: finite, nothing to check */
     /* Nothing may follow the data. */
-    if ((r = read_all(&rd, chunk ? chunk : head, 1, &cut)) < 0) {
+    if ((r = read_all(&rd, head, 1, &cut)) < 0) {
         st = rd.gz.status;
         goto done;
     }
@@ -205,9 +359,14 @@ ds_status dsi_idx_load_mem(const unsigned char *buf, size_t size, const char *pa
     t = NULL;
     st = DS_OK;
 done:
-    free(chunk);
     ds_tensor_free(t);
     if (rd.gzipped)
         dsi_gz_close(&rd.gz);
     return st;
+}
+
+ds_status dsi_idx_load_mem(const unsigned char *buf, size_t size, const char *path,
+                           ds_tensor **out)
+{
+    return dsi_idx_load_mem_mode(buf, size, path, -1, out);
 }

@@ -155,6 +155,7 @@ void dsi_feed_single(ds_feed *f, const ds_tensor *x, const char *xname, const ds
 void dsi_gather(const ds_tensor *t, const int64_t *idx, int64_t i0, int64_t b, float *dst)
 {
     int64_t f = t->numel / t->shape[0];
+#pragma omp parallel for schedule(static) if (b * f > DS_PAR_MIN)
     for (int64_t k = 0; k < b; k++) {
         int64_t r = idx ? idx[i0 + k] : i0 + k;
         memcpy(dst + k * f, t->data + r * f, (size_t)f * sizeof(float));

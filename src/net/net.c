@@ -4,6 +4,7 @@
 #include "net.h"
 #include "../io/stream.h"
 
+#include <float.h>
 #include <math.h>
 
 static int64_t per_sample(const ds_tensor *t)
@@ -185,12 +186,15 @@ static void per_image(float *d, int64_t N, int64_t f, int64_t numel)
     }
 }
 
+/* Scales x in place. The loops also learn whether the results are finite, so data known
+ * finite stay known so (or not) without another pass. */
 static ds_status preprocess_one(const dsi_net_input *in, ds_tensor *x)
 {
     if (x->ndim < 1 || x->shape[0] < 1)
         return DS_OK;
     int64_t f = per_sample(x), N = x->shape[0];
     float *d = x->data;
+    int bad = 0;
     switch (in->scale) {
     case DS_SCALE_NONE:
         return DS_OK;
@@ -198,25 +202,36 @@ static ds_status preprocess_one(const dsi_net_input *in, ds_tensor *x)
         if (in->mean->numel != f)
             return dsi_fail(DS_ERR_SHAPE, "standardize: statistics of %lld features, data has %lld",
                             (long long)in->mean->numel, (long long)f);
-#pragma omp parallel for schedule(static) if (x->numel > DS_PAR_MIN)
+#pragma omp parallel for schedule(static) reduction(| : bad) if (x->numel > DS_PAR_MIN)
         for (int64_t i = 0; i < N; i++)
-            for (int64_t j = 0; j < f; j++)
-                d[i * f + j] = (d[i * f + j] - in->mean->data[j]) / in->std->data[j];
-        return DS_OK;
+            for (int64_t j = 0; j < f; j++) {
+                float v = (d[i * f + j] - in->mean->data[j]) / in->std->data[j];
+                d[i * f + j] = v;
+                bad |= !(fabsf(v) <= FLT_MAX);
+            }
+        break;
     case DS_SCALE_PER_IMAGE:
         per_image(d, N, f, x->numel);
+        dsi_tensor_set_finite(x, false);
         return DS_OK;
     case DS_SCALE_ASINH:
-#pragma omp parallel for schedule(static) if (x->numel > DS_PAR_MIN)
-        for (int64_t i = 0; i < x->numel; i++)
-            d[i] = asinhf(d[i] / in->scale_a);
-        return DS_OK;
+#pragma omp parallel for schedule(static) reduction(| : bad) if (x->numel > DS_PAR_MIN)
+        for (int64_t i = 0; i < x->numel; i++) {
+            float v = asinhf(d[i] / in->scale_a);
+            d[i] = v;
+            bad |= !(fabsf(v) <= FLT_MAX);
+        }
+        break;
     case DS_SCALE_DIVIDE:
-#pragma omp parallel for schedule(static) if (x->numel > DS_PAR_MIN)
-        for (int64_t i = 0; i < x->numel; i++)
-            d[i] /= in->scale_a;
-        return DS_OK;
+#pragma omp parallel for simd schedule(static) reduction(| : bad) if (parallel: x->numel > DS_PAR_MIN)
+        for (int64_t i = 0; i < x->numel; i++) {
+            float v = d[i] / in->scale_a;
+            d[i] = v;
+            bad |= !(fabsf(v) <= FLT_MAX);
+        }
+        break;
     }
+    dsi_tensor_set_finite(x, dsi_tensor_known_finite(x) && !bad);
     return DS_OK;
 }
 

@@ -68,6 +68,8 @@ int64_t ds_trainer_steps(const ds_trainer *t) { return ds_optim_steps(t->opt); }
  * gradient, or NULL. */
 static const ds_param *nonfinite_grad(const ds_model *m)
 {
+    if (dsi_values_finite(m->grad, (int64_t)m->grad_n))
+        return NULL;   /* the usual case, in one pass over the block, over threads */
     for (int i = 0; i < m->n; i++) {
         const ds_param *p = m->params[i];
         if (!p->trainable)
