@@ -397,3 +397,43 @@ TEST(infer_plan_is_thread_count_independent)
     ds_set_num_threads(keep);
     return rc ? TEST_FAIL : TEST_PASS;
 }
+
+/* A dense layer at batch 1 with a large weight (linear_row in matmul.c, in every plan): the
+ * row of a batch of 2 (sgemm) to rounding, and the same bits at 1, 2 and 3 threads. */
+TEST(dense_batch1_row_path_matches_sgemm)
+{
+    static const case_def wide = {"wide dense",
+                                  "input shape=1x1030\ndense units=300 activation=relu\n"
+                                  "dense units=5\nloss mse\n", 0, 0, false};
+    int keep = ds_get_num_threads(), rc = 0;
+    float *ref = NULL, *x = NULL, *pair = NULL;
+    for (int th = 1; th <= 3 && !rc; th++) {
+        ds_set_num_threads(th);
+        ds_net *n = load(&wide, 1, msg_, cap_);
+        CHECK(n);
+        if (!x)
+            x = random_input(n, 51);
+        float *y = forward(n, DS_MODE_INFER, x);
+        CHECK(y);
+        if (!ref) {
+            ref = y;
+            ds_graph_set_batch(ds_net_graph(n), 2);
+            float *x2 = calloc(2 * 1030, sizeof *x2);
+            CHECK(x2);
+            memcpy(x2, x, 1030 * sizeof *x2);
+            pair = forward(n, DS_MODE_INFER, x2);
+            free(x2);
+            CHECK(pair);
+            rc = compare("batch 1 against a row of batch 2", ref, pair, 5, false, msg_, cap_);
+        } else {
+            rc = compare("batch 1 at another thread count", y, ref, 5, true, msg_, cap_);
+            free(y);
+        }
+        ds_net_free(n);
+    }
+    ds_set_num_threads(keep);
+    free(ref);
+    free(pair);
+    free(x);
+    return rc ? TEST_FAIL : TEST_PASS;
+}

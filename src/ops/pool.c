@@ -446,6 +446,22 @@ static NOINLINE void maxv_kernel(const float *restrict r, bool first, int kw, in
     maxv_run(r, first, kw, sw, n, y);
 }
 
+/* One value-only pass over n outputs without a scalar remainder, as max_pass (the kernel
+ * is idempotent too). */
+DS_HOT
+static void maxv_pass(const float *r, bool first, int kw, int sw, int n, float *y)
+{
+    if (n < VB / 2) {
+        maxv_kernel(r, first, kw, sw, n, y);
+        return;
+    }
+    int v = n >= VB ? VB : VB / 2;
+    int full = n - n % v;
+    maxv_kernel(r, first, kw, sw, full, y);
+    if (full < n)
+        maxv_kernel(r + (n - v) * sw, first, kw, sw, v, y + n - v);
+}
+
 /* Max pooling values without padding, split over output rows as pool_unpadded. */
 DS_HOT
 static void maxv_unpadded(const pool_geom *p, const float *xd, float *yd)
@@ -461,7 +477,7 @@ static void maxv_unpadded(const pool_geom *p, const float *xd, float *yd)
                 float *yr = yd + ((pl * OD + od) * OH + oh) * OW;
                 for (int d = 0; d < kd; d++)
                     for (int h = 0; h < kh; h++)
-                        maxv_kernel(xp + (d * H + h) * W, d == 0 && h == 0, kw, sw, (int)OW, yr);
+                        maxv_pass(xp + (d * H + h) * W, d == 0 && h == 0, kw, sw, (int)OW, yr);
             }
 }
 
