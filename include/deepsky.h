@@ -451,7 +451,8 @@ DS_API size_t    ds_graph_bytes(const ds_graph *g);
 /* Runs every node. Fails (DS_ERR_VALUE) on bad data such as a class label out of range. */
 DS_API ds_status ds_graph_forward(ds_graph *g);
 /* Runs the nodes created up to and including last (NULL: all), e.g. the output without the
- * loss at inference. A backward pass needs a full ds_graph_forward. */
+ * loss at inference. A backward pass needs a full ds_graph_forward. In an inference plan
+ * (DS_INFER), a last whose value a fold or fusion would not hold is kept (ds_node_keep). */
 DS_API ds_status ds_graph_forward_to(ds_graph *g, ds_node *last);
 /* Reverse pass from a scalar node (seed 1). Gradients of intermediate nodes are recomputed;
  * gradients of parameters ACCUMULATE into the model's gradient block, as in PyTorch: call

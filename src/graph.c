@@ -775,6 +775,14 @@ ds_status ds_graph_set_input(ds_graph *g, ds_node *in, const float *data, int64_
 }
 
 /* ---- running ---- */
+
+/* Whether an inference plan's fold or fusion keeps n's own value from existing: a
+ * convolution or linear op holding its batch norm's output, or a convolution (or a ReLU on
+ * it) holding one sub-batch for its pooling. */
+static bool hides_value(ds_node *n)
+{
+    return n->fold || owner(n)->pool;
+}
 ds_status ds_graph_forward(ds_graph *g)
 {
     return ds_graph_forward_to(g, NULL);
@@ -785,6 +793,10 @@ ds_status ds_graph_forward_to(ds_graph *g, ds_node *last)
     if (last && last->g != g)
         return dsi_fail(DS_ERR_ARG, "forward: the node is not part of this graph");
     ds_status st = ds_graph_plan(g);
+    if (st == DS_OK && last && hides_value(last)) {
+        ds_node_keep(last, 1);   /* its value is asked for: planned again without the fusion */
+        st = ds_graph_plan(g);
+    }
     if (st != DS_OK)
         return st;
     bind_params(g);

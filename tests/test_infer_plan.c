@@ -194,6 +194,22 @@ TEST(infer_plan_leaves_kept_values_alone)
     count_marks(g, &folds, &pools);
     CHECK(folds == 2 && pools == 1);   /* the first conv's batch norm and pooling stay */
     int rc = compare("kept conv", y2, y, ds_node_numel(ds_net_output(n)), false, msg_, cap_);
+    /* forward_to a fused conv (the second, whose pooling follows) keeps it, and its value is
+     * the eval plan's */
+    ds_node *c2 = ds_graph_find(g, "conv2d_2");
+    CHECK(c2 && c2->pool && !c2->keep);
+    int64_t k = ds_node_numel(c2);
+    float *v[2];
+    for (int i = 0; i < 2; i++) {
+        ds_graph_set_mode(g, i ? DS_MODE_INFER : DS_MODE_EVAL);
+        CHECK(ds_graph_forward_to(g, c2) == DS_OK);
+        CHECK((v[i] = malloc((size_t)k * sizeof(float))));
+        memcpy(v[i], ds_node_data(c2), (size_t)k * sizeof(float));
+    }
+    CHECK(c2->keep && !c2->pool && !c2->fold);
+    rc = rc || compare("forward_to a fused conv", v[1], v[0], k, true, msg_, cap_);
+    free(v[0]);
+    free(v[1]);
     free(x);
     free(y);
     free(y2);
