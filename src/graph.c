@@ -565,9 +565,10 @@ static int lifetimes(ds_graph *g, dsi_plan_buf *b, int *ix, int *dend, int *gsta
         if (y->op == DS_OP_PARAM)
             continue;
         if (!is_alias(y)) {
-            /* a conv computing a pooling holds one sub-batch, which the pooling, writing
-             * its output from the conv's time on, reads */
-            int64_t numel = y->pool ? y->numel / y->shape[0] * y->pool_sub : y->numel;
+            /* a conv computing a pooling holds a sub-batch per thread, which the pooling,
+             * writing its output from the conv's time on, reads */
+            int64_t numel = y->pool ? y->numel / y->shape[0] * y->pool_sub * y->pool_slots
+                                    : y->numel;
             size_t bytes = align_up((size_t)numel * sizeof(float));
             int s = y->persist ? 0 : y->pooled ? owner(y->in[0])->id : i;
             int e = y->persist ? last : dend[i];

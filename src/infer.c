@@ -28,6 +28,8 @@ void dsi_infer_reset(ds_graph *g)
         y->folded = false;
         y->pool = NULL;
         y->pool_sub = 0;
+        y->pool_slots = 0;
+        y->pool_slice = 0;
         y->pooled = false;
     }
 }
@@ -100,6 +102,8 @@ void dsi_infer_mark(ds_graph *g, const int *count)
         int64_t sub = POOL_SUB_BYTES / per;
         c->pool = q;
         c->pool_sub = sub < 1 ? 1 : sub > N ? N : sub;
+        int64_t nsub = (N + c->pool_sub - 1) / c->pool_sub, th = dsi_threads();
+        c->pool_slots = (int)(th < nsub ? th : nsub);
         q->pooled = true;
     }
 }
@@ -159,7 +163,11 @@ size_t dsi_infer_scratch(ds_node *y)
         return d->scratch_bytes(y);
     op_view v;
     make_view(y, &v, 0, y->pool ? y->pool_sub : y->shape[0], NULL);
-    return d->scratch_bytes(&v.y);
+    size_t bytes = d->scratch_bytes(&v.y);
+    if (!y->pool)
+        return bytes;
+    y->pool_slice = (bytes + DS_ALIGN - 1) / DS_ALIGN * DS_ALIGN;
+    return y->pool_slice * (size_t)y->pool_slots;
 }
 
 /* ---- folds ---- */
@@ -228,25 +236,61 @@ void dsi_infer_refold(ds_graph *g)
 
 /* ---- running ---- */
 
-/* The convolution over one sub-batch into its buffer (y->data), then the pooling of that
- * sub-batch into its place in the pooling's output, while it is still in cache. The
+/* Sub-batch s of y's convolution into chunk, on graph gv (whose scratch it uses), then its
+ * pooling into its place in the pooling's output, while it is still in cache. The
  * pooling's view keeps no argmax (saved NULL). */
-static void forward_pooled(ds_node *y)
+static void pooled_sub(ds_node *y, ds_graph *gv, int64_t s, float *chunk)
 {
     ds_node *q = y->pool;
-    int64_t N = y->in[0]->shape[0];
-    for (int64_t n0 = 0; n0 < N; n0 += y->pool_sub) {
-        int64_t cnt = N - n0 < y->pool_sub ? N - n0 : y->pool_sub;
-        op_view v;
-        make_view(y, &v, n0, cnt, y->data);
-        dsi_ops[y->op]->cpu.forward(&v.y);
-        ds_node pin = *q->in[0], *pins[1] = {&pin}, pv = *q;
-        pin.data = y->data;
-        narrow(&pin, 0, cnt);
-        pv.in = pins;
-        pv.saved = NULL;
-        narrow(&pv, n0, cnt);
-        dsi_ops[q->op]->cpu.forward(&pv);
+    int64_t N = y->in[0]->shape[0], n0 = s * y->pool_sub;
+    int64_t cnt = N - n0 < y->pool_sub ? N - n0 : y->pool_sub;
+    op_view v;
+    make_view(y, &v, n0, cnt, chunk);
+    v.y.g = gv;
+    dsi_ops[y->op]->cpu.forward(&v.y);
+    ds_node pin = *q->in[0], *pins[1] = {&pin}, pv = *q;
+    pin.data = chunk;
+    narrow(&pin, 0, cnt);
+    pv.in = pins;
+    pv.g = gv;
+    pv.saved = NULL;
+    narrow(&pv, n0, cnt);
+    dsi_ops[q->op]->cpu.forward(&pv);
+}
+
+/* Sub-batches split over threads, whole ones each (in one parallel region, where the kernels
+ * run on their thread alone), each thread with its own chunk of y's data and slice of the
+ * scratch, seen through a copy of the graph. One thread (or one sub-batch, as at batch 1)
+ * runs them in order, the kernels splitting each over the threads themselves. Every
+ * sub-batch is computed the same way in both cases. */
+static void forward_pooled(ds_node *y)
+{
+    ds_graph *g = y->g;
+    int64_t N = y->in[0]->shape[0], nsub = (N + y->pool_sub - 1) / y->pool_sub;
+    int64_t chunk = y->numel / N * y->pool_sub, slots = y->pool_slots;
+    int64_t avail = y->pool_slice ? (int64_t)(g->scratch_bytes / y->pool_slice) : slots;
+    int64_t th = omp_get_max_threads();
+    slots = slots < th ? slots : th;
+    slots = slots < avail ? slots : avail;
+    slots = slots < nsub ? slots : nsub;
+    if (slots <= 1) {
+        for (int64_t s = 0; s < nsub; s++)
+            pooled_sub(y, g, s, y->data);
+        return;
+    }
+#pragma omp parallel for schedule(static) num_threads((int)slots)
+    for (int64_t s = 0; s < nsub; s++) {
+        int t = omp_get_thread_num();
+        ds_graph gv = *g;
+        gv.scratch = (float *)((char *)g->scratch + (size_t)t * y->pool_slice);
+        gv.scratch_bytes = y->pool_slice;
+        gv.run_status = DS_OK;
+        pooled_sub(y, &gv, s, y->data + t * chunk);
+        if (gv.run_status != DS_OK) {
+#pragma omp critical(dsi_infer_status)
+            if (g->run_status == DS_OK)
+                g->run_status = gv.run_status;
+        }
     }
 }
 

@@ -236,7 +236,9 @@ struct ds_node {
     float *fold_w, *fold_b;/* its weights and bias with the batch norm folded in */
     bool folded;           /* a batch norm computed by in[0] through fold: an alias */
     ds_node *pool;         /* the pooling computed with this conv, sub-batch by sub-batch */
-    int64_t pool_sub;      /* samples per sub-batch; data holds one sub-batch */
+    int64_t pool_sub;      /* samples per sub-batch */
+    int pool_slots;        /* sub-batches run at once, one per thread: data holds that many */
+    size_t pool_slice;     /* scratch bytes of one of them */
     bool pooled;           /* a pooling computed by the conv that feeds it (its pool) */
 };
 
