@@ -287,7 +287,7 @@ static void forward_pooled(ds_node *y)
         gv.run_status = DS_OK;
         pooled_sub(y, &gv, s, y->data + t * chunk);
         if (gv.run_status != DS_OK) {
-#pragma omp critical(dsi_infer_status)
+#pragma omp critical
             if (g->run_status == DS_OK)
                 g->run_status = gv.run_status;
         }
