@@ -8,7 +8,8 @@
  * bench/run.py runs it alternately with the peer scripts (bench/torch_bench.py, tf_bench.py,
  * jax_bench.py), which do the same in PyTorch, TensorFlow and JAX.
  * Training is the loop ds_net_fit runs (zero_grad, forward, backward, Adam step) without its
- * shuffling and bookkeeping; inference is a forward pass in eval mode. Each timed window
+ * shuffling and bookkeeping; inference is a forward pass in eval mode, planned for
+ * inference (DS_MODE_INFER). Each timed window
  * runs for the given seconds and at least K iterations (default 3), after a warm-up. The
  * second form times OpenBLAS sgemm on a SIZE x SIZE product: the practical peak of the
  * machine.
@@ -261,7 +262,7 @@ int main(int argc, char **argv)
     /* ---- inference in eval mode at each batch size ---- */
     char infer_json[1024] = "";
     size_t used = 0;
-    ds_graph_set_mode(b.g, DS_MODE_EVAL);
+    ds_graph_set_mode(b.g, DS_MODE_INFER);   /* an inference plan: no backward follows */
     for (int k = 0; k < n_infer; k++) {
         int64_t ib = infer_batch[k];
         if ((st = ds_graph_set_batch(b.g, ib)) || (st = ds_graph_plan(b.g)))

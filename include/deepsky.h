@@ -387,7 +387,10 @@ DS_API int         ds_param_ndim(const ds_param *p);
 DS_API const int64_t *ds_param_shape(const ds_param *p);
 DS_API int64_t     ds_param_numel(const ds_param *p);
 DS_API int         ds_param_trainable(const ds_param *p);
-DS_API float      *ds_param_data(ds_param *p);   /* borrowed */
+/* Borrowed. Taking the pointer tells graphs planned for inference (DS_INFER) that the
+ * values may change, so they refold batch norm before their next forward: after writing
+ * through a pointer taken earlier, call ds_param_data (or ds_model_data) again. */
+DS_API float      *ds_param_data(ds_param *p);
 DS_API float      *ds_param_grad(ds_param *p);   /* NULL for non-trainable parameters */
 
 /* Weights as safetensors. Loading checks every name and shape against the model and fails,
@@ -411,9 +414,11 @@ enum {
     DS_DROPOUT_ON   = 1,  /* dropout drops (else identity) */
     DS_BN_BATCH     = 2,  /* batch norm normalizes with batch statistics (else running) */
     DS_BN_UPDATE    = 4,  /* batch norm updates its running statistics */
+    DS_INFER        = 8,  /* forward only: no backward pass follows (an inference plan) */
     DS_MODE_EVAL    = 0,
     DS_MODE_TRAIN   = DS_DROPOUT_ON | DS_BN_BATCH | DS_BN_UPDATE,
     DS_MODE_MC_DROPOUT = DS_DROPOUT_ON,  /* inference with dropout on (MC dropout) */
+    DS_MODE_INFER   = DS_INFER,          /* DS_MODE_EVAL for forward passes only */
 };
 
 /* A graph borrows m, which must outlive it. Its dropout stream starts from seed. */
@@ -422,6 +427,16 @@ DS_API void      ds_graph_free(ds_graph *g);
 DS_API ds_model *ds_graph_model(const ds_graph *g);
 /* First build error (DS_OK if the graph is sound). */
 DS_API ds_status ds_graph_status(const ds_graph *g);
+/* A mode with DS_INFER plans the graph for inference on the next forward: no gradients
+ * and nothing kept for a backward pass (a max pool's argmax, batch norm's statistics), so
+ * values share memory more; batch norm with running statistics (no DS_BN_BATCH) folded
+ * into the convolution or dense layer before it (its weights and bias scaled into a copy
+ * the graph owns, refolded when the model's values change: see ds_param_data); and a
+ * pooling after a convolution computed with it, a sub-batch at a time. Outputs equal the
+ * same mode's without DS_INFER up to rounding (folded weights round differently).
+ * ds_graph_backward then fails with DS_ERR_STATE. Setting or clearing DS_INFER (or, with
+ * it, DS_BN_BATCH) plans the graph again on the next forward; inputs keep their values.
+ * The library's predict and evaluation functions run in DS_INFER and restore the mode. */
 DS_API void      ds_graph_set_mode(ds_graph *g, int mode);
 DS_API int       ds_graph_mode(const ds_graph *g);
 /* Changes dimension 0 of every input and re-infers every shape. Memory is planned again
@@ -439,7 +454,8 @@ DS_API size_t    ds_graph_bytes(const ds_graph *g);
 /* Runs every node. Fails (DS_ERR_VALUE) on bad data such as a class label out of range. */
 DS_API ds_status ds_graph_forward(ds_graph *g);
 /* Runs the nodes created up to and including last (NULL: all), e.g. the output without the
- * loss at inference. A backward pass needs a full ds_graph_forward. */
+ * loss at inference. A backward pass needs a full ds_graph_forward. In an inference plan
+ * (DS_INFER), a last whose value a fold or fusion would not hold is kept (ds_node_keep). */
 DS_API ds_status ds_graph_forward_to(ds_graph *g, ds_node *last);
 /* Reverse pass from a scalar node (seed 1). Gradients of intermediate nodes are recomputed;
  * gradients of parameters ACCUMULATE into the model's gradient block, as in PyTorch: call

@@ -33,18 +33,31 @@ void ds_graph_free(ds_graph *g)
     free(g->layers);
     free(g->block);
     free(g->scratch);
+    free(g->fold_buf);
     free(g);
 }
 
 ds_model *ds_graph_model(const ds_graph *g) { return g->m; }
 ds_status ds_graph_status(const ds_graph *g) { return g->status; }
-void ds_graph_set_mode(ds_graph *g, int mode) { g->mode = mode; }
+/* An inference plan is made for DS_INFER, and folds batch norm only without DS_BN_BATCH:
+ * changing either plans again. */
+void ds_graph_set_mode(ds_graph *g, int mode)
+{
+    bool infer = (mode & DS_INFER) != 0;
+    if (g->planned && (infer != g->infer ||
+                       (infer && ((mode ^ g->mode) & DS_BN_BATCH))))
+        g->planned = false;
+    g->mode = mode;
+}
 int ds_graph_mode(const ds_graph *g) { return g->mode; }
 int ds_graph_node_count(const ds_graph *g) { return g->n_nodes; }
 ds_node *ds_graph_node(const ds_graph *g, int i) { return (i >= 0 && i < g->n_nodes) ? g->nodes[i] : NULL; }
 int ds_graph_input_count(const ds_graph *g) { return g->n_inputs; }
 ds_node *ds_graph_input(const ds_graph *g, int i) { return (i >= 0 && i < g->n_inputs) ? g->inputs[i] : NULL; }
-size_t ds_graph_bytes(const ds_graph *g) { return g->block_bytes + g->scratch_bytes; }
+size_t ds_graph_bytes(const ds_graph *g)
+{
+    return g->block_bytes + g->scratch_bytes + g->fold_bytes;
+}
 
 int64_t ds_graph_batch(const ds_graph *g)
 {
@@ -417,8 +430,12 @@ uint32_t dsi_reads_in1(const ds_node *y) { (void)y; return DSI_READS_IN(1); }
 uint32_t dsi_reads_in01(const ds_node *y) { (void)y; return DSI_READS_IN(0) | DSI_READS_IN(1); }
 uint32_t dsi_reads_inputs(const ds_node *y) { (void)y; return ~DSI_READS_OUT; }
 
-/* Shares data and gradient with in[0]: a reshape, or a ReLU fused into the op before it. */
-static inline bool is_alias(const ds_node *y) { return dsi_ops[y->op]->alias || y->fused; }
+/* Shares data and gradient with in[0]: a reshape, a ReLU fused into the op before it, or
+ * (in an inference plan) a batch norm folded into it. */
+static inline bool is_alias(const ds_node *y)
+{
+    return dsi_ops[y->op]->alias || y->fused || y->folded;
+}
 
 int *dsi_fused_act(ds_node *y)
 {
@@ -471,7 +488,7 @@ static void bind_params(ds_graph *g)
     for (int i = 0; i < g->n_nodes; i++) {
         ds_node *y = g->nodes[i];
         if (y->op == DS_OP_PARAM) {
-            y->data = ds_param_data(y->param);
+            y->data = g->m->data + y->param->offset;   /* no ds_param_data: no write */
             y->grad = y->needs_grad ? ds_param_grad(y->param) : NULL;
         } else if (is_alias(y)) {
             y->data = y->in[0]->data;
@@ -548,8 +565,13 @@ static int lifetimes(ds_graph *g, dsi_plan_buf *b, int *ix, int *dend, int *gsta
         if (y->op == DS_OP_PARAM)
             continue;
         if (!is_alias(y)) {
-            size_t bytes = align_up((size_t)y->numel * sizeof(float));
-            int s = y->persist ? 0 : i, e = y->persist ? last : dend[i];
+            /* a conv computing a pooling holds a sub-batch per thread, which the pooling,
+             * writing its output from the conv's time on, reads */
+            int64_t numel = y->pool ? y->numel / y->shape[0] * y->pool_sub * y->pool_slots
+                                    : y->numel;
+            size_t bytes = align_up((size_t)numel * sizeof(float));
+            int s = y->persist ? 0 : y->pooled ? owner(y->in[0])->id : i;
+            int e = y->persist ? last : dend[i];
             ds_node *o = y->n_in ? owner(y->in[0]) : NULL;
             if (d->inplace && o && o->op != DS_OP_PARAM && !o->persist && o->numel == y->numel &&
                 dend[o->id] == i) {
@@ -569,7 +591,7 @@ static int lifetimes(ds_graph *g, dsi_plan_buf *b, int *ix, int *dend, int *gsta
                 yi[1] = nb++;
             }
         }
-        size_t sb = d->saved_bytes ? d->saved_bytes(y) : 0;
+        size_t sb = d->saved_bytes && !(g->infer && d->saved_optional) ? d->saved_bytes(y) : 0;
         if (sb) {
             int e = runs_backward(y) ? last - i : i;
             b[nb] = g->keep_all ? (dsi_plan_buf){align_up(sb), 0, 0, last, true}
@@ -634,11 +656,18 @@ ds_status ds_graph_plan(ds_graph *g)
         st = dsi_fail(DS_ERR_NOMEM, "out of memory planning the graph (%d nodes)", n);
         goto done;
     }
-    fuse_relus(g, work);   /* first: it changes workspaces and saved sizes */
-    /* which nodes carry a gradient */
+    /* first: these change workspaces and saved sizes */
+    dsi_infer_reset(g);
+    g->infer = (g->mode & DS_INFER) != 0;
+    fuse_relus(g, work);
+    if (g->infer && !g->keep_all)
+        dsi_infer_mark(g, work);
+    /* which nodes carry a gradient: none in an inference plan */
     for (int i = 0; i < g->n_nodes; i++) {
         ds_node *y = g->nodes[i];
-        if (y->op == DS_OP_PARAM)
+        if (g->infer)
+            y->needs_grad = false;
+        else if (y->op == DS_OP_PARAM)
             y->needs_grad = y->param->trainable;
         else if (y->op == DS_OP_INPUT)
             y->needs_grad = y->wants_grad;
@@ -650,8 +679,7 @@ ds_status ds_graph_plan(ds_graph *g)
     }
     size_t scratch = 0;
     for (int i = 0; i < g->n_nodes; i++) {
-        const ds_op_def *d = dsi_ops[g->nodes[i]->op];
-        size_t sz = d->scratch_bytes ? d->scratch_bytes(g->nodes[i]) : 0;
+        size_t sz = dsi_infer_scratch(g->nodes[i]);
         if (sz > scratch)
             scratch = sz;
     }
@@ -665,6 +693,20 @@ ds_status ds_graph_plan(ds_graph *g)
     }
     if ((st = stash_inputs(g, &inputs, false)) != DS_OK)
         goto done;
+    size_t fold = dsi_infer_fold_floats(g) * sizeof(float);
+    if (fold > g->fold_cap) {
+        float *nf = dsi_aligned_alloc_raw(fold);
+        if (!nf) {
+            st = dsi_fail(DS_ERR_NOMEM, "out of memory for %zu bytes of folded weights%s", fold,
+                          dsi_mem_note(fold));
+            goto done;
+        }
+        free(g->fold_buf);
+        g->fold_buf = nf;
+        g->fold_cap = fold;
+    }
+    g->fold_bytes = fold;
+    dsi_infer_bind(g);
     if (scratch > g->scratch_bytes) {
         float *ns = dsi_aligned_alloc_raw(scratch);
         if (!ns) {
@@ -734,6 +776,14 @@ ds_status ds_graph_set_input(ds_graph *g, ds_node *in, const float *data, int64_
 }
 
 /* ---- running ---- */
+
+/* Whether an inference plan's fold or fusion keeps n's own value from existing: a
+ * convolution or linear op holding its batch norm's output, or a convolution (or a ReLU on
+ * it) holding one sub-batch for its pooling. */
+static bool hides_value(ds_node *n)
+{
+    return n->fold || owner(n)->pool;
+}
 ds_status ds_graph_forward(ds_graph *g)
 {
     return ds_graph_forward_to(g, NULL);
@@ -744,17 +794,26 @@ ds_status ds_graph_forward_to(ds_graph *g, ds_node *last)
     if (last && last->g != g)
         return dsi_fail(DS_ERR_ARG, "forward: the node is not part of this graph");
     ds_status st = ds_graph_plan(g);
+    if (st == DS_OK && last && hides_value(last)) {
+        ds_node_keep(last, 1);   /* its value is asked for: planned again without the fusion */
+        st = ds_graph_plan(g);
+    }
     if (st != DS_OK)
         return st;
     bind_params(g);
+    if (g->infer)
+        dsi_infer_refold(g);
     g->run_status = DS_OK;
     g->bwd_spent = false;
     int end = last ? last->id + 1 : g->n_nodes;
     for (int i = 0; i < end; i++) {
         ds_node *y = g->nodes[i];
-        if (y->op == DS_OP_INPUT || y->op == DS_OP_PARAM || is_alias(y))
+        if (y->op == DS_OP_INPUT || y->op == DS_OP_PARAM || is_alias(y) || y->pooled)
             continue;
-        dsi_ops[y->op]->cpu.forward(y);
+        if (y->fold || y->pool)
+            dsi_infer_forward(y);
+        else
+            dsi_ops[y->op]->cpu.forward(y);
     }
     g->step++;
     if (g->run_status != DS_OK)
@@ -781,6 +840,10 @@ static ds_status backward(ds_graph *g, ds_node *out, const float *seed, float on
         return dsi_fail(DS_ERR_ARG, "backward: the node is not part of this graph");
     if (!g->planned || !g->ran_forward)
         return dsi_fail(DS_ERR_STATE, "backward before forward (or after the graph changed)");
+    if (g->infer)
+        return dsi_fail(DS_ERR_STATE, "backward: the graph is planned for inference (DS_INFER "
+                        "in its mode), without gradients; set a mode without DS_INFER and run "
+                        "forward again");
     if (g->bwd_spent)
         return dsi_fail(DS_ERR_STATE, "backward: the last backward pass reused the memory of "
                         "values it read; run forward again first, or keep every node "

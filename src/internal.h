@@ -102,6 +102,8 @@ struct ds_model {
     size_t data_n, grad_n; /* floats used */
     size_t data_cap, grad_cap;
     ds_rng rng;
+    uint64_t version;      /* bumped whenever the values may change (dsi_model_touch): an
+                            * inference plan refolds batch norm when it differs */
     /* counters for automatic layer names, per type */
     struct { char type[32]; int count; } *names;
     int n_names, cap_names;
@@ -109,6 +111,9 @@ struct ds_model {
 /* Next automatic name "<type>_<k>" (k from 1) into buf. Fails only for want of memory for
  * the counters (no other name would do: names identify parameters in weights files). */
 ds_status dsi_model_auto_name(ds_model *m, const char *type, char *buf, size_t cap);
+/* Records that parameter values may have changed (any writer but the accessors, which
+ * call it themselves). */
+static inline void dsi_model_touch(ds_model *m) { m->version++; }
 /* Finds "<layer>.<suffix>" or creates it with init. Checks the shape of an existing one. */
 ds_param *dsi_model_get_param(ds_model *m, const char *layer, const char *suffix, int ndim,
                               const int64_t *shape, int trainable, ds_init init);
@@ -241,6 +246,15 @@ struct ds_node {
                             * sharing in[0]'s data and gradient as an alias does */
     union dsi_attr attr;   /* the op's attributes: the member op_list.h names */
     union dsi_state state; /* the op's run-time state */
+    /* Set by an inference plan (infer.c) only, cleared by every planning: */
+    ds_node *fold;         /* the batch norm folded into this conv or linear op, or NULL */
+    float *fold_w, *fold_b;/* its weights and bias with the batch norm folded in */
+    bool folded;           /* a batch norm computed by in[0] through fold: an alias */
+    ds_node *pool;         /* the pooling computed with this conv, sub-batch by sub-batch */
+    int64_t pool_sub;      /* samples per sub-batch */
+    int pool_slots;        /* sub-batches run at once, one per thread: data holds that many */
+    size_t pool_slice;     /* scratch bytes of one of them */
+    bool pooled;           /* a pooling computed by the conv that feeds it (its pool) */
 };
 
 typedef struct {
@@ -262,6 +276,11 @@ struct ds_graph {
     int scope_depth;       /* nesting of dsi_layer_begin calls */
     bool ran_forward;      /* a forward has run since the last planning */
     bool keep_all;         /* ds_graph_keep_all: no memory is shared between nodes */
+    bool infer;            /* planned for inference (DS_INFER): no gradients, folds, fusions */
+    float *fold_buf;       /* inference plan: the folded weights and biases */
+    size_t fold_bytes, fold_cap;
+    uint64_t fold_version; /* the model's version they were folded from */
+    bool fold_ready;       /* fold_buf holds the folds of fold_version */
     bool bwd_clobbers;     /* planned: a backward pass overwrites values backward reads */
     bool bwd_spent;        /* a backward pass has clobbered the last forward's values */
     int64_t plan_batch;    /* batch size at the last planning (inputs keep their values) */
@@ -309,6 +328,9 @@ typedef struct {
     /* Forward is correct with y->data == in[0]->data when both have y's numel: the plan
      * then lets y overwrite in[0] when nothing reads in[0] after y's forward. */
     bool inplace;
+    /* Forward accepts y->saved == NULL, which an inference plan gives it: it then skips what
+     * it records only for backward (a max pool's argmax, batch norm's statistics). */
+    bool saved_optional;
     /* Pointwise ops (y = f(x), element by element) only, NULL for the others: f'(x) and
      * f''(x) in double, which are all the Newton rules (optim/rop.c) need of them. */
     void (*derivs)(const ds_node *y, double x, double *d1, double *d2);
@@ -462,6 +484,24 @@ int64_t dsi_plan_pairs(const dsi_plan_buf *b, int nb, int steps);
 /* 1 when a backward pass (times n..2n-1) writes over a value it reads later, 0 if not, -1
  * when out of memory. */
 int dsi_plan_clobbers(const dsi_plan_buf *b, int nb, int n);
+
+/* ---- inference plans (infer.c) ----
+ * What an inference plan (DS_INFER in the mode at planning) changes beyond dropping
+ * gradients: batch norm folded into the conv or linear op before it, and a pooling computed
+ * with the convolution before it, one sub-batch at a time. */
+/* Undoes the last plan's folds and fusions (every planning starts with it). */
+void dsi_infer_reset(ds_graph *g);
+/* Marks the folds and fusions; count[i] is the number of readers of node i. */
+void dsi_infer_mark(ds_graph *g, const int *count);
+/* Scratch bytes node y needs as the driver runs it. */
+size_t dsi_infer_scratch(ds_node *y);
+/* Floats of g->fold_buf the marked folds need; dsi_infer_bind points them into it. */
+size_t dsi_infer_fold_floats(const ds_graph *g);
+void dsi_infer_bind(ds_graph *g);
+/* Runs y's forward: through its folded weights and its fused pooling when it has them. */
+void dsi_infer_forward(ds_node *y);
+/* Refolds when the model's values changed since the last fold. */
+void dsi_infer_refold(ds_graph *g);
 
 /* ---- small utilities (util.c) ---- */
 /* A growing string. Appends never fail: oom records an allocation failure, checked once at

@@ -51,7 +51,12 @@ int64_t ds_model_numel(const ds_model *m, int trainable_only)
     return n;
 }
 
-float *ds_model_data(ds_model *m) { return m->data; }
+/* A writable pointer: the values may change from here on. */
+float *ds_model_data(ds_model *m)
+{
+    dsi_model_touch(m);
+    return m->data;
+}
 float *ds_model_grad(ds_model *m) { return m->grad; }
 int64_t ds_model_block_len(const ds_model *m, int grad)
 {
@@ -143,6 +148,7 @@ ds_param *ds_model_add_param(ds_model *m, const char *name, int ndim, const int6
     p->offset = m->data_n;
     if (trainable)
         p->goffset = m->grad_n;
+    dsi_model_touch(m);
     ds_status st = ds_init_fill(m->data + p->offset, ndim, shape, init, &m->rng);
     if (st != DS_OK) {
         free(p);
@@ -211,7 +217,11 @@ int ds_param_ndim(const ds_param *p) { return p->ndim; }
 const int64_t *ds_param_shape(const ds_param *p) { return p->shape; }
 int64_t ds_param_numel(const ds_param *p) { return p->numel; }
 int ds_param_trainable(const ds_param *p) { return p->trainable; }
-float *ds_param_data(ds_param *p) { return p->m->data + p->offset; }
+float *ds_param_data(ds_param *p)
+{
+    dsi_model_touch(p->m);
+    return p->m->data + p->offset;
+}
 float *ds_param_grad(ds_param *p) { return p->trainable ? p->m->grad + p->goffset : NULL; }
 
 double ds_model_grad_norm(const ds_model *m)
@@ -263,6 +273,7 @@ ds_status ds_model_from_set(ds_model *m, const ds_tensor_set *s, const char *wha
     if (bad)
         return dsi_fail(DS_ERR_FORMAT, "%s: %d mismatch%s with the model: %s", what, bad,
                         bad > 1 ? "es" : "", msg);
+    dsi_model_touch(m);
     for (int i = 0; i < m->n; i++) {
         const ds_param *p = m->params[i];
         memcpy(m->data + p->offset, ds_tensor_set_get(s, p->name)->data,

@@ -456,7 +456,7 @@ ds_status dsi_net_collect(ds_net *n, const dsi_bound *d, int64_t batch, int coun
             st = DS_ERR_NOMEM;
     }
     int mode = ds_graph_mode(n->g);
-    ds_graph_set_mode(n->g, mode & DS_DROPOUT_ON ? DS_MODE_MC_DROPOUT : DS_MODE_EVAL);
+    ds_graph_set_mode(n->g, DS_INFER | (mode & DS_DROPOUT_ON ? DS_MODE_MC_DROPOUT : DS_MODE_EVAL));
     for (int64_t i = 0; i < N && !st; i += batch)
         st = collect_batch(n, d, i, N - i < batch ? N - i : batch, count, nodes, out);
     ds_graph_set_mode(n->g, mode);
@@ -557,7 +557,7 @@ const char *dsi_net_metric_name(const ds_net *n)
 }
 
 /* Loss and metric over a bound data set with labels for every target, in inference mode
- * (the graph's mode is restored). */
+ * (DS_MODE_INFER: an inference plan; the graph's mode is restored). */
 ds_status dsi_net_evaluate_set(ds_net *n, const dsi_bound *d, int64_t batch, double *loss,
                                double *metric)
 {
@@ -565,7 +565,7 @@ ds_status dsi_net_evaluate_set(ds_net *n, const dsi_bound *d, int64_t batch, dou
     ds_status st = DS_OK;
     double sum = 0, num = 0, den = 0;
     int mode = ds_graph_mode(n->g);
-    ds_graph_set_mode(n->g, DS_MODE_EVAL);
+    ds_graph_set_mode(n->g, DS_MODE_INFER);
     for (int64_t i = 0; i < N && !st; i += batch) {
         int64_t b = N - i < batch ? N - i : batch;
         if ((st = ds_graph_set_batch(n->g, b)) || (st = ds_graph_plan(n->g)))

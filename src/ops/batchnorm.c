@@ -146,17 +146,19 @@ static void channel_affine(ds_node *y, int64_t c, double mu, double var, bool up
     float *rm = y->in[1]->data, *rv = y->in[2]->data;
     const float *gamma = y->n_in > 3 ? y->in[3]->data : NULL;
     const float *beta = y->n_in > 3 ? y->in[4]->data : NULL;
-    float *mean = y->saved, *rstd = mean + y->in[0]->shape[1];
+    float *mean = y->saved, *rstd = mean ? mean + y->in[0]->shape[1] : NULL;
     double mom = y->attr.batchnorm.momentum, eps = y->attr.batchnorm.eps;
     if (update) {
         rm[c] = (float)((1 - mom) * rm[c] + mom * mu);
         rv[c] = (float)((1 - mom) * rv[c] + mom * var * (double)M / (double)(M - 1));
     }
     double r = 1.0 / sqrt(var + eps);
-    mean[c] = (float)mu;
-    rstd[c] = (float)r;
     *a = (float)(r * (gamma ? gamma[c] : 1.0f));
     *b = (float)((beta ? beta[c] : 0.0f) - mu * r * (gamma ? gamma[c] : 1.0f));
+    if (!mean)
+        return;   /* an inference plan: nothing saved */
+    mean[c] = (float)mu;
+    rstd[c] = (float)r;
     if (y->attr.batchnorm.act) {
         int64_t C = y->in[0]->shape[1];
         mean[2 * C + c] = *a;
@@ -240,19 +242,21 @@ static void bn_forward(ds_node *y)
     ds_graph *g = y->g;
     int64_t N = x->shape[0], C = x->shape[1], S = x->numel / (N * C), M = N * S;
     const float *rm = y->in[1]->data, *rv = y->in[2]->data;
-    float *mean = y->saved, *rstd = mean + C;
+    float *mean = y->saved, *rstd = mean ? mean + C : NULL;
     const float *xd = x->data;
     float *yd = y->data;
     bool batch = (g->mode & DS_BN_BATCH) != 0;
     bool update = batch && (g->mode & DS_BN_UPDATE);
     y->state.batchnorm.batch_stats = batch;
+    if (update)
+        dsi_model_touch(g->m);   /* the running statistics move (before any thread runs) */
     if (batch && M < 2) {
         /* PyTorch: "Expected more than 1 value per channel when training" */
         dsi_run_fail(g, DS_ERR_VALUE, "batchnorm '%s': expected more than 1 value per channel "
                      "to normalize with batch statistics, got input %s (use eval mode or a "
                      "larger batch)", dsi_node_layer(y), dsi_shape_str(x->ndim, x->shape));
         memset(yd, 0, (size_t)y->numel * sizeof *yd);
-        for (int64_t c = 0; c < C; c++)
+        for (int64_t c = 0; mean && c < C; c++)
             mean[c] = 0, rstd[c] = 0;
         return;
     }
@@ -414,7 +418,7 @@ static uint32_t bn_reads(const ds_node *y)
 
 const ds_op_def dsi_op_batchnorm = {
     .shape = bn_shape, .cpu = {bn_forward, bn_backward},
-    .saved_bytes = bn_saved, .bwd_reads = bn_reads,
+    .saved_bytes = bn_saved, .bwd_reads = bn_reads, .saved_optional = true,
 };
 
 ds_node *ds_batchnorm(ds_graph *g, ds_node *x, const ds_batchnorm_opts *o)

@@ -7,7 +7,8 @@
  *
  * The mask is a counter-based hash of (graph seed, forward step, node id, element index):
  * reproducible for a seed, independent of the thread count, different at every forward
- * call and between dropout layers of the same shape. */
+ * call and between dropout layers of the same shape. Forward may run in place (y over x),
+ * and without the keep bytes in an inference plan (saved NULL). */
 static ds_status dropout_shape(ds_node *y)
 {
     dsi_set_shape(y, y->in[0]->ndim, y->in[0]->shape);
@@ -26,7 +27,8 @@ static void dropout_forward(ds_node *y)
     int64_t n = y->numel;
     y->state.dropout.dropped = (y->g->mode & DS_DROPOUT_ON) && rate > 0;
     if (!y->state.dropout.dropped) {
-        memcpy(yd, x, (size_t)n * sizeof *yd);
+        if (yd != x)   /* in place, nothing to do */
+            memcpy(yd, x, (size_t)n * sizeof *yd);
         return;
     }
     const ds_graph *g = y->g;
@@ -37,8 +39,10 @@ static void dropout_forward(ds_node *y)
     for (int64_t i = 0; i < n; i++) {
         uint64_t h = dsi_mix64(key + (uint64_t)i * 0x9e3779b97f4a7c15ULL);
         double u = (double)(h >> 11) * 0x1.0p-53;   /* uniform in [0, 1) */
-        keep[i] = u >= rate;
-        yd[i] = keep[i] ? x[i] * scale : 0.0f;
+        bool k = u >= rate;
+        if (keep)   /* NULL in an inference plan */
+            keep[i] = k;
+        yd[i] = k ? x[i] * scale : 0.0f;
     }
 }
 
@@ -67,7 +71,8 @@ static void dropout_backward(ds_node *y)
 
 const ds_op_def dsi_op_dropout = {
     .shape = dropout_shape, .cpu = {dropout_forward, dropout_backward},
-    .saved_bytes = dropout_saved, .bwd_reads = dsi_reads_none,
+    .saved_bytes = dropout_saved, .bwd_reads = dsi_reads_none, .inplace = true,
+    .saved_optional = true,
 };
 
 ds_node *ds_dropout(ds_graph *g, ds_node *x, float rate)

@@ -1,6 +1,8 @@
 /* matmul.c - matrix product and linear (x W^T + b) ops: shape rules, forward, backward. */
 #include "../internal.h"
 
+#include <math.h>
+
 /* ---- matmul: a [M,K] b [K,N] -> [M,N], or batched [B,M,K] [B,K,N] -> [B,M,N] ---- */
 static ds_status matmul_shape(ds_node *y)
 {
@@ -82,12 +84,54 @@ static ds_status linear_shape(ds_node *y)
     return DS_OK;
 }
 
+/* One row (batch 1): y[j] = x . W[j], each output by one thread. sgemm would copy all of W
+ * into its packed layout first (the dense layer of the galaxy CNN: 4 MB, a third of its
+ * batch-1 latency); here W is read once, and threads share the reads. Four outputs at a
+ * time, each over 16 lanes of partial sums (independent chains, vectorized) folded in a
+ * fixed order: the result depends on the shapes alone. */
+enum { ROW_LANES = 16, ROW_OUTS = 4 };
+/* Weights from which one row goes through linear_row: below (W in a core's L2 cache) sgemm's
+ * small-matrix kernels are faster (measured: the 784x256 layer of the MLP 1.6x). */
+#define LINEAR_ROW_MIN ((int64_t)1 << 18)
+
+DS_HOT
+static void linear_row(const float *x, const float *w, int64_t in, int64_t out, float *y)
+{
+    int64_t nb = (out + ROW_OUTS - 1) / ROW_OUTS, full = in - in % ROW_LANES;
+#pragma omp parallel for schedule(static) if (in * out > DS_PAR_MIN)
+    for (int64_t blk = 0; blk < nb; blk++) {
+        int64_t j0 = blk * ROW_OUTS, nj = out - j0 < ROW_OUTS ? out - j0 : ROW_OUTS;
+        float acc[ROW_OUTS][ROW_LANES] = {{0}};
+        const float *wr[ROW_OUTS];
+        for (int r = 0; r < ROW_OUTS; r++)
+            wr[r] = w + (j0 + (r < nj ? r : 0)) * in;   /* rows past the end: a copy, unused */
+        for (int64_t i = 0; i < full; i += ROW_LANES)
+            for (int r = 0; r < ROW_OUTS; r++) {
+#pragma omp simd
+                for (int l = 0; l < ROW_LANES; l++)
+                    acc[r][l] = fmaf(x[i + l], wr[r][i + l], acc[r][l]);
+            }
+        for (int r = 0; r < nj; r++) {
+            for (int64_t i = full; i < in; i++)
+                acc[r][i - full] = fmaf(x[i], wr[r][i], acc[r][i - full]);
+            for (int h = ROW_LANES / 2; h > 0; h /= 2)
+                for (int l = 0; l < h; l++)
+                    acc[r][l] += acc[r][l + h];
+            y[j0 + r] = acc[r][0];
+        }
+    }
+}
+
 DS_HOT
 static void linear_forward(ds_node *y)
 {
     const ds_node *x = y->in[0], *w = y->in[1];
     int64_t in = w->shape[1], out = w->shape[0], rows = x->numel / in;
-    dsi_sgemm(false, true, rows, out, in, 1.0f, x->data, in, w->data, in, 0.0f, y->data, out);
+    if (rows == 1 && in * out >= LINEAR_ROW_MIN)
+        linear_row(x->data, w->data, in, out, y->data);
+    else
+        dsi_sgemm(false, true, rows, out, in, 1.0f, x->data, in, w->data, in, 0.0f, y->data,
+                  out);
     const float *b = y->n_in == 3 ? y->in[2]->data : NULL;
     float *yd = y->data;
     if (y->attr.linear.act == DSI_FUSE_RELU) {

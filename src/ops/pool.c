@@ -409,6 +409,78 @@ static void max_tiled(const pool_geom *p, const float *xd, float *yd, int32_t *a
             }
 }
 
+/* ---- max pooling without the argmax (an inference plan keeps none: saved NULL) ----
+ * Window elements fold into y one by one in scan order by max_next's rule (taken when not
+ * <= the running best unless that is NaN), which gives the values of the passes above. */
+static ALWAYS_INLINE void maxv_run(const float *restrict r, bool first, int kw, int sw, int n,
+                                   float *restrict y)
+{
+    for (int o = 0; o < n; o++) {
+        float best = first ? r[o * sw] : y[o];
+        for (int w = first ? 1 : 0; w < kw; w++) {
+            float v = r[o * sw + w];
+            best = !(v <= best) && best == best ? v : best;
+        }
+        y[o] = best;
+    }
+}
+
+/* One value-only pass, dispatched like max_kernel. */
+DS_HOT
+static NOINLINE void maxv_kernel(const float *restrict r, bool first, int kw, int sw, int n,
+                                 float *restrict y)
+{
+#define MAXV_KERNEL(KW, SW)                               \
+    if (kw == KW && sw == SW) {                           \
+        if (first)                                        \
+            maxv_run(r, true, KW, SW, n, y);              \
+        else                                              \
+            maxv_run(r, false, KW, SW, n, y);             \
+        return;                                           \
+    }
+    MAXV_KERNEL(2, 2)
+    MAXV_KERNEL(4, 4)
+    MAXV_KERNEL(3, 3)
+    MAXV_KERNEL(3, 2)
+#undef MAXV_KERNEL
+    maxv_run(r, first, kw, sw, n, y);
+}
+
+/* One value-only pass over n outputs without a scalar remainder, as max_pass (the kernel
+ * is idempotent too). */
+DS_HOT
+static void maxv_pass(const float *r, bool first, int kw, int sw, int n, float *y)
+{
+    if (n < VB / 2) {
+        maxv_kernel(r, first, kw, sw, n, y);
+        return;
+    }
+    int v = n >= VB ? VB : VB / 2;
+    int full = n - n % v;
+    maxv_kernel(r, first, kw, sw, full, y);
+    if (full < n)
+        maxv_kernel(r + (n - v) * sw, first, kw, sw, v, y + n - v);
+}
+
+/* Max pooling values without padding, split over output rows as pool_unpadded. */
+DS_HOT
+static void maxv_unpadded(const pool_geom *p, const float *xd, float *yd)
+{
+    const int64_t OD = p->out[0], OH = p->out[1], OW = p->out[2], H = p->in[1], W = p->in[2];
+    const int kd = (int)p->k[0], kh = (int)p->k[1], kw = (int)p->k[2], sw = (int)p->s[2];
+    const int64_t work DS_OMP_ONLY = p->planes * p->out_n * kd * kh * kw;
+#pragma omp parallel for collapse(3) schedule(static) if (work > DS_PAR_MIN)
+    for (int64_t pl = 0; pl < p->planes; pl++)
+        for (int64_t od = 0; od < OD; od++)
+            for (int64_t oh = 0; oh < OH; oh++) {
+                const float *xp = xd + pl * p->in_n + (od * p->s[0] * H + oh * p->s[1]) * W;
+                float *yr = yd + ((pl * OD + od) * OH + oh) * OW;
+                for (int d = 0; d < kd; d++)
+                    for (int h = 0; h < kh; h++)
+                        maxv_pass(xp + (d * H + h) * W, d == 0 && h == 0, kw, sw, (int)OW, yr);
+            }
+}
+
 /* Forward of any pooling kind without padding, split over output rows. */
 DS_HOT
 static void pool_unpadded(const pool_geom *p, int kind, const float *xd, float *yd,
@@ -416,6 +488,10 @@ static void pool_unpadded(const pool_geom *p, int kind, const float *xd, float *
 {
     const int64_t OD = p->out[0], OH = p->out[1], OW = p->out[2], H = p->in[1], W = p->in[2];
     const int64_t work DS_OMP_ONLY = p->planes * p->out_n * p->k[0] * p->k[1] * p->k[2];
+    if (kind == DS_POOL_MAX && !arg) {
+        maxv_unpadded(p, xd, yd);
+        return;
+    }
     if (kind == DS_POOL_MAX && max_tiled_ok(p)) {
         max_tiled(p, xd, yd, arg);
         return;
@@ -569,7 +645,8 @@ static void pool_forward(ds_node *y)
                             }
                     found:
                         yd[oi] = best;
-                        arg[oi] = (int32_t)bi;
+                        if (arg)   /* NULL in an inference plan */
+                            arg[oi] = (int32_t)bi;
                     } else {
                         double acc = 0;
                         for (int64_t d = d0; d < d1; d++)
@@ -666,7 +743,7 @@ static uint32_t pool_reads(const ds_node *y)
 
 const ds_op_def dsi_op_pool = {
     .shape = pool_shape, .cpu = {pool_forward, pool_backward},
-    .saved_bytes = pool_saved, .bwd_reads = pool_reads,
+    .saved_bytes = pool_saved, .bwd_reads = pool_reads, .saved_optional = true,
 };
 
 /* ---- global pool: x [N, C, spatial...] -> [N, C] by attr.global_pool.kind: average or max ---- */
@@ -723,7 +800,8 @@ static void global_pool_forward(ds_node *y)
         if (max) {
             int64_t bi = first_argmax(xp, n);
             yd[pl] = xp[bi];
-            arg[pl] = (int32_t)bi;
+            if (arg)   /* NULL in an inference plan */
+                arg[pl] = (int32_t)bi;
         } else {
             yd[pl] = (float)(dsi_sum_f64(xp, n) / (double)n);
         }
@@ -756,7 +834,7 @@ static void global_pool_backward(ds_node *y)
 
 const ds_op_def dsi_op_global_pool = {
     .shape = global_pool_shape, .cpu = {global_pool_forward, global_pool_backward},
-    .saved_bytes = global_pool_saved,
+    .saved_bytes = global_pool_saved, .saved_optional = true,
     .bwd_reads = dsi_reads_none,   /* max: the saved argmax */
 };
 
