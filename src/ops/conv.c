@@ -300,6 +300,14 @@ static bool use_winograd(const ds_node *y, const dsi_conv_geom *q)
            y->g->scratch_bytes >= dsi_wino_scratch(q, N, C, F, 1);
 }
 
+int dsi_conv_wino_tile(const ds_node *y, bool dw)
+{
+    dsi_conv_geom q;
+    conv_geom(y, &q);
+    return use_winograd(y, &q) ? dsi_wino_tile(&q, y->in[0]->shape[1], y->in[1]->shape[0], dw)
+                               : 0;
+}
+
 /* Scratch for any algorithm, so that ds_set_conv_algo may change between passes. */
 static size_t conv_scratch(const ds_node *y)
 {
