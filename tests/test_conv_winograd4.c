@@ -40,7 +40,7 @@ static float *run(const wcase *k, int algo, int64_t *n, int *tile)
     ds_node *x, *y;
     ds_graph *g = conv_graph(k, m, &x, &y);
     float *out = forward_backward(g, x, y, 3, n);
-    *tile = y ? dsi_conv_wino_tile(y, false) : -1;
+    *tile = y ? dsi_conv_wino_tile(y) : -1;
     ds_graph_free(g);
     ds_model_free(m);
     ds_set_conv_algo(DS_CONV_AUTO);
@@ -141,13 +141,14 @@ TEST(winograd4_gradcheck)
     CHECK(y);
     ds_node_requires_grad(x, 1);
     CHECK(ds_graph_plan(g) == DS_OK);
-    CHECK(dsi_conv_wino_tile(y, false) == 4);
+    CHECK(dsi_conv_wino_tile(y) == 4);
     ds_rng r;
     ds_rng_seed(&r, 5);
     fill_uniform(ds_node_data(x), ds_node_numel(x), -1, 1, &r);
     ds_node *wrt[3] = {x, wn, bn};
-    /* linear in each value: a long step has no truncation error (see winograd_gradcheck) */
-    int rc = gradcheck(g, y, 3, wrt, 5e-2, 5e-5, 1e-3, msg_, cap_);
+    /* linear in each value: a long step has no truncation error and divides the rounding of
+     * the transforms, larger with 6x6 tiles than with 4x4 (see winograd_gradcheck) */
+    int rc = gradcheck(g, y, 3, wrt, 0.5, 5e-5, 1e-3, msg_, cap_);
     ds_graph_free(g);
     ds_model_free(m);
     return rc ? TEST_FAIL : TEST_PASS;
@@ -256,7 +257,7 @@ static int pass_errors(const pcase *k, int algo, double err[3])
         fill_uniform(ds_node_data(x), ds_node_numel(x), 0, 1, &r);
         fill_uniform(dy, ds_node_numel(y), -1, 1, &r);
         ds_model_zero_grad(m);
-        tile = dsi_conv_wino_tile(y, false);
+        tile = dsi_conv_wino_tile(y);
         if (ds_graph_forward(g) == DS_OK && ds_graph_backward_seed(g, y, dy) == DS_OK) {
             direct(k, ds_node_data(x), ds_param_data(w), ds_param_data(b), dy, ry, rdx, rdw);
             err[0] = rel_err(ds_node_data(y), ry, N * F * H * H);
@@ -281,8 +282,8 @@ static int pass_errors(const pcase *k, int algo, double err[3])
 TEST(winograd4_precision_within_1e5_of_direct)
 {
     static const pcase cases[] = {
-        {8, 64, 128, 16},   /* galaxy's third convolution */
-        {2, 128, 64, 20},
+        {2, 64, 128, 16},   /* galaxy's third convolution */
+        {1, 128, 64, 10},
     };
     const char *names[3] = {"im2col", "F(2x2,3x3)", "F(4x4,3x3)"};
     char note[512] = "";
@@ -320,7 +321,7 @@ TEST(winograd4_galaxy_convolutions_take_4x4_tiles)
         int tiles[8], nc = 0;
         for (int j = 0; j < g->n_nodes && nc < 8; j++)
             if (g->nodes[j]->op == DS_OP_CONV)
-                tiles[nc++] = dsi_conv_wino_tile(g->nodes[j], false);
+                tiles[nc++] = dsi_conv_wino_tile(g->nodes[j]);
         ds_net_free(n);
         if (nc != 3 || tiles[0] != 0 || tiles[1] != 4 || tiles[2] != 4)
             FAIL("%s: %d convolutions, tiles %d %d %d (want 3: 0 4 4)", models[i], nc,

@@ -300,11 +300,11 @@ static bool use_winograd(const ds_node *y, const dsi_conv_geom *q)
            y->g->scratch_bytes >= dsi_wino_scratch(q, N, C, F, 1);
 }
 
-int dsi_conv_wino_tile(const ds_node *y, bool dw)
+int dsi_conv_wino_tile(const ds_node *y)
 {
     dsi_conv_geom q;
     conv_geom(y, &q);
-    return use_winograd(y, &q) ? dsi_wino_tile(&q, y->in[0]->shape[1], y->in[1]->shape[0], dw)
+    return use_winograd(y, &q) ? dsi_wino_tile(&q, y->in[0]->shape[1], y->in[1]->shape[0])
                                : 0;
 }
 

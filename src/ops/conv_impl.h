@@ -39,18 +39,18 @@ int64_t dsi_conv_group(int64_t batch, int64_t out_n, int64_t floats_per_col);
 
 /* Winograd F(4x4, 3x3) and F(2x2, 3x3) (conv_winograd.c): whether it computes a convolution
  * of this geometry with C channels and F filters (ds_get_conv_algo is checked by the caller);
- * the output tile side it uses (4 or 2, 0 if it does not apply) for the forward pass and the
- * input gradient, or for the weight gradient (dw); its scratch for batch N and nth threads;
+ * the output tile side it uses (4 or 2; 0 if it does not apply); its scratch for batch N and
+ * nth threads;
  * forward and backward of a conv node. dsi_wino_set_max_tile(2) keeps to F(2x2, 3x3) (for
  * tests and comparisons; 4 is the default). */
 bool dsi_wino_applies(const dsi_conv_geom *q, int64_t C, int64_t F);
-int dsi_wino_tile(const dsi_conv_geom *q, int64_t C, int64_t F, bool dw);
+int dsi_wino_tile(const dsi_conv_geom *q, int64_t C, int64_t F);
 void dsi_wino_set_max_tile(int m);
 size_t dsi_wino_scratch(const dsi_conv_geom *q, int64_t N, int64_t C, int64_t F, int nth);
 void dsi_wino_forward(ds_node *y, const dsi_conv_geom *q);
 void dsi_wino_backward(ds_node *y, const dsi_conv_geom *q);
 /* The Winograd tile side a conv node's next pass would use (conv.c): 0 for im2col. */
-int dsi_conv_wino_tile(const ds_node *y, bool dw);
+int dsi_conv_wino_tile(const ds_node *y);
 
 /* ds_conv_op with a fused activation act (DSI_FUSE_NONE or DSI_FUSE_RELU). */
 ds_node *dsi_conv_fused(ds_graph *g, ds_node *x, ds_node *w, ds_node *b, int nd,

@@ -82,7 +82,7 @@ static const double G4[18] = {
         }                                                                                \
     } while (0)
 
-/* Tile size of the forward pass and the input gradient, and of the weight gradient. */
+/* The largest tile side used (dsi_wino_set_max_tile). */
 static _Atomic int max_tile = 4;
 void dsi_wino_set_max_tile(int m) { max_tile = m >= 4 ? 4 : 2; }
 
@@ -95,7 +95,7 @@ bool dsi_wino_applies(const dsi_conv_geom *q, int64_t C, int64_t F)
            q->out[1] >= 2 && q->out[2] >= 2;
 }
 
-int dsi_wino_tile(const dsi_conv_geom *q, int64_t C, int64_t F, bool dw)
+int dsi_wino_tile(const dsi_conv_geom *q, int64_t C, int64_t F)
 {
     if (!dsi_wino_applies(q, C, F))
         return 0;
@@ -103,7 +103,6 @@ int dsi_wino_tile(const dsi_conv_geom *q, int64_t C, int64_t F, bool dw)
      * gains from 7 on */
     if (max_tile < 4 || q->out[1] < 6 || q->out[2] < 6)
         return 2;
-    (void)dw;
     return 4;
 }
 
@@ -156,14 +155,9 @@ static void plan_of(const dsi_conv_geom *q, int m, int64_t N, int64_t C, int64_t
 
 size_t dsi_wino_scratch(const dsi_conv_geom *q, int64_t N, int64_t C, int64_t F, int nth)
 {
-    size_t most = 0;
-    for (int dw = 0; dw < 2; dw++) {
-        wino_plan p;
-        plan_of(q, dsi_wino_tile(q, C, F, dw), N, C, F, &p);
-        size_t b = (size_t)(p.shared + (int64_t)nth * p.per_thread) * sizeof(float);
-        most = b > most ? b : most;
-    }
-    return most;
+    wino_plan p;
+    plan_of(q, dsi_wino_tile(q, C, F), N, C, F, &p);
+    return (size_t)(p.shared + (int64_t)nth * p.per_thread) * sizeof(float);
 }
 
 /* Threads that the planned scratch holds (the count may have grown since planning). */
@@ -510,7 +504,7 @@ void dsi_wino_forward(ds_node *y, const dsi_conv_geom *q)
 {
     wino_plan p;
     int64_t C = y->in[0]->shape[1], F = y->in[1]->shape[0];
-    plan_of(q, dsi_wino_tile(q, C, F, false), y->in[0]->shape[0], C, F, &p);
+    plan_of(q, dsi_wino_tile(q, C, F), y->in[0]->shape[0], C, F, &p);
     float *U = y->g->scratch;
     weight_transform(y->in[1]->data, p.m, p.F, p.C, U);
     const int64_t units = (p.N * p.tiles + p.tb - 1) / p.tb;
@@ -612,7 +606,7 @@ static void seg_grads(const wino_plan *p, const float *dy, const float *yd, int 
     BY_TILE(p, seg_grads_mt, p, dy, yd, act, s, M, ld, db);
 }
 
-/* What one backward pass computes: dx, the partial dU per chunk, the partial db per chunk. */
+/* What the backward pass computes: dx, the partial dU per chunk, the partial db per chunk. */
 typedef struct {
     bool dx, dw, db;
 } wants;
@@ -663,10 +657,14 @@ static void backward_chunk(ds_node *y, const wino_plan *p, wants w, const float 
     }
 }
 
-/* The gradients w wants, with the tile size m. */
-static void backward_pass(ds_node *y, const dsi_conv_geom *q, int m, wants w)
+DS_HOT
+void dsi_wino_backward(ds_node *y, const dsi_conv_geom *q)
 {
     ds_node *x = y->in[0], *wt = y->in[1];
+    wants w = {x->grad, wt->grad, y->n_in == 3 && y->in[2]->grad};
+    if (!w.dx && !w.dw && !w.db)
+        return;
+    const int m = dsi_wino_tile(q, x->shape[1], wt->shape[0]);
     wino_plan p;
     plan_of(q, m, x->shape[0], x->shape[1], wt->shape[0], &p);
     const int64_t nch = p.nch;
@@ -689,20 +687,4 @@ static void backward_pass(ds_node *y, const dsi_conv_geom *q, int m, wants w)
     }
     if (w.db)
         dsi_fold_bias((double *)(y->g->scratch + p.bias_off), nch, p.F, y->in[2]->grad);
-}
-
-DS_HOT
-void dsi_wino_backward(ds_node *y, const dsi_conv_geom *q)
-{
-    const ds_node *x = y->in[0], *w = y->in[1];
-    bool dx = x->grad, dw = w->grad, db = y->n_in == 3 && y->in[2]->grad;
-    int m = dsi_wino_tile(q, x->shape[1], w->shape[0], false);
-    int m_dw = dsi_wino_tile(q, x->shape[1], w->shape[0], true);
-    if (m == m_dw || !dw || !dx) {   /* one pass */
-        if (dx || dw || db)
-            backward_pass(y, q, dx ? m : m_dw, (wants){dx, dw, db});
-        return;
-    }
-    backward_pass(y, q, m, (wants){true, false, db});
-    backward_pass(y, q, m_dw, (wants){false, true, false});
 }
