@@ -175,6 +175,8 @@ static int wino_threads(const ds_node *y, const wino_plan *p, int64_t units)
 /* ---- the filter transforms (in double: they are cheap, and rounding there adds to every
  * output) ---- */
 
+enum { WB = 16 };   /* kernels per step of the filter transforms: loops over them vectorize */
+
 /* U = G g G^T for every (f, c): U [xi, F, C]. */
 DS_HOT
 static void weight_transform(const float *w, int m, int64_t F, int64_t C, float *U)
@@ -183,16 +185,26 @@ static void weight_transform(const float *w, int m, int64_t F, int64_t C, float 
     const int a = m + 2;
     const double *G = m == 4 ? G4 : G2;
 #pragma omp parallel for schedule(static) if (FC * 64 > DS_PAR_MIN)
-    for (int64_t fc = 0; fc < FC; fc++) {
-        const float *g = w + fc * 9;
-        double t[A_MAX][3];
+    for (int64_t f0 = 0; f0 < FC; f0 += WB) {
+        const int nb = FC - f0 < WB ? (int)(FC - f0) : WB;
+        double g[9][WB] = {{0}}, t[A_MAX][3][WB], u[WB];
+        for (int j = 0; j < nb; j++)
+            for (int e = 0; e < 9; e++)
+                g[e][j] = w[(f0 + j) * 9 + e];
         for (int i = 0; i < a; i++)
-            for (int j = 0; j < 3; j++)
-                t[i][j] = G[i * 3] * g[j] + G[i * 3 + 1] * g[3 + j] + G[i * 3 + 2] * g[6 + j];
+            for (int e = 0; e < 3; e++)
+                for (int j = 0; j < WB; j++)
+                    t[i][e][j] = G[i * 3] * g[e][j] + G[i * 3 + 1] * g[3 + e][j] +
+                                 G[i * 3 + 2] * g[6 + e][j];
         for (int i = 0; i < a; i++)
-            for (int l = 0; l < a; l++)
-                U[(i * a + l) * FC + fc] =
-                    (float)(t[i][0] * G[l * 3] + t[i][1] * G[l * 3 + 1] + t[i][2] * G[l * 3 + 2]);
+            for (int l = 0; l < a; l++) {
+                for (int j = 0; j < WB; j++)
+                    u[j] = t[i][0][j] * G[l * 3] + t[i][1][j] * G[l * 3 + 1] +
+                           t[i][2][j] * G[l * 3 + 2];
+                float *dst = U + (i * a + l) * FC + f0;
+                for (int j = 0; j < nb; j++)
+                    dst[j] = (float)u[j];
+            }
     }
 }
 
@@ -204,22 +216,28 @@ static void weight_adjoint(const float *dU, int m, int64_t F, int64_t C, float *
     const int a = m + 2;
     const double *G = m == 4 ? G4 : G2;
 #pragma omp parallel for schedule(static) if (FC * 64 > DS_PAR_MIN)
-    for (int64_t fc = 0; fc < FC; fc++) {
-        double t[3][A_MAX];   /* G^T dU */
-        for (int k = 0; k < 3; k++)
+    for (int64_t f0 = 0; f0 < FC; f0 += WB) {
+        const int nb = FC - f0 < WB ? (int)(FC - f0) : WB;
+        double t[3][A_MAX][WB] = {{{0}}}, s[WB];   /* G^T dU */
+        for (int i = 0; i < a; i++)
             for (int l = 0; l < a; l++) {
-                double s = 0;
-                for (int i = 0; i < a; i++)
-                    s += G[i * 3 + k] * dU[(i * a + l) * FC + fc];
-                t[k][l] = s;
+                double d[WB] = {0};
+                const float *src = dU + (i * a + l) * FC + f0;
+                for (int j = 0; j < nb; j++)
+                    d[j] = src[j];
+                for (int k = 0; k < 3; k++)
+                    for (int j = 0; j < WB; j++)
+                        t[k][l][j] += G[i * 3 + k] * d[j];
             }
-        float *g = dw + fc * 9;
         for (int k = 0; k < 3; k++)
-            for (int j = 0; j < 3; j++) {
-                double s = 0;
-                for (int l = 0; l < a; l++)
-                    s += t[k][l] * G[l * 3 + j];
-                g[k * 3 + j] += (float)s;
+            for (int e = 0; e < 3; e++) {
+                for (int j = 0; j < WB; j++) {
+                    s[j] = 0;
+                    for (int l = 0; l < a; l++)
+                        s[j] += t[k][l][j] * G[l * 3 + e];
+                }
+                for (int j = 0; j < nb; j++)
+                    dw[(f0 + j) * 9 + k * 3 + e] += (float)s[j];
             }
     }
 }
@@ -626,10 +644,8 @@ static void backward_chunk(ds_node *y, const wino_plan *p, wants w, const float 
     double *dbc = w.db ? (double *)(y->g->scratch + p->bias_off) + ch * F : NULL;
     if (dbc)
         memset(dbc, 0, (size_t)F * sizeof *dbc);
-    if (w.dw)
-        memset(du, 0, (size_t)(p->xi * FC) * sizeof *du);
-    int64_t g_end = (ch + 1) * N / nch * p->tiles;
-    for (int64_t g0 = ch * N / nch * p->tiles; g0 < g_end; g0 += tb) {
+    int64_t g_start = ch * N / nch * p->tiles, g_end = (ch + 1) * N / nch * p->tiles;
+    for (int64_t g0 = g_start; g0 < g_end; g0 += tb) {
         int64_t nt = g_end - g0 < tb ? g_end - g0 : tb;
         seg sg;
         for (int64_t g = g0; g < g0 + nt;) {
@@ -642,7 +658,7 @@ static void backward_chunk(ds_node *y, const wino_plan *p, wants w, const float 
             block_inputs(p, x->data, g0, nt, V);
             for (int k = 0; k < p->xi; k++)
                 dsi_sgemm(false, true, F, C, nt, 1.0f, M + k * tb, p->mrow, V + k * tb,
-                          p->vrow, 1.0f, du + k * FC, C);
+                          p->vrow, g0 == g_start ? 0.0f : 1.0f, du + k * FC, C);
         }
         if (!w.dx)
             continue;
