@@ -76,7 +76,9 @@ TEST(winograd4_matches_im2col)
         {9, 8, 12, 10, 13, {2, 0}, {0, 2}, false, true},    /* more samples than chunks */
         {3, 12, 9, 8, 8, {0, 0}, {0, 0}, true, false},      /* 'valid': 6x6, 4 cut tiles */
         {2, 8, 8, 33, 70, {1, 1}, {1, 1}, true, true},      /* blocks spanning rows, 16-tile steps */
-        {3, 9, 16, 16, 16, {1, 1}, {1, 1}, false, false},   /* 4 tiles a row */
+        {3, 9, 16, 16, 16, {1, 1}, {1, 1}, false, false},   /* 4 tiles a row: a sample a step */
+        {2, 8, 8, 32, 29, {1, 1}, {1, 1}, true, true},      /* 8 tiles a row: 2 rows a step */
+        {17, 8, 8, 20, 15, {1, 1}, {1, 1}, false, true},    /* 5 rows of 4: blocks cut samples */
     };
     double worst = 0;
     char m[256];
@@ -156,7 +158,7 @@ TEST(winograd4_gradcheck)
 
 TEST(winograd4_threads_bit_identical)
 {
-    static const wcase k = {11, 16, 24, 21, 18, {1, 1}, {1, 1}, true, true};
+    static const wcase k = {11, 16, 24, 20, 16, {1, 1}, {1, 1}, true, true};
     int keep = ds_get_num_threads();
     int64_t n1, n2;
     int t1, t2;

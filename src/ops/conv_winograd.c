@@ -17,8 +17,8 @@
  * error of each pass against a double-precision direct convolution.
  *
  * Work split: the forward pass cuts the flattened list of (sample, tile) into blocks of T
- * tiles, each computed on its own; backward cuts the batch into nch = min(N, 8) chunks of
- * whole samples (so no two threads add into the same dx), each with its partial dU and bias
+ * tiles, each computed on its own; backward cuts the batch into up to 8 chunks of whole
+ * samples (so no two threads add into the same dx), each with its partial dU and bias
  * gradient, summed over chunks in order. Blocks and chunks depend on the shapes only, so
  * results do not depend on the thread count. */
 #include "conv_impl.h"
@@ -108,7 +108,8 @@ int dsi_wino_tile(const dsi_conv_geom *q, int64_t C, int64_t F)
 
 typedef struct {
     int m, a, xi;            /* output tile m x m, input tile a x a, a^2 transformed points */
-    int tv;                  /* tiles per step of the transforms: 16, 8 or 4 */
+    int tv;                  /* tiles per step of the transforms along one row: 16, 8 or 4 */
+    int R;                   /* tile rows per segment where whole rows fit a step of 16 */
     int64_t N, C, F, H, W, OH, OW, ph, pw;
     int64_t TH, TW, tiles;   /* tiles per sample: TH x TW */
     int64_t tb;              /* tiles per block */
@@ -138,10 +139,15 @@ static void plan_of(const dsi_conv_geom *q, int m, int64_t N, int64_t C, int64_t
     p->TW = (p->OW + m - 1) / m;
     p->tiles = p->TH * p->TW;
     p->tv = p->TW >= 16 ? 16 : p->TW >= 8 ? 8 : 4;
+    p->R = m == 4 && (p->TW == 4 || p->TW == 8) ? 16 / (int)p->TW : 1;
     /* blocks of about 0.75 MB of transformed tiles per thread, 32 to 512 tiles */
     int64_t tb = 196608 / p->xi / (C + F) / 16 * 16;
     p->tb = tb < 32 ? 32 : tb > 512 ? 512 : tb;
-    p->nch = N < 8 ? N : 8;
+    /* up to 8 chunks of at least 128 tiles: each has its own partial dU [xi, F, C] to clear
+     * and sum, which on small planes cost more than the chunks gain */
+    int64_t nch = N * p->tiles / 128;
+    nch = nch > N ? N : nch > 8 ? 8 : nch;
+    p->nch = nch < 1 ? 1 : nch;
     /* V [C][xi][tb] and M [F][xi][tb]: a transform reads or writes one contiguous stretch
      * per channel or filter. 16 floats between channels: strides of a power of two would put
      * the rows of a product in the same cache sets. */
@@ -242,15 +248,18 @@ static void weight_adjoint(const float *dU, int m, int64_t F, int64_t C, float *
     }
 }
 
-/* ---- tiles along a row ----
- * A block of tiles is a run of segments, each a stretch [tw0, tw1) of one tile row th of one
- * sample n, at position k0 in the block. Along a segment, transformed values of consecutive
- * tiles are consecutive in V and M. The transforms take tv tiles at a time through small
- * local arrays (zero-padded at the plane's edges and past a segment's end), so that their
- * loops have a fixed length and vectorize; each applies its 1-D transform down the columns
- * (over whole rows), then along the rows (over the tiles, their columns split by phase). */
+/* ---- tiles along rows ----
+ * A block of tiles is a run of segments, each at position k0 in the block: a stretch
+ * [tw0, tw1) of one tile row th of one sample n, or (rows > 1) that many whole tile rows
+ * th .. th + rows - 1 of narrow planes (TW = 4 or 8 with 4x4 tiles: a 16x16 sample is one
+ * segment). Along a segment, transformed values of consecutive tiles are consecutive in V and
+ * M. The transforms take tv tiles at a time through small local arrays (zero-padded at the
+ * plane's edges and past a segment's end), so that their loops have a fixed length and
+ * vectorize; each applies its 1-D transform down the columns (over whole rows), then along
+ * the rows (over the tiles, their columns gathered by offset). */
 typedef struct {
     int64_t n, th, tw0, tw1, k0;
+    int rows;
 } seg;
 
 /* The segment starting at global tile g of a block starting at g0 and ending at g_end;
@@ -261,11 +270,17 @@ static int64_t seg_at(const wino_plan *p, int64_t g, int64_t g0, int64_t g_end, 
     s->n = g / p->tiles;
     s->th = t / p->TW;
     s->tw0 = t % p->TW;
+    s->k0 = g - g0;
+    s->rows = 1;
+    if (p->R > 1 && s->tw0 == 0 && s->th + p->R <= p->TH && g + p->R * p->TW <= g_end) {
+        s->rows = p->R;
+        s->tw1 = p->TW;
+        return g + p->R * p->TW;
+    }
     end = g + (p->TW - s->tw0);
     if (end > g_end)
         end = g_end;
     s->tw1 = s->tw0 + (end - g);
-    s->k0 = g - g0;
     return end;
 }
 
@@ -303,64 +318,66 @@ static inline __attribute__((always_inline)) void prefetch_row(const float *row,
 }
 
 #define INLINE static inline __attribute__((always_inline))
-/* Runs f(args..., m, tv) with the plan's tile size and step as constants. */
-#define BY_TILE(p, f, ...)                                                               \
-    ((p)->m == 4 ? ((p)->tv == 16 ? f(__VA_ARGS__, 4, 16)                                \
-                    : (p)->tv == 8 ? f(__VA_ARGS__, 4, 8) : f(__VA_ARGS__, 4, 4))         \
-                 : ((p)->tv == 16 ? f(__VA_ARGS__, 2, 16)                                \
-                    : (p)->tv == 8 ? f(__VA_ARGS__, 2, 8) : f(__VA_ARGS__, 2, 4)))
+/* Runs f(args..., m, tv, rows) with the segment's tile size, step and rows as constants. */
+#define BY_TILE(p, s, f, ...)                                                            \
+    ((s)->rows == 4   ? f(__VA_ARGS__, 4, 16, 4)                                         \
+     : (s)->rows == 2 ? f(__VA_ARGS__, 4, 16, 2)                                         \
+     : (p)->m == 4    ? ((p)->tv == 16 ? f(__VA_ARGS__, 4, 16, 1)                        \
+                         : (p)->tv == 8 ? f(__VA_ARGS__, 4, 8, 1) : f(__VA_ARGS__, 4, 4, 1)) \
+                      : ((p)->tv == 16 ? f(__VA_ARGS__, 2, 16, 1)                        \
+                         : (p)->tv == 8 ? f(__VA_ARGS__, 2, 8, 1) : f(__VA_ARGS__, 2, 4, 1)))
+
+/* Steps of a segment: tv tiles each, tw tiles a row (tv / rows; one step when rows > 1). */
+#define SEG_STEPS(s, tv, rows, k0, cnt)                                                  \
+    for (int64_t k0 = 0, n_ = (s)->tw1 - (s)->tw0, cnt; k0 < n_; k0 += (tv) / (rows))   \
+        if ((cnt = n_ - k0 < (tv) / (rows) ? n_ - k0 : (tv) / (rows)), true)
 
 /* Input transforms of one channel plane along a segment: V[xi * ld + k] = (B^T d B)[xi] for
  * the segment's tiles k = 0, 1, ...; next: prefetch the next plane's rows. */
 INLINE void plane_inputs(const wino_plan *p, const float *plane, bool next, const seg *s,
-                         float *V, int64_t ld, const int m, const int tv)
+                         float *V, int64_t ld, const int m, const int tv, const int rows)
 {
-    const int a = m + 2, len = m * (tv + 1);
-    const float *rows[A_MAX];
-    for (int i = 0; i < a; i++) {
-        int64_t r = m * s->th - p->ph + i;
-        rows[i] = r >= 0 && r < p->H ? plane + r * p->W : NULL;
-    }
-    const int64_t n = s->tw1 - s->tw0;
-    for (int64_t k0 = 0; k0 < n; k0 += tv) {
-        int cnt = n - k0 < tv ? (int)(n - k0) : tv;
-        float r[A_MAX][ROW], t[A_MAX][ROW], ph[A_MAX][4][TV + 1], v[XI_MAX][TV];
-        const int64_t c0 = m * (s->tw0 + k0) - p->pw, HW = p->H * p->W;
-        for (int i = 0; i < a; i++)
-            if (rows[i] && next)
-                prefetch_row(rows[i] + HW + (c0 < 0 ? 0 : c0), m * tv + 2);
-        for (int i = 0; i < a; i++) {
-            load_row(rows[i], p->W, c0, r[i], m * tv + 2);
-            for (int j = m * tv + 2; j < len; j++)
-                r[i][j] = 0.0f;
+    const int a = m + 2, tw = tv / rows, len = m * tw + 2;
+    const int64_t HW = p->H * p->W;
+    SEG_STEPS(s, tv, rows, k0, cnt) {
+        float r[A_MAX][ROW], t[A_MAX][ROW], ph[A_MAX][A_MAX][TV], v[XI_MAX][TV];
+        const int64_t c0 = m * (s->tw0 + k0) - p->pw;
+        for (int rr = 0; rr < rows; rr++) {
+            for (int i = 0; i < a; i++) {
+                int64_t row = m * (s->th + rr) - p->ph + i;
+                const float *src = row >= 0 && row < p->H ? plane + row * p->W : NULL;
+                if (src && next)
+                    prefetch_row(src + HW + (c0 < 0 ? 0 : c0), len);
+                load_row(src, p->W, c0, r[i], len);
+            }
+            _Pragma("GCC unroll 6") for (int b = 0; b < a; b++)   /* down the columns */
+                LINCOMB(t[b], len, a, BT_(m, b, k_), r[k_]);
+            for (int b = 0; b < a; b++)
+                for (int k = 0; k < a; k++)
+                    for (int j = 0; j < tw; j++)
+                        ph[b][k][rr * tw + j] = t[b][m * j + k];
         }
-        _Pragma("GCC unroll 6") for (int b = 0; b < a; b++)   /* down the columns */
-            LINCOMB(t[b], len, a, BT_(m, b, k_), r[k_]);
-        for (int b = 0; b < a; b++)
-            for (int c = 0; c < m; c++)
-                for (int j = 0; j <= tv; j++)
-                    ph[b][c][j] = t[b][m * j + c];
         _Pragma("GCC unroll 6") for (int b = 0; b < a; b++)   /* along the rows */
             _Pragma("GCC unroll 6") for (int c = 0; c < a; c++)
-                LINCOMB(v[b * a + c], tv, a, BT_(m, c, k_), &ph[b][k_ % m][k_ / m]);
+                LINCOMB(v[b * a + c], tv, a, BT_(m, c, k_), ph[b][k_]);
         for (int x = 0; x < a * a; x++)
-            copy_n(V + x * ld + k0, v[x], cnt, tv);
+            copy_n(V + x * ld + k0, v[x], (int)cnt * rows, tv);
     }
 }
 
 INLINE void seg_inputs_mt(const wino_plan *p, const float *x, const seg *s, float *V,
-                          int64_t ld, const int m, const int tv)
+                          int64_t ld, const int m, const int tv, const int rows)
 {
     const int64_t HW = p->H * p->W;
     for (int64_t c = 0; c < p->C; c++)
-        plane_inputs(p, x + c * HW, c + 1 < p->C, s, V + c * p->vrow, ld, m, tv);
+        plane_inputs(p, x + c * HW, c + 1 < p->C, s, V + c * p->vrow, ld, m, tv, rows);
 }
 
 /* Input transforms along a segment for the C planes from x's, into V[c * vrow + k]. */
 DS_HOT
 static void seg_inputs(const wino_plan *p, const float *x, const seg *s, float *V, int64_t ld)
 {
-    BY_TILE(p, seg_inputs_mt, p, x, s, V, ld);
+    BY_TILE(p, s, seg_inputs_mt, p, x, s, V, ld);
 }
 
 /* Input transforms of the tiles [g0, g0 + nt): V [C][xi][tb]. */
@@ -375,23 +392,22 @@ static void block_inputs(const wino_plan *p, const float *x, int64_t g0, int64_t
 }
 
 /* dx += B dV B^T along a segment of one channel plane, dV[xi * ld + k] for its tiles k (the
- * next channel's at vrow on, prefetched; 0: none).
- * Neighbouring tiles overlap by two columns (summed in a row buffer) and two rows (added
- * into the plane in turn). */
+ * next channel's at vrow on, prefetched; 0: none). Neighbouring tiles overlap by two columns
+ * (summed in a row buffer) and two rows (added into the plane in turn). */
 INLINE void plane_input_adjoint(const wino_plan *p, const float *V, int64_t ld, int64_t vrow,
-                                const seg *s, float *plane, const int m, const int tv)
+                                const seg *s, float *plane, const int m, const int tv,
+                                const int rows)
 {
-    const int a = m + 2;
-    const int64_t n = s->tw1 - s->tw0, W = p->W;
-    for (int64_t k0 = 0; k0 < n; k0 += tv) {
-        int cnt = n - k0 < tv ? (int)(n - k0) : tv;
+    const int a = m + 2, tw = tv / rows;
+    const int64_t W = p->W;
+    SEG_STEPS(s, tv, rows, k0, cnt) {
         float v[XI_MAX][TV], t[A_MAX][A_MAX][TV], d[A_MAX][TV], acc[ROW];
         for (int x = 0; x < a * a; x++)
             __builtin_prefetch(V + vrow + x * ld + k0);
-        if (cnt < tv)
+        if (cnt < tw)
             memset(v, 0, sizeof v);
         for (int x = 0; x < a * a; x++)
-            copy_n(v[x], V + x * ld + k0, cnt, tv);
+            copy_n(v[x], V + x * ld + k0, (int)cnt * rows, tv);
         _Pragma("GCC unroll 6") for (int i = 0; i < a; i++)   /* down the columns */
             _Pragma("GCC unroll 6") for (int b = 0; b < a; b++)
                 LINCOMB(t[i][b], tv, a, BT_(m, k_, i), v[k_ * a + b]);
@@ -400,30 +416,33 @@ INLINE void plane_input_adjoint(const wino_plan *p, const float *V, int64_t ld, 
         for (int i = 0; i < a; i++) {
             _Pragma("GCC unroll 6") for (int l = 0; l < a; l++)   /* along the rows */
                 LINCOMB(d[l], tv, a, BT_(m, k_, l), t[i][k_]);
-            for (int j = 0; j < tv; j++)
-                for (int e = 0; e < m; e++)
-                    acc[m * j + e] = d[e][j];
-            acc[m * tv] = acc[m * tv + 1] = 0.0f;
-            for (int j = 0; j < tv; j++)
-                for (int e = 0; e < 2; e++)
-                    acc[m * (j + 1) + e] += d[m + e][j];
-            int64_t r = m * s->th - p->ph + i;
-            if (r < 0 || r >= p->H)
-                continue;
-            float *dst = plane + r * W;
-            for (int64_t e = m0; e < m1; e++)
-                dst[c + e] += acc[e];
+            for (int rr = 0; rr < rows; rr++) {
+                int64_t r = m * (s->th + rr) - p->ph + i;
+                if (r < 0 || r >= p->H)
+                    continue;
+                for (int j = 0; j < tw; j++)
+                    for (int e = 0; e < m; e++)
+                        acc[m * j + e] = d[e][rr * tw + j];
+                acc[m * tw] = acc[m * tw + 1] = 0.0f;
+                for (int j = 0; j < tw; j++)
+                    for (int e = 0; e < 2; e++)
+                        acc[m * (j + 1) + e] += d[m + e][rr * tw + j];
+                float *dst = plane + r * W;
+                for (int64_t e = m0; e < m1; e++)
+                    dst[c + e] += acc[e];
+            }
         }
     }
 }
 
 INLINE void seg_input_adjoint_mt(const wino_plan *p, const float *V, int64_t ld,
-                                 const seg *s, float *dx, const int m, const int tv)
+                                 const seg *s, float *dx, const int m, const int tv,
+                                 const int rows)
 {
     const int64_t HW = p->H * p->W;
     for (int64_t c = 0; c < p->C; c++)
-        plane_input_adjoint(p, V + c * p->vrow, ld, c + 1 < p->C ? p->vrow : 0, s, dx + c * HW, m,
-                            tv);
+        plane_input_adjoint(p, V + c * p->vrow, ld, c + 1 < p->C ? p->vrow : 0, s, dx + c * HW,
+                            m, tv, rows);
 }
 
 /* The adjoint along a segment for the C planes from dx's, from V[c * vrow + k]. */
@@ -431,59 +450,64 @@ DS_HOT
 static void seg_input_adjoint(const wino_plan *p, const float *V, int64_t ld, const seg *s,
                               float *dx)
 {
-    BY_TILE(p, seg_input_adjoint_mt, p, V, ld, s, dx);
+    BY_TILE(p, s, seg_input_adjoint_mt, p, V, ld, s, dx);
 }
 
 /* ---- forward ---- */
 
 /* act(Y + b) along a segment for one filter into its output plane, Y = A^T M A, from
  * M[xi * ld + k] for the segment's tiles k. */
-INLINE void plane_outputs(const wino_plan *p, const float *M, int64_t ld, const seg *s,
-                          float *plane, float b, int act, const int m, const int tv)
+INLINE void plane_outputs(const wino_plan *p, const float *M, int64_t ld, int64_t mrow,
+                          const seg *s, float *plane, float b, int act, const int m,
+                          const int tv, const int rows)
 {
-    const int a = m + 2;
-    const int64_t n = s->tw1 - s->tw0, OW = p->OW;
-    for (int64_t k0 = 0; k0 < n; k0 += tv) {
-        int cnt = n - k0 < tv ? (int)(n - k0) : tv;
-        float mm[XI_MAX][TV], r[4][A_MAX][TV], o[4][TV], out[4 * TV];
-        for (int x = 0; x < a * a; x++)   /* the next filter's: too many streams for the hardware */
-            __builtin_prefetch(M + p->mrow + x * ld + k0);
-        if (cnt < tv)
+    const int a = m + 2, tw = tv / rows;
+    const int64_t OW = p->OW;
+    SEG_STEPS(s, tv, rows, k0, cnt) {
+        float mm[XI_MAX][TV], r[4][A_MAX][TV], o[4][4][TV], out[4 * TV];
+        for (int x = 0; x < a * a; x++)   /* the next filter's */
+            __builtin_prefetch(M + mrow + x * ld + k0);
+        if (cnt < tw)
             memset(mm, 0, sizeof mm);
         for (int x = 0; x < a * a; x++)
-            copy_n(mm[x], M + x * ld + k0, cnt, tv);
+            copy_n(mm[x], M + x * ld + k0, (int)cnt * rows, tv);
         _Pragma("GCC unroll 4") for (int i = 0; i < m; i++)   /* down the columns */
             _Pragma("GCC unroll 6") for (int c = 0; c < a; c++)
                 LINCOMB(r[i][c], tv, a, AT_(m, i, k_), mm[k_ * a + c]);
-        int64_t col = m * (s->tw0 + k0);
-        int w = (int)(OW - col < m * cnt ? OW - col : m * cnt);   /* the plane's edge cuts the last tile */
-        for (int i = 0; i < m && m * s->th + i < p->OH; i++) {
-            _Pragma("GCC unroll 4") for (int e = 0; e < m; e++)   /* along the rows */
-                LINCOMB(o[e], tv, a, AT_(m, e, k_), r[i][k_]);
+        _Pragma("GCC unroll 4") for (int i = 0; i < m; i++)   /* along the rows */
+            _Pragma("GCC unroll 4") for (int e = 0; e < m; e++)
+                LINCOMB(o[i][e], tv, a, AT_(m, e, k_), r[i][k_]);
+        for (int i = 0; i < m; i++)
             for (int e = 0; e < m; e++) {
 #pragma omp simd
                 for (int j = 0; j < tv; j++)
-                    o[e][j] += b;
+                    o[i][e][j] += b;
                 if (act == DSI_FUSE_RELU) {
 #pragma omp simd
                     for (int j = 0; j < tv; j++)
-                        o[e][j] = o[e][j] > 0 ? o[e][j] : 0.0f;
+                        o[i][e][j] = o[i][e][j] > 0 ? o[i][e][j] : 0.0f;
                 }
             }
-            for (int j = 0; j < tv; j++)
-                for (int e = 0; e < m; e++)
-                    out[m * j + e] = o[e][j];
-            copy_n(plane + (m * s->th + i) * OW + col, out, w, m * tv);
-        }
+        const int64_t col = m * (s->tw0 + k0);
+        const int w = (int)(OW - col < m * cnt ? OW - col : m * cnt);   /* the plane's edge cuts the last tile */
+        for (int rr = 0; rr < rows; rr++)
+            for (int i = 0; i < m && m * (s->th + rr) + i < p->OH; i++) {
+                for (int j = 0; j < tw; j++)
+                    for (int e = 0; e < m; e++)
+                        out[m * j + e] = o[i][e][rr * tw + j];
+                copy_n(plane + (m * (s->th + rr) + i) * OW + col, out, w, m * tw);
+            }
     }
 }
 
 INLINE void seg_outputs_mt(const wino_plan *p, const float *M, int64_t ld, const seg *s,
-                           float *y, const float *bias, int act, const int m, const int tv)
+                           float *y, const float *bias, int act, const int m, const int tv,
+                           const int rows)
 {
     const int64_t OHW = p->OH * p->OW;
     for (int64_t f = 0; f < p->F; f++)
-        plane_outputs(p, M + f * p->mrow, ld, s, y + f * OHW, bias ? bias[f] : 0.0f, act, m, tv);
+        plane_outputs(p, M + f * p->mrow, ld, f + 1 < p->F ? p->mrow : 0, s, y + f * OHW,
+                      bias ? bias[f] : 0.0f, act, m, tv, rows);
 }
 
 /* The outputs along a segment for the F filters, from M[f * mrow + k], into y's planes. */
@@ -491,7 +515,7 @@ DS_HOT
 static void seg_outputs(const wino_plan *p, const float *M, int64_t ld, const seg *s,
                         float *y, const float *bias, int act)
 {
-    BY_TILE(p, seg_outputs_mt, p, M, ld, s, y, bias, act);
+    BY_TILE(p, s, seg_outputs_mt, p, M, ld, s, y, bias, act);
 }
 
 /* One block of the forward pass: tiles [u tb, (u + 1) tb) into y, with the V and M of
@@ -545,51 +569,48 @@ void dsi_wino_forward(ds_node *y, const dsi_conv_geom *q)
  * y > 0 under a fused ReLU), into M[xi * ld + k]; returns the sum of the (masked) dy. next:
  * prefetch the next filter's rows. */
 INLINE float plane_grads(const wino_plan *p, const float *dyp, const float *yp, int act,
-                         bool next, const seg *s, float *M, int64_t ld, const int m, const int tv)
+                         bool next, const seg *s, float *M, int64_t ld, const int m,
+                         const int tv, const int rows)
 {
-    const int a = m + 2;
-    const int64_t n = s->tw1 - s->tw0, OW = p->OW;
+    const int a = m + 2, tw = tv / rows;
+    const int64_t OW = p->OW, OHW = p->OH * OW;
     float sum = 0;
-    for (int64_t k0 = 0; k0 < n; k0 += tv) {
-        int cnt = n - k0 < tv ? (int)(n - k0) : tv;
-        int64_t c = m * (s->tw0 + k0);
-        int w = (int)(OW - c < m * cnt ? OW - c : m * cnt);
-        float e[4][4 * TV], yv[4 * TV], ph[4][4][TV], t[A_MAX][4][TV], mm[XI_MAX][TV];
-        for (int i = 0; i < m && next && m * s->th + i < p->OH; i++) {
-            int64_t off = p->OH * OW + (m * s->th + i) * OW + c;
-            prefetch_row(dyp + off, w);
-            if (act == DSI_FUSE_RELU)
-                prefetch_row(yp + off, w);
-        }
-        for (int i = 0; i < m; i++) {
-            int64_t r = m * s->th + i;
-            if (w < m * tv || r >= p->OH)
-                memset(e[i], 0, sizeof e[i]);
-            if (r >= p->OH)
-                continue;
-            copy_n(e[i], dyp + r * OW + c, w, m * tv);
-            if (act == DSI_FUSE_RELU) {
-                if (w < m * tv)
-                    memset(yv, 0, sizeof yv);
-                copy_n(yv, yp + r * OW + c, w, m * tv);
-                for (int j = 0; j < m * tv; j++)
-                    e[i][j] = yv[j] > 0 ? e[i][j] : 0.0f;
+    SEG_STEPS(s, tv, rows, k0, cnt) {
+        const int64_t c = m * (s->tw0 + k0);
+        const int w = (int)(OW - c < m * cnt ? OW - c : m * cnt);
+        float e[4 * TV], yv[4 * TV], rs[4 * TV], ph[4][4][TV], t[A_MAX][4][TV], mm[XI_MAX][TV];
+        for (int j = 0; j < m * tw; j++)
+            rs[j] = 0.0f;
+        for (int rr = 0; rr < rows; rr++)
+            for (int i = 0; i < m; i++) {
+                const int64_t r = m * (s->th + rr) + i, off = r * OW + c;
+                if (w < m * tw || r >= p->OH)
+                    memset(e, 0, sizeof e);
+                if (r < p->OH) {
+                    if (next) {
+                        prefetch_row(dyp + OHW + off, w);
+                        if (act == DSI_FUSE_RELU)
+                            prefetch_row(yp + OHW + off, w);
+                    }
+                    copy_n(e, dyp + off, w, m * tw);
+                    if (act == DSI_FUSE_RELU) {
+                        if (w < m * tw)
+                            memset(yv, 0, sizeof yv);
+                        copy_n(yv, yp + off, w, m * tw);
+                        for (int j = 0; j < m * tw; j++)
+                            e[j] = yv[j] > 0 ? e[j] : 0.0f;
+                    }
+                }
+                for (int j = 0; j < m * tw; j++)
+                    rs[j] += e[j];
+                for (int l = 0; l < m; l++)
+                    for (int j = 0; j < tw; j++)
+                        ph[i][l][rr * tw + j] = e[m * j + l];
             }
-        }
-        float rs[4 * TV];   /* the step's sum as a tree: no chain of dependent adds */
-        for (int j = 0; j < m * tv; j++) {
-            rs[j] = e[0][j];
-            for (int i = 1; i < m; i++)
-                rs[j] += e[i][j];
-        }
-        for (int wd = m * tv / 2; wd > 0; wd /= 2)
+        for (int wd = m * tw / 2; wd > 0; wd /= 2)   /* a tree: no chain of dependent adds */
             for (int j = 0; j < wd; j++)
                 rs[j] += rs[j + wd];
         sum += rs[0];
-        for (int i = 0; i < m; i++)
-            for (int l = 0; l < m; l++)
-                for (int j = 0; j < tv; j++)
-                    ph[i][l][j] = e[i][m * j + l];
         _Pragma("GCC unroll 6") for (int k = 0; k < a; k++)   /* down the columns */
             _Pragma("GCC unroll 4") for (int l = 0; l < m; l++)
                 LINCOMB(t[k][l], tv, m, AT_(m, k_, k), ph[k_][l]);
@@ -597,19 +618,19 @@ INLINE float plane_grads(const wino_plan *p, const float *dyp, const float *yp, 
             _Pragma("GCC unroll 6") for (int l = 0; l < a; l++)
                 LINCOMB(mm[k * a + l], tv, m, AT_(m, k_, l), t[k][k_]);
         for (int x = 0; x < a * a; x++)
-            copy_n(M + x * ld + k0, mm[x], cnt, tv);
+            copy_n(M + x * ld + k0, mm[x], (int)cnt * rows, tv);
     }
     return sum;
 }
 
 INLINE void seg_grads_mt(const wino_plan *p, const float *dy, const float *yd, int act,
                          const seg *s, float *M, int64_t ld, double *db, const int m,
-                         const int tv)
+                         const int tv, const int rows)
 {
     const int64_t OHW = p->OH * p->OW;
     for (int64_t f = 0; f < p->F; f++) {
-        float t = plane_grads(p, dy + f * OHW, yd + f * OHW, act, f + 1 < p->F, s, M + f * p->mrow,
-                              ld, m, tv);
+        float t = plane_grads(p, dy + f * OHW, yd + f * OHW, act, f + 1 < p->F, s,
+                              M + f * p->mrow, ld, m, tv, rows);
         if (db)
             db[f] += t;
     }
@@ -621,7 +642,7 @@ DS_HOT
 static void seg_grads(const wino_plan *p, const float *dy, const float *yd, int act,
                       const seg *s, float *M, int64_t ld, double *db)
 {
-    BY_TILE(p, seg_grads_mt, p, dy, yd, act, s, M, ld, db);
+    BY_TILE(p, s, seg_grads_mt, p, dy, yd, act, s, M, ld, db);
 }
 
 /* What the backward pass computes: dx, the partial dU per chunk, the partial db per chunk. */
