@@ -1,8 +1,10 @@
 /* test_conv_algo.c - the fast convolution algorithm against im2col + sgemm: Winograd
  * F(2x2, 3x3) gives the same outputs and gradients to float rounding, on odd sizes, every
  * padding, batch 1 and more samples than chunks; central differences; bit-identical results
- * for 1 and 2 threads. */
+ * for 1 and 2 threads. (F(4x4, 3x3): test_conv_winograd4.c.) */
 #include "test.h"
+
+#include "../src/ops/conv_impl.h"
 
 #include <stdbool.h>
 
@@ -17,6 +19,7 @@ typedef struct {
 static float *run(const wcase *k, bool winograd, int64_t *n)
 {
     ds_set_conv_algo(winograd ? DS_CONV_AUTO : DS_CONV_IM2COL);
+    dsi_wino_set_max_tile(2);
     ds_model *m = ds_model_create(7);
     ds_graph *g = ds_graph_create(m, 1);
     ds_node *x = ds_input(g, "x", 4, (int64_t[]){k->n, k->c, k->h, k->w});
@@ -31,6 +34,7 @@ static float *run(const wcase *k, bool winograd, int64_t *n)
     ds_graph_free(g);
     ds_model_free(m);
     ds_set_conv_algo(DS_CONV_AUTO);
+    dsi_wino_set_max_tile(4);
     return out;
 }
 

@@ -330,6 +330,14 @@ int dsi_conv_algo_used(const ds_node *y)
                                                                         : DSI_CONV_IM2COL;
 }
 
+int dsi_conv_wino_tile(const ds_node *y)
+{
+    dsi_conv_geom q;
+    conv_geom(y, &q);
+    return use_winograd(y, &q) ? dsi_wino_tile(&q, y->in[0]->shape[1], y->in[1]->shape[0])
+                               : 0;
+}
+
 /* Scratch for any algorithm, so that ds_set_conv_algo may change between passes. */
 static size_t conv_scratch(const ds_node *y)
 {

@@ -37,13 +37,20 @@ void dsi_sgemm_tiled(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float al
  * so results do not depend on it. floats_per_col = scratch floats per column position. */
 int64_t dsi_conv_group(int64_t batch, int64_t out_n, int64_t floats_per_col);
 
-/* Winograd F(2x2, 3x3) (conv_winograd.c): whether it computes a convolution of this
- * geometry with C channels and F filters (ds_get_conv_algo is checked by the caller); its
- * scratch for batch N and nth threads; forward and backward of a conv node. */
+/* Winograd F(4x4, 3x3) and F(2x2, 3x3) (conv_winograd.c): whether it computes a convolution
+ * of this geometry with C channels and F filters (ds_get_conv_algo is checked by the caller);
+ * the output tile side it uses (4 or 2; 0 if it does not apply); its scratch for batch N and
+ * nth threads;
+ * forward and backward of a conv node. dsi_wino_set_max_tile(2) keeps to F(2x2, 3x3) (for
+ * tests and comparisons; 4 is the default). */
 bool dsi_wino_applies(const dsi_conv_geom *q, int64_t C, int64_t F);
+int dsi_wino_tile(const dsi_conv_geom *q, int64_t C, int64_t F);
+void dsi_wino_set_max_tile(int m);
 size_t dsi_wino_scratch(const dsi_conv_geom *q, int64_t N, int64_t C, int64_t F, int nth);
 void dsi_wino_forward(ds_node *y, const dsi_conv_geom *q);
 void dsi_wino_backward(ds_node *y, const dsi_conv_geom *q);
+/* The Winograd tile side a conv node's next pass would use (conv.c): 0 for im2col. */
+int dsi_conv_wino_tile(const ds_node *y);
 
 /* Direct convolution (conv_direct.c) for the geometries conv.c's rule gives it (stride 1,
  * 1-D or 2-D): its scratch for batch N and nth threads; forward and backward of a conv node. */

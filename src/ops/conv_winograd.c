@@ -1,37 +1,90 @@
-/* conv_winograd.c - Winograd F(2x2, 3x3): the 3x3, stride-1 2-D convolutions of CNNs with
- * 2.25x fewer multiplications than im2col + sgemm, in the forward pass and in both
- * gradients. conv.c calls it when dsi_wino_applies.
+/* conv_winograd.c - Winograd F(4x4, 3x3) and F(2x2, 3x3): the 3x3, stride-1 2-D convolutions
+ * of CNNs with 4x (2.25x) fewer multiplications than im2col + sgemm, in the forward pass and
+ * in both gradients. conv.c calls it when dsi_wino_applies.
  *
- * Lavin & Gray (2016): an output tile Y (2x2) from an input tile d (4x4, rows and columns
- * 2t - pad .. 2t - pad + 3) and a kernel g (3x3) is Y = A^T [(G g G^T) . (B^T d B)] A. Summed
- * over channels, each of the 16 points xi of a transformed tile is a matrix product,
- * M_xi [F, T] = U_xi [F, C] V_xi [C, T], one sgemm per xi on a block of T tiles.
- * Backward runs the adjoints of these steps: dM = A dY A^T; dV_xi = U_xi^T dM_xi, then
- * dx += B dV B^T (neighbouring tiles overlap and add); dU_xi += dM_xi V_xi^T, then
- * dW += G^T dU G. They are the exact gradients of the forward pass as computed.
+ * Lavin & Gray (2016): an output tile Y (m x m, m = 4 or 2) from an input tile d (a x a,
+ * a = m + 2, rows and columns m t - pad .. m t - pad + a - 1) and a kernel g (3x3) is
+ * Y = A^T [(G g G^T) . (B^T d B)] A. Summed over channels, each of the a^2 points xi of a
+ * transformed tile is a matrix product, M_xi [F, T] = U_xi [F, C] V_xi [C, T], one sgemm per
+ * xi on a block of T tiles. Backward runs the adjoints of these steps: dM = A dY A^T;
+ * dV_xi = U_xi^T dM_xi, then dx += B dV B^T (neighbouring tiles overlap by two rows and
+ * columns and add); dU_xi += dM_xi V_xi^T, then dW += G^T dU G. They are the exact gradients
+ * of the forward pass as computed.
+ *
+ * F(4x4, 3x3) interpolates at 0, 1, -1, 1/2, -2 and infinity rather than the usual 0, +-1,
+ * +-2: the fp32 error falls from about 8e-6 to 2.5e-6 of the largest output (Barabasz et al.,
+ * 2020). The filter transform runs in double. tests/test_conv_winograd4.c measures the
+ * error of each pass against a double-precision direct convolution.
  *
  * Work split: the forward pass cuts the flattened list of (sample, tile) into blocks of T
- * tiles, each computed on its own; backward cuts the batch into nch = min(N, 8) chunks of
- * whole samples (so no two threads add into the same dx), each with its partial dU and bias
+ * tiles, each computed on its own; backward cuts the batch into up to 8 chunks of whole
+ * samples (so no two threads add into the same dx), each with its partial dU and bias
  * gradient, summed over chunks in order. Blocks and chunks depend on the shapes only, so
  * results do not depend on the thread count. */
 #include "conv_impl.h"
 
 enum {
-    XI = 16,   /* points of a transformed 4x4 tile */
-    TV = 16,   /* tiles per step of the transforms: loops of a fixed length vectorize */
+    A_MAX = 6,     /* input tile side, a = m + 2 */
+    XI_MAX = 36,   /* points of a transformed tile, a^2 */
+    TV = 16,       /* most tiles per step of the transforms: loops of a fixed length vectorize */
+    ROW = 4 * TV + 4,   /* floats of an input row buffer: m (tv + 1) */
 };
 
-typedef struct {
-    int64_t N, C, F, H, W, OH, OW, ph, pw;
-    int64_t TH, TW, tiles;   /* tiles per sample: TH x TW */
-    int64_t tb;              /* tiles per block */
-    int64_t nch;             /* backward chunks */
-    int64_t vs, ms;          /* floats from one point's slice of V [C, tb] (M [F, tb]) to the next */
-    int64_t per_thread;      /* floats: V [16][C, tb] and M [16][F, tb] */
-    int64_t shared;          /* floats: U, bias partials (double), nch dU partials */
-    int64_t bias_off, du_off;
-} wino_plan;
+/* The 1-D transforms, row-major: B^T [a, a], A^T [m, a], G [a, 3]. */
+static const float BT2[16] = {1, 0, -1, 0,  0, 1, 1, 0,  0, -1, 1, 0,  0, 1, 0, -1};
+static const float AT2[8] = {1, 1, 1, 0,  0, 1, -1, -1};
+static const double G2[12] = {1, 0, 0,  0.5, 0.5, 0.5,  0.5, -0.5, 0.5,  0, 0, 1};
+static const float BT4[36] = {
+    1, -1.5f, -2, 1.5f, 1, 0,
+    0, -1, 0.5f, 2.5f, 1, 0,
+    0, 1, -2.5f, 0.5f, 1, 0,
+    0, -2, -1, 2, 1, 0,
+    0, 0.5f, -1, -0.5f, 1, 0,
+    0, 1, -1.5f, -2, 1.5f, 1,
+};
+static const float AT4[24] = {
+    1, 1, 1, 1, 1, 0,
+    0, 1, -1, 0.5f, -2, 0,
+    0, 1, 1, 0.25f, 4, 0,
+    0, 1, -1, 0.125f, -8, 1,
+};
+static const double G4[18] = {
+    1, 0, 0,
+    1.0 / 3, 1.0 / 3, 1.0 / 3,
+    -1.0 / 3, 1.0 / 3, -1.0 / 3,
+    -16.0 / 15, -8.0 / 15, -4.0 / 15,
+    1.0 / 15, -2.0 / 15, 4.0 / 15,
+    0, 0, 1,
+};
+/* Entries for a tile size m that is a constant where inlined (so are i and k in unrolled
+ * loops): the compiler reads them at compile time. */
+#define BT_(m, i, k) ((m) == 4 ? BT4[(i) * 6 + (k)] : BT2[(i) * 4 + (k)])
+#define AT_(m, i, k) ((m) == 4 ? AT4[(i) * 6 + (k)] : AT2[(i) * 4 + (k)])
+
+/* out[0..n) = the sum over k < nk of coef * src[0..n) (coef and src expressions of k_),
+ * skipping zero coefficients. Unrolled, the coefficients are constants: a zero costs nothing,
+ * 1 and -1 no multiplication. */
+#define LINCOMB(out, n, nk, coef, src)                                                   \
+    do {                                                                                 \
+        bool first_ = true;                                                              \
+        _Pragma("GCC unroll 6") for (int k_ = 0; k_ < (nk); k_++) {                      \
+            const float c_ = (coef);                                                     \
+            if (c_ == 0.0f)                                                              \
+                continue;                                                                \
+            const float *s_ = (src);                                                     \
+            if (first_)                                                                  \
+                for (int j_ = 0; j_ < (n); j_++)                                         \
+                    (out)[j_] = c_ * s_[j_];                                             \
+            else                                                                         \
+                for (int j_ = 0; j_ < (n); j_++)                                         \
+                    (out)[j_] += c_ * s_[j_];                                            \
+            first_ = false;                                                              \
+        }                                                                                \
+    } while (0)
+
+/* The largest tile side used (dsi_wino_set_max_tile). */
+static _Atomic int max_tile = 4;
+void dsi_wino_set_max_tile(int m) { max_tile = m >= 4 ? 4 : 2; }
 
 bool dsi_wino_applies(const dsi_conv_geom *q, int64_t C, int64_t F)
 {
@@ -42,8 +95,37 @@ bool dsi_wino_applies(const dsi_conv_geom *q, int64_t C, int64_t F)
            q->out[1] >= 2 && q->out[2] >= 2;
 }
 
-static void plan_of(const dsi_conv_geom *q, int64_t N, int64_t C, int64_t F, wino_plan *p)
+int dsi_wino_tile(const dsi_conv_geom *q, int64_t C, int64_t F)
 {
+    if (!dsi_wino_applies(q, C, F))
+        return 0;
+    /* 6x6 outputs take four 4x4 tiles or nine 2x2 ones, the same products; F(4x4, 3x3)
+     * gains from 7 on */
+    if (max_tile < 4 || q->out[1] < 6 || q->out[2] < 6)
+        return 2;
+    return 4;
+}
+
+typedef struct {
+    int m, a, xi;            /* output tile m x m, input tile a x a, a^2 transformed points */
+    int tv;                  /* tiles per step of the transforms along one row: 16, 8 or 4 */
+    int R;                   /* tile rows per segment where whole rows fit a step of 16 */
+    int64_t N, C, F, H, W, OH, OW, ph, pw;
+    int64_t TH, TW, tiles;   /* tiles per sample: TH x TW */
+    int64_t tb;              /* tiles per block */
+    int64_t nch;             /* backward chunks */
+    int64_t vrow, mrow;      /* floats from one channel's V [xi, tb] (filter's M) to the next */
+    int64_t per_thread;      /* floats: V [xi][C, tb] and M [xi][F, tb] */
+    int64_t shared;          /* floats: U, bias partials (double), nch dU partials */
+    int64_t bias_off, du_off;
+} wino_plan;
+
+static void plan_of(const dsi_conv_geom *q, int m, int64_t N, int64_t C, int64_t F,
+                    wino_plan *p)
+{
+    p->m = m;
+    p->a = m + 2;
+    p->xi = p->a * p->a;
     p->N = N;
     p->C = C;
     p->F = F;
@@ -53,27 +135,34 @@ static void plan_of(const dsi_conv_geom *q, int64_t N, int64_t C, int64_t F, win
     p->OW = q->out[2];
     p->ph = q->p[1];
     p->pw = q->p[2];
-    p->TH = (p->OH + 1) / 2;
-    p->TW = (p->OW + 1) / 2;
+    p->TH = (p->OH + m - 1) / m;
+    p->TW = (p->OW + m - 1) / m;
     p->tiles = p->TH * p->TW;
+    p->tv = p->TW >= 16 ? 16 : p->TW >= 8 ? 8 : 4;
+    p->R = m == 4 && (p->TW == 4 || p->TW == 8) ? 16 / (int)p->TW : 1;
     /* blocks of about 0.75 MB of transformed tiles per thread, 32 to 512 tiles */
-    int64_t tb = 12288 / (C + F) / 16 * 16;
+    int64_t tb = 196608 / p->xi / (C + F) / 16 * 16;
     p->tb = tb < 32 ? 32 : tb > 512 ? 512 : tb;
-    p->nch = N < 8 ? N : 8;
-    /* 16 floats between the points' slices: strides of a power of two would put all 16
-     * streams of a transform in the same cache sets */
-    p->vs = C * p->tb + 16;
-    p->ms = F * p->tb + 16;
-    p->per_thread = XI * (p->vs + p->ms);
-    p->bias_off = XI * F * C;
+    /* up to 8 chunks of at least 128 tiles: each has its own partial dU [xi, F, C] to clear
+     * and sum, which on small planes cost more than the chunks gain */
+    int64_t nch = N * p->tiles / 128;
+    nch = nch > N ? N : nch > 8 ? 8 : nch;
+    p->nch = nch < 1 ? 1 : nch;
+    /* V [C][xi][tb] and M [F][xi][tb]: a transform reads or writes one contiguous stretch
+     * per channel or filter. 16 floats between channels: strides of a power of two would put
+     * the rows of a product in the same cache sets. */
+    p->vrow = p->xi * p->tb + 16;
+    p->mrow = p->xi * p->tb + 16;
+    p->per_thread = C * p->vrow + F * p->mrow;
+    p->bias_off = p->xi * F * C;
     p->du_off = p->bias_off + (2 * p->nch * F + 15) / 16 * 16;
-    p->shared = p->du_off + p->nch * XI * F * C;
+    p->shared = p->du_off + p->nch * p->xi * F * C;
 }
 
 size_t dsi_wino_scratch(const dsi_conv_geom *q, int64_t N, int64_t C, int64_t F, int nth)
 {
     wino_plan p;
-    plan_of(q, N, C, F, &p);
+    plan_of(q, dsi_wino_tile(q, C, F), N, C, F, &p);
     return (size_t)(p.shared + (int64_t)nth * p.per_thread) * sizeof(float);
 }
 
@@ -89,88 +178,88 @@ static int wino_threads(const ds_node *y, const wino_plan *p, int64_t units)
     return nth < 1 ? 1 : (int)nth;
 }
 
-/* ---- the transforms ---- */
+/* ---- the filter transforms (in double: they are cheap, and rounding there adds to every
+ * output) ---- */
 
-/* U = G g G^T for every (f, c): U [16, F, C]. */
+enum { WB = 16 };   /* kernels per step of the filter transforms: loops over them vectorize */
+
+/* U = G g G^T for every (f, c): U [xi, F, C]. */
 DS_HOT
-static void weight_transform(const float *w, int64_t F, int64_t C, float *U)
+static void weight_transform(const float *w, int m, int64_t F, int64_t C, float *U)
 {
     const int64_t FC = F * C;
+    const int a = m + 2;
+    const double *G = m == 4 ? G4 : G2;
 #pragma omp parallel for schedule(static) if (FC * 64 > DS_PAR_MIN)
-    for (int64_t fc = 0; fc < FC; fc++) {
-        const float *g = w + fc * 9;
-        float t[4][3], u[4][4];
-        for (int j = 0; j < 3; j++) {
-            float g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];
-            t[0][j] = g0;
-            t[1][j] = 0.5f * (g0 + g1 + g2);
-            t[2][j] = 0.5f * (g0 - g1 + g2);
-            t[3][j] = g2;
-        }
-        for (int i = 0; i < 4; i++) {
-            float a = t[i][0], b = t[i][1], c = t[i][2];
-            u[i][0] = a;
-            u[i][1] = 0.5f * (a + b + c);
-            u[i][2] = 0.5f * (a - b + c);
-            u[i][3] = c;
-        }
-        for (int k = 0; k < XI; k++)
-            U[k * FC + fc] = u[k / 4][k % 4];
+    for (int64_t f0 = 0; f0 < FC; f0 += WB) {
+        const int nb = FC - f0 < WB ? (int)(FC - f0) : WB;
+        double g[9][WB] = {{0}}, t[A_MAX][3][WB], u[WB];
+        for (int j = 0; j < nb; j++)
+            for (int e = 0; e < 9; e++)
+                g[e][j] = w[(f0 + j) * 9 + e];
+        for (int i = 0; i < a; i++)
+            for (int e = 0; e < 3; e++)
+                for (int j = 0; j < WB; j++)
+                    t[i][e][j] = G[i * 3] * g[e][j] + G[i * 3 + 1] * g[3 + e][j] +
+                                 G[i * 3 + 2] * g[6 + e][j];
+        for (int i = 0; i < a; i++)
+            for (int l = 0; l < a; l++) {
+                for (int j = 0; j < WB; j++)
+                    u[j] = t[i][0][j] * G[l * 3] + t[i][1][j] * G[l * 3 + 1] +
+                           t[i][2][j] * G[l * 3 + 2];
+                float *dst = U + (i * a + l) * FC + f0;
+                for (int j = 0; j < nb; j++)
+                    dst[j] = (float)u[j];
+            }
     }
 }
 
-/* dW[f, c] += G^T dU G, dU [16, F, C]. */
+/* dW[f, c] += G^T dU G, dU [xi, F, C]. */
 DS_HOT
-static void weight_adjoint(const float *dU, int64_t F, int64_t C, float *dw)
+static void weight_adjoint(const float *dU, int m, int64_t F, int64_t C, float *dw)
 {
     const int64_t FC = F * C;
+    const int a = m + 2;
+    const double *G = m == 4 ? G4 : G2;
 #pragma omp parallel for schedule(static) if (FC * 64 > DS_PAR_MIN)
-    for (int64_t fc = 0; fc < FC; fc++) {
-        float u[4][4], t[3][4];
-        for (int k = 0; k < XI; k++)
-            u[k / 4][k % 4] = dU[k * FC + fc];
-        for (int j = 0; j < 4; j++) {
-            float a = u[0][j], b = u[1][j], c = u[2][j], d = u[3][j];
-            t[0][j] = a + 0.5f * (b + c);
-            t[1][j] = 0.5f * (b - c);
-            t[2][j] = 0.5f * (b + c) + d;
-        }
-        float *g = dw + fc * 9;
-        for (int i = 0; i < 3; i++) {
-            float a = t[i][0], b = t[i][1], c = t[i][2], d = t[i][3];
-            g[i * 3 + 0] += a + 0.5f * (b + c);
-            g[i * 3 + 1] += 0.5f * (b - c);
-            g[i * 3 + 2] += 0.5f * (b + c) + d;
-        }
+    for (int64_t f0 = 0; f0 < FC; f0 += WB) {
+        const int nb = FC - f0 < WB ? (int)(FC - f0) : WB;
+        double t[3][A_MAX][WB] = {{{0}}}, s[WB];   /* G^T dU */
+        for (int i = 0; i < a; i++)
+            for (int l = 0; l < a; l++) {
+                double d[WB] = {0};
+                const float *src = dU + (i * a + l) * FC + f0;
+                for (int j = 0; j < nb; j++)
+                    d[j] = src[j];
+                for (int k = 0; k < 3; k++)
+                    for (int j = 0; j < WB; j++)
+                        t[k][l][j] += G[i * 3 + k] * d[j];
+            }
+        for (int k = 0; k < 3; k++)
+            for (int e = 0; e < 3; e++) {
+                for (int j = 0; j < WB; j++) {
+                    s[j] = 0;
+                    for (int l = 0; l < a; l++)
+                        s[j] += t[k][l][j] * G[l * 3 + e];
+                }
+                for (int j = 0; j < nb; j++)
+                    dw[(f0 + j) * 9 + k * 3 + e] += (float)s[j];
+            }
     }
 }
 
-/* v = B^T d B, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
-#define BT_D_B(d, v)                                                                     \
-    do {                                                                                 \
-        float t_[4][4];                                                                  \
-        for (int j_ = 0; j_ < 4; j_++) {                                                 \
-            t_[0][j_] = d[0][j_] - d[2][j_];                                             \
-            t_[1][j_] = d[1][j_] + d[2][j_];                                             \
-            t_[2][j_] = d[2][j_] - d[1][j_];                                             \
-            t_[3][j_] = d[1][j_] - d[3][j_];                                             \
-        }                                                                                \
-        for (int i_ = 0; i_ < 4; i_++) {                                                 \
-            v[i_ * 4 + 0] = t_[i_][0] - t_[i_][2];                                       \
-            v[i_ * 4 + 1] = t_[i_][1] + t_[i_][2];                                       \
-            v[i_ * 4 + 2] = t_[i_][2] - t_[i_][1];                                       \
-            v[i_ * 4 + 3] = t_[i_][1] - t_[i_][3];                                       \
-        }                                                                                \
-    } while (0)
-
-/* ---- tiles along a row ----
- * A block of tiles is a run of segments, each a stretch [tw0, tw1) of one tile row th of one
- * sample n, at position k0 in the block. Along a segment, transformed values of consecutive
- * tiles are consecutive in V and M. The transforms take TV tiles at a time through small
- * local arrays (zero-padded at the plane's edges and past a segment's end), so that their
- * loops have a fixed length and vectorize on any SIMD width. */
+/* ---- tiles along rows ----
+ * A block of tiles is a run of segments, each at position k0 in the block: a stretch
+ * [tw0, tw1) of one tile row th of one sample n, or (rows > 1) that many whole tile rows
+ * th .. th + rows - 1 of narrow planes (TW = 4 or 8 with 4x4 tiles: a 16x16 sample is one
+ * segment). Along a segment, transformed values of consecutive tiles are consecutive in V and
+ * M. The transforms take tv tiles at a time through small local arrays (zero-padded at the
+ * plane's edges and past a segment's end), so that their loops have a fixed length and
+ * vectorize; each applies its 1-D transform down the columns (over whole rows), then along
+ * the rows (over the tiles, their columns gathered by offset). */
 typedef struct {
     int64_t n, th, tw0, tw1, k0;
+    int rows;
 } seg;
 
 /* The segment starting at global tile g of a block starting at g0 and ending at g_end;
@@ -181,11 +270,17 @@ static int64_t seg_at(const wino_plan *p, int64_t g, int64_t g0, int64_t g_end, 
     s->n = g / p->tiles;
     s->th = t / p->TW;
     s->tw0 = t % p->TW;
+    s->k0 = g - g0;
+    s->rows = 1;
+    if (p->R > 1 && s->tw0 == 0 && s->th + p->R <= p->TH && g + p->R * p->TW <= g_end) {
+        s->rows = p->R;
+        s->tw1 = p->TW;
+        return g + p->R * p->TW;
+    }
     end = g + (p->TW - s->tw0);
     if (end > g_end)
         end = g_end;
     s->tw1 = s->tw0 + (end - g);
-    s->k0 = g - g0;
     return end;
 }
 
@@ -213,180 +308,214 @@ static inline __attribute__((always_inline)) void copy_n(float *dst, const float
         memcpy(dst, src, (size_t)n * sizeof *dst);
 }
 
-/* Input transforms of one channel plane along a segment: V[xi * ld + k] for the segment's
- * tiles k = 0, 1, ... */
-/* tv tiles per step: 16 or 8, a constant once inlined */
-static inline __attribute__((always_inline)) void
-seg_inputs_tv(const wino_plan *p, const float *plane, const seg *s, float *V,
-                       int64_t ld, const int tv)
+/* Prefetches floats [0, n) of row (the next plane's: a transform reads more streams than the
+ * hardware follows). */
+static inline __attribute__((always_inline)) void prefetch_row(const float *row, int64_t n)
 {
-    const float *rows[4];
-    for (int i = 0; i < 4; i++) {
-        int64_t r = 2 * s->th - p->ph + i;
-        rows[i] = r >= 0 && r < p->H ? plane + r * p->W : NULL;
-    }
-    const int64_t n = s->tw1 - s->tw0;
-    for (int64_t k0 = 0; k0 < n; k0 += tv) {
-        int cnt = n - k0 < tv ? (int)(n - k0) : tv;
-        float r[4][2 * TV + 2], v[XI][TV];
-        for (int i = 0; i < 4; i++)
-            load_row(rows[i], p->W, 2 * (s->tw0 + k0) - p->pw, r[i], 2 * tv + 2);
-        for (int j = 0; j < tv; j++) {
-            float d[4][4], t[16];
-            for (int i = 0; i < 4; i++)
-                for (int jj = 0; jj < 4; jj++)
-                    d[i][jj] = r[i][2 * j + jj];
-            BT_D_B(d, t);
-            for (int x = 0; x < XI; x++)
-                v[x][j] = t[x];
+    for (int64_t j = 0; j < n; j += 16)
+        __builtin_prefetch(row + j);
+    __builtin_prefetch(row + n - 1);
+}
+
+#define INLINE static inline __attribute__((always_inline))
+/* Runs f(args..., m, tv, rows) with the segment's tile size, step and rows as constants. */
+#define BY_TILE(p, s, f, ...)                                                            \
+    ((s)->rows == 4   ? f(__VA_ARGS__, 4, 16, 4)                                         \
+     : (s)->rows == 2 ? f(__VA_ARGS__, 4, 16, 2)                                         \
+     : (p)->m == 4    ? ((p)->tv == 16 ? f(__VA_ARGS__, 4, 16, 1)                        \
+                         : (p)->tv == 8 ? f(__VA_ARGS__, 4, 8, 1) : f(__VA_ARGS__, 4, 4, 1)) \
+                      : ((p)->tv == 16 ? f(__VA_ARGS__, 2, 16, 1)                        \
+                         : (p)->tv == 8 ? f(__VA_ARGS__, 2, 8, 1) : f(__VA_ARGS__, 2, 4, 1)))
+
+/* Steps of a segment: tv tiles each, tw tiles a row (tv / rows; one step when rows > 1). */
+#define SEG_STEPS(s, tv, rows, k0, cnt)                                                  \
+    for (int64_t k0 = 0, n_ = (s)->tw1 - (s)->tw0, cnt; k0 < n_; k0 += (tv) / (rows))   \
+        if ((cnt = n_ - k0 < (tv) / (rows) ? n_ - k0 : (tv) / (rows)), true)
+
+/* Input transforms of one channel plane along a segment: V[xi * ld + k] = (B^T d B)[xi] for
+ * the segment's tiles k = 0, 1, ...; next: prefetch the next plane's rows. */
+INLINE void plane_inputs(const wino_plan *p, const float *plane, bool next, const seg *s,
+                         float *V, int64_t ld, const int m, const int tv, const int rows)
+{
+    const int a = m + 2, tw = tv / rows, len = m * tw + 2;
+    const int64_t HW = p->H * p->W;
+    SEG_STEPS(s, tv, rows, k0, cnt) {
+        float r[A_MAX][ROW], t[A_MAX][ROW], ph[A_MAX][A_MAX][TV], v[XI_MAX][TV];
+        const int64_t c0 = m * (s->tw0 + k0) - p->pw;
+        for (int rr = 0; rr < rows; rr++) {
+            for (int i = 0; i < a; i++) {
+                int64_t row = m * (s->th + rr) - p->ph + i;
+                const float *src = row >= 0 && row < p->H ? plane + row * p->W : NULL;
+                if (src && next)
+                    prefetch_row(src + HW + (c0 < 0 ? 0 : c0), len);
+                load_row(src, p->W, c0, r[i], len);
+            }
+            _Pragma("GCC unroll 6") for (int b = 0; b < a; b++)   /* down the columns */
+                LINCOMB(t[b], len, a, BT_(m, b, k_), r[k_]);
+            for (int b = 0; b < a; b++)
+                for (int k = 0; k < a; k++)
+                    for (int j = 0; j < tw; j++)
+                        ph[b][k][rr * tw + j] = t[b][m * j + k];
         }
-        for (int x = 0; x < XI; x++)
-            copy_n(V + x * ld + k0, v[x], cnt, tv);
+        _Pragma("GCC unroll 6") for (int b = 0; b < a; b++)   /* along the rows */
+            _Pragma("GCC unroll 6") for (int c = 0; c < a; c++)
+                LINCOMB(v[b * a + c], tv, a, BT_(m, c, k_), ph[b][k_]);
+        for (int x = 0; x < a * a; x++)
+            copy_n(V + x * ld + k0, v[x], (int)cnt * rows, tv);
     }
 }
 
-/* Input transforms along a segment for the C planes from x's, into V[c * tb + k]. */
+INLINE void seg_inputs_mt(const wino_plan *p, const float *x, const seg *s, float *V,
+                          int64_t ld, const int m, const int tv, const int rows)
+{
+    const int64_t HW = p->H * p->W;
+    for (int64_t c = 0; c < p->C; c++)
+        plane_inputs(p, x + c * HW, c + 1 < p->C, s, V + c * p->vrow, ld, m, tv, rows);
+}
+
+/* Input transforms along a segment for the C planes from x's, into V[c * vrow + k]. */
 DS_HOT
 static void seg_inputs(const wino_plan *p, const float *x, const seg *s, float *V, int64_t ld)
 {
-    const int64_t HW = p->H * p->W;
-    if (p->TW >= 16)
-        for (int64_t c = 0; c < p->C; c++)
-            seg_inputs_tv(p, x + c * HW, s, V + c * p->tb, ld, 16);
-    else
-        for (int64_t c = 0; c < p->C; c++)
-            seg_inputs_tv(p, x + c * HW, s, V + c * p->tb, ld, 8);
+    BY_TILE(p, s, seg_inputs_mt, p, x, s, V, ld);
 }
 
-/* Input transforms of the tiles [g0, g0 + nt): V [16][C, tb]. */
+/* Input transforms of the tiles [g0, g0 + nt): V [C][xi][tb]. */
 static void block_inputs(const wino_plan *p, const float *x, int64_t g0, int64_t nt, float *V)
 {
     seg s;
     for (int64_t g = g0; g < g0 + nt;) {
         int64_t next = seg_at(p, g, g0, g0 + nt, &s);
-        seg_inputs(p, x + s.n * p->C * p->H * p->W, &s, V + s.k0, p->vs);
+        seg_inputs(p, x + s.n * p->C * p->H * p->W, &s, V + s.k0, p->tb);
         g = next;
     }
 }
 
-/* dx += B dV B^T along a segment of one channel plane, dV[xi * ld + k] for its tiles k.
- * B = [1 0 0 0; 0 1 -1 1; -1 1 1 0; 0 0 0 -1]. Neighbouring tiles overlap by two columns
+/* dx += B dV B^T along a segment of one channel plane, dV[xi * ld + k] for its tiles k (the
+ * next channel's at vrow on, prefetched; 0: none). Neighbouring tiles overlap by two columns
  * (summed in a row buffer) and two rows (added into the plane in turn). */
-/* tv tiles per step: 16 or 8, a constant once inlined */
-static inline __attribute__((always_inline)) void
-seg_input_adjoint_tv(const wino_plan *p, const float *V, int64_t ld, const seg *s,
-                              float *plane, const int tv)
+INLINE void plane_input_adjoint(const wino_plan *p, const float *V, int64_t ld, int64_t vrow,
+                                const seg *s, float *plane, const int m, const int tv,
+                                const int rows)
 {
-    const int64_t n = s->tw1 - s->tw0, W = p->W;
-    for (int64_t k0 = 0; k0 < n; k0 += tv) {
-        int cnt = n - k0 < tv ? (int)(n - k0) : tv;
-        float v[XI][TV], acc[4][2 * TV + 2], tail[4][2 * TV];
-        if (cnt < tv)
+    const int a = m + 2, tw = tv / rows;
+    const int64_t W = p->W;
+    SEG_STEPS(s, tv, rows, k0, cnt) {
+        float v[XI_MAX][TV], t[A_MAX][A_MAX][TV], d[A_MAX][TV], acc[ROW];
+        for (int x = 0; x < a * a; x++)
+            __builtin_prefetch(V + vrow + x * ld + k0);
+        if (cnt < tw)
             memset(v, 0, sizeof v);
-        for (int x = 0; x < XI; x++)
-            copy_n(v[x], V + x * ld + k0, cnt, tv);
-        for (int j = 0; j < tv; j++) {
-            float t[4][4], d[4][4];
-            for (int jj = 0; jj < 4; jj++) {
-                t[0][jj] = v[jj][j];
-                t[1][jj] = v[4 + jj][j] - v[8 + jj][j] + v[12 + jj][j];
-                t[2][jj] = v[4 + jj][j] + v[8 + jj][j] - v[jj][j];
-                t[3][jj] = -v[12 + jj][j];
-            }
-            for (int i = 0; i < 4; i++) {
-                d[i][0] = t[i][0];
-                d[i][1] = t[i][1] - t[i][2] + t[i][3];
-                d[i][2] = t[i][1] + t[i][2] - t[i][0];
-                d[i][3] = -t[i][3];
-                acc[i][2 * j] = d[i][0];
-                acc[i][2 * j + 1] = d[i][1];
-                tail[i][2 * j] = d[i][2];
-                tail[i][2 * j + 1] = d[i][3];
-            }
-        }
-        const int64_t c = 2 * (s->tw0 + k0) - p->pw, len = 2 * cnt + 2;
+        for (int x = 0; x < a * a; x++)
+            copy_n(v[x], V + x * ld + k0, (int)cnt * rows, tv);
+        _Pragma("GCC unroll 6") for (int i = 0; i < a; i++)   /* down the columns */
+            _Pragma("GCC unroll 6") for (int b = 0; b < a; b++)
+                LINCOMB(t[i][b], tv, a, BT_(m, k_, i), v[k_ * a + b]);
+        const int64_t c = m * (s->tw0 + k0) - p->pw, len = m * cnt + 2;
         const int64_t m0 = c < 0 ? -c : 0, m1 = W - c < len ? W - c : len;
-        for (int i = 0; i < 4; i++) {
-            acc[i][2 * tv] = acc[i][2 * tv + 1] = 0.0f;
-            for (int m = 0; m < 2 * tv; m++)
-                acc[i][m + 2] += tail[i][m];
-            int64_t r = 2 * s->th - p->ph + i;
-            if (r < 0 || r >= p->H)
-                continue;
-            float *dst = plane + r * W;
-            for (int64_t m = m0; m < m1; m++)
-                dst[c + m] += acc[i][m];
+        for (int i = 0; i < a; i++) {
+            _Pragma("GCC unroll 6") for (int l = 0; l < a; l++)   /* along the rows */
+                LINCOMB(d[l], tv, a, BT_(m, k_, l), t[i][k_]);
+            for (int rr = 0; rr < rows; rr++) {
+                int64_t r = m * (s->th + rr) - p->ph + i;
+                if (r < 0 || r >= p->H)
+                    continue;
+                for (int j = 0; j < tw; j++)
+                    for (int e = 0; e < m; e++)
+                        acc[m * j + e] = d[e][rr * tw + j];
+                acc[m * tw] = acc[m * tw + 1] = 0.0f;
+                for (int j = 0; j < tw; j++)
+                    for (int e = 0; e < 2; e++)
+                        acc[m * (j + 1) + e] += d[m + e][rr * tw + j];
+                float *dst = plane + r * W;
+                for (int64_t e = m0; e < m1; e++)
+                    dst[c + e] += acc[e];
+            }
         }
     }
 }
 
-/* The adjoint along a segment for the C planes from dx's, from V[c * tb + k]. */
+INLINE void seg_input_adjoint_mt(const wino_plan *p, const float *V, int64_t ld,
+                                 const seg *s, float *dx, const int m, const int tv,
+                                 const int rows)
+{
+    const int64_t HW = p->H * p->W;
+    for (int64_t c = 0; c < p->C; c++)
+        plane_input_adjoint(p, V + c * p->vrow, ld, c + 1 < p->C ? p->vrow : 0, s, dx + c * HW,
+                            m, tv, rows);
+}
+
+/* The adjoint along a segment for the C planes from dx's, from V[c * vrow + k]. */
 DS_HOT
 static void seg_input_adjoint(const wino_plan *p, const float *V, int64_t ld, const seg *s,
                               float *dx)
 {
-    const int64_t HW = p->H * p->W;
-    if (p->TW >= 16)
-        for (int64_t c = 0; c < p->C; c++)
-            seg_input_adjoint_tv(p, V + c * p->tb, ld, s, dx + c * HW, 16);
-    else
-        for (int64_t c = 0; c < p->C; c++)
-            seg_input_adjoint_tv(p, V + c * p->tb, ld, s, dx + c * HW, 8);
+    BY_TILE(p, s, seg_input_adjoint_mt, p, V, ld, s, dx);
 }
 
 /* ---- forward ---- */
 
-static inline float out_act(float v, int act) { return act == DSI_FUSE_RELU && !(v > 0) ? 0.0f : v; }
-
-/* act(Y + b) along a segment for one filter into its output plane, Y = A^T M A with
- * A^T = [1 1 1 0; 0 1 -1 -1] and M[xi * ld + k] for the segment's tiles k. */
-/* tv tiles per step: 16 or 8, a constant once inlined */
-static inline __attribute__((always_inline)) void
-seg_outputs_tv(const wino_plan *p, const float *M, int64_t ld, const seg *s,
-                        float *plane, float b, int act, const int tv)
+/* act(Y + b) along a segment for one filter into its output plane, Y = A^T M A, from
+ * M[xi * ld + k] for the segment's tiles k. */
+INLINE void plane_outputs(const wino_plan *p, const float *M, int64_t ld, int64_t mrow,
+                          const seg *s, float *plane, float b, int act, const int m,
+                          const int tv, const int rows)
 {
-    const int64_t n = s->tw1 - s->tw0, OW = p->OW, r0 = 2 * s->th;
-    float *y0 = plane + r0 * OW, *y1 = r0 + 1 < p->OH ? y0 + OW : NULL;
-    for (int64_t k0 = 0; k0 < n; k0 += tv) {
-        int cnt = n - k0 < tv ? (int)(n - k0) : tv;
-        float m[XI][TV], out[2][2 * TV];
-        if (cnt < tv)
-            memset(m, 0, sizeof m);
-        for (int x = 0; x < XI; x++)
-            copy_n(m[x], M + x * ld + k0, cnt, tv);
-        for (int j = 0; j < tv; j++) {
-            float r[2][4];
-            for (int jj = 0; jj < 4; jj++) {
-                r[0][jj] = m[jj][j] + m[4 + jj][j] + m[8 + jj][j];
-                r[1][jj] = m[4 + jj][j] - m[8 + jj][j] - m[12 + jj][j];
+    const int a = m + 2, tw = tv / rows;
+    const int64_t OW = p->OW;
+    SEG_STEPS(s, tv, rows, k0, cnt) {
+        float mm[XI_MAX][TV], r[4][A_MAX][TV], o[4][4][TV], out[4 * TV];
+        for (int x = 0; x < a * a; x++)   /* the next filter's */
+            __builtin_prefetch(M + mrow + x * ld + k0);
+        if (cnt < tw)
+            memset(mm, 0, sizeof mm);
+        for (int x = 0; x < a * a; x++)
+            copy_n(mm[x], M + x * ld + k0, (int)cnt * rows, tv);
+        _Pragma("GCC unroll 4") for (int i = 0; i < m; i++)   /* down the columns */
+            _Pragma("GCC unroll 6") for (int c = 0; c < a; c++)
+                LINCOMB(r[i][c], tv, a, AT_(m, i, k_), mm[k_ * a + c]);
+        _Pragma("GCC unroll 4") for (int i = 0; i < m; i++)   /* along the rows */
+            _Pragma("GCC unroll 4") for (int e = 0; e < m; e++)
+                LINCOMB(o[i][e], tv, a, AT_(m, e, k_), r[i][k_]);
+        for (int i = 0; i < m; i++)
+            for (int e = 0; e < m; e++) {
+#pragma omp simd
+                for (int j = 0; j < tv; j++)
+                    o[i][e][j] += b;
+                if (act == DSI_FUSE_RELU) {
+#pragma omp simd
+                    for (int j = 0; j < tv; j++)
+                        o[i][e][j] = o[i][e][j] > 0 ? o[i][e][j] : 0.0f;
+                }
             }
-            for (int i = 0; i < 2; i++) {
-                out[i][2 * j] = out_act(r[i][0] + r[i][1] + r[i][2] + b, act);
-                out[i][2 * j + 1] = out_act(r[i][1] - r[i][2] - r[i][3] + b, act);
+        const int64_t col = m * (s->tw0 + k0);
+        const int w = (int)(OW - col < m * cnt ? OW - col : m * cnt);   /* the plane's edge cuts the last tile */
+        for (int rr = 0; rr < rows; rr++)
+            for (int i = 0; i < m && m * (s->th + rr) + i < p->OH; i++) {
+                for (int j = 0; j < tw; j++)
+                    for (int e = 0; e < m; e++)
+                        out[m * j + e] = o[i][e][rr * tw + j];
+                copy_n(plane + (m * (s->th + rr) + i) * OW + col, out, w, m * tw);
             }
-        }
-        int64_t c = 2 * (s->tw0 + k0);
-        int w = (int)(OW - c < 2 * cnt ? OW - c : 2 * cnt);   /* an odd width cuts the last tile */
-        copy_n(y0 + c, out[0], w, 2 * tv);
-        if (y1)
-            copy_n(y1 + c, out[1], w, 2 * tv);
     }
 }
 
-/* The outputs along a segment for the F filters, from M[f * tb + k], into y's planes. */
+INLINE void seg_outputs_mt(const wino_plan *p, const float *M, int64_t ld, const seg *s,
+                           float *y, const float *bias, int act, const int m, const int tv,
+                           const int rows)
+{
+    const int64_t OHW = p->OH * p->OW;
+    for (int64_t f = 0; f < p->F; f++)
+        plane_outputs(p, M + f * p->mrow, ld, f + 1 < p->F ? p->mrow : 0, s, y + f * OHW,
+                      bias ? bias[f] : 0.0f, act, m, tv, rows);
+}
+
+/* The outputs along a segment for the F filters, from M[f * mrow + k], into y's planes. */
 DS_HOT
 static void seg_outputs(const wino_plan *p, const float *M, int64_t ld, const seg *s,
                         float *y, const float *bias, int act)
 {
-    const int64_t OHW = p->OH * p->OW;
-    if (p->TW >= 16)
-        for (int64_t f = 0; f < p->F; f++)
-            seg_outputs_tv(p, M + f * p->tb, ld, s, y + f * OHW, bias ? bias[f] : 0.0f, act,
-                           16);
-    else
-        for (int64_t f = 0; f < p->F; f++)
-            seg_outputs_tv(p, M + f * p->tb, ld, s, y + f * OHW, bias ? bias[f] : 0.0f, act,
-                           8);
+    BY_TILE(p, s, seg_outputs_mt, p, M, ld, s, y, bias, act);
 }
 
 /* One block of the forward pass: tiles [u tb, (u + 1) tb) into y, with the V and M of
@@ -397,16 +526,16 @@ static void forward_block(const ds_node *y, const wino_plan *p, const float *U, 
 {
     const float *bias = y->n_in == 3 ? y->in[2]->data : NULL;
     const int64_t F = p->F, C = p->C, tb = p->tb, total = p->N * p->tiles;
-    float *V = y->g->scratch + p->shared + tid * p->per_thread, *M = V + XI * p->vs;
+    float *V = y->g->scratch + p->shared + tid * p->per_thread, *M = V + C * p->vrow;
     int64_t g0 = u * tb, nt = total - g0 < tb ? total - g0 : tb;
     block_inputs(p, y->in[0]->data, g0, nt, V);
-    for (int k = 0; k < XI; k++)
-        dsi_sgemm(false, false, F, nt, C, 1.0f, U + k * F * C, C, V + k * p->vs, tb, 0.0f,
-                  M + k * p->ms, tb);
+    for (int k = 0; k < p->xi; k++)
+        dsi_sgemm(false, false, F, nt, C, 1.0f, U + k * F * C, C, V + k * tb, p->vrow, 0.0f,
+                  M + k * tb, p->mrow);
     seg sg;
     for (int64_t g = g0; g < g0 + nt;) {
         int64_t next = seg_at(p, g, g0, g0 + nt, &sg);
-        seg_outputs(p, M + sg.k0, p->ms, &sg, y->data + sg.n * F * p->OH * p->OW, bias,
+        seg_outputs(p, M + sg.k0, tb, &sg, y->data + sg.n * F * p->OH * p->OW, bias,
                     y->attr.conv.act);
         g = next;
     }
@@ -416,9 +545,10 @@ DS_HOT
 void dsi_wino_forward(ds_node *y, const dsi_conv_geom *q)
 {
     wino_plan p;
-    plan_of(q, y->in[0]->shape[0], y->in[0]->shape[1], y->in[1]->shape[0], &p);
+    int64_t C = y->in[0]->shape[1], F = y->in[1]->shape[0];
+    plan_of(q, dsi_wino_tile(q, C, F), y->in[0]->shape[0], C, F, &p);
     float *U = y->g->scratch;
-    weight_transform(y->in[1]->data, p.F, p.C, U);
+    weight_transform(y->in[1]->data, p.m, p.F, p.C, U);
     const int64_t units = (p.N * p.tiles + p.tb - 1) / p.tb;
     int nth = wino_threads(y, &p, units);
     if (nth == 1) {
@@ -435,127 +565,130 @@ void dsi_wino_forward(ds_node *y, const dsi_conv_geom *q)
 
 /* ---- backward ---- */
 
-/* dM = A dY A^T, A = [1 0; 1 1; 1 -1; 0 -1], along a segment for one filter, from its planes
- * of dy and y (dy masked by y > 0 under a fused ReLU), into M[xi * ld + k]; returns the sum
- * of the (masked) dy. */
-/* tv tiles per step: 16 or 8, a constant once inlined */
-static inline __attribute__((always_inline)) float
-seg_grads_tv(const wino_plan *p, const float *dyp, const float *yp, int act,
-                       const seg *s, float *M, int64_t ld, const int tv)
+/* dM = A dY A^T along a segment for one filter, from its planes of dy and y (dy masked by
+ * y > 0 under a fused ReLU), into M[xi * ld + k]; returns the sum of the (masked) dy. next:
+ * prefetch the next filter's rows. */
+INLINE float plane_grads(const wino_plan *p, const float *dyp, const float *yp, int act,
+                         bool next, const seg *s, float *M, int64_t ld, const int m,
+                         const int tv, const int rows)
 {
-    const int64_t n = s->tw1 - s->tw0, OW = p->OW, r0 = 2 * s->th;
-    const bool two = r0 + 1 < p->OH;
+    const int a = m + 2, tw = tv / rows;
+    const int64_t OW = p->OW, OHW = p->OH * OW;
     float sum = 0;
-    for (int64_t k0 = 0; k0 < n; k0 += tv) {
-        int cnt = n - k0 < tv ? (int)(n - k0) : tv;
-        int64_t c = 2 * (s->tw0 + k0);
-        int w = (int)(OW - c < 2 * cnt ? OW - c : 2 * cnt);
-        float e[2][2 * TV], yv[2][2 * TV], m[XI][TV];
-        for (int i = 0; i < 2; i++) {
-            if (i == 1 && !two) {
-                memset(e[1], 0, sizeof e[1]);
-                continue;
+    SEG_STEPS(s, tv, rows, k0, cnt) {
+        const int64_t c = m * (s->tw0 + k0);
+        const int w = (int)(OW - c < m * cnt ? OW - c : m * cnt);
+        float e[4 * TV], yv[4 * TV], rs[4 * TV], ph[4][4][TV], t[A_MAX][4][TV], mm[XI_MAX][TV];
+        for (int j = 0; j < m * tw; j++)
+            rs[j] = 0.0f;
+        for (int rr = 0; rr < rows; rr++)
+            for (int i = 0; i < m; i++) {
+                const int64_t r = m * (s->th + rr) + i, off = r * OW + c;
+                if (w < m * tw || r >= p->OH)
+                    memset(e, 0, sizeof e);
+                if (r < p->OH) {
+                    if (next) {
+                        prefetch_row(dyp + OHW + off, w);
+                        if (act == DSI_FUSE_RELU)
+                            prefetch_row(yp + OHW + off, w);
+                    }
+                    copy_n(e, dyp + off, w, m * tw);
+                    if (act == DSI_FUSE_RELU) {
+                        if (w < m * tw)
+                            memset(yv, 0, sizeof yv);
+                        copy_n(yv, yp + off, w, m * tw);
+                        for (int j = 0; j < m * tw; j++)
+                            e[j] = yv[j] > 0 ? e[j] : 0.0f;
+                    }
+                }
+                for (int j = 0; j < m * tw; j++)
+                    rs[j] += e[j];
+                for (int l = 0; l < m; l++)
+                    for (int j = 0; j < tw; j++)
+                        ph[i][l][rr * tw + j] = e[m * j + l];
             }
-            const int64_t off = (r0 + i) * OW + c;
-            if (w < 2 * tv) {
-                memset(e[i], 0, sizeof e[i]);
-                memset(yv[i], 0, sizeof yv[i]);
-            }
-            copy_n(e[i], dyp + off, w, 2 * tv);
-            if (act == DSI_FUSE_RELU) {
-                copy_n(yv[i], yp + off, w, 2 * tv);
-                for (int j = 0; j < 2 * tv; j++)
-                    e[i][j] = yv[i][j] > 0 ? e[i][j] : 0.0f;
-            }
-        }
-        float rs[2 * TV];   /* the step's sum as a tree: no chain of dependent adds */
-        for (int j = 0; j < 2 * tv; j++)
-            rs[j] = e[0][j] + e[1][j];
-        for (int wd = tv; wd > 0; wd /= 2)
+        for (int wd = m * tw / 2; wd > 0; wd /= 2)   /* a tree: no chain of dependent adds */
             for (int j = 0; j < wd; j++)
                 rs[j] += rs[j + wd];
         sum += rs[0];
-        for (int j = 0; j < tv; j++) {
-            float t[4][2];
-            for (int jj = 0; jj < 2; jj++) {
-                float a = e[0][2 * j + jj], b = e[1][2 * j + jj];
-                t[0][jj] = a;
-                t[1][jj] = a + b;
-                t[2][jj] = a - b;
-                t[3][jj] = -b;
-            }
-            for (int i = 0; i < 4; i++) {
-                m[i * 4 + 0][j] = t[i][0];
-                m[i * 4 + 1][j] = t[i][0] + t[i][1];
-                m[i * 4 + 2][j] = t[i][0] - t[i][1];
-                m[i * 4 + 3][j] = -t[i][1];
-            }
-        }
-        for (int x = 0; x < XI; x++)
-            copy_n(M + x * ld + k0, m[x], cnt, tv);
+        _Pragma("GCC unroll 6") for (int k = 0; k < a; k++)   /* down the columns */
+            _Pragma("GCC unroll 4") for (int l = 0; l < m; l++)
+                LINCOMB(t[k][l], tv, m, AT_(m, k_, k), ph[k_][l]);
+        _Pragma("GCC unroll 6") for (int k = 0; k < a; k++)   /* along the rows */
+            _Pragma("GCC unroll 6") for (int l = 0; l < a; l++)
+                LINCOMB(mm[k * a + l], tv, m, AT_(m, k_, l), t[k][k_]);
+        for (int x = 0; x < a * a; x++)
+            copy_n(M + x * ld + k0, mm[x], (int)cnt * rows, tv);
     }
     return sum;
 }
 
-/* dM along a segment for the F filters from dy's and y's planes, into M[f * tb + k];
- * adds each filter's sum of the (masked) dy into db[f] when db is set. */
-DS_HOT
-static void seg_grads(const wino_plan *p, const float *dy, const float *yd, int act,
-                      const seg *s, float *M, int64_t ld, double *db)
+INLINE void seg_grads_mt(const wino_plan *p, const float *dy, const float *yd, int act,
+                         const seg *s, float *M, int64_t ld, double *db, const int m,
+                         const int tv, const int rows)
 {
     const int64_t OHW = p->OH * p->OW;
     for (int64_t f = 0; f < p->F; f++) {
-        float t = p->TW >= 16 ? seg_grads_tv(p, dy + f * OHW, yd + f * OHW, act, s,
-                                             M + f * p->tb, ld, 16)
-                              : seg_grads_tv(p, dy + f * OHW, yd + f * OHW, act, s,
-                                             M + f * p->tb, ld, 8);
+        float t = plane_grads(p, dy + f * OHW, yd + f * OHW, act, f + 1 < p->F, s,
+                              M + f * p->mrow, ld, m, tv, rows);
         if (db)
             db[f] += t;
     }
 }
 
+/* dM along a segment for the F filters from dy's and y's planes, into M[f * mrow + k];
+ * adds each filter's sum of the (masked) dy into db[f] when db is set. */
+DS_HOT
+static void seg_grads(const wino_plan *p, const float *dy, const float *yd, int act,
+                      const seg *s, float *M, int64_t ld, double *db)
+{
+    BY_TILE(p, s, seg_grads_mt, p, dy, yd, act, s, M, ld, db);
+}
+
+/* What the backward pass computes: dx, the partial dU per chunk, the partial db per chunk. */
+typedef struct {
+    bool dx, dw, db;
+} wants;
+
 /* One chunk of the backward pass: samples [ch N / nch, (ch + 1) N / nch), its partial dU
  * and bias gradient, with the V and M of thread slot tid. */
 DS_HOT
-static void backward_chunk(ds_node *y, const wino_plan *p, const float *U, int64_t ch, int tid)
+static void backward_chunk(ds_node *y, const wino_plan *p, wants w, const float *U,
+                           int64_t ch, int tid)
 {
     const ds_node *x = y->in[0];
-    float *dx = x->grad;
-    const bool dw = y->in[1]->grad != NULL, db = y->n_in == 3 && y->in[2]->grad;
     const int act = y->attr.conv.act;
     const int64_t F = p->F, C = p->C, tb = p->tb, FC = F * C, nch = p->nch, N = p->N;
     const int64_t OHW = p->OH * p->OW, HW = p->H * p->W;
-    float *V = y->g->scratch + p->shared + tid * p->per_thread, *M = V + XI * p->vs;
-    float *du = y->g->scratch + p->du_off + ch * XI * FC;
-    double *dbc = db ? (double *)(y->g->scratch + p->bias_off) + ch * F : NULL;
+    float *V = y->g->scratch + p->shared + tid * p->per_thread, *M = V + C * p->vrow;
+    float *du = y->g->scratch + p->du_off + ch * p->xi * FC;
+    double *dbc = w.db ? (double *)(y->g->scratch + p->bias_off) + ch * F : NULL;
     if (dbc)
         memset(dbc, 0, (size_t)F * sizeof *dbc);
-    if (dw)
-        memset(du, 0, (size_t)(XI * FC) * sizeof *du);
-    int64_t g_end = (ch + 1) * N / nch * p->tiles;
-    for (int64_t g0 = ch * N / nch * p->tiles; g0 < g_end; g0 += tb) {
+    int64_t g_start = ch * N / nch * p->tiles, g_end = (ch + 1) * N / nch * p->tiles;
+    for (int64_t g0 = g_start; g0 < g_end; g0 += tb) {
         int64_t nt = g_end - g0 < tb ? g_end - g0 : tb;
         seg sg;
         for (int64_t g = g0; g < g0 + nt;) {
             int64_t next = seg_at(p, g, g0, g0 + nt, &sg);
             seg_grads(p, y->grad + sg.n * F * OHW, y->data + sg.n * F * OHW, act, &sg,
-                      M + sg.k0, p->ms, dbc);
+                      M + sg.k0, tb, dbc);
             g = next;
         }
-        if (dw) {
+        if (w.dw) {
             block_inputs(p, x->data, g0, nt, V);
-            for (int k = 0; k < XI; k++)
-                dsi_sgemm(false, true, F, C, nt, 1.0f, M + k * p->ms, tb, V + k * p->vs, tb,
-                          1.0f, du + k * FC, C);
+            for (int k = 0; k < p->xi; k++)
+                dsi_sgemm(false, true, F, C, nt, 1.0f, M + k * tb, p->mrow, V + k * tb,
+                          p->vrow, g0 == g_start ? 0.0f : 1.0f, du + k * FC, C);
         }
-        if (!dx)
+        if (!w.dx)
             continue;
-        for (int k = 0; k < XI; k++)
-            dsi_sgemm(true, false, C, nt, F, 1.0f, U + k * FC, C, M + k * p->ms, tb, 0.0f,
-                      V + k * p->vs, tb);
+        for (int k = 0; k < p->xi; k++)
+            dsi_sgemm(true, false, C, nt, F, 1.0f, U + k * FC, C, M + k * tb, p->mrow, 0.0f,
+                      V + k * tb, p->vrow);
         for (int64_t g = g0; g < g0 + nt;) {
             int64_t next = seg_at(p, g, g0, g0 + nt, &sg);
-            seg_input_adjoint(p, V + sg.k0, p->vs, &sg, dx + sg.n * C * HW);
+            seg_input_adjoint(p, V + sg.k0, tb, &sg, x->grad + sg.n * C * HW);
             g = next;
         }
     }
@@ -564,31 +697,31 @@ static void backward_chunk(ds_node *y, const wino_plan *p, const float *U, int64
 DS_HOT
 void dsi_wino_backward(ds_node *y, const dsi_conv_geom *q)
 {
-    ds_node *x = y->in[0], *w = y->in[1];
-    float *dx = x->grad, *dw = w->grad, *db = y->n_in == 3 ? y->in[2]->grad : NULL;
-    if (!dx && !dw && !db)
+    ds_node *x = y->in[0], *wt = y->in[1];
+    wants w = {x->grad, wt->grad, y->n_in == 3 && y->in[2]->grad};
+    if (!w.dx && !w.dw && !w.db)
         return;
+    const int m = dsi_wino_tile(q, x->shape[1], wt->shape[0]);
     wino_plan p;
-    plan_of(q, x->shape[0], x->shape[1], w->shape[0], &p);
-    const int64_t F = p.F, C = p.C, FC = F * C, nch = p.nch;
+    plan_of(q, m, x->shape[0], x->shape[1], wt->shape[0], &p);
+    const int64_t nch = p.nch;
     float *U = y->g->scratch;
-    double *dbs = (double *)(y->g->scratch + p.bias_off);
-    float *dU = y->g->scratch + p.du_off;
-    if (dx)
-        weight_transform(w->data, F, C, U);
+    if (w.dx)
+        weight_transform(wt->data, m, p.F, p.C, U);
     int nth = wino_threads(y, &p, nch);
     if (nth == 1) {
         for (int64_t ch = 0; ch < nch; ch++)   /* no region: see dsi_wino_forward */
-            backward_chunk(y, &p, U, ch, 0);
+            backward_chunk(y, &p, w, U, ch, 0);
     } else {
 #pragma omp parallel for schedule(static) num_threads(nth)
         for (int64_t ch = 0; ch < nch; ch++)
-            backward_chunk(y, &p, U, ch, omp_get_thread_num());
+            backward_chunk(y, &p, w, U, ch, omp_get_thread_num());
     }
-    if (dw) {
-        dsi_fold_partials(dU, nch, XI * FC, dU, false);   /* into chunk 0's */
-        weight_adjoint(dU, F, C, dw);
+    float *dU = y->g->scratch + p.du_off;
+    if (w.dw) {
+        dsi_fold_partials(dU, nch, p.xi * p.F * p.C, dU, false);   /* into chunk 0's */
+        weight_adjoint(dU, m, p.F, p.C, wt->grad);
     }
-    if (db)
-        dsi_fold_bias(dbs, nch, F, db);
+    if (w.db)
+        dsi_fold_bias((double *)(y->g->scratch + p.bias_off), nch, p.F, y->in[2]->grad);
 }
