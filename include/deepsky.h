@@ -689,7 +689,7 @@ typedef struct {
     int64_t step_size;    /* STEP */
     float gamma;          /* STEP, EXP */
     float decay;          /* INV_TIME */
-    int64_t t_max;        /* COSINE */
+    int64_t t_max;        /* COSINE; 0 in a ds_net_fit*: the run's steps (epochs if per_epoch) */
     float min_lr;         /* COSINE */
     int per_epoch;        /* t counts epochs (ds_optim_epoch_end) instead of steps */
 } ds_schedule;

@@ -911,6 +911,10 @@ static ds_status fit(ds_net *n, const ds_feed *train, ds_stream *stream, const d
     fit_run fr = {.n = n, .o = o ? o : &def, .train = train, .stream = stream};
     fr.r.best_val_loss = NAN;
     ds_status st = fit_check(&fr, train, val);
+    ds_schedule *sc = &n->optim.schedule;
+    int64_t t_max = sc->t_max;   /* a cosine schedule without one spans the run */
+    if (!st && sc->kind == DS_SCHED_COSINE && t_max == 0)
+        sc->t_max = sc->per_epoch ? fr.epochs : fr.epochs * ((fr.N + fr.S - 1) / fr.S);
     if (!st)
         st = fit_setup(&fr);
     if (!st)
@@ -936,6 +940,7 @@ static ds_status fit(ds_net *n, const ds_feed *train, ds_stream *stream, const d
         dsi_stream_set_hooks(stream, NULL);
     }
     ds_trainer_free(fr.tr);
+    sc->t_max = t_max;
     ds_graph_set_mode(n->g, DS_MODE_EVAL);
     free(fr.perm);
     free(fr.hist);
