@@ -106,7 +106,7 @@ $(BUILD)/rel/src/ops/conv_direct.o: XFLAGS := -ffp-contract=fast
 $(BUILD)/test/src/ops/conv_direct.o: XFLAGS := -ffp-contract=fast
 $(LIB_OBJ): XFLAGS += $(CFLAGS_LIB)
 
-.PHONY: all deps test test-minimal check-lib install uninstall bench-sgemm bench-stream bench-cli check-asan check-valgrind fuzz fuzz-build fuzz-coverage demo demo-quick example examples fashion bench bench-quick clean FORCE
+.PHONY: all deps test test-minimal check-lib install uninstall bench-sgemm bench-stream bench-cli bench-fashion check-asan check-valgrind fuzz fuzz-build fuzz-coverage demo demo-quick example examples fashion bench bench-quick clean FORCE
 all: $(BUILD)/libdeepsky.a $(BUILD)/libdeepsky.so $(BUILD)/deepsky examples
 
 deps:
@@ -285,6 +285,17 @@ bench-quick:
 	@scripts/deps.sh python3-torch python3-numpy python3-venv
 	@$(MAKE) --no-print-directory $(BENCH_BIN)
 	/usr/bin/python3 bench/run.py --bin $(BENCH_BIN) --peers $(PEERS) --quick
+
+# Time to 93% test accuracy on Fashion-MNIST: deepsky's recipe (examples/fashion_fast.model)
+# against the same recipe in Keras and PyTorch (bench/fashion_time.py, bench/fashion_peer.py),
+# on FASHION_THREADS cores (default 2). Uses the peers of bench/.venv (make bench makes it;
+# PyTorch 2.x with PEERS=all, else Debian's 1.13). Writes bench/RESULTS-fashion.md; about
+# 30 minutes.
+FASHION_THREADS ?= 2
+bench-fashion:
+	@scripts/deps.sh dataset-fashion-mnist python3-torch python3-numpy
+	@$(MAKE) --no-print-directory all
+	/usr/bin/python3 bench/fashion_time.py --bin $(BUILD)/deepsky --threads $(FASHION_THREADS)
 
 # Training on a data set twice the memory limit, streamed from .npy shards, against the same
 # data in memory (bench/stream_bench.c): samples/s of each and their ratio. STREAM_ARGS

@@ -82,9 +82,9 @@ def _take(opts, allowed, where):
 def read_model(path):
     """The sequential network of a deepsky model file, as a dict:
     input (C, spatial...), layers (dicts, each with its output shape 'out'), loss ('mse' or
-    'xent'), classes (0 for regression), lr. Only what the bench networks use is accepted;
-    anything else is an error naming the file and line."""
-    shape, layers, loss, lr = None, [], None, 1e-3
+    'xent'), classes (0 for regression), lr, schedule ('constant' or 'cosine'). Only what the
+    bench networks use is accepted; anything else is an error naming the file and line."""
+    shape, layers, loss, lr, schedule = None, [], None, 1e-3, "constant"
     with open(path) as f:
         lines = f.readlines()
     for no, raw in enumerate(lines, 1):
@@ -171,17 +171,22 @@ def read_model(path):
                 raise ModelError(f"{where}: loss {' '.join(args)} not supported by the peers")
         elif kind == "optimizer":
             args = o.pop("_args", [])
-            _take(o, ("lr",), where)
+            _take(o, ("lr", "schedule"), where)
             if args != ["adam"]:
                 raise ModelError(f"{where}: optimizer {' '.join(args)}: the peers run adam")
             lr = float(o.get("lr", "1e-3"))
+            schedule = o.get("schedule", "constant")
+            if schedule not in ("constant", "cosine"):
+                raise ModelError(f"{where}: schedule {schedule}: the peers run constant or "
+                                 f"cosine (over the run, to 0)")
         else:
             raise ModelError(f"{where}: layer not supported by the peer scripts")
     if shape is None or not layers or loss is None:
         raise ModelError(f"{path}: needs an input line, layers and a loss line")
     out = layers[-1]["out"]
     return dict(name=os.path.splitext(os.path.basename(path))[0], input=shape, layers=layers,
-                loss=loss, classes=out[0] if loss == "xent" else 0, targets=out, lr=lr)
+                loss=loss, classes=out[0] if loss == "xent" else 0, targets=out, lr=lr,
+                schedule=schedule)
 
 
 def count_params(spec):

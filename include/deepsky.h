@@ -708,7 +708,7 @@ typedef struct {
     int64_t step_size;    /* STEP */
     float gamma;          /* STEP, EXP */
     float decay;          /* INV_TIME */
-    int64_t t_max;        /* COSINE */
+    int64_t t_max;        /* COSINE; 0 in a ds_net_fit*: the run's steps (epochs if per_epoch) */
     float min_lr;         /* COSINE */
     int per_epoch;        /* t counts epochs (ds_optim_epoch_end) instead of steps */
 } ds_schedule;
@@ -1009,13 +1009,20 @@ DS_API ds_status  ds_stream_next(ds_stream *s, ds_feed *batch, ds_stream_batch *
 DS_API void       ds_stream_stop(ds_stream *s);
 
 /* ---- training ---- */
-enum { DS_AUG_FLIPS = 1, DS_AUG_ROT90 = 2 };
+/* DS_AUG_FLIPS: random mirrors of columns and of rows; DS_AUG_ROT90: random quarter turns;
+ * DS_AUG_HFLIP: random mirrors of the columns only (left-right, for scenes with an up). */
+enum { DS_AUG_FLIPS = 1, DS_AUG_ROT90 = 2, DS_AUG_HFLIP = 4 };
 /* Applies an augmentation transform in place to planes images of h x w (row-major, x = the
  * column): bit 0 mirrors the columns (x -> -x), bit 1 the rows (y -> -y), then
  * (transform >> 2) quarter turns (x, y) -> (-y, x) about the centre (h == w when turning).
  * tmp holds h * w floats. The transforms training applies with DS_AUG_*. */
 DS_API void ds_image_transform(float *img, int64_t planes, int64_t h, int64_t w, int transform,
                                float *tmp);
+/* Translates planes images of h x w in place by dy rows and dx columns (pixel (i, j) moves
+ * to (i + dy, j + dx)); the pixels uncovered are 0. A shift of h rows or w columns or more
+ * leaves zeros. */
+DS_API void ds_image_shift(float *img, int64_t planes, int64_t h, int64_t w, int64_t dy,
+                           int64_t dx);
 
 /* A trainer runs optimizer steps on a net: it owns the optimizer (made from the net's
  * optimizer settings) and the step count, and uses the net's graph in training mode. One
@@ -1105,6 +1112,11 @@ typedef struct {
     /* DS_AUG_* flags: random flips / 90-degree rotations of every input of shape
      * [N, C, H, W] (the same transform for all of a sample's images) */
     int augment;
+    /* Random translations of every input of shape [N, C, H, W] by up to augment_shift
+     * pixels along each axis (uniform in [-s, s], the same for all of a sample's images),
+     * the pixels uncovered set to 0 (after the input's scaling); after the transform of
+     * augment. Labels are left as they are (augment_labels is not called for it). 0: off. */
+    int augment_shift;
     /* With augment: labels that are not invariant under the image's transform (an
      * ellipticity, a position) are mapped by this, called per transformed sample with the
      * transform (bit 0: columns mirrored (x -> -x), bit 1: rows mirrored (y -> -y), then

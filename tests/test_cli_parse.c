@@ -50,3 +50,26 @@ TEST(cli_flag_without_a_value_names_the_flag)
     }
     return TEST_PASS;
 }
+
+TEST(cli_augment_names_the_bad_item)
+{
+    const struct {
+        const char *aug, *want;
+    } cases[] = {
+        {"shift:0", "option '--augment': 'shift:0': shift:N takes a whole number of pixels "
+                    "from 1 to 1024"},
+        {"hflip,shift:2x", "'shift:2x': shift:N takes a whole number"},
+        {"shift:", "'shift:': shift:N takes a whole number"},
+        {"flips,spin", "option '--augment': 'spin' is not flips, hflip, rot90 or shift:N"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char args[256];
+        snprintf(args, sizeof args, "train m.model --data x.npy --labels y.npy -o w.safetensors "
+                 "--augment %s", cases[i].aug);
+        int rc = run(args);
+        if (rc != 2 || !strstr(out_buf, cases[i].want))
+            FAIL("--augment %s: status %d (expected 2), output '%s', expected '%s'",
+                 cases[i].aug, rc, out_buf, cases[i].want);
+    }
+    return TEST_PASS;
+}

@@ -257,3 +257,41 @@ TEST(fit_nonfinite_stop_keeps_the_last_good_files)
              "(best: %d), bit for bit", epoch, batch, w.steps, err, epoch - 1, w.best_epoch);
     return TEST_PASS;
 }
+
+/* A cosine schedule without t_max spans the run: 3 epochs of 10 samples in steps of 4
+ * (batch 2, accumulate 2) are 9 steps, so the weights equal those of t_max=9, differ from
+ * those of t_max=90, and the net's settings keep t_max 0 for its next run. */
+static int train_cosine(const char *tmax, float *w)
+{
+    char text[512];
+    snprintf(text, sizeof text, "input shape=3\ndense units=2\nloss mse\n"
+             "optimizer sgd lr=0.5 schedule=cosine %s\n", tmax);
+    ds_net *net = NULL;
+    ds_net_opts no = {.batch = 2, .seed = 4};
+    ds_tensor *x = ds_tensor_create(2, (int64_t[]){10, 3});
+    ds_tensor *y = ds_tensor_create(2, (int64_t[]){10, 2});
+    int ok = x && y && ds_net_parse(text, "cos.model", &no, &net) == DS_OK;
+    for (int64_t i = 0; ok && i < 30; i++)
+        ds_tensor_data(x)[i] = (float)((i * 37) % 11) / 11.0f;
+    for (int64_t i = 0; ok && i < 20; i++)
+        ds_tensor_data(y)[i] = (float)((i * 5) % 7) / 7.0f;
+    ds_fit_opts fo = {.epochs = 3, .batch_size = 2, .accumulate = 2, .no_shuffle = 1};
+    ds_fit_result r;
+    ok = ok && ds_net_fit(net, x, y, NULL, NULL, &fo, &r) == DS_OK;
+    if (ok)
+        gather_params(ds_net_model(net), w);
+    ok = ok && ds_net_optim_opts(net)->schedule.t_max == (*tmax ? atoll(tmax + 6) : 0);
+    ds_net_free(net);
+    ds_tensor_free(x);
+    ds_tensor_free(y);
+    return ok;
+}
+
+TEST(fit_cosine_without_t_max_spans_the_run)
+{
+    float a[8], b[8], c[8];
+    CHECK(train_cosine("", a) && train_cosine("t_max=9", b) && train_cosine("t_max=90", c));
+    CHECK(memcmp(a, b, sizeof a) == 0);
+    CHECK(memcmp(a, c, sizeof a) != 0);
+    return TEST_PASS;
+}

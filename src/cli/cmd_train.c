@@ -168,10 +168,11 @@ static int apply_scales(const cli_cmd *c, ds_net *n, const ds_feed *f, ds_stream
     return 0;
 }
 
-static bool parse_augment(const cli_cmd *c, int *flags)
+static bool parse_augment(const cli_cmd *c, int *flags, int *shift)
 {
     const char *v = cli_get(c, "augment");
     *flags = 0;
+    *shift = 0;
     if (!v)
         return true;
     char buf[128], *save = NULL;
@@ -181,8 +182,21 @@ static bool parse_augment(const cli_cmd *c, int *flags)
             *flags |= DS_AUG_FLIPS;
         else if (!strcmp(t, "rot90"))
             *flags |= DS_AUG_ROT90;
-        else {
-            cli_usage_error(c, "option '--augment': '%s' is not flips or rot90", t);
+        else if (!strcmp(t, "hflip"))
+            *flags |= DS_AUG_HFLIP;
+        else if (!strncmp(t, "shift:", 6)) {
+            char *end;
+            errno = 0;
+            long s = strtol(t + 6, &end, 10);
+            if (end == t + 6 || *end || errno || s < 1 || s > 1024) {
+                cli_usage_error(c, "option '--augment': '%s': shift:N takes a whole number of "
+                                "pixels from 1 to 1024", t);
+                return false;
+            }
+            *shift = (int)s;
+        } else {
+            cli_usage_error(c, "option '--augment': '%s' is not flips, hflip, rot90 or shift:N",
+                            t);
             return false;
         }
     }
@@ -333,7 +347,7 @@ typedef struct {
     double vsplit, every;
     bool vsplit_last;      /* --val-split-last: the last fraction, unshuffled */
     bool stream;           /* --data or --labels names several files: streamed */
-    int aug;
+    int aug, aug_shift;
 } train_settings;
 
 /* --memory-limit SIZE: bytes, or a number with K, M, G or T (powers of 1024); set once the
@@ -404,7 +418,7 @@ static int check_options(const cli_cmd *c, train_settings *t)
         !cli_long(c, "accumulate", 1, 1000000, 1, &t->accumulate) ||
         !cli_long(c, "seed", 0, 0x7fffffffL, 0, &t->seed) ||
         !cli_long(c, "early-stopping", 1, 1000000, 0, &t->patience) ||
-        !parse_split(c, t) || !parse_augment(c, &t->aug) ||
+        !parse_split(c, t) || !parse_augment(c, &t->aug, &t->aug_shift) ||
         !cli_double(c, "checkpoint-every", 0, 1e9, 10, &t->every) ||
         !cli_long(c, "shuffle-buffer", 1, 1L << 40, 0, &t->buffer) ||
         !cli_threads(c) || !check_scales(c) ||
@@ -585,7 +599,10 @@ int cmd_train(int argc, char **argv)
         CLI_OPT("no-shuffle", 0, NULL, "keep the sample order"),
         CLI_OPT("skip-nonfinite", 0, NULL, "skip a step whose loss or gradient is NaN or Inf "
                 "instead of stopping"),
-        CLI_OPT("augment", 0, "LIST", "random flips,rot90 of square images each epoch"),
+        CLI_OPT("augment", 0, "LIST", "random transforms of images [N, C, H, W] each epoch, "
+                "a list of: flips (mirrors of rows and columns), hflip (left-right mirrors "
+                "only), rot90 (quarter turns of square images), shift:N (translations by up "
+                "to N pixels, uncovered pixels 0)"),
         CLI_OPT("early-stopping", 0, "P", "stop after P epochs without a better validation loss"),
         CLI_OPTS("scale", 0, "HOW", "none, standardize, per_image, asinh[:A], divide:A for every "
                  "input (default none); NAME=HOW for each input"),
@@ -655,6 +672,7 @@ int cmd_train(int argc, char **argv)
     ds_fit_opts fo = {
         .epochs = (int)t.epochs, .batch_size = t.batch, .accumulate = (int)t.accumulate,
         .seed = (uint64_t)t.seed, .no_shuffle = cli_has(&c, "no-shuffle"), .augment = t.aug,
+        .augment_shift = t.aug_shift,
         .patience = (int)t.patience, .skip_nonfinite = cli_has(&c, "skip-nonfinite"),
         .out_path = rf.out, .log_csv = rf.log, .curve_png = rf.curve,
         .checkpoint_every = t.every, .settings = settings,

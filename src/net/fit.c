@@ -53,6 +53,31 @@ void ds_image_transform(float *img, int64_t planes, int64_t h, int64_t w, int tr
     }
 }
 
+/* Rows move by dy, columns by dx; memmove handles the overlap, the rows' order does the
+ * rest (walk away from where the rows go). */
+void ds_image_shift(float *img, int64_t planes, int64_t h, int64_t w, int64_t dy, int64_t dx)
+{
+    if (!dy && !dx)
+        return;
+    int64_t ady = dy < 0 ? -dy : dy, adx = dx < 0 ? -dx : dx;
+    for (int64_t p = 0; p < planes; p++) {
+        float *im = img + p * h * w;
+        if (ady >= h || adx >= w) {
+            memset(im, 0, (size_t)(h * w) * sizeof(float));
+            continue;
+        }
+        for (int64_t k = 0; k < h - ady; k++) {
+            int64_t to = dy > 0 ? h - 1 - k : k, from = to - dy;
+            float *row = im + to * w;
+            memmove(row + (dx > 0 ? dx : 0), im + from * w + (dx < 0 ? adx : 0),
+                    (size_t)(w - adx) * sizeof(float));
+            memset(dx > 0 ? row : row + w - adx, 0, (size_t)adx * sizeof(float));
+        }
+        for (int64_t k = 0; k < ady; k++)
+            memset(im + (dy > 0 ? k : h - 1 - k) * w, 0, (size_t)w * sizeof(float));
+    }
+}
+
 /* history: per epoch train loss, train metric, val loss, val metric, lr, seconds */
 #define HCOLS 6
 
@@ -220,21 +245,38 @@ static void optim_settings(dsi_buf *b, const fit_run *fr)
                    (int)sc->kind, (long long)sc->step_size, (long long)sc->t_max, sc->per_epoch);
 }
 
+/* The augmentation settings as --augment spells them: "none", "flips", "flips,rot90",
+ * "hflip,shift:2", ... (the runs before hflip and shift wrote the same words). */
+static void augment_name(const ds_fit_opts *o, char *buf, size_t cap)
+{
+    static const char *const word[] = {"flips", "rot90", "hflip"};
+    size_t n = 0;
+    buf[0] = 0;
+    for (int i = 0; i < 3; i++)
+        if (o->augment & (1 << i))
+            n += (size_t)snprintf(buf + n, cap - n, "%s%s", n ? "," : "", word[i]);
+    if (o->augment_shift > 0)
+        n += (size_t)snprintf(buf + n, cap - n, "%sshift:%d", n ? "," : "", o->augment_shift);
+    if (!n)
+        snprintf(buf, cap, "none");
+}
+
 /* Everything that changes the result of the run (epochs and early stopping aside, which
  * only say where it ends), one "name: value" line each; the caller's first. */
 static ds_status make_settings(fit_run *fr)
 {
     const ds_fit_opts *o = fr->o;
-    static const char *const aug[] = {"none", "flips", "rot90", "flips,rot90"};
     static const char *const scale[] = {"none", "standardize", "per_image", "asinh", "divide"};
     dsi_buf b = {0};
     if (o->settings)
         dsi_buf_printf(&b, "%s%s", o->settings,
                        *o->settings && o->settings[strlen(o->settings) - 1] != '\n' ? "\n" : "");
+    char aug[96];
+    augment_name(o, aug, sizeof aug);
     dsi_buf_printf(&b, "seed: %llu\nbatch size: %lld\naccumulate: %lld\nshuffle: %s\n"
                    "augment: %s\nnon-finite steps: %s\n", (unsigned long long)o->seed,
                    (long long)fr->B, (long long)(fr->S / fr->B), o->no_shuffle ? "no" : "yes",
-                   aug[o->augment & 3], o->skip_nonfinite ? "skip" : "stop");
+                   aug, o->skip_nonfinite ? "skip" : "stop");
     optim_settings(&b, fr);
     for (int i = 0; i < fr->n->n_inputs; i++) {
         const dsi_net_input *in = &fr->n->inputs[i];
@@ -474,9 +516,10 @@ static ds_status resumed_side_files(const fit_run *fr)
 
 /* ---- augmentation, through the trainer's batch hook ---- */
 /* Random flips and quarter turns of the last two axes of every input of rank 4 or more,
- * per sample (the same for all of a sample's images), in place, with the labels mapped by
- * the user's hook. The choice is a hash of (seed, epoch, sample): the same whatever the
- * batch order. */
+ * then random shifts, per sample (the same for all of a sample's images), in place, with
+ * the labels mapped by the user's hook (for the flips and turns). The choice is a hash of
+ * (seed, epoch, sample): the same whatever the batch order. Bits of the hash: 0-1 flips,
+ * 2-3 turns, 4 the left-right mirror, 8-31 and 32-55 the shifts. */
 static void augment_batch(void *ctx, ds_net *n, const int64_t *rows, int64_t first, int64_t b)
 {
     fit_run *fr = ctx;
@@ -488,7 +531,12 @@ static void augment_batch(void *ctx, ds_net *n, const int64_t *rows, int64_t fir
         int t = (o->augment & DS_AUG_FLIPS) ? (int)(r & 3) : 0;
         if (o->augment & DS_AUG_ROT90)
             t |= (int)((r >> 2) & 3) << 2;
-        if (!t)
+        if ((o->augment & DS_AUG_HFLIP) && !(o->augment & DS_AUG_FLIPS))
+            t |= (int)((r >> 4) & 1);
+        int64_t s = o->augment_shift, span = 2 * s + 1;
+        int64_t dy = s ? (int64_t)(((r >> 8) & 0xffffff) % (uint64_t)span) - s : 0;
+        int64_t dx = s ? (int64_t)(((r >> 32) & 0xffffff) % (uint64_t)span) - s : 0;
+        if (!t && !dy && !dx)
             continue;
         for (int i = 0; i < n->n_inputs; i++) {
             ds_node *in = n->inputs[i].node;
@@ -497,8 +545,9 @@ static void augment_batch(void *ctx, ds_net *n, const int64_t *rows, int64_t fir
             int64_t f = in->numel / in->shape[0], h = in->shape[in->ndim - 2];
             int64_t w = in->shape[in->ndim - 1];
             ds_image_transform(in->data + k * f, f / (h * w), h, w, t, fr->tmp);
+            ds_image_shift(in->data + k * f, f / (h * w), h, w, dy, dx);
         }
-        if (o->augment_labels) {
+        if (o->augment_labels && t) {
             ds_node *y = n->targets[0].target;
             int64_t fy = y->numel / y->shape[0];
             o->augment_labels(o->augment_ctx, t, y->data + k * fy, fy);
@@ -521,11 +570,14 @@ static ds_status augment_check(const ds_net *n, const ds_fit_opts *o, int64_t *p
                             "input '%s' is %s", n->inputs[i].name,
                             dsi_shape_str(in->ndim, in->shape));
     }
-    if (!o->augment)
+    if (o->augment_shift < 0 || o->augment_shift > 1 << 20)
+        return dsi_fail(DS_ERR_ARG, "augment_shift: %d pixels (0 to %d)", o->augment_shift,
+                        1 << 20);
+    if (!o->augment && !o->augment_shift)
         return DS_OK;
     if (n->n_inputs == 1 && n->inputs[0].node->ndim < 4)
-        return dsi_fail(DS_ERR_ARG, "augmentation needs square images [N, C, H, W]; the input "
-                        "is %s", dsi_shape_str(n->inputs[0].node->ndim, n->inputs[0].node->shape));
+        return dsi_fail(DS_ERR_ARG, "augmentation needs %simages [N, C, H, W]; the input "
+                        "is %s", o->augment & DS_AUG_ROT90 ? "square " : "", dsi_shape_str(n->inputs[0].node->ndim, n->inputs[0].node->shape));
     if (*plane == 1)
         return dsi_fail(DS_ERR_ARG, "augmentation needs an input of images [N, C, H, W]");
     if (o->augment_labels && n->n_targets > 1)
@@ -578,7 +630,7 @@ static ds_status fit_setup(fit_run *fr)
     ds_trainer_opts to = {
         .micro_batch = fr->S > fr->B ? fr->B : 0, .skip_nonfinite = o->skip_nonfinite,
         .grad_hook = o->grad_hook, .grad_ctx = o->grad_ctx,
-        .batch_hook = o->augment ? augment_batch : NULL, .batch_ctx = fr,
+        .batch_hook = o->augment || o->augment_shift ? augment_batch : NULL, .batch_ctx = fr,
     };
     if ((st = ds_trainer_create(fr->n, &to, &fr->tr)))
         return st;
@@ -859,6 +911,10 @@ static ds_status fit(ds_net *n, const ds_feed *train, ds_stream *stream, const d
     fit_run fr = {.n = n, .o = o ? o : &def, .train = train, .stream = stream};
     fr.r.best_val_loss = NAN;
     ds_status st = fit_check(&fr, train, val);
+    ds_schedule *sc = &n->optim.schedule;
+    int64_t t_max = sc->t_max;   /* a cosine schedule without one spans the run */
+    if (!st && sc->kind == DS_SCHED_COSINE && t_max == 0)
+        sc->t_max = sc->per_epoch ? fr.epochs : fr.epochs * ((fr.N + fr.S - 1) / fr.S);
     if (!st)
         st = fit_setup(&fr);
     if (!st)
@@ -884,6 +940,7 @@ static ds_status fit(ds_net *n, const ds_feed *train, ds_stream *stream, const d
         dsi_stream_set_hooks(stream, NULL);
     }
     ds_trainer_free(fr.tr);
+    sc->t_max = t_max;
     ds_graph_set_mode(n->g, DS_MODE_EVAL);
     free(fr.perm);
     free(fr.hist);

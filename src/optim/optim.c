@@ -190,6 +190,8 @@ int64_t ds_optim_state_numel(const ds_optim_opts *opts, const ds_model *m)
         return -1;
     }
     ds_optim_opts o = *opts;
+    o.schedule.kind = DS_SCHED_CONSTANT;   /* the state does not depend on it (and a cosine
+                                            * without t_max is whole only within a run) */
     if (resolve(&o) != DS_OK)
         return -1;
     const char *names[MAX_BUFS];
