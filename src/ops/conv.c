@@ -418,22 +418,8 @@ static const float *group_dy(const float *dy, const float *y, int act, int64_t n
     }
     for (int64_t j = 0; j < gn; j++)
         for (int64_t f = 0; f < F; f++) {
-            const float *src = dy + ((n0 + j) * F + f) * O, *ys = y + ((n0 + j) * F + f) * O;
-            float *dst = buf + f * ld + j * O, t = 0;
-            if (act == DSI_FUSE_RELU) {
-#pragma omp simd reduction(+ : t)
-                for (int64_t o = 0; o < O; o++) {
-                    float v = ys[o] > 0 ? src[o] : 0.0f;
-                    dst[o] = v;
-                    t += v;
-                }
-            } else {
-#pragma omp simd reduction(+ : t)
-                for (int64_t o = 0; o < O; o++) {
-                    dst[o] = src[o];
-                    t += src[o];
-                }
-            }
+            const int64_t at = ((n0 + j) * F + f) * O;
+            float t = dsi_conv_dy_row(buf + f * ld + j * O, dy + at, y + at, O, act);
             if (db)
                 db[f] += t;
         }

@@ -324,22 +324,9 @@ static void fill_dyp(const dgeom *g, const float *dy, const float *y, int act, i
         if (s == 0)
             memset(row - g->P, 0, (size_t)g->P * sizeof *row);
         for (int64_t oh = 0; oh < g->OH; oh++) {
-            const float *src = dy + (f * g->OH + oh) * OW, *ys = y + (f * g->OH + oh) * OW;
+            const int64_t at = (f * g->OH + oh) * OW;
             float *dst = row + oh * g->Wp;
-            if (act == DSI_FUSE_RELU) {
-#pragma omp simd reduction(+ : t)
-                for (int64_t o = 0; o < OW; o++) {
-                    float v = ys[o] > 0 ? src[o] : 0.0f;
-                    dst[o] = v;
-                    t += v;
-                }
-            } else {
-#pragma omp simd reduction(+ : t)
-                for (int64_t o = 0; o < OW; o++) {
-                    dst[o] = src[o];
-                    t += src[o];
-                }
-            }
+            t += dsi_conv_dy_row(dst, dy + at, y + at, OW, act);
             if (oh + 1 < g->OH)
                 memset(dst + OW, 0, (size_t)gap * sizeof *dst);
         }

@@ -26,6 +26,29 @@ void dsi_channel_sum_add(const float *dy, int64_t N, int64_t F, int64_t O, float
 void dsi_fold_partials(float *part, int64_t nch, int64_t n, float *out, bool add);
 /* db[f] += the sum over c of dbs[c * F + f], in order. */
 void dsi_fold_bias(const double *dbs, int64_t nch, int64_t F, float *db);
+/* dst[o] = dy[o] where the fused ReLU passed y[o] > 0 (act DSI_FUSE_RELU), else dy[o] as it
+ * is, for o < n; returns their sum (the row's share of the bias gradient). */
+static inline float dsi_conv_dy_row(float *restrict dst, const float *restrict dy,
+                                    const float *restrict y, int64_t n, int act)
+{
+    float t = 0;
+    if (act == DSI_FUSE_RELU) {
+#pragma omp simd reduction(+ : t)
+        for (int64_t o = 0; o < n; o++) {
+            float v = y[o] > 0 ? dy[o] : 0.0f;
+            dst[o] = v;
+            t += v;
+        }
+    } else {
+#pragma omp simd reduction(+ : t)
+        for (int64_t o = 0; o < n; o++) {
+            dst[o] = dy[o];
+            t += dy[o];
+        }
+    }
+    return t;
+}
+
 /* True if the columns equal the image (1x1 kernel, stride 1, no padding). */
 bool dsi_conv_pointwise(const dsi_conv_geom *q);
 /* dsi_sgemm split into fixed tiles of C (at most 256 x 256), one single-threaded sgemm per
