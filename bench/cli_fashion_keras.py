@@ -12,7 +12,6 @@ TensorFlow backend, intra-op threads N and inter-op 1 (as tf_bench.py); Keras co
 step as it chooses by default (jit_compile="auto").
 """
 import argparse
-import gzip
 import os
 import sys
 
@@ -21,15 +20,12 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import numpy as np  # noqa: E402
 
-
-def load_idx(path, offset):
-    with gzip.open(path, "rb") as f:
-        return np.frombuffer(f.read(), dtype=np.uint8, offset=offset)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peer_common  # noqa: E402
 
 
 def load(data_dir, prefix):
-    x = load_idx(os.path.join(data_dir, f"{prefix}-images-idx3-ubyte.gz"), 16)
-    y = load_idx(os.path.join(data_dir, f"{prefix}-labels-idx1-ubyte.gz"), 8)
+    x, y = peer_common.read_fashion(data_dir, prefix)
     return x.reshape(-1, 784).astype(np.float32) / 255.0, y.astype(np.int64)
 
 

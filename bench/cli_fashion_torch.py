@@ -13,7 +13,6 @@ a TensorDataset, which collates sample by sample). OpenBLAS is held to one threa
 torch_bench.py.
 """
 import argparse
-import gzip
 import os
 import sys
 import time
@@ -21,18 +20,15 @@ import time
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peer_common  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 
-def load_idx(path, offset):
-    with gzip.open(path, "rb") as f:
-        return np.frombuffer(f.read(), dtype=np.uint8, offset=offset)
-
-
 def load(data_dir, prefix):
-    x = load_idx(os.path.join(data_dir, f"{prefix}-images-idx3-ubyte.gz"), 16)
-    y = load_idx(os.path.join(data_dir, f"{prefix}-labels-idx1-ubyte.gz"), 8)
+    x, y = peer_common.read_fashion(data_dir, prefix)
     x = torch.from_numpy(x.reshape(-1, 784).astype(np.float32) / 255.0)
     return x, torch.from_numpy(y.astype(np.int64))
 

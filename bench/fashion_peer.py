@@ -17,7 +17,6 @@ Threads: Keras intra-op N, inter-op 1 and a tf.function step (TensorFlow's faste
 /work/shared/notes/peers.md); PyTorch torch.set_num_threads(N), OpenBLAS held to 1 thread.
 """
 import argparse
-import gzip
 import json
 import math
 import os
@@ -33,18 +32,8 @@ import numpy as np  # noqa: E402
 import peer_common  # noqa: E402
 
 
-def read_idx(path):
-    """An IDX file (gzipped) as a numpy array of its type and shape."""
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
 def load(folder, split):
-    x = read_idx(os.path.join(folder, f"{split}-images-idx3-ubyte.gz"))
-    y = read_idx(os.path.join(folder, f"{split}-labels-idx1-ubyte.gz"))
+    x, y = peer_common.read_fashion(folder, split)
     return (x.astype(np.float32) / 255.0)[:, None, :, :], y.astype(np.int64)
 
 

@@ -20,8 +20,8 @@ inference at each batch size after a warm-up), checks that the loss fell, and pr
 line. Asynchronous peers (JAX) keep at most one step in flight: step i is dispatched before
 step i-1 is waited for, and the window closes only when its last step has finished.
 
-This file uses the standard library only, except make_data (numpy), so that bench/run.py can
-import it to count multiply-adds.
+This file uses the standard library only, except make_data and read_fashion (numpy), so that
+bench/run.py can import it to count multiply-adds.
 """
 import argparse
 import collections
@@ -187,6 +187,22 @@ def read_model(path):
     return dict(name=os.path.splitext(os.path.basename(path))[0], input=shape, layers=layers,
                 loss=loss, classes=out[0] if loss == "xent" else 0, targets=out, lr=lr,
                 schedule=schedule)
+
+
+def read_fashion(folder, split):
+    """Fashion-MNIST's gzipped IDX files <folder>/<split>-{images-idx3,labels-idx1}-ubyte.gz
+    read as a user of numpy reads them (gzip, then the bytes after the header): images as
+    uint8 [N, 28, 28], labels as uint8 [N]. split: 'train' or 't10k'."""
+    import gzip
+    import numpy as np
+
+    def idx(name):
+        with gzip.open(os.path.join(folder, f"{split}-{name}-ubyte.gz"), "rb") as f:
+            raw = f.read()
+        ndim = raw[3]
+        dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+        return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+    return idx("images-idx3"), idx("labels-idx1")
 
 
 def count_params(spec):
