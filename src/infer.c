@@ -287,7 +287,9 @@ static void forward_pooled(ds_node *y)
         gv.run_status = DS_OK;
         pooled_sub(y, &gv, s, y->data + t * chunk);
         if (gv.run_status != DS_OK) {
+#ifdef _OPENMP   /* the minimal build has -fopenmp-simd only, which warns on it */
 #pragma omp critical
+#endif
             if (g->run_status == DS_OK)
                 g->run_status = gv.run_status;
         }
