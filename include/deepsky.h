@@ -1260,11 +1260,22 @@ typedef struct {
     double dx, dy;       /* centroid offset from the stamp centre, pixels */
 } ds_galaxy;
 
-typedef enum { DS_PSF_NONE = 0, DS_PSF_GAUSSIAN, DS_PSF_MOFFAT } ds_psf_kind;
+/* PSFs. Any kind but NONE may be elliptical: (e1, e2) shear the round profile as a galaxy's
+ * (eps convention above, area kept, fwhm that of the round profile). DS_PSF_OPTICAL is
+ * GalSim's Airy(lam_over_diam, obscuration) convolved with its Kolmogorov(fwhm): the
+ * diffraction of an annular pupil (obscuration: the central obstruction's fraction of the
+ * diameter) under long-exposure seeing, whose OTF is exp(-3.44 (lambda f / r0)^(5/3)) with
+ * FWHM 0.976 lambda / r0. Either part may be 0 (lam_over_diam 0: seeing alone, fwhm 0:
+ * diffraction alone). */
+typedef enum { DS_PSF_NONE = 0, DS_PSF_GAUSSIAN, DS_PSF_MOFFAT, DS_PSF_OPTICAL } ds_psf_kind;
 typedef struct {
     ds_psf_kind kind;
-    double fwhm;         /* pixels */
+    double fwhm;         /* pixels; OPTICAL: the Kolmogorov part's (0: none) */
     double beta;         /* Moffat only (> 1; e.g. 2.5 to 4.765) */
+    /* variable PSFs (psf.c, optics.c) */
+    double e1, e2;       /* PSF ellipticity, |e| < 1 (0: round) */
+    double lam_over_diam;   /* OPTICAL: lambda / D in pixels, 0 or in [0.25, 1000] */
+    double obscuration;     /* OPTICAL: linear obscuration, [0, 1) */
 } ds_psf;
 
 /* b_n of the Sersic profile I(r) = I_e exp(-b_n ((r/r_e)^(1/n) - 1)): the root of
@@ -1278,7 +1289,8 @@ DS_API ds_status ds_galaxy_render(const ds_galaxy *g, const ds_psf *psf, int siz
  * points per pixel (centred sub-pixels): the sampling astropy's Sersic2D is compared with. */
 DS_API ds_status ds_galaxy_render_sampled(const ds_galaxy *g, int size, int oversample,
                                           float *img);
-/* The PSF alone, integrated over pixels and centred on the stamp centre, unit total flux. */
+/* The PSF alone, integrated over pixels and centred on the stamp centre, unit total flux
+ * (the sum over the stamp). Every kind; the optical PSF through its OTF. */
 DS_API ds_status ds_psf_render(const ds_psf *psf, int size, float *img);
 /* GalSim's signal-to-noise: sqrt(sum of noiseless pixel values squared) / sky_sigma. */
 DS_API double    ds_image_snr(const float *img, int64_t npix, double sky_sigma);
@@ -1288,8 +1300,10 @@ DS_API void      ds_add_noise(float *img, int64_t npix, double sky_sigma, double
 
 /* Draws galaxies with parameters uniform in the given ranges (ellipticity uniform in the
  * disc |e| <= e_max; flux set by the SNR drawn from [snr_min, snr_max]), renders them with
- * noise, and returns the images [count, 1, size, size] and a truth table [count, 9] with
- * the columns of ds_sim_columns(): e1, e2, n, hlr, flux, snr, psf_fwhm, dx, dy. */
+ * noise, and returns the images [count, 1, size, size] and a truth table [count, columns]
+ * with the columns of ds_sim_columns(): e1, e2, n, hlr, flux, snr, psf_fwhm, dx, dy, then
+ * each feature's own block (variable PSFs: psf_beta, psf_e1, psf_e2, psf_lod, psf_obsc; 0
+ * where the kind has no such parameter). A feature's options at zero change nothing. */
 typedef struct {
     int64_t count;
     int size;                    /* stamp size (default 32) */
@@ -1303,10 +1317,23 @@ typedef struct {
     double offset_max;           /* |dx|, |dy| uniform up to this (0.5) */
     ds_psf psf;                  /* kind NONE: no PSF */
     double psf_fwhm_min, psf_fwhm_max;   /* a range of PSF sizes (0: psf.fwhm) */
-    const ds_tensor *params;     /* optional [count, 9] table overriding the draws (NaN: draw) */
+    const ds_tensor *params;     /* optional [count, c] table overriding the draws (NaN: draw),
+                                    its c >= 9 columns the first c of ds_sim_columns() */
+    /* variable PSFs (psf.c, optics.c), drawn from a stream of their own per galaxy */
+    double psf_beta_min, psf_beta_max;   /* Moffat beta range (0: psf.beta) */
+    double psf_e_max;            /* PSF |e| uniform in [0, psf_e_max], angle uniform (0: the
+                                    fixed psf.e1, psf.e2) */
+    double psf_lod_min, psf_lod_max;     /* OPTICAL lambda/D range, pixels (0: psf.lam_over_diam) */
 } ds_sim_opts;
-DS_API const char *const *ds_sim_columns(void);   /* 9 names */
+DS_API const char *const *ds_sim_columns(void);   /* NULL-terminated names */
 DS_API ds_status ds_sim_galaxies(const ds_sim_opts *o, ds_tensor **images, ds_tensor **truth);
+/* The PSF image of each row of a truth table of ds_sim_galaxies run with o (its PSF kind
+ * and stamp size; each row's psf_fwhm, psf_beta, psf_e1, psf_e2, psf_lod, psf_obsc):
+ * [rows, 1, size, size], each ds_psf_render's unit-sum image on the stamps' pixel grid,
+ * centred on the stamp centre. DS_ERR_ARG for a table that is not [rows, columns] or a row
+ * whose PSF is invalid (naming the row). */
+DS_API ds_status ds_sim_psf_images(const ds_sim_opts *o, const ds_tensor *truth,
+                                   ds_tensor **psf_images);
 
 /* Maps an ellipticity (e[0], e[1]) = (e1, e2) the way ds_image_transform maps its image:
  * one mirror negates e2, a quarter turn negates both. Usable as ds_fit_opts.augment_labels

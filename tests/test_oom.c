@@ -609,7 +609,7 @@ static void scenario_sim(oom_env *E, run *r, uint64_t *h)
     (void)E;
     ds_tensor *img = NULL, *truth = NULL;
     float psf_img[SIM_SIZE * SIM_SIZE];
-    ds_psf psf = {DS_PSF_MOFFAT, 2.5, 3};
+    ds_psf psf = {.kind = DS_PSF_MOFFAT, .fwhm = 2.5, .beta = 3};
     ds_sim_opts o = {.count = SIM_N, .size = SIM_SIZE, .seed = 4, .n_min = 0.5, .n_max = 4,
                      .hlr_min = 1.5, .hlr_max = 3, .e_max = 0.5, .snr_min = 30, .snr_max = 60,
                      .sky_sigma = 1, .offset_max = 0.5, .psf = psf};

@@ -79,7 +79,7 @@ TEST(sim_conventions)
     const int sizes[2] = {33, 32};
     for (int t = 0; t < 2; t++) {
         int s = sizes[t];
-        ds_psf psf = {t ? DS_PSF_GAUSSIAN : DS_PSF_NONE, 2.2, 0};
+        ds_psf psf = {.kind = t ? DS_PSF_GAUSSIAN : DS_PSF_NONE, .fwhm = 2.2, .beta = 0};
         ds_galaxy p = {3.5, 2.5, 10, 0.25, 0.2, 0, 0}, q = p;
         q.e1 = -p.e1, q.e2 = -p.e2;
         CHECK(ds_galaxy_render(&p, &psf, s, a) == DS_OK);
@@ -212,7 +212,7 @@ TEST(sim_psf_gaussian)
     for (int t = 0; t < 3; t++) {
         double e1 = 0.25, eps = e1, q = (1 - eps) / (1 + eps);
         ds_galaxy g = {0.5, hlrs[t], 3.0, e1, 0, 0.3, -0.45};
-        ds_psf psf = {DS_PSF_GAUSSIAN, fwhms[t], 0};
+        ds_psf psf = {.kind = DS_PSF_GAUSSIAN, .fwhm = fwhms[t], .beta = 0};
         CHECK(ds_galaxy_render(&g, &psf, S, img) == DS_OK);
         double sg = g.hlr / sqrt(2 * log(2.0)), sp = fwhms[t] / (2 * sqrt(2 * log(2.0)));
         double sx = sqrt(sg * sg / q + sp * sp), sy = sqrt(sg * sg * q + sp * sp);
@@ -234,7 +234,7 @@ TEST(sim_psf_gaussian)
                  fwhms[t], pg, pk, a.xx, b.xx, a.yy, b.yy, a.xy, a.f, b.f);
     }
     /* the PSF image alone */
-    ds_psf psf = {DS_PSF_GAUSSIAN, 2.5, 0};
+    ds_psf psf = {.kind = DS_PSF_GAUSSIAN, .fwhm = 2.5, .beta = 0};
     CHECK(ds_psf_render(&psf, S, img) == DS_OK);
     mom m = moments(img, S);
     double sp = 2.5 / (2 * sqrt(2 * log(2.0)));
@@ -250,7 +250,7 @@ TEST(sim_psf_moffat)
     enum { S = 48 };
     float a[S * S], b[S * S], p[S * S];
     ds_galaxy g = {1.5, 1.5, 2.0, 0.1, -0.2, 0.2, 0.1};
-    ds_psf none = {DS_PSF_NONE, 0, 0}, mof = {DS_PSF_MOFFAT, 2.5, 3.5};
+    ds_psf none = {.kind = DS_PSF_NONE}, mof = {.kind = DS_PSF_MOFFAT, .fwhm = 2.5, .beta = 3.5};
     CHECK(ds_galaxy_render(&g, &none, S, a) == DS_OK);
     CHECK(ds_galaxy_render(&g, &mof, S, b) == DS_OK);
     CHECK(ds_psf_render(&mof, S, p) == DS_OK);
@@ -324,8 +324,18 @@ static ds_sim_opts small_opts(void)
     return o;
 }
 
+/* Columns of the truth table (features append theirs after dy). */
+static int sim_ncols(void)
+{
+    int n = 0;
+    while (ds_sim_columns()[n])
+        n++;
+    return n;
+}
+
 TEST(sim_galaxies)
 {
+    const int C = sim_ncols();
     ds_sim_opts o = small_opts();
     ds_tensor *x1, *t1, *x2, *t2;
     int threads = ds_get_num_threads();
@@ -336,30 +346,30 @@ TEST(sim_galaxies)
     ds_set_num_threads(threads);
     const int64_t *sh = ds_tensor_shape(x1);
     CHECK(ds_tensor_ndim(x1) == 4 && sh[0] == 37 && sh[1] == 1 && sh[2] == 24 && sh[3] == 24);
-    CHECK(ds_tensor_ndim(t1) == 2 && ds_tensor_shape(t1)[1] == 9);
+    CHECK(ds_tensor_ndim(t1) == 2 && ds_tensor_shape(t1)[1] == C);
     CHECK(!memcmp(ds_tensor_data(x1), ds_tensor_data(x2), sizeof(float) * 37 * 24 * 24));
-    CHECK(!memcmp(ds_tensor_data(t1), ds_tensor_data(t2), sizeof(float) * 37 * 9));
+    CHECK(!memcmp(ds_tensor_data(t1), ds_tensor_data(t2), sizeof(float) * 37 * C));
     const char *const *cols = ds_sim_columns();
     CHECK(!strcmp(cols[0], "e1") && !strcmp(cols[5], "snr") && !strcmp(cols[8], "dy"));
     /* truth in range; the flux gives exactly the drawn SNR (noiseless re-render) */
     const float *t = ds_tensor_data(t1);
     float img[24 * 24];
     for (int i = 0; i < 37; i++) {
-        const float *r = t + i * 9;
+        const float *r = t + i * C;
         CHECK(hypot(r[0], r[1]) <= 0.6 + 1e-6 && r[2] >= 0.5 && r[2] <= 6);
         CHECK(r[3] >= 1.5 && r[3] <= 4 && r[5] >= 10 && r[5] <= 100);
         CHECK(r[6] >= 1.8 && r[6] <= 2.6 && fabs(r[7]) <= 0.5 && fabs(r[8]) <= 0.5);
         ds_galaxy g = {r[2], r[3], r[4], r[0], r[1], r[7], r[8]};
-        ds_psf psf = {DS_PSF_GAUSSIAN, r[6], 0};
+        ds_psf psf = {.kind = DS_PSF_GAUSSIAN, .fwhm = r[6], .beta = 0};
         CHECK(ds_galaxy_render(&g, &psf, 24, img) == DS_OK);
         CHECK_NEAR(ds_image_snr(img, 24 * 24, 1.5), r[5], 1e-5 * r[5]);
     }
     /* the noise is what was added: residual std = sky_sigma */
     double s2 = 0;
     for (int i = 0; i < 37; i++) {
-        const float *r = t + i * 9;
+        const float *r = t + i * C;
         ds_galaxy g = {r[2], r[3], r[4], r[0], r[1], r[7], r[8]};
-        ds_psf psf = {DS_PSF_GAUSSIAN, r[6], 0};
+        ds_psf psf = {.kind = DS_PSF_GAUSSIAN, .fwhm = r[6], .beta = 0};
         CHECK(ds_galaxy_render(&g, &psf, 24, img) == DS_OK);
         for (int p = 0; p < 24 * 24; p++) {
             double d = ds_tensor_data(x1)[i * 576 + p] - img[p];
@@ -380,9 +390,9 @@ TEST(sim_galaxies)
     ds_tensor_free(t2);
     CHECK(ds_sim_galaxies(&o, &x2, &t2) == DS_OK);
     const float *u = ds_tensor_data(t2);
-    CHECK(u[3 * 9 + 2] == 4.0f && u[5 * 9 + 4] == 123.0f && u[6 * 9 + 0] == 0.1f);
-    CHECK(u[3 * 9 + 3] == t[3 * 9 + 3] && u[6 * 9 + 1] == t[6 * 9 + 1]);   /* others: same draws */
-    CHECK(u[0] == t[0] && u[36 * 9 + 8] == t[36 * 9 + 8]);
+    CHECK(u[3 * C + 2] == 4.0f && u[5 * C + 4] == 123.0f && u[6 * C + 0] == 0.1f);
+    CHECK(u[3 * C + 3] == t[3 * C + 3] && u[6 * C + 1] == t[6 * C + 1]);   /* others: same draws */
+    CHECK(u[0] == t[0] && u[36 * C + 8] == t[36 * C + 8]);
     /* noiseless: flux 1, images equal the renders */
     o.params = NULL;
     o.snr_min = o.snr_max = 0;
@@ -411,7 +421,7 @@ TEST(sim_errors)
 {
     float img[16 * 16];
     ds_galaxy ok = {1, 2, 1, 0, 0, 0, 0}, g;
-    ds_psf psf = {DS_PSF_GAUSSIAN, 2, 0};
+    ds_psf psf = {.kind = DS_PSF_GAUSSIAN, .fwhm = 2, .beta = 0};
     g = ok, g.n = 0;
     CHECK_OK(expect_arg(ds_galaxy_render(&g, NULL, 16, img), "Sersic index", msg_, cap_));
     g = ok, g.n = -1;
@@ -422,7 +432,7 @@ TEST(sim_errors)
     CHECK_OK(expect_arg(ds_galaxy_render(&g, NULL, 16, img), "ellipticity", msg_, cap_));
     CHECK_OK(expect_arg(ds_galaxy_render(&ok, NULL, 3, img), "stamp size", msg_, cap_));
     CHECK_OK(expect_arg(ds_psf_render(&psf, 2, img), "stamp size", msg_, cap_));
-    ds_psf bad = {DS_PSF_MOFFAT, 2, 1.0};
+    ds_psf bad = {.kind = DS_PSF_MOFFAT, .fwhm = 2, .beta = 1.0};
     CHECK_OK(expect_arg(ds_galaxy_render(&ok, &bad, 16, img), "beta", msg_, cap_));
     bad.kind = DS_PSF_GAUSSIAN, bad.fwhm = -1;
     CHECK_OK(expect_arg(ds_psf_render(&bad, 16, img), "FWHM", msg_, cap_));
@@ -499,12 +509,14 @@ TEST(sim_cli)
     const int64_t *sh = ds_tensor_shape(x);
     CHECK(ds_tensor_ndim(x) == 3 && sh[0] == 12 && sh[1] == 20 && sh[2] == 20);
     CHECK(ds_array_load(p2, NULL, &t) == DS_OK);
-    CHECK(ds_tensor_ndim(t) == 2 && ds_tensor_shape(t)[0] == 12 && ds_tensor_shape(t)[1] == 9);
+    CHECK(ds_tensor_ndim(t) == 2 && ds_tensor_shape(t)[0] == 12 &&
+          ds_tensor_shape(t)[1] == sim_ncols());
     char *names = ds_table_columns(p2, NULL);
     CHECK(names && strstr(names, "psf_fwhm") && strstr(names, "snr"));
     free(names);
     for (int i = 0; i < 12; i++)
-        CHECK(ds_tensor_data(t)[i * 9 + 5] >= 20 && ds_tensor_data(t)[i * 9 + 5] <= 40);
+        CHECK(ds_tensor_data(t)[i * sim_ncols() + 5] >= 20 &&
+              ds_tensor_data(t)[i * sim_ncols() + 5] <= 40);
     /* the library call with the same options gives the same cube */
     ds_sim_opts o = {0};
     o.count = 12, o.size = 20, o.seed = 4, o.n_min = 0.5, o.n_max = 6, o.hlr_min = 1.5;
@@ -538,8 +550,8 @@ TEST(sim_cli)
         FAIL("exit %d: %s", rc, out_buf);
     snprintf(p3, sizeof p3, "%s/a.csv", dir);
     CHECK(ds_array_load(p3, NULL, &x) == DS_OK && ds_tensor_shape(x)[0] == 3);
-    CHECK(ds_tensor_data(x)[2] == 1.0f && ds_tensor_data(x)[9 + 2] == 2.0f);
-    CHECK(ds_tensor_data(x)[0] == 0.2f && ds_tensor_data(x)[9] != 0.2f);
+    CHECK(ds_tensor_data(x)[2] == 1.0f && ds_tensor_data(x)[sim_ncols() + 2] == 2.0f);
+    CHECK(ds_tensor_data(x)[0] == 0.2f && ds_tensor_data(x)[sim_ncols()] != 0.2f);
     CHECK(ds_tensor_data(x)[6] == 0.0f);   /* psf_fwhm 0 without a PSF */
     ds_tensor_free(x);
     ds_tensor_free(t);

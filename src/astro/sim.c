@@ -7,10 +7,16 @@
 
 #include <math.h>
 
-enum { C_E1, C_E2, C_N, C_HLR, C_FLUX, C_SNR, C_FWHM, C_DX, C_DY, N_COLS };
+enum {
+    C_E1, C_E2, C_N, C_HLR, C_FLUX, C_SNR, C_FWHM, C_DX, C_DY,
+    C_PBETA, C_PE1, C_PE2, C_PLOD, C_POBSC,   /* variable PSFs */
+    N_COLS
+};
 
 static const char *const columns[N_COLS + 1] = {
-    "e1", "e2", "n", "hlr", "flux", "snr", "psf_fwhm", "dx", "dy", NULL,
+    "e1", "e2", "n", "hlr", "flux", "snr", "psf_fwhm", "dx", "dy",
+    "psf_beta", "psf_e1", "psf_e2", "psf_lod", "psf_obsc",   /* variable PSFs */
+    NULL,
 };
 
 const char *const *ds_sim_columns(void) { return columns; }
@@ -92,6 +98,75 @@ static ds_status check_range(const char *what, double lo, double hi, double min,
     return DS_OK;
 }
 
+/* ---- variable PSFs ---- */
+
+/* The ranges of the PSF's beta, |e| and lambda/D (0, 0: the fixed value of o->psf). */
+static ds_status resolve_psf_ranges(ds_sim_opts *o)
+{
+    ds_status st;
+    if (o->psf_beta_min == 0 && o->psf_beta_max == 0)
+        o->psf_beta_min = o->psf_beta_max = o->psf.beta;
+    if (o->psf_lod_min == 0 && o->psf_lod_max == 0)
+        o->psf_lod_min = o->psf_lod_max = o->psf.lam_over_diam;
+    if (o->psf.kind == DS_PSF_MOFFAT &&
+        (st = check_range("Moffat beta", o->psf_beta_min, o->psf_beta_max, 1 + 1e-9, 100)) != DS_OK)
+        return st;
+    if (o->psf.kind == DS_PSF_OPTICAL &&
+        (st = check_range("lambda/D", o->psf_lod_min, o->psf_lod_max, 0, 1000)) != DS_OK)
+        return st;
+    if (!(o->psf_e_max >= 0 && o->psf_e_max < 1))
+        return dsi_fail(DS_ERR_ARG, "sim: psf_e_max %g must be in [0, 1)", o->psf_e_max);
+    if (o->psf_e_max > 0 && o->psf.kind == DS_PSF_NONE)
+        return dsi_fail(DS_ERR_ARG, "sim: psf_e_max %g needs a PSF (kind is none)", o->psf_e_max);
+    return DS_OK;
+}
+
+/* Galaxy i's PSF parameters: drawn (4 uniforms from the stream of (seed, i, "psf")) only
+ * when a range is open, so that the other outputs keep their bits. */
+static void psf_draw(const ds_sim_opts *o, int64_t i, double *t)
+{
+    const ds_psf_kind k = o->psf.kind;
+    const int moffat = k == DS_PSF_MOFFAT, optical = k == DS_PSF_OPTICAL;
+    double u[4] = {0, 0, 0, 0};
+    if ((moffat && o->psf_beta_max > o->psf_beta_min) || o->psf_e_max > 0 ||
+        (optical && o->psf_lod_max > o->psf_lod_min)) {
+        ds_rng r;
+        ds_rng_seed(&r, noise_seed(o->seed ^ 0x7073665f76617279ULL, i));   /* "psf_vary" */
+        for (int j = 0; j < 4; j++)
+            u[j] = ds_rng_uniform(&r);
+    }
+    t[C_PBETA] = moffat ? o->psf_beta_min + (o->psf_beta_max - o->psf_beta_min) * u[0] : 0;
+    t[C_PE1] = o->psf.e1;
+    t[C_PE2] = o->psf.e2;
+    if (o->psf_e_max > 0) {
+        double e = o->psf_e_max * u[1], th = 2 * M_PI * u[2];
+        t[C_PE1] = e * cos(th);
+        t[C_PE2] = e * sin(th);
+    }
+    t[C_PLOD] = optical ? o->psf_lod_min + (o->psf_lod_max - o->psf_lod_min) * u[3] : 0;
+    t[C_POBSC] = optical ? o->psf.obscuration : 0;
+}
+
+/* The PSF of a truth row (kind from the options). */
+static ds_psf row_psf(const ds_sim_opts *o, const double *t)
+{
+    ds_psf p = {o->psf.kind, t[C_FWHM], o->psf.beta, t[C_PE1], t[C_PE2], t[C_PLOD], t[C_POBSC]};
+    if (o->psf.kind == DS_PSF_MOFFAT)
+        p.beta = t[C_PBETA];
+    return p;
+}
+
+static ds_status psf_row_check(const ds_sim_opts *o, int64_t i, const double *t)
+{
+    char who[64];
+    if (o->psf.kind != DS_PSF_MOFFAT && t[C_PBETA] != 0)
+        return dsi_fail(DS_ERR_ARG, "sim: galaxy %lld: psf_beta = %g is given but the PSF is not "
+                        "a Moffat (use 0)", (long long)i, t[C_PBETA]);
+    snprintf(who, sizeof who, "sim: galaxy %lld", (long long)i);
+    ds_psf p = row_psf(o, t);
+    return dsi_psf_check(&p, who);
+}
+
 /* Options with 0 meaning the default where 0 makes no sense (size, the n and hlr ranges,
  * sky_sigma), checked. */
 static ds_status resolve_opts(const ds_sim_opts *in, ds_sim_opts *o)
@@ -123,19 +198,26 @@ static ds_status resolve_opts(const ds_sim_opts *in, ds_sim_opts *o)
         return dsi_fail(DS_ERR_ARG, "sim: gain %g must be >= 0 (0: no source noise)", o->gain);
     if (!(o->offset_max >= 0 && o->offset_max <= o->size))
         return dsi_fail(DS_ERR_ARG, "sim: offset_max %g must be in [0, size]", o->offset_max);
+    if (o->psf.kind == DS_PSF_MOFFAT && o->psf.beta == 0 && o->psf_beta_min > 0)
+        o->psf.beta = o->psf_beta_min;
+    if (o->psf.kind == DS_PSF_OPTICAL && o->psf.lam_over_diam == 0 && o->psf_lod_min > 0)
+        o->psf.lam_over_diam = o->psf_lod_min;
     if ((st = dsi_psf_check(&o->psf, "sim")) != DS_OK)
         return st;
     if (o->psf.kind != DS_PSF_NONE) {
         if (o->psf_fwhm_min == 0 && o->psf_fwhm_max == 0)
             o->psf_fwhm_min = o->psf_fwhm_max = o->psf.fwhm;
-        if ((st = check_range("PSF FWHM", o->psf_fwhm_min, o->psf_fwhm_max, 1e-9, 1000)) != DS_OK)
+        if ((st = check_range("PSF FWHM", o->psf_fwhm_min, o->psf_fwhm_max,
+                              o->psf.kind == DS_PSF_OPTICAL ? 0 : 1e-9, 1000)) != DS_OK)
             return st;
     }
+    if ((st = resolve_psf_ranges(o)) != DS_OK)
+        return st;
     if (o->params) {
         const int64_t *sh = ds_tensor_shape(o->params);
-        if (ds_tensor_ndim(o->params) != 2 || sh[0] != o->count || sh[1] != N_COLS)
-            return dsi_fail(DS_ERR_ARG, "sim: the params table is %s, expected [%lld, %d] (count "
-                            "x the columns of ds_sim_columns)",
+        if (ds_tensor_ndim(o->params) != 2 || sh[0] != o->count || sh[1] < 9 || sh[1] > N_COLS)
+            return dsi_fail(DS_ERR_ARG, "sim: the params table is %s, expected [%lld, 9 to %d] "
+                            "(count x the first columns of ds_sim_columns)",
                             dsi_shape_str(ds_tensor_ndim(o->params), sh), (long long)o->count,
                             N_COLS);
     }
@@ -165,9 +247,11 @@ static ds_status draw(const ds_sim_opts *o, ds_rng *r, int64_t i, double *t, int
     t[C_FWHM] = o->psf.kind == DS_PSF_NONE ? 0 :
                 o->psf_fwhm_min + (o->psf_fwhm_max - o->psf_fwhm_min) * u[7];
     t[C_FLUX] = NAN;
+    psf_draw(o, i, t);
     if (o->params) {
-        const float *row = ds_tensor_data((ds_tensor *)o->params) + i * N_COLS;
-        for (int j = 0; j < N_COLS; j++)
+        const int64_t w = ds_tensor_shape(o->params)[1];
+        const float *row = ds_tensor_data((ds_tensor *)o->params) + i * w;
+        for (int j = 0; j < w; j++)
             if (!isnan(row[j]))
                 t[j] = row[j];
     }
@@ -186,9 +270,10 @@ static ds_status draw(const ds_sim_opts *o, ds_rng *r, int64_t i, double *t, int
         return bad_row(i, "snr", t[C_SNR], "must be > 0");
     if (o->psf.kind == DS_PSF_NONE && t[C_FWHM] != 0)
         return bad_row(i, "psf_fwhm", t[C_FWHM], "is given but the PSF is none (use 0)");
-    if (o->psf.kind != DS_PSF_NONE && !(t[C_FWHM] > 0 && t[C_FWHM] <= 1000))
+    if (o->psf.kind != DS_PSF_NONE && o->psf.kind != DS_PSF_OPTICAL &&
+        !(t[C_FWHM] > 0 && t[C_FWHM] <= 1000))
         return bad_row(i, "psf_fwhm", t[C_FWHM], "must be in (0, 1000]");
-    return DS_OK;
+    return psf_row_check(o, i, t);
 }
 
 ds_status ds_sim_galaxies(const ds_sim_opts *opts, ds_tensor **images, ds_tensor **truth)
@@ -226,7 +311,7 @@ ds_status ds_sim_galaxies(const ds_sim_opts *opts, ds_tensor **images, ds_tensor
         double *p = par + i * N_COLS;
         float *im = x + i * npix;
         ds_galaxy g = {p[C_N], p[C_HLR], 1.0, p[C_E1], p[C_E2], p[C_DX], p[C_DY]};
-        ds_psf psf = {o.psf.kind, p[C_FWHM], o.psf.beta};
+        ds_psf psf = row_psf(&o, p);
         if (ds_galaxy_render(&g, &psf, o.size, im) != DS_OK) {
 #ifdef _OPENMP   /* (-fopenmp-simd warns) unnamed: a named one is an exported symbol */
 #pragma omp critical
@@ -258,7 +343,7 @@ ds_status ds_sim_galaxies(const ds_sim_opts *opts, ds_tensor **images, ds_tensor
         /* rerun on this thread for the message */
         const double *p = par + failed * N_COLS;
         ds_galaxy g = {p[C_N], p[C_HLR], 1.0, p[C_E1], p[C_E2], p[C_DX], p[C_DY]};
-        ds_psf psf = {o.psf.kind, p[C_FWHM], o.psf.beta};
+        ds_psf psf = row_psf(&o, p);
         st = ds_galaxy_render(&g, &psf, o.size, x + failed * npix);
         if (st == DS_OK)
             st = dsi_fail(DS_ERR_NOMEM, "ds_sim_galaxies: rendering galaxy %lld ran out of "
@@ -274,4 +359,63 @@ done:
     free(par);
     free(given);
     return st;
+}
+
+ds_status ds_sim_psf_images(const ds_sim_opts *opts, const ds_tensor *truth, ds_tensor **out)
+{
+    if (!opts || !truth || !out)
+        return dsi_fail(DS_ERR_ARG, "ds_sim_psf_images: options, truth and output must not be NULL");
+    *out = NULL;
+    const int size = opts->size ? opts->size : 32;
+    const int64_t *sh = ds_tensor_shape(truth);
+    if (ds_tensor_ndim(truth) != 2 || sh[1] != N_COLS || sh[0] < 1)
+        return dsi_fail(DS_ERR_ARG, "ds_sim_psf_images: the truth table is %s, expected [rows, %d] "
+                        "(the columns of ds_sim_columns)", dsi_shape_str(ds_tensor_ndim(truth), sh),
+                        N_COLS);
+    if (size < 4 || size > 4096)
+        return dsi_fail(DS_ERR_ARG, "ds_sim_psf_images: stamp size %d must be in [4, 4096]", size);
+    const int64_t n = sh[0], npix = (int64_t)size * size;
+    const float *t = ds_tensor_data((ds_tensor *)truth);
+    ds_status st = DS_OK;
+    for (int64_t i = 0; i < n && st == DS_OK; i++) {   /* check every row before rendering */
+        double row[N_COLS];
+        for (int j = 0; j < N_COLS; j++)
+            row[j] = t[i * N_COLS + j];
+        st = psf_row_check(opts, i, row);
+    }
+    if (st != DS_OK)
+        return st;
+    int64_t shape[4] = {n, 1, size, size};
+    ds_tensor *img = ds_tensor_create(4, shape);
+    if (!img)
+        return dsi_fail(DS_ERR_NOMEM, "ds_sim_psf_images: out of memory for %lld PSF images of "
+                        "%d x %d", (long long)n, size, size);
+    float *x = ds_tensor_data(img);
+    int64_t failed = -1;
+#pragma omp parallel for schedule(dynamic, 8)
+    for (int64_t i = 0; i < n; i++) {
+        double row[N_COLS];
+        for (int j = 0; j < N_COLS; j++)
+            row[j] = t[i * N_COLS + j];
+        ds_psf p = row_psf(opts, row);
+        if (ds_psf_render(&p, size, x + i * npix) != DS_OK) {
+#ifdef _OPENMP
+#pragma omp critical
+#endif
+            if (failed < 0 || i < failed)
+                failed = i;
+        }
+    }
+    if (failed >= 0) {   /* only memory can fail here: rerun on this thread for the message */
+        double row[N_COLS];
+        for (int j = 0; j < N_COLS; j++)
+            row[j] = t[failed * N_COLS + j];
+        ds_psf p = row_psf(opts, row);
+        st = ds_psf_render(&p, size, x + failed * npix);
+        ds_tensor_free(img);
+        return st != DS_OK ? st : dsi_fail(DS_ERR_NOMEM, "ds_sim_psf_images: rendering row %lld "
+                                           "ran out of memory", (long long)failed);
+    }
+    *out = img;
+    return DS_OK;
 }

@@ -1,16 +1,23 @@
-/* sim.h - private pieces shared by the galaxy simulator (sersic.c, psf.c, sim.c). */
+/* sim.h - private pieces shared by the galaxy simulator (sersic.c, psf.c, optics.c, sim.c). */
 #ifndef DS_ASTRO_SIM_H
 #define DS_ASTRO_SIM_H
 
 #include "deepsky.h"
 
-/* DS_ERR_ARG naming who unless psf is NULL, kind NONE, or a valid Gaussian/Moffat. */
+/* DS_ERR_ARG naming who unless psf is NULL, kind NONE (round), or a valid Gaussian, Moffat
+ * or optical PSF. */
 ds_status dsi_psf_check(const ds_psf *psf, const char *who);
+/* Semi-major axis over radius of the PSF's shear, (1 + |e|) / sqrt(1 - |e|^2); 1 if round. */
+double dsi_psf_stretch(const ds_psf *psf);
+/* |A^-1 (x, y)|^2: the squared radius in the round profile of the point (x, y) of the PSF
+ * sheared by A = [[1 + e1, e2], [e2, 1 - e1]] / sqrt(1 - |e|^2) (area kept). */
+double dsi_psf_r2(const ds_psf *psf, double x, double y);
 /* Sub-cells per pixel side (k) of the grid the galaxy is integrated on before the
  * convolution: the sampled PSF must be smooth on that grid (h = 1/k <= FWHM / 4). */
 int dsi_psf_oversample(const ds_psf *psf);
-/* Radius (pixels) beyond which the PSF is cut: 5 sigma for a Gaussian, max(size / 2,
- * 4 FWHM) for a Moffat. */
+/* Radius (pixels, in the round profile) beyond which the PSF is cut: 5 sigma for a
+ * Gaussian, max(size / 2, 4 FWHM) for a Moffat; for the optical PSF (never cut, its OTF is
+ * used whole) the reach of the FFT's zero padding. */
 double dsi_psf_trunc(const ds_psf *psf, int size);
 /* Pixels rendered around the stamp so that light scattered into it is kept. */
 int dsi_psf_margin(const ds_psf *psf, int size);
@@ -21,5 +28,23 @@ int dsi_psf_margin(const ds_psf *psf, int size);
  * exactly, up to the aliasing of the sampled PSF (negligible for h <= FWHM / 4). */
 ds_status dsi_psf_convolve(const ds_psf *psf, int size, int k, int m, const double *g,
                            double *out);
+
+
+/* ---- optics.c ---- */
+/* OTF (real, even) of the optical PSF at frequency (fx, fy) cycles per pixel: the annular
+ * pupil's autocorrelation (if lam_over_diam > 0) times the Kolmogorov OTF (if fwhm > 0),
+ * sheared by the PSF ellipticity. 1 at 0. */
+double dsi_optical_otf(const ds_psf *p, double fx, double fy);
+/* A rough FWHM of the optical PSF, pixels: the quadrature sum of the atmosphere's and the
+ * unobscured Airy's (1.029 lambda/D), for sampling choices. */
+double dsi_optical_fwhm(const ds_psf *p);
+/* dsi_psf_convolve for the optical PSF: the galaxy's spectrum times the OTF (not cut). */
+ds_status dsi_optical_convolve(const ds_psf *psf, int size, int k, int m, const double *g,
+                               double *out);
+/* The optical PSF (unit total flux, not renormalized) at the pixel centres of a size x size
+ * stamp centred as ds_psf_render: integrated over each pixel if integrate, else its value
+ * at the centre. Poisson summation of the OTF: exact up to the wrap-around of the periodic
+ * grid (period >= 2 size pixels). */
+ds_status dsi_optical_image(const ds_psf *psf, int size, int integrate, double *acc);
 
 #endif

@@ -50,11 +50,20 @@ static void npy_name(const char *path, char *out, size_t cap)
     snprintf(out, cap, "%.*s.npy", (int)n, path);
 }
 
+static int sim_ncols(void)
+{
+    int n = 0;
+    while (ds_sim_columns()[n])
+        n++;
+    return n;
+}
+
 /* The params table: every column of ds_sim_columns() the file has (case-insensitive), the
  * others NaN (drawn). */
 static int load_params(const char *path, ds_tensor **out)
 {
     const char *const *names = ds_sim_columns();
+    const int nc = sim_ncols();
     char *have = ds_table_columns(path, NULL);
     if (!have)
         return cli_fail();
@@ -80,14 +89,14 @@ static int load_params(const char *path, ds_tensor **out)
         }
         int64_t rows = ds_tensor_shape(col)[0];
         if (!t) {
-            int64_t sh[2] = {rows, 9};
+            int64_t sh[2] = {rows, nc};
             t = ds_tensor_create(2, sh);
             if (!t) {
                 ds_tensor_free(col);
                 rc = cli_fail();
                 break;
             }
-            for (int64_t i = 0; i < rows * 9; i++)
+            for (int64_t i = 0; i < rows * nc; i++)
                 ds_tensor_data(t)[i] = NAN;
         }
         if (ds_tensor_numel(col) != ds_tensor_shape(t)[0]) {
@@ -97,14 +106,14 @@ static int load_params(const char *path, ds_tensor **out)
             rc = 1;
         } else {
             for (int64_t i = 0; i < ds_tensor_numel(col); i++)
-                ds_tensor_data(t)[i * 9 + j] = ds_tensor_data(col)[i];
+                ds_tensor_data(t)[i * nc + j] = ds_tensor_data(col)[i];
             found++;
         }
         ds_tensor_free(col);
     }
     if (!rc && !found) {
-        fprintf(stderr, "deepsky: error: %s: no column named e1, e2, n, hlr, flux, snr, psf_fwhm, "
-                "dx or dy (it has: %s)\n", path, have);
+        fprintf(stderr, "deepsky: error: %s: no column named as one of the truth table's (e1, "
+                "e2, n, hlr, flux, snr, psf_fwhm, dx, dy, ...) (it has: %s)\n", path, have);
         rc = 1;
     }
     free(have);
@@ -119,20 +128,96 @@ static int load_params(const char *path, ds_tensor **out)
 static int save_truth(const ds_tensor *truth, const char *path)
 {
     const int64_t n = ds_tensor_shape(truth)[0];
-    float *cols = malloc(sizeof *cols * (size_t)(9 * n));
-    const float *col_ptr[9];
-    if (!cols) {
+    const int nc = sim_ncols();
+    float *cols = malloc(sizeof *cols * (size_t)(nc * n));
+    const float **col_ptr = malloc(sizeof *col_ptr * (size_t)nc);
+    if (!cols || !col_ptr) {
+        free(cols);
+        free(col_ptr);
         fprintf(stderr, "deepsky: error: out of memory for the truth table\n");
         return 1;
     }
     const float *t = ds_tensor_data((ds_tensor *)truth);
-    for (int j = 0; j < 9; j++) {
+    for (int j = 0; j < nc; j++) {
         for (int64_t i = 0; i < n; i++)
-            cols[j * n + i] = t[i * 9 + j];
+            cols[j * n + i] = t[i * nc + j];
         col_ptr[j] = cols + j * n;
     }
-    int rc = ds_table_save(path, 9, ds_sim_columns(), n, col_ptr) == DS_OK ? 0 : cli_fail();
+    int rc = ds_table_save(path, nc, ds_sim_columns(), n, col_ptr) == DS_OK ? 0 : cli_fail();
     free(cols);
+    free(col_ptr);
+    return rc;
+}
+
+/* --psf-beta (or --beta), --psf-e, --psf-lod, --psf-obscuration. */
+static bool parse_psf_opts(const cli_cmd *c, ds_sim_opts *o)
+{
+    const char *beta = cli_has(c, "psf-beta") ? "psf-beta" : "beta";
+    if (cli_has(c, "psf-beta") && cli_has(c, "beta")) {
+        cli_usage_error(c, "options '--psf-beta' and '--beta' are the same: give one");
+        return false;
+    }
+    o->psf.beta = 3;
+    if (!parse_range(c, beta, 1.000001, 100, &o->psf_beta_min, &o->psf_beta_max) ||
+        !parse_range(c, "psf-lod", 0, 1000, &o->psf_lod_min, &o->psf_lod_max) ||
+        !cli_double(c, "psf-obscuration", 0, 0.999999, 0, &o->psf.obscuration))
+        return false;
+    if (cli_has(c, beta))
+        o->psf.beta = o->psf_beta_min;
+    o->psf.lam_over_diam = o->psf_lod_min;
+    const char *e = cli_get(c, "psf-e");
+    if (!e)
+        return true;
+    char *end;
+    double a = strtod(e, &end), b = 0;
+    bool pair = end != e && *end == ',';
+    if (pair) {
+        const char *s = end + 1;
+        b = strtod(s, &end);
+        if (end == s)
+            end = (char *)s - 1;
+    }
+    if (end == e || *end || !(hypot(a, b) < 1) || (!pair && !(a >= 0))) {
+        cli_usage_error(c, "option '--psf-e': '%s' is not E in [0, 1) or E1,E2 with |e| < 1", e);
+        return false;
+    }
+    if (pair)
+        o->psf.e1 = a, o->psf.e2 = b;
+    else
+        o->psf_e_max = a;
+    return true;
+}
+
+/* What each PSF kind needs and refuses among the PSF options (exit status, 0 if fine). */
+static int psf_kind_rules(const cli_cmd *c, const ds_sim_opts *o, double fwhm_lo)
+{
+    const ds_psf_kind k = o->psf.kind;
+    if (k != DS_PSF_OPTICAL && fwhm_lo <= 0 && k != DS_PSF_NONE)
+        return cli_usage_error(c, "option '--psf-fwhm': must be > 0 (0, no atmosphere, is for "
+                               "--psf optical only)");
+    if (k == DS_PSF_OPTICAL && !cli_has(c, "psf-lod"))
+        return cli_usage_error(c, "--psf optical needs --psf-lod L (lambda/D in pixels)");
+    if (k != DS_PSF_OPTICAL && (cli_has(c, "psf-lod") || cli_has(c, "psf-obscuration")))
+        return cli_usage_error(c, "options '--psf-lod' and '--psf-obscuration' are for "
+                               "--psf optical only");
+    if (k != DS_PSF_MOFFAT && (cli_has(c, "psf-beta") || cli_has(c, "beta")))
+        return cli_usage_error(c, "option '--%s' is for --psf moffat only",
+                               cli_has(c, "beta") ? "beta" : "psf-beta");
+    if (k == DS_PSF_NONE && cli_has(c, "psf-e"))
+        return cli_usage_error(c, "option '--psf-e' needs a PSF (--psf is none)");
+    return 0;
+}
+
+/* The PSF image of each stamp, [N, S, S], written as the stamps are (atomically). */
+static int save_psf_images(const ds_sim_opts *o, const ds_tensor *truth, const char *path)
+{
+    ds_tensor *p = NULL;
+    if (ds_sim_psf_images(o, truth, &p) != DS_OK)
+        return cli_fail();
+    int64_t shape[3] = {ds_tensor_shape(p)[0], o->size, o->size};
+    int rc = ds_tensor_reshape(p, 3, shape) == DS_OK && ds_array_save(p, path, NULL) == DS_OK
+                 ? 0 : cli_fail();
+    ds_tensor_free(p);
     return rc;
 }
 
@@ -146,9 +231,20 @@ int cmd_sim(int argc, char **argv)
         CLI_OPT("hlr", 0, "MIN:MAX", "half-light radius range, pixels (default 1.5:5)"),
         CLI_OPT("e-max", 0, "E", "ellipticity uniform in the disc |e| <= E < 1 (default 0.6)"),
         CLI_OPT("snr", 0, "MIN:MAX", "GalSim SNR range; 0: noiseless, flux 1 (default 10:100)"),
-        CLI_OPT("psf", 0, "KIND", "gaussian, moffat or none (default gaussian)"),
-        CLI_OPT("psf-fwhm", 0, "F[:G]", "PSF FWHM in pixels, or a range (default 2)"),
-        CLI_OPT("beta", 0, "B", "Moffat beta > 1 (default 3)"),
+        CLI_OPT("psf", 0, "KIND", "gaussian, moffat, optical (obscured Airy * Kolmogorov) or "
+                "none (default gaussian)"),
+        CLI_OPT("psf-fwhm", 0, "F[:G]", "PSF FWHM in pixels, or a range (default 2); optical: "
+                "the Kolmogorov part's, 0 for none"),
+        CLI_OPT("psf-beta", 0, "B[:C]", "Moffat beta > 1, or a range (default 3)"),
+        CLI_OPT("beta", 0, "B[:C]", "the same as --psf-beta"),
+        CLI_OPT("psf-e", 0, "E|E1,E2", "PSF ellipticity: |e| uniform in [0, E] at a uniform "
+                "angle, or the fixed E1,E2 (|e| < 1; default 0: round)"),
+        CLI_OPT("psf-lod", 0, "L[:M]", "optical PSF: lambda/D in pixels, or a range (0: no "
+                "diffraction, else >= 0.25; required with --psf optical)"),
+        CLI_OPT("psf-obscuration", 0, "F", "optical PSF: central obscuration, a fraction of the "
+                "diameter in [0, 1) (default 0)"),
+        CLI_OPT("psf-out", 0, "PSF", "also write each stamp's PSF image [N, S, S] (.fits or "
+                ".npy; unit sum, centred)"),
         CLI_OPT("offset", 0, "D", "centroid offsets uniform in [-D, D] pixels (default 0.5)"),
         CLI_OPT("sky-sigma", 0, "S", "Gaussian sky noise sigma (default 1)"),
         CLI_OPT("gain", 0, "G", "source Poisson noise, counts per flux unit (default 0: none)"),
@@ -162,7 +258,8 @@ int cmd_sim(int argc, char **argv)
     cli_cmd c = {"sim", "galaxies --count N -o IMAGES.fits --truth TRUTH.fits [options]",
                  "Simulates Sersic galaxies (pixel-integrated, convolved with the PSF, with sky\n"
                  "noise) and writes the stamps and a truth table with the columns e1, e2, n, hlr,\n"
-                 "flux, snr, psf_fwhm, dx, dy. Flux outside a stamp is lost.",
+                 "flux, snr, psf_fwhm, dx, dy, psf_beta, psf_e1, psf_e2, psf_lod, psf_obsc.\n"
+                 "Flux outside a stamp is lost.",
                  opts, (int)(sizeof opts / sizeof opts[0]), {0}, 0, 1, 1};
     int rc = cli_parse(&c, argc, argv);
     if (rc)
@@ -184,8 +281,8 @@ int cmd_sim(int argc, char **argv)
         !parse_range(&c, "hlr", 1e-3, 1e6, &o.hlr_min, &o.hlr_max) ||
         !cli_double(&c, "e-max", 0, 0.999999, 0.6, &o.e_max) ||
         !parse_range(&c, "snr", 0, 1e12, &o.snr_min, &o.snr_max) ||
-        !parse_range(&c, "psf-fwhm", 1e-3, 1000, &fwhm_lo, &fwhm_hi) ||
-        !cli_double(&c, "beta", 1.000001, 100, 3, &o.psf.beta) ||
+        !parse_range(&c, "psf-fwhm", 0, 1000, &fwhm_lo, &fwhm_hi) ||
+        !parse_psf_opts(&c, &o) ||
         !cli_double(&c, "offset", 0, 4096, 0.5, &o.offset_max) ||
         !cli_double(&c, "sky-sigma", 1e-30, 1e30, 1, &o.sky_sigma) ||
         !cli_double(&c, "gain", 0, 1e30, 0, &o.gain) || !cli_threads(&c))
@@ -197,10 +294,15 @@ int cmd_sim(int argc, char **argv)
         o.psf.kind = DS_PSF_GAUSSIAN;
     else if (!strcmp(kind, "moffat"))
         o.psf.kind = DS_PSF_MOFFAT;
+    else if (!strcmp(kind, "optical"))
+        o.psf.kind = DS_PSF_OPTICAL;
     else if (!strcmp(kind, "none"))
         o.psf.kind = DS_PSF_NONE;
     else
-        return cli_usage_error(&c, "option '--psf': '%s' is not gaussian, moffat or none", kind);
+        return cli_usage_error(&c, "option '--psf': '%s' is not gaussian, moffat, optical or none",
+                               kind);
+    if ((rc = psf_kind_rules(&c, &o, fwhm_lo)))
+        return rc;
     o.psf.fwhm = fwhm_lo;
     o.psf_fwhm_min = fwhm_lo;
     o.psf_fwhm_max = fwhm_hi;
@@ -221,6 +323,7 @@ int cmd_sim(int argc, char **argv)
         cli_files_output(&files, "the .npy copy of -o,", npy_out);
     if (cli_has(&c, "npy") && strcmp(npy_truth, tpath))
         cli_files_output(&files, "the .npy copy of --truth,", npy_truth);
+    cli_files_output(&files, "--psf-out", cli_get(&c, "psf-out"));
     if ((rc = cli_files_check(&c, &files)))
         return rc;
     ds_tensor *params = NULL, *images = NULL, *truth = NULL;
@@ -255,6 +358,8 @@ int cmd_sim(int argc, char **argv)
         if (!rc && strcmp(npy_truth, tpath) && ds_npy_save(truth, npy_truth) != DS_OK)
             rc = cli_fail();
     }
+    if (!rc && cli_has(&c, "psf-out"))
+        rc = save_psf_images(&o, truth, cli_get(&c, "psf-out"));
     if (!rc)
         printf("simulated %lld %s of %d x %d in %.2f s (%.0f galaxies/s): %s, %s\n",
                (long long)o.count, cli_plural(o.count, "galaxy", "galaxies"), o.size, o.size,
