@@ -21,9 +21,9 @@ static const char *const model_extra[] = {
  * (cmd_sim.c), --scale and --augment (cmd_train.c), NAME=FILE. The optimizer names come
  * from the library. */
 static const char *const cli_extra[] = {
-    "\n", "=", ":", ",", "galaxies", "gaussian", "moffat", "none", "standardize", "per_image",
-    "asinh:", "divide:255", "flips,rot90", "img=", "1e308", "-0", "nan", "inf", "0x10",
-    "9223372036854775807",
+    "\n", "=", ":", ",", "galaxies", "gaussian", "moffat", "optical", "none", "standardize",
+    "per_image", "asinh:", "divide:255", "flips,rot90", "img=", "1e308", "-0", "nan", "inf",
+    "0x10", "9223372036854775807",
 };
 
 typedef struct {
