@@ -248,8 +248,9 @@ int cmd_sim(int argc, char **argv)
         CLI_OPT("offset", 0, "D", "centroid offsets uniform in [-D, D] pixels (default 0.5)"),
         CLI_OPT("sky-sigma", 0, "S", "Gaussian sky noise sigma (default 1)"),
         CLI_OPT("gain", 0, "G", "source Poisson noise, counts per flux unit (default 0: none)"),
-        CLI_OPT("params", 0, "TABLE", "FITS or CSV table whose columns (e1, e2, n, hlr, flux, "
-                "snr, psf_fwhm, dx, dy) override the draws where not NaN"),
+        CLI_OPT("params", 0, "TABLE", "FITS or CSV table whose columns (those of the truth "
+                "table: e1, e2, n, hlr, flux, snr, psf_fwhm, dx, dy, psf_beta, ...) override the "
+                "draws where not NaN"),
         CLI_OPT("output", 'o', "IMAGES", "image cube [N, S, S] (.fits or .npy; required)"),
         CLI_OPT("truth", 0, "TABLE", "truth table (.fits or .csv; required)"),
         CLI_OPT("npy", 0, NULL, "also write .npy copies of the images and the truth"),
