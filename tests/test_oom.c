@@ -601,13 +601,14 @@ static void scenario_use1(oom_env *E, run *r)
 }
 
 /* Scenario 4: simulated galaxies with a Moffat PSF, the PSF's image, and each galaxy's
- * shear by re-Gaussianization and by linear PSF subtraction. *h: a hash of the results. */
+ * shear by re-Gaussianization and by linear PSF subtraction; then galaxies through sheared
+ * optical PSFs and their PSF images. *h: a hash of the results. */
 #define SIM_N 3
 #define SIM_SIZE 16
 static void scenario_sim(oom_env *E, run *r, uint64_t *h)
 {
     (void)E;
-    ds_tensor *img = NULL, *truth = NULL;
+    ds_tensor *img = NULL, *truth = NULL, *pimg = NULL;
     float psf_img[SIM_SIZE * SIM_SIZE];
     ds_psf psf = {.kind = DS_PSF_MOFFAT, .fwhm = 2.5, .beta = 3};
     ds_sim_opts o = {.count = SIM_N, .size = SIM_SIZE, .seed = 4, .n_min = 0.5, .n_max = 4,
@@ -627,10 +628,21 @@ static void scenario_sim(oom_env *E, run *r, uint64_t *h)
                                     SIM_SIZE, 1.0, m ? DS_SHEAR_LINEAR : DS_SHEAR_REGAUSS, &s));
             *h = hash(*h, &s, sizeof s);
         }
+    /* sheared optical PSFs (optics.c) and their per-stamp images */
+    ds_tensor_free(img);
+    ds_tensor_free(truth);
+    img = truth = NULL;
+    o.psf = (ds_psf){.kind = DS_PSF_OPTICAL, .fwhm = 1.5, .lam_over_diam = 1, .obscuration = 0.3};
+    o.psf_e_max = 0.1;
+    RETRY(r, "ds_sim_galaxies (optical)", ds_sim_galaxies(&o, &img, &truth));
+    *h = hash(*h, ds_tensor_data(img), (size_t)ds_tensor_numel(img) * sizeof(float));
+    RETRY(r, "ds_sim_psf_images", ds_sim_psf_images(&o, truth, &pimg));
+    *h = hash(*h, ds_tensor_data(pimg), (size_t)ds_tensor_numel(pimg) * sizeof(float));
 done:
     ws.armed = false;
     ds_tensor_free(img);
     ds_tensor_free(truth);
+    ds_tensor_free(pimg);
 }
 
 static void scenario_sim1(oom_env *E, run *r)
