@@ -1314,7 +1314,7 @@ typedef struct {
      * shears (+A, +A), (-A, +A), (+A, -A), (-A, -A) in turn (rows 2k, 2k+1 of a pair share
      * one). count must be a multiple of the group. The truth table gains the columns g1, g2,
      * e1_int, e2_int; e1, e2 are the sheared shapes. With pairs or a cycle, the rows of a
-     * group take the flux that gives its first row the drawn SNR (snr: each row's own). */
+     * group share the flux that gives its first row the drawn SNR, and that SNR. */
     double g1, g2;
     int pairs;
     double shear_cycle;

@@ -226,7 +226,7 @@ static ds_status shear_row(const ds_sim_opts *o, int64_t i, double *par, unsigne
 }
 
 /* The flux (and SNR) of row i from its unit-flux SNR snr1; the rows of a pair or shear
- * cycle take their first row's flux. */
+ * cycle take their first row's flux and SNR (theirs differ from it by O(|g| |e|)). */
 static void set_flux(const ds_sim_opts *o, int64_t i, double *par, const unsigned char *given,
                      double snr1)
 {
@@ -234,7 +234,7 @@ static void set_flux(const ds_sim_opts *o, int64_t i, double *par, const unsigne
     const int64_t first = i - i % dsi_sim_group(o);
     if (first != i) {
         p[C_FLUX] = par[first * N_COLS + C_FLUX];
-        p[C_SNR] = p[C_FLUX] * snr1;
+        p[C_SNR] = par[first * N_COLS + C_SNR];
         return;
     }
     if (given[i])
