@@ -1309,7 +1309,7 @@ typedef struct {
     /* Shear (issue 14): a constant shear (g1, g2), |g| < 1, applied to the intrinsic shape
      * with the composition law of ds_ellipticity_shear. pairs: rows 2i and 2i+1 share every
      * parameter but the second's intrinsic shape is turned by 90 degrees (e_int -> -e_int);
-     * independent noise. shear_cycle A > 0 (replaces g1, g2): groups of 4 galaxies (8 with
+     * independent noise. shear_cycle A > 0 (g1 = g2 = 0 then): groups of 4 galaxies (8 with
      * pairs) share every parameter, the flux and the noise of each rotation, under the
      * shears (+A, +A), (-A, +A), (+A, -A), (-A, -A) in turn (rows 2k, 2k+1 of a pair share
      * one). count must be a multiple of the group. The truth table gains the columns g1, g2,

@@ -232,6 +232,19 @@ TEST(shear_cycle_noise)
     ds_tensor_free(t);
     ds_tensor_free(x1);
     ds_tensor_free(t1);
+    /* without pairs: groups of 4, one intrinsic shape under the four shears */
+    o.pairs = 0, o.count = 8;
+    CHECK(ds_sim_galaxies(&o, &x, &t) == DS_OK);
+    tr = ds_tensor_data(t);
+    for (int i = 0; i < 8; i++) {
+        const float *r = tr + i * nc, *f = tr + (i - i % 4) * nc;
+        CHECK(r[col("e1_int")] == f[col("e1_int")] && r[col("e2_int")] == f[col("e2_int")]);
+        CHECK(r[col("g1")] == 0.02f * sg[i % 4][0] && r[col("g2")] == 0.02f * sg[i % 4][1]);
+        CHECK(r[3] == f[3] && r[4] == f[4]);
+    }
+    CHECK(tr[col("e1_int")] != tr[4 * nc + col("e1_int")]);   /* the next group: another galaxy */
+    ds_tensor_free(x);
+    ds_tensor_free(t);
     return TEST_PASS;
 }
 

@@ -255,7 +255,7 @@ ds_status ds_shear_bias(const float *e, const float *g, int64_t n, const ds_shea
         }
     bootstrap(gs, kg, ng, nb, o ? o->seed : 0, rep);
     double sd[4];
-    if (boot_std(rep, nb, sd) < nb / 2 + 2) {
+    if (boot_std(rep, nb, sd) < (nb / 2 > 2 ? nb / 2 : 2)) {
         st = dsi_fail(DS_ERR_ARG, "ds_shear_bias: most bootstrap resamples of the %lld groups "
                       "have a single shear value: too few groups", (long long)ng);
         goto done;
