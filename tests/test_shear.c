@@ -467,7 +467,7 @@ TEST(shear_cli_sim)
     ds_tensor_free(t);
     ds_tensor_free(x2);
     ds_tensor_free(t2);
-    snprintf(a, sizeof a, "sim galaxies --count 4 --shear 0.1,-0.05 -o %s/y.fits --truth %s/y.csv",
+    snprintf(a, sizeof a, "sim galaxies --count 4 --shear 0.1,-0.05 -o %s/y.npy --truth %s/y.csv",
              dir, dir);
     CHECK(run(a) == 0);
     snprintf(a, sizeof a, "%s/y.csv", dir);
@@ -515,7 +515,7 @@ TEST(shear_cli_measure_bias)
     char dir[] = "/tmp/deepsky_shear_XXXXXX", a[3072], p[512];
     CHECK(mkdtemp(dir));
     snprintf(a, sizeof a, "sim galaxies --count %d --size %d --pairs --shear-cycle 0.05 --snr 0 "
-             "--n 0.5:2 --hlr 2:4 --seed 2 -o %s/x.npy --truth %s/t.fits --threads 1", N, S, dir, dir);
+             "--n 0.5:2 --hlr 2:4 --seed 2 -o %s/x.npy --truth %s/t.csv --threads 1", N, S, dir, dir);
     CHECK(run(a) == 0);
     float psf[S * S], *cube = malloc(sizeof *cube * N * S * S);
     ds_psf ps = {DS_PSF_GAUSSIAN, 2, 0};
@@ -550,7 +550,7 @@ TEST(shear_cli_measure_bias)
     }
     ds_tensor_free(x);
     /* shear-bias: the library's fit of the same rows (groups of 8 inferred) */
-    snprintf(p, sizeof p, "%s/t.fits", dir);
+    snprintf(p, sizeof p, "%s/t.csv", dir);
     ds_read_opts ro = {.columns = "g1,g2"};
     ds_tensor *g;
     CHECK(ds_array_load(p, &ro, &g) == DS_OK);
@@ -563,12 +563,12 @@ TEST(shear_cli_measure_bias)
     CHECK(ds_shear_bias(e, ds_tensor_data(g), N, &bo, &r) == DS_OK);
     free(e);
     ds_tensor_free(g);
-    snprintf(a, sizeof a, "shear-bias --truth %s/t.fits --measured %s/m.csv --boot 100 --seed 4 "
+    snprintf(a, sizeof a, "shear-bias --truth %s/t.csv --measured %s/m.csv --boot 100 --seed 4 "
              "-o %s/b1.csv --threads 1", dir, dir, dir);
     CHECK_OK(expect(run(a), 0, "shear cycles of pairs of 8 rows (inferred)", msg_, cap_));
     CHECK_OK(expect(0, 0, "Euclid requires |m| < 2e-3", msg_, cap_));
     CHECK_OK(expect(0, 0, "m's error bar", msg_, cap_));
-    snprintf(a, sizeof a, "shear-bias --truth %s/t.fits --measured %s/m.npy --boot 100 --seed 4 "
+    snprintf(a, sizeof a, "shear-bias --truth %s/t.csv --measured %s/m.npy --boot 100 --seed 4 "
              "-o %s/b2.csv --threads 2", dir, dir, dir);
     CHECK(run(a) == 0);
     ds_tensor *b1, *b2;
@@ -595,29 +595,29 @@ TEST(shear_cli_measure_bias)
         fprintf(f, "%g,%s\n", 0.1 * (i % 2 ? -1 : 1) + 1.02 * 0.05 * (i % 8 / 2 % 2 ? -1 : 1),
                 i == 9 ? "nan" : "0.05");
     fclose(f);
-    snprintf(a, sizeof a, "shear-bias --truth %s/t.fits --measured %s/m2.csv --columns a,b "
+    snprintf(a, sizeof a, "shear-bias --truth %s/t.csv --measured %s/m2.csv --columns a,b "
              "--bin psf_fwhm", dir, dir);
     CHECK_OK(expect(run(a), 0, "psf_fwhm = 2", msg_, cap_));
     CHECK_OK(expect(0, 0, "       56        8  +0.02000 +- 0.00000", msg_, cap_));
-    snprintf(a, sizeof a, "shear-bias --truth %s/t.fits --measured %s/m2.csv --columns a,b "
+    snprintf(a, sizeof a, "shear-bias --truth %s/t.csv --measured %s/m2.csv --columns a,b "
              "--bin hlr:2,3,4", dir, dir);
     CHECK_OK(expect(run(a), 0, "hlr [3, 4)", msg_, cap_));
     /* bad input */
     static const struct { const char *args; int rc; const char *msg; } bad[] = {
-        {"--truth @/t.fits", 2, "give --truth TABLE and --measured TABLE (as many of each: 1 and 0)"},
-        {"--truth @/t.fits --measured @/m2.csv", 1, "m2.csv: no column 'e1' (columns: a, b) "
+        {"--truth @/t.csv", 2, "give --truth TABLE and --measured TABLE (as many of each: 1 and 0)"},
+        {"--truth @/t.csv --measured @/m2.csv", 1, "m2.csv: no column 'e1' (columns: a, b) "
                                                      "(--columns names the measured e1, e2)"},
-        {"--truth @/t.fits --measured @/m2.csv --columns a,zz", 1, "no column 'zz'"},
-        {"--truth @/t.fits --measured @/psf.npy", 1, "psf.npy: the measurements are [24, 24], "
+        {"--truth @/t.csv --measured @/m2.csv --columns a,zz", 1, "no column 'zz'"},
+        {"--truth @/t.csv --measured @/psf.npy", 1, "psf.npy: the measurements are [24, 24], "
                                                      "expected [64, 2 or more]"},
-        {"--truth @/t.fits --measured @/m.npy --columns a,b", 1, "m.npy: a .npy array has no "
+        {"--truth @/t.csv --measured @/m.npy --columns a,b", 1, "m.npy: a .npy array has no "
                                                                  "column names"},
-        {"--truth @/t.fits --measured @/m.npy --bin zz", 1, "--bin: ", },
-        {"--truth @/t.fits --measured @/m.npy --bin snr:3,2", 2, "option '--bin': 'snr:3,2' is "
+        {"--truth @/t.csv --measured @/m.npy --bin zz", 1, "--bin: ", },
+        {"--truth @/t.csv --measured @/m.npy --bin snr:3,2", 2, "option '--bin': 'snr:3,2' is "
                                                                  "not COL:E0,E1"},
-        {"--truth @/t.fits --measured @/m.npy --group 3", 1, "64 rows are not a whole number of "
+        {"--truth @/t.csv --measured @/m.npy --group 3", 1, "64 rows are not a whole number of "
                                                              "groups of 3"},
-        {"--truth @/t.fits --measured @/m.npy -o @/b.txt", 2, "-o @/b.txt: the table is written "
+        {"--truth @/t.csv --measured @/m.npy -o @/b.txt", 2, "-o @/b.txt: the table is written "
                                                               "as .csv or .fits"},
         {"--truth @/m.csv --measured @/m.npy", 1, "m.csv: the truth table has no column 'g1'"},
     };
@@ -643,7 +643,7 @@ TEST(shear_cli_measure_bias)
     for (int i = 0; i < N; i++)
         fprintf(f, "0.1,%s\n", i == 5 ? "inf" : "0");
     fclose(f);
-    snprintf(a, sizeof a, "shear-bias --truth %s/t.fits --measured %s/m3.csv", dir, dir);
+    snprintf(a, sizeof a, "shear-bias --truth %s/t.csv --measured %s/m3.csv", dir, dir);
     CHECK_OK(expect(run(a), 1, "m3.csv: data row 6: e2 = inf", msg_, cap_));
     snprintf(a, sizeof a, "measure --method foo --data %s/x.npy --psf %s/psf.npy -o %s/q.csv",
              dir, dir, dir);
