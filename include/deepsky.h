@@ -1303,7 +1303,8 @@ DS_API void      ds_add_noise(float *img, int64_t npix, double sky_sigma, double
  * noise, and returns the images [count, 1, size, size] and a truth table [count, columns]
  * with the columns of ds_sim_columns(): e1, e2, n, hlr, flux, snr, psf_fwhm, dx, dy, then
  * each feature's own block (variable PSFs: psf_beta, psf_e1, psf_e2, psf_lod, psf_obsc; 0
- * where the kind has no such parameter). A feature's options at zero change nothing. */
+ * where the kind has no such parameter; shear: g1, g2, e1_int, e2_int). A feature's options
+ * at zero change nothing. */
 typedef struct {
     int64_t count;
     int size;                    /* stamp size (default 32) */
@@ -1318,12 +1319,25 @@ typedef struct {
     ds_psf psf;                  /* kind NONE: no PSF */
     double psf_fwhm_min, psf_fwhm_max;   /* a range of PSF sizes (0: psf.fwhm) */
     const ds_tensor *params;     /* optional [count, c] table overriding the draws (NaN: draw),
-                                    its c >= 9 columns the first c of ds_sim_columns() */
+                                    its 9 <= c <= 14 columns the first c of ds_sim_columns()
+                                    (up to psf_obsc: the drawn ones) */
     /* variable PSFs (psf.c, optics.c), drawn from a stream of their own per galaxy */
     double psf_beta_min, psf_beta_max;   /* Moffat beta range (0: psf.beta) */
     double psf_e_max;            /* PSF |e| uniform in [0, psf_e_max], angle uniform (0: the
                                     fixed psf.e1, psf.e2) */
     double psf_lod_min, psf_lod_max;     /* OPTICAL lambda/D range, pixels (0: psf.lam_over_diam) */
+    /* Shear: a constant shear (g1, g2), |g| < 1, applied to the intrinsic shape with the
+     * composition law of ds_ellipticity_shear. pairs: rows 2i and 2i+1 share every
+     * parameter but the second's intrinsic shape is turned by 90 degrees (e_int -> -e_int);
+     * independent noise. shear_cycle A > 0 (g1 = g2 = 0 then): groups of 4 galaxies (8 with
+     * pairs) share every parameter, the flux and the noise of each rotation, under the
+     * shears (+A, +A), (-A, +A), (+A, -A), (-A, -A) in turn (rows 2k, 2k+1 of a pair share
+     * one). count must be a multiple of the group. The truth table gains the columns g1, g2,
+     * e1_int, e2_int; e1, e2 are the sheared shapes. With pairs or a cycle, the rows of a
+     * group share the flux that gives its first row the drawn SNR, and that SNR. */
+    double g1, g2;
+    int pairs;
+    double shear_cycle;
 } ds_sim_opts;
 DS_API const char *const *ds_sim_columns(void);   /* NULL-terminated names */
 DS_API ds_status ds_sim_galaxies(const ds_sim_opts *o, ds_tensor **images, ds_tensor **truth);
@@ -1334,6 +1348,33 @@ DS_API ds_status ds_sim_galaxies(const ds_sim_opts *o, ds_tensor **images, ds_te
  * whose PSF is invalid (naming the row). */
 DS_API ds_status ds_sim_psf_images(const ds_sim_opts *o, const ds_tensor *truth,
                                    ds_tensor **psf_images);
+
+/* Shears the ellipticity (e1, e2) in place by (g1, g2), both in the eps convention, as
+ * GalSim's shear(): e <- (e + g) / (1 + conj(g) e) in complex notation (area preserved).
+ * DS_ERR_ARG for NULL pointers, |e| >= 1 or |g| >= 1 (or not finite). */
+DS_API ds_status ds_ellipticity_shear(double *e1, double *e2, double g1, double g2);
+
+/* Shear bias of a population (issue 14): fits e = (1 + m) g + c per component (e1 on g1,
+ * e2 on g2, least squares) to per-galaxy measured ellipticities e and applied shears g
+ * (n rows of two floats each). Consecutive rows in groups of `group` (a 90-degree pair, a
+ * shear cycle) share a galaxy: a NaN measurement drops its whole group, and the errors
+ * come from a bootstrap over the groups (seeded; the same at any thread count). */
+typedef struct {
+    int group;                   /* rows per group (0: 1) */
+    int n_boot;                  /* bootstrap resamples (0: 1000) */
+    uint64_t seed;               /* of the bootstrap */
+} ds_shear_bias_opts;
+typedef struct {
+    double m[2], c[2];           /* m1, m2 and c1, c2 */
+    double m_err[2], c_err[2];   /* bootstrap standard deviations */
+    int64_t rows, groups;        /* used */
+    int64_t dropped_rows, dropped_groups;   /* left out for a NaN measurement */
+} ds_shear_bias_result;
+/* DS_ERR_ARG (naming the row) for NULL pointers, n not a positive multiple of group, a
+ * non-finite or |g| >= 1 shear, an infinite e, a component whose shears take a single
+ * value over the rows kept, or no group left. */
+DS_API ds_status ds_shear_bias(const float *e, const float *g, int64_t n,
+                               const ds_shear_bias_opts *o, ds_shear_bias_result *out);
 
 /* Maps an ellipticity (e[0], e[1]) = (e1, e2) the way ds_image_transform maps its image:
  * one mirror negates e2, a quarter turn negates both. Usable as ds_fit_opts.augment_labels

@@ -563,10 +563,13 @@ TEST(psf_sim_ranges)
     }
     ds_tensor_free(pi);
     /* a params table may set the PSF columns; a narrower one (9 columns) still works */
-    ds_tensor *par = ds_tensor_create(2, (int64_t[]){23, C});
-    for (int k = 0; k < 23 * C; k++)
+    int D = 0;   /* the drawn columns, up to psf_obsc: a params table's widest */
+    while (strcmp(ds_sim_columns()[D++], "psf_obsc"))
+        ;
+    ds_tensor *par = ds_tensor_create(2, (int64_t[]){23, D});
+    for (int k = 0; k < 23 * D; k++)
         ds_tensor_data(par)[k] = NAN;
-    ds_tensor_data(par)[4 * C + pe1] = 0.05f;
+    ds_tensor_data(par)[4 * D + pe1] = 0.05f;
     o.params = par;
     ds_tensor_free(x2);
     ds_tensor_free(t2);
@@ -645,7 +648,7 @@ TEST(psf_errors)
     CHECK_OK(expect_arg(ds_sim_galaxies(&s, &x, &t), "lambda/D 0.1", msg_, cap_));
     s = psf_opts(DS_PSF_NONE), s.psf_e_max = 0.1;
     CHECK_OK(expect_arg(ds_sim_galaxies(&s, &x, &t), "needs a PSF", msg_, cap_));
-    const int C = ncols();
+    const int C = col("psf_obsc") + 1;   /* a params table's widest: the drawn columns */
     ds_tensor *par = ds_tensor_create(2, (int64_t[]){23, C});
     for (int k = 0; k < 23 * C; k++)
         ds_tensor_data(par)[k] = NAN;
@@ -665,7 +668,7 @@ TEST(psf_errors)
     s = psf_opts(DS_PSF_GAUSSIAN);
     CHECK_OK(expect_arg(ds_sim_psf_images(&s, par, &x), "truth table is [3, 9]", msg_, cap_));
     ds_tensor_free(par);
-    par = ds_tensor_create(2, (int64_t[]){3, C});   /* zeros: psf_fwhm 0 */
+    par = ds_tensor_create(2, (int64_t[]){3, ncols()});   /* zeros: psf_fwhm 0 */
     CHECK_OK(expect_arg(ds_sim_psf_images(&s, par, &x), "galaxy 0: PSF FWHM 0", msg_, cap_));
     CHECK(x == NULL);
     ds_tensor_free(par);

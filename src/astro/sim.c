@@ -10,12 +10,16 @@
 enum {
     C_E1, C_E2, C_N, C_HLR, C_FLUX, C_SNR, C_FWHM, C_DX, C_DY,
     C_PBETA, C_PE1, C_PE2, C_PLOD, C_POBSC,   /* variable PSFs */
+    N_DRAWN,                                  /* the columns drawn (and a params table's) */
+    /* shear (shear.c): the applied shear and the intrinsic shape before it */
+    C_G1 = N_DRAWN, C_G2, C_E1_INT, C_E2_INT,
     N_COLS
 };
 
 static const char *const columns[N_COLS + 1] = {
     "e1", "e2", "n", "hlr", "flux", "snr", "psf_fwhm", "dx", "dy",
     "psf_beta", "psf_e1", "psf_e2", "psf_lod", "psf_obsc",   /* variable PSFs */
+    "g1", "g2", "e1_int", "e2_int",   /* shear */
     NULL,
 };
 
@@ -202,7 +206,7 @@ static ds_status resolve_opts(const ds_sim_opts *in, ds_sim_opts *o)
         o->psf.beta = o->psf_beta_min;
     if (o->psf.kind == DS_PSF_OPTICAL && o->psf.lam_over_diam == 0 && o->psf_lod_min > 0)
         o->psf.lam_over_diam = o->psf_lod_min;
-    if ((st = dsi_psf_check(&o->psf, "sim")) != DS_OK)
+    if ((st = dsi_psf_check(&o->psf, "sim")) != DS_OK || (st = dsi_sim_shear_check(o)) != DS_OK)
         return st;
     if (o->psf.kind != DS_PSF_NONE) {
         if (o->psf_fwhm_min == 0 && o->psf_fwhm_max == 0)
@@ -215,11 +219,11 @@ static ds_status resolve_opts(const ds_sim_opts *in, ds_sim_opts *o)
         return st;
     if (o->params) {
         const int64_t *sh = ds_tensor_shape(o->params);
-        if (ds_tensor_ndim(o->params) != 2 || sh[0] != o->count || sh[1] < 9 || sh[1] > N_COLS)
+        if (ds_tensor_ndim(o->params) != 2 || sh[0] != o->count || sh[1] < 9 || sh[1] > N_DRAWN)
             return dsi_fail(DS_ERR_ARG, "sim: the params table is %s, expected [%lld, 9 to %d] "
                             "(count x the first columns of ds_sim_columns)",
                             dsi_shape_str(ds_tensor_ndim(o->params), sh), (long long)o->count,
-                            N_COLS);
+                            N_DRAWN);
     }
     return DS_OK;
 }
@@ -276,6 +280,55 @@ static ds_status draw(const ds_sim_opts *o, ds_rng *r, int64_t i, double *t, int
     return psf_row_check(o, i, t);
 }
 
+/* shear (shear.c): row i of a pair or shear cycle takes its group's first row's parameters
+ * (its params row may only repeat them), then its own rotation and shear. */
+static ds_status shear_row(const ds_sim_opts *o, int64_t i, double *par, unsigned char *given)
+{
+    double *t = par + i * N_COLS, e0[2] = {t[C_E1], t[C_E2]};
+    const int64_t first = i - i % dsi_sim_group(o);
+    if (first != i) {
+        const double *f = par + first * N_COLS;
+        for (int j = 0; j < N_DRAWN; j++)
+            t[j] = f[j];
+        e0[0] = f[C_E1_INT], e0[1] = f[C_E2_INT];
+        given[i] = given[first];
+    }
+    dsi_sim_shear_row(o, i, e0, t + C_E1_INT, t + C_G1, t + C_E1);
+    if (first == i || !o->params)
+        return DS_OK;
+    const int64_t w = ds_tensor_shape(o->params)[1];
+    const float *row = ds_tensor_data((ds_tensor *)o->params) + i * w;
+    for (int j = 0; j < w; j++) {
+        float want = (float)(j == C_E1 || j == C_E2 ? t[C_E1_INT + j - C_E1] : t[j]);
+        if (!isnan(row[j]) && row[j] != want)
+            return dsi_fail(DS_ERR_ARG, "sim: galaxy %lld: params %s = %g differs from %g, that "
+                            "of its group's first row %lld (the galaxies of a pair or shear "
+                            "cycle share every parameter)", (long long)i, columns[j], row[j],
+                            want, (long long)first);
+    }
+    return DS_OK;
+}
+
+/* The flux (and SNR) of row i from its unit-flux SNR snr1; the rows of a pair or shear
+ * cycle take their first row's flux and SNR (theirs differ from it by O(|g| |e|)). */
+static void set_flux(const ds_sim_opts *o, int64_t i, double *par, const unsigned char *given,
+                     double snr1)
+{
+    double *p = par + i * N_COLS;
+    const int64_t first = i - i % dsi_sim_group(o);
+    if (first != i) {
+        p[C_FLUX] = par[first * N_COLS + C_FLUX];
+        p[C_SNR] = par[first * N_COLS + C_SNR];
+        return;
+    }
+    if (given[i])
+        p[C_SNR] = p[C_FLUX] * snr1;
+    else
+        p[C_FLUX] = isnan(p[C_SNR]) ? 1.0 : p[C_SNR] / snr1;
+    if (isnan(p[C_SNR]))
+        p[C_SNR] = snr1;
+}
+
 ds_status ds_sim_galaxies(const ds_sim_opts *opts, ds_tensor **images, ds_tensor **truth)
 {
     ds_sim_opts o;
@@ -291,7 +344,8 @@ ds_status ds_sim_galaxies(const ds_sim_opts *opts, ds_tensor **images, ds_tensor
     ds_tensor *img = ds_tensor_create(4, ishape), *tr = ds_tensor_create(2, tshape);
     double *par = malloc(sizeof *par * (size_t)(n * N_COLS));
     unsigned char *given = malloc((size_t)n);
-    if (!img || !tr || !par || !given) {
+    double *snr1 = malloc(sizeof *snr1 * (size_t)n);
+    if (!img || !tr || !par || !given || !snr1) {
         st = dsi_fail(DS_ERR_NOMEM, "ds_sim_galaxies: out of memory for %lld stamps of %d x %d",
                       (long long)n, o.size, o.size);
         goto done;
@@ -303,12 +357,14 @@ ds_status ds_sim_galaxies(const ds_sim_opts *opts, ds_tensor **images, ds_tensor
         if ((st = draw(&o, &r, i, par + i * N_COLS, &hf)) != DS_OK)
             goto done;
         given[i] = (unsigned char)hf;
+        if ((st = shear_row(&o, i, par, given)) != DS_OK)
+            goto done;
     }
     float *x = ds_tensor_data(img), *t = ds_tensor_data(tr);
     int64_t failed = -1;
 #pragma omp parallel for schedule(dynamic, 8)
     for (int64_t i = 0; i < n; i++) {
-        double *p = par + i * N_COLS;
+        const double *p = par + i * N_COLS;
         float *im = x + i * npix;
         ds_galaxy g = {p[C_N], p[C_HLR], 1.0, p[C_E1], p[C_E2], p[C_DX], p[C_DY]};
         ds_psf psf = row_psf(&o, p);
@@ -321,23 +377,7 @@ ds_status ds_sim_galaxies(const ds_sim_opts *opts, ds_tensor **images, ds_tensor
             continue;
         }
         /* SNR is linear in flux: the unit-flux image fixes the flux giving the drawn SNR */
-        double snr1 = ds_image_snr(im, npix, o.sky_sigma);
-        if (given[i])
-            p[C_SNR] = p[C_FLUX] * snr1;
-        else
-            p[C_FLUX] = isnan(p[C_SNR]) ? 1.0 : p[C_SNR] / snr1;
-        if (isnan(p[C_SNR]))
-            p[C_SNR] = snr1;
-        float f = (float)p[C_FLUX];
-        for (int64_t j = 0; j < npix; j++)
-            im[j] *= f;
-        if (noisy) {
-            ds_rng nr;
-            ds_rng_seed(&nr, noise_seed(o.seed, i));
-            ds_add_noise(im, npix, o.sky_sigma, o.gain, &nr);
-        }
-        for (int j = 0; j < N_COLS; j++)
-            t[i * N_COLS + j] = (float)p[j];
+        snr1[i] = ds_image_snr(im, npix, o.sky_sigma);
     }
     if (failed >= 0) {
         /* rerun on this thread for the message */
@@ -350,6 +390,22 @@ ds_status ds_sim_galaxies(const ds_sim_opts *opts, ds_tensor **images, ds_tensor
                           "memory", (long long)failed);
         goto done;
     }
+    for (int64_t i = 0; i < n; i++)   /* serial: a group's rows take its first row's flux */
+        set_flux(&o, i, par, given, snr1[i]);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        const double *p = par + i * N_COLS;
+        float *im = x + i * npix, f = (float)p[C_FLUX];
+        for (int64_t j = 0; j < npix; j++)
+            im[j] *= f;
+        if (noisy) {
+            ds_rng nr;
+            ds_rng_seed(&nr, noise_seed(o.seed, dsi_sim_noise_row(&o, i)));
+            ds_add_noise(im, npix, o.sky_sigma, o.gain, &nr);
+        }
+        for (int j = 0; j < N_COLS; j++)
+            t[i * N_COLS + j] = (float)p[j];
+    }
     *images = img;
     *truth = tr;
     img = tr = NULL;
@@ -358,6 +414,7 @@ done:
     ds_tensor_free(tr);
     free(par);
     free(given);
+    free(snr1);
     return st;
 }
 

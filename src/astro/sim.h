@@ -1,4 +1,5 @@
-/* sim.h - private pieces shared by the galaxy simulator (sersic.c, psf.c, optics.c, sim.c). */
+/* sim.h - private pieces shared by the galaxy simulator (sersic.c, psf.c, optics.c, sim.c,
+ * shear.c). */
 #ifndef DS_ASTRO_SIM_H
 #define DS_ASTRO_SIM_H
 
@@ -46,5 +47,20 @@ ds_status dsi_optical_convolve(const ds_psf *psf, int size, int k, int m, const 
  * at the centre. Poisson summation of the OTF: exact up to the wrap-around of the periodic
  * grid (period >= 2 size pixels). */
 ds_status dsi_optical_image(const ds_psf *psf, int size, int integrate, double *acc);
+
+/* ---- shear (shear.c) ---- */
+/* DS_ERR_ARG naming the option: |g| >= 1, a negative or >= 1/sqrt(2) cycle amplitude, a
+ * count that is not a multiple of the group. */
+ds_status dsi_sim_shear_check(const ds_sim_opts *o);
+/* Rows per group of galaxies that share their parameters: 1, 2 (pairs), 4 (a shear cycle)
+ * or 8 (both). */
+int dsi_sim_group(const ds_sim_opts *o);
+/* Row i's intrinsic shape e_int (e0, that of its group's first row, turned by 90 degrees
+ * for the second row of a pair), its shear g and its sheared shape e. */
+void dsi_sim_shear_row(const ds_sim_opts *o, int64_t i, const double e0[2], double e_int[2],
+                       double g[2], double e[2]);
+/* The row whose noise stream row i uses: itself, but in a shear cycle the group's first
+ * row of the same rotation, so that the shears of a galaxy see the same noise. */
+int64_t dsi_sim_noise_row(const ds_sim_opts *o, int64_t i);
 
 #endif

@@ -50,26 +50,30 @@ static void npy_name(const char *path, char *out, size_t cap)
     snprintf(out, cap, "%.*s.npy", (int)n, path);
 }
 
+/* The params table's columns: the first PARAMS_COLS of ds_sim_columns(), the drawn ones
+ * (e1 ... dy, then the variable PSF's); the shear's follow from them. */
+enum { PARAMS_COLS = 14 };
+
+/* The number of columns of the truth table. */
 static int sim_ncols(void)
 {
-    int n = 0;
-    while (ds_sim_columns()[n])
-        n++;
-    return n;
+    int k = 0;
+    for (const char *const *c = ds_sim_columns(); *c; c++)
+        k++;
+    return k;
 }
 
-/* The params table: every column of ds_sim_columns() the file has (case-insensitive), the
- * others NaN (drawn). */
+/* The params table: every params column the file has (case-insensitive), the others NaN
+ * (drawn). */
 static int load_params(const char *path, ds_tensor **out)
 {
     const char *const *names = ds_sim_columns();
-    const int nc = sim_ncols();
     char *have = ds_table_columns(path, NULL);
     if (!have)
         return cli_fail();
     ds_tensor *t = NULL;
     int found = 0, rc = 0;
-    for (int j = 0; names[j] && !rc; j++) {
+    for (int j = 0; j < PARAMS_COLS && !rc; j++) {
         bool present = false;
         char *list = strdup(have), *save = NULL;
         for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
@@ -89,14 +93,14 @@ static int load_params(const char *path, ds_tensor **out)
         }
         int64_t rows = ds_tensor_shape(col)[0];
         if (!t) {
-            int64_t sh[2] = {rows, nc};
+            int64_t sh[2] = {rows, PARAMS_COLS};
             t = ds_tensor_create(2, sh);
             if (!t) {
                 ds_tensor_free(col);
                 rc = cli_fail();
                 break;
             }
-            for (int64_t i = 0; i < rows * nc; i++)
+            for (int64_t i = 0; i < rows * PARAMS_COLS; i++)
                 ds_tensor_data(t)[i] = NAN;
         }
         if (ds_tensor_numel(col) != ds_tensor_shape(t)[0]) {
@@ -106,7 +110,7 @@ static int load_params(const char *path, ds_tensor **out)
             rc = 1;
         } else {
             for (int64_t i = 0; i < ds_tensor_numel(col); i++)
-                ds_tensor_data(t)[i * nc + j] = ds_tensor_data(col)[i];
+                ds_tensor_data(t)[i * PARAMS_COLS + j] = ds_tensor_data(col)[i];
             found++;
         }
         ds_tensor_free(col);
@@ -123,6 +127,44 @@ static int load_params(const char *path, ds_tensor **out)
     }
     *out = t;
     return 0;
+}
+
+/* --shear G1,G2, --pairs, --shear-cycle A (shear.c) into o; 0, or 2 after a usage error. */
+static int shear_options(const cli_cmd *c, ds_sim_opts *o)
+{
+    const char *v = cli_get(c, "shear");
+    if (v) {
+        char *end, *end2 = NULL;
+        errno = 0;
+        o->g1 = strtod(v, &end);
+        if (end != v && *end == ',')
+            o->g2 = strtod(end + 1, &end2);
+        if (errno || end == v || *end != ',' || end2 == end + 1 || !end2 || *end2 ||
+            !isfinite(o->g1) || !isfinite(o->g2))
+            return cli_usage_error(c, "option '--shear': '%s' is not two numbers G1,G2", v);
+        if (!(hypot(o->g1, o->g2) < 1))
+            return cli_usage_error(c, "option '--shear': |g| = %g must be < 1", hypot(o->g1, o->g2));
+    }
+    if (!cli_double(c, "shear-cycle", 1e-9, 0.7071, 0, &o->shear_cycle))
+        return 2;
+    if (v && cli_has(c, "shear-cycle"))
+        return cli_usage_error(c, "--shear and --shear-cycle exclude each other (the cycle sets "
+                               "the shears)");
+    o->pairs = cli_has(c, "pairs");
+    return 0;
+}
+
+/* The count must fill whole pairs and cycles; 0, or 2 after a usage error. */
+static int check_groups(const cli_cmd *c, const ds_sim_opts *o)
+{
+    int grp = (o->pairs ? 2 : 1) * (o->shear_cycle > 0 ? 4 : 1);
+    if (o->count % grp == 0)
+        return 0;
+    if (grp == 2)
+        return cli_usage_error(c, "--pairs needs an even number of galaxies (%lld)",
+                               (long long)o->count);
+    return cli_usage_error(c, "--shear-cycle%s needs a number of galaxies that is a multiple of "
+                           "%d (%lld)", o->pairs ? " with --pairs" : "", grp, (long long)o->count);
 }
 
 static int save_truth(const ds_tensor *truth, const char *path)
@@ -249,8 +291,14 @@ int cmd_sim(int argc, char **argv)
         CLI_OPT("sky-sigma", 0, "S", "Gaussian sky noise sigma (default 1)"),
         CLI_OPT("gain", 0, "G", "source Poisson noise, counts per flux unit (default 0: none)"),
         CLI_OPT("params", 0, "TABLE", "FITS or CSV table whose columns (those of the truth "
-                "table: e1, e2, n, hlr, flux, snr, psf_fwhm, dx, dy, psf_beta, ...) override the "
-                "draws where not NaN"),
+                "table: e1, e2, n, hlr, flux, snr, psf_fwhm, dx, dy, psf_beta, ... psf_obsc) "
+                "override the draws where not NaN (e1, e2: intrinsic)"),
+        CLI_OPT("shear", 0, "G1,G2", "constant shear applied to the intrinsic shapes, |g| < 1 "
+                "(default 0,0)"),
+        CLI_OPT("pairs", 0, NULL, "90-degree pairs: rows 2i, 2i+1 share every parameter, the "
+                "second's intrinsic shape turned by 90 degrees; independent noise"),
+        CLI_OPT("shear-cycle", 0, "A", "groups of 4 galaxies (8 with --pairs) share a galaxy and "
+                "its noise under the shears (+A,+A), (-A,+A), (+A,-A), (-A,-A)"),
         CLI_OPT("output", 'o', "IMAGES", "image cube [N, S, S] (.fits or .npy; required)"),
         CLI_OPT("truth", 0, "TABLE", "truth table (.fits or .csv; required)"),
         CLI_OPT("npy", 0, NULL, "also write .npy copies of the images and the truth"),
@@ -259,7 +307,8 @@ int cmd_sim(int argc, char **argv)
     cli_cmd c = {"sim", "galaxies --count N -o IMAGES.fits --truth TRUTH.fits [options]",
                  "Simulates Sersic galaxies (pixel-integrated, convolved with the PSF, with sky\n"
                  "noise) and writes the stamps and a truth table with the columns e1, e2, n, hlr,\n"
-                 "flux, snr, psf_fwhm, dx, dy, psf_beta, psf_e1, psf_e2, psf_lod, psf_obsc.\n"
+                 "flux, snr, psf_fwhm, dx, dy, psf_beta, psf_e1, psf_e2, psf_lod, psf_obsc,\n"
+                 "g1, g2, e1_int, e2_int (e1, e2: the sheared shape; e_int: the intrinsic one).\n"
                  "Flux outside a stamp is lost.",
                  opts, (int)(sizeof opts / sizeof opts[0]), {0}, 0, 1, 1};
     int rc = cli_parse(&c, argc, argv);
@@ -288,6 +337,8 @@ int cmd_sim(int argc, char **argv)
         !cli_double(&c, "sky-sigma", 1e-30, 1e30, 1, &o.sky_sigma) ||
         !cli_double(&c, "gain", 0, 1e30, 0, &o.gain) || !cli_threads(&c))
         return 2;
+    if ((rc = shear_options(&c, &o)))
+        return rc;
     if (o.snr_max > 0 && !(o.snr_min > 0))
         return cli_usage_error(&c, "option '--snr': the range must be positive (or 0: noiseless)");
     const char *kind = cli_get(&c, "psf");
@@ -310,6 +361,8 @@ int cmd_sim(int argc, char **argv)
     o.size = (int)size;
     o.seed = (uint64_t)seed;
     o.count = count;
+    if (cli_has(&c, "count") && (rc = check_groups(&c, &o)))
+        return rc;
     if (cli_stop_here(&c))
         return 0;
     const char *out = cli_get(&c, "output"), *tpath = cli_get(&c, "truth");
@@ -339,6 +392,10 @@ int cmd_sim(int argc, char **argv)
         }
         o.count = rows;
         o.params = params;
+        if ((rc = check_groups(&c, &o))) {
+            ds_tensor_free(params);
+            return rc;
+        }
     }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);

@@ -15,6 +15,8 @@ static const struct {
     {"predict", cmd_predict, "outputs of trained weights for data"},
     {"grad", cmd_grad, "one forward and backward pass: loss, output and every gradient"},
     {"sim", cmd_sim, "simulate galaxy images with a truth table (sim galaxies ...)"},
+    {"measure", cmd_measure, "PSF-corrected ellipticities of stamps by adaptive moments"},
+    {"shear-bias", cmd_shear_bias, "shear bias m, c of measured ellipticities of sheared galaxies"},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 static const char *const help_words[] = {"help", "--help", "-h"};
