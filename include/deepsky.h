@@ -1288,8 +1288,9 @@ DS_API void      ds_add_noise(float *img, int64_t npix, double sky_sigma, double
 
 /* Draws galaxies with parameters uniform in the given ranges (ellipticity uniform in the
  * disc |e| <= e_max; flux set by the SNR drawn from [snr_min, snr_max]), renders them with
- * noise, and returns the images [count, 1, size, size] and a truth table [count, 9] with
- * the columns of ds_sim_columns(): e1, e2, n, hlr, flux, snr, psf_fwhm, dx, dy. */
+ * noise, and returns the images [count, 1, size, size] and a truth table [count,
+ * ds_sim_column_count()] with the columns of ds_sim_columns(): e1, e2, n, hlr, flux, snr,
+ * psf_fwhm, dx, dy, then nb_flux, nb_dx, nb_dy, nb_hlr (the neighbour, 0 if none). */
 typedef struct {
     int64_t count;
     int size;                    /* stamp size (default 32) */
@@ -1303,9 +1304,37 @@ typedef struct {
     double offset_max;           /* |dx|, |dy| uniform up to this (0.5) */
     ds_psf psf;                  /* kind NONE: no PSF */
     double psf_fwhm_min, psf_fwhm_max;   /* a range of PSF sizes (0: psf.fwhm) */
-    const ds_tensor *params;     /* optional [count, 9] table overriding the draws (NaN: draw) */
+    const ds_tensor *params;     /* optional [count, 9] or [count, ds_sim_column_count()]
+                                  * table overriding the draws (NaN: draw) */
+    /* Realism switches (src/astro/realism.c). All zero: off, and the output is that of the
+     * simulator without them, bit for bit. Each draws from its own stream, per galaxy.
+     * A neighbour galaxy: with probability nb_prob a second Sersic galaxy (n, hlr and e
+     * drawn as the central one's, uniform) at a distance uniform in [nb_r_min, nb_r_max]
+     * pixels from the central galaxy in a uniform direction, with flux uniform in
+     * [nb_flux_min, nb_flux_max] times the central one's, rendered with the same PSF before
+     * the noise. The snr column stays the central galaxy's alone. Truth columns nb_flux,
+     * nb_dx, nb_dy (from the stamp centre), nb_hlr: all 0 when there is no neighbour. */
+    double nb_prob;                  /* [0, 1]; 1: always */
+    double nb_r_min, nb_r_max;       /* pixels, within [0, size] (default 4, 12) */
+    double nb_flux_min, nb_flux_max; /* ratio to the central flux, > 0 (default 0.1, 1) */
+    /* Correlated sky noise: the white sky noise convolved with a k x k kernel (row-major,
+     * k odd, <= 31), scaled so each pixel's variance stays sky_sigma^2. NULL: white. */
+    const double *noise_kernel;
+    int noise_kernel_size;           /* k */
+    /* A size-magnitude population like deep-survey catalogues instead of the uniform hlr and
+     * SNR draws: hlr log-normal (median pop_hlr_median * (F / pop_flux_min)^pop_beta, scatter
+     * pop_hlr_dex in log10) truncated to [hlr_min, hlr_max]; flux F with dN/dF ~ F^-pop_alpha
+     * in [pop_flux_min, pop_flux_max]; the snr column follows from the flux and sky_sigma
+     * (snr_min, snr_max unused; the stamps are noisy). Zero means the default (README). */
+    int population;                  /* 1: on */
+    double pop_hlr_median;           /* pixels (3) */
+    double pop_hlr_dex;              /* (0.2) */
+    double pop_flux_min, pop_flux_max;   /* (60 sky_sigma, 6000 sky_sigma) */
+    double pop_alpha;                /* > 0 (1.8: counts of slope 0.32 mag^-1 dex) */
+    double pop_beta;                 /* size-flux slope (0: sizes independent of flux) */
 } ds_sim_opts;
-DS_API const char *const *ds_sim_columns(void);   /* 9 names */
+DS_API const char *const *ds_sim_columns(void);   /* NULL-terminated names */
+DS_API int ds_sim_column_count(void);
 DS_API ds_status ds_sim_galaxies(const ds_sim_opts *o, ds_tensor **images, ds_tensor **truth);
 
 /* Maps an ellipticity (e[0], e[1]) = (e1, e2) the way ds_image_transform maps its image:

@@ -2,18 +2,24 @@
  * noisy galaxy stamps with their truth table (parameters drawn serially from one seeded
  * stream, stamps rendered in parallel, each with its own noise stream). */
 #include "sim.h"
+#include "realism.h"
 
 #include "../internal.h"
 
 #include <math.h>
 
-enum { C_E1, C_E2, C_N, C_HLR, C_FLUX, C_SNR, C_FWHM, C_DX, C_DY, N_COLS };
+enum { C_E1, C_E2, C_N, C_HLR, C_FLUX, C_SNR, C_FWHM, C_DX, C_DY,
+       C_NB_FLUX, C_NB_DX, C_NB_DY, C_NB_HLR,   /* the neighbour galaxy (realism.c) */
+       N_COLS, N_BASE = C_DY + 1 };
 
 static const char *const columns[N_COLS + 1] = {
-    "e1", "e2", "n", "hlr", "flux", "snr", "psf_fwhm", "dx", "dy", NULL,
+    "e1", "e2", "n", "hlr", "flux", "snr", "psf_fwhm", "dx", "dy",
+    "nb_flux", "nb_dx", "nb_dy", "nb_hlr",
+    NULL,
 };
 
 const char *const *ds_sim_columns(void) { return columns; }
+int ds_sim_column_count(void) { return N_COLS; }
 
 double ds_image_snr(const float *img, int64_t npix, double sky_sigma)
 {
@@ -133,13 +139,14 @@ static ds_status resolve_opts(const ds_sim_opts *in, ds_sim_opts *o)
     }
     if (o->params) {
         const int64_t *sh = ds_tensor_shape(o->params);
-        if (ds_tensor_ndim(o->params) != 2 || sh[0] != o->count || sh[1] != N_COLS)
+        if (ds_tensor_ndim(o->params) != 2 || sh[0] != o->count ||
+            (sh[1] != N_COLS && sh[1] != N_BASE))
             return dsi_fail(DS_ERR_ARG, "sim: the params table is %s, expected [%lld, %d] (count "
-                            "x the columns of ds_sim_columns)",
+                            "x the columns of ds_sim_columns) or [%lld, %d] (the first %d)",
                             dsi_shape_str(ds_tensor_ndim(o->params), sh), (long long)o->count,
-                            N_COLS);
+                            N_COLS, (long long)o->count, N_BASE, N_BASE);
     }
-    return DS_OK;
+    return dsi_realism_resolve(o);
 }
 
 static ds_status bad_row(int64_t i, const char *what, double v, const char *rule)
@@ -148,8 +155,10 @@ static ds_status bad_row(int64_t i, const char *what, double v, const char *rule
 }
 
 /* Draws galaxy i's parameters (always the same 8 uniforms, so overrides do not shift the
- * stream), then applies the params row. has_flux: the flux was given. */
-static ds_status draw(const ds_sim_opts *o, ds_rng *r, int64_t i, double *t, int *has_flux)
+ * stream), then applies the params row, and draws the neighbour. has_flux: the flux was
+ * given (or drawn by the population). */
+static ds_status draw(const ds_sim_opts *o, ds_rng *r, int64_t i, double *t, int *has_flux,
+                      dsi_neighbour *nb)
 {
     double u[8];
     for (int j = 0; j < 8; j++)
@@ -165,11 +174,20 @@ static ds_status draw(const ds_sim_opts *o, ds_rng *r, int64_t i, double *t, int
     t[C_FWHM] = o->psf.kind == DS_PSF_NONE ? 0 :
                 o->psf_fwhm_min + (o->psf_fwhm_max - o->psf_fwhm_min) * u[7];
     t[C_FLUX] = NAN;
+    if (o->population) {
+        dsi_population_draw(o, i, &t[C_HLR], &t[C_FLUX]);
+        t[C_SNR] = NAN;
+    }
+    for (int j = N_BASE; j < N_COLS; j++)
+        t[j] = NAN;
     if (o->params) {
-        const float *row = ds_tensor_data((ds_tensor *)o->params) + i * N_COLS;
-        for (int j = 0; j < N_COLS; j++)
+        const int64_t w = ds_tensor_shape(o->params)[1];
+        const float *row = ds_tensor_data((ds_tensor *)o->params) + i * w;
+        for (int j = 0; j < w; j++)
             if (!isnan(row[j]))
                 t[j] = row[j];
+        if (!isnan(row[C_SNR]) && isnan(row[C_FLUX]))
+            t[C_FLUX] = NAN;   /* a given SNR sets the flux, not the population */
     }
     *has_flux = !isnan(t[C_FLUX]);
     if (!(t[C_N] >= 0.3 && t[C_N] <= 8))
@@ -188,7 +206,7 @@ static ds_status draw(const ds_sim_opts *o, ds_rng *r, int64_t i, double *t, int
         return bad_row(i, "psf_fwhm", t[C_FWHM], "is given but the PSF is none (use 0)");
     if (o->psf.kind != DS_PSF_NONE && !(t[C_FWHM] > 0 && t[C_FWHM] <= 1000))
         return bad_row(i, "psf_fwhm", t[C_FWHM], "must be in (0, 1000]");
-    return DS_OK;
+    return dsi_neighbour_draw(o, i, t[C_DX], t[C_DY], t + C_NB_FLUX, nb);
 }
 
 ds_status ds_sim_galaxies(const ds_sim_opts *opts, ds_tensor **images, ds_tensor **truth)
@@ -201,12 +219,13 @@ ds_status ds_sim_galaxies(const ds_sim_opts *opts, ds_tensor **images, ds_tensor
     if ((st = resolve_opts(opts, &o)) != DS_OK)
         return st;
     const int64_t n = o.count, npix = (int64_t)o.size * o.size;
-    const int noisy = o.snr_max > 0;
+    const int noisy = o.snr_max > 0 || o.population;
     int64_t ishape[4] = {n, 1, o.size, o.size}, tshape[2] = {n, N_COLS};
     ds_tensor *img = ds_tensor_create(4, ishape), *tr = ds_tensor_create(2, tshape);
     double *par = malloc(sizeof *par * (size_t)(n * N_COLS));
     unsigned char *given = malloc((size_t)n);
-    if (!img || !tr || !par || !given) {
+    dsi_neighbour *nbs = malloc(sizeof *nbs * (size_t)n);
+    if (!img || !tr || !par || !given || !nbs) {
         st = dsi_fail(DS_ERR_NOMEM, "ds_sim_galaxies: out of memory for %lld stamps of %d x %d",
                       (long long)n, o.size, o.size);
         goto done;
@@ -215,7 +234,7 @@ ds_status ds_sim_galaxies(const ds_sim_opts *opts, ds_tensor **images, ds_tensor
     ds_rng_seed(&r, o.seed);
     for (int64_t i = 0; i < n; i++) {
         int hf;
-        if ((st = draw(&o, &r, i, par + i * N_COLS, &hf)) != DS_OK)
+        if ((st = draw(&o, &r, i, par + i * N_COLS, &hf, nbs + i)) != DS_OK)
             goto done;
         given[i] = (unsigned char)hf;
     }
@@ -246,11 +265,27 @@ ds_status ds_sim_galaxies(const ds_sim_opts *opts, ds_tensor **images, ds_tensor
         float f = (float)p[C_FLUX];
         for (int64_t j = 0; j < npix; j++)
             im[j] *= f;
-        if (noisy) {
+        ds_status rs = dsi_neighbour_add(nbs + i, &psf, o.size, p[C_FLUX], im);
+        if (!rs && noisy) {
             ds_rng nr;
             ds_rng_seed(&nr, noise_seed(o.seed, i));
-            ds_add_noise(im, npix, o.sky_sigma, o.gain, &nr);
+            ds_add_noise(im, npix, o.noise_kernel ? 0 : o.sky_sigma, o.gain, &nr);
+            if (o.noise_kernel)
+                rs = dsi_correlated_noise(&o, im, &nr);
         }
+        if (rs) {
+#ifdef _OPENMP
+#pragma omp critical
+#endif
+            if (failed < 0 || i < failed)
+                failed = i;
+            continue;
+        }
+        const dsi_neighbour *nb = nbs + i;
+        p[C_NB_FLUX] = nb->flux;
+        p[C_NB_DX] = nb->flux ? nb->dx : 0;
+        p[C_NB_DY] = nb->flux ? nb->dy : 0;
+        p[C_NB_HLR] = nb->flux ? nb->hlr : 0;
         for (int j = 0; j < N_COLS; j++)
             t[i * N_COLS + j] = (float)p[j];
     }
@@ -273,5 +308,6 @@ done:
     ds_tensor_free(tr);
     free(par);
     free(given);
+    free(nbs);
     return st;
 }

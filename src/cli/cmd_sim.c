@@ -1,6 +1,7 @@
 /* cmd_sim.c - deepsky sim galaxies ...: simulated galaxy stamps (FITS cube) and their truth
  * table (FITS binary table), for the ellipticity demo. */
 #include "cli.h"
+#include "sim_realism.h"
 
 #include <errno.h>
 #include <math.h>
@@ -80,14 +81,14 @@ static int load_params(const char *path, ds_tensor **out)
         }
         int64_t rows = ds_tensor_shape(col)[0];
         if (!t) {
-            int64_t sh[2] = {rows, 9};
+            int64_t sh[2] = {rows, ds_sim_column_count()};
             t = ds_tensor_create(2, sh);
             if (!t) {
                 ds_tensor_free(col);
                 rc = cli_fail();
                 break;
             }
-            for (int64_t i = 0; i < rows * 9; i++)
+            for (int64_t i = 0; i < rows * sh[1]; i++)
                 ds_tensor_data(t)[i] = NAN;
         }
         if (ds_tensor_numel(col) != ds_tensor_shape(t)[0]) {
@@ -97,14 +98,14 @@ static int load_params(const char *path, ds_tensor **out)
             rc = 1;
         } else {
             for (int64_t i = 0; i < ds_tensor_numel(col); i++)
-                ds_tensor_data(t)[i * 9 + j] = ds_tensor_data(col)[i];
+                ds_tensor_data(t)[i * ds_sim_column_count() + j] = ds_tensor_data(col)[i];
             found++;
         }
         ds_tensor_free(col);
     }
     if (!rc && !found) {
         fprintf(stderr, "deepsky: error: %s: no column named e1, e2, n, hlr, flux, snr, psf_fwhm, "
-                "dx or dy (it has: %s)\n", path, have);
+                "dx, dy, nb_flux, nb_dx, nb_dy or nb_hlr (it has: %s)\n", path, have);
         rc = 1;
     }
     free(have);
@@ -119,20 +120,24 @@ static int load_params(const char *path, ds_tensor **out)
 static int save_truth(const ds_tensor *truth, const char *path)
 {
     const int64_t n = ds_tensor_shape(truth)[0];
-    float *cols = malloc(sizeof *cols * (size_t)(9 * n));
-    const float *col_ptr[9];
-    if (!cols) {
+    const int nc = ds_sim_column_count();
+    float *cols = malloc(sizeof *cols * (size_t)(nc * n));
+    const float **col_ptr = malloc(sizeof *col_ptr * (size_t)nc);
+    if (!cols || !col_ptr) {
+        free(cols);
+        free(col_ptr);
         fprintf(stderr, "deepsky: error: out of memory for the truth table\n");
         return 1;
     }
     const float *t = ds_tensor_data((ds_tensor *)truth);
-    for (int j = 0; j < 9; j++) {
+    for (int j = 0; j < nc; j++) {
         for (int64_t i = 0; i < n; i++)
-            cols[j * n + i] = t[i * 9 + j];
+            cols[j * n + i] = t[i * nc + j];
         col_ptr[j] = cols + j * n;
     }
-    int rc = ds_table_save(path, 9, ds_sim_columns(), n, col_ptr) == DS_OK ? 0 : cli_fail();
+    int rc = ds_table_save(path, nc, ds_sim_columns(), n, col_ptr) == DS_OK ? 0 : cli_fail();
     free(cols);
+    free(col_ptr);
     return rc;
 }
 
@@ -153,7 +158,9 @@ int cmd_sim(int argc, char **argv)
         CLI_OPT("sky-sigma", 0, "S", "Gaussian sky noise sigma (default 1)"),
         CLI_OPT("gain", 0, "G", "source Poisson noise, counts per flux unit (default 0: none)"),
         CLI_OPT("params", 0, "TABLE", "FITS or CSV table whose columns (e1, e2, n, hlr, flux, "
-                "snr, psf_fwhm, dx, dy) override the draws where not NaN"),
+                "snr, psf_fwhm, dx, dy, nb_flux, nb_dx, nb_dy, nb_hlr) override the draws "
+                "where not NaN"),
+        SIM_REALISM_OPTS,
         CLI_OPT("output", 'o', "IMAGES", "image cube [N, S, S] (.fits or .npy; required)"),
         CLI_OPT("truth", 0, "TABLE", "truth table (.fits or .csv; required)"),
         CLI_OPT("npy", 0, NULL, "also write .npy copies of the images and the truth"),
@@ -162,7 +169,8 @@ int cmd_sim(int argc, char **argv)
     cli_cmd c = {"sim", "galaxies --count N -o IMAGES.fits --truth TRUTH.fits [options]",
                  "Simulates Sersic galaxies (pixel-integrated, convolved with the PSF, with sky\n"
                  "noise) and writes the stamps and a truth table with the columns e1, e2, n, hlr,\n"
-                 "flux, snr, psf_fwhm, dx, dy. Flux outside a stamp is lost.",
+                 "flux, snr, psf_fwhm, dx, dy, nb_flux, nb_dx, nb_dy, nb_hlr (the neighbour; 0\n"
+                 "without one). Flux outside a stamp is lost.",
                  opts, (int)(sizeof opts / sizeof opts[0]), {0}, 0, 1, 1};
     int rc = cli_parse(&c, argc, argv);
     if (rc)
@@ -207,29 +215,42 @@ int cmd_sim(int argc, char **argv)
     o.size = (int)size;
     o.seed = (uint64_t)seed;
     o.count = count;
-    if (cli_stop_here(&c))
+    double *kernel = NULL;
+    const char *kernel_file = NULL;
+    if ((rc = sim_realism_parse(&c, &o, &kernel, &kernel_file)))
+        return rc;
+    if (cli_stop_here(&c)) {
+        free(kernel);
         return 0;
+    }
     const char *out = cli_get(&c, "output"), *tpath = cli_get(&c, "truth");
     char npy_out[1024], npy_truth[1024];
     npy_name(out, npy_out, sizeof npy_out);
     npy_name(tpath, npy_truth, sizeof npy_truth);
     cli_files files = {0};
     cli_files_input(&files, "--params", cli_get(&c, "params"));
+    cli_files_input(&files, "--noise-kernel", kernel_file);
     cli_files_output(&files, "-o", out);
     cli_files_output(&files, "--truth", tpath);
     if (cli_has(&c, "npy") && strcmp(npy_out, out))
         cli_files_output(&files, "the .npy copy of -o,", npy_out);
     if (cli_has(&c, "npy") && strcmp(npy_truth, tpath))
         cli_files_output(&files, "the .npy copy of --truth,", npy_truth);
-    if ((rc = cli_files_check(&c, &files)))
+    if ((rc = cli_files_check(&c, &files)) ||
+        (kernel_file && (rc = sim_realism_load_kernel(kernel_file, &o, &kernel)))) {
+        free(kernel);
         return rc;
+    }
     ds_tensor *params = NULL, *images = NULL, *truth = NULL;
     if (cli_has(&c, "params")) {
-        if ((rc = load_params(cli_get(&c, "params"), &params)))
+        if ((rc = load_params(cli_get(&c, "params"), &params))) {
+            free(kernel);
             return rc;
+        }
         int64_t rows = ds_tensor_shape(params)[0];
         if (cli_has(&c, "count") && rows != count) {
             ds_tensor_free(params);
+            free(kernel);
             return cli_usage_error(&c, "--count %ld differs from the %lld rows of '%s'", count,
                                    (long long)rows, cli_get(&c, "params"));
         }
@@ -242,6 +263,7 @@ int cmd_sim(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double dt = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     ds_tensor_free(params);
+    free(kernel);
     if (st != DS_OK)
         return cli_fail();
     int64_t shape[3] = {o.count, o.size, o.size};
