@@ -11,7 +11,7 @@
             "(default S/8:3S/8, 4:12 for 32)"),                                                \
     CLI_OPT("neighbour-flux", 0, "MIN:MAX", "its flux over the galaxy's (default 0.1:1)"),     \
     CLI_OPT("noise-kernel", 0, "K|FILE", "correlated sky noise: a k x k kernel (k odd), "      \
-            "row-major values a,b,c,... or a file of them (.npy, FITS, CSV, text); the "       \
+            "row-major values a,b,c,... or a file of them (.npy, FITS, CSV, TSV); the "       \
             "variance per pixel stays sky-sigma^2 (default: white)"),                          \
     CLI_OPT("population", 0, NULL, "a size-magnitude population: log-normal sizes "            \
             "(truncated to --hlr), power-law fluxes; the SNR follows (not with --snr)"),       \
