@@ -178,8 +178,8 @@ static ds_status draw(const ds_sim_opts *o, ds_rng *r, int64_t i, double *t, int
         dsi_population_draw(o, i, &t[C_HLR], &t[C_FLUX]);
         t[C_SNR] = NAN;
     }
-    for (int j = N_BASE; j < N_COLS; j++)
-        t[j] = NAN;
+    for (int j = C_NB_FLUX; j <= C_NB_HLR; j++)
+        t[j] = NAN;   /* drawn by dsi_neighbour_draw unless the params row gives them */
     if (o->params) {
         const int64_t w = ds_tensor_shape(o->params)[1];
         const float *row = ds_tensor_data((ds_tensor *)o->params) + i * w;
