@@ -19,6 +19,8 @@ static const double snr_bins[NBINS] = {10, 20, 40, 80};
 enum { CNN = 0, REGAUSS, LINEAR, NMETHODS };
 static const char *const method_names[NMETHODS] = {"CNN (8 symmetries averaged)", "moments (re-Gaussianization)",
                                                    "moments (linear PSF subtraction)"};
+/* Truth-table row length (columns of ds_sim_columns()). */
+#define NC ds_sim_column_count()
 static const char *const method_keys[NMETHODS] = {"cnn", "regauss", "linear"};
 
 typedef struct {
@@ -73,22 +75,12 @@ static ds_sim_opts base_sim(const config *c)
     return o;
 }
 
-/* Columns of the simulator's truth table (e1, e2 first). */
-static int64_t sim_ncol(void)
-{
-    int64_t k = 0;
-    for (const char *const *c = ds_sim_columns(); *c; c++)
-        k++;
-    return k;
-}
-#define NCOL sim_ncol()
-
 /* A test-like set: per_bin galaxies at each SNR of snr_bins, |e| <= 0.6. */
 static void sim_binned(const config *c, uint64_t seed, ds_tensor **img, ds_tensor **truth)
 {
     int64_t n = c->per_bin * NBINS;
     ds_tensor *imgs = ds_tensor_create(4, (int64_t[]){n, 1, c->size, c->size});
-    ds_tensor *tr = ds_tensor_create(2, (int64_t[]){n, NCOL});
+    ds_tensor *tr = ds_tensor_create(2, (int64_t[]){n, ds_sim_column_count()});
     if (!imgs || !tr)
         TRY(DS_ERR_NOMEM);
     int64_t per_img = (int64_t)c->size * c->size;
@@ -102,8 +94,8 @@ static void sim_binned(const config *c, uint64_t seed, ds_tensor **img, ds_tenso
         TRY(ds_sim_galaxies(&o, &bi, &bt));
         memcpy(ds_tensor_data(imgs) + b * c->per_bin * per_img, ds_tensor_data(bi),
                (size_t)(c->per_bin * per_img) * sizeof(float));
-        memcpy(ds_tensor_data(tr) + b * c->per_bin * NCOL, ds_tensor_data(bt),
-               (size_t)(c->per_bin * NCOL) * sizeof(float));
+        memcpy(ds_tensor_data(tr) + b * c->per_bin * ds_sim_column_count(), ds_tensor_data(bt),
+               (size_t)(c->per_bin * ds_sim_column_count()) * sizeof(float));
         ds_tensor_free(bi);
         ds_tensor_free(bt);
     }
@@ -118,8 +110,8 @@ static ds_tensor *labels_of(const ds_tensor *truth)
     ds_tensor *y = ds_tensor_create(2, (int64_t[]){n, 2});
     const float *t = ds_tensor_data((ds_tensor *)truth);
     for (int64_t i = 0; i < n; i++) {
-        ds_tensor_data(y)[2 * i] = t[NCOL * i];
-        ds_tensor_data(y)[2 * i + 1] = t[NCOL * i + 1];
+        ds_tensor_data(y)[2 * i] = t[NC * i];
+        ds_tensor_data(y)[2 * i + 1] = t[NC * i + 1];
     }
     return y;
 }
@@ -215,7 +207,7 @@ static stats fit_bias(const measured *me, const ds_tensor *truth, int bin, int p
         for (int64_t i = lo; i < hi; i++) {
             if (me->fail[i])
                 continue;
-            double x = t[NCOL * i + k], y = corrected(me, i, k, per_bin, cal);
+            double x = t[NC * i + k], y = corrected(me, i, k, per_bin, cal);
             sx += x;
             sy += y;
             sxx += x * x;
@@ -233,7 +225,7 @@ static stats fit_bias(const measured *me, const ds_tensor *truth, int bin, int p
         for (int64_t i = lo; i < hi; i++) {
             if (me->fail[i])
                 continue;
-            double x = t[NCOL * i + k], y = corrected(me, i, k, per_bin, cal);
+            double x = t[NC * i + k], y = corrected(me, i, k, per_bin, cal);
             double r = y - (slope * x + icpt);
             res += r * r;
         }
@@ -306,7 +298,7 @@ static void fig_mosaic(const config *c, const ds_tensor *img, const ds_tensor *t
             int64_t i = (int64_t)r * c->per_bin + k;
             ds_axes *a = ds_figure_axes(f, r * 4 + k);
             char title[96];
-            snprintf(title, sizeof title, "n=%.1f e=(%+.2f, %+.2f)", t[NCOL * i + 2], t[NCOL * i], t[NCOL * i + 1]);
+            snprintf(title, sizeof title, "n=%.1f e=(%+.2f, %+.2f)", t[NC * i + 2], t[NC * i], t[NC * i + 1]);
             ds_axes_labels(a, title, NULL, NULL);
             ds_axes_image(a, c->size, c->size, d + i * per, 0, 0, 3.0);
         }
@@ -328,7 +320,7 @@ static void fig_true_vs_measured(const config *c, measured *m, const ds_tensor *
             int64_t cnt = 0;
             for (int64_t i = 0; i < n; i++)
                 if (!m[me].fail[i]) {
-                    x[cnt] = t[NCOL * i + k];
+                    x[cnt] = t[NC * i + k];
                     y[cnt++] = m[me].e[2 * i + k];
                 }
             ds_axes *a = ds_figure_axes(f, k * 3 + me);
@@ -368,7 +360,7 @@ static void fig_residuals(const config *c, stats st[NMETHODS][NBINS + 1], measur
                 continue;
             double snr = snr_bins[i / c->per_bin];
             x[cnt] = snr * (1 + 0.25 * ((double)(i % c->per_bin) / c->per_bin - 0.5));
-            y[cnt++] = me->e[2 * i] - t[NCOL * i];
+            y[cnt++] = me->e[2 * i] - t[NC * i];
         }
         ds_axes *a = ds_figure_axes(f, k);
         ds_axes_labels(a, method_names[shown[k]], "SNR (spread within each bin)", "e1 - true e1");
@@ -579,7 +571,7 @@ int main(int argc, char **argv)
     double zero_rmse = 0;
     const float *t = ds_tensor_data(tte);
     for (int64_t i = 0; i < mt[CNN].n; i++)
-        zero_rmse += t[NCOL * i] * t[NCOL * i] + t[NCOL * i + 1] * t[NCOL * i + 1];
+        zero_rmse += t[NC * i] * t[NC * i] + t[NC * i + 1] * t[NC * i + 1];
     zero_rmse = sqrt(zero_rmse / (2.0 * mt[CNN].n));
     double cnn_rmse = sqrt(0.5 * (raw[CNN][NBINS].rmse[0] * raw[CNN][NBINS].rmse[0] +
                                   raw[CNN][NBINS].rmse[1] * raw[CNN][NBINS].rmse[1]));

@@ -1300,11 +1300,12 @@ DS_API void      ds_add_noise(float *img, int64_t npix, double sky_sigma, double
 
 /* Draws galaxies with parameters uniform in the given ranges (ellipticity uniform in the
  * disc |e| <= e_max; flux set by the SNR drawn from [snr_min, snr_max]), renders them with
- * noise, and returns the images [count, 1, size, size] and a truth table [count, columns]
- * with the columns of ds_sim_columns(): e1, e2, n, hlr, flux, snr, psf_fwhm, dx, dy, then
- * each feature's own block (variable PSFs: psf_beta, psf_e1, psf_e2, psf_lod, psf_obsc; 0
- * where the kind has no such parameter; shear: g1, g2, e1_int, e2_int). A feature's options
- * at zero change nothing. */
+ * noise, and returns the images [count, 1, size, size] and a truth table [count,
+ * ds_sim_column_count()] with the columns of ds_sim_columns(): e1, e2, n, hlr, flux, snr,
+ * psf_fwhm, dx, dy, then each feature's own block (variable PSFs: psf_beta, psf_e1, psf_e2,
+ * psf_lod, psf_obsc, 0 where the kind has no such parameter; the neighbour: nb_flux, nb_dx,
+ * nb_dy, nb_hlr, 0 if none; shear: g1, g2, e1_int, e2_int). A feature's options at zero
+ * change nothing. */
 typedef struct {
     int64_t count;
     int size;                    /* stamp size (default 32) */
@@ -1319,8 +1320,8 @@ typedef struct {
     ds_psf psf;                  /* kind NONE: no PSF */
     double psf_fwhm_min, psf_fwhm_max;   /* a range of PSF sizes (0: psf.fwhm) */
     const ds_tensor *params;     /* optional [count, c] table overriding the draws (NaN: draw),
-                                    its 9 <= c <= 14 columns the first c of ds_sim_columns()
-                                    (up to psf_obsc: the drawn ones) */
+                                    its 9 <= c <= 18 columns the first c of ds_sim_columns()
+                                    (up to nb_hlr: the drawn ones) */
     /* variable PSFs (psf.c, optics.c), drawn from a stream of their own per galaxy */
     double psf_beta_min, psf_beta_max;   /* Moffat beta range (0: psf.beta) */
     double psf_e_max;            /* PSF |e| uniform in [0, psf_e_max], angle uniform (0: the
@@ -1338,8 +1339,35 @@ typedef struct {
     double g1, g2;
     int pairs;
     double shear_cycle;
+    /* Realism switches (src/astro/realism.c). All zero: off, and the output is that of the
+     * simulator without them, bit for bit. Each draws from its own stream, per galaxy.
+     * A neighbour galaxy: with probability nb_prob a second Sersic galaxy (n, hlr and e
+     * drawn as the central one's, uniform) at a distance uniform in [nb_r_min, nb_r_max]
+     * pixels from the central galaxy in a uniform direction, with flux uniform in
+     * [nb_flux_min, nb_flux_max] times the central one's, rendered with the same PSF before
+     * the noise. The snr column stays the central galaxy's alone. Truth columns nb_flux,
+     * nb_dx, nb_dy (from the stamp centre), nb_hlr: all 0 when there is no neighbour. */
+    double nb_prob;                  /* [0, 1]; 1: always */
+    double nb_r_min, nb_r_max;       /* pixels, within [0, size] (default 4, 12) */
+    double nb_flux_min, nb_flux_max; /* ratio to the central flux, > 0 (default 0.1, 1) */
+    /* Correlated sky noise: the white sky noise convolved with a k x k kernel (row-major,
+     * k odd, <= 31), scaled so each pixel's variance stays sky_sigma^2. NULL: white. */
+    const double *noise_kernel;
+    int noise_kernel_size;           /* k */
+    /* A size-magnitude population like deep-survey catalogues instead of the uniform hlr and
+     * SNR draws: hlr log-normal (median pop_hlr_median * (F / pop_flux_min)^pop_beta, scatter
+     * pop_hlr_dex in log10) truncated to [hlr_min, hlr_max]; flux F with dN/dF ~ F^-pop_alpha
+     * in [pop_flux_min, pop_flux_max]; the snr column follows from the flux and sky_sigma
+     * (snr_min, snr_max unused; the stamps are noisy). Zero means the default (README). */
+    int population;                  /* 1: on */
+    double pop_hlr_median;           /* pixels (3) */
+    double pop_hlr_dex;              /* (0.2) */
+    double pop_flux_min, pop_flux_max;   /* (60 sky_sigma, 6000 sky_sigma) */
+    double pop_alpha;                /* > 0 (1.8: counts of slope 0.32 mag^-1 dex) */
+    double pop_beta;                 /* size-flux slope (0: sizes independent of flux) */
 } ds_sim_opts;
 DS_API const char *const *ds_sim_columns(void);   /* NULL-terminated names */
+DS_API int ds_sim_column_count(void);
 DS_API ds_status ds_sim_galaxies(const ds_sim_opts *o, ds_tensor **images, ds_tensor **truth);
 /* The PSF image of each row of a truth table of ds_sim_galaxies run with o (its PSF kind
  * and stamp size; each row's psf_fwhm, psf_beta, psf_e1, psf_e2, psf_lod, psf_obsc):

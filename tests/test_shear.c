@@ -213,7 +213,7 @@ TEST(shear_cycle_noise)
         CHECK(r[col("g1")] == 0.02f * sg[i % 8 / 2][0] && r[col("g2")] == 0.02f * sg[i % 8 / 2][1]);
         CHECK(r[col("e1_int")] == (i % 2 ? -f[col("e1_int")] : f[col("e1_int")]));
         ds_galaxy g = {r[2], r[3], r[4], r[0], r[1], r[7], r[8]};
-        ds_psf psf = {DS_PSF_GAUSSIAN, r[6], 0};
+        ds_psf psf = {.kind = DS_PSF_GAUSSIAN, .fwhm = r[6]};
         CHECK(ds_galaxy_render(&g, &psf, S, noise + i * S * S) == DS_OK);
         for (int p = 0; p < S * S; p++)
             noise[i * S * S + p] = ds_tensor_data(x)[i * S * S + p] - noise[i * S * S + p];
@@ -519,7 +519,7 @@ TEST(shear_cli_measure_bias)
              "--n 0.5:2 --hlr 2:4 --seed 2 -o %s/x.npy --truth %s/t.csv --threads 1", N, S, dir, dir);
     CHECK(run(a) == 0);
     float psf[S * S], *cube = malloc(sizeof *cube * N * S * S);
-    ds_psf ps = {DS_PSF_GAUSSIAN, 2, 0};
+    ds_psf ps = {.kind = DS_PSF_GAUSSIAN, .fwhm = 2};
     CHECK(cube && ds_psf_render(&ps, S, psf) == DS_OK);
     for (int i = 0; i < N; i++)
         memcpy(cube + i * S * S, psf, sizeof psf);

@@ -346,16 +346,17 @@ TEST(sim_galaxies)
     ds_set_num_threads(threads);
     const int64_t *sh = ds_tensor_shape(x1);
     CHECK(ds_tensor_ndim(x1) == 4 && sh[0] == 37 && sh[1] == 1 && sh[2] == 24 && sh[3] == 24);
-    CHECK(ds_tensor_ndim(t1) == 2 && ds_tensor_shape(t1)[1] == C);
+    CHECK(ds_tensor_ndim(t1) == 2 && ds_tensor_shape(t1)[1] == ds_sim_column_count());
     CHECK(!memcmp(ds_tensor_data(x1), ds_tensor_data(x2), sizeof(float) * 37 * 24 * 24));
-    CHECK(!memcmp(ds_tensor_data(t1), ds_tensor_data(t2), sizeof(float) * 37 * C));
+    CHECK(!memcmp(ds_tensor_data(t1), ds_tensor_data(t2),
+                  sizeof(float) * 37 * ds_sim_column_count()));
     const char *const *cols = ds_sim_columns();
     CHECK(!strcmp(cols[0], "e1") && !strcmp(cols[5], "snr") && !strcmp(cols[8], "dy"));
     /* truth in range; the flux gives exactly the drawn SNR (noiseless re-render) */
     const float *t = ds_tensor_data(t1);
     float img[24 * 24];
     for (int i = 0; i < 37; i++) {
-        const float *r = t + i * C;
+        const float *r = t + i * ds_sim_column_count();
         CHECK(hypot(r[0], r[1]) <= 0.6 + 1e-6 && r[2] >= 0.5 && r[2] <= 6);
         CHECK(r[3] >= 1.5 && r[3] <= 4 && r[5] >= 10 && r[5] <= 100);
         CHECK(r[6] >= 1.8 && r[6] <= 2.6 && fabs(r[7]) <= 0.5 && fabs(r[8]) <= 0.5);
@@ -367,7 +368,7 @@ TEST(sim_galaxies)
     /* the noise is what was added: residual std = sky_sigma */
     double s2 = 0;
     for (int i = 0; i < 37; i++) {
-        const float *r = t + i * C;
+        const float *r = t + i * ds_sim_column_count();
         ds_galaxy g = {r[2], r[3], r[4], r[0], r[1], r[7], r[8]};
         ds_psf psf = {.kind = DS_PSF_GAUSSIAN, .fwhm = r[6], .beta = 0};
         CHECK(ds_galaxy_render(&g, &psf, 24, img) == DS_OK);
@@ -390,9 +391,10 @@ TEST(sim_galaxies)
     ds_tensor_free(t2);
     CHECK(ds_sim_galaxies(&o, &x2, &t2) == DS_OK);
     const float *u = ds_tensor_data(t2);
-    CHECK(u[3 * C + 2] == 4.0f && u[5 * C + 4] == 123.0f && u[6 * C + 0] == 0.1f);
-    CHECK(u[3 * C + 3] == t[3 * C + 3] && u[6 * C + 1] == t[6 * C + 1]);   /* others: same draws */
-    CHECK(u[0] == t[0] && u[36 * C + 8] == t[36 * C + 8]);
+    const int nc = ds_sim_column_count();   /* truth row length; the params rows are 9 */
+    CHECK(u[3 * nc + 2] == 4.0f && u[5 * nc + 4] == 123.0f && u[6 * nc + 0] == 0.1f);
+    CHECK(u[3 * nc + 3] == t[3 * nc + 3] && u[6 * nc + 1] == t[6 * nc + 1]);   /* others: same draws */
+    CHECK(u[0] == t[0] && u[36 * nc + 8] == t[36 * nc + 8]);
     /* noiseless: flux 1, images equal the renders */
     o.params = NULL;
     o.snr_min = o.snr_max = 0;
@@ -509,14 +511,13 @@ TEST(sim_cli)
     const int64_t *sh = ds_tensor_shape(x);
     CHECK(ds_tensor_ndim(x) == 3 && sh[0] == 12 && sh[1] == 20 && sh[2] == 20);
     CHECK(ds_array_load(p2, NULL, &t) == DS_OK);
-    CHECK(ds_tensor_ndim(t) == 2 && ds_tensor_shape(t)[0] == 12 &&
-          ds_tensor_shape(t)[1] == sim_ncols());
+    const int nc = ds_sim_column_count();
+    CHECK(ds_tensor_ndim(t) == 2 && ds_tensor_shape(t)[0] == 12 && ds_tensor_shape(t)[1] == nc);
     char *names = ds_table_columns(p2, NULL);
     CHECK(names && strstr(names, "psf_fwhm") && strstr(names, "snr"));
     free(names);
     for (int i = 0; i < 12; i++)
-        CHECK(ds_tensor_data(t)[i * sim_ncols() + 5] >= 20 &&
-              ds_tensor_data(t)[i * sim_ncols() + 5] <= 40);
+        CHECK(ds_tensor_data(t)[i * nc + 5] >= 20 && ds_tensor_data(t)[i * nc + 5] <= 40);
     /* the library call with the same options gives the same cube */
     ds_sim_opts o = {0};
     o.count = 12, o.size = 20, o.seed = 4, o.n_min = 0.5, o.n_max = 6, o.hlr_min = 1.5;
@@ -550,8 +551,8 @@ TEST(sim_cli)
         FAIL("exit %d: %s", rc, out_buf);
     snprintf(p3, sizeof p3, "%s/a.csv", dir);
     CHECK(ds_array_load(p3, NULL, &x) == DS_OK && ds_tensor_shape(x)[0] == 3);
-    CHECK(ds_tensor_data(x)[2] == 1.0f && ds_tensor_data(x)[sim_ncols() + 2] == 2.0f);
-    CHECK(ds_tensor_data(x)[0] == 0.2f && ds_tensor_data(x)[sim_ncols()] != 0.2f);
+    CHECK(ds_tensor_data(x)[2] == 1.0f && ds_tensor_data(x)[ds_sim_column_count() + 2] == 2.0f);
+    CHECK(ds_tensor_data(x)[0] == 0.2f && ds_tensor_data(x)[ds_sim_column_count()] != 0.2f);
     CHECK(ds_tensor_data(x)[6] == 0.0f);   /* psf_fwhm 0 without a PSF */
     ds_tensor_free(x);
     ds_tensor_free(t);

@@ -2,6 +2,7 @@
  * noisy galaxy stamps with their truth table (parameters drawn serially from one seeded
  * stream, stamps rendered in parallel, each with its own noise stream). */
 #include "sim.h"
+#include "realism.h"
 
 #include "../internal.h"
 
@@ -10,6 +11,7 @@
 enum {
     C_E1, C_E2, C_N, C_HLR, C_FLUX, C_SNR, C_FWHM, C_DX, C_DY,
     C_PBETA, C_PE1, C_PE2, C_PLOD, C_POBSC,   /* variable PSFs */
+    C_NB_FLUX, C_NB_DX, C_NB_DY, C_NB_HLR,    /* the neighbour galaxy (realism.c) */
     N_DRAWN,                                  /* the columns drawn (and a params table's) */
     /* shear (shear.c): the applied shear and the intrinsic shape before it */
     C_G1 = N_DRAWN, C_G2, C_E1_INT, C_E2_INT,
@@ -19,11 +21,13 @@ enum {
 static const char *const columns[N_COLS + 1] = {
     "e1", "e2", "n", "hlr", "flux", "snr", "psf_fwhm", "dx", "dy",
     "psf_beta", "psf_e1", "psf_e2", "psf_lod", "psf_obsc",   /* variable PSFs */
-    "g1", "g2", "e1_int", "e2_int",   /* shear */
+    "nb_flux", "nb_dx", "nb_dy", "nb_hlr",                   /* neighbour */
+    "g1", "g2", "e1_int", "e2_int",                          /* shear */
     NULL,
 };
 
 const char *const *ds_sim_columns(void) { return columns; }
+int ds_sim_column_count(void) { return N_COLS; }
 
 double ds_image_snr(const float *img, int64_t npix, double sky_sigma)
 {
@@ -225,7 +229,7 @@ static ds_status resolve_opts(const ds_sim_opts *in, ds_sim_opts *o)
                             dsi_shape_str(ds_tensor_ndim(o->params), sh), (long long)o->count,
                             N_DRAWN);
     }
-    return DS_OK;
+    return dsi_realism_resolve(o);
 }
 
 static ds_status bad_row(int64_t i, const char *what, double v, const char *rule)
@@ -234,8 +238,10 @@ static ds_status bad_row(int64_t i, const char *what, double v, const char *rule
 }
 
 /* Draws galaxy i's parameters (always the same 8 uniforms, so overrides do not shift the
- * stream), then applies the params row. has_flux: the flux was given. */
-static ds_status draw(const ds_sim_opts *o, ds_rng *r, int64_t i, double *t, int *has_flux)
+ * stream), then applies the params row, and draws the neighbour. has_flux: the flux was
+ * given (or drawn by the population). */
+static ds_status draw(const ds_sim_opts *o, ds_rng *r, int64_t i, double *t, int *has_flux,
+                      dsi_neighbour *nb)
 {
     double u[8];
     for (int j = 0; j < 8; j++)
@@ -252,12 +258,20 @@ static ds_status draw(const ds_sim_opts *o, ds_rng *r, int64_t i, double *t, int
                 o->psf_fwhm_min + (o->psf_fwhm_max - o->psf_fwhm_min) * u[7];
     t[C_FLUX] = NAN;
     psf_draw(o, i, t);
+    if (o->population) {
+        dsi_population_draw(o, i, &t[C_HLR], &t[C_FLUX]);
+        t[C_SNR] = NAN;
+    }
+    for (int j = C_NB_FLUX; j <= C_NB_HLR; j++)
+        t[j] = NAN;   /* drawn by dsi_neighbour_draw unless the params row gives them */
     if (o->params) {
         const int64_t w = ds_tensor_shape(o->params)[1];
         const float *row = ds_tensor_data((ds_tensor *)o->params) + i * w;
         for (int j = 0; j < w; j++)
             if (!isnan(row[j]))
                 t[j] = row[j];
+        if (!isnan(row[C_SNR]) && isnan(row[C_FLUX]))
+            t[C_FLUX] = NAN;   /* a given SNR sets the flux, not the population */
     }
     *has_flux = !isnan(t[C_FLUX]);
     if (!(t[C_N] >= 0.3 && t[C_N] <= 8))
@@ -277,12 +291,14 @@ static ds_status draw(const ds_sim_opts *o, ds_rng *r, int64_t i, double *t, int
     if (o->psf.kind != DS_PSF_NONE && o->psf.kind != DS_PSF_OPTICAL &&
         !(t[C_FWHM] > 0 && t[C_FWHM] <= 1000))
         return bad_row(i, "psf_fwhm", t[C_FWHM], "must be in (0, 1000]");
-    return psf_row_check(o, i, t);
+    ds_status st = psf_row_check(o, i, t);
+    return st ? st : dsi_neighbour_draw(o, i, t[C_DX], t[C_DY], t + C_NB_FLUX, nb);
 }
 
 /* shear (shear.c): row i of a pair or shear cycle takes its group's first row's parameters
  * (its params row may only repeat them), then its own rotation and shear. */
-static ds_status shear_row(const ds_sim_opts *o, int64_t i, double *par, unsigned char *given)
+static ds_status shear_row(const ds_sim_opts *o, int64_t i, double *par, unsigned char *given,
+                           dsi_neighbour *nbs)
 {
     double *t = par + i * N_COLS, e0[2] = {t[C_E1], t[C_E2]};
     const int64_t first = i - i % dsi_sim_group(o);
@@ -292,6 +308,7 @@ static ds_status shear_row(const ds_sim_opts *o, int64_t i, double *par, unsigne
             t[j] = f[j];
         e0[0] = f[C_E1_INT], e0[1] = f[C_E2_INT];
         given[i] = given[first];
+        nbs[i] = nbs[first];   /* the scene around the galaxy too */
     }
     dsi_sim_shear_row(o, i, e0, t + C_E1_INT, t + C_G1, t + C_E1);
     if (first == i || !o->params)
@@ -329,6 +346,74 @@ static void set_flux(const ds_sim_opts *o, int64_t i, double *par, const unsigne
         p[C_SNR] = snr1;
 }
 
+/* Pass 1, parallel: each galaxy at unit flux, and its SNR at unit flux. The first row that
+ * failed (out of memory), or -1. */
+static int64_t render_unit(const ds_sim_opts *o, const double *par, float *x, double *snr1)
+{
+    const int64_t n = o->count, npix = (int64_t)o->size * o->size;
+    int64_t failed = -1;
+#pragma omp parallel for schedule(dynamic, 8)
+    for (int64_t i = 0; i < n; i++) {
+        const double *p = par + i * N_COLS;
+        float *im = x + i * npix;
+        ds_galaxy g = {p[C_N], p[C_HLR], 1.0, p[C_E1], p[C_E2], p[C_DX], p[C_DY]};
+        ds_psf psf = row_psf(o, p);
+        if (ds_galaxy_render(&g, &psf, o->size, im) != DS_OK) {
+#ifdef _OPENMP   /* (-fopenmp-simd warns) unnamed: a named one is an exported symbol */
+#pragma omp critical
+#endif
+            if (failed < 0 || i < failed)
+                failed = i;
+            continue;
+        }
+        /* SNR is linear in flux: the unit-flux image fixes the flux giving the drawn SNR */
+        snr1[i] = ds_image_snr(im, npix, o->sky_sigma);
+    }
+    return failed;
+}
+
+/* Pass 2, parallel: the flux, the neighbour, the noise (a shear cycle's rows share their
+ * rotation's noise stream) and the truth rows. The first row that failed, or -1. */
+static int64_t finish_rows(const ds_sim_opts *o, double *par, dsi_neighbour *nbs, float *x,
+                           float *t)
+{
+    const int64_t n = o->count, npix = (int64_t)o->size * o->size;
+    const int noisy = o->snr_max > 0 || o->population;
+    int64_t failed = -1;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        double *p = par + i * N_COLS;
+        float *im = x + i * npix, f = (float)p[C_FLUX];
+        for (int64_t j = 0; j < npix; j++)
+            im[j] *= f;
+        ds_psf psf = row_psf(o, p);
+        ds_status rs = dsi_neighbour_add(nbs + i, &psf, o->size, p[C_FLUX], im);
+        if (!rs && noisy) {
+            ds_rng nr;
+            ds_rng_seed(&nr, noise_seed(o->seed, dsi_sim_noise_row(o, i)));
+            ds_add_noise(im, npix, o->noise_kernel ? 0 : o->sky_sigma, o->gain, &nr);
+            if (o->noise_kernel)
+                rs = dsi_correlated_noise(o, im, &nr);
+        }
+        if (rs) {
+#ifdef _OPENMP
+#pragma omp critical
+#endif
+            if (failed < 0 || i < failed)
+                failed = i;
+            continue;
+        }
+        const dsi_neighbour *nb = nbs + i;
+        p[C_NB_FLUX] = nb->flux;
+        p[C_NB_DX] = nb->flux ? nb->dx : 0;
+        p[C_NB_DY] = nb->flux ? nb->dy : 0;
+        p[C_NB_HLR] = nb->flux ? nb->hlr : 0;
+        for (int j = 0; j < N_COLS; j++)
+            t[i * N_COLS + j] = (float)p[j];
+    }
+    return failed;
+}
+
 ds_status ds_sim_galaxies(const ds_sim_opts *opts, ds_tensor **images, ds_tensor **truth)
 {
     ds_sim_opts o;
@@ -339,13 +424,13 @@ ds_status ds_sim_galaxies(const ds_sim_opts *opts, ds_tensor **images, ds_tensor
     if ((st = resolve_opts(opts, &o)) != DS_OK)
         return st;
     const int64_t n = o.count, npix = (int64_t)o.size * o.size;
-    const int noisy = o.snr_max > 0;
     int64_t ishape[4] = {n, 1, o.size, o.size}, tshape[2] = {n, N_COLS};
     ds_tensor *img = ds_tensor_create(4, ishape), *tr = ds_tensor_create(2, tshape);
     double *par = malloc(sizeof *par * (size_t)(n * N_COLS));
     unsigned char *given = malloc((size_t)n);
     double *snr1 = malloc(sizeof *snr1 * (size_t)n);
-    if (!img || !tr || !par || !given || !snr1) {
+    dsi_neighbour *nbs = malloc(sizeof *nbs * (size_t)n);
+    if (!img || !tr || !par || !given || !snr1 || !nbs) {
         st = dsi_fail(DS_ERR_NOMEM, "ds_sim_galaxies: out of memory for %lld stamps of %d x %d",
                       (long long)n, o.size, o.size);
         goto done;
@@ -354,31 +439,14 @@ ds_status ds_sim_galaxies(const ds_sim_opts *opts, ds_tensor **images, ds_tensor
     ds_rng_seed(&r, o.seed);
     for (int64_t i = 0; i < n; i++) {
         int hf;
-        if ((st = draw(&o, &r, i, par + i * N_COLS, &hf)) != DS_OK)
+        if ((st = draw(&o, &r, i, par + i * N_COLS, &hf, nbs + i)) != DS_OK)
             goto done;
         given[i] = (unsigned char)hf;
-        if ((st = shear_row(&o, i, par, given)) != DS_OK)
+        if ((st = shear_row(&o, i, par, given, nbs)) != DS_OK)
             goto done;
     }
     float *x = ds_tensor_data(img), *t = ds_tensor_data(tr);
-    int64_t failed = -1;
-#pragma omp parallel for schedule(dynamic, 8)
-    for (int64_t i = 0; i < n; i++) {
-        const double *p = par + i * N_COLS;
-        float *im = x + i * npix;
-        ds_galaxy g = {p[C_N], p[C_HLR], 1.0, p[C_E1], p[C_E2], p[C_DX], p[C_DY]};
-        ds_psf psf = row_psf(&o, p);
-        if (ds_galaxy_render(&g, &psf, o.size, im) != DS_OK) {
-#ifdef _OPENMP   /* (-fopenmp-simd warns) unnamed: a named one is an exported symbol */
-#pragma omp critical
-#endif
-            if (failed < 0 || i < failed)
-                failed = i;
-            continue;
-        }
-        /* SNR is linear in flux: the unit-flux image fixes the flux giving the drawn SNR */
-        snr1[i] = ds_image_snr(im, npix, o.sky_sigma);
-    }
+    int64_t failed = render_unit(&o, par, x, snr1);
     if (failed >= 0) {
         /* rerun on this thread for the message */
         const double *p = par + failed * N_COLS;
@@ -392,19 +460,10 @@ ds_status ds_sim_galaxies(const ds_sim_opts *opts, ds_tensor **images, ds_tensor
     }
     for (int64_t i = 0; i < n; i++)   /* serial: a group's rows take its first row's flux */
         set_flux(&o, i, par, given, snr1[i]);
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        const double *p = par + i * N_COLS;
-        float *im = x + i * npix, f = (float)p[C_FLUX];
-        for (int64_t j = 0; j < npix; j++)
-            im[j] *= f;
-        if (noisy) {
-            ds_rng nr;
-            ds_rng_seed(&nr, noise_seed(o.seed, dsi_sim_noise_row(&o, i)));
-            ds_add_noise(im, npix, o.sky_sigma, o.gain, &nr);
-        }
-        for (int j = 0; j < N_COLS; j++)
-            t[i * N_COLS + j] = (float)p[j];
+    if ((failed = finish_rows(&o, par, nbs, x, t)) >= 0) {
+        st = dsi_fail(DS_ERR_NOMEM, "ds_sim_galaxies: galaxy %lld: out of memory for its "
+                      "neighbour or its correlated noise", (long long)failed);
+        goto done;
     }
     *images = img;
     *truth = tr;
@@ -415,6 +474,7 @@ done:
     free(par);
     free(given);
     free(snr1);
+    free(nbs);
     return st;
 }
 

@@ -1,6 +1,7 @@
 /* cmd_sim.c - deepsky sim galaxies ...: simulated galaxy stamps (FITS cube) and their truth
  * table (FITS binary table), for the ellipticity demo. */
 #include "cli.h"
+#include "sim_realism.h"
 
 #include <errno.h>
 #include <math.h>
@@ -51,17 +52,9 @@ static void npy_name(const char *path, char *out, size_t cap)
 }
 
 /* The params table's columns: the first PARAMS_COLS of ds_sim_columns(), the drawn ones
- * (e1 ... dy, then the variable PSF's); the shear's follow from them. */
-enum { PARAMS_COLS = 14 };
+ * (e1 ... dy, the variable PSF's, the neighbour's); the shear's follow from them. */
+enum { PARAMS_COLS = 18 };
 
-/* The number of columns of the truth table. */
-static int sim_ncols(void)
-{
-    int k = 0;
-    for (const char *const *c = ds_sim_columns(); *c; c++)
-        k++;
-    return k;
-}
 
 /* The params table: every params column the file has (case-insensitive), the others NaN
  * (drawn). */
@@ -170,7 +163,7 @@ static int check_groups(const cli_cmd *c, const ds_sim_opts *o)
 static int save_truth(const ds_tensor *truth, const char *path)
 {
     const int64_t n = ds_tensor_shape(truth)[0];
-    const int nc = sim_ncols();
+    const int nc = ds_sim_column_count();
     float *cols = malloc(sizeof *cols * (size_t)(nc * n));
     const float **col_ptr = malloc(sizeof *col_ptr * (size_t)nc);
     if (!cols || !col_ptr) {
@@ -291,14 +284,16 @@ int cmd_sim(int argc, char **argv)
         CLI_OPT("sky-sigma", 0, "S", "Gaussian sky noise sigma (default 1)"),
         CLI_OPT("gain", 0, "G", "source Poisson noise, counts per flux unit (default 0: none)"),
         CLI_OPT("params", 0, "TABLE", "FITS or CSV table whose columns (those of the truth "
-                "table: e1, e2, n, hlr, flux, snr, psf_fwhm, dx, dy, psf_beta, ... psf_obsc) "
-                "override the draws where not NaN (e1, e2: intrinsic)"),
+                "table: e1, e2, n, hlr, flux, snr, psf_fwhm, dx, dy, psf_beta, ... psf_obsc, "
+                "nb_flux, nb_dx, nb_dy, nb_hlr) override the draws where not NaN (e1, e2: "
+                "intrinsic)"),
         CLI_OPT("shear", 0, "G1,G2", "constant shear applied to the intrinsic shapes, |g| < 1 "
                 "(default 0,0)"),
         CLI_OPT("pairs", 0, NULL, "90-degree pairs: rows 2i, 2i+1 share every parameter, the "
                 "second's intrinsic shape turned by 90 degrees; independent noise"),
         CLI_OPT("shear-cycle", 0, "A", "groups of 4 galaxies (8 with --pairs) share a galaxy and "
                 "its noise under the shears (+A,+A), (-A,+A), (+A,-A), (-A,-A)"),
+        SIM_REALISM_OPTS,
         CLI_OPT("output", 'o', "IMAGES", "image cube [N, S, S] (.fits or .npy; required)"),
         CLI_OPT("truth", 0, "TABLE", "truth table (.fits or .csv; required)"),
         CLI_OPT("npy", 0, NULL, "also write .npy copies of the images and the truth"),
@@ -308,8 +303,9 @@ int cmd_sim(int argc, char **argv)
                  "Simulates Sersic galaxies (pixel-integrated, convolved with the PSF, with sky\n"
                  "noise) and writes the stamps and a truth table with the columns e1, e2, n, hlr,\n"
                  "flux, snr, psf_fwhm, dx, dy, psf_beta, psf_e1, psf_e2, psf_lod, psf_obsc,\n"
-                 "g1, g2, e1_int, e2_int (e1, e2: the sheared shape; e_int: the intrinsic one).\n"
-                 "Flux outside a stamp is lost.",
+                 "nb_flux, nb_dx, nb_dy, nb_hlr (the neighbour; 0 without one), g1, g2, e1_int,\n"
+                 "e2_int (e1, e2: the sheared shape; e_int: the intrinsic one). Flux outside a\n"
+                 "stamp is lost.",
                  opts, (int)(sizeof opts / sizeof opts[0]), {0}, 0, 1, 1};
     int rc = cli_parse(&c, argc, argv);
     if (rc)
@@ -363,14 +359,21 @@ int cmd_sim(int argc, char **argv)
     o.count = count;
     if (cli_has(&c, "count") && (rc = check_groups(&c, &o)))
         return rc;
-    if (cli_stop_here(&c))
+    double *kernel = NULL;
+    const char *kernel_file = NULL;
+    if ((rc = sim_realism_parse(&c, &o, &kernel, &kernel_file)))
+        return rc;
+    if (cli_stop_here(&c)) {
+        free(kernel);
         return 0;
+    }
     const char *out = cli_get(&c, "output"), *tpath = cli_get(&c, "truth");
     char npy_out[1024], npy_truth[1024];
     npy_name(out, npy_out, sizeof npy_out);
     npy_name(tpath, npy_truth, sizeof npy_truth);
     cli_files files = {0};
     cli_files_input(&files, "--params", cli_get(&c, "params"));
+    cli_files_input(&files, "--noise-kernel", kernel_file);
     cli_files_output(&files, "-o", out);
     cli_files_output(&files, "--truth", tpath);
     if (cli_has(&c, "npy") && strcmp(npy_out, out))
@@ -378,15 +381,21 @@ int cmd_sim(int argc, char **argv)
     if (cli_has(&c, "npy") && strcmp(npy_truth, tpath))
         cli_files_output(&files, "the .npy copy of --truth,", npy_truth);
     cli_files_output(&files, "--psf-out", cli_get(&c, "psf-out"));
-    if ((rc = cli_files_check(&c, &files)))
+    if ((rc = cli_files_check(&c, &files)) ||
+        (kernel_file && (rc = sim_realism_load_kernel(kernel_file, &o, &kernel)))) {
+        free(kernel);
         return rc;
+    }
     ds_tensor *params = NULL, *images = NULL, *truth = NULL;
     if (cli_has(&c, "params")) {
-        if ((rc = load_params(cli_get(&c, "params"), &params)))
+        if ((rc = load_params(cli_get(&c, "params"), &params))) {
+            free(kernel);
             return rc;
+        }
         int64_t rows = ds_tensor_shape(params)[0];
         if (cli_has(&c, "count") && rows != count) {
             ds_tensor_free(params);
+            free(kernel);
             return cli_usage_error(&c, "--count %ld differs from the %lld rows of '%s'", count,
                                    (long long)rows, cli_get(&c, "params"));
         }
@@ -394,6 +403,7 @@ int cmd_sim(int argc, char **argv)
         o.params = params;
         if ((rc = check_groups(&c, &o))) {
             ds_tensor_free(params);
+            free(kernel);
             return rc;
         }
     }
@@ -403,6 +413,7 @@ int cmd_sim(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double dt = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     ds_tensor_free(params);
+    free(kernel);
     if (st != DS_OK)
         return cli_fail();
     int64_t shape[3] = {o.count, o.size, o.size};
