@@ -6,6 +6,7 @@
 
 #include <dirent.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -648,11 +649,17 @@ TEST(demo_quick_cnn_beats_zero)
     if (access(demo, X_OK) != 0)
         SKIP("%s not built (make test builds it)", demo);
     const char *d = tmpdir();
-    char cmd[1024];
+    char cmd[1024], p[512];
+    /* an earlier run's files under the names that misled (the best as cnn.best), and a
+     * file of the user's: the first two go, the last stays */
+    const char *stale[] = {"cnn.best.safetensors", "cnn.ckpt.safetensors", "notes.txt"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", d, stale[i]);
+        CHECK(!write_text(p, "old"));
+    }
     snprintf(cmd, sizeof cmd, "%s --quick --out %s > %s/log.txt 2>&1", demo, d, d);
     int st = system(cmd);
     int rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-    char p[512];
     snprintf(p, sizeof p, "%s/log.txt", d);
     FILE *f = fopen(p, "r");
     size_t n = f ? fread(out_buf, 1, sizeof out_buf - 1, f) : 0;
@@ -662,12 +669,41 @@ TEST(demo_quick_cnn_beats_zero)
     if (rc != 0)
         FAIL("demo exit status %d (3: the CNN did not beat zero); log:\n%s", rc, out_buf);
     const char *files[] = {"results.md", "results.csv", "cnn.safetensors", "galaxies.png",
-                           "true_vs_measured.png", "residuals_vs_snr.png", "learning_curve.png"};
-    for (int i = 0; i < 7; i++) {
+                           "true_vs_measured.png", "residuals_vs_snr.png", "learning_curve.png",
+                           "cnn.last.safetensors", "notes.txt"};
+    for (int i = 0; i < 9; i++) {
         snprintf(p, sizeof p, "%s/%s", d, files[i]);
         if (access(p, R_OK) != 0)
             FAIL("demo did not write %s", files[i]);
     }
+    const char *gone[] = {"cnn.best.safetensors", "cnn.ckpt.safetensors",
+                          "cnn.last.best.safetensors", "cnn.last.ckpt.safetensors"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s/%s", d, gone[i]);
+        if (access(p, F_OK) == 0)
+            FAIL("the demo left %s", gone[i]);
+    }
+    /* cnn.safetensors: the best epoch, which the tables used; cnn.last: the last */
+    ds_weights_info wb, wl;
+    ds_tensor_set *sb = NULL, *sl = NULL;
+    snprintf(p, sizeof p, "%s/cnn.safetensors", d);
+    CHECK(ds_safetensors_load(p, &sb) == DS_OK);
+    ds_weights_info_get(sb, &wb);
+    snprintf(p, sizeof p, "%s/cnn.last.safetensors", d);
+    ds_status ls = ds_safetensors_load(p, &sl);
+    ds_weights_info_get(sl, &wl);
+    char used[96];
+    snprintf(used, sizeof used, "the tables use %s/cnn.safetensors (epoch %d of 3, best "
+             "validation loss", d, wb.best_epoch);
+    bool ok = ls == DS_OK && wb.epoch >= 1 && wb.epoch == wb.best_epoch && wb.epochs_run == 3 &&
+              wl.epoch == 3 && wl.epochs_run == 3 && wl.best_epoch == wb.epoch &&
+              wb.command && strstr(wb.command, "--quick") && strstr(out_buf, used);
+    ds_tensor_set_free(sb);
+    ds_tensor_set_free(sl);
+    if (!ok)
+        FAIL("cnn.safetensors epoch %d of %d (best %d), cnn.last.safetensors epoch %d of %d; "
+             "log lacks '%s'?\n%s", wb.epoch, wb.epochs_run, wb.best_epoch, wl.epoch,
+             wl.epochs_run, used, out_buf);
     const char *v = strstr(out_buf, "CNN RMSE ");
     snprintf(msg_, cap_, "%.120s", v ? v : "");
     char *nl = strchr(msg_, '\n');
