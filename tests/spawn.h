@@ -65,8 +65,9 @@ int cli_run_in(const char *dir, const char *fmt, ...) __attribute__((format(prin
     do {                                                                                     \
         int rc_ = cli_run(__VA_ARGS__);                                                      \
         if (rc_ != (want))                                                                   \
-            FAIL("%s:%d: exit status %d, expected %d; output:\n%s", __FILE__, __LINE__, rc_,  \
-                 (want), cli_out);                                                           \
+            FAIL("%s:%d: exit status %d%s, expected %d; output:\n%s", __FILE__, __LINE__,     \
+                 rc_, rc_ == CLI_SANITIZER_EXIT ? " (a sanitizer report)" : "", (want),       \
+                 cli_out);                                                                   \
     } while (0)
 /* Fails unless the last run's output holds text (CHECK_NOT_OUT: does not hold it). */
 #define CHECK_OUT(text)                                                                      \

@@ -5,38 +5,15 @@
 #include "test.h"
 #include "spawn.h"
 
-#include <stdarg.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
-static char out[1 << 16];
-
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-    char args[4096], cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "exec %s %s", cli_bin(), args);
-    return cli_run_sh(cmd, NULL, out, sizeof out);
-}
-
-#define CHECK_RUN(want, ...)                                                              \
-    do {                                                                                  \
-        int rc_ = run(__VA_ARGS__);                                                       \
-        if (rc_ != (want))                                                                \
-            FAIL("%s:%d: exit status %d, expected %d; output:\n%s", __FILE__, __LINE__, rc_, \
-                 want, out);                                                              \
-    } while (0)
-
-/* How many times text occurs in out. */
+/* How many times text occurs in cli_out. */
 static int count(const char *text)
 {
     int n = 0;
-    for (const char *p = out; (p = strstr(p, text)); p += strlen(text))
+    for (const char *p = cli_out; (p = strstr(p, text)); p += strlen(text))
         n++;
     return n;
 }
@@ -45,7 +22,7 @@ static int count(const char *text)
     do {                                                                                  \
         if (count(text) != 1)                                                             \
             FAIL("%s:%d: '%s' appears %d times, not once:\n%s", __FILE__, __LINE__, text,  \
-                 count(text), out);                                                       \
+                 count(text), cli_out);                                                    \
     } while (0)
 
 /* A gzipped IDX file: type, dims, big-endian values. */
