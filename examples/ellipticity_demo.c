@@ -6,6 +6,7 @@
  * `--quick` is the small version the tests run. */
 #include <deepsky.h>
 
+#include <errno.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -57,6 +58,50 @@ static double now_s(void)
 static void path_in(const config *c, const char *name, char *buf, size_t cap)
 {
     snprintf(buf, cap, "%s/%s", c->out, name);
+}
+
+/* ---- the weights files ----
+ * cnn.safetensors holds the weights that made the tables (the epoch of lowest validation
+ * loss) and cnn.last.safetensors the last epoch's. Training writes cnn.last.safetensors
+ * with cnn.last.best and cnn.last.ckpt beside it; the best is then copied to
+ * cnn.safetensors (an atomic write) and the two others removed. Before training, the
+ * files an earlier run of the demo may have left under names that would mislead (the
+ * best as cnn.best, its checkpoint as cnn.ckpt, and an unfinished run's cnn.last.best and
+ * cnn.last.ckpt) are removed; nothing else in the folder is touched. */
+static const char *const stale_names[] = {"cnn.best.safetensors", "cnn.ckpt.safetensors",
+                                          "cnn.last.best.safetensors",
+                                          "cnn.last.ckpt.safetensors"};
+
+static void remove_in(const config *c, const char *name)
+{
+    char p[512];
+    path_in(c, name, p, sizeof p);
+    if (remove(p) != 0 && errno != ENOENT)
+        fprintf(stderr, "ellipticity demo: warning: cannot remove %s: %s\n", p, strerror(errno));
+}
+
+/* The best epoch's file as cnn.safetensors (metadata kept), then the run's other files
+ * but the last epoch's removed. */
+static void keep_best_weights(const config *c)
+{
+    char from[512], to[512];
+    ds_tensor_set *s;
+    path_in(c, "cnn.last.best.safetensors", from, sizeof from);
+    path_in(c, "cnn.safetensors", to, sizeof to);
+    TRY(ds_safetensors_load(from, &s));
+    TRY(ds_safetensors_save(s, to));
+    ds_tensor_set_free(s);
+    remove_in(c, "cnn.last.best.safetensors");
+    remove_in(c, "cnn.last.ckpt.safetensors");
+}
+
+/* "epoch 12 of 30, best validation loss 0.01234, 2026-12-03T10:40:12Z" from the metadata. */
+static void weights_words(const ds_net *n, char *buf, size_t cap)
+{
+    ds_weights_info w;
+    ds_net_weights_info(n, &w);
+    snprintf(buf, cap, "epoch %d of %d, %svalidation loss %.5g, %s", w.epoch, w.epochs_run,
+             w.epoch == w.best_epoch ? "best " : "", w.val_loss, w.date ? w.date : "");
 }
 
 /* ---- simulation ---- */
@@ -489,8 +534,10 @@ int main(int argc, char **argv)
         fputs(summary, stdout);
     free(summary);
     ds_tensor *ytr = labels_of(ttr), *yva = labels_of(tva);
-    char wpath[512], curve[512], logp[512];
-    path_in(&c, "cnn.safetensors", wpath, sizeof wpath);
+    char wpath[512], curve[512], logp[512], used[256];
+    for (size_t i = 0; i < sizeof stale_names / sizeof stale_names[0]; i++)
+        remove_in(&c, stale_names[i]);
+    path_in(&c, "cnn.last.safetensors", wpath, sizeof wpath);
     path_in(&c, "learning_curve.png", curve, sizeof curve);
     path_in(&c, "training_log.csv", logp, sizeof logp);
     if (c.budget_s > 0)
@@ -500,16 +547,24 @@ int main(int argc, char **argv)
     ds_fit_result fr;
     /* flips and quarter turns of the stamps, with the ellipticities following them: the
      * CNN learns the symmetry instead of an additive bias */
+    char *command = ds_command_line(argc, (const char *const *)argv);
+    if (!command)
+        TRY(DS_ERR_NOMEM);
     ds_fit_opts fo = {.epochs = c.epochs, .batch_size = 64, .seed = c.seed, .out_path = wpath,
                       .log_csv = logp, .curve_png = curve, .max_seconds = c.budget_s,
                       .augment = DS_AUG_FLIPS | DS_AUG_ROT90,
-                      .augment_labels = ds_ellipticity_transform};
+                      .augment_labels = ds_ellipticity_transform, .command = command};
     TRY(ds_net_fit(net, xtr, ytr, xva, yva, &fo, &fr));
+    free(command);
     printf("   %d epochs in %.0f s%s, best validation loss %.5f at epoch %d\n", fr.epochs_run,
            fr.seconds, fr.out_of_time ? " (time budget reached)" : "", fr.best_val_loss,
            fr.best_epoch);
-    path_in(&c, "cnn.best.safetensors", wpath, sizeof wpath);
+    keep_best_weights(&c);
+    path_in(&c, "cnn.safetensors", wpath, sizeof wpath);
     TRY(ds_net_load_weights(net, wpath));
+    weights_words(net, used, sizeof used);
+    printf("   the tables use %s (%s); the last epoch is in cnn.last.safetensors\n", wpath,
+           used);
 
     /* 3. measure the calibration and test sets with every method */
     printf("== measuring with the CNN and the moments estimators\n");
@@ -551,8 +606,10 @@ int main(int argc, char **argv)
     if (md) {
         fprintf(md, "# Galaxy ellipticities: CNN against adaptive moments\n\n%lld test galaxies "
                 "(%lld per SNR bin), %dx%d stamps, Gaussian PSF FWHM 2 px. CNN trained %d epochs "
-                "on %lld galaxies in %.0f s.\n", (long long)c.per_bin * NBINS, (long long)c.per_bin,
-                c.size, c.size, fr.epochs_run, (long long)c.n_train, fr.seconds);
+                "on %lld galaxies in %.0f s.\n\nCNN weights: cnn.safetensors (%s); the last epoch's "
+                "are in cnn.last.safetensors.\n", (long long)c.per_bin * NBINS,
+                (long long)c.per_bin, c.size, c.size, fr.epochs_run, (long long)c.n_train,
+                fr.seconds, used);
         print_table(md, "Raw", raw, true);
         print_table(md, "Calibrated per SNR bin on a separate calibration set", cal, true);
         fclose(md);
@@ -577,9 +634,10 @@ int main(int argc, char **argv)
                                   raw[CNN][NBINS].rmse[1] * raw[CNN][NBINS].rmse[1]));
     printf("\nCNN RMSE below re-Gaussianization's in %d of %d SNR bins; CNN RMSE %.4f vs %.4f for "
            "predicting zero ellipticity\n", rmse_wins, NBINS, cnn_rmse, zero_rmse);
-    printf("results in %s/ (results.md, results.csv, cnn.safetensors, galaxies.png, "
-           "true_vs_measured.png, residuals_vs_snr.png, learning_curve.png); %.0f s in all\n",
-           c.out, now_s() - t0);
+    printf("results in %s/ (results.md, results.csv, cnn.safetensors: the tables' weights, %s; "
+           "cnn.last.safetensors: epoch %d, the last; galaxies.png, true_vs_measured.png, "
+           "residuals_vs_snr.png, learning_curve.png, training_log.csv); %.0f s in all\n",
+           c.out, used, fr.epochs_run, now_s() - t0);
     for (int me = 0; me < NMETHODS; me++) {
         free(mt[me].e);
         free(mt[me].fail);

@@ -873,6 +873,45 @@ DS_API ds_status ds_net_load_weights(ds_net *n, const char *path);
 DS_API ds_status ds_net_load_weights_mem(ds_net *n, const void *buf, size_t len,
                                          const char *name);
 
+/* What a weights file says about its training. Every file training writes (ds_net_fit*:
+ * the last epoch's, "<stem>.best" and "<stem>.ckpt") holds these safetensors metadata, all
+ * strings (Python's safetensors reads them as they are):
+ *   train.epoch        the epoch whose weights the file holds (1-based)
+ *   train.epochs_run   epochs run when the file was written (the best file is rewritten
+ *                      with every write, so it counts them too)
+ *   train.epochs       epochs asked for
+ *   train.best_epoch   the run's best epoch then (lowest validation loss, or training loss
+ *                      without validation): train.epoch for the best file
+ *   train.loss         that epoch's training loss; train.metric its metric, named by
+ *                      train.metric_name ("acc" or "rmse"; both absent for neither)
+ *   train.val_loss     its validation loss, train.val_metric its metric (absent without
+ *                      validation)
+ *   train.date         when the file was written: UTC, ISO 8601 ("2026-12-03T10:40:12Z")
+ *   train.version      the deepsky version that wrote it (DS_VERSION)
+ *   train.command      ds_fit_opts.command: how the run was started (absent if NULL)
+ * Numbers are decimal text (integers, and "%.9g" for losses and metrics). */
+typedef struct {
+    int trained;        /* 1: the file holds train.* metadata; 0: none (deepsky init, a file
+                         * written before deepsky recorded them, another tool's) */
+    int epoch, epochs_run, epochs, best_epoch;   /* 0: absent or unreadable */
+    double loss, metric, val_loss, val_metric;   /* NAN: absent or unreadable */
+    const char *metric_name, *date, *version, *command;   /* NULL: absent */
+    /* the first key whose value is not what it should be (a number, an epoch in range):
+     * its field is reported unknown (0 or NAN); damaged_value is the text found. NULL: none */
+    const char *damaged, *damaged_value;
+} ds_weights_info;
+/* The training metadata of a set, e.g. a file read with ds_safetensors_load. Strings are
+ * borrowed from s. Never fails: a damaged value is reported, not an error. */
+DS_API void ds_weights_info_get(const ds_tensor_set *s, ds_weights_info *info);
+/* The training metadata of the weights last loaded into n by ds_net_load_weights(_mem)
+ * (trained 0 if none were). Strings are borrowed from n: valid until the next load or
+ * ds_net_free. */
+DS_API void ds_net_weights_info(const ds_net *n, ds_weights_info *info);
+/* argc words as one line that a POSIX shell reads back as the same words (for
+ * ds_fit_opts.command): a word of anything but letters, digits and -_./:=,+@% is put in
+ * single quotes. malloc'd (the caller frees it); NULL when out of memory. */
+DS_API char *ds_command_line(int argc, const char *const *argv);
+
 /* Checks a feed before use: its names are the net's, every input is fed, all tensors hold
  * the same number of samples (else the message names both sources and counts); each
  * input has that input's per-sample shape, each label tensor its target's per-sample
@@ -1131,7 +1170,7 @@ typedef struct {
      * written together, atomically, after the last epoch and after any epoch that ends
      * checkpoint_every seconds or more after the previous write (0: after every epoch), so
      * the files on disk always belong to one epoch; after a failure or a kill they are
-     * those of the last write. */
+     * those of the last write. Each says which epoch it holds (ds_weights_info). */
     const char *out_path;
     const char *log_csv;        /* per-epoch CSV log, or NULL */
     /* learning curve PNG, redrawn at most every DS_CURVE_SECONDS and after the last
@@ -1160,6 +1199,10 @@ typedef struct {
     void *ctx;
     ds_grad_hook grad_hook;     /* the trainer's gradient hook (see ds_trainer_opts), or NULL */
     void *grad_ctx;
+    /* How the run was started, in the caller's words (the command line gives its argv,
+     * quoted to be re-run; a program its own command line or a description): stored as
+     * train.command in every weights file the run writes (see ds_weights_info). NULL: none */
+    const char *command;
 } ds_fit_opts;
 typedef struct {
     int epochs_run, best_epoch, stopped_early, resumed_from;

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -200,4 +201,44 @@ int cli_run_sh(const char *cmd, const char *const *env, char *out, size_t cap)
         return -1;
     }
     return cli_finish(&p, out, cap);
+}
+
+char cli_out[1 << 16];
+
+/* "exec <tool> <args>", optionally after "cd '<dir>' && ". */
+static int run_args(const char *dir, const char *fmt, va_list ap)
+{
+    char args[4096], cmd[8192], cwd[512] = "", bin[1024], lsan[700];
+    vsnprintf(args, sizeof args, fmt, ap);
+    const char *b = cli_bin();
+    if (!dir) {
+        snprintf(cmd, sizeof cmd, "exec %s %s", b, args);
+        return cli_run_sh(cmd, NULL, cli_out, sizeof cli_out);
+    }
+    if (!getcwd(cwd, sizeof cwd))
+        cwd[0] = 0;
+    snprintf(bin, sizeof bin, "%s%s%s", b[0] == '/' ? "" : cwd, b[0] == '/' ? "" : "/", b);
+    snprintf(lsan, sizeof lsan, "LSAN_OPTIONS=suppressions=%s/tests/lsan.supp:exitcode=%d", cwd,
+             CLI_SANITIZER_EXIT);
+    const char *env[] = {lsan, NULL};
+    snprintf(cmd, sizeof cmd, "cd '%s' && exec %s %s", dir, bin, args);
+    return cli_run_sh(cmd, env, cli_out, sizeof cli_out);
+}
+
+int cli_run(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = run_args(NULL, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int cli_run_in(const char *dir, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = run_args(dir, fmt, ap);
+    va_end(ap);
+    return rc;
 }

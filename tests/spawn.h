@@ -47,4 +47,38 @@ int cli_finish(cli_proc *p, char *out, size_t cap);
 /* cli_start then cli_finish: runs a shell command line to its end. -1 if it cannot start. */
 int cli_run_sh(const char *cmd, const char *const *env, char *out, size_t cap);
 
+/* ---- the tool run as "deepsky <args>", for the CLI tests ---- */
+/* The output of the last cli_run or cli_run_in: stdout and stderr together, NUL-terminated
+ * (truncated to its size). */
+extern char cli_out[1 << 16];
+
+/* Runs "deepsky <args>" (args formatted as printf does; a shell command line, so words are
+ * quoted as a shell wants) to its end, with the settings of cli_start, its output in
+ * cli_out. Returns cli_finish's status, or -1 if it cannot start. */
+int cli_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same, run in folder dir: the tool's path and the leak suppressions made absolute. */
+int cli_run_in(const char *dir, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* In a TEST (test.h): fails unless the exit status of cli_run(...) is want, showing the
+ * output. */
+#define CHECK_RUN(want, ...)                                                                 \
+    do {                                                                                     \
+        int rc_ = cli_run(__VA_ARGS__);                                                      \
+        if (rc_ != (want))                                                                   \
+            FAIL("%s:%d: exit status %d%s, expected %d; output:\n%s", __FILE__, __LINE__,     \
+                 rc_, rc_ == CLI_SANITIZER_EXIT ? " (a sanitizer report)" : "", (want),       \
+                 cli_out);                                                                   \
+    } while (0)
+/* Fails unless the last run's output holds text (CHECK_NOT_OUT: does not hold it). */
+#define CHECK_OUT(text)                                                                      \
+    do {                                                                                     \
+        if (!strstr(cli_out, (text)))                                                        \
+            FAIL("%s:%d: output lacks \"%s\":\n%s", __FILE__, __LINE__, (text), cli_out);    \
+    } while (0)
+#define CHECK_NOT_OUT(text)                                                                  \
+    do {                                                                                     \
+        if (strstr(cli_out, (text)))                                                         \
+            FAIL("%s:%d: output has \"%s\":\n%s", __FILE__, __LINE__, (text), cli_out);      \
+    } while (0)
+
 #endif

@@ -113,6 +113,14 @@ unsigned coverage_of(int op);
  * other (*n values, malloc'd), or NULL if a step failed. */
 float *forward_backward(ds_graph *g, ds_node *x, ds_node *y, uint64_t seed, int64_t *n);
 
+/* Whether the weights files a and b hold the same tensors, bit for bit, and the same
+ * metadata but for the two that differ between runs of one training (train.date, and
+ * train.command, which names the output). 0, or 1 with msg set (the first difference). */
+int same_weights_files(const char *a, const char *b, char *msg, size_t cap);
+/* The same for two sets (a and b name them in msg). */
+int same_weights_sets(const ds_tensor_set *sa, const ds_tensor_set *sb, const char *a,
+                      const char *b, char *msg, size_t cap);
+
 /* Loads tests/fixtures/<name>.safetensors (NULL with msg set if absent). */
 ds_tensor_set *fixture_load(const char *name, char *msg, size_t cap);
 /* Compares got with the fixture tensor key: |got - want| <= atol + rtol |want| everywhere.

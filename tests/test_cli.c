@@ -6,27 +6,10 @@
 
 #include <dirent.h>
 #include <signal.h>
-#include <stdarg.h>
+#include <stdbool.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-static char out_buf[1 << 16];
-
-/* Runs "deepsky <args>" with stdout and stderr captured in out_buf (tests/spawn.c: the
- * sanitizer settings, and CLI_SANITIZER_EXIT for any report); returns the exit status, or
- * 128 + signal if it died. */
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-    char args[4096], cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "exec %s %s", cli_bin(), args);
-    return cli_run_sh(cmd, NULL, out_buf, sizeof out_buf);
-}
 
 static char dir[256];
 
@@ -141,24 +124,11 @@ static const char *cls_model =
     "loss categorical_crossentropy\n"
     "optimizer adam lr=3e-3\n";
 
-#define CHECK_RUN(want, ...)                                                                 \
-    do {                                                                                     \
-        int rc_ = run(__VA_ARGS__);                                                          \
-        if (rc_ != (want))                                                                   \
-            FAIL("%s:%d: exit status %d%s, expected %d; output:\n%s", __FILE__, __LINE__,     \
-                 rc_, rc_ == CLI_SANITIZER_EXIT ? " (a sanitizer report)" : "", (want),       \
-                 out_buf);                                                                   \
-    } while (0)
 #define CHECK_OUTF(...)                                                                      \
     do {                                                                                     \
         char want_[1024];                                                                    \
         snprintf(want_, sizeof want_, __VA_ARGS__);                                          \
         CHECK_OUT(want_);                                                                    \
-    } while (0)
-#define CHECK_OUT(text)                                                                      \
-    do {                                                                                     \
-        if (!strstr(out_buf, (text)))                                                        \
-            FAIL("%s:%d: output lacks \"%s\":\n%s", __FILE__, __LINE__, (text), out_buf);    \
     } while (0)
 
 TEST(cli_issue_example_model_is_accepted)
@@ -199,11 +169,11 @@ TEST(cli_summary_memory_at_batch_size)
     CHECK_OUT("Memory for a training step at batch 32:");
     CHECK_OUT("parameters and their gradients 8.0 MB, optimizer state 8.0 MB");
     double v32 = -1, v1024 = -1;
-    const char *p = strstr(out_buf, "values and gradients ");
+    const char *p = strstr(cli_out, "values and gradients ");
     CHECK(p && sscanf(p, "values and gradients %lf", &v32) == 1);
     CHECK_RUN(0, "summary %s --batch-size 1024", m);
     CHECK_OUT("at batch 1024:");
-    p = strstr(out_buf, "values and gradients ");
+    p = strstr(cli_out, "values and gradients ");
     CHECK(p && sscanf(p, "values and gradients %lf", &v1024) == 1);
     /* at least the input, the hidden layer and its gradient: 3 x 1024 x 1000 floats */
     if (!(v1024 >= 12.2 && v1024 > 20 * v32))
@@ -246,10 +216,10 @@ TEST(cli_help_documents_every_command)
     for (int i = 0; i < 6; i++) {
         CHECK_OUT(cmds[i]);
         char saved[1 << 12];
-        snprintf(saved, sizeof saved, "%.4000s", out_buf);
+        snprintf(saved, sizeof saved, "%.4000s", cli_out);
         CHECK_RUN(0, "%s --help", cmds[i]);
         CHECK_OUT("usage: deepsky");
-        snprintf(out_buf, sizeof out_buf, "%s", saved);
+        snprintf(cli_out, sizeof cli_out, "%s", saved);
     }
     CHECK_RUN(0, "train --help");
     CHECK_OUT("--early-stopping");
@@ -398,7 +368,7 @@ TEST(cli_fits_catalogue_regression)
     CHECK_RUN(0, "eval %s --weights %s/w.safetensors --data %s --columns MAG_G,MAG_R "
               "--label-columns Z", m, d, p);
     CHECK_OUT("RMSE");
-    const char *rm = strstr(out_buf, "all");
+    const char *rm = strstr(cli_out, "all");
     CHECK(rm && atof(rm + 3) < 0.05);
     CHECK_RUN(0, "predict %s --weights %s/w.safetensors --data %s --columns 1,2 -o %s/z.fits",
               m, d, p, d);
@@ -423,7 +393,7 @@ TEST(cli_fits_catalogue_regression)
     CHECK_RUN(0, "train %s --data %s/cube.fits --labels %s/t.npy --epochs 80 --batch-size 20 -q "
               "-o %s/wc.safetensors", m, d, d, d);
     CHECK_RUN(0, "eval %s --weights %s/wc.safetensors --data %s/cube.fits --labels %s/t.npy", m, d, d, d);
-    rm = strstr(out_buf, "all");
+    rm = strstr(cli_out, "all");
     CHECK(rm && atof(rm + 3) < 0.1);
     rm_rf(d);
     return TEST_PASS;
@@ -455,14 +425,14 @@ TEST(cli_bad_model_files)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         CHECK(!write_text(m, cases[i].text));
-        int rc = run("summary %s", m);
+        int rc = cli_run("summary %s", m);
         if (!cases[i].want) {
             if (rc != 0)
-                FAIL("case %zu: exit %d: %s", i, rc, out_buf);
+                FAIL("case %zu: exit %d: %s", i, rc, cli_out);
             continue;
         }
-        if (rc != 1 || !strstr(out_buf, cases[i].want))
-            FAIL("case %zu: exit %d (want 1), output lacks \"%s\":\n%s", i, rc, cases[i].want, out_buf);
+        if (rc != 1 || !strstr(cli_out, cases[i].want))
+            FAIL("case %zu: exit %d (want 1), output lacks \"%s\":\n%s", i, rc, cases[i].want, cli_out);
     }
     rm_rf(d);
     return TEST_PASS;
@@ -603,15 +573,15 @@ TEST(cli_truncated_files)
             char cmd[1500];
             snprintf(cmd, sizeof cmd, "head -c %ld '%s' > '%s'", cuts[c], p, q);
             CHECK(system(cmd) == 0);
-            int rc = k == 3 ? run("eval %s --weights %s --data %s/x.npy --labels %s/y.npy", m, q, d, d)
-                            : run("predict %s --weights %s/w.safetensors --data %s -o %s/p.npy", m, d, q, d);
+            int rc = k == 3 ? cli_run("eval %s --weights %s --data %s/x.npy --labels %s/y.npy", m, q, d, d)
+                            : cli_run("predict %s --weights %s/w.safetensors --data %s -o %s/p.npy", m, d, q, d);
             if (rc != 1)
-                FAIL("%s cut at %ld bytes: exit %d, expected 1:\n%s", files[k], cuts[c], rc, out_buf);
+                FAIL("%s cut at %ld bytes: exit %d, expected 1:\n%s", files[k], cuts[c], rc, cli_out);
             char want[700];
             snprintf(want, sizeof want, "deepsky: error: %s: ", q);
-            if (!strstr(out_buf, want))
+            if (!strstr(cli_out, want))
                 FAIL("%s cut at %ld bytes: the message does not start with the file's name:\n%s",
-                     files[k], cuts[c], out_buf);
+                     files[k], cuts[c], cli_out);
         }
     }
     rm_rf(d);
@@ -648,27 +618,62 @@ TEST(demo_quick_cnn_beats_zero)
     if (access(demo, X_OK) != 0)
         SKIP("%s not built (make test builds it)", demo);
     const char *d = tmpdir();
-    char cmd[1024];
+    char cmd[1024], p[512];
+    /* an earlier run's files under the names that misled (the best as cnn.best), and a
+     * file of the user's: the first two go, the last stays */
+    const char *stale[] = {"cnn.best.safetensors", "cnn.ckpt.safetensors", "notes.txt"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", d, stale[i]);
+        CHECK(!write_text(p, "old"));
+    }
     snprintf(cmd, sizeof cmd, "%s --quick --out %s > %s/log.txt 2>&1", demo, d, d);
     int st = system(cmd);
     int rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-    char p[512];
     snprintf(p, sizeof p, "%s/log.txt", d);
     FILE *f = fopen(p, "r");
-    size_t n = f ? fread(out_buf, 1, sizeof out_buf - 1, f) : 0;
-    out_buf[n] = 0;
+    size_t n = f ? fread(cli_out, 1, sizeof cli_out - 1, f) : 0;
+    cli_out[n] = 0;
     if (f)
         fclose(f);
     if (rc != 0)
-        FAIL("demo exit status %d (3: the CNN did not beat zero); log:\n%s", rc, out_buf);
+        FAIL("demo exit status %d (3: the CNN did not beat zero); log:\n%s", rc, cli_out);
     const char *files[] = {"results.md", "results.csv", "cnn.safetensors", "galaxies.png",
-                           "true_vs_measured.png", "residuals_vs_snr.png", "learning_curve.png"};
-    for (int i = 0; i < 7; i++) {
+                           "true_vs_measured.png", "residuals_vs_snr.png", "learning_curve.png",
+                           "cnn.last.safetensors", "notes.txt"};
+    for (int i = 0; i < 9; i++) {
         snprintf(p, sizeof p, "%s/%s", d, files[i]);
         if (access(p, R_OK) != 0)
             FAIL("demo did not write %s", files[i]);
     }
-    const char *v = strstr(out_buf, "CNN RMSE ");
+    const char *gone[] = {"cnn.best.safetensors", "cnn.ckpt.safetensors",
+                          "cnn.last.best.safetensors", "cnn.last.ckpt.safetensors"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s/%s", d, gone[i]);
+        if (access(p, F_OK) == 0)
+            FAIL("the demo left %s", gone[i]);
+    }
+    /* cnn.safetensors: the best epoch, which the tables used; cnn.last: the last */
+    ds_weights_info wb, wl;
+    ds_tensor_set *sb = NULL, *sl = NULL;
+    snprintf(p, sizeof p, "%s/cnn.safetensors", d);
+    CHECK(ds_safetensors_load(p, &sb) == DS_OK);
+    ds_weights_info_get(sb, &wb);
+    snprintf(p, sizeof p, "%s/cnn.last.safetensors", d);
+    ds_status ls = ds_safetensors_load(p, &sl);
+    ds_weights_info_get(sl, &wl);
+    char used[96];
+    snprintf(used, sizeof used, "the tables use %s/cnn.safetensors (epoch %d of 3, best "
+             "validation loss", d, wb.best_epoch);
+    bool ok = ls == DS_OK && wb.epoch >= 1 && wb.epoch == wb.best_epoch && wb.epochs_run == 3 &&
+              wl.epoch == 3 && wl.epochs_run == 3 && wl.best_epoch == wb.epoch &&
+              wb.command && strstr(wb.command, "--quick") && strstr(cli_out, used);
+    ds_tensor_set_free(sb);
+    ds_tensor_set_free(sl);
+    if (!ok)
+        FAIL("cnn.safetensors epoch %d of %d (best %d), cnn.last.safetensors epoch %d of %d; "
+             "log lacks '%s'?\n%s", wb.epoch, wb.epochs_run, wb.best_epoch, wl.epoch,
+             wl.epochs_run, used, cli_out);
+    const char *v = strstr(cli_out, "CNN RMSE ");
     snprintf(msg_, cap_, "%.120s", v ? v : "");
     char *nl = strchr(msg_, '\n');
     if (nl)
@@ -679,7 +684,7 @@ TEST(demo_quick_cnn_beats_zero)
 
 /* Starts "deepsky <args>" and SIGKILLs it after ms milliseconds, unless it ended first.
  * Returns 1 if it was killed, 0 if it ended cleanly, -1 otherwise (a failure, a sanitizer
- * report, or no start), with its output in out_buf. */
+ * report, or no start), with its output in cli_out. */
 static int run_and_kill(int ms, const char *args)
 {
     char cmd[4096];
@@ -688,8 +693,8 @@ static int run_and_kill(int ms, const char *args)
     if (cli_start(&p, cmd, NULL) != 0)
         return -1;
     if (cli_poll(&p, ms) == CLI_ENDED)
-        return cli_finish(&p, out_buf, sizeof out_buf) == 0 ? 0 : -1;
-    return cli_kill(&p, out_buf, sizeof out_buf) == 128 + SIGKILL ? 1 : -1;
+        return cli_finish(&p, cli_out, sizeof cli_out) == 0 ? 0 : -1;
+    return cli_kill(&p, cli_out, sizeof cli_out) == 128 + SIGKILL ? 1 : -1;
 }
 
 /* A training run killed with SIGKILL at 10 random moments (the weights and checkpoint are
@@ -715,7 +720,7 @@ TEST(cli_train_survives_sigkill)
     for (int k = 0; k < 10; k++) {
         int rc = run_and_kill(30 + (int)ds_rng_below(&r, 120), args);
         if (rc < 0)
-            FAIL("run %d neither ended cleanly nor was killed:\n%s", k + 1, out_buf);
+            FAIL("run %d neither ended cleanly nor was killed:\n%s", k + 1, cli_out);
         killed += rc;
         const char *files[] = {"part.safetensors", "part.best.safetensors", "part.ckpt.safetensors"};
         for (int i = 0; i < 3; i++) {
@@ -829,7 +834,7 @@ static int kill_in_write(const char *cmd, const char *file, int before, char *le
         at_stop = read_all(file, &nstop);
         t = read_all(tmp, &ntmp);
     }
-    int rc = cli_kill(&p, out_buf, sizeof out_buf);
+    int rc = cli_kill(&p, cli_out, sizeof cli_out);
     after = read_all(file, &nafter);
     t_after = read_all(tmp, &nleft);
     if (!stopped)
@@ -856,7 +861,7 @@ static int kill_in_write(const char *cmd, const char *file, int before, char *le
     free(after);
     free(t_after);
     if (why)
-        snprintf(msg, cap, "%s: %s (status %d); output:\n%.2000s", hook, why, rc, out_buf);
+        snprintf(msg, cap, "%s: %s (status %d); output:\n%.2000s", hook, why, rc, cli_out);
     return why != NULL;
 }
 
@@ -956,18 +961,18 @@ TEST(cli_train_full_disk_keeps_the_checkpoint)
     snprintf(cmd, sizeof cmd, "trap '' XFSZ; ulimit -f 4; exec %s train %s --data %s/x.npy "
              "--labels %s/y.npy --epochs 4 --batch-size 16 --seed 4 -q --resume "
              "-o %s/w.safetensors", cli_bin(), m, d, d, d);
-    int rc = cli_run_sh(cmd, NULL, out_buf, sizeof out_buf);
-    int ok = rc == 1 && strstr(out_buf, "cannot write") && strstr(out_buf, "w.safetensors") &&
-             strstr(out_buf, "large");
+    int rc = cli_run_sh(cmd, NULL, cli_out, sizeof cli_out);
+    int ok = rc == 1 && strstr(cli_out, "cannot write") && strstr(cli_out, "w.safetensors") &&
+             strstr(cli_out, "large");
     ok = ok && same_tensors(d, "w.safetensors", "w0.safetensors") &&
          same_tensors(d, "w.ckpt.safetensors", "w0.ckpt.safetensors");
     if (!ok)
-        FAIL("status %d, output '%s'", rc, out_buf);
+        FAIL("status %d, output '%s'", rc, cli_out);
     /* and no half-written temporary file is left behind */
     char left[1024];
     if (tmp_files(d, left, sizeof left) != 0)
         FAIL("temporary files left behind:%s", left);
-    snprintf(msg_, cap_, "%.200s", out_buf);
+    snprintf(msg_, cap_, "%.200s", cli_out);
     for (char *c = msg_; *c; c++)
         if (*c == '\n')
             *c = ' ';

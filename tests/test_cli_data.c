@@ -16,30 +16,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
-static char out[1 << 16];
 static char dir[64];
 
-/* Runs "deepsky <args>" in dir with stdout and stderr in out; the exit status. */
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-    char args[4096], cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    /* the tool runs in dir: its path and the leak suppressions made absolute */
-    char cwd[512] = "", bin[1024], lsan[700];
-    const char *b = cli_bin();
-    if (!getcwd(cwd, sizeof cwd))
-        cwd[0] = 0;
-    snprintf(bin, sizeof bin, "%s%s%s", b[0] == '/' ? "" : cwd, b[0] == '/' ? "" : "/", b);
-    snprintf(lsan, sizeof lsan, "LSAN_OPTIONS=suppressions=%s/tests/lsan.supp:exitcode=%d", cwd,
-             CLI_SANITIZER_EXIT);
-    const char *env[] = {lsan, NULL};
-    snprintf(cmd, sizeof cmd, "cd '%s' && exec %s %s", dir, bin, args);
-    return cli_run_sh(cmd, env, out, sizeof out);
-}
 
 static int make_dir(void)
 {
@@ -82,15 +60,15 @@ static int write_gz(const char *name, const char *text)
     return gzclose(g) != Z_OK;
 }
 
-/* out holds every NULL-terminated substring; the first missing one goes to msg. */
+/* cli_out holds every NULL-terminated substring; the first missing one goes to msg. */
 static int has(char *msg, size_t cap, ...)
 {
     va_list ap;
     va_start(ap, cap);
     for (const char *s; (s = va_arg(ap, const char *));)
-        if (!strstr(out, s)) {
+        if (!strstr(cli_out, s)) {
             va_end(ap);
-            snprintf(msg, cap, "output lacks '%s':\n%.3000s", s, out);
+            snprintf(msg, cap, "output lacks '%s':\n%.3000s", s, cli_out);
             return 1;
         }
     va_end(ap);
@@ -102,13 +80,13 @@ static int has(char *msg, size_t cap, ...)
         int st_ = (call);                                                                 \
         if (st_ != (status))                                                              \
             FAIL("%s:%d: exit status %d, expected %d:\n%.3000s", __FILE__, __LINE__, st_,  \
-                 (status), out);                                                          \
+                 (status), cli_out);                                                       \
     } while (0)
 #define HAS(...) CHECK_OK(has(msg_, cap_, __VA_ARGS__, NULL))
 #define LACKS(s)                                                                          \
     do {                                                                                  \
-        if (strstr(out, s))                                                               \
-            FAIL("%s:%d: output holds '%s':\n%.3000s", __FILE__, __LINE__, s, out);       \
+        if (strstr(cli_out, s))                                                           \
+            FAIL("%s:%d: output holds '%s':\n%.3000s", __FILE__, __LINE__, s, cli_out);   \
     } while (0)
 
 /* 30 flowers-like rows: four features, then the class 0, 1 or 2 that the third and fourth
@@ -143,7 +121,7 @@ TEST(cli_data_headerless_csv_and_label_columns)
     write_text("m.model", cls_model);
     write_text("t.csv", rows);
     /* guessed, and said so; told: no note */
-    EXPECT(0, run(TRAIN "--data t.csv --label-columns 5"));
+    EXPECT(0, cli_run_in(dir, TRAIN "--data t.csv --label-columns 5"));
     char first[64];
     snprintf(first, sizeof first, "%.*s", (int)strcspn(rows, "\n"), rows);
     char note[300];
@@ -151,23 +129,23 @@ TEST(cli_data_headerless_csv_and_label_columns)
              "numbers, so it is read as data, not as column names, and the columns are named 1 "
              "to 5 (--no-header says so; --header reads the line as column names)", first);
     HAS(note);
-    EXPECT(0, run(TRAIN "--data t.csv --no-header --label-columns -1"));
+    EXPECT(0, cli_run_in(dir, TRAIN "--data t.csv --no-header --label-columns -1"));
     LACKS("note:");
-    EXPECT(2, run(TRAIN "--data t.csv --no-header --header --label-columns -1"));
+    EXPECT(2, cli_run_in(dir, TRAIN "--data t.csv --no-header --header --label-columns -1"));
     HAS("deepsky train: give --header or --no-header, not both");
-    EXPECT(0, run(TRAIN "--data t.csv --header --label-columns -1"));   /* 29 rows */
-    LACKS("note:");
+    EXPECT(0, cli_run_in(dir, TRAIN "--data t.csv --header --label-columns -1"
+                              ));   /* 29 rows */ LACKS("note:");
     /* ranges, and the label column left out only when --columns does not name it */
-    EXPECT(0, run(TRAIN "--data t.csv --no-header --columns 1-4 --label-columns 5"));
-    EXPECT(1, run(TRAIN "--data t.csv --no-header --columns 1-5 --label-columns 5"));
+    EXPECT(0, cli_run_in(dir, TRAIN "--data t.csv --no-header --columns 1-4 --label-columns 5"));
+    EXPECT(1, cli_run_in(dir, TRAIN "--data t.csv --no-header --columns 1-5 --label-columns 5"));
     HAS("t.csv", "5");
-    EXPECT(0, run(TRAIN "--data t.csv --labels t.csv --no-header --label-columns -1"));
-    EXPECT(1, run(TRAIN "--data t.csv --no-header --columns 4-1 --label-columns 5"));
+    EXPECT(0, cli_run_in(dir, TRAIN "--data t.csv --labels t.csv --no-header --label-columns -1"));
+    EXPECT(1, cli_run_in(dir, TRAIN "--data t.csv --no-header --columns 4-1 --label-columns 5"));
     HAS("deepsky: error: t.csv: column range '4-1' runs backwards (from column 4 to column 1)");
     /* scikit-learn's first line: skipped, with a note */
     snprintf(text, sizeof text, "30,4,setosa,versicolor,virginica\n%s", rows);
     write_text("sk.csv", text);
-    EXPECT(0, run(TRAIN "--data sk.csv --label-columns -1"));
+    EXPECT(0, cli_run_in(dir, TRAIN "--data sk.csv --label-columns -1"));
     HAS("deepsky: note: sk.csv:1: the first line ('30,4,setosa,versicolor,virginica') mixes "
         "numbers and text unlike the rows below, so it is skipped: it is neither column names "
         "nor data, and the columns are named 1 to 5 (--header reads it as column names; "
@@ -177,10 +155,10 @@ TEST(cli_data_headerless_csv_and_label_columns)
     for (char *p = rows; *p; p++)
         *p = *p == ',' ? '\t' : *p;
     write_text("t.tsv", rows);
-    EXPECT(0, run(TRAIN "--data t.csv.gz --no-header --label-columns -1"));
-    EXPECT(0, run(TRAIN "--data t.tsv --no-header --label-columns -1"));
-    EXPECT(0, run("eval m.model --weights w.safetensors --data t.tsv --no-header "
-                  "--label-columns -1"));
+    EXPECT(0, cli_run_in(dir, TRAIN "--data t.csv.gz --no-header --label-columns -1"));
+    EXPECT(0, cli_run_in(dir, TRAIN "--data t.tsv --no-header --label-columns -1"));
+    EXPECT(0, cli_run_in(dir, "eval m.model --weights w.safetensors --data t.tsv --no-header "
+                              "--label-columns -1"));
     HAS("samples: 30", "accuracy:");
     rm_dir();
     return TEST_PASS;
@@ -224,19 +202,19 @@ TEST(cli_data_fits_tables_and_hdu_names)
     CHECK(make_dir() == 0);
     write_text("m.model", cls_model);
     CHECK(write_fits_tables(at("t.fits")) == 0);
-    EXPECT(0, run(TRAIN "--data t.fits --hdu train --label-columns class"));
-    EXPECT(0, run("eval m.model --weights w.safetensors --data t.fits --hdu TEST "
-                  "--label-columns -1"));
+    EXPECT(0, cli_run_in(dir, TRAIN "--data t.fits --hdu train --label-columns class"));
+    EXPECT(0, cli_run_in(dir, "eval m.model --weights w.safetensors --data t.fits --hdu TEST "
+                              "--label-columns -1"));
     HAS("samples: 30");
-    EXPECT(0, run(TRAIN "--data t.fits --hdu 2 --columns x1-x4 --label-columns class"));
-    EXPECT(2, run(TRAIN "--data t.fits --hdu 0 --label-columns class"));
+    EXPECT(0, cli_run_in(dir, TRAIN "--data t.fits --hdu 2 --columns x1-x4 --label-columns class"));
+    EXPECT(2, cli_run_in(dir, TRAIN "--data t.fits --hdu 0 --label-columns class"));
     HAS("deepsky train: option '--hdu': '0' is not an HDU: they are numbered from 1, the "
         "primary HDU, to 100000 (leave --hdu out to read the first HDU that holds data; or give "
         "an EXTNAME)");
-    EXPECT(1, run(TRAIN "--data t.fits --hdu valid --label-columns class"));
+    EXPECT(1, cli_run_in(dir, TRAIN "--data t.fits --hdu valid --label-columns class"));
     HAS("deepsky: error: t.fits: no HDU named 'valid' (EXTNAME or HDUNAME); its 3 HDUs: 1 "
         "(primary), 2 'TRAIN', 3 'TEST'");
-    EXPECT(1, run(TRAIN "--data t.fits --columns x1,name --label-columns class"));
+    EXPECT(1, cli_run_in(dir, TRAIN "--data t.fits --columns x1,name --label-columns class"));
     HAS("deepsky: error: t.fits: HDU 2: column 'name' holds text (TFORM5 = '8A'), not numbers");
     rm_dir();
     return TEST_PASS;
@@ -274,10 +252,11 @@ TEST(cli_data_fits_image_as_one_sample)
     write_text("map.model", "input shape=1x4x6\nconv2d filters=1 kernel=1\n");
     write_text("hw.model", "input shape=4x6\nflatten\ndense units=2\n");
     write_text("bad.model", "input shape=1x5x5\nflatten\ndense units=2\n");
-    EXPECT(0, run("init map.model -o map.safetensors"));
-    EXPECT(0, run("init hw.model -o hw.safetensors"));
-    EXPECT(0, run("init bad.model -o bad.safetensors"));
-    EXPECT(0, run("predict map.model --weights map.safetensors --data img.fits -o p.fits"));
+    EXPECT(0, cli_run_in(dir, "init map.model -o map.safetensors"));
+    EXPECT(0, cli_run_in(dir, "init hw.model -o hw.safetensors"));
+    EXPECT(0, cli_run_in(dir, "init bad.model -o bad.safetensors"));
+    EXPECT(0, cli_run_in(dir, "predict map.model --weights map.safetensors --data img.fits -o "
+                              "p.fits"));
     HAS("wrote p.fits [4, 6] with the header of img.fits (WCS included)");
     ds_tensor *t = NULL;
     char *h = ds_fits_header(at("p.fits"), NULL);
@@ -286,14 +265,18 @@ TEST(cli_data_fits_image_as_one_sample)
     CHECK(ds_array_load(at("p.fits"), NULL, &t) == DS_OK && ds_tensor_ndim(t) == 2 &&
           ds_tensor_shape(t)[0] == 4 && ds_tensor_shape(t)[1] == 6);
     ds_tensor_free(t);
-    EXPECT(0, run("predict map.model --weights map.safetensors --data cube.fits -o c.fits"));
+    EXPECT(0, cli_run_in(dir, "predict map.model --weights map.safetensors --data cube.fits -o "
+                              "c.fits"));
     HAS("wrote c.fits [3, 4, 6] with the header of cube.fits");
-    EXPECT(0, run("predict map.model --weights map.safetensors --data img.fits -o p.npy"));
+    EXPECT(0, cli_run_in(dir, "predict map.model --weights map.safetensors --data img.fits -o "
+                              "p.npy"));
     HAS("wrote p.npy [1, 1, 4, 6]");
     /* an HxW input takes the image as one sample too */
-    EXPECT(0, run("predict hw.model --weights hw.safetensors --data img.fits -o q.npy"));
+    EXPECT(0, cli_run_in(dir, "predict hw.model --weights hw.safetensors --data img.fits -o "
+                              "q.npy"));
     HAS("wrote q.npy [1, 2]");
-    EXPECT(1, run("predict bad.model --weights bad.safetensors --data img.fits -o q.npy"));
+    EXPECT(1, cli_run_in(dir, "predict bad.model --weights bad.safetensors --data img.fits -o "
+                              "q.npy"));
     HAS("deepsky: error: img.fits: data of shape [4, 6] does not fit the model's input "
         "'input_1', which takes samples of shape [1, 5, 5] (25 values): read as 4 samples of 6 "
         "values, or as one sample of shape [4, 6]");
@@ -336,18 +319,19 @@ TEST(cli_data_missing_values)
     CHECK(make_dir() == 0);
     CHECK(write_blank_cube(at("b.fits")) == 0);
     write_text("id.model", "input shape=1x2x2\n");   /* predicts its input */
-    EXPECT(0, run("init id.model -o id.safetensors"));
-    EXPECT(1, run("predict id.model --weights id.safetensors --data b.fits -o o.npy"));
+    EXPECT(0, cli_run_in(dir, "init id.model -o id.safetensors"));
+    EXPECT(1, cli_run_in(dir, "predict id.model --weights id.safetensors --data b.fits -o o.npy"));
     HAS("deepsky: error: b.fits: element 5 (sample 1) is NaN; --nan fill:VALUE, --nan mean or "
         "--nan drop-samples handles missing values");
     int64_t n;
-    EXPECT(0, run("predict id.model --weights id.safetensors --data b.fits --nan fill:-1 "
-                  "-o o.npy"));
+    EXPECT(0, cli_run_in(dir, "predict id.model --weights id.safetensors --data b.fits --nan "
+                              "fill:-1 -o o.npy"));
     CHECK(value_at("o.npy", 5, &n) == -1 && n == 20 && value_at("o.npy", 4, &n) == 5);
-    EXPECT(0, run("predict id.model --weights id.safetensors --data b.fits --nan mean -o o.npy"));
+    EXPECT(0, cli_run_in(dir, "predict id.model --weights id.safetensors --data b.fits --nan mean "
+                              "-o o.npy"));
     CHECK_NEAR(value_at("o.npy", 5, &n), (5.0 + 7 + 8) / 3, 1e-6);   /* its image's mean */
-    EXPECT(0, run("predict id.model --weights id.safetensors --data b.fits --nan drop-samples "
-                  "-o o.npy"));
+    EXPECT(0, cli_run_in(dir, "predict id.model --weights id.safetensors --data b.fits --nan "
+                              "drop-samples -o o.npy"));
     HAS("deepsky: note: --nan drop-samples: left out 1 of 5 samples that hold NaN (samples 1, "
         "counted from 0)");
     CHECK(value_at("o.npy", 4, &n) == 9 && n == 16);
@@ -356,20 +340,22 @@ TEST(cli_data_missing_values)
     write_text("c.model", "input shape=2\ndense units=2 activation=softmax\n"
                           "loss categorical_crossentropy\n");
     write_text("t.csv", "a,b,y\n1,,0\n3,4,1\n5,8,\n");
-    EXPECT(0, run("init f.model -o f.safetensors"));
-    EXPECT(0, run("predict f.model --weights f.safetensors --data t.csv --label-columns y "
-                  "--nan mean -o o.csv"));
+    EXPECT(0, cli_run_in(dir, "init f.model -o f.safetensors"));
+    EXPECT(0, cli_run_in(dir, "predict f.model --weights f.safetensors --data t.csv "
+                              "--label-columns y --nan mean -o o.csv"));
     CHECK(value_at("o.csv", 1, &n) == 6 && n == 6);
-    EXPECT(1, run("train c.model --data t.csv --label-columns y --nan mean --epochs 1 -q "
-                  "-o w.safetensors"));
+    EXPECT(1, cli_run_in(dir, "train c.model --data t.csv --label-columns y --nan mean --epochs 1 "
+                              "-q -o w.safetensors"));
     HAS("deepsky: error: t.csv: element 2 (sample 2) is NaN; missing labels are not filled: "
         "--nan drop-samples leaves out their samples");
-    EXPECT(0, run("train c.model --data t.csv --label-columns y --nan drop-samples --epochs 1 "
-                  "-q -o w.safetensors"));
+    EXPECT(0, cli_run_in(dir, "train c.model --data t.csv --label-columns y --nan drop-samples "
+                              "--epochs 1 -q -o w.safetensors"));
     HAS("left out 2 of 3 samples that hold NaN (samples 0, 2, counted from 0)");
-    EXPECT(2, run("train c.model --data t.csv --label-columns y --nan fill:abc -o w.safetensors"));
+    EXPECT(2, cli_run_in(dir, "train c.model --data t.csv --label-columns y --nan fill:abc -o "
+                              "w.safetensors"));
     HAS("deepsky train: option '--nan': 'abc' is not a finite number");
-    EXPECT(2, run("predict f.model --weights f.safetensors --data t.csv --nan zero -o o.csv"));
+    EXPECT(2, cli_run_in(dir, "predict f.model --weights f.safetensors --data t.csv --nan zero -o "
+                              "o.csv"));
     HAS("deepsky predict: option '--nan': 'zero' is not fill:VALUE, mean or drop-samples");
     rm_dir();
     return TEST_PASS;
@@ -390,8 +376,8 @@ TEST(cli_data_fits_keyword_not_a_number)
     fwrite(card, 1, 80, fp);
     fclose(fp);
     write_text("id.model", "input shape=1x2x2\n");
-    EXPECT(0, run("init id.model -o id.safetensors"));
-    EXPECT(1, run("predict id.model --weights id.safetensors --data s.fits -o o.npy"));
+    EXPECT(0, cli_run_in(dir, "init id.model -o id.safetensors"));
+    EXPECT(1, cli_run_in(dir, "predict id.model --weights id.safetensors --data s.fits -o o.npy"));
     HAS("deepsky: error: s.fits: HDU 1, header card 9 ('BSCALE'): the value 'abc' is not a "
         "number, which BSCALE must be");
     rm_dir();
@@ -407,11 +393,12 @@ TEST(cli_data_predict_classes)
     write_text("m.model", cls_model);
     write_text("t.csv", rows);
     write_text("r.model", "input shape=4\ndense units=1\nloss mse\n");
-    EXPECT(0, run(TRAIN "--data t.csv --no-header --label-columns -1"));
+    EXPECT(0, cli_run_in(dir, TRAIN "--data t.csv --no-header --label-columns -1"));
     /* the label column is left out of the features, as in eval */
-    EXPECT(1, run("predict m.model --weights w.safetensors --data t.csv --no-header -o p.csv"));
-    EXPECT(0, run("predict m.model --weights w.safetensors --data t.csv --no-header "
-                  "--label-columns -1 --classes -o p.csv"));
+    EXPECT(1, cli_run_in(dir, "predict m.model --weights w.safetensors --data t.csv --no-header -o "
+                              "p.csv"));
+    EXPECT(0, cli_run_in(dir, "predict m.model --weights w.safetensors --data t.csv --no-header "
+                              "--label-columns -1 --classes -o p.csv"));
     HAS("wrote p.csv [30, 4]: 3 probabilities and 1 class column");
     ds_tensor *t = NULL;
     char *cols = ds_table_columns(at("p.csv"), NULL);
@@ -424,17 +411,17 @@ TEST(cli_data_predict_classes)
         CHECK(r[3] == (float)best);
     }
     ds_tensor_free(t);
-    EXPECT(0, run("predict m.model --weights w.safetensors --data t.csv --no-header "
-                  "--label-columns -1 --classes -o p.npy"));
+    EXPECT(0, cli_run_in(dir, "predict m.model --weights w.safetensors --data t.csv --no-header "
+                              "--label-columns -1 --classes -o p.npy"));
     HAS("wrote p.npy [30, 4]");
-    EXPECT(0, run("predict m.model --weights w.safetensors --data t.csv --no-header "
-                  "--label-columns -1 --classes -o p.fits"));
+    EXPECT(0, cli_run_in(dir, "predict m.model --weights w.safetensors --data t.csv --no-header "
+                              "--label-columns -1 --classes -o p.fits"));
     cols = ds_table_columns(at("p.fits"), NULL);
     CHECK(cols && !strcmp(cols, "prob_0,prob_1,prob_2,class"));
     free(cols);
-    EXPECT(0, run("init r.model -o r.safetensors"));
-    EXPECT(1, run("predict r.model --weights r.safetensors --data t.csv --no-header "
-                  "--columns 1-4 --classes -o p.csv"));
+    EXPECT(0, cli_run_in(dir, "init r.model -o r.safetensors"));
+    EXPECT(1, cli_run_in(dir, "predict r.model --weights r.safetensors --data t.csv --no-header "
+                              "--columns 1-4 --classes -o p.csv"));
     HAS("deepsky: error: --classes: output 'dense_1' is not a classifier's prediction: no "
         "categorical or binary cross-entropy loss reads it");
     /* a model with a regression head and a classifier: the classes for the classifier only */
@@ -442,9 +429,9 @@ TEST(cli_data_predict_classes)
                           "dense name=reg units=1 inputs=h\n"
                           "dense name=cls units=3 inputs=h activation=softmax\n"
                           "loss mse output=reg\nloss categorical_crossentropy output=cls\n");
-    EXPECT(0, run("init h.model -o h.safetensors"));
-    EXPECT(0, run("predict h.model --weights h.safetensors --data t.csv --no-header "
-                  "--columns 1-4 --classes -o reg=r.npy -o cls=c.csv"));
+    EXPECT(0, cli_run_in(dir, "init h.model -o h.safetensors"));
+    EXPECT(0, cli_run_in(dir, "predict h.model --weights h.safetensors --data t.csv --no-header "
+                              "--columns 1-4 --classes -o reg=r.npy -o cls=c.csv"));
     HAS("wrote r.npy [30, 1]", "wrote c.csv [30, 4]: 3 probabilities and 1 class column");
     rm_dir();
     return TEST_PASS;
@@ -458,14 +445,14 @@ TEST(cli_data_model_bom_and_an_input_named_labels)
     write_text("t.csv", rows);
     snprintf(bom, sizeof bom, "\xEF\xBB\xBF%s", cls_model);
     write_text("bom.model", bom);
-    EXPECT(0, run("summary bom.model"));
+    EXPECT(0, cli_run_in(dir, "summary bom.model"));
     HAS("dense_2");
     write_text("l.model", "input name=labels shape=4\ndense units=3 activation=softmax\n"
                           "loss categorical_crossentropy\n");
-    EXPECT(0, run("train l.model --data labels=t.csv --no-header --label-columns -1 --epochs 1 "
-                  "-q -o w.safetensors"));
-    EXPECT(0, run("eval l.model --weights w.safetensors --data labels=t.csv --no-header "
-                  "--label-columns 5"));
+    EXPECT(0, cli_run_in(dir, "train l.model --data labels=t.csv --no-header --label-columns -1 "
+                              "--epochs 1 -q -o w.safetensors"));
+    EXPECT(0, cli_run_in(dir, "eval l.model --weights w.safetensors --data labels=t.csv "
+                              "--no-header --label-columns 5"));
     HAS("samples: 30");
     rm_dir();
     return TEST_PASS;
@@ -524,10 +511,10 @@ TEST(cli_data_readme_walkthrough)
         const char *o = strstr(cmds[i], " -o ");
         if (o && strchr(o + 4, '/'))
             FAIL("walkthrough command %d writes into a folder: %s", i + 1, cmds[i]);
-        EXPECT(0, run("%s", cmds[i] + strlen("build/deepsky ")));
-        if (!strstr(out, expect[i]))
+        EXPECT(0, cli_run_in(dir, "%s", cmds[i] + strlen("build/deepsky ")));
+        if (!strstr(cli_out, expect[i]))
             FAIL("walkthrough command %d (%s): output lacks '%s':\n%s", i + 1, cmds[i],
-                 expect[i], out);
+                 expect[i], cli_out);
         LACKS("note:");
     }
     char *cols = ds_table_columns(at("iris_pred.fits"), NULL);

@@ -10,36 +10,21 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-static char out_buf[1 << 15];
-
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-    char args[4096], cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "exec %s %s", cli_bin(), args);
-    return cli_run_sh(cmd, NULL, out_buf, sizeof out_buf);
-}
-
 /* Runs and fails unless the status is want and the output holds each of the texts. */
 #define EXPECT(want, texts, ...)                                                             \
     do {                                                                                     \
-        int rc_ = run(__VA_ARGS__);                                                          \
+        int rc_ = cli_run(__VA_ARGS__);                                                      \
         const char *const *t_ = (texts);                                                     \
         if (rc_ != (want))                                                                   \
             FAIL("%s:%d: exit status %d, expected %d; output:\n%s", __FILE__, __LINE__, rc_,  \
-                 (want), out_buf);                                                           \
+                 (want), cli_out);                                                            \
         for (int k_ = 0; t_ && t_[k_]; k_++)                                                 \
-            if (!strstr(out_buf, t_[k_]))                                                    \
-                FAIL("%s:%d: output lacks \"%s\":\n%s", __FILE__, __LINE__, t_[k_], out_buf); \
+            if (!strstr(cli_out, t_[k_]))                                                    \
+                FAIL("%s:%d: output lacks \"%s\":\n%s", __FILE__, __LINE__, t_[k_], cli_out); \
     } while (0)
 #define TEXTS(...) ((const char *const[]){__VA_ARGS__, NULL})
 
@@ -298,7 +283,7 @@ TEST(cli_outputs_need_their_extension)
     EXPECT(0, TEXTS("done: 2 epochs"), "train %s/m.model --data %s/t.csv --columns a,b,c,d "
            "--label-columns label --epochs 2 --log none --curve none -o %s/w.safetensors", d, d,
            d);
-    CHECK(!strstr(out_buf, ".log.csv") && !strstr(out_buf, ".png"));
+    CHECK(!strstr(cli_out, ".log.csv") && !strstr(cli_out, ".png"));
     snprintf(p, sizeof p, "%s/w.log.csv", d);
     CHECK(access(p, F_OK) != 0);
     snprintf(p, sizeof p, "%s/w.curve.png", d);
@@ -398,21 +383,21 @@ TEST(cli_outputs_file_size_limit_is_a_message)
     /* one block of 512 bytes: less than the weights file */
     snprintf(cmd, sizeof cmd, "ulimit -f 1; exec %s init %s/m.model --seed 5 "
              "-o %s/w.safetensors", cli_bin(), d, d);
-    int rc = cli_run_sh(cmd, NULL, out_buf, sizeof out_buf);
-    if (rc != 1 || !strstr(out_buf, "cannot write") || !strstr(out_buf, "w.safetensors") ||
-        !strstr(out_buf, "File too large"))
-        FAIL("status %d, output '%s'", rc, out_buf);
+    int rc = cli_run_sh(cmd, NULL, cli_out, sizeof cli_out);
+    if (rc != 1 || !strstr(cli_out, "cannot write") || !strstr(cli_out, "w.safetensors") ||
+        !strstr(cli_out, "File too large"))
+        FAIL("status %d, output '%s'", rc, cli_out);
     CHECK(stat(p, &after) == 0 && after.st_ino == before.st_ino &&
           after.st_size == before.st_size);
     snprintf(cmd, sizeof cmd, "ulimit -f 1; exec %s train %s/m.model --data %s/t.csv --columns "
              "a,b,c,d --label-columns label --epochs 3 -q -o %s/v.safetensors", cli_bin(), d, d,
              d);
-    rc = cli_run_sh(cmd, NULL, out_buf, sizeof out_buf);
-    if (rc != 1 || !strstr(out_buf, "File too large"))
-        FAIL("train: status %d, output '%s'", rc, out_buf);
+    rc = cli_run_sh(cmd, NULL, cli_out, sizeof cli_out);
+    if (rc != 1 || !strstr(cli_out, "File too large"))
+        FAIL("train: status %d, output '%s'", rc, cli_out);
     if (tmp_files(d, left, sizeof left))
         FAIL("temporary files left:%s", left);
-    snprintf(msg_, cap_, "%.200s", out_buf);
+    snprintf(msg_, cap_, "%.200s", cli_out);
     for (char *s = msg_; *s; s++)
         if (*s == '\n')
             *s = ' ';

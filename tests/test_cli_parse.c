@@ -4,16 +4,6 @@
 #include "test.h"
 #include "spawn.h"
 
-static char out_buf[1 << 14];
-
-/* Runs "deepsky <args>"; returns the exit status, output in out_buf. */
-static int run(const char *args)
-{
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "exec %s %s", cli_bin(), args);
-    return cli_run_sh(cmd, NULL, out_buf, sizeof out_buf);
-}
-
 TEST(cli_flag_without_a_value_names_the_flag)
 {
     const struct {
@@ -43,10 +33,10 @@ TEST(cli_flag_without_a_value_names_the_flag)
          "deepsky train: option '--epochs': '-3' is not an integer in [1, "},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        int rc = run(cases[i].args);
-        if (rc != 2 || !strstr(out_buf, cases[i].want) || strstr(out_buf, "unexpected argument"))
+        int rc = cli_run("%s", cases[i].args);
+        if (rc != 2 || !strstr(cli_out, cases[i].want) || strstr(cli_out, "unexpected argument"))
             FAIL("deepsky %s: status %d (expected 2), output '%s', expected '%s'", cases[i].args,
-                 rc, out_buf, cases[i].want);
+                 rc, cli_out, cases[i].want);
     }
     return TEST_PASS;
 }
@@ -66,10 +56,10 @@ TEST(cli_augment_names_the_bad_item)
         char args[256];
         snprintf(args, sizeof args, "train m.model --data x.npy --labels y.npy -o w.safetensors "
                  "--augment %s", cases[i].aug);
-        int rc = run(args);
-        if (rc != 2 || !strstr(out_buf, cases[i].want))
+        int rc = cli_run("%s", args);
+        if (rc != 2 || !strstr(cli_out, cases[i].want))
             FAIL("--augment %s: status %d (expected 2), output '%s', expected '%s'",
-                 cases[i].aug, rc, out_buf, cases[i].want);
+                 cases[i].aug, rc, cli_out, cases[i].want);
     }
     return TEST_PASS;
 }

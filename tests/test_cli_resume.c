@@ -15,33 +15,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static char out_buf[1 << 15];
-
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-    char args[4096], cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "exec %s %s", cli_bin(), args);
-    return cli_run_sh(cmd, NULL, out_buf, sizeof out_buf);
-}
-
-#define CHECK_RUN(want, ...)                                                                 \
-    do {                                                                                     \
-        int rc_ = run(__VA_ARGS__);                                                          \
-        if (rc_ != (want))                                                                   \
-            FAIL("%s:%d: exit status %d, expected %d; output:\n%s", __FILE__, __LINE__, rc_,  \
-                 (want), out_buf);                                                           \
-    } while (0)
-#define CHECK_OUT(text)                                                                      \
-    do {                                                                                     \
-        if (!strstr(out_buf, (text)))                                                        \
-            FAIL("%s:%d: output lacks \"%s\":\n%s", __FILE__, __LINE__, (text), out_buf);    \
-    } while (0)
-
 static char dir[256];
 
 static const char *tmpdir(void)
@@ -228,12 +201,12 @@ TEST(cli_resume_refuses_other_settings)
         char extra[700];
         bool cols = cases[i].extra[0] == '=';
         snprintf(extra, sizeof extra, cases[i].extra + cols, d);
-        int rc = run("train %s/m.model --data %s/t.csv %s -q --epochs 4 %s --resume "
+        int rc = cli_run("train %s/m.model --data %s/t.csv %s -q --epochs 4 %s --resume "
                      "-o %s/w.safetensors", d, d,
                      cols ? "" : "--columns a,b,c,d --label-columns label", extra, d);
         const char *want = "w.ckpt.safetensors: the checkpoint was made with other settings (";
-        if (rc != 1 || !strstr(out_buf, want) || !strstr(out_buf, cases[i].want))
-            FAIL("%s: status %d, output:\n%s\nexpected \"%s\"", extra, rc, out_buf,
+        if (rc != 1 || !strstr(cli_out, want) || !strstr(cli_out, cases[i].want))
+            FAIL("%s: status %d, output:\n%s\nexpected \"%s\"", extra, rc, cli_out,
                  cases[i].want);
     }
     /* other data of the same shape, under another name */
@@ -277,7 +250,7 @@ TEST(cli_resume_needs_a_checkpoint)
     snprintf(p, sizeof p, "%s/typo.safetensors", d);
     CHECK(access(p, F_OK) != 0);
     CHECK_RUN(0, BASE " --epochs 2 --resume-if-exists -o %s/w.safetensors", d, d, d);
-    CHECK(!strstr(out_buf, "resumed"));
+    CHECK(!strstr(cli_out, "resumed"));
     CHECK_RUN(0, BASE " --epochs 3 --resume-if-exists -o %s/w.safetensors", d, d, d);
     CHECK_RUN(0, "train %s/m.model --data %s/t.csv --columns a,b,c,d --label-columns label "
               "--epochs 4 --resume -o %s/w.safetensors", d, d, d);
@@ -341,7 +314,7 @@ static int first_write(const char *cmd, const char *file, const char *ckpt, cons
     int stopped = cli_poll(&p, 300000) == CLI_STOPPED;
     *epoch = stopped ? ckpt_epoch(ckpt) : -1;
     *lines = stopped ? log_epochs(log) : -1;
-    cli_kill(&p, out_buf, sizeof out_buf);
+    cli_kill(&p, cli_out, sizeof cli_out);
     return !stopped;
 }
 
@@ -377,7 +350,7 @@ TEST(cli_checkpoint_writes_coalesce)
         int epoch, lines;
         if (first_write(cmd, cases[i].file, ck, lg, &epoch, &lines))
             FAIL("%s, %s: the run did not stop at the write; output:\n%s", cases[i].flags,
-                 strrchr(cases[i].file, '/') + 1, out_buf);
+                 strrchr(cases[i].file, '/') + 1, cli_out);
         if (epoch != cases[i].epoch || lines != cases[i].lines)
             FAIL("%s: at the first write of %s the checkpoint holds epoch %d and the log %d "
                  "lines; expected %d and %d", cases[i].flags[0] ? cases[i].flags : "(default)",
@@ -443,13 +416,13 @@ TEST(cli_resume_after_kills_between_coalesced_writes)
         cli_proc pr;
         CHECK(cli_start(&pr, cmd, NULL) == 0);
         if (cli_poll(&pr, 60 + (int)ds_rng_below(&r, 200)) == CLI_ENDED) {
-            if (cli_finish(&pr, out_buf, sizeof out_buf) != 0)
-                FAIL("run %d failed:\n%s", k + 1, out_buf);
+            if (cli_finish(&pr, cli_out, sizeof cli_out) != 0)
+                FAIL("run %d failed:\n%s", k + 1, cli_out);
             break;
         }
-        int rc = cli_kill(&pr, out_buf, sizeof out_buf);
+        int rc = cli_kill(&pr, cli_out, sizeof cli_out);
         if (rc != 128 + SIGKILL && rc != 0)
-            FAIL("run %d: status %d:\n%s", k + 1, rc, out_buf);
+            FAIL("run %d: status %d:\n%s", k + 1, rc, cli_out);
         killed += rc == 128 + SIGKILL;
         if (access(ck, F_OK) != 0)
             continue;

@@ -7,40 +7,7 @@
 
 #include "../src/cli/cli.h"
 
-#include <stdarg.h>
 #include <unistd.h>
-
-static char out[1 << 16];
-
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-    char args[4096], cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "exec %s %s", cli_bin(), args);
-    return cli_run_sh(cmd, NULL, out, sizeof out);
-}
-
-#define CHECK_RUN(want, ...)                                                              \
-    do {                                                                                  \
-        int rc_ = run(__VA_ARGS__);                                                       \
-        if (rc_ != (want))                                                                \
-            FAIL("%s:%d: exit status %d, expected %d; output:\n%s", __FILE__, __LINE__, rc_, \
-                 want, out);                                                              \
-    } while (0)
-#define CHECK_OUT(text)                                                                   \
-    do {                                                                                  \
-        if (!strstr(out, text))                                                           \
-            FAIL("%s:%d: output lacks '%s':\n%s", __FILE__, __LINE__, text, out);        \
-    } while (0)
-#define CHECK_NOT_OUT(text)                                                               \
-    do {                                                                                  \
-        if (strstr(out, text))                                                            \
-            FAIL("%s:%d: output has '%s':\n%s", __FILE__, __LINE__, text, out);          \
-    } while (0)
 
 static char dir[256];
 
@@ -399,9 +366,9 @@ TEST(cli_progress_marker_follows_the_elapsed_time)
     CHECK(write_iris(p) == 0 && write_text(m, iris_model) == 0);
     snprintf(cmd, sizeof cmd, "exec /usr/bin/script -qefc '%s train %s --data %s " IRIS_COLS
              " --epochs 2 -o %s/w.safetensors' %s/typescript", cli_bin(), m, p, d, d);
-    int rc = cli_run_sh(cmd, NULL, out, sizeof out);
+    int rc = cli_run_sh(cmd, NULL, cli_out, sizeof cli_out);
     if (rc != 0)
-        FAIL("exit status %d:\n%s", rc, out);
+        FAIL("exit status %d:\n%s", rc, cli_out);
     CHECK_OUT("epoch 1/2 [");
     CHECK_OUT("elapsed 0:00  *");
     CHECK_NOT_OUT("elapsed   *");

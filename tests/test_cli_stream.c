@@ -13,29 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char out[1 << 16];
 static char dir[64];
 
-/* Runs "deepsky <args>" in dir with stdout and stderr in out; the exit status. */
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-    char args[4096], cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    char cwd[512] = "", bin[1024], lsan[700];
-    const char *b = cli_bin();
-    if (!getcwd(cwd, sizeof cwd))
-        cwd[0] = 0;
-    snprintf(bin, sizeof bin, "%s%s%s", b[0] == '/' ? "" : cwd, b[0] == '/' ? "" : "/", b);
-    snprintf(lsan, sizeof lsan, "LSAN_OPTIONS=suppressions=%s/tests/lsan.supp:exitcode=%d", cwd,
-             CLI_SANITIZER_EXIT);
-    const char *env[] = {lsan, NULL};
-    snprintf(cmd, sizeof cmd, "cd '%s' && exec %s %s", dir, bin, args);
-    return cli_run_sh(cmd, env, out, sizeof out);
-}
 
 static int make_dir(void)
 {
@@ -69,29 +48,16 @@ static int write_text(const char *name, const char *text)
     return fclose(f);
 }
 
-/* The bytes of a file, malloc'd; NULL if unreadable. */
-static unsigned char *slurp(const char *name, long *len)
+/* Whether two weights files in dir hold the same tensors, bit for bit, and metadata (but
+ * for the date and command of the run). */
+static bool same_weights(const char *a, const char *b)
 {
-    FILE *f = fopen(at(name), "rb");
-    unsigned char *b = NULL;
-    if (f && fseek(f, 0, SEEK_END) == 0 && (*len = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
-        (b = malloc((size_t)*len + 1)) && fread(b, 1, (size_t)*len, f) != (size_t)*len) {
-        free(b);
-        b = NULL;
-    }
-    if (f)
-        fclose(f);
-    return b;
-}
-
-static bool same_bytes(const char *a, const char *b)
-{
-    long la = -1, lb = -2;
-    unsigned char *x = slurp(a, &la), *y = slurp(b, &lb);
-    bool same = x && y && la == lb && memcmp(x, y, (size_t)la) == 0;
-    free(x);
-    free(y);
-    return same;
+    char why[256], pa[600];
+    snprintf(pa, sizeof pa, "%s", at(a));
+    if (!same_weights_files(pa, at(b), why, sizeof why))
+        return true;
+    fprintf(stderr, "%s\n", why);
+    return false;
 }
 
 static int has(char *msg, size_t cap, ...)
@@ -99,9 +65,9 @@ static int has(char *msg, size_t cap, ...)
     va_list ap;
     va_start(ap, cap);
     for (const char *s; (s = va_arg(ap, const char *));)
-        if (!strstr(out, s)) {
+        if (!strstr(cli_out, s)) {
             va_end(ap);
-            snprintf(msg, cap, "output lacks '%s':\n%.3000s", s, out);
+            snprintf(msg, cap, "output lacks '%s':\n%.3000s", s, cli_out);
             return 1;
         }
     va_end(ap);
@@ -113,7 +79,7 @@ static int has(char *msg, size_t cap, ...)
         int st_ = (call);                                                                 \
         if (st_ != (status))                                                              \
             FAIL("%s:%d: exit status %d, expected %d:\n%.3000s", __FILE__, __LINE__, st_,  \
-                 (status), out);                                                          \
+                 (status), cli_out);                                                       \
     } while (0)
 #define HAS(...) CHECK_OK(has(msg_, cap_, __VA_ARGS__, NULL))
 
@@ -204,16 +170,18 @@ TEST(cli_stream_trains_as_one_file)
     CHECK(write_data("s", 4, counts, false) == 0);
     CHECK(write_text("m.model", model) == 0);
     /* in file order: the same weights, bit for bit, as from the one file */
-    EXPECT(0, run(TRAIN "--no-shuffle --data s/all_x.npy --labels s/all_y.npy -o a.safetensors"));
-    EXPECT(0, run(TRAIN "--no-shuffle --data 's/x_*.npy' --labels 's/y_*.npy' -o b.safetensors"));
-    CHECK(same_bytes("a.safetensors", "b.safetensors"));
+    EXPECT(0, cli_run_in(dir, TRAIN "--no-shuffle --data s/all_x.npy --labels s/all_y.npy -o "
+                              "a.safetensors"));
+    EXPECT(0, cli_run_in(dir, TRAIN "--no-shuffle --data 's/x_*.npy' --labels 's/y_*.npy' -o "
+                              "b.safetensors"));
+    CHECK(same_weights("a.safetensors", "b.safetensors"));
     /* shuffled: runs, says where the data come from, and is the same for a seed */
-    EXPECT(0, run("train m.model --epochs 2 --data 's/x_*.npy' --labels 's/y_*.npy' "
-                  "--shuffle-buffer 60 --seed 4 --threads 1 -o c.safetensors"));
+    EXPECT(0, cli_run_in(dir, "train m.model --epochs 2 --data 's/x_*.npy' --labels 's/y_*.npy' "
+                              "--shuffle-buffer 60 --seed 4 --threads 1 -o c.safetensors"));
     HAS("training m.model on 200 samples streamed from 4 shards, batch 32", "done: 2 epochs");
-    EXPECT(0, run("train m.model --epochs 2 --data 's/x_*.npy' --labels 's/y_*.npy' "
-                  "--shuffle-buffer 60 --seed 4 --threads 1 -q -o d.safetensors"));
-    CHECK(same_bytes("c.safetensors", "d.safetensors"));
+    EXPECT(0, cli_run_in(dir, "train m.model --epochs 2 --data 's/x_*.npy' --labels 's/y_*.npy' "
+                              "--shuffle-buffer 60 --seed 4 --threads 1 -q -o d.safetensors"));
+    CHECK(same_weights("c.safetensors", "d.safetensors"));
     /* a list and a folder give the same files */
     CHECK(write_text("s.list", "s/y_0.npy\ns/y_1.npy\ns/y_[23].npy\n") == 0);
     CHECK(mkdir(at("xs"), 0700) == 0);
@@ -223,19 +191,20 @@ TEST(cli_stream_trains_as_one_file)
         snprintf(b, sizeof b, "xs/x_%d.npy", k);
         CHECK(link(at(a), at(b)) == 0);
     }
-    EXPECT(0, run(TRAIN "--no-shuffle --data xs --labels @s.list -o e.safetensors"));
-    CHECK(same_bytes("a.safetensors", "e.safetensors"));
+    EXPECT(0, cli_run_in(dir, TRAIN "--no-shuffle --data xs --labels @s.list -o e.safetensors"));
+    CHECK(same_weights("a.safetensors", "e.safetensors"));
     /* standardized with the stream's statistics: as from the one file */
-    EXPECT(0, run(TRAIN "--no-shuffle --scale standardize --data s/all_x.npy --labels "
-                  "s/all_y.npy -o f.safetensors"));
-    EXPECT(0, run(TRAIN "--no-shuffle --scale standardize --data 's/x_*.npy' --labels "
-                  "'s/y_*.npy' -o g.safetensors"));
-    CHECK(same_bytes("f.safetensors", "g.safetensors"));
+    EXPECT(0, cli_run_in(dir, TRAIN "--no-shuffle --scale standardize --data s/all_x.npy --labels "
+                              "s/all_y.npy -o f.safetensors"));
+    EXPECT(0, cli_run_in(dir, TRAIN "--no-shuffle --scale standardize --data 's/x_*.npy' --labels "
+                              "'s/y_*.npy' -o g.safetensors"));
+    CHECK(same_weights("f.safetensors", "g.safetensors"));
     /* eval and validation take a glob whole */
-    EXPECT(0, run("eval m.model --weights a.safetensors --data 's/x_*.npy' --labels 's/y_*.npy'"));
+    EXPECT(0, cli_run_in(dir, "eval m.model --weights a.safetensors --data 's/x_*.npy' --labels "
+                              "'s/y_*.npy'"));
     HAS("samples: 200");
-    EXPECT(0, run(TRAIN "--data 's/x_[01].npy' --labels 's/y_[01].npy' --val 's/x_[23].npy' "
-                  "--val-labels 's/y_[23].npy' -o h.safetensors"));
+    EXPECT(0, cli_run_in(dir, TRAIN "--data 's/x_[01].npy' --labels 's/y_[01].npy' --val "
+                              "'s/x_[23].npy' --val-labels 's/y_[23].npy' -o h.safetensors"));
     rm_dir();
     return TEST_PASS;
 }
@@ -246,28 +215,28 @@ TEST(cli_stream_bad_shards)
     const int counts[] = {50, 33, 71};
     CHECK(write_data("s", 3, counts, false) == 0);
     CHECK(write_text("m.model", model) == 0);
-    EXPECT(1, run(TRAIN "--data 's/z_*.npy' --labels 's/y_*.npy' -o w.safetensors"));
+    EXPECT(1, cli_run_in(dir, TRAIN "--data 's/z_*.npy' --labels 's/y_*.npy' -o w.safetensors"));
     HAS("deepsky: error: 's/z_*.npy' matches no file");
-    EXPECT(1, run(TRAIN "--data 's/x_*.npy' --labels 's/y_[01].npy' -o w.safetensors"));
+    EXPECT(1, cli_run_in(dir, TRAIN "--data 's/x_*.npy' --labels 's/y_[01].npy' -o w.safetensors"));
     HAS("deepsky: error: labels 's/y_[01].npy': 2 files, but data 's/x_*.npy': 3: the k-th "
         "files of each are a shard, so their numbers must agree");
     CHECK(rename(at("s/y_1.npy"), at("s/y_9.npy")) == 0);
     CHECK(rename(at("s/y_2.npy"), at("s/y_1.npy")) == 0);
     CHECK(rename(at("s/y_9.npy"), at("s/y_2.npy")) == 0);
-    EXPECT(1, run(TRAIN "--data 's/x_*.npy' --labels 's/y_*.npy' -o w.safetensors"));
+    EXPECT(1, cli_run_in(dir, TRAIN "--data 's/x_*.npy' --labels 's/y_*.npy' -o w.safetensors"));
     HAS("deepsky: error: shard 2 of 3: s/x_1.npy has 33 samples but s/y_1.npy has 71");
     CHECK(rename(at("s/y_1.npy"), at("s/y_9.npy")) == 0);
     CHECK(rename(at("s/y_2.npy"), at("s/y_1.npy")) == 0);
     CHECK(rename(at("s/y_9.npy"), at("s/y_2.npy")) == 0);
     struct stat sb;
     CHECK(stat(at("s/x_2.npy"), &sb) == 0 && truncate(at("s/x_2.npy"), sb.st_size - 4) == 0);
-    EXPECT(1, run(TRAIN "--data 's/x_*.npy' --labels 's/y_*.npy' -o w.safetensors"));
+    EXPECT(1, cli_run_in(dir, TRAIN "--data 's/x_*.npy' --labels 's/y_*.npy' -o w.safetensors"));
     HAS("deepsky: error: s/x_2.npy: truncated data: shape [71, 8] needs 2272 bytes, the file "
         "holds 2268");
     ds_tensor *x = ds_tensor_create(2, (int64_t[]){71, 9});
     CHECK(x && ds_npy_save(x, at("s/x_2.npy")) == DS_OK);
     ds_tensor_free(x);
-    EXPECT(1, run(TRAIN "--data 's/x_*.npy' --labels 's/y_*.npy' -o w.safetensors"));
+    EXPECT(1, cli_run_in(dir, TRAIN "--data 's/x_*.npy' --labels 's/y_*.npy' -o w.safetensors"));
     HAS("deepsky: error: s/x_2.npy holds samples of shape [9], but s/x_0.npy holds samples of "
         "shape [8]: the files of a stream hold samples of one shape");
     rm_dir();
@@ -280,28 +249,29 @@ TEST(cli_stream_options)
     const int counts[] = {50, 33};
     CHECK(write_data("s", 2, counts, false) == 0);
     CHECK(write_text("m.model", model) == 0);
-    EXPECT(2, run(TRAIN "--data 's/x_*.npy' --labels 's/y_*.npy' --val-split 0.2 "
-                  "-o w.safetensors"));
+    EXPECT(2, cli_run_in(dir, TRAIN "--data 's/x_*.npy' --labels 's/y_*.npy' --val-split 0.2 -o "
+                              "w.safetensors"));
     HAS("deepsky train: --val-split takes validation samples out of data in memory; streamed "
         "data (--data naming several files) take it from --val X2 --val-labels Y2");
-    EXPECT(2, run(TRAIN "--data s/all_x.npy --labels s/all_y.npy --shuffle-buffer 10 "
-                  "-o w.safetensors"));
+    EXPECT(2, cli_run_in(dir, TRAIN "--data s/all_x.npy --labels s/all_y.npy --shuffle-buffer 10 "
+                              "-o w.safetensors"));
     HAS("deepsky train: --shuffle-buffer applies to data streamed from several files");
-    EXPECT(2, run(TRAIN "--data 's/x_*.npy' --labels 's/y_*.npy' --nan mean -o w.safetensors"));
+    EXPECT(2, cli_run_in(dir, TRAIN "--data 's/x_*.npy' --labels 's/y_*.npy' --nan mean -o "
+                              "w.safetensors"));
     HAS("deepsky train: --nan: streamed data are neither filled nor dropped");
-    EXPECT(2, run(TRAIN "--data 's/x_*.npy' --labels 's/y_*.npy' --memory-limit 12Q "
-                  "-o w.safetensors"));
+    EXPECT(2, cli_run_in(dir, TRAIN "--data 's/x_*.npy' --labels 's/y_*.npy' --memory-limit 12Q -o "
+                              "w.safetensors"));
     HAS("deepsky train: option '--memory-limit': '12Q' is not a size from 1M to 1024P");
-    EXPECT(2, run(TRAIN "--data 's/x_*.npy' --labels 's/y_*.npy' --memory-limit 1000 "
-                  "-o w.safetensors"));
+    EXPECT(2, cli_run_in(dir, TRAIN "--data 's/x_*.npy' --labels 's/y_*.npy' --memory-limit 1000 "
+                              "-o w.safetensors"));
     /* an output among the files a glob names, under its name or another */
     CHECK(write_text("s/x_log.csv", "") == 0);
-    EXPECT(2, run(TRAIN "--data 's/x_*' --labels 's/y_*.npy' --log s/x_log.csv "
-                  "-o w.safetensors"));
+    EXPECT(2, cli_run_in(dir, TRAIN "--data 's/x_*' --labels 's/y_*.npy' --log s/x_log.csv -o "
+                              "w.safetensors"));
     HAS("deepsky train: --log s/x_log.csv is one of the files of --data 's/x_*': writing it "
         "would destroy an input; give another name");
-    EXPECT(2, run(TRAIN "--data 's/x_*' --labels 's/y_*.npy' --log ./s/x_log.csv "
-                  "-o w.safetensors"));
+    EXPECT(2, cli_run_in(dir, TRAIN "--data 's/x_*' --labels 's/y_*.npy' --log ./s/x_log.csv -o "
+                              "w.safetensors"));
     HAS("deepsky train: --log ./s/x_log.csv is s/x_log.csv, one of the files of --data 's/x_*': "
         "writing it would destroy an input; give another name");
     rm_dir();
@@ -316,12 +286,12 @@ TEST(cli_stream_above_the_memory_limit)
     const int counts[] = {5000, 5000, 5000, 5000, 5000, 5000, 5000, 5000};
     CHECK(write_data("s", 8, counts, true) == 0);
     CHECK(write_text("m.model", model) == 0);
-    EXPECT(1, run("train m.model --epochs 1 -q --memory-limit 1M --data s/all_x.npy --labels "
-                  "s/all_y.npy -o w.safetensors"));
+    EXPECT(1, cli_run_in(dir, "train m.model --epochs 1 -q --memory-limit 1M --data s/all_x.npy "
+                              "--labels s/all_y.npy -o w.safetensors"));
     HAS("deepsky: error: out of memory for a tensor of shape [40000, 8] (1.28e+06 bytes; more "
         "than the memory limit of 0.00105 GB (ds_set_memory_limit))");
-    EXPECT(0, run("train m.model --epochs 1 --memory-limit 1M --data 's/x_*.npy' --labels "
-                  "'s/y_*.npy' -o w.safetensors"));
+    EXPECT(0, cli_run_in(dir, "train m.model --epochs 1 --memory-limit 1M --data 's/x_*.npy' "
+                              "--labels 's/y_*.npy' -o w.safetensors"));
     HAS("training m.model on 40000 samples streamed from 8 shards", "done: 1 epoch");
     rm_dir();
     return TEST_PASS;

@@ -4,9 +4,8 @@
  * outputs, per-input scaling survives the weights file, and each mistake (an input not
  * fed, sample counts that differ, names that are not the model's) gives its message. */
 #include "test.h"
+#include "spawn.h"
 
-#include <stdarg.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 /* The README's two-input model, exactly as written there. */
@@ -99,48 +98,6 @@ TEST(multi_readme_two_input_model_learns_from_meta_c_api)
 }
 
 /* ---- the command line ---- */
-static char out_buf[1 << 15];
-
-static const char *bin(void)
-{
-    const char *b = getenv("DEEPSKY");
-    return b ? b : "build/deepsky-test";
-}
-
-/* Runs "deepsky <args>" with stdout and stderr in out_buf; the exit status, or 128 + the
- * signal. */
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-    char args[4096], cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "ASAN_OPTIONS=detect_leaks=1 "
-             "LSAN_OPTIONS=suppressions=tests/lsan.supp %s %s 2>&1", bin(), args);
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    size_t k = fread(out_buf, 1, sizeof out_buf - 1, p);
-    out_buf[k] = 0;
-    int st = pclose(p);
-    return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
-}
-
-#define CHECK_RUN(want, ...)                                                                 \
-    do {                                                                                     \
-        int rc_ = run(__VA_ARGS__);                                                          \
-        if (rc_ != (want))                                                                   \
-            FAIL("%s:%d: exit status %d, expected %d; output:\n%s", __FILE__, __LINE__, rc_, \
-                 (want), out_buf);                                                           \
-    } while (0)
-#define CHECK_OUT(text)                                                                      \
-    do {                                                                                     \
-        if (!strstr(out_buf, (text)))                                                        \
-            FAIL("%s:%d: output lacks \"%s\":\n%s", __FILE__, __LINE__, (text), out_buf);    \
-    } while (0)
-
 static int save(const char *dir, const char *name, const ds_tensor *t)
 {
     char p[512];
@@ -276,10 +233,10 @@ TEST(multi_two_outputs_two_losses_train_from_the_cli)
     CHECK_OUT("[reg]");
     CHECK_OUT("[cls]");
     CHECK_OUT("confusion matrix");
-    const char *a = strstr(out_buf, "accuracy: ");
+    const char *a = strstr(cli_out, "accuracy: ");
     double acc = a ? atof(a + 10) : 0;
     if (!(acc > 0.8))
-        FAIL("accuracy of cls %.3f:\n%s", acc, out_buf);
+        FAIL("accuracy of cls %.3f:\n%s", acc, cli_out);
     CHECK_RUN(0, "grad %s/heads.model --weights %s/w.safetensors --data %s/x.npy --labels "
               "reg=%s/reg.npy --labels cls=%s/cls.npy -o %s/g.safetensors", d, d, d, d, d, d);
     ds_tensor_set *g = NULL;

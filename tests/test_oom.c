@@ -677,6 +677,22 @@ static int check_ckpt(const oom_env *E, const char *path, run *r)
     return bad;
 }
 
+/* Weights written by ds_net_fit: the reference's tensors and metadata but for the date of
+ * the write (train.date), which may differ. */
+static int check_weights(const oom_env *E, int k, const char *path, run *r)
+{
+    ds_tensor_set *s = NULL, *ref = NULL;
+    int bad = ds_safetensors_load(path, &s) != DS_OK ||
+              ds_safetensors_load_mem(E->ref[k], E->ref_n[k], "reference", &ref) != DS_OK ||
+              same_weights_sets(ref, s, "the run without failures", path, r->why,
+                                sizeof r->why);
+    if (bad && !r->why[0])
+        snprintf(r->why, sizeof r->why, "%s does not load: %s", path, ds_last_error());
+    ds_tensor_set_free(s);
+    ds_tensor_set_free(ref);
+    return bad;
+}
+
 /* What a scenario left in the output folder: no temporary file, and every output complete
  * and equal to the run without failures (the log: its header and one line per epoch). */
 static int check_outputs(const oom_env *E, run *r)
@@ -697,6 +713,9 @@ static int check_outputs(const oom_env *E, run *r)
             bad = 1;
         } else if (!strcmp(out_names[k], "fit.ckpt.safetensors")) {
             bad = check_ckpt(E, p, r);
+        } else if (!strcmp(out_names[k], "fit.safetensors") ||
+                   !strcmp(out_names[k], "fit.best.safetensors")) {
+            bad = check_weights(E, k, p, r);
         } else {
             size_t n = 0;
             unsigned char *b = read_all(p, &n);

@@ -471,24 +471,13 @@ TEST(sim_errors)
 
 /* ---- the command line tool ---- */
 
-static char out_buf[1 << 14];
-
-/* "deepsky <args>" with its output in out_buf (tests/spawn.c: the sanitizer settings, and
- * CLI_SANITIZER_EXIT for any report): the exit status, or 128 + signal. */
-static int run(const char *args)
-{
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "exec %s %s", cli_bin(), args);
-    return cli_run_sh(cmd, NULL, out_buf, sizeof out_buf);
-}
-
 /* Whether the last run exited with want and printed text; 0, or 1 with msg set. */
 static int expect(int rc, int want, const char *text, char *msg, size_t cap)
 {
-    if (rc == want && strstr(out_buf, text))
+    if (rc == want && strstr(cli_out, text))
         return 0;
     snprintf(msg, cap, "exit status %d%s (expected %d), output lacks \"%s\":\n%s", rc,
-             rc == CLI_SANITIZER_EXIT ? ", a sanitizer report" : "", want, text, out_buf);
+             rc == CLI_SANITIZER_EXIT ? ", a sanitizer report" : "", want, text, cli_out);
     return 1;
 }
 
@@ -503,9 +492,9 @@ TEST(sim_cli)
     snprintf(p2, sizeof p2, "%s/truth.fits", dir);
     snprintf(args, sizeof args, "sim galaxies --count 12 --size 20 --seed 4 --snr 20:40 "
              "--psf moffat --psf-fwhm 2:2.5 --beta 2.5 -o %s --truth %s --npy", p1, p2);
-    int rc = run(args);
+    int rc = cli_run("%s", args);
     if (rc)
-        FAIL("exit %d: %s", rc, out_buf);
+        FAIL("exit %d: %s", rc, cli_out);
     ds_tensor *x, *t;
     CHECK(ds_array_load(p1, NULL, &x) == DS_OK);
     const int64_t *sh = ds_tensor_shape(x);
@@ -546,9 +535,9 @@ TEST(sim_cli)
     fclose(f);
     snprintf(args, sizeof args, "sim galaxies --params %s --psf none -o %s/a.fits --truth %s/a.csv",
              p3, dir, dir);
-    rc = run(args);
+    rc = cli_run("%s", args);
     if (rc)
-        FAIL("exit %d: %s", rc, out_buf);
+        FAIL("exit %d: %s", rc, cli_out);
     snprintf(p3, sizeof p3, "%s/a.csv", dir);
     CHECK(ds_array_load(p3, NULL, &x) == DS_OK && ds_tensor_shape(x)[0] == 3);
     CHECK(ds_tensor_data(x)[2] == 1.0f && ds_tensor_data(x)[ds_sim_column_count() + 2] == 2.0f);
@@ -557,23 +546,26 @@ TEST(sim_cli)
     ds_tensor_free(x);
     ds_tensor_free(t);
     /* usage errors exit 2, bad values 2, failures 1 */
-    CHECK_OK(expect(run("sim galaxies --help"), 0, "--psf-fwhm", msg_, cap_));
-    CHECK_OK(expect(run("sim galaxies --count 3"), 2, "-o IMAGES and --truth TABLE are required",
+    CHECK_OK(expect(cli_run("sim galaxies --help"), 0, "--psf-fwhm", msg_, cap_));
+    CHECK_OK(expect(cli_run("sim galaxies --count 3"), 2, "-o IMAGES and --truth TABLE are "
+                                                          "required",
                     msg_, cap_));
     snprintf(args, sizeof args, "sim galaxies --count 3 --n 6:1 -o %s/b.fits --truth %s/b.fits",
              dir, dir);
-    CHECK_OK(expect(run(args), 2, "option '--n': '6:1' is not a number or range", msg_, cap_));
+    CHECK_OK(expect(cli_run("%s", args), 2, "option '--n': '6:1' is not a number or range", msg_,
+                    cap_));
     snprintf(args, sizeof args, "sim galaxies --count 3 --psf airy -o %s/b.fits --truth %s/b.fits",
              dir, dir);
-    CHECK_OK(expect(run(args), 2, "option '--psf': 'airy' is not gaussian, moffat", msg_, cap_));
+    CHECK_OK(expect(cli_run("%s", args), 2, "option '--psf': 'airy' is not gaussian, moffat",
+                    msg_, cap_));
     snprintf(args, sizeof args, "sim stars --count 3 -o %s/b.fits --truth %s/b.fits", dir, dir);
-    CHECK_OK(expect(run(args), 2, "unknown kind 'stars' (only 'galaxies')", msg_, cap_));
+    CHECK_OK(expect(cli_run("%s", args), 2, "unknown kind 'stars' (only 'galaxies')", msg_, cap_));
     snprintf(args, sizeof args, "sim galaxies --count 3 -o %s/b.fits --truth %s/b.txt", dir, dir);
-    CHECK_OK(expect(run(args), 1, "b.txt': tables are written as .fits", msg_, cap_));
+    CHECK_OK(expect(cli_run("%s", args), 1, "b.txt': tables are written as .fits", msg_, cap_));
     snprintf(args, sizeof args, "sim galaxies --params %s/none.csv -o %s/b.fits --truth %s/t.fits",
              dir, dir, dir);
     snprintf(p3, sizeof p3, "cannot open '%s/none.csv'", dir);
-    CHECK_OK(expect(run(args), 1, p3, msg_, cap_));
+    CHECK_OK(expect(cli_run("%s", args), 1, p3, msg_, cap_));
     snprintf(args, sizeof args, "rm -rf '%s'", dir);
     CHECK(system(args) == 0);
     return TEST_PASS;

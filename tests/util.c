@@ -401,3 +401,57 @@ float *forward_backward(ds_graph *g, ds_node *x, ds_node *y, uint64_t seed, int6
     free(dy);
     return out;
 }
+
+/* Whether every metadata key of a (but the run-specific ones) is in b with the same value. */
+static int meta_in(const ds_tensor_set *a, const ds_tensor_set *b, const char *an,
+                   const char *bn, char *msg, size_t cap)
+{
+    for (int i = 0; i < dsi_tensor_set_meta_count(a); i++) {
+        const char *k = dsi_tensor_set_meta_key(a, i);
+        const char *va = ds_tensor_set_meta_get(a, k), *vb = ds_tensor_set_meta_get(b, k);
+        if (!strcmp(k, "train.date") || !strcmp(k, "train.command"))
+            continue;
+        if (!vb || strcmp(va, vb)) {
+            snprintf(msg, cap, "metadata '%s': '%s' in %s, '%s' in %s", k, va, an,
+                     vb ? vb : "(absent)", bn);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int same_weights_sets(const ds_tensor_set *sa, const ds_tensor_set *sb, const char *a,
+                      const char *b, char *msg, size_t cap)
+{
+    if (ds_tensor_set_count(sa) != ds_tensor_set_count(sb)) {
+        snprintf(msg, cap, "%s holds %d tensors, %s %d", a, ds_tensor_set_count(sa), b,
+                 ds_tensor_set_count(sb));
+        return 1;
+    }
+    for (int i = 0; i < ds_tensor_set_count(sa); i++) {
+        const char *name = ds_tensor_set_name(sa, i);
+        ds_tensor *ta = ds_tensor_set_at(sa, i), *tb = ds_tensor_set_get(sb, name);
+        if (!tb || ta->ndim != tb->ndim ||
+            memcmp(ta->shape, tb->shape, (size_t)ta->ndim * sizeof *ta->shape) ||
+            memcmp(ta->data, tb->data, (size_t)ta->numel * sizeof(float))) {
+            snprintf(msg, cap, "tensor '%s' differs between %s and %s", name, a, b);
+            return 1;
+        }
+    }
+    return meta_in(sa, sb, a, b, msg, cap) || meta_in(sb, sa, b, a, msg, cap);
+}
+
+int same_weights_files(const char *a, const char *b, char *msg, size_t cap)
+{
+    ds_tensor_set *sa = NULL, *sb = NULL;
+    int bad = 0;
+    if (ds_safetensors_load(a, &sa) != DS_OK || ds_safetensors_load(b, &sb) != DS_OK) {
+        snprintf(msg, cap, "%s", ds_last_error());
+        bad = 1;
+    }
+    if (!bad)
+        bad = same_weights_sets(sa, sb, a, b, msg, cap);
+    ds_tensor_set_free(sa);
+    ds_tensor_set_free(sb);
+    return bad;
+}

@@ -199,6 +199,10 @@ int cli_output_ext(const cli_cmd *c, const char *what, const char *path, const c
 /* A write past `ulimit -f` then fails with a message (EFBIG) instead of killing the tool. */
 void cli_ignore_file_size_limit(void);
 
+/* Prints to stderr the line saying which weights n holds, loaded from path, from their
+ * training metadata: "weights: W (epoch 12 of 30, best validation loss 0.01234,
+ * 2026-12-03T10:40:12Z, deepsky 0.1.0)", or "(no training metadata)". */
+void cli_weights_note(const char *path, const ds_net *n);
 /* Loads the model file (with the batch size, seed and the label modes of the labels in
  * labels, which may be NULL) and, if weights is non-NULL, its weights. */
 int cli_load_net(const char *model, const char *weights, int64_t batch, uint64_t seed,

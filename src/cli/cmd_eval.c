@@ -53,6 +53,7 @@ int cmd_eval(int argc, char **argv)
         (rc = cli_load_net(c.positional[0], cli_get(&c, "weights"), batch, 0, &d, &n)) ||
         (rc = cli_feed(n, &d, &f)))
         goto done;
+    cli_weights_note(cli_get(&c, "weights"), n);
     if (ds_net_check_feed(n, &f) || ds_net_preprocess_feed(n, &f) ||
         ds_net_evaluate_feed(n, &f, batch, &report, NULL)) {
         rc = cli_fail();

@@ -274,6 +274,7 @@ int cmd_predict(int argc, char **argv)
                            NULL, &n)) ||
         (rc = cli_feed(n, &d, &f)) || (rc = match_outputs(n, outs, n_outs, which)))
         goto done;
+    cli_weights_note(cli_get(&c, "weights"), n);
     if (cli_has(&c, "mc-dropout"))
         ds_graph_set_mode(ds_net_graph(n), DS_MODE_MC_DROPOUT);
     if (ds_net_check_feed(n, &f) || ds_net_preprocess_feed(n, &f) ||

@@ -563,6 +563,21 @@ static void print_done(const ds_fit_result *r, const ds_fit_opts *fo, bool val, 
            fo->curve_png ? fo->curve_png : "");
 }
 
+/* "deepsky train ..." as given, quoted so a shell runs it again (stored in the weights). */
+static char *train_command(int argc, char **argv)
+{
+    const char **w = malloc(((size_t)argc + 2) * sizeof *w);
+    if (!w)
+        return NULL;
+    w[0] = "deepsky";
+    w[1] = "train";
+    for (int i = 0; i < argc; i++)
+        w[i + 2] = argv[i];
+    char *line = ds_command_line(argc + 2, w);
+    free(w);
+    return line;
+}
+
 int cmd_train(int argc, char **argv)
 {
     cli_opt opts[] = {
@@ -659,6 +674,7 @@ int cmd_train(int argc, char **argv)
     ds_feed f, fv;
     ds_net *n = NULL;
     ds_stream *s = NULL;
+    char *command = NULL;
     if (t.stream)
         rc = load_stream(&c, &t, &tr, &va, &s, &n);
     else
@@ -668,6 +684,10 @@ int cmd_train(int argc, char **argv)
         goto done;
     char settings[8192];
     run_settings(&c, settings, sizeof settings);
+    if (!(command = train_command(argc, argv))) {
+        rc = cli_fail();
+        goto done;
+    }
     progress_state ps = {.tty = isatty(fileno(stdout)) != 0};
     ds_fit_opts fo = {
         .epochs = (int)t.epochs, .batch_size = t.batch, .accumulate = (int)t.accumulate,
@@ -678,7 +698,7 @@ int cmd_train(int argc, char **argv)
         .checkpoint_every = t.every, .settings = settings,
         .resume = cli_has(&c, "resume") || cli_has(&c, "resume-if-exists"),
         .resume_if_exists = cli_has(&c, "resume-if-exists"),
-        .progress = cli_has(&c, "quiet") ? NULL : show, .ctx = &ps,
+        .progress = cli_has(&c, "quiet") ? NULL : show, .ctx = &ps, .command = command,
     };
     if (!cli_has(&c, "quiet"))
         print_start(&c, n, &tr, &va, &t, s);
@@ -691,6 +711,7 @@ int cmd_train(int argc, char **argv)
     if (!cli_has(&c, "quiet"))
         print_done(&r, &fo, va.nx > 0, t.patience);
 done:
+    free(command);
     ds_stream_free(s);
     cli_data_free(&tr);
     cli_data_free(&va);

@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,6 +212,43 @@ int cli_load_net(const char *model, const char *weights, int64_t batch, uint64_t
         return cli_fail();
     }
     return 0;
+}
+
+/* "best validation loss 0.01234" or "training loss 0.3 (best epoch 4)": the loss the run
+ * chose its best epoch by. */
+static void loss_words(const ds_weights_info *w, char *buf, size_t cap)
+{
+    bool val = isfinite(w->val_loss), best = w->epoch && w->epoch == w->best_epoch;
+    double v = val ? w->val_loss : w->loss;
+    buf[0] = 0;
+    if (!isfinite(v))
+        return;
+    int k = snprintf(buf, cap, ", %s%s loss %.4g", best ? "best " : "",
+                     val ? "validation" : "training", v);
+    if (!best && w->best_epoch && k > 0 && (size_t)k < cap)
+        snprintf(buf + k, cap - (size_t)k, " (best epoch %d)", w->best_epoch);
+}
+
+void cli_weights_note(const char *path, const ds_net *n)
+{
+    ds_weights_info w;
+    ds_net_weights_info(n, &w);
+    if (!w.trained) {
+        fprintf(stderr, "weights: %s (no training metadata)\n", path);
+        return;
+    }
+    char epoch[64] = "epoch unknown", loss[96];
+    if (w.epoch && w.epochs_run)
+        snprintf(epoch, sizeof epoch, "epoch %d of %d", w.epoch, w.epochs_run);
+    else if (w.epoch)
+        snprintf(epoch, sizeof epoch, "epoch %d", w.epoch);
+    loss_words(&w, loss, sizeof loss);
+    fprintf(stderr, "weights: %s (%s%s, %s, deepsky %s)", path, epoch, loss,
+            w.date ? w.date : "date unknown", w.version ? w.version : "version unknown");
+    if (w.damaged)
+        fprintf(stderr, "; metadata %s '%s' is not readable, taken as unknown", w.damaged,
+                w.damaged_value);
+    fputc('\n', stderr);
 }
 
 ds_label_mode cli_label_mode(const ds_tensor *y)

@@ -161,7 +161,9 @@ typedef struct {
     int start, best_epoch, wait;
     double best, t_start, seen_total;
     double t_write, t_curve;   /* when the files and the curve were last written */
-    ds_tensor_set *best_set;   /* the best epoch's weights while not yet written */
+    /* the best epoch's weights, kept from that epoch on (a resumed run reads them back from
+     * the best file) so the best file is rewritten with every write, counting the epochs run */
+    ds_tensor_set *best_set;
     char *settings;            /* "name: value" lines: what a resume must match */
     const char *mname;
     char last[4096], best_path[4096], ckpt[4096];
@@ -400,6 +402,19 @@ static bool get_history(fit_run *fr, const ds_tensor *h, int epoch)
     return true;
 }
 
+/* The training metadata (ds_weights_info) of the weights of epoch held (1-based), written
+ * after run epochs: that epoch's losses and metrics from the history. */
+static ds_status set_train_meta(const fit_run *fr, ds_tensor_set *s, int held, int run)
+{
+    const double *h = fr->hist + (size_t)(held - 1) * HCOLS;
+    dsi_train_meta m = {
+        .epoch = held, .epochs_run = run, .epochs = fr->epochs, .best_epoch = fr->best_epoch,
+        .loss = h[0], .metric = h[1], .val_loss = h[2], .val_metric = h[3],
+        .metric_name = fr->mname, .command = fr->o->command,
+    };
+    return dsi_weights_meta_set(s, &m);
+}
+
 /* The checkpoint: weights, optimizer state, the loop's state, its history and settings. */
 static ds_status save_checkpoint(const fit_run *fr, int epoch)
 {
@@ -426,6 +441,8 @@ static ds_status save_checkpoint(const fit_run *fr, int epoch)
         st = ds_tensor_set_meta_set(s, "fit.settings", fr->settings);
     if (!st && epoch > 0)
         st = add_history(fr, s, epoch);
+    if (!st && epoch > 0)
+        st = set_train_meta(fr, s, epoch, epoch);
     if (!st)
         st = ds_safetensors_save(s, fr->ckpt);
     ds_tensor_set_free(s);
@@ -806,12 +823,41 @@ static ds_status run_epoch(fit_run *fr, int e, double *hr)
     return DS_OK;
 }
 
-/* The best epoch's weights, kept until the next write of the files. */
+/* The best epoch's weights, kept for the writes of the best file. */
 static ds_status keep_best(fit_run *fr)
 {
     if (!fr->best_set && !(fr->best_set = ds_tensor_set_create()))
         return dsi_fail(DS_ERR_NOMEM, "out of memory for the best weights");
     return dsi_net_to_set(fr->n, fr->best_set);   /* replaces the tensors of the same names */
+}
+
+/* The net's weights (epoch run, the last) with their training metadata. */
+static ds_status save_last(const fit_run *fr, int run)
+{
+    ds_tensor_set *s = ds_tensor_set_create();
+    ds_status st = s ? dsi_net_to_set(fr->n, s) : DS_ERR_NOMEM;   /* with its message */
+    if (!st)
+        st = set_train_meta(fr, s, run, run);
+    if (!st)
+        st = ds_safetensors_save(s, fr->last);
+    ds_tensor_set_free(s);
+    return st;
+}
+
+/* The best epoch's weights with this write's metadata. A resumed run that has not improved
+ * yet reads them back from the best file (left alone if it is gone). */
+static ds_status save_best(fit_run *fr, bool improved, int run)
+{
+    ds_status st = DS_OK;
+    if (improved)
+        st = keep_best(fr);
+    else if (!fr->best_set && access(fr->best_path, F_OK) != 0)
+        return DS_OK;
+    else if (!fr->best_set)
+        st = ds_safetensors_load(fr->best_path, &fr->best_set);
+    if (!st)
+        st = set_train_meta(fr, fr->best_set, fr->best_epoch, run);
+    return st ? st : ds_safetensors_save(fr->best_set, fr->best_path);
 }
 
 /* Last and best weights, checkpoint and log, all of epoch e (each atomic; the checkpoint
@@ -821,14 +867,9 @@ static ds_status write_files(fit_run *fr, int e, bool improved)
 {
     const ds_fit_opts *o = fr->o;
     ds_status st = DS_OK;
-    if (o->out_path && ((st = ds_net_save_weights(fr->n, fr->last)) ||
-                        (improved && (st = ds_net_save_weights(fr->n, fr->best_path))) ||
-                        (!improved && fr->best_set &&
-                         (st = ds_safetensors_save(fr->best_set, fr->best_path))) ||
+    if (o->out_path && ((st = save_last(fr, e + 1)) || (st = save_best(fr, improved, e + 1)) ||
                         (st = save_checkpoint(fr, e + 1))))
         return st;
-    ds_tensor_set_free(fr->best_set);
-    fr->best_set = NULL;
     if (o->log_csv)
         st = write_log(o->log_csv, fr->hist, e + 1, fr->mname);
     fr->t_write = now_s();
@@ -836,7 +877,7 @@ static ds_status write_files(fit_run *fr, int e, bool improved)
 }
 
 /* The epoch's files when due (the last epoch, or checkpoint_every seconds since the last
- * write; else the best weights wait in memory), and the curve at most every
+ * write; else a best epoch's weights wait in memory), and the curve at most every
  * DS_CURVE_SECONDS and after the last epoch. */
 static ds_status save_epoch(fit_run *fr, int e, bool improved, bool last)
 {

@@ -1557,6 +1557,7 @@ void ds_net_free(ds_net *n)
         return;
     ds_graph_free(n->g);
     ds_model_free(n->m);
+    ds_tensor_set_free(n->wmeta);
     for (int i = 0; i < n->n_inputs; i++) {
         ds_tensor_free(n->inputs[i].mean);
         ds_tensor_free(n->inputs[i].std);

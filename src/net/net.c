@@ -355,9 +355,11 @@ ds_status dsi_net_from_set(ds_net *n, const ds_tensor_set *s, const char *what)
     int read = 0;
     for (; read < n->n_inputs && !st; read++)
         st = scale_from_set(n, &n->inputs[read], s, what, &next[read]);
-    ds_tensor_set *params = st ? NULL : ds_tensor_set_create();
+    ds_tensor_set *params = st ? NULL : ds_tensor_set_create(), *meta = NULL;
     if (!st && !params)
         st = DS_ERR_NOMEM;   /* with its message */
+    if (!st)
+        st = dsi_weights_meta_copy(s, &meta);
     for (int i = 0; !st && i < ds_tensor_set_count(s); i++) {
         const char *name = ds_tensor_set_name(s, i);
         if (!strncmp(name, "preprocess.", 11) || !strncmp(name, "optim.", 6) ||
@@ -369,6 +371,12 @@ ds_status dsi_net_from_set(ds_net *n, const ds_tensor_set *s, const char *what)
     if (!st)
         st = ds_model_from_set(n->m, params, what);
     ds_tensor_set_free(params);
+    if (!st) {
+        ds_tensor_set_free(n->wmeta);
+        n->wmeta = meta;
+        meta = NULL;
+    }
+    ds_tensor_set_free(meta);
     for (int i = 0; i < read; i++) {
         dsi_net_input *in = &n->inputs[i];
         if (st || !next[i].node) {

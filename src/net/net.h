@@ -48,6 +48,7 @@ struct ds_net {
     int reductions;              /* bit DS_REDUCE_MEAN / DS_REDUCE_SUM set per loss line */
     ds_optim_opts optim;
     char path[512];
+    ds_tensor_set *wmeta;        /* train.* metadata of the weights last loaded, or NULL */
 };
 
 /* A feed bound to a net: each input's and each target's tensor (NULL if not fed), the
@@ -117,6 +118,17 @@ void dsi_trainer_set_gather(ds_trainer *t, dsi_gather_fn fn, void *ctx);
 ds_status dsi_net_use_batch(ds_graph *g, int64_t b);
 ds_status dsi_net_to_set(const ds_net *n, ds_tensor_set *s);
 ds_status dsi_net_from_set(ds_net *n, const ds_tensor_set *s, const char *what);
+
+/* weights_meta.c: the training metadata of one weights file (ds_weights_info's keys). */
+typedef struct {
+    int epoch, epochs_run, epochs, best_epoch;
+    double loss, metric, val_loss, val_metric;   /* NAN: none (the key is left out) */
+    const char *metric_name, *command;           /* NULL: none */
+} dsi_train_meta;
+/* Sets the train.* keys of m on s, with the date (now) and DS_VERSION. */
+ds_status dsi_weights_meta_set(ds_tensor_set *s, const dsi_train_meta *m);
+/* The train.* metadata of s in a new set without tensors. */
+ds_status dsi_weights_meta_copy(const ds_tensor_set *s, ds_tensor_set **out);
 /* Adds a batch's correct predictions (classifiers) or squared errors (regression) of the
  * first labelled loss to num and the count to den; metric_value turns them into accuracy
  * or RMSE (NAN if none). */
