@@ -106,6 +106,14 @@ int dsi_wino_tile(const dsi_conv_geom *q, int64_t C, int64_t F)
     return 4;
 }
 
+size_t dsi_wino_cache_floats(const dsi_conv_geom *q, int64_t C, int64_t F)
+{
+    if (!dsi_wino_applies(q, C, F))
+        return 0;
+    int a = q->out[1] < 6 || q->out[2] < 6 ? 4 : 6;   /* the largest tile it may use */
+    return (size_t)(a * a * F * C + 15) / 16 * 16;
+}
+
 typedef struct {
     int m, a, xi;            /* output tile m x m, input tile a x a, a^2 transformed points */
     int tv;                  /* tiles per step of the transforms along one row: 16, 8 or 4 */
@@ -246,6 +254,52 @@ static void weight_adjoint(const float *dU, int m, int64_t F, int64_t C, float *
                     dw[(f0 + j) * 9 + k * 3 + e] += (float)s[j];
             }
     }
+}
+
+/* ---- the filters a pass uses ---- */
+
+/* The model version y's transformed filters follow: with a batch norm folded in (an inference
+ * plan), its running statistics too. */
+static uint64_t filters_version(const ds_node *y)
+{
+    return y->fold ? y->g->m->version : y->g->m->weights_version;
+}
+
+/* U [xi, F, C], y's filters transformed for tile side p->m: y's cache (ds_node.wino_u) when
+ * it holds them, else transformed into it (or, inside a parallel region, where other threads
+ * may read the cache, into the scratch). An inference plan keeps them until the model's
+ * version changes (as its batch-norm folds: see ds_param_data). A training plan transforms
+ * them in each forward pass (its weights may have been written through a pointer taken
+ * earlier, as gradient checks do) and its backward pass reuses them. The transform is the
+ * same wherever it lands, so results do not depend on the cache. */
+static const float *filters(ds_node *y, const wino_plan *p, bool forward)
+{
+    const float *w = y->in[1]->data;
+    float *U = y->wino_u;
+    if (U) {
+        const ds_graph *g = y->g;
+        dsi_wino_stamp *s = y->wino_stamp;
+        const uint64_t v = filters_version(y);
+        if (s->m == p->m && s->src == w && s->version == v &&
+            (g->infer || (!forward && s->step + 1 == g->step)))
+            return U;
+        if (!omp_in_parallel()) {
+            weight_transform(w, p->m, p->F, p->C, U);
+            *s = (dsi_wino_stamp){.u = U, .src = w, .version = v, .step = g->step, .m = p->m};
+            return U;
+        }
+    }
+    U = y->g->scratch;
+    weight_transform(w, p->m, p->F, p->C, U);
+    return U;
+}
+
+void dsi_wino_prepare(ds_node *y, const dsi_conv_geom *q)
+{
+    wino_plan p;
+    int64_t C = y->in[0]->shape[1], F = y->in[1]->shape[0];
+    plan_of(q, dsi_wino_tile(q, C, F), y->in[0]->shape[0], C, F, &p);
+    filters(y, &p, true);
 }
 
 /* ---- tiles along rows ----
@@ -547,8 +601,7 @@ void dsi_wino_forward(ds_node *y, const dsi_conv_geom *q)
     wino_plan p;
     int64_t C = y->in[0]->shape[1], F = y->in[1]->shape[0];
     plan_of(q, dsi_wino_tile(q, C, F), y->in[0]->shape[0], C, F, &p);
-    float *U = y->g->scratch;
-    weight_transform(y->in[1]->data, p.m, p.F, p.C, U);
+    const float *U = filters(y, &p, true);
     const int64_t units = (p.N * p.tiles + p.tb - 1) / p.tb;
     int nth = wino_threads(y, &p, units);
     if (nth == 1) {
@@ -705,9 +758,7 @@ void dsi_wino_backward(ds_node *y, const dsi_conv_geom *q)
     wino_plan p;
     plan_of(q, m, x->shape[0], x->shape[1], wt->shape[0], &p);
     const int64_t nch = p.nch;
-    float *U = y->g->scratch;
-    if (w.dx)
-        weight_transform(wt->data, m, p.F, p.C, U);
+    const float *U = w.dx ? filters(y, &p, false) : NULL;
     int nth = wino_threads(y, &p, nch);
     if (nth == 1) {
         for (int64_t ch = 0; ch < nch; ch++)   /* no region: see dsi_wino_forward */
