@@ -17,7 +17,9 @@
  * error of each pass against a double-precision direct convolution.
  *
  * Work split: the forward pass cuts the flattened list of (sample, tile) into blocks of T
- * tiles, each computed on its own; backward cuts the batch into up to 8 chunks of whole
+ * tiles, each computed on its own by one thread, or, with fewer than 4 blocks a thread (as at
+ * batch 1), by all threads together (transforms split over channels and filters, products
+ * over the points xi); backward cuts the batch into up to 8 chunks of whole
  * samples (so no two threads add into the same dx), each with its partial dU and bias
  * gradient, summed over chunks in order. Blocks and chunks depend on the shapes only, so
  * results do not depend on the thread count. */
@@ -420,27 +422,30 @@ INLINE void plane_inputs(const wino_plan *p, const float *plane, bool next, cons
 }
 
 INLINE void seg_inputs_mt(const wino_plan *p, const float *x, const seg *s, float *V,
-                          int64_t ld, const int m, const int tv, const int rows)
+                          int64_t ld, int64_t c0, int64_t c1, const int m, const int tv,
+                          const int rows)
 {
     const int64_t HW = p->H * p->W;
-    for (int64_t c = 0; c < p->C; c++)
-        plane_inputs(p, x + c * HW, c + 1 < p->C, s, V + c * p->vrow, ld, m, tv, rows);
+    for (int64_t c = c0; c < c1; c++)
+        plane_inputs(p, x + c * HW, c + 1 < c1, s, V + c * p->vrow, ld, m, tv, rows);
 }
 
-/* Input transforms along a segment for the C planes from x's, into V[c * vrow + k]. */
+/* Input transforms along a segment for planes [c0, c1) from x's, into V[c * vrow + k]. */
 DS_HOT
-static void seg_inputs(const wino_plan *p, const float *x, const seg *s, float *V, int64_t ld)
+static void seg_inputs(const wino_plan *p, const float *x, const seg *s, float *V, int64_t ld,
+                       int64_t c0, int64_t c1)
 {
-    BY_TILE(p, s, seg_inputs_mt, p, x, s, V, ld);
+    BY_TILE(p, s, seg_inputs_mt, p, x, s, V, ld, c0, c1);
 }
 
-/* Input transforms of the tiles [g0, g0 + nt): V [C][xi][tb]. */
-static void block_inputs(const wino_plan *p, const float *x, int64_t g0, int64_t nt, float *V)
+/* Input transforms of the tiles [g0, g0 + nt) for channels [c0, c1): V [C][xi][tb]. */
+static void block_inputs(const wino_plan *p, const float *x, int64_t g0, int64_t nt, float *V,
+                         int64_t c0, int64_t c1)
 {
     seg s;
     for (int64_t g = g0; g < g0 + nt;) {
         int64_t next = seg_at(p, g, g0, g0 + nt, &s);
-        seg_inputs(p, x + s.n * p->C * p->H * p->W, &s, V + s.k0, p->tb);
+        seg_inputs(p, x + s.n * p->C * p->H * p->W, &s, V + s.k0, p->tb, c0, c1);
         g = next;
     }
 }
@@ -555,21 +560,54 @@ INLINE void plane_outputs(const wino_plan *p, const float *M, int64_t ld, int64_
 }
 
 INLINE void seg_outputs_mt(const wino_plan *p, const float *M, int64_t ld, const seg *s,
-                           float *y, const float *bias, int act, const int m, const int tv,
-                           const int rows)
+                           float *y, const float *bias, int act, int64_t f0, int64_t f1,
+                           const int m, const int tv, const int rows)
 {
     const int64_t OHW = p->OH * p->OW;
-    for (int64_t f = 0; f < p->F; f++)
-        plane_outputs(p, M + f * p->mrow, ld, f + 1 < p->F ? p->mrow : 0, s, y + f * OHW,
+    for (int64_t f = f0; f < f1; f++)
+        plane_outputs(p, M + f * p->mrow, ld, f + 1 < f1 ? p->mrow : 0, s, y + f * OHW,
                       bias ? bias[f] : 0.0f, act, m, tv, rows);
 }
 
-/* The outputs along a segment for the F filters, from M[f * mrow + k], into y's planes. */
+/* The outputs along a segment for filters [f0, f1), from M[f * mrow + k], into y's
+ * planes. */
 DS_HOT
 static void seg_outputs(const wino_plan *p, const float *M, int64_t ld, const seg *s,
-                        float *y, const float *bias, int act)
+                        float *y, const float *bias, int act, int64_t f0, int64_t f1)
 {
-    BY_TILE(p, s, seg_outputs_mt, p, M, ld, s, y, bias, act);
+    BY_TILE(p, s, seg_outputs_mt, p, M, ld, s, y, bias, act, f0, f1);
+}
+
+/* The parts of a block of the forward pass, tiles [g0, g0 + nt), with V and M [xi][F, tb]:
+ * the products M_xi = U_xi V_xi for points [k0, k1); the outputs of filters [f0, f1). */
+static void block_products(const wino_plan *p, const float *U, const float *V, float *M,
+                           int64_t nt, int k0, int k1)
+{
+    const int64_t F = p->F, C = p->C, tb = p->tb;
+    for (int k = k0; k < k1; k++)
+        dsi_sgemm(false, false, F, nt, C, 1.0f, U + k * F * C, C, V + k * tb, p->vrow, 0.0f,
+                  M + k * tb, p->mrow);
+}
+
+static void block_outputs(const ds_node *y, const wino_plan *p, const float *M, int64_t g0,
+                          int64_t nt, int64_t f0, int64_t f1)
+{
+    const float *bias = y->n_in == 3 ? y->in[2]->data : NULL;
+    seg sg;
+    for (int64_t g = g0; g < g0 + nt;) {
+        int64_t next = seg_at(p, g, g0, g0 + nt, &sg);
+        seg_outputs(p, M + sg.k0, p->tb, &sg, y->data + sg.n * p->F * p->OH * p->OW, bias,
+                    y->attr.conv.act, f0, f1);
+        g = next;
+    }
+}
+
+/* Block u's first tile and tile count. */
+static int64_t block_tiles(const wino_plan *p, int64_t u, int64_t *g0)
+{
+    int64_t total = p->N * p->tiles;
+    *g0 = u * p->tb;
+    return total - *g0 < p->tb ? total - *g0 : p->tb;
 }
 
 /* One block of the forward pass: tiles [u tb, (u + 1) tb) into y, with the V and M of
@@ -578,20 +616,44 @@ DS_HOT
 static void forward_block(const ds_node *y, const wino_plan *p, const float *U, int64_t u,
                           int tid)
 {
-    const float *bias = y->n_in == 3 ? y->in[2]->data : NULL;
-    const int64_t F = p->F, C = p->C, tb = p->tb, total = p->N * p->tiles;
-    float *V = y->g->scratch + p->shared + tid * p->per_thread, *M = V + C * p->vrow;
-    int64_t g0 = u * tb, nt = total - g0 < tb ? total - g0 : tb;
-    block_inputs(p, y->in[0]->data, g0, nt, V);
-    for (int k = 0; k < p->xi; k++)
-        dsi_sgemm(false, false, F, nt, C, 1.0f, U + k * F * C, C, V + k * tb, p->vrow, 0.0f,
-                  M + k * tb, p->mrow);
-    seg sg;
-    for (int64_t g = g0; g < g0 + nt;) {
-        int64_t next = seg_at(p, g, g0, g0 + nt, &sg);
-        seg_outputs(p, M + sg.k0, tb, &sg, y->data + sg.n * F * p->OH * p->OW, bias,
-                    y->attr.conv.act);
-        g = next;
+    float *V = y->g->scratch + p->shared + tid * p->per_thread, *M = V + p->C * p->vrow;
+    int64_t g0, nt = block_tiles(p, u, &g0);
+    block_inputs(p, y->in[0]->data, g0, nt, V, 0, p->C);
+    block_products(p, U, V, M, nt, 0, p->xi);
+    block_outputs(y, p, M, g0, nt, 0, p->F);
+}
+
+/* [lo, hi) of thread t of n over count items: the static split of STYLE.md. */
+static void share(int64_t count, int t, int n, int64_t *lo, int64_t *hi)
+{
+    int64_t per = (count + n - 1) / n;
+    *lo = t * per < count ? t * per : count;
+    *hi = *lo + per < count ? *lo + per : count;
+}
+
+/* Few blocks (a small batch): the threads compute each block together, with the V and M of
+ * slot 0, its input transforms split over channels, its products over the points xi, its
+ * outputs over filters. Each value is computed as forward_block computes it. */
+DS_HOT
+static void forward_wide(const ds_node *y, const wino_plan *p, const float *U, int64_t units,
+                         int nth)
+{
+    float *V = y->g->scratch + p->shared, *M = V + p->C * p->vrow;
+#pragma omp parallel num_threads(nth)
+    {
+        const int t = omp_get_thread_num(), n = omp_get_num_threads();
+        int64_t c0, c1, k0, k1, f0, f1;
+        share(p->C, t, n, &c0, &c1);
+        share(p->xi, t, n, &k0, &k1);
+        share(p->F, t, n, &f0, &f1);
+        for (int64_t u = 0; u < units; u++) {
+            int64_t g0, nt = block_tiles(p, u, &g0);
+            block_inputs(p, y->in[0]->data, g0, nt, V, c0, c1);
+#pragma omp barrier
+            block_products(p, U, V, M, nt, (int)k0, (int)k1);
+#pragma omp barrier
+            block_outputs(y, p, M, g0, nt, f0, f1);
+        }
     }
 }
 
@@ -603,6 +665,11 @@ void dsi_wino_forward(ds_node *y, const dsi_conv_geom *q)
     plan_of(q, dsi_wino_tile(q, C, F), y->in[0]->shape[0], C, F, &p);
     const float *U = filters(y, &p, true);
     const int64_t units = (p.N * p.tiles + p.tb - 1) / p.tb;
+    const int wide = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (wide > 1 && units < 4 * (int64_t)wide) {   /* blocks alone would leave threads idle */
+        forward_wide(y, &p, U, units, wide);
+        return;
+    }
     int nth = wino_threads(y, &p, units);
     if (nth == 1) {
         /* no parallel region: OpenBLAS may thread the products itself (inside a region of
@@ -729,7 +796,7 @@ static void backward_chunk(ds_node *y, const wino_plan *p, wants w, const float 
             g = next;
         }
         if (w.dw) {
-            block_inputs(p, x->data, g0, nt, V);
+            block_inputs(p, x->data, g0, nt, V, 0, p->C);
             for (int k = 0; k < p->xi; k++)
                 dsi_sgemm(false, true, F, C, nt, 1.0f, M + k * tb, p->mrow, V + k * tb,
                           p->vrow, g0 == g_start ? 0.0f : 1.0f, du + k * FC, C);
