@@ -636,7 +636,7 @@ static void share(int64_t count, int t, int n, int64_t *lo, int64_t *hi)
  * outputs over filters. Each value is computed as forward_block computes it. */
 DS_HOT
 static void forward_wide(const ds_node *y, const wino_plan *p, const float *U, int64_t units,
-                         int nth)
+                         DS_OMP_ONLY int nth)
 {
     float *V = y->g->scratch + p->shared, *M = V + p->C * p->vrow;
 #pragma omp parallel num_threads(nth)
@@ -649,9 +649,13 @@ static void forward_wide(const ds_node *y, const wino_plan *p, const float *U, i
         for (int64_t u = 0; u < units; u++) {
             int64_t g0, nt = block_tiles(p, u, &g0);
             block_inputs(p, y->in[0]->data, g0, nt, V, c0, c1);
+#ifdef _OPENMP   /* the minimal build has -fopenmp-simd only, which warns on it */
 #pragma omp barrier
+#endif
             block_products(p, U, V, M, nt, (int)k0, (int)k1);
+#ifdef _OPENMP
 #pragma omp barrier
+#endif
             block_outputs(y, p, M, g0, nt, f0, f1);
         }
     }
