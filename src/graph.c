@@ -34,6 +34,8 @@ void ds_graph_free(ds_graph *g)
     free(g->block);
     free(g->scratch);
     free(g->fold_buf);
+    free(g->wino_buf);
+    free(g->wino_stamps);
     free(g);
 }
 
@@ -56,7 +58,7 @@ int ds_graph_input_count(const ds_graph *g) { return g->n_inputs; }
 ds_node *ds_graph_input(const ds_graph *g, int i) { return (i >= 0 && i < g->n_inputs) ? g->inputs[i] : NULL; }
 size_t ds_graph_bytes(const ds_graph *g)
 {
-    return g->block_bytes + g->scratch_bytes + g->fold_bytes;
+    return g->block_bytes + g->scratch_bytes + g->fold_bytes + g->wino_bytes;
 }
 
 int64_t ds_graph_batch(const ds_graph *g)
@@ -641,6 +643,52 @@ static ds_status stash_inputs(ds_graph *g, float **keep, bool back)
     return DS_OK;
 }
 
+/* The convolutions' cached Winograd filters (dsi_conv_cache_floats): one region per node that
+ * has them, in node order, kept from one planning to the next. A region that keeps its place
+ * keeps its contents and stamp; one that moves, or a new buffer, starts empty. */
+static ds_status plan_wino(ds_graph *g)
+{
+    size_t floats = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+        floats += dsi_conv_cache_floats(g->nodes[i]);
+    size_t bytes = floats * sizeof(float);
+    if (g->n_nodes > g->wino_nstamps) {
+        dsi_wino_stamp *ns = realloc(g->wino_stamps, (size_t)g->n_nodes * sizeof *ns);
+        if (!ns)
+            return dsi_fail(DS_ERR_NOMEM, "out of memory planning the graph (%d nodes)",
+                            g->n_nodes);
+        memset(ns + g->wino_nstamps, 0, (size_t)(g->n_nodes - g->wino_nstamps) * sizeof *ns);
+        g->wino_stamps = ns;
+        g->wino_nstamps = g->n_nodes;
+        for (int i = 0; i < g->n_nodes; i++)   /* valid should the buffer fail below */
+            g->nodes[i]->wino_stamp = &ns[i];
+    }
+    if (bytes > g->wino_cap) {
+        float *nb = dsi_aligned_alloc_raw(bytes);
+        if (!nb)
+            return dsi_fail(DS_ERR_NOMEM, "out of memory for %zu bytes of Winograd-transformed "
+                            "filters%s", bytes, dsi_mem_note(bytes));
+        free(g->wino_buf);
+        g->wino_buf = nb;
+        g->wino_cap = bytes;
+        for (int i = 0; i < g->wino_nstamps; i++)   /* (nb may sit where the old one did) */
+            g->wino_stamps[i].u = NULL;
+    }
+    g->wino_bytes = bytes;
+    float *p = g->wino_buf;
+    for (int i = 0; i < g->n_nodes; i++) {
+        ds_node *y = g->nodes[i];
+        size_t f = dsi_conv_cache_floats(y);
+        y->wino_u = f ? p : NULL;
+        y->wino_stamp = &g->wino_stamps[i];
+        if (y->wino_stamp->u != y->wino_u)
+            y->wino_stamp->m = 0;
+        y->wino_stamp->u = y->wino_u;
+        p += f;
+    }
+    return DS_OK;
+}
+
 ds_status ds_graph_plan(ds_graph *g)
 {
     if (g->status != DS_OK)
@@ -707,6 +755,8 @@ ds_status ds_graph_plan(ds_graph *g)
     }
     g->fold_bytes = fold;
     dsi_infer_bind(g);
+    if ((st = plan_wino(g)) != DS_OK)
+        goto done;
     if (scratch > g->scratch_bytes) {
         float *ns = dsi_aligned_alloc_raw(scratch);
         if (!ns) {

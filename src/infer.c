@@ -278,6 +278,9 @@ static void forward_pooled(ds_node *y)
             pooled_sub(y, g, s, y->data);
         return;
     }
+    op_view v;   /* the sub-batches' filters (their weights are the view's, folded or not) */
+    make_view(y, &v, 0, y->pool_sub, y->data);
+    dsi_conv_prepare(&v.y);
 #pragma omp parallel for schedule(static) num_threads((int)slots)
     for (int64_t s = 0; s < nsub; s++) {
         int t = omp_get_thread_num();

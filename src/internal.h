@@ -104,6 +104,9 @@ struct ds_model {
     ds_rng rng;
     uint64_t version;      /* bumped whenever the values may change (dsi_model_touch): an
                             * inference plan refolds batch norm when it differs */
+    uint64_t weights_version; /* the same but for batch norm's running statistics moving in a
+                            * forward pass (dsi_model_touch_stats): cached Winograd filters of
+                            * a convolution (conv_winograd.c) are current while it is */
     /* counters for automatic layer names, per type */
     struct { char type[32]; int count; } *names;
     int n_names, cap_names;
@@ -113,7 +116,13 @@ struct ds_model {
 ds_status dsi_model_auto_name(ds_model *m, const char *type, char *buf, size_t cap);
 /* Records that parameter values may have changed (any writer but the accessors, which
  * call it themselves). */
-static inline void dsi_model_touch(ds_model *m) { m->version++; }
+static inline void dsi_model_touch(ds_model *m)
+{
+    m->version++;
+    m->weights_version++;
+}
+/* Records that batch norm's running statistics move (no other parameter). */
+static inline void dsi_model_touch_stats(ds_model *m) { m->version++; }
 /* Finds "<layer>.<suffix>" or creates it with init. Checks the shape of an existing one. */
 ds_param *dsi_model_get_param(ds_model *m, const char *layer, const char *suffix, int ndim,
                               const int64_t *shape, int trainable, ds_init init);
@@ -221,6 +230,17 @@ union dsi_state {
     } dropout;
 };
 
+/* What a convolution's cached Winograd filters (ds_node.wino_u) were transformed from. They
+ * live in the graph's memory, not the node, so that the copies of a node an inference plan
+ * runs on (infer.c's views) share them. */
+typedef struct {
+    const float *u;        /* where they are (a planning may move them) */
+    const float *src;      /* the weights transformed (the conv's, or its batch-norm fold) */
+    uint64_t version;      /* the model's version then (filters_version, conv_winograd.c) */
+    uint64_t step;         /* g->step of the pass that transformed them */
+    int m;                 /* output tile side of the transform; 0: nothing cached */
+} dsi_wino_stamp;
+
 struct ds_node {
     ds_graph *g;
     int id;                /* index in g->nodes; creation order is a topological order */
@@ -255,6 +275,9 @@ struct ds_node {
     int pool_slots;        /* sub-batches run at once, one per thread: data holds that many */
     size_t pool_slice;     /* scratch bytes of one of them */
     bool pooled;           /* a pooling computed by the conv that feeds it (its pool) */
+    /* Set by every planning (conv.c's dsi_conv_cache_floats says which nodes): */
+    float *wino_u;         /* this conv's Winograd-transformed filters in g->wino_buf, or NULL */
+    dsi_wino_stamp *wino_stamp;   /* what wino_u holds (g->wino_stamps[id]) */
 };
 
 typedef struct {
@@ -281,6 +304,10 @@ struct ds_graph {
     size_t fold_bytes, fold_cap;
     uint64_t fold_version; /* the model's version they were folded from */
     bool fold_ready;       /* fold_buf holds the folds of fold_version */
+    float *wino_buf;       /* the convolutions' cached Winograd filters (wino_u), any plan */
+    size_t wino_bytes, wino_cap;
+    dsi_wino_stamp *wino_stamps;   /* one per node (n_nodes at the last planning) */
+    int wino_nstamps;
     bool bwd_clobbers;     /* planned: a backward pass overwrites values backward reads */
     bool bwd_spent;        /* a backward pass has clobbered the last forward's values */
     int64_t plan_batch;    /* batch size at the last planning (inputs keep their values) */
@@ -502,6 +529,15 @@ void dsi_infer_bind(ds_graph *g);
 void dsi_infer_forward(ds_node *y);
 /* Refolds when the model's values changed since the last fold. */
 void dsi_infer_refold(ds_graph *g);
+
+/* ---- cached Winograd filters (ops/conv.c, ops/conv_winograd.c) ---- */
+/* Floats of g->wino_buf that conv node y's transformed filters take: 0 (none cached) unless
+ * Winograd may compute y and its weights are a parameter (so the model's version says when
+ * they change). */
+size_t dsi_conv_cache_floats(const ds_node *y);
+/* Brings y's cached filters up to date before forward passes run on copies of y in
+ * parallel (infer.c's pooled sub-batches), which then only read them. */
+void dsi_conv_prepare(ds_node *y);
 
 /* ---- small utilities (util.c) ---- */
 /* A growing string. Appends never fail: oom records an allocation failure, checked once at

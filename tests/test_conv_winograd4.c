@@ -1,6 +1,6 @@
 /* test_conv_winograd4.c - Winograd F(4x4, 3x3) against im2col + sgemm (forward, dx, dW, db
  * with and without a fused ReLU, odd and even sizes, cut tiles, batch 1 and more samples than
- * chunks, 1 and 2 threads bit for bit); its fp32 error against a direct convolution in
+ * chunks, 1, 2 and 3 threads bit for bit); its fp32 error against a direct convolution in
  * double on galaxy-sized layers; and the galaxy CNNs' convolutions taking it. */
 #include "test.h"
 
@@ -160,16 +160,20 @@ TEST(winograd4_threads_bit_identical)
 {
     static const wcase k = {11, 16, 24, 20, 16, {1, 1}, {1, 1}, true, true};
     int keep = ds_get_num_threads();
-    int64_t n1, n2;
-    int t1, t2;
+    int64_t n1, n2, n3;
+    int t1, t2, t3;
     ds_set_num_threads(1);
     float *a = run(&k, WINO4, &n1, &t1);
-    ds_set_num_threads(2);
+    ds_set_num_threads(2);   /* 2 blocks: the threads compute each together */
     float *b = run(&k, WINO4, &n2, &t2);
+    ds_set_num_threads(3);
+    float *c = run(&k, WINO4, &n3, &t3);
     ds_set_num_threads(keep);
-    int ok = a && b && n1 == n2 && !memcmp(a, b, (size_t)n1 * sizeof *a) && t1 == 4 && t2 == 4;
+    int ok = a && b && c && n1 == n2 && n1 == n3 && !memcmp(a, b, (size_t)n1 * sizeof *a) &&
+             !memcmp(a, c, (size_t)n1 * sizeof *a) && t1 == 4 && t2 == 4 && t3 == 4;
     free(a);
     free(b);
+    free(c);
     CHECK(ok);
     return TEST_PASS;
 }

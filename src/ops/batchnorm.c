@@ -249,7 +249,7 @@ static void bn_forward(ds_node *y)
     bool update = batch && (g->mode & DS_BN_UPDATE);
     y->state.batchnorm.batch_stats = batch;
     if (update)
-        dsi_model_touch(g->m);   /* the running statistics move (before any thread runs) */
+        dsi_model_touch_stats(g->m);   /* the running statistics move (before any thread runs) */
     if (batch && M < 2) {
         /* PyTorch: "Expected more than 1 value per channel when training" */
         dsi_run_fail(g, DS_ERR_VALUE, "batchnorm '%s': expected more than 1 value per channel "

@@ -338,6 +338,23 @@ int dsi_conv_wino_tile(const ds_node *y)
                                : 0;
 }
 
+size_t dsi_conv_cache_floats(const ds_node *y)
+{
+    if (y->op != DS_OP_CONV || y->in[1]->op != DS_OP_PARAM)
+        return 0;
+    dsi_conv_geom q;
+    conv_geom(y, &q);
+    return dsi_wino_cache_floats(&q, y->in[0]->shape[1], y->in[1]->shape[0]);
+}
+
+void dsi_conv_prepare(ds_node *y)
+{
+    dsi_conv_geom q;
+    conv_geom(y, &q);
+    if (y->wino_u && use_winograd(y, &q))
+        dsi_wino_prepare(y, &q);
+}
+
 /* Scratch for any algorithm, so that ds_set_conv_algo may change between passes. */
 static size_t conv_scratch(const ds_node *y)
 {

@@ -71,6 +71,10 @@ int dsi_wino_tile(const dsi_conv_geom *q, int64_t C, int64_t F);
 void dsi_wino_set_max_tile(int m);
 size_t dsi_wino_scratch(const dsi_conv_geom *q, int64_t N, int64_t C, int64_t F, int nth);
 void dsi_wino_forward(ds_node *y, const dsi_conv_geom *q);
+/* Floats of a conv node's cached transformed filters (0 if Winograd does not apply); brings
+ * them up to date for a forward pass (see dsi_conv_prepare). */
+size_t dsi_wino_cache_floats(const dsi_conv_geom *q, int64_t C, int64_t F);
+void dsi_wino_prepare(ds_node *y, const dsi_conv_geom *q);
 void dsi_wino_backward(ds_node *y, const dsi_conv_geom *q);
 /* The Winograd tile side a conv node's next pass would use (conv.c): 0 for im2col. */
 int dsi_conv_wino_tile(const ds_node *y);

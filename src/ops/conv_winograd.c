@@ -17,7 +17,9 @@
  * error of each pass against a double-precision direct convolution.
  *
  * Work split: the forward pass cuts the flattened list of (sample, tile) into blocks of T
- * tiles, each computed on its own; backward cuts the batch into up to 8 chunks of whole
+ * tiles, each computed on its own by one thread, or, with fewer than 4 blocks a thread (as at
+ * batch 1), by all threads together (transforms split over channels and filters, products
+ * over the points xi); backward cuts the batch into up to 8 chunks of whole
  * samples (so no two threads add into the same dx), each with its partial dU and bias
  * gradient, summed over chunks in order. Blocks and chunks depend on the shapes only, so
  * results do not depend on the thread count. */
@@ -104,6 +106,14 @@ int dsi_wino_tile(const dsi_conv_geom *q, int64_t C, int64_t F)
     if (max_tile < 4 || q->out[1] < 6 || q->out[2] < 6)
         return 2;
     return 4;
+}
+
+size_t dsi_wino_cache_floats(const dsi_conv_geom *q, int64_t C, int64_t F)
+{
+    if (!dsi_wino_applies(q, C, F))
+        return 0;
+    int a = q->out[1] < 6 || q->out[2] < 6 ? 4 : 6;   /* the largest tile it may use */
+    return (size_t)(a * a * F * C + 15) / 16 * 16;
 }
 
 typedef struct {
@@ -248,6 +258,52 @@ static void weight_adjoint(const float *dU, int m, int64_t F, int64_t C, float *
     }
 }
 
+/* ---- the filters a pass uses ---- */
+
+/* The model version y's transformed filters follow: with a batch norm folded in (an inference
+ * plan), its running statistics too. */
+static uint64_t filters_version(const ds_node *y)
+{
+    return y->fold ? y->g->m->version : y->g->m->weights_version;
+}
+
+/* U [xi, F, C], y's filters transformed for tile side p->m: y's cache (ds_node.wino_u) when
+ * it holds them, else transformed into it (or, inside a parallel region, where other threads
+ * may read the cache, into the scratch). An inference plan keeps them until the model's
+ * version changes (as its batch-norm folds: see ds_param_data). A training plan transforms
+ * them in each forward pass (its weights may have been written through a pointer taken
+ * earlier, as gradient checks do) and its backward pass reuses them. The transform is the
+ * same wherever it lands, so results do not depend on the cache. */
+static const float *filters(ds_node *y, const wino_plan *p, bool forward)
+{
+    const float *w = y->in[1]->data;
+    float *U = y->wino_u;
+    if (U) {
+        const ds_graph *g = y->g;
+        dsi_wino_stamp *s = y->wino_stamp;
+        const uint64_t v = filters_version(y);
+        if (s->m == p->m && s->src == w && s->version == v &&
+            (g->infer || (!forward && s->step + 1 == g->step)))
+            return U;
+        if (!omp_in_parallel()) {
+            weight_transform(w, p->m, p->F, p->C, U);
+            *s = (dsi_wino_stamp){.u = U, .src = w, .version = v, .step = g->step, .m = p->m};
+            return U;
+        }
+    }
+    U = y->g->scratch;
+    weight_transform(w, p->m, p->F, p->C, U);
+    return U;
+}
+
+void dsi_wino_prepare(ds_node *y, const dsi_conv_geom *q)
+{
+    wino_plan p;
+    int64_t C = y->in[0]->shape[1], F = y->in[1]->shape[0];
+    plan_of(q, dsi_wino_tile(q, C, F), y->in[0]->shape[0], C, F, &p);
+    filters(y, &p, true);
+}
+
 /* ---- tiles along rows ----
  * A block of tiles is a run of segments, each at position k0 in the block: a stretch
  * [tw0, tw1) of one tile row th of one sample n, or (rows > 1) that many whole tile rows
@@ -366,27 +422,30 @@ INLINE void plane_inputs(const wino_plan *p, const float *plane, bool next, cons
 }
 
 INLINE void seg_inputs_mt(const wino_plan *p, const float *x, const seg *s, float *V,
-                          int64_t ld, const int m, const int tv, const int rows)
+                          int64_t ld, int64_t c0, int64_t c1, const int m, const int tv,
+                          const int rows)
 {
     const int64_t HW = p->H * p->W;
-    for (int64_t c = 0; c < p->C; c++)
-        plane_inputs(p, x + c * HW, c + 1 < p->C, s, V + c * p->vrow, ld, m, tv, rows);
+    for (int64_t c = c0; c < c1; c++)
+        plane_inputs(p, x + c * HW, c + 1 < c1, s, V + c * p->vrow, ld, m, tv, rows);
 }
 
-/* Input transforms along a segment for the C planes from x's, into V[c * vrow + k]. */
+/* Input transforms along a segment for planes [c0, c1) from x's, into V[c * vrow + k]. */
 DS_HOT
-static void seg_inputs(const wino_plan *p, const float *x, const seg *s, float *V, int64_t ld)
+static void seg_inputs(const wino_plan *p, const float *x, const seg *s, float *V, int64_t ld,
+                       int64_t c0, int64_t c1)
 {
-    BY_TILE(p, s, seg_inputs_mt, p, x, s, V, ld);
+    BY_TILE(p, s, seg_inputs_mt, p, x, s, V, ld, c0, c1);
 }
 
-/* Input transforms of the tiles [g0, g0 + nt): V [C][xi][tb]. */
-static void block_inputs(const wino_plan *p, const float *x, int64_t g0, int64_t nt, float *V)
+/* Input transforms of the tiles [g0, g0 + nt) for channels [c0, c1): V [C][xi][tb]. */
+static void block_inputs(const wino_plan *p, const float *x, int64_t g0, int64_t nt, float *V,
+                         int64_t c0, int64_t c1)
 {
     seg s;
     for (int64_t g = g0; g < g0 + nt;) {
         int64_t next = seg_at(p, g, g0, g0 + nt, &s);
-        seg_inputs(p, x + s.n * p->C * p->H * p->W, &s, V + s.k0, p->tb);
+        seg_inputs(p, x + s.n * p->C * p->H * p->W, &s, V + s.k0, p->tb, c0, c1);
         g = next;
     }
 }
@@ -501,21 +560,54 @@ INLINE void plane_outputs(const wino_plan *p, const float *M, int64_t ld, int64_
 }
 
 INLINE void seg_outputs_mt(const wino_plan *p, const float *M, int64_t ld, const seg *s,
-                           float *y, const float *bias, int act, const int m, const int tv,
-                           const int rows)
+                           float *y, const float *bias, int act, int64_t f0, int64_t f1,
+                           const int m, const int tv, const int rows)
 {
     const int64_t OHW = p->OH * p->OW;
-    for (int64_t f = 0; f < p->F; f++)
-        plane_outputs(p, M + f * p->mrow, ld, f + 1 < p->F ? p->mrow : 0, s, y + f * OHW,
+    for (int64_t f = f0; f < f1; f++)
+        plane_outputs(p, M + f * p->mrow, ld, f + 1 < f1 ? p->mrow : 0, s, y + f * OHW,
                       bias ? bias[f] : 0.0f, act, m, tv, rows);
 }
 
-/* The outputs along a segment for the F filters, from M[f * mrow + k], into y's planes. */
+/* The outputs along a segment for filters [f0, f1), from M[f * mrow + k], into y's
+ * planes. */
 DS_HOT
 static void seg_outputs(const wino_plan *p, const float *M, int64_t ld, const seg *s,
-                        float *y, const float *bias, int act)
+                        float *y, const float *bias, int act, int64_t f0, int64_t f1)
 {
-    BY_TILE(p, s, seg_outputs_mt, p, M, ld, s, y, bias, act);
+    BY_TILE(p, s, seg_outputs_mt, p, M, ld, s, y, bias, act, f0, f1);
+}
+
+/* The parts of a block of the forward pass, tiles [g0, g0 + nt), with V and M [xi][F, tb]:
+ * the products M_xi = U_xi V_xi for points [k0, k1); the outputs of filters [f0, f1). */
+static void block_products(const wino_plan *p, const float *U, const float *V, float *M,
+                           int64_t nt, int k0, int k1)
+{
+    const int64_t F = p->F, C = p->C, tb = p->tb;
+    for (int k = k0; k < k1; k++)
+        dsi_sgemm(false, false, F, nt, C, 1.0f, U + k * F * C, C, V + k * tb, p->vrow, 0.0f,
+                  M + k * tb, p->mrow);
+}
+
+static void block_outputs(const ds_node *y, const wino_plan *p, const float *M, int64_t g0,
+                          int64_t nt, int64_t f0, int64_t f1)
+{
+    const float *bias = y->n_in == 3 ? y->in[2]->data : NULL;
+    seg sg;
+    for (int64_t g = g0; g < g0 + nt;) {
+        int64_t next = seg_at(p, g, g0, g0 + nt, &sg);
+        seg_outputs(p, M + sg.k0, p->tb, &sg, y->data + sg.n * p->F * p->OH * p->OW, bias,
+                    y->attr.conv.act, f0, f1);
+        g = next;
+    }
+}
+
+/* Block u's first tile and tile count. */
+static int64_t block_tiles(const wino_plan *p, int64_t u, int64_t *g0)
+{
+    int64_t total = p->N * p->tiles;
+    *g0 = u * p->tb;
+    return total - *g0 < p->tb ? total - *g0 : p->tb;
 }
 
 /* One block of the forward pass: tiles [u tb, (u + 1) tb) into y, with the V and M of
@@ -524,20 +616,48 @@ DS_HOT
 static void forward_block(const ds_node *y, const wino_plan *p, const float *U, int64_t u,
                           int tid)
 {
-    const float *bias = y->n_in == 3 ? y->in[2]->data : NULL;
-    const int64_t F = p->F, C = p->C, tb = p->tb, total = p->N * p->tiles;
-    float *V = y->g->scratch + p->shared + tid * p->per_thread, *M = V + C * p->vrow;
-    int64_t g0 = u * tb, nt = total - g0 < tb ? total - g0 : tb;
-    block_inputs(p, y->in[0]->data, g0, nt, V);
-    for (int k = 0; k < p->xi; k++)
-        dsi_sgemm(false, false, F, nt, C, 1.0f, U + k * F * C, C, V + k * tb, p->vrow, 0.0f,
-                  M + k * tb, p->mrow);
-    seg sg;
-    for (int64_t g = g0; g < g0 + nt;) {
-        int64_t next = seg_at(p, g, g0, g0 + nt, &sg);
-        seg_outputs(p, M + sg.k0, tb, &sg, y->data + sg.n * F * p->OH * p->OW, bias,
-                    y->attr.conv.act);
-        g = next;
+    float *V = y->g->scratch + p->shared + tid * p->per_thread, *M = V + p->C * p->vrow;
+    int64_t g0, nt = block_tiles(p, u, &g0);
+    block_inputs(p, y->in[0]->data, g0, nt, V, 0, p->C);
+    block_products(p, U, V, M, nt, 0, p->xi);
+    block_outputs(y, p, M, g0, nt, 0, p->F);
+}
+
+/* [lo, hi) of thread t of n over count items: the static split of STYLE.md. */
+static void share(int64_t count, int t, int n, int64_t *lo, int64_t *hi)
+{
+    int64_t per = (count + n - 1) / n;
+    *lo = t * per < count ? t * per : count;
+    *hi = *lo + per < count ? *lo + per : count;
+}
+
+/* Few blocks (a small batch): the threads compute each block together, with the V and M of
+ * slot 0, its input transforms split over channels, its products over the points xi, its
+ * outputs over filters. Each value is computed as forward_block computes it. */
+DS_HOT
+static void forward_wide(const ds_node *y, const wino_plan *p, const float *U, int64_t units,
+                         DS_OMP_ONLY int nth)
+{
+    float *V = y->g->scratch + p->shared, *M = V + p->C * p->vrow;
+#pragma omp parallel num_threads(nth)
+    {
+        const int t = omp_get_thread_num(), n = omp_get_num_threads();
+        int64_t c0, c1, k0, k1, f0, f1;
+        share(p->C, t, n, &c0, &c1);
+        share(p->xi, t, n, &k0, &k1);
+        share(p->F, t, n, &f0, &f1);
+        for (int64_t u = 0; u < units; u++) {
+            int64_t g0, nt = block_tiles(p, u, &g0);
+            block_inputs(p, y->in[0]->data, g0, nt, V, c0, c1);
+#ifdef _OPENMP   /* the minimal build has -fopenmp-simd only, which warns on it */
+#pragma omp barrier
+#endif
+            block_products(p, U, V, M, nt, (int)k0, (int)k1);
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+            block_outputs(y, p, M, g0, nt, f0, f1);
+        }
     }
 }
 
@@ -547,9 +667,13 @@ void dsi_wino_forward(ds_node *y, const dsi_conv_geom *q)
     wino_plan p;
     int64_t C = y->in[0]->shape[1], F = y->in[1]->shape[0];
     plan_of(q, dsi_wino_tile(q, C, F), y->in[0]->shape[0], C, F, &p);
-    float *U = y->g->scratch;
-    weight_transform(y->in[1]->data, p.m, p.F, p.C, U);
+    const float *U = filters(y, &p, true);
     const int64_t units = (p.N * p.tiles + p.tb - 1) / p.tb;
+    const int wide = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (wide > 1 && units < 4 * (int64_t)wide) {   /* blocks alone would leave threads idle */
+        forward_wide(y, &p, U, units, wide);
+        return;
+    }
     int nth = wino_threads(y, &p, units);
     if (nth == 1) {
         /* no parallel region: OpenBLAS may thread the products itself (inside a region of
@@ -676,7 +800,7 @@ static void backward_chunk(ds_node *y, const wino_plan *p, wants w, const float 
             g = next;
         }
         if (w.dw) {
-            block_inputs(p, x->data, g0, nt, V);
+            block_inputs(p, x->data, g0, nt, V, 0, p->C);
             for (int k = 0; k < p->xi; k++)
                 dsi_sgemm(false, true, F, C, nt, 1.0f, M + k * tb, p->mrow, V + k * tb,
                           p->vrow, g0 == g_start ? 0.0f : 1.0f, du + k * FC, C);
@@ -705,9 +829,7 @@ void dsi_wino_backward(ds_node *y, const dsi_conv_geom *q)
     wino_plan p;
     plan_of(q, m, x->shape[0], x->shape[1], wt->shape[0], &p);
     const int64_t nch = p.nch;
-    float *U = y->g->scratch;
-    if (w.dx)
-        weight_transform(wt->data, m, p.F, p.C, U);
+    const float *U = w.dx ? filters(y, &p, false) : NULL;
     int nth = wino_threads(y, &p, nch);
     if (nth == 1) {
         for (int64_t ch = 0; ch < nch; ch++)   /* no region: see dsi_wino_forward */
