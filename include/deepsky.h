@@ -689,6 +689,21 @@ DS_API ds_node *ds_loss_gaussian_nll(ds_graph *g, ds_node *mean, ds_node *logvar
  * may be NULL for the standard normal (the VAE term). */
 DS_API ds_node *ds_loss_kl_gaussian(ds_graph *g, ds_node *mu1, ds_node *logvar1,
                                     ds_node *mu2, ds_node *logvar2, ds_reduction r);
+/* Mean squared bias (Tewes et al. 2019): the rows of pred and target [N, ...] come in
+ * groups of `group` consecutive rows, the realizations (e.g. noise draws) of one case. With
+ * d = pred - target, per case and feature b = mean of d over the group and s2 its sample
+ * variance; the loss is the mean (or sum) over cases and features of b^2 - s2 / group
+ * (unbiased: the noise's share of b^2 taken out; else b^2), plus mse times the mean (or
+ * sum) of d^2. It penalizes a biased mean prediction rather than single errors: an
+ * estimator trained with it does not shrink toward the prior as MSE's posterior mean does.
+ * N must be a multiple of group (DS_ERR_SHAPE otherwise). */
+typedef struct {
+    int group;                /* realizations per case, >= 1 (>= 2 when unbiased) */
+    double mse;               /* weight of the MSE term, >= 0 */
+    int unbiased;
+} ds_msb_opts;
+DS_API ds_node *ds_loss_msb(ds_graph *g, ds_node *pred, ds_node *target, const ds_msb_opts *o,
+                            ds_reduction r);
 
 /* ------------------------------------------------------------------------------------------
  * Optimizers. Hyper-parameters of 0 take PyTorch's defaults.
