@@ -1139,6 +1139,20 @@ typedef struct {
      * Nets with one labelled loss only. NULL: labels are left as they are. */
     void (*augment_labels)(void *ctx, int transform, float *label, int64_t n);
     void *augment_ctx;
+    /* Gaussian noise of this standard deviation added to the input noise_input (NULL: the
+     * first input), after its scaling and the transforms above: fresh in every row of every
+     * step (a hash of the seed, the epoch and the row's place in the epoch), so each epoch
+     * sees new noise (a simulator's sky noise on noiseless stamps, or Keras's
+     * GaussianNoise). 0: off. */
+    double augment_noise;
+    const char *noise_input;
+    /* Each sample drawn appears repeat times in consecutive rows of its batch (the
+     * transforms above are the same for all of them, the noise is not): the realizations
+     * that "loss msb group=repeat" compares. batch_size counts rows and must be a multiple
+     * of repeat; an epoch passes every sample repeat times. Validation data is used as
+     * given (put each case's realizations in consecutive rows). 0 or 1: off; not with
+     * streams. */
+    int repeat;
     int patience;               /* early stopping on validation loss; 0: off */
     /* Output weights: the last epoch's, with "<stem>.best.safetensors" for the best epoch
      * and "<stem>.ckpt.safetensors" holding the optimizer state, the loop state, the history
