@@ -192,3 +192,50 @@ TEST(fit_repeat_errors)
     ds_tensor_free(y);
     return TEST_PASS;
 }
+
+/* ---- the command line: --repeat and --augment noise:S[:INPUT] ---- */
+#include "spawn.h"
+
+#include <stdlib.h>
+
+TEST(cli_train_repeat_and_noise)
+{
+    char dir[] = "/tmp/deepsky_repeat_XXXXXX", cmd[2048], out[8192], p[4][320];
+    CHECK(mkdtemp(dir));
+    ds_tensor *x, *y;
+    make_data(&x, &y);
+    snprintf(p[0], sizeof p[0], "%s/x.npy", dir);
+    snprintf(p[1], sizeof p[1], "%s/y.npy", dir);
+    snprintf(p[2], sizeof p[2], "%s/m.model", dir);
+    snprintf(p[3], sizeof p[3], "%s/w.safetensors", dir);
+    FILE *f = fopen(p[2], "w");
+    CHECK(f && fputs(msb_net, f) >= 0 && fclose(f) == 0);
+    CHECK(ds_npy_save(x, p[0]) == DS_OK && ds_npy_save(y, p[1]) == DS_OK);
+    ds_tensor_free(x);
+    ds_tensor_free(y);
+    static const struct { const char *flags; int status; const char *want; } c[] = {
+        {"--repeat 4 --batch-size 16 --augment noise:0.3", 0, "epoch 2/2"},
+        {"--repeat 4 --batch-size 16 --augment noise:0.3:input_1", 0, "epoch 2/2"},
+        {"--repeat 4 --batch-size 10", 1, "10 rows are not whole groups of group=4"},
+        {"--repeat 0", 2, "--repeat"},
+        {"--augment noise:0", 2, "noise:S[:INPUT] takes a standard deviation S > 0"},
+        {"--augment noise:x", 2, "'noise:x'"},
+        {"--repeat 4 --batch-size 16 --augment noise:1:psf", 1,
+         "no input named 'psf' (the inputs: 'input_1')"},
+    };
+    int rc = TEST_PASS;
+    for (size_t i = 0; i < sizeof c / sizeof c[0] && rc == TEST_PASS; i++) {
+        snprintf(cmd, sizeof cmd, "exec '%s' train '%s' --data '%s' --labels '%s' -o '%s' "
+                 "--epochs 2 %s 2>&1", cli_bin(), p[2], p[0], p[1], p[3], c[i].flags);
+        int st = cli_run_sh(cmd, NULL, out, sizeof out);
+        if (st != c[i].status || !strstr(out, c[i].want)) {
+            snprintf(msg_, cap_, "%s: status %d (want %d), output:\n%s", c[i].flags, st,
+                     c[i].status, out);
+            rc = TEST_FAIL;
+        }
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        rc = TEST_FAIL;
+    return rc;
+}

@@ -645,9 +645,13 @@ static ds_status repeat_check(fit_run *fr)
     for (int i = 0; i < n->n_inputs && !fr->noise; i++)
         if (!o->noise_input || !strcmp(o->noise_input, n->inputs[i].name))
             fr->noise = n->inputs[i].node, fr->noise_name = n->inputs[i].name;
-    if (!fr->noise)
-        return dsi_fail(DS_ERR_ARG, "%s: noise_input: no input named '%s'", n->path,
-                        o->noise_input);
+    if (!fr->noise) {
+        char names[256] = "";
+        for (int i = 0; i < n->n_inputs; i++)
+            dsi_snprintf_cat(names, sizeof names, "%s'%s'", i ? ", " : "", n->inputs[i].name);
+        return dsi_fail(DS_ERR_ARG, "%s: noise_input: no input named '%s' (the inputs: %s)",
+                        n->path, o->noise_input, names);
+    }
     return DS_OK;
 }
 
