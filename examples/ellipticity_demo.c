@@ -31,6 +31,11 @@ typedef struct {
     uint64_t seed;
     const char *out, *model;
     bool quick;
+    /* msb (the default): the training set is noiseless, each step draws `realizations`
+     * noise fields per galaxy and the loss scores their mean prediction's bias (the
+     * model's "loss msb group=K"); mse: fixed noisy stamps and the MSE loss */
+    bool msb;
+    int realizations;
 } config;
 
 /* One method's measurements of a set: e[i][2], a failure flag, and the truth. */
@@ -146,6 +151,50 @@ static void sim_binned(const config *c, uint64_t seed, ds_tensor **img, ds_tenso
     }
     *img = imgs;
     *truth = tr;
+}
+
+/* Training galaxies without noise for the bias-targeting loss, their flux set by an SNR
+ * drawn uniform in [snr_min, snr_max] (the sky noise is drawn at every step instead). */
+static void sim_noiseless(ds_sim_opts so, ds_tensor **img, ds_tensor **truth)
+{
+    double lo = so.snr_min, hi = so.snr_max;
+    so.snr_max = 0;   /* unit flux, no noise; the truth's snr is that of the unit flux */
+    TRY(ds_sim_galaxies(&so, img, truth));
+    int64_t n = so.count, npix = (int64_t)so.size * so.size;
+    ds_rng r;
+    ds_rng_seed(&r, so.seed ^ 0x5e5eULL);
+    float *x = ds_tensor_data(*img), *t = ds_tensor_data(*truth);
+    for (int64_t i = 0; i < n; i++) {
+        double snr = lo + (hi - lo) * ds_rng_uniform(&r), f = snr / t[NC * i + 5];
+        for (int64_t j = 0; j < npix; j++)
+            x[i * npix + j] *= (float)f;
+        t[NC * i + 4] = (float)f;
+        t[NC * i + 5] = (float)snr;
+    }
+}
+
+/* Each of the n galaxies of (img, truth) k times in consecutive rows, each row with its
+ * own sky noise: a validation set for the bias-targeting loss. */
+static void realize(const ds_tensor *img, const ds_tensor *truth, int k, uint64_t seed,
+                    ds_tensor **out_img, ds_tensor **out_truth)
+{
+    const int64_t *sh = ds_tensor_shape(img);
+    int64_t n = sh[0], npix = sh[2] * sh[3];
+    ds_tensor *x = ds_tensor_create(4, (int64_t[]){n * k, 1, sh[2], sh[3]});
+    ds_tensor *t = ds_tensor_create(2, (int64_t[]){n * k, NC});
+    if (!x || !t)
+        TRY(DS_ERR_NOMEM);
+    for (int64_t i = 0; i < n * k; i++) {
+        float *xi = ds_tensor_data(x) + i * npix;
+        memcpy(xi, ds_tensor_data((ds_tensor *)img) + i / k * npix, (size_t)npix * sizeof *xi);
+        memcpy(ds_tensor_data(t) + i * NC, ds_tensor_data((ds_tensor *)truth) + i / k * NC,
+               NC * sizeof(float));
+        ds_rng r;
+        ds_rng_seed(&r, seed * 1000003ULL + (uint64_t)i);
+        ds_add_noise(xi, npix, 1.0, 0, &r);
+    }
+    *out_img = x;
+    *out_truth = t;
 }
 
 /* Training labels: columns e1, e2 of the truth table. */
@@ -448,14 +497,15 @@ static void fig_residuals(const config *c, stats st[NMETHODS][NBINS + 1], measur
 static void usage(void)
 {
     fprintf(stderr, "usage: ellipticity_demo [--quick] [--out DIR] [--model FILE] [--seed S]\n"
-            "                        [--train N] [--per-bin N] [--epochs E] [--budget SECONDS]\n");
+            "                        [--train N] [--per-bin N] [--epochs E] [--budget SECONDS]\n"
+            "                        [--loss msb|mse]\n");
 }
 
 int main(int argc, char **argv)
 {
     config c = {.n_train = 50000, .per_bin = 2500, .n_val = 2000, .epochs = 30, .size = 32,
                 .budget_s = 420, .seed = 1, .out = "out/ellipticity",
-                .model = "examples/ellipticity.model"};
+                .model = NULL, .realizations = 4};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--quick")) {
@@ -486,15 +536,21 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--budget") && v) {
             c.budget_s = atof(v);
             i++;
+        } else if (!strcmp(a, "--loss") && v && (!strcmp(v, "msb") || !strcmp(v, "mse"))) {
+            c.msb = !strcmp(v, "msb");
+            i++;
         } else {
             usage();
             return 2;
         }
     }
-    if (c.n_train < 100 || c.per_bin < 10 || c.epochs < 1) {
+    if (c.n_train < 100 || c.per_bin < 10 || c.epochs < 1 ||
+        (c.msb && c.n_val % c.realizations)) {
         usage();
         return 2;
     }
+    if (!c.model)   /* the msb model's loss line has group=4: c.realizations */
+        c.model = c.msb ? "examples/ellipticity_msb.model" : "examples/ellipticity.model";
     double t0 = now_s();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "mkdir -p '%s'", c.out);
@@ -516,10 +572,24 @@ int main(int argc, char **argv)
     so.snr_max = 100;
     ds_tensor *xtr, *ttr, *xva, *tva, *xcal, *tcal, *xte, *tte;
     double ts = now_s();
-    TRY(ds_sim_galaxies(&so, &xtr, &ttr));
     so.count = c.n_val;
     so.seed = c.seed * 7919 + 1;
-    TRY(ds_sim_galaxies(&so, &xva, &tva));
+    if (c.msb) {
+        ds_tensor *x1, *t1;
+        so.count = c.n_val / c.realizations;
+        sim_noiseless(so, &x1, &t1);
+        realize(x1, t1, c.realizations, so.seed, &xva, &tva);
+        ds_tensor_free(x1);
+        ds_tensor_free(t1);
+    } else {
+        TRY(ds_sim_galaxies(&so, &xva, &tva));
+    }
+    so.count = c.n_train;
+    so.seed = c.seed * 7919;
+    if (c.msb)
+        sim_noiseless(so, &xtr, &ttr);
+    else
+        TRY(ds_sim_galaxies(&so, &xtr, &ttr));
     sim_binned(&c, c.seed * 31 + 2, &xcal, &tcal);
     sim_binned(&c, c.seed * 31 + 3, &xte, &tte);
     double n_sim = (double)(c.n_train + c.n_val + 2 * c.per_bin * NBINS);
@@ -554,6 +624,10 @@ int main(int argc, char **argv)
                       .log_csv = logp, .curve_png = curve, .max_seconds = c.budget_s,
                       .augment = DS_AUG_FLIPS | DS_AUG_ROT90,
                       .augment_labels = ds_ellipticity_transform, .command = command};
+    if (c.msb) {   /* fresh sky noise (sigma 1) in each of a galaxy's realizations */
+        fo.repeat = c.realizations;
+        fo.augment_noise = 1.0;
+    }
     TRY(ds_net_fit(net, xtr, ytr, xva, yva, &fo, &fr));
     free(command);
     printf("   %d epochs in %.0f s%s, best validation loss %.5f at epoch %d\n", fr.epochs_run,

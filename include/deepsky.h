@@ -689,6 +689,21 @@ DS_API ds_node *ds_loss_gaussian_nll(ds_graph *g, ds_node *mean, ds_node *logvar
  * may be NULL for the standard normal (the VAE term). */
 DS_API ds_node *ds_loss_kl_gaussian(ds_graph *g, ds_node *mu1, ds_node *logvar1,
                                     ds_node *mu2, ds_node *logvar2, ds_reduction r);
+/* Mean squared bias (Tewes et al. 2019): the rows of pred and target [N, ...] come in
+ * groups of `group` consecutive rows, the realizations (e.g. noise draws) of one case. With
+ * d = pred - target, per case and feature b = mean of d over the group and s2 its sample
+ * variance; the loss is the mean (or sum) over cases and features of b^2 - s2 / group
+ * (unbiased: the noise's share of b^2 taken out; else b^2), plus mse times the mean (or
+ * sum) of d^2. It penalizes a biased mean prediction rather than single errors: an
+ * estimator trained with it does not shrink toward the prior as MSE's posterior mean does.
+ * N must be a multiple of group (DS_ERR_SHAPE otherwise). */
+typedef struct {
+    int group;                /* realizations per case, >= 1 (>= 2 when unbiased) */
+    double mse;               /* weight of the MSE term, >= 0 */
+    int unbiased;
+} ds_msb_opts;
+DS_API ds_node *ds_loss_msb(ds_graph *g, ds_node *pred, ds_node *target, const ds_msb_opts *o,
+                            ds_reduction r);
 
 /* ------------------------------------------------------------------------------------------
  * Optimizers. Hyper-parameters of 0 take PyTorch's defaults.
@@ -1163,6 +1178,20 @@ typedef struct {
      * Nets with one labelled loss only. NULL: labels are left as they are. */
     void (*augment_labels)(void *ctx, int transform, float *label, int64_t n);
     void *augment_ctx;
+    /* Gaussian noise of this standard deviation added to the input noise_input (NULL: the
+     * first input), after its scaling and the transforms above: fresh in every row of every
+     * step (a hash of the seed, the epoch and the row's place in the epoch), so each epoch
+     * sees new noise (a simulator's sky noise on noiseless stamps, or Keras's
+     * GaussianNoise). 0: off. */
+    double augment_noise;
+    const char *noise_input;
+    /* Each sample drawn appears repeat times in consecutive rows of its batch (the
+     * transforms above are the same for all of them, the noise is not): the realizations
+     * that "loss msb group=repeat" compares. batch_size counts rows and must be a multiple
+     * of repeat; an epoch passes every sample repeat times. Validation data is used as
+     * given (put each case's realizations in consecutive rows). 0 or 1: off; not with
+     * streams. */
+    int repeat;
     int patience;               /* early stopping on validation loss; 0: off */
     /* Output weights: the last epoch's, with "<stem>.best.safetensors" for the best epoch
      * and "<stem>.ckpt.safetensors" holding the optimizer state, the loop state, the history

@@ -192,7 +192,12 @@ typedef struct {
     float momentum, eps;
     int act;                   /* a fused activation (DSI_FUSE_*), only ever set by the planner */
 } dsi_batchnorm_attr;
-typedef struct { ds_reduction reduction; } dsi_loss_attr;
+typedef struct {
+    ds_reduction reduction;
+    int group;                   /* loss_msb: realizations per case */
+    float mse;                   /* loss_msb: weight of the MSE term */
+    int unbiased;                /* loss_msb: the noise's share taken out of b^2 */
+} dsi_loss_attr;
 
 union dsi_attr {
     dsi_none_attr none;

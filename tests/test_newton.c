@@ -548,6 +548,12 @@ static ds_node *b_loss_gaussian_nll(rig *k)
                                 target(k, "t", 2, (int64_t[]){4, 3}, -1, 1), DS_REDUCE_MEAN);
 }
 
+static ds_node *b_loss_msb(rig *k)   /* z is [4, 3]: two groups of two rows */
+{
+    ds_msb_opts o = {.group = 2, .mse = 0.3, .unbiased = 1};
+    return ds_loss_msb(k->g, ds_tanh(k->g, k->z), ds_mul(k->g, k->z2, k->z2), &o, DS_REDUCE_MEAN);
+}
+
 static const hcase cases[] = {
     {"add_scalar", b_add_scalar}, {"mul_scalar", b_mul_scalar}, {"pow_scalar", b_pow_scalar},
     {"neg", b_neg}, {"exp", b_exp}, {"log", b_log}, {"sqrt", b_sqrt}, {"square", b_square},
@@ -561,7 +567,7 @@ static const hcase cases[] = {
     {"softmax", b_softmax}, {"softmax_axis0", b_softmax_axis0}, {"log_softmax", b_log_softmax},
     {"concat", b_concat}, {"slice", b_slice}, {"linear_deep", b_linear_deep},
     {"loss_mse", b_loss_mse}, {"loss_mse_sum", b_loss_mse_sum},
-    {"loss_mae", b_loss_mae}, {"loss_bce_logits", b_loss_bce_logits},
+    {"loss_mae", b_loss_mae}, {"loss_msb", b_loss_msb}, {"loss_bce_logits", b_loss_bce_logits},
     {"loss_cce_logits", b_loss_cce_logits}, {"loss_cce_int_spatial", b_loss_cce_spatial},
     {"loss_gaussian_nll", b_loss_gaussian_nll},
 };

@@ -168,11 +168,33 @@ static int apply_scales(const cli_cmd *c, ds_net *n, const ds_feed *f, ds_stream
     return 0;
 }
 
-static bool parse_augment(const cli_cmd *c, int *flags, int *shift)
+/* noise:S or noise:S:INPUT: Gaussian noise of standard deviation S on the first input or
+ * the one named. */
+static bool parse_noise(const cli_cmd *c, const char *t, double *noise, char *input, size_t cap)
+{
+    char *end;
+    errno = 0;
+    double s = strtod(t + 6, &end);
+    if (end == t + 6 || (*end && *end != ':') || errno || !(s > 0 && s < 1e30) ||
+        (*end == ':' && (!end[1] || strlen(end + 1) >= cap))) {
+        cli_usage_error(c, "option '--augment': '%s': noise:S[:INPUT] takes a standard "
+                        "deviation S > 0 (in the input's units after scaling) and optionally "
+                        "an input's name", t);
+        return false;
+    }
+    *noise = s;
+    snprintf(input, cap, "%s", *end == ':' ? end + 1 : "");
+    return true;
+}
+
+static bool parse_augment(const cli_cmd *c, int *flags, int *shift, double *noise, char *input,
+                          size_t cap)
 {
     const char *v = cli_get(c, "augment");
     *flags = 0;
     *shift = 0;
+    *noise = 0;
+    input[0] = 0;
     if (!v)
         return true;
     char buf[128], *save = NULL;
@@ -194,9 +216,12 @@ static bool parse_augment(const cli_cmd *c, int *flags, int *shift)
                 return false;
             }
             *shift = (int)s;
+        } else if (!strncmp(t, "noise:", 6)) {
+            if (!parse_noise(c, t, noise, input, cap))
+                return false;
         } else {
-            cli_usage_error(c, "option '--augment': '%s' is not flips, hflip, rot90 or shift:N",
-                            t);
+            cli_usage_error(c, "option '--augment': '%s' is not flips, hflip, rot90, shift:N or "
+                            "noise:S[:INPUT]", t);
             return false;
         }
     }
@@ -348,6 +373,9 @@ typedef struct {
     bool vsplit_last;      /* --val-split-last: the last fraction, unshuffled */
     bool stream;           /* --data or --labels names several files: streamed */
     int aug, aug_shift;
+    double noise;          /* --augment noise:S[:INPUT] */
+    char noise_input[64];
+    long repeat;
 } train_settings;
 
 /* --memory-limit SIZE: bytes, or a number with K, M, G or T (powers of 1024); set once the
@@ -418,7 +446,9 @@ static int check_options(const cli_cmd *c, train_settings *t)
         !cli_long(c, "accumulate", 1, 1000000, 1, &t->accumulate) ||
         !cli_long(c, "seed", 0, 0x7fffffffL, 0, &t->seed) ||
         !cli_long(c, "early-stopping", 1, 1000000, 0, &t->patience) ||
-        !parse_split(c, t) || !parse_augment(c, &t->aug, &t->aug_shift) ||
+        !parse_split(c, t) || !cli_long(c, "repeat", 1, 1L << 20, 1, &t->repeat) ||
+        !parse_augment(c, &t->aug, &t->aug_shift, &t->noise, t->noise_input,
+                       sizeof t->noise_input) ||
         !cli_double(c, "checkpoint-every", 0, 1e9, 10, &t->every) ||
         !cli_long(c, "shuffle-buffer", 1, 1L << 40, 0, &t->buffer) ||
         !cli_threads(c) || !check_scales(c) ||
@@ -617,7 +647,11 @@ int cmd_train(int argc, char **argv)
         CLI_OPT("augment", 0, "LIST", "random transforms of images [N, C, H, W] each epoch, "
                 "a list of: flips (mirrors of rows and columns), hflip (left-right mirrors "
                 "only), rot90 (quarter turns of square images), shift:N (translations by up "
-                "to N pixels, uncovered pixels 0)"),
+                "to N pixels, uncovered pixels 0), noise:S[:INPUT] (Gaussian noise of standard "
+                "deviation S on the first input or INPUT, after scaling, fresh in every step)"),
+        CLI_OPT("repeat", 0, "K", "each sample drawn appears K times in a row in its batch (its "
+                "noise differs): the realizations 'loss msb group=K' compares; the batch size "
+                "counts rows (default 1)"),
         CLI_OPT("early-stopping", 0, "P", "stop after P epochs without a better validation loss"),
         CLI_OPTS("scale", 0, "HOW", "none, standardize, per_image, asinh[:A], divide:A for every "
                  "input (default none); NAME=HOW for each input"),
@@ -692,7 +726,8 @@ int cmd_train(int argc, char **argv)
     ds_fit_opts fo = {
         .epochs = (int)t.epochs, .batch_size = t.batch, .accumulate = (int)t.accumulate,
         .seed = (uint64_t)t.seed, .no_shuffle = cli_has(&c, "no-shuffle"), .augment = t.aug,
-        .augment_shift = t.aug_shift,
+        .augment_shift = t.aug_shift, .augment_noise = t.noise,
+        .noise_input = t.noise_input[0] ? t.noise_input : NULL, .repeat = (int)t.repeat,
         .patience = (int)t.patience, .skip_nonfinite = cli_has(&c, "skip-nonfinite"),
         .out_path = rf.out, .log_csv = rf.log, .curve_png = rf.curve,
         .checkpoint_every = t.every, .settings = settings,

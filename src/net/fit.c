@@ -154,6 +154,10 @@ typedef struct {
     ds_trainer *tr;
     int epochs;
     int64_t N, B, S;           /* samples; per pass; per optimizer step */
+    int64_t R, rep;            /* rows per epoch (N x rep); rows per sample drawn */
+    int64_t i0;                /* the step's first row in the epoch, for the noise */
+    ds_node *noise;            /* the input the noise goes to, or NULL */
+    const char *noise_name;
     int64_t *perm;
     double *hist;              /* HCOLS values per epoch */
     float *tmp;                /* an image plane, for augmentation */
@@ -279,6 +283,13 @@ static ds_status make_settings(fit_run *fr)
                    "augment: %s\nnon-finite steps: %s\n", (unsigned long long)o->seed,
                    (long long)fr->B, (long long)(fr->S / fr->B), o->no_shuffle ? "no" : "yes",
                    aug, o->skip_nonfinite ? "skip" : "stop");
+    if (fr->rep > 1)
+        dsi_buf_printf(&b, "repeat: %lld\n", (long long)fr->rep);
+    if (fr->noise) {
+        char nb[32];
+        dsi_buf_printf(&b, "noise: %s on '%s'\n", float_str((float)o->augment_noise, nb,
+                       sizeof nb), fr->noise_name);
+    }
     optim_settings(&b, fr);
     for (int i = 0; i < fr->n->n_inputs; i++) {
         const dsi_net_input *in = &fr->n->inputs[i];
@@ -532,44 +543,72 @@ static ds_status resumed_side_files(const fit_run *fr)
 }
 
 /* ---- augmentation, through the trainer's batch hook ---- */
+/* Sample k's transform and shift (k of the micro-batch at rows[first..]). */
+static void transform_sample(fit_run *fr, ds_net *n, const int64_t *rows, int64_t first,
+                             int64_t k)
+{
+    const ds_fit_opts *o = fr->o;
+    uint64_t idx = (uint64_t)(fr->ids ? fr->ids[first + k] : rows ? rows[first + k]
+                                                                  : first + k);
+    uint64_t r = dsi_mix64(o->seed ^ dsi_mix64((uint64_t)fr->epoch * 0x9e37ULL + idx));
+    int t = (o->augment & DS_AUG_FLIPS) ? (int)(r & 3) : 0;
+    if (o->augment & DS_AUG_ROT90)
+        t |= (int)((r >> 2) & 3) << 2;
+    if ((o->augment & DS_AUG_HFLIP) && !(o->augment & DS_AUG_FLIPS))
+        t |= (int)((r >> 4) & 1);
+    int64_t s = o->augment_shift, span = 2 * s + 1;
+    int64_t dy = s ? (int64_t)(((r >> 8) & 0xffffff) % (uint64_t)span) - s : 0;
+    int64_t dx = s ? (int64_t)(((r >> 32) & 0xffffff) % (uint64_t)span) - s : 0;
+    if (!t && !dy && !dx)
+        return;
+    for (int i = 0; i < n->n_inputs; i++) {
+        ds_node *in = n->inputs[i].node;
+        if (in->ndim < 4)
+            continue;
+        int64_t f = in->numel / in->shape[0], h = in->shape[in->ndim - 2];
+        int64_t w = in->shape[in->ndim - 1];
+        ds_image_transform(in->data + k * f, f / (h * w), h, w, t, fr->tmp);
+        ds_image_shift(in->data + k * f, f / (h * w), h, w, dy, dx);
+    }
+    if (o->augment_labels && t) {
+        ds_node *y = n->targets[0].target;
+        int64_t fy = y->numel / y->shape[0];
+        o->augment_labels(o->augment_ctx, t, y->data + k * fy, fy);
+    }
+}
+
+/* Fresh Gaussian noise in the b rows of the micro-batch starting at row `first` of the step:
+ * each row's stream is a hash of (seed, epoch, its place in the epoch). */
+static void add_noise(fit_run *fr, int64_t first, int64_t b)
+{
+    ds_node *x = fr->noise;
+    int64_t f = x->numel / x->shape[0];
+    float sigma = (float)fr->o->augment_noise;
+    uint64_t base = dsi_mix64(fr->o->seed ^ 0x6e6f697365ULL) ^ dsi_mix64((uint64_t)fr->epoch + 1);
+#pragma omp parallel for schedule(static) if (b * f > DS_PAR_MIN)
+    for (int64_t k = 0; k < b; k++) {
+        ds_rng r;
+        ds_rng_seed(&r, base ^ dsi_mix64((uint64_t)(fr->i0 + first + k) * 0x9e3779b97f4a7c15ULL));
+        float *v = x->data + k * f;
+        for (int64_t i = 0; i < f; i++)
+            v[i] += sigma * (float)ds_rng_normal(&r);
+    }
+}
+
 /* Random flips and quarter turns of the last two axes of every input of rank 4 or more,
- * then random shifts, per sample (the same for all of a sample's images), in place, with
- * the labels mapped by the user's hook (for the flips and turns). The choice is a hash of
- * (seed, epoch, sample): the same whatever the batch order. Bits of the hash: 0-1 flips,
- * 2-3 turns, 4 the left-right mirror, 8-31 and 32-55 the shifts. */
+ * then random shifts, per sample (the same for all of a sample's images and for all its
+ * repeats), in place, with the labels mapped by the user's hook (for the flips and
+ * turns); then the noise. The choice is a hash of (seed, epoch, sample): the same whatever
+ * the batch order. Bits of the hash: 0-1 flips, 2-3 turns, 4 the left-right mirror, 8-31
+ * and 32-55 the shifts. */
 static void augment_batch(void *ctx, ds_net *n, const int64_t *rows, int64_t first, int64_t b)
 {
     fit_run *fr = ctx;
-    const ds_fit_opts *o = fr->o;
-    for (int64_t k = 0; k < b; k++) {
-        uint64_t idx = (uint64_t)(fr->ids ? fr->ids[first + k] : rows ? rows[first + k]
-                                                                      : first + k);
-        uint64_t r = dsi_mix64(o->seed ^ dsi_mix64((uint64_t)fr->epoch * 0x9e37ULL + idx));
-        int t = (o->augment & DS_AUG_FLIPS) ? (int)(r & 3) : 0;
-        if (o->augment & DS_AUG_ROT90)
-            t |= (int)((r >> 2) & 3) << 2;
-        if ((o->augment & DS_AUG_HFLIP) && !(o->augment & DS_AUG_FLIPS))
-            t |= (int)((r >> 4) & 1);
-        int64_t s = o->augment_shift, span = 2 * s + 1;
-        int64_t dy = s ? (int64_t)(((r >> 8) & 0xffffff) % (uint64_t)span) - s : 0;
-        int64_t dx = s ? (int64_t)(((r >> 32) & 0xffffff) % (uint64_t)span) - s : 0;
-        if (!t && !dy && !dx)
-            continue;
-        for (int i = 0; i < n->n_inputs; i++) {
-            ds_node *in = n->inputs[i].node;
-            if (in->ndim < 4)
-                continue;
-            int64_t f = in->numel / in->shape[0], h = in->shape[in->ndim - 2];
-            int64_t w = in->shape[in->ndim - 1];
-            ds_image_transform(in->data + k * f, f / (h * w), h, w, t, fr->tmp);
-            ds_image_shift(in->data + k * f, f / (h * w), h, w, dy, dx);
-        }
-        if (o->augment_labels && t) {
-            ds_node *y = n->targets[0].target;
-            int64_t fy = y->numel / y->shape[0];
-            o->augment_labels(o->augment_ctx, t, y->data + k * fy, fy);
-        }
-    }
+    if (fr->o->augment || fr->o->augment_shift)
+        for (int64_t k = 0; k < b; k++)
+            transform_sample(fr, n, rows, first, k);
+    if (fr->noise)
+        add_noise(fr, first, b);
 }
 
 /* Augmentation needs images: inputs [N, C, H, W] (square for quarter turns); the largest
@@ -605,6 +644,34 @@ static ds_status augment_check(const ds_net *n, const ds_fit_opts *o, int64_t *p
 
 /* ---- the run ---- */
 /* The data, the labels and the settings, before anything is allocated. */
+/* repeat and the noise's input. */
+static ds_status repeat_check(fit_run *fr)
+{
+    const ds_fit_opts *o = fr->o;
+    if (o->repeat < 0 || o->repeat > 1 << 20)
+        return dsi_fail(DS_ERR_ARG, "repeat: %d rows per sample (0 to %d)", o->repeat, 1 << 20);
+    fr->rep = o->repeat > 1 ? o->repeat : 1;
+    if (fr->rep > 1 && fr->stream)
+        return dsi_fail(DS_ERR_ARG, "repeat: not available when training on a stream");
+    if (!(o->augment_noise >= 0 && o->augment_noise < 1e30))
+        return dsi_fail(DS_ERR_ARG, "augment_noise: standard deviation %g must be >= 0",
+                        o->augment_noise);
+    if (o->augment_noise == 0)
+        return DS_OK;
+    ds_net *n = fr->n;
+    for (int i = 0; i < n->n_inputs && !fr->noise; i++)
+        if (!o->noise_input || !strcmp(o->noise_input, n->inputs[i].name))
+            fr->noise = n->inputs[i].node, fr->noise_name = n->inputs[i].name;
+    if (!fr->noise) {
+        char names[256] = "";
+        for (int i = 0; i < n->n_inputs; i++)
+            dsi_snprintf_cat(names, sizeof names, "%s'%s'", i ? ", " : "", n->inputs[i].name);
+        return dsi_fail(DS_ERR_ARG, "%s: noise_input: no input named '%s' (the inputs: %s)",
+                        n->path, o->noise_input, names);
+    }
+    return DS_OK;
+}
+
 static ds_status fit_check(fit_run *fr, const ds_feed *train, const ds_feed *val)
 {
     ds_net *n = fr->n;
@@ -626,12 +693,19 @@ static ds_status fit_check(fit_run *fr, const ds_feed *train, const ds_feed *val
         fr->val.n = 0;
     if (fr->o->accumulate < 0)
         return dsi_fail(DS_ERR_ARG, "accumulate: %d passes per step", fr->o->accumulate);
+    if ((st = repeat_check(fr)))
+        return st;
     fr->N = fr->data.n;
+    fr->R = fr->N * fr->rep;
     fr->B = fr->o->batch_size > 0 ? fr->o->batch_size : 32;
-    if (fr->B > fr->N)
-        fr->B = fr->N;
+    if (fr->B > fr->R)
+        fr->B = fr->R;
+    if (fr->B % fr->rep)
+        return dsi_fail(DS_ERR_ARG, "batch size %lld is not a multiple of repeat=%lld (a "
+                        "batch holds whole groups of a sample's repeats)", (long long)fr->B,
+                        (long long)fr->rep);
     int k = fr->o->accumulate > 1 ? fr->o->accumulate : 1;
-    fr->S = fr->B * k < fr->N ? fr->B * k : fr->N;
+    fr->S = fr->B * k < fr->R ? fr->B * k : fr->R;
     fr->epochs = fr->o->epochs > 0 ? fr->o->epochs : 10;
     return DS_OK;
 }
@@ -647,11 +721,12 @@ static ds_status fit_setup(fit_run *fr)
     ds_trainer_opts to = {
         .micro_batch = fr->S > fr->B ? fr->B : 0, .skip_nonfinite = o->skip_nonfinite,
         .grad_hook = o->grad_hook, .grad_ctx = o->grad_ctx,
-        .batch_hook = o->augment || o->augment_shift ? augment_batch : NULL, .batch_ctx = fr,
+        .batch_hook = o->augment || o->augment_shift || fr->noise ? augment_batch : NULL,
+        .batch_ctx = fr,
     };
     if ((st = ds_trainer_create(fr->n, &to, &fr->tr)))
         return st;
-    fr->perm = fr->stream ? NULL : malloc((size_t)fr->N * sizeof *fr->perm);
+    fr->perm = fr->stream ? NULL : malloc((size_t)fr->R * sizeof *fr->perm);
     fr->hist = calloc((size_t)fr->epochs * HCOLS, sizeof *fr->hist);
     fr->tmp = malloc((size_t)plane * sizeof *fr->tmp);
     if ((!fr->perm && !fr->stream) || !fr->hist || !fr->tmp)
@@ -770,8 +845,8 @@ static void progress_step(fit_run *fr, int e, int64_t bi, int64_t batches, int64
                           const epoch_sums *es)
 {
     double el = now_s() - fr->t_start;
-    double done_frac = ((double)(e - fr->start) * fr->N + (double)seen) /
-                       ((double)(fr->epochs - fr->start) * fr->N);
+    double done_frac = ((double)(e - fr->start) * fr->R + (double)seen) /
+                       ((double)(fr->epochs - fr->start) * fr->R);
     ds_progress p = {
         .epoch = e + 1, .epochs = fr->epochs, .batch = bi + 1, .batches = batches,
         .seen = seen, .loss = es->lsum / es->lseen,
@@ -786,15 +861,20 @@ static void progress_step(fit_run *fr, int e, int64_t bi, int64_t batches, int64
 /* The optimizer steps of epoch e; the epoch's training loss and metric into hr. */
 static ds_status run_epoch(fit_run *fr, int e, double *hr)
 {
-    if (!fr->stream)
+    if (!fr->stream) {
         shuffle(fr->perm, fr->N, fr->o->seed, e, fr->o->no_shuffle);
+        for (int64_t i = fr->N - 1; fr->rep > 1 && i >= 0; i--)   /* back to front: in place */
+            for (int64_t r = fr->rep - 1; r >= 0; r--)
+                fr->perm[i * fr->rep + r] = fr->perm[i];
+    }
     fr->epoch = e;
     epoch_sums es = {0};
-    int64_t batches = (fr->N + fr->S - 1) / fr->S;
+    int64_t batches = (fr->R + fr->S - 1) / fr->S;
     ds_optim *opt = ds_trainer_optim(fr->tr);
     float lr = ds_optim_lr(opt);
     for (int64_t bi = 0; bi < batches; bi++) {
-        int64_t i0 = bi * fr->S, b = fr->N - i0 < fr->S ? fr->N - i0 : fr->S;
+        int64_t i0 = bi * fr->S, b = fr->R - i0 < fr->S ? fr->R - i0 : fr->S;
+        fr->i0 = i0;
         ds_step_result sr;
         ds_status st = fr->stream ? stream_batch(fr, e, bi, &b) : DS_OK;
         if (st)
@@ -898,10 +978,10 @@ static ds_status save_epoch(fit_run *fr, int e, bool improved, bool last)
 static void progress_epoch(const fit_run *fr, int e, const double *hr, bool improved)
 {
     double el = now_s() - fr->t_start;
-    int64_t batches = (fr->N + fr->S - 1) / fr->S;
+    int64_t batches = (fr->R + fr->S - 1) / fr->S;
     ds_progress p = {
         .epoch = e + 1, .epochs = fr->epochs, .batch = batches, .batches = batches,
-        .seen = fr->N, .loss = hr[0], .metric = hr[1], .metric_name = fr->mname,
+        .seen = fr->R, .loss = hr[0], .metric = hr[1], .metric_name = fr->mname,
         .samples_per_s = fr->seen_total / fmax(el, 1e-9),
         .eta_s = el / (double)(e + 1 - fr->start) * (double)(fr->epochs - e - 1),
         .elapsed_s = el, .end_of_epoch = 1, .val_loss = hr[2], .val_metric = hr[3],
@@ -955,7 +1035,7 @@ static ds_status fit(ds_net *n, const ds_feed *train, ds_stream *stream, const d
     ds_schedule *sc = &n->optim.schedule;
     int64_t t_max = sc->t_max;   /* a cosine schedule without one spans the run */
     if (!st && sc->kind == DS_SCHED_COSINE && t_max == 0)
-        sc->t_max = sc->per_epoch ? fr.epochs : fr.epochs * ((fr.N + fr.S - 1) / fr.S);
+        sc->t_max = sc->per_epoch ? fr.epochs : fr.epochs * ((fr.R + fr.S - 1) / fr.S);
     if (!st)
         st = fit_setup(&fr);
     if (!st)

@@ -1162,6 +1162,31 @@ static ds_status l_pointwise(builder *b, spec *s, const loss_def *d, loss_line *
     return DS_OK;
 }
 
+/* msb (mean squared bias): targets of the prediction's shape, rows in groups of
+ * realizations. */
+static ds_status l_msb(builder *b, spec *s, const loss_def *d, loss_line *l, ds_node **out)
+{
+    (void)d;
+    long group;
+    double mse;
+    bool unbiased;
+    ds_status st;
+    if ((st = get_int(s, KEYS("group"), 1, 1 << 20, 0, true, &group)) ||
+        (st = get_float(s, KEYS("mse"), 0, 1e30, 0, &mse)) ||
+        (st = get_bool(s, KEYS("unbiased"), group > 1, &unbiased)))
+        return st;
+    if (unbiased && group < 2)
+        return fail_at(s, DS_ERR_ARG, "loss %s: unbiased=true needs group >= 2 (the spread "
+                       "of one realization is unknown)", s->pos);
+    ds_node *t = target_input(b, s, l, ds_node_ndim(l->y), ds_node_shape(l->y));
+    if (!t)
+        return dsi_last_status();
+    ds_msb_opts o = {.group = (int)group, .mse = mse, .unbiased = unbiased};
+    *out = ds_loss_msb(b->net->g, l->y, t, &o, l->red);
+    l->pred = l->y;
+    return DS_OK;
+}
+
 /* binary cross-entropy: after a sigmoid layer the logits before it are used (stable). */
 static ds_status l_bce(builder *b, spec *s, const loss_def *d, loss_line *l, ds_node **out)
 {
@@ -1261,6 +1286,8 @@ static const loss_def loss_defs[] = {
      .loss = DSI_LOSS_CCE, .labels = LAB_CLASSES, .keys = "from_logits", .sparse = true},
     {.kind = "gaussian_nll", .synonyms = "", .build = l_gaussian, .loss = DSI_LOSS_GAUSS_NLL,
      .labels = LAB_MEAN, .keys = "mean logvar"},
+    {.kind = "msb", .synonyms = "mean_squared_bias", .build = l_msb, .loss = DSI_LOSS_MSB,
+     .labels = LAB_PRED, .keys = "group mse unbiased"},
     {.kind = "kl_gaussian", .synonyms = "kl", .build = l_gaussian, .loss = DSI_LOSS_KL,
      .labels = LAB_NONE, .keys = "mean logvar"},
 };

@@ -535,7 +535,8 @@ void dsi_net_batch_metric(const ds_net *n, int64_t b, double *num, double *den)
             *num += (p[i] > (t->output_logits ? 0.0f : 0.5f)) == (y[i] > 0.5f);
             *den += 1;
         }
-    } else if (t->kind == DSI_LOSS_MSE || t->kind == DSI_LOSS_MAE) {
+    } else if (t->kind == DSI_LOSS_MSE || t->kind == DSI_LOSS_MAE ||
+               t->kind == DSI_LOSS_MSB) {
         for (int64_t i = 0; i < o->numel / o->shape[0] * b; i++) {
             double e = (double)p[i] - y[i];
             *num += e * e;
@@ -549,7 +550,7 @@ double dsi_net_metric_value(const ds_net *n, double num, double den)
     if (den <= 0 || !n->n_targets)
         return NAN;
     dsi_loss_kind k = n->targets[0].kind;
-    if (k == DSI_LOSS_MSE || k == DSI_LOSS_MAE)
+    if (k == DSI_LOSS_MSE || k == DSI_LOSS_MAE || k == DSI_LOSS_MSB)
         return sqrt(num / den);
     return num / den;
 }
@@ -559,7 +560,7 @@ const char *dsi_net_metric_name(const ds_net *n)
     dsi_loss_kind k = n->n_targets ? n->targets[0].kind : DSI_LOSS_NONE;
     if (k == DSI_LOSS_CCE || k == DSI_LOSS_BCE)
         return "acc";
-    if (k == DSI_LOSS_MSE || k == DSI_LOSS_MAE)
+    if (k == DSI_LOSS_MSE || k == DSI_LOSS_MAE || k == DSI_LOSS_MSB)
         return "rmse";
     return NULL;
 }

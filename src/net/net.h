@@ -7,7 +7,7 @@
 
 typedef enum {
     DSI_LOSS_NONE = 0, DSI_LOSS_MSE, DSI_LOSS_MAE, DSI_LOSS_BCE, DSI_LOSS_CCE,
-    DSI_LOSS_GAUSS_NLL, DSI_LOSS_KL,
+    DSI_LOSS_GAUSS_NLL, DSI_LOSS_KL, DSI_LOSS_MSB,
 } dsi_loss_kind;
 
 /* A data input with its preprocessing (stored with the weights). */

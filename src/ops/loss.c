@@ -1,5 +1,6 @@
 /* loss.c - loss ops (MSE, MAE, BCE, BCE on logits, cross-entropy on logits with soft or
- * integer targets, Gaussian NLL, Gaussian KL): scalar nodes; shape rules, forward, backward.
+ * integer targets, Gaussian NLL, Gaussian KL, mean squared bias over groups of noise
+ * realizations): scalar nodes; shape rules, forward, backward.
  *
  * Every loss is a 0-dim node; attr.loss.reduction is DS_REDUCE_MEAN or DS_REDUCE_SUM.
  * Sums are accumulated in double in a fixed order, so the value does not depend on the
@@ -501,6 +502,114 @@ const ds_op_def dsi_op_loss_kl_gaussian = {
     .shape = kl_shape, .cpu = {kl_forward, kl_backward}, .bwd_reads = dsi_reads_inputs,
 };
 
+/* ---- Mean squared bias over groups (Tewes et al. 2019, A&A 621, A36) ----
+ * Rows g K .. g K + K - 1 of [N, ...] are K realizations (e.g. noise draws) of one case;
+ * d = pred - target. Per case and feature, b = mean_k d_k and s2 = sum_k (d_k - b)^2 / (K - 1);
+ * the loss is sum over cases and features of (b^2 - u s2 / K) (u = 1: the unbiased estimate
+ * of the squared bias, without the noise's share; u = 0: plain b^2), scaled by 1 / (G F)
+ * for the mean (G cases, F features), plus w sum d^2 (scaled by 1 / (N F)): the MSE term.
+ * dd_k = c_b (2 b / K - u 2 (d_k - b) / (K (K - 1))) + c_m 2 w d_k,  dt = -dd. */
+static ds_status msb_shape(ds_node *y)
+{
+    ds_status st = same_shapes_rule(y, pred_target);
+    if (st)
+        return st;
+    const ds_node *p = y->in[0];
+    int k = y->attr.loss.group;
+    if (p->ndim < 1 || p->shape[0] % k)
+        return dsi_fail_node(y, DS_ERR_SHAPE, "prediction %s: %lld rows are not whole groups "
+                             "of group=%d realizations (each case's realizations are "
+                             "consecutive rows)", dsi_shape_str(p->ndim, p->shape),
+                             (long long)(p->ndim ? p->shape[0] : 0), k);
+    return DS_OK;
+}
+
+/* Scales of the bias and MSE sums (reduction applied) for an input of n rows of f. */
+static void msb_scales(const ds_node *y, double *cb, double *cm)
+{
+    int64_t n = y->in[0]->shape[0], f = y->in[0]->numel / (n > 0 ? n : 1);
+    int64_t groups = n / y->attr.loss.group;
+    *cb = reduce_scale(y, groups * f);
+    *cm = y->attr.loss.mse * reduce_scale(y, n * f);
+}
+
+/* b and s2 of case g, feature j. */
+static void msb_stats(const ds_node *y, int64_t g, int64_t j, double *b, double *s2)
+{
+    const float *p = y->in[0]->data, *t = y->in[1]->data;
+    int k = y->attr.loss.group;
+    int64_t f = y->in[0]->numel / y->in[0]->shape[0], base = g * k * f + j;
+    double s = 0, q = 0;
+    for (int r = 0; r < k; r++)
+        s += (double)p[base + r * f] - t[base + r * f];
+    *b = s / k;
+    for (int r = 0; k > 1 && r < k; r++) {
+        double e = (double)p[base + r * f] - t[base + r * f] - *b;
+        q += e * e;
+    }
+    *s2 = k > 1 ? q / (k - 1) : 0.0;
+}
+
+DS_HOT
+static void msb_forward(ds_node *y)
+{
+    const float *p = y->in[0]->data, *t = y->in[1]->data;
+    int64_t n = y->in[0]->shape[0], numel = y->in[0]->numel;
+    if (n == 0) {
+        y->data[0] = 0.0f;
+        return;
+    }
+    int64_t f = numel / n, groups = n / y->attr.loss.group;
+    double u = y->attr.loss.unbiased ? 1.0 / y->attr.loss.group : 0.0, sb = 0, sm = 0, cb, cm;
+    for (int64_t g = 0; g < groups; g++)
+        for (int64_t j = 0; j < f; j++) {
+            double b, s2;
+            msb_stats(y, g, j, &b, &s2);
+            sb += b * b - u * s2;
+        }
+    for (int64_t i = 0; i < numel; i++) {
+        double d = (double)p[i] - t[i];
+        sm += d * d;
+    }
+    msb_scales(y, &cb, &cm);
+    y->data[0] = (float)(cb * sb + cm * sm);
+}
+
+DS_HOT
+static void msb_backward(ds_node *y)
+{
+    const float *p = y->in[0]->data, *t = y->in[1]->data;
+    float *dp = y->in[0]->grad, *dt = y->in[1]->grad;
+    int64_t n = y->in[0]->shape[0];
+    if (n == 0)
+        return;
+    int k = y->attr.loss.group;
+    int64_t f = y->in[0]->numel / n, groups = n / k;
+    double cb, cm, u = y->attr.loss.unbiased && k > 1 ? 2.0 / ((double)k * (k - 1)) : 0.0;
+    msb_scales(y, &cb, &cm);
+    cb *= y->grad[0];
+    cm *= 2.0 * y->grad[0];
+#pragma omp parallel for schedule(static) if (groups * f * k > DS_PAR_MIN)
+    for (int64_t g = 0; g < groups; g++)
+        for (int64_t j = 0; j < f; j++) {
+            double b, s2;
+            msb_stats(y, g, j, &b, &s2);
+            for (int r = 0; r < k; r++) {
+                int64_t i = (g * k + r) * f + j;
+                double d = (double)p[i] - t[i];
+                float v = (float)(cb * (2.0 * b / k - u * (d - b)) + cm * d);
+                if (dp)
+                    dp[i] += v;
+                if (dt)
+                    dt[i] -= v;
+            }
+        }
+}
+
+const ds_op_def dsi_op_loss_msb = {
+    .shape = msb_shape, .cpu = {msb_forward, msb_backward}, .bwd_reads = dsi_reads_in01,
+};
+
 /* ---- builders ---- */
 ds_node *ds_loss_mse(ds_graph *g, ds_node *pred, ds_node *target, ds_reduction r)
 {
@@ -550,4 +659,27 @@ ds_node *ds_loss_kl_gaussian(ds_graph *g, ds_node *mu1, ds_node *logvar1, ds_nod
     }
     return loss_node(g, DS_OP_LOSS_KL_GAUSS, mu2 ? 4 : 2,
                      (ds_node *[]){mu1, logvar1, mu2, logvar2}, r);
+}
+
+ds_node *ds_loss_msb(ds_graph *g, ds_node *pred, ds_node *target, const ds_msb_opts *o,
+                     ds_reduction r)
+{
+    if (!g || g->status != DS_OK || !pred || !target)
+        return NULL;
+    ds_msb_opts d = o ? *o : (ds_msb_opts){0};
+    if (d.group < 1 || d.group > 1 << 20 || !(d.mse >= 0 && d.mse < 1e30) ||
+        (d.unbiased && d.group < 2)) {
+        dsi_fail(DS_ERR_ARG, "loss_msb: group %d must be in [1, 2^20] (at least 2 when "
+                 "unbiased: the spread needs two realizations), mse weight %g >= 0", d.group,
+                 d.mse);
+        return dsi_build_fail(g, DS_ERR_ARG);
+    }
+    if (r != DS_REDUCE_MEAN && r != DS_REDUCE_SUM) {
+        dsi_fail(DS_ERR_ARG, "loss_msb: reduction %d is neither DS_REDUCE_MEAN nor "
+                 "DS_REDUCE_SUM", (int)r);
+        return dsi_build_fail(g, DS_ERR_ARG);
+    }
+    dsi_loss_attr a = {.reduction = r, .group = d.group, .mse = (float)d.mse,
+                       .unbiased = d.unbiased != 0};
+    return dsi_node(g, DS_OP_LOSS_MSB, 2, (ds_node *[]){pred, target}, &a);
 }

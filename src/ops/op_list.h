@@ -65,6 +65,7 @@
     X(LOSS_CCE_LOGITS, loss_cce_logits, loss)                                           \
     X(LOSS_CCE_INT, loss_cce_int, loss)                                                 \
     X(LOSS_GAUSS_NLL, loss_gaussian_nll, loss)                                          \
-    X(LOSS_KL_GAUSS, loss_kl_gaussian, loss)
+    X(LOSS_KL_GAUSS, loss_kl_gaussian, loss)                                            \
+    X(LOSS_MSB, loss_msb, loss)
 
 #endif

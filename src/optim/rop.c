@@ -23,6 +23,7 @@ bool dsi_rop_supported(ds_op op)
     case DS_OP_RESHAPE: case DS_OP_CONCAT: case DS_OP_SLICE:
     case DS_OP_LOSS_MSE: case DS_OP_LOSS_MAE: case DS_OP_LOSS_BCE_LOGITS:
     case DS_OP_LOSS_CCE_LOGITS: case DS_OP_LOSS_CCE_INT: case DS_OP_LOSS_GAUSS_NLL:
+    case DS_OP_LOSS_MSB:
         return true;
     default:
         return false;
@@ -239,6 +240,41 @@ static void copy_rule(const ds_node *y, double *const *tab, const double *yv, do
         }
 }
 
+/* ---- mean squared bias: quadratic in d = pred - target, so its gradient G(d) is linear ----
+ * gp += s G(v), gt -= s G(v) for v = va - vb (NULL: 0), either output NULL. G is the
+ * backward of loss.c: per case and feature, b = mean of v over the K rows of the group,
+ * G_k = cb (2 b / K - u (v_k - b)) + 2 cm v_k. */
+static void msb_apply(const ds_node *y, const double *va, const double *vb, double *gp,
+                      double *gt, double s)
+{
+    const ds_node *p = y->in[0];
+    int64_t n = p->ndim ? p->shape[0] : 0;
+    if (n == 0)
+        return;
+    int k = y->attr.loss.group;
+    int64_t f = p->numel / n, groups = n / k;
+    double cb = loss_scale(y, groups * f), cm = y->attr.loss.mse * loss_scale(y, n * f);
+    double u = y->attr.loss.unbiased && k > 1 ? 2.0 / ((double)k * (k - 1)) : 0.0;
+    for (int64_t g = 0; g < groups; g++)
+        for (int64_t j = 0; j < f; j++) {
+            double b = 0;
+            for (int r = 0; r < k; r++) {
+                int64_t i = (g * k + r) * f + j;
+                b += (va ? va[i] : 0) - (vb ? vb[i] : 0);
+            }
+            b /= k;
+            for (int r = 0; r < k; r++) {
+                int64_t i = (g * k + r) * f + j;
+                double v = (va ? va[i] : 0) - (vb ? vb[i] : 0);
+                double gv = s * (cb * (2.0 * b / k - u * (v - b)) + 2.0 * cm * v);
+                if (gp)
+                    gp[i] += gv;
+                if (gt)
+                    gt[i] -= gv;
+            }
+        }
+}
+
 /* ---- per-node prepared data ---- */
 int64_t dsi_rop_aux_size(const ds_node *y)
 {
@@ -251,6 +287,8 @@ int64_t dsi_rop_aux_size(const ds_node *y)
         return y->numel;                   /* softmax p */
     case DS_OP_LOSS_CCE_LOGITS: case DS_OP_LOSS_CCE_INT:
         return 2 * y->in[0]->numel;        /* softmax p, log p */
+    case DS_OP_LOSS_MSB:
+        return 2 * y->in[0]->numel;        /* d = pred - target, G(d) */
     default:
         return 0;
     }
@@ -281,6 +319,12 @@ void dsi_rop_prepare(const ds_node *y, double *aux)
     } else if (y->op == DS_OP_LOSS_BCE_LOGITS) {
         for (int64_t i = 0; i < z->numel; i++)
             aux[i] = sigm(z->data[i]);
+    } else if (y->op == DS_OP_LOSS_MSB) {
+        for (int64_t i = 0; i < z->numel; i++) {
+            aux[i] = (double)z->data[i] - y->in[1]->data[i];
+            aux[z->numel + i] = 0;
+        }
+        msb_apply(y, aux, NULL, aux + z->numel, NULL, 1.0);
     } else if (y->op == DS_OP_LOSS_CCE_LOGITS || y->op == DS_OP_LOSS_CCE_INT) {
         int64_t N, K, S;
         class_dims(z, &N, &K, &S);
@@ -391,6 +435,10 @@ static double jvp_loss(const ds_node *y, const double *aux, double *const *R)
         for (int64_t i = 0; i < n; i++)
             acc += (rp ? (aux[i] - t->data[i]) * rp[i] : 0) - (rt ? p->data[i] * rt[i] : 0);
         return loss_scale(y, n) * acc;
+    case DS_OP_LOSS_MSB:   /* aux + n: the gradient with respect to d */
+        for (int64_t i = 0; i < n; i++)
+            acc += aux[n + i] * ((rp ? rp[i] : 0) - (rt ? rt[i] : 0));
+        return acc;
     case DS_OP_LOSS_CCE_LOGITS: case DS_OP_LOSS_CCE_INT: {
         bool soft = y->op == DS_OP_LOSS_CCE_LOGITS;
         class_dims(p, &N, &K, &S);
@@ -534,6 +582,16 @@ static void vjp_loss(const ds_node *y, const double *aux, double dl, double *con
     const ds_node *p = y->in[0];
     int64_t n = p->numel;
     switch (y->op) {
+    case DS_OP_LOSS_MSB: {
+        double *gp = dx[p->id], *gt = dx[y->in[1]->id];
+        for (int64_t i = 0; i < n; i++) {
+            if (gp)
+                gp[i] += dl * aux[n + i];
+            if (gt)
+                gt[i] -= dl * aux[n + i];
+        }
+        break;
+    }
     case DS_OP_LOSS_MSE: case DS_OP_LOSS_MAE: {
         const ds_node *t = y->in[1];
         double *gp = dx[p->id], *gt = dx[t->id], s = loss_scale(y, n) * dl;
@@ -695,6 +753,11 @@ static void hvp_loss(const ds_node *y, const double *aux, double dl, double *con
     const ds_node *p = y->in[0];
     int64_t n = p->numel;
     switch (y->op) {
+    case DS_OP_LOSS_MSB: {   /* dp = G(p - t), linear: R{dp} = G(Rp - Rt), R{dt} = -R{dp} */
+        const ds_node *t = y->in[1];
+        msb_apply(y, R[p->id], R[t->id], Rdx[p->id], Rdx[t->id], dl);
+        break;
+    }
     case DS_OP_LOSS_MSE: {
         /* dp = 2 s (p - t): R{dp} = 2 s (Rp - Rt), R{dt} = -R{dp} */
         const ds_node *t = y->in[1];
@@ -869,6 +932,7 @@ void dsi_rop_hvp(const ds_node *y, const double *aux, const double *dy, double *
         break;
     case DS_OP_LOSS_MSE: case DS_OP_LOSS_MAE: case DS_OP_LOSS_BCE_LOGITS:
     case DS_OP_LOSS_CCE_LOGITS: case DS_OP_LOSS_CCE_INT: case DS_OP_LOSS_GAUSS_NLL:
+    case DS_OP_LOSS_MSB:
         hvp_loss(y, aux, dy[0], R, Rdx);
         break;
     default:   /* add, sub, sum, mean, reshape, concat, slice: linear */
