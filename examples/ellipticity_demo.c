@@ -26,6 +26,7 @@ static const char *const method_keys[NMETHODS] = {"cnn", "regauss", "linear"};
 
 typedef struct {
     int64_t n_train, per_bin, n_val;
+    int64_t shear_per_bin;   /* galaxies per SNR bin of the shear-bias table (a multiple of 8) */
     int epochs, size;
     double budget_s;
     uint64_t seed;
@@ -268,6 +269,91 @@ static measured measure_moments(const config *c, const ds_tensor *img, ds_shear_
     return m;
 }
 
+/* ---- shear bias: the population's response to a shear, as surveys measure it ----
+ * Each SNR bin: galaxies in shear cycles of 90-degree pairs (8 rows: one galaxy and its
+ * turned twin under the shears (+-A, +-A), each rotation with one noise field for the four
+ * shears), measured by every method; ds_shear_bias fits e = (1 + m) g + c per component
+ * with errors by bootstrap over the groups of 8. */
+#define SHEAR_A 0.02
+#define EUCLID_M 2e-3
+#define EUCLID_C 5e-4
+
+typedef struct {
+    ds_shear_bias_result r[NMETHODS][NBINS];
+} shear_table;
+
+static int truth_col(const char *name)
+{
+    for (int j = 0; ds_sim_columns()[j]; j++)
+        if (!strcmp(ds_sim_columns()[j], name))
+            return j;
+    TRY(DS_ERR_ARG);
+    return -1;
+}
+
+static void shear_bias_bins(const config *c, ds_net *net, shear_table *out)
+{
+    const int j1 = truth_col("g1"), j2 = truth_col("g2");
+    for (int b = 0; b < NBINS; b++) {
+        ds_sim_opts o = base_sim(c);
+        o.count = c->shear_per_bin;
+        o.seed = c->seed * 7727 + (uint64_t)b;
+        o.e_max = 0.6;
+        o.snr_min = o.snr_max = snr_bins[b];
+        o.pairs = 1;
+        o.shear_cycle = SHEAR_A;
+        ds_tensor *img, *tr;
+        TRY(ds_sim_galaxies(&o, &img, &tr));
+        float *g = malloc((size_t)o.count * 2 * sizeof *g);
+        if (!g)
+            TRY(DS_ERR_NOMEM);
+        for (int64_t i = 0; i < o.count; i++) {
+            g[2 * i] = ds_tensor_data(tr)[NC * i + j1];
+            g[2 * i + 1] = ds_tensor_data(tr)[NC * i + j2];
+        }
+        measured m[NMETHODS] = {measure_cnn(net, img), measure_moments(c, img, DS_SHEAR_REGAUSS),
+                                measure_moments(c, img, DS_SHEAR_LINEAR)};
+        for (int me = 0; me < NMETHODS; me++) {
+            ds_shear_bias_opts so = {.group = 8, .n_boot = 400, .seed = c->seed + (uint64_t)b};
+            TRY(ds_shear_bias(m[me].e, g, o.count, &so, &out->r[me][b]));
+            free(m[me].e);
+            free(m[me].fail);
+        }
+        free(g);
+        ds_tensor_free(img);
+        ds_tensor_free(tr);
+    }
+}
+
+static void print_shear_table(FILE *fp, const config *c, const shear_table *st, bool md)
+{
+    fprintf(fp, md ? "\n**Shear bias** (e_mean = (1 + m) g + c; %lld galaxies per SNR bin in shear "
+                     "cycles of 90-degree pairs, g = (+-%.2f, +-%.2f); bootstrap errors)\n\n"
+                   : "\nShear bias (e_mean = (1 + m) g + c; %lld galaxies per SNR bin in shear "
+                     "cycles of 90-degree pairs, g = (+-%.2f, +-%.2f))\n",
+            (long long)c->shear_per_bin, SHEAR_A, SHEAR_A);
+    fprintf(fp, md ? "| method | SNR | galaxies | m1 | m2 | c1 | c2 | Euclid (\\|m\\| < 2e-3, \\|c\\| < 5e-4) |\n"
+                     "|---|---|---|---|---|---|---|---|\n"
+                   : "%-34s %4s %8s %17s %17s %19s %19s  %s\n", "method", "SNR", "galaxies",
+            "m1", "m2", "c1", "c2", "Euclid");
+    for (int me = 0; me < NMETHODS; me++)
+        for (int b = 0; b < NBINS; b++) {
+            const ds_shear_bias_result *r = &st->r[me][b];
+            double em = fmax(r->m_err[0], r->m_err[1]), ec = fmax(r->c_err[0], r->c_err[1]);
+            bool m_ok = fabs(r->m[0]) < EUCLID_M && fabs(r->m[1]) < EUCLID_M;
+            bool c_ok = fabs(r->c[0]) < EUCLID_C && fabs(r->c[1]) < EUCLID_C;
+            const char *v = em > EUCLID_M ? "m's error bar above 2e-3: untested"
+                            : !m_ok ? "m fails" : ec > EUCLID_C ? "m meets; c's error above 5e-4"
+                            : c_ok ? "meets" : "m meets; c fails";
+            fprintf(fp, md ? "| %s | %.0f | %lld | %+.4f ± %.4f | %+.4f ± %.4f | %+.5f ± %.5f | "
+                             "%+.5f ± %.5f | %s |\n"
+                           : "%-34s %4.0f %8lld %+.4f±%.4f %+.4f±%.4f %+.5f±%.5f %+.5f±%.5f  %s\n",
+                    b == 0 || md ? method_names[me] : "", snr_bins[b], (long long)r->rows,
+                    r->m[0], r->m_err[0], r->m[1], r->m_err[1], r->c[0], r->c_err[0], r->c[1],
+                    r->c_err[1], v);
+        }
+}
+
 /* ---- statistics ---- */
 typedef struct {
     int64_t n, failed;
@@ -498,12 +584,13 @@ static void usage(void)
 {
     fprintf(stderr, "usage: ellipticity_demo [--quick] [--out DIR] [--model FILE] [--seed S]\n"
             "                        [--train N] [--per-bin N] [--epochs E] [--budget SECONDS]\n"
-            "                        [--loss msb|mse]\n");
+            "                        [--loss msb|mse] [--shear-per-bin N (a multiple of 8)]\n");
 }
 
 int main(int argc, char **argv)
 {
     config c = {.n_train = 50000, .per_bin = 2500, .n_val = 2000, .epochs = 30, .size = 32,
+                .shear_per_bin = 8000,
                 .budget_s = 420, .seed = 1, .out = "out/ellipticity",
                 .model = NULL, .realizations = 4};
     for (int i = 1; i < argc; i++) {
@@ -512,6 +599,7 @@ int main(int argc, char **argv)
             c.quick = true;
             c.n_train = 4000;
             c.per_bin = 300;
+            c.shear_per_bin = 800;
             c.n_val = 500;
             c.epochs = 3;
             c.budget_s = 0;   /* no time limit: the same result on every machine */
@@ -533,6 +621,9 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--epochs") && v) {
             c.epochs = atoi(v);
             i++;
+        } else if (!strcmp(a, "--shear-per-bin") && v) {
+            c.shear_per_bin = atoll(v);
+            i++;
         } else if (!strcmp(a, "--budget") && v) {
             c.budget_s = atof(v);
             i++;
@@ -544,7 +635,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (c.n_train < 100 || c.per_bin < 10 || c.epochs < 1 ||
+    if (c.n_train < 100 || c.per_bin < 10 || c.epochs < 1 || c.shear_per_bin < 8 ||
+        c.shear_per_bin % 8 ||
         (c.msb && c.n_val % c.realizations)) {
         usage();
         return 2;
@@ -671,10 +763,18 @@ int main(int argc, char **argv)
         }
     }
 
+    printf("== shear bias: %lld galaxies per SNR bin in shear cycles of pairs\n",
+           (long long)c.shear_per_bin);
+    double tsh = now_s();
+    shear_table shear;
+    shear_bias_bins(&c, net, &shear);
+    printf("   %.0f s\n", now_s() - tsh);
+
     char p[512];
     print_table(stdout, "Test set, raw (e_measured = (1 + m) e_true + c)", raw, false);
     print_table(stdout, "Test set, after calibrating m and c per SNR bin on a separate calibration set",
                 cal, false);
+    print_shear_table(stdout, &c, &shear, false);
     path_in(&c, "results.md", p, sizeof p);
     FILE *md = fopen(p, "w");
     if (md) {
@@ -686,6 +786,7 @@ int main(int argc, char **argv)
                 fr.seconds, used);
         print_table(md, "Raw", raw, true);
         print_table(md, "Calibrated per SNR bin on a separate calibration set", cal, true);
+        print_shear_table(md, &c, &shear, true);
         fclose(md);
     }
     path_in(&c, "results.csv", p, sizeof p);

@@ -50,7 +50,7 @@ TEST(cli_augment_names_the_bad_item)
                     "from 1 to 1024"},
         {"hflip,shift:2x", "'shift:2x': shift:N takes a whole number"},
         {"shift:", "'shift:': shift:N takes a whole number"},
-        {"flips,spin", "option '--augment': 'spin' is not flips, hflip, rot90 or shift:N"},
+        {"flips,spin", "option '--augment': 'spin' is not flips, hflip, rot90, shift:N or noise:S[:INPUT]"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char args[256];

@@ -324,18 +324,8 @@ static ds_sim_opts small_opts(void)
     return o;
 }
 
-/* Columns of the truth table (features append theirs after dy). */
-static int sim_ncols(void)
-{
-    int n = 0;
-    while (ds_sim_columns()[n])
-        n++;
-    return n;
-}
-
 TEST(sim_galaxies)
 {
-    const int C = sim_ncols();
     ds_sim_opts o = small_opts();
     ds_tensor *x1, *t1, *x2, *t2;
     int threads = ds_get_num_threads();
