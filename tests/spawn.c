@@ -234,6 +234,15 @@ int cli_run(const char *fmt, ...)
     return rc;
 }
 
+int cli_expect(int rc, int want, const char *text, char *msg, size_t cap)
+{
+    if (rc == want && strstr(cli_out, text))
+        return 0;
+    snprintf(msg, cap, "exit status %d%s (expected %d), output lacks \"%s\":\n%s", rc,
+             rc == CLI_SANITIZER_EXIT ? ", a sanitizer report" : "", want, text, cli_out);
+    return 1;
+}
+
 int cli_run_in(const char *dir, const char *fmt, ...)
 {
     va_list ap;

@@ -59,6 +59,10 @@ int cli_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The same, run in folder dir: the tool's path and the leak suppressions made absolute. */
 int cli_run_in(const char *dir, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* 0 if the last run's exit status is want and its output holds text; else 1 with msg saying
+ * what it got. */
+int cli_expect(int rc, int want, const char *text, char *msg, size_t cap);
+
 /* In a TEST (test.h): fails unless the exit status of cli_run(...) is want, showing the
  * output. */
 #define CHECK_RUN(want, ...)                                                                 \

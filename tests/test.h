@@ -121,6 +121,9 @@ int same_weights_files(const char *a, const char *b, char *msg, size_t cap);
 int same_weights_sets(const ds_tensor_set *sa, const ds_tensor_set *sb, const char *a,
                       const char *b, char *msg, size_t cap);
 
+/* 0 if st is DS_ERR_ARG and the last error mentions word; else 1 with msg saying what came. */
+int check_arg_error(ds_status st, const char *word, char *msg, size_t cap);
+
 /* Loads tests/fixtures/<name>.safetensors (NULL with msg set if absent). */
 ds_tensor_set *fixture_load(const char *name, char *msg, size_t cap);
 /* Compares got with the fixture tensor key: |got - want| <= atol + rtol |want| everywhere.

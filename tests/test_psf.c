@@ -603,97 +603,70 @@ TEST(psf_sim_ranges)
 
 /* ---- bad values ---- */
 
-static int expect_arg(ds_status st, const char *word, char *msg_, size_t cap_)
-{
-    if (st != DS_ERR_ARG)
-        FAIL("expected DS_ERR_ARG for '%s', got %s", word, ds_status_name(st));
-    if (!strstr(ds_last_error(), word))
-        FAIL("message '%s' does not mention '%s'", ds_last_error(), word);
-    return 0;
-}
-
 TEST(psf_errors)
 {
     float img[16 * 16];
     ds_galaxy g = {.n = 1, .hlr = 2, .flux = 1};
     ds_psf p = {.kind = DS_PSF_GAUSSIAN, .fwhm = 2, .e1 = 0.8, .e2 = 0.6};
-    CHECK_OK(expect_arg(ds_psf_render(&p, 16, img), "PSF ellipticity |e| = 1", msg_, cap_));
-    CHECK_OK(expect_arg(ds_galaxy_render(&g, &p, 16, img), "must be < 1", msg_, cap_));
+    CHECK_OK(check_arg_error(ds_psf_render(&p, 16, img), "PSF ellipticity |e| = 1", msg_, cap_));
+    CHECK_OK(check_arg_error(ds_galaxy_render(&g, &p, 16, img), "must be < 1", msg_, cap_));
     p.e1 = NAN, p.e2 = 0;
-    CHECK_OK(expect_arg(ds_psf_render(&p, 16, img), "PSF ellipticity", msg_, cap_));
+    CHECK_OK(check_arg_error(ds_psf_render(&p, 16, img), "PSF ellipticity", msg_, cap_));
     ds_psf o = {.kind = DS_PSF_OPTICAL, .fwhm = 1, .lam_over_diam = 1, .obscuration = 1};
-    CHECK_OK(expect_arg(ds_psf_render(&o, 16, img), "obscuration 1 must be in [0, 1)", msg_, cap_));
+    CHECK_OK(check_arg_error(ds_psf_render(&o, 16, img), "obscuration 1 must be in [0, 1)", msg_, cap_));
     o.obscuration = -0.1;
-    CHECK_OK(expect_arg(ds_psf_render(&o, 16, img), "obscuration -0.1", msg_, cap_));
+    CHECK_OK(check_arg_error(ds_psf_render(&o, 16, img), "obscuration -0.1", msg_, cap_));
     o.obscuration = 0, o.lam_over_diam = 0.1;
-    CHECK_OK(expect_arg(ds_psf_render(&o, 16, img), "lambda/D 0.1 must be in [0.25", msg_, cap_));
+    CHECK_OK(check_arg_error(ds_psf_render(&o, 16, img), "lambda/D 0.1 must be in [0.25", msg_, cap_));
     o.lam_over_diam = 0, o.fwhm = 0;
-    CHECK_OK(expect_arg(ds_psf_render(&o, 16, img), "without diffraction", msg_, cap_));
+    CHECK_OK(check_arg_error(ds_psf_render(&o, 16, img), "without diffraction", msg_, cap_));
     o.lam_over_diam = 1, o.fwhm = -1;
-    CHECK_OK(expect_arg(ds_psf_render(&o, 16, img), "Kolmogorov) FWHM -1", msg_, cap_));
+    CHECK_OK(check_arg_error(ds_psf_render(&o, 16, img), "Kolmogorov) FWHM -1", msg_, cap_));
     ds_psf m = {.kind = DS_PSF_MOFFAT, .fwhm = 2, .beta = 3, .lam_over_diam = 1};
-    CHECK_OK(expect_arg(ds_psf_render(&m, 16, img), "for the optical PSF only", msg_, cap_));
+    CHECK_OK(check_arg_error(ds_psf_render(&m, 16, img), "for the optical PSF only", msg_, cap_));
     ds_psf n = {.kind = DS_PSF_NONE, .e1 = 0.1};
-    CHECK_OK(expect_arg(ds_galaxy_render(&g, &n, 16, img), "needs a PSF", msg_, cap_));
+    CHECK_OK(check_arg_error(ds_galaxy_render(&g, &n, 16, img), "needs a PSF", msg_, cap_));
     /* the simulator's ranges */
     ds_tensor *x = NULL, *t = NULL;
     ds_sim_opts s = psf_opts(DS_PSF_MOFFAT);
     s.psf_e_max = 1;
-    CHECK_OK(expect_arg(ds_sim_galaxies(&s, &x, &t), "psf_e_max 1 must be in [0, 1)", msg_, cap_));
+    CHECK_OK(check_arg_error(ds_sim_galaxies(&s, &x, &t), "psf_e_max 1 must be in [0, 1)", msg_, cap_));
     s = psf_opts(DS_PSF_MOFFAT), s.psf_beta_min = 0.5, s.psf_beta_max = 3;
-    CHECK_OK(expect_arg(ds_sim_galaxies(&s, &x, &t), "Moffat beta range [0.5, 3]", msg_, cap_));
+    CHECK_OK(check_arg_error(ds_sim_galaxies(&s, &x, &t), "Moffat beta range [0.5, 3]", msg_, cap_));
     s = psf_opts(DS_PSF_OPTICAL), s.psf_lod_min = 2, s.psf_lod_max = 1;
-    CHECK_OK(expect_arg(ds_sim_galaxies(&s, &x, &t), "lambda/D range [2, 1]", msg_, cap_));
+    CHECK_OK(check_arg_error(ds_sim_galaxies(&s, &x, &t), "lambda/D range [2, 1]", msg_, cap_));
     s = psf_opts(DS_PSF_OPTICAL), s.psf_lod_min = 0.1, s.psf_lod_max = 1;
-    CHECK_OK(expect_arg(ds_sim_galaxies(&s, &x, &t), "lambda/D 0.1", msg_, cap_));
+    CHECK_OK(check_arg_error(ds_sim_galaxies(&s, &x, &t), "lambda/D 0.1", msg_, cap_));
     s = psf_opts(DS_PSF_NONE), s.psf_e_max = 0.1;
-    CHECK_OK(expect_arg(ds_sim_galaxies(&s, &x, &t), "needs a PSF", msg_, cap_));
+    CHECK_OK(check_arg_error(ds_sim_galaxies(&s, &x, &t), "needs a PSF", msg_, cap_));
     const int C = col("psf_obsc") + 1;   /* a params table's widest: the drawn columns */
     ds_tensor *par = ds_tensor_create(2, (int64_t[]){23, C});
     for (int k = 0; k < 23 * C; k++)
         ds_tensor_data(par)[k] = NAN;
     ds_tensor_data(par)[7 * C + col("psf_beta")] = 3;
     s = psf_opts(DS_PSF_GAUSSIAN), s.params = par;
-    CHECK_OK(expect_arg(ds_sim_galaxies(&s, &x, &t), "galaxy 7: psf_beta = 3", msg_, cap_));
+    CHECK_OK(check_arg_error(ds_sim_galaxies(&s, &x, &t), "galaxy 7: psf_beta = 3", msg_, cap_));
     ds_tensor_data(par)[7 * C + col("psf_beta")] = NAN;
     ds_tensor_data(par)[9 * C + col("psf_e1")] = 1.5;
-    CHECK_OK(expect_arg(ds_sim_galaxies(&s, &x, &t), "galaxy 9: PSF ellipticity", msg_, cap_));
+    CHECK_OK(check_arg_error(ds_sim_galaxies(&s, &x, &t), "galaxy 9: PSF ellipticity", msg_, cap_));
     ds_tensor_free(par);
     par = ds_tensor_create(2, (int64_t[]){23, 8});
     s.params = par;
-    CHECK_OK(expect_arg(ds_sim_galaxies(&s, &x, &t), "expected [23, 9 to", msg_, cap_));
+    CHECK_OK(check_arg_error(ds_sim_galaxies(&s, &x, &t), "expected [23, 9 to", msg_, cap_));
     ds_tensor_free(par);
     /* PSF images of a table: its shape, its rows */
     par = ds_tensor_create(2, (int64_t[]){3, 9});
     s = psf_opts(DS_PSF_GAUSSIAN);
-    CHECK_OK(expect_arg(ds_sim_psf_images(&s, par, &x), "truth table is [3, 9]", msg_, cap_));
+    CHECK_OK(check_arg_error(ds_sim_psf_images(&s, par, &x), "truth table is [3, 9]", msg_, cap_));
     ds_tensor_free(par);
     par = ds_tensor_create(2, (int64_t[]){3, ncols()});   /* zeros: psf_fwhm 0 */
-    CHECK_OK(expect_arg(ds_sim_psf_images(&s, par, &x), "galaxy 0: PSF FWHM 0", msg_, cap_));
+    CHECK_OK(check_arg_error(ds_sim_psf_images(&s, par, &x), "galaxy 0: PSF FWHM 0", msg_, cap_));
     CHECK(x == NULL);
     ds_tensor_free(par);
     return TEST_PASS;
 }
 
 /* ---- the command line ---- */
-
-static char out_buf[1 << 14];
-
-static int run(const char *args)
-{
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "exec %s %s", cli_bin(), args);
-    return cli_run_sh(cmd, NULL, out_buf, sizeof out_buf);
-}
-
-static int expect(int rc, int want, const char *text, char *msg, size_t cap)
-{
-    if (rc == want && strstr(out_buf, text))
-        return 0;
-    snprintf(msg, cap, "exit status %d%s (expected %d), output lacks \"%s\":\n%s", rc,
-             rc == CLI_SANITIZER_EXIT ? ", a sanitizer report" : "", want, text, out_buf);
-    return 1;
-}
 
 /* The PSF cube written by --psf-out against the library's images of the truth written. */
 static int check_cube(const char *cube, const char *truth, ds_psf_kind kind, double obsc,
@@ -726,9 +699,9 @@ TEST(psf_cli)
     snprintf(args, sizeof args, "sim galaxies --count 6 --size 20 --seed 2 --psf moffat "
              "--psf-fwhm 1.5:3.5 --psf-beta 2.5:5 --psf-e 0.1 -o %s --truth %s --psf-out %s",
              p1, p2, p3);
-    int rc = run(args);
+    int rc = cli_run("%s", args);
     if (rc)
-        FAIL("exit %d: %s", rc, out_buf);
+        FAIL("exit %d: %s", rc, cli_out);
     CHECK_OK(check_cube(p3, p2, DS_PSF_MOFFAT, 0, msg_, cap_));
     char *names = ds_table_columns(p2, NULL);
     CHECK(names && strstr(names, "psf_beta") && strstr(names, "psf_e2") && strstr(names, "psf_obsc"));
@@ -736,9 +709,9 @@ TEST(psf_cli)
     snprintf(args, sizeof args, "sim galaxies --count 6 --size 20 --psf optical --psf-fwhm 0:1 "
              "--psf-lod 1:2 --psf-obscuration 0.3 --psf-e 0.05,-0.02 -o %s --truth %s "
              "--psf-out %s", p1, p2, p3);
-    rc = run(args);
+    rc = cli_run("%s", args);
     if (rc)
-        FAIL("exit %d: %s", rc, out_buf);
+        FAIL("exit %d: %s", rc, cli_out);
     CHECK_OK(check_cube(p3, p2, DS_PSF_OPTICAL, 0.3, msg_, cap_));
     /* usage errors */
     const char *bad[][2] = {
@@ -757,7 +730,7 @@ TEST(psf_cli)
         snprintf(args, sizeof args, "sim galaxies --count 2 --size 16 %s -o %s --truth %s",
                  bad[k][0], p1, p2);
         int want = strstr(bad[k][1], "0.1 must") ? 1 : 2;
-        CHECK_OK(expect(run(args), want, bad[k][1], msg_, cap_));
+        CHECK_OK(cli_expect(cli_run("%s", args), want, bad[k][1], msg_, cap_));
     }
     snprintf(args, sizeof args, "rm -rf '%s'", dir);
     CHECK(system(args) == 0);

@@ -499,24 +499,6 @@ TEST(realism_bad_options)
 
 /* ---- the command line tool ---- */
 
-static char out_buf[1 << 14];
-
-static int run(const char *args)
-{
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "exec %s %s", cli_bin(), args);
-    return cli_run_sh(cmd, NULL, out_buf, sizeof out_buf);
-}
-
-static int expect(int rc, int want, const char *text, char *msg, size_t cap)
-{
-    if (rc == want && strstr(out_buf, text))
-        return 0;
-    snprintf(msg, cap, "exit status %d%s (expected %d), output lacks \"%s\":\n%s", rc,
-             rc == CLI_SANITIZER_EXIT ? ", a sanitizer report" : "", want, text, out_buf);
-    return 1;
-}
-
 static void rm_rf(const char *d)
 {
     char cmd[512];
@@ -565,13 +547,13 @@ TEST(realism_cli_runs)
     const char *base = "sim galaxies --count 10 --size 24 --seed 9 --threads 1";
     snprintf(args, sizeof args, "%s --neighbour 1 --neighbour-distance 3:6 --neighbour-flux "
              "0.2:0.5 -o %s/n.npy --truth %s/n.csv", base, dir, dir);
-    int rc = run(args);
+    int rc = cli_run("%s", args);
     if (rc)
-        FAIL("exit %d: %s", rc, out_buf);
+        FAIL("exit %d: %s", rc, cli_out);
     snprintf(args, sizeof args, "%s --noise-kernel 0.1,0.2,0.1,0.2,1,0.2,0.1,0.2,0.1 "
              "-o %s/k.npy --truth %s/k.csv", base, dir, dir);
-    if ((rc = run(args)))
-        FAIL("exit %d: %s", rc, out_buf);
+    if ((rc = cli_run("%s", args)))
+        FAIL("exit %d: %s", rc, cli_out);
     /* the same kernel from a .npy file and from a CSV file */
     ds_tensor *kt = ds_tensor_create(2, (int64_t[]){3, 3});
     CHECK(kt);
@@ -582,8 +564,8 @@ TEST(realism_cli_runs)
     ds_tensor_free(kt);
     snprintf(args, sizeof args, "%s --noise-kernel %s -o %s/k2.npy --truth %s/k2.csv", base, p,
              dir, dir);
-    if ((rc = run(args)))
-        FAIL("exit %d: %s", rc, out_buf);
+    if ((rc = cli_run("%s", args)))
+        FAIL("exit %d: %s", rc, cli_out);
     snprintf(p, sizeof p, "%s/kernel.csv", dir);
     FILE *f = fopen(p, "w");
     CHECK(f);
@@ -591,13 +573,13 @@ TEST(realism_cli_runs)
     fclose(f);
     snprintf(args, sizeof args, "%s --noise-kernel %s -o %s/k3.npy --truth %s/k3.csv", base, p,
              dir, dir);
-    if ((rc = run(args)))
-        FAIL("exit %d: %s", rc, out_buf);
+    if ((rc = cli_run("%s", args)))
+        FAIL("exit %d: %s", rc, cli_out);
     snprintf(args, sizeof args, "%s --population --pop-hlr 2 --pop-hlr-dex 0.1 --pop-flux "
              "100:1000 --pop-slope 2 --pop-size-slope 0.2 -o %s/p.npy --truth %s/p.csv", base,
              dir, dir);
-    if ((rc = run(args)))
-        FAIL("exit %d: %s", rc, out_buf);
+    if ((rc = cli_run("%s", args)))
+        FAIL("exit %d: %s", rc, cli_out);
     /* the library with the same options */
     ds_sim_opts o = opts_a();
     o.count = 10, o.size = 24, o.seed = 9;
@@ -673,7 +655,7 @@ TEST(realism_cli_errors)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         snprintf(args, sizeof args, "sim galaxies --count 3 %s %s", cases[i].flags, out);
-        CHECK_OK(expect(run(args), cases[i].status, cases[i].text, msg_, cap_));
+        CHECK_OK(cli_expect(cli_run("%s", args), cases[i].status, cases[i].text, msg_, cap_));
     }
     /* a kernel file of 4 values names the file and the count */
     char p[512];
@@ -683,7 +665,7 @@ TEST(realism_cli_errors)
     fprintf(f, "1,2\n3,4\n");
     fclose(f);
     snprintf(args, sizeof args, "sim galaxies --count 3 --noise-kernel %s %s", p, out);
-    CHECK_OK(expect(run(args), 1, "k4.csv: the noise kernel has 4 values", msg_, cap_));
+    CHECK_OK(cli_expect(cli_run("%s", args), 1, "k4.csv: the noise kernel has 4 values", msg_, cap_));
     CHECK(access(p, F_OK) == 0);
     snprintf(p, sizeof p, "%s/x.npy", dir);
     CHECK(access(p, F_OK) != 0);   /* nothing written on an error */

@@ -249,38 +249,29 @@ TEST(shear_cycle_noise)
     return TEST_PASS;
 }
 
-static int expect_arg(ds_status st, const char *word, char *msg_, size_t cap_)
-{
-    if (st != DS_ERR_ARG)
-        FAIL("expected DS_ERR_ARG for '%s', got %s", word, ds_status_name(st));
-    if (!strstr(ds_last_error(), word))
-        FAIL("message '%s' does not mention '%s'", ds_last_error(), word);
-    return 0;
-}
-
 TEST(shear_sim_errors)
 {
     ds_tensor *x, *t;
     ds_sim_opts o = gauss_opts(4, 0.5);
     o.g1 = 0.8, o.g2 = 0.6;
-    CHECK_OK(expect_arg(ds_sim_galaxies(&o, &x, &t), "shear (0.8, 0.6) must have |g| < 1",
+    CHECK_OK(check_arg_error(ds_sim_galaxies(&o, &x, &t), "shear (0.8, 0.6) must have |g| < 1",
                         msg_, cap_));
     o = gauss_opts(7, 0.5), o.pairs = 1;
-    CHECK_OK(expect_arg(ds_sim_galaxies(&o, &x, &t), "count 7 is not a multiple of 2", msg_,
+    CHECK_OK(check_arg_error(ds_sim_galaxies(&o, &x, &t), "count 7 is not a multiple of 2", msg_,
                         cap_));
     o = gauss_opts(12, 0.5), o.pairs = 1, o.shear_cycle = 0.02;
-    CHECK_OK(expect_arg(ds_sim_galaxies(&o, &x, &t), "not a multiple of 8", msg_, cap_));
+    CHECK_OK(check_arg_error(ds_sim_galaxies(&o, &x, &t), "not a multiple of 8", msg_, cap_));
     o = gauss_opts(8, 0.5), o.shear_cycle = 0.02, o.g1 = 0.01;
-    CHECK_OK(expect_arg(ds_sim_galaxies(&o, &x, &t), "exclude each other", msg_, cap_));
+    CHECK_OK(check_arg_error(ds_sim_galaxies(&o, &x, &t), "exclude each other", msg_, cap_));
     o = gauss_opts(8, 0.5), o.shear_cycle = 0.8;
-    CHECK_OK(expect_arg(ds_sim_galaxies(&o, &x, &t), "shear_cycle 0.8", msg_, cap_));
+    CHECK_OK(check_arg_error(ds_sim_galaxies(&o, &x, &t), "shear_cycle 0.8", msg_, cap_));
     /* a params row of a pair's second galaxy may only repeat the first's */
     ds_tensor *par = ds_tensor_create(2, (int64_t[]){4, 9});
     for (int i = 0; i < 36; i++)
         ds_tensor_data(par)[i] = NAN;
     ds_tensor_data(par)[3 * 9 + 3] = 2.5f;   /* hlr of row 3 */
     o = gauss_opts(4, 0.5), o.pairs = 1, o.params = par;
-    CHECK_OK(expect_arg(ds_sim_galaxies(&o, &x, &t), "galaxy 3: params hlr = 2.5 differs", msg_,
+    CHECK_OK(check_arg_error(ds_sim_galaxies(&o, &x, &t), "galaxy 3: params hlr = 2.5 differs", msg_,
                         cap_));
     ds_tensor_data(par)[2 * 9 + 3] = 2.5f;   /* the same in row 2: fine */
     CHECK(ds_sim_galaxies(&o, &x, &t) == DS_OK);
@@ -392,43 +383,25 @@ TEST(shear_bias_rules)
     /* errors */
     synthetic(N, 0.01, 0.02, 0, 0, 0.05, 3, e, g);
     e[2 * 7] = INFINITY;
-    CHECK_OK(expect_arg(ds_shear_bias(e, g, N, &o, &c), "row 7: measured e (inf", msg_, cap_));
+    CHECK_OK(check_arg_error(ds_shear_bias(e, g, N, &o, &c), "row 7: measured e (inf", msg_, cap_));
     synthetic(N, 0.01, 0.02, 0, 0, 0.05, 3, e, g);
     g[2 * 3 + 1] = 1.5f;
-    CHECK_OK(expect_arg(ds_shear_bias(e, g, N, &o, &c), "row 3: shear (-0.02, 1.5)", msg_, cap_));
-    CHECK_OK(expect_arg(ds_shear_bias(e, g, N - 3, &o, &c), "not a positive multiple of the group "
+    CHECK_OK(check_arg_error(ds_shear_bias(e, g, N, &o, &c), "row 3: shear (-0.02, 1.5)", msg_, cap_));
+    CHECK_OK(check_arg_error(ds_shear_bias(e, g, N - 3, &o, &c), "not a positive multiple of the group "
                         "of 8", msg_, cap_));
     synthetic(N, 0.01, 0.02, 0, 0, 0.05, 3, e, g);
     for (int i = 0; i < N; i++)
         g[2 * i] = 0.02f;
-    CHECK_OK(expect_arg(ds_shear_bias(e, g, N, &o, &c), "g1 takes the single value 0.02", msg_,
+    CHECK_OK(check_arg_error(ds_shear_bias(e, g, N, &o, &c), "g1 takes the single value 0.02", msg_,
                         cap_));
     for (int i = 0; i < N; i++)
         e[2 * i] = NAN;
-    CHECK_OK(expect_arg(ds_shear_bias(e, g, N, &o, &c), "every one of the 100 groups", msg_, cap_));
-    CHECK_OK(expect_arg(ds_shear_bias(NULL, g, N, &o, &c), "must not be NULL", msg_, cap_));
+    CHECK_OK(check_arg_error(ds_shear_bias(e, g, N, &o, &c), "every one of the 100 groups", msg_, cap_));
+    CHECK_OK(check_arg_error(ds_shear_bias(NULL, g, N, &o, &c), "must not be NULL", msg_, cap_));
     return TEST_PASS;
 }
 
 /* ---- the command line ---- */
-
-static char out_buf[1 << 15];
-
-static int run(const char *args)
-{
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "exec %s %s", cli_bin(), args);
-    return cli_run_sh(cmd, NULL, out_buf, sizeof out_buf);
-}
-
-static int expect(int rc, int want, const char *text, char *msg, size_t cap)
-{
-    if (rc == want && strstr(out_buf, text))
-        return 0;
-    snprintf(msg, cap, "exit status %d%s (expected %d), output lacks \"%s\":\n%s", rc,
-             rc == CLI_SANITIZER_EXIT ? ", a sanitizer report" : "", want, text, out_buf);
-    return 1;
-}
 
 static int save_npy(const char *path, int nd, const int64_t *shape, const float *data)
 {
@@ -446,9 +419,9 @@ TEST(shear_cli_sim)
     CHECK(mkdtemp(dir));
     snprintf(a, sizeof a, "sim galaxies --count 16 --size 20 --pairs --shear-cycle 0.03 -o %s/x.npy "
              "--truth %s/t.csv", dir, dir);
-    int rc = run(a);
+    int rc = cli_run("%s", a);
     if (rc)
-        FAIL("exit %d: %s", rc, out_buf);
+        FAIL("exit %d: %s", rc, cli_out);
     snprintf(a, sizeof a, "%s/t.csv", dir);
     char *names = ds_table_columns(a, NULL);
     CHECK(names && strstr(names, "dy,") && strstr(names, ",g1,g2,e1_int,e2_int"));
@@ -470,7 +443,7 @@ TEST(shear_cli_sim)
     ds_tensor_free(t2);
     snprintf(a, sizeof a, "sim galaxies --count 4 --shear 0.1,-0.05 -o %s/y.npy --truth %s/y.csv",
              dir, dir);
-    CHECK(run(a) == 0);
+    CHECK(cli_run("%s", a) == 0);
     snprintf(a, sizeof a, "%s/y.csv", dir);
     ds_read_opts ro = {.columns = "g1,g2"};
     CHECK(ds_array_load(a, &ro, &t) == DS_OK);
@@ -491,7 +464,7 @@ TEST(shear_cli_sim)
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         snprintf(a, sizeof a, "sim galaxies %s -o %s/z.fits --truth %s/z.csv", bad[k].args, dir,
                  dir);
-        CHECK_OK(expect(run(a), 2, bad[k].msg, msg_, cap_));
+        CHECK_OK(cli_expect(cli_run("%s", a), 2, bad[k].msg, msg_, cap_));
     }
     snprintf(a, sizeof a, "%s/p.csv", dir);
     FILE *f = fopen(a, "w");
@@ -500,7 +473,7 @@ TEST(shear_cli_sim)
     fclose(f);
     snprintf(a, sizeof a, "sim galaxies --params %s/p.csv --pairs -o %s/z.fits --truth %s/z.csv",
              dir, dir, dir);
-    CHECK_OK(expect(run(a), 2, "--pairs needs an even number of galaxies (3)", msg_, cap_));
+    CHECK_OK(cli_expect(cli_run("%s", a), 2, "--pairs needs an even number of galaxies (3)", msg_, cap_));
     snprintf(a, sizeof a, "rm -rf '%s'", dir);
     CHECK(system(a) == 0);
     return TEST_PASS;
@@ -517,7 +490,7 @@ TEST(shear_cli_measure_bias)
     CHECK(mkdtemp(dir));
     snprintf(a, sizeof a, "sim galaxies --count %d --size %d --pairs --shear-cycle 0.05 --snr 0 "
              "--n 0.5:2 --hlr 2:4 --seed 2 -o %s/x.npy --truth %s/t.csv --threads 1", N, S, dir, dir);
-    CHECK(run(a) == 0);
+    CHECK(cli_run("%s", a) == 0);
     float psf[S * S], *cube = malloc(sizeof *cube * N * S * S);
     ds_psf ps = {.kind = DS_PSF_GAUSSIAN, .fwhm = 2};
     CHECK(cube && ds_psf_render(&ps, S, psf) == DS_OK);
@@ -530,10 +503,10 @@ TEST(shear_cli_measure_bias)
     free(cube);
     snprintf(a, sizeof a, "measure --method linear --data %s/x.npy --psf %s/psf.npy -o %s/m.csv",
              dir, dir, dir);
-    CHECK_OK(expect(run(a), 0, "measured 64 stamps (linear): 0 failed", msg_, cap_));
+    CHECK_OK(cli_expect(cli_run("%s", a), 0, "measured 64 stamps (linear): 0 failed", msg_, cap_));
     snprintf(a, sizeof a, "measure --method linear --data %s/x.npy --psf %s/cube.npy -o %s/m.npy",
              dir, dir, dir);
-    CHECK_OK(expect(run(a), 0, "measured 64 stamps", msg_, cap_));
+    CHECK_OK(cli_expect(cli_run("%s", a), 0, "measured 64 stamps", msg_, cap_));
     ds_tensor *mc, *mn, *x;
     snprintf(p, sizeof p, "%s/m.csv", dir);
     CHECK(ds_array_load(p, NULL, &mc) == DS_OK && ds_tensor_shape(mc)[1] == 4);
@@ -566,12 +539,12 @@ TEST(shear_cli_measure_bias)
     ds_tensor_free(g);
     snprintf(a, sizeof a, "shear-bias --truth %s/t.csv --measured %s/m.csv --boot 100 --seed 4 "
              "-o %s/b1.csv --threads 1", dir, dir, dir);
-    CHECK_OK(expect(run(a), 0, "shear cycles of pairs of 8 rows (inferred)", msg_, cap_));
-    CHECK_OK(expect(0, 0, "Euclid requires |m| < 2e-3", msg_, cap_));
-    CHECK_OK(expect(0, 0, "m's error bar", msg_, cap_));
+    CHECK_OK(cli_expect(cli_run("%s", a), 0, "shear cycles of pairs of 8 rows (inferred)", msg_, cap_));
+    CHECK_OK(cli_expect(0, 0, "Euclid requires |m| < 2e-3", msg_, cap_));
+    CHECK_OK(cli_expect(0, 0, "m's error bar", msg_, cap_));
     snprintf(a, sizeof a, "shear-bias --truth %s/t.csv --measured %s/m.npy --boot 100 --seed 4 "
              "-o %s/b2.csv --threads 2", dir, dir, dir);
-    CHECK(run(a) == 0);
+    CHECK(cli_run("%s", a) == 0);
     ds_tensor *b1, *b2;
     snprintf(p, sizeof p, "%s/b1.csv", dir);
     CHECK(ds_array_load(p, NULL, &b1) == DS_OK && ds_tensor_shape(b1)[1] == 13);
@@ -598,11 +571,11 @@ TEST(shear_cli_measure_bias)
     fclose(f);
     snprintf(a, sizeof a, "shear-bias --truth %s/t.csv --measured %s/m2.csv --columns a,b "
              "--bin psf_fwhm", dir, dir);
-    CHECK_OK(expect(run(a), 0, "psf_fwhm = 2", msg_, cap_));
-    CHECK_OK(expect(0, 0, "       56        8  +0.02000 +- 0.00000", msg_, cap_));
+    CHECK_OK(cli_expect(cli_run("%s", a), 0, "psf_fwhm = 2", msg_, cap_));
+    CHECK_OK(cli_expect(0, 0, "       56        8  +0.02000 +- 0.00000", msg_, cap_));
     snprintf(a, sizeof a, "shear-bias --truth %s/t.csv --measured %s/m2.csv --columns a,b "
              "--bin hlr:2,3,4", dir, dir);
-    CHECK_OK(expect(run(a), 0, "hlr [3, 4)", msg_, cap_));
+    CHECK_OK(cli_expect(cli_run("%s", a), 0, "hlr [3, 4)", msg_, cap_));
     /* bad input */
     static const struct { const char *args; int rc; const char *msg; } bad[] = {
         {"--truth @/t.csv", 2, "give --truth TABLE and --measured TABLE (as many of each: 1 and 0)"},
@@ -634,7 +607,7 @@ TEST(shear_cli_measure_bias)
                 strcat(msg, dir);
             else
                 strncat(msg, s, 1);
-        CHECK_OK(expect(run(args), bad[k].rc, msg, msg_, cap_));
+        CHECK_OK(cli_expect(cli_run("%s", args), bad[k].rc, msg, msg_, cap_));
     }
     /* an infinite measurement and a bad shear name their file and row */
     snprintf(p, sizeof p, "%s/m3.csv", dir);
@@ -645,17 +618,17 @@ TEST(shear_cli_measure_bias)
         fprintf(f, "0.1,%s\n", i == 5 ? "inf" : "0");
     fclose(f);
     snprintf(a, sizeof a, "shear-bias --truth %s/t.csv --measured %s/m3.csv", dir, dir);
-    CHECK_OK(expect(run(a), 1, "m3.csv: data row 6: e2 = inf", msg_, cap_));
+    CHECK_OK(cli_expect(cli_run("%s", a), 1, "m3.csv: data row 6: e2 = inf", msg_, cap_));
     snprintf(a, sizeof a, "measure --method foo --data %s/x.npy --psf %s/psf.npy -o %s/q.csv",
              dir, dir, dir);
-    CHECK_OK(expect(run(a), 2, "option '--method': 'foo' is not regauss or linear", msg_, cap_));
+    CHECK_OK(cli_expect(cli_run("%s", a), 2, "option '--method': 'foo' is not regauss or linear", msg_, cap_));
     snprintf(a, sizeof a, "measure --data %s/x.npy --psf %s/m.npy -o %s/q.csv", dir, dir, dir);
-    CHECK_OK(expect(run(a), 1, "m.npy: PSF shape [64, 4] is neither one PSF [24, 24]", msg_,
+    CHECK_OK(cli_expect(cli_run("%s", a), 1, "m.npy: PSF shape [64, 4] is neither one PSF [24, 24]", msg_,
                     cap_));
     snprintf(a, sizeof a, "measure --data %s/psf.npy --psf %s/psf.npy -o %s/q.txt", dir, dir, dir);
-    CHECK_OK(expect(run(a), 2, "the table is written as .csv, .fits or .npy", msg_, cap_));
+    CHECK_OK(cli_expect(cli_run("%s", a), 2, "the table is written as .csv, .fits or .npy", msg_, cap_));
     snprintf(a, sizeof a, "measure --data %s/m.npy --psf %s/psf.npy -o %s/q.csv", dir, dir, dir);
-    CHECK_OK(expect(run(a), 1, "m.npy: shape [64, 4] is not stamps [N, S, S]", msg_, cap_));
+    CHECK_OK(cli_expect(cli_run("%s", a), 1, "m.npy: shape [64, 4] is not stamps [N, S, S]", msg_, cap_));
     snprintf(a, sizeof a, "rm -rf '%s'", dir);
     CHECK(system(a) == 0);
     return TEST_PASS;

@@ -455,3 +455,16 @@ int same_weights_files(const char *a, const char *b, char *msg, size_t cap)
     ds_tensor_set_free(sb);
     return bad;
 }
+
+int check_arg_error(ds_status st, const char *word, char *msg, size_t cap)
+{
+    if (st != DS_ERR_ARG) {
+        snprintf(msg, cap, "expected DS_ERR_ARG for '%s', got %s", word, ds_status_name(st));
+        return 1;
+    }
+    if (!strstr(ds_last_error(), word)) {
+        snprintf(msg, cap, "message '%s' does not mention '%s'", ds_last_error(), word);
+        return 1;
+    }
+    return 0;
+}

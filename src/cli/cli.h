@@ -46,6 +46,9 @@ bool cli_has(const cli_cmd *c, const char *name);
 void cli_help(const cli_cmd *c, FILE *fp);
 /* Numbers with range checks; print a usage error and return false on bad input. */
 bool cli_long(const cli_cmd *c, const char *name, long lo, long hi, long dflt, long *out);
+/* --name "a:b" or "a" (then b = a), each in [lo, hi] and a <= b, into *a and *b (left as
+ * they are when the option is absent); false after a usage error naming it. */
+bool cli_range(const cli_cmd *c, const char *name, double lo, double hi, double *a, double *b);
 bool cli_double(const cli_cmd *c, const char *name, double lo, double hi, double dflt, double *out);
 
 /* Prints "deepsky: error: <ds_last_error()>" and returns 1. */

@@ -10,32 +10,6 @@
 #include <strings.h>
 #include <time.h>
 
-/* "a:b" or "a" (then b = a); each in [lo, hi] and a <= b. Prints a usage error on failure. */
-static bool parse_range(const cli_cmd *c, const char *name, double lo, double hi, double *a,
-                        double *b)
-{
-    const char *v = cli_get(c, name);
-    if (!v)
-        return true;
-    char *end;
-    errno = 0;
-    *a = strtod(v, &end);
-    if (end != v && *end == ':') {
-        const char *s = end + 1;
-        *b = strtod(s, &end);
-        if (end == s)
-            end = (char *)s - 1;   /* make the check below fail */
-    } else {
-        *b = *a;
-    }
-    if (errno || end == v || *end || !(*a >= lo && *b <= hi && *a <= *b)) {
-        cli_usage_error(c, "option '--%s': '%s' is not a number or range MIN:MAX within "
-                        "[%g, %g]", name, v, lo, hi);
-        return false;
-    }
-    return true;
-}
-
 /* path with its extension (.fits, .fits.gz, .fit, .fts, .csv, .npy) replaced by .npy */
 static void npy_name(const char *path, char *out, size_t cap)
 {
@@ -193,8 +167,8 @@ static bool parse_psf_opts(const cli_cmd *c, ds_sim_opts *o)
         return false;
     }
     o->psf.beta = 3;
-    if (!parse_range(c, beta, 1.000001, 100, &o->psf_beta_min, &o->psf_beta_max) ||
-        !parse_range(c, "psf-lod", 0, 1000, &o->psf_lod_min, &o->psf_lod_max) ||
+    if (!cli_range(c, beta, 1.000001, 100, &o->psf_beta_min, &o->psf_beta_max) ||
+        !cli_range(c, "psf-lod", 0, 1000, &o->psf_lod_min, &o->psf_lod_max) ||
         !cli_double(c, "psf-obscuration", 0, 0.999999, 0, &o->psf.obscuration))
         return false;
     if (cli_has(c, beta))
@@ -323,11 +297,11 @@ int cmd_sim(int argc, char **argv)
     if (!cli_long(&c, "count", 1, 100000000L, 0, &count) ||
         !cli_long(&c, "size", 4, 4096, 32, &size) ||
         !cli_long(&c, "seed", 0, 0x7fffffffL, 0, &seed) ||
-        !parse_range(&c, "n", 0.3, 8, &o.n_min, &o.n_max) ||
-        !parse_range(&c, "hlr", 1e-3, 1e6, &o.hlr_min, &o.hlr_max) ||
+        !cli_range(&c, "n", 0.3, 8, &o.n_min, &o.n_max) ||
+        !cli_range(&c, "hlr", 1e-3, 1e6, &o.hlr_min, &o.hlr_max) ||
         !cli_double(&c, "e-max", 0, 0.999999, 0.6, &o.e_max) ||
-        !parse_range(&c, "snr", 0, 1e12, &o.snr_min, &o.snr_max) ||
-        !parse_range(&c, "psf-fwhm", 0, 1000, &fwhm_lo, &fwhm_hi) ||
+        !cli_range(&c, "snr", 0, 1e12, &o.snr_min, &o.snr_max) ||
+        !cli_range(&c, "psf-fwhm", 0, 1000, &fwhm_lo, &fwhm_hi) ||
         !parse_psf_opts(&c, &o) ||
         !cli_double(&c, "offset", 0, 4096, 0.5, &o.offset_max) ||
         !cli_double(&c, "sky-sigma", 1e-30, 1e30, 1, &o.sky_sigma) ||

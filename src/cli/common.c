@@ -163,6 +163,31 @@ bool cli_long(const cli_cmd *c, const char *name, long lo, long hi, long dflt, l
     return true;
 }
 
+/* "a:b" or "a" (then b = a); each in [lo, hi] and a <= b. Prints a usage error on failure. */
+bool cli_range(const cli_cmd *c, const char *name, double lo, double hi, double *a, double *b)
+{
+    const char *v = cli_get(c, name);
+    if (!v)
+        return true;
+    char *end;
+    errno = 0;
+    *a = strtod(v, &end);
+    if (end != v && *end == ':') {
+        const char *s = end + 1;
+        *b = strtod(s, &end);
+        if (end == s)
+            end = (char *)s - 1;   /* make the check below fail */
+    } else {
+        *b = *a;
+    }
+    if (errno || end == v || *end || !(*a >= lo && *b <= hi && *a <= *b)) {
+        cli_usage_error(c, "option '--%s': '%s' is not a number or range MIN:MAX within "
+                        "[%g, %g]", name, v, lo, hi);
+        return false;
+    }
+    return true;
+}
+
 bool cli_double(const cli_cmd *c, const char *name, double lo, double hi, double dflt, double *out)
 {
     const char *v = cli_get(c, name);

@@ -7,31 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* "a:b" (or "a", then b = a) within [lo, hi], a <= b; false after a usage error. */
-static bool range_opt(const cli_cmd *c, const char *name, double lo, double hi, double *a,
-                      double *b)
-{
-    const char *v = cli_get(c, name);
-    if (!v)
-        return true;
-    char *end;
-    errno = 0;
-    *a = strtod(v, &end);
-    *b = *a;
-    if (end != v && *end == ':') {
-        const char *s = end + 1;
-        *b = strtod(s, &end);
-        if (end == s)
-            end = (char *)v;
-    }
-    if (errno || end == v || *end || !(*a >= lo && *b <= hi && *a <= *b)) {
-        cli_usage_error(c, "option '--%s': '%s' is not a number or range MIN:MAX within "
-                        "[%g, %g]", name, v, lo, hi);
-        return false;
-    }
-    return true;
-}
-
 /* The side k of a square of n values, if k is odd and at most 31; else 0. */
 static int odd_side(int64_t n)
 {
@@ -120,11 +95,11 @@ int sim_realism_parse(const cli_cmd *c, ds_sim_opts *o, double **kernel,
                                "population's SNR follows from its fluxes)");
     o->population = cli_has(c, "population");
     if (!cli_double(c, "neighbour", 0, 1, 0, &o->nb_prob) ||
-        !range_opt(c, "neighbour-distance", 0, o->size, &o->nb_r_min, &o->nb_r_max) ||
-        !range_opt(c, "neighbour-flux", 1e-9, 1e9, &o->nb_flux_min, &o->nb_flux_max) ||
+        !cli_range(c, "neighbour-distance", 0, o->size, &o->nb_r_min, &o->nb_r_max) ||
+        !cli_range(c, "neighbour-flux", 1e-9, 1e9, &o->nb_flux_min, &o->nb_flux_max) ||
         !cli_double(c, "pop-hlr", 1e-6, 1e6, 0, &o->pop_hlr_median) ||
         !cli_double(c, "pop-hlr-dex", 1e-6, 3, 0, &o->pop_hlr_dex) ||
-        !range_opt(c, "pop-flux", 1e-30, 1e30, &o->pop_flux_min, &o->pop_flux_max) ||
+        !cli_range(c, "pop-flux", 1e-30, 1e30, &o->pop_flux_min, &o->pop_flux_max) ||
         !cli_double(c, "pop-slope", 1e-6, 10, 0, &o->pop_alpha) ||
         !cli_double(c, "pop-size-slope", -3, 3, 0, &o->pop_beta))
         return 2;
