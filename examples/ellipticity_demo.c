@@ -31,6 +31,7 @@ typedef struct {
     double budget_s;
     uint64_t seed;
     const char *out, *model;
+    const char *init;        /* weights to start training from (a warm start), or NULL */
     bool quick;
     /* msb (the default): the training set is noiseless, each step draws `realizations`
      * noise fields per galaxy and the loss scores their mean prediction's bias (the
@@ -584,7 +585,8 @@ static void usage(void)
 {
     fprintf(stderr, "usage: ellipticity_demo [--quick] [--out DIR] [--model FILE] [--seed S]\n"
             "                        [--train N] [--per-bin N] [--epochs E] [--budget SECONDS]\n"
-            "                        [--loss msb|mse] [--shear-per-bin N (a multiple of 8)]\n");
+            "                        [--loss msb|mse] [--shear-per-bin N (a multiple of 8)]\n"
+            "                        [--init WEIGHTS (start from these weights)]\n");
 }
 
 int main(int argc, char **argv)
@@ -608,6 +610,9 @@ int main(int argc, char **argv)
             i++;
         } else if (!strcmp(a, "--model") && v) {
             c.model = v;
+            i++;
+        } else if (!strcmp(a, "--init") && v) {
+            c.init = v;
             i++;
         } else if (!strcmp(a, "--seed") && v) {
             c.seed = strtoull(v, NULL, 10);
@@ -695,6 +700,10 @@ int main(int argc, char **argv)
     if (summary && !c.quick)
         fputs(summary, stdout);
     free(summary);
+    if (c.init) {   /* e.g. the MSE network, fine-tuned by the msb loss */
+        TRY(ds_net_load_weights(net, c.init));
+        printf("== starting from the weights of %s\n", c.init);
+    }
     ds_tensor *ytr = labels_of(ttr), *yva = labels_of(tva);
     char wpath[512], curve[512], logp[512], used[256];
     for (size_t i = 0; i < sizeof stale_names / sizeof stale_names[0]; i++)
