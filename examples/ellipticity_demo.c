@@ -32,6 +32,7 @@ typedef struct {
     uint64_t seed;
     const char *out, *model;
     const char *init;        /* weights to start training from (a warm start), or NULL */
+    double warm;             /* msb: the share of the budget for the MSE warm start */
     bool quick;
     /* msb (the default): the training set is noiseless, each step draws `realizations`
      * noise fields per galaxy and the loss scores their mean prediction's bias (the
@@ -87,14 +88,14 @@ static void remove_in(const config *c, const char *name)
         fprintf(stderr, "ellipticity demo: warning: cannot remove %s: %s\n", p, strerror(errno));
 }
 
-/* The best epoch's file as cnn.safetensors (metadata kept), then the run's other files
+/* The best epoch's file as `name` (metadata kept), then the run's other files
  * but the last epoch's removed. */
-static void keep_best_weights(const config *c)
+static void keep_best_weights(const config *c, const char *name)
 {
     char from[512], to[512];
     ds_tensor_set *s;
     path_in(c, "cnn.last.best.safetensors", from, sizeof from);
-    path_in(c, "cnn.safetensors", to, sizeof to);
+    path_in(c, name, to, sizeof to);
     TRY(ds_safetensors_load(from, &s));
     TRY(ds_safetensors_save(s, to));
     ds_tensor_set_free(s);
@@ -449,6 +450,28 @@ static void print_table(FILE *fp, const char *title, stats st[NMETHODS][NBINS + 
         }
 }
 
+/* The msb network's raw RMSE and m per bin against those of its MSE warm start. */
+static void print_warm_table(FILE *fp, const stats *msb, const stats *mse, bool md)
+{
+    fprintf(fp, md ? "\n**The msb network against its MSE warm start (raw, test set)**\n\n"
+                     "| SNR | RMSE msb | RMSE MSE | ratio | m1 msb | m2 msb | m1 MSE | m2 MSE |\n"
+                     "|---|---|---|---|---|---|---|---|\n"
+                   : "\nThe msb network against its MSE warm start (raw, test set)\n"
+                     "%5s %9s %9s %6s %16s %16s %16s %16s\n", "SNR", "RMSE msb", "RMSE MSE",
+            "ratio", "m1 msb", "m2 msb", "m1 MSE", "m2 MSE");
+    for (int b = 0; b <= NBINS; b++) {
+        char snr[16];
+        snprintf(snr, sizeof snr, b < NBINS ? "%g" : "all", b < NBINS ? snr_bins[b] : 0.0);
+        double r1 = sqrt(0.5 * (msb[b].rmse[0] * msb[b].rmse[0] + msb[b].rmse[1] * msb[b].rmse[1]));
+        double r0 = sqrt(0.5 * (mse[b].rmse[0] * mse[b].rmse[0] + mse[b].rmse[1] * mse[b].rmse[1]));
+        fprintf(fp, md ? "| %s | %.4f | %.4f | %.3f | %+.4f ± %.4f | %+.4f ± %.4f | %+.4f ± %.4f | "
+                         "%+.4f ± %.4f |\n"
+                       : "%5s %9.4f %9.4f %6.3f %+8.4f±%.4f %+8.4f±%.4f %+8.4f±%.4f %+8.4f±%.4f\n",
+                snr, r1, r0, r1 / r0, msb[b].m[0], msb[b].dm[0], msb[b].m[1], msb[b].dm[1],
+                mse[b].m[0], mse[b].dm[0], mse[b].m[1], mse[b].dm[1]);
+    }
+}
+
 static void write_csv(const char *path, stats raw[NMETHODS][NBINS + 1], stats cal[NMETHODS][NBINS + 1])
 {
     FILE *fp = fopen(path, "w");
@@ -581,12 +604,66 @@ static void fig_residuals(const config *c, stats st[NMETHODS][NBINS + 1], measur
     ds_figure_free(f);
 }
 
+/* ---- training ---- */
+/* One training run: `model` (from the weights of `init` if not NULL) for up to `epochs`
+ * epochs or `budget` seconds (0: no limit); noise: the training stamps are noiseless and
+ * each row gets fresh sky noise (sigma 1) at every epoch, `repeat` rows per galaxy (0 or
+ * 1: one) in consecutive rows, as `loss msb group=K` wants them. The last epoch goes to
+ * cnn.last.safetensors, the best to `keep`; returns the net with the best weights. */
+typedef struct {
+    const char *model, *init;
+    int epochs;
+    double budget;
+    int repeat;
+    bool noise;
+    const char *log, *curve, *keep;
+} train_phase;
+
+static ds_net *train(const config *c, const train_phase *ph, const char *command, ds_tensor *xtr,
+                     ds_tensor *ytr, ds_tensor *xva, ds_tensor *yva, ds_fit_result *fr)
+{
+    ds_net *net;
+    TRY(ds_net_load(ph->model, &(ds_net_opts){.batch = 64, .seed = c->seed}, &net));
+    char *summary = ds_graph_summary(ds_net_graph(net));
+    if (summary && !c->quick)
+        fputs(summary, stdout);
+    free(summary);
+    if (ph->init) {
+        TRY(ds_net_load_weights(net, ph->init));
+        printf("== starting from the weights of %s\n", ph->init);
+    }
+    char wpath[512], curve[512], logp[512];
+    path_in(c, "cnn.last.safetensors", wpath, sizeof wpath);
+    path_in(c, ph->curve, curve, sizeof curve);
+    path_in(c, ph->log, logp, sizeof logp);
+    if (ph->budget > 0)
+        printf("== training %s for up to %d epochs or %.0f s\n", ph->model, ph->epochs, ph->budget);
+    else
+        printf("== training %s for %d epochs\n", ph->model, ph->epochs);
+    /* flips and quarter turns of the stamps, with the ellipticities following them: the
+     * CNN learns the symmetry instead of an additive bias */
+    ds_fit_opts fo = {.epochs = ph->epochs, .batch_size = 64, .seed = c->seed, .out_path = wpath,
+                      .log_csv = logp, .curve_png = curve, .max_seconds = ph->budget,
+                      .augment = DS_AUG_FLIPS | DS_AUG_ROT90,
+                      .augment_labels = ds_ellipticity_transform, .command = command,
+                      .repeat = ph->repeat, .augment_noise = ph->noise ? 1.0 : 0.0};
+    TRY(ds_net_fit(net, xtr, ytr, xva, yva, &fo, fr));
+    printf("   %d epochs in %.0f s%s, best validation loss %.5f at epoch %d\n", fr->epochs_run,
+           fr->seconds, fr->out_of_time ? " (time budget reached)" : "", fr->best_val_loss,
+           fr->best_epoch);
+    keep_best_weights(c, ph->keep);
+    path_in(c, ph->keep, wpath, sizeof wpath);
+    TRY(ds_net_load_weights(net, wpath));
+    return net;
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: ellipticity_demo [--quick] [--out DIR] [--model FILE] [--seed S]\n"
             "                        [--train N] [--per-bin N] [--epochs E] [--budget SECONDS]\n"
             "                        [--loss msb|mse] [--shear-per-bin N (a multiple of 8)]\n"
-            "                        [--init WEIGHTS (start from these weights)]\n");
+            "                        [--init WEIGHTS (start from these weights)]\n"
+            "                        [--warm F (msb: the share of the budget for MSE first)]\n");
 }
 
 int main(int argc, char **argv)
@@ -610,6 +687,9 @@ int main(int argc, char **argv)
             i++;
         } else if (!strcmp(a, "--model") && v) {
             c.model = v;
+            i++;
+        } else if (!strcmp(a, "--warm") && v) {
+            c.warm = atof(v);
             i++;
         } else if (!strcmp(a, "--init") && v) {
             c.init = v;
@@ -640,8 +720,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (c.n_train < 100 || c.per_bin < 10 || c.epochs < 1 || c.shear_per_bin < 8 ||
-        c.shear_per_bin % 8 ||
+    if (c.n_train < 100 || c.per_bin < 10 || c.epochs < 1 || !(c.warm >= 0 && c.warm < 1) ||
+        c.shear_per_bin < 8 || c.shear_per_bin % 8 ||
         (c.msb && c.n_val % c.realizations)) {
         usage();
         return 2;
@@ -693,50 +773,41 @@ int main(int argc, char **argv)
     printf("   %.0f galaxies in %.1f s (%.0f per second)\n", n_sim, now_s() - ts,
            n_sim / (now_s() - ts));
 
-    /* 2. train the CNN */
-    ds_net *net;
-    TRY(ds_net_load(c.model, &(ds_net_opts){.batch = 64, .seed = c.seed}, &net));
-    char *summary = ds_graph_summary(ds_net_graph(net));
-    if (summary && !c.quick)
-        fputs(summary, stdout);
-    free(summary);
-    if (c.init) {   /* e.g. the MSE network, fine-tuned by the msb loss */
-        TRY(ds_net_load_weights(net, c.init));
-        printf("== starting from the weights of %s\n", c.init);
-    }
-    ds_tensor *ytr = labels_of(ttr), *yva = labels_of(tva);
-    char wpath[512], curve[512], logp[512], used[256];
-    for (size_t i = 0; i < sizeof stale_names / sizeof stale_names[0]; i++)
-        remove_in(&c, stale_names[i]);
-    path_in(&c, "cnn.last.safetensors", wpath, sizeof wpath);
-    path_in(&c, "learning_curve.png", curve, sizeof curve);
-    path_in(&c, "training_log.csv", logp, sizeof logp);
-    if (c.budget_s > 0)
-        printf("== training %s for up to %d epochs or %.0f s\n", c.model, c.epochs, c.budget_s);
-    else
-        printf("== training %s for %d epochs\n", c.model, c.epochs);
-    ds_fit_result fr;
-    /* flips and quarter turns of the stamps, with the ellipticities following them: the
-     * CNN learns the symmetry instead of an additive bias */
+    /* 2. train the CNN: with --loss msb, first the MSE network for a share of the budget
+     * (--warm), then the msb loss from its best weights */
     char *command = ds_command_line(argc, (const char *const *)argv);
     if (!command)
         TRY(DS_ERR_NOMEM);
-    ds_fit_opts fo = {.epochs = c.epochs, .batch_size = 64, .seed = c.seed, .out_path = wpath,
-                      .log_csv = logp, .curve_png = curve, .max_seconds = c.budget_s,
-                      .augment = DS_AUG_FLIPS | DS_AUG_ROT90,
-                      .augment_labels = ds_ellipticity_transform, .command = command};
-    if (c.msb) {   /* fresh sky noise (sigma 1) in each of a galaxy's realizations */
-        fo.repeat = c.realizations;
-        fo.augment_noise = 1.0;
+    ds_tensor *ytr = labels_of(ttr), *yva = labels_of(tva);
+    for (size_t i = 0; i < sizeof stale_names / sizeof stale_names[0]; i++)
+        remove_in(&c, stale_names[i]);
+    remove_in(&c, "cnn.mse.safetensors");
+    ds_fit_result fr, fw = {0};
+    ds_net *warm = NULL;
+    char wpath[512], used[256];
+    const char *init = c.init;
+    int epochs = c.epochs;
+    double budget = c.budget_s;
+    if (c.msb && c.warm > 0) {
+        train_phase phase = {.model = "examples/ellipticity.model", .init = init,
+                             .epochs = (int)ceil(c.epochs * c.warm), .budget = c.budget_s * c.warm,
+                             .repeat = 1, .noise = true, .log = "training_log.mse.csv",
+                             .curve = "learning_curve.mse.png", .keep = "cnn.mse.safetensors"};
+        warm = train(&c, &phase, command, xtr, ytr, xva, yva, &fw);
+        path_in(&c, "cnn.mse.safetensors", wpath, sizeof wpath);
+        init = wpath;
+        /* an msb epoch shows each galaxy `realizations` times */
+        epochs = (c.epochs - phase.epochs + c.realizations - 1) / c.realizations;
+        epochs = epochs < 1 ? 1 : epochs;
+        budget = c.budget_s > 0 ? c.budget_s - fw.seconds : 0;
     }
-    TRY(ds_net_fit(net, xtr, ytr, xva, yva, &fo, &fr));
+    train_phase phase = {.model = c.model, .init = init, .epochs = epochs, .budget = budget,
+                         .repeat = c.msb ? c.realizations : 0, .noise = c.msb,
+                         .log = "training_log.csv", .curve = "learning_curve.png",
+                         .keep = "cnn.safetensors"};
+    ds_net *net = train(&c, &phase, command, xtr, ytr, xva, yva, &fr);
     free(command);
-    printf("   %d epochs in %.0f s%s, best validation loss %.5f at epoch %d\n", fr.epochs_run,
-           fr.seconds, fr.out_of_time ? " (time budget reached)" : "", fr.best_val_loss,
-           fr.best_epoch);
-    keep_best_weights(&c);
     path_in(&c, "cnn.safetensors", wpath, sizeof wpath);
-    TRY(ds_net_load_weights(net, wpath));
     weights_words(net, used, sizeof used);
     printf("   the tables use %s (%s); the last epoch is in cnn.last.safetensors\n", wpath,
            used);
@@ -772,6 +843,15 @@ int main(int argc, char **argv)
         }
     }
 
+    stats ws[NBINS + 1];
+    if (warm) {   /* the msb network against the MSE network it started from */
+        measured mw = measure_cnn(warm, xte);
+        for (int b = 0; b <= NBINS; b++)
+            ws[b] = fit_bias(&mw, tte, b < NBINS ? b : -1, (int)c.per_bin, NULL);
+        free(mw.e);
+        free(mw.fail);
+    }
+
     printf("== shear bias: %lld galaxies per SNR bin in shear cycles of pairs\n",
            (long long)c.shear_per_bin);
     double tsh = now_s();
@@ -784,18 +864,25 @@ int main(int argc, char **argv)
     print_table(stdout, "Test set, after calibrating m and c per SNR bin on a separate calibration set",
                 cal, false);
     print_shear_table(stdout, &c, &shear, false);
+    if (warm)
+        print_warm_table(stdout, raw[CNN], ws, false);
     path_in(&c, "results.md", p, sizeof p);
     FILE *md = fopen(p, "w");
     if (md) {
         fprintf(md, "# Galaxy ellipticities: CNN against adaptive moments\n\n%lld test galaxies "
                 "(%lld per SNR bin), %dx%d stamps, Gaussian PSF FWHM 2 px. CNN trained %d epochs "
-                "on %lld galaxies in %.0f s.\n\nCNN weights: cnn.safetensors (%s); the last epoch's "
-                "are in cnn.last.safetensors.\n", (long long)c.per_bin * NBINS,
-                (long long)c.per_bin, c.size, c.size, fr.epochs_run, (long long)c.n_train,
-                fr.seconds, used);
+                "on %lld galaxies in %.0f s", (long long)c.per_bin * NBINS, (long long)c.per_bin,
+                c.size, c.size, fr.epochs_run, (long long)c.n_train, fr.seconds);
+        if (warm)
+            fprintf(md, " (loss msb, %d rows per galaxy), after %d epochs of the MSE loss in "
+                    "%.0f s (cnn.mse.safetensors)", c.realizations, fw.epochs_run, fw.seconds);
+        fprintf(md, ".\n\nCNN weights: cnn.safetensors (%s); the last epoch's are in "
+                "cnn.last.safetensors.\n", used);
         print_table(md, "Raw", raw, true);
         print_table(md, "Calibrated per SNR bin on a separate calibration set", cal, true);
         print_shear_table(md, &c, &shear, true);
+        if (warm)
+            print_warm_table(md, raw[CNN], ws, true);
         fclose(md);
     }
     path_in(&c, "results.csv", p, sizeof p);
@@ -832,5 +919,6 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         ds_tensor_free(all[i]);
     ds_net_free(net);
+    ds_net_free(warm);
     return cnn_rmse < zero_rmse ? 0 : 3;
 }
