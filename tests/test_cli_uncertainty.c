@@ -4,6 +4,7 @@
 #include "spawn.h"
 #include "toy_uq.h"
 
+#include <stdbool.h>
 #include <unistd.h>
 
 static char dir[64];
@@ -189,7 +190,7 @@ TEST(cli_train_ensemble_and_predict)
         ds_tensor_set *s = NULL;
         snprintf(path, sizeof path, "%s/e.m%d.safetensors", d, i);
         CHECK(ds_safetensors_load(path, &s) == DS_OK);
-        char want[8];
+        char want[16];
         snprintf(want, sizeof want, "%d", i);
         CHECK(!strcmp(ds_tensor_set_meta_get(s, "ensemble.member"), want));
         CHECK(!strcmp(ds_tensor_set_meta_get(s, "ensemble.members"), "3"));
@@ -238,7 +239,9 @@ TEST(cli_predict_mc_bad_input)
               "-o %s/p.npy", d, d, d, d);
     CHECK_OUT("deepsky: error: --mc 4: ");
     CHECK_OUT("plain.model: the model has no stochastic layer (dropout or Bayesian weights)");
-    CHECK(access("p.npy", F_OK) != 0);
+    char p[128];
+    snprintf(p, sizeof p, "%s/p.npy", d);
+    CHECK(access(p, F_OK) != 0);
     CHECK_RUN(2, "predict %s/plain.model --weights %s/w.safetensors --data %s/x.npy "
               "--samples %s/s.npy -o %s/p.npy", d, d, d, d, d);
     CHECK_OUT("--samples keeps the draws of --mc N or of an ensemble");

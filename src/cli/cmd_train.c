@@ -624,7 +624,7 @@ static int train_run(cli_cmd *cp, const train_settings *tp, const run_files *rfp
 /* Member i's weights file of an ensemble written to out: <W>.m<i>.safetensors. */
 static void member_path(const char *out, long i, char *buf, size_t cap)
 {
-    char suffix[32];
+    char suffix[48];
     snprintf(suffix, sizeof suffix, ".m%ld.safetensors", i);
     stem_name(out, suffix, buf, cap);
 }
