@@ -226,6 +226,41 @@ TEST(cli_train_ensemble_and_predict)
     return TEST_PASS;
 }
 
+/* A model with two outputs: -o and --samples NAME=FILE for each; an output of F > 1
+ * values gets the columns NAME_J_mean, NAME_J_std. Weights from `deepsky init`. */
+TEST(cli_predict_mc_several_outputs)
+{
+    const char *d = tmpdir();
+    char m[128], line[256];
+    CHECK(d && !setup(d));
+    snprintf(m, sizeof m, "%s/two.model", d);
+    CHECK(!write_text(m, "input name=x shape=1\n"
+                         "dense name=h units=8 activation=relu\n"
+                         "dropout name=dr rate=0.3\n"
+                         "dense name=a units=1 inputs=dr\n"
+                         "dense name=b units=2 inputs=dr\n"
+                         "output a,b\n"));
+    CHECK_RUN(0, "init %s -o %s/w.safetensors", m, d);
+    CHECK_RUN(0, "predict %s --weights %s/w.safetensors --data %s/x.npy --mc 4 -o a=%s/pa.npy "
+              "-o b=%s/pb.csv --samples b=%s/sb.csv --samples a=%s/sa.npy", m, d, d, d, d, d, d);
+    CHECK_OUT("pa.npy [40, 1, 2]: mean, std");
+    CHECK_OUT("pb.csv [40, 4]: mean, std");
+    CHECK_OUT("sa.npy [4, 40, 1]: 4 draws of 40 samples");
+    CHECK_OUT("sb.csv [160, 4]: 4 draws of 40 samples");
+    snprintf(m, sizeof m, "%s/pb.csv", d);
+    FILE *f = fopen(m, "r");
+    CHECK(f && fgets(line, sizeof line, f));
+    fclose(f);
+    CHECK(!strncmp(line, "b_0_mean,b_0_std,b_1_mean,b_1_std", 33));
+    snprintf(m, sizeof m, "%s/sb.csv", d);
+    f = fopen(m, "r");
+    CHECK(f && fgets(line, sizeof line, f));
+    fclose(f);
+    CHECK(!strncmp(line, "draw,sample,b_0,b_1", 19));
+    rm_rf(d);
+    return TEST_PASS;
+}
+
 TEST(cli_predict_mc_bad_input)
 {
     const char *d = tmpdir();

@@ -259,6 +259,53 @@ TEST(uq_ensemble_refuses_mixed_members)
     return TEST_PASS;
 }
 
+/* An ensemble with Monte Carlo passes: member j's draws are ds_net_predict_mc's of its
+ * weights with seed + j, member after member. */
+TEST(uq_ensemble_with_mc_passes)
+{
+    const char *d = tmpdir();
+    CHECK(d);
+    ds_tensor *x, *y1, *y = ds_tensor_create(2, (int64_t[]){32, 2});   /* mixed: 2 means */
+    CHECK(y && !toy_data(32, -1, 1, 3, &x, &y1));
+    for (int i = 0; i < 64; i++)
+        ds_tensor_data(y)[i] = ds_tensor_data(y1)[i / 2];
+    ds_tensor_free(y1);
+    char paths[2][128];
+    const char *w[2];
+    for (int i = 0; i < 2; i++) {
+        snprintf(paths[i], sizeof paths[i], "%s/m%d.safetensors", d, i);
+        w[i] = paths[i];
+        ds_net *n = NULL;
+        CHECK(toy_train(mixed_model, x, y, 1, 16, 1 + (uint64_t)i, paths[i], NULL, &n) == 0);
+        ds_net_free(n);
+    }
+    ds_net *n = NULL;
+    CHECK(ds_net_parse(mixed_model, "m.model", NULL, &n) == DS_OK);
+    ds_feed f = {.inputs = {{"x", x}}};
+    ds_uq_opts o = {.passes = 3, .seed = 20, .batch = 8, .keep_draws = 1};
+    ds_uq_output u = {0}, v[2] = {{0}};
+    CHECK(ds_net_predict_ensemble(n, 2, w, &f, &o, &u) == DS_OK);
+    CHECK(ds_tensor_shape(u.draws)[0] == 6 && ds_tensor_shape(u.draws)[1] == 32);
+    for (int i = 0; i < 2; i++) {
+        ds_uq_opts oi = o;
+        oi.seed = o.seed + (uint64_t)i;
+        CHECK(ds_net_load_weights(n, paths[i]) == DS_OK);
+        CHECK(ds_net_predict_mc(n, &f, &oi, &v[i]) == DS_OK);
+    }
+    size_t per = 3 * 32 * 4 * sizeof(float);
+    int same = !memcmp(ds_tensor_data(u.draws), ds_tensor_data(v[0].draws), per) &&
+               !memcmp(ds_tensor_data(u.draws) + 3 * 32 * 4, ds_tensor_data(v[1].draws), per);
+    ds_uq_output_free(&u);
+    ds_uq_output_free(&v[0]);
+    ds_uq_output_free(&v[1]);
+    ds_tensor_free(x);
+    ds_tensor_free(y);
+    ds_net_free(n);
+    rm_files(d, 2);
+    CHECK(same);
+    return TEST_PASS;
+}
+
 /* ---- the toy: y = sin(x) + toy_sigma(x) N(0, 1) on [-3, 3] ---- */
 #define Z68 0.994457883209753   /* two-sided 68% and 95% intervals of N(0, 1): +-z */
 #define Z95 1.959963984540054
