@@ -1232,6 +1232,10 @@ typedef struct {
      * quoted to be re-run; a program its own command line or a description): stored as
      * train.command in every weights file the run writes (see ds_weights_info). NULL: none */
     const char *command;
+    /* Extra safetensors metadata (its keys and values; its tensors are ignored) written into
+     * every weights file the run writes, e.g. the ensemble.* keys of `train --ensemble`
+     * (ensemble.model, ensemble.member, ensemble.members, ensemble.seed). NULL: none */
+    const ds_tensor_set *meta;
 } ds_fit_opts;
 typedef struct {
     int epochs_run, best_epoch, stopped_early, resumed_from;
@@ -1297,6 +1301,66 @@ DS_API ds_status ds_net_evaluate(ds_net *n, const ds_tensor *x, const ds_tensor 
  * reads it. */
 DS_API ds_status ds_net_output_classes(const ds_net *n, int i, const ds_tensor *p,
                                        ds_tensor **out);
+
+/* ------------------------------------------------------------------------------------------
+ * Uncertainty: Monte Carlo dropout, heteroscedastic outputs, deep ensembles (issue 15)
+ *
+ * A prediction with uncertainty pools S draws of every output: S stochastic passes of one
+ * net (Monte Carlo dropout: dropout drawing, batch norm with its running statistics), or
+ * the passes of each member of a deep ensemble (one model trained from seeds S..S+K-1).
+ * For a plain output the result is the mean and the standard deviation of the S draws
+ * (population: divided by S, so S = 1 gives 0). A gaussian_nll loss's prediction is the mean
+ * and the standard deviation side by side on axis 1 ([N, 2D, ...]); draw s gives mu_s and
+ * sigma_s, and the mixture of the S Gaussians gives
+ *   mean = avg mu_s,   aleatoric var = avg sigma_s^2,   epistemic var = avg (mu_s - mean)^2,
+ *   total var = aleatoric var + epistemic var          (Lakshminarayanan et al. 2017).
+ * ---------------------------------------------------------------------------------------- */
+/* Nodes of the net whose op is random when the graph's mode has DS_DROPOUT_ON (dropout,
+ * Bayesian weights); 0: Monte Carlo passes would all be the same. */
+DS_API int ds_net_stochastic_count(const ds_net *n);
+/* 1 when output i is a gaussian_nll loss's prediction (mean and standard deviation side by
+ * side on axis 1), else 0 (also for i out of range). */
+DS_API int ds_net_output_is_gaussian(const ds_net *n, int i);
+
+typedef struct {
+    int passes;         /* stochastic passes per net, >= 1 (ds_net_predict_ensemble: 1 runs
+                         * each member once in eval mode, dropout off) */
+    uint64_t seed;      /* seed of the dropout draws (ensembles: member j uses seed + j) */
+    int64_t batch;      /* samples per forward; 0: 256 */
+    int keep_draws;     /* also return every draw (ds_uq_output.draws) */
+} ds_uq_opts;
+
+typedef struct {
+    ds_tensor *mean;          /* [N, ...]: the output's shape; gaussian: its mean half */
+    ds_tensor *std;           /* total standard deviation, mean's shape */
+    ds_tensor *std_aleatoric; /* gaussian outputs: sqrt(avg sigma_s^2); else NULL */
+    ds_tensor *std_epistemic; /* gaussian outputs: sqrt(avg (mu_s - mean)^2); else NULL */
+    ds_tensor *draws;         /* keep_draws: [S, N, ...] each draw as predicted (gaussian:
+                               * mean and std side by side); else NULL */
+} ds_uq_output;
+/* Frees o's tensors and zeroes it; NULL is a no-op. */
+DS_API void ds_uq_output_free(ds_uq_output *o);
+
+/* Monte Carlo dropout: o->passes passes over the feed's inputs (preprocessed, as for
+ * ds_net_predict_feed), dropout drawing and batch norm in eval mode (DS_MODE_MC_DROPOUT),
+ * pooled into out[k] for each output k (ds_net_output_count entries; the caller frees each
+ * with ds_uq_output_free). The draws depend on o->seed, the pass, the batch size and the
+ * sample's place only: the same at any thread count and after any earlier call. DS_ERR_ARG
+ * when passes < 1 or the net has no stochastic layer (naming the model file). On failure
+ * out[] holds nothing. */
+DS_API ds_status ds_net_predict_mc(ds_net *n, const ds_feed *f, const ds_uq_opts *o,
+                                   ds_uq_output *out);
+/* Deep ensemble: loads the k weights files into n in turn, applies each one's stored
+ * preprocessing to a copy of the feed (f holds raw data and is not changed), runs it
+ * o->passes times (1: eval mode; more: Monte Carlo dropout as above, member j with seed
+ * o->seed + j) and pools the k * passes draws into out[] as ds_net_predict_mc does (draws
+ * member-major). Files written by `deepsky train --ensemble` carry ensemble.* metadata
+ * (ds_fit_opts.meta): all given members must then name the same model
+ * (ensemble.model, a hash of the model file) and differ in ensemble.member, else DS_ERR_ARG
+ * naming both files. n keeps the last member's weights. */
+DS_API ds_status ds_net_predict_ensemble(ds_net *n, int k, const char *const *weights,
+                                         const ds_feed *f, const ds_uq_opts *o,
+                                         ds_uq_output *out);
 /* Area under the ROC curve of scores for binary labels (ties averaged). */
 DS_API double ds_auroc(int64_t n, const float *score, const float *label);
 /* True-positive rate at the threshold giving false-positive rate fpr (interpolated).

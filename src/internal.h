@@ -366,6 +366,7 @@ typedef struct {
     /* Pointwise ops (y = f(x), element by element) only, NULL for the others: f'(x) and
      * f''(x) in double, which are all the Newton rules (optim/rop.c) need of them. */
     void (*derivs)(const ds_node *y, double x, double *d1, double *d2);
+    bool stochastic;   /* random when the mode has DS_DROPOUT_ON (dropout, Bayesian weights): --mc samples it */
 } ds_op_def;
 
 #define DSI_READS_IN(k) (1u << (k))

@@ -206,6 +206,21 @@ void cli_ignore_file_size_limit(void);
  * training metadata: "weights: W (epoch 12 of 30, best validation loss 0.01234,
  * 2026-12-03T10:40:12Z, deepsky 0.1.0)", or "(no training metadata)". */
 void cli_weights_note(const char *path, const ds_net *n);
+/* predict with uncertainty (predict_uq.c): --mc N passes (0: none, an ensemble of
+ * several --weights run once each), the -o item of each output (which[k]) and, with
+ * --samples, the item of its draws (swhich[k]; samples NULL without). */
+typedef struct {
+    long passes;
+    uint64_t seed;
+    int64_t batch;
+    const cli_item *outs, *samples;
+    const int *which, *swhich;
+} cli_uq_job;
+/* Runs ds_net_predict_mc on f (preprocessed here), or ds_net_predict_ensemble on f (raw)
+ * when --weights is given more than once, and writes each output's mean and standard
+ * deviation (and aleatoric and epistemic parts for gaussian_nll outputs) to its -o file:
+ * .npy [N, ..., 2 or 4], tables NAME_mean, NAME_std, ... 0, or 1 after printing. */
+int cli_predict_uq(const cli_cmd *c, ds_net *n, ds_feed *f, const cli_uq_job *j);
 /* Loads the model file (with the batch size, seed and the label modes of the labels in
  * labels, which may be NULL) and, if weights is non-NULL, its weights. */
 int cli_load_net(const char *model, const char *weights, int64_t batch, uint64_t seed,

@@ -212,10 +212,27 @@ static int write_outputs(const ds_net *n, const cli_data *d, ds_tensor **p,
     return rc;
 }
 
+/* The flags of a prediction with uncertainty that do not go together. 0, or 2 (printed). */
+static int uq_flags(const cli_cmd *c, long mc, int n_weights)
+{
+    bool uq = mc > 0 || n_weights > 1;
+    if (mc && cli_has(c, "mc-dropout"))
+        return cli_usage_error(c, "--mc-dropout draws one sample and --mc N pools N: give one "
+                               "of them");
+    if (uq && cli_has(c, "classes"))
+        return cli_usage_error(c, "--classes writes one prediction's classes: not with %s",
+                               mc ? "--mc" : "an ensemble (several --weights)");
+    if (!uq && cli_has(c, "samples"))
+        return cli_usage_error(c, "--samples keeps the draws of --mc N or of an ensemble "
+                               "(several --weights): give one of them");
+    return 0;
+}
+
 int cmd_predict(int argc, char **argv)
 {
     cli_opt opts[] = {
-        CLI_OPT("weights", 0, "W", "trained weights (required)"),
+        CLI_OPTS("weights", 0, "W", "trained weights (required); given several times, the "
+                 "members of an ensemble (train --ensemble): each output's mean and std"),
         CLI_OPTS("data", 0, "X", "data (.npy, .fits, .csv or IDX) (required); NAME=X for each "
                  "input of a model with several (repeat the option)"),
         CLI_OPTS("columns", 0, "COLS", "table data: feature columns; NAME=COLS for one input's "
@@ -228,8 +245,16 @@ int cmd_predict(int argc, char **argv)
         CLI_OPT("classes", 0, NULL, "classifiers: write the predicted class (argmax) beside "
                 "the probabilities"),
         CLI_OPT("batch-size", 0, "B", "batch size (default 256)"),
-        CLI_OPT("mc-dropout", 0, NULL, "keep dropout on (one Monte Carlo sample per call)"),
-        CLI_OPT("seed", 0, "S", "seed of the dropout stream with --mc-dropout (default 0)"),
+        CLI_OPT("mc-dropout", 0, NULL, "keep dropout on (one Monte Carlo sample per call; "
+                "--mc N pools N)"),
+        CLI_OPT("mc", 0, "N", "Monte Carlo dropout: N passes with dropout on, written as each "
+                "output's mean and std (gaussian_nll outputs: also std_aleatoric and "
+                "std_epistemic); .npy [N, ..., 2 or 4], tables NAME_mean, NAME_std, ..."),
+        CLI_OPTS("samples", 0, "FILE", "with --mc or an ensemble: every draw too, .npy "
+                 "[draws, N, ...] or a table (draw, sample, NAME...); NAME=FILE for each "
+                 "output of a model with several"),
+        CLI_OPT("seed", 0, "S", "seed of the dropout draws with --mc or --mc-dropout (default "
+                "0)"),
         CLI_OPT("threads", 0, "N", "threads (default: all cores)"),
         CLI_OPTS("output", 'o', "P", "output file: .npy, .fits, .csv or .tsv (required); NAME=P "
                  "for each output of a model with several; a FITS output in the shape of a "
@@ -244,25 +269,35 @@ int cmd_predict(int argc, char **argv)
     int rc = cli_parse(&c, argc, argv);
     if (rc)
         return rc;
-    long batch, seed;
+    long batch, seed, mc;
     if (!cli_long(&c, "batch-size", 1, 1L << 24, 256, &batch) ||
-        !cli_long(&c, "seed", 0, 0x7fffffffL, 0, &seed) || !cli_threads(&c))
+        !cli_long(&c, "seed", 0, 0x7fffffffL, 0, &seed) ||
+        !cli_long(&c, "mc", 1, 100000, 0, &mc) || !cli_threads(&c))
         return 2;
+    const char *const *wv;
+    int n_weights = cli_values(&c, "weights", &wv);
+    bool uq = mc > 0 || n_weights > 1;
+    if ((rc = uq_flags(&c, mc, n_weights)))
+        return rc;
     if (!cli_has(&c, "weights") || !cli_has(&c, "data") || !cli_has(&c, "output"))
         return cli_usage_error(&c, "--weights W, --data X and -o P are required");
-    cli_item outs[DS_FEED_MAX], ins[DS_FEED_MAX];
-    int n_outs, n_ins, which[DS_FEED_MAX];
+    cli_item outs[DS_FEED_MAX], ins[DS_FEED_MAX], smp[DS_FEED_MAX];
+    int n_outs, n_ins, n_smp = 0, which[DS_FEED_MAX], swhich[DS_FEED_MAX];
     if ((rc = cli_named_list(&c, "data", ins, &n_ins)) ||
-        (rc = cli_named_list(&c, "output", outs, &n_outs)))
+        (rc = cli_named_list(&c, "output", outs, &n_outs)) ||
+        (cli_has(&c, "samples") && (rc = cli_named_list(&c, "samples", smp, &n_smp))))
         return rc;
     if (cli_stop_here(&c))
         return 0;
     cli_files files = {0};
     cli_files_input(&files, "the model file", c.positional[0]);
-    cli_files_input(&files, "--weights", cli_get(&c, "weights"));
+    for (int i = 0; i < n_weights; i++)
+        cli_files_input(&files, "--weights", wv[i]);
     cli_files_inputs(&files, &c, "data");
     for (int i = 0; i < n_outs; i++)
         cli_files_output(&files, "-o", outs[i].path);
+    for (int i = 0; i < n_smp; i++)
+        cli_files_output(&files, "--samples", smp[i].path);
     if ((rc = cli_files_check(&c, &files)))
         return rc;
     cli_data d = {0};
@@ -272,9 +307,15 @@ int cmd_predict(int argc, char **argv)
     if ((rc = cli_load_set(&c, "data", NULL, &d)) ||
         (rc = cli_load_net(c.positional[0], cli_get(&c, "weights"), batch, (uint64_t)seed,
                            NULL, &n)) ||
-        (rc = cli_feed(n, &d, &f)) || (rc = match_outputs(n, outs, n_outs, which)))
+        (rc = cli_feed(n, &d, &f)) || (rc = match_outputs(n, outs, n_outs, which)) ||
+        (n_smp && (rc = match_outputs(n, smp, n_smp, swhich))))
         goto done;
     cli_weights_note(cli_get(&c, "weights"), n);
+    if (uq) {   /* predict_uq.c: --mc N, ensembles */
+        cli_uq_job job = {mc, (uint64_t)seed, batch, outs, n_smp ? smp : NULL, which, swhich};
+        rc = cli_predict_uq(&c, n, &f, &job);
+        goto done;
+    }
     if (cli_has(&c, "mc-dropout"))
         ds_graph_set_mode(ds_net_graph(n), DS_MODE_MC_DROPOUT);
     if (ds_net_check_feed(n, &f) || ds_net_preprocess_feed(n, &f) ||

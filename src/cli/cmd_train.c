@@ -327,11 +327,12 @@ typedef struct {
     char best[4096], ckpt[4096], logp[4096], curvep[4096];
 } run_files;
 
-static int output_names(const cli_cmd *c, run_files *rf)
+/* out: -o, or an ensemble member's file (member_path). */
+static int output_names(const cli_cmd *c, const char *out, run_files *rf)
 {
     const char *log = cli_get(c, "log"), *curve = cli_get(c, "curve");
     int rc;
-    rf->out = cli_get(c, "output");
+    rf->out = out;
     if ((rc = cli_output_ext(c, "-o", rf->out, ".safetensors", "weights")) ||
         (log && strcmp(log, "none") && (rc = cli_output_ext(c, "--log", log, ".csv", "logs"))) ||
         (curve && strcmp(curve, "none") &&
@@ -376,6 +377,8 @@ typedef struct {
     double noise;          /* --augment noise:S[:INPUT] */
     char noise_input[64];
     long repeat;
+    long ensemble;         /* --ensemble K: members (0: a single run) */
+    long split_seed;       /* the validation split's seed: --seed, for every member */
 } train_settings;
 
 /* --memory-limit SIZE: bytes, or a number with K, M, G or T (powers of 1024); set once the
@@ -451,9 +454,16 @@ static int check_options(const cli_cmd *c, train_settings *t)
                        sizeof t->noise_input) ||
         !cli_double(c, "checkpoint-every", 0, 1e9, 10, &t->every) ||
         !cli_long(c, "shuffle-buffer", 1, 1L << 40, 0, &t->buffer) ||
+        !cli_long(c, "ensemble", 1, 64, 0, &t->ensemble) ||
         !cli_threads(c) || !check_scales(c) ||
         !parse_memory_limit(c, &t->memory_limit))
         return 2;
+    t->split_seed = t->seed;
+    if (t->ensemble && ((cli_has(c, "log") && strcmp(cli_get(c, "log"), "none")) ||
+                        (cli_has(c, "curve") && strcmp(cli_get(c, "curve"), "none"))))
+        return cli_usage_error(c, "--ensemble: each member writes its own log and curve "
+                               "(<W>.m<i>.log.csv, <W>.m<i>.curve.png): --log and --curve take "
+                               "only 'none'");
     if (!cli_has(c, "data"))
         return cli_usage_error(c, "--data X is required");
     if (!cli_has(c, "labels") && !cli_has(c, "label-columns"))
@@ -497,7 +507,7 @@ static int load_all(const cli_cmd *c, const train_settings *t, cli_data *tr, cli
 static int prepare(const cli_cmd *c, const train_settings *t, ds_net *n, cli_data *tr,
                    cli_data *va, ds_feed *f, ds_feed *fv)
 {
-    cli_split how = {t->vsplit, t->vsplit_last, (uint64_t)t->seed, cli_has(c, "quiet")};
+    cli_split how = {t->vsplit, t->vsplit_last, (uint64_t)t->split_seed, cli_has(c, "quiet")};
     int rc = cli_feed(n, tr, f);
     if (!rc && t->vsplit > 0 && !(rc = cli_split_set(n, tr, f, &how, va)))
         rc = cli_feed(n, tr, f);
@@ -608,6 +618,79 @@ static char *train_command(int argc, char **argv)
     return line;
 }
 
+static int train_run(cli_cmd *cp, const train_settings *tp, const run_files *rfp, int argc,
+                     char **argv, const ds_tensor_set *meta);
+
+/* Member i's weights file of an ensemble written to out: <W>.m<i>.safetensors. */
+static void member_path(const char *out, long i, char *buf, size_t cap)
+{
+    char suffix[48];
+    snprintf(suffix, sizeof suffix, ".m%ld.safetensors", i);
+    stem_name(out, suffix, buf, cap);
+}
+
+/* The ensemble.* keys of member i (ds_fit_opts.meta): the model file's hash, which predict
+ * checks all members share, the member, the count and the first seed. */
+static ds_tensor_set *member_meta(const cli_cmd *c, const train_settings *t, long i)
+{
+    ds_tensor_set *s = ds_tensor_set_create();
+    char h[64], v[32];
+    bool ok = s && file_hash(c->positional[0], h, sizeof h) &&
+              !ds_tensor_set_meta_set(s, "ensemble.model", h);
+    snprintf(v, sizeof v, "%ld", i);
+    ok = ok && !ds_tensor_set_meta_set(s, "ensemble.member", v);
+    snprintf(v, sizeof v, "%ld", t->ensemble);
+    ok = ok && !ds_tensor_set_meta_set(s, "ensemble.members", v);
+    snprintf(v, sizeof v, "%ld", t->seed);
+    ok = ok && !ds_tensor_set_meta_set(s, "ensemble.seed", v);
+    if (!ok) {
+        fprintf(stderr, "deepsky: error: %s: cannot hash the model file for the ensemble's "
+                "metadata\n", c->positional[0]);
+        ds_tensor_set_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* --ensemble K: K runs with seeds S..S+K-1 into <W>.m<i>.safetensors (each with its best
+ * weights, checkpoint, log and curve, so each resumes), the same validation split. */
+static int train_ensemble(cli_cmd *c, const train_settings *t, int argc, char **argv)
+{
+    run_files *rf = calloc((size_t)t->ensemble, sizeof *rf);
+    char (*paths)[4096] = calloc((size_t)t->ensemble, sizeof *paths);
+    int rc = !rf || !paths ? (fprintf(stderr, "deepsky: error: out of memory\n"), 1) : 0;
+    for (long i = 0; i < t->ensemble && !rc; i++) {
+        member_path(cli_get(c, "output"), i, paths[i], sizeof paths[i]);
+        rc = output_names(c, paths[i], &rf[i]);
+    }
+    if (!rc && cli_stop_here(c)) {
+        free(rf);
+        free(paths);
+        return 0;
+    }
+    for (long i = 0; i < t->ensemble && !rc; i++)
+        rc = check_files(c, &rf[i]);
+    for (long i = 0; i < t->ensemble && !rc; i++) {
+        train_settings m = *t;
+        m.seed = t->seed + i;
+        ds_tensor_set *meta = member_meta(c, t, i);
+        if (!cli_has(c, "quiet"))
+            printf("%sensemble member %ld of %ld, seed %ld: %s\n", i ? "\n" : "", i + 1,
+                   t->ensemble, m.seed, paths[i]);
+        rc = meta ? train_run(c, &m, &rf[i], argc, argv, meta) : 1;
+        ds_tensor_set_free(meta);
+    }
+    if (!rc && !cli_has(c, "quiet")) {
+        printf("\nensemble of %ld: predict with", t->ensemble);
+        for (long i = 0; i < t->ensemble; i++)
+            printf(" --weights %s", paths[i]);
+        printf("\n");
+    }
+    free(rf);
+    free(paths);
+    return rc;
+}
+
 int cmd_train(int argc, char **argv)
 {
     cli_opt opts[] = {
@@ -670,6 +753,10 @@ int cmd_train(int argc, char **argv)
                 "end (default: <W>.curve.png; none: no figure)"),
         CLI_OPT("threads", 0, "N", "threads (default: all cores)"),
         CLI_OPT("quiet", 'q', NULL, "no progress output"),
+        CLI_OPT("ensemble", 0, "K", "a deep ensemble: K runs with seeds S..S+K-1 (the same "
+                "validation split), member i into <W>.m<i>.safetensors with its own best "
+                "weights, checkpoint and log (each resumes); predict takes every member's "
+                "--weights"),
         CLI_OPT("output", 'o', "W.safetensors", "final weights (required); also writes <W>.best "
                 "and <W>.ckpt"),
     };
@@ -695,13 +782,26 @@ int cmd_train(int argc, char **argv)
     train_settings t;
     if ((rc = check_options(&c, &t)))
         return rc;
+    if (t.ensemble)
+        return train_ensemble(&c, &t, argc, argv);
     run_files rf;
-    if ((rc = output_names(&c, &rf)))
+    if ((rc = output_names(&c, cli_get(&c, "output"), &rf)))
         return rc;
     if (cli_stop_here(&c))
         return 0;
     if ((rc = check_files(&c, &rf)))
         return rc;
+    return train_run(&c, &t, &rf, argc, argv, NULL);
+}
+
+/* One training run: t's seed, rf's files, meta (ensemble.* keys, or NULL) in every file. */
+static int train_run(cli_cmd *cp, const train_settings *tp, const run_files *rfp, int argc,
+                     char **argv, const ds_tensor_set *meta)
+{
+    cli_cmd c = *cp;
+    train_settings t = *tp;
+    run_files rf = *rfp;
+    int rc = 0;
     if (t.memory_limit)
         ds_set_memory_limit(t.memory_limit);
     cli_data tr = {0}, va = {0};
@@ -734,6 +834,7 @@ int cmd_train(int argc, char **argv)
         .resume = cli_has(&c, "resume") || cli_has(&c, "resume-if-exists"),
         .resume_if_exists = cli_has(&c, "resume-if-exists"),
         .progress = cli_has(&c, "quiet") ? NULL : show, .ctx = &ps, .command = command,
+        .meta = meta,
     };
     if (!cli_has(&c, "quiet"))
         print_start(&c, n, &tr, &va, &t, s);

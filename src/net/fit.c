@@ -423,7 +423,13 @@ static ds_status set_train_meta(const fit_run *fr, ds_tensor_set *s, int held, i
         .loss = h[0], .metric = h[1], .val_loss = h[2], .val_metric = h[3],
         .metric_name = fr->mname, .command = fr->o->command,
     };
-    return dsi_weights_meta_set(s, &m);
+    ds_status st = dsi_weights_meta_set(s, &m);
+    const ds_tensor_set *x = fr->o->meta;   /* the caller's keys (train --ensemble) */
+    for (int i = 0; x && !st && i < dsi_tensor_set_meta_count(x); i++) {
+        const char *key = dsi_tensor_set_meta_key(x, i);
+        st = ds_tensor_set_meta_set(s, key, ds_tensor_set_meta_get(x, key));
+    }
+    return st;
 }
 
 /* The checkpoint: weights, optimizer state, the loop's state, its history and settings. */

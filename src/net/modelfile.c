@@ -1268,8 +1268,9 @@ static ds_status l_gaussian(builder *b, spec *s, const loss_def *d, loss_line *l
     if (!t)
         return dsi_last_status();
     *out = ds_loss_gaussian_nll(g, mu->node, lv->node, t, l->red);
-    /* predict writes mean and log-variance side by side */
-    l->pred = l->t->pred = ds_concat(g, 2, (ds_node *[]){mu->node, lv->node}, 1);
+    /* predict writes the mean and the standard deviation exp(logvar / 2) side by side */
+    ds_node *sd = ds_exp(g, ds_mul_scalar(g, lv->node, 0.5f));
+    l->pred = l->t->pred = ds_concat(g, 2, (ds_node *[]){mu->node, sd}, 1);
     return DS_OK;
 }
 

@@ -72,7 +72,7 @@ static void dropout_backward(ds_node *y)
 const ds_op_def dsi_op_dropout = {
     .shape = dropout_shape, .cpu = {dropout_forward, dropout_backward},
     .saved_bytes = dropout_saved, .bwd_reads = dsi_reads_none, .inplace = true,
-    .saved_optional = true,
+    .saved_optional = true, .stochastic = true,
 };
 
 ds_node *ds_dropout(ds_graph *g, ds_node *x, float rate)
