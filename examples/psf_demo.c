@@ -422,6 +422,13 @@ static leak_stats fit_leak(const demo_measured *me, const ds_tensor *truth, int6
 }
 
 /* ---- report ---- */
+/* "10", "20", ... for the SNR bins, "all" for b == NBINS. */
+static const char *snr_name(int b, char *buf, size_t cap)
+{
+    snprintf(buf, cap, b < NBINS ? "%.0f" : "all", snr_bins[b < NBINS ? b : 0]);
+    return buf;
+}
+
 static double pooled(const demo_stats *s)
 {
     return sqrt(0.5 * (s->rmse[0] * s->rmse[0] + s->rmse[1] * s->rmse[1]));
@@ -445,7 +452,7 @@ static void print_rmse_table(FILE *fp, const char *title, demo_stats st[NMETHODS
                 method_names[NOPSF], method_names[REGAUSS], "failed", "CNN + PSF beats");
     for (int b = 0; b <= NBINS; b++) {
         char snr[16];
-        snprintf(snr, sizeof snr, b < NBINS ? "%.0f" : "all", snr_bins[b < NBINS ? b : 0]);
+        snr_name(b, snr, sizeof snr);
         const demo_stats *r = &st[REGAUSS][b];
         fprintf(fp, md ? "| %s | %.4f | %.4f | %.4f | %lld of %lld | %s |\n"
                        : "%5s %16.4f %16.4f %19.4f %4lld/%-4lld  %s\n",
@@ -493,7 +500,7 @@ static void print_leak_table(FILE *fp, leak_stats L[NMETHODS][NBINS + 1], bool m
         for (int b = 0; b <= NBINS; b++) {
             const leak_stats *l = &L[me][b];
             char snr[16];
-            snprintf(snr, sizeof snr, b < NBINS ? "%.0f" : "all", snr_bins[b < NBINS ? b : 0]);
+            snr_name(b, snr, sizeof snr);
             fprintf(fp, md ? "| %s | %s | %lld (%lld) | %+.4f ± %.4f | %+.4f ± %.4f | %+.5f ± "
                              "%.5f | %+.5f ± %.5f |"
                            : "%-20s %4s %5lld (%3lld) %+.4f±%.4f %+.4f±%.4f %+.5f±%.5f "
@@ -522,10 +529,10 @@ static void write_csv(const config *c, demo_stats te[NMETHODS][NBINS + 1],
         for (int me = 0; me < NMETHODS; me++)
             for (int b = 0; b <= NBINS; b++) {
                 const demo_stats *s = set ? &op[me][b] : &te[me][b];
-                fprintf(fp, "%s,%s,%s%.0f,%lld,%lld,%.6f,%.6f,%.6f,%.6f,%.7f,%.7f,%.6f,%.6f,"
+                char snr[16];
+                fprintf(fp, "%s,%s,%s,%lld,%lld,%.6f,%.6f,%.6f,%.6f,%.7f,%.7f,%.6f,%.6f,"
                         "%.7f,%.7f\n", set ? "optical" : "held_out", method_keys[me],
-                        b < NBINS ? "" : "all", b < NBINS ? snr_bins[b] : 0.0,
-                        (long long)s->n, (long long)s->failed, s->rmse[0], s->rmse[1], s->m[0],
+                        snr_name(b, snr, sizeof snr), (long long)s->n, (long long)s->failed, s->rmse[0], s->rmse[1], s->m[0],
                         s->dm[0], s->c[0], s->dc[0], s->m[1], s->dm[1], s->c[1], s->dc[1]);
             }
     fclose(fp);
@@ -542,9 +549,9 @@ static void write_csv(const config *c, demo_stats te[NMETHODS][NBINS + 1],
     for (int me = 0; me < NMETHODS; me++)
         for (int b = 0; b <= NBINS; b++) {
             const leak_stats *l = &L[me][b];
-            fprintf(fp, "%s,%s%.0f,%lld,%lld,%.6f,%.6f,%.6f,%.6f,%.7f,%.7f,%.7f,%.7f",
-                    method_keys[me], b < NBINS ? "" : "all", b < NBINS ? snr_bins[b] : 0.0,
-                    (long long)l->groups, (long long)l->dropped, l->alpha[0], l->dalpha[0],
+            char snr[16];
+            fprintf(fp, "%s,%s,%lld,%lld,%.6f,%.6f,%.6f,%.6f,%.7f,%.7f,%.7f,%.7f",
+                    method_keys[me], snr_name(b, snr, sizeof snr), (long long)l->groups, (long long)l->dropped, l->alpha[0], l->dalpha[0],
                     l->alpha[1], l->dalpha[1], l->c0[0], l->dc0[0], l->c0[1], l->dc0[1]);
             for (int k = 0; k < LEAK_BINS; k++)
                 fprintf(fp, ",%.7f,%.7f,%lld", l->cpsf[k], l->dcpsf[k], (long long)l->nbin[k]);
@@ -647,6 +654,7 @@ static bool parse_int(const char *a, const char *v, int64_t lo, int64_t hi, int6
     if (errno || end == v || *end || x < lo || x > hi) {
         fprintf(stderr, "%s: error: option '%s' needs a whole number in [%lld, %lld], got '%s'\n",
                 demo_name, a, (long long)lo, (long long)hi, v);
+        usage(stderr);
         return false;
     }
     *out = x;
