@@ -44,6 +44,7 @@ typedef struct {
     int64_t n_train, n_val, per_bin, leak_per_bin, optical_per_bin;
     int epochs;
     double budget_s;       /* per CNN; 0: no limit */
+    double train_psf_e;    /* |e_psf| of the training and validation PSFs up to this */
     uint64_t seed;
     const char *out, *model_psf, *model_nopsf;
     bool quick;
@@ -135,9 +136,10 @@ static simset sim_run(const ds_sim_opts *o)
 }
 
 /* Training-like galaxies (|e| <= 0.75, SNR 8-100) under the training PSFs: FWHM in
- * [1.5, 2.3] u [2.7, 3.5], beta in [2.5, 3.5] u [4, 5], one quarter in each combination
+ * [1.5, 2.3] u [2.7, 3.5], beta in [2.5, 3.5] u [4, 5], |e_psf| up to psf_e_max (0.1 unless
+ * --train-psf-e says otherwise), one quarter in each combination
  * of the two parts (each part is as wide as the other, so the draws are uniform on it). */
-static simset sim_training(uint64_t seed, int64_t n)
+static simset sim_training(uint64_t seed, int64_t n, double psf_e_max)
 {
     simset part[4];
     for (int q = 0; q < 4; q++) {
@@ -151,6 +153,7 @@ static simset sim_training(uint64_t seed, int64_t n)
         else
             o.psf_beta_max = BETA_OUT_LO;
         o.e_max = 0.75;   /* wider than the test's 0.6: no pull toward the prior's edge */
+        o.psf_e_max = psf_e_max;
         o.snr_min = 8;
         o.snr_max = 100;
         part[q] = sim_run(&o);
@@ -633,12 +636,14 @@ static void usage(FILE *fp)
     fprintf(fp, "usage: psf_demo [--quick] [--out DIR] [--seed S] [--budget SECONDS] [--epochs E]\n"
             "                [--train N] [--per-bin N] [--leak-per-bin GROUPS]\n"
             "                [--optical-per-bin N] [--model FILE] [--model-nopsf FILE]\n"
+            "                [--train-psf-e E]\n"
             "Trains the CNN of --model (default examples/ellipticity_psf.model: the stamp and\n"
             "its PSF image) and of --model-nopsf (examples/ellipticity.model: the stamp alone)\n"
             "for up to --budget seconds each (default 330) on galaxies under variable Moffat\n"
             "PSFs, then compares them with re-Gaussianization on PSFs held out from training.\n"
             "Writes results.md, results.csv, leakage.csv, figures and weights to --out\n"
-            "(default out/psf). --quick: the small version the tests run.\n");
+            "(default out/psf). --quick: the small version the tests run. --train-psf-e:\n"
+            "the training PSFs' largest |e| (default 0.1, that of the test sets; at most 0.5).\n");
 }
 
 static int bad_flag(const char *fmt, const char *a, const char *v)
@@ -691,7 +696,7 @@ static int parse_args(int argc, char **argv, config *c)
         }
         const char *with_value[] = {"--out", "--seed", "--budget", "--epochs", "--train",
                                     "--per-bin", "--leak-per-bin", "--optical-per-bin",
-                                    "--model", "--model-nopsf"};
+                                    "--model", "--model-nopsf", "--train-psf-e"};
         bool known = false;
         for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++)
             known |= !strcmp(a, with_value[k]);
@@ -705,6 +710,13 @@ static int parse_args(int argc, char **argv, config *c)
                 return bad_flag("option '%s' needs a non-empty value%s", a, "");
             *(!strcmp(a, "--out") ? &c->out : !strcmp(a, "--model") ? &c->model_psf
                                                                      : &c->model_nopsf) = v;
+        } else if (!strcmp(a, "--train-psf-e")) {
+            char *end;
+            errno = 0;
+            double e = strtod(v, &end);
+            if (errno || end == v || *end || !(e > 0 && e <= 0.5))
+                return bad_flag("option '%s' needs an ellipticity in (0, 0.5], got '%s'", a, v);
+            c->train_psf_e = e;
         } else if (!strcmp(a, "--budget")) {
             char *end;
             errno = 0;
@@ -761,6 +773,7 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);   /* progress lines show in a log file as they come */
     config c = {.n_train = 40000, .n_val = 2000, .per_bin = 2000, .leak_per_bin = 1000,
                 .optical_per_bin = 500, .epochs = 30, .budget_s = 330, .seed = 1,
+                .train_psf_e = PSF_E_MAX,
                 .out = "out/psf", .model_psf = "examples/ellipticity_psf.model",
                 .model_nopsf = "examples/ellipticity.model"};
     int rc = parse_args(argc, argv, &c);
@@ -774,16 +787,16 @@ int main(int argc, char **argv)
 
     /* 1. simulate */
     printf("== simulating %lld training and %lld validation galaxies (Moffat PSFs, FWHM "
-           "[%.1f, %.1f] u [%.1f, %.1f] px, beta [%.1f, %.1f] u [%.1f, %.1f], |e_psf| <= %.1f), "
+           "[%.1f, %.1f] u [%.1f, %.1f] px, beta [%.1f, %.1f] u [%.1f, %.1f], |e_psf| <= %.2g), "
            "%lld held-out test galaxies (FWHM %.1f-%.1f, beta %.1f-%.1f), %lld leakage stamps "
            "and %lld under optical PSFs\n", (long long)c.n_train, (long long)c.n_val, FWHM_LO,
            FWHM_OUT_LO, FWHM_OUT_HI, FWHM_HI, BETA_LO, BETA_OUT_LO, BETA_OUT_HI, BETA_HI,
-           PSF_E_MAX, (long long)(c.per_bin * NBINS), FWHM_OUT_LO, FWHM_OUT_HI, BETA_OUT_LO,
+           c.train_psf_e, (long long)(c.per_bin * NBINS), FWHM_OUT_LO, FWHM_OUT_HI, BETA_OUT_LO,
            BETA_OUT_HI, (long long)(4 * c.leak_per_bin * NBINS),
            (long long)(c.optical_per_bin * NBINS));
     double ts = demo_now();
-    simset tr = sim_training(c.seed * 7919, c.n_train);
-    simset va = sim_training(c.seed * 7919 + 1, c.n_val);
+    simset tr = sim_training(c.seed * 7919, c.n_train, c.train_psf_e);
+    simset va = sim_training(c.seed * 7919 + 1, c.n_val, c.train_psf_e);
     simset te = sim_binned(moffat_opts(0, 0, true), c.seed * 31 + 3, c.per_bin);
     simset lk = sim_leak(c.seed * 31 + 5, c.leak_per_bin);
     simset op = sim_optical(c.seed * 31 + 7, c.optical_per_bin);
@@ -857,12 +870,12 @@ int main(int argc, char **argv)
     fprintf(md, "# Variable PSFs as an input: CNN with and without the PSF image, against "
             "re-Gaussianization\n\n%dx%d stamps, Sersic n 0.5-6, hlr 1.5-5 px. Training: %lld "
             "galaxies (|e| <= 0.75, SNR 8-100) under Moffat PSFs with FWHM in [%.1f, %.1f] u "
-            "[%.1f, %.1f] px, beta in [%.1f, %.1f] u [%.1f, %.1f] and |e_psf| <= %.1f; the "
-            "held-out sets draw FWHM and beta inside the gaps. RMSE over the successful "
+            "[%.1f, %.1f] px, beta in [%.1f, %.1f] u [%.1f, %.1f] and |e_psf| <= %.2g; the "
+            "held-out sets draw FWHM and beta inside the gaps, |e_psf| <= 0.1. RMSE over the successful "
             "measurements of each method (the CNNs never fail), and of the CNN + PSF over the "
             "galaxies re-Gaussianization measured, which the verdict compares.\n\n", SIZE, SIZE,
             (long long)c.n_train, FWHM_LO, FWHM_OUT_LO, FWHM_OUT_HI, FWHM_HI, BETA_LO,
-            BETA_OUT_LO, BETA_OUT_HI, BETA_HI, PSF_E_MAX);
+            BETA_OUT_LO, BETA_OUT_HI, BETA_HI, c.train_psf_e);
     for (int i = 0; i < 2; i++)
         fprintf(md, "- %s (%s): %d epochs in %.0f s; weights %s.safetensors (%s)\n",
                 method_names[i], i ? c.model_nopsf : c.model_psf, k[i].fr.epochs_run,

@@ -236,6 +236,7 @@ TEST(psf_demo_bad_flags)
         {"--seed -1", "option '--seed' needs a whole number in [0, "},
         {"--epochs 0", "option '--epochs' needs a whole number in [1, 10000], got '0'"},
         {"--out ''", "option '--out' needs a non-empty value"},
+        {"--train-psf-e 0.9", "option '--train-psf-e' needs an ellipticity in (0, 0.5], got '0.9'"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         int rc = run_demo(bad[i].args);
