@@ -83,7 +83,9 @@ else
 LIB_SRC  := $(filter-out src/io/fits_none.c,$(LIB_SRC))
 endif
 TEST_SRC := $(sort $(wildcard tests/*.c))
-EX_SRC   := $(sort $(wildcard examples/*.c))
+# examples/demo_common.c is no program: the galaxy demos (DEMOS) link it.
+EX_COMMON := examples/demo_common.c
+EX_SRC   := $(filter-out $(EX_COMMON),$(sort $(wildcard examples/*.c)))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 HDRS     := include/deepsky.h src/internal.h $(wildcard src/*/*.h) fuzz/fuzz.h Makefile \
             $(BUILD)/config
@@ -106,7 +108,7 @@ $(BUILD)/rel/src/ops/conv_direct.o: XFLAGS := -ffp-contract=fast
 $(BUILD)/test/src/ops/conv_direct.o: XFLAGS := -ffp-contract=fast
 $(LIB_OBJ): XFLAGS += $(CFLAGS_LIB)
 
-.PHONY: all deps test test-minimal check-lib install uninstall bench-sgemm bench-stream bench-cli bench-fashion check-asan check-valgrind fuzz fuzz-build fuzz-coverage demo demo-quick demo-shear example examples fashion bench bench-quick clean FORCE
+.PHONY: all deps test test-minimal check-lib install uninstall bench-sgemm bench-stream bench-cli bench-fashion check-asan check-valgrind fuzz fuzz-build fuzz-coverage demo demo-quick demo-shear demo-psf example examples fashion bench bench-quick clean FORCE
 all: $(BUILD)/libdeepsky.a $(BUILD)/libdeepsky.so $(BUILD)/deepsky examples
 
 deps:
@@ -176,13 +178,21 @@ $(BUILD)/examples/%: examples/%.c $(BUILD)/libdeepsky.a
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS_REL) $< -o $@ $(BUILD)/libdeepsky.a $(LIBS)
 
+# The galaxy demos share examples/demo_common.c.
+DEMOS := $(BUILD)/examples/ellipticity_demo $(BUILD)/examples/psf_demo
+$(DEMOS): $(BUILD)/examples/%: examples/%.c $(EX_COMMON) examples/demo_common.h $(BUILD)/libdeepsky.a
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS_REL) $< $(EX_COMMON) -o $@ $(BUILD)/libdeepsky.a $(LIBS)
+
 examples: $(EX_BIN)
 
 # OpenBLAS's own threads would fight the OpenMP ones: it runs on the OpenMP pool.
 # The test runner, then (unless T picks some tests) the checks of the built libraries.
 test: deps
-	@$(MAKE) --no-print-directory $(BUILD)/run_tests $(BUILD)/deepsky-test $(BUILD)/examples/ellipticity_demo
+	@$(MAKE) --no-print-directory $(BUILD)/run_tests $(BUILD)/deepsky-test $(DEMOS)
 	DEEPSKY=$(BUILD)/deepsky-test DEEPSKY_DEMO=$(BUILD)/examples/ellipticity_demo \
+	    DEEPSKY_PSF_DEMO=$(BUILD)/examples/psf_demo \
 	    ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 $(BUILD)/run_tests $(T)
 	@if [ -z "$(T)" ]; then $(MAKE) --no-print-directory check-lib; fi
 
@@ -245,6 +255,12 @@ demo-quick: deps
 demo-shear: deps
 	@$(MAKE) --no-print-directory all
 	$(BUILD)/examples/ellipticity_demo --shear-per-bin 80000 --out out/ellipticity-shear
+
+# Variable Moffat PSFs given to the CNN as a second input, against the same CNN without it
+# and re-Gaussianization, on PSFs held out from training (out/psf/; about 20 min on 2 cores).
+demo-psf: deps
+	@$(MAKE) --no-print-directory all
+	$(BUILD)/examples/psf_demo --out out/psf
 
 # The C API in a few dozen lines: XOR, then a small regression.
 example: deps

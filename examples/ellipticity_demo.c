@@ -4,16 +4,14 @@
  * subtraction), and report RMSE and the multiplicative and additive biases m and c of
  * e_measured = (1 + m) e_true + c per SNR bin, with figures. `make demo` runs it;
  * `--quick` is the small version the tests run. */
-#include <deepsky.h>
+#include "demo_common.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #define NBINS 4
 static const double snr_bins[NBINS] = {10, 20, 40, 80};
@@ -41,31 +39,13 @@ typedef struct {
     int realizations;
 } config;
 
-/* One method's measurements of a set: e[i][2], a failure flag, and the truth. */
-typedef struct {
-    int64_t n;
-    float *e;          /* [n, 2] measured */
-    int *fail;         /* [n] */
-} measured;
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-#define TRY(call)                                                                   \
-    do {                                                                            \
-        if ((call) != DS_OK) {                                                      \
-            fprintf(stderr, "ellipticity demo: error: %s\n", ds_last_error());      \
-            exit(1);                                                                \
-        }                                                                           \
-    } while (0)
+typedef demo_measured measured;
+typedef demo_stats stats;
+#define TRY(call) DEMO_TRY(call)
 
 static void path_in(const config *c, const char *name, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "%s/%s", c->out, name);
+    demo_path(c->out, name, buf, cap);
 }
 
 /* ---- the weights files ----
@@ -75,42 +55,7 @@ static void path_in(const config *c, const char *name, char *buf, size_t cap)
  * cnn.safetensors (an atomic write) and the two others removed. Before training, the
  * files an earlier run of the demo may have left under names that would mislead (the
  * best as cnn.best, its checkpoint as cnn.ckpt, and an unfinished run's cnn.last.best and
- * cnn.last.ckpt) are removed; nothing else in the folder is touched. */
-static const char *const stale_names[] = {"cnn.best.safetensors", "cnn.ckpt.safetensors",
-                                          "cnn.last.best.safetensors",
-                                          "cnn.last.ckpt.safetensors"};
-
-static void remove_in(const config *c, const char *name)
-{
-    char p[512];
-    path_in(c, name, p, sizeof p);
-    if (remove(p) != 0 && errno != ENOENT)
-        fprintf(stderr, "ellipticity demo: warning: cannot remove %s: %s\n", p, strerror(errno));
-}
-
-/* The best epoch's file as `name` (metadata kept), then the run's other files
- * but the last epoch's removed. */
-static void keep_best_weights(const config *c, const char *name)
-{
-    char from[512], to[512];
-    ds_tensor_set *s;
-    path_in(c, "cnn.last.best.safetensors", from, sizeof from);
-    path_in(c, name, to, sizeof to);
-    TRY(ds_safetensors_load(from, &s));
-    TRY(ds_safetensors_save(s, to));
-    ds_tensor_set_free(s);
-    remove_in(c, "cnn.last.best.safetensors");
-    remove_in(c, "cnn.last.ckpt.safetensors");
-}
-
-/* "epoch 12 of 30, best validation loss 0.01234, 2026-12-03T10:40:12Z" from the metadata. */
-static void weights_words(const ds_net *n, char *buf, size_t cap)
-{
-    ds_weights_info w;
-    ds_net_weights_info(n, &w);
-    snprintf(buf, cap, "epoch %d of %d, %svalidation loss %.5g, %s", w.epoch, w.epochs_run,
-             w.epoch == w.best_epoch ? "best " : "", w.val_loss, w.date ? w.date : "");
-}
+ * cnn.last.ckpt) are removed; nothing else in the folder is touched (demo_common.c). */
 
 /* ---- simulation ---- */
 static ds_sim_opts base_sim(const config *c)
@@ -200,73 +145,24 @@ static void realize(const ds_tensor *img, const ds_tensor *truth, int k, uint64_
     *out_truth = t;
 }
 
-/* Training labels: columns e1, e2 of the truth table. */
-static ds_tensor *labels_of(const ds_tensor *truth)
-{
-    int64_t n = ds_tensor_shape(truth)[0];
-    ds_tensor *y = ds_tensor_create(2, (int64_t[]){n, 2});
-    const float *t = ds_tensor_data((ds_tensor *)truth);
-    for (int64_t i = 0; i < n; i++) {
-        ds_tensor_data(y)[2 * i] = t[NC * i];
-        ds_tensor_data(y)[2 * i + 1] = t[NC * i + 1];
-    }
-    return y;
-}
-
 /* ---- measurements ---- */
 /* The CNN's estimate averaged over the eight symmetries of the square stamp (mirror x
- * times four quarter turns): each transformed stamp's prediction is mapped back to the
- * original frame (ds_ellipticity_transform is its own inverse). An additive bias of the
- * network cancels in the average, and noise averages down a little. */
+ * times four quarter turns): an additive bias of the network cancels in the average, and
+ * noise averages down a little (demo_common.c). */
 static measured measure_cnn(ds_net *net, const ds_tensor *img)
 {
-    measured m = {.n = ds_tensor_shape(img)[0]};
-    m.e = calloc((size_t)m.n * 2, sizeof *m.e);
-    m.fail = calloc((size_t)m.n, sizeof *m.fail);
-    const int64_t *sh = ds_tensor_shape(img);
-    ds_tensor *t = ds_tensor_from(4, sh, ds_tensor_data((ds_tensor *)img));
-    float *tmp = malloc((size_t)(sh[2] * sh[3]) * sizeof *tmp);
-    if (!m.e || !m.fail || !t || !tmp)
-        TRY(DS_ERR_NOMEM);
-    for (int g = 0; g < 8; g++) {
-        int tr = (g & 1) | (g >> 1) << 2;
-        memcpy(ds_tensor_data(t), ds_tensor_data((ds_tensor *)img),
-               (size_t)ds_tensor_numel(t) * sizeof(float));
-        for (int64_t i = 0; i < m.n; i++)
-            ds_image_transform(ds_tensor_data(t) + i * sh[2] * sh[3], 1, sh[2], sh[3], tr, tmp);
-        ds_tensor *p;
-        TRY(ds_net_predict(net, t, 256, &p));
-        float *pd = ds_tensor_data(p);
-        for (int64_t i = 0; i < m.n; i++) {
-            ds_ellipticity_transform(NULL, tr, pd + 2 * i, 2);
-            m.e[2 * i] += pd[2 * i] / 8;
-            m.e[2 * i + 1] += pd[2 * i + 1] / 8;
-        }
-        ds_tensor_free(p);
-    }
-    ds_tensor_free(t);
-    free(tmp);
-    return m;
+    ds_feed f = {.inputs = {{NULL, (ds_tensor *)img, NULL}}};
+    return demo_measure_cnn(net, &f);
 }
 
 static measured measure_moments(const config *c, const ds_tensor *img, ds_shear_method how)
 {
-    measured m = {.n = ds_tensor_shape(img)[0]};
-    m.e = malloc((size_t)m.n * 2 * sizeof *m.e);
-    m.fail = calloc((size_t)m.n, sizeof *m.fail);
     float *psf = malloc((size_t)c->size * c->size * sizeof *psf);
+    if (!psf)
+        TRY(DS_ERR_NOMEM);
     ds_psf p = {.kind = DS_PSF_GAUSSIAN, .fwhm = 2};
     TRY(ds_psf_render(&p, c->size, psf));
-    const float *d = ds_tensor_data((ds_tensor *)img);
-    int64_t per = (int64_t)c->size * c->size;
-#pragma omp parallel for schedule(dynamic, 64)
-    for (int64_t i = 0; i < m.n; i++) {
-        ds_shear s;
-        ds_status st = ds_shear_estimate(d + i * per, psf, c->size, 1.0, how, &s);
-        m.fail[i] = st != DS_OK || s.flag != 0 || !isfinite(s.e1) || !isfinite(s.e2);
-        m.e[2 * i] = m.fail[i] ? NAN : (float)s.e1;
-        m.e[2 * i + 1] = m.fail[i] ? NAN : (float)s.e2;
-    }
+    measured m = demo_measure_moments(img, psf, 0, how);
     free(psf);
     return m;
 }
@@ -318,8 +214,7 @@ static void shear_bias_bins(const config *c, ds_net *net, shear_table *out)
         for (int me = 0; me < NMETHODS; me++) {
             ds_shear_bias_opts so = {.group = 8, .n_boot = 400, .seed = c->seed + (uint64_t)b};
             TRY(ds_shear_bias(m[me].e, g, o.count, &so, &out->r[me][b]));
-            free(m[me].e);
-            free(m[me].fail);
+            demo_measured_free(&m[me]);
         }
         free(g);
         ds_tensor_free(img);
@@ -356,70 +251,8 @@ static void print_shear_table(FILE *fp, const config *c, const shear_table *st, 
         }
 }
 
-/* ---- statistics ---- */
-typedef struct {
-    int64_t n, failed;
-    double rmse[2], m[2], dm[2], c[2], dc[2];
-} stats;
-
-/* Calibration: per SNR bin and component, the m and c to remove. */
-typedef double calib[NBINS][2][2];
-
-static double corrected(const measured *me, int64_t i, int k, int per_bin, const calib *cal)
-{
-    double y = me->e[2 * i + k];
-    if (cal) {
-        const double *mc = (*cal)[i / per_bin][k];
-        y = (y - mc[1]) / (1 + mc[0]);
-    }
-    return y;
-}
-
-/* Least squares of y = (1 + m) x + c over the successful samples of one SNR bin (bin < 0:
- * all), optionally after calibration. */
-static stats fit_bias(const measured *me, const ds_tensor *truth, int bin, int per_bin,
-                      const calib *cal)
-{
-    stats s = {0};
-    const float *t = ds_tensor_data((ds_tensor *)truth);
-    int64_t lo = bin < 0 ? 0 : (int64_t)bin * per_bin, hi = bin < 0 ? me->n : lo + per_bin;
-    for (int k = 0; k < 2; k++) {
-        double sx = 0, sy = 0, sxx = 0, sxy = 0, se = 0;
-        int64_t n = 0;
-        for (int64_t i = lo; i < hi; i++) {
-            if (me->fail[i])
-                continue;
-            double x = t[NC * i + k], y = corrected(me, i, k, per_bin, cal);
-            sx += x;
-            sy += y;
-            sxx += x * x;
-            sxy += x * y;
-            se += (y - x) * (y - x);
-            n++;
-        }
-        s.n = n;
-        s.failed = (hi - lo) - n;
-        if (n < 3)
-            continue;
-        double mx = sx / n, my = sy / n, vxx = sxx / n - mx * mx, vxy = sxy / n - mx * my;
-        double slope = vxy / vxx, icpt = my - slope * mx;
-        double res = 0;
-        for (int64_t i = lo; i < hi; i++) {
-            if (me->fail[i])
-                continue;
-            double x = t[NC * i + k], y = corrected(me, i, k, per_bin, cal);
-            double r = y - (slope * x + icpt);
-            res += r * r;
-        }
-        double s2 = res / (double)(n - 2);
-        s.rmse[k] = sqrt(se / n);
-        s.m[k] = slope - 1;
-        s.c[k] = icpt;
-        s.dm[k] = sqrt(s2 / (vxx * n));
-        s.dc[k] = sqrt(s2 * (1.0 / n + mx * mx / (vxx * n)));
-    }
-    return s;
-}
+/* ---- statistics (demo_fit_bias: least squares of y = (1 + m) x + c per SNR bin) ---- */
+#define fit_bias demo_fit_bias
 
 static void print_table(FILE *fp, const char *title, stats st[NMETHODS][NBINS + 1], bool md)
 {
@@ -609,14 +442,15 @@ static void fig_residuals(const config *c, stats st[NMETHODS][NBINS + 1], measur
  * epochs or `budget` seconds (0: no limit); noise: the training stamps are noiseless and
  * each row gets fresh sky noise (sigma 1) at every epoch, `repeat` rows per galaxy (0 or
  * 1: one) in consecutive rows, as `loss msb group=K` wants them. The last epoch goes to
- * cnn.last.safetensors, the best to `keep`; returns the net with the best weights. */
+ * <stem>.last.safetensors, the best to <stem>.safetensors; returns the net with the best
+ * weights. */
 typedef struct {
     const char *model, *init;
     int epochs;
     double budget;
     int repeat;
     bool noise;
-    const char *log, *curve, *keep;
+    const char *log, *curve, *stem;
 } train_phase;
 
 static ds_net *train(const config *c, const train_phase *ph, const char *command, ds_tensor *xtr,
@@ -632,8 +466,9 @@ static ds_net *train(const config *c, const train_phase *ph, const char *command
         TRY(ds_net_load_weights(net, ph->init));
         printf("== starting from the weights of %s\n", ph->init);
     }
-    char wpath[512], curve[512], logp[512];
-    path_in(c, "cnn.last.safetensors", wpath, sizeof wpath);
+    char wpath[512], curve[512], logp[512], name[128];
+    snprintf(name, sizeof name, "%s.last.safetensors", ph->stem);
+    path_in(c, name, wpath, sizeof wpath);
     path_in(c, ph->curve, curve, sizeof curve);
     path_in(c, ph->log, logp, sizeof logp);
     if (ph->budget > 0)
@@ -651,8 +486,9 @@ static ds_net *train(const config *c, const train_phase *ph, const char *command
     printf("   %d epochs in %.0f s%s, best validation loss %.5f at epoch %d\n", fr->epochs_run,
            fr->seconds, fr->out_of_time ? " (time budget reached)" : "", fr->best_val_loss,
            fr->best_epoch);
-    keep_best_weights(c, ph->keep);
-    path_in(c, ph->keep, wpath, sizeof wpath);
+    demo_keep_best(c->out, ph->stem);
+    snprintf(name, sizeof name, "%s.safetensors", ph->stem);
+    path_in(c, name, wpath, sizeof wpath);
     TRY(ds_net_load_weights(net, wpath));
     return net;
 }
@@ -668,6 +504,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
+    demo_name = "ellipticity demo";
     config c = {.n_train = 50000, .per_bin = 2500, .n_val = 2000, .epochs = 30, .size = 32,
                 .shear_per_bin = 8000,
                 .budget_s = 420, .seed = 1, .out = "out/ellipticity",
@@ -728,7 +565,7 @@ int main(int argc, char **argv)
     }
     if (!c.model)   /* the msb model's loss line has group=4: c.realizations */
         c.model = c.msb ? "examples/ellipticity_msb.model" : "examples/ellipticity.model";
-    double t0 = now_s();
+    double t0 = demo_now();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "mkdir -p '%s'", c.out);
     if (system(cmd) != 0) {
@@ -748,7 +585,7 @@ int main(int argc, char **argv)
     so.snr_min = 8;
     so.snr_max = 100;
     ds_tensor *xtr, *ttr, *xva, *tva, *xcal, *tcal, *xte, *tte;
-    double ts = now_s();
+    double ts = demo_now();
     so.count = c.n_val;
     so.seed = c.seed * 7919 + 1;
     if (c.msb) {
@@ -770,18 +607,17 @@ int main(int argc, char **argv)
     sim_binned(&c, c.seed * 31 + 2, &xcal, &tcal);
     sim_binned(&c, c.seed * 31 + 3, &xte, &tte);
     double n_sim = (double)(c.n_train + c.n_val + 2 * c.per_bin * NBINS);
-    printf("   %.0f galaxies in %.1f s (%.0f per second)\n", n_sim, now_s() - ts,
-           n_sim / (now_s() - ts));
+    printf("   %.0f galaxies in %.1f s (%.0f per second)\n", n_sim, demo_now() - ts,
+           n_sim / (demo_now() - ts));
 
     /* 2. train the CNN: with --loss msb, first the MSE network for a share of the budget
      * (--warm), then the msb loss from its best weights */
     char *command = ds_command_line(argc, (const char *const *)argv);
     if (!command)
         TRY(DS_ERR_NOMEM);
-    ds_tensor *ytr = labels_of(ttr), *yva = labels_of(tva);
-    for (size_t i = 0; i < sizeof stale_names / sizeof stale_names[0]; i++)
-        remove_in(&c, stale_names[i]);
-    remove_in(&c, "cnn.mse.safetensors");
+    ds_tensor *ytr = demo_labels(ttr), *yva = demo_labels(tva);
+    demo_remove_stale(c.out, "cnn");
+    demo_remove_stale(c.out, "cnn.mse");
     ds_fit_result fr, fw = {0};
     ds_net *warm = NULL;
     char wpath[512], used[256];
@@ -792,7 +628,7 @@ int main(int argc, char **argv)
         train_phase phase = {.model = "examples/ellipticity.model", .init = init,
                              .epochs = (int)ceil(c.epochs * c.warm), .budget = c.budget_s * c.warm,
                              .repeat = 1, .noise = true, .log = "training_log.mse.csv",
-                             .curve = "learning_curve.mse.png", .keep = "cnn.mse.safetensors"};
+                             .curve = "learning_curve.mse.png", .stem = "cnn.mse"};
         warm = train(&c, &phase, command, xtr, ytr, xva, yva, &fw);
         path_in(&c, "cnn.mse.safetensors", wpath, sizeof wpath);
         init = wpath;
@@ -804,11 +640,11 @@ int main(int argc, char **argv)
     train_phase phase = {.model = c.model, .init = init, .epochs = epochs, .budget = budget,
                          .repeat = c.msb ? c.realizations : 0, .noise = c.msb,
                          .log = "training_log.csv", .curve = "learning_curve.png",
-                         .keep = "cnn.safetensors"};
+                         .stem = "cnn"};
     ds_net *net = train(&c, &phase, command, xtr, ytr, xva, yva, &fr);
     free(command);
     path_in(&c, "cnn.safetensors", wpath, sizeof wpath);
-    weights_words(net, used, sizeof used);
+    demo_weights_words(net, used, sizeof used);
     printf("   the tables use %s (%s); the last epoch is in cnn.last.safetensors\n", wpath,
            used);
 
@@ -817,29 +653,28 @@ int main(int argc, char **argv)
     measured mt[NMETHODS], mc[NMETHODS];
     mt[CNN] = measure_cnn(net, xte);
     mc[CNN] = measure_cnn(net, xcal);
-    double tm = now_s();
+    double tm = demo_now();
     mt[REGAUSS] = measure_moments(&c, xte, DS_SHEAR_REGAUSS);
     mc[REGAUSS] = measure_moments(&c, xcal, DS_SHEAR_REGAUSS);
     mt[LINEAR] = measure_moments(&c, xte, DS_SHEAR_LINEAR);
     mc[LINEAR] = measure_moments(&c, xcal, DS_SHEAR_LINEAR);
-    printf("   moments: %.0f stamps per second\n", 4.0 * c.per_bin * NBINS / (now_s() - tm));
+    printf("   moments: %.0f stamps per second\n", 4.0 * c.per_bin * NBINS / (demo_now() - tm));
 
     /* 4. statistics, raw and calibrated: each SNR bin's response (m, c) measured on the
      * calibration set's same bin and removed from the test set's, for every method alike */
     stats raw[NMETHODS][NBINS + 1], cal[NMETHODS][NBINS + 1];
     for (int me = 0; me < NMETHODS; me++) {
-        calib coef;
+        demo_calib coef[NBINS];
         for (int b = 0; b < NBINS; b++) {
-            stats k = fit_bias(&mc[me], tcal, b, (int)c.per_bin, NULL);
+            stats k = fit_bias(&mc[me], tcal, b, c.per_bin, NULL);
             for (int q = 0; q < 2; q++) {
                 coef[b][q][0] = k.m[q];
                 coef[b][q][1] = k.c[q];
             }
         }
         for (int b = 0; b <= NBINS; b++) {
-            raw[me][b] = fit_bias(&mt[me], tte, b < NBINS ? b : -1, (int)c.per_bin, NULL);
-            cal[me][b] = fit_bias(&mt[me], tte, b < NBINS ? b : -1, (int)c.per_bin,
-                                  (const calib *)&coef);
+            raw[me][b] = fit_bias(&mt[me], tte, b < NBINS ? b : -1, c.per_bin, NULL);
+            cal[me][b] = fit_bias(&mt[me], tte, b < NBINS ? b : -1, c.per_bin, (const demo_calib *)coef);
         }
     }
 
@@ -854,10 +689,10 @@ int main(int argc, char **argv)
 
     printf("== shear bias: %lld galaxies per SNR bin in shear cycles of pairs\n",
            (long long)c.shear_per_bin);
-    double tsh = now_s();
+    double tsh = demo_now();
     shear_table shear;
     shear_bias_bins(&c, net, &shear);
-    printf("   %.0f s\n", now_s() - tsh);
+    printf("   %.0f s\n", demo_now() - tsh);
 
     char p[512];
     print_table(stdout, "Test set, raw (e_measured = (1 + m) e_true + c)", raw, false);
@@ -908,12 +743,10 @@ int main(int argc, char **argv)
     printf("results in %s/ (results.md, results.csv, cnn.safetensors: the tables' weights, %s; "
            "cnn.last.safetensors: epoch %d, the last; galaxies.png, true_vs_measured.png, "
            "residuals_vs_snr.png, learning_curve.png, training_log.csv); %.0f s in all\n",
-           c.out, used, fr.epochs_run, now_s() - t0);
+           c.out, used, fr.epochs_run, demo_now() - t0);
     for (int me = 0; me < NMETHODS; me++) {
-        free(mt[me].e);
-        free(mt[me].fail);
-        free(mc[me].e);
-        free(mc[me].fail);
+        demo_measured_free(&mt[me]);
+        demo_measured_free(&mc[me]);
     }
     ds_tensor *all[] = {xtr, ttr, xva, tva, xcal, tcal, xte, tte, ytr, yva};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)

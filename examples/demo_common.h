@@ -1,0 +1,78 @@
+/* demo_common.h - what the galaxy demos (ellipticity_demo.c, psf_demo.c) share: fatal
+ * errors, the weights files of a training run, measuring a set with a CNN (averaged over the
+ * eight symmetries of the stamp) or with the moments estimators, and the least-squares fit
+ * of e_measured = (1 + m) e_true + c. */
+#ifndef DEMO_COMMON_H
+#define DEMO_COMMON_H
+
+#include <deepsky.h>
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Names the program in messages ("ellipticity demo"); each demo sets it first. */
+extern const char *demo_name;
+
+/* Prints "<demo_name>: error: <ds_last_error()>" and exits with status 1. */
+_Noreturn void demo_fail(void);
+#define DEMO_TRY(call)                                                                  \
+    do {                                                                                \
+        if ((call) != DS_OK)                                                            \
+            demo_fail();                                                                \
+    } while (0)
+
+double demo_now(void);                                  /* monotonic seconds */
+void demo_path(const char *dir, const char *name, char *buf, size_t cap);
+
+/* ---- the weights files of a run whose output is <dir>/<stem>.last.safetensors ----
+ * <stem>.safetensors holds the weights that made the tables (the epoch of lowest
+ * validation loss), <stem>.last.safetensors the last epoch's. demo_remove_stale removes
+ * what an earlier run may have left under names that would mislead (<stem>.best,
+ * <stem>.ckpt, <stem>.last.best, <stem>.last.ckpt); demo_keep_best copies the best epoch's
+ * file to <stem>.safetensors (metadata kept) and removes the run's other files but the
+ * last epoch's. */
+void demo_remove_stale(const char *dir, const char *stem);
+void demo_keep_best(const char *dir, const char *stem);
+/* "epoch 12 of 30, best validation loss 0.01234, 2026-12-03T10:40:12Z" from the metadata
+ * of the weights the net loaded. */
+void demo_weights_words(const ds_net *n, char *buf, size_t cap);
+
+/* Training labels: columns e1, e2 of a simulator truth table, [rows, 2]. */
+ds_tensor *demo_labels(const ds_tensor *truth);
+
+/* ---- measurements ---- */
+/* One method's measurements of a set: e [n, 2] and a failure flag per row. */
+typedef struct {
+    int64_t n;
+    float *e;
+    int *fail;
+} demo_measured;
+void demo_measured_free(demo_measured *m);
+
+/* The net's first output (e1, e2) for the feed's inputs (preprocessed), averaged over the
+ * eight symmetries of the square stamp (mirror x times four quarter turns): every input of
+ * shape [N, C, H, W] is transformed alike, and each prediction is mapped back to the
+ * stamp's frame (ds_ellipticity_transform is its own inverse). A constant additive bias of
+ * the network cancels in the average. */
+demo_measured demo_measure_cnn(ds_net *net, const ds_feed *f);
+
+/* Adaptive-moments estimates of the stamps img [N, 1, S, S] (sky sigma 1): stamp i's PSF
+ * image is psf + i * psf_stride (psf_stride 0: one PSF for all). */
+demo_measured demo_measure_moments(const ds_tensor *img, const float *psf, int64_t psf_stride,
+                                   ds_shear_method how);
+
+/* ---- e_measured = (1 + m) e_true + c per component ---- */
+typedef struct {
+    int64_t n, failed;
+    double rmse[2], m[2], dm[2], c[2], dc[2];
+} demo_stats;
+/* A calibration per SNR bin and component: {m, c} to remove. */
+typedef double demo_calib[2][2];
+
+/* Least squares over the successful rows of bin `bin` (rows [bin * per_bin, (bin + 1) *
+ * per_bin); bin < 0: all rows) against the truth's e1, e2; with cal (indexed by each
+ * row's bin, i / per_bin), after removing each bin's m and c. */
+demo_stats demo_fit_bias(const demo_measured *me, const ds_tensor *truth, int bin,
+                         int64_t per_bin, const demo_calib *cal);
+
+#endif
