@@ -682,6 +682,44 @@ TEST(demo_quick_cnn_beats_zero)
     return TEST_PASS;
 }
 
+/* --loss msb --warm F: the MSE network first (cnn.mse.safetensors), then the msb loss
+ * from its best weights, and the table comparing the two. */
+TEST(demo_msb_warm_start)
+{
+    if (!ds_has_feature("plot")) SKIP("needs plotting support (built with NO_PLOT=1)");
+    const char *demo = getenv("DEEPSKY_DEMO");
+    if (!demo)
+        demo = "build/examples/ellipticity_demo";
+    if (access(demo, X_OK) != 0)
+        SKIP("%s not built (make test builds it)", demo);
+    const char *d = tmpdir();
+    char cmd[1024], p[512];
+    snprintf(cmd, sizeof cmd, "%s --quick --loss msb --warm 0.5 --train 600 --per-bin 20 "
+             "--shear-per-bin 96 --epochs 2 --out %s > %s/log.txt 2>&1", demo, d, d);
+    int st = system(cmd);
+    int rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+    snprintf(p, sizeof p, "%s/log.txt", d);
+    FILE *f = fopen(p, "r");
+    size_t n = f ? fread(cli_out, 1, sizeof cli_out - 1, f) : 0;
+    cli_out[n] = 0;
+    if (f)
+        fclose(f);
+    if (rc != 0 && rc != 3)   /* 3: the tiny CNN did not beat zero, which is allowed here */
+        FAIL("demo exit status %d; log:\n%s", rc, cli_out);
+    const char *files[] = {"cnn.mse.safetensors", "cnn.safetensors", "training_log.mse.csv",
+                           "training_log.csv", "results.md"};
+    for (int i = 0; i < 5; i++) {
+        snprintf(p, sizeof p, "%s/%s", d, files[i]);
+        if (access(p, R_OK) != 0)
+            FAIL("demo did not write %s; log:\n%s", files[i], cli_out);
+    }
+    CHECK(strstr(cli_out, "starting from the weights of") != NULL);
+    CHECK(strstr(cli_out, "The msb network against its MSE warm start") != NULL);
+    CHECK(strstr(cli_out, "ellipticity_msb.model") != NULL);
+    rm_rf(d);
+    return TEST_PASS;
+}
+
 /* Starts "deepsky <args>" and SIGKILLs it after ms milliseconds, unless it ended first.
  * Returns 1 if it was killed, 0 if it ended cleanly, -1 otherwise (a failure, a sanitizer
  * report, or no start), with its output in cli_out. */
