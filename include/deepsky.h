@@ -1269,7 +1269,8 @@ DS_API ds_status ds_net_set_input_scaling_stream(ds_net *n, const char *input,
                                                  ds_scale_kind kind, float a, ds_stream *s);
 /* Every output for every sample of the feed's inputs (preprocessed), in inference mode,
  * batch by batch: out[i] (i < ds_net_output_count) is output i, samples first; the caller
- * frees each. */
+ * frees each. A classifier's prediction with a temperature (ds_net_temperature) comes
+ * calibrated. */
 DS_API ds_status ds_net_predict_feed(ds_net *n, const ds_feed *f, int64_t batch, ds_tensor **out);
 /* The first output for x, for a net with one input. */
 DS_API ds_status ds_net_predict(ds_net *n, const ds_tensor *x, int64_t batch, ds_tensor **out);
@@ -1439,8 +1440,8 @@ DS_API double    ds_net_temperature(const ds_net *n, int target);
 /* DS_ERR_ARG naming the target when it is no classifier's or T is outside [0.01, 100]. */
 DS_API ds_status ds_net_set_temperature(ds_net *n, int target, double temperature);
 /* Copies the safetensors file `from` (the net's weights) to `to`, atomically, with every
- * tensor and metadata key kept and the net's temperatures set (a key per classifier target
- * with T != 1; others removed). ds_net_save_weights writes them too. */
+ * tensor and metadata key kept and the net's temperatures set (a key per classifier
+ * target, "1" for one without). ds_net_save_weights writes the keys of T != 1 too. */
 DS_API ds_status ds_net_save_temperatures(const ds_net *n, const char *from, const char *to);
 
 /* ------------------------------------------------------------------------------------------

@@ -27,7 +27,9 @@ int cmd_eval(int argc, char **argv)
                  "classifiers accuracy, per-class precision and recall, the confusion matrix "
                  "and (two classes) AUROC; for regression RMSE, MAE and mean bias per output; "
                  "one section per loss that reads labels. The preprocessing stored with the "
-                 "weights is applied.",
+                 "weights is applied. --uncertainty adds calibration reports (error bars of "
+                 "gaussian_nll heads, class probabilities of classifiers), "
+                 "--calibrate-temperature fits temperature scaling.",
                  opts, (int)(sizeof opts / sizeof opts[0]), {0}, 0, 1, 1};
     int rc = cli_parse(&c, argc, argv);
     if (rc)

@@ -343,7 +343,7 @@ static int classifier_report(const cli_cmd *c, ds_net *n, const ds_feed *f, int 
 
 /* ---- the command ---- */
 static int target_report(const cli_cmd *c, ds_net *n, const ds_feed *f, long batch, int i,
-                         int *reported)
+                         int *reported, int *classifiers)
 {
     ds_target_values v;
     if (ds_net_target_values(n, f, batch, i, &v))
@@ -357,6 +357,7 @@ static int target_report(const cli_cmd *c, ds_net *n, const ds_feed *f, long bat
         printf("\nuncertainty [%s]: no predicted standard deviation (not a gaussian_nll loss): "
                "no calibration report\n", ds_net_target_name(n, i));
     *reported += v.kind != DS_TARGET_POINT;
+    *classifiers += v.kind == DS_TARGET_CLASSIFIER;
     if (!rc && v.kind == DS_TARGET_POINT && (figure_for(c, n, "pit", i) ||
                                              figure_for(c, n, "coverage", i)))
         rc = wrong_kind(c, n, i, figure_for(c, n, "pit", i) ? "pit" : "coverage",
@@ -367,9 +368,16 @@ static int target_report(const cli_cmd *c, ds_net *n, const ds_feed *f, long bat
 
 int cli_uncertainty_run(const cli_cmd *c, ds_net *n, const ds_feed *f, long batch)
 {
-    int rc = check_figure_names(c, n), reported = 0, nt = ds_net_target_count(n);
+    int rc = check_figure_names(c, n), reported = 0, classifiers = 0;
+    int nt = ds_net_target_count(n);
     for (int i = 0; i < nt && !rc; i++)
-        rc = target_report(c, n, f, batch, i, &reported);
+        rc = target_report(c, n, f, batch, i, &reported, &classifiers);
+    if (!rc && !classifiers && cli_has(c, "calibrate-temperature")) {
+        fprintf(stderr, "deepsky: error: --calibrate-temperature: no loss of the model is a "
+                "classifier's (categorical or binary cross-entropy): a temperature calibrates "
+                "class probabilities\n");
+        return 1;
+    }
     if (!rc && !reported) {
         fprintf(stderr, "deepsky: error: --uncertainty: %s predicts no standard deviation and "
                 "no class probabilities: train a model whose loss is 'gaussian_nll mean=LAYER "
