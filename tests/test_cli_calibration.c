@@ -196,6 +196,7 @@ static int check_predict(char *msg_, size_t cap_)
     CHECK_RUN(0, "predict %s/cls.model --weights %s/cls.safetensors --data %s/vx.npy -o %s", dir,
               dir, dir, a);
     CHECK_RUN(0, "predict %s/cls.model --weights %s --data %s/vx.npy -o %s", dir, w2, dir, b);
+    CHECK_OUT("deepsky: note: the prediction of 'logits' is calibrated by the temperature T =");
     ds_tensor_set *s = NULL;
     ds_tensor *p = NULL, *q = NULL;
     CHECK(ds_safetensors_load(w2, &s) == DS_OK);

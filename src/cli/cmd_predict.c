@@ -275,6 +275,11 @@ int cmd_predict(int argc, char **argv)
         (rc = cli_feed(n, &d, &f)) || (rc = match_outputs(n, outs, n_outs, which)))
         goto done;
     cli_weights_note(cli_get(&c, "weights"), n);
+    for (int i = 0; i < ds_net_target_count(n); i++)   /* eval --save-temperature's */
+        if (ds_net_temperature(n, i) != 1)
+            fprintf(stderr, "deepsky: note: the prediction of '%s' is calibrated by the "
+                    "temperature T = %.6g stored with the weights\n", ds_net_target_name(n, i),
+                    ds_net_temperature(n, i));
     if (cli_has(&c, "mc-dropout"))
         ds_graph_set_mode(ds_net_graph(n), DS_MODE_MC_DROPOUT);
     if (ds_net_check_feed(n, &f) || ds_net_preprocess_feed(n, &f) ||
