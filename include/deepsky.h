@@ -1273,7 +1273,8 @@ DS_API ds_status ds_net_set_input_scaling_stream(ds_net *n, const char *input,
                                                  ds_scale_kind kind, float a, ds_stream *s);
 /* Every output for every sample of the feed's inputs (preprocessed), in inference mode,
  * batch by batch: out[i] (i < ds_net_output_count) is output i, samples first; the caller
- * frees each. */
+ * frees each. A classifier's prediction with a temperature (ds_net_temperature) comes
+ * calibrated. */
 DS_API ds_status ds_net_predict_feed(ds_net *n, const ds_feed *f, int64_t batch, ds_tensor **out);
 /* The first output for x, for a net with one input. */
 DS_API ds_status ds_net_predict(ds_net *n, const ds_tensor *x, int64_t batch, ds_tensor **out);
@@ -1375,6 +1376,137 @@ DS_API double ds_tpr_at_fpr(int64_t n, const float *score, const float *label, d
 DS_API ds_status ds_net_grad_feed(ds_net *n, const ds_feed *f, int eval_bn, ds_tensor_set *s);
 DS_API ds_status ds_net_grad(ds_net *n, const ds_tensor *x, const ds_tensor *y, int eval_bn,
                              ds_tensor_set *s);
+
+/* ------------------------------------------------------------------------------------------
+ * Calibration of predicted uncertainties (issue 15): do the error bars and the class
+ * probabilities mean what they say? Arrays in, report out, so any source of means and
+ * standard deviations (a gaussian_nll head, Monte Carlo dropout, an ensemble) or of class
+ * scores can be checked the same way; ds_net_target_values gets them from a net.
+ * ---------------------------------------------------------------------------------------- */
+#define DS_CALIB_LEVELS 99   /* coverage curve: central intervals of 1%, 2%, ..., 99% */
+#define DS_CALIB_BINS 15     /* reliability diagram: equal-width confidence bins */
+/* Regression with a Gaussian predictive N(mu, sigma^2) per value, truth y, z = (y - mu) /
+ * sigma. cover68, cover95: the fraction of values with |z| <= Phi^-1(0.84) = 0.99446 and
+ * |z| <= Phi^-1(0.975) = 1.95996 (the central 68% and 95% intervals); z_mean and z_std
+ * (population std, ddof 0; 0 and 1 when calibrated); nll: mean of 0.5 log(2 pi sigma^2) +
+ * z^2 / 2 (with its constant, unlike the gaussian_nll loss); crps: mean continuous ranked
+ * probability score, closed form sigma (z (2 Phi(z) - 1) + 2 phi(z) - 1 / sqrt(pi))
+ * (Gneiting et al. 2005), in the units of y. */
+typedef struct {
+    int64_t count;
+    double cover68, cover95, z_mean, z_std, nll, crps;
+} ds_calib_stats;
+typedef struct {
+    int64_t samples, outputs;
+    ds_calib_stats all;              /* over every value */
+    ds_calib_stats *per_output;      /* [outputs]: over the samples of each */
+    float *pit;                      /* [samples, outputs]: Phi(z), uniform when calibrated */
+    /* coverage curve over every value: level[i] = (i + 1) / 100, empirical[i] the fraction
+     * inside the central interval of that level */
+    double level[DS_CALIB_LEVELS], empirical[DS_CALIB_LEVELS];
+} ds_regression_calib;
+/* mean, std, truth: [n, outputs] row-major. *out gets arrays of its own (release them with
+ * ds_regression_calib_free). DS_ERR_ARG for NULL pointers or n, outputs < 1; DS_ERR_VALUE
+ * naming the sample and output for a std that is not finite and > 0, or a mean or truth
+ * that is not finite. */
+DS_API ds_status ds_calibrate_regression(int64_t n, int64_t outputs, const float *mean,
+                                         const float *std, const float *truth,
+                                         ds_regression_calib *out);
+/* The same from tensors of one shape [n, ...] (outputs: the values per sample); DS_ERR_SHAPE
+ * naming the shapes when they differ. */
+DS_API ds_status ds_calibrate_regression_tensors(const ds_tensor *mean, const ds_tensor *std,
+                                                 const ds_tensor *truth,
+                                                 ds_regression_calib *out);
+DS_API void ds_regression_calib_free(ds_regression_calib *r);   /* its arrays; zeroes it */
+
+/* Classifiers: scores [n, classes] per row, logits or probabilities; classes = 1 is a
+ * binary classifier's single logit or probability of class 1 (read as the two logits
+ * [0, z]). Probabilities become logits as log p (clamped at -100, as PyTorch's
+ * cross-entropy; binary: log p - log(1 - p)); rows of probabilities must sum to 1 within
+ * 1e-3. A temperature T divides the logits (T = 1: as they are). Labels: the class index of
+ * each row (0 or 1 for binary), as floats. */
+typedef enum { DS_SCORES_LOGITS = 0, DS_SCORES_PROBS } ds_score_kind;
+typedef struct {
+    int64_t count;                   /* rows whose confidence falls in the bin */
+    double lo, hi;                   /* the bin (lo, hi] of confidence; bin 0 includes 0 */
+    double confidence, accuracy;     /* their means (NaN for an empty bin) */
+} ds_calib_bin;
+typedef struct {
+    int64_t samples, classes;
+    double temperature;
+    /* expected calibration error: sum over bins of count / samples x |accuracy -
+     * confidence| (confidence: the largest softmax probability); mce: the largest gap of a
+     * non-empty bin; nll: mean -log p(label); accuracy: of the argmax (first on ties) */
+    double ece, mce, nll, accuracy;
+    ds_calib_bin bins[DS_CALIB_BINS];
+} ds_classifier_calib;
+/* DS_ERR_ARG for NULL pointers, n or classes < 1, or T not finite and > 0; DS_ERR_VALUE
+ * naming the row for a label that is not a class index in range, a score that is not
+ * finite, or a probability outside [0, 1] (or a row not summing to 1). */
+DS_API ds_status ds_calibrate_classifier(int64_t n, int64_t classes, const float *scores,
+                                         ds_score_kind kind, const float *labels,
+                                         double temperature, ds_classifier_calib *out);
+/* Temperature scaling (Guo et al. 2017): the T in [0.01, 100] minimizing the mean NLL of
+ * softmax(logits / T) on these rows (validation data: not those the model trained on). The
+ * NLL is convex in 1 / T, so a safeguarded Newton search on 1 / T (bisection when a step
+ * leaves the bracket) finds the minimum to 1e-10 relative; a minimum beyond the range gives
+ * its end (100 when the scores carry no information, 0.01 when every row is right with a
+ * margin). Errors as ds_calibrate_classifier. */
+DS_API ds_status ds_fit_temperature(int64_t n, int64_t classes, const float *scores,
+                                    ds_score_kind kind, const float *labels, double *temperature);
+
+/* Figures (PNG through cairo, atomic; a build without plotting fails saying so). The PIT
+ * histogram of output `output` (-1: every value), 20 bins as a density with the uniform
+ * line; the coverage curve, empirical against nominal at every level with the diagonal;
+ * the reliability diagram, accuracy against confidence per non-empty bin with the diagonal
+ * and a panel of the bin counts, for one calibration or two (after: e.g. with a fitted
+ * temperature; may be NULL). title may be NULL. */
+DS_API ds_status ds_plot_pit(const ds_regression_calib *r, int64_t output, const char *title,
+                             const char *path);
+DS_API ds_status ds_plot_coverage(const ds_regression_calib *r, const char *title,
+                                  const char *path);
+DS_API ds_status ds_plot_reliability(const ds_classifier_calib *before,
+                                     const ds_classifier_calib *after, const char *title,
+                                     const char *path);
+
+/* What a net's labelled loss (target i) predicts for every sample of a feed that has its
+ * labels, in the arrays above (inference mode; a stored temperature NOT applied: see
+ * .temperature). A classifier (categorical or binary cross-entropy) gives rows of scores,
+ * one per sample and position ([N, K, H, W] outputs: N x H x W rows), and their labels as
+ * class indices (one-hot or soft rows: their argmax; binary: above 0.5); gaussian_nll
+ * gives its mean and std = exp(logvar / 2); the other losses their prediction, std NULL. */
+typedef enum {
+    DS_TARGET_POINT = 0,             /* a prediction without uncertainty (mse, mae, msb) */
+    DS_TARGET_GAUSSIAN,              /* gaussian_nll: mean and std */
+    DS_TARGET_CLASSIFIER,
+} ds_target_kind;
+typedef struct {
+    ds_target_kind kind;
+    int64_t rows, width;             /* rows; classes (1: binary) or values per row */
+    ds_score_kind score_kind;        /* classifiers */
+    ds_tensor *pred;                 /* [rows, width]: scores, or the predicted means */
+    ds_tensor *std;                  /* [rows, width] for DS_TARGET_GAUSSIAN, else NULL */
+    ds_tensor *truth;                /* [rows] class indices, or [rows, width] values */
+    double temperature;              /* classifiers: the net's (ds_net_temperature) */
+} ds_target_values;
+/* DS_ERR_ARG naming the target when it is out of range or the feed lacks its labels; the
+ * feed is checked (ds_net_check_feed) and must be preprocessed. *out owns its tensors:
+ * release them with ds_target_values_free. */
+DS_API ds_status ds_net_target_values(ds_net *n, const ds_feed *f, int64_t batch, int target,
+                                      ds_target_values *out);
+DS_API void ds_target_values_free(ds_target_values *v);   /* its tensors; zeroes it */
+/* The temperature of classifier target i: 1 unless set, or loaded with the weights (the
+ * metadata key "calib.temperature.<target name>", a number in [0.01, 100]). With T != 1,
+ * ds_net_predict_feed gives that target's prediction calibrated: logits divided by T,
+ * probabilities p^(1/T) renormalized over the classes (binary: against 1 - p). Losses,
+ * accuracy and evaluation stay those of the raw outputs (argmax and ROC do not change). */
+DS_API double    ds_net_temperature(const ds_net *n, int target);
+/* DS_ERR_ARG naming the target when it is no classifier's or T is outside [0.01, 100]. */
+DS_API ds_status ds_net_set_temperature(ds_net *n, int target, double temperature);
+/* Copies the safetensors file `from` (the net's weights) to `to`, atomically, with every
+ * tensor and metadata key kept and the net's temperatures set (a key per classifier
+ * target, "1" for one without). ds_net_save_weights writes the keys of T != 1 too. */
+DS_API ds_status ds_net_save_temperatures(const ds_net *n, const char *from, const char *to);
 
 /* ------------------------------------------------------------------------------------------
  * Astronomy: simulated galaxy images and classical shape measurement.

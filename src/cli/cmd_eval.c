@@ -1,5 +1,5 @@
 /* cmd_eval.c - deepsky eval MODEL --weights W --data X --labels Y: loss and metrics. */
-#include "cli.h"
+#include "eval_uncertainty.h"
 
 #include <stdlib.h>
 
@@ -20,13 +20,16 @@ int cmd_eval(int argc, char **argv)
         CLI_READ_OPTS,
         CLI_OPT("batch-size", 0, "B", "batch size (default 256)"),
         CLI_OPT("threads", 0, "N", "threads (default: all cores)"),
+        CLI_UNCERTAINTY_OPTS,
     };
     cli_cmd c = {"eval", "MODEL --weights W --data X --labels Y",
                  "Prints the loss and metrics of the weights on labelled data: for "
                  "classifiers accuracy, per-class precision and recall, the confusion matrix "
                  "and (two classes) AUROC; for regression RMSE, MAE and mean bias per output; "
                  "one section per loss that reads labels. The preprocessing stored with the "
-                 "weights is applied.",
+                 "weights is applied. --uncertainty adds calibration reports (error bars of "
+                 "gaussian_nll heads, class probabilities of classifiers), "
+                 "--calibrate-temperature fits temperature scaling.",
                  opts, (int)(sizeof opts / sizeof opts[0]), {0}, 0, 1, 1};
     int rc = cli_parse(&c, argc, argv);
     if (rc)
@@ -41,10 +44,13 @@ int cmd_eval(int argc, char **argv)
     cli_item items[DS_FEED_MAX];
     int count;
     if ((rc = cli_named_list(&c, "data", items, &count)) ||
-        (rc = cli_named_list(&c, "labels", items, &count)))
+        (rc = cli_named_list(&c, "labels", items, &count)) ||
+        (rc = cli_uncertainty_check(&c)))
         return rc;
     if (cli_stop_here(&c))
         return 0;
+    if (cli_uncertainty_wanted(&c) && (rc = cli_uncertainty_files(&c)))
+        return rc;
     cli_data d = {0};
     ds_feed f;
     ds_net *n = NULL;
@@ -60,6 +66,8 @@ int cmd_eval(int argc, char **argv)
         goto done;
     }
     fputs(report, stdout);
+    if (cli_uncertainty_wanted(&c))
+        rc = cli_uncertainty_run(&c, n, &f, batch);
 done:
     free(report);
     cli_data_free(&d);

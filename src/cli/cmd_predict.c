@@ -311,6 +311,11 @@ int cmd_predict(int argc, char **argv)
         (n_smp && (rc = match_outputs(n, smp, n_smp, swhich))))
         goto done;
     cli_weights_note(cli_get(&c, "weights"), n);
+    for (int i = 0; i < ds_net_target_count(n); i++)   /* eval --save-temperature's */
+        if (ds_net_temperature(n, i) != 1)
+            fprintf(stderr, "deepsky: note: the prediction of '%s' is calibrated by the "
+                    "temperature T = %.6g stored with the weights\n", ds_net_target_name(n, i),
+                    ds_net_temperature(n, i));
     if (uq) {   /* predict_uq.c: --mc N, ensembles */
         cli_uq_job job = {mc, (uint64_t)seed, batch, outs, n_smp ? smp : NULL, which, swhich};
         rc = cli_predict_uq(&c, n, &f, &job);

@@ -303,6 +303,8 @@ ds_status ds_net_save_weights(const ds_net *n, const char *path)
         return DS_ERR_NOMEM;
     ds_status st = dsi_net_to_set(n, s);
     if (!st)
+        st = dsi_calib_to_set(n, s, false);   /* the classifiers' temperatures */
+    if (!st)
         st = ds_safetensors_save(s, path);
     ds_tensor_set_free(s);
     return st;
@@ -351,7 +353,8 @@ static ds_status scale_from_set(const ds_net *n, const dsi_net_input *in,
 ds_status dsi_net_from_set(ds_net *n, const ds_tensor_set *s, const char *what)
 {
     dsi_net_input next[DS_FEED_MAX];
-    ds_status st = DS_OK;
+    double temps[DS_FEED_MAX];
+    ds_status st = dsi_calib_from_set(n, s, what, temps);
     int read = 0;
     for (; read < n->n_inputs && !st; read++)
         st = scale_from_set(n, &n->inputs[read], s, what, &next[read]);
@@ -375,6 +378,8 @@ ds_status dsi_net_from_set(ds_net *n, const ds_tensor_set *s, const char *what)
         ds_tensor_set_free(n->wmeta);
         n->wmeta = meta;
         meta = NULL;
+        for (int i = 0; i < n->n_targets; i++)
+            n->targets[i].temperature = temps[i];
     }
     ds_tensor_set_free(meta);
     for (int i = 0; i < read; i++) {
@@ -486,7 +491,10 @@ ds_status ds_net_predict_feed(ds_net *n, const ds_feed *f, int64_t batch, ds_ten
     ds_node *nodes[DS_FEED_MAX];
     for (int k = 0; k < n->n_outputs; k++)
         nodes[k] = n->outputs[k].node;
-    return dsi_net_collect(n, &d, batch, n->n_outputs, nodes, out);
+    if ((st = dsi_net_collect(n, &d, batch, n->n_outputs, nodes, out)))
+        return st;
+    dsi_calib_apply(n, out);   /* the classifiers' temperatures */
+    return DS_OK;
 }
 
 ds_status ds_net_predict(ds_net *n, const ds_tensor *x, int64_t batch, ds_tensor **out)

@@ -30,6 +30,7 @@ typedef struct {
                                   * built with DS_LABELS_INDEX it reads class indices */
     int64_t classes;             /* classifiers: number of classes (2 for binary) */
     bool output_logits;          /* pred is logits (from_logits=true), not probabilities */
+    double temperature;          /* classifiers: calibration T (calib_net.c); 0: none (1) */
 } dsi_net_target;
 
 typedef struct {
@@ -142,4 +143,13 @@ ds_status dsi_net_collect(ds_net *n, const dsi_bound *d, int64_t batch, int coun
 ds_status dsi_net_evaluate_set(ds_net *n, const dsi_bound *d, int64_t batch, double *loss,
                                double *metric);
 void dsi_gather(const ds_tensor *t, const int64_t *idx, int64_t i0, int64_t b, float *dst);
+/* calib_net.c: temperatures of classifier targets, stored with the weights. */
+/* Reads the calib.temperature.* keys of s (what names the file) into temps, one per
+ * target (0: none); DS_ERR_FORMAT for a value that is no temperature. */
+ds_status dsi_calib_from_set(const ds_net *n, const ds_tensor_set *s, const char *what,
+                             double *temps);
+/* Sets the key of each classifier target with a temperature (all: every classifier's). */
+ds_status dsi_calib_to_set(const ds_net *n, ds_tensor_set *s, bool all);
+/* Applies the targets' temperatures to the outputs out[k] that are their predictions. */
+void dsi_calib_apply(const ds_net *n, ds_tensor **out);
 #endif

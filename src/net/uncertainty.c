@@ -207,6 +207,7 @@ static ds_status run_passes(run *r, const dsi_bound *d, uint64_t seed, bool mc)
         g->step = (uint64_t)p << 32;
         if ((st = dsi_net_collect(n, d, r->o->batch, n->n_outputs, nodes, preds)))
             break;
+        dsi_calib_apply(n, preds);   /* a stored temperature calibrates every draw */
         for (int k = 0; k < n->n_outputs; k++) {
             pool_add(&r->p[k], preds[k]);
             ds_tensor_free(preds[k]);
