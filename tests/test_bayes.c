@@ -1,8 +1,9 @@
 /* test_bayes.c - Bayesian layers (Bayes by backprop): the KL term against its closed form,
  * gradients against finite differences, the forward pass with fixed noise against PyTorch
  * (tests/fixtures/gen_bayes.py), sampling per mode, a toy regression whose spread grows
- * outside the training range, and the errors. */
+ * outside the training range, the errors, and the command line's kl column. */
 #include "test.h"
+#include "spawn.h"
 
 #include "../src/internal.h"
 
@@ -660,5 +661,48 @@ TEST(bayes_bad_options_and_refusals)
           strstr(ds_last_error(), "bb"));
     ds_net_free(n);
     CHECK(ds_graph_set_kl_weight(NULL, 1) == -1);
+    return TEST_PASS;
+}
+
+/* ---- the command line ---- */
+
+/* deepsky train shows the KL term beside the loss and logs it; eval reads the KL weight the
+ * weights file recorded. */
+TEST(bayes_cli_train_shows_and_logs_the_kl_term)
+{
+    char dir[] = "/tmp/deepsky_bayes_cli_XXXXXX", p[128];
+    CHECK(mkdtemp(dir));
+    snprintf(p, sizeof p, "%s/b.model", dir);
+    FILE *f = fopen(p, "w");
+    CHECK(f);
+    fputs("input shape=2\ndense_bayes name=h units=8 activation=relu\ndense_bayes name=out "
+          "units=1\nloss mse\n", f);
+    fclose(f);
+    ds_tensor *x = ds_tensor_create(2, (int64_t[]){64, 2}), *y = ds_tensor_create(2, (int64_t[]){64, 1});
+    ds_rng r;
+    ds_rng_seed(&r, 1);
+    fill_uniform(ds_tensor_data(x), 128, -1, 1, &r);
+    for (int i = 0; i < 64; i++)
+        ds_tensor_data(y)[i] = ds_tensor_data(x)[2 * i] - ds_tensor_data(x)[2 * i + 1];
+    snprintf(p, sizeof p, "%s/x.npy", dir);
+    CHECK(ds_array_save(x, p, NULL) == DS_OK);
+    snprintf(p, sizeof p, "%s/y.npy", dir);
+    CHECK(ds_array_save(y, p, NULL) == DS_OK);
+    ds_tensor_free(x);
+    ds_tensor_free(y);
+    CHECK_RUN(0, "train %s/b.model --data %s/x.npy --labels %s/y.npy -o %s/w.safetensors "
+              "--epochs 3 --curve none", dir, dir, dir, dir);
+    CHECK(strstr(cli_out, "epoch 3/3  loss ") && strstr(cli_out, "(kl "));
+    snprintf(p, sizeof p, "%s/w.log.csv", dir);
+    f = fopen(p, "r");
+    char line[256] = "";
+    CHECK(f && fgets(line, sizeof line, f));
+    fclose(f);
+    CHECK(!strcmp(line, "epoch,loss,rmse,val_loss,val_rmse,lr,seconds,kl\n"));
+    CHECK_RUN(0, "eval %s/b.model --weights %s/w.safetensors --data %s/x.npy --labels %s/y.npy",
+              dir, dir, dir, dir);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
     return TEST_PASS;
 }
