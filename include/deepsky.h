@@ -688,7 +688,8 @@ DS_API ds_node *ds_dense_bayes(ds_graph *g, ds_node *x, const ds_dense_opts *o,
 DS_API ds_node *ds_conv_bayes(ds_graph *g, ds_node *x, int nd, const ds_conv_opts *o,
                               const ds_bayes_opts *b);
 /* The ops: w = mu + softplus(rho) eps (mu, rho of one shape), and the scalar
- * weight * sum KL over pairs mu_rho[0], mu_rho[1], mu_rho[2], ... (weight 0: automatic). */
+ * weight * sum KL over pairs mu_rho[0], mu_rho[1], mu_rho[2], ... (1 to 15 pairs; weight 0:
+ * automatic). */
 DS_API ds_node *ds_bayes_sample(ds_graph *g, ds_node *mu, ds_node *rho);
 DS_API ds_node *ds_bayes_kl(ds_graph *g, int n, ds_node *const *mu_rho, float prior_sigma,
                             float weight);

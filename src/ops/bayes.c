@@ -88,14 +88,16 @@ static void sample_backward(ds_node *y)
     const float *dw = y->grad, *rho = y->in[1]->data, *eps = y->saved;
     float *dmu = y->in[0]->grad, *drho = y->in[1]->grad;
     int64_t n = y->numel;
-    if (dmu)
+    if (dmu) {
 #pragma omp parallel for schedule(static) if (n > DS_PAR_MIN)
         for (int64_t i = 0; i < n; i++)
             dmu[i] += dw[i];
-    if (drho && y->state.bayes.sampled)
+    }
+    if (drho && y->state.bayes.sampled) {
 #pragma omp parallel for schedule(static) if (n > DS_PAR_MIN / 8)
         for (int64_t i = 0; i < n; i++)
             drho[i] += (float)((double)dw[i] * eps[i] * sigmoid(rho[i]));
+    }
 }
 
 const ds_op_def dsi_op_bayes_sample = {
@@ -167,9 +169,8 @@ static void kl_backward(ds_node *y)
     }
 }
 
-/* bwd_reads NULL (everything): it reads every input, and may have more than 31 of them. */
 const ds_op_def dsi_op_bayes_kl = {
-    .shape = kl_shape, .cpu = {kl_forward, kl_backward},
+    .shape = kl_shape, .cpu = {kl_forward, kl_backward}, .bwd_reads = dsi_reads_inputs,
 };
 
 ds_node *ds_bayes_kl(ds_graph *g, int n, ds_node *const *mu_rho, float prior_sigma,
@@ -177,11 +178,12 @@ ds_node *ds_bayes_kl(ds_graph *g, int n, ds_node *const *mu_rho, float prior_sig
 {
     if (!g || g->status != DS_OK)
         return NULL;
-    if (n < 2 || n % 2 || !(prior_sigma > 0 && isfinite(prior_sigma)) ||
+    /* at most 30 inputs: bwd_reads names inputs 0..30 only */
+    if (n < 2 || n > 30 || n % 2 || !(prior_sigma > 0 && isfinite(prior_sigma)) ||
         !(weight >= 0 && isfinite(weight))) {
-        dsi_fail(DS_ERR_ARG, "bayes_kl: %d inputs (pairs of mean and rho expected), prior "
-                 "sigma %g (> 0 expected), weight %g (>= 0 expected)", n, (double)prior_sigma,
-                 (double)weight);
+        dsi_fail(DS_ERR_ARG, "bayes_kl: %d inputs (1 to 15 pairs of mean and rho expected), "
+                 "prior sigma %g (> 0 expected), weight %g (>= 0 expected)", n,
+                 (double)prior_sigma, (double)weight);
         return dsi_build_fail(g, DS_ERR_ARG);
     }
     dsi_bayes_kl_attr a = {.prior_sigma = prior_sigma, .weight = weight,
