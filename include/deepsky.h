@@ -664,6 +664,45 @@ typedef struct {
  * BatchNorm1d/2d/3d (running variance updated with the unbiased batch variance). */
 DS_API ds_node *ds_batchnorm(ds_graph *g, ds_node *x, const ds_batchnorm_opts *o);
 
+/* -- Bayesian layers (Bayes by backprop, Blundell et al. 2015) --
+ * Each weight (and bias) w has a Gaussian posterior N(mu, sigma^2), sigma = softplus(rho) =
+ * log(1 + e^rho), with parameters "<layer>.weight_mu", "<layer>.weight_rho", "<layer>.bias_mu",
+ * "<layer>.bias_rho". A forward pass whose mode has DS_DROPOUT_ON (training, DS_MODE_MC_DROPOUT)
+ * samples w = mu + sigma eps, eps ~ N(0, 1) from the graph's seeded stream (new at every
+ * forward, the same at any thread count); other modes use w = mu. Each layer adds a scalar
+ * node, the KL divergence of its posterior to the prior N(0, prior_sigma^2) times its weight:
+ *     KL = sum over weights of log(prior_sigma / sigma) + (sigma^2 + mu^2) / (2 prior_sigma^2) - 1/2
+ * which ds_graph_kl_loss sums; a net from a model file adds that sum to its loss. */
+typedef struct {
+    float prior_sigma;     /* the prior's sigma; 0: 1 */
+    float posterior_init;  /* the posterior's initial sigma (rho = log(e^sigma - 1)); 0: 0.05 */
+    float kl_weight;       /* the KL's factor in the loss; 0: automatic, 0 until
+                            * ds_graph_set_kl_weight sets it (ds_net_fit*: 1 / samples) */
+} ds_bayes_opts;
+/* Dense and convolution layers (o as for ds_dense and ds_conv; b NULL: defaults) whose
+ * weights are sampled. Types "DenseBayes", "Conv<nd>DBayes"; automatic names dense_bayes_1,
+ * conv2d_bayes_1, ... The mean starts as o's weight_init (Glorot uniform) and bias_init
+ * (zeros), rho at the inverse softplus of posterior_init. */
+DS_API ds_node *ds_dense_bayes(ds_graph *g, ds_node *x, const ds_dense_opts *o,
+                               const ds_bayes_opts *b);
+DS_API ds_node *ds_conv_bayes(ds_graph *g, ds_node *x, int nd, const ds_conv_opts *o,
+                              const ds_bayes_opts *b);
+/* The ops: w = mu + softplus(rho) eps (mu, rho of one shape), and the scalar
+ * weight * sum KL over pairs mu_rho[0], mu_rho[1], mu_rho[2], ... (1 to 15 pairs; weight 0:
+ * automatic). */
+DS_API ds_node *ds_bayes_sample(ds_graph *g, ds_node *mu, ds_node *rho);
+DS_API ds_node *ds_bayes_kl(ds_graph *g, int n, ds_node *const *mu_rho, float prior_sigma,
+                            float weight);
+/* The sum of g's KL nodes (a layer applied twice counted once), NULL if none: a new node on
+ * each call. */
+DS_API ds_node *ds_graph_kl_loss(ds_graph *g);
+/* Sets the weight of every automatic KL node; returns how many, -1 if g is NULL or weight
+ * is negative or not finite. ds_net_fit* set 1/N for N training samples (B/N with
+ * reduction=sum, B samples per pass), and the weights file records it. */
+DS_API int   ds_graph_set_kl_weight(ds_graph *g, float weight);
+/* The automatic KL nodes' weight, NAN if there are none or it was never set. */
+DS_API float ds_graph_kl_weight(const ds_graph *g);
+
 /* -- losses: scalar nodes -- */
 typedef enum { DS_REDUCE_MEAN = 0, DS_REDUCE_SUM } ds_reduction;
 /* mean or sum of (pred - target)^2 over all elements. */
@@ -1151,6 +1190,8 @@ typedef struct {
     int end_of_epoch;           /* 1 on the call that closes an epoch: val_* are set */
     double val_loss, val_metric;/* NAN without validation */
     int improved;               /* this epoch is the best so far */
+    double kl;                  /* running mean of the KL term of Bayesian layers, a part of
+                                 * loss (NAN without them) */
 } ds_progress;
 typedef void (*ds_progress_fn)(void *ctx, const ds_progress *p);
 #define DS_CURVE_SECONDS 5.0   /* the learning curve is redrawn at most this often */

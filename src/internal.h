@@ -138,7 +138,7 @@ typedef enum { DSI_OP_LIST(DSI_OP_ENUM) DS_OP_COUNT } ds_op;
  * Attributes are what the builder gives an op: one struct per kind, read by name, as in
  * y->attr.conv.stride[0]; ops/op_list.h names each op's member. Nothing writes them after
  * the build except the planner's fusion pass, which sets the `act` of conv, linear and
- * batchnorm (dsi_fused_act). What an op derives or records while planning or running
+ * batchnorm (dsi_fused_act), and ds_graph_set_kl_weight (a KL op's automatic weight). What an op derives or records while planning or running
  * lives apart, in y->state, so the attributes always say what was built. */
 enum { DSI_FUSE_NONE = 0, DSI_FUSE_RELU = 1 };   /* values of an `act` attribute */
 
@@ -198,6 +198,13 @@ typedef struct {
     float mse;                   /* loss_msb: weight of the MSE term */
     int unbiased;                /* loss_msb: the noise's share taken out of b^2 */
 } dsi_loss_attr;
+typedef struct {
+    float prior_sigma;         /* the prior N(0, prior_sigma^2) of every weight */
+    /* The KL's factor in the loss. An automatic one (auto_weight) is the one attribute a
+     * caller sets after the build (ds_graph_set_kl_weight: fit's 1/N); 0 until then. */
+    float weight;
+    bool auto_weight, weight_set;
+} dsi_bayes_kl_attr;
 
 union dsi_attr {
     dsi_none_attr none;
@@ -218,6 +225,7 @@ union dsi_attr {
     dsi_dropout_attr dropout;
     dsi_batchnorm_attr batchnorm;
     dsi_loss_attr loss;
+    dsi_bayes_kl_attr bayes_kl;
 };
 /* Bytes of each op's attribute struct (0 for none): what dsi_node copies (ops_table.c). */
 extern const size_t dsi_attr_bytes[DS_OP_COUNT];
@@ -233,6 +241,10 @@ union dsi_state {
     struct {
         bool dropped;          /* the last forward dropped (DS_DROPOUT_ON and rate > 0) */
     } dropout;
+    struct {
+        bool sampled;          /* the last forward sampled (DS_DROPOUT_ON): w = mu + sigma eps */
+        const float *eps;      /* a fixed noise instead of the graph's stream (tests), or NULL */
+    } bayes;
 };
 
 /* What a convolution's cached Winograd filters (ds_node.wino_u) were transformed from. They
@@ -366,7 +378,8 @@ typedef struct {
     /* Pointwise ops (y = f(x), element by element) only, NULL for the others: f'(x) and
      * f''(x) in double, which are all the Newton rules (optim/rop.c) need of them. */
     void (*derivs)(const ds_node *y, double x, double *d1, double *d2);
-    bool stochastic;   /* random when the mode has DS_DROPOUT_ON (dropout, Bayesian weights): --mc samples it */
+    /* random when the mode has DS_DROPOUT_ON (dropout, Bayesian weights): --mc samples it */
+    bool stochastic;
 } ds_op_def;
 
 #define DSI_READS_IN(k) (1u << (k))
@@ -424,6 +437,21 @@ int dsi_axis(int axis, int ndim);
  * or NULL if the op has none. The planner fuses a following ReLU into these ops when
  * nothing else reads their value (graph.c). */
 int *dsi_fused_act(ds_node *y);
+/* ---- Bayesian layers (ops/bayes.c, layers/bayes.c) ---- */
+/* Makes a conv layer's weight and bias nodes (wn; bn NULL without a bias) of the given
+ * shapes; false with the graph failed. */
+typedef bool (*dsi_conv_weights_fn)(void *ctx, ds_graph *g, const char *name, int ndim,
+                                    const int64_t *wshape, int64_t nbias, ds_node **wn,
+                                    ds_node **bn);
+/* The conv layer of ds_conv (inside its open layer scope, name its name) with weights from
+ * make instead of its own parameters (layers/conv.c). */
+ds_node *dsi_conv_layer(ds_graph *g, ds_node *x, int nd, const ds_conv_opts *o,
+                        const char *name, dsi_conv_weights_fn make, void *ctx);
+/* Makes the sampling op y = mu + softplus(rho) eps draw its noise from eps (numel floats,
+ * borrowed until the next call) instead of the graph's stream; NULL restores the stream.
+ * For tests that compare with a reference computed with the same noise. */
+void dsi_bayes_fix_noise(ds_node *y, const float *eps);
+
 /* ds_linear with a fused activation act (matmul.c). */
 ds_node *dsi_linear_fused(ds_graph *g, ds_node *x, ds_node *w, ds_node *b, int act);
 

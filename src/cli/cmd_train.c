@@ -36,10 +36,14 @@ static void fmt_time(double s, char *buf, size_t cap)
 static void show(void *ctx, const ds_progress *p)
 {
     progress_state *ps = ctx;
-    char eta[32], metric[48] = "", val[96] = "";
+    char eta[32], metric[80] = "", val[96] = "";
     fmt_time(p->eta_s, eta, sizeof eta);
-    if (p->metric_name && !isnan(p->metric))
-        snprintf(metric, sizeof metric, "  %s %.4f", p->metric_name, p->metric);
+    if (!isnan(p->kl))   /* Bayesian layers: the KL term, a part of loss */
+        snprintf(metric, sizeof metric, "  (kl %.4g)", p->kl);
+    if (p->metric_name && !isnan(p->metric)) {
+        size_t l = strlen(metric);
+        snprintf(metric + l, sizeof metric - l, "  %s %.4f", p->metric_name, p->metric);
+    }
     if (p->end_of_epoch && !isnan(p->val_loss)) {
         snprintf(val, sizeof val, "  val_loss %.4g", p->val_loss);
         if (p->metric_name && !isnan(p->val_metric)) {

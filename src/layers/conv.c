@@ -100,8 +100,10 @@ static bool conv_params(ds_graph *g, const ds_conv_opts *o, const char *type, co
     return *wn && (!b || *bn);
 }
 
-static ds_node *conv_layer(ds_graph *g, ds_node *x, int nd, const ds_conv_opts *o,
-                           const char *name)
+/* make NULL: the layer's own parameters (conv_params); else weights from make (a Bayesian
+ * layer's samples, layers/bayes.c). */
+ds_node *dsi_conv_layer(ds_graph *g, ds_node *x, int nd, const ds_conv_opts *o,
+                        const char *name, dsi_conv_weights_fn make, void *ctx)
 {
     const char *type = conv_types[nd - 1];
     int k[3], s[3], d[3], lo[3] = {0}, hi[3] = {0};
@@ -140,8 +142,9 @@ static ds_node *conv_layer(ds_graph *g, ds_node *x, int nd, const ds_conv_opts *
     int64_t ws[5] = {o->filters, x->shape[1]};
     for (int i = 0; i < nd; i++)
         ws[2 + i] = k[i];
-    ds_node *wn, *bn;
-    if (!conv_params(g, o, type, name, x, nd + 2, ws, 1, o->filters, &wn, &bn))
+    ds_node *wn, *bn = NULL;
+    if (make ? !make(ctx, g, name, nd + 2, ws, o->no_bias ? 0 : o->filters, &wn, &bn)
+             : !conv_params(g, o, type, name, x, nd + 2, ws, 1, o->filters, &wn, &bn))
         return NULL;
     /* ReLU, the common case, runs inside the convolution */
     bool fuse = o->activation == DS_ACT_RELU;
@@ -163,7 +166,7 @@ ds_node *ds_conv(ds_graph *g, ds_node *x, int nd, const ds_conv_opts *o)
     char name[DS_NAME_MAX];
     if (!dsi_layer_begin(g, conv_types[nd - 1], conv_autos[nd - 1], o->name, name))
         return NULL;
-    return dsi_layer_end(g, conv_layer(g, x, nd, o, name));
+    return dsi_layer_end(g, dsi_conv_layer(g, x, nd, o, name, NULL, NULL));
 }
 
 static ds_node *convt_layer(ds_graph *g, ds_node *x, const ds_conv_opts *o, const char *name)

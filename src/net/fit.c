@@ -78,21 +78,29 @@ void ds_image_shift(float *img, int64_t planes, int64_t h, int64_t w, int64_t dy
     }
 }
 
-/* history: per epoch train loss, train metric, val loss, val metric, lr, seconds */
-#define HCOLS 6
+/* history: per epoch train loss, train metric, val loss, val metric, lr, seconds, and the
+ * KL term of Bayesian layers in the training loss (NAN without them; checkpoints written
+ * before it have the first HCOLS_OLD) */
+#define HCOLS 7
+#define HCOLS_OLD 6
 
-static ds_status write_log(const char *path, const double *h, int epochs, const char *mname)
+/* The log; a net with Bayesian layers gets the column kl, the KL term (part of loss). */
+static ds_status write_log(const char *path, const double *h, int epochs, const char *mname,
+                           bool kl)
 {
     dsi_wfile w;
     ds_status st = dsi_wfile_open(&w, path);
     if (st)
         return st;
     const char *m = mname ? mname : "metric";
-    fprintf(w.fp, "epoch,loss,%s,val_loss,val_%s,lr,seconds\n", m, m);
+    fprintf(w.fp, "epoch,loss,%s,val_loss,val_%s,lr,seconds%s\n", m, m, kl ? ",kl" : "");
     for (int e = 0; e < epochs; e++) {
         const double *r = h + e * HCOLS;
-        fprintf(w.fp, "%d,%.9g,%.9g,%.9g,%.9g,%.9g,%.3f\n", e + 1, r[0], r[1], r[2], r[3], r[4],
+        fprintf(w.fp, "%d,%.9g,%.9g,%.9g,%.9g,%.9g,%.3f", e + 1, r[0], r[1], r[2], r[3], r[4],
                 r[5]);
+        if (kl)
+            fprintf(w.fp, ",%.9g", r[6]);
+        fputc('\n', w.fp);
     }
     return dsi_wfile_commit(&w);
 }
@@ -398,12 +406,19 @@ static ds_status add_history(const fit_run *fr, ds_tensor_set *s, int epoch)
 
 static bool get_history(fit_run *fr, const ds_tensor *h, int epoch)
 {
-    if (!h || h->ndim != 3 || h->shape[0] != epoch || h->shape[1] != HCOLS || h->shape[2] != 4)
+    if (!h || h->ndim != 3 || h->shape[0] != epoch || h->shape[2] != 4 ||
+        (h->shape[1] != HCOLS && h->shape[1] != HCOLS_OLD))
         return false;
+    int64_t cols = h->shape[1];
     for (int64_t i = 0; i < (int64_t)epoch * HCOLS; i++) {
+        if (i % HCOLS >= cols) {
+            fr->hist[i] = NAN;
+            continue;
+        }
+        int64_t at = i / HCOLS * cols + i % HCOLS;
         uint64_t bits = 0;
         for (int k = 0; k < 4; k++) {
-            float w = h->data[i * 4 + k];
+            float w = h->data[at * 4 + k];
             if (!(w >= 0 && w <= 65535 && w == (float)(int)w))
                 return false;
             bits |= (uint64_t)w << (16 * k);
@@ -542,7 +557,7 @@ static ds_status resumed_side_files(const fit_run *fr)
     const ds_fit_opts *o = fr->o;
     ds_status st = DS_OK;
     if (o->log_csv)
-        st = write_log(o->log_csv, fr->hist, fr->start, fr->mname);
+        st = write_log(o->log_csv, fr->hist, fr->start, fr->mname, fr->n->kl);
     if (!st && o->curve_png)
         st = write_curve(o->curve_png, fr->hist, fr->start, fr->mname);
     return st;
@@ -716,6 +731,16 @@ static ds_status fit_check(fit_run *fr, const ds_feed *train, const ds_feed *val
     return DS_OK;
 }
 
+/* Bayesian layers' automatic KL weight from the data trained on: the ELBO per sample,
+ * KL / N beside a mean loss; B / (N x repeat) per pass of B rows beside a sum. */
+static void set_kl_weight(const fit_run *fr)
+{
+    bool sum = fr->n->reductions & 1 << DS_REDUCE_SUM;
+    if (fr->n->kl)
+        ds_graph_set_kl_weight(fr->n->g, (float)(sum ? (double)fr->B / (double)fr->R
+                                                     : 1.0 / (double)fr->N));
+}
+
 /* The trainer, the buffers and the output paths. */
 static ds_status fit_setup(fit_run *fr)
 {
@@ -724,6 +749,7 @@ static ds_status fit_setup(fit_run *fr)
     ds_status st = augment_check(fr->n, o, &plane);
     if (st)
         return st;
+    set_kl_weight(fr);
     ds_trainer_opts to = {
         .micro_batch = fr->S > fr->B ? fr->B : 0, .skip_nonfinite = o->skip_nonfinite,
         .grad_hook = o->grad_hook, .grad_ctx = o->grad_ctx,
@@ -844,7 +870,7 @@ static ds_status nonfinite_stop(const fit_run *fr, int e, int64_t bi, const ds_s
 
 /* Running sums of an epoch: loss over the samples of steps taken, and the metric. */
 typedef struct {
-    double lsum, lseen, num, den;
+    double lsum, lseen, num, den, klsum;
 } epoch_sums;
 
 static void progress_step(fit_run *fr, int e, int64_t bi, int64_t batches, int64_t seen,
@@ -859,7 +885,7 @@ static void progress_step(fit_run *fr, int e, int64_t bi, int64_t batches, int64
         .metric = dsi_net_metric_value(fr->n, es->num, es->den), .metric_name = fr->mname,
         .samples_per_s = fr->seen_total / fmax(el, 1e-9),
         .eta_s = el / fmax(done_frac, 1e-9) - el, .elapsed_s = el,
-        .val_loss = NAN, .val_metric = NAN,
+        .val_loss = NAN, .val_metric = NAN, .kl = fr->n->kl ? es->klsum / es->lseen : NAN,
     };
     fr->o->progress(fr->o->ctx, &p);
 }
@@ -895,6 +921,8 @@ static ds_status run_epoch(fit_run *fr, int e, double *hr)
         }
         es.lsum += sr.loss * (double)b;
         es.lseen += (double)b;
+        if (fr->n->kl)   /* kept: the value of the step's last pass, before the update */
+            es.klsum += (double)fr->n->kl->data[0] * (double)b;
         es.num += sr.metric_sum;
         es.den += sr.metric_count;
         fr->seen_total += (double)b;
@@ -906,6 +934,7 @@ static ds_status run_epoch(fit_run *fr, int e, double *hr)
     hr[1] = dsi_net_metric_value(fr->n, es.num, es.den);
     hr[2] = hr[3] = NAN;
     hr[4] = lr;
+    hr[6] = fr->n->kl && es.lseen > 0 ? es.klsum / es.lseen : NAN;
     return DS_OK;
 }
 
@@ -957,7 +986,7 @@ static ds_status write_files(fit_run *fr, int e, bool improved)
                         (st = save_checkpoint(fr, e + 1))))
         return st;
     if (o->log_csv)
-        st = write_log(o->log_csv, fr->hist, e + 1, fr->mname);
+        st = write_log(o->log_csv, fr->hist, e + 1, fr->mname, fr->n->kl);
     fr->t_write = now_s();
     return st;
 }
@@ -991,7 +1020,7 @@ static void progress_epoch(const fit_run *fr, int e, const double *hr, bool impr
         .samples_per_s = fr->seen_total / fmax(el, 1e-9),
         .eta_s = el / (double)(e + 1 - fr->start) * (double)(fr->epochs - e - 1),
         .elapsed_s = el, .end_of_epoch = 1, .val_loss = hr[2], .val_metric = hr[3],
-        .improved = improved,
+        .improved = improved, .kl = hr[6],
     };
     fr->o->progress(fr->o->ctx, &p);
 }

@@ -473,6 +473,7 @@ struct layer_def {
     bool has_params;         /* the builder names its own parameters (no layer scope) */
     /* builder-specific */
     bool transposed;         /* b_conv: transposed convolution */
+    bool bayes;              /* b_dense, b_conv: Bayesian weights (ds_dense_bayes, ds_conv_bayes) */
     ds_pool_kind pool;       /* b_pool, b_global_pool */
     merge_op merge;          /* b_merge */
     ds_activation act;       /* b_activation */
@@ -494,6 +495,20 @@ static ds_status check_nd(const spec *s, const ds_node *x, int nd)
     return DS_OK;
 }
 
+/* The options of dense_bayes and conv2d_bayes (ds_bayes_opts). */
+static ds_status get_bayes(spec *s, ds_bayes_opts *o)
+{
+    double prior, post, kl;
+    ds_status st;
+    if ((st = get_float(s, KEYS("prior_sigma"), 1e-6, 1e6, 1.0, &prior)) ||
+        (st = get_float(s, KEYS("posterior_init"), 1e-12, 1e6, 0.05, &post)) ||
+        (st = get_float(s, KEYS("kl_weight"), 0, 1e12, 0.0, &kl)))
+        return st;
+    *o = (ds_bayes_opts){.prior_sigma = (float)prior, .posterior_init = (float)post,
+                         .kl_weight = (float)kl};
+    return DS_OK;
+}
+
 static ds_status b_dense(builder *b, spec *s, const layer_args *a, ds_node **out)
 {
     long units;
@@ -508,7 +523,11 @@ static ds_status b_dense(builder *b, spec *s, const layer_args *a, ds_node **out
         return st;
     o.units = units;
     o.no_bias = !bias;
-    *out = ds_dense(b->net->g, a->in[0], &o);
+    ds_bayes_opts bo;
+    if (a->def->bayes && (st = get_bayes(s, &bo)))
+        return st;
+    *out = a->def->bayes ? ds_dense_bayes(b->net->g, a->in[0], &o, &bo)
+                         : ds_dense(b->net->g, a->in[0], &o);
     return DS_OK;
 }
 
@@ -537,6 +556,11 @@ static ds_status b_conv(builder *b, spec *s, const layer_args *a, ds_node **out)
         if ((st = get_axes(s, KEYS("output_padding"), nd, 0, 0, false, o.output_padding)))
             return st;
         *out = ds_conv_transpose2d(b->net->g, a->in[0], &o);
+    } else if (a->def->bayes) {
+        ds_bayes_opts bo;
+        if ((st = get_bayes(s, &bo)))
+            return st;
+        *out = ds_conv_bayes(b->net->g, a->in[0], nd, &o, &bo);
     } else {
         *out = ds_conv(b->net->g, a->in[0], nd, &o);
     }
@@ -704,6 +728,7 @@ static ds_status b_activation(builder *b, spec *s, const layer_args *a, ds_node 
 #define K_DENSE "units activation bias use_bias init kernel_initializer bias_init bias_initializer"
 #define K_CONV  "filters kernel kernel_size stride strides dilation dilation_rate padding pad " \
                 "activation bias use_bias init kernel_initializer bias_init bias_initializer"
+#define K_BAYES "prior_sigma posterior_init kl_weight"
 #define K_POOL  "size pool_size kernel stride strides padding pad exclude_pad"
 #define K_UPSAMPLE "size scale mode interpolation"
 #define POOL(kind_, keras_, auto_, nd_, pool_)                                              \
@@ -717,6 +742,8 @@ static ds_status b_activation(builder *b, spec *s, const layer_args *a, ds_node 
 static const layer_def layer_defs[] = {
     {.kind = "dense", .keras = "Dense", .auto_name = "dense", .build = b_dense, .min_in = 1,
      .max_in = 1, .keys = K_DENSE, .has_params = true},
+    {.kind = "dense_bayes", .keras = "DenseBayes", .auto_name = "dense_bayes", .build = b_dense,
+     .min_in = 1, .max_in = 1, .keys = K_DENSE " " K_BAYES, .has_params = true, .bayes = true},
     {.kind = "conv1d", .keras = "Conv1D", .auto_name = "conv1d", .build = b_conv, .min_in = 1,
      .max_in = 1, .keys = K_CONV, .nd = 1, .has_params = true},
     {.kind = "conv2d", .keras = "Conv2D", .auto_name = "conv2d", .build = b_conv, .min_in = 1,
@@ -726,6 +753,9 @@ static const layer_def layer_defs[] = {
     {.kind = "conv2d_transpose", .keras = "Conv2DTranspose", .auto_name = "conv2d_transpose",
      .build = b_conv, .min_in = 1, .max_in = 1, .keys = K_CONV " output_padding", .nd = 2,
      .has_params = true, .transposed = true},
+    {.kind = "conv2d_bayes", .keras = "Conv2DBayes", .auto_name = "conv2d_bayes", .build = b_conv,
+     .min_in = 1, .max_in = 1, .keys = K_CONV " " K_BAYES, .nd = 2, .has_params = true,
+     .bayes = true},
     {.kind = "upsample2d", .keras = "UpSampling2D", .auto_name = "up_sampling2d",
      .build = b_upsample, .min_in = 1, .max_in = 1, .keys = K_UPSAMPLE, .nd = 2},
     {.kind = "upsampling2d", .keras = "UpSampling2D", .auto_name = "up_sampling2d",
@@ -1703,6 +1733,11 @@ static ds_status total_loss(builder *b)
         if (b->weights[i] != 1.0f)
             l = ds_mul_scalar(net->g, l, b->weights[i]);
         total = total ? ds_add(net->g, total, l) : l;
+    }
+    /* Bayesian layers: the ELBO's KL term, kept for the training log's column */
+    if (total && (net->kl = ds_graph_kl_loss(net->g))) {
+        ds_node_keep(net->kl, 1);
+        total = ds_add(net->g, total, net->kl);
     }
     net->loss = total;
     if (b->n_losses && !total)

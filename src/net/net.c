@@ -293,6 +293,12 @@ ds_status dsi_net_to_set(const ds_net *n, ds_tensor_set *s)
         st = ds_tensor_set_meta_set(s, "deepsky.format", "weights 1");
     for (int i = 0; !st && i < n->n_inputs; i++)
         st = scale_to_set(n, &n->inputs[i], s);
+    float klw = ds_graph_kl_weight(n->g);   /* Bayesian layers' automatic KL weight */
+    if (!st && !isnan(klw)) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%.9g", (double)klw);
+        st = ds_tensor_set_meta_set(s, "deepsky.kl_weight", buf);
+    }
     return st;
 }
 
@@ -350,6 +356,20 @@ static ds_status scale_from_set(const ds_net *n, const dsi_net_input *in,
 /* Loads parameters (and preprocessing, if present) from a set holding other entries too:
  * names starting with one of the skipped prefixes are ignored. On failure the net is left
  * as it was: the preprocessing is read first and set once the parameters are in. */
+/* The automatic KL weight of Bayesian layers the set records into *w (left alone if none). */
+static ds_status kl_weight_from_set(const ds_tensor_set *s, const char *what, double *w)
+{
+    const char *v = ds_tensor_set_meta_get(s, "deepsky.kl_weight");
+    if (!v)
+        return DS_OK;
+    char *end;
+    double x = strtod(v, &end);
+    if (end == v || *end || !(x >= 0 && x <= FLT_MAX))
+        return dsi_fail(DS_ERR_FORMAT, "%s: deepsky.kl_weight '%s' is not a number >= 0", what, v);
+    *w = x;
+    return DS_OK;
+}
+
 ds_status dsi_net_from_set(ds_net *n, const ds_tensor_set *s, const char *what)
 {
     dsi_net_input next[DS_FEED_MAX];
@@ -363,6 +383,9 @@ ds_status dsi_net_from_set(ds_net *n, const ds_tensor_set *s, const char *what)
         st = DS_ERR_NOMEM;   /* with its message */
     if (!st)
         st = dsi_weights_meta_copy(s, &meta);
+    double klw = -1;
+    if (!st)
+        st = kl_weight_from_set(s, what, &klw);
     for (int i = 0; !st && i < ds_tensor_set_count(s); i++) {
         const char *name = ds_tensor_set_name(s, i);
         if (!strncmp(name, "preprocess.", 11) || !strncmp(name, "optim.", 6) ||
@@ -374,6 +397,8 @@ ds_status dsi_net_from_set(ds_net *n, const ds_tensor_set *s, const char *what)
     if (!st)
         st = ds_model_from_set(n->m, params, what);
     ds_tensor_set_free(params);
+    if (!st && klw >= 0)
+        ds_graph_set_kl_weight(n->g, (float)klw);
     if (!st) {
         ds_tensor_set_free(n->wmeta);
         n->wmeta = meta;

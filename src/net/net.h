@@ -50,6 +50,7 @@ struct ds_net {
     ds_optim_opts optim;
     char path[512];
     ds_tensor_set *wmeta;        /* train.* metadata of the weights last loaded, or NULL */
+    ds_node *kl;                 /* Bayesian layers' KL term in loss (ds_graph_kl_loss), or NULL */
 };
 
 /* A feed bound to a net: each input's and each target's tensor (NULL if not fed), the

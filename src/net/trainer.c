@@ -35,6 +35,13 @@ ds_status ds_trainer_create(ds_net *n, const ds_trainer_opts *o, ds_trainer **ou
     if (o->micro_batch > 0 && n->reductions == (1 << DS_REDUCE_MEAN | 1 << DS_REDUCE_SUM))
         return dsi_fail(DS_ERR_ARG, "%s: gradient accumulation needs every loss line with the "
                         "same reduction (mean or sum)", n->path);
+    for (int i = 0; i < n->g->n_nodes; i++) {   /* Bayesian layers */
+        const ds_node *y = n->g->nodes[i];
+        if (y->op == DS_OP_BAYES_KL && y->attr.bayes_kl.auto_weight && !y->attr.bayes_kl.weight_set)
+            return dsi_fail(DS_ERR_STATE, "%s: layer '%s': the KL term's weight is not set: "
+                            "ds_graph_set_kl_weight (training with ds_net_fit sets 1/samples)",
+                            n->path, dsi_node_layer(y));
+    }
     ds_trainer *t = calloc(1, sizeof *t);
     if (!t)
         return dsi_fail(DS_ERR_NOMEM, "out of memory for the trainer");

@@ -66,6 +66,9 @@
     X(LOSS_CCE_INT, loss_cce_int, loss)                                                 \
     X(LOSS_GAUSS_NLL, loss_gaussian_nll, loss)                                          \
     X(LOSS_KL_GAUSS, loss_kl_gaussian, loss)                                            \
-    X(LOSS_MSB, loss_msb, loss)
+    X(LOSS_MSB, loss_msb, loss)                                                         \
+    /* bayes.c */                                                                       \
+    X(BAYES_SAMPLE, bayes_sample, none)                                                 \
+    X(BAYES_KL, bayes_kl, bayes_kl)
 
 #endif
