@@ -93,10 +93,11 @@ static void sim_binned(uint64_t seed, int64_t per_bin, ds_tensor **img, ds_tenso
  * frame, as demo_measure_cnn does), variance = avg sigma_s^2. The symmetries only flip the
  * signs of e1 and e2, so sigma_s needs no mapping. The spread of the mu_s, sqrt(avg (mu_s -
  * mean)^2), is kept as a check: it is the part of the error the network's lack of exact
- * symmetry adds, and should be small against sigma. */
+ * symmetry adds, and should be small against sigma. The stamp as it is (symmetry 0) is
+ * kept too, in *one: the network's own calibration, without the average. */
 typedef struct {
     int64_t n;
-    float *mean, *std, *spread;   /* [n, 2] each */
+    float *mean, *std, *spread;   /* [n, 2] each; spread NULL for a single orientation */
 } uq_measured;
 
 static void uq_measured_free(uq_measured *m)
@@ -106,11 +107,15 @@ static void uq_measured_free(uq_measured *m)
     free(m->spread);
 }
 
-static uq_measured measure(ds_net *net, const ds_tensor *img)
+static uq_measured measure(ds_net *net, const ds_tensor *img, uq_measured *one)
 {
     const int64_t *sh = ds_tensor_shape(img);
     uq_measured m = {.n = sh[0]};
     size_t nv = (size_t)m.n * 2;
+    *one = (uq_measured){.n = m.n, .mean = malloc(nv * sizeof(float)),
+                         .std = malloc(nv * sizeof(float))};
+    if (!one->mean || !one->std)
+        DEMO_TRY(DS_ERR_NOMEM);
     double *s1 = calloc(nv, sizeof *s1), *s2 = calloc(nv, sizeof *s2), *v = calloc(nv, sizeof *v);
     float *tmp = malloc((size_t)(sh[2] * sh[3]) * sizeof *tmp);
     m.mean = malloc(nv * sizeof *m.mean);
@@ -136,6 +141,10 @@ static uq_measured measure(ds_net *net, const ds_tensor *img)
             ds_ellipticity_transform(NULL, tr, pd + 4 * i, 2);
             for (int k = 0; k < 2; k++) {
                 double mu = pd[4 * i + k], sd = pd[4 * i + 2 + k];
+                if (s == 0) {
+                    one->mean[2 * i + k] = (float)mu;
+                    one->std[2 * i + k] = (float)sd;
+                }
                 s1[2 * i + k] += mu;
                 s2[2 * i + k] += mu * mu;
                 v[2 * i + k] += sd * sd;
@@ -173,7 +182,7 @@ static bin_stats stats_of(const uq_measured *m, const float *y, int64_t lo, int6
         double d = m->mean[j] - y[j];
         se += d * d;
         sg += m->std[j];
-        sp += (double)m->spread[j] * m->spread[j];
+        sp += m->spread ? (double)m->spread[j] * m->spread[j] : 0;
     }
     double nv = 2.0 * (double)s.n;
     s.rmse = sqrt(se / nv);
@@ -184,13 +193,14 @@ static bin_stats stats_of(const uq_measured *m, const float *y, int64_t lo, int6
     return s;
 }
 
-static void print_table(FILE *fp, const config *c, const bin_stats st[NBINS + 1], bool md)
+static void print_table(FILE *fp, const config *c, const char *title,
+                        const bin_stats st[NBINS + 1], bool spread, bool md)
 {
     if (md)
-        fprintf(fp, "\n**Test sets, %lld galaxies per SNR bin (e1 and e2 pooled)**\n\n",
+        fprintf(fp, "\n**%s, %lld galaxies per SNR bin (e1 and e2 pooled)**\n\n", title,
                 (long long)c->per_bin);
     else
-        fprintf(fp, "\nTest sets, %lld galaxies per SNR bin (e1 and e2 pooled)\n",
+        fprintf(fp, "\n%s, %lld galaxies per SNR bin (e1 and e2 pooled)\n", title,
                 (long long)c->per_bin);
     fprintf(fp, "| SNR | galaxies | RMSE | mean sigma_e | 68%% coverage | 95%% coverage | z mean "
             "| z std | CRPS | symmetry spread |\n");
@@ -202,14 +212,19 @@ static void print_table(FILE *fp, const config *c, const bin_stats st[NBINS + 1]
             snprintf(snr, sizeof snr, "%g", snr_bins[b]);
         else
             snprintf(snr, sizeof snr, "all");
-        fprintf(fp, "| %s | %lld | %.4f | %.4f | %.1f%% | %.1f%% | %+.3f | %.3f | %.4f | %.4f |\n",
+        char sp[16] = "-";
+        if (spread)
+            snprintf(sp, sizeof sp, "%.4f", s->spread);
+        fprintf(fp, "| %s | %lld | %.4f | %.4f | %.1f%% | %.1f%% | %+.3f | %.3f | %.4f | %s |\n",
                 snr, (long long)s->n, s->rmse, s->sigma, 100 * s->cal.all.cover68,
                 100 * s->cal.all.cover95, s->cal.all.z_mean, s->cal.all.z_std, s->cal.all.crps,
-                s->spread);
+                sp);
     }
 }
 
-static void write_csv(const config *c, const bin_stats st[NBINS + 1])
+/* Rows of the 8-symmetry measurement (measure sym8), then of the stamp as it is (single). */
+static void write_csv(const config *c, const bin_stats st[NBINS + 1],
+                      const bin_stats one[NBINS + 1])
 {
     char p[600];
     demo_path(c->out, "results.csv", p, sizeof p);
@@ -218,9 +233,12 @@ static void write_csv(const config *c, const bin_stats st[NBINS + 1])
         fprintf(stderr, "%s: error: cannot write %s: %s\n", demo_name, p, strerror(errno));
         exit(1);
     }
-    fprintf(fp, "snr,n,rmse,sigma_mean,cover68,cover95,z_mean,z_std,crps,nll,symmetry_spread\n");
-    for (int b = 0; b <= NBINS; b++) {
-        const bin_stats *s = &st[b];
+    fprintf(fp, "measure,snr,n,rmse,sigma_mean,cover68,cover95,z_mean,z_std,crps,nll,"
+            "symmetry_spread\n");
+    for (int r = 0; r < 2 * (NBINS + 1); r++) {
+        int b = r % (NBINS + 1);
+        const bin_stats *s = r <= NBINS ? &st[b] : &one[b];
+        fprintf(fp, "%s,", r <= NBINS ? "sym8" : "single");
         if (b < NBINS)
             fprintf(fp, "%g", snr_bins[b]);
         else
@@ -343,9 +361,9 @@ static int parse_args(int argc, char **argv, config *c)
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--quick")) {   /* first, so other flags may override it */
             c->quick = true;
-            c->n_train = 2400;
-            c->n_val = 400;
-            c->per_bin = 150;
+            c->n_train = 1600;
+            c->n_val = 300;
+            c->per_bin = 100;
             c->epochs = 2;
             c->budget_s = 0;   /* no time limit: the same result on every machine */
         }
@@ -482,16 +500,22 @@ int main(int argc, char **argv)
     /* 3. measure the test sets (8 symmetries) and the statistics per SNR bin */
     printf("== measuring the test sets (8 symmetries per stamp)\n");
     double tm = demo_now();
-    uq_measured m = measure(net, xte);
+    uq_measured m1, m = measure(net, xte, &m1);
     printf("   %.1f s\n", demo_now() - tm);
     const float *y = ds_tensor_data(yte);
-    bin_stats st[NBINS + 1];
-    for (int b = 0; b <= NBINS; b++)
-        st[b] = b < NBINS ? stats_of(&m, y, b * c.per_bin, (b + 1) * c.per_bin)
-                          : stats_of(&m, y, 0, NBINS * c.per_bin);
+    bin_stats st[NBINS + 1], s1[NBINS + 1];
+    for (int b = 0; b <= NBINS; b++) {
+        int64_t lo = b < NBINS ? b * c.per_bin : 0;
+        int64_t hi = b < NBINS ? lo + c.per_bin : NBINS * c.per_bin;
+        st[b] = stats_of(&m, y, lo, hi);
+        s1[b] = stats_of(&m1, y, lo, hi);
+    }
 
     /* 4. the report */
-    print_table(stdout, &c, st, false);
+    const char *t8 = "Test sets, 8 symmetries combined";
+    const char *t1 = "The stamp as it is (one orientation)";
+    print_table(stdout, &c, t8, st, true, false);
+    print_table(stdout, &c, t1, s1, false, false);
     char p[600];
     demo_path(c.out, "results.md", p, sizeof p);
     FILE *md = fopen(p, "w");
@@ -507,11 +531,13 @@ int main(int argc, char **argv)
             "= mean of the 8 predicted variances (per component). Coverage: the fraction of "
             "e1 and e2 values with |e_meas - e_true| <= 0.994 sigma_e (68%%) and 1.960 sigma_e "
             "(95%%); z = (e_true - e_meas) / sigma_e; CRPS in units of e. The symmetry spread "
-            "(RMS of the std of the 8 means) is a check, not part of sigma_e.\n",
+            "(RMS of the std of the 8 means) is a check, not part of sigma_e. The second table "
+            "measures each stamp once, as it is: the network's own calibration.\n",
             c.model, fr.epochs_run, fr.seconds, (long long)c.n_train, SIZE, SIZE, used);
-    print_table(md, &c, st, true);
+    print_table(md, &c, t8, st, true, true);
+    print_table(md, &c, t1, s1, false, true);
     fclose(md);
-    write_csv(&c, st);
+    write_csv(&c, st, s1);
     if (ds_has_feature("plot")) {
         fig_sigma_vs_error(&c, &m, y);
         demo_path(c.out, "pit.png", p, sizeof p);
@@ -533,9 +559,12 @@ int main(int argc, char **argv)
            "training_log.csv%s); %.0f s in all\n", c.out,
            ds_has_feature("plot") ? ", learning_curve.png, sigma_vs_error.png, pit.png, "
                                     "coverage.png" : "", demo_now() - t0);
-    for (int b = 0; b <= NBINS; b++)
+    for (int b = 0; b <= NBINS; b++) {
         ds_regression_calib_free(&st[b].cal);
+        ds_regression_calib_free(&s1[b].cal);
+    }
     uq_measured_free(&m);
+    uq_measured_free(&m1);
     ds_tensor *all[] = {xtr, ttr, xva, tva, xte, tte, ytr, yva, yte};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         ds_tensor_free(all[i]);

@@ -1,8 +1,8 @@
 /* test_uncertainty_demo.c - the uncertainty demo (examples/uncertainty_demo.c, make
  * demo-uncertainty) at small size (--quick): it runs end to end and writes its report,
  * table, weights and figures into --out (a folder it creates) and nothing else there; every
- * row of results.csv is present and sane (counts adding up, RMSE, sigma_e and CRPS finite
- * and positive, coverages in [0, 1] with the 95% one above the 68% one); the report and the
+ * row of results.csv (8 symmetries combined, and one orientation) is present and sane
+ * (counts adding up, RMSE, sigma_e and CRPS finite and positive, coverages in [0, 1] with the 95% one above the 68% one); the report and the
  * log carry the table and the verdicts. Not the issue's goals: 2 epochs calibrate nothing.
  * Bad flags and a model without a gaussian_nll head give clear errors. */
 #include "test.h"
@@ -45,13 +45,14 @@ static int run_demo(const char *args)
     return cli_run_sh(cmd, NULL, out, sizeof out);
 }
 
-#define PER_BIN 150   /* the quick run's galaxies per SNR bin (uncertainty_demo.c, --quick) */
+#define PER_BIN 100   /* the quick run's galaxies per SNR bin (uncertainty_demo.c, --quick) */
 
-/* results.csv: the 4 SNR bins and "all", 11 fields each. */
+/* results.csv: the 8-symmetry measurement (sym8), then the stamp as it is (single), each
+ * in the 4 SNR bins and "all", 12 fields a row; the symmetry spread only for sym8. */
 static int check_results(const char *d, char *msg, size_t cap)
 {
     static const char *const snr[] = {"10", "20", "40", "80", "all"};
-    const char *header = "snr,n,rmse,sigma_mean,cover68,cover95,z_mean,z_std,crps,nll,"
+    const char *header = "measure,snr,n,rmse,sigma_mean,cover68,cover95,z_mean,z_std,crps,nll,"
                          "symmetry_spread\n";
     char p[600], line[1024];
     snprintf(p, sizeof p, "%s/results.csv", d);
@@ -64,19 +65,21 @@ static int check_results(const char *d, char *msg, size_t cap)
     }
     int rows = 0;
     for (; fgets(line, sizeof line, fp); rows++) {
-        char key[16];
+        char how[16], key[16];
         long n;
         double v[9];
-        int k = sscanf(line, "%15[^,],%ld,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf", key, &n, &v[0],
-                       &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8]);
-        long want = rows == 4 ? 4 * PER_BIN : PER_BIN;
-        bool ok = rows < 5 && k == 11 && !strcmp(key, snr[rows]) && n == want;
+        int k = sscanf(line, "%15[^,],%15[^,],%ld,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf", how, key,
+                       &n, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8]);
+        long want = rows % 5 == 4 ? 4 * PER_BIN : PER_BIN;
+        bool sym8 = rows < 5;
+        bool ok = rows < 10 && k == 12 && !strcmp(how, sym8 ? "sym8" : "single") &&
+                  !strcmp(key, snr[rows % 5]) && n == want;
         for (int j = 0; j < 9 && ok; j++)
             ok = isfinite(v[j]);
         /* rmse, sigma in (0, 1); 0 <= cover68 <= cover95 <= 1; z std, crps, spread > 0 */
         ok = ok && v[0] > 0 && v[0] < 1 && v[1] > 0 && v[1] < 1 && v[2] >= 0 &&
              v[2] <= v[3] && v[3] <= 1 && fabs(v[4]) < 3 && v[5] > 0 && v[6] > 0 &&
-             v[6] < 1 && v[8] >= 0 && v[8] < 1;
+             v[6] < 1 && (sym8 ? v[8] > 0 && v[8] < 1 : v[8] == 0);
         if (!ok) {
             snprintf(msg, cap, "results.csv row %d is not sane: %s", rows + 1, line);
             fclose(fp);
@@ -84,8 +87,8 @@ static int check_results(const char *d, char *msg, size_t cap)
         }
     }
     fclose(fp);
-    if (rows != 5) {
-        snprintf(msg, cap, "results.csv has %d rows, expected 5", rows);
+    if (rows != 10) {
+        snprintf(msg, cap, "results.csv has %d rows, expected 10", rows);
         return 1;
     }
     return 0;
@@ -133,16 +136,18 @@ TEST(uncertainty_demo_quick_report)
     size_t n = fread(md, 1, sizeof md - 1, f);
     md[n] = 0;
     fclose(f);
-    const char *parts[] = {"**Test sets, 150 galaxies per SNR bin (e1 and e2 pooled)**",
+    const char *parts[] = {"**Test sets, 8 symmetries combined, 100 galaxies per SNR bin (e1 "
+                           "and e2 pooled)**",
+                           "**The stamp as it is (one orientation), 100 galaxies per SNR bin",
                            "| SNR | galaxies | RMSE | mean sigma_e | 68% coverage | 95% coverage "
                            "| z mean | z std | CRPS | symmetry spread |",
-                           "| 10 | 150 |", "| 80 | 150 |", "| all | 600 |",
+                           "| 10 | 100 |", "| 80 | 100 |", "| all | 400 |",
                            "sigma_e^2 = mean of the 8 predicted variances",
                            "weights cnn_uq.safetensors (epoch"};
     for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
         if (!strstr(md, parts[i]))
             FAIL("results.md lacks \"%s\":\n%s", parts[i], md);
-    if (!strstr(out, "| all | 600 |") || !strstr(out, "mean sigma_e grows as the SNR falls: ") ||
+    if (!strstr(out, "| all | 400 |") || !strstr(out, "mean sigma_e grows as the SNR falls: ") ||
         !strstr(out, "68% coverage within 2 points of nominal in "))
         FAIL("the log lacks the table or the verdicts:\n%s", out);
     /* the weights load into the model and predict mean and std side by side */
