@@ -447,10 +447,15 @@ int main(int argc, char **argv)
     /* the model first: a mistake in it shows before the simulation */
     ds_net *net;
     DEMO_TRY(ds_net_load(c.model, &(ds_net_opts){.batch = 64, .seed = c.seed}, &net));
-    if (ds_net_input_count(net) != 1 || ds_net_output_count(net) < 1 ||
-        !ds_net_output_is_gaussian(net, 0)) {
-        fprintf(stderr, "%s: error: %s: expected one input (the stamps) and a first output "
-                "from a 'loss gaussian_nll mean=LAYER logvar=LAYER' line\n", demo_name, c.model);
+    /* one input [N, 1, 32, 32]; output 0 [N, 4]: the gaussian_nll head's 2 means, 2 stds */
+    const ds_node *in = ds_net_input_count(net) == 1 ? ds_net_input_at(net, 0) : NULL;
+    const ds_node *o = ds_net_output_count(net) >= 1 ? ds_net_output_at(net, 0) : NULL;
+    if (!in || ds_node_ndim(in) != 4 || ds_node_shape(in)[1] != 1 ||
+        ds_node_shape(in)[2] != SIZE || ds_node_shape(in)[3] != SIZE || !o ||
+        !ds_net_output_is_gaussian(net, 0) || ds_node_ndim(o) != 2 || ds_node_shape(o)[1] != 4) {
+        fprintf(stderr, "%s: error: %s: expected one input of shape 1x%dx%d (the stamps) and a "
+                "first output from a 'loss gaussian_nll mean=LAYER logvar=LAYER' line whose "
+                "mean has 2 values (e1, e2)\n", demo_name, c.model, SIZE, SIZE);
         ds_net_free(net);
         return 1;
     }

@@ -198,8 +198,9 @@ TEST(uncertainty_demo_bad_flags)
     snprintf(args, sizeof args, "--quick --out %s --model examples/ellipticity.model", d);
     int rc = run_demo(args);
     if (rc != 1 || !strstr(out, "uncertainty demo: error: examples/ellipticity.model: expected "
-                                "one input (the stamps) and a first output from a 'loss "
-                                "gaussian_nll mean=LAYER logvar=LAYER' line") ||
+                                "one input of shape 1x32x32 (the stamps) and a first output "
+                                "from a 'loss gaussian_nll mean=LAYER logvar=LAYER' line whose "
+                                "mean has 2 values (e1, e2)") ||
         strstr(out, "simulating"))
         FAIL("a model without a gaussian_nll head: status %d, output:\n%s", rc, out);
     rm_rf(d);
