@@ -108,7 +108,7 @@ $(BUILD)/rel/src/ops/conv_direct.o: XFLAGS := -ffp-contract=fast
 $(BUILD)/test/src/ops/conv_direct.o: XFLAGS := -ffp-contract=fast
 $(LIB_OBJ): XFLAGS += $(CFLAGS_LIB)
 
-.PHONY: all deps test test-minimal check-lib install uninstall bench-sgemm bench-stream bench-cli bench-fashion check-asan check-valgrind fuzz fuzz-build fuzz-coverage demo demo-quick demo-shear demo-psf example examples fashion bench bench-quick clean FORCE
+.PHONY: all deps test test-minimal check-lib install uninstall bench-sgemm bench-stream bench-cli bench-fashion check-asan check-valgrind fuzz fuzz-build fuzz-coverage demo demo-quick demo-shear demo-psf demo-uncertainty example examples fashion bench bench-quick clean FORCE
 all: $(BUILD)/libdeepsky.a $(BUILD)/libdeepsky.so $(BUILD)/deepsky examples
 
 deps:
@@ -179,7 +179,8 @@ $(BUILD)/examples/%: examples/%.c $(BUILD)/libdeepsky.a
 	@$(CC) $(CFLAGS_REL) $< -o $@ $(BUILD)/libdeepsky.a $(LIBS)
 
 # The galaxy demos share examples/demo_common.c.
-DEMOS := $(BUILD)/examples/ellipticity_demo $(BUILD)/examples/psf_demo
+DEMOS := $(BUILD)/examples/ellipticity_demo $(BUILD)/examples/psf_demo \
+         $(BUILD)/examples/uncertainty_demo
 $(DEMOS): $(BUILD)/examples/%: examples/%.c $(EX_COMMON) examples/demo_common.h $(BUILD)/libdeepsky.a
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
@@ -193,6 +194,7 @@ test: deps
 	@$(MAKE) --no-print-directory $(BUILD)/run_tests $(BUILD)/deepsky-test $(DEMOS)
 	DEEPSKY=$(BUILD)/deepsky-test DEEPSKY_DEMO=$(BUILD)/examples/ellipticity_demo \
 	    DEEPSKY_PSF_DEMO=$(BUILD)/examples/psf_demo \
+	    DEEPSKY_UQ_DEMO=$(BUILD)/examples/uncertainty_demo \
 	    ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 $(BUILD)/run_tests $(T)
 	@if [ -z "$(T)" ]; then $(MAKE) --no-print-directory check-lib; fi
 
@@ -261,6 +263,12 @@ demo-shear: deps
 demo-psf: deps
 	@$(MAKE) --no-print-directory all
 	$(BUILD)/examples/psf_demo --out out/psf
+
+# Per-galaxy error bars: the ellipticity CNN with a gaussian_nll head, calibration per SNR bin
+# (out/uncertainty/; up to 10 min on 2 cores).
+demo-uncertainty: deps
+	@$(MAKE) --no-print-directory all
+	$(BUILD)/examples/uncertainty_demo --out out/uncertainty
 
 # The C API in a few dozen lines: XOR, then a small regression.
 example: deps
