@@ -9,29 +9,6 @@
 
 static char dir[64];
 
-static const char *tmpdir(void)
-{
-    snprintf(dir, sizeof dir, "/tmp/deepsky_cliuq_XXXXXX");
-    return mkdtemp(dir);
-}
-
-static void rm_rf(const char *d)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", d);
-}
-
-static int write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return 1;
-    fputs(text, f);
-    return fclose(f);
-}
-
 /* The toy's data x.npy, y.npy and a model file of each kind in d. */
 static int setup(const char *d)
 {
@@ -66,11 +43,11 @@ static int setup(const char *d)
     ds_tensor_free(x);
     ds_tensor_free(y);
     snprintf(p, sizeof p, "%s/drop.model", d);
-    rc |= write_text(p, drop);
+    rc |= test_write_text(p, drop);
     snprintf(p, sizeof p, "%s/gauss.model", d);
-    rc |= write_text(p, gauss);
+    rc |= test_write_text(p, gauss);
     snprintf(p, sizeof p, "%s/plain.model", d);
-    rc |= write_text(p, plain);
+    rc |= test_write_text(p, plain);
     return rc;
 }
 
@@ -94,7 +71,7 @@ static bool same_file(const char *d, const char *a, const char *b)
  * on 1 and 2 threads. */
 TEST(cli_predict_mc_layouts_and_threads)
 {
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "cliuq");
     CHECK(d && !setup(d));
     CHECK_RUN(0, "train %s/drop.model --data %s/x.npy --labels %s/y.npy --epochs 2 -q "
               "-o %s/w.safetensors", d, d, d, d);
@@ -132,7 +109,7 @@ TEST(cli_predict_mc_layouts_and_threads)
     CHECK(f && fgets(line, sizeof line, f));
     fclose(f);
     CHECK(!strncmp(line, "draw,sample,y", 13));
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
 
@@ -140,7 +117,7 @@ TEST(cli_predict_mc_layouts_and_threads)
  * plain predict gives the mean and the standard deviation (positive). */
 TEST(cli_predict_mc_gaussian_parts)
 {
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "cliuq");
     CHECK(d && !setup(d));
     CHECK_RUN(0, "train %s/gauss.model --data %s/x.npy --labels %s/y.npy --epochs 2 -q "
               "-o %s/g.safetensors", d, d, d, d);
@@ -171,7 +148,7 @@ TEST(cli_predict_mc_gaussian_parts)
                   "--mc 3 -o %s/g.fits", d, d, d, d);
         CHECK_OUT("g.fits [40, 4]: mean, std, std_aleatoric, std_epistemic");
     }
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
 
@@ -179,7 +156,7 @@ TEST(cli_predict_mc_gaussian_parts)
  * another model are refused. */
 TEST(cli_train_ensemble_and_predict)
 {
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "cliuq");
     CHECK(d && !setup(d));
     CHECK_RUN(0, "train %s/gauss.model --data %s/x.npy --labels %s/y.npy --epochs 2 "
               "--ensemble 3 --seed 10 --curve none -o %s/e.safetensors", d, d, d, d);
@@ -210,7 +187,7 @@ TEST(cli_train_ensemble_and_predict)
     CHECK_OUT("s.npy [3, 40, 2]: 3 draws of 40 samples");
     /* a member of another model (the same layers, another file) */
     snprintf(path, sizeof path, "%s/other.model", d);
-    CHECK(!write_text(path, "# another model\n"
+    CHECK(!test_write_text(path, "# another model\n"
                             "input name=x shape=1\n"
                             "dense name=h units=16 activation=tanh\n"
                             "dropout name=dr rate=0.1\n"
@@ -222,7 +199,7 @@ TEST(cli_train_ensemble_and_predict)
     CHECK_RUN(1, "predict %s/gauss.model --data %s/x.npy --weights %s/e.m0.safetensors "
               "--weights %s/o.m0.safetensors -o %s/p.npy", d, d, d, d, d);
     CHECK_OUT("o.m0.safetensors' come from different models (ensemble.model fnv1a64 ");
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
 
@@ -230,11 +207,11 @@ TEST(cli_train_ensemble_and_predict)
  * values gets the columns NAME_J_mean, NAME_J_std. Weights from `deepsky init`. */
 TEST(cli_predict_mc_several_outputs)
 {
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "cliuq");
     char m[128], line[256];
     CHECK(d && !setup(d));
     snprintf(m, sizeof m, "%s/two.model", d);
-    CHECK(!write_text(m, "input name=x shape=1\n"
+    CHECK(!test_write_text(m, "input name=x shape=1\n"
                          "dense name=h units=8 activation=relu\n"
                          "dropout name=dr rate=0.3\n"
                          "dense name=a units=1 inputs=dr\n"
@@ -257,13 +234,13 @@ TEST(cli_predict_mc_several_outputs)
     CHECK(f && fgets(line, sizeof line, f));
     fclose(f);
     CHECK(!strncmp(line, "draw,sample,b_0,b_1", 19));
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
 
 TEST(cli_predict_mc_bad_input)
 {
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "cliuq");
     CHECK(d && !setup(d));
     CHECK_RUN(0, "train %s/plain.model --data %s/x.npy --labels %s/y.npy --epochs 1 -q "
               "-o %s/w.safetensors", d, d, d, d);
@@ -283,15 +260,12 @@ TEST(cli_predict_mc_bad_input)
     CHECK_RUN(2, "predict %s/plain.model --weights %s/w.safetensors --data %s/x.npy --mc 3 "
               "--mc-dropout -o %s/p.npy", d, d, d, d);
     CHECK_OUT("--mc-dropout draws one sample and --mc N pools N: give one of them");
-    CHECK_RUN(2, "predict %s/plain.model --weights %s/w.safetensors --data %s/x.npy --mc 3 "
-              "--classes -o %s/p.npy", d, d, d, d);
-    CHECK_OUT("--classes writes one prediction's classes: not with --mc");
     CHECK_RUN(2, "train %s/plain.model --data %s/x.npy --labels %s/y.npy --ensemble 2 "
               "--log l.csv -o %s/w.safetensors", d, d, d, d);
     CHECK_OUT("--ensemble: each member writes its own log and curve");
     CHECK_RUN(2, "train %s/plain.model --data %s/x.npy --labels %s/y.npy --ensemble 0 "
               "-o %s/w.safetensors", d, d, d, d);
     CHECK_OUT("option '--ensemble': '0' is not an integer in [1, 64]");
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
