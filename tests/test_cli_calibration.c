@@ -284,8 +284,8 @@ TEST(cli_calib_bad_input)
     CHECK_OUT("bad.csv: label 7 of sample 2 is not a class index in [0, 4)");
     CHECK_RUN(1, "eval %s/r.model --weights %s/r.safetensors --data %s/x.csv --labels "
               "%s/yr.csv --uncertainty", dir, dir, dir, dir);
-    CHECK_OUT("predicts no standard deviation and no class probabilities: train a model whose "
-              "loss is 'gaussian_nll mean=LAYER logvar=LAYER'");
+    CHECK_OUT("predicts no standard deviation and no class probabilities: give --mc N");
+    CHECK_OUT("or train a model whose loss is 'gaussian_nll mean=LAYER logvar=LAYER'");
     CHECK_RUN(0, "init %s/g.model -o %s/g.safetensors", dir, dir);
     CHECK_RUN(1, "eval %s/g.model --weights %s/g.safetensors --data %s/x.csv --labels "
               "%s/yr.csv --calibrate-temperature", dir, dir, dir, dir);

@@ -183,7 +183,7 @@ static void std_source(const ds_target_values *v, long draws, const char *how, c
                        size_t cap)
 {
     if (!draws)
-        snprintf(buf, cap, "gaussian_nll, std = the predicted sigma");
+        snprintf(buf, cap, "gaussian_nll, std = exp(logvar / 2)");
     else if (v->std_aleatoric)
         snprintf(buf, cap, "gaussian_nll, mean and std of %ld draws (%s): std = total, "
                  "sqrt(aleatoric^2 + epistemic^2)", draws, how);
