@@ -4,10 +4,7 @@
 
 #include "../src/internal.h"
 
-#include <stdlib.h>
-
-/* mkdtemp is POSIX, not C11. */
-char *mkdtemp(char *tmpl);
+#include <stdlib.h>   /* mkdtemp (POSIX, with _GNU_SOURCE) */
 
 const char *test_tmpdir(char *buf, size_t cap, const char *tag)
 {
