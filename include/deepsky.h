@@ -1370,6 +1370,9 @@ typedef struct {
     uint64_t seed;      /* seed of the dropout draws (ensembles: member j uses seed + j) */
     int64_t batch;      /* samples per forward; 0: 256 */
     int keep_draws;     /* also return every draw (ds_uq_output.draws) */
+    int probs;          /* classifier outputs: each draw's logits (from_logits=true) turned
+                         * into probabilities before pooling (softmax, sigmoid), and the
+                         * classes of the pooled mean given (ds_uq_output.classes) */
 } ds_uq_opts;
 
 typedef struct {
@@ -1379,6 +1382,9 @@ typedef struct {
     ds_tensor *std_epistemic; /* gaussian outputs: sqrt(avg (mu_s - mean)^2); else NULL */
     ds_tensor *draws;         /* keep_draws: [S, N, ...] each draw as predicted (gaussian:
                                * mean and std side by side); else NULL */
+    ds_tensor *classes;       /* o->probs, classifier outputs: the argmax of the mean
+                               * probabilities (binary: mean > 0.5), as
+                               * ds_net_output_classes shapes them; else NULL */
 } ds_uq_output;
 /* Frees o's tensors and zeroes it; NULL is a no-op. */
 DS_API void ds_uq_output_free(ds_uq_output *o);
@@ -1529,6 +1535,8 @@ typedef struct {
     ds_tensor *std;                  /* [rows, width] for DS_TARGET_GAUSSIAN, else NULL */
     ds_tensor *truth;                /* [rows] class indices, or [rows, width] values */
     double temperature;              /* classifiers: the net's (ds_net_temperature) */
+    ds_tensor *std_aleatoric;        /* ds_net_target_values_pooled of a gaussian_nll
+                                      * target: the aleatoric part of std; else NULL */
 } ds_target_values;
 /* DS_ERR_ARG naming the target when it is out of range or the feed lacks its labels; the
  * feed is checked (ds_net_check_feed) and must be preprocessed. *out owns its tensors:
@@ -1536,6 +1544,17 @@ typedef struct {
 DS_API ds_status ds_net_target_values(ds_net *n, const ds_feed *f, int64_t batch, int target,
                                       ds_target_values *out);
 DS_API void ds_target_values_free(ds_target_values *v);   /* its tensors; zeroes it */
+/* Uncertainty wiring (issue 15): target i's values from pooled draws, pooled[] being what
+ * ds_net_predict_mc or ds_net_predict_ensemble returned for the net's outputs, run with
+ * o->probs (the labels come from f). A classifier gives the pooled mean probabilities
+ * (DS_SCORES_PROBS, stored temperatures already applied to each draw: temperature 1); a
+ * gaussian_nll target its pooled mean, the total std and std_aleatoric; any other loss
+ * (mse, mae, ...) DS_TARGET_GAUSSIAN too, with the spread of the draws as std. DS_ERR_ARG
+ * naming the target when its prediction is not an output of the net or f lacks its
+ * labels. */
+DS_API ds_status ds_net_target_values_pooled(ds_net *n, const ds_feed *f, int target,
+                                             const ds_uq_output *pooled,
+                                             ds_target_values *out);
 /* The temperature of classifier target i: 1 unless set, or loaded with the weights (the
  * metadata key "calib.temperature.<target name>", a number in [0.01, 100]). With T != 1,
  * ds_net_predict_feed gives that target's prediction calibrated: logits divided by T,

@@ -66,6 +66,15 @@ int test_failures(void);
     } while (0)
 
 /* ---- helpers (tests/util.c) ---- */
+/* Temporary files: a test makes its own private folder, writes there, and removes it. */
+/* Makes the new folder /tmp/deepsky_<tag>_XXXXXX (mkdtemp); its path in buf (cap bytes).
+ * Returns buf, or NULL when it cannot. */
+const char *test_tmpdir(char *buf, size_t cap, const char *tag);
+/* Removes folder d and all it holds (rm -rf); says so on stderr when it cannot. */
+void test_rm_rf(const char *d);
+/* Writes text to the file path. 0, or nonzero when it cannot. */
+int test_write_text(const char *path, const char *text);
+
 /* Uniform values in [lo, hi). */
 void fill_uniform(float *x, int64_t n, float lo, float hi, ds_rng *r);
 /* Uniform values in [lo, hi) with |x| >= gap (away from kinks at 0). */

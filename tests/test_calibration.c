@@ -307,20 +307,6 @@ TEST(calib_classifier_bad_input)
 /* ---- nets ---- */
 static char dir[256];
 
-static const char *tmpdir(void)
-{
-    snprintf(dir, sizeof dir, "/tmp/deepsky_calib_XXXXXX");
-    return mkdtemp(dir);
-}
-
-static void rm_rf(const char *d)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", d);
-}
-
 static const char *logits_model = "input shape=3\ndense name=out units=4\n"
                                   "loss sparse_categorical_crossentropy from_logits=true\n";
 static const char *softmax_model = "input shape=3\ndense units=4 activation=softmax\n"
@@ -347,7 +333,7 @@ static int predict_pair(const char *model, const ds_tensor *x, double T, const c
 
 TEST(calib_predict_applies_stored_temperature)
 {
-    CHECK(tmpdir());
+    CHECK(test_tmpdir(dir, sizeof dir, "calib"));
     char path[300];
     snprintf(path, sizeof path, "%s/w.safetensors", dir);
     ds_tensor *x = ds_tensor_create(2, (int64_t[]){6, 3}), *raw = NULL, *cal = NULL;
@@ -379,7 +365,7 @@ TEST(calib_predict_applies_stored_temperature)
         raw = cal = NULL;
     }
     ds_tensor_free(x);
-    rm_rf(dir);
+    test_rm_rf(dir);
     CHECK(!fails);
     CHECK(worst < 1e-6);
     return TEST_PASS;
@@ -389,7 +375,7 @@ TEST(calib_predict_applies_stored_temperature)
  * fails the load naming the key; a regression target takes no temperature. */
 TEST(calib_temperature_metadata)
 {
-    CHECK(tmpdir());
+    CHECK(test_tmpdir(dir, sizeof dir, "calib"));
     char w[300], w2[300];
     snprintf(w, sizeof w, "%s/w.safetensors", dir);
     snprintf(w2, sizeof w2, "%s/w2.safetensors", dir);
@@ -419,7 +405,7 @@ TEST(calib_temperature_metadata)
     char err2[512];
     snprintf(err2, sizeof err2, "%s", ds_last_error());
     ds_net_free(n);
-    rm_rf(dir);
+    test_rm_rf(dir);
     CHECK(ok && same);
     CHECK(wrong && strstr(err, "metadata calib.temperature.out is 'hot': not a temperature"));
     CHECK(set == DS_ERR_ARG && strstr(err2, "target 'r' is not a classifier's"));
@@ -485,7 +471,7 @@ TEST(calib_target_values_of_nets)
 /* The three figures are written (or, without cairo, fail saying so). */
 TEST(calib_figures)
 {
-    CHECK(tmpdir());
+    CHECK(test_tmpdir(dir, sizeof dir, "calib"));
     ds_regression_calib r;
     ds_classifier_calib c;
     static const float p[15] = {0.9f, 0.05f, 0.05f, 0.85f, 0.1f, 0.05f, 0.2f, 0.7f, 0.1f,
@@ -504,7 +490,7 @@ TEST(calib_figures)
     int exist = 0;
     for (int k = 0; k < 3; k++)
         exist += access(f[k], F_OK) == 0;
-    rm_rf(dir);
+    test_rm_rf(dir);
     CHECK(bad == DS_ERR_ARG && strstr(ds_last_error(), "no output 2"));
     if (!ds_has_feature("plot")) {
         CHECK(st[0] == DS_ERR_ARG && exist == 0);

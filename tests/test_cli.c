@@ -13,29 +13,6 @@
 
 static char dir[256];
 
-static const char *tmpdir(void)
-{
-    snprintf(dir, sizeof dir, "/tmp/deepsky_cli_XXXXXX");
-    return mkdtemp(dir);
-}
-
-static void rm_rf(const char *d)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", d);
-}
-
-static int write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return 1;
-    fputs(text, f);
-    return fclose(f);
-}
-
 static int save_npy(const char *path, int nd, const int64_t *shape, const float *data)
 {
     ds_tensor *t = ds_tensor_from(nd, shape, data);
@@ -133,10 +110,10 @@ static const char *cls_model =
 
 TEST(cli_issue_example_model_is_accepted)
 {
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "cli");
     char m[512];
     snprintf(m, sizeof m, "%s/e.model", d);
-    CHECK(!write_text(m, "# galaxy ellipticity CNN\n"
+    CHECK(!test_write_text(m, "# galaxy ellipticity CNN\n"
                          "input   name=image shape=1x64x64\n"
                          "conv2d  filters=32 kernel=3 padding=same activation=relu\n"
                          "maxpool size=2\n"
@@ -151,7 +128,7 @@ TEST(cli_issue_example_model_is_accepted)
     CHECK_OUT("(None, 32, 64, 64)");
     CHECK_OUT("e (Dense)");
     CHECK_OUT("4,195,010");
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
 
@@ -159,11 +136,11 @@ TEST(cli_issue_example_model_is_accepted)
  * two moments, and the planned values, which grow with --batch-size. */
 TEST(cli_summary_memory_at_batch_size)
 {
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "cli");
     char m[512];
     snprintf(m, sizeof m, "%s/w.model", d);
     /* 1000 x 1000 + 1000 + 1000 + 1 = 1,002,001 parameters: 8.0 MB with their gradients */
-    CHECK(!write_text(m, "input shape=1000\ndense units=1000\ndense units=1\nloss mse\n"
+    CHECK(!test_write_text(m, "input shape=1000\ndense units=1000\ndense units=1\nloss mse\n"
                          "optimizer adam\n"));
     CHECK_RUN(0, "summary %s", m);
     CHECK_OUT("Memory for a training step at batch 32:");
@@ -180,7 +157,7 @@ TEST(cli_summary_memory_at_batch_size)
         FAIL("values and gradients: %.1f MB at batch 32, %.1f MB at 1024", v32, v1024);
     CHECK_RUN(2, "summary %s --batch-size many", m);
     CHECK_OUT("option '--batch-size': 'many' is not an integer in [1, ");
-    rm_rf(d);
+    test_rm_rf(d);
     snprintf(msg_, cap_, "values and gradients %.1f MB at batch 32, %.1f MB at 1024", v32, v1024);
     return TEST_PASS;
 }
@@ -188,10 +165,10 @@ TEST(cli_summary_memory_at_batch_size)
 /* The DAG example of the README: a skip connection and a second input. */
 TEST(cli_readme_dag_example)
 {
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "cli");
     char m[512];
     snprintf(m, sizeof m, "%s/dag.model", d);
-    CHECK(!write_text(m, "input name=img shape=3x32x32\n"
+    CHECK(!test_write_text(m, "input name=img shape=3x32x32\n"
                          "conv2d name=c1 filters=16 kernel=3 padding=same activation=relu\n"
                          "conv2d name=c2 filters=16 kernel=3 padding=same\n"
                          "add inputs=c1,c2                       # skip connection\n"
@@ -205,7 +182,7 @@ TEST(cli_readme_dag_example)
     CHECK_OUT("add_1 (Add)");
     CHECK_OUT("c1, c2");
     CHECK_OUT("(None, 20)");
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
 
@@ -233,10 +210,10 @@ TEST(cli_help_documents_every_command)
 
 TEST(cli_train_eval_predict_resume)
 {
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "cli");
     char m[512];
     snprintf(m, sizeof m, "%s/c.model", d);
-    CHECK(!write_text(m, cls_model));
+    CHECK(!test_write_text(m, cls_model));
     CHECK(!make_images(d, 96));
     CHECK_RUN(0, "init %s --seed 2 -o %s/w0.safetensors", m, d);
     CHECK_RUN(0, "train %s --data %s/x.npy --labels %s/y.npy --epochs 6 --batch-size 16 "
@@ -276,30 +253,30 @@ TEST(cli_train_eval_predict_resume)
     CHECK_RUN(1, "train %s --data %s/x.npy --labels %s/y.npy --epochs 6 --batch-size 8 "
               "--seed 9 --resume -o %s/part.safetensors", m, d, d, d);
     CHECK_OUTF("%s/part.ckpt.safetensors: the checkpoint was made with other settings", d);
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
 
 TEST(cli_early_stopping_stops)
 {
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "cli");
     char m[512];
     snprintf(m, sizeof m, "%s/c.model", d);
-    CHECK(!write_text(m, cls_model));
+    CHECK(!test_write_text(m, cls_model));
     CHECK(!make_images(d, 64));
     /* a learning rate so small that the validation loss stays where it started */
     CHECK_RUN(0, "train %s --data %s/x.npy --labels %s/y.npy --epochs 200 --val-split 0.5 "
               "--early-stopping 2 --optimizer sgd --lr 1e-12 --seed 1 -o %s/w.safetensors", m, d, d, d);
     CHECK_OUT("early stopping");
     CHECK_OUT("done: 3 epochs");
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
 
 /* deepsky grad reproduces PyTorch's loss, output and gradients for the three networks. */
 TEST(cli_grad_matches_pytorch)
 {
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "cli");
     const char *nets[] = {"mlp", "cnn", "spectra"};
     for (int k = 0; k < 3; k++) {
         const char *n = nets[k];
@@ -338,7 +315,7 @@ TEST(cli_grad_matches_pytorch)
         ds_tensor_set_free(got);
         ds_tensor_set_free(ref);
     }
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
 
@@ -346,7 +323,7 @@ TEST(cli_grad_matches_pytorch)
 TEST(cli_fits_catalogue_regression)
 {
     if (!ds_has_feature("fits")) SKIP("needs FITS support (built with NO_FITS=1)");
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "cli");
     enum { N = 200 };
     static float a[N], b[N], c[N], t[N];
     ds_rng r;
@@ -362,7 +339,7 @@ TEST(cli_fits_catalogue_regression)
     CHECK(ds_table_save(p, 4, (const char *[]){"MAG_G", "MAG_R", "NOISE", "Z"}, N,
                         (const float *[]){a, b, c, t}) == DS_OK);
     snprintf(m, sizeof m, "%s/r.model", d);
-    CHECK(!write_text(m, "input shape=2\ndense units=1\nloss mse\noptimizer adam lr=0.05\n"));
+    CHECK(!test_write_text(m, "input shape=2\ndense units=1\nloss mse\noptimizer adam lr=0.05\n"));
     CHECK_RUN(0, "train %s --data %s --columns mag_g,mag_r --label-columns z --epochs 60 "
               "--batch-size 20 -q -o %s/w.safetensors", m, p, d);
     CHECK_RUN(0, "eval %s --weights %s/w.safetensors --data %s --columns MAG_G,MAG_R "
@@ -389,20 +366,21 @@ TEST(cli_fits_catalogue_regression)
     snprintf(p, sizeof p, "%s/t.npy", d);
     CHECK(!save_npy(p, 1, (int64_t[]){N}, t));
     snprintf(m, sizeof m, "%s/i.model", d);
-    CHECK(!write_text(m, "input shape=1x8x8\nflatten\ndense units=1\nloss mse\noptimizer adam lr=0.02\n"));
+    CHECK(!test_write_text(m, "input shape=1x8x8\nflatten\ndense units=1\nloss mse\n"
+                              "optimizer adam lr=0.02\n"));
     CHECK_RUN(0, "train %s --data %s/cube.fits --labels %s/t.npy --epochs 80 --batch-size 20 -q "
               "-o %s/wc.safetensors", m, d, d, d);
     CHECK_RUN(0, "eval %s --weights %s/wc.safetensors --data %s/cube.fits --labels %s/t.npy", m, d, d, d);
     rm = strstr(cli_out, "all");
     CHECK(rm && atof(rm + 3) < 0.1);
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
 
 /* ---- bad inputs: a clear message, exit status 1 (2 for command-line usage) ---- */
 TEST(cli_bad_model_files)
 {
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "cli");
     char m[512];
     snprintf(m, sizeof m, "%s/bad.model", d);
     struct { const char *text, *want; } cases[] = {
@@ -424,7 +402,7 @@ TEST(cli_bad_model_files)
         {"input shape=4\ndropout rate=1.5\n", "bad.model:2: dropout: option 'rate': '1.5' is not a number in [0, "},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        CHECK(!write_text(m, cases[i].text));
+        CHECK(!test_write_text(m, cases[i].text));
         int rc = cli_run("summary %s", m);
         if (!cases[i].want) {
             if (rc != 0)
@@ -434,16 +412,16 @@ TEST(cli_bad_model_files)
         if (rc != 1 || !strstr(cli_out, cases[i].want))
             FAIL("case %zu: exit %d (want 1), output lacks \"%s\":\n%s", i, rc, cases[i].want, cli_out);
     }
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
 
 TEST(cli_bad_data)
 {
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "cli");
     char m[512], p[600];
     snprintf(m, sizeof m, "%s/c.model", d);
-    CHECK(!write_text(m, cls_model));
+    CHECK(!test_write_text(m, cls_model));
     CHECK(!make_images(d, 32));
     CHECK_RUN(0, "init %s -o %s/w0.safetensors", m, d);
     /* missing files: data, labels */
@@ -530,7 +508,7 @@ TEST(cli_bad_data)
     CHECK_OUT("-o W.safetensors is required");
     CHECK_RUN(2, "predict %s --data %s/x.npy -o %s/p.npy", m, d, d);
     CHECK_OUT("--weights W, --data X and -o P are required");
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
 
@@ -538,10 +516,10 @@ TEST(cli_bad_data)
 TEST(cli_truncated_files)
 {
     if (!ds_has_feature("fits")) SKIP("needs FITS support (built with NO_FITS=1)");
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "cli");
     char m[512], p[600], q[600];
     snprintf(m, sizeof m, "%s/c.model", d);
-    CHECK(!write_text(m, cls_model));
+    CHECK(!test_write_text(m, cls_model));
     CHECK(!make_images(d, 32));
     CHECK_RUN(0, "init %s -o %s/w.safetensors", m, d);
     /* a FITS cube and an IDX file of the same images */
@@ -584,26 +562,27 @@ TEST(cli_truncated_files)
                      files[k], cuts[c], cli_out);
         }
     }
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
 
 TEST(cli_weights_from_another_model)
 {
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "cli");
     char m[512], m2[512];
     snprintf(m, sizeof m, "%s/c.model", d);
-    CHECK(!write_text(m, cls_model));
+    CHECK(!test_write_text(m, cls_model));
     snprintf(m2, sizeof m2, "%s/o.model", d);
-    CHECK(!write_text(m2, "input shape=1x6x6\nflatten\ndense units=8\ndense units=2 activation=softmax\n"
-                          "loss categorical_crossentropy\n"));
+    CHECK(!test_write_text(m2, "input shape=1x6x6\nflatten\ndense units=8\n"
+                               "dense units=2 activation=softmax\n"
+                               "loss categorical_crossentropy\n"));
     CHECK(!make_images(d, 16));
     CHECK_RUN(0, "init %s -o %s/w.safetensors", m2, d);
     CHECK_RUN(1, "eval %s --weights %s/w.safetensors --data %s/x.npy --labels %s/y.npy", m, d, d, d);
     CHECK_OUTF("%s/w.safetensors: 5 mismatches with the model: 'conv2d_1.weight' [4, 1, 3, 3] "
                "is missing", d);
     CHECK_OUT("'dense_1.weight' has shape [8, 36], the model expects [16, 36]");
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
 
@@ -617,14 +596,14 @@ TEST(demo_quick_cnn_beats_zero)
         demo = "build/examples/ellipticity_demo";
     if (access(demo, X_OK) != 0)
         SKIP("%s not built (make test builds it)", demo);
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "cli");
     char cmd[1024], p[512];
     /* an earlier run's files under the names that misled (the best as cnn.best), and a
      * file of the user's: the first two go, the last stays */
     const char *stale[] = {"cnn.best.safetensors", "cnn.ckpt.safetensors", "notes.txt"};
     for (int i = 0; i < 3; i++) {
         snprintf(p, sizeof p, "%s/%s", d, stale[i]);
-        CHECK(!write_text(p, "old"));
+        CHECK(!test_write_text(p, "old"));
     }
     snprintf(cmd, sizeof cmd, "%s --quick --out %s > %s/log.txt 2>&1", demo, d, d);
     int st = system(cmd);
@@ -678,7 +657,7 @@ TEST(demo_quick_cnn_beats_zero)
     char *nl = strchr(msg_, '\n');
     if (nl)
         *nl = 0;
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
 
@@ -692,7 +671,7 @@ TEST(demo_msb_warm_start)
         demo = "build/examples/ellipticity_demo";
     if (access(demo, X_OK) != 0)
         SKIP("%s not built (make test builds it)", demo);
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "cli");
     char cmd[1024], p[512];
     snprintf(cmd, sizeof cmd, "%s --quick --loss msb --warm 0.5 --train 600 --per-bin 20 "
              "--shear-per-bin 96 --epochs 2 --out %s > %s/log.txt 2>&1", demo, d, d);
@@ -716,7 +695,7 @@ TEST(demo_msb_warm_start)
     CHECK(strstr(cli_out, "starting from the weights of") != NULL);
     CHECK(strstr(cli_out, "The msb network against its MSE warm start") != NULL);
     CHECK(strstr(cli_out, "ellipticity_msb.model") != NULL);
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
 
@@ -742,10 +721,10 @@ static int run_and_kill(int ms, const char *args)
  * --resume then reaches weights bit-identical to an uninterrupted run with the same seed. */
 TEST(cli_train_survives_sigkill)
 {
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "cli");
     char m[512], args[2048], p[640];
     snprintf(m, sizeof m, "%s/c.model", d);
-    CHECK(!write_text(m, cls_model));
+    CHECK(!test_write_text(m, cls_model));
     CHECK(!make_images(d, 480));
     const char *common = "--epochs 60 --batch-size 16 --seed 4 --checkpoint-every 0 -q";
     CHECK_RUN(0, "train %s --data %s/x.npy --labels %s/y.npy %s -o %s/full.safetensors", m, d, d,
@@ -798,7 +777,7 @@ TEST(cli_train_survives_sigkill)
     CHECK(same_tensors(d, "full.safetensors", "part.safetensors"));
     snprintf(msg_, cap_, "%d of 10 runs killed, every file left loaded, %d temporary files "
              "left, resumed run identical", killed, ntmp);
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
 
@@ -914,10 +893,10 @@ static int kill_in_write(const char *cmd, const char *file, int before, char *le
  * and reaches weights bit-identical to an uninterrupted run. */
 TEST(cli_kill_lands_inside_a_write)
 {
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "cli");
     char m[512], cmd[2048], w[600], ck[600];
     snprintf(m, sizeof m, "%s/c.model", d);
-    CHECK(!write_text(m, cls_model));
+    CHECK(!test_write_text(m, cls_model));
     CHECK(!make_images(d, 96));
     const char *common = "--epochs 4 --batch-size 16 --seed 4 --checkpoint-every 0";
     CHECK_RUN(0, "train %s --data %s/x.npy --labels %s/y.npy %s -q -o %s/full.safetensors", m, d,
@@ -975,7 +954,7 @@ TEST(cli_kill_lands_inside_a_write)
         if (!strstr(left[i], ".safetensors.tmp.") || strstr(strstr(left[i], ".tmp."), ".safetensors"))
             FAIL("temporary file %s: not named <file>.tmp.<pid>", left[i]);
     snprintf(msg_, cap_, "5 kills at both sides of the rename; left behind:%s", names);
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
 
@@ -984,10 +963,10 @@ TEST(cli_kill_lands_inside_a_write)
  * the file, exit status 1, and the previous weights and checkpoint still load, unchanged. */
 TEST(cli_train_full_disk_keeps_the_checkpoint)
 {
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "cli");
     char m[512];
     snprintf(m, sizeof m, "%s/c.model", d);
-    CHECK(!write_text(m, cls_model));
+    CHECK(!test_write_text(m, cls_model));
     CHECK(!make_images(d, 64));
     CHECK_RUN(0, "train %s --data %s/x.npy --labels %s/y.npy --epochs 2 --batch-size 16 "
               "--seed 4 -q -o %s/w.safetensors", m, d, d, d);
@@ -1014,6 +993,6 @@ TEST(cli_train_full_disk_keeps_the_checkpoint)
     for (char *c = msg_; *c; c++)
         if (*c == '\n')
             *c = ' ';
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }

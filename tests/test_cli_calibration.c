@@ -12,29 +12,11 @@
 
 static char dir[256];
 
-static const char *tmpdir(void)
-{
-    snprintf(dir, sizeof dir, "/tmp/deepsky_clicalib_XXXXXX");
-    return mkdtemp(dir);
-}
-
-static void rm_rf(const char *d)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", d);
-}
-
 static int write_text(const char *name, const char *text)
 {
     char p[400];
     snprintf(p, sizeof p, "%s/%s", dir, name);
-    FILE *f = fopen(p, "w");
-    if (!f)
-        return 1;
-    fputs(text, f);
-    return fclose(f);
+    return test_write_text(p, text);
 }
 
 /* Saves rows [i0, i0 + n) of t (samples first) as dir/name. */
@@ -105,7 +87,7 @@ static int write_toy(void)
 
 TEST(cli_calib_regression_report)
 {
-    CHECK(tmpdir());
+    CHECK(test_tmpdir(dir, sizeof dir, "clicalib"));
     CHECK(write_toy() == 0);
     bool plot = ds_has_feature("plot");
     CHECK_RUN(0, "train %s/het.model --data %s/x.npy --labels %s/y.npy --epochs 60 "
@@ -122,7 +104,7 @@ TEST(cli_calib_regression_report)
     snprintf(p1, sizeof p1, "%s/pit.png", dir);
     snprintf(p2, sizeof p2, "%s/cov.png", dir);
     int figs = access(p1, F_OK) == 0 && access(p2, F_OK) == 0;
-    rm_rf(dir);
+    test_rm_rf(dir);
     /* a trained head on held-out data: close to nominal, loosely */
     if (!(all[0] > 0.6 && all[0] < 0.76 && all[1] > 0.9 && all[1] < 0.99 && fabs(all[2]) < 0.2 &&
           all[3] > 0.85 && all[3] < 1.15))
@@ -215,7 +197,7 @@ static int check_predict(char *msg_, size_t cap_)
 
 TEST(cli_calib_temperature_lowers_ece)
 {
-    CHECK(tmpdir());
+    CHECK(test_tmpdir(dir, sizeof dir, "clicalib"));
     bool real, plot = ds_has_feature("plot");
     int F = write_classes(&real);
     CHECK(F > 0);
@@ -245,7 +227,7 @@ TEST(cli_calib_temperature_lowers_ece)
                   "%s/vy.npy --uncertainty", dir, dir, dir, dir);
         CHECK_OUT("all, stored T");
     }
-    rm_rf(dir);
+    test_rm_rf(dir);
     if (pred)
         return TEST_FAIL;
     if (!(raw[0] == 1 && cal[0] > 1 && cal[1] < raw[1] && cal[3] < raw[3] && cal[4] == raw[4]))
@@ -279,7 +261,7 @@ static int bad_input_setup(void)
 
 TEST(cli_calib_bad_input)
 {
-    CHECK(tmpdir());
+    CHECK(test_tmpdir(dir, sizeof dir, "clicalib"));
     CHECK(bad_input_setup() == 0);
     CHECK_RUN(0, "init %s/c.model -o %s/c.safetensors", dir, dir);
     CHECK_RUN(0, "init %s/r.model -o %s/r.safetensors", dir, dir);
@@ -302,8 +284,8 @@ TEST(cli_calib_bad_input)
     CHECK_OUT("bad.csv: label 7 of sample 2 is not a class index in [0, 4)");
     CHECK_RUN(1, "eval %s/r.model --weights %s/r.safetensors --data %s/x.csv --labels "
               "%s/yr.csv --uncertainty", dir, dir, dir, dir);
-    CHECK_OUT("predicts no standard deviation and no class probabilities: train a model whose "
-              "loss is 'gaussian_nll mean=LAYER logvar=LAYER'");
+    CHECK_OUT("predicts no standard deviation and no class probabilities: give --mc N");
+    CHECK_OUT("or train a model whose loss is 'gaussian_nll mean=LAYER logvar=LAYER'");
     CHECK_RUN(0, "init %s/g.model -o %s/g.safetensors", dir, dir);
     CHECK_RUN(1, "eval %s/g.model --weights %s/g.safetensors --data %s/x.csv --labels "
               "%s/yr.csv --calibrate-temperature", dir, dir, dir, dir);
@@ -312,7 +294,7 @@ TEST(cli_calib_bad_input)
     if (!ds_has_feature("plot")) {
         CHECK_RUN(1, EVAL "--pit %s/p.png", dir, dir, dir, dir, dir);
         CHECK_OUT("deepsky was built without plotting support (NO_PLOT=1)");
-        rm_rf(dir);
+        test_rm_rf(dir);
         SKIP("the figure options' errors need plotting support (built with NO_PLOT=1)");
     }
     CHECK_RUN(1, EVAL "--pit %s/p.png", dir, dir, dir, dir, dir);
@@ -323,7 +305,7 @@ TEST(cli_calib_bad_input)
     char p[300];
     snprintf(p, sizeof p, "%s/p.png", dir);
     int none = access(p, F_OK) != 0;
-    rm_rf(dir);
+    test_rm_rf(dir);
     CHECK(none);   /* no figure after an error */
     return TEST_PASS;
 }

@@ -30,29 +30,6 @@
 
 static char dir[256];
 
-static const char *tmpdir(void)
-{
-    snprintf(dir, sizeof dir, "/tmp/deepsky_out_XXXXXX");
-    return mkdtemp(dir);
-}
-
-static void rm_rf(const char *d)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", d);
-}
-
-static int write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return 1;
-    fputs(text, f);
-    return fclose(f);
-}
-
 static const char *mlp =
     "input name=x shape=4\n"
     "dense units=8 activation=relu\n"
@@ -65,7 +42,7 @@ static int make_set(const char *d)
 {
     char p[512];
     snprintf(p, sizeof p, "%s/m.model", d);
-    if (write_text(p, mlp))
+    if (test_write_text(p, mlp))
         return 1;
     snprintf(p, sizeof p, "%s/t.csv", d);
     FILE *f = fopen(p, "w");
@@ -110,7 +87,7 @@ static int tmp_files(const char *d, char *buf, size_t cap)
  * the FIFO too. */
 TEST(cli_outputs_refuse_special_files)
 {
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "out");
     char p[600], dev[600], ln[600];
     CHECK(d && !make_set(d));
     snprintf(p, sizeof p, "%s/f.safetensors", d);
@@ -155,14 +132,14 @@ TEST(cli_outputs_refuse_special_files)
     if (tmp_files(d, left, sizeof left))
         FAIL("temporary files left:%s", left);
     snprintf(msg_, cap_, "%s", note);
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
 
 /* The library's writer refuses a special file too (for callers other than the tool). */
 TEST(cli_outputs_writer_refuses_a_fifo)
 {
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "out");
     char p[600];
     CHECK(d);
     snprintf(p, sizeof p, "%s/f.npy", d);
@@ -175,7 +152,7 @@ TEST(cli_outputs_writer_refuses_a_fifo)
     CHECK(strstr(ds_last_error(), "is a FIFO (named pipe), not a regular file"));
     struct stat s;
     CHECK(stat(p, &s) == 0 && S_ISFIFO(s.st_mode));
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
 
@@ -183,13 +160,13 @@ TEST(cli_outputs_writer_refuses_a_fifo)
  * replaces its target, with the target's permissions. */
 TEST(cli_outputs_write_through_symlinks)
 {
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "out");
     char p[600], real[600], ln[600];
     CHECK(d && !make_set(d));
     snprintf(p, sizeof p, "%s/sub", d);
     CHECK(mkdir(p, 0700) == 0);
     snprintf(real, sizeof real, "%s/sub/real.safetensors", d);
-    CHECK(write_text(real, "old") == 0 && chmod(real, 0640) == 0);
+    CHECK(test_write_text(real, "old") == 0 && chmod(real, 0640) == 0);
     snprintf(ln, sizeof ln, "%s/w.safetensors", d);
     CHECK(symlink("sub/real.safetensors", ln) == 0);
     EXPECT(0, NULL, "init %s/m.model -o %s", d, ln);
@@ -210,7 +187,7 @@ TEST(cli_outputs_write_through_symlinks)
     char left[512];
     if (tmp_files(d, left, sizeof left))
         FAIL("temporary files left:%s", left);
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
 
@@ -218,7 +195,7 @@ TEST(cli_outputs_write_through_symlinks)
  * name), or two outputs that are one file, are refused before anything is read. */
 TEST(cli_outputs_refuse_inputs_and_duplicates)
 {
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "out");
     char p[600], q[600];
     CHECK(d && !make_set(d));
     EXPECT(0, NULL, "init %s/m.model -o %s/w0.safetensors", d, d);
@@ -239,7 +216,7 @@ TEST(cli_outputs_refuse_inputs_and_duplicates)
            "grad %s/m.model --weights %s/w0.safetensors --data %s/t.csv --columns a,b,c,d "
            "--label-columns label -o %s/w0.safetensors", d, d, d, d);
     snprintf(p, sizeof p, "%s/x.npy", d);
-    CHECK(write_text(p, "not read") == 0);
+    CHECK(test_write_text(p, "not read") == 0);
     EXPECT(2, TEXTS("x.npy is also --data", destroy), "predict %s/m.model --weights "
            "%s/w0.safetensors --data %s/x.npy -o %s/x.npy", d, d, d, d);
     EXPECT(2, TEXTS("is the same file as the model file"), "predict %s/m.model --weights "
@@ -257,7 +234,7 @@ TEST(cli_outputs_refuse_inputs_and_duplicates)
     CHECK(access(p, F_OK) != 0);
     snprintf(p, sizeof p, "%s/w.safetensors", d);
     CHECK(access(p, F_OK) != 0);
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
 
@@ -265,7 +242,7 @@ TEST(cli_outputs_refuse_inputs_and_duplicates)
  * refused before anything is read; none turns the log or the curve off. */
 TEST(cli_outputs_need_their_extension)
 {
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "out");
     char p[600];
     CHECK(d && !make_set(d));
     EXPECT(2, TEXTS("deepsky init: -o /dev/full: weights are written as safetensors: give a "
@@ -288,7 +265,7 @@ TEST(cli_outputs_need_their_extension)
     CHECK(access(p, F_OK) != 0);
     snprintf(p, sizeof p, "%s/w.curve.png", d);
     CHECK(access(p, F_OK) != 0);
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
 
@@ -326,7 +303,7 @@ static void capture_end(capture *c, char *buf, size_t cap)
  * below it is refused; one beside it is not. (The real /dev is never written in tests.) */
 TEST(cli_outputs_never_go_into_the_device_folder)
 {
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "out");
     char devroot[600], sub[600], out[700], other[700], err[2048];
     CHECK(d);
     snprintf(devroot, sizeof devroot, "%s/dev", d);
@@ -362,7 +339,7 @@ TEST(cli_outputs_never_go_into_the_device_folder)
     for (char *s = msg_; *s; s++)
         if (*s == '\n')
             *s = ' ';
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
 
@@ -370,7 +347,7 @@ TEST(cli_outputs_never_go_into_the_device_folder)
  * a message naming the file, status 1, the previous files unchanged, no temporary file. */
 TEST(cli_outputs_file_size_limit_is_a_message)
 {
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "out");
     char cmd[4096], p[600], left[512];
     CHECK(d && !make_set(d));
     EXPECT(0, NULL, "init %s/m.model -o %s/w.safetensors", d, d);
@@ -401,6 +378,6 @@ TEST(cli_outputs_file_size_limit_is_a_message)
     for (char *s = msg_; *s; s++)
         if (*s == '\n')
             *s = ' ';
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }

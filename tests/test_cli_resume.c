@@ -17,29 +17,6 @@
 
 static char dir[256];
 
-static const char *tmpdir(void)
-{
-    snprintf(dir, sizeof dir, "/tmp/deepsky_resume_XXXXXX");
-    return mkdtemp(dir);
-}
-
-static void rm_rf(const char *d)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", d);
-}
-
-static int write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return 1;
-    fputs(text, f);
-    return fclose(f);
-}
-
 static const char *mlp =
     "input name=x shape=4\n"
     "dense units=16 activation=relu\n"
@@ -53,7 +30,7 @@ static int make_set(const char *d, const char *name, int rows, uint64_t seed)
 {
     char p[512];
     snprintf(p, sizeof p, "%s/m.model", d);
-    if (write_text(p, mlp))
+    if (test_write_text(p, mlp))
         return 1;
     snprintf(p, sizeof p, "%s/%s", d, name);
     FILE *f = fopen(p, "w");
@@ -168,7 +145,7 @@ static int log_epochs(const char *path)
  * refused (status 1), and the message names what changed. The same command resumes. */
 TEST(cli_resume_refuses_other_settings)
 {
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "resume");
     char p[600];
     CHECK(d && !make_set(d, "t.csv", 40, 1) && !make_set(d, "t2.csv", 40, 2));
     CHECK_RUN(0, BASE " --epochs 2 -o %s/w.safetensors", d, d, d);
@@ -225,12 +202,12 @@ TEST(cli_resume_refuses_other_settings)
     CHECK_RUN(1, BASE " --epochs 4 --resume -o %s/w.safetensors", d, d, d);
     CHECK_OUT("model file: fnv1a64 ");
     CHECK_OUT("other settings (1)");
-    CHECK(write_text(p, text) == 0);
+    CHECK(test_write_text(p, text) == 0);
     free(text);
     CHECK_RUN(0, "train %s/m.model --data %s/t.csv --columns a,b,c,d --label-columns label "
               "--epochs 4 --resume -o %s/w.safetensors", d, d, d);
     CHECK_OUT("resumed after epoch 2");
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
 
@@ -238,7 +215,7 @@ TEST(cli_resume_refuses_other_settings)
  * afresh, and resumes once there is one. */
 TEST(cli_resume_needs_a_checkpoint)
 {
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "resume");
     char p[600];
     CHECK(d && !make_set(d, "t.csv", 40, 1));
     CHECK_RUN(1, BASE " --epochs 2 --resume -o %s/typo.safetensors", d, d, d);
@@ -260,7 +237,7 @@ TEST(cli_resume_needs_a_checkpoint)
     CHECK_RUN(0, "train %s/m.model --data %s/t.csv --columns a,b,c,d --label-columns label "
               "--epochs 1 -o %s/one.safetensors", d, d, d);
     CHECK_OUT("done: 1 epoch in");
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
 
@@ -268,7 +245,7 @@ TEST(cli_resume_needs_a_checkpoint)
  * character (seconds included), and every value equals an uninterrupted run's. */
 TEST(cli_resume_log_keeps_its_values)
 {
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "resume");
     char p[600], q[600];
     CHECK(d && !make_set(d, "t.csv", 60, 4));
     CHECK_RUN(0, BASE " --val-split 0.2 --epochs 6 --seed 3 -o %s/full.safetensors", d, d, d);
@@ -296,7 +273,7 @@ TEST(cli_resume_log_keeps_its_values)
     snprintf(p, sizeof p, "%s/part.safetensors", d);
     snprintf(q, sizeof q, "%s/full.safetensors", d);
     CHECK(same_tensors(p, q, NULL));
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
 
@@ -324,7 +301,7 @@ static int first_write(const char *cmd, const char *file, const char *ckpt, cons
 TEST(cli_checkpoint_writes_coalesce)
 {
     if (!ds_has_feature("plot")) SKIP("needs plotting support (built with NO_PLOT=1)");
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "resume");
     char cmd[2048], w[600], ck[600], lg[600], cv[600];
     CHECK(d && !make_set(d, "t.csv", 40, 1));
     snprintf(w, sizeof w, "%s/w.safetensors", d);
@@ -343,7 +320,7 @@ TEST(cli_checkpoint_writes_coalesce)
     };
     char seen[512] = "";
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        rm_rf(d);
+        test_rm_rf(d);
         CHECK(mkdir(d, 0700) == 0 && !make_set(d, "t.csv", 40, 1));
         snprintf(cmd, sizeof cmd, "exec %s " BASE " --epochs 40 %s -o %s", cli_bin(), d, d,
                  cases[i].flags, w);
@@ -359,7 +336,7 @@ TEST(cli_checkpoint_writes_coalesce)
                          strrchr(cases[i].file, '/') + 1, cases[i].flags, epoch);
     }
     snprintf(msg_, cap_, "%s", seen);
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
 
@@ -367,7 +344,7 @@ TEST(cli_checkpoint_writes_coalesce)
  * resumed run has no epoch left, and writes both again from the checkpoint's history. */
 TEST(cli_resume_with_nothing_left_restores_the_log)
 {
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "resume");
     char p[600], q[600];
     CHECK(d && !make_set(d, "t.csv", 60, 3));
     CHECK_RUN(0, BASE " --epochs 3 -o %s/w.safetensors", d, d, d);
@@ -377,7 +354,7 @@ TEST(cli_resume_with_nothing_left_restores_the_log)
     char *cut = strchr(full, '\n');   /* the header line only: the log as left by the kill */
     snprintf(q, sizeof q, "%s/w.curve.png", d);
     bool plot = ds_has_feature("plot");   /* a NO_PLOT build draws no curve */
-    int ok = cut && !write_text(p, "epoch\n") && (!plot || unlink(q) == 0);
+    int ok = cut && !test_write_text(p, "epoch\n") && (!plot || unlink(q) == 0);
     if (ok)
         CHECK_RUN(0, BASE " --epochs 3 --resume -o %s/w.safetensors", d, d, d);
     char *again = ok ? read_text(p) : NULL;
@@ -387,7 +364,7 @@ TEST(cli_resume_with_nothing_left_restores_the_log)
     ok = ok && again && !strcmp(full, again) && (!plot || access(q, F_OK) == 0);
     free(full);
     free(again);
-    rm_rf(d);
+    test_rm_rf(d);
     CHECK(ok);
     return TEST_PASS;
 }
@@ -398,7 +375,7 @@ TEST(cli_resume_with_nothing_left_restores_the_log)
  * bit for bit where an uninterrupted run ends: last and best weights, and the log. */
 TEST(cli_resume_after_kills_between_coalesced_writes)
 {
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "resume");
     char args[2048], cmd[4096], w[600], ck[600], lg[600], p[600], q[600];
     CHECK(d && !make_set(d, "t.csv", 1500, 6));
     const char *common = "--epochs 300 --batch-size 50 --val-split 0.2 --seed 2 "
@@ -468,7 +445,7 @@ TEST(cli_resume_after_kills_between_coalesced_writes)
         cat(list, sizeof list, "%s%d", i ? "," : "", epochs[i]);
     snprintf(msg_, cap_, "%d kills, checkpoints on disk after them at epochs %s (%d between "
              "writes); resumed run identical (weights, best, log)", killed, list, consistent);
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
 
@@ -487,7 +464,7 @@ static double now_s(void)
 TEST(fit_file_overhead_per_epoch)
 {
     if (!ds_has_feature("plot")) SKIP("needs plotting support (built with NO_PLOT=1)");
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "resume");
     char w[600], lg[600], cv[600], ck[600];
     CHECK(d);
     ds_net *n = NULL;
@@ -532,6 +509,6 @@ TEST(fit_file_overhead_per_epoch)
              t[1], t[0]);
     snprintf(msg_, cap_, "300 epochs: %.3f s with the files, %.3f s without: %.3f ms per epoch "
              "(sanitizer build)", t[1], t[0], per);
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }

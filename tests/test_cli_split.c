@@ -11,29 +11,6 @@
 
 static char dir[256];
 
-static const char *tmpdir(void)
-{
-    snprintf(dir, sizeof dir, "/tmp/deepsky_split_XXXXXX");
-    return mkdtemp(dir);
-}
-
-static void rm_rf(const char *d)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", d);
-}
-
-static int write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return 1;
-    fputs(text, f);
-    return fclose(f);
-}
-
 /* An iris-like table as it ships: 150 flowers, 50 per species, sorted by species; four
  * measurements around a species' own means. */
 static int write_iris(const char *path)
@@ -232,12 +209,12 @@ TEST(split_moves_the_same_samples_of_every_input_and_labels)
  * errors, and a fraction too small for the data says so. */
 TEST(cli_val_split_on_a_table_sorted_by_class)
 {
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "split");
     CHECK(d);
     char p[512], m[512];
     snprintf(p, sizeof p, "%s/iris.csv", d);
     snprintf(m, sizeof m, "%s/iris.model", d);
-    CHECK(write_iris(p) == 0 && write_text(m, iris_model) == 0);
+    CHECK(write_iris(p) == 0 && test_write_text(m, iris_model) == 0);
     CHECK_RUN(0, "train %s --data %s " IRIS_COLS " --val-split-last 0.2 --epochs 2 "
               "-o %s/last.safetensors", m, p, d);
     CHECK_OUT("validation split: 30 of 150 samples (fraction 0.2), the last ones, in file order");
@@ -252,7 +229,7 @@ TEST(cli_val_split_on_a_table_sorted_by_class)
     /* a regression is split at random, not by class */
     char r[512];
     snprintf(r, sizeof r, "%s/reg.model", d);
-    CHECK(write_text(r, "input shape=4\ndense units=1\nloss mse\n") == 0);
+    CHECK(test_write_text(r, "input shape=4\ndense units=1\nloss mse\n") == 0);
     CHECK_RUN(0, "train %s --data %s " IRIS_COLS " --val-split 0.2 --epochs 1 -o %s/r.safetensors",
               r, p, d);
     CHECK_OUT("validation split: 30 of 150 samples (fraction 0.2), shuffled with seed 0\n");
@@ -278,7 +255,7 @@ TEST(cli_val_split_on_a_table_sorted_by_class)
     CHECK_RUN(0, "train --help");
     CHECK_OUT("--val-split-last F");
     CHECK_OUT("chosen at random with --seed, in proportion from each class");
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
 
@@ -286,19 +263,19 @@ TEST(cli_val_split_on_a_table_sorted_by_class)
  * stderr either way, and training goes on. */
 TEST(cli_warns_when_validation_and_training_classes_differ)
 {
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "split");
     CHECK(d);
     char p[512], m[512], a[512], b[512];
     snprintf(p, sizeof p, "%s/iris.csv", d);
     snprintf(m, sizeof m, "%s/iris.model", d);
     snprintf(a, sizeof a, "%s/two.csv", d);
     snprintf(b, sizeof b, "%s/one.csv", d);
-    CHECK(write_iris(p) == 0 && write_text(m, iris_model) == 0);
-    CHECK(write_text(a, "x,y\n1,0\n2,0\n3,1\n4,1\n") == 0);
-    CHECK(write_text(b, "x,y\n1,2\n2,2\n") == 0);
+    CHECK(write_iris(p) == 0 && test_write_text(m, iris_model) == 0);
+    CHECK(test_write_text(a, "x,y\n1,0\n2,0\n3,1\n4,1\n") == 0);
+    CHECK(test_write_text(b, "x,y\n1,2\n2,2\n") == 0);
     static const char *small = "input shape=1\ndense units=3 activation=softmax\n"
                                "loss categorical_crossentropy\n";
-    CHECK(write_text(m, small) == 0);
+    CHECK(test_write_text(m, small) == 0);
     CHECK_RUN(0, "train %s --data %s --columns x --label-columns y --val %s --epochs 1 "
               "-o %s/w.safetensors", m, a, b, d);
     CHECK_OUT("deepsky: warning: the validation labels have no sample of classes 0, 1, which "
@@ -306,7 +283,7 @@ TEST(cli_warns_when_validation_and_training_classes_differ)
     CHECK_OUT("deepsky: warning: the validation labels have class 2, which the training labels "
               "never show");
     CHECK_OUT("done: 1 epoch in");
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
 
@@ -314,12 +291,12 @@ TEST(cli_warns_when_validation_and_training_classes_differ)
  * of an uninterrupted 4-epoch run: the resumed run split the data the same way. */
 TEST(cli_val_split_is_reproduced_on_resume)
 {
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "split");
     CHECK(d);
     char p[512], m[512];
     snprintf(p, sizeof p, "%s/iris.csv", d);
     snprintf(m, sizeof m, "%s/iris.model", d);
-    CHECK(write_iris(p) == 0 && write_text(m, iris_model) == 0);
+    CHECK(write_iris(p) == 0 && test_write_text(m, iris_model) == 0);
     CHECK_RUN(0, "train %s --data %s " IRIS_COLS " --val-split 0.3 --seed 9 --epochs 4 -q "
               "-o %s/whole.safetensors", m, p, d);
     CHECK_RUN(0, "train %s --data %s " IRIS_COLS " --val-split 0.3 --seed 9 --epochs 2 -q "
@@ -348,7 +325,7 @@ TEST(cli_val_split_is_reproduced_on_resume)
         if (!same)
             FAIL("%s and %s differ", names[2 * k], names[2 * k + 1]);
     }
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
 
@@ -358,12 +335,12 @@ TEST(cli_progress_marker_follows_the_elapsed_time)
 {
     if (access("/usr/bin/script", X_OK) != 0)
         SKIP("no /usr/bin/script to give the tool a terminal");
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "split");
     CHECK(d);
     char p[512], m[512], cmd[4096];
     snprintf(p, sizeof p, "%s/iris.csv", d);
     snprintf(m, sizeof m, "%s/iris.model", d);
-    CHECK(write_iris(p) == 0 && write_text(m, iris_model) == 0);
+    CHECK(write_iris(p) == 0 && test_write_text(m, iris_model) == 0);
     snprintf(cmd, sizeof cmd, "exec /usr/bin/script -qefc '%s train %s --data %s " IRIS_COLS
              " --epochs 2 -o %s/w.safetensors' %s/typescript", cli_bin(), m, p, d, d);
     int rc = cli_run_sh(cmd, NULL, cli_out, sizeof cli_out);
@@ -373,22 +350,22 @@ TEST(cli_progress_marker_follows_the_elapsed_time)
     CHECK_OUT("elapsed 0:00  *");
     CHECK_NOT_OUT("elapsed   *");
     CHECK_NOT_OUT("elapsed  *");
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
 
 /* Counts of one read in the singular: epochs, samples, steps, threads, labels. */
 TEST(cli_counts_of_one_are_singular)
 {
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "split");
     CHECK(d);
     char m[512], a[512], b[512];
     snprintf(m, sizeof m, "%s/m.model", d);
     snprintf(a, sizeof a, "%s/one.csv", d);
     snprintf(b, sizeof b, "%s/two.csv", d);
-    CHECK(write_text(m, "input shape=1\ndense units=1\nloss mse\n") == 0);
-    CHECK(write_text(a, "x,y\n1,2\n") == 0);
-    CHECK(write_text(b, "x,y\n1,2\n3,4\n") == 0);
+    CHECK(test_write_text(m, "input shape=1\ndense units=1\nloss mse\n") == 0);
+    CHECK(test_write_text(a, "x,y\n1,2\n") == 0);
+    CHECK(test_write_text(b, "x,y\n1,2\n3,4\n") == 0);
     CHECK_RUN(0, "train %s --data %s --columns x --label-columns y --epochs 1 --threads 1 "
               "-o %s/w.safetensors", m, a, d);
     CHECK_OUT("m.model on 1 sample, batch 32, adam lr 0.001, 1 thread\n");
@@ -401,23 +378,23 @@ TEST(cli_counts_of_one_are_singular)
               "-o %s/w.safetensors", m, b, a, d);
     CHECK_OUT("has 2 samples but");
     CHECK_OUT("has 1 label\n");
-    CHECK(write_text(m, "input shape=1\ndense units=1 use_bias=false\nloss mse\n") == 0);
+    CHECK(test_write_text(m, "input shape=1\ndense units=1 use_bias=false\nloss mse\n") == 0);
     CHECK_RUN(0, "init %s -o %s/w1.safetensors", m, d);
     CHECK_OUT("wrote 1 parameter to");
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
 
 /* `deepsky summary` of a categorical model: its labels take class indices or one-hot rows. */
 TEST(cli_summary_shows_class_index_labels)
 {
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "split");
     CHECK(d);
     char m[512];
     snprintf(m, sizeof m, "%s/iris.model", d);
-    CHECK(write_text(m, iris_model) == 0);
+    CHECK(test_write_text(m, iris_model) == 0);
     CHECK_RUN(0, "summary %s", m);
     CHECK_OUT("(InputLayer)                 (None, 3) or (None,)   0");
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }

@@ -116,14 +116,6 @@ static int write_text(const char *dir, const char *name, const char *text)
     return fclose(f) == 0;
 }
 
-static void rm_rf(const char *d)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", d);
-}
-
 /* The last epoch's loss in a training log (epoch,loss,...), or NAN. */
 static double last_logged_loss(const char *path)
 {
@@ -166,7 +158,7 @@ TEST(multi_readme_two_input_model_learns_from_meta_cli)
     CHECK_RUN(0, "eval %s/two.model --weights %s/w.safetensors --data meta=%s/meta.npy "
               "--data img=%s/img.npy --labels %s/y.npy", d, d, d, d, d);
     CHECK_OUT("RMSE");
-    rm_rf(d);
+    test_rm_rf(d);
     snprintf(msg_, cap_, "final loss %.3g, target variance %.3g", loss, var);
     return TEST_PASS;
 }
@@ -246,7 +238,7 @@ TEST(multi_two_outputs_two_losses_train_from_the_cli)
                ds_tensor_set_get(g, "input") && ds_tensor_set_get(g, "h.weight");
     ds_tensor_set_free(g);
     CHECK(have);
-    rm_rf(d);
+    test_rm_rf(d);
     snprintf(msg_, cap_, "loss %.3g -> %.3g, RMSE %.3f, accuracy %.3f", first, last, rmse, acc);
     return TEST_PASS;
 }
@@ -323,7 +315,7 @@ TEST(multi_cli_mistakes_name_inputs_files_and_counts)
              "photometry=standardize", two, d, d);
     CHECK_RUN(1, fmt, d, d, d);
     CHECK_OUT("no input named 'photometry'");
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
 
@@ -512,7 +504,7 @@ TEST(multi_cli_accumulate_matches_the_larger_batch)
              common);
     CHECK_RUN(1, fmt, d, d, d, d, d);
     CHECK_OUT("other settings");
-    rm_rf(d);
+    test_rm_rf(d);
     snprintf(msg_, cap_, "largest difference %.2g of %.3g", diff, big);
     return TEST_PASS;
 }

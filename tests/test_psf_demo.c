@@ -14,20 +14,6 @@
 
 static char dir[256];
 
-static const char *tmpdir(void)
-{
-    snprintf(dir, sizeof dir, "/tmp/deepsky_psfdemo_XXXXXX");
-    return mkdtemp(dir);
-}
-
-static void rm_rf(const char *d)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", d);
-}
-
 static const char *demo_bin(void)
 {
     const char *d = getenv("DEEPSKY_PSF_DEMO");
@@ -148,7 +134,7 @@ TEST(psf_demo_quick_report)
     if (!ds_has_feature("plot")) SKIP("needs plotting support (built with NO_PLOT=1)");
     if (access(demo_bin(), X_OK) != 0)
         SKIP("%s not built (make test builds it)", demo_bin());
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "psfdemo");
     CHECK(d);
     char args[600], o[400], p[700];
     snprintf(o, sizeof o, "%s/a/b", d);   /* a folder the demo must create */
@@ -214,7 +200,7 @@ TEST(psf_demo_quick_report)
     char *nl = strchr(msg_, '\n');
     if (nl)
         *nl = 0;
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
 
@@ -244,7 +230,7 @@ TEST(psf_demo_bad_flags)
             FAIL("psf_demo %s: status %d (expected 2), output lacks \"%s\" or the usage:\n%s",
                  bad[i].args, rc, bad[i].text, out);
     }
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(dir, sizeof dir, "psfdemo");
     CHECK(d);
     char args[600];
     snprintf(args, sizeof args, "--quick --out %s --model examples/ellipticity.model", d);
@@ -258,6 +244,6 @@ TEST(psf_demo_bad_flags)
     if (rc != 1 || !strstr(out, "examples/ellipticity_psf.model: the model has 2 inputs; "
                                 "expected one, the stamps"))
         FAIL("a baseline model with a psf input: status %d, output:\n%s", rc, out);
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }

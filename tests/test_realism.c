@@ -499,15 +499,6 @@ TEST(realism_bad_options)
 
 /* ---- the command line tool ---- */
 
-static void rm_rf(const char *d)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
-    if (system(cmd)) {
-        /* a leftover temporary folder only */
-    }
-}
-
 /* The images of a .npy output. */
 static ds_tensor *load_npy(const char *dir, const char *name)
 {
@@ -614,7 +605,7 @@ TEST(realism_cli_runs)
     char *names = ds_table_columns(p, NULL);
     CHECK(names && strstr(names, "nb_flux") && strstr(names, "nb_hlr"));
     free(names);
-    rm_rf(dir);
+    test_rm_rf(dir);
     return TEST_PASS;
 }
 
@@ -669,6 +660,6 @@ TEST(realism_cli_errors)
     CHECK(access(p, F_OK) == 0);
     snprintf(p, sizeof p, "%s/x.npy", dir);
     CHECK(access(p, F_OK) != 0);   /* nothing written on an error */
-    rm_rf(dir);
+    test_rm_rf(dir);
     return TEST_PASS;
 }

@@ -177,12 +177,6 @@ TEST(uq_mc_refuses_bad_input)
 /* ---- ensembles ---- */
 static char tdir[64];
 
-static const char *tmpdir(void)
-{
-    snprintf(tdir, sizeof tdir, "/tmp/deepsky_uq_XXXXXX");
-    return mkdtemp(tdir);
-}
-
 static void rm_files(const char *d, int k)
 {
     char p[128];
@@ -216,7 +210,7 @@ static ds_tensor_set *tag(const char *model, int member, const char *seed)
  * given twice are refused, naming both files. */
 TEST(uq_ensemble_refuses_mixed_members)
 {
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(tdir, sizeof tdir, "uq");
     CHECK(d);
     ds_tensor *x, *y;
     CHECK(!toy_data(64, -1, 1, 3, &x, &y));
@@ -263,7 +257,7 @@ TEST(uq_ensemble_refuses_mixed_members)
  * weights with seed + j, member after member. */
 TEST(uq_ensemble_with_mc_passes)
 {
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(tdir, sizeof tdir, "uq");
     CHECK(d);
     ds_tensor *x, *y1, *y = ds_tensor_create(2, (int64_t[]){32, 2});   /* mixed: 2 means */
     CHECK(y && !toy_data(32, -1, 1, 3, &x, &y1));
@@ -403,7 +397,7 @@ TEST(uq_toy_mc_dropout_spread_grows_outside)
  * epistemic^2, and the aleatoric part inside follows the toy's sigma. */
 TEST(uq_toy_ensemble_spread_grows_outside)
 {
-    const char *d = tmpdir();
+    const char *d = test_tmpdir(tdir, sizeof tdir, "uq");
     CHECK(d);
     ds_tensor *x, *y, *g = toy_grid(141, -7, 7);
     CHECK(g && !toy_data(1000, TOY_X_LO, TOY_X_HI, 1, &x, &y));

@@ -85,14 +85,6 @@ static int check_info(const char *path, int epoch, int run, int best, const seen
     return !ok;
 }
 
-static void rm_rf(const char *d)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", d);
-}
-
 TEST(weights_meta_fit_writes_what_each_file_holds)
 {
     char dir[] = "/tmp/deepsky-wmeta-XXXXXX", p[3][128];
@@ -140,7 +132,7 @@ TEST(weights_meta_fit_writes_what_each_file_holds)
     ds_tensor *all[] = {x, y, xv, yv};
     for (int i = 0; i < 4; i++)
         ds_tensor_free(all[i]);
-    rm_rf(dir);
+    test_rm_rf(dir);
     return TEST_PASS;
 }
 
@@ -307,7 +299,7 @@ TEST(weights_meta_cli_train_predict_eval_name_the_epoch)
     CHECK(cli_run_in(dir, "predict m.model --weights i.safetensors --data x.npy -o p.npy") == 0);
     CHECK_OUT("weights: i.safetensors (no training metadata)\n");
     CHECK_OUT("wrote p.npy [64, 1]");
-    rm_rf(dir);
+    test_rm_rf(dir);
     return TEST_PASS;
 }
 
@@ -334,6 +326,6 @@ TEST(weights_meta_cli_damaged_epoch_is_reported_not_fatal)
     CHECK_OUT("weights: w.safetensors (epoch unknown, validation loss ");
     CHECK_OUT("; metadata train.epoch 'twelve' is not readable, taken as unknown\n");
     CHECK_OUT("wrote p.npy [64, 1]");
-    rm_rf(dir);
+    test_rm_rf(dir);
     return TEST_PASS;
 }

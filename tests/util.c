@@ -1,7 +1,34 @@
-/* util.c - test helpers: random fills, finite-difference gradient checks, fixtures. */
+/* util.c - test helpers: temporary folders and files, random fills, finite-difference
+ * gradient checks, fixtures. */
 #include "test.h"
 
 #include "../src/internal.h"
+
+#include <stdlib.h>   /* mkdtemp (POSIX, with _GNU_SOURCE) */
+
+const char *test_tmpdir(char *buf, size_t cap, const char *tag)
+{
+    if (snprintf(buf, cap, "/tmp/deepsky_%s_XXXXXX", tag) >= (int)cap)
+        return NULL;
+    return mkdtemp(buf);
+}
+
+void test_rm_rf(const char *d)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", d);
+}
+
+int test_write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return 1;
+    fputs(text, f);
+    return fclose(f);
+}
 
 void fill_uniform(float *x, int64_t n, float lo, float hi, ds_rng *r)
 {

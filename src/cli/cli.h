@@ -208,13 +208,15 @@ void cli_ignore_file_size_limit(void);
 void cli_weights_note(const char *path, const ds_net *n);
 /* predict with uncertainty (predict_uq.c): --mc N passes (0: none, an ensemble of
  * several --weights run once each), the -o item of each output (which[k]) and, with
- * --samples, the item of its draws (swhich[k]; samples NULL without). */
+ * --samples, the item of its draws (swhich[k]; samples NULL without); --classes: the
+ * classifier outputs pooled as probabilities with the argmax of their mean beside. */
 typedef struct {
     long passes;
     uint64_t seed;
     int64_t batch;
     const cli_item *outs, *samples;
     const int *which, *swhich;
+    bool classes;
 } cli_uq_job;
 /* Runs ds_net_predict_mc on f (preprocessed here), or ds_net_predict_ensemble on f (raw)
  * when --weights is given more than once, and writes each output's mean and standard

@@ -6,7 +6,9 @@
 int cmd_eval(int argc, char **argv)
 {
     cli_opt opts[] = {
-        CLI_OPT("weights", 0, "W", "trained weights (required)"),
+        CLI_OPTS("weights", 0, "W", "trained weights (required); given several times, the "
+                 "members of an ensemble (train --ensemble): --uncertainty reports on their "
+                 "pooled draws"),
         CLI_OPTS("data", 0, "X", "data (.npy, .fits, .csv or IDX) (required); NAME=X for each "
                  "input of a model with several (repeat the option)"),
         CLI_OPTS("labels", 0, "Y", "labels (required, or --label-columns); NAME=Y for each loss "
@@ -53,13 +55,25 @@ int cmd_eval(int argc, char **argv)
         return rc;
     cli_data d = {0};
     ds_feed f;
+    ds_feed raw = {0};   /* an ensemble's: the inputs before preprocessing */
     ds_net *n = NULL;
     char *report = NULL;
+    const char *const *wv;
+    bool ensemble = cli_values(&c, "weights", &wv) > 1;
     if ((rc = cli_load_set(&c, "data", "labels", &d)) ||
         (rc = cli_load_net(c.positional[0], cli_get(&c, "weights"), batch, 0, &d, &n)) ||
         (rc = cli_feed(n, &d, &f)))
         goto done;
     cli_weights_note(cli_get(&c, "weights"), n);
+    for (int i = 0; ensemble && i < DS_FEED_MAX && f.inputs[i].data; i++) {
+        const ds_tensor *x = f.inputs[i].data;
+        raw.inputs[i] = f.inputs[i];
+        if (!(raw.inputs[i].data = ds_tensor_from(ds_tensor_ndim(x), ds_tensor_shape(x),
+                                                  ds_tensor_data((ds_tensor *)x)))) {
+            rc = cli_fail();
+            goto done;
+        }
+    }
     if (ds_net_check_feed(n, &f) || ds_net_preprocess_feed(n, &f) ||
         ds_net_evaluate_feed(n, &f, batch, &report, NULL)) {
         rc = cli_fail();
@@ -67,8 +81,10 @@ int cmd_eval(int argc, char **argv)
     }
     fputs(report, stdout);
     if (cli_uncertainty_wanted(&c))
-        rc = cli_uncertainty_run(&c, n, &f, batch);
+        rc = cli_uncertainty_run(&c, n, &f, &raw, batch);
 done:
+    for (int i = 0; i < DS_FEED_MAX; i++)
+        ds_tensor_free(raw.inputs[i].data);
     free(report);
     cli_data_free(&d);
     ds_net_free(n);

@@ -219,9 +219,6 @@ static int uq_flags(const cli_cmd *c, long mc, int n_weights)
     if (mc && cli_has(c, "mc-dropout"))
         return cli_usage_error(c, "--mc-dropout draws one sample and --mc N pools N: give one "
                                "of them");
-    if (uq && cli_has(c, "classes"))
-        return cli_usage_error(c, "--classes writes one prediction's classes: not with %s",
-                               mc ? "--mc" : "an ensemble (several --weights)");
     if (!uq && cli_has(c, "samples"))
         return cli_usage_error(c, "--samples keeps the draws of --mc N or of an ensemble "
                                "(several --weights): give one of them");
@@ -243,7 +240,9 @@ int cmd_predict(int argc, char **argv)
                 "data)"),
         CLI_READ_OPTS,
         CLI_OPT("classes", 0, NULL, "classifiers: write the predicted class (argmax) beside "
-                "the probabilities"),
+                "the probabilities; with --mc or an ensemble the argmax of the mean "
+                "probabilities, beside each class's mean and std (columns prob_J_mean, "
+                "prob_J_std, class)"),
         CLI_OPT("batch-size", 0, "B", "batch size (default 256)"),
         CLI_OPT("mc-dropout", 0, NULL, "keep dropout on (one Monte Carlo sample per call; "
                 "--mc N pools N)"),
@@ -317,7 +316,8 @@ int cmd_predict(int argc, char **argv)
                     "temperature T = %.6g stored with the weights\n", ds_net_target_name(n, i),
                     ds_net_temperature(n, i));
     if (uq) {   /* predict_uq.c: --mc N, ensembles */
-        cli_uq_job job = {mc, (uint64_t)seed, batch, outs, n_smp ? smp : NULL, which, swhich};
+        cli_uq_job job = {mc, (uint64_t)seed, batch, outs, n_smp ? smp : NULL, which, swhich,
+                          cli_has(&c, "classes")};
         rc = cli_predict_uq(&c, n, &f, &job);
         goto done;
     }

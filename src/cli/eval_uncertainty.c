@@ -9,9 +9,16 @@
 static const char *const figure_opts[] = {"pit", "coverage", "reliability"};
 #define N_FIGURE_OPTS 3
 
+/* Pooled draws asked for: --mc N, or an ensemble (several --weights). */
+static bool pooled(const cli_cmd *c)
+{
+    const char *const *w;
+    return cli_has(c, "mc") || cli_values(c, "weights", &w) > 1;
+}
+
 bool cli_uncertainty_wanted(const cli_cmd *c)
 {
-    bool any = cli_has(c, "uncertainty") || cli_has(c, "calibrate-temperature");
+    bool any = cli_has(c, "uncertainty") || cli_has(c, "calibrate-temperature") || pooled(c);
     for (int k = 0; k < N_FIGURE_OPTS; k++)
         any = any || cli_has(c, figure_opts[k]);
     return any;
@@ -20,16 +27,22 @@ bool cli_uncertainty_wanted(const cli_cmd *c)
 /* --val-split, --seed and --save-temperature need --calibrate-temperature. */
 static int check_dependencies(const cli_cmd *c)
 {
-    static const char *const needs[] = {"val-split", "seed", "save-temperature"};
-    for (int k = 0; k < 3; k++)
+    static const char *const needs[] = {"val-split", "save-temperature"};
+    for (int k = 0; k < 2; k++)
         if (cli_has(c, needs[k]) && !cli_has(c, "calibrate-temperature"))
             return cli_usage_error(c, "--%s goes with --calibrate-temperature", needs[k]);
-    if (cli_has(c, "seed") && !cli_has(c, "val-split"))
-        return cli_usage_error(c, "--seed is the seed of --val-split: give --val-split F too");
+    if (cli_has(c, "seed") && !cli_has(c, "val-split") && !cli_has(c, "mc"))
+        return cli_usage_error(c, "--seed is the seed of --val-split and of the --mc draws: "
+                               "give --val-split F or --mc N too");
     double v;
-    long seed;
-    if (!cli_double(c, "val-split", 0, 1, 0.5, &v) || !cli_long(c, "seed", 0, 0x7fffffffL, 0, &seed))
+    long seed, mc;
+    if (!cli_double(c, "val-split", 0, 1, 0.5, &v) ||
+        !cli_long(c, "seed", 0, 0x7fffffffL, 0, &seed) || !cli_long(c, "mc", 1, 100000, 0, &mc))
         return 2;
+    if (pooled(c) && cli_has(c, "save-temperature"))
+        return cli_usage_error(c, "--save-temperature stores a T for one set of weights, and "
+                               "predict applies it to each draw: fit it without --mc and with "
+                               "one --weights");
     if (cli_has(c, "val-split") && !(v > 0 && v < 1))
         return cli_usage_error(c, "--val-split %s: the fraction must be strictly between 0 and "
                                "1 (both parts need samples)", cli_get(c, "val-split"));
@@ -69,7 +82,9 @@ int cli_uncertainty_files(const cli_cmd *c)
 {
     cli_files files = {0};
     cli_files_input(&files, "the model file", c->positional[0]);
-    cli_files_input(&files, "--weights", cli_get(c, "weights"));
+    const char *const *w;
+    for (int i = 0, k = cli_values(c, "weights", &w); i < k; i++)
+        cli_files_input(&files, "--weights", w[i]);
     cli_files_inputs(&files, c, "data");
     cli_files_inputs(&files, c, "labels");
     cli_files_output(&files, "--save-temperature", cli_get(c, "save-temperature"));
@@ -138,10 +153,11 @@ static void stats_row(const char *label, const ds_calib_stats *s)
            s->z_mean, s->z_std, s->nll, s->crps);
 }
 
-static void regression_text(const char *name, const ds_regression_calib *r)
+static void regression_text(const char *name, const char *what, const ds_regression_calib *r,
+                            const ds_regression_calib *alea)
 {
-    printf("\nuncertainty [%s]: gaussian_nll, std = exp(logvar / 2); %lld samples x %lld %s\n",
-           name, (long long)r->samples, (long long)r->outputs,
+    printf("\nuncertainty [%s]: %s; %lld samples x %lld %s\n", name, what,
+           (long long)r->samples, (long long)r->outputs,
            cli_plural(r->outputs, "value", "values"));
     printf("output  cover68  cover95    z mean    z std        NLL       CRPS\n");
     for (int64_t j = 0; j < r->outputs && r->outputs <= 64; j++) {
@@ -150,6 +166,10 @@ static void regression_text(const char *name, const ds_regression_calib *r)
         stats_row(lab, &r->per_output[j]);
     }
     stats_row("all", &r->all);
+    if (alea) {
+        printf("aleatoric std alone (the predicted sigmas, without the spread of the means):\n");
+        stats_row("all", &alea->all);
+    }
     printf("(calibrated: cover68 0.68, cover95 0.95, z mean 0, z std 1; NLL with its constant)\n"
            "coverage curve, nominal: empirical:");
     static const int levels[] = {10, 20, 30, 40, 50, 60, 68, 70, 80, 90, 95, 99};
@@ -158,17 +178,41 @@ static void regression_text(const char *name, const ds_regression_calib *r)
     printf("\n");
 }
 
-static int regression_report(const cli_cmd *c, const ds_net *n, int i,
-                             const ds_target_values *v)
+/* What the std of a report is: draws, the count pooled (0: one prediction in eval mode). */
+static void std_source(const ds_target_values *v, long draws, const char *how, char *buf,
+                       size_t cap)
 {
-    ds_regression_calib r;
+    if (!draws)
+        snprintf(buf, cap, "gaussian_nll, std = exp(logvar / 2)");
+    else if (v->std_aleatoric)
+        snprintf(buf, cap, "gaussian_nll, mean and std of %ld draws (%s): std = total, "
+                 "sqrt(aleatoric^2 + epistemic^2)", draws, how);
+    else
+        snprintf(buf, cap, "mean and std of %ld draws (%s): std = their spread (epistemic)",
+                 draws, how);
+}
+
+static int regression_report(const cli_cmd *c, const ds_net *n, int i,
+                             const ds_target_values *v, long draws, const char *how)
+{
+    ds_regression_calib r, alea = {0};
     if (wrong_kind(c, n, i, "reliability", "is a regression: the reliability diagram is for "
                    "classifiers (--pit, --coverage)") ||
         ds_calibrate_regression(v->rows, v->width, ds_tensor_data(v->pred),
                                 ds_tensor_data(v->std), ds_tensor_data(v->truth), &r))
         return ds_last_error()[0] ? cli_fail() : 1;
+    if (v->std_aleatoric &&
+        ds_calibrate_regression(v->rows, v->width, ds_tensor_data(v->pred),
+                                ds_tensor_data(v->std_aleatoric), ds_tensor_data(v->truth),
+                                &alea)) {
+        ds_regression_calib_free(&r);
+        return cli_fail();
+    }
     const char *name = ds_net_target_name(n, i);
-    regression_text(name, &r);
+    char what[400];
+    std_source(v, draws, how, what, sizeof what);
+    regression_text(name, what, &r, v->std_aleatoric ? &alea : NULL);
+    ds_regression_calib_free(&alea);
     const char *pit = figure_for(c, n, "pit", i), *cov = figure_for(c, n, "coverage", i);
     char title[160];
     int rc = 0;
@@ -302,7 +346,7 @@ static int fit_and_report(const cli_cmd *c, const ds_net *n, const ds_feed *f,
 }
 
 static int classifier_report(const cli_cmd *c, ds_net *n, const ds_feed *f, int i,
-                             const ds_target_values *v)
+                             const ds_target_values *v, long draws, const char *how)
 {
     const char *name = ds_net_target_name(n, i);
     class_result res = {0};
@@ -310,6 +354,10 @@ static int classifier_report(const cli_cmd *c, ds_net *n, const ds_feed *f, int 
     if (wrong_kind(c, n, i, "pit", "is a classifier: --pit is for gaussian_nll heads") ||
         wrong_kind(c, n, i, "coverage", "is a classifier: --coverage is for gaussian_nll heads"))
         return 1;
+    if (draws)
+        printf("\npooled [%s]: the mean probabilities of %ld draws (%s)%s", name, draws,
+               how, ds_net_temperature(n, i) != 1 ? ", the stored temperature applied to "
+               "each" : "");
     printf("\ncalibration [%s]: %lld %s, %lld rows, %s\n%-22s %8s  %7s  %7s  %8s  %8s\n", name,
            (long long)(v->width == 1 ? 2 : v->width), v->width == 1 ? "classes (binary)" :
            "classes", (long long)v->rows, v->score_kind == DS_SCORES_LOGITS ? "logits" :
@@ -342,17 +390,25 @@ static int classifier_report(const cli_cmd *c, ds_net *n, const ds_feed *f, int 
 }
 
 /* ---- the command ---- */
+/* The draws pooled for the report (u NULL: none). */
+typedef struct {
+    const ds_uq_output *u;
+    long draws;
+    char how[160];
+} pool_info;
+
 static int target_report(const cli_cmd *c, ds_net *n, const ds_feed *f, long batch, int i,
-                         int *reported, int *classifiers)
+                         const pool_info *pi, int *reported, int *classifiers)
 {
     ds_target_values v;
-    if (ds_net_target_values(n, f, batch, i, &v))
+    if (pi->u ? ds_net_target_values_pooled(n, f, i, pi->u, &v)
+              : ds_net_target_values(n, f, batch, i, &v))
         return cli_fail();
     int rc = 0;
     if (v.kind == DS_TARGET_GAUSSIAN)
-        rc = regression_report(c, n, i, &v);
+        rc = regression_report(c, n, i, &v, pi->draws, pi->how);
     else if (v.kind == DS_TARGET_CLASSIFIER)
-        rc = classifier_report(c, n, f, i, &v);
+        rc = classifier_report(c, n, f, i, &v, pi->draws, pi->how);
     else if (ds_net_target_count(n) > 1)
         printf("\nuncertainty [%s]: no predicted standard deviation (not a gaussian_nll loss): "
                "no calibration report\n", ds_net_target_name(n, i));
@@ -366,12 +422,54 @@ static int target_report(const cli_cmd *c, ds_net *n, const ds_feed *f, long bat
     return rc;
 }
 
-int cli_uncertainty_run(const cli_cmd *c, ds_net *n, const ds_feed *f, long batch)
+/* --mc N or an ensemble: every output's draws pooled (probabilities for classifiers). */
+static int pool_draws(const cli_cmd *c, ds_net *n, const ds_feed *f, const ds_feed *raw,
+                      long batch, ds_uq_output *u, pool_info *pi)
+{
+    const char *const *w;
+    int k = cli_values(c, "weights", &w);
+    long mc, seed;
+    cli_long(c, "mc", 1, 100000, 0, &mc);   /* checked before */
+    cli_long(c, "seed", 0, 0x7fffffffL, 0, &seed);
+    ds_uq_opts o = {.passes = mc ? (int)mc : 1, .seed = (uint64_t)seed, .batch = batch,
+                    .probs = 1};
+    ds_status st;
+    if (k > 1) {
+        st = ds_net_predict_ensemble(n, k, w, raw, &o, u);
+        pi->draws = (long)k * o.passes;
+        snprintf(pi->how, sizeof pi->how, "an ensemble of %d members%s%s", k,
+                 mc ? ", --mc " : "", mc ? cli_get(c, "mc") : "");
+    } else {
+        st = ds_net_predict_mc(n, f, &o, u);
+        pi->draws = mc;
+        snprintf(pi->how, sizeof pi->how, "--mc %ld, seed %ld", mc, seed);
+    }
+    if (st && k < 2) {
+        fprintf(stderr, "deepsky: error: --mc %ld: %s\n", mc, ds_last_error());
+        return 1;
+    }
+    if (st)
+        return cli_fail();
+    pi->u = u;
+    printf("\nuncertainty: the reports below pool %ld draws (%s); the loss and metrics above "
+           "are of %s\n", pi->draws, pi->how, k > 1 ? "the first member, one pass in eval "
+           "mode" : "one pass in eval mode (dropout off)");
+    return 0;
+}
+
+int cli_uncertainty_run(const cli_cmd *c, ds_net *n, const ds_feed *f, const ds_feed *raw,
+                        long batch)
 {
     int rc = check_figure_names(c, n), reported = 0, classifiers = 0;
     int nt = ds_net_target_count(n);
+    ds_uq_output u[DS_FEED_MAX] = {{0}};
+    pool_info pi = {0};
+    if (!rc && pooled(c))
+        rc = pool_draws(c, n, f, raw, batch, u, &pi);
     for (int i = 0; i < nt && !rc; i++)
-        rc = target_report(c, n, f, batch, i, &reported, &classifiers);
+        rc = target_report(c, n, f, batch, i, &pi, &reported, &classifiers);
+    for (int k = 0; k < DS_FEED_MAX; k++)
+        ds_uq_output_free(&u[k]);
     if (!rc && !classifiers && cli_has(c, "calibrate-temperature")) {
         fprintf(stderr, "deepsky: error: --calibrate-temperature: no loss of the model is a "
                 "classifier's (categorical or binary cross-entropy): a temperature calibrates "
@@ -380,8 +478,10 @@ int cli_uncertainty_run(const cli_cmd *c, ds_net *n, const ds_feed *f, long batc
     }
     if (!rc && !reported) {
         fprintf(stderr, "deepsky: error: --uncertainty: %s predicts no standard deviation and "
-                "no class probabilities: train a model whose loss is 'gaussian_nll mean=LAYER "
-                "logvar=LAYER' (a mean and a log-variance layer) to get error bars to check\n",
+                "no class probabilities: give --mc N (a model with dropout or Bayesian layers) "
+                "or an ensemble (several --weights, train --ensemble K) to use the spread of "
+                "the draws as the error bar, or train a model whose loss is 'gaussian_nll "
+                "mean=LAYER logvar=LAYER' (a mean and a log-variance layer)\n",
                 nt == 1 ? "the model's loss" : "none of the model's losses");
         return 1;
     }

@@ -131,6 +131,52 @@ static int write_pooled(const char *name, const ds_uq_output *u, const char *pat
     return rc;
 }
 
+/* --classes: output `name`'s pooled probabilities [N, K] (binary: [N, 1]) and the class of
+ * their mean: columns prob_J_mean, prob_J_std for each class J (binary: prob_mean,
+ * prob_std), then class; .npy [N, 2K + 1] with those column names. */
+static int write_pooled_classes(const char *name, const ds_uq_output *u, const char *path)
+{
+    const int64_t *sh = ds_tensor_shape(u->mean);
+    int64_t N = sh[0], K = ds_tensor_ndim(u->mean) == 2 ? sh[1] : 0, W = 2 * K + 1;
+    if (!K || ds_tensor_numel(u->classes) != N) {
+        char shape[96];
+        ds_shape_str(ds_tensor_ndim(u->mean), sh, shape, sizeof shape);
+        fprintf(stderr, "deepsky: error: --classes: output '%s' has shape %s: the class column "
+                "goes beside one row of probabilities per sample [N, K]\n", name, shape);
+        return 1;
+    }
+    table tb;
+    int rc = table_alloc(&tb, W, N, path, "-o");
+    const float *m = ds_tensor_data(u->mean), *s = ds_tensor_data(u->std),
+                *c = ds_tensor_data(u->classes);
+    for (int64_t j = 0; !rc && j < W; j++) {
+        if (j == W - 1)
+            snprintf(tb.names[j], sizeof tb.names[j], "class");
+        else if (K == 1)
+            snprintf(tb.names[j], sizeof tb.names[j], "prob_%s", part_names[j % 2]);
+        else
+            snprintf(tb.names[j], sizeof tb.names[j], "prob_%lld_%s", (long long)(j / 2),
+                     part_names[j % 2]);
+        for (int64_t i = 0; i < N; i++)
+            tb.cols[j][i] = j == W - 1 ? c[i] : (j % 2 ? s : m)[i * K + j / 2];
+    }
+    if (!rc && ends_with(path, ".npy")) {   /* the columns side by side */
+        ds_tensor *t = ds_tensor_create(2, (int64_t[]){N, W});
+        for (int64_t i = 0; t && i < N * W; i++)
+            ds_tensor_data(t)[i] = tb.cols[i % W][i / W];
+        rc = !t || ds_array_save(t, path, tb.np) != DS_OK ? cli_fail() : 0;
+        ds_tensor_free(t);
+    } else if (!rc) {
+        rc = table_save(&tb, path);
+    }
+    table_free(&tb);
+    if (!rc)
+        printf("wrote %s [%lld, %lld]: the mean and std of %lld %s and the class of the "
+               "mean\n", path, (long long)N, (long long)W, (long long)K,
+               cli_plural(K, "probability", "probabilities"));
+    return rc;
+}
+
 /* --samples: every draw. .npy [S, N, ...] as predicted; a table of S * N rows (draw-major)
  * with the columns draw, sample, then the output's values (NAME, or NAME_J; a gaussian
  * output's NAME_mu and NAME_sigma, or NAME_J_mu and NAME_J_sigma). */
@@ -183,7 +229,8 @@ int cli_predict_uq(const cli_cmd *c, ds_net *n, ds_feed *f, const cli_uq_job *j)
     const char *const *w;
     int k = cli_values(c, "weights", &w), no = ds_net_output_count(n), rc = 0;
     ds_uq_opts o = {.passes = j->passes > 0 ? (int)j->passes : 1, .seed = j->seed,
-                    .batch = j->batch, .keep_draws = j->samples != NULL};
+                    .batch = j->batch, .keep_draws = j->samples != NULL,
+                    .probs = j->classes};
     ds_uq_output u[DS_FEED_MAX] = {{0}};
     ds_status st;
     if (k > 1) {
@@ -202,10 +249,20 @@ int cli_predict_uq(const cli_cmd *c, ds_net *n, ds_feed *f, const cli_uq_job *j)
     }
     if (st)
         return cli_fail();
+    bool any = false;
+    for (int i = 0; i < no; i++)
+        any = any || u[i].classes;
+    if (j->classes && !any) {
+        fprintf(stderr, "deepsky: error: --classes: no output of the model is a classifier's "
+                "prediction (categorical or binary cross-entropy)\n");
+        rc = 1;
+    }
     for (int i = 0; i < no && !rc; i++) {
-        rc = write_pooled(ds_net_output_name(n, i), &u[i], j->outs[j->which[i]].path);
+        const char *name = ds_net_output_name(n, i), *path = j->outs[j->which[i]].path;
+        rc = u[i].classes ? write_pooled_classes(name, &u[i], path)
+                          : write_pooled(name, &u[i], path);
         if (!rc && j->samples)
-            rc = write_draws(ds_net_output_name(n, i), &u[i], j->samples[j->swhich[i]].path);
+            rc = write_draws(name, &u[i], j->samples[j->swhich[i]].path);
     }
     for (int i = 0; i < no; i++)
         ds_uq_output_free(&u[i]);

@@ -127,6 +127,34 @@ void dsi_calib_apply(const ds_net *n, ds_tensor **out)
         }
 }
 
+/* Logits (from_logits=true) of each classifier output into probabilities, in place. */
+void dsi_calib_to_probs(const ds_net *n, ds_tensor **out)
+{
+    for (int k = 0; k < n->n_outputs; k++) {
+        const dsi_net_target *t = dsi_output_classifier(n, k);
+        ds_tensor *p = out[k];
+        if (!p || !t || !t->output_logits)
+            continue;
+        if (t->kind == DSI_LOSS_BCE) {
+            for (int64_t i = 0; i < p->numel; i++)
+                p->data[i] = (float)(1 / (1 + exp(-(double)p->data[i])));
+            continue;
+        }
+        int64_t N = p->shape[0], K = p->ndim > 1 ? p->shape[1] : 1, inner = p->numel / (N * K);
+        for (int64_t i = 0; i < N; i++)
+            for (int64_t s = 0; s < inner; s++) {
+                float *row = p->data + i * K * inner + s;
+                double top = row[0], sum = 0;
+                for (int64_t c = 1; c < K; c++)
+                    top = fmax(top, row[c * inner]);
+                for (int64_t c = 0; c < K; c++)
+                    sum += exp(row[c * inner] - top);
+                for (int64_t c = 0; c < K; c++)
+                    row[c * inner] = (float)(exp(row[c * inner] - top) / sum);
+            }
+    }
+}
+
 /* ---- a target's predictions as calibration arrays ---- */
 void ds_target_values_free(ds_target_values *v)
 {
@@ -135,6 +163,7 @@ void ds_target_values_free(ds_target_values *v)
     ds_tensor_free(v->pred);
     ds_tensor_free(v->std);
     ds_tensor_free(v->truth);
+    ds_tensor_free(v->std_aleatoric);
     memset(v, 0, sizeof *v);
 }
 
@@ -245,6 +274,69 @@ ds_status ds_net_target_values(ds_net *n, const ds_feed *f, int64_t batch, int t
         st = point_values(t, p, d.y[target], out);
     out->temperature = ds_net_temperature(n, target);
     ds_tensor_free(p);
+    if (st)
+        ds_target_values_free(out);
+    return st;
+}
+
+/* A pooled tensor [N, ...] as a [N, F] matrix (a copy). */
+static ds_tensor *as_matrix(const ds_tensor *t)
+{
+    int64_t N = t->shape[0];
+    return ds_tensor_from(2, (int64_t[]){N, N ? t->numel / N : 0}, t->data);
+}
+
+ds_status ds_net_target_values_pooled(ds_net *n, const ds_feed *f, int target,
+                                      const ds_uq_output *pooled, ds_target_values *out)
+{
+    if (!out)
+        return dsi_fail(DS_ERR_ARG, "ds_net_target_values_pooled: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!n || !f || !pooled || target < 0 || target >= n->n_targets)
+        return dsi_fail(DS_ERR_ARG, "ds_net_target_values_pooled: no net, feed or pooled "
+                        "outputs, or no target %d (the net has %d)", target, n ? n->n_targets : 0);
+    const dsi_net_target *t = &n->targets[target];
+    int k = 0;
+    while (k < n->n_outputs && n->outputs[k].node != t->pred)
+        k++;
+    if (k == n->n_outputs)
+        return dsi_fail(DS_ERR_ARG, "target '%s': its prediction is not one of the model's "
+                        "outputs, so no draws of it were pooled (name it in an output line, or "
+                        "drop the output lines)", t->name);
+    const ds_uq_output *u = &pooled[k];
+    dsi_bound d;
+    ds_status st = ds_net_check_feed(n, f);
+    if (st || (st = dsi_feed_bind(n, f, &d)))
+        return st;
+    const ds_tensor *y = d.y[target];
+    if (!y)
+        return dsi_fail(DS_ERR_ARG, "target '%s': the feed has no labels for it", t->name);
+    if (!u->mean || !u->std)
+        return dsi_fail(DS_ERR_ARG, "target '%s': output '%s' was not pooled", t->name,
+                        n->outputs[k].name);
+    if (is_classifier(t)) {
+        if (t->output_logits && !u->classes)
+            return dsi_fail(DS_ERR_ARG, "target '%s': its output holds logits: pool the draws "
+                            "as probabilities (ds_uq_opts.probs)", t->name);
+        st = classifier_values(t, u->mean, y, out);
+        out->score_kind = DS_SCORES_PROBS;
+    } else if (u->mean->numel != y->numel) {
+        st = dsi_fail(DS_ERR_SHAPE, "target '%s': pooled mean %s and labels %s differ in size",
+                      t->name, dsi_shape_str(u->mean->ndim, u->mean->shape),
+                      dsi_shape_str(y->ndim, y->shape));
+    } else {
+        out->kind = DS_TARGET_GAUSSIAN;
+        out->rows = u->mean->shape[0];
+        out->width = out->rows ? u->mean->numel / out->rows : 0;
+        out->pred = as_matrix(u->mean);
+        out->std = as_matrix(u->std);
+        out->truth = ds_tensor_from(2, (int64_t[]){out->rows, out->width}, y->data);
+        if (u->std_aleatoric)
+            out->std_aleatoric = as_matrix(u->std_aleatoric);
+        if (!out->pred || !out->std || !out->truth || (u->std_aleatoric && !out->std_aleatoric))
+            st = DS_ERR_NOMEM;
+    }
+    out->temperature = 1;   /* a stored temperature calibrated every draw */
     if (st)
         ds_target_values_free(out);
     return st;

@@ -332,7 +332,7 @@ ds_status ds_net_evaluate(ds_net *n, const ds_tensor *x, const ds_tensor *y, int
 }
 
 /* The classifier target whose prediction is output i's node, or NULL. */
-static const dsi_net_target *classifier_of(const ds_net *n, int i)
+const dsi_net_target *dsi_output_classifier(const ds_net *n, int i)
 {
     for (int k = 0; k < n->n_targets; k++) {
         const dsi_net_target *t = &n->targets[k];
@@ -345,13 +345,19 @@ static const dsi_net_target *classifier_of(const ds_net *n, int i)
 
 ds_status ds_net_output_classes(const ds_net *n, int i, const ds_tensor *p, ds_tensor **out)
 {
+    return dsi_output_classes(n, i, p, false, out);
+}
+
+ds_status dsi_output_classes(const ds_net *n, int i, const ds_tensor *p, bool probs,
+                             ds_tensor **out)
+{
     if (!out)
         return dsi_fail(DS_ERR_ARG, "ds_net_output_classes: out is NULL");
     *out = NULL;
     if (!n || !p || i < 0 || i >= n->n_outputs)
         return dsi_fail(DS_ERR_ARG, "ds_net_output_classes: no net, no predictions, or no "
                         "output %d", i);
-    const dsi_net_target *t = classifier_of(n, i);
+    const dsi_net_target *t = dsi_output_classifier(n, i);
     if (!t)
         return dsi_fail(DS_ERR_ARG, "output '%s' is not a classifier's prediction: no "
                         "categorical or binary cross-entropy loss reads it", n->outputs[i].name);
@@ -371,7 +377,7 @@ ds_status ds_net_output_classes(const ds_net *n, int i, const ds_tensor *p, ds_t
     if (!c)
         return dsi_fail(DS_ERR_NOMEM, "out of memory for the classes of output '%s'",
                         n->outputs[i].name);
-    float cut = t->output_logits ? 0.0f : 0.5f;
+    float cut = t->output_logits && !probs ? 0.0f : 0.5f;
     for (int64_t j = 0; j < c->numel; j++) {
         int64_t s = j / inner * K * inner + j % inner, best = 0;
         for (int64_t k = 1; cce && k < K; k++)

@@ -153,4 +153,12 @@ ds_status dsi_calib_from_set(const ds_net *n, const ds_tensor_set *s, const char
 ds_status dsi_calib_to_set(const ds_net *n, ds_tensor_set *s, bool all);
 /* Applies the targets' temperatures to the outputs out[k] that are their predictions. */
 void dsi_calib_apply(const ds_net *n, ds_tensor **out);
+/* Classifier outputs out[k] with logits (from_logits=true) turned into probabilities:
+ * softmax over axis 1 (categorical), sigmoid (binary). */
+void dsi_calib_to_probs(const ds_net *n, ds_tensor **out);
+/* eval.c: the classifier target reading output i, or NULL; ds_net_output_classes, with
+ * probs: p holds probabilities even when the output is logits (binary cut at 0.5). */
+const dsi_net_target *dsi_output_classifier(const ds_net *n, int i);
+ds_status dsi_output_classes(const ds_net *n, int i, const ds_tensor *p, bool probs,
+                             ds_tensor **out);
 #endif

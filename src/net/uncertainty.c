@@ -35,6 +35,7 @@ void ds_uq_output_free(ds_uq_output *o)
     ds_tensor_free(o->std_aleatoric);
     ds_tensor_free(o->std_epistemic);
     ds_tensor_free(o->draws);
+    ds_tensor_free(o->classes);
     *o = (ds_uq_output){0};
 }
 
@@ -208,6 +209,8 @@ static ds_status run_passes(run *r, const dsi_bound *d, uint64_t seed, bool mc)
         if ((st = dsi_net_collect(n, d, r->o->batch, n->n_outputs, nodes, preds)))
             break;
         dsi_calib_apply(n, preds);   /* a stored temperature calibrates every draw */
+        if (r->o->probs)
+            dsi_calib_to_probs(n, preds);
         for (int k = 0; k < n->n_outputs; k++) {
             pool_add(&r->p[k], preds[k]);
             ds_tensor_free(preds[k]);
@@ -222,8 +225,11 @@ static ds_status run_passes(run *r, const dsi_bound *d, uint64_t seed, bool mc)
 static ds_status run_finish(run *r, ds_uq_output *out)
 {
     ds_status st = DS_OK;
-    for (int k = 0; k < r->n->n_outputs && !st; k++)
+    for (int k = 0; k < r->n->n_outputs && !st; k++) {
         st = pool_finish(&r->p[k], &out[k]);
+        if (!st && r->o->probs && dsi_output_classifier(r->n, k))
+            st = dsi_output_classes(r->n, k, out[k].mean, true, &out[k].classes);
+    }
     for (int k = 0; k < r->n->n_outputs && st; k++)
         ds_uq_output_free(&out[k]);
     return st;
