@@ -10,6 +10,33 @@
 #include <time.h>
 
 const char *demo_name = "demo";
+void (*demo_usage)(FILE *fp);
+
+int demo_bad_flag(const char *fmt, const char *a, const char *v)
+{
+    fprintf(stderr, "%s: error: ", demo_name);
+    fprintf(stderr, fmt, a, v);
+    fprintf(stderr, "\n");
+    if (demo_usage)
+        demo_usage(stderr);
+    return 2;
+}
+
+bool demo_parse_int(const char *a, const char *v, int64_t lo, int64_t hi, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi) {
+        fprintf(stderr, "%s: error: option '%s' needs a whole number in [%lld, %lld], got '%s'\n",
+                demo_name, a, (long long)lo, (long long)hi, v);
+        if (demo_usage)
+            demo_usage(stderr);
+        return false;
+    }
+    *out = x;
+    return true;
+}
 
 _Noreturn void demo_fail(void)
 {

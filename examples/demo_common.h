@@ -7,11 +7,22 @@
 
 #include <deepsky.h>
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Names the program in messages ("ellipticity demo"); each demo sets it first. */
 extern const char *demo_name;
+
+/* Each demo's usage text, printed after a usage error (NULL: none). */
+extern void (*demo_usage)(FILE *fp);
+
+/* A usage error: "<demo_name>: error: " then fmt with the flag a and its value v, the
+ * usage; returns the exit status 2. */
+int demo_bad_flag(const char *fmt, const char *a, const char *v);
+/* The flag a's value v as a whole number in [lo, hi], or a usage error (false). */
+bool demo_parse_int(const char *a, const char *v, int64_t lo, int64_t hi, int64_t *out);
 
 /* Prints "<demo_name>: error: <ds_last_error()>" and exits with status 1. */
 _Noreturn void demo_fail(void);

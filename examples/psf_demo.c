@@ -646,31 +646,6 @@ static void usage(FILE *fp)
             "the training PSFs' largest |e| (default 0.1, that of the test sets; at most 0.5).\n");
 }
 
-static int bad_flag(const char *fmt, const char *a, const char *v)
-{
-    fprintf(stderr, "%s: error: ", demo_name);
-    fprintf(stderr, fmt, a, v);
-    fprintf(stderr, "\n");
-    usage(stderr);
-    return 2;
-}
-
-/* A whole number in [lo, hi] or a usage error naming the flag. */
-static bool parse_int(const char *a, const char *v, int64_t lo, int64_t hi, int64_t *out)
-{
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (errno || end == v || *end || x < lo || x > hi) {
-        fprintf(stderr, "%s: error: option '%s' needs a whole number in [%lld, %lld], got '%s'\n",
-                demo_name, a, (long long)lo, (long long)hi, v);
-        usage(stderr);
-        return false;
-    }
-    *out = x;
-    return true;
-}
-
 /* Parses argv into c: 0 on success, else the exit status (2). */
 static int parse_args(int argc, char **argv, config *c)
 {
@@ -701,13 +676,13 @@ static int parse_args(int argc, char **argv, config *c)
         for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++)
             known |= !strcmp(a, with_value[k]);
         if (!known)
-            return bad_flag("unknown option '%s'%s", a, "");
+            return demo_bad_flag("unknown option '%s'%s", a, "");
         if (!v)
-            return bad_flag("option '%s' needs a value%s", a, "");
+            return demo_bad_flag("option '%s' needs a value%s", a, "");
         i++;
         if (!strcmp(a, "--out") || !strcmp(a, "--model") || !strcmp(a, "--model-nopsf")) {
             if (!*v)
-                return bad_flag("option '%s' needs a non-empty value%s", a, "");
+                return demo_bad_flag("option '%s' needs a non-empty value%s", a, "");
             *(!strcmp(a, "--out") ? &c->out : !strcmp(a, "--model") ? &c->model_psf
                                                                      : &c->model_nopsf) = v;
         } else if (!strcmp(a, "--train-psf-e")) {
@@ -715,27 +690,27 @@ static int parse_args(int argc, char **argv, config *c)
             errno = 0;
             double e = strtod(v, &end);
             if (errno || end == v || *end || !(e > 0 && e <= 0.5))
-                return bad_flag("option '%s' needs an ellipticity in (0, 0.5], got '%s'", a, v);
+                return demo_bad_flag("option '%s' needs an ellipticity in (0, 0.5], got '%s'", a, v);
             c->train_psf_e = e;
         } else if (!strcmp(a, "--budget")) {
             char *end;
             errno = 0;
             double s = strtod(v, &end);
             if (errno || end == v || *end || !(s >= 0 && s <= 1e6))
-                return bad_flag("option '%s' needs seconds in [0, 1e6] (0: no limit), got '%s'",
+                return demo_bad_flag("option '%s' needs seconds in [0, 1e6] (0: no limit), got '%s'",
                                 a, v);
             c->budget_s = s;
         } else if (!strcmp(a, "--seed")) {
-            if (!parse_int(a, v, 0, INT64_MAX / 8, &x))
+            if (!demo_parse_int(a, v, 0, INT64_MAX / 8, &x))
                 return 2;
             c->seed = (uint64_t)x;
         } else if (!strcmp(a, "--epochs")) {
-            if (!parse_int(a, v, 1, 10000, &x))
+            if (!demo_parse_int(a, v, 1, 10000, &x))
                 return 2;
             c->epochs = (int)x;
         } else {
             int64_t lo = !strcmp(a, "--train") ? 100 : 10;
-            if (!parse_int(a, v, lo, 10000000, &x))
+            if (!demo_parse_int(a, v, lo, 10000000, &x))
                 return 2;
             *(!strcmp(a, "--train") ? &c->n_train : !strcmp(a, "--per-bin") ? &c->per_bin
               : !strcmp(a, "--leak-per-bin") ? &c->leak_per_bin : &c->optical_per_bin) = x;
@@ -770,6 +745,7 @@ static void free_measured(demo_measured m[NMETHODS])
 int main(int argc, char **argv)
 {
     demo_name = "psf demo";
+    demo_usage = usage;
     setvbuf(stdout, NULL, _IOLBF, 0);   /* progress lines show in a log file as they come */
     config c = {.n_train = 40000, .n_val = 2000, .per_bin = 2000, .leak_per_bin = 1000,
                 .optical_per_bin = 500, .epochs = 30, .budget_s = 330, .seed = 1,

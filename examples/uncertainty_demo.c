@@ -332,30 +332,6 @@ static void usage(FILE *fp)
             "out/uncertainty). --quick: the small version the tests run.\n");
 }
 
-static int bad_flag(const char *fmt, const char *a, const char *v)
-{
-    fprintf(stderr, "%s: error: ", demo_name);
-    fprintf(stderr, fmt, a, v);
-    fprintf(stderr, "\n");
-    usage(stderr);
-    return 2;
-}
-
-static bool parse_int(const char *a, const char *v, int64_t lo, int64_t hi, int64_t *out)
-{
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (errno || end == v || *end || x < lo || x > hi) {
-        fprintf(stderr, "%s: error: option '%s' needs a whole number in [%lld, %lld], got '%s'\n",
-                demo_name, a, (long long)lo, (long long)hi, v);
-        usage(stderr);
-        return false;
-    }
-    *out = x;
-    return true;
-}
-
 /* Parses argv into c: 0 on success, else the exit status (2). */
 static int parse_args(int argc, char **argv, config *c)
 {
@@ -383,33 +359,33 @@ static int parse_args(int argc, char **argv, config *c)
         for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++)
             known |= !strcmp(a, with_value[k]);
         if (!known)
-            return bad_flag("unknown option '%s'%s", a, "");
+            return demo_bad_flag("unknown option '%s'%s", a, "");
         if (!v)
-            return bad_flag("option '%s' needs a value%s", a, "");
+            return demo_bad_flag("option '%s' needs a value%s", a, "");
         i++;
         if (!strcmp(a, "--out") || !strcmp(a, "--model")) {
             if (!*v)
-                return bad_flag("option '%s' needs a non-empty value%s", a, "");
+                return demo_bad_flag("option '%s' needs a non-empty value%s", a, "");
             *(!strcmp(a, "--out") ? &c->out : &c->model) = v;
         } else if (!strcmp(a, "--budget")) {
             char *end;
             errno = 0;
             double s = strtod(v, &end);
             if (errno || end == v || *end || !(s >= 0 && s <= 1e6))
-                return bad_flag("option '%s' needs seconds in [0, 1e6] (0: no limit), got '%s'",
+                return demo_bad_flag("option '%s' needs seconds in [0, 1e6] (0: no limit), got '%s'",
                                 a, v);
             c->budget_s = s;
         } else if (!strcmp(a, "--seed")) {
-            if (!parse_int(a, v, 0, INT64_MAX / 8, &x))
+            if (!demo_parse_int(a, v, 0, INT64_MAX / 8, &x))
                 return 2;
             c->seed = (uint64_t)x;
         } else if (!strcmp(a, "--epochs")) {
-            if (!parse_int(a, v, 1, 10000, &x))
+            if (!demo_parse_int(a, v, 1, 10000, &x))
                 return 2;
             c->epochs = (int)x;
         } else {
             bool train = !strcmp(a, "--train");
-            if (!parse_int(a, v, train ? 100 : 10, 10000000, &x))
+            if (!demo_parse_int(a, v, train ? 100 : 10, 10000000, &x))
                 return 2;
             *(train ? &c->n_train : &c->per_bin) = x;
         }
@@ -437,6 +413,7 @@ static void make_dirs(const char *path)
 int main(int argc, char **argv)
 {
     demo_name = "uncertainty demo";
+    demo_usage = usage;
     setvbuf(stdout, NULL, _IOLBF, 0);   /* progress lines show in a log file as they come */
     config c = {.n_train = 50000, .n_val = 2000, .per_bin = 2500, .epochs = 30,
                 .budget_s = 420, .seed = 1, .out = "out/uncertainty",

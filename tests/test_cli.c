@@ -588,6 +588,22 @@ TEST(cli_weights_from_another_model)
 
 /* The flagship demo at small size (make demo-quick): it must run end to end, write its
  * outputs, and the CNN must beat predicting zero ellipticity (the demo exits 3 if not). */
+/* Runs the ellipticity demo with args and --out d; its output (stdout and stderr) goes to
+ * d/log.txt and into cli_out. Returns its exit status. */
+static int run_demo(const char *demo, const char *d, const char *args)
+{
+    char cmd[1024], p[512];
+    snprintf(cmd, sizeof cmd, "%s %s --out %s > %s/log.txt 2>&1", demo, args, d, d);
+    int st = system(cmd);
+    snprintf(p, sizeof p, "%s/log.txt", d);
+    FILE *f = fopen(p, "r");
+    size_t n = f ? fread(cli_out, 1, sizeof cli_out - 1, f) : 0;
+    cli_out[n] = 0;
+    if (f)
+        fclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
 TEST(demo_quick_cnn_beats_zero)
 {
     if (!ds_has_feature("plot")) SKIP("needs plotting support (built with NO_PLOT=1)");
@@ -597,7 +613,7 @@ TEST(demo_quick_cnn_beats_zero)
     if (access(demo, X_OK) != 0)
         SKIP("%s not built (make test builds it)", demo);
     const char *d = test_tmpdir(dir, sizeof dir, "cli");
-    char cmd[1024], p[512];
+    char p[512];
     /* an earlier run's files under the names that misled (the best as cnn.best), and a
      * file of the user's: the first two go, the last stays */
     const char *stale[] = {"cnn.best.safetensors", "cnn.ckpt.safetensors", "notes.txt"};
@@ -605,15 +621,7 @@ TEST(demo_quick_cnn_beats_zero)
         snprintf(p, sizeof p, "%s/%s", d, stale[i]);
         CHECK(!test_write_text(p, "old"));
     }
-    snprintf(cmd, sizeof cmd, "%s --quick --out %s > %s/log.txt 2>&1", demo, d, d);
-    int st = system(cmd);
-    int rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-    snprintf(p, sizeof p, "%s/log.txt", d);
-    FILE *f = fopen(p, "r");
-    size_t n = f ? fread(cli_out, 1, sizeof cli_out - 1, f) : 0;
-    cli_out[n] = 0;
-    if (f)
-        fclose(f);
+    int rc = run_demo(demo, d, "--quick");
     if (rc != 0)
         FAIL("demo exit status %d (3: the CNN did not beat zero); log:\n%s", rc, cli_out);
     const char *files[] = {"results.md", "results.csv", "cnn.safetensors", "galaxies.png",
@@ -672,17 +680,9 @@ TEST(demo_msb_warm_start)
     if (access(demo, X_OK) != 0)
         SKIP("%s not built (make test builds it)", demo);
     const char *d = test_tmpdir(dir, sizeof dir, "cli");
-    char cmd[1024], p[512];
-    snprintf(cmd, sizeof cmd, "%s --quick --loss msb --warm 0.5 --train 600 --per-bin 20 "
-             "--shear-per-bin 96 --epochs 2 --out %s > %s/log.txt 2>&1", demo, d, d);
-    int st = system(cmd);
-    int rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-    snprintf(p, sizeof p, "%s/log.txt", d);
-    FILE *f = fopen(p, "r");
-    size_t n = f ? fread(cli_out, 1, sizeof cli_out - 1, f) : 0;
-    cli_out[n] = 0;
-    if (f)
-        fclose(f);
+    char p[512];
+    int rc = run_demo(demo, d, "--quick --loss msb --warm 0.5 --train 600 --per-bin 20 "
+                      "--shear-per-bin 96 --epochs 2");
     if (rc != 0 && rc != 3)   /* 3: the tiny CNN did not beat zero, which is allowed here */
         FAIL("demo exit status %d; log:\n%s", rc, cli_out);
     const char *files[] = {"cnn.mse.safetensors", "cnn.safetensors", "training_log.mse.csv",
