@@ -74,6 +74,10 @@ const char *test_tmpdir(char *buf, size_t cap, const char *tag);
 void test_rm_rf(const char *d);
 /* Writes text to the file path. 0, or nonzero when it cannot. */
 int test_write_text(const char *path, const char *text);
+/* Whether folder dir holds exactly the n files named (dot files aside): 0; 1 with *name the
+ * first named file missing; 2 with *name the first file not named (valid until the next
+ * call); 3 if the folder cannot be read. */
+int test_folder_holds(const char *dir, const char *const *files, int n, const char **name);
 
 /* Uniform values in [lo, hi). */
 void fill_uniform(float *x, int64_t n, float lo, float hi, ds_rng *r);

@@ -7,7 +7,6 @@
 #include "test.h"
 #include "spawn.h"
 
-#include <dirent.h>
 #include <math.h>
 #include <stdbool.h>
 #include <unistd.h>
@@ -147,24 +146,13 @@ TEST(psf_demo_quick_report)
                            "cnn_nopsf.safetensors", "cnn_nopsf.last.safetensors",
                            "cnn_nopsf.log.csv", "rmse_vs_snr.png", "psf_leakage.png",
                            "cnn_psf.curve.png", "cnn_nopsf.curve.png"};
-    const int nfiles = sizeof files / sizeof *files;
-    for (int i = 0; i < nfiles; i++) {
-        snprintf(p, sizeof p, "%s/%s", o, files[i]);
-        if (access(p, R_OK) != 0)
-            FAIL("the demo did not write %s; output:\n%s", files[i], out);
-    }
-    DIR *dp = opendir(o);
-    CHECK(dp);
-    for (struct dirent *e; (e = readdir(dp));) {
-        bool known = e->d_name[0] == '.';
-        for (int i = 0; i < nfiles && !known; i++)
-            known = !strcmp(e->d_name, files[i]);
-        if (!known) {
-            closedir(dp);
-            FAIL("the demo left an unexpected file %s", e->d_name);
-        }
-    }
-    closedir(dp);
+    const char *bad = NULL;
+    int held = test_folder_holds(o, files, sizeof files / sizeof *files, &bad);
+    if (held == 1)
+        FAIL("the demo did not write %s; output:\n%s", bad, out);
+    if (held == 2)
+        FAIL("the demo left an unexpected file %s", bad);
+    CHECK(held == 0);
     CHECK_OK(check_results(o, msg_, cap_));
     CHECK_OK(check_leakage(o, msg_, cap_));
     /* the report's tables, and the log's verdict line */

@@ -8,7 +8,6 @@
 #include "test.h"
 #include "spawn.h"
 
-#include <dirent.h>
 #include <math.h>
 #include <stdbool.h>
 #include <unistd.h>
@@ -110,24 +109,13 @@ TEST(uncertainty_demo_quick_report)
     const char *files[] = {"results.md", "results.csv", "cnn_uq.safetensors",
                            "cnn_uq.last.safetensors", "training_log.csv", "learning_curve.png",
                            "sigma_vs_error.png", "pit.png", "coverage.png"};
-    const int nfiles = sizeof files / sizeof *files;
-    for (int i = 0; i < nfiles; i++) {
-        snprintf(p, sizeof p, "%s/%s", o, files[i]);
-        if (access(p, R_OK) != 0)
-            FAIL("the demo did not write %s; output:\n%s", files[i], out);
-    }
-    DIR *dp = opendir(o);
-    CHECK(dp);
-    for (struct dirent *e; (e = readdir(dp));) {
-        bool known = e->d_name[0] == '.';
-        for (int i = 0; i < nfiles && !known; i++)
-            known = !strcmp(e->d_name, files[i]);
-        if (!known) {
-            closedir(dp);
-            FAIL("the demo left an unexpected file %s", e->d_name);
-        }
-    }
-    closedir(dp);
+    const char *bad = NULL;
+    int held = test_folder_holds(o, files, sizeof files / sizeof *files, &bad);
+    if (held == 1)
+        FAIL("the demo did not write %s; output:\n%s", bad, out);
+    if (held == 2)
+        FAIL("the demo left an unexpected file %s", bad);
+    CHECK(held == 0);
     CHECK_OK(check_results(o, msg_, cap_));
     snprintf(p, sizeof p, "%s/results.md", o);
     FILE *f = fopen(p, "r");

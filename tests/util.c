@@ -4,7 +4,9 @@
 
 #include "../src/internal.h"
 
+#include <dirent.h>
 #include <stdlib.h>   /* mkdtemp (POSIX, with _GNU_SOURCE) */
+#include <unistd.h>
 
 const char *test_tmpdir(char *buf, size_t cap, const char *tag)
 {
@@ -493,5 +495,34 @@ int check_arg_error(ds_status st, const char *word, char *msg, size_t cap)
         snprintf(msg, cap, "message '%s' does not mention '%s'", ds_last_error(), word);
         return 1;
     }
+    return 0;
+}
+
+int test_folder_holds(const char *dir, const char *const *files, int n, const char **name)
+{
+    static char extra[256];
+    char p[1024];
+    for (int i = 0; i < n; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        if (access(p, R_OK) != 0) {
+            *name = files[i];
+            return 1;
+        }
+    }
+    DIR *dp = opendir(dir);
+    if (!dp)
+        return 3;
+    for (struct dirent *e; (e = readdir(dp));) {
+        bool known = e->d_name[0] == '.';
+        for (int i = 0; i < n && !known; i++)
+            known = !strcmp(e->d_name, files[i]);
+        if (!known) {
+            snprintf(extra, sizeof extra, "%s", e->d_name);
+            closedir(dp);
+            *name = extra;
+            return 2;
+        }
+    }
+    closedir(dp);
     return 0;
 }
