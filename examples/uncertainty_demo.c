@@ -27,6 +27,7 @@ typedef struct {
     double budget_s;   /* 0: no limit */
     uint64_t seed;
     const char *out, *model;
+    const char *weights;   /* measure these weights, no training; NULL: train */
     bool quick;
 } config;
 
@@ -89,13 +90,15 @@ static void sim_binned(uint64_t seed, int64_t per_bin, ds_tensor **img, ds_tenso
 /* ---- the measurement ----
  * Each stamp is measured in its eight symmetries (mirror x four quarter turns), each giving
  * a mean mu_s and a standard deviation sigma_s per component. The eight see the same noise,
- * so they are not independent draws: averaging their variances (not dividing by 8) keeps
- * the error bar of one measurement. Combined: mean = avg mu_s (mapped back to the stamp's
- * frame, as demo_measure_cnn does), variance = avg sigma_s^2. The symmetries only flip the
- * signs of e1 and e2, so sigma_s needs no mapping. The spread of the mu_s, sqrt(avg (mu_s -
- * mean)^2), is kept as a check: it is the part of the error the network's lack of exact
- * symmetry adds, and should be small against sigma. The stamp as it is (symmetry 0) is
- * kept too, in *one: the network's own calibration, without the average. */
+ * so their errors are not independent: write mu_s = T + d_s, T the part they share (the
+ * noise, the galaxy) and d_s the part each orientation adds (the network's lack of exact
+ * symmetry), of variance s^2. The network's sigma_s^2 is one orientation's error variance,
+ * var(T) + s^2. The mean of the eight has var(T) + s^2 / 8 = avg sigma_s^2 - (7/8) s^2, and
+ * (7/8) s^2 is what the spread of the mu_s, avg (mu_s - mean)^2, estimates. So: mean = avg
+ * mu_s (mapped back to the stamp's frame, as demo_measure_cnn does), variance = avg
+ * sigma_s^2 - spread^2, never below avg sigma_s^2 / 8 (eight independent errors). The
+ * symmetries only flip the signs of e1 and e2, so sigma_s needs no mapping. The stamp as it
+ * is (symmetry 0) is kept too, in *one: the network's own calibration, without the average. */
 typedef struct {
     int64_t n;
     float *mean, *std, *spread;   /* [n, 2] each; spread NULL for a single orientation */
@@ -157,7 +160,8 @@ static uq_measured measure(ds_net *net, const ds_tensor *img, uq_measured *one)
     for (size_t j = 0; j < nv; j++) {
         double mu = s1[j] / 8, var = s2[j] / 8 - mu * mu;
         m.mean[j] = (float)mu;
-        m.std[j] = (float)sqrt(v[j] / 8);
+        double v1 = v[j] / 8, vm = v1 - (var > 0 ? var : 0);
+        m.std[j] = (float)sqrt(vm > v1 / 8 ? vm : v1 / 8);
         m.spread[j] = (float)sqrt(var > 0 ? var : 0);
     }
     free(s1);
@@ -324,10 +328,12 @@ static void usage(FILE *fp)
 {
     fprintf(fp, "usage: uncertainty_demo [--quick] [--out DIR] [--seed S] [--budget SECONDS]\n"
             "                        [--epochs E] [--train N] [--per-bin N] [--model FILE]\n"
+            "                        [--weights W]\n"
             "Trains the CNN of --model (default examples/ellipticity_uq.model: a mean and a\n"
             "log-variance head, loss gaussian_nll) for up to --budget seconds (default 420)\n"
             "and --epochs epochs (default 30) on simulated galaxies, then reports how well its\n"
             "per-galaxy error bars are calibrated on test sets at SNR 10, 20, 40 and 80.\n"
+            "--weights W: measure these weights of --model instead of training.\n"
             "Writes results.md, results.csv, figures and weights to --out (default\n"
             "out/uncertainty). --quick: the small version the tests run.\n");
 }
@@ -354,7 +360,7 @@ static int parse_args(int argc, char **argv, config *c)
             exit(0);
         }
         const char *with_value[] = {"--out", "--seed", "--budget", "--epochs", "--train",
-                                    "--per-bin", "--model"};
+                                    "--per-bin", "--model", "--weights"};
         bool known = false;
         for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++)
             known |= !strcmp(a, with_value[k]);
@@ -363,10 +369,10 @@ static int parse_args(int argc, char **argv, config *c)
         if (!v)
             return demo_bad_flag("option '%s' needs a value%s", a, "");
         i++;
-        if (!strcmp(a, "--out") || !strcmp(a, "--model")) {
+        if (!strcmp(a, "--out") || !strcmp(a, "--model") || !strcmp(a, "--weights")) {
             if (!*v)
                 return demo_bad_flag("option '%s' needs a non-empty value%s", a, "");
-            *(!strcmp(a, "--out") ? &c->out : &c->model) = v;
+            *(!strcmp(a, "--out") ? &c->out : !strcmp(a, "--model") ? &c->model : &c->weights) = v;
         } else if (!strcmp(a, "--budget")) {
             char *end;
             errno = 0;
@@ -391,6 +397,54 @@ static int parse_args(int argc, char **argv, config *c)
         }
     }
     return 0;
+}
+
+/* Simulates the training and validation sets and trains net on them (flips and quarter
+ * turns, the ellipticities following them), keeping the best epoch's weights in net; says
+ * what was trained in `trained`. */
+static void train(const config *c, ds_net *net, int argc, char **argv, char *trained,
+                  size_t cap)
+{
+    printf("== simulating %lld training and %lld validation galaxies (%dx%d, Sersic n 0.5-6, "
+           "hlr 1.5-5 px, Gaussian PSF FWHM 2 px)\n", (long long)c->n_train, (long long)c->n_val,
+           SIZE, SIZE);
+    double ts = demo_now();
+    ds_tensor *xtr, *ttr, *xva, *tva;
+    sim_train(c->seed * 7919, c->n_train, &xtr, &ttr);
+    sim_train(c->seed * 7919 + 1, c->n_val, &xva, &tva);
+    printf("   %.1f s\n", demo_now() - ts);
+    char *command = ds_command_line(argc, (const char *const *)argv);
+    if (!command)
+        DEMO_TRY(DS_ERR_NOMEM);
+    ds_tensor *ytr = demo_labels(ttr), *yva = demo_labels(tva);
+    char wpath[600], logp[600], curve[600];
+    demo_remove_stale(c->out, "cnn_uq");
+    demo_path(c->out, "cnn_uq.last.safetensors", wpath, sizeof wpath);
+    demo_path(c->out, "training_log.csv", logp, sizeof logp);
+    demo_path(c->out, "learning_curve.png", curve, sizeof curve);
+    ds_fit_opts fo = {.epochs = c->epochs, .batch_size = 64, .seed = c->seed, .out_path = wpath,
+                      .log_csv = logp, .curve_png = ds_has_feature("plot") ? curve : NULL,
+                      .max_seconds = c->budget_s, .augment = DS_AUG_FLIPS | DS_AUG_ROT90,
+                      .augment_labels = ds_ellipticity_transform, .command = command};
+    if (c->budget_s > 0)
+        printf("== training %s for up to %d epochs or %.0f s\n", c->model, c->epochs, c->budget_s);
+    else
+        printf("== training %s for %d epochs\n", c->model, c->epochs);
+    ds_fit_result fr;
+    DEMO_TRY(ds_net_fit(net, xtr, ytr, xva, yva, &fo, &fr));
+    free(command);
+    printf("   %d epochs in %.0f s%s, best validation loss %.5f at epoch %d\n", fr.epochs_run,
+           fr.seconds, fr.out_of_time ? " (time budget reached)" : "", fr.best_val_loss,
+           fr.best_epoch);
+    demo_keep_best(c->out, "cnn_uq");
+    demo_path(c->out, "cnn_uq.safetensors", wpath, sizeof wpath);
+    DEMO_TRY(ds_net_load_weights(net, wpath));
+    snprintf(trained, cap, "trained %d epochs in %.0f s on %lld galaxies (%dx%d, Sersic n 0.5-6, "
+             "hlr 1.5-5 px, Gaussian PSF FWHM 2 px, |e| <= 0.75, SNR 8-100); weights "
+             "cnn_uq.safetensors", fr.epochs_run, fr.seconds, (long long)c->n_train, SIZE, SIZE);
+    ds_tensor *all[] = {xtr, ttr, xva, tva, ytr, yva};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        ds_tensor_free(all[i]);
 }
 
 /* mkdir -p */
@@ -437,48 +491,22 @@ int main(int argc, char **argv)
         ds_net_free(net);
         return 1;
     }
+    if (c.weights)   /* before anything is written */
+        DEMO_TRY(ds_net_load_weights(net, c.weights));
     make_dirs(c.out);
 
-    /* 1. simulate */
-    printf("== simulating %lld training, %lld validation and %lld test galaxies (%dx%d, Sersic "
-           "n 0.5-6, hlr 1.5-5 px, Gaussian PSF FWHM 2 px)\n", (long long)c.n_train,
-           (long long)c.n_val, (long long)(c.per_bin * NBINS), SIZE, SIZE);
-    double ts = demo_now();
-    ds_tensor *xtr, *ttr, *xva, *tva, *xte, *tte;
-    sim_train(c.seed * 7919, c.n_train, &xtr, &ttr);
-    sim_train(c.seed * 7919 + 1, c.n_val, &xva, &tva);
+    /* 1. simulate; 2. train (or take --weights) */
+    ds_tensor *xte, *tte;
+    char trained[600];
     sim_binned(c.seed * 31 + 3, c.per_bin, &xte, &tte);
-    printf("   %.1f s\n", demo_now() - ts);
-
-    /* 2. train: flips and quarter turns, the ellipticities following them */
-    char *command = ds_command_line(argc, (const char *const *)argv);
-    if (!command)
-        DEMO_TRY(DS_ERR_NOMEM);
-    ds_tensor *ytr = demo_labels(ttr), *yva = demo_labels(tva), *yte = demo_labels(tte);
-    char wpath[600], logp[600], curve[600], used[256];
-    demo_remove_stale(c.out, "cnn_uq");
-    demo_path(c.out, "cnn_uq.last.safetensors", wpath, sizeof wpath);
-    demo_path(c.out, "training_log.csv", logp, sizeof logp);
-    demo_path(c.out, "learning_curve.png", curve, sizeof curve);
-    ds_fit_opts fo = {.epochs = c.epochs, .batch_size = 64, .seed = c.seed, .out_path = wpath,
-                      .log_csv = logp, .curve_png = ds_has_feature("plot") ? curve : NULL,
-                      .max_seconds = c.budget_s, .augment = DS_AUG_FLIPS | DS_AUG_ROT90,
-                      .augment_labels = ds_ellipticity_transform, .command = command};
-    if (c.budget_s > 0)
-        printf("== training %s for up to %d epochs or %.0f s\n", c.model, c.epochs, c.budget_s);
+    if (c.weights)
+        snprintf(trained, sizeof trained, "weights %s, given with --weights", c.weights);
     else
-        printf("== training %s for %d epochs\n", c.model, c.epochs);
-    ds_fit_result fr;
-    DEMO_TRY(ds_net_fit(net, xtr, ytr, xva, yva, &fo, &fr));
-    free(command);
-    printf("   %d epochs in %.0f s%s, best validation loss %.5f at epoch %d\n", fr.epochs_run,
-           fr.seconds, fr.out_of_time ? " (time budget reached)" : "", fr.best_val_loss,
-           fr.best_epoch);
-    demo_keep_best(c.out, "cnn_uq");
-    demo_path(c.out, "cnn_uq.safetensors", wpath, sizeof wpath);
-    DEMO_TRY(ds_net_load_weights(net, wpath));
+        train(&c, net, argc, argv, trained, sizeof trained);
+    char used[256];
     demo_weights_words(net, used, sizeof used);
-    printf("   the tables use %s (%s)\n", wpath, used);
+    printf("   the tables use %s (%s)\n", c.weights ? c.weights : "cnn_uq.safetensors", used);
+    ds_tensor *yte = demo_labels(tte);
 
     /* 3. measure the test sets (8 symmetries) and the statistics per SNR bin */
     printf("== measuring the test sets (8 symmetries per stamp)\n");
@@ -507,16 +535,16 @@ int main(int argc, char **argv)
         return 1;
     }
     fprintf(md, "# Per-galaxy error bars: the ellipticity CNN with a heteroscedastic head\n\n"
-            "%s (loss gaussian_nll) trained %d epochs in %.0f s on %lld galaxies (%dx%d, Sersic "
-            "n 0.5-6, hlr 1.5-5 px, Gaussian PSF FWHM 2 px, |e| <= 0.75, SNR 8-100); weights "
-            "cnn_uq.safetensors (%s). Test sets: |e| <= 0.6, one SNR per bin.\n\n"
+            "%s (loss gaussian_nll) %s (%s). Test sets: |e| <= 0.6, one SNR per bin.\n\n"
             "Each stamp is measured in its 8 symmetries: e_meas = mean of the 8 means, sigma_e^2 "
-            "= mean of the 8 predicted variances (per component). Coverage: the fraction of "
+            "= mean of the 8 predicted variances less the variance of the 8 means (the error "
+            "each orientation adds, which the average divides by 8; never below the mean "
+            "variance / 8), per component. Coverage: the fraction of "
             "e1 and e2 values with |e_meas - e_true| <= 0.994 sigma_e (68%%) and 1.960 sigma_e "
             "(95%%); z = (e_true - e_meas) / sigma_e; CRPS in units of e. The symmetry spread "
-            "(RMS of the std of the 8 means) is a check, not part of sigma_e. The second table "
+            "(RMS of the std of the 8 means) is that per-orientation error. The second table "
             "measures each stamp once, as it is: the network's own calibration.\n",
-            c.model, fr.epochs_run, fr.seconds, (long long)c.n_train, SIZE, SIZE, used);
+            c.model, trained, used);
     print_table(md, &c, t8, st, true, true);
     print_table(md, &c, t1, s1, false, true);
     fclose(md);
@@ -538,17 +566,18 @@ int main(int argc, char **argv)
     printf("\nmean sigma_e grows as the SNR falls: %s (%.4f at SNR 10, %.4f at SNR 80); 68%% "
            "coverage within 2 points of nominal in %d of %d SNR bins\n",
            grows == NBINS ? "yes" : "no", st[0].sigma, st[NBINS - 1].sigma, covered, NBINS);
-    printf("results in %s/ (results.md, results.csv, cnn_uq.safetensors, cnn_uq.last.safetensors, "
-           "training_log.csv%s); %.0f s in all\n", c.out,
-           ds_has_feature("plot") ? ", learning_curve.png, sigma_vs_error.png, pit.png, "
-                                    "coverage.png" : "", demo_now() - t0);
+    bool plot = ds_has_feature("plot");
+    printf("results in %s/ (results.md, results.csv%s%s%s); %.0f s in all\n", c.out,
+           c.weights ? "" : ", cnn_uq.safetensors, cnn_uq.last.safetensors, training_log.csv",
+           plot && !c.weights ? ", learning_curve.png" : "",
+           plot ? ", sigma_vs_error.png, pit.png, coverage.png" : "", demo_now() - t0);
     for (int b = 0; b <= NBINS; b++) {
         ds_regression_calib_free(&st[b].cal);
         ds_regression_calib_free(&s1[b].cal);
     }
     uq_measured_free(&m);
     uq_measured_free(&m1);
-    ds_tensor *all[] = {xtr, ttr, xva, tva, xte, tte, ytr, yva, yte};
+    ds_tensor *all[] = {xte, tte, yte};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         ds_tensor_free(all[i]);
     ds_net_free(net);

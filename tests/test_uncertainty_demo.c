@@ -4,29 +4,14 @@
  * row of results.csv (8 symmetries combined, and one orientation) is present and sane
  * (counts adding up, RMSE, sigma_e and CRPS finite and positive, coverages in [0, 1] with the 95% one above the 68% one); the report and the
  * log carry the table and the verdicts. Not the issue's goals: 2 epochs calibrate nothing.
- * Bad flags and a model without a gaussian_nll head give clear errors. */
+ * --weights measures given weights without training. Bad flags and a model without a
+ * gaussian_nll head give clear errors. */
 #include "test.h"
 #include "spawn.h"
 
 #include <math.h>
 #include <stdbool.h>
 #include <unistd.h>
-
-static char dir[256];
-
-static const char *tmpdir(void)
-{
-    snprintf(dir, sizeof dir, "/tmp/deepsky_uqdemo_XXXXXX");
-    return mkdtemp(dir);
-}
-
-static void rm_rf(const char *d)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", d);
-}
 
 static const char *demo_bin(void)
 {
@@ -93,12 +78,58 @@ static int check_results(const char *d, char *msg, size_t cap)
     return 0;
 }
 
+/* The whole file at path into buf (cap bytes); 0 if it cannot be read. */
+static size_t read_all(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, cap - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    return n;
+}
+
+/* --weights measures the weights the quick run of folder o trained, without training: the
+ * same test sets and weights give the same results.csv, the report names the weights, and
+ * the new folder holds only the report, the table and the figures. */
+static int check_measure_only(const char *o, char *msg, size_t cap)
+{
+    char args[1024], w[600], p[700];
+    static char a[1 << 14], b[1 << 14], md[1 << 15];
+    snprintf(w, sizeof w, "%s/w", o);
+    snprintf(args, sizeof args, "--quick --out %s --weights %s/cnn_uq.safetensors", w, o);
+    int rc = run_demo(args);
+    const char *files[] = {"results.md", "results.csv", "sigma_vs_error.png", "pit.png",
+                           "coverage.png"};
+    const char *bad = NULL;
+    int held = test_folder_holds(w, files, sizeof files / sizeof *files, &bad);
+    snprintf(p, sizeof p, "%s/results.csv", o);
+    size_t na = read_all(p, a, sizeof a);
+    snprintf(p, sizeof p, "%s/results.csv", w);
+    size_t nb = read_all(p, b, sizeof b);
+    snprintf(p, sizeof p, "%s/results.md", w);
+    read_all(p, md, sizeof md);
+    if (rc != 0 || held != 0 || strstr(out, "training") || !na || na != nb || memcmp(a, b, na) ||
+        !strstr(md, "/cnn_uq.safetensors, given with --weights (epoch"))
+        return snprintf(msg, cap, "--weights: status %d, folder check %d (%s), results.csv %s "
+                        "the trained run's; output:\n%s", rc, held, bad ? bad : "-",
+                        na && na == nb && !memcmp(a, b, na) ? "equals" : "differs from", out),
+               1;
+    snprintf(args, sizeof args, "--quick --out %s/x --weights %s/none.safetensors", o, o);
+    rc = run_demo(args);
+    if (rc != 1 || !strstr(out, "/none.safetensors") || strstr(out, "simulating"))
+        return snprintf(msg, cap, "--weights of a missing file: status %d, output:\n%s", rc, out), 1;
+    return 0;
+}
+
 TEST(uncertainty_demo_quick_report)
 {
     if (!ds_has_feature("plot")) SKIP("needs plotting support (built with NO_PLOT=1)");
     if (access(demo_bin(), X_OK) != 0)
         SKIP("%s not built (make test builds it)", demo_bin());
-    const char *d = tmpdir();
+    char dir[256];
+    const char *d = test_tmpdir(dir, sizeof dir, "uqdemo");
     CHECK(d);
     char args[600], o[400], p[700];
     snprintf(o, sizeof o, "%s/a/b", d);   /* a folder the demo must create */
@@ -118,12 +149,8 @@ TEST(uncertainty_demo_quick_report)
     CHECK(held == 0);
     CHECK_OK(check_results(o, msg_, cap_));
     snprintf(p, sizeof p, "%s/results.md", o);
-    FILE *f = fopen(p, "r");
-    CHECK(f);
     static char md[1 << 15];
-    size_t n = fread(md, 1, sizeof md - 1, f);
-    md[n] = 0;
-    fclose(f);
+    CHECK(read_all(p, md, sizeof md) > 0);
     const char *parts[] = {"**Test sets, 8 symmetries combined, 100 galaxies per SNR bin (e1 "
                            "and e2 pooled)**",
                            "**The stamp as it is (one orientation), 100 galaxies per SNR bin",
@@ -147,12 +174,13 @@ TEST(uncertainty_demo_quick_report)
     ds_net_free(net);
     if (st != DS_OK || !gauss)
         FAIL("cnn_uq.safetensors: load %s, gaussian output %d", ds_status_name(st), gauss);
+    CHECK_OK(check_measure_only(o, msg_, cap_));
     const char *v = strstr(out, "mean sigma_e grows");
     snprintf(msg_, cap_, "%.170s", v ? v : "");
     char *nl = strchr(msg_, '\n');
     if (nl)
         *nl = 0;
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
 
@@ -180,7 +208,8 @@ TEST(uncertainty_demo_bad_flags)
             FAIL("uncertainty_demo %s: status %d (expected 2), output lacks \"%s\" or the "
                  "usage:\n%s", bad[i].args, rc, bad[i].text, out);
     }
-    const char *d = tmpdir();
+    char dir[256];
+    const char *d = test_tmpdir(dir, sizeof dir, "uqdemo");
     CHECK(d);
     char args[600];
     snprintf(args, sizeof args, "--quick --out %s --model examples/ellipticity.model", d);
@@ -191,6 +220,6 @@ TEST(uncertainty_demo_bad_flags)
                                 "mean has 2 values (e1, e2)") ||
         strstr(out, "simulating"))
         FAIL("a model without a gaussian_nll head: status %d, output:\n%s", rc, out);
-    rm_rf(d);
+    test_rm_rf(d);
     return TEST_PASS;
 }
