@@ -365,7 +365,7 @@ TEST(cli_eval_uncertainty_ensemble_and_classes)
 }
 
 /* predict --classes with --mc and with an ensemble: each class's mean and std, and the
- * argmax of the means. */
+ * argmax of the means; without --classes, the mean and std of the probabilities. */
 TEST(cli_predict_classes_pooled)
 {
     const char *d = test_tmpdir(dir, sizeof dir, "cliuq");
@@ -397,6 +397,20 @@ TEST(cli_predict_classes_pooled)
                 best = k;
         CHECK_NEAR(v[0] + v[2] + v[4], 1.0, 1e-5);
         CHECK(v[6] == (float)best && v[1] >= 0);
+    }
+    ds_tensor_free(p);
+    /* without --classes: the pooled mean and std of the probabilities, not of the logits */
+    CHECK_RUN(0, "predict %s/cls.model --weights %s/c.m0.safetensors --data %s/xc.npy "
+              "--mc 8 -o %s/pl.npy", d, d, d, d);
+    CHECK_OUT("output 'p': a classifier's draws, pooled as probabilities");
+    snprintf(path, sizeof path, "%s/pl.npy", d);
+    CHECK(ds_npy_load(path, &p) == DS_OK && ds_tensor_ndim(p) == 3 &&
+          ds_tensor_shape(p)[0] == 60 && ds_tensor_shape(p)[1] == 3 && ds_tensor_shape(p)[2] == 2);
+    for (int i = 0; i < 60; i++) {
+        const float *v = ds_tensor_data(p) + 6 * i;   /* [class][mean, std] */
+        CHECK_NEAR(v[0] + v[2] + v[4], 1.0, 1e-5);
+        for (int k = 0; k < 3; k++)
+            CHECK(v[2 * k] >= 0 && v[2 * k] <= 1 && v[2 * k + 1] >= 0 && v[2 * k + 1] <= 0.5);
     }
     ds_tensor_free(p);
     CHECK_RUN(1, "predict %s/drop.model --weights %s/c.m0.safetensors --data %s/x.npy --mc 3 "

@@ -230,7 +230,7 @@ int cli_predict_uq(const cli_cmd *c, ds_net *n, ds_feed *f, const cli_uq_job *j)
     int k = cli_values(c, "weights", &w), no = ds_net_output_count(n), rc = 0;
     ds_uq_opts o = {.passes = j->passes > 0 ? (int)j->passes : 1, .seed = j->seed,
                     .batch = j->batch, .keep_draws = j->samples != NULL,
-                    .probs = j->classes};
+                    .probs = 1};   /* averaging logits is not the predictive mean */
     ds_uq_output u[DS_FEED_MAX] = {{0}};
     ds_status st;
     if (k > 1) {
@@ -259,8 +259,10 @@ int cli_predict_uq(const cli_cmd *c, ds_net *n, ds_feed *f, const cli_uq_job *j)
     }
     for (int i = 0; i < no && !rc; i++) {
         const char *name = ds_net_output_name(n, i), *path = j->outs[j->which[i]].path;
-        rc = u[i].classes ? write_pooled_classes(name, &u[i], path)
-                          : write_pooled(name, &u[i], path);
+        if (u[i].classes && !j->classes)
+            fprintf(stderr, "output '%s': a classifier's draws, pooled as probabilities\n", name);
+        rc = u[i].classes && j->classes ? write_pooled_classes(name, &u[i], path)
+                                        : write_pooled(name, &u[i], path);
         if (!rc && j->samples)
             rc = write_draws(name, &u[i], j->samples[j->swhich[i]].path);
     }
