@@ -74,6 +74,10 @@ const char *test_tmpdir(char *buf, size_t cap, const char *tag);
 void test_rm_rf(const char *d);
 /* Writes text to the file path. 0, or nonzero when it cannot. */
 int test_write_text(const char *path, const char *text);
+/* "dir/name", in one of 8 rotating static buffers (so a call may pass several). */
+const char *test_at(const char *dir, const char *name);
+/* Writes text to dir/name: test_write_text(test_at(dir, name), text). */
+int test_write_in(const char *dir, const char *name, const char *text);
 /* Whether folder dir holds exactly the n files named (dot files aside): 0; 1 with *name the
  * first named file missing; 2 with *name the first file not named (valid until the next
  * call); 3 if the folder cannot be read. */

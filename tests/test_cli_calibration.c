@@ -12,12 +12,7 @@
 
 static char dir[256];
 
-static int write_text(const char *name, const char *text)
-{
-    char p[400];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    return test_write_text(p, text);
-}
+static int write_text(const char *name, const char *text) { return test_write_in(dir, name, text); }
 
 /* Saves rows [i0, i0 + n) of t (samples first) as dir/name. */
 static int save_rows(ds_tensor *t, int64_t i0, int64_t n, const char *name)

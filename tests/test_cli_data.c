@@ -19,37 +19,10 @@
 static char dir[64];
 
 
-static int make_dir(void)
-{
-    snprintf(dir, sizeof dir, "/tmp/ds_cli_data_XXXXXX");
-    return mkdtemp(dir) ? 0 : 1;
-}
-
-static void rm_dir(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
-}
-
-static const char *at(const char *name)
-{
-    static char bufs[4][600];
-    static int k;
-    char *b = bufs[k++ & 3];
-    snprintf(b, sizeof bufs[0], "%s/%s", dir, name);
-    return b;
-}
-
-static int write_text(const char *name, const char *text)
-{
-    FILE *f = fopen(at(name), "w");
-    if (!f)
-        return 1;
-    fputs(text, f);
-    return fclose(f);
-}
+static int make_dir(void) { return test_tmpdir(dir, sizeof dir, "cli_data") ? 0 : 1; }
+static void rm_dir(void) { test_rm_rf(dir); }
+static const char *at(const char *name) { return test_at(dir, name); }
+static int write_text(const char *name, const char *text) { return test_write_in(dir, name, text); }
 
 static int write_gz(const char *name, const char *text)
 {

@@ -12,28 +12,9 @@
 #include <unistd.h>
 
 /* A fresh directory under /tmp for this test; removed (with its files) by rm_tmpdir. */
-static char *make_tmpdir(char *buf, size_t cap)
-{
-    snprintf(buf, cap, "/tmp/ds_test_io_XXXXXX");
-    return mkdtemp(buf);
-}
+static char *make_tmpdir(char *buf, size_t cap) { return (char *)test_tmpdir(buf, cap, "io"); }
 
-static void rm_tmpdir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    char p[1024];
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            if (remove(p) != 0)
-                rmdir(p);
-        }
-    closedir(d);
-    rmdir(dir);
-}
+static void rm_tmpdir(const char *dir) { test_rm_rf(dir); }
 
 static int count_files(const char *dir)
 {

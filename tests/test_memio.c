@@ -15,26 +15,9 @@
 
 /* ---- helpers ---- */
 
-static int make_dir(char *dir, size_t cap)
-{
-    snprintf(dir, cap, "/tmp/ds_memio_XXXXXX");
-    return mkdtemp(dir) ? 0 : 1;
-}
+static int make_dir(char *dir, size_t cap) { return test_tmpdir(dir, cap, "memio") ? 0 : 1; }
 
-static void rm_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    char p[600];
-    for (struct dirent *e; (e = readdir(d));)
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            remove(p);
-        }
-    closedir(d);
-    rmdir(dir);
-}
+static void rm_dir(const char *dir) { test_rm_rf(dir); }
 
 static const char *in_dir(const char *dir, const char *name)
 {

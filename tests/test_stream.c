@@ -14,19 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
-static char *make_tmpdir(char *buf, size_t cap)
-{
-    snprintf(buf, cap, "/tmp/ds_stream_XXXXXX");
-    return mkdtemp(buf);
-}
+static char *make_tmpdir(char *buf, size_t cap) { return (char *)test_tmpdir(buf, cap, "stream"); }
 
-static void rm_tmpdir(const char *dir)
-{
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
-}
+static void rm_tmpdir(const char *dir) { test_rm_rf(dir); }
 
 static const char *at(const char *dir, const char *name)
 {

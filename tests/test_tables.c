@@ -17,25 +17,9 @@
 
 static char dir[64];
 
-static int make_dir(void)
-{
-    snprintf(dir, sizeof dir, "/tmp/ds_tables_XXXXXX");
-    return mkdtemp(dir) ? 0 : 1;
-}
+static int make_dir(void) { return test_tmpdir(dir, sizeof dir, "tables") ? 0 : 1; }
 
-static void rm_dir(void)
-{
-    DIR *d = opendir(dir);
-    char p[600];
-    for (struct dirent *e; d && (e = readdir(d));)
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            remove(p);
-        }
-    if (d)
-        closedir(d);
-    rmdir(dir);
-}
+static void rm_dir(void) { test_rm_rf(dir); }
 
 static const char *at(const char *name)
 {

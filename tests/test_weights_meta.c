@@ -230,13 +230,7 @@ static void expected_line(const char *dir, const char *name, char *buf, size_t c
 
 static int write_text(const char *dir, const char *name, const char *text)
 {
-    char p[256];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    FILE *f = fopen(p, "w");
-    if (!f)
-        return 1;
-    fputs(text, f);
-    return fclose(f) != 0;
+    return test_write_in(dir, name, text);
 }
 
 #define TRAIN "train m.model --data x.npy --labels y.npy --val-split 0.25 --batch-size 16 " \

@@ -32,6 +32,20 @@ int test_write_text(const char *path, const char *text)
     return fclose(f);
 }
 
+const char *test_at(const char *dir, const char *name)
+{
+    static char bufs[8][600];
+    static int k;
+    char *b = bufs[k++ & 7];
+    snprintf(b, sizeof bufs[0], "%s/%s", dir, name);
+    return b;
+}
+
+int test_write_in(const char *dir, const char *name, const char *text)
+{
+    return test_write_text(test_at(dir, name), text);
+}
+
 void fill_uniform(float *x, int64_t n, float lo, float hi, ds_rng *r)
 {
     for (int64_t i = 0; i < n; i++)
