@@ -1620,6 +1620,33 @@ DS_API ds_status ds_galaxy_render_sampled(const ds_galaxy *g, int size, int over
 /* The PSF alone, integrated over pixels and centred on the stamp centre, unit total flux
  * (the sum over the stamp). Every kind; the optical PSF through its OTF. */
 DS_API ds_status ds_psf_render(const ds_psf *psf, int size, float *img);
+
+/* Strong lensing (lens.c). A singular isothermal ellipsoid (SIE) with external shear: the
+ * convergence is kappa = theta_e / (2 sqrt(q x'^2 + y'^2 / q)) in the frame of its major
+ * axis x' (the intermediate-axis normalization: the ellipse q x'^2 + y'^2 / q = theta_e^2
+ * has area pi theta_e^2 and mean convergence 1), the deflection Kormann et al. (1994)'s;
+ * q = 1 is the singular isothermal sphere (SIS), deflecting by theta_e toward the centre.
+ * The external shear adds (gamma1 x + gamma2 y, gamma2 x - gamma1 y) about the lens
+ * centre. Lens equation: beta = theta - alpha(theta). */
+typedef struct {
+    double theta_e;          /* Einstein radius, pixels (> 0) */
+    double q;                /* axis ratio of the mass, (0, 1] */
+    double phi;              /* major-axis angle, radians counter-clockwise from +x */
+    double dx, dy;           /* centre, pixels from the stamp centre */
+    double gamma1, gamma2;   /* external shear, |gamma| < 1 */
+} ds_lens;
+/* The deflection (ax[i], ay[i]) at the n points (x[i], y[i]), pixels from the stamp
+ * centre. */
+DS_API ds_status ds_lens_deflect(const ds_lens *l, int64_t n, const double *x, const double *y,
+                                 double *ax, double *ay);
+/* The source src (a Sersic galaxy in the source plane: its dx, dy from the stamp centre)
+ * lensed by l, noiseless: surface brightness traced back through the lens equation at 2 x 2
+ * points in each of oversample^2 sub-cells per pixel (more if the PSF needs them), then
+ * convolved with psf (NULL or DS_PSF_NONE: none) and summed over each pixel, into img
+ * (size x size). The lens's own light is not included (render it with ds_galaxy_render).
+ * Thin arcs want oversample >= 4 / (the source's half-light radius in pixels). */
+DS_API ds_status ds_lens_render(const ds_lens *l, const ds_galaxy *src, const ds_psf *psf,
+                                int size, int oversample, float *img);
 /* GalSim's signal-to-noise: sqrt(sum of noiseless pixel values squared) / sky_sigma. */
 DS_API double    ds_image_snr(const float *img, int64_t npix, double sky_sigma);
 /* Adds Gaussian sky noise of standard deviation sky_sigma and, if gain > 0, Poisson noise of

@@ -1,5 +1,5 @@
 /* sim.h - private pieces shared by the galaxy simulator (sersic.c, psf.c, optics.c, sim.c,
- * shear.c). */
+ * shear.c, lens.c). */
 #ifndef DS_ASTRO_SIM_H
 #define DS_ASTRO_SIM_H
 
@@ -47,6 +47,12 @@ ds_status dsi_optical_convolve(const ds_psf *psf, int size, int k, int m, const 
  * at the centre. Poisson summation of the OTF: exact up to the wrap-around of the periodic
  * grid (period >= 2 size pixels). */
 ds_status dsi_optical_image(const ds_psf *psf, int size, int integrate, double *acc);
+
+/* ---- Sersic profiles (sersic.c) ---- */
+/* out[i] = the surface brightness of g (flux per square pixel) at (x[i], y[i]), pixels from
+ * the stamp centre, g's centre at (g->dx, g->dy). DS_ERR_ARG naming who for a bad galaxy. */
+ds_status dsi_sersic_eval(const ds_galaxy *g, int64_t n, const double *x, const double *y,
+                          double *out, const char *who);
 
 /* ---- shear (shear.c) ---- */
 /* DS_ERR_ARG naming the option: |g| >= 1, a negative or >= 1/sqrt(2) cycle amplitude, a
