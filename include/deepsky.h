@@ -1621,6 +1621,48 @@ DS_API ds_status ds_galaxy_render_sampled(const ds_galaxy *g, int size, int over
  * (the sum over the stamp). Every kind; the optical PSF through its OTF. */
 DS_API ds_status ds_psf_render(const ds_psf *psf, int size, float *img);
 
+/* Photometry for photometric redshifts (photometry.c). Five analytic spectral templates
+ * in the manner of Coleman, Wu and Weedman (1980): type 0 E, 1 Sbc, 2 Scd, 3 Irr, 4 SB
+ * (starburst): a continuum ln f_nu = slope x - curv x^2, x = ln(lambda / 5500 A) (turning
+ * over in the near infrared), a 4000 A break, a UV slope and emission lines ([OII],
+ * H-beta, [OIII], H-alpha) growing from E to SB. A galaxy's type is
+ * a number in [0, 4], mixing the two templates around it in flux. Redshifted over 0-3 with
+ * the intergalactic Lyman-alpha and -beta forests (Madau 1995) and no flux below the Lyman
+ * limit, and
+ * observed in six LSST-like bands ugrizy (top hats between 3200, 4000, 5520, 6910, 8180,
+ * 9220 and 10600 A with 40 A shoulders) as AB magnitudes (synthetic photometry: the
+ * filter-weighted mean of f_nu over d lambda / lambda). */
+#define DS_PHOTO_BANDS 6
+#define DS_PHOTO_TYPES 5
+typedef struct {
+    int64_t count;
+    uint64_t seed;
+    double mag_min, mag_max;     /* i-band magnitudes drawn from counts ~ 10^(0.3 m) */
+    double z_max;                /* in (0, 3] */
+    double depth[DS_PHOTO_BANDS];   /* 5-sigma AB depths, ugrizy; 0: 25.6, 26.9, 26.9,
+                                     * 26.4, 25.6, 24.8 (about LSST's ten years) */
+} ds_photo_opts;
+DS_API const char *const *ds_photo_bands(void);          /* "u" .. "y", NULL-terminated */
+DS_API const char *ds_photo_type_name(int type);          /* "E" .. "SB"; NULL outside */
+/* The template's f_nu (arbitrary units) at rest-frame wavelength lambda (Angstrom); NaN for
+ * a type outside 0..4. */
+DS_API double ds_photo_sed(int type, double lambda_rest);
+/* Band b's transmission (0..1) at wavelength lambda (Angstrom); NaN outside 0..5. */
+DS_API double ds_photo_filter(int band, double lambda);
+/* Noiseless magnitudes relative to i (mags[3] = 0) of a galaxy of type in [0, 4] at z in
+ * [0, 3]: tabulated every 4.6e-4 in ln(1 + z), linear between. */
+DS_API ds_status ds_photo_colours(double type, double z, double *mags);
+/* count galaxies: i-band magnitude from counts ~ 10^(0.3 m) in [mag_min, mag_max], a type
+ * mix growing bluer with magnitude, z from p(z | m) ~ z^2 exp(-(z / z_m)^1.5) with z_m =
+ * 0.18 + 0.07 (m - 18) (Benitez 2000's form) below z_max. *mags [count, 12]: the observed
+ * magnitudes ugrizy (Gaussian flux noise from the depths) then their errors (1.0857 sigma
+ * / flux); a flux below its 1-sigma error is a non-detection, given as the 1-sigma limit
+ * with error 1.0857. *truth [count, 3]: redshift, type, the true i magnitude. The same
+ * seed gives the same tables at any thread count. */
+DS_API ds_status ds_sim_photometry(const ds_photo_opts *o, ds_tensor **mags, ds_tensor **truth);
+DS_API const char *const *ds_photo_columns(void);        /* mag_u .. err_y */
+DS_API const char *const *ds_photo_truth_columns(void);  /* redshift, type, mag_i_true */
+
 /* Strong lensing (lens.c). A singular isothermal ellipsoid (SIE) with external shear: the
  * convergence is kappa = theta_e / (2 sqrt(q x'^2 + y'^2 / q)) in the frame of its major
  * axis x' (the intermediate-axis normalization: the ellipse q x'^2 + y'^2 / q = theta_e^2
