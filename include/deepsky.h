@@ -1868,6 +1868,8 @@ DS_API ds_status ds_classic_split(const ds_tensor *y, int64_t n, double fraction
 DS_API const char     *ds_classic_method(const ds_classic *m);
 DS_API ds_classic_task ds_classic_task_of(const ds_classic *m);   /* AUTO before fit */
 DS_API int64_t         ds_classic_classes(const ds_classic *m);   /* K, or 0 */
+/* The sample shape the model was fitted on into shape (DS_MAX_DIMS - 1 values); its rank. */
+DS_API int             ds_classic_input_shape(const ds_classic *m, int64_t *shape);
 /* A fitted array by name ("coef", "intercept", "components", "centers", ...; see README),
  * borrowed until the model is freed; NULL if absent. */
 DS_API const ds_tensor *ds_classic_array(const ds_classic *m, const char *name);

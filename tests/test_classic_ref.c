@@ -5,6 +5,7 @@
  * features to 1e-4. DS_CLASSIC_FIGURES=1 prints the figures measured. */
 #include "test.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 
 #define FIX "tests/fixtures/classic/"

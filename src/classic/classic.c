@@ -568,6 +568,12 @@ const char *ds_classic_method(const ds_classic *m) { return m->method->name; }
 ds_classic_task ds_classic_task_of(const ds_classic *m) { return m->task; }
 int64_t ds_classic_classes(const ds_classic *m) { return m->classes; }
 
+int ds_classic_input_shape(const ds_classic *m, int64_t *shape)
+{
+    memcpy(shape, m->in_shape, (size_t)m->in_ndim * sizeof *shape);
+    return m->in_ndim;
+}
+
 const ds_tensor *ds_classic_array(const ds_classic *m, const char *name)
 {
     return ds_tensor_set_get(m->arrays, name);

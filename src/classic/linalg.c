@@ -92,7 +92,7 @@ bool dsi_chol_solve(double *a, int64_t n, double *b)
             return false;
         d = sqrt(d);
         a[j * n + j] = d;
-#pragma omp parallel for schedule(static) if (n - j > 256)
+#pragma omp parallel for schedule(static) if ((n - j) * j > 1 << 20)
         for (int64_t i = j + 1; i < n; i++) {
             double s = a[i * n + j];
             for (int64_t k = 0; k < j; k++)

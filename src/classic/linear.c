@@ -27,7 +27,7 @@ static double logit_eval(logit_ctx *c, const double *theta, double *g)
     int64_t n = d->n, K = c->K, F = c->F;
     const double *W = theta, *b = theta + K * F;
     double loss = 0;
-#pragma omp parallel for schedule(static) if (n * K * F > 1 << 16)
+#pragma omp parallel for schedule(static) if (n * K * F > 1 << 20)
     for (int64_t ch = 0; ch < dsi_chunks(n); ch++) {
         double part = 0;
         for (int64_t i = ch * DSI_CHUNK; i < n && i < (ch + 1) * DSI_CHUNK; i++) {
@@ -55,7 +55,7 @@ static double logit_eval(logit_ctx *c, const double *theta, double *g)
     for (int64_t a = 0; a < K * F; a++)
         reg += W[a] * W[a];
     double inv_n = 1.0 / (double)n, lam = 1.0 / (c->C * (double)n);
-#pragma omp parallel for schedule(static) if (n * K * F > 1 << 16)
+#pragma omp parallel for schedule(static) if (n * K * F > 1 << 20)
     for (int64_t j = 0; j <= F; j++) {   /* column j of the gradient (F: the intercepts) */
         for (int64_t k = 0; k < K; k++) {
             double s = 0;
@@ -158,34 +158,44 @@ static int lbfgs(logit_ctx *c, double *theta, int64_t P, int max_iter, double to
 }
 
 /* The Hessian of logit_eval at the probabilities of its last call (P = probs - onehot, so
- * the probabilities are P + onehot), plus the penalty, into H [Q, Q], Q = K (F + 1). */
-static void logit_hessian(const logit_ctx *c, double *H, int64_t Q)
+ * the probabilities are P + onehot), plus the penalty, into H [Q, Q], Q = K (F + 1), laid
+ * out per class as [w_k, b_k]. Block (k, l) is (1/n) sum_i c_i x~_i x~_i^T with x~ = (x, 1)
+ * and c_i = p_k (delta_kl - p_l): c >= 0 on the diagonal, <= 0 off it, so each block is
+ * -+ A A^T with A's column i = sqrt(|c_i|) x~_i: one syrk (BLAS) per block and chunk of
+ * samples, in a fixed order. A: F1 x HESS_CHUNK doubles, blk: F1 x F1. */
+#define HESS_CHUNK 2048
+static void logit_hessian(const logit_ctx *c, double *H, int64_t Q, double *A, double *blk)
 {
     const dsi_classic_data *d = c->d;
     int64_t n = d->n, K = c->K, F = c->F, F1 = F + 1;
     double inv_n = 1.0 / (double)n, lam = 1.0 / (c->C * (double)n);
-#pragma omp parallel for schedule(dynamic, 4) if (n * Q > 1 << 14)
-    for (int64_t r = 0; r < Q; r++) {   /* row r: class k, feature j (j = F: intercept) */
-        int64_t k = r / F1, j = r % F1;
-        double *h = H + r * Q;
-        memset(h, 0, (size_t)Q * sizeof *h);
-        for (int64_t i = 0; i < n; i++) {
-            const float *x = d->x + i * F;
-            const double *p = c->P + i * K;
-            double pk = p[k] + (k == d->cls[i]), xj = j < F ? x[j] : 1.0;
-            for (int64_t l = 0; l < K; l++) {
-                double pl = p[l] + (l == d->cls[i]);
-                double w = pk * ((k == l) - pl) * xj;
-                double *hl = h + l * F1;
-                for (int64_t q = 0; q < F; q++)
-                    hl[q] += w * x[q];
-                hl[F] += w;
+    for (int64_t k = 0; k < K; k++)
+        for (int64_t l = 0; l <= k; l++) {
+            memset(blk, 0, (size_t)(F1 * F1) * sizeof *blk);
+            for (int64_t i0 = 0; i0 < n; i0 += HESS_CHUNK) {
+                int64_t m = n - i0 < HESS_CHUNK ? n - i0 : HESS_CHUNK;
+                for (int64_t i = 0; i < m; i++) {
+                    const double *p = c->P + (i0 + i) * K;
+                    int64_t y = d->cls[i0 + i];
+                    double pk = p[k] + (k == y), pl = p[l] + (l == y);
+                    double s = sqrt(fabs(pk * ((k == l) - pl)));
+                    const float *x = d->x + (i0 + i) * F;
+                    for (int64_t q = 0; q < F; q++)
+                        A[q * m + i] = s * x[q];
+                    A[F * m + i] = s;
+                }
+                dsi_dsyrk_ln(F1, m, A, m, blk, F1);   /* blk -= A A^T (lower triangle) */
             }
+            double sign = k == l ? -inv_n : inv_n;
+            for (int64_t a = 0; a < F1; a++)
+                for (int64_t b = 0; b <= a; b++) {
+                    double v = sign * blk[a * F1 + b];
+                    H[(k * F1 + a) * Q + l * F1 + b] = H[(l * F1 + b) * Q + k * F1 + a] = v;
+                    H[(k * F1 + b) * Q + l * F1 + a] = H[(l * F1 + a) * Q + k * F1 + b] = v;
+                }
         }
-        for (int64_t q = 0; q < Q; q++)
-            h[q] *= inv_n;
-        h[r] += j < F ? lam : 1e-10;   /* the intercepts' shift along all classes is free */
-    }
+    for (int64_t r = 0; r < Q; r++)   /* the intercepts' shift along all classes is free */
+        H[r * Q + r] += r % F1 < F ? lam : 1e-10;
 }
 
 /* Newton's method with a backtracking line search. theta's layout: [W (K x F), b (K)]; the
@@ -194,10 +204,11 @@ static int newton(logit_ctx *c, double *theta, int64_t Q, int max_iter, double t
 {
     int64_t K = c->K, F = c->F, F1 = F + 1;
     double *g = buf, *dir = g + Q, *work = dir + Q, *gnew = work + Q, *H = gnew + Q;
+    double *A = H + Q * Q, *blk = A + F1 * HESS_CHUNK;
     double f = logit_eval(c, theta, g);
     int it = 0;
     for (; it < max_iter && max_abs(g, Q) > tol; it++) {
-        logit_hessian(c, H, Q);
+        logit_hessian(c, H, Q, A, blk);
         for (int64_t k = 0; k < K; k++) {
             for (int64_t j = 0; j < F; j++)
                 dir[k * F1 + j] = -g[k * F + j];
@@ -229,7 +240,9 @@ static ds_status logistic_fit(ds_classic *m, const dsi_classic_data *d, uint64_t
         return dsi_fail(DS_ERR_ARG, "logistic: solver newton would build a Hessian of %lld x "
                         "%lld for %lld classes and %lld features: use solver=lbfgs",
                         (long long)P, (long long)P, (long long)K, (long long)F);
-    size_t work = (size_t)P * (nt ? 4 + (size_t)P : 4 + 20);
+    size_t F1 = (size_t)F + 1;
+    size_t work = nt ? (size_t)P * (4 + (size_t)P) + F1 * (HESS_CHUNK + F1)
+                     : (size_t)P * (4 + 20);
     double *theta = calloc((size_t)P, sizeof *theta), *buf = malloc(work * sizeof *buf);
     logit_ctx c = {d, K, F, dsi_classic_num(m, "C"), malloc((size_t)(d->n * K) * sizeof(double)),
                    malloc((size_t)dsi_chunks(d->n) * sizeof(double))};

@@ -93,8 +93,8 @@ static void job_free(job *j)
 static int set_tensors(cli_data *d, ds_tensor **x, ds_tensor **y)
 {
     if (d->nx != 1 || d->ny > 1) {
-        fprintf(stderr, "deepsky: error: classic models read one data file and one labels "
-                "file\n");
+        fprintf(stderr, "deepsky: error: --%s: classic models read one data file and one set "
+                "of labels, not %d and %d\n", d->xopt, d->nx, d->ny);
         return 1;
     }
     if (cli_nan_fill(d, &d->x[0]))
