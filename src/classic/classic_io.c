@@ -186,8 +186,9 @@ static ds_status read_shape(ds_classic *m, const dsi_json *h, const char *file)
     return DS_OK;
 }
 
-/* The arrays of the set under prefix into m->arrays. */
-static ds_status take_arrays(ds_classic *m, const ds_tensor_set *s, const char *prefix)
+/* The arrays of the set under prefix into m->arrays; every value must be finite. */
+static ds_status take_arrays(ds_classic *m, const ds_tensor_set *s, const char *prefix,
+                             const char *file)
 {
     size_t len = strlen(prefix);
     for (int i = 0; i < ds_tensor_set_count(s); i++) {
@@ -195,6 +196,10 @@ static ds_status take_arrays(ds_classic *m, const ds_tensor_set *s, const char *
         const ds_tensor *t = ds_tensor_set_at(s, i);
         if (strncmp(name, prefix, len))
             continue;
+        for (int64_t k = 0; k < t->numel; k++)
+            if (!isfinite(t->data[k]))
+                return dsi_fail(DS_ERR_FORMAT, "%s: classic model: array '%s' holds %g at %lld",
+                                file, name, t->data[k], (long long)k);
         ds_status st = dsi_classic_put(m, name + len, t->ndim, t->shape, t->data);
         if (st)
             return st;
@@ -236,7 +241,7 @@ static ds_status read_transform(ds_classic *m, const char *tr, const ds_tensor_s
     t->task = DS_CLASSIC_TRANSFORM;
     t->in_ndim = 1;
     t->in_shape[0] = t->features_out = t->features_in = m->features_out;
-    ds_status st = take_arrays(t, s, "transform.");
+    ds_status st = take_arrays(t, s, "transform.", file);
     if (!st)
         st = t->method->check(t, file);
     t->fitted = !st;
@@ -284,7 +289,7 @@ static ds_status from_header(const dsi_json *h, const ds_tensor_set *s, const ch
                              : m->features_out) != m->features_in)
         st = bad(file, "\"features_in\" is not what the scaling and transform give");
     if (!st)
-        st = take_arrays(m, s, "model.");
+        st = take_arrays(m, s, "model.", file);
     if (!st)
         st = m->method->check(m, file);
     m->fitted = !st;

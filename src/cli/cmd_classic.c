@@ -197,7 +197,10 @@ static int train_run(const cli_cmd *c, job *j, double vsplit, bool vlast, long s
         return cli_fail();
     clock_gettime(CLOCK_MONOTONIC, &t1);
     print_fit(j->m, x, (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
-    if ((rc = report(j->m, "training set", x, y)))
+    if (!strcmp(ds_classic_method(j->m), "knn"))   /* it remembers them: no measure, and slow */
+        printf("\ntraining set: not evaluated (knn holds the training samples; give --val or "
+               "--val-split)\n");
+    else if ((rc = report(j->m, "training set", x, y)))
         return rc;
     if (vx && (rc = report(j->m, "validation set", vx, vy)))
         return rc;
