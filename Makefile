@@ -76,7 +76,7 @@ CFLAGS_LIB  := -fPIC -fvisibility=hidden -fno-semantic-interposition -DDS_BUILDI
 CFLAGS_TEST := $(CFLAGS_COMMON) $(ARCH) -O1 -g -DDS_DEBUG -fsanitize=address,undefined \
                -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
-LIB_SRC  := $(sort $(wildcard src/*.c src/ops/*.c src/layers/*.c src/optim/*.c src/io/*.c src/plot/*.c src/net/*.c src/astro/*.c src/blas/*.c))
+LIB_SRC  := $(sort $(wildcard src/*.c src/ops/*.c src/layers/*.c src/optim/*.c src/io/*.c src/plot/*.c src/net/*.c src/astro/*.c src/blas/*.c src/classic/*.c))
 ifeq ($(NO_FITS),1)
 LIB_SRC  := $(filter-out src/io/fits.c src/io/fits_check.c,$(LIB_SRC))
 else
@@ -157,7 +157,7 @@ $(BUILD)/deepsky-test: $(TCLI_OBJ) $(TLIB_OBJ)
 
 # The test runner also replays the fuzz corpora (tests/test_fuzz_corpus.c) through the fuzz
 # targets, which call the command line's dispatcher: its objects come in without main().
-FUZZ_SRC  := fuzz/common.c fuzz/readers.c fuzz/model.c fuzz/cli.c
+FUZZ_SRC  := fuzz/common.c fuzz/readers.c fuzz/model.c fuzz/cli.c fuzz/classic.c
 TFUZZ_OBJ := $(FUZZ_SRC:%.c=$(BUILD)/test/%.o) $(BUILD)/test/src/cli/main-nomain.o \
              $(filter-out $(BUILD)/test/src/cli/main.o,$(TCLI_OBJ))
 
@@ -368,7 +368,7 @@ bench-sgemm:
 # committed corpora with gcc's sanitizers, so CI needs no clang.
 FUZZ_CC      := clang-14
 FUZZ_BUILD   := $(BUILD)/fuzz
-FUZZ_TARGETS := npy safetensors idx csv fits model cli
+FUZZ_TARGETS := npy safetensors idx csv fits model cli classic
 FUZZ         ?= $(FUZZ_TARGETS)
 FUZZ_TIME    ?= 600
 FUZZ_CFLAGS  := -std=c11 $(OMP_FLAG) -fno-math-errno -Iinclude -D_GNU_SOURCE \
@@ -403,7 +403,7 @@ fuzz: fuzz-build
 # replay in make test exercises.
 FUZZ_FILES := src/io/npy.c src/io/safetensors.c src/io/json.c src/io/idx.c src/io/csv.c \
               src/io/fits.c src/io/fits_check.c src/io/array.c src/net/modelfile.c \
-              src/cli/common.c src/cli/main.c
+              src/cli/common.c src/cli/main.c src/classic/classic_io.c
 fuzz-coverage:
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/gcov \
 	    CFLAGS_TEST="$(CFLAGS_COMMON) -O0 -g --coverage" $(BUILD)/gcov/run_tests

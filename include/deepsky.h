@@ -1864,6 +1864,109 @@ typedef struct {
 DS_API ds_status ds_shear_estimate(const float *gal, const float *psf_img, int size,
                                    double sky_var, ds_shear_method method, ds_shear *out);
 
+/* ------------------------------------------------------------------------------------------
+ * Classic machine learning (src/classic/): the baselines beside the networks. A model is a
+ * method (logistic, linear, knn, kmeans, pca, ... listed by ds_classic_method_name) with
+ * hyperparameters given as text, the input's preparation (image features, scaling, a PCA
+ * transform) and the arrays fitted by ds_classic_fit. Results depend only on the data, the
+ * hyperparameters and the seed, never on the thread count.
+ * Model file: safetensors with the fitted arrays ("model.<name>"; "scale.mean"/"scale.std"
+ * of --scale standardize; "transform.<name>" of a PCA transform) and one metadata key,
+ * "deepsky.classic": a JSON object {"format": 1, "method": ..., "task": ..., "params": {name:
+ * text}, "features": ..., "input": [sample shape], "features_out": F, "scale": kind,
+ * "scale_a": text, "transform": "pca:K" or "", "classes": K, "outputs": T, "stats": {name:
+ * text}} (README, "classic model files").
+ * ---------------------------------------------------------------------------------------- */
+typedef struct ds_classic ds_classic;
+/* What a fitted model predicts. DS_CLASSIC_AUTO (the default of methods that do both):
+ * classification when every label is an integer in [0, 65536), else regression. */
+typedef enum {
+    DS_CLASSIC_AUTO = 0,
+    DS_CLASSIC_CLASSIFY,   /* predict: [N, K] class probabilities (or scores) */
+    DS_CLASSIC_REGRESS,    /* predict: [N, T] values */
+    DS_CLASSIC_CLUSTER,    /* predict: [N, K] squared distances to the K centres */
+    DS_CLASSIC_TRANSFORM,  /* predict: [N, C] the data in the C new coordinates */
+} ds_classic_task;
+DS_API const char *ds_classic_task_name(ds_classic_task t);   /* "classify", ... */
+/* The methods: i from 0 while the name is non-NULL. */
+DS_API const char *ds_classic_method_name(int i);
+DS_API const char *ds_classic_method_about(int i);
+/* The hyperparameters of a method (NULL or an unknown name: none): i from 0 while the name
+ * is non-NULL; the default and a help line (static strings). */
+DS_API const char *ds_classic_param_name(const char *method, int i);
+DS_API const char *ds_classic_param_default(const char *method, int i);
+DS_API const char *ds_classic_param_help(const char *method, int i);
+/* A new unfitted model of the method; DS_ERR_ARG listing the methods if unknown. */
+DS_API ds_status ds_classic_create(const char *method, ds_classic **out);
+DS_API void      ds_classic_free(ds_classic *m);   /* NULL is a no-op */
+/* Sets hyperparameter key to value (text, checked: a number in range or one of the words);
+ * DS_ERR_ARG naming the method's hyperparameters if key is not one of them. Before fit. */
+DS_API ds_status ds_classic_set(ds_classic *m, const char *key, const char *value);
+DS_API const char *ds_classic_get(const ds_classic *m, const char *key);  /* NULL: unknown */
+/* The input's preparation, before fit, applied the same by predict:
+ * features: NULL or "" (each sample's values as they are), "pixels" (the same, named),
+ *   "hog[:ORIENTATIONS[:CELL[:BLOCK]]]" (ds_hog, defaults 9:8:3) or "moments" (ds_moments
+ *   of each stamp: flux, sigma, e1, e2, x0 and y0 from the centre, rho4, ok); samples of
+ *   images [N, H, W] or [N, 1, H, W];
+ * scale: as a network's input (ds_scale_kind), statistics from the training data;
+ * transform: NULL or "" (none) or "pca:K": a PCA to K components fitted after scaling. */
+DS_API ds_status ds_classic_set_features(ds_classic *m, const char *features);
+DS_API ds_status ds_classic_set_scaling(ds_classic *m, ds_scale_kind kind, float a);
+DS_API ds_status ds_classic_set_transform(ds_classic *m, const char *transform);
+/* Fits the model on x ([N, ...] samples) and y ([N] or [N, T] labels; NULL for methods
+ * without labels: kmeans, pca). DS_ERR_VALUE for NaN or infinite data, DS_ERR_ARG for
+ * labels a method cannot use (k of knn above N, ...). seed: the method's random draws. */
+DS_API ds_status ds_classic_fit(ds_classic *m, const ds_tensor *x, const ds_tensor *y,
+                                uint64_t seed);
+/* The prediction for x (see ds_classic_task) into a new tensor *out the caller frees. */
+DS_API ds_status ds_classic_predict(const ds_classic *m, const ds_tensor *x, ds_tensor **out);
+/* One value per sample of a prediction p: the class (the highest score), the cluster (the
+ * nearest centre); regression and transforms: NULL (no single value). */
+DS_API ds_tensor *ds_classic_decide(const ds_classic *m, const ds_tensor *p);
+/* The metrics of the model on x and y as the network's eval prints them (accuracy,
+ * precision, recall, confusion matrix, AUROC; RMSE, MAE, bias), clusters (inertia,
+ * silhouette) and transforms (explained variance, reconstruction error); y may be NULL for
+ * the last two. *report is malloc'd; values (if non-NULL) gets the named numbers. */
+DS_API ds_status ds_classic_evaluate(const ds_classic *m, const ds_tensor *x, const ds_tensor *y,
+                                     char **report, ds_tensor_set *values);
+/* The validation samples of a split of n samples as ds_net_split chooses them (is_val: one
+ * byte per sample), stratified by class when y holds one class index per sample (y may be
+ * NULL). */
+DS_API ds_status ds_classic_split(const ds_tensor *y, int64_t n, double fraction, int last,
+                                  uint64_t seed, unsigned char *is_val, ds_split_info *info);
+DS_API const char     *ds_classic_method(const ds_classic *m);
+DS_API ds_classic_task ds_classic_task_of(const ds_classic *m);   /* AUTO before fit */
+DS_API int64_t         ds_classic_classes(const ds_classic *m);   /* K, or 0 */
+/* The sample shape the model was fitted on into shape (DS_MAX_DIMS - 1 values); its rank. */
+DS_API int             ds_classic_input_shape(const ds_classic *m, int64_t *shape);
+/* A fitted array by name ("coef", "intercept", "components", "centers", ...; see README),
+ * borrowed until the model is freed; NULL if absent. */
+DS_API const ds_tensor *ds_classic_array(const ds_classic *m, const char *name);
+/* A statistic of the fit ("inertia", "silhouette", "iterations", ...); NAN if absent. */
+DS_API double ds_classic_stat(const ds_classic *m, const char *name);
+/* The model file (format above), atomic. */
+DS_API ds_status ds_classic_save(const ds_classic *m, const char *path);
+/* Loads a model file; method non-NULL: it must have been saved by that method (else
+ * DS_ERR_ARG naming both). A network's weights, a damaged header or arrays that do not fit
+ * the method give DS_ERR_FORMAT naming the file. */
+DS_API ds_status ds_classic_load(const char *path, const char *method, ds_classic **out);
+DS_API ds_status ds_classic_load_mem(const void *buf, size_t len, const char *name,
+                                     const char *method, ds_classic **out);
+/* Histograms of oriented gradients (Dalal & Triggs) as scikit-image's hog: central
+ * differences (0 on the border), unsigned orientations in `orientations` bins over 180
+ * degrees without interpolation, cells of cell x cell pixels, blocks of block x block cells
+ * moved one cell at a time, each normalized L2-Hys (L2, clipped at 0.2, L2 again; eps 1e-5).
+ * img: rows x cols, row-major. out: ds_hog_size floats, in the order (block row, block
+ * column, cell row, cell column, orientation). DS_ERR_ARG if the image holds no block. */
+typedef struct {
+    int orientations, cell, block;   /* 0: 9, 8, 3 */
+} ds_hog_opts;
+DS_API int64_t   ds_hog_size(int rows, int cols, const ds_hog_opts *o);   /* 0: no block */
+DS_API ds_status ds_hog(const float *img, int rows, int cols, const ds_hog_opts *o, float *out);
+/* The features of images [N, H, W] (or [N, 1, H, W]; "pixels" takes any [N, ...]) by name,
+ * as ds_classic_set_features reads it, into a new [N, F] tensor. */
+DS_API ds_status ds_classic_features(const char *features, const ds_tensor *x, ds_tensor **out);
+
 #ifdef __cplusplus
 }
 #endif

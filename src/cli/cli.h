@@ -135,6 +135,12 @@ typedef struct {
  * Prints the split unless quiet. 0, or 1 (printed). */
 int cli_split_set(const ds_net *n, cli_data *d, const ds_feed *f, const cli_split *how,
                   cli_data *val);
+/* The moving part of cli_split_set, for a split chosen elsewhere (is_val, info). */
+int cli_split_rows(cli_data *d, const unsigned char *is_val, const ds_split_info *info,
+                   const cli_split *how, cli_data *val);
+/* One --scale HOW (none, standardize, per_image, asinh[:A], divide:A) into kind and a;
+ * false after a usage error (cmd_train.c). */
+bool cli_parse_scale(const cli_cmd *c, const char *v, ds_scale_kind *kind, float *a);
 /* Warns (stderr) when the validation labels of a classifier miss a class the training
  * labels have, or have one the training labels lack. ft, fv: the feeds of tr and va. */
 void cli_warn_classes(const ds_net *n, const cli_data *tr, const ds_feed *ft, const cli_data *va,
@@ -276,5 +282,6 @@ int cmd_grad(int argc, char **argv);
 int cmd_sim(int argc, char **argv);
 int cmd_measure(int argc, char **argv);
 int cmd_shear_bias(int argc, char **argv);
+int cmd_classic(int argc, char **argv);
 
 #endif

@@ -80,7 +80,7 @@ static void show(void *ctx, const ds_progress *p)
 }
 
 /* One --scale value's HOW: none|standardize|per_image|asinh[:A]|divide:A */
-static bool parse_scale(const cli_cmd *c, const char *v, ds_scale_kind *kind, float *a)
+bool cli_parse_scale(const cli_cmd *c, const char *v, ds_scale_kind *kind, float *a)
 {
     *a = 1;
     if (!strcmp(v, "none"))
@@ -125,7 +125,7 @@ static bool check_scales(const cli_cmd *c)
         float a;
         cli_split_named(v[i], name, sizeof name, &how);
         plain += !name[0];
-        if (!parse_scale(c, how, &kind, &a))
+        if (!cli_parse_scale(c, how, &kind, &a))
             return false;
     }
     if (plain && n > 1) {
@@ -148,7 +148,7 @@ static int apply_scales(const cli_cmd *c, ds_net *n, const ds_feed *f, ds_stream
         ds_scale_kind kind;
         float a;
         cli_split_named(v[i], name, sizeof name, &how);
-        parse_scale(c, how, &kind, &a);   /* checked before loading */
+        cli_parse_scale(c, how, &kind, &a);   /* checked before loading */
         bool found = false;
         for (int k = 0; k < ds_net_input_count(n); k++) {
             const char *in = ds_net_input_name(n, k);

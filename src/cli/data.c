@@ -390,16 +390,23 @@ int cli_split_set(const ds_net *n, cli_data *d, const ds_feed *f, const cli_spli
                 how->fraction, ds_last_error());
         return 1;
     }
+    int rc = cli_split_rows(d, is_val, &info, how, val);
+    free(is_val);
+    return rc;
+}
+
+int cli_split_rows(cli_data *d, const unsigned char *is_val, const ds_split_info *info,
+                   const cli_split *how, cli_data *val)
+{
     *val = *d;
     val->nx = val->ny = 0;
-    int rc = split_items(d->x, d->nx, is_val, &info, val->x);
+    int rc = split_items(d->x, d->nx, is_val, info, val->x);
     if (!rc)
         val->nx = d->nx;
-    if (!rc && !(rc = split_items(d->y, d->ny, is_val, &info, val->y)))
+    if (!rc && !(rc = split_items(d->y, d->ny, is_val, info, val->y)))
         val->ny = d->ny;
-    free(is_val);
     if (!rc && !how->quiet)
-        print_split(&info, how->fraction, how->last, how->seed);
+        print_split(info, how->fraction, how->last, how->seed);
     return rc;
 }
 

@@ -388,3 +388,14 @@ ds_status dsi_output_classes(const ds_net *n, int i, const ds_tensor *p, bool pr
     *out = c;
     return DS_OK;
 }
+
+/* The metrics of predictions p of labels y outside a network (src/classic/): with classes
+ * K > 0, p holds [N, K] class scores and y [N] class indices; else a regression. */
+ds_status dsi_metrics_report(const ds_tensor *p, const ds_tensor *y, int64_t classes,
+                             dsi_buf *rep, ds_tensor_set *values)
+{
+    if (classes <= 0)
+        return regression(p, y, "", rep, values);
+    dsi_net_target t = {.kind = DSI_LOSS_CCE, .labels = DS_LABELS_INDEX, .classes = classes};
+    return classification(&t, p, y, "", rep, values);
+}

@@ -707,3 +707,14 @@ ds_status ds_net_grad(ds_net *n, const ds_tensor *x, const ds_tensor *y, int eva
     dsi_feed_single(&f, x, "data", n->n_targets ? y : NULL, "labels");
     return ds_net_grad_feed(n, &f, eval_bn, s);
 }
+
+/* The classic models' scaling (src/classic/) through the same code as a network input's. */
+ds_status dsi_scaling_fit(dsi_net_input *in, const ds_tensor *x)
+{
+    return in->scale == DS_SCALE_STANDARDIZE ? standardize_stats(in, x) : DS_OK;
+}
+
+ds_status dsi_scaling_apply(const dsi_net_input *in, ds_tensor *x)
+{
+    return preprocess_one(in, x);
+}

@@ -161,4 +161,14 @@ void dsi_calib_to_probs(const ds_net *n, ds_tensor **out);
 const dsi_net_target *dsi_output_classifier(const ds_net *n, int i);
 ds_status dsi_output_classes(const ds_net *n, int i, const ds_tensor *p, bool probs,
                              ds_tensor **out);
+/* Scaling and metrics for the classic models (src/classic/): a network input's scaling
+ * statistics from x (standardize; a no-op otherwise), applied in place; the metrics report
+ * of eval for predictions p of labels y (classes K > 0: p [N, K] scores, y [N] indices). */
+ds_status dsi_scaling_fit(dsi_net_input *in, const ds_tensor *x);
+ds_status dsi_scaling_apply(const dsi_net_input *in, ds_tensor *x);
+/* ds_net_split's choice for N samples of classes cls[N] in [0, K) (NULL: no classes). */
+ds_status dsi_split_samples(int64_t N, const int64_t *cls, int64_t K, double fraction, int last,
+                            uint64_t seed, unsigned char *is_val, ds_split_info *info);
+ds_status dsi_metrics_report(const ds_tensor *p, const ds_tensor *y, int64_t classes,
+                             dsi_buf *rep, ds_tensor_set *values);
 #endif

@@ -128,23 +128,32 @@ ds_status ds_net_split(const ds_net *n, const ds_feed *f, double fraction, int l
     *info = (ds_split_info){0};
     if (st)
         return st;
+    int64_t N = b.n, K = 0, *cls = malloc((size_t)N * sizeof *cls);
+    if (!cls)
+        return dsi_fail(DS_ERR_NOMEM, "out of memory splitting %lld samples", (long long)N);
+    if (last || !(st = ds_net_sample_classes(n, f, cls, &K)))
+        st = dsi_split_samples(N, K ? cls : NULL, K, fraction, last, seed, is_val, info);
+    free(cls);
+    return st;
+}
+
+ds_status dsi_split_samples(int64_t N, const int64_t *cls, int64_t K, double fraction, int last,
+                            uint64_t seed, unsigned char *is_val, ds_split_info *info)
+{
+    ds_status st = DS_OK;
+    *info = (ds_split_info){0};
     if (!(fraction > 0 && fraction < 1))
         return dsi_fail(DS_ERR_ARG, "validation fraction %g is not between 0 and 1", fraction);
-    int64_t N = b.n, K = 0, *cls = malloc((size_t)N * sizeof *cls);
-    int64_t *order = malloc((size_t)N * sizeof *order);
-    if (!cls || !order) {
-        st = dsi_fail(DS_ERR_NOMEM, "out of memory splitting %lld samples", (long long)N);
-        goto done;
-    }
+    int64_t *order = malloc((size_t)(N ? N : 1) * sizeof *order);
+    if (!order)
+        return dsi_fail(DS_ERR_NOMEM, "out of memory splitting %lld samples", (long long)N);
     memset(is_val, 0, (size_t)N);
-    if (!last && (st = ds_net_sample_classes(n, f, cls, &K)))
-        goto done;
     ds_rng r;
     ds_rng_seed(&r, dsi_mix64(seed ^ 0x5b11ULL));
     if (last) {
         for (int64_t i = N - round_share(fraction, N); i < N; i++)
             is_val[i] = 1;
-    } else if (K) {
+    } else if (cls && K) {
         if (!split_classes(&r, cls, N, K, fraction, order, is_val, info)) {
             st = dsi_fail(DS_ERR_NOMEM, "out of memory splitting %lld classes", (long long)K);
             goto done;
@@ -166,7 +175,6 @@ ds_status ds_net_split(const ds_net *n, const ds_feed *f, double fraction, int l
                       info->classes ? " (split by class)" : "", (long long)info->val,
                       (long long)info->train);
 done:
-    free(cls);
     free(order);
     return st;
 }
