@@ -76,7 +76,7 @@ CFLAGS_LIB  := -fPIC -fvisibility=hidden -fno-semantic-interposition -DDS_BUILDI
 CFLAGS_TEST := $(CFLAGS_COMMON) $(ARCH) -O1 -g -DDS_DEBUG -fsanitize=address,undefined \
                -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
-LIB_SRC  := $(sort $(wildcard src/*.c src/ops/*.c src/layers/*.c src/optim/*.c src/io/*.c src/plot/*.c src/net/*.c src/astro/*.c src/blas/*.c))
+LIB_SRC  := $(sort $(wildcard src/*.c src/ops/*.c src/layers/*.c src/optim/*.c src/io/*.c src/plot/*.c src/net/*.c src/astro/*.c src/blas/*.c src/explain/*.c))
 ifeq ($(NO_FITS),1)
 LIB_SRC  := $(filter-out src/io/fits.c src/io/fits_check.c,$(LIB_SRC))
 else
