@@ -108,7 +108,7 @@ $(BUILD)/rel/src/ops/conv_direct.o: XFLAGS := -ffp-contract=fast
 $(BUILD)/test/src/ops/conv_direct.o: XFLAGS := -ffp-contract=fast
 $(LIB_OBJ): XFLAGS += $(CFLAGS_LIB)
 
-.PHONY: all deps test test-minimal check-lib install uninstall bench-sgemm bench-stream bench-cli bench-fashion check-asan check-valgrind fuzz fuzz-build fuzz-coverage demo demo-quick demo-shear demo-psf demo-uncertainty example examples fashion bench bench-quick clean FORCE
+.PHONY: all deps test test-minimal check-lib install uninstall bench-sgemm bench-stream bench-cli bench-fashion check-asan check-valgrind fuzz fuzz-build fuzz-coverage demo demo-quick demo-shear demo-psf demo-uncertainty explain-demo example examples fashion bench bench-quick clean FORCE
 all: $(BUILD)/libdeepsky.a $(BUILD)/libdeepsky.so $(BUILD)/deepsky examples
 
 deps:
@@ -269,6 +269,13 @@ demo-psf: deps
 demo-uncertainty: deps
 	@$(MAKE) --no-print-directory all
 	$(BUILD)/examples/uncertainty_demo --out out/uncertainty
+
+# What the ellipticity CNN looks at (scripts/explain_demo.sh): saliency and integrated
+# gradients of galaxies at SNR 10, 20, 40, 80 and the first-layer filters, in out/explain/.
+# Takes out/ellipticity/cnn.safetensors (make demo) when present, else trains a quick CNN.
+explain-demo: deps
+	@$(MAKE) --no-print-directory $(BUILD)/deepsky
+	BIN=$(BUILD)/deepsky scripts/explain_demo.sh out/explain
 
 # The C API in a few dozen lines: XOR, then a small regression.
 example: deps
