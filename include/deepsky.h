@@ -1911,7 +1911,7 @@ DS_API ds_status ds_explain_feature_maps(ds_net *n, const ds_tensor *x, const ds
  * ([count, input shape]; NULL: Gaussian noise of sigma 0.1 seeded by o->seed), maximizing
  * f - l2 |x|^2 - tv TV(x) for o->steps steps of o->lr, with o->jitter. *images [count,
  * input shape] the final inputs; *scores (may be NULL) [count, steps + 1] the explained
- * value before each step and after the last (unjittered). */
+ * value at each step (of the jittered input) and of the final input. */
 DS_API ds_status ds_explain_class_visualization(ds_net *n, int64_t count, const int64_t *targets,
                                                 const ds_tensor *start, const ds_explain_opts *o,
                                                 ds_tensor **images, ds_tensor **scores);

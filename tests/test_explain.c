@@ -4,6 +4,7 @@
  * visualization, filters and feature maps, determinism at any thread count, bad input. */
 #include "test.h"
 
+#include <cairo.h>
 #include <stdbool.h>
 
 #define KA_SIZE 16
@@ -432,4 +433,76 @@ TEST(explain_bad_input_says_what_is_wrong)
     if (rc && !msg_[0])
         snprintf(msg_, cap_, "a message lacks what it should say: %s", ds_last_error());
     return rc ? TEST_FAIL : TEST_PASS;
+}
+
+/* ---- colour maps (src/plot/plot.c) ---- */
+/* The colour of pixel (x, y) of the decoded PNG s: rgb in 0..255. */
+static void pixel(cairo_surface_t *s, int x, int y, int *rgb)
+{
+    const unsigned char *d = cairo_image_surface_get_data(s);
+    uint32_t v = *(const uint32_t *)(const void *)(d + y * cairo_image_surface_get_stride(s) + 4 * x);
+    for (int c = 0; c < 3; c++)
+        rgb[c] = (int)((v >> (16 - 8 * c)) & 255);
+}
+
+static bool white(const int *c) { return c[0] > 250 && c[1] > 250 && c[2] > 250; }
+
+/* The next run of non-white pixels on row y from x: [*a, *b). 0, or 1 if none. */
+static int run(cairo_surface_t *s, int y, int x, int xmax, int *a, int *b)
+{
+    int c[3];
+    for (pixel(s, x, y, c); x < xmax && white(c); pixel(s, ++x < xmax ? x : xmax - 1, y, c))
+        ;
+    *a = x;
+    for (; x < xmax && (pixel(s, x, y, c), !white(c)); x++)
+        ;
+    *b = x;
+    return *a >= xmax;
+}
+
+TEST(explain_colour_maps_overlay_and_colour_bar)
+{
+    ds_figure *f = ds_figure_create(1, 2, 600, 300);
+    CHECK(f);
+    float img[4] = {-1, 1, -1, 1}, grey[4] = {0.5f, 0.5f, 0.5f, 0.5f}, mag[4] = {0, 1, 0, 1};
+    ds_axes *a = ds_figure_axes(f, 0), *b = ds_figure_axes(f, 1);
+    ds_status st0 = ds_axes_colorbar(a);   /* no image yet */
+    ds_status st1 = ds_axes_image_overlay(a, 2, 2, mag, 0, 0, DS_CMAP_SEQUENTIAL, 0.5);
+    CHECK(st0 == DS_ERR_ARG && st1 == DS_ERR_ARG && strstr(ds_last_error(), "no image"));
+    CHECK(ds_axes_image_cmap(a, 2, 2, img, 0, 0, DS_CMAP_DIVERGING) == DS_OK);
+    CHECK(ds_axes_colorbar(a) == DS_OK);
+    CHECK(ds_axes_image(b, 2, 2, grey, 0, 1, 0) == DS_OK);
+    CHECK(ds_axes_image_overlay(b, 2, 2, mag, 0, 0, DS_CMAP_SEQUENTIAL, 1) == DS_OK);
+    CHECK(ds_axes_image_overlay(b, 1, 2, mag, 0, 0, DS_CMAP_SEQUENTIAL, 1) == DS_ERR_ARG);
+    if (!ds_has_feature("plot")) {
+        ds_figure_free(f);
+        SKIP("needs cairo (built with NO_PLOT=1)");
+    }
+    char d[64], path[96];
+    CHECK(test_tmpdir(d, sizeof d, "explain_plot"));
+    snprintf(path, sizeof path, "%s/c.png", d);
+    ds_status st = ds_figure_save_png(f, path);
+    ds_figure_free(f);
+    cairo_surface_t *s = st ? NULL : cairo_image_surface_create_from_png(path);
+    test_rm_rf(d);
+    CHECK(s && cairo_surface_status(s) == CAIRO_STATUS_SUCCESS);
+    int x0, x1, c0, c1, l[3], r[3], top[3], bot[3], gl[3], gr[3], g0, g1;
+    /* panel 0: the image, then its colour bar, on the middle row */
+    int bad = run(s, 150, 0, 300, &x0, &x1) || run(s, 150, x1, 300, &c0, &c1) ||
+              run(s, 150, 300, 600, &g0, &g1);
+    if (!bad) {
+        pixel(s, x0 + (x1 - x0) / 4, 150, l);
+        pixel(s, x0 + 3 * (x1 - x0) / 4, 150, r);
+        pixel(s, (c0 + c1) / 2, 150 - (x1 - x0) / 2 + 4, top);
+        pixel(s, (c0 + c1) / 2, 150 + (x1 - x0) / 2 - 4, bot);
+        pixel(s, g0 + (g1 - g0) / 4, 150, gl);
+        pixel(s, g0 + 3 * (g1 - g0) / 4, 150, gr);
+    }
+    cairo_surface_destroy(s);
+    CHECK(!bad);
+    CHECK(l[2] > l[0] + 60 && r[0] > r[2] + 60);           /* -1 blue, +1 red */
+    CHECK(top[0] > top[2] + 60 && bot[2] > bot[0] + 60);   /* the bar: red on top */
+    CHECK(abs(gl[0] - 128) < 3 && abs(gl[2] - 128) < 3);   /* 0: the image shows */
+    CHECK(gr[0] > 240 && gr[1] > 220 && gr[2] < 50);       /* 1: viridis' yellow */
+    return TEST_PASS;
 }

@@ -95,10 +95,10 @@ static ds_status cam_layer(dsx_run *r, const char *name, ds_node **A)
     int nd = (*A)->ndim;
     if (nd != 3 && nd != 4) {
         char *list = ds_explain_layers(n, 1);
-        dsi_fail(DS_ERR_ARG, "%s: grad-cam: layer '%s' has output shape %s; Grad-CAM needs "
-                 "channels and 1 or 2 spatial axes ([N, C, H, W] or [N, C, L]), as a "
-                 "convolution layer gives (the model's: %s)", n->path, l->name,
-                 dsi_shape_str(nd, (*A)->shape), list && *list ? list : "none");
+        dsi_fail(DS_ERR_ARG, "%s: grad-cam: layer '%s' gives %s per sample; Grad-CAM needs "
+                 "channels and 1 or 2 spatial axes ([C, H, W] or [C, L]), as a convolution "
+                 "layer gives (the model's: %s)", n->path, l->name,
+                 dsi_shape_str(nd - 1, (*A)->shape + 1), list && *list ? list : "none");
         free(list);
         return DS_ERR_ARG;
     }
