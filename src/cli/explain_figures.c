@@ -29,6 +29,19 @@ float *xfig_plane(const ds_tensor *t, int64_t i, int how, int64_t *h, int64_t *w
     return p;
 }
 
+/* The map over the input in a, with a colour bar; the map alone when their sizes differ
+ * (a 1-D Grad-CAM of a multi-channel spectrum). */
+static ds_status overlay(ds_axes *a, const float *img, int64_t h, int64_t w, const float *m,
+                         int64_t mh, int64_t mw, ds_colormap cm)
+{
+    ds_status st;
+    if (mh != h || mw != w)
+        st = ds_axes_image_cmap(a, mh, mw, m, 0, 0, cm);
+    else if ((st = ds_axes_image(a, h, w, img, 0, 0, 0)) == DS_OK)
+        st = ds_axes_image_overlay(a, h, w, m, 0, 0, cm, 0.75);
+    return st ? st : ds_axes_colorbar(a);
+}
+
 /* The input, the map and the map over the input, one row per sample (at most 8). */
 int xfig_attribution(const char *path, const char *method, const ds_tensor *x,
                      const ds_tensor *map, bool signed_map, const int64_t *index,
@@ -59,11 +72,8 @@ int xfig_attribution(const char *path, const char *method, const ds_tensor *x,
             st = DS_ERR_NOMEM;
         else if ((st = ds_axes_image(a0, h, w, img, 0, 0, 0)) == DS_OK &&
                  (st = ds_axes_image_cmap(a1, mh, mw, m, 0, 0, cm)) == DS_OK &&
-                 (st = ds_axes_colorbar(a1)) == DS_OK &&
-                 (mh != h || mw != w ||
-                  ((st = ds_axes_image(a2, h, w, img, 0, 0, 0)) == DS_OK &&
-                   (st = ds_axes_image_overlay(a2, h, w, m, 0, 0, cm, 0.75)) == DS_OK)))
-            st = ds_axes_colorbar(a2);
+                 (st = ds_axes_colorbar(a1)) == DS_OK)
+            st = overlay(a2, img, h, w, m, mh, mw, cm);
         free(img);
         free(m);
     }
