@@ -76,7 +76,10 @@ CFLAGS_LIB  := -fPIC -fvisibility=hidden -fno-semantic-interposition -DDS_BUILDI
 CFLAGS_TEST := $(CFLAGS_COMMON) $(ARCH) -O1 -g -DDS_DEBUG -fsanitize=address,undefined \
                -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
-LIB_SRC  := $(sort $(wildcard src/*.c src/ops/*.c src/layers/*.c src/optim/*.c src/io/*.c src/plot/*.c src/net/*.c src/astro/*.c src/blas/*.c src/classic/*.c))
+# The library's folders, one per concern (docs/architecture.md).
+LIB_DIRS := src src/ops src/layers src/optim src/io src/plot src/net src/astro src/blas \
+            src/classic src/explain
+LIB_SRC  := $(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
 ifeq ($(NO_FITS),1)
 LIB_SRC  := $(filter-out src/io/fits.c src/io/fits_check.c,$(LIB_SRC))
 else
@@ -108,7 +111,7 @@ $(BUILD)/rel/src/ops/conv_direct.o: XFLAGS := -ffp-contract=fast
 $(BUILD)/test/src/ops/conv_direct.o: XFLAGS := -ffp-contract=fast
 $(LIB_OBJ): XFLAGS += $(CFLAGS_LIB)
 
-.PHONY: all deps test test-minimal check-lib install uninstall bench-sgemm bench-stream bench-cli bench-fashion check-asan check-valgrind fuzz fuzz-build fuzz-coverage demo demo-quick demo-shear demo-psf demo-uncertainty example examples fashion bench bench-quick clean FORCE
+.PHONY: all deps test test-minimal check-lib install uninstall bench-sgemm bench-stream bench-cli bench-fashion check-asan check-valgrind fuzz fuzz-build fuzz-coverage demo demo-quick demo-shear demo-psf demo-uncertainty explain-demo example examples fashion bench bench-quick clean FORCE
 all: $(BUILD)/libdeepsky.a $(BUILD)/libdeepsky.so $(BUILD)/deepsky examples
 
 deps:
@@ -269,6 +272,13 @@ demo-psf: deps
 demo-uncertainty: deps
 	@$(MAKE) --no-print-directory all
 	$(BUILD)/examples/uncertainty_demo --out out/uncertainty
+
+# What the ellipticity CNN looks at (scripts/explain_demo.sh): saliency and integrated
+# gradients of galaxies at SNR 10, 20, 40, 80 and the first-layer filters, in out/explain/.
+# Takes out/ellipticity/cnn.safetensors (make demo) when present, else trains a quick CNN.
+explain-demo: deps
+	@$(MAKE) --no-print-directory $(BUILD)/deepsky
+	BIN=$(BUILD)/deepsky scripts/explain_demo.sh out/explain
 
 # The C API in a few dozen lines: XOR, then a small regression.
 example: deps

@@ -321,6 +321,21 @@ DS_API ds_status ds_axes_refline(ds_axes *a, double slope, double intercept, con
  * (the softening scale, in data units). */
 DS_API ds_status ds_axes_image(ds_axes *a, int64_t rows, int64_t cols, const float *img,
                                double lo, double hi, double asinh);
+/* Colour maps: grey; diverging (blue, near-white at the middle, red: for signed values,
+ * ColorBrewer's RdBu reversed); sequential (viridis: for magnitudes). */
+typedef enum { DS_CMAP_GREY = 0, DS_CMAP_DIVERGING, DS_CMAP_SEQUENTIAL } ds_colormap;
+/* ds_axes_image through a colour map, linear between lo and hi; lo == hi: from the data
+ * (min and max; -max|v| to max|v| for DS_CMAP_DIVERGING, so 0 is the middle). */
+DS_API ds_status ds_axes_image_cmap(ds_axes *a, int64_t rows, int64_t cols, const float *img,
+                                    double lo, double hi, ds_colormap cmap);
+/* Blends a colour-mapped layer of the same size over the panel's image, opacity alpha
+ * times the value's weight (t in [0, 1] for sequential, |2t - 1| for diverging, so small
+ * values let the image show). lo, hi as for ds_axes_image_cmap. */
+DS_API ds_status ds_axes_image_overlay(ds_axes *a, int64_t rows, int64_t cols, const float *img,
+                                       double lo, double hi, ds_colormap cmap, double alpha);
+/* A colour bar, with ticks, right of the panel's image: the map and range of its last
+ * image or overlay. */
+DS_API ds_status ds_axes_colorbar(ds_axes *a);
 
 /* ------------------------------------------------------------------------------------------
  * Initializers. fan_in and fan_out follow PyTorch: for a weight of shape [out, in, k...],
@@ -1966,6 +1981,113 @@ DS_API ds_status ds_hog(const float *img, int rows, int cols, const ds_hog_opts 
 /* The features of images [N, H, W] (or [N, 1, H, W]; "pixels" takes any [N, ...]) by name,
  * as ds_classic_set_features reads it, into a new [N, F] tensor. */
 DS_API ds_status ds_classic_features(const char *features, const ds_tensor *x, ds_tensor **out);
+ * Looking inside a network (issue 16): attributions, filters, feature maps and class
+ * visualization of a net with one data input (src/explain/).
+ *
+ * A method explains one value per sample of one of the net's outputs: o->targets[i] (one
+ * per sample), else o->target; o->target = DS_EXPLAIN_PREDICTED (as with o NULL) picks the
+ * predicted class (argmax) of a classifier's output, or the only value of an output with
+ * one per sample (zeroed options explain value 0). A softmax output is
+ * explained before its softmax (the logits), as Grad-CAM and Captum's users do. Data are
+ * preprocessed input values (ds_net_preprocess_feed), [N, input shape]. Every pass runs
+ * in eval mode (dropout off, batch norm with running statistics), o->batch rows at a time:
+ * integrated-gradient steps, SmoothGrad's noisy copies and occlusion's patches of several
+ * samples share a pass. Results are the same at any thread count.
+ * ---------------------------------------------------------------------------------------- */
+typedef enum {
+    DS_BASELINE_ZERO = 0,        /* zeros */
+    DS_BASELINE_MEAN,            /* each plane (channel) of the sample at its mean */
+    DS_BASELINE_BLUR,            /* the sample blurred by a Gaussian of sigma blur pixels */
+} ds_explain_baseline;
+#define DS_EXPLAIN_PREDICTED (-1)
+typedef struct {
+    int output;                  /* the net's output explained (0: the first) */
+    int64_t target;              /* the value (class) explained, or DS_EXPLAIN_PREDICTED */
+    const int64_t *targets;      /* one per sample, overriding target; NULL: none */
+    int64_t batch;               /* rows per pass; 0: the graph's batch size */
+    const char *layer;           /* Grad-CAM's layer (NULL: the last convolution); the layer
+                                  * of feature maps and of a channel's visualization */
+    ds_explain_baseline baseline;/* integrated gradients and occlusion */
+    double blur;                 /* DS_BASELINE_BLUR's sigma in pixels; 0: larger side / 8 */
+    int steps;                   /* integrated gradients: 0 -> 64; class visualization's
+                                  * ascent steps: 0 -> 100 */
+    int samples;                 /* SmoothGrad: noisy copies, 0 -> 25 */
+    double noise;                /* SmoothGrad: sigma / (max - min of the sample); 0 -> 0.15 */
+    uint64_t seed;               /* SmoothGrad's noise, class visualization's start, jitter */
+    int patch, stride;           /* occlusion: square patch side (0: larger side / 4, at most
+                                  * 8) and stride (0: patch / 2, at least 1) in pixels */
+    double lr;                   /* class visualization: step size in input units per
+                                  * pixel (the step is normalized by its mean |value|);
+                                  * 0 -> 0.05 */
+    double l2, tv;               /* class visualization: penalties l2 |x|^2 and tv x total
+                                  * variation (sum of squared neighbour differences) */
+    int jitter;                  /* class visualization: random circular shift of up to
+                                  * jitter pixels per step (0: none) */
+} ds_explain_opts;
+
+typedef struct {
+    ds_tensor *map;              /* the attribution map; shape given by each method */
+    ds_tensor *score;            /* [N]: the explained value f(x) of each sample */
+    int64_t *target;             /* N: the output value explained for each sample */
+    ds_tensor *delta;            /* integrated gradients: [N] sum(map) - (f(x) - f(baseline))
+                                  * (completeness error); else NULL */
+} ds_explain_result;
+/* Frees r's members and zeroes it; NULL is a no-op. */
+DS_API void ds_explain_result_free(ds_explain_result *r);
+
+/* Each function fills res (freed with ds_explain_result_free; on failure it holds nothing).
+ * DS_ERR_ARG for a net with several data inputs, an output or target out of range (naming
+ * the output and its values per sample), x not [N, input shape], non-finite data, and
+ * options out of range. */
+/* |d f / d x|, map [N, input shape]. */
+DS_API ds_status ds_explain_saliency(ds_net *n, const ds_tensor *x, const ds_explain_opts *o,
+                                     ds_explain_result *res);
+/* x * d f / d x (signed), map [N, input shape]. */
+DS_API ds_status ds_explain_gradient_x_input(ds_net *n, const ds_tensor *x,
+                                             const ds_explain_opts *o, ds_explain_result *res);
+/* Integrated gradients (Sundararajan et al. 2017) from o->baseline, midpoint rule over
+ * o->steps: (x - b) * mean_k d f / d x at b + (k + 1/2)/steps (x - b); map [N, input
+ * shape], res->delta the completeness error of each sample. */
+DS_API ds_status ds_explain_integrated_gradients(ds_net *n, const ds_tensor *x,
+                                                 const ds_explain_opts *o,
+                                                 ds_explain_result *res);
+/* SmoothGrad (Smilkov et al. 2017): the mean of |d f / d x| over o->samples copies of x with
+ * Gaussian noise of sigma o->noise x (max - min of the sample); map [N, input shape]. The
+ * noise depends on o->seed, the sample's index and the copy only. */
+DS_API ds_status ds_explain_smoothgrad(ds_net *n, const ds_tensor *x, const ds_explain_opts *o,
+                                       ds_explain_result *res);
+/* Occlusion (Zeiler & Fergus 2014): f(x) - f(x with a patch set to the baseline), for
+ * square patches (every plane at once) at o->stride steps covering the sample, averaged
+ * over the patches covering each pixel; map [N, H, W] (H, W: the input's last two axes; 1
+ * x L for one axis). Forward passes only. */
+DS_API ds_status ds_explain_occlusion(ds_net *n, const ds_tensor *x, const ds_explain_opts *o,
+                                      ds_explain_result *res);
+/* Grad-CAM (Selvaraju et al. 2017) at o->layer (NULL: the last convolution layer), whose
+ * output is [N, C, spatial...]: relu(sum_c mean(d f / d A_c) A_c), upsampled linearly
+ * (half-pixel centres, as PyTorch's interpolate with align_corners=False) to the input's
+ * last spatial axes; map [N, spatial of the input]. DS_ERR_ARG when the net has no
+ * convolution layer, or o->layer is unknown (listing the layers) or has no spatial axes. */
+DS_API ds_status ds_explain_grad_cam(ds_net *n, const ds_tensor *x, const ds_explain_opts *o,
+                                     ds_explain_result *res);
+/* The kernels of convolution layer `layer` (NULL: the first): [out, in, k...] for the
+ * first convolution layer, [out, 1, k...] averaged over the input channels for a deeper
+ * one. *out is new. */
+DS_API ds_status ds_explain_filters(ds_net *n, const char *layer, ds_tensor **out);
+/* The output of layer o->layer (required) for every sample of x: [N, layer shape]. */
+DS_API ds_status ds_explain_feature_maps(ds_net *n, const ds_tensor *x, const ds_explain_opts *o,
+                                         ds_tensor **out);
+/* Class visualization: gradient ascent on the input for each of count targets (classes,
+ * or with o->layer channels of that layer, whose mean is then maximized), from start
+ * ([count, input shape]; NULL: Gaussian noise of sigma 0.1 seeded by o->seed), maximizing
+ * f - l2 |x|^2 - tv TV(x) for o->steps steps of o->lr, with o->jitter. *images [count,
+ * input shape] the final inputs; *scores (may be NULL) [count, steps + 1] the explained
+ * value at each step (of the jittered input) and of the final input. */
+DS_API ds_status ds_explain_class_visualization(ds_net *n, int64_t count, const int64_t *targets,
+                                                const ds_tensor *start, const ds_explain_opts *o,
+                                                ds_tensor **images, ds_tensor **scores);
+/* The names of the layers, ", "-separated (malloc'd; NULL when out of memory), with the
+ * convolution layers only if conv_only. For messages and listings. */
+DS_API char *ds_explain_layers(const ds_net *n, int conv_only);
 
 #ifdef __cplusplus
 }

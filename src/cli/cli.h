@@ -279,6 +279,7 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_grad(int argc, char **argv);
+int cmd_explain(int argc, char **argv);
 int cmd_sim(int argc, char **argv);
 int cmd_measure(int argc, char **argv);
 int cmd_shear_bias(int argc, char **argv);

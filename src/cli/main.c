@@ -14,6 +14,7 @@ static const struct {
     {"eval", cmd_eval, "loss and metrics of trained weights on labelled data"},
     {"predict", cmd_predict, "outputs of trained weights for data"},
     {"grad", cmd_grad, "one forward and backward pass: loss, output and every gradient"},
+    {"explain", cmd_explain, "attribution maps, filters, feature maps, class visualization"},
     {"sim", cmd_sim, "simulate galaxy images with a truth table (sim galaxies ...)"},
     {"measure", cmd_measure, "PSF-corrected ellipticities of stamps by adaptive moments"},
     {"shear-bias", cmd_shear_bias, "shear bias m, c of measured ellipticities of sheared galaxies"},

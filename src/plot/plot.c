@@ -1,5 +1,6 @@
 /* plot.c - figures as PNG through cairo: panels with frames, nice ticks, labels, legends,
- * lines, scatter, error bars, reference lines and grey-scale images; atomic saving. */
+ * lines, scatter, error bars, reference lines, grey-scale and colour-mapped images with
+ * overlays and colour bars; atomic saving. */
 #include "../internal.h"
 #include "../io/io.h"
 
@@ -36,8 +37,11 @@ struct ds_axes {
     double xlim[2], ylim[2];
     series *ser;
     int nser, cap, ncolor, nref;
-    unsigned char *img;    /* grey levels after scaling, rows x cols, row 0 at the top */
+    uint32_t *img;         /* 0xRRGGBB after scaling, rows x cols, row 0 at the top */
     int64_t img_rows, img_cols;
+    int cmap;              /* the colour map of the last image or overlay (ds_colormap) */
+    double cmap_lo, cmap_hi;   /* and its range */
+    int cbar;              /* draw a colour bar of it right of the image */
 };
 
 struct ds_figure {
@@ -308,66 +312,169 @@ ds_status ds_axes_refline(ds_axes *a, double slope, double intercept, const char
     return DS_OK;
 }
 
-/* Series added to an image panel are drawn in pixel coordinates: x = column, y = row (row 0 at
- * the top), pixel centres at whole numbers. */
-ds_status ds_axes_image(ds_axes *a, int64_t rows, int64_t cols, const float *img, double lo,
-                        double hi, double asinh_soft)
+/* ---- colour maps ---- */
+/* Anchors at t = 0, 1/8, ..., 1, interpolated linearly. Sequential: viridis (perceptually
+ * uniform, readable in grey and by the colour-blind); diverging: ColorBrewer's RdBu
+ * reversed, blue (negative) through near-white (0) to red (positive). */
+static const unsigned char cmap_anchor[2][9][3] = {
+    {{5, 48, 97}, {33, 102, 172}, {67, 147, 195}, {146, 197, 222}, {247, 247, 247},
+     {244, 165, 130}, {214, 96, 77}, {178, 24, 43}, {103, 0, 31}},
+    {{68, 1, 84}, {71, 44, 122}, {59, 81, 139}, {44, 113, 142}, {33, 144, 141},
+     {39, 173, 129}, {92, 200, 99}, {170, 220, 50}, {253, 231, 37}},
+};
+
+/* The colour of t in [0, 1] under map m, as 0xRRGGBB. */
+static uint32_t cmap_rgb(int m, double t)
+{
+    t = t < 0 ? 0 : t > 1 ? 1 : t;
+    if (m == DS_CMAP_GREY) {
+        uint32_t g = (uint32_t)lrint(t * 255);
+        return g << 16 | g << 8 | g;
+    }
+    const unsigned char (*a)[3] = cmap_anchor[m == DS_CMAP_SEQUENTIAL];
+    double u = t * 8;
+    int k = u >= 8 ? 7 : (int)u;
+    double f = u - k;
+    uint32_t c = 0;
+    for (int ch = 0; ch < 3; ch++)
+        c = c << 8 | (uint32_t)lrint(a[k][ch] + f * (a[k + 1][ch] - a[k][ch]));
+    return c;
+}
+
+/* Checks an image's arguments and finds its range: lo == hi means from the data (min and
+ * max; symmetric about 0 for a diverging map). */
+static ds_status image_range(const char *fn, int64_t rows, int64_t cols, const float *img,
+                             int cmap, double *lo, double *hi)
+{
+    if (rows < 1 || cols < 1 || rows > 32767 || cols > 32767)
+        return dsi_fail(DS_ERR_ARG, "%s: %lld x %lld pixels (each side must be in 1..32767)",
+                        fn, (long long)rows, (long long)cols);
+    if (!img)
+        return dsi_fail(DS_ERR_ARG, "%s: image is NULL", fn);
+    if ((unsigned)cmap > DS_CMAP_SEQUENTIAL)
+        return dsi_fail(DS_ERR_ARG, "%s: unknown colour map %d", fn, cmap);
+    int64_t n = rows * cols;
+    double mn = INFINITY, mx = -INFINITY;
+    for (int64_t i = 0; i < n; i++)
+        if (isfinite(img[i])) {
+            mn = fmin(mn, img[i]);
+            mx = fmax(mx, img[i]);
+        }
+    if (mn > mx)
+        return dsi_fail(DS_ERR_ARG, "%s: none of the %lld x %lld pixels is finite", fn,
+                        (long long)rows, (long long)cols);
+    if (*lo == *hi) {
+        double m = fmax(fabs(mn), fabs(mx));
+        *lo = cmap == DS_CMAP_DIVERGING ? -m : mn;
+        *hi = cmap == DS_CMAP_DIVERGING ? m : mx;
+    }
+    return DS_OK;
+}
+
+/* The place of v in [lo, hi] (linear, or asinh with softening s > 0), clipped to [0, 1];
+ * NaN: -1. A flat range gives 0.5. */
+static double image_t(double v, double lo, double hi, double s)
+{
+    if (!isfinite(v))
+        return -1;
+    double den = s > 0 ? asinh((hi - lo) / s) : hi - lo;
+    if (den == 0)
+        return 0.5;
+    double t = (s > 0 ? asinh((v - lo) / s) : v - lo) / den;
+    return t < 0 ? 0 : t > 1 ? 1 : t;
+}
+
+static ds_status set_image(ds_axes *a, const char *fn, int64_t rows, int64_t cols,
+                           const float *img, double lo, double hi, double asinh_soft, int cmap)
 {
     ds_status st;
-    if ((st = check_axes(a, "ds_axes_image")) != DS_OK)
+    if ((st = check_axes(a, fn)) != DS_OK)
         return st;
-    if (rows < 1 || cols < 1 || rows > 32767 || cols > 32767)
-        return dsi_fail(DS_ERR_ARG, "ds_axes_image: %lld x %lld pixels (each side must be in 1..32767)",
-                        (long long)rows, (long long)cols);
-    if (!img)
-        return dsi_fail(DS_ERR_ARG, "ds_axes_image: image is NULL");
     if (!isfinite(lo) || !isfinite(hi) || !isfinite(asinh_soft) || asinh_soft < 0)
-        return dsi_fail(DS_ERR_ARG, "ds_axes_image: lo %g, hi %g, asinh %g (must be finite, asinh >= 0)",
-                        lo, hi, asinh_soft);
+        return dsi_fail(DS_ERR_ARG, "%s: lo %g, hi %g, asinh %g (must be finite, asinh >= 0)",
+                        fn, lo, hi, asinh_soft);
+    if ((st = image_range(fn, rows, cols, img, cmap, &lo, &hi)) != DS_OK)
+        return st;
     int64_t n = rows * cols;
-    if (lo == hi) {
-        double mn = INFINITY, mx = -INFINITY;
-        for (int64_t i = 0; i < n; i++)
-            if (isfinite(img[i])) {
-                mn = fmin(mn, img[i]);
-                mx = fmax(mx, img[i]);
-            }
-        if (mn > mx)
-            return dsi_fail(DS_ERR_ARG, "ds_axes_image: none of the %lld x %lld pixels is finite",
-                            (long long)rows, (long long)cols);
-        lo = mn;
-        hi = mx;
-    } else {
-        int64_t i = 0;
-        while (i < n && !isfinite(img[i]))
-            i++;
-        if (i == n)
-            return dsi_fail(DS_ERR_ARG, "ds_axes_image: none of the %lld x %lld pixels is finite",
-                            (long long)rows, (long long)cols);
-    }
-    unsigned char *g = malloc((size_t)n);
+    uint32_t *g = malloc((size_t)n * sizeof *g);
     if (!g)
-        return dsi_fail(DS_ERR_NOMEM, "ds_axes_image: out of memory for %lld x %lld pixels",
+        return dsi_fail(DS_ERR_NOMEM, "%s: out of memory for %lld x %lld pixels", fn,
                         (long long)rows, (long long)cols);
     /* Linear: t = (v - lo) / (hi - lo). asinh (Lupton et al. 1999): t = asinh((v - lo) / s) /
      * asinh((hi - lo) / s). Both clipped to [0, 1]; NaN pixels are black. A constant image
      * (lo == hi after min/max) is mid-grey. */
-    double den = asinh_soft > 0 ? asinh((hi - lo) / asinh_soft) : hi - lo;
     for (int64_t i = 0; i < n; i++) {
-        double v = img[i], t;
-        if (!isfinite(v))
-            t = 0;
-        else if (den == 0)
-            t = 0.5;
-        else
-            t = (asinh_soft > 0 ? asinh((v - lo) / asinh_soft) : v - lo) / den;
-        t = t < 0 ? 0 : t > 1 ? 1 : t;
-        g[i] = (unsigned char)lrint(t * 255);
+        double t = image_t(img[i], lo, hi, asinh_soft);
+        g[i] = t < 0 ? 0 : cmap_rgb(cmap, t);
     }
     free(a->img);
     a->img = g;
     a->img_rows = rows;
     a->img_cols = cols;
+    a->cmap = cmap;
+    a->cmap_lo = lo;
+    a->cmap_hi = hi;
+    return DS_OK;
+}
+
+/* Series added to an image panel are drawn in pixel coordinates: x = column, y = row (row 0 at
+ * the top), pixel centres at whole numbers. */
+ds_status ds_axes_image(ds_axes *a, int64_t rows, int64_t cols, const float *img, double lo,
+                        double hi, double asinh_soft)
+{
+    return set_image(a, "ds_axes_image", rows, cols, img, lo, hi, asinh_soft, DS_CMAP_GREY);
+}
+
+ds_status ds_axes_image_cmap(ds_axes *a, int64_t rows, int64_t cols, const float *img,
+                             double lo, double hi, ds_colormap cmap)
+{
+    return set_image(a, "ds_axes_image_cmap", rows, cols, img, lo, hi, 0, (int)cmap);
+}
+
+ds_status ds_axes_image_overlay(ds_axes *a, int64_t rows, int64_t cols, const float *img,
+                                double lo, double hi, ds_colormap cmap, double alpha)
+{
+    const char *fn = "ds_axes_image_overlay";
+    ds_status st;
+    if ((st = check_axes(a, fn)) != DS_OK)
+        return st;
+    if (!a->img || a->img_rows != rows || a->img_cols != cols)
+        return dsi_fail(DS_ERR_ARG, "%s: %lld x %lld pixels over %s", fn, (long long)rows,
+                        (long long)cols, a->img ? "an image of another size" : "no image");
+    if (!isfinite(lo) || !isfinite(hi) || !(alpha >= 0 && alpha <= 1))
+        return dsi_fail(DS_ERR_ARG, "%s: lo %g, hi %g, alpha %g (finite, alpha in [0, 1])",
+                        fn, lo, hi, alpha);
+    if ((st = image_range(fn, rows, cols, img, (int)cmap, &lo, &hi)) != DS_OK)
+        return st;
+    /* The opacity grows with the value's weight: t for a sequential map (low values let the
+     * image show), |2t - 1| for a diverging one (zero is clear), 1 for grey. */
+    for (int64_t i = 0; i < rows * cols; i++) {
+        double t = image_t(img[i], lo, hi, 0);
+        if (t < 0)
+            continue;
+        double w = alpha * (cmap == DS_CMAP_SEQUENTIAL ? t
+                            : cmap == DS_CMAP_DIVERGING ? fabs(2 * t - 1) : 1);
+        uint32_t c = cmap_rgb((int)cmap, t), b = a->img[i], o = 0;
+        for (int sh = 16; sh >= 0; sh -= 8) {
+            double v = (1 - w) * ((b >> sh) & 255) + w * ((c >> sh) & 255);
+            o |= (uint32_t)lrint(v) << sh;
+        }
+        a->img[i] = o;
+    }
+    a->cmap = (int)cmap;
+    a->cmap_lo = lo;
+    a->cmap_hi = hi;
+    return DS_OK;
+}
+
+ds_status ds_axes_colorbar(ds_axes *a)
+{
+    ds_status st;
+    if ((st = check_axes(a, "ds_axes_colorbar")) != DS_OK)
+        return st;
+    if (!a->img)
+        return dsi_fail(DS_ERR_ARG, "ds_axes_colorbar: the panel holds no image");
+    a->cbar = 1;
     return DS_OK;
 }
 
@@ -1179,6 +1286,63 @@ static void draw_legend(cairo_t *cr, const style *st, const frame *p, const ds_a
     }
 }
 
+/* ---- colour bars ---- */
+/* The ticks of a's colour bar into t; returns the width it needs right of the image. */
+static double colorbar_room(cairo_t *cr, const style *st, const ds_axes *a, ticks *t)
+{
+    double lo = a->cmap_lo, hi = a->cmap_hi;
+    t->n = t->nminor = 0;
+    if (hi > lo)
+        linear_ticks(t, lo, hi, nice_step((hi - lo) / 4));
+    double w = 0;
+    for (int i = 0; i < t->n; i++)
+        w = fmax(w, label_width(cr, &t->lab[i], st->tfs));
+    return 2 * st->gap + round(st->fs * 0.9) + st->tick_len + st->gap + w;
+}
+
+/* The colour bar right of the image frame p: the map from lo (bottom) to hi (top), framed,
+ * with ticks and labels on its right. 0, or -1 when out of memory. */
+static int draw_colorbar(cairo_t *cr, const style *st, const ds_axes *a, const frame *p,
+                         const ticks *t)
+{
+    double x0 = p->x1 + 2 * st->gap, w = round(st->fs * 0.9), y0 = p->y0, h = p->y1 - p->y0;
+    cairo_surface_t *is = cairo_image_surface_create(CAIRO_FORMAT_RGB24, 1, 256);
+    if (cairo_surface_status(is) != CAIRO_STATUS_SUCCESS) {
+        cairo_surface_destroy(is);
+        return -1;
+    }
+    cairo_surface_flush(is);
+    unsigned char *d = cairo_image_surface_get_data(is);
+    int stride = cairo_image_surface_get_stride(is);
+    for (int r = 0; r < 256; r++)
+        *(uint32_t *)(void *)(d + r * stride) = 0xff000000u | cmap_rgb(a->cmap, (255 - r) / 255.0);
+    cairo_surface_mark_dirty(is);
+    cairo_save(cr);
+    cairo_translate(cr, x0, y0);
+    cairo_scale(cr, w, h / 256);
+    cairo_set_source_surface(cr, is, 0, 0);
+    cairo_pattern_set_filter(cairo_get_source(cr), CAIRO_FILTER_BILINEAR);
+    cairo_pattern_set_extend(cairo_get_source(cr), CAIRO_EXTEND_PAD);
+    cairo_rectangle(cr, 0, 0, 1, 256);
+    cairo_fill(cr);
+    cairo_restore(cr);
+    cairo_surface_destroy(is);
+    cairo_set_source_rgb(cr, 0.15, 0.15, 0.15);
+    cairo_set_line_width(cr, 1);
+    cairo_rectangle(cr, x0 + 0.5, y0 + 0.5, w - 1, h - 1);
+    double lo = a->cmap_lo, hi = a->cmap_hi;
+    for (int i = 0; i < t->n; i++) {
+        double Y = round(y0 + h - (t->v[i] - lo) / (hi - lo) * h) + 0.5;
+        cairo_move_to(cr, x0 + w, Y);
+        cairo_line_to(cr, x0 + w + st->tick_len, Y);
+    }
+    cairo_stroke(cr);
+    for (int i = 0; i < t->n; i++)
+        draw_label(cr, &t->lab[i], st->tfs, x0 + w + st->tick_len + st->gap,
+                   y0 + h - (t->v[i] - lo) / (hi - lo) * h, 0, VA_CENTER);
+    return 0;
+}
+
 /* One panel in the cell (cx, cy, cw, ch). */
 static int draw_panel(cairo_t *cr, const style *st, const ds_axes *a, double cx, double cy,
                       double cw, double ch)
@@ -1201,9 +1365,13 @@ static int draw_panel(cairo_t *cr, const style *st, const ds_axes *a, double cx,
     cairo_clip(cr);
     ticks xt = {0}, yt = {0};
     int image = a->img != NULL;
+    ticks ct = {0};
+    double cbar_w = 0;
+    if (image && a->cbar)
+        cbar_w = colorbar_room(cr, st, a, &ct);
     if (image) {
         /* The image keeps its aspect ratio, centred; whole-pixel magnification when enlarged. */
-        double aw = right - left, ah = bottom - top;
+        double aw = right - left - cbar_w, ah = bottom - top;
         double sc = fmin(aw / (double)a->img_cols, ah / (double)a->img_rows);
         if (sc >= 2)
             sc = floor(sc);
@@ -1285,8 +1453,7 @@ static int draw_panel(cairo_t *cr, const style *st, const ds_axes *a, double cx,
         for (int64_t r = 0; r < a->img_rows; r++) {
             uint32_t *row = (uint32_t *)(void *)(d + r * stride);
             for (int64_t c = 0; c < a->img_cols; c++) {
-                uint32_t g = a->img[r * a->img_cols + c];
-                row[c] = 0xff000000u | g << 16 | g << 8 | g;
+                row[c] = 0xff000000u | a->img[r * a->img_cols + c];
             }
         }
         cairo_surface_mark_dirty(is);
@@ -1348,6 +1515,13 @@ static int draw_panel(cairo_t *cr, const style *st, const ds_axes *a, double cx,
             if (yt.lab[i].txt[0])
                 draw_label(cr, &yt.lab[i], st->tfs, p.x0 - st->tick_len - st->gap,
                            map_yu(&p, yt.v[i]), 1, VA_CENTER);
+    }
+
+    if (image && a->cbar && draw_colorbar(cr, st, a, &p, &ct))
+        rc = -1;
+    if (rc) {
+        cairo_restore(cr);
+        return -1;
     }
 
     /* Title and axis labels, shrunk when longer than the room they have. */
