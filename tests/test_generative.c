@@ -384,3 +384,86 @@ done:
     test_rm_rf(dir);
     return rc;
 }
+
+/* ---- a denoising autoencoder on simulated galaxies at SNR 10 ---- */
+/* count noiseless 16x16 stamps of ds_sim_galaxies (seed), and noisy copies at SNR 10: both
+ * divided by each stamp's noise sigma, so the noisy stamps' RMSE to the clean ones is ~1. */
+static ds_status snr10_pairs(int64_t count, uint64_t seed, ds_tensor **noisy, ds_tensor **clean)
+{
+    ds_sim_opts o = {.count = count, .size = 16, .seed = seed, .hlr_min = 1.5, .hlr_max = 3,
+                     .snr_max = -1, .sky_sigma = 1, .offset_max = 0.5};
+    ds_tensor *truth = NULL;
+    ds_status st = ds_sim_galaxies(&o, clean, &truth);
+    ds_tensor_free(truth);
+    if (st)
+        return st;
+    if (!(*noisy = ds_tensor_create(4, (int64_t[]){count, 1, 16, 16})))
+        return DS_ERR_NOMEM;
+    ds_rng r;
+    ds_rng_seed(&r, seed + 1);
+    float *c = ds_tensor_data(*clean), *x = ds_tensor_data(*noisy);
+    for (int64_t i = 0; i < count; i++) {
+        float *ci = c + i * 256, *xi = x + i * 256;
+        double sigma = ds_image_snr(ci, 256, 1.0) / 10.0;
+        for (int p = 0; p < 256; p++) {
+            ci[p] = (float)(ci[p] / sigma);
+            xi[p] = (float)(ci[p] + ds_rng_normal(&r));
+        }
+    }
+    return DS_OK;
+}
+
+static double rmse(const float *a, const float *b, int64_t n)
+{
+    double s = 0;
+    for (int64_t i = 0; i < n; i++)
+        s += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+    return sqrt(s / (double)n);
+}
+
+TEST(denoiser_halves_the_rmse_of_snr10_galaxies)
+{
+    static const char *const text =
+        "input name=noisy shape=1x16x16\n"
+        "input name=clean shape=1x16x16\n"
+        "conv2d inputs=noisy filters=6 kernel=5 padding=same activation=relu\n"
+        "conv2d name=denoised filters=1 kernel=3 padding=same\n"
+        "loss mse target=clean\n"
+        "optimizer adam lr=3e-3\n";
+    ds_net *n = NULL;
+    ds_tensor *x = NULL, *c = NULL, *xv = NULL, *cv = NULL, *p[1] = {0};
+    ds_status st = ds_net_parse(text, "denoise.model", NULL, &n);
+    if (!st)
+        st = snr10_pairs(128, 11, &x, &c);
+    if (!st)
+        st = snr10_pairs(64, 12, &xv, &cv);
+    ds_feed f = {0}, fv = {0};
+    f.inputs[0] = (ds_feed_item){.name = "noisy", .data = x, .source = "noisy"};
+    f.inputs[1] = (ds_feed_item){.name = "clean", .data = c, .source = "clean"};
+    fv.inputs[0] = (ds_feed_item){.name = "noisy", .data = xv, .source = "held-out noisy"};
+    ds_fit_opts o = {.epochs = 8, .batch_size = 16, .seed = 3};
+    ds_fit_result res;
+    if (!st)
+        st = ds_net_fit_feed(n, &f, NULL, &o, &res);
+    if (!st)   /* prediction needs the noisy stamps only */
+        st = ds_net_predict_feed(n, &fv, 64, p);
+    double in = 0, out = 0;
+    if (!st) {
+        in = rmse(ds_tensor_data(xv), ds_tensor_data(cv), 64 * 256);
+        out = rmse(ds_tensor_data(p[0]), ds_tensor_data(cv), 64 * 256);
+    }
+    ds_net_free(n);
+    ds_tensor_free(x);
+    ds_tensor_free(c);
+    ds_tensor_free(xv);
+    ds_tensor_free(cv);
+    ds_tensor_free(p[0]);
+    if (st)
+        FAIL("%s: %s", ds_status_name(st), ds_last_error());
+    if (!(out < 0.5 * in))
+        FAIL("held-out RMSE to the noiseless stamps: input %.4f, output %.4f (want < half)",
+             in, out);
+    snprintf(msg_, cap_, "held-out RMSE to the noiseless stamps: input %.4f, output %.4f "
+             "(%.1fx lower)", in, out, in / out);
+    return TEST_PASS;
+}
