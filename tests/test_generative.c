@@ -467,3 +467,69 @@ TEST(denoiser_halves_the_rmse_of_snr10_galaxies)
              "(%.1fx lower)", in, out, in / out);
     return TEST_PASS;
 }
+
+/* ---- U-Net: examples/unet.model on a toy segmentation ---- */
+/* count 16x16 images of a disc (radius 2.5 to 5, anywhere; 1 on 0) with noise of sigma 0.3,
+ * and its mask. */
+static void discs(int64_t count, uint64_t seed, ds_tensor **img, ds_tensor **mask)
+{
+    *img = ds_tensor_create(4, (int64_t[]){count, 1, 16, 16});
+    *mask = ds_tensor_create(4, (int64_t[]){count, 1, 16, 16});
+    ds_rng r;
+    ds_rng_seed(&r, seed);
+    for (int64_t i = 0; *img && *mask && i < count; i++) {
+        double cx = 3 + 10 * ds_rng_uniform(&r), cy = 3 + 10 * ds_rng_uniform(&r);
+        double rad = 2.5 + 2.5 * ds_rng_uniform(&r);
+        for (int p = 0; p < 256; p++) {
+            double dx = p % 16 - cx, dy = p / 16 - cy;
+            bool in = dx * dx + dy * dy <= rad * rad;
+            ds_tensor_data(*mask)[i * 256 + p] = in;
+            ds_tensor_data(*img)[i * 256 + p] = (float)(in + 0.3 * ds_rng_normal(&r));
+        }
+    }
+}
+
+TEST(unet_example_segments_discs)
+{
+    unsigned char *text = NULL;
+    size_t len;
+    CHECK(dsi_read_file("examples/unet.model", &text, &len) == DS_OK);
+    char *t = realloc(text, len + 1), *at;
+    CHECK(t);
+    t[len] = 0;
+    /* the same network on 16x16 stamps: a test of seconds */
+    CHECK((at = strstr(t, "shape=1x32x32")) != NULL);
+    memcpy(at, "shape=1x16x16", 13);
+    ds_net *n = NULL;
+    ds_status st = ds_net_parse(t, "examples/unet.model", NULL, &n);
+    free(t);
+    CHECK(st == DS_OK);
+    ds_tensor *x, *y, *xv, *yv;
+    discs(48, 1, &x, &y);
+    discs(32, 2, &xv, &yv);
+    ds_fit_opts o = {.epochs = 5, .batch_size = 16, .seed = 1};
+    ds_fit_result res;
+    ds_tensor_set *vals = ds_tensor_set_create();
+    char *rep = NULL;
+    if (!st)
+        st = ds_net_fit(n, x, y, NULL, NULL, &o, &res);
+    if (!st)
+        st = ds_net_evaluate(n, xv, yv, 32, &rep, vals);
+    ds_tensor *iou = vals ? ds_tensor_set_get(vals, "iou_1") : NULL;
+    ds_tensor *acc = vals ? ds_tensor_set_get(vals, "accuracy") : NULL;
+    double i1 = iou ? iou->data[0] : NAN, a = acc ? acc->data[0] : NAN;
+    int ok = !st && rep && strstr(rep, "mean IoU") && i1 >= 0.75 && a >= 0.9;
+    if (ok)
+        snprintf(msg_, cap_, "held-out IoU of the discs %.3f, pixel accuracy %.3f", i1, a);
+    else
+        snprintf(msg_, cap_, "%s (%s): IoU %.3f, accuracy %.3f; report:\n%s", ds_status_name(st),
+                 ds_last_error(), i1, a, rep ? rep : "none");
+    free(rep);
+    ds_tensor_set_free(vals);
+    ds_tensor_free(x);
+    ds_tensor_free(y);
+    ds_tensor_free(xv);
+    ds_tensor_free(yv);
+    ds_net_free(n);
+    return ok ? TEST_PASS : TEST_FAIL;
+}
