@@ -533,3 +533,39 @@ TEST(unet_example_segments_discs)
     ds_net_free(n);
     return ok ? TEST_PASS : TEST_FAIL;
 }
+
+/* loss dice in a model file: its labels, eval's pixel accuracy and IoU. */
+TEST(dice_loss_line_and_its_eval)
+{
+    static const char *const text =
+        "input name=x shape=1x4x4\n"
+        "conv2d name=seg filters=2 kernel=1 activation=softmax\n"
+        "loss soft_dice\n";
+    ds_net *n = NULL;
+    CHECK(ds_net_parse(text, "seg.model", NULL, &n) == DS_OK);
+    CHECK(ds_net_target_count(n) == 1 && ds_node_ndim(ds_net_target_at(n, 0)) == 4);
+    ds_tensor *x = ds_tensor_create(4, (int64_t[]){3, 1, 4, 4});
+    ds_tensor *y = ds_tensor_create(4, (int64_t[]){3, 2, 4, 4});
+    CHECK(x && y);
+    for (int64_t i = 0; i < 48; i++) {   /* class 1 where x > 0 */
+        float v = (float)((i * 7) % 5) - 2;
+        int64_t s = i / 16, p = i % 16;
+        ds_tensor_data(x)[i] = v;
+        ds_tensor_data(y)[(s * 2 + 1) * 16 + p] = v > 0;
+        ds_tensor_data(y)[(s * 2) * 16 + p] = v <= 0;
+    }
+    char *rep = NULL;
+    ds_tensor_set *vals = ds_tensor_set_create();
+    ds_status st = ds_net_evaluate(n, x, y, 8, &rep, vals);
+    int ok = !st && rep && strstr(rep, "accuracy:") && strstr(rep, "mean IoU") &&
+             ds_tensor_set_get(vals, "iou_0") && ds_tensor_set_get(vals, "mean_iou");
+    snprintf(msg_, cap_, "%s", ok ? "" : rep ? rep : ds_last_error());
+    free(rep);
+    ds_tensor_set_free(vals);
+    ds_tensor_free(x);
+    ds_tensor_free(y);
+    ds_net_free(n);
+    if (!ok)
+        return TEST_FAIL;
+    return TEST_PASS;
+}

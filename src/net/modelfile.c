@@ -1375,6 +1375,7 @@ static ds_status l_dice(builder *b, spec *s, const loss_def *d, loss_line *l, ds
     if (!t)
         return dsi_last_status();
     *out = ds_loss_dice(b->net->g, l->y, t, l->red);
+    l->t->labels = DS_LABELS_DENSE;
     l->t->classes = ds_node_shape(l->y)[1];
     l->pred = l->y;
     return DS_OK;
