@@ -1207,6 +1207,11 @@ typedef struct {
     int improved;               /* this epoch is the best so far */
     double kl;                  /* running mean of the KL term of Bayesian layers, a part of
                                  * loss (NAN without them) */
+    /* several loss lines: running means of each line's weighted value (ds_net_loss_term_*),
+     * e.g. a VAE's reconstruction and KL terms; n_terms 0 otherwise */
+    int n_terms;
+    const char *const *term_names;
+    const double *terms;
 } ds_progress;
 typedef void (*ds_progress_fn)(void *ctx, const ds_progress *p);
 #define DS_CURVE_SECONDS 5.0   /* the learning curve is redrawn at most this often */
@@ -2088,6 +2093,39 @@ DS_API ds_status ds_explain_class_visualization(ds_net *n, int64_t count, const 
 /* The names of the layers, ", "-separated (malloc'd; NULL when out of memory), with the
  * convolution layers only if conv_only. For messages and listings. */
 DS_API char *ds_explain_layers(const ds_net *n, int conv_only);
+/* ---- generative models: autoencoders, VAEs, segmentation (issue 17) ----
+ * Model files: "loss mse|mae|bce target=INPUT" compares an output with an input of the net
+ * (an autoencoder trains without labels), "sample_gaussian mean=LAYER logvar=LAYER" is a
+ * VAE's sampling layer, "loss dice" the soft Dice loss. */
+/* z = mean + e^(logvar/2) eps, eps ~ N(0, 1) drawn when the graph's mode has DS_DROPOUT_ON
+ * (training, DS_MODE_MC_DROPOUT) from the graph's seeded stream (as dropout: the same seed
+ * gives the same draws at any thread count, new ones at every forward); z = mean otherwise.
+ * mean and logvar of one shape. Layer type "SampleGaussian", names sample_gaussian_1, ... */
+DS_API ds_node *ds_sample_gaussian(ds_graph *g, ds_node *mean, ds_node *logvar);
+/* Soft Dice loss of probabilities p and targets t of one shape [N, C, ...]: per sample and
+ * class, 1 - (2 sum p t + 1) / (sum p + sum t + 1) over the trailing axes; mean (over N C)
+ * or sum. */
+DS_API ds_node *ds_loss_dice(ds_graph *g, ds_node *prob, ds_node *target, ds_reduction r);
+/* With several loss lines, each line's weighted value is a term of the loss, named by its
+ * name= (else its keyword: "mse", "kl_gaussian", a second one "mse_2"): the training log
+ * (ds_fit_opts.log_csv) has a column "loss_<name>" per term, ds_progress their running
+ * means. Value: after a forward pass. 0 terms with a single loss line. */
+DS_API int         ds_net_loss_term_count(const ds_net *n);
+DS_API const char *ds_net_loss_term_name(const ds_net *n, int i);
+DS_API double      ds_net_loss_term_value(const ds_net *n, int i);
+/* Decodes count draws z ~ N(0, I) (seeded by seed) put in place of the output of the
+ * sampling layer named from (a sample_gaussian layer, else DS_ERR_ARG naming what it is),
+ * batch samples per pass (< 1: 256), in eval mode: *out (the caller frees it) holds the
+ * net's first output for each draw, [count, ...]. The inputs read zeros (the encoder's
+ * values are not used). */
+DS_API ds_status ds_net_generate(ds_net *n, const char *from, int64_t count, uint64_t seed,
+                                 int64_t batch, ds_tensor **out);
+/* The loss of each sample of the feed (preprocessed inputs) alone, in eval mode (sampling
+ * layers give their mean): for an autoencoder (loss mse target=INPUT, reduction mean) the
+ * mean squared reconstruction error, for a VAE with reduction=sum on its reconstruction and
+ * kl_gaussian lines the negative ELBO (up to the likelihood's constant). *out: [samples].
+ * DS_ERR_ARG for a net whose losses read labels. */
+DS_API ds_status ds_net_score_reconstruction(ds_net *n, const ds_feed *f, ds_tensor **out);
 
 #ifdef __cplusplus
 }

@@ -245,6 +245,11 @@ union dsi_state {
         bool sampled;          /* the last forward sampled (DS_DROPOUT_ON): w = mu + sigma eps */
         const float *eps;      /* a fixed noise instead of the graph's stream (tests), or NULL */
     } bayes;
+    struct {
+        bool sampled;          /* the last forward drew z = mean + e^(logvar/2) eps */
+        const float *eps;      /* a fixed noise instead of the graph's stream (tests), or NULL */
+        const float *z;        /* values to output instead (generation from the prior), or NULL */
+    } gauss;
 };
 
 /* What a convolution's cached Winograd filters (ds_node.wino_u) were transformed from. They
@@ -451,6 +456,10 @@ ds_node *dsi_conv_layer(ds_graph *g, ds_node *x, int nd, const ds_conv_opts *o,
  * borrowed until the next call) instead of the graph's stream; NULL restores the stream.
  * For tests that compare with a reference computed with the same noise. */
 void dsi_bayes_fix_noise(ds_node *y, const float *eps);
+/* The VAE's sampling op (ops/sample.c): draw eps from eps (numel floats, borrowed; NULL: the
+ * graph's stream), for tests; output z (numel floats, borrowed; NULL: sample) instead. */
+void dsi_sample_fix_noise(ds_node *y, const float *eps);
+void dsi_sample_inject(ds_node *y, const float *z);
 
 /* ds_linear with a fused activation act (matmul.c). */
 ds_node *dsi_linear_fused(ds_graph *g, ds_node *x, ds_node *w, ds_node *b, int act);

@@ -364,7 +364,7 @@ TEST(multi_c_api_mistakes)
          "'nowhere'"},
         {"input shape=2\ndense name=a units=1\noutput a\noutput a\n", "'a' is already an output"},
         {"input shape=2\ndense units=1\nloss mse from_logits=true\n", "loss mse: unknown option "
-         "'from_logits' (options: output, name, weight, reduction)"},
+         "'from_logits' (options: output, name, weight, reduction, target)"},
         {"input shape=2\ndense units=1\nloss mse name=a.b\n", "option 'name': 'a.b'"},
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {

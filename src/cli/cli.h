@@ -284,5 +284,11 @@ int cmd_sim(int argc, char **argv);
 int cmd_measure(int argc, char **argv);
 int cmd_shear_bias(int argc, char **argv);
 int cmd_classic(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+/* predict_score.c: whether the model file's losses read labels (true if it does not load);
+ * predict --score: its check (0, or 2 printed) and the scores written to path. */
+bool cli_model_reads_labels(const char *model);
+int cli_score_check(const cli_cmd *c, bool uq);
+int cli_predict_score(const cli_cmd *c, ds_net *n, ds_feed *f, const char *path);
 
 #endif

@@ -41,7 +41,8 @@ int cmd_eval(int argc, char **argv)
         return 2;
     if (!cli_has(&c, "weights") || !cli_has(&c, "data"))
         return cli_usage_error(&c, "--weights W and --data X are required");
-    if (!cli_has(&c, "labels") && !cli_has(&c, "label-columns"))
+    if (!cli_has(&c, "labels") && !cli_has(&c, "label-columns") &&
+        cli_model_reads_labels(c.positional[0]))   /* autoencoders (target=INPUT) need none */
         return cli_usage_error(&c, "--labels Y (or --label-columns) is required");
     cli_item items[DS_FEED_MAX];
     int count;

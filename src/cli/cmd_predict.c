@@ -254,6 +254,9 @@ int cmd_predict(int argc, char **argv)
                  "output of a model with several"),
         CLI_OPT("seed", 0, "S", "seed of the dropout draws with --mc or --mc-dropout (default "
                 "0)"),
+        CLI_OPT("score", 0, "KIND", "reconstruction: instead of the outputs, each sample's "
+                "reconstruction error, one column 'score' (an autoencoder's loss, target=INPUT; "
+                "a VAE's negative ELBO), in eval mode"),
         CLI_OPT("threads", 0, "N", "threads (default: all cores)"),
         CLI_OPTS("output", 'o', "P", "output file: .npy, .fits, .csv or .tsv (required); NAME=P "
                  "for each output of a model with several; a FITS output in the shape of a "
@@ -276,7 +279,7 @@ int cmd_predict(int argc, char **argv)
     const char *const *wv;
     int n_weights = cli_values(&c, "weights", &wv);
     bool uq = mc > 0 || n_weights > 1;
-    if ((rc = uq_flags(&c, mc, n_weights)))
+    if ((rc = uq_flags(&c, mc, n_weights)) || (rc = cli_score_check(&c, uq)))
         return rc;
     if (!cli_has(&c, "weights") || !cli_has(&c, "data") || !cli_has(&c, "output"))
         return cli_usage_error(&c, "--weights W, --data X and -o P are required");
@@ -306,7 +309,8 @@ int cmd_predict(int argc, char **argv)
     if ((rc = cli_load_set(&c, "data", NULL, &d)) ||
         (rc = cli_load_net(c.positional[0], cli_get(&c, "weights"), batch, (uint64_t)seed,
                            NULL, &n)) ||
-        (rc = cli_feed(n, &d, &f)) || (rc = match_outputs(n, outs, n_outs, which)) ||
+        (rc = cli_feed(n, &d, &f)) ||
+        (!cli_has(&c, "score") && (rc = match_outputs(n, outs, n_outs, which))) ||
         (n_smp && (rc = match_outputs(n, smp, n_smp, swhich))))
         goto done;
     cli_weights_note(cli_get(&c, "weights"), n);
@@ -319,6 +323,10 @@ int cmd_predict(int argc, char **argv)
         cli_uq_job job = {mc, (uint64_t)seed, batch, outs, n_smp ? smp : NULL, which, swhich,
                           cli_has(&c, "classes")};
         rc = cli_predict_uq(&c, n, &f, &job);
+        goto done;
+    }
+    if (cli_has(&c, "score")) {   /* predict_score.c */
+        rc = cli_predict_score(&c, n, &f, outs[0].path);
         goto done;
     }
     if (cli_has(&c, "mc-dropout"))

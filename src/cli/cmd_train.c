@@ -36,10 +36,15 @@ static void fmt_time(double s, char *buf, size_t cap)
 static void show(void *ctx, const ds_progress *p)
 {
     progress_state *ps = ctx;
-    char eta[32], metric[80] = "", val[96] = "";
+    char eta[32], metric[400] = "", val[96] = "";
     fmt_time(p->eta_s, eta, sizeof eta);
     if (!isnan(p->kl))   /* Bayesian layers: the KL term, a part of loss */
         snprintf(metric, sizeof metric, "  (kl %.4g)", p->kl);
+    for (int k = 0; k < p->n_terms; k++) {   /* several loss lines: each one's term */
+        size_t l = strlen(metric);
+        snprintf(metric + l, sizeof metric - l, "%s%s %.4g%s", k ? "  " : "  (",
+                 p->term_names[k], p->terms[k], k + 1 == p->n_terms ? ")" : "");
+    }
     if (p->metric_name && !isnan(p->metric)) {
         size_t l = strlen(metric);
         snprintf(metric + l, sizeof metric - l, "  %s %.4f", p->metric_name, p->metric);
@@ -470,11 +475,15 @@ static int check_options(const cli_cmd *c, train_settings *t)
                                "only 'none'");
     if (!cli_has(c, "data"))
         return cli_usage_error(c, "--data X is required");
-    if (!cli_has(c, "labels") && !cli_has(c, "label-columns"))
+    /* a model whose losses read only its inputs (target=INPUT) trains without labels */
+    bool labelled = cli_has(c, "labels") || cli_has(c, "label-columns") ||
+                    cli_model_reads_labels(c->positional[0]);
+    if (!cli_has(c, "labels") && !cli_has(c, "label-columns") && labelled)
         return cli_usage_error(c, "--labels Y (or --label-columns for a table) is required");
     if (!cli_has(c, "output"))
         return cli_usage_error(c, "-o W.safetensors is required");
-    if (cli_has(c, "val") != cli_has(c, "val-labels") && !cli_has(c, "label-columns"))
+    if (cli_has(c, "val") != cli_has(c, "val-labels") && !cli_has(c, "label-columns") &&
+        labelled)
         return cli_usage_error(c, "--val and --val-labels go together");
     if (cli_has(c, "val") && t->vsplit > 0)
         return cli_usage_error(c, "give either --val or --%s, not both",

@@ -19,6 +19,7 @@ static const struct {
     {"measure", cmd_measure, "PSF-corrected ellipticities of stamps by adaptive moments"},
     {"shear-bias", cmd_shear_bias, "shear bias m, c of measured ellipticities of sheared galaxies"},
     {"classic", cmd_classic, "classic baselines: classic train|eval|predict --method M ..."},
+    {"generate", cmd_generate, "decode draws from the prior at a VAE's sampling layer"},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 static const char *const help_words[] = {"help", "--help", "-h"};

@@ -118,12 +118,18 @@ static ds_status put(ds_tensor_set *s, const char *prefix, const char *name, dou
     return ds_tensor_set_add(s, key, 0, NULL, &f);
 }
 
+/* A binary target: cross-entropy, or a Dice loss on one channel (probabilities). */
+static bool binary(const dsi_net_target *t)
+{
+    return t->kind == DSI_LOSS_BCE || (t->kind == DSI_LOSS_DICE && t->classes == 1);
+}
+
 /* The predicted and the true class of sample i at position s, for a classifier's target. */
 static void classes_of(const dsi_net_target *t, const float *p, const float *y, int64_t i,
                        int64_t s, int64_t K, int64_t inner, int64_t *pred, int64_t *truth,
                        float *score)
 {
-    if (t->kind == DSI_LOSS_BCE) {
+    if (binary(t)) {
         float pv = p[i * inner + s];
         *pred = pv > (t->output_logits ? 0.0f : 0.5f);
         *truth = y[i * inner + s] > 0.5f;
@@ -186,8 +192,8 @@ static ds_status classification(const dsi_net_target *t, const ds_tensor *p, con
                                 const char *prefix, dsi_buf *rep, ds_tensor_set *values)
 {
     int64_t N = p->shape[0];
-    int64_t K = t->kind == DSI_LOSS_BCE ? 2 : t->classes;
-    int64_t inner = t->kind == DSI_LOSS_BCE ? p->numel / N : p->numel / (N * K);
+    int64_t K = binary(t) ? 2 : t->classes;
+    int64_t inner = binary(t) ? p->numel / N : p->numel / (N * K);
     int64_t *conf = calloc((size_t)(K * K), sizeof *conf);
     float *score = malloc((size_t)(N * inner) * sizeof *score);
     float *lab = malloc((size_t)(N * inner) * sizeof *lab);
@@ -228,6 +234,8 @@ static ds_status classification(const dsi_net_target *t, const ds_tensor *p, con
     }
     if (!st)   /* after a failure nothing more goes into values */
         st = class_table(rep, conf, K, prefix, values);
+    if (!st && inner > 1)   /* per pixel (segmentation): IoU per class (generative.c) */
+        st = dsi_iou_report(rep, conf, K, prefix, values);
 done:
     free(conf);
     free(score);
@@ -283,7 +291,7 @@ static ds_status target_reports(const ds_net *n, const dsi_bound *d, ds_tensor *
             snprintf(prefix, sizeof prefix, "%s.", t->name);
             dsi_buf_printf(rep, "\n[%s]\n", t->name);
         }
-        if (t->kind == DSI_LOSS_BCE || t->kind == DSI_LOSS_CCE)
+        if (t->kind == DSI_LOSS_BCE || t->kind == DSI_LOSS_CCE || t->kind == DSI_LOSS_DICE)
             st = classification(t, preds[i], d->y[i], prefix, rep, values);
         else if (preds[i]->numel == d->y[i]->numel)
             st = regression(preds[i], d->y[i], prefix, rep, values);
@@ -311,6 +319,8 @@ ds_status ds_net_evaluate_feed(ds_net *n, const ds_feed *f, int64_t batch, char 
     st = put(values, "", "loss", loss);
     if (!st)
         st = target_reports(n, &d, preds, &rep, values);
+    if (!st && n->n_recons)   /* autoencoders (generative.c) */
+        st = dsi_recon_report(n, &d, batch, &rep, values);
     for (int i = 0; i < n->n_targets; i++)
         ds_tensor_free(preds[i]);
     if (!st && (rep.oom || !rep.p))

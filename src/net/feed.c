@@ -123,7 +123,7 @@ ds_status dsi_feed_bind(const ds_net *n, const ds_feed *f, dsi_bound *b)
     if (st)
         return st;
     for (int i = 0; i < n->n_inputs; i++)
-        if (!b->x[i]) {
+        if (!b->x[i] && !dsi_input_loss_only(n, i)) {   /* a denoiser's clean: optional */
             char list[512];
             return dsi_fail(DS_ERR_ARG, "the model's input '%s' is not fed: no data names it "
                             "(the model's inputs: %s)", n->inputs[i].name,
@@ -139,6 +139,10 @@ ds_status dsi_require_labels(const ds_net *n, const dsi_bound *d, const char *wh
             return dsi_fail(DS_ERR_ARG, "%s: no labels for the loss '%s'%s", what,
                             n->targets[i].name, n->n_targets > 1 ? " (every loss that reads "
                             "labels needs them)" : "");
+    for (int i = 0; i < n->n_recons; i++)
+        if (!d->x[n->recons[i].input])
+            return dsi_fail(DS_ERR_ARG, "%s: no data for the input '%s', the target of the loss "
+                            "'%s'", what, n->inputs[n->recons[i].input].name, n->recons[i].name);
     return DS_OK;
 }
 
@@ -166,7 +170,10 @@ void dsi_bound_gather(const ds_net *n, const dsi_bound *d, const int64_t *idx, i
                       int64_t b, bool labels)
 {
     for (int i = 0; i < n->n_inputs; i++)
-        dsi_gather(d->x[i], idx, i0, b, n->inputs[i].node->data);
+        if (d->x[i])
+            dsi_gather(d->x[i], idx, i0, b, n->inputs[i].node->data);
+        else   /* an input only a loss reads, not fed (prediction) */
+            memset(n->inputs[i].node->data, 0, (size_t)n->inputs[i].node->numel * sizeof(float));
     for (int i = 0; labels && i < n->n_targets; i++)
         if (d->y[i])
             dsi_gather(d->y[i], idx, i0, b, n->targets[i].target->data);
@@ -245,7 +252,8 @@ ds_status dsi_net_check_shapes(const ds_net *n, const ds_feed *f, dsi_bound *d)
 {
     ds_status st = dsi_feed_bind(n, f, d);
     for (int i = 0; !st && i < n->n_inputs; i++)
-        st = check_input_shape(n->inputs[i].node, d->x[i], d->xname[i]);
+        if (d->x[i])
+            st = check_input_shape(n->inputs[i].node, d->x[i], d->xname[i]);
     for (int i = 0; !st && i < n->n_targets; i++)
         if (d->y[i])
             st = check_labels_shape(&n->targets[i], d->y[i], d->yname[i]);
@@ -268,7 +276,7 @@ ds_status ds_net_check_feed(const ds_net *n, const ds_feed *f)
     dsi_bound d;
     ds_status st = dsi_feed_bind(n, f, &d);
     for (int i = 0; !st && i < n->n_inputs; i++)
-        if (!(st = check_input_shape(n->inputs[i].node, d.x[i], d.xname[i])))
+        if (d.x[i] && !(st = check_input_shape(n->inputs[i].node, d.x[i], d.xname[i])))
             st = ds_tensor_check_finite(d.x[i], d.xname[i]);
     for (int i = 0; !st && i < n->n_targets; i++)
         if (d.y[i] && !(st = check_labels_shape(&n->targets[i], d.y[i], d.yname[i])) &&

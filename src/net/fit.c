@@ -86,20 +86,25 @@ void ds_image_shift(float *img, int64_t planes, int64_t h, int64_t w, int64_t dy
 
 /* The log; a net with Bayesian layers gets the column kl, the KL term (part of loss). */
 static ds_status write_log(const char *path, const double *h, int epochs, const char *mname,
-                           bool kl)
+                           bool kl, const ds_net *n, const double *terms)
 {
     dsi_wfile w;
     ds_status st = dsi_wfile_open(&w, path);
     if (st)
         return st;
     const char *m = mname ? mname : "metric";
-    fprintf(w.fp, "epoch,loss,%s,val_loss,val_%s,lr,seconds%s\n", m, m, kl ? ",kl" : "");
+    fprintf(w.fp, "epoch,loss,%s,val_loss,val_%s,lr,seconds%s", m, m, kl ? ",kl" : "");
+    for (int k = 0; k < n->n_terms; k++)   /* several loss lines: each one's term */
+        fprintf(w.fp, ",loss_%s", n->term_names[k]);
+    fputc('\n', w.fp);
     for (int e = 0; e < epochs; e++) {
         const double *r = h + e * HCOLS;
         fprintf(w.fp, "%d,%.9g,%.9g,%.9g,%.9g,%.9g,%.3f", e + 1, r[0], r[1], r[2], r[3], r[4],
                 r[5]);
         if (kl)
             fprintf(w.fp, ",%.9g", r[6]);
+        for (int k = 0; k < n->n_terms; k++)
+            fprintf(w.fp, ",%.9g", terms[e * DSI_MAX_TERMS + k]);
         fputc('\n', w.fp);
     }
     return dsi_wfile_commit(&w);
@@ -168,6 +173,8 @@ typedef struct {
     const char *noise_name;
     int64_t *perm;
     double *hist;              /* HCOLS values per epoch */
+    double *terms;             /* DSI_MAX_TERMS per epoch: the loss lines' terms (or NAN) */
+    const char *term_names[DSI_MAX_TERMS];   /* the net's, for ds_progress */
     float *tmp;                /* an image plane, for augmentation */
     int epoch;                 /* 0-based, for augmentation */
     int start, best_epoch, wait;
@@ -387,21 +394,46 @@ static int diff_settings(const char *a, const char *b, bool a_is_then, char *msg
 /* ---- the checkpoint ---- */
 /* The history keeps its exact doubles (the log's lines come back as they were): each
  * value's 64 bits as four 16-bit words, integers a float holds exactly. */
-static ds_status add_history(const fit_run *fr, ds_tensor_set *s, int epoch)
+static ds_status add_doubles(const fit_run *fr, ds_tensor_set *s, const char *key,
+                             const double *v, int epoch, int cols)
 {
-    int64_t n = (int64_t)epoch * HCOLS;
+    int64_t n = (int64_t)epoch * cols;
     float *hf = malloc((size_t)(n * 4) * sizeof *hf);
     if (!hf)
         return dsi_fail(DS_ERR_NOMEM, "%s: out of memory for the training history", fr->ckpt);
     for (int64_t i = 0; i < n; i++) {
         uint64_t bits;
-        memcpy(&bits, &fr->hist[i], 8);
+        memcpy(&bits, &v[i], 8);
         for (int k = 0; k < 4; k++)
             hf[i * 4 + k] = (float)((bits >> (16 * k)) & 0xffff);
     }
-    ds_status st = ds_tensor_set_add(s, "fit.history", 3, (int64_t[]){epoch, HCOLS, 4}, hf);
+    ds_status st = ds_tensor_set_add(s, key, 3, (int64_t[]){epoch, cols, 4}, hf);
     free(hf);
     return st;
+}
+
+static ds_status add_history(const fit_run *fr, ds_tensor_set *s, int epoch)
+{
+    ds_status st = add_doubles(fr, s, "fit.history", fr->hist, epoch, HCOLS);
+    if (!st && fr->n->n_terms)
+        st = add_doubles(fr, s, "fit.terms", fr->terms, epoch, DSI_MAX_TERMS);
+    return st;
+}
+
+/* The loss terms of a checkpoint (written by add_doubles), if it has them; NAN otherwise. */
+static void get_terms(fit_run *fr, const ds_tensor *h, int epoch)
+{
+    bool ok = h && h->ndim == 3 && h->shape[0] == epoch && h->shape[1] == DSI_MAX_TERMS &&
+              h->shape[2] == 4;
+    for (int64_t i = 0; i < (int64_t)epoch * DSI_MAX_TERMS; i++) {
+        uint64_t bits = 0;
+        for (int k = 0; ok && k < 4; k++)
+            bits |= (uint64_t)h->data[i * 4 + k] << (16 * k);
+        if (ok)
+            memcpy(&fr->terms[i], &bits, 8);
+        else
+            fr->terms[i] = NAN;
+    }
 }
 
 static bool get_history(fit_run *fr, const ds_tensor *h, int epoch)
@@ -521,6 +553,8 @@ static ds_status read_checkpoint(fit_run *fr, const ds_tensor_set *s)
                         epoch, fr->epochs);
     if (epoch > 0 && !get_history(fr, ds_tensor_set_get(s, "fit.history"), epoch))
         return dsi_fail(DS_ERR_FORMAT, "%s: checkpoint history is missing or damaged", path);
+    if (epoch > 0)
+        get_terms(fr, ds_tensor_set_get(s, "fit.terms"), epoch);
     fr->start = epoch;
     fr->best_epoch = (int)state->data[1];
     fr->wait = (int)state->data[2];
@@ -557,7 +591,7 @@ static ds_status resumed_side_files(const fit_run *fr)
     const ds_fit_opts *o = fr->o;
     ds_status st = DS_OK;
     if (o->log_csv)
-        st = write_log(o->log_csv, fr->hist, fr->start, fr->mname, fr->n->kl);
+        st = write_log(o->log_csv, fr->hist, fr->start, fr->mname, fr->n->kl, fr->n, fr->terms);
     if (!st && o->curve_png)
         st = write_curve(o->curve_png, fr->hist, fr->start, fr->mname);
     return st;
@@ -696,8 +730,9 @@ static ds_status repeat_check(fit_run *fr)
 static ds_status fit_check(fit_run *fr, const ds_feed *train, const ds_feed *val)
 {
     ds_net *n = fr->n;
-    if (!n->loss || !n->n_targets)
-        return dsi_fail(DS_ERR_STATE, "%s: training needs a loss line that reads labels", n->path);
+    if (!n->loss || (!n->n_targets && !n->n_recons))
+        return dsi_fail(DS_ERR_STATE, "%s: training needs a loss line that reads labels or an "
+                        "input (target=INPUT)", n->path);
     ds_status st;
     if (fr->stream) {   /* shapes now, values as the reader reads them */
         dsi_stream_shape_feed(fr->stream, fr->shapes, &fr->shape_feed);
@@ -760,8 +795,9 @@ static ds_status fit_setup(fit_run *fr)
         return st;
     fr->perm = fr->stream ? NULL : malloc((size_t)fr->R * sizeof *fr->perm);
     fr->hist = calloc((size_t)fr->epochs * HCOLS, sizeof *fr->hist);
+    fr->terms = calloc((size_t)fr->epochs * DSI_MAX_TERMS, sizeof *fr->terms);
     fr->tmp = malloc((size_t)plane * sizeof *fr->tmp);
-    if ((!fr->perm && !fr->stream) || !fr->hist || !fr->tmp)
+    if ((!fr->perm && !fr->stream) || !fr->hist || !fr->terms || !fr->tmp)
         return dsi_fail(DS_ERR_NOMEM, "out of memory for training");
     if (o->out_path) {
         snprintf(fr->last, sizeof fr->last, "%s", o->out_path);
@@ -871,11 +907,14 @@ static ds_status nonfinite_stop(const fit_run *fr, int e, int64_t bi, const ds_s
 /* Running sums of an epoch: loss over the samples of steps taken, and the metric. */
 typedef struct {
     double lsum, lseen, num, den, klsum;
+    double terms[DSI_MAX_TERMS], tmean[DSI_MAX_TERMS];   /* the loss lines' sums, means */
 } epoch_sums;
 
 static void progress_step(fit_run *fr, int e, int64_t bi, int64_t batches, int64_t seen,
-                          const epoch_sums *es)
+                          epoch_sums *es)
 {
+    for (int k = 0; k < fr->n->n_terms; k++)
+        es->tmean[k] = es->terms[k] / es->lseen;
     double el = now_s() - fr->t_start;
     double done_frac = ((double)(e - fr->start) * fr->R + (double)seen) /
                        ((double)(fr->epochs - fr->start) * fr->R);
@@ -886,6 +925,7 @@ static void progress_step(fit_run *fr, int e, int64_t bi, int64_t batches, int64
         .samples_per_s = fr->seen_total / fmax(el, 1e-9),
         .eta_s = el / fmax(done_frac, 1e-9) - el, .elapsed_s = el,
         .val_loss = NAN, .val_metric = NAN, .kl = fr->n->kl ? es->klsum / es->lseen : NAN,
+        .n_terms = fr->n->n_terms, .term_names = fr->term_names, .terms = es->tmean,
     };
     fr->o->progress(fr->o->ctx, &p);
 }
@@ -923,6 +963,8 @@ static ds_status run_epoch(fit_run *fr, int e, double *hr)
         es.lseen += (double)b;
         if (fr->n->kl)   /* kept: the value of the step's last pass, before the update */
             es.klsum += (double)fr->n->kl->data[0] * (double)b;
+        for (int k = 0; k < fr->n->n_terms; k++)   /* kept too, the same way */
+            es.terms[k] += (double)fr->n->terms[k]->data[0] * (double)b;
         es.num += sr.metric_sum;
         es.den += sr.metric_count;
         fr->seen_total += (double)b;
@@ -935,6 +977,8 @@ static ds_status run_epoch(fit_run *fr, int e, double *hr)
     hr[2] = hr[3] = NAN;
     hr[4] = lr;
     hr[6] = fr->n->kl && es.lseen > 0 ? es.klsum / es.lseen : NAN;
+    for (int k = 0; k < fr->n->n_terms; k++)
+        fr->terms[e * DSI_MAX_TERMS + k] = es.lseen > 0 ? es.terms[k] / es.lseen : NAN;
     return DS_OK;
 }
 
@@ -986,7 +1030,7 @@ static ds_status write_files(fit_run *fr, int e, bool improved)
                         (st = save_checkpoint(fr, e + 1))))
         return st;
     if (o->log_csv)
-        st = write_log(o->log_csv, fr->hist, e + 1, fr->mname, fr->n->kl);
+        st = write_log(o->log_csv, fr->hist, e + 1, fr->mname, fr->n->kl, fr->n, fr->terms);
     fr->t_write = now_s();
     return st;
 }
@@ -1020,7 +1064,8 @@ static void progress_epoch(const fit_run *fr, int e, const double *hr, bool impr
         .samples_per_s = fr->seen_total / fmax(el, 1e-9),
         .eta_s = el / (double)(e + 1 - fr->start) * (double)(fr->epochs - e - 1),
         .elapsed_s = el, .end_of_epoch = 1, .val_loss = hr[2], .val_metric = hr[3],
-        .improved = improved, .kl = hr[6],
+        .improved = improved, .kl = hr[6], .n_terms = fr->n->n_terms,
+        .term_names = fr->term_names, .terms = fr->terms + (size_t)e * DSI_MAX_TERMS,
     };
     fr->o->progress(fr->o->ctx, &p);
 }
@@ -1066,6 +1111,8 @@ static ds_status fit(ds_net *n, const ds_feed *train, ds_stream *stream, const d
     ds_fit_opts def = {0};
     fit_run fr = {.n = n, .o = o ? o : &def, .train = train, .stream = stream};
     fr.r.best_val_loss = NAN;
+    for (int k = 0; k < n->n_terms; k++)
+        fr.term_names[k] = n->term_names[k];
     ds_status st = fit_check(&fr, train, val);
     ds_schedule *sc = &n->optim.schedule;
     int64_t t_max = sc->t_max;   /* a cosine schedule without one spans the run */
@@ -1100,6 +1147,7 @@ static ds_status fit(ds_net *n, const ds_feed *train, ds_stream *stream, const d
     ds_graph_set_mode(n->g, DS_MODE_EVAL);
     free(fr.perm);
     free(fr.hist);
+    free(fr.terms);
     free(fr.tmp);
     free(fr.settings);
     ds_tensor_set_free(fr.best_set);

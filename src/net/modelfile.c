@@ -53,6 +53,7 @@ typedef struct {
     ds_node *prev;
     int64_t batch;
     ds_node *losses[MAX_LOSSES];
+    char loss_names[MAX_LOSSES][DS_NAME_MAX];   /* name=, else the loss's keyword */
     float weights[MAX_LOSSES];
     int loss_line[MAX_LOSSES];
     int n_losses;
@@ -723,6 +724,28 @@ static ds_status b_activation(builder *b, spec *s, const layer_args *a, ds_node 
     }
 }
 
+/* sample_gaussian mean=LAYER logvar=LAYER: the VAE's sampling layer (ops/sample.c). */
+static ds_status b_sample(builder *b, spec *s, const layer_args *a, ds_node **out)
+{
+    (void)a;
+    if (find_any(s, KEYS("inputs", "input", "from")))
+        return fail_at(s, DS_ERR_ARG, "%s: name its inputs with mean=LAYER logvar=LAYER, not "
+                       "inputs=", s->kind);
+    named *m[2];
+    const char *keys[2] = {"mean", "logvar"};
+    for (int k = 0; k < 2; k++) {
+        opt *o = find_opt(s, keys[k]);
+        if (!o)
+            return fail_at(s, DS_ERR_ARG, "%s: option '%s' is required (a layer name)", s->kind,
+                           keys[k]);
+        if (!(m[k] = lookup(b, o->val)))
+            return fail_at(s, DS_ERR_ARG, "%s: option '%s': no layer named '%s' before this "
+                           "line", s->kind, keys[k], o->val);
+    }
+    *out = ds_sample_gaussian(b->net->g, m[0]->node, m[1]->node);
+    return DS_OK;
+}
+
 #define LAYER_KEYS "name inputs input from"   /* every layer line's options */
 #define INPUT_KEYS "name shape"                /* the input line's */
 #define K_DENSE "units activation bias use_bias init kernel_initializer bias_init bias_initializer"
@@ -788,6 +811,8 @@ static const layer_def layer_defs[] = {
     {.kind = "batchnorm", .keras = "BatchNormalization", .auto_name = "batch_normalization",
      .build = b_batchnorm, .min_in = 1, .max_in = 1, .keys = "momentum eps epsilon affine",
      .has_params = true},
+    {.kind = "sample_gaussian", .keras = "SampleGaussian", .auto_name = "sample_gaussian",
+     .build = b_sample, .min_in = 1, .max_in = 1, .keys = "mean logvar"},
     /* "activation relu" or "activation fn=relu": the activation's options join these */
     {.kind = "activation", .keras = "Activation", .auto_name = "activation",
      .build = b_activation, .min_in = 1, .max_in = 1, .keys = "fn activation"},
@@ -1179,11 +1204,44 @@ static ds_label_mode label_mode(const builder *b, const char *loss)
     return b->opts->labels;
 }
 
-/* mse, mae: targets of the prediction's shape. */
+/* target=INPUT (mse, mae, bce): the loss compares the prediction with that input of the net
+ * (an autoencoder's) instead of labels; *t stays NULL without the option. */
+static ds_status input_target(builder *b, spec *s, const loss_def *d, loss_line *l, ds_node **t)
+{
+    opt *o = find_opt(s, "target");
+    *t = NULL;
+    if (!o)
+        return DS_OK;
+    ds_net *net = b->net;
+    int k = dsi_net_find_input(net, o->val);
+    named *e = lookup(b, o->val);
+    if (k < 0)
+        return fail_at(s, DS_ERR_ARG, "loss %s: target=%s: %s; target= names an input line "
+                       "(an autoencoder compares its output '%s' with its input)", s->pos, o->val,
+                       e ? "that layer is not an input of the model" : "no input of that name",
+                       ds_node_layer_name(l->y));
+    ds_node *x = net->inputs[k].node;
+    if (ds_node_ndim(x) != ds_node_ndim(l->y) ||
+        memcmp(ds_node_shape(x), ds_node_shape(l->y), (size_t)ds_node_ndim(x) * sizeof(int64_t)))
+        return fail_at(s, DS_ERR_SHAPE, "loss %s: the output '%s' has shape %s but its target, "
+                       "input '%s', has shape %s", s->pos, ds_node_layer_name(l->y),
+                       dsi_shape_str(ds_node_ndim(l->y), ds_node_shape(l->y)), o->val,
+                       dsi_shape_str(ds_node_ndim(x), ds_node_shape(x)));
+    dsi_net_recon *r = &net->recons[net->n_recons++];
+    *r = (dsi_net_recon){.pred = l->y, .input = k, .kind = d->loss};
+    snprintf(r->name, sizeof r->name, "%s", l->name);
+    *t = x;
+    return DS_OK;
+}
+
+/* mse, mae: targets of the prediction's shape (labels, or an input: target=). */
 static ds_status l_pointwise(builder *b, spec *s, const loss_def *d, loss_line *l, ds_node **out)
 {
-    ds_node *t = target_input(b, s, l, ds_node_ndim(l->y), ds_node_shape(l->y));
-    if (!t)
+    ds_node *t;
+    ds_status st = input_target(b, s, d, l, &t);
+    if (st)
+        return st;
+    if (!t && !(t = target_input(b, s, l, ds_node_ndim(l->y), ds_node_shape(l->y))))
         return dsi_last_status();
     ds_graph *g = b->net->g;
     *out = d->loss == DSI_LOSS_MAE ? ds_loss_mae(g, l->y, t, l->red)
@@ -1220,13 +1278,12 @@ static ds_status l_msb(builder *b, spec *s, const loss_def *d, loss_line *l, ds_
 /* binary cross-entropy: after a sigmoid layer the logits before it are used (stable). */
 static ds_status l_bce(builder *b, spec *s, const loss_def *d, loss_line *l, ds_node **out)
 {
-    (void)d;
     bool logits;
+    ds_node *t;
     ds_status st = get_bool(s, KEYS("from_logits"), false, &logits);
-    if (st)
+    if (st || (st = input_target(b, s, d, l, &t)))
         return st;
-    ds_node *t = target_input(b, s, l, ds_node_ndim(l->y), ds_node_shape(l->y));
-    if (!t)
+    if (!t && !(t = target_input(b, s, l, ds_node_ndim(l->y), ds_node_shape(l->y))))
         return dsi_last_status();
     ds_graph *g = b->net->g;
     bool after_sigmoid = l->self && l->self->act == DS_ACT_SIGMOID && l->self->pre_act;
@@ -1234,8 +1291,10 @@ static ds_status l_bce(builder *b, spec *s, const loss_def *d, loss_line *l, ds_
         *out = ds_loss_bce_logits(g, l->self->pre_act, t, l->red);
     else
         *out = logits ? ds_loss_bce_logits(g, l->y, t, l->red) : ds_loss_bce(g, l->y, t, l->red);
-    l->t->output_logits = logits && !(l->self && l->self->act == DS_ACT_SIGMOID);
-    l->t->classes = 2;
+    if (l->t) {
+        l->t->output_logits = logits && !(l->self && l->self->act == DS_ACT_SIGMOID);
+        l->t->classes = 2;
+    }
     l->pred = l->y;
     return DS_OK;
 }
@@ -1304,13 +1363,31 @@ static ds_status l_gaussian(builder *b, spec *s, const loss_def *d, loss_line *l
     return DS_OK;
 }
 
+/* soft Dice (segmentation): probabilities [N, C, ...] against masks of their shape. */
+static ds_status l_dice(builder *b, spec *s, const loss_def *d, loss_line *l, ds_node **out)
+{
+    (void)d;
+    if (ds_node_ndim(l->y) < 2)
+        return fail_at(s, DS_ERR_SHAPE, "loss %s: output '%s' has shape %s, expected [batch, "
+                       "classes, ...]", s->pos, ds_node_layer_name(l->y),
+                       dsi_shape_str(ds_node_ndim(l->y), ds_node_shape(l->y)));
+    ds_node *t = target_input(b, s, l, ds_node_ndim(l->y), ds_node_shape(l->y));
+    if (!t)
+        return dsi_last_status();
+    *out = ds_loss_dice(b->net->g, l->y, t, l->red);
+    l->t->labels = DS_LABELS_DENSE;
+    l->t->classes = ds_node_shape(l->y)[1];
+    l->pred = l->y;
+    return DS_OK;
+}
+
 static const loss_def loss_defs[] = {
     {.kind = "mse", .synonyms = "mean_squared_error", .build = l_pointwise,
-     .loss = DSI_LOSS_MSE, .labels = LAB_PRED, .keys = ""},
+     .loss = DSI_LOSS_MSE, .labels = LAB_PRED, .keys = "target"},
     {.kind = "mae", .synonyms = "mean_absolute_error", .build = l_pointwise,
-     .loss = DSI_LOSS_MAE, .labels = LAB_PRED, .keys = ""},
+     .loss = DSI_LOSS_MAE, .labels = LAB_PRED, .keys = "target"},
     {.kind = "binary_crossentropy", .synonyms = "bce", .build = l_bce, .loss = DSI_LOSS_BCE,
-     .labels = LAB_PRED, .keys = "from_logits"},
+     .labels = LAB_PRED, .keys = "from_logits target"},
     {.kind = "categorical_crossentropy", .synonyms = "cce", .build = l_cce,
      .loss = DSI_LOSS_CCE, .labels = LAB_CLASSES, .keys = "from_logits"},
     {.kind = "sparse_categorical_crossentropy", .synonyms = "", .build = l_cce,
@@ -1321,6 +1398,8 @@ static const loss_def loss_defs[] = {
      .labels = LAB_PRED, .keys = "group mse unbiased"},
     {.kind = "kl_gaussian", .synonyms = "kl", .build = l_gaussian, .loss = DSI_LOSS_KL,
      .labels = LAB_NONE, .keys = "mean logvar"},
+    {.kind = "dice", .synonyms = "soft_dice", .build = l_dice, .loss = DSI_LOSS_DICE,
+     .labels = LAB_PRED, .keys = ""},
 };
 #define N_LOSS_DEFS N_WORDS(loss_defs)
 _Static_assert(N_LOSS_DEFS <= MAX_KW_ROWS, "loss_defs: raise MAX_KW_ROWS");
@@ -1423,6 +1502,9 @@ static ds_status build_loss(builder *b, spec *s)
     }
     net->reductions |= 1 << l.red;
     b->losses[b->n_losses] = out;
+    opt *nm = find_opt(s, "name");
+    snprintf(b->loss_names[b->n_losses], DS_NAME_MAX, "%.*s", DS_NAME_MAX - 1,
+             nm ? nm->val : d->kind);
     b->weights[b->n_losses] = (float)weight;
     b->loss_line[b->n_losses] = s->line;
     b->n_losses++;
@@ -1733,6 +1815,8 @@ static ds_status total_loss(builder *b)
         if (b->weights[i] != 1.0f)
             l = ds_mul_scalar(net->g, l, b->weights[i]);
         total = total ? ds_add(net->g, total, l) : l;
+        if (b->n_losses > 1 && l)
+            dsi_net_add_term(net, l, b->loss_names[i]);
     }
     /* Bayesian layers: the ELBO's KL term, kept for the training log's column */
     if (total && (net->kl = ds_graph_kl_loss(net->g))) {

@@ -241,7 +241,8 @@ ds_status ds_net_preprocess_feed(const ds_net *n, ds_feed *f)
     ds_status st = dsi_feed_bind(n, f, &d);
     /* the bound tensors are the feed's own, which the caller lets us change */
     for (int i = 0; !st && i < n->n_inputs; i++)
-        st = preprocess_one(&n->inputs[i], (ds_tensor *)d.x[i]);
+        if (d.x[i])   /* NULL: an input only a loss reads, not fed */
+            st = preprocess_one(&n->inputs[i], (ds_tensor *)d.x[i]);
     return st;
 }
 
@@ -540,8 +541,10 @@ ds_status ds_net_predict(ds_net *n, const ds_tensor *x, int64_t batch, ds_tensor
 /* Running metric of a batch: correct predictions (classifiers) or squared error sum. */
 void dsi_net_batch_metric(const ds_net *n, int64_t b, double *num, double *den)
 {
-    if (!n->n_targets)
+    if (!n->n_targets) {
+        dsi_recon_metric(n, b, num, den);   /* an autoencoder's RMSE, if it is one */
         return;
+    }
     const dsi_net_target *t = &n->targets[0];
     const ds_node *o = t->pred;
     const float *p = o->data, *y = t->target->data;
@@ -580,9 +583,9 @@ void dsi_net_batch_metric(const ds_net *n, int64_t b, double *num, double *den)
 
 double dsi_net_metric_value(const ds_net *n, double num, double den)
 {
-    if (den <= 0 || !n->n_targets)
+    if (den <= 0 || (!n->n_targets && !n->n_recons))
         return NAN;
-    dsi_loss_kind k = n->targets[0].kind;
+    dsi_loss_kind k = n->n_targets ? n->targets[0].kind : DSI_LOSS_MSE;   /* recons: RMSE */
     if (k == DSI_LOSS_MSE || k == DSI_LOSS_MAE || k == DSI_LOSS_MSB)
         return sqrt(num / den);
     return num / den;
@@ -590,7 +593,8 @@ double dsi_net_metric_value(const ds_net *n, double num, double den)
 
 const char *dsi_net_metric_name(const ds_net *n)
 {
-    dsi_loss_kind k = n->n_targets ? n->targets[0].kind : DSI_LOSS_NONE;
+    dsi_loss_kind k = n->n_targets ? n->targets[0].kind : n->n_recons ? DSI_LOSS_MSE
+                                                                        : DSI_LOSS_NONE;
     if (k == DSI_LOSS_CCE || k == DSI_LOSS_BCE)
         return "acc";
     if (k == DSI_LOSS_MSE || k == DSI_LOSS_MAE || k == DSI_LOSS_MSB)

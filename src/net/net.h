@@ -7,7 +7,7 @@
 
 typedef enum {
     DSI_LOSS_NONE = 0, DSI_LOSS_MSE, DSI_LOSS_MAE, DSI_LOSS_BCE, DSI_LOSS_CCE,
-    DSI_LOSS_GAUSS_NLL, DSI_LOSS_KL, DSI_LOSS_MSB,
+    DSI_LOSS_GAUSS_NLL, DSI_LOSS_KL, DSI_LOSS_MSB, DSI_LOSS_DICE,
 } dsi_loss_kind;
 
 /* A data input with its preprocessing (stored with the weights). */
@@ -38,6 +38,16 @@ typedef struct {
     ds_node *node;
 } dsi_net_output;
 
+/* A loss that compares an output with an input of the net (target=INPUT): autoencoders. */
+typedef struct {
+    char name[DS_NAME_MAX];      /* the loss's name */
+    ds_node *pred;               /* the output compared */
+    int input;                   /* the input it is compared with (index in inputs) */
+    dsi_loss_kind kind;
+} dsi_net_recon;
+
+#define DSI_MAX_TERMS 8          /* loss lines of a model file */
+
 struct ds_net {
     ds_model *m;
     ds_graph *g;
@@ -51,6 +61,13 @@ struct ds_net {
     char path[512];
     ds_tensor_set *wmeta;        /* train.* metadata of the weights last loaded, or NULL */
     ds_node *kl;                 /* Bayesian layers' KL term in loss (ds_graph_kl_loss), or NULL */
+    /* issue 17: losses against inputs; with several loss lines, each line's weighted value
+     * (kept), named, for the training log's columns (a VAE's reconstruction and KL) */
+    dsi_net_recon recons[DS_FEED_MAX];
+    int n_recons;
+    ds_node *terms[DSI_MAX_TERMS];
+    char term_names[DSI_MAX_TERMS][DS_NAME_MAX];
+    int n_terms;
 };
 
 /* A feed bound to a net: each input's and each target's tensor (NULL if not fed), the
@@ -171,4 +188,18 @@ ds_status dsi_split_samples(int64_t N, const int64_t *cls, int64_t K, double fra
                             uint64_t seed, unsigned char *is_val, ds_split_info *info);
 ds_status dsi_metrics_report(const ds_tensor *p, const ds_tensor *y, int64_t classes,
                              dsi_buf *rep, ds_tensor_set *values);
+/* generative.c: a loss line's weighted value as a named term of the training log (kept);
+ * the RMSE of the first loss against an input, as the metric of a net without labels
+ * (false: the net has labels or no such loss). */
+void dsi_net_add_term(ds_net *n, ds_node *term, const char *name);
+bool dsi_recon_metric(const ds_net *n, int64_t b, double *num, double *den);
+/* Whether input i is the target of a loss (target=INPUT) and read by losses only: the
+ * clean images of a denoiser, which prediction does without. */
+bool dsi_input_loss_only(const ds_net *n, int i);
+/* eval's sections: IoU per class and their mean from a confusion matrix conf[true][pred]
+ * of K classes over pixels; the RMSE of each loss against an input over the bound set. */
+ds_status dsi_iou_report(dsi_buf *rep, const int64_t *conf, int64_t K, const char *prefix,
+                         ds_tensor_set *values);
+ds_status dsi_recon_report(ds_net *n, const dsi_bound *d, int64_t batch, dsi_buf *rep,
+                           ds_tensor_set *values);
 #endif

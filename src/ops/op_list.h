@@ -69,6 +69,9 @@
     X(LOSS_MSB, loss_msb, loss)                                                         \
     /* bayes.c */                                                                       \
     X(BAYES_SAMPLE, bayes_sample, none)                                                 \
-    X(BAYES_KL, bayes_kl, bayes_kl)
+    X(BAYES_KL, bayes_kl, bayes_kl)                                                     \
+    /* sample.c, loss_dice.c */                                                         \
+    X(SAMPLE_GAUSSIAN, sample_gaussian, none)                                           \
+    X(LOSS_DICE, loss_dice, loss)
 
 #endif

@@ -1,0 +1,117 @@
+/* test_cli_generative.c - the command line of generative models end to end: train and eval
+ * of an autoencoder and a VAE without labels (the log's term columns), predict --score
+ * reconstruction, generate, and their bad input. */
+#include "test.h"
+#include "spawn.h"
+
+#include <unistd.h>
+
+static const char *const vae =
+    "input name=x shape=1x4x4\n"
+    "flatten\n"
+    "dense name=h units=8 activation=relu\n"
+    "dense name=mu inputs=h units=2\n"
+    "dense name=lv inputs=h units=2 init=zeros\n"
+    "sample_gaussian name=z mean=mu logvar=lv\n"
+    "dense units=16\n"
+    "reshape name=dec shape=1x4x4\n"
+    "loss mse output=dec target=x reduction=sum name=recon\n"
+    "loss kl_gaussian mean=mu logvar=lv reduction=sum name=kl\n"
+    "optimizer adam lr=0.01\n";
+
+/* vae.model and x.npy [40, 1, 4, 4] in d. */
+static int setup(const char *d)
+{
+    char p[300];
+    snprintf(p, sizeof p, "%s/vae.model", d);
+    int rc = test_write_text(p, vae);
+    ds_tensor *x = ds_tensor_create(4, (int64_t[]){40, 1, 4, 4});
+    ds_rng r;
+    ds_rng_seed(&r, 1);
+    if (x)
+        fill_uniform(ds_tensor_data(x), 640, -1, 1, &r);
+    snprintf(p, sizeof p, "%s/x.npy", d);
+    rc |= !x || ds_npy_save(x, p) != DS_OK;
+    ds_tensor_free(x);
+    return rc;
+}
+
+TEST(cli_vae_trains_without_labels_scores_and_generates)
+{
+    char d[256];
+    CHECK(test_tmpdir(d, sizeof d, "cli_gen") && setup(d) == 0);
+    int rc = TEST_FAIL;
+    /* training: the terms in the progress lines and the log */
+    if (cli_expect(cli_run_in(d, "train vae.model --data x.npy --epochs 3 --batch-size 8 "
+                              "-o w.safetensors --log log.csv"), 0, "(recon ", msg_, cap_) ||
+        cli_expect(0, 0, "  kl ", msg_, cap_))
+        goto done;
+    char p[300];
+    snprintf(p, sizeof p, "%s/log.csv", d);
+    FILE *fp = fopen(p, "r");
+    char head[256] = "";
+    if (!fp || !fgets(head, sizeof head, fp) ||
+        strcmp(head, "epoch,loss,rmse,val_loss,val_rmse,lr,seconds,loss_recon,loss_kl\n")) {
+        snprintf(msg_, cap_, "log header '%s'", head);
+        if (fp)
+            fclose(fp);
+        goto done;
+    }
+    fclose(fp);
+    if (cli_expect(cli_run_in(d, "eval vae.model --weights w.safetensors --data x.npy"), 0,
+                   "reconstruction RMSE (recon against input 'x')", msg_, cap_) ||
+        cli_expect(cli_run_in(d, "predict vae.model --weights w.safetensors --data x.npy "
+                              "--score reconstruction -o s.csv"), 0,
+                   "wrote s.csv: the reconstruction score of 40 samples", msg_, cap_) ||
+        cli_expect(cli_run_in(d, "generate vae.model --weights w.safetensors --from z "
+                              "--count 12 --seed 3 -o g.npy"), 0,
+                   "wrote g.npy [12, 1, 4, 4]: 12 draws decoded from layer 'z'", msg_, cap_) ||
+        cli_expect(cli_run_in(d, "generate vae.model --weights w.safetensors --from z "
+                              "--count 12 --seed 3 --threads 1 -o g1.npy"), 0, "wrote g1.npy",
+                   msg_, cap_))
+        goto done;
+    char a[300], b[300];
+    snprintf(a, sizeof a, "%s/g.npy", d);
+    snprintf(b, sizeof b, "%s/g1.npy", d);
+    ds_tensor *ga = NULL, *gb = NULL;
+    if (ds_npy_load(a, &ga) || ds_npy_load(b, &gb) ||
+        memcmp(ds_tensor_data(ga), ds_tensor_data(gb), 12 * 16 * sizeof(float))) {
+        snprintf(msg_, cap_, "generate: the samples differ between 2 threads and 1");
+        ds_tensor_free(ga);
+        ds_tensor_free(gb);
+        goto done;
+    }
+    ds_tensor_free(ga);
+    ds_tensor_free(gb);
+    rc = TEST_PASS;
+done:
+    test_rm_rf(d);
+    return rc;
+}
+
+TEST(cli_generative_bad_input)
+{
+    char d[256];
+    CHECK(test_tmpdir(d, sizeof d, "cli_gen_bad") && setup(d) == 0);
+    int rc = TEST_FAIL;
+    if (cli_expect(cli_run_in(d, "train vae.model --data x.npy --epochs 1 -o w.safetensors "
+                              "--quiet"), 0, "", msg_, cap_) ||
+        cli_expect(cli_run_in(d, "generate vae.model --weights w.safetensors --from h "
+                              "--count 2 -o g.npy"), 1,
+                   "layer 'h' (Dense) is not a sampling layer", msg_, cap_) ||
+        cli_expect(cli_run_in(d, "generate vae.model --weights w.safetensors --from q "
+                              "--count 2 -o g.npy"), 1, "no layer named 'q'", msg_, cap_) ||
+        cli_expect(cli_run_in(d, "generate vae.model --weights w.safetensors --from z "
+                              "-o g.npy"), 2, "--count N", msg_, cap_) ||
+        cli_expect(cli_run_in(d, "predict vae.model --weights w.safetensors --data x.npy "
+                              "--score recon -o s.csv"), 2,
+                   "--score: 'recon' is not a score (expected: reconstruction)", msg_, cap_) ||
+        cli_expect(cli_run_in(d, "predict vae.model --weights w.safetensors --data x.npy "
+                              "--score reconstruction --mc 3 -o s.csv"), 2,
+                   "does not go with --mc", msg_, cap_))
+        goto done;
+    rc = TEST_PASS;
+done:
+    test_rm_rf(d);
+    return rc;
+}
