@@ -276,5 +276,6 @@ int cmd_grad(int argc, char **argv);
 int cmd_sim(int argc, char **argv);
 int cmd_measure(int argc, char **argv);
 int cmd_shear_bias(int argc, char **argv);
+int cmd_train_gan(int argc, char **argv);
 
 #endif
