@@ -1874,7 +1874,8 @@ DS_API ds_status ds_gan_grid_png(const ds_tensor *x, int rows, int cols, const c
  * into *d and, if p is non-NULL, the asymptotic two-sided p-value: Kolmogorov's limiting
  * distribution at (sqrt(en) + 0.12 + 0.11 / sqrt(en)) D, en = na nb / (na + nb) (Stephens
  * 1970; scipy's method='asymp' uses the exact one-sample law at round(en): they agree within
- * 0.01, 0.004 for samples above 100). DS_ERR_ARG for an empty sample or a NaN (naming its index). */
+ * 0.01, 0.004 for samples above 100). DS_ERR_ARG for an empty sample or a NaN (naming
+ * its index). */
 DS_API ds_status ds_ks_2samp(const double *a, int64_t na, const double *b, int64_t nb,
                              double *d, double *p);
 typedef struct {
