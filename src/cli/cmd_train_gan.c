@@ -148,14 +148,15 @@ static char *command_line(int argc, char **argv)
 
 /* What the library does not see and a resume must match: the model files' bytes and the
  * options that select the data. */
-static void run_settings(const cli_cmd *c, const gan_flags *f, char *buf, size_t cap)
+static void run_settings(const cli_cmd *c, char *buf, size_t cap)
 {
     char hg[32], hd[32];
-    snprintf(buf, cap, "generator file: %s\ndiscriminator file: %s\nscale: %s\n",
+    const char *hdu = cli_get(c, "hdu"), *nan = cli_get(c, "nan"), *sc = cli_get(c, "scale");
+    snprintf(buf, cap, "generator file: %s\ndiscriminator file: %s\nscale: %s\n--hdu: %s\n"
+             "--nan: %s\n",
              file_hash(cli_get(c, "generator"), hg, sizeof hg) ? hg : "unreadable",
              file_hash(cli_get(c, "discriminator"), hd, sizeof hd) ? hd : "unreadable",
-             cli_get(c, "scale") ? cli_get(c, "scale") : "none");
-    (void)f;
+             sc ? sc : "none", hdu ? hdu : "(not given)", nan ? nan : "(not given)");
 }
 
 static void show(void *ctx, const ds_gan_progress *p)
@@ -199,7 +200,7 @@ static int run(const cli_cmd *c, const gan_flags *f, int argc, char **argv)
         rc = cli_fail();
     if (rc)
         goto done;
-    run_settings(c, f, settings, sizeof settings);
+    run_settings(c, settings, sizeof settings);
     ds_gan_opts o = {
         .epochs = (int)f->epochs, .batch_size = f->batch, .d_steps = (int)f->d_steps,
         .label_smoothing = f->smoothing, .latent = f->latent, .seed = (uint64_t)f->seed,
@@ -234,6 +235,9 @@ int cmd_train_gan(int argc, char **argv)
         CLI_OPT("discriminator", 0, "D.model", "discriminator model file: image -> one logit"),
         CLI_OPT("data", 0, "X", "real images [N, C, H, W] (FITS, .npy, ...), the "
                 "discriminator's input shape per sample"),
+        CLI_OPT("hdu", 0, "N", "FITS: HDU number, 1 = primary, or EXTNAME (default: first with "
+                "data)"),
+        CLI_READ_OPTS,
         CLI_OPT("latent", 0, "N", "latent size, checked against the generator's input "
                 "(default: the generator's)"),
         CLI_OPT("label-smoothing", 0, "S", "the real images' label is 1 - S (one-sided), "
