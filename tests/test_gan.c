@@ -312,6 +312,8 @@ TEST(gan_pairs_that_do_not_fit_are_refused_naming_both)
           strstr(e1, "takes 2"));
     CHECK(s2 == DS_ERR_ARG && strstr(e2, "label smoothing 0.5"));
     CHECK_OK(check_arg_error(s3, "resume needs the output folder", msg_, cap_));
+    CHECK_OK(check_arg_error(ds_gan_fit(NULL, NULL, NULL, NULL, NULL), "the generator or the "
+                             "discriminator is NULL", msg_, cap_));
     return TEST_PASS;
 }
 

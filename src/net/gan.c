@@ -275,13 +275,15 @@ static ds_status setup(gan_run *r)
 {
     const ds_gan_opts *o = r->o;
     ds_status st = ds_gan_check(r->g, r->d, o->latent);
+    if (st)
+        return st;
     r->gin = r->g->inputs[0].node;
     r->gout = r->g->outputs[0].node;
     r->din = r->d->inputs[0].node;
     r->dlogit = logit_node(r->d);
     r->per = per_sample(r->din);
     r->latent = per_sample(r->gin);
-    if (st || (st = check_opts(r, o)))
+    if ((st = check_opts(r, o)))
         return st;
     r->N = r->x->shape[0];
     r->B = o->batch_size > 0 ? o->batch_size : 32;

@@ -27,8 +27,9 @@ static void optim_line(dsi_buf *b, const char *who, const ds_optim_opts *p)
 static void net_line(dsi_buf *b, const char *who, const ds_net *n)
 {
     const ds_node *in = n->inputs[0].node, *out = n->outputs[0].node;
-    dsi_buf_printf(b, "%s: %s -> ", who, dsi_shape_str(in->ndim, in->shape));
-    dsi_buf_printf(b, "%s, %lld parameters\n", dsi_shape_str(out->ndim, out->shape),
+    /* per sample: the batch size is a setting of its own */
+    dsi_buf_printf(b, "%s: %s -> ", who, dsi_shape_str(in->ndim - 1, in->shape + 1));
+    dsi_buf_printf(b, "%s, %lld parameters\n", dsi_shape_str(out->ndim - 1, out->shape + 1),
                    (long long)ds_model_numel(n->m, 0));
 }
 
