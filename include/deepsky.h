@@ -2126,6 +2126,100 @@ DS_API ds_status ds_net_generate(ds_net *n, const char *from, int64_t count, uin
  * kl_gaussian lines the negative ELBO (up to the likelihood's constant). *out: [samples].
  * DS_ERR_ARG for a net whose losses read labels. */
 DS_API ds_status ds_net_score_reconstruction(ds_net *n, const ds_feed *f, ds_tensor **out);
+ * GANs (issue 17): a generator G (latent vector -> image) and a discriminator D (image -> one
+ * logit), two nets from model files, each with the optimizer of its own file, trained in
+ * alternation with the non-saturating loss (Goodfellow et al. 2014; the DCGAN recipe of
+ * Radford et al. 2016). A D step: real samples labelled 1 - label_smoothing, G(z) labelled 0,
+ * binary cross-entropy on D's logits (mean over each batch; the reported D loss is the sum of
+ * the two halves, as PyTorch's DCGAN example). A G step: the cross-entropy of D(G(z)) against
+ * 1, whose gradient flows through D's input into G (D's weights are left as they are).
+ * z ~ N(0, 1). Loss lines of the model files are not used (a loss that reads labels is
+ * refused); D's output may end in a sigmoid (its input, the logit, is then used). Batch norm
+ * runs in training mode in both steps; the samples drawn for figures (ds_gan_sample) use
+ * eval mode (running statistics). The same seed gives the same weights at any thread count.
+ * ---------------------------------------------------------------------------------------- */
+typedef struct {
+    int epoch, epochs;          /* 1-based */
+    double d_loss, g_loss;      /* the epoch's mean D loss (real + fake) and G loss */
+    double d_real, d_fake;      /* mean of sigmoid(D(x)) on real samples and on G(z) (D steps) */
+    int64_t d_steps, g_steps;   /* steps taken this epoch */
+    double seconds;             /* the epoch's */
+} ds_gan_progress;
+typedef void (*ds_gan_progress_fn)(void *ctx, const ds_gan_progress *p);
+typedef struct {
+    int epochs;                 /* default 10 */
+    int64_t batch_size;         /* real samples per D step, and G(z) per step; default 32 */
+    /* D steps per G step (default 1): an epoch is one pass over the shuffled data, one D
+     * step per batch, a G step after every d_steps D steps and after the epoch's last */
+    int d_steps;
+    double label_smoothing;     /* the real samples' label is 1 - s (one-sided); 0 <= s < 0.5 */
+    int64_t latent;             /* 0: the generator's input size; else it must equal it */
+    uint64_t seed;              /* shuffling and z */
+    /* Output folder, which must exist (NULL: nothing written). After every epoch, each
+     * file atomic, in this order: generator.safetensors and discriminator.safetensors (the
+     * weights, with ds_weights_info metadata: the epoch, the loss is that net's), then
+     * gan.ckpt.safetensors (both nets' weights and optimizer states, the loop state, the
+     * history and the run's settings, for resume), then log.csv (epoch, d_loss, g_loss,
+     * d_real, d_fake, seconds) and, with grid_rows > 0, samples_EEEE.png (E the epoch, 1-based,
+     * four digits): a grid_rows x grid_cols grid of G(z) for a fixed z (channel 0, grey,
+     * one scale for the grid). A kill leaves the files of the last write. */
+    const char *out_dir;
+    int grid_rows, grid_cols;   /* 0: no figure; the figure needs plotting support */
+    /* Continue from out_dir's checkpoint, which must exist and hold the same settings (seed,
+     * batch size, d_steps, label smoothing, latent size, both optimizers, the data's hash,
+     * the nets' shapes and the caller's settings); the error names each difference. The
+     * result equals the uninterrupted run's, bit for bit. */
+    int resume;
+    const char *settings;       /* the caller's "name: value" lines, compared on resume */
+    const char *command;        /* stored as train.command in the weights files (or NULL) */
+    ds_gan_progress_fn progress;   /* after every epoch, or NULL */
+    void *ctx;
+} ds_gan_opts;
+typedef struct {
+    int epochs_run, resumed_from;
+    double d_loss, g_loss, d_real, d_fake;   /* the last epoch's */
+    double seconds;
+} ds_gan_result;
+/* Whether g and d fit together: both have one input, d one output of one value per sample,
+ * g's output has the shape of d's input (per sample), latent (0: any) is g's input size, and
+ * neither has a loss that reads labels. DS_ERR_SHAPE or DS_ERR_ARG naming both model files,
+ * the layers and the shapes. */
+DS_API ds_status ds_gan_check(const ds_net *g, const ds_net *d, int64_t latent);
+/* Trains g and d on the real samples x ([N, ...] with d's input shape per sample, finite,
+ * used as given: scale them to what g's output can produce). res may be NULL. */
+DS_API ds_status ds_gan_fit(ds_net *g, ds_net *d, const ds_tensor *x, const ds_gan_opts *o,
+                            ds_gan_result *res);
+/* n samples of g for z ~ N(0, 1) drawn from seed, in eval mode: [n, g's output shape] into
+ * *out (the caller frees it). */
+DS_API ds_status ds_gan_sample(ds_net *g, int64_t n, uint64_t seed, ds_tensor **out);
+/* A figure of rows x cols grey panels, channel 0 of the first rows x cols images of
+ * x [N, C, H, W] (or [N, H, W]), one linear scale from the images' minimum to maximum;
+ * title may be NULL. Saved atomically to path (needs plotting support). */
+DS_API ds_status ds_gan_grid_png(const ds_tensor *x, int rows, int cols, const char *title,
+                                 const char *path);
+
+/* Statistics to judge generated galaxy stamps against real ones (GANs, VAEs): the
+ * two-sample Kolmogorov-Smirnov test and per-stamp measurements by adaptive moments. */
+/* D = sup |F_a - F_b| of the two samples' empirical distributions (as scipy.stats.ks_2samp)
+ * into *d and, if p is non-NULL, the asymptotic two-sided p-value: Kolmogorov's limiting
+ * distribution at (sqrt(en) + 0.12 + 0.11 / sqrt(en)) D, en = na nb / (na + nb) (Stephens
+ * 1970; scipy's method='asymp' uses the exact one-sample law at round(en): they agree within
+ * 0.01, 0.004 for samples above 100). DS_ERR_ARG for an empty sample or a NaN (naming
+ * its index). */
+DS_API ds_status ds_ks_2samp(const double *a, int64_t na, const double *b, int64_t nb,
+                             double *d, double *p);
+typedef struct {
+    double flux;      /* amplitude of the best-fit elliptical Gaussian (ds_moments.flux) */
+    double hlr;       /* its half-light radius, circularized: sigma sqrt(2 ln 2), pixels */
+    double e;         /* |eps|, the eps convention above ((1 - q) / (1 + q)) */
+    double e1, e2;    /* eps components */
+    int flag;         /* ds_moments.flag: 0 ok, else the values are NaN */
+} ds_stamp_stat;
+/* out[k] for each of the n stamps img[k] (size x size, conventions above), measured by
+ * ds_adaptive_moments from a round weight of sigma 2 pixels at the stamp centre (in
+ * parallel; the same at any thread count). A failed measurement is flagged, not an error.
+ * DS_ERR_ARG for NULL pointers, n < 0 or size < 1. */
+DS_API ds_status ds_stamp_stats(const float *img, int64_t n, int size, ds_stamp_stat *out);
 
 #ifdef __cplusplus
 }

@@ -20,6 +20,7 @@ static const struct {
     {"shear-bias", cmd_shear_bias, "shear bias m, c of measured ellipticities of sheared galaxies"},
     {"classic", cmd_classic, "classic baselines: classic train|eval|predict --method M ..."},
     {"generate", cmd_generate, "decode draws from the prior at a VAE's sampling layer"},
+    {"train-gan", cmd_train_gan, "train a generator and a discriminator together (a GAN)"},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 static const char *const help_words[] = {"help", "--help", "-h"};

@@ -1181,3 +1181,13 @@ ds_status ds_net_fit(ds_net *n, const ds_tensor *x, const ds_tensor *y, const ds
     dsi_feed_single(&fv, xv, "validation data", yv, "validation labels");
     return ds_net_fit_feed(n, &f, xv ? &fv : NULL, o, res);
 }
+
+/* For gan.c: the differences between a checkpoint's settings and a run's, and the hash of
+ * its data, as train's resume reports them. */
+int dsi_settings_diff(const char *then, const char *now, char *msg, size_t cap)
+{
+    int n = diff_settings(then, now, true, msg, cap);
+    return n + diff_settings(now, then, false, msg, cap);
+}
+
+uint64_t dsi_tensor_hash(const ds_tensor *t) { return tensor_hash(t); }
