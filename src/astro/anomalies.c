@@ -73,7 +73,7 @@ static ds_status resolve(const ds_anomaly_opts *in, ds_anomaly_opts *o)
     if (!(o->sim.snr_max > 0 || o->sim.population))
         return dsi_fail(DS_ERR_ARG, "sim anomalies: the stamps must be noisy (an SNR range > 0): "
                         "the amplitudes are in sky sigmas");
-    if ((st = range("cosmic-ray amplitude", &o->cr_amp_min, &o->cr_amp_max, 50, 500, 1e-6,
+    if ((st = range("cosmic-ray amplitude", &o->cr_amp_min, &o->cr_amp_max, 100, 1000, 1e-6,
                     1e9)) ||
         (st = range("cosmic-ray length", &o->cr_len_min, &o->cr_len_max, 2, 8, 0.5, 4096)) ||
         (st = range("trail amplitude", &o->trail_amp_min, &o->trail_amp_max, 3, 20, 1e-6, 1e9)) ||

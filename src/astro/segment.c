@@ -27,20 +27,19 @@ static double mad_sigma(const float *img, int64_t n, float *tmp)
 }
 
 /* out = img convolved with a normalized Gaussian of sigma s (separable, truncated at 4 s,
- * the edges clamped); returns the kernel's sqrt(sum w^2) over the 2-D kernel (the factor by
- * which it lowers white noise). s <= 0: a copy, factor 1. */
-static double smooth(const float *img, int h, int w, double s, float *tmp, float *out)
+ * the edges clamped); s <= 0: a copy. */
+static void smooth(const float *img, int h, int w, double s, float *tmp, float *out)
 {
     if (!(s > 0)) {
         memcpy(out, img, sizeof *out * (size_t)h * w);
-        return 1;
+        return;
     }
     const int r = (int)ceil(4 * s) < 32 ? (int)ceil(4 * s) : 32;
-    double k[65], sum = 0, ss = 0;
+    double k[65], sum = 0;
     for (int j = -r; j <= r; j++)
         sum += k[j + r] = exp(-0.5 * j * j / (s * s));
     for (int j = 0; j <= 2 * r; j++)
-        k[j] /= sum, ss += k[j] * k[j];
+        k[j] /= sum;
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) {
             double v = 0;
@@ -59,7 +58,6 @@ static double smooth(const float *img, int h, int w, double s, float *tmp, float
             }
             out[(size_t)y * w + x] = (float)v;
         }
-    return ss;   /* sum over the 2-D kernel of w^2 = (sum of the 1-D w^2)^2: sqrt is ss */
 }
 
 /* ---- the watershed's priority queue: highest value first, then first pushed ---- */
@@ -172,7 +170,7 @@ static ds_status resolve(const ds_segment_opts *in, ds_segment_opts *o)
     ds_segment_opts z = {0};
     *o = in ? *in : z;
     if (o->k == 0)
-        o->k = 1;
+        o->k = 1.3;
     if (o->smooth == 0)
         o->smooth = 1;
     if (o->max_objects == 0)

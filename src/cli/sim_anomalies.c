@@ -78,7 +78,7 @@ int cmd_sim_anomalies(int argc, char **argv)
         CLI_OPT("types", 0, "LIST", "anomaly types among cosmic, trail, hot, ring, comma-"
                 "separated (default all four)"),
         CLI_OPT("cr-amp", 0, "MIN:MAX", "cosmic rays: deposit per pixel of track, sky sigmas "
-                "(default 50:500)"),
+                "(default 100:1000)"),
         CLI_OPT("cr-length", 0, "MIN:MAX", "cosmic rays: track length, pixels (default 2:8)"),
         CLI_OPT("trail-amp", 0, "MIN:MAX", "satellite trails: peak, sky sigmas (default 3:20)"),
         CLI_OPT("hot-amp", 0, "MIN:MAX", "hot pixels (1 to 3): value, sky sigmas (default "
