@@ -325,7 +325,8 @@ static int cmd_sim_galaxies(int argc, char **argv)
                  "flux, snr, psf_fwhm, dx, dy, psf_beta, psf_e1, psf_e2, psf_lod, psf_obsc,\n"
                  "nb_flux, nb_dx, nb_dy, nb_hlr (the neighbour; 0 without one), g1, g2, e1_int,\n"
                  "e2_int (e1, e2: the sheared shape; e_int: the intrinsic one). Flux outside a\n"
-                 "stamp is lost.",
+                 "stamp is lost. Other kinds: 'deepsky sim blends --help' (blended pairs with\n"
+                 "segmentation masks), 'deepsky sim anomalies --help' (injected anomalies).",
                  opts, (int)(sizeof opts / sizeof opts[0]), {0}, 0, 1, 1};
     int rc = cli_parse(&c, argc, argv);
     if (rc)
