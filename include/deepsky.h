@@ -2220,6 +2220,113 @@ typedef struct {
  * parallel; the same at any thread count). A failed measurement is flagged, not an error.
  * DS_ERR_ARG for NULL pointers, n < 0 or size < 1. */
 DS_API ds_status ds_stamp_stats(const float *img, int64_t n, int size, ds_stamp_stat *out);
+ * Simulated data for segmentation and anomaly detection (issue 17): blended pairs of
+ * galaxies with per-pixel masks (src/astro/blends.c), stamps with injected anomalies
+ * (src/astro/anomalies.c), and a classical threshold-and-watershed segmentation with the
+ * per-object IoU (src/astro/segment.c). Conventions: those of the simulator above.
+ * ---------------------------------------------------------------------------------------- */
+/* Blended pairs: galaxy a (the brighter) and galaxy b, each drawn as ds_sim_galaxies draws
+ * (a's n, hlr, e are those of row i of ds_sim_galaxies run with sim and its seed; b's
+ * those of a run with a seed derived from it), rendered with the same PSF, their centres
+ * at the pair's midpoint (offset uniform in [-offset_max, offset_max]) -+ half the
+ * separation along a uniform direction. a's flux gives it the drawn SNR alone; b's flux is
+ * flux_ratio times a's. The noise (sky, and the source's if gain > 0) is added to the sum.
+ * Masks: a pixel is object k's if k's noiseless value exceeds mask_threshold * sky_sigma;
+ * where both do, the object whose noiseless value is larger there (a on ties). */
+typedef struct {
+    ds_sim_opts sim;             /* count, size, seed, n, hlr, e_max, snr (> 0: a's alone),
+                                    sky_sigma, gain, offset_max, psf and its ranges, g1, g2;
+                                    params, pairs, shear cycles, neighbours, correlated
+                                    noise and populations are refused */
+    double sep_min, sep_max;     /* centre distance, pixels (0, 0: size / 8, 5 size / 16) */
+    double ratio_min, ratio_max; /* b's flux over a's, in (0, 1] (0, 0: 0.2, 1) */
+    double mask_threshold;       /* in sky sigmas, > 0 (0: 1) */
+} ds_blend_opts;
+/* The blend truth table's columns (NULL-terminated): a_e1, a_e2, a_n, a_hlr, a_flux, a_snr,
+ * a_dx, a_dy, the same for b, psf_fwhm, psf_beta, psf_e1, psf_e2, psf_lod, psf_obsc, g1, g2,
+ * separation (pixels), angle (of b seen from a, degrees counter-clockwise from +x),
+ * flux_ratio, snr (of the noiseless blend), a_pixels, b_pixels (mask sizes), overlap (pixels
+ * above the threshold for both). */
+DS_API const char *const *ds_blend_columns(void);
+DS_API int ds_blend_column_count(void);
+/* images [count, 1, size, size] (noisy blends), labels [count, 1, size, size] (0
+ * background, 1 galaxy a, 2 galaxy b, as floats), truth [count, ds_blend_column_count()];
+ * components (NULL: not wanted) [count, 2, size, size], each galaxy's noiseless image.
+ * Same seed, same bits at any thread count. DS_ERR_ARG naming the option. */
+DS_API ds_status ds_sim_blends(const ds_blend_opts *o, ds_tensor **images, ds_tensor **labels,
+                               ds_tensor **truth, ds_tensor **components);
+/* One-hot of integer labels [N, 1, H, W] or [N, H, W] with values in [0, classes):
+ * [N, classes, H, W]. DS_ERR_ARG naming the first bad value and its position. */
+DS_API ds_status ds_labels_one_hot(const ds_tensor *labels, int classes, ds_tensor **out);
+
+/* Anomalies injected into a fraction of ds_sim_galaxies' stamps. */
+typedef enum {
+    DS_ANOMALY_NONE = 0,
+    DS_ANOMALY_COSMIC,           /* a short sharp track: amp per pixel of path, length, angle */
+    DS_ANOMALY_TRAIL,            /* a straight line across the stamp, Gaussian profile as wide
+                                    as the PSF (FWHM 1.5 pixels without one): peak amp */
+    DS_ANOMALY_HOT,              /* 1 to 3 hot pixels of value amp */
+    DS_ANOMALY_RING,             /* a ring galaxy: a fraction amp of the galaxy's flux moved
+                                    into an elliptical Gaussian ring (the galaxy's shape) */
+    DS_ANOMALY_KINDS             /* the count of codes */
+} ds_anomaly_kind;
+typedef struct {
+    ds_sim_opts sim;             /* the galaxies (ds_sim_galaxies; noisy, snr_max > 0) */
+    double fraction;             /* [0, 1]: round(fraction * count) stamps have an anomaly */
+    unsigned kinds;              /* bits 1 << k of the kinds used (0: all four) */
+    double cr_amp_min, cr_amp_max;       /* sky sigmas (0, 0: 100, 1000) */
+    double cr_len_min, cr_len_max;       /* pixels (0, 0: 2, 8) */
+    double trail_amp_min, trail_amp_max; /* sky sigmas (0, 0: 3, 20) */
+    double hot_amp_min, hot_amp_max;     /* sky sigmas (0, 0: 20, 200) */
+    double ring_radius_min, ring_radius_max; /* times the galaxy's hlr (0, 0: 1.5, 3) */
+    double ring_frac_min, ring_frac_max;     /* of the flux, in (0, 1] (0, 0: 0.4, 0.8) */
+} ds_anomaly_opts;
+/* "normal", "cosmic", "trail", "hot", "ring" for codes 0 to 4; NULL otherwise. */
+DS_API const char *ds_anomaly_name(int kind);
+/* The code of a name above, or -1. */
+DS_API int ds_anomaly_code(const char *name);
+/* The anomaly truth table's columns: those of ds_sim_columns(), then anomaly (the code),
+ * an_x, an_y (pixels: the track's or trail's centre, the first hot pixel, the ring's
+ * centre), an_amp (image units; ring: the fraction of the flux), an_length (pixels: the
+ * track; the trail's chord in the stamp; the hot pixels' count; the ring's radius), an_angle
+ * (degrees), an_width (the trail's FWHM, the ring's Gaussian sigma; else 0). Zeros on
+ * normal rows. */
+DS_API const char *const *ds_anomaly_columns(void);
+DS_API int ds_anomaly_column_count(void);
+/* images [count, 1, size, size], truth [count, ds_anomaly_column_count()]. With fraction 0
+ * the images and the first ds_sim_column_count() columns are ds_sim_galaxies' bit for bit;
+ * rows without an anomaly always are. The anomalous rows: a seeded choice of exactly
+ * round(fraction * count) rows, the kinds in turn (equal shares). A ring replaces the
+ * galaxy's light before the noise (exact for gain 0; with gain > 0 the source noise stays
+ * that of the Sersic profile). */
+DS_API ds_status ds_sim_anomalies(const ds_anomaly_opts *o, ds_tensor **images,
+                                  ds_tensor **truth);
+
+/* Classical segmentation: the image smoothed by a Gaussian of sigma `smooth` pixels; the
+ * foreground where the smoothed image exceeds k * sky_sigma; markers at the local maxima
+ * (3 x 3) of the smoothed image in the foreground, the highest first, each at least
+ * min_distance pixels from those kept, at most max_objects of them; then a marker-based
+ * watershed (priority flood from the markers, highest values first, 8-neighbours) over
+ * the foreground. Foreground not reached from a marker stays 0. */
+typedef struct {
+    double k;                    /* threshold in sky sigmas (0: 1.3, tuned on `sim blends`
+                                    with masks at 1 sigma) */
+    double sky_sigma;            /* <= 0: estimated, 1.4826 * MAD of the image */
+    double smooth;               /* Gaussian sigma, pixels (0: 1; < 0: none) */
+    int max_objects;             /* (0: 2) */
+    double min_distance;         /* pixels (0: 2) */
+} ds_segment_opts;
+/* labels (h x w floats): 0 background, 1 .. max_objects the markers by decreasing height.
+ * Returns the number of objects found in *found (may be NULL). */
+DS_API ds_status ds_segment_watershed(const float *img, int h, int w, const ds_segment_opts *o,
+                                      float *labels, int *found);
+/* Per-object IoU of predicted against true label images (npix values each, integer labels
+ * 0 .. n_labels, 0 background): the predicted labels are matched one to one with the true
+ * ones so that the sum of the IoUs is largest (n_labels <= 8); iou[k] is true object k+1's
+ * IoU with its match (0 if none), NaN if object k+1 is absent from truth. DS_ERR_ARG for a
+ * label that is not an integer in [0, n_labels] (naming its position). */
+DS_API ds_status ds_segment_iou(const float *pred, const float *truth, int64_t npix,
+                                int n_labels, double *iou);
 
 #ifdef __cplusplus
 }

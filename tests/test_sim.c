@@ -540,7 +540,7 @@ TEST(sim_cli)
     CHECK_OK(expect(cli_run("%s", args), 2, "option '--psf': 'airy' is not gaussian, moffat",
                     msg_, cap_));
     snprintf(args, sizeof args, "sim stars --count 3 -o %s/b.fits --truth %s/b.fits", dir, dir);
-    CHECK_OK(expect(cli_run("%s", args), 2, "unknown kind 'stars' (only 'galaxies')", msg_, cap_));
+    CHECK_OK(expect(cli_run("%s", args), 2, "unknown kind 'stars' (galaxies, blends or anomalies)", msg_, cap_));
     snprintf(args, sizeof args, "sim galaxies --count 3 -o %s/b.fits --truth %s/b.txt", dir, dir);
     CHECK_OK(expect(cli_run("%s", args), 1, "b.txt': tables are written as .fits", msg_, cap_));
     snprintf(args, sizeof args, "sim galaxies --params %s/none.csv -o %s/b.fits --truth %s/t.fits",

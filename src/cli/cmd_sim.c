@@ -1,6 +1,7 @@
 /* cmd_sim.c - deepsky sim galaxies ...: simulated galaxy stamps (FITS cube) and their truth
  * table (FITS binary table), for the ellipticity demo. */
 #include "cli.h"
+#include "sim_kinds.h"
 #include "sim_realism.h"
 
 #include <errno.h>
@@ -10,8 +11,7 @@
 #include <strings.h>
 #include <time.h>
 
-/* path with its extension (.fits, .fits.gz, .fit, .fts, .csv, .npy) replaced by .npy */
-static void npy_name(const char *path, char *out, size_t cap)
+void sim_npy_name(const char *path, char *out, size_t cap)
 {
     static const char *const ext[] = {".fits.gz", ".fits", ".fit", ".fts", ".csv", ".npy"};
     size_t n = strlen(path);
@@ -134,10 +134,10 @@ static int check_groups(const cli_cmd *c, const ds_sim_opts *o)
                            "%d (%lld)", o->pairs ? " with --pairs" : "", grp, (long long)o->count);
 }
 
-static int save_truth(const ds_tensor *truth, const char *path)
+int sim_save_table(const ds_tensor *truth, const char *const *names, const char *path)
 {
     const int64_t n = ds_tensor_shape(truth)[0];
-    const int nc = ds_sim_column_count();
+    const int nc = (int)ds_tensor_shape(truth)[1];
     float *cols = malloc(sizeof *cols * (size_t)(nc * n));
     const float **col_ptr = malloc(sizeof *col_ptr * (size_t)nc);
     if (!cols || !col_ptr) {
@@ -152,7 +152,7 @@ static int save_truth(const ds_tensor *truth, const char *path)
             cols[j * n + i] = t[i * nc + j];
         col_ptr[j] = cols + j * n;
     }
-    int rc = ds_table_save(path, nc, ds_sim_columns(), n, col_ptr) == DS_OK ? 0 : cli_fail();
+    int rc = ds_table_save(path, nc, names, n, col_ptr) == DS_OK ? 0 : cli_fail();
     free(cols);
     free(col_ptr);
     return rc;
@@ -217,6 +217,53 @@ static int psf_kind_rules(const cli_cmd *c, const ds_sim_opts *o, double fwhm_lo
     return 0;
 }
 
+/* The options of SIM_GALAXY_OPTS (and --threads) into o (count 0 when absent); 0, or 2
+ * after a usage error naming the option. */
+int sim_galaxy_options(const cli_cmd *c, ds_sim_opts *o)
+{
+    long count, size, seed;
+    double fwhm_lo = 2, fwhm_hi = 2;
+    o->n_min = 0.5, o->n_max = 6, o->hlr_min = 1.5, o->hlr_max = 5, o->snr_min = 10;
+    o->snr_max = 100;
+    if (!cli_long(c, "count", 1, 100000000L, 0, &count) ||
+        !cli_long(c, "size", 4, 4096, 32, &size) ||
+        !cli_long(c, "seed", 0, 0x7fffffffL, 0, &seed) ||
+        !cli_range(c, "n", 0.3, 8, &o->n_min, &o->n_max) ||
+        !cli_range(c, "hlr", 1e-3, 1e6, &o->hlr_min, &o->hlr_max) ||
+        !cli_double(c, "e-max", 0, 0.999999, 0.6, &o->e_max) ||
+        !cli_range(c, "snr", 0, 1e12, &o->snr_min, &o->snr_max) ||
+        !cli_range(c, "psf-fwhm", 0, 1000, &fwhm_lo, &fwhm_hi) ||
+        !parse_psf_opts(c, o) ||
+        !cli_double(c, "offset", 0, 4096, 0.5, &o->offset_max) ||
+        !cli_double(c, "sky-sigma", 1e-30, 1e30, 1, &o->sky_sigma) ||
+        !cli_double(c, "gain", 0, 1e30, 0, &o->gain) || !cli_threads(c))
+        return 2;
+    if (o->snr_max > 0 && !(o->snr_min > 0))
+        return cli_usage_error(c, "option '--snr': the range must be positive (or 0: noiseless)");
+    const char *kind = cli_get(c, "psf");
+    if (!kind || !strcmp(kind, "gaussian"))
+        o->psf.kind = DS_PSF_GAUSSIAN;
+    else if (!strcmp(kind, "moffat"))
+        o->psf.kind = DS_PSF_MOFFAT;
+    else if (!strcmp(kind, "optical"))
+        o->psf.kind = DS_PSF_OPTICAL;
+    else if (!strcmp(kind, "none"))
+        o->psf.kind = DS_PSF_NONE;
+    else
+        return cli_usage_error(c, "option '--psf': '%s' is not gaussian, moffat, optical or none",
+                               kind);
+    int rc = psf_kind_rules(c, o, fwhm_lo);
+    if (rc)
+        return rc;
+    o->psf.fwhm = fwhm_lo;
+    o->psf_fwhm_min = fwhm_lo;
+    o->psf_fwhm_max = fwhm_hi;
+    o->size = (int)size;
+    o->seed = (uint64_t)seed;
+    o->count = count;
+    return 0;
+}
+
 /* The PSF image of each stamp, [N, S, S], written as the stamps are (atomically). */
 static int save_psf_images(const ds_sim_opts *o, const ds_tensor *truth, const char *path)
 {
@@ -230,33 +277,32 @@ static int save_psf_images(const ds_sim_opts *o, const ds_tensor *truth, const c
     return rc;
 }
 
+static int cmd_sim_galaxies(int argc, char **argv);
+
+/* The first argument naming a kind picks the command: galaxies (below), blends
+ * (sim_blends.c) or anomalies (sim_anomalies.c). The fuzz dictionary's visit sees all. */
 int cmd_sim(int argc, char **argv)
 {
+    if (cli_visitor) {
+        cmd_sim_blends(argc, argv);
+        cmd_sim_anomalies(argc, argv);
+        return cmd_sim_galaxies(argc, argv);
+    }
+    for (int i = 0; i < argc && strcmp(argv[i], "galaxies"); i++) {
+        if (!strcmp(argv[i], "blends"))
+            return cmd_sim_blends(argc, argv);
+        if (!strcmp(argv[i], "anomalies"))
+            return cmd_sim_anomalies(argc, argv);
+    }
+    return cmd_sim_galaxies(argc, argv);
+}
+
+static int cmd_sim_galaxies(int argc, char **argv)
+{
     cli_opt opts[] = {
-        CLI_OPT("count", 0, "N", "number of galaxies (default: the rows of --params)"),
-        CLI_OPT("size", 0, "S", "stamp size in pixels (default 32)"),
-        CLI_OPT("seed", 0, "S", "seed of the draws and the noise (default 0)"),
-        CLI_OPT("n", 0, "MIN:MAX", "Sersic index range, within [0.3, 8] (default 0.5:6)"),
-        CLI_OPT("hlr", 0, "MIN:MAX", "half-light radius range, pixels (default 1.5:5)"),
-        CLI_OPT("e-max", 0, "E", "ellipticity uniform in the disc |e| <= E < 1 (default 0.6)"),
-        CLI_OPT("snr", 0, "MIN:MAX", "GalSim SNR range; 0: noiseless, flux 1 (default 10:100)"),
-        CLI_OPT("psf", 0, "KIND", "gaussian, moffat, optical (obscured Airy * Kolmogorov) or "
-                "none (default gaussian)"),
-        CLI_OPT("psf-fwhm", 0, "F[:G]", "PSF FWHM in pixels, or a range (default 2); optical: "
-                "the Kolmogorov part's, 0 for none"),
-        CLI_OPT("psf-beta", 0, "B[:C]", "Moffat beta > 1, or a range (default 3)"),
-        CLI_OPT("beta", 0, "B[:C]", "the same as --psf-beta"),
-        CLI_OPT("psf-e", 0, "E|E1,E2", "PSF ellipticity: |e| uniform in [0, E] at a uniform "
-                "angle, or the fixed E1,E2 (|e| < 1; default 0: round)"),
-        CLI_OPT("psf-lod", 0, "L[:M]", "optical PSF: lambda/D in pixels, or a range (0: no "
-                "diffraction, else >= 0.25; required with --psf optical)"),
-        CLI_OPT("psf-obscuration", 0, "F", "optical PSF: central obscuration, a fraction of the "
-                "diameter in [0, 1) (default 0)"),
+        SIM_GALAXY_OPTS,
         CLI_OPT("psf-out", 0, "PSF", "also write each stamp's PSF image [N, S, S] (.fits or "
                 ".npy; unit sum, centred)"),
-        CLI_OPT("offset", 0, "D", "centroid offsets uniform in [-D, D] pixels (default 0.5)"),
-        CLI_OPT("sky-sigma", 0, "S", "Gaussian sky noise sigma (default 1)"),
-        CLI_OPT("gain", 0, "G", "source Poisson noise, counts per flux unit (default 0: none)"),
         CLI_OPT("params", 0, "TABLE", "FITS or CSV table whose columns (those of the truth "
                 "table: e1, e2, n, hlr, flux, snr, psf_fwhm, dx, dy, psf_beta, ... psf_obsc, "
                 "nb_flux, nb_dx, nb_dy, nb_hlr) override the draws where not NaN (e1, e2: "
@@ -279,58 +325,23 @@ int cmd_sim(int argc, char **argv)
                  "flux, snr, psf_fwhm, dx, dy, psf_beta, psf_e1, psf_e2, psf_lod, psf_obsc,\n"
                  "nb_flux, nb_dx, nb_dy, nb_hlr (the neighbour; 0 without one), g1, g2, e1_int,\n"
                  "e2_int (e1, e2: the sheared shape; e_int: the intrinsic one). Flux outside a\n"
-                 "stamp is lost.",
+                 "stamp is lost. Other kinds: 'deepsky sim blends --help' (blended pairs with\n"
+                 "segmentation masks), 'deepsky sim anomalies --help' (injected anomalies).",
                  opts, (int)(sizeof opts / sizeof opts[0]), {0}, 0, 1, 1};
     int rc = cli_parse(&c, argc, argv);
     if (rc)
         return rc;
     if (strcmp(c.positional[0], "galaxies"))
-        return cli_usage_error(&c, "unknown kind '%s' (only 'galaxies')", c.positional[0]);
+        return cli_usage_error(&c, "unknown kind '%s' (galaxies, blends or anomalies)",
+                               c.positional[0]);
     if (!cli_has(&c, "output") || !cli_has(&c, "truth"))
         return cli_usage_error(&c, "-o IMAGES and --truth TABLE are required");
     if (!cli_has(&c, "count") && !cli_has(&c, "params"))
         return cli_usage_error(&c, "--count N (or --params TABLE) is required");
     ds_sim_opts o = {0};
-    long count, size, seed;
-    double fwhm_lo = 2, fwhm_hi = 2;
-    o.n_min = 0.5, o.n_max = 6, o.hlr_min = 1.5, o.hlr_max = 5, o.snr_min = 10, o.snr_max = 100;
-    if (!cli_long(&c, "count", 1, 100000000L, 0, &count) ||
-        !cli_long(&c, "size", 4, 4096, 32, &size) ||
-        !cli_long(&c, "seed", 0, 0x7fffffffL, 0, &seed) ||
-        !cli_range(&c, "n", 0.3, 8, &o.n_min, &o.n_max) ||
-        !cli_range(&c, "hlr", 1e-3, 1e6, &o.hlr_min, &o.hlr_max) ||
-        !cli_double(&c, "e-max", 0, 0.999999, 0.6, &o.e_max) ||
-        !cli_range(&c, "snr", 0, 1e12, &o.snr_min, &o.snr_max) ||
-        !cli_range(&c, "psf-fwhm", 0, 1000, &fwhm_lo, &fwhm_hi) ||
-        !parse_psf_opts(&c, &o) ||
-        !cli_double(&c, "offset", 0, 4096, 0.5, &o.offset_max) ||
-        !cli_double(&c, "sky-sigma", 1e-30, 1e30, 1, &o.sky_sigma) ||
-        !cli_double(&c, "gain", 0, 1e30, 0, &o.gain) || !cli_threads(&c))
-        return 2;
-    if ((rc = shear_options(&c, &o)))
+    if ((rc = sim_galaxy_options(&c, &o)) || (rc = shear_options(&c, &o)))
         return rc;
-    if (o.snr_max > 0 && !(o.snr_min > 0))
-        return cli_usage_error(&c, "option '--snr': the range must be positive (or 0: noiseless)");
-    const char *kind = cli_get(&c, "psf");
-    if (!kind || !strcmp(kind, "gaussian"))
-        o.psf.kind = DS_PSF_GAUSSIAN;
-    else if (!strcmp(kind, "moffat"))
-        o.psf.kind = DS_PSF_MOFFAT;
-    else if (!strcmp(kind, "optical"))
-        o.psf.kind = DS_PSF_OPTICAL;
-    else if (!strcmp(kind, "none"))
-        o.psf.kind = DS_PSF_NONE;
-    else
-        return cli_usage_error(&c, "option '--psf': '%s' is not gaussian, moffat, optical or none",
-                               kind);
-    if ((rc = psf_kind_rules(&c, &o, fwhm_lo)))
-        return rc;
-    o.psf.fwhm = fwhm_lo;
-    o.psf_fwhm_min = fwhm_lo;
-    o.psf_fwhm_max = fwhm_hi;
-    o.size = (int)size;
-    o.seed = (uint64_t)seed;
-    o.count = count;
+    const long count = (long)o.count;
     if (cli_has(&c, "count") && (rc = check_groups(&c, &o)))
         return rc;
     double *kernel = NULL;
@@ -343,8 +354,8 @@ int cmd_sim(int argc, char **argv)
     }
     const char *out = cli_get(&c, "output"), *tpath = cli_get(&c, "truth");
     char npy_out[1024], npy_truth[1024];
-    npy_name(out, npy_out, sizeof npy_out);
-    npy_name(tpath, npy_truth, sizeof npy_truth);
+    sim_npy_name(out, npy_out, sizeof npy_out);
+    sim_npy_name(tpath, npy_truth, sizeof npy_truth);
     cli_files files = {0};
     cli_files_input(&files, "--params", cli_get(&c, "params"));
     cli_files_input(&files, "--noise-kernel", kernel_file);
@@ -394,7 +405,7 @@ int cmd_sim(int argc, char **argv)
     rc = ds_tensor_reshape(images, 3, shape) == DS_OK && ds_array_save(images, out, NULL) == DS_OK
              ? 0 : cli_fail();
     if (!rc)
-        rc = save_truth(truth, tpath);
+        rc = sim_save_table(truth, ds_sim_columns(), tpath);
     if (!rc && cli_has(&c, "npy")) {
         if (strcmp(npy_out, out) && ds_npy_save(images, npy_out) != DS_OK)
             rc = cli_fail();
