@@ -118,7 +118,7 @@ $(BUILD)/rel/src/ops/conv_direct.o: XFLAGS := -ffp-contract=fast
 $(BUILD)/test/src/ops/conv_direct.o: XFLAGS := -ffp-contract=fast
 $(LIB_OBJ): XFLAGS += $(CFLAGS_LIB)
 
-.PHONY: all deps test test-minimal check-lib install uninstall bench-sgemm bench-stream bench-cli bench-fashion check-asan check-valgrind fuzz fuzz-build fuzz-coverage demo demo-quick demo-shear demo-psf demo-uncertainty example examples fashion bench bench-quick clean FORCE
+.PHONY: all deps test test-minimal check-lib install uninstall bench-allreduce bench-sgemm bench-stream bench-cli bench-fashion check-asan check-valgrind fuzz fuzz-build fuzz-coverage demo demo-quick demo-shear demo-psf demo-uncertainty example examples fashion bench bench-quick clean FORCE
 all: $(BUILD)/libdeepsky.a $(BUILD)/libdeepsky.so $(BUILD)/deepsky examples
 
 deps:
@@ -393,6 +393,18 @@ $(SGEMM_BENCH): bench/sgemm_bench.c $(BUILD)/libdeepsky.a
 bench-sgemm:
 	@$(MAKE) --no-print-directory $(SGEMM_BENCH)
 	$(SGEMM_BENCH)
+
+# MPI_Allreduce time against message size (bench/allreduce_bench.c, OpenMPI's mpicc), as
+# mpirun -np MPI_NP (default 2): the figures of docs/scaling.md. A few seconds.
+MPI_NP ?= 2
+ALLREDUCE_BENCH := $(BUILD)/bench/allreduce_bench
+$(ALLREDUCE_BENCH): bench/allreduce_bench.c
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@mpicc -O2 $< -o $@
+
+bench-allreduce: $(ALLREDUCE_BENCH)
+	mpirun --oversubscribe $(if $(filter 0,$(shell id -u)),--allow-run-as-root,) -np $(MPI_NP) $(ALLREDUCE_BENCH)
 
 # Fuzzing with libFuzzer (Debian's clang-14; docs/fuzzing.md). `make fuzz` runs every target
 # for FUZZ_TIME seconds (default 600) on its corpus fuzz/corpus/<target>/, then merges what it

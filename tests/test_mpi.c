@@ -40,25 +40,38 @@ static const char *cnn =
     "loss mse\n"
     "optimizer adam lr=1e-2\n";
 
-static const char *mpi_bin(void)
+/* path made absolute (the commands run in the test's folder), in buf. */
+static const char *absolute(const char *path, char *buf)
 {
-    const char *b = getenv("DEEPSKY_MPI");
-    return b && *b ? b : NULL;
+    return path && realpath(path, buf) ? buf : path;
 }
 
-/* "mpirun ... -np k <mpi tool>": as root mpirun needs --allow-run-as-root; two ranks on a
- * machine of two cores shared with other jobs, --oversubscribe. */
+static const char *mpi_bin(void)
+{
+    static char buf[4096];
+    const char *b = getenv("DEEPSKY_MPI");
+    return b && *b ? absolute(b, buf) : NULL;
+}
+
+static const char *tool(void)
+{
+    static char buf[4096];
+    return absolute(cli_bin(), buf);
+}
+
+/* "mpirun ... -np k <mpi tool>": as root mpirun needs --allow-run-as-root; more ranks than
+ * the free cores, --oversubscribe. The ranks run with the sanitizers of tests/spawn.h but
+ * for the leak check: OpenMPI keeps allocations of its own until exit. */
 static void mpirun(char *buf, size_t cap, int k)
 {
     snprintf(buf, cap, "mpirun --allow-run-as-root --oversubscribe --bind-to none -np %d "
-             "-x ASAN_OPTIONS -x UBSAN_OPTIONS -x LSAN_OPTIONS -x OMP_NUM_THREADS %s", k,
-             mpi_bin());
+             "-x ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1:exitcode=%d "
+             "-x UBSAN_OPTIONS -x OMP_NUM_THREADS %s", k, CLI_SANITIZER_EXIT, mpi_bin());
 }
 
 static char out[1 << 16];
 
-/* Runs a shell command line in dir, OpenMPI's leaks aside (its own allocations at exit are
- * not ours: detect_leaks=0 under mpirun), one OpenMP thread per rank. */
+/* Runs a shell command line in dir, one OpenMP thread per rank. */
 static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int sh(const char *fmt, ...)
 {
@@ -68,7 +81,12 @@ static int sh(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(cmd + n, sizeof cmd - (size_t)n, fmt, ap);
     va_end(ap);
-    const char *env[] = {"OMP_NUM_THREADS=1", "OMPI_MCA_rmaps_base_oversubscribe=1", NULL};
+    char cwd[512] = "", lsan[700];   /* the leak suppressions, from the test's folder */
+    if (!getcwd(cwd, sizeof cwd))
+        cwd[0] = 0;
+    snprintf(lsan, sizeof lsan, "LSAN_OPTIONS=suppressions=%s/tests/lsan.supp:exitcode=%d",
+             cwd, CLI_SANITIZER_EXIT);
+    const char *env[] = {"OMP_NUM_THREADS=1", lsan, NULL};
     return cli_run_sh(cmd, env, out, sizeof out);
 }
 
@@ -156,10 +174,10 @@ TEST(mpi_train_equivalence)
     int st = sh("%s %s --batch-size 32 --check-replicas -o a.safetensors", run, train_args);
     if (st != 0)
         FAIL("2 ranks: status %d: %s", st, out);
-    st = sh("%s %s --batch-size 16 --accumulate 2 -o b.safetensors", cli_bin(), train_args);
+    st = sh("%s %s --batch-size 16 --accumulate 2 -o b.safetensors", tool(), train_args);
     if (st != 0)
         FAIL("1 process, 16 x 2: status %d: %s", st, out);
-    st = sh("%s %s --batch-size 32 -o c.safetensors", cli_bin(), train_args);
+    st = sh("%s %s --batch-size 32 -o c.safetensors", tool(), train_args);
     if (st != 0)
         FAIL("1 process, 32: status %d: %s", st, out);
     bool same;
@@ -170,21 +188,24 @@ TEST(mpi_train_equivalence)
     d = weights_diff("a.safetensors", "c.safetensors", &same);
     if (!(d >= 0 && d <= 1e-6))
         FAIL("2 ranks x 16 against 1 process x 32 after 20 steps: relative difference %g", d);
-    /* rank 0 alone wrote: the files of one run, no temporary left */
-    const char *files[] = {"m.model", "t.csv", "a.safetensors", "a.best.safetensors",
-                           "a.ckpt.safetensors", "a.log.csv", "a.curve.png",
-                           "b.safetensors", "b.best.safetensors", "b.ckpt.safetensors",
-                           "b.log.csv", "b.curve.png", "c.safetensors", "c.best.safetensors",
-                           "c.ckpt.safetensors", "c.log.csv", "c.curve.png"};
-    int nf = (int)(sizeof files / sizeof files[0]);
+    /* rank 0 alone wrote, atomically: the files of one run each, no temporary left */
+    const char *files[17] = {"m.model", "t.csv"};
+    int nf = 2;
+    const char *suffix[] = {".safetensors", ".best.safetensors", ".ckpt.safetensors",
+                            ".log.csv", ".curve.png"};
+    static char names[15][32];
+    for (int r = 0; r < 3; r++)
+        for (int k = 0; k < 5; k++)
+            if (k < 4 || ds_has_feature("plot")) {   /* no curve without cairo */
+                snprintf(names[r * 5 + k], sizeof names[0], "%c%s", "abc"[r], suffix[k]);
+                files[nf++] = names[r * 5 + k];
+            }
     const char *name;
-    if (!ds_has_feature("plot")) {   /* no curves without cairo */
-        files[6] = files[11] = files[16] = "m.model";
-    }
     int h = test_folder_holds(dir, files, nf, &name);
     test_rm_rf(dir);
-    if (h == 2)
-        FAIL("a file no run should write: %s", name);
+    if (h)
+        FAIL("the folder is not what the three runs write: %s %s", h == 1 ? "missing" :
+             "unexpected", h < 3 ? name : "(unreadable)");
     return TEST_PASS;
 }
 
@@ -219,5 +240,194 @@ TEST(mpi_train_replicas_batchnorm)
     test_rm_rf(dir);
     if (st != 0)
         FAIL("3 ranks with batch norm: status %d: %s", st, out);
+    return TEST_PASS;
+}
+
+/* The pid of rank `rank` among the children of mpirun (pid parent): its environment says. */
+static pid_t rank_pid(pid_t parent, int rank)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    pid_t found = -1;
+    char want[64];
+    snprintf(want, sizeof want, "OMPI_COMM_WORLD_RANK=%d", rank);
+    while (d && found < 0 && (e = readdir(d))) {
+        char p[300], buf[1 << 15];
+        long ppid = -1;
+        snprintf(p, sizeof p, "/proc/%s/stat", e->d_name);
+        FILE *f = fopen(p, "r");
+        if (!f)
+            continue;
+        if (fscanf(f, "%*d (%*[^)]) %*c %ld", &ppid) != 1)
+            ppid = -1;
+        fclose(f);
+        if (ppid != parent)
+            continue;
+        snprintf(p, sizeof p, "/proc/%s/environ", e->d_name);
+        if (!(f = fopen(p, "rb")))
+            continue;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        for (size_t i = 0; i < n; i += strlen(buf + i) + 1) {
+            buf[n] = 0;
+            if (!strcmp(buf + i, want))
+                found = (pid_t)atol(e->d_name);
+        }
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Starts a 2-rank run of `args` -o k.safetensors, waits for its first checkpoint, then
+ * sends sig to rank 1; the job must end non-zero within a few seconds, saying why. */
+static int break_rank(char *msg_, size_t cap_, const char *args, int sig, const char *expect)
+{
+    char run[512], cmd[2048];
+    mpirun(run, sizeof run, 2);
+    snprintf(cmd, sizeof cmd, "cd %s && exec %s %s -o k.safetensors", dir, run, args);
+    const char *env[] = {"OMP_NUM_THREADS=1", NULL};
+    cli_proc p;
+    CHECK(cli_start(&p, cmd, env) == 0);
+    char ck[512];
+    snprintf(ck, sizeof ck, "%s/k.ckpt.safetensors", dir);
+    double t0 = now_s();
+    while (access(ck, F_OK) != 0 && now_s() - t0 < 60 && cli_poll(&p, 20) == CLI_RUNNING) {
+    }
+    usleep(200000);
+    pid_t r1 = rank_pid(p.pid, 1);
+    if (r1 < 0) {
+        cli_kill(&p, out, sizeof out);
+        FAIL("no rank 1 among mpirun's children (a checkpoint after %.1f s): %s",
+             now_s() - t0, out);
+    }
+    kill(r1, sig);
+    double t1 = now_s();
+    while (now_s() - t1 < 30 && cli_poll(&p, 50) == CLI_RUNNING) {
+    }
+    double waited = now_s() - t1;
+    int st = waited < 30 ? cli_finish(&p, out, sizeof out) : cli_kill(&p, out, sizeof out);
+    if (st == 0 || waited >= 30)
+        FAIL("rank 1 sent signal %d: the job %s after %.1f s: %s", sig, st ? "hung" : "ended "
+             "well", waited, out);
+    if (!strstr(out, expect))
+        FAIL("rank 1 sent signal %d: no '%s' in: %s", sig, expect, out);
+    return TEST_PASS;
+}
+
+/* A stuck rank (SIGSTOP): the other gives up after --mpi-timeout 2 and the job stops with
+ * that message; a dead one (SIGKILL): mpirun stops the job. --resume then ends on the bits
+ * of an uninterrupted run, with 2 ranks; and resumes with 1 as well. */
+TEST(mpi_train_stuck_rank_resume)
+{
+    int rc = setup(msg_, cap_, "mpi_kill");
+    if (rc)
+        return rc;
+    char p[512], run[512];
+    snprintf(p, sizeof p, "%s/m.model", dir);
+    CHECK(test_write_text(p, mlp) == 0 && make_table("t.csv", 64, 3) == 0);
+    const char *args = "train m.model --data t.csv --label-columns y --epochs 300 --seed 7 "
+                       "--threads 1 -q --batch-size 32 --checkpoint-every 0.2 --curve none "
+                       "--mpi-timeout 2";
+    if ((rc = break_rank(msg_, cap_, args, SIGSTOP, "no answer from the other ranks in 2 s")))
+        return rc;
+    CHECK(sh("cp k.ckpt.safetensors k1.ckpt.safetensors && cp k.safetensors "
+             "k1.safetensors && cp k.best.safetensors k1.best.safetensors") == 0);
+    mpirun(run, sizeof run, 2);
+    int st = sh("%s %s --resume -o k.safetensors", run, args);
+    if (st != 0)
+        FAIL("--resume with 2 ranks: status %d: %s", st, out);
+    st = sh("%s %s -o u.safetensors", run, args);
+    if (st != 0)
+        FAIL("the uninterrupted run: status %d: %s", st, out);
+    bool same;
+    double d = weights_diff("k.safetensors", "u.safetensors", &same);
+    if (!same)
+        FAIL("resumed with 2 ranks against uninterrupted: not bit-identical (relative %g)", d);
+    /* another K: one pass of 32 instead of two halves, the sums' rounding differs and
+     * hundreds of Adam steps carry it on (1e-7 to 1e-3 relative, by where it stopped) */
+    st = sh("%s %s --resume -o k1.safetensors", tool(), args);
+    d = weights_diff("k1.safetensors", "u.safetensors", &same);
+    if (st != 0 || !(d >= 0 && d < 1e-2))
+        FAIL("resumed as 1 process: status %d, relative difference %g: %s", st, d, out);
+    CHECK(sh("rm -f k.*") == 0);
+    rc = break_rank(msg_, cap_, args, SIGKILL, "exited on signal 9");
+    test_rm_rf(dir);
+    return rc;
+}
+
+/* 100 FITS files of 3 8x8 stamps, files 17 and 62 not FITS. */
+static int make_cutouts(void)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/cut", dir);
+    if (mkdir(p, 0777))
+        return 1;
+    ds_rng r;
+    ds_rng_seed(&r, 11);
+    ds_tensor *t = ds_tensor_create(3, (int64_t[]){3, 8, 8});
+    int rc = !t;
+    for (int i = 0; i < 100 && !rc; i++) {
+        snprintf(p, sizeof p, "%s/cut/c%03d.fits", dir, i);
+        for (int64_t k = 0; k < 192; k++)
+            ds_tensor_data(t)[k] = (float)ds_rng_normal(&r);
+        rc = i == 17 || i == 62 ? test_write_text(p, "SIMPLE  =  not a FITS file")
+                                : ds_fits_save_image(t, p, NULL) != DS_OK;
+    }
+    ds_tensor_free(t);
+    return rc;
+}
+
+/* Whether the files of folders a and b are the same bytes (cmp); 0 when they are. */
+static int same_files(const char *a, const char *b)
+{
+    return sh("for f in %s/*; do cmp -s $f %s/${f##*/} || exit 1; done; "
+              "[ $(ls %s | wc -l) = $(ls %s | wc -l) ]", a, b, a, b);
+}
+
+TEST(mpi_predict_shards)
+{
+    int rc = setup(msg_, cap_, "mpi_pred");
+    if (rc)
+        return rc;
+    if (!ds_has_feature("fits"))
+        SKIP("built without cfitsio (NO_FITS=1)");
+    char p[512], run[512];
+    snprintf(p, sizeof p, "%s/m.model", dir);
+    CHECK(test_write_text(p, cnn) == 0 && make_cutouts() == 0);
+    CHECK(sh("%s init m.model --seed 3 -o w.safetensors", tool()) == 0);
+    mpirun(run, sizeof run, 2);
+    const char *args = "predict m.model --weights w.safetensors --data 'cut/*.fits' --threads 1";
+    int st = sh("%s %s -o preds/", run, args);
+    if (st != 1)
+        FAIL("2 ranks, 2 corrupt files of 100: status %d (1 expected): %s", st, out);
+    if (!strstr(out, "predict: 100 files in ") ||
+        !strstr(out, "on 2 ranks: 98 written, 0 skipped (output already there), 2 failed") ||
+        !strstr(out, "failed: cut/c017.fits\nfailed: cut/c062.fits\n"))
+        FAIL("2 ranks: the summary: %s", out);
+    CHECK(sh("[ $(ls preds | wc -l) = 98 ] && [ ! -e preds/c017.npy ] && [ ! -e preds/c062.npy ]")
+          == 0);
+    st = sh("%s %s -o preds/", run, args);   /* again: only the failed ones */
+    if (st != 1 || !strstr(out, "98 skipped (output already there), 2 failed") ||
+        strstr(out, "wrote preds/"))
+        FAIL("the second run: status %d: %s", st, out);
+    st = sh("%s %s -o single/", tool(), args);
+    if (st != 1 || !strstr(out, "on 1 rank: 98 written"))
+        FAIL("1 process: status %d: %s", st, out);
+    if (same_files("preds", "single") != 0)
+        FAIL("2 ranks and 1 process wrote different outputs");
+    /* the corrupt files mended: the third run writes those two only, and succeeds */
+    CHECK(sh("cp cut/c016.fits cut/c017.fits && cp cut/c016.fits cut/c062.fits") == 0);
+    st = sh("%s %s -o preds/", run, args);
+    if (st != 0 || !strstr(out, "2 written, 98 skipped (output already there), 0 failed"))
+        FAIL("the third run: status %d: %s", st, out);
+    test_rm_rf(dir);
     return TEST_PASS;
 }

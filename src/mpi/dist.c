@@ -64,9 +64,9 @@ static ds_status wait_req(MPI_Request *req, const char *what)
         if (done)
             return DS_OK;
         if (now_s() - t0 > G.timeout) {
-            snprintf(G.msg, sizeof G.msg, "%s: no answer from the other ranks in %g s (rank "
-                     "%d of %d): a rank died or is stuck; the job stops (--mpi-timeout sets "
-                     "the wait)", what, G.timeout, G.rank, G.size);
+            snprintf(G.msg, sizeof G.msg, "%s: no answer from the other ranks in %g s: a "
+                     "rank died or is stuck; the job stops (--mpi-timeout sets the wait)", what,
+                     G.timeout);
             return DS_ERR_IO;   /* the request stays pending: the caller aborts the job */
         }
         if (spins < 200) {
@@ -262,7 +262,7 @@ long cli_mpi_next(long n)
     if (!st)
         st = wait_req(&req[1], "waiting for rank 0's answer");
     if (st) {
-        fprintf(stderr, "deepsky: error: %s\n", G.msg);
+        fprintf(stderr, "deepsky: error: rank %d of %d: %s\n", G.rank, G.size, G.msg);
         return -2;
     }
     return item;
@@ -277,7 +277,7 @@ int cli_mpi_sum_long(long *v, int n)
     ds_status st = rc == MPI_SUCCESS ? wait_req(&req, "MPI_Allreduce")
                                      : mpi_error("MPI_Iallreduce", rc);
     if (st)
-        fprintf(stderr, "deepsky: error: %s\n", G.msg);
+        fprintf(stderr, "deepsky: error: rank %d of %d: %s\n", G.rank, G.size, G.msg);
     return st ? 1 : 0;
 }
 
@@ -288,7 +288,7 @@ int cli_mpi_bcast_text(char *buf, int cap)
     ds_status st = bcast(NULL, buf, (size_t)cap);
     buf[cap - 1] = 0;
     if (st)
-        fprintf(stderr, "deepsky: error: %s\n", G.msg);
+        fprintf(stderr, "deepsky: error: rank %d of %d: %s\n", G.rank, G.size, G.msg);
     return st ? 1 : 0;
 }
 
@@ -301,7 +301,7 @@ int cli_mpi_barrier(void)
     ds_status st = rc == MPI_SUCCESS ? wait_req(&req, "MPI_Barrier")
                                      : mpi_error("MPI_Ibarrier", rc);
     if (st)
-        fprintf(stderr, "deepsky: error: %s\n", G.msg);
+        fprintf(stderr, "deepsky: error: rank %d of %d: %s\n", G.rank, G.size, G.msg);
     return st ? 1 : 0;
 }
 #endif /* DS_MPI */
