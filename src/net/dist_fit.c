@@ -38,6 +38,23 @@ void dsi_dist_shard(const ds_dist *d, int64_t b, int64_t rep, int64_t *lo, int64
     *cnt = (g1 - g0) * rep;
 }
 
+uint64_t dsi_dist_pass_offset(const ds_dist *d, int64_t b, int64_t rep, int64_t mb,
+                              uint64_t *total)
+{
+    uint64_t before = 0, all = 0;
+    for (int q = 0; q < d->size; q++) {
+        ds_dist dq = *d;
+        int64_t lo, cnt;
+        dq.rank = q;
+        dsi_dist_shard(&dq, b, rep, &lo, &cnt);
+        uint64_t passes = cnt < 1 ? 0 : mb > 0 ? (uint64_t)((cnt + mb - 1) / mb) : 1;
+        before += q < d->rank ? passes : 0;
+        all += passes;
+    }
+    *total = all;
+    return before;
+}
+
 ds_status dsi_dist_any(const ds_dist *d, bool *flag)
 {
     double v = *flag ? 1 : 0;

@@ -943,9 +943,15 @@ static ds_status run_epoch(fit_run *fr, int e, double *hr)
         ds_status st = fr->stream ? stream_batch(fr, e, bi, &b) : DS_OK;
         if (st)
             return st;   /* the reader's failure */
+        uint64_t step0 = fr->n->g->step, passes = 0;   /* dropout masks: see dist_fit.c */
+        if (fr->dist)
+            fr->n->g->step += dsi_dist_pass_offset(fr->dist, b, fr->rep,
+                                                   fr->S > fr->B ? fr->B : 0, &passes);
         st = fr->stream ? ds_trainer_step(fr->tr, &fr->shape_feed, NULL, b, &sr)
                         : dsi_trainer_step_part(fr->tr, fr->train, fr->perm + i0 + lo, nb, b,
                                                 &sr);
+        if (fr->dist)
+            fr->n->g->step = step0 + passes;
         if (st)
             return sr.nonfinite ? nonfinite_stop(fr, e, bi, &sr) : st;
         if (sr.skipped) {
@@ -1060,6 +1066,16 @@ static void progress_epoch(const fit_run *fr, int e, const double *hr, bool impr
     fr->o->progress(fr->o->ctx, &p);
 }
 
+/* The ranks agree to stop when one does (their clocks differ), and compare weights. */
+static ds_status dist_end_epoch(const fit_run *fr, bool *stop)
+{
+    ds_status st = dsi_dist_any(fr->dist, stop);
+    if (!st && !fr->dist->check_every_step)
+        st = dsi_dist_check_replicas(fr->dist, fr->n->m, ds_trainer_steps(fr->tr),
+                                     "after an epoch");
+    return st;
+}
+
 /* After epoch e's steps: validation, the best epoch, files, progress; *stop when early
  * stopping or the time limit ends the run. */
 static ds_status end_epoch(fit_run *fr, int e, double *hr, double t_epoch, bool *stop)
@@ -1087,10 +1103,7 @@ static ds_status end_epoch(fit_run *fr, int e, double *hr, double t_epoch, bool 
         fr->r.out_of_time = 1;
         *stop = true;
     }
-    if (fr->dist && ((st = dsi_dist_any(fr->dist, stop)) ||   /* rank 0's clock may differ */
-                     (!fr->dist->check_every_step &&
-                      (st = dsi_dist_check_replicas(fr->dist, fr->n->m, ds_trainer_steps(fr->tr),
-                                                    "after an epoch")))))
+    if (fr->dist && (st = dist_end_epoch(fr, stop)))
         return st;
     if ((st = save_epoch(fr, e, improved, *stop || e + 1 == fr->epochs)))
         return st;

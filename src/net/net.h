@@ -132,6 +132,11 @@ ds_status dsi_dist_check_replicas(const ds_dist *d, const ds_model *m, int64_t s
                                   const char *when);
 /* Rank r's rows [*lo, *lo + *cnt) of a step of b rows, in whole groups of rep. */
 void dsi_dist_shard(const ds_dist *d, int64_t b, int64_t rep, int64_t *lo, int64_t *cnt);
+/* The forward passes of a step of b rows (micro-batches of mb, 0: one pass a rank) before
+ * this rank's in the order of the ranks, and in all (*total): the graph's step counter, and
+ * so the dropout masks, then follow one process accumulating the same micro-batches. */
+uint64_t dsi_dist_pass_offset(const ds_dist *d, int64_t b, int64_t rep, int64_t mb,
+                              uint64_t *total);
 /* Any rank's flag set: the OR over the ranks into *flag. */
 ds_status dsi_dist_any(const ds_dist *d, bool *flag);
 

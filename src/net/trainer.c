@@ -214,7 +214,8 @@ ds_status dsi_trainer_step_part(ds_trainer *t, const ds_feed *data, const int64_
     ds_step_result res = {0};
     dsi_bound d;
     ds_net *n = t->net;
-    ds_status st = check_step(t, data, b > 0 || !t->dist ? rows : NULL, b > 0 || !t->dist ? b : 1, &d);
+    bool none = b < 1 && t->dist;   /* a rank without samples in this step: zero gradient */
+    ds_status st = check_step(t, data, none ? NULL : rows, none ? 1 : b, &d);
     int64_t mb = t->o.micro_batch > 0 && t->o.micro_batch < b ? t->o.micro_batch : b;
     res.samples = b;
     res.micro_batches = mb > 0 ? (int)((b + mb - 1) / mb) : 0;
