@@ -446,3 +446,28 @@ TEST(mpi_predict_shards)
     test_rm_rf(dir);
     return TEST_PASS;
 }
+
+/* The plain tool (no MPI) started as 2 ranks says so instead of running twice over the
+ * same files; the MPI tool started alone is one process. */
+TEST(mpi_plain_tool_refuses_ranks)
+{
+    int rc = setup(msg_, cap_, "mpi_plain");
+    if (rc)
+        return rc;
+    char p[512], run[512];
+    snprintf(p, sizeof p, "%s/m.model", dir);
+    CHECK(test_write_text(p, mlp) == 0 && make_table("t.csv", 16, 3) == 0);
+    mpirun(run, sizeof run, 2);
+    char *plain = strstr(run, mpi_bin());   /* the same mpirun line, the plain tool */
+    snprintf(plain, sizeof run - (size_t)(plain - run), "%s", tool());
+    int st = sh("%s train m.model %s --batch-size 8 -o w.safetensors", run, train_args);
+    if (st == 0 || !strstr(out, "deepsky: error: started as 2 MPI ranks, but deepsky was not "
+                           "built with MPI: rebuild with 'make MPI=1' (OpenMPI's mpicc)"))
+        FAIL("the plain tool as 2 ranks: status %d: %s", st, out);
+    st = sh("%s train m.model %s --batch-size 8 -o w.safetensors && test -f w.safetensors",
+            mpi_bin(), train_args);
+    test_rm_rf(dir);
+    if (st != 0)
+        FAIL("the MPI tool alone: status %d: %s", st, out);
+    return TEST_PASS;
+}
