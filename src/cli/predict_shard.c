@@ -6,6 +6,7 @@
 #include "../mpi/dist.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -143,6 +144,31 @@ static double wall(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+/* Outputs never go to the device folder (or a new folder in it). 0, or 2 (printed). */
+static int check_folder(const cli_cmd *c, const char *dir)
+{
+    char buf[4096], real[PATH_MAX];
+    snprintf(buf, sizeof buf, "%s", dir);
+    size_t n = strlen(buf);
+    while (n > 1 && buf[n - 1] == '/')
+        buf[--n] = 0;
+    if (!realpath(buf, real)) {   /* a new folder: where it goes */
+        char *slash = strrchr(buf, '/');
+        if (slash == buf)
+            slash[1] = 0;
+        else if (slash)
+            *slash = 0;
+        else
+            snprintf(buf, sizeof buf, ".");
+        if (!realpath(buf, real))
+            return 0;   /* its parent is missing too: mkdir says so */
+    }
+    if (cli_in_device_folder(real, "/dev"))
+        return cli_usage_error(c, "-o %s is in the device folder %s: outputs never go there; "
+                               "give a folder elsewhere", dir, real);
+    return 0;
+}
+
 /* The files, their outputs and the folder. 0, 1 or 2 (printed). */
 static int list_files(const cli_cmd *c, const char *data, const char *dir, char ***paths,
                       char ***outs, int *count)
@@ -161,6 +187,8 @@ static int list_files(const cli_cmd *c, const char *data, const char *dir, char 
         return 1;
     }
     int rc = check_unique(c, *outs, *paths, *count);
+    if (!rc)
+        rc = check_folder(c, dir);
     if (!rc && mkdir(dir, 0777) != 0 && errno != EEXIST) {
         fprintf(stderr, "deepsky: error: cannot make the output folder %s: %s\n", dir,
                 strerror(errno));
