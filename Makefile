@@ -9,9 +9,15 @@
 #   NO_PLOT    without cairo: saving a figure fails the same way
 #   NO_BLAS    without OpenBLAS: our own sgemm (src/blas/sgemm.c)
 #   NO_OPENMP  without OpenMP: kernels on the calling thread (same results as 1 thread)
+#   MPI        the command line built with OpenMPI's mpicc: `mpirun -np K deepsky train|predict`
+#              (src/mpi/dist.c; the plain build compiles src/mpi/dist_none.c instead)
+#   NO_MPI     make test builds no MPI tool even where mpicc exists (its tests skip)
 # Options are recorded in $(BUILD)/config: changing them rebuilds everything. A separate
 # BUILD folder keeps several configurations side by side (make test-minimal uses build/minimal).
 CC      ?= cc
+ifeq ($(MPI),1)
+CC      := mpicc
+endif
 BUILD   := build
 PREFIX  ?= /usr/local
 VERSION := $(shell sed -n 's/^\#define DS_VERSION "\(.*\)"/\1/p' include/deepsky.h)
@@ -31,6 +37,9 @@ FEAT_CFLAGS += -DDS_NO_PLOT
 else
 FEAT_CFLAGS += $(shell pkg-config --cflags cairo)
 LIBS        += -lcairo
+endif
+ifeq ($(MPI),1)
+FEAT_CFLAGS += -DDS_MPI
 endif
 ifeq ($(NO_FITS),1)
 FEAT_CFLAGS += -DDS_NO_FITS
@@ -89,7 +98,8 @@ TEST_SRC := $(sort $(wildcard tests/*.c))
 # examples/demo_common.c is no program: the galaxy demos (DEMOS) link it.
 EX_COMMON := examples/demo_common.c
 EX_SRC   := $(filter-out $(EX_COMMON),$(sort $(wildcard examples/*.c)))
-CLI_SRC  := $(sort $(wildcard src/cli/*.c))
+# The command line's MPI group: src/mpi/dist.c with MPI=1, its stand-in otherwise.
+CLI_SRC  := $(sort $(wildcard src/cli/*.c)) $(if $(filter 1,$(MPI)),src/mpi/dist.c,src/mpi/dist_none.c)
 HDRS     := include/deepsky.h src/internal.h $(wildcard src/*/*.h) fuzz/fuzz.h Makefile \
             $(BUILD)/config
 
@@ -111,14 +121,14 @@ $(BUILD)/rel/src/ops/conv_direct.o: XFLAGS := -ffp-contract=fast
 $(BUILD)/test/src/ops/conv_direct.o: XFLAGS := -ffp-contract=fast
 $(LIB_OBJ): XFLAGS += $(CFLAGS_LIB)
 
-.PHONY: all deps test test-minimal check-lib install uninstall bench-sgemm bench-stream bench-cli bench-fashion check-asan check-valgrind fuzz fuzz-build fuzz-coverage demo demo-quick demo-shear demo-psf demo-uncertainty explain-demo example examples fashion bench bench-quick clean FORCE
+.PHONY: all deps test test-minimal check-lib install uninstall bench-allreduce bench-sgemm bench-stream bench-cli bench-fashion check-asan check-valgrind fuzz fuzz-build fuzz-coverage demo demo-quick demo-shear demo-psf demo-uncertainty explain-demo example examples fashion bench bench-quick clean FORCE
 all: $(BUILD)/libdeepsky.a $(BUILD)/libdeepsky.so $(BUILD)/deepsky examples
 
 deps:
 	@scripts/deps.sh
 
 # The options this folder was built with; rewritten (and everything rebuilt) when they change.
-CONFIG := CC=$(CC) PORTABLE=$(PORTABLE) NO_FITS=$(NO_FITS) NO_PLOT=$(NO_PLOT) NO_BLAS=$(NO_BLAS) NO_OPENMP=$(NO_OPENMP)
+CONFIG := CC=$(CC) PORTABLE=$(PORTABLE) NO_FITS=$(NO_FITS) NO_PLOT=$(NO_PLOT) NO_BLAS=$(NO_BLAS) NO_OPENMP=$(NO_OPENMP) MPI=$(MPI)
 $(BUILD)/config: FORCE
 	@mkdir -p $(BUILD)
 	@if [ "$$(cat $@ 2>/dev/null)" != "$(CONFIG)" ]; then echo "$(CONFIG)" > $@; fi
@@ -158,6 +168,28 @@ $(BUILD)/deepsky-test: $(TCLI_OBJ) $(TLIB_OBJ)
 	@echo "  LD/san  $@"
 	@$(CC) $(CFLAGS_TEST) $^ -o $@ $(LIBS)
 
+# The same tool with MPI for the tests of tests/test_mpi.c, where OpenMPI's mpicc exists:
+# only src/mpi/dist.c differs (compiled with mpicc's flags), the rest is the test build's.
+# MPI=1 builds deepsky-test itself with MPI; NO_MPI=1 or no mpicc: none (the tests skip).
+MPICC_OK := $(if $(filter 1,$(NO_MPI)),,$(shell command -v mpicc 2>/dev/null))
+ifeq ($(MPI),1)
+MPI_TOOL := $(BUILD)/deepsky-test
+else ifneq ($(MPICC_OK),)
+MPI_TOOL := $(BUILD)/deepsky-test-mpi
+MPI_CFLAGS := $(shell mpicc --showme:compile 2>/dev/null)
+MPI_LIBS   := $(shell mpicc --showme:link 2>/dev/null)
+$(BUILD)/test/src/mpi/dist-mpi.o: src/mpi/dist.c $(HDRS)
+	@mkdir -p $(dir $@)
+	@echo "  CC/san  $< (MPI)"
+	@$(CC) $(CFLAGS_TEST) -DDS_MPI $(MPI_CFLAGS) -c $< -o $@
+
+$(BUILD)/deepsky-test-mpi: $(filter-out %/dist_none.o,$(TCLI_OBJ)) $(BUILD)/test/src/mpi/dist-mpi.o $(TLIB_OBJ)
+	@echo "  LD/san  $@"
+	@$(CC) $(CFLAGS_TEST) $^ -o $@ $(LIBS) $(MPI_LIBS)
+else
+MPI_TOOL :=
+endif
+
 # The test runner also replays the fuzz corpora (tests/test_fuzz_corpus.c) through the fuzz
 # targets, which call the command line's dispatcher: its objects come in without main().
 FUZZ_SRC  := fuzz/common.c fuzz/readers.c fuzz/model.c fuzz/cli.c fuzz/classic.c
@@ -194,15 +226,15 @@ examples: $(EX_BIN)
 # OpenBLAS's own threads would fight the OpenMP ones: it runs on the OpenMP pool.
 # The test runner, then (unless T picks some tests) the checks of the built libraries.
 test: deps
-	@$(MAKE) --no-print-directory $(BUILD)/run_tests $(BUILD)/deepsky-test $(DEMOS)
-	DEEPSKY=$(BUILD)/deepsky-test DEEPSKY_DEMO=$(BUILD)/examples/ellipticity_demo \
+	@$(MAKE) --no-print-directory $(BUILD)/run_tests $(BUILD)/deepsky-test $(DEMOS) $(MPI_TOOL)
+	DEEPSKY=$(BUILD)/deepsky-test DEEPSKY_MPI=$(MPI_TOOL) DEEPSKY_DEMO=$(BUILD)/examples/ellipticity_demo \
 	    DEEPSKY_PSF_DEMO=$(BUILD)/examples/psf_demo \
 	    DEEPSKY_UQ_DEMO=$(BUILD)/examples/uncertainty_demo \
 	    ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 $(BUILD)/run_tests $(T)
 	@if [ -z "$(T)" ]; then $(MAKE) --no-print-directory check-lib; fi
 
 # The minimal build (no cfitsio, cairo, OpenBLAS or OpenMP) in its own folder, tested.
-MINIMAL := NO_FITS=1 NO_PLOT=1 NO_BLAS=1 NO_OPENMP=1
+MINIMAL := NO_FITS=1 NO_PLOT=1 NO_BLAS=1 NO_OPENMP=1 NO_MPI=1
 test-minimal:
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/minimal $(MINIMAL) test
 
@@ -371,6 +403,18 @@ $(SGEMM_BENCH): bench/sgemm_bench.c $(BUILD)/libdeepsky.a
 bench-sgemm:
 	@$(MAKE) --no-print-directory $(SGEMM_BENCH)
 	$(SGEMM_BENCH)
+
+# MPI_Allreduce time against message size (bench/allreduce_bench.c, OpenMPI's mpicc), as
+# mpirun -np MPI_NP (default 2): the figures of docs/scaling.md. A few seconds.
+MPI_NP ?= 2
+ALLREDUCE_BENCH := $(BUILD)/bench/allreduce_bench
+$(ALLREDUCE_BENCH): bench/allreduce_bench.c
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@mpicc -O2 $< -o $@
+
+bench-allreduce: $(ALLREDUCE_BENCH)
+	mpirun --oversubscribe $(if $(filter 0,$(shell id -u)),--allow-run-as-root,) -np $(MPI_NP) $(ALLREDUCE_BENCH)
 
 # Fuzzing with libFuzzer (Debian's clang-14; docs/fuzzing.md). `make fuzz` runs every target
 # for FUZZ_TIME seconds (default 600) on its corpus fuzz/corpus/<target>/, then merges what it

@@ -1297,6 +1297,9 @@ typedef struct {
      * every weights file the run writes, e.g. the ensemble.* keys of `train --ensemble`
      * (ensemble.model, ensemble.member, ensemble.members, ensemble.seed). NULL: none */
     const ds_tensor_set *meta;
+    /* Data-parallel training over a group of processes (see ds_dist below), or NULL: one
+     * process. */
+    const struct ds_dist *dist;
 } ds_fit_opts;
 typedef struct {
     int epochs_run, best_epoch, stopped_early, resumed_from;
@@ -2327,6 +2330,37 @@ DS_API ds_status ds_segment_watershed(const float *img, int h, int w, const ds_s
  * label that is not an integer in [0, n_labels] (naming its position). */
 DS_API ds_status ds_segment_iou(const float *pred, const float *truth, int64_t npix,
                                 int n_labels, double *iou);
+/* ---- Data-parallel training across processes (MPI ranks: `mpirun -np K deepsky train`) ----
+ * The library stays free of MPI: the caller gives the group's collectives (the command line's
+ * src/mpi/dist.c implements them with MPI). With ds_fit_opts.dist of size K > 1, every
+ * process runs ds_net_fit_feed on the same data, model, seed and options; batch_size (times
+ * accumulate) is the GLOBAL step: each step's samples, taken in the shuffled global order of
+ * the seed, are split into K contiguous shards (rank r takes the r-th), each rank's passes
+ * are seeded with its shard's share of the step, and the gradients, the loss and the metric
+ * are summed over the ranks in the trainer's step (after the backward passes, before the
+ * NaN check, the user's gradient hook and the update), so every rank takes the same update.
+ * Batch norm normalizes per rank (as PyTorch's DDP without SyncBN); its running statistics
+ * are averaged over the ranks after each step. Rank 0 alone writes the weights, the
+ * checkpoint, the log and the curve; every rank reads the checkpoint on resume, and K may
+ * differ from the interrupted run's (its optimizer state is global). Streams are not
+ * sharded (DS_ERR_ARG). */
+typedef struct ds_dist {
+    int rank, size;        /* this process, and the group's size */
+    /* Replaces x[0..n) by its sum over the group, identical on every rank; a failure (a
+     * dead rank, a timeout) returns a status with its message. Every rank calls the same
+     * collectives in the same order. */
+    ds_status (*sum_float)(void *ctx, float *x, int64_t n);
+    ds_status (*sum_double)(void *ctx, double *x, int64_t n);
+    ds_status (*bcast)(void *ctx, void *buf, size_t bytes);   /* rank 0's bytes to all */
+    const char *(*message)(void *ctx);   /* why the last collective failed */
+    void *ctx;
+    /* 1: compare a checksum of the weights and optimizer steps over the ranks after every
+     * step (a DS_ERR_STATE naming the step when they differ); 0: at every epoch's end */
+    int check_every_step;
+} ds_dist;
+/* A 64-bit checksum of the model's parameter values (bits and names): equal on two ranks
+ * exactly when their weights are bit-identical (to hash collisions). */
+DS_API uint64_t ds_model_checksum(const ds_model *m);
 
 #ifdef __cplusplus
 }

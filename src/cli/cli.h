@@ -229,6 +229,12 @@ typedef struct {
  * deviation (and aleatoric and epistemic parts for gaussian_nll outputs) to its -o file:
  * .npy [N, ..., 2 or 4], tables NAME_mean, NAME_std, ... 0, or 1 after printing. */
 int cli_predict_uq(const cli_cmd *c, ds_net *n, ds_feed *f, const cli_uq_job *j);
+/* predict -o FOLDER/ (predict_shard.c): whether -o names a folder (ends with '/' or is
+ * one); then one .npy output per file of --data (a glob, folder or @LIST) in it, files
+ * with an output skipped, failed ones listed (exit 1), rank 0's queue under mpirun. */
+bool cli_predict_sharded(const char *out);
+int cli_predict_shard(const cli_cmd *c, const char *dir, int64_t batch, uint64_t seed,
+                      double timeout);
 /* Loads the model file (with the batch size, seed and the label modes of the labels in
  * labels, which may be NULL) and, if weights is non-NULL, its weights. */
 int cli_load_net(const char *model, const char *weights, int64_t batch, uint64_t seed,

@@ -1,5 +1,6 @@
 /* cmd_predict.c - deepsky predict MODEL --weights W --data X -o P: every output for data. */
 #include "cli.h"
+#include "../mpi/dist.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -260,7 +261,12 @@ int cmd_predict(int argc, char **argv)
         CLI_OPT("threads", 0, "N", "threads (default: all cores)"),
         CLI_OPTS("output", 'o', "P", "output file: .npy, .fits, .csv or .tsv (required); NAME=P "
                  "for each output of a model with several; a FITS output in the shape of a "
-                 "FITS image input gets that input's header"),
+                 "FITS image input gets that input's header; a folder (DIR/): one DIR/<name>.npy "
+                 "per file of --data FILES (a glob, folder or @LIST), files whose output "
+                 "exists skipped, failed ones listed (exit 1); under mpirun shared out by a "
+                 "queue on rank 0"),
+        CLI_OPT("mpi-timeout", 0, "SECONDS", "under mpirun (make MPI=1): seconds a rank waits "
+                "for the others before the job stops with an error (default 300)"),
     };
     cli_cmd c = {"predict", "MODEL --weights W --data X -o P.npy",
                  "Writes the model's outputs for every sample of X: the layers its output "
@@ -283,6 +289,16 @@ int cmd_predict(int argc, char **argv)
         return rc;
     if (!cli_has(&c, "weights") || !cli_has(&c, "data") || !cli_has(&c, "output"))
         return cli_usage_error(&c, "--weights W, --data X and -o P are required");
+    double timeout;
+    if (!cli_double(&c, "mpi-timeout", 0.01, 1e7, CLI_MPI_TIMEOUT, &timeout))
+        return 2;
+    if (cli_predict_sharded(cli_get(&c, "output")))   /* -o FOLDER/: predict_shard.c */
+        return uq || cli_has(&c, "classes") || cli_has(&c, "mc-dropout")
+                   ? cli_usage_error(&c, "-o %s (a folder) writes each file's outputs as they "
+                                     "are: --mc, --mc-dropout, --classes, --samples and "
+                                     "ensembles write to files", cli_get(&c, "output"))
+               : cli_stop_here(&c) ? 0
+               : cli_predict_shard(&c, cli_get(&c, "output"), batch, (uint64_t)seed, timeout);
     cli_item outs[DS_FEED_MAX], ins[DS_FEED_MAX], smp[DS_FEED_MAX];
     int n_outs, n_ins, n_smp = 0, which[DS_FEED_MAX], swhich[DS_FEED_MAX];
     if ((rc = cli_named_list(&c, "data", ins, &n_ins)) ||

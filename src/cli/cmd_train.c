@@ -2,6 +2,7 @@
  * preprocessing, trains with validation, early stopping and checkpoints, and shows progress
  * (a bar on a terminal, lines otherwise). */
 #include "cli.h"
+#include "../mpi/dist.h"
 
 #include <errno.h>
 #include <math.h>
@@ -772,6 +773,11 @@ int cmd_train(int argc, char **argv)
                 "--weights"),
         CLI_OPT("output", 'o', "W.safetensors", "final weights (required); also writes <W>.best "
                 "and <W>.ckpt"),
+        CLI_OPT("mpi-timeout", 0, "SECONDS", "under mpirun (make MPI=1): seconds a rank waits "
+                "for the others in one collective before the job stops with an error (default "
+                "300)"),
+        CLI_OPT("check-replicas", 0, NULL, "under mpirun: compare a checksum of every rank's "
+                "weights after every step (default: after every epoch)"),
     };
     cli_cmd c = {"train", "MODEL --data X --labels Y [options] -o W.safetensors",
                  "Trains MODEL with mini-batches. It writes the last weights to W, the best so "
@@ -795,6 +801,15 @@ int cmd_train(int argc, char **argv)
     train_settings t;
     if ((rc = check_options(&c, &t)))
         return rc;
+    double timeout;   /* data-parallel under mpirun: src/mpi/dist.c */
+    if (!cli_double(&c, "mpi-timeout", 0.01, 1e7, CLI_MPI_TIMEOUT, &timeout))
+        return 2;
+    if (t.ensemble && (rc = cli_mpi_start(timeout)))
+        return rc;
+    if (t.ensemble && cli_mpi_size() > 1)
+        return cli_mpi_end(cli_usage_error(&c, "--ensemble trains its members one after the "
+                                           "other: run it as one process, or each member as "
+                                           "its own mpirun job (--seed)"));
     if (t.ensemble)
         return train_ensemble(&c, &t, argc, argv);
     run_files rf;
@@ -802,9 +817,12 @@ int cmd_train(int argc, char **argv)
         return rc;
     if (cli_stop_here(&c))
         return 0;
-    if ((rc = check_files(&c, &rf)))
+    if ((rc = cli_mpi_start(timeout)))
         return rc;
-    return train_run(&c, &t, &rf, argc, argv, NULL);
+    if ((rc = check_files(&c, &rf)))
+        return cli_mpi_end(rc);
+    rc = train_run(&c, &t, &rf, argc, argv, NULL);
+    return rc && cli_mpi_size() > 1 ? cli_mpi_fail(rc) : cli_mpi_end(rc);
 }
 
 /* One training run: t's seed, rf's files, meta (ensemble.* keys, or NULL) in every file. */
@@ -836,6 +854,7 @@ static int train_run(cli_cmd *cp, const train_settings *tp, const run_files *rfp
         goto done;
     }
     progress_state ps = {.tty = isatty(fileno(stdout)) != 0};
+    bool quiet = cli_has(&c, "quiet") || cli_mpi_rank() > 0;   /* rank 0 speaks for all */
     ds_fit_opts fo = {
         .epochs = (int)t.epochs, .batch_size = t.batch, .accumulate = (int)t.accumulate,
         .seed = (uint64_t)t.seed, .no_shuffle = cli_has(&c, "no-shuffle"), .augment = t.aug,
@@ -846,10 +865,16 @@ static int train_run(cli_cmd *cp, const train_settings *tp, const run_files *rfp
         .checkpoint_every = t.every, .settings = settings,
         .resume = cli_has(&c, "resume") || cli_has(&c, "resume-if-exists"),
         .resume_if_exists = cli_has(&c, "resume-if-exists"),
-        .progress = cli_has(&c, "quiet") ? NULL : show, .ctx = &ps, .command = command,
-        .meta = meta,
+        .progress = quiet ? NULL : show, .ctx = &ps, .command = command,
+        .meta = meta, .dist = cli_mpi_dist(),
     };
-    if (!cli_has(&c, "quiet"))
+    ds_dist dist;
+    if (fo.dist) {
+        dist = *fo.dist;
+        dist.check_every_step = cli_has(&c, "check-replicas");
+        fo.dist = &dist;
+    }
+    if (!quiet)
         print_start(&c, n, &tr, &va, &t, s);
     ds_fit_result r;
     if (s ? ds_net_fit_stream(n, s, va.nx ? &fv : NULL, &fo, &r)
@@ -857,7 +882,7 @@ static int train_run(cli_cmd *cp, const train_settings *tp, const run_files *rfp
         rc = cli_fail();
         goto done;
     }
-    if (!cli_has(&c, "quiet"))
+    if (!quiet)
         print_done(&r, &fo, va.nx > 0, t.patience);
 done:
     free(command);

@@ -187,6 +187,8 @@ typedef struct {
     const char *mname;
     char last[4096], best_path[4096], ckpt[4096];
     ds_fit_result r;
+    const ds_dist *dist;       /* data-parallel over several ranks, or NULL */
+    bool writer;               /* writes the files: rank 0, or the only process */
 } fit_run;
 
 /* ---- the run's settings, recorded in its checkpoint ---- */
@@ -590,6 +592,8 @@ static ds_status resumed_side_files(const fit_run *fr)
 {
     const ds_fit_opts *o = fr->o;
     ds_status st = DS_OK;
+    if (!fr->writer)
+        return DS_OK;
     if (o->log_csv)
         st = write_log(o->log_csv, fr->hist, fr->start, fr->mname, fr->n->kl, fr->n, fr->terms);
     if (!st && o->curve_png)
@@ -727,6 +731,24 @@ static ds_status repeat_check(fit_run *fr)
     return DS_OK;
 }
 
+/* Data-parallel settings: a group of 2 or more (1 is one process), data in memory. */
+static ds_status dist_check(fit_run *fr)
+{
+    const ds_dist *d = fr->o->dist;
+    fr->writer = !d || d->rank == 0;
+    if (!d || d->size == 1)
+        return DS_OK;
+    if (d->size < 1 || d->rank < 0 || d->rank >= d->size || !d->sum_float || !d->sum_double ||
+        !d->bcast)
+        return dsi_fail(DS_ERR_ARG, "dist: rank %d of %d, or a collective missing", d->rank,
+                        d->size);
+    if (fr->stream)
+        return dsi_fail(DS_ERR_ARG, "data-parallel training (%d ranks) reads its data in "
+                        "memory: streamed data (several files) is not sharded", d->size);
+    fr->dist = d;
+    return DS_OK;
+}
+
 static ds_status fit_check(fit_run *fr, const ds_feed *train, const ds_feed *val)
 {
     ds_net *n = fr->n;
@@ -749,6 +771,8 @@ static ds_status fit_check(fit_run *fr, const ds_feed *train, const ds_feed *val
         fr->val.n = 0;
     if (fr->o->accumulate < 0)
         return dsi_fail(DS_ERR_ARG, "accumulate: %d passes per step", fr->o->accumulate);
+    if ((st = dist_check(fr)))
+        return st;
     if ((st = repeat_check(fr)))
         return st;
     fr->N = fr->data.n;
@@ -793,6 +817,8 @@ static ds_status fit_setup(fit_run *fr)
     };
     if ((st = ds_trainer_create(fr->n, &to, &fr->tr)))
         return st;
+    if (fr->dist)
+        dsi_trainer_set_dist(fr->tr, fr->dist);
     fr->perm = fr->stream ? NULL : malloc((size_t)fr->R * sizeof *fr->perm);
     fr->hist = calloc((size_t)fr->epochs * HCOLS, sizeof *fr->hist);
     fr->terms = calloc((size_t)fr->epochs * DSI_MAX_TERMS, sizeof *fr->terms);
@@ -808,7 +834,10 @@ static ds_status fit_setup(fit_run *fr)
     fr->mname = dsi_net_metric_name(fr->n);
     if (o->out_path && (st = make_settings(fr)))
         return st;
-    return o->resume ? resume(fr) : DS_OK;
+    if (o->resume && (st = resume(fr)))
+        return st;
+    return fr->dist ? dsi_dist_check_replicas(fr->dist, fr->n->m, ds_trainer_steps(fr->tr),
+                                              "at the start") : DS_OK;
 }
 
 /* ---- a stream's reader: checks and preprocessing on its thread ---- */
@@ -946,13 +975,23 @@ static ds_status run_epoch(fit_run *fr, int e, double *hr)
     float lr = ds_optim_lr(opt);
     for (int64_t bi = 0; bi < batches; bi++) {
         int64_t i0 = bi * fr->S, b = fr->R - i0 < fr->S ? fr->R - i0 : fr->S;
-        fr->i0 = i0;
+        int64_t lo = 0, nb = b;   /* this rank's shard of the step */
+        if (fr->dist)
+            dsi_dist_shard(fr->dist, b, fr->rep, &lo, &nb);
+        fr->i0 = i0 + lo;
         ds_step_result sr;
         ds_status st = fr->stream ? stream_batch(fr, e, bi, &b) : DS_OK;
         if (st)
             return st;   /* the reader's failure */
+        uint64_t step0 = fr->n->g->step, passes = 0;   /* dropout masks: see dist_fit.c */
+        if (fr->dist)
+            fr->n->g->step += dsi_dist_pass_offset(fr->dist, b, fr->rep,
+                                                   fr->S > fr->B ? fr->B : 0, &passes);
         st = fr->stream ? ds_trainer_step(fr->tr, &fr->shape_feed, NULL, b, &sr)
-                        : ds_trainer_step(fr->tr, fr->train, fr->perm + i0, b, &sr);
+                        : dsi_trainer_step_part(fr->tr, fr->train, fr->perm + i0 + lo, nb, b,
+                                                &sr);
+        if (fr->dist)
+            fr->n->g->step = step0 + passes;
         if (st)
             return sr.nonfinite ? nonfinite_stop(fr, e, bi, &sr) : st;
         if (sr.skipped) {
@@ -1026,6 +1065,8 @@ static ds_status write_files(fit_run *fr, int e, bool improved)
 {
     const ds_fit_opts *o = fr->o;
     ds_status st = DS_OK;
+    if (!fr->writer)
+        return DS_OK;
     if (o->out_path && ((st = save_last(fr, e + 1)) || (st = save_best(fr, improved, e + 1)) ||
                         (st = save_checkpoint(fr, e + 1))))
         return st;
@@ -1045,9 +1086,9 @@ static ds_status save_epoch(fit_run *fr, int e, bool improved, bool last)
     double t = now_s();
     if (last || t - fr->t_write >= o->checkpoint_every)
         st = write_files(fr, e, improved);
-    else if (improved && o->out_path)
+    else if (improved && o->out_path && fr->writer)
         st = keep_best(fr);
-    if (!st && o->curve_png && (last || t - fr->t_curve >= DS_CURVE_SECONDS)) {
+    if (!st && o->curve_png && fr->writer && (last || t - fr->t_curve >= DS_CURVE_SECONDS)) {
         st = write_curve(o->curve_png, fr->hist, e + 1, fr->mname);
         fr->t_curve = now_s();
     }
@@ -1068,6 +1109,16 @@ static void progress_epoch(const fit_run *fr, int e, const double *hr, bool impr
         .term_names = fr->term_names, .terms = fr->terms + (size_t)e * DSI_MAX_TERMS,
     };
     fr->o->progress(fr->o->ctx, &p);
+}
+
+/* The ranks agree to stop when one does (their clocks differ), and compare weights. */
+static ds_status dist_end_epoch(const fit_run *fr, bool *stop)
+{
+    ds_status st = dsi_dist_any(fr->dist, stop);
+    if (!st && !fr->dist->check_every_step)
+        st = dsi_dist_check_replicas(fr->dist, fr->n->m, ds_trainer_steps(fr->tr),
+                                     "after an epoch");
+    return st;
 }
 
 /* After epoch e's steps: validation, the best epoch, files, progress; *stop when early
@@ -1097,6 +1148,8 @@ static ds_status end_epoch(fit_run *fr, int e, double *hr, double t_epoch, bool 
         fr->r.out_of_time = 1;
         *stop = true;
     }
+    if (fr->dist && (st = dist_end_epoch(fr, stop)))
+        return st;
     if ((st = save_epoch(fr, e, improved, *stop || e + 1 == fr->epochs)))
         return st;
     if (o->progress)

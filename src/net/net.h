@@ -131,6 +131,31 @@ int dsi_net_find_target(const ds_net *n, const char *name);    /* index or -1 */
  * only bound and checked (a stream's batch, read where the stream holds it). */
 typedef void (*dsi_gather_fn)(void *ctx, ds_net *n, int64_t first, int64_t b);
 void dsi_trainer_set_gather(ds_trainer *t, dsi_gather_fn fn, void *ctx);
+/* Data-parallel steps (dist_fit.c): the trainer sums over d's ranks after its passes. */
+void dsi_trainer_set_dist(ds_trainer *t, const ds_dist *d);
+ds_status dsi_trainer_step_part(ds_trainer *t, const ds_feed *data, const int64_t *rows,
+                                int64_t b, int64_t total, ds_step_result *r);
+
+/* dist_fit.c: data-parallel training over the ranks of a ds_dist. */
+/* The step's sums over the ranks: a non-finite loss anywhere, else the loss, the metric and
+ * the gradient (each rank's passes seeded with their share of the step). */
+ds_status dsi_dist_step_sums(const ds_dist *d, ds_model *m, ds_step_result *r);
+/* After the update: batch norm's running statistics averaged, the replicas compared when
+ * d->check_every_step. */
+ds_status dsi_dist_after_step(const ds_dist *d, ds_model *m, int64_t step);
+/* Fails with DS_ERR_STATE, on every rank, when the ranks' weights differ (when: "at the
+ * start", "after epoch 3", ...). */
+ds_status dsi_dist_check_replicas(const ds_dist *d, const ds_model *m, int64_t step,
+                                  const char *when);
+/* Rank r's rows [*lo, *lo + *cnt) of a step of b rows, in whole groups of rep. */
+void dsi_dist_shard(const ds_dist *d, int64_t b, int64_t rep, int64_t *lo, int64_t *cnt);
+/* The forward passes of a step of b rows (micro-batches of mb, 0: one pass a rank) before
+ * this rank's in the order of the ranks, and in all (*total): the graph's step counter, and
+ * so the dropout masks, then follow one process accumulating the same micro-batches. */
+uint64_t dsi_dist_pass_offset(const ds_dist *d, int64_t b, int64_t rep, int64_t mb,
+                              uint64_t *total);
+/* Any rank's flag set: the OR over the ranks into *flag. */
+ds_status dsi_dist_any(const ds_dist *d, bool *flag);
 
 /* net.c */
 /* Sets the graph's batch size when it changes, and plans. */

@@ -13,7 +13,10 @@ struct ds_trainer {
     float clip_norm;         /* from the net's optimizer settings; the optimizer gets 0 */
     dsi_gather_fn gather;    /* or NULL: rows gathered from the step's feed */
     void *gather_ctx;
+    const ds_dist *dist;     /* data-parallel: the ranks' sums after the backward passes */
 };
+
+void dsi_trainer_set_dist(ds_trainer *t, const ds_dist *d) { t->dist = d; }
 
 void dsi_trainer_set_gather(ds_trainer *t, dsi_gather_fn fn, void *ctx)
 {
@@ -200,13 +203,22 @@ static ds_status finish_gradient(ds_trainer *t, ds_step_result *r)
 ds_status ds_trainer_step(ds_trainer *t, const ds_feed *data, const int64_t *rows, int64_t b,
                           ds_step_result *r)
 {
+    return dsi_trainer_step_part(t, data, rows, b, b, r);
+}
+
+/* b of the step's total samples here (a rank's shard; b may be 0 then), the rest on the
+ * other ranks of t->dist: each pass's gradient is seeded with its share of the total. */
+ds_status dsi_trainer_step_part(ds_trainer *t, const ds_feed *data, const int64_t *rows,
+                                int64_t b, int64_t total, ds_step_result *r)
+{
     ds_step_result res = {0};
     dsi_bound d;
     ds_net *n = t->net;
-    ds_status st = check_step(t, data, rows, b, &d);
+    bool none = b < 1 && t->dist;   /* a rank without samples in this step: zero gradient */
+    ds_status st = check_step(t, data, none ? NULL : rows, none ? 1 : b, &d);
     int64_t mb = t->o.micro_batch > 0 && t->o.micro_batch < b ? t->o.micro_batch : b;
     res.samples = b;
-    res.micro_batches = (int)((b + mb - 1) / mb);
+    res.micro_batches = mb > 0 ? (int)((b + mb - 1) / mb) : 0;
     /* each pass's share of a mean loss over the step; a sum adds up as it is */
     bool mean = !(n->reductions & 1 << DS_REDUCE_SUM);
     if (!st) {
@@ -216,15 +228,20 @@ ds_status ds_trainer_step(ds_trainer *t, const ds_feed *data, const int64_t *row
     for (int64_t i = 0; i < b && !st && !res.nonfinite; i += mb) {
         int64_t bk = b - i < mb ? b - i : mb;
         /* 0: a single pass, seeded with 1 as ds_graph_backward does */
-        float scale = res.micro_batches == 1 ? 0.0f : mean ? (float)((double)bk / (double)b) : 1.0f;
+        float scale = res.micro_batches == 1 && b == total ? 0.0f
+                      : mean ? (float)((double)bk / (double)total) : 1.0f;
         st = run_pass(t, &d, rows, i, bk, scale, &res);
     }
+    if (!st && t->dist)   /* every rank, even after a non-finite loss: they agree on it */
+        st = dsi_dist_step_sums(t->dist, n->m, &res);
     if (!st && res.nonfinite)
         st = nonfinite(t, &res);
     else if (!st)
         st = finish_gradient(t, &res);
     if (!st && !res.skipped)
         st = ds_optim_step(t->opt);
+    if (!st && t->dist)
+        st = dsi_dist_after_step(t->dist, n->m, ds_optim_steps(t->opt));
     if (r)
         *r = res;
     return st;
