@@ -17,6 +17,8 @@ static const struct {
     {"sim", cmd_sim, "simulate galaxy images with a truth table (sim galaxies ...)"},
     {"measure", cmd_measure, "PSF-corrected ellipticities of stamps by adaptive moments"},
     {"shear-bias", cmd_shear_bias, "shear bias m, c of measured ellipticities of sheared galaxies"},
+    {"export", cmd_export, "a model with trained weights as an ONNX file"},
+    {"import", cmd_import, "an ONNX file as a model file and weights"},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 static const char *const help_words[] = {"help", "--help", "-h"};
