@@ -50,9 +50,8 @@ def run_opencv(path, feeds, names):
             net.setInput(v, k)
         outs = net.forward(names)
     except cv2.error as e:
-        msg = str(e).strip().splitlines()
-        print(f"OpenCV {cv2.__version__} dnn cannot run it: {msg[-1] if msg else e}",
-              file=sys.stderr)
+        msg = " ".join(str(e).split())
+        print(f"OpenCV {cv2.__version__} dnn cannot run it: {msg[-300:]}", file=sys.stderr)
         sys.exit(SKIP)
     return outs
 

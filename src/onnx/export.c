@@ -59,7 +59,8 @@ static Onnx__TensorProto *tensor(ex *e, const char *name, int ndim, const int64_
     if (!t || !dims || !nm)
         return NULL;
     *t = (Onnx__TensorProto)ONNX__TENSOR_PROTO__INIT;
-    memcpy(dims, shape, (size_t)ndim * sizeof *dims);
+    if (ndim)
+        memcpy(dims, shape, (size_t)ndim * sizeof *dims);
     t->n_dims = (size_t)ndim;
     t->dims = dims;
     t->has_data_type = 1;
@@ -355,7 +356,9 @@ static const char *emit_conv(ex *e, const ds_node *y, const char *x, const char 
     return ok ? out : NULL;
 }
 
-/* pad_hi = padding - output_padding may be negative: ONNX then gets output_padding rows. */
+/* ONNX's output_padding adds rows at the end as deepsky's pad_hi = padding - output_padding
+ * takes them off: symmetric pads with output_padding when that fits (OpenCV reads only
+ * symmetric ones), else the end's pads, or output_padding rows for a negative pad_hi. */
 static const char *emit_conv_transpose(ex *e, const ds_node *y, const char *x, const char *out)
 {
     const dsi_conv_transpose_attr *at = &y->attr.conv_transpose;
@@ -363,9 +366,11 @@ static const char *emit_conv_transpose(ex *e, const ds_node *y, const char *x, c
     Onnx__NodeProto *p = node(e, "ConvTranspose", y, y->n_in > 2 ? 3 : 2, in, out);
     int64_t pads[4], opad[2], k[2];
     for (int j = 0; j < 2; j++) {
-        pads[j] = at->pad_lo[j];
-        pads[2 + j] = at->pad_hi[j] > 0 ? at->pad_hi[j] : 0;
-        opad[j] = at->pad_hi[j] < 0 ? -at->pad_hi[j] : 0;
+        int64_t op = at->output_padding[j];
+        bool sym = at->pad_hi[j] + op == at->pad_lo[j] && op < at->stride[j];
+        pads[j] = at->pad_lo[j];   /* symmetric pads plus output_padding, as PyTorch's */
+        pads[2 + j] = sym ? at->pad_lo[j] : at->pad_hi[j] > 0 ? at->pad_hi[j] : 0;
+        opad[j] = sym ? op : at->pad_hi[j] < 0 ? -at->pad_hi[j] : 0;
         k[j] = y->in[1]->shape[2 + j];
     }
     bool ok = attr_ints(e, p, "kernel_shape", 2, k) && attr_ints(e, p, "pads", 4, pads) &&
@@ -672,11 +677,14 @@ static const char *emit_scaling(ex *e, const dsi_net_input *in, const char *raw)
         if (!attr_ints(e, v, "axes", y->ndim - 1, axes))
             return NULL;
         const char *sd = unary(e, "Sqrt", y, v->output[0], tmp_name(e, y));
-        const char *ok = binary(e, "Greater", y, sd, scalar(e, y, 1e-12f), tmp_name(e, y));
-        const char *in3[3] = { ok, sd, scalar(e, y, 1.0f) };
-        const char *sd1 = tmp_name(e, y);
-        if (!node(e, "Where", y, 3, in3, sd1))
-            return NULL;
+        /* sd, or 1 when sd is 0 (a constant image), without Where (which OpenCV lacks):
+         * t = relu(1 - 1e12 sd) is 1 at sd = 0 and 0 from sd = 1e-12 on; sd + t (1 - sd) */
+        const char *big = binary(e, "Mul", y, sd, scalar(e, y, 1e12f), tmp_name(e, y));
+        const char *t = unary(e, "Relu", y, binary(e, "Sub", y, scalar(e, y, 1.0f), big,
+                                                   tmp_name(e, y)), tmp_name(e, y));
+        const char *rest = binary(e, "Sub", y, scalar(e, y, 1.0f), sd, tmp_name(e, y));
+        const char *sd1 = binary(e, "Add", y, sd, binary(e, "Mul", y, t, rest, tmp_name(e, y)),
+                                 tmp_name(e, y));
         return binary(e, "Div", y, c, sd1, out);
     }
     }

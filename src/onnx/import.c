@@ -313,7 +313,8 @@ static ds_status attr_ints(const im *m, const Onnx__NodeProto *n, const char *na
     if (a->n_ints != (size_t)nd)
         return node_fail(m, n, DS_ERR_FORMAT, "attribute '%s' has %zu values, %d expected", name,
                          a->n_ints, nd);
-    memcpy(out, a->ints, (size_t)nd * sizeof *out);
+    if (nd)
+        memcpy(out, a->ints, (size_t)nd * sizeof *out);
     return DS_OK;
 }
 
