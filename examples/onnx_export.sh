@@ -19,11 +19,11 @@ mkdir -p "$OUT"
 # 64 test galaxies (stamps [64, 32, 32] as .npy and their truth table), seeded
 $DS sim galaxies --count 64 --seed 7 -o "$OUT/test.npy" --truth "$OUT/test_truth.csv" >/dev/null
 if [ ! -f "$W" ]; then
-    echo "no weights at $W: training the CNN briefly on 4,000 simulated galaxies"
+    echo "no weights at $W: training the CNN briefly on 2,000 simulated galaxies"
     W=$OUT/cnn.safetensors
-    $DS sim galaxies --count 4000 --seed 1 -o "$OUT/train.npy" --truth "$OUT/train_truth.csv" >/dev/null
+    $DS sim galaxies --count 2000 --seed 1 -o "$OUT/train.npy" --truth "$OUT/train_truth.csv" >/dev/null
     $DS train examples/ellipticity.model --data "$OUT/train.npy" --labels "$OUT/train_truth.csv" \
-        --label-columns e1,e2 --scale per_image --epochs 3 --batch-size 64 --seed 1 -o "$W"
+        --label-columns e1,e2 --scale per_image --epochs 2 --batch-size 64 --seed 1 -o "$W"
 fi
 # the net, its weights and their preprocessing as one ONNX file
 $DS export examples/ellipticity.model --weights "$W" -o "$OUT/ellipticity.onnx"
