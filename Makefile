@@ -12,6 +12,8 @@
 #   MPI        the command line built with OpenMPI's mpicc: `mpirun -np K deepsky train|predict`
 #              (src/mpi/dist.c; the plain build compiles src/mpi/dist_none.c instead)
 #   NO_MPI     make test builds no MPI tool even where mpicc exists (its tests skip)
+#   NO_ONNX    without libprotobuf-c: export/import say "built without ONNX support" (the
+#              default when protoc-c or libprotobuf-c is missing)
 # Options are recorded in $(BUILD)/config: changing them rebuilds everything. A separate
 # BUILD folder keeps several configurations side by side (make test-minimal uses build/minimal).
 CC      ?= cc
@@ -45,6 +47,16 @@ ifeq ($(NO_FITS),1)
 FEAT_CFLAGS += -DDS_NO_FITS
 else
 LIBS        += -lcfitsio
+endif
+# ONNX (src/onnx/): the schema src/onnx/onnx.proto compiled by protoc-c into $(BUILD)/gen.
+ifeq ($(NO_ONNX),)
+NO_ONNX := $(if $(and $(shell command -v protoc-c 2>/dev/null),$(shell pkg-config --exists libprotobuf-c && echo y)),0,1)
+endif
+ifeq ($(NO_ONNX),1)
+FEAT_CFLAGS += -DDS_NO_ONNX
+else
+FEAT_CFLAGS += -I$(BUILD)/gen
+LIBS        += -lprotobuf-c
 endif
 # The tests use cairo and cfitsio themselves (to decode the PNGs written, to write FITS
 # files the library then reads) in every build: in a NO_PLOT or NO_FITS build those tests
@@ -87,8 +99,15 @@ CFLAGS_TEST := $(CFLAGS_COMMON) $(ARCH) -O1 -g -DDS_DEBUG -fsanitize=address,und
 
 # The library's folders, one per concern (docs/architecture.md).
 LIB_DIRS := src src/ops src/layers src/optim src/io src/plot src/net src/astro src/blas \
-            src/classic src/explain
+            src/classic src/explain src/onnx
 LIB_SRC  := $(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
+ifeq ($(NO_ONNX),1)
+LIB_SRC  := $(filter-out src/onnx/%,$(LIB_SRC)) src/onnx/onnx_none.c
+ONNX_GEN :=
+else
+ONNX_GEN := $(BUILD)/gen/onnx.pb-c.h
+LIB_SRC  := $(filter-out src/onnx/onnx_none.c,$(LIB_SRC)) $(BUILD)/gen/onnx.pb-c.c
+endif
 ifeq ($(NO_FITS),1)
 LIB_SRC  := $(filter-out src/io/fits.c src/io/fits_check.c,$(LIB_SRC))
 else
@@ -101,7 +120,7 @@ EX_SRC   := $(filter-out $(EX_COMMON),$(sort $(wildcard examples/*.c)))
 # The command line's MPI group: src/mpi/dist.c with MPI=1, its stand-in otherwise.
 CLI_SRC  := $(sort $(wildcard src/cli/*.c)) $(if $(filter 1,$(MPI)),src/mpi/dist.c,src/mpi/dist_none.c)
 HDRS     := include/deepsky.h src/internal.h $(wildcard src/*/*.h) fuzz/fuzz.h Makefile \
-            $(BUILD)/config
+            $(BUILD)/config $(ONNX_GEN)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/rel/%.o)
 TLIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/test/%.o)
@@ -128,10 +147,16 @@ deps:
 	@scripts/deps.sh
 
 # The options this folder was built with; rewritten (and everything rebuilt) when they change.
-CONFIG := CC=$(CC) PORTABLE=$(PORTABLE) NO_FITS=$(NO_FITS) NO_PLOT=$(NO_PLOT) NO_BLAS=$(NO_BLAS) NO_OPENMP=$(NO_OPENMP) MPI=$(MPI)
+CONFIG := CC=$(CC) PORTABLE=$(PORTABLE) NO_FITS=$(NO_FITS) NO_PLOT=$(NO_PLOT) NO_BLAS=$(NO_BLAS) NO_OPENMP=$(NO_OPENMP) MPI=$(MPI) NO_ONNX=$(NO_ONNX)
 $(BUILD)/config: FORCE
 	@mkdir -p $(BUILD)
 	@if [ "$$(cat $@ 2>/dev/null)" != "$(CONFIG)" ]; then echo "$(CONFIG)" > $@; fi
+
+# The ONNX schema as C (protobuf-c's generated reader and writer), made at build time.
+$(BUILD)/gen/onnx.pb-c.c $(BUILD)/gen/onnx.pb-c.h &: src/onnx/onnx.proto
+	@mkdir -p $(BUILD)/gen
+	@echo "  PROTOC  $<"
+	@protoc-c --proto_path=src/onnx --c_out=$(BUILD)/gen src/onnx/onnx.proto
 
 $(BUILD)/rel/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -192,7 +217,7 @@ endif
 
 # The test runner also replays the fuzz corpora (tests/test_fuzz_corpus.c) through the fuzz
 # targets, which call the command line's dispatcher: its objects come in without main().
-FUZZ_SRC  := fuzz/common.c fuzz/readers.c fuzz/model.c fuzz/cli.c fuzz/classic.c
+FUZZ_SRC  := fuzz/common.c fuzz/readers.c fuzz/model.c fuzz/cli.c fuzz/classic.c fuzz/onnx.c
 TFUZZ_OBJ := $(FUZZ_SRC:%.c=$(BUILD)/test/%.o) $(BUILD)/test/src/cli/main-nomain.o \
              $(filter-out $(BUILD)/test/src/cli/main.o,$(TCLI_OBJ))
 
@@ -233,8 +258,8 @@ test: deps
 	    ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 $(BUILD)/run_tests $(T)
 	@if [ -z "$(T)" ]; then $(MAKE) --no-print-directory check-lib; fi
 
-# The minimal build (no cfitsio, cairo, OpenBLAS or OpenMP) in its own folder, tested.
-MINIMAL := NO_FITS=1 NO_PLOT=1 NO_BLAS=1 NO_OPENMP=1 NO_MPI=1
+# The minimal build (no cfitsio, cairo, OpenBLAS, OpenMP, MPI or protobuf-c) in its own folder, tested.
+MINIMAL := NO_FITS=1 NO_PLOT=1 NO_BLAS=1 NO_OPENMP=1 NO_MPI=1 NO_ONNX=1
 test-minimal:
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/minimal $(MINIMAL) test
 
@@ -422,7 +447,7 @@ bench-allreduce: $(ALLREDUCE_BENCH)
 # committed corpora with gcc's sanitizers, so CI needs no clang.
 FUZZ_CC      := clang-14
 FUZZ_BUILD   := $(BUILD)/fuzz
-FUZZ_TARGETS := npy safetensors idx csv fits model cli classic
+FUZZ_TARGETS := npy safetensors idx csv fits model cli classic onnx
 FUZZ         ?= $(FUZZ_TARGETS)
 FUZZ_TIME    ?= 600
 FUZZ_CFLAGS  := -std=c11 $(OMP_FLAG) -fno-math-errno -Iinclude -D_GNU_SOURCE \
@@ -457,7 +482,7 @@ fuzz: fuzz-build
 # replay in make test exercises.
 FUZZ_FILES := src/io/npy.c src/io/safetensors.c src/io/json.c src/io/idx.c src/io/csv.c \
               src/io/fits.c src/io/fits_check.c src/io/array.c src/net/modelfile.c \
-              src/cli/common.c src/cli/main.c src/classic/classic_io.c
+              src/cli/common.c src/cli/main.c src/classic/classic_io.c src/onnx/import.c
 fuzz-coverage:
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/gcov \
 	    CFLAGS_TEST="$(CFLAGS_COMMON) -O0 -g --coverage" $(BUILD)/gcov/run_tests

@@ -18,6 +18,7 @@ int fuzz_fits(const uint8_t *data, size_t size);
 int fuzz_model(const uint8_t *data, size_t size);
 int fuzz_cli(const uint8_t *data, size_t size);
 int fuzz_classic(const uint8_t *data, size_t size);
+int fuzz_onnx(const uint8_t *data, size_t size);   /* onnx.c: ds_onnx_import_mem */
 
 typedef struct {
     const char *name;
@@ -25,7 +26,7 @@ typedef struct {
 } fuzz_target;
 
 #define FUZZ_TARGETS(X) \
-    X(npy) X(safetensors) X(idx) X(csv) X(fits) X(model) X(cli) X(classic)
+    X(npy) X(safetensors) X(idx) X(csv) X(fits) X(model) X(cli) X(classic) X(onnx)
 
 /* Process-wide set-up every target needs: one thread, a memory limit of 256 MB.
  * Cheap: every target calls it on every input. */

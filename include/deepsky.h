@@ -60,10 +60,11 @@ DS_API const char *ds_last_error(void);
 /* Whether this build of the library has an optional part: "fits" (FITS files, cfitsio),
  * "plot" (PNG figures, cairo), "blas" (OpenBLAS; else our own sgemm), "openmp" (kernels on
  * several threads), "portable" (x86-64 baseline with AVX2/AVX-512 kernels picked at run
- * time; else built for the compiling machine). 1 or 0; 0 for any other name. Using a part
+ * time; else built for the compiling machine), "onnx" (ONNX export and import,
+ * libprotobuf-c). 1 or 0; 0 for any other name. Using a part
  * that is missing fails with a message such as "deepsky was built without FITS support". */
 DS_API int ds_has_feature(const char *name);
-/* The version and the parts, e.g. "0.1.0 (+fits +plot +blas +openmp, native)"; a part
+/* The version and the parts, e.g. "0.1.0 (+fits +plot +blas +openmp +onnx, native)"; a part
  * left out shows as -fits. Static storage: do not free. */
 DS_API const char *ds_build_info(void);
 
@@ -2361,6 +2362,31 @@ typedef struct ds_dist {
 /* A 64-bit checksum of the model's parameter values (bits and names): equal on two ranks
  * exactly when their weights are bit-identical (to hash collisions). */
 DS_API uint64_t ds_model_checksum(const ds_model *m);
+ * ONNX export and import (src/onnx/; README "ONNX"). Built when Debian's libprotobuf-c and
+ * protoc-c are present (the Makefile compiles the ONNX schema, src/onnx/onnx.proto, with
+ * protoc-c); without them (NO_ONNX=1) every function fails with DS_ERR_ARG saying so, and
+ * ds_has_feature("onnx") is 0.
+ * ---------------------------------------------------------------------------------------- */
+/* Writes the inference graph of n (its inputs to its outputs, losses left out) with its
+ * current weights as an ONNX model (opset 17, IR version 8) at path (atomic). The batch
+ * dimension of every input and output is symbolic ("N"); batch norm is kept as
+ * BatchNormalization (running statistics), dropout and Bayesian sampling become their
+ * inference values (identity, posterior mean). Each input's preprocessing (ds_scale_kind)
+ * is part of the graph, so the ONNX model takes raw data, and is also recorded in the
+ * metadata ("deepsky.input.<name>.scale", "...scale_a"), beside the training metadata of
+ * the weights (train.*). Fails naming the layer and op without an ONNX equivalent. */
+DS_API ds_status ds_onnx_export(const ds_net *n, const char *path);
+/* The same into memory: *buf (malloc'd, the caller frees it) of *len bytes. */
+DS_API ds_status ds_onnx_export_mem(const ds_net *n, void **buf, size_t *len);
+/* Reads an ONNX model (file path, or len bytes at buf; name stands for it in messages) made
+ * of the ops deepsky's layers cover (README "ONNX" lists them) and translates it into a
+ * model file's text (*text, malloc'd) and a net built from it holding the ONNX weights
+ * (*net; save them with ds_net_save_weights). Errors name the file and, for an op that
+ * has no deepsky layer, a cycle, or a value nothing produces, the node and its op;
+ * truncated or corrupt protobuf gives DS_ERR_FORMAT. */
+DS_API ds_status ds_onnx_import(const char *path, char **text, ds_net **net);
+DS_API ds_status ds_onnx_import_mem(const void *buf, size_t len, const char *name, char **text,
+                                    ds_net **net);
 
 #ifdef __cplusplus
 }

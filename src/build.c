@@ -16,6 +16,11 @@
 #else
 #define BLAS 1, "+blas"
 #endif
+#ifdef DS_NO_ONNX
+#define ONNX 0, "-onnx"
+#else
+#define ONNX 1, "+onnx"
+#endif
 #ifdef _OPENMP
 #define OPENMP 1, "+openmp"
 #else
@@ -38,7 +43,7 @@ static const struct {
     int on;
 } features[] = {
     {"fits", ON(FITS)}, {"plot", ON(PLOT)}, {"blas", ON(BLAS)},
-    {"openmp", ON(OPENMP)}, {"portable", ON(PORTABLE)},
+    {"openmp", ON(OPENMP)}, {"portable", ON(PORTABLE)}, {"onnx", ON(ONNX)},
 };
 
 int ds_has_feature(const char *name)
@@ -51,6 +56,6 @@ int ds_has_feature(const char *name)
 
 const char *ds_build_info(void)
 {
-    return DS_VERSION " (" TAG(FITS) " " TAG(PLOT) " " TAG(BLAS) " " TAG(OPENMP) ", "
+    return DS_VERSION " (" TAG(FITS) " " TAG(PLOT) " " TAG(BLAS) " " TAG(OPENMP) " " TAG(ONNX) ", "
            TAG(PORTABLE) ")";
 }

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-static const char *const parts[] = {"fits", "plot", "blas", "openmp"};
+static const char *const parts[] = {"fits", "plot", "blas", "openmp", "onnx"};
 
 TEST(build_features_match_build_info)
 {

@@ -297,5 +297,7 @@ bool cli_model_reads_labels(const char *model);
 int cli_score_check(const cli_cmd *c, bool uq);
 int cli_predict_score(const cli_cmd *c, ds_net *n, ds_feed *f, const char *path);
 int cmd_train_gan(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_import(int argc, char **argv);
 
 #endif

@@ -21,6 +21,8 @@ static const struct {
     {"classic", cmd_classic, "classic baselines: classic train|eval|predict --method M ..."},
     {"generate", cmd_generate, "decode draws from the prior at a VAE's sampling layer"},
     {"train-gan", cmd_train_gan, "train a generator and a discriminator together (a GAN)"},
+    {"export", cmd_export, "a model with trained weights as an ONNX file"},
+    {"import", cmd_import, "an ONNX file as a model file and weights"},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 static const char *const help_words[] = {"help", "--help", "-h"};
