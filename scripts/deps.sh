@@ -2,7 +2,7 @@
 # deps.sh - installs the Debian packages deepsky builds with, if any is missing.
 # Usage: scripts/deps.sh [extra packages...]   (as root, or with sudo available)
 set -e
-pkgs="gcc make pkg-config libopenblas-openmp-dev libcfitsio-dev libcairo2-dev zlib1g-dev $*"
+pkgs="gcc make pkg-config libopenblas-openmp-dev libcfitsio-dev libcairo2-dev zlib1g-dev python3-numpy python3-pytest python3-astropy python3-venv $*"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -1,0 +1,62 @@
+/* test_python.c - the Python package's tests (python/tests, through pytest) against the
+ * release library and tool that make test builds (DEEPSKY_PY_LIB, DEEPSKY_PY_CLI; else
+ * build/libdeepsky.so and build/deepsky); skipped, with the reason, when python3, pytest,
+ * numpy or the library is missing. */
+#include "test.h"
+#include "spawn.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static const char *env_or(const char *name, const char *fallback)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : fallback;
+}
+
+/* The last non-empty line of text, into buf. */
+static const char *last_line(const char *text, char *buf, size_t cap)
+{
+    size_t n = strlen(text);
+    while (n && (text[n - 1] == '\n' || text[n - 1] == '\r'))
+        n--;
+    size_t s = n;
+    while (s && text[s - 1] != '\n')
+        s--;
+    snprintf(buf, cap, "%.*s", (int)(n - s), text + s);
+    return buf;
+}
+
+TEST(python_package)
+{
+    const char *py = env_or("DEEPSKY_PYTHON", "/usr/bin/python3");
+    char lib[PATH_MAX], cli[PATH_MAX], dir[256], cmd[6000], line[512];
+    static char out[1 << 16];
+    if (access(py, X_OK))
+        SKIP("no %s: the Python package's tests need python3", py);
+    if (access("python/tests", R_OK))
+        SKIP("python/tests not found: run the tests from the source tree");
+    if (!realpath(env_or("DEEPSKY_PY_LIB", "build/libdeepsky.so"), lib))
+        SKIP("no libdeepsky.so (make build/libdeepsky.so, or make test builds it)");
+    if (!realpath(env_or("DEEPSKY_PY_CLI", "build/deepsky"), cli))
+        snprintf(cli, sizeof cli, "%s", "/nonexistent/deepsky");   /* those tests skip */
+    snprintf(cmd, sizeof cmd, "exec %s -c 'import pytest, numpy'", py);
+    if (cli_run_sh(cmd, NULL, out, sizeof out))
+        SKIP("%s lacks pytest or numpy (scripts/deps.sh python3-pytest python3-numpy): %s",
+             py, last_line(out, line, sizeof line));
+    if (!test_tmpdir(dir, sizeof dir, "python"))
+        FAIL("cannot make a temporary folder");
+    snprintf(cmd, sizeof cmd, "DEEPSKY_LIB='%s' DEEPSKY_CLI='%s' PYTHONDONTWRITEBYTECODE=1 "
+             "exec %s -m pytest -q -p no:cacheprovider --basetemp='%s/t' python/tests",
+             lib, cli, py, dir);
+    int rc = cli_run_sh(cmd, NULL, out, sizeof out);
+    test_rm_rf(dir);
+    if (rc) {
+        size_t n = strlen(out);
+        FAIL("pytest python/tests: status %d:\n%s", rc, out + (n > 3000 ? n - 3000 : 0));
+    }
+    if (!strstr(out, " passed"))
+        FAIL("pytest python/tests ran no test: %s", last_line(out, line, sizeof line));
+    return TEST_PASS;
+}
