@@ -123,7 +123,7 @@ def build_wheel(wheel_directory: str, config_settings: Optional[dict] = None,
             data = p.read_bytes()
             info = zipfile.ZipInfo(arc, date_time=(2026, 1, 1, 0, 0, 0))
             exe = arc.endswith("/deepsky") or ".so" in arc
-            info.external_attr = (0o755 if exe else 0o644) << 16
+            info.external_attr = (0o100755 if exe else 0o100644) << 16   # a regular file
             info.compress_type = zipfile.ZIP_DEFLATED
             z.writestr(info, data)
             record.append(_record_line(arc, data))

@@ -196,10 +196,16 @@ def test_wheel_installs_and_runs(tmp_path, toy):
     assert rc == 0, text
     code = ("import deepsky, numpy as np, sys; net = deepsky.Net(sys.argv[1]); "
             "print(deepsky.library_path); print(net.predict(np.load(sys.argv[2])).shape)")
-    env = {k: v for k, v in os.environ.items() if k not in ("DEEPSKY_LIB", "PYTHONPATH")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DEEPSKY_LIB", "DEEPSKY_CLI", "PYTHONPATH")}
     p = subprocess.run([str(py), "-c", code, str(toy["model"]), str(toy["files"]["xv"])],
                        cwd=tmp_path, capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stderr
     lib_path, shape = p.stdout.splitlines()
     assert str(env_dir) in lib_path and "_libs/libdeepsky.so" in lib_path
     assert shape == "(40, 3)"
+    # python -m deepsky runs the wheel's own copy of the tool
+    p = subprocess.run([str(py), "-m", "deepsky", "--version"], cwd=tmp_path,
+                       capture_output=True, text=True, env=env)
+    assert p.returncode == 0 and p.stdout.startswith(f"deepsky {deepsky.__version__}"), \
+        p.stdout + p.stderr
