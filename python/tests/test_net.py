@@ -137,3 +137,32 @@ def test_bad_shapes_and_dtypes_raise(toy):
 def test_explain_seam(toy):
     with pytest.raises(deepsky.Error, match="explain"):
         deepsky.Net(toy["model"]).explain(toy["x"])
+
+
+TWO = """input name=img shape=4
+input name=meta shape=2
+concat inputs=img,meta axis=1
+dense name=h units=8 activation=relu
+dense name=z units=1 inputs=h
+dense name=c units=2 inputs=h
+loss mse output=z
+loss categorical_crossentropy output=c from_logits=true
+"""
+
+
+def test_two_inputs_two_losses(toy):
+    net = deepsky.Net.from_string(TWO, seed=1)
+    assert net.inputs == ["img", "meta"] and net.targets == ["z", "c"]
+    rng = np.random.default_rng(3)
+    x = {"img": toy["x"][:64], "meta": rng.normal(size=(64, 2)).astype(np.float32)}
+    y = {"z": toy["x"][:64, :1], "c": (toy["y"][:64] > 0).astype(np.float32)}
+    hist = net.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    assert len(hist["loss"]) == 2
+    out = net.predict(x)
+    assert sorted(out) == ["c", "z"] and out["z"].shape == (64, 1) and out["c"].shape == (64, 2)
+    same = net.predict([x["img"], x["meta"]])            # a list in input order
+    assert np.array_equal(same["c"], out["c"])
+    with pytest.raises(deepsky.Error, match="2 inputs.*img, meta"):
+        net.predict(x["img"])
+    with pytest.raises(deepsky.Error, match="meta"):      # an input left out
+        net.predict({"img": x["img"]})

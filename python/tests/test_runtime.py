@@ -209,3 +209,34 @@ def test_wheel_installs_and_runs(tmp_path, toy):
                        capture_output=True, text=True, env=env)
     assert p.returncode == 0 and p.stdout.startswith(f"deepsky {deepsky.__version__}"), \
         p.stdout + p.stderr
+
+
+def test_progress_in_jupyter(toy, monkeypatch):
+    """Inside a Jupyter kernel the bar goes to one output cell, updated in place (a stand-in
+    for IPython's display, which the test environment need not have)."""
+    import types
+    shown = []
+
+    class Handle:
+        def update(self, obj, raw=False):
+            shown.append(obj["text/plain"])
+
+    class ZMQInteractiveShell:
+        pass
+
+    def display(obj, raw=False, display_id=False):
+        shown.append(obj["text/plain"])
+        return Handle()
+
+    ipython = types.ModuleType("IPython")
+    ipython.get_ipython = lambda: ZMQInteractiveShell()
+    ipython.display = types.ModuleType("IPython.display")
+    ipython.display.display = display
+    monkeypatch.setitem(sys.modules, "IPython", ipython)
+    monkeypatch.setitem(sys.modules, "IPython.display", ipython.display)
+    net = deepsky.Net(toy["model"])
+    net.fit(toy["x"], toy["y"], epochs=2, batch_size=40, verbose=1)
+    last = shown[-1].splitlines()
+    assert len(shown) >= 2 and len(last) == 2    # one cell: a line per epoch
+    assert last[0].startswith("epoch 1/2 [") and last[1].startswith("epoch 2/2 [")
+    assert "3/3" in last[1] and "elapsed" in last[1]
