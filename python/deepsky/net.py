@@ -59,12 +59,29 @@ class Net:
     """A network from a model file (the README's "Model files"), as the command line builds
     it: ``Net("model.model")``, ``Net("model.model", weights="w.safetensors")`` or
     ``Net.from_string(text)``. seed drives the initializers and dropout (the command line's
-    --seed); batch_size is the size the graph is first built for (it changes as needed)."""
+    --seed); batch_size is the size the graph is first built for (it changes as needed).
+    labels: what a categorical loss reads, "index" (class indices [N]), "dense" (one-hot
+    rows) or "auto": one-hot until fit or evaluate gets class indices, when the net is built
+    again for them (weights and scaling kept), as the command line picks by the labels'
+    shape."""
 
     def __init__(self, model: PathLike, weights: Optional[PathLike] = None, *, seed: int = 0,
                  batch_size: int = 32, labels: str = "auto") -> None:
+        self._setup(("path", os.fspath(model)), weights, seed, batch_size, labels)
+
+    @classmethod
+    def from_string(cls, text: str, weights: Optional[PathLike] = None, *, name: str = "<string>",
+                    seed: int = 0, batch_size: int = 32, labels: str = "auto") -> "Net":
+        """A network from a model description in memory (ds_net_parse); name stands for the
+        file in error messages ("<string>:3: ...")."""
+        self = cls.__new__(cls)
+        self._setup(("text", text, name), weights, seed, batch_size, labels)
+        return self
+
+    def _setup(self, source: tuple, weights: Optional[PathLike], seed: int, batch_size: int,
+               labels: str) -> None:
         self._ptr: Optional[int] = None
-        self._source = ("path", os.fspath(model))
+        self._source = source
         self._seed, self._batch = int(seed), int(batch_size)
         if labels not in _LABELS:
             raise Error(f"labels={labels!r}: give 'auto', 'dense' or 'index'")
@@ -74,25 +91,6 @@ class Net:
         self._build()
         if weights is not None:
             self.load(weights)
-
-    @classmethod
-    def from_string(cls, text: str, weights: Optional[PathLike] = None, *, name: str = "<string>",
-                    seed: int = 0, batch_size: int = 32, labels: str = "auto") -> "Net":
-        """A network from a model description in memory (ds_net_parse); name stands for the
-        file in error messages ("<string>:3: ...")."""
-        self = cls.__new__(cls)
-        self._ptr = None
-        self._source = ("text", text, name)
-        self._seed, self._batch = int(seed), int(batch_size)
-        if labels not in _LABELS:
-            raise Error(f"labels={labels!r}: give 'auto', 'dense' or 'index'")
-        self._labels = {None: _LABELS[labels]}
-        self.history = {}
-        self.stop_training = False
-        self._build()
-        if weights is not None:
-            self.load(weights)
-        return self
 
     # ---- life cycle ----
     def _build(self) -> None:
@@ -246,7 +244,7 @@ class Net:
         if a.ndim == len(want) + 1:
             return a
         per = int(np.prod(want))
-        if a.ndim >= 1 and a.ndim != 0 and int(np.prod(a.shape[1:])) == per:
+        if a.ndim >= 1 and int(np.prod(a.shape[1:])) == per:
             return a.reshape((a.shape[0],) + want)
         raise Error(f"input '{name}': data of shape {shape_str(a.shape)} does not fit the "
                     f"model, which takes samples of shape {shape_str(want)} ({per} values): "
