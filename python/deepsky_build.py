@@ -20,7 +20,6 @@ import hashlib
 import os
 import platform
 import re
-import shutil
 import subprocess
 import zipfile
 from pathlib import Path
