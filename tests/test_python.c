@@ -31,7 +31,7 @@ static const char *last_line(const char *text, char *buf, size_t cap)
 TEST(python_package)
 {
     const char *py = env_or("DEEPSKY_PYTHON", "/usr/bin/python3");
-    char lib[PATH_MAX], cli[PATH_MAX], dir[256], cmd[6000], line[512];
+    char lib[PATH_MAX], cli[PATH_MAX], dir[256], cmd[3 * PATH_MAX], line[512];
     static char out[1 << 16];
     if (access(py, X_OK))
         SKIP("no %s: the Python package's tests need python3", py);
@@ -41,16 +41,20 @@ TEST(python_package)
         SKIP("no libdeepsky.so (make build/libdeepsky.so, or make test builds it)");
     if (!realpath(env_or("DEEPSKY_PY_CLI", "build/deepsky"), cli))
         snprintf(cli, sizeof cli, "%s", "/nonexistent/deepsky");   /* those tests skip */
-    snprintf(cmd, sizeof cmd, "exec %s -c 'import pytest, numpy'", py);
+    int k = snprintf(cmd, sizeof cmd, "exec %s -c 'import pytest, numpy'", py);
+    if (k < 0 || (size_t)k >= sizeof cmd)
+        FAIL("the path of python3 is too long: %s", py);
     if (cli_run_sh(cmd, NULL, out, sizeof out))
         SKIP("%s lacks pytest or numpy (scripts/deps.sh python3-pytest python3-numpy): %s",
              py, last_line(out, line, sizeof line));
     if (!test_tmpdir(dir, sizeof dir, "python"))
         FAIL("cannot make a temporary folder");
-    snprintf(cmd, sizeof cmd, "DEEPSKY_LIB='%s' DEEPSKY_CLI='%s' PYTHONDONTWRITEBYTECODE=1 "
-             "exec %s -m pytest -q -p no:cacheprovider --basetemp='%s/t' python/tests",
-             lib, cli, py, dir);
-    int rc = cli_run_sh(cmd, NULL, out, sizeof out);
+    k = snprintf(cmd, sizeof cmd, "DEEPSKY_LIB='%s' DEEPSKY_CLI='%s' PYTHONDONTWRITEBYTECODE=1 "
+                 "exec %s -m pytest -q -p no:cacheprovider --basetemp='%s/t' python/tests",
+                 lib, cli, py, dir);
+    int rc = k < 0 || (size_t)k >= sizeof cmd ? -1 : cli_run_sh(cmd, NULL, out, sizeof out);
+    if (k < 0 || (size_t)k >= sizeof cmd)
+        snprintf(out, sizeof out, "the paths are too long for a command line");
     test_rm_rf(dir);
     if (rc) {
         size_t n = strlen(out);

@@ -95,7 +95,7 @@ static size_t read_all(const char *path, char *buf, size_t cap)
  * the new folder holds only the report, the table and the figures. */
 static int check_measure_only(const char *o, char *msg, size_t cap)
 {
-    char args[1024], w[600], p[700];
+    char args[2048], w[600], p[700];
     static char a[1 << 14], b[1 << 14], md[1 << 15];
     snprintf(w, sizeof w, "%s/w", o);
     snprintf(args, sizeof args, "--quick --out %s --weights %s/cnn_uq.safetensors", w, o);
