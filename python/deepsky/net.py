@@ -40,6 +40,16 @@ def _parse_scale(v: str) -> Tuple[int, float]:
         raise Error(f"scale={v!r}: '{a}' is not a number") from None
 
 
+def _fit_opts(augment: Optional[str], **values: Any) -> _lib.FitOpts:
+    """ds_fit_opts of fit's arguments; augment names DS_AUG_* flags joined by commas."""
+    fo = _lib.FitOpts(checkpoint_every=10.0, **values)
+    for word in (augment.split(",") if augment else []):
+        if word.strip() not in _AUGMENT:
+            raise Error(f"augment={augment!r}: '{word}' is not flips, rot90 or hflip")
+        fo.augment |= _AUGMENT[word.strip()]
+    return fo
+
+
 class Uncertain:
     """A prediction with uncertainty (predict(x, mc=N)): ``mean`` and ``std`` (total), and for
     a gaussian_nll output also ``aleatoric`` and ``epistemic``. Unpacks as (mean, std)."""
@@ -325,7 +335,8 @@ class Net:
     def fit(self, x: Data, y: Data, *, epochs: int = 10, batch_size: int = 32,
             validation_data: Optional[Tuple[Data, Data]] = None,
             callbacks: Optional[Sequence[Callback]] = None, verbose: int = 1,
-            seed: Optional[int] = None, shuffle: bool = True, scale: Optional[str] = None,
+            seed: Optional[int] = None, shuffle: bool = True,
+            scale: Optional[Union[str, Mapping[str, str]]] = None,
             patience: int = 0, accumulate: int = 1, augment: Optional[str] = None,
             lr: Optional[float] = None, optimizer: Optional[str] = None,
             max_seconds: float = 0.0, skip_nonfinite: bool = False) -> Dict[str, List[float]]:
@@ -336,7 +347,7 @@ class Net:
         validation_data: (x_val, y_val); callbacks: deepsky.Callback objects; verbose 0, 1
         (a progress bar, in a terminal or in Jupyter) or 2 (a line per epoch); seed: of the
         shuffling, augmentation and dropout (default: the net's); scale: the command line's
-        --scale (statistics from x); patience: early stopping on the validation loss;
+        --scale (statistics from x; a dict input name -> how for several); patience: early stopping on the validation loss;
         augment: "flips", "rot90", "hflip" joined by commas.
         Returns the history, a dict of lists per epoch ("loss", "acc" or "rmse", "val_loss",
         ...), also kept in net.history. KeyboardInterrupt stops training between two batches
@@ -346,20 +357,16 @@ class Net:
             self.set_optimizer(optimizer)
         if lr is not None:
             self.lr = lr
-        ys0 = self._labels_of(y)
-        self._match_labels(ys0)
-        fo = _lib.FitOpts(epochs=int(epochs), batch_size=int(batch_size),
-                          accumulate=int(accumulate),
-                          seed=self._seed if seed is None else int(seed),
-                          no_shuffle=0 if shuffle else 1, patience=int(patience),
-                          max_seconds=float(max_seconds), skip_nonfinite=int(skip_nonfinite),
-                          checkpoint_every=10.0)
-        for word in (augment.split(",") if augment else []):
-            if word.strip() not in _AUGMENT:
-                raise Error(f"augment={augment!r}: '{word}' is not flips, rot90 or hflip")
-            fo.augment |= _AUGMENT[word.strip()]
         if patience and validation_data is None:
             raise Error("patience (early stopping) needs validation_data")
+        if validation_data is not None and len(validation_data) != 2:
+            raise Error("validation_data: give a pair (x_val, y_val)")
+        self._match_labels(self._labels_of(y))
+        fo = _fit_opts(epochs=int(epochs), batch_size=int(batch_size),
+                       accumulate=int(accumulate), seed=self._seed if seed is None else int(seed),
+                       no_shuffle=0 if shuffle else 1, patience=int(patience),
+                       max_seconds=float(max_seconds), skip_nonfinite=int(skip_nonfinite),
+                       augment=augment)
         if scale is not None:
             self._scale_from(scale, x)
         run = _Run(self, list(callbacks or []), verbose)
@@ -370,8 +377,6 @@ class Net:
             f = self._prepared(b, x, y, keep)
             fv = None
             if validation_data is not None:
-                if len(validation_data) != 2:
-                    raise Error("validation_data: give a pair (x_val, y_val)")
                 fv = self._prepared(b, validation_data[0], validation_data[1], keep,
                                     ("validation x", "validation y"))
             run.begin()
@@ -381,7 +386,7 @@ class Net:
         self.fit_result = res
         return run.finish(st)
 
-    def _scale_from(self, scale: str, x: Data) -> None:
+    def _scale_from(self, scale: Union[str, Mapping[str, str]], x: Data) -> None:
         xs = dict(self._inputs(x))
         items = [(None, scale)] if not isinstance(scale, Mapping) else list(scale.items())
         for name, how in items:

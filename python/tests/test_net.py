@@ -124,6 +124,10 @@ def test_bad_shapes_and_dtypes_raise(toy):
         x = toy["x"].copy()
         x[3, 2] = np.nan
         net.predict(x)
+    with pytest.raises(deepsky.Error, match="'spin' is not flips"):
+        net.fit(toy["x"], toy["y"], augment="flips,spin", verbose=0)
+    with pytest.raises(deepsky.Error, match="patience.*validation_data"):
+        net.fit(toy["x"], toy["y"], patience=2, verbose=0)
     with pytest.raises(deepsky.Error, match="no input named 'img'"):
         net.predict({"img": toy["x"]})
     # converted, not refused: float64, integers, a strided view
