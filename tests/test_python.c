@@ -64,3 +64,27 @@ TEST(python_package)
         FAIL("pytest python/tests ran no test: %s", last_line(out, line, sizeof line));
     return TEST_PASS;
 }
+
+/* ds_tensor_borrow, the package's way in: the caller's memory used in place, never freed by
+ * the library (ASan would report freeing a stack array), and its errors. */
+TEST(python_tensor_borrow)
+{
+    float data[6] = {1, 2, 3, 4, 5, 6};
+    int64_t shape[2] = {2, 3}, bad[2] = {2, -3};
+    ds_tensor *t = ds_tensor_borrow(2, shape, data);
+    CHECK(t && ds_tensor_data(t) == data && ds_tensor_numel(t) == 6);
+    CHECK(ds_tensor_ndim(t) == 2 && ds_tensor_shape(t)[1] == 3);
+    CHECK(ds_tensor_reshape(t, 1, (int64_t[]){6}) == DS_OK && ds_tensor_data(t) == data);
+    ds_tensor_data(t)[5] = 7;
+    ds_tensor_free(t);
+    CHECK(data[5] == 7);
+    ds_tensor *e = ds_tensor_borrow(2, (int64_t[]){0, 3}, NULL);   /* no elements: no data */
+    CHECK(e && ds_tensor_numel(e) == 0);
+    ds_tensor_free(e);
+    CHECK(!ds_tensor_borrow(2, shape, NULL));
+    CHECK(strstr(ds_last_error(), "NULL data") && strstr(ds_last_error(), "[2, 3]"));
+    CHECK(!ds_tensor_borrow(2, bad, data));
+    CHECK(strstr(ds_last_error(), "[2, -3] is not valid"));
+    CHECK(!ds_tensor_borrow(DS_MAX_DIMS + 1, shape, data));
+    return TEST_PASS;
+}
