@@ -140,7 +140,7 @@ $(BUILD)/rel/src/ops/conv_direct.o: XFLAGS := -ffp-contract=fast
 $(BUILD)/test/src/ops/conv_direct.o: XFLAGS := -ffp-contract=fast
 $(LIB_OBJ): XFLAGS += $(CFLAGS_LIB)
 
-.PHONY: all deps test test-minimal check-lib install uninstall bench-allreduce bench-sgemm bench-stream bench-cli bench-fashion check-asan check-valgrind fuzz fuzz-build fuzz-coverage demo demo-quick demo-shear demo-psf demo-uncertainty explain-demo example examples fashion bench bench-quick clean FORCE
+.PHONY: all deps test test-minimal check-lib wheel install uninstall bench-allreduce bench-sgemm bench-stream bench-cli bench-fashion check-asan check-valgrind fuzz fuzz-build fuzz-coverage demo demo-quick demo-shear demo-psf demo-uncertainty explain-demo example examples fashion bench bench-quick clean FORCE
 all: $(BUILD)/libdeepsky.a $(BUILD)/libdeepsky.so $(BUILD)/deepsky examples
 
 deps:
@@ -251,8 +251,10 @@ examples: $(EX_BIN)
 # OpenBLAS's own threads would fight the OpenMP ones: it runs on the OpenMP pool.
 # The test runner, then (unless T picks some tests) the checks of the built libraries.
 test: deps
-	@$(MAKE) --no-print-directory $(BUILD)/run_tests $(BUILD)/deepsky-test $(DEMOS) $(MPI_TOOL)
+	@$(MAKE) --no-print-directory $(BUILD)/run_tests $(BUILD)/deepsky-test $(DEMOS) $(MPI_TOOL) \
+	    $(BUILD)/libdeepsky.so $(BUILD)/deepsky
 	DEEPSKY=$(BUILD)/deepsky-test DEEPSKY_MPI=$(MPI_TOOL) DEEPSKY_DEMO=$(BUILD)/examples/ellipticity_demo \
+	    DEEPSKY_PY_LIB=$(BUILD)/libdeepsky.so DEEPSKY_PY_CLI=$(BUILD)/deepsky \
 	    DEEPSKY_PSF_DEMO=$(BUILD)/examples/psf_demo \
 	    DEEPSKY_UQ_DEMO=$(BUILD)/examples/uncertainty_demo \
 	    ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 $(BUILD)/run_tests $(T)
@@ -268,6 +270,13 @@ test-minimal:
 # and make install (PREFIX, DESTDIR) gives a deepsky.pc that builds and links a program.
 check-lib: $(BUILD)/libdeepsky.a $(BUILD)/libdeepsky.so $(BUILD)/deepsky
 	@tests/check_lib.sh $(BUILD)
+
+# The Python package's wheel (python/deepsky_build.py): the portable library (PORTABLE=1
+# NO_PLOT=1 NO_BLAS=1, built in build/wheel) and the tool inside, with the shared libraries
+# they need beyond manylinux's list; tagged manylinux_2_N. pip install ./python builds a
+# wheel of this machine's own build instead.
+wheel:
+	DEEPSKY_WHEEL=portable /usr/bin/python3 python/deepsky_build.py $(BUILD)/dist
 
 # ---- install ----
 LIBDIR  ?= $(PREFIX)/lib

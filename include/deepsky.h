@@ -2387,6 +2387,14 @@ DS_API ds_status ds_onnx_export_mem(const ds_net *n, void **buf, size_t *len);
 DS_API ds_status ds_onnx_import(const char *path, char **text, ds_net **net);
 DS_API ds_status ds_onnx_import_mem(const void *buf, size_t len, const char *name, char **text,
                                     ds_net **net);
+ * Python bindings (issue 20): what the ctypes package python/deepsky needs beyond the API
+ * above. Data from NumPy enters the library without a copy through a borrowed tensor.
+ * ---------------------------------------------------------------------------------------- */
+/* A tensor over the caller's numel(shape) floats at data (C order), which it neither copies
+ * nor frees: ds_tensor_free releases only the tensor, and data must outlive it. Functions
+ * that write into their arguments (ds_net_preprocess, ds_net_preprocess_feed) write into
+ * data. NULL with a message for a bad shape, or data NULL with elements. */
+DS_API ds_tensor *ds_tensor_borrow(int ndim, const int64_t *shape, float *data);
 
 #ifdef __cplusplus
 }

@@ -4,10 +4,11 @@
 set -e
 # libopenmpi-dev, openmpi-bin: MPI (make test builds an MPI tool when mpicc exists).
 # libprotobuf-c-dev, protobuf-c-compiler: ONNX export and import (optional: the build leaves
-# them out when missing); python3-venv, python3-numpy, python3-opencv: the ONNX checks.
+# them out when missing); python3-venv, python3-numpy, python3-opencv: the ONNX checks;
+# python3-pytest, python3-astropy: the Python package's tests.
 pkgs="gcc make pkg-config libopenblas-openmp-dev libcfitsio-dev libcairo2-dev zlib1g-dev \
 libopenmpi-dev openmpi-bin libprotobuf-c-dev protobuf-c-compiler python3-venv python3-numpy \
-python3-opencv $*"
+python3-opencv python3-pytest python3-astropy $*"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -38,6 +38,7 @@ struct ds_tensor {
     void *map;            /* a mapped file whose bytes data points into (ds_tensor_free
                            * unmaps it), or NULL: data was allocated */
     size_t map_len;
+    bool borrowed;        /* data is the caller's (ds_tensor_borrow): ds_tensor_free keeps it */
     /* Every value is known finite, and no write access was ever handed out: set by a
      * loader of integers as it makes the tensor, kept by internal writers that check what
      * they write (scaling), cleared for good by ds_tensor_data (a caller may keep its

@@ -114,6 +114,35 @@ ds_tensor *ds_tensor_from(int ndim, const int64_t *shape, const float *data)
     return t;
 }
 
+/* The Python package's way in: NumPy's memory used in place (see deepsky.h). */
+ds_tensor *ds_tensor_borrow(int ndim, const int64_t *shape, float *data)
+{
+    if (!shape || !shape_ok(ndim, shape)) {
+        dsi_fail(DS_ERR_SHAPE, "tensor shape %s is not valid (at most %d dims, none negative)",
+                 shape && ndim >= 0 && ndim <= DS_MAX_DIMS ? dsi_shape_str(ndim, shape) : "?",
+                 DS_MAX_DIMS);
+        return NULL;
+    }
+    int64_t numel = dsi_numel_limited(ndim, shape, (int64_t)(SIZE_MAX / 2 / sizeof(float)));
+    if (numel < 0 || (numel > 0 && !data)) {
+        dsi_fail(DS_ERR_ARG, "cannot borrow %s for a tensor of shape %s",
+                 numel < 0 ? "so many floats" : "NULL data", dsi_shape_str(ndim, shape));
+        return NULL;
+    }
+    ds_tensor *t = calloc(1, sizeof *t);
+    if (!t) {
+        dsi_fail(DS_ERR_NOMEM, "out of memory for a tensor of shape %s",
+                 dsi_shape_str(ndim, shape));
+        return NULL;
+    }
+    t->ndim = ndim;
+    memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
+    t->numel = numel;
+    t->data = data;
+    t->borrowed = true;
+    return t;
+}
+
 ds_tensor *dsi_tensor_mapped(int ndim, const int64_t *shape, void *map, size_t map_len,
                              size_t offset)
 {
@@ -138,7 +167,7 @@ void ds_tensor_free(ds_tensor *t)
         return;
     if (t->map)
         munmap(t->map, t->map_len);
-    else
+    else if (!t->borrowed)
         free(t->data);
     free(t);
 }

@@ -195,7 +195,7 @@ static ds_status check_input_shape(const ds_node *in, const ds_tensor *x, const 
     int64_t want[DS_MAX_DIMS];
     memcpy(want, in->shape, sizeof want);
     return dsi_fail(DS_ERR_SHAPE, "%s: data of shape %s does not fit the model's input '%s', "
-                    "which takes samples of shape %s, i.e. [N, %s]",
+                    "which takes samples of shape %s, i.e. [N, %s",
                     xname, dsi_shape_str(x->ndim, x->shape), ds_node_layer_name(in),
                     dsi_shape_str(in->ndim - 1, want + 1),
                     dsi_shape_str(in->ndim - 1, want + 1) + 1);
