@@ -1990,6 +1990,8 @@ DS_API ds_status ds_hog(const float *img, int rows, int cols, const ds_hog_opts 
 /* The features of images [N, H, W] (or [N, 1, H, W]; "pixels" takes any [N, ...]) by name,
  * as ds_classic_set_features reads it, into a new [N, F] tensor. */
 DS_API ds_status ds_classic_features(const char *features, const ds_tensor *x, ds_tensor **out);
+
+/* ------------------------------------------------------------------------------------------
  * Looking inside a network (issue 16): attributions, filters, feature maps and class
  * visualization of a net with one data input (src/explain/).
  *
@@ -2130,6 +2132,8 @@ DS_API ds_status ds_net_generate(ds_net *n, const char *from, int64_t count, uin
  * kl_gaussian lines the negative ELBO (up to the likelihood's constant). *out: [samples].
  * DS_ERR_ARG for a net whose losses read labels. */
 DS_API ds_status ds_net_score_reconstruction(ds_net *n, const ds_feed *f, ds_tensor **out);
+
+/* ------------------------------------------------------------------------------------------
  * GANs (issue 17): a generator G (latent vector -> image) and a discriminator D (image -> one
  * logit), two nets from model files, each with the optimizer of its own file, trained in
  * alternation with the non-saturating loss (Goodfellow et al. 2014; the DCGAN recipe of
@@ -2224,6 +2228,8 @@ typedef struct {
  * parallel; the same at any thread count). A failed measurement is flagged, not an error.
  * DS_ERR_ARG for NULL pointers, n < 0 or size < 1. */
 DS_API ds_status ds_stamp_stats(const float *img, int64_t n, int size, ds_stamp_stat *out);
+
+/* ------------------------------------------------------------------------------------------
  * Simulated data for segmentation and anomaly detection (issue 17): blended pairs of
  * galaxies with per-pixel masks (src/astro/blends.c), stamps with injected anomalies
  * (src/astro/anomalies.c), and a classical threshold-and-watershed segmentation with the
@@ -2362,6 +2368,8 @@ typedef struct ds_dist {
 /* A 64-bit checksum of the model's parameter values (bits and names): equal on two ranks
  * exactly when their weights are bit-identical (to hash collisions). */
 DS_API uint64_t ds_model_checksum(const ds_model *m);
+
+/* ------------------------------------------------------------------------------------------
  * ONNX export and import (src/onnx/; README "ONNX"). Built when Debian's libprotobuf-c and
  * protoc-c are present (the Makefile compiles the ONNX schema, src/onnx/onnx.proto, with
  * protoc-c); without them (NO_ONNX=1) every function fails with DS_ERR_ARG saying so, and
@@ -2387,6 +2395,8 @@ DS_API ds_status ds_onnx_export_mem(const ds_net *n, void **buf, size_t *len);
 DS_API ds_status ds_onnx_import(const char *path, char **text, ds_net **net);
 DS_API ds_status ds_onnx_import_mem(const void *buf, size_t len, const char *name, char **text,
                                     ds_net **net);
+
+/* ------------------------------------------------------------------------------------------
  * Python bindings (issue 20): what the ctypes package python/deepsky needs beyond the API
  * above. Data from NumPy enters the library without a copy through a borrowed tensor.
  * ---------------------------------------------------------------------------------------- */
