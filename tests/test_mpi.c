@@ -348,7 +348,7 @@ TEST(mpi_train_stuck_rank_resume)
     char p[512], run[512];
     snprintf(p, sizeof p, "%s/m.model", dir);
     CHECK(test_write_text(p, mlp) == 0 && make_table("t.csv", 64, 3) == 0);
-    const char *args = "train m.model --data t.csv --label-columns y --epochs 300 --seed 7 "
+    const char *args = "train m.model --data t.csv --label-columns y --epochs 2000 --seed 7 "
                        "--threads 1 -q --batch-size 32 --checkpoint-every 0.2 --curve none "
                        "--mpi-timeout 2";
     if ((rc = break_rank(msg_, cap_, args, SIGSTOP, "no answer from the other ranks in 2 s")))
@@ -367,10 +367,11 @@ TEST(mpi_train_stuck_rank_resume)
     if (!same)
         FAIL("resumed with 2 ranks against uninterrupted: not bit-identical (relative %g)", d);
     /* another K: one pass of 32 instead of two halves, the sums' rounding differs and
-     * hundreds of Adam steps carry it on (1e-7 to 1e-3 relative, by where it stopped) */
+     * some 3,000 Adam steps carry it on (1e-2 relative seen; 2000 epochs so that the job
+     * is still running when a rank is stopped on a quiet machine) */
     st = sh("%s %s --resume -o k1.safetensors", tool(), args);
     d = weights_diff("k1.safetensors", "u.safetensors", &same);
-    if (st != 0 || !(d >= 0 && d < 1e-2))
+    if (st != 0 || !(d >= 0 && d < 5e-2))
         FAIL("resumed as 1 process: status %d, relative difference %g: %s", st, d, out);
     CHECK(sh("rm -f k.*") == 0);
     rc = break_rank(msg_, cap_, args, SIGKILL, "exited on signal 9");

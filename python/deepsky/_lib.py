@@ -74,7 +74,9 @@ class Progress(Structure):
                 ("seen", c_int64), ("loss", c_double), ("metric", c_double),
                 ("metric_name", c_char_p), ("samples_per_s", c_double), ("eta_s", c_double),
                 ("elapsed_s", c_double), ("end_of_epoch", c_int), ("val_loss", c_double),
-                ("val_metric", c_double), ("improved", c_int), ("kl", c_double)]
+                ("val_metric", c_double), ("improved", c_int), ("kl", c_double),
+                ("n_terms", c_int), ("term_names", POINTER(c_char_p)),
+                ("terms", POINTER(c_double))]
 
 
 class StepInfo(Structure):
@@ -98,7 +100,8 @@ class FitOpts(Structure):
                 ("resume_if_exists", c_int), ("settings", c_char_p),
                 ("skip_nonfinite", c_int), ("max_seconds", c_double),
                 ("progress", PROGRESS_FN), ("ctx", c_void_p), ("grad_hook", GRAD_HOOK),
-                ("grad_ctx", c_void_p), ("command", c_char_p), ("meta", c_void_p)]
+                ("grad_ctx", c_void_p), ("command", c_char_p), ("meta", c_void_p),
+                ("dist", c_void_p)]
 
 
 class FitResult(Structure):
