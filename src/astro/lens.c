@@ -105,24 +105,17 @@ static ds_status trace_grid(const ds_lens *l, const ds_galaxy *src, int size, in
 {
     const int nc = (size + 2 * m) * k;
     const double x_lo = -0.5 * size - m;
-    ds_status st = DS_OK;
-#pragma omp parallel for schedule(static)
+    int failed = 0;   /* rows whose buffer could not be allocated (src was checked) */
+#pragma omp parallel for schedule(static) reduction(+ : failed)
     for (int i = 0; i < nc; i++) {
         double *buf = malloc(sizeof *buf * (size_t)nc * 12);
-        ds_status s = buf ? trace_row(l, src, nc, k, x_lo, i, buf, buf + 4 * nc, buf + 8 * nc,
-                                      g + (size_t)i * nc)
-                          : DS_ERR_NOMEM;
+        failed += !buf || trace_row(l, src, nc, k, x_lo, i, buf, buf + 4 * nc, buf + 8 * nc,
+                                    g + (size_t)i * nc) != DS_OK;
         free(buf);
-        if (s != DS_OK) {
-#ifdef _OPENMP
-#pragma omp critical(ds_lens_trace)
-#endif
-            st = s;
-        }
     }
-    if (st == DS_ERR_NOMEM)
-        return dsi_fail(st, "ds_lens_render: out of memory (%d cells a side)", nc);
-    return st;
+    if (failed)
+        return dsi_fail(DS_ERR_NOMEM, "ds_lens_render: out of memory (%d cells a side)", nc);
+    return DS_OK;
 }
 
 ds_status ds_lens_render(const ds_lens *l, const ds_galaxy *src, const ds_psf *psf, int size,
