@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 const char *demo_name = "demo";
@@ -253,4 +254,20 @@ demo_stats demo_fit_bias(const demo_measured *me, const ds_tensor *truth, int bi
         s.dc[k] = sqrt(s2 * (1.0 / n + mx * mx / (vxx * n)));
     }
     return s;
+}
+
+void demo_make_dirs(const char *path)
+{
+    char p[600];
+    snprintf(p, sizeof p, "%s", path);
+    for (char *s = p + 1; *s; s++)
+        if (*s == '/') {
+            *s = 0;
+            mkdir(p, 0777);
+            *s = '/';
+        }
+    if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "%s: error: cannot create %s: %s\n", demo_name, p, strerror(errno));
+        exit(1);
+    }
 }

@@ -34,6 +34,8 @@ _Noreturn void demo_fail(void);
 
 double demo_now(void);                                  /* monotonic seconds */
 void demo_path(const char *dir, const char *name, char *buf, size_t cap);
+/* mkdir -p path; on failure says so (demo_name, the folder, why) and exits with 1. */
+void demo_make_dirs(const char *path);
 
 /* ---- the weights files of a run whose output is <dir>/<stem>.last.safetensors ----
  * <stem>.safetensors holds the weights that made the tables (the epoch of lowest

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define NBINS 4
 static const double snr_bins[NBINS] = {10, 20, 40, 80};
@@ -719,23 +718,6 @@ static int parse_args(int argc, char **argv, config *c)
     return 0;
 }
 
-/* mkdir -p */
-static void make_dirs(const char *path)
-{
-    char p[600];
-    snprintf(p, sizeof p, "%s", path);
-    for (char *s = p + 1; *s; s++)
-        if (*s == '/') {
-            *s = 0;
-            mkdir(p, 0777);
-            *s = '/';
-        }
-    if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-        fprintf(stderr, "%s: error: cannot create %s: %s\n", demo_name, p, strerror(errno));
-        exit(1);
-    }
-}
-
 static void free_measured(demo_measured m[NMETHODS])
 {
     for (int me = 0; me < NMETHODS; me++)
@@ -756,7 +738,7 @@ int main(int argc, char **argv)
     if (rc)
         return rc;
     double t0 = demo_now();
-    make_dirs(c.out);
+    demo_make_dirs(c.out);
     /* the models first: a mistake in them shows before minutes of simulation */
     cnn k[2] = {load_cnn(&c, c.model_psf, "cnn_psf", true),
                 load_cnn(&c, c.model_nopsf, "cnn_nopsf", false)};

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define NBINS 4
 static const double snr_bins[NBINS] = {10, 20, 40, 80};
@@ -447,23 +446,6 @@ static void train(const config *c, ds_net *net, int argc, char **argv, char *tra
         ds_tensor_free(all[i]);
 }
 
-/* mkdir -p */
-static void make_dirs(const char *path)
-{
-    char p[600];
-    snprintf(p, sizeof p, "%s", path);
-    for (char *s = p + 1; *s; s++)
-        if (*s == '/') {
-            *s = 0;
-            mkdir(p, 0777);
-            *s = '/';
-        }
-    if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-        fprintf(stderr, "%s: error: cannot create %s: %s\n", demo_name, p, strerror(errno));
-        exit(1);
-    }
-}
-
 int main(int argc, char **argv)
 {
     demo_name = "uncertainty demo";
@@ -493,7 +475,7 @@ int main(int argc, char **argv)
     }
     if (c.weights)   /* before anything is written */
         DEMO_TRY(ds_net_load_weights(net, c.weights));
-    make_dirs(c.out);
+    demo_make_dirs(c.out);
 
     /* 1. simulate; 2. train (or take --weights) */
     ds_tensor *xte, *tte;

@@ -121,6 +121,17 @@ void dsi_set_shape(ds_node *y, int ndim, const int64_t *shape)
     y->numel = dsi_numel(ndim, shape);
 }
 
+ds_status dsi_shape_of_pair(ds_node *y, const char *a, const char *b)
+{
+    const ds_node *x0 = y->in[0], *x1 = y->in[1];
+    if (x0->ndim != x1->ndim || memcmp(x0->shape, x1->shape, (size_t)x0->ndim * sizeof *x0->shape))
+        return dsi_fail_node(y, DS_ERR_SHAPE, "%s %s and %s %s differ in shape", a,
+                             dsi_shape_str(x0->ndim, x0->shape), b,
+                             dsi_shape_str(x1->ndim, x1->shape));
+    dsi_set_shape(y, x0->ndim, x0->shape);
+    return DS_OK;
+}
+
 int dsi_axis(int axis, int ndim)
 {
     if (axis < 0)

@@ -435,6 +435,9 @@ void dsi_run_fail(ds_graph *g, ds_status s, const char *fmt, ...)
     ;
 /* Sets y's shape. */
 void dsi_set_shape(ds_node *y, int ndim, const int64_t *shape);
+/* The shape rule of an op of two inputs of one shape (mean and a spread): y takes it; else
+ * DS_ERR_SHAPE naming the inputs as a and b. */
+ds_status dsi_shape_of_pair(ds_node *y, const char *a, const char *b);
 /* Normalizes a possibly negative axis for ndim; -1 if out of range. */
 int dsi_axis(int axis, int ndim);
 
@@ -474,6 +477,10 @@ static inline uint64_t dsi_mix64(uint64_t z)
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
 }
+/* Standard normal number i of the counter-based stream key (Box-Muller on two hashed
+ * uniforms): the noise of Bayesian weights and of VAE samples, the same at any thread
+ * count (rng.c). */
+float dsi_normal_at(uint64_t key, int64_t i);
 
 /* ---- threads (threads.c) ---- */
 int dsi_threads(void);

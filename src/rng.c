@@ -51,6 +51,15 @@ double ds_rng_normal(ds_rng *r)
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
+float dsi_normal_at(uint64_t key, int64_t i)
+{
+    uint64_t h1 = dsi_mix64(key + (uint64_t)(2 * i) * 0x9e3779b97f4a7c15ULL);
+    uint64_t h2 = dsi_mix64(key + (uint64_t)(2 * i + 1) * 0x9e3779b97f4a7c15ULL);
+    double u1 = ((double)(h1 >> 11) + 1.0) * 0x1.0p-53;   /* (0, 1]: log(u1) is finite */
+    double u2 = (double)(h2 >> 11) * 0x1.0p-53;
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
 void ds_rng_fill_normal(ds_rng *r, float *x, int64_t n)
 {
     for (int64_t i = 0; i < n; i += 2) {

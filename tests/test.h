@@ -74,6 +74,9 @@ const char *test_tmpdir(char *buf, size_t cap, const char *tag);
 void test_rm_rf(const char *d);
 /* Writes text to the file path. 0, or nonzero when it cannot. */
 int test_write_text(const char *path, const char *text);
+/* The whole file at path (malloc'd, NUL-terminated; its size in *n unless n is NULL), or
+ * NULL if it cannot be read. */
+char *test_read_file(const char *path, size_t *n);
 /* "dir/name", in one of 8 rotating static buffers (so a call may pass several). */
 const char *test_at(const char *dir, const char *name);
 /* Writes text to dir/name: test_write_text(test_at(dir, name), text). */

@@ -62,24 +62,7 @@ static void cat(char *buf, size_t cap, const char *fmt, ...)
 }
 
 /* The whole text file at path (malloc'd), or NULL. */
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *b = NULL;
-    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
-    if (n >= 0 && fseek(f, 0, SEEK_SET) == 0 && (b = malloc((size_t)n + 1))) {
-        if (fread(b, 1, (size_t)n, f) != (size_t)n) {
-            free(b);
-            b = NULL;
-        } else {
-            b[n] = 0;
-        }
-    }
-    fclose(f);
-    return b;
-}
+static char *read_text(const char *path) { return test_read_file(path, NULL); }
 
 /* A log's text with the last column (seconds) of every line cut off. */
 static void drop_seconds(char *s)

@@ -78,25 +78,13 @@ static int check_results(const char *d, char *msg, size_t cap)
     return 0;
 }
 
-/* The whole file at path into buf (cap bytes); 0 if it cannot be read. */
-static size_t read_all(const char *path, char *buf, size_t cap)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    size_t n = fread(buf, 1, cap - 1, f);
-    buf[n] = 0;
-    fclose(f);
-    return n;
-}
 
 /* --weights measures the weights the quick run of folder o trained, without training: the
  * same test sets and weights give the same results.csv, the report names the weights, and
  * the new folder holds only the report, the table and the figures. */
 static int check_measure_only(const char *o, char *msg, size_t cap)
 {
-    char args[1600], w[500], p[700];
-    static char a[1 << 14], b[1 << 14], md[1 << 15];
+    char args[1600], w[500];
     snprintf(w, sizeof w, "%.400s/w", o);
     snprintf(args, sizeof args, "--quick --out %s --weights %s/cnn_uq.safetensors", w, o);
     int rc = run_demo(args);
@@ -104,17 +92,19 @@ static int check_measure_only(const char *o, char *msg, size_t cap)
                            "coverage.png"};
     const char *bad = NULL;
     int held = test_folder_holds(w, files, sizeof files / sizeof *files, &bad);
-    snprintf(p, sizeof p, "%s/results.csv", o);
-    size_t na = read_all(p, a, sizeof a);
-    snprintf(p, sizeof p, "%s/results.csv", w);
-    size_t nb = read_all(p, b, sizeof b);
-    snprintf(p, sizeof p, "%s/results.md", w);
-    read_all(p, md, sizeof md);
-    if (rc != 0 || held != 0 || strstr(out, "training") || !na || na != nb || memcmp(a, b, na) ||
-        !strstr(md, "/cnn_uq.safetensors, given with --weights (epoch"))
+    size_t na = 0, nb = 0;
+    char *a = test_read_file(test_at(o, "results.csv"), &na);
+    char *b = test_read_file(test_at(w, "results.csv"), &nb);
+    char *md = test_read_file(test_at(w, "results.md"), NULL);
+    bool same = a && b && na == nb && !memcmp(a, b, na);
+    bool named = md && strstr(md, "/cnn_uq.safetensors, given with --weights (epoch");
+    free(a);
+    free(b);
+    free(md);
+    if (rc != 0 || held != 0 || strstr(out, "training") || !same || !named)
         return snprintf(msg, cap, "--weights: status %d, folder check %d (%s), results.csv %s "
                         "the trained run's; output:\n%s", rc, held, bad ? bad : "-",
-                        na && na == nb && !memcmp(a, b, na) ? "equals" : "differs from", out),
+                        same ? "equals" : "differs from", out),
                1;
     snprintf(args, sizeof args, "--quick --out %s/x --weights %s/none.safetensors", o, o);
     rc = run_demo(args);
@@ -148,9 +138,8 @@ TEST(uncertainty_demo_quick_report)
         FAIL("the demo left an unexpected file %s", bad);
     CHECK(held == 0);
     CHECK_OK(check_results(o, msg_, cap_));
-    snprintf(p, sizeof p, "%s/results.md", o);
-    static char md[1 << 15];
-    CHECK(read_all(p, md, sizeof md) > 0);
+    char *md = test_read_file(test_at(o, "results.md"), NULL);
+    CHECK(md);
     const char *parts[] = {"**Test sets, 8 symmetries combined, 100 galaxies per SNR bin (e1 "
                            "and e2 pooled)**",
                            "**The stamp as it is (one orientation), 100 galaxies per SNR bin",
@@ -162,6 +151,7 @@ TEST(uncertainty_demo_quick_report)
     for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
         if (!strstr(md, parts[i]))
             FAIL("results.md lacks \"%s\":\n%s", parts[i], md);
+    free(md);
     if (!strstr(out, "| all | 400 |") || !strstr(out, "mean sigma_e grows as the SNR falls: ") ||
         !strstr(out, "68% coverage within 2 points of nominal in "))
         FAIL("the log lacks the table or the verdicts:\n%s", out);

@@ -32,6 +32,26 @@ int test_write_text(const char *path, const char *text)
     return fclose(f);
 }
 
+char *test_read_file(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    char *b = NULL;
+    long len = f && fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (len >= 0 && fseek(f, 0, SEEK_SET) == 0 && (b = malloc((size_t)len + 1))) {
+        if (fread(b, 1, (size_t)len, f) != (size_t)len) {
+            free(b);
+            b = NULL;
+        } else {
+            b[len] = 0;
+            if (n)
+                *n = (size_t)len;
+        }
+    }
+    if (f)
+        fclose(f);
+    return b;
+}
+
 const char *test_at(const char *dir, const char *name)
 {
     static char bufs[8][600];

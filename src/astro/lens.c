@@ -8,8 +8,6 @@
 #include <math.h>
 #include <stdlib.h>
 
-/* GL2 of sersic.c: 2 x 2 Gauss-Legendre points per cell, at +-GL2 h from its middle */
-#define GL2 0.28867513459481287
 
 static ds_status lens_check(const ds_lens *l, const char *who)
 {

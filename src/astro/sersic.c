@@ -218,7 +218,6 @@ static void profile_row(const profile *p, int n, const double *restrict x, doubl
 
 /* ---- integration over cells ---- */
 
-#define GL2 0.28867513459481287   /* 2-point Gauss-Legendre nodes at +-GL2 h from the middle */
 #define MAX_DEPTH 28
 
 #define STEEP 1.3                 /* samples within this ratio: relative error < 1e-5 */

@@ -49,6 +49,9 @@ ds_status dsi_optical_convolve(const ds_psf *psf, int size, int k, int m, const 
 ds_status dsi_optical_image(const ds_psf *psf, int size, int integrate, double *acc);
 
 /* ---- Sersic profiles (sersic.c) ---- */
+/* 2-point Gauss-Legendre nodes at +-GL2 h from the middle of a cell of side h (sersic.c,
+ * lens.c integrate over cells with 2 x 2 of them). */
+#define GL2 0.28867513459481287
 /* out[i] = the surface brightness of g (flux per square pixel) at (x[i], y[i]), pixels from
  * the stamp centre, g's centre at (g->dx, g->dy). DS_ERR_ARG naming who for a bad galaxy. */
 ds_status dsi_sersic_eval(const ds_galaxy *g, int64_t n, const double *x, const double *y,

@@ -37,27 +37,9 @@ static double sigmoid_over_softplus(double r)
  * counter-based hash of (graph seed, forward step, node id, element), as dropout's masks:
  * reproducible for a seed at any thread count, new at every forward, different between
  * layers. saved: eps (numel floats), for backward. dmu += dw, drho += dw eps sigmoid(rho). */
-static ds_status sample_shape(ds_node *y)
-{
-    const ds_node *mu = y->in[0], *rho = y->in[1];
-    if (mu->ndim != rho->ndim || memcmp(mu->shape, rho->shape, (size_t)mu->ndim * sizeof *mu->shape))
-        return dsi_fail_node(y, DS_ERR_SHAPE, "mean %s and rho %s differ in shape",
-                             dsi_shape_str(mu->ndim, mu->shape), dsi_shape_str(rho->ndim, rho->shape));
-    dsi_set_shape(y, mu->ndim, mu->shape);
-    return DS_OK;
-}
+static ds_status sample_shape(ds_node *y) { return dsi_shape_of_pair(y, "mean", "rho"); }
 
 static size_t sample_saved(const ds_node *y) { return (size_t)y->numel * sizeof(float); }
-
-/* Standard normal number i of the stream key: Box-Muller on two hashed uniforms. */
-static float normal_at(uint64_t key, int64_t i)
-{
-    uint64_t h1 = dsi_mix64(key + (uint64_t)(2 * i) * 0x9e3779b97f4a7c15ULL);
-    uint64_t h2 = dsi_mix64(key + (uint64_t)(2 * i + 1) * 0x9e3779b97f4a7c15ULL);
-    double u1 = ((double)(h1 >> 11) + 1.0) * 0x1.0p-53;   /* (0, 1]: log(u1) is finite */
-    double u2 = (double)(h2 >> 11) * 0x1.0p-53;
-    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
-}
 
 DS_HOT
 static void sample_forward(ds_node *y)
@@ -75,7 +57,7 @@ static void sample_forward(ds_node *y)
                                                  dsi_mix64(g->step ^ 0x62617965ULL)));
 #pragma omp parallel for schedule(static) if (n > DS_PAR_MIN / 8)
     for (int64_t i = 0; i < n; i++) {
-        float e = fixed ? fixed[i] : normal_at(key, i);
+        float e = fixed ? fixed[i] : dsi_normal_at(key, i);
         if (eps)
             eps[i] = e;
         w[i] = (float)((double)mu[i] + softplus(rho[i]) * e);

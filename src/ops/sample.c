@@ -11,27 +11,9 @@
  * different between layers. Otherwise (eval) z = mean. saved: eps, for backward.
  *     dmean += dz,  dlogvar += dz eps e^(logvar/2) / 2   (0 when nothing was drawn).
  * state.gauss.z, when set, replaces the output (draws from the prior fed by ds_net_generate). */
-static ds_status sample_shape(ds_node *y)
-{
-    const ds_node *m = y->in[0], *lv = y->in[1];
-    if (m->ndim != lv->ndim || memcmp(m->shape, lv->shape, (size_t)m->ndim * sizeof *m->shape))
-        return dsi_fail_node(y, DS_ERR_SHAPE, "mean %s and logvar %s differ in shape",
-                             dsi_shape_str(m->ndim, m->shape), dsi_shape_str(lv->ndim, lv->shape));
-    dsi_set_shape(y, m->ndim, m->shape);
-    return DS_OK;
-}
+static ds_status sample_shape(ds_node *y) { return dsi_shape_of_pair(y, "mean", "logvar"); }
 
 static size_t sample_saved(const ds_node *y) { return (size_t)y->numel * sizeof(float); }
-
-/* Standard normal number i of the stream key: Box-Muller on two hashed uniforms. */
-static float normal_at(uint64_t key, int64_t i)
-{
-    uint64_t h1 = dsi_mix64(key + (uint64_t)(2 * i) * 0x9e3779b97f4a7c15ULL);
-    uint64_t h2 = dsi_mix64(key + (uint64_t)(2 * i + 1) * 0x9e3779b97f4a7c15ULL);
-    double u1 = ((double)(h1 >> 11) + 1.0) * 0x1.0p-53;   /* (0, 1]: log(u1) is finite */
-    double u2 = (double)(h2 >> 11) * 0x1.0p-53;
-    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
-}
 
 DS_HOT
 static void sample_forward(ds_node *y)
@@ -54,7 +36,7 @@ static void sample_forward(ds_node *y)
                                                  dsi_mix64(g->step ^ 0x7661652dULL)));
 #pragma omp parallel for schedule(static) if (n > DS_PAR_MIN / 8)
     for (int64_t i = 0; i < n; i++) {
-        float e = fixed ? fixed[i] : normal_at(key, i);
+        float e = fixed ? fixed[i] : dsi_normal_at(key, i);
         if (eps)
             eps[i] = e;
         z[i] = (float)((double)m[i] + exp(0.5 * (double)lv[i]) * e);
