@@ -1438,6 +1438,16 @@ DS_API double ds_auroc(int64_t n, const float *score, const float *label);
 /* True-positive rate at the threshold giving false-positive rate fpr (interpolated).
  * Both are NaN when one class is absent, and when memory runs out (ds_last_error says so). */
 DS_API double ds_tpr_at_fpr(int64_t n, const float *score, const float *label, double fpr);
+/* The highest true-positive rate over the thresholds that give at most max_fp false
+ * positives: max_fp 0 is the lens-finding challenge's TPR0, 9 its TPR10 ("fewer than ten
+ * false positives", Metcalf et al. 2019). NaN as above. */
+DS_API double ds_tpr_at_fp(int64_t n, const float *score, const float *label, int64_t max_fp);
+/* The ROC curve's points, thresholds from the highest score down (ties are one point): at
+ * most n + 1 of them, starting at (0, 0), into fpr[] and tpr[] (room for n + 1 each), their
+ * count into *points. DS_ERR_ARG when one class is absent or a score is NaN (naming its
+ * index). */
+DS_API ds_status ds_roc_curve(int64_t n, const float *score, const float *label, double *fpr,
+                              double *tpr, int64_t *points);
 
 /* One forward and backward pass over all of the feed as one batch (dropout off; batch norm
  * with batch statistics unless eval_bn): fills s with "loss", the outputs and the

@@ -31,3 +31,32 @@ TEST(tpr_at_fpr_known_values)
     CHECK_NEAR(ds_tpr_at_fpr(4, s2, l2, 0.25), 0.25, 1e-12);
     return TEST_PASS;
 }
+
+/* 12 scores with tie blocks, 5 positives: the curve equals scikit-learn's roc_curve
+ * (drop_intermediate=False), TPR0 and TPR10-like counts read off it by hand. */
+TEST(roc_curve_and_tpr_at_fp)
+{
+    const float s[12] = {0.9f, 0.8f, 0.8f, 0.7f, 0.6f, 0.6f, 0.6f, 0.5f, 0.4f, 0.3f, 0.2f, 0.1f};
+    const float l[12] = {1, 1, 0, 1, 0, 1, 0, 0, 1, 0, 0, 0};
+    const double f_ref[10] = {0, 0, 1. / 7, 1. / 7, 3. / 7, 4. / 7, 4. / 7, 5. / 7, 6. / 7, 1};
+    const double t_ref[10] = {0, 0.2, 0.4, 0.6, 0.8, 0.8, 1, 1, 1, 1};
+    double f[13], t[13];
+    int64_t k = 0;
+    CHECK_OK(ds_roc_curve(12, s, l, f, t, &k));
+    CHECK(k == 10);
+    for (int i = 0; i < 10; i++) {
+        CHECK_NEAR(f[i], f_ref[i], 1e-12);
+        CHECK_NEAR(t[i], t_ref[i], 1e-12);
+    }
+    CHECK_NEAR(ds_auroc(12, s, l), 0.7857142857142858, 1e-12);   /* sklearn */
+    CHECK_NEAR(ds_tpr_at_fp(12, s, l, 0), 0.2, 1e-12);   /* the 0.8 tie holds a negative */
+    CHECK_NEAR(ds_tpr_at_fp(12, s, l, 1), 0.6, 1e-12);
+    CHECK_NEAR(ds_tpr_at_fp(12, s, l, 3), 0.8, 1e-12);   /* 0.6's block brings 2 negatives */
+    CHECK_NEAR(ds_tpr_at_fp(12, s, l, 9), 1.0, 1e-12);
+    const float one[3] = {1, 1, 1}, nan_s[3] = {0.1f, NAN, 0.3f}, l3[3] = {0, 1, 0};
+    CHECK(isnan(ds_tpr_at_fp(3, s, one, 0)));
+    CHECK(ds_roc_curve(3, s, one, f, t, &k) == DS_ERR_ARG);
+    CHECK(ds_roc_curve(3, nan_s, l3, f, t, &k) == DS_ERR_ARG);
+    CHECK(strstr(ds_last_error(), "score[1]"));
+    return TEST_PASS;
+}

@@ -107,6 +107,61 @@ double ds_tpr_at_fpr(int64_t n, const float *score, const float *label, double f
     return r;
 }
 
+/* Highest TPR with at most max_fp false positives, thresholds from the highest score. */
+static double tpr_fp_sorted(const scored *v, int64_t n, int64_t pos, int64_t max_fp)
+{
+    int64_t tp = 0, fp = 0;
+    double best = 0;
+    for (int64_t i = n - 1; i >= 0;) {
+        for (float t = v[i].s; i >= 0 && v[i].s == t; i--)
+            v[i].l > 0.5f ? tp++ : fp++;
+        if (fp > max_fp)
+            break;
+        best = (double)tp / pos;
+    }
+    return best;
+}
+
+double ds_tpr_at_fp(int64_t n, const float *score, const float *label, int64_t max_fp)
+{
+    int64_t pos;
+    scored *v;
+    if (sorted(n, score, label, &pos, &v) || !v)
+        return NAN;
+    double r = tpr_fp_sorted(v, n, pos, max_fp);
+    free(v);
+    return r;
+}
+
+ds_status ds_roc_curve(int64_t n, const float *score, const float *label, double *fpr,
+                       double *tpr, int64_t *points)
+{
+    if (n < 1 || !score || !label || !fpr || !tpr || !points)
+        return dsi_fail(DS_ERR_ARG, "roc curve: NULL pointers or %lld samples", (long long)n);
+    for (int64_t i = 0; i < n; i++)
+        if (isnan(score[i]))
+            return dsi_fail(DS_ERR_ARG, "roc curve: score[%lld] is NaN", (long long)i);
+    int64_t pos;
+    scored *v;
+    ds_status st = sorted(n, score, label, &pos, &v);
+    if (st)
+        return st;
+    if (!v)
+        return dsi_fail(DS_ERR_ARG, "roc curve: %lld positives of %lld samples: both classes "
+                        "are needed", (long long)pos, (long long)n);
+    int64_t tp = 0, fp = 0, k = 1;
+    fpr[0] = tpr[0] = 0;
+    for (int64_t i = n - 1; i >= 0; k++) {
+        for (float t = v[i].s; i >= 0 && v[i].s == t; i--)
+            v[i].l > 0.5f ? tp++ : fp++;
+        fpr[k] = (double)fp / (double)(n - pos);
+        tpr[k] = (double)tp / (double)pos;
+    }
+    free(v);
+    *points = k;
+    return DS_OK;
+}
+
 /* A metric value into the set (if any) under "<prefix><name>". */
 static ds_status put(ds_tensor_set *s, const char *prefix, const char *name, double v)
 {
