@@ -15,9 +15,12 @@ from ._lib import Error, path as library_path
 from ._lib import lib as _clib
 from ._arrays import load_array, save_array
 from ._progress import Callback
+from ._explain import Explanation
+from ._onnx import import_onnx
 from .net import Net, Uncertain
 
-__all__ = ["Net", "Error", "Callback", "Uncertain", "load_array", "save_array",
+__all__ = ["Net", "Error", "Callback", "Uncertain", "Explanation", "load_array", "save_array",
+           "import_onnx",
            "build_info", "has_feature", "set_num_threads", "get_num_threads",
            "library_path", "__version__"]
 

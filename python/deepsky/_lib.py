@@ -120,10 +120,24 @@ class UqOutput(Structure):
                 ("std_epistemic", c_void_p), ("draws", c_void_p), ("classes", c_void_p)]
 
 
+class ExplainOpts(Structure):
+    _fields_ = [("output", c_int), ("target", c_int64), ("targets", POINTER(c_int64)),
+                ("batch", c_int64), ("layer", c_char_p), ("baseline", c_int),
+                ("blur", c_double), ("steps", c_int), ("samples", c_int), ("noise", c_double),
+                ("seed", c_uint64), ("patch", c_int), ("stride", c_int), ("lr", c_double),
+                ("l2", c_double), ("tv", c_double), ("jitter", c_int)]
+
+
+class ExplainResult(Structure):
+    _fields_ = [("map", c_void_p), ("score", c_void_p), ("target", POINTER(c_int64)),
+                ("delta", c_void_p)]
+
+
 STRUCTS = {"ds_read_info": ReadInfo, "ds_read_opts": ReadOpts, "ds_net_opts": NetOpts,
            "ds_feed": Feed, "ds_optim_opts": OptimOpts, "ds_progress": Progress,
            "ds_step_info": StepInfo, "ds_fit_opts": FitOpts, "ds_fit_result": FitResult,
-           "ds_uq_opts": UqOpts, "ds_uq_output": UqOutput}
+           "ds_uq_opts": UqOpts, "ds_uq_output": UqOutput, "ds_explain_opts": ExplainOpts,
+           "ds_explain_result": ExplainResult}
 
 P, I64P = c_void_p, POINTER(c_int64)
 # name: (restype, argtypes)
@@ -180,7 +194,25 @@ _PROTOS = {
     "ds_net_output_is_gaussian": (c_int, [P, c_int]),
     "ds_net_predict_mc": (c_int, [P, POINTER(Feed), POINTER(UqOpts), POINTER(UqOutput)]),
     "ds_uq_output_free": (None, [POINTER(UqOutput)]),
+    "ds_explain_result_free": (None, [POINTER(ExplainResult)]),
+    "ds_explain_filters": (c_int, [P, c_char_p, POINTER(P)]),
+    "ds_explain_feature_maps": (c_int, [P, P, POINTER(ExplainOpts), POINTER(P)]),
+    "ds_explain_class_visualization": (c_int, [P, c_int64, POINTER(c_int64), P,
+                                               POINTER(ExplainOpts), POINTER(P), POINTER(P)]),
+    "ds_explain_layers": (c_void_p, [P, c_int]),
+    "ds_onnx_export": (c_int, [P, c_char_p]),
+    "ds_onnx_export_mem": (c_int, [P, POINTER(c_void_p), POINTER(ctypes.c_size_t)]),
+    "ds_onnx_import_mem": (c_int, [c_char_p, ctypes.c_size_t, c_char_p, POINTER(c_void_p),
+                                   POINTER(P)]),
 }
+# The attribution methods share one signature: (net, x, opts, result).
+EXPLAIN_METHODS = {"saliency": "ds_explain_saliency",
+                   "gradient-x-input": "ds_explain_gradient_x_input",
+                   "integrated-gradients": "ds_explain_integrated_gradients",
+                   "smoothgrad": "ds_explain_smoothgrad", "occlusion": "ds_explain_occlusion",
+                   "grad-cam": "ds_explain_grad_cam"}
+for _fn in EXPLAIN_METHODS.values():
+    _PROTOS[_fn] = (c_int, [P, P, POINTER(ExplainOpts), POINTER(ExplainResult)])
 
 _libc = ctypes.CDLL(None)
 _libc.free.argtypes = [c_void_p]
@@ -267,6 +299,11 @@ def take_string(ptr: Optional[int]) -> str:
         return ctypes.string_at(ptr).decode("utf-8", "replace")
     finally:
         _libc.free(ptr)
+
+
+def free(ptr: Optional[int]) -> None:
+    """Frees memory the library malloc'd for the caller (ds_onnx_export_mem's buffer)."""
+    _libc.free(ptr)
 
 
 def enc(s: Optional[str]) -> Optional[bytes]:

@@ -9,9 +9,10 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import _lib
+from . import _explain, _lib, _onnx
 from ._arrays import Borrowed, as_float32, shape_str, take_tensor
 from ._lib import Error, check, enc, lib
+from ._explain import Explanation
 from ._progress import Callback, ProgressView, logs_of
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -474,11 +475,39 @@ class Net:
             print(self.report.rstrip("\n"))
         return out
 
-    def explain(self, *args: Any, **kwargs: Any) -> Any:
-        """Seam for the explanation issue (saliency, attributions): bound here once the
-        library's explain API lands in include/deepsky.h."""
-        raise Error("net.explain: this version of the deepsky package binds no explain API "
-                    "yet (it comes with the explanation issue's ds_net_explain functions)")
+    # ---- looking inside, ONNX ----
+    def explain(self, x: Data, method: str = "saliency", *, output: Union[int, str] = 0,
+                target: Optional[Union[int, Sequence[int]]] = None,
+                **options: Any) -> "Explanation":
+        """An attribution map for each sample of x (preprocessed as stored with the weights),
+        as `deepsky explain`: method "saliency", "gradient-x-input", "integrated-gradients",
+        "smoothgrad", "occlusion" or "grad-cam". target: the class or value explained, one
+        for all samples or one each (None: the predicted class). options: those of
+        ds_explain_opts (steps, samples, noise, seed, patch, stride, baseline "zero",
+        "mean" or "blur", blur, layer, batch). Returns an Explanation (map, score, target,
+        delta)."""
+        return _explain.explain(self, x, method, output, target, **options)
+
+    def filters(self, layer: Optional[str] = None) -> np.ndarray:
+        """The kernels of a convolution layer (None: the first): [out, in, k...], averaged
+        over the input channels for a deeper layer."""
+        return _explain.filters(self, layer)
+
+    def feature_maps(self, x: Data, layer: str) -> np.ndarray:
+        """The output of layer for every sample of x: [N, layer shape]."""
+        return _explain.feature_maps(self, x, layer)
+
+    def class_visualization(self, targets: Sequence[int], start: Optional[np.ndarray] = None,
+                            **options: Any) -> Dict[str, np.ndarray]:
+        """Gradient ascent on the input for each target (a class, or with layer= a channel):
+        {"images": [count, input shape], "scores": [count, steps + 1]}; options: steps, lr,
+        l2, tv, jitter, seed, layer, output."""
+        return _explain.class_visualization(self, targets, start, **options)
+
+    def export_onnx(self, path: Optional[PathLike] = None) -> Optional[bytes]:
+        """The inference graph with its weights and preprocessing as ONNX (opset 17), to path
+        (atomic) or, with no path, returned as bytes."""
+        return _onnx.export_onnx(self, path)
 
 
 class _Run:

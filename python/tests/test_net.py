@@ -138,9 +138,104 @@ def test_bad_shapes_and_dtypes_raise(toy):
     assert np.array_equal(net.predict(big[:, ::2]), p)
 
 
-def test_explain_seam(toy):
-    with pytest.raises(deepsky.Error, match="explain"):
-        deepsky.Net(toy["model"]).explain(toy["x"])
+CNN = """input shape=1x8x8
+conv2d name=c1 filters=4 kernel=3 padding=same activation=relu
+conv2d name=c2 filters=4 kernel=3 padding=same activation=relu
+flatten
+dense units=3
+loss categorical_crossentropy from_logits=true
+"""
+
+
+@pytest.fixture
+def cnn(cli, tmp_path):
+    """A small CNN with weights written by the command line, and 6 images."""
+    model = tmp_path / "cnn.model"
+    model.write_text(CNN)
+    w = tmp_path / "cnn.safetensors"
+    rc, text = run([cli, "init", model, "--seed", 3, "-o", w])
+    assert rc == 0, text
+    x = np.random.default_rng(2).normal(0, 1, (6, 1, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    return {"model": model, "w": w, "x": x, "dir": tmp_path}
+
+
+@pytest.mark.parametrize("method", ["saliency", "integrated-gradients", "occlusion",
+                                    "grad-cam", "smoothgrad"])
+def test_explain_equals_cli(cli, cnn, method):
+    net = deepsky.Net(cnn["model"], weights=cnn["w"])
+    e = net.explain(cnn["x"], method, target=1, seed=4)
+    out = cnn["dir"] / f"{method}.npy"
+    rc, text = run([cli, "explain", cnn["model"], "--weights", cnn["w"], "--data",
+                    cnn["dir"] / "x.npy", "--method", method, "--target", 1, "--seed", 4,
+                    "-o", out])
+    assert rc == 0, text
+    assert np.array_equal(e.map, np.load(out))
+    assert e.score.shape == (6,) and list(e.target) == [1] * 6
+    if method == "integrated-gradients":
+        assert e.delta.shape == (6,)
+        assert np.all(np.abs(e.delta) <= 0.05 * np.abs(e.score) + 1e-3)
+    else:
+        assert e.delta is None
+
+
+def test_saliency_against_finite_differences(cnn):
+    net = deepsky.Net(cnn["model"], weights=cnn["w"])
+    x = cnn["x"][:2].astype(np.float64)
+    e = net.explain(x, "saliency", target=[0, 2])
+    logits = lambda a: net.predict(a.astype(np.float32)).astype(np.float64)
+    h = 1e-2
+    for k, (i, j) in enumerate([(3, 4), (5, 1)]):
+        for s, t in ((0, 0), (1, 2)):
+            xp, xm = x.copy(), x.copy()
+            xp[s, 0, i, j] += h
+            xm[s, 0, i, j] -= h
+            fd = (logits(xp)[s, t] - logits(xm)[s, t]) / (2 * h)
+            assert abs(abs(fd) - e.map[s, 0, i, j]) < 2e-3 * (1 + abs(fd))
+
+
+def test_filters_feature_maps_class_visualization(cnn):
+    net = deepsky.Net(cnn["model"], weights=cnn["w"])
+    assert net.filters().shape == (4, 1, 3, 3)
+    assert net.filters("c2").shape == (4, 1, 3, 3)
+    assert net.feature_maps(cnn["x"], "c2").shape == (6, 4, 8, 8)
+    v = net.class_visualization([0, 2], steps=20, seed=1)
+    assert v["images"].shape == (2, 1, 8, 8) and v["scores"].shape == (2, 21)
+    assert np.all(v["scores"][:, -1] > v["scores"][:, 0])
+
+
+def test_explain_errors_name_the_problem(cnn):
+    net = deepsky.Net(cnn["model"], weights=cnn["w"])
+    with pytest.raises(deepsky.Error, match="unknown method 'deep-dream'"):
+        net.explain(cnn["x"], "deep-dream")
+    with pytest.raises(deepsky.Error, match="2 targets for 6 samples"):
+        net.explain(cnn["x"], target=[0, 1])
+    with pytest.raises(deepsky.Error, match="unknown option 'stepz'"):
+        net.explain(cnn["x"], "integrated-gradients", stepz=3)
+    with pytest.raises(deepsky.Error, match="nope"):
+        net.feature_maps(cnn["x"], "nope")
+    with pytest.raises(deepsky.Error, match="shape"):
+        net.explain(np.zeros((2, 1, 7, 8), np.float32))
+
+
+def test_export_onnx_and_import_round_trip(cli, cnn):
+    if not deepsky.has_feature("onnx"):
+        pytest.skip("the library was built without ONNX (NO_ONNX=1 or no protobuf-c)")
+    net = deepsky.Net(cnn["model"], weights=cnn["w"])
+    onnx = cnn["dir"] / "cli.onnx"
+    rc, text = run([cli, "export", cnn["model"], "--weights", cnn["w"], "-o", onnx])
+    assert rc == 0, text
+    mem = net.export_onnx()
+    assert mem == onnx.read_bytes()
+    net.export_onnx(cnn["dir"] / "py.onnx")
+    assert (cnn["dir"] / "py.onnx").read_bytes() == mem
+    text, back = deepsky.import_onnx(mem)
+    assert "conv2d" in text
+    assert np.allclose(back.predict(cnn["x"]), net.predict(cnn["x"]), atol=1e-6)
+    _, back2 = deepsky.import_onnx(onnx)
+    assert np.array_equal(back2.predict(cnn["x"]), back.predict(cnn["x"]))
+    with pytest.raises(deepsky.Error):
+        deepsky.import_onnx(mem[: len(mem) // 2])
 
 
 TWO = """input name=img shape=4
