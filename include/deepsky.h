@@ -2356,8 +2356,11 @@ DS_API ds_status ds_segment_iou(const float *pred, const float *truth, int64_t n
  * are seeded with its shard's share of the step, and the gradients, the loss and the metric
  * are summed over the ranks in the trainer's step (after the backward passes, before the
  * NaN check, the user's gradient hook and the update), so every rank takes the same update.
- * Batch norm normalizes per rank (as PyTorch's DDP without SyncBN); its running statistics
- * are averaged over the ranks after each step. Rank 0 alone writes the weights, the
+ * Batch norm normalizes per rank (as PyTorch's DDP without SyncBN), or with sync_bn over
+ * the whole step (SyncBN: the mean and variance of the group's samples, and in backward the
+ * group's sums of dy and dy xh, each one sum_double per layer and pass; every rank must then
+ * make the same number of passes per step, else DS_ERR_ARG on all ranks); its running
+ * statistics are averaged over the ranks after each step. Rank 0 alone writes the weights, the
  * checkpoint, the log and the curve; every rank reads the checkpoint on resume, and K may
  * differ from the interrupted run's (its optimizer state is global). Streams are not
  * sharded (DS_ERR_ARG). */
@@ -2374,6 +2377,7 @@ typedef struct ds_dist {
     /* 1: compare a checksum of the weights and optimizer steps over the ranks after every
      * step (a DS_ERR_STATE naming the step when they differ); 0: at every epoch's end */
     int check_every_step;
+    int sync_bn;           /* 1: batch norm with the group's batch statistics (SyncBN) */
 } ds_dist;
 /* A 64-bit checksum of the model's parameter values (bits and names): equal on two ranks
  * exactly when their weights are bit-identical (to hash collisions). */

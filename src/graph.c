@@ -931,6 +931,7 @@ static ds_status backward(ds_graph *g, ds_node *out, const float *seed, float on
             y->in[k]->on_path |= y->in[k]->needs_grad;
     }
     g->bwd_spent = g->bwd_clobbers;
+    g->run_status = DS_OK;
     zero_grad_once(out);
     if (seed)
         for (int64_t i = 0; i < out->numel; i++)
@@ -946,7 +947,7 @@ static ds_status backward(ds_graph *g, ds_node *out, const float *seed, float on
                 zero_grad_once(y->in[k]);
         dsi_ops[y->op]->cpu.backward(y);
     }
-    return DS_OK;
+    return g->run_status;   /* a failed collective (SyncBN) */
 }
 
 ds_status ds_graph_backward(ds_graph *g, ds_node *loss)

@@ -238,6 +238,7 @@ union dsi_state {
     } pool;
     struct {
         bool batch_stats;      /* the last forward normalized with batch statistics */
+        double group_count;    /* SyncBN: the values per channel over the ranks */
     } batchnorm;
     struct {
         bool dropped;          /* the last forward dropped (DS_DROPOUT_ON and rate > 0) */
@@ -343,7 +344,9 @@ struct ds_graph {
     size_t block_bytes, block_cap;
     float *scratch;        /* transient workspace shared by all ops (scratch_bytes) */
     size_t scratch_bytes;
-    ds_status run_status;  /* runtime failure raised by an op during forward */
+    ds_status run_status;  /* runtime failure raised by an op during forward or backward */
+    const ds_dist *sync;   /* SyncBN: batch norm's batch statistics are summed over these
+                            * ranks (set by the trainer around its passes; NULL: none) */
     /* small allocations owned by the graph (input arrays) */
     void **allocs;
     int n_allocs, cap_allocs;

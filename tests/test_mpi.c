@@ -224,17 +224,14 @@ TEST(mpi_train_equivalence)
     return TEST_PASS;
 }
 
-/* Batch norm per rank, its statistics averaged: the replicas stay bit-identical (checked
- * after every step), and a K of 3 splits a step of 32 unevenly (10, 11, 11). */
-TEST(mpi_train_replicas_batchnorm)
+/* The CNN with batch norm as m.model, and 40 images x.npy with two of their pixels as labels
+ * y.npy, in the test's folder. */
+static int make_images(void)
 {
-    char run[512];
-    int rc = setup(msg_, cap_, "mpi_bn");
-    if (rc)
-        return rc;
-    char p[512];
+    char p[512], px[512], py[512];
     snprintf(p, sizeof p, "%s/m.model", dir);
-    CHECK(test_write_text(p, cnn) == 0);
+    snprintf(px, sizeof px, "%s/x.npy", dir);
+    snprintf(py, sizeof py, "%s/y.npy", dir);
     ds_tensor *x = ds_tensor_create(4, (int64_t[]){40, 1, 8, 8});
     ds_tensor *y = ds_tensor_create(2, (int64_t[]){40, 2});
     ds_rng r;
@@ -243,18 +240,64 @@ TEST(mpi_train_replicas_batchnorm)
         ds_tensor_data(x)[i] = (float)ds_rng_normal(&r);
     for (int64_t i = 0; y && i < 80; i++)
         ds_tensor_data(y)[i] = ds_tensor_data(x)[(i / 2) * 64 + 27 + i % 2];
-    char px[512], py[512];
-    snprintf(px, sizeof px, "%s/x.npy", dir);
-    snprintf(py, sizeof py, "%s/y.npy", dir);
-    CHECK(x && y && ds_npy_save(x, px) == DS_OK && ds_npy_save(y, py) == DS_OK);
+    int bad = test_write_text(p, cnn) != 0 || !x || !y || ds_npy_save(x, px) != DS_OK ||
+              ds_npy_save(y, py) != DS_OK;
     ds_tensor_free(x);
     ds_tensor_free(y);
+    return bad;
+}
+
+/* Batch norm per rank, its statistics averaged: the replicas stay bit-identical (checked
+ * after every step), and a K of 3 splits a step of 32 unevenly (10, 11, 11). */
+TEST(mpi_train_replicas_batchnorm)
+{
+    char run[512];
+    int rc = setup(msg_, cap_, "mpi_bn");
+    if (rc)
+        return rc;
+    CHECK(make_images() == 0);
     mpirun(run, sizeof run, 3);
     int st = sh("%s train m.model --data x.npy --labels y.npy --epochs 3 --batch-size 32 "
                 "--threads 1 --check-replicas -q -o w.safetensors", run);
     test_rm_rf(dir);
     if (st != 0)
         FAIL("3 ranks with batch norm: status %d: %s", st, out);
+    return TEST_PASS;
+}
+
+/* --sync-bn: 2 ranks x 16 normalize as 1 process x 32 does (the same weights to 1e-6
+ * relative: the statistics are summed in another order), while per-rank batch norm differs; a step
+ * that gives a rank no sample is refused on every rank, naming the cause. */
+TEST(mpi_train_sync_bn)
+{
+    char run[512];
+    int rc = setup(msg_, cap_, "mpi_sync_bn");
+    if (rc)
+        return rc;
+    /* no convolution bias: batch norm takes any constant out, so its gradient is rounding
+     * noise, which Adam scales up to whole steps */
+    CHECK(make_images() == 0 && sh("sed -i 's/padding=same$/padding=same bias=false/' m.model "
+                                   "&& grep -q bias=false m.model") == 0);
+    const char *args = "--data x.npy --labels y.npy --epochs 5 --batch-size 32 --seed 3 "
+                       "--no-shuffle --threads 1 -q --log none --curve none";
+    mpirun(run, sizeof run, 2);
+    int st = sh("%s train m.model %s --sync-bn --check-replicas -o s.safetensors", run, args);
+    if (st != 0)
+        FAIL("2 ranks --sync-bn: status %d: %s", st, out);
+    CHECK(sh("%s train m.model %s --sync-bn -o one.safetensors", tool(), args) == 0);
+    CHECK(sh("%s train m.model %s -o p.safetensors", run, args) == 0);
+    bool same;
+    double ds = weights_diff("s.safetensors", "one.safetensors", &same);
+    double dp = weights_diff("p.safetensors", "one.safetensors", &same);
+    if (!(ds >= 0 && ds < 1e-6 && dp > 100 * ds))
+        FAIL("2 ranks against 1 process after 10 steps: %g with --sync-bn, %g without", ds, dp);
+    /* 40 samples in steps of 39: the second step's one sample leaves two of 3 ranks idle */
+    mpirun(run, sizeof run, 3);
+    st = sh("%s train m.model --data x.npy --labels y.npy --epochs 1 --batch-size 39 "
+            "--threads 1 -q --sync-bn -o e.safetensors 2>&1", run);
+    test_rm_rf(dir);
+    if (st == 0 || !strstr(out, "--sync-bn: the ranks make different numbers of passes"))
+        FAIL("an uneven step with --sync-bn: status %d: %s", st, out);
     return TEST_PASS;
 }
 

@@ -778,6 +778,9 @@ int cmd_train(int argc, char **argv)
                 "300)"),
         CLI_OPT("check-replicas", 0, NULL, "under mpirun: compare a checksum of every rank's "
                 "weights after every step (default: after every epoch)"),
+        CLI_OPT("sync-bn", 0, NULL, "under mpirun: batch norm normalizes with the statistics "
+                "of the whole step over the ranks (SyncBN; default: each rank's own, as "
+                "PyTorch's DDP); no effect in one process"),
     };
     cli_cmd c = {"train", "MODEL --data X --labels Y [options] -o W.safetensors",
                  "Trains MODEL with mini-batches. It writes the last weights to W, the best so "
@@ -872,6 +875,7 @@ static int train_run(cli_cmd *cp, const train_settings *tp, const run_files *rfp
     if (fo.dist) {
         dist = *fo.dist;
         dist.check_every_step = cli_has(&c, "check-replicas");
+        dist.sync_bn = cli_has(&c, "sync-bn");
         fo.dist = &dist;
     }
     if (!quiet)

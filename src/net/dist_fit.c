@@ -64,6 +64,21 @@ ds_status dsi_dist_any(const ds_dist *d, bool *flag)
     return st;
 }
 
+ds_status dsi_dist_same_passes(const ds_dist *d, int passes)
+{
+    double v[2] = {passes, (double)passes * passes};
+    ds_status st = sum_double(d, v, 2);
+    if (st)
+        return st;
+    if (v[1] * d->size != v[0] * v[0])   /* equal counts: sum^2 = K sum of squares */
+        return dsi_fail(DS_ERR_ARG, "--sync-bn: the ranks make different numbers of passes "
+                        "in a step (rank %d: %d, %.3g on average over %d ranks): batch norm "
+                        "cannot share their statistics; give a batch size (and accumulate) "
+                        "that splits evenly over the ranks, with at least one sample each",
+                        d->rank, passes, v[0] / d->size, d->size);
+    return DS_OK;
+}
+
 /* The loss and metric sums first (a non-finite loss on one rank is one on all: they all
  * skip or all stop), then the gradient. Each rank's loss is already its share of the
  * step's (its passes were seeded with their share), so plain sums give the step's. */

@@ -156,6 +156,8 @@ uint64_t dsi_dist_pass_offset(const ds_dist *d, int64_t b, int64_t rep, int64_t 
                               uint64_t *total);
 /* Any rank's flag set: the OR over the ranks into *flag. */
 ds_status dsi_dist_any(const ds_dist *d, bool *flag);
+/* SyncBN: DS_ERR_ARG on every rank unless all make the same number of passes this step. */
+ds_status dsi_dist_same_passes(const ds_dist *d, int passes);
 
 /* net.c */
 /* Sets the graph's batch size when it changes, and plans. */

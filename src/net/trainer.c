@@ -125,7 +125,10 @@ static ds_status run_pass(ds_trainer *t, const dsi_bound *d, const int64_t *rows
     if ((st = ds_graph_forward(n->g)))
         return st;
     float lv = n->loss->data[0];
-    if (!isfinite(lv)) {
+    bool bad = !isfinite(lv);
+    if (n->g->sync && (st = dsi_dist_any(n->g->sync, &bad)))
+        return st;   /* SyncBN: all ranks skip backward together, or none does */
+    if (bad) {
         r->nonfinite = 1;
         r->loss = lv;
         return DS_OK;
@@ -225,6 +228,9 @@ ds_status dsi_trainer_step_part(ds_trainer *t, const ds_feed *data, const int64_
         ds_graph_set_mode(n->g, DS_MODE_TRAIN);
         ds_model_zero_grad(n->m);   /* parameter gradients accumulate over the passes */
     }
+    if (!st && t->dist && t->dist->sync_bn && t->dist->size > 1)
+        st = dsi_dist_same_passes(t->dist, res.micro_batches);
+    n->g->sync = !st && t->dist && t->dist->sync_bn && t->dist->size > 1 ? t->dist : NULL;
     for (int64_t i = 0; i < b && !st && !res.nonfinite; i += mb) {
         int64_t bk = b - i < mb ? b - i : mb;
         /* 0: a single pass, seeded with 1 as ds_graph_backward does */
@@ -232,6 +238,7 @@ ds_status dsi_trainer_step_part(ds_trainer *t, const ds_feed *data, const int64_
                       : mean ? (float)((double)bk / (double)total) : 1.0f;
         st = run_pass(t, &d, rows, i, bk, scale, &res);
     }
+    n->g->sync = NULL;
     if (!st && t->dist)   /* every rank, even after a non-finite loss: they agree on it */
         st = dsi_dist_step_sums(t->dist, n->m, &res);
     if (!st && res.nonfinite)

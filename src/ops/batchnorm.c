@@ -233,6 +233,126 @@ static void bn_forward_short(ds_node *y, bool batch, bool update)
     }
 }
 
+/* ---- SyncBN: batch statistics over the ranks of g->sync (data-parallel training) ----
+ * The mean is the group's (sums of x and counts over the ranks), then the variance about
+ * it (sums of squared deviations); backward sums dy and dy xh over the ranks for dx, while
+ * dgamma and dbeta stay this rank's (the trainer sums parameter gradients itself). Every
+ * rank runs the same collectives in the same order; a failed one fails the pass. */
+
+/* Per channel c, out[c] = sum over this rank's values of f(x - shift[c]) (f: identity or
+ * square), in double, one channel per thread. */
+static void channel_sums(const ds_node *x, const double *shift, bool square, double *out)
+{
+    int64_t N = x->shape[0], C = x->shape[1], S = x->numel / (N * C);
+    const float *xd = x->data;
+#pragma omp parallel for schedule(static) if (x->numel > DS_PAR_MIN)
+    for (int64_t c = 0; c < C; c++) {
+        double s = 0;
+        for (int64_t n = 0; n < N; n++)
+            s += square ? sqdev_run(xd + (n * C + c) * S, S, shift[c])
+                        : dsi_sum_f64(xd + (n * C + c) * S, S);
+        out[c] = s;
+    }
+}
+
+/* x[0..n) summed over the group; false (the pass failed, with a message) on failure. */
+static bool group_sum(ds_node *y, double *x, int64_t n)
+{
+    const ds_dist *d = y->g->sync;
+    ds_status st = d->sum_double(d->ctx, x, n);
+    if (st)
+        dsi_run_fail(y->g, st, "batchnorm '%s' (--sync-bn, rank %d of %d): %s",
+                     dsi_node_layer(y), d->rank, d->size,
+                     d->message ? d->message(d->ctx) : "a collective failed");
+    return !st;
+}
+
+static void bn_forward_sync(ds_node *y, bool update)
+{
+    const ds_node *x = y->in[0];
+    int64_t N = x->shape[0], C = x->shape[1], S = x->numel / (N * C);
+    double *v = malloc((size_t)(2 * C + 1) * sizeof *v), *mu = v + C + 1;
+    if (!v) {
+        dsi_run_fail(y->g, DS_ERR_NOMEM, "batchnorm '%s': out of memory for %lld channels",
+                     dsi_node_layer(y), (long long)C);
+        return;
+    }
+    channel_sums(x, NULL, false, v);
+    v[C] = (double)(N * S);
+    bool ok = group_sum(y, v, C + 1);
+    double M = v[C];
+    if (ok && M < 2) {
+        dsi_run_fail(y->g, DS_ERR_VALUE, "batchnorm '%s': expected more than 1 value per "
+                     "channel over the ranks (--sync-bn), got %.0f", dsi_node_layer(y), M);
+        ok = false;
+    }
+    for (int64_t c = 0; ok && c < C; c++)
+        mu[c] = v[c] / M;
+    if (ok)
+        channel_sums(x, mu, true, v);
+    ok = ok && group_sum(y, v, C);
+    const int act = y->attr.batchnorm.act;
+    for (int64_t c = 0; ok && c < C; c++) {
+        float a, b;
+        channel_affine(y, c, mu[c], v[c] / M, update, (int64_t)M, &a, &b);
+        for (int64_t n = 0; n < N; n++) {
+            const float *xp = (const float *)x->data + (n * C + c) * S;
+            float *yp = y->data + (n * C + c) * S;
+            for (int64_t i = 0; i < S; i++)
+                yp[i] = bn_out(a, xp[i], b, act);
+        }
+    }
+    y->state.batchnorm.group_count = M;
+    free(v);
+}
+
+static void bn_backward_sync(ds_node *y)
+{
+    const ds_node *x = y->in[0];
+    int64_t N = x->shape[0], C = x->shape[1], S = x->numel / (N * C);
+    float *dgamma = y->n_in > 3 ? y->in[3]->grad : NULL;
+    float *dbeta = y->n_in > 3 ? y->in[4]->grad : NULL;
+    const float *gamma = y->n_in > 3 ? y->in[3]->data : NULL;
+    const float *mean = y->saved, *rstd = mean + C;
+    const int act = y->attr.batchnorm.act;
+    double *v = malloc((size_t)(2 * C) * sizeof *v);
+    if (!v) {
+        dsi_run_fail(y->g, DS_ERR_NOMEM, "batchnorm '%s': out of memory for %lld channels",
+                     dsi_node_layer(y), (long long)C);
+        return;
+    }
+#pragma omp parallel for schedule(static) if (x->numel > DS_PAR_MIN)
+    for (int64_t c = 0; c < C; c++) {
+        double sdy = 0, sdyxh = 0;
+        float sc = act ? mean[2 * C + c] : 0.0f, sh = act ? mean[3 * C + c] : 0.0f;
+        for (int64_t n = 0; n < N; n++)
+            dy_sums_run(y->grad + (n * C + c) * S, (const float *)x->data + (n * C + c) * S, S,
+                        mean[c], rstd[c], sc, sh, act, &sdy, &sdyxh);
+        v[c] = sdy;
+        v[C + c] = sdyxh;
+        if (dgamma)
+            dgamma[c] += (float)sdyxh;   /* this rank's share: the trainer sums them */
+        if (dbeta)
+            dbeta[c] += (float)sdy;
+    }
+    double M = y->state.batchnorm.group_count;
+    bool ok = group_sum(y, v, 2 * C);
+    for (int64_t c = 0; ok && x->grad && c < C; c++) {
+        float mu = mean[c], r = rstd[c], k = (gamma ? gamma[c] : 1.0f) * r;
+        float sc = act ? mean[2 * C + c] : 0.0f, sh = act ? mean[3 * C + c] : 0.0f;
+        float mdy = (float)(v[c] / M), mdyxh = (float)(v[C + c] / M);
+        for (int64_t n = 0; n < N; n++) {
+            const float *xp = (const float *)x->data + (n * C + c) * S;
+            const float *gp = y->grad + (n * C + c) * S;
+            float *dp = x->grad + (n * C + c) * S;
+            for (int64_t i = 0; i < S; i++)
+                dp[i] += k * (bn_gate(gp[i], sc, xp[i], sh, act) - mdy -
+                              (xp[i] - mu) * r * mdyxh);
+        }
+    }
+    free(v);
+}
+
 /* Normalizes with the batch's statistics (two passes over each channel: the mean, then the
  * squared deviations from it) or the running ones, then y = a x + b per channel. */
 DS_HOT
@@ -250,6 +370,10 @@ static void bn_forward(ds_node *y)
     y->state.batchnorm.batch_stats = batch;
     if (update)
         dsi_model_touch_stats(g->m);   /* the running statistics move (before any thread runs) */
+    if (batch && g->sync) {
+        bn_forward_sync(y, update);
+        return;
+    }
     if (batch && M < 2) {
         /* PyTorch: "Expected more than 1 value per channel when training" */
         dsi_run_fail(g, DS_ERR_VALUE, "batchnorm '%s': expected more than 1 value per channel "
@@ -371,6 +495,10 @@ static void bn_backward(ds_node *y)
     float *dx = x->grad;
     bool batch = y->state.batchnorm.batch_stats;
     const int act = y->attr.batchnorm.act;
+    if (batch && y->g->sync) {
+        bn_backward_sync(y);
+        return;
+    }
     if (S < SHORT_RUN) {
         bn_backward_short(y, batch);
         return;
