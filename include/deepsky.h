@@ -260,6 +260,16 @@ DS_API ds_status ds_array_save(const ds_tensor *t, const char *path, const char 
  * (.fits; E columns, in HDU 2) or CSV. Atomic. */
 DS_API ds_status ds_table_save(const char *path, int ncols, const char *const *names,
                                int64_t nrows, const float *const *cols);
+/* A table column for ds_table_save_columns: its name (NULL: col<j>), and either nrows floats
+ * f or nrows strings s (printable ASCII; FITS: a character column as wide as the longest). */
+typedef struct {
+    const char *name;
+    const float *f;
+    const char *const *s;
+} ds_column;
+/* ds_table_save with columns of numbers or of text (file names, labels). Atomic. */
+DS_API ds_status ds_table_save_columns(const char *path, int ncols, const ds_column *cols,
+                                       int64_t nrows);
 /* Column names of a table file (FITS table or CSV header): a malloc'd, comma-separated
  * string the caller frees, or NULL with a message. */
 DS_API char     *ds_table_columns(const char *path, const ds_read_opts *o);

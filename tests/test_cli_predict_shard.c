@@ -2,7 +2,8 @@
  * glob, each the bits of predicting that file alone; a file that cannot be read is listed
  * and the others go on (exit 1); a rerun skips the files with an output; outputs never go
  * to the device folder; two inputs of one name and the flags that write elsewhere are
- * refused. (Under mpirun: tests/test_mpi.c.) */
+ * refused; --merge gathers every file's outputs into one table, a row per sample, once none
+ * is missing. (Under mpirun: tests/test_mpi.c.) */
 #include "test.h"
 #include "spawn.h"
 
@@ -40,6 +41,39 @@ static int make_inputs(void)
     return rc || cli_run_in(dir, "init m.model --seed 1 -o w.safetensors") != 0;
 }
 
+/* --merge: all.csv holds the 20 samples in file order, x_3's rows the bits of one.npy; a
+ * FITS table has the same columns. */
+static int check_merged(char *msg_, size_t cap_)
+{
+    const char *args = "predict m.model --weights w.safetensors --data 'in/*.npy' -o out/";
+    CHECK_OK(cli_expect(cli_run_in(dir, "%s --merge all.csv", args), 0, "wrote all.csv: 20 "
+                        "rows (file, hdu, row, 3 output values)", msg_, cap_));
+    char p[512], *text = test_read_file(test_at(dir, "all.csv"), NULL);
+    CHECK(text != NULL);
+    char *line = strstr(text, "\nin/x_3.npy,0,0,");
+    ds_tensor *one = NULL;
+    snprintf(p, sizeof p, "%s/one.npy", dir);
+    CHECK(ds_array_load(p, NULL, &one) == DS_OK);
+    float v[3];
+    int ok = line && !strncmp(text, "file,hdu,row,", 13) &&
+             sscanf(line + 1, "%*[^,],%*g,%*g,%g,%g,%g", &v[0], &v[1], &v[2]) == 3 &&
+             !memcmp(v, ds_tensor_data(one), sizeof v);
+    ds_tensor_free(one);
+    if (!ok)
+        FAIL("all.csv is not the outputs in file order: %.300s", text);
+    free(text);
+    if (!ds_has_feature("fits"))
+        return TEST_PASS;
+    CHECK(cli_run_in(dir, "%s --merge all.fits", args) == 0);
+    snprintf(p, sizeof p, "%s/all.fits", dir);
+    char *cols = ds_table_columns(p, NULL);
+    ok = cols && !strncmp(cols, "file,hdu,row,", 13) && strstr(cols, "_2");
+    if (!ok)
+        FAIL("all.fits has the columns %s", cols ? cols : ds_last_error());
+    free(cols);
+    return TEST_PASS;
+}
+
 TEST(cli_predict_folder)
 {
     if (!test_tmpdir(dir, sizeof dir, "pshard"))
@@ -67,10 +101,13 @@ TEST(cli_predict_folder)
     char o[512];
     if (cli_run_sh(cmd, NULL, o, sizeof o) != 0)
         FAIL("out/x_3.npy differs from predicting in/x_3.npy alone: %s", o);
-    /* again: the 4 are skipped, the failed one is tried and fails again */
-    rc = cli_run_in(dir, "%s -o out", args);
+    /* again: the 4 are skipped, the failed one is tried and fails again; no merged table */
+    rc = cli_run_in(dir, "%s -o out --merge all.csv", args);
     CHECK_OK(cli_expect(rc, 1, "0 written, 4 skipped (output already there), 1 failed", msg_,
                         cap_));
+    CHECK_OK(cli_expect(rc, 1, "no merged table all.csv: it waits for the failed files", msg_,
+                        cap_));
+    CHECK(access(test_at(dir, "all.csv"), F_OK) != 0);
     if (strstr(cli_out, "wrote "))
         FAIL("the rerun wrote again: %s", cli_out);
     /* mended: the rerun writes it alone and succeeds */
@@ -79,8 +116,9 @@ TEST(cli_predict_folder)
     rc = cli_run_in(dir, "%s -o out/", args);
     CHECK_OK(cli_expect(rc, 0, "1 written, 4 skipped (output already there), 0 failed", msg_,
                         cap_));
+    rc = check_merged(msg_, cap_);
     test_rm_rf(dir);
-    return TEST_PASS;
+    return rc;
 }
 
 TEST(cli_predict_folder_refusals)
@@ -96,6 +134,8 @@ TEST(cli_predict_folder_refusals)
     CHECK(access("/dev/deepsky_new", F_OK) != 0);
     CHECK_OK(cli_expect(cli_run_in(dir, "%s --mc 4 -o out/", args), 2, "-o out/ (a folder) "
                         "writes each file's outputs as they are", msg_, cap_));
+    CHECK_OK(cli_expect(cli_run_in(dir, "%s -o p.npy --merge t.csv", args), 2, "--merge t.csv "
+                        "gathers the outputs of -o FOLDER/", msg_, cap_));
     char p[512];
     snprintf(p, sizeof p, "%s/list.txt", dir);
     CHECK(test_write_text(p, "in/x_0.npy\nin/../in/x_0.npy\n") == 0);

@@ -267,6 +267,9 @@ int cmd_predict(int argc, char **argv)
                  "queue on rank 0"),
         CLI_OPT("mpi-timeout", 0, "SECONDS", "under mpirun (make MPI=1): seconds a rank waits "
                 "for the others before the job stops with an error (default 300)"),
+        CLI_OPT("merge", 0, "T", "with -o FOLDER/: once every file has its output, also one "
+                "table T (.fits, .csv, .tsv) of all samples, a row each: file, hdu (FITS: the "
+                "HDU read; else 0), row (in its file), the output's values"),
     };
     cli_cmd c = {"predict", "MODEL --weights W --data X -o P.npy",
                  "Writes the model's outputs for every sample of X: the layers its output "
@@ -292,6 +295,9 @@ int cmd_predict(int argc, char **argv)
     double timeout;
     if (!cli_double(&c, "mpi-timeout", 0.01, 1e7, CLI_MPI_TIMEOUT, &timeout))
         return 2;
+    if (cli_has(&c, "merge") && !cli_predict_sharded(cli_get(&c, "output")))
+        return cli_usage_error(&c, "--merge %s gathers the outputs of -o FOLDER/ (one per file "
+                               "of --data): give -o a folder", cli_get(&c, "merge"));
     if (cli_predict_sharded(cli_get(&c, "output")))   /* -o FOLDER/: predict_shard.c */
         return uq || cli_has(&c, "classes") || cli_has(&c, "mc-dropout")
                    ? cli_usage_error(&c, "-o %s (a folder) writes each file's outputs as they "

@@ -137,6 +137,126 @@ static int summary(char **paths, const long *status, int count, double seconds)
     return k[FILE_FAILED] ? 1 : 0;
 }
 
+/* ---- --merge TABLE: every file's outputs in one table, a row per sample ---- */
+typedef struct {
+    ds_tensor **t;       /* each file's outputs, [N_i, ...] */
+    int64_t rows, width; /* all samples, values per sample */
+    float **cols;        /* hdu, row, then the width output values */
+    const char **file;   /* the input file of each row */
+} merged;
+
+/* The HDU predict read from a FITS input (its --hdu, else the first with data); 0 for the
+ * other formats. */
+static int input_hdu(const cli_cmd *c, const char *path)
+{
+    cli_read_opts r;
+    ds_read_info info = {0};
+    if (cli_read_options(c, &r))
+        return 0;
+    ds_read_opts o = {.hdu = r.hdu, .hdu_name = r.hdu_name, .info = &info};
+    char *h = ds_fits_header(path, &o);
+    free(h);
+    return h ? info.hdu : 0;
+}
+
+/* The outputs read back, their rows counted; 0 or 1 (printed). */
+static int merge_read(char **outs, int count, merged *m)
+{
+    for (int i = 0; i < count; i++) {
+        if (ds_array_load(outs[i], NULL, &m->t[i]))
+            return cli_fail();
+        const int64_t *s = ds_tensor_shape(m->t[i]);
+        int64_t w = ds_tensor_ndim(m->t[i]) > 1 ? ds_tensor_numel(m->t[i]) / s[0] : 1;
+        if (i && w != m->width) {
+            fprintf(stderr, "deepsky: error: --merge: %s holds %lld values per sample, %s "
+                    "%lld\n", outs[i], (long long)w, outs[0], (long long)m->width);
+            return 1;
+        }
+        m->width = w;
+        m->rows += s[0];
+    }
+    return 0;
+}
+
+/* The table's columns filled from the outputs; 0 or 1 (printed). */
+static int merge_fill(const cli_cmd *c, char **paths, int count, merged *m)
+{
+    m->file = malloc((size_t)(m->rows ? m->rows : 1) * sizeof *m->file);
+    m->cols = calloc((size_t)(m->width + 2), sizeof *m->cols);
+    for (int64_t j = 0; m->cols && j < m->width + 2; j++)
+        if (!(m->cols[j] = malloc((size_t)(m->rows ? m->rows : 1) * sizeof(float))))
+            break;
+    if (!m->file || !m->cols || !m->cols[m->width + 1]) {
+        fprintf(stderr, "deepsky: error: --merge: out of memory for %lld rows\n",
+                (long long)m->rows);
+        return 1;
+    }
+    int64_t at = 0;
+    for (int i = 0; i < count; i++) {
+        int hdu = input_hdu(c, paths[i]);
+        const float *v = ds_tensor_data(m->t[i]);
+        for (int64_t r = 0; r < ds_tensor_shape(m->t[i])[0]; r++, at++) {
+            m->file[at] = paths[i];
+            m->cols[0][at] = (float)hdu;
+            m->cols[1][at] = (float)r;
+            for (int64_t j = 0; j < m->width; j++)
+                m->cols[2 + j][at] = v[r * m->width + j];
+        }
+    }
+    return 0;
+}
+
+/* Writes the merged table: columns file, hdu, row and the output's values (NAME, or
+ * NAME_0, NAME_1, ...). 0 or 1 (printed). */
+static int merge_write(const char *path, const char *name, merged *m)
+{
+    int64_t nc = m->width + 3;
+    ds_column *col = calloc((size_t)nc, sizeof *col);
+    char (*names)[CLI_NAME_MAX + 24] = calloc((size_t)nc, sizeof *names);
+    int rc = 1;
+    if (col && names) {
+        col[0] = (ds_column){.name = "file", .s = m->file};
+        col[1] = (ds_column){.name = "hdu", .f = m->cols[0]};
+        col[2] = (ds_column){.name = "row", .f = m->cols[1]};
+        for (int64_t j = 0; j < m->width; j++) {
+            if (m->width == 1)
+                snprintf(names[j], sizeof names[j], "%s", name);
+            else
+                snprintf(names[j], sizeof names[j], "%s_%lld", name, (long long)j);
+            col[3 + j] = (ds_column){.name = names[j], .f = m->cols[2 + j]};
+        }
+        rc = ds_table_save_columns(path, (int)nc, col, m->rows) ? cli_fail() : 0;
+    } else {
+        fprintf(stderr, "deepsky: error: --merge: out of memory\n");
+    }
+    if (!rc)
+        printf("wrote %s: %lld rows (file, hdu, row, %lld %s)\n", path, (long long)m->rows,
+               (long long)m->width, cli_plural(m->width, "output value", "output values"));
+    free(col);
+    free(names);
+    return rc;
+}
+
+/* Rank 0, when every file has its output: the merged table at path. 0 or 1 (printed). */
+static int merge_outputs(const cli_cmd *c, const ds_net *n, char **paths, char **outs,
+                         int count, const char *path)
+{
+    merged m = {.t = calloc((size_t)count + 1, sizeof *m.t)};
+    int rc = m.t ? merge_read(outs, count, &m) : 1;
+    if (!rc)
+        rc = merge_fill(c, paths, count, &m);
+    if (!rc)
+        rc = merge_write(path, ds_net_output_name(n, 0), &m);
+    for (int i = 0; m.t && i < count; i++)
+        ds_tensor_free(m.t[i]);
+    for (int64_t j = 0; m.cols && j < m.width + 2; j++)
+        free(m.cols[j]);
+    free(m.t);
+    free(m.cols);
+    free(m.file);
+    return rc;
+}
+
 static double wall(void)
 {
     struct timespec t;
@@ -241,6 +361,11 @@ int cli_predict_shard(const cli_cmd *c, const char *dir, int64_t batch, uint64_t
     if (!(rc = run_queue(c, n, batch, paths, outs, count, status)) &&
         !(rc = cli_mpi_sum_long(status, count)))
         partial = rc = summary(paths, status, count, wall() - t0);
+    const char *merge = cli_get(c, "merge");
+    if (merge && cli_mpi_rank() == 0 && partial)
+        printf("no merged table %s: it waits for the failed files\n", merge);
+    else if (merge && cli_mpi_rank() == 0 && !rc)
+        partial = rc = merge_outputs(c, n, paths, outs, count, merge);
 done:
     free(status);
     ds_net_free(n);

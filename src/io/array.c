@@ -214,27 +214,70 @@ ds_status ds_array_save(const ds_tensor *t, const char *path, const char *const 
                     ".fits/.fit/.fts (optionally .gz), .csv, .tsv", path);
 }
 
-ds_status ds_table_save(const char *path, int ncols, const char *const *names, int64_t nrows,
-                        const float *const *cols)
+/* A string column's values: present and printable ASCII (a FITS character column, a CSV
+ * field). */
+static ds_status check_text(const char *path, int j, const ds_column *c, int64_t nrows)
 {
-    if (!path || ncols < 1 || nrows < 0 || (nrows > 0 && !cols))
+    for (int64_t i = 0; i < nrows; i++) {
+        if (!c->s[i])
+            return dsi_fail(DS_ERR_ARG, "ds_table_save '%s': column %d, row %lld is NULL", path,
+                            j + 1, (long long)i);
+        for (const char *p = c->s[i]; *p; p++)
+            if (*p < 32 || *p > 126)
+                return dsi_fail(DS_ERR_ARG, "ds_table_save '%s': column %d, row %lld holds a "
+                                "character that is not printable ASCII (0x%02x)", path, j + 1,
+                                (long long)i, (unsigned)(unsigned char)*p);
+    }
+    return DS_OK;
+}
+
+ds_status ds_table_save_columns(const char *path, int ncols, const ds_column *cols, int64_t nrows)
+{
+    if (!path || ncols < 1 || nrows < 0 || !cols)
         return dsi_fail(DS_ERR_ARG, "ds_table_save '%s': needs a path, ncols >= 1 (got %d), "
                         "nrows >= 0 (got %lld) and the columns", path ? path : "(null)", ncols,
                         (long long)nrows);
-    for (int i = 0; nrows > 0 && i < ncols; i++)
-        if (!cols[i])
-            return dsi_fail(DS_ERR_ARG, "ds_table_save '%s': column %d is NULL", path, i + 1);
+    for (int j = 0; nrows > 0 && j < ncols; j++) {
+        if (!cols[j].f == !cols[j].s)
+            return dsi_fail(DS_ERR_ARG, "ds_table_save '%s': column %d needs either numbers or "
+                            "strings", path, j + 1);
+        ds_status st = cols[j].s ? check_text(path, j, &cols[j], nrows) : DS_OK;
+        if (st)
+            return st;
+    }
     fmt f = detect(path);
     if ((f == FMT_CSV || f == FMT_TSV) && text_name_ok(path) != DS_OK)
         return DS_ERR_ARG;
     switch (f) {
-    case FMT_FITS: return dsi_fits_save_table(path, ncols, names, nrows, cols);
-    case FMT_CSV: return dsi_csv_save_table(path, ',', ncols, names, nrows, cols);
-    case FMT_TSV: return dsi_csv_save_table(path, '\t', ncols, names, nrows, cols);
+    case FMT_FITS: return dsi_fits_save_table(path, ncols, cols, nrows);
+    case FMT_CSV: return dsi_csv_save_table(path, ',', ncols, cols, nrows);
+    case FMT_TSV: return dsi_csv_save_table(path, '\t', ncols, cols, nrows);
     default: break;
     }
     return dsi_fail(DS_ERR_ARG, "'%s': tables are written as .fits (binary table), .csv or "
                     ".tsv", path);
+}
+
+ds_status ds_table_save(const char *path, int ncols, const char *const *names, int64_t nrows,
+                        const float *const *cols)
+{
+    if (ncols < 1 || (nrows > 0 && !cols))
+        return ds_table_save_columns(path, ncols, NULL, nrows);   /* says what is missing */
+    ds_column *c = calloc((size_t)ncols, sizeof *c);
+    if (!c)
+        return dsi_fail(DS_ERR_NOMEM, "ds_table_save '%s': out of memory", path ? path : "");
+    for (int j = 0; j < ncols; j++) {
+        c[j].name = names ? names[j] : NULL;
+        c[j].f = cols ? cols[j] : NULL;
+        if (nrows > 0 && !c[j].f) {
+            free(c);
+            return dsi_fail(DS_ERR_ARG, "ds_table_save '%s': column %d is NULL",
+                            path ? path : "(null)", j + 1);
+        }
+    }
+    ds_status st = ds_table_save_columns(path, ncols, c, nrows);
+    free(c);
+    return st;
 }
 
 /* Whether a file (or buffer) of format f named path has columns and o is valid for it;

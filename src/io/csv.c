@@ -581,9 +581,10 @@ static void put_name(FILE *fp, const char *s)
     fputc('"', fp);
 }
 
-/* Either data (row-major [nrows, ncols]) or cols (ncols arrays of nrows). */
+/* Either data (row-major [nrows, ncols], named by names) or cols (ncols columns of nrows
+ * numbers or strings). */
 static ds_status write_table(const char *path, char sep, int ncols, const char *const *names,
-                             int64_t nrows, const float *data, const float *const *cols)
+                             int64_t nrows, const float *data, const ds_column *cols)
 {
     dsi_wfile w;
     ds_status st = dsi_wfile_open(&w, path);
@@ -592,8 +593,9 @@ static ds_status write_table(const char *path, char sep, int ncols, const char *
     for (int j = 0; j < ncols; j++) {
         if (j)
             fputc(sep, w.fp);
-        if (names && names[j]) {
-            put_name(w.fp, names[j]);
+        const char *name = cols ? cols[j].name : names ? names[j] : NULL;
+        if (name) {
+            put_name(w.fp, name);
         } else {
             fprintf(w.fp, "col%d", j + 1);
         }
@@ -601,10 +603,12 @@ static ds_status write_table(const char *path, char sep, int ncols, const char *
     fputc('\n', w.fp);
     for (int64_t i = 0; i < nrows && !ferror(w.fp); i++) {
         for (int j = 0; j < ncols; j++) {
-            float v = data ? data[i * ncols + j] : cols[j][i];
             if (j)
                 fputc(sep, w.fp);
-            fprintf(w.fp, "%.9g", (double)v);
+            if (cols && cols[j].s)
+                put_name(w.fp, cols[j].s[i]);
+            else
+                fprintf(w.fp, "%.9g", (double)(data ? data[i * ncols + j] : cols[j].f[i]));
         }
         fputc('\n', w.fp);
     }
@@ -624,8 +628,8 @@ ds_status dsi_csv_save(const ds_tensor *t, const char *path, char sep,
     return write_table(path, sep, (int)ncols, colnames, t->shape[0], t->data, NULL);
 }
 
-ds_status dsi_csv_save_table(const char *path, char sep, int ncols, const char *const *names,
-                             int64_t nrows, const float *const *cols)
+ds_status dsi_csv_save_table(const char *path, char sep, int ncols, const ds_column *cols,
+                             int64_t nrows)
 {
-    return write_table(path, sep, ncols, names, nrows, NULL, cols);
+    return write_table(path, sep, ncols, NULL, nrows, NULL, cols);
 }

@@ -27,8 +27,8 @@ ds_status dsi_fits_load_mem(const unsigned char *buf, size_t len, const char *pa
                             const ds_read_opts *o, ds_tensor **out);
 /* header: cards to copy (ds_fits_header's string), or NULL. */
 ds_status dsi_fits_save_image(const ds_tensor *t, const char *path, const char *header);
-ds_status dsi_fits_save_table(const char *path, int ncols, const char *const *names,
-                              int64_t nrows, const float *const *cols);
+ds_status dsi_fits_save_table(const char *path, int ncols, const ds_column *cols,
+                              int64_t nrows);
 char     *dsi_fits_header_mem(const unsigned char *buf, size_t len, const char *path,
                                const ds_read_opts *o);
 char     *dsi_fits_columns_mem(const unsigned char *buf, size_t len, const char *path,
@@ -40,8 +40,8 @@ ds_status dsi_csv_load_mem(const unsigned char *buf, size_t len, const char *pat
                            const ds_read_opts *o, ds_tensor **out);
 ds_status dsi_csv_save(const ds_tensor *t, const char *path, char sep,
                        const char *const *colnames);
-ds_status dsi_csv_save_table(const char *path, char sep, int ncols, const char *const *names,
-                             int64_t nrows, const float *const *cols);
+ds_status dsi_csv_save_table(const char *path, char sep, int ncols, const ds_column *cols,
+                             int64_t nrows);
 char     *dsi_csv_columns_mem(const unsigned char *buf, size_t len, const char *path, char sep,
                               const ds_read_opts *o);
 

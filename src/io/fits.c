@@ -790,20 +790,46 @@ ds_status dsi_fits_save_image(const ds_tensor *t, const char *path, const char *
     return st;
 }
 
-ds_status dsi_fits_save_table(const char *path, int ncols, const char *const *names,
-                              int64_t nrows, const float *const *cols)
+/* The width of a character column: its longest string (at least 1). */
+static size_t text_width(const ds_column *c, int64_t nrows)
+{
+    size_t w = 1;
+    for (int64_t i = 0; i < nrows; i++) {
+        size_t n = strlen(c->s[i]);
+        w = n > w ? n : w;
+    }
+    return w;
+}
+
+/* Column j's values, CHUNK rows at a time from row i. */
+static void write_column(fitsfile *f, const ds_column *c, int j, int64_t nrows, float *buf,
+                         int *status)
+{
+    for (int64_t i = 0; i < nrows && !*status; i += CHUNK) {
+        int64_t n = nrows - i < CHUNK ? nrows - i : CHUNK;
+        if (c->s) {
+            fits_write_col_str(f, j + 1, i + 1, 1, n, (char **)c->s + i, status);
+            continue;
+        }
+        memcpy(buf, c->f + i, (size_t)n * sizeof *buf);
+        fits_write_col(f, TFLOAT, j + 1, i + 1, 1, n, buf, status);
+    }
+}
+
+ds_status dsi_fits_save_table(const char *path, int ncols, const ds_column *cols, int64_t nrows)
 {
     char **ttype = calloc((size_t)ncols, sizeof *ttype), **tform = calloc((size_t)ncols, sizeof *tform);
     char (*gen)[16] = calloc((size_t)ncols, sizeof *gen);   /* "col<n>" for missing names */
+    char (*forms)[24] = calloc((size_t)ncols, sizeof *forms);
     float *buf = malloc(CHUNK * sizeof *buf);
     ds_status st = DS_OK;
-    if (!ttype || !tform || !gen || !buf) {
+    if (!ttype || !tform || !gen || !forms || !buf) {
         st = dsi_fail(DS_ERR_NOMEM, "%s: out of memory", path);
         goto done;
     }
     for (int j = 0; j < ncols; j++) {
         snprintf(gen[j], sizeof gen[j], "col%d", j + 1);
-        const char *nm = names && names[j] ? names[j] : gen[j];
+        const char *nm = cols[j].name ? cols[j].name : gen[j];
         size_t len = strlen(nm);
         for (size_t k = 0; k < len && st == DS_OK; k++)
             if (nm[k] < 32 || nm[k] > 126 || nm[k] == '\'')
@@ -815,7 +841,11 @@ ds_status dsi_fits_save_table(const char *path, int ncols, const char *const *na
         if (st != DS_OK)
             goto done;
         ttype[j] = (char *)nm;
-        tform[j] = "1E";
+        if (cols[j].s && nrows > 0)
+            snprintf(forms[j], sizeof forms[j], "%zuA", text_width(&cols[j], nrows));
+        else
+            snprintf(forms[j], sizeof forms[j], "1E");
+        tform[j] = forms[j];
     }
     tmp_names tn;
     fitsfile *f;
@@ -826,11 +856,7 @@ ds_status dsi_fits_save_table(const char *path, int ncols, const char *const *na
         /* on an empty file cfitsio first writes an empty primary HDU */
         fits_create_tbl(f, BINARY_TBL, nrows, ncols, ttype, tform, NULL, NULL, &status);
         for (int j = 0; j < ncols && !status; j++)
-            for (int64_t i = 0; i < nrows && !status; i += CHUNK) {
-                int64_t n = nrows - i < CHUNK ? nrows - i : CHUNK;
-                memcpy(buf, cols[j] + i, (size_t)n * sizeof *buf);
-                fits_write_col(f, TFLOAT, j + 1, i + 1, 1, n, buf, &status);
-            }
+            write_column(f, &cols[j], j, nrows, buf, &status);
         st = finish(f, path, &tn, status);
     }
     pthread_mutex_unlock(&fits_lock);
@@ -838,6 +864,7 @@ done:
     free(ttype);
     free(tform);
     free(gen);
+    free(forms);
     free(buf);
     return st;
 }

@@ -22,10 +22,10 @@ ds_status dsi_fits_save_image(const ds_tensor *t, const char *path, const char *
     return no_fits(path);
 }
 
-ds_status dsi_fits_save_table(const char *path, int ncols, const char *const *names,
-                              int64_t nrows, const float *const *cols)
+ds_status dsi_fits_save_table(const char *path, int ncols, const ds_column *cols,
+                              int64_t nrows)
 {
-    (void)ncols, (void)names, (void)nrows, (void)cols;
+    (void)ncols, (void)nrows, (void)cols;
     return no_fits(path);
 }
 
