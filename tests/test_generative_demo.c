@@ -55,6 +55,7 @@ static int check_ranges(const char *csv, char *msg, size_t cap)
         {"gan", "ks_flux", 0, 1}, {"gan", "ks_e", 0, 1}, {"gan", "epochs", 1, 1},
         {"anomaly", "auroc_cosmic", 0.5, 1}, {"anomaly", "auroc_hot", 0.5, 1},
         {"anomaly", "auroc_all", 0.5, 1}, {"anomaly", "auroc_ae512_cosmic", 0.5, 1},
+        {"anomaly", "auroc_mse_hot", 0.5, 1}, {"anomaly", "auroc_ae512_mse_cosmic", 0.5, 1},
         {"anomaly", "auroc_trail", 0, 1}, {"anomaly", "auroc_ring", 0, 1},
         {"anomaly", "tpr1_all", 0, 1}, {"anomaly", "auroc_snr20_40_ring", 0, 1},
         {"unet", "iou_heldout", 0, 1}, {"unet", "iou_rows", 0, 1},
@@ -129,7 +130,8 @@ TEST(generative_demo_quick_report)
         "## 4. Anomaly detection by reconstruction error", "| cosmic | 50 |", "| ring | 50 |",
         "| all | 200 |", "## 5. U-Net on blends against threshold-and-watershed",
         "| 10-20 | 4-6 | 20 |", "| 50-100 | 8-10 | 20 |", "| mean of the rows | | |",
-        "![ROC curves of anomaly_ae](roc.png)"};
+        "![ROC curves of anomaly_ae, smoothed residual](roc.png)",
+        "| anomaly | stamps | autoencoder, MSE |"};
     for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
         if (!strstr(md, parts[i]))
             FAIL("results.md lacks \"%s\":\n%s", parts[i], md);
