@@ -140,7 +140,7 @@ $(BUILD)/rel/src/ops/conv_direct.o: XFLAGS := -ffp-contract=fast
 $(BUILD)/test/src/ops/conv_direct.o: XFLAGS := -ffp-contract=fast
 $(LIB_OBJ): XFLAGS += $(CFLAGS_LIB)
 
-.PHONY: all deps test test-minimal check-lib wheel install uninstall bench-allreduce bench-sgemm bench-stream bench-cli bench-fashion check-asan check-valgrind fuzz fuzz-build fuzz-coverage demo demo-quick demo-shear demo-psf demo-uncertainty explain-demo example examples fashion bench bench-quick clean FORCE
+.PHONY: all deps test test-minimal check-lib wheel install uninstall bench-allreduce bench-sgemm bench-stream bench-cli bench-fashion check-asan check-valgrind fuzz fuzz-build fuzz-coverage demo demo-quick demo-shear demo-psf demo-uncertainty demo-generative demo-generative-quick explain-demo example examples fashion bench bench-quick clean FORCE
 all: $(BUILD)/libdeepsky.a $(BUILD)/libdeepsky.so $(BUILD)/deepsky examples
 
 deps:
@@ -240,7 +240,7 @@ $(BUILD)/examples/%: examples/%.c $(BUILD)/libdeepsky.a
 
 # The galaxy demos share examples/demo_common.c.
 DEMOS := $(BUILD)/examples/ellipticity_demo $(BUILD)/examples/psf_demo \
-         $(BUILD)/examples/uncertainty_demo
+         $(BUILD)/examples/uncertainty_demo $(BUILD)/examples/generative_demo
 $(DEMOS): $(BUILD)/examples/%: examples/%.c $(EX_COMMON) examples/demo_common.h $(BUILD)/libdeepsky.a
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
@@ -257,6 +257,7 @@ test: deps
 	    DEEPSKY_PY_LIB=$(BUILD)/libdeepsky.so DEEPSKY_PY_CLI=$(BUILD)/deepsky \
 	    DEEPSKY_PSF_DEMO=$(BUILD)/examples/psf_demo \
 	    DEEPSKY_UQ_DEMO=$(BUILD)/examples/uncertainty_demo \
+	    DEEPSKY_GEN_DEMO=$(BUILD)/examples/generative_demo \
 	    ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 $(BUILD)/run_tests $(T)
 	@if [ -z "$(T)" ]; then $(MAKE) --no-print-directory check-lib; fi
 
@@ -338,6 +339,17 @@ demo-psf: deps
 demo-uncertainty: deps
 	@$(MAKE) --no-print-directory all
 	$(BUILD)/examples/uncertainty_demo --out out/uncertainty
+
+# Issue 17's generative checks: a denoiser against a tuned Gaussian filter, VAE and DCGAN
+# samples against real stamps (KS), anomaly AUROC per type, a U-Net on blends against the
+# watershed (out/generative/; about 20 min on 2 cores). The quick one runs in seconds.
+demo-generative: deps
+	@$(MAKE) --no-print-directory all
+	$(BUILD)/examples/generative_demo --out out/generative
+
+demo-generative-quick: deps
+	@$(MAKE) --no-print-directory all
+	$(BUILD)/examples/generative_demo --quick --out out/generative-quick
 
 # What the ellipticity CNN looks at (scripts/explain_demo.sh): saliency and integrated
 # gradients of galaxies at SNR 10, 20, 40, 80 and the first-layer filters, in out/explain/.
