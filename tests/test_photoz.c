@@ -229,7 +229,7 @@ TEST(cli_eval_photoz)
                                       "dense units=1\nloss mse\noptimizer adam lr=3e-3\n") == 0);
     const char *cols = "--columns mag_u-mag_y,u_g-z_y --label-columns redshift";
     CHECK_RUN(0, "sim photometry --count 600 --seed 1 -o %s", test_at(d, "cat.csv"));
-    CHECK_RUN(0, "train %s --data %s %s --scale standardize --epochs 20 --batch-size 32 "
+    CHECK_RUN(0, "train %s --data %s %s --scale standardize --epochs 10 --batch-size 32 "
               "--log none --curve none -q -o %s", test_at(d, "m.model"), test_at(d, "cat.csv"),
               cols, test_at(d, "w.safetensors"));
     CHECK_RUN(0, "eval %s --weights %s --data %s %s --photoz", test_at(d, "m.model"),
@@ -261,5 +261,53 @@ TEST(cli_eval_photoz)
     test_rm_rf(d);
     if (rc != 1 || !strstr(cli_out, "is no regression of one value per sample"))
         FAIL("a classifier with --photoz: exit %d:\n%s", rc, cli_out);
+    return TEST_PASS;
+}
+
+/* make photoz-quick (scripts/photoz.sh --quick) end to end with the release tool (the
+ * sanitized one runs the same commands above): the script's own check that the MLP beats
+ * predicting the mean z passes, results.csv has its three rows, sane, and the files are
+ * there. */
+TEST(photoz_quick_pipeline)
+{
+    char d[256], cmd[1024], env_bin[600];
+    CHECK(test_tmpdir(d, sizeof d, "photoz_quick"));
+    const char *bin = getenv("DEEPSKY_PY_CLI");
+    snprintf(env_bin, sizeof env_bin, "BIN=%s", bin ? bin : "build/deepsky");
+    int plot = ds_has_feature("plot");
+    const char *env[] = {env_bin, plot ? "FIGURES=1" : "FIGURES=0", NULL};
+    snprintf(cmd, sizeof cmd, "exec sh scripts/photoz.sh --quick %s", d);
+    static char out[1 << 15];
+    int rc = cli_run_sh(cmd, env, out, sizeof out);
+    char *res = test_read_file(test_at(d, "results.csv"), NULL);
+    double v[3][4] = {{0}};
+    int rows = 0;
+    if (res) {
+        const char *names[3] = {"mlp,", "knn,", "mean_z,"};
+        for (int k = 0; k < 3; k++) {
+            const char *p = strstr(res, names[k]);
+            if (p && sscanf(p + strlen(names[k]), "%lf,%lf,%lf,%lf", &v[k][0], &v[k][1],
+                            &v[k][2], &v[k][3]) == 4)
+                rows++;
+        }
+    }
+    int figs = 1;
+    for (int k = 0; plot && k < 3; k++) {
+        static const char *const png[] = {"mlp_zz.png", "knn_zz.png", "mlp_coverage.png"};
+        char *bytes = test_read_file(test_at(d, png[k]), NULL);
+        figs = figs && bytes;
+        free(bytes);
+    }
+    free(res);
+    test_rm_rf(d);
+    if (rc != 0 || rows != 3)
+        FAIL("photoz.sh --quick: exit %d, %d rows of results.csv:\n%s", rc, rows, out);
+    for (int k = 0; k < 2; k++)   /* the MLP and k-NN: well below the mean's scatter */
+        if (!(v[k][0] > 0 && v[k][0] < 0.5 * v[2][0] && v[k][1] < v[2][1] && fabs(v[k][2]) < 0.1))
+            FAIL("results.csv row %d is not sane (sigma_NMAD %g, outliers %g, bias %g; mean z "
+                 "%g, %g):\n%s", k + 1, v[k][0], v[k][1], v[k][2], v[2][0], v[2][1], out);
+    CHECK(figs);
+    snprintf(msg_, cap_, "MLP sigma_NMAD %.4f outliers %.3f; k-NN %.4f, %.3f; mean z %.4f, %.3f",
+             v[0][0], v[0][1], v[1][0], v[1][1], v[2][0], v[2][1]);
     return TEST_PASS;
 }
