@@ -76,8 +76,10 @@ int cli_photoz_report(const cli_cmd *c, const char *title, int64_t n, const floa
            "(1 + z_spec) > 0.15; bias and rms of dz / (1 + z_spec))\n");
     const char *png = cli_get(c, "photoz-figure");
     if (png) {
-        char t[160];
-        snprintf(t, sizeof t, "Photometric redshifts: %s", title);
+        char t[200];
+        const char *file = strrchr(c->positional[0], '/');
+        snprintf(t, sizeof t, "Photo-z: %.80s, %.60s", file ? file + 1 : c->positional[0],
+                 title);
         if (ds_plot_photoz(n, z_phot, z_spec, t, png))
             return cli_fail();
         printf("wrote %s\n", png);

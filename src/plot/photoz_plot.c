@@ -48,9 +48,9 @@ ds_status ds_plot_photoz(int64_t n, const float *z_phot, const float *z_spec, co
     if (!st)
         st = ds_axes_refline(a, 1, 0, "z_phot = z_spec");
     if (!st)
-        st = ds_axes_refline(a, 1.15, 0.15, "|dz| / (1 + z) = 0.15");
+        st = ds_axes_refline(a, 1.15, 0.15, "outliers above dz = +0.15 (1 + z_spec)");
     if (!st)
-        st = ds_axes_refline(a, 0.85, -0.15, NULL);
+        st = ds_axes_refline(a, 0.85, -0.15, "and below dz = -0.15 (1 + z_spec)");
     if (!st)
         st = ds_figure_save_png(f, path);
     ds_figure_free(f);
