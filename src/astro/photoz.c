@@ -65,32 +65,30 @@ static const char *const colour_names[] = {"u_g", "g_r", "r_i", "i_z", "z_y", NU
 
 const char *const *ds_photo_colour_columns(void) { return colour_names; }
 
-/* The first band with a value that is not finite: its rows (from 1) into msg. 1 if any. */
-static int bad_rows(const float *m, int64_t n, const char *what, char *msg, size_t cap)
+/* The first band with a value that is not finite: its rows (from 1) in the message. */
+static ds_status bad_rows(const float *m, int64_t n, const char *what)
 {
     for (int b = 0; b < DS_PHOTO_BANDS; b++) {
         int64_t count = 0, nan = 0;
+        char rows[160] = "";
         size_t len = 0;
         for (int64_t i = 0; i < n; i++) {
             float v = m[i * DS_PHOTO_BANDS + b];
             if (isfinite(v))
                 continue;
             nan += isnan(v);
-            if (count++ < 10 && len < cap)
-                len += (size_t)snprintf(msg + len, cap - len, "%s%lld", count > 1 ? ", " : "",
-                                        (long long)i + 1);
+            if (count++ < 10 && len < sizeof rows)
+                len += (size_t)snprintf(rows + len, sizeof rows - len, "%s%lld",
+                                        count > 1 ? ", " : "", (long long)i + 1);
         }
-        if (!count)
-            continue;
-        char rows[200];
-        snprintf(rows, sizeof rows, "%s%s", msg, count > 10 ? ", ..." : "");
-        snprintf(msg, cap, "%s%smag_%s is %s in %lld %s: %s (rows counted from 1; give a "
-                 "non-detection its limiting magnitude)", what ? what : "", what ? ": " : "",
-                 ds_photo_bands()[b], nan == count ? "NaN" : "NaN or infinite",
-                 (long long)count, count == 1 ? "row" : "rows", rows);
-        return 1;
+        if (count)
+            return dsi_fail(DS_ERR_VALUE, "%s%smag_%s is %s in %lld %s: %s%s (rows counted from "
+                            "1; give a non-detection its limiting magnitude)", what ? what : "",
+                            what ? ": " : "", ds_photo_bands()[b],
+                            nan == count ? "NaN" : "NaN or infinite", (long long)count,
+                            count == 1 ? "row" : "rows", rows, count > 10 ? ", ..." : "");
     }
-    return 0;
+    return DS_OK;
 }
 
 ds_status ds_photo_colour_table(const ds_tensor *mags, const char *what, ds_tensor **colours)
@@ -104,9 +102,9 @@ ds_status ds_photo_colour_table(const ds_tensor *mags, const char *what, ds_tens
                         mags ? "" : ", not NULL");
     int64_t n = mags->shape[0];
     const float *m = mags->data;
-    char msg[400] = "";
-    if (bad_rows(m, n, what, msg, sizeof msg))
-        return dsi_fail(DS_ERR_VALUE, "%s", msg);
+    ds_status st = bad_rows(m, n, what);
+    if (st)
+        return st;
     ds_tensor *c = ds_tensor_create(2, (int64_t[]){n, DS_PHOTO_BANDS - 1});
     if (!c)
         return dsi_last_status();
