@@ -351,6 +351,19 @@ demo-generative-quick: deps
 	@$(MAKE) --no-print-directory all
 	$(BUILD)/examples/generative_demo --quick --out out/generative-quick
 
+# Photometric redshifts (scripts/photoz.sh): simulated ugrizy catalogues (100,000 galaxies to
+# train, 20,000 to test, i < 24), the MLP of examples/photoz.model against classic k-NN,
+# sigma_NMAD, outliers, bias and figures in out/photoz/ (a few minutes on 2 cores);
+# photoz-quick is the small run tests/test_photoz.c makes (a few seconds).
+.PHONY: photoz photoz-quick
+photoz: deps
+	@$(MAKE) --no-print-directory $(BUILD)/deepsky
+	BIN=$(BUILD)/deepsky scripts/photoz.sh out/photoz
+
+photoz-quick: deps
+	@$(MAKE) --no-print-directory $(BUILD)/deepsky
+	BIN=$(BUILD)/deepsky scripts/photoz.sh --quick out/photoz-quick
+
 # What the ellipticity CNN looks at (scripts/explain_demo.sh): saliency and integrated
 # gradients of galaxies at SNR 10, 20, 40, 80 and the first-layer filters, in out/explain/.
 # Takes out/ellipticity/cnn.safetensors (make demo) when present, else trains a quick CNN.

@@ -1706,6 +1706,33 @@ DS_API ds_status ds_photo_colours(double type, double z, double *mags);
 DS_API ds_status ds_sim_photometry(const ds_photo_opts *o, ds_tensor **mags, ds_tensor **truth);
 DS_API const char *const *ds_photo_columns(void);        /* mag_u .. err_y */
 DS_API const char *const *ds_photo_truth_columns(void);  /* redshift, type, mag_i_true */
+/* Colours of a catalogue (photoz.c): mags [n, 6] holds ugrizy magnitudes per row; *colours
+ * gets [n, 5]: u-g, g-r, r-i, i-z, z-y (the caller owns it). DS_ERR_SHAPE for another
+ * shape; DS_ERR_VALUE when magnitudes are NaN or infinite, naming the band, how many rows
+ * and the first of them (counted from 1), e.g. "cat.csv: mag_r is NaN in 2 rows: 3, 17".
+ * what names the catalogue in messages (may be NULL). */
+DS_API ds_status ds_photo_colour_table(const ds_tensor *mags, const char *what,
+                                       ds_tensor **colours);
+DS_API const char *const *ds_photo_colour_columns(void);   /* u_g, g_r, r_i, i_z, z_y */
+
+/* Photometric-redshift metrics (photoz.c), with dz = z_phot - z_spec:
+ * sigma_nmad = 1.48 median(|dz - median(dz)| / (1 + z_spec)), the normalized median
+ * absolute deviation; outliers: the galaxies with |dz| / (1 + z_spec) > 0.15, and their
+ * fraction; bias = mean(dz / (1 + z_spec)); rms = sqrt(mean((dz / (1 + z_spec))^2));
+ * median_dz = median(dz). Medians as numpy's (the mean of the middle two for even n). */
+typedef struct {
+    int64_t count, outliers;
+    double sigma_nmad, outlier_fraction, bias, rms, median_dz;
+} ds_photoz_stats;
+/* DS_ERR_ARG for NULL arrays or n < 1; DS_ERR_VALUE naming the galaxy (from 0) for a value
+ * that is not finite or a z_spec not above -1. */
+DS_API ds_status ds_photoz_metrics(int64_t n, const float *z_phot, const float *z_spec,
+                                   ds_photoz_stats *out);
+/* The figure (PNG, atomic; a build without plotting fails saying so): z_phot against
+ * z_spec for the n galaxies, the diagonal and the outlier bounds z_phot = z_spec +- 0.15
+ * (1 + z_spec), the metrics in the legend. title may be NULL. Errors as ds_photoz_metrics. */
+DS_API ds_status ds_plot_photoz(int64_t n, const float *z_phot, const float *z_spec,
+                                const char *title, const char *path);
 
 /* Strong lensing (lens.c). A singular isothermal ellipsoid (SIE) with external shear: the
  * convergence is kappa = theta_e / (2 sqrt(q x'^2 + y'^2 / q)) in the frame of its major

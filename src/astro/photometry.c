@@ -86,51 +86,70 @@ double ds_photo_filter(int band, double l)
     return 0.25 * (1 + tanh((l - band_lo[band]) / 40)) * (1 + tanh((band_hi[band] - l) / 40));
 }
 
-/* The IGM's transmission at observed wavelength l for a source whose rest wavelength there
- * is lr (Madau 1995's Lyman-alpha and Lyman-beta forests; nothing below the Lyman limit). */
-static double igm(double l, double lr)
-{
-    if (lr >= 1216)
-        return 1;
-    if (lr < 912)
-        return 0;
-    double tau = 0.0036 * pow(l / 1216, 3.46);
-    if (lr < 1026)
-        tau += 0.0017 * pow(l / 1026, 3.46);
-    return exp(-tau);
-}
-
 /* The tables: mags[type][iz][band] relative to i, for ln(1 + z) = iz DL. */
 static float *table;
+
+/* Band b's grid points where its weight is above 1e-20 (the tanh shoulders never reach 0:
+ * the rest adds less than 1e-20 relative): [lo[b], hi[b]). */
+static void band_span(const double *w, int *lo, int *hi)
+{
+    for (int b = 0; b < NB; b++) {
+        lo[b] = 0, hi[b] = NL;
+        while (lo[b] < NL && w[b * NL + lo[b]] < 1e-20)
+            lo[b]++;
+        while (hi[b] > lo[b] && w[b * NL + hi[b] - 1] < 1e-20)
+            hi[b]--;
+    }
+}
 
 /* One type's rows: the SED on the rest-frame grid lambda_r = L_LO exp((j - NZ + 1) DL),
  * j < NL + NZ - 1, then for each row iz the filter-weighted means over the observed grid
  * point jo (rest index jo - iz + NZ - 1), the IGM applied where the rest frame is below
- * Lyman alpha. */
+ * Lyman alpha: Madau 1995's Lyman-alpha and Lyman-beta forests, exp(-tau) with tau =
+ * 0.0036 (l / 1216)^3.46 below 1216 A rest frame, plus 0.0017 (l / 1026)^3.46 below 1026 A,
+ * and nothing below the Lyman limit (912 A); both transmissions computed once per observed
+ * point l. */
 static int type_rows(int type, const double *w, float *out)
 {
     const int nr = NL + NZ - 1;
-    double *sed = malloc(sizeof *sed * (size_t)nr);
-    if (!sed)
+    double *sed = malloc(sizeof *sed * (size_t)(nr + 2 * NL));
+    unsigned char *zone = malloc((size_t)nr);
+    if (!sed || !zone) {
+        free(sed);
+        free(zone);
         return 1;
-    for (int j = 0; j < nr; j++)
-        sed[j] = ds_photo_sed(type, L_LO * exp((j - NZ + 1) * DL));
+    }
+    double *ta = sed + nr, *tab = ta + NL;   /* exp(-tau) of Lyman alpha, of alpha and beta */
+    for (int j = 0; j < nr; j++) {
+        double lr = L_LO * exp((j - NZ + 1) * DL);
+        sed[j] = ds_photo_sed(type, lr);
+        zone[j] = lr >= 1216 ? 0 : lr < 912 ? 3 : lr < 1026 ? 2 : 1;
+    }
+    for (int jo = 0; jo < NL; jo++) {
+        double l = L_LO * exp(jo * DL), a = 0.0036 * pow(l / 1216, 3.46);
+        ta[jo] = exp(-a);
+        tab[jo] = exp(-(a + 0.0017 * pow(l / 1026, 3.46)));
+    }
+    int lo[NB], hi[NB];
+    band_span(w, lo, hi);
     for (int iz = 0; iz < NZ; iz++) {
-        double num[NB] = {0}, den[NB] = {0}, m[NB];
-        for (int jo = 0; jo < NL; jo++) {
-            int jr = jo - iz + NZ - 1;
-            double l = L_LO * exp(jo * DL), f = sed[jr] * igm(l, L_LO * exp((jr - NZ + 1) * DL));
-            for (int b = 0; b < NB; b++) {
-                num[b] += f * w[b * NL + jo];
-                den[b] += w[b * NL + jo];
+        double m[NB];
+        const double *s = sed - iz + NZ - 1;   /* s[jo]: the SED at observed point jo */
+        const unsigned char *zn = zone - iz + NZ - 1;
+        for (int b = 0; b < NB; b++) {
+            double num = 0, den = 0;
+            for (int jo = lo[b]; jo < hi[b]; jo++) {
+                double t = zn[jo] == 0 ? 1 : zn[jo] == 1 ? ta[jo] : zn[jo] == 2 ? tab[jo] : 0;
+                num += s[jo] * t * w[b * NL + jo];
+                den += w[b * NL + jo];
             }
+            m[b] = -2.5 * log10(num / den);
         }
-        for (int b = 0; b < NB; b++)
-            m[b] = -2.5 * log10(num[b] / den[b]);
         for (int b = 0; b < NB; b++)
             out[(size_t)iz * NB + b] = (float)(m[b] - m[3]);
     }
     free(sed);
+    free(zone);
     return 0;
 }
 

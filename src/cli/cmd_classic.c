@@ -1,6 +1,7 @@
 /* cmd_classic.c - deepsky classic train|eval|predict: classic baselines (logistic, linear,
  * knn, kmeans, pca, ...) on the data of train and eval, read the same way (data.c). */
 #include "cli.h"
+#include "photoz_report.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -294,6 +295,7 @@ static int classic_eval(int argc, char **argv)
     cli_opt opts[] = {
         CLASSIC_DATA_OPTS("labels (required but for kmeans and pca models; or --label-columns)"),
         CLI_OPT("method", 0, "M", "refuse a model of another method"),
+        CLI_PHOTOZ_OPTS,
     };
     cli_cmd c = {"classic eval", "MODEL --data X --labels Y",
                  "Prints the metrics of a classic model on labelled data, as eval does: "
@@ -308,8 +310,12 @@ static int classic_eval(int argc, char **argv)
         return 2;
     if (!cli_has(&c, "data"))
         return cli_usage_error(&c, "--data X is required");
+    if ((rc = cli_photoz_check(&c, false)))
+        return rc;
     if (cli_stop_here(&c))
         return 0;
+    if ((rc = cli_photoz_check(&c, true)))
+        return rc;
     job j = {0};
     ds_tensor *x, *y;
     if (!(rc = load_model(&c, &j.m)) && !(rc = cli_load_set(&c, "data", "labels", &j.d)) &&
@@ -320,6 +326,8 @@ static int classic_eval(int argc, char **argv)
                                  ds_classic_method(j.m));
         else
             rc = report(j.m, NULL, x, y);
+        if (!rc && cli_photoz_wanted(&c))
+            rc = cli_photoz_classic(&c, j.m, x, y);
     }
     job_free(&j);
     return rc;

@@ -1,5 +1,6 @@
 /* cmd_eval.c - deepsky eval MODEL --weights W --data X --labels Y: loss and metrics. */
 #include "eval_uncertainty.h"
+#include "photoz_report.h"
 
 #include <stdlib.h>
 
@@ -23,6 +24,7 @@ int cmd_eval(int argc, char **argv)
         CLI_OPT("batch-size", 0, "B", "batch size (default 256)"),
         CLI_OPT("threads", 0, "N", "threads (default: all cores)"),
         CLI_UNCERTAINTY_OPTS,
+        CLI_PHOTOZ_OPTS,
     };
     cli_cmd c = {"eval", "MODEL --weights W --data X --labels Y",
                  "Prints the loss and metrics of the weights on labelled data: for "
@@ -48,11 +50,12 @@ int cmd_eval(int argc, char **argv)
     int count;
     if ((rc = cli_named_list(&c, "data", items, &count)) ||
         (rc = cli_named_list(&c, "labels", items, &count)) ||
-        (rc = cli_uncertainty_check(&c)))
+        (rc = cli_uncertainty_check(&c)) || (rc = cli_photoz_check(&c, false)))
         return rc;
     if (cli_stop_here(&c))
         return 0;
-    if (cli_uncertainty_wanted(&c) && (rc = cli_uncertainty_files(&c)))
+    if ((cli_uncertainty_wanted(&c) && (rc = cli_uncertainty_files(&c))) ||
+        (rc = cli_photoz_check(&c, true)))
         return rc;
     cli_data d = {0};
     ds_feed f;
@@ -83,6 +86,8 @@ int cmd_eval(int argc, char **argv)
     fputs(report, stdout);
     if (cli_uncertainty_wanted(&c))
         rc = cli_uncertainty_run(&c, n, &f, &raw, batch);
+    if (!rc && cli_photoz_wanted(&c))
+        rc = cli_photoz_eval(&c, n, &f, batch);
 done:
     for (int i = 0; i < DS_FEED_MAX; i++)
         ds_tensor_free(raw.inputs[i].data);
