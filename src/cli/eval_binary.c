@@ -79,21 +79,24 @@ static void print_metrics(const cli_cmd *c, int64_t n, const float *s, const flo
     free(list);
 }
 
+int cli_binary_report(const cli_cmd *c, int64_t m, const float *sv, const float *lv)
+{
+    if (cli_has(c, "metrics"))
+        print_metrics(c, m, sv, lv);
+    const char *roc = cli_get(c, "roc");
+    if (roc && ds_plot_roc(m, sv, lv, "ROC curve", roc))
+        return cli_fail();
+    if (roc)
+        printf("wrote %s\n", roc);
+    return 0;
+}
+
 int cli_binary_run(const cli_cmd *c, ds_net *n, const ds_feed *f, int64_t batch)
 {
     ds_tensor *s = NULL, *l = NULL;
     if (ds_net_binary_scores(n, f, batch, NULL, &s, &l))
         return cli_fail();
-    const int64_t m = ds_tensor_numel(s);
-    const float *sv = ds_tensor_data(s), *lv = ds_tensor_data(l);
-    int rc = 0;
-    if (cli_has(c, "metrics") || !cli_has(c, "roc"))
-        print_metrics(c, m, sv, lv);
-    const char *roc = cli_get(c, "roc");
-    if (roc && ds_plot_roc(m, sv, lv, "ROC curve", roc))
-        rc = cli_fail();
-    else if (roc)
-        printf("wrote %s\n", roc);
+    int rc = cli_binary_report(c, ds_tensor_numel(s), ds_tensor_data(s), ds_tensor_data(l));
     ds_tensor_free(s);
     ds_tensor_free(l);
     return rc;

@@ -19,5 +19,7 @@ bool cli_binary_wanted(const cli_cmd *c);
 /* Prints the metrics of n's binary classifier on the (preprocessed, checked) feed f and
  * draws the ROC figure. 0, or 1 (printed). */
 int cli_binary_run(const cli_cmd *c, ds_net *n, const ds_feed *f, int64_t batch);
+/* The same for m scores and labels (0 or 1) from elsewhere (classic eval). 0, or 1. */
+int cli_binary_report(const cli_cmd *c, int64_t m, const float *scores, const float *labels);
 
 #endif
