@@ -284,8 +284,9 @@ TEST(lenses_cli_bad_input)
 }
 
 /* A tiny classifier trained for one epoch on lenses: eval --metrics prints the asked
- * metrics, --roc draws the figure; bad metric names, a figure that is no PNG, a model
- * without a binary classifier and a ground cube fed to the one-band model are errors. */
+ * metrics, --roc draws the figure, classic eval does the same for a logistic regression;
+ * bad metric names, a figure that is no PNG, a model without a binary classifier (a
+ * regression, a clustering) and a ground cube fed to the one-band model are errors. */
 TEST(lenses_cli_eval_metrics_and_roc)
 {
     if (access(cli_bin(), X_OK))
@@ -341,6 +342,21 @@ TEST(lenses_cli_eval_metrics_and_roc)
         bad = cli_expect(cli_run_in(dir, "eval r.model --weights r.safetensors --data x.npy "
                                     "--labels t.csv --label-columns is_lens --metrics auroc"),
                          1, "the model has no binary classifier", msg_, cap_);
+    if (!bad)   /* a classic classifier gets them too; a clustering is refused */
+        bad = cli_expect(cli_run_in(dir, "classic train --method logistic --data x.npy --labels "
+                                    "t.csv --label-columns is_lens -o lg.safetensors"), 0, "",
+                         msg_, cap_);
+    if (!bad)
+        bad = cli_expect(cli_run_in(dir, "classic eval lg.safetensors --data x.npy --labels t.csv "
+                                    "--label-columns is_lens --metrics auroc,tpr10"), 0,
+                         "binary classifier: 64 samples, 32 positive, 32 negative", msg_, cap_);
+    if (!bad)
+        bad = cli_expect(cli_run_in(dir, "classic train --method kmeans --data x.npy -o "
+                                    "km.safetensors"), 0, "", msg_, cap_);
+    if (!bad)
+        bad = cli_expect(cli_run_in(dir, "classic eval km.safetensors --data x.npy --metrics "
+                                    "auroc"), 1, "need a classifier of two classes, not a kmeans "
+                         "model", msg_, cap_);
     if (!bad)   /* four bands into a one-band model: the shapes are named */
         bad = cli_expect(cli_run_in(dir, "eval m.model --weights w.safetensors --data g.npy "
                                     "--labels g.csv --label-columns is_lens --metrics auroc"),
