@@ -20,6 +20,8 @@ else
     TRAIN=${TRAIN:-12000}; TEST=${TEST:-4000}; EPOCHS=${EPOCHS:-12}
 fi
 mkdir -p "$OUT"
+ROC=1   # empty: a tool built without plotting (NO_PLOT=1) draws no ROC figure
+case "$("$BIN" --version 2>/dev/null)" in *+plot*) ;; *) ROC= ;; esac
 echo "survey,auroc,tpr0,tpr10,train,test,epochs,seconds" > "$OUT/results.csv.tmp"
 for survey in space ground; do
     t0=$(date +%s)
@@ -37,7 +39,7 @@ for survey in space ground; do
         --batch-size 64 --seed 1 --curve none -o "$OUT/lensfinder_$survey.safetensors"
     "$BIN" eval "$m" --weights "$OUT/lensfinder_$survey.safetensors" \
         --data "$OUT/test_$survey.npy" --labels "$OUT/test_$survey.csv" --label-columns is_lens \
-        --metrics auroc,tpr0,tpr10 --roc "$OUT/roc_$survey.png" > "$OUT/eval_$survey.txt"
+        --metrics auroc,tpr0,tpr10 ${ROC:+--roc "$OUT/roc_$survey.png"} > "$OUT/eval_$survey.txt"
     cat "$OUT/eval_$survey.txt"
     awk -v s=$survey -v tr="$TRAIN" -v te="$TEST" -v ep="$EPOCHS" -v sec=$(( $(date +%s) - t0 )) \
         '$1 == "auroc" { a = $2 } $1 == "tpr0" { t0 = $2 } $1 == "tpr10" { t10 = $2 }
