@@ -374,13 +374,14 @@ static ds_status render_row(const ds_lens_sim_opts *o, int64_t i, int kind, work
         return st;
     ds_galaxy nbr = sc.src;
     nbr.dx = sc.nb_x, nbr.dy = sc.nb_y;
-    if (kind == DS_SCENE_LENS)
+    if (kind == DS_SCENE_LENS) {
         st = lensed(&sc, w, &mu, &in);
-    else if (kind == DS_SCENE_NEIGHBOUR)
-        st = trace_grid(NULL, &nbr, w->nc, w->k, -half - w->m, 0, half, w->buf, w->g, &all, &in),
+    } else if (kind == DS_SCENE_NEIGHBOUR) {
+        st = trace_grid(NULL, &nbr, w->nc, w->k, -half - w->m, 0, half, w->buf, w->g, &all, &in);
         mu = 1;
-    else if (kind == DS_SCENE_RING)
+    } else if (kind == DS_SCENE_RING) {
         ring_grid(&sc, w, &in);
+    }
     const int added = kind != DS_SCENE_GALAXY;
     for (int b = 0; b < nb && added && !st; b++)
         st = convolve_band(o, w, b, w->unit[b]);
