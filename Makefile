@@ -371,6 +371,19 @@ explain-demo: deps
 	@$(MAKE) --no-print-directory $(BUILD)/deepsky
 	BIN=$(BUILD)/deepsky scripts/explain_demo.sh out/explain
 
+# The strong-lens finder (issue 19, scripts/lenses.sh): space-like and ground-like lenses
+# simulated, examples/lensfinder.model trained on each and scored as the lens-finding
+# challenge was (AUROC, TPR0, TPR10, ROC curves) in out/lenses/ (under 10 minutes on 2
+# cores); lenses-quick is the small run tests/test_lenses_demo.c makes.
+.PHONY: lenses lenses-quick
+lenses: deps
+	@$(MAKE) --no-print-directory $(BUILD)/deepsky
+	BIN=$(BUILD)/deepsky scripts/lenses.sh out/lenses
+
+lenses-quick: deps
+	@$(MAKE) --no-print-directory $(BUILD)/deepsky
+	BIN=$(BUILD)/deepsky scripts/lenses.sh --quick out/lenses-quick
+
 # The C API in a few dozen lines: XOR, then a small regression.
 example: deps
 	@$(MAKE) --no-print-directory all

@@ -1369,6 +1369,15 @@ DS_API ds_status ds_net_evaluate_feed(ds_net *n, const ds_feed *f, int64_t batch
                                       char **report, ds_tensor_set *values);
 DS_API ds_status ds_net_evaluate(ds_net *n, const ds_tensor *x, const ds_tensor *y,
                                  int64_t batch, char **report, ds_tensor_set *values);
+/* A binary classifier's score and true class per sample over the feed (with labels), for
+ * AUROC, ds_tpr_at_fp and ROC curves: the target is the loss named `target`, or (NULL) the
+ * first that is a binary cross-entropy or a categorical one over two classes; the score is
+ * the predicted value (a probability, or a logit with from_logits=true), or class 1's for a
+ * softmax. *scores and *labels (0 or 1) are new [samples x values per sample] tensors the
+ * caller frees. DS_ERR_ARG when no such loss exists or it has no labels in the feed. */
+DS_API ds_status ds_net_binary_scores(ds_net *n, const ds_feed *f, int64_t batch,
+                                      const char *target, ds_tensor **scores,
+                                      ds_tensor **labels);
 /* The classes predicted in p, the values of output i as ds_net_predict_feed gives them,
  * when that output is what a categorical or binary cross-entropy loss reads: categorical,
  * the index of the largest value along axis 1 ([N, K, ...] -> [N, ...]); binary, 1 where
@@ -1458,6 +1467,12 @@ DS_API double ds_tpr_at_fp(int64_t n, const float *score, const float *label, in
  * index). */
 DS_API ds_status ds_roc_curve(int64_t n, const float *score, const float *label, double *fpr,
                               double *tpr, int64_t *points);
+/* The ROC curve of these scores as a PNG figure at path (atomic): true- against false-positive
+ * rate on linear axes with the chance line, and on a log axis of the false-positive rate,
+ * the legend giving AUROC, TPR0 and TPR10; title may be NULL. Errors as ds_roc_curve, and a
+ * build without plotting fails saying so. */
+DS_API ds_status ds_plot_roc(int64_t n, const float *score, const float *label,
+                             const char *title, const char *path);
 
 /* One forward and backward pass over all of the feed as one batch (dropout off; batch norm
  * with batch statistics unless eval_bn): fills s with "loss", the outputs and the
@@ -2384,6 +2399,86 @@ DS_API ds_status ds_segment_watershed(const float *img, int h, int w, const ds_s
  * label that is not an integer in [0, n_labels] (naming its position). */
 DS_API ds_status ds_segment_iou(const float *pred, const float *truth, int64_t npix,
                                 int n_labels, double *iou);
+
+/* ------------------------------------------------------------------------------------------
+ * Simulated strong lenses for lens finding (issue 19, src/astro/lenses.c): stamps of a
+ * lens galaxy (Sersic light) whose mass, an SIE with external shear (ds_lens), ray-traces a
+ * Sersic source behind it; and non-lenses, the same kind of galaxy alone, with an unlensed
+ * neighbour, or with a ring (the contaminants of lens searches), their added light as
+ * bright as a lensed source's. Space-like: one band, a Gaussian PSF; ground-like: 4 bands
+ * u, g, r, i (reference r), Moffat PSFs (beta 3) broadening to the blue, as in the
+ * lens-finding challenge (Metcalf et al. 2019), on the stamps' own pixel grid.
+ * Conventions: those of the simulator above.
+ * ---------------------------------------------------------------------------------------- */
+typedef enum { DS_LENS_SPACE = 0, DS_LENS_GROUND } ds_lens_survey;
+/* What each stamp shows (the truth table's `kind`). */
+typedef enum {
+    DS_SCENE_GALAXY = 0,         /* the lens galaxy alone (a non-lens) */
+    DS_SCENE_LENS,               /* the galaxy, its mass lensing the source: a lens */
+    DS_SCENE_NEIGHBOUR,          /* the galaxy and the source unlensed beside it, at 1 to 1.6
+                                    theta_e from its centre (a non-lens) */
+    DS_SCENE_RING,               /* the galaxy and an elliptical Gaussian ring (its shape,
+                                    radius 0.8 to 1.2 theta_e, sigma the source's hlr) in the
+                                    source's colour (a non-lens) */
+    DS_SCENE_KINDS
+} ds_lens_scene;
+typedef struct {
+    int64_t count;
+    int size;                          /* stamp side, pixels (0: 32; 16 to 256) */
+    uint64_t seed;
+    ds_lens_survey survey;
+    double lens_fraction;              /* [0, 1]: exactly round(f count) rows are lenses, a
+                                          seeded choice */
+    unsigned negatives;                /* bits 1 << kind of the non-lens kinds used, in turn
+                                          (0: galaxy, neighbour and ring) */
+    double theta_min, theta_max;       /* Einstein radius, pixels (0, 0: space 3, 8;
+                                          ground 2, 5) */
+    double q_min;                      /* mass axis ratio uniform in [q_min, 1] (0: 0.5) */
+    double gamma_max;                  /* |external shear| uniform in [0, this] (0: 0.05;
+                                          < 0: none) */
+    double beta_min, beta_max;         /* the source's offset from the lens centre in units of
+                                          theta_e, uniform over the annulus (0, 0: 0, 0.8) */
+    double src_n_min, src_n_max;       /* (0, 0: 0.5, 1.5) */
+    double src_hlr_min, src_hlr_max;   /* pixels (0, 0: space 0.5, 1.5; ground 0.5, 1) */
+    double src_e_max;                  /* (0: 0.5) */
+    double src_snr_min, src_snr_max;   /* SNR of the added light alone (lensed source,
+                                          neighbour or ring) in the reference band (0, 0:
+                                          10, 40) */
+    double lens_n_min, lens_n_max;     /* (0, 0: 2, 5) */
+    double lens_hlr_min, lens_hlr_max; /* pixels (0, 0: space 2, 5; ground 1.5, 3.5) */
+    double lens_e_max;                 /* (0: 0.4) */
+    double lens_snr_min, lens_snr_max; /* the lens galaxy's SNR in the reference band (0, 0:
+                                          20, 100) */
+    double offset_max;                 /* lens centre uniform in [-D, D]^2 pixels (0: 0.5;
+                                          < 0: none) */
+    double psf_fwhm;                   /* the reference band's PSF FWHM, pixels (0: space 1.8,
+                                          ground 3.2; the other bands scale it) */
+    double sky_sigma;                  /* Gaussian sky noise per band (0: 1) */
+} ds_lens_sim_opts;
+/* Bands of a survey (1 or 4), and band b's name ("vis"; "u", "g", "r", "i") or NULL. */
+DS_API int ds_lens_bands(ds_lens_survey s);
+DS_API const char *ds_lens_band_name(ds_lens_survey s, int b);
+/* "galaxy", "lens", "neighbour", "ring" for kinds 0 to 3; NULL otherwise; and back (-1). */
+DS_API const char *ds_lens_scene_name(int kind);
+DS_API int ds_lens_scene_code(const char *name);
+/* The truth table's columns (NULL-terminated): is_lens, kind, theta_e, q, phi (degrees),
+ * gamma1, gamma2 (the mass; 0 on non-lenses), lens_dx, lens_dy, lens_n, lens_hlr, lens_e1,
+ * lens_e2, lens_flux, lens_snr (the galaxy's light, reference band), src_x, src_y (the
+ * source's centre in the source plane, or the neighbour's, pixels from the stamp centre;
+ * ring: its centre), src_n, src_hlr, src_e1, src_e2 (ring: its radius's ellipticity),
+ * src_flux (unlensed, reference band; ring: the ring's), src_snr (the added light alone),
+ * mu (a lens's magnification: its lensed flux over the unlensed, over the whole image
+ * plane, before the PSF; 1 for a neighbour, 0 otherwise), in_stamp (the fraction of the
+ * lensed or added light, before the PSF, that falls on the stamp), outside (1 when the
+ * source's centre lies off the stamp or less than half its light falls on it: flagged,
+ * not dropped), ring_r (pixels; 0 if no ring), psf_fwhm (reference band). */
+DS_API const char *const *ds_lens_sim_columns(void);
+DS_API int ds_lens_sim_column_count(void);
+/* images [count, bands, size, size] (noisy, the bands' fluxes from fixed colours: README),
+ * truth [count, ds_lens_sim_column_count()]. The same seed gives the same bits at any
+ * thread count. DS_ERR_ARG naming the option for a bad range, count or size. */
+DS_API ds_status ds_sim_lenses(const ds_lens_sim_opts *o, ds_tensor **images,
+                               ds_tensor **truth);
 /* ---- Data-parallel training across processes (MPI ranks: `mpirun -np K deepsky train`) ----
  * The library stays free of MPI: the caller gives the group's collectives (the command line's
  * src/mpi/dist.c implements them with MPI). With ds_fit_opts.dist of size K > 1, every

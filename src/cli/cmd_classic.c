@@ -2,6 +2,7 @@
  * knn, kmeans, pca, ...) on the data of train and eval, read the same way (data.c). */
 #include "cli.h"
 #include "photoz_report.h"
+#include "eval_binary.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -290,12 +291,46 @@ static int load_model(const cli_cmd *c, ds_classic **m)
     return 0;
 }
 
+/* eval --metrics, --roc (eval_binary.c) of a classifier of two classes: class 1's score. */
+static int binary_report(const cli_cmd *c, const ds_classic *m, const ds_tensor *x,
+                         const ds_tensor *y)
+{
+    ds_tensor *p = NULL;
+    if (ds_classic_task_of(m) != DS_CLASSIC_CLASSIFY) {
+        fprintf(stderr, "deepsky: error: --metrics and --roc need a classifier of two classes, "
+                "not a %s model\n", ds_classic_method(m));
+        return 1;
+    }
+    if (ds_classic_predict(m, x, &p))
+        return cli_fail();
+    const int64_t n = ds_tensor_shape(y)[0];
+    int rc = 0;
+    if (ds_tensor_ndim(p) != 2 || ds_tensor_shape(p)[1] != 2 || ds_tensor_numel(y) != n) {
+        fprintf(stderr, "deepsky: error: --metrics and --roc need a classifier of two classes "
+                "(this one scores %lld)\n", (long long)(ds_tensor_numel(p) / n));
+        rc = 1;
+    }
+    float *s = rc ? NULL : malloc(sizeof *s * (size_t)n);
+    if (!rc && !s) {
+        fprintf(stderr, "deepsky: error: out of memory for %lld scores\n", (long long)n);
+        rc = 1;
+    }
+    for (int64_t i = 0; s && i < n; i++)
+        s[i] = ds_tensor_data(p)[2 * i + 1];
+    if (s)
+        rc = cli_binary_report(c, n, s, ds_tensor_data((ds_tensor *)y));
+    free(s);
+    ds_tensor_free(p);
+    return rc;
+}
+
 static int classic_eval(int argc, char **argv)
 {
     cli_opt opts[] = {
         CLASSIC_DATA_OPTS("labels (required but for kmeans and pca models; or --label-columns)"),
         CLI_OPT("method", 0, "M", "refuse a model of another method"),
         CLI_PHOTOZ_OPTS,
+        CLI_BINARY_OPTS,
     };
     cli_cmd c = {"classic eval", "MODEL --data X --labels Y",
                  "Prints the metrics of a classic model on labelled data, as eval does: "
@@ -310,7 +345,7 @@ static int classic_eval(int argc, char **argv)
         return 2;
     if (!cli_has(&c, "data"))
         return cli_usage_error(&c, "--data X is required");
-    if ((rc = cli_photoz_check(&c, false)))
+    if ((rc = cli_photoz_check(&c, false)) || (rc = cli_binary_check(&c)))
         return rc;
     if (cli_stop_here(&c))
         return 0;
@@ -328,6 +363,8 @@ static int classic_eval(int argc, char **argv)
             rc = report(j.m, NULL, x, y);
         if (!rc && cli_photoz_wanted(&c))
             rc = cli_photoz_classic(&c, j.m, x, y);
+        if (!rc && cli_binary_wanted(&c))
+            rc = binary_report(&c, j.m, x, y);
     }
     job_free(&j);
     return rc;

@@ -1,4 +1,5 @@
 /* cmd_eval.c - deepsky eval MODEL --weights W --data X --labels Y: loss and metrics. */
+#include "eval_binary.h"
 #include "eval_uncertainty.h"
 #include "photoz_report.h"
 
@@ -25,13 +26,16 @@ int cmd_eval(int argc, char **argv)
         CLI_OPT("threads", 0, "N", "threads (default: all cores)"),
         CLI_UNCERTAINTY_OPTS,
         CLI_PHOTOZ_OPTS,
+        CLI_BINARY_OPTS,
     };
     cli_cmd c = {"eval", "MODEL --weights W --data X --labels Y",
                  "Prints the loss and metrics of the weights on labelled data: for "
                  "classifiers accuracy, per-class precision and recall, the confusion matrix "
                  "and (two classes) AUROC; for regression RMSE, MAE and mean bias per output; "
                  "one section per loss that reads labels. The preprocessing stored with the "
-                 "weights is applied. --uncertainty adds calibration reports (error bars of "
+                 "weights is applied. --metrics auroc,tpr0,tpr10 prints a binary classifier's "
+                 "AUROC and true-positive rates at fewer than K false positives, --roc its "
+                 "ROC curve. --uncertainty adds calibration reports (error bars of "
                  "gaussian_nll heads, class probabilities of classifiers), "
                  "--calibrate-temperature fits temperature scaling.",
                  opts, (int)(sizeof opts / sizeof opts[0]), {0}, 0, 1, 1};
@@ -50,11 +54,13 @@ int cmd_eval(int argc, char **argv)
     int count;
     if ((rc = cli_named_list(&c, "data", items, &count)) ||
         (rc = cli_named_list(&c, "labels", items, &count)) ||
-        (rc = cli_uncertainty_check(&c)) || (rc = cli_photoz_check(&c, false)))
+        (rc = cli_uncertainty_check(&c)) || (rc = cli_photoz_check(&c, false)) ||
+        (rc = cli_binary_check(&c)))
         return rc;
     if (cli_stop_here(&c))
         return 0;
-    if ((cli_uncertainty_wanted(&c) && (rc = cli_uncertainty_files(&c))) ||
+    if (((cli_uncertainty_wanted(&c) || cli_has(&c, "roc")) &&
+         (rc = cli_uncertainty_files(&c))) ||
         (rc = cli_photoz_check(&c, true)))
         return rc;
     cli_data d = {0};
@@ -84,7 +90,9 @@ int cmd_eval(int argc, char **argv)
         goto done;
     }
     fputs(report, stdout);
-    if (cli_uncertainty_wanted(&c))
+    if (cli_binary_wanted(&c))
+        rc = cli_binary_run(&c, n, &f, batch);
+    if (!rc && cli_uncertainty_wanted(&c))
         rc = cli_uncertainty_run(&c, n, &f, &raw, batch);
     if (!rc && cli_photoz_wanted(&c))
         rc = cli_photoz_eval(&c, n, &f, batch);

@@ -88,6 +88,7 @@ int cli_uncertainty_files(const cli_cmd *c)
     cli_files_inputs(&files, c, "data");
     cli_files_inputs(&files, c, "labels");
     cli_files_output(&files, "--save-temperature", cli_get(c, "save-temperature"));
+    cli_files_output(&files, "--roc", cli_get(c, "roc"));   /* eval_binary.c */
     for (int k = 0; k < N_FIGURE_OPTS; k++) {
         cli_item items[DS_FEED_MAX];
         int count;

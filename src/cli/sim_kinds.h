@@ -42,5 +42,6 @@ int sim_save_table(const ds_tensor *t, const char *const *names, const char *pat
 int cmd_sim_blends(int argc, char **argv);
 int cmd_sim_anomalies(int argc, char **argv);
 int cmd_sim_photometry(int argc, char **argv);   /* sim_photometry.c */
+int cmd_sim_lenses(int argc, char **argv);   /* sim_lenses.c */
 
 #endif

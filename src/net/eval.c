@@ -464,3 +464,68 @@ ds_status dsi_metrics_report(const ds_tensor *p, const ds_tensor *y, int64_t cla
     dsi_net_target t = {.kind = DSI_LOSS_CCE, .labels = DS_LABELS_INDEX, .classes = classes};
     return classification(&t, p, y, "", rep, values);
 }
+
+/* ---- the scores of a binary classifier (eval --metrics, --roc) ---- */
+
+/* A target with two classes: a binary one, or a categorical one over two classes. */
+static bool two_class(const dsi_net_target *t)
+{
+    return binary(t) || (t->kind == DSI_LOSS_CCE && t->classes == 2);
+}
+
+ds_status ds_net_binary_scores(ds_net *n, const ds_feed *f, int64_t batch, const char *target,
+                               ds_tensor **scores, ds_tensor **labels)
+{
+    if (!scores || !labels)
+        return dsi_fail(DS_ERR_ARG, "ds_net_binary_scores: scores and labels must not be NULL");
+    *scores = *labels = NULL;
+    if (!n || !f || batch < 1)
+        return dsi_fail(DS_ERR_ARG, "ds_net_binary_scores: no net, no feed, or batch %lld",
+                        (long long)batch);
+    const dsi_net_target *t = NULL;
+    for (int i = 0; i < n->n_targets && !t; i++)
+        if (target ? !strcmp(n->targets[i].name, target) : two_class(&n->targets[i]))
+            t = &n->targets[i];
+    if (!t)
+        return target ? dsi_fail(DS_ERR_ARG, "the model has no loss named '%s'", target)
+                      : dsi_fail(DS_ERR_ARG, "the model has no binary classifier: no "
+                                 "binary_crossentropy loss, nor a categorical one over two "
+                                 "classes");
+    if (!two_class(t))
+        return dsi_fail(DS_ERR_ARG, "loss '%s' is no binary classifier's (a binary "
+                        "cross-entropy, or a categorical one over two classes)", t->name);
+    dsi_bound d;
+    ds_tensor *p = NULL;
+    ds_node *node = t->pred;
+    const int k = (int)(t - n->targets);
+    ds_status st = dsi_feed_bind(n, f, &d);
+    if (!st && !d.y[k])
+        st = dsi_fail(DS_ERR_ARG, "no labels for loss '%s'", t->name);
+    if (!st)
+        st = dsi_net_collect(n, &d, batch, 1, &node, &p);
+    if (st)
+        return st;
+    const int64_t N = p->shape[0], K = 2, inner = binary(t) ? p->numel / N
+                                                                          : p->numel / (N * K);
+    int64_t sh[1] = {N * inner};
+    ds_tensor *s = ds_tensor_create(1, sh), *l = ds_tensor_create(1, sh);
+    if (!s || !l) {
+        st = dsi_fail(DS_ERR_NOMEM, "out of memory for %lld scores", (long long)sh[0]);
+    } else {
+        for (int64_t i = 0, m = 0; i < N; i++)
+            for (int64_t j = 0; j < inner; j++, m++) {
+                int64_t pred, truth;
+                classes_of(t, p->data, d.y[k]->data, i, j, K, inner, &pred, &truth, &s->data[m]);
+                l->data[m] = (float)truth;
+            }
+    }
+    ds_tensor_free(p);
+    if (st) {
+        ds_tensor_free(s);
+        ds_tensor_free(l);
+        return st;
+    }
+    *scores = s;
+    *labels = l;
+    return DS_OK;
+}
