@@ -286,6 +286,7 @@ int cmd_sim(int argc, char **argv)
     if (cli_visitor) {
         cmd_sim_blends(argc, argv);
         cmd_sim_anomalies(argc, argv);
+        cmd_sim_morphology(argc, argv);
         return cmd_sim_galaxies(argc, argv);
     }
     for (int i = 0; i < argc && strcmp(argv[i], "galaxies"); i++) {
@@ -293,6 +294,8 @@ int cmd_sim(int argc, char **argv)
             return cmd_sim_blends(argc, argv);
         if (!strcmp(argv[i], "anomalies"))
             return cmd_sim_anomalies(argc, argv);
+        if (!strcmp(argv[i], "morphology"))
+            return cmd_sim_morphology(argc, argv);
     }
     return cmd_sim_galaxies(argc, argv);
 }

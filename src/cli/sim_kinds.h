@@ -41,5 +41,6 @@ int sim_save_table(const ds_tensor *t, const char *const *names, const char *pat
 
 int cmd_sim_blends(int argc, char **argv);
 int cmd_sim_anomalies(int argc, char **argv);
+int cmd_sim_morphology(int argc, char **argv);   /* sim_morphology.c */
 
 #endif
