@@ -337,6 +337,15 @@ DS_API ds_status ds_axes_image_overlay(ds_axes *a, int64_t rows, int64_t cols, c
 /* A colour bar, with ticks, right of the panel's image: the map and range of its last
  * image or overlay. */
 DS_API ds_status ds_axes_colorbar(ds_axes *a);
+/* Text centred at (x, y) in data coordinates (an image's: column, row), black or white;
+ * never in the legend. DS_ERR_ARG for NULL or empty text. */
+DS_API ds_status ds_axes_text(ds_axes *a, double x, double y, const char *text, int white);
+/* A confusion matrix as a figure (PNG at path): counts [k, k] (rows: true class, columns:
+ * predicted), each cell coloured by its share of its row (the recall on the diagonal) and
+ * labelled with that share and its count; names: the k class names (NULL: 0 .. k-1).
+ * DS_ERR_ARG for k outside 2..64 or negative counts. */
+DS_API ds_status ds_plot_confusion(const int64_t *counts, int k, const char *const *names,
+                                   const char *title, const char *path);
 
 /* ------------------------------------------------------------------------------------------
  * Initializers. fan_in and fan_out follow PyTorch: for a weight of shape [out, in, k...],
@@ -1941,7 +1950,8 @@ DS_API const char *ds_classic_get(const ds_classic *m, const char *key);  /* NUL
  * features: NULL or "" (each sample's values as they are), "pixels" (the same, named),
  *   "hog[:ORIENTATIONS[:CELL[:BLOCK]]]" (ds_hog, defaults 9:8:3) or "moments" (ds_moments
  *   of each stamp: flux, sigma, e1, e2, x0 and y0 from the centre, rho4, ok); samples of
- *   images [N, H, W] or [N, 1, H, W];
+ *   images [N, H, W] or [N, 1, H, W]; "cas" (ds_cas_measure of each channel of stamps
+ *   [N, H, W] or [N, C, H, W], the sky estimated: C, A, S, r_petro, ok per channel);
  * scale: as a network's input (ds_scale_kind), statistics from the training data;
  * transform: NULL or "" (none) or "pca:K": a PCA to K components fitted after scaling. */
 DS_API ds_status ds_classic_set_features(ds_classic *m, const char *features);

@@ -2,6 +2,45 @@
 #include "eval_uncertainty.h"
 
 #include <stdlib.h>
+#include <string.h>
+
+/* --confusion PNG: the first confusion matrix of the report's values, as a figure with the
+ * names of --class-names. 0, or 1 (printed). */
+static int confusion_figure(const cli_cmd *c, const ds_tensor_set *values)
+{
+    const ds_tensor *cm = NULL;
+    for (int i = 0; i < ds_tensor_set_count(values) && !cm; i++) {
+        const char *nm = ds_tensor_set_name(values, i);
+        size_t n = strlen(nm);
+        if (n >= 9 && !strcmp(nm + n - 9, "confusion"))
+            cm = ds_tensor_set_at(values, i);
+    }
+    if (!cm) {
+        fprintf(stderr, "deepsky: error: --confusion: the model has no classifier output\n");
+        return 1;
+    }
+    const int k = (int)ds_tensor_shape(cm)[0];
+    int64_t counts[64 * 64];
+    const char *names[64] = {0};
+    char *list = cli_has(c, "class-names") ? strdup(cli_get(c, "class-names")) : NULL;
+    int given = 0;
+    for (char *save = NULL, *t = list ? strtok_r(list, ",", &save) : NULL; t && given < 64;
+         t = strtok_r(NULL, ",", &save))
+        names[given++] = t;
+    int rc = 0;
+    if (list && given != k) {
+        fprintf(stderr, "deepsky: error: --class-names: %d names for %d classes\n", given, k);
+        rc = 1;
+    }
+    for (int i = 0; !rc && i < k * k && k <= 64; i++)
+        counts[i] = (int64_t)ds_tensor_data((ds_tensor *)cm)[i];
+    if (!rc && ds_plot_confusion(counts, k, list ? names : NULL, NULL, cli_get(c, "confusion")))
+        rc = cli_fail();
+    if (!rc)
+        printf("confusion matrix figure: %s\n", cli_get(c, "confusion"));
+    free(list);
+    return rc;
+}
 
 int cmd_eval(int argc, char **argv)
 {
@@ -23,6 +62,10 @@ int cmd_eval(int argc, char **argv)
         CLI_OPT("batch-size", 0, "B", "batch size (default 256)"),
         CLI_OPT("threads", 0, "N", "threads (default: all cores)"),
         CLI_UNCERTAINTY_OPTS,
+        CLI_OPT("confusion", 0, "PNG", "classifiers: the confusion matrix as a figure (each "
+                "row's shares and counts)"),
+        CLI_OPT("class-names", 0, "LIST", "with --confusion: the classes' names, comma-"
+                "separated, in order (default 0, 1, ...)"),
     };
     cli_cmd c = {"eval", "MODEL --weights W --data X --labels Y",
                  "Prints the loss and metrics of the weights on labelled data: for "
@@ -54,6 +97,14 @@ int cmd_eval(int argc, char **argv)
         return 0;
     if (cli_uncertainty_wanted(&c) && (rc = cli_uncertainty_files(&c)))
         return rc;
+    if (cli_has(&c, "confusion")) {
+        cli_files files = {0};
+        cli_files_inputs(&files, &c, "data");
+        cli_files_output(&files, "--confusion", cli_get(&c, "confusion"));
+        if ((rc = cli_files_check(&c, &files)))
+            return rc;
+    }
+    ds_tensor_set *values = cli_has(&c, "confusion") ? ds_tensor_set_create() : NULL;
     cli_data d = {0};
     ds_feed f;
     ds_feed raw = {0};   /* an ensemble's: the inputs before preprocessing */
@@ -76,14 +127,17 @@ int cmd_eval(int argc, char **argv)
         }
     }
     if (ds_net_check_feed(n, &f) || ds_net_preprocess_feed(n, &f) ||
-        ds_net_evaluate_feed(n, &f, batch, &report, NULL)) {
+        ds_net_evaluate_feed(n, &f, batch, &report, values)) {
         rc = cli_fail();
         goto done;
     }
     fputs(report, stdout);
+    if (values && (rc = confusion_figure(&c, values)))
+        goto done;
     if (cli_uncertainty_wanted(&c))
         rc = cli_uncertainty_run(&c, n, &f, &raw, batch);
 done:
+    ds_tensor_set_free(values);
     for (int i = 0; i < DS_FEED_MAX; i++)
         ds_tensor_free(raw.inputs[i].data);
     free(report);
