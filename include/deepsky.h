@@ -342,7 +342,8 @@ DS_API ds_status ds_axes_colorbar(ds_axes *a);
 DS_API ds_status ds_axes_text(ds_axes *a, double x, double y, const char *text, int white);
 /* A confusion matrix as a figure (PNG at path): counts [k, k] (rows: true class, columns:
  * predicted), each cell coloured by its share of its row (the recall on the diagonal) and
- * labelled with that share and its count; names: the k class names (NULL: 0 .. k-1).
+ * labelled with that share and its count, each diagonal cell with its class name (names:
+ * the k class names; NULL: "class 0" ...).
  * DS_ERR_ARG for k outside 2..64 or negative counts. */
 DS_API ds_status ds_plot_confusion(const int64_t *counts, int k, const char *const *names,
                                    const char *title, const char *path);

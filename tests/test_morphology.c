@@ -308,3 +308,108 @@ TEST(morph_cli_writes_images_labels_and_truth)
     CHECK_OUT("'airy' is not gaussian, moffat or none");
     return TEST_PASS;
 }
+
+/* `--features cas`: five values per channel, the same as ds_cas_measure's; refused on
+ * samples that are not square stamps. */
+TEST(cas_classic_features)
+{
+    ds_morph_opts o = morph_opts();
+    o.count = 4;
+    ds_tensor *x = NULL, *t = NULL, *f = NULL;
+    CHECK(ds_sim_morphology(&o, &x, &t) == DS_OK);
+    ds_status st = ds_classic_features("cas", x, &f);
+    bool ok = st == DS_OK && ds_tensor_shape(f)[0] == 4 && ds_tensor_shape(f)[1] == 15;
+    for (int i = 0; ok && i < 4; i++)
+        for (int b = 0; ok && b < 3; b++) {
+            ds_cas m;
+            ds_cas_measure(ds_tensor_data(x) + (i * 3 + b) * 32 * 32, 32, 0, &m);
+            const float *v = ds_tensor_data(f) + i * 15 + b * 5;
+            ok = m.ok && v[0] == (float)m.c && v[1] == (float)m.a && v[2] == (float)m.s &&
+                 v[3] == (float)m.r_petro && v[4] == 1;
+        }
+    ds_tensor_free(f), ds_tensor_free(t);
+    CHECK(ok);
+    int64_t sh[2] = {4, 3 * 32 * 32};
+    CHECK(ds_tensor_reshape(x, 2, sh) == DS_OK);
+    CHECK(ds_classic_features("cas", x, &f) == DS_ERR_SHAPE);
+    CHECK(strstr(ds_last_error(), "not square stamps"));
+    ds_tensor_free(x);
+    return TEST_PASS;
+}
+
+/* eval --confusion: the figure of a classifier, its refusals. */
+TEST(morph_eval_confusion_figure)
+{
+    if (access(cli_bin(), X_OK))
+        SKIP("no tool to run (set DEEPSKY)");
+    if (!ds_has_feature("plot"))
+        SKIP("needs figures (built with NO_PLOT=1)");
+    char dir[256];
+    CHECK(test_tmpdir(dir, sizeof dir, "morphcm"));
+    const char *csv = "examples/data/iris_train.csv";
+    int rc = cli_run("train examples/iris.model --data %s --no-header --label-columns -1 "
+                     "--epochs 2 --batch-size 16 --log none -o %s/w.safetensors", csv, dir);
+    int rc2 = rc ? rc : cli_run("eval examples/iris.model --weights %s/w.safetensors --data %s "
+                                "--no-header --label-columns -1 --confusion %s/cm.png "
+                                "--class-names setosa,versicolor,virginica", dir, csv, dir);
+    bool fig = access(test_at(dir, "cm.png"), R_OK) == 0;
+    int rc3 = cli_run("eval examples/iris.model --weights %s/w.safetensors --data %s --no-header "
+                      "--label-columns -1 --confusion %s/cm2.png --class-names a,b", dir, csv,
+                      dir);
+    bool names = strstr(cli_out, "--class-names: 2 names for 3 classes") != NULL;
+    bool none = access(test_at(dir, "cm2.png"), F_OK) != 0;
+    test_write_in(dir, "reg.model", "input shape=4\ndense units=1\nloss mse\n");
+    int rc4 = cli_run("train %s/reg.model --data %s --no-header --label-columns -1 --epochs 1 "
+                      "--log none -o %s/r.safetensors", dir, csv, dir);
+    int rc5 = rc4 ? rc4 : cli_run("eval %s/reg.model --weights %s/r.safetensors --data %s "
+                                  "--no-header --label-columns -1 --confusion %s/cm3.png", dir,
+                                  dir, csv, dir);
+    bool reg = rc4 == 0 && rc5 == 1 && strstr(cli_out, "the model has no classifier output");
+    test_rm_rf(dir);
+    if (rc || rc2)
+        FAIL("exit %d, %d: %s", rc, rc2, cli_out);
+    CHECK(fig);
+    CHECK(rc3 == 1 && names && none);
+    if (!reg)
+        FAIL("a regression with --confusion: exit %d, %d: %s", rc4, rc5, cli_out);
+    return TEST_PASS;
+}
+
+/* ---- make morphology-quick ---- */
+
+/* The accuracy on the line "accuracy: X (...)" of a report file; NaN if absent. */
+static double report_accuracy(const char *path)
+{
+    char *text = test_read_file(path, NULL);
+    const char *s = text ? strstr(text, "\naccuracy: ") : NULL;
+    double a = s ? strtod(s + 11, NULL) : NAN;
+    free(text);
+    return a;
+}
+
+/* The quick pipeline (scripts/morphology.sh, QUICK=1) on the release tool: it runs end to
+ * end, writes the figure, and its CNN beats the majority class (25% of balanced classes)
+ * by a margin the quick training reaches (about 60%) and chance does not. */
+TEST(morph_quick_pipeline_beats_the_majority_class)
+{
+    if (!ds_has_feature("plot"))
+        SKIP("needs figures (built with NO_PLOT=1): the pipeline writes the confusion matrix");
+    const char *bin = getenv("DEEPSKY_PY_CLI") ? getenv("DEEPSKY_PY_CLI") : "build/deepsky";
+    if (access(bin, X_OK))
+        SKIP("no release tool to run (%s)", bin);
+    char dir[256], cmd[1024];
+    static char out[1 << 16];
+    CHECK(test_tmpdir(dir, sizeof dir, "morphq"));
+    snprintf(cmd, sizeof cmd, "QUICK=1 BIN=%s exec scripts/morphology.sh %s/out", bin, dir);
+    int rc = cli_run_sh(cmd, NULL, out, sizeof out);
+    double cnn = report_accuracy(test_at(dir, "out/cnn_eval.txt"));
+    double cas = report_accuracy(test_at(dir, "out/cas_logistic_eval.txt"));
+    bool fig = access(test_at(dir, "out/confusion.png"), R_OK) == 0;
+    test_rm_rf(dir);
+    if (rc)
+        FAIL("scripts/morphology.sh exited %d:\n%s", rc, out);
+    if (!(cnn > 0.40 && cas > 0.40 && fig))
+        FAIL("CNN accuracy %.4f, CAS + logistic %.4f (majority class 0.25), figure %s", cnn, cas,
+             fig ? "written" : "missing");
+    return TEST_PASS;
+}
