@@ -381,8 +381,9 @@ TEST(morph_eval_confusion_figure)
 static double report_accuracy(const char *path)
 {
     char *text = test_read_file(path, NULL);
-    const char *s = text ? strstr(text, "\naccuracy: ") : NULL;
-    double a = s ? strtod(s + 11, NULL) : NAN;
+    const char *s = !text ? NULL : !strncmp(text, "accuracy: ", 10) ? text
+                                                                    : strstr(text, "\naccuracy: ");
+    double a = s ? strtod(s + (*s == '\n') + 10, NULL) : NAN;
     free(text);
     return a;
 }
