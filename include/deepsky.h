@@ -1363,8 +1363,9 @@ DS_API ds_status ds_net_loss_value(ds_net *n, const ds_tensor *x, const ds_tenso
 /* Loss and metrics as a printable report (classification: accuracy, per-class precision
  * and recall, confusion matrix, AUROC for two classes; regression: RMSE, MAE and mean bias
  * per output), one section per target. *report is malloc'd; values also go to the
- * optional tensor set (names "loss", "accuracy", "rmse", ...; with several targets the
- * metrics are "<target>.accuracy", ...). */
+ * optional tensor set (names "loss", "accuracy", "rmse", ...; a classifier's counts as
+ * "confusion" [K, K], rows the true class; with several targets the metrics are
+ * "<target>.accuracy", ...). */
 DS_API ds_status ds_net_evaluate_feed(ds_net *n, const ds_feed *f, int64_t batch,
                                       char **report, ds_tensor_set *values);
 DS_API ds_status ds_net_evaluate(ds_net *n, const ds_tensor *x, const ds_tensor *y,
