@@ -140,7 +140,7 @@ $(BUILD)/rel/src/ops/conv_direct.o: XFLAGS := -ffp-contract=fast
 $(BUILD)/test/src/ops/conv_direct.o: XFLAGS := -ffp-contract=fast
 $(LIB_OBJ): XFLAGS += $(CFLAGS_LIB)
 
-.PHONY: all deps test test-minimal check-lib wheel install uninstall bench-allreduce bench-sgemm bench-stream bench-cli bench-fashion check-asan check-valgrind fuzz fuzz-build fuzz-coverage demo demo-quick demo-shear demo-psf demo-uncertainty demo-generative demo-generative-quick explain-demo example examples fashion bench bench-quick clean FORCE
+.PHONY: all deps test test-minimal check-lib wheel install uninstall bench-allreduce bench-sgemm bench-stream bench-cli bench-fashion check-asan check-valgrind fuzz fuzz-build fuzz-coverage demo demo-quick demo-shear demo-psf demo-uncertainty demo-generative demo-generative-quick morphology morphology-quick explain-demo example examples fashion bench bench-quick clean FORCE
 all: $(BUILD)/libdeepsky.a $(BUILD)/libdeepsky.so $(BUILD)/deepsky examples
 
 deps:
@@ -363,6 +363,16 @@ photoz: deps
 photoz-quick: deps
 	@$(MAKE) --no-print-directory $(BUILD)/deepsky
 	BIN=$(BUILD)/deepsky scripts/photoz.sh --quick out/photoz-quick
+# Galaxy morphology (scripts/morphology.sh): a CNN on simulated bulge + disk galaxies in g, r,
+# i against logistic regression on CAS features (out/morphology/; under 10 minutes on 2
+# cores); morphology-quick is its small version (seconds), run by make test.
+morphology: deps
+	@$(MAKE) --no-print-directory $(BUILD)/deepsky
+	BIN=$(BUILD)/deepsky scripts/morphology.sh out/morphology
+
+morphology-quick: deps
+	@$(MAKE) --no-print-directory $(BUILD)/deepsky
+	QUICK=1 BIN=$(BUILD)/deepsky scripts/morphology.sh out/morphology-quick
 
 # What the ellipticity CNN looks at (scripts/explain_demo.sh): saliency and integrated
 # gradients of galaxies at SNR 10, 20, 40, 80 and the first-layer filters, in out/explain/.

@@ -347,6 +347,16 @@ DS_API ds_status ds_axes_image_overlay(ds_axes *a, int64_t rows, int64_t cols, c
 /* A colour bar, with ticks, right of the panel's image: the map and range of its last
  * image or overlay. */
 DS_API ds_status ds_axes_colorbar(ds_axes *a);
+/* Text centred at (x, y) in data coordinates (an image's: column, row), black or white;
+ * never in the legend. DS_ERR_ARG for NULL or empty text. */
+DS_API ds_status ds_axes_text(ds_axes *a, double x, double y, const char *text, int white);
+/* A confusion matrix as a figure (PNG at path): counts [k, k] (rows: true class, columns:
+ * predicted), each cell coloured by its share of its row (the recall on the diagonal) and
+ * labelled with that share and its count, each diagonal cell with its class name (names:
+ * the k class names; NULL: "class 0" ...).
+ * DS_ERR_ARG for k outside 2..64 or negative counts. */
+DS_API ds_status ds_plot_confusion(const int64_t *counts, int k, const char *const *names,
+                                   const char *title, const char *path);
 
 /* ------------------------------------------------------------------------------------------
  * Initializers. fan_in and fan_out follow PyTorch: for a weight of shape [out, in, k...],
@@ -1363,8 +1373,9 @@ DS_API ds_status ds_net_loss_value(ds_net *n, const ds_tensor *x, const ds_tenso
 /* Loss and metrics as a printable report (classification: accuracy, per-class precision
  * and recall, confusion matrix, AUROC for two classes; regression: RMSE, MAE and mean bias
  * per output), one section per target. *report is malloc'd; values also go to the
- * optional tensor set (names "loss", "accuracy", "rmse", ...; with several targets the
- * metrics are "<target>.accuracy", ...). */
+ * optional tensor set (names "loss", "accuracy", "rmse", ...; a classifier's counts as
+ * "confusion" [K, K], rows the true class; with several targets the metrics are
+ * "<target>.accuracy", ...). */
 DS_API ds_status ds_net_evaluate_feed(ds_net *n, const ds_feed *f, int64_t batch,
                                       char **report, ds_tensor_set *values);
 DS_API ds_status ds_net_evaluate(ds_net *n, const ds_tensor *x, const ds_tensor *y,
@@ -1993,7 +2004,8 @@ DS_API const char *ds_classic_get(const ds_classic *m, const char *key);  /* NUL
  * features: NULL or "" (each sample's values as they are), "pixels" (the same, named),
  *   "hog[:ORIENTATIONS[:CELL[:BLOCK]]]" (ds_hog, defaults 9:8:3) or "moments" (ds_moments
  *   of each stamp: flux, sigma, e1, e2, x0 and y0 from the centre, rho4, ok); samples of
- *   images [N, H, W] or [N, 1, H, W];
+ *   images [N, H, W] or [N, 1, H, W]; "cas" (ds_cas_measure of each channel of stamps
+ *   [N, H, W] or [N, C, H, W], the sky estimated: C, A, S, r_petro, ok per channel);
  * scale: as a network's input (ds_scale_kind), statistics from the training data;
  * transform: NULL or "" (none) or "pca:K": a PCA to K components fitted after scaling. */
 DS_API ds_status ds_classic_set_features(ds_classic *m, const char *features);
@@ -2479,6 +2491,109 @@ DS_API int ds_lens_sim_column_count(void);
  * thread count. DS_ERR_ARG naming the option for a bad range, count or size. */
 DS_API ds_status ds_sim_lenses(const ds_lens_sim_opts *o, ds_tensor **images,
                                ds_tensor **truth);
+/* ------------------------------------------------------------------------------------------
+ * Galaxy morphology (issue 19): bulge + disk galaxies in one band (r) or three (g, r, i)
+ * (src/astro/morphology.c), and CAS-like morphology statistics (src/astro/cas.c).
+ * Conventions: those of the simulator above (pixels, ellipticities, area-kept shears).
+ * ---------------------------------------------------------------------------------------- */
+#define DS_MORPH_CLASSES 4       /* elliptical, lenticular, spiral, irregular/merger */
+#define DS_MORPH_PARTS 5         /* the parts with a colour of their own: */
+enum { DS_MORPH_BULGE = 0, DS_MORPH_DISK, DS_MORPH_BAR, DS_MORPH_CLUMPS, DS_MORPH_COMPANION };
+enum { DS_MORPH_ELLIPTICAL = 0, DS_MORPH_LENTICULAR, DS_MORPH_SPIRAL, DS_MORPH_IRREGULAR };
+#define DS_MORPH_MAX_CLUMPS 8
+/* A galaxy as Sersic components sharing the centre (dx, dy), fluxes as fractions of the
+ * total r-band flux: the bulge bt, a bar, clumps, a companion, and the disk the rest. The
+ * disk (Sersic disk_n, half-light radius disk_hlr) is inclined by disk_incl degrees (0:
+ * face on) with intrinsic thickness disk_q0, so its axis ratio is sqrt(cos^2 i + q0^2
+ * sin^2 i), major axis at disk_pa degrees counter-clockwise from +x. Spiral arms (arms = m
+ * > 0) and lopsidedness are perturbations of the disk's light in its own plane (radius R,
+ * azimuth t): a factor 1 + w(R) [arm_amp (f / <f> - 1) + lopsided cos(t - arm_phase)],
+ * f = ((1 + cos(m (t - cot(arm_pitch) ln(R / disk_hlr)) - arm_phase)) / 2)^2, w = 1 -
+ * exp(-(2 R / disk_hlr)^2), whose mean over t is 1: they move light, the disk's flux is
+ * kept. The bar: a Sersic n = 0.5 of axis ratio bar_q at bar_angle degrees from the line of
+ * nodes in the disk plane, projected with the disk. Clumps: round Sersic n = 0.5 of
+ * clump_hlr pixels at (clump_x, clump_y) in the disk plane (units of disk_hlr), sharing
+ * clump_frac by their weights clump_w. The companion: a Sersic at (comp_dx, comp_dy) from
+ * the centre. colour[part] = {g - r, r - i} of each part (AB magnitudes): its g flux is
+ * 10^(-0.4 (g - r)) and its i flux 10^(0.4 (r - i)) times its r flux. */
+typedef struct {
+    double flux;                 /* total r-band flux (sum over an infinite stamp) */
+    double dx, dy;               /* centre, pixels from the stamp centre */
+    double bt;                   /* bulge-to-total, [0, 1] */
+    double bulge_n, bulge_hlr, bulge_e1, bulge_e2;
+    double disk_n, disk_hlr, disk_incl, disk_pa, disk_q0;
+    int arms;                    /* 0: none; 1 to 8 */
+    double arm_amp, arm_pitch, arm_phase;   /* [0, 1] (with lopsided: sum <= 1), degrees */
+    double lopsided;             /* m = 1 amplitude, [0, 1] */
+    double bar_frac, bar_hlr, bar_q, bar_angle;
+    int clumps;                  /* 0 .. DS_MORPH_MAX_CLUMPS */
+    double clump_frac, clump_hlr;
+    double clump_x[DS_MORPH_MAX_CLUMPS], clump_y[DS_MORPH_MAX_CLUMPS], clump_w[DS_MORPH_MAX_CLUMPS];
+    double comp_frac, comp_n, comp_hlr, comp_e1, comp_e2, comp_dx, comp_dy;
+    double colour[DS_MORPH_PARTS][2];
+} ds_morph_galaxy;
+/* Renders g noiseless, convolved with psf (NULL or NONE: none) and integrated over each
+ * pixel, into img [bands, size, size]: bands 1 is r alone, 3 is g, r, i. Each component
+ * is integrated as ds_galaxy_render integrates a Sersic profile and the components are
+ * summed before one convolution per band, so the total flux is that of the parts (flux
+ * outside the stamp is lost). DS_ERR_ARG naming the parameter for a bad galaxy. */
+DS_API ds_status ds_morph_render(const ds_morph_galaxy *g, const ds_psf *psf, int size,
+                                 int bands, float *img);
+/* The simulator: row i is of class i mod 4 (balanced classes), its parameters drawn from
+ * its own stream (README: the distributions per class), rendered, its flux set so that its
+ * r-band image has the drawn SNR (GalSim's), and Gaussian sky noise added in each band. */
+typedef struct {
+    int64_t count;
+    int size;                    /* stamp size (0: 48) */
+    uint64_t seed;
+    int bands;                   /* 1 (r) or 3 (g, r, i) (0: 1) */
+    double snr_min, snr_max;     /* r-band SNR, uniform; snr_max <= 0: noiseless, flux 1 */
+    double sky_sigma;            /* (0: 1) */
+    double offset_max;           /* centre offsets uniform in [-offset_max, offset_max] */
+    ds_psf psf;                  /* one PSF for every stamp (kind NONE: none) */
+    double hlr_min, hlr_max;     /* the disk's half-light radius, pixels (0, 0: 3, 7) */
+    double bar_prob;             /* of a bar in lenticulars and spirals, [0, 1] */
+    double merger_frac;          /* of mergers among the irregular class, [0, 1] */
+} ds_morph_opts;
+/* "elliptical", "lenticular", "spiral", "irregular" for 0 to 3; NULL otherwise. */
+DS_API const char *ds_morph_class_name(int c);
+/* The truth table's columns: class, bt, flux, snr, dx, dy, bulge_n, bulge_hlr, bulge_e1,
+ * bulge_e2, disk_n, disk_hlr, incl, disk_pa, disk_e1, disk_e2 (the projected disk), arms,
+ * arm_amp, arm_pitch, lopsided, bar_frac, clumps, clump_frac, comp_frac, comp_sep (pixels),
+ * merger (0 or 1), psf_fwhm, g_r, r_i (the whole galaxy's colours). */
+DS_API const char *const *ds_morph_columns(void);
+DS_API int ds_morph_column_count(void);
+/* images [count, bands, size, size], truth [count, ds_morph_column_count()]. The same seed
+ * gives the same bits at any thread count. DS_ERR_ARG naming the option. */
+DS_API ds_status ds_sim_morphology(const ds_morph_opts *o, ds_tensor **images,
+                                   ds_tensor **truth);
+
+/* CAS statistics of a galaxy stamp, as Conselice (2003, ApJS 147, 1) defines them, with the
+ * apertures of Bershady et al. (2000) and Lotz et al. (2004) (statmorph's choices):
+ * - the centre minimizes the asymmetry's numerator over a half-pixel grid within 2 pixels of
+ *   the flux-weighted centroid (a 180-degree turn about it maps pixels onto pixels);
+ * - r_petro: the circular Petrosian radius, where the mean surface brightness in the annulus
+ *   [0.8 r, 1.25 r] is 0.2 times the mean within r (curves of growth from pixel centres);
+ * - concentration C = 5 log10(r80 / r20), the radii holding 20% and 80% of the flux within
+ *   1.5 r_petro;
+ * - asymmetry A = sum |I - I_180| / sum |I| - A_sky within 1.5 r_petro, where A_sky is the
+ *   noise's own term, 2 sigma / sqrt(pi) per pixel (E|n1 - n2| of two sky pixels);
+ * - smoothness (clumpiness) S = 10 sum max(I - I_s, 0) / sum I - S_sky over 0.25 r_petro <
+ *   r < 1.5 r_petro, I_s the image smoothed by a box of odd width nearest 0.25 r_petro (at
+ *   least 3), S_sky the noise's term, 10 sigma sqrt(1 - 1/w^2) / sqrt(2 pi) per pixel.
+ * sky_sigma <= 0: estimated as 1.4826 times the median absolute deviation of the stamp's
+ * outer two-pixel frame. A stamp without positive flux is flagged (ok 0, values 0). */
+typedef struct {
+    double c, a, s;              /* concentration, asymmetry, smoothness */
+    double r_petro, r20, r80;    /* pixels */
+    double xc, yc;               /* the asymmetry centre, pixels (x = column) */
+    double flux;                 /* within 1.5 r_petro */
+    double sky_sigma;            /* used */
+    int ok;                      /* 0: failed (no positive flux); the values are then 0 */
+} ds_cas;
+/* img: size x size. DS_ERR_ARG for NULL pointers or size < 8. */
+DS_API ds_status ds_cas_measure(const float *img, int size, double sky_sigma, ds_cas *out);
+
 /* ---- Data-parallel training across processes (MPI ranks: `mpirun -np K deepsky train`) ----
  * The library stays free of MPI: the caller gives the group's collectives (the command line's
  * src/mpi/dist.c implements them with MPI). With ds_fit_opts.dist of size K > 1, every

@@ -426,6 +426,16 @@ ds_status ds_galaxy_render_sampled(const ds_galaxy *g, int size, int oversample,
     return DS_OK;
 }
 
+ds_status dsi_sersic_grid(const ds_galaxy *g, int size, int k, int m, int dipole, double *grid,
+                          const char *who)
+{
+    profile p;
+    ds_status st = profile_setup(g, size, who, &p);
+    if (st != DS_OK)
+        return st;
+    return integrate_grid(&p, (size + 2 * m) * k, k, m, dipole, grid);
+}
+
 ds_status dsi_sersic_eval(const ds_galaxy *g, int64_t n, const double *x, const double *y,
                           double *out, const char *who)
 {

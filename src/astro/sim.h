@@ -57,6 +57,13 @@ ds_status dsi_optical_image(const ds_psf *psf, int size, int integrate, double *
 ds_status dsi_sersic_eval(const ds_galaxy *g, int64_t n, const double *x, const double *y,
                           double *out, const char *who);
 
+/* g's flux at unit total flux (g->flux is ignored) in each of the nc x nc cells of side 1/k
+ * covering the stamp and a margin of m pixels, nc = (size + 2 m) k, as ds_galaxy_render
+ * integrates them before the convolution (dipole: the cusp's correction for a convolution
+ * that follows). DS_ERR_ARG naming who for a bad galaxy. (morphology.c) */
+ds_status dsi_sersic_grid(const ds_galaxy *g, int size, int k, int m, int dipole, double *grid,
+                          const char *who);
+
 /* ---- shear (shear.c) ---- */
 /* DS_ERR_ARG naming the option: |g| >= 1, a negative or >= 1/sqrt(2) cycle amplitude, a
  * count that is not a multiple of the group. */

@@ -213,8 +213,8 @@ ds_status ds_classic_set_features(ds_classic *m, const char *features)
     if (!features)
         features = "";
     if (*features && strcmp(features, "pixels") && strcmp(features, "moments") &&
-        !parse_hog(features, &o))
-        return dsi_fail(DS_ERR_ARG, "features '%s' are not pixels, moments or "
+        strcmp(features, "cas") && !parse_hog(features, &o))
+        return dsi_fail(DS_ERR_ARG, "features '%s' are not pixels, moments, cas or "
                         "hog[:ORIENTATIONS[:CELL[:BLOCK]]] (orientations 1..180, cells and "
                         "blocks 1..64)", features);
     if (strlen(features) >= DSI_CLASSIC_TEXT)
@@ -267,6 +267,23 @@ static void moment_features(const float *img, int size, float *out)
         out[k] = isfinite(v[k]) ? (float)v[k] : 0;
 }
 
+/* CAS features of each channel of a stamp (ds_cas_measure, the sky estimated): C, A, S,
+ * r_petro, ok (zeros and ok 0 when the measurement failed). */
+#define CAS_FEATURES 5
+static void cas_features(const float *img, int channels, int size, float *out)
+{
+    for (int ch = 0; ch < channels; ch++) {
+        ds_cas m;
+        float *o = out + ch * CAS_FEATURES;
+        memset(o, 0, CAS_FEATURES * sizeof *o);
+        if (ds_cas_measure(img + (size_t)ch * size * size, size, 0, &m) || !m.ok)
+            continue;
+        double v[CAS_FEATURES] = {m.c, m.a, m.s, m.r_petro, 1};
+        for (int k = 0; k < CAS_FEATURES; k++)
+            o[k] = isfinite(v[k]) ? (float)v[k] : 0;
+    }
+}
+
 /* The image size of samples of shape [H, W] or [1, H, W]; false for another shape. */
 static bool image_shape(int nd, const int64_t *s, int64_t *h, int64_t *w)
 {
@@ -289,6 +306,14 @@ static int64_t features_size(const char *features, int nd, const int64_t *s)
         return per;
     char shape[96];
     ds_shape_str(nd, s, shape, sizeof shape);
+    if (!strcmp(features, "cas")) {   /* [H, W] or [C, H, W], square, 8 pixels or more */
+        bool ok = (nd == 2 || nd == 3) && s[nd - 1] == s[nd - 2] && s[nd - 1] >= 8 &&
+                  s[nd - 1] <= 8192 && s[0] >= 1 && s[0] <= 64;
+        if (!ok)
+            dsi_fail(DS_ERR_SHAPE, "features cas: samples of shape %s are not square stamps "
+                     "[H, W] or [C, H, W] (C <= 64 channels, 8 to 8192 pixels a side)", shape);
+        return ok ? CAS_FEATURES * (nd == 3 ? s[0] : 1) : 0;
+    }
     if (!image_shape(nd, s, &h, &w)) {
         dsi_fail(DS_ERR_SHAPE, "features %s: samples of shape %s are not images [H, W] or "
                  "[1, H, W]", features, shape);
@@ -320,9 +345,9 @@ ds_status ds_classic_features(const char *features, const ds_tensor *x, ds_tenso
         features = "";
     ds_hog_opts o;
     if (*features && strcmp(features, "pixels") && strcmp(features, "moments") &&
-        !parse_hog(features, &o))
-        return dsi_fail(DS_ERR_ARG, "features '%s' are not pixels, moments or hog[:O[:C[:B]]]",
-                        features);
+        strcmp(features, "cas") && !parse_hog(features, &o))
+        return dsi_fail(DS_ERR_ARG, "features '%s' are not pixels, moments, cas or "
+                        "hog[:O[:C[:B]]]", features);
     if (x->ndim < 1)
         return dsi_fail(DS_ERR_SHAPE, "features: data have no sample axis");
     int64_t N = x->shape[0], F = features_size(features, x->ndim - 1, x->shape + 1);
@@ -333,15 +358,20 @@ ds_status ds_classic_features(const char *features, const ds_tensor *x, ds_tenso
     if (!t)
         return dsi_last_status();
     bool pix = !*features || !strcmp(features, "pixels"), mom = !strcmp(features, "moments");
+    bool cas = !strcmp(features, "cas");
     if (pix)
         memcpy(t->data, x->data, (size_t)x->numel * sizeof *t->data);
+    else if (cas)
+        h = x->shape[x->ndim - 1];
     else
         image_shape(x->ndim - 1, x->shape + 1, &h, &w);
 #pragma omp parallel for schedule(dynamic, 16) if (!pix && N > 16)
     for (int64_t i = 0; i < N; i++) {
         if (pix)
             continue;
-        if (mom)
+        if (cas)
+            cas_features(x->data + i * per, (int)(per / (h * h)), (int)h, t->data + i * F);
+        else if (mom)
             moment_features(x->data + i * per, (int)h, t->data + i * F);
         else
             ds_hog(x->data + i * per, (int)h, (int)w, &o, t->data + i * F);

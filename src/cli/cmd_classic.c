@@ -219,7 +219,8 @@ static int classic_train(int argc, char **argv)
         CLI_OPT("method", 0, "M", "the method (required): logistic, linear, knn, kmeans, pca"),
         CLASSIC_DATA_OPTS("labels (required but for kmeans and pca; or --label-columns)"),
         CLI_OPT("features", 0, "F", "image features: pixels, hog[:ORIENT[:CELL[:BLOCK]]] "
-                "(default 9:8:3) or moments (default: the values as they are)"),
+                "(default 9:8:3), moments or cas (per channel: C, A, S, r_petro, ok) (default: the "
+                "values as they are)"),
         CLI_OPT("scale", 0, "HOW", "none, standardize, per_image, asinh[:A], divide:A (after "
                 "the features; statistics of the training set; default none)"),
         CLI_OPT("transform", 0, "pca:K", "a PCA to K components after scaling, before the "

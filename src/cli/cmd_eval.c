@@ -4,6 +4,45 @@
 #include "photoz_report.h"
 
 #include <stdlib.h>
+#include <string.h>
+
+/* --confusion PNG: the first confusion matrix of the report's values, as a figure with the
+ * names of --class-names. 0, or 1 (printed). */
+static int confusion_figure(const cli_cmd *c, const ds_tensor_set *values)
+{
+    const ds_tensor *cm = NULL;
+    for (int i = 0; i < ds_tensor_set_count(values) && !cm; i++) {
+        const char *nm = ds_tensor_set_name(values, i);
+        size_t n = strlen(nm);
+        if (n >= 9 && !strcmp(nm + n - 9, "confusion"))
+            cm = ds_tensor_set_at(values, i);
+    }
+    if (!cm) {
+        fprintf(stderr, "deepsky: error: --confusion: the model has no classifier output\n");
+        return 1;
+    }
+    const int k = (int)ds_tensor_shape(cm)[0];
+    int64_t counts[64 * 64];
+    const char *names[64] = {0};
+    char *list = cli_has(c, "class-names") ? strdup(cli_get(c, "class-names")) : NULL;
+    int given = 0;
+    for (char *save = NULL, *t = list ? strtok_r(list, ",", &save) : NULL; t && given < 64;
+         t = strtok_r(NULL, ",", &save))
+        names[given++] = t;
+    int rc = 0;
+    if (list && given != k) {
+        fprintf(stderr, "deepsky: error: --class-names: %d names for %d classes\n", given, k);
+        rc = 1;
+    }
+    for (int i = 0; !rc && i < k * k && k <= 64; i++)
+        counts[i] = (int64_t)ds_tensor_data((ds_tensor *)cm)[i];
+    if (!rc && ds_plot_confusion(counts, k, list ? names : NULL, NULL, cli_get(c, "confusion")))
+        rc = cli_fail();
+    if (!rc)
+        printf("confusion matrix figure: %s\n", cli_get(c, "confusion"));
+    free(list);
+    return rc;
+}
 
 int cmd_eval(int argc, char **argv)
 {
@@ -27,6 +66,10 @@ int cmd_eval(int argc, char **argv)
         CLI_UNCERTAINTY_OPTS,
         CLI_PHOTOZ_OPTS,
         CLI_BINARY_OPTS,
+        CLI_OPT("confusion", 0, "PNG", "classifiers: the confusion matrix as a figure (each "
+                "row's shares and counts)"),
+        CLI_OPT("class-names", 0, "LIST", "with --confusion: the classes' names, comma-"
+                "separated, in order (default 0, 1, ...)"),
     };
     cli_cmd c = {"eval", "MODEL --weights W --data X --labels Y",
                  "Prints the loss and metrics of the weights on labelled data: for "
@@ -63,6 +106,14 @@ int cmd_eval(int argc, char **argv)
          (rc = cli_uncertainty_files(&c))) ||
         (rc = cli_photoz_check(&c, true)))
         return rc;
+    if (cli_has(&c, "confusion")) {
+        cli_files files = {0};
+        cli_files_inputs(&files, &c, "data");
+        cli_files_output(&files, "--confusion", cli_get(&c, "confusion"));
+        if ((rc = cli_files_check(&c, &files)))
+            return rc;
+    }
+    ds_tensor_set *values = cli_has(&c, "confusion") ? ds_tensor_set_create() : NULL;
     cli_data d = {0};
     ds_feed f;
     ds_feed raw = {0};   /* an ensemble's: the inputs before preprocessing */
@@ -85,18 +136,21 @@ int cmd_eval(int argc, char **argv)
         }
     }
     if (ds_net_check_feed(n, &f) || ds_net_preprocess_feed(n, &f) ||
-        ds_net_evaluate_feed(n, &f, batch, &report, NULL)) {
+        ds_net_evaluate_feed(n, &f, batch, &report, values)) {
         rc = cli_fail();
         goto done;
     }
     fputs(report, stdout);
     if (cli_binary_wanted(&c))
         rc = cli_binary_run(&c, n, &f, batch);
+    if (!rc && values)
+        rc = confusion_figure(&c, values);
     if (!rc && cli_uncertainty_wanted(&c))
         rc = cli_uncertainty_run(&c, n, &f, &raw, batch);
     if (!rc && cli_photoz_wanted(&c))
         rc = cli_photoz_eval(&c, n, &f, batch);
 done:
+    ds_tensor_set_free(values);
     for (int i = 0; i < DS_FEED_MAX; i++)
         ds_tensor_free(raw.inputs[i].data);
     free(report);

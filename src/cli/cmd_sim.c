@@ -288,6 +288,7 @@ int cmd_sim(int argc, char **argv)
         cmd_sim_anomalies(argc, argv);
         cmd_sim_photometry(argc, argv);
         cmd_sim_lenses(argc, argv);
+        cmd_sim_morphology(argc, argv);
         return cmd_sim_galaxies(argc, argv);
     }
     for (int i = 0; i < argc && strcmp(argv[i], "galaxies"); i++) {
@@ -299,6 +300,8 @@ int cmd_sim(int argc, char **argv)
             return cmd_sim_photometry(argc, argv);
         if (!strcmp(argv[i], "lenses"))
             return cmd_sim_lenses(argc, argv);
+        if (!strcmp(argv[i], "morphology"))
+            return cmd_sim_morphology(argc, argv);
     }
     return cmd_sim_galaxies(argc, argv);
 }

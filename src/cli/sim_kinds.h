@@ -43,5 +43,6 @@ int cmd_sim_blends(int argc, char **argv);
 int cmd_sim_anomalies(int argc, char **argv);
 int cmd_sim_photometry(int argc, char **argv);   /* sim_photometry.c */
 int cmd_sim_lenses(int argc, char **argv);   /* sim_lenses.c */
+int cmd_sim_morphology(int argc, char **argv);   /* sim_morphology.c */
 
 #endif

@@ -229,6 +229,17 @@ static ds_status class_table(dsi_buf *rep, const int64_t *conf, int64_t K, const
         if (!st)
             st = put(values, prefix, nm, rec);
     }
+    if (!st && values) {   /* the counts [K, K], for figures (eval --confusion) */
+        float *cf = malloc(sizeof *cf * (size_t)(K * K));
+        char key[DS_NAME_MAX + 48];
+        int64_t sh[2] = {K, K};
+        snprintf(key, sizeof key, "%sconfusion", prefix);
+        for (int64_t i = 0; cf && i < K * K; i++)
+            cf[i] = (float)conf[i];
+        st = cf ? ds_tensor_set_add(values, key, 2, sh, cf)
+                : dsi_fail(DS_ERR_NOMEM, "out of memory evaluating");
+        free(cf);
+    }
     dsi_buf_printf(rep, "\nconfusion matrix (rows: true class, columns: predicted)\n      ");
     for (int64_t k = 0; k < K; k++)
         dsi_buf_printf(rep, " %6lld", (long long)k);

@@ -17,13 +17,13 @@
 #define TICK_MAX 64
 #define MINUS "\xe2\x88\x92"   /* U+2212, the typographic minus sign */
 
-typedef enum { SER_LINE, SER_SCATTER, SER_ERRORBAR, SER_REFLINE } ser_kind;
+typedef enum { SER_LINE, SER_SCATTER, SER_ERRORBAR, SER_REFLINE, SER_TEXT } ser_kind;
 
 typedef struct {
     ser_kind kind;
     int64_t n;
     double *x, *y, *e;     /* one allocation, x first; e only for error bars */
-    char *label;           /* NULL: not in the legend */
+    char *label;           /* NULL: not in the legend; SER_TEXT: the text (never in it) */
     int color;             /* palette index; reflines use grey and a dash pattern instead */
     int dash;
     double size, alpha;    /* scatter */
@@ -284,6 +284,20 @@ ds_status ds_axes_errorbar(ds_axes *a, int64_t n, const double *x, const double 
 {
     series *s = NULL;
     return add_series(a, "ds_axes_errorbar", SER_ERRORBAR, n, x, y, yerr, label, &s);
+}
+
+/* A text is a one-point series whose label is drawn at the point, not in the legend. */
+ds_status ds_axes_text(ds_axes *a, double x, double y, const char *text, int white)
+{
+    if (!text || !*text)
+        return dsi_fail(DS_ERR_ARG, "ds_axes_text: no text");
+    series *s = NULL;
+    ds_status st = add_series(a, "ds_axes_text", SER_TEXT, 1, &x, &y, NULL, text, &s);
+    if (st == DS_OK) {
+        s->dash = white != 0;
+        a->ncolor--;   /* a text takes no palette colour */
+    }
+    return st;
 }
 
 /* Reference lines are dark grey and take no palette colour; successive ones differ in their
@@ -1078,6 +1092,15 @@ static double marker_radius(const style *st)
 
 static int draw_series(cairo_t *cr, const style *st, const frame *p, const series *s)
 {
+    if (s->kind == SER_TEXT) {
+        double px, py;
+        if (point_px(p, s, 0, &px, &py)) {
+            double g = s->dash ? 1 : 0.05;
+            cairo_set_source_rgb(cr, g, g, g);
+            draw_text(cr, s->label, st->fs, 0, px, py, 0.5, VA_CENTER, 0);
+        }
+        return 0;
+    }
     const double *c = s->kind == SER_REFLINE ? grey_ref : palette[s->color];
     cairo_set_line_width(cr, st->lw);
     cairo_set_dash(cr, NULL, 0, 0);
@@ -1242,7 +1265,7 @@ static void draw_legend(cairo_t *cr, const style *st, const frame *p, const ds_a
     int n = 0;
     double tw = 0, lfs = st->fs * 0.92;
     for (int k = 0; k < a->nser; k++)
-        if (a->ser[k].label) {
+        if (a->ser[k].label && a->ser[k].kind != SER_TEXT) {
             n++;
             tw = fmax(tw, text_width(cr, a->ser[k].label, lfs, 0));
         }
@@ -1277,7 +1300,7 @@ static void draw_legend(cairo_t *cr, const style *st, const frame *p, const ds_a
     double yy = y + in * 0.7 + row / 2;
     for (int k = 0; k < a->nser; k++) {
         const series *s = &a->ser[k];
-        if (!s->label)
+        if (!s->label || s->kind == SER_TEXT)
             continue;
         draw_handle(cr, st, s, x + in, yy, hw);
         cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
