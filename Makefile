@@ -140,7 +140,7 @@ $(BUILD)/rel/src/ops/conv_direct.o: XFLAGS := -ffp-contract=fast
 $(BUILD)/test/src/ops/conv_direct.o: XFLAGS := -ffp-contract=fast
 $(LIB_OBJ): XFLAGS += $(CFLAGS_LIB)
 
-.PHONY: all deps test test-minimal check-lib wheel install uninstall bench-allreduce bench-sgemm bench-stream bench-cli bench-fashion check-asan check-valgrind fuzz fuzz-build fuzz-coverage demo demo-quick demo-shear demo-psf demo-uncertainty explain-demo example examples fashion bench bench-quick clean FORCE
+.PHONY: all deps test test-minimal playground serve test-playground check-lib wheel install uninstall bench-allreduce bench-sgemm bench-stream bench-cli bench-fashion check-asan check-valgrind fuzz fuzz-build fuzz-coverage demo demo-quick demo-shear demo-psf demo-uncertainty explain-demo example examples fashion bench bench-quick clean FORCE
 all: $(BUILD)/libdeepsky.a $(BUILD)/libdeepsky.so $(BUILD)/deepsky examples
 
 deps:
@@ -518,3 +518,55 @@ $(DICT_GEN): $(BUILD)/test/fuzz/gen_dict.o $(BUILD)/test/fuzz/dict.o $(TLIB_OBJ)
 .PHONY: fuzz-dict
 fuzz-dict: $(DICT_GEN)
 	$(DICT_GEN) fuzz/dict
+
+# ---- the browser playground (playground/, issue 22) ----
+# The library in its minimal configuration (no cfitsio, cairo, OpenBLAS, OpenMP, protobuf-c,
+# and no zlib: DS_NO_ZLIB), our own sgemm vectorized with WASM SIMD, and playground/engine.c
+# (the page's C API) compiled by Debian's emscripten into $(BUILD)/playground/engine.{js,wasm},
+# with the page's static files beside them. `make serve` serves that folder on localhost.
+EMCC      ?= emcc
+PG_OUT    := $(BUILD)/playground
+PG_LIBSRC := $(filter-out src/onnx/% src/io/fits.c src/io/fits_check.c,\
+               $(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))) src/onnx/onnx_none.c
+PG_OBJ    := $(PG_LIBSRC:%.c=$(BUILD)/wasm/%.o) $(BUILD)/wasm/playground/engine.o
+PG_CFLAGS := -std=c11 $(WARN) -O3 -msimd128 -fopenmp-simd -fno-math-errno -Iinclude \
+             -D_GNU_SOURCE -DDS_NO_FITS -DDS_NO_PLOT -DDS_NO_BLAS -DDS_NO_ONNX -DDS_NO_ZLIB
+PG_FUNCS  := $(patsubst %,_%,$(sort $(shell grep -o 'pg_[a-z_]*' playground/engine.h)) malloc free)
+comma     := ,
+empty     :=
+PG_EXPORTS := $(subst $(empty) $(empty),$(comma),$(PG_FUNCS))
+PG_STATIC := $(wildcard playground/web/*)
+PG_PORT   ?= 8000
+
+$(BUILD)/wasm/%.o: %.c include/deepsky.h src/internal.h $(wildcard src/*/*.h) playground/engine.h
+	@mkdir -p $(dir $@)
+	@echo "  EMCC    $<"
+	@$(EMCC) $(PG_CFLAGS) -c $< -o $@
+
+$(PG_OUT)/engine.js: $(PG_OBJ)
+	@mkdir -p $(PG_OUT)
+	@echo "  EMLD    $@"
+	@$(EMCC) -O3 -msimd128 $^ -o $@ -sMODULARIZE=1 -sEXPORT_NAME=createEngine \
+	    -sALLOW_MEMORY_GROWTH=1 -sENVIRONMENT=web,worker,node -sEXPORTED_FUNCTIONS=$(PG_EXPORTS) \
+	    -sEXPORTED_RUNTIME_METHODS=ccall,cwrap,UTF8ToString,stringToUTF8,lengthBytesUTF8,getValue
+
+# The native twin of the page's engine: the same engine.c on the native library.
+$(BUILD)/playground-native: playground/native.c playground/engine.c playground/engine.h $(BUILD)/libdeepsky.a
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS_REL) -Iplayground playground/native.c playground/engine.c -o $@ $(BUILD)/libdeepsky.a $(LIBS)
+
+playground:
+	@scripts/deps.sh --playground
+	@$(MAKE) --no-print-directory $(PG_OUT)/engine.js
+	@cp $(PG_STATIC) $(PG_OUT)/
+	@echo "playground: $(PG_OUT)/index.html (make serve: http://localhost:$(PG_PORT)/)"
+
+serve: playground
+	cd $(PG_OUT) && python3 -m http.server $(PG_PORT) --bind 127.0.0.1
+
+# The page in a headless Chromium (playground/test/run.js, puppeteer-core from
+# playground/package-lock.json driving /usr/bin/chromium): see README's "The browser playground".
+test-playground: playground
+	@$(MAKE) --no-print-directory $(BUILD)/playground-native $(BUILD)/deepsky
+	cd playground && npm ci --no-audit --no-fund --loglevel=error
+	node playground/test/run.js --out $(PG_OUT) --native $(BUILD)/playground-native --cli $(BUILD)/deepsky
