@@ -541,12 +541,17 @@ PG_PORT   ?= 8000
 $(BUILD)/wasm/%.o: %.c include/deepsky.h src/internal.h $(wildcard src/*/*.h) playground/engine.h
 	@mkdir -p $(dir $@)
 	@echo "  EMCC    $<"
-	@$(EMCC) $(PG_CFLAGS) -c $< -o $@
+	@$(EMCC) $(PG_CFLAGS) $(PG_XFLAGS) -c $< -o $@
 
+# The Winograd convolutions take clang minutes at -O3 for WASM; the page's nets have none.
+$(BUILD)/wasm/src/ops/conv_winograd.o: PG_XFLAGS := -O1
+
+# NODE_PATH: Debian's emscripten runs its JavaScript tools with Debian's node-acorn, in
+# /usr/share/nodejs, where a Node.js from elsewhere (NodeSource) does not look.
 $(PG_OUT)/engine.js: $(PG_OBJ)
 	@mkdir -p $(PG_OUT)
 	@echo "  EMLD    $@"
-	@$(EMCC) -O3 -msimd128 $^ -o $@ -sMODULARIZE=1 -sEXPORT_NAME=createEngine \
+	@NODE_PATH=/usr/share/nodejs $(EMCC) -O3 -msimd128 $^ -o $@ -sMODULARIZE=1 -sEXPORT_NAME=createEngine \
 	    -sALLOW_MEMORY_GROWTH=1 -sENVIRONMENT=web,worker,node -sEXPORTED_FUNCTIONS=$(PG_EXPORTS) \
 	    -sEXPORTED_RUNTIME_METHODS=ccall,cwrap,UTF8ToString,stringToUTF8,lengthBytesUTF8,getValue
 

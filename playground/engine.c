@@ -79,7 +79,9 @@ PG_API int pg_build(const char *text, double seed, int batch, double l1)
 {
     ds_net *n = NULL;
     ds_trainer *tr = NULL;
-    ds_net_opts o = {.batch = batch > 0 ? batch : 10, .seed = (uint64_t)seed};
+    /* a categorical loss reads class indices (the page's labels of several classes) */
+    ds_net_opts o = {.batch = batch > 0 ? batch : 10, .seed = (uint64_t)seed,
+                     .labels = DS_LABELS_INDEX};
     if (ds_net_parse(text, "playground.model", &o, &n) != DS_OK)
         return fail(NULL);
     if (!ds_net_loss(n)) {
@@ -240,7 +242,7 @@ PG_API int pg_viz(const float *x, int n)
     if (!S.viz || S.viz_n != n) {
         ds_net_free(S.viz);
         S.viz = NULL;
-        ds_net_opts o = {.batch = n, .seed = S.seed};
+        ds_net_opts o = {.batch = n, .seed = S.seed, .labels = DS_LABELS_INDEX};
         if (ds_net_parse(S.text, "playground.model", &o, &S.viz) != DS_OK)
             return fail("viz");
         ds_graph_keep_all(ds_net_graph(S.viz), 1);
