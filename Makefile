@@ -249,7 +249,8 @@ $(DEMOS): $(BUILD)/examples/%: examples/%.c $(EX_COMMON) examples/demo_common.h 
 examples: $(EX_BIN)
 
 # OpenBLAS's own threads would fight the OpenMP ones: it runs on the OpenMP pool.
-# The test runner, then (unless T picks some tests) the checks of the built libraries.
+# The test runner, then (unless T picks some tests) the checks of the built libraries, and the
+# browser playground's (make test-playground) where Chromium is installed.
 test: deps
 	@$(MAKE) --no-print-directory $(BUILD)/run_tests $(BUILD)/deepsky-test $(DEMOS) $(MPI_TOOL) \
 	    $(BUILD)/libdeepsky.so $(BUILD)/deepsky
@@ -259,9 +260,11 @@ test: deps
 	    DEEPSKY_UQ_DEMO=$(BUILD)/examples/uncertainty_demo \
 	    ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 $(BUILD)/run_tests $(T)
 	@if [ -z "$(T)" ]; then $(MAKE) --no-print-directory check-lib; fi
+	@if [ -z "$(T)" ] && [ -z "$(NO_PLAYGROUND)" ] && command -v chromium >/dev/null 2>&1; then \
+	    $(MAKE) --no-print-directory test-playground; fi
 
 # The minimal build (no cfitsio, cairo, OpenBLAS, OpenMP, MPI or protobuf-c) in its own folder, tested.
-MINIMAL := NO_FITS=1 NO_PLOT=1 NO_BLAS=1 NO_OPENMP=1 NO_MPI=1 NO_ONNX=1
+MINIMAL := NO_FITS=1 NO_PLOT=1 NO_BLAS=1 NO_OPENMP=1 NO_MPI=1 NO_ONNX=1 NO_PLAYGROUND=1
 test-minimal:
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/minimal $(MINIMAL) test
 
@@ -571,7 +574,9 @@ serve: playground
 
 # The page in a headless Chromium (playground/test/run.js, puppeteer-core from
 # playground/package-lock.json driving /usr/bin/chromium): see README's "The browser playground".
+# SHOTS=docs also writes the README's screenshots (docs/playground.png, playground-phone.png).
 test-playground: playground
 	@$(MAKE) --no-print-directory $(BUILD)/playground-native $(BUILD)/deepsky
 	cd playground && npm ci --no-audit --no-fund --loglevel=error
-	node playground/test/run.js --out $(PG_OUT) --native $(BUILD)/playground-native --cli $(BUILD)/deepsky
+	node playground/test/run.js --out $(PG_OUT) --native $(BUILD)/playground-native --cli $(BUILD)/deepsky \
+	    $(if $(SHOTS),--shots $(SHOTS))

@@ -192,6 +192,9 @@ PG_API double pg_train(int epochs)
         ds_optim_epoch_end(ds_trainer_optim(S.tr));
         S.epoch++;
     }
+    /* a step leaves the graph in training mode, in which ds_net_predict would keep dropout
+     * drawing (Monte Carlo dropout): predictions and pictures are the eval mode's */
+    ds_graph_set_mode(ds_net_graph(S.net), DS_MODE_EVAL);
     return sum / (double)n;
 }
 

@@ -99,6 +99,26 @@ async function main() {
     return s;
   };
 
+  /* The page's model file and weights through the native `deepsky predict` on the test
+   * points: its outputs against the page's. */
+  const exportCheck = async (page, name) => {
+    if (!args.cli || !fs.existsSync(args.cli)) return report("skip", name, "no --cli tool");
+    const e = await page.evaluate(async () => {
+      const p = window.playground, b = await p.exportWeights();
+      const x = p.featureMatrix(p.D.test, p.built.feats);
+      return { text: p.built.text, w: Array.from(b), x: Array.from(x), nf: p.built.feats.length, pred: Array.from(p.last.testPred) };
+    });
+    fs.writeFileSync(path.join(tmp, "playground.model"), e.text);
+    fs.writeFileSync(path.join(tmp, "playground.safetensors"), Buffer.from(e.w));
+    fs.writeFileSync(path.join(tmp, "x.npy"), npy(e.x, [e.x.length / e.nf, e.nf]));
+    execFileSync(args.cli, ["predict", path.join(tmp, "playground.model"), "--weights", path.join(tmp, "playground.safetensors"),
+      "--data", path.join(tmp, "x.npy"), "-o", path.join(tmp, "pred.npy")], { stdio: "pipe" });
+    const nat = readNpy(fs.readFileSync(path.join(tmp, "pred.npy")));
+    let md = 0;
+    for (let i = 0; i < nat.length; i++) md = Math.max(md, Math.abs(nat[i] - e.pred[i]));
+    report(nat.length === e.pred.length && md <= 1e-5 ? "ok" : "FAIL", name,
+           `${nat.length} outputs, largest |native - page| = ${md.toExponential(2)} (limit 1e-5)`);
+  };
   try {
     /* 1. loads with no console error; the 4 classification sets reach TF Playground's losses */
     const sets = [
@@ -119,25 +139,21 @@ async function main() {
         report(diff > 1000 ? "ok" : "FAIL", "boundary changes", `${diff} of 90000 pixels changed by training`);
         await page.$eval("#boundary", (c) => c.scrollIntoView());
         fs.writeFileSync(path.join(tmp, "boundary-after.png"), await (await page.$("#boundary")).screenshot());
-        /* export: the model file and weights through the native deepsky predict */
-        if (want("export") && args.cli && fs.existsSync(args.cli)) {
-          const e = await page.evaluate(async () => {
-            const p = window.playground, b = await p.exportWeights();
-            const x = p.featureMatrix(p.D.test, p.built.feats);
-            return { text: p.built.text, w: Array.from(b), x: Array.from(x), nf: p.built.feats.length, pred: Array.from(p.last.testPred) };
-          });
-          fs.writeFileSync(path.join(tmp, "playground.model"), e.text);
-          fs.writeFileSync(path.join(tmp, "playground.safetensors"), Buffer.from(e.w));
-          fs.writeFileSync(path.join(tmp, "x.npy"), npy(e.x, [e.x.length / e.nf, e.nf]));
-          execFileSync(args.cli, ["predict", path.join(tmp, "playground.model"), "--weights", path.join(tmp, "playground.safetensors"),
-            "--data", path.join(tmp, "x.npy"), "-o", path.join(tmp, "pred.npy")], { stdio: "pipe" });
-          const nat = readNpy(fs.readFileSync(path.join(tmp, "pred.npy")));
-          let md = 0;
-          for (let i = 0; i < nat.length; i++) md = Math.max(md, Math.abs(nat[i] - e.pred[i]));
-          report(nat.length === e.pred.length && md <= 1e-5 ? "ok" : "FAIL", "export -> deepsky predict",
-                 `${nat.length} outputs, largest |native - page| = ${md.toExponential(2)} (limit 1e-5)`);
-        }
+        if (want("export")) await exportCheck(page, "export -> deepsky predict");
       }
+      await page.close();
+    }
+
+    /* 1b. the options beyond TF Playground: batch norm, dropout, ReLU, Adam with a cosine
+     * schedule, L1, on a regression; trains, and exports to the native predict too */
+    if (want("options")) {
+      const page = await open("#dataset=mgauss&problem=reg&layers=8,8&activation=relu&batchnorm=true&dropout=0.1&optimizer=adam&lr=0.01&schedule=cosine&reg=l1&regrate=0.001&features=x1,x2,x1sq,x2sq");
+      const s0 = await page.evaluate(() => window.playground.last.testLoss);
+      const r = await page.evaluate(async () => { const s = await window.playground.step(100); return s ? { testLoss: s.testLoss, lr: s.lr } : { error: $("message").textContent }; });
+      const text = await page.evaluate(() => window.playground.built.text);
+      report(r.testLoss < 0.5 * s0 && /batchnorm/.test(text) && /dropout/.test(text) ? "ok" : "FAIL", "batch norm, dropout, adam",
+             r.error || `regression test loss ${s0.toFixed(4)} -> ${r.testLoss.toFixed(4)} in 100 epochs (lr ${r.lr.toExponential(2)} at the end)`);
+      await exportCheck(page, "export with batch norm");
       await page.close();
     }
 

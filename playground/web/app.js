@@ -142,12 +142,13 @@ async function togglePlay() {
   setPlaying(true);
   await rpc("play");
 }
-async function step() {
+async function step(epochs) {
   await busy;
   await pause();
-  const r = await rpc("step", { epochs: 1 });
+  const r = await rpc("step", { epochs: epochs || 1 });
   if (!r.ok) return say(r.error);
   render(r.state);
+  return r.state;
 }
 
 /* ---- drawing ---- */
@@ -156,7 +157,7 @@ function colourOf(v) {   /* v in [-1, 1]: orange - white - blue, as TF Playgroun
   const w = [232, 234, 235], c = v >= 0 ? [8, 119, 189] : [245, 147, 34], t = Math.abs(v);
   return [0, 1, 2].map((i) => Math.round(w[i] + (c[i] - w[i]) * t));
 }
-function paintMap(canvas, n, valueAt) {
+function paintMap(canvas, n, valueAt, smooth) {
   const ctx = canvas.getContext("2d"), img = ctx.createImageData(n, n);
   for (let i = 0; i < n * n; i++) {
     const c = valueAt(i);
@@ -165,7 +166,7 @@ function paintMap(canvas, n, valueAt) {
   const off = document.createElement("canvas");
   off.width = off.height = n;
   off.getContext("2d").putImageData(img, 0, 0);
-  ctx.imageSmoothingEnabled = false;
+  ctx.imageSmoothingEnabled = !!smooth;
   ctx.drawImage(off, 0, 0, canvas.width, canvas.height);
 }
 function outputColour(s, i) {
@@ -193,7 +194,7 @@ function drawBoundary(s) {
     ctx.fillText(`${D.nfeat} features: no 2-D view`, 20, cv.height / 2);
     return;
   }
-  paintMap(cv, GRID, (i) => outputColour(s, i));
+  paintMap(cv, GRID, (i) => outputColour(s, i).map((x) => Math.round(x + (255 - x) * 0.3)), true);
   const e = D.extent, sx = (x) => ((x - D.cx + e) / (2 * e)) * cv.width, sy = (y) => ((D.cy + e - y) / (2 * e)) * cv.height;
   const draw = (pts, test) => {
     for (const p of pts) {
@@ -238,7 +239,7 @@ function drawNetwork() {
       const on = S.features.includes(name);
       const d = document.createElement("div");
       d.className = "feature" + (on ? "" : " off");
-      d.innerHTML = `<input type="checkbox" aria-label="feature ${name}" ${on ? "checked" : ""}><span class="neuron"><canvas width="36" height="36" data-node="in:${name}"></canvas></span><span>${FEATURES[name].label}</span>`;
+      d.innerHTML = `<input type="checkbox" aria-label="feature ${name}" ${on ? "checked" : ""}><span class="fname">${FEATURES[name].label}</span><span class="neuron"><canvas width="36" height="36" data-node="in:${name}"></canvas></span>`;
       d.querySelector("input").onchange = (ev) => {
         S.features = ev.target.checked ? Object.keys(FEATURES).filter((f) => f === name || S.features.includes(f)) : S.features.filter((f) => f !== name);
         if (!S.features.length) S.features = [name];
@@ -313,14 +314,22 @@ function accuracy(pred, pts) {
   });
   return ok / pts.length;
 }
+function rmse(pred, pts) {
+  if (!pred || D.kind !== "reg") return NaN;
+  let e = 0;
+  pts.forEach((p, i) => { e += (pred[i] - p.label) ** 2; });
+  return Math.sqrt(e / pts.length);
+}
 function render(s) {
   last = s;
   $("epoch").textContent = String(s.epoch).padStart(6, "0").replace(/(\d{3})$/, ",$1");
   $("testLoss").textContent = Number.isFinite(s.testLoss) ? s.testLoss.toFixed(3) : "-";
   $("trainLoss").textContent = Number.isFinite(s.trainLoss) ? s.trainLoss.toFixed(3) : "-";
   s.testAcc = accuracy(s.testPred, D.test);
-  $("testAcc").textContent = Number.isFinite(s.testAcc) ? (100 * s.testAcc).toFixed(1) + "%" : "-";
-  $("accRow").hidden = D.kind !== "class";
+  s.testRmse = rmse(s.testPred, D.test);
+  $("metricName").textContent = D.kind === "class" ? "Test accuracy" : "Test RMSE";
+  $("testAcc").textContent = D.kind === "class" ? (Number.isFinite(s.testAcc) ? (100 * s.testAcc).toFixed(1) + "%" : "-")
+    : (Number.isFinite(s.testRmse) ? s.testRmse.toFixed(3) : "-");
   if (s.stepsPerSecond) $("rate").textContent = Math.round(s.stepsPerSecond).toLocaleString("en");
   if (!history.length || history[history.length - 1].epoch !== s.epoch) history.push({ epoch: s.epoch, train: s.trainLoss, test: s.testLoss });
   drawCurve();
@@ -395,7 +404,7 @@ function bind() {
   $("showTest").checked = S.showTest; $("showTest").onchange = () => { S.showTest = $("showTest").checked; if (last) drawBoundary(last); };
   $("discretize").checked = S.discretize; $("discretize").onchange = () => { S.discretize = $("discretize").checked; if (last) drawBoundary(last); };
   $("play").onclick = togglePlay;
-  $("step").onclick = step;
+  $("step").onclick = () => step(1);
   $("reset").onclick = reset;
   $("addLayer").onclick = () => { if (S.layers.length < MAX_LAYERS) { S.layers.push(2); reset(); } };
   $("removeLayer").onclick = () => { if (S.layers.length > 0) { S.layers.pop(); reset(); } };
@@ -444,7 +453,7 @@ async function loadCsv(text, name) {
 
 /* For tests and the curious: the page's pieces. */
 window.playground = { S, get D() { return D; }, get history() { return history; }, get last() { return last; }, get built() { return built; },
-  rpc, reset, togglePlay, step, pause, loadCsv, exportWeights, dataCsv, featureMatrix, writeHash };
+  rpc, render, reset, togglePlay, step, pause, loadCsv, exportWeights, dataCsv, featureMatrix, writeHash };
 
 readHash();
 D = makeData();
