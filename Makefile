@@ -2,6 +2,7 @@
 #   make demo    install missing packages, build, run the demo
 #   make test    install missing packages, build and run every test
 #   make install PREFIX=/usr/local [DESTDIR=...]
+#   make playground / serve / test-playground   the browser playground (WebAssembly), served, tested
 # Build options (each =1; docs in README's "Build, dependencies and layout"):
 #   PORTABLE   x86-64 baseline plus AVX2/AVX-512 clones of the hot loops, picked at run time
 #              (default: -march=native, for the machine that builds)
@@ -532,7 +533,8 @@ PG_OUT    := $(BUILD)/playground
 PG_LIBSRC := $(filter-out src/onnx/% src/io/fits.c src/io/fits_check.c,\
                $(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))) src/onnx/onnx_none.c
 PG_OBJ    := $(PG_LIBSRC:%.c=$(BUILD)/wasm/%.o) $(BUILD)/wasm/playground/engine.o
-PG_CFLAGS := -std=c11 $(WARN) -O3 -msimd128 -fopenmp-simd -fno-math-errno -Iinclude \
+# (clang's -Wunneeded-internal-declaration: plot.c's palette, only sized without cairo)
+PG_CFLAGS := -std=c11 $(WARN) -Wno-unneeded-internal-declaration -O3 -msimd128 -fopenmp-simd -fno-math-errno -Iinclude \
              -D_GNU_SOURCE -DDS_NO_FITS -DDS_NO_PLOT -DDS_NO_BLAS -DDS_NO_ONNX -DDS_NO_ZLIB
 PG_FUNCS  := $(patsubst %,_%,$(sort $(shell grep -o 'pg_[a-z_]*' playground/engine.h)) malloc free)
 comma     := ,

@@ -178,6 +178,24 @@ async function main() {
       await page.close();
     }
 
+    /* 2b. a CSV of 4 features and a real label: a regression trained without the plane */
+    if (want("csv4")) {
+      const rows = ["a,b,c,d,y"];
+      let a = 7;
+      const r = () => ((a = (a * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
+      for (let i = 0; i < 200; i++) { const v = [r(), r(), r(), r()]; rows.push(`${v.map((x) => x.toFixed(4)).join(",")},${(0.5 * v[0] - v[1] + 0.3 * v[2] * v[3]).toFixed(4)}`); }
+      const f = path.join(tmp, "four.csv");
+      fs.writeFileSync(f, rows.join("\n") + "\n");
+      const page = await open("");
+      await (await page.$("#csv")).uploadFile(f);
+      await page.waitForFunction(() => window.playground.D.custom && window.playground.built && window.playground.built.text.includes("shape=4"), { timeout: 20000 });
+      const s0 = await page.evaluate(() => window.playground.last.testLoss);
+      const s = await page.evaluate(async () => { const st = await window.playground.step(100); return { loss: st.testLoss, rmse: st.testRmse }; });
+      const shown = await page.$eval("#testAcc", (e) => e.textContent);
+      report(s.loss < 0.2 * s0 ? "ok" : "FAIL", "4-feature CSV regression", `test MSE ${s0.toFixed(4)} -> ${s.loss.toFixed(4)} in 100 epochs; test RMSE shown ${shown}`);
+      await page.close();
+    }
+
     /* 3. bad CSVs: a clear message, the previous data kept */
     if (want("badcsv")) {
       const page = await open("#dataset=xor");

@@ -129,7 +129,7 @@ ds_status dsi_gunzip(const unsigned char *gzbuf, size_t gzlen, const char *path,
                               n, dsi_mem_note(2 * cap));
                 break;
             }
-            unsigned char *nb = cap < ((size_t)1 << 62) ? realloc(buf, 2 * cap) : NULL;
+            unsigned char *nb = cap <= SIZE_MAX / 2 ? realloc(buf, 2 * cap) : NULL;
             if (!nb) {
                 free(buf);
                 buf = NULL;
