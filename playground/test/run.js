@@ -236,6 +236,24 @@ async function main() {
       await page.close();
     }
 
+    /* 4b. the permalink's state builds the net it names; keys step and run */
+    if (want("permalink")) {
+      const page = await open("#dataset=xor&layers=3,5&activation=relu&optimizer=adam&lr=0.01&features=x1,x2,x1x2");
+      const st = await page.evaluate(() => ({ text: window.playground.built.text, hash: window.playground.writeHash() }));
+      const okText = /shape=3/.test(st.text) && /units=3 activation=relu/.test(st.text) && /units=5 activation=relu/.test(st.text) && /optimizer adam lr=0.01/.test(st.text);
+      await page.keyboard.press("s");
+      await page.waitForFunction(() => window.playground.last.epoch === 1, { timeout: 10000 }).catch(() => {});
+      const e1 = await page.evaluate(() => window.playground.last.epoch);
+      await page.keyboard.press(" ");
+      await sleep(600);
+      await page.keyboard.press(" ");
+      await sleep(300);
+      const e2 = await page.evaluate(() => window.playground.last.epoch);
+      report(okText && /dataset=xor/.test(st.hash) && /layers=3%2C5/.test(st.hash) && e1 === 1 && e2 > 1 ? "ok" : "FAIL", "permalink and keys",
+             `model from the URL ${okText ? "as named" : "WRONG"}; 's' -> epoch ${e1}; space, space -> epoch ${e2}`);
+      await page.close();
+    }
+
     /* 5. steps per second: 6 hidden layers of 8 on the spiral at batch 10 */
     if (want("speed")) {
       const page = await open("#dataset=spiral&features=x1,x2,x1sq,x2sq,x1x2,sinx1,sinx2&layers=8,8,8,8,8,8&batch=10");

@@ -306,6 +306,7 @@ ds_status dsi_net_to_set(const ds_net *n, ds_tensor_set *s)
 /* What a weights file holds: the parameters, the preprocessing and the temperatures. */
 static ds_status weights_set(const ds_net *n, ds_tensor_set **out)
 {
+    *out = NULL;
     ds_tensor_set *s = ds_tensor_set_create();
     if (!s)
         return DS_ERR_NOMEM;
@@ -320,7 +321,7 @@ static ds_status weights_set(const ds_net *n, ds_tensor_set **out)
 
 ds_status ds_net_save_weights(const ds_net *n, const char *path)
 {
-    ds_tensor_set *s;
+    ds_tensor_set *s = NULL;
     ds_status st = weights_set(n, &s);
     if (!st)
         st = ds_safetensors_save(s, path);
@@ -337,7 +338,7 @@ ds_status ds_net_save_weights_mem(const ds_net *n, void **buf, size_t *len)
     if (!n || !buf || !len)
         return dsi_fail(DS_ERR_ARG, "ds_net_save_weights_mem: %s is NULL",
                         !n ? "the net" : !buf ? "buf" : "len");
-    ds_tensor_set *s;
+    ds_tensor_set *s = NULL;
     ds_status st = weights_set(n, &s);
     if (!st)
         st = ds_safetensors_save_mem(s, buf, len);
