@@ -2,6 +2,7 @@
 #   make demo    install missing packages, build, run the demo
 #   make test    install missing packages, build and run every test
 #   make install PREFIX=/usr/local [DESTDIR=...]
+#   make playground / serve / test-playground   the browser playground (WebAssembly), served, tested
 # Build options (each =1; docs in README's "Build, dependencies and layout"):
 #   PORTABLE   x86-64 baseline plus AVX2/AVX-512 clones of the hot loops, picked at run time
 #              (default: -march=native, for the machine that builds)
@@ -140,7 +141,7 @@ $(BUILD)/rel/src/ops/conv_direct.o: XFLAGS := -ffp-contract=fast
 $(BUILD)/test/src/ops/conv_direct.o: XFLAGS := -ffp-contract=fast
 $(LIB_OBJ): XFLAGS += $(CFLAGS_LIB)
 
-.PHONY: all deps test test-minimal check-lib wheel install uninstall bench-allreduce bench-sgemm bench-stream bench-cli bench-fashion check-asan check-valgrind fuzz fuzz-build fuzz-coverage demo demo-quick demo-shear demo-psf demo-uncertainty demo-generative demo-generative-quick morphology morphology-quick explain-demo example examples fashion bench bench-quick clean FORCE
+.PHONY: all deps test test-minimal playground serve test-playground check-lib wheel install uninstall bench-allreduce bench-sgemm bench-stream bench-cli bench-fashion check-asan check-valgrind fuzz fuzz-build fuzz-coverage demo demo-quick demo-shear demo-psf demo-uncertainty demo-generative demo-generative-quick morphology morphology-quick explain-demo example examples fashion bench bench-quick clean FORCE
 all: $(BUILD)/libdeepsky.a $(BUILD)/libdeepsky.so $(BUILD)/deepsky examples
 
 deps:
@@ -249,7 +250,8 @@ $(DEMOS): $(BUILD)/examples/%: examples/%.c $(EX_COMMON) examples/demo_common.h 
 examples: $(EX_BIN)
 
 # OpenBLAS's own threads would fight the OpenMP ones: it runs on the OpenMP pool.
-# The test runner, then (unless T picks some tests) the checks of the built libraries.
+# The test runner, then (unless T picks some tests) the checks of the built libraries, and the
+# browser playground's (make test-playground) where Chromium is installed.
 test: deps
 	@$(MAKE) --no-print-directory $(BUILD)/run_tests $(BUILD)/deepsky-test $(DEMOS) $(MPI_TOOL) \
 	    $(BUILD)/libdeepsky.so $(BUILD)/deepsky
@@ -260,9 +262,11 @@ test: deps
 	    DEEPSKY_GEN_DEMO=$(BUILD)/examples/generative_demo \
 	    ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 $(BUILD)/run_tests $(T)
 	@if [ -z "$(T)" ]; then $(MAKE) --no-print-directory check-lib; fi
+	@if [ -z "$(T)" ] && [ -z "$(NO_PLAYGROUND)" ] && command -v chromium >/dev/null 2>&1; then \
+	    $(MAKE) --no-print-directory test-playground; fi
 
 # The minimal build (no cfitsio, cairo, OpenBLAS, OpenMP, MPI or protobuf-c) in its own folder, tested.
-MINIMAL := NO_FITS=1 NO_PLOT=1 NO_BLAS=1 NO_OPENMP=1 NO_MPI=1 NO_ONNX=1
+MINIMAL := NO_FITS=1 NO_PLOT=1 NO_BLAS=1 NO_OPENMP=1 NO_MPI=1 NO_ONNX=1 NO_PLAYGROUND=1
 test-minimal:
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/minimal $(MINIMAL) test
 
@@ -566,3 +570,68 @@ $(DICT_GEN): $(BUILD)/test/fuzz/gen_dict.o $(BUILD)/test/fuzz/dict.o $(TLIB_OBJ)
 .PHONY: fuzz-dict
 fuzz-dict: $(DICT_GEN)
 	$(DICT_GEN) fuzz/dict
+
+# ---- the browser playground (playground/, issue 22) ----
+# The library in its minimal configuration (no cfitsio, cairo, OpenBLAS, OpenMP, protobuf-c,
+# and no zlib: DS_NO_ZLIB), our own sgemm vectorized with WASM SIMD, and playground/engine.c
+# (the page's C API) compiled by Debian's emscripten into $(BUILD)/playground/engine.{js,wasm},
+# with the page's static files beside them. `make serve` serves that folder on localhost.
+EMCC      ?= emcc
+PG_OUT    := $(BUILD)/playground
+PG_LIBSRC := $(filter-out src/onnx/% src/io/fits.c src/io/fits_check.c,\
+               $(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))) src/onnx/onnx_none.c
+PG_OBJ    := $(PG_LIBSRC:%.c=$(BUILD)/wasm/%.o) $(BUILD)/wasm/playground/engine.o
+# (clang's -Wunneeded-internal-declaration: plot.c's palette, only sized without cairo; -Wpass-failed:
+# an "omp simd" loop clang leaves scalar, as gcc does silently)
+PG_CFLAGS := -std=c11 $(WARN) -Wno-unneeded-internal-declaration -Wno-pass-failed -O3 -msimd128 -fopenmp-simd -fno-math-errno -Iinclude \
+             -D_GNU_SOURCE -DDS_NO_FITS -DDS_NO_PLOT -DDS_NO_BLAS -DDS_NO_ONNX -DDS_NO_ZLIB
+PG_FUNCS  := $(patsubst %,_%,$(sort $(shell grep -o 'pg_[a-z_]*' playground/engine.h)) malloc free)
+comma     := ,
+empty     :=
+PG_EXPORTS := $(subst $(empty) $(empty),$(comma),$(PG_FUNCS))
+PG_STATIC := $(wildcard playground/web/*)
+PG_PORT   ?= 8000
+
+$(BUILD)/wasm/%.o: %.c include/deepsky.h src/internal.h $(wildcard src/*/*.h) playground/engine.h
+	@mkdir -p $(dir $@)
+	@echo "  EMCC    $<"
+	@$(EMCC) $(PG_CFLAGS) $(PG_XFLAGS) -c $< -o $@
+
+# The Winograd convolutions take clang minutes at -O3 for WASM; the page's nets have none.
+$(BUILD)/wasm/src/ops/conv_winograd.o: PG_XFLAGS := -O1
+
+# NODE_PATH: Debian's emscripten runs its JavaScript tools with Debian's node-acorn, in
+# /usr/share/nodejs, where a Node.js from elsewhere (NodeSource) does not look.
+$(PG_OUT)/engine.js: $(PG_OBJ)
+	@mkdir -p $(PG_OUT)
+	@echo "  EMLD    $@"
+	@NODE_PATH=/usr/share/nodejs $(EMCC) -O3 -msimd128 $^ -o $@ -sMODULARIZE=1 -sEXPORT_NAME=createEngine \
+	    -sALLOW_MEMORY_GROWTH=1 -sENVIRONMENT=web,worker,node -sEXPORTED_FUNCTIONS=$(PG_EXPORTS) \
+	    -sEXPORTED_RUNTIME_METHODS=ccall,cwrap,UTF8ToString,stringToUTF8,lengthBytesUTF8,getValue
+
+# The native twin of the page's engine: the same engine.c on the native library.
+$(BUILD)/playground-native: playground/native.c playground/engine.c playground/engine.h $(BUILD)/libdeepsky.a
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS_REL) -Iplayground playground/native.c playground/engine.c -o $@ $(BUILD)/libdeepsky.a $(LIBS)
+
+playground:
+	@scripts/deps.sh --playground
+	@$(MAKE) --no-print-directory $(PG_OUT)/engine.js
+	@cp $(PG_STATIC) $(PG_OUT)/
+	@echo "playground: $(PG_OUT)/index.html (make serve: http://localhost:$(PG_PORT)/)"
+
+serve: playground
+	cd $(PG_OUT) && python3 -m http.server $(PG_PORT) --bind 127.0.0.1
+
+# The page in a headless Chromium (playground/test/run.js, puppeteer-core from
+# playground/package-lock.json driving /usr/bin/chromium): see README's "The browser playground".
+# SHOTS=docs also writes the README's screenshots (docs/playground.png, playground-phone.png).
+# npm ci only when playground/node_modules lacks the pinned puppeteer-core.
+export PG_PINNED := const p = require("./playground/package.json"), v = p.devDependencies["puppeteer-core"]; process.exit(require("./playground/node_modules/puppeteer-core/package.json").version === v ? 0 : 1)
+test-playground: playground
+	@$(MAKE) --no-print-directory $(BUILD)/playground-native $(BUILD)/deepsky
+	@if ! node -e "$$PG_PINNED" 2>/dev/null && \
+	    ! (cd playground && npm ci --no-audit --no-fund --loglevel=error); then \
+	    echo "skip  test-playground: npm ci could not install puppeteer-core (no npm registry?)"; \
+	else node playground/test/run.js --out $(PG_OUT) --native $(BUILD)/playground-native \
+	    --cli $(BUILD)/deepsky $(if $(SHOTS),--shots $(SHOTS)); fi

@@ -962,6 +962,10 @@ DS_API ds_status ds_net_load_weights(ds_net *n, const char *path);
 /* ds_net_load_weights from a safetensors file's bytes (see "Loading from memory"). */
 DS_API ds_status ds_net_load_weights_mem(ds_net *n, const void *buf, size_t len,
                                          const char *name);
+/* ds_net_save_weights into memory: *buf (malloc'd, the caller frees it) gets the same bytes
+ * as the file, *len their count (the browser playground's download). DS_ERR_ARG for a NULL
+ * argument, DS_ERR_NOMEM above ds_get_memory_limit(); on failure *buf is NULL. */
+DS_API ds_status ds_net_save_weights_mem(const ds_net *n, void **buf, size_t *len);
 
 /* What a weights file says about its training. Every file training writes (ds_net_fit*:
  * the last epoch's, "<stem>.best" and "<stem>.ckpt") holds these safetensors metadata, all

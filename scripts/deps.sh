@@ -1,14 +1,24 @@
 #!/bin/sh
 # deps.sh - installs the Debian packages deepsky builds with, if any is missing.
-# Usage: scripts/deps.sh [extra packages...]   (as root, or with sudo available)
+# Usage: scripts/deps.sh [--playground] [extra packages...]   (as root, or with sudo available)
 set -e
+# --playground: the browser playground's group too (make playground, make test-playground):
+# emscripten (the WebAssembly build), chromium (its headless test), nodejs and npm (the
+# test's puppeteer-core, pinned in playground/package-lock.json). Not part of the core build.
+playground=""
+if [ "$1" = "--playground" ]; then
+    shift
+    playground="emscripten chromium"
+    command -v node >/dev/null 2>&1 || playground="$playground nodejs"
+    command -v npm >/dev/null 2>&1 || playground="$playground npm"
+fi
 # libopenmpi-dev, openmpi-bin: MPI (make test builds an MPI tool when mpicc exists).
 # libprotobuf-c-dev, protobuf-c-compiler: ONNX export and import (optional: the build leaves
 # them out when missing); python3-venv, python3-numpy, python3-opencv: the ONNX checks;
 # python3-pytest, python3-astropy: the Python package's tests.
 pkgs="gcc make pkg-config libopenblas-openmp-dev libcfitsio-dev libcairo2-dev zlib1g-dev \
 libopenmpi-dev openmpi-bin libprotobuf-c-dev protobuf-c-compiler python3-venv python3-numpy \
-python3-opencv python3-pytest python3-astropy $*"
+python3-opencv python3-pytest python3-astropy $playground $*"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -767,6 +767,51 @@ TEST(memio_writers_match_files)
     return rc;
 }
 
+/* ds_net_save_weights_mem: the bytes of ds_net_save_weights' file (preprocessing included),
+ * which ds_net_load_weights_mem reads back into another net; NULL arguments refused. */
+TEST(memio_net_save_weights_mem)
+{
+    char dir[64];
+    CHECK(make_dir(dir, sizeof dir) == 0);
+    const char *path = in_dir(dir, "w.safetensors");
+    const char *text = "input shape=2\ndense units=3 activation=tanh\ndense units=1\nloss mse\n";
+    ds_net *a = NULL, *b = NULL;
+    ds_net_opts oa = {.seed = 3}, ob = {.seed = 4};
+    ds_tensor *x = random_tensor(2, (int64_t[]){5, 2}, 7);
+    void *buf = NULL;
+    size_t len = 0, flen = 0;
+    unsigned char *file = NULL;
+    int rc = 0;
+    if (ds_net_parse(text, "m", &oa, &a) != DS_OK || ds_net_parse(text, "m", &ob, &b) != DS_OK ||
+        ds_net_set_scaling(a, DS_SCALE_STANDARDIZE, 0, x) != DS_OK ||
+        ds_net_save_weights(a, path) != DS_OK || !(file = read_bytes(path, &flen)) ||
+        ds_net_save_weights_mem(a, &buf, &len) != DS_OK)
+        rc = snprintf(msg_, cap_, "%s", ds_last_error()) * 0 + 1;
+    if (!rc && (len != flen || memcmp(buf, file, len)))
+        rc = snprintf(msg_, cap_, "memory bytes (%zu) differ from the file's (%zu)", len,
+                      flen) * 0 + 1;
+    if (!rc && (ds_net_load_weights_mem(b, buf, len, "w") != DS_OK ||
+                ds_net_scaling(b) != DS_SCALE_STANDARDIZE ||
+                memcmp(ds_model_data(ds_net_model(a)), ds_model_data(ds_net_model(b)),
+                       (size_t)ds_model_block_len(ds_net_model(a), 0) * sizeof(float))))
+        rc = snprintf(msg_, cap_, "weights read back differ (%s)", ds_last_error()) * 0 + 1;
+    void *nb = (void *)1;
+    if (!rc)
+        rc = says(ds_net_save_weights_mem(NULL, &nb, &len), DS_ERR_ARG, msg_, cap_,
+                  "the net is NULL", NULL) ||
+             says(ds_net_save_weights_mem(a, NULL, &len), DS_ERR_ARG, msg_, cap_, "buf is NULL",
+                  NULL);
+    if (!rc && (nb || len))
+        rc = snprintf(msg_, cap_, "a refusal left *buf or *len set") * 0 + 1;
+    free(buf);
+    free(file);
+    ds_tensor_free(x);
+    ds_net_free(a);
+    ds_net_free(b);
+    rm_dir(dir);
+    return rc;
+}
+
 /* ---- hostile input from memory ---- */
 
 /* A 48 MB gzip bomb (48 KB compressed) from memory stops at a 16 MB memory limit; IDX's

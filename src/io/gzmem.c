@@ -9,6 +9,32 @@ bool dsi_is_gzip(const unsigned char *buf, size_t len)
     return len >= 2 && buf[0] == 0x1f && buf[1] == 0x8b;
 }
 
+#ifdef DS_NO_ZLIB
+/* Without zlib (the WebAssembly build): gzipped data is refused by name. */
+ds_status dsi_gz_open(dsi_gz *g, const unsigned char *buf, size_t len, const char *name)
+{
+    (void)buf;
+    (void)len;
+    memset(g, 0, sizeof *g);
+    g->done = true;
+    return dsi_fail(DS_ERR_FORMAT, "%s: gzip data, and deepsky was built without zlib "
+                    "(decompress the file first)", name);
+}
+
+long long dsi_gz_read(dsi_gz *g, unsigned char *dst, size_t n)
+{
+    (void)dst;
+    (void)n;
+    g->status = DS_ERR_FORMAT;
+    g->msg = "built without zlib";
+    return -1;
+}
+
+void dsi_gz_close(dsi_gz *g)
+{
+    (void)g;
+}
+#else
 ds_status dsi_gz_open(dsi_gz *g, const unsigned char *buf, size_t len, const char *name)
 {
     memset(g, 0, sizeof *g);
@@ -78,6 +104,7 @@ void dsi_gz_close(dsi_gz *g)
 {
     inflateEnd(&g->z);
 }
+#endif
 
 ds_status dsi_gunzip(const unsigned char *gzbuf, size_t gzlen, const char *path, size_t pad,
                      unsigned char **out, size_t *len)
@@ -102,7 +129,7 @@ ds_status dsi_gunzip(const unsigned char *gzbuf, size_t gzlen, const char *path,
                               n, dsi_mem_note(2 * cap));
                 break;
             }
-            unsigned char *nb = cap < ((size_t)1 << 62) ? realloc(buf, 2 * cap) : NULL;
+            unsigned char *nb = cap <= SIZE_MAX / 2 ? realloc(buf, 2 * cap) : NULL;
             if (!nb) {
                 free(buf);
                 buf = NULL;

@@ -5,7 +5,9 @@
 #include "../internal.h"
 
 #include <sys/types.h>
+#ifndef DS_NO_ZLIB
 #include <zlib.h>
+#endif
 
 /* The name a buffer goes by in messages when the caller gives none. */
 #define DSI_MEM_NAME "<memory>"
@@ -36,7 +38,11 @@ ds_status dsi_read_file(const char *path, unsigned char **data, size_t *size);
  * (gzmem.c): members one after another; bytes after a member that do not start another
  * (gzip magic) are ignored. */
 typedef struct {
+#ifdef DS_NO_ZLIB
+    struct { unsigned char *next_in; unsigned avail_in; } z;   /* the WebAssembly build */
+#else
     z_stream z;
+#endif
     size_t rest;       /* input bytes after those handed to zlib (it counts in 32 bits) */
     bool member;       /* inside a member */
     bool done;         /* no more data */
@@ -44,7 +50,9 @@ typedef struct {
     ds_status status;  /* of a failure */
     const char *msg;   /* zlib's text for it */
 } dsi_gz;
-/* Starts on buf[0..len), which starts with the gzip magic 1f 8b; DS_ERR_NOMEM naming name. */
+/* Starts on buf[0..len), which starts with the gzip magic 1f 8b; DS_ERR_NOMEM naming name.
+ * Built with DS_NO_ZLIB (the WebAssembly playground's build, which has no zlib): fails with
+ * DS_ERR_FORMAT naming name ("gzip data, and deepsky was built without zlib"). */
 ds_status dsi_gz_open(dsi_gz *g, const unsigned char *buf, size_t len, const char *name);
 /* Inflates up to n bytes into dst and returns the count; fewer than n at the end of the
  * data (g->cut says whether it was cut short). -1 on corrupt data (DS_ERR_FORMAT) or no

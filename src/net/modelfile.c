@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 
 #define MAX_OPTS 32
@@ -1559,11 +1560,12 @@ static const struct {
     {.key = "clipnorm", .synonym = "clip_norm", .type = OPT_FLOAT, .lo = 0, .hi = 1e12,
      FIELD(clip_norm)},
     {.key = "schedule", .type = OPT_SCHEDULE, FIELD(schedule.kind)},
-    {.key = "step_size", .type = OPT_INT64, .lo = 1, .hi = (double)(1L << 40),
+    {.key = "step_size", .type = OPT_INT64, .lo = 1, .hi = (double)((int64_t)1 << 40),
      FIELD(schedule.step_size)},
     {.key = "gamma", .type = OPT_FLOAT, .lo = 0, .hi = 1, FIELD(schedule.gamma)},
     {.key = "decay", .type = OPT_FLOAT, .lo = 0, .hi = 1e6, FIELD(schedule.decay)},
-    {.key = "t_max", .type = OPT_INT64, .lo = 1, .hi = (double)(1L << 40), FIELD(schedule.t_max)},
+    {.key = "t_max", .type = OPT_INT64, .lo = 1, .hi = (double)((int64_t)1 << 40),
+     FIELD(schedule.t_max)},
     {.key = "min_lr", .type = OPT_FLOAT, .lo = 0, .hi = 1e3, FIELD(schedule.min_lr)},
     {.key = "per_epoch", .type = OPT_BOOL, FIELD(schedule.per_epoch)},
 #undef FIELD
@@ -1607,11 +1609,14 @@ static ds_status optim_key(spec *s, int i, ds_optim_opts *o)
             return st;
         *(int *)field = flag;
         return DS_OK;
-    case OPT_INT64:
-        if ((st = get_int(s, keys, (long)optim_keys[i].lo, (long)optim_keys[i].hi, 0, false, &n)))
+    case OPT_INT64: {
+        /* where long has 32 bits (WebAssembly), the range stops at LONG_MAX */
+        long hi = optim_keys[i].hi < (double)LONG_MAX ? (long)optim_keys[i].hi : LONG_MAX;
+        if ((st = get_int(s, keys, (long)optim_keys[i].lo, hi, 0, false, &n)))
             return st;
         *(int64_t *)field = n;
         return DS_OK;
+    }
     case OPT_SCHEDULE:
         return optim_schedule(s, (ds_schedule_kind *)field);
     }

@@ -303,16 +303,45 @@ ds_status dsi_net_to_set(const ds_net *n, ds_tensor_set *s)
     return st;
 }
 
-ds_status ds_net_save_weights(const ds_net *n, const char *path)
+/* What a weights file holds: the parameters, the preprocessing and the temperatures. */
+static ds_status weights_set(const ds_net *n, ds_tensor_set **out)
 {
+    *out = NULL;
     ds_tensor_set *s = ds_tensor_set_create();
     if (!s)
         return DS_ERR_NOMEM;
     ds_status st = dsi_net_to_set(n, s);
     if (!st)
         st = dsi_calib_to_set(n, s, false);   /* the classifiers' temperatures */
+    if (st)
+        ds_tensor_set_free(s);
+    *out = st ? NULL : s;
+    return st;
+}
+
+ds_status ds_net_save_weights(const ds_net *n, const char *path)
+{
+    ds_tensor_set *s = NULL;
+    ds_status st = weights_set(n, &s);
     if (!st)
         st = ds_safetensors_save(s, path);
+    ds_tensor_set_free(s);
+    return st;
+}
+
+ds_status ds_net_save_weights_mem(const ds_net *n, void **buf, size_t *len)
+{
+    if (buf)
+        *buf = NULL;
+    if (len)
+        *len = 0;
+    if (!n || !buf || !len)
+        return dsi_fail(DS_ERR_ARG, "ds_net_save_weights_mem: %s is NULL",
+                        !n ? "the net" : !buf ? "buf" : "len");
+    ds_tensor_set *s = NULL;
+    ds_status st = weights_set(n, &s);
+    if (!st)
+        st = ds_safetensors_save_mem(s, buf, len);
     ds_tensor_set_free(s);
     return st;
 }
