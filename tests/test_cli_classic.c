@@ -84,8 +84,8 @@ TEST(cli_classic_bad_input)
 {
     char d[256];
     CHECK(test_tmpdir(d, sizeof d, "cli_classic"));
-    EXPECT(2, TEXTS("unknown classic method 'forest' (methods: logistic, linear, knn, kmeans, "
-                    "pca)"), "classic train --method forest --data " IRIS "train.csv -o "
+    EXPECT(2, TEXTS("unknown classic method 'forest' (methods: logistic, linear, knn, "
+                    "random-forest, gradient-boosting, svm, kmeans, pca)"), "classic train --method forest --data " IRIS "train.csv -o "
            "%s/m.safetensors", d);
     EXPECT(2, TEXTS("option '--k' is not an option of method 'logistic' (its options: --C, "
                     "--solver, --max-iter, --tol)"), "classic train --method logistic --k 3 "

@@ -1,5 +1,5 @@
 /* cmd_classic.c - deepsky classic train|eval|predict: classic baselines (logistic, linear,
- * knn, kmeans, pca, ...) on the data of train and eval, read the same way (data.c). */
+ * knn, forests, boosting, svm, kmeans, pca) on the data of train and eval, read the same way (data.c). */
 #include "cli.h"
 
 #include <math.h>
@@ -173,8 +173,9 @@ static void print_fit(const ds_classic *m, const ds_tensor *x, double seconds)
     if (ds_classic_classes(m))
         printf(", %lld classes", (long long)ds_classic_classes(m));
     printf(", fitted in %.3g s\n", seconds);
-    const char *stats[] = {"iterations", "inertia", "silhouette"};
-    for (int i = 0; i < 3; i++)
+    const char *stats[] = {"iterations", "inertia", "silhouette", "oob_score", "rounds",
+                           "support_vectors"};
+    for (int i = 0; i < 6; i++)
         if (!isnan(ds_classic_stat(m, stats[i])))
             printf("%s: %.6g\n", stats[i], ds_classic_stat(m, stats[i]));
 }
@@ -213,8 +214,9 @@ static int train_run(const cli_cmd *c, job *j, double vsplit, bool vlast, long s
 static int classic_train(int argc, char **argv)
 {
     build_method_opts();
-    cli_opt opts[48] = {
-        CLI_OPT("method", 0, "M", "the method (required): logistic, linear, knn, kmeans, pca"),
+    cli_opt opts[80] = {
+        CLI_OPT("method", 0, "M", "the method (required): logistic, linear, knn, random-forest, "
+                "gradient-boosting, svm, kmeans, pca"),
         CLASSIC_DATA_OPTS("labels (required but for kmeans and pca; or --label-columns)"),
         CLI_OPT("features", 0, "F", "image features: pixels, hog[:ORIENT[:CELL[:BLOCK]]] "
                 "(default 9:8:3) or moments (default: the values as they are)"),
