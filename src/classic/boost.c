@@ -321,16 +321,26 @@ static void boost_predict(const ds_classic *m, const float *x, int64_t n, float 
     const float *roots = rt->data, *nodes = nt->data;
     const float *values = dsi_classic_arr(m, "values", nt->shape[0], 1);
     const float *base = dsi_classic_arr(m, "baseline", R, -1);
-#pragma omp parallel for schedule(static) if (n * T > 1 << 12)
-    for (int64_t i = 0; i < n; i++) {
-        double raw[DSI_TREE_WIDTH];
-        for (int64_t k = 0; k < R; k++)
-            raw[k] = base[k];
-        for (int64_t t = 0; t < T; t++) {
+    /* blocks of samples, tree by tree (a tree stays in cache); each sum in tree order */
+#pragma omp parallel for schedule(dynamic, 1) if (n * T > 1 << 12)
+    for (int64_t b0 = 0; b0 < n; b0 += 256) {
+        int64_t nb = n - b0 < 256 ? n - b0 : 256;
+        double *raw = malloc((size_t)(nb * R) * sizeof *raw);
+        for (int64_t q = 0; raw && q < nb * R; q++)
+            raw[q] = base[q % R];
+        for (int64_t t = 0; raw && t < T; t++) {
             int64_t r0 = (int64_t)roots[t];
-            raw[t % R] += *dsi_tree_leaf(nodes + 4 * r0, values + r0, 1, x + i * f);
+            for (int64_t i = 0; i < nb; i++)
+                raw[i * R + t % R] += *dsi_tree_leaf(nodes + 4 * r0, values + r0, 1,
+                                                     x + (b0 + i) * f);
         }
-        finish(m, raw, out + i * w);
+        for (int64_t i = 0; i < nb; i++) {
+            if (raw)
+                finish(m, raw + i * R, out + (b0 + i) * w);
+            else   /* out of memory: predict cannot fail */
+                memset(out + (b0 + i) * w, 0, (size_t)w * sizeof *out);
+        }
+        free(raw);
     }
 }
 

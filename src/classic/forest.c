@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define PREDICT_BLOCK 256   /* samples predicted together, tree by tree */
+
 typedef struct { int64_t K, t; } forest_ctx;   /* classes (classify) or outputs (regress) */
 
 /* Gini: s = [n, count of class 0, ...]; score sum_k c_k^2 / n (the impurity decrease of a
@@ -208,17 +210,23 @@ static void forest_predict(const ds_classic *m, const float *x, int64_t n, float
     const ds_tensor *nt = ds_tensor_set_get(m->arrays, "nodes");
     const float *nodes = nt->data, *roots = dsi_classic_arr(m, "roots", T, -1);
     const float *values = dsi_classic_arr(m, "values", nt->shape[0], w);
-#pragma omp parallel for schedule(static) if (n * T > 1 << 12)
-    for (int64_t i = 0; i < n; i++) {
-        double acc[DSI_TREE_WIDTH] = {0};
-        for (int64_t t = 0; t < T; t++) {
+    /* blocks of samples, tree by tree (a tree stays in cache); each sample's sum in tree order */
+#pragma omp parallel for schedule(dynamic, 1) if (n * T > 1 << 12)
+    for (int64_t b0 = 0; b0 < n; b0 += PREDICT_BLOCK) {
+        int64_t nb = n - b0 < PREDICT_BLOCK ? n - b0 : PREDICT_BLOCK;
+        double *acc = calloc((size_t)(nb * w), sizeof *acc);
+        for (int64_t t = 0; acc && t < T; t++) {
             int64_t r0 = (int64_t)roots[t];
-            const float *v = dsi_tree_leaf(nodes + 4 * r0, values + r0 * w, (int)w, x + i * f);
-            for (int64_t k = 0; k < w; k++)
-                acc[k] += v[k];
+            for (int64_t i = 0; i < nb; i++) {
+                const float *v = dsi_tree_leaf(nodes + 4 * r0, values + r0 * w, (int)w,
+                                               x + (b0 + i) * f);
+                for (int64_t k = 0; k < w; k++)
+                    acc[i * w + k] += v[k];
+            }
         }
-        for (int64_t k = 0; k < w; k++)
-            out[i * w + k] = (float)(acc[k] / (double)T);
+        for (int64_t q = 0; q < nb * w; q++)   /* (zeros if out of memory: predict cannot fail) */
+            out[b0 * w + q] = acc ? (float)(acc[q] / (double)T) : 0;
+        free(acc);
     }
 }
 
