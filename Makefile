@@ -141,7 +141,7 @@ $(BUILD)/rel/src/ops/conv_direct.o: XFLAGS := -ffp-contract=fast
 $(BUILD)/test/src/ops/conv_direct.o: XFLAGS := -ffp-contract=fast
 $(LIB_OBJ): XFLAGS += $(CFLAGS_LIB)
 
-.PHONY: all deps test test-minimal playground serve test-playground check-lib wheel install uninstall bench-allreduce bench-sgemm bench-stream bench-cli bench-fashion check-asan check-valgrind fuzz fuzz-build fuzz-coverage demo demo-quick demo-shear demo-psf demo-uncertainty demo-generative demo-generative-quick morphology morphology-quick explain-demo example examples fashion bench bench-quick clean FORCE
+.PHONY: all deps test test-minimal playground serve test-playground check-lib wheel install uninstall bench-allreduce bench-classic bench-sgemm bench-stream bench-cli bench-fashion check-asan check-valgrind fuzz fuzz-build fuzz-coverage demo demo-quick demo-shear demo-psf demo-uncertainty demo-generative demo-generative-quick morphology morphology-quick explain-demo example examples fashion bench bench-quick clean FORCE
 all: $(BUILD)/libdeepsky.a $(BUILD)/libdeepsky.so $(BUILD)/deepsky examples
 
 deps:
@@ -442,6 +442,12 @@ bench-quick:
 	@scripts/deps.sh python3-torch python3-numpy python3-venv
 	@$(MAKE) --no-print-directory $(BENCH_BIN)
 	/usr/bin/python3 bench/run.py --bin $(BENCH_BIN) --peers $(PEERS) --quick
+
+# The classic methods against scikit-learn (bench/classic_bench.py): fit and predict times on
+# the same data, 2 cores (taskset) and threads, as ratios; a few minutes.
+bench-classic: $(BUILD)/libdeepsky.so
+	@scripts/deps.sh python3-sklearn
+	taskset -c 0,1 /usr/bin/python3 bench/classic_bench.py
 
 # Time to 93% test accuracy on Fashion-MNIST: deepsky's recipe (examples/fashion_fast.model)
 # against the same recipe in Keras and PyTorch (bench/fashion_time.py, bench/fashion_peer.py),

@@ -2069,6 +2069,52 @@ DS_API ds_status ds_hog(const float *img, int rows, int cols, const ds_hog_opts 
  * as ds_classic_set_features reads it, into a new [N, F] tensor. */
 DS_API ds_status ds_classic_features(const char *features, const ds_tensor *x, ds_tensor **out);
 
+/* Model selection (src/classic/search.c). The score is the accuracy (classes) or R^2
+ * averaged over the outputs (values), as scikit-learn's score; higher is better. Folds: the
+ * samples shuffled with the seed and dealt round-robin, class by class for class labels
+ * (stratified); fold f's fit uses seed + f. m is a configured model (method, options,
+ * features, scaling, transform), fitted or not, and is not changed: each fit is on a copy.
+ * Bad arguments (a clustering or transform method, folds < 2 or above the sample count,
+ * labels that do not match, NaN) give DS_ERR_ARG / DS_ERR_SHAPE / DS_ERR_VALUE. */
+DS_API ds_status ds_classic_cross_validate(const ds_classic *m, const ds_tensor *x,
+                                           const ds_tensor *y, int folds, uint64_t seed,
+                                           double *mean, double *spread);   /* spread: std */
+typedef struct {
+    char params[512];     /* "C=1 gamma=0.01" */
+    double score, spread; /* mean and standard deviation over the folds */
+    int trial;            /* its number, from 0, in the order tried */
+} ds_search_result;
+typedef struct {
+    int random;           /* nonzero: random draws (trials of them); 0: the whole grid */
+    int trials;           /* random: how many */
+    int grid_points;      /* grid: values of a range (0: 5), evenly or log spaced */
+    int folds;
+    uint64_t seed;        /* the draws and the folds */
+    /* called after each trial (may be NULL) */
+    void (*progress)(const ds_search_result *r, int done, int total, void *user);
+    void *user;
+} ds_search_opts;
+/* Cross-validates m with each point of the space of params[0..n) (1 to 8 of "NAME=A,B,C",
+ * "NAME=LO:HI" or "NAME=LO:HI:log", NAME a hyperparameter of m's method; a range of two
+ * integers gives integers). *out (malloc'd, the caller frees it) holds *count results sorted
+ * by score, best first (ties: the earlier trial). An unknown name lists the method's options;
+ * a value the option refuses names the parameter. */
+DS_API ds_status ds_classic_search(const ds_classic *m, int n_params, const char *const *params,
+                                   const ds_search_opts *o, const ds_tensor *x,
+                                   const ds_tensor *y, ds_search_result **out, int *count);
+/* A learning curve: for each fold, m fitted on the first fraction[s] of the other folds'
+ * samples (shuffled with the seed; at least 2), scored on them (train) and on the fold (val);
+ * out[s] the means and standard deviations over the folds. */
+typedef struct {
+    double fraction;
+    int64_t size;                 /* training samples (of the last fold) */
+    double train, train_spread, val, val_spread;
+} ds_curve_point;
+DS_API ds_status ds_classic_learning_curve(const ds_classic *m, const ds_tensor *x,
+                                           const ds_tensor *y, int n_sizes,
+                                           const double *fractions, int folds, uint64_t seed,
+                                           ds_curve_point *out);
+
 /* ------------------------------------------------------------------------------------------
  * Looking inside a network (issue 16): attributions, filters, feature maps and class
  * visualization of a net with one data input (src/explain/).

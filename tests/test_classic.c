@@ -83,6 +83,14 @@ static const model_case cases[] = {
     {"pca", {"components", "2", NULL}, NULL, NULL, false, false},
     {"logistic", {NULL}, "hog:6:4:2", "pca:4", true, true},
     {"knn", {"k", "2", NULL}, "moments", NULL, true, true},
+    {"random-forest", {"n-trees", "8", "max-depth", "6", NULL}, NULL, NULL, true, false},
+    {"random-forest", {"n-trees", "5", "min-samples-leaf", "3", "task", "regress", NULL}, NULL,
+     NULL, true, false},
+    {"gradient-boosting", {"n-rounds", "10", "subsample", "0.7", NULL}, NULL, NULL, true, false},
+    {"gradient-boosting", {"n-rounds", "30", "early-stop", "3", "task", "regress", NULL}, NULL,
+     NULL, true, false},
+    {"svm", {"C", "2", NULL}, NULL, NULL, true, false},
+    {"svm", {"kernel", "linear", NULL}, NULL, "pca:3", true, false},
 };
 #define N_CASES (int)(sizeof cases / sizeof cases[0])
 
@@ -225,7 +233,8 @@ TEST(classic_bad_input)
 {
     ds_classic *m = NULL;
     CHECK_OK(expect(ds_classic_create("forest", &m), DS_ERR_ARG,
-                    "unknown classic method 'forest' (methods: logistic, linear, knn, kmeans, pca)",
+                    "unknown classic method 'forest' (methods: logistic, linear, knn, "
+                    "random-forest, gradient-boosting, svm, kmeans, pca)",
                     msg_, cap_));
     CHECK(!ds_classic_create("logistic", &m));
     int rc = expect(ds_classic_set(m, "k", "3"), DS_ERR_ARG, "classic method 'logistic' has no "

@@ -62,7 +62,8 @@ static int load(const char *set, const char *split, ds_tensor **x, ds_tensor **y
 
 /* A model of method with options (pairs key, value, NULL-ended), standardized, fitted on the
  * set's training split; its test accuracy into *acc (classifiers). */
-static ds_classic *fit(const char *set, const char *method, const char *const *kv, double *acc)
+static ds_classic *fit_seeded(const char *set, const char *method, const char *const *kv,
+                              uint64_t seed, double *acc)
 {
     ds_tensor *x, *y, *tx = NULL, *ty = NULL, *p = NULL, *d = NULL;
     ds_classic *m = NULL;
@@ -72,12 +73,20 @@ static ds_classic *fit(const char *set, const char *method, const char *const *k
     for (int i = 0; ok && kv && kv[i]; i += 2)
         ok = !ds_classic_set(m, kv[i], kv[i + 1]);
     bool labels = strcmp(method, "kmeans") && strcmp(method, "pca");
-    ok = ok && !ds_classic_fit(m, x, labels ? y : NULL, 0);
+    ok = ok && !ds_classic_fit(m, x, labels ? y : NULL, seed);
     if (ok && acc && !ds_classic_predict(m, tx, &p) && (d = ds_classic_decide(m, p))) {
         int64_t n = ds_tensor_shape(ty)[0], right = 0;
         for (int64_t i = 0; i < n; i++)
             right += ds_tensor_data(d)[i] == ds_tensor_data(ty)[i];
         *acc = (double)right / (double)n;
+    } else if (ok && acc && p) {   /* values: the test RMSE */
+        int64_t n = ds_tensor_shape(ty)[0];
+        double se = 0;
+        for (int64_t i = 0; i < n; i++) {
+            double e = ds_tensor_data(p)[i] - ds_tensor_data(ty)[i];
+            se += e * e;
+        }
+        *acc = sqrt(se / (double)n);
     }
     if (!ok) {
         ds_classic_free(m);
@@ -86,6 +95,11 @@ static ds_classic *fit(const char *set, const char *method, const char *const *k
     ds_tensor_free(x), ds_tensor_free(y), ds_tensor_free(tx), ds_tensor_free(ty);
     ds_tensor_free(p), ds_tensor_free(d);
     return m;
+}
+
+static ds_classic *fit(const char *set, const char *method, const char *const *kv, double *acc)
+{
+    return fit_seeded(set, method, kv, 0, acc);
 }
 
 /* Largest |a - ref| over an array (sign: compare each row up to its sign, rows of width w). */
@@ -286,5 +300,110 @@ TEST(classic_hog_matches_skimage)
             FAIL("hog %s: %lld features (scikit-image %lld), largest difference %g", cases[c],
                  (long long)size, (long long)nf, worst);
     }
+    return TEST_PASS;
+}
+
+/* Random forests: the test accuracy averaged over seeds 0..2 (digits: 0), within 2 points of scikit-learn's
+ * (averaged over its seeds 0..4); the forest of 1 and 2 threads is the same. */
+TEST(classic_forest_matches_sklearn)
+{
+    for (int s = 0; s < N_SETS; s++) {
+        const char *kv[] = {"n-trees", "100", NULL};
+        double mean = 0, seeds = s == 3 ? 1 : 3;   /* digits: 1 (time) */
+        for (uint64_t seed = 0; seed < seeds; seed++) {
+            double acc = -1;
+            ds_classic *m = fit_seeded(sets[s], "random-forest", kv, seed, &acc);
+            CHECK(m);
+            if (figures() && seed == 0)
+                fprintf(stderr, "classic %-8s forest out-of-bag score %.4f, %g nodes\n", sets[s],
+                        ds_classic_stat(m, "oob_score"), ds_classic_stat(m, "nodes"));
+            CHECK(!isnan(ds_classic_stat(m, "oob_score")));
+            ds_classic_free(m);
+            mean += acc / seeds;
+        }
+        CHECK_OK(check_acc(sets[s], "forest", mean, msg_, cap_));
+    }
+    return TEST_PASS;
+}
+
+/* Gradient boosting (100 rounds, rate 0.1, depth 3): within 2 points of scikit-learn's
+ * HistGradientBoostingClassifier with the same settings (GradientBoostingClassifier's
+ * figures printed beside). Digits (1000 trees, 8 s in the sanitizer build) only with
+ * DS_CLASSIC_FIGURES set. */
+TEST(classic_boost_matches_sklearn)
+{
+    for (int s = 0; s < (figures() ? N_SETS : 3); s++) {
+        double acc = -1;
+        ds_classic *m = fit(sets[s], "gradient-boosting", NULL, &acc);
+        CHECK(m);
+        CHECK(ds_classic_stat(m, "rounds") == 100);
+        ds_classic_free(m);
+        char key[64];
+        snprintf(key, sizeof key, "%s.gbc.acc", sets[s]);
+        if (figures())
+            fprintf(stderr, "classic %-8s (GradientBoostingClassifier %.4f)\n", sets[s], ref1(key));
+        CHECK_OK(check_acc(sets[s], "hgb", acc, msg_, cap_));
+    }
+    return TEST_PASS;
+}
+
+/* Regression on diabetes: test RMSE within 5% of scikit-learn's forest and boosting. */
+TEST(classic_trees_regress_like_sklearn)
+{
+    const char *methods[] = {"random-forest", "gradient-boosting"};
+    const char *keys[] = {"diabetes.forest.rmse", "diabetes.hgb.rmse"};
+    for (int k = 0; k < 2; k++) {
+        const char *kv[] = {"task", "regress", NULL};
+        double rmse = -1;
+        ds_classic *m = fit("diabetes", methods[k], kv, &rmse);
+        CHECK(m);
+        ds_classic_free(m);
+        double r = ref1(keys[k]);
+        if (figures())
+            fprintf(stderr, "classic diabetes %-18s test RMSE %.3f  scikit-learn %.3f (%+.1f%%)\n",
+                    methods[k], rmse, r, 100 * (rmse / r - 1));
+        if (!(fabs(rmse / r - 1) <= 0.05))
+            FAIL("%s: test RMSE %g, scikit-learn's %g: more than 5%% apart", methods[k], rmse, r);
+    }
+    return TEST_PASS;
+}
+
+/* SVC: accuracy within 2 points, the support-vector count within 5%, and (RBF) the test
+ * decision function within 0.02 of scikit-learn's SVC with C 1 and gamma 'scale'. */
+TEST(classic_svm_matches_sklearn)
+{
+    for (int s = 0; s < N_SETS; s++)
+        for (int lin = 0; lin < 2; lin++) {
+            const char *kv[] = {"kernel", lin ? "linear" : "rbf", NULL};
+            const char *tag = lin ? "svcl" : "svc";
+            double acc = -1;
+            ds_classic *m = fit(sets[s], "svm", kv, &acc);
+            CHECK(m);
+            char key[64];
+            snprintf(key, sizeof key, "%s.%s.nsv", sets[s], tag);
+            double nsv = ds_classic_stat(m, "support_vectors"), rn = ref1(key), worst = 0;
+            if (!lin) {
+                ds_tensor *x, *y, *p = NULL;
+                CHECK_OK(load(sets[s], "test", &x, &y));
+                CHECK(ds_classic_predict(m, x, &p) == DS_OK);
+                snprintf(key, sizeof key, "%s.svc.decision", sets[s]);
+                int64_t n, K = ds_tensor_shape(p)[1];
+                double *r = ref(key, &n);
+                const float *pv = ds_tensor_data(p);
+                CHECK(r && (n == ds_tensor_shape(p)[0] * (K == 2 ? 1 : K)));
+                for (int64_t i = 0; i < n; i++)
+                    worst = fmax(worst, fabs((K == 2 ? pv[2 * i + 1] : pv[i]) - r[i]));
+                free(r), ds_tensor_free(x), ds_tensor_free(y), ds_tensor_free(p);
+            }
+            ds_classic_free(m);
+            if (figures())
+                fprintf(stderr, "classic %-8s %-5s support vectors %g  scikit-learn %g; "
+                        "decision max |difference| %.2g%s\n", sets[s], tag, nsv, rn, worst,
+                        lin ? " (not compared)" : "");
+            CHECK_OK(check_acc(sets[s], tag, acc, msg_, cap_));
+            if (!(fabs(nsv / rn - 1) <= 0.05) || !(worst <= 0.02))
+                FAIL("%s %s: %g support vectors (scikit-learn %g), decision differs by %g",
+                     sets[s], tag, nsv, rn, worst);
+        }
     return TEST_PASS;
 }

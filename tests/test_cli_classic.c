@@ -1,10 +1,13 @@
-/* test_cli_classic.c - deepsky classic train|eval|predict: a logistic model trained, saved,
+/* test_cli_classic.c - deepsky classic train|eval|predict (and search and curve): a logistic
+ * model trained, saved,
  * evaluated and used to predict on the iris fixture; validation splits; features and a PCA
  * transform; and the bad-input messages (unknown method or option, another method's model,
  * a network's weights, NaN features as train words them, k above the sample count). The tool
  * runs with the sanitizers (tests/spawn.h). */
 #include "test.h"
 #include "spawn.h"
+
+#include <stdbool.h>
 
 #define IRIS "tests/fixtures/classic/iris_"
 
@@ -84,8 +87,8 @@ TEST(cli_classic_bad_input)
 {
     char d[256];
     CHECK(test_tmpdir(d, sizeof d, "cli_classic"));
-    EXPECT(2, TEXTS("unknown classic method 'forest' (methods: logistic, linear, knn, kmeans, "
-                    "pca)"), "classic train --method forest --data " IRIS "train.csv -o "
+    EXPECT(2, TEXTS("unknown classic method 'forest' (methods: logistic, linear, knn, "
+                    "random-forest, gradient-boosting, svm, kmeans, pca)"), "classic train --method forest --data " IRIS "train.csv -o "
            "%s/m.safetensors", d);
     EXPECT(2, TEXTS("option '--k' is not an option of method 'logistic' (its options: --C, "
                     "--solver, --max-iter, --tol)"), "classic train --method logistic --k 3 "
@@ -117,6 +120,66 @@ TEST(cli_classic_bad_input)
            "label -o %s/m.safetensors", d, d);
     EXPECT(0, TEXTS("classic logistic: classify, 3 samples"), "classic train --method logistic "
            "--data %s/nan.csv --label-columns label --nan drop-samples -o %s/m.safetensors", d, d);
+    test_rm_rf(d);
+    return TEST_PASS;
+}
+
+/* deepsky search (grid, the CSV sorted, the best refitted and saved) and curve (CSV, PNG). */
+TEST(cli_search_and_curve)
+{
+    char d[256];
+    CHECK(test_tmpdir(d, sizeof d, "cli_classic"));
+    EXPECT(0, TEXTS("trial 6/6:", "best: k=", "results: ", "best model (refitted on all 105 "
+                    "samples)"),
+           "search --method knn --param k=1,7,25 --param weights=uniform,distance --folds 3 "
+           "--data " IRIS "train.csv --label-columns label --scale standardize -o %s/s.csv "
+           "--best %s/best.safetensors", d, d);
+    char path[512], line[256] = "";
+    snprintf(path, sizeof path, "%s/s.csv", d);
+    FILE *fp = fopen(path, "r");
+    if (fp) {
+        if (!fgets(line, sizeof line, fp))
+            line[0] = 0;
+        fclose(fp);
+    }
+    if (strcmp(line, "rank,trial,score,spread,k,weights\n"))
+        FAIL("search results header '%s'", line);
+    EXPECT(0, TEXTS("accuracy: "), "classic eval %s/best.safetensors --method knn --data " IRIS
+           "test.csv --label-columns label", d);
+    EXPECT(0, TEXTS("trial 4/4:"), "search --method svm --param C=0.1:10:log --strategy random "
+           "--trials 4 --folds 3 --data " IRIS "train.csv --label-columns label -o %s/r.csv", d);
+    EXPECT(2, TEXTS("option '--max-depth' is not an option of method 'knn'"), "search --method knn "
+           "--max-depth 3 --param k=1,2 --data " IRIS "train.csv --label-columns label -o %s/x.csv", d);
+    EXPECT(1, TEXTS("classic method 'knn' has no option 'depth' (its options: k, weights, "
+                    "algorithm, task)"), "search --method knn --param depth=1,2 --data " IRIS
+           "train.csv --label-columns label -o %s/x.csv", d);
+    EXPECT(2, TEXTS("--k is given and searched"), "search --method knn --k 3 --param k=1,2 "
+           "--data " IRIS "train.csv --label-columns label -o %s/x.csv", d);
+    EXPECT(2, TEXTS("--trials counts random draws"), "search --method knn --trials 3 --param "
+           "k=1,2 --data " IRIS "train.csv --label-columns label -o %s/x.csv", d);
+    bool plot = ds_has_feature("plot");
+    EXPECT(0, TEXTS("learning curve of logistic, 3-fold:", "curve: "), "curve --method logistic "
+           "--fractions 1/4..1 --folds 3 --data " IRIS "train.csv --label-columns label "
+           "--scale standardize -o %s/c.csv%s%s%s", d, plot ? " --plot " : "", plot ? d : "",
+           plot ? "/c.png" : "");
+    snprintf(path, sizeof path, "%s/c.csv", d);
+    int64_t lines = 0;
+    fp = fopen(path, "r");
+    while (fp && fgets(line, sizeof line, fp))
+        lines++;
+    if (fp)
+        fclose(fp);
+    CHECK(lines == 4);   /* a header, 1/4, 1/2, 1 */
+    if (plot) {
+        snprintf(path, sizeof path, "%s/c.png", d);
+        fp = fopen(path, "rb");
+        CHECK(fp);
+        fclose(fp);
+    }
+    EXPECT(2, TEXTS("option '--fractions': '1/0..1' is not 1/N..1"), "curve --method knn "
+           "--fractions 1/0..1 --data " IRIS "train.csv --label-columns label -o %s/x.csv", d);
+    EXPECT(1, TEXTS("cross-validation scores classifiers and regressors"), "curve --method pca "
+           "--data " IRIS "train.csv --label-columns label -o %s/x.csv", d);
     test_rm_rf(d);
     return TEST_PASS;
 }

@@ -8,11 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The methods, in the order --help lists them. The next round's methods (random forests,
- * gradient boosting, SVMs) join here. */
+/* The methods, in the order --help lists them. */
 static const dsi_classic_method *const methods[] = {
-    &dsi_classic_logistic, &dsi_classic_linear, &dsi_classic_knn, &dsi_classic_kmeans,
-    &dsi_classic_pca,
+    &dsi_classic_logistic, &dsi_classic_linear, &dsi_classic_knn, &dsi_classic_forest,
+    &dsi_classic_boost, &dsi_classic_svm, &dsi_classic_kmeans, &dsi_classic_pca,
 };
 #define N_METHODS (int)(sizeof methods / sizeof methods[0])
 

@@ -74,7 +74,7 @@ struct ds_classic {
 
 /* The methods (classic.c holds the table). */
 extern const dsi_classic_method dsi_classic_logistic, dsi_classic_linear, dsi_classic_knn,
-    dsi_classic_kmeans, dsi_classic_pca;
+    dsi_classic_kmeans, dsi_classic_pca, dsi_classic_forest, dsi_classic_boost, dsi_classic_svm;
 
 /* A hyperparameter's number (words: the index of the word) by name; DS_ASSERTs it exists. */
 double dsi_classic_num(const ds_classic *m, const char *name);

@@ -290,6 +290,35 @@ int cmd_sim(int argc, char **argv);
 int cmd_measure(int argc, char **argv);
 int cmd_shear_bias(int argc, char **argv);
 int cmd_classic(int argc, char **argv);
+int cmd_search(int argc, char **argv);
+int cmd_curve(int argc, char **argv);
+/* The data options of classic train, eval and predict, search and curve (cmd_classic.c). */
+#define CLI_CLASSIC_DATA_OPTS(labels_help)                                                          \
+    CLI_OPTS("data", 0, "X", "data (.npy, .fits, .csv or IDX): samples along the first axis "  \
+             "(required)"),                                                                     \
+    CLI_OPTS("labels", 0, "Y", labels_help),                                                    \
+    CLI_OPTS("columns", 0, "COLS", "table data: feature columns"),                              \
+    CLI_OPTS("label-columns", 0, "COLS", "table data: label columns (left out of the "         \
+             "features)"),                                                                      \
+    CLI_OPT("hdu", 0, "N", "FITS: HDU number, 1 = primary, or EXTNAME (default: first with "   \
+            "data)"),                                                                           \
+    CLI_READ_OPTS,                                                                              \
+    CLI_OPT("threads", 0, "N", "threads (default: all cores; the results do not depend on "    \
+            "it)")
+#define CLI_CLASSIC_PREP_OPTS                                                                   \
+    CLI_OPT("features", 0, "F", "image features: pixels, hog[:ORIENT[:CELL[:BLOCK]]] "         \
+            "(default 9:8:3), moments or cas (per channel: C, A, S, r_petro, ok) (default: "    \
+            "the values as they are)"),                                                         \
+    CLI_OPT("scale", 0, "HOW", "none, standardize, per_image, asinh[:A], divide:A (after "      \
+            "the features; statistics of the training set; default none)"),                     \
+    CLI_OPT("transform", 0, "pca:K", "a PCA to K components after scaling, before the "        \
+            "method")
+/* Appends every classic method's options (--C, --k, ...) to opts[n, cap); the new count. */
+int cli_classic_method_opts(cli_opt *opts, int n, int cap);
+/* The method's options, --features, --scale and --transform of c into m; 0 or 2. */
+int cli_classic_prepare(const cli_cmd *c, ds_classic *m);
+/* One data tensor x (its NaN filled or checked as train does) and labels y (NULL without). */
+int cli_classic_tensors(cli_data *d, ds_tensor **x, ds_tensor **y);
 int cmd_generate(int argc, char **argv);
 /* predict_score.c: whether the model file's losses read labels (true if it does not load);
  * predict --score: its check (0, or 2 printed) and the scores written to path. */

@@ -1,5 +1,6 @@
 /* cmd_classic.c - deepsky classic train|eval|predict: classic baselines (logistic, linear,
- * knn, kmeans, pca, ...) on the data of train and eval, read the same way (data.c). */
+ * knn, forests, boosting, svm, kmeans, pca) on the data of train and eval, read the same
+ * way (data.c). */
 #include "cli.h"
 #include "photoz_report.h"
 #include "eval_binary.h"
@@ -41,6 +42,14 @@ static void build_method_opts(void)
     }
 }
 
+int cli_classic_method_opts(cli_opt *opts, int n, int cap)
+{
+    build_method_opts();
+    for (int k = 0; k < n_method_opts && n < cap; k++)
+        opts[n++] = method_opts[k];
+    return n;
+}
+
 /* The options of the method given, into m; an option of another method is a usage error
  * naming the method's own. */
 static int set_method_opts(const cli_cmd *c, ds_classic *m)
@@ -64,20 +73,6 @@ static int set_method_opts(const cli_cmd *c, ds_classic *m)
     return 0;
 }
 
-/* The common options of the three subcommands' tables. */
-#define CLASSIC_DATA_OPTS(labels_help)                                                          \
-    CLI_OPTS("data", 0, "X", "data (.npy, .fits, .csv or IDX): samples along the first axis "  \
-             "(required)"),                                                                     \
-    CLI_OPTS("labels", 0, "Y", labels_help),                                                    \
-    CLI_OPTS("columns", 0, "COLS", "table data: feature columns"),                              \
-    CLI_OPTS("label-columns", 0, "COLS", "table data: label columns (left out of the "         \
-             "features)"),                                                                      \
-    CLI_OPT("hdu", 0, "N", "FITS: HDU number, 1 = primary, or EXTNAME (default: first with "   \
-            "data)"),                                                                           \
-    CLI_READ_OPTS,                                                                              \
-    CLI_OPT("threads", 0, "N", "threads (default: all cores; the results do not depend on "    \
-            "it)")
-
 typedef struct {
     cli_data d, v;
     ds_classic *m;
@@ -92,7 +87,7 @@ static void job_free(job *j)
 
 /* The data of a set as one tensor x (fill or check its NaN as train does) and its labels y
  * (NULL without). */
-static int set_tensors(cli_data *d, ds_tensor **x, ds_tensor **y)
+int cli_classic_tensors(cli_data *d, ds_tensor **x, ds_tensor **y)
 {
     if (d->nx != 1 || d->ny > 1) {
         fprintf(stderr, "deepsky: error: --%s: classic models read one data file and one set "
@@ -122,7 +117,7 @@ static int report(const ds_classic *m, const char *heading, ds_tensor *x, ds_ten
 
 /* ---- train ---- */
 
-static int train_prepare(const cli_cmd *c, ds_classic *m)
+int cli_classic_prepare(const cli_cmd *c, ds_classic *m)
 {
     int rc = set_method_opts(c, m);
     if (rc)
@@ -175,8 +170,9 @@ static void print_fit(const ds_classic *m, const ds_tensor *x, double seconds)
     if (ds_classic_classes(m))
         printf(", %lld classes", (long long)ds_classic_classes(m));
     printf(", fitted in %.3g s\n", seconds);
-    const char *stats[] = {"iterations", "inertia", "silhouette"};
-    for (int i = 0; i < 3; i++)
+    const char *stats[] = {"iterations", "inertia", "silhouette", "oob_score", "rounds",
+                           "support_vectors"};
+    for (int i = 0; i < 6; i++)
         if (!isnan(ds_classic_stat(m, stats[i])))
             printf("%s: %.6g\n", stats[i], ds_classic_stat(m, stats[i]));
 }
@@ -191,7 +187,7 @@ static int train_run(const cli_cmd *c, job *j, double vsplit, bool vlast, long s
         return rc;
     if (cli_has(c, "val") && (rc = cli_load_set(c, "val", "val-labels", &j->v)))
         return rc;
-    if ((rc = set_tensors(&j->d, &x, &y)) || (j->v.nx && (rc = set_tensors(&j->v, &vx, &vy))))
+    if ((rc = cli_classic_tensors(&j->d, &x, &y)) || (j->v.nx && (rc = cli_classic_tensors(&j->v, &vx, &vy))))
         return rc;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -215,16 +211,11 @@ static int train_run(const cli_cmd *c, job *j, double vsplit, bool vlast, long s
 static int classic_train(int argc, char **argv)
 {
     build_method_opts();
-    cli_opt opts[48] = {
-        CLI_OPT("method", 0, "M", "the method (required): logistic, linear, knn, kmeans, pca"),
-        CLASSIC_DATA_OPTS("labels (required but for kmeans and pca; or --label-columns)"),
-        CLI_OPT("features", 0, "F", "image features: pixels, hog[:ORIENT[:CELL[:BLOCK]]] "
-                "(default 9:8:3), moments or cas (per channel: C, A, S, r_petro, ok) (default: the "
-                "values as they are)"),
-        CLI_OPT("scale", 0, "HOW", "none, standardize, per_image, asinh[:A], divide:A (after "
-                "the features; statistics of the training set; default none)"),
-        CLI_OPT("transform", 0, "pca:K", "a PCA to K components after scaling, before the "
-                "method"),
+    cli_opt opts[80] = {
+        CLI_OPT("method", 0, "M", "the method (required): logistic, linear, knn, random-forest, "
+                "gradient-boosting, svm, kmeans, pca"),
+        CLI_CLASSIC_DATA_OPTS("labels (required but for kmeans and pca; or --label-columns)"),
+        CLI_CLASSIC_PREP_OPTS,
         CLI_OPTS("val", 0, "X2", "validation data"),
         CLI_OPTS("val-labels", 0, "Y2", "validation labels"),
         CLI_OPT("val-split", 0, "F", "hold out fraction F of the data for validation "
@@ -236,8 +227,7 @@ static int classic_train(int argc, char **argv)
     int n = 0;
     while (opts[n].name)
         n++;
-    for (int k = 0; k < n_method_opts; k++)
-        opts[n++] = method_opts[k];
+    n = cli_classic_method_opts(opts, n, (int)(sizeof opts / sizeof opts[0]) - 1);
     cli_cmd c = {"classic train", "--method M [options] --data X --labels Y -o MODEL.safetensors",
                  "Fits a classic model (--method M; M's options below, e.g. --C for logistic, "
                  "--k for knn) and prints its metrics on the training and validation data "
@@ -264,7 +254,7 @@ static int classic_train(int argc, char **argv)
         rc = cli_usage_error(&c, "option '--method': %s", ds_last_error());
         goto done;
     }
-    if ((rc = train_prepare(&c, j.m)))
+    if ((rc = cli_classic_prepare(&c, j.m)))
         goto done;
     cli_item items[DS_FEED_MAX];
     int count;
@@ -328,7 +318,7 @@ static int binary_report(const cli_cmd *c, const ds_classic *m, const ds_tensor 
 static int classic_eval(int argc, char **argv)
 {
     cli_opt opts[] = {
-        CLASSIC_DATA_OPTS("labels (required but for kmeans and pca models; or --label-columns)"),
+        CLI_CLASSIC_DATA_OPTS("labels (required but for kmeans and pca models; or --label-columns)"),
         CLI_OPT("method", 0, "M", "refuse a model of another method"),
         CLI_PHOTOZ_OPTS,
         CLI_BINARY_OPTS,
@@ -355,7 +345,7 @@ static int classic_eval(int argc, char **argv)
     job j = {0};
     ds_tensor *x, *y;
     if (!(rc = load_model(&c, &j.m)) && !(rc = cli_load_set(&c, "data", "labels", &j.d)) &&
-        !(rc = set_tensors(&j.d, &x, &y))) {
+        !(rc = cli_classic_tensors(&j.d, &x, &y))) {
         ds_classic_task t = ds_classic_task_of(j.m);
         if (!y && (t == DS_CLASSIC_CLASSIFY || t == DS_CLASSIC_REGRESS))
             rc = cli_usage_error(&c, "a %s model needs --labels Y (or --label-columns)",
@@ -420,7 +410,7 @@ done:
 static int classic_predict(int argc, char **argv)
 {
     cli_opt opts[] = {
-        CLASSIC_DATA_OPTS("not read (predict needs no labels)"),
+        CLI_CLASSIC_DATA_OPTS("not read (predict needs no labels)"),
         CLI_OPT("method", 0, "M", "refuse a model of another method"),
         CLI_OPT("output", 'o', "FILE", "predictions (.csv, .npy or .fits; required): the class "
                 "(or cluster) first, then the class probabilities (p0...), squared distances "
@@ -449,7 +439,7 @@ static int classic_predict(int argc, char **argv)
     job j = {0};
     ds_tensor *x, *y, *p = NULL;
     if (!(rc = load_model(&c, &j.m)) && !(rc = cli_load_set(&c, "data", NULL, &j.d)) &&
-        !(rc = set_tensors(&j.d, &x, &y))) {
+        !(rc = cli_classic_tensors(&j.d, &x, &y))) {
         if (ds_classic_predict(j.m, x, &p))
             rc = cli_fail();
         else

@@ -19,6 +19,8 @@ static const struct {
     {"measure", cmd_measure, "PSF-corrected ellipticities of stamps by adaptive moments"},
     {"shear-bias", cmd_shear_bias, "shear bias m, c of measured ellipticities of sheared galaxies"},
     {"classic", cmd_classic, "classic baselines: classic train|eval|predict --method M ..."},
+    {"search", cmd_search, "hyperparameter search of a classic method by cross-validation"},
+    {"curve", cmd_curve, "learning curve of a classic method (score against training size)"},
     {"generate", cmd_generate, "decode draws from the prior at a VAE's sampling layer"},
     {"train-gan", cmd_train_gan, "train a generator and a discriminator together (a GAN)"},
     {"export", cmd_export, "a model with trained weights as an ONNX file"},
