@@ -639,5 +639,6 @@ test-playground: playground
 	@if ! node -e "$$PG_PINNED" 2>/dev/null && \
 	    ! (cd playground && npm ci --no-audit --no-fund --loglevel=error); then \
 	    echo "skip  test-playground: npm ci could not install puppeteer-core (no npm registry?)"; \
+	    echo "test-playground: 0 passed, 0 failed, 1 skipped"; \
 	else node playground/test/run.js --out $(PG_OUT) --native $(BUILD)/playground-native \
 	    --cli $(BUILD)/deepsky $(if $(SHOTS),--shots $(SHOTS)); fi

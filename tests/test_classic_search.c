@@ -47,7 +47,7 @@ TEST(classic_search_finds_known_best)
     CHECK(ds_classic_search(m, 1, p1, &o, x, y, &r, &n) == DS_OK && n == 4);
     bool ok = !strcmp(r[0].params, "k=1") && r[0].score > r[3].score + 0.1;
     char first[64];
-    snprintf(first, sizeof first, "%s %.3f / %s %.3f", r[0].params, r[0].score, r[3].params,
+    snprintf(first, sizeof first, "%.20s %.3f / %.20s %.3f", r[0].params, r[0].score, r[3].params,
              r[3].score);
     double mean, spread;   /* the table's scores are cross_validate's */
     CHECK(!ds_classic_set(m, "k", "1") &&

@@ -3,7 +3,8 @@
  * by puppeteer-core: no browser download), served from a local static server.
  * Usage: node playground/test/run.js --out BUILD/playground --native BUILD/playground-native
  *          --cli BUILD/deepsky [--shots DIR] [--only NAME,...]
- * Prints "ok|FAIL|skip  NAME  detail" per check and exits 1 if any failed. */
+ * Prints "ok|FAIL|skip  NAME  detail" per check, then "test-playground: N passed, N failed,
+ * N skipped" as the other runners do, and exits 1 if any failed. */
 "use strict";
 const fs = require("fs");
 const os = require("os");
@@ -16,9 +17,11 @@ const args = {};
 for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, "")] = process.argv[i + 1];
 const OUT = path.resolve(args.out || "build/playground");
 const only = args.only ? args.only.split(",") : null;
-let failed = 0;
+let failed = 0, passed = 0, skipped = 0;
 const report = (status, name, detail) => {
   if (status === "FAIL") failed++;
+  else if (status === "ok") passed++;
+  else skipped++;
   console.log(`${status.padEnd(5)} ${name.padEnd(26)} ${detail}`);
 };
 
@@ -285,4 +288,6 @@ async function main() {
   }
 }
 
-main().then(() => process.exit(failed ? 1 : 0), (e) => { console.error(e); process.exit(1); });
+const summary = () => console.log(`test-playground: ${passed} passed, ${failed} failed, ${skipped} skipped`);
+main().then(() => { summary(); process.exit(failed ? 1 : 0); },
+            (e) => { console.error(e); failed++; summary(); process.exit(1); });
