@@ -116,8 +116,10 @@ def build_wheel(wheel_directory: str, config_settings: Optional[dict] = None,
             f"{dist}/top_level.txt": b"deepsky\n"}
     name = f"deepsky-{version}-{tag}.whl"
     out = Path(wheel_directory) / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{name}.tmp")   # renamed into place once whole
     record = []
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
         for arc, p in sorted(files.items()):
             data = p.read_bytes()
             info = zipfile.ZipInfo(arc, date_time=(2026, 1, 1, 0, 0, 0))
@@ -132,6 +134,7 @@ def build_wheel(wheel_directory: str, config_settings: Optional[dict] = None,
         record.append(f"{dist}/RECORD,,")
         z.writestr(zipfile.ZipInfo(f"{dist}/RECORD", date_time=(2026, 1, 1, 0, 0, 0)),
                    "\n".join(record) + "\n")
+    os.replace(tmp, out)
     return name
 
 
