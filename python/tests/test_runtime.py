@@ -57,7 +57,9 @@ def test_gil_released_during_fit(monkeypatch):
     edges, in the switch interval after the last Python code."""
     from deepsky import net as net_module
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(2048, 64)).astype(np.float32)
+    # a step of 8,192 rows: ~150 ms on one quiet core (2,048 took 38 ms there, too close to
+    # the 40 ms the check needs)
+    x = rng.normal(size=(8192, 64)).astype(np.float32)
     net = deepsky.Net.from_string(BIG, seed=1)
     stamps, hooks, done, begin = [], [], threading.Event(), Begin()
     hook = net_module._Run._hook
@@ -79,7 +81,7 @@ def test_gil_released_during_fit(monkeypatch):
     th.start()
     time.sleep(0.01)
     try:
-        net.fit(x, x[:, :1] * 2, epochs=1, batch_size=2048, verbose=0, callbacks=[begin])
+        net.fit(x, x[:, :1] * 2, epochs=1, batch_size=8192, verbose=0, callbacks=[begin])
     finally:
         done.set()
         th.join()
