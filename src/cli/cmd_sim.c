@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -132,6 +133,29 @@ static int check_groups(const cli_cmd *c, const ds_sim_opts *o)
                                (long long)o->count);
     return cli_usage_error(c, "--shear-cycle%s needs a number of galaxies that is a multiple of "
                            "%d (%lld)", o->pairs ? " with --pairs" : "", grp, (long long)o->count);
+}
+
+int sim_parse_kind(cli_cmd *c, int argc, char **argv, const char *kind)
+{
+    int rc = cli_parse(c, argc, argv);
+    if (!rc && strcmp(c->positional[0], kind))
+        rc = cli_usage_error(c, "'%s' and '%s': give one kind", c->positional[0], kind);
+    return rc;
+}
+
+int sim_check_outputs(const cli_cmd *c, ...)
+{
+    char flags[8][40];   /* cli_files keeps the names until the check */
+    cli_files files = {0};
+    va_list ap;
+    va_start(ap, c);
+    const char *name;
+    for (int k = 0; k < 8 && (name = va_arg(ap, const char *)); k++) {
+        snprintf(flags[k], sizeof flags[k], strcmp(name, "output") ? "--%s" : "-o", name);
+        cli_files_output(&files, flags[k], cli_get(c, name));
+    }
+    va_end(ap);
+    return cli_files_check(c, &files);
 }
 
 int sim_save_table(const ds_tensor *truth, const char *const *names, const char *path)

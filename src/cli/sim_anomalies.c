@@ -99,19 +99,14 @@ int cmd_sim_anomalies(int argc, char **argv)
                  "an_angle, an_width (README: their meaning per type). Stamps without an\n"
                  "anomaly are those of 'sim galaxies' with the same options, bit for bit.",
                  opts, (int)(sizeof opts / sizeof opts[0]), {0}, 0, 1, 1};
-    int rc = cli_parse(&c, argc, argv);
+    int rc = sim_parse_kind(&c, argc, argv, "anomalies");
     if (rc)
         return rc;
-    if (strcmp(c.positional[0], "anomalies"))
-        return cli_usage_error(&c, "'%s' and 'anomalies': give one kind", c.positional[0]);
     ds_anomaly_opts o = {0};
     if ((rc = anomaly_options(&c, &o)) || cli_stop_here(&c))
         return rc;
     const char *out = cli_get(&c, "output"), *tpath = cli_get(&c, "truth");
-    cli_files files = {0};
-    cli_files_output(&files, "-o", out);
-    cli_files_output(&files, "--truth", tpath);
-    if ((rc = cli_files_check(&c, &files)))
+    if ((rc = sim_check_outputs(&c, "output", "truth", NULL)))
         return rc;
     ds_tensor *images = NULL, *truth = NULL;
     if (ds_sim_anomalies(&o, &images, &truth))

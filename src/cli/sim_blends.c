@@ -94,20 +94,13 @@ int cmd_sim_blends(int argc, char **argv)
                  "angle, flux_ratio, snr (the blend's), a_pixels, b_pixels, overlap. Label 1\n"
                  "(galaxy a) is the brighter; --snr is a's alone.",
                  opts, (int)(sizeof opts / sizeof opts[0]), {0}, 0, 1, 1};
-    int rc = cli_parse(&c, argc, argv);
+    int rc = sim_parse_kind(&c, argc, argv, "blends");
     if (rc)
         return rc;
-    if (strcmp(c.positional[0], "blends"))
-        return cli_usage_error(&c, "'%s' and 'blends': give one kind", c.positional[0]);
     ds_blend_opts o = {0};
     if ((rc = blend_options(&c, &o)) || cli_stop_here(&c))
         return rc;
-    cli_files files = {0};
-    cli_files_output(&files, "-o", cli_get(&c, "output"));
-    cli_files_output(&files, "--masks", cli_get(&c, "masks"));
-    cli_files_output(&files, "--truth", cli_get(&c, "truth"));
-    cli_files_output(&files, "--components", cli_get(&c, "components"));
-    if ((rc = cli_files_check(&c, &files)))
+    if ((rc = sim_check_outputs(&c, "output", "masks", "truth", "components", NULL)))
         return rc;
     ds_tensor *images = NULL, *labels = NULL, *truth = NULL, *comp = NULL;
     struct timespec t0;

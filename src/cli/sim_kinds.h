@@ -39,6 +39,13 @@ void sim_npy_name(const char *path, char *out, size_t cap);
  * 0, or 1 (printed). */
 int sim_save_table(const ds_tensor *t, const char *const *names, const char *path);
 
+/* cli_parse of a sim kind's command line, which must name that kind alone: 0, or the
+ * parser's status, or 2 after a usage error. */
+int sim_parse_kind(cli_cmd *c, int argc, char **argv, const char *kind);
+/* The options named (a NULL-ended list: "output" is -o, others --NAME), each a file the
+ * command writes, checked as outputs together (cli_files_check): 0, or 2 (printed). */
+int sim_check_outputs(const cli_cmd *c, ...);
+
 int cmd_sim_blends(int argc, char **argv);
 int cmd_sim_anomalies(int argc, char **argv);
 int cmd_sim_photometry(int argc, char **argv);   /* sim_photometry.c */

@@ -150,19 +150,14 @@ int cmd_sim_lenses(int argc, char **argv)
                  "src_flux, src_snr, mu (magnification), in_stamp, outside (1: the source lies\n"
                  "mostly off the stamp; flagged, not dropped), ring_r, psf_fwhm.",
                  opts, (int)(sizeof opts / sizeof opts[0]), {0}, 0, 1, 1};
-    int rc = cli_parse(&c, argc, argv);
+    int rc = sim_parse_kind(&c, argc, argv, "lenses");
     if (rc)
         return rc;
-    if (strcmp(c.positional[0], "lenses"))
-        return cli_usage_error(&c, "'%s' and 'lenses': give one kind", c.positional[0]);
     ds_lens_sim_opts o = {0};
     if ((rc = lens_options(&c, &o)) || cli_stop_here(&c))
         return rc;
     const char *out = cli_get(&c, "output"), *tpath = cli_get(&c, "truth");
-    cli_files files = {0};
-    cli_files_output(&files, "-o", out);
-    cli_files_output(&files, "--truth", tpath);
-    if ((rc = cli_files_check(&c, &files)))
+    if ((rc = sim_check_outputs(&c, "output", "truth", NULL)))
         return rc;
     ds_tensor *images = NULL, *truth = NULL;
     if (ds_sim_lenses(&o, &images, &truth))

@@ -130,19 +130,13 @@ int cmd_sim_morphology(int argc, char **argv)
                  "disk_e2, arms, arm_amp, arm_pitch, lopsided, bar_frac, clumps, clump_frac,\n"
                  "comp_frac, comp_sep, merger, psf_fwhm, g_r, r_i.",
                  opts, (int)(sizeof opts / sizeof opts[0]), {0}, 0, 1, 1};
-    int rc = cli_parse(&c, argc, argv);
+    int rc = sim_parse_kind(&c, argc, argv, "morphology");
     if (rc)
         return rc;
-    if (strcmp(c.positional[0], "morphology"))
-        return cli_usage_error(&c, "'%s' and 'morphology': give one kind", c.positional[0]);
     ds_morph_opts o = {0};
     if ((rc = morph_options(&c, &o)) || cli_stop_here(&c))
         return rc;
-    cli_files files = {0};
-    cli_files_output(&files, "-o", cli_get(&c, "output"));
-    cli_files_output(&files, "--truth", cli_get(&c, "truth"));
-    cli_files_output(&files, "--labels", cli_get(&c, "labels"));
-    if ((rc = cli_files_check(&c, &files)))
+    if ((rc = sim_check_outputs(&c, "output", "truth", "labels", NULL)))
         return rc;
     ds_tensor *images = NULL, *truth = NULL;
     struct timespec t0, t1;

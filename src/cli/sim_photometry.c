@@ -244,11 +244,9 @@ int cmd_sim_photometry(int argc, char **argv)
                  "type (0 E .. 4 SB, fractional: a mix) and mag_i_true. --from puts a real\n"
                  "catalogue in the same form.",
                  opts, (int)(sizeof opts / sizeof opts[0]), {0}, 0, 1, 1};
-    int rc = cli_parse(&c, argc, argv);
+    int rc = sim_parse_kind(&c, argc, argv, "photometry");
     if (rc)
         return rc;
-    if (strcmp(c.positional[0], "photometry"))
-        return cli_usage_error(&c, "'%s' and 'photometry': give one kind", c.positional[0]);
     if (!cli_has(&c, "output"))
         return cli_usage_error(&c, "-o CATALOGUE is required");
     const char *from = cli_get(&c, "from"), *out = cli_get(&c, "output");
