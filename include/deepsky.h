@@ -1213,7 +1213,9 @@ DS_API void      ds_trainer_free(ds_trainer *t);   /* NULL is a no-op */
 /* One optimizer step on the b samples rows[0..b) of data (rows NULL: 0..b-1), which holds
  * every input and every target's labels, checked beforehand (ds_net_check_feed): a step
  * allocates nothing. A non-finite loss or gradient fails with DS_ERR_VALUE naming the step
- * (and the parameter), the weights unchanged, unless skip_nonfinite. r may be NULL. */
+ * (and the parameter), the weights unchanged, unless skip_nonfinite. r may be NULL. The
+ * passes run in DS_MODE_TRAIN; the graph's mode before the step is restored after it
+ * (without DS_INFER), so a following predict runs as before (dropout off in eval). */
 DS_API ds_status ds_trainer_step(ds_trainer *t, const ds_feed *data, const int64_t *rows,
                                  int64_t b, ds_step_result *r);
 DS_API ds_optim *ds_trainer_optim(ds_trainer *t);   /* borrowed: state, lr, epoch_end */

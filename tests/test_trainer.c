@@ -267,3 +267,33 @@ TEST(trainer_names_the_step_of_a_nonfinite_loss)
     free_data(&d);
     return TEST_PASS;
 }
+
+/* A step runs in training mode and gives the graph its mode back: a predict after it has
+ * dropout off, as before the step, and gives the same outputs twice. */
+TEST(trainer_step_restores_the_graph_mode)
+{
+    dataset d;
+    CHECK(make_data(&d, 8));
+    ds_net *n = NULL;
+    CHECK(ds_net_parse("input shape=1x8x8\nflatten\ndense units=16 activation=relu\n"
+                       "dropout rate=0.5\ndense units=2\nloss mse\noptimizer sgd lr=0.01\n",
+                       "drop.model", &(ds_net_opts){.batch = 4, .seed = 3}, &n) == DS_OK);
+    ds_graph *g = ds_net_graph(n);
+    CHECK(ds_graph_mode(g) == DS_MODE_EVAL);
+    ds_trainer *t = NULL;
+    CHECK(ds_trainer_create(n, NULL, &t) == DS_OK);
+    CHECK(ds_trainer_step(t, &d.f, NULL, 4, NULL) == DS_OK);
+    CHECK(ds_graph_mode(g) == DS_MODE_EVAL);
+    ds_tensor *a = NULL, *b = NULL;
+    CHECK(ds_net_predict(n, d.x, 4, &a) == DS_OK && ds_net_predict(n, d.x, 4, &b) == DS_OK);
+    CHECK(memcmp(ds_tensor_data(a), ds_tensor_data(b), sizeof(float) * 16) == 0);
+    ds_tensor_free(a);
+    ds_tensor_free(b);
+    ds_graph_set_mode(g, DS_MODE_MC_DROPOUT);   /* a mode the user chose is kept too */
+    CHECK(ds_trainer_step(t, &d.f, NULL, 4, NULL) == DS_OK);
+    CHECK(ds_graph_mode(g) == DS_MODE_MC_DROPOUT);
+    ds_trainer_free(t);
+    ds_net_free(n);
+    free_data(&d);
+    return TEST_PASS;
+}

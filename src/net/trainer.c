@@ -224,6 +224,7 @@ ds_status dsi_trainer_step_part(ds_trainer *t, const ds_feed *data, const int64_
     res.micro_batches = mb > 0 ? (int)((b + mb - 1) / mb) : 0;
     /* each pass's share of a mean loss over the step; a sum adds up as it is */
     bool mean = !(n->reductions & 1 << DS_REDUCE_SUM);
+    int mode = ds_graph_mode(n->g) & ~DS_INFER;   /* restored after the step */
     if (!st) {
         ds_graph_set_mode(n->g, DS_MODE_TRAIN);
         ds_model_zero_grad(n->m);   /* parameter gradients accumulate over the passes */
@@ -239,6 +240,7 @@ ds_status dsi_trainer_step_part(ds_trainer *t, const ds_feed *data, const int64_
         st = run_pass(t, &d, rows, i, bk, scale, &res);
     }
     n->g->sync = NULL;
+    ds_graph_set_mode(n->g, mode);
     if (!st && t->dist)   /* every rank, even after a non-finite loss: they agree on it */
         st = dsi_dist_step_sums(t->dist, n->m, &res);
     if (!st && res.nonfinite)
