@@ -182,6 +182,13 @@ int cli_mpi_end(int rc)
         pthread_join(G.server, NULL);
         G.serving = false;
     }
+    /* MPI_Finalize waits for every rank without a timeout: a rank stopped at the end of
+     * the job would hang it, so the ranks meet first in a barrier that has one. */
+    if (G.on && G.size > 1 && cli_mpi_barrier() != 0) {
+        fprintf(stderr, "deepsky: rank %d of %d: stopping the job\n", G.rank, G.size);
+        fflush(stderr);
+        MPI_Abort(MPI_COMM_WORLD, rc ? rc : 1);
+    }
     if (G.on) {
         G.on = false;
         MPI_Finalize();
