@@ -220,7 +220,10 @@ static void corr(int fb, const float *wp, const float *in, const int64_t *off, i
 {
     int64_t whole = d->n / TW * TW;
     switch (fb) {
-    CORR_CASE(8) CORR_CASE(7) CORR_CASE(6) CORR_CASE(5) CORR_CASE(4) CORR_CASE(3) CORR_CASE(2) default: CORR_CASE(1)
+#if FB > 6   /* no blocks wider than FB: their accumulators would not fit */
+    CORR_CASE(8) CORR_CASE(7)
+#endif
+    CORR_CASE(6) CORR_CASE(5) CORR_CASE(4) CORR_CASE(3) CORR_CASE(2) default: CORR_CASE(1)
     }
 }
 #undef CORR_CASE
