@@ -254,9 +254,9 @@ ds_status ds_net_decode(ds_net *n, const char *from, const ds_tensor *z, int64_t
     ds_shape_str(smp->ndim - 1, smp->shape + 1, want, sizeof want);
     ds_shape_str(z->ndim, z->shape, got, sizeof got);
     if (z->ndim < 1 || z->shape[0] < 1 || z->numel / z->shape[0] != zf)
-        return dsi_fail(DS_ERR_SHAPE, "%s: the latent values %s do not fit layer '%s' (%s per "
-                        "sample): give [count, %lld] or [count, ...%s]", n->path, got, from,
-                        want, (long long)zf, want);
+        return dsi_fail(DS_ERR_SHAPE, "%s: the latent values %s do not fit layer '%s' of "
+                        "%s per sample: give [count, %lld]", n->path, got, from, want,
+                        (long long)zf);
     if ((st = ds_tensor_check_finite(z, "the latent values")))
         return st;
     return decode_rows(n, smp, z->data, z->shape[0], batch, out);
