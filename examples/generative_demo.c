@@ -485,7 +485,8 @@ static void part_vae(const config *c)
     DEMO_TRY(ds_net_predict_feed(n, &fr, 256, rec));
     stamp_set mr = measure(ds_tensor_data(ref), s->test), mr2 = measure(ds_tensor_data(ref2), s->test);
     stamp_set mg = measure(ds_tensor_data(g), s->test), mgn = measure(ds_tensor_data(gn), s->test);
-    stamp_set mm = measure(ds_tensor_data(gm), s->test), mmn = measure(ds_tensor_data(gmn), s->test);
+    stamp_set mm = measure(ds_tensor_data(gm), s->test);
+    stamp_set mmn = measure(ds_tensor_data(gmn), s->test);
     stamp_set mrec = measure(ds_tensor_data(rec[0]), s->test);
     for (int k = 0; k < ds_net_output_count(n); k++)
         ds_tensor_free(rec[k]);

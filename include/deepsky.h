@@ -2277,7 +2277,8 @@ typedef struct ds_gmm ds_gmm;
 /* Fits k components (1 to DS_GMM_MAX_COMPONENTS) to the rows of x [samples, dims] (dims 1
  * to DS_GMM_MAX_DIMS, at least k (dims + 1) samples): *out, freed by ds_gmm_free.
  * DS_ERR_SHAPE for x not 2-d, DS_ERR_ARG for k or too few samples, DS_ERR_VALUE for NaN or
- * Inf in x or a singular covariance (repeated samples). */
+ * Inf in x or a covariance that is not positive definite even with its 1e-6 (values so
+ * large that it is lost in rounding). */
 DS_API ds_status ds_gmm_fit(const ds_tensor *x, int k, uint64_t seed, ds_gmm **out);
 /* count draws of the mixture (seeded): *out [count, dims], the caller frees it. */
 DS_API ds_status ds_gmm_sample(const ds_gmm *m, int64_t count, uint64_t seed, ds_tensor **out);

@@ -5,6 +5,7 @@
 #include "test.h"
 #include "spawn.h"
 
+#include <stdbool.h>
 #include <unistd.h>
 
 static const char *const vae =
@@ -90,8 +91,8 @@ done:
     return rc;
 }
 
-/* --prior gmm:K --fit DATA draws from a mixture fitted to the codes; --z FILE decodes given
- * codes: the same values as the library's ds_net_decode. */
+/* --prior gmm:K --fit DATA draws from a mixture fitted to the codes (the same at 1 and 2
+ * threads); --z FILE decodes given codes: the same values as the library's ds_net_decode. */
 TEST(cli_generate_from_a_gmm_and_given_codes)
 {
     char d[256];
@@ -109,10 +110,22 @@ TEST(cli_generate_from_a_gmm_and_given_codes)
                    "wrote g.npy [7, 1, 4, 4]: a GMM of 2 components fitted to the codes of 40 "
                    "samples (", msg_, cap_) ||
         cli_expect(cli_run_in(d, "generate vae.model --weights w.safetensors --from z "
+                              "--count 7 --prior gmm:2 --fit x.npy --threads 1 -o g1.npy"), 0,
+                   "wrote g1.npy", msg_, cap_) ||
+        cli_expect(cli_run_in(d, "generate vae.model --weights w.safetensors --from z "
                               "--z z.npy -o d.npy"), 0,
                    "wrote d.npy [3, 1, 4, 4]: 3 latent vectors of z.npy decoded from layer 'z'",
                    msg_, cap_))
         goto done;
+    size_t na = 0, nb = 0;
+    char *a = test_read_file(test_at(d, "g.npy"), &na);
+    char *b = test_read_file(test_at(d, "g1.npy"), &nb);
+    bool same = a && b && na == nb && na > 7 * 16 * sizeof(float) && !memcmp(a, b, na);
+    free(a), free(b);
+    if (!same) {
+        snprintf(msg_, cap_, "generate --prior gmm:2: the samples differ between 2 threads and 1");
+        goto done;
+    }
     if (ds_net_parse(vae, "vae.model", NULL, &n) ||
         ds_net_load_weights(n, test_at(d, "w.safetensors")) ||
         ds_net_decode(n, "z", z, 0, &want) || ds_npy_load(test_at(d, "d.npy"), &g) ||

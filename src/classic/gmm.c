@@ -163,40 +163,47 @@ static bool m_step(ds_gmm *m, const float *x, int64_t n, const double *r)
     return true;
 }
 
-/* The start: k-means++ seeds and Lloyd iterations, as hard responsibilities in r. */
-static void kmeans_start(const float *x, int64_t n, int64_t d, int64_t k, ds_rng *rng,
-                         double *r)
+static double dist2(const float *a, const double *c, int64_t d)
 {
-    double *C = malloc(sizeof(double) * (size_t)(k * d)), *best = malloc(sizeof(double) * (size_t)n);
-    int64_t *lab = malloc(sizeof(int64_t) * (size_t)n), *cnt = malloc(sizeof(int64_t) * (size_t)k);
-    if (!C || !best || !lab || !cnt)
-        goto done;
+    double s = 0;
+    for (int64_t j = 0; j < d; j++)
+        s += (a[j] - c[j]) * (a[j] - c[j]);
+    return s;
+}
+
+/* k-means++ seeds into C [k, d]: each a sample drawn in proportion to its squared distance
+ * to the nearest seed so far (best [n]). */
+static void plus_plus(const float *x, int64_t n, int64_t d, int64_t k, ds_rng *rng, double *C,
+                      double *best)
+{
     for (int64_t c = 0; c < k; c++) {
         int64_t pick = (int64_t)ds_rng_below(rng, (uint64_t)n);
-        if (c > 0) {   /* proportional to the squared distance to the nearest centre */
-            double pot = 0;
+        if (c > 0) {
+            double pot = 0, cum = 0;
             for (int64_t i = 0; i < n; i++)
                 pot += best[i];
-            double u = ds_rng_uniform(rng) * pot, cum = 0;
+            double u = ds_rng_uniform(rng) * pot;
             for (pick = 0; pick < n - 1 && (cum += best[pick]) <= u; pick++)
                 ;
         }
         for (int64_t j = 0; j < d; j++)
             C[c * d + j] = x[pick * d + j];
         for (int64_t i = 0; i < n; i++) {
-            double s = 0;
-            for (int64_t j = 0; j < d; j++)
-                s += (x[i * d + j] - C[c * d + j]) * (x[i * d + j] - C[c * d + j]);
+            double s = dist2(x + i * d, C + c * d, d);
             best[i] = c == 0 || s < best[i] ? s : best[i];
         }
     }
+}
+
+/* Lloyd's iterations from the centres C: the labels of the last assignment into lab. */
+static void lloyd(const float *x, int64_t n, int64_t d, int64_t k, ds_rng *rng, double *C,
+                  int64_t *lab, int64_t *cnt)
+{
     for (int it = 0; it < LLOYD_ITER; it++) {
         for (int64_t i = 0; i < n; i++) {
             double bd = INFINITY;
             for (int64_t c = 0; c < k; c++) {
-                double s = 0;
-                for (int64_t j = 0; j < d; j++)
-                    s += (x[i * d + j] - C[c * d + j]) * (x[i * d + j] - C[c * d + j]);
+                double s = dist2(x + i * d, C + c * d, d);
                 if (s < bd)
                     bd = s, lab[i] = c;
             }
@@ -213,11 +220,25 @@ static void kmeans_start(const float *x, int64_t n, int64_t d, int64_t k, ds_rng
                 C[c * d + j] = cnt[c] ? C[c * d + j] / (double)cnt[c]
                                       : x[(int64_t)ds_rng_below(rng, (uint64_t)n) * d + j];
     }
-    memset(r, 0, sizeof(double) * (size_t)(n * k));
-    for (int64_t i = 0; i < n; i++)
-        r[i * k + lab[i]] = 1;
-done:
+}
+
+/* The start: k-means, as hard responsibilities in r [n, k]. false: out of memory. */
+static bool kmeans_start(const float *x, int64_t n, int64_t d, int64_t k, ds_rng *rng,
+                         double *r)
+{
+    double *C = malloc(sizeof(double) * (size_t)(k * d));
+    double *best = malloc(sizeof(double) * (size_t)n);
+    int64_t *lab = malloc(sizeof(int64_t) * (size_t)n), *cnt = malloc(sizeof(int64_t) * (size_t)k);
+    bool ok = C && best && lab && cnt;
+    if (ok) {
+        plus_plus(x, n, d, k, rng, C, best);
+        lloyd(x, n, d, k, rng, C, lab, cnt);
+        memset(r, 0, sizeof(double) * (size_t)(n * k));
+        for (int64_t i = 0; i < n; i++)
+            r[i * k + lab[i]] = 1;
+    }
     free(C), free(best), free(lab), free(cnt);
+    return ok;
 }
 
 ds_status ds_gmm_fit(const ds_tensor *x, int k, uint64_t seed, ds_gmm **out)
@@ -243,7 +264,10 @@ ds_status ds_gmm_fit(const ds_tensor *x, int k, uint64_t seed, ds_gmm **out)
     }
     ds_rng rng;
     ds_rng_seed(&rng, seed);
-    kmeans_start(x->data, n, d, k, &rng, r);
+    if (!kmeans_start(x->data, n, d, k, &rng, r)) {
+        ds_gmm_free(m), free(r);
+        return dsi_fail(DS_ERR_NOMEM, "out of memory for a GMM of %d components", k);
+    }
     double prev = -INFINITY;
     bool ok = m_step(m, x->data, n, r);
     for (m->iterations = 1; ok && m->iterations <= GMM_MAX_ITER; m->iterations++) {
