@@ -2252,6 +2252,43 @@ DS_API double      ds_net_loss_term_value(const ds_net *n, int i);
  * values are not used). */
 DS_API ds_status ds_net_generate(ds_net *n, const char *from, int64_t count, uint64_t seed,
                                  int64_t batch, ds_tensor **out);
+/* Decodes given latent values: z [count, ...] (count rows of the sampling layer's numbers
+ * per sample, e.g. [count, 16] or [count, 16] shaped as the layer) put in place of the
+ * sampling layer from, in eval mode, as ds_net_generate; *out (the caller frees it):
+ * the first output for each row. DS_ERR_SHAPE naming both shapes when z's rows do not
+ * hold the layer's numbers, DS_ERR_VALUE for NaN or Inf in z, the errors of
+ * ds_net_generate for from. ds_net_decode of ds_net_encode's values of a stamp gives
+ * its eval-mode reconstruction (ds_net_predict_feed's first output). */
+DS_API ds_status ds_net_decode(ds_net *n, const char *from, const ds_tensor *z, int64_t batch,
+                               ds_tensor **out);
+/* The values of the sampling layer from for each sample of the feed (preprocessed inputs)
+ * in eval mode, i.e. the encoder's means: *out [samples, ...the layer's shape] (the caller
+ * frees it). Errors: those of ds_net_generate for from, of ds_net_predict_feed for f. */
+DS_API ds_status ds_net_encode(ds_net *n, const ds_feed *f, const char *from, int64_t batch,
+                               ds_tensor **out);
+/* A Gaussian mixture with full covariances: the density of a VAE's latent codes to draw
+ * from instead of N(0, I) (ex-post density estimation, Ghosh et al. 2020: the codes of
+ * the training set, ds_net_encode, fitted; draws decoded with ds_net_decode). Fitted by EM
+ * in double precision from k-means++ seeds and Lloyd iterations (as scikit-learn's
+ * GaussianMixture, covariance_type full, reg_covar 1e-6; stops when the mean
+ * log-likelihood changes by less than 1e-4, or after 200 iterations); the result depends
+ * on the seed only. */
+typedef struct ds_gmm ds_gmm;
+#define DS_GMM_MAX_DIMS 256
+#define DS_GMM_MAX_COMPONENTS 256
+/* Fits k components (1 to DS_GMM_MAX_COMPONENTS) to the rows of x [samples, dims] (dims 1
+ * to DS_GMM_MAX_DIMS, at least k (dims + 1) samples): *out, freed by ds_gmm_free.
+ * DS_ERR_SHAPE for x not 2-d, DS_ERR_ARG for k or too few samples, DS_ERR_VALUE for NaN or
+ * Inf in x or a covariance that is not positive definite even with its 1e-6 (values so
+ * large that it is lost in rounding). */
+DS_API ds_status ds_gmm_fit(const ds_tensor *x, int k, uint64_t seed, ds_gmm **out);
+/* count draws of the mixture (seeded): *out [count, dims], the caller frees it. */
+DS_API ds_status ds_gmm_sample(const ds_gmm *m, int64_t count, uint64_t seed, ds_tensor **out);
+/* Mean log-likelihood per row of x [samples, dims] (natural log, with the constants). */
+DS_API ds_status ds_gmm_score(const ds_gmm *m, const ds_tensor *x, double *mean_loglik);
+DS_API int  ds_gmm_components(const ds_gmm *m);
+DS_API int  ds_gmm_iterations(const ds_gmm *m);   /* EM iterations of the fit */
+DS_API void ds_gmm_free(ds_gmm *m);                 /* NULL is a no-op */
 /* The loss of each sample of the feed (preprocessed inputs) alone, in eval mode (sampling
  * layers give their mean): for an autoencoder (loss mse target=INPUT, reduction mean) the
  * mean squared reconstruction error, for a VAE with reduction=sum on its reconstruction and

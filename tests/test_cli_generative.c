@@ -1,9 +1,11 @@
 /* test_cli_generative.c - the command line of generative models end to end: train and eval
  * of an autoencoder and a VAE without labels (the log's term columns), predict --score
- * reconstruction, generate, and their bad input. */
+ * reconstruction, generate (from the prior, a GMM of the codes, given codes), and their bad
+ * input. */
 #include "test.h"
 #include "spawn.h"
 
+#include <stdbool.h>
 #include <unistd.h>
 
 static const char *const vae =
@@ -89,6 +91,57 @@ done:
     return rc;
 }
 
+/* --prior gmm:K --fit DATA draws from a mixture fitted to the codes (the same at 1 and 2
+ * threads); --z FILE decodes given codes: the same values as the library's ds_net_decode. */
+TEST(cli_generate_from_a_gmm_and_given_codes)
+{
+    char d[256];
+    CHECK(test_tmpdir(d, sizeof d, "cli_gen_gmm") && setup(d) == 0);
+    int rc = TEST_FAIL;
+    ds_tensor *z = ds_tensor_create(2, (int64_t[]){3, 2}), *g = NULL, *want = NULL;
+    ds_net *n = NULL;
+    for (int i = 0; z && i < 6; i++)
+        ds_tensor_data(z)[i] = 0.5f * (float)i - 1;
+    if (!z || ds_npy_save(z, test_at(d, "z.npy")) ||
+        cli_expect(cli_run_in(d, "train vae.model --data x.npy --epochs 2 -o w.safetensors "
+                              "--quiet"), 0, "", msg_, cap_) ||
+        cli_expect(cli_run_in(d, "generate vae.model --weights w.safetensors --from z "
+                              "--count 7 --prior gmm:2 --fit x.npy -o g.npy"), 0,
+                   "wrote g.npy [7, 1, 4, 4]: a GMM of 2 components fitted to the codes of 40 "
+                   "samples (", msg_, cap_) ||
+        cli_expect(cli_run_in(d, "generate vae.model --weights w.safetensors --from z "
+                              "--count 7 --prior gmm:2 --fit x.npy --threads 1 -o g1.npy"), 0,
+                   "wrote g1.npy", msg_, cap_) ||
+        cli_expect(cli_run_in(d, "generate vae.model --weights w.safetensors --from z "
+                              "--z z.npy -o d.npy"), 0,
+                   "wrote d.npy [3, 1, 4, 4]: 3 latent vectors of z.npy decoded from layer 'z'",
+                   msg_, cap_))
+        goto done;
+    size_t na = 0, nb = 0;
+    char *a = test_read_file(test_at(d, "g.npy"), &na);
+    char *b = test_read_file(test_at(d, "g1.npy"), &nb);
+    bool same = a && b && na == nb && na > 7 * 16 * sizeof(float) && !memcmp(a, b, na);
+    free(a), free(b);
+    if (!same) {
+        snprintf(msg_, cap_, "generate --prior gmm:2: the samples differ between 2 threads and 1");
+        goto done;
+    }
+    if (ds_net_parse(vae, "vae.model", NULL, &n) ||
+        ds_net_load_weights(n, test_at(d, "w.safetensors")) ||
+        ds_net_decode(n, "z", z, 0, &want) || ds_npy_load(test_at(d, "d.npy"), &g) ||
+        ds_tensor_numel(g) != 48 ||
+        memcmp(ds_tensor_data(g), ds_tensor_data(want), 48 * sizeof(float))) {
+        snprintf(msg_, cap_, "generate --z: not ds_net_decode's values (%s)", ds_last_error());
+        goto done;
+    }
+    rc = TEST_PASS;
+done:
+    ds_tensor_free(z), ds_tensor_free(g), ds_tensor_free(want);
+    ds_net_free(n);
+    test_rm_rf(d);
+    return rc;
+}
+
 TEST(cli_generative_bad_input)
 {
     char d[256];
@@ -103,6 +156,28 @@ TEST(cli_generative_bad_input)
                               "--count 2 -o g.npy"), 1, "no layer named 'q'", msg_, cap_) ||
         cli_expect(cli_run_in(d, "generate vae.model --weights w.safetensors --from z "
                               "-o g.npy"), 2, "--count N", msg_, cap_) ||
+        cli_expect(cli_run_in(d, "generate vae.model --weights w.safetensors --from z "
+                              "--z nope.npy --count 2 -o g.npy"), 2,
+                   "--z FILE decodes the given values: it does not go with --count", msg_,
+                   cap_) ||
+        cli_expect(cli_run_in(d, "generate vae.model --weights w.safetensors --from z "
+                              "--count 2 --prior gmm:x --fit x.npy -o g.npy"), 2,
+                   "option '--prior': 'gmm:x' is not normal or gmm:K (K from 1 to 256)", msg_,
+                   cap_) ||
+        cli_expect(cli_run_in(d, "generate vae.model --weights w.safetensors --from z "
+                              "--count 2 --prior gmm:2 -o g.npy"), 2,
+                   "--prior gmm:K needs --fit DATA", msg_, cap_) ||
+        cli_expect(cli_run_in(d, "generate vae.model --weights w.safetensors --from z "
+                              "--count 2 --fit x.npy -o g.npy"), 2,
+                   "--fit DATA goes with --prior gmm:K", msg_, cap_) ||
+        cli_expect(cli_run_in(d, "generate vae.model --weights w.safetensors --from z "
+                              "--count 2 --prior gmm:30 --fit x.npy -o g.npy"), 1,
+                   "30 components (1 to 256) of 2 dims (1 to 256) need at least 90 samples, "
+                   "got 40", msg_, cap_) ||
+        cli_expect(cli_run_in(d, "generate vae.model --weights w.safetensors --from z "
+                              "--z x.npy -o g.npy"), 1,
+                   "the latent values [40, 1, 4, 4] do not fit layer 'z' of [2] per sample: "
+                   "give [count, 2]", msg_, cap_) ||
         cli_expect(cli_run_in(d, "predict vae.model --weights w.safetensors --data x.npy "
                               "--score recon -o s.csv"), 2,
                    "--score: 'recon' is not a score (expected: reconstruction)", msg_, cap_) ||

@@ -1,6 +1,7 @@
 /* test_generative.c - autoencoders, VAEs and segmentation losses: the sampling op and the
  * Dice loss against PyTorch and finite differences, loss target=INPUT, the loss terms of
- * the log, generation, reconstruction scores, a denoiser on simulated galaxies. */
+ * the log, generation, encoding and decoding given codes, reconstruction scores, a denoiser
+ * on simulated galaxies. */
 #include "test.h"
 
 #include "../src/internal.h"
@@ -383,6 +384,62 @@ done:
     ds_net_free(n);
     test_rm_rf(dir);
     return rc;
+}
+
+/* Encoding then decoding a stamp gives its eval-mode reconstruction; codes of a GMM fitted
+ * to them decode; bad latent values and layers give clear errors. */
+TEST(vae_encodes_and_decodes_given_codes)
+{
+    ds_net *n = NULL;
+    ds_tensor *x = smooth_images(64, 6, 5), *xv = smooth_images(40, 6, 6);
+    ds_tensor *codes = NULL, *dec = NULL, *rec[DS_FEED_MAX] = {0}, *bad = NULL, *zs = NULL;
+    ds_gmm *g = NULL;
+    CHECK(ds_net_parse(vae_text, "vae.model", NULL, &n) == DS_OK);
+    ds_fit_opts o = {.epochs = 5, .batch_size = 16, .seed = 3};
+    ds_fit_result res;
+    ds_feed f;
+    memset(&f, 0, sizeof f);
+    f.inputs[0] = (ds_feed_item){.data = xv, .source = "held-out"};
+    CHECK(ds_net_fit(n, x, NULL, NULL, NULL, &o, &res) == DS_OK);
+    CHECK(ds_net_encode(n, &f, "z", 16, &codes) == DS_OK);
+    CHECK(ds_tensor_ndim(codes) == 2 && ds_tensor_shape(codes)[0] == 40 &&
+          ds_tensor_shape(codes)[1] == 2);
+    CHECK(ds_net_decode(n, "z", codes, 7, &dec) == DS_OK);
+    CHECK(ds_net_predict_feed(n, &f, 32, rec) == DS_OK);
+    CHECK(ds_tensor_numel(dec) == 40 * 36 && ds_tensor_numel(rec[0]) == 40 * 36);
+    double worst = 0, spread = 0;
+    for (int64_t i = 0; i < 40 * 36; i++) {
+        worst = fmax(worst, fabs(ds_tensor_data(dec)[i] - ds_tensor_data(rec[0])[i]));
+        spread = fmax(spread, fabs(ds_tensor_data(dec)[i] - ds_tensor_data(dec)[i % 36]));
+    }
+    CHECK(worst <= 1e-5 && spread > 1e-3);   /* the same images, and not all one image */
+    /* a mixture fitted to the codes: its draws decode */
+    CHECK(ds_gmm_fit(codes, 2, 1, &g) == DS_OK);
+    CHECK(ds_gmm_sample(g, 9, 2, &zs) == DS_OK);
+    ds_tensor_free(dec);
+    CHECK(ds_net_decode(n, "z", zs, 0, &dec) == DS_OK);
+    CHECK(ds_tensor_ndim(dec) == 4 && ds_tensor_shape(dec)[0] == 9);
+    /* bad latent values and layers */
+    ds_tensor *z3 = ds_tensor_create(2, (int64_t[]){5, 3});
+    CHECK(ds_net_decode(n, "z", z3, 0, &bad) == DS_ERR_SHAPE && !bad);
+    CHECK(strstr(ds_last_error(), "the latent values [5, 3] do not fit layer 'z' of [2] per "
+                 "sample: give [count, 2]"));
+    ds_tensor_free(z3);
+    ds_tensor_data(zs)[4] = NAN;
+    CHECK(ds_net_decode(n, "z", zs, 0, &bad) == DS_ERR_VALUE && !bad);
+    CHECK(strstr(ds_last_error(), "the latent values"));
+    CHECK(ds_net_decode(n, "h", codes, 0, &bad) == DS_ERR_ARG && !bad);
+    CHECK(strstr(ds_last_error(), "layer 'h' (Dense) is not a sampling layer"));
+    CHECK(ds_net_encode(n, &f, "mu", 0, &bad) == DS_ERR_ARG && !bad);
+    CHECK(strstr(ds_last_error(), "layer 'mu' (Dense) is not a sampling layer"));
+    snprintf(msg_, cap_, "decode(encode(x)) against the reconstruction: max |diff| %.2g", worst);
+    for (int k = 0; k < DS_FEED_MAX; k++)
+        ds_tensor_free(rec[k]);
+    ds_tensor_free(dec), ds_tensor_free(codes), ds_tensor_free(zs);
+    ds_tensor_free(x), ds_tensor_free(xv);
+    ds_gmm_free(g);
+    ds_net_free(n);
+    return TEST_PASS;
 }
 
 /* ---- a denoising autoencoder on simulated galaxies at SNR 10 ---- */

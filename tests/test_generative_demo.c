@@ -124,7 +124,7 @@ TEST(generative_demo_quick_report)
         "## 1. Denoising autoencoder against a tuned Gaussian filter",
         "| SNR | input RMSE | Gaussian filter (sigma px) | filter RMSE | denoiser RMSE",
         "## 2. VAE: generated stamps against real ones", "| real against real (floor) | 300 |",
-        "| VAE: decoded mean + likelihood noise | 300 |",
+        "| VAE: GMM of the codes, decoded mean + likelihood noise | 300 |",
         "## 3. DCGAN: generated stamps against real ones", "| DCGAN samples | 300 |",
         "Flux variance, generated over real: ",
         "## 4. Anomaly detection by reconstruction error", "| cosmic | 50 |", "| ring | 50 |",

@@ -1,6 +1,7 @@
 /* generative.c - autoencoders and VAEs on a net: the loss lines' terms for the training log,
  * the reconstruction metric, per-sample reconstruction scores, and decoding draws from the
- * prior injected at a sampling layer (ds_net_generate). */
+ * prior injected at a sampling layer (ds_net_generate), given latent values (ds_net_decode)
+ * and encoding to them (ds_net_encode). */
 #include "net.h"
 
 #include <math.h>
@@ -170,6 +171,51 @@ static ds_status decode_batch(ds_net *n, ds_node *smp, const ds_node *y, const f
     return st;
 }
 
+/* The sampling node of `from` and the net's first output, which must depend on it. */
+static ds_status decoder_of(const ds_net *n, const char *from, ds_node **smp)
+{
+    ds_status st = find_sampler(n, from, smp);
+    if (st)
+        return st;
+    const ds_node *y = n->outputs[0].node;
+    char *seen = calloc((size_t)n->g->n_nodes, 1);
+    if (!seen)
+        return dsi_fail(DS_ERR_NOMEM, "out of memory");
+    bool dep = depends_on(y, *smp, seen);
+    free(seen);
+    if (!dep)
+        return dsi_fail(DS_ERR_ARG, "%s: the output '%s' does not depend on the sampling "
+                        "layer '%s'", n->path, n->outputs[0].name, from);
+    return DS_OK;
+}
+
+/* Decodes the count rows of z (zf numbers each) at smp into a new [count, ...] tensor. */
+static ds_status decode_rows(ds_net *n, ds_node *smp, const float *z, int64_t count,
+                             int64_t batch, ds_tensor **out)
+{
+    const ds_node *y = n->outputs[0].node;
+    int64_t shape[DS_MAX_DIMS];
+    memcpy(shape, y->shape, sizeof shape);
+    shape[0] = count;
+    ds_tensor *o = ds_tensor_create(y->ndim, shape);
+    if (!o)
+        return dsi_fail(DS_ERR_NOMEM, "out of memory for %lld decoded samples",
+                        (long long)count);
+    batch = batch < 1 ? 256 : batch;
+    int mode = ds_graph_mode(n->g);
+    ds_graph_set_mode(n->g, DS_MODE_INFER);
+    ds_status st = DS_OK;
+    for (int64_t i = 0; i < count && !st; i += batch)
+        st = decode_batch(n, smp, y, z, i, count - i < batch ? count - i : batch, o);
+    ds_graph_set_mode(n->g, mode);
+    if (st) {
+        ds_tensor_free(o);
+        return st;
+    }
+    *out = o;
+    return DS_OK;
+}
+
 ds_status ds_net_generate(ds_net *n, const char *from, int64_t count, uint64_t seed,
                           int64_t batch, ds_tensor **out)
 {
@@ -178,44 +224,60 @@ ds_status ds_net_generate(ds_net *n, const char *from, int64_t count, uint64_t s
         return dsi_fail(DS_ERR_ARG, "ds_net_generate: no net, no layer, or a count of %lld "
                         "(1 or more)", (long long)count);
     ds_node *smp;
-    ds_status st = find_sampler(n, from, &smp);
+    ds_status st = decoder_of(n, from, &smp);
     if (st)
         return st;
-    const ds_node *y = n->outputs[0].node;
-    char *seen = calloc((size_t)n->g->n_nodes, 1);
-    if (!seen)
-        return dsi_fail(DS_ERR_NOMEM, "out of memory");
-    bool dep = depends_on(y, smp, seen);
-    free(seen);
-    if (!dep)
-        return dsi_fail(DS_ERR_ARG, "%s: the output '%s' does not depend on the sampling "
-                        "layer '%s'", n->path, n->outputs[0].name, from);
-    int64_t zf = smp->numel / smp->shape[0], shape[DS_MAX_DIMS];
-    memcpy(shape, y->shape, sizeof shape);
-    shape[0] = count;
+    int64_t zf = smp->numel / smp->shape[0];
     float *z = malloc((size_t)(count * zf) * sizeof *z);
-    ds_tensor *o = ds_tensor_create(y->ndim, shape);
-    if (!z || !o) {
-        free(z);
-        ds_tensor_free(o);
+    if (!z)
         return dsi_fail(DS_ERR_NOMEM, "out of memory for %lld generated samples", (long long)count);
-    }
     ds_rng r;
     ds_rng_seed(&r, seed);
     ds_rng_fill_normal(&r, z, count * zf);
-    batch = batch < 1 ? 256 : batch;
-    int mode = ds_graph_mode(n->g);
-    ds_graph_set_mode(n->g, DS_MODE_INFER);
-    for (int64_t i = 0; i < count && !st; i += batch)
-        st = decode_batch(n, smp, y, z, i, count - i < batch ? count - i : batch, o);
-    ds_graph_set_mode(n->g, mode);
+    st = decode_rows(n, smp, z, count, batch, out);
     free(z);
-    if (st) {
-        ds_tensor_free(o);
+    return st;
+}
+
+ds_status ds_net_decode(ds_net *n, const char *from, const ds_tensor *z, int64_t batch,
+                        ds_tensor **out)
+{
+    *out = NULL;
+    if (!n || !from || !z)
+        return dsi_fail(DS_ERR_ARG, "ds_net_decode: no net, no layer or no latent values");
+    ds_node *smp;
+    ds_status st = decoder_of(n, from, &smp);
+    if (st)
         return st;
-    }
-    *out = o;
-    return DS_OK;
+    int64_t zf = smp->numel / smp->shape[0];
+    char want[96], got[96];
+    ds_shape_str(smp->ndim - 1, smp->shape + 1, want, sizeof want);
+    ds_shape_str(z->ndim, z->shape, got, sizeof got);
+    if (z->ndim < 1 || z->shape[0] < 1 || z->numel / z->shape[0] != zf)
+        return dsi_fail(DS_ERR_SHAPE, "%s: the latent values %s do not fit layer '%s' of "
+                        "%s per sample: give [count, %lld]", n->path, got, from, want,
+                        (long long)zf);
+    if ((st = ds_tensor_check_finite(z, "the latent values")))
+        return st;
+    return decode_rows(n, smp, z->data, z->shape[0], batch, out);
+}
+
+ds_status ds_net_encode(ds_net *n, const ds_feed *f, const char *from, int64_t batch,
+                        ds_tensor **out)
+{
+    *out = NULL;
+    if (!n || !f || !from)
+        return dsi_fail(DS_ERR_ARG, "ds_net_encode: no net, no feed or no layer");
+    ds_node *smp;
+    dsi_bound d;
+    ds_status st = find_sampler(n, from, &smp);
+    if (st || (st = ds_net_check_feed(n, f)) || (st = dsi_feed_bind(n, f, &d)))
+        return st;
+    int mode = ds_graph_mode(n->g);
+    ds_graph_set_mode(n->g, DS_MODE_INFER);   /* no dropout: the sampler gives its mean */
+    st = dsi_net_collect(n, &d, batch, 1, &smp, out);
+    ds_graph_set_mode(n->g, mode);
+    return st;
 }
 
 /* ---- eval's sections ---- */
