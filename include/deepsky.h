@@ -2134,6 +2134,22 @@ typedef enum {
     DS_BASELINE_MEAN,            /* each plane (channel) of the sample at its mean */
     DS_BASELINE_BLUR,            /* the sample blurred by a Gaussian of sigma blur pixels */
 } ds_explain_baseline;
+/* Integrated gradients' quadrature of the path integral over alpha in [0, 1] with S nodes
+ * (Captum's names in brackets). Piecewise (the default): the midpoint nodes, each node's
+ * gradient weighted by its share of the path, which ends where the lines of f through it
+ * and through its neighbour (f and its slope at each node) meet rather than halfway: exact
+ * for f piecewise linear along the path (a ReLU net's) with at most one kink between
+ * neighbouring nodes and none before the first or after the last (halfway where the lines
+ * meet outside). Midpoint at (k + 1/2)/S ("riemann_middle"), trapezoid at k/(S - 1)
+ * ("riemann_trapezoid"), Gauss-Legendre nodes and weights ("gausslegendre"), left Riemann
+ * sum at k/S ("riemann_left"). */
+typedef enum {
+    DS_IG_PIECEWISE = 0,
+    DS_IG_MIDPOINT,
+    DS_IG_TRAPEZOID,
+    DS_IG_GAUSS_LEGENDRE,
+    DS_IG_LEFT,
+} ds_explain_ig_rule;
 #define DS_EXPLAIN_PREDICTED (-1)
 typedef struct {
     int output;                  /* the net's output explained (0: the first) */
@@ -2158,6 +2174,12 @@ typedef struct {
                                   * variation (sum of squared neighbour differences) */
     int jitter;                  /* class visualization: random circular shift of up to
                                   * jitter pixels per step (0: none) */
+    ds_explain_ig_rule ig_rule;  /* integrated gradients' quadrature over the path */
+    const char *input;           /* the data input explained, by name (NULL: the first) */
+    const ds_feed *others;       /* a net with several data inputs: the values of the others,
+                                  * by name (preprocessed, [N or 1, that input's shape]; 1
+                                  * sample serves every row; an entry for the explained input
+                                  * is ignored, x stands for it); NULL for a net with one */
 } ds_explain_opts;
 
 typedef struct {
