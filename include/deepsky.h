@@ -2117,7 +2117,8 @@ DS_API ds_status ds_classic_learning_curve(const ds_classic *m, const ds_tensor 
 
 /* ------------------------------------------------------------------------------------------
  * Looking inside a network (issue 16): attributions, filters, feature maps and class
- * visualization of a net with one data input (src/explain/).
+ * visualization (src/explain/), with respect to one data input of the net (o->input; a
+ * net's other inputs are fed from o->others, each row with its sample's values).
  *
  * A method explains one value per sample of one of the net's outputs: o->targets[i] (one
  * per sample), else o->target; o->target = DS_EXPLAIN_PREDICTED (as with o NULL) picks the
@@ -2193,18 +2194,21 @@ typedef struct {
 DS_API void ds_explain_result_free(ds_explain_result *r);
 
 /* Each function fills res (freed with ds_explain_result_free; on failure it holds nothing).
- * DS_ERR_ARG for a net with several data inputs, an output or target out of range (naming
- * the output and its values per sample), x not [N, input shape], non-finite data, and
- * options out of range. */
+ * x holds the explained input's samples. DS_ERR_ARG for an unknown o->input (listing the
+ * inputs), another data input without data in o->others, an output or target out of range
+ * (naming the output and its values per sample), non-finite data, and options out of
+ * range; DS_ERR_SHAPE for x not [N, input shape], or another input's data not [N or 1,
+ * its shape]. */
 /* |d f / d x|, map [N, input shape]. */
 DS_API ds_status ds_explain_saliency(ds_net *n, const ds_tensor *x, const ds_explain_opts *o,
                                      ds_explain_result *res);
 /* x * d f / d x (signed), map [N, input shape]. */
 DS_API ds_status ds_explain_gradient_x_input(ds_net *n, const ds_tensor *x,
                                              const ds_explain_opts *o, ds_explain_result *res);
-/* Integrated gradients (Sundararajan et al. 2017) from o->baseline, midpoint rule over
- * o->steps: (x - b) * mean_k d f / d x at b + (k + 1/2)/steps (x - b); map [N, input
- * shape], res->delta the completeness error of each sample. */
+/* Integrated gradients (Sundararajan et al. 2017) from o->baseline (of the explained input;
+ * the others keep their values) by rule o->ig_rule over o->steps nodes: (x - b) * sum_k w_k
+ * d f / d x at b + a_k (x - b); map [N, input shape], res->delta the completeness error of
+ * each sample. */
 DS_API ds_status ds_explain_integrated_gradients(ds_net *n, const ds_tensor *x,
                                                  const ds_explain_opts *o,
                                                  ds_explain_result *res);
