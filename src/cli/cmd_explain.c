@@ -218,8 +218,8 @@ static int attribute(ds_net *n, const cli_data *d, const ds_tensor *x, job *j)
     int rc = write_map(j->n_index ? NULL : d, j->item, r.map, j->out);
     if (!rc && j->figure) {
         bool sgn = j->m == M_GXI || j->m == M_IG || j->m == M_OCCLUSION;
-        int64_t idx[8];
-        for (int64_t i = 0; i < 8 && i < N; i++)
+        int64_t idx[10];
+        for (int64_t i = 0; i < 10 && i < N; i++)
             idx[i] = j->n_index ? j->index[i] : i;
         rc = figure_done(j->figure, xfig_attribution(j->figure, method_names[j->m], x, r.map,
                                                      sgn, idx, r.target,
@@ -286,10 +286,26 @@ static int classviz(ds_net *n, const ds_tensor *x, job *j)
     if (ds_explain_class_visualization(n, j->n_target, j->target, x, &j->o, &img, &sc))
         return cli_fail();
     int64_t steps = ds_tensor_shape(sc)[1] - 1;
-    for (int i = 0; i < j->n_target; i++)
-        printf("target %lld: score %.6g -> %.6g after %lld steps\n", (long long)j->target[i],
+    ds_tensor *p = NULL;   /* a class's image as the net classifies it (one input, output 0) */
+    if (!j->o.layer && j->o.output == 0 && ds_net_input_count(n) == 1 &&
+        ds_net_predict(n, img, j->o.batch ? j->o.batch : 32, &p))
+        p = NULL;
+    int64_t K = p ? ds_tensor_numel(p) / j->n_target : 0;
+    for (int i = 0; i < j->n_target; i++) {
+        printf("target %lld: score %.6g -> %.6g after %lld steps", (long long)j->target[i],
                ds_tensor_data(sc)[i * (steps + 1)], ds_tensor_data(sc)[i * (steps + 1) + steps],
                (long long)steps);
+        if (K > 1) {
+            const float *v = ds_tensor_data(p) + i * K;
+            int64_t best = 0;
+            for (int64_t k = 1; k < K; k++)
+                best = v[k] > v[best] ? k : best;
+            printf("; the image is classified as %lld (output %.4g; target's %.4g)",
+                   (long long)best, v[best], j->target[i] < K ? v[j->target[i]] : NAN);
+        }
+        printf("\n");
+    }
+    ds_tensor_free(p);
     int rc = write_map(NULL, NULL, img, j->out);
     if (!rc && j->figure)
         rc = figure_done(j->figure, xfig_images(j->figure, j->o.layer ? "channel visualization"
@@ -397,7 +413,7 @@ int cmd_explain(int argc, char **argv)
                 "(default: the model's batch size)"),
         CLI_OPT("threads", 0, "N", "threads (default: all cores)"),
         CLI_OPT("figure", 0, "F.png", "also a PNG figure: input, map and overlay with colour "
-                "bars (first 8 samples); filters and feature maps as a mosaic on one scale"),
+                "bars (first 10 samples); filters and feature maps as a mosaic on one scale"),
         CLI_OPT("output", 'o', "OUT", "the map: .npy or .fits (a FITS image input's header, WCS "
                 "included, is kept when the map has its shape) (required)"),
     };

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FIG_ROWS_MAX 8
+#define FIG_ROWS_MAX 10
 
 /* One sample's values of a [N, C..., H, W] (or [N, L]) tensor as an H x W image: the mean
  * (how = 0), the sum (1) or the largest value (2) over the leading axes. */
@@ -42,7 +42,7 @@ static ds_status overlay(ds_axes *a, const float *img, int64_t h, int64_t w, con
     return st ? st : ds_axes_colorbar(a);
 }
 
-/* The input, the map and the map over the input, one row per sample (at most 8). */
+/* The input, the map and the map over the input, one row per sample (at most 10). */
 int xfig_attribution(const char *path, const char *method, const ds_tensor *x,
                      const ds_tensor *map, bool signed_map, const int64_t *index,
                      const int64_t *target, const float *score)
