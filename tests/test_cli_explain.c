@@ -104,6 +104,7 @@ TEST(cli_explain_methods_write_the_library_maps)
               "--target 0,2 --steps 10 -o %s%s%s", at("cv.npy"), plot ? " --figure " : "",
               plot ? at("cv.png") : "");
     CHECK_OUT("target 2: score ");
+    CHECK_OUT("; the image is classified as ");
     CHECK_OUT("[2, 2, 8, 8]");
     struct stat sb;
     if (plot)
