@@ -2136,17 +2136,18 @@ typedef enum {
     DS_BASELINE_BLUR,            /* the sample blurred by a Gaussian of sigma blur pixels */
 } ds_explain_baseline;
 /* Integrated gradients' quadrature of the path integral over alpha in [0, 1] with S nodes
- * (Captum's names in brackets). Piecewise (the default): the midpoint nodes, each node's
- * gradient weighted by its share of the path, which ends where the lines of f through it
- * and through its neighbour (f and its slope at each node) meet rather than halfway: exact
- * for f piecewise linear along the path (a ReLU net's) with at most one kink between
- * neighbouring nodes and none before the first or after the last (halfway where the lines
- * meet outside). Midpoint at (k + 1/2)/S ("riemann_middle"), trapezoid at k/(S - 1)
- * ("riemann_trapezoid"), Gauss-Legendre nodes and weights ("gausslegendre"), left Riemann
- * sum at k/S ("riemann_left"). */
+ * (Captum's names in brackets). Midpoint (the default) at (k + 1/2)/S ("riemann_middle").
+ * Piecewise: the midpoint nodes, each node's gradient weighted by its share of the path,
+ * which ends where the lines of f through it and through its neighbour (f and its slope at
+ * each node) meet rather than halfway (clamped to the two nodes): exact for f piecewise
+ * linear along the path (a ReLU net's) with at most one kink between neighbouring nodes
+ * and none before the first or after the last; for a deep net with many kinks between
+ * nodes its maps can be less accurate than the midpoint rule's (README). Trapezoid at
+ * k/(S - 1) ("riemann_trapezoid"), Gauss-Legendre nodes and weights ("gausslegendre", for
+ * smooth nets), left Riemann sum at k/S ("riemann_left"). */
 typedef enum {
-    DS_IG_PIECEWISE = 0,
-    DS_IG_MIDPOINT,
+    DS_IG_MIDPOINT = 0,
+    DS_IG_PIECEWISE,
     DS_IG_TRAPEZOID,
     DS_IG_GAUSS_LEGENDRE,
     DS_IG_LEFT,

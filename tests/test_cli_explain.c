@@ -220,7 +220,7 @@ TEST(cli_explain_several_inputs)
                                       "--target 0 --method integrated-gradients --rule simpson "
                                       "-o %s", at("two.model"), at("two.safetensors"),
                                       at("img.npy"), at("psf.npy"), at("m.npy")), 2,
-                              "--rule simpson: piecewise, midpoint", msg, sizeof msg);
+                              "--rule simpson: midpoint, piecewise", msg, sizeof msg);
     test_rm_rf(dir);
     if (rc)
         FAIL("%s", msg[0] ? msg : cli_out);

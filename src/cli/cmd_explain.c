@@ -17,7 +17,7 @@ static const char *const method_names[M_COUNT] = {
     "filters", "feature-maps", "occlusion", "saliency", "gradient-x-input",
     "integrated-gradients", "smoothgrad", "grad-cam", "class-visualization"};
 static const char *const baseline_names[] = {"zero", "mean", "blur"};
-static const char *const rule_names[] = {"piecewise", "midpoint", "trapezoid", "gauss-legendre",
+static const char *const rule_names[] = {"midpoint", "piecewise", "trapezoid", "gauss-legendre",
                                          "left"};
 
 /* Whether path ends with ext (any case). */
@@ -86,7 +86,7 @@ static int read_options(const cli_cmd *c, job *j)
     while (ru && rl < 5 && strcmp(ru, rule_names[rl]))
         rl++;
     if (rl == 5)
-        return cli_usage_error(c, "--rule %s: piecewise, midpoint, trapezoid, gauss-legendre "
+        return cli_usage_error(c, "--rule %s: midpoint, piecewise, trapezoid, gauss-legendre "
                                "or left", ru);
     if (!cli_long(c, "steps", 1, 100000, 0, &v[0]) || !cli_long(c, "samples", 1, 100000, 0, &v[1]) ||
         !cli_long(c, "patch", 1, 4096, 0, &v[2]) || !cli_long(c, "stride", 1, 4096, 0, &v[3]) ||
@@ -392,8 +392,8 @@ int cmd_explain(int argc, char **argv)
                 "ascent steps (default 100)"),
         CLI_OPT("baseline", 0, "B", "integrated-gradients and occlusion: zero (default), mean "
                 "(each channel's) or blur"),
-        CLI_OPT("rule", 0, "R", "integrated-gradients quadrature: piecewise (default: node "
-                "weights ending at the kinks of f along the path), midpoint, trapezoid, "
+        CLI_OPT("rule", 0, "R", "integrated-gradients quadrature: midpoint (default), "
+                "piecewise (node weights ending at the kinks of f along the path), trapezoid, "
                 "gauss-legendre or left"),
         CLI_OPT("blur", 0, "SIGMA", "--baseline blur: Gaussian sigma in pixels (default: the "
                 "larger side / 8)"),

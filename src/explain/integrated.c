@@ -94,12 +94,15 @@ static void rule_nodes(ds_explain_ig_rule rule, int64_t S, double *alpha, double
  * through it and its neighbour meet ---- */
 /* The boundary between nodes k and k + 1 (at m0 < m1, f values f0 f1, slopes s0 s1): where
  * f0 + s0 (t - m0) = f1 - s1 (m1 - t), the kink of a piecewise-linear f with one kink
- * between them, so that s0 (t - m0) + s1 (m1 - t) = f1 - f0 exactly; halfway when the
- * lines meet outside (several kinks) or are parallel (none). */
+ * between them, so that s0 (t - m0) + s1 (m1 - t) = f1 - f0 exactly; clamped to [m0, m1]
+ * when the lines meet outside (several kinks: the nearest to exact), halfway when they are
+ * parallel (no kink). */
 static double boundary(double m0, double m1, double f0, double f1, double s0, double s1)
 {
+    if (s0 == s1)
+        return (m0 + m1) / 2;
     double t = (f1 - f0 - s1 * m1 + s0 * m0) / (s0 - s1);
-    return t > m0 && t < m1 ? t : (m0 + m1) / 2;
+    return t < m0 ? m0 : t > m1 ? m1 : t;
 }
 
 /* Sample i's nodes are in: each one's gradient into acc with its share of the path. */
