@@ -321,7 +321,8 @@ TEST(explain_same_at_any_thread_count)
     int threads = ds_get_num_threads(), bad = -1;
     for (int k = 0; k < 5 && bad < 0; k++) {
         ds_explain_result a, b;
-        ds_explain_opts o = {.targets = tgt, .batch = 7, .steps = 8, .samples = 4, .seed = 3};
+        ds_explain_opts o = {.targets = tgt, .batch = 7, .steps = 8, .samples = 4, .seed = 3,
+                             .ig_rule = DS_IG_PIECEWISE};   /* IG's rule that reads f */
         ds_set_num_threads(1);
         ds_status st = fns[k](n, x, &o, &a);
         ds_set_num_threads(2);
