@@ -381,6 +381,8 @@ morphology-quick: deps
 # What the ellipticity CNN looks at (scripts/explain_demo.sh): saliency and integrated
 # gradients of galaxies at SNR 10, 20, 40, 80 and the first-layer filters, in out/explain/.
 # Takes out/ellipticity/cnn.safetensors (make demo) when present, else trains a quick CNN.
+# With Debian's dataset-fashion-mnist: occlusion, Grad-CAM and class visualizations of the
+# Fashion-MNIST CNN too (out/fashion/cnn.safetensors, else trained 3 epochs first).
 explain-demo: deps
 	@$(MAKE) --no-print-directory $(BUILD)/deepsky
 	BIN=$(BUILD)/deepsky scripts/explain_demo.sh out/explain

@@ -2119,7 +2119,8 @@ DS_API ds_status ds_classic_learning_curve(const ds_classic *m, const ds_tensor 
 
 /* ------------------------------------------------------------------------------------------
  * Looking inside a network (issue 16): attributions, filters, feature maps and class
- * visualization of a net with one data input (src/explain/).
+ * visualization (src/explain/), with respect to one data input of the net (o->input; a
+ * net's other inputs are fed from o->others, each row with its sample's values).
  *
  * A method explains one value per sample of one of the net's outputs: o->targets[i] (one
  * per sample), else o->target; o->target = DS_EXPLAIN_PREDICTED (as with o NULL) picks the
@@ -2136,6 +2137,23 @@ typedef enum {
     DS_BASELINE_MEAN,            /* each plane (channel) of the sample at its mean */
     DS_BASELINE_BLUR,            /* the sample blurred by a Gaussian of sigma blur pixels */
 } ds_explain_baseline;
+/* Integrated gradients' quadrature of the path integral over alpha in [0, 1] with S nodes
+ * (Captum's names in brackets). Midpoint (the default) at (k + 1/2)/S ("riemann_middle").
+ * Piecewise: the midpoint nodes, each node's gradient weighted by its share of the path,
+ * which ends where the lines of f through it and through its neighbour (f and its slope at
+ * each node) meet rather than halfway (clamped to the two nodes): exact for f piecewise
+ * linear along the path (a ReLU net's) with at most one kink between neighbouring nodes
+ * and none before the first or after the last; for a deep net with many kinks between
+ * nodes its maps can be less accurate than the midpoint rule's (README). Trapezoid at
+ * k/(S - 1) ("riemann_trapezoid"), Gauss-Legendre nodes and weights ("gausslegendre", for
+ * smooth nets), left Riemann sum at k/S ("riemann_left"). */
+typedef enum {
+    DS_IG_MIDPOINT = 0,
+    DS_IG_PIECEWISE,
+    DS_IG_TRAPEZOID,
+    DS_IG_GAUSS_LEGENDRE,
+    DS_IG_LEFT,
+} ds_explain_ig_rule;
 #define DS_EXPLAIN_PREDICTED (-1)
 typedef struct {
     int output;                  /* the net's output explained (0: the first) */
@@ -2160,6 +2178,12 @@ typedef struct {
                                   * variation (sum of squared neighbour differences) */
     int jitter;                  /* class visualization: random circular shift of up to
                                   * jitter pixels per step (0: none) */
+    ds_explain_ig_rule ig_rule;  /* integrated gradients' quadrature over the path */
+    const char *input;           /* the data input explained, by name (NULL: the first) */
+    const ds_feed *others;       /* a net with several data inputs: the values of the others,
+                                  * by name (preprocessed, [N or 1, that input's shape]; 1
+                                  * sample serves every row; an entry for the explained input
+                                  * is ignored, x stands for it); NULL for a net with one */
 } ds_explain_opts;
 
 typedef struct {
@@ -2173,18 +2197,21 @@ typedef struct {
 DS_API void ds_explain_result_free(ds_explain_result *r);
 
 /* Each function fills res (freed with ds_explain_result_free; on failure it holds nothing).
- * DS_ERR_ARG for a net with several data inputs, an output or target out of range (naming
- * the output and its values per sample), x not [N, input shape], non-finite data, and
- * options out of range. */
+ * x holds the explained input's samples. DS_ERR_ARG for an unknown o->input (listing the
+ * inputs), another data input without data in o->others, an output or target out of range
+ * (naming the output and its values per sample), non-finite data, and options out of
+ * range; DS_ERR_SHAPE for x not [N, input shape], or another input's data not [N or 1,
+ * its shape]. */
 /* |d f / d x|, map [N, input shape]. */
 DS_API ds_status ds_explain_saliency(ds_net *n, const ds_tensor *x, const ds_explain_opts *o,
                                      ds_explain_result *res);
 /* x * d f / d x (signed), map [N, input shape]. */
 DS_API ds_status ds_explain_gradient_x_input(ds_net *n, const ds_tensor *x,
                                              const ds_explain_opts *o, ds_explain_result *res);
-/* Integrated gradients (Sundararajan et al. 2017) from o->baseline, midpoint rule over
- * o->steps: (x - b) * mean_k d f / d x at b + (k + 1/2)/steps (x - b); map [N, input
- * shape], res->delta the completeness error of each sample. */
+/* Integrated gradients (Sundararajan et al. 2017) from o->baseline (of the explained input;
+ * the others keep their values) by rule o->ig_rule over o->steps nodes: (x - b) * sum_k w_k
+ * d f / d x at b + a_k (x - b); map [N, input shape], res->delta the completeness error of
+ * each sample. */
 DS_API ds_status ds_explain_integrated_gradients(ds_net *n, const ds_tensor *x,
                                                  const ds_explain_opts *o,
                                                  ds_explain_result *res);

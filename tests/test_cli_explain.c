@@ -104,6 +104,7 @@ TEST(cli_explain_methods_write_the_library_maps)
               "--target 0,2 --steps 10 -o %s%s%s", at("cv.npy"), plot ? " --figure " : "",
               plot ? at("cv.png") : "");
     CHECK_OUT("target 2: score ");
+    CHECK_OUT("; the image is classified as ");
     CHECK_OUT("[2, 2, 8, 8]");
     struct stat sb;
     if (plot)
@@ -156,6 +157,73 @@ TEST(cli_explain_fits_map_keeps_the_wcs)
     ds_tensor_free(t);
     CHECK(shape_ok);
     test_rm_rf(dir);
+    return TEST_PASS;
+}
+
+/* A model with two data inputs (img and psf, concatenated as channels): explain --input
+ * psf with img fed from its --data img=FILE writes the library's map; the rule and input
+ * flags' errors. */
+TEST(cli_explain_several_inputs)
+{
+    CHECK(test_tmpdir(dir, sizeof dir, "explain"));
+    char msg[256];
+    ds_tensor_set *fx = fixture_load("explain", msg, sizeof msg);
+    CHECK(fx);
+    ds_tensor *x = ds_tensor_set_get(fx, "x"), *ch[2], *sel[2];
+    for (int c = 0; c < 2; c++) {
+        ch[c] = ds_tensor_create(4, (int64_t[]){5, 1, 8, 8});
+        sel[c] = ds_tensor_create(4, (int64_t[]){2, 1, 8, 8});
+        for (int i = 0; i < 5; i++)
+            memcpy(ds_tensor_data(ch[c]) + i * 64, ds_tensor_data(x) + (2 * i + c) * 64, 256);
+        memcpy(ds_tensor_data(sel[c]), ds_tensor_data(ch[c]), 256);
+        memcpy(ds_tensor_data(sel[c]) + 64, ds_tensor_data(ch[c]) + 128, 256);
+    }
+    ds_tensor_set_free(fx);
+    int ok = !ds_npy_save(ch[0], at("img.npy")) && !ds_npy_save(ch[1], at("psf.npy"));
+    ds_tensor_free(ch[0]);
+    ds_tensor_free(ch[1]);
+    ok &= test_write_text(at("two.model"), "input name=img shape=1x8x8\ninput name=psf "
+                          "shape=1x8x8\nconcat inputs=img,psf axis=1\nconv2d name=c filters=3 "
+                          "kernel=3 padding=same activation=relu\nflatten\ndense name=o "
+                          "units=2\n") == 0;
+    ok &= cli_run("init %s -o %s", at("two.model"), at("two.safetensors")) == 0;
+    ok &= cli_run("explain %s --weights %s --data img=%s --data psf=%s --input psf --index 0,2 "
+                  "--target 1 --method integrated-gradients --steps 8 -o %s", at("two.model"),
+                  at("two.safetensors"), at("img.npy"), at("psf.npy"), at("m.npy")) == 0 &&
+          strstr(cli_out, "sample 2: value 1 explained") && strstr(cli_out, "completeness");
+    ds_net *n = NULL;
+    ds_tensor *got = NULL;
+    ds_explain_result r = {0};
+    ds_feed f = {.inputs = {{"img", sel[0]}}};
+    ok = ok && !ds_net_load(at("two.model"), NULL, &n) &&
+         !ds_net_load_weights(n, at("two.safetensors")) && !ds_npy_load(at("m.npy"), &got) &&
+         !ds_explain_integrated_gradients(n, sel[1], &(ds_explain_opts){.target = 1, .steps = 8,
+                                          .input = "psf", .others = &f}, &r) &&
+         ds_tensor_numel(got) == 128 &&
+         !memcmp(ds_tensor_data(got), ds_tensor_data(r.map), 128 * sizeof(float));
+    ds_explain_result_free(&r);
+    ds_tensor_free(got);
+    ds_net_free(n);
+    ds_tensor_free(sel[0]);
+    ds_tensor_free(sel[1]);
+    if (!ok)
+        FAIL("explain --input psf: %s", cli_out);
+    int rc = 0;
+    rc |= cli_expect(cli_run("explain %s --weights %s --data img=%s --data psf=%s --input sky "
+                             "--target 0 --method saliency -o %s", at("two.model"),
+                             at("two.safetensors"), at("img.npy"), at("psf.npy"), at("m.npy")),
+                     1, "--input sky: no such input (its inputs: img, psf)", msg, sizeof msg);
+    rc |= rc ? 0 : cli_expect(cli_run("explain %s --weights %s --data img=%s --target 0 --method "
+                                      "saliency -o %s", at("two.model"), at("two.safetensors"),
+                                      at("img.npy"), at("m.npy")), 1, "psf", msg, sizeof msg);
+    rc |= rc ? 0 : cli_expect(cli_run("explain %s --weights %s --data img=%s --data psf=%s "
+                                      "--target 0 --method integrated-gradients --rule simpson "
+                                      "-o %s", at("two.model"), at("two.safetensors"),
+                                      at("img.npy"), at("psf.npy"), at("m.npy")), 2,
+                              "--rule simpson: midpoint, piecewise", msg, sizeof msg);
+    test_rm_rf(dir);
+    if (rc)
+        FAIL("%s", msg[0] ? msg : cli_out);
     return TEST_PASS;
 }
 

@@ -13,6 +13,7 @@ from ._arrays import Borrowed, take_tensor
 from ._lib import Error, check, enc, lib
 
 _BASELINES = {"zero": 0, "mean": 1, "blur": 2}
+_RULES = {"midpoint": 0, "piecewise": 1, "trapezoid": 2, "gauss-legendre": 3, "left": 4}
 PREDICTED = -1
 
 
@@ -51,12 +52,17 @@ def _opts(net: Any, output: Union[int, str], target: Optional[Union[int, Sequenc
     if baseline not in _BASELINES:
         raise Error(f"explain: baseline={baseline!r}: give 'zero', 'mean' or 'blur'")
     o.baseline = _BASELINES[baseline]
+    rule = kw.pop("rule", "midpoint")
+    if rule not in _RULES:
+        raise Error(f"explain: rule={rule!r}: give one of {', '.join(_RULES)}")
+    o.ig_rule = _RULES[rule]
     layer = kw.pop("layer", None)
     if layer is not None:
         keep.append(enc(layer))
         o.layer = keep[-1]
     for k, v in kw.items():
-        if k not in dict(_lib.ExplainOpts._fields_) or k in ("targets", "output", "target"):
+        if k not in dict(_lib.ExplainOpts._fields_) or k in ("targets", "output", "target",
+                                                            "ig_rule", "input", "others"):
             raise Error(f"explain: unknown option {k!r}")
         setattr(o, k, v)
     return o

@@ -125,7 +125,8 @@ class ExplainOpts(Structure):
                 ("batch", c_int64), ("layer", c_char_p), ("baseline", c_int),
                 ("blur", c_double), ("steps", c_int), ("samples", c_int), ("noise", c_double),
                 ("seed", c_uint64), ("patch", c_int), ("stride", c_int), ("lr", c_double),
-                ("l2", c_double), ("tv", c_double), ("jitter", c_int)]
+                ("l2", c_double), ("tv", c_double), ("jitter", c_int), ("ig_rule", c_int),
+                ("input", c_char_p), ("others", c_void_p)]
 
 
 class ExplainResult(Structure):

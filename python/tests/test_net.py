@@ -216,6 +216,19 @@ def test_explain_errors_name_the_problem(cnn):
         net.feature_maps(cnn["x"], "nope")
     with pytest.raises(deepsky.Error, match="shape"):
         net.explain(np.zeros((2, 1, 7, 8), np.float32))
+    with pytest.raises(deepsky.Error, match="rule='simpson'"):
+        net.explain(cnn["x"], "integrated-gradients", rule="simpson")
+
+
+def test_explain_integrated_gradients_rules(cnn):
+    """Each rule's map; the default is the midpoint rule, and the rules differ."""
+    net = deepsky.Net(cnn["model"], weights=cnn["w"])
+    maps = {r: net.explain(cnn["x"], "integrated-gradients", target=1, steps=8, rule=r).map
+            for r in ("midpoint", "piecewise", "trapezoid", "gauss-legendre", "left")}
+    default = net.explain(cnn["x"], "integrated-gradients", target=1, steps=8).map
+    assert np.array_equal(default, maps["midpoint"])
+    assert not np.array_equal(maps["midpoint"], maps["gauss-legendre"])
+    assert not np.array_equal(maps["midpoint"], maps["left"])
 
 
 def test_export_onnx_and_import_round_trip(cli, cnn):

@@ -17,6 +17,8 @@ static const char *const method_names[M_COUNT] = {
     "filters", "feature-maps", "occlusion", "saliency", "gradient-x-input",
     "integrated-gradients", "smoothgrad", "grad-cam", "class-visualization"};
 static const char *const baseline_names[] = {"zero", "mean", "blur"};
+static const char *const rule_names[] = {"midpoint", "piecewise", "trapezoid", "gauss-legendre",
+                                         "left"};
 
 /* Whether path ends with ext (any case). */
 static bool ends_with(const char *path, const char *ext)
@@ -55,6 +57,8 @@ typedef struct {
     int64_t index[256], target[256];
     int n_index, n_target;
     const char *out, *figure;
+    ds_feed others;          /* every data input's selected rows (owned) */
+    const cli_item *item;    /* the explained input's file */
 } job;
 
 /* The options into j; 0, or 2 after a usage error. */
@@ -77,6 +81,13 @@ static int read_options(const cli_cmd *c, job *j)
         bl++;
     if (bl == 3)
         return cli_usage_error(c, "--baseline %s: zero, mean or blur", b);
+    const char *ru = cli_get(c, "rule");
+    int rl = 0;
+    while (ru && rl < 5 && strcmp(ru, rule_names[rl]))
+        rl++;
+    if (rl == 5)
+        return cli_usage_error(c, "--rule %s: midpoint, piecewise, trapezoid, gauss-legendre "
+                               "or left", ru);
     if (!cli_long(c, "steps", 1, 100000, 0, &v[0]) || !cli_long(c, "samples", 1, 100000, 0, &v[1]) ||
         !cli_long(c, "patch", 1, 4096, 0, &v[2]) || !cli_long(c, "stride", 1, 4096, 0, &v[3]) ||
         !cli_long(c, "jitter", 0, 4096, 0, &v[4]) || !cli_long(c, "seed", 0, 0x7fffffffL, 0, &v[5]) ||
@@ -91,7 +102,8 @@ static int read_options(const cli_cmd *c, job *j)
                              .baseline = (ds_explain_baseline)bl, .blur = d[4],
                              .steps = (int)v[0], .samples = (int)v[1], .noise = d[0],
                              .seed = (uint64_t)v[5], .patch = (int)v[2], .stride = (int)v[3],
-                             .lr = d[1], .l2 = d[2], .tv = d[3], .jitter = (int)v[4]};
+                             .lr = d[1], .l2 = d[2], .tv = d[3], .jitter = (int)v[4],
+                             .ig_rule = (ds_explain_ig_rule)rl, .input = cli_get(c, "input")};
     if ((j->n_index = int_list(c, "index", j->index, 256)) < 0 ||
         (j->n_target = int_list(c, "target", j->target, 256)) < 0)
         return 2;
@@ -134,11 +146,12 @@ static ds_tensor *select_rows(const ds_tensor *x, const job *j, const char *src)
 
 /* The map to -o: FITS with the data's header when the data is a FITS image of the map's
  * shape (so it overlays the image), else .npy or plain FITS. 0 or 1 (printed). */
-static int write_map(const cli_data *d, const ds_tensor *map, const char *path)
+static int write_map(const cli_data *d, const cli_item *in, const ds_tensor *map,
+                     const char *path)
 {
     char shape[96];
     ds_shape_str(ds_tensor_ndim(map), ds_tensor_shape(map), shape, sizeof shape);
-    const cli_item *in = d && d->nx ? &d->x[0] : NULL;
+    in = d ? in : NULL;
     if (in && in->fits_image && is_fits(path) &&
         ds_tensor_numel(map) == ds_tensor_numel(in->t)) {
         ds_read_opts ro = {.hdu = d->ro.hdu, .hdu_name = d->ro.hdu_name};
@@ -202,11 +215,11 @@ static int attribute(ds_net *n, const cli_data *d, const ds_tensor *x, job *j)
         printf("completeness: |sum(map) - (f(x) - f(baseline))| / |f(x) - f(baseline)|: mean "
                "%.3g, largest %.3g (%d steps)\n", mean, worst, j->o.steps ? j->o.steps : 64);
     }
-    int rc = write_map(j->n_index ? NULL : d, r.map, j->out);
+    int rc = write_map(j->n_index ? NULL : d, j->item, r.map, j->out);
     if (!rc && j->figure) {
         bool sgn = j->m == M_GXI || j->m == M_IG || j->m == M_OCCLUSION;
-        int64_t idx[8];
-        for (int64_t i = 0; i < 8 && i < N; i++)
+        int64_t idx[10];
+        for (int64_t i = 0; i < 10 && i < N; i++)
             idx[i] = j->n_index ? j->index[i] : i;
         rc = figure_done(j->figure, xfig_attribution(j->figure, method_names[j->m], x, r.map,
                                                      sgn, idx, r.target,
@@ -221,7 +234,7 @@ static int filters(ds_net *n, job *j)
     ds_tensor *t;
     if (ds_explain_filters(n, j->o.layer, &t))
         return cli_fail();
-    int rc = write_map(NULL, t, j->out);
+    int rc = write_map(NULL, NULL, t, j->out);
     char title[128];
     snprintf(title, sizeof title, "filters of %s (one scale)", j->o.layer ? j->o.layer
                                                                           : "the first layer");
@@ -237,7 +250,7 @@ static int features(ds_net *n, const cli_data *d, const ds_tensor *x, job *j)
     if (ds_explain_feature_maps(n, x, &j->o, &t))
         return cli_fail();
     (void)d;
-    int rc = write_map(NULL, t, j->out);
+    int rc = write_map(NULL, NULL, t, j->out);
     if (!rc && j->figure) {   /* the first sample's channels */
         const int64_t *s = ds_tensor_shape(t);
         int64_t one[DS_MAX_DIMS];
@@ -273,11 +286,27 @@ static int classviz(ds_net *n, const ds_tensor *x, job *j)
     if (ds_explain_class_visualization(n, j->n_target, j->target, x, &j->o, &img, &sc))
         return cli_fail();
     int64_t steps = ds_tensor_shape(sc)[1] - 1;
-    for (int i = 0; i < j->n_target; i++)
-        printf("target %lld: score %.6g -> %.6g after %lld steps\n", (long long)j->target[i],
+    ds_tensor *p = NULL;   /* a class's image as the net classifies it (one input, output 0) */
+    if (!j->o.layer && j->o.output == 0 && ds_net_input_count(n) == 1 &&
+        ds_net_predict(n, img, j->o.batch ? j->o.batch : 32, &p))
+        p = NULL;
+    int64_t K = p ? ds_tensor_numel(p) / j->n_target : 0;
+    for (int i = 0; i < j->n_target; i++) {
+        printf("target %lld: score %.6g -> %.6g after %lld steps", (long long)j->target[i],
                ds_tensor_data(sc)[i * (steps + 1)], ds_tensor_data(sc)[i * (steps + 1) + steps],
                (long long)steps);
-    int rc = write_map(NULL, img, j->out);
+        if (K > 1) {
+            const float *v = ds_tensor_data(p) + i * K;
+            int64_t best = 0;
+            for (int64_t k = 1; k < K; k++)
+                best = v[k] > v[best] ? k : best;
+            printf("; the image is classified as %lld (output %.4g; target's %.4g)",
+                   (long long)best, v[best], j->target[i] < K ? v[j->target[i]] : NAN);
+        }
+        printf("\n");
+    }
+    ds_tensor_free(p);
+    int rc = write_map(NULL, NULL, img, j->out);
     if (!rc && j->figure)
         rc = figure_done(j->figure, xfig_images(j->figure, j->o.layer ? "channel visualization"
                                                 : "class visualization", img, j->target,
@@ -287,8 +316,9 @@ static int classviz(ds_net *n, const ds_tensor *x, job *j)
     return rc;
 }
 
-/* Loads the data (when given), preprocessed, rows --index; 0, 1 or 2 (printed). */
-static int load_data(const cli_cmd *c, ds_net *n, cli_data *d, const job *j, ds_tensor **x)
+/* Loads the data (when given), preprocessed, rows --index of every input: *x the explained
+ * input's (--input, else the first), j->others all of them; 0, 1 or 2 (printed). */
+static int load_data(const cli_cmd *c, ds_net *n, cli_data *d, job *j, ds_tensor **x)
 {
     ds_feed f;
     int rc;
@@ -299,15 +329,50 @@ static int load_data(const cli_cmd *c, ds_net *n, cli_data *d, const job *j, ds_
         return rc;
     if (ds_net_check_feed(n, &f) || ds_net_preprocess_feed(n, &f))
         return cli_fail();
-    return (*x = select_rows(f.inputs[0].data, j, d->x[0].path)) ? 0 : 1;
+    const char *want = j->o.input ? j->o.input : ds_net_input_name(n, 0);
+    for (int i = 0; i < d->nx; i++) {
+        ds_tensor *t = select_rows(f.inputs[i].data, j, d->x[i].path);
+        if (!t)
+            return 1;
+        j->others.inputs[i] = (ds_feed_item){ds_net_input_name(n, 0), t, d->x[i].path};
+        for (int k = 0; d->x[i].name[0] && k < ds_net_input_count(n); k++)
+            if (!strcmp(d->x[i].name, ds_net_input_name(n, k)))
+                j->others.inputs[i].name = ds_net_input_name(n, k);
+        if (!strcmp(j->others.inputs[i].name, want)) {
+            *x = t;
+            j->item = &d->x[i];
+        }
+    }
+    j->o.others = &j->others;
+    char list[256] = "";
+    bool known = false;
+    for (int k = 0, len = 0; k < ds_net_input_count(n) && len < 200; k++) {
+        len += snprintf(list + len, sizeof list - (size_t)len, "%s%s", k ? ", " : "",
+                        ds_net_input_name(n, k));
+        known |= !strcmp(want, ds_net_input_name(n, k));
+    }
+    if (!known) {
+        fprintf(stderr, "deepsky: error: %s: --input %s: no such input (its inputs: %s)\n",
+                c->positional[0], want, list);
+        return 1;
+    }
+    if (!*x && j->m != M_CLASSVIZ) {
+        fprintf(stderr, "deepsky: error: --input %s: no --data %s=FILE to explain (the model's "
+                "inputs: %s)\n", want, want, list);
+        return 1;
+    }
+    return 0;
 }
 
 int cmd_explain(int argc, char **argv)
 {
     cli_opt opts[] = {
         CLI_OPT("weights", 0, "W", "trained weights (required)"),
-        CLI_OPT("data", 0, "X", "data (.npy, .fits, .csv or IDX): required but for filters; "
-                "class-visualization: start images (default: noise)"),
+        CLI_OPTS("data", 0, "X", "data (.npy, .fits, .csv or IDX): required but for filters; "
+                 "class-visualization: start images (default: noise); NAME=X for each input "
+                 "of a model with several (repeat the option)"),
+        CLI_OPT("input", 0, "NAME", "the input explained, of a model with several (default: "
+                "the first); the others are fed from their --data NAME=X"),
         CLI_OPTS("columns", 0, "COLS", "table data: feature columns"),
         CLI_OPT("hdu", 0, "N", "FITS: HDU number, 1 = primary, or EXTNAME (default: first with "
                 "data)"),
@@ -327,6 +392,9 @@ int cmd_explain(int argc, char **argv)
                 "ascent steps (default 100)"),
         CLI_OPT("baseline", 0, "B", "integrated-gradients and occlusion: zero (default), mean "
                 "(each channel's) or blur"),
+        CLI_OPT("rule", 0, "R", "integrated-gradients quadrature: midpoint (default), "
+                "piecewise (node weights ending at the kinks of f along the path), trapezoid, "
+                "gauss-legendre or left"),
         CLI_OPT("blur", 0, "SIGMA", "--baseline blur: Gaussian sigma in pixels (default: the "
                 "larger side / 8)"),
         CLI_OPT("samples", 0, "S", "smoothgrad: noisy copies (default 25)"),
@@ -345,7 +413,7 @@ int cmd_explain(int argc, char **argv)
                 "(default: the model's batch size)"),
         CLI_OPT("threads", 0, "N", "threads (default: all cores)"),
         CLI_OPT("figure", 0, "F.png", "also a PNG figure: input, map and overlay with colour "
-                "bars (first 8 samples); filters and feature maps as a mosaic on one scale"),
+                "bars (first 10 samples); filters and feature maps as a mosaic on one scale"),
         CLI_OPT("output", 'o', "OUT", "the map: .npy or .fits (a FITS image input's header, WCS "
                 "included, is kept when the map has its shape) (required)"),
     };
@@ -376,7 +444,7 @@ int cmd_explain(int argc, char **argv)
     cli_files files = {0};
     cli_files_input(&files, "the model file", c.positional[0]);
     cli_files_input(&files, "--weights", cli_get(&c, "weights"));
-    cli_files_input(&files, "--data", cli_get(&c, "data"));
+    cli_files_inputs(&files, &c, "data");
     cli_files_output(&files, "-o", j.out);
     cli_files_output(&files, "--figure", j.figure);
     if ((rc = cli_files_check(&c, &files)))
@@ -400,7 +468,8 @@ int cmd_explain(int argc, char **argv)
     else
         rc = attribute(n, &d, x, &j);
 done:
-    ds_tensor_free(x);
+    for (int i = 0; i < DS_FEED_MAX && j.others.inputs[i].data; i++)
+        ds_tensor_free(j.others.inputs[i].data);
     cli_data_free(&d);
     ds_net_free(n);
     return rc;

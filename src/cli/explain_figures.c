@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FIG_ROWS_MAX 8
+#define FIG_ROWS_MAX 10
 
 /* One sample's values of a [N, C..., H, W] (or [N, L]) tensor as an H x W image: the mean
  * (how = 0), the sum (1) or the largest value (2) over the leading axes. */
@@ -32,17 +32,30 @@ float *xfig_plane(const ds_tensor *t, int64_t i, int how, int64_t *h, int64_t *w
 /* The map over the input in a, with a colour bar; the map alone when their sizes differ
  * (a 1-D Grad-CAM of a multi-channel spectrum). */
 static ds_status overlay(ds_axes *a, const float *img, int64_t h, int64_t w, const float *m,
-                         int64_t mh, int64_t mw, ds_colormap cm)
+                         int64_t mh, int64_t mw, ds_colormap cm, const double *r)
 {
     ds_status st;
     if (mh != h || mw != w)
-        st = ds_axes_image_cmap(a, mh, mw, m, 0, 0, cm);
+        st = ds_axes_image_cmap(a, mh, mw, m, r[0], r[1], cm);
     else if ((st = ds_axes_image(a, h, w, img, 0, 0, 0)) == DS_OK)
-        st = ds_axes_image_overlay(a, h, w, m, 0, 0, cm, 0.75);
+        st = ds_axes_image_overlay(a, h, w, m, r[0], r[1], cm, 0.75);
     return st ? st : ds_axes_colorbar(a);
 }
 
-/* The input, the map and the map over the input, one row per sample (at most 8). */
+/* A magnitude map's range: from 0 to its largest value (0 to 1 for a map of zeros, which
+ * would otherwise show in the middle colour); a signed map's: automatic (0, 0). */
+static void map_range(const float *m, int64_t n, bool signed_map, double *r)
+{
+    r[0] = r[1] = 0;
+    if (signed_map)
+        return;
+    for (int64_t q = 0; q < n; q++)
+        r[1] = isfinite(m[q]) && m[q] > r[1] ? m[q] : r[1];
+    if (r[1] == 0)
+        r[1] = 1;
+}
+
+/* The input, the map and the map over the input, one row per sample (at most 10). */
 int xfig_attribution(const char *path, const char *method, const ds_tensor *x,
                      const ds_tensor *map, bool signed_map, const int64_t *index,
                      const int64_t *target, const float *score)
@@ -68,12 +81,15 @@ int xfig_attribution(const char *path, const char *method, const ds_tensor *x,
         ds_axes_labels(a0, t0, NULL, NULL);
         ds_axes_labels(a1, t1, NULL, NULL);
         ds_axes_labels(a2, "overlay", NULL, NULL);
+        double rg[2] = {0, 0};
+        if (img && m)
+            map_range(m, mh * mw, signed_map, rg);
         if (!img || !m)
             st = DS_ERR_NOMEM;
         else if ((st = ds_axes_image(a0, h, w, img, 0, 0, 0)) == DS_OK &&
-                 (st = ds_axes_image_cmap(a1, mh, mw, m, 0, 0, cm)) == DS_OK &&
+                 (st = ds_axes_image_cmap(a1, mh, mw, m, rg[0], rg[1], cm)) == DS_OK &&
                  (st = ds_axes_colorbar(a1)) == DS_OK)
-            st = overlay(a2, img, h, w, m, mh, mw, cm);
+            st = overlay(a2, img, h, w, m, mh, mw, cm, rg);
         free(img);
         free(m);
     }

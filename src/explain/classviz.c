@@ -248,7 +248,7 @@ ds_status ds_explain_class_visualization(ds_net *n, int64_t count, const int64_t
         goto done;
     }
     c.img = ds_tensor_data(*images);
-    if ((st = check_start(&r, count, start)) ||
+    if ((st = check_start(&r, count, start)) || (st = dsx_check_others(&r, count)) ||
         (st = d.layer ? channel_layer(&r, &d, &c) : check_targets(&r, &c)) ||
         (st = start_images(&c, start, &d)))
         goto done;

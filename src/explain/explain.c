@@ -70,7 +70,7 @@ static ds_status check_data(const dsx_run *r, const ds_tensor *x)
         char want[96];
         snprintf(want, sizeof want, "%s", dsi_shape_str(in->ndim, in->shape));
         return dsi_fail(DS_ERR_SHAPE, "explain: data of shape %s for input '%s' of shape %s "
-                        "(N samples first)", dsi_shape_str(nd, s), r->net->inputs[0].name,
+                        "(N samples first)", dsi_shape_str(nd, s), r->in_name,
                         want);
     }
     return ds_tensor_check_finite(x, "explain: the data");
@@ -89,6 +89,82 @@ static ds_status check_opts(const ds_explain_opts *o)
                         "finite and >= 0", o->noise, o->blur, o->lr, o->l2, o->tv);
     if ((unsigned)o->baseline > DS_BASELINE_BLUR)
         return dsi_fail(DS_ERR_ARG, "explain: unknown baseline %d", (int)o->baseline);
+    if ((unsigned)o->ig_rule > DS_IG_LEFT)
+        return dsi_fail(DS_ERR_ARG, "explain: unknown integrated-gradients rule %d",
+                        (int)o->ig_rule);
+    return DS_OK;
+}
+
+/* The names of the net's data inputs, ", "-separated, into buf. */
+static const char *input_names(const ds_net *n, char *buf, size_t cap)
+{
+    size_t len = 0;
+    buf[0] = 0;
+    for (int i = 0; i < n->n_inputs && len + 1 < cap; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s%s", i ? ", " : "", n->inputs[i].name);
+    return buf;
+}
+
+/* The input explained (o->input, else the first) and the others' data from o->others. */
+static ds_status pick_inputs(dsx_run *r, const ds_explain_opts *o)
+{
+    const ds_net *n = r->net;
+    char names[256];
+    int k = 0;
+    while (o->input && k < n->n_inputs && strcmp(n->inputs[k].name, o->input))
+        k++;
+    if (k == n->n_inputs)
+        return dsi_fail(DS_ERR_ARG, "%s: no input '%s' to explain (its inputs: %s)", n->path,
+                        o->input, input_names(n, names, sizeof names));
+    r->in = n->inputs[k].node;
+    r->in_name = n->inputs[k].name;
+    for (int i = 0; i < n->n_inputs; i++) {
+        if (i == k)
+            continue;
+        dsx_other *t = &r->oth[r->n_oth++];
+        *t = (dsx_other){.node = n->inputs[i].node, .name = n->inputs[i].name};
+        t->D = t->node->numel / t->node->shape[0];
+        for (int f = 0; o->others && f < DS_FEED_MAX && o->others->inputs[f].data; f++) {
+            const ds_feed_item *it = &o->others->inputs[f];
+            if (!it->name || strcmp(it->name, t->name))
+                continue;
+            const ds_tensor *d = it->data;
+            const int64_t *s = ds_tensor_shape(d);
+            bool ok = ds_tensor_ndim(d) == t->node->ndim && s[0] >= 1;
+            for (int a = 1; ok && a < t->node->ndim; a++)
+                ok = s[a] == t->node->shape[a];
+            if (!ok) {
+                char want[96];
+                snprintf(want, sizeof want, "%s", dsi_shape_str(t->node->ndim, t->node->shape));
+                return dsi_fail(DS_ERR_SHAPE, "explain: data of shape %s for input '%s' of "
+                                "shape %s (N samples first)", dsi_shape_str(ds_tensor_ndim(d), s),
+                                t->name, want);
+            }
+            ds_status st = ds_tensor_check_finite(d, it->source ? it->source : t->name);
+            if (st)
+                return st;
+            t->data = ds_tensor_data((ds_tensor *)d);
+            t->rows = s[0];
+            t->source = it->source ? it->source : t->name;
+        }
+    }
+    return DS_OK;
+}
+
+ds_status dsx_check_others(const dsx_run *r, int64_t N)
+{
+    char names[256];
+    for (int i = 0; i < r->n_oth; i++) {
+        const dsx_other *t = &r->oth[i];
+        if (!t->data)
+            return dsi_fail(DS_ERR_ARG, "%s: input '%s' needs its data to explain input '%s' "
+                            "(the model's inputs: %s)", r->net->path, t->name, r->in_name,
+                            input_names(r->net, names, sizeof names));
+        if (t->rows != N && t->rows != 1)
+            return dsi_fail(DS_ERR_SHAPE, "explain: %s holds %lld samples for input '%s'; the "
+                            "explained input '%s' has %lld (give as many, or 1 for all)",
+                            t->source, (long long)t->rows, t->name, r->in_name, (long long)N);
+    }
     return DS_OK;
 }
 
@@ -99,17 +175,16 @@ ds_status dsx_begin(ds_net *n, const ds_tensor *x, const ds_explain_opts *o, dsx
     ds_status st;
     if (!n)
         return dsi_fail(DS_ERR_ARG, "explain: the net is NULL");
-    if (n->n_inputs != 1)
-        return dsi_fail(DS_ERR_ARG, "%s: the model has %d data inputs; explain takes models "
-                        "with one", n->path, n->n_inputs);
     if (d.output < 0 || d.output >= n->n_outputs)
         return dsi_fail(DS_ERR_ARG, "%s: output %d: the model has %d (0..%d)", n->path,
                         d.output, n->n_outputs, n->n_outputs - 1);
     if ((st = check_opts(&d)))
         return st;
     r->net = n;
-    r->g = n->g;
-    r->in = n->inputs[0].node;
+    if ((st = pick_inputs(r, &d))) {
+        r->net = NULL;
+        return st;
+    }
     r->output = d.output;
     r->out = n->outputs[d.output].node;
     if (r->out->op == DS_OP_SOFTMAX)   /* explained before the softmax: its logits */
@@ -117,8 +192,9 @@ ds_status dsx_begin(ds_net *n, const ds_tensor *x, const ds_explain_opts *o, dsx
     r->seed_node = r->out;
     r->D = r->in->numel / r->in->shape[0];
     r->K = r->out->numel / r->out->shape[0];
-    if (x && (st = check_data(r, x)))
+    if (x && ((st = check_data(r, x)) || (st = dsx_check_others(r, ds_tensor_shape(x)[0]))))
         return st;
+    r->g = n->g;
     r->old_mode = ds_graph_mode(r->g);
     r->old_batch = ds_graph_batch(r->g);
     r->batch = d.batch ? d.batch : r->old_batch;
@@ -166,13 +242,29 @@ void dsx_end(dsx_run *r)
 }
 
 /* ---- batched passes ---- */
-/* Zeroes every graph input but the data's (the labels, read by the losses only). */
+/* Zeroes every graph input but the data inputs (the labels, read by the losses only). */
 static void zero_other_inputs(dsx_run *r)
 {
     for (int i = 0; i < ds_graph_input_count(r->g); i++) {
         ds_node *k = ds_graph_input(r->g, i);
-        if (k != r->in)
+        bool data = k == r->in;
+        for (int o = 0; o < r->n_oth && !data; o++)
+            data = k == r->oth[o].node;
+        if (!data)
             memset(ds_node_data(k), 0, (size_t)ds_node_numel(k) * sizeof(float));
+    }
+}
+
+/* The other inputs of rows [i0, i0 + b): their sample's values (or their only sample's). */
+static void fill_others(dsx_run *r, int64_t i0, int64_t b, const dsx_pass *p)
+{
+    for (int o = 0; o < r->n_oth; o++) {
+        const dsx_other *t = &r->oth[o];
+        float *dst = ds_node_data(t->node);
+        for (int64_t j = 0; j < b; j++) {
+            int64_t s = t->rows == 1 ? 0 : p->sample ? p->sample(p->ctx, i0 + j) : i0 + j;
+            memcpy(dst + j * t->D, t->data + s * t->D, (size_t)t->D * sizeof(float));
+        }
     }
 }
 
@@ -186,6 +278,7 @@ static ds_status chunk(dsx_run *r, int64_t i0, int64_t b, const dsx_pass *p, flo
     for (int64_t j = 0; j < b; j++)
         p->fill(p->ctx, i0 + j, xin + j * r->D);
     zero_other_inputs(r);
+    fill_others(r, i0, b, p);
     if ((st = ds_graph_forward(r->g)))
         return st;
     const float *grad = NULL;

@@ -5,12 +5,24 @@
 
 #include "../net/net.h"
 
-/* A net prepared for explaining: its only data input, the node whose values are explained
- * (the output, or the logits under a softmax output), the mode and batch to restore. */
+/* Another data input of the net, fed with the values of a sample (or its only one). */
+typedef struct {
+    ds_node *node;
+    const float *data;       /* rows x D */
+    int64_t rows, D;
+    const char *name, *source;
+} dsx_other;
+
+/* A net prepared for explaining: the data input explained and the others, the node whose
+ * values are explained (the output, or the logits under a softmax output), the mode and
+ * batch to restore. */
 typedef struct {
     ds_net *net;
     ds_graph *g;
     ds_node *in, *out;
+    const char *in_name;
+    dsx_other oth[DS_FEED_MAX];
+    int n_oth;
     int output;                  /* the net's output index */
     int64_t D;                   /* input values per sample */
     int64_t K;                   /* explained values per sample */
@@ -22,9 +34,12 @@ typedef struct {
     bool grads;                  /* the input requires its gradient */
 } dsx_run;
 
-/* Checks the net (one data input), x (NULL: no data checks; else [N, input shape], finite)
- * and o, and fills r. o NULL: the defaults. */
+/* Checks the net, the input explained (o->input) and the others' data (o->others), x (NULL:
+ * no data checks; else [N, input shape], finite, and the others' of N or 1 samples) and o,
+ * and fills r. o NULL: the defaults. */
 ds_status dsx_begin(ds_net *n, const ds_tensor *x, const ds_explain_opts *o, dsx_run *r);
+/* Checks that every other data input has data of N or 1 samples (begin does for x's N). */
+ds_status dsx_check_others(const dsx_run *r, int64_t N);
 /* Restores the graph's mode and batch, releases kept nodes and the input's gradient. */
 void dsx_end(dsx_run *r);
 
@@ -36,6 +51,7 @@ void dsx_end(dsx_run *r);
 typedef struct {
     void (*fill)(void *ctx, int64_t r, float *dst);
     int64_t (*seed)(void *ctx, int64_t r);
+    int64_t (*sample)(void *ctx, int64_t r);   /* row r's sample (NULL: r), for the others */
     void (*seedv)(void *ctx, int64_t r, float *dst);
     void (*take)(void *ctx, int64_t r, int64_t j, const float *out, const float *grad);
     void *ctx;

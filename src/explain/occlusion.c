@@ -33,6 +33,12 @@ static void patch_of(const occ_ctx *c, int64_t r, int64_t *i, int64_t *y0, int64
     *x0 = c->ax[q % c->nx];
 }
 
+static int64_t sample_occ(void *ctx, int64_t r)
+{
+    occ_ctx *c = ctx;
+    return r / (c->ny * c->nx);
+}
+
 static void fill_occ(void *ctx, int64_t r, float *dst)
 {
     occ_ctx *c = ctx;
@@ -97,7 +103,7 @@ static ds_status occlude(dsx_run *r, const ds_explain_opts *d, occ_ctx *c, int64
     c->base = base;
     c->cnt = cnt;
     c->sum = ds_tensor_data(res->map);
-    dsx_pass p = {.fill = fill_occ, .take = take_occ, .ctx = c};
+    dsx_pass p = {.fill = fill_occ, .sample = sample_occ, .take = take_occ, .ctx = c};
     if ((st = dsx_rows(r, N * c->ny * c->nx, &p)))
         goto done;
     for (int64_t q = 0; q < N * hw; q++)
