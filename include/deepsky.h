@@ -2102,6 +2102,17 @@ typedef struct {
 DS_API ds_status ds_classic_search(const ds_classic *m, int n_params, const char *const *params,
                                    const ds_search_opts *o, const ds_tensor *x,
                                    const ds_tensor *y, ds_search_result **out, int *count);
+/* The points of a search space without scoring them, as ds_classic_search draws them (the
+ * same order and values for a seed): *out (malloc'd, the caller frees it) holds *count
+ * results in trial order, each with trial and params ("A=1 B=2") set and score 0. The
+ * folds of o are not read. check (may be NULL) vets the space first: check(ctx, name,
+ * NULL) the name, then check(ctx, name, value) each value of a list and both ends of a
+ * range; its failure is returned (a value's prefixed with "parameter 'SPEC': "). The
+ * network search of `deepsky search MODEL` draws its trials here. */
+typedef ds_status (*ds_search_check_fn)(void *ctx, const char *name, const char *value);
+DS_API ds_status ds_search_points(int n_params, const char *const *params,
+                                  const ds_search_opts *o, ds_search_check_fn check, void *ctx,
+                                  ds_search_result **out, int *count);
 /* A learning curve: for each fold, m fitted on the first fraction[s] of the other folds'
  * samples (shuffled with the seed; at least 2), scored on them (train) and on the fold (val);
  * out[s] the means and standard deviations over the folds. */
