@@ -243,7 +243,9 @@ static int read_table(search_job *s)
     char *t = read_text(s->out);
     if (!t)
         return 1;
-    const char *p = strchr(t, '\n');
+    const char *p = strchr(t, '\n'), *m = strstr(t, ",val_loss,val_");
+    if (m && (!p || m < p))   /* the metric's name, for the lines printed */
+        snprintf(s->metric, sizeof s->metric, "%.*s", (int)strcspn(m + 14, ",\n"), m + 14);
     for (p = p ? p + 1 : t + strlen(t); *p; p += strcspn(p, "\n") + (p[strcspn(p, "\n")] != 0)) {
         trial_row r;
         if (sscanf(p, "%d,%d,%d,%lg,%lg", &r.trial, &r.rung, &r.epochs, &r.val_loss,
@@ -450,52 +452,62 @@ static int run_all(search_job *s)
     return rc;
 }
 
-/* One panel per parameter: the validation loss of each trial of the highest rung reached
- * against its value (a log axis for a log range; values that are words at their index). */
-static int plot_search(const search_job *s, const char *path, int rung)
+/* The value of parameter p of trial t for a figure: the number, or a word's index among
+ * the words seen (words[nw], updated). */
+static double param_value(const search_job *s, int t, int p, char (*words)[64], int *nw)
+{
+    char buf[600];
+    const char *names[8], *values[8];
+    split_params(s->pts[t].params, buf, sizeof buf, names, values);
+    char *end;
+    double v = strtod(values[p], &end);
+    if (!*end)
+        return v;
+    int w = 0;
+    while (w < *nw && strcmp(words[w], values[p]))
+        w++;
+    if (w == *nw && *nw < 64)
+        snprintf(words[(*nw)++], 64, "%s", values[p]);
+    return w;
+}
+
+/* One panel per parameter: the validation loss of each trial against its value, one series
+ * per rung (a log axis for a log range; values that are words at their index). */
+static int plot_search(const search_job *s, const char *path, int top)
 {
     int cols = s->np < 3 ? s->np : 3, rows = (s->np + cols - 1) / cols;
-    ds_figure *f = ds_figure_create(rows, cols, 420 * cols, 360 * rows);
+    ds_figure *f = ds_figure_create(rows, cols, 440 * cols, 360 * rows);
     if (!f)
         return cli_fail();
     double *x = malloc((size_t)s->n_rows * sizeof *x), *y = malloc((size_t)s->n_rows * sizeof *y);
     ds_status st = x && y ? DS_OK : DS_ERR_NOMEM;
     double lo = INFINITY, hi = -INFINITY;
     for (int i = 0; i < s->n_rows; i++)
-        if (s->rows[i].rung == rung && isfinite(s->rows[i].val_loss)) {
+        if (isfinite(s->rows[i].val_loss)) {
             lo = fmin(lo, s->rows[i].val_loss);
             hi = fmax(hi, s->rows[i].val_loss);
         }
     for (int p = 0; p < s->np && !st; p++) {
         ds_axes *a = ds_figure_axes(f, p);
-        char name[80], words[64][64];
-        int m = 0, nw = 0;
+        char name[80], words[64][64], label[48];
+        int nw = 0;
         snprintf(name, sizeof name, "%.*s", (int)strcspn(s->specs[p], "="), s->specs[p]);
-        for (int i = 0; i < s->n_rows; i++) {
-            if (s->rows[i].rung != rung || !isfinite(s->rows[i].val_loss))
-                continue;
-            char buf[600];
-            const char *names[8], *values[8];
-            split_params(s->pts[s->rows[i].trial].params, buf, sizeof buf, names, values);
-            char *end;
-            double v = strtod(values[p], &end);
-            if (*end) {   /* a word: its index among the words seen */
-                int w = 0;
-                while (w < nw && strcmp(words[w], values[p]))
-                    w++;
-                if (w == nw && nw < 64)
-                    snprintf(words[nw++], sizeof words[0], "%s", values[p]);
-                v = w;
-            }
-            x[m] = v;
-            y[m++] = s->rows[i].val_loss;
-        }
         size_t len = strlen(s->specs[p]);
         ds_axes_log_x(a, len > 4 && !strcmp(s->specs[p] + len - 4, ":log"));
         ds_axes_log_y(a, lo > 0 && hi > 20 * lo);
-        ds_axes_labels(a, name, name, "validation loss");
-        if (m)
-            st = ds_axes_scatter(a, m, x, y, NULL, 4, 0.8);
+        ds_axes_labels(a, name, name, "validation loss (best epoch)");
+        for (int k = 0; k <= top && !st; k++) {
+            int m = 0;
+            for (int i = 0; i < s->n_rows; i++)
+                if (s->rows[i].rung == k && isfinite(s->rows[i].val_loss)) {
+                    x[m] = param_value(s, s->rows[i].trial, p, words, &nw);
+                    y[m++] = s->rows[i].val_loss;
+                }
+            int e = rung_epochs(s, k);
+            snprintf(label, sizeof label, "%d %s", e, cli_plural(e, "epoch", "epochs"));
+            if (m)
+                st = ds_axes_scatter(a, m, x, y, top ? label : NULL, 4, 0.8);
+        }
     }
     if (!st)
         st = ds_figure_save_png(f, path);
