@@ -580,6 +580,9 @@ static int search_checks(cli_cmd *c, search_job *s, bool *halving, bool *random,
         (cli_has(c, "plot") && (rc = cli_output_ext(c, "--plot", cli_get(c, "plot"), ".png",
                                                     "figures"))))
         return rc;
+    if (cli_has(c, "plot") && !ds_has_feature("plot"))
+        return cli_usage_error(c, "--plot draws a figure, but deepsky was built without "
+                               "plotting support (NO_PLOT=1); rebuild with cairo");
     if (cli_has(c, "best") && !strcmp(cli_get(c, "best"), s->out))
         return cli_usage_error(c, "--best is the model file: give another name than -o");
     return 0;
@@ -782,6 +785,9 @@ int cli_curve_net(cli_cmd *c)
         (cli_has(c, "plot") && (rc = cli_output_ext(c, "--plot", cli_get(c, "plot"), ".png",
                                                     "figures"))))
         return rc;
+    if (cli_has(c, "plot") && !ds_has_feature("plot"))
+        return cli_usage_error(c, "--plot draws a figure, but deepsky was built without "
+                               "plotting support (NO_PLOT=1); rebuild with cairo");
     net_job j = {0};
     if ((rc = job_setup(c, &j))) {
         job_free(&j);
