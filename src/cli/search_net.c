@@ -405,8 +405,21 @@ static int cmp_rows(const void *a, const void *b)
     return x->trial - y->trial;
 }
 
+/* Removes trial t's files: its last weights and checkpoint, and its best weights unless
+ * keep_best. A trial is pruned once it can go on no more (no rung ahead). */
+static void prune(const search_job *s, int t, bool keep_best)
+{
+    const char *suffix[] = {"", ".ckpt", ".best"};
+    for (int i = 0; i < 3 - keep_best; i++) {
+        char path[4300];
+        snprintf(path, sizeof path, "%s/t%04d%s.safetensors", s->dir, t + 1, suffix[i]);
+        remove(path);
+    }
+}
+
 /* Runs the trials not done: every point at full epochs, or the rungs of halving. 0, 1 or 3
- * (the budget ran out). */
+ * (the budget ran out). The files of trials that go on no more are removed as each rung
+ * ends, but for the best weights of the last rung's best trial (--best copies them). */
 static int run_all(search_job *s)
 {
     int *alive = malloc((size_t)s->count * sizeof *alive), n_alive = s->count, rc = 0;
@@ -430,12 +443,17 @@ static int run_all(search_job *s)
             else
                 rc = run_trial(s, alive[i], k, e, before);
         }
-        if (rc || k + 1 == s->rungs)
+        if (rc)
             break;
         for (int i = 0; i < n_alive; i++)   /* the best 1/eta go on */
             rk[i] = *find_row(s, alive[i], k);
         qsort(rk, (size_t)n_alive, sizeof *rk, cmp_rows);
-        n_alive = n_alive / s->eta > 1 ? n_alive / s->eta : 1;
+        int next = k + 1 == s->rungs ? 0 : n_alive / s->eta > 1 ? n_alive / s->eta : 1;
+        for (int i = next; i < n_alive; i++)
+            prune(s, rk[i].trial, k + 1 == s->rungs && i == 0);
+        if (k + 1 == s->rungs)
+            break;
+        n_alive = next;
         for (int i = 0; i < n_alive; i++)
             alive[i] = rk[i].trial;
         for (int i = 1; i < n_alive; i++)   /* in trial order */
