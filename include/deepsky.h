@@ -963,7 +963,8 @@ DS_API ds_status ds_net_copy_scaling(ds_net *to, const ds_net *from);
  * "LAYER.OPTION" (LAYER a layer's name, given or automatic as `deepsky summary` shows it,
  * or its keyword when only one line has it; "optimizer" for the optimizer line, which is
  * added as "optimizer adam ..." when the file has none), or a bare "OPTION" that exactly
- * one line takes (lr; a dropout layer's name or keyword alone stands for its rate);
+ * one line takes (lr; the name or keyword alone of a dropout layer stands for its rate, of a
+ * leaky_relu or elu layer for its alpha);
  * values[i] its new value, one word. *out (malloc'd, the caller frees it) is the text with
  * each option replaced on its line or added to it, comments kept; it is not parsed again
  * (ds_net_parse checks the values). Errors (DS_ERR_ARG, "FILE: parameter 'P': ...") name

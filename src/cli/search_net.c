@@ -638,6 +638,12 @@ int cli_search_net(cli_cmd *c)
     ds_search_opts o = {random, s->count, (int)points, 0, (uint64_t)s->j.seed, NULL, NULL};
     if (!rc && ds_search_points(s->np, s->specs, &o, check_param, &s->j, &s->pts, &s->count))
         rc = cli_fail();
+    if (!rc && s->count > MAX_TRIALS) {
+        fprintf(stderr, "deepsky: error: the grid holds %d points, more than the %d trials a "
+                "network's search runs: fewer values, or --strategy random\n", s->count,
+                MAX_TRIALS);
+        rc = 1;
+    }
     s->rungs = 1;
     while (!rc && halving && pow(s->eta, s->rungs) <= s->count &&
            (double)s->j.epochs / pow(s->eta, s->rungs) >= 1)
@@ -876,7 +882,9 @@ int cli_curve_net(cli_cmd *c)
     if (!rc && !(rc = cli_write_curve(cli_get(c, "output"), pt, nf)))
         printf("curve: %s\n", cli_get(c, "output"));
     if (!rc && cli_has(c, "plot") &&
-        !(rc = cli_plot_curve(cli_get(c, "plot"), j.model, pt, nf, !ds_net_is_classifier(j.base))))
+        !(rc = cli_plot_curve(cli_get(c, "plot"),
+                              strrchr(j.model, '/') ? strrchr(j.model, '/') + 1 : j.model, pt,
+                              nf, !ds_net_is_classifier(j.base))))
         printf("figure: %s\n", cli_get(c, "plot"));
     job_free(&j);
     return rc;
