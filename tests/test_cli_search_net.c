@@ -4,7 +4,8 @@
  * finds the best rate of a fine grid (trained here through the library) within a factor 3,
  * successive halving the same trial with under half the epochs; a killed search resumes to
  * the table of an uninterrupted one; the table is the same at 1 and 2 threads; bad
- * parameters and ranges are clear errors; ds_net_text_set's rewriting; a learning curve. */
+ * parameters and ranges are clear errors; --budget stops and a rerun goes on;
+ * ds_net_text_set's rewriting; a learning curve. */
 #include "test.h"
 #include "spawn.h"
 
@@ -318,6 +319,31 @@ TEST(cli_curve_net_rises_with_the_data)
         FAIL("validation R^2 %.4f with 6 samples, %.4f with 192", v[0], v[1]);
     CHECK(!ds_has_feature("plot") || access(test_at(d, "c.png"), R_OK) == 0);
     snprintf(msg_, cap_, "validation R^2 %.3f with 6 samples, %.3f with 192", v[0], v[1]);
+    test_rm_rf(d);
+    return TEST_PASS;
+}
+
+/* --budget: a search out of time stops at the end of an epoch, saying so, and the same
+ * command without it goes on to the table of an uninterrupted run. */
+TEST(cli_search_net_budget_then_resume)
+{
+    const char *d = test_tmpdir(dir, sizeof dir, "snetq");
+    CHECK(d && !write_toy(d));
+    const char *args = "--param lr=0.01:1:log --epochs 5 --batch-size 16 --trials 3 --seed 4 "
+                       "--val-split 0.25 -q";
+    CHECK_RUN(0, "search %s/m.model --data %s/x.npy --labels %s/y.npy %s -o %s/full.csv", d, d,
+              d, args, d);
+    CHECK_RUN(0, "search %s/m.model --data %s/x.npy --labels %s/y.npy %s --budget 0.001 "
+              "-o %s/part.csv", d, d, d, args, d);
+    CHECK_OUT("budget of 0.001 s spent: 0 trials done; the same command goes on");
+    CHECK_RUN(0, "search %s/m.model --data %s/x.npy --labels %s/y.npy %s -o %s/part.csv", d, d,
+              d, args, d);
+    char *a = test_read_file(test_at(d, "full.csv"), NULL), *b = test_read_file(test_at(d,
+                                                                                   "part.csv"),
+                                                                           NULL);
+    bool same = a && b && !strcmp(a, b);
+    free(a), free(b);
+    CHECK(same);
     test_rm_rf(d);
     return TEST_PASS;
 }
