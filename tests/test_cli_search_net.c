@@ -2,7 +2,7 @@
  * trained by full-batch gradient descent for a fixed number of epochs (too small a learning
  * rate underfits, above 2 / the Hessian's largest eigenvalue it diverges), random search
  * finds the best rate of a fine grid (trained here through the library) within a factor 3,
- * successive halving the same trial with under half the epochs; a killed search resumes to
+ * successive halving a rate within 10% of it with under half the epochs; a killed search resumes to
  * the table of an uninterrupted one; the table is the same at 1 and 2 threads; bad
  * parameters and ranges are clear errors; --budget stops and a rerun goes on;
  * ds_net_text_set's rewriting; a learning curve. */
@@ -218,7 +218,8 @@ TEST(cli_search_net_bad_parameters)
 {
     const char *d = test_tmpdir(dir, sizeof dir, "snetb");
     CHECK(d && !write_toy(d));
-    CHECK(!test_write_in(d, "two.model", "input shape=3\ndense units=4\ndense units=1\nloss mse\n"));
+    CHECK(!test_write_in(d, "two.model",
+                         "input shape=3\ndense units=4\ndense units=1\nloss mse\n"));
     const char *base = "--data %s/x.npy --labels %s/y.npy --val-split 0.2 -o %s/r.csv";
     char fmt[512];
     const char *cases[][3] = {
@@ -272,7 +273,7 @@ TEST(net_text_set_rewrites_options)
     CHECK(strstr(out, "conv1d name=c filters=16 kernel=3\n"));
     free(out);
     CHECK(ds_net_text_set(text, "t.model", 4, names, values, &out) != DS_OK && !out);
-    CHECK(strstr(ds_last_error(), "t.model:3: conv1d"));   /* conv1d on a [N, 4] input: parse error */
+    CHECK(strstr(ds_last_error(), "t.model:3: conv1d"));   /* conv1d on [N, 4]: parse error */
     text = "input name=x shape=1x8\n# comment\nconv1d name=c filters=8 kernel=3  # a\n"
            "flatten\ndropout rate=0.5\ndense units=2\nloss mse\n";
     CHECK(ds_net_text_set(text, "t.model", 4, names, values, &out) == DS_OK);

@@ -408,8 +408,8 @@ int cmd_curve(int argc, char **argv)
         !cli_long(&c, "folds", 2, 1000, 5, &folds))
         return 2;
     double frac[64];
-    int nf = cli_parse_fractions(&c, cli_has(&c, "fractions") ? cli_get(&c, "fractions") : "1/16..1",
-                             frac, 64);
+    int nf = cli_parse_fractions(&c, cli_has(&c, "fractions") ? cli_get(&c, "fractions")
+                                                                : "1/16..1", frac, 64);
     if (nf <= 0)
         return -nf;
     if ((rc = cli_output_ext(&c, "-o", cli_get(&c, "output"), ".csv", "learning curve")) ||

@@ -459,7 +459,8 @@ static int check_options(const cli_cmd *c, train_settings *t)
         !cli_long(c, "accumulate", 1, 1000000, 1, &t->accumulate) ||
         !cli_long(c, "seed", 0, 0x7fffffffL, 0, &t->seed) ||
         !cli_long(c, "early-stopping", 1, 1000000, 0, &t->patience) ||
-        !cli_parse_split(c, &t->vsplit, &t->vsplit_last) || !cli_long(c, "repeat", 1, 1L << 20, 1, &t->repeat) ||
+        !cli_parse_split(c, &t->vsplit, &t->vsplit_last) ||
+        !cli_long(c, "repeat", 1, 1L << 20, 1, &t->repeat) ||
         !parse_augment(c, &t->aug, &t->aug_shift, &t->noise, t->noise_input,
                        sizeof t->noise_input) ||
         !cli_double(c, "checkpoint-every", 0, 1e9, 10, &t->every) ||
