@@ -196,8 +196,10 @@ int cmd_search(int argc, char **argv)
                 "at the end of the epoch past it (a rerun goes on)"),
         CLI_OPT("plot", 0, "PNG", "network: the validation loss against each parameter"),
         CLI_OPT("grid-points", 0, "N", "grid: values of a range (default 5)"),
-        CLI_OPT("output", 'o', "CSV", "the results, best first: rank, trial, score (mean over "
-                "the folds), spread (their standard deviation), the values (required)"),
+        CLI_OPT("output", 'o', "CSV", "the results (required); classic, best first: rank, "
+                "trial, score (mean over the folds), spread (their standard deviation), the "
+                "values; network, a row per trial (and rung) as each ends: trial, rung, epochs, "
+                "val_loss, val_acc or val_rmse, the values"),
         CLI_OPT("best", 0, "MODEL", "classic: refit the best parameters on all the data and "
                 "save the model (.safetensors); network: the best trial's model file, its "
                 "weights beside it (<stem>.safetensors)"),
