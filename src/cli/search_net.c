@@ -668,8 +668,9 @@ int cli_search_net(cli_cmd *c)
         printf("epochs trained: %ld (every config at full epochs: %ld)\n", s->epochs_trained,
                (long)s->count * s->j.epochs);
         if (b)
-            printf("best: trial %d, %s (val_loss %.5g, val_%s %.4g, %d epochs)\n", b->trial + 1,
-                   s->pts[b->trial].params, b->val_loss, s->metric, b->val_metric, b->epochs);
+            printf("best: trial %d, %s (val_loss %.5g, val_%s %.4g, %d %s)\n", b->trial + 1,
+                   s->pts[b->trial].params, b->val_loss, s->metric, b->val_metric, b->epochs,
+                   cli_plural(b->epochs, "epoch", "epochs"));
         else
             printf("no trial finished with a finite validation loss\n");
         printf("trials: %s\n", s->out);
