@@ -81,8 +81,9 @@ static void stem(const char *path, const char *suffix, char *buf, size_t cap)
     snprintf(buf, cap, "%.*s%s", (int)n, path, suffix);
 }
 
-/* The options and data both commands check and load; 0, -1 (check-only mode) or 1/2. */
-static int job_setup(cli_cmd *c, net_job *j)
+/* The options both commands check and the model file's text; 0, -1 (check-only mode) or
+ * 1/2. Then job_load reads the data. */
+static int job_options(cli_cmd *c, net_job *j, cli_split *how)
 {
     j->c = c;
     j->model = c->positional[0];
@@ -110,18 +111,22 @@ static int job_setup(cli_cmd *c, net_job *j)
         return cli_usage_error(c, "--val and --val-labels go together");
     if (cli_stop_here(c))
         return -1;
-    if (!(j->text = read_text(j->model)))
-        return 1;
-    cli_split how = {vsplit, last, (uint64_t)j->seed, j->quiet};
+    *how = (cli_split){vsplit, last, (uint64_t)j->seed, j->quiet};
+    j->nopts = (ds_net_opts){.batch = j->batch, .seed = (uint64_t)j->seed};
+    return (j->text = read_text(j->model)) ? 0 : 1;
+}
+
+/* The data, split, checked against the model, scaled and preprocessed; 0, 1 or 2. */
+static int job_load(cli_cmd *c, net_job *j, const cli_split *how)
+{
     int rc = cli_load_set(c, "data", "labels", &j->tr);
     if (!rc && cli_has(c, "val"))
         rc = cli_load_set(c, "val", "val-labels", &j->va);
-    j->nopts = (ds_net_opts){.batch = j->batch, .seed = (uint64_t)j->seed};
     cli_label_choices(&j->tr, &j->nopts);
     if (!rc && ds_net_parse(j->text, j->model, &j->nopts, &j->base))
         rc = cli_fail();
     if (!rc)
-        rc = cli_train_feeds(c, &how, j->base, &j->tr, &j->va, &j->f, &j->fv);
+        rc = cli_train_feeds(c, how, j->base, &j->tr, &j->va, &j->f, &j->fv);
     return rc;
 }
 
@@ -614,11 +619,21 @@ int cli_search_net(cli_cmd *c)
     bool halving, random;
     long points;
     int rc = search_checks(c, s, &halving, &random, &points);
+    cli_split how;
     if (!rc) {
         stem(s->out, ".trials", s->dir, sizeof s->dir);
         snprintf(s->state, sizeof s->state, "%s/state.txt", s->dir);
         snprintf(s->metric, sizeof s->metric, "metric");
-        rc = job_setup(c, &s->j);
+        rc = job_options(c, &s->j, &how);
+    }
+    ds_search_opts o = {random, s->count, (int)points, 0, (uint64_t)s->j.seed, NULL, NULL};
+    if (!rc && ds_search_points(s->np, s->specs, &o, check_param, &s->j, &s->pts, &s->count))
+        rc = cli_fail();   /* before the data are read: a bad --param fails at once */
+    if (!rc && s->count > MAX_TRIALS) {
+        fprintf(stderr, "deepsky: error: the grid holds %d points, more than the %d trials a "
+                "network's search runs: fewer values, or --strategy random\n", s->count,
+                MAX_TRIALS);
+        rc = 1;
     }
     if (!rc) {
         cli_files files = {0};
@@ -635,15 +650,8 @@ int cli_search_net(cli_cmd *c)
         }
         rc = cli_files_check(c, &files);
     }
-    ds_search_opts o = {random, s->count, (int)points, 0, (uint64_t)s->j.seed, NULL, NULL};
-    if (!rc && ds_search_points(s->np, s->specs, &o, check_param, &s->j, &s->pts, &s->count))
-        rc = cli_fail();
-    if (!rc && s->count > MAX_TRIALS) {
-        fprintf(stderr, "deepsky: error: the grid holds %d points, more than the %d trials a "
-                "network's search runs: fewer values, or --strategy random\n", s->count,
-                MAX_TRIALS);
-        rc = 1;
-    }
+    if (!rc)
+        rc = job_load(c, &s->j, &how);
     s->rungs = 1;
     while (!rc && halving && pow(s->eta, s->rungs) <= s->count &&
            (double)s->j.epochs / pow(s->eta, s->rungs) >= 1)
@@ -814,7 +822,8 @@ int cli_curve_net(cli_cmd *c)
         return cli_usage_error(c, "--plot draws a figure, but deepsky was built without "
                                "plotting support (NO_PLOT=1); rebuild with cairo");
     net_job j = {0};
-    if ((rc = job_setup(c, &j))) {
+    cli_split how;
+    if ((rc = job_options(c, &j, &how))) {
         job_free(&j);
         return rc < 0 ? 0 : rc;
     }
@@ -823,7 +832,7 @@ int cli_curve_net(cli_cmd *c)
     cli_files_inputs(&files, c, "data");
     cli_files_output(&files, "-o", cli_get(c, "output"));
     cli_files_output(&files, "--plot", cli_get(c, "plot"));
-    if ((rc = cli_files_check(c, &files))) {
+    if ((rc = cli_files_check(c, &files)) || (rc = job_load(c, &j, &how))) {
         job_free(&j);
         return rc;
     }
