@@ -954,6 +954,26 @@ DS_API ds_status ds_net_preprocess_feed(const ds_net *n, ds_feed *f);
 DS_API ds_status ds_net_set_scaling(ds_net *n, ds_scale_kind kind, float a, const ds_tensor *train_x);
 DS_API ds_scale_kind ds_net_scaling(const ds_net *n);   /* the first input's */
 DS_API ds_status ds_net_preprocess(const ds_net *n, ds_tensor *x);
+/* Gives each input of `to` the scaling (kind, scale, statistics) of the input of `from`
+ * with the same name, as if set from the same data: a hyperparameter search's trials,
+ * built from variants of one model file, scale as the data was scaled once. DS_ERR_ARG
+ * naming an input of `to` that `from` lacks, or whose statistics have another size. */
+DS_API ds_status ds_net_copy_scaling(ds_net *to, const ds_net *from);
+/* A model file's text with options set, for hyperparameter search: names[i] is
+ * "LAYER.OPTION" (LAYER a layer's name, given or automatic as `deepsky summary` shows it,
+ * or its keyword when only one line has it; "optimizer" for the optimizer line, which is
+ * added as "optimizer adam ..." when the file has none), or a bare "OPTION" that exactly
+ * one line takes (lr; the name or keyword alone of a dropout layer stands for its rate, of a
+ * leaky_relu or elu layer for its alpha);
+ * values[i] its new value, one word. *out (malloc'd, the caller frees it) is the text with
+ * each option replaced on its line or added to it, comments kept; it is not parsed again
+ * (ds_net_parse checks the values). Errors (DS_ERR_ARG, "FILE: parameter 'P': ...") name
+ * an absent layer and list the layers, an absent option and list the line's options, or
+ * a bare name several lines take and list them as LAYER.OPTION; a text that does not
+ * parse gives its own error. filename names the text in messages ("(model)" if NULL). */
+DS_API ds_status ds_net_text_set(const char *text, const char *filename, int n,
+                                 const char *const *names, const char *const *values,
+                                 char **out);
 
 /* Weights plus preprocessing as one safetensors file (atomic). Loading checks every name
  * and shape against the network. */
@@ -2104,6 +2124,17 @@ typedef struct {
 DS_API ds_status ds_classic_search(const ds_classic *m, int n_params, const char *const *params,
                                    const ds_search_opts *o, const ds_tensor *x,
                                    const ds_tensor *y, ds_search_result **out, int *count);
+/* The points of a search space without scoring them, as ds_classic_search draws them (the
+ * same order and values for a seed): *out (malloc'd, the caller frees it) holds *count
+ * results in trial order, each with trial and params ("A=1 B=2") set and score 0. The
+ * folds of o are not read. check (may be NULL) vets the space first: check(ctx, name,
+ * NULL) the name, then check(ctx, name, value) each value of a list and both ends of a
+ * range; its failure is returned (a value's prefixed with "parameter 'SPEC': "). The
+ * network search of `deepsky search MODEL` draws its trials here. */
+typedef ds_status (*ds_search_check_fn)(void *ctx, const char *name, const char *value);
+DS_API ds_status ds_search_points(int n_params, const char *const *params,
+                                  const ds_search_opts *o, ds_search_check_fn check, void *ctx,
+                                  ds_search_result **out, int *count);
 /* A learning curve: for each fold, m fitted on the first fraction[s] of the other folds'
  * samples (shuffled with the seed; at least 2), scored on them (train) and on the fold (val);
  * out[s] the means and standard deviations over the folds. */

@@ -236,8 +236,10 @@ static bool int_text(const char *s)
     return end != s && !*end;
 }
 
-/* "NAME=a,b,c", "NAME=lo:hi" or "NAME=lo:hi:log" into sp, checked against a model m. */
-static ds_status parse_space(ds_classic *m, const char *spec, space *sp)
+/* "NAME=a,b,c", "NAME=lo:hi" or "NAME=lo:hi:log" into sp: the name checked by
+ * check(ctx, name, NULL), each value of a list and both ends of a range by check(ctx, name,
+ * value). */
+static ds_status parse_space(const char *spec, ds_search_check_fn check, void *ctx, space *sp)
 {
     memset(sp, 0, sizeof *sp);
     const char *eq = strchr(spec, '=');
@@ -246,22 +248,27 @@ static ds_status parse_space(ds_classic *m, const char *spec, space *sp)
                         spec);
     memcpy(sp->name, spec, (size_t)(eq - spec));
     const char *v = eq + 1;
-    if (!ds_classic_get(m, sp->name))
-        return ds_classic_set(m, sp->name, "0");   /* its message lists the options */
     ds_status st;
+    if (check && (st = check(ctx, sp->name, NULL)))   /* its message lists the options */
+        return st;
     if (strchr(v, ':') && !strchr(v, ',')) {
         char a[DSI_CLASSIC_TEXT], b[DSI_CLASSIC_TEXT], how[16] = "";
         int got = sscanf(v, "%63[^:]:%63[^:]:%15s", a, b, how);
-        char *e1, *e2;
+        char *e1, *e2 = NULL;
         sp->lo = strtod(a, &e1);
         sp->hi = got >= 2 ? strtod(b, &e2) : 0;
         sp->log = !strcmp(how, "log");
-        if (got < 2 || *e1 || *e2 || (got == 3 && !sp->log) || !(sp->lo < sp->hi) ||
-            (sp->log && !(sp->lo > 0)))
+        if (got < 2 || *e1 || *e2 || (got == 3 && !sp->log))
             return dsi_fail(DS_ERR_ARG, "parameter '%s': a range is LO:HI or LO:HI:log with LO < "
                             "HI (and LO > 0 for log)", spec);
+        if (!(sp->lo < sp->hi))
+            return dsi_fail(DS_ERR_ARG, "parameter '%s': a range is LO:HI or LO:HI:log with LO < "
+                            "HI (and LO > 0 for log): LO %s is not below HI %s", spec, a, b);
+        if (sp->log && !(sp->lo > 0))
+            return dsi_fail(DS_ERR_ARG, "parameter '%s': a range is LO:HI or LO:HI:log with LO < "
+                            "HI (and LO > 0 for log): a log range needs LO > 0, not %s", spec, a);
         sp->integer = int_text(a) && int_text(b);
-        if ((st = ds_classic_set(m, sp->name, a)) || (st = ds_classic_set(m, sp->name, b)))
+        if (check && ((st = check(ctx, sp->name, a)) || (st = check(ctx, sp->name, b))))
             return dsi_fail(st, "parameter '%s': %s", spec, ds_last_error());
         return DS_OK;
     }
@@ -272,7 +279,7 @@ static ds_status parse_space(ds_classic *m, const char *spec, space *sp)
                             spec, MAX_VALUES, DSI_CLASSIC_TEXT - 1);
         memcpy(sp->list[sp->count], p, len);
         sp->list[sp->count][len] = 0;
-        if ((st = ds_classic_set(m, sp->name, sp->list[sp->count])))
+        if (check && (st = check(ctx, sp->name, sp->list[sp->count])))
             return dsi_fail(st, "parameter '%s': %s", spec, ds_last_error());
         p += len + (p[len] == ',');
     }
@@ -299,28 +306,22 @@ static int cmp_result(const void *a, const void *b)
     return x->trial - y->trial;
 }
 
-ds_status ds_classic_search(const ds_classic *m, int n_params, const char *const *params,
-                            const ds_search_opts *o, const ds_tensor *x, const ds_tensor *y,
-                            ds_search_result **out, int *count)
+ds_status ds_search_points(int n_params, const char *const *params, const ds_search_opts *o,
+                           ds_search_check_fn check, void *ctx, ds_search_result **out,
+                           int *count)
 {
     *out = NULL;
     *count = 0;
-    ds_status st = check_cv(m, x, y, o->folds);
-    if (st)
-        return st;
     if (n_params < 1 || n_params > 8)
         return dsi_fail(DS_ERR_ARG, "search: 1 to 8 parameters, not %d", n_params);
     space sp[8];
-    ds_classic *probe;
-    if ((st = clone_settings(m, &probe)))
-        return st;
+    ds_status st = DS_OK;
     for (int p = 0; p < n_params && !st; p++) {
-        st = parse_space(probe, params[p], &sp[p]);
+        st = parse_space(params[p], check, ctx, &sp[p]);
         for (int q = 0; !st && q < p; q++)
             if (!strcmp(sp[q].name, sp[p].name))
                 st = dsi_fail(DS_ERR_ARG, "search: parameter '%s' given twice", sp[p].name);
     }
-    ds_classic_free(probe);
     if (st)
         return st;
     int points = o->grid_points > 0 ? o->grid_points : 5;
@@ -331,21 +332,18 @@ ds_status ds_classic_search(const ds_classic *m, int n_params, const char *const
             return dsi_fail(DS_ERR_ARG, "search: the grid holds more than 100000 points: fewer "
                             "values, or random search with --trials");
     }
-    if (trials < 1)
-        return dsi_fail(DS_ERR_ARG, "search: %lld trials", (long long)trials);
+    if (trials < 1 || trials > 100000)
+        return dsi_fail(DS_ERR_ARG, "search: %lld trials: give 1 to 100000", (long long)trials);
     ds_search_result *res = calloc((size_t)trials, sizeof *res);
     if (!res)
         return dsi_fail(DS_ERR_NOMEM, "out of memory for %lld trials", (long long)trials);
     ds_rng r;
     ds_rng_seed(&r, o->seed ^ 0x5ea2c4ULL);
-    for (int64_t t = 0; t < trials && !st; t++) {
-        ds_classic *c;
-        if ((st = clone_settings(m, &c)))
-            break;
+    for (int64_t t = 0; t < trials; t++) {
         ds_search_result *e = &res[t];
         e->trial = (int)t;
         int64_t rest = t;
-        for (int p = 0; p < n_params && !st; p++) {
+        for (int p = 0; p < n_params; p++) {
             char v[DSI_CLASSIC_TEXT];
             int span = sp[p].count ? sp[p].count : points;
             int i = (int)(o->random ? 0 : rest % span);
@@ -355,18 +353,70 @@ ds_status ds_classic_search(const ds_classic *m, int n_params, const char *const
                                                         (uint64_t)sp[p].count) : i]);
             else
                 range_value(&sp[p], i, points, o->random ? &r : NULL, v);
-            st = ds_classic_set(c, sp[p].name, v);
             snprintf(e->params + strlen(e->params), sizeof e->params - strlen(e->params), "%s%s=%s",
                      p ? " " : "", sp[p].name, v);
         }
-        if (!st)
+    }
+    *out = res;
+    *count = (int)trials;
+    return DS_OK;
+}
+
+/* The checks of a classic search's space: the name is an option of the method, each value
+ * one it takes (set on a probe model). */
+static ds_status classic_check(void *ctx, const char *name, const char *value)
+{
+    ds_classic *probe = ctx;
+    if (!value)
+        return ds_classic_get(probe, name) ? DS_OK : ds_classic_set(probe, name, "0");
+    return ds_classic_set(probe, name, value);
+}
+
+/* Sets each "NAME=V" of a trial's "A=1 B=2" on c. */
+static ds_status set_params(ds_classic *c, const char *params)
+{
+    char text[sizeof ((ds_search_result *)0)->params];
+    snprintf(text, sizeof text, "%s", params);
+    ds_status st = DS_OK;
+    char *save = NULL;
+    for (char *s = strtok_r(text, " ", &save); s && !st; s = strtok_r(NULL, " ", &save)) {
+        char *eq = strchr(s, '=');
+        *eq = 0;
+        st = ds_classic_set(c, s, eq + 1);
+    }
+    return st;
+}
+
+ds_status ds_classic_search(const ds_classic *m, int n_params, const char *const *params,
+                            const ds_search_opts *o, const ds_tensor *x, const ds_tensor *y,
+                            ds_search_result **out, int *count)
+{
+    *out = NULL;
+    *count = 0;
+    ds_status st = check_cv(m, x, y, o->folds);
+    if (st)
+        return st;
+    ds_classic *probe;
+    if ((st = clone_settings(m, &probe)))
+        return st;
+    ds_search_result *res = NULL;
+    int trials = 0;
+    st = ds_search_points(n_params, params, o, classic_check, probe, &res, &trials);
+    ds_classic_free(probe);
+    if (st)
+        return st;
+    for (int t = 0; t < trials && !st; t++) {
+        ds_classic *c;
+        if ((st = clone_settings(m, &c)))
+            break;
+        ds_search_result *e = &res[t];
+        if (!(st = set_params(c, e->params)))
             st = ds_classic_cross_validate(c, x, y, o->folds, o->seed, &e->score, &e->spread);
         if (st)
-            st = dsi_fail(st, "search: trial %lld (%s): %s", (long long)t + 1, e->params,
-                          ds_last_error());
+            st = dsi_fail(st, "search: trial %d (%s): %s", t + 1, e->params, ds_last_error());
         ds_classic_free(c);
         if (!st && o->progress)
-            o->progress(e, (int)t, (int)trials, o->user);
+            o->progress(e, t, trials, o->user);
     }
     if (st) {
         free(res);
@@ -374,7 +424,7 @@ ds_status ds_classic_search(const ds_classic *m, int n_params, const char *const
     }
     qsort(res, (size_t)trials, sizeof *res, cmp_result);
     *out = res;
-    *count = (int)trials;
+    *count = trials;
     return DS_OK;
 }
 

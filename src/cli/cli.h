@@ -292,6 +292,30 @@ int cmd_shear_bias(int argc, char **argv);
 int cmd_classic(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_curve(int argc, char **argv);
+/* train's pieces that search and curve share (cmd_train.c): --scale checked (false after a
+ * usage error), each input's scaling set from the feed f or stream s (0 or 1, printed);
+ * --val-split F or --val-split-last F into fraction and is_last (false after a usage
+ * error); the settings a resume must match (model file and --weights hashes, data
+ * options) as "name: value" lines; and the feeds of train: tr (less the split `how`, into
+ * va) and va checked against n, --scale set from tr and both preprocessed (0, 1 or 2,
+ * printed). */
+bool cli_check_scales(const cli_cmd *c);
+int cli_apply_scales(const cli_cmd *c, ds_net *n, const ds_feed *f, ds_stream *s);
+bool cli_parse_split(const cli_cmd *c, double *fraction, bool *is_last);
+void cli_run_settings(const cli_cmd *c, char *buf, size_t cap);
+int cli_train_feeds(const cli_cmd *c, const cli_split *how, ds_net *n, cli_data *tr,
+                    cli_data *va, ds_feed *f, ds_feed *fv);
+/* The network side of search and curve (search_net.c): `search MODEL ...` and `curve MODEL
+ * ...`, given the parsed command. */
+int cli_search_net(cli_cmd *c);
+int cli_curve_net(cli_cmd *c);
+/* The CSV and figure of a learning curve, for classic methods and networks (cmd_search.c):
+ * 0 or 1 (printed). */
+int cli_write_curve(const char *path, const ds_curve_point *pt, int n);
+int cli_plot_curve(const char *path, const char *what, const ds_curve_point *pt, int n,
+                   bool values);
+/* --fractions into f (at most cap): the count, or minus a usage error's status. */
+int cli_parse_fractions(const cli_cmd *c, const char *s, double *f, int cap);
 /* The data options of classic train, eval and predict, search and curve (cmd_classic.c). */
 #define CLI_CLASSIC_DATA_OPTS(labels_help)                                                          \
     CLI_OPTS("data", 0, "X", "data (.npy, .fits, .csv or IDX): samples along the first axis "  \
@@ -305,14 +329,17 @@ int cmd_curve(int argc, char **argv);
     CLI_READ_OPTS,                                                                              \
     CLI_OPT("threads", 0, "N", "threads (default: all cores; the results do not depend on "    \
             "it)")
-#define CLI_CLASSIC_PREP_OPTS                                                                   \
+#define CLI_FEATURES_OPT                                                                        \
     CLI_OPT("features", 0, "F", "image features: pixels, hog[:ORIENT[:CELL[:BLOCK]]] "         \
             "(default 9:8:3), moments or cas (per channel: C, A, S, r_petro, ok) (default: "    \
-            "the values as they are)"),                                                         \
+            "the values as they are)")
+#define CLI_SCALE_OPT                                                                           \
     CLI_OPT("scale", 0, "HOW", "none, standardize, per_image, asinh[:A], divide:A (after "      \
-            "the features; statistics of the training set; default none)"),                     \
+            "the features; statistics of the training set; default none)")
+#define CLI_TRANSFORM_OPT                                                                       \
     CLI_OPT("transform", 0, "pca:K", "a PCA to K components after scaling, before the "        \
             "method")
+#define CLI_CLASSIC_PREP_OPTS CLI_FEATURES_OPT, CLI_SCALE_OPT, CLI_TRANSFORM_OPT
 /* Appends every classic method's options (--C, --k, ...) to opts[n, cap); the new count. */
 int cli_classic_method_opts(cli_opt *opts, int n, int cap);
 /* The method's options, --features, --scale and --transform of c into m; 0 or 2. */

@@ -1,28 +1,79 @@
 /* cmd_search.c - deepsky search (hyperparameter search with k-fold cross-validation over a
- * classic method's options) and deepsky curve (learning curves), on classic train's data. */
+ * classic method's options) and deepsky curve (learning curves), on classic train's data;
+ * with a model file instead of --method, the network's (search_net.c). */
 #include "cli.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_OPTS 96
+#define MAX_OPTS 128
 
-/* The options both commands share, then every method's; the count. */
-static int common_opts(cli_opt *opts, int n)
+/* The options both commands share: the data, a classic method's or a network's, then every
+ * method's; the count. *first_classic: where the options only a classic method takes
+ * begin, *first_net: where those only a network takes begin (before them). */
+static int common_opts(cli_opt *opts, int n, int *first_net, int *first_classic)
 {
     cli_opt base[] = {
-        CLI_OPT("method", 0, "M", "the classic method (required): logistic, linear, knn, "
-                "random-forest, gradient-boosting, svm"),
         CLI_CLASSIC_DATA_OPTS("labels (required; or --label-columns)"),
-        CLI_CLASSIC_PREP_OPTS,
+        CLI_SCALE_OPT,
+        CLI_OPT("seed", 0, "S", "random seed: folds, draws and fits (default 0)"),
+    };
+    cli_opt net[] = {
+        CLI_OPTS("val", 0, "X2", "network: validation data; NAME=X2 for each input"),
+        CLI_OPTS("val-labels", 0, "Y2", "network: validation labels"),
+        CLI_OPT("val-split", 0, "F", "network: hold out a fraction F of the data for "
+                "validation (as train)"),
+        CLI_OPT("val-split-last", 0, "F", "network: hold out the last fraction F"),
+        CLI_OPT("epochs", 0, "N", "network: epochs of a trial (halving: of the last rung) "
+                "(default 10)"),
+        CLI_OPT("batch-size", 0, "B", "network: mini-batch size (default 32)"),
+        CLI_OPT("checkpoint-every", 0, "SECONDS", "network: a trial's checkpoint at most this "
+                "often, and after its last epoch (default 10; 0: every epoch)"),
+        CLI_OPT("quiet", 'q', NULL, "network: no line per trial"),
+    };
+    cli_opt classic[] = {
+        CLI_OPT("method", 0, "M", "the classic method (required without MODEL): logistic, "
+                "linear, knn, random-forest, gradient-boosting, svm"),
+        CLI_FEATURES_OPT,
+        CLI_TRANSFORM_OPT,
         CLI_OPT("folds", 0, "K", "cross-validation folds, stratified by class for class labels "
                 "(default 5)"),
-        CLI_OPT("seed", 0, "S", "random seed: folds, draws and fits (default 0)"),
     };
     for (size_t i = 0; i < sizeof base / sizeof base[0]; i++)
         opts[n++] = base[i];
+    *first_net = n;
+    for (size_t i = 0; i < sizeof net / sizeof net[0]; i++)
+        opts[n++] = net[i];
+    *first_classic = n;
+    for (size_t i = 0; i < sizeof classic / sizeof classic[0]; i++)
+        opts[n++] = classic[i];
     return n;
+}
+
+/* A network's options (those from first_net, and the command's own in only, NULL-ended)
+ * refused without MODEL, a classic method's with it; 0 or 2. */
+static int check_kind(const cli_cmd *c, int first_net, int first_classic,
+                      const char *const *only)
+{
+    bool net = c->n_positional > 0;
+    if (net && cli_has(c, "method"))
+        return cli_usage_error(c, "give either MODEL (a network's search) or --method M (a "
+                               "classic method's), not both");
+    if (!net && !cli_has(c, "method") && cli_has(c, "data"))
+        return cli_usage_error(c, "give MODEL (a network's model file) or --method M (a "
+                               "classic method)");
+    int from = net ? first_classic : first_net, to = net ? c->n_opts : first_classic;
+    for (int i = from; i < to; i++)
+        if (c->opts[i].value)
+            return cli_usage_error(c, "--%s applies to %s", c->opts[i].name,
+                                   net ? "a classic method (--method M), not a network"
+                                       : "a network (MODEL), not a classic method");
+    for (int i = 0; !net && only[i]; i++)
+        if (cli_has(c, only[i]))
+            return cli_usage_error(c, "--%s applies to a network (MODEL), not a classic method",
+                                   only[i]);
+    return 0;
 }
 
 typedef struct {
@@ -132,30 +183,53 @@ int cmd_search(int argc, char **argv)
 {
     cli_opt opts[MAX_OPTS] = {
         CLI_OPTS("param", 0, "NAME=SPEC", "a hyperparameter to search (1 to 8): values "
-                 "A,B,C, a range LO:HI, or LO:HI:log (integers for two integer ends)"),
+                 "A,B,C, a range LO:HI, or LO:HI:log (integers for two integer ends); for a "
+                 "network NAME is LAYER.OPTION (conv2d_1.filters, optimizer.lr) or an option "
+                 "one line takes (lr)"),
         CLI_OPT("strategy", 0, "S", "grid (every combination; ranges in --grid-points "
-                "values) or random (--trials draws) (default grid)"),
-        CLI_OPT("trials", 0, "N", "random: draws (default 16)"),
+                "values), random (--trials draws) or, for a network, halving (successive "
+                "halving of --trials draws on epochs) (default grid; network: random)"),
+        CLI_OPT("trials", 0, "N", "random and halving: draws (default 16; halving 27)"),
+        CLI_OPT("eta", 0, "K", "halving: each rung keeps the best 1/K for K times the epochs "
+                "(default 3)"),
+        CLI_OPT("budget", 0, "SECONDS", "network: start no trial after this long, stop one "
+                "at the end of the epoch past it (a rerun goes on)"),
+        CLI_OPT("plot", 0, "PNG", "network: the validation loss against each parameter"),
         CLI_OPT("grid-points", 0, "N", "grid: values of a range (default 5)"),
-        CLI_OPT("output", 'o', "CSV", "the results, best first: rank, trial, score (mean over "
-                "the folds), spread (their standard deviation), the values (required)"),
-        CLI_OPT("best", 0, "MODEL", "refit the best parameters on all the data and save the "
-                "model (.safetensors)"),
+        CLI_OPT("output", 'o', "CSV", "the results (required); classic, best first: rank, "
+                "trial, score (mean over the folds), spread (their standard deviation), the "
+                "values; network, a row per trial (and rung) as each ends: trial, rung, epochs, "
+                "val_loss, val_acc or val_rmse, the values"),
+        CLI_OPT("best", 0, "MODEL", "classic: refit the best parameters on all the data and "
+                "save the model (.safetensors); network: the best trial's model file, its "
+                "weights beside it (<stem>.safetensors)"),
     };
-    int n = 0;
+    int n = 0, first_net, first_classic;
     while (opts[n].name)
         n++;
-    n = common_opts(opts, n);
+    n = common_opts(opts, n, &first_net, &first_classic);
     n = cli_classic_method_opts(opts, n, MAX_OPTS - 1);
-    cli_cmd c = {"search", "--method M --param NAME=SPEC ... --data X --labels Y -o RESULTS.csv",
-                 "Hyperparameter search for a classic method: each point of a grid (or each "
-                 "random draw) is scored by k-fold cross-validation (accuracy for classes, R^2 "
-                 "for values); prints the trials and the best, writes the table sorted by score. "
-                 "Options of the method given directly (e.g. --kernel rbf) hold for every trial.",
-                 opts, n, {0}, 0, 0, 0};
+    cli_cmd c = {"search", "[MODEL | --method M] --param NAME=SPEC ... --data X --labels Y "
+                 "-o RESULTS.csv",
+                 "Hyperparameter search. For a classic method (--method M): each point of a "
+                 "grid (or each random draw) is scored by k-fold cross-validation (accuracy for "
+                 "classes, R^2 for values); prints the trials and the best, writes the table "
+                 "sorted by score. Options of the method given directly (e.g. --kernel rbf) "
+                 "hold for every trial. For a network (MODEL, a model file): each trial sets "
+                 "the options in the file's text and trains as train does, scored by its best "
+                 "validation loss; the table (one row per trial, and rung for halving) grows "
+                 "as trials end, the trials' weights and checkpoints go in <RESULTS>.trials/, "
+                 "and the same command run again skips the trials done and resumes the one "
+                 "cut short.",
+                 opts, n, {0}, 0, 0, 1};
     int rc = cli_parse(&c, argc, argv);
     if (rc)
         return rc;
+    const char *const only[] = {"eta", "budget", "plot", NULL};
+    if ((rc = check_kind(&c, first_net, first_classic, only)))
+        return rc;
+    if (c.n_positional)
+        return cli_search_net(&c);
     long seed, folds, trials, points;
     if (!cli_threads(&c) || !cli_long(&c, "seed", 0, 0x7fffffffL, 0, &seed) ||
         !cli_long(&c, "folds", 2, 1000, 5, &folds) || !cli_long(&c, "trials", 1, 100000, 16, &trials) ||
@@ -163,7 +237,9 @@ int cmd_search(int argc, char **argv)
         return 2;
     const char *strategy = cli_get(&c, "strategy");
     if (strategy && strcmp(strategy, "grid") && strcmp(strategy, "random"))
-        return cli_usage_error(&c, "option '--strategy': '%s' is not grid or random", strategy);
+        return cli_usage_error(&c, "option '--strategy': '%s' is not grid or random%s", strategy,
+                               strcmp(strategy, "halving") ? "" : " (halving trains networks: "
+                               "give a MODEL)");
     bool random = strategy && !strcmp(strategy, "random");
     if (!random && cli_has(&c, "trials"))
         return cli_usage_error(&c, "--trials counts random draws: give --strategy random");
@@ -215,7 +291,7 @@ int cmd_search(int argc, char **argv)
 /* ---- curve ---- */
 
 /* "0.1,0.5,1", "1/16,1/4,1" or "1/16..1" (halving from 1 down to 1/16) into f. */
-static int parse_fractions(const cli_cmd *c, const char *s, double *f, int cap)
+int cli_parse_fractions(const cli_cmd *c, const char *s, double *f, int cap)
 {
     int n = 0;
     const char *dots = strstr(s, "..");
@@ -247,7 +323,7 @@ static int parse_fractions(const cli_cmd *c, const char *s, double *f, int cap)
     return n;
 }
 
-static int write_curve(const char *path, const ds_curve_point *pt, int n)
+int cli_write_curve(const char *path, const ds_curve_point *pt, int n)
 {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -269,8 +345,8 @@ static int write_curve(const char *path, const ds_curve_point *pt, int n)
     return 0;
 }
 
-static int plot_curve(const char *path, const char *method, const ds_curve_point *pt, int n,
-                      bool values)
+int cli_plot_curve(const char *path, const char *method, const ds_curve_point *pt, int n,
+                   bool values)
 {
     double x[64], y[2][64], e[2][64];
     for (int s = 0; s < n; s++) {
@@ -303,29 +379,39 @@ int cmd_curve(int argc, char **argv)
         CLI_OPT("output", 'o', "CSV", "the curve: fraction, size, train, train_spread, val, "
                 "val_spread (means and standard deviations over the folds; required)"),
         CLI_OPT("plot", 0, "PNG", "the figure: scores against the training-set size, error "
-                "bars over the folds"),
+                "bars over the folds (network: the seeds)"),
+        CLI_OPT("seeds", 0, "K", "network: trainings per size, seeds S..S+K-1 (default 3)"),
     };
-    int n = 0;
+    int n = 0, first_net, first_classic;
     while (opts[n].name)
         n++;
-    n = common_opts(opts, n);
+    n = common_opts(opts, n, &first_net, &first_classic);
     n = cli_classic_method_opts(opts, n, MAX_OPTS - 1);
-    cli_cmd c = {"curve", "--method M [options] --data X --labels Y -o CURVE.csv [--plot C.png]",
+    cli_cmd c = {"curve", "[MODEL | --method M] [options] --data X --labels Y -o CURVE.csv "
+                 "[--plot C.png]",
                  "Learning curve of a classic method: for each fold of a k-fold split, the "
                  "method fitted on growing fractions of the other folds, scored on them "
                  "(training) and on the fold (validation): accuracy for classes, R^2 for "
-                 "values. How much data do I need?",
-                 opts, n, {0}, 0, 0, 0};
+                 "values. How much data do I need? For a network (MODEL): for each of --seeds "
+                 "seeds, a fresh net trained (--epochs) on growing prefixes of a shuffle of "
+                 "the training data, scored on them and on the validation data (--val or "
+                 "--val-split).",
+                 opts, n, {0}, 0, 0, 1};
     int rc = cli_parse(&c, argc, argv);
     if (rc)
         return rc;
+    const char *const only[] = {"seeds", NULL};
+    if ((rc = check_kind(&c, first_net, first_classic, only)))
+        return rc;
+    if (c.n_positional)
+        return cli_curve_net(&c);
     long seed, folds;
     if (!cli_threads(&c) || !cli_long(&c, "seed", 0, 0x7fffffffL, 0, &seed) ||
         !cli_long(&c, "folds", 2, 1000, 5, &folds))
         return 2;
     double frac[64];
-    int nf = parse_fractions(&c, cli_has(&c, "fractions") ? cli_get(&c, "fractions") : "1/16..1",
-                             frac, 64);
+    int nf = cli_parse_fractions(&c, cli_has(&c, "fractions") ? cli_get(&c, "fractions")
+                                                                : "1/16..1", frac, 64);
     if (nf <= 0)
         return -nf;
     if ((rc = cli_output_ext(&c, "-o", cli_get(&c, "output"), ".csv", "learning curve")) ||
@@ -352,7 +438,7 @@ int cmd_curve(int argc, char **argv)
     for (int s = 0; s < nf; s++)
         printf("%6lld  %.4f +- %.4f  %.4f +- %.4f\n", (long long)pt[s].size, pt[s].train,
                pt[s].train_spread, pt[s].val, pt[s].val_spread);
-    rc = write_curve(cli_get(&c, "output"), pt, nf);
+    rc = cli_write_curve(cli_get(&c, "output"), pt, nf);
     if (!rc)
         printf("curve: %s\n", cli_get(&c, "output"));
     bool values = false;
@@ -361,7 +447,7 @@ int cmd_curve(int argc, char **argv)
             values |= ds_tensor_data(j.y)[i] != floorf(ds_tensor_data(j.y)[i]);
         const char *task = ds_classic_get(j.m, "task");
         values = task && strcmp(task, "auto") ? !strcmp(task, "regress") : values;
-        if (!(rc = plot_curve(cli_get(&c, "plot"), ds_classic_method(j.m), pt, nf, values)))
+        if (!(rc = cli_plot_curve(cli_get(&c, "plot"), ds_classic_method(j.m), pt, nf, values)))
             printf("figure: %s\n", cli_get(&c, "plot"));
     }
     job_free(&j);

@@ -120,7 +120,7 @@ bool cli_parse_scale(const cli_cmd *c, const char *v, ds_scale_kind *kind, float
 }
 
 /* Every --scale value: plain HOW (every input) or NAME=HOW (one input each), not both. */
-static bool check_scales(const cli_cmd *c)
+bool cli_check_scales(const cli_cmd *c)
 {
     const char *const *v;
     int n = cli_values(c, "scale", &v), plain = 0;
@@ -144,7 +144,7 @@ static bool check_scales(const cli_cmd *c)
 
 /* Sets each input's scaling from --scale, with statistics from its training data (the
  * feed f, or the stream s). */
-static int apply_scales(const cli_cmd *c, ds_net *n, const ds_feed *f, ds_stream *s)
+int cli_apply_scales(const cli_cmd *c, ds_net *n, const ds_feed *f, ds_stream *s)
 {
     const char *const *v;
     int count = cli_values(c, "scale", &v);
@@ -306,7 +306,7 @@ static bool file_hash(const char *path, char *buf, size_t cap)
  * model file's and the starting weights' bytes, and the options that pick what is loaded
  * and how it is split. A resume must match them (ds_fit_opts.settings). Options a later
  * change adds to train that select or split data belong in the list. */
-static void run_settings(const cli_cmd *c, char *buf, size_t cap)
+void cli_run_settings(const cli_cmd *c, char *buf, size_t cap)
 {
     static const char *const opts[] = {"columns", "label-columns", "hdu", "val-split",
                                        "val-split-last", "no-header", "nan"};
@@ -430,11 +430,11 @@ static int check_stream_options(const cli_cmd *c, train_settings *t)
     return 0;
 }
 
-/* --val-split F or --val-split-last F (not both) into t. */
-static bool parse_split(const cli_cmd *c, train_settings *t)
+/* --val-split F or --val-split-last F (not both) into *fraction and *is_last. */
+bool cli_parse_split(const cli_cmd *c, double *fraction, bool *is_last)
 {
     double last;
-    if (!cli_double(c, "val-split", 0, 1, 0, &t->vsplit) ||
+    if (!cli_double(c, "val-split", 0, 1, 0, fraction) ||
         !cli_double(c, "val-split-last", 0, 1, 0, &last))
         return false;
     if (cli_has(c, "val-split") && cli_has(c, "val-split-last")) {
@@ -442,13 +442,13 @@ static bool parse_split(const cli_cmd *c, train_settings *t)
         return false;
     }
     const char *opt = cli_has(c, "val-split") ? "val-split" : "val-split-last";
-    if (cli_has(c, opt) && !(t->vsplit + last > 0 && t->vsplit + last < 1)) {
+    if (cli_has(c, opt) && !(*fraction + last > 0 && *fraction + last < 1)) {
         cli_usage_error(c, "option '--%s': %s is not a fraction between 0 and 1 (exclusive)",
                         opt, cli_get(c, opt));
         return false;
     }
-    t->vsplit_last = last > 0;
-    t->vsplit += last;
+    *is_last = last > 0;
+    *fraction += last;
     return true;
 }
 
@@ -459,13 +459,14 @@ static int check_options(const cli_cmd *c, train_settings *t)
         !cli_long(c, "accumulate", 1, 1000000, 1, &t->accumulate) ||
         !cli_long(c, "seed", 0, 0x7fffffffL, 0, &t->seed) ||
         !cli_long(c, "early-stopping", 1, 1000000, 0, &t->patience) ||
-        !parse_split(c, t) || !cli_long(c, "repeat", 1, 1L << 20, 1, &t->repeat) ||
+        !cli_parse_split(c, &t->vsplit, &t->vsplit_last) ||
+        !cli_long(c, "repeat", 1, 1L << 20, 1, &t->repeat) ||
         !parse_augment(c, &t->aug, &t->aug_shift, &t->noise, t->noise_input,
                        sizeof t->noise_input) ||
         !cli_double(c, "checkpoint-every", 0, 1e9, 10, &t->every) ||
         !cli_long(c, "shuffle-buffer", 1, 1L << 40, 0, &t->buffer) ||
         !cli_long(c, "ensemble", 1, 64, 0, &t->ensemble) ||
-        !cli_threads(c) || !check_scales(c) ||
+        !cli_threads(c) || !cli_check_scales(c) ||
         !parse_memory_limit(c, &t->memory_limit))
         return 2;
     t->split_seed = t->seed;
@@ -516,29 +517,35 @@ static int load_all(const cli_cmd *c, const train_settings *t, cli_data *tr, cli
     return rc;
 }
 
-/* Feeds checked against the model (the validation split taken from the training data
- * first), the optimizer flags, scaling and preprocessing. */
-static int prepare(const cli_cmd *c, const train_settings *t, ds_net *n, cli_data *tr,
-                   cli_data *va, ds_feed *f, ds_feed *fv)
+int cli_train_feeds(const cli_cmd *c, const cli_split *how, ds_net *n, cli_data *tr,
+                    cli_data *va, ds_feed *f, ds_feed *fv)
 {
-    cli_split how = {t->vsplit, t->vsplit_last, (uint64_t)t->split_seed, cli_has(c, "quiet")};
     int rc = cli_feed(n, tr, f);
-    if (!rc && t->vsplit > 0 && !(rc = cli_split_set(n, tr, f, &how, va)))
+    if (!rc && how->fraction > 0 && !(rc = cli_split_set(n, tr, f, how, va)))
         rc = cli_feed(n, tr, f);
     if (!rc && va->nx)
         rc = cli_feed(n, va, fv);
     if (rc)
         return rc;
     cli_warn_classes(n, tr, f, va, fv);
-    if (!parse_optimizer(c, ds_net_optim_opts_mut(n)))
-        return 2;
     if (ds_net_check_feed(n, f) || (va->nx && ds_net_check_feed(n, fv)))
         return cli_fail();
-    if ((rc = apply_scales(c, n, f, NULL)))
+    if ((rc = cli_apply_scales(c, n, f, NULL)))
         return rc;
     if (ds_net_preprocess_feed(n, f) || (va->nx && ds_net_preprocess_feed(n, fv)))
         return cli_fail();
     return 0;
+}
+
+/* Feeds checked against the model (the validation split taken from the training data
+ * first), the optimizer flags, scaling and preprocessing. */
+static int prepare(const cli_cmd *c, const train_settings *t, ds_net *n, cli_data *tr,
+                   cli_data *va, ds_feed *f, ds_feed *fv)
+{
+    cli_split how = {t->vsplit, t->vsplit_last, (uint64_t)t->split_seed, cli_has(c, "quiet")};
+    if (!parse_optimizer(c, ds_net_optim_opts_mut(n)))
+        return 2;
+    return cli_train_feeds(c, &how, n, tr, va, f, fv);
 }
 
 /* The stream of --data and --labels, the validation data in memory, then the model. */
@@ -568,7 +575,7 @@ static int prepare_stream(const cli_cmd *c, ds_net *n, cli_data *tr, ds_stream *
         return 2;
     if (va->nx && ds_net_check_feed(n, fv))
         return cli_fail();
-    if ((rc = apply_scales(c, n, NULL, s)))
+    if ((rc = cli_apply_scales(c, n, NULL, s)))
         return rc;
     if (va->nx && ds_net_preprocess_feed(n, fv))
         return cli_fail();
@@ -851,7 +858,7 @@ static int train_run(cli_cmd *cp, const train_settings *tp, const run_files *rfp
                              : prepare(&c, &t, n, &tr, &va, &f, &fv)))
         goto done;
     char settings[8192];
-    run_settings(&c, settings, sizeof settings);
+    cli_run_settings(&c, settings, sizeof settings);
     if (!(command = train_command(argc, argv))) {
         rc = cli_fail();
         goto done;

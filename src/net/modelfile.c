@@ -63,6 +63,8 @@ typedef struct {
     dsi_net_output preds[MAX_LOSSES];  /* each loss's prediction, named like the loss */
     int n_preds;
     bool used[DSI_KW_TABLES][MAX_KW_ROWS];   /* the keyword rows the file used (for the hook) */
+    dsi_line_fn line_fn;      /* dsi_net_parse_lines: each layer and optimizer line, or NULL */
+    void *line_ctx;
 } builder;
 
 /* ---- error helpers ---- */
@@ -1073,7 +1075,11 @@ static ds_status build_layer(builder *b, spec *s)
         b->used[DSI_KW_LAYER][k.row] = true;
     else
         b->used[DSI_KW_ACTIVATION][d->act - 1] = true;   /* DS_ACT_NONE is no keyword */
-    return add_name(b, s, name, y, act, pre);
+    if ((st = add_name(b, s, name, y, act, pre)))
+        return st;
+    if (b->line_fn)
+        b->line_fn(b->line_ctx, s->line, name, s->kind, d->keys);
+    return DS_OK;
 }
 
 static ds_status build_input(builder *b, spec *s)
@@ -1646,7 +1652,17 @@ static ds_status build_optimizer(builder *b, spec *s)
     for (int i = 0; i < N_WORDS(optim_keys); i++)
         list_add(list, sizeof list, optim_keys[i].key);
     b->used[DSI_KW_OPTIMIZER][k] = true;
-    return check_unused(s, list);
+    if ((st = check_unused(s, list)))
+        return st;
+    if (b->line_fn) {
+        char keys[512] = "";
+        for (int i = 0; i < N_WORDS(optim_keys); i++)
+            snprintf(keys + strlen(keys), sizeof keys - strlen(keys), "%s%s%s%s", i ? " " : "",
+                     optim_keys[i].key, optim_keys[i].synonym ? " " : "",
+                     optim_keys[i].synonym ? optim_keys[i].synonym : "");
+        b->line_fn(b->line_ctx, s->line, "optimizer", "optimizer", keys);
+    }
+    return DS_OK;
 }
 
 /* ---- tokenizer ---- */
@@ -1927,7 +1943,25 @@ void dsi_modelfile_words(void (*fn)(const char *word, void *ctx), void *ctx)
     each_of(reduction_words, N_WORDS(reduction_words), fn, ctx);
 }
 
+static ds_status parse(const char *text, const char *filename, const ds_net_opts *o,
+                       dsi_line_fn line_fn, void *line_ctx, ds_net **out);
+
 ds_status ds_net_parse(const char *text, const char *filename, const ds_net_opts *o, ds_net **out)
+{
+    return parse(text, filename, o, NULL, NULL, out);
+}
+
+ds_status dsi_net_parse_lines(const char *text, const char *filename, dsi_line_fn fn, void *ctx)
+{
+    ds_net_opts o = {.batch = 1};
+    ds_net *n = NULL;
+    ds_status st = parse(text, filename, &o, fn, ctx, &n);
+    ds_net_free(n);
+    return st;
+}
+
+static ds_status parse(const char *text, const char *filename, const ds_net_opts *o,
+                       dsi_line_fn line_fn, void *line_ctx, ds_net **out)
 {
     *out = NULL;
     ds_net_opts def = {0};
@@ -1938,7 +1972,8 @@ ds_status ds_net_parse(const char *text, const char *filename, const ds_net_opts
     snprintf(net->path, sizeof net->path, "%s", file);
     net->m = ds_model_create(o ? o->seed : 0);
     net->g = net->m ? ds_graph_create(net->m, o ? o->seed : 0) : NULL;
-    builder b = {.net = net, .file = file, .opts = o ? o : &def};
+    builder b = {.net = net, .file = file, .opts = o ? o : &def, .line_fn = line_fn,
+                 .line_ctx = line_ctx};
     b.batch = b.opts->batch > 0 ? b.opts->batch : 32;
     net->optim.kind = DS_OPT_ADAM;
     int lines = 0;

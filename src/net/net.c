@@ -87,6 +87,39 @@ ds_status ds_net_set_input_scaling(ds_net *n, const char *input, ds_scale_kind k
     return DS_OK;
 }
 
+ds_status ds_net_copy_scaling(ds_net *to, const ds_net *from)
+{
+    for (int i = 0; i < to->n_inputs; i++) {
+        dsi_net_input *t = &to->inputs[i];
+        int k;
+        ds_status st = input_index(from, t->name, "copying the scaling", &k);
+        if (st)
+            return st;
+        const dsi_net_input *f = &from->inputs[k];
+        ds_tensor_free(t->mean);
+        ds_tensor_free(t->std);
+        t->mean = t->std = NULL;
+        t->scale = DS_SCALE_NONE;
+        if (f->mean) {
+            if (f->mean->numel != dsi_numel(t->node->ndim - 1, t->node->shape + 1))
+                return dsi_fail(DS_ERR_ARG, "copying the scaling of input '%s': %lld "
+                                "statistics for another shape", t->name,
+                                (long long)f->mean->numel);
+            int64_t nf = f->mean->numel;
+            t->mean = ds_tensor_create(1, &nf);
+            t->std = ds_tensor_create(1, &nf);
+            if (!t->mean || !t->std)
+                return dsi_fail(DS_ERR_NOMEM, "out of memory for the statistics of input '%s'",
+                                t->name);
+            memcpy(t->mean->data, f->mean->data, (size_t)nf * sizeof *t->mean->data);
+            memcpy(t->std->data, f->std->data, (size_t)nf * sizeof *t->std->data);
+        }
+        t->scale = f->scale;
+        t->scale_a = f->scale_a;
+    }
+    return DS_OK;
+}
+
 /* Two passes over a stream's input, as standardize_stats makes them over one tensor: each
  * feature's sum runs over the samples in the same order, so the values are the same. */
 typedef struct {

@@ -97,6 +97,14 @@ typedef void (*dsi_modelfile_hook_fn)(const char *file, dsi_kw_table t, int row)
 /* Sets the hook (NULL: none, the default). For tests: set it before parsing starts, from
  * one thread; the library itself never sets it. */
 void dsi_modelfile_set_hook(dsi_modelfile_hook_fn fn);
+/* Parses a model file's text and calls fn for each layer line and the optimizer line once
+ * it is built: its line number, the layer's name (name=, else the automatic one; the
+ * optimizer's is "optimizer"), the line's keyword and the options it accepts (space-
+ * separated, name and inputs left out). The net is freed; a bad file's error is returned
+ * (modeltext.c). */
+typedef void (*dsi_line_fn)(void *ctx, int line, const char *name, const char *kind,
+                            const char *keys);
+ds_status dsi_net_parse_lines(const char *text, const char *filename, dsi_line_fn fn, void *ctx);
 /* fn on every word of the language: line and layer keywords with their aliases and
  * automatic names, option keys, and option values (activations, initializers, optimizers,
  * schedules, booleans, padding, ...). Some words come more than once. */
