@@ -579,6 +579,8 @@ int main(int argc, char **argv)
     }
 
     /* 1. simulate: training (|e| <= 0.75, SNR 8..100), validation, calibration, test */
+    if (c.weights)   /* measuring given weights: no training or validation set */
+        c.n_train = c.n_val = 0;
     printf("== simulating %lld training, %lld validation, %lld calibration and %lld test galaxies "
            "(%dx%d, Sersic n 0.5-6, hlr 1.5-5 px, Gaussian PSF FWHM 2 px)\n",
            (long long)c.n_train, (long long)c.n_val, (long long)c.per_bin * NBINS,
@@ -591,8 +593,6 @@ int main(int argc, char **argv)
     so.snr_max = 100;
     ds_tensor *xtr = NULL, *ttr = NULL, *xva = NULL, *tva = NULL, *xcal, *tcal, *xte, *tte;
     double ts = demo_now();
-    if (c.weights)   /* measuring given weights: no training or validation set */
-        c.n_train = c.n_val = 0;
     so.count = c.n_val;
     so.seed = c.seed * 7919 + 1;
     if (c.weights) {
