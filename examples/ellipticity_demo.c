@@ -501,7 +501,9 @@ static void usage(void)
             "                        [--loss msb|mse] [--shear-per-bin N (a multiple of 8)]\n"
             "                        [--init WEIGHTS (start from these weights)]\n"
             "                        [--warm F (msb: the share of the budget for MSE first, 0.7; 0: none)]\n"
-            "                        [--weights W (no training: measure these weights; --model: their network)]\n");
+            "                        [--weights W (no training: measure these weights; --model: their network)]\n"
+            "                        [--realizations K (msb: noise draws per galaxy, 2-64 dividing 64;\n"
+            "                         the --model's loss group=K; default 4)]\n");
 }
 
 int main(int argc, char **argv)
@@ -532,6 +534,9 @@ int main(int argc, char **argv)
             i++;
         } else if (!strcmp(a, "--init") && v) {
             c.init = v;
+            i++;
+        } else if (!strcmp(a, "--realizations") && v) {
+            c.realizations = atoi(v);
             i++;
         } else if (!strcmp(a, "--weights") && v) {
             c.weights = v;
@@ -564,6 +569,7 @@ int main(int argc, char **argv)
     }
     if (c.n_train < 100 || c.per_bin < 10 || c.epochs < 1 || !(c.warm >= 0 && c.warm < 1) ||
         c.shear_per_bin < 8 || c.shear_per_bin % 8 ||
+        c.realizations < 2 || 64 % c.realizations ||
         (c.msb && c.n_val % c.realizations) || (c.weights && c.init)) {
         usage();
         return 2;

@@ -746,6 +746,9 @@ TEST(demo_measures_given_weights)
     snprintf(args, sizeof args, "%s --weights %s/cnn.safetensors --init %s/cnn.safetensors",
              small, d, d);
     CHECK(run_demo(demo, d2, args) == 2);
+    /* --realizations K must divide the batch of 64 rows */
+    CHECK(run_demo(demo, d2, "--quick --loss msb --realizations 3") == 2);
+    CHECK(run_demo(demo, d2, "--quick --loss msb --realizations 1") == 2);
     test_rm_rf(d);
     return TEST_PASS;
 }
