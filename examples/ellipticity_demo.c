@@ -30,6 +30,7 @@ typedef struct {
     uint64_t seed;
     const char *out, *model;
     const char *init;        /* weights to start training from (a warm start), or NULL */
+    const char *weights;     /* measure these weights instead of training (NULL: train) */
     double warm;             /* msb: the share of the budget for the MSE warm start */
     bool quick;
     /* msb (the default): the training set is noiseless, each step draws `realizations`
@@ -499,7 +500,10 @@ static void usage(void)
             "                        [--train N] [--per-bin N] [--epochs E] [--budget SECONDS]\n"
             "                        [--loss msb|mse] [--shear-per-bin N (a multiple of 8)]\n"
             "                        [--init WEIGHTS (start from these weights)]\n"
-            "                        [--warm F (msb: the share of the budget for MSE first, 0.7; 0: none)]\n");
+            "                        [--warm F (msb: the share of the budget for MSE first, 0.7; 0: none)]\n"
+            "                        [--weights W (no training: measure these weights; --model: their network)]\n"
+            "                        [--realizations K (msb: noise draws per galaxy, 2-64 dividing 64;\n"
+            "                         the --model's loss group=K; default 4)]\n");
 }
 
 int main(int argc, char **argv)
@@ -531,6 +535,12 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--init") && v) {
             c.init = v;
             i++;
+        } else if (!strcmp(a, "--realizations") && v) {
+            c.realizations = atoi(v);
+            i++;
+        } else if (!strcmp(a, "--weights") && v) {
+            c.weights = v;
+            i++;
         } else if (!strcmp(a, "--seed") && v) {
             c.seed = strtoull(v, NULL, 10);
             i++;
@@ -559,12 +569,13 @@ int main(int argc, char **argv)
     }
     if (c.n_train < 100 || c.per_bin < 10 || c.epochs < 1 || !(c.warm >= 0 && c.warm < 1) ||
         c.shear_per_bin < 8 || c.shear_per_bin % 8 ||
-        (c.msb && c.n_val % c.realizations)) {
+        c.realizations < 2 || 64 % c.realizations ||
+        (c.msb && c.n_val % c.realizations) || (c.weights && c.init)) {
         usage();
         return 2;
     }
     if (!c.model)   /* the msb model's loss line has group=4: c.realizations */
-        c.model = c.msb ? "examples/ellipticity_msb.model" : "examples/ellipticity.model";
+        c.model = c.msb && !c.weights ? "examples/ellipticity_msb.model" : "examples/ellipticity.model";
     double t0 = demo_now();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "mkdir -p '%s'", c.out);
@@ -574,6 +585,8 @@ int main(int argc, char **argv)
     }
 
     /* 1. simulate: training (|e| <= 0.75, SNR 8..100), validation, calibration, test */
+    if (c.weights)   /* measuring given weights: no training or validation set */
+        c.n_train = c.n_val = 0;
     printf("== simulating %lld training, %lld validation, %lld calibration and %lld test galaxies "
            "(%dx%d, Sersic n 0.5-6, hlr 1.5-5 px, Gaussian PSF FWHM 2 px)\n",
            (long long)c.n_train, (long long)c.n_val, (long long)c.per_bin * NBINS,
@@ -584,11 +597,12 @@ int main(int argc, char **argv)
     so.e_max = 0.75;   /* wider than the test's 0.6: no pull toward the prior's edge */
     so.snr_min = 8;
     so.snr_max = 100;
-    ds_tensor *xtr, *ttr, *xva, *tva, *xcal, *tcal, *xte, *tte;
+    ds_tensor *xtr = NULL, *ttr = NULL, *xva = NULL, *tva = NULL, *xcal, *tcal, *xte, *tte;
     double ts = demo_now();
     so.count = c.n_val;
     so.seed = c.seed * 7919 + 1;
-    if (c.msb) {
+    if (c.weights) {
+    } else if (c.msb) {
         ds_tensor *x1, *t1;
         so.count = c.n_val / c.realizations;
         sim_noiseless(so, &x1, &t1);
@@ -600,10 +614,12 @@ int main(int argc, char **argv)
     }
     so.count = c.n_train;
     so.seed = c.seed * 7919;
-    if (c.msb)
+    if (c.weights) {
+    } else if (c.msb) {
         sim_noiseless(so, &xtr, &ttr);
-    else
+    } else {
         TRY(ds_sim_galaxies(&so, &xtr, &ttr));
+    }
     sim_binned(&c, c.seed * 31 + 2, &xcal, &tcal);
     sim_binned(&c, c.seed * 31 + 3, &xte, &tte);
     double n_sim = (double)(c.n_train + c.n_val + 2 * c.per_bin * NBINS);
@@ -615,16 +631,22 @@ int main(int argc, char **argv)
     char *command = ds_command_line(argc, (const char *const *)argv);
     if (!command)
         TRY(DS_ERR_NOMEM);
-    ds_tensor *ytr = demo_labels(ttr), *yva = demo_labels(tva);
-    demo_remove_stale(c.out, "cnn");
-    demo_remove_stale(c.out, "cnn.mse");
-    ds_fit_result fr, fw = {0};
-    ds_net *warm = NULL;
+    ds_tensor *ytr = c.weights ? NULL : demo_labels(ttr), *yva = c.weights ? NULL : demo_labels(tva);
+    if (!c.weights) {
+        demo_remove_stale(c.out, "cnn");
+        demo_remove_stale(c.out, "cnn.mse");
+    }
+    ds_fit_result fr = {0}, fw = {0};
+    ds_net *warm = NULL, *net = NULL;
     char wpath[512], used[256];
     const char *init = c.init;
     int epochs = c.epochs;
     double budget = c.budget_s;
-    if (c.msb && c.warm > 0) {
+    if (c.weights) {   /* no training: the tables of these weights */
+        TRY(ds_net_load(c.model, &(ds_net_opts){.batch = 64, .seed = c.seed}, &net));
+        TRY(ds_net_load_weights(net, c.weights));
+        snprintf(wpath, sizeof wpath, "%s", c.weights);
+    } else if (c.msb && c.warm > 0) {
         train_phase phase = {.model = "examples/ellipticity.model", .init = init,
                              .epochs = (int)ceil(c.epochs * c.warm), .budget = c.budget_s * c.warm,
                              .repeat = 1, .noise = true, .log = "training_log.mse.csv",
@@ -637,16 +659,18 @@ int main(int argc, char **argv)
         epochs = epochs < 1 ? 1 : epochs;
         budget = c.budget_s > 0 ? c.budget_s - fw.seconds : 0;
     }
-    train_phase phase = {.model = c.model, .init = init, .epochs = epochs, .budget = budget,
-                         .repeat = c.msb ? c.realizations : 0, .noise = c.msb,
-                         .log = "training_log.csv", .curve = "learning_curve.png",
-                         .stem = "cnn"};
-    ds_net *net = train(&c, &phase, command, xtr, ytr, xva, yva, &fr);
+    if (!net) {
+        train_phase phase = {.model = c.model, .init = init, .epochs = epochs, .budget = budget,
+                             .repeat = c.msb ? c.realizations : 0, .noise = c.msb,
+                             .log = "training_log.csv", .curve = "learning_curve.png",
+                             .stem = "cnn"};
+        net = train(&c, &phase, command, xtr, ytr, xva, yva, &fr);
+        path_in(&c, "cnn.safetensors", wpath, sizeof wpath);
+    }
     free(command);
-    path_in(&c, "cnn.safetensors", wpath, sizeof wpath);
     demo_weights_words(net, used, sizeof used);
-    printf("   the tables use %s (%s); the last epoch is in cnn.last.safetensors\n", wpath,
-           used);
+    printf("   the tables use %s (%s)%s\n", wpath, used,
+           c.weights ? "" : "; the last epoch is in cnn.last.safetensors");
 
     /* 3. measure the calibration and test sets with every method */
     printf("== measuring with the CNN and the moments estimators\n");
@@ -705,14 +729,19 @@ int main(int argc, char **argv)
     FILE *md = fopen(p, "w");
     if (md) {
         fprintf(md, "# Galaxy ellipticities: CNN against adaptive moments\n\n%lld test galaxies "
-                "(%lld per SNR bin), %dx%d stamps, Gaussian PSF FWHM 2 px. CNN trained %d epochs "
-                "on %lld galaxies in %.0f s", (long long)c.per_bin * NBINS, (long long)c.per_bin,
-                c.size, c.size, fr.epochs_run, (long long)c.n_train, fr.seconds);
+                "(%lld per SNR bin), %dx%d stamps, Gaussian PSF FWHM 2 px. ",
+                (long long)c.per_bin * NBINS, (long long)c.per_bin, c.size, c.size);
+        if (c.weights)
+            fprintf(md, "CNN weights measured, no training: %s (%s).\n", c.weights, used);
+        else
+            fprintf(md, "CNN trained %d epochs on %lld galaxies in %.0f s", fr.epochs_run,
+                    (long long)c.n_train, fr.seconds);
         if (warm)
             fprintf(md, " (loss msb, %d rows per galaxy), after %d epochs of the MSE loss in "
                     "%.0f s (cnn.mse.safetensors)", c.realizations, fw.epochs_run, fw.seconds);
-        fprintf(md, ".\n\nCNN weights: cnn.safetensors (%s); the last epoch's are in "
-                "cnn.last.safetensors.\n", used);
+        if (!c.weights)
+            fprintf(md, ".\n\nCNN weights: cnn.safetensors (%s); the last epoch's are in "
+                    "cnn.last.safetensors.\n", used);
         print_table(md, "Raw", raw, true);
         print_table(md, "Calibrated per SNR bin on a separate calibration set", cal, true);
         print_shear_table(md, &c, &shear, true);
@@ -740,10 +769,15 @@ int main(int argc, char **argv)
                                   raw[CNN][NBINS].rmse[1] * raw[CNN][NBINS].rmse[1]));
     printf("\nCNN RMSE below re-Gaussianization's in %d of %d SNR bins; CNN RMSE %.4f vs %.4f for "
            "predicting zero ellipticity\n", rmse_wins, NBINS, cnn_rmse, zero_rmse);
-    printf("results in %s/ (results.md, results.csv, cnn.safetensors: the tables' weights, %s; "
-           "cnn.last.safetensors: epoch %d, the last; galaxies.png, true_vs_measured.png, "
-           "residuals_vs_snr.png, learning_curve.png, training_log.csv); %.0f s in all\n",
-           c.out, used, fr.epochs_run, demo_now() - t0);
+    if (c.weights)
+        printf("results in %s/ (results.md, results.csv, galaxies.png, true_vs_measured.png, "
+               "residuals_vs_snr.png) of the weights %s (%s); %.0f s in all\n", c.out, c.weights,
+               used, demo_now() - t0);
+    else
+        printf("results in %s/ (results.md, results.csv, cnn.safetensors: the tables' weights, %s; "
+               "cnn.last.safetensors: epoch %d, the last; galaxies.png, true_vs_measured.png, "
+               "residuals_vs_snr.png, learning_curve.png, training_log.csv); %.0f s in all\n",
+               c.out, used, fr.epochs_run, demo_now() - t0);
     for (int me = 0; me < NMETHODS; me++) {
         demo_measured_free(&mt[me]);
         demo_measured_free(&mc[me]);

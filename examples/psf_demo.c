@@ -33,6 +33,10 @@ static const char *const method_keys[NMETHODS] = {"cnn_psf", "cnn_nopsf", "regau
 #define BETA_OUT_LO 3.5
 #define BETA_OUT_HI 4.0
 #define PSF_E_MAX 0.1
+/* The training PSFs' largest |e| by default: three times the test sets'. With 0.1 the network
+ * under-corrected the PSF (alpha +0.18 / +0.29 pooled in a 10,000-galaxy, 10-epoch run); with
+ * 0.3, the same run otherwise, -0.03 / +0.002, and within 0.016 at SNR >= 40 (README). */
+#define TRAIN_PSF_E 0.3
 /* The PSF input is divided by this (a weights file keeps it): the unit-sum images' peaks,
  * 0.06 to 0.3, become 3 to 15, the scale of the galaxy stamps in sky sigmas. */
 #define PSF_SCALE 0.02f
@@ -135,7 +139,7 @@ static simset sim_run(const ds_sim_opts *o)
 }
 
 /* Training-like galaxies (|e| <= 0.75, SNR 8-100) under the training PSFs: FWHM in
- * [1.5, 2.3] u [2.7, 3.5], beta in [2.5, 3.5] u [4, 5], |e_psf| up to psf_e_max (0.1 unless
+ * [1.5, 2.3] u [2.7, 3.5], beta in [2.5, 3.5] u [4, 5], |e_psf| up to psf_e_max (0.3 unless
  * --train-psf-e says otherwise), one quarter in each combination
  * of the two parts (each part is as wide as the other, so the draws are uniform on it). */
 static simset sim_training(uint64_t seed, int64_t n, double psf_e_max)
@@ -642,7 +646,7 @@ static void usage(FILE *fp)
             "PSFs, then compares them with re-Gaussianization on PSFs held out from training.\n"
             "Writes results.md, results.csv, leakage.csv, figures and weights to --out\n"
             "(default out/psf). --quick: the small version the tests run. --train-psf-e:\n"
-            "the training PSFs' largest |e| (default 0.1, that of the test sets; at most 0.5).\n");
+            "the training PSFs' largest |e| (default 0.3, the test sets' is 0.1; at most 0.5).\n");
 }
 
 /* Parses argv into c: 0 on success, else the exit status (2). */
@@ -731,7 +735,7 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);   /* progress lines show in a log file as they come */
     config c = {.n_train = 40000, .n_val = 2000, .per_bin = 2000, .leak_per_bin = 1000,
                 .optical_per_bin = 500, .epochs = 30, .budget_s = 330, .seed = 1,
-                .train_psf_e = PSF_E_MAX,
+                .train_psf_e = TRAIN_PSF_E,
                 .out = "out/psf", .model_psf = "examples/ellipticity_psf.model",
                 .model_nopsf = "examples/ellipticity.model"};
     int rc = parse_args(argc, argv, &c);

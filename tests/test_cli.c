@@ -699,6 +699,60 @@ TEST(demo_msb_warm_start)
     return TEST_PASS;
 }
 
+/* --weights W: no training, the tables of given weights; on the same seed's test set they
+ * match the tables of the run that trained W, row for row. */
+TEST(demo_measures_given_weights)
+{
+    if (!ds_has_feature("plot")) SKIP("needs plotting support (built with NO_PLOT=1)");
+    const char *demo = getenv("DEEPSKY_DEMO");
+    if (!demo)
+        demo = "build/examples/ellipticity_demo";
+    if (access(demo, X_OK) != 0)
+        SKIP("%s not built (make test builds it)", demo);
+    const char *d = test_tmpdir(dir, sizeof dir, "cli");
+    char p[600], args[768], d2[520];
+    const char *small = "--quick --train 400 --per-bin 20 --shear-per-bin 96";
+    snprintf(args, sizeof args, "%s --epochs 1", small);
+    int rc = run_demo(demo, d, args);
+    if (rc != 0 && rc != 3)   /* 3: the tiny CNN did not beat zero, which is allowed here */
+        FAIL("demo exit status %d; log:\n%s", rc, cli_out);
+    snprintf(p, sizeof p, "%s/results.md", d);
+    char *trained = test_read_file(p, NULL);
+    snprintf(d2, sizeof d2, "%s/measured", d);
+    CHECK(mkdir(d2, 0700) == 0);   /* run_demo writes its log there */
+    snprintf(args, sizeof args, "%s --weights %s/cnn.safetensors", small, d);
+    rc = run_demo(demo, d2, args);
+    snprintf(p, sizeof p, "%s/results.md", d2);
+    char *measured = test_read_file(p, NULL);
+    snprintf(p, sizeof p, "%s/cnn.safetensors", d2);
+    bool wrote = access(p, F_OK) == 0;   /* nothing trained, nothing written */
+    /* every table row of the CNN, raw, calibrated and shear, as in the training run */
+    int rows = 0, missing = 0;
+    char row[400] = "";
+    for (const char *q = trained; q && measured && (q = strstr(q, "| CNN (8 symmetries averaged) |")); q++) {
+        size_t len = strcspn(q, "\n");
+        snprintf(row, sizeof row, "%.*s", (int)len, q);
+        missing += !strstr(measured, row);
+        rows++;
+    }
+    bool said = measured && strstr(measured, "CNN weights measured, no training");
+    free(trained);
+    free(measured);
+    if ((rc != 0 && rc != 3) || !said || wrote || missing || rows != 14)   /* 5 raw, 5 calibrated, 4 shear */
+        FAIL("demo --weights: exit status %d, %s, %s, %d of %d CNN rows differ from the "
+             "training run's (last: %s); log:\n%s", rc, said ? "says so" : "does not say it measured",
+             wrote ? "wrote cnn.safetensors" : "wrote no weights", missing, rows, row, cli_out);
+    /* --weights with --init is a usage error */
+    snprintf(args, sizeof args, "%s --weights %s/cnn.safetensors --init %s/cnn.safetensors",
+             small, d, d);
+    CHECK(run_demo(demo, d2, args) == 2);
+    /* --realizations K must divide the batch of 64 rows */
+    CHECK(run_demo(demo, d2, "--quick --loss msb --realizations 3") == 2);
+    CHECK(run_demo(demo, d2, "--quick --loss msb --realizations 1") == 2);
+    test_rm_rf(d);
+    return TEST_PASS;
+}
+
 /* Starts "deepsky <args>" and SIGKILLs it after ms milliseconds, unless it ended first.
  * Returns 1 if it was killed, 0 if it ended cleanly, -1 otherwise (a failure, a sanitizer
  * report, or no start), with its output in cli_out. */
