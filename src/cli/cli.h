@@ -54,6 +54,9 @@ bool cli_double(const cli_cmd *c, const char *name, double lo, double hi, double
 /* Prints "deepsky: error: <ds_last_error()>" and returns 1. */
 int cli_fail(void);
 int cli_usage_error(const cli_cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Writes text to path through a temporary file renamed into place: 0, or 1 with the error
+ * printed (the temporary file removed). */
+int cli_write_text(const char *path, const char *text);
 
 /* ---- named data (data.c) ---- */
 #define CLI_NAME_MAX 64

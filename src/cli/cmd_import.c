@@ -7,23 +7,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Writes text to path through a temporary file renamed into place. 0 or 1 (printed). */
-static int write_text(const char *path, const char *text)
-{
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *fp = fopen(tmp, "w");
-    bool ok = fp && fputs(text, fp) >= 0;
-    if (fp && fclose(fp) != 0)
-        ok = false;
-    if (ok && rename(tmp, path) == 0)
-        return 0;
-    fprintf(stderr, "deepsky: error: cannot write '%s': %s\n", path, strerror(errno ? errno : EIO));
-    if (fp)
-        remove(tmp);
-    return 1;
-}
-
 int cmd_import(int argc, char **argv)
 {
     cli_opt opts[] = {
@@ -65,7 +48,7 @@ int cmd_import(int argc, char **argv)
         return cli_fail();
     rc = ds_net_save_weights(n, w) == DS_OK ? 0 : cli_fail();
     if (!rc)
-        rc = write_text(out, text);
+        rc = cli_write_text(out, text);
     if (!rc)
         printf("wrote %s (%d %s, %d %s) and %s (%lld parameters)\n", out,
                ds_net_input_count(n), cli_plural(ds_net_input_count(n), "input", "inputs"),

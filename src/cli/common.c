@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 bool cli_check_only;
 
@@ -288,4 +289,21 @@ ds_label_mode cli_label_mode_shape(int nd, const int64_t *s)
     if (nd == 1 || (nd == 2 && s[1] == 1))
         return DS_LABELS_INDEX;
     return DS_LABELS_DENSE;
+}
+
+/* Writes text to path through a temporary file renamed into place. 0 or 1 (printed). */
+int cli_write_text(const char *path, const char *text)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *fp = fopen(tmp, "w");
+    bool ok = fp && fputs(text, fp) >= 0;
+    if (fp && fclose(fp) != 0)
+        ok = false;
+    if (ok && rename(tmp, path) == 0)
+        return 0;
+    fprintf(stderr, "deepsky: error: cannot write '%s': %s\n", path, strerror(errno ? errno : EIO));
+    if (fp)
+        remove(tmp);
+    return 1;
 }

@@ -56,23 +56,6 @@ static char *read_text(const char *path)
     return buf;
 }
 
-/* text into path through a temporary file renamed into place; 0 or 1 (printed). */
-static int write_atomic(const char *path, const char *text)
-{
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *fp = fopen(tmp, "w");
-    bool ok = fp && fputs(text, fp) >= 0;
-    if (fp && fclose(fp) != 0)
-        ok = false;
-    if (ok && rename(tmp, path) == 0)
-        return 0;
-    fprintf(stderr, "deepsky: error: cannot write '%s': %s\n", path, strerror(errno ? errno : EIO));
-    if (fp)
-        remove(tmp);
-    return 1;
-}
-
 /* path without its extension (after the last '/'), then suffix. */
 static void stem(const char *path, const char *suffix, char *buf, size_t cap)
 {
@@ -235,7 +218,7 @@ static int write_table(const search_job *s)
             at += (size_t)snprintf(t + at, cap - at, ",%s", values[p]);
         at += (size_t)snprintf(t + at, cap - at, "\n");
     }
-    int rc = write_atomic(s->out, t);
+    int rc = cli_write_text(s->out, t);
     free(t);
     return rc;
 }
@@ -330,7 +313,7 @@ static int open_state(search_job *s)
             rc = 1;
         }
         if (!rc)
-            rc = write_atomic(s->state, st);
+            rc = cli_write_text(s->state, st);
     }
     free(st);
     return rc;
@@ -561,7 +544,7 @@ static int save_best(const search_job *s, const trial_row *b, const char *path)
     int np = split_params(s->pts[b->trial].params, buf, sizeof buf, names, values);
     if (ds_net_text_set(s->j.text, s->j.model, np, names, values, &text))
         return cli_fail();
-    int rc = write_atomic(path, text);
+    int rc = cli_write_text(path, text);
     free(text);
     snprintf(wsrc, sizeof wsrc, "%s/t%04d.best.safetensors", s->dir, b->trial + 1);
     stem(path, ".safetensors", wdst, sizeof wdst);
