@@ -880,7 +880,7 @@ static void sim_blend_set(int64_t n, uint64_t seed, double snr_lo, double snr_hi
                           double sep_hi, ds_tensor **x, ds_tensor **lab)
 {
     ds_blend_opts o = {.sim = base_sim(n, seed, snr_lo, snr_hi), .sep_min = sep_lo,
-                       .sep_max = sep_hi};
+                       .sep_max = sep_hi, .mask_threshold = 2};
     ds_tensor *t, *comp;
     DEMO_TRY(ds_sim_blends(&o, x, lab, &t, &comp));
     order_by_peak(ds_tensor_data(*lab), ds_tensor_data(comp), n);
@@ -1150,7 +1150,7 @@ static void part_unet(const config *c)
             "examples/unet_blend.model (a U-Net of three levels, 16-32-64 filters, batch norm, "
             "softmax over background, galaxy 1, galaxy 2; per-pixel categorical cross-entropy; "
             "inputs asinh(x / %g)) trained on %lld `sim blends` (defaults: SNR of the brighter "
-            "galaxy 10-100, separation 4-10 px, flux ratio 0.2-1, masks at 1 sky sigma; "
+            "galaxy 10-100, separation 4-10 px, flux ratio 0.2-1, masks at 2 sky sigmas; "
             "random flips and quarter turns): %s. Class 1 is the galaxy with the higher "
             "noiseless peak. Its class probabilities are averaged over the 8 symmetries of the "
             "stamp (one pass: of the stamp alone). Score: the mean per-object IoU of the argmax "
@@ -1291,7 +1291,7 @@ int main(int argc, char **argv)
         .vae = {.train = 10000, .val = 2000, .test = 2000, .epochs = 30, .budget = 240},
         .gan = {.train = 4000, .test = 2000, .epochs = 15, .budget = 600},
         .ae = {.train = 10000, .val = 1000, .test = 4000, .epochs = 12, .budget = 240},
-        .un = {.train = 10000, .val = 1000, .test = 2000, .epochs = 12, .budget = 450,
+        .un = {.train = 10000, .val = 1000, .test = 2000, .epochs = 48, .budget = 660,
                .augment = DS_AUG_FLIPS | DS_AUG_ROT90},
         .un_per_row = 500, .seed = 1, .out = "out/generative", .parts = P_ALL};
     int rc = parse_args(argc, argv, &c);
