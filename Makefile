@@ -346,7 +346,7 @@ demo-uncertainty: deps
 
 # Issue 17's generative checks: a denoiser against a tuned Gaussian filter, VAE and DCGAN
 # samples against real stamps (KS), anomaly AUROC per type, a U-Net on blends against the
-# watershed (out/generative/; about 20 min on 2 cores). The quick one runs in seconds.
+# watershed (out/generative/; about 25 min on 2 cores). The quick one runs in seconds.
 demo-generative: deps
 	@$(MAKE) --no-print-directory all
 	$(BUILD)/examples/generative_demo --out out/generative

@@ -1284,7 +1284,7 @@ int main(int argc, char **argv)
     demo_name = "generative demo";
     demo_usage = usage;
     setvbuf(stdout, NULL, _IOLBF, 0);
-    /* The full sizes: about 15 minutes on 2 quiet cores; the budgets (seconds of training
+    /* The full sizes: about 25 minutes on 2 quiet cores; the budgets (seconds of training
      * per part) cap a loaded machine's run. */
     config c = {
         .dn = {.train = 6000, .val = 500, .test = 1000, .epochs = 8, .budget = 240},
