@@ -77,6 +77,9 @@ int test_write_text(const char *path, const char *text);
 /* The whole file at path (malloc'd, NUL-terminated; its size in *n unless n is NULL), or
  * NULL if it cannot be read. */
 char *test_read_file(const char *path, size_t *n);
+/* The text of out from the first `from` to the end of its line, at most max characters,
+ * into msg (the test's note), or "" when out lacks it. */
+void test_note_line(char *msg, size_t cap, const char *out, const char *from, int max);
 /* "dir/name", in one of 8 rotating static buffers (so a call may pass several). */
 const char *test_at(const char *dir, const char *name);
 /* Writes text to dir/name: test_write_text(test_at(dir, name), text). */

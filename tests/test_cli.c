@@ -660,11 +660,7 @@ TEST(demo_quick_cnn_beats_zero)
         FAIL("cnn.safetensors epoch %d of %d (best %d), cnn.last.safetensors epoch %d of %d; "
              "log lacks '%s'?\n%s", wb.epoch, wb.epochs_run, wb.best_epoch, wl.epoch,
              wl.epochs_run, used, cli_out);
-    const char *v = strstr(cli_out, "CNN RMSE ");
-    snprintf(msg_, cap_, "%.120s", v ? v : "");
-    char *nl = strchr(msg_, '\n');
-    if (nl)
-        *nl = 0;
+    test_note_line(msg_, cap_, cli_out, "CNN RMSE ", 120);
     test_rm_rf(d);
     return TEST_PASS;
 }

@@ -148,11 +148,7 @@ TEST(generative_demo_quick_report)
         if (!strstr(md, parts[i]))
             FAIL("results.md lacks \"%s\":\n%s", parts[i], md);
     free(md);
-    const char *v = strstr(out, "   SNR 10: ");
-    snprintf(msg_, cap_, "%.120s", v ? v + 3 : "");
-    char *nl = strchr(msg_, '\n');
-    if (nl)
-        *nl = 0;
+    test_note_line(msg_, cap_, out, "SNR 10: ", 120);
     test_rm_rf(d);
     return TEST_PASS;
 }

@@ -183,11 +183,7 @@ TEST(psf_demo_quick_report)
     if (st != DS_OK || !psf || sk != DS_SCALE_DIVIDE)
         FAIL("cnn_psf.safetensors: load %s, psf input %d, its scaling %d (expected divide)",
              ds_status_name(st), psf, (int)sk);
-    const char *v = strstr(out, "CNN + PSF RMSE below");
-    snprintf(msg_, cap_, "%.160s", v ? v : "");
-    char *nl = strchr(msg_, '\n');
-    if (nl)
-        *nl = 0;
+    test_note_line(msg_, cap_, out, "CNN + PSF RMSE below", 160);
     test_rm_rf(d);
     return TEST_PASS;
 }

@@ -165,11 +165,7 @@ TEST(uncertainty_demo_quick_report)
     if (st != DS_OK || !gauss)
         FAIL("cnn_uq.safetensors: load %s, gaussian output %d", ds_status_name(st), gauss);
     CHECK_OK(check_measure_only(o, msg_, cap_));
-    const char *v = strstr(out, "mean sigma_e grows");
-    snprintf(msg_, cap_, "%.170s", v ? v : "");
-    char *nl = strchr(msg_, '\n');
-    if (nl)
-        *nl = 0;
+    test_note_line(msg_, cap_, out, "mean sigma_e grows", 170);
     test_rm_rf(d);
     return TEST_PASS;
 }

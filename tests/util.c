@@ -52,6 +52,15 @@ char *test_read_file(const char *path, size_t *n)
     return b;
 }
 
+void test_note_line(char *msg, size_t cap, const char *out, const char *from, int max)
+{
+    const char *v = strstr(out, from);
+    snprintf(msg, cap, "%.*s", max, v ? v : "");
+    char *nl = strchr(msg, '\n');
+    if (nl)
+        *nl = 0;
+}
+
 const char *test_at(const char *dir, const char *name)
 {
     static char bufs[8][600];

@@ -179,6 +179,17 @@ static int save_best(job *j, const ds_search_result *best, const char *path, uin
     return 0;
 }
 
+/* The command's own options (opts, up to the first empty slot), then the data and training
+ * options and the classic methods' options: their count. */
+static int shared_opts(cli_opt *opts, int *first_net, int *first_classic)
+{
+    int n = 0;
+    while (opts[n].name)
+        n++;
+    n = common_opts(opts, n, first_net, first_classic);
+    return cli_classic_method_opts(opts, n, MAX_OPTS - 1);
+}
+
 int cmd_search(int argc, char **argv)
 {
     cli_opt opts[MAX_OPTS] = {
@@ -204,11 +215,8 @@ int cmd_search(int argc, char **argv)
                 "save the model (.safetensors); network: the best trial's model file, its "
                 "weights beside it (<stem>.safetensors)"),
     };
-    int n = 0, first_net, first_classic;
-    while (opts[n].name)
-        n++;
-    n = common_opts(opts, n, &first_net, &first_classic);
-    n = cli_classic_method_opts(opts, n, MAX_OPTS - 1);
+    int first_net, first_classic;
+    int n = shared_opts(opts, &first_net, &first_classic);
     cli_cmd c = {"search", "[MODEL | --method M] --param NAME=SPEC ... --data X --labels Y "
                  "-o RESULTS.csv",
                  "Hyperparameter search. For a classic method (--method M): each point of a "
@@ -382,11 +390,8 @@ int cmd_curve(int argc, char **argv)
                 "bars over the folds (network: the seeds)"),
         CLI_OPT("seeds", 0, "K", "network: trainings per size, seeds S..S+K-1 (default 3)"),
     };
-    int n = 0, first_net, first_classic;
-    while (opts[n].name)
-        n++;
-    n = common_opts(opts, n, &first_net, &first_classic);
-    n = cli_classic_method_opts(opts, n, MAX_OPTS - 1);
+    int first_net, first_classic;
+    int n = shared_opts(opts, &first_net, &first_classic);
     cli_cmd c = {"curve", "[MODEL | --method M] [options] --data X --labels Y -o CURVE.csv "
                  "[--plot C.png]",
                  "Learning curve of a classic method: for each fold of a k-fold split, the "
