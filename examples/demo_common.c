@@ -110,6 +110,83 @@ ds_tensor *demo_labels(const ds_tensor *truth)
     return y;
 }
 
+/* ---- training sets for the bias-targeting loss ---- */
+void demo_scale_to_snr(ds_tensor *img, ds_tensor *truth, double lo, double hi, uint64_t seed)
+{
+    const int nc = ds_sim_column_count();
+    int64_t n = ds_tensor_shape(img)[0], npix = ds_tensor_numel(img) / (n ? n : 1);
+    ds_rng r;
+    ds_rng_seed(&r, seed ^ 0x5e5eULL);
+    float *x = ds_tensor_data(img), *t = ds_tensor_data(truth);
+    for (int64_t i = 0; i < n; i++) {   /* columns 4, 5: flux, snr (of the unit flux) */
+        double snr = lo + (hi - lo) * ds_rng_uniform(&r), f = snr / t[nc * i + 5];
+        for (int64_t j = 0; j < npix; j++)
+            x[i * npix + j] *= (float)f;
+        t[nc * i + 4] = (float)f;
+        t[nc * i + 5] = (float)snr;
+    }
+}
+
+static char *read_text(const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    char *buf = NULL;
+    long len = -1;
+    if (fp && !fseek(fp, 0, SEEK_END) && (len = ftell(fp)) >= 0 && !fseek(fp, 0, SEEK_SET) &&
+        (buf = malloc((size_t)len + 1)) && fread(buf, 1, (size_t)len, fp) == (size_t)len) {
+        buf[len] = 0;
+        fclose(fp);
+        return buf;
+    }
+    fprintf(stderr, "%s: error: cannot read %s: %s\n", demo_name, path,
+            errno ? strerror(errno) : "read error");
+    exit(1);
+}
+
+ds_net *demo_load_model(const char *path, int group, uint64_t seed)
+{
+    ds_net_opts o = {.batch = 64, .seed = seed};
+    ds_net *net;
+    if (group <= 0) {
+        DEMO_TRY(ds_net_load(path, &o, &net));
+        return net;
+    }
+    char *text = read_text(path), *set, value[32];
+    snprintf(value, sizeof value, "%d", group);
+    DEMO_TRY(ds_net_text_set(text, path, 1, (const char *const[]){"loss.group"},
+                             (const char *const[]){value}, &set));
+    DEMO_TRY(ds_net_parse(set, path, &o, &net));
+    free(set);
+    free(text);
+    return net;
+}
+
+ds_tensor *demo_repeat_rows(const ds_tensor *t, int k)
+{
+    int nd = ds_tensor_ndim(t);
+    int64_t sh[8];
+    memcpy(sh, ds_tensor_shape(t), (size_t)nd * sizeof *sh);
+    int64_t n = sh[0], row = ds_tensor_numel(t) / (n ? n : 1);
+    sh[0] = n * k;
+    ds_tensor *out = ds_tensor_create(nd, sh);
+    if (!out)
+        DEMO_TRY(DS_ERR_NOMEM);
+    const float *src = ds_tensor_data((ds_tensor *)t);
+    for (int64_t i = 0; i < n * k; i++)
+        memcpy(ds_tensor_data(out) + i * row, src + i / k * row, (size_t)row * sizeof(float));
+    return out;
+}
+
+void demo_add_sky_noise(ds_tensor *img, uint64_t seed)
+{
+    int64_t n = ds_tensor_shape(img)[0], npix = ds_tensor_numel(img) / (n ? n : 1);
+    for (int64_t i = 0; i < n; i++) {
+        ds_rng r;
+        ds_rng_seed(&r, seed * 1000003ULL + (uint64_t)i);
+        ds_add_noise(ds_tensor_data(img) + i * npix, npix, 1.0, 0, &r);
+    }
+}
+
 /* ---- measurements ---- */
 void demo_measured_free(demo_measured *m)
 {

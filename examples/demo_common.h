@@ -53,6 +53,21 @@ void demo_weights_words(const ds_net *n, char *buf, size_t cap);
 /* Training labels: columns e1, e2 of a simulator truth table, [rows, 2]. */
 ds_tensor *demo_labels(const ds_tensor *truth);
 
+/* ---- training sets for the bias-targeting loss (loss msb) ----
+ * Noiseless stamps img [N, 1, S, S] rendered at unit flux (ds_sim_opts.snr_max = 0) scaled
+ * in place to an SNR drawn uniform in [lo, hi] per row (sky sigma 1), the truth's flux and
+ * snr columns set to match; the draws are a hash of seed. */
+void demo_scale_to_snr(ds_tensor *img, ds_tensor *truth, double lo, double hi, uint64_t seed);
+/* The model file at path, loaded for batches of 64 with this seed; group > 0 sets its
+ * loss line's group= to it (a loss msb model and the realizations per galaxy of the demo's
+ * training rows must agree). Errors (unreadable file, bad model) end the demo. */
+ds_net *demo_load_model(const char *path, int group, uint64_t seed);
+/* Each row of t k times in consecutive rows: [N, ...] -> [N k, ...]. */
+ds_tensor *demo_repeat_rows(const ds_tensor *t, int k);
+/* Sky noise of sigma 1 added to every row of img [N, 1, S, S], row i's stream seeded by
+ * seed and i: the noisy realizations of a validation set for loss msb. */
+void demo_add_sky_noise(ds_tensor *img, uint64_t seed);
+
 /* ---- measurements ---- */
 /* One method's measurements of a set: e [n, 2] and a failure flag per row. */
 typedef struct {

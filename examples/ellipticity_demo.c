@@ -109,17 +109,7 @@ static void sim_noiseless(ds_sim_opts so, ds_tensor **img, ds_tensor **truth)
     double lo = so.snr_min, hi = so.snr_max;
     so.snr_max = 0;   /* unit flux, no noise; the truth's snr is that of the unit flux */
     TRY(ds_sim_galaxies(&so, img, truth));
-    int64_t n = so.count, npix = (int64_t)so.size * so.size;
-    ds_rng r;
-    ds_rng_seed(&r, so.seed ^ 0x5e5eULL);
-    float *x = ds_tensor_data(*img), *t = ds_tensor_data(*truth);
-    for (int64_t i = 0; i < n; i++) {
-        double snr = lo + (hi - lo) * ds_rng_uniform(&r), f = snr / t[NC * i + 5];
-        for (int64_t j = 0; j < npix; j++)
-            x[i * npix + j] *= (float)f;
-        t[NC * i + 4] = (float)f;
-        t[NC * i + 5] = (float)snr;
-    }
+    demo_scale_to_snr(*img, *truth, lo, hi, so.seed);
 }
 
 /* Each of the n galaxies of (img, truth) k times in consecutive rows, each row with its
@@ -127,23 +117,9 @@ static void sim_noiseless(ds_sim_opts so, ds_tensor **img, ds_tensor **truth)
 static void realize(const ds_tensor *img, const ds_tensor *truth, int k, uint64_t seed,
                     ds_tensor **out_img, ds_tensor **out_truth)
 {
-    const int64_t *sh = ds_tensor_shape(img);
-    int64_t n = sh[0], npix = sh[2] * sh[3];
-    ds_tensor *x = ds_tensor_create(4, (int64_t[]){n * k, 1, sh[2], sh[3]});
-    ds_tensor *t = ds_tensor_create(2, (int64_t[]){n * k, NC});
-    if (!x || !t)
-        TRY(DS_ERR_NOMEM);
-    for (int64_t i = 0; i < n * k; i++) {
-        float *xi = ds_tensor_data(x) + i * npix;
-        memcpy(xi, ds_tensor_data((ds_tensor *)img) + i / k * npix, (size_t)npix * sizeof *xi);
-        memcpy(ds_tensor_data(t) + i * NC, ds_tensor_data((ds_tensor *)truth) + i / k * NC,
-               NC * sizeof(float));
-        ds_rng r;
-        ds_rng_seed(&r, seed * 1000003ULL + (uint64_t)i);
-        ds_add_noise(xi, npix, 1.0, 0, &r);
-    }
-    *out_img = x;
-    *out_truth = t;
+    *out_img = demo_repeat_rows(img, k);
+    *out_truth = demo_repeat_rows(truth, k);
+    demo_add_sky_noise(*out_img, seed);
 }
 
 /* ---- measurements ---- */
@@ -458,7 +434,7 @@ static ds_net *train(const config *c, const train_phase *ph, const char *command
                      ds_tensor *ytr, ds_tensor *xva, ds_tensor *yva, ds_fit_result *fr)
 {
     ds_net *net;
-    TRY(ds_net_load(ph->model, &(ds_net_opts){.batch = 64, .seed = c->seed}, &net));
+    net = demo_load_model(ph->model, ph->repeat > 1 ? ph->repeat : 0, c->seed);
     char *summary = ds_graph_summary(ds_net_graph(net));
     if (summary && !c->quick)
         fputs(summary, stdout);

@@ -50,6 +50,14 @@ typedef struct {
     double train_psf_e;    /* |e_psf| of the training and validation PSFs up to this */
     uint64_t seed;
     const char *out, *model_psf, *model_nopsf;
+    /* --loss msb: the CNN + PSF is trained on noiseless stamps with fresh sky noise at every
+     * step: first model_psf (MSE) for a share `warm` of the epochs and budget (none when
+     * `init` gives its weights), then model_msb from its best weights, `realizations` rows
+     * per galaxy. The CNN without the PSF sees the same stamps and noise, with the MSE. */
+    bool msb;
+    int realizations;
+    double warm;
+    const char *model_msb, *init, *weights_nopsf;
     bool quick;
 } config;
 
@@ -142,7 +150,7 @@ static simset sim_run(const ds_sim_opts *o)
  * [1.5, 2.3] u [2.7, 3.5], beta in [2.5, 3.5] u [4, 5], |e_psf| up to psf_e_max (0.3 unless
  * --train-psf-e says otherwise), one quarter in each combination
  * of the two parts (each part is as wide as the other, so the draws are uniform on it). */
-static simset sim_training(uint64_t seed, int64_t n, double psf_e_max)
+static simset sim_training(uint64_t seed, int64_t n, double psf_e_max, bool noiseless)
 {
     simset part[4];
     for (int q = 0; q < 4; q++) {
@@ -158,10 +166,25 @@ static simset sim_training(uint64_t seed, int64_t n, double psf_e_max)
         o.e_max = 0.75;   /* wider than the test's 0.6: no pull toward the prior's edge */
         o.psf_e_max = psf_e_max;
         o.snr_min = 8;
-        o.snr_max = 100;
+        o.snr_max = noiseless ? 0 : 100;   /* 0: unit flux, no noise */
         part[q] = sim_run(&o);
     }
-    return cat_sets(part, 4);
+    simset s = cat_sets(part, 4);
+    if (noiseless)
+        demo_scale_to_snr(s.img, s.truth, 8, 100, seed);
+    return s;
+}
+
+/* The validation set of --loss msb: n / k noiseless training-like galaxies, each k times in
+ * consecutive rows with its own sky noise, as loss msb group=k compares them. */
+static simset sim_realized(uint64_t seed, int64_t n, int k, double psf_e_max)
+{
+    simset one = sim_training(seed, n / k, psf_e_max, true);
+    simset s = {demo_repeat_rows(one.img, k), demo_repeat_rows(one.psf, k),
+                demo_repeat_rows(one.truth, k)};
+    simset_free(&one);
+    demo_add_sky_noise(s.img, seed);
+    return s;
 }
 
 /* per_bin galaxies at each SNR of snr_bins (|e| <= 0.6) under the PSFs of o (count, seed
@@ -270,16 +293,17 @@ typedef struct {
     ds_net *net;
     const char *stem;
     const char *image_input, *psf_input;   /* the stamps' input's name; "psf" or NULL */
-    ds_fit_result fr;
+    ds_fit_result fr, warm;   /* warm: the MSE phase before loss msb (epochs_run 0: none) */
     char used[256];
 } cnn;
 
-/* Loads the model: with_psf, it must have two inputs, one named psf (scaled by 1 /
- * PSF_SCALE); without, one input. */
-static cnn load_cnn(const config *c, const char *model, const char *stem, bool with_psf)
+/* Loads the model (group > 0: its loss line's group= set to it): with_psf, it must have two
+ * inputs, one named psf (scaled by 1 / PSF_SCALE); without, one input. */
+static cnn load_cnn(const config *c, const char *model, const char *stem, bool with_psf,
+                    int group)
 {
     cnn k = {.stem = stem};
-    DEMO_TRY(ds_net_load(model, &(ds_net_opts){.batch = 64, .seed = c->seed}, &k.net));
+    k.net = demo_load_model(model, group, c->seed);
     int n_in = ds_net_input_count(k.net), ipsf = -1;
     for (int i = 0; i < n_in; i++)
         if (!strcmp(ds_net_input_name(k.net, i), "psf"))
@@ -310,42 +334,108 @@ static ds_feed feed_of(const cnn *k, const simset *s, const ds_tensor *labels)
     return f;
 }
 
+/* One training run of k's net: `model` names it in messages; up to `epochs` epochs or
+ * `budget` seconds (0: no limit); noise: fresh sky noise (sigma 1) on the stamps at every
+ * step, `repeat` rows per galaxy (loss msb's group). */
+typedef struct {
+    const char *model, *stem;
+    int epochs;
+    double budget;
+    int repeat;
+    bool noise;
+} phase;
+
 /* Trains with flips and quarter turns (the PSF image turns with its stamp, the labels
  * follow), keeps the best epoch's weights as <stem>.safetensors and loads them. */
 static void train_cnn(const config *c, cnn *k, const simset *tr, const simset *va,
-                      const char *command)
+                      const char *command, const phase *ph)
 {
     ds_tensor *ytr = demo_labels(tr->truth), *yva = demo_labels(va->truth);
     ds_feed ftr = feed_of(k, tr, ytr), fva = feed_of(k, va, yva);
     char wpath[600], logp[600], curve[600], name[200];
-    demo_remove_stale(c->out, k->stem);
-    snprintf(name, sizeof name, "%s.last.safetensors", k->stem);
+    demo_remove_stale(c->out, ph->stem);
+    snprintf(name, sizeof name, "%s.last.safetensors", ph->stem);
     demo_path(c->out, name, wpath, sizeof wpath);
-    snprintf(name, sizeof name, "%s.log.csv", k->stem);
+    snprintf(name, sizeof name, "%s.log.csv", ph->stem);
     demo_path(c->out, name, logp, sizeof logp);
-    snprintf(name, sizeof name, "%s.curve.png", k->stem);
+    snprintf(name, sizeof name, "%s.curve.png", ph->stem);
     demo_path(c->out, name, curve, sizeof curve);
-    ds_fit_opts fo = {.epochs = c->epochs, .batch_size = 64, .seed = c->seed, .out_path = wpath,
+    ds_fit_opts fo = {.epochs = ph->epochs, .batch_size = 64, .seed = c->seed, .out_path = wpath,
                       .log_csv = logp, .curve_png = ds_has_feature("plot") ? curve : NULL,
-                      .max_seconds = c->budget_s, .augment = DS_AUG_FLIPS | DS_AUG_ROT90,
-                      .augment_labels = ds_ellipticity_transform, .command = command};
-    if (c->budget_s > 0)
-        printf("== training %s (%s) for up to %d epochs or %.0f s\n", k->stem,
-               k->psf_input ? c->model_psf : c->model_nopsf, c->epochs, c->budget_s);
+                      .max_seconds = ph->budget, .augment = DS_AUG_FLIPS | DS_AUG_ROT90,
+                      .augment_labels = ds_ellipticity_transform, .command = command,
+                      .repeat = ph->repeat, .augment_noise = ph->noise ? 1.0 : 0.0,
+                      .noise_input = k->image_input};
+    if (ph->budget > 0)
+        printf("== training %s (%s) for up to %d epochs or %.0f s\n", ph->stem, ph->model,
+               ph->epochs, ph->budget);
     else
-        printf("== training %s (%s) for %d epochs\n", k->stem,
-               k->psf_input ? c->model_psf : c->model_nopsf, c->epochs);
+        printf("== training %s (%s) for %d epochs\n", ph->stem, ph->model, ph->epochs);
     DEMO_TRY(ds_net_fit_feed(k->net, &ftr, &fva, &fo, &k->fr));
     printf("   %d epochs in %.0f s%s, best validation loss %.5f at epoch %d\n", k->fr.epochs_run,
            k->fr.seconds, k->fr.out_of_time ? " (time budget reached)" : "",
            k->fr.best_val_loss, k->fr.best_epoch);
-    demo_keep_best(c->out, k->stem);
-    snprintf(name, sizeof name, "%s.safetensors", k->stem);
+    demo_keep_best(c->out, ph->stem);
+    snprintf(name, sizeof name, "%s.safetensors", ph->stem);
     demo_path(c->out, name, wpath, sizeof wpath);
     DEMO_TRY(ds_net_load_weights(k->net, wpath));
     demo_weights_words(k->net, k->used, sizeof k->used);
     ds_tensor_free(ytr);
     ds_tensor_free(yva);
+}
+
+/* The CNN + PSF: the MSE alone, or (--loss msb) the MSE for a share of the epochs and
+ * budget unless --init gives its weights, then model_msb from the best of them. */
+static void train_psf_net(const config *c, cnn *k, const simset *tr, const simset *va,
+                          const char *command)
+{
+    if (c->init) {
+        DEMO_TRY(ds_net_load_weights(k->net, c->init));
+        printf("== starting from the weights of %s\n", c->init);
+    }
+    if (!c->msb) {
+        train_cnn(c, k, tr, va, command, &(phase){c->model_psf, "cnn_psf", c->epochs,
+                                                   c->budget_s, 0, false});
+        return;
+    }
+    int epochs = c->epochs;
+    double budget = c->budget_s;
+    char init[600];
+    if (c->init) {
+        snprintf(init, sizeof init, "%s", c->init);
+    } else {
+        phase w = {c->model_psf, "cnn_psf.mse", (int)ceil(epochs * c->warm), budget * c->warm,
+                   1, true};
+        train_cnn(c, k, tr, va, command, &w);
+        k->warm = k->fr;
+        demo_path(c->out, "cnn_psf.mse.safetensors", init, sizeof init);
+        epochs -= w.epochs;
+        budget = budget > 0 ? fmax(budget - k->fr.seconds, 1) : 0;
+    }
+    cnn m = load_cnn(c, c->model_msb, "cnn_psf", true, c->realizations);
+    DEMO_TRY(ds_net_load_weights(m.net, init));
+    m.warm = k->warm;
+    ds_net_free(k->net);
+    *k = m;
+    /* an msb epoch shows each galaxy `realizations` times */
+    epochs = (epochs + c->realizations - 1) / c->realizations;
+    train_cnn(c, k, tr, va, command, &(phase){c->model_msb, "cnn_psf", epochs > 0 ? epochs : 1,
+                                               budget, c->realizations, true});
+}
+
+/* The CNN without the PSF: trained with the MSE on the same stamps (and, with --loss msb,
+ * the same fresh noise), or loaded from --weights-nopsf. */
+static void train_nopsf_net(const config *c, cnn *k, const simset *tr, const simset *va,
+                            const char *command)
+{
+    if (c->weights_nopsf) {
+        DEMO_TRY(ds_net_load_weights(k->net, c->weights_nopsf));
+        demo_weights_words(k->net, k->used, sizeof k->used);
+        printf("== %s: the weights of %s, not trained\n", k->stem, c->weights_nopsf);
+        return;
+    }
+    train_cnn(c, k, tr, va, command, &(phase){c->model_nopsf, "cnn_nopsf", c->epochs,
+                                               c->budget_s, 1, c->msb});
 }
 
 /* Every method on a set: re-Gaussianization first, with the PSF images as rendered; then
@@ -639,14 +729,22 @@ static void usage(FILE *fp)
     fprintf(fp, "usage: psf_demo [--quick] [--out DIR] [--seed S] [--budget SECONDS] [--epochs E]\n"
             "                [--train N] [--per-bin N] [--leak-per-bin GROUPS]\n"
             "                [--optical-per-bin N] [--model FILE] [--model-nopsf FILE]\n"
-            "                [--train-psf-e E]\n"
+            "                [--train-psf-e E] [--loss mse|msb] [--realizations K] [--warm F]\n"
+            "                [--model-msb FILE] [--init WEIGHTS] [--weights-nopsf WEIGHTS]\n"
             "Trains the CNN of --model (default examples/ellipticity_psf.model: the stamp and\n"
             "its PSF image) and of --model-nopsf (examples/ellipticity.model: the stamp alone)\n"
             "for up to --budget seconds each (default 330) on galaxies under variable Moffat\n"
             "PSFs, then compares them with re-Gaussianization on PSFs held out from training.\n"
             "Writes results.md, results.csv, leakage.csv, figures and weights to --out\n"
             "(default out/psf). --quick: the small version the tests run. --train-psf-e:\n"
-            "the training PSFs' largest |e| (default 0.3, the test sets' is 0.1; at most 0.5).\n");
+            "the training PSFs' largest |e| (default 0.3, the test sets' is 0.1; at most 0.5).\n"
+            "--loss msb: the CNN + PSF is trained on noiseless stamps with fresh sky noise at\n"
+            "every step, first with the MSE for the share --warm of the epochs and budget\n"
+            "(default 0.7), then with --model-msb (default examples/ellipticity_psf_msb.model,\n"
+            "the bias-targeting loss) from the MSE phase's best weights, --realizations noise\n"
+            "draws per galaxy (default 4, dividing 64). --init: start the CNN + PSF from\n"
+            "these weights (with msb: no MSE phase). --weights-nopsf: use these weights for\n"
+            "the CNN without the PSF instead of training it.\n");
 }
 
 /* Parses argv into c: 0 on success, else the exit status (2). */
@@ -674,7 +772,9 @@ static int parse_args(int argc, char **argv, config *c)
         }
         const char *with_value[] = {"--out", "--seed", "--budget", "--epochs", "--train",
                                     "--per-bin", "--leak-per-bin", "--optical-per-bin",
-                                    "--model", "--model-nopsf", "--train-psf-e"};
+                                    "--model", "--model-nopsf", "--train-psf-e", "--loss",
+                                    "--realizations", "--warm", "--model-msb", "--init",
+                                    "--weights-nopsf"};
         bool known = false;
         for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++)
             known |= !strcmp(a, with_value[k]);
@@ -683,11 +783,33 @@ static int parse_args(int argc, char **argv, config *c)
         if (!v)
             return demo_bad_flag("option '%s' needs a value%s", a, "");
         i++;
-        if (!strcmp(a, "--out") || !strcmp(a, "--model") || !strcmp(a, "--model-nopsf")) {
+        const char **path = !strcmp(a, "--out") ? &c->out : !strcmp(a, "--model") ? &c->model_psf
+                            : !strcmp(a, "--model-nopsf") ? &c->model_nopsf
+                            : !strcmp(a, "--model-msb") ? &c->model_msb
+                            : !strcmp(a, "--init") ? &c->init
+                            : !strcmp(a, "--weights-nopsf") ? &c->weights_nopsf : NULL;
+        if (path) {
             if (!*v)
                 return demo_bad_flag("option '%s' needs a non-empty value%s", a, "");
-            *(!strcmp(a, "--out") ? &c->out : !strcmp(a, "--model") ? &c->model_psf
-                                                                     : &c->model_nopsf) = v;
+            *path = v;
+        } else if (!strcmp(a, "--loss")) {
+            if (strcmp(v, "msb") && strcmp(v, "mse"))
+                return demo_bad_flag("option '%s' needs msb or mse, got '%s'", a, v);
+            c->msb = !strcmp(v, "msb");
+        } else if (!strcmp(a, "--realizations")) {
+            if (!demo_parse_int(a, v, 2, 64, &x))
+                return 2;
+            if (64 % x)
+                return demo_bad_flag("option '%s' needs a divisor of the batch of 64, got '%s'",
+                                     a, v);
+            c->realizations = (int)x;
+        } else if (!strcmp(a, "--warm")) {
+            char *end;
+            errno = 0;
+            double w = strtod(v, &end);
+            if (errno || end == v || *end || !(w >= 0 && w < 1))
+                return demo_bad_flag("option '%s' needs a share in [0, 1), got '%s'", a, v);
+            c->warm = w;
         } else if (!strcmp(a, "--train-psf-e")) {
             char *end;
             errno = 0;
@@ -719,6 +841,12 @@ static int parse_args(int argc, char **argv, config *c)
               : !strcmp(a, "--leak-per-bin") ? &c->leak_per_bin : &c->optical_per_bin) = x;
         }
     }
+    if (c->msb && c->n_val % c->realizations) {
+        char n[32];
+        snprintf(n, sizeof n, "%lld", (long long)c->n_val);
+        return demo_bad_flag("--loss msb: the %s validation galaxies are not a multiple of "
+                             "--realizations%s", n, "");
+    }
     return 0;
 }
 
@@ -735,7 +863,8 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);   /* progress lines show in a log file as they come */
     config c = {.n_train = 40000, .n_val = 2000, .per_bin = 2000, .leak_per_bin = 1000,
                 .optical_per_bin = 500, .epochs = 30, .budget_s = 330, .seed = 1,
-                .train_psf_e = TRAIN_PSF_E,
+                .train_psf_e = TRAIN_PSF_E, .realizations = 4, .warm = 0.7,
+                .model_msb = "examples/ellipticity_psf_msb.model",
                 .out = "out/psf", .model_psf = "examples/ellipticity_psf.model",
                 .model_nopsf = "examples/ellipticity.model"};
     int rc = parse_args(argc, argv, &c);
@@ -744,8 +873,10 @@ int main(int argc, char **argv)
     double t0 = demo_now();
     demo_make_dirs(c.out);
     /* the models first: a mistake in them shows before minutes of simulation */
-    cnn k[2] = {load_cnn(&c, c.model_psf, "cnn_psf", true),
-                load_cnn(&c, c.model_nopsf, "cnn_nopsf", false)};
+    cnn k[2] = {load_cnn(&c, c.model_psf, "cnn_psf", true, 0),
+                load_cnn(&c, c.model_nopsf, "cnn_nopsf", false, 0)};
+    if (c.msb)
+        ds_net_free(load_cnn(&c, c.model_msb, "cnn_psf", true, c.realizations).net);
 
     /* 1. simulate */
     printf("== simulating %lld training and %lld validation galaxies (Moffat PSFs, FWHM "
@@ -757,8 +888,11 @@ int main(int argc, char **argv)
            BETA_OUT_HI, (long long)(4 * c.leak_per_bin * NBINS),
            (long long)(c.optical_per_bin * NBINS));
     double ts = demo_now();
-    simset tr = sim_training(c.seed * 7919, c.n_train, c.train_psf_e);
-    simset va = sim_training(c.seed * 7919 + 1, c.n_val, c.train_psf_e);
+    /* --loss msb: noiseless training stamps (the noise is drawn at every step) and a
+     * validation set of realizations */
+    simset tr = sim_training(c.seed * 7919, c.n_train, c.train_psf_e, c.msb);
+    simset va = c.msb ? sim_realized(c.seed * 7919 + 1, c.n_val, c.realizations, c.train_psf_e)
+                      : sim_training(c.seed * 7919 + 1, c.n_val, c.train_psf_e, false);
     simset te = sim_binned(moffat_opts(0, 0, true), c.seed * 31 + 3, c.per_bin);
     simset lk = sim_leak(c.seed * 31 + 5, c.leak_per_bin);
     simset op = sim_optical(c.seed * 31 + 7, c.optical_per_bin);
@@ -775,10 +909,13 @@ int main(int argc, char **argv)
         DEMO_TRY(ds_net_preprocess_feed(k[PSFNET].net, &ftr));
         DEMO_TRY(ds_net_preprocess_feed(k[PSFNET].net, &fva));
     }
-    for (int i = 0; i < 2; i++) {
-        train_cnn(&c, &k[i], &tr, &va, command);
-        printf("   the tables use %s/%s.safetensors (%s)\n", c.out, k[i].stem, k[i].used);
-    }
+    train_psf_net(&c, &k[PSFNET], &tr, &va, command);
+    train_nopsf_net(&c, &k[NOPSF], &tr, &va, command);
+    for (int i = 0; i < 2; i++)
+        if (i == NOPSF && c.weights_nopsf)
+            printf("   the tables use %s (%s)\n", c.weights_nopsf, k[i].used);
+        else
+            printf("   the tables use %s/%s.safetensors (%s)\n", c.out, k[i].stem, k[i].used);
     free(command);
     simset_free(&tr);
     simset_free(&va);
@@ -838,10 +975,24 @@ int main(int argc, char **argv)
             "galaxies re-Gaussianization measured, which the verdict compares.\n\n", SIZE, SIZE,
             (long long)c.n_train, FWHM_LO, FWHM_OUT_LO, FWHM_OUT_HI, FWHM_HI, BETA_LO,
             BETA_OUT_LO, BETA_OUT_HI, BETA_HI, c.train_psf_e);
-    for (int i = 0; i < 2; i++)
-        fprintf(md, "- %s (%s): %d epochs in %.0f s; weights %s.safetensors (%s)\n",
-                method_names[i], i ? c.model_nopsf : c.model_psf, k[i].fr.epochs_run,
-                k[i].fr.seconds, k[i].stem, k[i].used);
+    for (int i = 0; i < 2; i++) {
+        const char *model = i == NOPSF ? c.model_nopsf : c.msb ? c.model_msb : c.model_psf;
+        if (i == NOPSF && c.weights_nopsf)
+            fprintf(md, "- %s (%s): weights %s (%s), not trained in this run\n", method_names[i],
+                    model, c.weights_nopsf, k[i].used);
+        else
+            fprintf(md, "- %s (%s): %d epochs in %.0f s%s; weights %s.safetensors (%s)\n",
+                    method_names[i], model, k[i].fr.epochs_run, k[i].fr.seconds,
+                    i == NOPSF && c.msb ? ", fresh noise at every step" : "", k[i].stem,
+                    k[i].used);
+        if (i == PSFNET && c.msb)
+            fprintf(md, "  - loss msb, %d noise realizations per galaxy per step, from %s\n",
+                    c.realizations, c.init ? c.init : "the best weights of the MSE phase");
+        if (i == PSFNET && k[i].warm.epochs_run)
+            fprintf(md, "  - MSE phase (%s, fresh noise at every step): %d epochs in %.0f s; "
+                    "weights cnn_psf.mse.safetensors\n", c.model_psf, k[i].warm.epochs_run,
+                    k[i].warm.seconds);
+    }
     print_rmse_table(md, held, ste, ste[NMETHODS], true);
     print_leak_table(md, slk, true);
     print_rmse_table(md, optical, sop, sop[NMETHODS], true);

@@ -962,7 +962,8 @@ DS_API ds_status ds_net_copy_scaling(ds_net *to, const ds_net *from);
 /* A model file's text with options set, for hyperparameter search: names[i] is
  * "LAYER.OPTION" (LAYER a layer's name, given or automatic as `deepsky summary` shows it,
  * or its keyword when only one line has it; "optimizer" for the optimizer line, which is
- * added as "optimizer adam ..." when the file has none), or a bare "OPTION" that exactly
+ * added as "optimizer adam ..." when the file has none; a loss line by its name=, else
+ * "loss_KIND", or "loss" when the file has one), or a bare "OPTION" that exactly
  * one line takes (lr; the name or keyword alone of a dropout layer stands for its rate, of a
  * leaky_relu or elu layer for its alpha);
  * values[i] its new value, one word. *out (malloc'd, the caller frees it) is the text with

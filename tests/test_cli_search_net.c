@@ -231,11 +231,11 @@ TEST(cli_search_net_bad_parameters)
     const char *base = "--data %s/x.npy --labels %s/y.npy --val-split 0.2 -o %s/r.csv";
     char fmt[512];
     const char *cases[][3] = {
-        {"m.model", "conv9.filters=1,2", "no layer named 'conv9' (the layers: dense_1, optimizer)"},
+        {"m.model", "conv9.filters=1,2", "no layer named 'conv9' (the layers: dense_1, loss_mse, optimizer)"},
         {"m.model", "dense_1.filters=1,2", "dense 'dense_1' has no option 'filters' (its "
                                            "options: units, activation"},
         {"m.model", "nope=1,2", "no line takes an option 'nope' (give LAYER.OPTION, LAYER one "
-                                "of: dense_1, optimizer)"},
+                                "of: dense_1, loss_mse, optimizer)"},
         {"two.model", "units=1,2", "'units' is an option of 2 lines: name one (dense_1.units, "
                                    "dense_2.units)"},
         {"two.model", "dense.units=1,2", "2 layers are dense lines (dense_1, dense_2)"},
@@ -298,6 +298,19 @@ TEST(net_text_set_rewrites_options)
     const char *bad[] = {"1 2"};
     CHECK(ds_net_text_set(text, NULL, 1, names, bad, &out) == DS_ERR_ARG && !out);
     CHECK(strstr(ds_last_error(), "is not one word"));
+    /* a loss msb model (its groups do not fit the one row of the lines-only parse) */
+    const char *gname[] = {"loss.group"}, *gval[] = {"8"};
+    CHECK(ds_net_text_set("input shape=3\ndense units=2\nloss msb group=4 mse=0.1\n", NULL, 1,
+                          gname, gval, &out) == DS_OK);
+    CHECK(strstr(out, "loss msb group=8 mse=0.1\n"));
+    CHECK(ds_net_parse(out, NULL, &(ds_net_opts){.batch = 16}, &n) == DS_OK);
+    ds_net_free(n);
+    free(out);
+    gval[0] = "0";   /* still checked: group >= 1 */
+    CHECK(ds_net_text_set("input shape=3\ndense units=2\nloss msb group=4\n", NULL, 1, gname,
+                          gval, &out) == DS_OK);
+    CHECK(ds_net_parse(out, NULL, &(ds_net_opts){.batch = 16}, &n) != DS_OK);
+    free(out);
     return TEST_PASS;
 }
 

@@ -3,7 +3,8 @@
  * --out (a folder it creates) and nothing else there; every row of its tables is present
  * and sane (RMSE finite and below 1, counts adding up, the CNNs never failing, leakage
  * fitted on every group re-Gaussianization did not drop); the weights keep the PSF input's
- * scaling; bad flags and a model without a psf input give clear errors. */
+ * scaling; --loss msb trains in two phases and --init / --weights-nopsf skip them; bad
+ * flags, a model without a psf input and an msb model without loss msb give clear errors. */
 #include "test.h"
 #include "spawn.h"
 
@@ -188,6 +189,64 @@ TEST(psf_demo_quick_report)
     return TEST_PASS;
 }
 
+/* --loss msb: an MSE phase, then the bias-targeting loss from its best weights, both
+ * reported with their files; --init starts the CNN + PSF from given weights (no MSE phase)
+ * and --weights-nopsf uses the baseline's weights untrained: neither run's files appear. */
+TEST(psf_demo_quick_msb)
+{
+    if (!ds_has_feature("plot")) SKIP("needs plotting support (built with NO_PLOT=1)");
+    if (access(demo_bin(), X_OK) != 0)
+        SKIP("%s not built (make test builds it)", demo_bin());
+    const char *d = test_tmpdir(dir, sizeof dir, "psfmsb");
+    CHECK(d);
+    char args[1200], o[400], o2[400], p[700];
+    snprintf(o, sizeof o, "%s/a", d);
+    snprintf(args, sizeof args, "--quick --loss msb --realizations 2 --epochs 2 --warm 0.5 --out %s", o);
+    int rc = run_demo(args);
+    if (rc != 0)
+        FAIL("psf demo --loss msb: exit status %d; output:\n%s", rc, out);
+    const char *files[] = {"results.md", "results.csv", "leakage.csv", "cnn_psf.safetensors",
+                           "cnn_psf.last.safetensors", "cnn_psf.log.csv", "cnn_psf.curve.png",
+                           "cnn_psf.mse.safetensors", "cnn_psf.mse.last.safetensors",
+                           "cnn_psf.mse.log.csv", "cnn_psf.mse.curve.png",
+                           "cnn_nopsf.safetensors", "cnn_nopsf.last.safetensors",
+                           "cnn_nopsf.log.csv", "cnn_nopsf.curve.png", "rmse_vs_snr.png",
+                           "psf_leakage.png"};
+    const char *bad = NULL;
+    int held = test_folder_holds(o, files, sizeof files / sizeof *files, &bad);
+    if (held)
+        FAIL("the msb run %s %s; output:\n%s", held == 1 ? "did not write" : "left", bad, out);
+    CHECK_OK(check_results(o, msg_, cap_));
+    CHECK_OK(check_leakage(o, msg_, cap_));
+    snprintf(p, sizeof p, "%s/results.md", o);
+    char *md = test_read_file(p, NULL);
+    CHECK(md);
+    const char *parts[] = {"(examples/ellipticity_psf_msb.model): 1 epochs in",
+                           "loss msb, 2 noise realizations per galaxy per step, from the best "
+                           "weights of the MSE phase",
+                           "MSE phase (examples/ellipticity_psf.model, fresh noise at every "
+                           "step): 1 epochs in"};
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
+        if (!strstr(md, parts[i]))
+            FAIL("results.md lacks \"%s\":\n%s", parts[i], md);
+    free(md);
+    snprintf(o2, sizeof o2, "%s/b", d);
+    snprintf(args, sizeof args, "--quick --loss msb --epochs 4 --init %s/cnn_psf.mse.safetensors "
+             "--weights-nopsf %s/cnn_nopsf.safetensors --out %s", o, o, o2);
+    rc = run_demo(args);
+    if (rc != 0 || !strstr(out, "== cnn_nopsf: the weights of ") ||
+        !strstr(out, "== training cnn_psf (examples/ellipticity_psf_msb.model) for 1 epochs"))
+        FAIL("psf demo --init --weights-nopsf: exit status %d; output:\n%s", rc, out);
+    const char *files2[] = {"results.md", "results.csv", "leakage.csv", "cnn_psf.safetensors",
+                            "cnn_psf.last.safetensors", "cnn_psf.log.csv", "cnn_psf.curve.png",
+                            "rmse_vs_snr.png", "psf_leakage.png"};
+    held = test_folder_holds(o2, files2, sizeof files2 / sizeof *files2, &bad);
+    if (held)
+        FAIL("the --init run %s %s", held == 1 ? "did not write" : "left", bad);
+    test_rm_rf(d);
+    return TEST_PASS;
+}
+
 /* Every bad flag is a usage error (status 2) naming the flag; a model without a psf input
  * fails (status 1) naming the file, before any simulation. */
 TEST(psf_demo_bad_flags)
@@ -207,6 +266,13 @@ TEST(psf_demo_bad_flags)
         {"--epochs 0", "option '--epochs' needs a whole number in [1, 10000], got '0'"},
         {"--out ''", "option '--out' needs a non-empty value"},
         {"--train-psf-e 0.9", "option '--train-psf-e' needs an ellipticity in (0, 0.5], got '0.9'"},
+        {"--loss mae", "option '--loss' needs msb or mse, got 'mae'"},
+        {"--realizations 3", "option '--realizations' needs a divisor of the batch of 64, got '3'"},
+        {"--realizations 1", "option '--realizations' needs a whole number in [2, 64], got '1'"},
+        {"--warm 1", "option '--warm' needs a share in [0, 1), got '1'"},
+        {"--quick --loss msb --realizations 32",
+         "--loss msb: the 400 validation galaxies are not a multiple of --realizations"},
+        {"--init ''", "option '--init' needs a non-empty value"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         int rc = run_demo(bad[i].args);
@@ -223,6 +289,12 @@ TEST(psf_demo_bad_flags)
                                 "input; expected two, the stamps and one named psf") ||
         strstr(out, "simulating"))
         FAIL("a model without a psf input: status %d, output:\n%s", rc, out);
+    snprintf(args, sizeof args, "--quick --out %s --loss msb --model-msb "
+             "examples/ellipticity_psf.model", d);
+    rc = run_demo(args);
+    if (rc != 1 || !strstr(out, "examples/ellipticity_psf.model: parameter 'loss.group'") ||
+        strstr(out, "simulating"))
+        FAIL("--model-msb without loss msb: status %d, output:\n%s", rc, out);
     snprintf(args, sizeof args, "--quick --out %s --model-nopsf examples/ellipticity_psf.model", d);
     rc = run_demo(args);
     if (rc != 1 || !strstr(out, "examples/ellipticity_psf.model: the model has 2 inputs; "

@@ -1277,6 +1277,8 @@ static ds_status l_msb(builder *b, spec *s, const loss_def *d, loss_line *l, ds_
     if (!t)
         return dsi_last_status();
     ds_msb_opts o = {.group = (int)group, .mse = mse, .unbiased = unbiased};
+    if (b->line_fn)   /* a parse for the lines only (batch 1, never run): options checked */
+        o.group = 1, o.unbiased = false;
     *out = ds_loss_msb(b->net->g, l->y, t, &o, l->red);
     l->pred = l->y;
     return DS_OK;
@@ -1516,6 +1518,13 @@ static ds_status build_loss(builder *b, spec *s)
     b->loss_line[b->n_losses] = s->line;
     b->n_losses++;
     b->used[DSI_KW_LOSS][d - loss_defs] = true;
+    if (b->line_fn) {   /* searchable as its name= or loss_KIND, or the keyword "loss" */
+        char name[DS_NAME_MAX], keys[320];
+        snprintf(name, sizeof name, "%s%.*s", nm ? "" : "loss_", DS_NAME_MAX - 8,
+                 nm ? nm->val : d->kind);
+        snprintf(keys, sizeof keys, "%s %s", LOSS_KEYS, d->keys);
+        b->line_fn(b->line_ctx, s->line, name, "loss", keys);
+    }
     return DS_OK;
 }
 
