@@ -38,6 +38,16 @@ static int setup(const char *d)
     return rc;
 }
 
+/* Whether files a and b of folder d hold the same bytes, more than min of them. */
+static bool same_files(const char *d, const char *a, const char *b, size_t min)
+{
+    size_t na = 0, nb = 0;
+    char *fa = test_read_file(test_at(d, a), &na), *fb = test_read_file(test_at(d, b), &nb);
+    bool same = fa && fb && na == nb && na > min && !memcmp(fa, fb, na);
+    free(fa), free(fb);
+    return same;
+}
+
 TEST(cli_vae_trains_without_labels_scores_and_generates)
 {
     char d[256];
@@ -72,19 +82,10 @@ TEST(cli_vae_trains_without_labels_scores_and_generates)
                               "--count 12 --seed 3 --threads 1 -o g1.npy"), 0, "wrote g1.npy",
                    msg_, cap_))
         goto done;
-    char a[300], b[300];
-    snprintf(a, sizeof a, "%s/g.npy", d);
-    snprintf(b, sizeof b, "%s/g1.npy", d);
-    ds_tensor *ga = NULL, *gb = NULL;
-    if (ds_npy_load(a, &ga) || ds_npy_load(b, &gb) ||
-        memcmp(ds_tensor_data(ga), ds_tensor_data(gb), 12 * 16 * sizeof(float))) {
+    if (!same_files(d, "g.npy", "g1.npy", 12 * 16 * sizeof(float))) {
         snprintf(msg_, cap_, "generate: the samples differ between 2 threads and 1");
-        ds_tensor_free(ga);
-        ds_tensor_free(gb);
         goto done;
     }
-    ds_tensor_free(ga);
-    ds_tensor_free(gb);
     rc = TEST_PASS;
 done:
     test_rm_rf(d);
@@ -117,12 +118,7 @@ TEST(cli_generate_from_a_gmm_and_given_codes)
                    "wrote d.npy [3, 1, 4, 4]: 3 latent vectors of z.npy decoded from layer 'z'",
                    msg_, cap_))
         goto done;
-    size_t na = 0, nb = 0;
-    char *a = test_read_file(test_at(d, "g.npy"), &na);
-    char *b = test_read_file(test_at(d, "g1.npy"), &nb);
-    bool same = a && b && na == nb && na > 7 * 16 * sizeof(float) && !memcmp(a, b, na);
-    free(a), free(b);
-    if (!same) {
+    if (!same_files(d, "g.npy", "g1.npy", 7 * 16 * sizeof(float))) {
         snprintf(msg_, cap_, "generate --prior gmm:2: the samples differ between 2 threads and 1");
         goto done;
     }
