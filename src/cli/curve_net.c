@@ -123,13 +123,8 @@ int cli_curve_net(cli_cmd *c)
     if (nf <= 0)
         return -nf;
     int rc;
-    if ((rc = cli_output_ext(c, "-o", cli_get(c, "output"), ".csv", "learning curve")) ||
-        (cli_has(c, "plot") && (rc = cli_output_ext(c, "--plot", cli_get(c, "plot"), ".png",
-                                                    "figures"))))
+    if ((rc = net_job_outputs(c, cli_get(c, "output"), "learning curve")))
         return rc;
-    if (cli_has(c, "plot") && !ds_has_feature("plot"))
-        return cli_usage_error(c, "--plot draws a figure, but deepsky was built without "
-                               "plotting support (NO_PLOT=1); rebuild with cairo");
     net_job j = {0};
     cli_split how;
     if ((rc = net_job_options(c, &j, &how))) {

@@ -23,6 +23,9 @@ typedef struct {
 /* The options both commands check and the model file's text; 0, -1 (check-only mode) or
  * 1/2. Then net_job_load reads the data. */
 int net_job_options(cli_cmd *c, net_job *j, cli_split *how);
+/* Checks -o out (a .csv; what names its format in messages) and --plot (a .png, and the
+ * plotting support it needs); 0 or a usage error's status. */
+int net_job_outputs(cli_cmd *c, const char *out, const char *what);
 /* The data, split, checked against the model, scaled and preprocessed; 0, 1 or 2. */
 int net_job_load(cli_cmd *c, net_job *j, const cli_split *how);
 void net_job_free(net_job *j);

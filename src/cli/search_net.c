@@ -84,6 +84,19 @@ int net_job_options(cli_cmd *c, net_job *j, cli_split *how)
     return (j->text = read_text(j->model)) ? 0 : 1;
 }
 
+int net_job_outputs(cli_cmd *c, const char *out, const char *what)
+{
+    int rc;
+    if ((rc = cli_output_ext(c, "-o", out, ".csv", what)) ||
+        (cli_has(c, "plot") && (rc = cli_output_ext(c, "--plot", cli_get(c, "plot"), ".png",
+                                                    "figures"))))
+        return rc;
+    if (cli_has(c, "plot") && !ds_has_feature("plot"))
+        return cli_usage_error(c, "--plot draws a figure, but deepsky was built without "
+                               "plotting support (NO_PLOT=1); rebuild with cairo");
+    return 0;
+}
+
 /* The data, split, checked against the model, scaled and preprocessed; 0, 1 or 2. */
 int net_job_load(cli_cmd *c, net_job *j, const cli_split *how)
 {
@@ -567,13 +580,8 @@ static int search_checks(cli_cmd *c, search_job *s, bool *halving, bool *random,
         return cli_usage_error(c, "give the hyperparameters to search: --param NAME=SPEC");
     s->out = cli_get(c, "output");
     int rc;
-    if ((rc = cli_output_ext(c, "-o", s->out, ".csv", "search results")) ||
-        (cli_has(c, "plot") && (rc = cli_output_ext(c, "--plot", cli_get(c, "plot"), ".png",
-                                                    "figures"))))
+    if ((rc = net_job_outputs(c, s->out, "search results")))
         return rc;
-    if (cli_has(c, "plot") && !ds_has_feature("plot"))
-        return cli_usage_error(c, "--plot draws a figure, but deepsky was built without "
-                               "plotting support (NO_PLOT=1); rebuild with cairo");
     if (cli_has(c, "best") && !strcmp(cli_get(c, "best"), s->out))
         return cli_usage_error(c, "--best is the model file: give another name than -o");
     return 0;
