@@ -1,9 +1,10 @@
-/* demo_common.c - helpers shared by the galaxy demos: errors, weights files, CNN and moments
- * measurements of a set, and the fit of m and c (see demo_common.h). */
+/* demo_common.c - helpers shared by the galaxy demos: flags, errors, weights files, CNN and
+ * moments measurements of a set, and the fit of m and c (see demo_common.h). */
 #include "demo_common.h"
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,14 +14,39 @@
 const char *demo_name = "demo";
 void (*demo_usage)(FILE *fp);
 
-int demo_bad_flag(const char *fmt, const char *a, const char *v)
+int demo_bad_flag(const char *fmt, ...)
 {
+    va_list ap;
     fprintf(stderr, "%s: error: ", demo_name);
-    fprintf(stderr, fmt, a, v);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
     fprintf(stderr, "\n");
     if (demo_usage)
         demo_usage(stderr);
     return 2;
+}
+
+const char *demo_flag_value(int argc, char **argv, int *i, const char *const *with_value)
+{
+    const char *a = argv[*i];
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        if (demo_usage)
+            demo_usage(stdout);
+        exit(0);
+    }
+    bool known = false;
+    for (size_t k = 0; with_value[k]; k++)
+        known |= !strcmp(a, with_value[k]);
+    if (!known) {
+        demo_bad_flag("unknown option '%s'", a);
+        return NULL;
+    }
+    if (*i + 1 >= argc) {
+        demo_bad_flag("option '%s' needs a value", a);
+        return NULL;
+    }
+    return argv[++*i];
 }
 
 bool demo_parse_int(const char *a, const char *v, int64_t lo, int64_t hi, int64_t *out)
@@ -29,13 +55,35 @@ bool demo_parse_int(const char *a, const char *v, int64_t lo, int64_t hi, int64_
     errno = 0;
     long long x = strtoll(v, &end, 10);
     if (errno || end == v || *end || x < lo || x > hi) {
-        fprintf(stderr, "%s: error: option '%s' needs a whole number in [%lld, %lld], got '%s'\n",
-                demo_name, a, (long long)lo, (long long)hi, v);
-        if (demo_usage)
-            demo_usage(stderr);
+        demo_bad_flag("option '%s' needs a whole number in [%lld, %lld], got '%s'", a,
+                      (long long)lo, (long long)hi, v);
         return false;
     }
     *out = x;
+    return true;
+}
+
+bool demo_parse_double(const char *a, const char *v, double lo, double hi, const char *what,
+                       double *out)
+{
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || *end || !(x >= lo && x <= hi)) {
+        demo_bad_flag("option '%s' needs %s, got '%s'", a, what, v);
+        return false;
+    }
+    *out = x;
+    return true;
+}
+
+bool demo_parse_text(const char *a, const char *v, const char **out)
+{
+    if (!*v) {
+        demo_bad_flag("option '%s' needs a non-empty value", a);
+        return false;
+    }
+    *out = v;
     return true;
 }
 

@@ -1,5 +1,5 @@
-/* demo_common.h - what the galaxy demos (ellipticity_demo.c, psf_demo.c) share: fatal
- * errors, the weights files of a training run, measuring a set with a CNN (averaged over the
+/* demo_common.h - what the galaxy demos (ellipticity, psf, uncertainty, generative) share:
+ * flags and fatal errors, the weights files of a training run, measuring a set with a CNN (averaged over the
  * eight symmetries of the stamp) or with the moments estimators, and the least-squares fit
  * of e_measured = (1 + m) e_true + c. */
 #ifndef DEMO_COMMON_H
@@ -18,11 +18,25 @@ extern const char *demo_name;
 /* Each demo's usage text, printed after a usage error (NULL: none). */
 extern void (*demo_usage)(FILE *fp);
 
-/* A usage error: "<demo_name>: error: " then fmt with the flag a and its value v, the
- * usage; returns the exit status 2. */
-int demo_bad_flag(const char *fmt, const char *a, const char *v);
+/* A usage error: "<demo_name>: error: " then fmt with its arguments (usually the flag and
+ * its value), the usage; returns the exit status 2. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 1, 2)))
+#endif
+int demo_bad_flag(const char *fmt, ...);
+/* The value of the flag argv[*i], one of with_value (NULL-terminated), stepping *i onto it;
+ * --help and -h print the usage to stdout and exit 0. NULL after a usage error ("unknown
+ * option '--x'", "option '--x' needs a value"): the caller returns the exit status 2. */
+const char *demo_flag_value(int argc, char **argv, int *i, const char *const *with_value);
 /* The flag a's value v as a whole number in [lo, hi], or a usage error (false). */
 bool demo_parse_int(const char *a, const char *v, int64_t lo, int64_t hi, int64_t *out);
+/* The flag a's value v as a number in [lo, hi] (an open bound x > 0: lo = nextafter(0, 1)),
+ * or a usage error "option 'a' needs <what>, got 'v'" (false); what says the range, e.g.
+ * "seconds in [0, 1e6] (0: no limit)". */
+bool demo_parse_double(const char *a, const char *v, double lo, double hi, const char *what,
+                       double *out);
+/* v unless it is empty, else a usage error "option 'a' needs a non-empty value" (false). */
+bool demo_parse_text(const char *a, const char *v, const char **out);
 
 /* Prints "<demo_name>: error: <ds_last_error()>" and exits with status 1. */
 _Noreturn void demo_fail(void);

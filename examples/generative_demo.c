@@ -1235,7 +1235,7 @@ static int parse_parts(const char *a, const char *v, unsigned *parts)
         *parts |= 1u << k;
         p += len + (p[len] == ',');
     }
-    return *parts ? 0 : demo_bad_flag("option '%s' needs a non-empty value%s", a, "");
+    return *parts ? 0 : demo_bad_flag("option '%s' needs a non-empty value", a);
 }
 
 static int parse_args(int argc, char **argv, config *c)
@@ -1251,24 +1251,17 @@ static int parse_args(int argc, char **argv, config *c)
                                  .augment = DS_AUG_FLIPS | DS_AUG_ROT90};
             c->un_per_row = 20;
         }
+    static const char *const with_value[] = {"--out", "--seed", "--parts", NULL};
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        const char *a = argv[i], *v;
         int64_t x;
         if (!strcmp(a, "--quick"))
             continue;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            exit(0);
-        }
-        if (strcmp(a, "--out") && strcmp(a, "--seed") && strcmp(a, "--parts"))
-            return demo_bad_flag("unknown option '%s'%s", a, "");
-        if (!v)
-            return demo_bad_flag("option '%s' needs a value%s", a, "");
-        i++;
+        if (!(v = demo_flag_value(argc, argv, &i, with_value)))
+            return 2;
         if (!strcmp(a, "--out")) {
-            if (!*v)
-                return demo_bad_flag("option '%s' needs a non-empty value%s", a, "");
-            c->out = v;
+            if (!demo_parse_text(a, v, &c->out))
+                return 2;
         } else if (!strcmp(a, "--seed")) {
             if (!demo_parse_int(a, v, 0, 1000000000, &x))
                 return 2;

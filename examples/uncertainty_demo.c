@@ -349,37 +349,24 @@ static int parse_args(int argc, char **argv, config *c)
             c->epochs = 2;
             c->budget_s = 0;   /* no time limit: the same result on every machine */
         }
+    static const char *const with_value[] = {"--out", "--seed", "--budget", "--epochs",
+                                             "--train", "--per-bin", "--model", "--weights",
+                                             NULL};
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        const char *a = argv[i], *v;
         int64_t x;
         if (!strcmp(a, "--quick"))
             continue;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            exit(0);
-        }
-        const char *with_value[] = {"--out", "--seed", "--budget", "--epochs", "--train",
-                                    "--per-bin", "--model", "--weights"};
-        bool known = false;
-        for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++)
-            known |= !strcmp(a, with_value[k]);
-        if (!known)
-            return demo_bad_flag("unknown option '%s'%s", a, "");
-        if (!v)
-            return demo_bad_flag("option '%s' needs a value%s", a, "");
-        i++;
+        if (!(v = demo_flag_value(argc, argv, &i, with_value)))
+            return 2;
         if (!strcmp(a, "--out") || !strcmp(a, "--model") || !strcmp(a, "--weights")) {
-            if (!*v)
-                return demo_bad_flag("option '%s' needs a non-empty value%s", a, "");
-            *(!strcmp(a, "--out") ? &c->out : !strcmp(a, "--model") ? &c->model : &c->weights) = v;
+            if (!demo_parse_text(a, v, !strcmp(a, "--out") ? &c->out
+                                       : !strcmp(a, "--model") ? &c->model : &c->weights))
+                return 2;
         } else if (!strcmp(a, "--budget")) {
-            char *end;
-            errno = 0;
-            double s = strtod(v, &end);
-            if (errno || end == v || *end || !(s >= 0 && s <= 1e6))
-                return demo_bad_flag("option '%s' needs seconds in [0, 1e6] (0: no limit), got '%s'",
-                                a, v);
-            c->budget_s = s;
+            if (!demo_parse_double(a, v, 0, 1e6, "seconds in [0, 1e6] (0: no limit)",
+                                   &c->budget_s))
+                return 2;
         } else if (!strcmp(a, "--seed")) {
             if (!demo_parse_int(a, v, 0, INT64_MAX / 8, &x))
                 return 2;

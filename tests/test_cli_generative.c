@@ -38,6 +38,16 @@ static int setup(const char *d)
     return rc;
 }
 
+/* Whether files a and b of folder d hold the same bytes, more than min of them. */
+static bool same_files(const char *d, const char *a, const char *b, size_t min)
+{
+    size_t na = 0, nb = 0;
+    char *fa = test_read_file(test_at(d, a), &na), *fb = test_read_file(test_at(d, b), &nb);
+    bool same = fa && fb && na == nb && na > min && !memcmp(fa, fb, na);
+    free(fa), free(fb);
+    return same;
+}
+
 TEST(cli_vae_trains_without_labels_scores_and_generates)
 {
     char d[256];
@@ -72,19 +82,10 @@ TEST(cli_vae_trains_without_labels_scores_and_generates)
                               "--count 12 --seed 3 --threads 1 -o g1.npy"), 0, "wrote g1.npy",
                    msg_, cap_))
         goto done;
-    char a[300], b[300];
-    snprintf(a, sizeof a, "%s/g.npy", d);
-    snprintf(b, sizeof b, "%s/g1.npy", d);
-    ds_tensor *ga = NULL, *gb = NULL;
-    if (ds_npy_load(a, &ga) || ds_npy_load(b, &gb) ||
-        memcmp(ds_tensor_data(ga), ds_tensor_data(gb), 12 * 16 * sizeof(float))) {
+    if (!same_files(d, "g.npy", "g1.npy", 12 * 16 * sizeof(float))) {
         snprintf(msg_, cap_, "generate: the samples differ between 2 threads and 1");
-        ds_tensor_free(ga);
-        ds_tensor_free(gb);
         goto done;
     }
-    ds_tensor_free(ga);
-    ds_tensor_free(gb);
     rc = TEST_PASS;
 done:
     test_rm_rf(d);
@@ -117,12 +118,7 @@ TEST(cli_generate_from_a_gmm_and_given_codes)
                    "wrote d.npy [3, 1, 4, 4]: 3 latent vectors of z.npy decoded from layer 'z'",
                    msg_, cap_))
         goto done;
-    size_t na = 0, nb = 0;
-    char *a = test_read_file(test_at(d, "g.npy"), &na);
-    char *b = test_read_file(test_at(d, "g1.npy"), &nb);
-    bool same = a && b && na == nb && na > 7 * 16 * sizeof(float) && !memcmp(a, b, na);
-    free(a), free(b);
-    if (!same) {
+    if (!same_files(d, "g.npy", "g1.npy", 7 * 16 * sizeof(float))) {
         snprintf(msg_, cap_, "generate --prior gmm:2: the samples differ between 2 threads and 1");
         goto done;
     }
@@ -142,49 +138,55 @@ done:
     return rc;
 }
 
+/* Each bad input is an error naming what is wrong (status 2 for flags, 1 for the files'
+ * contents), and writes no output file. */
 TEST(cli_generative_bad_input)
 {
+#define GEN "generate vae.model --weights w.safetensors --from "
+#define PRED "predict vae.model --weights w.safetensors --data x.npy --score "
+    static const struct {
+        const char *args;
+        int status;
+        const char *want;
+    } cases[] = {
+        {GEN "h --count 2 -o g.npy", 1, "layer 'h' (Dense) is not a sampling layer"},
+        {GEN "q --count 2 -o g.npy", 1, "no layer named 'q'"},
+        {GEN "z -o g.npy", 2, "--count N"},
+        {GEN "z --z nope.npy --count 2 -o g.npy", 2,
+         "--z FILE decodes the given values: it does not go with --count"},
+        {GEN "z --count 2 --prior gmm:x --fit x.npy -o g.npy", 2,
+         "option '--prior': 'gmm:x' is not normal or gmm:K (K from 1 to 256)"},
+        {GEN "z --count 2 --prior gmm:2 -o g.npy", 2, "--prior gmm:K needs --fit DATA"},
+        {GEN "z --count 2 --fit x.npy -o g.npy", 2, "--fit DATA goes with --prior gmm:K"},
+        {GEN "z --count 2 --prior gmm:30 --fit x.npy -o g.npy", 1,
+         "30 components (1 to 256) of 2 dims (1 to 256) need at least 90 samples, got 40"},
+        {GEN "z --z x.npy -o g.npy", 1,
+         "the latent values [40, 1, 4, 4] do not fit layer 'z' of [2] per sample: give "
+         "[count, 2]"},
+        {PRED "recon -o s.csv", 2, "--score: 'recon' is not a score (expected: reconstruction)"},
+        {PRED "reconstruction --mc 3 -o s.csv", 2, "does not go with --mc"},
+    };
+#undef GEN
+#undef PRED
     char d[256];
     CHECK(test_tmpdir(d, sizeof d, "cli_gen_bad") && setup(d) == 0);
     int rc = TEST_FAIL;
     if (cli_expect(cli_run_in(d, "train vae.model --data x.npy --epochs 1 -o w.safetensors "
-                              "--quiet"), 0, "", msg_, cap_) ||
-        cli_expect(cli_run_in(d, "generate vae.model --weights w.safetensors --from h "
-                              "--count 2 -o g.npy"), 1,
-                   "layer 'h' (Dense) is not a sampling layer", msg_, cap_) ||
-        cli_expect(cli_run_in(d, "generate vae.model --weights w.safetensors --from q "
-                              "--count 2 -o g.npy"), 1, "no layer named 'q'", msg_, cap_) ||
-        cli_expect(cli_run_in(d, "generate vae.model --weights w.safetensors --from z "
-                              "-o g.npy"), 2, "--count N", msg_, cap_) ||
-        cli_expect(cli_run_in(d, "generate vae.model --weights w.safetensors --from z "
-                              "--z nope.npy --count 2 -o g.npy"), 2,
-                   "--z FILE decodes the given values: it does not go with --count", msg_,
-                   cap_) ||
-        cli_expect(cli_run_in(d, "generate vae.model --weights w.safetensors --from z "
-                              "--count 2 --prior gmm:x --fit x.npy -o g.npy"), 2,
-                   "option '--prior': 'gmm:x' is not normal or gmm:K (K from 1 to 256)", msg_,
-                   cap_) ||
-        cli_expect(cli_run_in(d, "generate vae.model --weights w.safetensors --from z "
-                              "--count 2 --prior gmm:2 -o g.npy"), 2,
-                   "--prior gmm:K needs --fit DATA", msg_, cap_) ||
-        cli_expect(cli_run_in(d, "generate vae.model --weights w.safetensors --from z "
-                              "--count 2 --fit x.npy -o g.npy"), 2,
-                   "--fit DATA goes with --prior gmm:K", msg_, cap_) ||
-        cli_expect(cli_run_in(d, "generate vae.model --weights w.safetensors --from z "
-                              "--count 2 --prior gmm:30 --fit x.npy -o g.npy"), 1,
-                   "30 components (1 to 256) of 2 dims (1 to 256) need at least 90 samples, "
-                   "got 40", msg_, cap_) ||
-        cli_expect(cli_run_in(d, "generate vae.model --weights w.safetensors --from z "
-                              "--z x.npy -o g.npy"), 1,
-                   "the latent values [40, 1, 4, 4] do not fit layer 'z' of [2] per sample: "
-                   "give [count, 2]", msg_, cap_) ||
-        cli_expect(cli_run_in(d, "predict vae.model --weights w.safetensors --data x.npy "
-                              "--score recon -o s.csv"), 2,
-                   "--score: 'recon' is not a score (expected: reconstruction)", msg_, cap_) ||
-        cli_expect(cli_run_in(d, "predict vae.model --weights w.safetensors --data x.npy "
-                              "--score reconstruction --mc 3 -o s.csv"), 2,
-                   "does not go with --mc", msg_, cap_))
+                              "--quiet"), 0, "", msg_, cap_))
         goto done;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (cli_expect(cli_run_in(d, "%s", cases[i].args), cases[i].status, cases[i].want,
+                       msg_, cap_)) {
+            char why[1024];
+            snprintf(why, sizeof why, "%s", msg_);
+            snprintf(msg_, cap_, "deepsky %s: %s", cases[i].args, why);
+            goto done;
+        }
+        if (!access(test_at(d, "g.npy"), F_OK) || !access(test_at(d, "s.csv"), F_OK)) {
+            snprintf(msg_, cap_, "deepsky %s: wrote an output file", cases[i].args);
+            goto done;
+        }
+    }
     rc = TEST_PASS;
 done:
     test_rm_rf(d);

@@ -308,8 +308,8 @@ bool cli_parse_split(const cli_cmd *c, double *fraction, bool *is_last);
 void cli_run_settings(const cli_cmd *c, char *buf, size_t cap);
 int cli_train_feeds(const cli_cmd *c, const cli_split *how, ds_net *n, cli_data *tr,
                     cli_data *va, ds_feed *f, ds_feed *fv);
-/* The network side of search and curve (search_net.c): `search MODEL ...` and `curve MODEL
- * ...`, given the parsed command. */
+/* The network side of search and curve (search_net.c, curve_net.c): `search MODEL ...` and
+ * `curve MODEL ...`, given the parsed command. */
 int cli_search_net(cli_cmd *c);
 int cli_curve_net(cli_cmd *c);
 /* The CSV and figure of a learning curve, for classic methods and networks (cmd_search.c):

@@ -1,6 +1,6 @@
 /* cmd_search.c - deepsky search (hyperparameter search with k-fold cross-validation over a
  * classic method's options) and deepsky curve (learning curves), on classic train's data;
- * with a model file instead of --method, the network's (search_net.c). */
+ * with a model file instead of --method, the network's (search_net.c, curve_net.c). */
 #include "cli.h"
 
 #include <math.h>

@@ -208,6 +208,20 @@ ds_status dsx_begin(ds_net *n, const ds_tensor *x, const ds_explain_opts *o, dsx
     return DS_OK;
 }
 
+ds_status dsx_begin_result(ds_net *n, const ds_tensor *x, const ds_explain_opts *o,
+                           ds_explain_opts *d, dsx_run *r, ds_explain_result *res, int64_t *N)
+{
+    *d = dsx_opts(o);
+    memset(res, 0, sizeof *res);
+    ds_status st = dsx_begin(n, x, d, r);
+    if (st)
+        return st;
+    *N = ds_tensor_shape(x)[0];
+    if ((st = dsx_result_init(res, *N)))
+        dsx_end(r);
+    return st;
+}
+
 /* Keeps node k for the run (its value and gradient readable after a pass); a ReLU's
  * input too, so the ReLU is not fused into the op before it. */
 void dsx_keep(dsx_run *r, ds_node *k)

@@ -38,6 +38,11 @@ typedef struct {
  * no data checks; else [N, input shape], finite, and the others' of N or 1 samples) and o,
  * and fills r. o NULL: the defaults. */
 ds_status dsx_begin(ds_net *n, const ds_tensor *x, const ds_explain_opts *o, dsx_run *r);
+/* The start of an attribution method on x: d gets o or the defaults, r the run
+ * (dsx_begin), *N x's samples and res their score and target arrays (dsx_result_init).
+ * res is zeroed first; on failure it holds nothing and the run is ended. */
+ds_status dsx_begin_result(ds_net *n, const ds_tensor *x, const ds_explain_opts *o,
+                           ds_explain_opts *d, dsx_run *r, ds_explain_result *res, int64_t *N);
 /* Checks that every other data input has data of N or 1 samples (begin does for x's N). */
 ds_status dsx_check_others(const dsx_run *r, int64_t N);
 /* Restores the graph's mode and batch, releases kept nodes and the input's gradient. */

@@ -112,15 +112,14 @@ static ds_status cam_layer(dsx_run *r, const char *name, ds_node **A)
 ds_status ds_explain_grad_cam(ds_net *n, const ds_tensor *x, const ds_explain_opts *o,
                               ds_explain_result *res)
 {
-    ds_explain_opts d = dsx_opts(o);
+    ds_explain_opts d;
     dsx_run r;
-    memset(res, 0, sizeof *res);
-    ds_status st = dsx_begin(n, x, &d, &r);
+    int64_t N;
+    ds_status st = dsx_begin_result(n, x, o, &d, &r, res, &N);
     if (st)
         return st;
-    int64_t N = ds_tensor_shape(x)[0];
     cam_ctx c = {.x = ds_tensor_data((ds_tensor *)x), .D = r.D};
-    if ((st = cam_layer(&r, d.layer, &c.A)) || (st = dsx_result_init(res, N)))
+    if ((st = cam_layer(&r, d.layer, &c.A)))
         goto done;
     int nd = c.A->ndim, ni = r.in->ndim;
     c.C = c.A->shape[1];

@@ -84,17 +84,14 @@ static void noise_sigmas(const float *x, int64_t N, int64_t D, double noise, flo
 static ds_status attribute(ds_net *n, const ds_tensor *x, const ds_explain_opts *o,
                            grad_kind kind, ds_explain_result *res)
 {
-    ds_explain_opts d = dsx_opts(o);
+    ds_explain_opts d;
     dsx_run r;
-    memset(res, 0, sizeof *res);
-    ds_status st = dsx_begin(n, x, &d, &r);
+    int64_t N;
+    ds_status st = dsx_begin_result(n, x, o, &d, &r, res, &N);
     if (st)
         return st;
-    int64_t N = ds_tensor_shape(x)[0];
     float *sigma = NULL;
     grad_ctx c = {kind, ds_tensor_data((ds_tensor *)x), NULL, r.D, 1, NULL, NULL, d.seed};
-    if ((st = dsx_result_init(res, N)))
-        goto done;
     if (!(res->map = dsx_map(N, r.in->ndim - 1, r.in->shape + 1, "explain"))) {
         st = DS_ERR_NOMEM;
         goto done;

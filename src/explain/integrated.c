@@ -207,18 +207,15 @@ static void finish(const ig_ctx *c, int64_t N, ds_explain_result *res)
 ds_status ds_explain_integrated_gradients(ds_net *n, const ds_tensor *x,
                                           const ds_explain_opts *o, ds_explain_result *res)
 {
-    ds_explain_opts d = dsx_opts(o);
+    ds_explain_opts d;
     dsx_run r;
-    memset(res, 0, sizeof *res);
-    ds_status st = dsx_begin(n, x, &d, &r);
+    int64_t N;
+    ds_status st = dsx_begin_result(n, x, o, &d, &r, res, &N);
     if (st)
         return st;
-    int64_t N = ds_tensor_shape(x)[0];
     ig_ctx c = {.x = ds_tensor_data((ds_tensor *)x), .D = r.D};
     float *base = malloc((size_t)(N * r.D) * sizeof(float));
     float *fb = malloc((size_t)N * sizeof(float));
-    if ((st = dsx_result_init(res, N)))
-        goto done;
     res->map = dsx_map(N, r.in->ndim - 1, r.in->shape + 1, "integrated gradients");
     res->delta = ds_tensor_create(1, (int64_t[]){N});
     if (!base || !fb || !res->map || !res->delta) {

@@ -119,18 +119,18 @@ done:
 ds_status ds_explain_occlusion(ds_net *n, const ds_tensor *x, const ds_explain_opts *o,
                                ds_explain_result *res)
 {
-    ds_explain_opts d = dsx_opts(o);
+    ds_explain_opts d;
     dsx_run r;
-    memset(res, 0, sizeof *res);
-    ds_status st = dsx_begin(n, x, &d, &r);
+    int64_t N;
+    ds_status st = dsx_begin_result(n, x, o, &d, &r, res, &N);
     if (st)
         return st;
-    int64_t N = ds_tensor_shape(x)[0], stride;
+    int64_t stride;
     occ_ctx c = {.x = ds_tensor_data((ds_tensor *)x), .L = dsx_sample_layout(r.in), .D = r.D,
                  .K = r.K};
     int64_t shape[2] = {c.L.h, c.L.w};
     bool one_axis = r.in->ndim == 2;
-    if ((st = patch_size(&d, c.L, &c, &stride)) || (st = dsx_result_init(res, N)))
+    if ((st = patch_size(&d, c.L, &c, &stride)))
         goto done;
     if (!(res->map = dsx_map(N, one_axis ? 1 : 2, one_axis ? shape + 1 : shape, "occlusion"))) {
         st = DS_ERR_NOMEM;
