@@ -50,13 +50,14 @@ typedef struct {
     double train_psf_e;    /* |e_psf| of the training and validation PSFs up to this */
     uint64_t seed;
     const char *out, *model_psf, *model_nopsf;
-    /* --loss msb: the CNN + PSF is trained on noiseless stamps with fresh sky noise at every
-     * step: first model_psf (MSE) for a share `warm` of the epochs and budget (none when
-     * `init` gives its weights), then model_msb from its best weights, `realizations` rows
-     * per galaxy. The CNN without the PSF sees the same stamps and noise, with the MSE. */
+    /* loss msb (the default): the CNN + PSF is trained on noiseless stamps with fresh sky
+     * noise at every step: first model_psf (MSE) for `epochs` or `budget_s` (none when
+     * `init` gives its weights), then model_msb from its best weights for msb_epochs or
+     * msb_budget_s, `realizations` rows per galaxy. The CNN without the PSF sees the same
+     * stamps and noise, with the MSE. */
     bool msb;
-    int realizations;
-    double warm;
+    int realizations, msb_epochs;
+    double msb_budget_s;
     const char *model_msb, *init, *weights_nopsf;
     bool quick;
 } config;
@@ -384,8 +385,8 @@ static void train_cnn(const config *c, cnn *k, const simset *tr, const simset *v
     ds_tensor_free(yva);
 }
 
-/* The CNN + PSF: the MSE alone, or (--loss msb) the MSE for a share of the epochs and
- * budget unless --init gives its weights, then model_msb from the best of them. */
+/* The CNN + PSF: the MSE alone (--loss mse), or the MSE unless --init gives its weights,
+ * then model_msb from the best of them. */
 static void train_psf_net(const config *c, cnn *k, const simset *tr, const simset *va,
                           const char *command)
 {
@@ -398,19 +399,14 @@ static void train_psf_net(const config *c, cnn *k, const simset *tr, const simse
                                                    c->budget_s, 0, false});
         return;
     }
-    int epochs = c->epochs;
-    double budget = c->budget_s;
     char init[600];
     if (c->init) {
         snprintf(init, sizeof init, "%s", c->init);
     } else {
-        phase w = {c->model_psf, "cnn_psf.mse", (int)ceil(epochs * c->warm), budget * c->warm,
-                   1, true};
-        train_cnn(c, k, tr, va, command, &w);
+        train_cnn(c, k, tr, va, command, &(phase){c->model_psf, "cnn_psf.mse", c->epochs,
+                                                   c->budget_s, 1, true});
         k->warm = k->fr;
         demo_path(c->out, "cnn_psf.mse.safetensors", init, sizeof init);
-        epochs -= w.epochs;
-        budget = budget > 0 ? fmax(budget - k->fr.seconds, 1) : 0;
     }
     cnn m = load_cnn(c, c->model_msb, "cnn_psf", true, c->realizations);
     DEMO_TRY(ds_net_load_weights(m.net, init));
@@ -418,9 +414,8 @@ static void train_psf_net(const config *c, cnn *k, const simset *tr, const simse
     ds_net_free(k->net);
     *k = m;
     /* an msb epoch shows each galaxy `realizations` times */
-    epochs = (epochs + c->realizations - 1) / c->realizations;
-    train_cnn(c, k, tr, va, command, &(phase){c->model_msb, "cnn_psf", epochs > 0 ? epochs : 1,
-                                               budget, c->realizations, true});
+    train_cnn(c, k, tr, va, command, &(phase){c->model_msb, "cnn_psf", c->msb_epochs,
+                                               c->msb_budget_s, c->realizations, true});
 }
 
 /* The CNN without the PSF: trained with the MSE on the same stamps (and, with --loss msb,
@@ -729,22 +724,25 @@ static void usage(FILE *fp)
     fprintf(fp, "usage: psf_demo [--quick] [--out DIR] [--seed S] [--budget SECONDS] [--epochs E]\n"
             "                [--train N] [--per-bin N] [--leak-per-bin GROUPS]\n"
             "                [--optical-per-bin N] [--model FILE] [--model-nopsf FILE]\n"
-            "                [--train-psf-e E] [--loss mse|msb] [--realizations K] [--warm F]\n"
-            "                [--model-msb FILE] [--init WEIGHTS] [--weights-nopsf WEIGHTS]\n"
+            "                [--train-psf-e E] [--loss msb|mse] [--realizations K]\n"
+            "                [--msb-epochs E] [--msb-budget SECONDS] [--model-msb FILE]\n"
+            "                [--init WEIGHTS] [--weights-nopsf WEIGHTS]\n"
             "Trains the CNN of --model (default examples/ellipticity_psf.model: the stamp and\n"
             "its PSF image) and of --model-nopsf (examples/ellipticity.model: the stamp alone)\n"
-            "for up to --budget seconds each (default 330) on galaxies under variable Moffat\n"
-            "PSFs, then compares them with re-Gaussianization on PSFs held out from training.\n"
+            "for up to --epochs (30) or --budget seconds each (default 330) on galaxies under\n"
+            "variable Moffat PSFs, then (--loss msb, the default) the CNN + PSF for up to\n"
+            "--msb-epochs (16) or --msb-budget seconds (900) with the bias-targeting loss, and\n"
+            "compares them with re-Gaussianization on PSFs held out from training.\n"
             "Writes results.md, results.csv, leakage.csv, figures and weights to --out\n"
             "(default out/psf). --quick: the small version the tests run. --train-psf-e:\n"
             "the training PSFs' largest |e| (default 0.3, the test sets' is 0.1; at most 0.5).\n"
-            "--loss msb: the CNN + PSF is trained on noiseless stamps with fresh sky noise at\n"
-            "every step, first with the MSE for the share --warm of the epochs and budget\n"
-            "(default 0.7), then with --model-msb (default examples/ellipticity_psf_msb.model,\n"
-            "the bias-targeting loss) from the MSE phase's best weights, --realizations noise\n"
-            "draws per galaxy (default 4, dividing 64). --init: start the CNN + PSF from\n"
-            "these weights (with msb: no MSE phase). --weights-nopsf: use these weights for\n"
-            "the CNN without the PSF instead of training it.\n");
+            "--loss msb: the training stamps are noiseless and get fresh sky noise at every\n"
+            "step; the CNN + PSF is trained with the MSE, then with --model-msb (default\n"
+            "examples/ellipticity_psf_msb.model, the bias-targeting loss) from the MSE phase's\n"
+            "best weights, --realizations noise draws per galaxy (default 4, dividing 64).\n"
+            "--loss mse: fixed noisy stamps and the MSE alone. --init: start the CNN + PSF\n"
+            "from these weights (with msb: no MSE phase). --weights-nopsf: use these weights\n"
+            "for the CNN without the PSF instead of training it.\n");
 }
 
 /* Parses argv into c: 0 on success, else the exit status (2). */
@@ -759,39 +757,29 @@ static int parse_args(int argc, char **argv, config *c)
             c->leak_per_bin = 40;
             c->optical_per_bin = 50;
             c->epochs = 2;
-            c->budget_s = 0;   /* no time limit: the same result on every machine */
+            c->msb_epochs = 1;
+            c->budget_s = c->msb_budget_s = 0;   /* no time limit: the same result everywhere */
         }
+    static const char *const with_value[] = {
+        "--out", "--seed", "--budget", "--epochs", "--train", "--per-bin", "--leak-per-bin",
+        "--optical-per-bin", "--model", "--model-nopsf", "--train-psf-e", "--loss",
+        "--realizations", "--msb-epochs", "--msb-budget", "--model-msb", "--init",
+        "--weights-nopsf", NULL};
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        const char *a = argv[i], *v;
         int64_t x;
         if (!strcmp(a, "--quick"))
             continue;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            exit(0);
-        }
-        const char *with_value[] = {"--out", "--seed", "--budget", "--epochs", "--train",
-                                    "--per-bin", "--leak-per-bin", "--optical-per-bin",
-                                    "--model", "--model-nopsf", "--train-psf-e", "--loss",
-                                    "--realizations", "--warm", "--model-msb", "--init",
-                                    "--weights-nopsf"};
-        bool known = false;
-        for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++)
-            known |= !strcmp(a, with_value[k]);
-        if (!known)
-            return demo_bad_flag("unknown option '%s'%s", a, "");
-        if (!v)
-            return demo_bad_flag("option '%s' needs a value%s", a, "");
-        i++;
+        if (!(v = demo_flag_value(argc, argv, &i, with_value)))
+            return 2;
         const char **path = !strcmp(a, "--out") ? &c->out : !strcmp(a, "--model") ? &c->model_psf
                             : !strcmp(a, "--model-nopsf") ? &c->model_nopsf
                             : !strcmp(a, "--model-msb") ? &c->model_msb
                             : !strcmp(a, "--init") ? &c->init
                             : !strcmp(a, "--weights-nopsf") ? &c->weights_nopsf : NULL;
+        bool ok = true;
         if (path) {
-            if (!*v)
-                return demo_bad_flag("option '%s' needs a non-empty value%s", a, "");
-            *path = v;
+            ok = demo_parse_text(a, v, path);
         } else if (!strcmp(a, "--loss")) {
             if (strcmp(v, "msb") && strcmp(v, "mse"))
                 return demo_bad_flag("option '%s' needs msb or mse, got '%s'", a, v);
@@ -803,49 +791,35 @@ static int parse_args(int argc, char **argv, config *c)
                 return demo_bad_flag("option '%s' needs a divisor of the batch of 64, got '%s'",
                                      a, v);
             c->realizations = (int)x;
-        } else if (!strcmp(a, "--warm")) {
-            char *end;
-            errno = 0;
-            double w = strtod(v, &end);
-            if (errno || end == v || *end || !(w >= 0 && w < 1))
-                return demo_bad_flag("option '%s' needs a share in [0, 1), got '%s'", a, v);
-            c->warm = w;
+        } else if (!strcmp(a, "--msb-budget")) {
+            ok = demo_parse_double(a, v, 0, 1e6, "seconds in [0, 1e6] (0: no limit)",
+                                   &c->msb_budget_s);
         } else if (!strcmp(a, "--train-psf-e")) {
-            char *end;
-            errno = 0;
-            double e = strtod(v, &end);
-            if (errno || end == v || *end || !(e > 0 && e <= 0.5))
-                return demo_bad_flag("option '%s' needs an ellipticity in (0, 0.5], got '%s'", a, v);
-            c->train_psf_e = e;
+            ok = demo_parse_double(a, v, nextafter(0, 1), 0.5, "an ellipticity in (0, 0.5]",
+                                   &c->train_psf_e);
         } else if (!strcmp(a, "--budget")) {
-            char *end;
-            errno = 0;
-            double s = strtod(v, &end);
-            if (errno || end == v || *end || !(s >= 0 && s <= 1e6))
-                return demo_bad_flag("option '%s' needs seconds in [0, 1e6] (0: no limit), got '%s'",
-                                a, v);
-            c->budget_s = s;
+            ok = demo_parse_double(a, v, 0, 1e6, "seconds in [0, 1e6] (0: no limit)",
+                                   &c->budget_s);
         } else if (!strcmp(a, "--seed")) {
-            if (!demo_parse_int(a, v, 0, INT64_MAX / 8, &x))
-                return 2;
-            c->seed = (uint64_t)x;
-        } else if (!strcmp(a, "--epochs")) {
-            if (!demo_parse_int(a, v, 1, 10000, &x))
-                return 2;
-            c->epochs = (int)x;
+            if ((ok = demo_parse_int(a, v, 0, INT64_MAX / 8, &x)))
+                c->seed = (uint64_t)x;
+        } else if (!strcmp(a, "--epochs") || !strcmp(a, "--msb-epochs")) {
+            if ((ok = demo_parse_int(a, v, 1, 10000, &x)))
+                *(!strcmp(a, "--epochs") ? &c->epochs : &c->msb_epochs) = (int)x;
         } else {
             int64_t lo = !strcmp(a, "--train") ? 100 : 10;
-            if (!demo_parse_int(a, v, lo, 10000000, &x))
-                return 2;
-            *(!strcmp(a, "--train") ? &c->n_train : !strcmp(a, "--per-bin") ? &c->per_bin
-              : !strcmp(a, "--leak-per-bin") ? &c->leak_per_bin : &c->optical_per_bin) = x;
+            if ((ok = demo_parse_int(a, v, lo, 10000000, &x)))
+                *(!strcmp(a, "--train") ? &c->n_train : !strcmp(a, "--per-bin") ? &c->per_bin
+                  : !strcmp(a, "--leak-per-bin") ? &c->leak_per_bin : &c->optical_per_bin) = x;
         }
+        if (!ok)
+            return 2;
     }
     if (c->msb && c->n_val % c->realizations) {
         char n[32];
         snprintf(n, sizeof n, "%lld", (long long)c->n_val);
         return demo_bad_flag("--loss msb: the %s validation galaxies are not a multiple of "
-                             "--realizations%s", n, "");
+                             "--realizations", n);
     }
     return 0;
 }
@@ -863,7 +837,8 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);   /* progress lines show in a log file as they come */
     config c = {.n_train = 40000, .n_val = 2000, .per_bin = 2000, .leak_per_bin = 1000,
                 .optical_per_bin = 500, .epochs = 30, .budget_s = 330, .seed = 1,
-                .train_psf_e = TRAIN_PSF_E, .realizations = 4, .warm = 0.7,
+                .train_psf_e = TRAIN_PSF_E, .msb = true, .realizations = 4, .msb_epochs = 16,
+                .msb_budget_s = 900,
                 .model_msb = "examples/ellipticity_psf_msb.model",
                 .out = "out/psf", .model_psf = "examples/ellipticity_psf.model",
                 .model_nopsf = "examples/ellipticity.model"};

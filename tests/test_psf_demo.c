@@ -138,7 +138,7 @@ TEST(psf_demo_quick_report)
     CHECK(d);
     char args[600], o[400], p[700];
     snprintf(o, sizeof o, "%s/a/b", d);   /* a folder the demo must create */
-    snprintf(args, sizeof args, "--quick --out %s", o);
+    snprintf(args, sizeof args, "--quick --loss mse --out %s", o);
     int rc = run_demo(args);
     if (rc != 0)
         FAIL("psf demo exit status %d (3: the CNN did not beat zero); output:\n%s", rc, out);
@@ -189,7 +189,7 @@ TEST(psf_demo_quick_report)
     return TEST_PASS;
 }
 
-/* --loss msb: an MSE phase, then the bias-targeting loss from its best weights, both
+/* loss msb (the default): an MSE phase, then the bias-targeting loss from its best weights, both
  * reported with their files; --init starts the CNN + PSF from given weights (no MSE phase)
  * and --weights-nopsf uses the baseline's weights untrained: neither run's files appear. */
 TEST(psf_demo_quick_msb)
@@ -201,7 +201,7 @@ TEST(psf_demo_quick_msb)
     CHECK(d);
     char args[1200], o[400], o2[400], p[700];
     snprintf(o, sizeof o, "%s/a", d);
-    snprintf(args, sizeof args, "--quick --loss msb --realizations 2 --epochs 2 --warm 0.5 --out %s", o);
+    snprintf(args, sizeof args, "--quick --realizations 2 --out %s", o);
     int rc = run_demo(args);
     if (rc != 0)
         FAIL("psf demo --loss msb: exit status %d; output:\n%s", rc, out);
@@ -225,13 +225,13 @@ TEST(psf_demo_quick_msb)
                            "loss msb, 2 noise realizations per galaxy per step, from the best "
                            "weights of the MSE phase",
                            "MSE phase (examples/ellipticity_psf.model, fresh noise at every "
-                           "step): 1 epochs in"};
+                           "step): 2 epochs in"};
     for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
         if (!strstr(md, parts[i]))
             FAIL("results.md lacks \"%s\":\n%s", parts[i], md);
     free(md);
     snprintf(o2, sizeof o2, "%s/b", d);
-    snprintf(args, sizeof args, "--quick --loss msb --epochs 4 --init %s/cnn_psf.mse.safetensors "
+    snprintf(args, sizeof args, "--quick --init %s/cnn_psf.mse.safetensors "
              "--weights-nopsf %s/cnn_nopsf.safetensors --out %s", o, o, o2);
     rc = run_demo(args);
     if (rc != 0 || !strstr(out, "== cnn_nopsf: the weights of ") ||
@@ -269,8 +269,9 @@ TEST(psf_demo_bad_flags)
         {"--loss mae", "option '--loss' needs msb or mse, got 'mae'"},
         {"--realizations 3", "option '--realizations' needs a divisor of the batch of 64, got '3'"},
         {"--realizations 1", "option '--realizations' needs a whole number in [2, 64], got '1'"},
-        {"--warm 1", "option '--warm' needs a share in [0, 1), got '1'"},
-        {"--quick --loss msb --realizations 32",
+        {"--msb-epochs 0", "option '--msb-epochs' needs a whole number in [1, 10000], got '0'"},
+        {"--msb-budget x", "option '--msb-budget' needs seconds in [0, 1e6] (0: no limit), got 'x'"},
+        {"--quick --realizations 32",
          "--loss msb: the 400 validation galaxies are not a multiple of --realizations"},
         {"--init ''", "option '--init' needs a non-empty value"},
     };
@@ -289,7 +290,7 @@ TEST(psf_demo_bad_flags)
                                 "input; expected two, the stamps and one named psf") ||
         strstr(out, "simulating"))
         FAIL("a model without a psf input: status %d, output:\n%s", rc, out);
-    snprintf(args, sizeof args, "--quick --out %s --loss msb --model-msb "
+    snprintf(args, sizeof args, "--quick --out %s --model-msb "
              "examples/ellipticity_psf.model", d);
     rc = run_demo(args);
     if (rc != 1 || !strstr(out, "examples/ellipticity_psf.model: parameter 'loss.group'") ||
