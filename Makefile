@@ -333,7 +333,7 @@ demo-shear: deps
 	$(BUILD)/examples/ellipticity_demo --shear-per-bin 80000 --out out/ellipticity-shear
 
 # Variable Moffat PSFs given to the CNN as a second input, against the same CNN without it
-# and re-Gaussianization, on PSFs held out from training (out/psf/; about 14 min on 2 cores).
+# and re-Gaussianization, on PSFs held out from training (out/psf/; about 25 min on 2 cores).
 demo-psf: deps
 	@$(MAKE) --no-print-directory all
 	$(BUILD)/examples/psf_demo --out out/psf
