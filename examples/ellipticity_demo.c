@@ -476,7 +476,7 @@ static void usage(void)
             "                        [--train N] [--per-bin N] [--epochs E] [--budget SECONDS]\n"
             "                        [--loss msb|mse] [--shear-per-bin N (a multiple of 8)]\n"
             "                        [--init WEIGHTS (start from these weights)]\n"
-            "                        [--warm F (msb: the share of the budget for MSE first, 0.7; 0: none)]\n"
+            "                        [--warm F (msb: the share of the budget for MSE first, 0.5; 0: none)]\n"
             "                        [--weights W (no training: measure these weights; --model: their network)]\n"
             "                        [--realizations K (msb: noise draws per galaxy, 2-64 dividing 64;\n"
             "                         the --model's loss group=K; default 4)]\n");
@@ -488,7 +488,7 @@ int main(int argc, char **argv)
     config c = {.n_train = 50000, .per_bin = 2500, .n_val = 2000, .epochs = 30, .size = 32,
                 .shear_per_bin = 8000,
                 .budget_s = 420, .seed = 1, .out = "out/ellipticity",
-                .model = NULL, .realizations = 4, .warm = 0.7};
+                .model = NULL, .msb = true, .realizations = 4, .warm = 0.5};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--quick")) {
