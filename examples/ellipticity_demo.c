@@ -470,95 +470,104 @@ static ds_net *train(const config *c, const train_phase *ph, const char *command
     return net;
 }
 
-static void usage(void)
+static void usage(FILE *fp)
 {
-    fprintf(stderr, "usage: ellipticity_demo [--quick] [--out DIR] [--model FILE] [--seed S]\n"
+    fprintf(fp, "usage: ellipticity_demo [--quick] [--out DIR] [--model FILE] [--seed S]\n"
             "                        [--train N] [--per-bin N] [--epochs E] [--budget SECONDS]\n"
             "                        [--loss msb|mse] [--shear-per-bin N (a multiple of 8)]\n"
             "                        [--init WEIGHTS (start from these weights)]\n"
             "                        [--warm F (msb: the share of the budget for MSE first, 0.5; 0: none)]\n"
             "                        [--weights W (no training: measure these weights; --model: their network)]\n"
-            "                        [--realizations K (msb: noise draws per galaxy, 2-64 dividing 64;\n"
-            "                         the --model's loss group=K; default 4)]\n");
+            "                        [--realizations K (msb: noise draws per galaxy, 2-64 dividing 64\n"
+            "                         and the validation set's galaxies; default 4)]\n");
+}
+
+/* Parses argv into c: 0 on success, else the exit status (2). */
+static int parse_args(int argc, char **argv, config *c)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--quick")) {   /* first, so other flags may override it */
+            c->quick = true;
+            c->n_train = 4000;
+            c->per_bin = 300;
+            c->shear_per_bin = 800;
+            c->n_val = 500;
+            c->epochs = 3;
+            c->budget_s = 0;   /* no time limit: the same result on every machine */
+        }
+    static const char *const with_value[] = {
+        "--out", "--model", "--warm", "--init", "--realizations", "--weights", "--seed",
+        "--train", "--per-bin", "--epochs", "--shear-per-bin", "--budget", "--loss", NULL};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        int64_t x = 0;
+        bool ok = true;
+        if (!strcmp(a, "--quick"))
+            continue;
+        if (!(v = demo_flag_value(argc, argv, &i, with_value)))
+            return 2;
+        const char **text = !strcmp(a, "--out") ? &c->out : !strcmp(a, "--model") ? &c->model
+                            : !strcmp(a, "--init") ? &c->init
+                            : !strcmp(a, "--weights") ? &c->weights : NULL;
+        if (text) {
+            ok = demo_parse_text(a, v, text);
+        } else if (!strcmp(a, "--loss")) {
+            if (strcmp(v, "msb") && strcmp(v, "mse"))
+                return demo_bad_flag("option '%s' needs msb or mse, got '%s'", a, v);
+            c->msb = !strcmp(v, "msb");
+        } else if (!strcmp(a, "--warm")) {
+            ok = demo_parse_double(a, v, 0, nextafter(1, 0), "a share in [0, 1)", &c->warm);
+        } else if (!strcmp(a, "--budget")) {
+            ok = demo_parse_double(a, v, 0, 1e6, "seconds in [0, 1e6] (0: no limit)",
+                                   &c->budget_s);
+        } else if (!strcmp(a, "--realizations")) {
+            if ((ok = demo_parse_int(a, v, 2, 64, &x)) && 64 % x)
+                return demo_bad_flag("option '%s' needs a divisor of the batch of 64, got '%s'",
+                                     a, v);
+            c->realizations = (int)x;
+        } else if (!strcmp(a, "--shear-per-bin")) {
+            if ((ok = demo_parse_int(a, v, 8, 100000000, &x)) && x % 8)
+                return demo_bad_flag("option '%s' needs a multiple of 8 (shear cycles), got "
+                                     "'%s'", a, v);
+            c->shear_per_bin = x;
+        } else if (!strcmp(a, "--seed")) {
+            ok = demo_parse_int(a, v, 0, INT64_MAX / 8, &x);
+            c->seed = (uint64_t)x;
+        } else if (!strcmp(a, "--epochs")) {
+            ok = demo_parse_int(a, v, 1, 10000, &x);
+            c->epochs = (int)x;
+        } else {   /* --train, --per-bin */
+            bool train = !strcmp(a, "--train");
+            ok = demo_parse_int(a, v, train ? 100 : 10, 10000000, &x);
+            *(train ? &c->n_train : &c->per_bin) = x;
+        }
+        if (!ok)
+            return 2;
+    }
+    if (c->weights && c->init)
+        return demo_bad_flag("--weights (measure given weights) and --init (train from them) "
+                             "exclude each other");
+    if (c->msb && !c->weights && c->n_val % c->realizations)
+        return demo_bad_flag("--loss msb: the %d validation galaxies are not a multiple of "
+                             "--realizations %d", (int)c->n_val, c->realizations);
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
     demo_name = "ellipticity demo";
+    demo_usage = usage;
     config c = {.n_train = 50000, .per_bin = 2500, .n_val = 2000, .epochs = 30, .size = 32,
                 .shear_per_bin = 8000,
                 .budget_s = 420, .seed = 1, .out = "out/ellipticity",
                 .model = NULL, .msb = true, .realizations = 4, .warm = 0.5};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--quick")) {
-            c.quick = true;
-            c.n_train = 4000;
-            c.per_bin = 300;
-            c.shear_per_bin = 800;
-            c.n_val = 500;
-            c.epochs = 3;
-            c.budget_s = 0;   /* no time limit: the same result on every machine */
-        } else if (!strcmp(a, "--out") && v) {
-            c.out = v;
-            i++;
-        } else if (!strcmp(a, "--model") && v) {
-            c.model = v;
-            i++;
-        } else if (!strcmp(a, "--warm") && v) {
-            c.warm = atof(v);
-            i++;
-        } else if (!strcmp(a, "--init") && v) {
-            c.init = v;
-            i++;
-        } else if (!strcmp(a, "--realizations") && v) {
-            c.realizations = atoi(v);
-            i++;
-        } else if (!strcmp(a, "--weights") && v) {
-            c.weights = v;
-            i++;
-        } else if (!strcmp(a, "--seed") && v) {
-            c.seed = strtoull(v, NULL, 10);
-            i++;
-        } else if (!strcmp(a, "--train") && v) {
-            c.n_train = atoll(v);
-            i++;
-        } else if (!strcmp(a, "--per-bin") && v) {
-            c.per_bin = atoll(v);
-            i++;
-        } else if (!strcmp(a, "--epochs") && v) {
-            c.epochs = atoi(v);
-            i++;
-        } else if (!strcmp(a, "--shear-per-bin") && v) {
-            c.shear_per_bin = atoll(v);
-            i++;
-        } else if (!strcmp(a, "--budget") && v) {
-            c.budget_s = atof(v);
-            i++;
-        } else if (!strcmp(a, "--loss") && v && (!strcmp(v, "msb") || !strcmp(v, "mse"))) {
-            c.msb = !strcmp(v, "msb");
-            i++;
-        } else {
-            usage();
-            return 2;
-        }
-    }
-    if (c.n_train < 100 || c.per_bin < 10 || c.epochs < 1 || !(c.warm >= 0 && c.warm < 1) ||
-        c.shear_per_bin < 8 || c.shear_per_bin % 8 ||
-        c.realizations < 2 || 64 % c.realizations ||
-        (c.msb && c.n_val % c.realizations) || (c.weights && c.init)) {
-        usage();
-        return 2;
-    }
-    if (!c.model)   /* the msb model's loss line has group=4: c.realizations */
+    int rc = parse_args(argc, argv, &c);
+    if (rc)
+        return rc;
+    if (!c.model)   /* the msb model's loss line gets group=K: c.realizations */
         c.model = c.msb && !c.weights ? "examples/ellipticity_msb.model" : "examples/ellipticity.model";
     double t0 = demo_now();
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", c.out);
-    if (system(cmd) != 0) {
-        fprintf(stderr, "ellipticity demo: cannot create %s\n", c.out);
-        return 1;
-    }
+    demo_make_dirs(c.out);
 
     /* 1. simulate: training (|e| <= 0.75, SNR 8..100), validation, calibration, test */
     if (c.weights)   /* measuring given weights: no training or validation set */

@@ -695,6 +695,48 @@ TEST(demo_msb_warm_start)
     return TEST_PASS;
 }
 
+/* Every bad flag of the ellipticity demo is a usage error (status 2) naming the flag and its
+ * value, before anything is simulated or written (the log is the only file in d). */
+TEST(demo_bad_flags_name_the_flag)
+{
+    const char *demo = getenv("DEEPSKY_DEMO");
+    if (!demo)
+        demo = "build/examples/ellipticity_demo";
+    if (access(demo, X_OK) != 0)
+        SKIP("%s not built (make test builds it)", demo);
+    const char *d = test_tmpdir(dir, sizeof dir, "cli");
+    CHECK(d);
+    const struct {
+        const char *args, *text;
+    } bad[] = {
+        {"--bogus", "ellipticity demo: error: unknown option '--bogus'"},
+        {"--seed abc", "option '--seed' needs a whole number in [0, "},
+        {"--train 1e4", "option '--train' needs a whole number in [100, 10000000], got '1e4'"},
+        {"--epochs 0", "option '--epochs' needs a whole number in [1, 10000], got '0'"},
+        {"--budget soon", "option '--budget' needs seconds in [0, 1e6] (0: no limit), got 'soon'"},
+        {"--warm 1", "option '--warm' needs a share in [0, 1), got '1'"},
+        {"--realizations 3", "option '--realizations' needs a divisor of the batch of 64, got '3'"},
+        {"--shear-per-bin 12", "option '--shear-per-bin' needs a multiple of 8 (shear cycles), got '12'"},
+        {"--loss mae", "option '--loss' needs msb or mse, got 'mae'"},
+        {"--model ''", "option '--model' needs a non-empty value"},
+        {"--weights a.safetensors --init b.safetensors", "--weights (measure given weights) and "
+                                                          "--init (train from them) exclude each other"},
+        {"--quick --realizations 8", "--loss msb: the 500 validation galaxies are not a multiple of "
+                                     "--realizations 8"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        int rc = run_demo(demo, d, bad[i].args);
+        if (rc != 2 || !strstr(cli_out, bad[i].text) || !strstr(cli_out, "usage: ellipticity_demo") ||
+            strstr(cli_out, "simulating"))
+            FAIL("ellipticity_demo %s: status %d (expected 2), output lacks \"%s\" or the usage:\n%s",
+                 bad[i].args, rc, bad[i].text, cli_out);
+    }
+    const char *only[] = {"log.txt"}, *extra = NULL;
+    CHECK(test_folder_holds(d, only, 1, &extra) == 0);
+    test_rm_rf(d);
+    return TEST_PASS;
+}
+
 /* --weights W: no training, the tables of given weights; on the same seed's test set they
  * match the tables of the run that trained W, row for row. */
 TEST(demo_measures_given_weights)
