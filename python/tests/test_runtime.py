@@ -1,6 +1,7 @@
 """test_runtime.py - what the binding must hold at run time: the GIL released in long calls,
 no memory growth, Ctrl-C between batches, progress output, python -m deepsky, the wheel, and
 the ctypes structs laid out as the C header's."""
+import os
 import shutil
 import signal
 import subprocess
