@@ -87,6 +87,37 @@ bool demo_parse_text(const char *a, const char *v, const char **out)
     return true;
 }
 
+bool demo_parse_loss(const char *a, const char *v, bool *msb)
+{
+    if (strcmp(v, "msb") && strcmp(v, "mse")) {
+        demo_bad_flag("option '%s' needs msb or mse, got '%s'", a, v);
+        return false;
+    }
+    *msb = !strcmp(v, "msb");
+    return true;
+}
+
+bool demo_parse_realizations(const char *a, const char *v, int *k)
+{
+    int64_t x;
+    if (!demo_parse_int(a, v, 2, 64, &x))
+        return false;
+    if (64 % x) {
+        demo_bad_flag("option '%s' needs a divisor of the batch of 64, got '%s'", a, v);
+        return false;
+    }
+    *k = (int)x;
+    return true;
+}
+
+int demo_check_realizations(int64_t n_val, int k)
+{
+    if (n_val % k == 0)
+        return 0;
+    return demo_bad_flag("--loss msb: the %lld validation galaxies are not a multiple of "
+                         "--realizations %d", (long long)n_val, k);
+}
+
 _Noreturn void demo_fail(void)
 {
     fprintf(stderr, "%s: error: %s\n", demo_name, ds_last_error());
@@ -143,6 +174,15 @@ void demo_weights_words(const ds_net *n, char *buf, size_t cap)
              w.epoch == w.best_epoch ? "best " : "", w.val_loss, w.date ? w.date : "");
 }
 
+int demo_sim_column(const char *name)
+{
+    for (int j = 0; ds_sim_columns()[j]; j++)
+        if (!strcmp(ds_sim_columns()[j], name))
+            return j;
+    DEMO_TRY(DS_ERR_ARG);
+    return -1;
+}
+
 ds_tensor *demo_labels(const ds_tensor *truth)
 {
     const int nc = ds_sim_column_count();
@@ -161,17 +201,18 @@ ds_tensor *demo_labels(const ds_tensor *truth)
 /* ---- training sets for the bias-targeting loss ---- */
 void demo_scale_to_snr(ds_tensor *img, ds_tensor *truth, double lo, double hi, uint64_t seed)
 {
-    const int nc = ds_sim_column_count();
+    const int nc = ds_sim_column_count(), jf = demo_sim_column("flux");
+    const int js = demo_sim_column("snr");   /* of the unit flux, then of the drawn one */
     int64_t n = ds_tensor_shape(img)[0], npix = ds_tensor_numel(img) / (n ? n : 1);
     ds_rng r;
     ds_rng_seed(&r, seed ^ 0x5e5eULL);
     float *x = ds_tensor_data(img), *t = ds_tensor_data(truth);
-    for (int64_t i = 0; i < n; i++) {   /* columns 4, 5: flux, snr (of the unit flux) */
-        double snr = lo + (hi - lo) * ds_rng_uniform(&r), f = snr / t[nc * i + 5];
+    for (int64_t i = 0; i < n; i++) {
+        double snr = lo + (hi - lo) * ds_rng_uniform(&r), f = snr / t[nc * i + js];
         for (int64_t j = 0; j < npix; j++)
             x[i * npix + j] *= (float)f;
-        t[nc * i + 4] = (float)f;
-        t[nc * i + 5] = (float)snr;
+        t[nc * i + jf] = (float)f;
+        t[nc * i + js] = (float)snr;
     }
 }
 

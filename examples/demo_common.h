@@ -1,7 +1,8 @@
 /* demo_common.h - what the galaxy demos (ellipticity, psf, uncertainty, generative) share:
- * flags and fatal errors, the weights files of a training run, measuring a set with a CNN (averaged over the
- * eight symmetries of the stamp) or with the moments estimators, and the least-squares fit
- * of e_measured = (1 + m) e_true + c. */
+ * flags and fatal errors, the weights files of a training run, training sets for the
+ * bias-targeting loss, measuring a set with a CNN (averaged over the eight symmetries of the
+ * stamp) or with the moments estimators, and the least-squares fit of
+ * e_measured = (1 + m) e_true + c. */
 #ifndef DEMO_COMMON_H
 #define DEMO_COMMON_H
 
@@ -37,6 +38,13 @@ bool demo_parse_double(const char *a, const char *v, double lo, double hi, const
                        double *out);
 /* v unless it is empty, else a usage error "option 'a' needs a non-empty value" (false). */
 bool demo_parse_text(const char *a, const char *v, const char **out);
+/* --loss: msb (*msb true) or mse, else a usage error (false). */
+bool demo_parse_loss(const char *a, const char *v, bool *msb);
+/* --realizations: a whole number in [2, 64] dividing the batch of 64, else a usage error. */
+bool demo_parse_realizations(const char *a, const char *v, int *k);
+/* With loss msb, the n_val validation galaxies come in groups of k realizations: 0 if k
+ * divides n_val, else a usage error's exit status (2). */
+int demo_check_realizations(int64_t n_val, int k);
 
 /* Prints "<demo_name>: error: <ds_last_error()>" and exits with status 1. */
 _Noreturn void demo_fail(void);
@@ -64,6 +72,9 @@ void demo_keep_best(const char *dir, const char *stem);
  * of the weights the net loaded. */
 void demo_weights_words(const ds_net *n, char *buf, size_t cap);
 
+/* The index of the simulator truth table's column `name` (ds_sim_columns); an unknown
+ * name ends the demo. */
+int demo_sim_column(const char *name);
 /* Training labels: columns e1, e2 of a simulator truth table, [rows, 2]. */
 ds_tensor *demo_labels(const ds_tensor *truth);
 

@@ -157,18 +157,9 @@ typedef struct {
     ds_shear_bias_result r[NMETHODS][NBINS];
 } shear_table;
 
-static int truth_col(const char *name)
-{
-    for (int j = 0; ds_sim_columns()[j]; j++)
-        if (!strcmp(ds_sim_columns()[j], name))
-            return j;
-    TRY(DS_ERR_ARG);
-    return -1;
-}
-
 static void shear_bias_bins(const config *c, ds_net *net, shear_table *out)
 {
-    const int j1 = truth_col("g1"), j2 = truth_col("g2");
+    const int j1 = demo_sim_column("g1"), j2 = demo_sim_column("g2");
     for (int b = 0; b < NBINS; b++) {
         ds_sim_opts o = base_sim(c);
         o.count = c->shear_per_bin;
@@ -512,19 +503,14 @@ static int parse_args(int argc, char **argv, config *c)
         if (text) {
             ok = demo_parse_text(a, v, text);
         } else if (!strcmp(a, "--loss")) {
-            if (strcmp(v, "msb") && strcmp(v, "mse"))
-                return demo_bad_flag("option '%s' needs msb or mse, got '%s'", a, v);
-            c->msb = !strcmp(v, "msb");
+            ok = demo_parse_loss(a, v, &c->msb);
         } else if (!strcmp(a, "--warm")) {
             ok = demo_parse_double(a, v, 0, nextafter(1, 0), "a share in [0, 1)", &c->warm);
         } else if (!strcmp(a, "--budget")) {
             ok = demo_parse_double(a, v, 0, 1e6, "seconds in [0, 1e6] (0: no limit)",
                                    &c->budget_s);
         } else if (!strcmp(a, "--realizations")) {
-            if ((ok = demo_parse_int(a, v, 2, 64, &x)) && 64 % x)
-                return demo_bad_flag("option '%s' needs a divisor of the batch of 64, got '%s'",
-                                     a, v);
-            c->realizations = (int)x;
+            ok = demo_parse_realizations(a, v, &c->realizations);
         } else if (!strcmp(a, "--shear-per-bin")) {
             if ((ok = demo_parse_int(a, v, 8, 100000000, &x)) && x % 8)
                 return demo_bad_flag("option '%s' needs a multiple of 8 (shear cycles), got "
@@ -547,10 +533,7 @@ static int parse_args(int argc, char **argv, config *c)
     if (c->weights && c->init)
         return demo_bad_flag("--weights (measure given weights) and --init (train from them) "
                              "exclude each other");
-    if (c->msb && !c->weights && c->n_val % c->realizations)
-        return demo_bad_flag("--loss msb: the %d validation galaxies are not a multiple of "
-                             "--realizations %d", (int)c->n_val, c->realizations);
-    return 0;
+    return c->msb && !c->weights ? demo_check_realizations(c->n_val, c->realizations) : 0;
 }
 
 int main(int argc, char **argv)

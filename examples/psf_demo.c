@@ -74,15 +74,6 @@ static void simset_free(simset *s)
     ds_tensor_free(s->truth);
 }
 
-static int col(const char *name)
-{
-    for (int j = 0; ds_sim_columns()[j]; j++)
-        if (!strcmp(ds_sim_columns()[j], name))
-            return j;
-    DEMO_TRY(DS_ERR_ARG);
-    return -1;
-}
-
 /* ---- simulation ---- */
 static ds_sim_opts moffat_opts(uint64_t seed, int64_t count, bool held_out)
 {
@@ -225,9 +216,9 @@ static simset sim_optical(uint64_t seed, int64_t per_bin)
  * noise at unit flux, then scaled to the bin's SNR (the group's first row's) and noised. */
 static simset sim_leak_bin(uint64_t seed, int64_t groups, double snr)
 {
-    const int w = col("psf_obsc") + 1, nc = ds_sim_column_count();
-    const int jn = col("n"), jh = col("hlr"), jf = col("psf_fwhm"), jb = col("psf_beta");
-    const int jp1 = col("psf_e1"), jp2 = col("psf_e2"), jdx = col("dx"), jdy = col("dy");
+    const int w = demo_sim_column("psf_obsc") + 1, nc = ds_sim_column_count();
+    const int jn = demo_sim_column("n"), jh = demo_sim_column("hlr"), jf = demo_sim_column("psf_fwhm"), jb = demo_sim_column("psf_beta");
+    const int jp1 = demo_sim_column("psf_e1"), jp2 = demo_sim_column("psf_e2"), jdx = demo_sim_column("dx"), jdy = demo_sim_column("dy");
     ds_tensor *par = ds_tensor_create(2, (int64_t[]){4 * groups, w});
     if (!par)
         DEMO_TRY(DS_ERR_NOMEM);
@@ -263,7 +254,7 @@ static simset sim_leak_bin(uint64_t seed, int64_t groups, double snr)
     simset s = sim_run(&o);
     ds_tensor_free(par);
     const int64_t npix = SIZE * SIZE;
-    const int jflux = col("flux"), jsnr = col("snr");
+    const int jflux = demo_sim_column("flux"), jsnr = demo_sim_column("snr");
     float *x = ds_tensor_data(s.img), *t = ds_tensor_data(s.truth);
     for (int64_t g = 0; g < groups; g++) {
         double f = snr / ds_image_snr(x + 4 * g * npix, npix, 1.0);
@@ -390,23 +381,23 @@ static void train_cnn(const config *c, cnn *k, const simset *tr, const simset *v
 static void train_psf_net(const config *c, cnn *k, const simset *tr, const simset *va,
                           const char *command)
 {
-    if (c->init) {
-        DEMO_TRY(ds_net_load_weights(k->net, c->init));
+    if (c->init)
         printf("== starting from the weights of %s\n", c->init);
-    }
     if (!c->msb) {
+        if (c->init)
+            DEMO_TRY(ds_net_load_weights(k->net, c->init));
         train_cnn(c, k, tr, va, command, &(phase){c->model_psf, "cnn_psf", c->epochs,
                                                    c->budget_s, 0, false});
         return;
     }
-    char init[600];
-    if (c->init) {
-        snprintf(init, sizeof init, "%s", c->init);
-    } else {
+    char mse[600];
+    const char *init = c->init;
+    if (!init) {
         train_cnn(c, k, tr, va, command, &(phase){c->model_psf, "cnn_psf.mse", c->epochs,
                                                    c->budget_s, 1, true});
         k->warm = k->fr;
-        demo_path(c->out, "cnn_psf.mse.safetensors", init, sizeof init);
+        demo_path(c->out, "cnn_psf.mse.safetensors", mse, sizeof mse);
+        init = mse;
     }
     cnn m = load_cnn(c, c->model_msb, "cnn_psf", true, c->realizations);
     DEMO_TRY(ds_net_load_weights(m.net, init));
@@ -463,7 +454,7 @@ typedef struct {
 static leak_stats fit_leak(const demo_measured *me, const ds_tensor *truth, int64_t g0,
                            int64_t g1)
 {
-    const int nc = ds_sim_column_count(), jp1 = col("psf_e1"), jp2 = col("psf_e2");
+    const int nc = ds_sim_column_count(), jp1 = demo_sim_column("psf_e1"), jp2 = demo_sim_column("psf_e2");
     const float *t = ds_tensor_data((ds_tensor *)truth);
     double spp[2] = {0}, sop[2] = {0}, soo[2] = {0}, sv[2] = {0}, svv[2] = {0};
     double sc[LEAK_BINS] = {0}, scc[LEAK_BINS] = {0};
@@ -781,16 +772,9 @@ static int parse_args(int argc, char **argv, config *c)
         if (path) {
             ok = demo_parse_text(a, v, path);
         } else if (!strcmp(a, "--loss")) {
-            if (strcmp(v, "msb") && strcmp(v, "mse"))
-                return demo_bad_flag("option '%s' needs msb or mse, got '%s'", a, v);
-            c->msb = !strcmp(v, "msb");
+            ok = demo_parse_loss(a, v, &c->msb);
         } else if (!strcmp(a, "--realizations")) {
-            if (!demo_parse_int(a, v, 2, 64, &x))
-                return 2;
-            if (64 % x)
-                return demo_bad_flag("option '%s' needs a divisor of the batch of 64, got '%s'",
-                                     a, v);
-            c->realizations = (int)x;
+            ok = demo_parse_realizations(a, v, &c->realizations);
         } else if (!strcmp(a, "--msb-budget")) {
             ok = demo_parse_double(a, v, 0, 1e6, "seconds in [0, 1e6] (0: no limit)",
                                    &c->msb_budget_s);
@@ -815,13 +799,7 @@ static int parse_args(int argc, char **argv, config *c)
         if (!ok)
             return 2;
     }
-    if (c->msb && c->n_val % c->realizations) {
-        char n[32];
-        snprintf(n, sizeof n, "%lld", (long long)c->n_val);
-        return demo_bad_flag("--loss msb: the %s validation galaxies are not a multiple of "
-                             "--realizations", n);
-    }
-    return 0;
+    return c->msb ? demo_check_realizations(c->n_val, c->realizations) : 0;
 }
 
 static void free_measured(demo_measured m[NMETHODS])
