@@ -199,7 +199,7 @@ TEST(psf_demo_quick_msb)
         SKIP("%s not built (make test builds it)", demo_bin());
     const char *d = test_tmpdir(dir, sizeof dir, "psfmsb");
     CHECK(d);
-    char args[1200], o[400], o2[400], p[700];
+    char args[1400], o[400], o2[400], p[700];
     snprintf(o, sizeof o, "%s/a", d);
     snprintf(args, sizeof args, "--quick --realizations 2 --out %s", o);
     int rc = run_demo(args);
