@@ -666,6 +666,17 @@ TEST(demo_quick_cnn_beats_zero)
         FAIL("cnn.safetensors epoch %d of %d (best %d), cnn.last.safetensors epoch %d of %d; "
              "log lacks '%s'?\n%s", wb.epoch, wb.epochs_run, wb.best_epoch, wl.epoch,
              wl.epochs_run, used, cli_out);
+    /* the RMSE verdict compares the CNN with re-Gaussianization on the same galaxies */
+    snprintf(p, sizeof p, "%s/results.md", d);
+    char *md = test_read_file(p, NULL);
+    CHECK(md);
+    ok = strstr(md, "**RMSE against re-Gaussianization**") &&
+         strstr(md, "| SNR | CNN, all galaxies | CNN, the same galaxies |") &&
+         strstr(cli_out, "SNR bins on the galaxies re-Gaussianization measured (");
+    free(md);
+    if (!ok)
+        FAIL("results.md or the log lacks the RMSE verdict on the same galaxies; log:\n%s",
+             cli_out);
     test_note_line(msg_, cap_, cli_out, "CNN RMSE ", 120);
     test_rm_rf(d);
     return TEST_PASS;
