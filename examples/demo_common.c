@@ -422,6 +422,16 @@ demo_stats demo_fit_bias(const demo_measured *me, const ds_tensor *truth, int bi
     return s;
 }
 
+double demo_pooled_rmse(const demo_stats *s)
+{
+    return sqrt(0.5 * (s->rmse[0] * s->rmse[0] + s->rmse[1] * s->rmse[1]));
+}
+
+bool demo_beats(const demo_stats *a, const demo_stats *b)
+{
+    return a->rmse[0] < b->rmse[0] && a->rmse[1] < b->rmse[1];
+}
+
 void demo_make_dirs(const char *path)
 {
     char p[600];

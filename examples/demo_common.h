@@ -127,5 +127,9 @@ typedef double demo_calib[2][2];
  * row's bin, i / per_bin), after removing each bin's m and c. */
 demo_stats demo_fit_bias(const demo_measured *me, const ds_tensor *truth, int bin,
                          int64_t per_bin, const demo_calib *cal);
+/* The RMSE of e1 and e2 pooled: sqrt of the mean of the two squares. */
+double demo_pooled_rmse(const demo_stats *s);
+/* Whether a's RMSE is below b's in both components. */
+bool demo_beats(const demo_stats *a, const demo_stats *b);
 
 #endif

@@ -251,16 +251,6 @@ static void print_table(FILE *fp, const char *title, stats st[NMETHODS][NBINS + 
         }
 }
 
-static double pooled(const stats *s)
-{
-    return sqrt(0.5 * (s->rmse[0] * s->rmse[0] + s->rmse[1] * s->rmse[1]));
-}
-
-static bool beats(const stats *a, const stats *b)
-{
-    return a->rmse[0] < b->rmse[0] && a->rmse[1] < b->rmse[1];
-}
-
 /* The RMSE verdict: the CNN against re-Gaussianization on the galaxies re-Gaussianization
  * measured (same), beside the CNN on all of them; returns the bins the CNN wins there. */
 static int print_rmse_verdict(FILE *fp, stats raw[NMETHODS][NBINS + 1], const stats *same,
@@ -279,12 +269,12 @@ static int print_rmse_verdict(FILE *fp, stats raw[NMETHODS][NBINS + 1], const st
     int wins = 0;
     for (int b = 0; b < NBINS; b++) {
         const stats *r = &raw[REGAUSS][b];
-        wins += beats(&same[b], r);
+        wins += demo_beats(&same[b], r);
         fprintf(fp, md ? "| %.0f | %.4f | %.4f | %.4f | %lld of %lld | %s |\n"
                        : "%5.0f %10.4f %15.4f %10.4f %5lld/%-5lld  %s\n",
-                snr_bins[b], pooled(&raw[CNN][b]), pooled(&same[b]), pooled(r),
+                snr_bins[b], demo_pooled_rmse(&raw[CNN][b]), demo_pooled_rmse(&same[b]), demo_pooled_rmse(r),
                 (long long)r->failed, (long long)(r->n + r->failed),
-                beats(&same[b], r) ? "yes" : "no");
+                demo_beats(&same[b], r) ? "yes" : "no");
     }
     return wins;
 }
@@ -772,14 +762,13 @@ int main(int argc, char **argv)
     /* the verdicts the issue asks for */
     int rmse_wins = 0;
     for (int b = 0; b < NBINS; b++)
-        rmse_wins += beats(&raw[CNN][b], &raw[REGAUSS][b]);
+        rmse_wins += demo_beats(&raw[CNN][b], &raw[REGAUSS][b]);
     double zero_rmse = 0;
     const float *t = ds_tensor_data(tte);
     for (int64_t i = 0; i < mt[CNN].n; i++)
         zero_rmse += t[NC * i] * t[NC * i] + t[NC * i + 1] * t[NC * i + 1];
     zero_rmse = sqrt(zero_rmse / (2.0 * mt[CNN].n));
-    double cnn_rmse = sqrt(0.5 * (raw[CNN][NBINS].rmse[0] * raw[CNN][NBINS].rmse[0] +
-                                  raw[CNN][NBINS].rmse[1] * raw[CNN][NBINS].rmse[1]));
+    double cnn_rmse = demo_pooled_rmse(&raw[CNN][NBINS]);
     printf("\nCNN RMSE below re-Gaussianization's in %d of %d SNR bins on the galaxies "
            "re-Gaussianization measured (%d of %d on all the CNN measured); CNN RMSE %.4f vs %.4f "
            "for predicting zero ellipticity\n", wins, NBINS, rmse_wins, NBINS, cnn_rmse,

@@ -511,16 +511,6 @@ static const char *snr_name(int b, char *buf, size_t cap)
     return buf;
 }
 
-static double pooled(const demo_stats *s)
-{
-    return sqrt(0.5 * (s->rmse[0] * s->rmse[0] + s->rmse[1] * s->rmse[1]));
-}
-
-static bool beats(const demo_stats *a, const demo_stats *b)
-{
-    return a->rmse[0] < b->rmse[0] && a->rmse[1] < b->rmse[1];
-}
-
 /* st: every method on every galaxy (each method's successes); matched: the CNN + PSF on
  * the galaxies re-Gaussianization measured, which the verdict compares. */
 static void print_rmse_table(FILE *fp, const char *title, demo_stats st[NMETHODS][NBINS + 1],
@@ -542,9 +532,9 @@ static void print_rmse_table(FILE *fp, const char *title, demo_stats st[NMETHODS
         const demo_stats *r = &st[REGAUSS][b];
         fprintf(fp, md ? "| %s | %.4f | %.4f | %.4f | %.4f | %lld of %lld | %s |\n"
                        : "%5s %16.4f %16.4f %16.4f %19.4f %4lld/%-4lld  %s\n",
-                snr, pooled(&st[PSFNET][b]), pooled(&matched[b]), pooled(&st[NOPSF][b]),
-                pooled(r), (long long)r->failed, (long long)(r->n + r->failed),
-                beats(&matched[b], r) ? "yes" : "no");
+                snr, demo_pooled_rmse(&st[PSFNET][b]), demo_pooled_rmse(&matched[b]), demo_pooled_rmse(&st[NOPSF][b]),
+                demo_pooled_rmse(r), (long long)r->failed, (long long)(r->n + r->failed),
+                demo_beats(&matched[b], r) ? "yes" : "no");
     }
 }
 
@@ -671,7 +661,7 @@ static void fig_rmse(const config *c, demo_stats te[NMETHODS][NBINS + 1],
             double x[NBINS], y[NBINS];
             for (int b = 0; b < NBINS; b++) {
                 x[b] = snr_bins[b];
-                y[b] = pooled(set ? &op[me][b] : &te[me][b]);
+                y[b] = demo_pooled_rmse(set ? &op[me][b] : &te[me][b]);
             }
             ds_axes_line(a, NBINS, x, y, method_names[me]);
         }
@@ -959,19 +949,19 @@ int main(int argc, char **argv)
     /* the verdicts the issue asks for */
     int wins = 0;
     for (int b = 0; b < NBINS; b++)
-        wins += beats(&ste[NMETHODS][b], &ste[REGAUSS][b]);
+        wins += demo_beats(&ste[NMETHODS][b], &ste[REGAUSS][b]);
     double zero = 0;
     const int nc = ds_sim_column_count();
     const float *t = ds_tensor_data(te.truth);
     for (int64_t i = 0; i < mte[PSFNET].n; i++)
         zero += t[nc * i] * t[nc * i] + t[nc * i + 1] * t[nc * i + 1];
     zero = sqrt(zero / (2.0 * (double)mte[PSFNET].n));
-    double cnn_rmse = pooled(&ste[PSFNET][NBINS]);
+    double cnn_rmse = demo_pooled_rmse(&ste[PSFNET][NBINS]);
     printf("\nCNN + PSF RMSE below re-Gaussianization's in %d of %d SNR bins (held-out PSFs, "
            "the galaxies re-Gaussianization measured); "
            "CNN + PSF RMSE %.4f, without the PSF %.4f, predicting zero %.4f; alpha of the CNN + "
            "PSF %+.4f / %+.4f, of re-Gaussianization %+.4f / %+.4f\n", wins, NBINS, cnn_rmse,
-           pooled(&ste[NOPSF][NBINS]), zero, slk[PSFNET][NBINS].alpha[0],
+           demo_pooled_rmse(&ste[NOPSF][NBINS]), zero, slk[PSFNET][NBINS].alpha[0],
            slk[PSFNET][NBINS].alpha[1], slk[REGAUSS][NBINS].alpha[0],
            slk[REGAUSS][NBINS].alpha[1]);
     printf("results in %s/ (results.md, results.csv, leakage.csv, rmse_vs_snr.png, "
