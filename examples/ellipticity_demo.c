@@ -272,8 +272,8 @@ static int print_rmse_verdict(FILE *fp, stats raw[NMETHODS][NBINS + 1], const st
         wins += demo_beats(&same[b], r);
         fprintf(fp, md ? "| %.0f | %.4f | %.4f | %.4f | %lld of %lld | %s |\n"
                        : "%5.0f %10.4f %15.4f %10.4f %5lld/%-5lld  %s\n",
-                snr_bins[b], demo_pooled_rmse(&raw[CNN][b]), demo_pooled_rmse(&same[b]), demo_pooled_rmse(r),
-                (long long)r->failed, (long long)(r->n + r->failed),
+                snr_bins[b], demo_pooled_rmse(&raw[CNN][b]), demo_pooled_rmse(&same[b]),
+                demo_pooled_rmse(r), (long long)r->failed, (long long)(r->n + r->failed),
                 demo_beats(&same[b], r) ? "yes" : "no");
     }
     return wins;

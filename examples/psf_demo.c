@@ -217,8 +217,10 @@ static simset sim_optical(uint64_t seed, int64_t per_bin)
 static simset sim_leak_bin(uint64_t seed, int64_t groups, double snr)
 {
     const int w = demo_sim_column("psf_obsc") + 1, nc = ds_sim_column_count();
-    const int jn = demo_sim_column("n"), jh = demo_sim_column("hlr"), jf = demo_sim_column("psf_fwhm"), jb = demo_sim_column("psf_beta");
-    const int jp1 = demo_sim_column("psf_e1"), jp2 = demo_sim_column("psf_e2"), jdx = demo_sim_column("dx"), jdy = demo_sim_column("dy");
+    const int jn = demo_sim_column("n"), jh = demo_sim_column("hlr");
+    const int jf = demo_sim_column("psf_fwhm"), jb = demo_sim_column("psf_beta");
+    const int jp1 = demo_sim_column("psf_e1"), jp2 = demo_sim_column("psf_e2");
+    const int jdx = demo_sim_column("dx"), jdy = demo_sim_column("dy");
     ds_tensor *par = ds_tensor_create(2, (int64_t[]){4 * groups, w});
     if (!par)
         DEMO_TRY(DS_ERR_NOMEM);
@@ -404,7 +406,6 @@ static void train_psf_net(const config *c, cnn *k, const simset *tr, const simse
     m.warm = k->warm;
     ds_net_free(k->net);
     *k = m;
-    /* an msb epoch shows each galaxy `realizations` times */
     train_cnn(c, k, tr, va, command, &(phase){c->model_msb, "cnn_psf", c->msb_epochs,
                                                c->msb_budget_s, c->realizations, true});
 }
@@ -454,7 +455,8 @@ typedef struct {
 static leak_stats fit_leak(const demo_measured *me, const ds_tensor *truth, int64_t g0,
                            int64_t g1)
 {
-    const int nc = ds_sim_column_count(), jp1 = demo_sim_column("psf_e1"), jp2 = demo_sim_column("psf_e2");
+    const int nc = ds_sim_column_count();
+    const int jp1 = demo_sim_column("psf_e1"), jp2 = demo_sim_column("psf_e2");
     const float *t = ds_tensor_data((ds_tensor *)truth);
     double spp[2] = {0}, sop[2] = {0}, soo[2] = {0}, sv[2] = {0}, svv[2] = {0};
     double sc[LEAK_BINS] = {0}, scc[LEAK_BINS] = {0};
@@ -532,8 +534,8 @@ static void print_rmse_table(FILE *fp, const char *title, demo_stats st[NMETHODS
         const demo_stats *r = &st[REGAUSS][b];
         fprintf(fp, md ? "| %s | %.4f | %.4f | %.4f | %.4f | %lld of %lld | %s |\n"
                        : "%5s %16.4f %16.4f %16.4f %19.4f %4lld/%-4lld  %s\n",
-                snr, demo_pooled_rmse(&st[PSFNET][b]), demo_pooled_rmse(&matched[b]), demo_pooled_rmse(&st[NOPSF][b]),
-                demo_pooled_rmse(r), (long long)r->failed, (long long)(r->n + r->failed),
+                snr, demo_pooled_rmse(&st[PSFNET][b]), demo_pooled_rmse(&matched[b]),
+                demo_pooled_rmse(&st[NOPSF][b]), demo_pooled_rmse(r), (long long)r->failed, (long long)(r->n + r->failed),
                 demo_beats(&matched[b], r) ? "yes" : "no");
     }
 }

@@ -729,20 +729,21 @@ TEST(demo_bad_flags_name_the_flag)
         {"--budget soon", "option '--budget' needs seconds in [0, 1e6] (0: no limit), got 'soon'"},
         {"--warm 1", "option '--warm' needs a share in [0, 1), got '1'"},
         {"--realizations 3", "option '--realizations' needs a divisor of the batch of 64, got '3'"},
-        {"--shear-per-bin 12", "option '--shear-per-bin' needs a multiple of 8 (shear cycles), got '12'"},
+        {"--shear-per-bin 12",
+         "option '--shear-per-bin' needs a multiple of 8 (shear cycles), got '12'"},
         {"--loss mae", "option '--loss' needs msb or mse, got 'mae'"},
         {"--model ''", "option '--model' needs a non-empty value"},
-        {"--weights a.safetensors --init b.safetensors", "--weights (measure given weights) and "
-                                                          "--init (train from them) exclude each other"},
-        {"--quick --realizations 8", "--loss msb: the 500 validation galaxies are not a multiple of "
-                                     "--realizations 8"},
+        {"--weights a.safetensors --init b.safetensors",
+         "--weights (measure given weights) and --init (train from them) exclude each other"},
+        {"--quick --realizations 8",
+         "--loss msb: the 500 validation galaxies are not a multiple of --realizations 8"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         int rc = run_demo(demo, d, bad[i].args);
-        if (rc != 2 || !strstr(cli_out, bad[i].text) || !strstr(cli_out, "usage: ellipticity_demo") ||
-            strstr(cli_out, "simulating"))
-            FAIL("ellipticity_demo %s: status %d (expected 2), output lacks \"%s\" or the usage:\n%s",
-                 bad[i].args, rc, bad[i].text, cli_out);
+        if (rc != 2 || !strstr(cli_out, bad[i].text) ||
+            !strstr(cli_out, "usage: ellipticity_demo") || strstr(cli_out, "simulating"))
+            FAIL("ellipticity_demo %s: status %d (expected 2), output lacks \"%s\" or the "
+                 "usage:\n%s", bad[i].args, rc, bad[i].text, cli_out);
     }
     const char *only[] = {"log.txt"}, *extra = NULL;
     CHECK(test_folder_holds(d, only, 1, &extra) == 0);
